@@ -1,0 +1,45 @@
+/*  store.h - the node's key-value state.
+
+    An open-addressing hash table of binary keys to binary values, owned
+    by the node's single thread. Keys and values are copied in.
+
+    The store keeps a digest of its whole content up to date on every put
+    and delete: the sum (mod 2^64) of a 64-bit hash of each (key, value)
+    pair. A sum does not depend on the order entries were applied in, so
+    two nodes hold the same data exactly when (barring hash collisions)
+    their digests match, and reading it costs nothing.
+*/
+#ifndef WC_STORE_H_INCLUDED
+#define WC_STORE_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct wc_store wc_store_t;
+
+/*  New empty store, or NULL when out of memory. */
+wc_store_t *wc_store_new (void);
+
+/*  Free the store and everything in it; *self_p becomes NULL. */
+void wc_store_destroy (wc_store_t **self_p);
+
+/*  Set key (1+ bytes) to value (0+ bytes). Returns 0 or WALCAST_ENOMEM
+    (the store is unchanged then). */
+int wc_store_put (wc_store_t *self, const void *key, size_t key_len,
+                  const void *value, size_t value_len);
+
+/*  Remove key; 0 whether or not it was there. */
+int wc_store_del (wc_store_t *self, const void *key, size_t key_len);
+
+/*  Look key up. Returns 0 and points *value / *value_len at the stored
+    bytes (valid until the next put or del), or WALCAST_ENOTFOUND. */
+int wc_store_get (const wc_store_t *self, const void *key, size_t key_len,
+                  const void **value, size_t *value_len);
+
+/*  Number of keys. */
+size_t wc_store_count (const wc_store_t *self);
+
+/*  Order-independent hash of the whole content; 0 for an empty store. */
+uint64_t wc_store_digest (const wc_store_t *self);
+
+#endif

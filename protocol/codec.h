@@ -1,0 +1,169 @@
+/*  codec.h - walcast messages and WAL entries <-> msgpack.
+
+    Every message is one msgpack array: [version, type, ...fields]. Request
+    and reply messages carry a request id right after the type, echoed in
+    the reply. docs/PROTOCOL.md is the normative description; this header
+    is its C face.
+
+    Two ideas make the codec cheap and safe:
+    - Decoding borrows: wc_bytes_t fields point into the caller's buffer
+      (msgpack-c's unpacker references str/bin data in place), so a decoded
+      message is valid only while that buffer and the msgpack_unpacked that
+      decoded it are alive. Nothing is copied until a consumer keeps it.
+    - A WAL entry has one encoding, the bare entry array. The WAL stores it,
+      ENTRY messages wrap it, ENTRIES replies concatenate it: nodes move
+      entries from disk to the wire without re-encoding them.
+
+    Decoders never assert on input: they check every type, size and limit
+    (protocol/limits.h), treat truncated input and trailing bytes as
+    malformed, and return a WALCAST_E* code. Arrays longer than a message
+    needs are accepted and the extra elements ignored (forward
+    compatibility), shorter ones are malformed.
+*/
+#ifndef WC_CODEC_H_INCLUDED
+#define WC_CODEC_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <msgpack.h>
+#include "limits.h"
+#include "errors.h"
+
+/*  A borrowed byte string (not NUL-terminated). */
+typedef struct {
+    const uint8_t *ptr;
+    uint32_t       len;
+} wc_bytes_t;
+
+/*  Operations of a WAL entry. */
+typedef enum {
+    WC_OP_PUT = 1,
+    WC_OP_DEL = 2
+} wc_op_t;
+
+/*  Node roles, as carried in STATUS replies. */
+typedef enum {
+    WC_ROLE_PRIMARY = 1,
+    WC_ROLE_REPLICA = 2
+} wc_role_t;
+
+/*  One entry of the write-ahead log. Encoded as the array
+    [seq, epoch, ts_ms, op, key:bin, value:bin|nil] (nil for DEL). */
+typedef struct {
+    uint64_t   seq;       /* 1, 2, 3 ... without holes */
+    uint64_t   epoch;     /* primary term that wrote it, >= 1 */
+    uint64_t   ts_ms;     /* primary's wall clock, ms since 1970 */
+    uint8_t    op;        /* wc_op_t */
+    wc_bytes_t key;       /* 1..WC_MAX_KEY bytes */
+    wc_bytes_t value;     /* 0..WC_MAX_VALUE bytes; empty for DEL */
+} wc_entry_t;
+
+/*  Message types (the second array element). */
+typedef enum {
+    /* service socket, client -> node */
+    WC_MSG_PUT          = 1,
+    WC_MSG_DEL          = 2,
+    WC_MSG_GET          = 3,
+    WC_MSG_PING         = 4,
+    WC_MSG_STATUS       = 5,
+    WC_MSG_DIGEST       = 6,
+    /* service socket, node -> client */
+    WC_MSG_WRITE_OK     = 16,
+    WC_MSG_VALUE        = 17,
+    WC_MSG_PONG         = 18,
+    WC_MSG_STATUS_REPLY = 19,
+    WC_MSG_DIGEST_REPLY = 20,
+    WC_MSG_ERROR        = 31,   /* reply to any request, on any ROUTER socket */
+    /* stream socket, primary -> subscribers */
+    WC_MSG_ENTRY        = 32,
+    WC_MSG_HEARTBEAT    = 33,
+    /* catch-up socket */
+    WC_MSG_FETCH        = 48,   /* replica -> primary */
+    WC_MSG_ENTRIES      = 49    /* primary -> replica */
+} wc_msg_type_t;
+
+/*  A decoded (or to-be-encoded) message. Only the member named by `type`
+    is meaningful. */
+typedef struct {
+    int      type;               /* wc_msg_type_t */
+    uint64_t rid;                /* request id; 0 on stream messages */
+    union {
+        /* PUT, DEL, GET (DEL and GET leave value empty) */
+        struct { wc_bytes_t key; wc_bytes_t value; } req;
+        /* WRITE_OK */
+        struct { uint64_t epoch; uint64_t seq; } write_ok;
+        /* VALUE: found=false has an empty value; seq = node's applied seq */
+        struct { bool found; wc_bytes_t value; uint64_t seq; } value;
+        /* PONG */
+        struct { uint64_t epoch; uint64_t seq; uint64_t clock_ms; } pong;
+        /* STATUS_REPLY */
+        struct {
+            wc_bytes_t id;           /* 1..WC_MAX_ID */
+            wc_bytes_t region;       /* 0..WC_MAX_ID */
+            uint8_t    role;         /* wc_role_t */
+            uint64_t   epoch;
+            uint64_t   applied_seq;
+            wc_bytes_t primary;      /* 0..WC_MAX_ADDR; empty on a primary */
+            uint64_t   primary_seq;
+            uint64_t   lag_ms;
+        } status;
+        /* DIGEST_REPLY */
+        struct { uint64_t seq; uint64_t hash; } digest;
+        /* ERROR: code is the wire code (positive); see wc_err_from_wire */
+        struct { uint32_t code; wc_bytes_t text; wc_bytes_t detail; } error;
+        /* ENTRY */
+        wc_entry_t entry;
+        /* HEARTBEAT */
+        struct { uint64_t epoch; uint64_t last_seq; uint64_t clock_ms; } heartbeat;
+        /* FETCH: max_bytes is clamped to WC_MAX_FETCH_BYTES by the server */
+        struct { uint64_t from_seq; uint32_t max_bytes; } fetch;
+        /* ENTRIES: items[0..count) are entry arrays, check each with
+           wc_entry_from_object. last_seq is the sender's last seq. */
+        struct { uint64_t last_seq; uint32_t count; const msgpack_object *items; } entries;
+    } u;
+} wc_msg_t;
+
+/*  Append the encoding of msg to out. Fails with WALCAST_EINVAL for a type
+    this function does not encode (ENTRIES: use wc_entries_encode_header)
+    or fields over their limits, WALCAST_ENOMEM when the buffer cannot grow. */
+int wc_msg_encode (const wc_msg_t *msg, msgpack_sbuffer *out);
+
+/*  Decode one whole message from buf. storage must be initialised by the
+    caller (msgpack_unpacked_init) and destroyed after msg is no longer
+    used. Returns 0, WALCAST_EPROTO (malformed, truncated, trailing bytes,
+    wrong types, unknown type), WALCAST_EVERSION or WALCAST_ETOOBIG. */
+int wc_msg_decode (const void *buf, size_t len, msgpack_unpacked *storage,
+                   wc_msg_t *msg);
+
+/*  Append the bare entry array (the WAL payload) to out. */
+int wc_entry_encode (const wc_entry_t *entry, msgpack_sbuffer *out);
+
+/*  Decode a bare entry array, as stored in the WAL. Same rules as
+    wc_msg_decode. */
+int wc_entry_decode (const void *buf, size_t len, msgpack_unpacked *storage,
+                     wc_entry_t *entry);
+
+/*  Check and convert one decoded entry array (an item of ENTRIES). */
+int wc_entry_from_object (const msgpack_object *obj, wc_entry_t *entry);
+
+/*  Append an ENTRY message whose entry is already encoded (a WAL payload):
+    [version, ENTRY, <entry bytes as they are>]. */
+int wc_entry_msg_encode_raw (const void *entry_bytes, size_t len,
+                             msgpack_sbuffer *out);
+
+/*  Append the head of an ENTRIES reply: [version, ENTRIES, rid, last_seq,
+    array of count]. The caller then appends exactly count encoded entries
+    (raw WAL payloads) with msgpack_sbuffer_write. */
+int wc_entries_encode_header (uint64_t rid, uint64_t last_seq, uint32_t count,
+                              msgpack_sbuffer *out);
+
+/*  Convenience: append an ERROR reply for library code err (negative)
+    with a message and an optional detail (may be NULL). */
+int wc_error_encode (uint64_t rid, int err, const char *text,
+                     const char *detail, msgpack_sbuffer *out);
+
+/*  Name of a message type ("PUT"), or "UNKNOWN". For logs. */
+const char *wc_msg_type_name (int type);
+
+#endif

@@ -1,0 +1,27 @@
+/*  limits.h - sizes the wire protocol enforces.
+
+    Every decoder checks these after decoding, so a peer can never make a
+    node allocate or store more than they allow. docs/PROTOCOL.md repeats
+    them; change both together.
+*/
+#ifndef WC_LIMITS_H_INCLUDED
+#define WC_LIMITS_H_INCLUDED
+
+#define WC_PROTOCOL_VERSION  1
+
+#define WC_MAX_KEY           1024u              /* bytes; keys are 1..WC_MAX_KEY */
+#define WC_MAX_VALUE         (1024u * 1024u)    /* bytes; values are 0..WC_MAX_VALUE */
+#define WC_MAX_ID            64u                /* node id, region name */
+#define WC_MAX_ADDR          255u               /* HOST:PORT strings */
+#define WC_MAX_TEXT          1024u              /* error message text */
+#define WC_MAX_FETCH_BYTES   (4u * 1024u * 1024u)  /* cap on FETCH max_bytes */
+#define WC_MAX_BATCH         100000u            /* entries in one ENTRIES reply */
+
+/*  Largest message a node accepts on any socket. An ENTRIES reply may pass
+    max_bytes by one entry, so the cap leaves room for one more. */
+#define WC_MAX_MESSAGE       (WC_MAX_FETCH_BYTES + WC_MAX_VALUE + WC_MAX_KEY + 4096u)
+
+/*  Largest request a client may send on the service socket. */
+#define WC_MAX_REQUEST       (WC_MAX_VALUE + WC_MAX_KEY + 256u)
+
+#endif
