@@ -15,7 +15,7 @@
       entries from disk to the wire without re-encoding them.
 
     Decoders never assert on input: they check every type, size and limit
-    (protocol/limits.h), treat truncated input and trailing bytes as
+    (protocol/wc_limits.h), treat truncated input and trailing bytes as
     malformed, and return a WALCAST_E* code. Arrays longer than a message
     needs are accepted and the extra elements ignored (forward
     compatibility), shorter ones are malformed.
@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <msgpack.h>
-#include "limits.h"
+#include "wc_limits.h"
 #include "errors.h"
 
 /*  A borrowed byte string (not NUL-terminated). */

@@ -1,4 +1,4 @@
-/*  limits.h - sizes the wire protocol enforces.
+/*  wc_limits.h - sizes the wire protocol enforces.
 
     Every decoder checks these after decoding, so a peer can never make a
     node allocate or store more than they allow. docs/PROTOCOL.md repeats

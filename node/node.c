@@ -1,0 +1,571 @@
+/*  node.c - the node's loop: sockets, batches of requests, reads, shutdown.
+
+    One thread does everything, in turns. Each turn polls the service and
+    catch-up sockets (and the replica's link sockets), then:
+
+    1. takes up to WC_NODE_BATCH requests off the service socket without
+       blocking. On a primary the writes among them are committed together
+       (primary.c: one WAL write, one fsync), then every request of the
+       batch is answered in arrival order, so a client that pipelines a PUT
+       and a GET sees its own write;
+    2. serves FETCH requests on the catch-up socket (fetch.c);
+    3. lets the role do its periodic work (heartbeats, link timeouts) and
+       flushes and syncs whatever the WAL buffered, per --fsync.
+
+    Nothing that arrives from the network is trusted: a request is decoded
+    and checked by the codec, and anything malformed gets an ERROR reply or
+    is dropped and counted; the node's state is only changed by well-formed
+    writes (primary) or in-order entries (replica).
+*/
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include "fetch.h"
+#include "log.h"
+#include "node.h"
+#include "primary.h"
+#include "replica.h"
+
+static volatile sig_atomic_t s_stop = 0;
+
+static void
+s_on_signal (int sig)
+{
+    (void) sig;
+    s_stop = 1;
+}
+
+void
+wc_node_stop (void)
+{
+    s_stop = 1;
+}
+
+int64_t
+wc_node_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t
+wc_node_wall_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* --- start-up ----------------------------------------------------------- */
+
+/*  WAL replay callback: apply each recovered entry to the store. */
+static int
+s_replay_entry (void *arg, uint64_t seq, const uint8_t *payload, size_t len)
+{
+    wc_node_t *self = (wc_node_t *) arg;
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    wc_entry_t entry;
+    int rc = wc_entry_decode (payload, len, &unpacked, &entry);
+    if (rc == 0 && entry.seq != seq)
+        rc = WALCAST_EPROTO;
+    if (rc == 0) {
+        if (entry.op == WC_OP_PUT)
+            rc = wc_store_put (self->store, entry.key.ptr, entry.key.len,
+                               entry.value.ptr, entry.value.len);
+        else
+            rc = wc_store_del (self->store, entry.key.ptr, entry.key.len);
+    }
+    if (rc == 0) {
+        self->applied = seq;
+        if (entry.epoch > self->epoch)
+            self->epoch = entry.epoch;
+    }
+    else
+        wc_log_error ("wal: cannot apply recovered entry %llu: %s",
+                      (unsigned long long) seq, walcast_strerror (rc));
+    msgpack_unpacked_destroy (&unpacked);
+    return rc;
+}
+
+/*  Create and bind one socket at bind:port; NULL (logged) on failure. */
+static zsock_t *
+s_bind (wc_node_t *self, int type, int port)
+{
+    zsock_t *sock = zsock_new (type);
+    if (!sock)
+        return NULL;
+    zsock_set_linger (sock, 0);
+    zsock_set_heartbeat_ivl (sock, 1000);
+    zsock_set_heartbeat_timeout (sock, 5000);
+    if (type == ZMQ_ROUTER) {
+        zsock_set_router_mandatory (sock, 1);
+        zsock_set_sndhwm (sock, 100000);
+        zsock_set_rcvhwm (sock, 100000);
+        zsock_set_maxmsgsize (sock, (int64_t) WC_MAX_MESSAGE);
+    }
+    else
+        zsock_set_sndhwm (sock, 10000);
+    if (zsock_bind (sock, "tcp://%s:%d", self->cfg.bind, port) != port) {
+        wc_log_error ("cannot bind tcp://%s:%d: %s", self->cfg.bind, port,
+                      zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+    }
+    return sock;
+}
+
+static int
+s_open_state (wc_node_t *self)
+{
+    self->store = wc_store_new ();
+    if (!self->store)
+        return WALCAST_ENOMEM;
+    int64_t started = wc_node_now ();
+    wc_wal_info_t info;
+    int err = 0;
+    self->wal = wc_wal_open (self->cfg.data_dir, self->cfg.segment_bytes,
+                             s_replay_entry, self, &info, &err);
+    if (!self->wal) {
+        wc_log_error ("wal: cannot open %s: %s", self->cfg.data_dir,
+                      walcast_strerror (err));
+        return err ? err : WALCAST_EIO;
+    }
+    wc_log_info ("wal: recovered %llu entries, last seq %llu "
+                 "(%llu bytes truncated, %u segments removed) in %.3f s",
+                 (unsigned long long) info.records,
+                 (unsigned long long) info.last_seq,
+                 (unsigned long long) info.truncated_bytes,
+                 info.removed_segments,
+                 (double) (wc_node_now () - started) / 1000.0);
+    return 0;
+}
+
+wc_node_t *
+wc_node_new (const wc_node_config_t *cfg, int *err)
+{
+    wc_node_t *self = (wc_node_t *) zmalloc (sizeof (wc_node_t));
+    int rc = WALCAST_ENOMEM;
+    if (!self)
+        goto error;
+    self->cfg = *cfg;
+    self->epoch = 1;
+    msgpack_sbuffer_init (&self->out);
+    msgpack_sbuffer_init (&self->scratch);
+    self->batch = (wc_request_t *) calloc (WC_NODE_BATCH, sizeof (wc_request_t));
+    if (!self->batch)
+        goto error;
+    for (size_t i = 0; i < WC_NODE_BATCH; i++)
+        msgpack_unpacked_init (&self->batch [i].unpacked);
+
+    rc = s_open_state (self);
+    if (rc)
+        goto error;
+    rc = WALCAST_EUNAVAILABLE;
+    self->service = s_bind (self, ZMQ_ROUTER, cfg->port);
+    self->stream = s_bind (self, ZMQ_PUB, cfg->port + 1);
+    self->catchup = s_bind (self, ZMQ_ROUTER, cfg->port + 2);
+    if (!self->service || !self->stream || !self->catchup)
+        goto error;
+
+    rc = WALCAST_ENOMEM;
+    if (cfg->replica_of [0]) {
+        self->role = WC_ROLE_REPLICA;
+        self->replica = wc_replica_new (self, cfg->replica_of);
+        if (!self->replica)
+            goto error;
+    }
+    else {
+        self->role = WC_ROLE_PRIMARY;
+        self->primary = wc_primary_new (self);
+        if (!self->primary)
+            goto error;
+    }
+    self->last_sync_ms = wc_node_now ();
+    wc_log_info ("%s %s (region %s) at seq %llu, epoch %llu, serving on "
+                 "%s:%d (stream %d, catch-up %d), fsync %s",
+                 self->role == WC_ROLE_PRIMARY ? "primary" : "replica",
+                 cfg->id, cfg->region [0] ? cfg->region : "-",
+                 (unsigned long long) self->applied,
+                 (unsigned long long) self->epoch, cfg->bind, cfg->port,
+                 cfg->port + 1, cfg->port + 2,
+                 cfg->fsync == WC_FSYNC_ALWAYS ? "always"
+                 : cfg->fsync == WC_FSYNC_BATCH ? "batch" : "never");
+    return self;
+
+error:
+    *err = rc;
+    wc_node_destroy (&self);
+    return NULL;
+}
+
+void
+wc_node_destroy (wc_node_t **self_p)
+{
+    wc_node_t *self = *self_p;
+    if (!self)
+        return;
+    wc_primary_destroy (&self->primary);
+    wc_replica_destroy (&self->replica);
+    zsock_destroy (&self->service);
+    zsock_destroy (&self->stream);
+    zsock_destroy (&self->catchup);
+    wc_wal_destroy (&self->wal);
+    wc_store_destroy (&self->store);
+    if (self->batch) {
+        for (size_t i = 0; i < WC_NODE_BATCH; i++)
+            msgpack_unpacked_destroy (&self->batch [i].unpacked);
+        free (self->batch);
+    }
+    msgpack_sbuffer_destroy (&self->out);
+    msgpack_sbuffer_destroy (&self->scratch);
+    free (self);
+    *self_p = NULL;
+}
+
+/* --- shared operations ------------------------------------------------- */
+
+/*  Publish one entry on the stream: [key][ENTRY message]. PUB never
+    blocks: a subscriber whose queue is full loses it and repairs the gap
+    by FETCH. */
+static void
+s_publish (wc_node_t *self, const wc_entry_t *entry, const void *payload,
+           size_t len)
+{
+    self->scratch.size = 0;
+    if (wc_entry_msg_encode_raw (payload, len, &self->scratch) != 0)
+        return;
+    void *stream = zsock_resolve (self->stream);
+    zmq_send (stream, entry->key.ptr, entry->key.len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (stream, self->scratch.data, self->scratch.size, ZMQ_DONTWAIT);
+}
+
+int
+wc_node_apply (wc_node_t *self, const wc_entry_t *entry, const void *payload,
+               size_t len)
+{
+    assert (entry->seq == self->applied + 1);
+    int rc;
+    if (entry->op == WC_OP_PUT)
+        rc = wc_store_put (self->store, entry->key.ptr, entry->key.len,
+                           entry->value.ptr, entry->value.len);
+    else
+        rc = wc_store_del (self->store, entry->key.ptr, entry->key.len);
+    if (rc) {
+        /*  The entry is in the WAL but not in the store: the only cause is
+            memory exhaustion, and going on would let the two diverge.
+            Stop; a restart replays the WAL. */
+        wc_log_error ("cannot apply entry %llu: %s; stopping",
+                      (unsigned long long) entry->seq, walcast_strerror (rc));
+        wc_node_stop ();
+        return rc;
+    }
+    self->applied = entry->seq;
+    if (entry->epoch > self->epoch)
+        self->epoch = entry->epoch;
+    s_publish (self, entry, payload, len);
+    return 0;
+}
+
+int
+wc_node_flush (wc_node_t *self, bool force_sync)
+{
+    int rc = wc_wal_flush (self->wal);
+    if (rc)
+        return rc;
+    if (wc_wal_unsynced_bytes (self->wal) == 0)
+        return 0;
+    int64_t now = wc_node_now ();
+    bool due = force_sync || self->cfg.fsync == WC_FSYNC_ALWAYS
+            || (self->cfg.fsync == WC_FSYNC_BATCH && now - self->last_sync_ms >= 10);
+    if (!due)
+        return 0;
+    rc = wc_wal_sync (self->wal);
+    self->last_sync_ms = now;
+    return rc;
+}
+
+void
+wc_node_reply (wc_node_t *self, zsock_t *sock, wc_request_t *req)
+{
+    void *handle = zsock_resolve (sock);
+    for (int i = 0; i < req->nframes - 1; i++) {
+        zmq_msg_t *frame = &req->frames [i];
+        if (zmq_send (handle, zmq_msg_data (frame), zmq_msg_size (frame),
+                      ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
+            self->send_failures++;
+            return;
+        }
+    }
+    if (zmq_send (handle, self->out.data, self->out.size, ZMQ_DONTWAIT) == -1)
+        self->send_failures++;
+}
+
+void
+wc_node_reply_error (wc_node_t *self, zsock_t *sock, wc_request_t *req,
+                     int err, const char *text, const char *detail)
+{
+    self->out.size = 0;
+    if (wc_error_encode (req->msg.rid, err, text ? text : walcast_strerror (err),
+                         detail, &self->out) == 0)
+        wc_node_reply (self, sock, req);
+}
+
+/* --- requests ------------------------------------------------------------ */
+
+/*  Take one request off a ROUTER socket without blocking. Returns 1 with
+    req filled (frames received, body decoded into req->msg / req->rc),
+    0 when nothing is waiting, -1 when a message had to be dropped
+    (too many frames). */
+static int
+s_recv_request (wc_node_t *self, zsock_t *sock, wc_request_t *req)
+{
+    void *handle = zsock_resolve (sock);
+    req->nframes = 0;
+    bool dropped = false;
+    int more = 1;
+    while (more) {
+        zmq_msg_t frame;
+        zmq_msg_init (&frame);
+        int flags = req->nframes == 0 && !dropped ? ZMQ_DONTWAIT : 0;
+        if (zmq_msg_recv (&frame, handle, flags) == -1) {
+            zmq_msg_close (&frame);
+            return 0;           /* EAGAIN on the first frame, or EINTR */
+        }
+        more = zmq_msg_more (&frame);
+        if (dropped || req->nframes == WC_NODE_MAX_FRAMES) {
+            dropped = true;
+            zmq_msg_close (&frame);
+            continue;
+        }
+        zmq_msg_init (&req->frames [req->nframes]);
+        zmq_msg_move (&req->frames [req->nframes], &frame);
+        zmq_msg_close (&frame);
+        req->nframes++;
+    }
+    if (dropped || req->nframes < 2) {
+        for (int i = 0; i < req->nframes; i++)
+            zmq_msg_close (&req->frames [i]);
+        req->nframes = 0;
+        self->bad_messages++;
+        return -1;
+    }
+    zmq_msg_t *body = &req->frames [req->nframes - 1];
+    memset (&req->msg, 0, sizeof req->msg);
+    req->rc = wc_msg_decode (zmq_msg_data (body), zmq_msg_size (body),
+                             &req->unpacked, &req->msg);
+    if (req->rc)
+        self->bad_messages++;
+    return 1;
+}
+
+static void
+s_release_request (wc_request_t *req)
+{
+    for (int i = 0; i < req->nframes; i++)
+        zmq_msg_close (&req->frames [i]);
+    req->nframes = 0;
+}
+
+/*  Answer a STATUS request. */
+static void
+s_encode_status (wc_node_t *self, wc_request_t *req)
+{
+    wc_msg_t reply = { .type = WC_MSG_STATUS_REPLY, .rid = req->msg.rid };
+    const char *primary = self->replica ? wc_replica_primary (self->replica) : "";
+    reply.u.status.id.ptr = (const uint8_t *) self->cfg.id;
+    reply.u.status.id.len = (uint32_t) strlen (self->cfg.id);
+    reply.u.status.region.ptr = (const uint8_t *) self->cfg.region;
+    reply.u.status.region.len = (uint32_t) strlen (self->cfg.region);
+    reply.u.status.role = (uint8_t) self->role;
+    reply.u.status.epoch = self->epoch;
+    reply.u.status.applied_seq = self->applied;
+    reply.u.status.primary.ptr = (const uint8_t *) primary;
+    reply.u.status.primary.len = (uint32_t) strlen (primary);
+    reply.u.status.primary_seq = self->replica
+        ? wc_replica_primary_seq (self->replica) : self->applied;
+    reply.u.status.lag_ms = self->replica ? wc_replica_lag_ms (self->replica) : 0;
+    wc_msg_encode (&reply, &self->out);
+}
+
+/*  Answer one request of a batch (after the batch's writes committed). */
+static void
+s_answer (wc_node_t *self, wc_request_t *req)
+{
+    if (req->rc) {
+        /*  Malformed, or a write the commit refused. */
+        wc_node_reply_error (self, self->service, req, req->rc, NULL, NULL);
+        return;
+    }
+    wc_msg_t reply = { .rid = req->msg.rid };
+    self->out.size = 0;
+    switch (req->msg.type) {
+        case WC_MSG_PUT:
+        case WC_MSG_DEL:
+            if (self->role != WC_ROLE_PRIMARY) {
+                wc_node_reply_error (self, self->service, req, WALCAST_ENOTPRIMARY,
+                                     NULL, wc_replica_primary (self->replica));
+                return;
+            }
+            reply.type = WC_MSG_WRITE_OK;
+            reply.u.write_ok.epoch = req->epoch;
+            reply.u.write_ok.seq = req->seq;
+            break;
+        case WC_MSG_GET: {
+            const void *value = NULL;
+            size_t len = 0;
+            reply.type = WC_MSG_VALUE;
+            reply.u.value.found = wc_store_get (self->store, req->msg.u.req.key.ptr,
+                                                req->msg.u.req.key.len,
+                                                &value, &len) == 0;
+            reply.u.value.value.ptr = (const uint8_t *) value;
+            reply.u.value.value.len = (uint32_t) len;
+            reply.u.value.seq = self->applied;
+            break;
+        }
+        case WC_MSG_PING:
+            reply.type = WC_MSG_PONG;
+            reply.u.pong.epoch = self->epoch;
+            reply.u.pong.seq = self->applied;
+            reply.u.pong.clock_ms = wc_node_wall_ms ();
+            break;
+        case WC_MSG_STATUS:
+            s_encode_status (self, req);
+            wc_node_reply (self, self->service, req);
+            return;
+        case WC_MSG_DIGEST:
+            reply.type = WC_MSG_DIGEST_REPLY;
+            reply.u.digest.seq = self->applied;
+            reply.u.digest.hash = wc_store_digest (self->store);
+            break;
+        default:
+            self->bad_messages++;
+            wc_node_reply_error (self, self->service, req, WALCAST_EPROTO,
+                                 "not a service request", NULL);
+            return;
+    }
+    if (wc_msg_encode (&reply, &self->out) == 0)
+        wc_node_reply (self, self->service, req);
+}
+
+/*  One turn of the service socket: a batch, its commit, its answers. */
+static void
+s_handle_service (wc_node_t *self)
+{
+    size_t n = 0;
+    while (n < WC_NODE_BATCH) {
+        int rc = s_recv_request (self, self->service, &self->batch [n]);
+        if (rc == 0)
+            break;
+        if (rc == 1)
+            n++;
+    }
+    if (n == 0)
+        return;
+    if (self->primary)
+        wc_primary_commit (self->primary, self->batch, n);
+    for (size_t i = 0; i < n; i++) {
+        s_answer (self, &self->batch [i]);
+        s_release_request (&self->batch [i]);
+    }
+}
+
+/*  One turn of the catch-up socket. The WAL is flushed first so a FETCH
+    sees every entry this node has applied. */
+static void
+s_handle_catchup (wc_node_t *self)
+{
+    if (wc_node_flush (self, false) != 0)
+        return;
+    wc_request_t *req = &self->batch [0];
+    for (int i = 0; i < 64; i++) {
+        int rc = s_recv_request (self, self->catchup, req);
+        if (rc == 0)
+            break;
+        if (rc == 1) {
+            wc_fetch_serve (self, req);
+            s_release_request (req);
+        }
+    }
+}
+
+/* --- the loop ------------------------------------------------------------ */
+
+/*  Publish a HEARTBEAT when one is due (every 100 ms): the node's epoch,
+    last applied seq and clock. Subscribers learn from it that the stream
+    is alive and whether they missed its tail. Returns ms until the next. */
+static int
+s_heartbeat (wc_node_t *self)
+{
+    int64_t now = wc_node_now ();
+    if (now >= self->next_heartbeat_ms) {
+        wc_msg_t hb = { .type = WC_MSG_HEARTBEAT };
+        hb.u.heartbeat.epoch = self->epoch;
+        hb.u.heartbeat.last_seq = self->applied;
+        hb.u.heartbeat.clock_ms = wc_node_wall_ms ();
+        self->scratch.size = 0;
+        if (wc_msg_encode (&hb, &self->scratch) == 0) {
+            void *stream = zsock_resolve (self->stream);
+            zmq_send (stream, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+            zmq_send (stream, self->scratch.data, self->scratch.size, ZMQ_DONTWAIT);
+        }
+        self->next_heartbeat_ms = now + 100;
+    }
+    return (int) (self->next_heartbeat_ms - now);
+}
+
+int
+wc_node_run (wc_node_t *self)
+{
+    struct sigaction sa;
+    memset (&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigaction (SIGTERM, &sa, NULL);
+    sigaction (SIGINT, &sa, NULL);
+
+    int rc = 0;
+    while (!s_stop) {
+        /*  Timers first: a tick may replace a socket (Lazy Pirate). */
+        int timeout = self->primary ? wc_primary_tick (self->primary)
+                                    : wc_replica_tick (self->replica);
+        int next_heartbeat = s_heartbeat (self);
+        if (next_heartbeat < timeout)
+            timeout = next_heartbeat;
+
+        zmq_pollitem_t items [8] = {
+            { zsock_resolve (self->service), 0, ZMQ_POLLIN, 0 },
+            { zsock_resolve (self->catchup), 0, ZMQ_POLLIN, 0 },
+        };
+        int count = 2;
+        if (self->replica)
+            count += wc_replica_poll_items (self->replica, items + 2, 6);
+        if (wc_wal_unsynced_bytes (self->wal) > 0 && self->cfg.fsync == WC_FSYNC_BATCH)
+            timeout = timeout < 10 ? timeout : 10;
+        if (zmq_poll (items, count, timeout) == -1) {
+            if (zmq_errno () == EINTR)
+                continue;
+            wc_log_error ("poll failed: %s", zmq_strerror (zmq_errno ()));
+            rc = WALCAST_EUNAVAILABLE;
+            break;
+        }
+        if (items [0].revents & ZMQ_POLLIN)
+            s_handle_service (self);
+        if (self->replica)
+            wc_replica_handle (self->replica, items + 2, count - 2);
+        if (items [1].revents & ZMQ_POLLIN)
+            s_handle_catchup (self);
+        if (wc_node_flush (self, false) != 0) {
+            wc_log_error ("wal: cannot write the log; stopping");
+            rc = WALCAST_EIO;
+            break;
+        }
+    }
+    if (wc_node_flush (self, true) != 0 && rc == 0)
+        rc = WALCAST_EIO;
+    wc_log_info ("stopped at seq %llu (%llu malformed messages dropped or "
+                 "refused, %llu replies unroutable)",
+                 (unsigned long long) self->applied,
+                 (unsigned long long) self->bad_messages,
+                 (unsigned long long) self->send_failures);
+    return rc;
+}

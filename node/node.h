@@ -1,0 +1,125 @@
+/*  node.h - a walcast node: the sockets, the loop, and what both roles share.
+
+    main.c fills a wc_node_config_t and calls wc_node_new / wc_node_run.
+    The rest of this header is the node's inside, shared by node.c,
+    primary.c and replica.c: the node struct and the few operations both
+    roles need (apply an entry, publish it, answer reads, serve FETCH).
+
+    A node is one thread and one loop. It owns three sockets at base port P:
+    service (ROUTER, P), stream (PUB, P+1), catch-up (ROUTER, P+2), a WAL
+    and a store. The primary role writes; the replica role follows a
+    primary. Either role serves reads on the service socket, publishes
+    what it applies on its stream and serves FETCH from its WAL, so a
+    replica can feed other replicas the same way a primary does.
+*/
+#ifndef WC_NODE_H_INCLUDED
+#define WC_NODE_H_INCLUDED
+
+#include <czmq.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "codec.h"
+#include "store.h"
+#include "wal.h"
+
+typedef enum {
+    WC_FSYNC_ALWAYS = 0,    /* fsync before a write is acknowledged */
+    WC_FSYNC_BATCH  = 1,    /* fsync at most every 10 ms */
+    WC_FSYNC_NEVER  = 2     /* leave it to the kernel (and shutdown) */
+} wc_fsync_t;
+
+typedef struct {
+    char       id [WC_MAX_ID + 1];
+    char       region [WC_MAX_ID + 1];
+    char       data_dir [4096];
+    char       bind [WC_MAX_ADDR + 1];        /* address to bind, default 127.0.0.1 */
+    int        port;                          /* base port P */
+    char       replica_of [WC_MAX_ADDR + 1];  /* primary HOST:PORT, "" for a primary */
+    wc_fsync_t fsync;
+    size_t     segment_bytes;                 /* 0 = WAL default */
+} wc_node_config_t;
+
+typedef struct wc_primary wc_primary_t;
+typedef struct wc_replica wc_replica_t;
+
+/*  Most frames a request may carry: routing envelope plus body. */
+#define WC_NODE_MAX_FRAMES  8
+
+/*  One request taken off a ROUTER socket: the envelope frames to send the
+    reply back through, the body, and the body decoded. */
+typedef struct {
+    zmq_msg_t        frames [WC_NODE_MAX_FRAMES];   /* envelope..., body */
+    int              nframes;
+    msgpack_unpacked unpacked;                      /* owns msg's objects */
+    wc_msg_t         msg;
+    int              rc;                            /* decode result, then outcome */
+    uint64_t         epoch, seq;                    /* a write's position */
+} wc_request_t;
+
+/*  The node. Fields are shared by node.c, primary.c and replica.c. */
+typedef struct wc_node {
+    wc_node_config_t cfg;
+    zsock_t         *service;       /* ROUTER, P: client requests */
+    zsock_t         *stream;        /* PUB, P+1: entries and heartbeats */
+    zsock_t         *catchup;       /* ROUTER, P+2: FETCH */
+    wc_wal_t        *wal;
+    wc_store_t      *store;
+    uint64_t         epoch;         /* current term (1 until failover exists) */
+    uint64_t         applied;       /* last seq applied to the store */
+    wc_role_t        role;
+    wc_primary_t    *primary;       /* set when role is primary */
+    wc_replica_t    *replica;       /* set when role is replica */
+    int64_t          last_sync_ms;  /* monotonic time of the last fsync */
+    int64_t          next_heartbeat_ms;
+    uint64_t         bad_messages;  /* dropped or refused as malformed */
+    uint64_t         send_failures; /* replies the ROUTER could not route */
+    msgpack_sbuffer  out;           /* scratch: encoded replies */
+    msgpack_sbuffer  scratch;       /* scratch: entry encodings */
+    wc_request_t    *batch;         /* WC_NODE_BATCH request slots */
+} wc_node_t;
+
+/*  Requests taken off the service socket per loop turn (one group commit). */
+#define WC_NODE_BATCH  1024
+
+/*  Create a node: open the WAL (replaying it into the store), bind the
+    sockets and take up the configured role. NULL and *err on failure
+    (the reason is logged). */
+wc_node_t *wc_node_new (const wc_node_config_t *cfg, int *err);
+
+/*  Run the loop until SIGTERM/SIGINT (or wc_node_stop); then finish the
+    batch, flush and sync the WAL. Returns 0, or an error code when the
+    node had to stop (e.g. its WAL failed). */
+int wc_node_run (wc_node_t *self);
+
+/*  Ask a running loop to stop (async-signal-safe). */
+void wc_node_stop (void);
+
+/*  Destroy the node; *self_p becomes NULL. */
+void wc_node_destroy (wc_node_t **self_p);
+
+/* --- shared by the roles ------------------------------------------------ */
+
+/*  Monotonic and wall clocks, ms. */
+int64_t wc_node_now (void);
+uint64_t wc_node_wall_ms (void);
+
+/*  Apply an entry that is already in the WAL to the store and publish it
+    (payload is its encoding). The entry must be the next seq. Returns 0,
+    or WALCAST_ENOMEM after which the node stops. */
+int wc_node_apply (wc_node_t *self, const wc_entry_t *entry,
+                   const void *payload, size_t len);
+
+/*  Flush buffered WAL records and sync as the fsync mode asks (force:
+    sync whatever the mode). Returns 0 or WALCAST_EIO. */
+int wc_node_flush (wc_node_t *self, bool force_sync);
+
+/*  Send self->out as the reply to req through sock (its envelope, then
+    the body). Counts and drops a reply that cannot be routed. */
+void wc_node_reply (wc_node_t *self, zsock_t *sock, wc_request_t *req);
+
+/*  Encode an ERROR reply to req into self->out and send it. */
+void wc_node_reply_error (wc_node_t *self, zsock_t *sock, wc_request_t *req,
+                          int err, const char *text, const char *detail);
+
+#endif

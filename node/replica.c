@@ -1,0 +1,638 @@
+/*  replica.c - the replica role: follow a primary, repair every gap.
+
+    The link to the primary is a state machine with three states:
+
+      CONNECTING   just started (or reconnected): a FETCH from applied+1 is
+                   out to learn where the primary is;
+      CATCHING_UP  behind: FETCH batch after batch until applied reaches
+                   the primary's last seq, keeping live entries meanwhile;
+      STREAMING    up to date: apply each stream entry as it arrives.
+
+    The one idea that makes it lossless: the stream (PUB/SUB) is only a
+    fast path. Every entry must be exactly applied+1; whatever else arrives
+    is either old (ignored) or proof of a hole (buffered, and the hole is
+    fetched over the catch-up channel). A heartbeat whose last seq is ahead
+    of applied proves a lost tail on an idle stream. We subscribe before
+    the first FETCH, so nothing published meanwhile is missed (the late
+    joiner problem), and entries buffered during a catch-up are applied
+    once the fetches reach them.
+
+    wc_replica_tick owns every timeout: a FETCH unanswered in time closes
+    the REQ socket and opens a fresh one (Lazy Pirate), with a backoff
+    that doubles up to a few seconds; it also prints catch-up progress.
+*/
+#include <stdio.h>
+#include <string.h>
+#include "log.h"
+#include "node.h"
+#include "replica.h"
+
+typedef enum {
+    WC_LINK_CONNECTING,
+    WC_LINK_CATCHING_UP,
+    WC_LINK_STREAMING
+} wc_link_state_t;
+
+#define FETCH_BYTES        (2u * 1024u * 1024u)   /* asked per FETCH */
+#define FETCH_TIMEOUT_MS   3000                   /* then Lazy Pirate */
+#define BACKOFF_MIN_MS     100
+#define BACKOFF_MAX_MS     3200
+#define BUFFER_MAX_ENTRIES 200000                 /* live entries kept while behind */
+#define BUFFER_MAX_BYTES   (64u * 1024u * 1024u)
+#define STREAM_BURST       4096                   /* stream messages per turn */
+#define SILENCE_MS         3000                   /* primary silent: say so */
+
+/*  A stream entry kept for later (it arrived ahead of applied+1). */
+typedef struct {
+    uint64_t  seq;
+    zmq_msg_t body;       /* the ENTRY message as received */
+} s_buffered_t;
+
+struct wc_replica {
+    wc_node_t      *node;
+    char            primary [WC_MAX_ADDR + 1];   /* HOST:PORT, as configured */
+    char            stream_ep [WC_MAX_ADDR + 16];
+    char            catchup_ep [WC_MAX_ADDR + 16];
+    zsock_t        *sub;              /* the primary's stream */
+    zsock_t        *req;              /* the primary's catch-up socket */
+    wc_link_state_t state;
+
+    /* the FETCH in flight */
+    bool            fetching;
+    uint64_t        fetch_rid;
+    uint64_t        fetch_from;
+    int64_t         fetch_sent_ms;
+    int64_t         next_fetch_ms;    /* no FETCH before this (backoff) */
+    bool            want_fetch;       /* a hole is known: fetch when allowed */
+    int             backoff_ms;
+
+    /* what we know of the primary */
+    uint64_t        primary_seq;      /* its last seq, as last heard */
+    int64_t         uptodate_ms;      /* when applied last matched it */
+    int64_t         heard_ms;         /* when it last said anything */
+    bool            silent_logged;
+
+    /* live entries that arrived ahead of applied+1, in seq order */
+    s_buffered_t   *buf;
+    size_t          buf_head, buf_len, buf_cap;
+    size_t          buf_bytes;
+
+    /* the current catch-up, for its log lines */
+    bool            catching;
+    uint64_t        catch_start_seq;  /* applied when it began */
+    int64_t         catch_start_ms;
+    int64_t         next_progress_ms;
+
+    uint64_t        gaps;             /* holes found */
+    uint64_t        dropped;          /* malformed messages from the primary */
+    msgpack_unpacked unpacked;
+    msgpack_sbuffer entry_buf;        /* an entry re-encoded for the WAL */
+    msgpack_sbuffer req_buf;          /* an encoded FETCH */
+};
+
+/* --- sockets ------------------------------------------------------------- */
+
+/*  Split "HOST:PORT" and build the stream and catch-up endpoints. */
+static int
+s_endpoints (wc_replica_t *self, const char *primary)
+{
+    const char *colon = strrchr (primary, ':');
+    if (!colon || colon == primary || strlen (primary) > WC_MAX_ADDR)
+        return WALCAST_EINVAL;
+    char *end = NULL;
+    long port = strtol (colon + 1, &end, 10);
+    if (*end || port < 1 || port > 65533)
+        return WALCAST_EINVAL;
+    int host_len = (int) (colon - primary);
+    snprintf (self->primary, sizeof self->primary, "%s", primary);
+    snprintf (self->stream_ep, sizeof self->stream_ep, "tcp://%.*s:%ld",
+              host_len, primary, port + 1);
+    snprintf (self->catchup_ep, sizeof self->catchup_ep, "tcp://%.*s:%ld",
+              host_len, primary, port + 2);
+    return 0;
+}
+
+static zsock_t *
+s_connect (int type, const char *endpoint, int64_t max_msg)
+{
+    zsock_t *sock = zsock_new (type);
+    if (!sock)
+        return NULL;
+    zsock_set_linger (sock, 0);
+    zsock_set_heartbeat_ivl (sock, 1000);
+    zsock_set_heartbeat_timeout (sock, 5000);
+    zsock_set_maxmsgsize (sock, max_msg);
+    if (type == ZMQ_SUB) {
+        zsock_set_rcvhwm (sock, 10000);
+        zsock_set_subscribe (sock, "");
+    }
+    if (zsock_connect (sock, "%s", endpoint) != 0) {
+        wc_log_error ("cannot connect to %s", endpoint);
+        zsock_destroy (&sock);
+    }
+    return sock;
+}
+
+/*  Lazy Pirate: drop the REQ socket (and whatever it was waiting for)
+    and open a fresh one. */
+static void
+s_reset_req (wc_replica_t *self)
+{
+    zsock_destroy (&self->req);
+    self->req = s_connect (ZMQ_REQ, self->catchup_ep, (int64_t) WC_MAX_MESSAGE);
+    self->fetching = false;
+}
+
+/* --- the buffer of early entries ----------------------------------------- */
+
+static s_buffered_t *
+s_buf_at (wc_replica_t *self, size_t i)
+{
+    return &self->buf [(self->buf_head + i) % self->buf_cap];
+}
+
+static void
+s_buf_pop (wc_replica_t *self)
+{
+    s_buffered_t *front = s_buf_at (self, 0);
+    self->buf_bytes -= zmq_msg_size (&front->body);
+    zmq_msg_close (&front->body);
+    self->buf_head = (self->buf_head + 1) % self->buf_cap;
+    self->buf_len--;
+}
+
+/*  Keep an entry that arrived early. Entries come in seq order on one
+    stream, so the buffer stays sorted; one that is not newer than the
+    last kept, or that would pass the limits, is let go (a FETCH covers
+    it). Takes the message when kept. */
+static void
+s_buf_push (wc_replica_t *self, uint64_t seq, zmq_msg_t *body)
+{
+    if (self->buf_len == BUFFER_MAX_ENTRIES
+    ||  self->buf_bytes + zmq_msg_size (body) > BUFFER_MAX_BYTES)
+        return;
+    if (self->buf_len > 0 && seq <= s_buf_at (self, self->buf_len - 1)->seq)
+        return;
+    if (self->buf_len == self->buf_cap) {
+        size_t cap = self->buf_cap ? self->buf_cap * 2 : 1024;
+        s_buffered_t *grown = (s_buffered_t *) malloc (cap * sizeof *grown);
+        if (!grown)
+            return;
+        for (size_t i = 0; i < self->buf_len; i++) {
+            grown [i].seq = s_buf_at (self, i)->seq;
+            zmq_msg_init (&grown [i].body);
+            zmq_msg_move (&grown [i].body, &s_buf_at (self, i)->body);
+            zmq_msg_close (&s_buf_at (self, i)->body);
+        }
+        free (self->buf);
+        self->buf = grown;
+        self->buf_cap = cap;
+        self->buf_head = 0;
+    }
+    s_buffered_t *slot = s_buf_at (self, self->buf_len);
+    slot->seq = seq;
+    zmq_msg_init (&slot->body);
+    zmq_msg_move (&slot->body, body);
+    self->buf_len++;
+    self->buf_bytes += zmq_msg_size (&slot->body);
+}
+
+/* --- applying ----------------------------------------------------------- */
+
+/*  Apply the next entry: into the WAL (re-encoded, so what we store is
+    canonical), the store, and our own stream. */
+static int
+s_apply (wc_replica_t *self, const wc_entry_t *entry)
+{
+    wc_node_t *node = self->node;
+    self->entry_buf.size = 0;
+    int rc = wc_entry_encode (entry, &self->entry_buf);
+    if (rc == 0)
+        rc = wc_wal_append (node->wal, entry->seq, self->entry_buf.data,
+                            self->entry_buf.size);
+    if (rc == 0)
+        rc = wc_node_apply (node, entry, self->entry_buf.data, self->entry_buf.size);
+    if (rc)
+        wc_log_error ("cannot apply entry %llu: %s",
+                      (unsigned long long) entry->seq, walcast_strerror (rc));
+    if (entry->seq > self->primary_seq)
+        self->primary_seq = entry->seq;
+    return rc;
+}
+
+/*  Apply buffered entries that are now next in line; drop older ones. */
+static void
+s_drain_buffer (wc_replica_t *self)
+{
+    while (self->buf_len > 0) {
+        s_buffered_t *front = s_buf_at (self, 0);
+        uint64_t next = self->node->applied + 1;
+        if (front->seq > next)
+            break;
+        if (front->seq == next) {
+            wc_msg_t msg;
+            if (wc_msg_decode (zmq_msg_data (&front->body),
+                               zmq_msg_size (&front->body),
+                               &self->unpacked, &msg) == 0
+            &&  s_apply (self, &msg.u.entry) != 0)
+                break;
+        }
+        s_buf_pop (self);
+    }
+}
+
+/* --- catch-up ----------------------------------------------------------- */
+
+static void
+s_send_fetch (wc_replica_t *self, int64_t now)
+{
+    if (!self->req)
+        s_reset_req (self);
+    if (!self->req)
+        return;
+    wc_msg_t fetch = { .type = WC_MSG_FETCH, .rid = ++self->fetch_rid };
+    fetch.u.fetch.from_seq = self->node->applied + 1;
+    fetch.u.fetch.max_bytes = FETCH_BYTES;
+    self->req_buf.size = 0;
+    if (wc_msg_encode (&fetch, &self->req_buf) != 0)
+        return;
+    if (zmq_send (zsock_resolve (self->req), self->req_buf.data,
+                  self->req_buf.size, ZMQ_DONTWAIT) == -1) {
+        s_reset_req (self);
+        self->next_fetch_ms = now + self->backoff_ms;
+        return;
+    }
+    self->fetching = true;
+    self->want_fetch = false;
+    self->fetch_from = fetch.u.fetch.from_seq;
+    self->fetch_sent_ms = now;
+}
+
+/*  Note a hole and fetch it as soon as the backoff allows. */
+static void
+s_need_fetch (wc_replica_t *self)
+{
+    self->want_fetch = true;
+    if (self->state == WC_LINK_STREAMING)
+        self->state = WC_LINK_CATCHING_UP;
+    int64_t now = wc_node_now ();
+    if (!self->fetching && now >= self->next_fetch_ms)
+        s_send_fetch (self, now);
+}
+
+static void
+s_catchup_begin (wc_replica_t *self, uint64_t last_seq)
+{
+    if (self->catching)
+        return;
+    self->catching = true;
+    self->catch_start_seq = self->node->applied;
+    self->catch_start_ms = self->fetch_sent_ms;
+    self->next_progress_ms = wc_node_now () + 1000;
+    wc_log_info ("catch-up: from seq %llu to %llu (%llu entries behind %s)",
+                 (unsigned long long) self->node->applied + 1,
+                 (unsigned long long) last_seq,
+                 (unsigned long long) (last_seq - self->node->applied),
+                 self->primary);
+}
+
+static void
+s_catchup_end (wc_replica_t *self)
+{
+    if (!self->catching)
+        return;
+    self->catching = false;
+    double secs = (double) (wc_node_now () - self->catch_start_ms) / 1000.0;
+    wc_log_info ("catch-up: done at seq %llu, %llu entries in %.3f s",
+                 (unsigned long long) self->node->applied,
+                 (unsigned long long) (self->node->applied - self->catch_start_seq),
+                 secs);
+}
+
+/*  A reply that is no use: count it and back off before asking again. */
+static void
+s_bad_reply (wc_replica_t *self, const char *why)
+{
+    self->dropped++;
+    wc_log_warn ("catch-up: bad reply from %s (%s); retrying in %d ms",
+                 self->primary, why, self->backoff_ms);
+    self->next_fetch_ms = wc_node_now () + self->backoff_ms;
+    if (self->backoff_ms < BACKOFF_MAX_MS)
+        self->backoff_ms *= 2;
+    self->want_fetch = true;
+}
+
+/*  Apply an ENTRIES reply; returns how many entries it applied (entries
+    the stream delivered meanwhile are skipped), or -1 when an item was
+    malformed or the reply did not start at the seq we asked for. */
+static int
+s_apply_entries (wc_replica_t *self, const wc_msg_t *msg)
+{
+    int applied = 0;
+    for (uint32_t i = 0; i < msg->u.entries.count; i++) {
+        wc_entry_t entry;
+        if (wc_entry_from_object (&msg->u.entries.items [i], &entry) != 0)
+            return -1;
+        if (i == 0 && entry.seq != self->fetch_from)
+            return -1;      /* a reply starts where we asked */
+        if (entry.seq <= self->node->applied)
+            continue;
+        if (entry.seq != self->node->applied + 1)
+            return -1;
+        if (s_apply (self, &entry) != 0)
+            return -1;
+        applied++;
+    }
+    return applied;
+}
+
+/*  The catch-up socket answered. */
+static void
+s_on_fetch_reply (wc_replica_t *self)
+{
+    zmq_msg_t body;
+    zmq_msg_init (&body);
+    if (zmq_msg_recv (&body, zsock_resolve (self->req), ZMQ_DONTWAIT) == -1) {
+        zmq_msg_close (&body);
+        return;
+    }
+    bool more = zmq_msg_more (&body);
+    self->fetching = false;
+    wc_msg_t msg;
+    int rc = more ? WALCAST_EPROTO
+                  : wc_msg_decode (zmq_msg_data (&body), zmq_msg_size (&body),
+                                   &self->unpacked, &msg);
+    if (more)
+        s_reset_req (self);       /* a REQ reply is one frame; start clean */
+    if (rc)
+        s_bad_reply (self, walcast_strerror (rc));
+    else
+    if (msg.type == WC_MSG_ERROR) {
+        char text [WC_MAX_TEXT + 1];
+        snprintf (text, sizeof text, "%.*s", (int) msg.u.error.text.len,
+                  (const char *) msg.u.error.text.ptr);
+        s_bad_reply (self, text);
+    }
+    else
+    if (msg.type != WC_MSG_ENTRIES || msg.rid != self->fetch_rid)
+        s_bad_reply (self, "not the ENTRIES we asked for");
+    else {
+        uint64_t last = msg.u.entries.last_seq;
+        self->heard_ms = wc_node_now ();
+        if (last > self->primary_seq)
+            self->primary_seq = last;
+        if (msg.u.entries.count > 0)
+            s_catchup_begin (self, last);
+        int applied = s_apply_entries (self, &msg);
+        if (applied < 0)
+            s_bad_reply (self, "malformed or out-of-order entry");
+        else {
+            self->backoff_ms = BACKOFF_MIN_MS;
+            s_drain_buffer (self);
+            if (self->node->applied < last && msg.u.entries.count > 0)
+                s_send_fetch (self, wc_node_now ());
+            else
+            if (self->node->applied < last)
+                s_bad_reply (self, "no entries although behind");
+            else {
+                if (last < self->node->applied && self->state == WC_LINK_CONNECTING)
+                    wc_log_warn ("primary %s is at seq %llu, behind our %llu",
+                                 self->primary, (unsigned long long) last,
+                                 (unsigned long long) self->node->applied);
+                s_catchup_end (self);
+                self->state = WC_LINK_STREAMING;
+                self->uptodate_ms = wc_node_now ();
+                if (self->buf_len > 0)
+                    s_need_fetch (self);    /* buffered entries beyond a hole */
+            }
+        }
+    }
+    zmq_msg_close (&body);
+}
+
+/* --- the stream ------------------------------------------------------------ */
+
+static void
+s_on_entry (wc_replica_t *self, const wc_entry_t *entry, zmq_msg_t *body)
+{
+    uint64_t applied = self->node->applied;
+    if (entry->seq <= applied)
+        return;                                 /* seen already */
+    if (entry->seq == applied + 1 && self->buf_len == 0) {
+        s_apply (self, entry);
+        return;
+    }
+    if (self->state == WC_LINK_STREAMING) {
+        self->gaps++;
+        wc_log_info ("gap: expected seq %llu, got %llu; fetching",
+                     (unsigned long long) applied + 1,
+                     (unsigned long long) entry->seq);
+    }
+    s_buf_push (self, entry->seq, body);
+    if (entry->seq > self->primary_seq)
+        self->primary_seq = entry->seq;
+    if (!self->fetching)
+        s_need_fetch (self);
+}
+
+static void
+s_on_heartbeat (wc_replica_t *self, uint64_t last_seq)
+{
+    if (last_seq > self->primary_seq)
+        self->primary_seq = last_seq;
+    if (last_seq > self->node->applied && !self->fetching
+    &&  self->state == WC_LINK_STREAMING) {
+        self->gaps++;
+        wc_log_info ("gap: heartbeat at seq %llu, applied %llu; fetching",
+                     (unsigned long long) last_seq,
+                     (unsigned long long) self->node->applied);
+        s_need_fetch (self);
+    }
+}
+
+/*  Take one message off the stream; false when none is waiting. */
+static bool
+s_on_stream (wc_replica_t *self)
+{
+    void *sub = zsock_resolve (self->sub);
+    zmq_msg_t topic, body;
+    zmq_msg_init (&topic);
+    if (zmq_msg_recv (&topic, sub, ZMQ_DONTWAIT) == -1) {
+        zmq_msg_close (&topic);
+        return false;
+    }
+    bool well_framed = zmq_msg_more (&topic);
+    zmq_msg_init (&body);
+    if (well_framed) {
+        zmq_msg_recv (&body, sub, 0);
+        well_framed = !zmq_msg_more (&body);
+        while (zmq_msg_more (&body)) {           /* drain extra frames */
+            zmq_msg_close (&body);
+            zmq_msg_init (&body);
+            zmq_msg_recv (&body, sub, 0);
+        }
+    }
+    wc_msg_t msg;
+    int rc = well_framed ? wc_msg_decode (zmq_msg_data (&body), zmq_msg_size (&body),
+                                          &self->unpacked, &msg)
+                         : WALCAST_EPROTO;
+    if (rc == 0 && msg.type == WC_MSG_ENTRY) {
+        self->heard_ms = wc_node_now ();
+        s_on_entry (self, &msg.u.entry, &body);
+    }
+    else
+    if (rc == 0 && msg.type == WC_MSG_HEARTBEAT) {
+        self->heard_ms = wc_node_now ();
+        s_on_heartbeat (self, msg.u.heartbeat.last_seq);
+    }
+    else
+        self->dropped++;
+    zmq_msg_close (&topic);
+    zmq_msg_close (&body);
+    return true;
+}
+
+/* --- the role's interface ------------------------------------------------ */
+
+wc_replica_t *
+wc_replica_new (wc_node_t *node, const char *primary)
+{
+    wc_replica_t *self = (wc_replica_t *) calloc (1, sizeof (wc_replica_t));
+    if (!self)
+        return NULL;
+    self->node = node;
+    self->backoff_ms = BACKOFF_MIN_MS;
+    self->state = WC_LINK_CONNECTING;
+    self->uptodate_ms = self->heard_ms = wc_node_now ();
+    msgpack_unpacked_init (&self->unpacked);
+    msgpack_sbuffer_init (&self->entry_buf);
+    msgpack_sbuffer_init (&self->req_buf);
+    if (s_endpoints (self, primary) != 0) {
+        wc_log_error ("--replica-of %s: expected HOST:PORT", primary);
+        wc_replica_destroy (&self);
+        return NULL;
+    }
+    /*  Subscribe first, then fetch: whatever is published while the
+        first FETCH is out is kept. */
+    self->sub = s_connect (ZMQ_SUB, self->stream_ep,
+                           (int64_t) WC_MAX_REQUEST + 4096);
+    s_reset_req (self);
+    if (!self->sub || !self->req) {
+        wc_replica_destroy (&self);
+        return NULL;
+    }
+    wc_log_info ("following primary %s from seq %llu", self->primary,
+                 (unsigned long long) node->applied + 1);
+    s_send_fetch (self, wc_node_now ());
+    return self;
+}
+
+void
+wc_replica_destroy (wc_replica_t **self_p)
+{
+    wc_replica_t *self = *self_p;
+    if (!self)
+        return;
+    while (self->buf_len > 0)
+        s_buf_pop (self);
+    free (self->buf);
+    zsock_destroy (&self->sub);
+    zsock_destroy (&self->req);
+    msgpack_unpacked_destroy (&self->unpacked);
+    msgpack_sbuffer_destroy (&self->entry_buf);
+    msgpack_sbuffer_destroy (&self->req_buf);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+wc_replica_poll_items (wc_replica_t *self, zmq_pollitem_t *items, int max)
+{
+    if (max < 2)
+        return 0;
+    items [0] = (zmq_pollitem_t) { zsock_resolve (self->sub), 0, ZMQ_POLLIN, 0 };
+    if (!self->req)
+        return 1;
+    items [1] = (zmq_pollitem_t) { zsock_resolve (self->req), 0, ZMQ_POLLIN, 0 };
+    return 2;
+}
+
+void
+wc_replica_handle (wc_replica_t *self, zmq_pollitem_t *items, int count)
+{
+    if (count > 1 && (items [1].revents & ZMQ_POLLIN) && self->fetching)
+        s_on_fetch_reply (self);
+    if (items [0].revents & ZMQ_POLLIN)
+        for (int i = 0; i < STREAM_BURST && s_on_stream (self); i++)
+            ;
+    if (self->node->applied >= self->primary_seq)
+        self->uptodate_ms = wc_node_now ();
+}
+
+int
+wc_replica_tick (wc_replica_t *self)
+{
+    int64_t now = wc_node_now ();
+    if (self->fetching && now - self->fetch_sent_ms >= FETCH_TIMEOUT_MS) {
+        wc_log_warn ("catch-up: no answer from %s in %d ms; reconnecting "
+                     "(next try in %d ms)", self->primary, FETCH_TIMEOUT_MS,
+                     self->backoff_ms);
+        s_reset_req (self);
+        self->want_fetch = true;
+        self->next_fetch_ms = now + self->backoff_ms;
+        if (self->backoff_ms < BACKOFF_MAX_MS)
+            self->backoff_ms *= 2;
+    }
+    if (!self->fetching && self->want_fetch && now >= self->next_fetch_ms)
+        s_send_fetch (self, now);
+    if (self->catching && now >= self->next_progress_ms) {
+        double secs = (double) (now - self->catch_start_ms) / 1000.0;
+        uint64_t done = self->node->applied - self->catch_start_seq;
+        wc_log_info ("catch-up: at seq %llu of %llu (%.0f entries/s)",
+                     (unsigned long long) self->node->applied,
+                     (unsigned long long) self->primary_seq,
+                     secs > 0 ? (double) done / secs : 0.0);
+        self->next_progress_ms = now + 1000;
+    }
+    if (now - self->heard_ms >= SILENCE_MS && !self->silent_logged) {
+        wc_log_warn ("primary %s silent for %d ms (applied seq %llu)",
+                     self->primary, SILENCE_MS,
+                     (unsigned long long) self->node->applied);
+        self->silent_logged = true;
+    }
+    else
+    if (now - self->heard_ms < SILENCE_MS && self->silent_logged) {
+        wc_log_info ("primary %s heard again", self->primary);
+        self->silent_logged = false;
+    }
+    int next = 100;
+    if (self->fetching) {
+        int64_t left = FETCH_TIMEOUT_MS - (now - self->fetch_sent_ms);
+        if (left < next)
+            next = left > 0 ? (int) left : 0;
+    }
+    if (!self->fetching && self->want_fetch) {
+        int64_t left = self->next_fetch_ms - now;
+        if (left < next)
+            next = left > 0 ? (int) left : 0;
+    }
+    return next;
+}
+
+uint64_t
+wc_replica_primary_seq (const wc_replica_t *self)
+{
+    return self->primary_seq;
+}
+
+uint64_t
+wc_replica_lag_ms (const wc_replica_t *self)
+{
+    return (uint64_t) (wc_node_now () - self->uptodate_ms);
+}
+
+const char *
+wc_replica_primary (const wc_replica_t *self)
+{
+    return self->primary;
+}

@@ -1,0 +1,31 @@
+/*  replica.h - the replica role: follow a primary's stream, repair gaps.
+
+    The link is a state machine (see replica.c): subscribe to the
+    primary's stream, FETCH from applied+1 over a REQ socket until caught
+    up while buffering live entries, then apply the stream in seq order;
+    any hole (a skipped seq, a heartbeat ahead of us) sends it back to
+    fetching. Timeouts and retries live in wc_replica_tick.
+*/
+#ifndef WC_REPLICA_H_INCLUDED
+#define WC_REPLICA_H_INCLUDED
+
+#include "node.h"
+
+wc_replica_t *wc_replica_new (wc_node_t *node, const char *primary);
+void wc_replica_destroy (wc_replica_t **self_p);
+
+/*  Add the replica's sockets to items (at most max); returns how many. */
+int wc_replica_poll_items (wc_replica_t *self, zmq_pollitem_t *items, int max);
+
+/*  Handle whatever is readable on the items wc_replica_poll_items added. */
+void wc_replica_handle (wc_replica_t *self, zmq_pollitem_t *items, int count);
+
+/*  Timeouts, retries, progress lines. Returns ms until it next needs to run. */
+int wc_replica_tick (wc_replica_t *self);
+
+/*  What STATUS reports of the link. */
+uint64_t wc_replica_primary_seq (const wc_replica_t *self);
+uint64_t wc_replica_lag_ms (const wc_replica_t *self);
+const char *wc_replica_primary (const wc_replica_t *self);
+
+#endif

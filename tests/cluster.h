@@ -1,0 +1,184 @@
+/*  cluster.h - a harness for tests that run real walcast nodes on loopback.
+
+    A cluster_t is one test's world: a temporary directory (mkdtemp under
+    /tmp) holding each node's data directory and log file, and up to
+    CLUSTER_MAX_NODES walcast-node processes started from $WALCAST_NODE.
+    Node i listens on base_port + 10 * i (and the two ports after it).
+
+    Typical use, from a cmocka setup/teardown pair:
+
+        cluster_t *c = cluster_new ("converge", 21000);   // NULL: skip
+        int p = cluster_add (c, "p1", NULL, NULL);
+        int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+        cluster_start (c, p); cluster_start (c, r);
+        ... cluster_load, cluster_wait_converged ...
+        cluster_pass (c);               // last line of a passing test
+        cluster_destroy (&c);           // in the teardown
+
+    Two ideas keep tests honest and debuggable:
+    - Nothing waits with a fixed sleep. Every wait polls (status, digest, a
+      log line, a file) against a deadline and says what it saw on timeout.
+    - A test that does not reach cluster_pass() is a failure: destroy then
+      keeps the directory, prints its path and the tail of every node's
+      log (stderr of the node), which is how people find out what went
+      wrong. A passing test leaves nothing behind.
+
+    Nodes are started with PR_SET_PDEATHSIG = SIGKILL, so they never
+    outlive the test process, whatever happens to it.
+
+    The base port can be shifted with $WALCAST_TEST_PORT_OFFSET, so two
+    builds can run their cluster tests at the same time.
+*/
+#ifndef WC_CLUSTER_H_INCLUDED
+#define WC_CLUSTER_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "walcast.h"
+
+#define CLUSTER_MAX_NODES   6
+#define CLUSTER_VALUE_LEN   100           /* bytes of a generated value */
+
+typedef struct cluster cluster_t;
+
+/*  A new cluster for test `name` with nodes from base_port on. Returns
+    NULL (after printing why) when $WALCAST_NODE or $WALCAST_CLI does not
+    name an executable: the test should then skip(). */
+cluster_t *cluster_new (const char *name, int base_port);
+
+/*  Stop every node (SIGCONT, SIGTERM, SIGKILL after a deadline), reap
+    them, and remove the directory if cluster_pass() was called; otherwise
+    keep it and print its path and every node's log tail. *self_p becomes
+    NULL; safe with NULL. */
+void cluster_destroy (cluster_t **self_p);
+
+/*  Mark the test as passed (call it last). */
+void cluster_pass (cluster_t *self);
+
+/*  The test's temporary directory. */
+const char *cluster_dir (cluster_t *self);
+
+/*  Path of the CLI binary ($WALCAST_CLI). */
+const char *cluster_cli_path (cluster_t *self);
+
+/*  A free port range of the test for things other than nodes (a fake
+    primary, say): base_port + 90 .. base_port + 99. */
+int cluster_spare_port (cluster_t *self);
+
+/*  Declare a node (not started): its id, the HOST:PORT of its primary
+    (NULL for a primary) and its --fsync mode (NULL: node default).
+    Returns its index. */
+int cluster_add (cluster_t *self, const char *id, const char *replica_of,
+                 const char *fsync);
+
+/*  Point node i (while stopped) at another primary for its next start
+    (NULL: start it as a primary). */
+void cluster_set_replica_of (cluster_t *self, int i, const char *replica_of);
+
+/*  Base port and "127.0.0.1:PORT" of node i. */
+int cluster_port (cluster_t *self, int i);
+const char *cluster_addr (cluster_t *self, int i);
+
+/*  Path of node i's log file (its stderr, appended across restarts). */
+const char *cluster_log_path (cluster_t *self, int i);
+
+/*  Start node i (fork + execv), on its existing data dir. A line
+    "=== cluster: start #N ..." is appended to its log first; the log
+    offset after it is kept (cluster_start_mark). Returns 0 or -1. */
+int cluster_start (cluster_t *self, int i);
+
+/*  Log offset at which node i's latest start began. */
+long cluster_start_mark (cluster_t *self, int i);
+
+/*  Send sig to node i (SIGSTOP / SIGCONT are tracked so destroy can
+    resume a stopped node). Returns 0 or -1. */
+int cluster_signal (cluster_t *self, int i, int sig);
+
+/*  SIGKILL node i and reap it. */
+int cluster_kill (cluster_t *self, int i);
+
+/*  SIGTERM node i (after SIGCONT if stopped) and reap it within
+    timeout_ms. Returns 0 when it exited with status 0, -1 otherwise
+    (killed after the deadline, died by a signal, nonzero exit: all
+    printed). */
+int cluster_term (cluster_t *self, int i, int timeout_ms);
+
+/*  cluster_term every running node; 0 when all exited cleanly. */
+int cluster_term_all (cluster_t *self);
+
+/*  True while node i's process is alive (reaps it otherwise and prints
+    how it ended). */
+bool cluster_running (cluster_t *self, int i);
+
+/*  Poll walcast_status on node i until it answers; 0 or -1 (deadline,
+    or the node died). */
+int cluster_wait_ready (cluster_t *self, int i, int timeout_ms);
+
+/*  One walcast_status / walcast_digest call to node i on a cached
+    handle (rebuilt after any error). */
+int cluster_status (cluster_t *self, int i, walcast_status_t *status);
+int cluster_digest (cluster_t *self, int i, uint64_t *seq, uint64_t *hash);
+
+/*  Poll until nodes[0..count) report the same (seq, hash), and seq ==
+    expect_seq unless expect_seq is 0. On success *seq / *hash (if not
+    NULL) are the common digest. On timeout prints every node's last
+    answer and returns -1. */
+int cluster_wait_converged (cluster_t *self, const int *nodes, int count,
+                            uint64_t expect_seq, int timeout_ms,
+                            uint64_t *seq, uint64_t *hash);
+
+/*  A new client handle connected to node i (timeout 10 s). The caller
+    destroys it. */
+walcast_t *cluster_client (cluster_t *self, int i);
+
+/*  Key "k%08d" of key number n, and the CLUSTER_VALUE_LEN-byte value of
+    key n written in round `round` (printable, NUL-terminated: buf has
+    CLUSTER_VALUE_LEN + 1 bytes). */
+void cluster_key (int n, char *buf, size_t size);
+void cluster_value (int n, int round, char *buf);
+
+/*  Write keys first .. first+count-1 with their round-`round` values
+    through node i with walcast_put_async and one walcast_flush. *last
+    (if not NULL) is the last acknowledged position. Returns 0, or the
+    walcast error (printed). */
+int cluster_load (cluster_t *self, int i, int first, int count, int round,
+                  walcast_pos_t *last);
+
+/*  Read key n from node i and compare it with its round-`round` value.
+    Returns 0 when equal, -1 otherwise (printed). */
+int cluster_check_key (cluster_t *self, int i, int n, int round);
+
+/*  Current size of node i's log (an offset for the functions below). */
+long cluster_log_mark (cluster_t *self, int i);
+
+/*  Lines of node i's log after offset `from` whose message starts with
+    prefix (at the start of the line or right after ": "). */
+int cluster_log_count (cluster_t *self, int i, const char *prefix, long from);
+
+/*  Copy the nth (0-based) such line's text, from prefix to the end of
+    the line, into buf. Returns 0, or -1 when there are fewer lines. */
+int cluster_log_find (cluster_t *self, int i, const char *prefix, long from,
+                      int nth, char *buf, size_t size);
+
+/*  Poll until cluster_log_count(prefix, from) >= 1; 0 or -1. */
+int cluster_wait_log (cluster_t *self, int i, const char *prefix, long from,
+                      int timeout_ms);
+
+/*  Print the last `lines` lines of node i's log on stderr. */
+void cluster_print_tail (cluster_t *self, int i, int lines);
+
+/*  Run the CLI with the NULL-terminated argument list (argv[1..]),
+    stdin from `input` (NULL: /dev/null). Its stdout and stderr are
+    returned as malloc'd NUL-terminated strings in *out / *err (if not
+    NULL; the caller frees). Returns its exit status, or -1 when it died
+    by a signal or ran past 30 s (printed). */
+int cluster_cli (cluster_t *self, const char *input, char **out, char **err,
+                 ...) __attribute__ ((sentinel));
+
+/*  Monotonic clock in ms; a short nap for poll loops. */
+int64_t cluster_now_ms (void);
+void cluster_nap_ms (int ms);
+
+#endif

@@ -1,0 +1,74 @@
+/*  test_cluster_latejoin.c - a replica that joins late gets the history.
+
+    What a user relies on: a new replica added to a primary that already
+    holds data fetches everything from the first entry and ends up with
+    exactly what the primary holds.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "cluster.h"
+
+#define WRITES  20000
+
+static int
+s_setup (void **state)
+{
+    *state = cluster_new ("latejoin", 23300);
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    cluster_t *cluster = (cluster_t *) *state;
+    cluster_destroy (&cluster);
+    return 0;
+}
+
+static void
+test_latejoin (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        skip ();
+    int p = cluster_add (c, "p1", NULL, NULL);
+    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_wait_ready (c, p, 30000), 0);
+    assert_int_equal (cluster_load (c, p, 0, WRITES, 1, NULL), 0);
+
+    assert_int_equal (cluster_start (c, r), 0);
+    assert_int_equal (cluster_wait_ready (c, r, 30000), 0);
+    int both [] = { p, r };
+    assert_int_equal (cluster_wait_converged (c, both, 2, WRITES, 60000, NULL, NULL), 0);
+
+    char line [512];
+    unsigned long long from = 0, to = 0;
+    assert_int_equal (cluster_log_find (c, r, "catch-up: from seq ", 0, 0,
+                                        line, sizeof line), 0);
+    print_message ("r1: %s\n", line);
+    assert_int_equal (sscanf (line, "catch-up: from seq %llu to %llu", &from, &to), 2);
+    assert_int_equal (from, 1);
+
+    for (int n = 0; n < WRITES; n += WRITES / 10)
+        assert_int_equal (cluster_check_key (c, r, n, 1), 0);
+    assert_int_equal (cluster_check_key (c, r, WRITES - 1, 1), 0);
+
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test_setup_teardown (test_latejoin, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

@@ -1,0 +1,1555 @@
+/*  test_codec.c - the wire format: messages, WAL entries, error codes.
+
+    What peers rely on: every message survives encode -> decode unchanged;
+    anything malformed (truncated, trailing bytes, a wrong type in any
+    field, over a limit, another version) is refused with the right code
+    and never crashes; messages with extra trailing elements from a newer
+    peer are still understood; decoded bytes borrow the input buffer.
+
+    Malformed messages are built from valid ones: s_rebuild unpacks a
+    valid message, replaces or appends elements and packs it again, so each
+    test changes exactly one thing. The fuzz tests (fixed seed) copy every
+    input into a buffer of exactly its size, so ASan sees any over-read.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "codec.h"
+
+//  ---------------------------------------------------------------------
+//  Helpers
+
+static wc_bytes_t
+s_bytes (const char *s)
+{
+    wc_bytes_t b = { (const uint8_t *) s, (uint32_t) strlen (s) };
+    return b;
+}
+
+static bool
+s_bytes_equal (wc_bytes_t a, wc_bytes_t b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp (a.ptr, b.ptr, a.len) == 0);
+}
+
+//  True when b is empty or lies inside buf [0..len).
+static bool
+s_inside (wc_bytes_t b, const void *buf, size_t len)
+{
+    const uint8_t *start = (const uint8_t *) buf;
+    return b.len == 0
+        || (b.ptr >= start && b.ptr + b.len <= start + len);
+}
+
+static bool
+s_entry_equal (const wc_entry_t *a, const wc_entry_t *b)
+{
+    return a->seq == b->seq && a->epoch == b->epoch && a->ts_ms == b->ts_ms
+        && a->op == b->op && s_bytes_equal (a->key, b->key)
+        && s_bytes_equal (a->value, b->value);
+}
+
+//  Field by field comparison of two messages of the same type.
+static bool
+s_msg_equal (const wc_msg_t *a, const wc_msg_t *b)
+{
+    if (a->type != b->type || a->rid != b->rid)
+        return false;
+    switch (a->type) {
+        case WC_MSG_PUT:
+        case WC_MSG_DEL:
+        case WC_MSG_GET:
+            return s_bytes_equal (a->u.req.key, b->u.req.key)
+                && s_bytes_equal (a->u.req.value, b->u.req.value);
+        case WC_MSG_PING:
+        case WC_MSG_STATUS:
+        case WC_MSG_DIGEST:
+            return true;
+        case WC_MSG_WRITE_OK:
+            return a->u.write_ok.epoch == b->u.write_ok.epoch
+                && a->u.write_ok.seq == b->u.write_ok.seq;
+        case WC_MSG_VALUE:
+            return a->u.value.found == b->u.value.found
+                && s_bytes_equal (a->u.value.value, b->u.value.value)
+                && a->u.value.seq == b->u.value.seq;
+        case WC_MSG_PONG:
+            return a->u.pong.epoch == b->u.pong.epoch
+                && a->u.pong.seq == b->u.pong.seq
+                && a->u.pong.clock_ms == b->u.pong.clock_ms;
+        case WC_MSG_STATUS_REPLY:
+            return s_bytes_equal (a->u.status.id, b->u.status.id)
+                && s_bytes_equal (a->u.status.region, b->u.status.region)
+                && a->u.status.role == b->u.status.role
+                && a->u.status.epoch == b->u.status.epoch
+                && a->u.status.applied_seq == b->u.status.applied_seq
+                && s_bytes_equal (a->u.status.primary, b->u.status.primary)
+                && a->u.status.primary_seq == b->u.status.primary_seq
+                && a->u.status.lag_ms == b->u.status.lag_ms;
+        case WC_MSG_DIGEST_REPLY:
+            return a->u.digest.seq == b->u.digest.seq
+                && a->u.digest.hash == b->u.digest.hash;
+        case WC_MSG_ERROR:
+            return a->u.error.code == b->u.error.code
+                && s_bytes_equal (a->u.error.text, b->u.error.text)
+                && s_bytes_equal (a->u.error.detail, b->u.error.detail);
+        case WC_MSG_ENTRY:
+            return s_entry_equal (&a->u.entry, &b->u.entry);
+        case WC_MSG_HEARTBEAT:
+            return a->u.heartbeat.epoch == b->u.heartbeat.epoch
+                && a->u.heartbeat.last_seq == b->u.heartbeat.last_seq
+                && a->u.heartbeat.clock_ms == b->u.heartbeat.clock_ms;
+        case WC_MSG_FETCH:
+            return a->u.fetch.from_seq == b->u.fetch.from_seq
+                && a->u.fetch.max_bytes == b->u.fetch.max_bytes;
+        default:
+            return false;
+    }
+}
+
+//  Decode buf from a heap copy of exactly len bytes (so ASan catches any
+//  read past the end) and return the result code. The decoded message is
+//  discarded.
+static int
+s_decode_copy (const void *buf, size_t len)
+{
+    uint8_t *copy = malloc (len ? len : 1);
+    assert_non_null (copy);
+    if (len)
+        memcpy (copy, buf, len);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t msg;
+    int rc = wc_msg_decode (copy, len, &up, &msg);
+    msgpack_unpacked_destroy (&up);
+    free (copy);
+    return rc;
+}
+
+static int
+s_entry_decode_copy (const void *buf, size_t len)
+{
+    uint8_t *copy = malloc (len ? len : 1);
+    assert_non_null (copy);
+    if (len)
+        memcpy (copy, buf, len);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_entry_t entry;
+    int rc = wc_entry_decode (copy, len, &up, &entry);
+    msgpack_unpacked_destroy (&up);
+    free (copy);
+    return rc;
+}
+
+//  Unpack the array in buf, replace element pos (if pos >= 0) by *repl,
+//  append n_extra elements, and pack the result into out (reset first).
+static void
+s_rebuild (const void *buf, size_t len, int pos, const msgpack_object *repl,
+           const msgpack_object *extra, uint32_t n_extra, msgpack_sbuffer *out)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    size_t off = 0;
+    assert_int_equal (msgpack_unpack_next (&up, buf, len, &off),
+                      MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal (up.data.type, MSGPACK_OBJECT_ARRAY);
+    uint32_t n = up.data.via.array.size;
+    msgpack_object *items = calloc (n + n_extra, sizeof *items);
+    assert_non_null (items);
+    memcpy (items, up.data.via.array.ptr, n * sizeof *items);
+    if (pos >= 0) {
+        assert_true ((uint32_t) pos < n);
+        items [pos] = *repl;
+    }
+    for (uint32_t i = 0; i < n_extra; i++)
+        items [n + i] = extra [i];
+    msgpack_object top;
+    top.type = MSGPACK_OBJECT_ARRAY;
+    top.via.array.size = n + n_extra;
+    top.via.array.ptr = items;
+    msgpack_sbuffer_clear (out);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
+    assert_int_equal (msgpack_pack_object (&pk, top), 0);
+    free (items);
+    msgpack_unpacked_destroy (&up);
+}
+
+//  Objects of every kind, to put where they do not belong.
+static msgpack_object
+s_obj_nil (void)
+{
+    msgpack_object o;
+    memset (&o, 0, sizeof o);
+    o.type = MSGPACK_OBJECT_NIL;
+    return o;
+}
+
+static msgpack_object
+s_obj_bool (bool b)
+{
+    msgpack_object o = s_obj_nil ();
+    o.type = MSGPACK_OBJECT_BOOLEAN;
+    o.via.boolean = b;
+    return o;
+}
+
+static msgpack_object
+s_obj_uint (uint64_t v)
+{
+    msgpack_object o = s_obj_nil ();
+    o.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    o.via.u64 = v;
+    return o;
+}
+
+static msgpack_object
+s_obj_int (int64_t v)
+{
+    msgpack_object o = s_obj_nil ();
+    o.type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+    o.via.i64 = v;
+    return o;
+}
+
+static msgpack_object
+s_obj_float (double v)
+{
+    msgpack_object o = s_obj_nil ();
+    o.type = MSGPACK_OBJECT_FLOAT64;
+    o.via.f64 = v;
+    return o;
+}
+
+static msgpack_object
+s_obj_str (const char *s)
+{
+    msgpack_object o = s_obj_nil ();
+    o.type = MSGPACK_OBJECT_STR;
+    o.via.str.ptr = s;
+    o.via.str.size = (uint32_t) strlen (s);
+    return o;
+}
+
+static msgpack_object
+s_obj_bin (const char *s, uint32_t len)
+{
+    msgpack_object o = s_obj_nil ();
+    o.type = MSGPACK_OBJECT_BIN;
+    o.via.bin.ptr = s;
+    o.via.bin.size = len;
+    return o;
+}
+
+static msgpack_object
+s_obj_array (msgpack_object *items, uint32_t n)
+{
+    msgpack_object o = s_obj_nil ();
+    o.type = MSGPACK_OBJECT_ARRAY;
+    o.via.array.ptr = items;
+    o.via.array.size = n;
+    return o;
+}
+
+static msgpack_object
+s_obj_map (void)
+{
+    msgpack_object o = s_obj_nil ();
+    o.type = MSGPACK_OBJECT_MAP;
+    return o;
+}
+
+
+//  ---------------------------------------------------------------------
+//  One valid sample of every message, and the kind of each of its fields
+
+static const char s_big_value [] = "a value with \0 a zero byte in it";
+
+static wc_entry_t
+s_sample_entry (uint8_t op)
+{
+    wc_entry_t e;
+    memset (&e, 0, sizeof e);
+    e.seq = 123456789012ULL;
+    e.epoch = 3;
+    e.ts_ms = 1764400000123ULL;
+    e.op = op;
+    e.key = s_bytes ("user:1");
+    if (op == WC_OP_PUT) {
+        e.value.ptr = (const uint8_t *) s_big_value;
+        e.value.len = sizeof s_big_value;
+    }
+    return e;
+}
+
+//  Number of sample messages; sample i has kinds s_kinds [i]:
+//  V version, T type, U uint, K key (1.. bytes), B bytes, ? bool,
+//  A entry array, L list of entries.
+#define S_NSAMPLES 18
+
+static const char *s_kinds [S_NSAMPLES] = {
+    "VTUKB", "VTUK", "VTUK", "VTU", "VTU", "VTU", "VTUUU", "VTU?BU",
+    "VTU?BU", "VTUUUU", "VTUKBUUUBUU", "VTUUU", "VTUUBB", "VTA", "VTA",
+    "VTUUU", "VTUUU", "VTUUL"
+};
+
+//  Sample i (not ENTRIES, which has no wc_msg_encode form).
+static wc_msg_t
+s_sample (int i)
+{
+    static const int types [S_NSAMPLES] = {
+        WC_MSG_PUT, WC_MSG_DEL, WC_MSG_GET, WC_MSG_PING, WC_MSG_STATUS,
+        WC_MSG_DIGEST, WC_MSG_WRITE_OK, WC_MSG_VALUE, WC_MSG_VALUE,
+        WC_MSG_PONG, WC_MSG_STATUS_REPLY, WC_MSG_DIGEST_REPLY, WC_MSG_ERROR,
+        WC_MSG_ENTRY, WC_MSG_ENTRY, WC_MSG_HEARTBEAT, WC_MSG_FETCH,
+        WC_MSG_ENTRIES
+    };
+    wc_msg_t m;
+    memset (&m, 0, sizeof m);
+    m.type = types [i];
+    m.rid = 0x0123456789abcdefULL + (uint64_t) i;
+    switch (i) {
+        case 0:
+            m.u.req.key = s_bytes ("user:1");
+            m.u.req.value.ptr = (const uint8_t *) s_big_value;
+            m.u.req.value.len = sizeof s_big_value;
+            break;
+        case 1: case 2:
+            m.u.req.key = s_bytes ("k");
+            break;
+        case 6:
+            m.u.write_ok.epoch = 2;
+            m.u.write_ok.seq = UINT64_MAX;
+            break;
+        case 7:
+            m.u.value.found = true;
+            m.u.value.value = s_bytes ("Alice");
+            m.u.value.seq = 99;
+            break;
+        case 8:
+            m.u.value.found = true;     // found, empty value
+            m.u.value.seq = 1;
+            break;
+        case 9:
+            m.u.pong.epoch = 7;
+            m.u.pong.seq = 1u << 20;
+            m.u.pong.clock_ms = 1764400000123ULL;
+            break;
+        case 10:
+            m.u.status.id = s_bytes ("eu1");
+            m.u.status.region = s_bytes ("eu-west");
+            m.u.status.role = WC_ROLE_REPLICA;
+            m.u.status.epoch = 4;
+            m.u.status.applied_seq = 1000;
+            m.u.status.primary = s_bytes ("127.0.0.1:7100");
+            m.u.status.primary_seq = 1010;
+            m.u.status.lag_ms = 12;
+            break;
+        case 11:
+            m.u.digest.seq = 55;
+            m.u.digest.hash = 0xdeadbeefcafebabeULL;
+            break;
+        case 12:
+            m.u.error.code = wc_err_to_wire (WALCAST_ENOTPRIMARY);
+            m.u.error.text = s_bytes ("node is not the primary");
+            m.u.error.detail = s_bytes ("127.0.0.1:7100");
+            break;
+        case 13:
+            m.rid = 0;
+            m.u.entry = s_sample_entry (WC_OP_PUT);
+            break;
+        case 14:
+            m.rid = 0;
+            m.u.entry = s_sample_entry (WC_OP_DEL);
+            break;
+        case 15:
+            m.rid = 0;
+            m.u.heartbeat.epoch = 3;
+            m.u.heartbeat.last_seq = 0;
+            m.u.heartbeat.clock_ms = 1764400000123ULL;
+            break;
+        case 16:
+            m.u.fetch.from_seq = 17;
+            m.u.fetch.max_bytes = WC_MAX_FETCH_BYTES;
+            break;
+        default:
+            break;
+    }
+    return m;
+}
+
+//  Encode sample i into out (reset first). ENTRIES gets two entries.
+static void
+s_encode_sample (int i, msgpack_sbuffer *out)
+{
+    msgpack_sbuffer_clear (out);
+    wc_msg_t m = s_sample (i);
+    if (m.type == WC_MSG_ENTRIES) {
+        assert_int_equal (wc_entries_encode_header (m.rid, 42, 2, out), 0);
+        wc_entry_t e1 = s_sample_entry (WC_OP_PUT);
+        wc_entry_t e2 = s_sample_entry (WC_OP_DEL);
+        e2.seq = e1.seq + 1;
+        assert_int_equal (wc_entry_encode (&e1, out), 0);
+        assert_int_equal (wc_entry_encode (&e2, out), 0);
+    }
+    else
+        assert_int_equal (wc_msg_encode (&m, out), 0);
+}
+
+//  Objects of the wrong type for a field of the given kind.
+static int
+s_wrong_for (char kind, msgpack_object *wrong)
+{
+    static char one [] = "1";
+    int n = 0;
+    switch (kind) {
+        case 'V': case 'T': case 'U':
+            wrong [n++] = s_obj_nil ();
+            wrong [n++] = s_obj_bool (true);
+            wrong [n++] = s_obj_int (-1);
+            wrong [n++] = s_obj_int (INT64_MIN);
+            wrong [n++] = s_obj_float (1.0);
+            wrong [n++] = s_obj_str ("1");
+            wrong [n++] = s_obj_bin (one, 1);
+            wrong [n++] = s_obj_array (NULL, 0);
+            wrong [n++] = s_obj_map ();
+            break;
+        case 'K': case 'B':
+            wrong [n++] = s_obj_nil ();
+            wrong [n++] = s_obj_bool (false);
+            wrong [n++] = s_obj_uint (7);
+            wrong [n++] = s_obj_int (-1);
+            wrong [n++] = s_obj_float (0.5);
+            wrong [n++] = s_obj_array (NULL, 0);
+            wrong [n++] = s_obj_map ();
+            break;
+        case '?':
+            wrong [n++] = s_obj_nil ();
+            wrong [n++] = s_obj_uint (1);
+            wrong [n++] = s_obj_uint (0);
+            wrong [n++] = s_obj_str ("true");
+            break;
+        case 'A':
+            wrong [n++] = s_obj_nil ();
+            wrong [n++] = s_obj_uint (1);
+            wrong [n++] = s_obj_str ("entry");
+            wrong [n++] = s_obj_array (NULL, 0);
+            wrong [n++] = s_obj_map ();
+            break;
+        case 'L':
+            wrong [n++] = s_obj_nil ();
+            wrong [n++] = s_obj_uint (1);
+            wrong [n++] = s_obj_str ("entries");
+            wrong [n++] = s_obj_bool (true);
+            wrong [n++] = s_obj_map ();
+            break;
+        default:
+            fail_msg ("unknown kind %c", kind);
+    }
+    return n;
+}
+
+
+//  ---------------------------------------------------------------------
+//  Round trips
+
+static void
+test_roundtrip_every_message (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    for (int i = 0; i < S_NSAMPLES; i++) {
+        wc_msg_t in = s_sample (i);
+        s_encode_sample (i, &sb);
+        wc_msg_t out;
+        assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &out), 0);
+        assert_int_equal (out.type, in.type);
+        if (in.type == WC_MSG_ENTRIES) {
+            assert_int_equal (out.rid, in.rid);
+            assert_int_equal (out.u.entries.last_seq, 42);
+            assert_int_equal (out.u.entries.count, 2);
+            wc_entry_t e1 = s_sample_entry (WC_OP_PUT);
+            wc_entry_t e2 = s_sample_entry (WC_OP_DEL);
+            e2.seq = e1.seq + 1;
+            wc_entry_t got;
+            assert_int_equal (wc_entry_from_object (&out.u.entries.items [0], &got), 0);
+            assert_true (s_entry_equal (&got, &e1));
+            assert_int_equal (wc_entry_from_object (&out.u.entries.items [1], &got), 0);
+            assert_true (s_entry_equal (&got, &e2));
+            assert_true (s_inside (got.key, sb.data, sb.size));
+        }
+        else {
+            if (!s_msg_equal (&in, &out))
+                fail_msg ("%s (sample %d) changed in a round trip",
+                          wc_msg_type_name (in.type), i);
+        }
+    }
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+}
+
+//  Decoded byte strings point into the input buffer (msgpack-c 4.0.0
+//  references str and bin in place): nothing is copied.
+static void
+test_decode_borrows_input (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t m;
+
+    s_encode_sample (0, &sb);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_true (s_inside (m.u.req.key, sb.data, sb.size));
+    assert_true (s_inside (m.u.req.value, sb.data, sb.size));
+    assert_ptr_equal (m.u.req.value.ptr,
+                      (const uint8_t *) sb.data + sb.size - sizeof s_big_value);
+
+    s_encode_sample (10, &sb);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_true (s_inside (m.u.status.id, sb.data, sb.size));
+    assert_true (s_inside (m.u.status.region, sb.data, sb.size));
+    assert_true (s_inside (m.u.status.primary, sb.data, sb.size));
+
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+}
+
+static void
+test_entry_roundtrip (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    for (uint8_t op = WC_OP_PUT; op <= WC_OP_DEL; op++) {
+        wc_entry_t in = s_sample_entry (op);
+        msgpack_sbuffer_clear (&sb);
+        assert_int_equal (wc_entry_encode (&in, &sb), 0);
+        wc_entry_t out;
+        assert_int_equal (wc_entry_decode (sb.data, sb.size, &up, &out), 0);
+        assert_true (s_entry_equal (&in, &out));
+        assert_true (s_inside (out.key, sb.data, sb.size));
+    }
+    //  A DEL is encoded with a nil value
+    wc_entry_t del = s_sample_entry (WC_OP_DEL);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entry_encode (&del, &sb), 0);
+    assert_int_equal ((uint8_t) sb.data [sb.size - 1], 0xc0);
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+}
+
+//  An ENTRY message built from the raw WAL payload is byte for byte the
+//  one wc_msg_encode builds, so nodes can publish without re-encoding.
+static void
+test_entry_raw_matches_encoded (void **state)
+{
+    (void) state;
+    msgpack_sbuffer entry, raw, full;
+    msgpack_sbuffer_init (&entry);
+    msgpack_sbuffer_init (&raw);
+    msgpack_sbuffer_init (&full);
+    for (uint8_t op = WC_OP_PUT; op <= WC_OP_DEL; op++) {
+        msgpack_sbuffer_clear (&entry);
+        msgpack_sbuffer_clear (&raw);
+        msgpack_sbuffer_clear (&full);
+        wc_msg_t m;
+        memset (&m, 0, sizeof m);
+        m.type = WC_MSG_ENTRY;
+        m.u.entry = s_sample_entry (op);
+        assert_int_equal (wc_entry_encode (&m.u.entry, &entry), 0);
+        assert_int_equal (wc_entry_msg_encode_raw (entry.data, entry.size, &raw), 0);
+        assert_int_equal (wc_msg_encode (&m, &full), 0);
+        assert_int_equal (raw.size, full.size);
+        assert_memory_equal (raw.data, full.data, raw.size);
+    }
+    assert_int_equal (wc_entry_msg_encode_raw (NULL, 0, &raw), WALCAST_EINVAL);
+    msgpack_sbuffer_destroy (&entry);
+    msgpack_sbuffer_destroy (&raw);
+    msgpack_sbuffer_destroy (&full);
+}
+
+//  Values at exactly their limits are accepted both ways.
+static void
+test_limits_exactly (void **state)
+{
+    (void) state;
+    char *big = malloc (WC_MAX_VALUE);
+    assert_non_null (big);
+    memset (big, 'v', WC_MAX_VALUE);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+
+    wc_msg_t m = s_sample (0), out;
+    m.u.req.key.ptr = (const uint8_t *) big;
+    m.u.req.key.len = WC_MAX_KEY;
+    m.u.req.value.ptr = (const uint8_t *) big;
+    m.u.req.value.len = WC_MAX_VALUE;
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    assert_true (sb.size <= WC_MAX_REQUEST);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &out), 0);
+    assert_true (s_msg_equal (&m, &out));
+
+    m = s_sample (10);
+    m.u.status.id.ptr = (const uint8_t *) big;
+    m.u.status.id.len = WC_MAX_ID;
+    m.u.status.region = m.u.status.id;
+    m.u.status.primary.ptr = (const uint8_t *) big;
+    m.u.status.primary.len = WC_MAX_ADDR;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &out), 0);
+    assert_true (s_msg_equal (&m, &out));
+
+    m = s_sample (12);
+    m.u.error.text.ptr = (const uint8_t *) big;
+    m.u.error.text.len = WC_MAX_TEXT;
+    m.u.error.detail = m.u.error.text;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &out), 0);
+    assert_true (s_msg_equal (&m, &out));
+
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+    free (big);
+}
+
+
+//  ---------------------------------------------------------------------
+//  Malformed input
+
+static void
+test_truncated_at_every_length (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    for (int i = 0; i < S_NSAMPLES; i++) {
+        s_encode_sample (i, &sb);
+        for (size_t len = 0; len < sb.size; len++)
+            if (s_decode_copy (sb.data, len) != WALCAST_EPROTO)
+                fail_msg ("sample %d cut to %zu of %zu bytes was accepted",
+                          i, len, sb.size);
+        assert_int_equal (s_decode_copy (sb.data, sb.size), 0);
+    }
+    wc_entry_t e = s_sample_entry (WC_OP_PUT);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entry_encode (&e, &sb), 0);
+    for (size_t len = 0; len < sb.size; len++)
+        assert_int_equal (s_entry_decode_copy (sb.data, len), WALCAST_EPROTO);
+    msgpack_sbuffer_destroy (&sb);
+}
+
+static void
+test_trailing_bytes (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    for (int i = 0; i < S_NSAMPLES; i++) {
+        s_encode_sample (i, &sb);
+        size_t len = sb.size;
+        //  one more byte, then a whole second message
+        assert_int_equal (msgpack_sbuffer_write (&sb, "\xc0", 1), 0);
+        assert_int_equal (s_decode_copy (sb.data, sb.size), WALCAST_EPROTO);
+        sb.size = len;
+        assert_int_equal (msgpack_sbuffer_write (&sb, sb.data, len), 0);
+        assert_int_equal (s_decode_copy (sb.data, sb.size), WALCAST_EPROTO);
+    }
+    wc_entry_t e = s_sample_entry (WC_OP_PUT);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entry_encode (&e, &sb), 0);
+    assert_int_equal (msgpack_sbuffer_write (&sb, "\x01", 1), 0);
+    assert_int_equal (s_entry_decode_copy (sb.data, sb.size), WALCAST_EPROTO);
+    msgpack_sbuffer_destroy (&sb);
+}
+
+static void
+test_wrong_type_in_every_field (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb, bad;
+    msgpack_sbuffer_init (&sb);
+    msgpack_sbuffer_init (&bad);
+    msgpack_object wrong [16];
+    for (int i = 0; i < S_NSAMPLES; i++) {
+        s_encode_sample (i, &sb);
+        const char *kinds = s_kinds [i];
+        for (int pos = 0; kinds [pos]; pos++) {
+            int n = s_wrong_for (kinds [pos], wrong);
+            for (int w = 0; w < n; w++) {
+                s_rebuild (sb.data, sb.size, pos, &wrong [w], NULL, 0, &bad);
+                int rc = s_decode_copy (bad.data, bad.size);
+                if (rc != WALCAST_EPROTO)
+                    fail_msg ("sample %d (%s) field %d, wrong object %d: "
+                              "got %s, want EPROTO", i,
+                              wc_msg_type_name (s_sample (i).type), pos, w,
+                              walcast_errname (rc));
+            }
+        }
+    }
+    //  Entry fields, through wc_entry_decode: seq, epoch, ts, op, key, value
+    static const char entry_kinds [] = "UUUUKB";
+    wc_entry_t e = s_sample_entry (WC_OP_PUT);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entry_encode (&e, &sb), 0);
+    for (int pos = 0; entry_kinds [pos]; pos++) {
+        int n = s_wrong_for (entry_kinds [pos], wrong);
+        for (int w = 0; w < n; w++) {
+            s_rebuild (sb.data, sb.size, pos, &wrong [w], NULL, 0, &bad);
+            assert_int_equal (s_entry_decode_copy (bad.data, bad.size),
+                              WALCAST_EPROTO);
+        }
+    }
+    msgpack_sbuffer_destroy (&sb);
+    msgpack_sbuffer_destroy (&bad);
+}
+
+//  Out-of-range values with the right type.
+static void
+test_bad_values (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb, bad;
+    msgpack_sbuffer_init (&sb);
+    msgpack_sbuffer_init (&bad);
+    msgpack_object o;
+
+    //  PUT with an empty key, as bin and as str
+    s_encode_sample (0, &sb);
+    o = s_obj_bin ("", 0);
+    s_rebuild (sb.data, sb.size, 3, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+    o = s_obj_str ("");
+    s_rebuild (sb.data, sb.size, 3, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+    //  ...keys and values may come as str
+    o = s_obj_str ("k");
+    s_rebuild (sb.data, sb.size, 3, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), 0);
+    s_rebuild (sb.data, sb.size, 4, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), 0);
+
+    //  GET with an empty key
+    s_encode_sample (2, &sb);
+    o = s_obj_bin ("", 0);
+    s_rebuild (sb.data, sb.size, 3, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+
+    //  VALUE: found with nil, not found with a value; not found with nil is fine
+    s_encode_sample (7, &sb);
+    o = s_obj_nil ();
+    s_rebuild (sb.data, sb.size, 4, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+    o = s_obj_bool (false);
+    s_rebuild (sb.data, sb.size, 3, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+    wc_msg_t nf;
+    memset (&nf, 0, sizeof nf);
+    nf.type = WC_MSG_VALUE;
+    nf.rid = 9;
+    nf.u.value.seq = 4;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&nf, &sb), 0);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t out;
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &out), 0);
+    assert_false (out.u.value.found);
+    assert_int_equal (out.u.value.value.len, 0);
+    assert_int_equal (out.u.value.seq, 4);
+
+    //  STATUS_REPLY: role 0 and 3, empty id
+    s_encode_sample (10, &sb);
+    o = s_obj_uint (0);
+    s_rebuild (sb.data, sb.size, 5, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+    o = s_obj_uint (3);
+    s_rebuild (sb.data, sb.size, 5, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+    o = s_obj_str ("");
+    s_rebuild (sb.data, sb.size, 3, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+
+    //  ERROR: a code that does not fit 32 bits
+    s_encode_sample (12, &sb);
+    o = s_obj_uint ((uint64_t) UINT32_MAX + 1);
+    s_rebuild (sb.data, sb.size, 3, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+
+    //  FETCH: max_bytes over 32 bits saturates
+    s_encode_sample (16, &sb);
+    o = s_obj_uint (UINT64_MAX);
+    s_rebuild (sb.data, sb.size, 4, &o, NULL, 0, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &out), 0);
+    assert_int_equal (out.u.fetch.max_bytes, UINT32_MAX);
+
+    //  Entries: seq 0, epoch 0, op 0 and 3, empty key, DEL with a value
+    wc_entry_t e = s_sample_entry (WC_OP_PUT);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entry_encode (&e, &sb), 0);
+    struct { int pos; msgpack_object obj; } cases [] = {
+        { 0, s_obj_uint (0) }, { 1, s_obj_uint (0) }, { 3, s_obj_uint (0) },
+        { 3, s_obj_uint (3) }, { 4, s_obj_bin ("", 0) },
+        { 3, s_obj_uint (WC_OP_DEL) },      // DEL keeping the PUT's value
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        s_rebuild (sb.data, sb.size, cases [i].pos, &cases [i].obj, NULL, 0, &bad);
+        assert_int_equal (s_entry_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+    }
+    //  ...but a DEL with an empty bin (instead of nil) is fine, and a PUT
+    //  needs a value (nil is not one)
+    wc_entry_t del = s_sample_entry (WC_OP_DEL);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entry_encode (&del, &sb), 0);
+    o = s_obj_bin ("", 0);
+    s_rebuild (sb.data, sb.size, 5, &o, NULL, 0, &bad);
+    assert_int_equal (s_entry_decode_copy (bad.data, bad.size), 0);
+    o = s_obj_uint (WC_OP_PUT);
+    s_rebuild (sb.data, sb.size, 3, &o, NULL, 0, &bad);
+    assert_int_equal (s_entry_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+
+    //  The same checks apply to the entry inside an ENTRY message
+    s_encode_sample (13, &sb);
+    msgpack_object fields [6] = {
+        s_obj_uint (0), s_obj_uint (1), s_obj_uint (0), s_obj_uint (1),
+        s_obj_bin ("k", 1), s_obj_bin ("v", 1)
+    };
+    o = s_obj_array (fields, 6);
+    s_rebuild (sb.data, sb.size, 2, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+    fields [0] = s_obj_uint (1);
+    s_rebuild (sb.data, sb.size, 2, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), 0);
+
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+    msgpack_sbuffer_destroy (&bad);
+}
+
+static void
+test_oversize_fields (void **state)
+{
+    (void) state;
+    char *big = calloc (1, WC_MAX_VALUE + 1);
+    assert_non_null (big);
+    msgpack_sbuffer sb, bad;
+    msgpack_sbuffer_init (&sb);
+    msgpack_sbuffer_init (&bad);
+    msgpack_object o;
+
+    struct { int sample; int pos; uint32_t len; } cases [] = {
+        { 0, 3, WC_MAX_KEY + 1 },       // PUT key
+        { 0, 4, WC_MAX_VALUE + 1 },     // PUT value
+        { 1, 3, WC_MAX_KEY + 1 },       // DEL key
+        { 2, 3, WC_MAX_KEY + 1 },       // GET key
+        { 7, 4, WC_MAX_VALUE + 1 },     // VALUE value
+        { 10, 3, WC_MAX_ID + 1 },       // STATUS_REPLY id
+        { 10, 4, WC_MAX_ID + 1 },       // region
+        { 10, 8, WC_MAX_ADDR + 1 },     // primary
+        { 12, 4, WC_MAX_TEXT + 1 },     // ERROR text
+        { 12, 5, WC_MAX_TEXT + 1 },     // detail
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        s_encode_sample (cases [i].sample, &sb);
+        o = s_obj_bin (big, cases [i].len);
+        s_rebuild (sb.data, sb.size, cases [i].pos, &o, NULL, 0, &bad);
+        assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_ETOOBIG);
+        o = s_obj_bin (big, cases [i].len - 1);
+        s_rebuild (sb.data, sb.size, cases [i].pos, &o, NULL, 0, &bad);
+        assert_int_equal (s_decode_copy (bad.data, bad.size), 0);
+    }
+
+    //  Entry key and value
+    wc_entry_t e = s_sample_entry (WC_OP_PUT);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entry_encode (&e, &sb), 0);
+    o = s_obj_bin (big, WC_MAX_KEY + 1);
+    s_rebuild (sb.data, sb.size, 4, &o, NULL, 0, &bad);
+    assert_int_equal (s_entry_decode_copy (bad.data, bad.size), WALCAST_ETOOBIG);
+    o = s_obj_bin (big, WC_MAX_VALUE + 1);
+    s_rebuild (sb.data, sb.size, 5, &o, NULL, 0, &bad);
+    assert_int_equal (s_entry_decode_copy (bad.data, bad.size), WALCAST_ETOOBIG);
+
+    //  ENTRIES with one item more than WC_MAX_BATCH
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entries_encode_header (1, 5, WC_MAX_BATCH, &sb), 0);
+    for (uint32_t i = 0; i < WC_MAX_BATCH; i++)
+        assert_int_equal (msgpack_sbuffer_write (&sb, "\xc0", 1), 0);
+    assert_int_equal (s_decode_copy (sb.data, sb.size), 0);
+    msgpack_sbuffer_clear (&sb);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+    assert_int_equal (msgpack_pack_array (&pk, 5), 0);
+    assert_int_equal (msgpack_pack_uint8 (&pk, 1), 0);
+    assert_int_equal (msgpack_pack_uint8 (&pk, WC_MSG_ENTRIES), 0);
+    assert_int_equal (msgpack_pack_uint8 (&pk, 1), 0);
+    assert_int_equal (msgpack_pack_uint8 (&pk, 5), 0);
+    assert_int_equal (msgpack_pack_array (&pk, WC_MAX_BATCH + 1), 0);
+    for (uint32_t i = 0; i < WC_MAX_BATCH + 1; i++)
+        assert_int_equal (msgpack_pack_nil (&pk), 0);
+    assert_int_equal (s_decode_copy (sb.data, sb.size), WALCAST_ETOOBIG);
+
+    //  A whole message over WC_MAX_MESSAGE is refused before parsing
+    char *huge = calloc (1, WC_MAX_MESSAGE + 1);
+    assert_non_null (huge);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t m;
+    assert_int_equal (wc_msg_decode (huge, WC_MAX_MESSAGE + 1, &up, &m),
+                      WALCAST_ETOOBIG);
+    wc_entry_t ent;
+    assert_int_equal (wc_entry_decode (huge, WC_MAX_MESSAGE + 1, &up, &ent),
+                      WALCAST_ETOOBIG);
+    msgpack_unpacked_destroy (&up);
+    free (huge);
+
+    msgpack_sbuffer_destroy (&sb);
+    msgpack_sbuffer_destroy (&bad);
+    free (big);
+}
+
+static void
+test_version_and_type (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb, bad;
+    msgpack_sbuffer_init (&sb);
+    msgpack_sbuffer_init (&bad);
+    msgpack_object o;
+
+    //  Another version is EVERSION for every message, whatever follows
+    for (int i = 0; i < S_NSAMPLES; i++) {
+        s_encode_sample (i, &sb);
+        o = s_obj_uint (2);
+        s_rebuild (sb.data, sb.size, 0, &o, NULL, 0, &bad);
+        assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EVERSION);
+        o = s_obj_uint (0);
+        s_rebuild (sb.data, sb.size, 0, &o, NULL, 0, &bad);
+        assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EVERSION);
+    }
+    //  ...even when the rest would not make sense in version 1
+    assert_int_equal (s_decode_copy ("\x92\x02\xa3" "abc", 6), WALCAST_EVERSION);
+    assert_int_equal (s_decode_copy ("\x91\x07", 2), WALCAST_EVERSION);
+    //  version 1 with nothing else
+    assert_int_equal (s_decode_copy ("\x91\x01", 2), WALCAST_EPROTO);
+
+    //  Unknown types
+    s_encode_sample (3, &sb);          // PING
+    uint64_t unknown [] = { 0, 7, 15, 21, 30, 34, 47, 50, 255, 256, 65537,
+                            UINT64_MAX };
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown [0]; i++) {
+        o = s_obj_uint (unknown [i]);
+        s_rebuild (sb.data, sb.size, 1, &o, NULL, 0, &bad);
+        assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+    }
+
+    //  Short arrays: every sample cut to fewer elements than it needs
+    for (int i = 0; i < S_NSAMPLES; i++) {
+        s_encode_sample (i, &sb);
+        msgpack_unpacked up;
+        msgpack_unpacked_init (&up);
+        size_t off = 0;
+        assert_int_equal (msgpack_unpack_next (&up, sb.data, sb.size, &off),
+                          MSGPACK_UNPACK_SUCCESS);
+        msgpack_object top = up.data;
+        uint32_t n = top.via.array.size;
+        assert_int_equal (n, strlen (s_kinds [i]));
+        for (uint32_t k = 0; k < n; k++) {
+            top.via.array.size = k;
+            msgpack_sbuffer_clear (&bad);
+            msgpack_packer pk;
+            msgpack_packer_init (&pk, &bad, msgpack_sbuffer_write);
+            assert_int_equal (msgpack_pack_object (&pk, top), 0);
+            assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+        }
+        msgpack_unpacked_destroy (&up);
+    }
+    msgpack_sbuffer_destroy (&sb);
+    msgpack_sbuffer_destroy (&bad);
+}
+
+static void
+test_not_an_array (void **state)
+{
+    (void) state;
+    struct { const char *bytes; size_t len; } cases [] = {
+        { "\x01", 1 },                      // int
+        { "\xc0", 1 },                      // nil
+        { "\xa3" "PUT", 4 },                // str
+        { "\x81\x01\x01", 3 },              // map {1: 1}
+        { "\x90", 1 },                      // []
+        { "\xc4\x00", 2 },                  // empty bin
+        { "\xcb\x3f\xf0\0\0\0\0\0\0", 9 },  // 1.0
+        { "\xc1", 1 },                      // reserved byte
+        { "", 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        assert_int_equal (s_decode_copy (cases [i].bytes, cases [i].len),
+                          WALCAST_EPROTO);
+        assert_int_equal (s_entry_decode_copy (cases [i].bytes, cases [i].len),
+                          WALCAST_EPROTO);
+    }
+    //  NULL buffer
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t m;
+    assert_int_equal (wc_msg_decode (NULL, 0, &up, &m), WALCAST_EPROTO);
+    msgpack_unpacked_destroy (&up);
+}
+
+//  Headers that declare more elements than the input could hold are
+//  refused without making msgpack-c allocate for them; nesting past
+//  msgpack-c's depth limit is refused too.
+static void
+test_hostile_shapes (void **state)
+{
+    (void) state;
+    struct { const char *bytes; size_t len; } cases [] = {
+        { "\xdd\xff\xff\xff\xff", 5 },                          // array32 4G
+        { "\x93\x01\x04\xdd\xff\xff\xff\xff", 8 },               // nested
+        { "\x93\x01\x04\xdf\xff\xff\xff\xff", 8 },               // map32 4G
+        { "\x93\x01\x04\xdc\xff\xff", 6 },                      // array16
+        { "\x93\x01\x04\xc6\xff\xff\xff\xff", 8 },               // bin32 4G
+        { "\x93\x01\x04\xdb\x7f\xff\xff\xff", 8 },               // str32 2G
+        { "\x93\x01\x04\xc9\xff\xff\xff\xff\x01", 9 },           // ext32
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++)
+        assert_int_equal (s_decode_copy (cases [i].bytes, cases [i].len),
+                          WALCAST_EPROTO);
+
+    //  PING with an extra element nested 40 deep
+    uint8_t deep [64];
+    size_t n = 0;
+    deep [n++] = 0x94;
+    deep [n++] = 0x01;
+    deep [n++] = WC_MSG_PING;
+    deep [n++] = 0x01;
+    for (int i = 0; i < 40; i++)
+        deep [n++] = 0x91;
+    deep [n++] = 0xc0;
+    assert_int_equal (s_decode_copy (deep, n), WALCAST_EPROTO);
+
+    //  ...and nested 8 deep is just an extra element
+    n = 4;
+    for (int i = 0; i < 8; i++)
+        deep [n++] = 0x91;
+    deep [n++] = 0xc0;
+    assert_int_equal (s_decode_copy (deep, n), 0);
+
+    //  Ext types are well-formed msgpack: fine as extra elements
+    assert_int_equal (s_decode_copy ("\x94\x01\x04\x01\xd4\x01\x02", 7), 0);
+    assert_int_equal (s_decode_copy ("\x94\x01\x04\x01\xc7\x02\x05\xaa\xbb", 9), 0);
+}
+
+//  A newer peer may append fields: they are ignored, the rest is decoded.
+static void
+test_extra_elements_accepted (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb, more;
+    msgpack_sbuffer_init (&sb);
+    msgpack_sbuffer_init (&more);
+    msgpack_unpacked up1, up2;
+    msgpack_unpacked_init (&up1);
+    msgpack_unpacked_init (&up2);
+    msgpack_object inner [2] = { s_obj_uint (1), s_obj_str ("x") };
+    msgpack_object extra [4] = {
+        s_obj_nil (), s_obj_str ("future"), s_obj_array (inner, 2),
+        s_obj_int (-5)
+    };
+    for (int i = 0; i < S_NSAMPLES; i++) {
+        s_encode_sample (i, &sb);
+        s_rebuild (sb.data, sb.size, -1, NULL, extra, 4, &more);
+        wc_msg_t a, b;
+        assert_int_equal (wc_msg_decode (sb.data, sb.size, &up1, &a), 0);
+        assert_int_equal (wc_msg_decode (more.data, more.size, &up2, &b), 0);
+        if (a.type == WC_MSG_ENTRIES) {
+            assert_int_equal (a.u.entries.count, b.u.entries.count);
+            assert_int_equal (a.u.entries.last_seq, b.u.entries.last_seq);
+        }
+        else
+            assert_true (s_msg_equal (&a, &b));
+    }
+    //  Entries too: a bare one, and one inside ENTRY
+    wc_entry_t e = s_sample_entry (WC_OP_PUT), got;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entry_encode (&e, &sb), 0);
+    s_rebuild (sb.data, sb.size, -1, NULL, extra, 4, &more);
+    assert_int_equal (wc_entry_decode (more.data, more.size, &up1, &got), 0);
+    assert_true (s_entry_equal (&e, &got));
+
+    msgpack_unpacked_destroy (&up1);
+    msgpack_unpacked_destroy (&up2);
+    msgpack_sbuffer_destroy (&sb);
+    msgpack_sbuffer_destroy (&more);
+}
+
+//  ENTRIES decodes its outer shape; a bad item is found by
+//  wc_entry_from_object, item by item.
+static void
+test_entries_with_bad_item (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    assert_int_equal (wc_entries_encode_header (8, 3, 3, &sb), 0);
+    wc_entry_t e = s_sample_entry (WC_OP_PUT);
+    e.seq = 1;
+    assert_int_equal (wc_entry_encode (&e, &sb), 0);
+    //  item 2: an entry whose op is 9
+    const char bad_entry [] = "\x96\x02\x01\x00\x09\xc4\x01k\xc0";
+    assert_int_equal (msgpack_sbuffer_write (&sb, bad_entry,
+                                             sizeof bad_entry - 1), 0);
+    //  item 3: not even an array
+    assert_int_equal (msgpack_sbuffer_write (&sb, "\x07", 1), 0);
+
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t m;
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_int_equal (m.type, WC_MSG_ENTRIES);
+    assert_int_equal (m.rid, 8);
+    assert_int_equal (m.u.entries.last_seq, 3);
+    assert_int_equal (m.u.entries.count, 3);
+    wc_entry_t got;
+    assert_int_equal (wc_entry_from_object (&m.u.entries.items [0], &got), 0);
+    assert_true (s_entry_equal (&e, &got));
+    assert_int_equal (wc_entry_from_object (&m.u.entries.items [1], &got),
+                      WALCAST_EPROTO);
+    assert_int_equal (wc_entry_from_object (&m.u.entries.items [2], &got),
+                      WALCAST_EPROTO);
+
+    //  An empty list is a valid reply (nothing after from_seq)
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entries_encode_header (9, 3, 0, &sb), 0);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_int_equal (m.u.entries.count, 0);
+
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+}
+
+//  After a failed decode, type and rid say what could be read, so a node
+//  can address its ERROR reply.
+static void
+test_failed_decode_keeps_rid (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb, bad;
+    msgpack_sbuffer_init (&sb);
+    msgpack_sbuffer_init (&bad);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t m;
+
+    s_encode_sample (0, &sb);
+    msgpack_object o = s_obj_bin ("", 0);
+    s_rebuild (sb.data, sb.size, 3, &o, NULL, 0, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), WALCAST_EPROTO);
+    assert_int_equal (m.type, WC_MSG_PUT);
+    assert_int_equal (m.rid, s_sample (0).rid);
+
+    assert_int_equal (wc_msg_decode (sb.data, sb.size - 1, &up, &m), WALCAST_EPROTO);
+    assert_int_equal (m.type, 0);
+    assert_int_equal (m.rid, 0);
+
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+    msgpack_sbuffer_destroy (&bad);
+}
+
+
+//  ---------------------------------------------------------------------
+//  Encoder checks
+
+static void
+test_encode_refuses_bad_fields (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    assert_int_equal (msgpack_sbuffer_write (&sb, "prefix", 6), 0);
+    wc_msg_t m;
+
+    m = s_sample (0);
+    m.u.req.key.len = 0;
+    assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+    m.u.req.key.len = WC_MAX_KEY + 1;
+    assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+    m = s_sample (0);
+    m.u.req.value.len = WC_MAX_VALUE + 1;
+    assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+    m.u.req.value.ptr = NULL;
+    m.u.req.value.len = 3;
+    assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+
+    m = s_sample (10);
+    m.u.status.role = 0;
+    assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+    m = s_sample (10);
+    m.u.status.id.len = 0;
+    assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+
+    m = s_sample (12);
+    m.u.error.text.len = WC_MAX_TEXT + 1;
+    assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+
+    m = s_sample (13);
+    m.u.entry.seq = 0;
+    assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+    m = s_sample (13);
+    m.u.entry.op = 3;
+    assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+    wc_entry_t e = s_sample_entry (WC_OP_DEL);
+    e.value = s_bytes ("x");
+    assert_int_equal (wc_entry_encode (&e, &sb), WALCAST_EINVAL);
+    e = s_sample_entry (WC_OP_PUT);
+    e.epoch = 0;
+    assert_int_equal (wc_entry_encode (&e, &sb), WALCAST_EINVAL);
+
+    memset (&m, 0, sizeof m);
+    m.type = WC_MSG_ENTRIES;
+    assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+    m.type = 99;
+    assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+    assert_int_equal (wc_entries_encode_header (1, 1, WC_MAX_BATCH + 1, &sb),
+                      WALCAST_EINVAL);
+
+    //  Nothing was appended by any refused call
+    assert_int_equal (sb.size, 6);
+    msgpack_sbuffer_destroy (&sb);
+}
+
+//  Encoders append: several messages in one buffer decode one by one.
+static void
+test_encode_appends (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    wc_msg_t a = s_sample (3), b = s_sample (6);
+    assert_int_equal (wc_msg_encode (&a, &sb), 0);
+    size_t first = sb.size;
+    assert_int_equal (wc_msg_encode (&b, &sb), 0);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t m;
+    assert_int_equal (wc_msg_decode (sb.data, first, &up, &m), 0);
+    assert_true (s_msg_equal (&a, &m));
+    assert_int_equal (wc_msg_decode (sb.data + first, sb.size - first, &up, &m), 0);
+    assert_true (s_msg_equal (&b, &m));
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+}
+
+static void
+test_error_encode (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t m;
+
+    assert_int_equal (wc_error_encode (5, WALCAST_ENOTPRIMARY, NULL,
+                                       "127.0.0.1:7100", &sb), 0);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_int_equal (m.type, WC_MSG_ERROR);
+    assert_int_equal (m.rid, 5);
+    assert_int_equal (wc_err_from_wire (m.u.error.code), WALCAST_ENOTPRIMARY);
+    assert_true (s_bytes_equal (m.u.error.text,
+                                s_bytes (walcast_strerror (WALCAST_ENOTPRIMARY))));
+    assert_true (s_bytes_equal (m.u.error.detail, s_bytes ("127.0.0.1:7100")));
+
+    //  NULL detail is empty; text over the limit is cut on a UTF-8 boundary
+    char *text = malloc (WC_MAX_TEXT + 10);
+    assert_non_null (text);
+    memset (text, 'x', WC_MAX_TEXT + 9);
+    text [WC_MAX_TEXT + 9] = 0;
+    text [WC_MAX_TEXT - 1] = (char) 0xc3;       // "é" straddles the limit
+    text [WC_MAX_TEXT] = (char) 0xa9;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_error_encode (0, WALCAST_EPROTO, text, NULL, &sb), 0);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_int_equal (m.u.error.text.len, WC_MAX_TEXT - 1);
+    assert_int_equal (m.u.error.detail.len, 0);
+    assert_int_equal (m.rid, 0);
+    free (text);
+
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+}
+
+static void
+test_type_names (void **state)
+{
+    (void) state;
+    assert_string_equal (wc_msg_type_name (WC_MSG_PUT), "PUT");
+    assert_string_equal (wc_msg_type_name (WC_MSG_STATUS_REPLY), "STATUS_REPLY");
+    assert_string_equal (wc_msg_type_name (WC_MSG_ENTRIES), "ENTRIES");
+    assert_string_equal (wc_msg_type_name (0), "UNKNOWN");
+    assert_string_equal (wc_msg_type_name (-1), "UNKNOWN");
+    assert_string_equal (wc_msg_type_name (7), "UNKNOWN");
+}
+
+
+//  ---------------------------------------------------------------------
+//  Error codes
+
+static const int s_codes [] = {
+    WALCAST_OK, WALCAST_EINVAL, WALCAST_EPROTO, WALCAST_EVERSION,
+    WALCAST_ETOOBIG, WALCAST_ENOTFOUND, WALCAST_ENOTPRIMARY, WALCAST_ETIMEOUT,
+    WALCAST_EIO, WALCAST_ENOMEM, WALCAST_ERANGE, WALCAST_EUNAVAILABLE,
+    WALCAST_EBUSY
+};
+#define S_NCODES (sizeof s_codes / sizeof s_codes [0])
+
+static void
+test_error_names (void **state)
+{
+    (void) state;
+    for (size_t i = 0; i < S_NCODES; i++) {
+        const char *name = walcast_errname (s_codes [i]);
+        const char *msg = walcast_strerror (s_codes [i]);
+        assert_string_not_equal (name, "EUNKNOWN");
+        assert_string_not_equal (msg, "unknown error");
+        for (size_t j = 0; j < i; j++) {
+            assert_string_not_equal (name, walcast_errname (s_codes [j]));
+            assert_string_not_equal (msg, walcast_strerror (s_codes [j]));
+        }
+    }
+    assert_string_equal (walcast_errname (WALCAST_ENOTPRIMARY), "ENOTPRIMARY");
+    assert_string_equal (walcast_errname (WALCAST_OK), "OK");
+    assert_string_equal (walcast_errname (-13), "EUNKNOWN");
+    assert_string_equal (walcast_errname (1), "EUNKNOWN");
+    assert_string_equal (walcast_strerror (-1000), "unknown error");
+}
+
+static void
+test_error_wire (void **state)
+{
+    (void) state;
+    for (size_t i = 1; i < S_NCODES; i++) {
+        uint32_t wire = wc_err_to_wire (s_codes [i]);
+        assert_int_equal (wire, (uint32_t) -s_codes [i]);
+        assert_int_equal (wc_err_from_wire (wire), s_codes [i]);
+    }
+    //  Codes this build does not know are EPROTO, both ways
+    assert_int_equal (wc_err_from_wire (0), WALCAST_EPROTO);
+    assert_int_equal (wc_err_from_wire (13), WALCAST_EPROTO);
+    assert_int_equal (wc_err_from_wire (1000), WALCAST_EPROTO);
+    assert_int_equal (wc_err_from_wire (UINT64_MAX), WALCAST_EPROTO);
+    assert_int_equal (wc_err_from_wire ((uint64_t) 1 << 32 | 6), WALCAST_EPROTO);
+    assert_int_equal (wc_err_to_wire (WALCAST_OK), (uint32_t) -WALCAST_EPROTO);
+    assert_int_equal (wc_err_to_wire (-999), (uint32_t) -WALCAST_EPROTO);
+}
+
+
+//  ---------------------------------------------------------------------
+//  Fuzz: random bytes and mutated messages never crash, and whatever is
+//  accepted is within limits and survives re-encoding.
+
+static uint64_t s_rng = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t
+s_rand (void)
+{
+    //  xorshift64*
+    s_rng ^= s_rng >> 12;
+    s_rng ^= s_rng << 25;
+    s_rng ^= s_rng >> 27;
+    return s_rng * 0x2545f4914f6cdd1dULL;
+}
+
+//  Check an accepted message, then encode and decode it again.
+static void
+s_check_accepted (const wc_msg_t *m, const void *buf, size_t len)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t again;
+    switch (m->type) {
+        case WC_MSG_PUT:
+            assert_true (m->u.req.key.len >= 1 && m->u.req.key.len <= WC_MAX_KEY);
+            assert_true (m->u.req.value.len <= WC_MAX_VALUE);
+            assert_true (s_inside (m->u.req.key, buf, len));
+            assert_true (s_inside (m->u.req.value, buf, len));
+            break;
+        case WC_MSG_STATUS_REPLY:
+            assert_true (s_inside (m->u.status.id, buf, len));
+            assert_true (s_inside (m->u.status.primary, buf, len));
+            break;
+        case WC_MSG_ENTRY:
+            assert_true (s_inside (m->u.entry.key, buf, len));
+            assert_true (s_inside (m->u.entry.value, buf, len));
+            break;
+        default:
+            break;
+    }
+    if (m->type == WC_MSG_ENTRIES) {
+        assert_true (m->u.entries.count <= WC_MAX_BATCH);
+        for (uint32_t i = 0; i < m->u.entries.count; i++) {
+            wc_entry_t e;
+            int rc = wc_entry_from_object (&m->u.entries.items [i], &e);
+            assert_true (rc == 0 || rc == WALCAST_EPROTO || rc == WALCAST_ETOOBIG);
+            if (rc == 0) {
+                assert_true (s_inside (e.key, buf, len));
+                assert_int_equal (wc_entry_encode (&e, &sb), 0);
+            }
+        }
+    }
+    else {
+        assert_int_equal (wc_msg_encode (m, &sb), 0);
+        assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &again), 0);
+        assert_true (s_msg_equal (m, &again));
+    }
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+}
+
+//  Decode a heap copy of buf; the result must be a decoder error or a
+//  message that passes s_check_accepted.
+static void
+s_fuzz_one (const uint8_t *buf, size_t len, msgpack_unpacked *up)
+{
+    uint8_t *copy = malloc (len ? len : 1);
+    assert_non_null (copy);
+    if (len)
+        memcpy (copy, buf, len);
+    wc_msg_t m;
+    int rc = wc_msg_decode (copy, len, up, &m);
+    if (rc == 0)
+        s_check_accepted (&m, copy, len);
+    else
+    if (rc != WALCAST_EPROTO && rc != WALCAST_EVERSION && rc != WALCAST_ETOOBIG)
+        fail_msg ("decode returned %s", walcast_errname (rc));
+    wc_entry_t e;
+    rc = wc_entry_decode (copy, len, up, &e);
+    assert_true (rc == 0 || rc == WALCAST_EPROTO || rc == WALCAST_ETOOBIG);
+    free (copy);
+}
+
+static void
+test_fuzz_random_bytes (void **state)
+{
+    (void) state;
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    uint8_t buf [64];
+    for (int iter = 0; iter < 100000; iter++) {
+        size_t len = (size_t) (s_rand () % sizeof buf);
+        for (size_t i = 0; i < len; i++)
+            buf [i] = (uint8_t) s_rand ();
+        //  Half of them look like a version 1 message of a known type, so
+        //  the field decoders see random fields too.
+        if (len >= 3 && (iter & 1)) {
+            static const uint8_t types [] = { 1, 2, 3, 4, 5, 6, 16, 17, 18,
+                                              19, 20, 31, 32, 33, 48, 49 };
+            buf [0] = (uint8_t) (0x92 + s_rand () % 10);
+            buf [1] = 0x01;
+            buf [2] = types [s_rand () % sizeof types];
+        }
+        s_fuzz_one (buf, len, &up);
+    }
+    msgpack_unpacked_destroy (&up);
+}
+
+static void
+test_fuzz_mutations (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    static const uint8_t interesting [] = {
+        0x00, 0x01, 0x7f, 0x80, 0x90, 0x9f, 0xa0, 0xc0, 0xc1, 0xc2, 0xc3,
+        0xc4, 0xc6, 0xca, 0xcb, 0xcc, 0xcf, 0xd0, 0xd3, 0xd4, 0xd8, 0xd9,
+        0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xe0, 0xff
+    };
+    uint8_t buf [256];
+    for (int iter = 0; iter < 100000; iter++) {
+        s_encode_sample ((int) (s_rand () % S_NSAMPLES), &sb);
+        size_t len = sb.size < sizeof buf ? sb.size : sizeof buf;
+        memcpy (buf, sb.data, len);
+        int edits = 1 + (int) (s_rand () % 4);
+        for (int k = 0; k < edits && len > 0; k++) {
+            size_t at = (size_t) (s_rand () % len);
+            switch (s_rand () % 5) {
+                case 0:         // random byte
+                    buf [at] = (uint8_t) s_rand ();
+                    break;
+                case 1:         // interesting byte
+                    buf [at] = interesting [s_rand () % sizeof interesting];
+                    break;
+                case 2:         // flip a bit
+                    buf [at] ^= (uint8_t) (1u << (s_rand () % 8));
+                    break;
+                case 3:         // cut
+                    len = at;
+                    break;
+                case 4:         // insert a byte
+                    if (len < sizeof buf) {
+                        memmove (buf + at + 1, buf + at, len - at);
+                        buf [at] = interesting [s_rand () % sizeof interesting];
+                        len++;
+                    }
+                    break;
+            }
+        }
+        s_fuzz_one (buf, len, &up);
+    }
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+}
+
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_roundtrip_every_message),
+        cmocka_unit_test (test_decode_borrows_input),
+        cmocka_unit_test (test_entry_roundtrip),
+        cmocka_unit_test (test_entry_raw_matches_encoded),
+        cmocka_unit_test (test_limits_exactly),
+        cmocka_unit_test (test_truncated_at_every_length),
+        cmocka_unit_test (test_trailing_bytes),
+        cmocka_unit_test (test_wrong_type_in_every_field),
+        cmocka_unit_test (test_bad_values),
+        cmocka_unit_test (test_oversize_fields),
+        cmocka_unit_test (test_version_and_type),
+        cmocka_unit_test (test_not_an_array),
+        cmocka_unit_test (test_hostile_shapes),
+        cmocka_unit_test (test_extra_elements_accepted),
+        cmocka_unit_test (test_entries_with_bad_item),
+        cmocka_unit_test (test_failed_decode_keeps_rid),
+        cmocka_unit_test (test_encode_refuses_bad_fields),
+        cmocka_unit_test (test_encode_appends),
+        cmocka_unit_test (test_error_encode),
+        cmocka_unit_test (test_type_names),
+        cmocka_unit_test (test_error_names),
+        cmocka_unit_test (test_error_wire),
+        cmocka_unit_test (test_fuzz_random_bytes),
+        cmocka_unit_test (test_fuzz_mutations),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

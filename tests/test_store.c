@@ -1,0 +1,622 @@
+/*  test_store.c - the node's key-value state (node/store.c).
+
+    What the node relies on: a key reads back exactly what was last put,
+    binary-safe and at any size of table; deleting removes only that key;
+    and two stores with the same content have the same digest however the
+    content was reached, while any difference changes it. The digest is
+    compared between nodes, so one test pins its value for a fixed content:
+    if that test fails, the hash changed and nodes of different builds
+    would no longer agree.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "walcast.h"
+#include "store.h"
+
+//  A small deterministic PRNG (xorshift64*), so failures reproduce.
+
+static uint64_t
+s_rand (uint64_t *state)
+{
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    return *state * 0x2545f4914f6cdd1dull;
+}
+
+static void
+s_shuffle (size_t *items, size_t count, uint64_t *state)
+{
+    for (size_t i = count; i > 1; i--) {
+        size_t j = (size_t) (s_rand (state) % i);
+        size_t t = items [i - 1];
+        items [i - 1] = items [j];
+        items [j] = t;
+    }
+}
+
+//  Key and value text for number n.
+
+static size_t
+s_key (char *buf, size_t size, size_t n)
+{
+    return (size_t) snprintf (buf, size, "key:%zu", n);
+}
+
+static size_t
+s_value (char *buf, size_t size, size_t n)
+{
+    return (size_t) snprintf (buf, size, "value-%zu-%zx", n, n * 2654435761u);
+}
+
+//  Assert that key reads back as exactly value.
+
+static void
+s_assert_value (wc_store_t *store, const void *key, size_t key_len,
+                const void *value, size_t value_len)
+{
+    const void *got = NULL;
+    size_t got_len = 12345;
+    assert_int_equal (wc_store_get (store, key, key_len, &got, &got_len), 0);
+    assert_int_equal (got_len, value_len);
+    assert_non_null (got);
+    if (value_len)
+        assert_memory_equal (got, value, value_len);
+}
+
+static void
+s_assert_missing (wc_store_t *store, const void *key, size_t key_len)
+{
+    const void *got;
+    size_t got_len;
+    assert_int_equal (wc_store_get (store, key, key_len, &got, &got_len),
+                      WALCAST_ENOTFOUND);
+}
+
+static void
+s_put_str (wc_store_t *store, const char *key, const char *value)
+{
+    assert_int_equal (wc_store_put (store, key, strlen (key), value, strlen (value)), 0);
+}
+
+
+static void
+test_new_and_destroy (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    assert_int_equal (wc_store_count (store), 0);
+    assert_true (wc_store_digest (store) == 0);
+    s_put_str (store, "a", "1");
+    wc_store_destroy (&store);
+    assert_null (store);
+    wc_store_destroy (&store);          //  safe twice
+    assert_null (store);
+}
+
+static void
+test_put_get_overwrite_del (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+
+    s_assert_missing (store, "user:1", 6);
+    s_put_str (store, "user:1", "Alice");
+    s_put_str (store, "user:2", "Bob");
+    assert_int_equal (wc_store_count (store), 2);
+    s_assert_value (store, "user:1", 6, "Alice", 5);
+    s_assert_value (store, "user:2", 6, "Bob", 3);
+
+    //  Overwrite: same size, smaller, much larger, much smaller
+    s_put_str (store, "user:1", "Alicf");
+    s_assert_value (store, "user:1", 6, "Alicf", 5);
+    s_put_str (store, "user:1", "Al");
+    s_assert_value (store, "user:1", 6, "Al", 2);
+    char big [5000];
+    memset (big, 'x', sizeof big);
+    assert_int_equal (wc_store_put (store, "user:1", 6, big, sizeof big), 0);
+    s_assert_value (store, "user:1", 6, big, sizeof big);
+    s_put_str (store, "user:1", "A");
+    s_assert_value (store, "user:1", 6, "A", 1);
+    assert_int_equal (wc_store_count (store), 2);
+    s_assert_value (store, "user:2", 6, "Bob", 3);
+
+    //  Prefixes and extensions of a key are other keys
+    s_assert_missing (store, "user:", 5);
+    s_assert_missing (store, "user:12", 7);
+    s_assert_missing (store, "user:3", 6);
+
+    //  Delete; deleting again or deleting a missing key is fine
+    assert_int_equal (wc_store_del (store, "user:1", 6), 0);
+    s_assert_missing (store, "user:1", 6);
+    s_assert_value (store, "user:2", 6, "Bob", 3);
+    assert_int_equal (wc_store_count (store), 1);
+    assert_int_equal (wc_store_del (store, "user:1", 6), 0);
+    assert_int_equal (wc_store_del (store, "nobody", 6), 0);
+    assert_int_equal (wc_store_count (store), 1);
+
+    //  A deleted key can come back
+    s_put_str (store, "user:1", "Carol");
+    s_assert_value (store, "user:1", 6, "Carol", 5);
+    assert_int_equal (wc_store_count (store), 2);
+    wc_store_destroy (&store);
+}
+
+//  A value from get may be put back (whole or in part) under its own key
+//  or another one: the store must copy it before freeing anything.
+
+static void
+test_put_from_own_value (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    s_put_str (store, "k", "0123456789abcdef");
+
+    const void *v;
+    size_t n;
+    assert_int_equal (wc_store_get (store, "k", 1, &v, &n), 0);
+    assert_int_equal (wc_store_put (store, "k", 1, (const char *) v + 4, 10), 0);
+    s_assert_value (store, "k", 1, "456789abcd", 10);
+
+    assert_int_equal (wc_store_get (store, "k", 1, &v, &n), 0);
+    assert_int_equal (wc_store_put (store, "k", 1, v, 2), 0);      //  rebuilt
+    s_assert_value (store, "k", 1, "45", 2);
+
+    assert_int_equal (wc_store_get (store, "k", 1, &v, &n), 0);
+    assert_int_equal (wc_store_put (store, "copy", 4, v, n), 0);
+    s_assert_value (store, "copy", 4, "45", 2);
+    wc_store_destroy (&store);
+}
+
+static void
+test_binary_keys_and_values (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    //  Keys that differ only after or at a NUL byte, or by trailing NULs
+    const char k1 [] = { 'a', 0, 'b' };
+    const char k2 [] = { 'a', 0, 'c' };
+    const char k3 [] = { 'a' };
+    const char k4 [] = { 'a', 0 };
+    const char k5 [] = { 0 };
+    const char k6 [] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+    const char v1 [] = { 0, 1, 2, 0, (char) 0xff };
+    const char v2 [] = { 0 };
+    assert_int_equal (wc_store_put (store, k1, sizeof k1, v1, sizeof v1), 0);
+    assert_int_equal (wc_store_put (store, k2, sizeof k2, v2, sizeof v2), 0);
+    assert_int_equal (wc_store_put (store, k3, sizeof k3, "3", 1), 0);
+    assert_int_equal (wc_store_put (store, k4, sizeof k4, "4", 1), 0);
+    assert_int_equal (wc_store_put (store, k5, sizeof k5, "5", 1), 0);
+    assert_int_equal (wc_store_put (store, k6, sizeof k6, "6", 1), 0);
+    assert_int_equal (wc_store_count (store), 6);
+    s_assert_value (store, k1, sizeof k1, v1, sizeof v1);
+    s_assert_value (store, k2, sizeof k2, v2, sizeof v2);
+    s_assert_value (store, k3, sizeof k3, "3", 1);
+    s_assert_value (store, k4, sizeof k4, "4", 1);
+    s_assert_value (store, k5, sizeof k5, "5", 1);
+    s_assert_value (store, k6, sizeof k6, "6", 1);
+    s_assert_missing (store, k6, sizeof k6 - 1);
+    assert_int_equal (wc_store_del (store, k4, sizeof k4), 0);
+    s_assert_missing (store, k4, sizeof k4);
+    s_assert_value (store, k3, sizeof k3, "3", 1);
+    s_assert_value (store, k1, sizeof k1, v1, sizeof v1);
+    wc_store_destroy (&store);
+}
+
+static void
+test_empty_values (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    assert_int_equal (wc_store_put (store, "e1", 2, NULL, 0), 0);
+    assert_int_equal (wc_store_put (store, "e2", 2, "ignored", 0), 0);
+    assert_int_equal (wc_store_count (store), 2);
+    s_assert_value (store, "e1", 2, "", 0);
+    s_assert_value (store, "e2", 2, "", 0);
+    //  An empty value is not the same content as no key
+    uint64_t with_empty = wc_store_digest (store);
+    assert_true (with_empty != 0);
+    //  Empty -> something -> empty
+    s_put_str (store, "e1", "now set");
+    s_assert_value (store, "e1", 2, "now set", 7);
+    assert_int_equal (wc_store_put (store, "e1", 2, NULL, 0), 0);
+    s_assert_value (store, "e1", 2, "", 0);
+    assert_true (wc_store_digest (store) == with_empty);
+    assert_int_equal (wc_store_del (store, "e1", 2), 0);
+    assert_int_equal (wc_store_del (store, "e2", 2), 0);
+    assert_true (wc_store_digest (store) == 0);
+    wc_store_destroy (&store);
+}
+
+//  A key must have at least one byte; bad sizes fail cleanly.
+
+static void
+test_bad_arguments (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    s_put_str (store, "k", "v");
+    uint64_t digest = wc_store_digest (store);
+    assert_int_equal (wc_store_put (store, "", 0, "v", 1), WALCAST_EINVAL);
+    s_assert_missing (store, "", 0);
+    assert_int_equal (wc_store_del (store, "", 0), 0);
+    assert_int_equal (wc_store_count (store), 1);
+    assert_true (wc_store_digest (store) == digest);
+    wc_store_destroy (&store);
+}
+
+//  A put that cannot get its memory leaves the store unchanged. A size no
+//  allocation can satisfy takes that path without touching the buffer.
+
+static void
+test_enomem_leaves_store_unchanged (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    s_put_str (store, "k", "v");
+    uint64_t digest = wc_store_digest (store);
+    char tiny [1] = { 0 };
+    assert_int_equal (wc_store_put (store, "k", 1, tiny, SIZE_MAX), WALCAST_ENOMEM);
+    assert_int_equal (wc_store_put (store, "k", 1, tiny, (size_t) PTRDIFF_MAX),
+                      WALCAST_ENOMEM);
+    assert_int_equal (wc_store_put (store, "new", 3, tiny, SIZE_MAX - 2), WALCAST_ENOMEM);
+    assert_int_equal (wc_store_put (store, tiny, SIZE_MAX, "v", 1), WALCAST_ENOMEM);
+    assert_int_equal (wc_store_count (store), 1);
+    assert_true (wc_store_digest (store) == digest);
+    s_assert_value (store, "k", 1, "v", 1);
+    s_assert_missing (store, "new", 3);
+    wc_store_destroy (&store);
+}
+
+//  200k keys: many doublings, every key readable after each phase; then
+//  half deleted (the table shrinks along the way) and put back.
+
+#define GROWTH_KEYS 200000
+
+static void
+test_growth_and_mass_delete (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    char key [32], value [64];
+    for (size_t n = 0; n < GROWTH_KEYS; n++) {
+        size_t kl = s_key (key, sizeof key, n);
+        size_t vl = s_value (value, sizeof value, n);
+        assert_int_equal (wc_store_put (store, key, kl, value, vl), 0);
+    }
+    assert_int_equal (wc_store_count (store), GROWTH_KEYS);
+    for (size_t n = 0; n < GROWTH_KEYS; n++) {
+        size_t kl = s_key (key, sizeof key, n);
+        size_t vl = s_value (value, sizeof value, n);
+        s_assert_value (store, key, kl, value, vl);
+    }
+    s_assert_missing (store, "key:200000", 10);
+
+    //  Delete the odd keys
+    for (size_t n = 1; n < GROWTH_KEYS; n += 2) {
+        size_t kl = s_key (key, sizeof key, n);
+        assert_int_equal (wc_store_del (store, key, kl), 0);
+    }
+    assert_int_equal (wc_store_count (store), GROWTH_KEYS / 2);
+    for (size_t n = 0; n < GROWTH_KEYS; n++) {
+        size_t kl = s_key (key, sizeof key, n);
+        if (n % 2)
+            s_assert_missing (store, key, kl);
+        else {
+            size_t vl = s_value (value, sizeof value, n);
+            s_assert_value (store, key, kl, value, vl);
+        }
+    }
+    //  Delete all but 100 (several shrinks), check, then refill
+    for (size_t n = 200; n < GROWTH_KEYS; n += 2) {
+        size_t kl = s_key (key, sizeof key, n);
+        assert_int_equal (wc_store_del (store, key, kl), 0);
+    }
+    assert_int_equal (wc_store_count (store), 100);
+    for (size_t n = 0; n < 200; n += 2) {
+        size_t kl = s_key (key, sizeof key, n);
+        size_t vl = s_value (value, sizeof value, n);
+        s_assert_value (store, key, kl, value, vl);
+    }
+    for (size_t n = 0; n < GROWTH_KEYS; n++) {
+        size_t kl = s_key (key, sizeof key, n);
+        size_t vl = s_value (value, sizeof value, n);
+        assert_int_equal (wc_store_put (store, key, kl, value, vl), 0);
+    }
+    assert_int_equal (wc_store_count (store), GROWTH_KEYS);
+    for (size_t n = 0; n < GROWTH_KEYS; n++) {
+        size_t kl = s_key (key, sizeof key, n);
+        size_t vl = s_value (value, sizeof value, n);
+        s_assert_value (store, key, kl, value, vl);
+    }
+    wc_store_destroy (&store);
+}
+
+//  Random puts, overwrites, deletes and gets over a small key space,
+//  checked against a plain array after every operation. Deletes in a full
+//  probe run are where backward shift can go wrong.
+
+#define MODEL_KEYS 3000
+#define MODEL_OPS  300000
+
+//  Value number v for the model: lengths vary from 0 up, to exercise
+//  in-place and rebuilt overwrites.
+
+static size_t
+s_model_value (char *buf, size_t size, size_t v)
+{
+    size_t len = (size_t) snprintf (buf, size, "%zx-%0*zu", v, (int) (v % 40), v);
+    return v % 11 == 0? 0: len;
+}
+
+static void
+test_random_ops_match_model (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    //  model [n] is 0 when key n is absent, else 1 + its value's number
+    size_t *model = calloc (MODEL_KEYS, sizeof (size_t));
+    assert_non_null (model);
+    size_t present = 0;
+    uint64_t rng = 0x1234567887654321ull;
+    char key [32], value [64];
+    for (size_t op = 0; op < MODEL_OPS; op++) {
+        uint64_t r = s_rand (&rng);
+        size_t n = (size_t) (r % MODEL_KEYS);
+        size_t kl = s_key (key, sizeof key, n);
+        switch ((r >> 32) % 4) {
+            case 0:
+            case 1: {
+                size_t v = (size_t) (r >> 40);
+                size_t vl = s_model_value (value, sizeof value, v);
+                assert_int_equal (wc_store_put (store, key, kl, value, vl), 0);
+                if (!model [n])
+                    present++;
+                model [n] = 1 + v;
+                break;
+            }
+            case 2:
+                assert_int_equal (wc_store_del (store, key, kl), 0);
+                if (model [n])
+                    present--;
+                model [n] = 0;
+                break;
+            default:
+                if (model [n]) {
+                    size_t v = model [n] - 1;
+                    size_t vl = s_model_value (value, sizeof value, v);
+                    s_assert_value (store, key, kl, value, vl);
+                }
+                else
+                    s_assert_missing (store, key, kl);
+        }
+        assert_int_equal (wc_store_count (store), present);
+    }
+    //  Same content built afresh has the same digest
+    wc_store_t *fresh = wc_store_new ();
+    assert_non_null (fresh);
+    for (size_t n = 0; n < MODEL_KEYS; n++) {
+        size_t kl = s_key (key, sizeof key, n);
+        if (model [n]) {
+            size_t v = model [n] - 1;
+            size_t vl = s_model_value (value, sizeof value, v);
+            s_assert_value (store, key, kl, value, vl);
+            assert_int_equal (wc_store_put (fresh, key, kl, value, vl), 0);
+        }
+        else
+            s_assert_missing (store, key, kl);
+    }
+    assert_true (wc_store_digest (fresh) == wc_store_digest (store));
+    wc_store_destroy (&fresh);
+    wc_store_destroy (&store);
+    free (model);
+}
+
+//  Build the content {key:n -> value n, n < count} in a random order, with
+//  wrong values put first and overwritten, and extra keys put and deleted
+//  along the way.
+
+static wc_store_t *
+s_build_shuffled (size_t count, uint64_t seed)
+{
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    size_t *order = malloc (count * sizeof (size_t));
+    assert_non_null (order);
+    for (size_t i = 0; i < count; i++)
+        order [i] = i;
+    uint64_t rng = seed;
+    s_shuffle (order, count, &rng);
+    char key [32], value [64];
+    for (size_t i = 0; i < count; i++) {
+        size_t n = order [i];
+        size_t kl = s_key (key, sizeof key, n);
+        uint64_t r = s_rand (&rng);
+        if (r % 3 == 0) {
+            //  A wrong value first (other size, other bytes)
+            size_t vl = s_value (value, sizeof value, n + 1 + (size_t) (r >> 8) % 1000);
+            assert_int_equal (wc_store_put (store, key, kl, value, vl), 0);
+        }
+        if (r % 5 == 0) {
+            //  An extra key that will not survive
+            char extra [32];
+            size_t el = (size_t) snprintf (extra, sizeof extra, "extra:%zu", n);
+            assert_int_equal (wc_store_put (store, extra, el, "x", 1), 0);
+            assert_int_equal (wc_store_del (store, extra, el), 0);
+        }
+        if (r % 7 == 0) {
+            //  Put the real value, delete it, and put it again below
+            size_t vl = s_value (value, sizeof value, n);
+            assert_int_equal (wc_store_put (store, key, kl, value, vl), 0);
+            assert_int_equal (wc_store_del (store, key, kl), 0);
+        }
+        size_t vl = s_value (value, sizeof value, n);
+        assert_int_equal (wc_store_put (store, key, kl, value, vl), 0);
+    }
+    free (order);
+    assert_int_equal (wc_store_count (store), count);
+    return store;
+}
+
+static void
+test_digest_order_independent (void **state)
+{
+    (void) state;
+    wc_store_t *a = s_build_shuffled (20000, 1);
+    wc_store_t *b = s_build_shuffled (20000, 2);
+    wc_store_t *c = s_build_shuffled (20000, 3);
+    assert_true (wc_store_digest (a) != 0);
+    assert_true (wc_store_digest (a) == wc_store_digest (b));
+    assert_true (wc_store_digest (a) == wc_store_digest (c));
+    wc_store_destroy (&a);
+    wc_store_destroy (&b);
+    wc_store_destroy (&c);
+}
+
+static void
+test_digest_sees_differences (void **state)
+{
+    (void) state;
+    wc_store_t *a = s_build_shuffled (1000, 7);
+    wc_store_t *b = s_build_shuffled (1000, 8);
+    assert_true (wc_store_digest (a) == wc_store_digest (b));
+
+    //  One byte of one value
+    char value [64];
+    size_t vl = s_value (value, sizeof value, 500);
+    value [vl - 1] ^= 1;
+    assert_int_equal (wc_store_put (b, "key:500", 7, value, vl), 0);
+    assert_true (wc_store_digest (a) != wc_store_digest (b));
+    //  Restoring it restores the digest
+    value [vl - 1] ^= 1;
+    assert_int_equal (wc_store_put (b, "key:500", 7, value, vl), 0);
+    assert_true (wc_store_digest (a) == wc_store_digest (b));
+    //  One value one byte shorter
+    assert_int_equal (wc_store_put (b, "key:500", 7, value, vl - 1), 0);
+    assert_true (wc_store_digest (a) != wc_store_digest (b));
+    wc_store_destroy (&a);
+    wc_store_destroy (&b);
+
+    //  Where the key ends and the value starts is part of the content
+    wc_store_t *x = wc_store_new ();
+    wc_store_t *y = wc_store_new ();
+    assert_non_null (x);
+    assert_non_null (y);
+    s_put_str (x, "ab", "c");
+    s_put_str (y, "a", "bc");
+    assert_true (wc_store_digest (x) != wc_store_digest (y));
+    //  Values that differ only by trailing NUL bytes
+    const char zeros [40] = { 0 };
+    uint64_t seen [40];
+    for (size_t len = 0; len < 40; len++) {
+        assert_int_equal (wc_store_put (x, "z", 1, zeros, len), 0);
+        seen [len] = wc_store_digest (x);
+        for (size_t earlier = 0; earlier < len; earlier++)
+            assert_true (seen [earlier] != seen [len]);
+    }
+    //  A value swapped between two keys
+    wc_store_destroy (&x);
+    wc_store_destroy (&y);
+    x = wc_store_new ();
+    y = wc_store_new ();
+    assert_non_null (x);
+    assert_non_null (y);
+    s_put_str (x, "k1", "v1");
+    s_put_str (x, "k2", "v2");
+    s_put_str (y, "k1", "v2");
+    s_put_str (y, "k2", "v1");
+    assert_true (wc_store_digest (x) != wc_store_digest (y));
+    wc_store_destroy (&x);
+    wc_store_destroy (&y);
+}
+
+static void
+test_digest_put_del_round_trip (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    assert_true (wc_store_digest (store) == 0);
+    s_put_str (store, "a", "1");
+    assert_true (wc_store_digest (store) != 0);
+    assert_int_equal (wc_store_del (store, "a", 1), 0);
+    assert_true (wc_store_digest (store) == 0);
+
+    wc_store_t *base = s_build_shuffled (5000, 11);
+    uint64_t before = wc_store_digest (base);
+    s_put_str (base, "extra", "value");
+    assert_true (wc_store_digest (base) != before);
+    s_put_str (base, "extra", "another value");
+    assert_true (wc_store_digest (base) != before);
+    assert_int_equal (wc_store_del (base, "extra", 5), 0);
+    assert_true (wc_store_digest (base) == before);
+    //  Deleting a missing key changes nothing
+    assert_int_equal (wc_store_del (base, "extra", 5), 0);
+    assert_true (wc_store_digest (base) == before);
+    //  Overwriting with the same value changes nothing
+    char value [64];
+    size_t vl = s_value (value, sizeof value, 42);
+    assert_int_equal (wc_store_put (base, "key:42", 6, value, vl), 0);
+    assert_true (wc_store_digest (base) == before);
+    wc_store_destroy (&base);
+    wc_store_destroy (&store);
+}
+
+//  The digest of a fixed content is a fixed number on every machine and in
+//  every process (the table's hash seed is random, the digest's is not).
+//  Covers every length path of the hash: 1-3, 4-7, 8-16, 17-48 and >48.
+
+static void
+test_digest_is_stable (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    char buf [300];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf [i] = (char) (i * 7 + 3);
+    for (size_t len = 1; len <= 200; len++)
+        assert_int_equal (wc_store_put (store, buf, len, buf + 100, len % 97), 0);
+    s_put_str (store, "user:1", "Alice");
+    uint64_t digest = wc_store_digest (store);
+    //  Print it so a deliberate hash change can update the constant below
+    printf ("digest of the fixed content: 0x%016llx\n", (unsigned long long) digest);
+    assert_true (digest == 0xc8ea292c895505d6ull);
+    wc_store_destroy (&store);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_new_and_destroy),
+        cmocka_unit_test (test_put_get_overwrite_del),
+        cmocka_unit_test (test_put_from_own_value),
+        cmocka_unit_test (test_binary_keys_and_values),
+        cmocka_unit_test (test_empty_values),
+        cmocka_unit_test (test_bad_arguments),
+        cmocka_unit_test (test_enomem_leaves_store_unchanged),
+        cmocka_unit_test (test_growth_and_mass_delete),
+        cmocka_unit_test (test_random_ops_match_model),
+        cmocka_unit_test (test_digest_order_independent),
+        cmocka_unit_test (test_digest_sees_differences),
+        cmocka_unit_test (test_digest_put_del_round_trip),
+        cmocka_unit_test (test_digest_is_stable),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
