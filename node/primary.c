@@ -111,13 +111,15 @@ wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n)
                                 self->entries.data + self->offsets [i],
                                 self->entries.size - self->offsets [i]);
         if (rc) {
-            /*  Only memory can fail here; what is buffered is discarded
-                by the failed flush below. */
-            wc_log_error ("cannot stage write %llu: %s",
-                          (unsigned long long) req->seq, walcast_strerror (rc));
-            s_refuse_batch (self, reqs, n, rc);
-            wc_wal_flush (node->wal);
-            return;
+            /*  Only memory can fail here. What was staged before stays a
+                whole, in-order prefix: commit it, refuse this write and
+                every one after it. */
+            wc_log_error ("cannot stage write %llu: %s; refusing the rest "
+                          "of the batch", (unsigned long long) req->seq,
+                          walcast_strerror (rc));
+            self->entries.size = self->offsets [i];
+            s_refuse_batch (self, reqs + i, n - i, rc);
+            break;
         }
         seq++;
         writes++;

@@ -59,6 +59,7 @@
 #define S_REPLAY_CHUNK  (1024u * 1024u)     /* read size when replaying */
 #define S_READ_CHUNK_MIN (64u * 1024u)      /* read sizes for wc_wal_read */
 #define S_READ_CHUNK_MAX (1024u * 1024u)
+#define S_READ_KEEP_MAX (4u * 1024u * 1024u)   /* bigger read buffers are freed after use */
 
 //  One segment file, on disk or planned.
 typedef struct {
@@ -481,14 +482,16 @@ s_remove_segment (wc_wal_t *self, uint64_t seq, uint64_t bytes, const char *why)
 
 //  Replay one segment file (fd, named first_seq) from its start, calling
 //  fn for each good record, filling in the segment entry and the index.
-//  *expect is the seq the next record must have and moves on. On a bad
-//  record sets *bad_off and *reason and returns 1; returns 0 at a clean
-//  end, or a negative WALCAST_E* (I/O, memory, or fn's own error).
+//  *expect is the seq the next record must have and moves on. Returns 0
+//  at the end of the file or at a bad record (then *bad is set, with
+//  *bad_off and reason), else WALCAST_EIO, WALCAST_ENOMEM or fn's own
+//  non-zero return.
 static int
 s_replay_segment (wc_wal_t *self, int fd, s_segment_t *seg, uint64_t file_size,
-                  uint64_t *expect, wc_wal_record_fn *fn, void *arg,
+                  uint64_t *expect, wc_wal_record_fn *fn, void *arg, bool *bad,
                   uint64_t *bad_off, char *reason, size_t reason_size)
 {
+    *bad = false;
     s_cursor_t cur;
     s_cursor_init (&cur, fd, 0, file_size, S_REPLAY_CHUNK);
     size_t segment = self->nsegs - 1;
@@ -510,17 +513,19 @@ s_replay_segment (wc_wal_t *self, int fd, s_segment_t *seg, uint64_t file_size,
             snprintf (reason, reason_size, "out-of-sequence record (seq %llu, expected %llu)",
                       (unsigned long long) rec.seq, (unsigned long long) *expect);
             *bad_off = rec.offset;
-            return 1;
+            *bad = true;
+            return 0;
         }
         if (found != S_REC_OK) {
             snprintf (reason, reason_size, "%s", s_rec_reasons [found]);
             *bad_off = rec.offset;
-            return 1;
+            *bad = true;
+            return 0;
         }
         if (fn) {
             int rc = fn (arg, rec.seq, rec.payload, rec.len);
             if (rc != 0)
-                return rc < 0 ? rc : WALCAST_EINVAL;
+                return rc;
         }
         s_index_note (self, rec.seq, segment, rec.offset, S_HEADER + rec.len);
         seg->last_seq = seg->flushed_last = rec.seq;
@@ -569,8 +574,8 @@ s_recover (wc_wal_t *self, wc_wal_record_fn *fn, void *arg, wc_wal_info_t *info)
             //  A gap or an overlap: this segment and the later ones cannot
             //  follow what we have.
             char why [96];
-            snprintf (why, sizeof why, "its name says seq %llu but the log ends at seq %llu",
-                      (unsigned long long) seqs [i], (unsigned long long) (expect - 1));
+            snprintf (why, sizeof why, "the log ends at seq %llu and %s does not follow it",
+                      (unsigned long long) (expect - 1), name);
             rc = s_remove_later (self, seqs, i, count, why, info);
             break;
         }
@@ -593,11 +598,12 @@ s_recover (wc_wal_t *self, wc_wal_record_fn *fn, void *arg, wc_wal_info_t *info)
         seg->last_seq = seg->flushed_last = seqs [i] - 1;
         seg->size = seg->end = 0;
 
+        bool bad;
         uint64_t bad_off = 0;
         char reason [128] = "";
         rc = s_replay_segment (self, fd, seg, (uint64_t) st.st_size, &expect,
-                               fn, arg, &bad_off, reason, sizeof reason);
-        if (rc == 1) {
+                               fn, arg, &bad, &bad_off, reason, sizeof reason);
+        if (rc == 0 && bad) {
             //  Cut here: truncate this file and drop every later one.
             uint64_t dropped = (uint64_t) st.st_size - bad_off;
             wc_log_warn ("wal %s: %s: %s at offset %llu; dropping %llu bytes "
@@ -607,7 +613,6 @@ s_recover (wc_wal_t *self, wc_wal_record_fn *fn, void *arg, wc_wal_info_t *info)
                          (unsigned long long) (expect - 1));
             if (info)
                 info->truncated_bytes += dropped;
-            rc = 0;
             if (ftruncate (fd, (off_t) bad_off) != 0 || fsync (fd) != 0) {
                 wc_log_error ("wal %s: cannot truncate %s to %llu bytes: %s",
                               self->dir, name, (unsigned long long) bad_off,
@@ -1008,15 +1013,15 @@ s_locate (const wc_wal_t *self, uint64_t from_seq, size_t *segment,
 }
 
 /*  Records from from_seq on, until their payloads reach max_bytes (so the
-    last one may pass it, as limits.h allows for ENTRIES replies). fn may
+    last one may pass it, as wc_limits.h allows for ENTRIES replies). fn may
     be NULL; when it returns non-zero the read stops there: a negative
     value is returned as is, a positive one returns the count so far
     (that record included). A record that is damaged on disk is logged
     and gives WALCAST_EIO, unless records were read before it (their
     count is returned; the next read hits the error). */
-int
-wc_wal_read (wc_wal_t *self, uint64_t from_seq, size_t max_bytes,
-             wc_wal_record_fn *fn, void *arg)
+static int
+s_read (wc_wal_t *self, uint64_t from_seq, size_t max_bytes,
+        wc_wal_record_fn *fn, void *arg)
 {
     if (from_seq < wc_wal_first_seq (self))
         return WALCAST_ERANGE;
@@ -1073,4 +1078,18 @@ wc_wal_read (wc_wal_t *self, uint64_t from_seq, size_t max_bytes,
         }
     }
     return count;
+}
+
+int
+wc_wal_read (wc_wal_t *self, uint64_t from_seq, size_t max_bytes,
+             wc_wal_record_fn *fn, void *arg)
+{
+    int rc = s_read (self, from_seq, max_bytes, fn, arg);
+    //  A huge record grew the buffer: do not keep that much around.
+    if (self->rcap > S_READ_KEEP_MAX) {
+        free (self->rbuf);
+        self->rbuf = NULL;
+        self->rcap = 0;
+    }
+    return rc;
 }
