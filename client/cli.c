@@ -127,8 +127,8 @@ s_set_version (s_opts_t *opts, const char *value)
 
 static const s_option_t s_options [] = {
     { "--node", NULL, "HOST:PORT",
-      "a node's base port; repeat for several (reads and writes go to the "
-      "first)", s_set_node },
+      "a node (its base port); the first serves reads and writes",
+      s_set_node },
     { "--timeout", NULL, "MS",
       "bound on every request, in ms (default 5000)", s_set_timeout },
     { "--help", "-h", NULL, "show this help", s_set_help },
@@ -305,8 +305,8 @@ static const s_command_t s_commands [] = {
     { "del", "KEY", 1, 1,
       "delete KEY; prints the write's seq", s_cmd_del },
     { "load", "", 0, 0,
-      "write \"KEY VALUE\" lines from stdin, pipelined; prints "
-      "\"COUNT LAST_SEQ\"", s_cmd_load },
+      "write \"KEY VALUE\" lines from stdin; prints \"COUNT LAST_SEQ\"",
+      s_cmd_load },
     { "status", "", 0, 0,
       "show the node's role, epoch, seqs and lag", s_cmd_status },
     { "digest", "", 0, 0,
@@ -357,14 +357,14 @@ s_print_help (void)
                   o->short_name ? o->short_name : "",
                   o->short_name ? ", " : "", o->name,
                   o->arg ? " " : "", o->arg ? o->arg : "");
-        printf ("  %-22s %s\n", left, o->help);
+        printf ("  %-18s %s\n", left, o->help);
     }
     printf ("\nCommands:\n");
     for (size_t i = 0; i < S_NCOMMANDS; i++) {
         const s_command_t *c = &s_commands [i];
         char left [64];
         snprintf (left, sizeof left, "%s %s", c->name, c->args);
-        printf ("  %-22s %s\n", left, c->help);
+        printf ("  %-18s %s\n", left, c->help);
     }
     printf ("\nExit status: 0 success, 1 not found (get), 2 usage error, "
             "3 error from the node\nor the network.\n");

@@ -116,15 +116,15 @@ s_now (void)
 }
 
 //  Copy untrusted bytes into a NUL-terminated buffer of size `size`,
-//  truncating, and replacing control and non-ASCII bytes by '?' so that a
-//  detail can be printed safely.
+//  truncating, and replacing control bytes (NUL, ESC, newline ...) by '?'
+//  so that what a node sends can be printed safely.
 static void
 s_copy_text (char *dest, size_t size, const wc_bytes_t *src)
 {
     size_t len = src->len < size - 1 ? src->len : size - 1;
     for (size_t i = 0; i < len; i++) {
         uint8_t c = src->ptr [i];
-        dest [i] = (c >= 0x20 && c < 0x7f) ? (char) c : '?';
+        dest [i] = (c < 0x20 || c == 0x7f) ? '?' : (char) c;
     }
     dest [len] = 0;
 }

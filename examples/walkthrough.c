@@ -36,7 +36,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -155,6 +158,36 @@ s_node_exited (s_node_t *node)
     return true;
 }
 
+//  True if nothing listens on 127.0.0.1 at the node's three ports (P, P+1,
+//  P+2): we can bind them, as the node will (with SO_REUSEADDR, as libzmq
+//  does). Otherwise whatever answers there is not ours.
+static bool
+s_ports_free (const s_node_t *node)
+{
+    for (int port = node->port; port < node->port + 3; port++) {
+        int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return false;
+        int on = 1;
+        setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+        struct sockaddr_in addr;
+        memset (&addr, 0, sizeof addr);
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons ((uint16_t) port);
+        addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+        int rc = bind (fd, (struct sockaddr *) &addr, sizeof addr);
+        int err = errno;
+        close (fd);
+        if (rc != 0) {
+            s_fail ("port %d (for %s) is in use: %s; pick other ports "
+                    "(walkthrough PRIMARY_PORT)", port, node->id,
+                    strerror (err));
+            return false;
+        }
+    }
+    return true;
+}
+
 //  Start walcast-node for this node: fork, send its output to its log
 //  file, exec. replica_of is the primary's HOST:PORT, or NULL.
 static int
@@ -200,7 +233,8 @@ s_node_start (s_node_t *node, const char *binary, const char *replica_of)
 }
 
 //  Wait until the node answers STATUS (it has opened its log and bound
-//  its sockets), or fail at the deadline or if it exits.
+//  its sockets), or fail at the deadline or if it exits. The answer must
+//  come from our node: its id, and our process still running.
 static int
 s_node_wait_ready (s_node_t *node, walcast_status_t *status)
 {
@@ -208,10 +242,15 @@ s_node_wait_ready (s_node_t *node, walcast_status_t *status)
     int rc;
     while (true) {
         rc = walcast_status (node->client, status);
-        if (rc == 0)
-            return 0;
         if (s_node_exited (node))
             return -1;
+        if (rc == 0 && strcmp (status->id, node->id) == 0)
+            return 0;
+        if (rc == 0) {
+            s_fail ("port %d answers as node '%s', not %s", node->port,
+                    status->id, node->id);
+            return -1;
+        }
         if (s_interrupted) {
             s_fail ("interrupted");
             return -1;
@@ -433,6 +472,10 @@ main (int argc, char **argv)
     printf ("walcast walk-through: one primary, two replicas, one write.\n"
             "Node binary: %s\nWorking directory: %s (removed at the end)\n\n",
             binary, tmpdir);
+
+    for (int i = 0; i < S_NNODES; i++)
+        if (!s_ports_free (&s_nodes [i]))
+            goto cleanup;
 
     //  1. The primary.
     printf ("1. Starting the primary on port %d. It keeps its write-ahead "
