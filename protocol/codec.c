@@ -224,7 +224,7 @@ s_unpack (const void *buf, size_t len, msgpack_unpacked *storage)
 
 
 //  ---------------------------------------------------------------------
-//  Field decoders (pass 3)
+//  Field decoders (after both passes)
 
 //  An unsigned integer: a msgpack positive integer, nothing else.
 static int
