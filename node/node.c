@@ -105,8 +105,11 @@ s_bind (wc_node_t *self, int type, int port)
         zsock_set_rcvhwm (sock, 100000);
         zsock_set_maxmsgsize (sock, (int64_t) WC_MAX_MESSAGE);
     }
-    else
+    else {
+        /*  PUB: subscribers only send subscriptions, which are small. */
         zsock_set_sndhwm (sock, 10000);
+        zsock_set_maxmsgsize (sock, 65536);
+    }
     if (zsock_bind (sock, "tcp://%s:%d", self->cfg.bind, port) != port) {
         wc_log_error ("cannot bind tcp://%s:%d: %s", self->cfg.bind, port,
                       zmq_strerror (zmq_errno ()));

@@ -68,8 +68,14 @@ struct wc_replica {
 
     /* what we know of the primary */
     uint64_t        primary_seq;      /* its last seq, as last heard */
-    int64_t         uptodate_ms;      /* when applied last matched it */
+    uint64_t        hb_seq;           /* last seq of its latest heartbeat */
+    uint64_t        hb_clock_ms;      /* its clock in that heartbeat */
+    uint64_t        fresh_clock_ms;   /* primary clock of the newest heartbeat
+                                         whose seq we had applied: our data is
+                                         at least as fresh as that instant */
+    uint64_t        started_wall_ms;  /* our start, while nothing is known */
     int64_t         heard_ms;         /* when it last said anything */
+    int64_t         resubscribed_ms;  /* when the stream was last rebuilt */
     bool            silent_logged;
 
     /* live entries that arrived ahead of applied+1, in seq order */
@@ -141,6 +147,33 @@ s_reset_req (wc_replica_t *self)
     zsock_destroy (&self->req);
     self->req = s_connect (ZMQ_REQ, self->catchup_ep, (int64_t) WC_MAX_MESSAGE);
     self->fetching = false;
+}
+
+/*  The stream has been silent too long. libzmq does not reconnect a
+    connection it dropped for a protocol error (an oversized frame, say),
+    so open a fresh subscription, and ask the catch-up channel where the
+    primary is: a FETCH either finds entries or proves we are current. */
+static void
+s_resubscribe (wc_replica_t *self, int64_t now)
+{
+    self->resubscribed_ms = now;
+    zsock_t *sub = s_connect (ZMQ_SUB, self->stream_ep,
+                              (int64_t) WC_MAX_REQUEST + 4096);
+    if (sub) {
+        zsock_destroy (&self->sub);
+        self->sub = sub;
+    }
+    self->want_fetch = true;
+}
+
+/*  Copy untrusted text for a log line: printable ASCII only. */
+static void
+s_printable (char *dst, size_t size, const uint8_t *src, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 1 < size; i++)
+        dst [n++] = src [i] >= 0x20 && src [i] < 0x7f ? (char) src [i] : '?';
+    dst [n] = 0;
 }
 
 /* --- the buffer of early entries ----------------------------------------- */
@@ -369,8 +402,7 @@ s_on_fetch_reply (wc_replica_t *self)
     else
     if (msg.type == WC_MSG_ERROR) {
         char text [WC_MAX_TEXT + 1];
-        snprintf (text, sizeof text, "%.*s", (int) msg.u.error.text.len,
-                  (const char *) msg.u.error.text.ptr);
+        s_printable (text, sizeof text, msg.u.error.text.ptr, msg.u.error.text.len);
         s_bad_reply (self, text);
     }
     else
@@ -381,7 +413,7 @@ s_on_fetch_reply (wc_replica_t *self)
         self->heard_ms = wc_node_now ();
         if (last > self->primary_seq)
             self->primary_seq = last;
-        if (msg.u.entries.count > 0)
+        if (msg.u.entries.count > 0 && last > self->node->applied)
             s_catchup_begin (self, last);
         int applied = s_apply_entries (self, &msg);
         if (applied < 0)
@@ -401,9 +433,13 @@ s_on_fetch_reply (wc_replica_t *self)
                                  (unsigned long long) self->node->applied);
                 s_catchup_end (self);
                 self->state = WC_LINK_STREAMING;
-                self->uptodate_ms = wc_node_now ();
-                if (self->buf_len > 0)
-                    s_need_fetch (self);    /* buffered entries beyond a hole */
+                if (self->buf_len > 0) {
+                    /*  Entries beyond a hole: the primary has them by now.
+                        If this reply brought nothing, give it a moment. */
+                    if (msg.u.entries.count == 0)
+                        self->next_fetch_ms = wc_node_now () + BACKOFF_MIN_MS;
+                    s_need_fetch (self);
+                }
             }
         }
     }
@@ -436,8 +472,10 @@ s_on_entry (wc_replica_t *self, const wc_entry_t *entry, zmq_msg_t *body)
 }
 
 static void
-s_on_heartbeat (wc_replica_t *self, uint64_t last_seq)
+s_on_heartbeat (wc_replica_t *self, uint64_t last_seq, uint64_t clock_ms)
 {
+    self->hb_seq = last_seq;
+    self->hb_clock_ms = clock_ms;
     if (last_seq > self->primary_seq)
         self->primary_seq = last_seq;
     if (last_seq > self->node->applied && !self->fetching
@@ -483,7 +521,8 @@ s_on_stream (wc_replica_t *self)
     else
     if (rc == 0 && msg.type == WC_MSG_HEARTBEAT) {
         self->heard_ms = wc_node_now ();
-        s_on_heartbeat (self, msg.u.heartbeat.last_seq);
+        s_on_heartbeat (self, msg.u.heartbeat.last_seq,
+                        msg.u.heartbeat.clock_ms);
     }
     else
         self->dropped++;
@@ -503,7 +542,8 @@ wc_replica_new (wc_node_t *node, const char *primary)
     self->node = node;
     self->backoff_ms = BACKOFF_MIN_MS;
     self->state = WC_LINK_CONNECTING;
-    self->uptodate_ms = self->heard_ms = wc_node_now ();
+    self->heard_ms = self->resubscribed_ms = wc_node_now ();
+    self->started_wall_ms = wc_node_wall_ms ();
     msgpack_unpacked_init (&self->unpacked);
     msgpack_sbuffer_init (&self->entry_buf);
     msgpack_sbuffer_init (&self->req_buf);
@@ -565,8 +605,8 @@ wc_replica_handle (wc_replica_t *self, zmq_pollitem_t *items, int count)
     if (items [0].revents & ZMQ_POLLIN)
         for (int i = 0; i < STREAM_BURST && s_on_stream (self); i++)
             ;
-    if (self->node->applied >= self->primary_seq)
-        self->uptodate_ms = wc_node_now ();
+    if (self->hb_clock_ms && self->node->applied >= self->hb_seq)
+        self->fresh_clock_ms = self->hb_clock_ms;
 }
 
 int
@@ -605,6 +645,9 @@ wc_replica_tick (wc_replica_t *self)
         wc_log_info ("primary %s heard again", self->primary);
         self->silent_logged = false;
     }
+    if (now - self->heard_ms >= SILENCE_MS
+    &&  now - self->resubscribed_ms >= SILENCE_MS)
+        s_resubscribe (self, now);
     int next = 100;
     if (self->fetching) {
         int64_t left = FETCH_TIMEOUT_MS - (now - self->fetch_sent_ms);
@@ -625,10 +668,16 @@ wc_replica_primary_seq (const wc_replica_t *self)
     return self->primary_seq;
 }
 
+/*  Staleness estimate: how long ago, by the primary's clock, was the
+    newest moment our data is known to match. It grows when the stream is
+    slow or silent, whatever the reason. Assumes clocks roughly in step. */
 uint64_t
 wc_replica_lag_ms (const wc_replica_t *self)
 {
-    return (uint64_t) (wc_node_now () - self->uptodate_ms);
+    uint64_t now = wc_node_wall_ms ();
+    uint64_t fresh = self->fresh_clock_ms ? self->fresh_clock_ms
+                                          : self->started_wall_ms;
+    return now > fresh ? now - fresh : 0;
 }
 
 const char *

@@ -140,6 +140,10 @@ cluster_destroy (cluster_t **self_p)
     for (int i = 0; i < self->count; i++)
         walcast_destroy (&self->nodes [i].client);
 
+    if (self->passed && getenv ("WALCAST_TEST_KEEP"))
+        fprintf (stderr, "cluster: %s passed; keeping %s (WALCAST_TEST_KEEP)\n",
+                 self->name, self->dir);
+    else
     if (self->passed)
         nftw (self->dir, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     else {

@@ -21,7 +21,8 @@
     - A test that does not reach cluster_pass() is a failure: destroy then
       keeps the directory, prints its path and the tail of every node's
       log (stderr of the node), which is how people find out what went
-      wrong. A passing test leaves nothing behind.
+      wrong. A passing test leaves nothing behind (unless
+      $WALCAST_TEST_KEEP is set).
 
     Nodes are started with PR_SET_PDEATHSIG = SIGKILL, so they never
     outlive the test process, whatever happens to it.

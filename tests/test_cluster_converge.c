@@ -59,12 +59,18 @@ test_converge (void **state)
     assert_string_equal (status.primary, cluster_addr (c, p));
 
     walcast_pos_t last;
+    int64_t started = cluster_now_ms ();
     assert_int_equal (cluster_load (c, p, 0, WRITES, 1, &last), 0);
+    print_message ("%d writes acknowledged in %lld ms\n", WRITES,
+                   (long long) (cluster_now_ms () - started));
     assert_int_equal (last.seq, WRITES);
     assert_true (last.epoch >= 1);
 
     uint64_t seq, hash;
     assert_int_equal (cluster_wait_converged (c, all, 3, WRITES, 60000, &seq, &hash), 0);
+    print_message ("3 nodes at seq %llu, digest %016llx, %lld ms after the first write\n",
+                   (unsigned long long) seq, (unsigned long long) hash,
+                   (long long) (cluster_now_ms () - started));
     assert_int_equal (seq, WRITES);
     assert_int_not_equal (hash, 0);
 

@@ -409,6 +409,10 @@ test_append_reopen (void **state)
     assert_null (wal);
     assert_int_equal (err, WALCAST_EBUSY);
     assert_int_equal (c.count, 10);
+    c = (collect_t) { .stop_at_count = 1, .stop_rc = 1 };
+    wal = wc_wal_open (dir, 0, s_collect, &c, NULL, &err);
+    assert_null (wal);
+    assert_int_equal (err, 1);
     //  ... and leaves the files alone.
     wal = s_open_expect (dir, 0, 100, 300, NULL);
     wc_wal_destroy (&wal);
@@ -673,7 +677,7 @@ test_corrupt_middle (void **state)
     s_check_read (wal, 1, SIZE_MAX, 400);
     wc_wal_destroy (&wal);
 
-    //  A flipped bit in a length field or a seq is caught as well.
+    //  A flipped bit in a seq is caught as well.
     n = s_segments (dir, seqs, 100);
     off = s_offset_of (seqs [1], seqs [1] + 1);
     byte = 0;
