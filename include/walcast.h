@@ -50,7 +50,8 @@ enum {
     WALCAST_ENOMEM       =  -9,   /* out of memory */
     WALCAST_ERANGE       = -10,   /* sequence number outside what the node holds */
     WALCAST_EUNAVAILABLE = -11,   /* no node to send to, or socket failure */
-    WALCAST_EBUSY        = -12    /* node overloaded or not ready; retry later */
+    WALCAST_EBUSY        = -12,   /* node overloaded or not ready; retry later */
+    WALCAST_ESTALE       = -13    /* node is behind what the read asked for */
 };
 
 /*  Short name ("ENOTPRIMARY") and human message for an error code. Both
@@ -87,8 +88,9 @@ WALCAST_EXPORT walcast_t *walcast_new (void);
     call with *self_p already NULL. Unanswered async writes are abandoned. */
 WALCAST_EXPORT void walcast_destroy (walcast_t **self_p);
 
-/*  Add a node by "HOST:PORT" (the node's base port). The first node added
-    serves reads; writes start there and go to the primary. */
+/*  Add a node by "HOST:PORT" (the node's base port). Writes start at the
+    first node added and go to the primary; reads follow the read
+    preference (below). */
 WALCAST_EXPORT int walcast_connect (walcast_t *self, const char *host_port);
 
 /*  Bound every call by timeout_ms (default 5000). */
@@ -107,16 +109,17 @@ WALCAST_EXPORT int walcast_put (walcast_t *self, const void *key, size_t key_len
 WALCAST_EXPORT int walcast_del (walcast_t *self, const void *key, size_t key_len,
                  walcast_pos_t *pos);
 
-/*  Read key from the read node. On success *value is a malloc'd copy the
+/*  Read key (routed by the read preference and consistency, see below).
+    On success *value is a malloc'd copy the
     caller frees (NULL when value_len is 0) and *applied_seq (if not NULL)
     is the node's applied seq. Returns WALCAST_ENOTFOUND when absent. */
 WALCAST_EXPORT int walcast_get (walcast_t *self, const void *key, size_t key_len,
                  void **value, size_t *value_len, uint64_t *applied_seq);
 
-/*  Ask the read node about itself. */
+/*  Ask the first node added (or, with a broker, the primary) about itself. */
 WALCAST_EXPORT int walcast_status (walcast_t *self, walcast_status_t *status);
 
-/*  The read node's applied seq and a hash of its whole key-value state;
+/*  The first node's (with a broker: the primary's) applied seq and a hash of its whole key-value state;
     nodes that hold the same data give the same hash. */
 WALCAST_EXPORT int walcast_digest (walcast_t *self, uint64_t *seq, uint64_t *hash);
 
@@ -130,6 +133,115 @@ WALCAST_EXPORT int walcast_put_async (walcast_t *self, const void *key, size_t k
     acknowledged, *acked (if not NULL) the count acknowledged since the
     previous flush. Returns the first error any of them met, or 0. */
 WALCAST_EXPORT int walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t *acked);
+
+/* --- discovery, routing and consistency --------------------------------
+
+    With a broker, the handle learns every node (id, region, role,
+    address, up/down) from the broker's TOPOLOGY and follows its pushes;
+    without one, it learns them from the nodes added with walcast_connect
+    (their PONGs). It PINGs every node it knows about once a second, in
+    the course of its calls, and keeps a round-trip time per node as an
+    exponentially weighted moving average (new sample weight 0.2). A node
+    that stops answering is skipped until it answers again.
+
+    Reads pick nodes by the read preference, then the consistency:
+      "nearest" (default)  nodes within the latency window (default 15 ms)
+                           of the lowest RTT, the handle's region first;
+      "primary"            the primary only;
+      "replica"            replicas only, nearest first;
+      "region=NAME"        nodes of region NAME only, nearest first.
+    Consistency:
+      "eventual"           any node of the preference;
+      "session" (default)  read-your-writes and monotonic reads within the
+                           handle: each read carries the highest seq the
+                           handle wrote or saw; a node behind it waits up to
+                           the session wait (default 200 ms), then the
+                           handle tries the next node, and the primary last;
+      "strong"             the primary only.
+    A max staleness (ms, 0 = none) makes replicas whose lag estimate is
+    larger decline the read, which then goes to the next node.
+
+    Writes go to the primary: the broker's, or the one a NOT_PRIMARY
+    answer names. */
+
+/*  Learn the cluster from a broker at "HOST:PORT" (its base port). Asks
+    for the topology (bounded by the timeout), connects to every node in
+    it and subscribes to the broker's topology pushes. */
+WALCAST_EXPORT int walcast_connect_broker (walcast_t *self, const char *host_port);
+
+/*  The client's own region, for "nearest" ("" or NULL: none). */
+WALCAST_EXPORT int walcast_set_region (walcast_t *self, const char *region);
+
+/*  Read preference: "nearest", "primary", "replica" or "region=NAME";
+    WALCAST_EINVAL for anything else. */
+WALCAST_EXPORT int walcast_set_read (walcast_t *self, const char *preference);
+
+/*  Consistency: "eventual", "session" or "strong"; WALCAST_EINVAL otherwise. */
+WALCAST_EXPORT int walcast_set_consistency (walcast_t *self, const char *consistency);
+
+/*  Bound on replica staleness for reads, ms; 0 (default) = none. */
+WALCAST_EXPORT void walcast_set_max_staleness (walcast_t *self, int ms);
+
+/*  The "nearest" latency window, ms (default 15). */
+WALCAST_EXPORT void walcast_set_latency_window (walcast_t *self, int ms);
+
+/*  How long a node behind the session may wait before the handle moves
+    on, ms (default 200). */
+WALCAST_EXPORT void walcast_set_session_wait (walcast_t *self, int ms);
+
+/*  Who served a read. */
+typedef struct {
+    char     id [65];
+    char     region [65];
+    char     addr [256];       /* HOST:PORT */
+    double   rtt_ms;           /* the handle's RTT average; < 0 unknown */
+    uint64_t applied_seq;      /* the node's applied seq when it answered */
+} walcast_served_t;
+
+/*  walcast_get with routing: min_seq (0 = none) is an explicit token (a
+    seq another process wrote, say) added to the session's; served (may be
+    NULL) says who answered. */
+WALCAST_EXPORT int walcast_get_ex (walcast_t *self, const void *key, size_t key_len,
+                                   uint64_t min_seq, void **value, size_t *value_len,
+                                   walcast_served_t *served);
+
+/*  The session token: the highest seq this handle wrote or read. */
+WALCAST_EXPORT uint64_t walcast_session_seq (walcast_t *self);
+
+/*  One node as the handle sees it. */
+typedef struct {
+    char     id [65];
+    char     region [65];
+    char     role [16];        /* "primary", "replica" or "" when unknown */
+    char     addr [256];
+    char     primary [256];    /* who it follows; "" on a primary */
+    uint64_t epoch;
+    uint64_t applied_seq;
+    uint64_t lag;              /* entries */
+    uint64_t lag_ms;
+    double   rtt_ms;           /* < 0 when unknown */
+    int      up;               /* 1 up, 0 down (broker's view, else pings) */
+} walcast_node_info_t;
+
+/*  Refresh (topology, one round of PINGs bounded by the timeout) and list
+    the nodes the handle knows, at most max of them, in *count. */
+WALCAST_EXPORT int walcast_nodes (walcast_t *self, walcast_node_info_t *nodes,
+                                  size_t max, size_t *count);
+
+/*  A change seen by walcast_watch. op is 1 (put) or 2 (delete; value
+    empty). Return 0 to go on, anything else to stop the watch. */
+typedef int (walcast_watch_fn) (void *arg, uint64_t seq, int op,
+                                const void *key, size_t key_len,
+                                const void *value, size_t value_len);
+
+/*  Print-free change feed: subscribe to the stream of the node the read
+    preference picks, for keys starting with prefix (prefix_len 0: all),
+    and call fn for each change as it is published. Blocks until fn
+    returns non-zero (then returns that value) or timeout_ms passes with
+    no change (timeout_ms < 0: forever; then 0). Entries the stream drops
+    under load are not replayed: this is a live feed, not a log reader. */
+WALCAST_EXPORT int walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
+                                  walcast_watch_fn *fn, void *arg, int timeout_ms);
 
 #ifdef __cplusplus
 }

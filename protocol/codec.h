@@ -80,8 +80,34 @@ typedef enum {
     WC_MSG_HEARTBEAT    = 33,
     /* catch-up socket */
     WC_MSG_FETCH        = 48,   /* replica -> primary */
-    WC_MSG_ENTRIES      = 49    /* primary -> replica */
+    WC_MSG_ENTRIES      = 49,   /* primary -> replica */
+    /* broker socket (ROUTER at B); node -> broker, no reply */
+    WC_MSG_REGISTER     = 64,
+    WC_MSG_NODE_HEARTBEAT = 65,
+    /* broker socket, client -> broker; reply TOPOLOGY */
+    WC_MSG_TOPOLOGY_GET = 66,
+    /* broker -> client, as a reply (rid echoed) and on the broker's PUB at
+       B+1 under topic "topology" (rid 0) */
+    WC_MSG_TOPOLOGY     = 67
 } wc_msg_type_t;
+
+/*  What a node says about itself to the broker, and what the broker says
+    of each node in a TOPOLOGY. Encoded as the array
+    [id:str, region:str, role:uint, epoch, applied_seq, addr:str,
+     primary:str, lag, lag_ms, up:bool, silent_ms]. */
+typedef struct {
+    wc_bytes_t id;           /* 1..WC_MAX_ID */
+    wc_bytes_t region;       /* 0..WC_MAX_ID */
+    uint8_t    role;         /* wc_role_t */
+    uint64_t   epoch;
+    uint64_t   applied_seq;
+    wc_bytes_t addr;         /* 1..WC_MAX_ADDR: HOST:PORT clients should use */
+    wc_bytes_t primary;      /* 0..WC_MAX_ADDR: who it follows; empty on a primary */
+    uint64_t   lag;          /* entries behind its primary, as it knows */
+    uint64_t   lag_ms;       /* its staleness estimate */
+    bool       up;           /* broker's view; a node sends true */
+    uint64_t   silent_ms;    /* ms since the broker last heard it; a node sends 0 */
+} wc_node_info_t;
 
 /*  A decoded (or to-be-encoded) message. Only the member named by `type`
     is meaningful. */
@@ -89,14 +115,33 @@ typedef struct {
     int      type;               /* wc_msg_type_t */
     uint64_t rid;                /* request id; 0 on stream messages */
     union {
-        /* PUT, DEL, GET (DEL and GET leave value empty) */
-        struct { wc_bytes_t key; wc_bytes_t value; } req;
+        /* PUT, DEL, GET (DEL and GET leave value empty). GET only, all
+           optional on the wire (0 when absent): answer only once applied
+           >= min_seq, waiting up to wait_ms for it (else ESTALE); refuse
+           with ESTALE when the node's lag_ms > max_staleness_ms (0: no
+           bound). [v, 3, rid, key, min_seq, max_staleness_ms, wait_ms] */
+        struct {
+            wc_bytes_t key;
+            wc_bytes_t value;
+            uint64_t   min_seq;
+            uint32_t   max_staleness_ms;
+            uint32_t   wait_ms;
+        } req;
         /* WRITE_OK */
         struct { uint64_t epoch; uint64_t seq; } write_ok;
         /* VALUE: found=false has an empty value; seq = node's applied seq */
         struct { bool found; wc_bytes_t value; uint64_t seq; } value;
-        /* PONG */
-        struct { uint64_t epoch; uint64_t seq; uint64_t clock_ms; } pong;
+        /* PONG [v, 18, rid, epoch, seq, clock_ms, role, id, region, lag_ms];
+           the last four are optional on decode (role 0, empty, 0) */
+        struct {
+            uint64_t   epoch;
+            uint64_t   seq;
+            uint64_t   clock_ms;
+            uint8_t    role;
+            wc_bytes_t id;
+            wc_bytes_t region;
+            uint64_t   lag_ms;
+        } pong;
         /* STATUS_REPLY */
         struct {
             wc_bytes_t id;           /* 1..WC_MAX_ID */
@@ -121,6 +166,13 @@ typedef struct {
         /* ENTRIES: items[0..count) are entry arrays, check each with
            wc_entry_from_object. last_seq is the sender's last seq. */
         struct { uint64_t last_seq; uint32_t count; const msgpack_object *items; } entries;
+        /* REGISTER, NODE_HEARTBEAT: [v, 64|65, rid, node_info] */
+        wc_node_info_t node;
+        /* TOPOLOGY_GET: [v, 66, rid] (no fields) */
+        /* TOPOLOGY: [v, 67, rid, version, [node_info...]]; items[0..count)
+           are node_info arrays, check each with wc_node_info_from_object.
+           version goes up by one at every change the broker sees. */
+        struct { uint64_t version; uint32_t count; const msgpack_object *items; } topology;
     } u;
 } wc_msg_t;
 
@@ -157,6 +209,17 @@ int wc_entry_msg_encode_raw (const void *entry_bytes, size_t len,
     (raw WAL payloads) with msgpack_sbuffer_write. */
 int wc_entries_encode_header (uint64_t rid, uint64_t last_seq, uint32_t count,
                               msgpack_sbuffer *out);
+
+/*  Append the head of a TOPOLOGY message: [version, TOPOLOGY, rid,
+    version, array of count]; then append count wc_node_info_encode. */
+int wc_topology_encode_header (uint64_t rid, uint64_t version, uint32_t count,
+                               msgpack_sbuffer *out);
+
+/*  Append one bare node_info array. */
+int wc_node_info_encode (const wc_node_info_t *info, msgpack_sbuffer *out);
+
+/*  Check and convert one decoded node_info array (an item of TOPOLOGY). */
+int wc_node_info_from_object (const msgpack_object *obj, wc_node_info_t *info);
 
 /*  Convenience: append an ERROR reply for library code err (negative)
     with a message and an optional detail (may be NULL). */

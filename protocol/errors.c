@@ -31,7 +31,8 @@ static const s_error_t s_errors [] = {
     { WALCAST_ENOMEM,       "ENOMEM",       "out of memory" },
     { WALCAST_ERANGE,       "ERANGE",       "sequence number outside what the node holds" },
     { WALCAST_EUNAVAILABLE, "EUNAVAILABLE", "no node to send to, or socket failure" },
-    { WALCAST_EBUSY,        "EBUSY",        "node overloaded or not ready; retry later" }
+    { WALCAST_EBUSY,        "EBUSY",        "node overloaded or not ready; retry later" },
+    { WALCAST_ESTALE,       "ESTALE",       "node is behind what the read asked for" }
 };
 
 #define S_NERRORS (sizeof s_errors / sizeof s_errors [0])

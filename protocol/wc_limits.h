@@ -16,6 +16,8 @@
 #define WC_MAX_TEXT          1024u              /* error message text */
 #define WC_MAX_FETCH_BYTES   (4u * 1024u * 1024u)  /* cap on FETCH max_bytes */
 #define WC_MAX_BATCH         100000u            /* entries in one ENTRIES reply */
+#define WC_MAX_NODES         1024u              /* nodes in one TOPOLOGY */
+#define WC_MAX_WAIT_MS       60000u             /* GET wait_ms is clamped to this */
 
 /*  Largest message a node accepts on any socket. An ENTRIES reply may pass
     max_bytes by one entry, so the cap leaves room for one more. */
