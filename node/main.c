@@ -22,7 +22,10 @@ static const char *s_usage =
     "  --data DIR           data directory for the write-ahead log (required)\n"
     "  --port P             base port, 1..65533 (required)\n"
     "  --replica-of H:P     follow the primary whose base port is H:P\n"
-    "  --region R           region tag (shown in status)\n"
+    "  --region R           region tag (shown in status, used for routing reads)\n"
+    "  --broker H:P         register with the broker at H:P and heartbeat to it\n"
+    "  --advertise H:P      the address clients and other nodes should use for\n"
+    "                       this node (default: the bound address and --port)\n"
     "  --fsync MODE         always | batch | never (default batch):\n"
     "                         always: fsync before acknowledging a write\n"
     "                         batch:  fsync at most every 10 ms\n"
@@ -51,6 +54,20 @@ s_copy_flag (char *dst, size_t size, const char *value, size_t min_len,
     return 0;
 }
 
+/*  A HOST:PORT flag: copied into dst when well formed. */
+static int
+s_check_addr (char *dst, size_t size, const char *value, const char *flag)
+{
+    const char *colon = strrchr (value, ':');
+    char *end = NULL;
+    long port = colon ? strtol (colon + 1, &end, 10) : 0;
+    if (!colon || colon == value || !colon [1] || *end || port < 1 || port > 65535) {
+        fprintf (stderr, "walcast-node: %s expects HOST:PORT, got '%s'\n", flag, value);
+        return -1;
+    }
+    return s_copy_flag (dst, size, value, 3, flag);
+}
+
 static int
 s_parse_number (const char *value, long long min, long long max,
                 const char *flag, long long *out)
@@ -72,7 +89,8 @@ static int
 s_parse (int argc, char **argv, wc_node_config_t *cfg)
 {
     enum { OPT_ID = 256, OPT_DATA, OPT_PORT, OPT_REPLICA_OF, OPT_REGION,
-           OPT_FSYNC, OPT_BIND, OPT_SEGMENT, OPT_VERSION };
+           OPT_FSYNC, OPT_BIND, OPT_SEGMENT, OPT_VERSION, OPT_BROKER,
+           OPT_ADVERTISE };
     static const struct option options [] = {
         { "id",            required_argument, NULL, OPT_ID },
         { "data",          required_argument, NULL, OPT_DATA },
@@ -81,6 +99,8 @@ s_parse (int argc, char **argv, wc_node_config_t *cfg)
         { "region",        required_argument, NULL, OPT_REGION },
         { "fsync",         required_argument, NULL, OPT_FSYNC },
         { "bind",          required_argument, NULL, OPT_BIND },
+        { "broker",        required_argument, NULL, OPT_BROKER },
+        { "advertise",     required_argument, NULL, OPT_ADVERTISE },
         { "segment-bytes", required_argument, NULL, OPT_SEGMENT },
         { "verbose",       no_argument,       NULL, 'v' },
         { "help",          no_argument,       NULL, 'h' },
@@ -106,8 +126,8 @@ s_parse (int argc, char **argv, wc_node_config_t *cfg)
                 cfg->port = (int) n;
                 break;
             case OPT_REPLICA_OF:
-                rc = s_copy_flag (cfg->replica_of, sizeof cfg->replica_of, optarg,
-                                  3, "--replica-of");
+                rc = s_check_addr (cfg->replica_of, sizeof cfg->replica_of, optarg,
+                                   "--replica-of");
                 break;
             case OPT_REGION:
                 rc = s_copy_flag (cfg->region, sizeof cfg->region, optarg, 0, "--region");
@@ -127,6 +147,13 @@ s_parse (int argc, char **argv, wc_node_config_t *cfg)
                 break;
             case OPT_BIND:
                 rc = s_copy_flag (cfg->bind, sizeof cfg->bind, optarg, 1, "--bind");
+                break;
+            case OPT_BROKER:
+                rc = s_check_addr (cfg->broker, sizeof cfg->broker, optarg, "--broker");
+                break;
+            case OPT_ADVERTISE:
+                rc = s_check_addr (cfg->advertise, sizeof cfg->advertise, optarg,
+                                   "--advertise");
                 break;
             case OPT_SEGMENT:
                 rc = s_parse_number (optarg, 4096, 1LL << 40, "--segment-bytes", &n);
@@ -156,6 +183,15 @@ s_parse (int argc, char **argv, wc_node_config_t *cfg)
     if (!cfg->id [0] || !cfg->data_dir [0] || !cfg->port) {
         fprintf (stderr, "walcast-node: --id, --data and --port are required\n");
         return -1;
+    }
+    if (!cfg->advertise [0]) {
+        bool wildcard = streq (cfg->bind, "0.0.0.0") || streq (cfg->bind, "*");
+        char addr [sizeof cfg->bind + 16];
+        snprintf (addr, sizeof addr, "%s:%d", wildcard ? "127.0.0.1" : cfg->bind,
+                  cfg->port);
+        if (s_check_addr (cfg->advertise, sizeof cfg->advertise, addr,
+                          "--bind (as the advertised address)") != 0)
+            return -1;
     }
     return 0;
 }

@@ -23,7 +23,9 @@
 #include "fetch.h"
 #include "log.h"
 #include "node.h"
+#include "announce.h"
 #include "primary.h"
+#include "reads.h"
 #include "replica.h"
 
 static volatile sig_atomic_t s_stop = 0;
@@ -172,6 +174,14 @@ wc_node_new (const wc_node_config_t *cfg, int *err)
         goto error;
 
     rc = WALCAST_ENOMEM;
+    self->reads = wc_reads_new (self);
+    if (!self->reads)
+        goto error;
+    if (cfg->broker [0]) {
+        self->announce = wc_announce_new (self, cfg->broker);
+        if (!self->announce)
+            goto error;
+    }
     if (cfg->replica_of [0]) {
         self->role = WC_ROLE_REPLICA;
         self->replica = wc_replica_new (self, cfg->replica_of);
@@ -208,6 +218,8 @@ wc_node_destroy (wc_node_t **self_p)
     wc_node_t *self = *self_p;
     if (!self)
         return;
+    wc_announce_destroy (&self->announce);
+    wc_reads_destroy (&self->reads);
     wc_primary_destroy (&self->primary);
     wc_replica_destroy (&self->replica);
     zsock_destroy (&self->service);
@@ -370,27 +382,6 @@ s_release_request (wc_request_t *req)
     req->nframes = 0;
 }
 
-/*  Answer a STATUS request. */
-static void
-s_encode_status (wc_node_t *self, wc_request_t *req)
-{
-    wc_msg_t reply = { .type = WC_MSG_STATUS_REPLY, .rid = req->msg.rid };
-    const char *primary = self->replica ? wc_replica_primary (self->replica) : "";
-    reply.u.status.id.ptr = (const uint8_t *) self->cfg.id;
-    reply.u.status.id.len = (uint32_t) strlen (self->cfg.id);
-    reply.u.status.region.ptr = (const uint8_t *) self->cfg.region;
-    reply.u.status.region.len = (uint32_t) strlen (self->cfg.region);
-    reply.u.status.role = (uint8_t) self->role;
-    reply.u.status.epoch = self->epoch;
-    reply.u.status.applied_seq = self->applied;
-    reply.u.status.primary.ptr = (const uint8_t *) primary;
-    reply.u.status.primary.len = (uint32_t) strlen (primary);
-    reply.u.status.primary_seq = self->replica
-        ? wc_replica_primary_seq (self->replica) : self->applied;
-    reply.u.status.lag_ms = self->replica ? wc_replica_lag_ms (self->replica) : 0;
-    wc_msg_encode (&reply, &self->out);
-}
-
 /*  Answer one request of a batch (after the batch's writes committed). */
 static void
 s_answer (wc_node_t *self, wc_request_t *req)
@@ -414,34 +405,9 @@ s_answer (wc_node_t *self, wc_request_t *req)
             reply.u.write_ok.epoch = req->epoch;
             reply.u.write_ok.seq = req->seq;
             break;
-        case WC_MSG_GET: {
-            const void *value = NULL;
-            size_t len = 0;
-            reply.type = WC_MSG_VALUE;
-            reply.u.value.found = wc_store_get (self->store, req->msg.u.req.key.ptr,
-                                                req->msg.u.req.key.len,
-                                                &value, &len) == 0;
-            reply.u.value.value.ptr = (const uint8_t *) value;
-            reply.u.value.value.len = (uint32_t) len;
-            reply.u.value.seq = self->applied;
-            break;
-        }
-        case WC_MSG_PING:
-            reply.type = WC_MSG_PONG;
-            reply.u.pong.epoch = self->epoch;
-            reply.u.pong.seq = self->applied;
-            reply.u.pong.clock_ms = wc_node_wall_ms ();
-            break;
-        case WC_MSG_STATUS:
-            s_encode_status (self, req);
-            wc_node_reply (self, self->service, req);
-            return;
-        case WC_MSG_DIGEST:
-            reply.type = WC_MSG_DIGEST_REPLY;
-            reply.u.digest.seq = self->applied;
-            reply.u.digest.hash = wc_store_digest (self->store);
-            break;
         default:
+            if (wc_reads_answer (self->reads, req) == 0)
+                return;
             self->bad_messages++;
             wc_node_reply_error (self, self->service, req, WALCAST_EPROTO,
                                  "not a service request", NULL);
@@ -505,7 +471,11 @@ s_heartbeat (wc_node_t *self)
         wc_msg_t hb = { .type = WC_MSG_HEARTBEAT };
         hb.u.heartbeat.epoch = self->epoch;
         hb.u.heartbeat.last_seq = self->applied;
-        hb.u.heartbeat.clock_ms = wc_node_wall_ms ();
+        /*  A replica passes on the primary's clock of the newest moment its
+            data is known fresh, so a replica of a replica measures its
+            staleness against the primary, not against its upstream. */
+        hb.u.heartbeat.clock_ms = self->replica
+            ? wc_replica_fresh_clock_ms (self->replica) : wc_node_wall_ms ();
         self->scratch.size = 0;
         if (wc_msg_encode (&hb, &self->scratch) == 0) {
             void *stream = zsock_resolve (self->stream);
@@ -534,6 +504,14 @@ wc_node_run (wc_node_t *self)
         int next_heartbeat = s_heartbeat (self);
         if (next_heartbeat < timeout)
             timeout = next_heartbeat;
+        int next_read = wc_reads_tick (self->reads);
+        if (next_read < timeout)
+            timeout = next_read;
+        if (self->announce) {
+            int next_announce = wc_announce_tick (self->announce);
+            if (next_announce < timeout)
+                timeout = next_announce;
+        }
 
         zmq_pollitem_t items [8] = {
             { zsock_resolve (self->service), 0, ZMQ_POLLIN, 0 },
@@ -557,6 +535,7 @@ wc_node_run (wc_node_t *self)
             wc_replica_handle (self->replica, items + 2, count - 2);
         if (items [1].revents & ZMQ_POLLIN)
             s_handle_catchup (self);
+        wc_reads_tick (self->reads);        /* parked GETs the turn satisfied */
         if (wc_node_flush (self, false) != 0) {
             wc_log_error ("wal: cannot write the log; stopping");
             rc = WALCAST_EIO;

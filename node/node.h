@@ -36,12 +36,16 @@ typedef struct {
     char       bind [WC_MAX_ADDR + 1];        /* address to bind, default 127.0.0.1 */
     int        port;                          /* base port P */
     char       replica_of [WC_MAX_ADDR + 1];  /* primary HOST:PORT, "" for a primary */
+    char       broker [WC_MAX_ADDR + 1];      /* broker HOST:PORT, "" for none */
+    char       advertise [WC_MAX_ADDR + 1];   /* HOST:PORT others should use */
     wc_fsync_t fsync;
     size_t     segment_bytes;                 /* 0 = WAL default */
 } wc_node_config_t;
 
 typedef struct wc_primary wc_primary_t;
 typedef struct wc_replica wc_replica_t;
+typedef struct wc_reads wc_reads_t;
+typedef struct wc_announce wc_announce_t;
 
 /*  Most frames a request may carry: routing envelope plus body. */
 #define WC_NODE_MAX_FRAMES  8
@@ -70,6 +74,8 @@ typedef struct wc_node {
     wc_role_t        role;
     wc_primary_t    *primary;       /* set when role is primary */
     wc_replica_t    *replica;       /* set when role is replica */
+    wc_reads_t      *reads;         /* GET/PING/STATUS/DIGEST, parked GETs */
+    wc_announce_t   *announce;      /* link to the broker, when configured */
     int64_t          last_sync_ms;  /* monotonic time of the last fsync */
     int64_t          next_heartbeat_ms;
     uint64_t         bad_messages;  /* dropped or refused as malformed */

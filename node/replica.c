@@ -680,6 +680,12 @@ wc_replica_lag_ms (const wc_replica_t *self)
     return now > fresh ? now - fresh : 0;
 }
 
+uint64_t
+wc_replica_fresh_clock_ms (const wc_replica_t *self)
+{
+    return self->fresh_clock_ms;
+}
+
 const char *
 wc_replica_primary (const wc_replica_t *self)
 {

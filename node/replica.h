@@ -26,6 +26,10 @@ int wc_replica_tick (wc_replica_t *self);
 /*  What STATUS reports of the link. */
 uint64_t wc_replica_primary_seq (const wc_replica_t *self);
 uint64_t wc_replica_lag_ms (const wc_replica_t *self);
+
+/*  The primary's clock (ms) of the newest heartbeat whose seq we had
+    applied; 0 when none yet. What our own heartbeats carry downstream. */
+uint64_t wc_replica_fresh_clock_ms (const wc_replica_t *self);
 const char *wc_replica_primary (const wc_replica_t *self);
 
 #endif

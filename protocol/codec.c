@@ -20,6 +20,10 @@
     Then each message's fields are checked one by one: type first, then
     value and limit. Unsigned integers must be msgpack positive integers
     (negative integers and floats are malformed).
+    Optional trailing fields (GET's consistency fields, PONG's identity)
+    are checked like the others when present and zero when absent; the
+    encoder leaves them out when they are all zero, so older peers see
+    the exact bytes they always did.
 
     On a failed decode msg->type and msg->rid hold whatever could be read
     before the failure (0 otherwise), so a node can still address an ERROR
@@ -52,7 +56,11 @@ static const s_type_name_t s_type_names [] = {
     { WC_MSG_ENTRY,        "ENTRY" },
     { WC_MSG_HEARTBEAT,    "HEARTBEAT" },
     { WC_MSG_FETCH,        "FETCH" },
-    { WC_MSG_ENTRIES,      "ENTRIES" }
+    { WC_MSG_ENTRIES,      "ENTRIES" },
+    { WC_MSG_REGISTER,     "REGISTER" },
+    { WC_MSG_NODE_HEARTBEAT, "NODE_HEARTBEAT" },
+    { WC_MSG_TOPOLOGY_GET, "TOPOLOGY_GET" },
+    { WC_MSG_TOPOLOGY,     "TOPOLOGY" }
 };
 
 //  Name of a message type this build knows, or NULL.
@@ -94,7 +102,8 @@ s_read_be (const uint8_t *buf, size_t len, size_t *pos, int n, uint64_t *value)
 //  Containers nested deeper than this are malformed. msgpack-c stops at 32
 //  (MSGPACK_EMBED_STACK_SIZE) and reports it as out of memory; stopping
 //  first keeps that code for real allocation failures. walcast messages
-//  nest three deep (ENTRIES, its list, an entry).
+//  nest three deep (ENTRIES, its list, an entry; TOPOLOGY, its list, a
+//  node_info).
 #define S_MAX_DEPTH 16
 
 //  Walk one msgpack object at buf [0..len) without building it. Returns
@@ -303,6 +312,60 @@ wc_entry_from_object (const msgpack_object *obj, wc_entry_t *entry)
     return rc;
 }
 
+//  A uint that must fit 32 bits.
+static int
+s_get_uint32 (const msgpack_object *obj, uint32_t *value)
+{
+    uint64_t v = 0;
+    int rc = s_get_uint (obj, &v);
+    if (rc)
+        return rc;
+    if (v > UINT32_MAX)
+        return WALCAST_EPROTO;
+    *value = (uint32_t) v;
+    return 0;
+}
+
+//  A role: WC_ROLE_PRIMARY or WC_ROLE_REPLICA.
+static int
+s_get_role (const msgpack_object *obj, uint8_t *role)
+{
+    uint64_t v = 0;
+    int rc = s_get_uint (obj, &v);
+    if (rc)
+        return rc;
+    if (v != WC_ROLE_PRIMARY && v != WC_ROLE_REPLICA)
+        return WALCAST_EPROTO;
+    *role = (uint8_t) v;
+    return 0;
+}
+
+//  Check and convert one node_info array [id, region, role, epoch,
+//  applied_seq, addr, primary, lag, lag_ms, up, silent_ms].
+int
+wc_node_info_from_object (const msgpack_object *obj, wc_node_info_t *info)
+{
+    memset (info, 0, sizeof *info);
+    if (obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size < 11)
+        return WALCAST_EPROTO;
+    const msgpack_object *f = obj->via.array.ptr;
+    int rc;
+    if ((rc = s_get_bytes (&f [0], 1, WC_MAX_ID, &info->id))
+    ||  (rc = s_get_bytes (&f [1], 0, WC_MAX_ID, &info->region))
+    ||  (rc = s_get_role (&f [2], &info->role))
+    ||  (rc = s_get_uint (&f [3], &info->epoch))
+    ||  (rc = s_get_uint (&f [4], &info->applied_seq))
+    ||  (rc = s_get_bytes (&f [5], 1, WC_MAX_ADDR, &info->addr))
+    ||  (rc = s_get_bytes (&f [6], 0, WC_MAX_ADDR, &info->primary))
+    ||  (rc = s_get_uint (&f [7], &info->lag))
+    ||  (rc = s_get_uint (&f [8], &info->lag_ms)))
+        return rc;
+    if (f [9].type != MSGPACK_OBJECT_BOOLEAN)
+        return WALCAST_EPROTO;
+    info->up = f [9].via.boolean;
+    return s_get_uint (&f [10], &info->silent_ms);
+}
+
 //  Fields after [version, type] of each message, checked in wire order.
 //  f points at the version; n is the array size, already >= 2.
 static int
@@ -326,10 +389,28 @@ s_decode_body (const msgpack_object *f, uint32_t n, wc_msg_t *msg)
             return s_get_bytes (&f [4], 0, WC_MAX_VALUE, &msg->u.req.value);
 
         case WC_MSG_DEL:
-        case WC_MSG_GET:
             if (n < 4)
                 return WALCAST_EPROTO;
             return s_get_bytes (&f [3], 1, WC_MAX_KEY, &msg->u.req.key);
+
+        case WC_MSG_GET:
+            //  min_seq, max_staleness_ms and wait_ms are each optional
+            //  (trailing): an absent one is 0.
+            if (n < 4)
+                return WALCAST_EPROTO;
+            if ((rc = s_get_bytes (&f [3], 1, WC_MAX_KEY, &msg->u.req.key)))
+                return rc;
+            if (n > 4 && (rc = s_get_uint (&f [4], &msg->u.req.min_seq)))
+                return rc;
+            if (n > 5
+            &&  (rc = s_get_uint32 (&f [5], &msg->u.req.max_staleness_ms)))
+                return rc;
+            if (n > 6 && (rc = s_get_uint32 (&f [6], &msg->u.req.wait_ms)))
+                return rc;
+            //  Clamp, not refuse: a long wait is a request, not an error.
+            if (msg->u.req.wait_ms > WC_MAX_WAIT_MS)
+                msg->u.req.wait_ms = WC_MAX_WAIT_MS;
+            return 0;
 
         case WC_MSG_PING:
         case WC_MSG_STATUS:
@@ -364,21 +445,28 @@ s_decode_body (const msgpack_object *f, uint32_t n, wc_msg_t *msg)
             if (n < 6)
                 return WALCAST_EPROTO;
             if ((rc = s_get_uint (&f [3], &msg->u.pong.epoch))
-            ||  (rc = s_get_uint (&f [4], &msg->u.pong.seq)))
+            ||  (rc = s_get_uint (&f [4], &msg->u.pong.seq))
+            ||  (rc = s_get_uint (&f [5], &msg->u.pong.clock_ms)))
                 return rc;
-            return s_get_uint (&f [5], &msg->u.pong.clock_ms);
+            //  The identity (role, id, region, lag_ms) is optional, but
+            //  all or nothing: a PONG from an older node has none of it.
+            if (n == 6)
+                return 0;
+            if (n < 10)
+                return WALCAST_EPROTO;
+            if ((rc = s_get_role (&f [6], &msg->u.pong.role))
+            ||  (rc = s_get_bytes (&f [7], 1, WC_MAX_ID, &msg->u.pong.id))
+            ||  (rc = s_get_bytes (&f [8], 0, WC_MAX_ID, &msg->u.pong.region)))
+                return rc;
+            return s_get_uint (&f [9], &msg->u.pong.lag_ms);
 
         case WC_MSG_STATUS_REPLY:
             if (n < 11)
                 return WALCAST_EPROTO;
             if ((rc = s_get_bytes (&f [3], 1, WC_MAX_ID, &msg->u.status.id))
             ||  (rc = s_get_bytes (&f [4], 0, WC_MAX_ID, &msg->u.status.region))
-            ||  (rc = s_get_uint (&f [5], &v)))
-                return rc;
-            if (v != WC_ROLE_PRIMARY && v != WC_ROLE_REPLICA)
-                return WALCAST_EPROTO;
-            msg->u.status.role = (uint8_t) v;
-            if ((rc = s_get_uint (&f [6], &msg->u.status.epoch))
+            ||  (rc = s_get_role (&f [5], &msg->u.status.role))
+            ||  (rc = s_get_uint (&f [6], &msg->u.status.epoch))
             ||  (rc = s_get_uint (&f [7], &msg->u.status.applied_seq))
             ||  (rc = s_get_bytes (&f [8], 0, WC_MAX_ADDR, &msg->u.status.primary))
             ||  (rc = s_get_uint (&f [9], &msg->u.status.primary_seq)))
@@ -438,6 +526,28 @@ s_decode_body (const msgpack_object *f, uint32_t n, wc_msg_t *msg)
                 return WALCAST_ETOOBIG;
             msg->u.entries.count = f [4].via.array.size;
             msg->u.entries.items = f [4].via.array.ptr;
+            return 0;
+
+        case WC_MSG_REGISTER:
+        case WC_MSG_NODE_HEARTBEAT:
+            if (n < 4)
+                return WALCAST_EPROTO;
+            return wc_node_info_from_object (&f [3], &msg->u.node);
+
+        case WC_MSG_TOPOLOGY_GET:
+            return 0;
+
+        case WC_MSG_TOPOLOGY:
+            if (n < 5)
+                return WALCAST_EPROTO;
+            if ((rc = s_get_uint (&f [3], &msg->u.topology.version)))
+                return rc;
+            if (f [4].type != MSGPACK_OBJECT_ARRAY)
+                return WALCAST_EPROTO;
+            if (f [4].via.array.size > WC_MAX_NODES)
+                return WALCAST_ETOOBIG;
+            msg->u.topology.count = f [4].via.array.size;
+            msg->u.topology.items = f [4].via.array.ptr;
             return 0;
 
         default:
@@ -532,6 +642,35 @@ s_pack_head (msgpack_packer *pk, uint32_t n, int type)
         && msgpack_pack_uint8 (pk, (uint8_t) type) == 0;
 }
 
+static bool
+s_node_info_ok (const wc_node_info_t *info)
+{
+    return s_bytes_ok (&info->id, 1, WC_MAX_ID)
+        && s_bytes_ok (&info->region, 0, WC_MAX_ID)
+        && (info->role == WC_ROLE_PRIMARY || info->role == WC_ROLE_REPLICA)
+        && s_bytes_ok (&info->addr, 1, WC_MAX_ADDR)
+        && s_bytes_ok (&info->primary, 0, WC_MAX_ADDR);
+}
+
+//  [id, region, role, epoch, applied_seq, addr, primary, lag, lag_ms, up,
+//   silent_ms]
+static bool
+s_pack_node_info (msgpack_packer *pk, const wc_node_info_t *info)
+{
+    return msgpack_pack_array (pk, 11) == 0
+        && s_pack_str (pk, info->id.ptr, info->id.len)
+        && s_pack_str (pk, info->region.ptr, info->region.len)
+        && msgpack_pack_uint8 (pk, info->role) == 0
+        && msgpack_pack_uint64 (pk, info->epoch) == 0
+        && msgpack_pack_uint64 (pk, info->applied_seq) == 0
+        && s_pack_str (pk, info->addr.ptr, info->addr.len)
+        && s_pack_str (pk, info->primary.ptr, info->primary.len)
+        && msgpack_pack_uint64 (pk, info->lag) == 0
+        && msgpack_pack_uint64 (pk, info->lag_ms) == 0
+        && (info->up ? msgpack_pack_true (pk) : msgpack_pack_false (pk)) == 0
+        && msgpack_pack_uint64 (pk, info->silent_ms) == 0;
+}
+
 //  [seq, epoch, ts_ms, op, key, value|nil]
 static bool
 s_pack_entry (msgpack_packer *pk, const wc_entry_t *entry)
@@ -579,7 +718,6 @@ wc_msg_encode (const wc_msg_t *msg, msgpack_sbuffer *out)
             break;
 
         case WC_MSG_DEL:
-        case WC_MSG_GET:
             if (!s_bytes_ok (&msg->u.req.key, 1, WC_MAX_KEY))
                 return WALCAST_EINVAL;
             ok = s_pack_head (&pk, 4, msg->type)
@@ -587,9 +725,28 @@ wc_msg_encode (const wc_msg_t *msg, msgpack_sbuffer *out)
               && s_pack_bin (&pk, &msg->u.req.key);
             break;
 
+        case WC_MSG_GET: {
+            //  The consistency fields go out only when one is set, so a
+            //  plain GET stays the 4-element form older nodes read.
+            if (!s_bytes_ok (&msg->u.req.key, 1, WC_MAX_KEY))
+                return WALCAST_EINVAL;
+            bool extended = msg->u.req.min_seq != 0
+                         || msg->u.req.max_staleness_ms != 0
+                         || msg->u.req.wait_ms != 0;
+            ok = s_pack_head (&pk, extended ? 7 : 4, msg->type)
+              && msgpack_pack_uint64 (&pk, msg->rid) == 0
+              && s_pack_bin (&pk, &msg->u.req.key)
+              && (!extended
+                  || (msgpack_pack_uint64 (&pk, msg->u.req.min_seq) == 0
+                      && msgpack_pack_uint32 (&pk, msg->u.req.max_staleness_ms) == 0
+                      && msgpack_pack_uint32 (&pk, msg->u.req.wait_ms) == 0));
+            break;
+        }
+
         case WC_MSG_PING:
         case WC_MSG_STATUS:
         case WC_MSG_DIGEST:
+        case WC_MSG_TOPOLOGY_GET:
             ok = s_pack_head (&pk, 3, msg->type)
               && msgpack_pack_uint64 (&pk, msg->rid) == 0;
             break;
@@ -615,11 +772,24 @@ wc_msg_encode (const wc_msg_t *msg, msgpack_sbuffer *out)
             break;
 
         case WC_MSG_PONG:
-            ok = s_pack_head (&pk, 6, msg->type)
+            //  role 0: no identity, the 6-element form.
+            if (msg->u.pong.role != 0
+            &&  ((msg->u.pong.role != WC_ROLE_PRIMARY
+                  && msg->u.pong.role != WC_ROLE_REPLICA)
+                 || !s_bytes_ok (&msg->u.pong.id, 1, WC_MAX_ID)
+                 || !s_bytes_ok (&msg->u.pong.region, 0, WC_MAX_ID)))
+                return WALCAST_EINVAL;
+            ok = s_pack_head (&pk, msg->u.pong.role ? 10 : 6, msg->type)
               && msgpack_pack_uint64 (&pk, msg->rid) == 0
               && msgpack_pack_uint64 (&pk, msg->u.pong.epoch) == 0
               && msgpack_pack_uint64 (&pk, msg->u.pong.seq) == 0
-              && msgpack_pack_uint64 (&pk, msg->u.pong.clock_ms) == 0;
+              && msgpack_pack_uint64 (&pk, msg->u.pong.clock_ms) == 0
+              && (msg->u.pong.role == 0
+                  || (msgpack_pack_uint8 (&pk, msg->u.pong.role) == 0
+                      && s_pack_str (&pk, msg->u.pong.id.ptr, msg->u.pong.id.len)
+                      && s_pack_str (&pk, msg->u.pong.region.ptr,
+                                     msg->u.pong.region.len)
+                      && msgpack_pack_uint64 (&pk, msg->u.pong.lag_ms) == 0));
             break;
 
         case WC_MSG_STATUS_REPLY:
@@ -683,8 +853,17 @@ wc_msg_encode (const wc_msg_t *msg, msgpack_sbuffer *out)
               && msgpack_pack_uint32 (&pk, msg->u.fetch.max_bytes) == 0;
             break;
 
-        default:        // ENTRIES has its own encoder; the rest are unknown
-            return WALCAST_EINVAL;
+        case WC_MSG_REGISTER:
+        case WC_MSG_NODE_HEARTBEAT:
+            if (!s_node_info_ok (&msg->u.node))
+                return WALCAST_EINVAL;
+            ok = s_pack_head (&pk, 4, msg->type)
+              && msgpack_pack_uint64 (&pk, msg->rid) == 0
+              && s_pack_node_info (&pk, &msg->u.node);
+            break;
+
+        default:        // ENTRIES and TOPOLOGY have their own encoders;
+            return WALCAST_EINVAL;      // the rest are unknown
     }
     return s_finish (ok, out, start);
 }
@@ -730,6 +909,33 @@ wc_entries_encode_header (uint64_t rid, uint64_t last_seq, uint32_t count,
            && msgpack_pack_uint64 (&pk, last_seq) == 0
            && msgpack_pack_array (&pk, count) == 0;
     return s_finish (ok, out, start);
+}
+
+int
+wc_topology_encode_header (uint64_t rid, uint64_t version, uint32_t count,
+                           msgpack_sbuffer *out)
+{
+    if (count > WC_MAX_NODES)
+        return WALCAST_EINVAL;
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
+    size_t start = out->size;
+    bool ok = s_pack_head (&pk, 5, WC_MSG_TOPOLOGY)
+           && msgpack_pack_uint64 (&pk, rid) == 0
+           && msgpack_pack_uint64 (&pk, version) == 0
+           && msgpack_pack_array (&pk, count) == 0;
+    return s_finish (ok, out, start);
+}
+
+int
+wc_node_info_encode (const wc_node_info_t *info, msgpack_sbuffer *out)
+{
+    if (!s_node_info_ok (info))
+        return WALCAST_EINVAL;
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
+    size_t start = out->size;
+    return s_finish (s_pack_node_info (&pk, info), out, start);
 }
 
 //  Length of s cut to at most max bytes, never in the middle of a UTF-8

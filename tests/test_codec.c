@@ -5,6 +5,8 @@
     field, over a limit, another version) is refused with the right code
     and never crashes; messages with extra trailing elements from a newer
     peer are still understood; decoded bytes borrow the input buffer.
+    Optional trailing fields (GET's consistency fields, PONG's identity)
+    are zero when absent, so an older peer's messages still decode.
 
     Malformed messages are built from valid ones: s_rebuild unpacks a
     valid message, replaces or appends elements and packs it again, so each
@@ -53,6 +55,18 @@ s_entry_equal (const wc_entry_t *a, const wc_entry_t *b)
         && s_bytes_equal (a->value, b->value);
 }
 
+static bool
+s_node_equal (const wc_node_info_t *a, const wc_node_info_t *b)
+{
+    return s_bytes_equal (a->id, b->id) && s_bytes_equal (a->region, b->region)
+        && a->role == b->role && a->epoch == b->epoch
+        && a->applied_seq == b->applied_seq
+        && s_bytes_equal (a->addr, b->addr)
+        && s_bytes_equal (a->primary, b->primary)
+        && a->lag == b->lag && a->lag_ms == b->lag_ms
+        && a->up == b->up && a->silent_ms == b->silent_ms;
+}
+
 //  Field by field comparison of two messages of the same type.
 static bool
 s_msg_equal (const wc_msg_t *a, const wc_msg_t *b)
@@ -64,10 +78,14 @@ s_msg_equal (const wc_msg_t *a, const wc_msg_t *b)
         case WC_MSG_DEL:
         case WC_MSG_GET:
             return s_bytes_equal (a->u.req.key, b->u.req.key)
-                && s_bytes_equal (a->u.req.value, b->u.req.value);
+                && s_bytes_equal (a->u.req.value, b->u.req.value)
+                && a->u.req.min_seq == b->u.req.min_seq
+                && a->u.req.max_staleness_ms == b->u.req.max_staleness_ms
+                && a->u.req.wait_ms == b->u.req.wait_ms;
         case WC_MSG_PING:
         case WC_MSG_STATUS:
         case WC_MSG_DIGEST:
+        case WC_MSG_TOPOLOGY_GET:
             return true;
         case WC_MSG_WRITE_OK:
             return a->u.write_ok.epoch == b->u.write_ok.epoch
@@ -79,7 +97,11 @@ s_msg_equal (const wc_msg_t *a, const wc_msg_t *b)
         case WC_MSG_PONG:
             return a->u.pong.epoch == b->u.pong.epoch
                 && a->u.pong.seq == b->u.pong.seq
-                && a->u.pong.clock_ms == b->u.pong.clock_ms;
+                && a->u.pong.clock_ms == b->u.pong.clock_ms
+                && a->u.pong.role == b->u.pong.role
+                && s_bytes_equal (a->u.pong.id, b->u.pong.id)
+                && s_bytes_equal (a->u.pong.region, b->u.pong.region)
+                && a->u.pong.lag_ms == b->u.pong.lag_ms;
         case WC_MSG_STATUS_REPLY:
             return s_bytes_equal (a->u.status.id, b->u.status.id)
                 && s_bytes_equal (a->u.status.region, b->u.status.region)
@@ -105,6 +127,9 @@ s_msg_equal (const wc_msg_t *a, const wc_msg_t *b)
         case WC_MSG_FETCH:
             return a->u.fetch.from_seq == b->u.fetch.from_seq
                 && a->u.fetch.max_bytes == b->u.fetch.max_bytes;
+        case WC_MSG_REGISTER:
+        case WC_MSG_NODE_HEARTBEAT:
+            return s_node_equal (&a->u.node, &b->u.node);
         default:
             return false;
     }
@@ -286,18 +311,63 @@ s_sample_entry (uint8_t op)
     return e;
 }
 
+//  Node k of the samples: 0 a primary, 1 a replica following it.
+static wc_node_info_t
+s_sample_node (int k)
+{
+    wc_node_info_t n;
+    memset (&n, 0, sizeof n);
+    if (k == 0) {
+        n.id = s_bytes ("us1");
+        n.region = s_bytes ("us-east");
+        n.role = WC_ROLE_PRIMARY;
+        n.epoch = 4;
+        n.applied_seq = 1010;
+        n.addr = s_bytes ("127.0.0.1:7100");
+        n.up = true;
+        n.silent_ms = 120;
+    }
+    else {
+        n.id = s_bytes ("eu1");
+        n.region = s_bytes ("eu-west");
+        n.role = WC_ROLE_REPLICA;
+        n.epoch = 4;
+        n.applied_seq = 1000;
+        n.addr = s_bytes ("127.0.0.1:7200");
+        n.primary = s_bytes ("127.0.0.1:7100");
+        n.lag = 10;
+        n.lag_ms = 35;
+        n.up = false;
+        n.silent_ms = UINT64_MAX;
+    }
+    return n;
+}
+
 //  Number of sample messages; sample i has kinds s_kinds [i]:
 //  V version, T type, U uint, K key (1.. bytes), B bytes, ? bool,
-//  A entry array, L list of entries.
-#define S_NSAMPLES 18
+//  A entry array, L list of entries, N node_info array, M list of them.
+//  Samples 2 and 9 are the short forms of GET and PONG, 18 and 19 their
+//  long forms with every optional field.
+#define S_NSAMPLES 24
+#define S_GET_SHORT  2
+#define S_PONG_SHORT 9
+#define S_GET_LONG   18
+#define S_PONG_LONG  19
+#define S_REGISTER   20
+#define S_TOPOLOGY   23
 
 static const char *s_kinds [S_NSAMPLES] = {
     "VTUKB", "VTUK", "VTUK", "VTU", "VTU", "VTU", "VTUUU", "VTU?BU",
     "VTU?BU", "VTUUUU", "VTUKBUUUBUU", "VTUUU", "VTUUBB", "VTA", "VTA",
-    "VTUUU", "VTUUU", "VTUUL"
+    "VTUUU", "VTUUU", "VTUUL",
+    "VTUKUUU", "VTUUUUUKBU", "VTUN", "VTUN", "VTU", "VTUUM"
 };
 
-//  Sample i (not ENTRIES, which has no wc_msg_encode form).
+//  Kinds of the node_info fields [id, region, role, epoch, applied_seq,
+//  addr, primary, lag, lag_ms, up, silent_ms].
+static const char s_node_kinds [] = "KBUUUKBUU?U";
+
+//  Sample i (not ENTRIES or TOPOLOGY, which have no wc_msg_encode form).
 static wc_msg_t
 s_sample (int i)
 {
@@ -306,7 +376,9 @@ s_sample (int i)
         WC_MSG_DIGEST, WC_MSG_WRITE_OK, WC_MSG_VALUE, WC_MSG_VALUE,
         WC_MSG_PONG, WC_MSG_STATUS_REPLY, WC_MSG_DIGEST_REPLY, WC_MSG_ERROR,
         WC_MSG_ENTRY, WC_MSG_ENTRY, WC_MSG_HEARTBEAT, WC_MSG_FETCH,
-        WC_MSG_ENTRIES
+        WC_MSG_ENTRIES,
+        WC_MSG_GET, WC_MSG_PONG, WC_MSG_REGISTER, WC_MSG_NODE_HEARTBEAT,
+        WC_MSG_TOPOLOGY_GET, WC_MSG_TOPOLOGY
     };
     wc_msg_t m;
     memset (&m, 0, sizeof m);
@@ -376,18 +448,50 @@ s_sample (int i)
             m.u.fetch.from_seq = 17;
             m.u.fetch.max_bytes = WC_MAX_FETCH_BYTES;
             break;
+        case S_GET_LONG:
+            m.u.req.key = s_bytes ("k");
+            m.u.req.min_seq = 1000;
+            m.u.req.max_staleness_ms = 250;
+            m.u.req.wait_ms = 200;
+            break;
+        case S_PONG_LONG:
+            m.u.pong.epoch = 7;
+            m.u.pong.seq = 1u << 20;
+            m.u.pong.clock_ms = 1764400000123ULL;
+            m.u.pong.role = WC_ROLE_REPLICA;
+            m.u.pong.id = s_bytes ("eu1");
+            m.u.pong.region = s_bytes ("eu-west");
+            m.u.pong.lag_ms = 35;
+            break;
+        case S_REGISTER:
+            m.u.node = s_sample_node (0);
+            m.u.node.silent_ms = 0;             // as a node sends it
+            break;
+        case 21:
+            m.u.node = s_sample_node (1);
+            m.u.node.up = true;
+            m.u.node.silent_ms = 0;
+            break;
         default:
             break;
     }
     return m;
 }
 
-//  Encode sample i into out (reset first). ENTRIES gets two entries.
+//  Encode sample i into out (reset first). ENTRIES gets two entries,
+//  TOPOLOGY (version 77) the two sample nodes.
 static void
 s_encode_sample (int i, msgpack_sbuffer *out)
 {
     msgpack_sbuffer_clear (out);
     wc_msg_t m = s_sample (i);
+    if (m.type == WC_MSG_TOPOLOGY) {
+        assert_int_equal (wc_topology_encode_header (m.rid, 77, 2, out), 0);
+        wc_node_info_t n0 = s_sample_node (0), n1 = s_sample_node (1);
+        assert_int_equal (wc_node_info_encode (&n0, out), 0);
+        assert_int_equal (wc_node_info_encode (&n1, out), 0);
+    }
+    else
     if (m.type == WC_MSG_ENTRIES) {
         assert_int_equal (wc_entries_encode_header (m.rid, 42, 2, out), 0);
         wc_entry_t e1 = s_sample_entry (WC_OP_PUT);
@@ -440,11 +544,19 @@ s_wrong_for (char kind, msgpack_object *wrong)
             wrong [n++] = s_obj_array (NULL, 0);
             wrong [n++] = s_obj_map ();
             break;
-        case 'L':
+        case 'L': case 'M':
             wrong [n++] = s_obj_nil ();
             wrong [n++] = s_obj_uint (1);
             wrong [n++] = s_obj_str ("entries");
             wrong [n++] = s_obj_bool (true);
+            wrong [n++] = s_obj_map ();
+            break;
+        case 'N':
+            wrong [n++] = s_obj_nil ();
+            wrong [n++] = s_obj_uint (1);
+            wrong [n++] = s_obj_str ("node");
+            wrong [n++] = s_obj_bool (true);
+            wrong [n++] = s_obj_array (NULL, 0);
             wrong [n++] = s_obj_map ();
             break;
         default:
@@ -485,6 +597,18 @@ test_roundtrip_every_message (void **state)
             assert_true (s_entry_equal (&got, &e2));
             assert_true (s_inside (got.key, sb.data, sb.size));
         }
+        else
+        if (in.type == WC_MSG_TOPOLOGY) {
+            assert_int_equal (out.rid, in.rid);
+            assert_int_equal (out.u.topology.version, 77);
+            assert_int_equal (out.u.topology.count, 2);
+            for (int k = 0; k < 2; k++) {
+                wc_node_info_t want = s_sample_node (k), got;
+                assert_int_equal (wc_node_info_from_object (
+                                  &out.u.topology.items [k], &got), 0);
+                assert_true (s_node_equal (&got, &want));
+            }
+        }
         else {
             if (!s_msg_equal (&in, &out))
                 fail_msg ("%s (sample %d) changed in a round trip",
@@ -519,6 +643,18 @@ test_decode_borrows_input (void **state)
     assert_true (s_inside (m.u.status.id, sb.data, sb.size));
     assert_true (s_inside (m.u.status.region, sb.data, sb.size));
     assert_true (s_inside (m.u.status.primary, sb.data, sb.size));
+
+    s_encode_sample (S_PONG_LONG, &sb);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_true (s_inside (m.u.pong.id, sb.data, sb.size));
+    assert_true (s_inside (m.u.pong.region, sb.data, sb.size));
+
+    s_encode_sample (21, &sb);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_true (s_inside (m.u.node.id, sb.data, sb.size));
+    assert_true (s_inside (m.u.node.region, sb.data, sb.size));
+    assert_true (s_inside (m.u.node.addr, sb.data, sb.size));
+    assert_true (s_inside (m.u.node.primary, sb.data, sb.size));
 
     msgpack_unpacked_destroy (&up);
     msgpack_sbuffer_destroy (&sb);
@@ -863,6 +999,9 @@ test_oversize_fields (void **state)
         { 10, 8, WC_MAX_ADDR + 1 },     // primary
         { 12, 4, WC_MAX_TEXT + 1 },     // ERROR text
         { 12, 5, WC_MAX_TEXT + 1 },     // detail
+        { S_GET_LONG, 3, WC_MAX_KEY + 1 },  // GET key, long form
+        { S_PONG_LONG, 7, WC_MAX_ID + 1 },  // PONG id
+        { S_PONG_LONG, 8, WC_MAX_ID + 1 },  // PONG region
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
         s_encode_sample (cases [i].sample, &sb);
@@ -901,6 +1040,60 @@ test_oversize_fields (void **state)
     assert_int_equal (msgpack_pack_uint8 (&pk, 5), 0);
     assert_int_equal (msgpack_pack_array (&pk, WC_MAX_BATCH + 1), 0);
     for (uint32_t i = 0; i < WC_MAX_BATCH + 1; i++)
+        assert_int_equal (msgpack_pack_nil (&pk), 0);
+    assert_int_equal (s_decode_copy (sb.data, sb.size), WALCAST_ETOOBIG);
+
+    //  node_info strings one byte over their limits, inside REGISTER
+    msgpack_unpacked nup;
+    msgpack_unpacked_init (&nup);
+    msgpack_sbuffer node, bad_node;
+    msgpack_sbuffer_init (&node);
+    msgpack_sbuffer_init (&bad_node);
+    wc_node_info_t ni = s_sample_node (1);
+    assert_int_equal (wc_node_info_encode (&ni, &node), 0);
+    s_encode_sample (S_REGISTER, &sb);
+    struct { int pos; uint32_t len; } ncases [] = {
+        { 0, WC_MAX_ID + 1 }, { 1, WC_MAX_ID + 1 },
+        { 5, WC_MAX_ADDR + 1 }, { 6, WC_MAX_ADDR + 1 }
+    };
+    for (size_t i = 0; i < sizeof ncases / sizeof ncases [0]; i++) {
+        for (uint32_t d = 0; d < 2; d++) {
+            o = s_obj_str ("");
+            o.via.str.ptr = big;
+            o.via.str.size = ncases [i].len - d;
+            memset (big, 'a', ncases [i].len);
+            s_rebuild (node.data, node.size, ncases [i].pos, &o, NULL, 0,
+                       &bad_node);
+            size_t off = 0;
+            assert_int_equal (msgpack_unpack_next (&nup, bad_node.data,
+                                                   bad_node.size, &off),
+                              MSGPACK_UNPACK_SUCCESS);
+            msgpack_object item = nup.data;
+            s_rebuild (sb.data, sb.size, 3, &item, NULL, 0, &bad);
+            assert_int_equal (s_decode_copy (bad.data, bad.size),
+                              d == 0 ? WALCAST_ETOOBIG : 0);
+        }
+    }
+    memset (big, 0, WC_MAX_VALUE + 1);
+    msgpack_sbuffer_destroy (&node);
+    msgpack_sbuffer_destroy (&bad_node);
+    msgpack_unpacked_destroy (&nup);
+
+    //  TOPOLOGY with one node more than WC_MAX_NODES
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_topology_encode_header (1, 5, WC_MAX_NODES, &sb), 0);
+    for (uint32_t i = 0; i < WC_MAX_NODES; i++)
+        assert_int_equal (msgpack_sbuffer_write (&sb, "\xc0", 1), 0);
+    assert_int_equal (s_decode_copy (sb.data, sb.size), 0);
+    msgpack_sbuffer_clear (&sb);
+    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+    assert_int_equal (msgpack_pack_array (&pk, 5), 0);
+    assert_int_equal (msgpack_pack_uint8 (&pk, 1), 0);
+    assert_int_equal (msgpack_pack_uint8 (&pk, WC_MSG_TOPOLOGY), 0);
+    assert_int_equal (msgpack_pack_uint8 (&pk, 1), 0);
+    assert_int_equal (msgpack_pack_uint8 (&pk, 5), 0);
+    assert_int_equal (msgpack_pack_array (&pk, WC_MAX_NODES + 1), 0);
+    for (uint32_t i = 0; i < WC_MAX_NODES + 1; i++)
         assert_int_equal (msgpack_pack_nil (&pk), 0);
     assert_int_equal (s_decode_copy (sb.data, sb.size), WALCAST_ETOOBIG);
 
@@ -950,8 +1143,8 @@ test_version_and_type (void **state)
 
     //  Unknown types
     s_encode_sample (3, &sb);          // PING
-    uint64_t unknown [] = { 0, 7, 15, 21, 30, 34, 47, 50, 255, 256, 65537,
-                            UINT64_MAX };
+    uint64_t unknown [] = { 0, 7, 15, 21, 30, 34, 47, 50, 63, 68, 255, 256,
+                            65537, UINT64_MAX };
     for (size_t i = 0; i < sizeof unknown / sizeof unknown [0]; i++) {
         o = s_obj_uint (unknown [i]);
         s_rebuild (sb.data, sb.size, 1, &o, NULL, 0, &bad);
@@ -975,7 +1168,12 @@ test_version_and_type (void **state)
             msgpack_packer pk;
             msgpack_packer_init (&pk, &bad, msgpack_sbuffer_write);
             assert_int_equal (msgpack_pack_object (&pk, top), 0);
-            assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+            //  The long forms cut back to a shorter valid form are fine:
+            //  GET's fields one by one, PONG's identity all at once.
+            bool valid = (i == S_GET_LONG && k >= 4)
+                      || (i == S_PONG_LONG && k == 6);
+            assert_int_equal (s_decode_copy (bad.data, bad.size),
+                              valid ? 0 : WALCAST_EPROTO);
         }
         msgpack_unpacked_destroy (&up);
     }
@@ -1073,6 +1271,10 @@ test_extra_elements_accepted (void **state)
         s_obj_int (-5)
     };
     for (int i = 0; i < S_NSAMPLES; i++) {
+        //  After the short forms of GET and PONG come their optional
+        //  fields, not extras: see test_optional_fields_partial.
+        if (i == S_GET_SHORT || i == S_PONG_SHORT)
+            continue;
         s_encode_sample (i, &sb);
         s_rebuild (sb.data, sb.size, -1, NULL, extra, 4, &more);
         wc_msg_t a, b;
@@ -1083,8 +1285,31 @@ test_extra_elements_accepted (void **state)
             assert_int_equal (a.u.entries.last_seq, b.u.entries.last_seq);
         }
         else
+        if (a.type == WC_MSG_TOPOLOGY) {
+            assert_int_equal (a.u.topology.count, b.u.topology.count);
+            assert_int_equal (a.u.topology.version, b.u.topology.version);
+        }
+        else
             assert_true (s_msg_equal (&a, &b));
     }
+    //  A node_info with extra elements, inside REGISTER
+    msgpack_sbuffer node;
+    msgpack_sbuffer_init (&node);
+    wc_node_info_t ni = s_sample_node (1), ngot;
+    assert_int_equal (wc_node_info_encode (&ni, &node), 0);
+    s_rebuild (node.data, node.size, -1, NULL, extra, 4, &more);
+    size_t off = 0;
+    assert_int_equal (msgpack_unpack_next (&up1, more.data, more.size, &off),
+                      MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal (wc_node_info_from_object (&up1.data, &ngot), 0);
+    assert_true (s_node_equal (&ni, &ngot));
+    s_encode_sample (S_REGISTER, &sb);
+    msgpack_object longer = up1.data;
+    s_rebuild (sb.data, sb.size, 3, &longer, NULL, 0, &node);
+    wc_msg_t r;
+    assert_int_equal (wc_msg_decode (node.data, node.size, &up2, &r), 0);
+    assert_true (s_node_equal (&ni, &r.u.node));
+    msgpack_sbuffer_destroy (&node);
     //  Entries too: a bare one, and one inside ENTRY
     wc_entry_t e = s_sample_entry (WC_OP_PUT), got;
     msgpack_sbuffer_clear (&sb);
@@ -1144,6 +1369,433 @@ test_entries_with_bad_item (void **state)
     msgpack_sbuffer_destroy (&sb);
 }
 
+//  ---------------------------------------------------------------------
+//  Optional fields, node_info and the broker's messages
+
+//  Pack [1, type, rid, ...] the way the codec did before the optional
+//  fields existed: GET [v, 3, rid, key], PONG [v, 18, rid, epoch, seq,
+//  clock_ms].
+static void
+s_pack_old_form (const wc_msg_t *m, msgpack_sbuffer *out)
+{
+    msgpack_sbuffer_clear (out);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
+    bool get = m->type == WC_MSG_GET;
+    assert_int_equal (msgpack_pack_array (&pk, get ? 4 : 6), 0);
+    assert_int_equal (msgpack_pack_uint8 (&pk, 1), 0);
+    assert_int_equal (msgpack_pack_uint8 (&pk, (uint8_t) m->type), 0);
+    assert_int_equal (msgpack_pack_uint64 (&pk, m->rid), 0);
+    if (get) {
+        assert_int_equal (msgpack_pack_bin (&pk, m->u.req.key.len), 0);
+        assert_int_equal (msgpack_pack_bin_body (&pk, m->u.req.key.ptr,
+                                                 m->u.req.key.len), 0);
+    }
+    else {
+        assert_int_equal (msgpack_pack_uint64 (&pk, m->u.pong.epoch), 0);
+        assert_int_equal (msgpack_pack_uint64 (&pk, m->u.pong.seq), 0);
+        assert_int_equal (msgpack_pack_uint64 (&pk, m->u.pong.clock_ms), 0);
+    }
+}
+
+//  Old peers keep working: a GET or PONG without the new fields is
+//  encoded exactly as before and decodes with them zero.
+static void
+test_old_forms_unchanged (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb, old;
+    msgpack_sbuffer_init (&sb);
+    msgpack_sbuffer_init (&old);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t m;
+
+    int shorts [] = { S_GET_SHORT, S_PONG_SHORT };
+    for (int i = 0; i < 2; i++) {
+        wc_msg_t in = s_sample (shorts [i]);
+        s_encode_sample (shorts [i], &sb);
+        s_pack_old_form (&in, &old);
+        assert_int_equal (sb.size, old.size);
+        assert_memory_equal (sb.data, old.data, sb.size);
+        assert_int_equal (wc_msg_decode (old.data, old.size, &up, &m), 0);
+        assert_true (s_msg_equal (&in, &m));
+    }
+    s_encode_sample (S_GET_SHORT, &sb);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_int_equal (m.u.req.min_seq, 0);
+    assert_int_equal (m.u.req.max_staleness_ms, 0);
+    assert_int_equal (m.u.req.wait_ms, 0);
+    s_encode_sample (S_PONG_SHORT, &sb);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_int_equal (m.u.pong.role, 0);
+    assert_int_equal (m.u.pong.id.len, 0);
+    assert_int_equal (m.u.pong.region.len, 0);
+    assert_int_equal (m.u.pong.lag_ms, 0);
+
+    //  Any one of GET's fields set sends all three
+    for (int k = 0; k < 3; k++) {
+        wc_msg_t g = s_sample (S_GET_SHORT);
+        if (k == 0) g.u.req.min_seq = 1;
+        if (k == 1) g.u.req.max_staleness_ms = 1;
+        if (k == 2) g.u.req.wait_ms = 1;
+        msgpack_sbuffer_clear (&sb);
+        assert_int_equal (wc_msg_encode (&g, &sb), 0);
+        assert_int_equal ((uint8_t) sb.data [0], 0x97);     // fixarray 7
+        assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+        assert_true (s_msg_equal (&g, &m));
+    }
+    //  A PONG with a role sends the identity, a region may be empty
+    wc_msg_t p = s_sample (S_PONG_LONG);
+    p.u.pong.role = WC_ROLE_PRIMARY;
+    p.u.pong.region.len = 0;
+    p.u.pong.lag_ms = 0;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&p, &sb), 0);
+    assert_int_equal ((uint8_t) sb.data [0], 0x9a);         // fixarray 10
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_true (s_msg_equal (&p, &m));
+
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+    msgpack_sbuffer_destroy (&old);
+}
+
+//  GET's optional fields may stop after any of them; PONG's identity is
+//  all or nothing; whatever follows a short form must be those fields.
+static void
+test_optional_fields_partial (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb, bad;
+    msgpack_sbuffer_init (&sb);
+    msgpack_sbuffer_init (&bad);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t m;
+
+    //  GET with min_seq only, then with min_seq and max_staleness_ms
+    s_encode_sample (S_GET_SHORT, &sb);
+    msgpack_object f [2] = { s_obj_uint (42), s_obj_uint (300) };
+    s_rebuild (sb.data, sb.size, -1, NULL, f, 1, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), 0);
+    assert_int_equal (m.u.req.min_seq, 42);
+    assert_int_equal (m.u.req.max_staleness_ms, 0);
+    assert_int_equal (m.u.req.wait_ms, 0);
+    s_rebuild (sb.data, sb.size, -1, NULL, f, 2, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), 0);
+    assert_int_equal (m.u.req.min_seq, 42);
+    assert_int_equal (m.u.req.max_staleness_ms, 300);
+    assert_int_equal (m.u.req.wait_ms, 0);
+    //  ...an explicit zero is the same as absent
+    msgpack_object zeros [3] = { s_obj_uint (0), s_obj_uint (0), s_obj_uint (0) };
+    s_rebuild (sb.data, sb.size, -1, NULL, zeros, 3, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), 0);
+    wc_msg_t plain = s_sample (S_GET_SHORT);
+    assert_true (s_msg_equal (&plain, &m));
+
+    //  Something else after the key is malformed, not ignored
+    msgpack_object junk [3] = { s_obj_nil (), s_obj_str ("x"), s_obj_int (-1) };
+    for (int k = 0; k < 3; k++) {
+        s_rebuild (sb.data, sb.size, -1, NULL, &junk [k], 1, &bad);
+        assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+    }
+
+    //  PONG with one, two or three of the four identity fields
+    s_encode_sample (S_PONG_SHORT, &sb);
+    msgpack_object id [4] = {
+        s_obj_uint (WC_ROLE_REPLICA), s_obj_str ("eu1"), s_obj_str ("eu"),
+        s_obj_uint (5)
+    };
+    for (uint32_t k = 1; k < 4; k++) {
+        s_rebuild (sb.data, sb.size, -1, NULL, id, k, &bad);
+        assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+    }
+    s_rebuild (sb.data, sb.size, -1, NULL, id, 4, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), 0);
+    assert_int_equal (m.u.pong.role, WC_ROLE_REPLICA);
+    assert_true (s_bytes_equal (m.u.pong.id, s_bytes ("eu1")));
+    assert_true (s_bytes_equal (m.u.pong.region, s_bytes ("eu")));
+    assert_int_equal (m.u.pong.lag_ms, 5);
+    //  ...ids may come as bin too
+    id [1] = s_obj_bin ("eu1", 3);
+    s_rebuild (sb.data, sb.size, -1, NULL, id, 4, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), 0);
+
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+    msgpack_sbuffer_destroy (&bad);
+}
+
+//  GET's two millisecond fields must fit 32 bits; wait_ms is clamped to
+//  WC_MAX_WAIT_MS. PONG's role is 1 or 2 and its id is not empty.
+static void
+test_get_and_pong_values (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb, bad;
+    msgpack_sbuffer_init (&sb);
+    msgpack_sbuffer_init (&bad);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t m;
+    msgpack_object o;
+
+    s_encode_sample (S_GET_LONG, &sb);
+    o = s_obj_uint ((uint64_t) UINT32_MAX + 1);
+    s_rebuild (sb.data, sb.size, 5, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+    s_rebuild (sb.data, sb.size, 6, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+    o = s_obj_uint (UINT32_MAX);
+    s_rebuild (sb.data, sb.size, 5, &o, NULL, 0, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), 0);
+    assert_int_equal (m.u.req.max_staleness_ms, UINT32_MAX);
+    //  min_seq takes all 64 bits
+    o = s_obj_uint (UINT64_MAX);
+    s_rebuild (sb.data, sb.size, 4, &o, NULL, 0, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), 0);
+    assert_true (m.u.req.min_seq == UINT64_MAX);
+    //  wait_ms: at the cap it stays, above it is clamped, not refused
+    uint64_t waits [] = { WC_MAX_WAIT_MS, WC_MAX_WAIT_MS + 1, UINT32_MAX };
+    for (int k = 0; k < 3; k++) {
+        o = s_obj_uint (waits [k]);
+        s_rebuild (sb.data, sb.size, 6, &o, NULL, 0, &bad);
+        assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), 0);
+        assert_int_equal (m.u.req.wait_ms, WC_MAX_WAIT_MS);
+    }
+    //  ...also when this side encodes a larger one
+    wc_msg_t g = s_sample (S_GET_LONG);
+    g.u.req.wait_ms = UINT32_MAX;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&g, &sb), 0);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_int_equal (m.u.req.wait_ms, WC_MAX_WAIT_MS);
+
+    //  PONG: role 0 and 3, empty id are malformed; empty region is fine
+    s_encode_sample (S_PONG_LONG, &sb);
+    o = s_obj_uint (0);
+    s_rebuild (sb.data, sb.size, 6, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+    o = s_obj_uint (3);
+    s_rebuild (sb.data, sb.size, 6, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+    o = s_obj_str ("");
+    s_rebuild (sb.data, sb.size, 7, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+    s_rebuild (sb.data, sb.size, 8, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), 0);
+
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+    msgpack_sbuffer_destroy (&bad);
+}
+
+//  Replace field pos of the sample node_info (sample node 1) by *repl,
+//  or drop its last element when repl is NULL, and put the result in a
+//  REGISTER (into reg) and as the second node of a TOPOLOGY (into topo).
+static void
+s_bad_node (int pos, const msgpack_object *repl, msgpack_sbuffer *reg,
+            msgpack_sbuffer *topo)
+{
+    msgpack_sbuffer node, tmp;
+    msgpack_sbuffer_init (&node);
+    msgpack_sbuffer_init (&tmp);
+    wc_node_info_t n = s_sample_node (1);
+    assert_int_equal (wc_node_info_encode (&n, &node), 0);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    size_t off = 0;
+    assert_int_equal (msgpack_unpack_next (&up, node.data, node.size, &off),
+                      MSGPACK_UNPACK_SUCCESS);
+    msgpack_object item = up.data;
+    if (repl == NULL)
+        item.via.array.size--;
+    else
+        item.via.array.ptr [pos] = *repl;
+
+    s_encode_sample (S_REGISTER, &tmp);
+    s_rebuild (tmp.data, tmp.size, 3, &item, NULL, 0, reg);
+
+    //  TOPOLOGY [v, 67, rid, version, [good node, item]]
+    msgpack_sbuffer_clear (topo);
+    assert_int_equal (wc_topology_encode_header (5, 6, 2, topo), 0);
+    wc_node_info_t good = s_sample_node (0);
+    assert_int_equal (wc_node_info_encode (&good, topo), 0);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, topo, msgpack_sbuffer_write);
+    assert_int_equal (msgpack_pack_object (&pk, item), 0);
+
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&node);
+    msgpack_sbuffer_destroy (&tmp);
+}
+
+//  Decode topo (from s_bad_node) and check its second node with
+//  wc_node_info_from_object; the outer message itself must decode.
+static int
+s_topology_item_rc (const msgpack_sbuffer *topo)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t m;
+    assert_int_equal (wc_msg_decode (topo->data, topo->size, &up, &m), 0);
+    assert_int_equal (m.type, WC_MSG_TOPOLOGY);
+    assert_int_equal (m.u.topology.count, 2);
+    wc_node_info_t n;
+    assert_int_equal (wc_node_info_from_object (&m.u.topology.items [0], &n), 0);
+    int rc = wc_node_info_from_object (&m.u.topology.items [1], &n);
+    msgpack_unpacked_destroy (&up);
+    return rc;
+}
+
+//  Every node_info field is checked, in REGISTER (the whole message is
+//  refused) and in TOPOLOGY (the item is refused by
+//  wc_node_info_from_object, the message is not).
+static void
+test_node_info_fields (void **state)
+{
+    (void) state;
+    msgpack_sbuffer reg, topo;
+    msgpack_sbuffer_init (&reg);
+    msgpack_sbuffer_init (&topo);
+    msgpack_object wrong [16];
+
+    for (int pos = 0; s_node_kinds [pos]; pos++) {
+        int n = s_wrong_for (s_node_kinds [pos], wrong);
+        for (int w = 0; w < n; w++) {
+            s_bad_node (pos, &wrong [w], &reg, &topo);
+            int rc = s_decode_copy (reg.data, reg.size);
+            if (rc != WALCAST_EPROTO)
+                fail_msg ("node_info field %d, wrong object %d: got %s",
+                          pos, w, walcast_errname (rc));
+            assert_int_equal (s_topology_item_rc (&topo), WALCAST_EPROTO);
+        }
+    }
+    //  Right types, wrong values
+    struct { int pos; msgpack_object obj; int rc; } cases [] = {
+        { 0, s_obj_str (""), WALCAST_EPROTO },          // empty id
+        { 2, s_obj_uint (0), WALCAST_EPROTO },          // role 0
+        { 2, s_obj_uint (3), WALCAST_EPROTO },          // role 3
+        { 5, s_obj_str (""), WALCAST_EPROTO },          // empty addr
+        { 1, s_obj_str (""), 0 },                       // no region: fine
+        { 6, s_obj_str (""), 0 },                       // no primary: fine
+        { 0, s_obj_bin ("eu1", 3), 0 },                 // bin for str: fine
+        { 9, s_obj_bool (true), 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        s_bad_node (cases [i].pos, &cases [i].obj, &reg, &topo);
+        assert_int_equal (s_decode_copy (reg.data, reg.size), cases [i].rc);
+        assert_int_equal (s_topology_item_rc (&topo), cases [i].rc);
+    }
+    //  Ten elements are one too few
+    s_bad_node (0, NULL, &reg, &topo);
+    assert_int_equal (s_decode_copy (reg.data, reg.size), WALCAST_EPROTO);
+    assert_int_equal (s_topology_item_rc (&topo), WALCAST_EPROTO);
+
+    msgpack_sbuffer_destroy (&reg);
+    msgpack_sbuffer_destroy (&topo);
+}
+
+//  TOPOLOGY decodes its outer shape; a bad item is found by
+//  wc_node_info_from_object, item by item. An empty list is valid.
+static void
+test_topology_with_bad_item (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    assert_int_equal (wc_topology_encode_header (8, 3, 3, &sb), 0);
+    wc_node_info_t n = s_sample_node (0), got;
+    assert_int_equal (wc_node_info_encode (&n, &sb), 0);
+    assert_int_equal (msgpack_sbuffer_write (&sb, "\x07", 1), 0);   // not an array
+    assert_int_equal (msgpack_sbuffer_write (&sb, "\x90", 1), 0);   // []
+
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t m;
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_int_equal (m.rid, 8);
+    assert_int_equal (m.u.topology.version, 3);
+    assert_int_equal (m.u.topology.count, 3);
+    assert_int_equal (wc_node_info_from_object (&m.u.topology.items [0], &got), 0);
+    assert_true (s_node_equal (&n, &got));
+    assert_true (s_inside (got.id, sb.data, sb.size));
+    assert_true (s_inside (got.addr, sb.data, sb.size));
+    assert_int_equal (wc_node_info_from_object (&m.u.topology.items [1], &got),
+                      WALCAST_EPROTO);
+    assert_int_equal (wc_node_info_from_object (&m.u.topology.items [2], &got),
+                      WALCAST_EPROTO);
+
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_topology_encode_header (0, 1, 0, &sb), 0);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_int_equal (m.type, WC_MSG_TOPOLOGY);
+    assert_int_equal (m.rid, 0);
+    assert_int_equal (m.u.topology.count, 0);
+
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+}
+
+//  A TOPOLOGY of WC_MAX_NODES nodes with every string at its limit fits
+//  in one message; PONG identity and node_info strings at their limits
+//  round-trip.
+static void
+test_broker_limits_exactly (void **state)
+{
+    (void) state;
+    static char id [WC_MAX_ID], addr [WC_MAX_ADDR];
+    memset (id, 'i', sizeof id);
+    memset (addr, 'a', sizeof addr);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t m, out;
+
+    m = s_sample (S_PONG_LONG);
+    m.u.pong.id.ptr = (const uint8_t *) id;
+    m.u.pong.id.len = WC_MAX_ID;
+    m.u.pong.region = m.u.pong.id;
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &out), 0);
+    assert_true (s_msg_equal (&m, &out));
+
+    wc_node_info_t n = s_sample_node (1);
+    n.id.ptr = (const uint8_t *) id;
+    n.id.len = WC_MAX_ID;
+    n.region = n.id;
+    n.addr.ptr = (const uint8_t *) addr;
+    n.addr.len = WC_MAX_ADDR;
+    n.primary = n.addr;
+    n.epoch = n.applied_seq = n.lag = n.lag_ms = n.silent_ms = UINT64_MAX;
+    m = s_sample (21);
+    m.u.node = n;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &out), 0);
+    assert_true (s_msg_equal (&m, &out));
+
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_topology_encode_header (1, UINT64_MAX, WC_MAX_NODES,
+                                                 &sb), 0);
+    for (uint32_t i = 0; i < WC_MAX_NODES; i++)
+        assert_int_equal (wc_node_info_encode (&n, &sb), 0);
+    assert_true (sb.size <= WC_MAX_MESSAGE);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &out), 0);
+    assert_int_equal (out.u.topology.count, WC_MAX_NODES);
+    assert_true (out.u.topology.version == UINT64_MAX);
+    wc_node_info_t got;
+    assert_int_equal (wc_node_info_from_object (
+                      &out.u.topology.items [WC_MAX_NODES - 1], &got), 0);
+    assert_true (s_node_equal (&n, &got));
+
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+}
+
+
 //  After a failed decode, type and rid say what could be read, so a node
 //  can address its ERROR reply.
 static void
@@ -1167,6 +1819,14 @@ test_failed_decode_keeps_rid (void **state)
     assert_int_equal (wc_msg_decode (sb.data, sb.size - 1, &up, &m), WALCAST_EPROTO);
     assert_int_equal (m.type, 0);
     assert_int_equal (m.rid, 0);
+
+    //  ...also when the broken part is a GET's optional field
+    s_encode_sample (S_GET_LONG, &sb);
+    o = s_obj_str ("soon");
+    s_rebuild (sb.data, sb.size, 6, &o, NULL, 0, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), WALCAST_EPROTO);
+    assert_int_equal (m.type, WC_MSG_GET);
+    assert_int_equal (m.rid, s_sample (S_GET_LONG).rid);
 
     msgpack_unpacked_destroy (&up);
     msgpack_sbuffer_destroy (&sb);
@@ -1228,6 +1888,48 @@ test_encode_refuses_bad_fields (void **state)
     m.type = 99;
     assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
     assert_int_equal (wc_entries_encode_header (1, 1, WC_MAX_BATCH + 1, &sb),
+                      WALCAST_EINVAL);
+
+    //  PONG: identity with a bad role, an empty or long id, a long region
+    m = s_sample (S_PONG_LONG);
+    m.u.pong.role = 3;
+    assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+    m = s_sample (S_PONG_LONG);
+    m.u.pong.id.len = 0;
+    assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+    m.u.pong.id.len = WC_MAX_ID + 1;
+    assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+    m = s_sample (S_PONG_LONG);
+    m.u.pong.region.len = WC_MAX_ID + 1;
+    assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+    m = s_sample (S_GET_LONG);
+    m.u.req.key.len = 0;
+    assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+
+    //  node_info, in REGISTER, NODE_HEARTBEAT and on its own
+    for (int k = 0; k < 7; k++) {
+        wc_node_info_t n = s_sample_node (1);
+        switch (k) {
+            case 0: n.id.len = 0; break;
+            case 1: n.id.len = WC_MAX_ID + 1; break;
+            case 2: n.region.len = WC_MAX_ID + 1; break;
+            case 3: n.role = 0; break;
+            case 4: n.addr.len = 0; break;
+            case 5: n.primary.len = WC_MAX_ADDR + 1; break;
+            case 6: n.addr.ptr = NULL; break;
+        }
+        m = s_sample (S_REGISTER);
+        m.u.node = n;
+        assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+        m.type = WC_MSG_NODE_HEARTBEAT;
+        assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+        assert_int_equal (wc_node_info_encode (&n, &sb), WALCAST_EINVAL);
+    }
+    //  TOPOLOGY has its own encoder, with a cap on the count
+    memset (&m, 0, sizeof m);
+    m.type = WC_MSG_TOPOLOGY;
+    assert_int_equal (wc_msg_encode (&m, &sb), WALCAST_EINVAL);
+    assert_int_equal (wc_topology_encode_header (1, 1, WC_MAX_NODES + 1, &sb),
                       WALCAST_EINVAL);
 
     //  Nothing was appended by any refused call
@@ -1303,6 +2005,11 @@ test_type_names (void **state)
     assert_string_equal (wc_msg_type_name (WC_MSG_PUT), "PUT");
     assert_string_equal (wc_msg_type_name (WC_MSG_STATUS_REPLY), "STATUS_REPLY");
     assert_string_equal (wc_msg_type_name (WC_MSG_ENTRIES), "ENTRIES");
+    assert_string_equal (wc_msg_type_name (WC_MSG_REGISTER), "REGISTER");
+    assert_string_equal (wc_msg_type_name (WC_MSG_NODE_HEARTBEAT), "NODE_HEARTBEAT");
+    assert_string_equal (wc_msg_type_name (WC_MSG_TOPOLOGY_GET), "TOPOLOGY_GET");
+    assert_string_equal (wc_msg_type_name (WC_MSG_TOPOLOGY), "TOPOLOGY");
+    assert_string_equal (wc_msg_type_name (68), "UNKNOWN");
     assert_string_equal (wc_msg_type_name (0), "UNKNOWN");
     assert_string_equal (wc_msg_type_name (-1), "UNKNOWN");
     assert_string_equal (wc_msg_type_name (7), "UNKNOWN");
@@ -1316,7 +2023,7 @@ static const int s_codes [] = {
     WALCAST_OK, WALCAST_EINVAL, WALCAST_EPROTO, WALCAST_EVERSION,
     WALCAST_ETOOBIG, WALCAST_ENOTFOUND, WALCAST_ENOTPRIMARY, WALCAST_ETIMEOUT,
     WALCAST_EIO, WALCAST_ENOMEM, WALCAST_ERANGE, WALCAST_EUNAVAILABLE,
-    WALCAST_EBUSY
+    WALCAST_EBUSY, WALCAST_ESTALE
 };
 #define S_NCODES (sizeof s_codes / sizeof s_codes [0])
 
@@ -1336,7 +2043,8 @@ test_error_names (void **state)
     }
     assert_string_equal (walcast_errname (WALCAST_ENOTPRIMARY), "ENOTPRIMARY");
     assert_string_equal (walcast_errname (WALCAST_OK), "OK");
-    assert_string_equal (walcast_errname (-13), "EUNKNOWN");
+    assert_string_equal (walcast_errname (WALCAST_ESTALE), "ESTALE");
+    assert_string_equal (walcast_errname (-14), "EUNKNOWN");
     assert_string_equal (walcast_errname (1), "EUNKNOWN");
     assert_string_equal (walcast_strerror (-1000), "unknown error");
 }
@@ -1350,9 +2058,12 @@ test_error_wire (void **state)
         assert_int_equal (wire, (uint32_t) -s_codes [i]);
         assert_int_equal (wc_err_from_wire (wire), s_codes [i]);
     }
+    //  ESTALE is wire code 13 (docs/PROTOCOL.md)
+    assert_int_equal (wc_err_to_wire (WALCAST_ESTALE), 13);
+    assert_int_equal (wc_err_from_wire (13), WALCAST_ESTALE);
     //  Codes this build does not know are EPROTO, both ways
     assert_int_equal (wc_err_from_wire (0), WALCAST_EPROTO);
-    assert_int_equal (wc_err_from_wire (13), WALCAST_EPROTO);
+    assert_int_equal (wc_err_from_wire (14), WALCAST_EPROTO);
     assert_int_equal (wc_err_from_wire (1000), WALCAST_EPROTO);
     assert_int_equal (wc_err_from_wire (UINT64_MAX), WALCAST_EPROTO);
     assert_int_equal (wc_err_from_wire ((uint64_t) 1 << 32 | 6), WALCAST_EPROTO);
@@ -1401,9 +2112,45 @@ s_check_accepted (const wc_msg_t *m, const void *buf, size_t len)
             assert_true (s_inside (m->u.entry.key, buf, len));
             assert_true (s_inside (m->u.entry.value, buf, len));
             break;
+        case WC_MSG_GET:
+            assert_true (m->u.req.wait_ms <= WC_MAX_WAIT_MS);
+            break;
+        case WC_MSG_PONG:
+            assert_true (m->u.pong.role == 0
+                         || m->u.pong.role == WC_ROLE_PRIMARY
+                         || m->u.pong.role == WC_ROLE_REPLICA);
+            assert_true (m->u.pong.role == 0 || m->u.pong.id.len >= 1);
+            assert_true (m->u.pong.id.len <= WC_MAX_ID);
+            assert_true (m->u.pong.region.len <= WC_MAX_ID);
+            assert_true (s_inside (m->u.pong.id, buf, len));
+            assert_true (s_inside (m->u.pong.region, buf, len));
+            break;
+        case WC_MSG_REGISTER:
+        case WC_MSG_NODE_HEARTBEAT:
+            assert_true (s_inside (m->u.node.id, buf, len));
+            assert_true (s_inside (m->u.node.addr, buf, len));
+            assert_true (s_inside (m->u.node.primary, buf, len));
+            break;
         default:
             break;
     }
+    if (m->type == WC_MSG_TOPOLOGY) {
+        assert_true (m->u.topology.count <= WC_MAX_NODES);
+        for (uint32_t i = 0; i < m->u.topology.count; i++) {
+            wc_node_info_t n;
+            int rc = wc_node_info_from_object (&m->u.topology.items [i], &n);
+            assert_true (rc == 0 || rc == WALCAST_EPROTO || rc == WALCAST_ETOOBIG);
+            if (rc == 0) {
+                assert_true (n.role == WC_ROLE_PRIMARY || n.role == WC_ROLE_REPLICA);
+                assert_true (s_inside (n.id, buf, len));
+                assert_true (s_inside (n.region, buf, len));
+                assert_true (s_inside (n.addr, buf, len));
+                assert_true (s_inside (n.primary, buf, len));
+                assert_int_equal (wc_node_info_encode (&n, &sb), 0);
+            }
+        }
+    }
+    else
     if (m->type == WC_MSG_ENTRIES) {
         assert_true (m->u.entries.count <= WC_MAX_BATCH);
         for (uint32_t i = 0; i < m->u.entries.count; i++) {
@@ -1462,7 +2209,8 @@ test_fuzz_random_bytes (void **state)
         //  the field decoders see random fields too.
         if (len >= 3 && (iter & 1)) {
             static const uint8_t types [] = { 1, 2, 3, 4, 5, 6, 16, 17, 18,
-                                              19, 20, 31, 32, 33, 48, 49 };
+                                              19, 20, 31, 32, 33, 48, 49,
+                                              64, 65, 66, 67 };
             buf [0] = (uint8_t) (0x92 + s_rand () % 10);
             buf [1] = 0x01;
             buf [2] = types [s_rand () % sizeof types];
@@ -1541,6 +2289,12 @@ main (void)
         cmocka_unit_test (test_hostile_shapes),
         cmocka_unit_test (test_extra_elements_accepted),
         cmocka_unit_test (test_entries_with_bad_item),
+        cmocka_unit_test (test_old_forms_unchanged),
+        cmocka_unit_test (test_optional_fields_partial),
+        cmocka_unit_test (test_get_and_pong_values),
+        cmocka_unit_test (test_node_info_fields),
+        cmocka_unit_test (test_topology_with_bad_item),
+        cmocka_unit_test (test_broker_limits_exactly),
         cmocka_unit_test (test_failed_decode_keeps_rid),
         cmocka_unit_test (test_encode_refuses_bad_fields),
         cmocka_unit_test (test_encode_appends),

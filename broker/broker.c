@@ -1,0 +1,430 @@
+/*  broker.c - the broker's loop: one thread, one ROUTER, one PUB, two timers.
+
+    Each turn polls the ROUTER until the next timer is due, then:
+
+    1. takes up to S_BATCH messages off the ROUTER without blocking. A
+       REGISTER or NODE_HEARTBEAT updates the directory (no reply: nodes
+       fire and forget); a TOPOLOGY_GET is answered with the whole
+       directory; anything else is counted and, when it carried a request
+       id, refused with an ERROR;
+    2. ticks the directory (every S_TICK_MS at most) so silent nodes go
+       down;
+    3. pushes the topology on the PUB when the version moved during the
+       turn, or a second has passed since the last push. Changes that
+       arrive together (a restarted broker hearing from every node at
+       once) are pushed once, with the latest version: subscribers may see
+       the version jump by more than one.
+
+    Frames on the ROUTER are [envelope...][body], as on a node's service
+    socket: every frame before the last is echoed on the reply, so both
+    DEALER and REQ peers work. Every message is untrusted: it is size
+    limited by the socket (S_MAX_REQUEST), decoded and checked by the
+    codec, and the directory stays bounded (WC_MAX_NODES).
+*/
+#include <czmq.h>
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include "broker.h"
+#include "codec.h"
+#include "directory.h"
+#include "log.h"
+
+#define S_MAX_FRAMES    8              /* envelope + body */
+#define S_MAX_REQUEST   (64 * 1024)    /* a REGISTER is well under 1 KiB */
+#define S_BATCH         1000           /* messages handled per turn */
+#define S_PUSH_MS       1000           /* push at least this often */
+#define S_REFUSED_LOG_MS 10000         /* warn about refused nodes this often */
+
+/*  One message taken off the ROUTER. */
+typedef struct {
+    zmq_msg_t        frames [S_MAX_FRAMES];   /* envelope..., body */
+    int              nframes;
+    msgpack_unpacked unpacked;                /* owns msg's objects */
+    wc_msg_t         msg;
+    int              rc;                      /* decode result */
+} s_request_t;
+
+struct wc_broker {
+    wc_broker_config_t cfg;
+    zsock_t         *router;            /* ROUTER, B: nodes and clients */
+    zsock_t         *pub;               /* PUB, B+1: topology pushes */
+    wc_directory_t  *directory;
+    s_request_t      req;               /* the message being handled */
+    msgpack_sbuffer  out;               /* scratch: encoded replies and pushes */
+    int64_t          tick_ms;           /* how often the directory is ticked */
+    int64_t          next_tick_ms;
+    int64_t          next_push_ms;
+    uint64_t         pushed_version;    /* version of the last push */
+    bool             pushed;            /* a push happened at all */
+    uint64_t         bad_messages;      /* malformed or unexpected, dropped or refused */
+    uint64_t         send_failures;     /* replies the ROUTER could not route */
+    uint64_t         refused;           /* new nodes refused, directory full */
+    uint64_t         refused_logged;    /* value of refused at the last warning */
+    int64_t          refused_log_ms;    /* when that warning was logged */
+};
+
+static volatile sig_atomic_t s_stop = 0;
+
+static void
+s_on_signal (int sig)
+{
+    (void) sig;
+    s_stop = 1;
+}
+
+void
+wc_broker_stop (void)
+{
+    s_stop = 1;
+}
+
+/*  Monotonic milliseconds. */
+static int64_t
+s_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- start-up ------------------------------------------------------------ */
+
+/*  Create and bind one socket at bind:port; NULL (logged) on failure. */
+static zsock_t *
+s_bind (wc_broker_t *self, int type, int port)
+{
+    zsock_t *sock = zsock_new (type);
+    if (!sock)
+        return NULL;
+    zsock_set_linger (sock, 0);
+    zsock_set_heartbeat_ivl (sock, 1000);
+    zsock_set_heartbeat_timeout (sock, 5000);
+    if (type == ZMQ_ROUTER) {
+        zsock_set_router_mandatory (sock, 1);
+        zsock_set_sndhwm (sock, 10000);
+        zsock_set_rcvhwm (sock, 10000);
+        zsock_set_maxmsgsize (sock, S_MAX_REQUEST);
+    }
+    else {
+        /*  PUB: subscribers only send subscriptions, which are small. */
+        zsock_set_sndhwm (sock, 1000);
+        zsock_set_maxmsgsize (sock, 65536);
+    }
+    if (zsock_bind (sock, "tcp://%s:%d", self->cfg.bind, port) != port) {
+        wc_log_error ("cannot bind tcp://%s:%d: %s", self->cfg.bind, port,
+                      zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+    }
+    return sock;
+}
+
+wc_broker_t *
+wc_broker_new (const wc_broker_config_t *cfg, int *err)
+{
+    wc_broker_t *self = (wc_broker_t *) calloc (1, sizeof *self);
+    if (!self) {
+        *err = WALCAST_ENOMEM;
+        return NULL;
+    }
+    self->cfg = *cfg;
+    msgpack_sbuffer_init (&self->out);
+    msgpack_unpacked_init (&self->req.unpacked);
+    int rc = WALCAST_ENOMEM;
+    self->directory = wc_directory_new ();
+    if (!self->directory)
+        goto error;
+    rc = WALCAST_EUNAVAILABLE;
+    self->router = s_bind (self, ZMQ_ROUTER, cfg->port);
+    if (!self->router)
+        goto error;
+    self->pub = s_bind (self, ZMQ_PUB, cfg->port + 1);
+    if (!self->pub)
+        goto error;
+
+    /*  Tick often enough that a node goes down within a tenth of its
+        timeout after it is due, but no more than every 10 ms. */
+    self->tick_ms = cfg->node_timeout_ms / 10;
+    if (self->tick_ms > 100)
+        self->tick_ms = 100;
+    if (self->tick_ms < 10)
+        self->tick_ms = 10;
+    wc_log_info ("broker on tcp://%s:%d (topology pushes on %d), node "
+                 "timeout %d ms", cfg->bind, cfg->port, cfg->port + 1,
+                 cfg->node_timeout_ms);
+    return self;
+
+error:
+    *err = rc;
+    wc_broker_destroy (&self);
+    return NULL;
+}
+
+void
+wc_broker_destroy (wc_broker_t **self_p)
+{
+    wc_broker_t *self = *self_p;
+    if (!self)
+        return;
+    zsock_destroy (&self->router);
+    zsock_destroy (&self->pub);
+    wc_directory_destroy (&self->directory);
+    msgpack_unpacked_destroy (&self->req.unpacked);
+    msgpack_sbuffer_destroy (&self->out);
+    free (self);
+    *self_p = NULL;
+}
+
+/* --- the ROUTER ---------------------------------------------------------- */
+
+/*  Take one message off the ROUTER without blocking. Returns 1 with req
+    filled (frames received, body decoded into req->msg / req->rc), 0 when
+    nothing is waiting, -1 when a message was dropped (too many frames or
+    too few). */
+static int
+s_recv (wc_broker_t *self, s_request_t *req)
+{
+    void *handle = zsock_resolve (self->router);
+    req->nframes = 0;
+    bool dropped = false;
+    int more = 1;
+    while (more) {
+        zmq_msg_t frame;
+        zmq_msg_init (&frame);
+        /*  Only the first frame may be missing; the rest of a multipart
+            message arrives with it. */
+        int flags = req->nframes == 0 && !dropped ? ZMQ_DONTWAIT : 0;
+        if (zmq_msg_recv (&frame, handle, flags) == -1) {
+            zmq_msg_close (&frame);
+            if (req->nframes == 0 && !dropped)
+                return 0;       /* EAGAIN, or EINTR */
+            break;
+        }
+        more = zmq_msg_more (&frame);
+        if (dropped || req->nframes == S_MAX_FRAMES) {
+            dropped = true;
+            zmq_msg_close (&frame);
+            continue;
+        }
+        zmq_msg_init (&req->frames [req->nframes]);
+        zmq_msg_move (&req->frames [req->nframes], &frame);
+        zmq_msg_close (&frame);
+        req->nframes++;
+    }
+    if (dropped || more || req->nframes < 2) {
+        for (int i = 0; i < req->nframes; i++)
+            zmq_msg_close (&req->frames [i]);
+        req->nframes = 0;
+        self->bad_messages++;
+        return -1;
+    }
+    zmq_msg_t *body = &req->frames [req->nframes - 1];
+    req->rc = wc_msg_decode (zmq_msg_data (body), zmq_msg_size (body),
+                             &req->unpacked, &req->msg);
+    return 1;
+}
+
+static void
+s_release (s_request_t *req)
+{
+    for (int i = 0; i < req->nframes; i++)
+        zmq_msg_close (&req->frames [i]);
+    req->nframes = 0;
+}
+
+/*  Send self->out back through req's envelope. A peer that is gone
+    (ROUTER_MANDATORY: EHOSTUNREACH) or whose queue is full loses it. */
+static void
+s_reply (wc_broker_t *self, s_request_t *req)
+{
+    void *handle = zsock_resolve (self->router);
+    for (int i = 0; i < req->nframes - 1; i++) {
+        zmq_msg_t *frame = &req->frames [i];
+        if (zmq_send (handle, zmq_msg_data (frame), zmq_msg_size (frame),
+                      ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
+            self->send_failures++;
+            return;
+        }
+    }
+    if (zmq_send (handle, self->out.data, self->out.size, ZMQ_DONTWAIT) == -1)
+        self->send_failures++;
+}
+
+static void
+s_reply_error (wc_broker_t *self, s_request_t *req, int err, const char *text)
+{
+    self->out.size = 0;
+    if (wc_error_encode (req->msg.rid, err, text ? text : walcast_strerror (err),
+                         NULL, &self->out) == 0)
+        s_reply (self, req);
+}
+
+/*  A node's REGISTER or NODE_HEARTBEAT: into the directory. A new node
+    the directory has no room for is refused (the node keeps sending, and
+    gets in once a slot frees up); the warning is rate limited, since a
+    full directory refuses every heartbeat of every extra node. */
+static void
+s_handle_node (wc_broker_t *self, const wc_node_info_t *info, int64_t now)
+{
+    int rc = wc_directory_update (self->directory, info, now);
+    if (rc == WALCAST_EBUSY) {
+        self->refused++;
+        if (self->refused_log_ms == 0
+        ||  now - self->refused_log_ms >= S_REFUSED_LOG_MS) {
+            char id [WC_MAX_ID + 1];
+            for (uint32_t i = 0; i < info->id.len; i++)
+                id [i] = info->id.ptr [i] < 0x20 || info->id.ptr [i] == 0x7f
+                       ? '?' : (char) info->id.ptr [i];
+            id [info->id.len] = '\0';
+            wc_log_warn ("directory full (%u nodes, all up): refusing new nodes "
+                         "(%llu refused since the last warning, node %s among "
+                         "them)", WC_MAX_NODES,
+                         (unsigned long long) (self->refused - self->refused_logged),
+                         id);
+            self->refused_logged = self->refused;
+            self->refused_log_ms = now;
+        }
+    }
+    else
+    if (rc < 0) {
+        self->bad_messages++;
+        wc_log_debug ("node update refused: %s", walcast_strerror (rc));
+    }
+}
+
+/*  Handle one decoded (or undecodable) message. */
+static void
+s_handle (wc_broker_t *self, s_request_t *req, int64_t now)
+{
+    wc_msg_t *msg = &req->msg;
+    if (req->rc) {
+        /*  Malformed. Nodes do not read replies to what they fire and
+            forget, and without a request id a client could not match an
+            ERROR to its request: drop those, refuse the rest. */
+        self->bad_messages++;
+        wc_log_debug ("malformed %s (rid %llu): %s", wc_msg_type_name (msg->type),
+                      (unsigned long long) msg->rid, walcast_strerror (req->rc));
+        if (msg->rid != 0 && msg->type != WC_MSG_REGISTER
+        &&  msg->type != WC_MSG_NODE_HEARTBEAT)
+            s_reply_error (self, req, req->rc, NULL);
+        return;
+    }
+    switch (msg->type) {
+        case WC_MSG_REGISTER:
+        case WC_MSG_NODE_HEARTBEAT:
+            s_handle_node (self, &msg->u.node, now);
+            break;
+        case WC_MSG_TOPOLOGY_GET:
+            self->out.size = 0;
+            if (wc_directory_encode_topology (self->directory, msg->rid, now,
+                                              &self->out) == 0)
+                s_reply (self, req);
+            else
+                s_reply_error (self, req, WALCAST_ENOMEM, NULL);
+            break;
+        case WC_MSG_ENTRY:
+        case WC_MSG_HEARTBEAT:
+            /*  Stream messages carry no request id: nothing to answer. */
+            self->bad_messages++;
+            break;
+        default:
+            self->bad_messages++;
+            wc_log_debug ("unexpected %s (rid %llu) on the broker socket",
+                          wc_msg_type_name (msg->type),
+                          (unsigned long long) msg->rid);
+            s_reply_error (self, req, WALCAST_EPROTO, "not a broker request");
+            break;
+    }
+}
+
+/*  One turn of the ROUTER: up to S_BATCH messages. */
+static void
+s_handle_router (wc_broker_t *self)
+{
+    int64_t now = s_now ();
+    for (int i = 0; i < S_BATCH; i++) {
+        int rc = s_recv (self, &self->req);
+        if (rc == 0)
+            break;
+        if (rc == 1) {
+            s_handle (self, &self->req, now);
+            s_release (&self->req);
+        }
+    }
+}
+
+/* --- the loop ------------------------------------------------------------ */
+
+/*  Publish the topology: [topic "topology"][TOPOLOGY, rid 0]. PUB never
+    blocks: a subscriber whose queue is full misses this one and gets the
+    next (a second later at most). */
+static void
+s_push (wc_broker_t *self, int64_t now)
+{
+    self->out.size = 0;
+    if (wc_directory_encode_topology (self->directory, 0, now, &self->out) != 0) {
+        wc_log_warn ("cannot encode the topology: out of memory");
+        return;
+    }
+    void *handle = zsock_resolve (self->pub);
+    zmq_send (handle, "topology", 8, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (handle, self->out.data, self->out.size, ZMQ_DONTWAIT);
+    self->pushed = true;
+    self->pushed_version = wc_directory_version (self->directory);
+    self->next_push_ms = now + S_PUSH_MS;
+}
+
+/*  Run the timers and push when due. Returns ms until the next timer. */
+static int
+s_timers (wc_broker_t *self)
+{
+    int64_t now = s_now ();
+    if (now >= self->next_tick_ms) {
+        wc_directory_tick (self->directory, now, self->cfg.node_timeout_ms);
+        self->next_tick_ms = now + self->tick_ms;
+    }
+    if (!self->pushed || now >= self->next_push_ms
+    ||  wc_directory_version (self->directory) != self->pushed_version)
+        s_push (self, now);
+    int64_t next = self->next_tick_ms < self->next_push_ms
+                 ? self->next_tick_ms : self->next_push_ms;
+    return next > now ? (int) (next - now) : 0;
+}
+
+int
+wc_broker_run (wc_broker_t *self)
+{
+    struct sigaction sa;
+    memset (&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigaction (SIGTERM, &sa, NULL);
+    sigaction (SIGINT, &sa, NULL);
+
+    int rc = 0;
+    while (!s_stop) {
+        int timeout = s_timers (self);
+        zmq_pollitem_t items [] = {
+            { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 }
+        };
+        if (zmq_poll (items, 1, timeout) == -1) {
+            if (zmq_errno () == EINTR)
+                continue;
+            wc_log_error ("poll failed: %s", zmq_strerror (zmq_errno ()));
+            rc = WALCAST_EUNAVAILABLE;
+            break;
+        }
+        if (items [0].revents & ZMQ_POLLIN)
+            s_handle_router (self);
+    }
+    wc_log_info ("stopped at topology version %llu with %zu nodes, %zu up "
+                 "(%llu malformed or unexpected messages dropped or refused, "
+                 "%llu replies unroutable, %llu new nodes refused)",
+                 (unsigned long long) wc_directory_version (self->directory),
+                 wc_directory_size (self->directory),
+                 wc_directory_up_count (self->directory),
+                 (unsigned long long) self->bad_messages,
+                 (unsigned long long) self->send_failures,
+                 (unsigned long long) self->refused);
+    return rc;
+}

@@ -1,0 +1,41 @@
+/*  broker.h - walcast-broker: the directory of nodes, served on two sockets.
+
+    main.c fills a wc_broker_config_t and calls wc_broker_new and
+    wc_broker_run. The broker binds, at base port B:
+      B    ROUTER  nodes send REGISTER and NODE_HEARTBEAT (no reply);
+                   clients send TOPOLOGY_GET and get a TOPOLOGY back;
+      B+1  PUB     [topic "topology"][TOPOLOGY, rid 0], pushed at once
+                   when the directory's version changes and at least
+                   once a second anyway.
+    It keeps nothing on disk: after a restart the nodes' heartbeats (every
+    500 ms) rebuild the directory within a second.
+*/
+#ifndef WC_BROKER_H_INCLUDED
+#define WC_BROKER_H_INCLUDED
+
+#include <stdint.h>
+#include "wc_limits.h"
+
+typedef struct {
+    char bind [WC_MAX_ADDR + 1];   /* address to bind, default 127.0.0.1 */
+    int  port;                     /* base port B; B+1 is the PUB */
+    int  node_timeout_ms;          /* silence after which a node is down */
+} wc_broker_config_t;
+
+typedef struct wc_broker wc_broker_t;
+
+/*  Bind the sockets. Returns the broker, or NULL with *err set
+    (WALCAST_EUNAVAILABLE when a port cannot be bound, WALCAST_ENOMEM). */
+wc_broker_t *wc_broker_new (const wc_broker_config_t *cfg, int *err);
+
+/*  Close the sockets and free the directory; sets *self_p to NULL. */
+void wc_broker_destroy (wc_broker_t **self_p);
+
+/*  Serve until SIGTERM or SIGINT (installed here) or wc_broker_stop.
+    Returns 0 after a clean stop, WALCAST_EUNAVAILABLE when polling failed. */
+int wc_broker_run (wc_broker_t *self);
+
+/*  Ask the running loop to stop (async-signal-safe). */
+void wc_broker_stop (void);
+
+#endif

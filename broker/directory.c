@@ -1,0 +1,386 @@
+/*  directory.c - the broker's directory of nodes (see directory.h).
+
+    Each node is one malloc'd record holding copies of everything the node
+    last said about itself, in fixed arrays sized by the protocol limits,
+    so a record never points into a message buffer and never grows. The
+    records are kept in an array of pointers sorted by id: lookups are a
+    binary search, and a TOPOLOGY lists nodes in id order. The array has
+    room for WC_MAX_NODES pointers from the start; inserting moves
+    pointers, not records.
+
+    The version moves at most once per update or tick, however many fields
+    changed together: one event, one new topology. Liveness is only ever
+    judged against the times the caller passes in, so tests can run the
+    clock by hand.
+
+    Ids, regions and addresses come from the network. They are stored as
+    byte strings with a length (they may hold any byte) and are made
+    printable before they reach a log line.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "directory.h"
+#include "log.h"
+
+/*  One node, as it last described itself. */
+typedef struct {
+    uint8_t  id [WC_MAX_ID];          /* 1..WC_MAX_ID bytes */
+    uint32_t id_len;
+    uint8_t  region [WC_MAX_ID];      /* 0..WC_MAX_ID bytes */
+    uint32_t region_len;
+    uint8_t  addr [WC_MAX_ADDR];      /* HOST:PORT for clients, 1..WC_MAX_ADDR */
+    uint32_t addr_len;
+    uint8_t  primary [WC_MAX_ADDR];   /* who it follows; empty on a primary */
+    uint32_t primary_len;
+    uint8_t  role;                    /* wc_role_t */
+    uint64_t epoch;                   /* progress, as last reported */
+    uint64_t applied_seq;
+    uint64_t lag;
+    uint64_t lag_ms;
+    bool     up;                      /* heard within the timeout */
+    int64_t  heard_ms;                /* monotonic time it was last heard */
+} s_node_t;
+
+struct wc_directory {
+    s_node_t **nodes;                 /* WC_MAX_NODES slots, [0..size) sorted by id */
+    size_t     size;                  /* nodes known, up or down */
+    uint64_t   version;               /* +1 at every change */
+};
+
+/*  Room for a printable copy of the longest string we log. */
+#define S_PRINTABLE  (WC_MAX_ADDR + 1)
+
+wc_directory_t *
+wc_directory_new (void)
+{
+    wc_directory_t *self = (wc_directory_t *) calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->nodes = (s_node_t **) calloc (WC_MAX_NODES, sizeof (s_node_t *));
+    if (!self->nodes) {
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+wc_directory_destroy (wc_directory_t **self_p)
+{
+    wc_directory_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i < self->size; i++)
+        free (self->nodes [i]);
+    free (self->nodes);
+    free (self);
+    *self_p = NULL;
+}
+
+/* --- helpers ------------------------------------------------------------- */
+
+/*  A copy of len bytes of src fit for a log line: control bytes become
+    '?', an empty string becomes "-". */
+static const char *
+s_printable (char *dst, const uint8_t *src, uint32_t len)
+{
+    if (len == 0)
+        return "-";
+    if (len >= S_PRINTABLE)
+        len = S_PRINTABLE - 1;
+    for (uint32_t i = 0; i < len; i++)
+        dst [i] = (src [i] < 0x20 || src [i] == 0x7f) ? '?' : (char) src [i];
+    dst [len] = '\0';
+    return dst;
+}
+
+static const char *
+s_role_name (uint8_t role)
+{
+    return role == WC_ROLE_PRIMARY ? "primary"
+         : role == WC_ROLE_REPLICA ? "replica" : "unknown";
+}
+
+static bool
+s_bytes_ok (const wc_bytes_t *bytes, uint32_t min, uint32_t max)
+{
+    return bytes->len >= min && bytes->len <= max
+        && (bytes->len == 0 || bytes->ptr != NULL);
+}
+
+/*  The same checks the codec makes on a decoded node_info. */
+static bool
+s_info_ok (const wc_node_info_t *info)
+{
+    return s_bytes_ok (&info->id, 1, WC_MAX_ID)
+        && s_bytes_ok (&info->region, 0, WC_MAX_ID)
+        && (info->role == WC_ROLE_PRIMARY || info->role == WC_ROLE_REPLICA)
+        && s_bytes_ok (&info->addr, 1, WC_MAX_ADDR)
+        && s_bytes_ok (&info->primary, 0, WC_MAX_ADDR);
+}
+
+static bool
+s_same (const uint8_t *stored, uint32_t stored_len, const wc_bytes_t *bytes)
+{
+    return stored_len == bytes->len
+        && (bytes->len == 0 || memcmp (stored, bytes->ptr, bytes->len) == 0);
+}
+
+/*  Copy bytes into a stored field (the caller checked the length). */
+static void
+s_set (uint8_t *stored, uint32_t *stored_len, const wc_bytes_t *bytes)
+{
+    if (bytes->len)
+        memcpy (stored, bytes->ptr, bytes->len);
+    *stored_len = bytes->len;
+}
+
+/*  Order of ids: bytewise, a prefix first. */
+static int
+s_compare_id (const s_node_t *node, const wc_bytes_t *id)
+{
+    uint32_t n = node->id_len < id->len ? node->id_len : id->len;
+    int cmp = memcmp (node->id, id->ptr, n);
+    if (cmp)
+        return cmp;
+    return node->id_len < id->len ? -1 : node->id_len > id->len ? 1 : 0;
+}
+
+/*  Binary search for id. Returns true when found at *index; otherwise
+    *index is where it would be inserted. */
+static bool
+s_find (wc_directory_t *self, const wc_bytes_t *id, size_t *index)
+{
+    size_t low = 0, high = self->size;
+    while (low < high) {
+        size_t mid = low + (high - low) / 2;
+        int cmp = s_compare_id (self->nodes [mid], id);
+        if (cmp == 0) {
+            *index = mid;
+            return true;
+        }
+        if (cmp < 0)
+            low = mid + 1;
+        else
+            high = mid;
+    }
+    *index = low;
+    return false;
+}
+
+static int64_t
+s_silent_ms (const s_node_t *node, int64_t now_ms)
+{
+    return now_ms > node->heard_ms ? now_ms - node->heard_ms : 0;
+}
+
+/*  When the directory is full, forget the node that has been silent the
+    longest among those that are down, to make room for new_id. Returns
+    false when every node is up. */
+static bool
+s_evict (wc_directory_t *self, const wc_bytes_t *new_id, int64_t now_ms)
+{
+    size_t victim = self->size;
+    for (size_t i = 0; i < self->size; i++) {
+        const s_node_t *node = self->nodes [i];
+        if (!node->up && (victim == self->size
+                          || node->heard_ms < self->nodes [victim]->heard_ms))
+            victim = i;
+    }
+    if (victim == self->size)
+        return false;
+    s_node_t *node = self->nodes [victim];
+    char id [S_PRINTABLE], other [S_PRINTABLE];
+    wc_log_warn ("directory full (%u nodes): forgetting node %s (down, silent "
+                 "%lld ms) to make room for node %s", WC_MAX_NODES,
+                 s_printable (id, node->id, node->id_len),
+                 (long long) s_silent_ms (node, now_ms),
+                 s_printable (other, new_id->ptr, new_id->len));
+    free (node);
+    memmove (&self->nodes [victim], &self->nodes [victim + 1],
+             (self->size - victim - 1) * sizeof (s_node_t *));
+    self->size--;
+    return true;
+}
+
+/*  Log what changed between node (as stored) and info (as just said), and
+    tell whether any of it moves the version. */
+static bool
+s_log_changes (const s_node_t *node, const wc_node_info_t *info, int64_t now_ms)
+{
+    char id [S_PRINTABLE], now [S_PRINTABLE], was [S_PRINTABLE];
+    s_printable (id, node->id, node->id_len);
+    bool changed = false;
+    if (!node->up) {
+        wc_log_info ("node %s up again (silent %lld ms; role %s, addr %s)", id,
+                     (long long) s_silent_ms (node, now_ms),
+                     s_role_name (info->role),
+                     s_printable (now, info->addr.ptr, info->addr.len));
+        changed = true;
+    }
+    if (node->role != info->role) {
+        wc_log_info ("node %s is now %s (was %s; epoch %llu)", id,
+                     s_role_name (info->role), s_role_name (node->role),
+                     (unsigned long long) info->epoch);
+        changed = true;
+    }
+    if (!s_same (node->addr, node->addr_len, &info->addr)) {
+        wc_log_info ("node %s moved to %s (was %s)", id,
+                     s_printable (now, info->addr.ptr, info->addr.len),
+                     s_printable (was, node->addr, node->addr_len));
+        changed = true;
+    }
+    if (!s_same (node->region, node->region_len, &info->region)) {
+        wc_log_info ("node %s moved to region %s (was %s)", id,
+                     s_printable (now, info->region.ptr, info->region.len),
+                     s_printable (was, node->region, node->region_len));
+        changed = true;
+    }
+    if (!s_same (node->primary, node->primary_len, &info->primary)) {
+        wc_log_info ("node %s now follows %s (was %s)", id,
+                     s_printable (now, info->primary.ptr, info->primary.len),
+                     s_printable (was, node->primary, node->primary_len));
+        changed = true;
+    }
+    return changed;
+}
+
+/* --- the directory ------------------------------------------------------- */
+
+int
+wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
+                     int64_t now_ms)
+{
+    if (!s_info_ok (info))
+        return WALCAST_EINVAL;
+    size_t index;
+    s_node_t *node;
+    bool changed;
+    if (s_find (self, &info->id, &index)) {
+        node = self->nodes [index];
+        changed = s_log_changes (node, info, now_ms);
+    }
+    else {
+        node = (s_node_t *) calloc (1, sizeof *node);
+        if (!node)
+            return WALCAST_ENOMEM;
+        if (self->size == WC_MAX_NODES) {
+            if (!s_evict (self, &info->id, now_ms)) {
+                free (node);
+                return WALCAST_EBUSY;
+            }
+            s_find (self, &info->id, &index);
+        }
+        memmove (&self->nodes [index + 1], &self->nodes [index],
+                 (self->size - index) * sizeof (s_node_t *));
+        self->nodes [index] = node;
+        self->size++;
+        s_set (node->id, &node->id_len, &info->id);
+        char id [S_PRINTABLE], region [S_PRINTABLE], addr [S_PRINTABLE];
+        wc_log_info ("node %s registered (region %s, role %s, addr %s)",
+                     s_printable (id, info->id.ptr, info->id.len),
+                     s_printable (region, info->region.ptr, info->region.len),
+                     s_role_name (info->role),
+                     s_printable (addr, info->addr.ptr, info->addr.len));
+        changed = true;
+    }
+    s_set (node->region, &node->region_len, &info->region);
+    s_set (node->addr, &node->addr_len, &info->addr);
+    s_set (node->primary, &node->primary_len, &info->primary);
+    node->role = info->role;
+    node->epoch = info->epoch;
+    node->applied_seq = info->applied_seq;
+    node->lag = info->lag;
+    node->lag_ms = info->lag_ms;
+    node->up = true;
+    node->heard_ms = now_ms;
+    if (changed)
+        self->version++;
+    return changed ? 1 : 0;
+}
+
+int
+wc_directory_tick (wc_directory_t *self, int64_t now_ms, int64_t timeout_ms)
+{
+    bool changed = false;
+    for (size_t i = 0; i < self->size; i++) {
+        s_node_t *node = self->nodes [i];
+        int64_t silent = s_silent_ms (node, now_ms);
+        if (node->up && silent >= timeout_ms) {
+            node->up = false;
+            char id [S_PRINTABLE];
+            wc_log_warn ("node %s down (silent %lld ms)",
+                         s_printable (id, node->id, node->id_len),
+                         (long long) silent);
+            changed = true;
+        }
+    }
+    if (changed)
+        self->version++;
+    return changed ? 1 : 0;
+}
+
+uint64_t
+wc_directory_version (wc_directory_t *self)
+{
+    return self->version;
+}
+
+size_t
+wc_directory_size (wc_directory_t *self)
+{
+    return self->size;
+}
+
+size_t
+wc_directory_up_count (wc_directory_t *self)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < self->size; i++)
+        if (self->nodes [i]->up)
+            count++;
+    return count;
+}
+
+int
+wc_directory_get (wc_directory_t *self, size_t index, int64_t now_ms,
+                  wc_node_info_t *info)
+{
+    if (index >= self->size)
+        return WALCAST_EINVAL;
+    const s_node_t *node = self->nodes [index];
+    memset (info, 0, sizeof *info);
+    info->id.ptr = node->id;
+    info->id.len = node->id_len;
+    info->region.ptr = node->region;
+    info->region.len = node->region_len;
+    info->role = node->role;
+    info->epoch = node->epoch;
+    info->applied_seq = node->applied_seq;
+    info->addr.ptr = node->addr;
+    info->addr.len = node->addr_len;
+    info->primary.ptr = node->primary;
+    info->primary.len = node->primary_len;
+    info->lag = node->lag;
+    info->lag_ms = node->lag_ms;
+    info->up = node->up;
+    info->silent_ms = (uint64_t) s_silent_ms (node, now_ms);
+    return 0;
+}
+
+int
+wc_directory_encode_topology (wc_directory_t *self, uint64_t rid,
+                              int64_t now_ms, msgpack_sbuffer *out)
+{
+    size_t start = out->size;
+    int rc = wc_topology_encode_header (rid, self->version,
+                                        (uint32_t) self->size, out);
+    for (size_t i = 0; rc == 0 && i < self->size; i++) {
+        wc_node_info_t info;
+        wc_directory_get (self, i, now_ms, &info);
+        rc = wc_node_info_encode (&info, out);
+    }
+    if (rc && out->size > start)
+        out->size = start;
+    return rc;
+}

@@ -1,0 +1,77 @@
+/*  directory.h - the broker's directory of nodes: who exists, where, in
+    which role, and whether it is alive.
+
+    A pure data module: no sockets, no clock of its own. The broker feeds
+    it every REGISTER and NODE_HEARTBEAT (wc_directory_update), ticks it
+    with the monotonic time (wc_directory_tick) and encodes it into
+    TOPOLOGY messages (wc_directory_encode_topology). Tests drive it with
+    a fake clock.
+
+    The directory keeps a version: a counter that goes up by one at every
+    change a client must route around (a node appears, goes up or down,
+    changes role, address, region or the primary it follows). Progress
+    numbers (epoch, applied seq, lag) are kept but do not move the version:
+    they change with every heartbeat.
+
+    Nodes are kept sorted by id, so a TOPOLOGY lists them in a stable
+    order. At most WC_MAX_NODES are kept; when the directory is full a new
+    node takes the place of the node that has been down the longest, and
+    is refused when every node is up.
+*/
+#ifndef WC_DIRECTORY_H_INCLUDED
+#define WC_DIRECTORY_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <msgpack.h>
+#include "codec.h"
+
+typedef struct wc_directory wc_directory_t;
+
+/*  A new, empty directory (version 0), or NULL when out of memory. */
+wc_directory_t *wc_directory_new (void);
+
+/*  Free the directory and set *self_p to NULL; safe with *self_p NULL. */
+void wc_directory_destroy (wc_directory_t **self_p);
+
+/*  A node said where and what it is (REGISTER or NODE_HEARTBEAT) at
+    monotonic time now_ms. Creates or updates the node with id info->id:
+    copies every field (the directory owns its copies; info may point into
+    a buffer that goes away afterwards), marks the node up and heard at
+    now_ms. info->up and info->silent_ms are ignored (the broker's view is
+    its own). Logs appearances, returns and role/address/region/primary
+    changes. Returns 1 when the version went up, 0 when it did not,
+    WALCAST_EINVAL when a field is outside its limits (see codec.h), or
+    WALCAST_EBUSY when the node is new and the directory is full of nodes
+    that are up (nothing changes then). */
+int wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
+                         int64_t now_ms);
+
+/*  Mark down every up node not heard for timeout_ms or more at now_ms,
+    logging each. Returns 1 when the version went up, else 0. */
+int wc_directory_tick (wc_directory_t *self, int64_t now_ms, int64_t timeout_ms);
+
+/*  The version: 0 for a new directory, +1 at every change. */
+uint64_t wc_directory_version (wc_directory_t *self);
+
+/*  Number of nodes known (up or down). */
+size_t wc_directory_size (wc_directory_t *self);
+
+/*  Number of nodes known and up. */
+size_t wc_directory_up_count (wc_directory_t *self);
+
+/*  Node number index (0 .. size-1, in id order) as it would appear in a
+    TOPOLOGY at now_ms: its strings point into the directory and stay
+    valid until the next update or tick. Returns 0, or WALCAST_EINVAL when
+    index is out of range. */
+int wc_directory_get (wc_directory_t *self, size_t index, int64_t now_ms,
+                      wc_node_info_t *info);
+
+/*  Append a whole TOPOLOGY message (rid, the version and every node, each
+    with up and silent_ms as of now_ms) to out. Returns 0 or
+    WALCAST_ENOMEM (out is then as it was). */
+int wc_directory_encode_topology (wc_directory_t *self, uint64_t rid,
+                                  int64_t now_ms, msgpack_sbuffer *out);
+
+#endif

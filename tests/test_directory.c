@@ -1,0 +1,542 @@
+/*  test_directory.c - the broker's directory of nodes (broker/directory.c).
+
+    What the broker and its clients rely on: a node that registers is
+    listed with exactly what it said, whatever happens afterwards to the
+    buffer it was decoded from; the version moves once for every change a
+    client must route around (new node, up/down, role, address, region,
+    primary) and never for mere progress (epoch, seq, lag); a node not
+    heard for the timeout is down, and up again as soon as it is heard;
+    the directory never holds more than WC_MAX_NODES; and the TOPOLOGY it
+    encodes decodes back, through the codec, into the same nodes.
+
+    The clock is the test's: every call gets the time by hand.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "walcast.h"
+#include "codec.h"
+#include "directory.h"
+#include "log.h"
+
+#define S_TIMEOUT  2000
+
+//  Byte string helpers.
+
+static wc_bytes_t
+s_bytes (const char *text)
+{
+    wc_bytes_t bytes = { (const uint8_t *) text, (uint32_t) strlen (text) };
+    return bytes;
+}
+
+static void
+s_assert_bytes (wc_bytes_t bytes, const char *text)
+{
+    assert_int_equal (bytes.len, strlen (text));
+    if (bytes.len)
+        assert_memory_equal (bytes.ptr, text, bytes.len);
+}
+
+//  A node_info as a node would send it.
+
+static wc_node_info_t
+s_info (const char *id, const char *region, uint8_t role, const char *addr,
+        const char *primary)
+{
+    wc_node_info_t info;
+    memset (&info, 0, sizeof info);
+    info.id = s_bytes (id);
+    info.region = s_bytes (region);
+    info.role = role;
+    info.epoch = 1;
+    info.applied_seq = 10;
+    info.addr = s_bytes (addr);
+    info.primary = s_bytes (primary);
+    info.lag = 0;
+    info.lag_ms = 0;
+    info.up = true;
+    info.silent_ms = 0;
+    return info;
+}
+
+//  Index of id in the directory, or -1.
+
+static int
+s_index_of (wc_directory_t *dir, const char *id, int64_t now)
+{
+    wc_bytes_t want = s_bytes (id);
+    for (size_t i = 0; i < wc_directory_size (dir); i++) {
+        wc_node_info_t info;
+        assert_int_equal (wc_directory_get (dir, i, now, &info), 0);
+        if (info.id.len == want.len && memcmp (info.id.ptr, want.ptr, want.len) == 0)
+            return (int) i;
+    }
+    return -1;
+}
+
+static wc_node_info_t
+s_get (wc_directory_t *dir, const char *id, int64_t now)
+{
+    int index = s_index_of (dir, id, now);
+    assert_true (index >= 0);
+    wc_node_info_t info;
+    assert_int_equal (wc_directory_get (dir, (size_t) index, now, &info), 0);
+    return info;
+}
+
+//  ---------------------------------------------------------------------
+
+static void
+test_new_is_empty (void **state)
+{
+    (void) state;
+    wc_directory_t *dir = wc_directory_new ();
+    assert_non_null (dir);
+    assert_int_equal (wc_directory_version (dir), 0);
+    assert_int_equal (wc_directory_size (dir), 0);
+    assert_int_equal (wc_directory_up_count (dir), 0);
+    assert_int_equal (wc_directory_tick (dir, 100000, S_TIMEOUT), 0);
+    wc_node_info_t info;
+    assert_int_equal (wc_directory_get (dir, 0, 0, &info), WALCAST_EINVAL);
+    wc_directory_destroy (&dir);
+    assert_null (dir);
+    wc_directory_destroy (&dir);        // safe twice
+}
+
+static void
+test_register_copies_every_field (void **state)
+{
+    (void) state;
+    wc_directory_t *dir = wc_directory_new ();
+    wc_node_info_t sent = s_info ("eu1", "eu-west", WC_ROLE_REPLICA,
+                                  "10.0.0.2:7200", "10.0.0.1:7100");
+    sent.epoch = 3;
+    sent.applied_seq = 12345;
+    sent.lag = 7;
+    sent.lag_ms = 42;
+    sent.up = false;            // a node's own view is ignored...
+    sent.silent_ms = 999;       // ...and so is this
+    assert_int_equal (wc_directory_update (dir, &sent, 1000), 1);
+    assert_int_equal (wc_directory_version (dir), 1);
+    assert_int_equal (wc_directory_size (dir), 1);
+    assert_int_equal (wc_directory_up_count (dir), 1);
+
+    wc_node_info_t got = s_get (dir, "eu1", 1250);
+    s_assert_bytes (got.id, "eu1");
+    s_assert_bytes (got.region, "eu-west");
+    assert_int_equal (got.role, WC_ROLE_REPLICA);
+    assert_int_equal (got.epoch, 3);
+    assert_int_equal (got.applied_seq, 12345);
+    s_assert_bytes (got.addr, "10.0.0.2:7200");
+    s_assert_bytes (got.primary, "10.0.0.1:7100");
+    assert_int_equal (got.lag, 7);
+    assert_int_equal (got.lag_ms, 42);
+    assert_true (got.up);
+    assert_int_equal (got.silent_ms, 250);
+    wc_directory_destroy (&dir);
+}
+
+//  Progress moves no version; every routing change moves it by one.
+
+static void
+test_version_rules (void **state)
+{
+    (void) state;
+    wc_directory_t *dir = wc_directory_new ();
+    wc_node_info_t info = s_info ("us1", "us-east", WC_ROLE_PRIMARY,
+                                  "127.0.0.1:7100", "");
+    assert_int_equal (wc_directory_update (dir, &info, 0), 1);
+    assert_int_equal (wc_directory_version (dir), 1);
+
+    //  The same again, and progress: no change.
+    assert_int_equal (wc_directory_update (dir, &info, 500), 0);
+    info.epoch = 2;
+    info.applied_seq = 99;
+    info.lag = 5;
+    info.lag_ms = 60;
+    assert_int_equal (wc_directory_update (dir, &info, 1000), 0);
+    assert_int_equal (wc_directory_version (dir), 1);
+    assert_int_equal (s_get (dir, "us1", 1000).applied_seq, 99);
+    assert_int_equal (s_get (dir, "us1", 1000).epoch, 2);
+
+    //  Each routing field, one at a time.
+    info.role = WC_ROLE_REPLICA;
+    assert_int_equal (wc_directory_update (dir, &info, 1500), 1);
+    assert_int_equal (wc_directory_version (dir), 2);
+    assert_int_equal (s_get (dir, "us1", 1500).role, WC_ROLE_REPLICA);
+
+    info.addr = s_bytes ("127.0.0.1:7300");
+    assert_int_equal (wc_directory_update (dir, &info, 2000), 1);
+    assert_int_equal (wc_directory_version (dir), 3);
+    s_assert_bytes (s_get (dir, "us1", 2000).addr, "127.0.0.1:7300");
+
+    info.region = s_bytes ("us-west");
+    assert_int_equal (wc_directory_update (dir, &info, 2500), 1);
+    assert_int_equal (wc_directory_version (dir), 4);
+    s_assert_bytes (s_get (dir, "us1", 2500).region, "us-west");
+
+    info.primary = s_bytes ("127.0.0.1:7500");
+    assert_int_equal (wc_directory_update (dir, &info, 3000), 1);
+    assert_int_equal (wc_directory_version (dir), 5);
+    s_assert_bytes (s_get (dir, "us1", 3000).primary, "127.0.0.1:7500");
+
+    //  A region can become empty again, and empty equals empty.
+    info.region = s_bytes ("");
+    assert_int_equal (wc_directory_update (dir, &info, 3100), 1);
+    assert_int_equal (wc_directory_version (dir), 6);
+    assert_int_equal (wc_directory_update (dir, &info, 3200), 0);
+
+    //  Several changes at once are one event.
+    info.role = WC_ROLE_PRIMARY;
+    info.primary = s_bytes ("");
+    info.addr = s_bytes ("127.0.0.1:7100");
+    assert_int_equal (wc_directory_update (dir, &info, 3500), 1);
+    assert_int_equal (wc_directory_version (dir), 7);
+
+    //  A second node is a change; the first one's is not disturbed.
+    wc_node_info_t other = s_info ("us2", "us-east", WC_ROLE_REPLICA,
+                                   "127.0.0.1:7400", "127.0.0.1:7100");
+    assert_int_equal (wc_directory_update (dir, &other, 4000), 1);
+    assert_int_equal (wc_directory_version (dir), 8);
+    assert_int_equal (wc_directory_size (dir), 2);
+    assert_int_equal (s_get (dir, "us1", 4000).role, WC_ROLE_PRIMARY);
+    wc_directory_destroy (&dir);
+}
+
+//  A fake clock: down at the timeout, not a millisecond before; up again
+//  when heard; every transition once.
+
+static void
+test_liveness (void **state)
+{
+    (void) state;
+    wc_directory_t *dir = wc_directory_new ();
+    wc_node_info_t a = s_info ("a", "r1", WC_ROLE_PRIMARY, "h:1", "");
+    wc_node_info_t b = s_info ("b", "r1", WC_ROLE_REPLICA, "h:2", "h:1");
+    assert_int_equal (wc_directory_update (dir, &a, 1000), 1);
+    assert_int_equal (wc_directory_update (dir, &b, 1000), 1);
+    uint64_t version = wc_directory_version (dir);
+
+    //  b keeps talking, a goes quiet.
+    assert_int_equal (wc_directory_update (dir, &b, 2500), 0);
+    assert_int_equal (wc_directory_tick (dir, 2999, S_TIMEOUT), 0);
+    assert_true (s_get (dir, "a", 2999).up);
+    assert_int_equal (wc_directory_version (dir), version);
+
+    assert_int_equal (wc_directory_tick (dir, 3000, S_TIMEOUT), 1);
+    assert_int_equal (wc_directory_version (dir), version + 1);
+    wc_node_info_t got = s_get (dir, "a", 3000);
+    assert_false (got.up);
+    assert_int_equal (got.silent_ms, 2000);
+    assert_true (s_get (dir, "b", 3000).up);
+    assert_int_equal (wc_directory_up_count (dir), 1);
+    assert_int_equal (wc_directory_size (dir), 2);       // down, not gone
+
+    //  Down once: later ticks change nothing; silent_ms keeps counting.
+    assert_int_equal (wc_directory_tick (dir, 3400, S_TIMEOUT), 0);
+    assert_int_equal (wc_directory_version (dir), version + 1);
+    assert_int_equal (s_get (dir, "a", 3400).silent_ms, 2400);
+
+    //  Both silent: one tick, one version, both down.
+    assert_int_equal (wc_directory_tick (dir, 5000, S_TIMEOUT), 1);
+    assert_int_equal (wc_directory_version (dir), version + 2);
+    assert_int_equal (wc_directory_up_count (dir), 0);
+
+    //  Heard again: up, with its fields, silent 0.
+    a.applied_seq = 77;
+    assert_int_equal (wc_directory_update (dir, &a, 6000), 1);
+    assert_int_equal (wc_directory_version (dir), version + 3);
+    got = s_get (dir, "a", 6000);
+    assert_true (got.up);
+    assert_int_equal (got.silent_ms, 0);
+    assert_int_equal (got.applied_seq, 77);
+    assert_int_equal (wc_directory_tick (dir, 7999, S_TIMEOUT), 0);
+    assert_int_equal (wc_directory_tick (dir, 8000, S_TIMEOUT), 1);
+
+    //  A clock that goes backwards never gives a negative silence.
+    assert_int_equal (s_get (dir, "a", 10).silent_ms, 0);
+    wc_directory_destroy (&dir);
+}
+
+//  Fields outside the protocol limits are refused and change nothing.
+
+static void
+test_invalid_info_refused (void **state)
+{
+    (void) state;
+    wc_directory_t *dir = wc_directory_new ();
+    char long_id [WC_MAX_ID + 2];
+    memset (long_id, 'x', sizeof long_id - 1);
+    long_id [sizeof long_id - 1] = '\0';
+    char long_addr [WC_MAX_ADDR + 2];
+    memset (long_addr, 'y', sizeof long_addr - 1);
+    long_addr [sizeof long_addr - 1] = '\0';
+
+    wc_node_info_t info = s_info ("", "r", WC_ROLE_PRIMARY, "h:1", "");
+    assert_int_equal (wc_directory_update (dir, &info, 0), WALCAST_EINVAL);
+    info = s_info (long_id, "r", WC_ROLE_PRIMARY, "h:1", "");
+    assert_int_equal (wc_directory_update (dir, &info, 0), WALCAST_EINVAL);
+    info = s_info ("n", long_id, WC_ROLE_PRIMARY, "h:1", "");
+    assert_int_equal (wc_directory_update (dir, &info, 0), WALCAST_EINVAL);
+    info = s_info ("n", "r", 0, "h:1", "");
+    assert_int_equal (wc_directory_update (dir, &info, 0), WALCAST_EINVAL);
+    info = s_info ("n", "r", 3, "h:1", "");
+    assert_int_equal (wc_directory_update (dir, &info, 0), WALCAST_EINVAL);
+    info = s_info ("n", "r", WC_ROLE_PRIMARY, "", "");
+    assert_int_equal (wc_directory_update (dir, &info, 0), WALCAST_EINVAL);
+    info = s_info ("n", "r", WC_ROLE_PRIMARY, long_addr, "");
+    assert_int_equal (wc_directory_update (dir, &info, 0), WALCAST_EINVAL);
+    info = s_info ("n", "r", WC_ROLE_REPLICA, "h:1", long_addr);
+    assert_int_equal (wc_directory_update (dir, &info, 0), WALCAST_EINVAL);
+    info = s_info ("n", "r", WC_ROLE_PRIMARY, "h:1", "");
+    info.region.ptr = NULL;     // a length without bytes
+    assert_int_equal (wc_directory_update (dir, &info, 0), WALCAST_EINVAL);
+    assert_int_equal (wc_directory_size (dir), 0);
+    assert_int_equal (wc_directory_version (dir), 0);
+
+    //  The longest values that are allowed are fine.
+    long_id [WC_MAX_ID] = '\0';
+    long_addr [WC_MAX_ADDR] = '\0';
+    info = s_info (long_id, long_id, WC_ROLE_REPLICA, long_addr, long_addr);
+    assert_int_equal (wc_directory_update (dir, &info, 0), 1);
+    wc_node_info_t got = s_get (dir, long_id, 0);
+    s_assert_bytes (got.region, long_id);
+    s_assert_bytes (got.primary, long_addr);
+
+    //  A bad update of a known node leaves it as it was.
+    info.addr = s_bytes ("");
+    assert_int_equal (wc_directory_update (dir, &info, 100), WALCAST_EINVAL);
+    s_assert_bytes (s_get (dir, long_id, 100).addr, long_addr);
+    assert_int_equal (wc_directory_version (dir), 1);
+    wc_directory_destroy (&dir);
+}
+
+//  The directory owns its strings: the message buffer is gone (here:
+//  overwritten) right after the update.
+
+static void
+test_strings_are_copied (void **state)
+{
+    (void) state;
+    wc_directory_t *dir = wc_directory_new ();
+    char buffer [64];
+    strcpy (buffer, "idA|regA|hostA:1|hostP:2");
+    wc_node_info_t info;
+    memset (&info, 0, sizeof info);
+    info.id.ptr = (const uint8_t *) buffer;
+    info.id.len = 3;
+    info.region.ptr = (const uint8_t *) buffer + 4;
+    info.region.len = 4;
+    info.addr.ptr = (const uint8_t *) buffer + 9;
+    info.addr.len = 7;
+    info.primary.ptr = (const uint8_t *) buffer + 17;
+    info.primary.len = 7;
+    info.role = WC_ROLE_REPLICA;
+    assert_int_equal (wc_directory_update (dir, &info, 0), 1);
+    memset (buffer, 'Z', sizeof buffer);
+
+    wc_node_info_t got = s_get (dir, "idA", 0);
+    s_assert_bytes (got.region, "regA");
+    s_assert_bytes (got.addr, "hostA:1");
+    s_assert_bytes (got.primary, "hostP:2");
+
+    //  The same buffer, rewritten, now holds another node.
+    strcpy (buffer, "idB|regB|hostB:1|hostP:2");
+    assert_int_equal (wc_directory_update (dir, &info, 0), 1);
+    memset (buffer, 0, sizeof buffer);
+    assert_int_equal (wc_directory_size (dir), 2);
+    s_assert_bytes (s_get (dir, "idA", 0).addr, "hostA:1");
+    s_assert_bytes (s_get (dir, "idB", 0).addr, "hostB:1");
+    wc_directory_destroy (&dir);
+}
+
+//  Ids are bytes: a prefix, a NUL or a control byte make another id.
+//  Nodes are listed in id order.
+
+static void
+test_ids_are_bytes_in_order (void **state)
+{
+    (void) state;
+    wc_directory_t *dir = wc_directory_new ();
+    const char *ids [] = { "node-2", "node", "node-10", "a\nb", "node-1" };
+    for (size_t i = 0; i < 5; i++) {
+        wc_node_info_t info = s_info (ids [i], "", WC_ROLE_REPLICA, "h:1", "h:0");
+        assert_int_equal (wc_directory_update (dir, &info, 0), 1);
+    }
+    static const uint8_t with_nul [] = { 'n', 'o', 'd', 'e', 0, 'x' };
+    wc_node_info_t info = s_info ("x", "", WC_ROLE_REPLICA, "h:1", "h:0");
+    info.id.ptr = with_nul;
+    info.id.len = sizeof with_nul;
+    assert_int_equal (wc_directory_update (dir, &info, 0), 1);
+    assert_int_equal (wc_directory_size (dir), 6);
+
+    const char *sorted [] = { "a\nb", "node" };
+    for (size_t i = 0; i < 2; i++) {
+        wc_node_info_t got;
+        assert_int_equal (wc_directory_get (dir, i, 0, &got), 0);
+        s_assert_bytes (got.id, sorted [i]);
+    }
+    wc_node_info_t got;
+    assert_int_equal (wc_directory_get (dir, 2, 0, &got), 0);
+    assert_int_equal (got.id.len, sizeof with_nul);
+    assert_memory_equal (got.id.ptr, with_nul, sizeof with_nul);
+    const char *rest [] = { "node-1", "node-10", "node-2" };
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal (wc_directory_get (dir, 3 + i, 0, &got), 0);
+        s_assert_bytes (got.id, rest [i]);
+    }
+    wc_directory_destroy (&dir);
+}
+
+//  At most WC_MAX_NODES: a new node is refused while all are up, and
+//  takes the place of the longest-silent down node otherwise.
+
+static void
+test_limit (void **state)
+{
+    (void) state;
+    wc_directory_t *dir = wc_directory_new ();
+    char id [32];
+    for (unsigned i = 0; i < WC_MAX_NODES; i++) {
+        snprintf (id, sizeof id, "n%04u", i);
+        wc_node_info_t info = s_info (id, "r", WC_ROLE_REPLICA, "h:1", "h:0");
+        assert_int_equal (wc_directory_update (dir, &info, (int64_t) i), 1);
+    }
+    assert_int_equal (wc_directory_size (dir), WC_MAX_NODES);
+    uint64_t version = wc_directory_version (dir);
+    assert_int_equal (version, WC_MAX_NODES);
+
+    //  Full of up nodes: refused, nothing changes; known nodes still update.
+    wc_node_info_t extra = s_info ("extra", "r", WC_ROLE_REPLICA, "h:9", "h:0");
+    assert_int_equal (wc_directory_update (dir, &extra, 1500), WALCAST_EBUSY);
+    assert_int_equal (wc_directory_size (dir), WC_MAX_NODES);
+    assert_int_equal (wc_directory_version (dir), version);
+    assert_int_equal (s_index_of (dir, "extra", 1500), -1);
+    wc_node_info_t known = s_info ("n0000", "r", WC_ROLE_REPLICA, "h:1", "h:0");
+    assert_int_equal (wc_directory_update (dir, &known, 1500), 0);
+
+    //  The whole directory fits in one TOPOLOGY the codec accepts.
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init (&out);
+    assert_int_equal (wc_directory_encode_topology (dir, 1, 1500, &out), 0);
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    wc_msg_t msg;
+    assert_int_equal (wc_msg_decode (out.data, out.size, &unpacked, &msg), 0);
+    assert_int_equal (msg.u.topology.count, WC_MAX_NODES);
+    msgpack_unpacked_destroy (&unpacked);
+    msgpack_sbuffer_destroy (&out);
+
+    //  At 2100, n0001..n0100 (heard at 1..100) have been silent for the
+    //  timeout: down. The longest silent of them (n0001) makes room.
+    assert_int_equal (wc_directory_tick (dir, 2100, S_TIMEOUT), 1);
+    assert_int_equal (wc_directory_up_count (dir), WC_MAX_NODES - 100);
+    assert_int_equal (wc_directory_update (dir, &extra, 2100), 1);
+    assert_int_equal (wc_directory_size (dir), WC_MAX_NODES);
+    assert_true (s_index_of (dir, "extra", 2100) >= 0);
+    assert_int_equal (s_index_of (dir, "n0001", 2100), -1);
+    assert_true (s_index_of (dir, "n0000", 2100) >= 0);
+    assert_true (s_index_of (dir, "n0002", 2100) >= 0);
+    wc_directory_destroy (&dir);
+}
+
+//  What a client receives: the encoded TOPOLOGY decodes through the codec
+//  into the same nodes, with the broker's up and silent_ms.
+
+static void
+test_topology_decodes (void **state)
+{
+    (void) state;
+    wc_directory_t *dir = wc_directory_new ();
+    wc_node_info_t p = s_info ("us1", "us-east", WC_ROLE_PRIMARY, "127.0.0.1:7100", "");
+    p.epoch = 4;
+    p.applied_seq = 1000;
+    wc_node_info_t r = s_info ("eu1", "eu-west", WC_ROLE_REPLICA, "127.0.0.1:7200",
+                               "127.0.0.1:7100");
+    r.epoch = 4;
+    r.applied_seq = 990;
+    r.lag = 10;
+    r.lag_ms = 35;
+    assert_int_equal (wc_directory_update (dir, &p, 1000), 1);
+    assert_int_equal (wc_directory_update (dir, &r, 1000), 1);
+    assert_int_equal (wc_directory_update (dir, &p, 3500), 0);
+    assert_int_equal (wc_directory_tick (dir, 3500, S_TIMEOUT), 1);     // eu1 down
+
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init (&out);
+    assert_int_equal (wc_directory_encode_topology (dir, 42, 3600, &out), 0);
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    wc_msg_t msg;
+    assert_int_equal (wc_msg_decode (out.data, out.size, &unpacked, &msg), 0);
+    assert_int_equal (msg.type, WC_MSG_TOPOLOGY);
+    assert_int_equal (msg.rid, 42);
+    assert_int_equal (msg.u.topology.version, wc_directory_version (dir));
+    assert_int_equal (msg.u.topology.version, 3);
+    assert_int_equal (msg.u.topology.count, 2);
+
+    wc_node_info_t got;
+    assert_int_equal (wc_node_info_from_object (&msg.u.topology.items [0], &got), 0);
+    s_assert_bytes (got.id, "eu1");
+    s_assert_bytes (got.region, "eu-west");
+    assert_int_equal (got.role, WC_ROLE_REPLICA);
+    assert_int_equal (got.epoch, 4);
+    assert_int_equal (got.applied_seq, 990);
+    s_assert_bytes (got.addr, "127.0.0.1:7200");
+    s_assert_bytes (got.primary, "127.0.0.1:7100");
+    assert_int_equal (got.lag, 10);
+    assert_int_equal (got.lag_ms, 35);
+    assert_false (got.up);
+    assert_int_equal (got.silent_ms, 2600);
+
+    assert_int_equal (wc_node_info_from_object (&msg.u.topology.items [1], &got), 0);
+    s_assert_bytes (got.id, "us1");
+    s_assert_bytes (got.region, "us-east");
+    assert_int_equal (got.role, WC_ROLE_PRIMARY);
+    assert_int_equal (got.applied_seq, 1000);
+    s_assert_bytes (got.addr, "127.0.0.1:7100");
+    s_assert_bytes (got.primary, "");
+    assert_true (got.up);
+    assert_int_equal (got.silent_ms, 100);
+    msgpack_unpacked_destroy (&unpacked);
+
+    //  Appends to what the buffer holds; an empty directory is an empty list.
+    wc_directory_t *empty = wc_directory_new ();
+    size_t before = out.size;
+    assert_int_equal (wc_directory_encode_topology (empty, 0, 0, &out), 0);
+    msgpack_unpacked_init (&unpacked);
+    assert_int_equal (wc_msg_decode (out.data + before, out.size - before,
+                                     &unpacked, &msg), 0);
+    assert_int_equal (msg.type, WC_MSG_TOPOLOGY);
+    assert_int_equal (msg.rid, 0);
+    assert_int_equal (msg.u.topology.version, 0);
+    assert_int_equal (msg.u.topology.count, 0);
+    msgpack_unpacked_destroy (&unpacked);
+    msgpack_sbuffer_destroy (&out);
+    wc_directory_destroy (&empty);
+    wc_directory_destroy (&dir);
+}
+
+int
+main (void)
+{
+    wc_log_set_level (WC_LOG_ERROR);
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_new_is_empty),
+        cmocka_unit_test (test_register_copies_every_field),
+        cmocka_unit_test (test_version_rules),
+        cmocka_unit_test (test_liveness),
+        cmocka_unit_test (test_invalid_info_refused),
+        cmocka_unit_test (test_strings_are_copied),
+        cmocka_unit_test (test_ids_are_bytes_in_order),
+        cmocka_unit_test (test_limit),
+        cmocka_unit_test (test_topology_decodes),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
