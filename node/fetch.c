@@ -10,6 +10,7 @@
 
 /*  Collects WAL payloads for one reply. */
 typedef struct {
+    uint64_t         applied;     /* serve nothing past what we applied */
     msgpack_sbuffer *body;
     uint32_t         count;
     int              rc;
@@ -18,9 +19,8 @@ typedef struct {
 static int
 s_collect (void *arg, uint64_t seq, const uint8_t *payload, size_t len)
 {
-    (void) seq;
     s_collect_t *collect = (s_collect_t *) arg;
-    if (collect->count == WC_MAX_BATCH)
+    if (collect->count == WC_MAX_BATCH || seq > collect->applied)
         return 1;
     if (msgpack_sbuffer_write (collect->body, (const char *) payload, len) != 0) {
         collect->rc = WALCAST_ENOMEM;
@@ -56,7 +56,7 @@ wc_fetch_serve (wc_node_t *node, wc_request_t *req)
 
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
-    s_collect_t collect = { .body = &body };
+    s_collect_t collect = { .applied = node->applied, .body = &body };
     int rc = 0;
     if (from <= node->applied)
         rc = wc_wal_read (node->wal, from, max_bytes, s_collect, &collect);

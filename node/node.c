@@ -81,6 +81,7 @@ s_replay_entry (void *arg, uint64_t seq, const uint8_t *payload, size_t len)
     }
     if (rc == 0) {
         self->applied = seq;
+        self->applied_ts_ms = entry.ts_ms;
         if (entry.epoch > self->epoch)
             self->epoch = entry.epoch;
     }
@@ -101,11 +102,24 @@ s_bind (wc_node_t *self, int type, int port)
     zsock_set_linger (sock, 0);
     zsock_set_heartbeat_ivl (sock, 1000);
     zsock_set_heartbeat_timeout (sock, 5000);
-    if (type == ZMQ_ROUTER) {
+    if (type == ZMQ_ROUTER && port == self->cfg.port) {
+        /*  Service: pipelined clients keep thousands of small requests
+            in flight; a request is at most one key and one value. */
         zsock_set_router_mandatory (sock, 1);
         zsock_set_sndhwm (sock, 100000);
         zsock_set_rcvhwm (sock, 100000);
-        zsock_set_maxmsgsize (sock, (int64_t) WC_MAX_MESSAGE);
+        zsock_set_maxmsgsize (sock, (int64_t) WC_MAX_REQUEST);
+    }
+    else
+    if (type == ZMQ_ROUTER) {
+        /*  Catch-up: a replica has one FETCH out at a time and a reply can
+            be 4 MiB, so a peer that pipelines FETCHes and never reads must
+            not make us queue gigabytes: past a few queued replies, sends
+            fail (ROUTER_MANDATORY) and the reply is dropped and counted. */
+        zsock_set_router_mandatory (sock, 1);
+        zsock_set_sndhwm (sock, 16);
+        zsock_set_rcvhwm (sock, 64);
+        zsock_set_maxmsgsize (sock, 4096);
     }
     else {
         /*  PUB: subscribers only send subscriptions, which are small. */
@@ -157,6 +171,7 @@ wc_node_new (const wc_node_config_t *cfg, int *err)
     self->epoch = 1;
     msgpack_sbuffer_init (&self->out);
     msgpack_sbuffer_init (&self->scratch);
+    msgpack_sbuffer_init (&self->pending_pub);
     self->batch = (wc_request_t *) calloc (WC_NODE_BATCH, sizeof (wc_request_t));
     if (!self->batch)
         goto error;
@@ -234,6 +249,7 @@ wc_node_destroy (wc_node_t **self_p)
     }
     msgpack_sbuffer_destroy (&self->out);
     msgpack_sbuffer_destroy (&self->scratch);
+    msgpack_sbuffer_destroy (&self->pending_pub);
     free (self);
     *self_p = NULL;
 }
@@ -244,15 +260,50 @@ wc_node_destroy (wc_node_t **self_p)
     blocks: a subscriber whose queue is full loses it and repairs the gap
     by FETCH. */
 static void
-s_publish (wc_node_t *self, const wc_entry_t *entry, const void *payload,
-           size_t len)
+s_publish (wc_node_t *self, const void *key, size_t key_len,
+           const void *payload, size_t len)
 {
     self->scratch.size = 0;
     if (wc_entry_msg_encode_raw (payload, len, &self->scratch) != 0)
         return;
     void *stream = zsock_resolve (self->stream);
-    zmq_send (stream, entry->key.ptr, entry->key.len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (stream, key, key_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send (stream, self->scratch.data, self->scratch.size, ZMQ_DONTWAIT);
+}
+
+/*  A replica publishes an entry only once it is in its WAL file: keep it
+    (key length, key, payload length, payload) until the turn's flush. A
+    downstream replica then never holds an entry its upstream could lose
+    in a crash, so an upstream behind its downstream means real divergence. */
+static void
+s_defer_publish (wc_node_t *self, const wc_entry_t *entry, const void *payload,
+                 size_t len)
+{
+    uint32_t sizes [2] = { entry->key.len, (uint32_t) len };
+    msgpack_sbuffer *pending = &self->pending_pub;
+    if (msgpack_sbuffer_write (pending, (const char *) &sizes [0], sizeof sizes [0])
+    ||  msgpack_sbuffer_write (pending, (const char *) entry->key.ptr, entry->key.len)
+    ||  msgpack_sbuffer_write (pending, (const char *) &sizes [1], sizeof sizes [1])
+    ||  msgpack_sbuffer_write (pending, (const char *) payload, len))
+        return;         /* out of memory: subscribers will fetch it */
+}
+
+/*  Publish what a replica applied this turn (its WAL is flushed now). */
+static void
+s_publish_deferred (wc_node_t *self)
+{
+    const char *at = self->pending_pub.data;
+    const char *end = at + self->pending_pub.size;
+    while (at < end) {
+        uint32_t key_len, len;
+        memcpy (&key_len, at, sizeof key_len);
+        const char *key = at + sizeof key_len;
+        memcpy (&len, key + key_len, sizeof len);
+        const char *payload = key + key_len + sizeof len;
+        s_publish (self, key, key_len, payload, len);
+        at = payload + len;
+    }
+    self->pending_pub.size = 0;
 }
 
 int
@@ -276,9 +327,13 @@ wc_node_apply (wc_node_t *self, const wc_entry_t *entry, const void *payload,
         return rc;
     }
     self->applied = entry->seq;
+    self->applied_ts_ms = entry->ts_ms;
     if (entry->epoch > self->epoch)
         self->epoch = entry->epoch;
-    s_publish (self, entry, payload, len);
+    if (self->replica)
+        s_defer_publish (self, entry, payload, len);
+    else
+        s_publish (self, entry->key.ptr, entry->key.len, payload, len);
     return 0;
 }
 
@@ -288,6 +343,8 @@ wc_node_flush (wc_node_t *self, bool force_sync)
     int rc = wc_wal_flush (self->wal);
     if (rc)
         return rc;
+    if (self->pending_pub.size > 0)
+        s_publish_deferred (self);
     if (wc_wal_unsynced_bytes (self->wal) == 0)
         return 0;
     int64_t now = wc_node_now ();
@@ -297,6 +354,16 @@ wc_node_flush (wc_node_t *self, bool force_sync)
         return 0;
     rc = wc_wal_sync (self->wal);
     self->last_sync_ms = now;
+    if (rc) {
+        /*  After a failed fsync the kernel may have dropped the dirty
+            pages and cleared the error: what is on disk is unknown, and
+            retrying could report success for lost data. Stop; a restart
+            replays what really is in the log. */
+        wc_log_error ("wal: fsync failed; stopping (what reached the disk is "
+                      "unknown, a restart replays what did)");
+        self->fatal = true;
+        wc_node_stop ();
+    }
     return rc;
 }
 
@@ -417,7 +484,15 @@ s_answer (wc_node_t *self, wc_request_t *req)
         wc_node_reply (self, self->service, req);
 }
 
-/*  One turn of the service socket: a batch, its commit, its answers. */
+/*  A well-formed PUT or DEL. */
+static bool
+s_is_write_type (const wc_request_t *req)
+{
+    return req->rc == 0
+        && (req->msg.type == WC_MSG_PUT || req->msg.type == WC_MSG_DEL);
+}
+
+/*  One turn of the service socket: a batch, its commits, its answers. */
 static void
 s_handle_service (wc_node_t *self)
 {
@@ -429,25 +504,41 @@ s_handle_service (wc_node_t *self)
         if (rc == 1)
             n++;
     }
-    if (n == 0)
-        return;
-    if (self->primary)
-        wc_primary_commit (self->primary, self->batch, n);
-    for (size_t i = 0; i < n; i++) {
-        s_answer (self, &self->batch [i]);
-        s_release_request (&self->batch [i]);
+    /*  Requests are answered in arrival order. A read is answered from
+        what is committed when it is reached, so it never sees a write that
+        arrived after it; a run of consecutive writes is one commit. */
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && s_is_write_type (&self->batch [j]))
+            j++;
+        if (j == i)
+            j = i + 1;                      /* a read (or malformed) */
+        else
+        if (self->primary && !self->fatal)
+            wc_primary_commit (self->primary, self->batch + i, j - i);
+        else
+        if (self->fatal)
+            for (size_t k = i; k < j; k++)
+                if (self->batch [k].rc == 0)
+                    self->batch [k].rc = WALCAST_EIO;
+        for (; i < j; i++) {
+            s_answer (self, &self->batch [i]);
+            s_release_request (&self->batch [i]);
+        }
     }
 }
 
 /*  One turn of the catch-up socket. The WAL is flushed first so a FETCH
-    sees every entry this node has applied. */
+    sees every entry this node has applied. A few FETCHes a turn (each
+    reads up to 4 MiB of log) keep commits flowing while replicas catch up. */
 static void
 s_handle_catchup (wc_node_t *self)
 {
     if (wc_node_flush (self, false) != 0)
         return;
     wc_request_t *req = &self->batch [0];
-    for (int i = 0; i < 64; i++) {
+    for (int i = 0; i < WC_NODE_FETCHES_PER_TURN; i++) {
         int rc = s_recv_request (self, self->catchup, req);
         if (rc == 0)
             break;
@@ -542,7 +633,7 @@ wc_node_run (wc_node_t *self)
             break;
         }
     }
-    if (wc_node_flush (self, true) != 0 && rc == 0)
+    if ((wc_node_flush (self, true) != 0 || self->fatal) && rc == 0)
         rc = WALCAST_EIO;
     wc_log_info ("stopped at seq %llu (%llu malformed messages dropped or "
                  "refused, %llu replies unroutable)",

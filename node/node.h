@@ -76,6 +76,9 @@ typedef struct wc_node {
     wc_replica_t    *replica;       /* set when role is replica */
     wc_reads_t      *reads;         /* GET/PING/STATUS/DIGEST, parked GETs */
     wc_announce_t   *announce;      /* link to the broker, when configured */
+    uint64_t         applied_ts_ms; /* primary's clock in the last applied entry */
+    bool             fatal;         /* an fsync failed: refuse writes, stop */
+    msgpack_sbuffer  pending_pub;   /* replica: applied, not yet published */
     int64_t          last_sync_ms;  /* monotonic time of the last fsync */
     int64_t          next_heartbeat_ms;
     uint64_t         bad_messages;  /* dropped or refused as malformed */
@@ -87,6 +90,9 @@ typedef struct wc_node {
 
 /*  Requests taken off the service socket per loop turn (one group commit). */
 #define WC_NODE_BATCH  1024
+
+/*  FETCH requests served per loop turn. */
+#define WC_NODE_FETCHES_PER_TURN  4
 
 /*  Create a node: open the WAL (replaying it into the store), bind the
     sockets and take up the configured role. NULL and *err on failure

@@ -228,6 +228,13 @@ wc_reads_answer (wc_reads_t *self, wc_request_t *req)
     int rc = 0;
     switch (req->msg.type) {
         case WC_MSG_GET:
+            if (node->replica && wc_replica_diverged (node->replica)) {
+                if (wc_error_encode (req->msg.rid, WALCAST_EUNAVAILABLE,
+                                     "replica diverged from its upstream; "
+                                     "resync needed", NULL, &node->out) == 0)
+                    wc_node_reply (node, node->service, req);
+                return 0;
+            }
             s_answer_get (self, req);
             return 0;
         case WC_MSG_PING:

@@ -73,7 +73,6 @@ struct wc_replica {
     uint64_t        fresh_clock_ms;   /* primary clock of the newest heartbeat
                                          whose seq we had applied: our data is
                                          at least as fresh as that instant */
-    uint64_t        started_wall_ms;  /* our start, while nothing is known */
     int64_t         heard_ms;         /* when it last said anything */
     int64_t         resubscribed_ms;  /* when the stream was last rebuilt */
     bool            silent_logged;
@@ -89,6 +88,7 @@ struct wc_replica {
     int64_t         catch_start_ms;
     int64_t         next_progress_ms;
 
+    bool            diverged;         /* upstream is behind us: stop following */
     uint64_t        gaps;             /* holes found */
     uint64_t        dropped;          /* malformed messages from the primary */
     msgpack_unpacked unpacked;
@@ -274,21 +274,48 @@ s_drain_buffer (wc_replica_t *self)
     }
 }
 
+/*  The upstream says its log ends before ours: it lost entries we hold
+    (a wiped data dir, a restored backup, power loss without fsync), and
+    the seqs it hands out next will not be the entries we have. Following
+    it would serve a mixed history, so stop, say so loudly and let reads
+    fail until an operator resyncs this node (empty its --data). */
+static void
+s_diverged (wc_replica_t *self, uint64_t upstream_seq)
+{
+    if (self->diverged)
+        return;
+    self->diverged = true;
+    wc_log_error ("diverged: %s is at seq %llu, behind our applied %llu; it "
+                  "lost entries we hold. Not following it; reads are refused. "
+                  "To resync, stop this node and empty its data directory",
+                  self->primary, (unsigned long long) upstream_seq,
+                  (unsigned long long) self->node->applied);
+}
+
 /* --- catch-up ----------------------------------------------------------- */
 
 static void
 s_send_fetch (wc_replica_t *self, int64_t now)
 {
+    /*  Until a FETCH is really out, the hole is still wanted: every
+        failure below leaves want_fetch set for the tick to retry. */
+    self->want_fetch = true;
+    if (self->state == WC_LINK_STREAMING)
+        self->state = WC_LINK_CATCHING_UP;
     if (!self->req)
         s_reset_req (self);
-    if (!self->req)
+    if (!self->req) {
+        self->next_fetch_ms = now + self->backoff_ms;
         return;
+    }
     wc_msg_t fetch = { .type = WC_MSG_FETCH, .rid = ++self->fetch_rid };
     fetch.u.fetch.from_seq = self->node->applied + 1;
     fetch.u.fetch.max_bytes = FETCH_BYTES;
     self->req_buf.size = 0;
-    if (wc_msg_encode (&fetch, &self->req_buf) != 0)
+    if (wc_msg_encode (&fetch, &self->req_buf) != 0) {
+        self->next_fetch_ms = now + self->backoff_ms;
         return;
+    }
     if (zmq_send (zsock_resolve (self->req), self->req_buf.data,
                   self->req_buf.size, ZMQ_DONTWAIT) == -1) {
         s_reset_req (self);
@@ -408,6 +435,9 @@ s_on_fetch_reply (wc_replica_t *self)
     else
     if (msg.type != WC_MSG_ENTRIES || msg.rid != self->fetch_rid)
         s_bad_reply (self, "not the ENTRIES we asked for");
+    else
+    if (msg.u.entries.last_seq < self->node->applied)
+        s_diverged (self, msg.u.entries.last_seq);
     else {
         uint64_t last = msg.u.entries.last_seq;
         self->heard_ms = wc_node_now ();
@@ -427,10 +457,6 @@ s_on_fetch_reply (wc_replica_t *self)
             if (self->node->applied < last)
                 s_bad_reply (self, "no entries although behind");
             else {
-                if (last < self->node->applied && self->state == WC_LINK_CONNECTING)
-                    wc_log_warn ("primary %s is at seq %llu, behind our %llu",
-                                 self->primary, (unsigned long long) last,
-                                 (unsigned long long) self->node->applied);
                 s_catchup_end (self);
                 self->state = WC_LINK_STREAMING;
                 if (self->buf_len > 0) {
@@ -458,7 +484,7 @@ s_on_entry (wc_replica_t *self, const wc_entry_t *entry, zmq_msg_t *body)
         s_apply (self, entry);
         return;
     }
-    if (self->state == WC_LINK_STREAMING) {
+    if (self->state == WC_LINK_STREAMING && self->buf_len == 0) {
         self->gaps++;
         wc_log_info ("gap: expected seq %llu, got %llu; fetching",
                      (unsigned long long) applied + 1,
@@ -474,16 +500,21 @@ s_on_entry (wc_replica_t *self, const wc_entry_t *entry, zmq_msg_t *body)
 static void
 s_on_heartbeat (wc_replica_t *self, uint64_t last_seq, uint64_t clock_ms)
 {
+    if (last_seq < self->node->applied) {
+        s_diverged (self, last_seq);
+        return;
+    }
     self->hb_seq = last_seq;
     self->hb_clock_ms = clock_ms;
     if (last_seq > self->primary_seq)
         self->primary_seq = last_seq;
-    if (last_seq > self->node->applied && !self->fetching
-    &&  self->state == WC_LINK_STREAMING) {
-        self->gaps++;
-        wc_log_info ("gap: heartbeat at seq %llu, applied %llu; fetching",
-                     (unsigned long long) last_seq,
-                     (unsigned long long) self->node->applied);
+    if (last_seq > self->node->applied && !self->fetching) {
+        if (self->state == WC_LINK_STREAMING) {
+            self->gaps++;
+            wc_log_info ("gap: heartbeat at seq %llu, applied %llu; fetching",
+                         (unsigned long long) last_seq,
+                         (unsigned long long) self->node->applied);
+        }
         s_need_fetch (self);
     }
 }
@@ -531,6 +562,19 @@ s_on_stream (wc_replica_t *self)
     return true;
 }
 
+/*  Receive and drop whatever the stream holds. */
+static void
+s_drain_stream (wc_replica_t *self)
+{
+    void *sub = zsock_resolve (self->sub);
+    zmq_msg_t frame;
+    zmq_msg_init (&frame);
+    for (int i = 0; i < STREAM_BURST; i++)
+        if (zmq_msg_recv (&frame, sub, ZMQ_DONTWAIT) == -1)
+            break;
+    zmq_msg_close (&frame);
+}
+
 /* --- the role's interface ------------------------------------------------ */
 
 wc_replica_t *
@@ -543,7 +587,11 @@ wc_replica_new (wc_node_t *node, const char *primary)
     self->backoff_ms = BACKOFF_MIN_MS;
     self->state = WC_LINK_CONNECTING;
     self->heard_ms = self->resubscribed_ms = wc_node_now ();
-    self->started_wall_ms = wc_node_wall_ms ();
+    /*  Until a heartbeat says otherwise, our data is as fresh as the last
+        entry we hold (by the primary's clock); an empty replica is
+        infinitely stale. Better to decline a bounded read than to serve
+        old data as new after a restart. */
+    self->fresh_clock_ms = node->applied_ts_ms;
     msgpack_unpacked_init (&self->unpacked);
     msgpack_sbuffer_init (&self->entry_buf);
     msgpack_sbuffer_init (&self->req_buf);
@@ -600,6 +648,14 @@ wc_replica_poll_items (wc_replica_t *self, zmq_pollitem_t *items, int max)
 void
 wc_replica_handle (wc_replica_t *self, zmq_pollitem_t *items, int count)
 {
+    if (self->diverged) {
+        /*  Drain and drop: nothing from this upstream is applied. */
+        if (count > 1 && (items [1].revents & ZMQ_POLLIN))
+            s_reset_req (self);
+        if (items [0].revents & ZMQ_POLLIN)
+            s_drain_stream (self);
+        return;
+    }
     if (count > 1 && (items [1].revents & ZMQ_POLLIN) && self->fetching)
         s_on_fetch_reply (self);
     if (items [0].revents & ZMQ_POLLIN)
@@ -612,6 +668,8 @@ wc_replica_handle (wc_replica_t *self, zmq_pollitem_t *items, int count)
 int
 wc_replica_tick (wc_replica_t *self)
 {
+    if (self->diverged)
+        return 1000;
     int64_t now = wc_node_now ();
     if (self->fetching && now - self->fetch_sent_ms >= FETCH_TIMEOUT_MS) {
         wc_log_warn ("catch-up: no answer from %s in %d ms; reconnecting "
@@ -675,15 +733,19 @@ uint64_t
 wc_replica_lag_ms (const wc_replica_t *self)
 {
     uint64_t now = wc_node_wall_ms ();
-    uint64_t fresh = self->fresh_clock_ms ? self->fresh_clock_ms
-                                          : self->started_wall_ms;
-    return now > fresh ? now - fresh : 0;
+    return now > self->fresh_clock_ms ? now - self->fresh_clock_ms : 0;
 }
 
 uint64_t
 wc_replica_fresh_clock_ms (const wc_replica_t *self)
 {
     return self->fresh_clock_ms;
+}
+
+bool
+wc_replica_diverged (const wc_replica_t *self)
+{
+    return self->diverged;
 }
 
 const char *

@@ -32,4 +32,8 @@ uint64_t wc_replica_lag_ms (const wc_replica_t *self);
 uint64_t wc_replica_fresh_clock_ms (const wc_replica_t *self);
 const char *wc_replica_primary (const wc_replica_t *self);
 
+/*  True once the upstream was found behind us (it lost entries we hold):
+    the replica stops following and reads are refused. */
+bool wc_replica_diverged (const wc_replica_t *self);
+
 #endif

@@ -8,13 +8,18 @@
     - a GET with max_staleness_ms is refused by a replica that lost its
       primary's heartbeats for longer than that, and served again once the
       stream is back; a primary is never stale;
-    - PONG says who the node is (id, region, role).
+    - PONG says who the node is (id, region, role);
+    - replies on one connection follow arrival order (a pipelined GET does
+      not see a later PUT);
+    - a replica whose primary comes back with less than it holds stops
+      following and refuses reads.
 */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 #include <zmq.h>
@@ -249,6 +254,102 @@ test_max_staleness (void **state)
     cluster_pass (c);
 }
 
+/*  Replies on one connection follow arrival order: a GET pipelined
+    between two PUTs of the same key sees the first, never the second. */
+static void
+test_pipelined_get_sees_only_earlier_writes (void **state)
+{
+    fixture_t *f = (fixture_t *) *state;
+    cluster_t *c = f->cluster;
+    if (!c)
+        skip ();
+    int p = cluster_add (c, "p1", NULL, NULL);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_wait_ready (c, p, 30000), 0);
+    void *sock = s_dealer (f, c, p);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    for (int round = 0; round < 50; round++) {
+        char old_value [32], new_value [32];
+        snprintf (old_value, sizeof old_value, "old-%d", round);
+        snprintf (new_value, sizeof new_value, "new-%d", round);
+        const char *values [2] = { old_value, new_value };
+        //  PUT old, GET, PUT new: sent back to back, one batch on the node
+        for (int i = 0; i < 3; i++) {
+            wc_msg_t msg = { .type = i == 1 ? WC_MSG_GET : WC_MSG_PUT,
+                             .rid = (uint64_t) (round * 3 + i + 1) };
+            msg.u.req.key.ptr = (const uint8_t *) "pk";
+            msg.u.req.key.len = 2;
+            if (i != 1) {
+                msg.u.req.value.ptr = (const uint8_t *) values [i / 2];
+                msg.u.req.value.len = (uint32_t) strlen (values [i / 2]);
+            }
+            buf.size = 0;
+            assert_int_equal (wc_msg_encode (&msg, &buf), 0);
+            zmq_send (sock, buf.data, buf.size, 0);
+        }
+        for (int i = 0; i < 3; i++) {
+            wc_msg_t msg;
+            assert_int_equal (s_recv (f, sock, 5000, &msg), 0);
+            if (msg.type == WC_MSG_VALUE) {
+                assert_int_equal (msg.u.value.value.len, strlen (old_value));
+                assert_memory_equal (msg.u.value.value.ptr, old_value,
+                                     strlen (old_value));
+            }
+            else
+                assert_int_equal (msg.type, WC_MSG_WRITE_OK);
+        }
+    }
+    msgpack_sbuffer_destroy (&buf);
+    zmq_close (sock);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
+/*  A primary that comes back with less than its replica holds (its data
+    was wiped) must not be followed: the replica says it diverged and
+    refuses reads rather than serve a mixed history. */
+static void
+test_replica_detects_a_primary_that_lost_entries (void **state)
+{
+    fixture_t *f = (fixture_t *) *state;
+    cluster_t *c = f->cluster;
+    if (!c)
+        skip ();
+    int p = cluster_add (c, "p1", NULL, NULL);
+    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_start (c, r), 0);
+    assert_int_equal (cluster_wait_ready (c, p, 30000), 0);
+    assert_int_equal (cluster_wait_ready (c, r, 30000), 0);
+    assert_int_equal (cluster_load (c, p, 0, 100, 1, NULL), 0);
+    int both [] = { p, r };
+    assert_int_equal (cluster_wait_converged (c, both, 2, 100, 30000, NULL, NULL), 0);
+
+    assert_int_equal (cluster_kill (c, p), 0);
+    char command [600];
+    snprintf (command, sizeof command, "rm -rf '%s/p1'", cluster_dir (c));
+    assert_int_equal (system (command), 0);
+    long mark = cluster_log_mark (c, r);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_wait_ready (c, p, 30000), 0);
+    assert_int_equal (cluster_wait_log (c, r, "diverged:", mark, 15000), 0);
+
+    //  The replica refuses reads, and its applied data is left as it was
+    void *sock = s_dealer (f, c, r);
+    wc_msg_t msg;
+    s_send_get (sock, 1, "k00000001", 0, 0, 0);
+    assert_int_equal (s_recv (f, sock, 5000, &msg), 0);
+    assert_int_equal (msg.type, WC_MSG_ERROR);
+    assert_int_equal (wc_err_from_wire (msg.u.error.code), WALCAST_EUNAVAILABLE);
+    uint64_t seq, hash;
+    assert_int_equal (cluster_digest (c, r, &seq, &hash), 0);
+    assert_int_equal (seq, 100);
+    zmq_close (sock);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
@@ -256,6 +357,10 @@ main (void)
         cmocka_unit_test_setup_teardown (test_min_seq_waits_for_the_entry,
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_max_staleness, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_pipelined_get_sees_only_earlier_writes,
+                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_replica_detects_a_primary_that_lost_entries,
+                                         s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
