@@ -34,13 +34,15 @@ typedef enum {
 } wc_link_state_t;
 
 #define FETCH_BYTES        (2u * 1024u * 1024u)   /* asked per FETCH */
-#define FETCH_TIMEOUT_MS   3000                   /* then Lazy Pirate */
+#define FETCH_TIMEOUT_MS   3000                   /* at least; grows with the RTT */
+#define FETCH_RESENDS      3                      /* resends before a new socket */
 #define BACKOFF_MIN_MS     100
 #define BACKOFF_MAX_MS     3200
 #define BUFFER_MAX_ENTRIES 200000                 /* live entries kept while behind */
 #define BUFFER_MAX_BYTES   (64u * 1024u * 1024u)
 #define STREAM_BURST       4096                   /* stream messages per turn */
 #define SILENCE_MS         3000                   /* primary silent: say so */
+#define RESUBSCRIBE_MAX_MS 60000                  /* longest wait between resubscribes */
 
 /*  A stream entry kept for later (it arrived ahead of applied+1). */
 typedef struct {
@@ -74,7 +76,12 @@ struct wc_replica {
                                          whose seq we had applied: our data is
                                          at least as fresh as that instant */
     int64_t         heard_ms;         /* when it last said anything */
+    int64_t         stream_heard_ms;  /* when the stream last delivered */
     int64_t         resubscribed_ms;  /* when the stream was last rebuilt */
+    int64_t         resubscribe_ms;   /* silence that triggers a rebuild; doubles
+                                         while the stream stays silent */
+    int64_t         fetch_rtt_ms;     /* last FETCH round trip */
+    int             timeouts;         /* FETCHes unanswered in a row */
     bool            silent_logged;
 
     /* live entries that arrived ahead of applied+1, in seq order */
@@ -89,6 +96,7 @@ struct wc_replica {
     int64_t         next_progress_ms;
 
     bool            diverged;         /* upstream is behind us: stop following */
+    uint64_t        stream_high;      /* highest entry seq the stream delivered */
     uint64_t        gaps;             /* holes found */
     uint64_t        dropped;          /* malformed messages from the primary */
     msgpack_unpacked unpacked;
@@ -132,6 +140,13 @@ s_connect (int type, const char *endpoint, int64_t max_msg)
         zsock_set_rcvhwm (sock, 10000);
         zsock_set_subscribe (sock, "");
     }
+    if (type == ZMQ_REQ) {
+        /*  Resend on the same socket when a FETCH goes unanswered (the
+            connection may still be coming up over a slow link); stale
+            replies are told apart by ZeroMQ's request ids. */
+        zsock_set_req_relaxed (sock, 1);
+        zsock_set_req_correlate (sock, 1);
+    }
     if (zsock_connect (sock, "%s", endpoint) != 0) {
         wc_log_error ("cannot connect to %s", endpoint);
         zsock_destroy (&sock);
@@ -157,6 +172,11 @@ static void
 s_resubscribe (wc_replica_t *self, int64_t now)
 {
     self->resubscribed_ms = now;
+    /*  A new subscription takes several one-way trips to deliver: on a slow
+        link, rebuilding it too often would keep it from ever starting. */
+    self->resubscribe_ms *= 2;
+    if (self->resubscribe_ms > RESUBSCRIBE_MAX_MS)
+        self->resubscribe_ms = RESUBSCRIBE_MAX_MS;
     zsock_t *sub = s_connect (ZMQ_SUB, self->stream_ep,
                               (int64_t) WC_MAX_REQUEST + 4096);
     if (sub) {
@@ -274,11 +294,20 @@ s_drain_buffer (wc_replica_t *self)
     }
 }
 
-/*  The upstream says its log ends before ours: it lost entries we hold
-    (a wiped data dir, a restored backup, power loss without fsync), and
-    the seqs it hands out next will not be the entries we have. Following
-    it would serve a mixed history, so stop, say so loudly and let reads
-    fail until an operator resyncs this node (empty its --data). */
+/*  The upstream went backwards: it lost entries it had published or
+    served (a wiped data dir, a restored backup, power loss without
+    fsync), and the seqs it hands out next will not be the entries we
+    have. Following it would serve a mixed history, so stop, say so loudly
+    and let reads fail until an operator resyncs this node (empty --data).
+
+    Only two comparisons prove it, because the stream and the catch-up
+    channel are not ordered with each other (a heartbeat queued on the
+    stream can be older than a FETCH reply we already applied):
+    - an ENTRIES reply whose last seq is below what we had applied when we
+      sent the FETCH (the upstream answered after it had all of that);
+    - a heartbeat whose last seq is below an entry the stream delivered
+      earlier (one stream is ordered, and an upstream publishes only what
+      is in its WAL file). */
 static void
 s_diverged (wc_replica_t *self, uint64_t upstream_seq)
 {
@@ -436,11 +465,13 @@ s_on_fetch_reply (wc_replica_t *self)
     if (msg.type != WC_MSG_ENTRIES || msg.rid != self->fetch_rid)
         s_bad_reply (self, "not the ENTRIES we asked for");
     else
-    if (msg.u.entries.last_seq < self->node->applied)
+    if (msg.u.entries.last_seq < self->fetch_from - 1)
         s_diverged (self, msg.u.entries.last_seq);
     else {
         uint64_t last = msg.u.entries.last_seq;
         self->heard_ms = wc_node_now ();
+        self->fetch_rtt_ms = self->heard_ms - self->fetch_sent_ms;
+        self->timeouts = 0;
         if (last > self->primary_seq)
             self->primary_seq = last;
         if (msg.u.entries.count > 0 && last > self->node->applied)
@@ -477,6 +508,8 @@ s_on_fetch_reply (wc_replica_t *self)
 static void
 s_on_entry (wc_replica_t *self, const wc_entry_t *entry, zmq_msg_t *body)
 {
+    if (entry->seq > self->stream_high)
+        self->stream_high = entry->seq;
     uint64_t applied = self->node->applied;
     if (entry->seq <= applied)
         return;                                 /* seen already */
@@ -500,7 +533,7 @@ s_on_entry (wc_replica_t *self, const wc_entry_t *entry, zmq_msg_t *body)
 static void
 s_on_heartbeat (wc_replica_t *self, uint64_t last_seq, uint64_t clock_ms)
 {
-    if (last_seq < self->node->applied) {
+    if (last_seq < self->stream_high) {
         s_diverged (self, last_seq);
         return;
     }
@@ -546,12 +579,12 @@ s_on_stream (wc_replica_t *self)
                                           &self->unpacked, &msg)
                          : WALCAST_EPROTO;
     if (rc == 0 && msg.type == WC_MSG_ENTRY) {
-        self->heard_ms = wc_node_now ();
+        self->heard_ms = self->stream_heard_ms = wc_node_now ();
         s_on_entry (self, &msg.u.entry, &body);
     }
     else
     if (rc == 0 && msg.type == WC_MSG_HEARTBEAT) {
-        self->heard_ms = wc_node_now ();
+        self->heard_ms = self->stream_heard_ms = wc_node_now ();
         s_on_heartbeat (self, msg.u.heartbeat.last_seq,
                         msg.u.heartbeat.clock_ms);
     }
@@ -586,7 +619,8 @@ wc_replica_new (wc_node_t *node, const char *primary)
     self->node = node;
     self->backoff_ms = BACKOFF_MIN_MS;
     self->state = WC_LINK_CONNECTING;
-    self->heard_ms = self->resubscribed_ms = wc_node_now ();
+    self->heard_ms = self->stream_heard_ms = self->resubscribed_ms = wc_node_now ();
+    self->resubscribe_ms = SILENCE_MS;
     /*  Until a heartbeat says otherwise, our data is as fresh as the last
         entry we hold (by the primary's clock); an empty replica is
         infinitely stale. Better to decline a bounded read than to serve
@@ -656,7 +690,7 @@ wc_replica_handle (wc_replica_t *self, zmq_pollitem_t *items, int count)
             s_drain_stream (self);
         return;
     }
-    if (count > 1 && (items [1].revents & ZMQ_POLLIN) && self->fetching)
+    if (count > 1 && (items [1].revents & ZMQ_POLLIN))     /* late replies too */
         s_on_fetch_reply (self);
     if (items [0].revents & ZMQ_POLLIN)
         for (int i = 0; i < STREAM_BURST && s_on_stream (self); i++)
@@ -665,17 +699,44 @@ wc_replica_handle (wc_replica_t *self, zmq_pollitem_t *items, int count)
         self->fresh_clock_ms = self->hb_clock_ms;
 }
 
+/*  How long to wait for a FETCH reply: at least FETCH_TIMEOUT_MS, more
+    on a link whose round trip is long. */
+static int64_t
+s_fetch_timeout (const wc_replica_t *self)
+{
+    int64_t timeout = 4 * self->fetch_rtt_ms;
+    return timeout > FETCH_TIMEOUT_MS ? (timeout < 60000 ? timeout : 60000)
+                                      : FETCH_TIMEOUT_MS;
+}
+
+/*  How long the stream may stay silent before we rebuild it: the current
+    backoff, and never less than a few FETCH round trips. */
+static int64_t
+s_resubscribe_after (const wc_replica_t *self)
+{
+    int64_t after = 8 * self->fetch_rtt_ms;
+    return after > self->resubscribe_ms ? after : self->resubscribe_ms;
+}
+
 int
 wc_replica_tick (wc_replica_t *self)
 {
     if (self->diverged)
         return 1000;
     int64_t now = wc_node_now ();
-    if (self->fetching && now - self->fetch_sent_ms >= FETCH_TIMEOUT_MS) {
-        wc_log_warn ("catch-up: no answer from %s in %d ms; reconnecting "
-                     "(next try in %d ms)", self->primary, FETCH_TIMEOUT_MS,
-                     self->backoff_ms);
-        s_reset_req (self);
+    int64_t fetch_timeout = s_fetch_timeout (self);
+    if (self->fetching && now - self->fetch_sent_ms >= fetch_timeout) {
+        /*  Resend on the same socket a few times (a slow link may still be
+            connecting), then Lazy Pirate: a fresh socket. */
+        bool fresh = ++self->timeouts > FETCH_RESENDS;
+        wc_log_warn ("catch-up: no answer from %s in %lld ms; %s (next try "
+                     "in %d ms)", self->primary, (long long) fetch_timeout,
+                     fresh ? "reconnecting" : "asking again", self->backoff_ms);
+        if (fresh) {
+            s_reset_req (self);
+            self->timeouts = 0;
+        }
+        self->fetching = false;
         self->want_fetch = true;
         self->next_fetch_ms = now + self->backoff_ms;
         if (self->backoff_ms < BACKOFF_MAX_MS)
@@ -703,12 +764,14 @@ wc_replica_tick (wc_replica_t *self)
         wc_log_info ("primary %s heard again", self->primary);
         self->silent_logged = false;
     }
-    if (now - self->heard_ms >= SILENCE_MS
-    &&  now - self->resubscribed_ms >= SILENCE_MS)
+    if (now - self->stream_heard_ms < SILENCE_MS)
+        self->resubscribe_ms = SILENCE_MS;
+    else
+    if (now - self->resubscribed_ms >= s_resubscribe_after (self))
         s_resubscribe (self, now);
     int next = 100;
     if (self->fetching) {
-        int64_t left = FETCH_TIMEOUT_MS - (now - self->fetch_sent_ms);
+        int64_t left = fetch_timeout - (now - self->fetch_sent_ms);
         if (left < next)
             next = left > 0 ? (int) left : 0;
     }
