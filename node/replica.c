@@ -77,6 +77,7 @@ struct wc_replica {
                                          at least as fresh as that instant */
     int64_t         heard_ms;         /* when it last said anything */
     int64_t         stream_heard_ms;  /* when the stream last delivered */
+    bool            stream_live;      /* this subscription delivered once */
     int64_t         resubscribed_ms;  /* when the stream was last rebuilt */
     int64_t         resubscribe_ms;   /* silence that triggers a rebuild; doubles
                                          while the stream stays silent */
@@ -182,6 +183,7 @@ s_resubscribe (wc_replica_t *self, int64_t now)
     if (sub) {
         zsock_destroy (&self->sub);
         self->sub = sub;
+        self->stream_live = false;
     }
     self->want_fetch = true;
 }
@@ -580,11 +582,13 @@ s_on_stream (wc_replica_t *self)
                          : WALCAST_EPROTO;
     if (rc == 0 && msg.type == WC_MSG_ENTRY) {
         self->heard_ms = self->stream_heard_ms = wc_node_now ();
+        self->stream_live = true;
         s_on_entry (self, &msg.u.entry, &body);
     }
     else
     if (rc == 0 && msg.type == WC_MSG_HEARTBEAT) {
         self->heard_ms = self->stream_heard_ms = wc_node_now ();
+        self->stream_live = true;
         s_on_heartbeat (self, msg.u.heartbeat.last_seq,
                         msg.u.heartbeat.clock_ms);
     }
@@ -710,12 +714,18 @@ s_fetch_timeout (const wc_replica_t *self)
 }
 
 /*  How long the stream may stay silent before we rebuild it: the current
-    backoff, and never less than a few FETCH round trips. */
+    backoff, and never less than a few FETCH round trips. A subscription
+    that never delivered is most likely still being set up over a slow
+    link (it takes several one-way trips): give it much longer. */
 static int64_t
 s_resubscribe_after (const wc_replica_t *self)
 {
     int64_t after = 8 * self->fetch_rtt_ms;
-    return after > self->resubscribe_ms ? after : self->resubscribe_ms;
+    if (after < self->resubscribe_ms)
+        after = self->resubscribe_ms;
+    if (!self->stream_live && after < 10 * SILENCE_MS)
+        after = 10 * SILENCE_MS;
+    return after;
 }
 
 int
