@@ -1,6 +1,8 @@
-/*  cli.c - the walcast command: put, get, del, load, status, digest.
+/*  cli.c - the walcast command: put, get, del, load, status, digest, watch.
 
-        walcast [--node HOST:PORT]... [--timeout MS] COMMAND [ARGS]
+        walcast [--broker HOST:PORT | --node HOST:PORT ...] [--region R]
+                [--read PREF] [--consistency C] [--max-staleness MS]
+                [--timeout MS] [-v] COMMAND [ARGS]
 
     A thin shell over libwalcast. Two tables drive it: s_options, the
     global flags (each with a setter that fills s_opts_t), and s_commands,
@@ -9,13 +11,20 @@
     usage text and the help are generated from the tables.
 
     Global flags come before the command; everything after the command
-    is its arguments, taken as they are (so a value may start with '-').
+    is its arguments, taken as they are (so a value may start with '-'),
+    except get's own "--min-seq SEQ", which comes first.
+
+    With one --node and no --broker the tool talks to that node only, as
+    it always did; with a broker or several nodes the library routes
+    (reads by preference and consistency, writes to the primary) and
+    status prints one line per node.
 
     Exit codes: 0 success, 1 not found (get), 2 usage error, 3 an error
     from the node or the network ("walcast: COMMAND: <message>" on
     stderr). Results go to stdout, diagnostics and progress to stderr.
 */
 #include <errno.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -36,6 +45,12 @@
 typedef struct {
     const char **nodes;         /* --node values, in order (argv strings) */
     int          nnodes;
+    const char  *broker;        /* --broker, or NULL */
+    const char  *region;        /* --region, or NULL */
+    const char  *read;          /* --read, or NULL (library default) */
+    const char  *consistency;   /* --consistency, or NULL */
+    int          max_staleness; /* --max-staleness, 0 = none */
+    bool         verbose;       /* -v: say who served a read */
     int          timeout_ms;    /* --timeout, 0 = library default */
     bool         help;          /* --help: print usage, exit 0 */
     bool         version;       /* --version: print version, exit 0 */
@@ -71,6 +86,8 @@ s_now (void)
     clock_gettime (CLOCK_MONOTONIC, &ts);
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+static int s_usage_error (void);
 
 //  Report a library error for command `name` and return the exit code.
 static int
@@ -110,6 +127,65 @@ s_set_timeout (s_opts_t *opts, const char *value)
 }
 
 static int
+s_set_broker (s_opts_t *opts, const char *value)
+{
+    if (opts->broker) {
+        fprintf (stderr, "walcast: --broker given twice\n");
+        return -1;
+    }
+    opts->broker = value;
+    return 0;
+}
+
+static int
+s_set_region (s_opts_t *opts, const char *value)
+{
+    if (strlen (value) > 64) {
+        fprintf (stderr, "walcast: --region: at most 64 characters\n");
+        return -1;
+    }
+    opts->region = value;
+    return 0;
+}
+
+static int
+s_set_read (s_opts_t *opts, const char *value)
+{
+    opts->read = value;         // checked by the library, see main
+    return 0;
+}
+
+static int
+s_set_consistency (s_opts_t *opts, const char *value)
+{
+    opts->consistency = value;  // checked by the library, see main
+    return 0;
+}
+
+static int
+s_set_max_staleness (s_opts_t *opts, const char *value)
+{
+    char *end;
+    errno = 0;
+    long ms = strtol (value, &end, 10);
+    if (errno || end == value || *end || ms < 0 || ms > INT_MAX) {
+        fprintf (stderr, "walcast: --max-staleness: expected milliseconds "
+                 "(0..%d), got '%s'\n", INT_MAX, value);
+        return -1;
+    }
+    opts->max_staleness = (int) ms;
+    return 0;
+}
+
+static int
+s_set_verbose (s_opts_t *opts, const char *value)
+{
+    (void) value;
+    opts->verbose = true;
+    return 0;
+}
+
+static int
 s_set_help (s_opts_t *opts, const char *value)
 {
     (void) value;
@@ -126,11 +202,27 @@ s_set_version (s_opts_t *opts, const char *value)
 }
 
 static const s_option_t s_options [] = {
+    { "--broker", NULL, "HOST:PORT",
+      "learn the nodes from a broker (its base port)", s_set_broker },
     { "--node", NULL, "HOST:PORT",
-      "a node (its base port); the first serves reads and writes",
-      s_set_node },
+      "a node (its base port); one alone serves reads and writes, "
+      "several are routed among", s_set_node },
+    { "--region", NULL, "R",
+      "this client's region: \"nearest\" reads prefer its nodes", s_set_region },
+    { "--read", NULL, "PREF",
+      "read preference: nearest (default), primary, replica, region=NAME",
+      s_set_read },
+    { "--consistency", NULL, "C",
+      "eventual, session (default: read your writes) or strong (primary)",
+      s_set_consistency },
+    { "--max-staleness", NULL, "MS",
+      "replicas more than MS ms behind decline reads (0: no bound)",
+      s_set_max_staleness },
     { "--timeout", NULL, "MS",
-      "bound on every request, in ms (default 5000)", s_set_timeout },
+      "bound on every request, in ms (default 5000; not for watch)",
+      s_set_timeout },
+    { "--verbose", "-v", NULL,
+      "say on stderr who served a read", s_set_verbose },
     { "--help", "-h", NULL, "show this help", s_set_help },
     { "--version", NULL, NULL, "show the version", s_set_version },
 };
@@ -151,16 +243,72 @@ s_cmd_put (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     return S_EXIT_OK;
 }
 
+//  "--min-seq SEQ" or "--min-seq=SEQ" at args[*i]: parse it into *seq
+//  and step past it. Returns 0, 1 when args[*i] is not that option, or
+//  -1 after printing a usage error.
+static int
+s_parse_min_seq (char **args, int nargs, int *i, uint64_t *seq)
+{
+    const char *value;
+    if (strcmp (args [*i], "--min-seq") == 0) {
+        if (*i + 1 >= nargs) {
+            fprintf (stderr, "walcast: get: --min-seq needs SEQ\n");
+            return -1;
+        }
+        value = args [*i + 1];
+        *i += 2;
+    }
+    else
+    if (strncmp (args [*i], "--min-seq=", 10) == 0) {
+        value = args [*i] + 10;
+        *i += 1;
+    }
+    else
+        return 1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull (value, &end, 10);
+    if (errno || end == value || *end || value [0] == '-') {
+        fprintf (stderr, "walcast: get: --min-seq: expected a seq, got '%s'\n",
+                 value);
+        return -1;
+    }
+    *seq = (uint64_t) v;
+    return 0;
+}
+
+//  get [--min-seq SEQ] KEY: the value on stdout; with -v, who served it
+//  on stderr.
 static int
 s_cmd_get (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
-    (void) opts; (void) nargs;
+    uint64_t min_seq = 0;
+    int i = 0;
+    int rc = s_parse_min_seq (args, nargs, &i, &min_seq);
+    if (rc < 0)
+        return s_usage_error ();
+    if (nargs - i != 1) {
+        fprintf (stderr, "walcast: get: expected [--min-seq SEQ] KEY\n");
+        return s_usage_error ();
+    }
+    const char *key = args [i];
     void *value;
     size_t value_len;
-    int rc = walcast_get (client, args [0], strlen (args [0]),
-                          &value, &value_len, NULL);
+    walcast_served_t served;
+    rc = walcast_get_ex (client, key, strlen (key), min_seq, &value,
+                         &value_len, &served);
+    if (opts->verbose && (rc == 0 || rc == WALCAST_ENOTFOUND)) {
+        char rtt [32];
+        if (served.rtt_ms >= 0)
+            snprintf (rtt, sizeof rtt, "%.1f", served.rtt_ms);
+        else
+            snprintf (rtt, sizeof rtt, "?");
+        fprintf (stderr, "served by %s (%s, %s ms)\n",
+                 served.id [0] ? served.id : served.addr,
+                 served.region [0] ? served.region : "-", rtt);
+    }
     if (rc == WALCAST_ENOTFOUND) {
-        fprintf (stderr, "walcast: not found: %s\n", args [0]);
+        fprintf (stderr, "walcast: not found: %s\n", key);
         return S_EXIT_NOTFOUND;
     }
     if (rc)
@@ -265,10 +413,10 @@ s_cmd_load (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     return S_EXIT_OK;
 }
 
+//  status, one node: the issue-2 "key: value" lines.
 static int
-s_cmd_status (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
+s_status_one (walcast_t *client)
 {
-    (void) opts; (void) args; (void) nargs;
     walcast_status_t st;
     int rc = walcast_status (client, &st);
     if (rc)
@@ -285,6 +433,87 @@ s_cmd_status (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     return S_EXIT_OK;
 }
 
+#define S_COLUMNS   9
+#define S_CELL      272
+
+//  Copy a string into a table cell, truncating.
+static void
+s_cell (char *cell, const char *text)
+{
+    size_t len = strlen (text);
+    if (len > S_CELL - 1)
+        len = S_CELL - 1;
+    memcpy (cell, text, len);
+    cell [len] = 0;
+}
+
+//  status, a cluster: a header, then one line per node, columns aligned.
+static int
+s_status_table (walcast_t *client)
+{
+    static const char *header [S_COLUMNS] = {
+        "ID", "REGION", "ROLE", "EPOCH", "APPLIED", "LAG", "LAG_MS",
+        "RTT_MS", "STATE"
+    };
+    walcast_node_info_t nodes [256];
+    size_t count = 0;
+    int rc = walcast_nodes (client, nodes, sizeof nodes / sizeof nodes [0],
+                            &count);
+    if (rc)
+        return s_fail (client, "status", rc);
+    if (count == 0) {
+        fprintf (stderr, "walcast: status: no node known\n");
+        return S_EXIT_ERROR;
+    }
+    char (*cells) [S_COLUMNS][S_CELL] = calloc (count, sizeof *cells);
+    if (!cells) {
+        fprintf (stderr, "walcast: out of memory\n");
+        return S_EXIT_ERROR;
+    }
+    size_t width [S_COLUMNS];
+    for (int c = 0; c < S_COLUMNS; c++)
+        width [c] = strlen (header [c]);
+    for (size_t i = 0; i < count; i++) {
+        const walcast_node_info_t *n = &nodes [i];
+        char (*row) [S_CELL] = cells [i];
+        s_cell (row [0], n->id [0] ? n->id : n->addr);
+        s_cell (row [1], n->region [0] ? n->region : "-");
+        s_cell (row [2], n->role [0] ? n->role : "-");
+        snprintf (row [3], S_CELL, "%" PRIu64, n->epoch);
+        snprintf (row [4], S_CELL, "%" PRIu64, n->applied_seq);
+        snprintf (row [5], S_CELL, "%" PRIu64, n->lag);
+        snprintf (row [6], S_CELL, "%" PRIu64, n->lag_ms);
+        if (n->rtt_ms >= 0)
+            snprintf (row [7], S_CELL, "%.1f", n->rtt_ms);
+        else
+            snprintf (row [7], S_CELL, "-");
+        snprintf (row [8], S_CELL, "%s", n->up ? "up" : "down");
+        for (int c = 0; c < S_COLUMNS; c++)
+            if (strlen (row [c]) > width [c])
+                width [c] = strlen (row [c]);
+    }
+    for (size_t i = 0; i <= count; i++) {
+        for (int c = 0; c < S_COLUMNS; c++) {
+            const char *cell = i == 0 ? header [c] : cells [i - 1][c];
+            if (c == S_COLUMNS - 1)
+                printf ("%s\n", cell);
+            else
+                printf ("%-*s  ", (int) width [c], cell);
+        }
+    }
+    free (cells);
+    return S_EXIT_OK;
+}
+
+static int
+s_cmd_status (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
+{
+    (void) args; (void) nargs;
+    if (opts->broker || opts->nnodes > 1)
+        return s_status_table (client);
+    return s_status_one (client);
+}
+
 static int
 s_cmd_digest (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
@@ -297,42 +526,117 @@ s_cmd_digest (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     return S_EXIT_OK;
 }
 
+/*  Set by SIGINT / SIGTERM while watching. */
+static volatile sig_atomic_t s_interrupted = 0;
+
+static void
+s_on_signal (int sig)
+{
+    (void) sig;
+    s_interrupted = 1;
+}
+
+//  Print one change: "SEQ put KEY VALUE" or "SEQ del KEY", flushed.
+static int
+s_watch_print (void *arg, uint64_t seq, int op, const void *key,
+               size_t key_len, const void *value, size_t value_len)
+{
+    (void) arg;
+    printf ("%" PRIu64 " %s ", seq, op == 2 ? "del" : "put");
+    fwrite (key, 1, key_len, stdout);
+    if (op != 2) {
+        putchar (' ');
+        if (value_len)
+            fwrite (value, 1, value_len, stdout);
+    }
+    putchar ('\n');
+    if (fflush (stdout) || ferror (stdout))
+        return 2;               // stdout is gone: stop
+    return s_interrupted ? 1 : 0;
+}
+
+//  watch [PREFIX]: every change under PREFIX as it is published, until
+//  SIGINT or SIGTERM (exit 0). The library returns when a signal
+//  interrupts its wait; the loop goes back in for any other signal.
+static int
+s_cmd_watch (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
+{
+    (void) opts;
+    const char *prefix = nargs > 0 ? args [0] : "";
+    struct sigaction sa;
+    memset (&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset (&sa.sa_mask);
+    sa.sa_flags = 0;            // no SA_RESTART: the wait must end
+    sigaction (SIGINT, &sa, NULL);
+    sigaction (SIGTERM, &sa, NULL);
+    while (!s_interrupted) {
+        int rc = walcast_watch (client, prefix, strlen (prefix),
+                                s_watch_print, NULL, -1);
+        if (rc == 2) {
+            fprintf (stderr, "walcast: watch: writing stdout: %s\n",
+                     strerror (errno));
+            return S_EXIT_ERROR;
+        }
+        if (rc < 0)
+            return s_fail (client, "watch", rc);
+        if (rc > 0)
+            break;
+    }
+    return S_EXIT_OK;
+}
+
 static const s_command_t s_commands [] = {
     { "put", "KEY VALUE", 2, 2,
       "write KEY = VALUE on the primary; prints the write's seq", s_cmd_put },
-    { "get", "KEY", 1, 1,
-      "print KEY's value (exit 1 if absent)", s_cmd_get },
+    { "get", "[--min-seq SEQ] KEY", 1, 3,
+      "print KEY's value (exit 1 if absent); --min-seq: only from a node "
+      "that has applied SEQ (a token from another writer)", s_cmd_get },
     { "del", "KEY", 1, 1,
       "delete KEY; prints the write's seq", s_cmd_del },
     { "load", "", 0, 0,
       "write \"KEY VALUE\" lines from stdin; prints \"COUNT LAST_SEQ\"",
       s_cmd_load },
     { "status", "", 0, 0,
-      "show the node's role, epoch, seqs and lag", s_cmd_status },
+      "one node: its role, epoch, seqs and lag; with --broker or several "
+      "--node: one line per node", s_cmd_status },
     { "digest", "", 0, 0,
       "print the node's applied seq and a hash of its data", s_cmd_digest },
+    { "watch", "[PREFIX]", 0, 1,
+      "print every change to keys under PREFIX as it is published: "
+      "\"SEQ put KEY VALUE\" or \"SEQ del KEY\"; runs until interrupted",
+      s_cmd_watch },
 };
 #define S_NCOMMANDS (sizeof s_commands / sizeof s_commands [0])
 
 /* --- usage and parsing ------------------------------------------------- */
 
-//  The one-line synopsis, from the option table.
+//  The synopsis, from the option table, wrapped at 79 columns.
 static void
 s_print_synopsis (FILE *out)
 {
-    fprintf (out, "usage: walcast");
-    for (size_t i = 0; i < S_NOPTIONS; i++) {
-        const s_option_t *o = &s_options [i];
-        if (o->short_name)
-            fprintf (out, " [%s|%s]", o->short_name, o->name);
-        else
-        if (o->arg)
-            fprintf (out, " [%s %s]%s", o->name, o->arg,
-                     o->set == s_set_node ? "..." : "");
-        else
-            fprintf (out, " [%s]", o->name);
+    const char *head = "usage: walcast";
+    int column = fprintf (out, "%s", head);
+    for (size_t i = 0; i <= S_NOPTIONS; i++) {
+        char item [96];
+        if (i == S_NOPTIONS)
+            snprintf (item, sizeof item, "COMMAND [ARGS]");
+        else {
+            const s_option_t *o = &s_options [i];
+            if (o->short_name)
+                snprintf (item, sizeof item, "[%s|%s]", o->short_name, o->name);
+            else
+            if (o->arg)
+                snprintf (item, sizeof item, "[%s %s]%s", o->name, o->arg,
+                          o->set == s_set_node ? "..." : "");
+            else
+                snprintf (item, sizeof item, "[%s]", o->name);
+        }
+        if (column + 1 + (int) strlen (item) > 79)
+            column = fprintf (out, "\n%*s", (int) strlen (head), "") - 1;
+        column += fprintf (out, " %s", item);
     }
-    fprintf (out, " COMMAND [ARGS]\n");
+    fprintf (out, "\n");
 }
 
 //  Usage error: the reason was printed; add the synopsis.
@@ -344,12 +648,43 @@ s_usage_error (void)
     return S_EXIT_USAGE;
 }
 
+//  One help entry: left column, then text wrapped at 79 columns and
+//  indented under itself.
+static void
+s_print_entry (const char *left, const char *text)
+{
+    const int indent = 25;
+    const int width = 79 - indent;
+    printf ("  %-22s", left);
+    if ((int) strlen (left) > 22)
+        printf ("\n%*s", indent, "");
+    else
+        putchar (' ');
+    while (*text) {
+        int len = (int) strlen (text);
+        int take = len;
+        if (len > width) {
+            take = width;
+            while (take > 0 && text [take] != ' ')
+                take--;
+            if (take == 0)
+                take = width;
+        }
+        printf ("%.*s\n", take, text);
+        text += take;
+        while (*text == ' ')
+            text++;
+        if (*text)
+            printf ("%*s", indent, "");
+    }
+}
+
 static void
 s_print_help (void)
 {
     s_print_synopsis (stdout);
     printf ("\nwalcast talks to walcast nodes: writes go to the primary, "
-            "reads to a node.\n\nOptions:\n");
+            "reads to a node.\n\nOptions (before the command):\n");
     for (size_t i = 0; i < S_NOPTIONS; i++) {
         const s_option_t *o = &s_options [i];
         char left [64];
@@ -357,15 +692,23 @@ s_print_help (void)
                   o->short_name ? o->short_name : "",
                   o->short_name ? ", " : "", o->name,
                   o->arg ? " " : "", o->arg ? o->arg : "");
-        printf ("  %-18s %s\n", left, o->help);
+        s_print_entry (left, o->help);
     }
     printf ("\nCommands:\n");
     for (size_t i = 0; i < S_NCOMMANDS; i++) {
         const s_command_t *c = &s_commands [i];
         char left [64];
         snprintf (left, sizeof left, "%s %s", c->name, c->args);
-        printf ("  %-18s %s\n", left, c->help);
+        s_print_entry (left, c->help);
     }
+    printf ("\nReads. With --broker (or several --node), the client PINGs every "
+            "node, keeps\nan RTT average per node and picks by --read: nearest "
+            "takes the nodes within\n15 ms of the lowest RTT, its --region "
+            "first; a node that stops answering is\nskipped. --consistency "
+            "session (the default) reads what this run wrote;\nstrong reads "
+            "the primary; eventual reads anything. A node behind the read's\n"
+            "token or staler than --max-staleness declines, and the next one is "
+            "tried.\n-v prints \"served by ID (REGION, RTT ms)\" on stderr.\n");
     printf ("\nExit status: 0 success, 1 not found (get), 2 usage error, "
             "3 error from the node\nor the network.\n");
 }
@@ -479,8 +822,9 @@ main (int argc, char **argv)
         exit_code = s_usage_error ();
         goto done;
     }
-    if (opts.nnodes == 0) {
-        fprintf (stderr, "walcast: no node given (use --node HOST:PORT)\n");
+    if (opts.nnodes == 0 && !opts.broker) {
+        fprintf (stderr, "walcast: no node given (use --node HOST:PORT or "
+                 "--broker HOST:PORT)\n");
         exit_code = s_usage_error ();
         goto done;
     }
@@ -493,6 +837,36 @@ main (int argc, char **argv)
     }
     if (opts.timeout_ms > 0)
         walcast_set_timeout (client, opts.timeout_ms);
+    if (opts.read && walcast_set_read (client, opts.read)) {
+        fprintf (stderr, "walcast: --read: expected nearest, primary, replica "
+                 "or region=NAME, got '%s'\n", opts.read);
+        exit_code = s_usage_error ();
+        goto done;
+    }
+    if (opts.consistency && walcast_set_consistency (client, opts.consistency)) {
+        fprintf (stderr, "walcast: --consistency: expected eventual, session "
+                 "or strong, got '%s'\n", opts.consistency);
+        exit_code = s_usage_error ();
+        goto done;
+    }
+    if (opts.region)
+        walcast_set_region (client, opts.region);
+    walcast_set_max_staleness (client, opts.max_staleness);
+    if (opts.broker) {
+        int rc = walcast_connect_broker (client, opts.broker);
+        if (rc == WALCAST_EINVAL) {
+            fprintf (stderr, "walcast: --broker '%s': expected HOST:PORT "
+                     "(port 1..65534)\n", opts.broker);
+            exit_code = s_usage_error ();
+            goto done;
+        }
+        if (rc) {
+            fprintf (stderr, "walcast: --broker '%s': %s\n", opts.broker,
+                     walcast_strerror (rc));
+            exit_code = S_EXIT_ERROR;
+            goto done;
+        }
+    }
     for (int i = 0; i < opts.nnodes; i++) {
         int rc = walcast_connect (client, opts.nodes [i]);
         if (rc == WALCAST_EINVAL) {

@@ -1,17 +1,20 @@
 /*  walcast.c - libwalcast, the client side of include/walcast.h.
 
     A handle talks to each node it knows through one ZeroMQ DEALER socket
-    connected to the node's service ROUTER (base port P). Every request is
-    one frame, a msgpack message from the codec, carrying a request id
-    (rid) that the node echoes in its reply. Three ideas make it work:
+    connected to the node's service ROUTER (base port P); the table of
+    nodes, with what the handle knows of each (identity, RTT, liveness),
+    is client/topology.c. Every request is one frame, a msgpack message
+    from the codec, carrying a request id (rid) that the node echoes in
+    its reply. The ideas that make it work:
 
     - Replies are matched by rid, never by order. The handle hands out
       rids from one counter; a reply whose rid is the synchronous request
-      being waited for ends that wait, one whose rid is an async write in
-      flight settles that write, and anything else (a reply that arrived
-      after its request timed out) is dropped. So pipelined writes, a
-      sync call made while async writes are in flight, and late replies
-      all share one socket safely.
+      being waited for ends that wait, a PONG feeds the node's RTT and
+      liveness, a reply whose rid is an async write in flight settles
+      that write, and anything else (a reply that arrived after its
+      request timed out) is dropped. So pipelined writes, a sync call
+      made while async writes are in flight, background PINGs and late
+      replies all share one socket per node safely.
 
     - Lazy Pirate. Every call is bounded by the handle's timeout: we
       zmq_poll with the time that remains. When it runs out, the node's
@@ -32,10 +35,30 @@
       highest (epoch, seq) acknowledged and the count acknowledged since
       the previous flush.
 
-    Writes go to the "write node" (the first node added, until discovery
-    follows the primary), reads to the first node. ENOTPRIMARY is
-    returned as it is, with the primary's HOST:PORT kept for
-    walcast_last_detail; it is not followed.
+    - Background work rides on calls. There is no thread: every call
+      starts with a "tick" (at most every 100 ms) that applies the
+      broker's topology pushes, PINGs every node whose last PING is 1 s
+      old, and points writes at the primary the table names; and every
+      wait for a reply also collects PONGs. A handle that is used keeps
+      its view of the cluster fresh; an idle one costs nothing.
+
+    - Reads are routed, writes are not. A read asks client/select.c for
+      its candidates (read preference, consistency, RTT, region) and
+      tries them in order, each attempt bounded, carrying the session
+      token (client/session.c) as min_seq; ESTALE or silence moves it to
+      the next candidate. Under session consistency the primary ends the
+      list when the preference left it out, and is tried only after a
+      node said ESTALE: it is the way out for replicas that are behind,
+      not a way around the preference when they are gone. Writes go to one node, the primary as far as
+      the handle knows.
+
+    Two modes keep issue 2's contract. A handle given one node with
+    walcast_connect and no broker talks to that node only: writes go
+    there and ENOTPRIMARY is returned as it is, with the primary's
+    HOST:PORT in walcast_last_detail. A handle with a broker, or given
+    several nodes, follows: writes move to the primary the topology or
+    the PONGs name, and an ENOTPRIMARY that names a primary is retried
+    there once (a timeout, with a broker, once after a topology refresh).
 
     This file uses plain libzmq (not czmq) to keep the library's
     dependencies small.
@@ -50,42 +73,41 @@
 #include "walcast.h"
 #include "codec.h"
 #include "errors.h"
+#include "select.h"
+#include "session.h"
+#include "topology.h"
 
 /*  Writes in flight per handle for walcast_put_async, and the size of the
     ring that tracks them (twice the window, see above). */
 #define WC_ASYNC_WINDOW     4096
 #define WC_ASYNC_RING       (2 * WC_ASYNC_WINDOW)
 
-/*  Send and receive queues of each DEALER: large, so that a full window
-    of pipelined writes never blocks in libzmq. */
-#define WC_SOCKET_HWM       100000
-
-/*  ZMTP heartbeats, so a dead TCP peer is noticed (ms). */
-#define WC_HEARTBEAT_IVL    1000
-#define WC_HEARTBEAT_TTL    5000
-
 #define WC_DEFAULT_TIMEOUT  5000
+#define WC_DEFAULT_WINDOW   15          /* "nearest" latency window, ms */
+#define WC_DEFAULT_WAIT     200         /* session wait, ms */
+
+#define WC_TICK_US          100000      /* background work at most this often */
+#define WC_CONNECT_PING_MS  300         /* first RTT samples at connect */
+#define WC_ATTEMPT_MS       1000        /* one read attempt, on top of its wait */
+#define WC_BROKER_TRY_MS    1000        /* one TOPOLOGY_GET attempt */
+#define WC_REFRESH_MS       2000        /* bound on a topology refresh */
+#define WC_BROKER_FRESH_US  3000000     /* a TOPOLOGY older than this is stale */
+#define WC_SAMPLE_SLACK_US  2000        /* a PONG read this soon after the
+                                           sockets were seen empty is timely */
 
 /*  Room for an error's detail (a HOST:PORT, or text), NUL included. */
 #define WC_DETAIL_SIZE      (WC_MAX_TEXT + 1)
 
-/*  One node the handle knows. */
-typedef struct {
-    char *host_port;        /* "HOST:PORT" as given */
-    char *endpoint;         /* "tcp://HOST:PORT" */
-    bool  ipv6;             /* host is a bracketed IPv6 address */
-    void *sock;             /* DEALER, connected; NULL after a failed reset */
-} s_node_t;
-
 struct walcast {
     void            *ctx;           /* zmq context, one per handle */
-    s_node_t        *nodes;         /* nodes in the order added */
-    size_t           nnodes;
-    size_t           nodes_cap;
-    size_t           write_node;    /* index of the node writes go to */
+    wc_topology_t   *topo;          /* the nodes, their sockets and RTTs */
+    size_t           first_node;    /* first node added (status, digest) */
+    size_t           write_node;    /* node writes go to */
+    size_t           nconnected;    /* walcast_connect calls that worked */
     int              timeout_ms;    /* bound on every call */
     uint64_t         next_rid;      /* next request id to hand out, >= 1 */
-    msgpack_sbuffer  out;           /* encode buffer, reused */
+    msgpack_sbuffer  out;           /* encode buffer for requests, reused */
+    msgpack_sbuffer  ping_out;      /* encode buffer for PINGs */
     char             detail [WC_DETAIL_SIZE];   /* last error's detail */
 
     /* the reply being looked at: frame, decoded storage, message */
@@ -95,6 +117,8 @@ struct walcast {
     bool             rx_held;       /* rx_* hold the sync reply */
     uint64_t         sync_rid;      /* rid of the sync request, 0 = none */
     bool             saw_malformed; /* a frame we could not decode arrived */
+    int64_t          quiet_us;      /* when every node socket was last seen
+                                       empty (or watched by zmq_poll) */
 
     /* async writes */
     uint64_t        *ring;          /* WC_ASYNC_RING slots: rid or 0 */
@@ -104,15 +128,47 @@ struct walcast {
     walcast_pos_t    last;          /* highest position acknowledged */
     int              async_err;     /* first error since the last flush */
     char             async_detail [WC_DETAIL_SIZE];
+
+    /* routing */
+    wc_read_pref_t   read;          /* read preference */
+    int              consistency;   /* wc_consistency_t */
+    char             region [WC_MAX_ID + 1];    /* ours, "" none */
+    int              window_ms;     /* "nearest" latency window */
+    int              session_wait_ms;
+    int              max_staleness_ms;
+    wc_session_t     session;       /* the token */
+    int64_t          next_tick_us;  /* when the next tick may run */
+    wc_select_node_t *sel;          /* scratch: the table for select.c */
+    size_t          *cands;         /* scratch: candidates */
+    bool             cands_appended;    /* the last is session's primary */
+    size_t           scratch_cap;
+
+    /* broker */
+    bool             has_broker;
+    char             broker_endpoint [WC_MAX_ADDR + 8];
+    char             broker_pub [WC_MAX_ADDR + 8];
+    bool             broker_ipv6;
+    void            *broker_sock;   /* DEALER to B, NULL until needed */
+    void            *topo_sub;      /* SUB to B+1, topic "topology" */
+    uint64_t         topo_version;  /* version of the last TOPOLOGY applied */
+    int64_t          topo_at_us;    /* when it was applied, 0 never */
 };
 
-//  Monotonic clock in ms.
+//  Monotonic clock in ms, and in us.
 static int64_t
 s_now (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+s_now_us (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 //  Copy untrusted bytes into a NUL-terminated buffer of size `size`,
@@ -147,88 +203,30 @@ s_check_kv (const void *key, size_t key_len, const void *value,
     return 0;
 }
 
-//  Parse "HOST:PORT" (HOST may be a bracketed IPv6 address) into the
-//  node's endpoint. Port must be 1..65535.
-static int
-s_parse_host_port (const char *host_port, s_node_t *node)
+static wc_node_t *
+s_node (walcast_t *self, size_t index)
 {
-    size_t len = strlen (host_port);
-    if (len == 0 || len > WC_MAX_ADDR)
-        return WALCAST_EINVAL;
-    const char *colon = strrchr (host_port, ':');
-    if (!colon || colon == host_port)
-        return WALCAST_EINVAL;
-    size_t host_len = (size_t) (colon - host_port);
-    for (size_t i = 0; i < host_len; i++) {
-        char c = host_port [i];
-        if (c <= ' ' || c == '/' || c >= 0x7f)
-            return WALCAST_EINVAL;
-    }
-    bool ipv6 = host_port [0] == '[';
-    if (ipv6 && (host_len < 3 || host_port [host_len - 1] != ']'))
-        return WALCAST_EINVAL;
-    if (!ipv6 && memchr (host_port, ':', host_len))
-        return WALCAST_EINVAL;      // bare IPv6 needs brackets
-
-    const char *digits = colon + 1;
-    size_t ndigits = strlen (digits);
-    if (ndigits == 0 || ndigits > 5)
-        return WALCAST_EINVAL;
-    long port = 0;
-    for (size_t i = 0; i < ndigits; i++) {
-        if (digits [i] < '0' || digits [i] > '9')
-            return WALCAST_EINVAL;
-        port = port * 10 + (digits [i] - '0');
-    }
-    if (port < 1 || port > 65535)
-        return WALCAST_EINVAL;
-
-    node->host_port = strdup (host_port);
-    node->endpoint = malloc (len + sizeof "tcp://");
-    if (!node->host_port || !node->endpoint) {
-        free (node->host_port);
-        free (node->endpoint);
-        node->host_port = node->endpoint = NULL;
-        return WALCAST_ENOMEM;
-    }
-    snprintf (node->endpoint, len + sizeof "tcp://", "tcp://%s", host_port);
-    node->ipv6 = ipv6;
-    return 0;
+    return wc_topology_node (self->topo, index);
 }
 
-//  Create the node's DEALER socket and connect it. Returns 0, or
-//  WALCAST_EUNAVAILABLE / WALCAST_EINVAL (libzmq refused the endpoint).
-static int
-s_node_open (walcast_t *self, s_node_t *node)
+//  Does the handle follow the primary (see the top of the file)?
+static bool
+s_follow_mode (walcast_t *self)
 {
-    void *sock = zmq_socket (self->ctx, ZMQ_DEALER);
-    if (!sock)
-        return WALCAST_EUNAVAILABLE;
-    int linger = 0;
-    int hwm = WC_SOCKET_HWM;
-    int ivl = WC_HEARTBEAT_IVL;
-    int ttl = WC_HEARTBEAT_TTL;
-    int ipv6 = node->ipv6 ? 1 : 0;
-    int64_t maxmsg = WC_MAX_MESSAGE;
-    if (zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger)
-    ||  zmq_setsockopt (sock, ZMQ_SNDHWM, &hwm, sizeof hwm)
-    ||  zmq_setsockopt (sock, ZMQ_RCVHWM, &hwm, sizeof hwm)
-    ||  zmq_setsockopt (sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl)
-    ||  zmq_setsockopt (sock, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl)
-    ||  zmq_setsockopt (sock, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl)
-    ||  zmq_setsockopt (sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg)
-    ||  zmq_setsockopt (sock, ZMQ_IPV6, &ipv6, sizeof ipv6)) {
-        zmq_close (sock);
-        return WALCAST_EUNAVAILABLE;
-    }
-    if (zmq_connect (sock, node->endpoint)) {
-        int rc = errno == EINVAL ? WALCAST_EINVAL : WALCAST_EUNAVAILABLE;
-        zmq_close (sock);
-        return rc;
-    }
-    node->sock = sock;
-    return 0;
+    return self->has_broker || self->nconnected > 1;
 }
+
+//  Is the broker's view recent enough to trust its up/down?
+static bool
+s_broker_fresh (walcast_t *self)
+{
+    return self->has_broker && self->topo_at_us != 0
+        && s_now_us () - self->topo_at_us < WC_BROKER_FRESH_US;
+}
+
+/* --- replies ----------------------------------------------------------- */
+
+static void s_ping (walcast_t *self, size_t index, int64_t now_us);
 
 //  Forget every async write in flight (its socket is gone): they are
 //  unknown, which walcast_flush reports as a timeout.
@@ -250,15 +248,9 @@ s_async_abandon (walcast_t *self)
 static void
 s_node_reset (walcast_t *self, size_t index)
 {
-    s_node_t *node = &self->nodes [index];
-    if (node->sock) {
-        zmq_close (node->sock);
-        node->sock = NULL;
-    }
+    wc_topology_reset (self->topo, index);
     if (index == self->async_node)
         s_async_abandon (self);
-    s_node_open (self, node);       // on failure sock stays NULL: next call
-                                    // retries and reports EUNAVAILABLE
 }
 
 //  Release the held reply, if any.
@@ -293,6 +285,7 @@ s_async_settle (walcast_t *self)
             self->last.epoch = epoch;
             self->last.seq = seq;
         }
+        wc_session_note (&self->session, epoch, seq);
     }
     else
     if (self->async_err == 0) {
@@ -309,15 +302,17 @@ s_async_settle (walcast_t *self)
     return true;
 }
 
-//  Take one frame off sock (without waiting) and dispatch it: the sync
-//  reply is kept in rx (rx_held), an async reply settles its write,
-//  anything else is dropped. Returns 1 when a frame was taken, 0 when
-//  none was waiting, or a negative error for a socket failure.
+//  Take one frame off node index's socket (without waiting) and dispatch
+//  it: the sync reply is kept in rx (rx_held), a PONG updates the node,
+//  an async reply settles its write, anything else is dropped. Returns 1
+//  when a frame was taken, 0 when none was waiting, or a negative error
+//  for a socket failure.
 static int
-s_recv_one (walcast_t *self, void *sock)
+s_recv_one (walcast_t *self, size_t index)
 {
+    wc_node_t *node = s_node (self, index);
     zmq_msg_init (&self->rx_frame);
-    if (zmq_msg_recv (&self->rx_frame, sock, ZMQ_DONTWAIT) < 0) {
+    if (zmq_msg_recv (&self->rx_frame, node->sock, ZMQ_DONTWAIT) < 0) {
         int err = errno;
         zmq_msg_close (&self->rx_frame);
         return err == EAGAIN || err == EINTR ? 0 : WALCAST_EUNAVAILABLE;
@@ -327,7 +322,7 @@ s_recv_one (walcast_t *self, void *sock)
         while (zmq_msg_more (&self->rx_frame)) {
             zmq_msg_close (&self->rx_frame);
             zmq_msg_init (&self->rx_frame);
-            if (zmq_msg_recv (&self->rx_frame, sock, ZMQ_DONTWAIT) < 0)
+            if (zmq_msg_recv (&self->rx_frame, node->sock, ZMQ_DONTWAIT) < 0)
                 break;
         }
         zmq_msg_close (&self->rx_frame);
@@ -345,6 +340,15 @@ s_recv_one (walcast_t *self, void *sock)
     if (self->sync_rid != 0 && self->rx.rid == self->sync_rid)
         keep = true;
     else
+    if (self->rx.type == WC_MSG_PONG) {
+        //  Timely when the sockets were seen empty (or watched) just
+        //  before: then it arrived about now, and now - sent is the RTT.
+        int64_t now = s_now_us ();
+        bool timely = now - self->quiet_us <= WC_SAMPLE_SLACK_US;
+        if (wc_topology_pong (node, &self->rx, now, timely))
+            s_ping (self, index, now);
+    }
+    else
         s_async_settle (self);      // or a stale reply: dropped
 
     if (keep)
@@ -361,16 +365,18 @@ s_recv_one (walcast_t *self, void *sock)
 static int
 s_drain (walcast_t *self)
 {
-    for (size_t i = 0; i < self->nnodes && !self->rx_held; i++) {
-        void *sock = self->nodes [i].sock;
-        if (!sock)
+    size_t size = wc_topology_size (self->topo);
+    for (size_t i = 0; i < size && !self->rx_held; i++) {
+        if (!s_node (self, i)->sock)
             continue;
         int rc;
-        while ((rc = s_recv_one (self, sock)) == 1 && !self->rx_held)
+        while ((rc = s_recv_one (self, i)) == 1 && !self->rx_held)
             ;
         if (rc < 0)
             return rc;
     }
+    if (!self->rx_held)
+        self->quiet_us = s_now_us ();   // every socket read to the end
     return 0;
 }
 
@@ -380,11 +386,13 @@ s_drain (walcast_t *self)
 static int
 s_wait (walcast_t *self, int64_t deadline)
 {
-    zmq_pollitem_t items [self->nnodes > 0 ? self->nnodes : 1];
+    size_t size = wc_topology_size (self->topo);
+    zmq_pollitem_t items [size > 0 ? size : 1];
     size_t nitems = 0;
-    for (size_t i = 0; i < self->nnodes; i++) {
-        if (self->nodes [i].sock) {
-            items [nitems].socket = self->nodes [i].sock;
+    for (size_t i = 0; i < size; i++) {
+        void *sock = s_node (self, i)->sock;
+        if (sock) {
+            items [nitems].socket = sock;
             items [nitems].fd = 0;
             items [nitems].events = ZMQ_POLLIN;
             items [nitems].revents = 0;
@@ -393,12 +401,20 @@ s_wait (walcast_t *self, int64_t deadline)
     }
     if (nitems == 0)
         return WALCAST_EUNAVAILABLE;
+    //  Start from empty sockets, so that whatever wakes the poll arrived
+    //  while we watched (its RTT sample is honest).
+    if (s_now_us () - self->quiet_us > WC_SAMPLE_SLACK_US) {
+        int rc = s_drain (self);
+        if (rc || self->rx_held)
+            return rc;
+    }
     int64_t remaining = deadline - s_now ();
     if (remaining <= 0)
         return WALCAST_ETIMEOUT;
     int rc = zmq_poll (items, (int) nitems, (long) remaining);
     if (rc < 0 && errno != EINTR)
         return WALCAST_EUNAVAILABLE;
+    self->quiet_us = s_now_us ();   // watched until now: arrivals are fresh
     if (rc <= 0)
         return s_now () >= deadline ? WALCAST_ETIMEOUT : 0;
     return s_drain (self);
@@ -409,9 +425,10 @@ s_wait (walcast_t *self, int64_t deadline)
 static int
 s_send (walcast_t *self, size_t index, int64_t deadline)
 {
-    s_node_t *node = &self->nodes [index];
+    wc_node_t *node = s_node (self, index);
     if (!node->sock) {
-        if (s_node_open (self, node))
+        wc_topology_reset (self->topo, index);
+        if (!node->sock)
             return WALCAST_EUNAVAILABLE;
     }
     while (true) {
@@ -444,20 +461,21 @@ s_new_rid (walcast_t *self)
     return rid;
 }
 
-//  Send req to the node at index and wait for its reply, bounded by the
-//  timeout. On success self->rx holds a reply of type expect (released at
-//  the next request). An ERROR reply becomes its code, with its detail
-//  in self->detail; a reply of any other type is WALCAST_EPROTO. On a
-//  timeout the node's socket is reset (Lazy Pirate).
+//  Send req to the node at index and wait for its reply, until deadline
+//  (monotonic ms). On success self->rx holds a reply of type expect
+//  (released at the next request). An ERROR reply becomes its code, with
+//  its detail in self->detail; a reply of any other type is
+//  WALCAST_EPROTO. On a timeout the node's socket is reset (Lazy Pirate)
+//  and the node counts as unreachable until it answers a PING.
 static int
-s_request (walcast_t *self, size_t index, wc_msg_t *req, int expect)
+s_request (walcast_t *self, size_t index, wc_msg_t *req, int expect,
+           int64_t deadline)
 {
     s_rx_release (self);
     self->detail [0] = 0;
-    if (index >= self->nnodes)
+    if (index >= wc_topology_size (self->topo))
         return WALCAST_EUNAVAILABLE;
 
-    int64_t deadline = s_now () + self->timeout_ms;
     req->rid = s_new_rid (self);
     self->out.size = 0;
     int rc = wc_msg_encode (req, &self->out);
@@ -473,12 +491,14 @@ s_request (walcast_t *self, size_t index, wc_msg_t *req, int expect)
 
     if (rc == WALCAST_ETIMEOUT || rc == WALCAST_EUNAVAILABLE) {
         s_node_reset (self, index);
+        s_node (self, index)->reachable = false;
         if (rc == WALCAST_ETIMEOUT && self->saw_malformed)
             rc = WALCAST_EPROTO;    // the node answered, but not readably
         return rc;
     }
     if (rc)
         return rc;
+    s_node (self, index)->reachable = true;
     if (self->rx.type == WC_MSG_ERROR) {
         s_copy_text (self->detail, sizeof self->detail,
                      &self->rx.u.error.detail);
@@ -489,6 +509,378 @@ s_request (walcast_t *self, size_t index, wc_msg_t *req, int expect)
     return 0;
 }
 
+/* --- the table: selection, PINGs, the broker --------------------------- */
+
+//  Make sure the scratch arrays hold one entry per node.
+static int
+s_scratch (walcast_t *self)
+{
+    size_t size = wc_topology_size (self->topo);
+    if (size <= self->scratch_cap)
+        return 0;
+    size_t cap = size * 2;
+    wc_select_node_t *sel = realloc (self->sel, cap * sizeof *sel);
+    if (!sel)
+        return WALCAST_ENOMEM;
+    self->sel = sel;
+    size_t *cands = realloc (self->cands, cap * sizeof *cands);
+    if (!cands)
+        return WALCAST_ENOMEM;
+    self->cands = cands;
+    self->scratch_cap = cap;
+    return 0;
+}
+
+//  The primary as the table knows it, or WC_SELECT_NONE.
+static size_t
+s_primary (walcast_t *self)
+{
+    if (s_scratch (self))
+        return WC_SELECT_NONE;
+    wc_topology_to_select (self->topo, self->sel, s_broker_fresh (self));
+    return wc_select_primary (self->sel, wc_topology_size (self->topo));
+}
+
+//  In follow mode, point writes at the primary the table names.
+static void
+s_follow_primary (walcast_t *self)
+{
+    if (!s_follow_mode (self))
+        return;
+    size_t primary = s_primary (self);
+    if (primary != WC_SELECT_NONE)
+        self->write_node = primary;
+    else
+    if (self->write_node == WC_SELECT_NONE && wc_topology_size (self->topo) > 0)
+        self->write_node = 0;
+}
+
+//  Send a PING to node index now (non-blocking; a full queue skips it).
+static void
+s_ping (walcast_t *self, size_t index, int64_t now_us)
+{
+    wc_node_t *node = s_node (self, index);
+    node->ping_sent_us = now_us;
+    node->ping_rid = 0;
+    if (!node->sock)
+        return;
+    wc_msg_t ping;
+    memset (&ping, 0, sizeof ping);
+    ping.type = WC_MSG_PING;
+    ping.rid = s_new_rid (self);
+    self->ping_out.size = 0;
+    if (wc_msg_encode (&ping, &self->ping_out))
+        return;
+    if (zmq_send (node->sock, self->ping_out.data, self->ping_out.size,
+                  ZMQ_DONTWAIT) >= 0)
+        node->ping_rid = ping.rid;
+}
+
+//  Apply a decoded TOPOLOGY (a reply, direct, or a push). A push older
+//  than what we hold is ignored, unless what we hold is stale (the
+//  broker restarted and counts from 1 again). Every item is checked
+//  before any is applied: a malformed message changes nothing.
+static int
+s_apply_topology (walcast_t *self, const wc_msg_t *msg, bool direct)
+{
+    int64_t now = s_now_us ();
+    if (!direct && self->topo_at_us != 0
+    &&  msg->u.topology.version < self->topo_version
+    &&  now - self->topo_at_us < WC_BROKER_FRESH_US)
+        return 0;
+    if (msg->u.topology.count > WC_MAX_NODES)
+        return WALCAST_EPROTO;
+    wc_node_info_t info;
+    for (uint32_t i = 0; i < msg->u.topology.count; i++)
+        if (wc_node_info_from_object (&msg->u.topology.items [i], &info))
+            return WALCAST_EPROTO;
+
+    wc_topology_begin (self->topo);
+    int rc = 0;
+    for (uint32_t i = 0; i < msg->u.topology.count; i++) {
+        wc_node_info_from_object (&msg->u.topology.items [i], &info);
+        size_t index;
+        bool moved;
+        int arc = wc_topology_apply (self->topo, &info, &index, &moved);
+        if (arc == 0 && moved && index == self->async_node)
+            s_async_abandon (self);
+        if (arc && rc == 0)
+            rc = arc;
+    }
+    wc_topology_end (self->topo);
+    self->topo_version = msg->u.topology.version;
+    self->topo_at_us = now;
+    return rc;
+}
+
+//  Receive one message from a SUB socket without waiting. Returns 0
+//  when none was waiting, 1 when a [topic][payload] message is now in
+//  topic and payload (both initialised by the caller), 2 when a message
+//  of another shape was read and dropped.
+static int
+s_recv_pair (void *sock, zmq_msg_t *topic, zmq_msg_t *payload)
+{
+    int nframes = 0;
+    bool more = true;
+    while (more) {
+        zmq_msg_t frame;
+        zmq_msg_init (&frame);
+        if (zmq_msg_recv (&frame, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&frame);
+            if (nframes == 0)
+                return 0;
+            break;              // cannot happen: parts arrive together
+        }
+        more = zmq_msg_more (&frame);
+        if (nframes == 0)
+            zmq_msg_move (topic, &frame);
+        else
+        if (nframes == 1)
+            zmq_msg_move (payload, &frame);
+        zmq_msg_close (&frame);
+        nframes++;
+    }
+    return nframes == 2 ? 1 : 2;
+}
+
+//  Apply every topology push waiting on the SUB, without blocking.
+//  A push is [topic "topology"][TOPOLOGY, rid 0]; anything else is
+//  dropped.
+static void
+s_topology_poll (walcast_t *self)
+{
+    if (!self->topo_sub)
+        return;
+    zmq_msg_t topic, payload;
+    zmq_msg_init (&topic);
+    zmq_msg_init (&payload);
+    int rc;
+    while ((rc = s_recv_pair (self->topo_sub, &topic, &payload)) != 0) {
+        if (rc != 1 || zmq_msg_size (&topic) != 8
+        ||  memcmp (zmq_msg_data (&topic), "topology", 8) != 0)
+            continue;
+        msgpack_unpacked storage;
+        msgpack_unpacked_init (&storage);
+        wc_msg_t msg;
+        if (wc_msg_decode (zmq_msg_data (&payload), zmq_msg_size (&payload),
+                           &storage, &msg) == 0
+        &&  msg.type == WC_MSG_TOPOLOGY)
+            s_apply_topology (self, &msg, false);
+        msgpack_unpacked_destroy (&storage);
+    }
+    zmq_msg_close (&topic);
+    zmq_msg_close (&payload);
+}
+
+//  Ask the broker for the topology and apply it, Lazy Pirate style:
+//  attempts of up to WC_BROKER_TRY_MS, each on a fresh socket, until
+//  deadline (ms). 0, an error the broker sent, or WALCAST_ETIMEOUT.
+static int
+s_broker_refresh (walcast_t *self, int64_t deadline)
+{
+    if (!self->has_broker)
+        return WALCAST_EUNAVAILABLE;
+    int rc = WALCAST_ETIMEOUT;
+    while (s_now () < deadline) {
+        if (!self->broker_sock) {
+            int err = 0;
+            self->broker_sock = wc_topology_socket (self->ctx, ZMQ_DEALER,
+                                                    self->broker_endpoint,
+                                                    self->broker_ipv6, &err);
+            if (!self->broker_sock)
+                return err;
+        }
+        wc_msg_t req;
+        memset (&req, 0, sizeof req);
+        req.type = WC_MSG_TOPOLOGY_GET;
+        req.rid = s_new_rid (self);
+        self->out.size = 0;
+        rc = wc_msg_encode (&req, &self->out);
+        if (rc)
+            return rc;
+        rc = WALCAST_ETIMEOUT;
+        if (zmq_send (self->broker_sock, self->out.data, self->out.size,
+                      ZMQ_DONTWAIT) < 0)
+            rc = WALCAST_EUNAVAILABLE;
+        int64_t attempt = s_now () + WC_BROKER_TRY_MS;
+        if (attempt > deadline)
+            attempt = deadline;
+        while (rc == WALCAST_ETIMEOUT) {
+            int64_t remaining = attempt - s_now ();
+            if (remaining <= 0)
+                break;
+            zmq_pollitem_t item = { self->broker_sock, 0, ZMQ_POLLIN, 0 };
+            if (zmq_poll (&item, 1, (long) remaining) <= 0)
+                continue;
+            zmq_msg_t frame;
+            zmq_msg_init (&frame);
+            if (zmq_msg_recv (&frame, self->broker_sock, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close (&frame);
+                continue;
+            }
+            bool more = zmq_msg_more (&frame);
+            msgpack_unpacked storage;
+            msgpack_unpacked_init (&storage);
+            wc_msg_t msg;
+            if (!more
+            &&  wc_msg_decode (zmq_msg_data (&frame), zmq_msg_size (&frame),
+                               &storage, &msg) == 0
+            &&  msg.rid == req.rid) {
+                if (msg.type == WC_MSG_TOPOLOGY)
+                    rc = s_apply_topology (self, &msg, true);
+                else
+                if (msg.type == WC_MSG_ERROR)
+                    rc = wc_err_from_wire (msg.u.error.code);
+                else
+                    rc = WALCAST_EPROTO;
+            }
+            msgpack_unpacked_destroy (&storage);
+            zmq_msg_close (&frame);
+            while (more) {              // drop the rest of a multipart
+                zmq_msg_init (&frame);
+                if (zmq_msg_recv (&frame, self->broker_sock, ZMQ_DONTWAIT) < 0)
+                    more = false;
+                else
+                    more = zmq_msg_more (&frame);
+                zmq_msg_close (&frame);
+            }
+        }
+        if (rc != WALCAST_ETIMEOUT && rc != WALCAST_EUNAVAILABLE)
+            break;
+        zmq_close (self->broker_sock);  // Lazy Pirate: start clean
+        self->broker_sock = NULL;
+    }
+    if (rc == 0)
+        s_follow_primary (self);
+    return rc;
+}
+
+//  The background work every call starts with (at most every
+//  WC_TICK_US): topology pushes, PINGs that are due, where writes go.
+static void
+s_tick (walcast_t *self)
+{
+    int64_t now = s_now_us ();
+    if (now < self->next_tick_us)
+        return;
+    self->next_tick_us = now + WC_TICK_US;
+    //  What came in since the last look first: PONGs before deciding
+    //  who is silent. (Not timely, unless the last look just ended.)
+    if (!self->rx_held)
+        s_drain (self);
+    s_topology_poll (self);
+    size_t size = wc_topology_size (self->topo);
+    for (size_t i = 0; i < size; i++)
+        if (wc_topology_ping_due (s_node (self, i), now))
+            s_ping (self, i, now);
+    s_follow_primary (self);
+}
+
+//  What every synchronous call starts with: read what came in since the
+//  last call (late replies, PONGs), then the tick.
+static void
+s_begin (walcast_t *self)
+{
+    s_rx_release (self);
+    s_drain (self);
+    s_tick (self);
+}
+
+//  One round of PINGs: ping node `only` (or, with WC_SELECT_NONE, every
+//  node not known to be down) unless a PING is already in flight, and
+//  wait until they have all answered or wait_ms passed. With
+//  mark_silent, nodes still silent after a wait of WC_PING_DEAD_US
+//  count as unreachable.
+static void
+s_ping_round (walcast_t *self, size_t only, int wait_ms, bool mark_silent)
+{
+    int64_t now = s_now_us ();
+    int64_t deadline = s_now () + wait_ms;
+    size_t size = wc_topology_size (self->topo);
+    bool fresh = s_broker_fresh (self);
+    for (size_t i = 0; i < size; i++) {
+        wc_node_t *node = s_node (self, i);
+        if (only != WC_SELECT_NONE && i != only)
+            continue;
+        if (node->ping_rid == 0 || now - node->ping_sent_us >= WC_PING_DEAD_US)
+            s_ping (self, i, now);
+    }
+    while (true) {
+        bool waiting = false;
+        for (size_t i = 0; i < size; i++) {
+            wc_node_t *node = s_node (self, i);
+            if (only != WC_SELECT_NONE && i != only)
+                continue;
+            if (fresh && !node->up)
+                continue;           // the broker says down: do not wait for it
+            if (node->ping_rid != 0)
+                waiting = true;
+        }
+        if (!waiting)
+            break;
+        if (s_wait (self, deadline))
+            break;
+    }
+    if (mark_silent && (int64_t) wait_ms * 1000 >= WC_PING_DEAD_US)
+        for (size_t i = 0; i < size; i++)
+            if (s_node (self, i)->ping_rid != 0
+            &&  (only == WC_SELECT_NONE || i == only))
+                s_node (self, i)->reachable = false;
+}
+
+//  The node status and digest ask: the primary with a broker, else the
+//  first node added.
+static size_t
+s_home_node (walcast_t *self)
+{
+    if (self->has_broker) {
+        size_t primary = s_primary (self);
+        if (primary != WC_SELECT_NONE)
+            return primary;
+    }
+    if (self->first_node != WC_SELECT_NONE)
+        return self->first_node;
+    return wc_topology_size (self->topo) > 0 ? 0 : WC_SELECT_NONE;
+}
+
+//  The candidates of a read into self->cands; returns how many. When no
+//  node fits because none is reachable (or up), the rules are applied
+//  again as if all were: trying a node that may answer beats failing
+//  without trying. When even that gives nothing and the read wants the
+//  primary, the write node stands in for it (the best guess there is).
+static size_t
+s_candidates (walcast_t *self)
+{
+    if (s_scratch (self))
+        return 0;
+    size_t size = wc_topology_size (self->topo);
+    wc_topology_to_select (self->topo, self->sel, s_broker_fresh (self));
+    wc_select_query_t query;
+    query.pref = self->read;
+    query.consistency = self->consistency;
+    query.region = self->region;
+    query.window_ms = self->window_ms;
+    size_t n = wc_select_candidates (self->sel, size, &query, self->cands, size,
+                                     &self->cands_appended);
+    if (n == 0) {
+        for (size_t i = 0; i < size; i++) {
+            self->sel [i].up = true;
+            self->sel [i].reachable = true;
+        }
+        n = wc_select_candidates (self->sel, size, &query, self->cands, size,
+                                  &self->cands_appended);
+    }
+    if (n == 0 && size > 0
+    && (self->consistency == WC_CONSISTENCY_STRONG
+        || self->read.mode == WC_READ_PRIMARY)) {
+        size_t guess = self->write_node != WC_SELECT_NONE ? self->write_node : 0;
+        self->cands [n++] = guess;
+    }
+    return n;
+}
+
+/* --- the handle -------------------------------------------------------- */
+
 walcast_t *
 walcast_new (void)
 {
@@ -497,16 +889,27 @@ walcast_new (void)
         return NULL;
     self->ring = calloc (WC_ASYNC_RING, sizeof self->ring [0]);
     self->ctx = zmq_ctx_new ();
-    if (!self->ring || !self->ctx) {
+    self->topo = self->ctx ? wc_topology_new (self->ctx) : NULL;
+    if (!self->ring || !self->ctx || !self->topo) {
         free (self->ring);
+        wc_topology_destroy (&self->topo);
         if (self->ctx)
             zmq_ctx_term (self->ctx);
         free (self);
         return NULL;
     }
     msgpack_sbuffer_init (&self->out);
+    msgpack_sbuffer_init (&self->ping_out);
     self->timeout_ms = WC_DEFAULT_TIMEOUT;
     self->next_rid = 1;
+    self->first_node = WC_SELECT_NONE;
+    self->write_node = WC_SELECT_NONE;
+    self->async_node = WC_SELECT_NONE;
+    self->read.mode = WC_READ_NEAREST;
+    self->consistency = WC_CONSISTENCY_SESSION;
+    self->window_ms = WC_DEFAULT_WINDOW;
+    self->session_wait_ms = WC_DEFAULT_WAIT;
+    wc_session_reset (&self->session);
     return self;
 }
 
@@ -517,18 +920,28 @@ walcast_destroy (walcast_t **self_p)
         return;
     walcast_t *self = *self_p;
     s_rx_release (self);
-    for (size_t i = 0; i < self->nnodes; i++) {
-        if (self->nodes [i].sock)
-            zmq_close (self->nodes [i].sock);
-        free (self->nodes [i].host_port);
-        free (self->nodes [i].endpoint);
-    }
-    free (self->nodes);
+    wc_topology_destroy (&self->topo);
+    if (self->broker_sock)
+        zmq_close (self->broker_sock);
+    if (self->topo_sub)
+        zmq_close (self->topo_sub);
     zmq_ctx_term (self->ctx);
     msgpack_sbuffer_destroy (&self->out);
+    msgpack_sbuffer_destroy (&self->ping_out);
     free (self->ring);
+    free (self->sel);
+    free (self->cands);
     free (self);
     *self_p = NULL;
+}
+
+//  Milliseconds for the first PING round: WC_CONNECT_PING_MS, or the
+//  timeout when smaller.
+static int
+s_connect_wait (walcast_t *self)
+{
+    return self->timeout_ms < WC_CONNECT_PING_MS ? self->timeout_ms
+                                                 : WC_CONNECT_PING_MS;
 }
 
 int
@@ -536,24 +949,59 @@ walcast_connect (walcast_t *self, const char *host_port)
 {
     if (!self || !host_port)
         return WALCAST_EINVAL;
-    if (self->nnodes == self->nodes_cap) {
-        size_t cap = self->nodes_cap ? self->nodes_cap * 2 : 4;
-        s_node_t *nodes = realloc (self->nodes, cap * sizeof *nodes);
-        if (!nodes)
-            return WALCAST_ENOMEM;
-        self->nodes = nodes;
-        self->nodes_cap = cap;
-    }
-    s_node_t node = { NULL, NULL, false, NULL };
-    int rc = s_parse_host_port (host_port, &node);
-    if (rc == 0)
-        rc = s_node_open (self, &node);
-    if (rc) {
-        free (node.host_port);
-        free (node.endpoint);
+    size_t index;
+    int rc = wc_topology_add (self->topo, host_port, &index);
+    if (rc)
         return rc;
+    if (self->first_node == WC_SELECT_NONE)
+        self->first_node = index;
+    if (self->write_node == WC_SELECT_NONE)
+        self->write_node = index;
+    self->nconnected++;
+    s_ping_round (self, index, s_connect_wait (self), false);
+    s_follow_primary (self);
+    return 0;
+}
+
+int
+walcast_connect_broker (walcast_t *self, const char *host_port)
+{
+    if (!self || !host_port)
+        return WALCAST_EINVAL;
+    char endpoint [sizeof self->broker_endpoint];
+    char pub [sizeof self->broker_pub];
+    bool ipv6;
+    if (wc_topology_endpoint (host_port, 0, endpoint, sizeof endpoint, &ipv6)
+    ||  wc_topology_endpoint (host_port, 1, pub, sizeof pub, NULL))
+        return WALCAST_EINVAL;
+
+    //  Subscribe first, then ask: no change falls between the two.
+    int err = 0;
+    void *sub = wc_topology_socket (self->ctx, ZMQ_SUB, pub, ipv6, &err);
+    if (!sub)
+        return err;
+    if (zmq_setsockopt (sub, ZMQ_SUBSCRIBE, "topology", 8)) {
+        zmq_close (sub);
+        return WALCAST_EUNAVAILABLE;
     }
-    self->nodes [self->nnodes++] = node;
+    if (self->topo_sub)
+        zmq_close (self->topo_sub);
+    if (self->broker_sock)
+        zmq_close (self->broker_sock);
+    self->broker_sock = NULL;
+    self->topo_sub = sub;
+    memcpy (self->broker_endpoint, endpoint, sizeof endpoint);
+    memcpy (self->broker_pub, pub, sizeof pub);
+    self->broker_ipv6 = ipv6;
+    self->has_broker = true;
+    self->topo_at_us = 0;
+    self->topo_version = 0;
+
+    int rc = s_broker_refresh (self, s_now () + self->timeout_ms);
+    if (rc)
+        return rc;
+    s_ping_round (self, WC_SELECT_NONE, s_connect_wait (self), false);
+    s_follow_primary (self);
     return 0;
 }
 
@@ -570,7 +1018,67 @@ walcast_last_detail (walcast_t *self)
     return self ? self->detail : "";
 }
 
-//  PUT or DEL, synchronously, on the write node.
+int
+walcast_set_region (walcast_t *self, const char *region)
+{
+    if (!self)
+        return WALCAST_EINVAL;
+    if (!region)
+        region = "";
+    if (strlen (region) > WC_MAX_ID)
+        return WALCAST_EINVAL;
+    strcpy (self->region, region);
+    return 0;
+}
+
+int
+walcast_set_read (walcast_t *self, const char *preference)
+{
+    if (!self)
+        return WALCAST_EINVAL;
+    return wc_select_parse_read (preference, &self->read);
+}
+
+int
+walcast_set_consistency (walcast_t *self, const char *consistency)
+{
+    if (!self)
+        return WALCAST_EINVAL;
+    return wc_select_parse_consistency (consistency, &self->consistency);
+}
+
+void
+walcast_set_max_staleness (walcast_t *self, int ms)
+{
+    if (self)
+        self->max_staleness_ms = ms > 0 ? ms : 0;
+}
+
+void
+walcast_set_latency_window (walcast_t *self, int ms)
+{
+    if (self)
+        self->window_ms = ms > 0 ? ms : 0;
+}
+
+void
+walcast_set_session_wait (walcast_t *self, int ms)
+{
+    if (self)
+        self->session_wait_ms = ms > 0 ? ms : 0;
+}
+
+uint64_t
+walcast_session_seq (walcast_t *self)
+{
+    return self ? self->session.seq : 0;
+}
+
+/* --- writes ------------------------------------------------------------ */
+
+//  PUT or DEL, synchronously, on the write node; in follow mode, retried
+//  once where an ENOTPRIMARY points, or (with a broker) once on the new
+//  primary after a timeout.
 static int
 s_write (walcast_t *self, int type, const void *key, size_t key_len,
          const void *value, size_t value_len, walcast_pos_t *pos)
@@ -581,6 +1089,7 @@ s_write (walcast_t *self, int type, const void *key, size_t key_len,
     int rc = s_check_kv (key, key_len, value, value_len, type == WC_MSG_PUT);
     if (rc)
         return rc;
+    s_begin (self);
     wc_msg_t req;
     memset (&req, 0, sizeof req);
     req.type = type;
@@ -588,10 +1097,40 @@ s_write (walcast_t *self, int type, const void *key, size_t key_len,
     req.u.req.key.len = (uint32_t) key_len;
     req.u.req.value.ptr = value_len ? value : (const void *) "";
     req.u.req.value.len = (uint32_t) value_len;
-    rc = s_request (self, self->write_node, &req, WC_MSG_WRITE_OK);
-    if (rc == 0 && pos) {
-        pos->epoch = self->rx.u.write_ok.epoch;
-        pos->seq = self->rx.u.write_ok.seq;
+
+    size_t target = self->write_node;
+    rc = s_request (self, target, &req, WC_MSG_WRITE_OK,
+                    s_now () + self->timeout_ms);
+    if (rc == WALCAST_ENOTPRIMARY && s_follow_mode (self) && self->detail [0]) {
+        //  It says who the primary is: believe it, once.
+        size_t index;
+        s_node (self, target)->role = WC_ROLE_REPLICA;
+        if (wc_topology_add (self->topo, self->detail, &index) == 0
+        &&  index != target) {
+            self->write_node = index;
+            rc = s_request (self, index, &req, WC_MSG_WRITE_OK,
+                            s_now () + self->timeout_ms);
+        }
+    }
+    else
+    if (rc == WALCAST_ETIMEOUT && self->has_broker) {
+        //  Maybe it failed over: ask the broker, retry if the primary moved.
+        int64_t deadline = s_now () + (self->timeout_ms < WC_REFRESH_MS
+                                       ? self->timeout_ms : WC_REFRESH_MS);
+        if (s_broker_refresh (self, deadline) == 0
+        &&  self->write_node != target && self->write_node != WC_SELECT_NONE)
+            rc = s_request (self, self->write_node, &req, WC_MSG_WRITE_OK,
+                            s_now () + self->timeout_ms);
+        else
+            rc = WALCAST_ETIMEOUT;
+    }
+    if (rc == 0) {
+        wc_session_note (&self->session, self->rx.u.write_ok.epoch,
+                         self->rx.u.write_ok.seq);
+        if (pos) {
+            pos->epoch = self->rx.u.write_ok.epoch;
+            pos->seq = self->rx.u.write_ok.seq;
+        }
     }
     s_rx_release (self);
     return rc;
@@ -612,44 +1151,202 @@ walcast_del (walcast_t *self, const void *key, size_t key_len,
 }
 
 int
-walcast_get (walcast_t *self, const void *key, size_t key_len,
-             void **value, size_t *value_len, uint64_t *applied_seq)
+walcast_put_async (walcast_t *self, const void *key, size_t key_len,
+                   const void *value, size_t value_len)
+{
+    if (!self)
+        return WALCAST_EINVAL;
+    self->detail [0] = 0;
+    int rc = s_check_kv (key, key_len, value, value_len, true);
+    if (rc)
+        return rc;
+    //  The hot path: settle what the node writes go to has sent back
+    //  (every socket is read at the tick, ten times a second).
+    s_rx_release (self);
+    s_tick (self);
+    //  Writes in flight all go to one node; a new primary takes over
+    //  once they are settled.
+    if (self->inflight == 0)
+        self->async_node = self->write_node;
+    if (self->async_node >= wc_topology_size (self->topo))
+        return WALCAST_EUNAVAILABLE;
+    if (s_node (self, self->async_node)->sock) {
+        while ((rc = s_recv_one (self, self->async_node)) == 1)
+            ;
+    }
+
+    //  Wait while the window is full; no reply within the timeout loses
+    //  the whole window.
+    int64_t deadline = s_now () + self->timeout_ms;
+    while (rc == 0 && self->inflight >= WC_ASYNC_WINDOW)
+        rc = s_wait (self, deadline);
+    if (rc) {
+        s_node_reset (self, self->async_node);
+        return rc;
+    }
+
+    wc_msg_t req;
+    memset (&req, 0, sizeof req);
+    req.type = WC_MSG_PUT;
+    req.rid = s_new_rid (self);
+    req.u.req.key.ptr = key;
+    req.u.req.key.len = (uint32_t) key_len;
+    req.u.req.value.ptr = value_len ? value : (const void *) "";
+    req.u.req.value.len = (uint32_t) value_len;
+    self->out.size = 0;
+    rc = wc_msg_encode (&req, &self->out);
+    if (rc)
+        return rc;
+    if (self->inflight == 0)
+        self->async_node = self->write_node;
+    rc = s_send (self, self->async_node, deadline);
+    if (rc) {
+        s_node_reset (self, self->async_node);
+        return rc;
+    }
+    self->ring [req.rid % WC_ASYNC_RING] = req.rid;
+    self->inflight++;
+    return 0;
+}
+
+int
+walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t *acked)
+{
+    if (!self)
+        return WALCAST_EINVAL;
+    s_rx_release (self);
+    s_begin (self);
+    int64_t deadline = s_now () + self->timeout_ms;
+    int rc = 0;
+    while (rc == 0 && self->inflight > 0)
+        rc = s_wait (self, deadline);
+    if (rc)
+        s_node_reset (self, self->async_node);     // abandons the rest
+
+    if (last)
+        *last = self->last;
+    if (acked)
+        *acked = self->acked;
+    rc = self->async_err;
+    memcpy (self->detail, self->async_detail, sizeof self->detail);
+    if (rc == 0)
+        self->detail [0] = 0;
+    self->acked = 0;
+    self->last.epoch = self->last.seq = 0;
+    self->async_err = 0;
+    self->async_detail [0] = 0;
+    return rc;
+}
+
+/* --- reads ------------------------------------------------------------- */
+
+//  Errors that every node would give the same: no use trying another.
+static bool
+s_final_error (int rc)
+{
+    return rc == WALCAST_EINVAL || rc == WALCAST_ETOOBIG
+        || rc == WALCAST_ENOMEM || rc == WALCAST_EVERSION;
+}
+
+int
+walcast_get_ex (walcast_t *self, const void *key, size_t key_len,
+                uint64_t min_seq, void **value, size_t *value_len,
+                walcast_served_t *served)
 {
     if (!self || !value || !value_len)
         return WALCAST_EINVAL;
     *value = NULL;
     *value_len = 0;
+    if (served) {
+        memset (served, 0, sizeof *served);
+        served->rtt_ms = -1;
+    }
     self->detail [0] = 0;
     int rc = s_check_kv (key, key_len, NULL, 0, false);
     if (rc)
         return rc;
-    wc_msg_t req;
-    memset (&req, 0, sizeof req);
-    req.type = WC_MSG_GET;
-    req.u.req.key.ptr = key;
-    req.u.req.key.len = (uint32_t) key_len;
-    rc = s_request (self, 0, &req, WC_MSG_VALUE);
-    if (rc == 0) {
-        const wc_bytes_t *v = &self->rx.u.value.value;
-        if (applied_seq)
-            *applied_seq = self->rx.u.value.seq;
-        if (!self->rx.u.value.found)
-            rc = WALCAST_ENOTFOUND;
-        else
-        if (v->len > WC_MAX_VALUE)
-            rc = WALCAST_EPROTO;
-        else
-        if (v->len > 0) {
-            *value = malloc (v->len);
-            if (*value) {
-                memcpy (*value, v->ptr, v->len);
-                *value_len = v->len;
-            }
-            else
-                rc = WALCAST_ENOMEM;
-        }
-    }
     s_rx_release (self);
+    s_begin (self);
+
+    size_t ncands = s_candidates (self);
+    uint64_t token = wc_session_min_seq (
+        &self->session, self->consistency == WC_CONSISTENCY_SESSION, min_seq);
+    uint32_t wait_ms = wc_session_wait_ms (token, self->session_wait_ms);
+    int64_t deadline = s_now () + self->timeout_ms;
+    int last = WALCAST_EUNAVAILABLE;
+
+    //  self->cands may be reallocated by nothing below (no node is
+    //  added while reading), so it is walked in place.
+    for (size_t k = 0; k < ncands; k++) {
+        size_t index = self->cands [k];
+        //  The primary session added is for replicas that are behind,
+        //  not for replicas that are gone.
+        if (k == ncands - 1 && self->cands_appended && last != WALCAST_ESTALE)
+            break;
+        int64_t now = s_now ();
+        int64_t remaining = deadline - now;
+        if (remaining <= 0) {
+            last = WALCAST_ETIMEOUT;
+            break;
+        }
+        int64_t attempt = WC_ATTEMPT_MS + (int64_t) wait_ms;
+        if (attempt > remaining)
+            attempt = remaining;
+
+        wc_msg_t req;
+        memset (&req, 0, sizeof req);
+        req.type = WC_MSG_GET;
+        req.u.req.key.ptr = key;
+        req.u.req.key.len = (uint32_t) key_len;
+        req.u.req.min_seq = token;
+        req.u.req.max_staleness_ms = (uint32_t) self->max_staleness_ms;
+        req.u.req.wait_ms = wait_ms;
+        rc = s_request (self, index, &req, WC_MSG_VALUE, now + attempt);
+        if (rc == 0) {
+            const wc_bytes_t *v = &self->rx.u.value.value;
+            wc_session_note (&self->session, 0, self->rx.u.value.seq);
+            if (served) {
+                const wc_node_t *node = s_node (self, index);
+                snprintf (served->id, sizeof served->id, "%s", node->id);
+                snprintf (served->region, sizeof served->region, "%s", node->region);
+                snprintf (served->addr, sizeof served->addr, "%s", node->addr);
+                served->rtt_ms = node->rtt_ms;
+                served->applied_seq = self->rx.u.value.seq;
+            }
+            if (!self->rx.u.value.found)
+                rc = WALCAST_ENOTFOUND;
+            else
+            if (v->len > WC_MAX_VALUE)
+                rc = WALCAST_EPROTO;
+            else
+            if (v->len > 0) {
+                *value = malloc (v->len);
+                if (*value) {
+                    memcpy (*value, v->ptr, v->len);
+                    *value_len = v->len;
+                }
+                else
+                    rc = WALCAST_ENOMEM;
+            }
+            s_rx_release (self);
+            return rc;
+        }
+        s_rx_release (self);
+        if (s_final_error (rc))
+            return rc;
+        last = rc;
+    }
+    return last;
+}
+
+int
+walcast_get (walcast_t *self, const void *key, size_t key_len,
+             void **value, size_t *value_len, uint64_t *applied_seq)
+{
+    walcast_served_t served;
+    int rc = walcast_get_ex (self, key, key_len, 0, value, value_len, &served);
+    if ((rc == 0 || rc == WALCAST_ENOTFOUND) && applied_seq)
+        *applied_seq = served.applied_seq;
     return rc;
 }
 
@@ -658,10 +1355,12 @@ walcast_status (walcast_t *self, walcast_status_t *status)
 {
     if (!self || !status)
         return WALCAST_EINVAL;
+    s_begin (self);
     wc_msg_t req;
     memset (&req, 0, sizeof req);
     req.type = WC_MSG_STATUS;
-    int rc = s_request (self, 0, &req, WC_MSG_STATUS_REPLY);
+    int rc = s_request (self, s_home_node (self), &req, WC_MSG_STATUS_REPLY,
+                        s_now () + self->timeout_ms);
     if (rc == 0) {
         memset (status, 0, sizeof *status);
         s_copy_text (status->id, sizeof status->id, &self->rx.u.status.id);
@@ -692,10 +1391,12 @@ walcast_digest (walcast_t *self, uint64_t *seq, uint64_t *hash)
 {
     if (!self || !seq || !hash)
         return WALCAST_EINVAL;
+    s_begin (self);
     wc_msg_t req;
     memset (&req, 0, sizeof req);
     req.type = WC_MSG_DIGEST;
-    int rc = s_request (self, 0, &req, WC_MSG_DIGEST_REPLY);
+    int rc = s_request (self, s_home_node (self), &req, WC_MSG_DIGEST_REPLY,
+                        s_now () + self->timeout_ms);
     if (rc == 0) {
         *seq = self->rx.u.digest.seq;
         *hash = self->rx.u.digest.hash;
@@ -705,77 +1406,136 @@ walcast_digest (walcast_t *self, uint64_t *seq, uint64_t *hash)
 }
 
 int
-walcast_put_async (walcast_t *self, const void *key, size_t key_len,
-                   const void *value, size_t value_len)
+walcast_nodes (walcast_t *self, walcast_node_info_t *nodes, size_t max,
+               size_t *count)
 {
-    if (!self)
+    if (!self || !count || (!nodes && max > 0))
         return WALCAST_EINVAL;
-    self->detail [0] = 0;
-    int rc = s_check_kv (key, key_len, value, value_len, true);
-    if (rc)
-        return rc;
-    if (self->write_node >= self->nnodes)
-        return WALCAST_EUNAVAILABLE;
+    *count = 0;
     s_rx_release (self);
+    s_begin (self);
+    int bound = self->timeout_ms < WC_REFRESH_MS ? self->timeout_ms : WC_REFRESH_MS;
+    if (self->has_broker)
+        s_broker_refresh (self, s_now () + bound);     // else: the last one
+    s_ping_round (self, WC_SELECT_NONE, bound, true);
 
-    //  Settle what has already come back, then wait while the window is
-    //  full; no reply within the timeout loses the whole window.
-    int64_t deadline = s_now () + self->timeout_ms;
-    rc = s_drain (self);
-    while (rc == 0 && self->inflight >= WC_ASYNC_WINDOW)
-        rc = s_wait (self, deadline);
-    if (rc) {
-        s_node_reset (self, self->async_node);
-        return rc;
+    bool fresh = s_broker_fresh (self);
+    size_t primary = s_primary (self);
+    const wc_node_t *pnode = primary != WC_SELECT_NONE ? s_node (self, primary) : NULL;
+    size_t size = wc_topology_size (self->topo);
+    size_t n = 0;
+    for (size_t i = 0; i < size && n < max; i++) {
+        const wc_node_t *node = s_node (self, i);
+        walcast_node_info_t *info = &nodes [n++];
+        memset (info, 0, sizeof *info);
+        snprintf (info->id, sizeof info->id, "%s", node->id);
+        snprintf (info->region, sizeof info->region, "%s", node->region);
+        snprintf (info->role, sizeof info->role, "%s",
+                  node->role == WC_ROLE_PRIMARY ? "primary"
+                : node->role == WC_ROLE_REPLICA ? "replica" : "");
+        snprintf (info->addr, sizeof info->addr, "%s", node->addr);
+        snprintf (info->primary, sizeof info->primary, "%s", node->primary);
+        info->epoch = node->epoch;
+        info->applied_seq = node->applied_seq;
+        if (node->lag_known)
+            info->lag = node->lag;
+        else
+        if (pnode && node->pong_us != 0 && pnode->applied_seq > node->applied_seq)
+            info->lag = pnode->applied_seq - node->applied_seq;
+        info->lag_ms = node->lag_ms;
+        info->rtt_ms = node->rtt_ms;
+        info->up = (node->from_broker && fresh) ? node->up : node->reachable;
     }
-
-    wc_msg_t req;
-    memset (&req, 0, sizeof req);
-    req.type = WC_MSG_PUT;
-    req.rid = s_new_rid (self);
-    req.u.req.key.ptr = key;
-    req.u.req.key.len = (uint32_t) key_len;
-    req.u.req.value.ptr = value_len ? value : (const void *) "";
-    req.u.req.value.len = (uint32_t) value_len;
-    self->out.size = 0;
-    rc = wc_msg_encode (&req, &self->out);
-    if (rc)
-        return rc;
-    self->async_node = self->write_node;
-    rc = s_send (self, self->write_node, deadline);
-    if (rc) {
-        s_node_reset (self, self->write_node);
-        return rc;
-    }
-    self->ring [req.rid % WC_ASYNC_RING] = req.rid;
-    self->inflight++;
+    *count = n;
     return 0;
 }
 
+/* --- change feed ------------------------------------------------------- */
+
 int
-walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t *acked)
+walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
+               walcast_watch_fn *fn, void *arg, int timeout_ms)
 {
-    if (!self)
+    if (!self || !fn || (prefix_len > 0 && !prefix) || prefix_len > WC_MAX_KEY)
         return WALCAST_EINVAL;
     s_rx_release (self);
-    int64_t deadline = s_now () + self->timeout_ms;
-    int rc = 0;
-    while (rc == 0 && self->inflight > 0)
-        rc = s_wait (self, deadline);
-    if (rc)
-        s_node_reset (self, self->async_node);     // abandons the rest
+    s_begin (self);
+    if (s_candidates (self) == 0)
+        return WALCAST_EUNAVAILABLE;
+    const wc_node_t *node = s_node (self, self->cands [0]);
+    char endpoint [WC_MAX_ADDR + 8];
+    bool ipv6;
+    if (wc_topology_endpoint (node->addr, 1, endpoint, sizeof endpoint, &ipv6))
+        return WALCAST_EINVAL;
+    int err = 0;
+    void *sub = wc_topology_socket (self->ctx, ZMQ_SUB, endpoint, ipv6, &err);
+    if (!sub)
+        return err;
+    if (zmq_setsockopt (sub, ZMQ_SUBSCRIBE, prefix_len ? prefix : "", prefix_len)) {
+        zmq_close (sub);
+        return WALCAST_EUNAVAILABLE;
+    }
 
-    if (last)
-        *last = self->last;
-    if (acked)
-        *acked = self->acked;
-    rc = self->async_err;
-    memcpy (self->detail, self->async_detail, sizeof self->detail);
-    if (rc == 0)
-        self->detail [0] = 0;
-    self->acked = 0;
-    self->last.epoch = self->last.seq = 0;
-    self->async_err = 0;
-    self->async_detail [0] = 0;
-    return rc;
+    //  A signal that interrupts the wait (a handler returned) ends the
+    //  watch like the timeout does: that is how a program stops it.
+    int64_t deadline = timeout_ms >= 0 ? s_now () + timeout_ms : -1;
+    uint64_t last_seq = 0;
+    int result = 0;
+    zmq_msg_t topic, payload;
+    zmq_msg_init (&topic);
+    zmq_msg_init (&payload);
+    while (true) {
+        long wait = -1;
+        if (deadline >= 0) {
+            int64_t remaining = deadline - s_now ();
+            if (remaining <= 0)
+                break;
+            wait = (long) remaining;
+        }
+        zmq_pollitem_t item = { sub, 0, ZMQ_POLLIN, 0 };
+        int rc = zmq_poll (&item, 1, wait);
+        if (rc < 0) {
+            if (errno != EINTR)
+                result = WALCAST_EUNAVAILABLE;
+            break;
+        }
+        if (rc == 0)
+            continue;           // the deadline check ends it
+        bool stop = false;
+        int got;
+        while (!stop && (got = s_recv_pair (sub, &topic, &payload)) != 0) {
+            if (got != 1)
+                continue;       // not [topic][payload]: skipped
+            msgpack_unpacked storage;
+            msgpack_unpacked_init (&storage);
+            wc_msg_t msg;
+            if (wc_msg_decode (zmq_msg_data (&payload), zmq_msg_size (&payload),
+                               &storage, &msg) == 0
+            &&  msg.type == WC_MSG_ENTRY
+            &&  msg.u.entry.seq > last_seq
+            &&  msg.u.entry.key.len >= prefix_len
+            &&  (prefix_len == 0
+                 || memcmp (msg.u.entry.key.ptr, prefix, prefix_len) == 0)) {
+                const wc_entry_t *e = &msg.u.entry;
+                last_seq = e->seq;
+                int op = e->op == WC_OP_DEL ? 2 : 1;
+                int frc = fn (arg, e->seq, op, e->key.ptr, e->key.len,
+                              op == 1 ? e->value.ptr : NULL,
+                              op == 1 ? e->value.len : 0);
+                if (frc != 0) {
+                    result = frc;
+                    stop = true;
+                }
+                if (deadline >= 0)
+                    deadline = s_now () + timeout_ms;
+            }
+            msgpack_unpacked_destroy (&storage);
+        }
+        if (stop)
+            break;
+    }
+    zmq_msg_close (&topic);
+    zmq_msg_close (&payload);
+    zmq_close (sub);
+    return result;
 }

@@ -1,0 +1,378 @@
+/*  topology.c - the node table of a client handle (see topology.h).
+
+    Two ideas:
+    - Whatever a node or the broker tells us is untrusted and may be
+      stale, so every update is a merge, field by field, into one table
+      keyed by node id (or address, before the id is known), and every
+      string is copied bounded and with control bytes masked.
+    - Liveness and distance come from one mechanism, the PING: at most
+      one in flight per node, its answer is both an RTT sample and proof
+      of life, its silence for 2 s is the proof of death.
+*/
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+#include "walcast.h"
+#include "topology.h"
+
+/*  Socket options of every client socket. */
+#define S_SOCKET_HWM        100000      /* large, so a window of writes never blocks */
+#define S_HEARTBEAT_IVL     1000        /* ZMTP heartbeats (ms) */
+#define S_HEARTBEAT_TTL     5000
+
+struct wc_topology {
+    void      *ctx;         /* zmq context of the handle (not owned) */
+    wc_node_t *nodes;       /* the table */
+    size_t     size;
+    size_t     cap;
+};
+
+//  Copy untrusted bytes into a NUL-terminated buffer of size `size`,
+//  truncating, and replacing control bytes by '?'.
+static void
+s_copy_text (char *dest, size_t size, const wc_bytes_t *src)
+{
+    size_t len = src->len < size - 1 ? src->len : size - 1;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = src->ptr [i];
+        dest [i] = (c < 0x20 || c == 0x7f) ? '?' : (char) c;
+    }
+    dest [len] = 0;
+}
+
+//  Same bytes as the NUL-terminated string?
+static bool
+s_bytes_eq (const wc_bytes_t *bytes, const char *str)
+{
+    size_t len = strlen (str);
+    return bytes->len == len && (len == 0 || memcmp (bytes->ptr, str, len) == 0);
+}
+
+int
+wc_topology_endpoint (const char *addr, int offset, char *endpoint,
+                      size_t size, bool *ipv6_p)
+{
+    if (!addr)
+        return WALCAST_EINVAL;
+    size_t len = strlen (addr);
+    if (len == 0 || len > WC_MAX_ADDR)
+        return WALCAST_EINVAL;
+    const char *colon = strrchr (addr, ':');
+    if (!colon || colon == addr)
+        return WALCAST_EINVAL;
+    size_t host_len = (size_t) (colon - addr);
+    for (size_t i = 0; i < host_len; i++) {
+        char c = addr [i];
+        if (c <= ' ' || c == '/' || c >= 0x7f)
+            return WALCAST_EINVAL;
+    }
+    bool ipv6 = addr [0] == '[';
+    if (ipv6 && (host_len < 3 || addr [host_len - 1] != ']'))
+        return WALCAST_EINVAL;
+    if (!ipv6 && memchr (addr, ':', host_len))
+        return WALCAST_EINVAL;      // bare IPv6 needs brackets
+
+    const char *digits = colon + 1;
+    size_t ndigits = strlen (digits);
+    if (ndigits == 0 || ndigits > 5)
+        return WALCAST_EINVAL;
+    long port = 0;
+    for (size_t i = 0; i < ndigits; i++) {
+        if (digits [i] < '0' || digits [i] > '9')
+            return WALCAST_EINVAL;
+        port = port * 10 + (digits [i] - '0');
+    }
+    if (port < 1 || port > 65535 || port + offset < 1 || port + offset > 65535)
+        return WALCAST_EINVAL;
+    int n = snprintf (endpoint, size, "tcp://%.*s:%ld", (int) host_len, addr,
+                      port + offset);
+    if (n < 0 || (size_t) n >= size)
+        return WALCAST_EINVAL;
+    if (ipv6_p)
+        *ipv6_p = ipv6;
+    return 0;
+}
+
+void *
+wc_topology_socket (void *ctx, int type, const char *endpoint, bool ipv6,
+                    int *err)
+{
+    void *sock = zmq_socket (ctx, type);
+    if (!sock) {
+        *err = WALCAST_EUNAVAILABLE;
+        return NULL;
+    }
+    int linger = 0;
+    int hwm = S_SOCKET_HWM;
+    int ivl = S_HEARTBEAT_IVL;
+    int ttl = S_HEARTBEAT_TTL;
+    int v6 = ipv6 ? 1 : 0;
+    int64_t maxmsg = WC_MAX_MESSAGE;
+    if (zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger)
+    ||  zmq_setsockopt (sock, ZMQ_SNDHWM, &hwm, sizeof hwm)
+    ||  zmq_setsockopt (sock, ZMQ_RCVHWM, &hwm, sizeof hwm)
+    ||  zmq_setsockopt (sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl)
+    ||  zmq_setsockopt (sock, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl)
+    ||  zmq_setsockopt (sock, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl)
+    ||  zmq_setsockopt (sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg)
+    ||  zmq_setsockopt (sock, ZMQ_IPV6, &v6, sizeof v6)) {
+        zmq_close (sock);
+        *err = WALCAST_EUNAVAILABLE;
+        return NULL;
+    }
+    if (zmq_connect (sock, endpoint)) {
+        *err = errno == EINVAL ? WALCAST_EINVAL : WALCAST_EUNAVAILABLE;
+        zmq_close (sock);
+        return NULL;
+    }
+    return sock;
+}
+
+//  (Re)connect node's DEALER to its endpoint; sock stays NULL on failure.
+static int
+s_node_open (wc_topology_t *self, wc_node_t *node)
+{
+    if (node->sock) {
+        zmq_close (node->sock);
+        node->sock = NULL;
+    }
+    int err = 0;
+    node->sock = wc_topology_socket (self->ctx, ZMQ_DEALER, node->endpoint,
+                                     node->ipv6, &err);
+    return node->sock ? 0 : err;
+}
+
+wc_topology_t *
+wc_topology_new (void *ctx)
+{
+    wc_topology_t *self = calloc (1, sizeof *self);
+    if (self)
+        self->ctx = ctx;
+    return self;
+}
+
+void
+wc_topology_destroy (wc_topology_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    wc_topology_t *self = *self_p;
+    for (size_t i = 0; i < self->size; i++)
+        if (self->nodes [i].sock)
+            zmq_close (self->nodes [i].sock);
+    free (self->nodes);
+    free (self);
+    *self_p = NULL;
+}
+
+size_t
+wc_topology_size (wc_topology_t *self)
+{
+    return self->size;
+}
+
+wc_node_t *
+wc_topology_node (wc_topology_t *self, size_t index)
+{
+    return index < self->size ? &self->nodes [index] : NULL;
+}
+
+size_t
+wc_topology_find (wc_topology_t *self, const char *addr)
+{
+    for (size_t i = 0; i < self->size; i++)
+        if (strcmp (self->nodes [i].addr, addr) == 0)
+            return i;
+    return WC_SELECT_NONE;
+}
+
+int
+wc_topology_add (wc_topology_t *self, const char *addr, size_t *index)
+{
+    wc_node_t node;
+    memset (&node, 0, sizeof node);
+    int rc = wc_topology_endpoint (addr, 0, node.endpoint, sizeof node.endpoint,
+                                   &node.ipv6);
+    if (rc)
+        return rc;
+    size_t found = wc_topology_find (self, addr);
+    if (found != WC_SELECT_NONE) {
+        *index = found;
+        return 0;
+    }
+    if (self->size == self->cap) {
+        size_t cap = self->cap ? self->cap * 2 : 4;
+        wc_node_t *nodes = realloc (self->nodes, cap * sizeof *nodes);
+        if (!nodes)
+            return WALCAST_ENOMEM;
+        self->nodes = nodes;
+        self->cap = cap;
+    }
+    snprintf (node.addr, sizeof node.addr, "%s", addr);    // length checked
+    node.up = true;
+    node.reachable = true;
+    node.rtt_ms = -1;
+    rc = s_node_open (self, &node);
+    if (rc)
+        return rc;
+    self->nodes [self->size] = node;
+    *index = self->size++;
+    return 0;
+}
+
+void
+wc_topology_reset (wc_topology_t *self, size_t index)
+{
+    if (index >= self->size)
+        return;
+    wc_node_t *node = &self->nodes [index];
+    s_node_open (self, node);       // on failure the next request retries
+    node->ping_rid = 0;
+    node->ping_sent_us = 0;
+    node->warm = false;
+}
+
+void
+wc_topology_begin (wc_topology_t *self)
+{
+    for (size_t i = 0; i < self->size; i++)
+        self->nodes [i].seen = false;
+}
+
+int
+wc_topology_apply (wc_topology_t *self, const wc_node_info_t *info,
+                   size_t *index, bool *moved)
+{
+    *moved = false;
+    char addr [WC_MAX_ADDR + 1];
+    s_copy_text (addr, sizeof addr, &info->addr);
+    if (info->id.len == 0 || info->id.len > WC_MAX_ID)
+        return WALCAST_EPROTO;
+
+    //  Find it: by id, else an unnamed node at its address.
+    size_t found = WC_SELECT_NONE;
+    for (size_t i = 0; i < self->size && found == WC_SELECT_NONE; i++)
+        if (s_bytes_eq (&info->id, self->nodes [i].id))
+            found = i;
+    for (size_t i = 0; i < self->size && found == WC_SELECT_NONE; i++)
+        if (self->nodes [i].id [0] == 0 && strcmp (self->nodes [i].addr, addr) == 0)
+            found = i;
+
+    if (found == WC_SELECT_NONE) {
+        int rc = wc_topology_add (self, addr, &found);
+        if (rc)
+            return rc == WALCAST_EINVAL ? WALCAST_EPROTO : rc;
+    }
+    else
+    if (strcmp (self->nodes [found].addr, addr) != 0) {
+        //  It moved: follow it with a fresh socket.
+        wc_node_t *node = &self->nodes [found];
+        char endpoint [sizeof node->endpoint];
+        bool ipv6;
+        if (wc_topology_endpoint (addr, 0, endpoint, sizeof endpoint, &ipv6))
+            return WALCAST_EPROTO;
+        snprintf (node->addr, sizeof node->addr, "%s", addr);
+        memcpy (node->endpoint, endpoint, sizeof endpoint);
+        node->ipv6 = ipv6;
+        s_node_open (self, node);
+        node->ping_rid = 0;
+        node->ping_sent_us = 0;
+        node->rtt_ms = -1;          // another place, another distance
+        node->reachable = true;
+        node->warm = false;
+        *moved = true;
+    }
+    wc_node_t *node = &self->nodes [found];
+    s_copy_text (node->id, sizeof node->id, &info->id);
+    s_copy_text (node->region, sizeof node->region, &info->region);
+    s_copy_text (node->primary, sizeof node->primary, &info->primary);
+    node->role = info->role == WC_ROLE_PRIMARY || info->role == WC_ROLE_REPLICA
+               ? info->role : 0;
+    node->epoch = info->epoch;
+    node->applied_seq = info->applied_seq;
+    node->lag = info->lag;
+    node->lag_ms = info->lag_ms;
+    node->lag_known = true;
+    node->up = info->up;
+    node->from_broker = true;
+    node->seen = true;
+    *index = found;
+    return 0;
+}
+
+void
+wc_topology_end (wc_topology_t *self)
+{
+    for (size_t i = 0; i < self->size; i++)
+        if (self->nodes [i].from_broker && !self->nodes [i].seen)
+            self->nodes [i].up = false;
+}
+
+double
+wc_topology_ewma (double avg, double sample)
+{
+    if (avg < 0)
+        return sample;
+    return 0.8 * avg + 0.2 * sample;
+}
+
+bool
+wc_topology_pong (wc_node_t *node, const wc_msg_t *pong, int64_t now_us,
+                  bool timely)
+{
+    bool again = false;
+    if (node->ping_rid != 0 && pong->rid == node->ping_rid) {
+        double sample = (double) (now_us - node->ping_sent_us) / 1000.0;
+        if (!node->warm)
+            again = true;           // timed the handshakes: ask again
+        else
+        if (timely)
+            node->rtt_ms = wc_topology_ewma (node->rtt_ms, sample >= 0 ? sample : 0);
+        node->ping_rid = 0;
+    }
+    node->warm = true;
+    node->pong_us = now_us;
+    node->reachable = true;
+    node->epoch = pong->u.pong.epoch;
+    node->applied_seq = pong->u.pong.seq;
+    node->lag_ms = pong->u.pong.lag_ms;
+    //  Identity, when the node sends it (older nodes do not).
+    if (pong->u.pong.role == WC_ROLE_PRIMARY || pong->u.pong.role == WC_ROLE_REPLICA)
+        node->role = pong->u.pong.role;
+    if (pong->u.pong.id.len > 0 && pong->u.pong.id.len <= WC_MAX_ID) {
+        s_copy_text (node->id, sizeof node->id, &pong->u.pong.id);
+        s_copy_text (node->region, sizeof node->region, &pong->u.pong.region);
+    }
+    return again;
+}
+
+bool
+wc_topology_ping_due (wc_node_t *node, int64_t now_us)
+{
+    if (node->ping_rid != 0) {
+        if (now_us - node->ping_sent_us < WC_PING_DEAD_US)
+            return false;
+        node->reachable = false;    // silent for 2 s
+        node->ping_rid = 0;
+        return true;
+    }
+    return node->ping_sent_us == 0
+        || now_us - node->ping_sent_us >= WC_PING_INTERVAL_US;
+}
+
+void
+wc_topology_to_select (wc_topology_t *self, wc_select_node_t *out,
+                       bool broker_fresh)
+{
+    for (size_t i = 0; i < self->size; i++) {
+        const wc_node_t *node = &self->nodes [i];
+        out [i].role = node->role;
+        out [i].region = node->region;
+        out [i].epoch = node->epoch;
+        out [i].up = broker_fresh ? node->up : true;
+        out [i].reachable = node->reachable;
+        out [i].rtt_ms = node->rtt_ms;
+    }
+}

@@ -1,0 +1,140 @@
+/*  topology.h - the nodes a client handle knows, and how far each one is.
+
+    One wc_node_t per node: where it is (HOST:PORT and the DEALER socket
+    connected to its service port), who it is (id, region, role, epoch,
+    applied seq, lag: from the broker's TOPOLOGY or from its own PONGs),
+    whether the broker thinks it is up, whether it answers us
+    (reachable), and its round-trip time as an exponentially weighted
+    moving average. walcast.c sends the requests and reads the replies;
+    this module keeps the table and the rules that update it:
+
+    - RTT: each PONG is a sample, avg = 0.8 * avg + 0.2 * sample, the
+      first sample taken as it is (wc_topology_ewma). Only honest
+      samples count: not the first PING of a connection (it waited for
+      the handshakes, several round trips), not a PONG that sat in the
+      queue while the handle was not looking (it would measure the time
+      between two calls, not the link).
+    - Liveness: one PING in flight per node at most; a new one goes out
+      when the last is 1 s old and answered. A PING unanswered for 2 s
+      makes the node unreachable (reads skip it) until a PONG comes back;
+      so does a request that timed out (walcast.c).
+    - Discovery: a TOPOLOGY is a full list. Nodes are matched by id (or,
+      for a node added by address and not yet named, by address); a
+      node whose address changed gets its socket moved; a node the
+      broker described before but no longer lists is marked down.
+
+    The table grows only (indexes stay valid for the handle's life; node
+    pointers do not survive wc_topology_add / wc_topology_apply).
+*/
+#ifndef WC_TOPOLOGY_H_INCLUDED
+#define WC_TOPOLOGY_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "codec.h"
+#include "select.h"
+
+/*  PING timing, in microseconds of the monotonic clock. */
+#define WC_PING_INTERVAL_US     1000000     /* a new PING after 1 s */
+#define WC_PING_DEAD_US         2000000     /* unanswered 2 s: unreachable */
+
+/*  One node. */
+typedef struct {
+    char     addr [WC_MAX_ADDR + 1];            /* "HOST:PORT" (base port) */
+    char     endpoint [WC_MAX_ADDR + 8];        /* "tcp://HOST:PORT" */
+    bool     ipv6;                              /* bracketed IPv6 host */
+    void    *sock;              /* DEALER to the service port; NULL after a failed open */
+    char     id [WC_MAX_ID + 1];                /* "" until known */
+    char     region [WC_MAX_ID + 1];            /* "" none or unknown */
+    char     primary [WC_MAX_ADDR + 1];         /* who it follows (broker) */
+    uint8_t  role;              /* wc_role_t, 0 unknown */
+    uint64_t epoch;
+    uint64_t applied_seq;
+    uint64_t lag;               /* entries behind its primary (broker) */
+    uint64_t lag_ms;            /* its staleness estimate */
+    bool     lag_known;         /* lag came from the broker */
+    bool     up;                /* broker's view; true when it never said */
+    bool     from_broker;       /* the broker described this node */
+    bool     seen;              /* listed in the TOPOLOGY being applied */
+    bool     reachable;         /* answers (see above); true until proven not */
+    double   rtt_ms;            /* RTT average, < 0 unknown */
+    uint64_t ping_rid;          /* rid of the PING in flight, 0 none */
+    int64_t  ping_sent_us;      /* when the last PING went out, 0 never */
+    int64_t  pong_us;           /* when the last PONG came, 0 never */
+    bool     warm;              /* a PONG came back on this socket */
+} wc_node_t;
+
+typedef struct wc_topology wc_topology_t;
+
+/*  An empty table whose sockets live in the zmq context ctx. NULL when
+    out of memory. */
+wc_topology_t *wc_topology_new (void *ctx);
+
+/*  Close every socket, free the table; *self_p becomes NULL. */
+void wc_topology_destroy (wc_topology_t **self_p);
+
+/*  Number of nodes, and node i (valid until the table grows). */
+size_t wc_topology_size (wc_topology_t *self);
+wc_node_t *wc_topology_node (wc_topology_t *self, size_t index);
+
+/*  The node at addr, or WC_SELECT_NONE. */
+size_t wc_topology_find (wc_topology_t *self, const char *addr);
+
+/*  Add the node at "HOST:PORT" (or find it, when already there) and
+    connect its socket; *index is its index. WALCAST_EINVAL for a bad
+    address, WALCAST_ENOMEM, WALCAST_EUNAVAILABLE when libzmq refused. */
+int wc_topology_add (wc_topology_t *self, const char *addr, size_t *index);
+
+/*  Lazy Pirate: close node i's socket (dropping whatever it queues and
+    whatever would arrive later) and connect a fresh one. Its PING in
+    flight is forgotten, so a new one goes out at the next tick. */
+void wc_topology_reset (wc_topology_t *self, size_t index);
+
+/*  Apply a TOPOLOGY: begin, apply each node_info, end. apply sets
+    *index to the node's index and *moved when its socket was replaced
+    (whatever was in flight on it is lost). end marks down every node the
+    broker described before and did not list this time. */
+void wc_topology_begin (wc_topology_t *self);
+int wc_topology_apply (wc_topology_t *self, const wc_node_info_t *info,
+                       size_t *index, bool *moved);
+void wc_topology_end (wc_topology_t *self);
+
+/*  A PONG from node i, read at now_us: identity, position, reachable
+    again, and an RTT sample when it answers the PING in flight and
+    `timely` says it was read as it arrived (not left queued while the
+    handle was busy or idle). The first answer on a fresh socket is no
+    sample either: that PING waited for the TCP and ZMTP handshakes.
+    Returns true when the caller should PING again at once (the
+    handshake is over, the next answer times the link alone). */
+bool wc_topology_pong (wc_node_t *node, const wc_msg_t *pong, int64_t now_us,
+                       bool timely);
+
+/*  Should a PING go to node now? Also where an unanswered PING makes a
+    node unreachable. The caller sends it and sets ping_rid and
+    ping_sent_us. */
+bool wc_topology_ping_due (wc_node_t *node, int64_t now_us);
+
+/*  The EWMA: avg < 0 (no average yet) gives the sample itself. */
+double wc_topology_ewma (double avg, double sample);
+
+/*  "tcp://HOST:(PORT+offset)" from "HOST:PORT", into endpoint (size
+    bytes). *ipv6 (if not NULL) says whether the host is bracketed IPv6.
+    0 or WALCAST_EINVAL (bad address, port out of range, too long). */
+int wc_topology_endpoint (const char *addr, int offset, char *endpoint,
+                          size_t size, bool *ipv6);
+
+/*  Open a socket of type `type` with the options every client socket
+    uses (linger 0, ZMTP heartbeats, message size cap), connected to
+    endpoint. NULL on failure (*err: WALCAST_EINVAL / EUNAVAILABLE). */
+void *wc_topology_socket (void *ctx, int type, const char *endpoint,
+                          bool ipv6, int *err);
+
+/*  Describe the table for select.c: out has room for every node.
+    broker_fresh says whether the broker's up/down can be trusted (a
+    recent TOPOLOGY); if not, every node counts as up and only
+    reachability filters. */
+void wc_topology_to_select (wc_topology_t *self, wc_select_node_t *out,
+                            bool broker_fresh);
+
+#endif

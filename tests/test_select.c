@@ -1,0 +1,456 @@
+/*  test_select.c - the read-routing rules, without a network.
+
+    What a user relies on, checked on hand-made node tables:
+    - "nearest" reads go to the nodes within the latency window of the
+      lowest RTT, the client's own region first, then to the others by
+      RTT; nodes never measured come last; down or silent nodes never;
+    - "replica", "primary", "region=NAME" and "strong" pick only what
+      they say; "session" keeps the primary as the last resort;
+    - the primary is the up one of the highest epoch;
+    - the RTT average moves by a fifth of each honest sample (not the
+      first PING of a connection, not a PONG left queued); a PING
+      unanswered for 2 s makes a node unreachable, and PINGs go out
+      once a second;
+    - the session token only grows and is what a session read sends.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+#include "walcast.h"
+#include "codec.h"
+#include "select.h"
+#include "session.h"
+#include "topology.h"
+
+#define P  WC_ROLE_PRIMARY
+#define R  WC_ROLE_REPLICA
+
+//  A node: role, region, rtt (< 0 unknown); up and reachable.
+static wc_select_node_t
+s_node (uint8_t role, const char *region, double rtt)
+{
+    wc_select_node_t node = { role, region, 1, true, true, rtt };
+    return node;
+}
+
+static wc_select_query_t
+s_query (const char *pref, const char *consistency, const char *region)
+{
+    wc_select_query_t query;
+    memset (&query, 0, sizeof query);
+    assert_int_equal (wc_select_parse_read (pref, &query.pref), 0);
+    assert_int_equal (wc_select_parse_consistency (consistency, &query.consistency), 0);
+    query.region = region;
+    query.window_ms = 15;
+    return query;
+}
+
+//  Run the selection and compare with the expected indexes (-1 ends).
+static void
+s_expect (const wc_select_node_t *nodes, size_t count,
+          const wc_select_query_t *query, const int *expect)
+{
+    size_t out [16];
+    bool appended;
+    size_t n = wc_select_candidates (nodes, count, query, out, 16, &appended);
+    size_t want = 0;
+    while (expect [want] >= 0)
+        want++;
+    for (size_t i = 0; i < n; i++)
+        print_message ("  got [%zu] = %zu\n", i, out [i]);
+    assert_int_equal (n, want);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal (out [i], (size_t) expect [i]);
+}
+
+static void
+test_nearest_window (void **state)
+{
+    (void) state;
+    wc_select_node_t nodes [] = {
+        s_node (R, "us", 30),       // 0: outside the window
+        s_node (R, "eu", 20),       // 1: inside (10 + 15 = 25)
+        s_node (P, "us", 50),       // 2: outside
+        s_node (R, "ap", 10),       // 3: the lowest
+        s_node (R, "eu", 25),       // 4: on the edge: inside
+    };
+    wc_select_query_t q = s_query ("nearest", "eventual", "");
+    s_expect (nodes, 5, &q, (int []) { 3, 1, 4, 0, 2, -1 });
+
+    //  Region "us": node 0 is not in the window, so it gets no preference
+    q.region = "us";
+    s_expect (nodes, 5, &q, (int []) { 3, 1, 4, 0, 2, -1 });
+    //  A 20 ms window takes it in (30 <= 10 + 20): now it comes first
+    q.window_ms = 20;
+    s_expect (nodes, 5, &q, (int []) { 0, 3, 1, 4, 2, -1 });
+    //  Region "eu": its two nodes in the window come first...
+    q.region = "eu";
+    q.window_ms = 15;
+    s_expect (nodes, 5, &q, (int []) { 1, 4, 3, 0, 2, -1 });
+    //  ... unless the window is 0: only the lowest is in it
+    q.window_ms = 0;
+    s_expect (nodes, 5, &q, (int []) { 3, 1, 4, 0, 2, -1 });
+}
+
+static void
+test_nearest_prefers_own_region (void **state)
+{
+    (void) state;
+    wc_select_node_t nodes [] = {
+        s_node (P, "us", 1),        // 0: lowest, other region
+        s_node (R, "eu", 12),       // 1: in the window, ours
+        s_node (R, "eu", 9),        // 2: in the window, ours, closer
+        s_node (R, "eu", 40),       // 3: ours but far outside the window
+        s_node (R, "ap", 5),        // 4: in the window, other region
+    };
+    wc_select_query_t q = s_query ("nearest", "eventual", "eu");
+    s_expect (nodes, 5, &q, (int []) { 2, 1, 0, 4, 3, -1 });
+
+    //  No region: by RTT only
+    q.region = "";
+    s_expect (nodes, 5, &q, (int []) { 0, 4, 2, 1, 3, -1 });
+    //  A region nobody is in: the same
+    q.region = "mars";
+    s_expect (nodes, 5, &q, (int []) { 0, 4, 2, 1, 3, -1 });
+}
+
+static void
+test_down_and_unreachable_skipped (void **state)
+{
+    (void) state;
+    wc_select_node_t nodes [] = {
+        s_node (R, "eu", 1),
+        s_node (R, "eu", 2),
+        s_node (R, "eu", 3),
+        s_node (P, "us", 4),
+    };
+    nodes [0].reachable = false;        // stopped answering PINGs
+    nodes [1].up = false;               // the broker says down
+    wc_select_query_t q = s_query ("nearest", "eventual", "eu");
+    s_expect (nodes, 4, &q, (int []) { 2, 3, -1 });
+    q = s_query ("replica", "eventual", "");
+    s_expect (nodes, 4, &q, (int []) { 2, -1 });
+    q = s_query ("region=eu", "eventual", "");
+    s_expect (nodes, 4, &q, (int []) { 2, -1 });
+
+    //  Every node silent: no candidate (the handle then decides)
+    for (int i = 0; i < 4; i++)
+        nodes [i].reachable = false;
+    q = s_query ("nearest", "eventual", "");
+    s_expect (nodes, 4, &q, (int []) { -1 });
+}
+
+static void
+test_unknown_rtt_last (void **state)
+{
+    (void) state;
+    wc_select_node_t nodes [] = {
+        s_node (R, "us", -1),       // never measured, other region
+        s_node (R, "eu", 80),       // measured, far
+        s_node (R, "eu", -1),       // never measured, ours
+        s_node (P, "us", 3),
+    };
+    wc_select_query_t q = s_query ("nearest", "eventual", "eu");
+    s_expect (nodes, 4, &q, (int []) { 3, 1, 2, 0, -1 });
+    q = s_query ("replica", "eventual", "eu");
+    s_expect (nodes, 4, &q, (int []) { 1, 0, 2, -1 });
+
+    //  Nothing measured yet: own region first, then table order
+    for (int i = 0; i < 4; i++)
+        nodes [i].rtt_ms = -1;
+    q = s_query ("nearest", "eventual", "eu");
+    s_expect (nodes, 4, &q, (int []) { 1, 2, 0, 3, -1 });
+}
+
+static void
+test_replica_primary_region (void **state)
+{
+    (void) state;
+    wc_select_node_t nodes [] = {
+        s_node (P, "us", 1),
+        s_node (R, "eu", 30),
+        s_node (R, "us", 20),
+        s_node (0, "eu", 10),       // role not known yet
+    };
+    //  replica: replicas only (a node of unknown role is not one)
+    wc_select_query_t q = s_query ("replica", "eventual", "");
+    s_expect (nodes, 4, &q, (int []) { 2, 1, -1 });
+    //  primary: the primary only, whatever the consistency
+    q = s_query ("primary", "eventual", "");
+    s_expect (nodes, 4, &q, (int []) { 0, -1 });
+    q = s_query ("primary", "session", "");
+    s_expect (nodes, 4, &q, (int []) { 0, -1 });
+    //  region=NAME: that region only, by RTT
+    q = s_query ("region=eu", "eventual", "us");
+    s_expect (nodes, 4, &q, (int []) { 3, 1, -1 });
+    q = s_query ("region=ap", "eventual", "");
+    s_expect (nodes, 4, &q, (int []) { -1 });
+    //  strong: the primary, whatever the preference
+    q = s_query ("replica", "strong", "");
+    s_expect (nodes, 4, &q, (int []) { 0, -1 });
+    q = s_query ("nearest", "strong", "eu");
+    s_expect (nodes, 4, &q, (int []) { 0, -1 });
+    //  No primary known: strong has no candidate
+    nodes [0].role = R;
+    s_expect (nodes, 4, &q, (int []) { -1 });
+}
+
+static void
+test_session_appends_primary (void **state)
+{
+    (void) state;
+    wc_select_node_t nodes [] = {
+        s_node (R, "eu", 2),
+        s_node (P, "us", 90),       // far outside the window
+        s_node (R, "eu", 3),
+    };
+    //  replica + session: the replicas, then the primary, marked as added
+    wc_select_query_t q = s_query ("replica", "session", "eu");
+    s_expect (nodes, 3, &q, (int []) { 0, 2, 1, -1 });
+    size_t out [4];
+    bool appended = false;
+    assert_int_equal (wc_select_candidates (nodes, 3, &q, out, 4, &appended), 3);
+    assert_true (appended);
+    //  region=eu + session: the same
+    q = s_query ("region=eu", "session", "");
+    s_expect (nodes, 3, &q, (int []) { 0, 2, 1, -1 });
+    //  nearest + session: the primary is already a fallback, not twice
+    q = s_query ("nearest", "session", "eu");
+    s_expect (nodes, 3, &q, (int []) { 0, 2, 1, -1 });
+    assert_int_equal (wc_select_candidates (nodes, 3, &q, out, 4, &appended), 3);
+    assert_false (appended);
+    //  eventual: no primary added
+    q = s_query ("replica", "eventual", "eu");
+    s_expect (nodes, 3, &q, (int []) { 0, 2, -1 });
+    //  a primary the broker says is down is not added
+    nodes [1].up = false;
+    q = s_query ("replica", "session", "eu");
+    s_expect (nodes, 3, &q, (int []) { 0, 2, -1 });
+    //  an unreachable one still is: it is the only node that is never behind
+    nodes [1].up = true;
+    nodes [1].reachable = false;
+    s_expect (nodes, 3, &q, (int []) { 0, 2, 1, -1 });
+}
+
+static void
+test_max_keeps_the_best (void **state)
+{
+    (void) state;
+    wc_select_node_t nodes [] = {
+        s_node (R, "", 40), s_node (R, "", 30), s_node (R, "", 20),
+        s_node (R, "", 10), s_node (R, "", -1),
+    };
+    wc_select_query_t q = s_query ("nearest", "eventual", "");
+    size_t out [2];
+    assert_int_equal (wc_select_candidates (nodes, 5, &q, out, 2, NULL), 2);
+    assert_int_equal (out [0], 3);
+    assert_int_equal (out [1], 2);
+    assert_int_equal (wc_select_candidates (nodes, 5, &q, out, 0, NULL), 0);
+    assert_int_equal (wc_select_candidates (nodes, 0, &q, out, 2, NULL), 0);
+}
+
+static void
+test_primary_choice (void **state)
+{
+    (void) state;
+    wc_select_node_t nodes [] = {
+        s_node (P, "", 1),          // old primary, epoch 1
+        s_node (R, "", 1),
+        s_node (P, "", 1),          // new primary, epoch 2
+    };
+    nodes [2].epoch = 2;
+    assert_int_equal (wc_select_primary (nodes, 3), 2);
+    //  the broker says the new one is down: the up one wins
+    nodes [2].up = false;
+    assert_int_equal (wc_select_primary (nodes, 3), 0);
+    //  no primary at all
+    nodes [0].role = R;
+    nodes [2].role = R;
+    assert_int_equal (wc_select_primary (nodes, 3), WC_SELECT_NONE);
+}
+
+static void
+test_parse (void **state)
+{
+    (void) state;
+    wc_read_pref_t pref;
+    int c;
+    assert_int_equal (wc_select_parse_read ("nearest", &pref), 0);
+    assert_int_equal (pref.mode, WC_READ_NEAREST);
+    assert_int_equal (wc_select_parse_read ("region=eu-west", &pref), 0);
+    assert_int_equal (pref.mode, WC_READ_REGION);
+    assert_string_equal (pref.region, "eu-west");
+    assert_int_equal (wc_select_parse_read ("region=", &pref), WALCAST_EINVAL);
+    assert_int_equal (wc_select_parse_read ("closest", &pref), WALCAST_EINVAL);
+    assert_int_equal (wc_select_parse_read ("Primary", &pref), WALCAST_EINVAL);
+    assert_int_equal (wc_select_parse_read (NULL, &pref), WALCAST_EINVAL);
+    char longname [80];
+    memset (longname, 'x', sizeof longname);
+    memcpy (longname, "region=", 7);
+    longname [7 + 65] = 0;          // 65 bytes: one too many
+    assert_int_equal (wc_select_parse_read (longname, &pref), WALCAST_EINVAL);
+    longname [7 + 64] = 0;
+    assert_int_equal (wc_select_parse_read (longname, &pref), 0);
+    assert_int_equal (wc_select_parse_consistency ("strong", &c), 0);
+    assert_int_equal (c, WC_CONSISTENCY_STRONG);
+    assert_int_equal (wc_select_parse_consistency ("linearizable", &c), WALCAST_EINVAL);
+
+    //  The public setters say the same
+    walcast_t *w = walcast_new ();
+    assert_non_null (w);
+    assert_int_equal (walcast_set_read (w, "replica"), 0);
+    assert_int_equal (walcast_set_read (w, "nope"), WALCAST_EINVAL);
+    assert_int_equal (walcast_set_consistency (w, "eventual"), 0);
+    assert_int_equal (walcast_set_consistency (w, ""), WALCAST_EINVAL);
+    assert_int_equal (walcast_session_seq (w), 0);
+    walcast_destroy (&w);
+    assert_null (w);
+}
+
+static void
+test_ewma (void **state)
+{
+    (void) state;
+    double avg = wc_topology_ewma (-1, 10);     // first sample as it is
+    assert_true (avg == 10);
+    avg = wc_topology_ewma (avg, 20);            // 0.8 * 10 + 0.2 * 20
+    assert_true (avg > 11.999 && avg < 12.001);
+    avg = wc_topology_ewma (avg, 2);             // 0.8 * 12 + 0.2 * 2
+    assert_true (avg > 9.999 && avg < 10.001);
+    //  A steady input converges to it
+    for (int i = 0; i < 100; i++)
+        avg = wc_topology_ewma (avg, 50);
+    assert_true (avg > 49.99 && avg < 50.01);
+}
+
+static void
+test_ping_timing (void **state)
+{
+    (void) state;
+    wc_node_t node;
+    memset (&node, 0, sizeof node);
+    node.reachable = true;
+    node.rtt_ms = -1;
+    int64_t t = 5000000;
+    assert_true (wc_topology_ping_due (&node, t));        // never pinged
+    node.ping_rid = 7;
+    node.ping_sent_us = t;
+    assert_false (wc_topology_ping_due (&node, t + 1500000));   // in flight
+    assert_true (node.reachable);
+
+    //  The first PONG on a connection: identity and life, but no
+    //  sample (that PING waited for the handshakes); PING again at once
+    wc_msg_t pong;
+    memset (&pong, 0, sizeof pong);
+    pong.type = WC_MSG_PONG;
+    pong.rid = 7;
+    pong.u.pong.role = WC_ROLE_REPLICA;
+    pong.u.pong.id.ptr = (const uint8_t *) "eu1";
+    pong.u.pong.id.len = 3;
+    pong.u.pong.region.ptr = (const uint8_t *) "eu\nwest";
+    pong.u.pong.region.len = 7;
+    pong.u.pong.seq = 42;
+    assert_true (wc_topology_pong (&node, &pong, t + 12000, true));
+    assert_true (node.rtt_ms < 0);
+    assert_int_equal (node.ping_rid, 0);
+    assert_string_equal (node.id, "eu1");
+    assert_string_equal (node.region, "eu?west");       // control bytes masked
+    assert_int_equal (node.role, WC_ROLE_REPLICA);
+    assert_int_equal (node.applied_seq, 42);
+
+    //  The next one is the first sample (3 ms), taken as it is
+    node.ping_rid = 8;
+    node.ping_sent_us = t;
+    pong.rid = 8;
+    assert_false (wc_topology_pong (&node, &pong, t + 3000, true));
+    assert_true (node.rtt_ms > 2.999 && node.rtt_ms < 3.001);
+    assert_int_equal (node.ping_rid, 0);
+
+    //  A PONG read late (it sat in the queue) is no sample
+    node.ping_rid = 9;
+    node.ping_sent_us = t;
+    pong.rid = 9;
+    assert_false (wc_topology_pong (&node, &pong, t + 1200000, false));
+    assert_true (node.rtt_ms > 2.999 && node.rtt_ms < 3.001);
+    assert_int_equal (node.ping_rid, 0);
+    assert_true (node.reachable);
+
+    //  Next PING a second after the last
+    assert_false (wc_topology_ping_due (&node, t + 999999));
+    assert_true (wc_topology_ping_due (&node, t + 1000000));
+    node.ping_rid = 10;
+    node.ping_sent_us = t + 1000000;
+    //  Unanswered for 2 s: unreachable, and a new PING is due
+    assert_false (wc_topology_ping_due (&node, t + 2999999));
+    assert_true (node.reachable);
+    assert_true (wc_topology_ping_due (&node, t + 3000000));
+    assert_false (node.reachable);
+    //  A late PONG for an older PING brings it back, without a sample
+    pong.rid = 8;
+    assert_false (wc_topology_pong (&node, &pong, t + 3500000, true));
+    assert_true (node.reachable);
+    assert_true (node.rtt_ms > 2.999 && node.rtt_ms < 3.001);
+}
+
+static void
+test_session_token (void **state)
+{
+    (void) state;
+    wc_session_t s;
+    wc_session_reset (&s);
+    assert_int_equal (wc_session_min_seq (&s, true, 0), 0);
+    assert_int_equal (wc_session_wait_ms (0, 200), 0);     // nothing to wait for
+    wc_session_note (&s, 1, 10);
+    wc_session_note (&s, 0, 7);         // older: no effect
+    assert_int_equal (s.seq, 10);
+    assert_int_equal (wc_session_min_seq (&s, true, 0), 10);
+    assert_int_equal (wc_session_min_seq (&s, true, 12), 12);   // explicit larger
+    assert_int_equal (wc_session_min_seq (&s, false, 0), 0);    // eventual
+    assert_int_equal (wc_session_min_seq (&s, false, 5), 5);
+    assert_int_equal (wc_session_wait_ms (10, 200), 200);
+    assert_int_equal (wc_session_wait_ms (10, 0), 0);
+    assert_int_equal (wc_session_wait_ms (10, 1000000), WC_MAX_WAIT_MS);
+}
+
+static void
+test_endpoint (void **state)
+{
+    (void) state;
+    char ep [300];
+    bool ipv6;
+    assert_int_equal (wc_topology_endpoint ("127.0.0.1:7000", 1, ep, sizeof ep, &ipv6), 0);
+    assert_string_equal (ep, "tcp://127.0.0.1:7001");
+    assert_false (ipv6);
+    assert_int_equal (wc_topology_endpoint ("[::1]:7000", 0, ep, sizeof ep, &ipv6), 0);
+    assert_string_equal (ep, "tcp://[::1]:7000");
+    assert_true (ipv6);
+    assert_int_equal (wc_topology_endpoint ("h:65535", 1, ep, sizeof ep, NULL), WALCAST_EINVAL);
+    assert_int_equal (wc_topology_endpoint ("h:0", 0, ep, sizeof ep, NULL), WALCAST_EINVAL);
+    assert_int_equal (wc_topology_endpoint ("::1:7000", 0, ep, sizeof ep, NULL), WALCAST_EINVAL);
+    assert_int_equal (wc_topology_endpoint ("host", 0, ep, sizeof ep, NULL), WALCAST_EINVAL);
+    assert_int_equal (wc_topology_endpoint ("a b:1", 0, ep, sizeof ep, NULL), WALCAST_EINVAL);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_nearest_window),
+        cmocka_unit_test (test_nearest_prefers_own_region),
+        cmocka_unit_test (test_down_and_unreachable_skipped),
+        cmocka_unit_test (test_unknown_rtt_last),
+        cmocka_unit_test (test_replica_primary_region),
+        cmocka_unit_test (test_session_appends_primary),
+        cmocka_unit_test (test_max_keeps_the_best),
+        cmocka_unit_test (test_primary_choice),
+        cmocka_unit_test (test_parse),
+        cmocka_unit_test (test_ewma),
+        cmocka_unit_test (test_ping_timing),
+        cmocka_unit_test (test_session_token),
+        cmocka_unit_test (test_endpoint),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
