@@ -9,6 +9,12 @@
     Polling goes through one cached client handle per node with a short
     timeout; the handle is thrown away after any error so that a restarted
     or resumed node gets a fresh connection.
+
+    The broker, the latency proxies and background CLI runs are "procs":
+    the same kind of child, in one table, each with a log file. Destroy
+    stops background CLI runs first, then the nodes, then the proxies and
+    the broker; a broker or proxy that does not exit 0 after SIGTERM (a
+    leak report under ASan, say) fails the test like a node would.
 */
 #include "cluster.h"
 
@@ -20,7 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -44,7 +53,20 @@ typedef struct {
     int        starts;            /* times started */
     long       start_mark;        /* log offset of the latest start */
     walcast_t *client;            /* cached handle for polling, or NULL */
+    char       region [65];       /* --region, "" for none */
+    char       advertise [64];    /* --advertise, "" for the bound address */
+    bool       use_broker;        /* --broker (the test's broker) */
 } cluster_node_t;
+
+/*  A helper process: the broker, a proxy or a background CLI run. */
+typedef struct {
+    char  name [64];              /* "broker", "proxy1-eu1", "cli3" */
+    char  log [CLUSTER_PATH];     /* its stderr, appended across runs */
+    char  out [CLUSTER_PATH];     /* its stdout ("" for /dev/null) */
+    pid_t pid;                    /* running process, 0 when none */
+    bool  must_exit_clean;        /* SIGTERM must end it with status 0 */
+    bool  stopped;                /* SIGSTOPped and not yet resumed */
+} cluster_proc_t;
 
 struct cluster {
     char           name [64];     /* test name, in messages */
@@ -55,8 +77,17 @@ struct cluster {
     bool           passed;        /* cluster_pass() was called */
     int            count;         /* nodes declared */
     cluster_node_t nodes [CLUSTER_MAX_NODES];
+    char           broker_addr [32];  /* "127.0.0.1:PORT" of the broker */
+    int            broker;        /* proc index of the broker, -1 before it starts */
+    int            nproxies;      /* proxies started */
+    char           proxy_addr [CLUSTER_MAX_PROXIES][32];
+    int            proxy_proc [CLUSTER_MAX_PROXIES];  /* proc index of proxy k */
+    int            nprocs;        /* procs used */
+    cluster_proc_t procs [CLUSTER_MAX_PROCS];
 };
 
+
+static void s_print_file_tail (const char *path, const char *label, int lines);
 
 int64_t
 cluster_now_ms (void)
@@ -109,6 +140,9 @@ cluster_new (const char *name, int base_port)
     }
     const char *offset = getenv ("WALCAST_TEST_PORT_OFFSET");
     self->base_port = base_port + (offset ? atoi (offset) : 0);
+    self->broker = -1;
+    snprintf (self->broker_addr, sizeof self->broker_addr, "127.0.0.1:%d",
+              self->base_port + 80);
 
     snprintf (self->dir, sizeof self->dir, "/tmp/walcast-%s-XXXXXX", name);
     if (!mkdtemp (self->dir)) {
@@ -134,7 +168,14 @@ cluster_destroy (cluster_t **self_p)
     if (!self_p || !*self_p)
         return;
     cluster_t *self = *self_p;
+    //  Background CLI runs first, then the nodes, then what they lean on
+    for (int k = 0; k < self->nprocs; k++)
+        if (self->procs [k].pid && !self->procs [k].must_exit_clean)
+            cluster_proc_stop (self, k, 5000);
     int rc = cluster_term_all (self);
+    for (int k = 0; k < self->nprocs; k++)
+        if (self->procs [k].pid && cluster_proc_stop (self, k, 20000) != 0)
+            rc = -1;
     if (rc != 0)
         self->passed = false;     //  a node that did not exit cleanly fails the test
     for (int i = 0; i < self->count; i++)
@@ -151,6 +192,12 @@ cluster_destroy (cluster_t **self_p)
             fprintf (stderr, "cluster: --- tail of %s (node %s, port %d) ---\n",
                      self->nodes [i].log, self->nodes [i].id, self->nodes [i].port);
             cluster_print_tail (self, i, CLUSTER_TAIL_LINES);
+        }
+        for (int k = 0; k < self->nprocs; k++) {
+            fprintf (stderr, "cluster: --- tail of %s (%s) ---\n",
+                     self->procs [k].log, self->procs [k].name);
+            s_print_file_tail (self->procs [k].log, self->procs [k].name,
+                               CLUSTER_TAIL_LINES);
         }
         fprintf (stderr, "cluster: %s FAILED, keeping %s\n", self->name, self->dir);
     }
@@ -272,7 +319,7 @@ cluster_start (cluster_t *self, int i)
 
     char port [16];
     snprintf (port, sizeof port, "%d", node->port);
-    const char *argv [16];
+    const char *argv [24];
     int argc = 0;
     argv [argc++] = self->node_bin;
     argv [argc++] = "--id";
@@ -288,6 +335,18 @@ cluster_start (cluster_t *self, int i)
     if (*node->fsync) {
         argv [argc++] = "--fsync";
         argv [argc++] = node->fsync;
+    }
+    if (*node->region) {
+        argv [argc++] = "--region";
+        argv [argc++] = node->region;
+    }
+    if (*node->advertise) {
+        argv [argc++] = "--advertise";
+        argv [argc++] = node->advertise;
+    }
+    if (node->use_broker) {
+        argv [argc++] = "--broker";
+        argv [argc++] = self->broker_addr;
     }
     argv [argc] = NULL;
 
@@ -744,7 +803,24 @@ cluster_wait_log (cluster_t *self, int i, const char *prefix, long from,
 void
 cluster_print_tail (cluster_t *self, int i, int lines)
 {
-    char *text = s_read_log (self, i, 0);
+    s_print_file_tail (self->nodes [i].log, self->nodes [i].id, lines);
+}
+
+//  Print the last `lines` lines of the file at path, each prefixed by label.
+static void
+s_print_file_tail (const char *path, const char *label, int lines)
+{
+    FILE *file = fopen (path, "r");
+    char *text = NULL;
+    if (file) {
+        fseek (file, 0, SEEK_END);
+        long size = ftell (file);
+        fseek (file, 0, SEEK_SET);
+        text = malloc ((size_t) (size > 0 ? size : 0) + 1);
+        if (text)
+            text [fread (text, 1, (size_t) (size > 0 ? size : 0), file)] = 0;
+        fclose (file);
+    }
     if (!text) {
         fprintf (stderr, "cluster:   (no log)\n");
         return;
@@ -762,7 +838,7 @@ cluster_print_tail (cluster_t *self, int i, int lines)
     while (*line) {
         char *eol = strchr (line, '\n');
         int n = eol ? (int) (eol - line) : (int) strlen (line);
-        fprintf (stderr, "  %s | %.*s\n", self->nodes [i].id, n, line);
+        fprintf (stderr, "  %s | %.*s\n", label, n, line);
         line += n + (eol ? 1 : 0);
     }
     free (text);
@@ -794,15 +870,29 @@ s_slurp (const char *path)
 int
 cluster_cli (cluster_t *self, const char *input, char **out, char **err, ...)
 {
+    const char *args [64];
+    int count = 0;
+    va_list list;
+    va_start (list, err);
+    const char *arg;
+    while ((arg = va_arg (list, const char *)) && count < 63)
+        args [count++] = arg;
+    va_end (list);
+    args [count] = NULL;
+    return cluster_cli_argv (self, input, out, err, args);
+}
+
+int
+cluster_cli_argv (cluster_t *self, const char *input, char **out, char **err,
+                  const char *const *args)
+{
     const char *argv [64];
     int argc = 0;
     argv [argc++] = self->cli_bin;
-    va_list args;
-    va_start (args, err);
-    const char *arg;
-    while ((arg = va_arg (args, const char *)) && argc < 63)
-        argv [argc++] = arg;
-    va_end (args);
+    while (args [argc - 1] && argc < 63) {
+        argv [argc] = args [argc - 1];
+        argc++;
+    }
     argv [argc] = NULL;
 
     char in_path [CLUSTER_PATH], out_path [CLUSTER_PATH], err_path [CLUSTER_PATH];
@@ -866,4 +956,481 @@ cluster_cli (cluster_t *self, const char *input, char **out, char **err, ...)
     if (err)
         *err = s_slurp (err_path);
     return result;
+}
+
+
+/* --- regions: node flags, broker, proxies, background CLI -------------
+
+    The broker and the proxies are found through $WALCAST_BROKER and
+    $WALCAST_PROXY when first needed, so tests that use neither do not
+    depend on them. */
+
+void
+cluster_set_region (cluster_t *self, int i, const char *region)
+{
+    snprintf (self->nodes [i].region, sizeof self->nodes [i].region, "%s",
+              region ? region : "");
+}
+
+void
+cluster_set_advertise (cluster_t *self, int i, const char *host_port)
+{
+    snprintf (self->nodes [i].advertise, sizeof self->nodes [i].advertise, "%s",
+              host_port ? host_port : "");
+}
+
+void
+cluster_set_broker (cluster_t *self, int i, bool on)
+{
+    self->nodes [i].use_broker = on;
+}
+
+const char *
+cluster_id (cluster_t *self, int i)
+{
+    return self->nodes [i].id;
+}
+
+const char *
+cluster_broker_addr (cluster_t *self)
+{
+    return self->broker_addr;
+}
+
+//  A new proc slot named name, or -1 when the table is full.
+static int
+s_proc_new (cluster_t *self, const char *name)
+{
+    if (self->nprocs >= CLUSTER_MAX_PROCS) {
+        fprintf (stderr, "cluster: more than %d helper processes\n", CLUSTER_MAX_PROCS);
+        return -1;
+    }
+    int k = self->nprocs++;
+    cluster_proc_t *proc = &self->procs [k];
+    memset (proc, 0, sizeof *proc);
+    snprintf (proc->name, sizeof proc->name, "%s", name);
+    snprintf (proc->log, sizeof proc->log, "%s/%s.log", self->dir, name);
+    return k;
+}
+
+//  Start proc k as argv (argv[0] is the binary): stdin /dev/null, stdout
+//  to proc->out (truncated) or /dev/null, stderr appended to proc->log.
+static int
+s_proc_spawn (cluster_t *self, int k, const char **argv)
+{
+    cluster_proc_t *proc = &self->procs [k];
+    if (proc->pid) {
+        fprintf (stderr, "cluster: %s is already running\n", proc->name);
+        return -1;
+    }
+    int log = open (proc->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log < 0) {
+        fprintf (stderr, "cluster: open %s: %s\n", proc->log, strerror (errno));
+        return -1;
+    }
+    dprintf (log, "=== cluster: start of %s:", proc->name);
+    for (int a = 0; argv [a]; a++)
+        dprintf (log, " %s", argv [a]);
+    dprintf (log, " ===\n");
+    int out = *proc->out
+            ? open (proc->out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
+            : open ("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (out < 0) {
+        fprintf (stderr, "cluster: open stdout of %s: %s\n", proc->name, strerror (errno));
+        close (log);
+        return -1;
+    }
+    pid_t parent = getpid ();
+    fflush (NULL);
+    pid_t pid = fork ();
+    if (pid < 0) {
+        fprintf (stderr, "cluster: fork: %s\n", strerror (errno));
+        close (log);
+        close (out);
+        return -1;
+    }
+    if (pid == 0) {
+        prctl (PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid () != parent)
+            _exit (127);
+        int null = open ("/dev/null", O_RDONLY);
+        if (null < 0)
+            _exit (127);
+        dup2 (null, 0);
+        dup2 (out, 1);
+        dup2 (log, 2);
+        signal (SIGPIPE, SIG_DFL);
+        execv (argv [0], (char **) argv);
+        dprintf (2, "cluster: execv %s: %s\n", argv [0], strerror (errno));
+        _exit (127);
+    }
+    close (log);
+    close (out);
+    proc->pid = pid;
+    return 0;
+}
+
+//  Describe how proc k ended; returns its exit status, or 128 + signal.
+static int
+s_proc_reaped (cluster_t *self, int k, int status, const char *when)
+{
+    cluster_proc_t *proc = &self->procs [k];
+    proc->pid = 0;
+    if (WIFEXITED (status)) {
+        if (WEXITSTATUS (status) != 0 && proc->must_exit_clean)
+            fprintf (stderr, "cluster: %s %s: exit status %d (see %s)\n",
+                     proc->name, when, WEXITSTATUS (status), proc->log);
+        return WEXITSTATUS (status);
+    }
+    if (proc->must_exit_clean)
+        fprintf (stderr, "cluster: %s %s: killed by signal %d (%s)\n", proc->name,
+                 when, WTERMSIG (status), strsignal (WTERMSIG (status)));
+    return 128 + WTERMSIG (status);
+}
+
+int
+cluster_proc_stop (cluster_t *self, int k, int timeout_ms)
+{
+    if (k < 0 || k >= self->nprocs || !self->procs [k].pid)
+        return -1;
+    cluster_proc_t *proc = &self->procs [k];
+    if (proc->stopped)
+        kill (proc->pid, SIGCONT);
+    proc->stopped = false;
+    kill (proc->pid, SIGTERM);
+    int64_t deadline = cluster_now_ms () + timeout_ms;
+    int status = 0;
+    while (true) {
+        pid_t rc = waitpid (proc->pid, &status, WNOHANG);
+        if (rc == proc->pid)
+            return s_proc_reaped (self, k, status, "after SIGTERM");
+        if (rc < 0 && errno != EINTR) {
+            proc->pid = 0;
+            return -1;
+        }
+        if (cluster_now_ms () > deadline) {
+            fprintf (stderr, "cluster: %s did not exit %d ms after SIGTERM; "
+                     "sending SIGKILL\n", proc->name, timeout_ms);
+            kill (proc->pid, SIGKILL);
+            while (waitpid (proc->pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            proc->pid = 0;
+            return 128 + SIGKILL;
+        }
+        cluster_nap_ms (5);
+    }
+}
+
+//  True when a TCP connection to 127.0.0.1:port is accepted.
+static bool
+s_port_open (int port)
+{
+    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in addr;
+    memset (&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons ((uint16_t) port);
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    bool open = connect (fd, (struct sockaddr *) &addr, sizeof addr) == 0;
+    close (fd);
+    return open;
+}
+
+//  True while proc k runs (reaps it and says so otherwise).
+static bool
+s_proc_running (cluster_t *self, int k)
+{
+    cluster_proc_t *proc = &self->procs [k];
+    if (!proc->pid)
+        return false;
+    int status;
+    if (waitpid (proc->pid, &status, WNOHANG) == proc->pid) {
+        s_proc_reaped (self, k, status, "exited unexpectedly");
+        fprintf (stderr, "cluster: %s exited unexpectedly (see %s)\n", proc->name,
+                 proc->log);
+        return false;
+    }
+    return true;
+}
+
+bool
+cluster_proc_running (cluster_t *self, int k)
+{
+    return k >= 0 && k < self->nprocs && s_proc_running (self, k);
+}
+
+int
+cluster_broker_start (cluster_t *self, int node_timeout_ms)
+{
+    if (self->broker < 0) {
+        int k = s_proc_new (self, "broker");
+        if (k < 0)
+            return -1;
+        self->procs [k].must_exit_clean = true;
+        self->broker = k;
+    }
+    char bin [CLUSTER_PATH];
+    if (!s_find_binary ("WALCAST_BROKER", bin, sizeof bin))
+        return -1;
+    int port = self->base_port + 80;
+    char port_arg [16], timeout_arg [16];
+    snprintf (port_arg, sizeof port_arg, "%d", port);
+    snprintf (timeout_arg, sizeof timeout_arg, "%d", node_timeout_ms);
+    const char *argv [8] = { bin, "--port", port_arg, NULL };
+    if (node_timeout_ms > 0) {
+        argv [3] = "--node-timeout";
+        argv [4] = timeout_arg;
+        argv [5] = NULL;
+    }
+    if (s_proc_spawn (self, self->broker, argv) != 0)
+        return -1;
+    int64_t deadline = cluster_now_ms () + 10000;
+    while (!(s_port_open (port) && s_port_open (port + 1))) {
+        if (!s_proc_running (self, self->broker))
+            return -1;
+        if (cluster_now_ms () > deadline) {
+            fprintf (stderr, "cluster: broker not listening on %d/%d after 10 s\n",
+                     port, port + 1);
+            return -1;
+        }
+        cluster_nap_ms (5);
+    }
+    return 0;
+}
+
+int
+cluster_broker_kill (cluster_t *self)
+{
+    if (self->broker < 0 || !self->procs [self->broker].pid)
+        return -1;
+    cluster_proc_t *proc = &self->procs [self->broker];
+    kill (proc->pid, SIGKILL);
+    int status;
+    while (waitpid (proc->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    proc->pid = 0;
+    return 0;
+}
+
+walcast_t *
+cluster_broker_client (cluster_t *self, int timeout_ms)
+{
+    walcast_t *client = walcast_new ();
+    if (!client)
+        return NULL;
+    walcast_set_timeout (client, timeout_ms);
+    int rc = walcast_connect_broker (client, self->broker_addr);
+    if (rc != 0) {
+        fprintf (stderr, "cluster: walcast_connect_broker %s: %s (%s)\n",
+                 self->broker_addr, walcast_errname (rc), walcast_last_detail (client));
+        walcast_destroy (&client);
+    }
+    return client;
+}
+
+int
+cluster_proxy_port (cluster_t *self, int k)
+{
+    return self->base_port + 60 + 3 * k;
+}
+
+const char *
+cluster_proxy_addr (cluster_t *self, int k)
+{
+    return self->proxy_addr [k];
+}
+
+int
+cluster_proxy_start_split (cluster_t *self, int i, int service_ms, int stream_ms,
+                           int catchup_ms)
+{
+    if (self->nproxies >= CLUSTER_MAX_PROXIES) {
+        fprintf (stderr, "cluster: more than %d proxies\n", CLUSTER_MAX_PROXIES);
+        return -1;
+    }
+    char bin [CLUSTER_PATH];
+    if (!s_find_binary ("WALCAST_PROXY", bin, sizeof bin))
+        return -1;
+    int k = self->nproxies;
+    char name [64];
+    snprintf (name, sizeof name, "proxy%d-%s", k, self->nodes [i].id);
+    int proc = s_proc_new (self, name);
+    if (proc < 0)
+        return -1;
+    self->procs [proc].must_exit_clean = true;
+
+    int listen = cluster_proxy_port (self, k), target = self->nodes [i].port;
+    int delays [3] = { service_ms, stream_ms, catchup_ms };
+    char delay_arg [16], pairs [3][48];
+    snprintf (delay_arg, sizeof delay_arg, "%d", service_ms);
+    const char *argv [8] = { bin, "--delay", delay_arg };
+    for (int p = 0; p < 3; p++) {
+        snprintf (pairs [p], sizeof pairs [p], "%d:%d/%d", listen + p, target + p,
+                  delays [p]);
+        argv [3 + p] = pairs [p];
+    }
+    argv [6] = NULL;
+    long mark = 0;
+    struct stat st;
+    if (stat (self->procs [proc].log, &st) == 0)
+        mark = (long) st.st_size;
+    if (s_proc_spawn (self, proc, argv) != 0)
+        return -1;
+    self->proxy_proc [k] = proc;
+    self->nproxies++;
+    snprintf (self->proxy_addr [k], sizeof self->proxy_addr [k], "127.0.0.1:%d", listen);
+
+    //  Ready once it says so in its log
+    int64_t deadline = cluster_now_ms () + 10000;
+    while (true) {
+        char *text = s_slurp (self->procs [proc].log);
+        bool ready = strlen (text) > (size_t) mark
+                  && strstr (text + mark, "latency-proxy: ready") != NULL;
+        free (text);
+        if (ready)
+            return k;
+        if (!s_proc_running (self, proc))
+            return -1;
+        if (cluster_now_ms () > deadline) {
+            fprintf (stderr, "cluster: %s not ready after 10 s\n", name);
+            return -1;
+        }
+        cluster_nap_ms (5);
+    }
+}
+
+int
+cluster_proxy_signal (cluster_t *self, int k, int sig)
+{
+    if (k < 0 || k >= self->nproxies)
+        return -1;
+    cluster_proc_t *proc = &self->procs [self->proxy_proc [k]];
+    if (!proc->pid || kill (proc->pid, sig) != 0) {
+        fprintf (stderr, "cluster: cannot send signal %d to %s\n", sig, proc->name);
+        return -1;
+    }
+    if (sig == SIGSTOP)
+        proc->stopped = true;
+    else
+    if (sig == SIGCONT)
+        proc->stopped = false;
+    return 0;
+}
+
+int
+cluster_proxy_start (cluster_t *self, int i, int delay_ms)
+{
+    return cluster_proxy_start_split (self, i, delay_ms, delay_ms, delay_ms);
+}
+
+int
+cluster_cli_spawn (cluster_t *self, ...)
+{
+    char name [32];
+    snprintf (name, sizeof name, "cli%d", self->nprocs);
+    int k = s_proc_new (self, name);
+    if (k < 0)
+        return -1;
+    cluster_proc_t *proc = &self->procs [k];
+    snprintf (proc->out, sizeof proc->out, "%s/%s.out", self->dir, name);
+    const char *argv [64];
+    int argc = 0;
+    argv [argc++] = self->cli_bin;
+    va_list args;
+    va_start (args, self);
+    const char *arg;
+    while ((arg = va_arg (args, const char *)) && argc < 63)
+        argv [argc++] = arg;
+    va_end (args);
+    argv [argc] = NULL;
+    return s_proc_spawn (self, k, argv) == 0 ? k : -1;
+}
+
+char *
+cluster_proc_output (cluster_t *self, int k)
+{
+    if (k < 0 || k >= self->nprocs || !*self->procs [k].out)
+        return calloc (1, 1);
+    return s_slurp (self->procs [k].out);
+}
+
+int
+cluster_parse_served (const char *text, char *id, size_t id_size,
+                      char *region, size_t region_size, double *rtt_ms)
+{
+    const char *at = text ? strstr (text, "served by ") : NULL;
+    if (!at)
+        return -1;
+    char id_buf [65] = "", region_buf [65] = "";
+    double rtt = -1;
+    if (sscanf (at, "served by %64s (%64[^,], %lf ms)", id_buf, region_buf, &rtt) < 2)
+        return -1;
+    if (id)
+        snprintf (id, id_size, "%s", id_buf);
+    if (region)
+        snprintf (region, region_size, "%s", region_buf);
+    if (rtt_ms)
+        *rtt_ms = rtt;
+    return 0;
+}
+
+int
+cluster_status_state (const char *status_out, const char *id)
+{
+    size_t id_len = strlen (id);
+    const char *line = status_out;
+    while (line && *line) {
+        const char *eol = strchr (line, '\n');
+        size_t len = eol ? (size_t) (eol - line) : strlen (line);
+        const char *start = line;
+        while (start < line + len && (*start == ' ' || *start == '\t'))
+            start++;
+        if ((size_t) (line + len - start) > id_len && memcmp (start, id, id_len) == 0
+        &&  (start [id_len] == ' ' || start [id_len] == '\t')) {
+            //  The state is the last word of the line
+            const char *end = line + len;
+            while (end > start && (end [-1] == ' ' || end [-1] == '\t' || end [-1] == '\r'))
+                end--;
+            const char *word = end;
+            while (word > start && word [-1] != ' ' && word [-1] != '\t')
+                word--;
+            if (end - word == 2 && memcmp (word, "up", 2) == 0)
+                return 1;
+            if (end - word == 4 && memcmp (word, "down", 4) == 0)
+                return 0;
+            return -1;
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    return -1;
+}
+
+int
+cluster_cli_read (cluster_t *self, const char *const *args,
+                  char *value, size_t value_size, char *id, size_t id_size,
+                  char *region, size_t region_size)
+{
+    char *out = NULL, *err = NULL;
+    int rc = cluster_cli_argv (self, NULL, &out, &err, args);
+    size_t len = out ? strlen (out) : 0;
+    if (len && out [len - 1] == '\n')
+        out [--len] = 0;
+    if (value)
+        snprintf (value, value_size, "%s", out ? out : "");
+    if (id)
+        *id = 0;
+    if (region)
+        *region = 0;
+    cluster_parse_served (err, id, id_size, region, region_size, NULL);
+    if (rc != 0) {
+        fprintf (stderr, "cluster: CLI");
+        for (int k = 0; args [k]; k++)
+            fprintf (stderr, " %s", args [k]);
+        fprintf (stderr, ": exit %d, stderr: %s\n", rc, err ? err : "");
+    }
+    free (out);
+    free (err);
+    return rc;
 }

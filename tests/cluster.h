@@ -29,6 +29,19 @@
 
     The base port can be shifted with $WALCAST_TEST_PORT_OFFSET, so two
     builds can run their cluster tests at the same time.
+
+    Regions (issue 3). Besides nodes a test may run helper processes, each
+    with its own log in the directory and reaped like a node:
+    - a broker ($WALCAST_BROKER) on base_port + 80 (and + 81); nodes
+      declared with cluster_set_broker() register with it;
+    - latency proxies ($WALCAST_PROXY, tests/latency_proxy.c): proxy k
+      puts a node's three ports behind base_port + 60 + 3k (k < 6), every
+      byte delayed each way, so that node looks far away from whoever
+      uses the proxy's address (a client, or a replica's --replica-of);
+    - CLI runs in the background (a `walcast watch`, say), whose output
+      the test reads while they run.
+    Port map of one test: nodes base+0..52, proxies base+60..77, broker
+    base+80..81, spare base+90..99.
 */
 #ifndef WC_CLUSTER_H_INCLUDED
 #define WC_CLUSTER_H_INCLUDED
@@ -178,8 +191,95 @@ void cluster_print_tail (cluster_t *self, int i, int lines);
 int cluster_cli (cluster_t *self, const char *input, char **out, char **err,
                  ...) __attribute__ ((sentinel));
 
+/*  Same with the arguments in a NULL-terminated array. */
+int cluster_cli_argv (cluster_t *self, const char *input, char **out, char **err,
+                      const char *const *args);
+
 /*  Monotonic clock in ms; a short nap for poll loops. */
 int64_t cluster_now_ms (void);
 void cluster_nap_ms (int ms);
+
+/* --- regions: node flags, broker, proxies, background CLI ------------- */
+
+#define CLUSTER_MAX_PROXIES   6
+#define CLUSTER_MAX_PROCS     16          /* broker + proxies + CLI runs */
+
+/*  Flags of node i for its next start: --region (NULL: none),
+    --advertise HOST:PORT (NULL: the bound address) and --broker (the
+    test's broker when on). */
+void cluster_set_region (cluster_t *self, int i, const char *region);
+void cluster_set_advertise (cluster_t *self, int i, const char *host_port);
+void cluster_set_broker (cluster_t *self, int i, bool on);
+
+/*  Node i's id. */
+const char *cluster_id (cluster_t *self, int i);
+
+/*  The broker's "127.0.0.1:PORT" (whether or not it runs). */
+const char *cluster_broker_addr (cluster_t *self);
+
+/*  Start the broker with --node-timeout node_timeout_ms (0: its default)
+    and wait until both its ports accept connections. 0 or -1. */
+int cluster_broker_start (cluster_t *self, int node_timeout_ms);
+
+/*  SIGKILL the broker and reap it (0, or -1 when it was not running). */
+int cluster_broker_kill (cluster_t *self);
+
+/*  A new client handle connected through the broker (walcast_connect_
+    broker) with the given timeout; NULL (printed) on failure. */
+walcast_t *cluster_broker_client (cluster_t *self, int timeout_ms);
+
+/*  Start a latency proxy in front of node i: the node's ports P, P+1,
+    P+2 become reachable at Q, Q+1, Q+2 (Q = base_port + 60 + 3k for the
+    returned index k), each byte delayed delay_ms each way. The node need
+    not run yet. Waits until the proxy listens. Returns k, or -1. */
+int cluster_proxy_start (cluster_t *self, int i, int delay_ms);
+
+/*  Same with a delay per port: service (P), stream (P+1), catch-up (P+2). */
+int cluster_proxy_start_split (cluster_t *self, int i, int service_ms,
+                               int stream_ms, int catchup_ms);
+
+/*  Send sig to proxy k: SIGSTOP freezes the link (nothing passes, in
+    either direction, until SIGCONT). Returns 0 or -1. */
+int cluster_proxy_signal (cluster_t *self, int k, int sig);
+
+/*  Base port and "127.0.0.1:PORT" of proxy k. */
+int cluster_proxy_port (cluster_t *self, int k);
+const char *cluster_proxy_addr (cluster_t *self, int k);
+
+/*  Run the CLI in the background with the NULL-terminated arguments;
+    its stdout and stderr go to files in the test directory. Returns a
+    process handle for the two functions below, or -1. */
+int cluster_cli_spawn (cluster_t *self, ...) __attribute__ ((sentinel));
+
+/*  True while a background process runs (reaps it and says how it ended
+    otherwise). */
+bool cluster_proc_running (cluster_t *self, int proc);
+
+/*  Everything the background process wrote on stdout so far (malloc'd,
+    NUL-terminated; the caller frees). */
+char *cluster_proc_output (cluster_t *self, int proc);
+
+/*  SIGTERM a background process (SIGKILL after timeout_ms) and reap it.
+    Returns its exit status, or 128 + signal when a signal ended it. */
+int cluster_proc_stop (cluster_t *self, int proc, int timeout_ms);
+
+/*  Parse the "served by ID (REGION, RTT ms)" line a `walcast -v` read
+    prints on stderr. id / region (may be NULL) get the names. Returns 0,
+    or -1 when text holds no such line. */
+int cluster_parse_served (const char *text, char *id, size_t id_size,
+                          char *region, size_t region_size, double *rtt_ms);
+
+/*  Run a CLI read (args: the CLI's arguments, NULL-terminated, with -v
+    and ending in the get command). value gets its stdout without the
+    final newline, id / region (may be NULL) who served it ("" when it
+    did not say). Returns the CLI's exit status (its stderr is printed
+    when that is not 0). */
+int cluster_cli_read (cluster_t *self, const char *const *args,
+                      char *value, size_t value_size, char *id, size_t id_size,
+                      char *region, size_t region_size);
+
+/*  In the output of `walcast --broker ... status`, the state column of
+    node id: 1 "up", 0 "down", -1 when the node is not listed. */
+int cluster_status_state (const char *status_out, const char *id);
 
 #endif

@@ -1,0 +1,165 @@
+/*  test_region_broker.c - the broker is not in the data path.
+
+    What a user relies on: when the broker dies, reads and writes go on,
+    both for clients that were given the nodes (--node) and for clients
+    that found them through the broker before it died; when the broker
+    comes back on the same port, the nodes register again and within a
+    few seconds its topology lists every node up.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "cluster.h"
+
+#define NODE_TIMEOUT_MS  1000
+#define COMEBACK_MS      5000      /* topology complete again within this */
+
+static int
+s_setup (void **state)
+{
+    *state = cluster_new ("region_broker", 25500);
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    cluster_t *cluster = (cluster_t *) *state;
+    cluster_destroy (&cluster);
+    return 0;
+}
+
+//  Put key = value and read it back through h.
+static void
+s_put_get (walcast_t *h, const char *who, const char *key, const char *value)
+{
+    walcast_pos_t pos;
+    int rc = walcast_put (h, key, strlen (key), value, strlen (value), &pos);
+    if (rc != 0)
+        fprintf (stderr, "%s: put %s: %s (%s)\n", who, key, walcast_errname (rc),
+                 walcast_last_detail (h));
+    assert_int_equal (rc, 0);
+    void *got = NULL;
+    size_t len = 0;
+    walcast_served_t served;
+    rc = walcast_get_ex (h, key, strlen (key), 0, &got, &len, &served);
+    if (rc != 0)
+        fprintf (stderr, "%s: get %s: %s (%s)\n", who, key, walcast_errname (rc),
+                 walcast_last_detail (h));
+    assert_int_equal (rc, 0);
+    assert_int_equal (len, strlen (value));
+    assert_memory_equal (got, value, len);
+    free (got);
+}
+
+//  Poll `walcast --broker status` until p1 and r1 are both listed up;
+//  returns the ms it took, or -1.
+static long long
+s_wait_all_up (cluster_t *c, int timeout_ms)
+{
+    int64_t started = cluster_now_ms ();
+    char *out = NULL;
+    while (true) {
+        free (out);
+        out = NULL;
+        int rc = cluster_cli (c, NULL, &out, NULL, "--broker", cluster_broker_addr (c),
+                              "--timeout", "1000", "status", NULL);
+        if (rc == 0 && cluster_status_state (out, "p1") == 1
+        &&  cluster_status_state (out, "r1") == 1) {
+            print_message ("walcast status --broker:\n%s", out);
+            free (out);
+            return (long long) (cluster_now_ms () - started);
+        }
+        if (cluster_now_ms () - started > timeout_ms) {
+            fprintf (stderr, "topology incomplete after %d ms; last status (exit %d):\n%s\n",
+                     timeout_ms, rc, out ? out : "");
+            free (out);
+            return -1;
+        }
+        cluster_nap_ms (100);
+    }
+}
+
+static void
+test_broker (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        skip ();
+    assert_int_equal (cluster_broker_start (c, NODE_TIMEOUT_MS), 0);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    for (int i = p; i <= r; i++) {
+        cluster_set_broker (c, i, true);
+        assert_int_equal (cluster_start (c, i), 0);
+    }
+    for (int i = p; i <= r; i++)
+        assert_int_equal (cluster_wait_ready (c, i, 30000), 0);
+    assert_true (s_wait_all_up (c, 10000) >= 0);
+
+    //  One client found the nodes through the broker, one was given them
+    walcast_t *found = cluster_broker_client (c, 3000);
+    assert_non_null (found);
+    walcast_t *given = walcast_new ();
+    assert_non_null (given);
+    walcast_set_timeout (given, 3000);
+    assert_int_equal (walcast_connect (given, cluster_addr (c, p)), 0);
+    assert_int_equal (walcast_connect (given, cluster_addr (c, r)), 0);
+    s_put_get (found, "broker client", "a", "1");
+    s_put_get (given, "node-list client", "b", "1");
+
+    //  Broker gone: both go on, and so does a new --node client
+    assert_int_equal (cluster_broker_kill (c), 0);
+    for (int k = 0; k < 10; k++) {
+        char value [16];
+        snprintf (value, sizeof value, "%d", k + 2);
+        s_put_get (found, "broker client", "a", value);
+        s_put_get (given, "node-list client", "b", value);
+    }
+    char *out = NULL, *err = NULL;
+    assert_int_equal (cluster_cli (c, NULL, &out, &err, "--node", cluster_addr (c, p),
+                                   "--node", cluster_addr (c, r), "put", "c", "1", NULL), 0);
+    free (out);
+    free (err);
+    char got [64];
+    const char *get_c [] = { "--node", cluster_addr (c, p), "--node", cluster_addr (c, r),
+                             "get", "c", NULL };
+    assert_int_equal (cluster_cli_read (c, get_c, got, sizeof got, NULL, 0, NULL, 0), 0);
+    assert_string_equal (got, "1");
+    //  Replication did not need it either
+    int both [] = { p, r };
+    assert_int_equal (cluster_wait_converged (c, both, 2, 0, 10000, NULL, NULL), 0);
+
+    //  Broker back on the same port: the topology fills again
+    assert_int_equal (cluster_broker_start (c, NODE_TIMEOUT_MS), 0);
+    long long took = s_wait_all_up (c, COMEBACK_MS);
+    print_message ("broker restarted: all nodes up in its topology after %lld ms\n", took);
+    assert_true (took >= 0);
+
+    //  Clients are still fine, and a new broker client works
+    s_put_get (found, "broker client", "a", "after");
+    s_put_get (given, "node-list client", "b", "after");
+    walcast_t *fresh = cluster_broker_client (c, 3000);
+    assert_non_null (fresh);
+    s_put_get (fresh, "new broker client", "d", "1");
+    walcast_destroy (&fresh);
+    walcast_destroy (&found);
+    walcast_destroy (&given);
+
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test_setup_teardown (test_broker, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
