@@ -30,28 +30,19 @@
 #include "codec.h"
 #include "directory.h"
 #include "log.h"
+#include "request.h"
 
-#define S_MAX_FRAMES    8              /* envelope + body */
 #define S_MAX_REQUEST   (64 * 1024)    /* a REGISTER is well under 1 KiB */
 #define S_BATCH         1000           /* messages handled per turn */
 #define S_PUSH_MS       1000           /* push at least this often */
 #define S_REFUSED_LOG_MS 10000         /* warn about refused nodes this often */
-
-/*  One message taken off the ROUTER. */
-typedef struct {
-    zmq_msg_t        frames [S_MAX_FRAMES];   /* envelope..., body */
-    int              nframes;
-    msgpack_unpacked unpacked;                /* owns msg's objects */
-    wc_msg_t         msg;
-    int              rc;                      /* decode result */
-} s_request_t;
 
 struct wc_broker {
     wc_broker_config_t cfg;
     zsock_t         *router;            /* ROUTER, B: nodes and clients */
     zsock_t         *pub;               /* PUB, B+1: topology pushes */
     wc_directory_t  *directory;
-    s_request_t      req;               /* the message being handled */
+    wc_request_t      req;               /* the message being handled */
     msgpack_sbuffer  out;               /* scratch: encoded replies and pushes */
     int64_t          tick_ms;           /* how often the directory is ticked */
     int64_t          next_tick_ms;
@@ -130,7 +121,7 @@ wc_broker_new (const wc_broker_config_t *cfg, int *err)
     }
     self->cfg = *cfg;
     msgpack_sbuffer_init (&self->out);
-    msgpack_unpacked_init (&self->req.unpacked);
+    wc_request_init (&self->req);
     int rc = WALCAST_ENOMEM;
     self->directory = wc_directory_new ();
     if (!self->directory)
@@ -170,7 +161,7 @@ wc_broker_destroy (wc_broker_t **self_p)
     zsock_destroy (&self->router);
     zsock_destroy (&self->pub);
     wc_directory_destroy (&self->directory);
-    msgpack_unpacked_destroy (&self->req.unpacked);
+    wc_request_destroy (&self->req);
     msgpack_sbuffer_destroy (&self->out);
     free (self);
     *self_p = NULL;
@@ -178,81 +169,28 @@ wc_broker_destroy (wc_broker_t **self_p)
 
 /* --- the ROUTER ---------------------------------------------------------- */
 
-/*  Take one message off the ROUTER without blocking. Returns 1 with req
-    filled (frames received, body decoded into req->msg / req->rc), 0 when
-    nothing is waiting, -1 when a message was dropped (too many frames or
-    too few). */
+/*  Take one message off the ROUTER; see wc_request_recv. */
 static int
-s_recv (wc_broker_t *self, s_request_t *req)
+s_recv (wc_broker_t *self, wc_request_t *req)
 {
-    void *handle = zsock_resolve (self->router);
-    req->nframes = 0;
-    bool dropped = false;
-    int more = 1;
-    while (more) {
-        zmq_msg_t frame;
-        zmq_msg_init (&frame);
-        /*  Only the first frame may be missing; the rest of a multipart
-            message arrives with it. */
-        int flags = req->nframes == 0 && !dropped ? ZMQ_DONTWAIT : 0;
-        if (zmq_msg_recv (&frame, handle, flags) == -1) {
-            zmq_msg_close (&frame);
-            if (req->nframes == 0 && !dropped)
-                return 0;       /* EAGAIN, or EINTR */
-            break;
-        }
-        more = zmq_msg_more (&frame);
-        if (dropped || req->nframes == S_MAX_FRAMES) {
-            dropped = true;
-            zmq_msg_close (&frame);
-            continue;
-        }
-        zmq_msg_init (&req->frames [req->nframes]);
-        zmq_msg_move (&req->frames [req->nframes], &frame);
-        zmq_msg_close (&frame);
-        req->nframes++;
-    }
-    if (dropped || more || req->nframes < 2) {
-        for (int i = 0; i < req->nframes; i++)
-            zmq_msg_close (&req->frames [i]);
-        req->nframes = 0;
+    int rc = wc_request_recv (zsock_resolve (self->router), req);
+    if (rc < 0)
         self->bad_messages++;
-        return -1;
-    }
-    zmq_msg_t *body = &req->frames [req->nframes - 1];
-    req->rc = wc_msg_decode (zmq_msg_data (body), zmq_msg_size (body),
-                             &req->unpacked, &req->msg);
-    return 1;
-}
-
-static void
-s_release (s_request_t *req)
-{
-    for (int i = 0; i < req->nframes; i++)
-        zmq_msg_close (&req->frames [i]);
-    req->nframes = 0;
+    return rc;
 }
 
 /*  Send self->out back through req's envelope. A peer that is gone
     (ROUTER_MANDATORY: EHOSTUNREACH) or whose queue is full loses it. */
 static void
-s_reply (wc_broker_t *self, s_request_t *req)
+s_reply (wc_broker_t *self, wc_request_t *req)
 {
-    void *handle = zsock_resolve (self->router);
-    for (int i = 0; i < req->nframes - 1; i++) {
-        zmq_msg_t *frame = &req->frames [i];
-        if (zmq_send (handle, zmq_msg_data (frame), zmq_msg_size (frame),
-                      ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
-            self->send_failures++;
-            return;
-        }
-    }
-    if (zmq_send (handle, self->out.data, self->out.size, ZMQ_DONTWAIT) == -1)
+    if (wc_request_reply (zsock_resolve (self->router), req, self->out.data,
+                          self->out.size) != 0)
         self->send_failures++;
 }
 
 static void
-s_reply_error (wc_broker_t *self, s_request_t *req, int err, const char *text)
+s_reply_error (wc_broker_t *self, wc_request_t *req, int err, const char *text)
 {
     self->out.size = 0;
     if (wc_error_encode (req->msg.rid, err, text ? text : walcast_strerror (err),
@@ -295,7 +233,7 @@ s_handle_node (wc_broker_t *self, const wc_node_info_t *info, int64_t now)
 
 /*  Handle one decoded (or undecodable) message. */
 static void
-s_handle (wc_broker_t *self, s_request_t *req, int64_t now)
+s_handle (wc_broker_t *self, wc_request_t *req, int64_t now)
 {
     wc_msg_t *msg = &req->msg;
     if (req->rc) {
@@ -349,7 +287,7 @@ s_handle_router (wc_broker_t *self)
             break;
         if (rc == 1) {
             s_handle (self, &self->req, now);
-            s_release (&self->req);
+            wc_request_release (&self->req);
         }
     }
 }

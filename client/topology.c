@@ -29,19 +29,6 @@ struct wc_topology {
     size_t     cap;
 };
 
-//  Copy untrusted bytes into a NUL-terminated buffer of size `size`,
-//  truncating, and replacing control bytes by '?'.
-static void
-s_copy_text (char *dest, size_t size, const wc_bytes_t *src)
-{
-    size_t len = src->len < size - 1 ? src->len : size - 1;
-    for (size_t i = 0; i < len; i++) {
-        uint8_t c = src->ptr [i];
-        dest [i] = (c < 0x20 || c == 0x7f) ? '?' : (char) c;
-    }
-    dest [len] = 0;
-}
-
 //  Same bytes as the NUL-terminated string?
 static bool
 s_bytes_eq (const wc_bytes_t *bytes, const char *str)
@@ -247,7 +234,7 @@ wc_topology_apply (wc_topology_t *self, const wc_node_info_t *info,
 {
     *moved = false;
     char addr [WC_MAX_ADDR + 1];
-    s_copy_text (addr, sizeof addr, &info->addr);
+    wc_bytes_printable (addr, sizeof addr, &info->addr);
     if (info->id.len == 0 || info->id.len > WC_MAX_ID)
         return WALCAST_EPROTO;
 
@@ -285,9 +272,9 @@ wc_topology_apply (wc_topology_t *self, const wc_node_info_t *info,
         *moved = true;
     }
     wc_node_t *node = &self->nodes [found];
-    s_copy_text (node->id, sizeof node->id, &info->id);
-    s_copy_text (node->region, sizeof node->region, &info->region);
-    s_copy_text (node->primary, sizeof node->primary, &info->primary);
+    wc_bytes_printable (node->id, sizeof node->id, &info->id);
+    wc_bytes_printable (node->region, sizeof node->region, &info->region);
+    wc_bytes_printable (node->primary, sizeof node->primary, &info->primary);
     node->role = info->role == WC_ROLE_PRIMARY || info->role == WC_ROLE_REPLICA
                ? info->role : 0;
     node->epoch = info->epoch;
@@ -342,8 +329,8 @@ wc_topology_pong (wc_node_t *node, const wc_msg_t *pong, int64_t now_us,
     if (pong->u.pong.role == WC_ROLE_PRIMARY || pong->u.pong.role == WC_ROLE_REPLICA)
         node->role = pong->u.pong.role;
     if (pong->u.pong.id.len > 0 && pong->u.pong.id.len <= WC_MAX_ID) {
-        s_copy_text (node->id, sizeof node->id, &pong->u.pong.id);
-        s_copy_text (node->region, sizeof node->region, &pong->u.pong.region);
+        wc_bytes_printable (node->id, sizeof node->id, &pong->u.pong.id);
+        wc_bytes_printable (node->region, sizeof node->region, &pong->u.pong.region);
     }
     return again;
 }

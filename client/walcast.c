@@ -171,20 +171,6 @@ s_now_us (void)
     return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-//  Copy untrusted bytes into a NUL-terminated buffer of size `size`,
-//  truncating, and replacing control bytes (NUL, ESC, newline ...) by '?'
-//  so that what a node sends can be printed safely.
-static void
-s_copy_text (char *dest, size_t size, const wc_bytes_t *src)
-{
-    size_t len = src->len < size - 1 ? src->len : size - 1;
-    for (size_t i = 0; i < len; i++) {
-        uint8_t c = src->ptr [i];
-        dest [i] = (c < 0x20 || c == 0x7f) ? '?' : (char) c;
-    }
-    dest [len] = 0;
-}
-
 //  Check a key and a value against the protocol's limits.
 static int
 s_check_kv (const void *key, size_t key_len, const void *value,
@@ -291,7 +277,7 @@ s_async_settle (walcast_t *self)
     if (self->async_err == 0) {
         if (msg->type == WC_MSG_ERROR) {
             self->async_err = wc_err_from_wire (msg->u.error.code);
-            s_copy_text (self->async_detail, sizeof self->async_detail,
+            wc_bytes_printable (self->async_detail, sizeof self->async_detail,
                          &msg->u.error.detail);
         }
         else {
@@ -500,7 +486,7 @@ s_request (walcast_t *self, size_t index, wc_msg_t *req, int expect,
         return rc;
     s_node (self, index)->reachable = true;
     if (self->rx.type == WC_MSG_ERROR) {
-        s_copy_text (self->detail, sizeof self->detail,
+        wc_bytes_printable (self->detail, sizeof self->detail,
                      &self->rx.u.error.detail);
         return wc_err_from_wire (self->rx.u.error.code);
     }
@@ -1363,10 +1349,10 @@ walcast_status (walcast_t *self, walcast_status_t *status)
                         s_now () + self->timeout_ms);
     if (rc == 0) {
         memset (status, 0, sizeof *status);
-        s_copy_text (status->id, sizeof status->id, &self->rx.u.status.id);
-        s_copy_text (status->region, sizeof status->region,
+        wc_bytes_printable (status->id, sizeof status->id, &self->rx.u.status.id);
+        wc_bytes_printable (status->region, sizeof status->region,
                      &self->rx.u.status.region);
-        s_copy_text (status->primary, sizeof status->primary,
+        wc_bytes_printable (status->primary, sizeof status->primary,
                      &self->rx.u.status.primary);
         const char *role = "unknown";
         if (self->rx.u.status.role == WC_ROLE_PRIMARY)

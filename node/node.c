@@ -176,7 +176,7 @@ wc_node_new (const wc_node_config_t *cfg, int *err)
     if (!self->batch)
         goto error;
     for (size_t i = 0; i < WC_NODE_BATCH; i++)
-        msgpack_unpacked_init (&self->batch [i].unpacked);
+        wc_request_init (&self->batch [i]);
 
     rc = s_open_state (self);
     if (rc)
@@ -244,7 +244,7 @@ wc_node_destroy (wc_node_t **self_p)
     wc_store_destroy (&self->store);
     if (self->batch) {
         for (size_t i = 0; i < WC_NODE_BATCH; i++)
-            msgpack_unpacked_destroy (&self->batch [i].unpacked);
+            wc_request_destroy (&self->batch [i]);
         free (self->batch);
     }
     msgpack_sbuffer_destroy (&self->out);
@@ -370,16 +370,8 @@ wc_node_flush (wc_node_t *self, bool force_sync)
 void
 wc_node_reply (wc_node_t *self, zsock_t *sock, wc_request_t *req)
 {
-    void *handle = zsock_resolve (sock);
-    for (int i = 0; i < req->nframes - 1; i++) {
-        zmq_msg_t *frame = &req->frames [i];
-        if (zmq_send (handle, zmq_msg_data (frame), zmq_msg_size (frame),
-                      ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
-            self->send_failures++;
-            return;
-        }
-    }
-    if (zmq_send (handle, self->out.data, self->out.size, ZMQ_DONTWAIT) == -1)
+    if (wc_request_reply (zsock_resolve (sock), req, self->out.data,
+                          self->out.size) != 0)
         self->send_failures++;
 }
 
@@ -395,58 +387,15 @@ wc_node_reply_error (wc_node_t *self, zsock_t *sock, wc_request_t *req,
 
 /* --- requests ------------------------------------------------------------ */
 
-/*  Take one request off a ROUTER socket without blocking. Returns 1 with
-    req filled (frames received, body decoded into req->msg / req->rc),
-    0 when nothing is waiting, -1 when a message had to be dropped
-    (too many frames). */
+/*  Take one request off a ROUTER socket; see wc_request_recv. Counts
+    what had to be dropped or could not be decoded. */
 static int
 s_recv_request (wc_node_t *self, zsock_t *sock, wc_request_t *req)
 {
-    void *handle = zsock_resolve (sock);
-    req->nframes = 0;
-    bool dropped = false;
-    int more = 1;
-    while (more) {
-        zmq_msg_t frame;
-        zmq_msg_init (&frame);
-        int flags = req->nframes == 0 && !dropped ? ZMQ_DONTWAIT : 0;
-        if (zmq_msg_recv (&frame, handle, flags) == -1) {
-            zmq_msg_close (&frame);
-            return 0;           /* EAGAIN on the first frame, or EINTR */
-        }
-        more = zmq_msg_more (&frame);
-        if (dropped || req->nframes == WC_NODE_MAX_FRAMES) {
-            dropped = true;
-            zmq_msg_close (&frame);
-            continue;
-        }
-        zmq_msg_init (&req->frames [req->nframes]);
-        zmq_msg_move (&req->frames [req->nframes], &frame);
-        zmq_msg_close (&frame);
-        req->nframes++;
-    }
-    if (dropped || req->nframes < 2) {
-        for (int i = 0; i < req->nframes; i++)
-            zmq_msg_close (&req->frames [i]);
-        req->nframes = 0;
+    int rc = wc_request_recv (zsock_resolve (sock), req);
+    if (rc < 0 || (rc == 1 && req->rc))
         self->bad_messages++;
-        return -1;
-    }
-    zmq_msg_t *body = &req->frames [req->nframes - 1];
-    memset (&req->msg, 0, sizeof req->msg);
-    req->rc = wc_msg_decode (zmq_msg_data (body), zmq_msg_size (body),
-                             &req->unpacked, &req->msg);
-    if (req->rc)
-        self->bad_messages++;
-    return 1;
-}
-
-static void
-s_release_request (wc_request_t *req)
-{
-    for (int i = 0; i < req->nframes; i++)
-        zmq_msg_close (&req->frames [i]);
-    req->nframes = 0;
+    return rc;
 }
 
 /*  Answer one request of a batch (after the batch's writes committed). */
@@ -524,7 +473,7 @@ s_handle_service (wc_node_t *self)
                     self->batch [k].rc = WALCAST_EIO;
         for (; i < j; i++) {
             s_answer (self, &self->batch [i]);
-            s_release_request (&self->batch [i]);
+            wc_request_release (&self->batch [i]);
         }
     }
 }
@@ -544,7 +493,7 @@ s_handle_catchup (wc_node_t *self)
             break;
         if (rc == 1) {
             wc_fetch_serve (self, req);
-            s_release_request (req);
+            wc_request_release (req);
         }
     }
 }

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "codec.h"
+#include "request.h"
 #include "store.h"
 #include "wal.h"
 
@@ -46,20 +47,6 @@ typedef struct wc_primary wc_primary_t;
 typedef struct wc_replica wc_replica_t;
 typedef struct wc_reads wc_reads_t;
 typedef struct wc_announce wc_announce_t;
-
-/*  Most frames a request may carry: routing envelope plus body. */
-#define WC_NODE_MAX_FRAMES  8
-
-/*  One request taken off a ROUTER socket: the envelope frames to send the
-    reply back through, the body, and the body decoded. */
-typedef struct {
-    zmq_msg_t        frames [WC_NODE_MAX_FRAMES];   /* envelope..., body */
-    int              nframes;
-    msgpack_unpacked unpacked;                      /* owns msg's objects */
-    wc_msg_t         msg;
-    int              rc;                            /* decode result, then outcome */
-    uint64_t         epoch, seq;                    /* a write's position */
-} wc_request_t;
 
 /*  The node. Fields are shared by node.c, primary.c and replica.c. */
 typedef struct wc_node {

@@ -24,7 +24,7 @@
 
 /*  A GET waiting for the node to apply min_seq. */
 typedef struct {
-    zmq_msg_t envelope [WC_NODE_MAX_FRAMES];   /* routing frames to reply through */
+    zmq_msg_t envelope [WC_REQUEST_MAX_FRAMES];   /* routing frames to reply through */
     int       nenvelope;
     uint64_t  rid;
     uint8_t  *key;                             /* owned copy */

@@ -188,16 +188,6 @@ s_resubscribe (wc_replica_t *self, int64_t now)
     self->want_fetch = true;
 }
 
-/*  Copy untrusted text for a log line: printable ASCII only. */
-static void
-s_printable (char *dst, size_t size, const uint8_t *src, size_t len)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len && n + 1 < size; i++)
-        dst [n++] = src [i] >= 0x20 && src [i] < 0x7f ? (char) src [i] : '?';
-    dst [n] = 0;
-}
-
 /* --- the buffer of early entries ----------------------------------------- */
 
 static s_buffered_t *
@@ -309,7 +299,9 @@ s_drain_buffer (wc_replica_t *self)
       sent the FETCH (the upstream answered after it had all of that);
     - a heartbeat whose last seq is below an entry the stream delivered
       earlier (one stream is ordered, and an upstream publishes only what
-      is in its WAL file). */
+      is in its WAL file).
+    A heartbeat below our applied seq that proves nothing by itself sends
+    a FETCH, whose reply does. */
 static void
 s_diverged (wc_replica_t *self, uint64_t upstream_seq)
 {
@@ -460,7 +452,7 @@ s_on_fetch_reply (wc_replica_t *self)
     else
     if (msg.type == WC_MSG_ERROR) {
         char text [WC_MAX_TEXT + 1];
-        s_printable (text, sizeof text, msg.u.error.text.ptr, msg.u.error.text.len);
+        wc_bytes_printable (text, sizeof text, &msg.u.error.text);
         s_bad_reply (self, text);
     }
     else
@@ -537,6 +529,13 @@ s_on_heartbeat (wc_replica_t *self, uint64_t last_seq, uint64_t clock_ms)
 {
     if (last_seq < self->stream_high) {
         s_diverged (self, last_seq);
+        return;
+    }
+    if (last_seq < self->node->applied) {
+        /*  Behind what we hold, but maybe only old (queued before a FETCH
+            reply we applied): ask, and let the reply's last seq decide. */
+        if (!self->fetching)
+            s_need_fetch (self);
         return;
     }
     self->hb_seq = last_seq;

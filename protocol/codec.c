@@ -973,3 +973,14 @@ wc_error_encode (uint64_t rid, int err, const char *text,
     msg.u.error.detail.len = (uint32_t) s_clip (detail, WC_MAX_TEXT);
     return wc_msg_encode (&msg, out);
 }
+
+void
+wc_bytes_printable (char *dest, size_t size, const wc_bytes_t *src)
+{
+    size_t len = src->len < size - 1 ? src->len : size - 1;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = src->ptr [i];
+        dest [i] = (c < 0x20 || c == 0x7f) ? '?' : (char) c;
+    }
+    dest [len] = 0;
+}

@@ -226,6 +226,11 @@ int wc_node_info_from_object (const msgpack_object *obj, wc_node_info_t *info);
 int wc_error_encode (uint64_t rid, int err, const char *text,
                      const char *detail, msgpack_sbuffer *out);
 
+/*  Copy untrusted bytes into dest (size >= 1) as a NUL-terminated string,
+    truncated to fit, with control bytes (NUL, ESC, newline...) replaced by
+    '?', so what a peer sent can be logged or printed safely. */
+void wc_bytes_printable (char *dest, size_t size, const wc_bytes_t *src);
+
 /*  Name of a message type ("PUT"), or "UNKNOWN". For logs. */
 const char *wc_msg_type_name (int type);
 

@@ -1,0 +1,83 @@
+/*  request.c - one request on a ROUTER socket (see request.h).
+
+    Frames are moved, not copied, into the request's slot, so a body the
+    codec decodes in place stays valid until the slot is released. Only the
+    first frame is awaited without blocking: the rest of a multipart message
+    arrives with it. A message cut short (EINTR between frames) or with too
+    many frames is dropped whole, so the next message starts clean.
+*/
+#include <string.h>
+#include "request.h"
+
+void
+wc_request_init (wc_request_t *req)
+{
+    memset (req, 0, sizeof *req);
+    msgpack_unpacked_init (&req->unpacked);
+}
+
+void
+wc_request_destroy (wc_request_t *req)
+{
+    wc_request_release (req);
+    msgpack_unpacked_destroy (&req->unpacked);
+}
+
+void
+wc_request_release (wc_request_t *req)
+{
+    for (int i = 0; i < req->nframes; i++)
+        zmq_msg_close (&req->frames [i]);
+    req->nframes = 0;
+}
+
+int
+wc_request_recv (void *router, wc_request_t *req)
+{
+    req->nframes = 0;
+    bool dropped = false;
+    int more = 1;
+    while (more) {
+        zmq_msg_t frame;
+        zmq_msg_init (&frame);
+        bool first = req->nframes == 0 && !dropped;
+        if (zmq_msg_recv (&frame, router, first ? ZMQ_DONTWAIT : 0) == -1) {
+            zmq_msg_close (&frame);
+            if (first)
+                return 0;           /* nothing waiting (or EINTR) */
+            dropped = true;         /* cut short */
+            break;
+        }
+        more = zmq_msg_more (&frame);
+        if (dropped || req->nframes == WC_REQUEST_MAX_FRAMES) {
+            dropped = true;
+            zmq_msg_close (&frame);
+            continue;
+        }
+        zmq_msg_init (&req->frames [req->nframes]);
+        zmq_msg_move (&req->frames [req->nframes], &frame);
+        zmq_msg_close (&frame);
+        req->nframes++;
+    }
+    if (dropped || req->nframes < 2) {
+        wc_request_release (req);
+        return -1;
+    }
+    zmq_msg_t *body = &req->frames [req->nframes - 1];
+    memset (&req->msg, 0, sizeof req->msg);
+    req->rc = wc_msg_decode (zmq_msg_data (body), zmq_msg_size (body),
+                             &req->unpacked, &req->msg);
+    return 1;
+}
+
+int
+wc_request_reply (void *router, wc_request_t *req, const void *body, size_t len)
+{
+    for (int i = 0; i < req->nframes - 1; i++) {
+        zmq_msg_t *frame = &req->frames [i];
+        if (zmq_send (router, zmq_msg_data (frame), zmq_msg_size (frame),
+                      ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
+            return -1;
+    }
+    return zmq_send (router, body, len, ZMQ_DONTWAIT) == -1 ? -1 : 0;
+}
