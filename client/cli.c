@@ -22,6 +22,8 @@
     Exit codes: 0 success, 1 not found (get), 2 usage error, 3 an error
     from the node or the network ("walcast: COMMAND: <message>" on
     stderr). Results go to stdout, diagnostics and progress to stderr.
+    When the library has no node to send a read to, it says why ("no
+    replica is up", "no primary known") and that is the message.
 */
 #include <errno.h>
 #include <signal.h>
@@ -35,6 +37,7 @@
 #include <sys/types.h>
 #include <time.h>
 #include "walcast.h"
+
 
 #define S_EXIT_OK        0
 #define S_EXIT_NOTFOUND  1
@@ -97,6 +100,9 @@ s_fail (walcast_t *client, const char *name, int rc)
     if (rc == WALCAST_ENOTPRIMARY && detail [0])
         fprintf (stderr, "walcast: %s: %s (primary is %s)\n",
                  name, walcast_strerror (rc), detail);
+    else
+    if (rc == WALCAST_EUNAVAILABLE && detail [0])
+        fprintf (stderr, "walcast: %s: %s\n", name, detail);
     else
         fprintf (stderr, "walcast: %s: %s\n", name, walcast_strerror (rc));
     return S_EXIT_ERROR;
@@ -555,14 +561,25 @@ s_watch_print (void *arg, uint64_t seq, int op, const void *key,
     return s_interrupted ? 1 : 0;
 }
 
+//  The watched node went silent and the library moved on: say so.
+static void
+s_watch_switched (void *arg, const char *from, const char *to)
+{
+    (void) arg;
+    fprintf (stderr, "watch: %s silent, now watching %s\n", from, to);
+}
+
 //  watch [PREFIX]: every change under PREFIX as it is published, until
 //  SIGINT or SIGTERM (exit 0). The library returns when a signal
 //  interrupts its wait; the loop goes back in for any other signal.
+//  When the watched node goes silent the library moves to the next one
+//  and a line on stderr says so; with none left the watch fails.
 static int
 s_cmd_watch (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
     (void) opts;
     const char *prefix = nargs > 0 ? args [0] : "";
+    walcast_set_watch_notify (client, s_watch_switched, NULL);
     struct sigaction sa;
     memset (&sa, 0, sizeof sa);
     sa.sa_handler = s_on_signal;

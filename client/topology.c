@@ -8,6 +8,11 @@
     - Liveness and distance come from one mechanism, the PING: at most
       one in flight per node, its answer is both an RTT sample and proof
       of life, its silence for 2 s is the proof of death.
+    - The table is bounded, and what fills it comes from the network (a
+      TOPOLOGY with new ids, ENOTPRIMARY details with new addresses), so
+      a full table recycles the slot of a node that is gone rather than
+      grow: the socket count stays under libzmq's limit whatever peers
+      send.
 */
 #include <errno.h>
 #include <stdio.h>
@@ -84,7 +89,7 @@ wc_topology_endpoint (const char *addr, int offset, char *endpoint,
 
 void *
 wc_topology_socket (void *ctx, int type, const char *endpoint, bool ipv6,
-                    int *err)
+                    int rcvhwm, int *err)
 {
     void *sock = zmq_socket (ctx, type);
     if (!sock) {
@@ -93,13 +98,14 @@ wc_topology_socket (void *ctx, int type, const char *endpoint, bool ipv6,
     }
     int linger = 0;
     int hwm = S_SOCKET_HWM;
+    int rhwm = rcvhwm > 0 ? rcvhwm : S_SOCKET_HWM;
     int ivl = S_HEARTBEAT_IVL;
     int ttl = S_HEARTBEAT_TTL;
     int v6 = ipv6 ? 1 : 0;
     int64_t maxmsg = WC_MAX_MESSAGE;
     if (zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger)
     ||  zmq_setsockopt (sock, ZMQ_SNDHWM, &hwm, sizeof hwm)
-    ||  zmq_setsockopt (sock, ZMQ_RCVHWM, &hwm, sizeof hwm)
+    ||  zmq_setsockopt (sock, ZMQ_RCVHWM, &rhwm, sizeof rhwm)
     ||  zmq_setsockopt (sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl)
     ||  zmq_setsockopt (sock, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl)
     ||  zmq_setsockopt (sock, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl)
@@ -127,7 +133,7 @@ s_node_open (wc_topology_t *self, wc_node_t *node)
     }
     int err = 0;
     node->sock = wc_topology_socket (self->ctx, ZMQ_DEALER, node->endpoint,
-                                     node->ipv6, &err);
+                                     node->ipv6, 0, &err);
     return node->sock ? 0 : err;
 }
 
@@ -175,9 +181,26 @@ wc_topology_find (wc_topology_t *self, const char *addr)
     return WC_SELECT_NONE;
 }
 
-int
-wc_topology_add (wc_topology_t *self, const char *addr, size_t *index)
+//  May node i's slot go to a new node? Not when the application added
+//  it, nor while the TOPOLOGY being applied lists it; a node the broker
+//  described must be down and gone from its last TOPOLOGY, any other
+//  node must have stopped answering.
+static bool
+s_evictable (const wc_node_t *node)
 {
+    if (node->pinned || node->seen)
+        return false;
+    if (node->from_broker)
+        return !node->listed && !node->up;
+    return !node->reachable;
+}
+
+int
+wc_topology_add (wc_topology_t *self, const char *addr, bool pinned,
+                 size_t *index, bool *replaced)
+{
+    if (replaced)
+        *replaced = false;
     wc_node_t node;
     memset (&node, 0, sizeof node);
     int rc = wc_topology_endpoint (addr, 0, node.endpoint, sizeof node.endpoint,
@@ -186,11 +209,26 @@ wc_topology_add (wc_topology_t *self, const char *addr, size_t *index)
         return rc;
     size_t found = wc_topology_find (self, addr);
     if (found != WC_SELECT_NONE) {
+        if (pinned)
+            self->nodes [found].pinned = true;
         *index = found;
         return 0;
     }
+    //  Where it goes: a new slot while there is room, else a gone one's.
+    size_t slot = self->size;
+    if (self->size == WC_TOPOLOGY_MAX) {
+        slot = WC_SELECT_NONE;
+        for (size_t i = 0; i < self->size && slot == WC_SELECT_NONE; i++)
+            if (s_evictable (&self->nodes [i]))
+                slot = i;
+        if (slot == WC_SELECT_NONE)
+            return WALCAST_ETOOBIG;
+    }
+    else
     if (self->size == self->cap) {
         size_t cap = self->cap ? self->cap * 2 : 4;
+        if (cap > WC_TOPOLOGY_MAX)
+            cap = WC_TOPOLOGY_MAX;
         wc_node_t *nodes = realloc (self->nodes, cap * sizeof *nodes);
         if (!nodes)
             return WALCAST_ENOMEM;
@@ -200,12 +238,21 @@ wc_topology_add (wc_topology_t *self, const char *addr, size_t *index)
     snprintf (node.addr, sizeof node.addr, "%s", addr);    // length checked
     node.up = true;
     node.reachable = true;
+    node.pinned = pinned;
     node.rtt_ms = -1;
     rc = s_node_open (self, &node);
     if (rc)
         return rc;
-    self->nodes [self->size] = node;
-    *index = self->size++;
+    if (slot < self->size) {
+        if (self->nodes [slot].sock)
+            zmq_close (self->nodes [slot].sock);
+        if (replaced)
+            *replaced = true;
+    }
+    else
+        self->size++;
+    self->nodes [slot] = node;
+    *index = slot;
     return 0;
 }
 
@@ -248,7 +295,7 @@ wc_topology_apply (wc_topology_t *self, const wc_node_info_t *info,
             found = i;
 
     if (found == WC_SELECT_NONE) {
-        int rc = wc_topology_add (self, addr, &found);
+        int rc = wc_topology_add (self, addr, false, &found, moved);
         if (rc)
             return rc == WALCAST_EINVAL ? WALCAST_EPROTO : rc;
     }
@@ -292,9 +339,13 @@ wc_topology_apply (wc_topology_t *self, const wc_node_info_t *info,
 void
 wc_topology_end (wc_topology_t *self)
 {
-    for (size_t i = 0; i < self->size; i++)
-        if (self->nodes [i].from_broker && !self->nodes [i].seen)
-            self->nodes [i].up = false;
+    for (size_t i = 0; i < self->size; i++) {
+        wc_node_t *node = &self->nodes [i];
+        if (node->from_broker && !node->seen)
+            node->up = false;
+        node->listed = node->seen;
+        node->seen = false;
+    }
 }
 
 double
@@ -333,6 +384,26 @@ wc_topology_pong (wc_node_t *node, const wc_msg_t *pong, int64_t now_us,
         wc_bytes_printable (node->region, sizeof node->region, &pong->u.pong.region);
     }
     return again;
+}
+
+void
+wc_topology_status (wc_node_t *node, const wc_msg_t *status)
+{
+    if (status->u.status.role == WC_ROLE_PRIMARY
+    ||  status->u.status.role == WC_ROLE_REPLICA)
+        node->role = status->u.status.role;
+    node->epoch = status->u.status.epoch;
+    node->applied_seq = status->u.status.applied_seq;
+    node->lag_ms = status->u.status.lag_ms;
+    wc_bytes_printable (node->primary, sizeof node->primary,
+                        &status->u.status.primary);
+    if (node->id [0] == 0
+    &&  status->u.status.id.len > 0 && status->u.status.id.len <= WC_MAX_ID) {
+        wc_bytes_printable (node->id, sizeof node->id, &status->u.status.id);
+        wc_bytes_printable (node->region, sizeof node->region,
+                            &status->u.status.region);
+    }
+    node->reachable = true;
 }
 
 bool

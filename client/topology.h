@@ -23,8 +23,15 @@
       node whose address changed gets its socket moved; a node the
       broker described before but no longer lists is marked down.
 
-    The table grows only (indexes stay valid for the handle's life; node
-    pointers do not survive wc_topology_add / wc_topology_apply).
+    The table is bounded (WC_TOPOLOGY_MAX nodes, each with a socket that
+    is PINGed, well under libzmq's 1023 sockets per context and the
+    usual 1024 file descriptors). When it is full, a new node takes the
+    slot of one that is gone: down and no longer listed by the broker,
+    or, for a node the broker never described, unreachable; never a node
+    added with walcast_connect (pinned). Indexes are stable otherwise:
+    a slot changes hands only in wc_topology_add / wc_topology_apply,
+    which say so (*replaced, *moved). Node pointers do not survive
+    either call.
 */
 #ifndef WC_TOPOLOGY_H_INCLUDED
 #define WC_TOPOLOGY_H_INCLUDED
@@ -38,6 +45,9 @@
 /*  PING timing, in microseconds of the monotonic clock. */
 #define WC_PING_INTERVAL_US     1000000     /* a new PING after 1 s */
 #define WC_PING_DEAD_US         2000000     /* unanswered 2 s: unreachable */
+
+/*  Most nodes a table holds (see above). */
+#define WC_TOPOLOGY_MAX         256
 
 /*  One node. */
 typedef struct {
@@ -57,6 +67,8 @@ typedef struct {
     bool     up;                /* broker's view; true when it never said */
     bool     from_broker;       /* the broker described this node */
     bool     seen;              /* listed in the TOPOLOGY being applied */
+    bool     listed;            /* listed in the last TOPOLOGY applied */
+    bool     pinned;            /* added by the application: never evicted */
     bool     reachable;         /* answers (see above); true until proven not */
     double   rtt_ms;            /* RTT average, < 0 unknown */
     uint64_t ping_rid;          /* rid of the PING in flight, 0 none */
@@ -82,9 +94,15 @@ wc_node_t *wc_topology_node (wc_topology_t *self, size_t index);
 size_t wc_topology_find (wc_topology_t *self, const char *addr);
 
 /*  Add the node at "HOST:PORT" (or find it, when already there) and
-    connect its socket; *index is its index. WALCAST_EINVAL for a bad
-    address, WALCAST_ENOMEM, WALCAST_EUNAVAILABLE when libzmq refused. */
-int wc_topology_add (wc_topology_t *self, const char *addr, size_t *index);
+    connect its socket; *index is its index. pinned marks it as the
+    application's own (never evicted). *replaced (if not NULL) says
+    whether the slot held another node before (evicted: whatever the
+    caller remembered of that index is about someone else now).
+    WALCAST_EINVAL for a bad address, WALCAST_ENOMEM, WALCAST_ETOOBIG
+    when the table is full of nodes that may not be evicted,
+    WALCAST_EUNAVAILABLE when libzmq refused. */
+int wc_topology_add (wc_topology_t *self, const char *addr, bool pinned,
+                     size_t *index, bool *replaced);
 
 /*  Lazy Pirate: close node i's socket (dropping whatever it queues and
     whatever would arrive later) and connect a fresh one. Its PING in
@@ -93,8 +111,9 @@ void wc_topology_reset (wc_topology_t *self, size_t index);
 
 /*  Apply a TOPOLOGY: begin, apply each node_info, end. apply sets
     *index to the node's index and *moved when its socket was replaced
-    (whatever was in flight on it is lost). end marks down every node the
-    broker described before and did not list this time. */
+    (whatever was in flight on it is lost), which includes a slot taken
+    over from an evicted node. end marks down every node the broker
+    described before and did not list this time. */
 void wc_topology_begin (wc_topology_t *self);
 int wc_topology_apply (wc_topology_t *self, const wc_node_info_t *info,
                        size_t *index, bool *moved);
@@ -109,6 +128,11 @@ void wc_topology_end (wc_topology_t *self);
     handshake is over, the next answer times the link alone). */
 bool wc_topology_pong (wc_node_t *node, const wc_msg_t *pong, int64_t now_us,
                        bool timely);
+
+/*  A STATUS_REPLY from node (read while looking for the primary): its
+    role, position and the HOST:PORT of the node it follows; its id and
+    region too while the table has none (the broker's names win). */
+void wc_topology_status (wc_node_t *node, const wc_msg_t *status);
 
 /*  Should a PING go to node now? Also where an unanswered PING makes a
     node unreachable. The caller sends it and sets ping_rid and
@@ -126,9 +150,11 @@ int wc_topology_endpoint (const char *addr, int offset, char *endpoint,
 
 /*  Open a socket of type `type` with the options every client socket
     uses (linger 0, ZMTP heartbeats, message size cap), connected to
-    endpoint. NULL on failure (*err: WALCAST_EINVAL / EUNAVAILABLE). */
+    endpoint. rcvhwm is its receive high-water mark (0: the large
+    default, right for replies to a window of writes). NULL on failure
+    (*err: WALCAST_EINVAL / EUNAVAILABLE). */
 void *wc_topology_socket (void *ctx, int type, const char *endpoint,
-                          bool ipv6, int *err);
+                          bool ipv6, int rcvhwm, int *err);
 
 /*  Describe the table for select.c: out has room for every node.
     broker_fresh says whether the broker's up/down can be trusted (a

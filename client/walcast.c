@@ -45,12 +45,24 @@
     - Reads are routed, writes are not. A read asks client/select.c for
       its candidates (read preference, consistency, RTT, region) and
       tries them in order, each attempt bounded, carrying the session
-      token (client/session.c) as min_seq; ESTALE or silence moves it to
-      the next candidate. Under session consistency the primary ends the
-      list when the preference left it out, and is tried only after a
-      node said ESTALE: it is the way out for replicas that are behind,
-      not a way around the preference when they are gone. Writes go to one node, the primary as far as
-      the handle knows.
+      token (client/session.c) as min_seq; ESTALE (or a VALUE older than
+      the min_seq sent) or silence moves it to the next candidate. Under
+      session consistency the primary ends the list when the preference
+      left it out, and is tried once any node said ESTALE: it is the way
+      out for replicas that are behind, not a way around the preference
+      when they are gone. A strong or primary read is served by a node
+      known to be the primary or by none: when the table names no
+      primary, the handle asks the nodes it knows for their STATUS (a
+      replica names its primary's address) before giving up. Writes go
+      to one node, the primary as far as the handle knows.
+
+    - One deadline per call. Every step of a call (a retry elsewhere, a
+      topology refresh, a round of PINGs, the session wait a node is
+      allowed) takes its time from the same deadline, the call's start
+      plus the handle's timeout, so no call blocks much past it. A write
+      that timed out is not sent again: the node may have applied it,
+      and a second copy elsewhere would apply it twice. Its outcome is
+      unknown (WALCAST_ETIMEOUT).
 
     Two modes keep issue 2's contract. A handle given one node with
     walcast_connect and no broker talks to that node only: writes go
@@ -58,7 +70,8 @@
     HOST:PORT in walcast_last_detail. A handle with a broker, or given
     several nodes, follows: writes move to the primary the topology or
     the PONGs name, and an ENOTPRIMARY that names a primary is retried
-    there once (a timeout, with a broker, once after a topology refresh).
+    there once, within the same deadline (ENOTPRIMARY means the write
+    was not applied, so the retry cannot apply it twice).
 
     This file uses plain libzmq (not czmq) to keep the library's
     dependencies small.
@@ -77,6 +90,7 @@
 #include "session.h"
 #include "topology.h"
 
+
 /*  Writes in flight per handle for walcast_put_async, and the size of the
     ring that tracks them (twice the window, see above). */
 #define WC_ASYNC_WINDOW     4096
@@ -92,6 +106,10 @@
 #define WC_BROKER_TRY_MS    1000        /* one TOPOLOGY_GET attempt */
 #define WC_REFRESH_MS       2000        /* bound on a topology refresh */
 #define WC_BROKER_FRESH_US  3000000     /* a TOPOLOGY older than this is stale */
+#define WC_TOPO_HWM         16          /* topology pushes queued while idle */
+#define WC_LEARN_ASKS       8           /* STATUS requests to find a primary */
+#define WC_WATCH_LOOK_MS    100         /* a watch checks its node this often */
+#define WC_WATCH_SILENT_MS  3000        /* a stream quiet this long is gone */
 #define WC_SAMPLE_SLACK_US  2000        /* a PONG read this soon after the
                                            sockets were seen empty is timely */
 
@@ -152,6 +170,10 @@ struct walcast {
     void            *topo_sub;      /* SUB to B+1, topic "topology" */
     uint64_t         topo_version;  /* version of the last TOPOLOGY applied */
     int64_t          topo_at_us;    /* when it was applied, 0 never */
+
+    /* watch */
+    walcast_watch_switch_fn *watch_notify;   /* told when a watch moves, or NULL */
+    void            *watch_notify_arg;
 };
 
 //  Monotonic clock in ms, and in us.
@@ -331,7 +353,14 @@ s_recv_one (walcast_t *self, size_t index)
         //  before: then it arrived about now, and now - sent is the RTT.
         int64_t now = s_now_us ();
         bool timely = now - self->quiet_us <= WC_SAMPLE_SLACK_US;
-        if (wc_topology_pong (node, &self->rx, now, timely))
+        int64_t asked = node->ping_rid != 0 && self->rx.rid == node->ping_rid
+                      ? node->ping_sent_us : 0;
+        bool again = wc_topology_pong (node, &self->rx, now, timely);
+        //  The primary's seq vouches for (or disproves) reads that went
+        //  past what we knew of it (client/session.h)
+        if (node->role == WC_ROLE_PRIMARY)
+            wc_session_primary (&self->session, node->applied_seq, asked);
+        if (again)
             s_ping (self, index, now);
     }
     else
@@ -562,10 +591,37 @@ s_ping (walcast_t *self, size_t index, int64_t now_us)
         node->ping_rid = ping.rid;
 }
 
+//  Slot index now holds another node, or the same node on a new socket:
+//  async writes in flight there are lost, and writes must not follow
+//  the old index to whoever took it.
+static void
+s_slot_changed (walcast_t *self, size_t index)
+{
+    if (index == self->async_node)
+        s_async_abandon (self);
+    if (index == self->write_node && index != self->first_node) {
+        self->write_node = self->first_node;
+        s_follow_primary (self);
+    }
+}
+
+//  Add (or find) the node at addr; see wc_topology_add.
+static int
+s_add_node (walcast_t *self, const char *addr, bool pinned, size_t *index)
+{
+    bool replaced = false;
+    int rc = wc_topology_add (self->topo, addr, pinned, index, &replaced);
+    if (rc == 0 && replaced)
+        s_slot_changed (self, *index);
+    return rc;
+}
+
 //  Apply a decoded TOPOLOGY (a reply, direct, or a push). A push older
 //  than what we hold is ignored, unless what we hold is stale (the
 //  broker restarted and counts from 1 again). Every item is checked
-//  before any is applied: a malformed message changes nothing.
+//  before any is applied: a malformed message changes nothing. Nodes
+//  past what the table holds (WC_TOPOLOGY_MAX, when none can be
+//  evicted) are left out.
 static int
 s_apply_topology (walcast_t *self, const wc_msg_t *msg, bool direct)
 {
@@ -588,10 +644,12 @@ s_apply_topology (walcast_t *self, const wc_msg_t *msg, bool direct)
         size_t index;
         bool moved;
         int arc = wc_topology_apply (self->topo, &info, &index, &moved);
-        if (arc == 0 && moved && index == self->async_node)
-            s_async_abandon (self);
-        if (arc && rc == 0)
-            rc = arc;
+        if (arc == 0 && moved)
+            s_slot_changed (self, index);
+        if (arc == 0 && info.role == WC_ROLE_PRIMARY && info.up)
+            wc_session_primary (&self->session, info.applied_seq, 0);
+        if (arc && arc != WALCAST_ETOOBIG && rc == 0)
+            rc = arc;           // a full table skips the node, no more
     }
     wc_topology_end (self->topo);
     self->topo_version = msg->u.topology.version;
@@ -629,26 +687,34 @@ s_recv_pair (void *sock, zmq_msg_t *topic, zmq_msg_t *payload)
     return nframes == 2 ? 1 : 2;
 }
 
-//  Apply every topology push waiting on the SUB, without blocking.
+//  Apply the newest topology push waiting on the SUB, without blocking.
 //  A push is [topic "topology"][TOPOLOGY, rid 0]; anything else is
-//  dropped.
+//  dropped. Every push is the whole directory, so the older ones queued
+//  while the handle was idle (at most WC_TOPO_HWM) are read and dropped
+//  undecoded.
 static void
 s_topology_poll (walcast_t *self)
 {
     if (!self->topo_sub)
         return;
-    zmq_msg_t topic, payload;
+    zmq_msg_t topic, payload, newest;
     zmq_msg_init (&topic);
     zmq_msg_init (&payload);
+    zmq_msg_init (&newest);
+    bool have = false;
     int rc;
     while ((rc = s_recv_pair (self->topo_sub, &topic, &payload)) != 0) {
         if (rc != 1 || zmq_msg_size (&topic) != 8
         ||  memcmp (zmq_msg_data (&topic), "topology", 8) != 0)
             continue;
+        zmq_msg_move (&newest, &payload);
+        have = true;
+    }
+    if (have) {
         msgpack_unpacked storage;
         msgpack_unpacked_init (&storage);
         wc_msg_t msg;
-        if (wc_msg_decode (zmq_msg_data (&payload), zmq_msg_size (&payload),
+        if (wc_msg_decode (zmq_msg_data (&newest), zmq_msg_size (&newest),
                            &storage, &msg) == 0
         &&  msg.type == WC_MSG_TOPOLOGY)
             s_apply_topology (self, &msg, false);
@@ -656,6 +722,7 @@ s_topology_poll (walcast_t *self)
     }
     zmq_msg_close (&topic);
     zmq_msg_close (&payload);
+    zmq_msg_close (&newest);
 }
 
 //  Ask the broker for the topology and apply it, Lazy Pirate style:
@@ -672,7 +739,7 @@ s_broker_refresh (walcast_t *self, int64_t deadline)
             int err = 0;
             self->broker_sock = wc_topology_socket (self->ctx, ZMQ_DEALER,
                                                     self->broker_endpoint,
-                                                    self->broker_ipv6, &err);
+                                                    self->broker_ipv6, 0, &err);
             if (!self->broker_sock)
                 return err;
         }
@@ -830,10 +897,11 @@ s_home_node (walcast_t *self)
 }
 
 //  The candidates of a read into self->cands; returns how many. When no
-//  node fits because none is reachable (or up), the rules are applied
-//  again as if all were: trying a node that may answer beats failing
-//  without trying. When even that gives nothing and the read wants the
-//  primary, the write node stands in for it (the best guess there is).
+//  node fits the preference because none is reachable (or up), the
+//  rules are applied again as if all were: trying a node that may
+//  answer beats failing without trying. (The primary that session
+//  consistency appends does not count as fitting: it is tried only
+//  after an ESTALE.) A read that wants the primary gets it or nothing.
 static size_t
 s_candidates (walcast_t *self)
 {
@@ -848,7 +916,7 @@ s_candidates (walcast_t *self)
     query.window_ms = self->window_ms;
     size_t n = wc_select_candidates (self->sel, size, &query, self->cands, size,
                                      &self->cands_appended);
-    if (n == 0) {
+    if (n == 0 || (n == 1 && self->cands_appended)) {
         for (size_t i = 0; i < size; i++) {
             self->sel [i].up = true;
             self->sel [i].reachable = true;
@@ -856,13 +924,104 @@ s_candidates (walcast_t *self)
         n = wc_select_candidates (self->sel, size, &query, self->cands, size,
                                   &self->cands_appended);
     }
-    if (n == 0 && size > 0
-    && (self->consistency == WC_CONSISTENCY_STRONG
-        || self->read.mode == WC_READ_PRIMARY)) {
-        size_t guess = self->write_node != WC_SELECT_NONE ? self->write_node : 0;
-        self->cands [n++] = guess;
-    }
     return n;
+}
+
+//  Does a read with the handle's settings want the primary only?
+static bool
+s_wants_primary (walcast_t *self)
+{
+    return self->consistency == WC_CONSISTENCY_STRONG
+        || self->read.mode == WC_READ_PRIMARY;
+}
+
+//  Say in the detail why a read (or watch) has no node to go to.
+static void
+s_no_candidate_detail (walcast_t *self)
+{
+    if (s_wants_primary (self))
+        snprintf (self->detail, sizeof self->detail, "no primary known");
+    else
+    if (self->read.mode == WC_READ_REPLICA)
+        snprintf (self->detail, sizeof self->detail, "no replica is up");
+    else
+    if (self->read.mode == WC_READ_REGION)
+        snprintf (self->detail, sizeof self->detail,
+                  "no node of region %s is up", self->read.region);
+    else
+        snprintf (self->detail, sizeof self->detail, "no node known");
+}
+
+//  The next node to ask for its STATUS while looking for the primary:
+//  one not asked yet, those that answer and are up first.
+static size_t
+s_unasked (walcast_t *self, const bool *asked)
+{
+    size_t size = wc_topology_size (self->topo);
+    bool fresh = s_broker_fresh (self);
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < size; i++) {
+            const wc_node_t *node = s_node (self, i);
+            if (asked [i])
+                continue;
+            if (pass == 0 && (!node->reachable || (fresh && !node->up)))
+                continue;
+            return i;
+        }
+    return WC_SELECT_NONE;
+}
+
+//  The primary, when the table names none: ask the nodes we know for
+//  their STATUS. A node that says it is the primary is taken at its
+//  word; a replica names the address of the node it follows, which is
+//  added to the table and asked next (a relay names another replica).
+//  At most WC_LEARN_ASKS requests, each within WC_ATTEMPT_MS and the
+//  call's deadline. Returns the primary's index or WC_SELECT_NONE.
+static size_t
+s_learn_primary (walcast_t *self, int64_t deadline)
+{
+    size_t primary = s_primary (self);
+    if (primary != WC_SELECT_NONE)
+        return primary;
+    bool asked [WC_TOPOLOGY_MAX];
+    memset (asked, 0, sizeof asked);
+    size_t next = WC_SELECT_NONE;
+    for (int n = 0; n < WC_LEARN_ASKS; n++) {
+        int64_t now = s_now ();
+        if (now >= deadline)
+            break;
+        size_t index = next;
+        next = WC_SELECT_NONE;
+        if (index == WC_SELECT_NONE || asked [index])
+            index = s_unasked (self, asked);
+        if (index == WC_SELECT_NONE)
+            break;
+        asked [index] = true;
+
+        wc_msg_t req;
+        memset (&req, 0, sizeof req);
+        req.type = WC_MSG_STATUS;
+        int64_t end = now + WC_ATTEMPT_MS < deadline ? now + WC_ATTEMPT_MS : deadline;
+        int64_t asked_us = s_now_us ();
+        if (s_request (self, index, &req, WC_MSG_STATUS_REPLY, end)) {
+            s_rx_release (self);
+            continue;
+        }
+        wc_node_t *node = s_node (self, index);
+        wc_topology_status (node, &self->rx);
+        s_rx_release (self);
+        if (node->role == WC_ROLE_PRIMARY) {
+            wc_session_primary (&self->session, node->applied_seq, asked_us);
+            s_follow_primary (self);
+            return index;
+        }
+        char addr [WC_MAX_ADDR + 1];
+        snprintf (addr, sizeof addr, "%s", node->primary);
+        size_t found;
+        if (addr [0] && s_add_node (self, addr, false, &found) == 0)
+            next = found;
+    }
+    return WC_SELECT_NONE;
 }
 
 /* --- the handle -------------------------------------------------------- */
@@ -936,7 +1095,7 @@ walcast_connect (walcast_t *self, const char *host_port)
     if (!self || !host_port)
         return WALCAST_EINVAL;
     size_t index;
-    int rc = wc_topology_add (self->topo, host_port, &index);
+    int rc = s_add_node (self, host_port, true, &index);
     if (rc)
         return rc;
     if (self->first_node == WC_SELECT_NONE)
@@ -963,7 +1122,9 @@ walcast_connect_broker (walcast_t *self, const char *host_port)
 
     //  Subscribe first, then ask: no change falls between the two.
     int err = 0;
-    void *sub = wc_topology_socket (self->ctx, ZMQ_SUB, pub, ipv6, &err);
+    int64_t deadline = s_now () + self->timeout_ms;
+    void *sub = wc_topology_socket (self->ctx, ZMQ_SUB, pub, ipv6, WC_TOPO_HWM,
+                                    &err);
     if (!sub)
         return err;
     if (zmq_setsockopt (sub, ZMQ_SUBSCRIBE, "topology", 8)) {
@@ -983,10 +1144,15 @@ walcast_connect_broker (walcast_t *self, const char *host_port)
     self->topo_at_us = 0;
     self->topo_version = 0;
 
-    int rc = s_broker_refresh (self, s_now () + self->timeout_ms);
+    int rc = s_broker_refresh (self, deadline);
     if (rc)
         return rc;
-    s_ping_round (self, WC_SELECT_NONE, s_connect_wait (self), false);
+    int64_t left = deadline - s_now ();
+    int wait = s_connect_wait (self);
+    if (wait > left)
+        wait = left > 0 ? (int) left : 0;
+    if (wait > 0)
+        s_ping_round (self, WC_SELECT_NONE, wait, false);
     s_follow_primary (self);
     return 0;
 }
@@ -1063,8 +1229,8 @@ walcast_session_seq (walcast_t *self)
 /* --- writes ------------------------------------------------------------ */
 
 //  PUT or DEL, synchronously, on the write node; in follow mode, retried
-//  once where an ENOTPRIMARY points, or (with a broker) once on the new
-//  primary after a timeout.
+//  once where an ENOTPRIMARY points, within the same deadline. Never
+//  retried after a timeout: the node may have applied it (see the top).
 static int
 s_write (walcast_t *self, int type, const void *key, size_t key_len,
          const void *value, size_t value_len, walcast_pos_t *pos)
@@ -1075,6 +1241,7 @@ s_write (walcast_t *self, int type, const void *key, size_t key_len,
     int rc = s_check_kv (key, key_len, value, value_len, type == WC_MSG_PUT);
     if (rc)
         return rc;
+    int64_t deadline = s_now () + self->timeout_ms;
     s_begin (self);
     wc_msg_t req;
     memset (&req, 0, sizeof req);
@@ -1085,30 +1252,21 @@ s_write (walcast_t *self, int type, const void *key, size_t key_len,
     req.u.req.value.len = (uint32_t) value_len;
 
     size_t target = self->write_node;
-    rc = s_request (self, target, &req, WC_MSG_WRITE_OK,
-                    s_now () + self->timeout_ms);
+    rc = s_request (self, target, &req, WC_MSG_WRITE_OK, deadline);
     if (rc == WALCAST_ENOTPRIMARY && s_follow_mode (self) && self->detail [0]) {
-        //  It says who the primary is: believe it, once.
+        //  It says who the primary is: believe it, once. The write was
+        //  not applied, so sending it there cannot apply it twice.
+        char addr [WC_DETAIL_SIZE];
+        memcpy (addr, self->detail, sizeof addr);
         size_t index;
         s_node (self, target)->role = WC_ROLE_REPLICA;
-        if (wc_topology_add (self->topo, self->detail, &index) == 0
-        &&  index != target) {
+        if (s_add_node (self, addr, false, &index) == 0 && index != target) {
             self->write_node = index;
-            rc = s_request (self, index, &req, WC_MSG_WRITE_OK,
-                            s_now () + self->timeout_ms);
+            if (s_now () < deadline)
+                rc = s_request (self, index, &req, WC_MSG_WRITE_OK, deadline);
+            else
+                memcpy (self->detail, addr, sizeof self->detail);
         }
-    }
-    else
-    if (rc == WALCAST_ETIMEOUT && self->has_broker) {
-        //  Maybe it failed over: ask the broker, retry if the primary moved.
-        int64_t deadline = s_now () + (self->timeout_ms < WC_REFRESH_MS
-                                       ? self->timeout_ms : WC_REFRESH_MS);
-        if (s_broker_refresh (self, deadline) == 0
-        &&  self->write_node != target && self->write_node != WC_SELECT_NONE)
-            rc = s_request (self, self->write_node, &req, WC_MSG_WRITE_OK,
-                            s_now () + self->timeout_ms);
-        else
-            rc = WALCAST_ETIMEOUT;
     }
     if (rc == 0) {
         wc_session_note (&self->session, self->rx.u.write_ok.epoch,
@@ -1234,6 +1392,134 @@ s_final_error (int rc)
         || rc == WALCAST_ENOMEM || rc == WALCAST_EVERSION;
 }
 
+//  The applied seq an ESTALE detail gives ("applied=N"); false when it
+//  says something else (a staleness refusal says "lag_ms=N").
+static bool
+s_estale_applied (const char *detail, uint64_t *seq)
+{
+    if (strncmp (detail, "applied=", 8) != 0)
+        return false;
+    const char *digits = detail + 8;
+    if (*digits < '0' || *digits > '9')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long value = strtoull (digits, &end, 10);
+    if (errno || *end)
+        return false;
+    *seq = (uint64_t) value;
+    return true;
+}
+
+//  The reply in rx is a VALUE from node index: copy it out (and say who
+//  served it). Returns 0, WALCAST_ENOTFOUND, EPROTO or ENOMEM.
+static int
+s_take_value (walcast_t *self, size_t index, void **value, size_t *value_len,
+              walcast_served_t *served)
+{
+    const wc_bytes_t *v = &self->rx.u.value.value;
+    if (served) {
+        const wc_node_t *node = s_node (self, index);
+        snprintf (served->id, sizeof served->id, "%s", node->id);
+        snprintf (served->region, sizeof served->region, "%s", node->region);
+        snprintf (served->addr, sizeof served->addr, "%s", node->addr);
+        served->rtt_ms = node->rtt_ms;
+        served->applied_seq = self->rx.u.value.seq;
+    }
+    if (!self->rx.u.value.found)
+        return WALCAST_ENOTFOUND;
+    if (v->len > WC_MAX_VALUE)
+        return WALCAST_EPROTO;
+    if (v->len > 0) {
+        *value = malloc (v->len);
+        if (!*value)
+            return WALCAST_ENOMEM;
+        memcpy (*value, v->ptr, v->len);
+        *value_len = v->len;
+    }
+    return 0;
+}
+
+//  One read attempt: GET key from node index with the token as min_seq,
+//  until at most deadline (with reserve, leaving a quarter of the time
+//  left for the nodes after it). The node may wait for the token at
+//  most half the time left. A VALUE older than the min_seq sent is
+//  ESTALE (a node that ignores min_seq must not break the session).
+//  When the primary is behind the session token, the token holds a
+//  read the primary disproves (client/session.h): it is dropped and the
+//  primary asked again.
+static int
+s_read_one (walcast_t *self, size_t index, const void *key, size_t key_len,
+            uint64_t explicit_min, int64_t deadline, bool reserve,
+            void **value, size_t *value_len, walcast_served_t *served)
+{
+    bool session = self->consistency == WC_CONSISTENCY_SESSION;
+    int rc = WALCAST_ETIMEOUT;
+    for (int round = 0; round < 2; round++) {
+        int64_t now = s_now ();
+        int64_t remaining = deadline - now;
+        if (remaining <= 0)
+            return WALCAST_ETIMEOUT;
+        uint64_t min_seq = wc_session_min_seq (&self->session, session, explicit_min);
+        uint32_t wait_ms = wc_session_wait_ms (min_seq, self->session_wait_ms,
+                                               remaining);
+        int64_t attempt = WC_ATTEMPT_MS + (int64_t) wait_ms;
+        int64_t cap = reserve ? remaining - remaining / 4 : remaining;
+        if (attempt > cap)
+            attempt = cap;
+
+        wc_msg_t req;
+        memset (&req, 0, sizeof req);
+        req.type = WC_MSG_GET;
+        req.u.req.key.ptr = key;
+        req.u.req.key.len = (uint32_t) key_len;
+        req.u.req.min_seq = min_seq;
+        req.u.req.max_staleness_ms = (uint32_t) self->max_staleness_ms;
+        req.u.req.wait_ms = wait_ms;
+        int64_t asked_us = s_now_us ();
+        rc = s_request (self, index, &req, WC_MSG_VALUE, now + attempt);
+
+        //  What the node says it has applied, when it says
+        uint64_t seq = 0;
+        bool know_seq = false;
+        if (rc == 0) {
+            seq = self->rx.u.value.seq;
+            know_seq = true;
+            if (seq < min_seq) {
+                rc = WALCAST_ESTALE;
+                snprintf (self->detail, sizeof self->detail, "applied=%llu",
+                          (unsigned long long) seq);
+            }
+        }
+        else
+        if (rc == WALCAST_ESTALE)
+            know_seq = s_estale_applied (self->detail, &seq);
+
+        if (know_seq && s_node (self, index)->role == WC_ROLE_PRIMARY
+        &&  wc_session_primary (&self->session, seq, asked_us)) {
+            //  The token was past the primary on a false read: now it
+            //  is not. A VALUE that meets the corrected min_seq is good;
+            //  an ESTALE is asked again.
+            min_seq = wc_session_min_seq (&self->session, session, explicit_min);
+            if (rc == WALCAST_ESTALE && self->rx_held
+            &&  self->rx.type == WC_MSG_VALUE && seq >= min_seq)
+                rc = 0;
+            else
+            if (rc == WALCAST_ESTALE) {
+                s_rx_release (self);
+                continue;
+            }
+        }
+        if (rc == 0) {
+            wc_session_read (&self->session, seq, s_now_us ());
+            rc = s_take_value (self, index, value, value_len, served);
+        }
+        s_rx_release (self);
+        return rc;
+    }
+    return rc;
+}
+
 int
 walcast_get_ex (walcast_t *self, const void *key, size_t key_len,
                 uint64_t min_seq, void **value, size_t *value_len,
@@ -1251,76 +1537,61 @@ walcast_get_ex (walcast_t *self, const void *key, size_t key_len,
     int rc = s_check_kv (key, key_len, NULL, 0, false);
     if (rc)
         return rc;
+    int64_t deadline = s_now () + self->timeout_ms;
     s_rx_release (self);
     s_begin (self);
+    bool session = self->consistency == WC_CONSISTENCY_SESSION;
 
+    //  Strong and primary reads: the primary or nobody. When the table
+    //  names none, find it first.
+    if (s_wants_primary (self)
+    &&  s_learn_primary (self, deadline) == WC_SELECT_NONE) {
+        s_no_candidate_detail (self);
+        return WALCAST_EUNAVAILABLE;
+    }
+    size_t primary = s_primary (self);
     size_t ncands = s_candidates (self);
-    uint64_t token = wc_session_min_seq (
-        &self->session, self->consistency == WC_CONSISTENCY_SESSION, min_seq);
-    uint32_t wait_ms = wc_session_wait_ms (token, self->session_wait_ms);
-    int64_t deadline = s_now () + self->timeout_ms;
-    int last = WALCAST_EUNAVAILABLE;
+    if (ncands == 0 || (ncands == 1 && self->cands_appended)) {
+        s_no_candidate_detail (self);
+        return WALCAST_EUNAVAILABLE;
+    }
 
-    //  self->cands may be reallocated by nothing below (no node is
-    //  added while reading), so it is walked in place.
+    //  self->cands is walked in place: nothing below adds a node until
+    //  the loop is over.
+    bool saw_estale = false;
+    int last = WALCAST_EUNAVAILABLE;
     for (size_t k = 0; k < ncands; k++) {
         size_t index = self->cands [k];
         //  The primary session added is for replicas that are behind,
         //  not for replicas that are gone.
-        if (k == ncands - 1 && self->cands_appended && last != WALCAST_ESTALE)
+        if (k == ncands - 1 && self->cands_appended && !saw_estale)
             break;
-        int64_t now = s_now ();
-        int64_t remaining = deadline - now;
-        if (remaining <= 0) {
+        if (s_now () >= deadline) {
             last = WALCAST_ETIMEOUT;
             break;
         }
-        int64_t attempt = WC_ATTEMPT_MS + (int64_t) wait_ms;
-        if (attempt > remaining)
-            attempt = remaining;
-
-        wc_msg_t req;
-        memset (&req, 0, sizeof req);
-        req.type = WC_MSG_GET;
-        req.u.req.key.ptr = key;
-        req.u.req.key.len = (uint32_t) key_len;
-        req.u.req.min_seq = token;
-        req.u.req.max_staleness_ms = (uint32_t) self->max_staleness_ms;
-        req.u.req.wait_ms = wait_ms;
-        rc = s_request (self, index, &req, WC_MSG_VALUE, now + attempt);
-        if (rc == 0) {
-            const wc_bytes_t *v = &self->rx.u.value.value;
-            wc_session_note (&self->session, 0, self->rx.u.value.seq);
-            if (served) {
-                const wc_node_t *node = s_node (self, index);
-                snprintf (served->id, sizeof served->id, "%s", node->id);
-                snprintf (served->region, sizeof served->region, "%s", node->region);
-                snprintf (served->addr, sizeof served->addr, "%s", node->addr);
-                served->rtt_ms = node->rtt_ms;
-                served->applied_seq = self->rx.u.value.seq;
-            }
-            if (!self->rx.u.value.found)
-                rc = WALCAST_ENOTFOUND;
-            else
-            if (v->len > WC_MAX_VALUE)
-                rc = WALCAST_EPROTO;
-            else
-            if (v->len > 0) {
-                *value = malloc (v->len);
-                if (*value) {
-                    memcpy (*value, v->ptr, v->len);
-                    *value_len = v->len;
-                }
-                else
-                    rc = WALCAST_ENOMEM;
-            }
-            s_rx_release (self);
+        bool reserve = k + 1 < ncands || (session && index != primary);
+        rc = s_read_one (self, index, key, key_len, min_seq, deadline, reserve,
+                         value, value_len, served);
+        if (rc == 0 || rc == WALCAST_ENOTFOUND || s_final_error (rc))
             return rc;
-        }
-        s_rx_release (self);
-        if (s_final_error (rc))
-            return rc;
+        if (rc == WALCAST_ESTALE)
+            saw_estale = true;
         last = rc;
+    }
+
+    //  Session, after an ESTALE: the primary last, even when the table
+    //  did not name one (a single replica given with walcast_connect).
+    if (session && saw_estale && primary == WC_SELECT_NONE
+    &&  s_now () < deadline) {
+        size_t found = s_learn_primary (self, deadline);
+        if (found != WC_SELECT_NONE) {
+            rc = s_read_one (self, found, key, key_len, min_seq, deadline, false,
+                             value, value_len, served);
+            if (rc == 0 || rc == WALCAST_ENOTFOUND || s_final_error (rc))
+                return rc;
+            last = rc;
+        }
     }
     return last;
 }
@@ -1398,12 +1669,20 @@ walcast_nodes (walcast_t *self, walcast_node_info_t *nodes, size_t max,
     if (!self || !count || (!nodes && max > 0))
         return WALCAST_EINVAL;
     *count = 0;
+    int64_t deadline = s_now () + self->timeout_ms;
     s_rx_release (self);
     s_begin (self);
-    int bound = self->timeout_ms < WC_REFRESH_MS ? self->timeout_ms : WC_REFRESH_MS;
-    if (self->has_broker)
-        s_broker_refresh (self, s_now () + bound);     // else: the last one
-    s_ping_round (self, WC_SELECT_NONE, bound, true);
+    //  The refresh and the PINGs share the call's time, each at most
+    //  WC_REFRESH_MS of it
+    if (self->has_broker) {
+        int64_t end = s_now () + WC_REFRESH_MS;
+        s_broker_refresh (self, end < deadline ? end : deadline);  // else: the last one
+    }
+    int64_t left = deadline - s_now ();
+    if (left > WC_REFRESH_MS)
+        left = WC_REFRESH_MS;
+    if (left > 0)
+        s_ping_round (self, WC_SELECT_NONE, (int) left, true);
 
     bool fresh = s_broker_fresh (self);
     size_t primary = s_primary (self);
@@ -1438,58 +1717,153 @@ walcast_nodes (walcast_t *self, walcast_node_info_t *nodes, size_t max,
 
 /* --- change feed ------------------------------------------------------- */
 
-int
-walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
-               walcast_watch_fn *fn, void *arg, int timeout_ms)
+void
+walcast_set_watch_notify (walcast_t *self, walcast_watch_switch_fn *fn, void *arg)
 {
-    if (!self || !fn || (prefix_len > 0 && !prefix) || prefix_len > WC_MAX_KEY)
-        return WALCAST_EINVAL;
-    s_rx_release (self);
-    s_begin (self);
-    if (s_candidates (self) == 0)
-        return WALCAST_EUNAVAILABLE;
-    const wc_node_t *node = s_node (self, self->cands [0]);
+    if (self) {
+        self->watch_notify = fn;
+        self->watch_notify_arg = arg;
+    }
+}
+
+//  The node a watch subscribes to: the first candidate of the read
+//  preference other than skip, never the primary that session adds (a
+//  watch carries no token: that primary is no replica). With
+//  only_reachable, nodes that do not answer are not candidates either
+//  (a watch moving on must not go round dead nodes). WC_SELECT_NONE
+//  when there is none.
+static size_t
+s_watch_pick (walcast_t *self, size_t skip, bool only_reachable)
+{
+    size_t n;
+    if (only_reachable) {
+        if (s_scratch (self))
+            return WC_SELECT_NONE;
+        size_t size = wc_topology_size (self->topo);
+        wc_topology_to_select (self->topo, self->sel, s_broker_fresh (self));
+        wc_select_query_t query;
+        query.pref = self->read;
+        query.consistency = self->consistency;
+        query.region = self->region;
+        query.window_ms = self->window_ms;
+        n = wc_select_candidates (self->sel, size, &query, self->cands, size,
+                                  &self->cands_appended);
+    }
+    else
+        n = s_candidates (self);
+    if (n > 0 && self->cands_appended)
+        n--;
+    for (size_t k = 0; k < n; k++)
+        if (self->cands [k] != skip)
+            return self->cands [k];
+    return WC_SELECT_NONE;
+}
+
+//  Subscribe to node index's stream for keys under prefix; *sub_p gets
+//  the SUB socket.
+static int
+s_watch_open (walcast_t *self, size_t index, const void *prefix,
+              size_t prefix_len, void **sub_p)
+{
+    const wc_node_t *node = s_node (self, index);
     char endpoint [WC_MAX_ADDR + 8];
     bool ipv6;
     if (wc_topology_endpoint (node->addr, 1, endpoint, sizeof endpoint, &ipv6))
         return WALCAST_EINVAL;
     int err = 0;
-    void *sub = wc_topology_socket (self->ctx, ZMQ_SUB, endpoint, ipv6, &err);
+    void *sub = wc_topology_socket (self->ctx, ZMQ_SUB, endpoint, ipv6, 0, &err);
     if (!sub)
         return err;
     if (zmq_setsockopt (sub, ZMQ_SUBSCRIBE, prefix_len ? prefix : "", prefix_len)) {
         zmq_close (sub);
         return WALCAST_EUNAVAILABLE;
     }
+    *sub_p = sub;
+    return 0;
+}
+
+//  Has the watched node gone? It stopped answering PINGs (the handle
+//  keeps PINGing while it watches; a node picked while it did not
+//  answer gets the time of one PING to prove it lives), the broker says
+//  it is down, or, when the watch takes every key (and so the heartbeat
+//  published every 100 ms), its stream has been quiet for
+//  WC_WATCH_SILENT_MS. heard_ms is when the stream last delivered, < 0
+//  when it cannot tell; opened_ms when the watch subscribed.
+static bool
+s_watch_silent (walcast_t *self, size_t index, const char *addr,
+                int64_t heard_ms, int64_t opened_ms)
+{
+    const wc_node_t *node = s_node (self, index);
+    if (!node || strcmp (node->addr, addr) != 0)
+        return true;            // its slot went to another node
+    if (!node->reachable && s_now () - opened_ms > WC_PING_DEAD_US / 1000)
+        return true;
+    if (s_broker_fresh (self) && node->from_broker && !node->up)
+        return true;
+    return heard_ms >= 0 && s_now () - heard_ms > WC_WATCH_SILENT_MS;
+}
+
+//  Name of node index for the watch notice: its id, else its address.
+static void
+s_watch_name (walcast_t *self, size_t index, char *name, size_t size)
+{
+    const wc_node_t *node = s_node (self, index);
+    snprintf (name, size, "%s", node ? (node->id [0] ? node->id : node->addr) : "?");
+}
+
+int
+walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
+               walcast_watch_fn *fn, void *arg, int timeout_ms)
+{
+    if (!self || !fn || (prefix_len > 0 && !prefix) || prefix_len > WC_MAX_KEY)
+        return WALCAST_EINVAL;
+    self->detail [0] = 0;
+    s_rx_release (self);
+    s_begin (self);
+    if (s_wants_primary (self))
+        s_learn_primary (self, s_now () + self->timeout_ms);
+    size_t current = s_watch_pick (self, WC_SELECT_NONE, false);
+    if (current == WC_SELECT_NONE) {
+        s_no_candidate_detail (self);
+        return WALCAST_EUNAVAILABLE;
+    }
+    void *sub = NULL;
+    int rc = s_watch_open (self, current, prefix, prefix_len, &sub);
+    if (rc)
+        return rc;
+    char watching [WC_MAX_ADDR + 1];
+    snprintf (watching, sizeof watching, "%s", s_node (self, current)->addr);
 
     //  A signal that interrupts the wait (a handler returned) ends the
     //  watch like the timeout does: that is how a program stops it.
     int64_t deadline = timeout_ms >= 0 ? s_now () + timeout_ms : -1;
+    int64_t heard = s_now ();
+    int64_t opened = heard;
     uint64_t last_seq = 0;
     int result = 0;
     zmq_msg_t topic, payload;
     zmq_msg_init (&topic);
     zmq_msg_init (&payload);
     while (true) {
-        long wait = -1;
+        long wait = WC_WATCH_LOOK_MS;
         if (deadline >= 0) {
             int64_t remaining = deadline - s_now ();
             if (remaining <= 0)
                 break;
-            wait = (long) remaining;
+            if (remaining < wait)
+                wait = (long) remaining;
         }
         zmq_pollitem_t item = { sub, 0, ZMQ_POLLIN, 0 };
-        int rc = zmq_poll (&item, 1, wait);
+        rc = zmq_poll (&item, 1, wait);
         if (rc < 0) {
             if (errno != EINTR)
                 result = WALCAST_EUNAVAILABLE;
             break;
         }
-        if (rc == 0)
-            continue;           // the deadline check ends it
         bool stop = false;
         int got;
-        while (!stop && (got = s_recv_pair (sub, &topic, &payload)) != 0) {
+        while (rc > 0 && !stop && (got = s_recv_pair (sub, &topic, &payload)) != 0) {
+            heard = s_now ();
             if (got != 1)
                 continue;       // not [topic][payload]: skipped
             msgpack_unpacked storage;
@@ -1519,9 +1893,48 @@ walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
         }
         if (stop)
             break;
+
+        //  Is the node still there? (PINGs go out and PONGs come in here.)
+        s_tick (self);
+        if (!s_watch_silent (self, current, watching, prefix_len == 0 ? heard : -1,
+                             opened))
+            continue;
+        size_t next = s_watch_pick (self, current, true);
+        if (next == WC_SELECT_NONE) {
+            const wc_node_t *node = s_node (self, current);
+            if (!node || strcmp (node->addr, watching) != 0 || !node->reachable) {
+                char name [WC_MAX_ADDR + 1];
+                s_watch_name (self, current, name, sizeof name);
+                snprintf (self->detail, sizeof self->detail,
+                          "%s is silent and no other node fits", name);
+                result = WALCAST_EUNAVAILABLE;
+                break;
+            }
+            next = current;     // it answers, its stream does not: again
+        }
+        if (self->watch_notify) {
+            char from [WC_MAX_ADDR + 1], to [WC_MAX_ADDR + 1];
+            snprintf (from, sizeof from, "%s", watching);
+            const wc_node_t *node = s_node (self, current);
+            if (node && strcmp (node->addr, watching) == 0)
+                s_watch_name (self, current, from, sizeof from);
+            s_watch_name (self, next, to, sizeof to);
+            self->watch_notify (self->watch_notify_arg, from, to);
+        }
+        zmq_close (sub);
+        sub = NULL;
+        rc = s_watch_open (self, next, prefix, prefix_len, &sub);
+        if (rc) {
+            result = rc;
+            break;
+        }
+        current = next;
+        snprintf (watching, sizeof watching, "%s", s_node (self, current)->addr);
+        heard = opened = s_now ();
     }
     zmq_msg_close (&topic);
     zmq_msg_close (&payload);
-    zmq_close (sub);
+    if (sub)
+        zmq_close (sub);
     return result;
 }

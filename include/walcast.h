@@ -162,7 +162,17 @@ WALCAST_EXPORT int walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t
     larger decline the read, which then goes to the next node.
 
     Writes go to the primary: the broker's, or the one a NOT_PRIMARY
-    answer names. */
+    answer names (then retried once: NOT_PRIMARY means it was not
+    applied). A write that times out is NOT retried: its outcome is
+    unknown (the old primary may have applied it), and the call returns
+    WALCAST_ETIMEOUT. Every call, retries included, is bounded by one
+    deadline: the handle's timeout.
+
+    "strong" and "primary" reads are served only by a node known to be the
+    primary; when none is known the handle asks the nodes it knows (a
+    replica's STATUS names its primary), and fails with
+    WALCAST_EUNAVAILABLE ("no primary known") rather than read a replica.
+    A VALUE whose applied seq is below the min_seq sent counts as ESTALE. */
 
 /*  Learn the cluster from a broker at "HOST:PORT" (its base port). Asks
     for the topology (bounded by the timeout), connects to every node in
@@ -238,10 +248,21 @@ typedef int (walcast_watch_fn) (void *arg, uint64_t seq, int op,
     preference picks, for keys starting with prefix (prefix_len 0: all),
     and call fn for each change as it is published. Blocks until fn
     returns non-zero (then returns that value) or timeout_ms passes with
-    no change (timeout_ms < 0: forever; then 0). Entries the stream drops
-    under load are not replayed: this is a live feed, not a log reader. */
+    no change (timeout_ms < 0: forever; then 0). A signal that interrupts
+    the wait also returns 0. When the watched node goes silent (PINGs
+    unanswered, or the broker marks it down) the watch moves to the next
+    candidate, or returns WALCAST_EUNAVAILABLE when there is none. Entries
+    the stream drops under load are not replayed: this is a live feed, not
+    a log reader. */
 WALCAST_EXPORT int walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
                                   walcast_watch_fn *fn, void *arg, int timeout_ms);
+
+/*  Called when a watch moves from one node to another (ids of both). */
+typedef void (walcast_watch_switch_fn) (void *arg, const char *from, const char *to);
+
+/*  Be told when a watch moves (fn NULL: stop being told). */
+WALCAST_EXPORT void walcast_set_watch_notify (walcast_t *self,
+                                              walcast_watch_switch_fn *fn, void *arg);
 
 #ifdef __cplusplus
 }

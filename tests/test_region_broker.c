@@ -4,7 +4,8 @@
     both for clients that were given the nodes (--node) and for clients
     that found them through the broker before it died; when the broker
     comes back on the same port, the nodes register again and within a
-    few seconds its topology lists every node up.
+    few seconds its topology lists every node up, both for a new client
+    and for the one that found the nodes before it died.
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -55,6 +56,36 @@ s_put_get (walcast_t *h, const char *who, const char *key, const char *value)
     assert_int_equal (len, strlen (value));
     assert_memory_equal (got, value, len);
     free (got);
+}
+
+//  Poll walcast_nodes on h until p1 and r1 are both listed up; returns
+//  the ms it took, or -1.
+static long long
+s_wait_handle_up (walcast_t *h, int timeout_ms)
+{
+    int64_t started = cluster_now_ms ();
+    while (true) {
+        walcast_node_info_t nodes [8];
+        size_t count = 0;
+        int rc = walcast_nodes (h, nodes, 8, &count);
+        int up = 0;
+        for (size_t i = 0; rc == 0 && i < count; i++)
+            if ((strcmp (nodes [i].id, "p1") == 0 || strcmp (nodes [i].id, "r1") == 0)
+            &&  nodes [i].up)
+                up++;
+        if (up == 2)
+            return (long long) (cluster_now_ms () - started);
+        if (cluster_now_ms () - started > timeout_ms) {
+            fprintf (stderr, "the broker client lists %d of p1, r1 up after %d ms "
+                     "(walcast_nodes: %s, %zu nodes)\n", up, timeout_ms,
+                     walcast_errname (rc), count);
+            for (size_t i = 0; rc == 0 && i < count; i++)
+                fprintf (stderr, "  %s %s %s\n", nodes [i].id, nodes [i].role,
+                         nodes [i].up ? "up" : "down");
+            return -1;
+        }
+        cluster_nap_ms (100);
+    }
 }
 
 //  Poll `walcast --broker status` until p1 and r1 are both listed up;
@@ -139,6 +170,13 @@ test_broker (void **state)
     assert_int_equal (cluster_broker_start (c, NODE_TIMEOUT_MS), 0);
     long long took = s_wait_all_up (c, COMEBACK_MS);
     print_message ("broker restarted: all nodes up in its topology after %lld ms\n", took);
+    assert_true (took >= 0);
+
+    //  The client that found the nodes through the broker follows it
+    //  again: its view of the topology comes back
+    took = s_wait_handle_up (found, COMEBACK_MS);
+    print_message ("broker restarted: the old broker client lists all nodes up after "
+                   "%lld ms\n", took);
     assert_true (took >= 0);
 
     //  Clients are still fine, and a new broker client works

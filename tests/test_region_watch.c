@@ -82,7 +82,13 @@ test_watch (void **state)
     assert_int_equal (cluster_wait_ready (c, r, 30000), 0);
     walcast_t *h = cluster_client (c, p);
     assert_non_null (h);
-    s_put (h, "user:0", "before");     //  written before the watch: not shown
+    //  Written before the watch, and applied by both nodes before it
+    //  starts (a replica publishes what it applies, when it applies it):
+    //  neither watcher may show it
+    uint64_t before = s_put (h, "user:0", "before");
+    int both [] = { p, r };
+    assert_int_equal (cluster_wait_converged (c, both, 2, (int) before, 30000,
+                                              NULL, NULL), 0);
 
     int watchers [2];
     watchers [0] = cluster_cli_spawn (c, "--node", cluster_addr (c, p), "watch", "user:",

@@ -11,7 +11,12 @@
       first PING of a connection, not a PONG left queued); a PING
       unanswered for 2 s makes a node unreachable, and PINGs go out
       once a second;
-    - the session token only grows and is what a session read sends.
+    - the session token only grows and is what a session read sends,
+      except for a read the primary proves false (a node that claimed a
+      seq the primary does not have); a node may wait for it at most
+      half the call's time left;
+    - the node table is bounded: when full, a new node takes the slot of
+      one that is gone, never of one the application added.
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +24,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
+#include <zmq.h>
 #include "walcast.h"
 #include "codec.h"
 #include "select.h"
@@ -402,17 +408,137 @@ test_session_token (void **state)
     wc_session_t s;
     wc_session_reset (&s);
     assert_int_equal (wc_session_min_seq (&s, true, 0), 0);
-    assert_int_equal (wc_session_wait_ms (0, 200), 0);     // nothing to wait for
+    assert_int_equal (wc_session_wait_ms (0, 200, 5000), 0);   // nothing to wait for
     wc_session_note (&s, 1, 10);
-    wc_session_note (&s, 0, 7);         // older: no effect
+    wc_session_read (&s, 7, 100);       // older: no effect
     assert_int_equal (s.seq, 10);
     assert_int_equal (wc_session_min_seq (&s, true, 0), 10);
     assert_int_equal (wc_session_min_seq (&s, true, 12), 12);   // explicit larger
     assert_int_equal (wc_session_min_seq (&s, false, 0), 0);    // eventual
     assert_int_equal (wc_session_min_seq (&s, false, 5), 5);
-    assert_int_equal (wc_session_wait_ms (10, 200), 200);
-    assert_int_equal (wc_session_wait_ms (10, 0), 0);
-    assert_int_equal (wc_session_wait_ms (10, 1000000), WC_MAX_WAIT_MS);
+    assert_int_equal (wc_session_wait_ms (10, 200, 5000), 200);
+    assert_int_equal (wc_session_wait_ms (10, 0, 5000), 0);
+    assert_int_equal (wc_session_wait_ms (10, 1000000, 1000000000), WC_MAX_WAIT_MS);
+    //  At most half the time left, so another node can still be tried
+    assert_int_equal (wc_session_wait_ms (10, 200, 150), 75);
+    assert_int_equal (wc_session_wait_ms (10, 200, 0), 0);
+}
+
+static void
+test_session_false_reads (void **state)
+{
+    (void) state;
+    wc_session_t s;
+    wc_session_reset (&s);
+    wc_session_note (&s, 1, 10);                //  wrote 10: the primary has 10
+    //  A replica further than the primary was known to be: the token
+    //  follows it (monotonic reads), as pending
+    wc_session_read (&s, 15, 1000);
+    assert_int_equal (s.seq, 15);
+    assert_int_equal (s.confirmed, 10);
+    assert_int_equal (s.pending, 15);
+    //  The primary's answer to a PING sent before that read proves
+    //  nothing: the primary may have had 12 then and 15 now
+    assert_false (wc_session_primary (&s, 12, 900));
+    assert_int_equal (s.seq, 15);
+    //  Asked after the read, it has 16: the read was real
+    assert_false (wc_session_primary (&s, 16, 1100));
+    assert_int_equal (s.seq, 15);
+    assert_int_equal (s.pending, 0);
+    assert_int_equal (s.confirmed, 15);
+
+    //  A node that claims a seq near 2^64...
+    wc_session_read (&s, UINT64_MAX - 1, 2000);
+    assert_true (s.seq == UINT64_MAX - 1);
+    //  ...is proved wrong by the primary, asked after, at 17: forgotten
+    assert_true (wc_session_primary (&s, 17, 2000));
+    assert_int_equal (s.seq, 16);       //  as far as the primary was known to be
+    assert_int_equal (s.pending, 0);
+    //  The broker's word (time unknown) raises what the primary is known
+    //  to have, but proves no read false
+    wc_session_read (&s, 30, 3000);
+    assert_false (wc_session_primary (&s, 20, 0));
+    assert_int_equal (s.seq, 30);
+    assert_false (wc_session_primary (&s, 31, 0));
+    assert_int_equal (s.seq, 30);
+    assert_int_equal (s.pending, 0);
+    //  A write moves it on as before
+    wc_session_note (&s, 2, 40);
+    assert_int_equal (s.seq, 40);
+    assert_int_equal (s.epoch, 2);
+}
+
+static void
+test_table_bounded (void **state)
+{
+    (void) state;
+    void *ctx = zmq_ctx_new ();
+    assert_non_null (ctx);
+    wc_topology_t *t = wc_topology_new (ctx);
+    assert_non_null (t);
+    size_t index;
+    bool replaced = true;
+    //  The application's own node is pinned
+    assert_int_equal (wc_topology_add (t, "127.0.0.1:1000", true, &index, &replaced), 0);
+    assert_false (replaced);
+    char addr [64];
+    for (int i = 1; i < WC_TOPOLOGY_MAX; i++) {
+        snprintf (addr, sizeof addr, "127.0.0.1:%d", 1000 + i);
+        assert_int_equal (wc_topology_add (t, addr, false, &index, &replaced), 0);
+        assert_int_equal (index, (size_t) i);
+        assert_false (replaced);
+    }
+    assert_int_equal (wc_topology_size (t), WC_TOPOLOGY_MAX);
+    //  Full of nodes that answer: no room
+    assert_int_equal (wc_topology_add (t, "127.0.0.1:2000", false, &index, &replaced),
+                      WALCAST_ETOOBIG);
+    //  A known address is found, full or not
+    assert_int_equal (wc_topology_add (t, "127.0.0.1:1007", false, &index, &replaced), 0);
+    assert_int_equal (index, 7);
+    //  A pinned node that stopped answering keeps its slot; another does not
+    wc_topology_node (t, 0)->reachable = false;
+    wc_topology_node (t, 9)->reachable = false;
+    assert_int_equal (wc_topology_add (t, "127.0.0.1:2000", false, &index, &replaced), 0);
+    assert_int_equal (index, 9);
+    assert_true (replaced);
+    assert_string_equal (wc_topology_node (t, 9)->addr, "127.0.0.1:2000");
+    assert_true (wc_topology_node (t, 9)->reachable);
+    assert_int_equal (wc_topology_size (t), WC_TOPOLOGY_MAX);
+
+    //  A node the broker describes goes only once it is down and gone
+    //  from the broker's list
+    wc_topology_node (t, 11)->from_broker = true;
+    wc_topology_node (t, 11)->reachable = false;
+    wc_topology_node (t, 11)->listed = true;
+    wc_topology_node (t, 11)->up = false;
+    assert_int_equal (wc_topology_add (t, "127.0.0.1:2001", false, &index, &replaced),
+                      WALCAST_ETOOBIG);
+    wc_topology_begin (t);
+    wc_topology_end (t);        //  a TOPOLOGY that does not list it
+    assert_false (wc_topology_node (t, 11)->listed);
+    assert_int_equal (wc_topology_add (t, "127.0.0.1:2001", false, &index, &replaced), 0);
+    assert_int_equal (index, 11);
+    assert_true (replaced);
+
+    //  A STATUS reply names the node and who it follows
+    wc_msg_t status;
+    memset (&status, 0, sizeof status);
+    status.type = WC_MSG_STATUS_REPLY;
+    status.u.status.role = WC_ROLE_REPLICA;
+    status.u.status.id.ptr = (const uint8_t *) "r1";
+    status.u.status.id.len = 2;
+    status.u.status.applied_seq = 5;
+    status.u.status.primary.ptr = (const uint8_t *) "127.0.0.1:7100";
+    status.u.status.primary.len = 14;
+    wc_topology_status (wc_topology_node (t, 11), &status);
+    assert_string_equal (wc_topology_node (t, 11)->id, "r1");
+    assert_string_equal (wc_topology_node (t, 11)->primary, "127.0.0.1:7100");
+    assert_int_equal (wc_topology_node (t, 11)->role, WC_ROLE_REPLICA);
+    assert_int_equal (wc_topology_node (t, 11)->applied_seq, 5);
+
+    wc_topology_destroy (&t);
+    assert_null (t);
+    zmq_ctx_term (ctx);
 }
 
 static void
@@ -450,6 +576,8 @@ main (void)
         cmocka_unit_test (test_ewma),
         cmocka_unit_test (test_ping_timing),
         cmocka_unit_test (test_session_token),
+        cmocka_unit_test (test_session_false_reads),
+        cmocka_unit_test (test_table_bounded),
         cmocka_unit_test (test_endpoint),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
