@@ -902,20 +902,38 @@ s_home_node (walcast_t *self)
 //  answer beats failing without trying. (The primary that session
 //  consistency appends does not count as fitting: it is tried only
 //  after an ESTALE.) A read that wants the primary gets it or nothing.
+/*  The handle's read settings as a selection query. */
+static wc_select_query_t
+s_query (walcast_t *self)
+{
+    wc_select_query_t query;
+    query.pref = self->read;
+    query.consistency = self->consistency;
+    query.region = self->region;
+    query.window_ms = self->window_ms;
+    return query;
+}
+
+/*  Fill self->cands from the node table as it is (unreachable and down
+    nodes left out); how many. Call s_scratch first. */
+static size_t
+s_select (walcast_t *self)
+{
+    size_t size = wc_topology_size (self->topo);
+    wc_topology_to_select (self->topo, self->sel, s_broker_fresh (self));
+    wc_select_query_t query = s_query (self);
+    return wc_select_candidates (self->sel, size, &query, self->cands, size,
+                                 &self->cands_appended);
+}
+
 static size_t
 s_candidates (walcast_t *self)
 {
     if (s_scratch (self))
         return 0;
     size_t size = wc_topology_size (self->topo);
-    wc_topology_to_select (self->topo, self->sel, s_broker_fresh (self));
-    wc_select_query_t query;
-    query.pref = self->read;
-    query.consistency = self->consistency;
-    query.region = self->region;
-    query.window_ms = self->window_ms;
-    size_t n = wc_select_candidates (self->sel, size, &query, self->cands, size,
-                                     &self->cands_appended);
+    wc_select_query_t query = s_query (self);
+    size_t n = s_select (self);
     if (n == 0 || (n == 1 && self->cands_appended)) {
         for (size_t i = 0; i < size; i++) {
             self->sel [i].up = true;
@@ -1739,15 +1757,7 @@ s_watch_pick (walcast_t *self, size_t skip, bool only_reachable)
     if (only_reachable) {
         if (s_scratch (self))
             return WC_SELECT_NONE;
-        size_t size = wc_topology_size (self->topo);
-        wc_topology_to_select (self->topo, self->sel, s_broker_fresh (self));
-        wc_select_query_t query;
-        query.pref = self->read;
-        query.consistency = self->consistency;
-        query.region = self->region;
-        query.window_ms = self->window_ms;
-        n = wc_select_candidates (self->sel, size, &query, self->cands, size,
-                                  &self->cands_appended);
+        n = s_select (self);
     }
     else
         n = s_candidates (self);
