@@ -433,14 +433,6 @@ s_answer (wc_node_t *self, wc_request_t *req)
         wc_node_reply (self, self->service, req);
 }
 
-/*  A well-formed PUT or DEL. */
-static bool
-s_is_write_type (const wc_request_t *req)
-{
-    return req->rc == 0
-        && (req->msg.type == WC_MSG_PUT || req->msg.type == WC_MSG_DEL);
-}
-
 /*  One turn of the service socket: a batch, its commits, its answers. */
 static void
 s_handle_service (wc_node_t *self)
@@ -459,18 +451,13 @@ s_handle_service (wc_node_t *self)
     size_t i = 0;
     while (i < n) {
         size_t j = i;
-        while (j < n && s_is_write_type (&self->batch [j]))
+        while (j < n && wc_request_is_write (&self->batch [j]))
             j++;
         if (j == i)
             j = i + 1;                      /* a read (or malformed) */
         else
-        if (self->primary && !self->fatal)
+        if (self->primary)
             wc_primary_commit (self->primary, self->batch + i, j - i);
-        else
-        if (self->fatal)
-            for (size_t k = i; k < j; k++)
-                if (self->batch [k].rc == 0)
-                    self->batch [k].rc = WALCAST_EIO;
         for (; i < j; i++) {
             s_answer (self, &self->batch [i]);
             wc_request_release (&self->batch [i]);

@@ -26,6 +26,7 @@ struct wc_primary {
     wc_node_t      *node;       /* the node we are the role of */
     msgpack_sbuffer entries;    /* encodings of the batch's entries */
     size_t         *offsets;    /* per request: where its entry starts */
+    size_t         *lengths;    /* per request: its entry's length */
     uint64_t        commits;    /* batches committed, for the log */
     uint64_t        failed;     /* writes refused because the WAL failed */
 };
@@ -38,8 +39,9 @@ wc_primary_new (wc_node_t *node)
         return NULL;
     self->node = node;
     msgpack_sbuffer_init (&self->entries);
-    self->offsets = (size_t *) calloc (WC_NODE_BATCH + 1, sizeof (size_t));
-    if (!self->offsets)
+    self->offsets = (size_t *) calloc (WC_NODE_BATCH, sizeof (size_t));
+    self->lengths = (size_t *) calloc (WC_NODE_BATCH, sizeof (size_t));
+    if (!self->offsets || !self->lengths)
         wc_primary_destroy (&self);
     return self;
 }
@@ -52,15 +54,9 @@ wc_primary_destroy (wc_primary_t **self_p)
         return;
     msgpack_sbuffer_destroy (&self->entries);
     free (self->offsets);
+    free (self->lengths);
     free (self);
     *self_p = NULL;
-}
-
-static bool
-s_is_write (const wc_request_t *req)
-{
-    return req->rc == 0
-        && (req->msg.type == WC_MSG_PUT || req->msg.type == WC_MSG_DEL);
 }
 
 /*  The entry a write request becomes. */
@@ -82,7 +78,7 @@ static void
 s_refuse_batch (wc_primary_t *self, wc_request_t *reqs, size_t n, int err)
 {
     for (size_t i = 0; i < n; i++)
-        if (s_is_write (&reqs [i])) {
+        if (wc_request_is_write (&reqs [i])) {
             reqs [i].rc = err;
             self->failed++;
         }
@@ -92,6 +88,11 @@ void
 wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n)
 {
     wc_node_t *node = self->node;
+    if (node->fatal) {
+        /*  An fsync failed and the node is stopping: take no more. */
+        s_refuse_batch (self, reqs, n, WALCAST_EIO);
+        return;
+    }
     uint64_t ts_ms = wc_node_wall_ms ();
     uint64_t seq = node->applied;
     size_t writes = 0;
@@ -99,17 +100,18 @@ wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n)
 
     for (size_t i = 0; i < n; i++) {
         wc_request_t *req = &reqs [i];
-        if (!s_is_write (req))
+        if (!wc_request_is_write (req))
             continue;
         req->seq = seq + 1;
         req->epoch = node->epoch;
         wc_entry_t entry = s_entry_of (req, node->epoch, ts_ms);
         self->offsets [i] = self->entries.size;
         int rc = wc_entry_encode (&entry, &self->entries);
+        self->lengths [i] = self->entries.size - self->offsets [i];
         if (rc == 0)
             rc = wc_wal_append (node->wal, entry.seq,
                                 self->entries.data + self->offsets [i],
-                                self->entries.size - self->offsets [i]);
+                                self->lengths [i]);
         if (rc) {
             /*  Only memory can fail here. What was staged before stays a
                 whole, in-order prefix: commit it, refuse this write and
@@ -138,17 +140,11 @@ wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n)
     }
     for (size_t i = 0; i < n; i++) {
         wc_request_t *req = &reqs [i];
-        if (!s_is_write (req))
+        if (!wc_request_is_write (req))
             continue;
         wc_entry_t entry = s_entry_of (req, req->epoch, ts_ms);
-        size_t end = self->entries.size;
-        for (size_t j = i + 1; j < n; j++)
-            if (s_is_write (&reqs [j])) {
-                end = self->offsets [j];
-                break;
-            }
         if (wc_node_apply (node, &entry, self->entries.data + self->offsets [i],
-                           end - self->offsets [i]) != 0) {
+                           self->lengths [i]) != 0) {
             req->rc = WALCAST_ENOMEM;
             break;
         }

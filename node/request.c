@@ -23,6 +23,13 @@ wc_request_destroy (wc_request_t *req)
     msgpack_unpacked_destroy (&req->unpacked);
 }
 
+bool
+wc_request_is_write (const wc_request_t *req)
+{
+    return req->rc == 0
+        && (req->msg.type == WC_MSG_PUT || req->msg.type == WC_MSG_DEL);
+}
+
 void
 wc_request_release (wc_request_t *req)
 {

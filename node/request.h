@@ -35,6 +35,9 @@ void wc_request_destroy (wc_request_t *req);
     than WC_REQUEST_MAX_FRAMES frames, no body, or cut short). */
 int wc_request_recv (void *router, wc_request_t *req);
 
+/*  A well-formed PUT or DEL (decoded, not refused). */
+bool wc_request_is_write (const wc_request_t *req);
+
 /*  Close the request's frames (the slot can be reused). */
 void wc_request_release (wc_request_t *req);
 
