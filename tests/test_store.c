@@ -1,4 +1,4 @@
-/*  test_store.c - the node's key-value state (node/store.c).
+/*  test_store.c - the node's key-value state (storage/store.c).
 
     What the node relies on: a key reads back exactly what was last put,
     binary-safe and at any size of table; deleting removes only that key;
