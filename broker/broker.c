@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 #include "broker.h"
+#include "clock.h"
 #include "codec.h"
 #include "directory.h"
 #include "log.h"
@@ -69,15 +70,6 @@ void
 wc_broker_stop (void)
 {
     s_stop = 1;
-}
-
-/*  Monotonic milliseconds. */
-static int64_t
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* --- start-up ------------------------------------------------------------ */
@@ -280,7 +272,7 @@ s_handle (wc_broker_t *self, wc_request_t *req, int64_t now)
 static void
 s_handle_router (wc_broker_t *self)
 {
-    int64_t now = s_now ();
+    int64_t now = wc_clock_ms ();
     for (int i = 0; i < S_BATCH; i++) {
         int rc = s_recv (self, &self->req);
         if (rc == 0)
@@ -317,7 +309,7 @@ s_push (wc_broker_t *self, int64_t now)
 static int
 s_timers (wc_broker_t *self)
 {
-    int64_t now = s_now ();
+    int64_t now = wc_clock_ms ();
     if (now >= self->next_tick_ms) {
         wc_directory_tick (self->directory, now, self->cfg.node_timeout_ms);
         self->next_tick_ms = now + self->tick_ms;

@@ -37,6 +37,7 @@
 #include <sys/types.h>
 #include <time.h>
 #include "walcast.h"
+#include "clock.h"
 
 
 #define S_EXIT_OK        0
@@ -80,15 +81,6 @@ typedef struct {
     int (*run) (walcast_t *client, const s_opts_t *opts, char **args,
                 int nargs);
 } s_command_t;
-
-//  Monotonic clock in ms.
-static int64_t
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int s_usage_error (void);
 
@@ -349,7 +341,7 @@ s_cmd_load (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     size_t line_cap = 0;
     ssize_t n;
     uint64_t lineno = 0, sent = 0, bad = 0;
-    int64_t start = s_now ();
+    int64_t start = wc_clock_ms ();
     int64_t report_at = start;
     uint64_t report_sent = 0;
     int rc = 0;
@@ -381,7 +373,7 @@ s_cmd_load (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
         if (rc)
             break;              // node or network: stop, flush says more
         sent++;
-        int64_t now = s_now ();
+        int64_t now = wc_clock_ms ();
         if (now - report_at >= 1000) {
             fprintf (stderr, "load: %" PRIu64 " writes, %.0f/s\n", sent,
                      (double) (sent - report_sent) * 1000.0
@@ -397,7 +389,7 @@ s_cmd_load (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     walcast_pos_t last;
     uint64_t acked;
     int flush_rc = walcast_flush (client, &last, &acked);
-    double secs = (double) (s_now () - start) / 1000.0;
+    double secs = (double) (wc_clock_ms () - start) / 1000.0;
     printf ("%" PRIu64 " %" PRIu64 "\n", acked, last.seq);
     fprintf (stderr, "load: %" PRIu64 " writes in %.1f s (%.0f/s)\n", acked,
              secs, (double) acked / (secs > 0.001 ? secs : 0.001));

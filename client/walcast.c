@@ -84,6 +84,7 @@
 #include <time.h>
 #include <zmq.h>
 #include "walcast.h"
+#include "clock.h"
 #include "codec.h"
 #include "errors.h"
 #include "select.h"
@@ -176,23 +177,6 @@ struct walcast {
     void            *watch_notify_arg;
 };
 
-//  Monotonic clock in ms, and in us.
-static int64_t
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
-s_now_us (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 //  Check a key and a value against the protocol's limits.
 static int
 s_check_kv (const void *key, size_t key_len, const void *value,
@@ -229,7 +213,7 @@ static bool
 s_broker_fresh (walcast_t *self)
 {
     return self->has_broker && self->topo_at_us != 0
-        && s_now_us () - self->topo_at_us < WC_BROKER_FRESH_US;
+        && wc_clock_us () - self->topo_at_us < WC_BROKER_FRESH_US;
 }
 
 /* --- replies ----------------------------------------------------------- */
@@ -351,7 +335,7 @@ s_recv_one (walcast_t *self, size_t index)
     if (self->rx.type == WC_MSG_PONG) {
         //  Timely when the sockets were seen empty (or watched) just
         //  before: then it arrived about now, and now - sent is the RTT.
-        int64_t now = s_now_us ();
+        int64_t now = wc_clock_us ();
         bool timely = now - self->quiet_us <= WC_SAMPLE_SLACK_US;
         int64_t asked = node->ping_rid != 0 && self->rx.rid == node->ping_rid
                       ? node->ping_sent_us : 0;
@@ -391,7 +375,7 @@ s_drain (walcast_t *self)
             return rc;
     }
     if (!self->rx_held)
-        self->quiet_us = s_now_us ();   // every socket read to the end
+        self->quiet_us = wc_clock_us ();   // every socket read to the end
     return 0;
 }
 
@@ -418,20 +402,20 @@ s_wait (walcast_t *self, int64_t deadline)
         return WALCAST_EUNAVAILABLE;
     //  Start from empty sockets, so that whatever wakes the poll arrived
     //  while we watched (its RTT sample is honest).
-    if (s_now_us () - self->quiet_us > WC_SAMPLE_SLACK_US) {
+    if (wc_clock_us () - self->quiet_us > WC_SAMPLE_SLACK_US) {
         int rc = s_drain (self);
         if (rc || self->rx_held)
             return rc;
     }
-    int64_t remaining = deadline - s_now ();
+    int64_t remaining = deadline - wc_clock_ms ();
     if (remaining <= 0)
         return WALCAST_ETIMEOUT;
     int rc = zmq_poll (items, (int) nitems, (long) remaining);
     if (rc < 0 && errno != EINTR)
         return WALCAST_EUNAVAILABLE;
-    self->quiet_us = s_now_us ();   // watched until now: arrivals are fresh
+    self->quiet_us = wc_clock_us ();   // watched until now: arrivals are fresh
     if (rc <= 0)
-        return s_now () >= deadline ? WALCAST_ETIMEOUT : 0;
+        return wc_clock_ms () >= deadline ? WALCAST_ETIMEOUT : 0;
     return s_drain (self);
 }
 
@@ -453,7 +437,7 @@ s_send (walcast_t *self, size_t index, int64_t deadline)
         if (errno != EAGAIN && errno != EINTR)
             return WALCAST_EUNAVAILABLE;
         zmq_pollitem_t item = { node->sock, 0, ZMQ_POLLOUT, 0 };
-        int64_t remaining = deadline - s_now ();
+        int64_t remaining = deadline - wc_clock_ms ();
         if (remaining <= 0)
             return WALCAST_ETIMEOUT;
         if (zmq_poll (&item, 1, remaining > 10 ? 10 : (long) remaining) < 0
@@ -625,7 +609,7 @@ s_add_node (walcast_t *self, const char *addr, bool pinned, size_t *index)
 static int
 s_apply_topology (walcast_t *self, const wc_msg_t *msg, bool direct)
 {
-    int64_t now = s_now_us ();
+    int64_t now = wc_clock_us ();
     if (!direct && self->topo_at_us != 0
     &&  msg->u.topology.version < self->topo_version
     &&  now - self->topo_at_us < WC_BROKER_FRESH_US)
@@ -734,7 +718,7 @@ s_broker_refresh (walcast_t *self, int64_t deadline)
     if (!self->has_broker)
         return WALCAST_EUNAVAILABLE;
     int rc = WALCAST_ETIMEOUT;
-    while (s_now () < deadline) {
+    while (wc_clock_ms () < deadline) {
         if (!self->broker_sock) {
             int err = 0;
             self->broker_sock = wc_topology_socket (self->ctx, ZMQ_DEALER,
@@ -755,11 +739,11 @@ s_broker_refresh (walcast_t *self, int64_t deadline)
         if (zmq_send (self->broker_sock, self->out.data, self->out.size,
                       ZMQ_DONTWAIT) < 0)
             rc = WALCAST_EUNAVAILABLE;
-        int64_t attempt = s_now () + WC_BROKER_TRY_MS;
+        int64_t attempt = wc_clock_ms () + WC_BROKER_TRY_MS;
         if (attempt > deadline)
             attempt = deadline;
         while (rc == WALCAST_ETIMEOUT) {
-            int64_t remaining = attempt - s_now ();
+            int64_t remaining = attempt - wc_clock_ms ();
             if (remaining <= 0)
                 break;
             zmq_pollitem_t item = { self->broker_sock, 0, ZMQ_POLLIN, 0 };
@@ -813,7 +797,7 @@ s_broker_refresh (walcast_t *self, int64_t deadline)
 static void
 s_tick (walcast_t *self)
 {
-    int64_t now = s_now_us ();
+    int64_t now = wc_clock_us ();
     if (now < self->next_tick_us)
         return;
     self->next_tick_us = now + WC_TICK_US;
@@ -847,8 +831,8 @@ s_begin (walcast_t *self)
 static void
 s_ping_round (walcast_t *self, size_t only, int wait_ms, bool mark_silent)
 {
-    int64_t now = s_now_us ();
-    int64_t deadline = s_now () + wait_ms;
+    int64_t now = wc_clock_us ();
+    int64_t deadline = wc_clock_ms () + wait_ms;
     size_t size = wc_topology_size (self->topo);
     bool fresh = s_broker_fresh (self);
     for (size_t i = 0; i < size; i++) {
@@ -1005,7 +989,7 @@ s_learn_primary (walcast_t *self, int64_t deadline)
     memset (asked, 0, sizeof asked);
     size_t next = WC_SELECT_NONE;
     for (int n = 0; n < WC_LEARN_ASKS; n++) {
-        int64_t now = s_now ();
+        int64_t now = wc_clock_ms ();
         if (now >= deadline)
             break;
         size_t index = next;
@@ -1020,7 +1004,7 @@ s_learn_primary (walcast_t *self, int64_t deadline)
         memset (&req, 0, sizeof req);
         req.type = WC_MSG_STATUS;
         int64_t end = now + WC_ATTEMPT_MS < deadline ? now + WC_ATTEMPT_MS : deadline;
-        int64_t asked_us = s_now_us ();
+        int64_t asked_us = wc_clock_us ();
         if (s_request (self, index, &req, WC_MSG_STATUS_REPLY, end)) {
             s_rx_release (self);
             continue;
@@ -1140,7 +1124,7 @@ walcast_connect_broker (walcast_t *self, const char *host_port)
 
     //  Subscribe first, then ask: no change falls between the two.
     int err = 0;
-    int64_t deadline = s_now () + self->timeout_ms;
+    int64_t deadline = wc_clock_ms () + self->timeout_ms;
     void *sub = wc_topology_socket (self->ctx, ZMQ_SUB, pub, ipv6, WC_TOPO_HWM,
                                     &err);
     if (!sub)
@@ -1165,7 +1149,7 @@ walcast_connect_broker (walcast_t *self, const char *host_port)
     int rc = s_broker_refresh (self, deadline);
     if (rc)
         return rc;
-    int64_t left = deadline - s_now ();
+    int64_t left = deadline - wc_clock_ms ();
     int wait = s_connect_wait (self);
     if (wait > left)
         wait = left > 0 ? (int) left : 0;
@@ -1259,7 +1243,7 @@ s_write (walcast_t *self, int type, const void *key, size_t key_len,
     int rc = s_check_kv (key, key_len, value, value_len, type == WC_MSG_PUT);
     if (rc)
         return rc;
-    int64_t deadline = s_now () + self->timeout_ms;
+    int64_t deadline = wc_clock_ms () + self->timeout_ms;
     s_begin (self);
     wc_msg_t req;
     memset (&req, 0, sizeof req);
@@ -1280,7 +1264,7 @@ s_write (walcast_t *self, int type, const void *key, size_t key_len,
         s_node (self, target)->role = WC_ROLE_REPLICA;
         if (s_add_node (self, addr, false, &index) == 0 && index != target) {
             self->write_node = index;
-            if (s_now () < deadline)
+            if (wc_clock_ms () < deadline)
                 rc = s_request (self, index, &req, WC_MSG_WRITE_OK, deadline);
             else
                 memcpy (self->detail, addr, sizeof self->detail);
@@ -1339,7 +1323,7 @@ walcast_put_async (walcast_t *self, const void *key, size_t key_len,
 
     //  Wait while the window is full; no reply within the timeout loses
     //  the whole window.
-    int64_t deadline = s_now () + self->timeout_ms;
+    int64_t deadline = wc_clock_ms () + self->timeout_ms;
     while (rc == 0 && self->inflight >= WC_ASYNC_WINDOW)
         rc = s_wait (self, deadline);
     if (rc) {
@@ -1378,7 +1362,7 @@ walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t *acked)
         return WALCAST_EINVAL;
     s_rx_release (self);
     s_begin (self);
-    int64_t deadline = s_now () + self->timeout_ms;
+    int64_t deadline = wc_clock_ms () + self->timeout_ms;
     int rc = 0;
     while (rc == 0 && self->inflight > 0)
         rc = s_wait (self, deadline);
@@ -1474,7 +1458,7 @@ s_read_one (walcast_t *self, size_t index, const void *key, size_t key_len,
     bool session = self->consistency == WC_CONSISTENCY_SESSION;
     int rc = WALCAST_ETIMEOUT;
     for (int round = 0; round < 2; round++) {
-        int64_t now = s_now ();
+        int64_t now = wc_clock_ms ();
         int64_t remaining = deadline - now;
         if (remaining <= 0)
             return WALCAST_ETIMEOUT;
@@ -1494,7 +1478,7 @@ s_read_one (walcast_t *self, size_t index, const void *key, size_t key_len,
         req.u.req.min_seq = min_seq;
         req.u.req.max_staleness_ms = (uint32_t) self->max_staleness_ms;
         req.u.req.wait_ms = wait_ms;
-        int64_t asked_us = s_now_us ();
+        int64_t asked_us = wc_clock_us ();
         rc = s_request (self, index, &req, WC_MSG_VALUE, now + attempt);
 
         //  What the node says it has applied, when it says
@@ -1529,7 +1513,7 @@ s_read_one (walcast_t *self, size_t index, const void *key, size_t key_len,
             }
         }
         if (rc == 0) {
-            wc_session_read (&self->session, seq, s_now_us ());
+            wc_session_read (&self->session, seq, wc_clock_us ());
             rc = s_take_value (self, index, value, value_len, served);
         }
         s_rx_release (self);
@@ -1555,7 +1539,7 @@ walcast_get_ex (walcast_t *self, const void *key, size_t key_len,
     int rc = s_check_kv (key, key_len, NULL, 0, false);
     if (rc)
         return rc;
-    int64_t deadline = s_now () + self->timeout_ms;
+    int64_t deadline = wc_clock_ms () + self->timeout_ms;
     s_rx_release (self);
     s_begin (self);
     bool session = self->consistency == WC_CONSISTENCY_SESSION;
@@ -1584,7 +1568,7 @@ walcast_get_ex (walcast_t *self, const void *key, size_t key_len,
         //  not for replicas that are gone.
         if (k == ncands - 1 && self->cands_appended && !saw_estale)
             break;
-        if (s_now () >= deadline) {
+        if (wc_clock_ms () >= deadline) {
             last = WALCAST_ETIMEOUT;
             break;
         }
@@ -1601,7 +1585,7 @@ walcast_get_ex (walcast_t *self, const void *key, size_t key_len,
     //  Session, after an ESTALE: the primary last, even when the table
     //  did not name one (a single replica given with walcast_connect).
     if (session && saw_estale && primary == WC_SELECT_NONE
-    &&  s_now () < deadline) {
+    &&  wc_clock_ms () < deadline) {
         size_t found = s_learn_primary (self, deadline);
         if (found != WC_SELECT_NONE) {
             rc = s_read_one (self, found, key, key_len, min_seq, deadline, false,
@@ -1635,7 +1619,7 @@ walcast_status (walcast_t *self, walcast_status_t *status)
     memset (&req, 0, sizeof req);
     req.type = WC_MSG_STATUS;
     int rc = s_request (self, s_home_node (self), &req, WC_MSG_STATUS_REPLY,
-                        s_now () + self->timeout_ms);
+                        wc_clock_ms () + self->timeout_ms);
     if (rc == 0) {
         memset (status, 0, sizeof *status);
         wc_bytes_printable (status->id, sizeof status->id, &self->rx.u.status.id);
@@ -1671,7 +1655,7 @@ walcast_digest (walcast_t *self, uint64_t *seq, uint64_t *hash)
     memset (&req, 0, sizeof req);
     req.type = WC_MSG_DIGEST;
     int rc = s_request (self, s_home_node (self), &req, WC_MSG_DIGEST_REPLY,
-                        s_now () + self->timeout_ms);
+                        wc_clock_ms () + self->timeout_ms);
     if (rc == 0) {
         *seq = self->rx.u.digest.seq;
         *hash = self->rx.u.digest.hash;
@@ -1687,16 +1671,16 @@ walcast_nodes (walcast_t *self, walcast_node_info_t *nodes, size_t max,
     if (!self || !count || (!nodes && max > 0))
         return WALCAST_EINVAL;
     *count = 0;
-    int64_t deadline = s_now () + self->timeout_ms;
+    int64_t deadline = wc_clock_ms () + self->timeout_ms;
     s_rx_release (self);
     s_begin (self);
     //  The refresh and the PINGs share the call's time, each at most
     //  WC_REFRESH_MS of it
     if (self->has_broker) {
-        int64_t end = s_now () + WC_REFRESH_MS;
+        int64_t end = wc_clock_ms () + WC_REFRESH_MS;
         s_broker_refresh (self, end < deadline ? end : deadline);  // else: the last one
     }
-    int64_t left = deadline - s_now ();
+    int64_t left = deadline - wc_clock_ms ();
     if (left > WC_REFRESH_MS)
         left = WC_REFRESH_MS;
     if (left > 0)
@@ -1806,11 +1790,11 @@ s_watch_silent (walcast_t *self, size_t index, const char *addr,
     const wc_node_t *node = s_node (self, index);
     if (!node || strcmp (node->addr, addr) != 0)
         return true;            // its slot went to another node
-    if (!node->reachable && s_now () - opened_ms > WC_PING_DEAD_US / 1000)
+    if (!node->reachable && wc_clock_ms () - opened_ms > WC_PING_DEAD_US / 1000)
         return true;
     if (s_broker_fresh (self) && node->from_broker && !node->up)
         return true;
-    return heard_ms >= 0 && s_now () - heard_ms > WC_WATCH_SILENT_MS;
+    return heard_ms >= 0 && wc_clock_ms () - heard_ms > WC_WATCH_SILENT_MS;
 }
 
 //  Name of node index for the watch notice: its id, else its address.
@@ -1831,7 +1815,7 @@ walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
     s_rx_release (self);
     s_begin (self);
     if (s_wants_primary (self))
-        s_learn_primary (self, s_now () + self->timeout_ms);
+        s_learn_primary (self, wc_clock_ms () + self->timeout_ms);
     size_t current = s_watch_pick (self, WC_SELECT_NONE, false);
     if (current == WC_SELECT_NONE) {
         s_no_candidate_detail (self);
@@ -1846,8 +1830,8 @@ walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
 
     //  A signal that interrupts the wait (a handler returned) ends the
     //  watch like the timeout does: that is how a program stops it.
-    int64_t deadline = timeout_ms >= 0 ? s_now () + timeout_ms : -1;
-    int64_t heard = s_now ();
+    int64_t deadline = timeout_ms >= 0 ? wc_clock_ms () + timeout_ms : -1;
+    int64_t heard = wc_clock_ms ();
     int64_t opened = heard;
     uint64_t last_seq = 0;
     int result = 0;
@@ -1857,7 +1841,7 @@ walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
     while (true) {
         long wait = WC_WATCH_LOOK_MS;
         if (deadline >= 0) {
-            int64_t remaining = deadline - s_now ();
+            int64_t remaining = deadline - wc_clock_ms ();
             if (remaining <= 0)
                 break;
             if (remaining < wait)
@@ -1873,7 +1857,7 @@ walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
         bool stop = false;
         int got;
         while (rc > 0 && !stop && (got = s_recv_pair (sub, &topic, &payload)) != 0) {
-            heard = s_now ();
+            heard = wc_clock_ms ();
             if (got != 1)
                 continue;       // not [topic][payload]: skipped
             msgpack_unpacked storage;
@@ -1897,7 +1881,7 @@ walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
                     stop = true;
                 }
                 if (deadline >= 0)
-                    deadline = s_now () + timeout_ms;
+                    deadline = wc_clock_ms () + timeout_ms;
             }
             msgpack_unpacked_destroy (&storage);
         }
@@ -1940,7 +1924,7 @@ walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
         }
         current = next;
         snprintf (watching, sizeof watching, "%s", s_node (self, current)->addr);
-        heard = opened = s_now ();
+        heard = opened = wc_clock_ms ();
     }
     zmq_msg_close (&topic);
     zmq_msg_close (&payload);

@@ -102,7 +102,7 @@ s_send (wc_announce_t *self, int type)
 int
 wc_announce_tick (wc_announce_t *self)
 {
-    int64_t now = wc_node_now ();
+    int64_t now = wc_clock_ms ();
     if (now >= self->next_beat_ms) {
         s_send (self, self->registered ? WC_MSG_NODE_HEARTBEAT : WC_MSG_REGISTER);
         self->next_beat_ms = now + WC_ANNOUNCE_INTERVAL_MS;

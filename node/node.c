@@ -43,22 +43,6 @@ wc_node_stop (void)
     s_stop = 1;
 }
 
-int64_t
-wc_node_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-uint64_t
-wc_node_wall_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
 /* --- start-up ----------------------------------------------------------- */
 
 /*  WAL replay callback: apply each recovered entry to the store. */
@@ -140,7 +124,7 @@ s_open_state (wc_node_t *self)
     self->store = wc_store_new ();
     if (!self->store)
         return WALCAST_ENOMEM;
-    int64_t started = wc_node_now ();
+    int64_t started = wc_clock_ms ();
     wc_wal_info_t info;
     int err = 0;
     self->wal = wc_wal_open (self->cfg.data_dir, self->cfg.segment_bytes,
@@ -156,7 +140,7 @@ s_open_state (wc_node_t *self)
                  (unsigned long long) info.last_seq,
                  (unsigned long long) info.truncated_bytes,
                  info.removed_segments,
-                 (double) (wc_node_now () - started) / 1000.0);
+                 (double) (wc_clock_ms () - started) / 1000.0);
     return 0;
 }
 
@@ -209,7 +193,7 @@ wc_node_new (const wc_node_config_t *cfg, int *err)
         if (!self->primary)
             goto error;
     }
-    self->last_sync_ms = wc_node_now ();
+    self->last_sync_ms = wc_clock_ms ();
     wc_log_info ("%s %s (region %s) at seq %llu, epoch %llu, serving on "
                  "%s:%d (stream %d, catch-up %d), fsync %s",
                  self->role == WC_ROLE_PRIMARY ? "primary" : "replica",
@@ -347,7 +331,7 @@ wc_node_flush (wc_node_t *self, bool force_sync)
         s_publish_deferred (self);
     if (wc_wal_unsynced_bytes (self->wal) == 0)
         return 0;
-    int64_t now = wc_node_now ();
+    int64_t now = wc_clock_ms ();
     bool due = force_sync || self->cfg.fsync == WC_FSYNC_ALWAYS
             || (self->cfg.fsync == WC_FSYNC_BATCH && now - self->last_sync_ms >= 10);
     if (!due)
@@ -493,7 +477,7 @@ s_handle_catchup (wc_node_t *self)
 static int
 s_heartbeat (wc_node_t *self)
 {
-    int64_t now = wc_node_now ();
+    int64_t now = wc_clock_ms ();
     if (now >= self->next_heartbeat_ms) {
         wc_msg_t hb = { .type = WC_MSG_HEARTBEAT };
         hb.u.heartbeat.epoch = self->epoch;
@@ -502,7 +486,7 @@ s_heartbeat (wc_node_t *self)
             data is known fresh, so a replica of a replica measures its
             staleness against the primary, not against its upstream. */
         hb.u.heartbeat.clock_ms = self->replica
-            ? wc_replica_fresh_clock_ms (self->replica) : wc_node_wall_ms ();
+            ? wc_replica_fresh_clock_ms (self->replica) : wc_clock_wall_ms ();
         self->scratch.size = 0;
         if (wc_msg_encode (&hb, &self->scratch) == 0) {
             void *stream = zsock_resolve (self->stream);

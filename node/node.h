@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "clock.h"
 #include "codec.h"
 #include "request.h"
 #include "store.h"
@@ -98,10 +99,6 @@ void wc_node_stop (void);
 void wc_node_destroy (wc_node_t **self_p);
 
 /* --- shared by the roles ------------------------------------------------ */
-
-/*  Monotonic and wall clocks, ms. */
-int64_t wc_node_now (void);
-uint64_t wc_node_wall_ms (void);
 
 /*  Apply an entry that is already in the WAL to the store and publish it
     (payload is its encoding). The entry must be the next seq. Returns 0,

@@ -93,7 +93,7 @@ wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n)
         s_refuse_batch (self, reqs, n, WALCAST_EIO);
         return;
     }
-    uint64_t ts_ms = wc_node_wall_ms ();
+    uint64_t ts_ms = wc_clock_wall_ms ();
     uint64_t seq = node->applied;
     size_t writes = 0;
     self->entries.size = 0;

@@ -145,7 +145,7 @@ s_park (wc_reads_t *self, wc_request_t *req)
     parked->key_len = key->len;
     parked->rid = req->msg.rid;
     parked->min_seq = req->msg.u.req.min_seq;
-    parked->deadline_ms = wc_node_now () + req->msg.u.req.wait_ms;
+    parked->deadline_ms = wc_clock_ms () + req->msg.u.req.wait_ms;
     parked->nenvelope = 0;
     for (int i = 0; i < req->nframes - 1; i++) {
         zmq_msg_init (&parked->envelope [i]);
@@ -210,7 +210,7 @@ s_encode_pong (wc_node_t *node, uint64_t rid)
     wc_msg_t reply = { .type = WC_MSG_PONG, .rid = rid };
     reply.u.pong.epoch = node->epoch;
     reply.u.pong.seq = node->applied;
-    reply.u.pong.clock_ms = wc_node_wall_ms ();
+    reply.u.pong.clock_ms = wc_clock_wall_ms ();
     reply.u.pong.role = (uint8_t) node->role;
     reply.u.pong.id.ptr = (const uint8_t *) node->cfg.id;
     reply.u.pong.id.len = (uint32_t) strlen (node->cfg.id);
@@ -264,7 +264,7 @@ wc_reads_tick (wc_reads_t *self)
     if (self->nparked == 0)
         return 1000;
     wc_node_t *node = self->node;
-    int64_t now = wc_node_now ();
+    int64_t now = wc_clock_ms ();
     int64_t next = now + 1000;
     size_t kept = 0;
     for (size_t i = 0; i < self->nparked; i++) {

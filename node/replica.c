@@ -358,7 +358,7 @@ s_need_fetch (wc_replica_t *self)
     self->want_fetch = true;
     if (self->state == WC_LINK_STREAMING)
         self->state = WC_LINK_CATCHING_UP;
-    int64_t now = wc_node_now ();
+    int64_t now = wc_clock_ms ();
     if (!self->fetching && now >= self->next_fetch_ms)
         s_send_fetch (self, now);
 }
@@ -371,7 +371,7 @@ s_catchup_begin (wc_replica_t *self, uint64_t last_seq)
     self->catching = true;
     self->catch_start_seq = self->node->applied;
     self->catch_start_ms = self->fetch_sent_ms;
-    self->next_progress_ms = wc_node_now () + 1000;
+    self->next_progress_ms = wc_clock_ms () + 1000;
     wc_log_info ("catch-up: from seq %llu to %llu (%llu entries behind %s)",
                  (unsigned long long) self->node->applied + 1,
                  (unsigned long long) last_seq,
@@ -385,7 +385,7 @@ s_catchup_end (wc_replica_t *self)
     if (!self->catching)
         return;
     self->catching = false;
-    double secs = (double) (wc_node_now () - self->catch_start_ms) / 1000.0;
+    double secs = (double) (wc_clock_ms () - self->catch_start_ms) / 1000.0;
     wc_log_info ("catch-up: done at seq %llu, %llu entries in %.3f s",
                  (unsigned long long) self->node->applied,
                  (unsigned long long) (self->node->applied - self->catch_start_seq),
@@ -399,7 +399,7 @@ s_bad_reply (wc_replica_t *self, const char *why)
     self->dropped++;
     wc_log_warn ("catch-up: bad reply from %s (%s); retrying in %d ms",
                  self->primary, why, self->backoff_ms);
-    self->next_fetch_ms = wc_node_now () + self->backoff_ms;
+    self->next_fetch_ms = wc_clock_ms () + self->backoff_ms;
     if (self->backoff_ms < BACKOFF_MAX_MS)
         self->backoff_ms *= 2;
     self->want_fetch = true;
@@ -463,7 +463,7 @@ s_on_fetch_reply (wc_replica_t *self)
         s_diverged (self, msg.u.entries.last_seq);
     else {
         uint64_t last = msg.u.entries.last_seq;
-        self->heard_ms = wc_node_now ();
+        self->heard_ms = wc_clock_ms ();
         self->fetch_rtt_ms = self->heard_ms - self->fetch_sent_ms;
         self->timeouts = 0;
         if (last > self->primary_seq)
@@ -477,7 +477,7 @@ s_on_fetch_reply (wc_replica_t *self)
             self->backoff_ms = BACKOFF_MIN_MS;
             s_drain_buffer (self);
             if (self->node->applied < last && msg.u.entries.count > 0)
-                s_send_fetch (self, wc_node_now ());
+                s_send_fetch (self, wc_clock_ms ());
             else
             if (self->node->applied < last)
                 s_bad_reply (self, "no entries although behind");
@@ -488,7 +488,7 @@ s_on_fetch_reply (wc_replica_t *self)
                     /*  Entries beyond a hole: the primary has them by now.
                         If this reply brought nothing, give it a moment. */
                     if (msg.u.entries.count == 0)
-                        self->next_fetch_ms = wc_node_now () + BACKOFF_MIN_MS;
+                        self->next_fetch_ms = wc_clock_ms () + BACKOFF_MIN_MS;
                     s_need_fetch (self);
                 }
             }
@@ -580,13 +580,13 @@ s_on_stream (wc_replica_t *self)
                                           &self->unpacked, &msg)
                          : WALCAST_EPROTO;
     if (rc == 0 && msg.type == WC_MSG_ENTRY) {
-        self->heard_ms = self->stream_heard_ms = wc_node_now ();
+        self->heard_ms = self->stream_heard_ms = wc_clock_ms ();
         self->stream_live = true;
         s_on_entry (self, &msg.u.entry, &body);
     }
     else
     if (rc == 0 && msg.type == WC_MSG_HEARTBEAT) {
-        self->heard_ms = self->stream_heard_ms = wc_node_now ();
+        self->heard_ms = self->stream_heard_ms = wc_clock_ms ();
         self->stream_live = true;
         s_on_heartbeat (self, msg.u.heartbeat.last_seq,
                         msg.u.heartbeat.clock_ms);
@@ -622,7 +622,7 @@ wc_replica_new (wc_node_t *node, const char *primary)
     self->node = node;
     self->backoff_ms = BACKOFF_MIN_MS;
     self->state = WC_LINK_CONNECTING;
-    self->heard_ms = self->stream_heard_ms = self->resubscribed_ms = wc_node_now ();
+    self->heard_ms = self->stream_heard_ms = self->resubscribed_ms = wc_clock_ms ();
     self->resubscribe_ms = SILENCE_MS;
     /*  Until a heartbeat says otherwise, our data is as fresh as the last
         entry we hold (by the primary's clock); an empty replica is
@@ -648,7 +648,7 @@ wc_replica_new (wc_node_t *node, const char *primary)
     }
     wc_log_info ("following primary %s from seq %llu", self->primary,
                  (unsigned long long) node->applied + 1);
-    s_send_fetch (self, wc_node_now ());
+    s_send_fetch (self, wc_clock_ms ());
     return self;
 }
 
@@ -732,7 +732,7 @@ wc_replica_tick (wc_replica_t *self)
 {
     if (self->diverged)
         return 1000;
-    int64_t now = wc_node_now ();
+    int64_t now = wc_clock_ms ();
     int64_t fetch_timeout = s_fetch_timeout (self);
     if (self->fetching && now - self->fetch_sent_ms >= fetch_timeout) {
         /*  Resend on the same socket a few times (a slow link may still be
@@ -804,7 +804,7 @@ wc_replica_primary_seq (const wc_replica_t *self)
 uint64_t
 wc_replica_lag_ms (const wc_replica_t *self)
 {
-    uint64_t now = wc_node_wall_ms ();
+    uint64_t now = wc_clock_wall_ms ();
     return now > self->fresh_clock_ms ? now - self->fresh_clock_ms : 0;
 }
 

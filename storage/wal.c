@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "walcast.h"
+#include "clock.h"
 #include "crc32c.h"
 #include "log.h"
 #include "wal.h"
@@ -202,14 +203,6 @@ s_parse_name (const char *name)
         seq = seq * 10 + digit;
     }
     return seq;
-}
-
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
 //  Grow *buf to at least need bytes (doubling). Returns 0 or -1.
@@ -684,7 +677,7 @@ wc_wal_open (const char *dir, size_t segment_bytes, wc_wal_record_fn *fn,
         wc_wal_destroy (&self);
         return NULL;
     }
-    double started = s_now ();
+    int64_t started = wc_clock_us ();
     int rc = s_recover (self, fn, arg, info);
     //  The replay buffer is big; reads start small again.
     free (self->rbuf);
@@ -706,7 +699,7 @@ wc_wal_open (const char *dir, size_t segment_bytes, wc_wal_record_fn *fn,
                  "replayed in %.3f s", dir, (unsigned long long) records,
                  (unsigned long long) wc_wal_first_seq (self),
                  (unsigned long long) wc_wal_last_seq (self), self->nsegs,
-                 s_now () - started);
+                 (double) (wc_clock_us () - started) / 1e6);
     *err = 0;
     return self;
 }
