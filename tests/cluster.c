@@ -17,6 +17,7 @@
     leak report under ASan, say) fails the test like a node would.
 */
 #include "cluster.h"
+#include "ports.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -125,7 +126,7 @@ s_find_binary (const char *name, char *buf, size_t size)
 }
 
 cluster_t *
-cluster_new (const char *name, int base_port)
+cluster_new (const char *name)
 {
     cluster_t *self = calloc (1, sizeof (cluster_t));
     if (!self)
@@ -138,8 +139,11 @@ cluster_new (const char *name, int base_port)
         free (self);
         return NULL;
     }
-    const char *offset = getenv ("WALCAST_TEST_PORT_OFFSET");
-    self->base_port = base_port + (offset ? atoi (offset) : 0);
+    self->base_port = test_ports_reserve (100);
+    if (self->base_port < 0) {
+        free (self);
+        return NULL;
+    }
     self->broker = -1;
     snprintf (self->broker_addr, sizeof self->broker_addr, "127.0.0.1:%d",
               self->base_port + 80);

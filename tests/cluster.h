@@ -3,11 +3,13 @@
     A cluster_t is one test's world: a temporary directory (mkdtemp under
     /tmp) holding each node's data directory and log file, and up to
     CLUSTER_MAX_NODES walcast-node processes started from $WALCAST_NODE.
-    Node i listens on base_port + 10 * i (and the two ports after it).
+    Each cluster gets a block of 100 free ports at run time (tests/ports.h),
+    so suites can run side by side; node i listens on base_port + 10 * i
+    (and the two ports after it).
 
     Typical use, from a cmocka setup/teardown pair:
 
-        cluster_t *c = cluster_new ("converge", 21000);   // NULL: skip
+        cluster_t *c = cluster_new ("converge");   // NULL: skip
         int p = cluster_add (c, "p1", NULL, NULL);
         int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
         cluster_start (c, p); cluster_start (c, r);
@@ -26,9 +28,6 @@
 
     Nodes are started with PR_SET_PDEATHSIG = SIGKILL, so they never
     outlive the test process, whatever happens to it.
-
-    The base port can be shifted with $WALCAST_TEST_PORT_OFFSET, so two
-    builds can run their cluster tests at the same time.
 
     Regions (issue 3). Besides nodes a test may run helper processes, each
     with its own log in the directory and reaped like a node:
@@ -57,10 +56,10 @@
 
 typedef struct cluster cluster_t;
 
-/*  A new cluster for test `name` with nodes from base_port on. Returns
-    NULL (after printing why) when $WALCAST_NODE or $WALCAST_CLI does not
-    name an executable: the test should then skip(). */
-cluster_t *cluster_new (const char *name, int base_port);
+/*  A new cluster for test `name` on a block of free ports. Returns NULL
+    (after printing why) when $WALCAST_NODE or $WALCAST_CLI does not name
+    an executable, or no ports are free: the test should then fail. */
+cluster_t *cluster_new (const char *name);
 
 /*  Stop every node (SIGCONT, SIGTERM, SIGKILL after a deadline), reap
     them, and remove the directory if cluster_pass() was called; otherwise

@@ -37,7 +37,7 @@ static int
 s_setup (void **state)
 {
     fixture_t *f = (fixture_t *) calloc (1, sizeof (fixture_t));
-    f->cluster = cluster_new ("node_reads", 24900);
+    f->cluster = cluster_new ("node_reads");
     f->ctx = zmq_ctx_new ();
     msgpack_unpacked_init (&f->unpacked);
     *state = f;
@@ -122,7 +122,7 @@ test_min_seq_waits_for_the_entry (void **state)
     fixture_t *f = (fixture_t *) *state;
     cluster_t *c = f->cluster;
     if (!c)
-        skip ();
+        fail_msg ("the cluster could not be set up (see above)");
     int p = cluster_add (c, "p1", NULL, NULL);
     int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
     assert_int_equal (cluster_start (c, p), 0);
@@ -213,7 +213,7 @@ test_max_staleness (void **state)
     fixture_t *f = (fixture_t *) *state;
     cluster_t *c = f->cluster;
     if (!c)
-        skip ();
+        fail_msg ("the cluster could not be set up (see above)");
     int p = cluster_add (c, "p1", NULL, NULL);
     int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
     assert_int_equal (cluster_start (c, p), 0);
@@ -262,7 +262,7 @@ test_pipelined_get_sees_only_earlier_writes (void **state)
     fixture_t *f = (fixture_t *) *state;
     cluster_t *c = f->cluster;
     if (!c)
-        skip ();
+        fail_msg ("the cluster could not be set up (see above)");
     int p = cluster_add (c, "p1", NULL, NULL);
     assert_int_equal (cluster_start (c, p), 0);
     assert_int_equal (cluster_wait_ready (c, p, 30000), 0);
@@ -315,7 +315,7 @@ test_replica_detects_a_primary_that_lost_entries (void **state)
     fixture_t *f = (fixture_t *) *state;
     cluster_t *c = f->cluster;
     if (!c)
-        skip ();
+        fail_msg ("the cluster could not be set up (see above)");
     int p = cluster_add (c, "p1", NULL, NULL);
     int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
     assert_int_equal (cluster_start (c, p), 0);

@@ -31,7 +31,7 @@
 static int
 s_setup (void **state)
 {
-    *state = cluster_new ("region_session", 25200);
+    *state = cluster_new ("region_session");
     return 0;
 }
 
@@ -76,7 +76,7 @@ test_session (void **state)
 {
     cluster_t *c = (cluster_t *) *state;
     if (!c)
-        skip ();
+        fail_msg ("the cluster could not be set up (see above)");
     int p = cluster_add (c, "p1", NULL, NULL);
     int client_proxy = cluster_proxy_start (c, p, 20);
     int r1_link = cluster_proxy_start (c, p, 100);

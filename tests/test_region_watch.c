@@ -20,7 +20,7 @@
 static int
 s_setup (void **state)
 {
-    *state = cluster_new ("region_watch", 25600);
+    *state = cluster_new ("region_watch");
     return 0;
 }
 
@@ -73,7 +73,7 @@ test_watch (void **state)
 {
     cluster_t *c = (cluster_t *) *state;
     if (!c)
-        skip ();
+        fail_msg ("the cluster could not be set up (see above)");
     int p = cluster_add (c, "p1", NULL, NULL);
     int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
     assert_int_equal (cluster_start (c, p), 0);
