@@ -1,0 +1,3 @@
+# storage/: the WAL and the key-value state.
+wc_add_test(test_wal   120 SOURCES test_wal.c LIBS wc_storage)
+wc_add_test(test_store 60 SOURCES test_store.c LIBS wc_storage)
