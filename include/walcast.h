@@ -51,7 +51,9 @@ enum {
     WALCAST_ERANGE       = -10,   /* sequence number outside what the node holds */
     WALCAST_EUNAVAILABLE = -11,   /* no node to send to, or socket failure */
     WALCAST_EBUSY        = -12,   /* node overloaded or not ready; retry later */
-    WALCAST_ESTALE       = -13    /* node is behind what the read asked for */
+    WALCAST_ESTALE       = -13,   /* node is behind what the read asked for */
+    WALCAST_ENOSPC       = -14,   /* the node's disk is full: the write was not made */
+    WALCAST_ECONFLICT    = -15    /* refused: conflicts with the cluster (a second primary) */
 };
 
 /*  Short name ("ENOTPRIMARY") and human message for an error code. Both

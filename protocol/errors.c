@@ -32,7 +32,9 @@ static const s_error_t s_errors [] = {
     { WALCAST_ERANGE,       "ERANGE",       "sequence number outside what the node holds" },
     { WALCAST_EUNAVAILABLE, "EUNAVAILABLE", "no node to send to, or socket failure" },
     { WALCAST_EBUSY,        "EBUSY",        "node overloaded or not ready; retry later" },
-    { WALCAST_ESTALE,       "ESTALE",       "node is behind what the read asked for" }
+    { WALCAST_ESTALE,       "ESTALE",       "node is behind what the read asked for" },
+    { WALCAST_ENOSPC,       "ENOSPC",       "no space left on the node's disk; the write was not made" },
+    { WALCAST_ECONFLICT,    "ECONFLICT",    "refused: it conflicts with the cluster's state" }
 };
 
 #define S_NERRORS (sizeof s_errors / sizeof s_errors [0])

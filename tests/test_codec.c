@@ -2023,7 +2023,7 @@ static const int s_codes [] = {
     WALCAST_OK, WALCAST_EINVAL, WALCAST_EPROTO, WALCAST_EVERSION,
     WALCAST_ETOOBIG, WALCAST_ENOTFOUND, WALCAST_ENOTPRIMARY, WALCAST_ETIMEOUT,
     WALCAST_EIO, WALCAST_ENOMEM, WALCAST_ERANGE, WALCAST_EUNAVAILABLE,
-    WALCAST_EBUSY, WALCAST_ESTALE
+    WALCAST_EBUSY, WALCAST_ESTALE, WALCAST_ENOSPC, WALCAST_ECONFLICT
 };
 #define S_NCODES (sizeof s_codes / sizeof s_codes [0])
 
@@ -2044,7 +2044,8 @@ test_error_names (void **state)
     assert_string_equal (walcast_errname (WALCAST_ENOTPRIMARY), "ENOTPRIMARY");
     assert_string_equal (walcast_errname (WALCAST_OK), "OK");
     assert_string_equal (walcast_errname (WALCAST_ESTALE), "ESTALE");
-    assert_string_equal (walcast_errname (-14), "EUNKNOWN");
+    assert_string_equal (walcast_errname (WALCAST_ENOSPC), "ENOSPC");
+    assert_string_equal (walcast_errname (-16), "EUNKNOWN");
     assert_string_equal (walcast_errname (1), "EUNKNOWN");
     assert_string_equal (walcast_strerror (-1000), "unknown error");
 }
@@ -2063,7 +2064,8 @@ test_error_wire (void **state)
     assert_int_equal (wc_err_from_wire (13), WALCAST_ESTALE);
     //  Codes this build does not know are EPROTO, both ways
     assert_int_equal (wc_err_from_wire (0), WALCAST_EPROTO);
-    assert_int_equal (wc_err_from_wire (14), WALCAST_EPROTO);
+    assert_int_equal (wc_err_to_wire (WALCAST_ENOSPC), 14);
+    assert_int_equal (wc_err_from_wire (16), WALCAST_EPROTO);
     assert_int_equal (wc_err_from_wire (1000), WALCAST_EPROTO);
     assert_int_equal (wc_err_from_wire (UINT64_MAX), WALCAST_EPROTO);
     assert_int_equal (wc_err_from_wire ((uint64_t) 1 << 32 | 6), WALCAST_EPROTO);
