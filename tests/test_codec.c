@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "addr.h"
 #include "codec.h"
 
 //  ---------------------------------------------------------------------
@@ -2272,6 +2273,45 @@ test_fuzz_mutations (void **state)
 }
 
 
+//  ---------------------------------------------------------------------
+//  Addresses: the HOST:PORT grammar (protocol/addr.c)
+
+static bool
+s_addr (const char *addr, int max_port)
+{
+    return wc_addr_check (addr, strlen (addr), max_port, NULL);
+}
+
+static void
+test_addr_grammar (void **state)
+{
+    (void) state;
+    int port = 0;
+    assert_true (wc_addr_check ("127.0.0.1:7100", 14, 65533, &port));
+    assert_int_equal (port, 7100);
+    assert_true (s_addr ("node-1.eu_west.example:65533", 65533));
+    assert_true (s_addr ("[::1]:7000", 65535));
+    assert_true (s_addr ("[2001:db8::7]:1", 65535));
+    assert_true (s_addr ("h:65535", 65535));
+    //  What broke every client of the broker (issue 6), and its cousins
+    const char *bad [] = {
+        "nocolon", "127.0.0.1:0", ":99999", "a b:5", ":5", "host:", "host:07",
+        "host:65536", "host:1x", "::1:7000", "[::1]7000", "[]:7", "[x::1]:7",
+        "ho\nst:5", "host:5 ", "tcp://host:5", "host:-5", "[::1:7000"
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++)
+        if (s_addr (bad [i], 65535))
+            fail_msg ("'%s' was accepted", bad [i]);
+    assert_false (s_addr ("h:65534", 65533));       //  no room for P+1, P+2
+    assert_false (wc_addr_check ("a\0b:5", 5, 65535, NULL));
+    char long_host [300];
+    memset (long_host, 'a', sizeof long_host);
+    snprintf (long_host + 251, 49, ":7000");          //  256 octets
+    assert_false (s_addr (long_host, 65535));
+    long_host [245] = '\0';
+    assert_true (s_addr (strcat (long_host, ":7000"), 65535));
+}
+
 int
 main (void)
 {
@@ -2304,6 +2344,7 @@ main (void)
         cmocka_unit_test (test_type_names),
         cmocka_unit_test (test_error_names),
         cmocka_unit_test (test_error_wire),
+        cmocka_unit_test (test_addr_grammar),
         cmocka_unit_test (test_fuzz_random_bytes),
         cmocka_unit_test (test_fuzz_mutations),
     };
