@@ -57,6 +57,10 @@ typedef struct {
     char       region [65];       /* --region, "" for none */
     char       advertise [64];    /* --advertise, "" for the bound address */
     bool       use_broker;        /* --broker (the test's broker) */
+    char       extra [CLUSTER_MAX_EXTRA][64];   /* more flags, in order */
+    int        nextra;
+    bool       faults;            /* WALCAST_FAULT_FILE set for it */
+    char       fault_file [CLUSTER_PATH];
 } cluster_node_t;
 
 /*  A helper process: the broker, a proxy or a background CLI run. */
@@ -247,6 +251,7 @@ cluster_add (cluster_t *self, const char *id, const char *replica_of,
     snprintf (node->fsync, sizeof node->fsync, "%s", fsync ? fsync : "");
     snprintf (node->data, sizeof node->data, "%s/%s", self->dir, id);
     snprintf (node->log, sizeof node->log, "%s/%s.log", self->dir, id);
+    snprintf (node->fault_file, sizeof node->fault_file, "%s/%s.faults", self->dir, id);
     node->port = self->base_port + 10 * i;
     snprintf (node->addr, sizeof node->addr, "127.0.0.1:%d", node->port);
     return i;
@@ -323,7 +328,7 @@ cluster_start (cluster_t *self, int i)
 
     char port [16];
     snprintf (port, sizeof port, "%d", node->port);
-    const char *argv [24];
+    const char *argv [24 + CLUSTER_MAX_EXTRA];
     int argc = 0;
     argv [argc++] = self->node_bin;
     argv [argc++] = "--id";
@@ -352,6 +357,8 @@ cluster_start (cluster_t *self, int i)
         argv [argc++] = "--broker";
         argv [argc++] = self->broker_addr;
     }
+    for (int k = 0; k < node->nextra; k++)
+        argv [argc++] = node->extra [k];
     argv [argc] = NULL;
 
     pid_t parent = getpid ();
@@ -374,6 +381,8 @@ cluster_start (cluster_t *self, int i)
         dup2 (null, 1);
         dup2 (fd, 2);
         signal (SIGPIPE, SIG_DFL);
+        if (node->faults)
+            setenv ("WALCAST_FAULT_FILE", node->fault_file, 1);
         execv (argv [0], (char **) argv);
         dprintf (2, "cluster: execv %s: %s\n", argv [0], strerror (errno));
         _exit (127);
@@ -987,6 +996,64 @@ void
 cluster_set_broker (cluster_t *self, int i, bool on)
 {
     self->nodes [i].use_broker = on;
+}
+
+void
+cluster_set_extra (cluster_t *self, int i, const char *const *args)
+{
+    cluster_node_t *node = &self->nodes [i];
+    node->nextra = 0;
+    for (int k = 0; args && args [k] && k < CLUSTER_MAX_EXTRA; k++)
+        snprintf (node->extra [node->nextra++], sizeof node->extra [0], "%s", args [k]);
+}
+
+void
+cluster_use_faults (cluster_t *self, int i)
+{
+    self->nodes [i].faults = true;
+}
+
+int
+cluster_set_faults (cluster_t *self, int i, const char *rules)
+{
+    //  Written aside and renamed, so the node never reads half a file
+    char tmp [CLUSTER_PATH + 8];
+    snprintf (tmp, sizeof tmp, "%s.tmp", self->nodes [i].fault_file);
+    FILE *file = fopen (tmp, "w");
+    if (!file || fputs (rules, file) < 0 || fclose (file) != 0) {
+        fprintf (stderr, "cluster: cannot write %s: %s\n", tmp, strerror (errno));
+        return -1;
+    }
+    if (rename (tmp, self->nodes [i].fault_file) != 0) {
+        fprintf (stderr, "cluster: rename %s: %s\n", tmp, strerror (errno));
+        return -1;
+    }
+    return 0;
+}
+
+pid_t
+cluster_pid (cluster_t *self, int i)
+{
+    return self->nodes [i].pid;
+}
+
+long
+cluster_memory_kb (pid_t pid, const char *field)
+{
+    char path [64], line [256];
+    snprintf (path, sizeof path, "/proc/%d/status", (int) pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return -1;
+    long kb = -1;
+    size_t len = strlen (field);
+    while (fgets (line, sizeof line, file))
+        if (strncmp (line, field, len) == 0 && line [len] == ':') {
+            kb = atol (line + len + 1);
+            break;
+        }
+    fclose (file);
+    return kb;
 }
 
 const char *

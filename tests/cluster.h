@@ -52,6 +52,7 @@
 #include "walcast.h"
 
 #define CLUSTER_MAX_NODES   6
+#define CLUSTER_MAX_EXTRA   8             /* extra flags per node */
 #define CLUSTER_VALUE_LEN   100           /* bytes of a generated value */
 
 typedef struct cluster cluster_t;
@@ -209,6 +210,21 @@ void cluster_nap_ms (int ms);
 void cluster_set_region (cluster_t *self, int i, const char *region);
 void cluster_set_advertise (cluster_t *self, int i, const char *host_port);
 void cluster_set_broker (cluster_t *self, int i, bool on);
+
+/*  More flags for node i's next starts (NULL-terminated, at most
+    CLUSTER_MAX_EXTRA), after the ones above; NULL clears them. */
+void cluster_set_extra (cluster_t *self, int i, const char *const *args);
+
+/*  Start node i with WALCAST_FAULT_FILE pointing at its fault file (the
+    storage engine's test hook: storage/vfs.h), then write rules into it
+    at any time ("write ENOSPC\n", "" for none). 0 or -1. */
+void cluster_use_faults (cluster_t *self, int i);
+int cluster_set_faults (cluster_t *self, int i, const char *rules);
+
+/*  Process id of node i (0 when not running), and a memory figure of a
+    process in kB from /proc/PID/status ("VmRSS", "VmHWM" the peak), or -1. */
+pid_t cluster_pid (cluster_t *self, int i);
+long cluster_memory_kb (pid_t pid, const char *field);
 
 /*  Node i's id. */
 const char *cluster_id (cluster_t *self, int i);
