@@ -4,3 +4,4 @@ foreach(t converge restart latejoin sigstop crash notprimary garbage streamlimit
     wc_add_cluster_test(test_cluster_${t} 300 test_cluster_${t}.c)
 endforeach()
 wc_add_cluster_test(test_node_reads 120 test_node_reads.c)
+wc_add_cluster_test(test_node_memory 300 test_node_memory.c)
