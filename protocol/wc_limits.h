@@ -26,4 +26,20 @@
 /*  Largest request a client may send on the service socket. */
 #define WC_MAX_REQUEST       (WC_MAX_VALUE + WC_MAX_KEY + 256u)
 
+/*  Largest reply a node sends on the service socket (a VALUE of the
+    largest value, with room for its fields). */
+#define WC_MAX_REPLY         (WC_MAX_VALUE + 256u)
+
+/*  Frames of one message as a ROUTER receives it, the identity frame the
+    ROUTER adds included, and the size of each frame before the body
+    (routing ids are at most 255 octets). */
+#define WC_MAX_FRAMES        8u
+#define WC_MAX_ENVELOPE_FRAME 255u
+
+/*  Largest message on the catch-up socket (a FETCH is a few octets), and
+    largest subscription message on a stream socket (one command octet
+    and a topic no longer than a key). */
+#define WC_MAX_FETCH_REQUEST 4096u
+#define WC_MAX_SUBSCRIPTION  (1u + WC_MAX_KEY)
+
 #endif

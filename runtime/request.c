@@ -3,8 +3,9 @@
     Frames are moved, not copied, into the request's slot, so a body the
     codec decodes in place stays valid until the slot is released. Only the
     first frame is awaited without blocking: the rest of a multipart message
-    arrives with it. A message cut short (EINTR between frames) or with too
-    many frames is dropped whole, so the next message starts clean.
+    arrives with it. A message cut short (EINTR between frames), with too
+    many frames or with an envelope frame longer than a routing id can be
+    is dropped whole, so the next message starts clean.
 */
 #include <string.h>
 #include "request.h"
@@ -56,6 +57,10 @@ wc_request_recv (void *router, wc_request_t *req)
             break;
         }
         more = zmq_msg_more (&frame);
+        //  Routing ids are short: a longer envelope frame is an attack on
+        //  memory (a parked GET keeps its envelope), never a real route.
+        if (more && zmq_msg_size (&frame) > WC_MAX_ENVELOPE_FRAME)
+            dropped = true;
         if (dropped || req->nframes == WC_REQUEST_MAX_FRAMES) {
             dropped = true;
             zmq_msg_close (&frame);

@@ -14,7 +14,7 @@
 #include "codec.h"
 
 /*  Most frames a request may carry: routing envelope plus body. */
-#define WC_REQUEST_MAX_FRAMES  8
+#define WC_REQUEST_MAX_FRAMES  WC_MAX_FRAMES
 
 typedef struct {
     zmq_msg_t        frames [WC_REQUEST_MAX_FRAMES];   /* envelope..., body */
@@ -32,7 +32,8 @@ void wc_request_destroy (wc_request_t *req);
 /*  Take one request off a ROUTER socket (a libzmq handle) without waiting
     for the first frame. Returns 1 with req filled (req->rc is the decode
     result), 0 when nothing is waiting, -1 when a message was dropped (more
-    than WC_REQUEST_MAX_FRAMES frames, no body, or cut short). */
+    than WC_REQUEST_MAX_FRAMES frames, an envelope frame over
+    WC_MAX_ENVELOPE_FRAME octets, no body, or cut short). */
 int wc_request_recv (void *router, wc_request_t *req);
 
 /*  A well-formed PUT or DEL (decoded, not refused). */
