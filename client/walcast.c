@@ -1768,7 +1768,10 @@ s_watch_open (walcast_t *self, size_t index, const void *prefix,
     void *sub = wc_topology_socket (self->ctx, ZMQ_SUB, endpoint, ipv6, 0, &err);
     if (!sub)
         return err;
-    if (zmq_setsockopt (sub, ZMQ_SUBSCRIBE, prefix_len ? prefix : "", prefix_len)) {
+    //  Nodes honour only the empty subscription; the prefix is matched here.
+    (void) prefix;
+    (void) prefix_len;
+    if (zmq_setsockopt (sub, ZMQ_SUBSCRIBE, "", 0)) {
         zmq_close (sub);
         return WALCAST_EUNAVAILABLE;
     }
@@ -1890,8 +1893,7 @@ walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
 
         //  Is the node still there? (PINGs go out and PONGs come in here.)
         s_tick (self);
-        if (!s_watch_silent (self, current, watching, prefix_len == 0 ? heard : -1,
-                             opened))
+        if (!s_watch_silent (self, current, watching, heard, opened))
             continue;
         size_t next = s_watch_pick (self, current, true);
         if (next == WC_SELECT_NONE) {

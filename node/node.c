@@ -24,6 +24,8 @@
 #include "log.h"
 #include "node.h"
 #include "announce.h"
+#include "buffer.h"
+#include "sock.h"
 #include "primary.h"
 #include "reads.h"
 #include "replica.h"
@@ -76,45 +78,30 @@ s_replay_entry (void *arg, uint64_t seq, const uint8_t *payload, size_t len)
     return rc;
 }
 
+/*  The node's three sockets. Budgets are bytes per peer (runtime/sock.h
+    turns them into HWMs): a peer that sends or leaves unread more than
+    that loses messages or, on the service socket, is cut off (outbox). */
+static const wc_sock_spec_t s_service_spec = {
+    .type = ZMQ_ROUTER, .name = "service", .max_in = WC_MAX_REQUEST,
+    .max_out = WC_OUTBOX_SMALL, .budget = WC_NODE_PEER_BUDGET, .min_hwm = 16
+};
+static const wc_sock_spec_t s_stream_spec = {
+    .type = ZMQ_XPUB, .name = "stream", .max_in = WC_MAX_SUBSCRIPTION,
+    .max_out = WC_NODE_STREAM_ENTRY, .budget = WC_NODE_STREAM_BUDGET, .min_hwm = 16
+};
+static const wc_sock_spec_t s_catchup_spec = {
+    .type = ZMQ_ROUTER, .name = "catch-up", .max_in = WC_MAX_FETCH_REQUEST,
+    .max_out = WC_MAX_MESSAGE, .budget = WC_NODE_CATCHUP_BUDGET, .min_hwm = 4
+};
+
 /*  Create and bind one socket at bind:port; NULL (logged) on failure. */
 static zsock_t *
-s_bind (wc_node_t *self, int type, int port)
+s_bind (wc_node_t *self, const wc_sock_spec_t *spec, int port)
 {
-    zsock_t *sock = zsock_new (type);
+    char why [512];
+    zsock_t *sock = wc_sock_bind (spec, self->cfg.bind, port, why, sizeof why);
     if (!sock)
-        return NULL;
-    zsock_set_linger (sock, 0);
-    zsock_set_heartbeat_ivl (sock, 1000);
-    zsock_set_heartbeat_timeout (sock, 5000);
-    if (type == ZMQ_ROUTER && port == self->cfg.port) {
-        /*  Service: pipelined clients keep thousands of small requests
-            in flight; a request is at most one key and one value. */
-        zsock_set_router_mandatory (sock, 1);
-        zsock_set_sndhwm (sock, 100000);
-        zsock_set_rcvhwm (sock, 100000);
-        zsock_set_maxmsgsize (sock, (int64_t) WC_MAX_REQUEST);
-    }
-    else
-    if (type == ZMQ_ROUTER) {
-        /*  Catch-up: a replica has one FETCH out at a time and a reply can
-            be 4 MiB, so a peer that pipelines FETCHes and never reads must
-            not make us queue gigabytes: past a few queued replies, sends
-            fail (ROUTER_MANDATORY) and the reply is dropped and counted. */
-        zsock_set_router_mandatory (sock, 1);
-        zsock_set_sndhwm (sock, 16);
-        zsock_set_rcvhwm (sock, 64);
-        zsock_set_maxmsgsize (sock, 4096);
-    }
-    else {
-        /*  PUB: subscribers only send subscriptions, which are small. */
-        zsock_set_sndhwm (sock, 10000);
-        zsock_set_maxmsgsize (sock, 65536);
-    }
-    if (zsock_bind (sock, "tcp://%s:%d", self->cfg.bind, port) != port) {
-        wc_log_error ("cannot bind tcp://%s:%d: %s", self->cfg.bind, port,
-                      zmq_strerror (zmq_errno ()));
-        zsock_destroy (&sock);
-    }
+        wc_log_error ("%s", why);
     return sock;
 }
 
@@ -166,13 +153,17 @@ wc_node_new (const wc_node_config_t *cfg, int *err)
     if (rc)
         goto error;
     rc = WALCAST_EUNAVAILABLE;
-    self->service = s_bind (self, ZMQ_ROUTER, cfg->port);
-    self->stream = s_bind (self, ZMQ_PUB, cfg->port + 1);
-    self->catchup = s_bind (self, ZMQ_ROUTER, cfg->port + 2);
+    self->service = s_bind (self, &s_service_spec, cfg->port);
+    self->stream = self->service ? s_bind (self, &s_stream_spec, cfg->port + 1) : NULL;
+    self->catchup = self->stream ? s_bind (self, &s_catchup_spec, cfg->port + 2) : NULL;
     if (!self->service || !self->stream || !self->catchup)
         goto error;
 
     rc = WALCAST_ENOMEM;
+    self->outbox = wc_outbox_new (zsock_resolve (self->service), "service",
+                                  WC_NODE_OUTBOX_BUDGET);
+    if (!self->outbox)
+        goto error;
     self->reads = wc_reads_new (self);
     if (!self->reads)
         goto error;
@@ -221,6 +212,7 @@ wc_node_destroy (wc_node_t **self_p)
     wc_reads_destroy (&self->reads);
     wc_primary_destroy (&self->primary);
     wc_replica_destroy (&self->replica);
+    wc_outbox_destroy (&self->outbox);
     zsock_destroy (&self->service);
     zsock_destroy (&self->stream);
     zsock_destroy (&self->catchup);
@@ -243,31 +235,42 @@ wc_node_destroy (wc_node_t **self_p)
 /*  Publish one entry on the stream: [key][ENTRY message]. PUB never
     blocks: a subscriber whose queue is full loses it and repairs the gap
     by FETCH. */
+static void s_send_heartbeat (wc_node_t *self, uint64_t last_seq, uint64_t clock_ms);
+
 static void
-s_publish (wc_node_t *self, const void *key, size_t key_len,
+s_publish (wc_node_t *self, uint64_t seq, const void *key, size_t key_len,
            const void *payload, size_t len)
 {
     self->scratch.size = 0;
     if (wc_entry_msg_encode_raw (payload, len, &self->scratch) != 0)
         return;
+    if (self->scratch.size > WC_NODE_STREAM_ENTRY) {
+        /*  Too big for the stream's byte budget: say that it exists, and
+            subscribers fetch it (a heartbeat ahead of them is a gap). */
+        wc_buffer_trim (&self->scratch, WC_NODE_STREAM_ENTRY * 4);
+        s_send_heartbeat (self, seq, self->replica
+                          ? wc_replica_fresh_clock_ms (self->replica)
+                          : wc_clock_wall_ms ());
+        return;
+    }
     void *stream = zsock_resolve (self->stream);
     zmq_send (stream, key, key_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send (stream, self->scratch.data, self->scratch.size, ZMQ_DONTWAIT);
 }
 
 /*  A replica publishes an entry only once it is in its WAL file: keep it
-    (key length, key, payload length, payload) until the turn's flush. A
-    downstream replica then never holds an entry its upstream could lose
-    in a crash, so an upstream behind its downstream means real divergence. */
+    (seq, key length, payload length, key, payload) until the turn's
+    flush. A downstream replica then never holds an entry its upstream
+    could lose in a crash, so an upstream behind its downstream means real
+    divergence. */
 static void
 s_defer_publish (wc_node_t *self, const wc_entry_t *entry, const void *payload,
                  size_t len)
 {
-    uint32_t sizes [2] = { entry->key.len, (uint32_t) len };
+    uint64_t head [3] = { entry->seq, entry->key.len, len };
     msgpack_sbuffer *pending = &self->pending_pub;
-    if (msgpack_sbuffer_write (pending, (const char *) &sizes [0], sizeof sizes [0])
+    if (msgpack_sbuffer_write (pending, (const char *) head, sizeof head)
     ||  msgpack_sbuffer_write (pending, (const char *) entry->key.ptr, entry->key.len)
-    ||  msgpack_sbuffer_write (pending, (const char *) &sizes [1], sizeof sizes [1])
     ||  msgpack_sbuffer_write (pending, (const char *) payload, len))
         return;         /* out of memory: subscribers will fetch it */
 }
@@ -279,15 +282,14 @@ s_publish_deferred (wc_node_t *self)
     const char *at = self->pending_pub.data;
     const char *end = at + self->pending_pub.size;
     while (at < end) {
-        uint32_t key_len, len;
-        memcpy (&key_len, at, sizeof key_len);
-        const char *key = at + sizeof key_len;
-        memcpy (&len, key + key_len, sizeof len);
-        const char *payload = key + key_len + sizeof len;
-        s_publish (self, key, key_len, payload, len);
-        at = payload + len;
+        uint64_t head [3];
+        memcpy (head, at, sizeof head);
+        const char *key = at + sizeof head;
+        const char *payload = key + head [1];
+        s_publish (self, head [0], key, (size_t) head [1], payload, (size_t) head [2]);
+        at = payload + head [2];
     }
-    self->pending_pub.size = 0;
+    wc_buffer_trim (&self->pending_pub, 4u * 1024u * 1024u);
 }
 
 int
@@ -317,7 +319,7 @@ wc_node_apply (wc_node_t *self, const wc_entry_t *entry, const void *payload,
     if (self->replica)
         s_defer_publish (self, entry, payload, len);
     else
-        s_publish (self, entry->key.ptr, entry->key.len, payload, len);
+        s_publish (self, entry->seq, entry->key.ptr, entry->key.len, payload, len);
     return 0;
 }
 
@@ -354,9 +356,14 @@ wc_node_flush (wc_node_t *self, bool force_sync)
 void
 wc_node_reply (wc_node_t *self, zsock_t *sock, wc_request_t *req)
 {
-    if (wc_request_reply (zsock_resolve (sock), req, self->out.data,
-                          self->out.size) != 0)
+    int rc = sock == self->service
+           ? wc_outbox_send (self->outbox, req->frames, req->nframes - 1,
+                             self->out.data, self->out.size)
+           : wc_request_reply (zsock_resolve (sock), req, self->out.data,
+                               self->out.size);
+    if (rc != 0)
         self->send_failures++;
+    wc_buffer_trim (&self->out, 4u * WC_MAX_REPLY);
 }
 
 void
@@ -421,13 +428,21 @@ s_answer (wc_node_t *self, wc_request_t *req)
 static void
 s_handle_service (wc_node_t *self)
 {
-    size_t n = 0;
-    while (n < WC_NODE_BATCH) {
-        int rc = s_recv_request (self, self->service, &self->batch [n]);
+    size_t n = 0, bytes = 0;
+    while (n < WC_NODE_BATCH && bytes < WC_NODE_BATCH_BYTES) {
+        wc_request_t *req = &self->batch [n];
+        int rc = s_recv_request (self, self->service, req);
         if (rc == 0)
             break;
-        if (rc == 1)
+        if (rc == 1 && wc_outbox_refused (self->outbox, &req->frames [0])) {
+            self->bad_messages++;           /* a peer that does not read */
+            wc_request_release (req);
+            continue;
+        }
+        if (rc == 1) {
+            bytes += zmq_msg_size (&req->frames [req->nframes - 1]);
             n++;
+        }
     }
     /*  Requests are answered in arrival order. A read is answered from
         what is committed when it is reached, so it never sees a write that
@@ -471,31 +486,125 @@ s_handle_catchup (wc_node_t *self)
 
 /* --- the loop ------------------------------------------------------------ */
 
+/*  Publish a HEARTBEAT: the node's epoch, a last seq and a clock. */
+static void
+s_send_heartbeat (wc_node_t *self, uint64_t last_seq, uint64_t clock_ms)
+{
+    wc_msg_t hb = { .type = WC_MSG_HEARTBEAT };
+    hb.u.heartbeat.epoch = self->epoch;
+    hb.u.heartbeat.last_seq = last_seq;
+    hb.u.heartbeat.clock_ms = clock_ms;
+    self->scratch.size = 0;
+    if (wc_msg_encode (&hb, &self->scratch) == 0) {
+        void *stream = zsock_resolve (self->stream);
+        zmq_send (stream, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        zmq_send (stream, self->scratch.data, self->scratch.size, ZMQ_DONTWAIT);
+    }
+}
+
 /*  Publish a HEARTBEAT when one is due (every 100 ms): the node's epoch,
     last applied seq and clock. Subscribers learn from it that the stream
-    is alive and whether they missed its tail. Returns ms until the next. */
+    is alive and whether they missed its tail. Returns ms until the next.
+    A replica passes on the primary's clock of the newest moment its data
+    is known fresh, so a replica of a replica measures its staleness
+    against the primary, not against its upstream. */
 static int
 s_heartbeat (wc_node_t *self)
 {
     int64_t now = wc_clock_ms ();
     if (now >= self->next_heartbeat_ms) {
-        wc_msg_t hb = { .type = WC_MSG_HEARTBEAT };
-        hb.u.heartbeat.epoch = self->epoch;
-        hb.u.heartbeat.last_seq = self->applied;
-        /*  A replica passes on the primary's clock of the newest moment its
-            data is known fresh, so a replica of a replica measures its
-            staleness against the primary, not against its upstream. */
-        hb.u.heartbeat.clock_ms = self->replica
-            ? wc_replica_fresh_clock_ms (self->replica) : wc_clock_wall_ms ();
-        self->scratch.size = 0;
-        if (wc_msg_encode (&hb, &self->scratch) == 0) {
-            void *stream = zsock_resolve (self->stream);
-            zmq_send (stream, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-            zmq_send (stream, self->scratch.data, self->scratch.size, ZMQ_DONTWAIT);
-        }
+        s_send_heartbeat (self, self->applied, self->replica
+                          ? wc_replica_fresh_clock_ms (self->replica)
+                          : wc_clock_wall_ms ());
         self->next_heartbeat_ms = now + 100;
     }
     return (int) (self->next_heartbeat_ms - now);
+}
+
+/*  Subscriptions on the stream (XPUB, manual mode). A node honours only
+    the empty subscription, everything: watchers filter by key themselves,
+    so no peer can make libzmq keep a tree of long prefixes. Any other is
+    dropped and counted. */
+static void
+s_handle_subscriptions (wc_node_t *self)
+{
+    void *stream = zsock_resolve (self->stream);
+    for (int i = 0; i < 64; i++) {
+        zmq_msg_t msg;
+        zmq_msg_init (&msg);
+        if (zmq_msg_recv (&msg, stream, ZMQ_DONTWAIT) == -1) {
+            zmq_msg_close (&msg);
+            break;
+        }
+        const uint8_t *data = (const uint8_t *) zmq_msg_data (&msg);
+        size_t size = zmq_msg_size (&msg);
+        if (size == 1 && data [0] == 1)
+            zmq_setsockopt (stream, ZMQ_SUBSCRIBE, "", 0);
+        else
+        if (size == 1 && data [0] == 0)
+            zmq_setsockopt (stream, ZMQ_UNSUBSCRIBE, "", 0);
+        else
+            self->refused_subs++;
+        zmq_msg_close (&msg);
+    }
+}
+
+/*  Run the timers; returns ms until one of them is next due. Timers run
+    before the poll: a tick may replace a socket (Lazy Pirate). */
+static int
+s_timers (wc_node_t *self)
+{
+    int timeout = self->primary ? wc_primary_tick (self->primary)
+                                : wc_replica_tick (self->replica);
+    int next = s_heartbeat (self);
+    timeout = next < timeout ? next : timeout;
+    next = wc_reads_tick (self->reads);
+    timeout = next < timeout ? next : timeout;
+    if (self->announce) {
+        next = wc_announce_tick (self->announce);
+        timeout = next < timeout ? next : timeout;
+    }
+    next = wc_outbox_flush (self->outbox);
+    if (next >= 0 && next < timeout)
+        timeout = next;
+    if (wc_wal_unsynced_bytes (self->wal) > 0 && self->cfg.fsync == WC_FSYNC_BATCH)
+        timeout = timeout < 10 ? timeout : 10;
+    return timeout;
+}
+
+/*  One turn: poll the sockets for up to timeout ms and handle what is
+    ready. Returns 0, or an error code when the node must stop. */
+static int
+s_turn (wc_node_t *self, int timeout)
+{
+    zmq_pollitem_t items [8] = {
+        { zsock_resolve (self->service), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->catchup), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->stream), 0, ZMQ_POLLIN, 0 },
+    };
+    int count = 3;
+    if (self->replica)
+        count += wc_replica_poll_items (self->replica, items + 3, 5);
+    if (zmq_poll (items, count, timeout) == -1) {
+        if (zmq_errno () == EINTR)
+            return 0;
+        wc_log_error ("poll failed: %s; stopping", zmq_strerror (zmq_errno ()));
+        return WALCAST_EUNAVAILABLE;
+    }
+    if (items [0].revents & ZMQ_POLLIN)
+        s_handle_service (self);
+    if (self->replica)
+        wc_replica_handle (self->replica, items + 3, count - 3);
+    if (items [1].revents & ZMQ_POLLIN)
+        s_handle_catchup (self);
+    if (items [2].revents & ZMQ_POLLIN)
+        s_handle_subscriptions (self);
+    wc_reads_tick (self->reads);        /* parked GETs the turn satisfied */
+    if (wc_node_flush (self, false) != 0) {
+        wc_log_error ("wal: cannot write the log; stopping");
+        return WALCAST_EIO;
+    }
+    return 0;
 }
 
 int
@@ -508,57 +617,17 @@ wc_node_run (wc_node_t *self)
     sigaction (SIGINT, &sa, NULL);
 
     int rc = 0;
-    while (!s_stop) {
-        /*  Timers first: a tick may replace a socket (Lazy Pirate). */
-        int timeout = self->primary ? wc_primary_tick (self->primary)
-                                    : wc_replica_tick (self->replica);
-        int next_heartbeat = s_heartbeat (self);
-        if (next_heartbeat < timeout)
-            timeout = next_heartbeat;
-        int next_read = wc_reads_tick (self->reads);
-        if (next_read < timeout)
-            timeout = next_read;
-        if (self->announce) {
-            int next_announce = wc_announce_tick (self->announce);
-            if (next_announce < timeout)
-                timeout = next_announce;
-        }
-
-        zmq_pollitem_t items [8] = {
-            { zsock_resolve (self->service), 0, ZMQ_POLLIN, 0 },
-            { zsock_resolve (self->catchup), 0, ZMQ_POLLIN, 0 },
-        };
-        int count = 2;
-        if (self->replica)
-            count += wc_replica_poll_items (self->replica, items + 2, 6);
-        if (wc_wal_unsynced_bytes (self->wal) > 0 && self->cfg.fsync == WC_FSYNC_BATCH)
-            timeout = timeout < 10 ? timeout : 10;
-        if (zmq_poll (items, count, timeout) == -1) {
-            if (zmq_errno () == EINTR)
-                continue;
-            wc_log_error ("poll failed: %s", zmq_strerror (zmq_errno ()));
-            rc = WALCAST_EUNAVAILABLE;
-            break;
-        }
-        if (items [0].revents & ZMQ_POLLIN)
-            s_handle_service (self);
-        if (self->replica)
-            wc_replica_handle (self->replica, items + 2, count - 2);
-        if (items [1].revents & ZMQ_POLLIN)
-            s_handle_catchup (self);
-        wc_reads_tick (self->reads);        /* parked GETs the turn satisfied */
-        if (wc_node_flush (self, false) != 0) {
-            wc_log_error ("wal: cannot write the log; stopping");
-            rc = WALCAST_EIO;
-            break;
-        }
-    }
+    while (!s_stop && rc == 0)
+        rc = s_turn (self, s_timers (self));
     if ((wc_node_flush (self, true) != 0 || self->fatal) && rc == 0)
         rc = WALCAST_EIO;
     wc_log_info ("stopped at seq %llu (%llu malformed messages dropped or "
-                 "refused, %llu replies unroutable)",
+                 "refused, %llu replies unroutable or dropped, %llu peers cut "
+                 "off, %llu stream subscriptions refused)",
                  (unsigned long long) self->applied,
                  (unsigned long long) self->bad_messages,
-                 (unsigned long long) self->send_failures);
+                 (unsigned long long) self->send_failures,
+                 (unsigned long long) wc_outbox_cut_offs (self->outbox),
+                 (unsigned long long) self->refused_subs);
     return rc;
 }

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include "clock.h"
 #include "codec.h"
+#include "outbox.h"
 #include "request.h"
 #include "store.h"
 #include "wal.h"
@@ -53,7 +54,7 @@ typedef struct wc_announce wc_announce_t;
 typedef struct wc_node {
     wc_node_config_t cfg;
     zsock_t         *service;       /* ROUTER, P: client requests */
-    zsock_t         *stream;        /* PUB, P+1: entries and heartbeats */
+    zsock_t         *stream;        /* XPUB, P+1: entries and heartbeats */
     zsock_t         *catchup;       /* ROUTER, P+2: FETCH */
     wc_wal_t        *wal;
     wc_store_t      *store;
@@ -64,6 +65,7 @@ typedef struct wc_node {
     wc_replica_t    *replica;       /* set when role is replica */
     wc_reads_t      *reads;         /* GET/PING/STATUS/DIGEST, parked GETs */
     wc_announce_t   *announce;      /* link to the broker, when configured */
+    wc_outbox_t     *outbox;        /* service replies a peer's queue could not take */
     uint64_t         applied_ts_ms; /* primary's clock in the last applied entry */
     bool             fatal;         /* an fsync failed: refuse writes, stop */
     msgpack_sbuffer  pending_pub;   /* replica: applied, not yet published */
@@ -71,13 +73,32 @@ typedef struct wc_node {
     int64_t          next_heartbeat_ms;
     uint64_t         bad_messages;  /* dropped or refused as malformed */
     uint64_t         send_failures; /* replies the ROUTER could not route */
+    uint64_t         refused_subs;  /* stream subscriptions other than "" */
     msgpack_sbuffer  out;           /* scratch: encoded replies */
     msgpack_sbuffer  scratch;       /* scratch: entry encodings */
     wc_request_t    *batch;         /* WC_NODE_BATCH request slots */
 } wc_node_t;
 
-/*  Requests taken off the service socket per loop turn (one group commit). */
-#define WC_NODE_BATCH  1024
+/*  Requests taken off the service socket per loop turn (one group commit),
+    and the most bytes of request bodies one turn holds. */
+#define WC_NODE_BATCH        1024
+#define WC_NODE_BATCH_BYTES  (16u * 1024u * 1024u)
+
+/*  Bytes one peer's queue may hold, each way: on the service socket
+    (requests in; small replies out), and on the catch-up socket. Large
+    replies to one peer are held to WC_NODE_OUTBOX_BUDGET in flight and as
+    much again waiting in the outbox, past which the peer is cut off
+    (runtime/outbox.h). */
+#define WC_NODE_PEER_BUDGET     (64u * 1024u * 1024u)
+#define WC_NODE_OUTBOX_BUDGET   (16u * 1024u * 1024u)
+#define WC_NODE_CATCHUP_BUDGET  (16u * 1024u * 1024u)
+
+/*  The stream carries entries whose ENTRY message is at most this big;
+    a larger one is announced by a HEARTBEAT at its seq and fetched by
+    the subscribers (PUB queues count messages, so bytes stay bounded),
+    and the stream's queues hold WC_NODE_STREAM_BUDGET bytes. */
+#define WC_NODE_STREAM_ENTRY    (16u * 1024u)
+#define WC_NODE_STREAM_BUDGET   (64u * 1024u * 1024u)
 
 /*  FETCH requests served per loop turn. */
 #define WC_NODE_FETCHES_PER_TURN  4

@@ -18,6 +18,7 @@
     of the batch is told WALCAST_EIO, and the node stays up for reads and
     later writes.
 */
+#include "buffer.h"
 #include "log.h"
 #include "node.h"
 #include "primary.h"
@@ -150,6 +151,7 @@ wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n)
         }
     }
     self->commits++;
+    wc_buffer_trim (&self->entries, 1024u * 1024u);
 }
 
 int

@@ -94,14 +94,8 @@ wc_reads_destroy (wc_reads_t **self_p)
 static void
 s_send (wc_node_t *node, zmq_msg_t *envelope, int nenvelope)
 {
-    void *handle = zsock_resolve (node->service);
-    for (int i = 0; i < nenvelope; i++)
-        if (zmq_send (handle, zmq_msg_data (&envelope [i]), zmq_msg_size (&envelope [i]),
-                      ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
-            node->send_failures++;
-            return;
-        }
-    if (zmq_send (handle, node->out.data, node->out.size, ZMQ_DONTWAIT) == -1)
+    if (wc_outbox_send (node->outbox, envelope, nenvelope, node->out.data,
+                        node->out.size) != 0)
         node->send_failures++;
 }
 

@@ -1,0 +1,82 @@
+/*  sock.c - ZeroMQ sockets set up the walcast way (see sock.h). */
+#include <errno.h>
+#include "sock.h"
+
+#define S_HEARTBEAT_IVL_MS      1000
+#define S_HEARTBEAT_TIMEOUT_MS  5000
+
+//  Messages of up to `largest` bytes that fit in the budget.
+static int
+s_hwm (const wc_sock_spec_t *spec, size_t largest)
+{
+    size_t hwm = largest ? spec->budget / largest : 0;
+    if ((int) hwm < spec->min_hwm || hwm > 1000000)
+        hwm = hwm > 1000000 ? 1000000 : (size_t) spec->min_hwm;
+    return hwm < 1 ? 1 : (int) hwm;
+}
+
+static zsock_t *
+s_new (const wc_sock_spec_t *spec)
+{
+    zsock_t *sock = zsock_new (spec->type);
+    if (!sock)
+        return NULL;
+    zsock_set_linger (sock, 0);
+    zsock_set_heartbeat_ivl (sock, S_HEARTBEAT_IVL_MS);
+    zsock_set_heartbeat_timeout (sock, S_HEARTBEAT_TIMEOUT_MS);
+    zsock_set_maxmsgsize (sock, (int64_t) spec->max_in);
+    zsock_set_rcvhwm (sock, s_hwm (spec, spec->max_in));
+    zsock_set_sndhwm (sock, s_hwm (spec, spec->max_out));
+    if (spec->type == ZMQ_ROUTER)
+        zsock_set_router_mandatory (sock, 1);
+    if (spec->type == ZMQ_XPUB)
+        zsock_set_xpub_manual (sock, 1);
+    return sock;
+}
+
+zsock_t *
+wc_sock_bind (const wc_sock_spec_t *spec, const char *addr, int port,
+              char *why, size_t why_size)
+{
+    zsock_t *sock = s_new (spec);
+    if (!sock) {
+        snprintf (why, why_size, "cannot create the %s socket: %s", spec->name,
+                  zmq_strerror (zmq_errno ()));
+        return NULL;
+    }
+    if (zsock_bind (sock, "tcp://%s:%d", addr, port) == port)
+        return sock;
+    int err = zmq_errno ();
+    if (err == EADDRINUSE)
+        snprintf (why, why_size, "cannot bind the %s socket to %s:%d: the port is "
+                  "in use (another walcast process?); stop it or choose another "
+                  "port", spec->name, addr, port);
+    else
+    if (err == EADDRNOTAVAIL || err == ENODEV)
+        snprintf (why, why_size, "cannot bind the %s socket to %s:%d: no such "
+                  "local address; give --bind an address of this machine",
+                  spec->name, addr, port);
+    else
+        snprintf (why, why_size, "cannot bind the %s socket to %s:%d: %s",
+                  spec->name, addr, port, zmq_strerror (err));
+    zsock_destroy (&sock);
+    return NULL;
+}
+
+zsock_t *
+wc_sock_connect (const wc_sock_spec_t *spec, const char *endpoint,
+                 char *why, size_t why_size)
+{
+    zsock_t *sock = s_new (spec);
+    if (!sock) {
+        snprintf (why, why_size, "cannot create the %s socket: %s", spec->name,
+                  zmq_strerror (zmq_errno ()));
+        return NULL;
+    }
+    if (zsock_connect (sock, "%s", endpoint) == 0)
+        return sock;
+    snprintf (why, why_size, "cannot connect the %s socket to %s: %s",
+              spec->name, endpoint, zmq_strerror (zmq_errno ()));
+    zsock_destroy (&sock);
+    return NULL;
+}

@@ -1,0 +1,41 @@
+/*  sock.h - ZeroMQ sockets set up the walcast way.
+
+    Every socket a node or broker binds or connects gets the same basics:
+    no linger, ZMTP heartbeats (so a dead TCP peer is noticed), and limits
+    in BYTES per peer. libzmq bounds its queues in messages (HWM) and a
+    single frame in bytes (MAXMSGSIZE); a socket is described here by the
+    largest message a peer may send it, the largest it sends, and the
+    bytes one peer's queue may hold each way, and the HWMs follow:
+
+        receive HWM = budget / largest incoming message
+        send HWM    = budget / largest outgoing message
+
+    so that what one peer can make the process hold is bounded by the
+    budget, whatever the mix of message sizes.
+*/
+#ifndef WC_SOCK_H_INCLUDED
+#define WC_SOCK_H_INCLUDED
+
+#include <czmq.h>
+#include <stddef.h>
+
+typedef struct {
+    int         type;           /* ZMQ_ROUTER, ZMQ_XPUB, ZMQ_SUB, ... */
+    const char *name;           /* "service", for logs */
+    size_t      max_in;         /* largest frame a peer may send (MAXMSGSIZE) */
+    size_t      max_out;        /* largest message we send */
+    size_t      budget;         /* bytes one peer's queue may hold, each way */
+    int         min_hwm;        /* never fewer messages than this per queue */
+} wc_sock_spec_t;
+
+/*  A socket per spec, bound to tcp://addr:port. NULL on failure, with
+    the reason and a remedy in why (e.g. the port is taken). */
+zsock_t *wc_sock_bind (const wc_sock_spec_t *spec, const char *addr, int port,
+                       char *why, size_t why_size);
+
+/*  A socket per spec, connected to endpoint (tcp://HOST:PORT). NULL on
+    failure, with the reason in why. */
+zsock_t *wc_sock_connect (const wc_sock_spec_t *spec, const char *endpoint,
+                          char *why, size_t why_size);
+
+#endif
