@@ -87,7 +87,7 @@ static const wc_sock_spec_t s_service_spec = {
 };
 static const wc_sock_spec_t s_stream_spec = {
     .type = ZMQ_XPUB, .name = "stream", .max_in = WC_MAX_SUBSCRIPTION,
-    .max_out = WC_NODE_STREAM_ENTRY, .budget = WC_NODE_STREAM_BUDGET, .min_hwm = 16
+    .max_out = WC_MAX_STREAM_MESSAGE, .budget = WC_NODE_STREAM_BUDGET, .min_hwm = 16
 };
 static const wc_sock_spec_t s_catchup_spec = {
     .type = ZMQ_ROUTER, .name = "catch-up", .max_in = WC_MAX_FETCH_REQUEST,
@@ -244,10 +244,10 @@ s_publish (wc_node_t *self, uint64_t seq, const void *key, size_t key_len,
     self->scratch.size = 0;
     if (wc_entry_msg_encode_raw (payload, len, &self->scratch) != 0)
         return;
-    if (self->scratch.size > WC_NODE_STREAM_ENTRY) {
+    if (self->scratch.size > WC_MAX_STREAM_ENTRY) {
         /*  Too big for the stream's byte budget: say that it exists, and
             subscribers fetch it (a heartbeat ahead of them is a gap). */
-        wc_buffer_trim (&self->scratch, WC_NODE_STREAM_ENTRY * 4);
+        wc_buffer_trim (&self->scratch, WC_MAX_STREAM_ENTRY * 4);
         s_send_heartbeat (self, seq, self->replica
                           ? wc_replica_fresh_clock_ms (self->replica)
                           : wc_clock_wall_ms ());

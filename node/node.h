@@ -93,11 +93,9 @@ typedef struct wc_node {
 #define WC_NODE_OUTBOX_BUDGET   (16u * 1024u * 1024u)
 #define WC_NODE_CATCHUP_BUDGET  (16u * 1024u * 1024u)
 
-/*  The stream carries entries whose ENTRY message is at most this big;
-    a larger one is announced by a HEARTBEAT at its seq and fetched by
-    the subscribers (PUB queues count messages, so bytes stay bounded),
-    and the stream's queues hold WC_NODE_STREAM_BUDGET bytes. */
-#define WC_NODE_STREAM_ENTRY    (16u * 1024u)
+/*  Bytes the stream's queues hold, each subscriber's and each of our
+    subscriptions: with messages of at most WC_MAX_STREAM_MESSAGE (larger
+    entries go by FETCH), the HWMs follow. */
 #define WC_NODE_STREAM_BUDGET   (64u * 1024u * 1024u)
 
 /*  FETCH requests served per loop turn. */

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "node.h"
 #include "replica.h"
+#include "sock.h"
 
 typedef enum {
     WC_LINK_CONNECTING,
@@ -127,30 +128,34 @@ s_endpoints (wc_replica_t *self, const char *primary)
     return 0;
 }
 
+/*  Our side of the upstream's stream and catch-up sockets: what an
+    upstream can make us hold is bounded in bytes too (runtime/sock.h). */
+static const wc_sock_spec_t s_sub_spec = {
+    .type = ZMQ_SUB, .name = "upstream stream", .max_in = WC_MAX_STREAM_MESSAGE,
+    .max_out = WC_MAX_SUBSCRIPTION, .budget = WC_NODE_STREAM_BUDGET, .min_hwm = 16
+};
+static const wc_sock_spec_t s_req_spec = {
+    .type = ZMQ_REQ, .name = "upstream catch-up", .max_in = WC_MAX_MESSAGE,
+    .max_out = WC_MAX_FETCH_REQUEST, .budget = WC_NODE_CATCHUP_BUDGET, .min_hwm = 2
+};
+
 static zsock_t *
-s_connect (int type, const char *endpoint, int64_t max_msg)
+s_connect (const wc_sock_spec_t *spec, const char *endpoint)
 {
-    zsock_t *sock = zsock_new (type);
-    if (!sock)
+    char why [512];
+    zsock_t *sock = wc_sock_connect (spec, endpoint, why, sizeof why);
+    if (!sock) {
+        wc_log_error ("%s", why);
         return NULL;
-    zsock_set_linger (sock, 0);
-    zsock_set_heartbeat_ivl (sock, 1000);
-    zsock_set_heartbeat_timeout (sock, 5000);
-    zsock_set_maxmsgsize (sock, max_msg);
-    if (type == ZMQ_SUB) {
-        zsock_set_rcvhwm (sock, 10000);
-        zsock_set_subscribe (sock, "");
     }
-    if (type == ZMQ_REQ) {
+    if (spec->type == ZMQ_SUB)
+        zsock_set_subscribe (sock, "");
+    if (spec->type == ZMQ_REQ) {
         /*  Resend on the same socket when a FETCH goes unanswered (the
             connection may still be coming up over a slow link); stale
             replies are told apart by ZeroMQ's request ids. */
         zsock_set_req_relaxed (sock, 1);
         zsock_set_req_correlate (sock, 1);
-    }
-    if (zsock_connect (sock, "%s", endpoint) != 0) {
-        wc_log_error ("cannot connect to %s", endpoint);
-        zsock_destroy (&sock);
     }
     return sock;
 }
@@ -161,7 +166,7 @@ static void
 s_reset_req (wc_replica_t *self)
 {
     zsock_destroy (&self->req);
-    self->req = s_connect (ZMQ_REQ, self->catchup_ep, (int64_t) WC_MAX_MESSAGE);
+    self->req = s_connect (&s_req_spec, self->catchup_ep);
     self->fetching = false;
 }
 
@@ -178,8 +183,7 @@ s_resubscribe (wc_replica_t *self, int64_t now)
     self->resubscribe_ms *= 2;
     if (self->resubscribe_ms > RESUBSCRIBE_MAX_MS)
         self->resubscribe_ms = RESUBSCRIBE_MAX_MS;
-    zsock_t *sub = s_connect (ZMQ_SUB, self->stream_ep,
-                              (int64_t) WC_MAX_REQUEST + 4096);
+    zsock_t *sub = s_connect (&s_sub_spec, self->stream_ep);
     if (sub) {
         zsock_destroy (&self->sub);
         self->sub = sub;
@@ -639,8 +643,7 @@ wc_replica_new (wc_node_t *node, const char *primary)
     }
     /*  Subscribe first, then fetch: whatever is published while the
         first FETCH is out is kept. */
-    self->sub = s_connect (ZMQ_SUB, self->stream_ep,
-                           (int64_t) WC_MAX_REQUEST + 4096);
+    self->sub = s_connect (&s_sub_spec, self->stream_ep);
     s_reset_req (self);
     if (!self->sub || !self->req) {
         wc_replica_destroy (&self);

@@ -42,4 +42,10 @@
 #define WC_MAX_FETCH_REQUEST 4096u
 #define WC_MAX_SUBSCRIPTION  (1u + WC_MAX_KEY)
 
+/*  Largest ENTRY body a node publishes on its stream; a larger entry is
+    announced by a HEARTBEAT at its seq and fetched (PROTOCOL.md, Stream).
+    A stream message is at most this plus a topic of WC_MAX_KEY. */
+#define WC_MAX_STREAM_ENTRY  (16u * 1024u)
+#define WC_MAX_STREAM_MESSAGE (WC_MAX_STREAM_ENTRY + WC_MAX_KEY)
+
 #endif
