@@ -214,10 +214,10 @@ main (int argc, char **argv)
     zsys_handler_set (NULL);
     zsys_init ();
 
-    int err = 0;
-    wc_node_t *node = wc_node_new (&cfg, &err);
+    char why [1024];
+    wc_node_t *node = wc_node_new (&cfg, why, sizeof why);
     if (!node) {
-        wc_log_error ("cannot start: %s", walcast_strerror (err));
+        wc_log_error ("cannot start: %s", why);
         zsys_shutdown ();
         return 1;
     }

@@ -94,31 +94,36 @@ static const wc_sock_spec_t s_catchup_spec = {
     .max_out = WC_MAX_MESSAGE, .budget = WC_NODE_CATCHUP_BUDGET, .min_hwm = 4
 };
 
-/*  Create and bind one socket at bind:port; NULL (logged) on failure. */
-static zsock_t *
-s_bind (wc_node_t *self, const wc_sock_spec_t *spec, int port)
+/*  Bind the node's three sockets; 0, or -1 with the reason in why. */
+static int
+s_bind_all (wc_node_t *self, char *why, size_t why_size)
 {
-    char why [512];
-    zsock_t *sock = wc_sock_bind (spec, self->cfg.bind, port, why, sizeof why);
-    if (!sock)
-        wc_log_error ("%s", why);
-    return sock;
+    const char *addr = self->cfg.bind;
+    int port = self->cfg.port;
+    self->service = wc_sock_bind (&s_service_spec, addr, port, why, why_size);
+    if (self->service)
+        self->stream = wc_sock_bind (&s_stream_spec, addr, port + 1, why, why_size);
+    if (self->stream)
+        self->catchup = wc_sock_bind (&s_catchup_spec, addr, port + 2, why, why_size);
+    return self->catchup ? 0 : -1;
 }
 
 static int
-s_open_state (wc_node_t *self)
+s_open_state (wc_node_t *self, char *why, size_t why_size)
 {
     self->store = wc_store_new ();
-    if (!self->store)
+    if (!self->store) {
+        snprintf (why, why_size, "out of memory");
         return WALCAST_ENOMEM;
+    }
     int64_t started = wc_clock_ms ();
     wc_wal_info_t info;
     int err = 0;
     self->wal = wc_wal_open (self->cfg.data_dir, self->cfg.segment_bytes,
                              s_replay_entry, self, &info, &err);
     if (!self->wal) {
-        wc_log_error ("wal: cannot open %s: %s", self->cfg.data_dir,
-                      walcast_strerror (err));
+        snprintf (why, why_size, "cannot open the log in %s: %s (see above)",
+                  self->cfg.data_dir, walcast_strerror (err));
         return err ? err : WALCAST_EIO;
     }
     wc_log_info ("wal: recovered %llu entries, last seq %llu "
@@ -131,13 +136,53 @@ s_open_state (wc_node_t *self)
     return 0;
 }
 
+/*  Take up the configured role; 0, or -1 with the reason in why. */
+static int
+s_take_role (wc_node_t *self, char *why, size_t why_size)
+{
+    if (self->cfg.replica_of [0]) {
+        self->role = WC_ROLE_REPLICA;
+        self->replica = wc_replica_new (self, self->cfg.replica_of);
+        if (!self->replica)
+            snprintf (why, why_size, "cannot follow %s (see above)",
+                      self->cfg.replica_of);
+        return self->replica ? 0 : -1;
+    }
+    self->role = WC_ROLE_PRIMARY;
+    self->primary = wc_primary_new (self);
+    if (!self->primary)
+        snprintf (why, why_size, "out of memory");
+    return self->primary ? 0 : -1;
+}
+
+/*  The rest of what a node needs; 0, or -1 with the reason in why. */
+static int
+s_make_parts (wc_node_t *self, char *why, size_t why_size)
+{
+    snprintf (why, why_size, "out of memory");
+    self->outbox = wc_outbox_new (zsock_resolve (self->service), "service",
+                                  WC_NODE_OUTBOX_BUDGET);
+    self->reads = wc_reads_new (self);
+    if (!self->outbox || !self->reads)
+        return -1;
+    if (self->cfg.broker [0]) {
+        self->announce = wc_announce_new (self, self->cfg.broker);
+        if (!self->announce) {
+            snprintf (why, why_size, "cannot announce to the broker at %s (see above)",
+                      self->cfg.broker);
+            return -1;
+        }
+    }
+    return s_take_role (self, why, why_size);
+}
+
 wc_node_t *
-wc_node_new (const wc_node_config_t *cfg, int *err)
+wc_node_new (const wc_node_config_t *cfg, char *why, size_t why_size)
 {
     wc_node_t *self = (wc_node_t *) zmalloc (sizeof (wc_node_t));
-    int rc = WALCAST_ENOMEM;
+    snprintf (why, why_size, "out of memory");
     if (!self)
-        goto error;
+        return NULL;
     self->cfg = *cfg;
     self->epoch = 1;
     msgpack_sbuffer_init (&self->out);
@@ -148,42 +193,10 @@ wc_node_new (const wc_node_config_t *cfg, int *err)
         goto error;
     for (size_t i = 0; i < WC_NODE_BATCH; i++)
         wc_request_init (&self->batch [i]);
-
-    rc = s_open_state (self);
-    if (rc)
+    if (s_open_state (self, why, why_size) != 0
+    ||  s_bind_all (self, why, why_size) != 0
+    ||  s_make_parts (self, why, why_size) != 0)
         goto error;
-    rc = WALCAST_EUNAVAILABLE;
-    self->service = s_bind (self, &s_service_spec, cfg->port);
-    self->stream = self->service ? s_bind (self, &s_stream_spec, cfg->port + 1) : NULL;
-    self->catchup = self->stream ? s_bind (self, &s_catchup_spec, cfg->port + 2) : NULL;
-    if (!self->service || !self->stream || !self->catchup)
-        goto error;
-
-    rc = WALCAST_ENOMEM;
-    self->outbox = wc_outbox_new (zsock_resolve (self->service), "service",
-                                  WC_NODE_OUTBOX_BUDGET);
-    if (!self->outbox)
-        goto error;
-    self->reads = wc_reads_new (self);
-    if (!self->reads)
-        goto error;
-    if (cfg->broker [0]) {
-        self->announce = wc_announce_new (self, cfg->broker);
-        if (!self->announce)
-            goto error;
-    }
-    if (cfg->replica_of [0]) {
-        self->role = WC_ROLE_REPLICA;
-        self->replica = wc_replica_new (self, cfg->replica_of);
-        if (!self->replica)
-            goto error;
-    }
-    else {
-        self->role = WC_ROLE_PRIMARY;
-        self->primary = wc_primary_new (self);
-        if (!self->primary)
-            goto error;
-    }
     self->last_sync_ms = wc_clock_ms ();
     wc_log_info ("%s %s (region %s) at seq %llu, epoch %llu, serving on "
                  "%s:%d (stream %d, catch-up %d), fsync %s",
@@ -197,7 +210,6 @@ wc_node_new (const wc_node_config_t *cfg, int *err)
     return self;
 
 error:
-    *err = rc;
     wc_node_destroy (&self);
     return NULL;
 }

@@ -102,9 +102,9 @@ typedef struct wc_node {
 #define WC_NODE_FETCHES_PER_TURN  4
 
 /*  Create a node: open the WAL (replaying it into the store), bind the
-    sockets and take up the configured role. NULL and *err on failure
-    (the reason is logged). */
-wc_node_t *wc_node_new (const wc_node_config_t *cfg, int *err);
+    sockets and take up the configured role. NULL on failure, with the
+    cause and the remedy in why (for the operator: "cannot start: why"). */
+wc_node_t *wc_node_new (const wc_node_config_t *cfg, char *why, size_t why_size);
 
 /*  Run the loop until SIGTERM/SIGINT (or wc_node_stop); then finish the
     batch, flush and sync the WAL. Returns 0, or an error code when the

@@ -5,3 +5,4 @@ foreach(t converge restart latejoin sigstop crash notprimary garbage streamlimit
 endforeach()
 wc_add_cluster_test(test_node_reads 120 test_node_reads.c)
 wc_add_cluster_test(test_node_memory 300 test_node_memory.c)
+wc_add_cluster_test(test_node_errors 120 test_node_errors.c)
