@@ -4,10 +4,11 @@
     exit code 2), then runs the node until SIGTERM or SIGINT. Exit codes:
     0 after a clean stop, 1 when the node could not start or had to stop.
 */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "addr.h"
+#include "flags.h"
 #include "log.h"
 #include "node.h"
 
@@ -39,161 +40,77 @@ static const char *s_usage =
     "Stop it with SIGTERM or SIGINT: it finishes the current batch, syncs\n"
     "the log and exits 0.\n";
 
-/*  Copy a flag's value into dst, or fail when it does not fit. */
+/*  The address others use when --advertise is not given: the bound
+    address (127.0.0.1 for a wildcard bind) and --port. */
 static int
-s_copy_flag (char *dst, size_t size, const char *value, size_t min_len,
-             const char *flag)
+s_default_advertise (wc_node_config_t *cfg)
 {
-    size_t len = strlen (value);
-    if (len < min_len || len >= size) {
-        fprintf (stderr, "walcast-node: %s must be %zu..%zu characters\n",
-                 flag, min_len, size - 1);
+    if (cfg->advertise [0])
+        return 0;
+    bool wildcard = streq (cfg->bind, "0.0.0.0") || streq (cfg->bind, "*");
+    char addr [sizeof cfg->bind + 16];
+    snprintf (addr, sizeof addr, "%s:%d", wildcard ? "127.0.0.1" : cfg->bind,
+              cfg->port);
+    if (!wc_addr_check (addr, strlen (addr), 65533, NULL)
+    ||  strlen (addr) >= sizeof cfg->advertise) {
+        fprintf (stderr, "walcast-node: --bind %s does not make an address others "
+                 "can use (%s); give --advertise HOST:PORT\n", cfg->bind, addr);
         return -1;
     }
-    memcpy (dst, value, len + 1);
+    strcpy (cfg->advertise, addr);
     return 0;
 }
 
-/*  A HOST:PORT flag: copied into dst when well formed. */
-static int
-s_check_addr (char *dst, size_t size, const char *value, const char *flag)
-{
-    const char *colon = strrchr (value, ':');
-    char *end = NULL;
-    long port = colon ? strtol (colon + 1, &end, 10) : 0;
-    if (!colon || colon == value || !colon [1] || *end || port < 1 || port > 65535) {
-        fprintf (stderr, "walcast-node: %s expects HOST:PORT, got '%s'\n", flag, value);
-        return -1;
-    }
-    return s_copy_flag (dst, size, value, 3, flag);
-}
-
-static int
-s_parse_number (const char *value, long long min, long long max,
-                const char *flag, long long *out)
-{
-    char *end = NULL;
-    long long n = strtoll (value, &end, 10);
-    if (!*value || *end || n < min || n > max) {
-        fprintf (stderr, "walcast-node: %s expects a number %lld..%lld, got '%s'\n",
-                 flag, min, max, value);
-        return -1;
-    }
-    *out = n;
-    return 0;
-}
+static const char *const s_fsync_modes [] = { "always", "batch", "never", NULL };
 
 /*  Fill cfg from argv. Returns 0, 1 when the run should end with exit 0
-    (help, version) or -1 on a usage error. */
+    (help, version) or -1 on a usage error (named on stderr). */
 static int
 s_parse (int argc, char **argv, wc_node_config_t *cfg)
 {
-    enum { OPT_ID = 256, OPT_DATA, OPT_PORT, OPT_REPLICA_OF, OPT_REGION,
-           OPT_FSYNC, OPT_BIND, OPT_SEGMENT, OPT_VERSION, OPT_BROKER,
-           OPT_ADVERTISE };
-    static const struct option options [] = {
-        { "id",            required_argument, NULL, OPT_ID },
-        { "data",          required_argument, NULL, OPT_DATA },
-        { "port",          required_argument, NULL, OPT_PORT },
-        { "replica-of",    required_argument, NULL, OPT_REPLICA_OF },
-        { "region",        required_argument, NULL, OPT_REGION },
-        { "fsync",         required_argument, NULL, OPT_FSYNC },
-        { "bind",          required_argument, NULL, OPT_BIND },
-        { "broker",        required_argument, NULL, OPT_BROKER },
-        { "advertise",     required_argument, NULL, OPT_ADVERTISE },
-        { "segment-bytes", required_argument, NULL, OPT_SEGMENT },
-        { "verbose",       no_argument,       NULL, 'v' },
-        { "help",          no_argument,       NULL, 'h' },
-        { "version",       no_argument,       NULL, OPT_VERSION },
-        { NULL, 0, NULL, 0 }
-    };
     memset (cfg, 0, sizeof *cfg);
     strcpy (cfg->bind, "127.0.0.1");
-    cfg->fsync = WC_FSYNC_BATCH;
-    long long n;
-    int opt;
-    while ((opt = getopt_long (argc, argv, "vh", options, NULL)) != -1) {
-        int rc = 0;
-        switch (opt) {
-            case OPT_ID:
-                rc = s_copy_flag (cfg->id, sizeof cfg->id, optarg, 1, "--id");
-                break;
-            case OPT_DATA:
-                rc = s_copy_flag (cfg->data_dir, sizeof cfg->data_dir, optarg, 1, "--data");
-                break;
-            case OPT_PORT:
-                rc = s_parse_number (optarg, 1, 65533, "--port", &n);
-                cfg->port = (int) n;
-                break;
-            case OPT_REPLICA_OF:
-                rc = s_check_addr (cfg->replica_of, sizeof cfg->replica_of, optarg,
-                                   "--replica-of");
-                break;
-            case OPT_REGION:
-                rc = s_copy_flag (cfg->region, sizeof cfg->region, optarg, 0, "--region");
-                break;
-            case OPT_FSYNC:
-                if (streq (optarg, "always"))
-                    cfg->fsync = WC_FSYNC_ALWAYS;
-                else if (streq (optarg, "batch"))
-                    cfg->fsync = WC_FSYNC_BATCH;
-                else if (streq (optarg, "never"))
-                    cfg->fsync = WC_FSYNC_NEVER;
-                else {
-                    fprintf (stderr, "walcast-node: --fsync must be always, "
-                             "batch or never, got '%s'\n", optarg);
-                    rc = -1;
-                }
-                break;
-            case OPT_BIND:
-                rc = s_copy_flag (cfg->bind, sizeof cfg->bind, optarg, 1, "--bind");
-                break;
-            case OPT_BROKER:
-                rc = s_check_addr (cfg->broker, sizeof cfg->broker, optarg, "--broker");
-                break;
-            case OPT_ADVERTISE:
-                rc = s_check_addr (cfg->advertise, sizeof cfg->advertise, optarg,
-                                   "--advertise");
-                break;
-            case OPT_SEGMENT:
-                rc = s_parse_number (optarg, 4096, 1LL << 40, "--segment-bytes", &n);
-                cfg->segment_bytes = (size_t) n;
-                break;
-            case 'v':
-                wc_log_set_level (WC_LOG_DEBUG);
-                break;
-            case 'h':
-                fputs (s_usage, stdout);
-                return 1;
-            case OPT_VERSION:
-                printf ("walcast-node %d.%d.%d (protocol %d)\n", WALCAST_VERSION_MAJOR,
-                        WALCAST_VERSION_MINOR, WALCAST_VERSION_PATCH,
-                        WC_PROTOCOL_VERSION);
-                return 1;
-            default:
-                rc = -1;
-        }
-        if (rc)
-            return -1;
-    }
-    if (optind < argc) {
-        fprintf (stderr, "walcast-node: unexpected argument '%s'\n", argv [optind]);
-        return -1;
-    }
+    int fsync = WC_FSYNC_BATCH;
+    long long port = 0, segment_bytes = 0;
+    bool verbose = false;
+    const wc_flag_t flags [] = {
+        { "id", 0, WC_FLAG_STRING, cfg->id, sizeof cfg->id, 1, WC_MAX_ID, NULL },
+        { "data", 0, WC_FLAG_STRING, cfg->data_dir, sizeof cfg->data_dir, 1,
+          sizeof cfg->data_dir - 1, NULL },
+        { "port", 0, WC_FLAG_NUMBER, &port, 0, 1, 65533, NULL },
+        { "replica-of", 0, WC_FLAG_ADDR, cfg->replica_of, sizeof cfg->replica_of,
+          0, 65533, NULL },
+        { "region", 0, WC_FLAG_STRING, cfg->region, sizeof cfg->region, 0, WC_MAX_ID, NULL },
+        { "fsync", 0, WC_FLAG_CHOICE, &fsync, 0, 0, 0, s_fsync_modes },
+        { "bind", 0, WC_FLAG_STRING, cfg->bind, sizeof cfg->bind, 1,
+          sizeof cfg->bind - 1, NULL },
+        { "broker", 0, WC_FLAG_ADDR, cfg->broker, sizeof cfg->broker, 0, 65534, NULL },
+        { "advertise", 0, WC_FLAG_ADDR, cfg->advertise, sizeof cfg->advertise,
+          0, 65533, NULL },
+        { "segment-bytes", 0, WC_FLAG_NUMBER, &segment_bytes, 0, 4096, 1LL << 40, NULL },
+        { "verbose", 'v', WC_FLAG_SWITCH, &verbose, 0, 0, 0, NULL },
+        { "help", 'h', WC_FLAG_HELP, NULL, 0, 0, 0, NULL },
+        { "version", 0, WC_FLAG_VERSION, NULL, 0, 0, 0, NULL },
+    };
+    char version [64];
+    snprintf (version, sizeof version, "walcast-node %d.%d.%d (protocol %d)",
+              WALCAST_VERSION_MAJOR, WALCAST_VERSION_MINOR, WALCAST_VERSION_PATCH,
+              WC_PROTOCOL_VERSION);
+    int rc = wc_flags_parse ("walcast-node", argc, argv, flags,
+                             sizeof flags / sizeof flags [0], s_usage, version);
+    if (rc != 0)
+        return rc;
+    cfg->port = (int) port;
+    cfg->fsync = (wc_fsync_t) fsync;
+    cfg->segment_bytes = (size_t) segment_bytes;
+    if (verbose)
+        wc_log_set_level (WC_LOG_DEBUG);
     if (!cfg->id [0] || !cfg->data_dir [0] || !cfg->port) {
-        fprintf (stderr, "walcast-node: --id, --data and --port are required\n");
+        fprintf (stderr, "walcast-node: --id, --data and --port are required\n"
+                 "Try 'walcast-node --help'.\n");
         return -1;
     }
-    if (!cfg->advertise [0]) {
-        bool wildcard = streq (cfg->bind, "0.0.0.0") || streq (cfg->bind, "*");
-        char addr [sizeof cfg->bind + 16];
-        snprintf (addr, sizeof addr, "%s:%d", wildcard ? "127.0.0.1" : cfg->bind,
-                  cfg->port);
-        if (s_check_addr (cfg->advertise, sizeof cfg->advertise, addr,
-                          "--bind (as the advertised address)") != 0)
-            return -1;
-    }
-    return 0;
+    return s_default_advertise (cfg);
 }
 
 int
@@ -201,11 +118,8 @@ main (int argc, char **argv)
 {
     wc_node_config_t cfg;
     int rc = s_parse (argc, argv, &cfg);
-    if (rc != 0) {
-        if (rc < 0)
-            fprintf (stderr, "Try 'walcast-node --help'.\n");
+    if (rc != 0)
         return rc < 0 ? 2 : 0;
-    }
     char name [128];
     snprintf (name, sizeof name, "walcast-node[%s]", cfg.id);
     wc_log_set_name (name);
