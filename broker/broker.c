@@ -3,10 +3,11 @@
     Each turn polls the ROUTER until the next timer is due, then:
 
     1. takes up to S_BATCH messages off the ROUTER without blocking. A
-       REGISTER or NODE_HEARTBEAT updates the directory (no reply: nodes
-       fire and forget); a TOPOLOGY_GET is answered with the whole
-       directory; anything else is counted and, when it carried a request
-       id, refused with an ERROR;
+       REGISTER or NODE_HEARTBEAT updates the directory, or is refused
+       with an ERROR that names the field at fault (nodeinfo.c: the
+       directory only ever holds nodes a client can use); a TOPOLOGY_GET
+       is answered with the whole directory; anything else is counted
+       and, when it carried a request id, refused with an ERROR;
     2. ticks the directory (every S_TICK_MS at most) so silent nodes go
        down;
     3. pushes the topology on the PUB when the version moved during the
@@ -31,6 +32,7 @@
 #include "codec.h"
 #include "directory.h"
 #include "log.h"
+#include "nodeinfo.h"
 #include "request.h"
 
 #define S_MAX_REQUEST   (64 * 1024)    /* a REGISTER is well under 1 KiB */
@@ -52,7 +54,7 @@ struct wc_broker {
     bool             pushed;            /* a push happened at all */
     uint64_t         bad_messages;      /* malformed or unexpected, dropped or refused */
     uint64_t         send_failures;     /* replies the ROUTER could not route */
-    uint64_t         refused;           /* new nodes refused, directory full */
+    uint64_t         refused;           /* REGISTERs and NODE_HEARTBEATs refused */
     uint64_t         refused_logged;    /* value of refused at the last warning */
     int64_t          refused_log_ms;    /* when that warning was logged */
 };
@@ -190,37 +192,45 @@ s_reply_error (wc_broker_t *self, wc_request_t *req, int err, const char *text)
         s_reply (self, req);
 }
 
-/*  A node's REGISTER or NODE_HEARTBEAT: into the directory. A new node
-    the directory has no room for is refused (the node keeps sending, and
-    gets in once a slot frees up); the warning is rate limited, since a
-    full directory refuses every heartbeat of every extra node. */
+/*  Refuse a node's REGISTER or NODE_HEARTBEAT: an ERROR with its rid and
+    the reason, so the node can log why and its operator act on it. A
+    refused node keeps beating (twice a second), so the warning is rate
+    limited: the first refusal at once, then at most one line every
+    S_REFUSED_LOG_MS, with the count of those it stands for. */
 static void
-s_handle_node (wc_broker_t *self, const wc_node_info_t *info, int64_t now)
+s_refuse (wc_broker_t *self, wc_request_t *req, int err, const wc_refusal_t *why,
+          int64_t now)
 {
-    int rc = wc_directory_update (self->directory, info, now);
-    if (rc == WALCAST_EBUSY) {
-        self->refused++;
-        if (self->refused_log_ms == 0
-        ||  now - self->refused_log_ms >= S_REFUSED_LOG_MS) {
-            char id [WC_MAX_ID + 1];
-            for (uint32_t i = 0; i < info->id.len; i++)
-                id [i] = info->id.ptr [i] < 0x20 || info->id.ptr [i] == 0x7f
-                       ? '?' : (char) info->id.ptr [i];
-            id [info->id.len] = '\0';
-            wc_log_warn ("directory full (%u nodes, all up): refusing new nodes "
-                         "(%llu refused since the last warning, node %s among "
-                         "them)", WC_MAX_NODES,
-                         (unsigned long long) (self->refused - self->refused_logged),
-                         id);
-            self->refused_logged = self->refused;
-            self->refused_log_ms = now;
-        }
-    }
-    else
-    if (rc < 0) {
-        self->bad_messages++;
-        wc_log_debug ("node update refused: %s", walcast_strerror (rc));
-    }
+    self->refused++;
+    self->out.size = 0;
+    if (wc_error_encode (req->msg.rid, err, why->text, why->detail, &self->out) == 0)
+        s_reply (self, req);
+    if (self->refused_log_ms != 0 && now - self->refused_log_ms < S_REFUSED_LOG_MS)
+        return;
+    char id [WC_MAX_ID + 1];
+    wc_bytes_printable (id, sizeof id, &req->msg.u.node.id);
+    char others [80] = "";
+    if (self->refused - self->refused_logged > 1)
+        snprintf (others, sizeof others, " (and %llu other refusals since the last "
+                  "warning)", (unsigned long long) (self->refused - self->refused_logged - 1));
+    wc_log_warn ("refused %s of node %s (rid %llu, %s): %s%s",
+                 wc_msg_type_name (req->msg.type), id [0] ? id : "?",
+                 (unsigned long long) req->msg.rid, walcast_errname (err), why->text,
+                 others);
+    self->refused_logged = self->refused;
+    self->refused_log_ms = now;
+}
+
+/*  A node's REGISTER or NODE_HEARTBEAT: into the directory, or refused
+    with the reason (a field against the admission rules, a full
+    directory). */
+static void
+s_handle_node (wc_broker_t *self, wc_request_t *req, int64_t now)
+{
+    wc_refusal_t why;
+    int rc = wc_directory_update (self->directory, &req->msg.u.node, now, &why);
+    if (rc < 0)
+        s_refuse (self, req, rc, &why, now);
 }
 
 /*  Handle one decoded (or undecodable) message. */
@@ -228,22 +238,29 @@ static void
 s_handle (wc_broker_t *self, wc_request_t *req, int64_t now)
 {
     wc_msg_t *msg = &req->msg;
+    if (req->rc
+    &&  (msg->type == WC_MSG_REGISTER || msg->type == WC_MSG_NODE_HEARTBEAT)) {
+        /*  The codec refused the node_info: say which field. */
+        self->bad_messages++;
+        wc_refusal_t why = { "", "" };
+        wc_nodeinfo_explain (&req->unpacked.data, why.text, sizeof why.text);
+        s_refuse (self, req, req->rc, &why, now);
+        return;
+    }
     if (req->rc) {
-        /*  Malformed. Nodes do not read replies to what they fire and
-            forget, and without a request id a client could not match an
+        /*  Malformed. Without a request id a client could not match an
             ERROR to its request: drop those, refuse the rest. */
         self->bad_messages++;
         wc_log_debug ("malformed %s (rid %llu): %s", wc_msg_type_name (msg->type),
                       (unsigned long long) msg->rid, walcast_strerror (req->rc));
-        if (msg->rid != 0 && msg->type != WC_MSG_REGISTER
-        &&  msg->type != WC_MSG_NODE_HEARTBEAT)
+        if (msg->rid != 0)
             s_reply_error (self, req, req->rc, NULL);
         return;
     }
     switch (msg->type) {
         case WC_MSG_REGISTER:
         case WC_MSG_NODE_HEARTBEAT:
-            s_handle_node (self, &msg->u.node, now);
+            s_handle_node (self, req, now);
             break;
         case WC_MSG_TOPOLOGY_GET:
             self->out.size = 0;
@@ -349,7 +366,7 @@ wc_broker_run (wc_broker_t *self)
     }
     wc_log_info ("stopped at topology version %llu with %zu nodes, %zu up "
                  "(%llu malformed or unexpected messages dropped or refused, "
-                 "%llu replies unroutable, %llu new nodes refused)",
+                 "%llu replies unroutable, %llu registrations refused)",
                  (unsigned long long) wc_directory_version (self->directory),
                  wc_directory_size (self->directory),
                  wc_directory_up_count (self->directory),

@@ -17,10 +17,12 @@
     byte strings with a length (they may hold any byte) and are made
     printable before they reach a log line.
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "directory.h"
 #include "log.h"
+#include "nodeinfo.h"
 
 /*  One node, as it last described itself. */
 typedef struct {
@@ -99,24 +101,6 @@ s_role_name (uint8_t role)
 {
     return role == WC_ROLE_PRIMARY ? "primary"
          : role == WC_ROLE_REPLICA ? "replica" : "unknown";
-}
-
-static bool
-s_bytes_ok (const wc_bytes_t *bytes, uint32_t min, uint32_t max)
-{
-    return bytes->len >= min && bytes->len <= max
-        && (bytes->len == 0 || bytes->ptr != NULL);
-}
-
-/*  The same checks the codec makes on a decoded node_info. */
-static bool
-s_info_ok (const wc_node_info_t *info)
-{
-    return s_bytes_ok (&info->id, 1, WC_MAX_ID)
-        && s_bytes_ok (&info->region, 0, WC_MAX_ID)
-        && (info->role == WC_ROLE_PRIMARY || info->role == WC_ROLE_REPLICA)
-        && s_bytes_ok (&info->addr, 1, WC_MAX_ADDR)
-        && s_bytes_ok (&info->primary, 0, WC_MAX_ADDR);
 }
 
 static bool
@@ -249,10 +233,16 @@ s_log_changes (const s_node_t *node, const wc_node_info_t *info, int64_t now_ms)
 
 int
 wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
-                     int64_t now_ms)
+                     int64_t now_ms, wc_refusal_t *why)
 {
-    if (!s_info_ok (info))
-        return WALCAST_EINVAL;
+    char unused [2];
+    char *text = why ? why->text : unused;
+    size_t size = why ? sizeof why->text : sizeof unused;
+    if (why)
+        why->detail [0] = '\0';
+    int rc = wc_nodeinfo_check (info, text, size);
+    if (rc)
+        return rc;
     size_t index;
     s_node_t *node;
     bool changed;
@@ -262,11 +252,15 @@ wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
     }
     else {
         node = (s_node_t *) calloc (1, sizeof *node);
-        if (!node)
+        if (!node) {
+            snprintf (text, size, "the broker is out of memory");
             return WALCAST_ENOMEM;
+        }
         if (self->size == WC_MAX_NODES) {
             if (!s_evict (self, &info->id, now_ms)) {
                 free (node);
+                snprintf (text, size, "directory full: %u nodes, all up; a new "
+                          "node gets in when one goes down", WC_MAX_NODES);
                 return WALCAST_EBUSY;
             }
             s_find (self, &info->id, &index);

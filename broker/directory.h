@@ -29,6 +29,13 @@
 
 typedef struct wc_directory wc_directory_t;
 
+/*  Why the directory refused an update: one line for the ERROR text and
+    the log, starting with the field at fault when a field is. */
+typedef struct {
+    char text [WC_MAX_TEXT + 1];
+    char detail [WC_MAX_ADDR + 1];    /* machine-usable detail, or empty */
+} wc_refusal_t;
+
 /*  A new, empty directory (version 0), or NULL when out of memory. */
 wc_directory_t *wc_directory_new (void);
 
@@ -41,12 +48,13 @@ void wc_directory_destroy (wc_directory_t **self_p);
     a buffer that goes away afterwards), marks the node up and heard at
     now_ms. info->up and info->silent_ms are ignored (the broker's view is
     its own). Logs appearances, returns and role/address/region/primary
-    changes. Returns 1 when the version went up, 0 when it did not,
-    WALCAST_EINVAL when a field is outside its limits (see codec.h), or
-    WALCAST_EBUSY when the node is new and the directory is full of nodes
-    that are up (nothing changes then). */
+    changes. Returns 1 when the version went up, 0 when it did not, or a
+    refusal, which changes nothing and says why in *why (may be NULL):
+    WALCAST_EPROTO or WALCAST_ETOOBIG when a field breaks the admission
+    rules (wc_nodeinfo_check), WALCAST_EBUSY when the node is new and the
+    directory is full of nodes that are up, WALCAST_ENOMEM. */
 int wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
-                         int64_t now_ms);
+                         int64_t now_ms, wc_refusal_t *why);
 
 /*  Mark down every up node not heard for timeout_ms or more at now_ms,
     logging each. Returns 1 when the version went up, else 0. */
