@@ -7,7 +7,7 @@
        with an ERROR that names the field at fault (nodeinfo.c: the
        directory only ever holds nodes a client can use); a TOPOLOGY_GET
        is answered with the whole directory; anything else is counted
-       and, when it carried a request id, refused with an ERROR;
+       and answered with an ERROR, as a node answers it;
     2. ticks the directory (every S_TICK_MS at most) so silent nodes go
        down;
     3. pushes the topology on the PUB when the version moved during the
@@ -233,7 +233,11 @@ s_handle_node (wc_broker_t *self, wc_request_t *req, int64_t now)
         s_refuse (self, req, rc, &why, now);
 }
 
-/*  Handle one decoded (or undecodable) message. */
+/*  Handle one decoded (or undecodable) message. Like a node, the broker
+    answers everything it received whole: a malformed message with an
+    ERROR of the failure's code (EVERSION, EPROTO, ETOOBIG), whose rid is
+    the message's when the codec could read it and 0 otherwise, so no
+    peer waits for its timeout to learn that it was not understood. */
 static void
 s_handle (wc_broker_t *self, wc_request_t *req, int64_t now)
 {
@@ -248,13 +252,10 @@ s_handle (wc_broker_t *self, wc_request_t *req, int64_t now)
         return;
     }
     if (req->rc) {
-        /*  Malformed. Without a request id a client could not match an
-            ERROR to its request: drop those, refuse the rest. */
         self->bad_messages++;
         wc_log_debug ("malformed %s (rid %llu): %s", wc_msg_type_name (msg->type),
                       (unsigned long long) msg->rid, walcast_strerror (req->rc));
-        if (msg->rid != 0)
-            s_reply_error (self, req, req->rc, NULL);
+        s_reply_error (self, req, req->rc, NULL);
         return;
     }
     switch (msg->type) {
@@ -270,12 +271,8 @@ s_handle (wc_broker_t *self, wc_request_t *req, int64_t now)
             else
                 s_reply_error (self, req, WALCAST_ENOMEM, NULL);
             break;
-        case WC_MSG_ENTRY:
-        case WC_MSG_HEARTBEAT:
-            /*  Stream messages carry no request id: nothing to answer. */
-            self->bad_messages++;
-            break;
         default:
+            /*  Well-formed, but for a node or a subscriber. */
             self->bad_messages++;
             wc_log_debug ("unexpected %s (rid %llu) on the broker socket",
                           wc_msg_type_name (msg->type),
