@@ -3,9 +3,10 @@
     Each turn polls the ROUTER until the next timer is due, then:
 
     1. takes up to S_BATCH messages off the ROUTER without blocking. A
-       REGISTER or NODE_HEARTBEAT updates the directory, or is refused
-       with an ERROR that names the field at fault (nodeinfo.c: the
-       directory only ever holds nodes a client can use); a TOPOLOGY_GET
+       REGISTER or NODE_HEARTBEAT updates the directory (a REGISTER is
+       answered with the TOPOLOGY), or is refused with an ERROR that says
+       why: a field at fault (nodeinfo.c: the directory only ever holds
+       nodes a client can use), a second primary; a TOPOLOGY_GET
        is answered with the whole directory; anything else is counted
        and answered with an ERROR, as a node answers it;
     2. ticks the directory (every S_TICK_MS at most) so silent nodes go
@@ -222,15 +223,25 @@ s_refuse (wc_broker_t *self, wc_request_t *req, int err, const wc_refusal_t *why
 }
 
 /*  A node's REGISTER or NODE_HEARTBEAT: into the directory, or refused
-    with the reason (a field against the admission rules, a full
-    directory). */
+    with the reason (a field against the admission rules, a second
+    primary, a full directory). An admitted REGISTER is answered with the
+    TOPOLOGY the node just joined: that is how a node learns that a
+    refusal is over. Admitted heartbeats get no reply. */
 static void
 s_handle_node (wc_broker_t *self, wc_request_t *req, int64_t now)
 {
     wc_refusal_t why;
     int rc = wc_directory_update (self->directory, &req->msg.u.node, now, &why);
-    if (rc < 0)
+    if (rc < 0) {
         s_refuse (self, req, rc, &why, now);
+        return;
+    }
+    if (req->msg.type != WC_MSG_REGISTER)
+        return;
+    self->out.size = 0;
+    if (wc_directory_encode_topology (self->directory, req->msg.rid, now,
+                                      &self->out) == 0)
+        s_reply (self, req);
 }
 
 /*  Handle one decoded (or undecodable) message. Like a node, the broker

@@ -17,6 +17,12 @@
     order. At most WC_MAX_NODES are kept; when the directory is full a new
     node takes the place of the node that has been down the longest, and
     is refused when every node is up.
+
+    Only what a client can use gets in: every update is checked by
+    wc_nodeinfo_check, and at most one node holds the primary role. A
+    second node that claims it while the primary is up is refused
+    (ECONFLICT, naming the primary); once the primary is down, the
+    claimant takes the role and the old primary is forgotten.
 */
 #ifndef WC_DIRECTORY_H_INCLUDED
 #define WC_DIRECTORY_H_INCLUDED
@@ -33,7 +39,7 @@ typedef struct wc_directory wc_directory_t;
     the log, starting with the field at fault when a field is. */
 typedef struct {
     char text [WC_MAX_TEXT + 1];
-    char detail [WC_MAX_ADDR + 1];    /* machine-usable detail, or empty */
+    char detail [WC_MAX_ADDR + 1];    /* ECONFLICT: the primary's HOST:PORT */
 } wc_refusal_t;
 
 /*  A new, empty directory (version 0), or NULL when out of memory. */
@@ -51,8 +57,11 @@ void wc_directory_destroy (wc_directory_t **self_p);
     changes. Returns 1 when the version went up, 0 when it did not, or a
     refusal, which changes nothing and says why in *why (may be NULL):
     WALCAST_EPROTO or WALCAST_ETOOBIG when a field breaks the admission
-    rules (wc_nodeinfo_check), WALCAST_EBUSY when the node is new and the
-    directory is full of nodes that are up, WALCAST_ENOMEM. */
+    rules (wc_nodeinfo_check), WALCAST_ECONFLICT when the node claims the
+    primary role while another node holds it and is up (why->detail is
+    that primary's address), WALCAST_EBUSY when the node is new and the
+    directory is full of nodes that are up, WALCAST_ENOMEM. A claim that
+    succeeds because the primary is down forgets the old primary. */
 int wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
                          int64_t now_ms, wc_refusal_t *why);
 

@@ -7,7 +7,8 @@
     primary) and never for mere progress (epoch, seq, lag); a node not
     heard for the timeout is down, and up again as soon as it is heard;
     a node_info against the admission rules (docs/PROTOCOL.md, "Broker")
-    never enters it, and the refusal says which field is wrong; the
+    never enters it, and the refusal says which field is wrong; it lists
+    one primary at most, and a second one is told which and where; the
     directory never holds more than WC_MAX_NODES; and the TOPOLOGY it
     encodes decodes back, through the codec, into the same nodes.
 
@@ -473,6 +474,71 @@ test_limit (void **state)
     wc_directory_destroy (&dir);
 }
 
+//  One primary: a second claimant is refused while the primary is up,
+//  and takes the role (the old one forgotten) once it is down.
+
+static void
+test_one_primary (void **state)
+{
+    (void) state;
+    wc_directory_t *dir = wc_directory_new ();
+    wc_refusal_t why;
+    wc_node_info_t p1 = s_info ("p1", "r", WC_ROLE_PRIMARY, "h:7100", "");
+    wc_node_info_t p2 = s_info ("p2", "r", WC_ROLE_PRIMARY, "h:7200", "");
+    wc_node_info_t r1 = s_info ("r1", "r", WC_ROLE_REPLICA, "h:7300", "h:7100");
+    assert_int_equal (wc_directory_update (dir, &p1, 0, &why), 1);
+    assert_int_equal (wc_directory_update (dir, &r1, 0, &why), 1);
+    uint64_t version = wc_directory_version (dir);
+
+    //  p1 is up: p2 is refused, and told who the primary is and where
+    assert_int_equal (wc_directory_update (dir, &p2, 100, &why), WALCAST_ECONFLICT);
+    assert_string_equal (why.text, "node p1 at h:7100 is the primary (up, heard 100 ms "
+                                   "ago); a cluster has one primary");
+    assert_string_equal (why.detail, "h:7100");
+    assert_int_equal (s_index_of (dir, "p2", 100), -1);
+    assert_int_equal (wc_directory_version (dir), version);
+
+    //  A known replica claiming the role is refused and stays a replica
+    wc_node_info_t r1_primary = s_info ("r1", "r", WC_ROLE_PRIMARY, "h:7300", "");
+    assert_int_equal (wc_directory_update (dir, &r1_primary, 200, NULL),
+                      WALCAST_ECONFLICT);
+    assert_int_equal (s_get (dir, "r1", 200).role, WC_ROLE_REPLICA);
+
+    //  p1 itself goes on beating
+    assert_int_equal (wc_directory_update (dir, &p1, 1000, &why), 0);
+    assert_int_equal (wc_directory_update (dir, &r1, 2500, &why), 0);
+
+    //  p1 down: p2 takes the role, p1 is forgotten, one version
+    assert_int_equal (wc_directory_tick (dir, 3000, S_TIMEOUT), 1);
+    assert_false (s_get (dir, "p1", 3000).up);
+    version = wc_directory_version (dir);
+    assert_int_equal (wc_directory_update (dir, &p2, 3100, &why), 1);
+    assert_int_equal (wc_directory_version (dir), version + 1);
+    assert_int_equal (s_index_of (dir, "p1", 3100), -1);
+    assert_int_equal (s_get (dir, "p2", 3100).role, WC_ROLE_PRIMARY);
+    assert_int_equal (wc_directory_size (dir), 2);
+
+    //  p1 back as a primary: refused, naming p2; as p2's replica: fine
+    assert_int_equal (wc_directory_update (dir, &p1, 3200, &why), WALCAST_ECONFLICT);
+    assert_string_equal (why.detail, "h:7200");
+    assert_non_null (strstr (why.text, "node p2 at h:7200 is the primary"));
+    wc_node_info_t p1_follows = s_info ("p1", "r", WC_ROLE_REPLICA, "h:7100", "h:7200");
+    assert_int_equal (wc_directory_update (dir, &p1_follows, 3300, &why), 1);
+
+    //  A primary that steps down frees the role at once
+    wc_node_info_t p2_follows = s_info ("p2", "r", WC_ROLE_REPLICA, "h:7200", "h:7300");
+    assert_int_equal (wc_directory_update (dir, &p2_follows, 3400, &why), 1);
+    assert_int_equal (wc_directory_update (dir, &r1_primary, 3500, &why), 1);
+    size_t primaries = 0;
+    for (size_t i = 0; i < wc_directory_size (dir); i++) {
+        wc_node_info_t info;
+        assert_int_equal (wc_directory_get (dir, i, 3500, &info), 0);
+        primaries += info.role == WC_ROLE_PRIMARY;
+    }
+    assert_int_equal (primaries, 1);
+    wc_directory_destroy (&dir);
+}
+
 //  What a client receives: the encoded TOPOLOGY decodes through the codec
 //  into the same nodes, with the broker's up and silent_ms.
 
@@ -563,6 +629,7 @@ main (void)
         cmocka_unit_test (test_strings_are_copied),
         cmocka_unit_test (test_ids_are_bytes_in_order),
         cmocka_unit_test (test_limit),
+        cmocka_unit_test (test_one_primary),
         cmocka_unit_test (test_topology_decodes),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
