@@ -1,6 +1,8 @@
-/*  broker.c - the broker's loop: one thread, one ROUTER, one PUB, two timers.
+/*  broker.c - the broker's loop: one thread, one ROUTER, one XPUB
+    (publisher.c), two timers.
 
-    Each turn polls the ROUTER until the next timer is due, then:
+    Each turn polls the ROUTER and the XPUB until the next timer is due,
+    then:
 
     1. takes up to S_BATCH messages off the ROUTER without blocking. A
        REGISTER or NODE_HEARTBEAT updates the directory (a REGISTER is
@@ -8,10 +10,11 @@
        why: a field at fault (nodeinfo.c: the directory only ever holds
        nodes a client can use), a second primary; a TOPOLOGY_GET
        is answered with the whole directory; anything else is counted
-       and answered with an ERROR, as a node answers it;
+       and answered with an ERROR, as a node answers it; then takes the
+       subscriptions waiting on the XPUB;
     2. ticks the directory (every S_TICK_MS at most) so silent nodes go
        down;
-    3. pushes the topology on the PUB when the version moved during the
+    3. pushes the topology on the XPUB when the version moved during the
        turn, or a second has passed since the last push. Changes that
        arrive together (a restarted broker hearing from every node at
        once) are pushed once, with the latest version: subscribers may see
@@ -21,7 +24,10 @@
     socket: every frame before the last is echoed on the reply, so both
     DEALER and REQ peers work. Every message is untrusted: it is size
     limited by the socket (S_MAX_REQUEST), decoded and checked by the
-    codec, and the directory stays bounded (WC_MAX_NODES).
+    codec, and the directory stays bounded (WC_MAX_NODES). What the broker
+    queues for a peer is bounded in bytes (S_RCVHWM, S_SNDHWM): a peer
+    that does not read its replies loses them, not the broker its memory.
+    Subscriptions on the XPUB are taken in the same turn (publisher.c).
 */
 #include <czmq.h>
 #include <errno.h>
@@ -34,9 +40,26 @@
 #include "directory.h"
 #include "log.h"
 #include "nodeinfo.h"
+#include "publisher.h"
 #include "request.h"
 
-#define S_MAX_REQUEST   (64 * 1024)    /* a REGISTER is well under 1 KiB */
+/*  Largest request: a REGISTER with every string at its limit is about
+    720 bytes. A larger frame makes libzmq drop the peer's connection. */
+#define S_MAX_REQUEST   4096
+
+/*  Largest reply: a TOPOLOGY of WC_MAX_NODES node_infos of at most 694
+    bytes each (see publisher.c), 694 KiB. */
+#define S_MAX_REPLY     (32 + WC_MAX_NODES * 694)
+
+/*  Queues per peer, in bytes. libzmq's HWMs count messages, so each is a
+    byte budget divided by the largest message of its queue: requests in,
+    256 KiB / 4 KiB = 64; replies out, 4 MiB / 694 KiB = 5. A peer that
+    sends requests without reading the replies loses the replies past
+    that (ROUTER_MANDATORY: the send fails, is counted and dropped). */
+#define S_RCVHWM        ((256 * 1024) / S_MAX_REQUEST)
+#define S_SNDHWM        ((4 * 1024 * 1024) / S_MAX_REPLY)
+_Static_assert (S_RCVHWM >= 1 && S_SNDHWM >= 1, "a HWM of 0 means no limit");
+
 #define S_BATCH         1000           /* messages handled per turn */
 #define S_PUSH_MS       1000           /* push at least this often */
 #define S_REFUSED_LOG_MS 10000         /* warn about refused nodes this often */
@@ -44,7 +67,7 @@
 struct wc_broker {
     wc_broker_config_t cfg;
     zsock_t         *router;            /* ROUTER, B: nodes and clients */
-    zsock_t         *pub;               /* PUB, B+1: topology pushes */
+    wc_publisher_t  *publisher;         /* XPUB, B+1: topology pushes */
     wc_directory_t  *directory;
     wc_request_t      req;               /* the message being handled */
     msgpack_sbuffer  out;               /* scratch: encoded replies and pushes */
@@ -77,27 +100,20 @@ wc_broker_stop (void)
 
 /* --- start-up ------------------------------------------------------------ */
 
-/*  Create and bind one socket at bind:port; NULL (logged) on failure. */
+/*  The ROUTER at bind:port; NULL (logged) on failure. */
 static zsock_t *
-s_bind (wc_broker_t *self, int type, int port)
+s_bind_router (wc_broker_t *self, int port)
 {
-    zsock_t *sock = zsock_new (type);
+    zsock_t *sock = zsock_new (ZMQ_ROUTER);
     if (!sock)
         return NULL;
     zsock_set_linger (sock, 0);
     zsock_set_heartbeat_ivl (sock, 1000);
     zsock_set_heartbeat_timeout (sock, 5000);
-    if (type == ZMQ_ROUTER) {
-        zsock_set_router_mandatory (sock, 1);
-        zsock_set_sndhwm (sock, 10000);
-        zsock_set_rcvhwm (sock, 10000);
-        zsock_set_maxmsgsize (sock, S_MAX_REQUEST);
-    }
-    else {
-        /*  PUB: subscribers only send subscriptions, which are small. */
-        zsock_set_sndhwm (sock, 1000);
-        zsock_set_maxmsgsize (sock, 65536);
-    }
+    zsock_set_router_mandatory (sock, 1);
+    zsock_set_sndhwm (sock, S_SNDHWM);
+    zsock_set_rcvhwm (sock, S_RCVHWM);
+    zsock_set_maxmsgsize (sock, S_MAX_REQUEST);
     if (zsock_bind (sock, "tcp://%s:%d", self->cfg.bind, port) != port) {
         wc_log_error ("cannot bind tcp://%s:%d: %s", self->cfg.bind, port,
                       zmq_strerror (zmq_errno ()));
@@ -122,11 +138,11 @@ wc_broker_new (const wc_broker_config_t *cfg, int *err)
     if (!self->directory)
         goto error;
     rc = WALCAST_EUNAVAILABLE;
-    self->router = s_bind (self, ZMQ_ROUTER, cfg->port);
+    self->router = s_bind_router (self, cfg->port);
     if (!self->router)
         goto error;
-    self->pub = s_bind (self, ZMQ_PUB, cfg->port + 1);
-    if (!self->pub)
+    self->publisher = wc_publisher_new (cfg->bind, cfg->port + 1);
+    if (!self->publisher)
         goto error;
 
     /*  Tick often enough that a node goes down within a tenth of its
@@ -154,7 +170,7 @@ wc_broker_destroy (wc_broker_t **self_p)
     if (!self)
         return;
     zsock_destroy (&self->router);
-    zsock_destroy (&self->pub);
+    wc_publisher_destroy (&self->publisher);
     wc_directory_destroy (&self->directory);
     wc_request_destroy (&self->req);
     msgpack_sbuffer_destroy (&self->out);
@@ -311,9 +327,9 @@ s_handle_router (wc_broker_t *self)
 
 /* --- the loop ------------------------------------------------------------ */
 
-/*  Publish the topology: [topic "topology"][TOPOLOGY, rid 0]. PUB never
-    blocks: a subscriber whose queue is full misses this one and gets the
-    next (a second later at most). */
+/*  Publish the topology: [topic "topology"][TOPOLOGY, rid 0]. Publishing
+    never blocks: a subscriber whose queue is full misses this one and
+    gets the next (a second later at most). */
 static void
 s_push (wc_broker_t *self, int64_t now)
 {
@@ -322,15 +338,15 @@ s_push (wc_broker_t *self, int64_t now)
         wc_log_warn ("cannot encode the topology: out of memory");
         return;
     }
-    void *handle = zsock_resolve (self->pub);
-    zmq_send (handle, "topology", 8, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send (handle, self->out.data, self->out.size, ZMQ_DONTWAIT);
+    if (wc_publisher_send (self->publisher, self->out.data, self->out.size) != 0)
+        return;
     self->pushed = true;
     self->pushed_version = wc_directory_version (self->directory);
     self->next_push_ms = now + S_PUSH_MS;
 }
 
-/*  Run the timers and push when due. Returns ms until the next timer. */
+/*  Run the timers and push when due. Returns ms until the next timer.
+    While the topology socket is being rebuilt, pushes wait for it. */
 static int
 s_timers (wc_broker_t *self)
 {
@@ -339,11 +355,14 @@ s_timers (wc_broker_t *self)
         wc_directory_tick (self->directory, now, self->cfg.node_timeout_ms);
         self->next_tick_ms = now + self->tick_ms;
     }
-    if (!self->pushed || now >= self->next_push_ms
-    ||  wc_directory_version (self->directory) != self->pushed_version)
-        s_push (self, now);
-    int64_t next = self->next_tick_ms < self->next_push_ms
-                 ? self->next_tick_ms : self->next_push_ms;
+    int64_t next_push = now + wc_publisher_tick (self->publisher, now);
+    if (wc_publisher_socket (self->publisher)) {
+        if (!self->pushed || now >= self->next_push_ms
+        ||  wc_directory_version (self->directory) != self->pushed_version)
+            s_push (self, now);
+        next_push = self->next_push_ms;
+    }
+    int64_t next = self->next_tick_ms < next_push ? self->next_tick_ms : next_push;
     return next > now ? (int) (next - now) : 0;
 }
 
@@ -359,10 +378,12 @@ wc_broker_run (wc_broker_t *self)
     int rc = 0;
     while (!s_stop) {
         int timeout = s_timers (self);
+        void *publisher = wc_publisher_socket (self->publisher);
         zmq_pollitem_t items [] = {
-            { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 }
+            { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 },
+            { publisher, 0, ZMQ_POLLIN, 0 }
         };
-        if (zmq_poll (items, 1, timeout) == -1) {
+        if (zmq_poll (items, publisher ? 2 : 1, timeout) == -1) {
             if (zmq_errno () == EINTR)
                 continue;
             wc_log_error ("poll failed: %s", zmq_strerror (zmq_errno ()));
@@ -371,15 +392,20 @@ wc_broker_run (wc_broker_t *self)
         }
         if (items [0].revents & ZMQ_POLLIN)
             s_handle_router (self);
+        if (publisher && (items [1].revents & ZMQ_POLLIN))
+            wc_publisher_handle (self->publisher);
     }
     wc_log_info ("stopped at topology version %llu with %zu nodes, %zu up "
                  "(%llu malformed or unexpected messages dropped or refused, "
-                 "%llu replies unroutable, %llu registrations refused)",
+                 "%llu replies unroutable, %llu registrations refused, %llu "
+                 "foreign subscriptions dropped, %llu topology socket rebuilds)",
                  (unsigned long long) wc_directory_version (self->directory),
                  wc_directory_size (self->directory),
                  wc_directory_up_count (self->directory),
                  (unsigned long long) self->bad_messages,
                  (unsigned long long) self->send_failures,
-                 (unsigned long long) self->refused);
+                 (unsigned long long) self->refused,
+                 (unsigned long long) wc_publisher_foreign (self->publisher),
+                 (unsigned long long) wc_publisher_rebuilds (self->publisher));
     return rc;
 }
