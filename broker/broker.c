@@ -47,9 +47,8 @@
     720 bytes. A larger frame makes libzmq drop the peer's connection. */
 #define S_MAX_REQUEST   4096
 
-/*  Largest reply: a TOPOLOGY of WC_MAX_NODES node_infos of at most 694
-    bytes each (see publisher.c), 694 KiB. */
-#define S_MAX_REPLY     (32 + WC_MAX_NODES * 694)
+/*  Largest reply: a whole TOPOLOGY. */
+#define S_MAX_REPLY     WC_DIRECTORY_MAX_TOPOLOGY
 
 /*  Queues per peer, in bytes. libzmq's HWMs count messages, so each is a
     byte budget divided by the largest message of its queue: requests in,

@@ -35,6 +35,13 @@
 
 typedef struct wc_directory wc_directory_t;
 
+/*  Largest TOPOLOGY the directory encodes: a header (< 32 bytes) and
+    WC_MAX_NODES node_infos of at most 694 bytes each (array header 1; id
+    and region str8 2 + 64 each; role 1; epoch, applied_seq 9 each; addr
+    and primary str8 2 + 255 each; lag, lag_ms 9 each; up 1; silent_ms
+    9): 694 KiB. Queues that hold topologies are sized by it. */
+#define WC_DIRECTORY_MAX_TOPOLOGY  (32 + WC_MAX_NODES * 694)
+
 /*  Why the directory refused an update: one line for the ERROR text and
     the log, starting with the field at fault when a field is. */
 typedef struct {

@@ -16,14 +16,12 @@
 #include <string.h>
 #include "log.h"
 #include "clock.h"
+#include "directory.h"
 #include "publisher.h"
 #include "wc_limits.h"
 
-/*  Largest TOPOLOGY: a header (< 32 bytes) and WC_MAX_NODES node_infos
-    of at most 694 bytes each (array header 1; id and region str8 2 + 64
-    each; role 1; epoch, applied_seq 9 each; addr and primary str8 2 + 255
-    each; lag, lag_ms 9 each; up 1; silent_ms 9): 694 KiB in all. */
-#define S_MAX_TOPOLOGY   (32 + WC_MAX_NODES * 694)
+/*  What a push can be at most. */
+#define S_MAX_TOPOLOGY   WC_DIRECTORY_MAX_TOPOLOGY
 
 /*  Per subscriber: pushes queued out (4 MiB / 694 KiB: 5 pushes, of
     which the newest matters), frames queued in (32 KiB / 512 B: 64). */

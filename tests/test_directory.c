@@ -539,6 +539,40 @@ test_one_primary (void **state)
     wc_directory_destroy (&dir);
 }
 
+//  The largest TOPOLOGY (every node at every limit) fits the size the
+//  broker's queues are budgeted by, and nearly fills it.
+
+static void
+test_max_topology_size (void **state)
+{
+    (void) state;
+    wc_directory_t *dir = wc_directory_new ();
+    char id [WC_MAX_ID + 1], region [WC_MAX_ID + 1], addr [WC_MAX_ADDR + 1];
+    memset (region, 'r', WC_MAX_ID);
+    region [WC_MAX_ID] = '\0';
+    memset (addr, 'h', WC_MAX_ADDR);
+    memcpy (addr + WC_MAX_ADDR - 6, ":65533", 7);
+    for (unsigned i = 0; i < WC_MAX_NODES; i++) {
+        memset (id, 'n', WC_MAX_ID);
+        id [WC_MAX_ID] = '\0';
+        char number [16];
+        snprintf (number, sizeof number, "%04u", i);
+        memcpy (id, number, 4);
+        wc_node_info_t info = s_info (id, region, WC_ROLE_REPLICA, addr, addr);
+        info.epoch = info.applied_seq = info.lag = info.lag_ms = UINT64_MAX;
+        assert_int_equal (wc_directory_update (dir, &info, 0, NULL), 1);
+    }
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init (&out);
+    assert_int_equal (wc_directory_encode_topology (dir, UINT64_MAX, INT64_MAX, &out), 0);
+    print_message ("largest TOPOLOGY: %zu bytes (budgeted: %u)\n", out.size,
+                   (unsigned) WC_DIRECTORY_MAX_TOPOLOGY);
+    assert_true (out.size <= WC_DIRECTORY_MAX_TOPOLOGY);
+    assert_true (out.size > WC_DIRECTORY_MAX_TOPOLOGY - 64);
+    msgpack_sbuffer_destroy (&out);
+    wc_directory_destroy (&dir);
+}
+
 //  What a client receives: the encoded TOPOLOGY decodes through the codec
 //  into the same nodes, with the broker's up and silent_ms.
 
@@ -630,6 +664,7 @@ main (void)
         cmocka_unit_test (test_ids_are_bytes_in_order),
         cmocka_unit_test (test_limit),
         cmocka_unit_test (test_one_primary),
+        cmocka_unit_test (test_max_topology_size),
         cmocka_unit_test (test_topology_decodes),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
