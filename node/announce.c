@@ -121,13 +121,31 @@ s_send (wc_announce_t *self, int type)
         self->dropped++;
 }
 
+/*  The flag that sets the node_info field a refusal names (the first
+    word of the broker's text), or NULL for a field no flag sets. */
+static const char *
+s_flag_of (const char *text)
+{
+    static const char *fields [][2] = {
+        { "id",      "--id" },
+        { "region",  "--region" },
+        { "addr",    "--advertise (or --bind and --port, its default)" },
+        { "primary", "--replica-of" }
+    };
+    size_t word = strcspn (text, " ");
+    for (size_t i = 0; i < sizeof fields / sizeof fields [0]; i++)
+        if (strlen (fields [i][0]) == word && strncmp (text, fields [i][0], word) == 0)
+            return fields [i][1];
+    return NULL;
+}
+
 /*  What the operator can do about a refusal, by its code and, for a
-    field at fault, by the field (the first word of the broker's text). */
+    field at fault, by the flag that sets it. */
 static void
 s_remedy (wc_announce_t *self, int code, const char *text, const char *detail,
           char *remedy, size_t size)
 {
-    size_t word = strcspn (text, " ");
+    const char *flag = s_flag_of (text);
     if (code == WALCAST_ECONFLICT)
         snprintf (remedy, size, "to follow that primary, restart this node with "
                   "--replica-of %s; to make this node the primary, stop the other "
@@ -138,15 +156,15 @@ s_remedy (wc_announce_t *self, int code, const char *text, const char *detail,
                   "(a node that is down makes room); retrying every %d ms",
                   WC_ANNOUNCE_INTERVAL_MS);
     else
-    if ((code == WALCAST_EPROTO || code == WALCAST_ETOOBIG) && word > 0)
+    if ((code == WALCAST_EPROTO || code == WALCAST_ETOOBIG) && flag)
         snprintf (remedy, size, "fix %s and restart this node; until then clients "
-                  "that use the broker do not see it",
-                  strncmp (text, "id", word) == 0 ? "--id"
-                  : strncmp (text, "region", word) == 0 ? "--region"
-                  : strncmp (text, "addr", word) == 0
-                    ? "--advertise (or --bind and --port, its default)"
-                  : strncmp (text, "primary", word) == 0 ? "--replica-of"
-                  : "the node (this is a bug: please report it)");
+                  "that use the broker do not see it", flag);
+    else
+    if (code == WALCAST_EPROTO || code == WALCAST_ETOOBIG)
+        snprintf (remedy, size, "no flag sets that field: this node and the broker "
+                  "disagree on the protocol (check that both run the same walcast "
+                  "version, else report it); retrying every %d ms",
+                  WC_ANNOUNCE_INTERVAL_MS);
     else
         snprintf (remedy, size, "check that --broker %s names a walcast broker of "
                   "this version; retrying every %d ms", self->broker,

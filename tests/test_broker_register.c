@@ -15,7 +15,9 @@
     the end, the CLI's status and get through the broker work, and the
     TOPOLOGY (read raw, so the client's own checks cannot hide anything)
     lists p1 and r1 only, every address well-formed. A known node's bad
-    heartbeat is refused too and leaves its entry as it was.
+    heartbeat is refused too and leaves its entry as it was. And a real
+    node started with a region the broker cannot take logs the refusal
+    once, with the flag to fix.
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -315,11 +317,51 @@ test_bad_registrations (void **state)
     cluster_pass (c);
 }
 
+//  A real node whose flags make a node_info the broker cannot take (a
+//  region with a space) is told so, logs it once with the flag to fix,
+//  and is not listed; the node itself serves on.
+static void
+test_refused_node_says_why (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    assert_int_equal (cluster_broker_start (c, 0), 0);
+    int n = cluster_add (c, "n1", NULL, NULL);
+    cluster_set_broker (c, n, true);
+    cluster_set_region (c, n, "eu west");
+    assert_int_equal (cluster_start (c, n), 0);
+    assert_int_equal (cluster_wait_ready (c, n, 30000), 0);
+    assert_int_equal (cluster_wait_log (c, n, "broker refused us:", 0, 10000), 0);
+    //  Beats go on (each refused): the broker never lists it, the node
+    //  says it once
+    broker_peer_t *peer = broker_peer_new (cluster_broker_addr (c), ZMQ_DEALER);
+    assert_non_null (peer);
+    int64_t until = cluster_now_ms () + 2000;
+    while (cluster_now_ms () < until) {
+        assert_int_equal (s_check_topology (peer, NULL, 0), 0);
+        cluster_nap_ms (200);
+    }
+    broker_peer_destroy (&peer);
+    char line [2048];
+    assert_int_equal (cluster_log_find (c, n, "broker refused us:", 0, 0, line,
+                                        sizeof line), 0);
+    print_message ("n1: %s\n", line);
+    assert_int_equal (cluster_log_count (c, n, "broker refused us:", 0), 1);
+    assert_non_null (strstr (line, "region \"eu west\" has byte 0x20"));
+    assert_non_null (strstr (line, "(EPROTO); fix --region and restart this node"));
+    walcast_status_t status;
+    assert_int_equal (cluster_status (c, n, &status), 0);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_bad_registrations, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_refused_node_says_why, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
