@@ -1,15 +1,20 @@
-/*  broker.c - the broker's loop: one thread, one ROUTER, one PUB, two timers.
+/*  broker.c - the broker's loop: one thread, one ROUTER, one XPUB
+    (publisher.c), two timers.
 
-    Each turn polls the ROUTER until the next timer is due, then:
+    Each turn polls the ROUTER and the XPUB until the next timer is due,
+    then:
 
     1. takes up to S_BATCH messages off the ROUTER without blocking. A
-       REGISTER or NODE_HEARTBEAT updates the directory (no reply: nodes
-       fire and forget); a TOPOLOGY_GET is answered with the whole
-       directory; anything else is counted and, when it carried a request
-       id, refused with an ERROR;
+       REGISTER or NODE_HEARTBEAT updates the directory (a REGISTER is
+       answered with the TOPOLOGY), or is refused with an ERROR that says
+       why: a field at fault (nodeinfo.c: the directory only ever holds
+       nodes a client can use), a second primary; a TOPOLOGY_GET
+       is answered with the whole directory; anything else is counted
+       and answered with an ERROR, as a node answers it; then takes the
+       subscriptions waiting on the XPUB;
     2. ticks the directory (every S_TICK_MS at most) so silent nodes go
        down;
-    3. pushes the topology on the PUB when the version moved during the
+    3. pushes the topology on the XPUB when the version moved during the
        turn, or a second has passed since the last push. Changes that
        arrive together (a restarted broker hearing from every node at
        once) are pushed once, with the latest version: subscribers may see
@@ -19,7 +24,10 @@
     socket: every frame before the last is echoed on the reply, so both
     DEALER and REQ peers work. Every message is untrusted: it is size
     limited by the socket (S_MAX_REQUEST), decoded and checked by the
-    codec, and the directory stays bounded (WC_MAX_NODES).
+    codec, and the directory stays bounded (WC_MAX_NODES). What the broker
+    queues for a peer is bounded in bytes (S_RCVHWM, S_SNDHWM): a peer
+    that does not read its replies loses them, not the broker its memory.
+    Subscriptions on the XPUB are taken in the same turn (publisher.c).
 */
 #include <czmq.h>
 #include <errno.h>
@@ -31,9 +39,26 @@
 #include "codec.h"
 #include "directory.h"
 #include "log.h"
+#include "nodeinfo.h"
+#include "publisher.h"
 #include "request.h"
 
-#define S_MAX_REQUEST   (64 * 1024)    /* a REGISTER is well under 1 KiB */
+/*  Largest request: a REGISTER with every string at its limit is about
+    720 bytes. A larger frame makes libzmq drop the peer's connection. */
+#define S_MAX_REQUEST   4096
+
+/*  Largest reply: a whole TOPOLOGY. */
+#define S_MAX_REPLY     WC_DIRECTORY_MAX_TOPOLOGY
+
+/*  Queues per peer, in bytes. libzmq's HWMs count messages, so each is a
+    byte budget divided by the largest message of its queue: requests in,
+    256 KiB / 4 KiB = 64; replies out, 4 MiB / 694 KiB = 5. A peer that
+    sends requests without reading the replies loses the replies past
+    that (ROUTER_MANDATORY: the send fails, is counted and dropped). */
+#define S_RCVHWM        ((256 * 1024) / S_MAX_REQUEST)
+#define S_SNDHWM        ((4 * 1024 * 1024) / S_MAX_REPLY)
+_Static_assert (S_RCVHWM >= 1 && S_SNDHWM >= 1, "a HWM of 0 means no limit");
+
 #define S_BATCH         1000           /* messages handled per turn */
 #define S_PUSH_MS       1000           /* push at least this often */
 #define S_REFUSED_LOG_MS 10000         /* warn about refused nodes this often */
@@ -41,7 +66,7 @@
 struct wc_broker {
     wc_broker_config_t cfg;
     zsock_t         *router;            /* ROUTER, B: nodes and clients */
-    zsock_t         *pub;               /* PUB, B+1: topology pushes */
+    wc_publisher_t  *publisher;         /* XPUB, B+1: topology pushes */
     wc_directory_t  *directory;
     wc_request_t      req;               /* the message being handled */
     msgpack_sbuffer  out;               /* scratch: encoded replies and pushes */
@@ -52,7 +77,7 @@ struct wc_broker {
     bool             pushed;            /* a push happened at all */
     uint64_t         bad_messages;      /* malformed or unexpected, dropped or refused */
     uint64_t         send_failures;     /* replies the ROUTER could not route */
-    uint64_t         refused;           /* new nodes refused, directory full */
+    uint64_t         refused;           /* REGISTERs and NODE_HEARTBEATs refused */
     uint64_t         refused_logged;    /* value of refused at the last warning */
     int64_t          refused_log_ms;    /* when that warning was logged */
 };
@@ -74,27 +99,20 @@ wc_broker_stop (void)
 
 /* --- start-up ------------------------------------------------------------ */
 
-/*  Create and bind one socket at bind:port; NULL (logged) on failure. */
+/*  The ROUTER at bind:port; NULL (logged) on failure. */
 static zsock_t *
-s_bind (wc_broker_t *self, int type, int port)
+s_bind_router (wc_broker_t *self, int port)
 {
-    zsock_t *sock = zsock_new (type);
+    zsock_t *sock = zsock_new (ZMQ_ROUTER);
     if (!sock)
         return NULL;
     zsock_set_linger (sock, 0);
     zsock_set_heartbeat_ivl (sock, 1000);
     zsock_set_heartbeat_timeout (sock, 5000);
-    if (type == ZMQ_ROUTER) {
-        zsock_set_router_mandatory (sock, 1);
-        zsock_set_sndhwm (sock, 10000);
-        zsock_set_rcvhwm (sock, 10000);
-        zsock_set_maxmsgsize (sock, S_MAX_REQUEST);
-    }
-    else {
-        /*  PUB: subscribers only send subscriptions, which are small. */
-        zsock_set_sndhwm (sock, 1000);
-        zsock_set_maxmsgsize (sock, 65536);
-    }
+    zsock_set_router_mandatory (sock, 1);
+    zsock_set_sndhwm (sock, S_SNDHWM);
+    zsock_set_rcvhwm (sock, S_RCVHWM);
+    zsock_set_maxmsgsize (sock, S_MAX_REQUEST);
     if (zsock_bind (sock, "tcp://%s:%d", self->cfg.bind, port) != port) {
         wc_log_error ("cannot bind tcp://%s:%d: %s", self->cfg.bind, port,
                       zmq_strerror (zmq_errno ()));
@@ -119,11 +137,11 @@ wc_broker_new (const wc_broker_config_t *cfg, int *err)
     if (!self->directory)
         goto error;
     rc = WALCAST_EUNAVAILABLE;
-    self->router = s_bind (self, ZMQ_ROUTER, cfg->port);
+    self->router = s_bind_router (self, cfg->port);
     if (!self->router)
         goto error;
-    self->pub = s_bind (self, ZMQ_PUB, cfg->port + 1);
-    if (!self->pub)
+    self->publisher = wc_publisher_new (cfg->bind, cfg->port + 1);
+    if (!self->publisher)
         goto error;
 
     /*  Tick often enough that a node goes down within a tenth of its
@@ -151,7 +169,7 @@ wc_broker_destroy (wc_broker_t **self_p)
     if (!self)
         return;
     zsock_destroy (&self->router);
-    zsock_destroy (&self->pub);
+    wc_publisher_destroy (&self->publisher);
     wc_directory_destroy (&self->directory);
     wc_request_destroy (&self->req);
     msgpack_sbuffer_destroy (&self->out);
@@ -190,60 +208,86 @@ s_reply_error (wc_broker_t *self, wc_request_t *req, int err, const char *text)
         s_reply (self, req);
 }
 
-/*  A node's REGISTER or NODE_HEARTBEAT: into the directory. A new node
-    the directory has no room for is refused (the node keeps sending, and
-    gets in once a slot frees up); the warning is rate limited, since a
-    full directory refuses every heartbeat of every extra node. */
+/*  Refuse a node's REGISTER or NODE_HEARTBEAT: an ERROR with its rid and
+    the reason, so the node can log why and its operator act on it. A
+    refused node keeps beating (twice a second), so the warning is rate
+    limited: the first refusal at once, then at most one line every
+    S_REFUSED_LOG_MS, with the count of those it stands for. */
 static void
-s_handle_node (wc_broker_t *self, const wc_node_info_t *info, int64_t now)
+s_refuse (wc_broker_t *self, wc_request_t *req, int err, const wc_refusal_t *why,
+          int64_t now)
 {
-    int rc = wc_directory_update (self->directory, info, now);
-    if (rc == WALCAST_EBUSY) {
-        self->refused++;
-        if (self->refused_log_ms == 0
-        ||  now - self->refused_log_ms >= S_REFUSED_LOG_MS) {
-            char id [WC_MAX_ID + 1];
-            for (uint32_t i = 0; i < info->id.len; i++)
-                id [i] = info->id.ptr [i] < 0x20 || info->id.ptr [i] == 0x7f
-                       ? '?' : (char) info->id.ptr [i];
-            id [info->id.len] = '\0';
-            wc_log_warn ("directory full (%u nodes, all up): refusing new nodes "
-                         "(%llu refused since the last warning, node %s among "
-                         "them)", WC_MAX_NODES,
-                         (unsigned long long) (self->refused - self->refused_logged),
-                         id);
-            self->refused_logged = self->refused;
-            self->refused_log_ms = now;
-        }
-    }
-    else
-    if (rc < 0) {
-        self->bad_messages++;
-        wc_log_debug ("node update refused: %s", walcast_strerror (rc));
-    }
+    self->refused++;
+    self->out.size = 0;
+    if (wc_error_encode (req->msg.rid, err, why->text, why->detail, &self->out) == 0)
+        s_reply (self, req);
+    if (self->refused_log_ms != 0 && now - self->refused_log_ms < S_REFUSED_LOG_MS)
+        return;
+    char id [WC_MAX_ID + 1];
+    wc_bytes_printable (id, sizeof id, &req->msg.u.node.id);
+    char others [80] = "";
+    if (self->refused - self->refused_logged > 1)
+        snprintf (others, sizeof others, " (and %llu other refusals since the last "
+                  "warning)", (unsigned long long) (self->refused - self->refused_logged - 1));
+    wc_log_warn ("refused %s of node %s (rid %llu, %s): %s%s",
+                 wc_msg_type_name (req->msg.type), id [0] ? id : "?",
+                 (unsigned long long) req->msg.rid, walcast_errname (err), why->text,
+                 others);
+    self->refused_logged = self->refused;
+    self->refused_log_ms = now;
 }
 
-/*  Handle one decoded (or undecodable) message. */
+/*  A node's REGISTER or NODE_HEARTBEAT: into the directory, or refused
+    with the reason (a field against the admission rules, a second
+    primary, a full directory). An admitted REGISTER is answered with the
+    TOPOLOGY the node just joined: that is how a node learns that a
+    refusal is over. Admitted heartbeats get no reply. */
+static void
+s_handle_node (wc_broker_t *self, wc_request_t *req, int64_t now)
+{
+    wc_refusal_t why;
+    int rc = wc_directory_update (self->directory, &req->msg.u.node, now, &why);
+    if (rc < 0) {
+        s_refuse (self, req, rc, &why, now);
+        return;
+    }
+    if (req->msg.type != WC_MSG_REGISTER)
+        return;
+    self->out.size = 0;
+    if (wc_directory_encode_topology (self->directory, req->msg.rid, now,
+                                      &self->out) == 0)
+        s_reply (self, req);
+}
+
+/*  Handle one decoded (or undecodable) message. Like a node, the broker
+    answers everything it received whole: a malformed message with an
+    ERROR of the failure's code (EVERSION, EPROTO, ETOOBIG), whose rid is
+    the message's when the codec could read it and 0 otherwise, so no
+    peer waits for its timeout to learn that it was not understood. */
 static void
 s_handle (wc_broker_t *self, wc_request_t *req, int64_t now)
 {
     wc_msg_t *msg = &req->msg;
+    if (req->rc
+    &&  (msg->type == WC_MSG_REGISTER || msg->type == WC_MSG_NODE_HEARTBEAT)) {
+        /*  The codec refused the node_info: say which field. */
+        self->bad_messages++;
+        wc_refusal_t why = { "", "" };
+        wc_nodeinfo_explain (&req->unpacked.data, why.text, sizeof why.text);
+        s_refuse (self, req, req->rc, &why, now);
+        return;
+    }
     if (req->rc) {
-        /*  Malformed. Nodes do not read replies to what they fire and
-            forget, and without a request id a client could not match an
-            ERROR to its request: drop those, refuse the rest. */
         self->bad_messages++;
         wc_log_debug ("malformed %s (rid %llu): %s", wc_msg_type_name (msg->type),
                       (unsigned long long) msg->rid, walcast_strerror (req->rc));
-        if (msg->rid != 0 && msg->type != WC_MSG_REGISTER
-        &&  msg->type != WC_MSG_NODE_HEARTBEAT)
-            s_reply_error (self, req, req->rc, NULL);
+        s_reply_error (self, req, req->rc, NULL);
         return;
     }
     switch (msg->type) {
         case WC_MSG_REGISTER:
         case WC_MSG_NODE_HEARTBEAT:
-            s_handle_node (self, &msg->u.node, now);
+            s_handle_node (self, req, now);
             break;
         case WC_MSG_TOPOLOGY_GET:
             self->out.size = 0;
@@ -253,12 +297,8 @@ s_handle (wc_broker_t *self, wc_request_t *req, int64_t now)
             else
                 s_reply_error (self, req, WALCAST_ENOMEM, NULL);
             break;
-        case WC_MSG_ENTRY:
-        case WC_MSG_HEARTBEAT:
-            /*  Stream messages carry no request id: nothing to answer. */
-            self->bad_messages++;
-            break;
         default:
+            /*  Well-formed, but for a node or a subscriber. */
             self->bad_messages++;
             wc_log_debug ("unexpected %s (rid %llu) on the broker socket",
                           wc_msg_type_name (msg->type),
@@ -286,9 +326,9 @@ s_handle_router (wc_broker_t *self)
 
 /* --- the loop ------------------------------------------------------------ */
 
-/*  Publish the topology: [topic "topology"][TOPOLOGY, rid 0]. PUB never
-    blocks: a subscriber whose queue is full misses this one and gets the
-    next (a second later at most). */
+/*  Publish the topology: [topic "topology"][TOPOLOGY, rid 0]. Publishing
+    never blocks: a subscriber whose queue is full misses this one and
+    gets the next (a second later at most). */
 static void
 s_push (wc_broker_t *self, int64_t now)
 {
@@ -297,15 +337,15 @@ s_push (wc_broker_t *self, int64_t now)
         wc_log_warn ("cannot encode the topology: out of memory");
         return;
     }
-    void *handle = zsock_resolve (self->pub);
-    zmq_send (handle, "topology", 8, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send (handle, self->out.data, self->out.size, ZMQ_DONTWAIT);
+    if (wc_publisher_send (self->publisher, self->out.data, self->out.size) != 0)
+        return;
     self->pushed = true;
     self->pushed_version = wc_directory_version (self->directory);
     self->next_push_ms = now + S_PUSH_MS;
 }
 
-/*  Run the timers and push when due. Returns ms until the next timer. */
+/*  Run the timers and push when due. Returns ms until the next timer.
+    While the topology socket is being rebuilt, pushes wait for it. */
 static int
 s_timers (wc_broker_t *self)
 {
@@ -314,11 +354,14 @@ s_timers (wc_broker_t *self)
         wc_directory_tick (self->directory, now, self->cfg.node_timeout_ms);
         self->next_tick_ms = now + self->tick_ms;
     }
-    if (!self->pushed || now >= self->next_push_ms
-    ||  wc_directory_version (self->directory) != self->pushed_version)
-        s_push (self, now);
-    int64_t next = self->next_tick_ms < self->next_push_ms
-                 ? self->next_tick_ms : self->next_push_ms;
+    int64_t next_push = now + wc_publisher_tick (self->publisher, now);
+    if (wc_publisher_socket (self->publisher)) {
+        if (!self->pushed || now >= self->next_push_ms
+        ||  wc_directory_version (self->directory) != self->pushed_version)
+            s_push (self, now);
+        next_push = self->next_push_ms;
+    }
+    int64_t next = self->next_tick_ms < next_push ? self->next_tick_ms : next_push;
     return next > now ? (int) (next - now) : 0;
 }
 
@@ -334,10 +377,12 @@ wc_broker_run (wc_broker_t *self)
     int rc = 0;
     while (!s_stop) {
         int timeout = s_timers (self);
+        void *publisher = wc_publisher_socket (self->publisher);
         zmq_pollitem_t items [] = {
-            { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 }
+            { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 },
+            { publisher, 0, ZMQ_POLLIN, 0 }
         };
-        if (zmq_poll (items, 1, timeout) == -1) {
+        if (zmq_poll (items, publisher ? 2 : 1, timeout) == -1) {
             if (zmq_errno () == EINTR)
                 continue;
             wc_log_error ("poll failed: %s", zmq_strerror (zmq_errno ()));
@@ -346,15 +391,20 @@ wc_broker_run (wc_broker_t *self)
         }
         if (items [0].revents & ZMQ_POLLIN)
             s_handle_router (self);
+        if (publisher && (items [1].revents & ZMQ_POLLIN))
+            wc_publisher_handle (self->publisher);
     }
     wc_log_info ("stopped at topology version %llu with %zu nodes, %zu up "
                  "(%llu malformed or unexpected messages dropped or refused, "
-                 "%llu replies unroutable, %llu new nodes refused)",
+                 "%llu replies unroutable, %llu registrations refused, %llu "
+                 "foreign subscriptions dropped, %llu topology socket rebuilds)",
                  (unsigned long long) wc_directory_version (self->directory),
                  wc_directory_size (self->directory),
                  wc_directory_up_count (self->directory),
                  (unsigned long long) self->bad_messages,
                  (unsigned long long) self->send_failures,
-                 (unsigned long long) self->refused);
+                 (unsigned long long) self->refused,
+                 (unsigned long long) wc_publisher_foreign (self->publisher),
+                 (unsigned long long) wc_publisher_rebuilds (self->publisher));
     return rc;
 }

@@ -2,11 +2,14 @@
 
     main.c fills a wc_broker_config_t and calls wc_broker_new and
     wc_broker_run. The broker binds, at base port B:
-      B    ROUTER  nodes send REGISTER and NODE_HEARTBEAT (no reply);
+      B    ROUTER  nodes send REGISTER (answered with a TOPOLOGY) and
+                   NODE_HEARTBEAT; either is answered with an ERROR when
+                   refused (nodeinfo.h, directory.h: one primary);
                    clients send TOPOLOGY_GET and get a TOPOLOGY back;
-      B+1  PUB     [topic "topology"][TOPOLOGY, rid 0], pushed at once
+      B+1  XPUB    [topic "topology"][TOPOLOGY, rid 0], pushed at once
                    when the directory's version changes and at least
-                   once a second anyway.
+                   once a second anyway; only the subscriptions the
+                   protocol defines are kept (publisher.h).
     It keeps nothing on disk: after a restart the nodes' heartbeats (every
     500 ms) rebuild the directory within a second.
 */

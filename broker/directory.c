@@ -17,10 +17,12 @@
     byte strings with a length (they may hold any byte) and are made
     printable before they reach a log line.
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "directory.h"
 #include "log.h"
+#include "nodeinfo.h"
 
 /*  One node, as it last described itself. */
 typedef struct {
@@ -99,24 +101,6 @@ s_role_name (uint8_t role)
 {
     return role == WC_ROLE_PRIMARY ? "primary"
          : role == WC_ROLE_REPLICA ? "replica" : "unknown";
-}
-
-static bool
-s_bytes_ok (const wc_bytes_t *bytes, uint32_t min, uint32_t max)
-{
-    return bytes->len >= min && bytes->len <= max
-        && (bytes->len == 0 || bytes->ptr != NULL);
-}
-
-/*  The same checks the codec makes on a decoded node_info. */
-static bool
-s_info_ok (const wc_node_info_t *info)
-{
-    return s_bytes_ok (&info->id, 1, WC_MAX_ID)
-        && s_bytes_ok (&info->region, 0, WC_MAX_ID)
-        && (info->role == WC_ROLE_PRIMARY || info->role == WC_ROLE_REPLICA)
-        && s_bytes_ok (&info->addr, 1, WC_MAX_ADDR)
-        && s_bytes_ok (&info->primary, 0, WC_MAX_ADDR);
 }
 
 static bool
@@ -245,45 +229,114 @@ s_log_changes (const s_node_t *node, const wc_node_info_t *info, int64_t now_ms)
     return changed;
 }
 
+/* --- one primary ----------------------------------------------------------- */
+
+/*  Index of the node, other than id, that holds the primary role, or
+    self->size. There is at most one (s_claim_primary keeps it so). */
+static size_t
+s_other_primary (wc_directory_t *self, const wc_bytes_t *id)
+{
+    for (size_t i = 0; i < self->size; i++)
+        if (self->nodes [i]->role == WC_ROLE_PRIMARY && s_compare_id (self->nodes [i], id))
+            return i;
+    return self->size;
+}
+
+/*  A node claims the primary role. While another node holds it and is
+    up, the claim is refused (ECONFLICT; why names the holder, detail is
+    its address). When the holder is down, the claimant takes the role and
+    the holder is forgotten, so the directory never lists two primaries;
+    if the holder comes back as a primary it is the one refused. */
+static int
+s_claim_primary (wc_directory_t *self, const wc_node_info_t *info, int64_t now_ms,
+                 wc_refusal_t *why)
+{
+    size_t index = s_other_primary (self, &info->id);
+    if (index == self->size)
+        return 0;
+    s_node_t *holder = self->nodes [index];
+    char id [S_PRINTABLE], addr [S_PRINTABLE], claimant [S_PRINTABLE];
+    s_printable (id, holder->id, holder->id_len);
+    s_printable (addr, holder->addr, holder->addr_len);
+    if (holder->up) {
+        snprintf (why->text, sizeof why->text, "node %s at %s is the primary (up, "
+                  "heard %lld ms ago); a cluster has one primary", id, addr,
+                  (long long) s_silent_ms (holder, now_ms));
+        snprintf (why->detail, sizeof why->detail, "%s", addr);
+        return WALCAST_ECONFLICT;
+    }
+    s_printable (claimant, info->id.ptr, info->id.len);
+    wc_log_warn ("node %s takes the primary role from node %s at %s, down for %lld "
+                 "ms: %s is forgotten, and refused if it comes back as a primary "
+                 "while %s is up", claimant, id, addr,
+                 (long long) s_silent_ms (holder, now_ms), id, claimant);
+    free (holder);
+    memmove (&self->nodes [index], &self->nodes [index + 1],
+             (self->size - index - 1) * sizeof (s_node_t *));
+    self->size--;
+    return 0;
+}
+
 /* --- the directory ------------------------------------------------------- */
+
+/*  Make room for a new node at index (where s_find put it) and log it.
+    Returns 0 with *node_p the new, empty record (id set), or a refusal. */
+static int
+s_insert (wc_directory_t *self, const wc_node_info_t *info, size_t index,
+          int64_t now_ms, wc_refusal_t *why, s_node_t **node_p)
+{
+    s_node_t *node = (s_node_t *) calloc (1, sizeof *node);
+    if (!node) {
+        snprintf (why->text, sizeof why->text, "the broker is out of memory");
+        return WALCAST_ENOMEM;
+    }
+    if (self->size == WC_MAX_NODES) {
+        if (!s_evict (self, &info->id, now_ms)) {
+            free (node);
+            snprintf (why->text, sizeof why->text, "directory full: %u nodes, all "
+                      "up; a new node gets in when one goes down", WC_MAX_NODES);
+            return WALCAST_EBUSY;
+        }
+        s_find (self, &info->id, &index);
+    }
+    memmove (&self->nodes [index + 1], &self->nodes [index],
+             (self->size - index) * sizeof (s_node_t *));
+    self->nodes [index] = node;
+    self->size++;
+    s_set (node->id, &node->id_len, &info->id);
+    char id [S_PRINTABLE], region [S_PRINTABLE], addr [S_PRINTABLE];
+    wc_log_info ("node %s registered (region %s, role %s, addr %s)",
+                 s_printable (id, info->id.ptr, info->id.len),
+                 s_printable (region, info->region.ptr, info->region.len),
+                 s_role_name (info->role),
+                 s_printable (addr, info->addr.ptr, info->addr.len));
+    *node_p = node;
+    return 0;
+}
 
 int
 wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
-                     int64_t now_ms)
+                     int64_t now_ms, wc_refusal_t *why)
 {
-    if (!s_info_ok (info))
-        return WALCAST_EINVAL;
+    wc_refusal_t unused;
+    if (!why)
+        why = &unused;
+    why->text [0] = why->detail [0] = '\0';
+    int rc = wc_nodeinfo_check (info, why->text, sizeof why->text);
+    if (rc == 0 && info->role == WC_ROLE_PRIMARY)
+        rc = s_claim_primary (self, info, now_ms, why);
+    if (rc)
+        return rc;
     size_t index;
     s_node_t *node;
-    bool changed;
+    bool changed = true;
     if (s_find (self, &info->id, &index)) {
         node = self->nodes [index];
         changed = s_log_changes (node, info, now_ms);
     }
-    else {
-        node = (s_node_t *) calloc (1, sizeof *node);
-        if (!node)
-            return WALCAST_ENOMEM;
-        if (self->size == WC_MAX_NODES) {
-            if (!s_evict (self, &info->id, now_ms)) {
-                free (node);
-                return WALCAST_EBUSY;
-            }
-            s_find (self, &info->id, &index);
-        }
-        memmove (&self->nodes [index + 1], &self->nodes [index],
-                 (self->size - index) * sizeof (s_node_t *));
-        self->nodes [index] = node;
-        self->size++;
-        s_set (node->id, &node->id_len, &info->id);
-        char id [S_PRINTABLE], region [S_PRINTABLE], addr [S_PRINTABLE];
-        wc_log_info ("node %s registered (region %s, role %s, addr %s)",
-                     s_printable (id, info->id.ptr, info->id.len),
-                     s_printable (region, info->region.ptr, info->region.len),
-                     s_role_name (info->role),
-                     s_printable (addr, info->addr.ptr, info->addr.len));
-        changed = true;
-    }
+    else
+    if ((rc = s_insert (self, info, index, now_ms, why, &node)))
+        return rc;
     s_set (node->region, &node->region_len, &info->region);
     s_set (node->addr, &node->addr_len, &info->addr);
     s_set (node->primary, &node->primary_len, &info->primary);

@@ -17,6 +17,12 @@
     order. At most WC_MAX_NODES are kept; when the directory is full a new
     node takes the place of the node that has been down the longest, and
     is refused when every node is up.
+
+    Only what a client can use gets in: every update is checked by
+    wc_nodeinfo_check, and at most one node holds the primary role. A
+    second node that claims it while the primary is up is refused
+    (ECONFLICT, naming the primary); once the primary is down, the
+    claimant takes the role and the old primary is forgotten.
 */
 #ifndef WC_DIRECTORY_H_INCLUDED
 #define WC_DIRECTORY_H_INCLUDED
@@ -28,6 +34,20 @@
 #include "codec.h"
 
 typedef struct wc_directory wc_directory_t;
+
+/*  Largest TOPOLOGY the directory encodes: a header (< 32 bytes) and
+    WC_MAX_NODES node_infos of at most 694 bytes each (array header 1; id
+    and region str8 2 + 64 each; role 1; epoch, applied_seq 9 each; addr
+    and primary str8 2 + 255 each; lag, lag_ms 9 each; up 1; silent_ms
+    9): 694 KiB. Queues that hold topologies are sized by it. */
+#define WC_DIRECTORY_MAX_TOPOLOGY  (32 + WC_MAX_NODES * 694)
+
+/*  Why the directory refused an update: one line for the ERROR text and
+    the log, starting with the field at fault when a field is. */
+typedef struct {
+    char text [WC_MAX_TEXT + 1];
+    char detail [WC_MAX_ADDR + 1];    /* ECONFLICT: the primary's HOST:PORT */
+} wc_refusal_t;
 
 /*  A new, empty directory (version 0), or NULL when out of memory. */
 wc_directory_t *wc_directory_new (void);
@@ -41,12 +61,16 @@ void wc_directory_destroy (wc_directory_t **self_p);
     a buffer that goes away afterwards), marks the node up and heard at
     now_ms. info->up and info->silent_ms are ignored (the broker's view is
     its own). Logs appearances, returns and role/address/region/primary
-    changes. Returns 1 when the version went up, 0 when it did not,
-    WALCAST_EINVAL when a field is outside its limits (see codec.h), or
-    WALCAST_EBUSY when the node is new and the directory is full of nodes
-    that are up (nothing changes then). */
+    changes. Returns 1 when the version went up, 0 when it did not, or a
+    refusal, which changes nothing and says why in *why (may be NULL):
+    WALCAST_EPROTO or WALCAST_ETOOBIG when a field breaks the admission
+    rules (wc_nodeinfo_check), WALCAST_ECONFLICT when the node claims the
+    primary role while another node holds it and is up (why->detail is
+    that primary's address), WALCAST_EBUSY when the node is new and the
+    directory is full of nodes that are up, WALCAST_ENOMEM. A claim that
+    succeeds because the primary is down forgets the old primary. */
 int wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
-                         int64_t now_ms);
+                         int64_t now_ms, wc_refusal_t *why);
 
 /*  Mark down every up node not heard for timeout_ms or more at now_ms,
     logging each. Returns 1 when the version went up, else 0. */

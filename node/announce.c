@@ -5,20 +5,39 @@
     send queue with non-blocking sends means a dead or slow broker costs
     the node nothing: beats are dropped, and the next one after the broker
     returns re-registers the node (a beat carries all a REGISTER does).
+
+    The link has two states, told apart by the broker's replies, which
+    are read without waiting at every tick:
+    - not admitted (at start, and after any refusal): the beat is a
+      REGISTER; the broker answers an admitted one with a TOPOLOGY;
+    - admitted: the beat is a NODE_HEARTBEAT, answered only by an ERROR
+      when the broker refuses it (a second primary registered while this
+      one was away, say), which sends the link back to the first state.
+    A refusal is logged once per episode (again only if its code
+    changes), with the remedy the operator needs; the TOPOLOGY that ends
+    the episode is logged too.
 */
 #include <string.h>
 #include "announce.h"
 #include "log.h"
 #include "replica.h"
 
+/*  Replies read per tick: the broker sends at most one per beat. */
+#define S_REPLIES_PER_TICK  16
+
 struct wc_announce {
-    wc_node_t      *node;
-    zsock_t        *dealer;           /* to the broker's ROUTER */
-    char            broker [WC_MAX_ADDR + 1];
-    bool            registered;       /* REGISTER sent */
-    int64_t         next_beat_ms;
-    uint64_t        dropped;          /* beats the socket would not take */
-    msgpack_sbuffer buf;
+    wc_node_t       *node;
+    zsock_t         *dealer;          /* to the broker's ROUTER */
+    char             broker [WC_MAX_ADDR + 1];
+    bool             admitted;        /* the broker answered a REGISTER */
+    bool             refused;         /* in a refusal episode (logged) */
+    int              refused_code;    /* code of the refusal logged */
+    uint64_t         rid;             /* rid of the last beat sent */
+    int64_t          next_beat_ms;
+    uint64_t         dropped;         /* beats the socket would not take */
+    uint64_t         bad_replies;     /* replies that were not ours to read */
+    msgpack_sbuffer  buf;
+    msgpack_unpacked unpacked;        /* owns the decoded reply */
 };
 
 wc_announce_t *
@@ -30,6 +49,7 @@ wc_announce_new (wc_node_t *node, const char *broker)
     self->node = node;
     snprintf (self->broker, sizeof self->broker, "%s", broker);
     msgpack_sbuffer_init (&self->buf);
+    msgpack_unpacked_init (&self->unpacked);
     self->dealer = zsock_new (ZMQ_DEALER);
     if (!self->dealer) {
         wc_announce_destroy (&self);
@@ -40,7 +60,11 @@ wc_announce_new (wc_node_t *node, const char *broker)
     zsock_set_sndhwm (self->dealer, 8);
     zsock_set_heartbeat_ivl (self->dealer, 1000);
     zsock_set_heartbeat_timeout (self->dealer, 5000);
-    zsock_set_maxmsgsize (self->dealer, 65536);
+    /*  Replies: an ERROR, or a TOPOLOGY, which clients must take up to
+        WC_MAX_MESSAGE from a broker. A few queued at most; the broker
+        sends one per beat and the tick reads them all. */
+    zsock_set_rcvhwm (self->dealer, 4);
+    zsock_set_maxmsgsize (self->dealer, (int64_t) WC_MAX_MESSAGE);
     if (zsock_connect (self->dealer, "tcp://%s", broker) != 0) {
         wc_log_error ("--broker %s: cannot connect (expected HOST:PORT)", broker);
         wc_announce_destroy (&self);
@@ -58,6 +82,7 @@ wc_announce_destroy (wc_announce_t **self_p)
         return;
     zsock_destroy (&self->dealer);
     msgpack_sbuffer_destroy (&self->buf);
+    msgpack_unpacked_destroy (&self->unpacked);
     free (self);
     *self_p = NULL;
 }
@@ -73,7 +98,7 @@ static void
 s_send (wc_announce_t *self, int type)
 {
     wc_node_t *node = self->node;
-    wc_msg_t msg = { .type = type };
+    wc_msg_t msg = { .type = type, .rid = ++self->rid };
     wc_node_info_t *info = &msg.u.node;
     info->id = s_bytes (node->cfg.id);
     info->region = s_bytes (node->cfg.region);
@@ -94,17 +119,131 @@ s_send (wc_announce_t *self, int type)
     if (zmq_send (zsock_resolve (self->dealer), self->buf.data, self->buf.size,
                   ZMQ_DONTWAIT) == -1)
         self->dropped++;
+}
+
+/*  The flag that sets the node_info field a refusal names (the first
+    word of the broker's text), or NULL for a field no flag sets. */
+static const char *
+s_flag_of (const char *text)
+{
+    static const char *fields [][2] = {
+        { "id",      "--id" },
+        { "region",  "--region" },
+        { "addr",    "--advertise (or --bind and --port, its default)" },
+        { "primary", "--replica-of" }
+    };
+    size_t word = strcspn (text, " ");
+    for (size_t i = 0; i < sizeof fields / sizeof fields [0]; i++)
+        if (strlen (fields [i][0]) == word && strncmp (text, fields [i][0], word) == 0)
+            return fields [i][1];
+    return NULL;
+}
+
+/*  What the operator can do about a refusal, by its code and, for a
+    field at fault, by the flag that sets it. */
+static void
+s_remedy (wc_announce_t *self, int code, const char *text, const char *detail,
+          char *remedy, size_t size)
+{
+    const char *flag = s_flag_of (text);
+    if (code == WALCAST_ECONFLICT)
+        snprintf (remedy, size, "to follow that primary, restart this node with "
+                  "--replica-of %s; to make this node the primary, stop the other "
+                  "one first (the broker admits this node once that one is down)", detail);
     else
-    if (type == WC_MSG_REGISTER)
-        self->registered = true;
+    if (code == WALCAST_EBUSY)
+        snprintf (remedy, size, "the broker admits this node when a slot frees up "
+                  "(a node that is down makes room); retrying every %d ms",
+                  WC_ANNOUNCE_INTERVAL_MS);
+    else
+    if ((code == WALCAST_EPROTO || code == WALCAST_ETOOBIG) && flag)
+        snprintf (remedy, size, "fix %s and restart this node; until then clients "
+                  "that use the broker do not see it", flag);
+    else
+    if (code == WALCAST_EPROTO || code == WALCAST_ETOOBIG)
+        snprintf (remedy, size, "no flag sets that field: this node and the broker "
+                  "disagree on the protocol (check that both run the same walcast "
+                  "version, else report it); retrying every %d ms",
+                  WC_ANNOUNCE_INTERVAL_MS);
+    else
+        snprintf (remedy, size, "check that --broker %s names a walcast broker of "
+                  "this version; retrying every %d ms", self->broker,
+                  WC_ANNOUNCE_INTERVAL_MS);
+}
+
+/*  The broker refused a beat: back to REGISTER, and say so once. */
+static void
+s_refused (wc_announce_t *self, const wc_msg_t *reply)
+{
+    self->admitted = false;
+    int code = wc_err_from_wire (reply->u.error.code);
+    if (self->refused && code == self->refused_code)
+        return;
+    char text [WC_MAX_TEXT + 1], detail [WC_MAX_ADDR + 1], remedy [640];
+    wc_bytes_printable (text, sizeof text, &reply->u.error.text);
+    wc_bytes_printable (detail, sizeof detail, &reply->u.error.detail);
+    s_remedy (self, code, text, detail, remedy, sizeof remedy);
+    wc_log_warn ("broker refused us: %s (%s); %s", text, walcast_errname (code), remedy);
+    self->refused = true;
+    self->refused_code = code;
+}
+
+/*  The broker answered a REGISTER with its TOPOLOGY: admitted. */
+static void
+s_admitted (wc_announce_t *self, const wc_msg_t *reply)
+{
+    if (self->refused)
+        wc_log_info ("broker accepts us again: registered with %s (topology version "
+                     "%llu, %u nodes)", self->broker,
+                     (unsigned long long) reply->u.topology.version,
+                     reply->u.topology.count);
+    else
+    if (!self->admitted)
+        wc_log_info ("registered with broker %s (topology version %llu, %u nodes)",
+                     self->broker, (unsigned long long) reply->u.topology.version,
+                     reply->u.topology.count);
+    self->refused = false;
+    self->admitted = true;
+}
+
+/*  Read what the broker sent, without waiting. */
+static void
+s_read_replies (wc_announce_t *self)
+{
+    void *dealer = zsock_resolve (self->dealer);
+    for (int i = 0; i < S_REPLIES_PER_TICK; i++) {
+        zmq_msg_t frame;
+        zmq_msg_init (&frame);
+        if (zmq_msg_recv (&frame, dealer, ZMQ_DONTWAIT) == -1) {
+            zmq_msg_close (&frame);
+            return;
+        }
+        wc_msg_t reply;
+        int rc = zmq_msg_more (&frame) ? WALCAST_EPROTO
+               : wc_msg_decode (zmq_msg_data (&frame), zmq_msg_size (&frame),
+                                &self->unpacked, &reply);
+        if (rc == 0 && reply.type == WC_MSG_ERROR)
+            s_refused (self, &reply);
+        else
+        if (rc == 0 && reply.type == WC_MSG_TOPOLOGY && reply.rid != 0)
+            s_admitted (self, &reply);
+        else {
+            self->bad_replies++;
+            wc_log_debug ("broker %s: ignoring a reply that is not an ERROR or a "
+                          "TOPOLOGY (%s)", self->broker,
+                          rc ? walcast_strerror (rc) : wc_msg_type_name (reply.type));
+        }
+        zmq_msg_close (&frame);
+    }
 }
 
 int
 wc_announce_tick (wc_announce_t *self)
 {
+    s_read_replies (self);
     int64_t now = wc_clock_ms ();
     if (now >= self->next_beat_ms) {
-        s_send (self, self->registered ? WC_MSG_NODE_HEARTBEAT : WC_MSG_REGISTER);
+        s_send (self, self->admitted ? WC_MSG_NODE_HEARTBEAT : WC_MSG_REGISTER);
         self->next_beat_ms = now + WC_ANNOUNCE_INTERVAL_MS;
     }
     return (int) (self->next_beat_ms - now);

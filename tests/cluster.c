@@ -1285,6 +1285,14 @@ cluster_broker_kill (cluster_t *self)
     return 0;
 }
 
+pid_t
+cluster_broker_pid (cluster_t *self)
+{
+    if (self->broker < 0)
+        return 0;
+    return self->procs [self->broker].pid;
+}
+
 walcast_t *
 cluster_broker_client (cluster_t *self, int timeout_ms)
 {

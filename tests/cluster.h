@@ -239,6 +239,10 @@ int cluster_broker_start (cluster_t *self, int node_timeout_ms);
 /*  SIGKILL the broker and reap it (0, or -1 when it was not running). */
 int cluster_broker_kill (cluster_t *self);
 
+/*  Process id of the running broker (to read /proc/PID/status, say), or
+    0 when it does not run. */
+pid_t cluster_broker_pid (cluster_t *self);
+
 /*  A new client handle connected through the broker (walcast_connect_
     broker) with the given timeout; NULL (printed) on failure. */
 walcast_t *cluster_broker_client (cluster_t *self, int timeout_ms);

@@ -6,7 +6,10 @@
     client must route around (new node, up/down, role, address, region,
     primary) and never for mere progress (epoch, seq, lag); a node not
     heard for the timeout is down, and up again as soon as it is heard;
-    the directory never holds more than WC_MAX_NODES; and the TOPOLOGY it
+    a node_info against the admission rules (docs/PROTOCOL.md, "Broker")
+    never enters it, and the refusal says which field is wrong; it lists
+    one primary at most, and a second one is told which and where; the
+    directory never holds more than WC_MAX_NODES; and the TOPOLOGY it
     encodes decodes back, through the codec, into the same nodes.
 
     The clock is the test's: every call gets the time by hand.
@@ -122,7 +125,7 @@ test_register_copies_every_field (void **state)
     sent.lag_ms = 42;
     sent.up = false;            // a node's own view is ignored...
     sent.silent_ms = 999;       // ...and so is this
-    assert_int_equal (wc_directory_update (dir, &sent, 1000), 1);
+    assert_int_equal (wc_directory_update (dir, &sent, 1000, NULL), 1);
     assert_int_equal (wc_directory_version (dir), 1);
     assert_int_equal (wc_directory_size (dir), 1);
     assert_int_equal (wc_directory_up_count (dir), 1);
@@ -149,61 +152,58 @@ test_version_rules (void **state)
 {
     (void) state;
     wc_directory_t *dir = wc_directory_new ();
-    wc_node_info_t info = s_info ("us1", "us-east", WC_ROLE_PRIMARY,
-                                  "127.0.0.1:7100", "");
-    assert_int_equal (wc_directory_update (dir, &info, 0), 1);
+    wc_node_info_t info = s_info ("us1", "us-east", WC_ROLE_REPLICA,
+                                  "127.0.0.1:7100", "127.0.0.1:7000");
+    assert_int_equal (wc_directory_update (dir, &info, 0, NULL), 1);
     assert_int_equal (wc_directory_version (dir), 1);
 
     //  The same again, and progress: no change.
-    assert_int_equal (wc_directory_update (dir, &info, 500), 0);
+    assert_int_equal (wc_directory_update (dir, &info, 500, NULL), 0);
     info.epoch = 2;
     info.applied_seq = 99;
     info.lag = 5;
     info.lag_ms = 60;
-    assert_int_equal (wc_directory_update (dir, &info, 1000), 0);
+    assert_int_equal (wc_directory_update (dir, &info, 1000, NULL), 0);
     assert_int_equal (wc_directory_version (dir), 1);
     assert_int_equal (s_get (dir, "us1", 1000).applied_seq, 99);
     assert_int_equal (s_get (dir, "us1", 1000).epoch, 2);
 
     //  Each routing field, one at a time.
-    info.role = WC_ROLE_REPLICA;
-    assert_int_equal (wc_directory_update (dir, &info, 1500), 1);
-    assert_int_equal (wc_directory_version (dir), 2);
-    assert_int_equal (s_get (dir, "us1", 1500).role, WC_ROLE_REPLICA);
-
     info.addr = s_bytes ("127.0.0.1:7300");
-    assert_int_equal (wc_directory_update (dir, &info, 2000), 1);
-    assert_int_equal (wc_directory_version (dir), 3);
+    assert_int_equal (wc_directory_update (dir, &info, 2000, NULL), 1);
+    assert_int_equal (wc_directory_version (dir), 2);
     s_assert_bytes (s_get (dir, "us1", 2000).addr, "127.0.0.1:7300");
 
     info.region = s_bytes ("us-west");
-    assert_int_equal (wc_directory_update (dir, &info, 2500), 1);
-    assert_int_equal (wc_directory_version (dir), 4);
+    assert_int_equal (wc_directory_update (dir, &info, 2500, NULL), 1);
+    assert_int_equal (wc_directory_version (dir), 3);
     s_assert_bytes (s_get (dir, "us1", 2500).region, "us-west");
 
     info.primary = s_bytes ("127.0.0.1:7500");
-    assert_int_equal (wc_directory_update (dir, &info, 3000), 1);
-    assert_int_equal (wc_directory_version (dir), 5);
+    assert_int_equal (wc_directory_update (dir, &info, 3000, NULL), 1);
+    assert_int_equal (wc_directory_version (dir), 4);
     s_assert_bytes (s_get (dir, "us1", 3000).primary, "127.0.0.1:7500");
 
     //  A region can become empty again, and empty equals empty.
     info.region = s_bytes ("");
-    assert_int_equal (wc_directory_update (dir, &info, 3100), 1);
-    assert_int_equal (wc_directory_version (dir), 6);
-    assert_int_equal (wc_directory_update (dir, &info, 3200), 0);
+    assert_int_equal (wc_directory_update (dir, &info, 3100, NULL), 1);
+    assert_int_equal (wc_directory_version (dir), 5);
+    assert_int_equal (wc_directory_update (dir, &info, 3200, NULL), 0);
 
-    //  Several changes at once are one event.
+    //  Several changes at once are one event: a replica that becomes the
+    //  primary changes its role and drops its primary together.
     info.role = WC_ROLE_PRIMARY;
     info.primary = s_bytes ("");
     info.addr = s_bytes ("127.0.0.1:7100");
-    assert_int_equal (wc_directory_update (dir, &info, 3500), 1);
-    assert_int_equal (wc_directory_version (dir), 7);
+    assert_int_equal (wc_directory_update (dir, &info, 3500, NULL), 1);
+    assert_int_equal (wc_directory_version (dir), 6);
+    assert_int_equal (s_get (dir, "us1", 3500).role, WC_ROLE_PRIMARY);
 
     //  A second node is a change; the first one's is not disturbed.
     wc_node_info_t other = s_info ("us2", "us-east", WC_ROLE_REPLICA,
                                    "127.0.0.1:7400", "127.0.0.1:7100");
-    assert_int_equal (wc_directory_update (dir, &other, 4000), 1);
-    assert_int_equal (wc_directory_version (dir), 8);
+    assert_int_equal (wc_directory_update (dir, &other, 4000, NULL), 1);
+    assert_int_equal (wc_directory_version (dir), 7);
     assert_int_equal (wc_directory_size (dir), 2);
     assert_int_equal (s_get (dir, "us1", 4000).role, WC_ROLE_PRIMARY);
     wc_directory_destroy (&dir);
@@ -219,12 +219,12 @@ test_liveness (void **state)
     wc_directory_t *dir = wc_directory_new ();
     wc_node_info_t a = s_info ("a", "r1", WC_ROLE_PRIMARY, "h:1", "");
     wc_node_info_t b = s_info ("b", "r1", WC_ROLE_REPLICA, "h:2", "h:1");
-    assert_int_equal (wc_directory_update (dir, &a, 1000), 1);
-    assert_int_equal (wc_directory_update (dir, &b, 1000), 1);
+    assert_int_equal (wc_directory_update (dir, &a, 1000, NULL), 1);
+    assert_int_equal (wc_directory_update (dir, &b, 1000, NULL), 1);
     uint64_t version = wc_directory_version (dir);
 
     //  b keeps talking, a goes quiet.
-    assert_int_equal (wc_directory_update (dir, &b, 2500), 0);
+    assert_int_equal (wc_directory_update (dir, &b, 2500, NULL), 0);
     assert_int_equal (wc_directory_tick (dir, 2999, S_TIMEOUT), 0);
     assert_true (s_get (dir, "a", 2999).up);
     assert_int_equal (wc_directory_version (dir), version);
@@ -250,7 +250,7 @@ test_liveness (void **state)
 
     //  Heard again: up, with its fields, silent 0.
     a.applied_seq = 77;
-    assert_int_equal (wc_directory_update (dir, &a, 6000), 1);
+    assert_int_equal (wc_directory_update (dir, &a, 6000, NULL), 1);
     assert_int_equal (wc_directory_version (dir), version + 3);
     got = s_get (dir, "a", 6000);
     assert_true (got.up);
@@ -264,56 +264,98 @@ test_liveness (void **state)
     wc_directory_destroy (&dir);
 }
 
-//  Fields outside the protocol limits are refused and change nothing.
+//  A node_info against the admission rules is refused, changes nothing,
+//  and the reason starts with the field at fault.
+
+typedef struct {
+    const char *id, *region;
+    uint8_t     role;
+    uint64_t    epoch;
+    const char *addr, *primary;
+    int         code;
+    const char *starts;     /* the reason starts with this */
+} s_refused_t;
+
+static const s_refused_t s_refused [] = {
+    { "",    "r", 2, 1, "h:1", "h:9", WALCAST_EPROTO, "id is empty" },
+    { "a b", "r", 2, 1, "h:1", "h:9", WALCAST_EPROTO, "id \"a b\" has byte 0x20 at offset 1" },
+    { "a\nb", "r", 2, 1, "h:1", "h:9", WALCAST_EPROTO, "id \"a?b\" has byte 0x0A" },
+    { "n\x7f", "r", 2, 1, "h:1", "h:9", WALCAST_EPROTO, "id " },
+    { "n\xc3\xa9", "r", 2, 1, "h:1", "h:9", WALCAST_EPROTO, "id " },
+    { "n",   "eu west", 2, 1, "h:1", "h:9", WALCAST_EPROTO, "region " },
+    { "n",   "r", 0, 1, "h:1", "h:9", WALCAST_EPROTO, "role 0 is neither" },
+    { "n",   "r", 3, 1, "h:1", "h:9", WALCAST_EPROTO, "role 3 is neither" },
+    { "n",   "r", 2, 0, "h:1", "h:9", WALCAST_EPROTO, "epoch 0" },
+    { "n",   "r", 2, 1, "", "h:9", WALCAST_EPROTO, "addr is empty" },
+    { "n",   "r", 2, 1, "nocolon", "h:9", WALCAST_EPROTO, "addr \"nocolon\" is not HOST:PORT" },
+    { "n",   "r", 2, 1, "127.0.0.1:0", "h:9", WALCAST_EPROTO, "addr " },
+    { "n",   "r", 2, 1, ":99999", "h:9", WALCAST_EPROTO, "addr " },
+    { "n",   "r", 2, 1, "a b:5", "h:9", WALCAST_EPROTO, "addr " },
+    { "n",   "r", 2, 1, "h:65534", "h:9", WALCAST_EPROTO, "addr " },
+    { "n",   "r", 2, 1, "h:1", "", WALCAST_EPROTO, "primary is empty on a replica" },
+    { "n",   "r", 2, 1, "h:1", "h", WALCAST_EPROTO, "primary \"h\" is not HOST:PORT" },
+    { "n",   "r", 1, 1, "h:1", "h:9", WALCAST_EPROTO, "primary \"h:9\" is set on a primary" },
+};
 
 static void
 test_invalid_info_refused (void **state)
 {
     (void) state;
     wc_directory_t *dir = wc_directory_new ();
+    wc_refusal_t why;
+    for (size_t i = 0; i < sizeof s_refused / sizeof s_refused [0]; i++) {
+        const s_refused_t *r = &s_refused [i];
+        wc_node_info_t info = s_info (r->id, r->region, r->role, r->addr, r->primary);
+        info.epoch = r->epoch;
+        int rc = wc_directory_update (dir, &info, 0, &why);
+        if (rc != r->code || strncmp (why.text, r->starts, strlen (r->starts)) != 0)
+            fail_msg ("case %zu: %s \"%s\", expected %s \"%s...\"", i,
+                      walcast_errname (rc), why.text, walcast_errname (r->code),
+                      r->starts);
+        assert_int_equal (wc_directory_update (dir, &info, 0, NULL), r->code);
+    }
     char long_id [WC_MAX_ID + 2];
     memset (long_id, 'x', sizeof long_id - 1);
     long_id [sizeof long_id - 1] = '\0';
-    char long_addr [WC_MAX_ADDR + 2];
+    char long_addr [WC_MAX_ADDR + 2];           // "yyy...y:1", 256 octets
     memset (long_addr, 'y', sizeof long_addr - 1);
-    long_addr [sizeof long_addr - 1] = '\0';
-
-    wc_node_info_t info = s_info ("", "r", WC_ROLE_PRIMARY, "h:1", "");
-    assert_int_equal (wc_directory_update (dir, &info, 0), WALCAST_EINVAL);
-    info = s_info (long_id, "r", WC_ROLE_PRIMARY, "h:1", "");
-    assert_int_equal (wc_directory_update (dir, &info, 0), WALCAST_EINVAL);
+    memcpy (long_addr + sizeof long_addr - 3, ":1", 3);
+    wc_node_info_t info = s_info (long_id, "r", WC_ROLE_PRIMARY, "h:1", "");
+    assert_int_equal (wc_directory_update (dir, &info, 0, &why), WALCAST_ETOOBIG);
+    assert_string_equal (why.text, "id is 65 octets; at most 64");
     info = s_info ("n", long_id, WC_ROLE_PRIMARY, "h:1", "");
-    assert_int_equal (wc_directory_update (dir, &info, 0), WALCAST_EINVAL);
-    info = s_info ("n", "r", 0, "h:1", "");
-    assert_int_equal (wc_directory_update (dir, &info, 0), WALCAST_EINVAL);
-    info = s_info ("n", "r", 3, "h:1", "");
-    assert_int_equal (wc_directory_update (dir, &info, 0), WALCAST_EINVAL);
-    info = s_info ("n", "r", WC_ROLE_PRIMARY, "", "");
-    assert_int_equal (wc_directory_update (dir, &info, 0), WALCAST_EINVAL);
+    assert_int_equal (wc_directory_update (dir, &info, 0, &why), WALCAST_ETOOBIG);
     info = s_info ("n", "r", WC_ROLE_PRIMARY, long_addr, "");
-    assert_int_equal (wc_directory_update (dir, &info, 0), WALCAST_EINVAL);
+    assert_int_equal (wc_directory_update (dir, &info, 0, &why), WALCAST_ETOOBIG);
+    assert_string_equal (why.text, "addr is 256 octets; at most 255");
     info = s_info ("n", "r", WC_ROLE_REPLICA, "h:1", long_addr);
-    assert_int_equal (wc_directory_update (dir, &info, 0), WALCAST_EINVAL);
+    assert_int_equal (wc_directory_update (dir, &info, 0, &why), WALCAST_ETOOBIG);
     info = s_info ("n", "r", WC_ROLE_PRIMARY, "h:1", "");
     info.region.ptr = NULL;     // a length without bytes
-    assert_int_equal (wc_directory_update (dir, &info, 0), WALCAST_EINVAL);
+    assert_int_equal (wc_directory_update (dir, &info, 0, &why), WALCAST_EPROTO);
     assert_int_equal (wc_directory_size (dir), 0);
     assert_int_equal (wc_directory_version (dir), 0);
 
     //  The longest values that are allowed are fine.
     long_id [WC_MAX_ID] = '\0';
-    long_addr [WC_MAX_ADDR] = '\0';
-    info = s_info (long_id, long_id, WC_ROLE_REPLICA, long_addr, long_addr);
-    assert_int_equal (wc_directory_update (dir, &info, 0), 1);
+    memmove (long_addr + 1, long_addr + 2, sizeof long_addr - 2);     // 255 octets
+    info = s_info (long_id, long_id, WC_ROLE_REPLICA, long_addr + 1, long_addr + 1);
+    assert_int_equal (wc_directory_update (dir, &info, 0, &why), 1);
     wc_node_info_t got = s_get (dir, long_id, 0);
     s_assert_bytes (got.region, long_id);
-    s_assert_bytes (got.primary, long_addr);
+    s_assert_bytes (got.primary, long_addr + 1);
+
+    //  So are IPv6 addresses and every printable character in an id.
+    wc_node_info_t v6 = s_info ("!\"#$%&'()*+,-./0123456789:;<=>?@AZ[\\]^_`az{|}~", "r",
+                                WC_ROLE_REPLICA, "[::1]:7000", "[2001:db8::7]:65533");
+    assert_int_equal (wc_directory_update (dir, &v6, 0, &why), 1);
 
     //  A bad update of a known node leaves it as it was.
-    info.addr = s_bytes ("");
-    assert_int_equal (wc_directory_update (dir, &info, 100), WALCAST_EINVAL);
-    s_assert_bytes (s_get (dir, long_id, 100).addr, long_addr);
-    assert_int_equal (wc_directory_version (dir), 1);
+    wc_node_info_t bad = info;
+    bad.addr = s_bytes ("nocolon");
+    assert_int_equal (wc_directory_update (dir, &bad, 100, &why), WALCAST_EPROTO);
+    s_assert_bytes (s_get (dir, long_id, 100).addr, long_addr + 1);
+    assert_int_equal (wc_directory_version (dir), 2);
     wc_directory_destroy (&dir);
 }
 
@@ -338,7 +380,8 @@ test_strings_are_copied (void **state)
     info.primary.ptr = (const uint8_t *) buffer + 17;
     info.primary.len = 7;
     info.role = WC_ROLE_REPLICA;
-    assert_int_equal (wc_directory_update (dir, &info, 0), 1);
+    info.epoch = 1;
+    assert_int_equal (wc_directory_update (dir, &info, 0, NULL), 1);
     memset (buffer, 'Z', sizeof buffer);
 
     wc_node_info_t got = s_get (dir, "idA", 0);
@@ -348,7 +391,7 @@ test_strings_are_copied (void **state)
 
     //  The same buffer, rewritten, now holds another node.
     strcpy (buffer, "idB|regB|hostB:1|hostP:2");
-    assert_int_equal (wc_directory_update (dir, &info, 0), 1);
+    assert_int_equal (wc_directory_update (dir, &info, 0, NULL), 1);
     memset (buffer, 0, sizeof buffer);
     assert_int_equal (wc_directory_size (dir), 2);
     s_assert_bytes (s_get (dir, "idA", 0).addr, "hostA:1");
@@ -356,40 +399,25 @@ test_strings_are_copied (void **state)
     wc_directory_destroy (&dir);
 }
 
-//  Ids are bytes: a prefix, a NUL or a control byte make another id.
-//  Nodes are listed in id order.
+//  Ids are compared as bytes: a prefix or a case makes another id. Nodes
+//  are listed in id order.
 
 static void
 test_ids_are_bytes_in_order (void **state)
 {
     (void) state;
     wc_directory_t *dir = wc_directory_new ();
-    const char *ids [] = { "node-2", "node", "node-10", "a\nb", "node-1" };
-    for (size_t i = 0; i < 5; i++) {
-        wc_node_info_t info = s_info (ids [i], "", WC_ROLE_REPLICA, "h:1", "h:0");
-        assert_int_equal (wc_directory_update (dir, &info, 0), 1);
+    const char *ids [] = { "node-2", "node", "node-10", "a~b", "Node", "node-1" };
+    for (size_t i = 0; i < 6; i++) {
+        wc_node_info_t info = s_info (ids [i], "", WC_ROLE_REPLICA, "h:1", "h:9");
+        assert_int_equal (wc_directory_update (dir, &info, 0, NULL), 1);
     }
-    static const uint8_t with_nul [] = { 'n', 'o', 'd', 'e', 0, 'x' };
-    wc_node_info_t info = s_info ("x", "", WC_ROLE_REPLICA, "h:1", "h:0");
-    info.id.ptr = with_nul;
-    info.id.len = sizeof with_nul;
-    assert_int_equal (wc_directory_update (dir, &info, 0), 1);
     assert_int_equal (wc_directory_size (dir), 6);
-
-    const char *sorted [] = { "a\nb", "node" };
-    for (size_t i = 0; i < 2; i++) {
+    const char *sorted [] = { "Node", "a~b", "node", "node-1", "node-10", "node-2" };
+    for (size_t i = 0; i < 6; i++) {
         wc_node_info_t got;
         assert_int_equal (wc_directory_get (dir, i, 0, &got), 0);
         s_assert_bytes (got.id, sorted [i]);
-    }
-    wc_node_info_t got;
-    assert_int_equal (wc_directory_get (dir, 2, 0, &got), 0);
-    assert_int_equal (got.id.len, sizeof with_nul);
-    assert_memory_equal (got.id.ptr, with_nul, sizeof with_nul);
-    const char *rest [] = { "node-1", "node-10", "node-2" };
-    for (size_t i = 0; i < 3; i++) {
-        assert_int_equal (wc_directory_get (dir, 3 + i, 0, &got), 0);
-        s_assert_bytes (got.id, rest [i]);
     }
     wc_directory_destroy (&dir);
 }
@@ -405,21 +433,21 @@ test_limit (void **state)
     char id [32];
     for (unsigned i = 0; i < WC_MAX_NODES; i++) {
         snprintf (id, sizeof id, "n%04u", i);
-        wc_node_info_t info = s_info (id, "r", WC_ROLE_REPLICA, "h:1", "h:0");
-        assert_int_equal (wc_directory_update (dir, &info, (int64_t) i), 1);
+        wc_node_info_t info = s_info (id, "r", WC_ROLE_REPLICA, "h:1", "h:9");
+        assert_int_equal (wc_directory_update (dir, &info, (int64_t) i, NULL), 1);
     }
     assert_int_equal (wc_directory_size (dir), WC_MAX_NODES);
     uint64_t version = wc_directory_version (dir);
     assert_int_equal (version, WC_MAX_NODES);
 
     //  Full of up nodes: refused, nothing changes; known nodes still update.
-    wc_node_info_t extra = s_info ("extra", "r", WC_ROLE_REPLICA, "h:9", "h:0");
-    assert_int_equal (wc_directory_update (dir, &extra, 1500), WALCAST_EBUSY);
+    wc_node_info_t extra = s_info ("extra", "r", WC_ROLE_REPLICA, "h:9", "h:9");
+    assert_int_equal (wc_directory_update (dir, &extra, 1500, NULL), WALCAST_EBUSY);
     assert_int_equal (wc_directory_size (dir), WC_MAX_NODES);
     assert_int_equal (wc_directory_version (dir), version);
     assert_int_equal (s_index_of (dir, "extra", 1500), -1);
-    wc_node_info_t known = s_info ("n0000", "r", WC_ROLE_REPLICA, "h:1", "h:0");
-    assert_int_equal (wc_directory_update (dir, &known, 1500), 0);
+    wc_node_info_t known = s_info ("n0000", "r", WC_ROLE_REPLICA, "h:1", "h:9");
+    assert_int_equal (wc_directory_update (dir, &known, 1500, NULL), 0);
 
     //  The whole directory fits in one TOPOLOGY the codec accepts.
     msgpack_sbuffer out;
@@ -437,12 +465,111 @@ test_limit (void **state)
     //  timeout: down. The longest silent of them (n0001) makes room.
     assert_int_equal (wc_directory_tick (dir, 2100, S_TIMEOUT), 1);
     assert_int_equal (wc_directory_up_count (dir), WC_MAX_NODES - 100);
-    assert_int_equal (wc_directory_update (dir, &extra, 2100), 1);
+    assert_int_equal (wc_directory_update (dir, &extra, 2100, NULL), 1);
     assert_int_equal (wc_directory_size (dir), WC_MAX_NODES);
     assert_true (s_index_of (dir, "extra", 2100) >= 0);
     assert_int_equal (s_index_of (dir, "n0001", 2100), -1);
     assert_true (s_index_of (dir, "n0000", 2100) >= 0);
     assert_true (s_index_of (dir, "n0002", 2100) >= 0);
+    wc_directory_destroy (&dir);
+}
+
+//  One primary: a second claimant is refused while the primary is up,
+//  and takes the role (the old one forgotten) once it is down.
+
+static void
+test_one_primary (void **state)
+{
+    (void) state;
+    wc_directory_t *dir = wc_directory_new ();
+    wc_refusal_t why;
+    wc_node_info_t p1 = s_info ("p1", "r", WC_ROLE_PRIMARY, "h:7100", "");
+    wc_node_info_t p2 = s_info ("p2", "r", WC_ROLE_PRIMARY, "h:7200", "");
+    wc_node_info_t r1 = s_info ("r1", "r", WC_ROLE_REPLICA, "h:7300", "h:7100");
+    assert_int_equal (wc_directory_update (dir, &p1, 0, &why), 1);
+    assert_int_equal (wc_directory_update (dir, &r1, 0, &why), 1);
+    uint64_t version = wc_directory_version (dir);
+
+    //  p1 is up: p2 is refused, and told who the primary is and where
+    assert_int_equal (wc_directory_update (dir, &p2, 100, &why), WALCAST_ECONFLICT);
+    assert_string_equal (why.text, "node p1 at h:7100 is the primary (up, heard 100 ms "
+                                   "ago); a cluster has one primary");
+    assert_string_equal (why.detail, "h:7100");
+    assert_int_equal (s_index_of (dir, "p2", 100), -1);
+    assert_int_equal (wc_directory_version (dir), version);
+
+    //  A known replica claiming the role is refused and stays a replica
+    wc_node_info_t r1_primary = s_info ("r1", "r", WC_ROLE_PRIMARY, "h:7300", "");
+    assert_int_equal (wc_directory_update (dir, &r1_primary, 200, NULL),
+                      WALCAST_ECONFLICT);
+    assert_int_equal (s_get (dir, "r1", 200).role, WC_ROLE_REPLICA);
+
+    //  p1 itself goes on beating
+    assert_int_equal (wc_directory_update (dir, &p1, 1000, &why), 0);
+    assert_int_equal (wc_directory_update (dir, &r1, 2500, &why), 0);
+
+    //  p1 down: p2 takes the role, p1 is forgotten, one version
+    assert_int_equal (wc_directory_tick (dir, 3000, S_TIMEOUT), 1);
+    assert_false (s_get (dir, "p1", 3000).up);
+    version = wc_directory_version (dir);
+    assert_int_equal (wc_directory_update (dir, &p2, 3100, &why), 1);
+    assert_int_equal (wc_directory_version (dir), version + 1);
+    assert_int_equal (s_index_of (dir, "p1", 3100), -1);
+    assert_int_equal (s_get (dir, "p2", 3100).role, WC_ROLE_PRIMARY);
+    assert_int_equal (wc_directory_size (dir), 2);
+
+    //  p1 back as a primary: refused, naming p2; as p2's replica: fine
+    assert_int_equal (wc_directory_update (dir, &p1, 3200, &why), WALCAST_ECONFLICT);
+    assert_string_equal (why.detail, "h:7200");
+    assert_non_null (strstr (why.text, "node p2 at h:7200 is the primary"));
+    wc_node_info_t p1_follows = s_info ("p1", "r", WC_ROLE_REPLICA, "h:7100", "h:7200");
+    assert_int_equal (wc_directory_update (dir, &p1_follows, 3300, &why), 1);
+
+    //  A primary that steps down frees the role at once
+    wc_node_info_t p2_follows = s_info ("p2", "r", WC_ROLE_REPLICA, "h:7200", "h:7300");
+    assert_int_equal (wc_directory_update (dir, &p2_follows, 3400, &why), 1);
+    assert_int_equal (wc_directory_update (dir, &r1_primary, 3500, &why), 1);
+    size_t primaries = 0;
+    for (size_t i = 0; i < wc_directory_size (dir); i++) {
+        wc_node_info_t info;
+        assert_int_equal (wc_directory_get (dir, i, 3500, &info), 0);
+        primaries += info.role == WC_ROLE_PRIMARY;
+    }
+    assert_int_equal (primaries, 1);
+    wc_directory_destroy (&dir);
+}
+
+//  The largest TOPOLOGY (every node at every limit) fits the size the
+//  broker's queues are budgeted by, and nearly fills it.
+
+static void
+test_max_topology_size (void **state)
+{
+    (void) state;
+    wc_directory_t *dir = wc_directory_new ();
+    char id [WC_MAX_ID + 1], region [WC_MAX_ID + 1], addr [WC_MAX_ADDR + 1];
+    memset (region, 'r', WC_MAX_ID);
+    region [WC_MAX_ID] = '\0';
+    memset (addr, 'h', WC_MAX_ADDR);
+    memcpy (addr + WC_MAX_ADDR - 6, ":65533", 7);
+    for (unsigned i = 0; i < WC_MAX_NODES; i++) {
+        memset (id, 'n', WC_MAX_ID);
+        id [WC_MAX_ID] = '\0';
+        char number [16];
+        snprintf (number, sizeof number, "%04u", i);
+        memcpy (id, number, 4);
+        wc_node_info_t info = s_info (id, region, WC_ROLE_REPLICA, addr, addr);
+        info.epoch = info.applied_seq = info.lag = info.lag_ms = UINT64_MAX;
+        assert_int_equal (wc_directory_update (dir, &info, 0, NULL), 1);
+    }
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init (&out);
+    assert_int_equal (wc_directory_encode_topology (dir, UINT64_MAX, INT64_MAX, &out), 0);
+    print_message ("largest TOPOLOGY: %zu bytes (budgeted: %u)\n", out.size,
+                   (unsigned) WC_DIRECTORY_MAX_TOPOLOGY);
+    assert_true (out.size <= WC_DIRECTORY_MAX_TOPOLOGY);
+    assert_true (out.size > WC_DIRECTORY_MAX_TOPOLOGY - 64);
+    msgpack_sbuffer_destroy (&out);
     wc_directory_destroy (&dir);
 }
 
@@ -463,9 +590,9 @@ test_topology_decodes (void **state)
     r.applied_seq = 990;
     r.lag = 10;
     r.lag_ms = 35;
-    assert_int_equal (wc_directory_update (dir, &p, 1000), 1);
-    assert_int_equal (wc_directory_update (dir, &r, 1000), 1);
-    assert_int_equal (wc_directory_update (dir, &p, 3500), 0);
+    assert_int_equal (wc_directory_update (dir, &p, 1000, NULL), 1);
+    assert_int_equal (wc_directory_update (dir, &r, 1000, NULL), 1);
+    assert_int_equal (wc_directory_update (dir, &p, 3500, NULL), 0);
     assert_int_equal (wc_directory_tick (dir, 3500, S_TIMEOUT), 1);     // eu1 down
 
     msgpack_sbuffer out;
@@ -536,6 +663,8 @@ main (void)
         cmocka_unit_test (test_strings_are_copied),
         cmocka_unit_test (test_ids_are_bytes_in_order),
         cmocka_unit_test (test_limit),
+        cmocka_unit_test (test_one_primary),
+        cmocka_unit_test (test_max_topology_size),
         cmocka_unit_test (test_topology_decodes),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

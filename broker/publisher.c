@@ -1,0 +1,204 @@
+/*  publisher.c - the broker's topology socket (see publisher.h).
+
+    Two ideas. With ZMQ_XPUB_MANUAL, a subscription reaches a subscriber's
+    pipe only when we apply it: zmq_setsockopt (ZMQ_SUBSCRIBE) right after
+    the zmq_recv that returned it applies it to the peer that sent it.
+    And since libzmq's high-water marks count messages, each HWM below is
+    a byte budget divided by the largest message its queue can hold.
+
+    A rebuild closes the socket and binds a new one on the same port. The
+    old listener is closed by libzmq's I/O thread, so the first bind may
+    find the port still taken: the tick retries every S_RETRY_MS, and
+    pushes wait (the broker pushes again once the socket is back).
+*/
+#include <czmq.h>
+#include <stdbool.h>
+#include <string.h>
+#include "log.h"
+#include "clock.h"
+#include "directory.h"
+#include "publisher.h"
+#include "wc_limits.h"
+
+/*  What a push can be at most. */
+#define S_MAX_TOPOLOGY   WC_DIRECTORY_MAX_TOPOLOGY
+
+/*  Per subscriber: pushes queued out (4 MiB / 694 KiB: 5 pushes, of
+    which the newest matters), frames queued in (32 KiB / 512 B: 64). */
+#define S_SNDHWM         ((4 * 1024 * 1024) / S_MAX_TOPOLOGY)
+#define S_RCVHWM         ((32 * 1024) / WC_PUBLISHER_MAX_FRAME)
+_Static_assert (S_SNDHWM >= 1 && S_RCVHWM >= 1, "a HWM of 0 means no limit");
+
+#define S_RETRY_MS       10        /* bind again this often after a rebuild */
+#define S_BATCH          1000      /* (un)subscriptions handled per call */
+
+struct wc_publisher {
+    char      bind [WC_MAX_ADDR + 1];   /* where to bind (again) */
+    int       port;
+    zsock_t  *xpub;                     /* NULL while rebuilt */
+    int64_t   rebuilt_ms;               /* when the socket was closed */
+    int64_t   next_retry_ms;
+    int64_t   warned_ms;                /* last "cannot bind again" warning */
+    uint64_t  foreign;                  /* foreign subscriptions dropped */
+    uint64_t  foreign_bytes;            /* their bytes since the last rebuild */
+    uint64_t  rebuilds;
+};
+
+/*  A new XPUB bound at the publisher's port, or NULL (logged when loud). */
+static zsock_t *
+s_open (wc_publisher_t *self, bool loud)
+{
+    zsock_t *xpub = zsock_new (ZMQ_XPUB);
+    if (!xpub)
+        return NULL;
+    zsock_set_linger (xpub, 0);
+    zsock_set_heartbeat_ivl (xpub, 1000);
+    zsock_set_heartbeat_timeout (xpub, 5000);
+    zsock_set_xpub_manual (xpub, 1);
+    zsock_set_maxmsgsize (xpub, WC_PUBLISHER_MAX_FRAME);
+    zsock_set_sndhwm (xpub, S_SNDHWM);
+    zsock_set_rcvhwm (xpub, S_RCVHWM);
+    if (zsock_bind (xpub, "tcp://%s:%d", self->bind, self->port) != self->port) {
+        if (loud)
+            wc_log_error ("cannot bind tcp://%s:%d: %s", self->bind, self->port,
+                          zmq_strerror (zmq_errno ()));
+        zsock_destroy (&xpub);
+    }
+    return xpub;
+}
+
+wc_publisher_t *
+wc_publisher_new (const char *bind, int port)
+{
+    wc_publisher_t *self = (wc_publisher_t *) calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    snprintf (self->bind, sizeof self->bind, "%s", bind);
+    self->port = port;
+    self->xpub = s_open (self, true);
+    if (!self->xpub)
+        wc_publisher_destroy (&self);
+    return self;
+}
+
+void
+wc_publisher_destroy (wc_publisher_t **self_p)
+{
+    wc_publisher_t *self = *self_p;
+    if (!self)
+        return;
+    zsock_destroy (&self->xpub);
+    free (self);
+    *self_p = NULL;
+}
+
+void *
+wc_publisher_socket (wc_publisher_t *self)
+{
+    return self->xpub ? zsock_resolve (self->xpub) : NULL;
+}
+
+/*  Too many foreign subscriptions: close the socket, and with it every
+    connection and libzmq's tables; bind again at once if the port is
+    free, else from the tick. */
+static void
+s_rebuild (wc_publisher_t *self)
+{
+    wc_log_warn ("topology socket: %llu bytes of subscriptions to topics the "
+                 "protocol does not define (%llu dropped in all); rebuilding it to "
+                 "free them (subscribers reconnect and subscribe again)",
+                 (unsigned long long) self->foreign_bytes,
+                 (unsigned long long) self->foreign);
+    zsock_destroy (&self->xpub);
+    self->rebuilds++;
+    self->foreign_bytes = 0;
+    self->rebuilt_ms = wc_clock_ms ();
+    self->next_retry_ms = self->rebuilt_ms;
+    wc_publisher_tick (self, self->rebuilt_ms);
+}
+
+/*  One frame from a subscriber: [0|1][topic] (un)subscribes. */
+static void
+s_subscription (wc_publisher_t *self, void *xpub, const uint8_t *data, size_t size)
+{
+    bool ours = size >= 1 && (data [0] == 0 || data [0] == 1)
+             && (size == 1 || (size == 9 && memcmp (data + 1, "topology", 8) == 0));
+    if (ours)
+        zmq_setsockopt (xpub, data [0] ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE,
+                        data + 1, size - 1);
+    else
+    if (size == 0 || data [0] != 0) {
+        /*  A foreign subscription, or data no subscriber should send. (A
+            foreign unsubscription undoes one, and costs nothing.) */
+        self->foreign++;
+        self->foreign_bytes += size;
+        wc_log_debug ("topology socket: dropped a subscription of %zu bytes that "
+                      "is not \"topology\"", size);
+    }
+}
+
+void
+wc_publisher_handle (wc_publisher_t *self)
+{
+    for (int i = 0; self->xpub && i < S_BATCH; i++) {
+        void *xpub = zsock_resolve (self->xpub);
+        zmq_msg_t frame;
+        zmq_msg_init (&frame);
+        if (zmq_msg_recv (&frame, xpub, ZMQ_DONTWAIT) == -1) {
+            zmq_msg_close (&frame);
+            return;
+        }
+        s_subscription (self, xpub, (const uint8_t *) zmq_msg_data (&frame),
+                        zmq_msg_size (&frame));
+        zmq_msg_close (&frame);
+        if (self->foreign_bytes > WC_PUBLISHER_FOREIGN_BUDGET)
+            s_rebuild (self);
+    }
+}
+
+int
+wc_publisher_send (wc_publisher_t *self, const void *body, size_t len)
+{
+    if (!self->xpub)
+        return -1;
+    void *xpub = zsock_resolve (self->xpub);
+    zmq_send (xpub, "topology", 8, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (xpub, body, len, ZMQ_DONTWAIT);
+    return 0;
+}
+
+int
+wc_publisher_tick (wc_publisher_t *self, int64_t now_ms)
+{
+    if (self->xpub)
+        return 60000;
+    if (now_ms < self->next_retry_ms)
+        return (int) (self->next_retry_ms - now_ms);
+    self->xpub = s_open (self, false);
+    if (self->xpub) {
+        wc_log_info ("topology socket: bound again on %d after %lld ms", self->port,
+                     (long long) (now_ms - self->rebuilt_ms));
+        return 60000;
+    }
+    if (now_ms - self->rebuilt_ms >= 5000 && now_ms - self->warned_ms >= 5000) {
+        wc_log_warn ("topology socket: cannot bind tcp://%s:%d again for %lld ms "
+                     "(%s); clients get no pushes until it can", self->bind,
+                     self->port, (long long) (now_ms - self->rebuilt_ms),
+                     zmq_strerror (zmq_errno ()));
+        self->warned_ms = now_ms;
+    }
+    self->next_retry_ms = now_ms + S_RETRY_MS;
+    return S_RETRY_MS;
+}
+
+uint64_t
+wc_publisher_foreign (wc_publisher_t *self)
+{
+    return self->foreign;
+}
+
+uint64_t
+wc_publisher_rebuilds (wc_publisher_t *self)
+{
+    return self->rebuilds;
+}

@@ -1,0 +1,367 @@
+/*  test_broker_register.c - one bad registration cannot break the broker's
+    clients (issue 6, defect 4).
+
+    What a user relies on: whatever a node (or anything that speaks to the
+    broker's port) registers, every `walcast --broker` call keeps working,
+    and the topology the broker serves lists only well-formed nodes. A node
+    whose registration is refused is told why: an ERROR with its rid, whose
+    text starts with the field at fault.
+
+    With a real primary and replica registered, a fake node (a raw DEALER
+    owned by the test) registers the four addresses of the report
+    (`nocolon`, `127.0.0.1:0`, `:99999`, `a b:5`), then every other way a
+    node_info can be wrong: bad grammar, wrong types, limits, a short
+    array, a primary that follows someone. After each of the four, and at
+    the end, the CLI's status and get through the broker work, and the
+    TOPOLOGY (read raw, so the client's own checks cannot hide anything)
+    lists p1 and r1 only, every address well-formed. A known node's bad
+    heartbeat is refused too and leaves its entry as it was. And a real
+    node started with a region the broker cannot take logs the refusal
+    once, with the flag to fix.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <zmq.h>
+#include "addr.h"
+#include "broker_peer.h"
+#include "cluster.h"
+
+#define REPLY_MS  3000
+
+static int
+s_setup (void **state)
+{
+    *state = cluster_new ("broker_register");
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    cluster_t *cluster = (cluster_t *) *state;
+    cluster_destroy (&cluster);
+    return 0;
+}
+
+//  Read replies until the one with rid; 0 with *msg filled, -1 (printed).
+static int
+s_reply_for (broker_peer_t *peer, uint64_t rid, wc_msg_t *msg)
+{
+    int64_t deadline = cluster_now_ms () + REPLY_MS;
+    while (cluster_now_ms () < deadline) {
+        int rc = broker_peer_recv (peer, 100, msg);
+        if (rc == 0 && msg->rid == rid)
+            return 0;
+    }
+    fprintf (stderr, "no reply to rid %llu within %d ms\n", (unsigned long long) rid,
+             REPLY_MS);
+    return -1;
+}
+
+//  The broker's TOPOLOGY, read raw: every node well-formed, and the ids
+//  exactly those of want[0..count). 0 or -1 (printed).
+static int
+s_check_topology (broker_peer_t *peer, const char *const *want, size_t count)
+{
+    static uint64_t rid = 1000000;
+    wc_msg_t msg;
+    if (broker_peer_topology (peer, ++rid, REPLY_MS, &msg) != 0)
+        return -1;
+    int bad = 0;
+    size_t found = 0;
+    for (uint32_t i = 0; i < msg.u.topology.count; i++) {
+        wc_node_info_t info;
+        char id [80] = "", addr [300] = "", primary [300] = "";
+        int rc = wc_node_info_from_object (&msg.u.topology.items [i], &info);
+        if (rc == 0) {
+            wc_bytes_printable (id, sizeof id, &info.id);
+            wc_bytes_printable (addr, sizeof addr, &info.addr);
+            wc_bytes_printable (primary, sizeof primary, &info.primary);
+        }
+        bool listed = false;
+        for (size_t k = 0; k < count; k++)
+            listed |= strcmp (id, want [k]) == 0;
+        if (rc || !listed || !wc_addr_check ((const char *) info.addr.ptr, info.addr.len,
+                                             65533, NULL)
+        ||  (info.primary.len && !wc_addr_check ((const char *) info.primary.ptr,
+                                                  info.primary.len, 65533, NULL))) {
+            fprintf (stderr, "topology item %u: id \"%s\" addr \"%s\" primary \"%s\" "
+                     "(%s)\n", i, id, addr, primary,
+                     rc ? walcast_errname (rc) : listed ? "bad address" : "unexpected");
+            bad++;
+        }
+        else
+            found++;
+    }
+    if (bad || found != count) {
+        fprintf (stderr, "topology version %llu: %u nodes, %d bad, %zu of %zu expected\n",
+                 (unsigned long long) msg.u.topology.version, msg.u.topology.count,
+                 bad, found, count);
+        return -1;
+    }
+    return 0;
+}
+
+//  The CLI through the broker: status exits 0 and lists p1 and r1 up and
+//  nothing else; a get of key answers value.
+static void
+s_check_cli (cluster_t *c, const char *key, const char *value)
+{
+    char *out = NULL, *err = NULL;
+    int rc = cluster_cli (c, NULL, &out, &err, "--broker", cluster_broker_addr (c),
+                          "--timeout", "3000", "status", NULL);
+    if (rc != 0)
+        fail_msg ("walcast --broker status: exit %d: %s", rc, err ? err : "");
+    int lines = 0;
+    for (const char *at = out; at && *at; at = strchr (at, '\n'), at = at ? at + 1 : NULL)
+        lines++;
+    if (cluster_status_state (out, "p1") != 1 || cluster_status_state (out, "r1") != 1
+    ||  lines != 3)
+        fail_msg ("walcast --broker status lists more or less than p1 and r1 up:\n%s", out);
+    free (out);
+    free (err);
+    char got [64];
+    const char *args [] = { "--broker", cluster_broker_addr (c), "--timeout", "3000",
+                            "-v", "get", key, NULL };
+    assert_int_equal (cluster_cli_read (c, args, got, sizeof got, NULL, 0, NULL, 0), 0);
+    assert_string_equal (got, value);
+}
+
+typedef struct {
+    const char *what;          /* for the messages */
+    int         field;         /* node_info field replaced, or -1 */
+    const char *str;           /* replacement, packed as str (NULL: raw) */
+    const char *raw;           /* replacement msgpack bytes when str is NULL */
+    size_t      raw_len;
+    int         nfields;       /* node_info elements sent */
+    int         code;          /* WALCAST_E* expected */
+    const char *starts;        /* the ERROR text starts with this */
+} s_bad_t;
+
+//  Send one bad REGISTER (or NODE_HEARTBEAT) built from base.
+static void
+s_send_bad (broker_peer_t *peer, int type, uint64_t rid, const wc_node_info_t *base,
+            const s_bad_t *bad)
+{
+    char packed [400];
+    const void *raw = bad->raw;
+    size_t raw_len = bad->raw_len;
+    if (bad->str) {
+        size_t len = strlen (bad->str);
+        assert_true (len < 256 && len + 2 <= sizeof packed);
+        packed [0] = (char) 0xd9;
+        packed [1] = (char) len;
+        memcpy (packed + 2, bad->str, len);
+        raw = packed;
+        raw_len = len + 2;
+    }
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    broker_peer_pack_node (&body, type, rid, base, bad->nfields, bad->field, raw,
+                           raw_len);
+    assert_int_equal (broker_peer_send (peer, body.data, body.size), 0);
+    msgpack_sbuffer_destroy (&body);
+}
+
+//  The reply to it must be an ERROR with its rid, the expected code and
+//  a text that starts with the field at fault.
+static void
+s_expect_refusal (broker_peer_t *peer, int type, uint64_t rid, const s_bad_t *bad)
+{
+    wc_msg_t msg;
+    if (s_reply_for (peer, rid, &msg) != 0)
+        fail_msg ("%s %s: no ERROR reply", wc_msg_type_name (type), bad->what);
+    char text [1100];
+    broker_peer_error_text (&msg, text, sizeof text);
+    print_message ("%s %s: %s \"%s\"\n", wc_msg_type_name (type), bad->what,
+                   msg.type == WC_MSG_ERROR
+                   ? walcast_errname (wc_err_from_wire (msg.u.error.code)) : "?", text);
+    if (msg.type != WC_MSG_ERROR || wc_err_from_wire (msg.u.error.code) != bad->code
+    ||  strncmp (text, bad->starts, strlen (bad->starts)) != 0)
+        fail_msg ("%s %s: expected ERROR %s starting \"%s\"", wc_msg_type_name (type),
+                  bad->what, walcast_errname (bad->code), bad->starts);
+}
+
+static void
+s_refused (broker_peer_t *peer, int type, uint64_t rid, const wc_node_info_t *base,
+           const s_bad_t *bad)
+{
+    s_send_bad (peer, type, rid, base, bad);
+    s_expect_refusal (peer, type, rid, bad);
+}
+
+//  The four addresses of the report, one at a time, each followed by
+//  the clients' view: nothing of it may reach them.
+static void
+s_reported_addresses (cluster_t *c, broker_peer_t *peer, const wc_node_info_t *base,
+                      const char *const *nodes)
+{
+    static const char *addrs [] = { "nocolon", "127.0.0.1:0", ":99999", "a b:5" };
+    for (size_t i = 0; i < 4; i++) {
+        s_bad_t bad = { addrs [i], 5, addrs [i], NULL, 0, 11, WALCAST_EPROTO, "addr " };
+        s_send_bad (peer, WC_MSG_REGISTER, 10 + i, base, &bad);
+        s_check_cli (c, "a", "1");
+        s_expect_refusal (peer, WC_MSG_REGISTER, 10 + i, &bad);
+        assert_int_equal (s_check_topology (peer, nodes, 2), 0);
+    }
+}
+
+static const s_bad_t s_bad [] = {
+    { "addr port 65534",  5, "127.0.0.1:65534", NULL, 0, 11, WALCAST_EPROTO, "addr " },
+    { "addr port 012",    5, "127.0.0.1:012", NULL, 0, 11, WALCAST_EPROTO, "addr " },
+    { "addr two colons",  5, "a:1:2", NULL, 0, 11, WALCAST_EPROTO, "addr " },
+    { "addr bad ipv6",    5, "[zz::1]:7000", NULL, 0, 11, WALCAST_EPROTO, "addr " },
+    { "addr newline",     5, "host\n:7000", NULL, 0, 11, WALCAST_EPROTO, "addr " },
+    { "addr empty",       5, "", NULL, 0, 11, WALCAST_EPROTO, "addr " },
+    { "addr a number",    5, NULL, "\x07", 1, 11, WALCAST_EPROTO, "addr " },
+    { "id empty",         0, "", NULL, 0, 11, WALCAST_EPROTO, "id " },
+    { "id with a space",  0, "a b", NULL, 0, 11, WALCAST_EPROTO, "id " },
+    { "id with ESC",      0, "a\x1b[2Jb", NULL, 0, 11, WALCAST_EPROTO, "id " },
+    { "id of 65 octets",  0, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                          NULL, 0, 11, WALCAST_ETOOBIG, "id " },
+    { "id nil",           0, NULL, "\xc0", 1, 11, WALCAST_EPROTO, "id " },
+    { "region newline",   1, "eu\nwest", NULL, 0, 11, WALCAST_EPROTO, "region " },
+    { "region of 65",     1, "rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr",
+                          NULL, 0, 11, WALCAST_ETOOBIG, "region " },
+    { "role 3",           2, NULL, "\x03", 1, 11, WALCAST_EPROTO, "role " },
+    { "role 0",           2, NULL, "\x00", 1, 11, WALCAST_EPROTO, "role " },
+    { "role a string",    2, "replica", NULL, 0, 11, WALCAST_EPROTO, "role " },
+    { "epoch 0",          3, NULL, "\x00", 1, 11, WALCAST_EPROTO, "epoch " },
+    { "applied_seq -1",   4, NULL, "\xff", 1, 11, WALCAST_EPROTO, "applied_seq " },
+    { "primary nocolon",  6, "nocolon", NULL, 0, 11, WALCAST_EPROTO, "primary " },
+    { "primary empty on a replica", 6, "", NULL, 0, 11, WALCAST_EPROTO, "primary " },
+    { "lag a float",      7, NULL, "\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00", 9, 11,
+                          WALCAST_EPROTO, "lag " },
+    { "lag_ms nil",       8, NULL, "\xc0", 1, 11, WALCAST_EPROTO, "lag_ms " },
+    { "up a number",      9, NULL, "\x01", 1, 11, WALCAST_EPROTO, "up " },
+    { "silent_ms a str",  10, "0", NULL, 0, 11, WALCAST_EPROTO, "silent_ms " },
+    { "10 fields",        -1, NULL, NULL, 0, 10, WALCAST_EPROTO, "node_info " },
+    { "no fields",        -1, NULL, NULL, 0, 0, WALCAST_EPROTO, "node_info " },
+};
+
+static void
+test_bad_registrations (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    assert_int_equal (cluster_broker_start (c, 0), 0);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    for (int i = p; i <= r; i++) {
+        cluster_set_broker (c, i, true);
+        assert_int_equal (cluster_start (c, i), 0);
+    }
+    for (int i = p; i <= r; i++)
+        assert_int_equal (cluster_wait_ready (c, i, 30000), 0);
+    char *out = NULL, *err = NULL;
+    assert_int_equal (cluster_cli (c, NULL, &out, &err, "--node", cluster_addr (c, p),
+                                   "put", "a", "1", NULL), 0);
+    free (out);
+    free (err);
+    const char *nodes [] = { "p1", "r1" };
+    broker_peer_t *peer = broker_peer_new (cluster_broker_addr (c), ZMQ_DEALER);
+    assert_non_null (peer);
+    int64_t deadline = cluster_now_ms () + 10000;
+    while (s_check_topology (peer, nodes, 2) != 0) {
+        assert_true (cluster_now_ms () < deadline);
+        cluster_nap_ms (100);
+    }
+
+    char fake_addr [32];
+    snprintf (fake_addr, sizeof fake_addr, "127.0.0.1:%d", cluster_spare_port (c));
+    wc_node_info_t base = broker_peer_info ("fake", "test", 2, fake_addr,
+                                            cluster_addr (c, p));
+    s_reported_addresses (c, peer, &base, nodes);
+
+    //  Every other way to be wrong, as REGISTER and as NODE_HEARTBEAT
+    uint64_t rid = 100;
+    for (size_t i = 0; i < sizeof s_bad / sizeof s_bad [0]; i++) {
+        s_refused (peer, WC_MSG_REGISTER, rid++, &base, &s_bad [i]);
+        s_refused (peer, WC_MSG_NODE_HEARTBEAT, rid++, &base, &s_bad [i]);
+    }
+    //  A primary follows no one
+    wc_node_info_t as_primary = base;
+    as_primary.role = 1;
+    s_bad_t follows = { "primary set on a primary", -1, NULL, NULL, 0, 11,
+                        WALCAST_EPROTO, "primary " };
+    s_refused (peer, WC_MSG_REGISTER, rid++, &as_primary, &follows);
+    s_check_cli (c, "a", "1");
+    assert_int_equal (s_check_topology (peer, nodes, 2), 0);
+
+    //  A known node's bad heartbeat changes nothing of its entry
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    broker_peer_pack_node (&body, WC_MSG_REGISTER, rid++, &base, 11, -1, NULL, 0);
+    assert_int_equal (broker_peer_send (peer, body.data, body.size), 0);
+    msgpack_sbuffer_destroy (&body);
+    const char *three [] = { "fake", "p1", "r1" };
+    deadline = cluster_now_ms () + 10000;
+    while (s_check_topology (peer, three, 3) != 0) {
+        assert_true (cluster_now_ms () < deadline);
+        cluster_nap_ms (100);
+    }
+    s_bad_t moved = { "known node's addr nocolon", 5, "nocolon", NULL, 0, 11,
+                      WALCAST_EPROTO, "addr " };
+    s_refused (peer, WC_MSG_NODE_HEARTBEAT, rid++, &base, &moved);
+    assert_int_equal (s_check_topology (peer, three, 3), 0);
+
+    broker_peer_destroy (&peer);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
+//  A real node whose flags make a node_info the broker cannot take (a
+//  region with a space) is told so, logs it once with the flag to fix,
+//  and is not listed; the node itself serves on.
+static void
+test_refused_node_says_why (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    assert_int_equal (cluster_broker_start (c, 0), 0);
+    int n = cluster_add (c, "n1", NULL, NULL);
+    cluster_set_broker (c, n, true);
+    cluster_set_region (c, n, "eu west");
+    assert_int_equal (cluster_start (c, n), 0);
+    assert_int_equal (cluster_wait_ready (c, n, 30000), 0);
+    assert_int_equal (cluster_wait_log (c, n, "broker refused us:", 0, 10000), 0);
+    //  Beats go on (each refused): the broker never lists it, the node
+    //  says it once
+    broker_peer_t *peer = broker_peer_new (cluster_broker_addr (c), ZMQ_DEALER);
+    assert_non_null (peer);
+    int64_t until = cluster_now_ms () + 2000;
+    while (cluster_now_ms () < until) {
+        assert_int_equal (s_check_topology (peer, NULL, 0), 0);
+        cluster_nap_ms (200);
+    }
+    broker_peer_destroy (&peer);
+    char line [2048];
+    assert_int_equal (cluster_log_find (c, n, "broker refused us:", 0, 0, line,
+                                        sizeof line), 0);
+    print_message ("n1: %s\n", line);
+    assert_int_equal (cluster_log_count (c, n, "broker refused us:", 0), 1);
+    assert_non_null (strstr (line, "region \"eu west\" has byte 0x20"));
+    assert_non_null (strstr (line, "(EPROTO); fix --region and restart this node"));
+    walcast_status_t status;
+    assert_int_equal (cluster_status (c, n, &status), 0);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test_setup_teardown (test_bad_registrations, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_refused_node_says_why, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
