@@ -42,6 +42,8 @@ static int
 s_listen (int port)
 {
     int fd = socket (AF_INET, SOCK_STREAM, 0);
+    int on = 1;         //  as libzmq binds: a port in TIME_WAIT is free
+    setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     struct sockaddr_in addr;
     memset (&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
