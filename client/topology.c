@@ -29,7 +29,7 @@
 
 struct wc_topology {
     void      *ctx;         /* zmq context of the handle (not owned) */
-    wc_node_t *nodes;       /* the table */
+    wc_peer_t *nodes;       /* the table */
     size_t     size;
     size_t     cap;
 };
@@ -125,7 +125,7 @@ wc_topology_socket (void *ctx, int type, const char *endpoint, bool ipv6,
 
 //  (Re)connect node's DEALER to its endpoint; sock stays NULL on failure.
 static int
-s_node_open (wc_topology_t *self, wc_node_t *node)
+s_node_open (wc_topology_t *self, wc_peer_t *node)
 {
     if (node->sock) {
         zmq_close (node->sock);
@@ -166,8 +166,8 @@ wc_topology_size (wc_topology_t *self)
     return self->size;
 }
 
-wc_node_t *
-wc_topology_node (wc_topology_t *self, size_t index)
+wc_peer_t *
+wc_topology_peer (wc_topology_t *self, size_t index)
 {
     return index < self->size ? &self->nodes [index] : NULL;
 }
@@ -186,7 +186,7 @@ wc_topology_find (wc_topology_t *self, const char *addr)
 //  described must be down and gone from its last TOPOLOGY, any other
 //  node must have stopped answering.
 static bool
-s_evictable (const wc_node_t *node)
+s_evictable (const wc_peer_t *node)
 {
     if (node->pinned || node->seen)
         return false;
@@ -201,7 +201,7 @@ wc_topology_add (wc_topology_t *self, const char *addr, bool pinned,
 {
     if (replaced)
         *replaced = false;
-    wc_node_t node;
+    wc_peer_t node;
     memset (&node, 0, sizeof node);
     int rc = wc_topology_endpoint (addr, 0, node.endpoint, sizeof node.endpoint,
                                    &node.ipv6);
@@ -229,7 +229,7 @@ wc_topology_add (wc_topology_t *self, const char *addr, bool pinned,
         size_t cap = self->cap ? self->cap * 2 : 4;
         if (cap > WC_TOPOLOGY_MAX)
             cap = WC_TOPOLOGY_MAX;
-        wc_node_t *nodes = realloc (self->nodes, cap * sizeof *nodes);
+        wc_peer_t *nodes = realloc (self->nodes, cap * sizeof *nodes);
         if (!nodes)
             return WALCAST_ENOMEM;
         self->nodes = nodes;
@@ -261,7 +261,7 @@ wc_topology_reset (wc_topology_t *self, size_t index)
 {
     if (index >= self->size)
         return;
-    wc_node_t *node = &self->nodes [index];
+    wc_peer_t *node = &self->nodes [index];
     s_node_open (self, node);       // on failure the next request retries
     node->ping_rid = 0;
     node->ping_sent_us = 0;
@@ -302,7 +302,7 @@ wc_topology_apply (wc_topology_t *self, const wc_node_info_t *info,
     else
     if (strcmp (self->nodes [found].addr, addr) != 0) {
         //  It moved: follow it with a fresh socket.
-        wc_node_t *node = &self->nodes [found];
+        wc_peer_t *node = &self->nodes [found];
         char endpoint [sizeof node->endpoint];
         bool ipv6;
         if (wc_topology_endpoint (addr, 0, endpoint, sizeof endpoint, &ipv6))
@@ -318,7 +318,7 @@ wc_topology_apply (wc_topology_t *self, const wc_node_info_t *info,
         node->warm = false;
         *moved = true;
     }
-    wc_node_t *node = &self->nodes [found];
+    wc_peer_t *node = &self->nodes [found];
     wc_bytes_printable (node->id, sizeof node->id, &info->id);
     wc_bytes_printable (node->region, sizeof node->region, &info->region);
     wc_bytes_printable (node->primary, sizeof node->primary, &info->primary);
@@ -340,7 +340,7 @@ void
 wc_topology_end (wc_topology_t *self)
 {
     for (size_t i = 0; i < self->size; i++) {
-        wc_node_t *node = &self->nodes [i];
+        wc_peer_t *node = &self->nodes [i];
         if (node->from_broker && !node->seen)
             node->up = false;
         node->listed = node->seen;
@@ -357,7 +357,7 @@ wc_topology_ewma (double avg, double sample)
 }
 
 bool
-wc_topology_pong (wc_node_t *node, const wc_msg_t *pong, int64_t now_us,
+wc_topology_pong (wc_peer_t *node, const wc_msg_t *pong, int64_t now_us,
                   bool timely)
 {
     bool again = false;
@@ -387,7 +387,7 @@ wc_topology_pong (wc_node_t *node, const wc_msg_t *pong, int64_t now_us,
 }
 
 void
-wc_topology_status (wc_node_t *node, const wc_msg_t *status)
+wc_topology_status (wc_peer_t *node, const wc_msg_t *status)
 {
     if (status->u.status.role == WC_ROLE_PRIMARY
     ||  status->u.status.role == WC_ROLE_REPLICA)
@@ -407,7 +407,7 @@ wc_topology_status (wc_node_t *node, const wc_msg_t *status)
 }
 
 bool
-wc_topology_ping_due (wc_node_t *node, int64_t now_us)
+wc_topology_ping_due (wc_peer_t *node, int64_t now_us)
 {
     if (node->ping_rid != 0) {
         if (now_us - node->ping_sent_us < WC_PING_DEAD_US)
@@ -425,7 +425,7 @@ wc_topology_to_select (wc_topology_t *self, wc_select_node_t *out,
                        bool broker_fresh)
 {
     for (size_t i = 0; i < self->size; i++) {
-        const wc_node_t *node = &self->nodes [i];
+        const wc_peer_t *node = &self->nodes [i];
         out [i].role = node->role;
         out [i].region = node->region;
         out [i].epoch = node->epoch;

@@ -195,10 +195,10 @@ s_check_kv (const void *key, size_t key_len, const void *value,
     return 0;
 }
 
-static wc_node_t *
+static wc_peer_t *
 s_node (walcast_t *self, size_t index)
 {
-    return wc_topology_node (self->topo, index);
+    return wc_topology_peer (self->topo, index);
 }
 
 //  Does the handle follow the primary (see the top of the file)?
@@ -302,7 +302,7 @@ s_async_settle (walcast_t *self)
 static int
 s_recv_one (walcast_t *self, size_t index)
 {
-    wc_node_t *node = s_node (self, index);
+    wc_peer_t *node = s_node (self, index);
     zmq_msg_init (&self->rx_frame);
     if (zmq_msg_recv (&self->rx_frame, node->sock, ZMQ_DONTWAIT) < 0) {
         int err = errno;
@@ -424,7 +424,7 @@ s_wait (walcast_t *self, int64_t deadline)
 static int
 s_send (walcast_t *self, size_t index, int64_t deadline)
 {
-    wc_node_t *node = s_node (self, index);
+    wc_peer_t *node = s_node (self, index);
     if (!node->sock) {
         wc_topology_reset (self->topo, index);
         if (!node->sock)
@@ -558,7 +558,7 @@ s_follow_primary (walcast_t *self)
 static void
 s_ping (walcast_t *self, size_t index, int64_t now_us)
 {
-    wc_node_t *node = s_node (self, index);
+    wc_peer_t *node = s_node (self, index);
     node->ping_sent_us = now_us;
     node->ping_rid = 0;
     if (!node->sock)
@@ -836,7 +836,7 @@ s_ping_round (walcast_t *self, size_t only, int wait_ms, bool mark_silent)
     size_t size = wc_topology_size (self->topo);
     bool fresh = s_broker_fresh (self);
     for (size_t i = 0; i < size; i++) {
-        wc_node_t *node = s_node (self, i);
+        wc_peer_t *node = s_node (self, i);
         if (only != WC_SELECT_NONE && i != only)
             continue;
         if (node->ping_rid == 0 || now - node->ping_sent_us >= WC_PING_DEAD_US)
@@ -845,7 +845,7 @@ s_ping_round (walcast_t *self, size_t only, int wait_ms, bool mark_silent)
     while (true) {
         bool waiting = false;
         for (size_t i = 0; i < size; i++) {
-            wc_node_t *node = s_node (self, i);
+            wc_peer_t *node = s_node (self, i);
             if (only != WC_SELECT_NONE && i != only)
                 continue;
             if (fresh && !node->up)
@@ -963,7 +963,7 @@ s_unasked (walcast_t *self, const bool *asked)
     bool fresh = s_broker_fresh (self);
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < size; i++) {
-            const wc_node_t *node = s_node (self, i);
+            const wc_peer_t *node = s_node (self, i);
             if (asked [i])
                 continue;
             if (pass == 0 && (!node->reachable || (fresh && !node->up)))
@@ -1009,7 +1009,7 @@ s_learn_primary (walcast_t *self, int64_t deadline)
             s_rx_release (self);
             continue;
         }
-        wc_node_t *node = s_node (self, index);
+        wc_peer_t *node = s_node (self, index);
         wc_topology_status (node, &self->rx);
         s_rx_release (self);
         if (node->role == WC_ROLE_PRIMARY) {
@@ -1421,7 +1421,7 @@ s_take_value (walcast_t *self, size_t index, void **value, size_t *value_len,
 {
     const wc_bytes_t *v = &self->rx.u.value.value;
     if (served) {
-        const wc_node_t *node = s_node (self, index);
+        const wc_peer_t *node = s_node (self, index);
         snprintf (served->id, sizeof served->id, "%s", node->id);
         snprintf (served->region, sizeof served->region, "%s", node->region);
         snprintf (served->addr, sizeof served->addr, "%s", node->addr);
@@ -1688,11 +1688,11 @@ walcast_nodes (walcast_t *self, walcast_node_info_t *nodes, size_t max,
 
     bool fresh = s_broker_fresh (self);
     size_t primary = s_primary (self);
-    const wc_node_t *pnode = primary != WC_SELECT_NONE ? s_node (self, primary) : NULL;
+    const wc_peer_t *pnode = primary != WC_SELECT_NONE ? s_node (self, primary) : NULL;
     size_t size = wc_topology_size (self->topo);
     size_t n = 0;
     for (size_t i = 0; i < size && n < max; i++) {
-        const wc_node_t *node = s_node (self, i);
+        const wc_peer_t *node = s_node (self, i);
         walcast_node_info_t *info = &nodes [n++];
         memset (info, 0, sizeof *info);
         snprintf (info->id, sizeof info->id, "%s", node->id);
@@ -1759,7 +1759,7 @@ static int
 s_watch_open (walcast_t *self, size_t index, const void *prefix,
               size_t prefix_len, void **sub_p)
 {
-    const wc_node_t *node = s_node (self, index);
+    const wc_peer_t *node = s_node (self, index);
     char endpoint [WC_MAX_ADDR + 8];
     bool ipv6;
     if (wc_topology_endpoint (node->addr, 1, endpoint, sizeof endpoint, &ipv6))
@@ -1787,7 +1787,7 @@ static bool
 s_watch_silent (walcast_t *self, size_t index, const char *addr,
                 int64_t heard_ms, int64_t opened_ms)
 {
-    const wc_node_t *node = s_node (self, index);
+    const wc_peer_t *node = s_node (self, index);
     if (!node || strcmp (node->addr, addr) != 0)
         return true;            // its slot went to another node
     if (!node->reachable && wc_clock_ms () - opened_ms > WC_PING_DEAD_US / 1000)
@@ -1801,7 +1801,7 @@ s_watch_silent (walcast_t *self, size_t index, const char *addr,
 static void
 s_watch_name (walcast_t *self, size_t index, char *name, size_t size)
 {
-    const wc_node_t *node = s_node (self, index);
+    const wc_peer_t *node = s_node (self, index);
     snprintf (name, size, "%s", node ? (node->id [0] ? node->id : node->addr) : "?");
 }
 
@@ -1895,7 +1895,7 @@ walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
             continue;
         size_t next = s_watch_pick (self, current, true);
         if (next == WC_SELECT_NONE) {
-            const wc_node_t *node = s_node (self, current);
+            const wc_peer_t *node = s_node (self, current);
             if (!node || strcmp (node->addr, watching) != 0 || !node->reachable) {
                 char name [WC_MAX_ADDR + 1];
                 s_watch_name (self, current, name, sizeof name);
@@ -1909,7 +1909,7 @@ walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
         if (self->watch_notify) {
             char from [WC_MAX_ADDR + 1], to [WC_MAX_ADDR + 1];
             snprintf (from, sizeof from, "%s", watching);
-            const wc_node_t *node = s_node (self, current);
+            const wc_peer_t *node = s_node (self, current);
             if (node && strcmp (node->addr, watching) == 0)
                 s_watch_name (self, current, from, sizeof from);
             s_watch_name (self, next, to, sizeof to);

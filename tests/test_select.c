@@ -336,7 +336,7 @@ static void
 test_ping_timing (void **state)
 {
     (void) state;
-    wc_node_t node;
+    wc_peer_t node;
     memset (&node, 0, sizeof node);
     node.reachable = true;
     node.rtt_ms = -1;
@@ -496,26 +496,26 @@ test_table_bounded (void **state)
     assert_int_equal (wc_topology_add (t, "127.0.0.1:1007", false, &index, &replaced), 0);
     assert_int_equal (index, 7);
     //  A pinned node that stopped answering keeps its slot; another does not
-    wc_topology_node (t, 0)->reachable = false;
-    wc_topology_node (t, 9)->reachable = false;
+    wc_topology_peer (t, 0)->reachable = false;
+    wc_topology_peer (t, 9)->reachable = false;
     assert_int_equal (wc_topology_add (t, "127.0.0.1:2000", false, &index, &replaced), 0);
     assert_int_equal (index, 9);
     assert_true (replaced);
-    assert_string_equal (wc_topology_node (t, 9)->addr, "127.0.0.1:2000");
-    assert_true (wc_topology_node (t, 9)->reachable);
+    assert_string_equal (wc_topology_peer (t, 9)->addr, "127.0.0.1:2000");
+    assert_true (wc_topology_peer (t, 9)->reachable);
     assert_int_equal (wc_topology_size (t), WC_TOPOLOGY_MAX);
 
     //  A node the broker describes goes only once it is down and gone
     //  from the broker's list
-    wc_topology_node (t, 11)->from_broker = true;
-    wc_topology_node (t, 11)->reachable = false;
-    wc_topology_node (t, 11)->listed = true;
-    wc_topology_node (t, 11)->up = false;
+    wc_topology_peer (t, 11)->from_broker = true;
+    wc_topology_peer (t, 11)->reachable = false;
+    wc_topology_peer (t, 11)->listed = true;
+    wc_topology_peer (t, 11)->up = false;
     assert_int_equal (wc_topology_add (t, "127.0.0.1:2001", false, &index, &replaced),
                       WALCAST_ETOOBIG);
     wc_topology_begin (t);
     wc_topology_end (t);        //  a TOPOLOGY that does not list it
-    assert_false (wc_topology_node (t, 11)->listed);
+    assert_false (wc_topology_peer (t, 11)->listed);
     assert_int_equal (wc_topology_add (t, "127.0.0.1:2001", false, &index, &replaced), 0);
     assert_int_equal (index, 11);
     assert_true (replaced);
@@ -530,11 +530,11 @@ test_table_bounded (void **state)
     status.u.status.applied_seq = 5;
     status.u.status.primary.ptr = (const uint8_t *) "127.0.0.1:7100";
     status.u.status.primary.len = 14;
-    wc_topology_status (wc_topology_node (t, 11), &status);
-    assert_string_equal (wc_topology_node (t, 11)->id, "r1");
-    assert_string_equal (wc_topology_node (t, 11)->primary, "127.0.0.1:7100");
-    assert_int_equal (wc_topology_node (t, 11)->role, WC_ROLE_REPLICA);
-    assert_int_equal (wc_topology_node (t, 11)->applied_seq, 5);
+    wc_topology_status (wc_topology_peer (t, 11), &status);
+    assert_string_equal (wc_topology_peer (t, 11)->id, "r1");
+    assert_string_equal (wc_topology_peer (t, 11)->primary, "127.0.0.1:7100");
+    assert_int_equal (wc_topology_peer (t, 11)->role, WC_ROLE_REPLICA);
+    assert_int_equal (wc_topology_peer (t, 11)->applied_seq, 5);
 
     wc_topology_destroy (&t);
     assert_null (t);
