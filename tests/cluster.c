@@ -1352,6 +1352,24 @@ cluster_cli_spawn (cluster_t *self, ...)
     return s_proc_spawn (self, k, argv) == 0 ? k : -1;
 }
 
+int
+cluster_proc_signal (cluster_t *self, int k, int sig)
+{
+    if (k < 0 || k >= self->nprocs)
+        return -1;
+    cluster_proc_t *proc = &self->procs [k];
+    if (!proc->pid || kill (proc->pid, sig) != 0) {
+        fprintf (stderr, "cluster: cannot send signal %d to %s\n", sig, proc->name);
+        return -1;
+    }
+    if (sig == SIGSTOP)
+        proc->stopped = true;
+    else
+    if (sig == SIGCONT)
+        proc->stopped = false;
+    return 0;
+}
+
 char *
 cluster_proc_output (cluster_t *self, int k)
 {
