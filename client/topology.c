@@ -20,6 +20,7 @@
 #include <string.h>
 #include <zmq.h>
 #include "walcast.h"
+#include "addr.h"
 #include "topology.h"
 
 /*  Socket options of every client socket. */
@@ -46,44 +47,19 @@ int
 wc_topology_endpoint (const char *addr, int offset, char *endpoint,
                       size_t size, bool *ipv6_p)
 {
-    if (!addr)
+    //  One grammar for every address (protocol/addr.h), with room for
+    //  the port plus offset
+    int port;
+    if (!addr || offset < 0 || offset > 2
+    ||  !wc_addr_check (addr, strlen (addr), 65535 - offset, &port))
         return WALCAST_EINVAL;
-    size_t len = strlen (addr);
-    if (len == 0 || len > WC_MAX_ADDR)
-        return WALCAST_EINVAL;
-    const char *colon = strrchr (addr, ':');
-    if (!colon || colon == addr)
-        return WALCAST_EINVAL;
-    size_t host_len = (size_t) (colon - addr);
-    for (size_t i = 0; i < host_len; i++) {
-        char c = addr [i];
-        if (c <= ' ' || c == '/' || c >= 0x7f)
-            return WALCAST_EINVAL;
-    }
-    bool ipv6 = addr [0] == '[';
-    if (ipv6 && (host_len < 3 || addr [host_len - 1] != ']'))
-        return WALCAST_EINVAL;
-    if (!ipv6 && memchr (addr, ':', host_len))
-        return WALCAST_EINVAL;      // bare IPv6 needs brackets
-
-    const char *digits = colon + 1;
-    size_t ndigits = strlen (digits);
-    if (ndigits == 0 || ndigits > 5)
-        return WALCAST_EINVAL;
-    long port = 0;
-    for (size_t i = 0; i < ndigits; i++) {
-        if (digits [i] < '0' || digits [i] > '9')
-            return WALCAST_EINVAL;
-        port = port * 10 + (digits [i] - '0');
-    }
-    if (port < 1 || port > 65535 || port + offset < 1 || port + offset > 65535)
-        return WALCAST_EINVAL;
-    int n = snprintf (endpoint, size, "tcp://%.*s:%ld", (int) host_len, addr,
+    size_t host_len = (size_t) (strrchr (addr, ':') - addr);
+    int n = snprintf (endpoint, size, "tcp://%.*s:%d", (int) host_len, addr,
                       port + offset);
     if (n < 0 || (size_t) n >= size)
         return WALCAST_EINVAL;
     if (ipv6_p)
-        *ipv6_p = ipv6;
+        *ipv6_p = addr [0] == '[';
     return 0;
 }
 

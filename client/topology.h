@@ -143,9 +143,11 @@ bool wc_topology_ping_due (wc_peer_t *node, int64_t now_us);
 /*  The EWMA: avg < 0 (no average yet) gives the sample itself. */
 double wc_topology_ewma (double avg, double sample);
 
-/*  "tcp://HOST:(PORT+offset)" from "HOST:PORT", into endpoint (size
-    bytes). *ipv6 (if not NULL) says whether the host is bracketed IPv6.
-    0 or WALCAST_EINVAL (bad address, port out of range, too long). */
+/*  "tcp://HOST:(PORT+offset)" from "HOST:PORT" (offset 0..2), into
+    endpoint (size bytes). The address must be what protocol/addr.h
+    accepts, with PORT+offset a port. *ipv6 (if not NULL) says whether
+    the host is bracketed IPv6. 0 or WALCAST_EINVAL (bad address, port
+    out of range, too long). */
 int wc_topology_endpoint (const char *addr, int offset, char *endpoint,
                           size_t size, bool *ipv6);
 

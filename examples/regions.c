@@ -437,7 +437,7 @@ s_client_read (int base, int c, uint64_t seq)
     bool local = strcmp (served.region, s_region [c]) == 0;
 
     //  For contrast: the same read from the primary
-    walcast_set_read (client, "primary");
+    walcast_set_read (client, WALCAST_READ_PRIMARY, NULL);
     value = NULL;
     started = s_now ();
     rc = walcast_get_ex (client, "user:1", 6, seq, &value, &len, &served);

@@ -644,7 +644,8 @@ cluster_load (cluster_t *self, int i, int first, int count, int round,
     for (; rc == 0 && n < first + count; n++) {
         cluster_key (n, key, sizeof key);
         cluster_value (n, round, value);
-        rc = walcast_put_async (client, key, strlen (key), value, CLUSTER_VALUE_LEN);
+        rc = walcast_put_async (client, key, strlen (key), value, CLUSTER_VALUE_LEN,
+                               (uint64_t) n);
     }
     if (rc != 0)
         fprintf (stderr, "cluster: put_async of key %d on %s: %s (%s)\n", n - 1,

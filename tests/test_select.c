@@ -307,10 +307,30 @@ test_parse (void **state)
     //  The public setters say the same
     walcast_t *w = walcast_new ();
     assert_non_null (w);
-    assert_int_equal (walcast_set_read (w, "replica"), 0);
-    assert_int_equal (walcast_set_read (w, "nope"), WALCAST_EINVAL);
-    assert_int_equal (walcast_set_consistency (w, "eventual"), 0);
-    assert_int_equal (walcast_set_consistency (w, ""), WALCAST_EINVAL);
+    assert_int_equal (walcast_set_read (w, WALCAST_READ_REPLICA, NULL), 0);
+    assert_int_equal (walcast_set_read (w, WALCAST_READ_REGION, "eu-west"), 0);
+    assert_int_equal (walcast_set_read (w, WALCAST_READ_REGION, NULL), WALCAST_EINVAL);
+    assert_int_equal (walcast_set_read (w, WALCAST_READ_REGION, ""), WALCAST_EINVAL);
+    assert_int_equal (walcast_set_read (w, WALCAST_READ_REGION, longname + 7), 0);
+    assert_int_equal (walcast_set_read (w, WALCAST_READ_PRIMARY, "eu"), WALCAST_EINVAL);
+    assert_int_equal (walcast_set_read (w, (walcast_read_t) 9, NULL), WALCAST_EINVAL);
+    assert_int_equal (walcast_set_consistency (w, WALCAST_EVENTUAL), 0);
+    assert_int_equal (walcast_set_consistency (w, (walcast_consistency_t) 7),
+                      WALCAST_EINVAL);
+    //  The parsers a command line uses say the same as the module's
+    walcast_read_t read;
+    const char *region = "x";
+    assert_int_equal (walcast_read_parse ("nearest", &read, &region), 0);
+    assert_int_equal (read, WALCAST_READ_NEAREST);
+    assert_null (region);
+    assert_int_equal (walcast_read_parse ("region=eu-west", &read, &region), 0);
+    assert_int_equal (read, WALCAST_READ_REGION);
+    assert_string_equal (region, "eu-west");
+    assert_int_equal (walcast_read_parse ("nope", &read, &region), WALCAST_EINVAL);
+    walcast_consistency_t level;
+    assert_int_equal (walcast_consistency_parse ("strong", &level), 0);
+    assert_int_equal (level, WALCAST_STRONG);
+    assert_int_equal (walcast_consistency_parse ("", &level), WALCAST_EINVAL);
     assert_int_equal (walcast_session_seq (w), 0);
     walcast_destroy (&w);
     assert_null (w);
