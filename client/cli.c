@@ -2,17 +2,19 @@
 
         walcast [--broker HOST:PORT | --node HOST:PORT ...] [--region R]
                 [--read PREF] [--consistency C] [--max-staleness MS]
-                [--timeout MS] [-v] COMMAND [ARGS]
+                [--timeout MS] [-v] [--debug] COMMAND [ARGS]
 
     A thin shell over libwalcast. Two tables drive it: s_options, the
     global flags (each with a setter that fills s_opts_t), and s_commands,
     the commands (each with its argument count and a handler). Adding a
     flag or a command is adding a row and a function; the parser, the
-    usage text and the help are generated from the tables.
+    usage text and the help are generated from the tables. `load` lives
+    in load.c.
 
     Global flags come before the command; everything after the command
     is its arguments, taken as they are (so a value may start with '-'),
-    except get's own "--min-seq SEQ", which comes first.
+    except the command's own options, which come first (get's
+    "--min-seq SEQ", watch's "--from SEQ").
 
     With one --node and no --broker the tool talks to that node only, as
     it always did; with a broker or several nodes the library routes
@@ -20,10 +22,13 @@
     status prints one line per node.
 
     Exit codes: 0 success, 1 not found (get), 2 usage error, 3 an error
-    from the node or the network ("walcast: COMMAND: <message>" on
-    stderr). Results go to stdout, diagnostics and progress to stderr.
-    When the library has no node to send a read to, it says why ("no
-    replica is up", "no primary known") and that is the message.
+    from the node or the network, or a load line that did not land.
+    Results go to stdout, diagnostics and progress to stderr. Every
+    error names its cause and, where there is one, the remedy:
+    "walcast: COMMAND: MESSAGE[: DETAIL]; REMEDY" (s_fail). When the
+    library has no node to send to, its detail says what was missing
+    and that is the message ("no primary known after 5000 ms: the
+    broker lists 0 nodes up").
 */
 #include <errno.h>
 #include <signal.h>
@@ -636,7 +641,10 @@ static const s_command_t s_commands [] = {
     { "del", "KEY", 1, 1,
       "delete KEY; prints the write's seq", s_cmd_del },
     { "load", "", 0, 0,
-      "write \"KEY VALUE\" lines from stdin; prints \"COUNT LAST_SEQ\"",
+      "write \"KEY VALUE\" lines from stdin; prints \"COUNT LAST_SEQ\" of "
+      "what landed, and on stderr \"failed KEY: MESSAGE\" or \"unknown KEY: "
+      "MESSAGE\" for each line that did not (resubmitting exactly those is "
+      "safe)",
       s_cmd_load },
     { "status", "", 0, 0,
       "one node: its role, epoch, seqs and lag; with --broker or several "
@@ -752,7 +760,8 @@ s_print_help (void)
             "token or staler than --max-staleness declines, and the next one is "
             "tried.\n-v prints \"served by ID (REGION, RTT ms)\" on stderr.\n");
     printf ("\nExit status: 0 success, 1 not found (get), 2 usage error, "
-            "3 error from the node\nor the network.\n");
+            "3 error from the node\nor the network, or a load line that failed, "
+            "is unknown or is malformed.\n");
 }
 
 //  Find a flag by its long or short name.

@@ -71,6 +71,12 @@
       and a second copy elsewhere would apply it twice. Its outcome is
       unknown (WALCAST_ETIMEOUT).
 
+    - A watch loses nothing. walcast_watch picks the node and moves to
+      another when it goes silent; client/feed.c follows the node's
+      stream (everything, filtered here) and repairs every gap over its
+      catch-up port, as a replica does, from a position the caller can
+      keep and give back.
+
     Two modes keep issue 2's contract. A handle given one node with
     walcast_connect and no broker talks to that node only: writes go
     there and ENOTPRIMARY is returned as it is, with the primary's
@@ -90,7 +96,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zmq.h>
 #include "walcast.h"
 #include "clock.h"

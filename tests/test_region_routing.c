@@ -317,7 +317,7 @@ s_get (walcast_t *h, const char *key, uint64_t min_seq, char *value, size_t size
     value [0] = 0;
     if (rc == 0)
         snprintf (value, size, "%.*s", (int) len, got ? (char *) got : "");
-    free (got);
+    walcast_free (got);
     print_message ("  get %s: %s, \"%s\" from %s (%lld ms)\n", key, walcast_errname (rc),
                    value, rc == 0 ? served->id : "-",
                    took_ms ? (long long) *took_ms : -1LL);

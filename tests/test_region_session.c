@@ -68,7 +68,7 @@ s_get (walcast_t *h, const char *key, char *buf, size_t size, walcast_served_t *
                  walcast_last_detail (h));
     assert_int_equal (rc, 0);
     snprintf (buf, size, "%.*s", (int) len, value ? (char *) value : "");
-    free (value);
+    walcast_free (value);
 }
 
 static void
