@@ -736,9 +736,9 @@ s_apply_topology (walcast_t *self, const wc_msg_t *msg, bool direct)
         return 0;
     if (msg->u.topology.count > WC_MAX_NODES)
         return WALCAST_EPROTO;
-    //  Say what was skipped once per directory version, not every push
-    bool tell = direct || self->topo_at_us == 0
-             || msg->u.topology.version != self->topo_version;
+    //  Say what was skipped once per directory version, not at every
+    //  push and refresh
+    bool tell = self->topo_at_us == 0 || msg->u.topology.version != self->topo_version;
 
     wc_topology_begin (self->topo);
     int rc = 0;

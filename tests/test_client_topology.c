@@ -133,6 +133,22 @@ s_teardown (void **state)
     return 0;
 }
 
+/*  The library's debug lines, as the test saw them. */
+typedef struct {
+    char text [4096];
+    int  skipped;               /* lines about a skipped entry */
+} s_lines_t;
+
+static void
+s_on_log (void *arg, const char *line)
+{
+    s_lines_t *lines = (s_lines_t *) arg;
+    size_t len = strlen (lines->text);
+    snprintf (lines->text + len, sizeof lines->text - len, "%s\n", line);
+    if (strstr (line, "topology: skipped node entry"))
+        lines->skipped++;
+}
+
 static void
 test_bad_entries_skipped (void **state)
 {
@@ -158,6 +174,28 @@ test_bad_entries_skipped (void **state)
     free (out);
     free (err);
     assert_true (atomic_load (&w->gets) >= 2);
+
+    //  The library: the three entries are skipped and said at debug
+    //  level, once per directory version (the pushes repeat version 7)
+    s_lines_t lines = { 0 };
+    walcast_t *h = walcast_new ();
+    assert_non_null (h);
+    walcast_set_log (h, s_on_log, &lines);
+    assert_int_equal (walcast_connect_broker (h, w->broker), 0);
+    walcast_pos_t pos;
+    assert_int_equal (walcast_put (h, "user:2", 6, "Bob", 3, &pos), 0);
+    assert_int_equal (pos.seq, 2);
+    walcast_node_info_t nodes [8];
+    size_t count = 0;
+    assert_int_equal (walcast_nodes (h, nodes, 8, &count), 0);
+    assert_int_equal (count, 1);
+    assert_string_equal (nodes [0].id, "p1");
+    print_message ("debug lines:\n%s", lines.text);
+    assert_int_equal (lines.skipped, 3);
+    assert_non_null (strstr (lines.text, "addr 'nocolon'"));
+    assert_non_null (strstr (lines.text, "addr '127.0.0.1:0'"));
+    assert_non_null (strstr (lines.text, "addr 'a b:5'"));
+    walcast_destroy (&h);
     assert_int_equal (cluster_term_all (c), 0);
     cluster_pass (c);
 }

@@ -324,6 +324,81 @@ test_from_across_restart (void **state)
     cluster_pass (c);
 }
 
+/* --- the library's position ---------------------------------------------- */
+
+/*  What a library watch handed over. */
+typedef struct {
+    uint64_t seqs [16];
+    int      count;
+    int      stop_after;        /* return 7 after this many; 0 never */
+} s_seen_t;
+
+static int
+s_collect (void *arg, uint64_t seq, int op, const void *key, size_t key_len,
+           const void *value, size_t value_len)
+{
+    (void) op; (void) key; (void) key_len; (void) value; (void) value_len;
+    s_seen_t *seen = (s_seen_t *) arg;
+    if (seen->count < 16)
+        seen->seqs [seen->count++] = seq;
+    return seen->stop_after && seen->count == seen->stop_after ? 7 : 0;
+}
+
+//  walcast_watch says where it stopped, and goes on from there when
+//  given it back: nothing skipped, nothing twice.
+static void
+test_library_position (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    int p = cluster_add (c, "p1", NULL, NULL);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_wait_ready (c, p, 30000), 0);
+    walcast_t *h = cluster_client (c, p);
+    assert_non_null (h);
+    s_put (h, "a:1", "x");                      // seq 1
+    s_put (h, "b:2", "x");                      // seq 2
+    s_put (h, "a:3", "x");                      // seq 3
+
+    walcast_t *w = cluster_client (c, p);
+    assert_non_null (w);
+    //  From now: nothing comes in 300 ms; the position is after seq 3
+    s_seen_t seen = { .count = 0 };
+    uint64_t position = 0;
+    assert_int_equal (walcast_watch (w, "a:", 2, &position, s_collect, &seen, 300), 0);
+    assert_int_equal (seen.count, 0);
+    assert_int_equal (position, 4);
+    s_put (h, "a:4", "x");                      // seq 4
+    s_put (h, "b:5", "x");                      // seq 5
+    s_put (h, "a:6", "x");                      // seq 6
+    assert_int_equal (walcast_watch (w, "a:", 2, &position, s_collect, &seen, 300), 0);
+    assert_int_equal (seen.count, 2);
+    assert_int_equal (seen.seqs [0], 4);
+    assert_int_equal (seen.seqs [1], 6);
+    assert_int_equal (position, 7);
+
+    //  From the start, stopped by fn after the first change: the value
+    //  comes back and the position is right after it
+    memset (&seen, 0, sizeof seen);
+    seen.stop_after = 1;
+    position = 1;
+    assert_int_equal (walcast_watch (w, "a:", 2, &position, s_collect, &seen, 5000), 7);
+    assert_int_equal (seen.seqs [0], 1);
+    assert_int_equal (position, 2);
+    seen.stop_after = 0;
+    assert_int_equal (walcast_watch (w, "a:", 2, &position, s_collect, &seen, 300), 0);
+    uint64_t expect [] = { 1, 3, 4, 6 };
+    assert_int_equal (seen.count, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal (seen.seqs [i], expect [i]);
+    assert_int_equal (position, 7);
+    walcast_destroy (&w);
+    walcast_destroy (&h);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 /* --- a node that no longer holds the seq --------------------------------- */
 
 typedef struct {
@@ -410,6 +485,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_sigstop_during_load, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_from_across_restart, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_from_gone, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_library_position, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

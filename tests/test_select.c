@@ -333,6 +333,14 @@ test_parse (void **state)
     assert_int_equal (walcast_consistency_parse ("", &level), WALCAST_EINVAL);
     assert_int_equal (walcast_session_seq (w), 0);
     walcast_destroy (&w);
+    //  The version, as a string and in parts; walcast_free takes NULL
+    int major = -1, minor = -1, patch = -1;
+    assert_string_equal (walcast_version (&major, &minor, &patch), "0.1.0");
+    assert_int_equal (major, WALCAST_VERSION_MAJOR);
+    assert_int_equal (minor, WALCAST_VERSION_MINOR);
+    assert_int_equal (patch, WALCAST_VERSION_PATCH);
+    assert_non_null (walcast_version (NULL, NULL, NULL));
+    walcast_free (NULL);
     assert_null (w);
 }
 
