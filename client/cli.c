@@ -474,7 +474,8 @@ s_status_table (walcast_t *client)
     if (rc)
         return s_fail (client, "status", rc);
     if (count == 0) {
-        fprintf (stderr, "walcast: status: no node known\n");
+        fprintf (stderr, "walcast: status: no node known; check that the nodes "
+                 "run and register with the broker (--broker on walcast-node)\n");
         return S_EXIT_ERROR;
     }
     char (*cells) [S_COLUMNS][S_CELL] = calloc (count, sizeof *cells);

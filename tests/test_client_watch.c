@@ -11,10 +11,14 @@
       included, so a consumer that restarts from the seq after the last
       one it printed misses nothing and repeats nothing;
     - when the node no longer holds SEQ, the watch says so on stderr and
-      exits 3 instead of printing a feed with a hole.
+      exits 3 instead of printing a feed with a hole;
+    - walcast_watch reports where it stopped and goes on from there;
+    - a tail of changes the stream never delivered, known only from the
+      heartbeat's last_seq, is fetched and printed too.
 
-    The first two run a real node; the last a fake one (tests/fake.h)
-    whose catch-up port answers every FETCH with ERANGE.
+    Real nodes run the SIGSTOP, --from and position tests; fake ones
+    (tests/fake.h) the others: one whose catch-up port answers every
+    FETCH with ERANGE, one whose stream carries heartbeats only.
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -478,6 +482,119 @@ test_from_gone (void **state)
     cluster_pass (c);
 }
 
+/* --- a lost tail, revealed by a heartbeat --------------------------------- */
+
+/*  A fake node whose stream carries heartbeats only: its entries are all
+    "lost", and only its catch-up port hands them out. */
+typedef struct {
+    int           port;
+    atomic_ullong last;         /* its last seq */
+    atomic_int    fetches;
+} s_tail_node_t;
+
+static bool
+s_tail_request (void *arg, int port, const wc_msg_t *req, msgpack_sbuffer *reply)
+{
+    s_tail_node_t *node = (s_tail_node_t *) arg;
+    if (port == node->port && req->type == WC_MSG_PING) {
+        wc_msg_t msg;
+        memset (&msg, 0, sizeof msg);
+        msg.type = WC_MSG_PONG;
+        msg.rid = req->rid;
+        msg.u.pong.epoch = 1;
+        msg.u.pong.seq = atomic_load (&node->last);
+        msg.u.pong.role = WC_ROLE_PRIMARY;
+        msg.u.pong.id.ptr = (const uint8_t *) "t1";
+        msg.u.pong.id.len = 2;
+        return wc_msg_encode (&msg, reply) == 0;
+    }
+    if (port != node->port + 2 || req->type != WC_MSG_FETCH)
+        return false;
+    atomic_fetch_add (&node->fetches, 1);
+    uint64_t last = atomic_load (&node->last);
+    uint64_t from = req->u.fetch.from_seq;
+    uint32_t count = from >= 1 && from <= last ? (uint32_t) (last - from + 1) : 0;
+    if (wc_entries_encode_header (req->rid, last, count, reply))
+        return false;
+    for (uint32_t i = 0; i < count; i++) {
+        char key [16];
+        snprintf (key, sizeof key, "%s:%llu", (from + i) % 2 ? "a" : "b",
+                  (unsigned long long) (from + i));
+        wc_entry_t e = { .seq = from + i, .epoch = 1, .ts_ms = 1, .op = WC_OP_PUT };
+        e.key.ptr = (const uint8_t *) key;
+        e.key.len = (uint32_t) strlen (key);
+        e.value.ptr = (const uint8_t *) "tail";
+        e.value.len = 4;
+        if (wc_entry_encode (&e, reply))
+            return false;
+    }
+    return true;
+}
+
+static void
+s_tail_tick (void *arg, fake_t *fake)
+{
+    s_tail_node_t *node = (s_tail_node_t *) arg;
+    wc_msg_t hb;
+    memset (&hb, 0, sizeof hb);
+    hb.type = WC_MSG_HEARTBEAT;
+    hb.u.heartbeat.epoch = 1;
+    hb.u.heartbeat.last_seq = atomic_load (&node->last);
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init (&out);
+    if (wc_msg_encode (&hb, &out) == 0)
+        fake_publish (fake, node->port + 1, "", 0, out.data, out.size);
+    msgpack_sbuffer_destroy (&out);
+}
+
+//  Entries that never came on the stream, after the watcher caught up:
+//  only the heartbeat says they exist, and the watcher must fetch them.
+static void
+test_lost_tail (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    s_tail_node_t node;
+    node.port = cluster_spare_port (c);
+    atomic_init (&node.last, 0);
+    atomic_init (&node.fetches, 0);
+    fake_t *fake = fake_new (s_tail_request, s_tail_tick, &node);
+    assert_non_null (fake);
+    assert_int_equal (fake_bind_router (fake, node.port), 0);
+    assert_int_equal (fake_bind_pub (fake, node.port + 1), 0);
+    assert_int_equal (fake_bind_router (fake, node.port + 2), 0);
+    assert_int_equal (fake_start (fake), 0);
+    char addr [32];
+    snprintf (addr, sizeof addr, "127.0.0.1:%d", node.port);
+
+    int watcher = cluster_cli_spawn (c, "--debug", "--node", addr, "watch", "a:", NULL);
+    assert_true (watcher >= 0);
+    //  It asked once (nothing to fetch yet) and follows the heartbeats
+    int64_t deadline = cluster_now_ms () + 10000;
+    while (atomic_load (&node.fetches) < 1) {
+        assert_true (cluster_proc_running (c, watcher));
+        assert_true (cluster_now_ms () < deadline);
+        cluster_nap_ms (10);
+    }
+    int asked = atomic_load (&node.fetches);
+    atomic_store (&node.last, 5);           // seqs 1..5, none on the stream
+    assert_int_equal (s_wait_output (c, watcher, "5 put a:5 tail\n", 10000), 0);
+    char *out = cluster_proc_output (c, watcher);
+    assert_string_equal (out, "1 put a:1 tail\n3 put a:3 tail\n5 put a:5 tail\n");
+    assert_true (atomic_load (&node.fetches) > asked);
+    free (out);
+    assert_int_equal (cluster_proc_stop (c, watcher, 5000), 0);
+    char log_path [4096];
+    snprintf (log_path, sizeof log_path, "%s/cli%d.log", cluster_dir (c), watcher);
+    char *log = s_slurp (log_path);
+    print_message ("the watcher's debug lines:\n%s", log);
+    assert_non_null (strstr (log, "heartbeat at 5"));
+    free (log);
+    fake_destroy (&fake);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
@@ -486,6 +603,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_from_across_restart, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_from_gone, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_library_position, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_lost_tail, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
