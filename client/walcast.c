@@ -1678,6 +1678,7 @@ s_async_room (walcast_t *self, int64_t deadline)
         }
         int rc = s_wait (self, deadline);
         if (rc) {
+            size_t inflight = wc_outcomes_inflight (self->outcomes);
             char why [64];
             snprintf (why, sizeof why, "no answer within %d ms", self->timeout_ms);
             s_async_lose (self, rc == WALCAST_ETIMEOUT ? rc : WALCAST_EUNAVAILABLE,
@@ -1685,8 +1686,9 @@ s_async_room (walcast_t *self, int64_t deadline)
             wc_topology_reset (self->topo, self->async_node);
             s_async_deliver (self);
             const wc_peer_t *node = s_node (self, self->async_node);
-            snprintf (self->detail, sizeof self->detail, "%s: %s",
-                      node ? node->addr : "?", why);
+            snprintf (self->detail, sizeof self->detail, "%s answered none of the "
+                      "%zu writes in flight within %d ms", node ? node->addr : "?",
+                      inflight, self->timeout_ms);
             return rc;
         }
         s_async_deliver (self);

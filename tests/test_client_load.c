@@ -166,6 +166,41 @@ test_load_cli (void **state)
     cluster_pass (w->cluster);
 }
 
+//  A node that stops answering: the window of lines in flight is
+//  unknown, and every line after it is still reported (not sent), so
+//  the report is complete.
+static void
+test_load_node_silent (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    if (!w->cluster || !w->fake)
+        fail_msg ("the test could not be set up (see above)");
+    const int lines = WALCAST_ASYNC_WINDOW + 100;
+    char *input = malloc ((size_t) lines * 24 + 16);
+    assert_non_null (input);
+    size_t len = (size_t) sprintf (input, "first 1\n");
+    for (int i = 0; i < lines; i++)
+        len += (size_t) sprintf (input + len, "lost%d v\n", i);
+    char *out = NULL, *err = NULL;
+    int rc = cluster_cli (w->cluster, input, &out, &err, "--node", w->addr,
+                          "--timeout", "500", "load", NULL);
+    assert_int_equal (rc, 3);
+    assert_string_equal (out, "1 1\n");
+    int unknown = s_count_lines (err, "unknown lost");
+    int unsent = s_count_lines (err, "failed lost");
+    print_message ("%d lines to a node that stopped answering: %d unknown, %d failed "
+                   "(not sent); first not sent: %.*s\n", lines, unknown, unsent,
+                   (int) strcspn (strstr (err, "failed lost"), "\n"),
+                   strstr (err, "failed lost"));
+    assert_int_equal (unknown, WALCAST_ASYNC_WINDOW);
+    assert_int_equal (unknown + unsent, lines);
+    assert_non_null (strstr (err, ": not sent: no answer within the timeout"));
+    free (input);
+    free (out);
+    free (err);
+    cluster_pass (w->cluster);
+}
+
 /* --- the library ---------------------------------------------------------- */
 
 #define MAX_SEEN 5000
@@ -322,6 +357,7 @@ main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_load_cli, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_load_node_silent, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_outcomes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_window_unanswered, s_setup, s_teardown),
     };
