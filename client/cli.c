@@ -2,17 +2,19 @@
 
         walcast [--broker HOST:PORT | --node HOST:PORT ...] [--region R]
                 [--read PREF] [--consistency C] [--max-staleness MS]
-                [--timeout MS] [-v] COMMAND [ARGS]
+                [--timeout MS] [-v] [--debug] COMMAND [ARGS]
 
     A thin shell over libwalcast. Two tables drive it: s_options, the
     global flags (each with a setter that fills s_opts_t), and s_commands,
     the commands (each with its argument count and a handler). Adding a
     flag or a command is adding a row and a function; the parser, the
-    usage text and the help are generated from the tables.
+    usage text and the help are generated from the tables. `load` lives
+    in load.c.
 
     Global flags come before the command; everything after the command
     is its arguments, taken as they are (so a value may start with '-'),
-    except get's own "--min-seq SEQ", which comes first.
+    except the command's own options, which come first (get's
+    "--min-seq SEQ", watch's "--from SEQ").
 
     With one --node and no --broker the tool talks to that node only, as
     it always did; with a broker or several nodes the library routes
@@ -20,10 +22,13 @@
     status prints one line per node.
 
     Exit codes: 0 success, 1 not found (get), 2 usage error, 3 an error
-    from the node or the network ("walcast: COMMAND: <message>" on
-    stderr). Results go to stdout, diagnostics and progress to stderr.
-    When the library has no node to send a read to, it says why ("no
-    replica is up", "no primary known") and that is the message.
+    from the node or the network, or a load line that did not land.
+    Results go to stdout, diagnostics and progress to stderr. Every
+    error names its cause and, where there is one, the remedy:
+    "walcast: COMMAND: MESSAGE[: DETAIL]; REMEDY" (s_fail). When the
+    library has no node to send to, its detail says what was missing
+    and that is the message ("no primary known after 5000 ms: the
+    broker lists 0 nodes up").
 */
 #include <errno.h>
 #include <signal.h>
@@ -38,6 +43,7 @@
 #include <time.h>
 #include "walcast.h"
 #include "clock.h"
+#include "load.h"
 
 
 #define S_EXIT_OK        0
@@ -51,10 +57,14 @@ typedef struct {
     int          nnodes;
     const char  *broker;        /* --broker, or NULL */
     const char  *region;        /* --region, or NULL */
-    const char  *read;          /* --read, or NULL (library default) */
-    const char  *consistency;   /* --consistency, or NULL */
+    bool         has_read;      /* --read given */
+    walcast_read_t read;        /* ... parsed */
+    const char  *read_region;   /* ... region=NAME's NAME */
+    bool         has_consistency;   /* --consistency given */
+    walcast_consistency_t consistency;
     int          max_staleness; /* --max-staleness, 0 = none */
     bool         verbose;       /* -v: say who served a read */
+    bool         debug;         /* --debug: the library's debug lines */
     int          timeout_ms;    /* --timeout, 0 = library default */
     bool         help;          /* --help: print usage, exit 0 */
     bool         version;       /* --version: print version, exit 0 */
@@ -84,19 +94,68 @@ typedef struct {
 
 static int s_usage_error (void);
 
-//  Report a library error for command `name` and return the exit code.
+//  What a user can do about an error a command met, or NULL.
+static const char *
+s_remedy (int rc, const char *name)
+{
+    bool write = strcmp (name, "put") == 0 || strcmp (name, "del") == 0;
+    if (strncmp (name, "--broker", 8) == 0 && rc == WALCAST_ETIMEOUT)
+        return "check that walcast-broker runs at that address (its base port), "
+               "or give a longer --timeout";
+    switch (rc) {
+        case WALCAST_ENOTPRIMARY:
+            return "send writes there, or use --broker so that the client follows "
+                   "the primary";
+        case WALCAST_ETIMEOUT:
+            return write ? "the write may or may not have been applied; check the "
+                           "node (walcast status) or give a longer --timeout"
+                         : "check the node (walcast status), or give a longer --timeout";
+        case WALCAST_EUNAVAILABLE:
+            return "check that the nodes run and can be reached (walcast status), "
+                   "or give a longer --timeout";
+        case WALCAST_ENOSPC:
+            return "free space on the node's disk, then send the write again";
+        case WALCAST_EIO:
+            return write ? "the write may or may not have been applied; see the "
+                           "node's log" : "see the node's log";
+        case WALCAST_EBUSY:
+            return "retry later";
+        case WALCAST_ESTALE:
+            return "read from the primary (--consistency strong), or allow more "
+                   "staleness (--max-staleness)";
+        case WALCAST_ETOOBIG:
+            return "keys are 1..1024 bytes, values at most 1 MiB";
+        case WALCAST_EPROTO:
+        case WALCAST_EVERSION:
+            return "check that the address is a walcast node of this version";
+        case WALCAST_ERANGE:
+            return "watch from a later seq, or without --from to start from now";
+        case WALCAST_ECONFLICT:
+            return "see the broker's log";
+        default:
+            return NULL;
+    }
+}
+
+//  Report a library error for command `name` on stderr, with its detail
+//  and what to do about it, and return the exit code.
 static int
 s_fail (walcast_t *client, const char *name, int rc)
 {
     const char *detail = walcast_last_detail (client);
+    const char *remedy = s_remedy (rc, name);
+    fprintf (stderr, "walcast: %s: ", name);
     if (rc == WALCAST_ENOTPRIMARY && detail [0])
-        fprintf (stderr, "walcast: %s: %s (primary is %s)\n",
-                 name, walcast_strerror (rc), detail);
+        fprintf (stderr, "%s (primary is %s)", walcast_strerror (rc), detail);
     else
     if (rc == WALCAST_EUNAVAILABLE && detail [0])
-        fprintf (stderr, "walcast: %s: %s\n", name, detail);
+        fprintf (stderr, "%s", detail);     // says what was missing
     else
-        fprintf (stderr, "walcast: %s: %s\n", name, walcast_strerror (rc));
+    if (detail [0])
+        fprintf (stderr, "%s: %s", walcast_strerror (rc), detail);
+    else
+        fprintf (stderr, "%s", walcast_strerror (rc));
+    fprintf (stderr, "%s%s\n", remedy ? "; " : "", remedy ? remedy : "");
     return S_EXIT_ERROR;
 }
 
@@ -149,14 +208,24 @@ s_set_region (s_opts_t *opts, const char *value)
 static int
 s_set_read (s_opts_t *opts, const char *value)
 {
-    opts->read = value;         // checked by the library, see main
+    if (walcast_read_parse (value, &opts->read, &opts->read_region)) {
+        fprintf (stderr, "walcast: --read: expected nearest, primary, replica "
+                 "or region=NAME (NAME 1..64 characters), got '%s'\n", value);
+        return -1;
+    }
+    opts->has_read = true;
     return 0;
 }
 
 static int
 s_set_consistency (s_opts_t *opts, const char *value)
 {
-    opts->consistency = value;  // checked by the library, see main
+    if (walcast_consistency_parse (value, &opts->consistency)) {
+        fprintf (stderr, "walcast: --consistency: expected eventual, session "
+                 "or strong, got '%s'\n", value);
+        return -1;
+    }
+    opts->has_consistency = true;
     return 0;
 }
 
@@ -180,6 +249,14 @@ s_set_verbose (s_opts_t *opts, const char *value)
 {
     (void) value;
     opts->verbose = true;
+    return 0;
+}
+
+static int
+s_set_debug (s_opts_t *opts, const char *value)
+{
+    (void) value;
+    opts->debug = true;
     return 0;
 }
 
@@ -217,10 +294,14 @@ static const s_option_t s_options [] = {
       "replicas more than MS ms behind decline reads (0: no bound)",
       s_set_max_staleness },
     { "--timeout", NULL, "MS",
-      "bound on every request, in ms (default 5000; not for watch)",
+      "bound on every request, in ms (default 5000), including the wait for "
+      "a node to send it to; for watch, the wait for a node to watch",
       s_set_timeout },
     { "--verbose", "-v", NULL,
       "say on stderr who served a read", s_set_verbose },
+    { "--debug", NULL, NULL,
+      "print on stderr what the library handles on its own (bad topology "
+      "entries skipped, gaps a watch repairs, waits for a node)", s_set_debug },
     { "--help", "-h", NULL, "show this help", s_set_help },
     { "--version", NULL, NULL, "show the version", s_set_version },
 };
@@ -241,24 +322,29 @@ s_cmd_put (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     return S_EXIT_OK;
 }
 
-//  "--min-seq SEQ" or "--min-seq=SEQ" at args[*i]: parse it into *seq
-//  and step past it. Returns 0, 1 when args[*i] is not that option, or
-//  -1 after printing a usage error.
+//  "NAME SEQ" or "NAME=SEQ" (NAME "--min-seq", say) at args[*i], an
+//  option of command cmd: parse it into *seq (at least min) and step
+//  past it. Returns 0, 1 when args[*i] is not that option, or -1 after
+//  printing a usage error.
 static int
-s_parse_min_seq (char **args, int nargs, int *i, uint64_t *seq)
+s_parse_seq_option (char **args, int nargs, int *i, const char *cmd,
+                    const char *name, uint64_t min, uint64_t *seq)
 {
+    size_t name_len = strlen (name);
     const char *value;
-    if (strcmp (args [*i], "--min-seq") == 0) {
+    if (*i >= nargs)
+        return 1;
+    if (strcmp (args [*i], name) == 0) {
         if (*i + 1 >= nargs) {
-            fprintf (stderr, "walcast: get: --min-seq needs SEQ\n");
+            fprintf (stderr, "walcast: %s: %s needs SEQ\n", cmd, name);
             return -1;
         }
         value = args [*i + 1];
         *i += 2;
     }
     else
-    if (strncmp (args [*i], "--min-seq=", 10) == 0) {
-        value = args [*i] + 10;
+    if (strncmp (args [*i], name, name_len) == 0 && args [*i][name_len] == '=') {
+        value = args [*i] + name_len + 1;
         *i += 1;
     }
     else
@@ -266,9 +352,9 @@ s_parse_min_seq (char **args, int nargs, int *i, uint64_t *seq)
     char *end;
     errno = 0;
     unsigned long long v = strtoull (value, &end, 10);
-    if (errno || end == value || *end || value [0] == '-') {
-        fprintf (stderr, "walcast: get: --min-seq: expected a seq, got '%s'\n",
-                 value);
+    if (errno || end == value || *end || value [0] == '-' || v < min) {
+        fprintf (stderr, "walcast: %s: %s: expected a seq (%llu or more), got '%s'\n",
+                 cmd, name, (unsigned long long) min, value);
         return -1;
     }
     *seq = (uint64_t) v;
@@ -282,7 +368,7 @@ s_cmd_get (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
     uint64_t min_seq = 0;
     int i = 0;
-    int rc = s_parse_min_seq (args, nargs, &i, &min_seq);
+    int rc = s_parse_seq_option (args, nargs, &i, "get", "--min-seq", 0, &min_seq);
     if (rc < 0)
         return s_usage_error ();
     if (nargs - i != 1) {
@@ -314,7 +400,7 @@ s_cmd_get (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     if (value_len)
         fwrite (value, 1, value_len, stdout);
     putchar ('\n');
-    free (value);
+    walcast_free (value);
     return S_EXIT_OK;
 }
 
@@ -330,85 +416,13 @@ s_cmd_del (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     return S_EXIT_OK;
 }
 
-//  load: "KEY VALUE" lines from stdin, written pipelined. A bad line is
-//  reported and counted and the load goes on; an error from the node or
-//  the network stops it. Prints "COUNT LAST_SEQ" of what was acknowledged.
+//  load: "KEY VALUE" lines from stdin, written pipelined, each line's
+//  outcome accounted for (client/load.c).
 static int
 s_cmd_load (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
     (void) opts; (void) args; (void) nargs;
-    char *line = NULL;
-    size_t line_cap = 0;
-    ssize_t n;
-    uint64_t lineno = 0, sent = 0, bad = 0;
-    int64_t start = wc_clock_ms ();
-    int64_t report_at = start;
-    uint64_t report_sent = 0;
-    int rc = 0;
-
-    while ((n = getline (&line, &line_cap, stdin)) >= 0) {
-        lineno++;
-        size_t len = (size_t) n;
-        if (len > 0 && line [len - 1] == '\n')
-            len--;
-        if (len == 0)
-            continue;
-        char *space = memchr (line, ' ', len);
-        if (!space || space == line) {
-            fprintf (stderr, "walcast: load: line %" PRIu64
-                     ": expected KEY VALUE\n", lineno);
-            bad++;
-            continue;
-        }
-        size_t key_len = (size_t) (space - line);
-        rc = walcast_put_async (client, line, key_len,
-                                space + 1, len - key_len - 1);
-        if (rc == WALCAST_EINVAL || rc == WALCAST_ETOOBIG) {
-            fprintf (stderr, "walcast: load: line %" PRIu64 ": %s\n",
-                     lineno, walcast_strerror (rc));
-            bad++;
-            rc = 0;
-            continue;
-        }
-        if (rc)
-            break;              // node or network: stop, flush says more
-        sent++;
-        int64_t now = wc_clock_ms ();
-        if (now - report_at >= 1000) {
-            fprintf (stderr, "load: %" PRIu64 " writes, %.0f/s\n", sent,
-                     (double) (sent - report_sent) * 1000.0
-                     / (double) (now - report_at));
-            report_at = now;
-            report_sent = sent;
-        }
-    }
-    bool read_failed = rc == 0 && ferror (stdin);
-    int read_errno = errno;
-    free (line);
-
-    walcast_pos_t last;
-    uint64_t acked;
-    int flush_rc = walcast_flush (client, &last, &acked);
-    double secs = (double) (wc_clock_ms () - start) / 1000.0;
-    printf ("%" PRIu64 " %" PRIu64 "\n", acked, last.seq);
-    fprintf (stderr, "load: %" PRIu64 " writes in %.1f s (%.0f/s)\n", acked,
-             secs, (double) acked / (secs > 0.001 ? secs : 0.001));
-
-    if (flush_rc)
-        return s_fail (client, "load", flush_rc);
-    if (rc)
-        return s_fail (client, "load", rc);
-    if (read_failed) {
-        fprintf (stderr, "walcast: load: reading stdin: %s\n",
-                 strerror (read_errno));
-        return S_EXIT_ERROR;
-    }
-    if (bad) {
-        fprintf (stderr, "walcast: load: %" PRIu64 " bad line%s skipped\n",
-                 bad, bad == 1 ? "" : "s");
-        return S_EXIT_ERROR;
-    }
-    return S_EXIT_OK;
+    return wc_load_run (client, stdin);
 }
 
 //  status, one node: the issue-2 "key: value" lines.
@@ -460,7 +474,8 @@ s_status_table (walcast_t *client)
     if (rc)
         return s_fail (client, "status", rc);
     if (count == 0) {
-        fprintf (stderr, "walcast: status: no node known\n");
+        fprintf (stderr, "walcast: status: no node known; check that the nodes "
+                 "run and register with the broker (--broker on walcast-node)\n");
         return S_EXIT_ERROR;
     }
     char (*cells) [S_COLUMNS][S_CELL] = calloc (count, sizeof *cells);
@@ -524,14 +539,18 @@ s_cmd_digest (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     return S_EXIT_OK;
 }
 
-/*  Set by SIGINT / SIGTERM while watching. */
+/*  Set by SIGINT / SIGTERM while watching; the watch's handle, which
+    the handler tells to stop (walcast_watch_stop only sets a flag). */
 static volatile sig_atomic_t s_interrupted = 0;
+static walcast_t *s_watching = NULL;
 
 static void
 s_on_signal (int sig)
 {
     (void) sig;
     s_interrupted = 1;
+    if (s_watching)
+        walcast_watch_stop (s_watching);
 }
 
 //  Print one change: "SEQ put KEY VALUE" or "SEQ del KEY", flushed.
@@ -561,30 +580,49 @@ s_watch_switched (void *arg, const char *from, const char *to)
     fprintf (stderr, "watch: %s silent, now watching %s\n", from, to);
 }
 
-//  watch [PREFIX]: every change under PREFIX as it is published, until
-//  SIGINT or SIGTERM (exit 0). The library returns when a signal
-//  interrupts its wait; the loop goes back in for any other signal.
-//  When the watched node goes silent the library moves to the next one
-//  and a line on stderr says so; with none left the watch fails.
-static int
-s_cmd_watch (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
+//  On SIGINT and SIGTERM, stop the watch (no SA_RESTART: a wait they
+//  interrupt ends too).
+static void
+s_watch_signals (walcast_t *client)
 {
-    (void) opts;
-    const char *prefix = nargs > 0 ? args [0] : "";
-    walcast_set_watch_notify (client, s_watch_switched, NULL);
+    s_watching = client;
     struct sigaction sa;
     memset (&sa, 0, sizeof sa);
     sa.sa_handler = s_on_signal;
     sigemptyset (&sa.sa_mask);
-    sa.sa_flags = 0;            // no SA_RESTART: the wait must end
+    sa.sa_flags = 0;
     sigaction (SIGINT, &sa, NULL);
     sigaction (SIGTERM, &sa, NULL);
+}
+
+//  watch [--from SEQ] [PREFIX]: every change under PREFIX, from SEQ on
+//  (default: from now), in seq order, none lost, until SIGINT or
+//  SIGTERM (exit 0). When the library returns for another reason (a
+//  signal that interrupted its wait) the loop goes back in where it
+//  stopped (the position it reports), so nothing is skipped or printed
+//  twice. When the watched node goes silent the library moves to the
+//  next one and a line on stderr says so; with none left, or when the
+//  node no longer holds SEQ, the watch fails (exit 3).
+static int
+s_cmd_watch (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
+{
+    (void) opts;
+    uint64_t position = 0;
+    int i = 0;
+    if (s_parse_seq_option (args, nargs, &i, "watch", "--from", 1, &position) < 0)
+        return s_usage_error ();
+    if (nargs - i > 1) {
+        fprintf (stderr, "walcast: watch: expected [--from SEQ] [PREFIX]\n");
+        return s_usage_error ();
+    }
+    const char *prefix = i < nargs ? args [i] : "";
+    walcast_set_watch_notify (client, s_watch_switched, NULL);
+    s_watch_signals (client);
     while (!s_interrupted) {
-        int rc = walcast_watch (client, prefix, strlen (prefix),
+        int rc = walcast_watch (client, prefix, strlen (prefix), &position,
                                 s_watch_print, NULL, -1);
         if (rc == 2) {
-            fprintf (stderr, "walcast: watch: writing stdout: %s\n",
-                     strerror (errno));
+            fprintf (stderr, "walcast: watch: writing stdout: %s\n", strerror (errno));
             return S_EXIT_ERROR;
         }
         if (rc < 0)
@@ -604,16 +642,20 @@ static const s_command_t s_commands [] = {
     { "del", "KEY", 1, 1,
       "delete KEY; prints the write's seq", s_cmd_del },
     { "load", "", 0, 0,
-      "write \"KEY VALUE\" lines from stdin; prints \"COUNT LAST_SEQ\"",
+      "write \"KEY VALUE\" lines from stdin; prints \"COUNT LAST_SEQ\" of "
+      "what landed, and on stderr \"failed KEY: MESSAGE\" or \"unknown KEY: "
+      "MESSAGE\" for each line that did not (resubmitting exactly those is "
+      "safe)",
       s_cmd_load },
     { "status", "", 0, 0,
       "one node: its role, epoch, seqs and lag; with --broker or several "
       "--node: one line per node", s_cmd_status },
     { "digest", "", 0, 0,
       "print the node's applied seq and a hash of its data", s_cmd_digest },
-    { "watch", "[PREFIX]", 0, 1,
-      "print every change to keys under PREFIX as it is published: "
-      "\"SEQ put KEY VALUE\" or \"SEQ del KEY\"; runs until interrupted",
+    { "watch", "[--from SEQ] [PREFIX]", 0, 3,
+      "print every change to keys under PREFIX, in seq order, none lost: "
+      "\"SEQ put KEY VALUE\" or \"SEQ del KEY\"; from now, or from SEQ on "
+      "(to resume after the last SEQ printed); runs until interrupted",
       s_cmd_watch },
 };
 #define S_NCOMMANDS (sizeof s_commands / sizeof s_commands [0])
@@ -719,7 +761,8 @@ s_print_help (void)
             "token or staler than --max-staleness declines, and the next one is "
             "tried.\n-v prints \"served by ID (REGION, RTT ms)\" on stderr.\n");
     printf ("\nExit status: 0 success, 1 not found (get), 2 usage error, "
-            "3 error from the node\nor the network.\n");
+            "3 error from the node\nor the network, or a load line that failed, "
+            "is unknown or is malformed.\n");
 }
 
 //  Find a flag by its long or short name.
@@ -780,6 +823,129 @@ s_parse_options (int argc, char **argv, s_opts_t *opts)
     return i;
 }
 
+//  The command named at argv[first] with its arguments checked; NULL
+//  after printing a usage error.
+static const s_command_t *
+s_find_command (int argc, char **argv, int first)
+{
+    if (first >= argc) {
+        fprintf (stderr, "walcast: missing command\n");
+        return NULL;
+    }
+    const s_command_t *cmd = NULL;
+    for (size_t i = 0; i < S_NCOMMANDS; i++)
+        if (strcmp (argv [first], s_commands [i].name) == 0)
+            cmd = &s_commands [i];
+    if (!cmd) {
+        fprintf (stderr, "walcast: unknown command '%s'\n", argv [first]);
+        return NULL;
+    }
+    int nargs = argc - first - 1;
+    if (nargs < cmd->min_args || nargs > cmd->max_args) {
+        if (cmd->max_args == 0)
+            fprintf (stderr, "walcast: %s takes no arguments\n", cmd->name);
+        else
+            fprintf (stderr, "walcast: %s: expected %s\n", cmd->name, cmd->args);
+        return NULL;
+    }
+    return cmd;
+}
+
+//  --debug: the library's debug lines on stderr.
+static void
+s_print_debug (void *arg, const char *line)
+{
+    (void) arg;
+    fprintf (stderr, "walcast: debug: %s\n", line);
+}
+
+//  Connect the client to the broker and the nodes the flags name.
+//  Returns an exit code (0: connected).
+static int
+s_connect (walcast_t *client, const s_opts_t *opts)
+{
+    int rc = opts->broker ? walcast_connect_broker (client, opts->broker) : 0;
+    if (rc == WALCAST_EINVAL) {
+        fprintf (stderr, "walcast: --broker '%s': expected HOST:PORT (port "
+                 "1..65534)\n", opts->broker);
+        return s_usage_error ();
+    }
+    if (rc) {
+        char name [300];
+        snprintf (name, sizeof name, "--broker '%s'", opts->broker);
+        return s_fail (client, name, rc);
+    }
+    for (int i = 0; i < opts->nnodes; i++) {
+        rc = walcast_connect (client, opts->nodes [i]);
+        if (rc == WALCAST_EINVAL) {
+            fprintf (stderr, "walcast: --node '%s': expected HOST:PORT (port "
+                     "1..65533)\n", opts->nodes [i]);
+            return s_usage_error ();
+        }
+        if (rc) {
+            fprintf (stderr, "walcast: --node '%s': %s\n", opts->nodes [i],
+                     walcast_strerror (rc));
+            return S_EXIT_ERROR;
+        }
+    }
+    return S_EXIT_OK;
+}
+
+//  A client handle set up as the flags say, in *client_p; returns an
+//  exit code (0: ready).
+static int
+s_open_client (const s_opts_t *opts, walcast_t **client_p)
+{
+    walcast_t *client = walcast_new ();
+    if (!client) {
+        fprintf (stderr, "walcast: out of memory\n");
+        return S_EXIT_ERROR;
+    }
+    *client_p = client;
+    if (opts->debug)
+        walcast_set_log (client, s_print_debug, NULL);
+    if (opts->timeout_ms > 0)
+        walcast_set_timeout (client, opts->timeout_ms);
+    if (opts->has_read)
+        walcast_set_read (client, opts->read, opts->read_region);
+    if (opts->has_consistency)
+        walcast_set_consistency (client, opts->consistency);
+    if (opts->region)
+        walcast_set_region (client, opts->region);
+    walcast_set_max_staleness (client, opts->max_staleness);
+    return s_connect (client, opts);
+}
+
+//  Parse the flags, find the command, open the client and run the
+//  command; the exit code.
+static int
+s_main (int argc, char **argv, s_opts_t *opts, walcast_t **client)
+{
+    int first = s_parse_options (argc, argv, opts);
+    if (first < 0)
+        return s_usage_error ();
+    if (opts->help) {
+        s_print_help ();
+        return S_EXIT_OK;
+    }
+    if (opts->version) {
+        printf ("walcast %s\n", walcast_version (NULL, NULL, NULL));
+        return S_EXIT_OK;
+    }
+    const s_command_t *cmd = s_find_command (argc, argv, first);
+    if (!cmd)
+        return s_usage_error ();
+    if (opts->nnodes == 0 && !opts->broker) {
+        fprintf (stderr, "walcast: no node given (use --node HOST:PORT or "
+                 "--broker HOST:PORT)\n");
+        return s_usage_error ();
+    }
+    int exit_code = s_open_client (opts, client);
+    if (exit_code == S_EXIT_OK)
+        exit_code = cmd->run (*client, opts, argv + first + 1, argc - first - 1);
+    return exit_code;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -790,110 +956,8 @@ main (int argc, char **argv)
         fprintf (stderr, "walcast: out of memory\n");
         return S_EXIT_ERROR;
     }
-    int exit_code = S_EXIT_OK;
     walcast_t *client = NULL;
-
-    int first = s_parse_options (argc, argv, &opts);
-    if (first < 0) {
-        exit_code = s_usage_error ();
-        goto done;
-    }
-    if (opts.help) {
-        s_print_help ();
-        goto done;
-    }
-    if (opts.version) {
-        printf ("walcast %d.%d.%d\n", WALCAST_VERSION_MAJOR,
-                WALCAST_VERSION_MINOR, WALCAST_VERSION_PATCH);
-        goto done;
-    }
-    if (first >= argc) {
-        fprintf (stderr, "walcast: missing command\n");
-        exit_code = s_usage_error ();
-        goto done;
-    }
-    const s_command_t *cmd = NULL;
-    for (size_t i = 0; i < S_NCOMMANDS; i++)
-        if (strcmp (argv [first], s_commands [i].name) == 0)
-            cmd = &s_commands [i];
-    if (!cmd) {
-        fprintf (stderr, "walcast: unknown command '%s'\n", argv [first]);
-        exit_code = s_usage_error ();
-        goto done;
-    }
-    int nargs = argc - first - 1;
-    if (nargs < cmd->min_args || nargs > cmd->max_args) {
-        if (cmd->max_args == 0)
-            fprintf (stderr, "walcast: %s takes no arguments\n", cmd->name);
-        else
-            fprintf (stderr, "walcast: %s: expected %s\n", cmd->name,
-                     cmd->args);
-        exit_code = s_usage_error ();
-        goto done;
-    }
-    if (opts.nnodes == 0 && !opts.broker) {
-        fprintf (stderr, "walcast: no node given (use --node HOST:PORT or "
-                 "--broker HOST:PORT)\n");
-        exit_code = s_usage_error ();
-        goto done;
-    }
-
-    client = walcast_new ();
-    if (!client) {
-        fprintf (stderr, "walcast: out of memory\n");
-        exit_code = S_EXIT_ERROR;
-        goto done;
-    }
-    if (opts.timeout_ms > 0)
-        walcast_set_timeout (client, opts.timeout_ms);
-    if (opts.read && walcast_set_read (client, opts.read)) {
-        fprintf (stderr, "walcast: --read: expected nearest, primary, replica "
-                 "or region=NAME, got '%s'\n", opts.read);
-        exit_code = s_usage_error ();
-        goto done;
-    }
-    if (opts.consistency && walcast_set_consistency (client, opts.consistency)) {
-        fprintf (stderr, "walcast: --consistency: expected eventual, session "
-                 "or strong, got '%s'\n", opts.consistency);
-        exit_code = s_usage_error ();
-        goto done;
-    }
-    if (opts.region)
-        walcast_set_region (client, opts.region);
-    walcast_set_max_staleness (client, opts.max_staleness);
-    if (opts.broker) {
-        int rc = walcast_connect_broker (client, opts.broker);
-        if (rc == WALCAST_EINVAL) {
-            fprintf (stderr, "walcast: --broker '%s': expected HOST:PORT "
-                     "(port 1..65534)\n", opts.broker);
-            exit_code = s_usage_error ();
-            goto done;
-        }
-        if (rc) {
-            fprintf (stderr, "walcast: --broker '%s': %s\n", opts.broker,
-                     walcast_strerror (rc));
-            exit_code = S_EXIT_ERROR;
-            goto done;
-        }
-    }
-    for (int i = 0; i < opts.nnodes; i++) {
-        int rc = walcast_connect (client, opts.nodes [i]);
-        if (rc == WALCAST_EINVAL) {
-            fprintf (stderr, "walcast: --node '%s': expected HOST:PORT "
-                     "(port 1..65535)\n", opts.nodes [i]);
-            exit_code = s_usage_error ();
-            goto done;
-        }
-        if (rc) {
-            fprintf (stderr, "walcast: --node '%s': %s\n", opts.nodes [i],
-                     walcast_strerror (rc));
-            exit_code = S_EXIT_ERROR;
-            goto done;
-        }
-    }
-    exit_code = cmd->run (client, &opts, argv + first + 1, nargs);
-
-done:
+    int exit_code = s_main (argc, argv, &opts, &client);
     walcast_destroy (&client);
     free (opts.nodes);
     if (fflush (stdout) || ferror (stdout)) {

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <zmq.h>
 #include "walcast.h"
+#include "addr.h"
 #include "topology.h"
 
 /*  Socket options of every client socket. */
@@ -29,7 +30,7 @@
 
 struct wc_topology {
     void      *ctx;         /* zmq context of the handle (not owned) */
-    wc_node_t *nodes;       /* the table */
+    wc_peer_t *nodes;       /* the table */
     size_t     size;
     size_t     cap;
 };
@@ -46,44 +47,19 @@ int
 wc_topology_endpoint (const char *addr, int offset, char *endpoint,
                       size_t size, bool *ipv6_p)
 {
-    if (!addr)
+    //  One grammar for every address (protocol/addr.h), with room for
+    //  the port plus offset
+    int port;
+    if (!addr || offset < 0 || offset > 2
+    ||  !wc_addr_check (addr, strlen (addr), 65535 - offset, &port))
         return WALCAST_EINVAL;
-    size_t len = strlen (addr);
-    if (len == 0 || len > WC_MAX_ADDR)
-        return WALCAST_EINVAL;
-    const char *colon = strrchr (addr, ':');
-    if (!colon || colon == addr)
-        return WALCAST_EINVAL;
-    size_t host_len = (size_t) (colon - addr);
-    for (size_t i = 0; i < host_len; i++) {
-        char c = addr [i];
-        if (c <= ' ' || c == '/' || c >= 0x7f)
-            return WALCAST_EINVAL;
-    }
-    bool ipv6 = addr [0] == '[';
-    if (ipv6 && (host_len < 3 || addr [host_len - 1] != ']'))
-        return WALCAST_EINVAL;
-    if (!ipv6 && memchr (addr, ':', host_len))
-        return WALCAST_EINVAL;      // bare IPv6 needs brackets
-
-    const char *digits = colon + 1;
-    size_t ndigits = strlen (digits);
-    if (ndigits == 0 || ndigits > 5)
-        return WALCAST_EINVAL;
-    long port = 0;
-    for (size_t i = 0; i < ndigits; i++) {
-        if (digits [i] < '0' || digits [i] > '9')
-            return WALCAST_EINVAL;
-        port = port * 10 + (digits [i] - '0');
-    }
-    if (port < 1 || port > 65535 || port + offset < 1 || port + offset > 65535)
-        return WALCAST_EINVAL;
-    int n = snprintf (endpoint, size, "tcp://%.*s:%ld", (int) host_len, addr,
+    size_t host_len = (size_t) (strrchr (addr, ':') - addr);
+    int n = snprintf (endpoint, size, "tcp://%.*s:%d", (int) host_len, addr,
                       port + offset);
     if (n < 0 || (size_t) n >= size)
         return WALCAST_EINVAL;
     if (ipv6_p)
-        *ipv6_p = ipv6;
+        *ipv6_p = addr [0] == '[';
     return 0;
 }
 
@@ -125,7 +101,7 @@ wc_topology_socket (void *ctx, int type, const char *endpoint, bool ipv6,
 
 //  (Re)connect node's DEALER to its endpoint; sock stays NULL on failure.
 static int
-s_node_open (wc_topology_t *self, wc_node_t *node)
+s_node_open (wc_topology_t *self, wc_peer_t *node)
 {
     if (node->sock) {
         zmq_close (node->sock);
@@ -166,8 +142,8 @@ wc_topology_size (wc_topology_t *self)
     return self->size;
 }
 
-wc_node_t *
-wc_topology_node (wc_topology_t *self, size_t index)
+wc_peer_t *
+wc_topology_peer (wc_topology_t *self, size_t index)
 {
     return index < self->size ? &self->nodes [index] : NULL;
 }
@@ -186,7 +162,7 @@ wc_topology_find (wc_topology_t *self, const char *addr)
 //  described must be down and gone from its last TOPOLOGY, any other
 //  node must have stopped answering.
 static bool
-s_evictable (const wc_node_t *node)
+s_evictable (const wc_peer_t *node)
 {
     if (node->pinned || node->seen)
         return false;
@@ -201,7 +177,7 @@ wc_topology_add (wc_topology_t *self, const char *addr, bool pinned,
 {
     if (replaced)
         *replaced = false;
-    wc_node_t node;
+    wc_peer_t node;
     memset (&node, 0, sizeof node);
     int rc = wc_topology_endpoint (addr, 0, node.endpoint, sizeof node.endpoint,
                                    &node.ipv6);
@@ -229,7 +205,7 @@ wc_topology_add (wc_topology_t *self, const char *addr, bool pinned,
         size_t cap = self->cap ? self->cap * 2 : 4;
         if (cap > WC_TOPOLOGY_MAX)
             cap = WC_TOPOLOGY_MAX;
-        wc_node_t *nodes = realloc (self->nodes, cap * sizeof *nodes);
+        wc_peer_t *nodes = realloc (self->nodes, cap * sizeof *nodes);
         if (!nodes)
             return WALCAST_ENOMEM;
         self->nodes = nodes;
@@ -261,7 +237,7 @@ wc_topology_reset (wc_topology_t *self, size_t index)
 {
     if (index >= self->size)
         return;
-    wc_node_t *node = &self->nodes [index];
+    wc_peer_t *node = &self->nodes [index];
     s_node_open (self, node);       // on failure the next request retries
     node->ping_rid = 0;
     node->ping_sent_us = 0;
@@ -302,7 +278,7 @@ wc_topology_apply (wc_topology_t *self, const wc_node_info_t *info,
     else
     if (strcmp (self->nodes [found].addr, addr) != 0) {
         //  It moved: follow it with a fresh socket.
-        wc_node_t *node = &self->nodes [found];
+        wc_peer_t *node = &self->nodes [found];
         char endpoint [sizeof node->endpoint];
         bool ipv6;
         if (wc_topology_endpoint (addr, 0, endpoint, sizeof endpoint, &ipv6))
@@ -318,7 +294,7 @@ wc_topology_apply (wc_topology_t *self, const wc_node_info_t *info,
         node->warm = false;
         *moved = true;
     }
-    wc_node_t *node = &self->nodes [found];
+    wc_peer_t *node = &self->nodes [found];
     wc_bytes_printable (node->id, sizeof node->id, &info->id);
     wc_bytes_printable (node->region, sizeof node->region, &info->region);
     wc_bytes_printable (node->primary, sizeof node->primary, &info->primary);
@@ -340,7 +316,7 @@ void
 wc_topology_end (wc_topology_t *self)
 {
     for (size_t i = 0; i < self->size; i++) {
-        wc_node_t *node = &self->nodes [i];
+        wc_peer_t *node = &self->nodes [i];
         if (node->from_broker && !node->seen)
             node->up = false;
         node->listed = node->seen;
@@ -357,7 +333,7 @@ wc_topology_ewma (double avg, double sample)
 }
 
 bool
-wc_topology_pong (wc_node_t *node, const wc_msg_t *pong, int64_t now_us,
+wc_topology_pong (wc_peer_t *node, const wc_msg_t *pong, int64_t now_us,
                   bool timely)
 {
     bool again = false;
@@ -387,7 +363,7 @@ wc_topology_pong (wc_node_t *node, const wc_msg_t *pong, int64_t now_us,
 }
 
 void
-wc_topology_status (wc_node_t *node, const wc_msg_t *status)
+wc_topology_status (wc_peer_t *node, const wc_msg_t *status)
 {
     if (status->u.status.role == WC_ROLE_PRIMARY
     ||  status->u.status.role == WC_ROLE_REPLICA)
@@ -407,7 +383,7 @@ wc_topology_status (wc_node_t *node, const wc_msg_t *status)
 }
 
 bool
-wc_topology_ping_due (wc_node_t *node, int64_t now_us)
+wc_topology_ping_due (wc_peer_t *node, int64_t now_us)
 {
     if (node->ping_rid != 0) {
         if (now_us - node->ping_sent_us < WC_PING_DEAD_US)
@@ -425,7 +401,7 @@ wc_topology_to_select (wc_topology_t *self, wc_select_node_t *out,
                        bool broker_fresh)
 {
     for (size_t i = 0; i < self->size; i++) {
-        const wc_node_t *node = &self->nodes [i];
+        const wc_peer_t *node = &self->nodes [i];
         out [i].role = node->role;
         out [i].region = node->region;
         out [i].epoch = node->epoch;

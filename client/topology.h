@@ -1,6 +1,7 @@
 /*  topology.h - the nodes a client handle knows, and how far each one is.
 
-    One wc_node_t per node: where it is (HOST:PORT and the DEALER socket
+    One wc_peer_t per node (a peer: the client's record of a node, not
+    the node itself): where it is (HOST:PORT and the DEALER socket
     connected to its service port), who it is (id, region, role, epoch,
     applied seq, lag: from the broker's TOPOLOGY or from its own PONGs),
     whether the broker thinks it is up, whether it answers us
@@ -75,7 +76,7 @@ typedef struct {
     int64_t  ping_sent_us;      /* when the last PING went out, 0 never */
     int64_t  pong_us;           /* when the last PONG came, 0 never */
     bool     warm;              /* a PONG came back on this socket */
-} wc_node_t;
+} wc_peer_t;
 
 typedef struct wc_topology wc_topology_t;
 
@@ -88,7 +89,7 @@ void wc_topology_destroy (wc_topology_t **self_p);
 
 /*  Number of nodes, and node i (valid until the table grows). */
 size_t wc_topology_size (wc_topology_t *self);
-wc_node_t *wc_topology_node (wc_topology_t *self, size_t index);
+wc_peer_t *wc_topology_peer (wc_topology_t *self, size_t index);
 
 /*  The node at addr, or WC_SELECT_NONE. */
 size_t wc_topology_find (wc_topology_t *self, const char *addr);
@@ -126,25 +127,27 @@ void wc_topology_end (wc_topology_t *self);
     sample either: that PING waited for the TCP and ZMTP handshakes.
     Returns true when the caller should PING again at once (the
     handshake is over, the next answer times the link alone). */
-bool wc_topology_pong (wc_node_t *node, const wc_msg_t *pong, int64_t now_us,
+bool wc_topology_pong (wc_peer_t *node, const wc_msg_t *pong, int64_t now_us,
                        bool timely);
 
 /*  A STATUS_REPLY from node (read while looking for the primary): its
     role, position and the HOST:PORT of the node it follows; its id and
     region too while the table has none (the broker's names win). */
-void wc_topology_status (wc_node_t *node, const wc_msg_t *status);
+void wc_topology_status (wc_peer_t *node, const wc_msg_t *status);
 
 /*  Should a PING go to node now? Also where an unanswered PING makes a
     node unreachable. The caller sends it and sets ping_rid and
     ping_sent_us. */
-bool wc_topology_ping_due (wc_node_t *node, int64_t now_us);
+bool wc_topology_ping_due (wc_peer_t *node, int64_t now_us);
 
 /*  The EWMA: avg < 0 (no average yet) gives the sample itself. */
 double wc_topology_ewma (double avg, double sample);
 
-/*  "tcp://HOST:(PORT+offset)" from "HOST:PORT", into endpoint (size
-    bytes). *ipv6 (if not NULL) says whether the host is bracketed IPv6.
-    0 or WALCAST_EINVAL (bad address, port out of range, too long). */
+/*  "tcp://HOST:(PORT+offset)" from "HOST:PORT" (offset 0..2), into
+    endpoint (size bytes). The address must be what protocol/addr.h
+    accepts, with PORT+offset a port. *ipv6 (if not NULL) says whether
+    the host is bracketed IPv6. 0 or WALCAST_EINVAL (bad address, port
+    out of range, too long). */
 int wc_topology_endpoint (const char *addr, int offset, char *endpoint,
                           size_t size, bool *ipv6);
 

@@ -21,19 +21,26 @@
       socket is closed (ZMQ_LINGER 0 drops what it still queues) and a
       fresh one is connected, so the next call starts clean and nothing
       the old connection receives later can be mistaken for a reply to a
-      new request. Async writes in flight on that socket are lost with
-      it: their outcome is unknown, and walcast_flush reports
-      WALCAST_ETIMEOUT for them.
+      new request. Async writes in flight on that socket lose their
+      answer with it: they are settled UNKNOWN, with the reason, never
+      dropped.
 
-    - An async window. walcast_put_async sends at once and remembers the
-      rid in a small ring (slot = rid % ring size, the slot holds the
-      rid); it reads whatever replies are already there without waiting
-      and blocks only while the window (WC_ASYNC_WINDOW writes) is full.
-      The ring has twice as many slots as the window, so a free slot is
-      always a few rids away: rids are skipped until one is found.
-      walcast_flush waits for the rest and reports the first error, the
-      highest (epoch, seq) acknowledged and the count acknowledged since
-      the previous flush.
+    - Every async write has its own outcome (client/outcomes.c).
+      walcast_put_async sends at once and puts the write, with its rid
+      and the caller's tag, at the tail of a FIFO; replies settle it
+      (matched by rid), timeouts and resets settle what is in flight as
+      UNKNOWN, and outcomes are handed to the caller from the head, in
+      submission order, by the async calls only (so no callback runs in
+      the middle of a sync call). The FIFO holds at most WC_ASYNC_WINDOW
+      writes: walcast_put_async waits while it is full.
+
+    - Server selection waits. A call that has no suitable node (no
+      primary for a write, no candidate for a read) polls the topology
+      (the broker's pushes, a TOPOLOGY_GET every WC_SELECT_POLL_MS, the
+      nodes' PONGs) until one appears or its deadline passes, and then
+      says what was missing ("no primary known after 5000 ms: the broker
+      lists 0 nodes up"). A client started with its cluster waits for
+      the cluster instead of failing at once.
 
     - Background work rides on calls. There is no thread: every call
       starts with a "tick" (at most every 100 ms) that applies the
@@ -64,6 +71,12 @@
       and a second copy elsewhere would apply it twice. Its outcome is
       unknown (WALCAST_ETIMEOUT).
 
+    - A watch loses nothing. walcast_watch picks the node and moves to
+      another when it goes silent; client/feed.c follows the node's
+      stream (everything, filtered here) and repairs every gap over its
+      catch-up port, as a replica does, from a position the caller can
+      keep and give back.
+
     Two modes keep issue 2's contract. A handle given one node with
     walcast_connect and no broker talks to that node only: writes go
     there and ENOTPRIMARY is returned as it is, with the primary's
@@ -77,25 +90,27 @@
     dependencies small.
 */
 #include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zmq.h>
 #include "walcast.h"
 #include "clock.h"
 #include "codec.h"
+#include "addr.h"
 #include "errors.h"
+#include "feed.h"
+#include "outcomes.h"
 #include "select.h"
 #include "session.h"
 #include "topology.h"
 
 
-/*  Writes in flight per handle for walcast_put_async, and the size of the
-    ring that tracks them (twice the window, see above). */
-#define WC_ASYNC_WINDOW     4096
-#define WC_ASYNC_RING       (2 * WC_ASYNC_WINDOW)
+/*  Async writes held per handle (in flight or not yet handed over). */
+#define WC_ASYNC_WINDOW     WALCAST_ASYNC_WINDOW
 
 #define WC_DEFAULT_TIMEOUT  5000
 #define WC_DEFAULT_WINDOW   15          /* "nearest" latency window, ms */
@@ -113,6 +128,12 @@
 #define WC_WATCH_SILENT_MS  3000        /* a stream quiet this long is gone */
 #define WC_SAMPLE_SLACK_US  2000        /* a PONG read this soon after the
                                            sockets were seen empty is timely */
+#define WC_SELECT_POLL_MS   250         /* TOPOLOGY_GET while waiting for a node */
+#define WC_SELECT_NAP_MS    50          /* longest nap while waiting for a node */
+
+/*  A number as a string literal (for walcast_version). */
+#define S_STR_(x)           #x
+#define S_STR(x)            S_STR_ (x)
 
 /*  Room for an error's detail (a HOST:PORT, or text), NUL included. */
 #define WC_DETAIL_SIZE      (WC_MAX_TEXT + 1)
@@ -140,13 +161,16 @@ struct walcast {
                                        empty (or watched by zmq_poll) */
 
     /* async writes */
-    uint64_t        *ring;          /* WC_ASYNC_RING slots: rid or 0 */
-    size_t           inflight;      /* writes sent, not yet settled */
+    wc_outcomes_t   *outcomes;      /* in flight and settled, in order */
     size_t           async_node;    /* node the writes in flight went to */
-    uint64_t         acked;         /* acknowledged since the last flush */
-    walcast_pos_t    last;          /* highest position acknowledged */
-    int              async_err;     /* first error since the last flush */
+    walcast_outcome_fn *outcome_fn; /* where outcomes go, or NULL */
+    void            *outcome_arg;
+    uint64_t         acked;         /* handed over OK since the last flush */
+    walcast_pos_t    last;          /* highest position among them */
+    int              async_err;     /* first error handed over since then */
     char             async_detail [WC_DETAIL_SIZE];
+    char             outcome_detail [WC_DETAIL_SIZE];   /* the one handed over */
+    bool             delivering;    /* in the outcome function */
 
     /* routing */
     wc_read_pref_t   read;          /* read preference */
@@ -171,9 +195,15 @@ struct walcast {
     void            *topo_sub;      /* SUB to B+1, topic "topology" */
     uint64_t         topo_version;  /* version of the last TOPOLOGY applied */
     int64_t          topo_at_us;    /* when it was applied, 0 never */
+    uint64_t         topo_skipped;  /* node entries skipped as unusable */
+
+    /* debugging */
+    walcast_log_fn  *log;           /* told what the handle handled itself */
+    void            *log_arg;
 
     /* watch */
     walcast_watch_switch_fn *watch_notify;   /* told when a watch moves, or NULL */
+    volatile sig_atomic_t watch_stop;       /* walcast_watch_stop was called */
     void            *watch_notify_arg;
 };
 
@@ -195,10 +225,10 @@ s_check_kv (const void *key, size_t key_len, const void *value,
     return 0;
 }
 
-static wc_node_t *
+static wc_peer_t *
 s_node (walcast_t *self, size_t index)
 {
-    return wc_topology_node (self->topo, index);
+    return wc_topology_peer (self->topo, index);
 }
 
 //  Does the handle follow the primary (see the top of the file)?
@@ -220,29 +250,50 @@ s_broker_fresh (walcast_t *self)
 
 static void s_ping (walcast_t *self, size_t index, int64_t now_us);
 
-//  Forget every async write in flight (its socket is gone): they are
-//  unknown, which walcast_flush reports as a timeout.
+//  Tell the application's log function (if any) about something the
+//  handle noticed and handled itself.
 static void
-s_async_abandon (walcast_t *self)
+s_log (walcast_t *self, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+static void
+s_log (walcast_t *self, const char *fmt, ...)
 {
-    if (self->inflight == 0)
+    if (!self->log)
         return;
-    memset (self->ring, 0, WC_ASYNC_RING * sizeof self->ring [0]);
-    self->inflight = 0;
-    if (self->async_err == 0) {
-        self->async_err = WALCAST_ETIMEOUT;
-        self->async_detail [0] = 0;
-    }
+    char line [512];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (line, sizeof line, fmt, args);
+    va_end (args);
+    self->log (self->log_arg, line);
+}
+
+//  The async writes in flight lost their connection (it timed out, was
+//  reset or replaced): settle them UNKNOWN, saying why.
+static void
+s_async_lose (walcast_t *self, int err, const char *why)
+{
+    if (wc_outcomes_inflight (self->outcomes) == 0)
+        return;
+    const wc_peer_t *node = s_node (self, self->async_node);
+    char detail [WC_DETAIL_SIZE];
+    snprintf (detail, sizeof detail, "sent to %s; %s; it may or may not have "
+              "been applied", node ? node->addr : "?", why);
+    size_t lost = wc_outcomes_lose_all (self->outcomes, err, detail);
+    s_log (self, "%zu async write%s in flight on %s now unknown: %s", lost,
+           lost == 1 ? "" : "s", node ? node->addr : "?", why);
 }
 
 //  Lazy Pirate: close the node's socket, dropping whatever it still holds
-//  or receives later, and connect a fresh one. Called after a timeout.
+//  or receives later, and connect a fresh one. Called after a timeout;
+//  why says what happened, for the async writes that were in flight.
 static void
-s_node_reset (walcast_t *self, size_t index)
+s_node_reset (walcast_t *self, size_t index, const char *why)
 {
-    wc_topology_reset (self->topo, index);
     if (index == self->async_node)
-        s_async_abandon (self);
+        s_async_lose (self, WALCAST_ETIMEOUT, why);
+    wc_topology_reset (self->topo, index);
 }
 
 //  Release the held reply, if any.
@@ -256,42 +307,78 @@ s_rx_release (walcast_t *self)
     }
 }
 
-//  Settle the async write with this rid if it is in flight; returns true
-//  if it was ours. rx holds its reply.
+//  Did a write the node refused with this wire code surely not apply?
+//  EIO may follow a WAL write whose fsync failed, ETIMEOUT (a future
+//  acks=N) a write applied but not replicated, ENOMEM a write half done;
+//  a code this build does not know tells nothing.
+static bool
+s_refused (uint64_t code)
+{
+    int err = wc_err_from_wire (code);
+    if (wc_err_to_wire (err) != code)
+        return false;
+    return err != WALCAST_EIO && err != WALCAST_ETIMEOUT && err != WALCAST_ENOMEM;
+}
+
+//  Settle the async write whose reply is in rx; false when its rid is
+//  not an async write in flight.
 static bool
 s_async_settle (walcast_t *self)
 {
-    uint64_t rid = self->rx.rid;
-    if (rid == 0 || self->ring [rid % WC_ASYNC_RING] != rid)
-        return false;
-    self->ring [rid % WC_ASYNC_RING] = 0;
-    self->inflight--;
-
     const wc_msg_t *msg = &self->rx;
+    if (!wc_outcomes_waits_for (self->outcomes, msg->rid))
+        return false;
+    walcast_pos_t pos = { 0, 0 };
     if (msg->type == WC_MSG_WRITE_OK) {
-        self->acked++;
-        uint64_t epoch = msg->u.write_ok.epoch;
-        uint64_t seq = msg->u.write_ok.seq;
-        if (epoch > self->last.epoch
-        || (epoch == self->last.epoch && seq > self->last.seq)) {
-            self->last.epoch = epoch;
-            self->last.seq = seq;
-        }
-        wc_session_note (&self->session, epoch, seq);
+        pos.epoch = msg->u.write_ok.epoch;
+        pos.seq = msg->u.write_ok.seq;
+        wc_session_note (&self->session, pos.epoch, pos.seq);
+        return wc_outcomes_settle (self->outcomes, msg->rid, WALCAST_WRITE_OK, 0,
+                                   pos, NULL);
     }
-    else
-    if (self->async_err == 0) {
-        if (msg->type == WC_MSG_ERROR) {
-            self->async_err = wc_err_from_wire (msg->u.error.code);
-            wc_bytes_printable (self->async_detail, sizeof self->async_detail,
-                         &msg->u.error.detail);
-        }
-        else {
-            self->async_err = WALCAST_EPROTO;
-            self->async_detail [0] = 0;
-        }
+    if (msg->type == WC_MSG_ERROR) {
+        char detail [WC_DETAIL_SIZE];
+        wc_bytes_printable (detail, sizeof detail, &msg->u.error.detail);
+        int err = wc_err_from_wire (msg->u.error.code);
+        int state = s_refused (msg->u.error.code) ? WALCAST_WRITE_FAILED
+                                                  : WALCAST_WRITE_UNKNOWN;
+        return wc_outcomes_settle (self->outcomes, msg->rid, state, err, pos, detail);
     }
-    return true;
+    return wc_outcomes_settle (self->outcomes, msg->rid, WALCAST_WRITE_UNKNOWN,
+                               WALCAST_EPROTO, pos,
+                               "the node answered with another message type");
+}
+
+//  Hand the settled outcomes at the head of the FIFO over, in submission
+//  order, and sum them up for walcast_flush. Not reentrant: called from
+//  inside the outcome function (which may send more writes), it leaves
+//  the handing over to the loop already running.
+static void
+s_async_deliver (walcast_t *self)
+{
+    if (self->delivering)
+        return;
+    self->delivering = true;
+    walcast_outcome_t outcome;
+    while (wc_outcomes_pop (self->outcomes, &outcome, self->outcome_detail,
+                            sizeof self->outcome_detail)) {
+        if (outcome.state == WALCAST_WRITE_OK) {
+            self->acked++;
+            if (outcome.pos.epoch > self->last.epoch
+            || (outcome.pos.epoch == self->last.epoch
+                && outcome.pos.seq > self->last.seq))
+                self->last = outcome.pos;
+        }
+        else
+        if (self->async_err == 0) {
+            self->async_err = outcome.err;
+            snprintf (self->async_detail, sizeof self->async_detail, "%s",
+                      outcome.detail);
+        }
+        if (self->outcome_fn)
+            self->outcome_fn (self->outcome_arg, &outcome);
+    }
+    self->delivering = false;
 }
 
 //  Take one frame off node index's socket (without waiting) and dispatch
@@ -302,7 +389,7 @@ s_async_settle (walcast_t *self)
 static int
 s_recv_one (walcast_t *self, size_t index)
 {
-    wc_node_t *node = s_node (self, index);
+    wc_peer_t *node = s_node (self, index);
     zmq_msg_init (&self->rx_frame);
     if (zmq_msg_recv (&self->rx_frame, node->sock, ZMQ_DONTWAIT) < 0) {
         int err = errno;
@@ -424,7 +511,7 @@ s_wait (walcast_t *self, int64_t deadline)
 static int
 s_send (walcast_t *self, size_t index, int64_t deadline)
 {
-    wc_node_t *node = s_node (self, index);
+    wc_peer_t *node = s_node (self, index);
     if (!node->sock) {
         wc_topology_reset (self->topo, index);
         if (!node->sock)
@@ -449,15 +536,11 @@ s_send (walcast_t *self, size_t index, int64_t deadline)
     }
 }
 
-//  A fresh request id; never 0, never one an async write still holds.
+//  A fresh request id: one counter, never 0, never reused (2^64 rids).
 static uint64_t
 s_new_rid (walcast_t *self)
 {
-    uint64_t rid;
-    do {
-        rid = self->next_rid++;
-    } while (rid == 0 || self->ring [rid % WC_ASYNC_RING] != 0);
-    return rid;
+    return self->next_rid++;
 }
 
 //  Send req to the node at index and wait for its reply, until deadline
@@ -489,7 +572,8 @@ s_request (walcast_t *self, size_t index, wc_msg_t *req, int expect,
     self->sync_rid = 0;
 
     if (rc == WALCAST_ETIMEOUT || rc == WALCAST_EUNAVAILABLE) {
-        s_node_reset (self, index);
+        s_node_reset (self, index, "the connection was reset when another "
+                      "request on it timed out");
         s_node (self, index)->reachable = false;
         if (rc == WALCAST_ETIMEOUT && self->saw_malformed)
             rc = WALCAST_EPROTO;    // the node answered, but not readably
@@ -558,7 +642,7 @@ s_follow_primary (walcast_t *self)
 static void
 s_ping (walcast_t *self, size_t index, int64_t now_us)
 {
-    wc_node_t *node = s_node (self, index);
+    wc_peer_t *node = s_node (self, index);
     node->ping_sent_us = now_us;
     node->ping_rid = 0;
     if (!node->sock)
@@ -582,7 +666,8 @@ static void
 s_slot_changed (walcast_t *self, size_t index)
 {
     if (index == self->async_node)
-        s_async_abandon (self);
+        s_async_lose (self, WALCAST_EUNAVAILABLE,
+                      "the node moved and its connection was replaced");
     if (index == self->write_node && index != self->first_node) {
         self->write_node = self->first_node;
         s_follow_primary (self);
@@ -600,12 +685,47 @@ s_add_node (walcast_t *self, const char *addr, bool pinned, size_t *index)
     return rc;
 }
 
+//  Check item i of a TOPOLOGY: a node_info whose address (and primary,
+//  when it names one) a client can connect to. An unusable entry (a
+//  broker that let a bad REGISTER through, or a newer one) is skipped
+//  and counted, and said at debug level when tell: one bad node must
+//  not hide the others (docs/PROTOCOL.md, "TOPOLOGY").
+static bool
+s_usable_node (walcast_t *self, const msgpack_object *item, uint32_t i,
+               wc_node_info_t *info, bool tell)
+{
+    const char *why = NULL;
+    if (wc_node_info_from_object (item, info))
+        why = "not a well-formed node_info";
+    else
+    if (!wc_addr_check ((const char *) info->addr.ptr, info->addr.len, 65533, NULL))
+        why = "its addr is not HOST:PORT with a base port of 1..65533";
+    else
+    if (info->primary.len > 0
+    &&  !wc_addr_check ((const char *) info->primary.ptr, info->primary.len,
+                        65533, NULL))
+        why = "its primary is not HOST:PORT with a base port of 1..65533";
+    if (!why)
+        return true;
+    self->topo_skipped++;
+    if (tell) {
+        char id [WC_MAX_ID + 1] = "", addr [WC_MAX_ADDR + 1] = "";
+        if (item->type == MSGPACK_OBJECT_ARRAY && item->via.array.size >= 6) {
+            wc_bytes_printable (id, sizeof id, &info->id);
+            wc_bytes_printable (addr, sizeof addr, &info->addr);
+        }
+        s_log (self, "topology: skipped node entry %u (id '%s', addr '%s'): %s "
+               "(%llu skipped so far)", i, id, addr, why,
+               (unsigned long long) self->topo_skipped);
+    }
+    return false;
+}
+
 //  Apply a decoded TOPOLOGY (a reply, direct, or a push). A push older
 //  than what we hold is ignored, unless what we hold is stale (the
-//  broker restarted and counts from 1 again). Every item is checked
-//  before any is applied: a malformed message changes nothing. Nodes
-//  past what the table holds (WC_TOPOLOGY_MAX, when none can be
-//  evicted) are left out.
+//  broker restarted and counts from 1 again). Unusable entries are
+//  skipped (s_usable_node); nodes past what the table holds
+//  (WC_TOPOLOGY_MAX, when none can be evicted) are left out.
 static int
 s_apply_topology (walcast_t *self, const wc_msg_t *msg, bool direct)
 {
@@ -616,15 +736,16 @@ s_apply_topology (walcast_t *self, const wc_msg_t *msg, bool direct)
         return 0;
     if (msg->u.topology.count > WC_MAX_NODES)
         return WALCAST_EPROTO;
-    wc_node_info_t info;
-    for (uint32_t i = 0; i < msg->u.topology.count; i++)
-        if (wc_node_info_from_object (&msg->u.topology.items [i], &info))
-            return WALCAST_EPROTO;
+    //  Say what was skipped once per directory version, not at every
+    //  push and refresh
+    bool tell = self->topo_at_us == 0 || msg->u.topology.version != self->topo_version;
 
     wc_topology_begin (self->topo);
     int rc = 0;
     for (uint32_t i = 0; i < msg->u.topology.count; i++) {
-        wc_node_info_from_object (&msg->u.topology.items [i], &info);
+        wc_node_info_t info;
+        if (!s_usable_node (self, &msg->u.topology.items [i], i, &info, tell))
+            continue;
         size_t index;
         bool moved;
         int arc = wc_topology_apply (self->topo, &info, &index, &moved);
@@ -632,7 +753,7 @@ s_apply_topology (walcast_t *self, const wc_msg_t *msg, bool direct)
             s_slot_changed (self, index);
         if (arc == 0 && info.role == WC_ROLE_PRIMARY && info.up)
             wc_session_primary (&self->session, info.applied_seq, 0);
-        if (arc && arc != WALCAST_ETOOBIG && rc == 0)
+        if (arc && arc != WALCAST_ETOOBIG && arc != WALCAST_EPROTO && rc == 0)
             rc = arc;           // a full table skips the node, no more
     }
     wc_topology_end (self->topo);
@@ -836,7 +957,7 @@ s_ping_round (walcast_t *self, size_t only, int wait_ms, bool mark_silent)
     size_t size = wc_topology_size (self->topo);
     bool fresh = s_broker_fresh (self);
     for (size_t i = 0; i < size; i++) {
-        wc_node_t *node = s_node (self, i);
+        wc_peer_t *node = s_node (self, i);
         if (only != WC_SELECT_NONE && i != only)
             continue;
         if (node->ping_rid == 0 || now - node->ping_sent_us >= WC_PING_DEAD_US)
@@ -845,7 +966,7 @@ s_ping_round (walcast_t *self, size_t only, int wait_ms, bool mark_silent)
     while (true) {
         bool waiting = false;
         for (size_t i = 0; i < size; i++) {
-            wc_node_t *node = s_node (self, i);
+            wc_peer_t *node = s_node (self, i);
             if (only != WC_SELECT_NONE && i != only)
                 continue;
             if (fresh && !node->up)
@@ -880,12 +1001,6 @@ s_home_node (walcast_t *self)
     return wc_topology_size (self->topo) > 0 ? 0 : WC_SELECT_NONE;
 }
 
-//  The candidates of a read into self->cands; returns how many. When no
-//  node fits the preference because none is reachable (or up), the
-//  rules are applied again as if all were: trying a node that may
-//  answer beats failing without trying. (The primary that session
-//  consistency appends does not count as fitting: it is tried only
-//  after an ESTALE.) A read that wants the primary gets it or nothing.
 /*  The handle's read settings as a selection query. */
 static wc_select_query_t
 s_query (walcast_t *self)
@@ -910,6 +1025,12 @@ s_select (walcast_t *self)
                                  &self->cands_appended);
 }
 
+//  The candidates of a read into self->cands; returns how many. When no
+//  node fits the preference because none is reachable (or up), the
+//  rules are applied again as if all were: trying a node that may
+//  answer beats failing without trying. (The primary that session
+//  consistency appends does not count as fitting: it is tried only
+//  after an ESTALE.) A read that wants the primary gets it or nothing.
 static size_t
 s_candidates (walcast_t *self)
 {
@@ -937,23 +1058,6 @@ s_wants_primary (walcast_t *self)
         || self->read.mode == WC_READ_PRIMARY;
 }
 
-//  Say in the detail why a read (or watch) has no node to go to.
-static void
-s_no_candidate_detail (walcast_t *self)
-{
-    if (s_wants_primary (self))
-        snprintf (self->detail, sizeof self->detail, "no primary known");
-    else
-    if (self->read.mode == WC_READ_REPLICA)
-        snprintf (self->detail, sizeof self->detail, "no replica is up");
-    else
-    if (self->read.mode == WC_READ_REGION)
-        snprintf (self->detail, sizeof self->detail,
-                  "no node of region %s is up", self->read.region);
-    else
-        snprintf (self->detail, sizeof self->detail, "no node known");
-}
-
 //  The next node to ask for its STATUS while looking for the primary:
 //  one not asked yet, those that answer and are up first.
 static size_t
@@ -963,7 +1067,7 @@ s_unasked (walcast_t *self, const bool *asked)
     bool fresh = s_broker_fresh (self);
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < size; i++) {
-            const wc_node_t *node = s_node (self, i);
+            const wc_peer_t *node = s_node (self, i);
             if (asked [i])
                 continue;
             if (pass == 0 && (!node->reachable || (fresh && !node->up)))
@@ -1009,7 +1113,7 @@ s_learn_primary (walcast_t *self, int64_t deadline)
             s_rx_release (self);
             continue;
         }
-        wc_node_t *node = s_node (self, index);
+        wc_peer_t *node = s_node (self, index);
         wc_topology_status (node, &self->rx);
         s_rx_release (self);
         if (node->role == WC_ROLE_PRIMARY) {
@@ -1026,6 +1130,183 @@ s_learn_primary (walcast_t *self, int64_t deadline)
     return WC_SELECT_NONE;
 }
 
+/* --- server selection --------------------------------------------------- */
+
+/*  What a call waits for. */
+typedef enum {
+    S_WANT_WRITE,           /* where writes go */
+    S_WANT_PRIMARY,         /* the primary: a strong or primary read */
+    S_WANT_READ,            /* a candidate of the read preference */
+    S_WANT_WATCH            /* a node to watch */
+} s_want_t;
+
+static size_t s_watch_pick (walcast_t *self, size_t skip, bool only_reachable);
+
+//  The primary, when the table names one that is up (as far as a
+//  recent TOPOLOGY says); else WC_SELECT_NONE.
+static size_t
+s_primary_up (walcast_t *self)
+{
+    size_t primary = s_primary (self);
+    if (primary != WC_SELECT_NONE && s_broker_fresh (self)
+    &&  s_node (self, primary)->from_broker && !s_node (self, primary)->up)
+        return WC_SELECT_NONE;
+    return primary;
+}
+
+//  A node for want now, or WC_SELECT_NONE. Writes go to the primary
+//  that is up; without a broker, when none is known, to the node writes
+//  went to so far (a replica's ENOTPRIMARY names the primary), and a
+//  handle that talks to one node only (issue 2's mode) writes to it,
+//  whatever it is. With a broker, a write waits for the broker (or a
+//  replica's STATUS) to name a primary.
+static size_t
+s_suitable (walcast_t *self, int want)
+{
+    if (want == S_WANT_WRITE && !s_follow_mode (self))
+        return self->write_node;
+    if (want == S_WANT_WRITE) {
+        size_t primary = s_primary_up (self);
+        return primary != WC_SELECT_NONE || self->has_broker ? primary
+                                                             : self->write_node;
+    }
+    if (want == S_WANT_PRIMARY)
+        return s_primary_up (self);
+    if (want == S_WANT_WATCH)
+        return s_watch_pick (self, WC_SELECT_NONE, false);
+    size_t n = s_candidates (self);
+    return n == 0 || (n == 1 && self->cands_appended) ? WC_SELECT_NONE
+                                                      : self->cands [0];
+}
+
+//  Nap until something arrives (a topology push, a reply, a PONG) or
+//  until `until` (monotonic ms), then read it.
+static void
+s_nap (walcast_t *self, int64_t until)
+{
+    size_t size = wc_topology_size (self->topo);
+    zmq_pollitem_t items [size + 1];
+    size_t n = 0;
+    if (self->topo_sub)
+        items [n++] = (zmq_pollitem_t) { self->topo_sub, 0, ZMQ_POLLIN, 0 };
+    for (size_t i = 0; i < size; i++)
+        if (s_node (self, i)->sock)
+            items [n++] = (zmq_pollitem_t) { s_node (self, i)->sock, 0, ZMQ_POLLIN, 0 };
+    int64_t wait = until - wc_clock_ms ();
+    if (wait > 0)
+        zmq_poll (items, (int) n, (long) wait);
+    s_drain (self);
+    s_topology_poll (self);
+}
+
+//  "the broker lists 2 nodes up: r1 (replica), r2 (replica)", or what
+//  the handle knows without a broker, into buf.
+static void
+s_known_nodes (walcast_t *self, char *buf, size_t size)
+{
+    size_t nodes = wc_topology_size (self->topo), up = 0;
+    bool fresh = s_broker_fresh (self);
+    for (size_t i = 0; i < nodes; i++) {
+        const wc_peer_t *node = s_node (self, i);
+        if (self->has_broker ? (node->from_broker && node->up && fresh)
+                             : node->reachable)
+            up++;
+    }
+    int len;
+    if (self->has_broker && self->topo_at_us == 0)
+        len = snprintf (buf, size, "the broker has not answered");
+    else
+    if (self->has_broker)
+        len = snprintf (buf, size, "the broker lists %zu node%s up", up,
+                        up == 1 ? "" : "s");
+    else
+        len = snprintf (buf, size, "%zu of the %zu node%s known answer%s", up,
+                        nodes, nodes == 1 ? "" : "s", up == 1 ? "s" : "");
+    for (size_t i = 0, shown = 0; i < nodes && len > 0 && (size_t) len < size; i++) {
+        const wc_peer_t *node = s_node (self, i);
+        if (self->has_broker && !(node->from_broker && node->up && fresh))
+            continue;
+        if (!self->has_broker && !node->reachable)
+            continue;
+        const char *role = node->role == WC_ROLE_PRIMARY ? "primary"
+                         : node->role == WC_ROLE_REPLICA ? "replica" : "role unknown";
+        len += snprintf (buf + len, size - (size_t) len, "%s%s (%s)",
+                         shown == 0 ? ": " : ", ",
+                         node->id [0] ? node->id : node->addr, role);
+        if (++shown == 4 && up > 4) {
+            snprintf (buf + len, size - (size_t) len, ", ...");
+            break;
+        }
+    }
+}
+
+//  Say in the detail what a call waited for in vain, and what it knows.
+static void
+s_selection_detail (walcast_t *self, int want)
+{
+    char missing [WC_MAX_ID + 64];
+    if (want == S_WANT_WRITE || want == S_WANT_PRIMARY || s_wants_primary (self))
+        snprintf (missing, sizeof missing, "no primary known");
+    else
+    if (self->read.mode == WC_READ_REPLICA)
+        snprintf (missing, sizeof missing, "no replica is up");
+    else
+    if (self->read.mode == WC_READ_REGION)
+        snprintf (missing, sizeof missing, "no node of region %s is up",
+                  self->read.region);
+    else
+        snprintf (missing, sizeof missing, "no node known");
+    char known [WC_DETAIL_SIZE - sizeof missing - 32];
+    s_known_nodes (self, known, sizeof known);
+    snprintf (self->detail, sizeof self->detail, "%s after %d ms: %s", missing,
+              self->timeout_ms, known);
+}
+
+//  Server selection: a node for want, waiting for one until deadline
+//  (monotonic ms) as MongoDB drivers do (serverSelectionTimeoutMS). The
+//  wait polls: topology pushes and PONGs as they come, a TOPOLOGY_GET
+//  every WC_SELECT_POLL_MS, and, when no node is known as the primary,
+//  the nodes' STATUS (a replica names its primary). WC_SELECT_NONE when
+//  the deadline passed without one; the detail then says what was
+//  missing and what the handle knows.
+static size_t
+s_select_wait (walcast_t *self, int want, int64_t deadline)
+{
+    int64_t next_poll = wc_clock_ms ();
+    bool told = false;
+    while (true) {
+        size_t found = s_suitable (self, want);
+        if (found != WC_SELECT_NONE)
+            return found;
+        int64_t now = wc_clock_ms ();
+        if (now >= deadline)
+            break;
+        if (!told) {
+            s_log (self, "selection: waiting up to %lld ms for a node",
+                   (long long) (deadline - now));
+            told = true;
+        }
+        if (now >= next_poll) {
+            int64_t end = now + WC_BROKER_TRY_MS < deadline ? now + WC_BROKER_TRY_MS
+                                                            : deadline;
+            if (self->has_broker)
+                s_broker_refresh (self, end);
+            if ((want == S_WANT_WRITE || want == S_WANT_PRIMARY
+                 || s_wants_primary (self))
+            &&  s_primary (self) == WC_SELECT_NONE)
+                s_learn_primary (self, end);
+            next_poll = wc_clock_ms () + WC_SELECT_POLL_MS;
+            continue;
+        }
+        int64_t until = now + WC_SELECT_NAP_MS < deadline ? now + WC_SELECT_NAP_MS
+                                                          : deadline;
+        s_nap (self, until < next_poll ? until : next_poll);
+        s_tick (self);
+    }
+    s_selection_detail (self, want);
+    return WC_SELECT_NONE;
+}
+
 /* --- the handle -------------------------------------------------------- */
 
 walcast_t *
@@ -1034,11 +1315,11 @@ walcast_new (void)
     walcast_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->ring = calloc (WC_ASYNC_RING, sizeof self->ring [0]);
+    self->outcomes = wc_outcomes_new (WC_ASYNC_WINDOW);
     self->ctx = zmq_ctx_new ();
     self->topo = self->ctx ? wc_topology_new (self->ctx) : NULL;
-    if (!self->ring || !self->ctx || !self->topo) {
-        free (self->ring);
+    if (!self->outcomes || !self->ctx || !self->topo) {
+        wc_outcomes_destroy (&self->outcomes);
         wc_topology_destroy (&self->topo);
         if (self->ctx)
             zmq_ctx_term (self->ctx);
@@ -1067,6 +1348,10 @@ walcast_destroy (walcast_t **self_p)
         return;
     walcast_t *self = *self_p;
     s_rx_release (self);
+    //  Nothing goes without its outcome, not even at the end
+    s_async_lose (self, WALCAST_ETIMEOUT, "the handle was destroyed before "
+                  "the answer came");
+    s_async_deliver (self);
     wc_topology_destroy (&self->topo);
     if (self->broker_sock)
         zmq_close (self->broker_sock);
@@ -1075,7 +1360,7 @@ walcast_destroy (walcast_t **self_p)
     zmq_ctx_term (self->ctx);
     msgpack_sbuffer_destroy (&self->out);
     msgpack_sbuffer_destroy (&self->ping_out);
-    free (self->ring);
+    wc_outcomes_destroy (&self->outcomes);
     free (self->sel);
     free (self->cands);
     free (self);
@@ -1186,19 +1471,89 @@ walcast_set_region (walcast_t *self, const char *region)
 }
 
 int
-walcast_set_read (walcast_t *self, const char *preference)
+walcast_set_read (walcast_t *self, walcast_read_t read, const char *region)
 {
     if (!self)
         return WALCAST_EINVAL;
-    return wc_select_parse_read (preference, &self->read);
+    wc_read_pref_t pref;
+    memset (&pref, 0, sizeof pref);
+    switch (read) {
+        case WALCAST_READ_NEAREST:
+        case WALCAST_READ_PRIMARY:
+        case WALCAST_READ_REPLICA:
+            if (region)
+                return WALCAST_EINVAL;
+            break;
+        case WALCAST_READ_REGION:
+            if (!region || !*region || strlen (region) > WC_MAX_ID)
+                return WALCAST_EINVAL;
+            strcpy (pref.region, region);
+            break;
+        default:
+            return WALCAST_EINVAL;
+    }
+    pref.mode = (int) read;     // wc_read_mode_t has the same values
+    self->read = pref;
+    return 0;
 }
 
 int
-walcast_set_consistency (walcast_t *self, const char *consistency)
+walcast_set_consistency (walcast_t *self, walcast_consistency_t consistency)
 {
-    if (!self)
+    if (!self || (consistency != WALCAST_SESSION && consistency != WALCAST_EVENTUAL
+                  && consistency != WALCAST_STRONG))
         return WALCAST_EINVAL;
-    return wc_select_parse_consistency (consistency, &self->consistency);
+    self->consistency = (int) consistency;  // wc_consistency_t: same values
+    return 0;
+}
+
+int
+walcast_read_parse (const char *text, walcast_read_t *read, const char **region)
+{
+    wc_read_pref_t pref;
+    if (!read || !region || wc_select_parse_read (text, &pref))
+        return WALCAST_EINVAL;
+    *read = (walcast_read_t) pref.mode;
+    *region = pref.mode == WC_READ_REGION ? text + strlen ("region=") : NULL;
+    return 0;
+}
+
+int
+walcast_consistency_parse (const char *text, walcast_consistency_t *consistency)
+{
+    int level;
+    if (!consistency || wc_select_parse_consistency (text, &level))
+        return WALCAST_EINVAL;
+    *consistency = (walcast_consistency_t) level;
+    return 0;
+}
+
+void
+walcast_set_log (walcast_t *self, walcast_log_fn *fn, void *arg)
+{
+    if (self) {
+        self->log = fn;
+        self->log_arg = arg;
+    }
+}
+
+void
+walcast_free (void *ptr)
+{
+    free (ptr);
+}
+
+const char *
+walcast_version (int *major, int *minor, int *patch)
+{
+    if (major)
+        *major = WALCAST_VERSION_MAJOR;
+    if (minor)
+        *minor = WALCAST_VERSION_MINOR;
+    if (patch)
+        *patch = WALCAST_VERSION_PATCH;
+    return S_STR (WALCAST_VERSION_MAJOR) "." S_STR (WALCAST_VERSION_MINOR) "."
+           S_STR (WALCAST_VERSION_PATCH);
 }
 
 void
@@ -1253,7 +1608,9 @@ s_write (walcast_t *self, int type, const void *key, size_t key_len,
     req.u.req.value.ptr = value_len ? value : (const void *) "";
     req.u.req.value.len = (uint32_t) value_len;
 
-    size_t target = self->write_node;
+    size_t target = s_select_wait (self, S_WANT_WRITE, deadline);
+    if (target == WC_SELECT_NONE)
+        return WALCAST_EUNAVAILABLE;
     rc = s_request (self, target, &req, WC_MSG_WRITE_OK, deadline);
     if (rc == WALCAST_ENOTPRIMARY && s_follow_mode (self) && self->detail [0]) {
         //  It says who the primary is: believe it, once. The write was
@@ -1296,44 +1653,87 @@ walcast_del (walcast_t *self, const void *key, size_t key_len,
     return s_write (self, WC_MSG_DEL, key, key_len, NULL, 0, pos);
 }
 
-int
-walcast_put_async (walcast_t *self, const void *key, size_t key_len,
-                   const void *value, size_t value_len)
+void
+walcast_set_outcome_fn (walcast_t *self, walcast_outcome_fn *fn, void *arg)
+{
+    if (self) {
+        self->outcome_fn = fn;
+        self->outcome_arg = arg;
+    }
+}
+
+//  Make room in the FIFO: wait for replies while it holds the whole
+//  window, handing outcomes over as they come. When nothing comes for
+//  the whole timeout, the writes in flight become UNKNOWN (reported)
+//  and the call fails: the node does not answer.
+static int
+s_async_room (walcast_t *self, int64_t deadline)
+{
+    while (wc_outcomes_size (self->outcomes) >= WC_ASYNC_WINDOW) {
+        if (self->delivering) {
+            snprintf (self->detail, sizeof self->detail, "the async window is "
+                      "full and outcomes cannot be handed over from inside the "
+                      "outcome function");
+            return WALCAST_EBUSY;
+        }
+        int rc = s_wait (self, deadline);
+        if (rc) {
+            size_t inflight = wc_outcomes_inflight (self->outcomes);
+            char why [64];
+            snprintf (why, sizeof why, "no answer within %d ms", self->timeout_ms);
+            s_async_lose (self, rc == WALCAST_ETIMEOUT ? rc : WALCAST_EUNAVAILABLE,
+                          why);
+            wc_topology_reset (self->topo, self->async_node);
+            s_async_deliver (self);
+            const wc_peer_t *node = s_node (self, self->async_node);
+            snprintf (self->detail, sizeof self->detail, "%s answered none of the "
+                      "%zu writes in flight within %d ms", node ? node->addr : "?",
+                      inflight, self->timeout_ms);
+            return rc;
+        }
+        s_async_deliver (self);
+    }
+    return 0;
+}
+
+//  Send one async PUT or DEL tagged tag. The writes in flight all go to
+//  one node; a new primary takes over once they are settled. Server
+//  selection waits for a primary when none is known (up to the
+//  timeout).
+static int
+s_write_async (walcast_t *self, int type, const void *key, size_t key_len,
+               const void *value, size_t value_len, uint64_t tag)
 {
     if (!self)
         return WALCAST_EINVAL;
     self->detail [0] = 0;
-    int rc = s_check_kv (key, key_len, value, value_len, true);
+    int rc = s_check_kv (key, key_len, value, value_len, type == WC_MSG_PUT);
     if (rc)
         return rc;
+    int64_t deadline = wc_clock_ms () + self->timeout_ms;
     //  The hot path: settle what the node writes go to has sent back
-    //  (every socket is read at the tick, ten times a second).
+    //  (every socket is read at the tick, ten times a second)
     s_rx_release (self);
     s_tick (self);
-    //  Writes in flight all go to one node; a new primary takes over
-    //  once they are settled.
-    if (self->inflight == 0)
-        self->async_node = self->write_node;
-    if (self->async_node >= wc_topology_size (self->topo))
-        return WALCAST_EUNAVAILABLE;
-    if (s_node (self, self->async_node)->sock) {
-        while ((rc = s_recv_one (self, self->async_node)) == 1)
+    const wc_peer_t *node = s_node (self, self->async_node);
+    if (node && node->sock)
+        while (s_recv_one (self, self->async_node) == 1)
             ;
+    s_async_deliver (self);
+    rc = s_async_room (self, deadline);
+    if (rc == 0 && wc_outcomes_inflight (self->outcomes) == 0) {
+        size_t target = s_select_wait (self, S_WANT_WRITE, deadline);
+        if (target == WC_SELECT_NONE)
+            rc = WALCAST_EUNAVAILABLE;
+        else
+            self->async_node = target;
     }
-
-    //  Wait while the window is full; no reply within the timeout loses
-    //  the whole window.
-    int64_t deadline = wc_clock_ms () + self->timeout_ms;
-    while (rc == 0 && self->inflight >= WC_ASYNC_WINDOW)
-        rc = s_wait (self, deadline);
-    if (rc) {
-        s_node_reset (self, self->async_node);
+    if (rc)
         return rc;
-    }
 
     wc_msg_t req;
     memset (&req, 0, sizeof req);
-    req.type = WC_MSG_PUT;
+    req.type = type;
     req.rid = s_new_rid (self);
     req.u.req.key.ptr = key;
     req.u.req.key.len = (uint32_t) key_len;
@@ -1341,18 +1741,30 @@ walcast_put_async (walcast_t *self, const void *key, size_t key_len,
     req.u.req.value.len = (uint32_t) value_len;
     self->out.size = 0;
     rc = wc_msg_encode (&req, &self->out);
-    if (rc)
-        return rc;
-    if (self->inflight == 0)
-        self->async_node = self->write_node;
-    rc = s_send (self, self->async_node, deadline);
-    if (rc) {
-        s_node_reset (self, self->async_node);
-        return rc;
+    if (rc == 0)
+        rc = s_send (self, self->async_node, deadline);
+    if (rc == 0)
+        rc = wc_outcomes_push (self->outcomes, req.rid, tag);
+    else
+    if (rc == WALCAST_ETIMEOUT || rc == WALCAST_EUNAVAILABLE) {
+        s_node_reset (self, self->async_node, "the connection could not take "
+                      "another write and was reset");
+        s_async_deliver (self);
     }
-    self->ring [req.rid % WC_ASYNC_RING] = req.rid;
-    self->inflight++;
-    return 0;
+    return rc;
+}
+
+int
+walcast_put_async (walcast_t *self, const void *key, size_t key_len,
+                   const void *value, size_t value_len, uint64_t tag)
+{
+    return s_write_async (self, WC_MSG_PUT, key, key_len, value, value_len, tag);
+}
+
+int
+walcast_del_async (walcast_t *self, const void *key, size_t key_len, uint64_t tag)
+{
+    return s_write_async (self, WC_MSG_DEL, key, key_len, NULL, 0, tag);
 }
 
 int
@@ -1360,23 +1772,28 @@ walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t *acked)
 {
     if (!self)
         return WALCAST_EINVAL;
-    s_rx_release (self);
     s_begin (self);
+    s_async_deliver (self);
     int64_t deadline = wc_clock_ms () + self->timeout_ms;
     int rc = 0;
-    while (rc == 0 && self->inflight > 0)
+    while (rc == 0 && wc_outcomes_inflight (self->outcomes) > 0) {
         rc = s_wait (self, deadline);
-    if (rc)
-        s_node_reset (self, self->async_node);     // abandons the rest
-
+        s_async_deliver (self);
+    }
+    if (rc) {
+        //  What has not answered by now is unknown: said, not dropped
+        char why [64];
+        snprintf (why, sizeof why, "no answer within %d ms", self->timeout_ms);
+        s_async_lose (self, rc == WALCAST_ETIMEOUT ? rc : WALCAST_EUNAVAILABLE, why);
+        wc_topology_reset (self->topo, self->async_node);
+        s_async_deliver (self);
+    }
     if (last)
         *last = self->last;
     if (acked)
         *acked = self->acked;
     rc = self->async_err;
-    memcpy (self->detail, self->async_detail, sizeof self->detail);
-    if (rc == 0)
-        self->detail [0] = 0;
+    snprintf (self->detail, sizeof self->detail, "%s", rc ? self->async_detail : "");
     self->acked = 0;
     self->last.epoch = self->last.seq = 0;
     self->async_err = 0;
@@ -1421,7 +1838,7 @@ s_take_value (walcast_t *self, size_t index, void **value, size_t *value_len,
 {
     const wc_bytes_t *v = &self->rx.u.value.value;
     if (served) {
-        const wc_node_t *node = s_node (self, index);
+        const wc_peer_t *node = s_node (self, index);
         snprintf (served->id, sizeof served->id, "%s", node->id);
         snprintf (served->region, sizeof served->region, "%s", node->region);
         snprintf (served->addr, sizeof served->addr, "%s", node->addr);
@@ -1544,19 +1961,14 @@ walcast_get_ex (walcast_t *self, const void *key, size_t key_len,
     s_begin (self);
     bool session = self->consistency == WC_CONSISTENCY_SESSION;
 
-    //  Strong and primary reads: the primary or nobody. When the table
-    //  names none, find it first.
-    if (s_wants_primary (self)
-    &&  s_learn_primary (self, deadline) == WC_SELECT_NONE) {
-        s_no_candidate_detail (self);
+    //  Server selection: strong and primary reads get the primary or
+    //  nobody; the others a candidate of the preference. Either waits
+    //  for one, up to the deadline.
+    if (s_select_wait (self, s_wants_primary (self) ? S_WANT_PRIMARY : S_WANT_READ,
+                       deadline) == WC_SELECT_NONE)
         return WALCAST_EUNAVAILABLE;
-    }
     size_t primary = s_primary (self);
     size_t ncands = s_candidates (self);
-    if (ncands == 0 || (ncands == 1 && self->cands_appended)) {
-        s_no_candidate_detail (self);
-        return WALCAST_EUNAVAILABLE;
-    }
 
     //  self->cands is walked in place: nothing below adds a node until
     //  the loop is over.
@@ -1688,11 +2100,11 @@ walcast_nodes (walcast_t *self, walcast_node_info_t *nodes, size_t max,
 
     bool fresh = s_broker_fresh (self);
     size_t primary = s_primary (self);
-    const wc_node_t *pnode = primary != WC_SELECT_NONE ? s_node (self, primary) : NULL;
+    const wc_peer_t *pnode = primary != WC_SELECT_NONE ? s_node (self, primary) : NULL;
     size_t size = wc_topology_size (self->topo);
     size_t n = 0;
     for (size_t i = 0; i < size && n < max; i++) {
-        const wc_node_t *node = s_node (self, i);
+        const wc_peer_t *node = s_node (self, i);
         walcast_node_info_t *info = &nodes [n++];
         memset (info, 0, sizeof *info);
         snprintf (info->id, sizeof info->id, "%s", node->id);
@@ -1728,12 +2140,11 @@ walcast_set_watch_notify (walcast_t *self, walcast_watch_switch_fn *fn, void *ar
     }
 }
 
-//  The node a watch subscribes to: the first candidate of the read
-//  preference other than skip, never the primary that session adds (a
-//  watch carries no token: that primary is no replica). With
-//  only_reachable, nodes that do not answer are not candidates either
-//  (a watch moving on must not go round dead nodes). WC_SELECT_NONE
-//  when there is none.
+//  The node a watch follows: the first candidate of the read preference
+//  other than skip, never the primary that session adds (a watch
+//  carries no token: that primary is no replica). With only_reachable,
+//  nodes that do not answer are not candidates either (a watch moving
+//  on must not go round dead nodes). WC_SELECT_NONE when there is none.
 static size_t
 s_watch_pick (walcast_t *self, size_t skip, bool only_reachable)
 {
@@ -1753,184 +2164,177 @@ s_watch_pick (walcast_t *self, size_t skip, bool only_reachable)
     return WC_SELECT_NONE;
 }
 
-//  Subscribe to node index's stream for keys under prefix; *sub_p gets
-//  the SUB socket.
-static int
-s_watch_open (walcast_t *self, size_t index, const void *prefix,
-              size_t prefix_len, void **sub_p)
+/*  A watch in progress: the feed (client/feed.c) and the node it follows. */
+typedef struct {
+    wc_feed_t *feed;
+    size_t     current;                     /* the node's index */
+    char       watching [WC_MAX_ADDR + 1];  /* its address */
+    int64_t    opened_ms;                   /* when the feed moved to it */
+} s_watch_t;
+
+//  Name of node index for messages: its id, else its address.
+static void
+s_watch_name (walcast_t *self, size_t index, char *name, size_t size)
 {
-    const wc_node_t *node = s_node (self, index);
-    char endpoint [WC_MAX_ADDR + 8];
-    bool ipv6;
-    if (wc_topology_endpoint (node->addr, 1, endpoint, sizeof endpoint, &ipv6))
-        return WALCAST_EINVAL;
-    int err = 0;
-    void *sub = wc_topology_socket (self->ctx, ZMQ_SUB, endpoint, ipv6, 0, &err);
-    if (!sub)
-        return err;
-    //  Nodes honour only the empty subscription; the prefix is matched here.
-    (void) prefix;
-    (void) prefix_len;
-    if (zmq_setsockopt (sub, ZMQ_SUBSCRIBE, "", 0)) {
-        zmq_close (sub);
-        return WALCAST_EUNAVAILABLE;
-    }
-    *sub_p = sub;
+    const wc_peer_t *node = s_node (self, index);
+    snprintf (name, size, "%s", node ? (node->id [0] ? node->id : node->addr) : "?");
+}
+
+//  Where a watch "from now" starts: after the node's applied seq, as its
+//  PONG says. Whatever the node applies later reaches the feed, by the
+//  stream or by a FETCH.
+static int
+s_watch_start (walcast_t *self, size_t index, int64_t deadline, uint64_t *from)
+{
+    wc_msg_t req;
+    memset (&req, 0, sizeof req);
+    req.type = WC_MSG_PING;
+    int rc = s_request (self, index, &req, WC_MSG_PONG, deadline);
+    if (rc == 0)
+        *from = self->rx.u.pong.seq + 1;
+    s_rx_release (self);
+    return rc;
+}
+
+//  Point the feed at node index (it keeps its position).
+static int
+s_watch_follow (walcast_t *self, s_watch_t *w, size_t index)
+{
+    char name [WC_MAX_ADDR + 1];
+    s_watch_name (self, index, name, sizeof name);
+    const wc_peer_t *node = s_node (self, index);
+    int rc = wc_feed_open (w->feed, node->addr, name);
+    if (rc)
+        return rc;
+    w->current = index;
+    snprintf (w->watching, sizeof w->watching, "%s", node->addr);
+    w->opened_ms = wc_clock_ms ();
     return 0;
 }
 
 //  Has the watched node gone? It stopped answering PINGs (the handle
 //  keeps PINGing while it watches; a node picked while it did not
 //  answer gets the time of one PING to prove it lives), the broker says
-//  it is down, or, when the watch takes every key (and so the heartbeat
-//  published every 100 ms), its stream has been quiet for
-//  WC_WATCH_SILENT_MS. heard_ms is when the stream last delivered, < 0
-//  when it cannot tell; opened_ms when the watch subscribed.
+//  it is down, or its stream, which carries a heartbeat every 100 ms,
+//  has been quiet for WC_WATCH_SILENT_MS.
 static bool
-s_watch_silent (walcast_t *self, size_t index, const char *addr,
-                int64_t heard_ms, int64_t opened_ms)
+s_watch_silent (walcast_t *self, const s_watch_t *w)
 {
-    const wc_node_t *node = s_node (self, index);
-    if (!node || strcmp (node->addr, addr) != 0)
+    const wc_peer_t *node = s_node (self, w->current);
+    if (!node || strcmp (node->addr, w->watching) != 0)
         return true;            // its slot went to another node
-    if (!node->reachable && wc_clock_ms () - opened_ms > WC_PING_DEAD_US / 1000)
+    int64_t now = wc_clock_ms ();
+    if (!node->reachable && now - w->opened_ms > WC_PING_DEAD_US / 1000)
         return true;
     if (s_broker_fresh (self) && node->from_broker && !node->up)
         return true;
-    return heard_ms >= 0 && wc_clock_ms () - heard_ms > WC_WATCH_SILENT_MS;
+    return now - wc_feed_heard_ms (w->feed) > WC_WATCH_SILENT_MS;
 }
 
-//  Name of node index for the watch notice: its id, else its address.
-static void
-s_watch_name (walcast_t *self, size_t index, char *name, size_t size)
+//  The watched node is silent: follow the next candidate, or the same
+//  node again when it still answers (its stream may come back on a new
+//  subscription), from the same seq.
+static int
+s_watch_move (walcast_t *self, s_watch_t *w)
 {
-    const wc_node_t *node = s_node (self, index);
-    snprintf (name, size, "%s", node ? (node->id [0] ? node->id : node->addr) : "?");
-}
-
-int
-walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
-               walcast_watch_fn *fn, void *arg, int timeout_ms)
-{
-    if (!self || !fn || (prefix_len > 0 && !prefix) || prefix_len > WC_MAX_KEY)
-        return WALCAST_EINVAL;
-    self->detail [0] = 0;
-    s_rx_release (self);
-    s_begin (self);
-    if (s_wants_primary (self))
-        s_learn_primary (self, wc_clock_ms () + self->timeout_ms);
-    size_t current = s_watch_pick (self, WC_SELECT_NONE, false);
-    if (current == WC_SELECT_NONE) {
-        s_no_candidate_detail (self);
-        return WALCAST_EUNAVAILABLE;
+    size_t next = s_watch_pick (self, w->current, true);
+    const wc_peer_t *node = s_node (self, w->current);
+    bool same_node = node && strcmp (node->addr, w->watching) == 0;
+    char from [WC_MAX_ADDR + 1], to [WC_MAX_ADDR + 1];
+    snprintf (from, sizeof from, "%s", w->watching);
+    if (same_node)
+        s_watch_name (self, w->current, from, sizeof from);
+    if (next == WC_SELECT_NONE) {
+        if (!same_node || !node->reachable) {
+            snprintf (self->detail, sizeof self->detail,
+                      "%s is silent and no other node fits", from);
+            return WALCAST_EUNAVAILABLE;
+        }
+        next = w->current;
     }
-    void *sub = NULL;
-    int rc = s_watch_open (self, current, prefix, prefix_len, &sub);
-    if (rc)
-        return rc;
-    char watching [WC_MAX_ADDR + 1];
-    snprintf (watching, sizeof watching, "%s", s_node (self, current)->addr);
+    s_watch_name (self, next, to, sizeof to);
+    s_log (self, "watch: %s silent; following %s from seq %llu", from, to,
+           (unsigned long long) wc_feed_next (w->feed));
+    if (self->watch_notify)
+        self->watch_notify (self->watch_notify_arg, from, to);
+    return s_watch_follow (self, w, next);
+}
 
-    //  A signal that interrupts the wait (a handler returned) ends the
-    //  watch like the timeout does: that is how a program stops it.
+//  Run the feed until fn stops it, timeout_ms passes without a change
+//  (< 0: never), a signal interrupts the wait, or it fails.
+static int
+s_watch_loop (walcast_t *self, s_watch_t *w, walcast_watch_fn *fn, void *arg,
+              int timeout_ms)
+{
     int64_t deadline = timeout_ms >= 0 ? wc_clock_ms () + timeout_ms : -1;
-    int64_t heard = wc_clock_ms ();
-    int64_t opened = heard;
-    uint64_t last_seq = 0;
-    int result = 0;
-    zmq_msg_t topic, payload;
-    zmq_msg_init (&topic);
-    zmq_msg_init (&payload);
     while (true) {
+        if (self->watch_stop) {
+            self->watch_stop = 0;
+            return 0;
+        }
         long wait = WC_WATCH_LOOK_MS;
         if (deadline >= 0) {
             int64_t remaining = deadline - wc_clock_ms ();
             if (remaining <= 0)
-                break;
+                return 0;
             if (remaining < wait)
                 wait = (long) remaining;
         }
-        zmq_pollitem_t item = { sub, 0, ZMQ_POLLIN, 0 };
-        rc = zmq_poll (&item, 1, wait);
-        if (rc < 0) {
-            if (errno != EINTR)
-                result = WALCAST_EUNAVAILABLE;
-            break;
-        }
-        bool stop = false;
-        int got;
-        while (rc > 0 && !stop && (got = s_recv_pair (sub, &topic, &payload)) != 0) {
-            heard = wc_clock_ms ();
-            if (got != 1)
-                continue;       // not [topic][payload]: skipped
-            msgpack_unpacked storage;
-            msgpack_unpacked_init (&storage);
-            wc_msg_t msg;
-            if (wc_msg_decode (zmq_msg_data (&payload), zmq_msg_size (&payload),
-                               &storage, &msg) == 0
-            &&  msg.type == WC_MSG_ENTRY
-            &&  msg.u.entry.seq > last_seq
-            &&  msg.u.entry.key.len >= prefix_len
-            &&  (prefix_len == 0
-                 || memcmp (msg.u.entry.key.ptr, prefix, prefix_len) == 0)) {
-                const wc_entry_t *e = &msg.u.entry;
-                last_seq = e->seq;
-                int op = e->op == WC_OP_DEL ? 2 : 1;
-                int frc = fn (arg, e->seq, op, e->key.ptr, e->key.len,
-                              op == 1 ? e->value.ptr : NULL,
-                              op == 1 ? e->value.len : 0);
-                if (frc != 0) {
-                    result = frc;
-                    stop = true;
-                }
-                if (deadline >= 0)
-                    deadline = wc_clock_ms () + timeout_ms;
-            }
-            msgpack_unpacked_destroy (&storage);
-        }
-        if (stop)
-            break;
-
+        wc_feed_run_t run;
+        int rc = wc_feed_run (w->feed, (int) wait, fn, arg, &run);
+        if (rc == WALCAST_ERANGE)
+            snprintf (self->detail, sizeof self->detail, "%s", wc_feed_detail (w->feed));
+        if (rc)
+            return rc;
+        if (run.stopped)
+            return run.stopped;
+        if (run.interrupted)
+            return 0;
+        if (run.delivered > 0 && deadline >= 0)
+            deadline = wc_clock_ms () + timeout_ms;
         //  Is the node still there? (PINGs go out and PONGs come in here.)
         s_tick (self);
-        if (!s_watch_silent (self, current, watching, heard, opened))
-            continue;
-        size_t next = s_watch_pick (self, current, true);
-        if (next == WC_SELECT_NONE) {
-            const wc_node_t *node = s_node (self, current);
-            if (!node || strcmp (node->addr, watching) != 0 || !node->reachable) {
-                char name [WC_MAX_ADDR + 1];
-                s_watch_name (self, current, name, sizeof name);
-                snprintf (self->detail, sizeof self->detail,
-                          "%s is silent and no other node fits", name);
-                result = WALCAST_EUNAVAILABLE;
-                break;
-            }
-            next = current;     // it answers, its stream does not: again
-        }
-        if (self->watch_notify) {
-            char from [WC_MAX_ADDR + 1], to [WC_MAX_ADDR + 1];
-            snprintf (from, sizeof from, "%s", watching);
-            const wc_node_t *node = s_node (self, current);
-            if (node && strcmp (node->addr, watching) == 0)
-                s_watch_name (self, current, from, sizeof from);
-            s_watch_name (self, next, to, sizeof to);
-            self->watch_notify (self->watch_notify_arg, from, to);
-        }
-        zmq_close (sub);
-        sub = NULL;
-        rc = s_watch_open (self, next, prefix, prefix_len, &sub);
-        if (rc) {
-            result = rc;
-            break;
-        }
-        current = next;
-        snprintf (watching, sizeof watching, "%s", s_node (self, current)->addr);
-        heard = opened = wc_clock_ms ();
+        if (s_watch_silent (self, w) && (rc = s_watch_move (self, w)) != 0)
+            return rc;
     }
-    zmq_msg_close (&topic);
-    zmq_msg_close (&payload);
-    if (sub)
-        zmq_close (sub);
-    return result;
+}
+
+void
+walcast_watch_stop (walcast_t *self)
+{
+    if (self)
+        self->watch_stop = 1;
+}
+
+int
+walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
+               uint64_t *position, walcast_watch_fn *fn, void *arg, int timeout_ms)
+{
+    if (!self || !fn || (prefix_len > 0 && !prefix) || prefix_len > WC_MAX_KEY)
+        return WALCAST_EINVAL;
+    self->detail [0] = 0;
+    s_begin (self);
+    int64_t deadline = wc_clock_ms () + self->timeout_ms;
+    size_t first = s_select_wait (self, S_WANT_WATCH, deadline);
+    if (first == WC_SELECT_NONE)
+        return WALCAST_EUNAVAILABLE;
+    uint64_t from = position ? *position : 0;
+    int rc = 0;
+    if (from == 0)
+        rc = s_watch_start (self, first, deadline, &from);
+    if (rc)
+        return rc;
+    s_watch_t w;
+    memset (&w, 0, sizeof w);
+    w.feed = wc_feed_new (self->ctx, prefix, prefix_len, from, self->log,
+                          self->log_arg);
+    if (!w.feed)
+        return WALCAST_ENOMEM;
+    rc = s_watch_follow (self, &w, first);
+    if (rc == 0)
+        rc = s_watch_loop (self, &w, fn, arg, timeout_ms);
+    if (position)
+        *position = wc_feed_next (w.feed);
+    wc_feed_destroy (&w.feed);
+    return rc;
 }

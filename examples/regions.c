@@ -433,11 +433,11 @@ s_client_read (int base, int c, uint64_t seq)
     printf ("   client in %-8s: user:1 = %.*s, served by %s (%s, %.1f ms), read in %lld ms\n",
             s_region [c], (int) len, (char *) value, served.id, served.region,
             served.rtt_ms, (long long) took);
-    free (value);
+    walcast_free (value);
     bool local = strcmp (served.region, s_region [c]) == 0;
 
     //  For contrast: the same read from the primary
-    walcast_set_read (client, "primary");
+    walcast_set_read (client, WALCAST_READ_PRIMARY, NULL);
     value = NULL;
     started = s_now ();
     rc = walcast_get_ex (client, "user:1", 6, seq, &value, &len, &served);
@@ -448,7 +448,7 @@ s_client_read (int base, int c, uint64_t seq)
     else
         s_fail ("client in %s: get user:1 from the primary: %s", s_region [c],
                 walcast_strerror (rc));
-    free (value);
+    walcast_free (value);
     walcast_destroy (&client);
     if (rc == 0 && !local) {
         s_fail ("client in %s was not served in its own region", s_region [c]);

@@ -292,14 +292,14 @@ s_read_back (s_node_t *node, const char *key, const char *expected,
             printf ("   %s: %s = %.*s (applied seq %" PRIu64 ")\n", node->id,
                     key, (int) value_len, value_len ? (char *) value : "",
                     applied);
-            free (value);
+            walcast_free (value);
             if (!same) {
                 s_fail ("%s holds a different value for %s", node->id, key);
                 return -1;
             }
             return 0;
         }
-        free (value);
+        walcast_free (value);
         if (rc != 0 && rc != WALCAST_ENOTFOUND && rc != WALCAST_ETIMEOUT) {
             s_fail ("reading %s from %s: %s", key, node->id,
                     walcast_strerror (rc));

@@ -1,14 +1,21 @@
 /*  walcast.h - the public C API of walcast, a replication fabric on ZeroMQ.
 
     A walcast_t is a client handle. Add one or more nodes with
-    walcast_connect(); writes (put, del) go to the primary, reads (get,
-    status, digest) go to the first node added. Every call is bounded by
-    the handle's timeout (walcast_set_timeout) and returns 0 on success or
-    a negative WALCAST_E* code; walcast_strerror() says what it means.
+    walcast_connect() (or learn them from a broker with
+    walcast_connect_broker()); writes (put, del) go to the primary, reads
+    (get) are routed by the read preference and consistency. Every call
+    is bounded by the handle's timeout (walcast_set_timeout) and returns
+    0 on success or a negative WALCAST_E* code; walcast_strerror() says
+    what it means and walcast_last_detail() gives the detail.
 
-    Writes return their position in the log, an (epoch, seq) pair. For bulk
-    loading, walcast_put_async() keeps many writes in flight on one
-    connection and walcast_flush() waits for them all.
+    Writes return their position in the log, an (epoch, seq) pair. For
+    bulk loading, walcast_put_async() keeps many writes in flight on one
+    connection; each one gets its own outcome (applied, refused, or
+    unknown), reported with the caller's tag, in submission order.
+
+    Memory: what the library allocates and hands out (a value from
+    walcast_get) is freed with walcast_free(). Strings it returns are
+    its own, valid as each function says.
 
     The handle is not thread-safe: use one per thread.
 */
@@ -32,6 +39,11 @@ extern "C" {
 #define WALCAST_VERSION_MAJOR 0
 #define WALCAST_VERSION_MINOR 1
 #define WALCAST_VERSION_PATCH 0
+
+/*  The version of the library linked in, "MAJOR.MINOR.PATCH" (a static
+    string); each pointer that is not NULL gets its part. It may differ
+    from the WALCAST_VERSION_* of the header a program was built with. */
+WALCAST_EXPORT const char *walcast_version (int *major, int *minor, int *patch);
 
 /*  Error codes. Every function that can fail returns one of these (0 is
     success). The same codes travel on the wire, negated, in ERROR
@@ -87,8 +99,14 @@ typedef struct walcast walcast_t;
 WALCAST_EXPORT walcast_t *walcast_new (void);
 
 /*  Close every socket and free the handle; sets *self_p to NULL. Safe to
-    call with *self_p already NULL. Unanswered async writes are abandoned. */
+    call with *self_p already NULL. Async writes still unanswered are
+    reported to the outcome function first, as WALCAST_WRITE_UNKNOWN
+    (call walcast_flush before, to give them their time). */
 WALCAST_EXPORT void walcast_destroy (walcast_t **self_p);
+
+/*  Free what the library handed out (a value from walcast_get or
+    walcast_get_ex). NULL is fine. */
+WALCAST_EXPORT void walcast_free (void *ptr);
 
 /*  Add a node by "HOST:PORT" (the node's base port). Writes start at the
     first node added and go to the primary; reads follow the read
@@ -99,8 +117,17 @@ WALCAST_EXPORT int walcast_connect (walcast_t *self, const char *host_port);
 WALCAST_EXPORT void walcast_set_timeout (walcast_t *self, int timeout_ms);
 
 /*  Detail of the last error, or "" (for WALCAST_ENOTPRIMARY: the
-    primary's HOST:PORT as the node knows it). Valid until the next call. */
+    primary's HOST:PORT as the node knows it; for WALCAST_EUNAVAILABLE:
+    what was missing, "no primary known after 5000 ms: the broker lists 0
+    nodes up"). Valid until the next call. */
 WALCAST_EXPORT const char *walcast_last_detail (walcast_t *self);
+
+/*  Be told, one line at a time, what the library noticed and handled on
+    its own: a bad node entry in a topology skipped, a watch repairing a
+    gap. For debugging; fn NULL stops it. The line is valid during the
+    call. */
+typedef void (walcast_log_fn) (void *arg, const char *line);
+WALCAST_EXPORT void walcast_set_log (walcast_t *self, walcast_log_fn *fn, void *arg);
 
 /*  Write key = value on the primary. On success *pos (if not NULL) is the
     write's position. Keys are 1..1024 bytes, values 0..1 MiB. */
@@ -112,31 +139,95 @@ WALCAST_EXPORT int walcast_del (walcast_t *self, const void *key, size_t key_len
                  walcast_pos_t *pos);
 
 /*  Read key (routed by the read preference and consistency, see below).
-    On success *value is a malloc'd copy the
-    caller frees (NULL when value_len is 0) and *applied_seq (if not NULL)
-    is the node's applied seq. Returns WALCAST_ENOTFOUND when absent. */
+    On success *value is a copy the caller frees with walcast_free (NULL
+    when value_len is 0) and *applied_seq (if not NULL) is the node's
+    applied seq. Returns WALCAST_ENOTFOUND when absent. */
 WALCAST_EXPORT int walcast_get (walcast_t *self, const void *key, size_t key_len,
                  void **value, size_t *value_len, uint64_t *applied_seq);
 
 /*  Ask the first node added (or, with a broker, the primary) about itself. */
 WALCAST_EXPORT int walcast_status (walcast_t *self, walcast_status_t *status);
 
-/*  The first node's (with a broker: the primary's) applied seq and a hash of its whole key-value state;
-    nodes that hold the same data give the same hash. */
+/*  The first node's (with a broker: the primary's) applied seq and a
+    hash of its whole key-value state; nodes that hold the same data give
+    the same hash. */
 WALCAST_EXPORT int walcast_digest (walcast_t *self, uint64_t *seq, uint64_t *hash);
 
-/*  Queue a put without waiting for its reply; blocks only while the
-    window of writes in flight is full. Errors from earlier writes are
-    reported by walcast_flush. */
-WALCAST_EXPORT int walcast_put_async (walcast_t *self, const void *key, size_t key_len,
-                       const void *value, size_t value_len);
+/* --- async writes ----------------------------------------------------------
 
-/*  Wait for every async write. *last (if not NULL) is the highest position
-    acknowledged, *acked (if not NULL) the count acknowledged since the
-    previous flush. Returns the first error any of them met, or 0. */
+    walcast_put_async and walcast_del_async send a write and return at
+    once, blocking only while WALCAST_ASYNC_WINDOW writes wait for their
+    outcome. Every write they accept (return 0) gets exactly one outcome,
+    which carries the caller's tag:
+
+      WALCAST_WRITE_OK       the primary applied it at pos;
+      WALCAST_WRITE_FAILED   the node refused it (err ENOTPRIMARY, ENOSPC,
+                             ...): it was not applied;
+      WALCAST_WRITE_UNKNOWN  it was sent and no answer came (err ETIMEOUT:
+                             the timeout passed, or another call on the
+                             same connection timed out and reset it), or
+                             the node could not tell (EIO: a failed
+                             fsync): it may or may not have been applied.
+
+    Outcomes are handed to the outcome function in submission order, from
+    inside walcast_put_async, walcast_del_async, walcast_flush and
+    walcast_destroy only. Other calls may settle them (a reply read while
+    waiting, or a timeout that turns the writes in flight into UNKNOWN):
+    they are kept, never dropped, and handed over by the next of those
+    four. A write that a call refuses (returns an error) was not sent and
+    gets no outcome.
+
+    Resending a FAILED or UNKNOWN write is safe as long as no later write
+    of the same key has landed: a write is applied at most once per
+    sending, and a put applied twice leaves what it leaves once. */
+
+#define WALCAST_ASYNC_WINDOW 4096
+
+typedef enum {
+    WALCAST_WRITE_OK      = 0,
+    WALCAST_WRITE_FAILED  = 1,
+    WALCAST_WRITE_UNKNOWN = 2
+} walcast_write_state_t;
+
+/*  The outcome of one async write. */
+typedef struct {
+    uint64_t      tag;          /* the caller's tag */
+    int           state;        /* walcast_write_state_t */
+    int           err;          /* 0 when OK, else why (a WALCAST_E* code) */
+    walcast_pos_t pos;          /* OK: the write's position */
+    const char   *detail;       /* the error's detail, or "" (ENOTPRIMARY:
+                                   the primary's HOST:PORT); valid during
+                                   the call */
+} walcast_outcome_t;
+
+/*  Called once per async write, in submission order. It may send more
+    async writes; it must not destroy the handle. */
+typedef void (walcast_outcome_fn) (void *arg, const walcast_outcome_t *outcome);
+
+/*  Where outcomes go (fn NULL: nowhere; walcast_flush still sums them up). */
+WALCAST_EXPORT void walcast_set_outcome_fn (walcast_t *self, walcast_outcome_fn *fn,
+                                            void *arg);
+
+/*  Send a put (or a delete) without waiting for its reply; tag comes
+    back with its outcome. Returns 0 (its outcome will come), or an error
+    for a write that was not sent: EINVAL or ETOOBIG for a bad key or
+    value, EUNAVAILABLE when no primary was found within the timeout,
+    ETIMEOUT when the window stayed full for the whole timeout (the
+    writes in it are then UNKNOWN, and reported). */
+WALCAST_EXPORT int walcast_put_async (walcast_t *self, const void *key, size_t key_len,
+                                      const void *value, size_t value_len, uint64_t tag);
+WALCAST_EXPORT int walcast_del_async (walcast_t *self, const void *key, size_t key_len,
+                                      uint64_t tag);
+
+/*  Wait until every async write has its outcome (those still unanswered
+    when the timeout passes become UNKNOWN) and hand each one over. Sums
+    up the writes handed over since the previous flush: *last (if not
+    NULL) is the highest position acknowledged, *acked (if not NULL) how
+    many were acknowledged; returns 0 when every one was, else the error
+    of the first that was not (its detail in walcast_last_detail). */
 WALCAST_EXPORT int walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t *acked);
 
-/* --- discovery, routing and consistency --------------------------------
+/* --- discovery, routing and consistency ----------------------------------
 
     With a broker, the handle learns every node (id, region, role,
     address, up/down) from the broker's TOPOLOGY and follows its pushes;
@@ -144,22 +235,34 @@ WALCAST_EXPORT int walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t
     (their PONGs). It PINGs every node it knows about once a second, in
     the course of its calls, and keeps a round-trip time per node as an
     exponentially weighted moving average (new sample weight 0.2). A node
-    that stops answering is skipped until it answers again.
+    that stops answering is skipped until it answers again. A node entry
+    of a TOPOLOGY that cannot be used (an address that is not HOST:PORT)
+    is skipped, and the rest are used.
+
+    Server selection waits. A call that finds no suitable node (no
+    primary known for a write or a strong read, no node of the
+    preference for a read or a watch) polls the topology and the nodes
+    until one appears or the call's timeout passes, as MongoDB drivers do
+    with serverSelectionTimeoutMS; it then fails with
+    WALCAST_EUNAVAILABLE and a detail that says what was missing ("no
+    primary known after 5000 ms: the broker lists 0 nodes up").
 
     Reads pick nodes by the read preference, then the consistency:
-      "nearest" (default)  nodes within the latency window (default 15 ms)
-                           of the lowest RTT, the handle's region first;
-      "primary"            the primary only;
-      "replica"            replicas only, nearest first;
-      "region=NAME"        nodes of region NAME only, nearest first.
+      WALCAST_READ_NEAREST (default)  nodes within the latency window
+                           (default 15 ms) of the lowest RTT, the handle's
+                           region first;
+      WALCAST_READ_PRIMARY the primary only;
+      WALCAST_READ_REPLICA replicas only, nearest first;
+      WALCAST_READ_REGION  nodes of one region only, nearest first.
     Consistency:
-      "eventual"           any node of the preference;
-      "session" (default)  read-your-writes and monotonic reads within the
-                           handle: each read carries the highest seq the
-                           handle wrote or saw; a node behind it waits up to
-                           the session wait (default 200 ms), then the
-                           handle tries the next node, and the primary last;
-      "strong"             the primary only.
+      WALCAST_EVENTUAL     any node of the preference;
+      WALCAST_SESSION (default)  read-your-writes and monotonic reads
+                           within the handle: each read carries the highest
+                           seq the handle wrote or saw; a node behind it
+                           waits up to the session wait (default 200 ms),
+                           then the handle tries the next node, and the
+                           primary last;
+      WALCAST_STRONG       the primary only.
     A max staleness (ms, 0 = none) makes replicas whose lag estimate is
     larger decline the read, which then goes to the next node.
 
@@ -170,11 +273,12 @@ WALCAST_EXPORT int walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t
     WALCAST_ETIMEOUT. Every call, retries included, is bounded by one
     deadline: the handle's timeout.
 
-    "strong" and "primary" reads are served only by a node known to be the
+    Strong and primary reads are served only by a node known to be the
     primary; when none is known the handle asks the nodes it knows (a
     replica's STATUS names its primary), and fails with
-    WALCAST_EUNAVAILABLE ("no primary known") rather than read a replica.
-    A VALUE whose applied seq is below the min_seq sent counts as ESTALE. */
+    WALCAST_EUNAVAILABLE ("no primary known ...") rather than read a
+    replica. A VALUE whose applied seq is below the min_seq sent counts
+    as ESTALE. */
 
 /*  Learn the cluster from a broker at "HOST:PORT" (its base port). Asks
     for the topology (bounded by the timeout), connects to every node in
@@ -184,12 +288,39 @@ WALCAST_EXPORT int walcast_connect_broker (walcast_t *self, const char *host_por
 /*  The client's own region, for "nearest" ("" or NULL: none). */
 WALCAST_EXPORT int walcast_set_region (walcast_t *self, const char *region);
 
-/*  Read preference: "nearest", "primary", "replica" or "region=NAME";
-    WALCAST_EINVAL for anything else. */
-WALCAST_EXPORT int walcast_set_read (walcast_t *self, const char *preference);
+/*  Read preferences. */
+typedef enum {
+    WALCAST_READ_NEAREST = 0,
+    WALCAST_READ_PRIMARY = 1,
+    WALCAST_READ_REPLICA = 2,
+    WALCAST_READ_REGION  = 3
+} walcast_read_t;
 
-/*  Consistency: "eventual", "session" or "strong"; WALCAST_EINVAL otherwise. */
-WALCAST_EXPORT int walcast_set_consistency (walcast_t *self, const char *consistency);
+/*  Consistency levels. */
+typedef enum {
+    WALCAST_SESSION  = 0,
+    WALCAST_EVENTUAL = 1,
+    WALCAST_STRONG   = 2
+} walcast_consistency_t;
+
+/*  Set the read preference; region names the region for
+    WALCAST_READ_REGION (1..64 bytes) and must be NULL otherwise.
+    WALCAST_EINVAL for anything else (the setting is then unchanged). */
+WALCAST_EXPORT int walcast_set_read (walcast_t *self, walcast_read_t read,
+                                     const char *region);
+
+/*  Set the consistency; WALCAST_EINVAL for a value not in the enum. */
+WALCAST_EXPORT int walcast_set_consistency (walcast_t *self,
+                                            walcast_consistency_t consistency);
+
+/*  For command lines and configuration files: parse "nearest",
+    "primary", "replica" or "region=NAME" (then *region points at NAME,
+    inside text; else NULL), and "eventual", "session" or "strong".
+    0, or WALCAST_EINVAL (nothing written). */
+WALCAST_EXPORT int walcast_read_parse (const char *text, walcast_read_t *read,
+                                       const char **region);
+WALCAST_EXPORT int walcast_consistency_parse (const char *text,
+                                              walcast_consistency_t *consistency);
 
 /*  Bound on replica staleness for reads, ms; 0 (default) = none. */
 WALCAST_EXPORT void walcast_set_max_staleness (walcast_t *self, int ms);
@@ -212,7 +343,7 @@ typedef struct {
 
 /*  walcast_get with routing: min_seq (0 = none) is an explicit token (a
     seq another process wrote, say) added to the session's; served (may be
-    NULL) says who answered. */
+    NULL) says who answered. *value is freed with walcast_free. */
 WALCAST_EXPORT int walcast_get_ex (walcast_t *self, const void *key, size_t key_len,
                                    uint64_t min_seq, void **value, size_t *value_len,
                                    walcast_served_t *served);
@@ -240,24 +371,44 @@ typedef struct {
 WALCAST_EXPORT int walcast_nodes (walcast_t *self, walcast_node_info_t *nodes,
                                   size_t max, size_t *count);
 
+/* --- change feed -----------------------------------------------------------
+
+    walcast_watch calls a function for every change to keys under a
+    prefix, in seq order, each exactly once, with no seq skipped among
+    the matching keys. It follows a node's stream (the node the read
+    preference picks) and, as a replica does, finds every change the
+    stream lost (a gap in the seqs, or a heartbeat ahead of the last
+    change seen) and fetches it over the node's catch-up channel. So it
+    takes every change of the stream and filters by prefix itself. */
+
 /*  A change seen by walcast_watch. op is 1 (put) or 2 (delete; value
     empty). Return 0 to go on, anything else to stop the watch. */
 typedef int (walcast_watch_fn) (void *arg, uint64_t seq, int op,
                                 const void *key, size_t key_len,
                                 const void *value, size_t value_len);
 
-/*  Print-free change feed: subscribe to the stream of the node the read
-    preference picks, for keys starting with prefix (prefix_len 0: all),
-    and call fn for each change as it is published. Blocks until fn
-    returns non-zero (then returns that value) or timeout_ms passes with
-    no change (timeout_ms < 0: forever; then 0). A signal that interrupts
-    the wait also returns 0. When the watched node goes silent (PINGs
-    unanswered, or the broker marks it down) the watch moves to the next
-    candidate, or returns WALCAST_EUNAVAILABLE when there is none. Entries
-    the stream drops under load are not replayed: this is a live feed, not
-    a log reader. */
+/*  Call fn for every change to keys starting with prefix (prefix_len 0:
+    all), from the seq *position on (0, or position NULL: from now, the
+    node's applied seq when the watch starts). Blocks until fn returns
+    non-zero (then returns that value), timeout_ms passes with no change
+    (timeout_ms < 0: forever), walcast_watch_stop is called, or a signal
+    interrupts the wait (then 0). When it returns, *position (if not
+    NULL) is the seq the watch would have handed over next: pass it back
+    to go on where it stopped, nothing skipped, nothing repeated.
+    When the watched node goes silent (PINGs unanswered, its stream
+    quiet, or the broker marks it down) the watch moves to the next
+    candidate and goes on from the same seq, or returns
+    WALCAST_EUNAVAILABLE when there is none. Returns WALCAST_ERANGE when
+    the node no longer holds a seq the watch needs (detail: which): the
+    feed would have a hole. */
 WALCAST_EXPORT int walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
-                                  walcast_watch_fn *fn, void *arg, int timeout_ms);
+                                  uint64_t *position, walcast_watch_fn *fn, void *arg,
+                                  int timeout_ms);
+
+/*  Make a running walcast_watch return 0 within about 100 ms (or the
+    next one at once). Safe to call from a signal handler: it only sets
+    a flag. */
+WALCAST_EXPORT void walcast_watch_stop (walcast_t *self);
 
 /*  Called when a watch moves from one node to another (ids of both). */
 typedef void (walcast_watch_switch_fn) (void *arg, const char *from, const char *to);

@@ -12,3 +12,12 @@ add_test(NAME example_regions
          COMMAND walcast-with-ports 100 $<TARGET_FILE:regions> {PORT})
 set_tests_properties(example_regions PROPERTIES TIMEOUT 120
     ENVIRONMENT "${WALCAST_TEST_ENV}")
+
+# Client tests against fakes (tests/fake.c) and real clusters: per-write
+# outcomes, server selection, bad topology entries, a lossless watch.
+add_library(wc_fake STATIC fake.c)
+target_link_libraries(wc_fake PUBLIC wc_protocol PkgConfig::ZMQ)
+foreach(t load select topology watch)
+    wc_add_cluster_test(test_client_${t} 300 test_client_${t}.c)
+    target_link_libraries(test_client_${t} PRIVATE wc_fake)
+endforeach()

@@ -653,7 +653,8 @@ cluster_load (cluster_t *self, int i, int first, int count, int round,
     for (; rc == 0 && n < first + count; n++) {
         cluster_key (n, key, sizeof key);
         cluster_value (n, round, value);
-        rc = walcast_put_async (client, key, strlen (key), value, CLUSTER_VALUE_LEN);
+        rc = walcast_put_async (client, key, strlen (key), value, CLUSTER_VALUE_LEN,
+                               (uint64_t) n);
     }
     if (rc != 0)
         fprintf (stderr, "cluster: put_async of key %d on %s: %s (%s)\n", n - 1,
@@ -1425,6 +1426,24 @@ cluster_cli_spawn (cluster_t *self, ...)
     va_end (args);
     argv [argc] = NULL;
     return s_proc_spawn (self, k, argv) == 0 ? k : -1;
+}
+
+int
+cluster_proc_signal (cluster_t *self, int k, int sig)
+{
+    if (k < 0 || k >= self->nprocs)
+        return -1;
+    cluster_proc_t *proc = &self->procs [k];
+    if (!proc->pid || kill (proc->pid, sig) != 0) {
+        fprintf (stderr, "cluster: cannot send signal %d to %s\n", sig, proc->name);
+        return -1;
+    }
+    if (sig == SIGSTOP)
+        proc->stopped = true;
+    else
+    if (sig == SIGCONT)
+        proc->stopped = false;
+    return 0;
 }
 
 char *

@@ -274,6 +274,10 @@ int cluster_cli_spawn (cluster_t *self, ...) __attribute__ ((sentinel));
     otherwise). */
 bool cluster_proc_running (cluster_t *self, int proc);
 
+/*  Send sig to a background process (SIGSTOP / SIGCONT are tracked, so
+    that stopping it or destroy resumes it first). Returns 0 or -1. */
+int cluster_proc_signal (cluster_t *self, int proc, int sig);
+
 /*  Everything the background process wrote on stdout so far (malloc'd,
     NUL-terminated; the caller frees). */
 char *cluster_proc_output (cluster_t *self, int proc);

@@ -65,7 +65,7 @@ test_replica_refuses_writes (cluster_t *c, int p, int r)
     assert_int_equal (walcast_del (client, "k00000001", 9, &pos), WALCAST_ENOTPRIMARY);
     assert_string_equal (walcast_last_detail (client), cluster_addr (c, p));
     //  Async writes report it at flush
-    assert_int_equal (walcast_put_async (client, "nk2", 3, "v", 1), 0);
+    assert_int_equal (walcast_put_async (client, "nk2", 3, "v", 1, 0), 0);
     assert_int_equal (walcast_flush (client, NULL, NULL), WALCAST_ENOTPRIMARY);
     //  Reads on the same handle still work
     void *value = NULL;

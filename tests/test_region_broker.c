@@ -55,7 +55,7 @@ s_put_get (walcast_t *h, const char *who, const char *key, const char *value)
     assert_int_equal (rc, 0);
     assert_int_equal (len, strlen (value));
     assert_memory_equal (got, value, len);
-    free (got);
+    walcast_free (got);
 }
 
 //  Poll walcast_nodes on h until p1 and r1 are both listed up; returns

@@ -110,7 +110,7 @@ s_lib_get (walcast_t *h, walcast_served_t *served)
                  (char *) value);
         rc = WALCAST_EPROTO;
     }
-    free (value);
+    walcast_free (value);
     return rc;
 }
 

@@ -317,7 +317,7 @@ s_get (walcast_t *h, const char *key, uint64_t min_seq, char *value, size_t size
     value [0] = 0;
     if (rc == 0)
         snprintf (value, size, "%.*s", (int) len, got ? (char *) got : "");
-    free (got);
+    walcast_free (got);
     print_message ("  get %s: %s, \"%s\" from %s (%lld ms)\n", key, walcast_errname (rc),
                    value, rc == 0 ? served->id : "-",
                    took_ms ? (long long) *took_ms : -1LL);
@@ -428,13 +428,16 @@ test_replica_behind (void **state)
     char value [64];
     walcast_served_t served;
     walcast_t *h = s_client (3000, cluster_addr (c, r), NULL);
-    assert_int_equal (walcast_set_consistency (h, "strong"), 0);
+    assert_int_equal (walcast_set_consistency (h, WALCAST_STRONG), 0);
     assert_int_equal (s_get (h, "k", 0, value, sizeof value, &served, NULL),
                       WALCAST_EUNAVAILABLE);
-    assert_string_equal (walcast_last_detail (h), "no primary known");
+    //  ... and says what was missing, after how long, and what it knows
+    print_message ("strong read with no primary: %s\n", walcast_last_detail (h));
+    assert_int_equal (strncmp (walcast_last_detail (h), "no primary known after 3000 ms: ",
+                               32), 0);
     walcast_destroy (&h);
     h = s_client (3000, cluster_addr (c, r), dead, NULL);
-    assert_int_equal (walcast_set_read (h, "primary"), 0);
+    assert_int_equal (walcast_set_read (h, WALCAST_READ_PRIMARY, NULL), 0);
     assert_int_equal (s_get (h, "k", 0, value, sizeof value, &served, NULL),
                       WALCAST_EUNAVAILABLE);
     walcast_destroy (&h);
@@ -447,7 +450,7 @@ test_replica_behind (void **state)
     uint64_t seq4 = s_put (h, "k", "v4");
     walcast_set_timeout (h, 600);
     walcast_set_session_wait (h, 1000);
-    assert_int_equal (walcast_set_read (h, "replica"), 0);
+    assert_int_equal (walcast_set_read (h, WALCAST_READ_REPLICA, NULL), 0);
     int64_t took;
     assert_int_equal (s_get (h, "k", 0, value, sizeof value, &served, &took), 0);
     assert_string_equal (value, "v4");
@@ -475,7 +478,7 @@ test_replica_behind (void **state)
     int both [] = { p, r };
     assert_int_equal (cluster_wait_converged (c, both, 2, seq4, 10000, NULL, NULL), 0);
     h = s_client (3000, cluster_addr (c, r), NULL);
-    assert_int_equal (walcast_set_consistency (h, "strong"), 0);
+    assert_int_equal (walcast_set_consistency (h, WALCAST_STRONG), 0);
     for (int k = 0; k < 3; k++) {
         assert_int_equal (s_get (h, "k", 0, value, sizeof value, &served, NULL), 0);
         assert_string_equal (value, "v4");
@@ -538,7 +541,7 @@ test_replicas_lying (void **state)
     s_put (h, "k", "fresh");
     s_put (h, "k", "fresh");
     uint64_t seq = s_put (h, "k", "fresh");
-    assert_int_equal (walcast_set_read (h, "replica"), 0);
+    assert_int_equal (walcast_set_read (h, WALCAST_READ_REPLICA, NULL), 0);
     char value [64];
     walcast_served_t served;
     int64_t took;
@@ -555,12 +558,12 @@ test_replicas_lying (void **state)
     //  replicas anyway
     atomic_store (&mute.pong, 0);
     atomic_store (&behind.get_mode, FAKE_SILENT);
-    assert_int_equal (walcast_set_consistency (h, "eventual"), 0);
+    assert_int_equal (walcast_set_consistency (h, WALCAST_EVENTUAL), 0);
     assert_int_equal (s_get (h, "k", 0, value, sizeof value, &served, NULL),
                       WALCAST_ETIMEOUT);
     atomic_store (&behind.value_seq, seq);
     atomic_store (&behind.get_mode, FAKE_VALUE);
-    assert_int_equal (walcast_set_consistency (h, "session"), 0);
+    assert_int_equal (walcast_set_consistency (h, WALCAST_SESSION), 0);
     assert_int_equal (s_get (h, "k", 0, value, sizeof value, &served, NULL), 0);
     assert_string_equal (served.id, "behind");
     walcast_destroy (&h);
@@ -571,14 +574,14 @@ test_replicas_lying (void **state)
     h = s_client (3000, cluster_addr (c, p), behind_addr, NULL);
     s_put (h, "k", "fresh");
     assert_true (walcast_session_seq (h) >= 3);
-    assert_int_equal (walcast_set_read (h, "replica"), 0);
+    assert_int_equal (walcast_set_read (h, WALCAST_READ_REPLICA, NULL), 0);
     for (int k = 0; k < 3; k++) {
         assert_int_equal (s_get (h, "k", 0, value, sizeof value, &served, NULL), 0);
         assert_string_equal (served.id, "p1");
         assert_string_equal (value, "fresh");
     }
     //  ...and an explicit token is honoured the same way
-    assert_int_equal (walcast_set_consistency (h, "eventual"), 0);
+    assert_int_equal (walcast_set_consistency (h, WALCAST_EVENTUAL), 0);
     assert_int_equal (s_get (h, "k", 3, value, sizeof value, &served, NULL),
                       WALCAST_ESTALE);
     assert_int_equal (s_get (h, "k", 0, value, sizeof value, &served, NULL), 0);
@@ -587,9 +590,9 @@ test_replicas_lying (void **state)
     //  E: "behind" claims it has applied 2^64 - 2. Whatever it serves, the
     //  session must still read from the primary afterwards
     atomic_store (&behind.value_seq, UINT64_MAX - 1);
-    assert_int_equal (walcast_set_consistency (h, "session"), 0);
+    assert_int_equal (walcast_set_consistency (h, WALCAST_SESSION), 0);
     s_get (h, "k", 0, value, sizeof value, &served, NULL);
-    assert_int_equal (walcast_set_read (h, "primary"), 0);
+    assert_int_equal (walcast_set_read (h, WALCAST_READ_PRIMARY, NULL), 0);
     for (int k = 0; k < 3; k++) {
         assert_int_equal (s_get (h, "k", 0, value, sizeof value, &served, &took), 0);
         assert_string_equal (served.id, "p1");

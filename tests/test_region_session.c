@@ -68,7 +68,7 @@ s_get (walcast_t *h, const char *key, char *buf, size_t size, walcast_served_t *
                  walcast_last_detail (h));
     assert_int_equal (rc, 0);
     snprintf (buf, size, "%.*s", (int) len, value ? (char *) value : "");
-    free (value);
+    walcast_free (value);
 }
 
 static void
@@ -151,7 +151,7 @@ test_session (void **state)
     assert_true (by_p1 > 0);
 
     //  Eventual: the nearest replica answers at once, with the old value
-    assert_int_equal (walcast_set_consistency (h, "eventual"), 0);
+    assert_int_equal (walcast_set_consistency (h, WALCAST_EVENTUAL), 0);
     int stale = 0;
     for (int k = 1; k <= 10; k++) {
         snprintf (value, sizeof value, "e%d", k);

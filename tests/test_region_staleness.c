@@ -83,7 +83,7 @@ s_read (walcast_t *h, int bound_ms, walcast_served_t *served)
     assert_int_equal (rc, 0);
     assert_int_equal (len, 1);
     assert_memory_equal (value, "v", 1);
-    free (value);
+    walcast_free (value);
 }
 
 static void

@@ -307,12 +307,40 @@ test_parse (void **state)
     //  The public setters say the same
     walcast_t *w = walcast_new ();
     assert_non_null (w);
-    assert_int_equal (walcast_set_read (w, "replica"), 0);
-    assert_int_equal (walcast_set_read (w, "nope"), WALCAST_EINVAL);
-    assert_int_equal (walcast_set_consistency (w, "eventual"), 0);
-    assert_int_equal (walcast_set_consistency (w, ""), WALCAST_EINVAL);
+    assert_int_equal (walcast_set_read (w, WALCAST_READ_REPLICA, NULL), 0);
+    assert_int_equal (walcast_set_read (w, WALCAST_READ_REGION, "eu-west"), 0);
+    assert_int_equal (walcast_set_read (w, WALCAST_READ_REGION, NULL), WALCAST_EINVAL);
+    assert_int_equal (walcast_set_read (w, WALCAST_READ_REGION, ""), WALCAST_EINVAL);
+    assert_int_equal (walcast_set_read (w, WALCAST_READ_REGION, longname + 7), 0);
+    assert_int_equal (walcast_set_read (w, WALCAST_READ_PRIMARY, "eu"), WALCAST_EINVAL);
+    assert_int_equal (walcast_set_read (w, (walcast_read_t) 9, NULL), WALCAST_EINVAL);
+    assert_int_equal (walcast_set_consistency (w, WALCAST_EVENTUAL), 0);
+    assert_int_equal (walcast_set_consistency (w, (walcast_consistency_t) 7),
+                      WALCAST_EINVAL);
+    //  The parsers a command line uses say the same as the module's
+    walcast_read_t read;
+    const char *region = "x";
+    assert_int_equal (walcast_read_parse ("nearest", &read, &region), 0);
+    assert_int_equal (read, WALCAST_READ_NEAREST);
+    assert_null (region);
+    assert_int_equal (walcast_read_parse ("region=eu-west", &read, &region), 0);
+    assert_int_equal (read, WALCAST_READ_REGION);
+    assert_string_equal (region, "eu-west");
+    assert_int_equal (walcast_read_parse ("nope", &read, &region), WALCAST_EINVAL);
+    walcast_consistency_t level;
+    assert_int_equal (walcast_consistency_parse ("strong", &level), 0);
+    assert_int_equal (level, WALCAST_STRONG);
+    assert_int_equal (walcast_consistency_parse ("", &level), WALCAST_EINVAL);
     assert_int_equal (walcast_session_seq (w), 0);
     walcast_destroy (&w);
+    //  The version, as a string and in parts; walcast_free takes NULL
+    int major = -1, minor = -1, patch = -1;
+    assert_string_equal (walcast_version (&major, &minor, &patch), "0.1.0");
+    assert_int_equal (major, WALCAST_VERSION_MAJOR);
+    assert_int_equal (minor, WALCAST_VERSION_MINOR);
+    assert_int_equal (patch, WALCAST_VERSION_PATCH);
+    assert_non_null (walcast_version (NULL, NULL, NULL));
+    walcast_free (NULL);
     assert_null (w);
 }
 
@@ -336,7 +364,7 @@ static void
 test_ping_timing (void **state)
 {
     (void) state;
-    wc_node_t node;
+    wc_peer_t node;
     memset (&node, 0, sizeof node);
     node.reachable = true;
     node.rtt_ms = -1;
@@ -496,26 +524,26 @@ test_table_bounded (void **state)
     assert_int_equal (wc_topology_add (t, "127.0.0.1:1007", false, &index, &replaced), 0);
     assert_int_equal (index, 7);
     //  A pinned node that stopped answering keeps its slot; another does not
-    wc_topology_node (t, 0)->reachable = false;
-    wc_topology_node (t, 9)->reachable = false;
+    wc_topology_peer (t, 0)->reachable = false;
+    wc_topology_peer (t, 9)->reachable = false;
     assert_int_equal (wc_topology_add (t, "127.0.0.1:2000", false, &index, &replaced), 0);
     assert_int_equal (index, 9);
     assert_true (replaced);
-    assert_string_equal (wc_topology_node (t, 9)->addr, "127.0.0.1:2000");
-    assert_true (wc_topology_node (t, 9)->reachable);
+    assert_string_equal (wc_topology_peer (t, 9)->addr, "127.0.0.1:2000");
+    assert_true (wc_topology_peer (t, 9)->reachable);
     assert_int_equal (wc_topology_size (t), WC_TOPOLOGY_MAX);
 
     //  A node the broker describes goes only once it is down and gone
     //  from the broker's list
-    wc_topology_node (t, 11)->from_broker = true;
-    wc_topology_node (t, 11)->reachable = false;
-    wc_topology_node (t, 11)->listed = true;
-    wc_topology_node (t, 11)->up = false;
+    wc_topology_peer (t, 11)->from_broker = true;
+    wc_topology_peer (t, 11)->reachable = false;
+    wc_topology_peer (t, 11)->listed = true;
+    wc_topology_peer (t, 11)->up = false;
     assert_int_equal (wc_topology_add (t, "127.0.0.1:2001", false, &index, &replaced),
                       WALCAST_ETOOBIG);
     wc_topology_begin (t);
     wc_topology_end (t);        //  a TOPOLOGY that does not list it
-    assert_false (wc_topology_node (t, 11)->listed);
+    assert_false (wc_topology_peer (t, 11)->listed);
     assert_int_equal (wc_topology_add (t, "127.0.0.1:2001", false, &index, &replaced), 0);
     assert_int_equal (index, 11);
     assert_true (replaced);
@@ -530,11 +558,11 @@ test_table_bounded (void **state)
     status.u.status.applied_seq = 5;
     status.u.status.primary.ptr = (const uint8_t *) "127.0.0.1:7100";
     status.u.status.primary.len = 14;
-    wc_topology_status (wc_topology_node (t, 11), &status);
-    assert_string_equal (wc_topology_node (t, 11)->id, "r1");
-    assert_string_equal (wc_topology_node (t, 11)->primary, "127.0.0.1:7100");
-    assert_int_equal (wc_topology_node (t, 11)->role, WC_ROLE_REPLICA);
-    assert_int_equal (wc_topology_node (t, 11)->applied_seq, 5);
+    wc_topology_status (wc_topology_peer (t, 11), &status);
+    assert_string_equal (wc_topology_peer (t, 11)->id, "r1");
+    assert_string_equal (wc_topology_peer (t, 11)->primary, "127.0.0.1:7100");
+    assert_int_equal (wc_topology_peer (t, 11)->role, WC_ROLE_REPLICA);
+    assert_int_equal (wc_topology_peer (t, 11)->applied_seq, 5);
 
     wc_topology_destroy (&t);
     assert_null (t);

@@ -1,0 +1,596 @@
+/*  feed.c - a change feed that loses nothing (see feed.h).
+
+    The state is a position and a repair in progress:
+
+      next        the seq the caller gets next; everything below it was
+                  delivered (or filtered out) exactly once;
+      held        stream entries that arrived ahead of next, in seq order
+                  (the stream is ordered, so they only ever append),
+                  bounded in count and bytes: what does not fit is let go
+                  and fetched later;
+      want_fetch  a gap is known (an entry ahead of next, or a heartbeat
+                  at or past next): a FETCH from next goes out as soon as
+                  none is in flight and the backoff allows;
+      fetching    the FETCH in flight (its rid, when it was sent).
+
+    Delivery happens in one place, s_advance, which hands over one entry
+    at seq next and then whatever held entries it makes next. So the
+    stream and the catch-up channel may race each other freely: whatever
+    arrives first for a seq is delivered, the other copy is a duplicate.
+
+    The FETCH socket is a DEALER, not a REQ: a late reply to a FETCH we
+    gave up on is recognised by its rid and dropped, and a timeout costs
+    one socket, not a stuck state.
+*/
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+#include "clock.h"
+#include "codec.h"
+#include "feed.h"
+#include "topology.h"
+
+#define S_FETCH_BYTES       (2u * 1024u * 1024u)  /* asked per FETCH */
+#define S_FETCH_TIMEOUT_MS  3000
+#define S_BACKOFF_MIN_MS    100
+#define S_BACKOFF_MAX_MS    3200
+#define S_HOLD_MAX          100000                /* entries kept ahead */
+#define S_HOLD_MAX_BYTES    (32u * 1024u * 1024u)
+#define S_BURST             4096                  /* stream messages per run */
+#define S_DETAIL_SIZE       (WC_MAX_TEXT + WC_MAX_ADDR + 128)
+#define S_STOP              1           /* the caller's fn asked to stop */
+
+/*  A stream entry that arrived ahead of next. */
+typedef struct {
+    uint64_t  seq;
+    zmq_msg_t body;         /* the ENTRY message as received */
+} s_held_t;
+
+struct wc_feed {
+    void           *ctx;            /* zmq context (not owned) */
+    uint8_t         prefix [WC_MAX_KEY];
+    size_t          prefix_len;
+    char            name [WC_MAX_ADDR + 1];     /* the node, for messages */
+    void           *sub;            /* its stream, everything */
+    void           *fetch;          /* DEALER to its catch-up port */
+    char            fetch_ep [WC_MAX_ADDR + 16];
+    bool            fetch_ipv6;
+    uint64_t        next;           /* next seq to deliver */
+
+    /* repair */
+    bool            want_fetch;
+    bool            fetching;
+    uint64_t        fetch_rid;      /* rid of the FETCH in flight (or last) */
+    uint64_t        fetch_from;
+    int64_t         fetch_sent_ms;
+    int64_t         next_fetch_ms;  /* no FETCH before this (backoff) */
+    int             backoff_ms;
+    uint64_t        repair_from;    /* next when the repair began, 0 none */
+
+    s_held_t       *held;           /* ring of entries ahead of next */
+    size_t          held_head, held_len, held_cap, held_bytes;
+
+    int64_t         heard_ms;       /* stream last delivered */
+    uint64_t        dropped;        /* malformed messages dropped */
+    walcast_log_fn *log;
+    void           *log_arg;
+    char            detail [S_DETAIL_SIZE];
+
+    /* the run in progress */
+    walcast_watch_fn *fn;
+    void           *fn_arg;
+    wc_feed_run_t  *run;
+    msgpack_sbuffer out;
+};
+
+static void
+s_log (wc_feed_t *self, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+static void
+s_log (wc_feed_t *self, const char *fmt, ...)
+{
+    if (!self->log)
+        return;
+    char line [512];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (line, sizeof line, fmt, args);
+    va_end (args);
+    self->log (self->log_arg, line);
+}
+
+wc_feed_t *
+wc_feed_new (void *ctx, const void *prefix, size_t prefix_len, uint64_t next,
+             walcast_log_fn *log, void *log_arg)
+{
+    if (!ctx || next == 0 || prefix_len > WC_MAX_KEY || (prefix_len && !prefix))
+        return NULL;
+    wc_feed_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->ctx = ctx;
+    if (prefix_len)
+        memcpy (self->prefix, prefix, prefix_len);
+    self->prefix_len = prefix_len;
+    self->next = next;
+    self->backoff_ms = S_BACKOFF_MIN_MS;
+    self->log = log;
+    self->log_arg = log_arg;
+    msgpack_sbuffer_init (&self->out);
+    return self;
+}
+
+/* --- held entries ---------------------------------------------------------- */
+
+static s_held_t *
+s_held_at (wc_feed_t *self, size_t k)
+{
+    return &self->held [(self->held_head + k) % self->held_cap];
+}
+
+//  Let go of the oldest held entry.
+static void
+s_held_pop (wc_feed_t *self)
+{
+    s_held_t *h = s_held_at (self, 0);
+    self->held_bytes -= zmq_msg_size (&h->body);
+    zmq_msg_close (&h->body);
+    self->held_head = (self->held_head + 1) % self->held_cap;
+    self->held_len--;
+}
+
+static void
+s_held_clear (wc_feed_t *self)
+{
+    while (self->held_len > 0)
+        s_held_pop (self);
+    self->held_head = 0;
+}
+
+//  Keep a stream entry that is ahead of next (its body is moved out of
+//  *body). Only entries past the last held one are kept; the rest, and
+//  whatever passes the bounds, are left for a FETCH.
+static void
+s_held_push (wc_feed_t *self, uint64_t seq, zmq_msg_t *body)
+{
+    if (self->held_len > 0 && seq <= s_held_at (self, self->held_len - 1)->seq)
+        return;
+    size_t size = zmq_msg_size (body);
+    if (self->held_len >= S_HOLD_MAX || self->held_bytes + size > S_HOLD_MAX_BYTES)
+        return;
+    if (self->held_len == self->held_cap) {
+        size_t cap = self->held_cap ? self->held_cap * 2 : 256;
+        s_held_t *held = malloc (cap * sizeof *held);
+        if (!held)
+            return;
+        for (size_t k = 0; k < self->held_len; k++)
+            held [k] = *s_held_at (self, k);
+        free (self->held);
+        self->held = held;
+        self->held_cap = cap;
+        self->held_head = 0;
+    }
+    s_held_t *h = &self->held [(self->held_head + self->held_len) % self->held_cap];
+    h->seq = seq;
+    zmq_msg_init (&h->body);
+    zmq_msg_move (&h->body, body);
+    self->held_len++;
+    self->held_bytes += size;
+}
+
+void
+wc_feed_destroy (wc_feed_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    wc_feed_t *self = *self_p;
+    if (self->held_cap)
+        s_held_clear (self);
+    free (self->held);
+    if (self->sub)
+        zmq_close (self->sub);
+    if (self->fetch)
+        zmq_close (self->fetch);
+    msgpack_sbuffer_destroy (&self->out);
+    free (self);
+    *self_p = NULL;
+}
+
+/* --- sockets --------------------------------------------------------------- */
+
+//  (Re)open the DEALER to the catch-up port: Lazy Pirate.
+static int
+s_fetch_open (wc_feed_t *self)
+{
+    if (self->fetch)
+        zmq_close (self->fetch);
+    int err = 0;
+    self->fetch = wc_topology_socket (self->ctx, ZMQ_DEALER, self->fetch_ep,
+                                      self->fetch_ipv6, 16, &err);
+    self->fetching = false;
+    return self->fetch ? 0 : err;
+}
+
+int
+wc_feed_open (wc_feed_t *self, const char *addr, const char *name)
+{
+    char stream_ep [WC_MAX_ADDR + 16];
+    bool ipv6;
+    if (wc_topology_endpoint (addr, 1, stream_ep, sizeof stream_ep, &ipv6)
+    ||  wc_topology_endpoint (addr, 2, self->fetch_ep, sizeof self->fetch_ep,
+                              &self->fetch_ipv6))
+        return WALCAST_EINVAL;
+    snprintf (self->name, sizeof self->name, "%s", name && *name ? name : addr);
+    if (self->sub)
+        zmq_close (self->sub);
+    int err = 0;
+    self->sub = wc_topology_socket (self->ctx, ZMQ_SUB, stream_ep, ipv6, 0, &err);
+    if (!self->sub)
+        return err;
+    //  Everything: a feed must see every seq to tell a loss from a key
+    //  it filters out, and the heartbeats that reveal a lost tail.
+    if (zmq_setsockopt (self->sub, ZMQ_SUBSCRIBE, "", 0))
+        return WALCAST_EUNAVAILABLE;
+    s_held_clear (self);
+    self->heard_ms = wc_clock_ms ();
+    self->backoff_ms = S_BACKOFF_MIN_MS;
+    self->next_fetch_ms = 0;
+    //  What the new node has past next is not known yet: ask (a FETCH
+    //  either brings it or proves the feed current).
+    self->want_fetch = true;
+    return s_fetch_open (self);
+}
+
+/* --- delivery -------------------------------------------------------------- */
+
+//  Hand the entry at seq next to the caller when its key is under the
+//  prefix, and move next on. Returns S_STOP when fn asks to stop (its
+//  value is in run->stopped).
+static int
+s_deliver (wc_feed_t *self, const wc_entry_t *e)
+{
+    self->next = e->seq + 1;
+    if (e->key.len < self->prefix_len
+    ||  (self->prefix_len && memcmp (e->key.ptr, self->prefix, self->prefix_len)))
+        return 0;
+    int op = e->op == WC_OP_DEL ? 2 : 1;
+    self->run->delivered++;
+    int stop = self->fn (self->fn_arg, e->seq, op, e->key.ptr, e->key.len,
+                         op == 1 ? e->value.ptr : NULL, op == 1 ? e->value.len : 0);
+    if (stop == 0)
+        return 0;
+    self->run->stopped = stop;
+    return S_STOP;
+}
+
+//  Deliver e (at seq next), then every held entry it makes next.
+static int
+s_advance (wc_feed_t *self, const wc_entry_t *e)
+{
+    int rc = s_deliver (self, e);
+    while (rc == 0 && self->held_len > 0) {
+        s_held_t *h = s_held_at (self, 0);
+        if (h->seq > self->next)
+            break;
+        if (h->seq == self->next) {
+            msgpack_unpacked storage;
+            msgpack_unpacked_init (&storage);
+            wc_msg_t msg;
+            if (wc_msg_decode (zmq_msg_data (&h->body), zmq_msg_size (&h->body),
+                               &storage, &msg) == 0)
+                rc = s_deliver (self, &msg.u.entry);
+            msgpack_unpacked_destroy (&storage);
+        }
+        s_held_pop (self);
+    }
+    return rc;
+}
+
+//  Say when a repair is over: nothing wanted, nothing in flight, nothing
+//  held ahead.
+static void
+s_note_repaired (wc_feed_t *self)
+{
+    if (self->repair_from && self->held_len == 0 && !self->want_fetch
+    &&  !self->fetching) {
+        s_log (self, "watch: repaired seqs %llu..%llu from %s",
+               (unsigned long long) self->repair_from,
+               (unsigned long long) self->next - 1, self->name);
+        self->repair_from = 0;
+    }
+}
+
+//  A gap is known: fetch from next (say so once per repair).
+static void
+s_gap (wc_feed_t *self, const char *what, uint64_t seq)
+{
+    if (!self->repair_from) {
+        self->repair_from = self->next;
+        s_log (self, "watch: gap: expected seq %llu, %s %llu from %s; fetching",
+               (unsigned long long) self->next, what, (unsigned long long) seq,
+               self->name);
+    }
+    self->want_fetch = true;
+}
+
+/* --- the stream ------------------------------------------------------------ */
+
+//  One stream message [topic][body]; body may be moved into held.
+static int
+s_on_stream (wc_feed_t *self, zmq_msg_t *body)
+{
+    msgpack_unpacked storage;
+    msgpack_unpacked_init (&storage);
+    wc_msg_t msg;
+    int rc = 0;
+    if (wc_msg_decode (zmq_msg_data (body), zmq_msg_size (body), &storage, &msg))
+        self->dropped++;
+    else
+    if (msg.type == WC_MSG_ENTRY) {
+        uint64_t seq = msg.u.entry.seq;
+        if (seq == self->next)
+            rc = s_advance (self, &msg.u.entry);
+        else
+        if (seq > self->next) {
+            s_gap (self, "got", seq);
+            s_held_push (self, seq, body);
+        }
+    }
+    else
+    if (msg.type == WC_MSG_HEARTBEAT) {
+        if (msg.u.heartbeat.last_seq >= self->next)
+            s_gap (self, "heartbeat at", msg.u.heartbeat.last_seq);
+    }
+    else
+        self->dropped++;
+    msgpack_unpacked_destroy (&storage);
+    return rc;
+}
+
+//  Read what the stream holds, at most S_BURST messages. A message that
+//  is not [topic][body] is dropped.
+static int
+s_read_stream (wc_feed_t *self)
+{
+    int rc = 0;
+    for (int n = 0; n < S_BURST && rc == 0; n++) {
+        zmq_msg_t topic, body;
+        zmq_msg_init (&topic);
+        zmq_msg_init (&body);
+        int parts = 0;
+        bool more = true;
+        while (more) {
+            zmq_msg_t frame;
+            zmq_msg_init (&frame);
+            if (zmq_msg_recv (&frame, self->sub, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close (&frame);
+                break;              // parts arrive together: only at 0
+            }
+            more = zmq_msg_more (&frame);
+            if (parts == 0)
+                zmq_msg_move (&topic, &frame);
+            else
+            if (parts == 1)
+                zmq_msg_move (&body, &frame);
+            zmq_msg_close (&frame);
+            parts++;
+        }
+        if (parts > 0)
+            self->heard_ms = wc_clock_ms ();
+        if (parts == 2)
+            rc = s_on_stream (self, &body);
+        else
+        if (parts > 0)
+            self->dropped++;
+        zmq_msg_close (&topic);
+        zmq_msg_close (&body);
+        if (parts == 0)
+            break;
+    }
+    return rc;
+}
+
+/* --- the catch-up channel -------------------------------------------------- */
+
+//  Send a FETCH from next when one is wanted and allowed.
+static void
+s_send_fetch (wc_feed_t *self)
+{
+    int64_t now = wc_clock_ms ();
+    if (!self->want_fetch || self->fetching || now < self->next_fetch_ms)
+        return;
+    if (!self->fetch && s_fetch_open (self))
+        return;
+    wc_msg_t req;
+    memset (&req, 0, sizeof req);
+    req.type = WC_MSG_FETCH;
+    req.rid = ++self->fetch_rid;
+    req.u.fetch.from_seq = self->next;
+    req.u.fetch.max_bytes = S_FETCH_BYTES;
+    self->out.size = 0;
+    if (wc_msg_encode (&req, &self->out)
+    ||  zmq_send (self->fetch, self->out.data, self->out.size, ZMQ_DONTWAIT) < 0) {
+        self->next_fetch_ms = now + self->backoff_ms;
+        return;
+    }
+    self->fetching = true;
+    self->want_fetch = false;
+    self->fetch_from = self->next;
+    self->fetch_sent_ms = now;
+}
+
+//  A reply that is not what we asked for: retry after the backoff.
+static void
+s_backoff (wc_feed_t *self)
+{
+    self->want_fetch = true;
+    self->next_fetch_ms = wc_clock_ms () + self->backoff_ms;
+    if (self->backoff_ms < S_BACKOFF_MAX_MS)
+        self->backoff_ms *= 2;
+}
+
+//  An ERROR to our FETCH: ERANGE ends the feed, anything else is retried.
+static int
+s_on_fetch_error (wc_feed_t *self, const wc_msg_t *msg)
+{
+    int err = wc_err_from_wire (msg->u.error.code);
+    char detail [WC_MAX_TEXT + 1];
+    wc_bytes_printable (detail, sizeof detail, &msg->u.error.detail);
+    if (err == WALCAST_ERANGE) {
+        snprintf (self->detail, sizeof self->detail, "%s no longer holds seq %llu%s%s%s",
+                  self->name, (unsigned long long) self->fetch_from,
+                  *detail ? " (" : "", detail, *detail ? ")" : "");
+        return WALCAST_ERANGE;
+    }
+    s_log (self, "watch: FETCH from %llu refused by %s: %s%s%s; retrying",
+           (unsigned long long) self->fetch_from, self->name, walcast_strerror (err),
+           *detail ? ": " : "", detail);
+    s_backoff (self);
+    return 0;
+}
+
+//  ENTRIES for our FETCH: deliver them in order, and fetch again while
+//  the node has more than we have.
+static int
+s_on_entries (wc_feed_t *self, const wc_msg_t *msg)
+{
+    uint32_t count = msg->u.entries.count;
+    for (uint32_t i = 0; i < count; i++) {
+        wc_entry_t e;
+        if (wc_entry_from_object (&msg->u.entries.items [i], &e)
+        ||  e.seq != self->fetch_from + i) {
+            self->dropped++;
+            s_backoff (self);
+            return 0;           // a bad reply: what came before it stands
+        }
+        if (e.seq == self->next) {
+            int rc = s_advance (self, &e);
+            if (rc)
+                return rc;
+        }
+    }
+    self->backoff_ms = S_BACKOFF_MIN_MS;
+    uint64_t last = msg->u.entries.last_seq;
+    if (count > 0 && last >= self->next)
+        self->want_fetch = true;        // more to come: pull again
+    else
+    if (count == 0 && last >= self->fetch_from)
+        s_backoff (self);               // says it has them, sent none
+    return 0;
+}
+
+//  Read the replies waiting on the catch-up socket; the one to the FETCH
+//  in flight is acted on, any other (a late reply to a FETCH we gave up
+//  on, or garbage) dropped.
+static int
+s_read_fetch (wc_feed_t *self)
+{
+    int rc = 0;
+    while (rc == 0 && self->fetch) {
+        zmq_msg_t frame;
+        zmq_msg_init (&frame);
+        if (zmq_msg_recv (&frame, self->fetch, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&frame);
+            break;
+        }
+        bool more = zmq_msg_more (&frame);
+        msgpack_unpacked storage;
+        msgpack_unpacked_init (&storage);
+        wc_msg_t msg;
+        if (!more && self->fetching
+        &&  wc_msg_decode (zmq_msg_data (&frame), zmq_msg_size (&frame),
+                           &storage, &msg) == 0
+        &&  msg.rid == self->fetch_rid) {
+            self->fetching = false;
+            if (msg.type == WC_MSG_ENTRIES)
+                rc = s_on_entries (self, &msg);
+            else
+            if (msg.type == WC_MSG_ERROR)
+                rc = s_on_fetch_error (self, &msg);
+            else
+                s_backoff (self);
+        }
+        else
+            self->dropped++;
+        msgpack_unpacked_destroy (&storage);
+        zmq_msg_close (&frame);
+        while (more) {                  // the rest of a multipart: dropped
+            zmq_msg_init (&frame);
+            more = zmq_msg_recv (&frame, self->fetch, ZMQ_DONTWAIT) >= 0
+                && zmq_msg_more (&frame);
+            zmq_msg_close (&frame);
+        }
+    }
+    return rc;
+}
+
+//  A FETCH unanswered in time: a new socket (a late reply would come on
+//  the old one), and again after the backoff.
+static void
+s_check_fetch_timeout (wc_feed_t *self)
+{
+    if (!self->fetching
+    ||  wc_clock_ms () - self->fetch_sent_ms < S_FETCH_TIMEOUT_MS)
+        return;
+    s_log (self, "watch: FETCH from %llu unanswered by %s for %d ms; reconnecting",
+           (unsigned long long) self->fetch_from, self->name, S_FETCH_TIMEOUT_MS);
+    s_fetch_open (self);
+    s_backoff (self);
+}
+
+/* --- the run --------------------------------------------------------------- */
+
+int
+wc_feed_run (wc_feed_t *self, int wait_ms, walcast_watch_fn *fn, void *arg,
+             wc_feed_run_t *run)
+{
+    memset (run, 0, sizeof *run);
+    if (!self->sub)
+        return WALCAST_EUNAVAILABLE;
+    self->fn = fn;
+    self->fn_arg = arg;
+    self->run = run;
+    s_send_fetch (self);
+    zmq_pollitem_t items [2] = {
+        { self->sub, 0, ZMQ_POLLIN, 0 },
+        { self->fetch, 0, ZMQ_POLLIN, 0 }
+    };
+    int n = zmq_poll (items, self->fetch ? 2 : 1, wait_ms);
+    if (n < 0) {
+        if (errno != EINTR)
+            return WALCAST_EUNAVAILABLE;
+        run->interrupted = true;
+        return 0;
+    }
+    //  The catch-up reply first: it moves next on, so that the stream
+    //  entries read after it are more likely next than ahead.
+    int rc = s_read_fetch (self);
+    if (rc == 0)
+        rc = s_read_stream (self);
+    s_check_fetch_timeout (self);
+    s_send_fetch (self);
+    s_note_repaired (self);
+    return rc == S_STOP ? 0 : rc;
+}
+
+uint64_t
+wc_feed_next (wc_feed_t *self)
+{
+    return self->next;
+}
+
+int64_t
+wc_feed_heard_ms (wc_feed_t *self)
+{
+    return self->heard_ms;
+}
+
+const char *
+wc_feed_detail (wc_feed_t *self)
+{
+    return self->detail;
+}

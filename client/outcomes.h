@@ -1,0 +1,66 @@
+/*  outcomes.h - the async writes of a handle, from send to outcome.
+
+    Every async write the handle sends takes one slot of a FIFO, in
+    submission order: its rid, the caller's tag, and, once known, its
+    outcome (OK with a position, FAILED or UNKNOWN with an error and a
+    detail). Replies settle slots in any order (matched by rid); the
+    handle hands outcomes over from the head only, so the caller sees
+    them in submission order. Two ideas keep it simple and cheap:
+
+    - rids of async writes grow with the submission order (they come
+      from the handle's one counter), so the slot of a rid is found by
+      binary search over the FIFO: no second index, no rid reuse.
+    - Nothing is ever dropped: a write whose connection is lost (a
+      timeout, a reset) is settled UNKNOWN, with the reason, and waits
+      in the FIFO like any other outcome until it is handed over.
+
+    A pure module: no sockets, no clock. The FIFO is bounded by the
+    capacity given to wc_outcomes_new.
+*/
+#ifndef WC_OUTCOMES_H_INCLUDED
+#define WC_OUTCOMES_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "walcast.h"
+
+typedef struct wc_outcomes wc_outcomes_t;
+
+/*  A FIFO of at most cap writes; NULL when out of memory. */
+wc_outcomes_t *wc_outcomes_new (size_t cap);
+
+/*  Free it (details included); *self_p becomes NULL. */
+void wc_outcomes_destroy (wc_outcomes_t **self_p);
+
+/*  Writes held (in flight or settled, not handed over), and of those
+    still waiting for an answer. */
+size_t wc_outcomes_size (wc_outcomes_t *self);
+size_t wc_outcomes_inflight (wc_outcomes_t *self);
+
+/*  A write sent with rid (greater than every rid pushed before) and
+    tag. 0, or WALCAST_EBUSY when the FIFO is full, WALCAST_EINVAL when
+    rid is not greater. */
+int wc_outcomes_push (wc_outcomes_t *self, uint64_t rid, uint64_t tag);
+
+/*  Is rid the rid of a write in flight? */
+bool wc_outcomes_waits_for (wc_outcomes_t *self, uint64_t rid);
+
+/*  Settle the write in flight with this rid: state (a
+    walcast_write_state_t), err, pos (OK) and detail (copied; NULL or ""
+    for none). Returns false when no write in flight has this rid (a
+    late or stray reply). */
+bool wc_outcomes_settle (wc_outcomes_t *self, uint64_t rid, int state, int err,
+                         walcast_pos_t pos, const char *detail);
+
+/*  Settle every write still in flight as UNKNOWN with err and detail
+    (their connection is gone). Returns how many. */
+size_t wc_outcomes_lose_all (wc_outcomes_t *self, int err, const char *detail);
+
+/*  Take the head's outcome when it is settled: fills *outcome, whose
+    detail points into buf (size bytes). false when the FIFO is empty or
+    its head is still in flight. */
+bool wc_outcomes_pop (wc_outcomes_t *self, walcast_outcome_t *outcome, char *buf,
+                      size_t size);
+
+#endif

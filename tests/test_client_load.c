@@ -1,0 +1,365 @@
+/*  test_client_load.c - every async write has its own outcome (issue 6,
+    defect 8).
+
+    What a loader relies on: `walcast load` says, for each line that did
+    not land, whether the node refused it ("failed KEY: MESSAGE") or
+    whether nobody can know ("unknown KEY: MESSAGE": sent, no answer),
+    exits 3 when there is any, and prints `COUNT LAST_SEQ` of what landed
+    as before; resubmitting exactly the reported lines is safe, so a
+    later line of a key whose earlier line failed is not sent (it is
+    reported instead). The library gives each async write its outcome,
+    tagged by the caller, in submission order, and never drops one: a
+    sync call that times out turns the async writes in flight into
+    "unknown" outcomes, reported as such.
+
+    The node is a fake (tests/fake.h) that answers PUTs by their key:
+    "bad..." is refused (ENOSPC), "lost..." is never answered, anything
+    else gets the next seq.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "cluster.h"
+#include "fake.h"
+
+/*  The fake node's state, shared with its thread. */
+typedef struct {
+    atomic_ullong seq;          /* last seq handed out */
+    atomic_int    puts_bad2;    /* PUTs of key bad2 received */
+} s_node_t;
+
+static bool
+s_starts (const wc_bytes_t *key, const char *prefix)
+{
+    size_t len = strlen (prefix);
+    return key->len >= len && memcmp (key->ptr, prefix, len) == 0;
+}
+
+//  The fake node: a primary that answers PING and PUT (by key, see the
+//  top), never GET.
+static bool
+s_on_request (void *arg, int port, const wc_msg_t *req, msgpack_sbuffer *reply)
+{
+    (void) port;
+    s_node_t *node = (s_node_t *) arg;
+    wc_msg_t msg;
+    memset (&msg, 0, sizeof msg);
+    msg.rid = req->rid;
+    if (req->type == WC_MSG_PING) {
+        msg.type = WC_MSG_PONG;
+        msg.u.pong.epoch = 1;
+        msg.u.pong.seq = atomic_load (&node->seq);
+        msg.u.pong.role = WC_ROLE_PRIMARY;
+        msg.u.pong.id.ptr = (const uint8_t *) "f1";
+        msg.u.pong.id.len = 2;
+        return wc_msg_encode (&msg, reply) == 0;
+    }
+    if (req->type != WC_MSG_PUT && req->type != WC_MSG_DEL)
+        return false;
+    if (req->u.req.key.len == 4 && memcmp (req->u.req.key.ptr, "bad2", 4) == 0)
+        atomic_fetch_add (&node->puts_bad2, 1);
+    if (s_starts (&req->u.req.key, "bad"))
+        return wc_error_encode (req->rid, WALCAST_ENOSPC, "disk full", NULL, reply) == 0;
+    if (s_starts (&req->u.req.key, "lost"))
+        return false;
+    msg.type = WC_MSG_WRITE_OK;
+    msg.u.write_ok.epoch = 1;
+    msg.u.write_ok.seq = atomic_fetch_add (&node->seq, 1) + 1;
+    return wc_msg_encode (&msg, reply) == 0;
+}
+
+typedef struct {
+    cluster_t *cluster;
+    fake_t    *fake;
+    s_node_t   node;
+    char       addr [32];
+} s_world_t;
+
+static int
+s_setup (void **state)
+{
+    s_world_t *w = calloc (1, sizeof *w);
+    w->cluster = cluster_new ("client_load");
+    if (w->cluster) {
+        atomic_init (&w->node.seq, 0);
+        atomic_init (&w->node.puts_bad2, 0);
+        int port = cluster_spare_port (w->cluster);
+        snprintf (w->addr, sizeof w->addr, "127.0.0.1:%d", port);
+        w->fake = fake_new (s_on_request, NULL, &w->node);
+        if (!w->fake || fake_bind_router (w->fake, port) || fake_start (w->fake))
+            fake_destroy (&w->fake);
+    }
+    *state = w;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    fake_destroy (&w->fake);
+    cluster_destroy (&w->cluster);
+    free (w);
+    return 0;
+}
+
+//  How many lines of text start with prefix.
+static int
+s_count_lines (const char *text, const char *prefix)
+{
+    int n = 0;
+    size_t len = strlen (prefix);
+    for (const char *line = text; line && *line; ) {
+        if (strncmp (line, prefix, len) == 0)
+            n++;
+        line = strchr (line, '\n');
+        if (line)
+            line++;
+    }
+    return n;
+}
+
+//  walcast load against the fake: a refused line, a line never answered,
+//  a later line of a key that failed; the rest land.
+static void
+test_load_cli (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    if (!w->cluster || !w->fake)
+        fail_msg ("the test could not be set up (see above)");
+    const char *input =
+        "a 1\n"
+        "bad1 x\n"
+        "b 2\n"
+        "lost1 y\n"
+        "bad2 first\n"
+        "c 3\n"
+        "bad2 second\n"
+        "d 4\n";
+    char *out = NULL, *err = NULL;
+    int rc = cluster_cli (w->cluster, input, &out, &err, "--node", w->addr,
+                          "--timeout", "1000", "load", NULL);
+    print_message ("exit %d\nstdout:\n%sstderr:\n%s", rc, out, err);
+    assert_int_equal (rc, 3);
+    //  a, b, c, d landed, at seqs 1..4
+    assert_string_equal (out, "4 4\n");
+    assert_int_equal (s_count_lines (err, "failed bad1: "), 1);
+    assert_int_equal (s_count_lines (err, "unknown lost1: "), 1);
+    assert_int_equal (s_count_lines (err, "failed bad2: "), 2);
+    assert_int_equal (s_count_lines (err, "failed "), 3);
+    assert_int_equal (s_count_lines (err, "unknown "), 1);
+    //  In input order
+    const char *bad1 = strstr (err, "failed bad1: ");
+    const char *lost1 = strstr (err, "unknown lost1: ");
+    assert_true (bad1 < lost1);
+    //  The second bad2 was not sent: its first failed, and resending
+    //  both lines must leave "second"
+    assert_int_equal (atomic_load (&w->node.puts_bad2), 1);
+    free (out);
+    free (err);
+    cluster_pass (w->cluster);
+}
+
+//  A node that stops answering: the window of lines in flight is
+//  unknown, and every line after it is still reported (not sent), so
+//  the report is complete.
+static void
+test_load_node_silent (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    if (!w->cluster || !w->fake)
+        fail_msg ("the test could not be set up (see above)");
+    const int lines = WALCAST_ASYNC_WINDOW + 100;
+    char *input = malloc ((size_t) lines * 24 + 16);
+    assert_non_null (input);
+    size_t len = (size_t) sprintf (input, "first 1\n");
+    for (int i = 0; i < lines; i++)
+        len += (size_t) sprintf (input + len, "lost%d v\n", i);
+    char *out = NULL, *err = NULL;
+    int rc = cluster_cli (w->cluster, input, &out, &err, "--node", w->addr,
+                          "--timeout", "500", "load", NULL);
+    assert_int_equal (rc, 3);
+    assert_string_equal (out, "1 1\n");
+    int unknown = s_count_lines (err, "unknown lost");
+    int unsent = s_count_lines (err, "failed lost");
+    print_message ("%d lines to a node that stopped answering: %d unknown, %d failed "
+                   "(not sent); first not sent: %.*s\n", lines, unknown, unsent,
+                   (int) strcspn (strstr (err, "failed lost"), "\n"),
+                   strstr (err, "failed lost"));
+    assert_int_equal (unknown, WALCAST_ASYNC_WINDOW);
+    assert_int_equal (unknown + unsent, lines);
+    assert_non_null (strstr (err, ": not sent: no answer within the timeout"));
+    free (input);
+    free (out);
+    free (err);
+    cluster_pass (w->cluster);
+}
+
+/* --- the library ---------------------------------------------------------- */
+
+#define MAX_SEEN 5000
+
+/*  What the outcome function was handed, in order. */
+typedef struct {
+    size_t   count;
+    uint64_t tag [MAX_SEEN];
+    int      state [MAX_SEEN];
+    int      err [MAX_SEEN];
+    uint64_t seq [MAX_SEEN];
+    char     detail [8][256];           /* of the first 8 */
+} s_seen_t;
+
+static void
+s_on_outcome (void *arg, const walcast_outcome_t *o)
+{
+    s_seen_t *seen = (s_seen_t *) arg;
+    if (seen->count == MAX_SEEN)
+        return;
+    size_t i = seen->count++;
+    seen->tag [i] = o->tag;
+    seen->state [i] = o->state;
+    seen->err [i] = o->err;
+    seen->seq [i] = o->pos.seq;
+    if (i < 8)
+        snprintf (seen->detail [i], sizeof seen->detail [i], "%s", o->detail);
+}
+
+static walcast_t *
+s_client (s_world_t *w, s_seen_t *seen)
+{
+    walcast_t *h = walcast_new ();
+    assert_non_null (h);
+    walcast_set_timeout (h, 1000);
+    assert_int_equal (walcast_connect (h, w->addr), 0);
+    walcast_set_outcome_fn (h, s_on_outcome, seen);
+    return h;
+}
+
+static void
+s_put_async (walcast_t *h, const char *key, uint64_t tag)
+{
+    assert_int_equal (walcast_put_async (h, key, strlen (key), "v", 1, tag), 0);
+}
+
+//  Each async write's outcome, by tag, in submission order; a sync call
+//  that times out makes the writes in flight unknown without dropping
+//  them; destroy reports what is left.
+static void
+test_outcomes (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    if (!w->cluster || !w->fake)
+        fail_msg ("the test could not be set up (see above)");
+    s_seen_t *seen = calloc (1, sizeof *seen);
+    walcast_t *h = s_client (w, seen);
+    s_put_async (h, "a", 1);
+    s_put_async (h, "bad1", 2);
+    s_put_async (h, "b", 3);
+    s_put_async (h, "lost1", 4);
+    s_put_async (h, "c", 5);
+    assert_int_equal (walcast_del_async (h, "d", 1, 6), 0);
+    walcast_pos_t last;
+    uint64_t acked;
+    assert_int_equal (walcast_flush (h, &last, &acked), WALCAST_ENOSPC);
+    assert_int_equal (acked, 4);
+    assert_int_equal (last.seq, 4);
+    assert_int_equal (seen->count, 6);
+    const int states [] = { WALCAST_WRITE_OK, WALCAST_WRITE_FAILED, WALCAST_WRITE_OK,
+                            WALCAST_WRITE_UNKNOWN, WALCAST_WRITE_OK, WALCAST_WRITE_OK };
+    const int errs [] = { 0, WALCAST_ENOSPC, 0, WALCAST_ETIMEOUT, 0, 0 };
+    const uint64_t seqs [] = { 1, 0, 2, 0, 3, 4 };
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal (seen->tag [i], i + 1);
+        assert_int_equal (seen->state [i], states [i]);
+        assert_int_equal (seen->err [i], errs [i]);
+        assert_int_equal (seen->seq [i], seqs [i]);
+    }
+    print_message ("unknown outcome: %s\n", seen->detail [3]);
+    assert_non_null (strstr (seen->detail [3], w->addr));
+
+    //  A sync call on the same connection times out (the fake never
+    //  answers GET): the write in flight is not dropped, it is unknown,
+    //  and handed over by the next async call, not inside the get
+    seen->count = 0;
+    s_put_async (h, "e", 7);
+    s_put_async (h, "lost2", 8);
+    void *value = NULL;
+    size_t len = 0;
+    assert_int_equal (walcast_get (h, "e", 1, &value, &len, NULL), WALCAST_ETIMEOUT);
+    assert_int_equal (seen->count, 0);
+    assert_int_equal (walcast_flush (h, NULL, &acked), WALCAST_ETIMEOUT);
+    assert_int_equal (acked, 1);
+    assert_int_equal (seen->count, 2);
+    assert_int_equal (seen->tag [0], 7);
+    assert_int_equal (seen->state [0], WALCAST_WRITE_OK);
+    assert_int_equal (seen->tag [1], 8);
+    assert_int_equal (seen->state [1], WALCAST_WRITE_UNKNOWN);
+    print_message ("after a sync timeout: %s\n", seen->detail [1]);
+    assert_non_null (strstr (seen->detail [1], "reset"));
+
+    //  What is still in flight at the end is reported by destroy
+    seen->count = 0;
+    s_put_async (h, "lost3", 9);
+    walcast_destroy (&h);
+    assert_int_equal (seen->count, 1);
+    assert_int_equal (seen->tag [0], 9);
+    assert_int_equal (seen->state [0], WALCAST_WRITE_UNKNOWN);
+    free (seen);
+    cluster_pass (w->cluster);
+}
+
+//  A window of writes nobody answers: the next write is refused after
+//  the timeout (not sent, no outcome), and every write of the window is
+//  reported unknown, in order.
+static void
+test_window_unanswered (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    if (!w->cluster || !w->fake)
+        fail_msg ("the test could not be set up (see above)");
+    s_seen_t *seen = calloc (1, sizeof *seen);
+    walcast_t *h = s_client (w, seen);
+    char key [32];
+    for (uint64_t i = 0; i < WALCAST_ASYNC_WINDOW; i++) {
+        snprintf (key, sizeof key, "lost%llu", (unsigned long long) i);
+        s_put_async (h, key, i);
+    }
+    assert_int_equal (seen->count, 0);
+    int64_t started = cluster_now_ms ();
+    assert_int_equal (walcast_put_async (h, "one-more", 8, "v", 1, 99999), WALCAST_ETIMEOUT);
+    assert_true (cluster_now_ms () - started >= 900);
+    assert_int_equal (seen->count, WALCAST_ASYNC_WINDOW);
+    for (size_t i = 0; i < WALCAST_ASYNC_WINDOW; i++) {
+        assert_int_equal (seen->tag [i], i);
+        assert_int_equal (seen->state [i], WALCAST_WRITE_UNKNOWN);
+    }
+    //  The handle goes on: the next write lands (flush sums up every
+    //  outcome since the last flush: the window's are in it)
+    s_put_async (h, "after", 100000);
+    uint64_t acked = 0;
+    assert_int_equal (walcast_flush (h, NULL, &acked), WALCAST_ETIMEOUT);
+    assert_int_equal (acked, 1);
+    assert_int_equal (seen->count, WALCAST_ASYNC_WINDOW + 1);
+    assert_int_equal (seen->state [WALCAST_ASYNC_WINDOW], WALCAST_WRITE_OK);
+    walcast_destroy (&h);
+    free (seen);
+    cluster_pass (w->cluster);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test_setup_teardown (test_load_cli, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_load_node_silent, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_outcomes, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_window_unanswered, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
