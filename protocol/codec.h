@@ -183,7 +183,8 @@ int wc_msg_encode (const wc_msg_t *msg, msgpack_sbuffer *out);
 
 /*  Decode one whole message from buf. storage must be initialised by the
     caller (msgpack_unpacked_init) and destroyed after msg is no longer
-    used. Returns 0, WALCAST_EPROTO (malformed, truncated, trailing bytes,
+    used; the next decode into the same storage reuses its memory, so it
+    ends the life of the previous message. Returns 0, WALCAST_EPROTO (malformed, truncated, trailing bytes,
     wrong types, unknown type), WALCAST_EVERSION or WALCAST_ETOOBIG. */
 int wc_msg_decode (const void *buf, size_t len, msgpack_unpacked *storage,
                    wc_msg_t *msg);
