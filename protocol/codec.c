@@ -26,10 +26,13 @@
        msgpack-c 4.0.0 (src/unpack.c, template_callback_str/bin) str and
        bin objects point into the input buffer and are never copied, which
        is what lets wc_bytes_t borrow.
-    Then the elements are checked against the description, obj.type
-    before the via union, in array order. Unsigned integers must be
-    msgpack positive integers (negative integers and floats are
-    malformed).
+    Then the elements are checked against the description in two more
+    passes, as PROTOCOL.md ("Validation") orders them: first the type
+    and the allowed values of every element, nested entry or node_info
+    included (obj.type before the via union; EPROTO), then the length of
+    every byte string and list (EPROTO or ETOOBIG), each pass in array
+    order. Unsigned integers must be msgpack positive integers (negative
+    integers and floats are malformed).
     Optional trailing fields (GET's consistency fields, PONG's identity)
     are checked like the others when present and zero when absent; the
     encoder leaves them out when they are zero, so older peers see the
@@ -490,26 +493,22 @@ s_unpack (const void *buf, size_t len, msgpack_unpacked *storage)
 static inline int s_decode_fields (const s_field_t *fields, uint32_t count,
                                    const msgpack_object *items, void *base);
 
-//  A byte string of min..max bytes, sent as str or bin. Borrowed. (str
-//  and bin share their layout, the common initial sequence of two
-//  members of msgpack_object_union, so via.bin reads either.)
+//  A byte string, sent as str or bin. Borrowed. (str and bin share their
+//  layout, the common initial sequence of two members of
+//  msgpack_object_union, so via.bin reads either.) Its length is checked
+//  later, with the other limits (s_check_lengths).
 static int
-s_get_bytes (const msgpack_object *obj, uint64_t min, uint64_t max,
-             wc_bytes_t *bytes)
+s_get_bytes (const msgpack_object *obj, wc_bytes_t *bytes)
 {
     if (obj->type != MSGPACK_OBJECT_BIN && obj->type != MSGPACK_OBJECT_STR)
         return WALCAST_EPROTO;
     bytes->ptr = (const uint8_t *) obj->via.bin.ptr;
     bytes->len = obj->via.bin.size;
-    if (bytes->len < min)
-        return WALCAST_EPROTO;
-    if (bytes->len > max)
-        return WALCAST_ETOOBIG;
     return 0;
 }
 
-//  The value of a VALUE or an entry: bytes where present, else nil or
-//  empty bytes.
+//  The value of a VALUE or an entry: bytes where present; elsewhere nil,
+//  or empty bytes (any bytes there are a value the message may not hold).
 static int
 s_get_bin_if (const msgpack_object *obj, const s_field_t *field,
               const void *base, wc_bytes_t *bytes)
@@ -520,7 +519,7 @@ s_get_bin_if (const msgpack_object *obj, const s_field_t *field,
         bytes->len = 0;
         return 0;
     }
-    int rc = s_get_bytes (obj, 0, field->max, bytes);
+    int rc = s_get_bytes (obj, bytes);
     if (rc == 0 && !present && bytes->len > 0)
         rc = WALCAST_EPROTO;            // not found, or a DEL: no value
     return rc;
@@ -544,18 +543,17 @@ s_get_list (const msgpack_object *obj, const s_field_t *field, void *base)
 {
     if (obj->type != MSGPACK_OBJECT_ARRAY)
         return WALCAST_EPROTO;
-    if (obj->via.array.size > field->max)
-        return WALCAST_ETOOBIG;
     *(uint32_t *) s_member (base, field) = obj->via.array.size;
     *(const msgpack_object **) ((char *) base + field->items) = obj->via.array.ptr;
     return 0;
 }
 
-//  Check and convert items [0..count) into the C struct at base, field by
-//  field in array order, obj.type before the via union. Stops at the
-//  first failure. Inlined where the table is a constant (an entry, a
-//  node_info) and unrolled, the loop folds into straight-line code, as
-//  fast as a hand-written decoder.
+//  Pass 1 of checking: the type of every element and the values it may
+//  hold, into the C struct at base, field by field in array order,
+//  obj.type before the via union; all EPROTO. Stops at the first failure.
+//  Inlined where the table is a constant (an entry, a node_info) and
+//  unrolled, the loop folds into straight-line code, as fast as a
+//  hand-written decoder.
 static inline int
 s_decode_fields (const s_field_t *fields, uint32_t count,
                  const msgpack_object *items, void *base)
@@ -598,7 +596,7 @@ s_decode_fields (const s_field_t *fields, uint32_t count,
                 break;
             case S_BIN:
             case S_STR:
-                rc = s_get_bytes (obj, field->min, field->max, (wc_bytes_t *) at);
+                rc = s_get_bytes (obj, (wc_bytes_t *) at);
                 break;
             case S_BIN_IF:
                 rc = s_get_bin_if (obj, field, base, (wc_bytes_t *) at);
@@ -610,6 +608,45 @@ s_decode_fields (const s_field_t *fields, uint32_t count,
                 rc = s_get_list (obj, field, base);
                 break;
         }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+//  Whether a length (of a byte string, or of a list) is within the
+//  field's limits: 0, WALCAST_EPROTO when shorter than its minimum,
+//  WALCAST_ETOOBIG when longer than its maximum.
+static int
+s_length_rc (const s_field_t *field, uint64_t len)
+{
+    if (len < field->min)
+        return WALCAST_EPROTO;
+    if (len > field->max)
+        return WALCAST_ETOOBIG;
+    return 0;
+}
+
+//  Pass 2 of checking, once every type is known to be right: the length
+//  of every byte string and list of the C struct at base, nested records
+//  included, in array order. Stops at the first failure.
+static inline int
+s_check_lengths (const s_field_t *fields, uint32_t count, const void *base)
+{
+#pragma GCC unroll 12
+    for (uint32_t i = 0; i < count; i++) {
+        const s_field_t *field = &fields [i];
+        const void *at = s_member_const (base, field);
+        int rc = 0;
+        if (field->kind == S_BIN || field->kind == S_STR || field->kind == S_BIN_IF)
+            rc = s_length_rc (field, ((const wc_bytes_t *) at)->len);
+        else
+        if (field->kind == S_LIST)
+            rc = s_length_rc (field, *(const uint32_t *) at);
+        else
+        if (field->kind == S_RECORD)
+            rc = s_check_lengths (field->record->fields,
+                                  field->record->nfields, at);
         if (rc)
             return rc;
     }
@@ -665,9 +702,10 @@ wc_msg_decode (const void *buf, size_t len, msgpack_unpacked *storage,
         first = 3;
     }
     uint32_t count = 0;
-    if ((rc = s_fields_present (desc, n - first, &count)))
+    if ((rc = s_fields_present (desc, n - first, &count))
+    ||  (rc = s_decode_fields (desc->fields, count, f + first, msg)))
         return rc;
-    return s_decode_fields (desc->fields, count, f + first, msg);
+    return s_check_lengths (desc->fields, count, msg);
 }
 
 int
@@ -688,8 +726,11 @@ wc_entry_from_object (const msgpack_object *obj, wc_entry_t *entry)
     if (obj->type != MSGPACK_OBJECT_ARRAY
     ||  obj->via.array.size < S_COUNT (s_entry_fields))
         return WALCAST_EPROTO;
-    return s_decode_fields (s_entry_fields, S_COUNT (s_entry_fields),
-                            obj->via.array.ptr, entry);
+    int rc = s_decode_fields (s_entry_fields, S_COUNT (s_entry_fields),
+                              obj->via.array.ptr, entry);
+    if (rc)
+        return rc;
+    return s_check_lengths (s_entry_fields, S_COUNT (s_entry_fields), entry);
 }
 
 int
@@ -699,8 +740,11 @@ wc_node_info_from_object (const msgpack_object *obj, wc_node_info_t *info)
     if (obj->type != MSGPACK_OBJECT_ARRAY
     ||  obj->via.array.size < S_COUNT (s_node_fields))
         return WALCAST_EPROTO;
-    return s_decode_fields (s_node_fields, S_COUNT (s_node_fields),
-                            obj->via.array.ptr, info);
+    int rc = s_decode_fields (s_node_fields, S_COUNT (s_node_fields),
+                              obj->via.array.ptr, info);
+    if (rc)
+        return rc;
+    return s_check_lengths (s_node_fields, S_COUNT (s_node_fields), info);
 }
 
 
@@ -717,7 +761,7 @@ s_pack_bytes (msgpack_packer *pk, const s_field_t *field, const void *base)
 {
     const wc_bytes_t *bytes = (const wc_bytes_t *) s_member_const (base, field);
     bool present = field->kind != S_BIN_IF || field->present (base);
-    if (bytes->len < field->min || bytes->len > field->max
+    if (s_length_rc (field, bytes->len)
     ||  (bytes->len > 0 && (bytes->ptr == NULL || !present)))
         return WALCAST_EINVAL;
     bool ok;
@@ -772,7 +816,7 @@ s_pack_field (msgpack_packer *pk, const s_field_t *field, const void *base)
             return s_pack_fields (pk, field->record->fields,
                                   field->record->nfields, at);
         case S_LIST:        //  only the header; the caller appends the items
-            if (*(const uint32_t *) at > field->max)
+            if (s_length_rc (field, *(const uint32_t *) at))
                 return WALCAST_EINVAL;
             ok = msgpack_pack_array (pk, *(const uint32_t *) at) == 0;
             break;

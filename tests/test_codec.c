@@ -1446,6 +1446,25 @@ test_bad_values (void **state)
     msgpack_sbuffer_destroy (&bad);
 }
 
+//  Every byte string field of the samples with a maximum, and one octet
+//  more than that maximum.
+static const struct { int sample; int pos; uint32_t len; } s_oversize [] = {
+    { 0, 3, WC_MAX_KEY + 1 },       // PUT key
+    { 0, 4, WC_MAX_VALUE + 1 },     // PUT value
+    { 1, 3, WC_MAX_KEY + 1 },       // DEL key
+    { 2, 3, WC_MAX_KEY + 1 },       // GET key
+    { 7, 4, WC_MAX_VALUE + 1 },     // VALUE value
+    { 10, 3, WC_MAX_ID + 1 },       // STATUS_REPLY id
+    { 10, 4, WC_MAX_ID + 1 },       // region
+    { 10, 8, WC_MAX_ADDR + 1 },     // primary
+    { 12, 4, WC_MAX_TEXT + 1 },     // ERROR text
+    { 12, 5, WC_MAX_TEXT + 1 },     // detail
+    { S_GET_LONG, 3, WC_MAX_KEY + 1 },  // GET key, long form
+    { S_PONG_LONG, 7, WC_MAX_ID + 1 },  // PONG id
+    { S_PONG_LONG, 8, WC_MAX_ID + 1 },  // PONG region
+};
+#define S_NOVERSIZE (sizeof s_oversize / sizeof s_oversize [0])
+
 static void
 test_oversize_fields (void **state)
 {
@@ -1457,28 +1476,13 @@ test_oversize_fields (void **state)
     msgpack_sbuffer_init (&bad);
     msgpack_object o;
 
-    struct { int sample; int pos; uint32_t len; } cases [] = {
-        { 0, 3, WC_MAX_KEY + 1 },       // PUT key
-        { 0, 4, WC_MAX_VALUE + 1 },     // PUT value
-        { 1, 3, WC_MAX_KEY + 1 },       // DEL key
-        { 2, 3, WC_MAX_KEY + 1 },       // GET key
-        { 7, 4, WC_MAX_VALUE + 1 },     // VALUE value
-        { 10, 3, WC_MAX_ID + 1 },       // STATUS_REPLY id
-        { 10, 4, WC_MAX_ID + 1 },       // region
-        { 10, 8, WC_MAX_ADDR + 1 },     // primary
-        { 12, 4, WC_MAX_TEXT + 1 },     // ERROR text
-        { 12, 5, WC_MAX_TEXT + 1 },     // detail
-        { S_GET_LONG, 3, WC_MAX_KEY + 1 },  // GET key, long form
-        { S_PONG_LONG, 7, WC_MAX_ID + 1 },  // PONG id
-        { S_PONG_LONG, 8, WC_MAX_ID + 1 },  // PONG region
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
-        s_encode_sample (cases [i].sample, &sb);
-        o = s_obj_bin (big, cases [i].len);
-        s_rebuild (sb.data, sb.size, cases [i].pos, &o, NULL, 0, &bad);
+    for (size_t i = 0; i < S_NOVERSIZE; i++) {
+        s_encode_sample (s_oversize [i].sample, &sb);
+        o = s_obj_bin (big, s_oversize [i].len);
+        s_rebuild (sb.data, sb.size, s_oversize [i].pos, &o, NULL, 0, &bad);
         assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_ETOOBIG);
-        o = s_obj_bin (big, cases [i].len - 1);
-        s_rebuild (sb.data, sb.size, cases [i].pos, &o, NULL, 0, &bad);
+        o = s_obj_bin (big, s_oversize [i].len - 1);
+        s_rebuild (sb.data, sb.size, s_oversize [i].pos, &o, NULL, 0, &bad);
         assert_int_equal (s_decode_copy (bad.data, bad.size), 0);
     }
 
@@ -1582,6 +1586,123 @@ test_oversize_fields (void **state)
 
     msgpack_sbuffer_destroy (&sb);
     msgpack_sbuffer_destroy (&bad);
+    free (big);
+}
+
+//  Types come before limits (PROTOCOL.md, "Validation", steps 6 and 7):
+//  a message with a field over its limit and another of the wrong type
+//  is EPROTO, wherever the two are. The same inside an entry and a
+//  node_info, and for the values a field may not hold (a DEL entry or a
+//  VALUE not found with a value, over the limit or not).
+static void
+test_types_before_limits (void **state)
+{
+    (void) state;
+    char *big = calloc (1, WC_MAX_VALUE + 1);
+    assert_non_null (big);
+    memset (big, 'b', WC_MAX_VALUE + 1);
+    msgpack_sbuffer sb, one, two;
+    msgpack_sbuffer_init (&sb);
+    msgpack_sbuffer_init (&one);
+    msgpack_sbuffer_init (&two);
+    msgpack_object wrong [16], o;
+
+    for (size_t i = 0; i < S_NOVERSIZE; i++) {
+        int sample = s_oversize [i].sample;
+        s_encode_sample (sample, &sb);
+        o = s_obj_bin (big, s_oversize [i].len);
+        s_rebuild (sb.data, sb.size, s_oversize [i].pos, &o, NULL, 0, &one);
+        assert_int_equal (s_decode_copy (one.data, one.size), WALCAST_ETOOBIG);
+        const char *kinds = s_kinds [sample];
+        for (int pos = 2; kinds [pos]; pos++) {
+            if (pos == s_oversize [i].pos)
+                continue;
+            int n = s_wrong_for (kinds [pos], wrong);
+            for (int w = 0; w < n; w++) {
+                s_rebuild (one.data, one.size, pos, &wrong [w], NULL, 0, &two);
+                int rc = s_decode_copy (two.data, two.size);
+                if (rc != WALCAST_EPROTO)
+                    fail_msg ("sample %d (%s): field %d over its limit, field %d "
+                              "of the wrong type (object %d): got %s, want EPROTO",
+                              sample, wc_msg_type_name (s_sample (sample).type),
+                              s_oversize [i].pos, pos, w, walcast_errname (rc));
+            }
+        }
+    }
+
+    //  An entry with a key over its limit and a wrong value, op or seq
+    static const char entry_kinds [] = "UUUUKB";
+    wc_entry_t e = s_sample_entry (WC_OP_PUT);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entry_encode (&e, &sb), 0);
+    o = s_obj_bin (big, WC_MAX_KEY + 1);
+    s_rebuild (sb.data, sb.size, 4, &o, NULL, 0, &one);
+    assert_int_equal (s_entry_decode_copy (one.data, one.size), WALCAST_ETOOBIG);
+    for (int pos = 0; entry_kinds [pos]; pos++) {
+        if (pos == 4)
+            continue;
+        int n = s_wrong_for (entry_kinds [pos], wrong);
+        for (int w = 0; w < n; w++) {
+            s_rebuild (one.data, one.size, pos, &wrong [w], NULL, 0, &two);
+            assert_int_equal (s_entry_decode_copy (two.data, two.size),
+                              WALCAST_EPROTO);
+        }
+    }
+    msgpack_object values [] = { s_obj_uint (0), s_obj_uint (3) };    // seq 0, op 3
+    s_rebuild (one.data, one.size, 0, &values [0], NULL, 0, &two);
+    assert_int_equal (s_entry_decode_copy (two.data, two.size), WALCAST_EPROTO);
+    s_rebuild (one.data, one.size, 3, &values [1], NULL, 0, &two);
+    assert_int_equal (s_entry_decode_copy (two.data, two.size), WALCAST_EPROTO);
+
+    //  A DEL entry with a value over WC_MAX_VALUE: it may hold no value at all
+    wc_entry_t del = s_sample_entry (WC_OP_DEL);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entry_encode (&del, &sb), 0);
+    o = s_obj_bin (big, WC_MAX_VALUE + 1);
+    s_rebuild (sb.data, sb.size, 5, &o, NULL, 0, &one);
+    assert_int_equal (s_entry_decode_copy (one.data, one.size), WALCAST_EPROTO);
+    //  ...and a VALUE not found with one
+    wc_msg_t nf = { .type = WC_MSG_VALUE, .rid = 9 };
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&nf, &sb), 0);
+    s_rebuild (sb.data, sb.size, 4, &o, NULL, 0, &one);
+    assert_int_equal (s_decode_copy (one.data, one.size), WALCAST_EPROTO);
+
+    //  REGISTER whose node_info has an id over its limit and a wrong field
+    msgpack_sbuffer node;
+    msgpack_sbuffer_init (&node);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_node_info_t ni = s_sample_node (1);
+    assert_int_equal (wc_node_info_encode (&ni, &node), 0);
+    o = s_obj_str ("");
+    o.via.str.ptr = big;
+    o.via.str.size = WC_MAX_ID + 1;
+    s_rebuild (node.data, node.size, 0, &o, NULL, 0, &one);
+    s_encode_sample (S_REGISTER, &sb);
+    for (int pos = 1; s_node_kinds [pos]; pos++) {
+        int n = s_wrong_for (s_node_kinds [pos], wrong);
+        for (int w = -1; w < n; w++) {
+            msgpack_sbuffer_clear (&two);
+            if (w < 0)                  //  the long id alone: ETOOBIG
+                assert_int_equal (msgpack_sbuffer_write (&two, one.data, one.size), 0);
+            else
+                s_rebuild (one.data, one.size, pos, &wrong [w], NULL, 0, &two);
+            size_t off = 0;
+            assert_int_equal (msgpack_unpack_next (&up, two.data, two.size, &off),
+                              MSGPACK_UNPACK_SUCCESS);
+            msgpack_object item = up.data;
+            s_rebuild (sb.data, sb.size, 3, &item, NULL, 0, &node);
+            assert_int_equal (s_decode_copy (node.data, node.size),
+                              w < 0 ? WALCAST_ETOOBIG : WALCAST_EPROTO);
+        }
+    }
+
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&node);
+    msgpack_sbuffer_destroy (&sb);
+    msgpack_sbuffer_destroy (&one);
+    msgpack_sbuffer_destroy (&two);
     free (big);
 }
 
@@ -2798,6 +2919,7 @@ main (void)
         cmocka_unit_test (test_wrong_type_in_every_field),
         cmocka_unit_test (test_bad_values),
         cmocka_unit_test (test_oversize_fields),
+        cmocka_unit_test (test_types_before_limits),
         cmocka_unit_test (test_version_and_type),
         cmocka_unit_test (test_not_an_array),
         cmocka_unit_test (test_hostile_shapes),
