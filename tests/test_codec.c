@@ -1234,6 +1234,103 @@ test_limits_exactly (void **state)
 }
 
 
+//  The largest valid message of each kind fits in the limits of the socket
+//  it travels on (PROTOCOL.md, "Limits"), so a peer that keeps to the
+//  field limits never trips a socket limit: requests in WC_MAX_REQUEST,
+//  a FETCH in WC_MAX_CATCHUP_REQUEST, a REGISTER in WC_MAX_BROKER_REQUEST,
+//  an ENTRY body (a stream frame) in WC_MAX_REQUEST, and an ENTRIES reply
+//  that passes max_bytes by one largest entry in WC_MAX_MESSAGE.
+static void
+test_limits_fit_sockets (void **state)
+{
+    (void) state;
+    char *big = malloc (WC_MAX_VALUE);
+    assert_non_null (big);
+    memset (big, 'v', WC_MAX_VALUE);
+    wc_bytes_t key = { (const uint8_t *) big, WC_MAX_KEY };
+    wc_bytes_t value = { (const uint8_t *) big, WC_MAX_VALUE };
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    wc_msg_t m;
+
+    int requests [] = { WC_MSG_PUT, WC_MSG_DEL, WC_MSG_GET };
+    for (int i = 0; i < 3; i++) {
+        m = (wc_msg_t) { .type = requests [i], .rid = UINT64_MAX };
+        m.u.req.key = key;
+        if (m.type == WC_MSG_PUT)
+            m.u.req.value = value;
+        if (m.type == WC_MSG_GET) {
+            m.u.req.min_seq = UINT64_MAX;
+            m.u.req.max_staleness_ms = m.u.req.wait_ms = UINT32_MAX;
+        }
+        msgpack_sbuffer_clear (&sb);
+        assert_int_equal (wc_msg_encode (&m, &sb), 0);
+        assert_true (sb.size <= WC_MAX_REQUEST);
+    }
+    wc_entry_t e = { .seq = UINT64_MAX, .epoch = UINT64_MAX, .ts_ms = UINT64_MAX,
+                     .op = WC_OP_PUT, .key = key, .value = value };
+    m = (wc_msg_t) { .type = WC_MSG_ENTRY };
+    m.u.entry = e;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    assert_true (sb.size <= WC_MAX_REQUEST);
+    assert_true (1 + WC_MAX_KEY <= WC_MAX_SUBSCRIPTION);   //  any key prefix
+
+    m = (wc_msg_t) { .type = WC_MSG_FETCH, .rid = UINT64_MAX };
+    m.u.fetch.from_seq = UINT64_MAX;
+    m.u.fetch.max_bytes = UINT32_MAX;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    assert_true (sb.size <= WC_MAX_CATCHUP_REQUEST);
+
+    static char id [WC_MAX_ID], addr [WC_MAX_ADDR];
+    memset (id, 'i', sizeof id);
+    memset (addr, 'a', sizeof addr);
+    m = (wc_msg_t) { .type = WC_MSG_REGISTER, .rid = UINT64_MAX };
+    m.u.node = (wc_node_info_t) {
+        .id = { (const uint8_t *) id, WC_MAX_ID }, .region = { (const uint8_t *) id, WC_MAX_ID },
+        .role = WC_ROLE_REPLICA, .epoch = UINT64_MAX, .applied_seq = UINT64_MAX,
+        .addr = { (const uint8_t *) addr, WC_MAX_ADDR },
+        .primary = { (const uint8_t *) addr, WC_MAX_ADDR },
+        .lag = UINT64_MAX, .lag_ms = UINT64_MAX, .up = true, .silent_ms = UINT64_MAX
+    };
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    assert_true (sb.size <= WC_MAX_BROKER_REQUEST);
+
+    //  ENTRIES: entries adding up to max_bytes - 1 (three largest, one
+    //  sized to fit), then one more largest entry, as "Catch-up" allows
+    msgpack_sbuffer entries;
+    msgpack_sbuffer_init (&entries);
+    assert_int_equal (wc_entry_encode (&e, &entries), 0);
+    size_t largest = entries.size;
+    for (int i = 0; i < 2; i++)
+        assert_int_equal (wc_entry_encode (&e, &entries), 0);
+    wc_entry_t filler = e;
+    filler.value.len = 70000;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entry_encode (&filler, &sb), 0);
+    filler.value.len += (uint32_t) (WC_MAX_FETCH_BYTES - 1 - entries.size - sb.size);
+    assert_int_equal (wc_entry_encode (&filler, &entries), 0);
+    assert_int_equal (entries.size, WC_MAX_FETCH_BYTES - 1);
+    assert_int_equal (wc_entry_encode (&e, &entries), 0);
+    assert_int_equal (entries.size, WC_MAX_FETCH_BYTES - 1 + largest);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entries_encode_header (UINT64_MAX, UINT64_MAX, 5, &sb), 0);
+    assert_int_equal (msgpack_sbuffer_write (&sb, entries.data, entries.size), 0);
+    assert_true (sb.size <= WC_MAX_MESSAGE);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_int_equal (m.u.entries.count, 5);
+    msgpack_unpacked_destroy (&up);
+
+    msgpack_sbuffer_destroy (&entries);
+    msgpack_sbuffer_destroy (&sb);
+    free (big);
+}
+
+
 //  ---------------------------------------------------------------------
 //  Malformed input
 
@@ -2914,6 +3011,7 @@ main (void)
         cmocka_unit_test (test_golden_length_forms),
         cmocka_unit_test (test_golden_protocol_examples),
         cmocka_unit_test (test_limits_exactly),
+        cmocka_unit_test (test_limits_fit_sockets),
         cmocka_unit_test (test_truncated_at_every_length),
         cmocka_unit_test (test_trailing_bytes),
         cmocka_unit_test (test_wrong_type_in_every_field),
