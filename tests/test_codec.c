@@ -2521,6 +2521,87 @@ test_failed_decode_keeps_rid (void **state)
 }
 
 
+//  The readable-rid rule (PROTOCOL.md, "Malformed messages"): after a
+//  failed decode, msg.rid is the request's rid exactly when the body
+//  passed steps 1 to 5 of "Validation", its type carries a rid and its
+//  third element is a uint; whatever failed after that (a type, a value,
+//  a length) does not lose it. Otherwise it is 0, and so is the type when
+//  the version or type could not be read.
+static void
+test_readable_rid (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb, bad;
+    msgpack_sbuffer_init (&sb);
+    msgpack_sbuffer_init (&bad);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t m;
+    msgpack_object o;
+    uint64_t rid = s_sample (0).rid;
+    char *big = calloc (1, WC_MAX_KEY + 1);
+    assert_non_null (big);
+
+    //  Readable: a wrong type, a bad value, a length over its limit
+    s_encode_sample (0, &sb);
+    struct { int pos; msgpack_object obj; int rc; } kept [] = {
+        { 4, s_obj_uint (7), WALCAST_EPROTO },
+        { 3, s_obj_bin ("", 0), WALCAST_EPROTO },
+        { 3, s_obj_bin (big, WC_MAX_KEY + 1), WALCAST_ETOOBIG },
+    };
+    for (size_t i = 0; i < sizeof kept / sizeof kept [0]; i++) {
+        s_rebuild (sb.data, sb.size, kept [i].pos, &kept [i].obj, NULL, 0, &bad);
+        assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), kept [i].rc);
+        assert_int_equal (m.type, WC_MSG_PUT);
+        assert_true (m.rid == rid);
+    }
+    //  ...and a message cut short after its rid
+    msgpack_object head [3] = { s_obj_uint (1), s_obj_uint (WC_MSG_PUT), s_obj_uint (rid) };
+    o = s_obj_array (head, 3);
+    msgpack_sbuffer_clear (&bad);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &bad, msgpack_sbuffer_write);
+    assert_int_equal (msgpack_pack_object (&pk, o), 0);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), WALCAST_EPROTO);
+    assert_true (m.rid == rid);
+
+    //  Not readable: another version, an unknown type, a rid that is not
+    //  a uint, no third element, a body that is not well-formed
+    o = s_obj_uint (2);
+    s_rebuild (sb.data, sb.size, 0, &o, NULL, 0, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), WALCAST_EVERSION);
+    assert_int_equal (m.type, 0);
+    assert_int_equal (m.rid, 0);
+    o = s_obj_uint (7);
+    s_rebuild (sb.data, sb.size, 1, &o, NULL, 0, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), WALCAST_EPROTO);
+    assert_int_equal (m.type, 0);
+    assert_int_equal (m.rid, 0);
+    o = s_obj_str ("12");
+    s_rebuild (sb.data, sb.size, 2, &o, NULL, 0, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), WALCAST_EPROTO);
+    assert_int_equal (m.type, WC_MSG_PUT);
+    assert_int_equal (m.rid, 0);
+    assert_int_equal (wc_msg_decode ("\x92\x01\x01", 3, &up, &m), WALCAST_EPROTO);
+    assert_int_equal (m.rid, 0);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size - 1, &up, &m), WALCAST_EPROTO);
+    assert_int_equal (m.rid, 0);
+
+    //  ENTRY and HEARTBEAT carry no rid: a HEARTBEAT's epoch is not one
+    s_encode_sample (15, &sb);
+    o = s_obj_str ("late");
+    s_rebuild (sb.data, sb.size, 4, &o, NULL, 0, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), WALCAST_EPROTO);
+    assert_int_equal (m.type, WC_MSG_HEARTBEAT);
+    assert_int_equal (m.rid, 0);
+
+    free (big);
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+    msgpack_sbuffer_destroy (&bad);
+}
+
+
 //  ---------------------------------------------------------------------
 //  Encoder checks
 
@@ -3030,6 +3111,7 @@ main (void)
         cmocka_unit_test (test_topology_with_bad_item),
         cmocka_unit_test (test_broker_limits_exactly),
         cmocka_unit_test (test_failed_decode_keeps_rid),
+        cmocka_unit_test (test_readable_rid),
         cmocka_unit_test (test_encode_refuses_bad_fields),
         cmocka_unit_test (test_encode_appends),
         cmocka_unit_test (test_error_encode),
