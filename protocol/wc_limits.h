@@ -22,6 +22,12 @@
 #define WC_MAX_NODES         1024u              /* nodes in one TOPOLOGY */
 #define WC_MAX_WAIT_MS       60000u             /* GET wait_ms is clamped to this */
 
+//  Time. A node publishes a HEARTBEAT every WC_HEARTBEAT_MS, so a
+//  replica's lag estimate is never below it for long: a GET's
+//  max_staleness_ms under it refuses even current replicas (PROTOCOL.md,
+//  "Staleness floor").
+#define WC_HEARTBEAT_MS      100u
+
 //  Bodies. The largest body any peer sends; receivers of catch-up and
 //  broker replies accept up to it. An ENTRIES reply may pass max_bytes
 //  by one entry, so the cap leaves room for one more.
