@@ -45,7 +45,7 @@
 
 /*  Largest request: a REGISTER with every string at its limit is about
     720 bytes. A larger frame makes libzmq drop the peer's connection. */
-#define S_MAX_REQUEST   4096
+#define S_MAX_REQUEST   WC_MAX_BROKER_REQUEST
 
 /*  Largest reply: a whole TOPOLOGY. */
 #define S_MAX_REPLY     WC_DIRECTORY_MAX_TOPOLOGY

@@ -90,7 +90,7 @@ static const wc_sock_spec_t s_stream_spec = {
     .max_out = WC_MAX_STREAM_MESSAGE, .budget = WC_NODE_STREAM_BUDGET, .min_hwm = 16
 };
 static const wc_sock_spec_t s_catchup_spec = {
-    .type = ZMQ_ROUTER, .name = "catch-up", .max_in = WC_MAX_FETCH_REQUEST,
+    .type = ZMQ_ROUTER, .name = "catch-up", .max_in = WC_MAX_CATCHUP_REQUEST,
     .max_out = WC_MAX_MESSAGE, .budget = WC_NODE_CATCHUP_BUDGET, .min_hwm = 4
 };
 

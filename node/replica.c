@@ -136,7 +136,7 @@ static const wc_sock_spec_t s_sub_spec = {
 };
 static const wc_sock_spec_t s_req_spec = {
     .type = ZMQ_REQ, .name = "upstream catch-up", .max_in = WC_MAX_MESSAGE,
-    .max_out = WC_MAX_FETCH_REQUEST, .budget = WC_NODE_CATCHUP_BUDGET, .min_hwm = 2
+    .max_out = WC_MAX_CATCHUP_REQUEST, .budget = WC_NODE_CATCHUP_BUDGET, .min_hwm = 2
 };
 
 static zsock_t *

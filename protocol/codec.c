@@ -1,8 +1,16 @@
 /*  codec.c - walcast messages and WAL entries <-> msgpack (see codec.h).
 
-    Encoding is straight-line: one msgpack_packer over the caller's
-    sbuffer, every msgpack_pack_* result checked, and on failure the buffer
-    is cut back to where it was, so a failed append leaves no half message.
+    Every message is described once, in a table ("Message descriptions"):
+    the elements after [version, type, rid], each with its kind (uint,
+    bytes, bool, a nested entry or node_info, a list), the C member it
+    fills and its limits. One encoder and one decoder walk these
+    descriptions, so the two directions cannot disagree about a message,
+    and the WAL entry and node_info are described the same way.
+
+    Encoding checks the C fields against the description (EINVAL), then
+    packs them through one msgpack_packer over the caller's sbuffer, every
+    msgpack_pack_* result checked; on failure the buffer is cut back to
+    where it was, so a failed append leaves no half message.
 
     Decoding happens in two passes over the bytes:
     1. s_scan walks the msgpack structure without building anything. It
@@ -13,89 +21,386 @@
        count * sizeof (msgpack_object) as soon as it reads an array
        header, so without this a 5-byte message could ask it for 96 GB;
        with it, the unpacker's memory stays proportional to the input.
-    2. msgpack_unpack_next builds the object tree in the caller's
-       msgpack_unpacked. In msgpack-c 4.0.0 (src/unpack.c,
-       template_callback_str/bin) str and bin objects point into the input
-       buffer and are never copied, which is what lets wc_bytes_t borrow.
-    Then each message's fields are checked one by one: type first, then
-    value and limit. Unsigned integers must be msgpack positive integers
-    (negative integers and floats are malformed).
+    2. msgpack_unpack builds the object tree in the zone of the caller's
+       msgpack_unpacked, which is reused from one decode to the next. In
+       msgpack-c 4.0.0 (src/unpack.c, template_callback_str/bin) str and
+       bin objects point into the input buffer and are never copied, which
+       is what lets wc_bytes_t borrow.
+    Then the elements are checked against the description in two more
+    passes, as PROTOCOL.md ("Validation") orders them: first the type
+    and the allowed values of every element, nested entry or node_info
+    included (obj.type before the via union; EPROTO), then the length of
+    every byte string and list (EPROTO or ETOOBIG), each pass in array
+    order. Unsigned integers must be msgpack positive integers (negative
+    integers and floats are malformed).
     Optional trailing fields (GET's consistency fields, PONG's identity)
     are checked like the others when present and zero when absent; the
-    encoder leaves them out when they are all zero, so older peers see
-    the exact bytes they always did.
+    encoder leaves them out when they are zero, so older peers see the
+    exact bytes they always did.
 
     On a failed decode msg->type and msg->rid hold whatever could be read
     before the failure (0 otherwise), so a node can still address an ERROR
     reply to the request.
 */
+#include <stddef.h>
 #include <string.h>
 #include "codec.h"
 
+#define S_COUNT(array) ((uint32_t) (sizeof (array) / sizeof ((array) [0])))
+
 //  ---------------------------------------------------------------------
-//  Message type names
+//  Message descriptions
 
+//  What an element holds on the wire, and the C member it fills.
+typedef enum {
+    S_U64,          /* uint -> uint64_t; at least min */
+    S_U32,          /* uint -> uint32_t; over 2^32-1 is malformed, over
+                       clamp (when not 0) becomes clamp */
+    S_U32_SAT,      /* uint -> uint32_t; over 2^32-1 becomes 2^32-1 */
+    S_U8,           /* uint -> uint8_t; min..max (an enum: role, op) */
+    S_BOOL,         /* bool -> bool */
+    S_BIN,          /* bytes, sent as bin -> wc_bytes_t of min..max octets */
+    S_STR,          /* bytes, sent as str -> wc_bytes_t of min..max octets */
+    S_BIN_IF,       /* like S_BIN where present () says so; elsewhere nil
+                       (sent) or empty bytes (accepted) */
+    S_RECORD,       /* a nested array: a WAL entry or a node_info */
+    S_LIST          /* an array of at most max items, each left to the
+                       caller to check (ENTRIES, TOPOLOGY) */
+} s_kind_t;
+
+typedef struct s_record s_record_t;
+
+//  One element of a message or of a nested array.
 typedef struct {
-    int         type;
-    const char *name;
-} s_type_name_t;
+    s_kind_t          kind;
+    size_t            offset;   /* of its C member in the message (or entry,
+                                   node_info); S_LIST: of the item count */
+    uint64_t          min;      /* S_U64, S_U8: least value; bytes: octets */
+    uint64_t          max;      /* S_U8: largest value; bytes: octets;
+                                   S_LIST: items */
+    uint32_t          clamp;    /* S_U32: larger values become this; 0: none */
+    const s_record_t *record;   /* S_RECORD: what the nested array holds */
+    size_t            items;    /* S_LIST: offset of the items pointer */
+    bool            (*present) (const void *base);  /* S_BIN_IF */
+} s_field_t;
 
-static const s_type_name_t s_type_names [] = {
-    { WC_MSG_PUT,          "PUT" },
-    { WC_MSG_DEL,          "DEL" },
-    { WC_MSG_GET,          "GET" },
-    { WC_MSG_PING,         "PING" },
-    { WC_MSG_STATUS,       "STATUS" },
-    { WC_MSG_DIGEST,       "DIGEST" },
-    { WC_MSG_WRITE_OK,     "WRITE_OK" },
-    { WC_MSG_VALUE,        "VALUE" },
-    { WC_MSG_PONG,         "PONG" },
-    { WC_MSG_STATUS_REPLY, "STATUS_REPLY" },
-    { WC_MSG_DIGEST_REPLY, "DIGEST_REPLY" },
-    { WC_MSG_ERROR,        "ERROR" },
-    { WC_MSG_ENTRY,        "ENTRY" },
-    { WC_MSG_HEARTBEAT,    "HEARTBEAT" },
-    { WC_MSG_FETCH,        "FETCH" },
-    { WC_MSG_ENTRIES,      "ENTRIES" },
-    { WC_MSG_REGISTER,     "REGISTER" },
-    { WC_MSG_NODE_HEARTBEAT, "NODE_HEARTBEAT" },
-    { WC_MSG_TOPOLOGY_GET, "TOPOLOGY_GET" },
-    { WC_MSG_TOPOLOGY,     "TOPOLOGY" }
+//  A nested array (the WAL entry, node_info). Every element is required;
+//  more are ignored.
+struct s_record {
+    const s_field_t *fields;
+    uint32_t         nfields;
 };
 
-//  Name of a message type this build knows, or NULL.
-static const char *
-s_type_name (uint64_t type)
+//  How a message's trailing optional elements behave.
+typedef enum {
+    S_OPT_NONE,     /* every element is required */
+    S_OPT_EACH,     /* each may be left off from the end (absent: 0); the
+                       encoder sends all of them when any is not 0 (GET) */
+    S_OPT_GROUP     /* all or none; the encoder sends them when the first
+                       is not 0 (PONG: role 0 means no identity) */
+} s_opt_t;
+
+//  One message type: [version, type, rid (when rid), fields...].
+typedef struct {
+    const char      *name;      /* NULL: not a message type */
+    bool             rid;
+    const s_field_t *fields;
+    uint32_t         nfields;
+    uint32_t         nrequired; /* the rest are optional, as opt says */
+    s_opt_t          opt;
+} s_msg_desc_t;
+
+//  Where a VALUE's and an entry's value bytes are present.
+static bool
+s_value_found (const void *base)
 {
-    for (size_t i = 0; i < sizeof s_type_names / sizeof s_type_names [0]; i++)
-        if ((uint64_t) s_type_names [i].type == type)
-            return s_type_names [i].name;
-    return NULL;
+    return ((const wc_msg_t *) base)->u.value.found;
+}
+
+static bool
+s_entry_is_put (const void *base)
+{
+    return ((const wc_entry_t *) base)->op == WC_OP_PUT;
+}
+
+#define S_ENTRY(member) offsetof (wc_entry_t, member)
+#define S_NODE(member)  offsetof (wc_node_info_t, member)
+#define S_MSG(member)   offsetof (wc_msg_t, u.member)
+
+//  The WAL entry: [seq, epoch, ts_ms, op, key, value|nil].
+static const s_field_t s_entry_fields [] = {
+    { .kind = S_U64, .offset = S_ENTRY (seq), .min = 1 },
+    { .kind = S_U64, .offset = S_ENTRY (epoch), .min = 1 },
+    { .kind = S_U64, .offset = S_ENTRY (ts_ms) },
+    { .kind = S_U8,  .offset = S_ENTRY (op), .min = WC_OP_PUT, .max = WC_OP_DEL },
+    { .kind = S_BIN, .offset = S_ENTRY (key), .min = 1, .max = WC_MAX_KEY },
+    { .kind = S_BIN_IF, .offset = S_ENTRY (value), .max = WC_MAX_VALUE,
+      .present = s_entry_is_put }
+};
+static const s_record_t s_entry_record = { s_entry_fields, S_COUNT (s_entry_fields) };
+
+//  node_info: [id, region, role, epoch, applied_seq, addr, primary, lag,
+//  lag_ms, up, silent_ms].
+static const s_field_t s_node_fields [] = {
+    { .kind = S_STR, .offset = S_NODE (id), .min = 1, .max = WC_MAX_ID },
+    { .kind = S_STR, .offset = S_NODE (region), .max = WC_MAX_ID },
+    { .kind = S_U8,  .offset = S_NODE (role), .min = WC_ROLE_PRIMARY,
+      .max = WC_ROLE_REPLICA },
+    { .kind = S_U64, .offset = S_NODE (epoch) },
+    { .kind = S_U64, .offset = S_NODE (applied_seq) },
+    { .kind = S_STR, .offset = S_NODE (addr), .min = 1, .max = WC_MAX_ADDR },
+    { .kind = S_STR, .offset = S_NODE (primary), .max = WC_MAX_ADDR },
+    { .kind = S_U64, .offset = S_NODE (lag) },
+    { .kind = S_U64, .offset = S_NODE (lag_ms) },
+    { .kind = S_BOOL, .offset = S_NODE (up) },
+    { .kind = S_U64, .offset = S_NODE (silent_ms) }
+};
+static const s_record_t s_node_record = { s_node_fields, S_COUNT (s_node_fields) };
+
+//  The fields of each message, after its rid (ENTRY, HEARTBEAT: after
+//  its type). PING, STATUS, DIGEST and TOPOLOGY_GET have none.
+static const s_field_t s_put [] = {
+    { .kind = S_BIN, .offset = S_MSG (req.key), .min = 1, .max = WC_MAX_KEY },
+    { .kind = S_BIN, .offset = S_MSG (req.value), .max = WC_MAX_VALUE }
+};
+static const s_field_t s_get [] = {         /* DEL: the key only */
+    { .kind = S_BIN, .offset = S_MSG (req.key), .min = 1, .max = WC_MAX_KEY },
+    { .kind = S_U64, .offset = S_MSG (req.min_seq) },
+    { .kind = S_U32, .offset = S_MSG (req.max_staleness_ms) },
+    { .kind = S_U32, .offset = S_MSG (req.wait_ms), .clamp = WC_MAX_WAIT_MS }
+};
+static const s_field_t s_write_ok [] = {
+    { .kind = S_U64, .offset = S_MSG (write_ok.epoch) },
+    { .kind = S_U64, .offset = S_MSG (write_ok.seq) }
+};
+static const s_field_t s_value [] = {
+    { .kind = S_BOOL, .offset = S_MSG (value.found) },
+    { .kind = S_BIN_IF, .offset = S_MSG (value.value), .max = WC_MAX_VALUE,
+      .present = s_value_found },
+    { .kind = S_U64, .offset = S_MSG (value.seq) }
+};
+static const s_field_t s_pong [] = {        /* 3 required, then the identity */
+    { .kind = S_U64, .offset = S_MSG (pong.epoch) },
+    { .kind = S_U64, .offset = S_MSG (pong.seq) },
+    { .kind = S_U64, .offset = S_MSG (pong.clock_ms) },
+    { .kind = S_U8,  .offset = S_MSG (pong.role), .min = WC_ROLE_PRIMARY,
+      .max = WC_ROLE_REPLICA },
+    { .kind = S_STR, .offset = S_MSG (pong.id), .min = 1, .max = WC_MAX_ID },
+    { .kind = S_STR, .offset = S_MSG (pong.region), .max = WC_MAX_ID },
+    { .kind = S_U64, .offset = S_MSG (pong.lag_ms) }
+};
+static const s_field_t s_status_reply [] = {
+    { .kind = S_STR, .offset = S_MSG (status.id), .min = 1, .max = WC_MAX_ID },
+    { .kind = S_STR, .offset = S_MSG (status.region), .max = WC_MAX_ID },
+    { .kind = S_U8,  .offset = S_MSG (status.role), .min = WC_ROLE_PRIMARY,
+      .max = WC_ROLE_REPLICA },
+    { .kind = S_U64, .offset = S_MSG (status.epoch) },
+    { .kind = S_U64, .offset = S_MSG (status.applied_seq) },
+    { .kind = S_STR, .offset = S_MSG (status.primary), .max = WC_MAX_ADDR },
+    { .kind = S_U64, .offset = S_MSG (status.primary_seq) },
+    { .kind = S_U64, .offset = S_MSG (status.lag_ms) }
+};
+static const s_field_t s_digest_reply [] = {
+    { .kind = S_U64, .offset = S_MSG (digest.seq) },
+    { .kind = S_U64, .offset = S_MSG (digest.hash) }
+};
+static const s_field_t s_error [] = {
+    { .kind = S_U32, .offset = S_MSG (error.code) },
+    { .kind = S_STR, .offset = S_MSG (error.text), .max = WC_MAX_TEXT },
+    { .kind = S_STR, .offset = S_MSG (error.detail), .max = WC_MAX_TEXT }
+};
+static const s_field_t s_entry_msg [] = {
+    { .kind = S_RECORD, .offset = S_MSG (entry), .record = &s_entry_record }
+};
+static const s_field_t s_heartbeat [] = {
+    { .kind = S_U64, .offset = S_MSG (heartbeat.epoch) },
+    { .kind = S_U64, .offset = S_MSG (heartbeat.last_seq) },
+    { .kind = S_U64, .offset = S_MSG (heartbeat.clock_ms) }
+};
+static const s_field_t s_fetch [] = {
+    { .kind = S_U64, .offset = S_MSG (fetch.from_seq) },
+    { .kind = S_U32_SAT, .offset = S_MSG (fetch.max_bytes) }
+};
+static const s_field_t s_entries [] = {
+    { .kind = S_U64, .offset = S_MSG (entries.last_seq) },
+    { .kind = S_LIST, .offset = S_MSG (entries.count), .max = WC_MAX_BATCH,
+      .items = S_MSG (entries.items) }
+};
+static const s_field_t s_node_msg [] = {     /* REGISTER, NODE_HEARTBEAT */
+    { .kind = S_RECORD, .offset = S_MSG (node), .record = &s_node_record }
+};
+static const s_field_t s_topology [] = {
+    { .kind = S_U64, .offset = S_MSG (topology.version) },
+    { .kind = S_LIST, .offset = S_MSG (topology.count), .max = WC_MAX_NODES,
+      .items = S_MSG (topology.items) }
+};
+
+//  Every message type, by type number.
+static const s_msg_desc_t s_descs [] = {
+    [WC_MSG_PUT]          = { "PUT", true, s_put, 2, 2, S_OPT_NONE },
+    [WC_MSG_DEL]          = { "DEL", true, s_get, 1, 1, S_OPT_NONE },
+    [WC_MSG_GET]          = { "GET", true, s_get, 4, 1, S_OPT_EACH },
+    [WC_MSG_PING]         = { "PING", true, NULL, 0, 0, S_OPT_NONE },
+    [WC_MSG_STATUS]       = { "STATUS", true, NULL, 0, 0, S_OPT_NONE },
+    [WC_MSG_DIGEST]       = { "DIGEST", true, NULL, 0, 0, S_OPT_NONE },
+    [WC_MSG_WRITE_OK]     = { "WRITE_OK", true, s_write_ok, 2, 2, S_OPT_NONE },
+    [WC_MSG_VALUE]        = { "VALUE", true, s_value, 3, 3, S_OPT_NONE },
+    [WC_MSG_PONG]         = { "PONG", true, s_pong, 7, 3, S_OPT_GROUP },
+    [WC_MSG_STATUS_REPLY] = { "STATUS_REPLY", true, s_status_reply, 8, 8, S_OPT_NONE },
+    [WC_MSG_DIGEST_REPLY] = { "DIGEST_REPLY", true, s_digest_reply, 2, 2, S_OPT_NONE },
+    [WC_MSG_ERROR]        = { "ERROR", true, s_error, 3, 3, S_OPT_NONE },
+    [WC_MSG_ENTRY]        = { "ENTRY", false, s_entry_msg, 1, 1, S_OPT_NONE },
+    [WC_MSG_HEARTBEAT]    = { "HEARTBEAT", false, s_heartbeat, 3, 3, S_OPT_NONE },
+    [WC_MSG_FETCH]        = { "FETCH", true, s_fetch, 2, 2, S_OPT_NONE },
+    [WC_MSG_ENTRIES]      = { "ENTRIES", true, s_entries, 2, 2, S_OPT_NONE },
+    [WC_MSG_REGISTER]     = { "REGISTER", true, s_node_msg, 1, 1, S_OPT_NONE },
+    [WC_MSG_NODE_HEARTBEAT] = { "NODE_HEARTBEAT", true, s_node_msg, 1, 1, S_OPT_NONE },
+    [WC_MSG_TOPOLOGY_GET] = { "TOPOLOGY_GET", true, NULL, 0, 0, S_OPT_NONE },
+    [WC_MSG_TOPOLOGY]     = { "TOPOLOGY", true, s_topology, 2, 2, S_OPT_NONE }
+};
+
+//  The description of a message type this build knows, or NULL.
+static const s_msg_desc_t *
+s_desc (uint64_t type)
+{
+    if (type >= S_COUNT (s_descs) || s_descs [type].name == NULL)
+        return NULL;
+    return &s_descs [type];
 }
 
 const char *
 wc_msg_type_name (int type)
 {
-    const char *name = type < 0 ? NULL : s_type_name ((uint64_t) type);
-    return name ? name : "UNKNOWN";
+    const s_msg_desc_t *desc = type < 0 ? NULL : s_desc ((uint64_t) type);
+    return desc ? desc->name : "UNKNOWN";
+}
+
+//  Whether the encoder may send v in an S_U64 or S_U8 field (the decoder
+//  checks the same bounds in s_decode_fields).
+static bool
+s_uint_ok (const s_field_t *field, uint64_t v)
+{
+    return v >= field->min && (field->kind != S_U8 || v <= field->max);
+}
+
+//  The C member of field in the message or record at base.
+static void *
+s_member (void *base, const s_field_t *field)
+{
+    return (char *) base + field->offset;
+}
+
+static const void *
+s_member_const (const void *base, const s_field_t *field)
+{
+    return (const char *) base + field->offset;
+}
+
+//  The value of a uint field in the C struct at base; 0 for other kinds.
+static uint64_t
+s_uint_of (const void *base, const s_field_t *field)
+{
+    const void *at = s_member_const (base, field);
+    switch (field->kind) {
+        case S_U64: return *(const uint64_t *) at;
+        case S_U32:
+        case S_U32_SAT: return *(const uint32_t *) at;
+        case S_U8:  return *(const uint8_t *) at;
+        default:    return 0;
+    }
 }
 
 
 //  ---------------------------------------------------------------------
 //  Structural scan (pass 1 of decoding)
 
-//  Read an n-byte big-endian length at buf [*pos]; false when the input
-//  ends first.
+//  What follows the first byte of a msgpack object.
+typedef enum {
+    S_FIX = 0,      /* n bytes of payload (fixint, nil, bool, fixstr, numbers) */
+    S_ITEMS,        /* n elements (fixarray; fixmap: 2 per pair) */
+    S_LEN,          /* an n-byte length, then that many bytes (str, bin) */
+    S_EXT,          /* an n-byte length, a type byte, that many bytes */
+    S_ARR,          /* an n-byte count of elements */
+    S_MAP,          /* an n-byte count of key-value pairs */
+    S_BAD           /* 0xc1, never used */
+} s_fmt_kind_t;
+
+typedef struct {
+    uint8_t kind;   /* s_fmt_kind_t */
+    uint8_t n;
+} s_fmt_t;
+
+//  Every first byte; those not listed (positive and negative fixint) are
+//  { S_FIX, 0 }.
+static const s_fmt_t s_formats [256] = {
+    [0x80] = { S_ITEMS, 0 }, { S_ITEMS, 2 }, { S_ITEMS, 4 }, { S_ITEMS, 6 },
+    { S_ITEMS, 8 }, { S_ITEMS, 10 }, { S_ITEMS, 12 }, { S_ITEMS, 14 },
+    { S_ITEMS, 16 }, { S_ITEMS, 18 }, { S_ITEMS, 20 }, { S_ITEMS, 22 },
+    { S_ITEMS, 24 }, { S_ITEMS, 26 }, { S_ITEMS, 28 }, { S_ITEMS, 30 },
+    [0x90] = { S_ITEMS, 0 }, { S_ITEMS, 1 }, { S_ITEMS, 2 }, { S_ITEMS, 3 },
+    { S_ITEMS, 4 }, { S_ITEMS, 5 }, { S_ITEMS, 6 }, { S_ITEMS, 7 },
+    { S_ITEMS, 8 }, { S_ITEMS, 9 }, { S_ITEMS, 10 }, { S_ITEMS, 11 },
+    { S_ITEMS, 12 }, { S_ITEMS, 13 }, { S_ITEMS, 14 }, { S_ITEMS, 15 },
+    [0xa0] = { S_FIX, 0 }, { S_FIX, 1 }, { S_FIX, 2 }, { S_FIX, 3 },
+    { S_FIX, 4 }, { S_FIX, 5 }, { S_FIX, 6 }, { S_FIX, 7 },
+    { S_FIX, 8 }, { S_FIX, 9 }, { S_FIX, 10 }, { S_FIX, 11 },
+    { S_FIX, 12 }, { S_FIX, 13 }, { S_FIX, 14 }, { S_FIX, 15 },
+    { S_FIX, 16 }, { S_FIX, 17 }, { S_FIX, 18 }, { S_FIX, 19 },
+    { S_FIX, 20 }, { S_FIX, 21 }, { S_FIX, 22 }, { S_FIX, 23 },
+    { S_FIX, 24 }, { S_FIX, 25 }, { S_FIX, 26 }, { S_FIX, 27 },
+    { S_FIX, 28 }, { S_FIX, 29 }, { S_FIX, 30 }, { S_FIX, 31 },
+    [0xc0] = { S_FIX, 0 }, { S_BAD, 0 },            /* nil, never used */
+    { S_FIX, 0 }, { S_FIX, 0 },                     /* false, true */
+    { S_LEN, 1 }, { S_LEN, 2 }, { S_LEN, 4 },       /* bin 8, 16, 32 */
+    { S_EXT, 1 }, { S_EXT, 2 }, { S_EXT, 4 },       /* ext 8, 16, 32 */
+    { S_FIX, 4 }, { S_FIX, 8 },                     /* float 32, 64 */
+    { S_FIX, 1 }, { S_FIX, 2 }, { S_FIX, 4 }, { S_FIX, 8 },     /* uint */
+    { S_FIX, 1 }, { S_FIX, 2 }, { S_FIX, 4 }, { S_FIX, 8 },     /* int */
+    { S_FIX, 2 }, { S_FIX, 3 }, { S_FIX, 5 }, { S_FIX, 9 },     /* fixext */
+    { S_FIX, 17 },
+    { S_LEN, 1 }, { S_LEN, 2 }, { S_LEN, 4 },       /* str 8, 16, 32 */
+    { S_ARR, 2 }, { S_ARR, 4 },                     /* array 16, 32 */
+    { S_MAP, 2 }, { S_MAP, 4 }                      /* map 16, 32 */
+};
+
+//  Read an n-byte (1, 2 or 4) big-endian number at buf [*pos]; false
+//  when the input ends first.
 static bool
 s_read_be (const uint8_t *buf, size_t len, size_t *pos, int n, uint64_t *value)
 {
     if (len - *pos < (size_t) n)
         return false;
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = (v << 8) | buf [*pos + (size_t) i];
+    const uint8_t *p = buf + *pos;
+    if (n == 1)
+        *value = p [0];
+    else
+    if (n == 2)
+        *value = (uint64_t) p [0] << 8 | p [1];
+    else
+        *value = (uint64_t) p [0] << 24 | (uint64_t) p [1] << 16
+               | (uint64_t) p [2] << 8 | p [3];
     *pos += (size_t) n;
-    *value = v;
+    return true;
+}
+
+//  Read the rest of a header whose format carries a length or a count
+//  (buf [*pos] is the byte after the first): set *skip to the payload
+//  bytes that follow and *items to the elements a container adds. False
+//  when the input ends inside the header or the byte is never used.
+static bool
+s_header (s_fmt_t fmt, const uint8_t *buf, size_t len, size_t *pos,
+          uint64_t *skip, uint64_t *items)
+{
+    uint64_t n = 0;
+    if (fmt.kind == S_BAD || !s_read_be (buf, len, pos, fmt.n, &n))
+        return false;
+    if (fmt.kind == S_LEN)
+        *skip = n;
+    else
+    if (fmt.kind == S_EXT)
+        *skip = n + 1;
+    else
+        *items = fmt.kind == S_MAP ? 2 * n : n;
     return true;
 }
 
@@ -109,104 +414,43 @@ s_read_be (const uint8_t *buf, size_t len, size_t *pos, int n, uint64_t *value)
 //  Walk one msgpack object at buf [0..len) without building it. Returns
 //  the number of bytes it spans, or 0 when it is truncated, uses the
 //  reserved byte 0xc1, nests deeper than S_MAX_DEPTH, or declares more
-//  container elements than there are bytes left. left [d] counts the
-//  elements still to read at depth d; pending is their sum.
+//  container elements than there are bytes left.
 static size_t
 s_scan (const uint8_t *buf, size_t len)
 {
-    uint64_t left [S_MAX_DEPTH + 1];
+    uint64_t outer [S_MAX_DEPTH];   // elements left in the enclosing containers
     int depth = 0;
-    left [0] = 1;
-    uint64_t pending = 1;
+    uint64_t left = 1;              // elements left in the current one
+    uint64_t pending = 1;           // left plus the sum of outer [0..depth)
     size_t pos = 0;
     while (pending > 0) {
-        while (left [depth] == 0)
-            depth--;            // this container is complete
+        while (left == 0)
+            left = outer [--depth];     // this container is complete
         if (pos >= len)
             return 0;
-        uint8_t b = buf [pos++];
-        uint64_t skip = 0;      // payload bytes after the header
-        uint64_t items = 0;     // elements a container adds
-        uint64_t n = 0;
-        if (b <= 0x7f || b >= 0xe0)
-            ;                                   // fixint
+        s_fmt_t fmt = s_formats [buf [pos++]];
+        uint64_t skip = 0, items = 0;
+        if (fmt.kind == S_FIX)
+            skip = fmt.n;
         else
-        if (b <= 0x8f)
-            items = 2 * (uint64_t) (b & 0x0f);  // fixmap
+        if (fmt.kind == S_ITEMS)
+            items = fmt.n;
         else
-        if (b <= 0x9f)
-            items = b & 0x0f;                   // fixarray
-        else
-        if (b <= 0xbf)
-            skip = b & 0x1f;                    // fixstr
-        else {
-            bool ok = true;
-            switch (b) {
-                case 0xc0: case 0xc2: case 0xc3:            // nil, false, true
-                    break;
-                case 0xc4: case 0xd9:                       // bin8, str8
-                    ok = s_read_be (buf, len, &pos, 1, &skip);
-                    break;
-                case 0xc5: case 0xda:                       // bin16, str16
-                    ok = s_read_be (buf, len, &pos, 2, &skip);
-                    break;
-                case 0xc6: case 0xdb:                       // bin32, str32
-                    ok = s_read_be (buf, len, &pos, 4, &skip);
-                    break;
-                case 0xc7:                                  // ext8
-                    ok = s_read_be (buf, len, &pos, 1, &n);
-                    skip = n + 1;
-                    break;
-                case 0xc8:                                  // ext16
-                    ok = s_read_be (buf, len, &pos, 2, &n);
-                    skip = n + 1;
-                    break;
-                case 0xc9:                                  // ext32
-                    ok = s_read_be (buf, len, &pos, 4, &n);
-                    skip = n + 1;
-                    break;
-                case 0xcc: case 0xd0: skip = 1; break;      // uint8, int8
-                case 0xcd: case 0xd1: skip = 2; break;
-                case 0xca: case 0xce: case 0xd2: skip = 4; break;
-                case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
-                case 0xd4: skip = 2; break;                 // fixext 1..16
-                case 0xd5: skip = 3; break;
-                case 0xd6: skip = 5; break;
-                case 0xd7: skip = 9; break;
-                case 0xd8: skip = 17; break;
-                case 0xdc:                                  // array16
-                    ok = s_read_be (buf, len, &pos, 2, &items);
-                    break;
-                case 0xdd:                                  // array32
-                    ok = s_read_be (buf, len, &pos, 4, &items);
-                    break;
-                case 0xde:                                  // map16
-                    ok = s_read_be (buf, len, &pos, 2, &n);
-                    items = 2 * n;
-                    break;
-                case 0xdf:                                  // map32
-                    ok = s_read_be (buf, len, &pos, 4, &n);
-                    items = 2 * n;
-                    break;
-                default:                                    // 0xc1, reserved
-                    ok = false;
-                    break;
-            }
-            if (!ok)
-                return 0;
-        }
+        if (!s_header (fmt, buf, len, &pos, &skip, &items))
+            return 0;
         if (skip > len - pos)
             return 0;
         pos += (size_t) skip;
-        left [depth]--;
+        left--;
         pending--;
         if (items > 0) {
             if (depth == S_MAX_DEPTH)
                 return 0;
-            left [++depth] = items;
+            outer [depth++] = left;
+            left = items;
             pending += items;
             if (pending > len - pos)
-                return 0;       // each element takes at least one byte
+                return 0;           // each element takes at least one byte
         }
     }
     return pos;
@@ -214,6 +458,11 @@ s_scan (const uint8_t *buf, size_t len)
 
 //  Pass 1 and 2: check the size and shape of buf, then unpack it into
 //  storage. Returns 0, WALCAST_ETOOBIG, WALCAST_EPROTO or WALCAST_ENOMEM.
+//  The zone of storage is kept from one decode to the next and cleared
+//  (msgpack_zone_clear frees every chunk but the first): a zone made and
+//  freed per message, as msgpack_unpack_next does, is a third of the cost
+//  of decoding a small one. What the previous decode returned points into
+//  that zone, so it is invalid from here on, as codec.h says.
 static int
 s_unpack (const void *buf, size_t len, msgpack_unpacked *storage)
 {
@@ -221,9 +470,15 @@ s_unpack (const void *buf, size_t len, msgpack_unpacked *storage)
         return WALCAST_ETOOBIG;
     if (buf == NULL || len == 0 || s_scan ((const uint8_t *) buf, len) != len)
         return WALCAST_EPROTO;
+    if (storage->zone == NULL)
+        storage->zone = msgpack_zone_new (MSGPACK_ZONE_CHUNK_SIZE);
+    else
+        msgpack_zone_clear (storage->zone);
+    if (storage->zone == NULL)
+        return WALCAST_ENOMEM;
     size_t off = 0;
-    msgpack_unpack_return rc = msgpack_unpack_next (storage, (const char *) buf,
-                                                    len, &off);
+    msgpack_unpack_return rc = msgpack_unpack ((const char *) buf, len, &off,
+                                               storage->zone, &storage->data);
     if (rc == MSGPACK_UNPACK_NOMEM_ERROR)
         return WALCAST_ENOMEM;
     if (rc != MSGPACK_UNPACK_SUCCESS || off != len)
@@ -233,329 +488,189 @@ s_unpack (const void *buf, size_t len, msgpack_unpacked *storage)
 
 
 //  ---------------------------------------------------------------------
-//  Field decoders (after both passes)
+//  Decoding the fields (after both passes)
 
-//  An unsigned integer: a msgpack positive integer, nothing else.
+static inline int s_decode_fields (const s_field_t *fields, uint32_t count,
+                                   const msgpack_object *items, void *base);
+
+//  A byte string, sent as str or bin. Borrowed. (str and bin share their
+//  layout, the common initial sequence of two members of
+//  msgpack_object_union, so via.bin reads either.) Its length is checked
+//  later, with the other limits (s_check_lengths).
 static int
-s_get_uint (const msgpack_object *obj, uint64_t *value)
+s_get_bytes (const msgpack_object *obj, wc_bytes_t *bytes)
 {
-    if (obj->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+    if (obj->type != MSGPACK_OBJECT_BIN && obj->type != MSGPACK_OBJECT_STR)
         return WALCAST_EPROTO;
-    *value = obj->via.u64;
+    bytes->ptr = (const uint8_t *) obj->via.bin.ptr;
+    bytes->len = obj->via.bin.size;
     return 0;
 }
 
-//  A byte string of min..max bytes, sent as str or bin. Borrowed.
+//  The value of a VALUE or an entry: bytes where present; elsewhere nil,
+//  or empty bytes (any bytes there are a value the message may not hold).
 static int
-s_get_bytes (const msgpack_object *obj, uint32_t min, uint32_t max,
-             wc_bytes_t *bytes)
+s_get_bin_if (const msgpack_object *obj, const s_field_t *field,
+              const void *base, wc_bytes_t *bytes)
 {
-    if (obj->type == MSGPACK_OBJECT_BIN) {
-        bytes->ptr = (const uint8_t *) obj->via.bin.ptr;
-        bytes->len = obj->via.bin.size;
-    }
-    else
-    if (obj->type == MSGPACK_OBJECT_STR) {
-        bytes->ptr = (const uint8_t *) obj->via.str.ptr;
-        bytes->len = obj->via.str.size;
-    }
-    else
-        return WALCAST_EPROTO;
-    if (bytes->len < min)
-        return WALCAST_EPROTO;
-    if (bytes->len > max)
-        return WALCAST_ETOOBIG;
-    return 0;
-}
-
-//  Like s_get_bytes, but nil is accepted as the empty string.
-static int
-s_get_bytes_or_nil (const msgpack_object *obj, uint32_t max, wc_bytes_t *bytes)
-{
-    if (obj->type == MSGPACK_OBJECT_NIL) {
+    bool present = field->present (base);
+    if (obj->type == MSGPACK_OBJECT_NIL && !present) {
         bytes->ptr = NULL;
         bytes->len = 0;
         return 0;
     }
-    return s_get_bytes (obj, 0, max, bytes);
-}
-
-//  Check and convert one entry array [seq, epoch, ts_ms, op, key, value].
-int
-wc_entry_from_object (const msgpack_object *obj, wc_entry_t *entry)
-{
-    memset (entry, 0, sizeof *entry);
-    if (obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size < 6)
-        return WALCAST_EPROTO;
-    const msgpack_object *f = obj->via.array.ptr;
-    uint64_t op = 0;
-    int rc;
-    if ((rc = s_get_uint (&f [0], &entry->seq))
-    ||  (rc = s_get_uint (&f [1], &entry->epoch))
-    ||  (rc = s_get_uint (&f [2], &entry->ts_ms))
-    ||  (rc = s_get_uint (&f [3], &op)))
-        return rc;
-    if (entry->seq == 0 || entry->epoch == 0)
-        return WALCAST_EPROTO;
-    if (op != WC_OP_PUT && op != WC_OP_DEL)
-        return WALCAST_EPROTO;
-    entry->op = (uint8_t) op;
-    if ((rc = s_get_bytes (&f [4], 1, WC_MAX_KEY, &entry->key)))
-        return rc;
-    if (op == WC_OP_PUT)
-        rc = s_get_bytes (&f [5], 0, WC_MAX_VALUE, &entry->value);
-    else {
-        rc = s_get_bytes_or_nil (&f [5], WC_MAX_VALUE, &entry->value);
-        if (rc == 0 && entry->value.len > 0)
-            rc = WALCAST_EPROTO;        // a delete carries no value
-    }
+    int rc = s_get_bytes (obj, bytes);
+    if (rc == 0 && !present && bytes->len > 0)
+        rc = WALCAST_EPROTO;            // not found, or a DEL: no value
     return rc;
 }
 
-//  A uint that must fit 32 bits.
+//  A nested array: at least as many elements as the record has fields.
 static int
-s_get_uint32 (const msgpack_object *obj, uint32_t *value)
+s_decode_record (const msgpack_object *obj, const s_record_t *record,
+                 void *base)
 {
-    uint64_t v = 0;
-    int rc = s_get_uint (obj, &v);
-    if (rc)
-        return rc;
-    if (v > UINT32_MAX)
+    if (obj->type != MSGPACK_OBJECT_ARRAY
+    ||  obj->via.array.size < record->nfields)
         return WALCAST_EPROTO;
-    *value = (uint32_t) v;
+    return s_decode_fields (record->fields, record->nfields,
+                            obj->via.array.ptr, base);
+}
+
+//  A list: its count and items are kept; the caller checks each item.
+static int
+s_get_list (const msgpack_object *obj, const s_field_t *field, void *base)
+{
+    if (obj->type != MSGPACK_OBJECT_ARRAY)
+        return WALCAST_EPROTO;
+    *(uint32_t *) s_member (base, field) = obj->via.array.size;
+    *(const msgpack_object **) ((char *) base + field->items) = obj->via.array.ptr;
     return 0;
 }
 
-//  A role: WC_ROLE_PRIMARY or WC_ROLE_REPLICA.
-static int
-s_get_role (const msgpack_object *obj, uint8_t *role)
+//  Pass 1 of checking: the type of every element and the values it may
+//  hold, into the C struct at base, field by field in array order,
+//  obj.type before the via union; all EPROTO. Stops at the first failure.
+//  Inlined where the table is a constant (an entry, a node_info) and
+//  unrolled, the loop folds into straight-line code, as fast as a
+//  hand-written decoder.
+static inline int
+s_decode_fields (const s_field_t *fields, uint32_t count,
+                 const msgpack_object *items, void *base)
 {
-    uint64_t v = 0;
-    int rc = s_get_uint (obj, &v);
-    if (rc)
-        return rc;
-    if (v != WC_ROLE_PRIMARY && v != WC_ROLE_REPLICA)
-        return WALCAST_EPROTO;
-    *role = (uint8_t) v;
-    return 0;
-}
-
-//  Check and convert one node_info array [id, region, role, epoch,
-//  applied_seq, addr, primary, lag, lag_ms, up, silent_ms].
-int
-wc_node_info_from_object (const msgpack_object *obj, wc_node_info_t *info)
-{
-    memset (info, 0, sizeof *info);
-    if (obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size < 11)
-        return WALCAST_EPROTO;
-    const msgpack_object *f = obj->via.array.ptr;
-    int rc;
-    if ((rc = s_get_bytes (&f [0], 1, WC_MAX_ID, &info->id))
-    ||  (rc = s_get_bytes (&f [1], 0, WC_MAX_ID, &info->region))
-    ||  (rc = s_get_role (&f [2], &info->role))
-    ||  (rc = s_get_uint (&f [3], &info->epoch))
-    ||  (rc = s_get_uint (&f [4], &info->applied_seq))
-    ||  (rc = s_get_bytes (&f [5], 1, WC_MAX_ADDR, &info->addr))
-    ||  (rc = s_get_bytes (&f [6], 0, WC_MAX_ADDR, &info->primary))
-    ||  (rc = s_get_uint (&f [7], &info->lag))
-    ||  (rc = s_get_uint (&f [8], &info->lag_ms)))
-        return rc;
-    if (f [9].type != MSGPACK_OBJECT_BOOLEAN)
-        return WALCAST_EPROTO;
-    info->up = f [9].via.boolean;
-    return s_get_uint (&f [10], &info->silent_ms);
-}
-
-//  Fields after [version, type] of each message, checked in wire order.
-//  f points at the version; n is the array size, already >= 2.
-static int
-s_decode_body (const msgpack_object *f, uint32_t n, wc_msg_t *msg)
-{
-    int rc = 0;
-    //  Every message but ENTRY and HEARTBEAT has its rid third.
-    if (msg->type != WC_MSG_ENTRY && msg->type != WC_MSG_HEARTBEAT) {
-        if (n < 3)
-            return WALCAST_EPROTO;
-        if ((rc = s_get_uint (&f [2], &msg->rid)))
+#pragma GCC unroll 12
+    for (uint32_t i = 0; i < count; i++) {
+        const s_field_t *field = &fields [i];
+        const msgpack_object *obj = &items [i];
+        void *at = s_member (base, field);
+        bool is_uint = obj->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+        int rc = 0;
+        switch (field->kind) {
+            case S_U64:
+                if (!is_uint || obj->via.u64 < field->min)
+                    return WALCAST_EPROTO;
+                *(uint64_t *) at = obj->via.u64;
+                break;
+            case S_U32:
+                if (!is_uint || obj->via.u64 > UINT32_MAX)
+                    return WALCAST_EPROTO;
+                *(uint32_t *) at = field->clamp && obj->via.u64 > field->clamp
+                                 ? field->clamp : (uint32_t) obj->via.u64;
+                break;
+            case S_U32_SAT:
+                if (!is_uint)
+                    return WALCAST_EPROTO;
+                *(uint32_t *) at = obj->via.u64 > UINT32_MAX
+                                 ? UINT32_MAX : (uint32_t) obj->via.u64;
+                break;
+            case S_U8:
+                if (!is_uint || obj->via.u64 < field->min
+                ||  obj->via.u64 > field->max)
+                    return WALCAST_EPROTO;
+                *(uint8_t *) at = (uint8_t) obj->via.u64;
+                break;
+            case S_BOOL:
+                if (obj->type != MSGPACK_OBJECT_BOOLEAN)
+                    return WALCAST_EPROTO;
+                *(bool *) at = obj->via.boolean;
+                break;
+            case S_BIN:
+            case S_STR:
+                rc = s_get_bytes (obj, (wc_bytes_t *) at);
+                break;
+            case S_BIN_IF:
+                rc = s_get_bin_if (obj, field, base, (wc_bytes_t *) at);
+                break;
+            case S_RECORD:
+                rc = s_decode_record (obj, field->record, at);
+                break;
+            case S_LIST:
+                rc = s_get_list (obj, field, base);
+                break;
+        }
+        if (rc)
             return rc;
     }
-    uint64_t v = 0;
-    switch (msg->type) {
-        case WC_MSG_PUT:
-            if (n < 5)
-                return WALCAST_EPROTO;
-            if ((rc = s_get_bytes (&f [3], 1, WC_MAX_KEY, &msg->u.req.key)))
-                return rc;
-            return s_get_bytes (&f [4], 0, WC_MAX_VALUE, &msg->u.req.value);
-
-        case WC_MSG_DEL:
-            if (n < 4)
-                return WALCAST_EPROTO;
-            return s_get_bytes (&f [3], 1, WC_MAX_KEY, &msg->u.req.key);
-
-        case WC_MSG_GET:
-            //  min_seq, max_staleness_ms and wait_ms are each optional
-            //  (trailing): an absent one is 0.
-            if (n < 4)
-                return WALCAST_EPROTO;
-            if ((rc = s_get_bytes (&f [3], 1, WC_MAX_KEY, &msg->u.req.key)))
-                return rc;
-            if (n > 4 && (rc = s_get_uint (&f [4], &msg->u.req.min_seq)))
-                return rc;
-            if (n > 5
-            &&  (rc = s_get_uint32 (&f [5], &msg->u.req.max_staleness_ms)))
-                return rc;
-            if (n > 6 && (rc = s_get_uint32 (&f [6], &msg->u.req.wait_ms)))
-                return rc;
-            //  Clamp, not refuse: a long wait is a request, not an error.
-            if (msg->u.req.wait_ms > WC_MAX_WAIT_MS)
-                msg->u.req.wait_ms = WC_MAX_WAIT_MS;
-            return 0;
-
-        case WC_MSG_PING:
-        case WC_MSG_STATUS:
-        case WC_MSG_DIGEST:
-            return 0;
-
-        case WC_MSG_WRITE_OK:
-            if (n < 5)
-                return WALCAST_EPROTO;
-            if ((rc = s_get_uint (&f [3], &msg->u.write_ok.epoch)))
-                return rc;
-            return s_get_uint (&f [4], &msg->u.write_ok.seq);
-
-        case WC_MSG_VALUE:
-            if (n < 6)
-                return WALCAST_EPROTO;
-            if (f [3].type != MSGPACK_OBJECT_BOOLEAN)
-                return WALCAST_EPROTO;
-            msg->u.value.found = f [3].via.boolean;
-            if (msg->u.value.found)
-                rc = s_get_bytes (&f [4], 0, WC_MAX_VALUE, &msg->u.value.value);
-            else {
-                rc = s_get_bytes_or_nil (&f [4], WC_MAX_VALUE, &msg->u.value.value);
-                if (rc == 0 && msg->u.value.value.len > 0)
-                    rc = WALCAST_EPROTO;    // not found has no value
-            }
-            if (rc)
-                return rc;
-            return s_get_uint (&f [5], &msg->u.value.seq);
-
-        case WC_MSG_PONG:
-            if (n < 6)
-                return WALCAST_EPROTO;
-            if ((rc = s_get_uint (&f [3], &msg->u.pong.epoch))
-            ||  (rc = s_get_uint (&f [4], &msg->u.pong.seq))
-            ||  (rc = s_get_uint (&f [5], &msg->u.pong.clock_ms)))
-                return rc;
-            //  The identity (role, id, region, lag_ms) is optional, but
-            //  all or nothing: a PONG from an older node has none of it.
-            if (n == 6)
-                return 0;
-            if (n < 10)
-                return WALCAST_EPROTO;
-            if ((rc = s_get_role (&f [6], &msg->u.pong.role))
-            ||  (rc = s_get_bytes (&f [7], 1, WC_MAX_ID, &msg->u.pong.id))
-            ||  (rc = s_get_bytes (&f [8], 0, WC_MAX_ID, &msg->u.pong.region)))
-                return rc;
-            return s_get_uint (&f [9], &msg->u.pong.lag_ms);
-
-        case WC_MSG_STATUS_REPLY:
-            if (n < 11)
-                return WALCAST_EPROTO;
-            if ((rc = s_get_bytes (&f [3], 1, WC_MAX_ID, &msg->u.status.id))
-            ||  (rc = s_get_bytes (&f [4], 0, WC_MAX_ID, &msg->u.status.region))
-            ||  (rc = s_get_role (&f [5], &msg->u.status.role))
-            ||  (rc = s_get_uint (&f [6], &msg->u.status.epoch))
-            ||  (rc = s_get_uint (&f [7], &msg->u.status.applied_seq))
-            ||  (rc = s_get_bytes (&f [8], 0, WC_MAX_ADDR, &msg->u.status.primary))
-            ||  (rc = s_get_uint (&f [9], &msg->u.status.primary_seq)))
-                return rc;
-            return s_get_uint (&f [10], &msg->u.status.lag_ms);
-
-        case WC_MSG_DIGEST_REPLY:
-            if (n < 5)
-                return WALCAST_EPROTO;
-            if ((rc = s_get_uint (&f [3], &msg->u.digest.seq)))
-                return rc;
-            return s_get_uint (&f [4], &msg->u.digest.hash);
-
-        case WC_MSG_ERROR:
-            if (n < 6)
-                return WALCAST_EPROTO;
-            if ((rc = s_get_uint (&f [3], &v)))
-                return rc;
-            if (v > UINT32_MAX)
-                return WALCAST_EPROTO;
-            msg->u.error.code = (uint32_t) v;
-            if ((rc = s_get_bytes (&f [4], 0, WC_MAX_TEXT, &msg->u.error.text)))
-                return rc;
-            return s_get_bytes (&f [5], 0, WC_MAX_TEXT, &msg->u.error.detail);
-
-        case WC_MSG_ENTRY:
-            if (n < 3)
-                return WALCAST_EPROTO;
-            return wc_entry_from_object (&f [2], &msg->u.entry);
-
-        case WC_MSG_HEARTBEAT:
-            if (n < 5)
-                return WALCAST_EPROTO;
-            if ((rc = s_get_uint (&f [2], &msg->u.heartbeat.epoch))
-            ||  (rc = s_get_uint (&f [3], &msg->u.heartbeat.last_seq)))
-                return rc;
-            return s_get_uint (&f [4], &msg->u.heartbeat.clock_ms);
-
-        case WC_MSG_FETCH:
-            if (n < 5)
-                return WALCAST_EPROTO;
-            if ((rc = s_get_uint (&f [3], &msg->u.fetch.from_seq))
-            ||  (rc = s_get_uint (&f [4], &v)))
-                return rc;
-            //  Saturate: the server clamps to WC_MAX_FETCH_BYTES anyway.
-            msg->u.fetch.max_bytes = v > UINT32_MAX ? UINT32_MAX : (uint32_t) v;
-            return 0;
-
-        case WC_MSG_ENTRIES:
-            if (n < 5)
-                return WALCAST_EPROTO;
-            if ((rc = s_get_uint (&f [3], &msg->u.entries.last_seq)))
-                return rc;
-            if (f [4].type != MSGPACK_OBJECT_ARRAY)
-                return WALCAST_EPROTO;
-            if (f [4].via.array.size > WC_MAX_BATCH)
-                return WALCAST_ETOOBIG;
-            msg->u.entries.count = f [4].via.array.size;
-            msg->u.entries.items = f [4].via.array.ptr;
-            return 0;
-
-        case WC_MSG_REGISTER:
-        case WC_MSG_NODE_HEARTBEAT:
-            if (n < 4)
-                return WALCAST_EPROTO;
-            return wc_node_info_from_object (&f [3], &msg->u.node);
-
-        case WC_MSG_TOPOLOGY_GET:
-            return 0;
-
-        case WC_MSG_TOPOLOGY:
-            if (n < 5)
-                return WALCAST_EPROTO;
-            if ((rc = s_get_uint (&f [3], &msg->u.topology.version)))
-                return rc;
-            if (f [4].type != MSGPACK_OBJECT_ARRAY)
-                return WALCAST_EPROTO;
-            if (f [4].via.array.size > WC_MAX_NODES)
-                return WALCAST_ETOOBIG;
-            msg->u.topology.count = f [4].via.array.size;
-            msg->u.topology.items = f [4].via.array.ptr;
-            return 0;
-
-        default:
-            return WALCAST_EPROTO;
-    }
+    return 0;
 }
 
-//  Decode one whole message: shape, version, type, then the fields.
+//  Whether a length (of a byte string, or of a list) is within the
+//  field's limits: 0, WALCAST_EPROTO when shorter than its minimum,
+//  WALCAST_ETOOBIG when longer than its maximum.
+static int
+s_length_rc (const s_field_t *field, uint64_t len)
+{
+    if (len < field->min)
+        return WALCAST_EPROTO;
+    if (len > field->max)
+        return WALCAST_ETOOBIG;
+    return 0;
+}
+
+//  Pass 2 of checking, once every type is known to be right: the length
+//  of every byte string and list of the C struct at base, nested records
+//  included, in array order. Stops at the first failure.
+static inline int
+s_check_lengths (const s_field_t *fields, uint32_t count, const void *base)
+{
+#pragma GCC unroll 12
+    for (uint32_t i = 0; i < count; i++) {
+        const s_field_t *field = &fields [i];
+        const void *at = s_member_const (base, field);
+        int rc = 0;
+        if (field->kind == S_BIN || field->kind == S_STR || field->kind == S_BIN_IF)
+            rc = s_length_rc (field, ((const wc_bytes_t *) at)->len);
+        else
+        if (field->kind == S_LIST)
+            rc = s_length_rc (field, *(const uint32_t *) at);
+        else
+        if (field->kind == S_RECORD)
+            rc = s_check_lengths (field->record->fields,
+                                  field->record->nfields, at);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+//  How many of the message's fields an array of n elements after the rid
+//  holds: all required ones, and the optional ones as desc->opt allows.
+static int
+s_fields_present (const s_msg_desc_t *desc, uint32_t n, uint32_t *count)
+{
+    if (n < desc->nrequired)
+        return WALCAST_EPROTO;
+    if (n >= desc->nfields)
+        *count = desc->nfields;
+    else
+    if (desc->opt == S_OPT_EACH || n == desc->nrequired)
+        *count = n;
+    else
+        return WALCAST_EPROTO;          // part of an all-or-nothing group
+    return 0;
+}
+
+//  Decode one whole message: shape, version, type, rid, then the fields.
 int
 wc_msg_decode (const void *buf, size_t len, msgpack_unpacked *storage,
                wc_msg_t *msg)
@@ -569,19 +684,28 @@ wc_msg_decode (const void *buf, size_t len, msgpack_unpacked *storage,
         return WALCAST_EPROTO;
     const msgpack_object *f = top->via.array.ptr;
     uint32_t n = top->via.array.size;
-    uint64_t version = 0;
-    if ((rc = s_get_uint (&f [0], &version)))
-        return rc;
-    if (version != WC_PROTOCOL_VERSION)
+    if (f [0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return WALCAST_EPROTO;
+    if (f [0].via.u64 != WC_PROTOCOL_VERSION)
         return WALCAST_EVERSION;
-
-    uint64_t type = 0;
-    if (n < 2 || (rc = s_get_uint (&f [1], &type)))
+    if (n < 2 || f [1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
         return WALCAST_EPROTO;
-    if (s_type_name (type) == NULL)
+    const s_msg_desc_t *desc = s_desc (f [1].via.u64);
+    if (desc == NULL)
         return WALCAST_EPROTO;
-    msg->type = (int) type;
-    return s_decode_body (f, n, msg);
+    msg->type = (int) f [1].via.u64;
+    uint32_t first = 2;
+    if (desc->rid) {
+        if (n < 3 || f [2].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return WALCAST_EPROTO;
+        msg->rid = f [2].via.u64;
+        first = 3;
+    }
+    uint32_t count = 0;
+    if ((rc = s_fields_present (desc, n - first, &count))
+    ||  (rc = s_decode_fields (desc->fields, count, f + first, msg)))
+        return rc;
+    return s_check_lengths (desc->fields, count, msg);
 }
 
 int
@@ -595,45 +719,124 @@ wc_entry_decode (const void *buf, size_t len, msgpack_unpacked *storage,
     return wc_entry_from_object (&storage->data, entry);
 }
 
+int
+wc_entry_from_object (const msgpack_object *obj, wc_entry_t *entry)
+{
+    memset (entry, 0, sizeof *entry);
+    if (obj->type != MSGPACK_OBJECT_ARRAY
+    ||  obj->via.array.size < S_COUNT (s_entry_fields))
+        return WALCAST_EPROTO;
+    int rc = s_decode_fields (s_entry_fields, S_COUNT (s_entry_fields),
+                              obj->via.array.ptr, entry);
+    if (rc)
+        return rc;
+    return s_check_lengths (s_entry_fields, S_COUNT (s_entry_fields), entry);
+}
+
+int
+wc_node_info_from_object (const msgpack_object *obj, wc_node_info_t *info)
+{
+    memset (info, 0, sizeof *info);
+    if (obj->type != MSGPACK_OBJECT_ARRAY
+    ||  obj->via.array.size < S_COUNT (s_node_fields))
+        return WALCAST_EPROTO;
+    int rc = s_decode_fields (s_node_fields, S_COUNT (s_node_fields),
+                              obj->via.array.ptr, info);
+    if (rc)
+        return rc;
+    return s_check_lengths (s_node_fields, S_COUNT (s_node_fields), info);
+}
+
 
 //  ---------------------------------------------------------------------
 //  Encoding
 
-//  A byte string the caller gave us: min..max bytes, and a pointer
-//  whenever there are bytes.
-static bool
-s_bytes_ok (const wc_bytes_t *bytes, uint32_t min, uint32_t max)
+static int s_pack_fields (msgpack_packer *pk, const s_field_t *fields,
+                          uint32_t count, const void *base);
+
+//  A byte string field: min..max octets and a pointer whenever there are
+//  bytes; for S_BIN_IF, no bytes where the value is absent (sent as nil).
+static inline int
+s_pack_bytes (msgpack_packer *pk, const s_field_t *field, const void *base)
 {
-    return bytes->len >= min && bytes->len <= max
-        && (bytes->len == 0 || bytes->ptr != NULL);
+    const wc_bytes_t *bytes = (const wc_bytes_t *) s_member_const (base, field);
+    bool present = field->kind != S_BIN_IF || field->present (base);
+    if (s_length_rc (field, bytes->len)
+    ||  (bytes->len > 0 && (bytes->ptr == NULL || !present)))
+        return WALCAST_EINVAL;
+    bool ok;
+    if (!present)
+        ok = msgpack_pack_nil (pk) == 0;
+    else
+    if (field->kind == S_STR)
+        ok = msgpack_pack_str (pk, bytes->len) == 0
+          && (bytes->len == 0
+              || msgpack_pack_str_body (pk, bytes->ptr, bytes->len) == 0);
+    else
+        ok = msgpack_pack_bin (pk, bytes->len) == 0
+          && (bytes->len == 0
+              || msgpack_pack_bin_body (pk, bytes->ptr, bytes->len) == 0);
+    return ok ? 0 : WALCAST_ENOMEM;
 }
 
-static bool
-s_entry_ok (const wc_entry_t *entry)
+//  One field: check it against the description (WALCAST_EINVAL), then
+//  pack it in the shortest form its kind allows (WALCAST_ENOMEM when the
+//  buffer cannot grow).
+static inline int
+s_pack_field (msgpack_packer *pk, const s_field_t *field, const void *base)
 {
-    return entry->seq >= 1 && entry->epoch >= 1
-        && (entry->op == WC_OP_PUT
-            || (entry->op == WC_OP_DEL && entry->value.len == 0))
-        && s_bytes_ok (&entry->key, 1, WC_MAX_KEY)
-        && s_bytes_ok (&entry->value, 0, WC_MAX_VALUE);
+    const void *at = s_member_const (base, field);
+    bool ok = false;
+    switch (field->kind) {
+        case S_U64:
+            if (!s_uint_ok (field, *(const uint64_t *) at))
+                return WALCAST_EINVAL;
+            ok = msgpack_pack_uint64 (pk, *(const uint64_t *) at) == 0;
+            break;
+        case S_U32:
+        case S_U32_SAT:
+            ok = msgpack_pack_uint32 (pk, *(const uint32_t *) at) == 0;
+            break;
+        case S_U8:
+            if (!s_uint_ok (field, *(const uint8_t *) at))
+                return WALCAST_EINVAL;
+            ok = msgpack_pack_uint8 (pk, *(const uint8_t *) at) == 0;
+            break;
+        case S_BOOL:
+            ok = (*(const bool *) at ? msgpack_pack_true (pk)
+                                     : msgpack_pack_false (pk)) == 0;
+            break;
+        case S_BIN:
+        case S_STR:
+        case S_BIN_IF:
+            return s_pack_bytes (pk, field, base);
+        case S_RECORD:
+            if (msgpack_pack_array (pk, field->record->nfields) != 0)
+                return WALCAST_ENOMEM;
+            return s_pack_fields (pk, field->record->fields,
+                                  field->record->nfields, at);
+        case S_LIST:        //  only the header; the caller appends the items
+            if (s_length_rc (field, *(const uint32_t *) at))
+                return WALCAST_EINVAL;
+            ok = msgpack_pack_array (pk, *(const uint32_t *) at) == 0;
+            break;
+    }
+    return ok ? 0 : WALCAST_ENOMEM;
 }
 
-static bool
-s_pack_bin (msgpack_packer *pk, const wc_bytes_t *bytes)
+static int
+s_pack_fields (msgpack_packer *pk, const s_field_t *fields, uint32_t count,
+               const void *base)
 {
-    return msgpack_pack_bin (pk, bytes->len) == 0
-        && (bytes->len == 0
-            || msgpack_pack_bin_body (pk, bytes->ptr, bytes->len) == 0);
+    for (uint32_t i = 0; i < count; i++) {
+        int rc = s_pack_field (pk, &fields [i], base);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
-static bool
-s_pack_str (msgpack_packer *pk, const void *ptr, size_t len)
-{
-    return msgpack_pack_str (pk, len) == 0
-        && (len == 0 || msgpack_pack_str_body (pk, ptr, len) == 0);
-}
-
-//  [version, type, and the first of n - 2 fields follow]
+//  [version, type, and the first of n - 2 elements follow]
 static bool
 s_pack_head (msgpack_packer *pk, uint32_t n, int type)
 {
@@ -642,241 +845,88 @@ s_pack_head (msgpack_packer *pk, uint32_t n, int type)
         && msgpack_pack_uint8 (pk, (uint8_t) type) == 0;
 }
 
-static bool
-s_node_info_ok (const wc_node_info_t *info)
-{
-    return s_bytes_ok (&info->id, 1, WC_MAX_ID)
-        && s_bytes_ok (&info->region, 0, WC_MAX_ID)
-        && (info->role == WC_ROLE_PRIMARY || info->role == WC_ROLE_REPLICA)
-        && s_bytes_ok (&info->addr, 1, WC_MAX_ADDR)
-        && s_bytes_ok (&info->primary, 0, WC_MAX_ADDR);
-}
-
-//  [id, region, role, epoch, applied_seq, addr, primary, lag, lag_ms, up,
-//   silent_ms]
-static bool
-s_pack_node_info (msgpack_packer *pk, const wc_node_info_t *info)
-{
-    return msgpack_pack_array (pk, 11) == 0
-        && s_pack_str (pk, info->id.ptr, info->id.len)
-        && s_pack_str (pk, info->region.ptr, info->region.len)
-        && msgpack_pack_uint8 (pk, info->role) == 0
-        && msgpack_pack_uint64 (pk, info->epoch) == 0
-        && msgpack_pack_uint64 (pk, info->applied_seq) == 0
-        && s_pack_str (pk, info->addr.ptr, info->addr.len)
-        && s_pack_str (pk, info->primary.ptr, info->primary.len)
-        && msgpack_pack_uint64 (pk, info->lag) == 0
-        && msgpack_pack_uint64 (pk, info->lag_ms) == 0
-        && (info->up ? msgpack_pack_true (pk) : msgpack_pack_false (pk)) == 0
-        && msgpack_pack_uint64 (pk, info->silent_ms) == 0;
-}
-
-//  [seq, epoch, ts_ms, op, key, value|nil]
-static bool
-s_pack_entry (msgpack_packer *pk, const wc_entry_t *entry)
-{
-    return msgpack_pack_array (pk, 6) == 0
-        && msgpack_pack_uint64 (pk, entry->seq) == 0
-        && msgpack_pack_uint64 (pk, entry->epoch) == 0
-        && msgpack_pack_uint64 (pk, entry->ts_ms) == 0
-        && msgpack_pack_uint8 (pk, entry->op) == 0
-        && s_pack_bin (pk, &entry->key)
-        && (entry->op == WC_OP_DEL
-            ? msgpack_pack_nil (pk) == 0
-            : s_pack_bin (pk, &entry->value));
-}
-
-//  Close an append: on failure cut out back to its size before the append.
+//  Close an append: on failure cut out back to its size before the append,
+//  so a failed append leaves no half message.
 static int
-s_finish (bool ok, msgpack_sbuffer *out, size_t start)
+s_finish (int rc, msgpack_sbuffer *out, size_t start)
 {
-    if (ok)
-        return 0;
-    if (out->size > start)
+    if (rc && out->size > start)
         out->size = start;
-    return WALCAST_ENOMEM;
+    return rc;
 }
 
-//  Check the fields against the limits, then pack the message.
+//  How many of the message's fields go out: the optional ones only when
+//  they carry something (so a message without them is byte for byte what
+//  older peers send).
+static uint32_t
+s_fields_sent (const s_msg_desc_t *desc, const wc_msg_t *msg)
+{
+    const s_field_t *optional = desc->fields + desc->nrequired;
+    uint32_t noptional = desc->nfields - desc->nrequired;
+    if (desc->opt == S_OPT_GROUP)
+        noptional = s_uint_of (msg, &optional [0]) ? noptional : 0;
+    else
+    if (desc->opt == S_OPT_EACH) {
+        bool any = false;
+        for (uint32_t i = 0; i < noptional; i++)
+            any = any || s_uint_of (msg, &optional [i]) != 0;
+        noptional = any ? noptional : 0;
+    }
+    return desc->nrequired + noptional;
+}
+
+//  Check msg against its description while appending it.
+static int
+s_encode (const s_msg_desc_t *desc, const wc_msg_t *msg, msgpack_sbuffer *out)
+{
+    uint32_t count = s_fields_sent (desc, msg);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
+    size_t start = out->size;
+    int rc = WALCAST_ENOMEM;
+    if (s_pack_head (&pk, 2 + (desc->rid ? 1 : 0) + count, msg->type)
+    &&  (!desc->rid || msgpack_pack_uint64 (&pk, msg->rid) == 0))
+        rc = s_pack_fields (&pk, desc->fields, count, msg);
+    return s_finish (rc, out, start);
+}
+
 int
 wc_msg_encode (const wc_msg_t *msg, msgpack_sbuffer *out)
+{
+    const s_msg_desc_t *desc = msg->type < 0 ? NULL : s_desc ((uint64_t) msg->type);
+    if (desc == NULL)
+        return WALCAST_EINVAL;
+    //  ENTRIES and TOPOLOGY end in a list, whose items the caller appends:
+    //  they have their own encoders.
+    if (desc->nfields > 0 && desc->fields [desc->nfields - 1].kind == S_LIST)
+        return WALCAST_EINVAL;
+    return s_encode (desc, msg, out);
+}
+
+//  A bare entry or node_info array.
+static inline int
+s_encode_record (const s_record_t *record, const void *base,
+                 msgpack_sbuffer *out)
 {
     msgpack_packer pk;
     msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
     size_t start = out->size;
-    bool ok = false;
-
-    switch (msg->type) {
-        case WC_MSG_PUT:
-            if (!s_bytes_ok (&msg->u.req.key, 1, WC_MAX_KEY)
-            ||  !s_bytes_ok (&msg->u.req.value, 0, WC_MAX_VALUE))
-                return WALCAST_EINVAL;
-            ok = s_pack_head (&pk, 5, msg->type)
-              && msgpack_pack_uint64 (&pk, msg->rid) == 0
-              && s_pack_bin (&pk, &msg->u.req.key)
-              && s_pack_bin (&pk, &msg->u.req.value);
-            break;
-
-        case WC_MSG_DEL:
-            if (!s_bytes_ok (&msg->u.req.key, 1, WC_MAX_KEY))
-                return WALCAST_EINVAL;
-            ok = s_pack_head (&pk, 4, msg->type)
-              && msgpack_pack_uint64 (&pk, msg->rid) == 0
-              && s_pack_bin (&pk, &msg->u.req.key);
-            break;
-
-        case WC_MSG_GET: {
-            //  The consistency fields go out only when one is set, so a
-            //  plain GET stays the 4-element form older nodes read.
-            if (!s_bytes_ok (&msg->u.req.key, 1, WC_MAX_KEY))
-                return WALCAST_EINVAL;
-            bool extended = msg->u.req.min_seq != 0
-                         || msg->u.req.max_staleness_ms != 0
-                         || msg->u.req.wait_ms != 0;
-            ok = s_pack_head (&pk, extended ? 7 : 4, msg->type)
-              && msgpack_pack_uint64 (&pk, msg->rid) == 0
-              && s_pack_bin (&pk, &msg->u.req.key)
-              && (!extended
-                  || (msgpack_pack_uint64 (&pk, msg->u.req.min_seq) == 0
-                      && msgpack_pack_uint32 (&pk, msg->u.req.max_staleness_ms) == 0
-                      && msgpack_pack_uint32 (&pk, msg->u.req.wait_ms) == 0));
-            break;
-        }
-
-        case WC_MSG_PING:
-        case WC_MSG_STATUS:
-        case WC_MSG_DIGEST:
-        case WC_MSG_TOPOLOGY_GET:
-            ok = s_pack_head (&pk, 3, msg->type)
-              && msgpack_pack_uint64 (&pk, msg->rid) == 0;
-            break;
-
-        case WC_MSG_WRITE_OK:
-            ok = s_pack_head (&pk, 5, msg->type)
-              && msgpack_pack_uint64 (&pk, msg->rid) == 0
-              && msgpack_pack_uint64 (&pk, msg->u.write_ok.epoch) == 0
-              && msgpack_pack_uint64 (&pk, msg->u.write_ok.seq) == 0;
-            break;
-
-        case WC_MSG_VALUE:
-            if (!s_bytes_ok (&msg->u.value.value, 0, WC_MAX_VALUE))
-                return WALCAST_EINVAL;
-            ok = s_pack_head (&pk, 6, msg->type)
-              && msgpack_pack_uint64 (&pk, msg->rid) == 0
-              && (msg->u.value.found
-                  ? msgpack_pack_true (&pk) == 0
-                    && s_pack_bin (&pk, &msg->u.value.value)
-                  : msgpack_pack_false (&pk) == 0
-                    && msgpack_pack_nil (&pk) == 0)
-              && msgpack_pack_uint64 (&pk, msg->u.value.seq) == 0;
-            break;
-
-        case WC_MSG_PONG:
-            //  role 0: no identity, the 6-element form.
-            if (msg->u.pong.role != 0
-            &&  ((msg->u.pong.role != WC_ROLE_PRIMARY
-                  && msg->u.pong.role != WC_ROLE_REPLICA)
-                 || !s_bytes_ok (&msg->u.pong.id, 1, WC_MAX_ID)
-                 || !s_bytes_ok (&msg->u.pong.region, 0, WC_MAX_ID)))
-                return WALCAST_EINVAL;
-            ok = s_pack_head (&pk, msg->u.pong.role ? 10 : 6, msg->type)
-              && msgpack_pack_uint64 (&pk, msg->rid) == 0
-              && msgpack_pack_uint64 (&pk, msg->u.pong.epoch) == 0
-              && msgpack_pack_uint64 (&pk, msg->u.pong.seq) == 0
-              && msgpack_pack_uint64 (&pk, msg->u.pong.clock_ms) == 0
-              && (msg->u.pong.role == 0
-                  || (msgpack_pack_uint8 (&pk, msg->u.pong.role) == 0
-                      && s_pack_str (&pk, msg->u.pong.id.ptr, msg->u.pong.id.len)
-                      && s_pack_str (&pk, msg->u.pong.region.ptr,
-                                     msg->u.pong.region.len)
-                      && msgpack_pack_uint64 (&pk, msg->u.pong.lag_ms) == 0));
-            break;
-
-        case WC_MSG_STATUS_REPLY:
-            if (!s_bytes_ok (&msg->u.status.id, 1, WC_MAX_ID)
-            ||  !s_bytes_ok (&msg->u.status.region, 0, WC_MAX_ID)
-            ||  !s_bytes_ok (&msg->u.status.primary, 0, WC_MAX_ADDR)
-            ||  (msg->u.status.role != WC_ROLE_PRIMARY
-                 && msg->u.status.role != WC_ROLE_REPLICA))
-                return WALCAST_EINVAL;
-            ok = s_pack_head (&pk, 11, msg->type)
-              && msgpack_pack_uint64 (&pk, msg->rid) == 0
-              && s_pack_str (&pk, msg->u.status.id.ptr, msg->u.status.id.len)
-              && s_pack_str (&pk, msg->u.status.region.ptr,
-                             msg->u.status.region.len)
-              && msgpack_pack_uint8 (&pk, msg->u.status.role) == 0
-              && msgpack_pack_uint64 (&pk, msg->u.status.epoch) == 0
-              && msgpack_pack_uint64 (&pk, msg->u.status.applied_seq) == 0
-              && s_pack_str (&pk, msg->u.status.primary.ptr,
-                             msg->u.status.primary.len)
-              && msgpack_pack_uint64 (&pk, msg->u.status.primary_seq) == 0
-              && msgpack_pack_uint64 (&pk, msg->u.status.lag_ms) == 0;
-            break;
-
-        case WC_MSG_DIGEST_REPLY:
-            ok = s_pack_head (&pk, 5, msg->type)
-              && msgpack_pack_uint64 (&pk, msg->rid) == 0
-              && msgpack_pack_uint64 (&pk, msg->u.digest.seq) == 0
-              && msgpack_pack_uint64 (&pk, msg->u.digest.hash) == 0;
-            break;
-
-        case WC_MSG_ERROR:
-            if (!s_bytes_ok (&msg->u.error.text, 0, WC_MAX_TEXT)
-            ||  !s_bytes_ok (&msg->u.error.detail, 0, WC_MAX_TEXT))
-                return WALCAST_EINVAL;
-            ok = s_pack_head (&pk, 6, msg->type)
-              && msgpack_pack_uint64 (&pk, msg->rid) == 0
-              && msgpack_pack_uint32 (&pk, msg->u.error.code) == 0
-              && s_pack_str (&pk, msg->u.error.text.ptr, msg->u.error.text.len)
-              && s_pack_str (&pk, msg->u.error.detail.ptr,
-                             msg->u.error.detail.len);
-            break;
-
-        case WC_MSG_ENTRY:
-            if (!s_entry_ok (&msg->u.entry))
-                return WALCAST_EINVAL;
-            ok = s_pack_head (&pk, 3, msg->type)
-              && s_pack_entry (&pk, &msg->u.entry);
-            break;
-
-        case WC_MSG_HEARTBEAT:
-            ok = s_pack_head (&pk, 5, msg->type)
-              && msgpack_pack_uint64 (&pk, msg->u.heartbeat.epoch) == 0
-              && msgpack_pack_uint64 (&pk, msg->u.heartbeat.last_seq) == 0
-              && msgpack_pack_uint64 (&pk, msg->u.heartbeat.clock_ms) == 0;
-            break;
-
-        case WC_MSG_FETCH:
-            ok = s_pack_head (&pk, 5, msg->type)
-              && msgpack_pack_uint64 (&pk, msg->rid) == 0
-              && msgpack_pack_uint64 (&pk, msg->u.fetch.from_seq) == 0
-              && msgpack_pack_uint32 (&pk, msg->u.fetch.max_bytes) == 0;
-            break;
-
-        case WC_MSG_REGISTER:
-        case WC_MSG_NODE_HEARTBEAT:
-            if (!s_node_info_ok (&msg->u.node))
-                return WALCAST_EINVAL;
-            ok = s_pack_head (&pk, 4, msg->type)
-              && msgpack_pack_uint64 (&pk, msg->rid) == 0
-              && s_pack_node_info (&pk, &msg->u.node);
-            break;
-
-        default:        // ENTRIES and TOPOLOGY have their own encoders;
-            return WALCAST_EINVAL;      // the rest are unknown
-    }
-    return s_finish (ok, out, start);
+    int rc = WALCAST_ENOMEM;
+    if (msgpack_pack_array (&pk, record->nfields) == 0)
+        rc = s_pack_fields (&pk, record->fields, record->nfields, base);
+    return s_finish (rc, out, start);
 }
 
 int
 wc_entry_encode (const wc_entry_t *entry, msgpack_sbuffer *out)
 {
-    if (!s_entry_ok (entry))
-        return WALCAST_EINVAL;
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
-    size_t start = out->size;
-    return s_finish (s_pack_entry (&pk, entry), out, start);
+    return s_encode_record (&s_entry_record, entry, out);
+}
+
+int
+wc_node_info_encode (const wc_node_info_t *info, msgpack_sbuffer *out)
+{
+    return s_encode_record (&s_node_record, info, out);
 }
 
 //  The entry bytes are a WAL payload the node wrote itself; they are
@@ -892,50 +942,27 @@ wc_entry_msg_encode_raw (const void *entry_bytes, size_t len,
     size_t start = out->size;
     bool ok = s_pack_head (&pk, 3, WC_MSG_ENTRY)
            && msgpack_sbuffer_write (out, (const char *) entry_bytes, len) == 0;
-    return s_finish (ok, out, start);
+    return s_finish (ok ? 0 : WALCAST_ENOMEM, out, start);
 }
 
 int
 wc_entries_encode_header (uint64_t rid, uint64_t last_seq, uint32_t count,
                           msgpack_sbuffer *out)
 {
-    if (count > WC_MAX_BATCH)
-        return WALCAST_EINVAL;
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
-    size_t start = out->size;
-    bool ok = s_pack_head (&pk, 5, WC_MSG_ENTRIES)
-           && msgpack_pack_uint64 (&pk, rid) == 0
-           && msgpack_pack_uint64 (&pk, last_seq) == 0
-           && msgpack_pack_array (&pk, count) == 0;
-    return s_finish (ok, out, start);
+    wc_msg_t msg = { .type = WC_MSG_ENTRIES, .rid = rid };
+    msg.u.entries.last_seq = last_seq;
+    msg.u.entries.count = count;
+    return s_encode (&s_descs [WC_MSG_ENTRIES], &msg, out);
 }
 
 int
 wc_topology_encode_header (uint64_t rid, uint64_t version, uint32_t count,
                            msgpack_sbuffer *out)
 {
-    if (count > WC_MAX_NODES)
-        return WALCAST_EINVAL;
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
-    size_t start = out->size;
-    bool ok = s_pack_head (&pk, 5, WC_MSG_TOPOLOGY)
-           && msgpack_pack_uint64 (&pk, rid) == 0
-           && msgpack_pack_uint64 (&pk, version) == 0
-           && msgpack_pack_array (&pk, count) == 0;
-    return s_finish (ok, out, start);
-}
-
-int
-wc_node_info_encode (const wc_node_info_t *info, msgpack_sbuffer *out)
-{
-    if (!s_node_info_ok (info))
-        return WALCAST_EINVAL;
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
-    size_t start = out->size;
-    return s_finish (s_pack_node_info (&pk, info), out, start);
+    wc_msg_t msg = { .type = WC_MSG_TOPOLOGY, .rid = rid };
+    msg.u.topology.version = version;
+    msg.u.topology.count = count;
+    return s_encode (&s_descs [WC_MSG_TOPOLOGY], &msg, out);
 }
 
 //  Length of s cut to at most max bytes, never in the middle of a UTF-8

@@ -16,9 +16,12 @@
 
     Decoders never assert on input: they check every type, size and limit
     (protocol/wc_limits.h), treat truncated input and trailing bytes as
-    malformed, and return a WALCAST_E* code. Arrays longer than a message
-    needs are accepted and the extra elements ignored (forward
-    compatibility), shorter ones are malformed.
+    malformed, and return a WALCAST_E* code, checking the types of every
+    field before any length, as PROTOCOL.md ("Validation") orders it.
+    Arrays longer than a message needs are accepted and the extra
+    elements ignored (forward compatibility), shorter ones are malformed.
+    Each message's fields are described once, in a table in codec.c that
+    both the encoder and the decoder follow.
 */
 #ifndef WC_CODEC_H_INCLUDED
 #define WC_CODEC_H_INCLUDED
@@ -183,8 +186,10 @@ int wc_msg_encode (const wc_msg_t *msg, msgpack_sbuffer *out);
 
 /*  Decode one whole message from buf. storage must be initialised by the
     caller (msgpack_unpacked_init) and destroyed after msg is no longer
-    used. Returns 0, WALCAST_EPROTO (malformed, truncated, trailing bytes,
-    wrong types, unknown type), WALCAST_EVERSION or WALCAST_ETOOBIG. */
+    used; the next decode into the same storage reuses its memory, so it
+    ends the life of the previous message. Returns 0, WALCAST_EPROTO
+    (malformed, truncated, trailing bytes, wrong types, unknown type),
+    WALCAST_EVERSION, WALCAST_ETOOBIG or WALCAST_ENOMEM. */
 int wc_msg_decode (const void *buf, size_t len, msgpack_unpacked *storage,
                    wc_msg_t *msg);
 

@@ -1,2 +1,6 @@
 # protocol/: the codec of every message and WAL entry.
 wc_add_test(test_codec 60 SOURCES test_codec.c LIBS wc_protocol)
+# The rules of docs/PROTOCOL.md that an outside client tripped on, checked
+# against real nodes on the wire (FETCH budget, digest text, lag_ms, the
+# staleness floor, ROUTER frames).
+wc_add_cluster_test(test_protocol_wire 180 test_protocol_wire.c)

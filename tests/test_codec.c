@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -717,6 +718,473 @@ test_entry_raw_matches_encoded (void **state)
     msgpack_sbuffer_destroy (&full);
 }
 
+//  ---------------------------------------------------------------------
+//  Golden bytes: the exact encoding of every message. The wire is a
+//  product surface (an independent client is written from PROTOCOL.md),
+//  so any change of even one byte must be deliberate: these strings are
+//  what the encoder produced when they were written, and the examples of
+//  PROTOCOL.md are checked the same way.
+
+//  True when buf holds exactly the bytes of hex: pairs of hex digits,
+//  spaces ignored, and text in double quotes for its own bytes (as the
+//  examples of PROTOCOL.md write strings). On a mismatch, print what was produced, so a
+//  deliberate wire change can update the string.
+static bool
+s_golden_ok (const char *what, const void *buf, size_t len, const char *hex)
+{
+    const uint8_t *bytes = (const uint8_t *) buf;
+    size_t n = 0;
+    bool same = true;
+    bool quoted = false;
+    for (const char *p = hex; *p; ) {
+        unsigned int byte = 0;
+        if (*p == '"') {
+            quoted = !quoted;
+            p++;
+            continue;
+        }
+        if (quoted)
+            byte = (uint8_t) *p++;
+        else
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+        else {
+            assert_int_equal (sscanf (p, "%2x", &byte), 1);
+            p += 2;
+        }
+        if (n >= len || bytes [n] != byte)
+            same = false;
+        n++;
+    }
+    if (same && n == len)
+        return true;
+    print_message ("%s: got\n    \"", what);
+    for (size_t i = 0; i < len; i++)
+        print_message ("%02x%s", bytes [i], i + 1 < len ? " " : "\"\n");
+    return false;
+}
+
+//  Sample i of s_sample, as s_encode_sample encodes it.
+static const char *s_golden_samples [S_NSAMPLES] = {
+    /* sample 0 (PUT) */
+    "95 01 01 cf 01 23 45 67 89 ab cd ef c4 06 75 73 65 72 3a 31 c4 21 "
+    "61 20 76 61 6c 75 65 20 77 69 74 68 20 00 20 61 20 7a 65 72 6f 20 "
+    "62 79 74 65 20 69 6e 20 69 74 00",
+    /* sample 1 (DEL) */
+    "94 01 02 cf 01 23 45 67 89 ab cd f0 c4 01 6b",
+    /* sample 2 (GET) */
+    "94 01 03 cf 01 23 45 67 89 ab cd f1 c4 01 6b",
+    /* sample 3 (PING) */
+    "93 01 04 cf 01 23 45 67 89 ab cd f2",
+    /* sample 4 (STATUS) */
+    "93 01 05 cf 01 23 45 67 89 ab cd f3",
+    /* sample 5 (DIGEST) */
+    "93 01 06 cf 01 23 45 67 89 ab cd f4",
+    /* sample 6 (WRITE_OK) */
+    "95 01 10 cf 01 23 45 67 89 ab cd f5 02 cf ff ff ff ff ff ff ff ff",
+    /* sample 7 (VALUE) */
+    "96 01 11 cf 01 23 45 67 89 ab cd f6 c3 c4 05 41 6c 69 63 65 63",
+    /* sample 8 (VALUE) */
+    "96 01 11 cf 01 23 45 67 89 ab cd f7 c3 c4 00 01",
+    /* sample 9 (PONG) */
+    "96 01 12 cf 01 23 45 67 89 ab cd f8 07 ce 00 10 00 00 cf 00 00 01 "
+    "9a ce 6f 6c 7b",
+    /* sample 10 (STATUS_REPLY) */
+    "9b 01 13 cf 01 23 45 67 89 ab cd f9 a3 65 75 31 a7 65 75 2d 77 65 "
+    "73 74 02 04 cd 03 e8 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 31 30 30 "
+    "cd 03 f2 0c",
+    /* sample 11 (DIGEST_REPLY) */
+    "95 01 14 cf 01 23 45 67 89 ab cd fa 37 cf de ad be ef ca fe ba be",
+    /* sample 12 (ERROR) */
+    "96 01 1f cf 01 23 45 67 89 ab cd fb 06 b7 6e 6f 64 65 20 69 73 20 "
+    "6e 6f 74 20 74 68 65 20 70 72 69 6d 61 72 79 ae 31 32 37 2e 30 2e "
+    "30 2e 31 3a 37 31 30 30",
+    /* sample 13 (ENTRY) */
+    "93 01 20 96 cf 00 00 00 1c be 99 1a 14 03 cf 00 00 01 9a ce 6f 6c "
+    "7b 01 c4 06 75 73 65 72 3a 31 c4 21 61 20 76 61 6c 75 65 20 77 69 "
+    "74 68 20 00 20 61 20 7a 65 72 6f 20 62 79 74 65 20 69 6e 20 69 74 "
+    "00",
+    /* sample 14 (ENTRY) */
+    "93 01 20 96 cf 00 00 00 1c be 99 1a 14 03 cf 00 00 01 9a ce 6f 6c "
+    "7b 02 c4 06 75 73 65 72 3a 31 c0",
+    /* sample 15 (HEARTBEAT) */
+    "95 01 21 03 00 cf 00 00 01 9a ce 6f 6c 7b",
+    /* sample 16 (FETCH) */
+    "95 01 30 cf 01 23 45 67 89 ab cd ff 11 ce 00 40 00 00",
+    /* sample 17 (ENTRIES) */
+    "95 01 31 cf 01 23 45 67 89 ab ce 00 2a 92 96 cf 00 00 00 1c be 99 "
+    "1a 14 03 cf 00 00 01 9a ce 6f 6c 7b 01 c4 06 75 73 65 72 3a 31 c4 "
+    "21 61 20 76 61 6c 75 65 20 77 69 74 68 20 00 20 61 20 7a 65 72 6f "
+    "20 62 79 74 65 20 69 6e 20 69 74 00 96 cf 00 00 00 1c be 99 1a 15 "
+    "03 cf 00 00 01 9a ce 6f 6c 7b 02 c4 06 75 73 65 72 3a 31 c0",
+    /* sample 18 (GET) */
+    "97 01 03 cf 01 23 45 67 89 ab ce 01 c4 01 6b cd 03 e8 cc fa cc c8",
+    /* sample 19 (PONG) */
+    "9a 01 12 cf 01 23 45 67 89 ab ce 02 07 ce 00 10 00 00 cf 00 00 01 "
+    "9a ce 6f 6c 7b 02 a3 65 75 31 a7 65 75 2d 77 65 73 74 23",
+    /* sample 20 (REGISTER) */
+    "94 01 40 cf 01 23 45 67 89 ab ce 03 9b a3 75 73 31 a7 75 73 2d 65 "
+    "61 73 74 01 04 cd 03 f2 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 31 30 "
+    "30 a0 00 00 c3 00",
+    /* sample 21 (NODE_HEARTBEAT) */
+    "94 01 41 cf 01 23 45 67 89 ab ce 04 9b a3 65 75 31 a7 65 75 2d 77 "
+    "65 73 74 02 04 cd 03 e8 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 32 30 "
+    "30 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 31 30 30 0a 23 c3 00",
+    /* sample 22 (TOPOLOGY_GET) */
+    "93 01 42 cf 01 23 45 67 89 ab ce 05",
+    /* sample 23 (TOPOLOGY) */
+    "95 01 43 cf 01 23 45 67 89 ab ce 06 4d 92 9b a3 75 73 31 a7 75 73 "
+    "2d 65 61 73 74 01 04 cd 03 f2 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 "
+    "31 30 30 a0 00 00 c3 78 9b a3 65 75 31 a7 65 75 2d 77 65 73 74 02 "
+    "04 cd 03 e8 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 32 30 30 ae 31 32 "
+    "37 2e 30 2e 30 2e 31 3a 37 31 30 30 0a 23 c2 cf ff ff ff ff ff ff "
+    "ff ff"
+};
+
+//  Every sample, byte for byte.
+static void
+test_golden_samples (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    bool ok = true;
+    for (int i = 0; i < S_NSAMPLES; i++) {
+        char what [64];
+        snprintf (what, sizeof what, "sample %d (%s)", i,
+                  wc_msg_type_name (s_sample (i).type));
+        s_encode_sample (i, &sb);
+        ok &= s_golden_ok (what, sb.data, sb.size, s_golden_samples [i]);
+    }
+    msgpack_sbuffer_destroy (&sb);
+    if (!ok)
+        fail_msg ("the encoding changed");
+}
+
+//  The forms the samples do not show: optional fields set one at a time,
+//  not found, a primary's PONG, the helpers' outputs.
+static void
+test_golden_variants (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    bool ok = true;
+    wc_msg_t m;
+
+    m = s_sample (S_GET_SHORT);
+    m.u.req.min_seq = 5;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("GET, min_seq only", sb.data, sb.size,
+                       "97 01 03 cf 01 23 45 67 89 ab cd f1 c4 01 6b 05 "
+                       "00 00");
+    m = s_sample (S_GET_SHORT);
+    m.u.req.wait_ms = WC_MAX_WAIT_MS;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("GET, wait_ms only", sb.data, sb.size,
+                       "97 01 03 cf 01 23 45 67 89 ab cd f1 c4 01 6b 00 "
+                       "00 cd ea 60");
+
+    memset (&m, 0, sizeof m);
+    m.type = WC_MSG_VALUE;
+    m.rid = 9;
+    m.u.value.seq = 4;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("VALUE, not found", sb.data, sb.size,
+                       "96 01 11 09 c2 c0 04");
+
+    m = s_sample (S_PONG_LONG);
+    m.u.pong.role = WC_ROLE_PRIMARY;
+    m.u.pong.region.len = 0;
+    m.u.pong.lag_ms = 0;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("PONG, primary", sb.data, sb.size,
+                       "9a 01 12 cf 01 23 45 67 89 ab ce 02 07 ce 00 10 "
+                       "00 00 cf 00 00 01 9a ce 6f 6c 7b 01 a3 65 75 31 "
+                       "a0 00");
+
+    m = s_sample (10);
+    m.u.status.role = WC_ROLE_PRIMARY;
+    m.u.status.primary.len = 0;
+    m.u.status.lag_ms = 0;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("STATUS_REPLY, primary", sb.data, sb.size,
+                       "9b 01 13 cf 01 23 45 67 89 ab cd f9 a3 65 75 31 "
+                       "a7 65 75 2d 77 65 73 74 01 04 cd 03 e8 a0 cd 03 "
+                       "f2 00");
+
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_error_encode (0, WALCAST_EPROTO, NULL, NULL, &sb), 0);
+    ok &= s_golden_ok ("wc_error_encode", sb.data, sb.size,
+                       "96 01 1f 00 02 bf 6d 61 6c 66 6f 72 6d 65 64 20 "
+                       "6f 72 20 75 6e 65 78 70 65 63 74 65 64 20 6d 65 "
+                       "73 73 61 67 65 a0");
+
+    for (uint8_t op = WC_OP_PUT; op <= WC_OP_DEL; op++) {
+        wc_entry_t e = s_sample_entry (op);
+        msgpack_sbuffer_clear (&sb);
+        assert_int_equal (wc_entry_encode (&e, &sb), 0);
+        ok &= s_golden_ok (op == WC_OP_PUT ? "entry, PUT" : "entry, DEL",
+                           sb.data, sb.size, op == WC_OP_PUT
+                           ? "96 cf 00 00 00 1c be 99 1a 14 03 cf 00 00 01 9a "
+                             "ce 6f 6c 7b 01 c4 06 75 73 65 72 3a 31 c4 21 61 "
+                             "20 76 61 6c 75 65 20 77 69 74 68 20 00 20 61 20 "
+                             "7a 65 72 6f 20 62 79 74 65 20 69 6e 20 69 74 00"
+                           : "96 cf 00 00 00 1c be 99 1a 14 03 cf 00 00 01 9a "
+                             "ce 6f 6c 7b 02 c4 06 75 73 65 72 3a 31 c0");
+    }
+    wc_node_info_t n = s_sample_node (1);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_node_info_encode (&n, &sb), 0);
+    ok &= s_golden_ok ("node_info", sb.data, sb.size,
+                       "9b a3 65 75 31 a7 65 75 2d 77 65 73 74 02 04 cd "
+                       "03 e8 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 32 30 "
+                       "30 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 31 30 30 "
+                       "0a 23 c2 cf ff ff ff ff ff ff ff ff");
+
+    msgpack_sbuffer_destroy (&sb);
+    if (!ok)
+        fail_msg ("the encoding changed");
+}
+
+//  Integers take the shortest form; strings and binaries take the
+//  length forms of the MessagePack spec (bin always as bin 8/16/32).
+static void
+test_golden_length_forms (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    char *fill = malloc (WC_MAX_VALUE);
+    assert_non_null (fill);
+    memset (fill, 'x', WC_MAX_VALUE);
+    bool ok = true;
+    char what [64];
+
+    //  WRITE_OK [1, 16, 1, 2, seq] is "95 01 10 01 02" and the seq
+    struct { uint64_t v; const char *hex; } ints [] = {
+        { 0, "00" },
+        { 127, "7f" },
+        { 128, "cc 80" },
+        { 255, "cc ff" },
+        { 256, "cd 01 00" },
+        { 65535, "cd ff ff" },
+        { 65536, "ce 00 01 00 00" },
+        { UINT32_MAX, "ce ff ff ff ff" },
+        { (uint64_t) UINT32_MAX + 1, "cf 00 00 00 01 00 00 00 00" },
+        { UINT64_MAX, "cf ff ff ff ff ff ff ff ff" }
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints [0]; i++) {
+        wc_msg_t m = { .type = WC_MSG_WRITE_OK, .rid = 1 };
+        m.u.write_ok.epoch = 2;
+        m.u.write_ok.seq = ints [i].v;
+        msgpack_sbuffer_clear (&sb);
+        assert_int_equal (wc_msg_encode (&m, &sb), 0);
+        snprintf (what, sizeof what, "WRITE_OK seq %llu",
+                  (unsigned long long) ints [i].v);
+        assert_memory_equal (sb.data, "\x95\x01\x10\x01\x02", 5);
+        ok &= s_golden_ok (what, sb.data + 5, sb.size - 5, ints [i].hex);
+    }
+    //  PUT [1, 1, 1, "k", value] is "95 01 01 01 c4 01 6b", the value's
+    //  header, then its bytes
+    struct { uint32_t len; const char *hex; } bins [] = {
+        { 0, "c4 00" },
+        { 255, "c4 ff" },
+        { 256, "c5 01 00" },
+        { 65535, "c5 ff ff" },
+        { 65536, "c6 00 01 00 00" },
+        { WC_MAX_VALUE, "c6 00 10 00 00" }
+    };
+    for (size_t i = 0; i < sizeof bins / sizeof bins [0]; i++) {
+        wc_msg_t m = { .type = WC_MSG_PUT, .rid = 1 };
+        m.u.req.key = s_bytes ("k");
+        m.u.req.value.ptr = (const uint8_t *) fill;
+        m.u.req.value.len = bins [i].len;
+        msgpack_sbuffer_clear (&sb);
+        assert_int_equal (wc_msg_encode (&m, &sb), 0);
+        size_t head = sb.size - bins [i].len;
+        snprintf (what, sizeof what, "PUT value of %u", bins [i].len);
+        assert_memory_equal (sb.data, "\x95\x01\x01\x01\xc4\x01k", 7);
+        ok &= s_golden_ok (what, sb.data + 7, head - 7, bins [i].hex);
+        assert_memory_equal (sb.data + head, fill, bins [i].len);
+    }
+    //  ERROR [1, 31, 1, 2, text, ""] is "96 01 1f 01 02", the text's
+    //  header, its bytes, then "a0"
+    struct { uint32_t len; const char *hex; } strs [] = {
+        { 0, "a0" },
+        { 31, "bf" },
+        { 32, "d9 20" },
+        { 255, "d9 ff" },
+        { 256, "da 01 00" },
+        { WC_MAX_TEXT, "da 04 00" }
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs [0]; i++) {
+        wc_msg_t m = { .type = WC_MSG_ERROR, .rid = 1 };
+        m.u.error.code = 2;
+        m.u.error.text.ptr = (const uint8_t *) fill;
+        m.u.error.text.len = strs [i].len;
+        msgpack_sbuffer_clear (&sb);
+        assert_int_equal (wc_msg_encode (&m, &sb), 0);
+        size_t head = sb.size - strs [i].len - 1;
+        snprintf (what, sizeof what, "ERROR text of %u", strs [i].len);
+        assert_memory_equal (sb.data, "\x96\x01\x1f\x01\x02", 5);
+        ok &= s_golden_ok (what, sb.data + 5, head - 5, strs [i].hex);
+        assert_memory_equal (sb.data + head, fill, strs [i].len);
+        assert_int_equal ((uint8_t) sb.data [sb.size - 1], 0xa0);
+    }
+    free (fill);
+    msgpack_sbuffer_destroy (&sb);
+    if (!ok)
+        fail_msg ("the encoding changed");
+}
+
+//  The examples of PROTOCOL.md ("Examples"), as the document writes them.
+static void
+test_golden_protocol_examples (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    bool ok = true;
+    const uint64_t clock = 0x0000019ace6f6c7bULL;
+    wc_msg_t m;
+
+#define S_ENTRY_HEX "96 2a 01 cf 00 00 01 9a ce 6f 6c 7b 01 c4 06 75 73 65 72 3a 31 " \
+                    "c4 05 41 6c 69 63 65"
+#define S_NODE_HEX "9b a3 65 75 31 a7 65 75 2d 77 65 73 74 02 01 29 " \
+                    "ae \"127.0.0.1:7200\" ae \"127.0.0.1:7100\" 01 23 c3"
+
+    m = (wc_msg_t) { .type = WC_MSG_PUT, .rid = 1 };
+    m.u.req.key = s_bytes ("user:1");
+    m.u.req.value = s_bytes ("Alice");
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("PUT", sb.data, sb.size,
+                       "95 01 01 01 c4 06 75 73 65 72 3a 31 c4 05 41 6c 69 63 65");
+    m = (wc_msg_t) { .type = WC_MSG_WRITE_OK, .rid = 1 };
+    m.u.write_ok.epoch = 1;
+    m.u.write_ok.seq = 42;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("WRITE_OK", sb.data, sb.size, "95 01 10 01 01 2a");
+    m = (wc_msg_t) { .type = WC_MSG_GET, .rid = 2 };
+    m.u.req.key = s_bytes ("user:1");
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("GET", sb.data, sb.size,
+                       "94 01 03 02 c4 06 75 73 65 72 3a 31");
+    m = (wc_msg_t) { .type = WC_MSG_VALUE, .rid = 2 };
+    m.u.value.found = true;
+    m.u.value.value = s_bytes ("Alice");
+    m.u.value.seq = 42;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("VALUE", sb.data, sb.size,
+                       "96 01 11 02 c3 c4 05 41 6c 69 63 65 2a");
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_error_encode (1, WALCAST_ENOTPRIMARY, NULL,
+                                       "127.0.0.1:7100", &sb), 0);
+    ok &= s_golden_ok ("ERROR", sb.data, sb.size,
+                       "96 01 1f 01 06 b7 \"node is not the primary\" "
+                       "ae \"127.0.0.1:7100\"");
+
+    wc_entry_t e = { .seq = 42, .epoch = 1, .ts_ms = clock, .op = WC_OP_PUT };
+    e.key = s_bytes ("user:1");
+    e.value = s_bytes ("Alice");
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entry_encode (&e, &sb), 0);
+    ok &= s_golden_ok ("entry", sb.data, sb.size, S_ENTRY_HEX);
+    m = (wc_msg_t) { .type = WC_MSG_ENTRY };
+    m.u.entry = e;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("ENTRY", sb.data, sb.size, "93 01 20 " S_ENTRY_HEX);
+    m = (wc_msg_t) { .type = WC_MSG_HEARTBEAT };
+    m.u.heartbeat.epoch = 1;
+    m.u.heartbeat.last_seq = 42;
+    m.u.heartbeat.clock_ms = clock + 100;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("HEARTBEAT", sb.data, sb.size,
+                       "95 01 21 01 2a cf 00 00 01 9a ce 6f 6c df");
+
+    m = (wc_msg_t) { .type = WC_MSG_FETCH, .rid = 7 };
+    m.u.fetch.from_seq = 42;
+    m.u.fetch.max_bytes = 2u * 1024 * 1024;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("FETCH", sb.data, sb.size, "95 01 30 07 2a ce 00 20 00 00");
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entries_encode_header (7, 42, 1, &sb), 0);
+    assert_int_equal (wc_entry_encode (&e, &sb), 0);
+    ok &= s_golden_ok ("ENTRIES", sb.data, sb.size, "95 01 31 07 2a 91 " S_ENTRY_HEX);
+
+    m = (wc_msg_t) { .type = WC_MSG_GET, .rid = 3 };
+    m.u.req.key = s_bytes ("user:1");
+    m.u.req.min_seq = 42;
+    m.u.req.wait_ms = 200;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("GET, min_seq", sb.data, sb.size,
+                       "97 01 03 03 c4 06 75 73 65 72 3a 31 2a 00 cc c8");
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_error_encode (3, WALCAST_ESTALE, NULL, "applied=41", &sb), 0);
+    ok &= s_golden_ok ("ERROR ESTALE", sb.data, sb.size,
+                       "96 01 1f 03 0d d9 26 \"node is behind what the read "
+                       "asked for\" aa \"applied=41\"");
+    m = (wc_msg_t) { .type = WC_MSG_PONG, .rid = 4 };
+    m.u.pong.epoch = 1;
+    m.u.pong.seq = 42;
+    m.u.pong.clock_ms = clock;
+    m.u.pong.role = WC_ROLE_REPLICA;
+    m.u.pong.id = s_bytes ("eu1");
+    m.u.pong.region = s_bytes ("eu-west");
+    m.u.pong.lag_ms = 35;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("PONG", sb.data, sb.size,
+                       "9a 01 12 04 01 2a cf 00 00 01 9a ce 6f 6c 7b 02 a3 65 75 31 "
+                       "a7 65 75 2d 77 65 73 74 23");
+
+    wc_node_info_t n = { .role = WC_ROLE_REPLICA, .epoch = 1, .applied_seq = 41,
+                         .lag = 1, .lag_ms = 35, .up = true };
+    n.id = s_bytes ("eu1");
+    n.region = s_bytes ("eu-west");
+    n.addr = s_bytes ("127.0.0.1:7200");
+    n.primary = s_bytes ("127.0.0.1:7100");
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_node_info_encode (&n, &sb), 0);
+    ok &= s_golden_ok ("node_info", sb.data, sb.size, S_NODE_HEX " 00");
+    m = (wc_msg_t) { .type = WC_MSG_REGISTER, .rid = 0 };
+    m.u.node = n;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("REGISTER", sb.data, sb.size, "94 01 40 00 " S_NODE_HEX " 00");
+    m = (wc_msg_t) { .type = WC_MSG_TOPOLOGY_GET, .rid = 5 };
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("TOPOLOGY_GET", sb.data, sb.size, "93 01 42 05");
+    n.silent_ms = 120;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_topology_encode_header (5, 3, 1, &sb), 0);
+    assert_int_equal (wc_node_info_encode (&n, &sb), 0);
+    ok &= s_golden_ok ("TOPOLOGY", sb.data, sb.size,
+                       "95 01 43 05 03 91 " S_NODE_HEX " 78");
+#undef S_ENTRY_HEX
+#undef S_NODE_HEX
+
+    msgpack_sbuffer_destroy (&sb);
+    if (!ok)
+        fail_msg ("an example of PROTOCOL.md is not what the encoder sends");
+}
+
+
 //  Values at exactly their limits are accepted both ways.
 static void
 test_limits_exactly (void **state)
@@ -761,6 +1229,103 @@ test_limits_exactly (void **state)
     assert_true (s_msg_equal (&m, &out));
 
     msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+    free (big);
+}
+
+
+//  The largest valid message of each kind fits in the limits of the socket
+//  it travels on (PROTOCOL.md, "Limits"), so a peer that keeps to the
+//  field limits never trips a socket limit: requests in WC_MAX_REQUEST,
+//  a FETCH in WC_MAX_CATCHUP_REQUEST, a REGISTER in WC_MAX_BROKER_REQUEST,
+//  an ENTRY body (a stream frame) in WC_MAX_REQUEST, and an ENTRIES reply
+//  that passes max_bytes by one largest entry in WC_MAX_MESSAGE.
+static void
+test_limits_fit_sockets (void **state)
+{
+    (void) state;
+    char *big = malloc (WC_MAX_VALUE);
+    assert_non_null (big);
+    memset (big, 'v', WC_MAX_VALUE);
+    wc_bytes_t key = { (const uint8_t *) big, WC_MAX_KEY };
+    wc_bytes_t value = { (const uint8_t *) big, WC_MAX_VALUE };
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    wc_msg_t m;
+
+    int requests [] = { WC_MSG_PUT, WC_MSG_DEL, WC_MSG_GET };
+    for (int i = 0; i < 3; i++) {
+        m = (wc_msg_t) { .type = requests [i], .rid = UINT64_MAX };
+        m.u.req.key = key;
+        if (m.type == WC_MSG_PUT)
+            m.u.req.value = value;
+        if (m.type == WC_MSG_GET) {
+            m.u.req.min_seq = UINT64_MAX;
+            m.u.req.max_staleness_ms = m.u.req.wait_ms = UINT32_MAX;
+        }
+        msgpack_sbuffer_clear (&sb);
+        assert_int_equal (wc_msg_encode (&m, &sb), 0);
+        assert_true (sb.size <= WC_MAX_REQUEST);
+    }
+    wc_entry_t e = { .seq = UINT64_MAX, .epoch = UINT64_MAX, .ts_ms = UINT64_MAX,
+                     .op = WC_OP_PUT, .key = key, .value = value };
+    m = (wc_msg_t) { .type = WC_MSG_ENTRY };
+    m.u.entry = e;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    assert_true (sb.size <= WC_MAX_REQUEST);
+    assert_true (1 + WC_MAX_KEY <= WC_MAX_SUBSCRIPTION);   //  any key prefix
+
+    m = (wc_msg_t) { .type = WC_MSG_FETCH, .rid = UINT64_MAX };
+    m.u.fetch.from_seq = UINT64_MAX;
+    m.u.fetch.max_bytes = UINT32_MAX;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    assert_true (sb.size <= WC_MAX_CATCHUP_REQUEST);
+
+    static char id [WC_MAX_ID], addr [WC_MAX_ADDR];
+    memset (id, 'i', sizeof id);
+    memset (addr, 'a', sizeof addr);
+    m = (wc_msg_t) { .type = WC_MSG_REGISTER, .rid = UINT64_MAX };
+    m.u.node = (wc_node_info_t) {
+        .id = { (const uint8_t *) id, WC_MAX_ID }, .region = { (const uint8_t *) id, WC_MAX_ID },
+        .role = WC_ROLE_REPLICA, .epoch = UINT64_MAX, .applied_seq = UINT64_MAX,
+        .addr = { (const uint8_t *) addr, WC_MAX_ADDR },
+        .primary = { (const uint8_t *) addr, WC_MAX_ADDR },
+        .lag = UINT64_MAX, .lag_ms = UINT64_MAX, .up = true, .silent_ms = UINT64_MAX
+    };
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    assert_true (sb.size <= WC_MAX_BROKER_REQUEST);
+
+    //  ENTRIES: entries adding up to max_bytes - 1 (three largest, one
+    //  sized to fit), then one more largest entry, as "Catch-up" allows
+    msgpack_sbuffer entries;
+    msgpack_sbuffer_init (&entries);
+    assert_int_equal (wc_entry_encode (&e, &entries), 0);
+    size_t largest = entries.size;
+    for (int i = 0; i < 2; i++)
+        assert_int_equal (wc_entry_encode (&e, &entries), 0);
+    wc_entry_t filler = e;
+    filler.value.len = 70000;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entry_encode (&filler, &sb), 0);
+    filler.value.len += (uint32_t) (WC_MAX_FETCH_BYTES - 1 - entries.size - sb.size);
+    assert_int_equal (wc_entry_encode (&filler, &entries), 0);
+    assert_int_equal (entries.size, WC_MAX_FETCH_BYTES - 1);
+    assert_int_equal (wc_entry_encode (&e, &entries), 0);
+    assert_int_equal (entries.size, WC_MAX_FETCH_BYTES - 1 + largest);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entries_encode_header (UINT64_MAX, UINT64_MAX, 5, &sb), 0);
+    assert_int_equal (msgpack_sbuffer_write (&sb, entries.data, entries.size), 0);
+    assert_true (sb.size <= WC_MAX_MESSAGE);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_int_equal (m.u.entries.count, 5);
+    msgpack_unpacked_destroy (&up);
+
+    msgpack_sbuffer_destroy (&entries);
     msgpack_sbuffer_destroy (&sb);
     free (big);
 }
@@ -978,6 +1543,25 @@ test_bad_values (void **state)
     msgpack_sbuffer_destroy (&bad);
 }
 
+//  Every byte string field of the samples with a maximum, and one octet
+//  more than that maximum.
+static const struct { int sample; int pos; uint32_t len; } s_oversize [] = {
+    { 0, 3, WC_MAX_KEY + 1 },       // PUT key
+    { 0, 4, WC_MAX_VALUE + 1 },     // PUT value
+    { 1, 3, WC_MAX_KEY + 1 },       // DEL key
+    { 2, 3, WC_MAX_KEY + 1 },       // GET key
+    { 7, 4, WC_MAX_VALUE + 1 },     // VALUE value
+    { 10, 3, WC_MAX_ID + 1 },       // STATUS_REPLY id
+    { 10, 4, WC_MAX_ID + 1 },       // region
+    { 10, 8, WC_MAX_ADDR + 1 },     // primary
+    { 12, 4, WC_MAX_TEXT + 1 },     // ERROR text
+    { 12, 5, WC_MAX_TEXT + 1 },     // detail
+    { S_GET_LONG, 3, WC_MAX_KEY + 1 },  // GET key, long form
+    { S_PONG_LONG, 7, WC_MAX_ID + 1 },  // PONG id
+    { S_PONG_LONG, 8, WC_MAX_ID + 1 },  // PONG region
+};
+#define S_NOVERSIZE (sizeof s_oversize / sizeof s_oversize [0])
+
 static void
 test_oversize_fields (void **state)
 {
@@ -989,28 +1573,13 @@ test_oversize_fields (void **state)
     msgpack_sbuffer_init (&bad);
     msgpack_object o;
 
-    struct { int sample; int pos; uint32_t len; } cases [] = {
-        { 0, 3, WC_MAX_KEY + 1 },       // PUT key
-        { 0, 4, WC_MAX_VALUE + 1 },     // PUT value
-        { 1, 3, WC_MAX_KEY + 1 },       // DEL key
-        { 2, 3, WC_MAX_KEY + 1 },       // GET key
-        { 7, 4, WC_MAX_VALUE + 1 },     // VALUE value
-        { 10, 3, WC_MAX_ID + 1 },       // STATUS_REPLY id
-        { 10, 4, WC_MAX_ID + 1 },       // region
-        { 10, 8, WC_MAX_ADDR + 1 },     // primary
-        { 12, 4, WC_MAX_TEXT + 1 },     // ERROR text
-        { 12, 5, WC_MAX_TEXT + 1 },     // detail
-        { S_GET_LONG, 3, WC_MAX_KEY + 1 },  // GET key, long form
-        { S_PONG_LONG, 7, WC_MAX_ID + 1 },  // PONG id
-        { S_PONG_LONG, 8, WC_MAX_ID + 1 },  // PONG region
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
-        s_encode_sample (cases [i].sample, &sb);
-        o = s_obj_bin (big, cases [i].len);
-        s_rebuild (sb.data, sb.size, cases [i].pos, &o, NULL, 0, &bad);
+    for (size_t i = 0; i < S_NOVERSIZE; i++) {
+        s_encode_sample (s_oversize [i].sample, &sb);
+        o = s_obj_bin (big, s_oversize [i].len);
+        s_rebuild (sb.data, sb.size, s_oversize [i].pos, &o, NULL, 0, &bad);
         assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_ETOOBIG);
-        o = s_obj_bin (big, cases [i].len - 1);
-        s_rebuild (sb.data, sb.size, cases [i].pos, &o, NULL, 0, &bad);
+        o = s_obj_bin (big, s_oversize [i].len - 1);
+        s_rebuild (sb.data, sb.size, s_oversize [i].pos, &o, NULL, 0, &bad);
         assert_int_equal (s_decode_copy (bad.data, bad.size), 0);
     }
 
@@ -1114,6 +1683,123 @@ test_oversize_fields (void **state)
 
     msgpack_sbuffer_destroy (&sb);
     msgpack_sbuffer_destroy (&bad);
+    free (big);
+}
+
+//  Types come before limits (PROTOCOL.md, "Validation", steps 6 and 7):
+//  a message with a field over its limit and another of the wrong type
+//  is EPROTO, wherever the two are. The same inside an entry and a
+//  node_info, and for the values a field may not hold (a DEL entry or a
+//  VALUE not found with a value, over the limit or not).
+static void
+test_types_before_limits (void **state)
+{
+    (void) state;
+    char *big = calloc (1, WC_MAX_VALUE + 1);
+    assert_non_null (big);
+    memset (big, 'b', WC_MAX_VALUE + 1);
+    msgpack_sbuffer sb, one, two;
+    msgpack_sbuffer_init (&sb);
+    msgpack_sbuffer_init (&one);
+    msgpack_sbuffer_init (&two);
+    msgpack_object wrong [16], o;
+
+    for (size_t i = 0; i < S_NOVERSIZE; i++) {
+        int sample = s_oversize [i].sample;
+        s_encode_sample (sample, &sb);
+        o = s_obj_bin (big, s_oversize [i].len);
+        s_rebuild (sb.data, sb.size, s_oversize [i].pos, &o, NULL, 0, &one);
+        assert_int_equal (s_decode_copy (one.data, one.size), WALCAST_ETOOBIG);
+        const char *kinds = s_kinds [sample];
+        for (int pos = 2; kinds [pos]; pos++) {
+            if (pos == s_oversize [i].pos)
+                continue;
+            int n = s_wrong_for (kinds [pos], wrong);
+            for (int w = 0; w < n; w++) {
+                s_rebuild (one.data, one.size, pos, &wrong [w], NULL, 0, &two);
+                int rc = s_decode_copy (two.data, two.size);
+                if (rc != WALCAST_EPROTO)
+                    fail_msg ("sample %d (%s): field %d over its limit, field %d "
+                              "of the wrong type (object %d): got %s, want EPROTO",
+                              sample, wc_msg_type_name (s_sample (sample).type),
+                              s_oversize [i].pos, pos, w, walcast_errname (rc));
+            }
+        }
+    }
+
+    //  An entry with a key over its limit and a wrong value, op or seq
+    static const char entry_kinds [] = "UUUUKB";
+    wc_entry_t e = s_sample_entry (WC_OP_PUT);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entry_encode (&e, &sb), 0);
+    o = s_obj_bin (big, WC_MAX_KEY + 1);
+    s_rebuild (sb.data, sb.size, 4, &o, NULL, 0, &one);
+    assert_int_equal (s_entry_decode_copy (one.data, one.size), WALCAST_ETOOBIG);
+    for (int pos = 0; entry_kinds [pos]; pos++) {
+        if (pos == 4)
+            continue;
+        int n = s_wrong_for (entry_kinds [pos], wrong);
+        for (int w = 0; w < n; w++) {
+            s_rebuild (one.data, one.size, pos, &wrong [w], NULL, 0, &two);
+            assert_int_equal (s_entry_decode_copy (two.data, two.size),
+                              WALCAST_EPROTO);
+        }
+    }
+    msgpack_object values [] = { s_obj_uint (0), s_obj_uint (3) };    // seq 0, op 3
+    s_rebuild (one.data, one.size, 0, &values [0], NULL, 0, &two);
+    assert_int_equal (s_entry_decode_copy (two.data, two.size), WALCAST_EPROTO);
+    s_rebuild (one.data, one.size, 3, &values [1], NULL, 0, &two);
+    assert_int_equal (s_entry_decode_copy (two.data, two.size), WALCAST_EPROTO);
+
+    //  A DEL entry with a value over WC_MAX_VALUE: it may hold no value at all
+    wc_entry_t del = s_sample_entry (WC_OP_DEL);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entry_encode (&del, &sb), 0);
+    o = s_obj_bin (big, WC_MAX_VALUE + 1);
+    s_rebuild (sb.data, sb.size, 5, &o, NULL, 0, &one);
+    assert_int_equal (s_entry_decode_copy (one.data, one.size), WALCAST_EPROTO);
+    //  ...and a VALUE not found with one
+    wc_msg_t nf = { .type = WC_MSG_VALUE, .rid = 9 };
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&nf, &sb), 0);
+    s_rebuild (sb.data, sb.size, 4, &o, NULL, 0, &one);
+    assert_int_equal (s_decode_copy (one.data, one.size), WALCAST_EPROTO);
+
+    //  REGISTER whose node_info has an id over its limit and a wrong field
+    msgpack_sbuffer node;
+    msgpack_sbuffer_init (&node);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_node_info_t ni = s_sample_node (1);
+    assert_int_equal (wc_node_info_encode (&ni, &node), 0);
+    o = s_obj_str ("");
+    o.via.str.ptr = big;
+    o.via.str.size = WC_MAX_ID + 1;
+    s_rebuild (node.data, node.size, 0, &o, NULL, 0, &one);
+    s_encode_sample (S_REGISTER, &sb);
+    for (int pos = 1; s_node_kinds [pos]; pos++) {
+        int n = s_wrong_for (s_node_kinds [pos], wrong);
+        for (int w = -1; w < n; w++) {
+            msgpack_sbuffer_clear (&two);
+            if (w < 0)                  //  the long id alone: ETOOBIG
+                assert_int_equal (msgpack_sbuffer_write (&two, one.data, one.size), 0);
+            else
+                s_rebuild (one.data, one.size, pos, &wrong [w], NULL, 0, &two);
+            size_t off = 0;
+            assert_int_equal (msgpack_unpack_next (&up, two.data, two.size, &off),
+                              MSGPACK_UNPACK_SUCCESS);
+            msgpack_object item = up.data;
+            s_rebuild (sb.data, sb.size, 3, &item, NULL, 0, &node);
+            assert_int_equal (s_decode_copy (node.data, node.size),
+                              w < 0 ? WALCAST_ETOOBIG : WALCAST_EPROTO);
+        }
+    }
+
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&node);
+    msgpack_sbuffer_destroy (&sb);
+    msgpack_sbuffer_destroy (&one);
+    msgpack_sbuffer_destroy (&two);
     free (big);
 }
 
@@ -1835,6 +2521,87 @@ test_failed_decode_keeps_rid (void **state)
 }
 
 
+//  The readable-rid rule (PROTOCOL.md, "Malformed messages"): after a
+//  failed decode, msg.rid is the request's rid exactly when the body
+//  passed steps 1 to 5 of "Validation", its type carries a rid and its
+//  third element is a uint; whatever failed after that (a type, a value,
+//  a length) does not lose it. Otherwise it is 0, and so is the type when
+//  the version or type could not be read.
+static void
+test_readable_rid (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb, bad;
+    msgpack_sbuffer_init (&sb);
+    msgpack_sbuffer_init (&bad);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t m;
+    msgpack_object o;
+    uint64_t rid = s_sample (0).rid;
+    char *big = calloc (1, WC_MAX_KEY + 1);
+    assert_non_null (big);
+
+    //  Readable: a wrong type, a bad value, a length over its limit
+    s_encode_sample (0, &sb);
+    struct { int pos; msgpack_object obj; int rc; } kept [] = {
+        { 4, s_obj_uint (7), WALCAST_EPROTO },
+        { 3, s_obj_bin ("", 0), WALCAST_EPROTO },
+        { 3, s_obj_bin (big, WC_MAX_KEY + 1), WALCAST_ETOOBIG },
+    };
+    for (size_t i = 0; i < sizeof kept / sizeof kept [0]; i++) {
+        s_rebuild (sb.data, sb.size, kept [i].pos, &kept [i].obj, NULL, 0, &bad);
+        assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), kept [i].rc);
+        assert_int_equal (m.type, WC_MSG_PUT);
+        assert_true (m.rid == rid);
+    }
+    //  ...and a message cut short after its rid
+    msgpack_object head [3] = { s_obj_uint (1), s_obj_uint (WC_MSG_PUT), s_obj_uint (rid) };
+    o = s_obj_array (head, 3);
+    msgpack_sbuffer_clear (&bad);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &bad, msgpack_sbuffer_write);
+    assert_int_equal (msgpack_pack_object (&pk, o), 0);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), WALCAST_EPROTO);
+    assert_true (m.rid == rid);
+
+    //  Not readable: another version, an unknown type, a rid that is not
+    //  a uint, no third element, a body that is not well-formed
+    o = s_obj_uint (2);
+    s_rebuild (sb.data, sb.size, 0, &o, NULL, 0, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), WALCAST_EVERSION);
+    assert_int_equal (m.type, 0);
+    assert_int_equal (m.rid, 0);
+    o = s_obj_uint (7);
+    s_rebuild (sb.data, sb.size, 1, &o, NULL, 0, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), WALCAST_EPROTO);
+    assert_int_equal (m.type, 0);
+    assert_int_equal (m.rid, 0);
+    o = s_obj_str ("12");
+    s_rebuild (sb.data, sb.size, 2, &o, NULL, 0, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), WALCAST_EPROTO);
+    assert_int_equal (m.type, WC_MSG_PUT);
+    assert_int_equal (m.rid, 0);
+    assert_int_equal (wc_msg_decode ("\x92\x01\x01", 3, &up, &m), WALCAST_EPROTO);
+    assert_int_equal (m.rid, 0);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size - 1, &up, &m), WALCAST_EPROTO);
+    assert_int_equal (m.rid, 0);
+
+    //  ENTRY and HEARTBEAT carry no rid: a HEARTBEAT's epoch is not one
+    s_encode_sample (15, &sb);
+    o = s_obj_str ("late");
+    s_rebuild (sb.data, sb.size, 4, &o, NULL, 0, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), WALCAST_EPROTO);
+    assert_int_equal (m.type, WC_MSG_HEARTBEAT);
+    assert_int_equal (m.rid, 0);
+
+    free (big);
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+    msgpack_sbuffer_destroy (&bad);
+}
+
+
 //  ---------------------------------------------------------------------
 //  Encoder checks
 
@@ -2320,12 +3087,18 @@ main (void)
         cmocka_unit_test (test_decode_borrows_input),
         cmocka_unit_test (test_entry_roundtrip),
         cmocka_unit_test (test_entry_raw_matches_encoded),
+        cmocka_unit_test (test_golden_samples),
+        cmocka_unit_test (test_golden_variants),
+        cmocka_unit_test (test_golden_length_forms),
+        cmocka_unit_test (test_golden_protocol_examples),
         cmocka_unit_test (test_limits_exactly),
+        cmocka_unit_test (test_limits_fit_sockets),
         cmocka_unit_test (test_truncated_at_every_length),
         cmocka_unit_test (test_trailing_bytes),
         cmocka_unit_test (test_wrong_type_in_every_field),
         cmocka_unit_test (test_bad_values),
         cmocka_unit_test (test_oversize_fields),
+        cmocka_unit_test (test_types_before_limits),
         cmocka_unit_test (test_version_and_type),
         cmocka_unit_test (test_not_an_array),
         cmocka_unit_test (test_hostile_shapes),
@@ -2338,6 +3111,7 @@ main (void)
         cmocka_unit_test (test_topology_with_bad_item),
         cmocka_unit_test (test_broker_limits_exactly),
         cmocka_unit_test (test_failed_decode_keeps_rid),
+        cmocka_unit_test (test_readable_rid),
         cmocka_unit_test (test_encode_refuses_bad_fields),
         cmocka_unit_test (test_encode_appends),
         cmocka_unit_test (test_error_encode),

@@ -111,8 +111,11 @@ static uint64_t
 s_put (cluster_t *c, int node, const char *key, const char *value)
 {
     walcast_pos_t pos;
-    assert_int_equal (walcast_put (cluster_client (c, node), key, strlen (key),
-                                   value, strlen (value), &pos), 0);
+    walcast_t *client = cluster_client (c, node);
+    assert_non_null (client);
+    int rc = walcast_put (client, key, strlen (key), value, strlen (value), &pos);
+    walcast_destroy (&client);
+    assert_int_equal (rc, 0);
     return pos.seq;
 }
 
