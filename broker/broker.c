@@ -42,6 +42,7 @@
 #include "nodeinfo.h"
 #include "publisher.h"
 #include "request.h"
+#include "sock.h"
 
 /*  Largest request: a REGISTER with every string at its limit is about
     720 bytes. A larger frame makes libzmq drop the peer's connection. */
@@ -99,9 +100,9 @@ wc_broker_stop (void)
 
 /* --- start-up ------------------------------------------------------------ */
 
-/*  The ROUTER at bind:port; NULL (logged) on failure. */
+/*  The ROUTER at bind:port; NULL on failure, with the reason in why. */
 static zsock_t *
-s_bind_router (wc_broker_t *self, int port)
+s_bind_router (wc_broker_t *self, int port, char *why, size_t why_size)
 {
     zsock_t *sock = zsock_new (ZMQ_ROUTER);
     if (!sock)
@@ -114,33 +115,29 @@ s_bind_router (wc_broker_t *self, int port)
     zsock_set_rcvhwm (sock, S_RCVHWM);
     zsock_set_maxmsgsize (sock, S_MAX_REQUEST);
     if (zsock_bind (sock, "tcp://%s:%d", self->cfg.bind, port) != port) {
-        wc_log_error ("cannot bind tcp://%s:%d: %s", self->cfg.bind, port,
-                      zmq_strerror (zmq_errno ()));
+        wc_sock_bind_why ("broker", self->cfg.bind, port, zmq_errno (), why, why_size);
         zsock_destroy (&sock);
     }
     return sock;
 }
 
 wc_broker_t *
-wc_broker_new (const wc_broker_config_t *cfg, int *err)
+wc_broker_new (const wc_broker_config_t *cfg, char *why, size_t why_size)
 {
     wc_broker_t *self = (wc_broker_t *) calloc (1, sizeof *self);
-    if (!self) {
-        *err = WALCAST_ENOMEM;
+    snprintf (why, why_size, "out of memory");
+    if (!self)
         return NULL;
-    }
     self->cfg = *cfg;
     msgpack_sbuffer_init (&self->out);
     wc_request_init (&self->req);
-    int rc = WALCAST_ENOMEM;
     self->directory = wc_directory_new ();
     if (!self->directory)
         goto error;
-    rc = WALCAST_EUNAVAILABLE;
-    self->router = s_bind_router (self, cfg->port);
+    self->router = s_bind_router (self, cfg->port, why, why_size);
     if (!self->router)
         goto error;
-    self->publisher = wc_publisher_new (cfg->bind, cfg->port + 1);
+    self->publisher = wc_publisher_new (cfg->bind, cfg->port + 1, why, why_size);
     if (!self->publisher)
         goto error;
 
@@ -157,7 +154,6 @@ wc_broker_new (const wc_broker_config_t *cfg, int *err)
     return self;
 
 error:
-    *err = rc;
     wc_broker_destroy (&self);
     return NULL;
 }

@@ -27,9 +27,9 @@ typedef struct {
 
 typedef struct wc_broker wc_broker_t;
 
-/*  Bind the sockets. Returns the broker, or NULL with *err set
-    (WALCAST_EUNAVAILABLE when a port cannot be bound, WALCAST_ENOMEM). */
-wc_broker_t *wc_broker_new (const wc_broker_config_t *cfg, int *err);
+/*  Bind the sockets. Returns the broker, or NULL with the cause and the
+    remedy in why (for the operator: "cannot start: why"). */
+wc_broker_t *wc_broker_new (const wc_broker_config_t *cfg, char *why, size_t why_size);
 
 /*  Close the sockets and free the directory; sets *self_p to NULL. */
 void wc_broker_destroy (wc_broker_t **self_p);

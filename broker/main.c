@@ -134,10 +134,10 @@ main (int argc, char **argv)
     zsys_handler_set (NULL);
     zsys_init ();
 
-    int err = 0;
-    wc_broker_t *broker = wc_broker_new (&cfg, &err);
+    char why [512];
+    wc_broker_t *broker = wc_broker_new (&cfg, why, sizeof why);
     if (!broker) {
-        wc_log_error ("cannot start: %s", walcast_strerror (err));
+        wc_log_error ("cannot start: %s", why);
         zsys_shutdown ();
         return 1;
     }

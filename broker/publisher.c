@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "directory.h"
 #include "publisher.h"
+#include "sock.h"
 #include "wc_limits.h"
 
 /*  What a push can be at most. */
@@ -42,11 +43,12 @@ struct wc_publisher {
     uint64_t  foreign;                  /* foreign subscriptions dropped */
     uint64_t  foreign_bytes;            /* their bytes since the last rebuild */
     uint64_t  rebuilds;
+    int       bind_errno;               /* why the last bind failed */
 };
 
-/*  A new XPUB bound at the publisher's port, or NULL (logged when loud). */
+/*  A new XPUB bound at the publisher's port, or NULL (bind_errno says why). */
 static zsock_t *
-s_open (wc_publisher_t *self, bool loud)
+s_open (wc_publisher_t *self)
 {
     zsock_t *xpub = zsock_new (ZMQ_XPUB);
     if (!xpub)
@@ -59,25 +61,25 @@ s_open (wc_publisher_t *self, bool loud)
     zsock_set_sndhwm (xpub, S_SNDHWM);
     zsock_set_rcvhwm (xpub, S_RCVHWM);
     if (zsock_bind (xpub, "tcp://%s:%d", self->bind, self->port) != self->port) {
-        if (loud)
-            wc_log_error ("cannot bind tcp://%s:%d: %s", self->bind, self->port,
-                          zmq_strerror (zmq_errno ()));
+        self->bind_errno = zmq_errno ();
         zsock_destroy (&xpub);
     }
     return xpub;
 }
 
 wc_publisher_t *
-wc_publisher_new (const char *bind, int port)
+wc_publisher_new (const char *bind, int port, char *why, size_t why_size)
 {
     wc_publisher_t *self = (wc_publisher_t *) calloc (1, sizeof *self);
     if (!self)
         return NULL;
     snprintf (self->bind, sizeof self->bind, "%s", bind);
     self->port = port;
-    self->xpub = s_open (self, true);
-    if (!self->xpub)
+    self->xpub = s_open (self);
+    if (!self->xpub) {
+        wc_sock_bind_why ("topology", bind, port, self->bind_errno, why, why_size);
         wc_publisher_destroy (&self);
+    }
     return self;
 }
 
@@ -174,7 +176,7 @@ wc_publisher_tick (wc_publisher_t *self, int64_t now_ms)
         return 60000;
     if (now_ms < self->next_retry_ms)
         return (int) (self->next_retry_ms - now_ms);
-    self->xpub = s_open (self, false);
+    self->xpub = s_open (self);
     if (self->xpub) {
         wc_log_info ("topology socket: bound again on %d after %lld ms", self->port,
                      (long long) (now_ms - self->rebuilt_ms));

@@ -36,9 +36,10 @@
 
 typedef struct wc_publisher wc_publisher_t;
 
-/*  Bind an XPUB at tcp://bind:port. NULL (logged) when the port cannot be
-    bound or memory runs out. */
-wc_publisher_t *wc_publisher_new (const char *bind, int port);
+/*  Bind an XPUB at tcp://bind:port. NULL when the port cannot be bound
+    or memory runs out, with the reason and the remedy in why. */
+wc_publisher_t *wc_publisher_new (const char *bind, int port, char *why,
+                                  size_t why_size);
 
 /*  Close the socket; *self_p becomes NULL; safe with NULL. */
 void wc_publisher_destroy (wc_publisher_t **self_p);

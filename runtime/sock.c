@@ -46,21 +46,32 @@ wc_sock_bind (const wc_sock_spec_t *spec, const char *addr, int port,
     }
     if (zsock_bind (sock, "tcp://%s:%d", addr, port) == port)
         return sock;
-    int err = zmq_errno ();
+    wc_sock_bind_why (spec->name, addr, port, zmq_errno (), why, why_size);
+    zsock_destroy (&sock);
+    return NULL;
+}
+
+void
+wc_sock_bind_why (const char *name, const char *addr, int port, int err,
+                  char *why, size_t why_size)
+{
     if (err == EADDRINUSE)
         snprintf (why, why_size, "cannot bind the %s socket to %s:%d: the port is "
                   "in use (another walcast process?); stop it or choose another "
-                  "port", spec->name, addr, port);
+                  "port", name, addr, port);
     else
     if (err == EADDRNOTAVAIL || err == ENODEV)
         snprintf (why, why_size, "cannot bind the %s socket to %s:%d: no such "
                   "local address; give --bind an address of this machine",
-                  spec->name, addr, port);
+                  name, addr, port);
+    else
+    if (err == EACCES)
+        snprintf (why, why_size, "cannot bind the %s socket to %s:%d: permission "
+                  "denied (ports below 1024 need privileges); choose another port",
+                  name, addr, port);
     else
         snprintf (why, why_size, "cannot bind the %s socket to %s:%d: %s",
-                  spec->name, addr, port, zmq_strerror (err));
-    zsock_destroy (&sock);
-    return NULL;
+                  name, addr, port, zmq_strerror (err));
 }
 
 zsock_t *

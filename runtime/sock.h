@@ -33,6 +33,11 @@ typedef struct {
 zsock_t *wc_sock_bind (const wc_sock_spec_t *spec, const char *addr, int port,
                        char *why, size_t why_size);
 
+/*  Say in why why a bind of the named socket to addr:port failed with
+    errno err, and what to do about it. */
+void wc_sock_bind_why (const char *name, const char *addr, int port, int err,
+                       char *why, size_t why_size);
+
 /*  A socket per spec, connected to endpoint (tcp://HOST:PORT). NULL on
     failure, with the reason in why. */
 zsock_t *wc_sock_connect (const wc_sock_spec_t *spec, const char *endpoint,

@@ -6,7 +6,7 @@
 
     - its port is taken: the log names the port and says to stop the
       other process or choose another port, and nothing else pretends the
-      problem is a client's ("no node to send to");
+      problem is a client's ("no node to send to"); the broker likewise;
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include "cluster.h"
@@ -106,11 +107,47 @@ test_port_taken (void **state)
     cluster_pass (c);
 }
 
+/*  The broker's two ports taken in turn: it exits 1 and says why. */
+static void
+test_broker_port_taken (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    const char *broker = getenv ("WALCAST_BROKER");
+    assert_non_null (broker);
+    const char *colon = strrchr (cluster_broker_addr (c), ':');
+    assert_non_null (colon);
+    int base = atoi (colon + 1);        //  the cluster's own broker ports
+    for (int k = 0; k < 2; k++) {
+        int fd = s_listen (base + k);
+        assert_true (fd >= 0);
+        char command [1024], output [4096] = "";
+        snprintf (command, sizeof command, "%s --port %d 2>&1", broker, base);
+        FILE *run = popen (command, "r");
+        assert_non_null (run);
+        size_t len = fread (output, 1, sizeof output - 1, run);
+        output [len] = '\0';
+        int status = pclose (run);
+        close (fd);
+        printf ("broker, port %d taken: %s", base + k, output);
+        assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 1);
+        char expect [64];
+        snprintf (expect, sizeof expect, ":%d: the port is in use", base + k);
+        assert_non_null (strstr (output, "cannot start: cannot bind"));
+        assert_non_null (strstr (output, expect));
+        assert_non_null (strstr (output, "choose another port"));
+        assert_null (strstr (output, "no node to send to"));
+    }
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_port_taken, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_broker_port_taken, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
