@@ -52,6 +52,7 @@
 #include "clock.h"
 #include "crc32c.h"
 #include "log.h"
+#include "vfs.h"
 #include "wal.h"
 
 #define S_HEADER        16u                 /* len, crc, seq */
@@ -271,7 +272,7 @@ static int
 s_pwrite_all (int fd, const uint8_t *buf, size_t len, uint64_t offset)
 {
     while (len > 0) {
-        ssize_t n = pwrite (fd, buf, len, (off_t) offset);
+        ssize_t n = wc_vfs_pwrite (fd, buf, len, (off_t) offset);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -287,32 +288,6 @@ s_pwrite_all (int fd, const uint8_t *buf, size_t len, uint64_t offset)
     }
     return 0;
 }
-
-//  Create every missing directory of path, like mkdir -p.
-static int
-s_mkdirs (const char *path)
-{
-    char *copy = strdup (path);
-    if (!copy)
-        return -1;
-    int rc = 0;
-    for (char *p = copy + 1; ; p++) {
-        if (*p == '/' || *p == '\0') {
-            char saved = *p;
-            *p = '\0';
-            if (mkdir (copy, 0755) != 0 && errno != EEXIST) {
-                rc = -1;
-                break;
-            }
-            *p = saved;
-            if (saved == '\0')
-                break;
-        }
-    }
-    free (copy);
-    return rc;
-}
-
 
 //  --------------------------------------------------------------------
 //  Reading records: a cursor over one segment file
@@ -357,7 +332,7 @@ s_cursor_fill (wc_wal_t *self, s_cursor_t *cur, size_t need)
     size_t goal = left < room ? (size_t) left : room;
     size_t got = 0;
     while (cur->len < need && got < goal) {
-        ssize_t n = pread (cur->fd, self->rbuf + cur->len, goal - got,
+        ssize_t n = wc_vfs_pread (cur->fd, self->rbuf + cur->len, goal - got,
                            (off_t) (have_end + got));
         if (n < 0) {
             if (errno == EINTR)
@@ -424,7 +399,7 @@ s_list_segments (wc_wal_t *self, uint64_t **seqs, size_t *count)
 {
     *seqs = NULL;
     *count = 0;
-    int fd = dup (self->dirfd);
+    int fd = wc_vfs_dup (self->dirfd);
     if (fd < 0)
         return -1;
     DIR *dir = fdopendir (fd);
@@ -464,7 +439,7 @@ s_remove_segment (wc_wal_t *self, uint64_t seq, uint64_t bytes, const char *why)
 {
     char name [32];
     s_segment_name (name, seq);
-    if (unlinkat (self->dirfd, name, 0) != 0) {
+    if (wc_vfs_unlinkat (self->dirfd, name, 0) != 0) {
         wc_log_error ("wal %s: cannot remove %s: %s", self->dir, name, strerror (errno));
         return -1;
     }
@@ -572,7 +547,7 @@ s_recover (wc_wal_t *self, wc_wal_record_fn *fn, void *arg, wc_wal_info_t *info)
             rc = s_remove_later (self, seqs, i, count, why, info);
             break;
         }
-        int fd = openat (self->dirfd, name, O_RDWR | O_CLOEXEC);
+        int fd = wc_vfs_openat (self->dirfd, name, O_RDWR | O_CLOEXEC);
         struct stat st;
         if (fd < 0 || fstat (fd, &st) != 0) {
             wc_log_error ("wal %s: cannot open %s: %s", self->dir, name, strerror (errno));
@@ -606,7 +581,7 @@ s_recover (wc_wal_t *self, wc_wal_record_fn *fn, void *arg, wc_wal_info_t *info)
                          (unsigned long long) (expect - 1));
             if (info)
                 info->truncated_bytes += dropped;
-            if (ftruncate (fd, (off_t) bad_off) != 0 || fsync (fd) != 0) {
+            if (wc_vfs_ftruncate (fd, (off_t) bad_off) != 0 || wc_vfs_fsync (fd) != 0) {
                 wc_log_error ("wal %s: cannot truncate %s to %llu bytes: %s",
                               self->dir, name, (unsigned long long) bad_off,
                               strerror (errno));
@@ -636,7 +611,7 @@ s_recover (wc_wal_t *self, wc_wal_record_fn *fn, void *arg, wc_wal_info_t *info)
             self->wfd = fd;
     }
     free (seqs);
-    if (rc == 0 && fsync (self->dirfd) != 0) {
+    if (rc == 0 && wc_vfs_fsync (self->dirfd) != 0) {
         wc_log_error ("wal %s: cannot fsync directory: %s", self->dir, strerror (errno));
         rc = WALCAST_EIO;
     }
@@ -670,8 +645,8 @@ wc_wal_open (const char *dir, size_t segment_bytes, wc_wal_record_fn *fn,
     self->rfd = -1;
     self->segment_bytes = segment_bytes ? segment_bytes : WC_WAL_SEGMENT_BYTES_DEFAULT;
 
-    if (s_mkdirs (dir) != 0
-    ||  (self->dirfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+    if (wc_vfs_mkdirs (dir, 0755) != 0
+    ||  (self->dirfd = wc_vfs_open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         wc_log_error ("wal %s: cannot open directory: %s", dir, strerror (errno));
         *err = WALCAST_EIO;
         wc_wal_destroy (&self);
@@ -778,22 +753,22 @@ s_create_segment (wc_wal_t *self, size_t i)
 {
     char name [32];
     s_segment_name (name, self->segs [i].first_seq);
-    if (self->wfd >= 0 && fdatasync (self->wfd) != 0) {
+    if (self->wfd >= 0 && wc_vfs_fdatasync (self->wfd) != 0) {
         wc_log_error ("wal %s: cannot sync finished segment before %s: %s",
                       self->dir, name, strerror (errno));
         return -1;
     }
-    int fd = openat (self->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = wc_vfs_openat (self->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         wc_log_error ("wal %s: cannot create %s: %s", self->dir, name, strerror (errno));
         return -1;
     }
     if (self->wfd >= 0)
-        close (self->wfd);
+        wc_vfs_close (self->wfd);
     self->wfd = fd;
     self->unsynced = 0;
     self->nsegs_disk = i + 1;
-    if (fsync (self->dirfd) != 0) {
+    if (wc_vfs_fsync (self->dirfd) != 0) {
         wc_log_error ("wal %s: cannot fsync directory after creating %s: %s",
                       self->dir, name, strerror (errno));
         return -1;
@@ -808,7 +783,7 @@ s_reopen_current (wc_wal_t *self)
 {
     char name [32];
     s_segment_name (name, self->segs [self->nsegs_disk - 1].first_seq);
-    self->wfd = openat (self->dirfd, name, O_RDWR | O_CLOEXEC);
+    self->wfd = wc_vfs_openat (self->dirfd, name, O_RDWR | O_CLOEXEC);
     if (self->wfd < 0) {
         wc_log_error ("wal %s: cannot open %s: %s", self->dir, name, strerror (errno));
         return -1;
@@ -826,13 +801,13 @@ s_flush_failed (wc_wal_t *self, size_t i, bool created)
     if (i < self->nsegs_disk && self->wfd >= 0) {
         s_segment_t *seg = &self->segs [i];
         s_segment_name (name, seg->first_seq);
-        if (ftruncate (self->wfd, (off_t) seg->size) != 0)
+        if (wc_vfs_ftruncate (self->wfd, (off_t) seg->size) != 0)
             wc_log_error ("wal %s: cannot cut %s back to %llu bytes: %s", self->dir,
                           name, (unsigned long long) seg->size, strerror (errno));
         if (created && seg->size == 0) {
-            close (self->wfd);
+            wc_vfs_close (self->wfd);
             self->wfd = -1;
-            if (unlinkat (self->dirfd, name, 0) != 0 || fsync (self->dirfd) != 0)
+            if (wc_vfs_unlinkat (self->dirfd, name, 0) != 0 || wc_vfs_fsync (self->dirfd) != 0)
                 wc_log_error ("wal %s: cannot remove empty %s: %s", self->dir,
                               name, strerror (errno));
             else
@@ -922,7 +897,7 @@ wc_wal_sync (wc_wal_t *self)
 {
     if (self->wfd < 0 || self->unsynced == 0)
         return 0;
-    if (fdatasync (self->wfd) != 0) {
+    if (wc_vfs_fdatasync (self->wfd) != 0) {
         wc_log_error ("wal %s: fdatasync failed: %s", self->dir, strerror (errno));
         return WALCAST_EIO;
     }
@@ -965,7 +940,7 @@ s_read_fd (wc_wal_t *self, size_t i)
         close (self->rfd);
     char name [32];
     s_segment_name (name, self->segs [i].first_seq);
-    self->rfd = openat (self->dirfd, name, O_RDONLY | O_CLOEXEC);
+    self->rfd = wc_vfs_openat (self->dirfd, name, O_RDONLY | O_CLOEXEC);
     if (self->rfd < 0)
         wc_log_error ("wal %s: cannot open %s: %s", self->dir, name, strerror (errno));
     self->rfd_seg = i;
