@@ -1,5 +1,5 @@
 # storage/: the file layer, the directory lock, the WAL and the key-value state.
 wc_add_test(test_vfs   60 SOURCES test_vfs.c LIBS wc_storage)
 wc_add_test(test_lock  60 SOURCES test_lock.c LIBS wc_storage)
-wc_add_test(test_wal   120 SOURCES test_wal.c LIBS wc_storage)
+wc_add_test(test_wal   120 SOURCES test_wal.c wal_util.c LIBS wc_storage)
 wc_add_test(test_store 60 SOURCES test_store.c LIBS wc_storage)
