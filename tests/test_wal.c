@@ -2,11 +2,17 @@
 
     What a user of the WAL relies on: records come back after a reopen
     exactly as appended, across segments; catch-up reads start at any seq
-    and respect their byte budget; and whatever a crash or a bad disk
-    leaves at the tail (torn record, flipped bit, garbage, a wild length
-    field, a stray segment) is cut off cleanly, with every record before
-    it kept and new appends going on from there. A failed flush (file
-    size limit standing in for a full disk) leaves the log whole.
+    and respect their byte budget; whatever a crash leaves at the tail
+    (torn record, flipped bit, garbage, a wild length field, a stray
+    segment) is cut off cleanly, with every record before it kept and new
+    appends going on from there; and damage in the middle of the log (a
+    flipped byte, a deleted segment, a record that is not an entry) never
+    deletes anything: the open says where it is and which seqs are intact
+    after it, appends are refused until the damaged part is set aside,
+    and setting it aside keeps every byte in *.damaged files. A failed
+    flush (file size limit standing in for a full disk) keeps exactly the
+    records that were written whole. test_wal_flush.c fails every step of
+    a flush in turn.
 
     Every test works in its own mkdtemp directory under /tmp, removed at
     the end.
@@ -33,8 +39,8 @@
 #include "walcast.h"
 #include "crc32c.h"
 #include "log.h"
+#include "vfs.h"
 #include "wal.h"
-
 #include "wal_util.h"
 
 //  --------------------------------------------------------------------
@@ -424,58 +430,451 @@ test_torn_tail (void **state)
     wc_log_set_level (WC_LOG_INFO);
 }
 
+//  --------------------------------------------------------------------
+//  Damage in the middle: nothing after it is deleted
+
+//  The scenario, in small: about 80 segments of 1 KiB.
+#define BIG_LOG 700u
+
+//  A record of segment file first with a payload, at or after seq.
+static uint64_t
+s_victim (uint64_t seq)
+{
+    uint8_t buf [256];
+    while (wt_payload (seq, buf) == 0)
+        seq++;
+    return seq;
+}
+
+//  A log of about BIG_LOG records whose last segment holds at least five
+//  records (so a record in it can have records after it); returns its
+//  last seq.
+static uint64_t
+s_make_big_log (const char *dir)
+{
+    wt_make_log (dir, WT_SMALL_SEGMENT, 1, BIG_LOG);
+    uint64_t seqs [200];
+    size_t n = wt_segments (dir, seqs, 200);
+    uint64_t last = BIG_LOG;
+    if (last < seqs [n - 1] + 4) {
+        wc_wal_t *wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, last, NULL);
+        wt_append_range (wal, last + 1, seqs [n - 1] + 4);
+        wc_wal_destroy (&wal);
+        last = seqs [n - 1] + 4;
+    }
+    assert_int_equal (wt_segments (dir, seqs, 200), n);
+    return last;
+}
+
+//  Check what wc_wal_open said about damage.
 static void
-test_corrupt_middle (void **state)
+s_assert_damage (const wc_wal_info_t *info, uint64_t file_seq, uint64_t offset,
+                 uint64_t seq, uint64_t valid_from, uint64_t valid_to, const char *what)
+{
+    assert_true (info->damaged);
+    assert_string_equal (info->damage_file, wt_name (file_seq));
+    assert_int_equal (info->damage_offset, offset);
+    assert_int_equal (info->damage_seq, seq);
+    assert_int_equal (info->damage_valid_from, valid_from);
+    assert_int_equal (info->damage_valid_to, valid_to);
+    assert_non_null (strstr (info->damage_reason, what));
+    assert_int_equal (info->truncated_bytes, 0);
+    assert_int_equal (info->removed_segments, 0);
+}
+
+//  A damaged log refuses appends and flushes nothing, reads what it has.
+static void
+s_assert_refuses (wc_wal_t *wal, uint64_t last)
+{
+    assert_true (wc_wal_damaged (wal));
+    uint8_t buf [256];
+    size_t len = wt_payload (last + 1, buf);
+    assert_int_equal (wc_wal_append (wal, last + 1, buf, len), WALCAST_EIO);
+    assert_non_null (strstr (wc_wal_last_error (wal), "damaged"));
+    assert_int_equal (wc_wal_last_seq (wal), last);
+    assert_int_equal (wc_wal_flush (wal), 0);
+    if (last > 0) {
+        wt_check_read (wal, 1, SIZE_MAX, (int) last);
+        assert_int_equal (wc_wal_read (wal, last + 1, 1000, NULL, NULL), 0);
+    }
+}
+
+//  After wc_wal_set_aside: every file of before is in the directory,
+//  whole, either under its own name or as <name>.damaged, except the one
+//  cut at cut_offset (0: none), which must also have a whole copy.
+static void
+s_assert_set_aside (const char *dir, const wt_snapshot_t *before,
+                    uint64_t cut_seq, uint64_t cut_offset)
+{
+    wt_snapshot_t after;
+    wt_snapshot (dir, &after);
+    for (size_t i = 0; i < before->count; i++) {
+        const wt_file_t *old = &before->files [i];
+        char aside [80];
+        snprintf (aside, sizeof aside, "%s.damaged", old->name);
+        const wt_file_t *live = wt_snapshot_find (&after, old->name);
+        const wt_file_t *copy = wt_snapshot_find (&after, aside);
+        if (cut_offset && strcmp (old->name, wt_name (cut_seq)) == 0) {
+            assert_non_null (live);
+            assert_non_null (copy);
+            assert_int_equal (live->size, (int64_t) cut_offset);
+            assert_int_equal (live->crc, wt_file_prefix_crc (dir, aside, cut_offset));
+        }
+        else {
+            assert_true ((live == NULL) != (copy == NULL));
+            if (!copy)
+                copy = live;
+        }
+        assert_int_equal (copy->size, old->size);
+        assert_int_equal (copy->crc, old->crc);
+    }
+}
+
+static void
+test_damage_flipped_byte (void **state)
 {
     const char *dir = (const char *) *state;
-    wt_make_log (dir, WT_SMALL_SEGMENT, 1, 300);
-    uint64_t seqs [100];
-    size_t n = wt_segments (dir, seqs, 100);
-    assert_true (n > 6);
-    //  Flip one payload byte of a record in the middle of segment 3.
-    uint64_t first = seqs [3];
-    uint64_t victim = first + 2;
-    uint8_t buf [256];
-    while (wt_payload (victim, buf) == 0)
-        victim++;
-    assert_true (victim < seqs [4]);
-    uint64_t off = wt_offset_of (first, victim);
-    char *path = wt_path (dir, first);
-    int64_t size = wt_file_size (path);
-    uint8_t byte;
-    int fd = open (path, O_RDWR);
-    assert_int_equal (pread (fd, &byte, 1, (off_t) off + 16), 1);
-    byte ^= 0x01;
-    assert_int_equal (pwrite (fd, &byte, 1, (off_t) off + 16), 1);
-    close (fd);
+    wt_make_log (dir, WT_SMALL_SEGMENT, 1, BIG_LOG);
+    uint64_t seqs [200];
+    size_t n = wt_segments (dir, seqs, 200);
+    assert_true (n > 70);
+    //  One byte of a payload in the middle of segment 35.
+    uint64_t victim = s_victim (seqs [35] + 2);
+    assert_true (victim < seqs [36]);
+    uint64_t off = wt_offset_of (seqs [35], victim);
+    wt_flip (wt_path (dir, seqs [35]), off + 16, 0x01);
+    wt_snapshot_t before, now;
+    wt_snapshot (dir, &before);
 
     wc_wal_info_t info;
     wc_wal_t *wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, victim - 1, &info);
-    assert_int_equal (info.truncated_bytes, (uint64_t) size - off);
-    assert_int_equal (info.removed_segments, n - 4);
-    assert_int_equal (wt_file_size (wt_path (dir, first)), (int64_t) off);
-    uint64_t now [100];
-    assert_int_equal (wt_segments (dir, now, 100), 4);
-    //  The log goes on from there; later segment names are reused.
-    wt_append_range (wal, victim, 400);
-    assert_int_equal (wc_wal_flush (wal), 0);
+    wt_snapshot (dir, &now);
+    wt_assert_same (&before, &now);
+    s_assert_damage (&info, seqs [35], off, victim, victim + 1, BIG_LOG, "CRC mismatch");
+    char where [64];
+    snprintf (where, sizeof where, "offset %llu", (unsigned long long) off);
+    assert_non_null (strstr (info.damage_reason, where));
+    assert_non_null (strstr (info.damage_reason, wt_name (seqs [35])));
+    s_assert_refuses (wal, victim - 1);
+    //  Opening again finds the same, and still changes nothing.
     wc_wal_destroy (&wal);
-    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, 400, &info);
-    assert_int_equal (info.truncated_bytes, 0);
-    wt_check_read (wal, 1, SIZE_MAX, 400);
+    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, victim - 1, &info);
+    s_assert_damage (&info, seqs [35], off, victim, victim + 1, BIG_LOG, "CRC mismatch");
+    wt_snapshot (dir, &now);
+    wt_assert_same (&before, &now);
+
+    //  Set aside from the damage: the log ends before it, appends go on.
+    assert_int_equal (wc_wal_set_aside (wal, victim), 0);
+    assert_false (wc_wal_damaged (wal));
+    assert_int_equal (wc_wal_last_seq (wal), victim - 1);
+    assert_int_equal (wc_wal_written (wal), victim - 1);
+    s_assert_set_aside (dir, &before, seqs [35], off);
+    wt_append_range (wal, victim, victim + 50);
+    assert_int_equal (wc_wal_flush (wal), 0);
+    wt_check_read (wal, victim - 3, SIZE_MAX, 54);
+    wc_wal_destroy (&wal);
+    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, victim + 50, &info);
+    assert_false (info.damaged);
+    assert_false (wc_wal_damaged (wal));
+    wc_wal_destroy (&wal);
+}
+
+static void
+test_damage_missing_segment (void **state)
+{
+    const char *dir = (const char *) *state;
+    wt_make_log (dir, WT_SMALL_SEGMENT, 1, BIG_LOG);
+    uint64_t seqs [200];
+    size_t n = wt_segments (dir, seqs, 200);
+    assert_int_equal (unlink (wt_path (dir, seqs [35])), 0);
+    wt_snapshot_t before, now;
+    wt_snapshot (dir, &before);
+    wc_wal_info_t info;
+    wc_wal_t *wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, seqs [35] - 1, &info);
+    wt_snapshot (dir, &now);
+    wt_assert_same (&before, &now);
+    s_assert_damage (&info, seqs [36], 0, seqs [35], seqs [36], BIG_LOG, "missing");
+    s_assert_refuses (wal, seqs [35] - 1);
+
+    assert_int_equal (wc_wal_set_aside (wal, seqs [35]), 0);
+    s_assert_set_aside (dir, &before, 0, 0);
+    uint64_t left [200];
+    assert_int_equal (wt_segments (dir, left, 200), 35);
+    assert_int_equal (before.count, n - 1);
+    wt_append_range (wal, seqs [35], BIG_LOG + 10);
+    wc_wal_destroy (&wal);
+    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, BIG_LOG + 10, &info);
+    assert_false (info.damaged);
+    wc_wal_destroy (&wal);
+}
+
+static void
+test_damage_missing_first (void **state)
+{
+    const char *dir = (const char *) *state;
+    wt_make_log (dir, WT_SMALL_SEGMENT, 1, BIG_LOG);
+    uint64_t seqs [200];
+    wt_segments (dir, seqs, 200);
+    assert_int_equal (unlink (wt_path (dir, seqs [0])), 0);
+    wt_snapshot_t before, now;
+    wt_snapshot (dir, &before);
+    //  The log says where it starts; whether that is a missing beginning
+    //  is for the engine to say.
+    wc_wal_info_t info;
+    wc_wal_t *wal = wt_open_expect (dir, WT_SMALL_SEGMENT, seqs [1], BIG_LOG, &info);
+    assert_false (info.damaged);
+    wt_snapshot (dir, &now);
+    wt_assert_same (&before, &now);
+    assert_int_equal (wc_wal_read (wal, 1, 100, NULL, NULL), WALCAST_ERANGE);
+
+    //  Setting the whole log aside leaves it empty, every byte kept.
+    assert_int_equal (wc_wal_set_aside (wal, seqs [1]), 0);
+    s_assert_set_aside (dir, &before, 0, 0);
+    uint64_t left [4];
+    assert_int_equal (wt_segments (dir, left, 4), 0);
+    assert_int_equal (wc_wal_first_seq (wal), 0);
+    assert_int_equal (wc_wal_last_seq (wal), 0);
+    wt_append_range (wal, 1, 30);
+    wc_wal_destroy (&wal);
+    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, 30, &info);
+    assert_false (info.damaged);
+    wc_wal_destroy (&wal);
+}
+
+static void
+test_damage_rejected_payload (void **state)
+{
+    const char *dir = (const char *) *state;
+    uint64_t end = s_make_big_log (dir);
+    uint64_t seqs [200];
+    size_t n = wt_segments (dir, seqs, 200);
+    wt_snapshot_t before, now;
+    wt_snapshot (dir, &before);
+    //  A CRC-valid record in a middle segment that is not an entry.
+    uint64_t bad = seqs [20] + 3;
+    uint64_t off = wt_offset_of (seqs [20], bad);
+    wc_wal_info_t info;
+    wc_wal_t *wal = wt_open_reject (dir, WT_SMALL_SEGMENT, 1, bad - 1, &info, bad);
+    s_assert_damage (&info, seqs [20], off, bad, bad + 1, end, "not an entry");
+    char where [96];
+    snprintf (where, sizeof where, "%s at offset %llu", wt_name (seqs [20]),
+              (unsigned long long) off);
+    assert_non_null (strstr (info.damage_reason, where));
+    s_assert_refuses (wal, bad - 1);
+    wc_wal_destroy (&wal);
+    wt_snapshot (dir, &now);
+    wt_assert_same (&before, &now);
+
+    //  The same in the last segment with records after it: damage too.
+    bad = seqs [n - 1] + 1;
+    assert_true (bad < end);
+    wal = wt_open_reject (dir, WT_SMALL_SEGMENT, 1, bad - 1, &info, bad);
+    s_assert_damage (&info, seqs [n - 1], wt_offset_of (seqs [n - 1], bad), bad,
+                     bad + 1, end, "not an entry");
+    wc_wal_destroy (&wal);
+    wt_snapshot (dir, &now);
+    wt_assert_same (&before, &now);
+
+    //  The very last record: a torn tail, cut.
+    wal = wt_open_reject (dir, WT_SMALL_SEGMENT, 1, end - 1, &info, end);
+    assert_false (info.damaged);
+    uint8_t buf [256];
+    assert_int_equal (info.truncated_bytes, 16 + wt_payload (end, buf));
+    assert_int_equal (wt_file_size (wt_path (dir, seqs [n - 1])),
+                      (int64_t) wt_offset_of (seqs [n - 1], end));
     wc_wal_destroy (&wal);
 
-    //  A flipped bit in a seq is caught as well.
-    n = wt_segments (dir, seqs, 100);
-    off = wt_offset_of (seqs [1], seqs [1] + 1);
-    byte = 0;
-    fd = open (wt_path (dir, seqs [1]), O_RDWR);
-    assert_int_equal (pread (fd, &byte, 1, (off_t) off + 8), 1);
-    byte ^= 0x80;
-    assert_int_equal (pwrite (fd, &byte, 1, (off_t) off + 8), 1);
-    close (fd);
-    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, seqs [1], &info);
-    assert_int_equal (info.removed_segments, n - 2);
+    //  Any other error from the callback stops the open, as before.
+    wt_collect_t c = { .stop_at_count = 5, .stop_rc = WALCAST_ENOMEM };
+    int err = 0;
+    assert_null (wc_wal_open (dir, WT_SMALL_SEGMENT, wt_collect, &c, NULL, &err));
+    assert_int_equal (err, WALCAST_ENOMEM);
+}
+
+static void
+test_damage_last_segment (void **state)
+{
+    const char *dir = (const char *) *state;
+    uint64_t end = s_make_big_log (dir);
+    uint64_t seqs [200];
+    size_t n = wt_segments (dir, seqs, 200);
+    uint64_t first = seqs [n - 1];
+    assert_true (end - first >= 3);
+    //  A flipped bit in the seq of a record with records after it.
+    uint64_t bad = first + 1;
+    uint64_t off = wt_offset_of (first, bad);
+    wt_flip (wt_path (dir, first), off + 8, 0x80);
+    wt_snapshot_t before, now;
+    wt_snapshot (dir, &before);
+    wc_wal_info_t info;
+    wc_wal_t *wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, bad - 1, &info);
+    s_assert_damage (&info, first, off, bad, bad + 1, end, "CRC mismatch");
+    wt_snapshot (dir, &now);
+    wt_assert_same (&before, &now);
+    wc_wal_destroy (&wal);
+
+    //  A wild length field in the middle of the last segment.
+    wt_flip (wt_path (dir, first), off + 8, 0x80);
+    wt_flip (wt_path (dir, first), off + 3, 0x40);
+    wt_snapshot (dir, &before);
+    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, bad - 1, &info);
+    s_assert_damage (&info, first, off, bad, bad + 1, end, "length");
+    wc_wal_destroy (&wal);
+    wt_snapshot (dir, &now);
+    wt_assert_same (&before, &now);
+}
+
+static void
+test_damage_ranges (void **state)
+{
+    const char *dir = (const char *) *state;
+    wt_make_log (dir, WT_SMALL_SEGMENT, 1, BIG_LOG);
+    uint64_t seqs [200];
+    size_t n = wt_segments (dir, seqs, 200);
+    uint8_t buf [256];
+    //  Two damaged records: the valid range after the first ends before
+    //  the second.
+    uint64_t a = s_victim (seqs [10] + 1), b = s_victim (seqs [50] + 1);
+    wt_flip (wt_path (dir, seqs [10]), wt_offset_of (seqs [10], a) + 16, 0x10);
+    wt_flip (wt_path (dir, seqs [50]), wt_offset_of (seqs [50], b) + 16, 0x10);
+    wc_wal_info_t info;
+    wc_wal_t *wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, a - 1, &info);
+    s_assert_damage (&info, seqs [10], wt_offset_of (seqs [10], a), a, a + 1, b - 1,
+                     "CRC mismatch");
+    wc_wal_destroy (&wal);
+
+    //  The last record of a middle segment: the valid range starts with
+    //  the next file.
+    wt_clear_dir (dir);
+    wt_make_log (dir, WT_SMALL_SEGMENT, 1, BIG_LOG);
+    a = seqs [30] - 1;
+    wt_flip (wt_path (dir, seqs [29]), wt_offset_of (seqs [29], a) + 4, 0x10);
+    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, a - 1, &info);
+    s_assert_damage (&info, seqs [29], wt_offset_of (seqs [29], a), a, seqs [30],
+                     BIG_LOG, "CRC mismatch");
+    wc_wal_destroy (&wal);
+
+    //  An empty file in the middle.
+    wt_clear_dir (dir);
+    wt_make_log (dir, WT_SMALL_SEGMENT, 1, BIG_LOG);
+    assert_int_equal (truncate (wt_path (dir, seqs [5]), 0), 0);
+    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, seqs [5] - 1, &info);
+    s_assert_damage (&info, seqs [5], 0, seqs [5], seqs [6], BIG_LOG, "no record");
+    wc_wal_destroy (&wal);
+
+    //  A segment whose first record is not the one its name says.
+    wt_clear_dir (dir);
+    wt_make_log (dir, WT_SMALL_SEGMENT, 1, BIG_LOG);
+    size_t len = wt_payload (seqs [2] + 7, buf);
+    uint8_t frame [300];
+    size_t flen = wt_frame (frame, (uint32_t) len, seqs [2] + 7, buf, len);
+    wt_write_at (wt_path (dir, seqs [2]), 0, frame, flen);
+    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, seqs [2] - 1, &info);
+    assert_true (info.damaged);
+    assert_string_equal (info.damage_file, wt_name (seqs [2]));
+    assert_int_equal (info.damage_offset, 0);
+    assert_int_equal (info.damage_seq, seqs [2]);
+    assert_true (info.damage_valid_from > seqs [2]);
+    assert_true (info.damage_valid_from < seqs [3]);
+    assert_int_equal (info.damage_valid_to, BIG_LOG);
+    assert_non_null (strstr (info.damage_reason, "out-of-sequence"));
+    //  Nothing valid after the damage at all: 0, 0.
+    wc_wal_destroy (&wal);
+    wt_clear_dir (dir);
+    wt_make_log (dir, WT_SMALL_SEGMENT, 1, BIG_LOG);
+    n = wt_segments (dir, seqs, 200);
+    for (size_t i = 4; i < n; i++)
+        assert_int_equal (truncate (wt_path (dir, seqs [i]), 5), 0);
+    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, seqs [4] - 1, &info);
+    s_assert_damage (&info, seqs [4], 0, seqs [4], 0, 0, "torn record");
+    wc_wal_destroy (&wal);
+}
+
+static void
+test_set_aside (void **state)
+{
+    const char *dir = (const char *) *state;
+    wt_make_log (dir, WT_SMALL_SEGMENT, 1, BIG_LOG);
+    uint64_t seqs [200];
+    wt_segments (dir, seqs, 200);
+    wc_wal_t *wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, BIG_LOG, NULL);
+    //  Out of range.
+    assert_int_equal (wc_wal_set_aside (wal, 0), WALCAST_ERANGE);
+    assert_int_equal (wc_wal_set_aside (wal, BIG_LOG + 2), WALCAST_ERANGE);
+    //  Past the end: nothing to move.
+    wt_snapshot_t before, now;
+    wt_snapshot (dir, &before);
+    assert_int_equal (wc_wal_set_aside (wal, BIG_LOG + 1), 0);
+    wt_snapshot (dir, &now);
+    wt_assert_same (&before, &now);
+    //  Buffered records are written first.
+    wt_append_range (wal, BIG_LOG + 1, BIG_LOG + 5);
+    assert_int_equal (wc_wal_written (wal), BIG_LOG);
+    assert_int_equal (wc_wal_set_aside (wal, BIG_LOG + 6), 0);
+    assert_int_equal (wc_wal_written (wal), BIG_LOG + 5);
+    wc_wal_destroy (&wal);
+    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, BIG_LOG + 5, NULL);
+    wt_snapshot (dir, &before);
+    //  From a seq inside a segment of a clean log (a divergent tail).
+    uint64_t from = seqs [40] + 2;
+    assert_int_equal (wc_wal_set_aside (wal, from), 0);
+    s_assert_set_aside (dir, &before, seqs [40], wt_offset_of (seqs [40], from));
+    assert_int_equal (wc_wal_last_seq (wal), from - 1);
+    wt_check_read (wal, 1, SIZE_MAX, (int) (from - 1));
+    wt_append_range (wal, from, from + 3);
+    assert_int_equal (wc_wal_flush (wal), 0);
+    //  Again from the same segment: its copy is .damaged.1.
+    assert_int_equal (wc_wal_set_aside (wal, from + 1), 0);
+    char path [512];
+    snprintf (path, sizeof path, "%s/%s.damaged.1", dir, wt_name (seqs [40]));
+    assert_int_equal (wt_file_size (path),
+                      (int64_t) wt_offset_of (seqs [40], from + 4));
+    //  From the first record of a segment: renamed whole.
+    assert_int_equal (wc_wal_set_aside (wal, seqs [20]), 0);
+    snprintf (path, sizeof path, "%s/%s.damaged", dir, wt_name (seqs [20]));
+    assert_true (wt_file_size (path) > 0);
+    assert_int_equal (wt_file_size (wt_path (dir, seqs [20])), -1);
+    assert_int_equal (wc_wal_last_seq (wal), seqs [20] - 1);
+    wt_append_range (wal, seqs [20], seqs [20] + 100);
+    wc_wal_destroy (&wal);
+    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, seqs [20] + 100, NULL);
+    wc_wal_destroy (&wal);
+}
+
+static void
+test_set_aside_failures (void **state)
+{
+    const char *dir = (const char *) *state;
+    wt_make_log (dir, WT_SMALL_SEGMENT, 1, BIG_LOG);
+    uint64_t seqs [200];
+    wt_segments (dir, seqs, 200);
+    uint64_t victim = s_victim (seqs [35] + 2);
+    wt_flip (wt_path (dir, seqs [35]), wt_offset_of (seqs [35], victim) + 16, 0x01);
+    wt_snapshot_t before;
+    wt_snapshot (dir, &before);
+    wc_wal_t *wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, victim - 1, NULL);
+    //  Each step fails in turn; the log stays damaged until a call works,
+    //  and no byte is lost on the way.
+    struct { wc_vfs_op_t op; int err; int want; } faults [] = {
+        { WC_VFS_RENAME, EIO, WALCAST_EIO }, { WC_VFS_OPEN, EMFILE, WALCAST_EIO },
+        { WC_VFS_WRITE, ENOSPC, WALCAST_ENOSPC }, { WC_VFS_SYNC, EIO, WALCAST_EIO },
+        { WC_VFS_TRUNCATE, EIO, WALCAST_EIO }
+    };
+    for (size_t k = 0; k < sizeof faults / sizeof faults [0]; k++) {
+        wc_vfs_fail (faults [k].op, k == 0 ? 3 : 0, -1, faults [k].err);
+        assert_int_equal (wc_wal_set_aside (wal, victim), faults [k].want);
+        wc_vfs_reset ();
+        assert_true (wc_wal_damaged (wal));
+        uint8_t buf [256];
+        assert_int_equal (wc_wal_append (wal, victim, buf, wt_payload (victim, buf)),
+                          WALCAST_EIO);
+        assert_true (strlen (wc_wal_last_error (wal)) > 0);
+    }
+    assert_int_equal (wc_wal_set_aside (wal, victim), 0);
+    s_assert_set_aside (dir, &before, seqs [35], wt_offset_of (seqs [35], victim));
+    wt_append_range (wal, victim, victim + 10);
+    wc_wal_destroy (&wal);
+    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, victim + 10, NULL);
     wc_wal_destroy (&wal);
 }
 
@@ -493,6 +892,7 @@ test_out_of_sequence (void **state)
     wc_wal_info_t info;
     wc_wal_t *wal = wt_open_expect (dir, 0, 1, 20, &info);
     assert_int_equal (info.truncated_bytes, flen);
+    assert_false (info.damaged);
     assert_int_equal (wt_file_size (wt_path (dir, 1)), good);
     //  A repeated seq is out of sequence too.
     wc_wal_destroy (&wal);
@@ -502,35 +902,18 @@ test_out_of_sequence (void **state)
     wal = wt_open_expect (dir, 0, 1, 20, &info);
     assert_int_equal (info.truncated_bytes, flen);
     wc_wal_destroy (&wal);
-
-    //  A segment whose first record does not match its name.
+    //  Old records after the good ones (a stale tail): cut as well.
     wt_clear_dir (dir);
-    wt_make_log (dir, WT_SMALL_SEGMENT, 1, 100);
-    uint64_t seqs [50];
-    size_t n = wt_segments (dir, seqs, 50);
-    assert_true (n > 3);
-    len = wt_payload (seqs [2] + 1, buf);
-    flen = wt_frame (frame, (uint32_t) len, seqs [2] + 1, buf, len);
-    wt_write_at (wt_path (dir, seqs [2]), 0, frame, flen);
-    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, seqs [2] - 1, &info);
-    assert_int_equal (info.removed_segments, n - 3);
-    //  ... the file left with no record is gone as well.
-    uint64_t now [50];
-    assert_int_equal (wt_segments (dir, now, 50), 2);
-    wc_wal_destroy (&wal);
-
-    //  A missing middle segment: the later ones cannot follow.
-    wt_clear_dir (dir);
-    wt_make_log (dir, WT_SMALL_SEGMENT, 1, 100);
-    n = wt_segments (dir, seqs, 50);
-    assert_int_equal (unlink (wt_path (dir, seqs [1])), 0);
-    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, seqs [1] - 1, &info);
-    assert_int_equal (info.removed_segments, n - 2);
-    assert_int_equal (info.truncated_bytes, 0);
-    assert_int_equal (wt_segments (dir, now, 50), 1);
-    wt_append_range (wal, seqs [1], 150);
-    wc_wal_destroy (&wal);
-    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, 150, NULL);
+    wt_make_log (dir, 0, 1, 20);
+    good = wt_file_size (wt_path (dir, 1));
+    for (uint64_t seq = 5; seq < 9; seq++) {
+        len = wt_payload (seq, buf);
+        flen = wt_frame (frame, (uint32_t) len, seq, buf, len);
+        wt_append_file (wt_path (dir, 1), frame, flen);
+    }
+    wal = wt_open_expect (dir, 0, 1, 20, &info);
+    assert_false (info.damaged);
+    assert_int_equal (wt_file_size (wt_path (dir, 1)), good);
     wc_wal_destroy (&wal);
 }
 
@@ -680,21 +1063,28 @@ static void
 test_flush_failure (void **state)
 {
     const char *dir = (const char *) *state;
-    //  One segment: the write crosses the limit, half of it lands.
+    //  One segment: the write crosses the limit; the records that fit
+    //  whole stay, the one cut in two goes.
     wt_make_log (dir, 0, 1, 10);
     char *path = wt_path (dir, 1);
     int64_t good = wt_file_size (path);
     wc_wal_t *wal = wt_open_expect (dir, 0, 1, 10, NULL);
     s_limit_file_size ((rlim_t) good + 500);
     wt_append_range (wal, 11, 60);
-    assert_int_equal (wc_wal_flush (wal), WALCAST_EIO);
+    assert_int_equal (wc_wal_flush (wal), WALCAST_ENOSPC);
     s_unlimit_file_size ();
-    assert_int_equal (wt_file_size (path), good);
-    assert_int_equal (wc_wal_last_seq (wal), 10);
-    assert_int_equal (wc_wal_read (wal, 11, 1000, NULL, NULL), 0);
-    wt_check_read (wal, 1, SIZE_MAX, 10);
+    uint64_t fits = 10;
+    while (wt_offset_of (1, fits + 2) <= (uint64_t) good + 500)
+        fits++;
+    assert_true (fits > 10 && fits < 60);
+    assert_int_equal (wc_wal_written (wal), fits);
+    assert_int_equal (wc_wal_last_seq (wal), fits);
+    assert_int_equal (wt_file_size (path), (int64_t) wt_offset_of (1, fits + 1));
+    assert_non_null (strstr (wc_wal_last_error (wal), "File too large"));
+    assert_int_equal (wc_wal_read (wal, fits + 1, 1000, NULL, NULL), 0);
+    wt_check_read (wal, 1, SIZE_MAX, (int) fits);
     //  The log goes on once there is room.
-    wt_append_range (wal, 11, 60);
+    wt_append_range (wal, fits + 1, 60);
     assert_int_equal (wc_wal_flush (wal), 0);
     wc_wal_destroy (&wal);
     wal = wt_open_expect (dir, 0, 1, 60, NULL);
@@ -715,8 +1105,9 @@ test_flush_failure (void **state)
     //  One record in the new segment, too big for the limit.
     static uint8_t big [3000];
     assert_int_equal (wc_wal_append (wal, last + 1, big, sizeof big), 0);
-    assert_int_equal (wc_wal_flush (wal), WALCAST_EIO);
+    assert_int_equal (wc_wal_flush (wal), WALCAST_ENOSPC);
     assert_int_equal (wc_wal_last_seq (wal), last);
+    assert_int_equal (wc_wal_written (wal), last);
     assert_int_equal (wc_wal_first_seq (wal), 1);
     s_unlimit_file_size ();
     uint64_t seqs [8];
@@ -730,12 +1121,13 @@ test_flush_failure (void **state)
     wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, last + 40, NULL);
     wc_wal_destroy (&wal);
 
-    //  An empty log that cannot write its first segment is empty again.
+    //  An empty log whose first record does not fit is empty again, and
+    //  takes any first seq.
     wt_clear_dir (dir);
     wal = wt_open_expect (dir, 0, 0, 0, NULL);
-    s_limit_file_size (100);
+    s_limit_file_size (10);
     wt_append_range (wal, 7, 20);
-    assert_int_equal (wc_wal_flush (wal), WALCAST_EIO);
+    assert_int_equal (wc_wal_flush (wal), WALCAST_ENOSPC);
     s_unlimit_file_size ();
     assert_int_equal (wc_wal_first_seq (wal), 0);
     assert_int_equal (wc_wal_last_seq (wal), 0);
@@ -743,6 +1135,20 @@ test_flush_failure (void **state)
     wt_append_range (wal, 3, 5);
     wc_wal_destroy (&wal);
     wal = wt_open_expect (dir, 0, 3, 5, NULL);
+    wc_wal_destroy (&wal);
+    //  ... and when its first record fits, the log holds it.
+    wt_clear_dir (dir);
+    wal = wt_open_expect (dir, 0, 0, 0, NULL);
+    uint8_t buf [256];
+    s_limit_file_size ((rlim_t) (16 + wt_payload (7, buf) + 10));
+    wt_append_range (wal, 7, 20);
+    assert_int_equal (wc_wal_flush (wal), WALCAST_ENOSPC);
+    s_unlimit_file_size ();
+    assert_int_equal (wc_wal_first_seq (wal), 7);
+    assert_int_equal (wc_wal_last_seq (wal), 7);
+    wt_append_range (wal, 8, 20);
+    wc_wal_destroy (&wal);
+    wal = wt_open_expect (dir, 0, 7, 20, NULL);
     wc_wal_destroy (&wal);
 }
 
@@ -815,7 +1221,14 @@ main (void)
         cmocka_unit_test_setup_teardown (test_rotation, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown (test_read, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown (test_torn_tail, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown (test_corrupt_middle, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown (test_damage_flipped_byte, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown (test_damage_missing_segment, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown (test_damage_missing_first, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown (test_damage_rejected_payload, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown (test_damage_last_segment, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown (test_damage_ranges, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown (test_set_aside, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown (test_set_aside_failures, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown (test_out_of_sequence, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown (test_garbage_and_huge_length, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown (test_stray_files, setup_dir, teardown_dir),

@@ -35,6 +35,8 @@ int
 wt_collect (void *arg, uint64_t seq, const uint8_t *payload, size_t len)
 {
     wt_collect_t *c = (wt_collect_t *) arg;
+    if (c->reject_seq && seq == c->reject_seq)
+        return WALCAST_EPROTO;          //  "not an entry": not counted
     uint8_t want [256];
     size_t want_len = wt_payload (seq, want);
     if ((c->next && seq != c->next) || len != want_len
@@ -62,10 +64,10 @@ wt_append_range (wc_wal_t *wal, uint64_t from, uint64_t to)
 
 //  Open dir and check it replays exactly first..last (0, 0: empty).
 wc_wal_t *
-wt_open_expect (const char *dir, size_t segment_bytes, uint64_t first,
-               uint64_t last, wc_wal_info_t *info)
+wt_open_reject (const char *dir, size_t segment_bytes, uint64_t first,
+                uint64_t last, wc_wal_info_t *info, uint64_t reject_seq)
 {
-    wt_collect_t c = { .next = first };
+    wt_collect_t c = { .next = first, .reject_seq = reject_seq };
     int err = 1;
     wc_wal_info_t local;
     if (!info)
@@ -81,6 +83,13 @@ wt_open_expect (const char *dir, size_t segment_bytes, uint64_t first,
     assert_int_equal (wc_wal_first_seq (wal), last ? first : 0);
     assert_int_equal (wc_wal_last_seq (wal), last);
     return wal;
+}
+
+wc_wal_t *
+wt_open_expect (const char *dir, size_t segment_bytes, uint64_t first,
+                uint64_t last, wc_wal_info_t *info)
+{
+    return wt_open_reject (dir, segment_bytes, first, last, info, 0);
 }
 
 //  Build a log of first..last, flushed and closed.
@@ -231,4 +240,100 @@ wt_teardown_dir (void **state)
     nftw (dir, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     free (dir);
     return 0;
+}
+
+uint32_t
+wt_file_prefix_crc (const char *dir, const char *name, uint64_t len)
+{
+    char path [512];
+    snprintf (path, sizeof path, "%s/%s", dir, name);
+    int fd = open (path, O_RDONLY);
+    assert_true (fd >= 0);
+    uint8_t buf [4096];
+    uint32_t crc = 0;
+    uint64_t off = 0;
+    while (off < len) {
+        size_t want = len - off < sizeof buf ? (size_t) (len - off) : sizeof buf;
+        ssize_t got = pread (fd, buf, want, (off_t) off);
+        assert_true (got > 0);
+        crc = wc_crc32c (crc, buf, (size_t) got);
+        off += (uint64_t) got;
+    }
+    close (fd);
+    return crc;
+}
+
+uint32_t
+wt_file_crc (const char *dir, const char *name, int64_t *size)
+{
+    char path [512];
+    snprintf (path, sizeof path, "%s/%s", dir, name);
+    *size = wt_file_size (path);
+    return *size < 0 ? 0 : wt_file_prefix_crc (dir, name, (uint64_t) *size);
+}
+
+static int
+s_file_compare (const void *a, const void *b)
+{
+    return strcmp (((const wt_file_t *) a)->name, ((const wt_file_t *) b)->name);
+}
+
+void
+wt_snapshot (const char *dir, wt_snapshot_t *snap)
+{
+    snap->count = 0;
+    DIR *d = opendir (dir);
+    assert_non_null (d);
+    struct dirent *e;
+    while ((e = readdir (d))) {
+        if (e->d_name [0] == '.')
+            continue;
+        assert_true (snap->count < sizeof snap->files / sizeof snap->files [0]);
+        wt_file_t *file = &snap->files [snap->count++];
+        assert_true (strlen (e->d_name) < sizeof file->name);
+        memcpy (file->name, e->d_name, strlen (e->d_name) + 1);
+        file->crc = wt_file_crc (dir, e->d_name, &file->size);
+    }
+    closedir (d);
+    qsort (snap->files, snap->count, sizeof snap->files [0], s_file_compare);
+}
+
+void
+wt_assert_same (const wt_snapshot_t *a, const wt_snapshot_t *b)
+{
+    assert_int_equal (a->count, b->count);
+    for (size_t i = 0; i < a->count; i++) {
+        assert_string_equal (a->files [i].name, b->files [i].name);
+        assert_int_equal (a->files [i].size, b->files [i].size);
+        assert_int_equal (a->files [i].crc, b->files [i].crc);
+    }
+}
+
+const wt_file_t *
+wt_snapshot_find (const wt_snapshot_t *snap, const char *name)
+{
+    for (size_t i = 0; i < snap->count; i++)
+        if (strcmp (snap->files [i].name, name) == 0)
+            return &snap->files [i];
+    return NULL;
+}
+
+void
+wt_flip (const char *path, uint64_t offset, uint8_t mask)
+{
+    int fd = open (path, O_RDWR);
+    assert_true (fd >= 0);
+    uint8_t byte;
+    assert_int_equal (pread (fd, &byte, 1, (off_t) offset), 1);
+    byte ^= mask;
+    assert_int_equal (pwrite (fd, &byte, 1, (off_t) offset), 1);
+    close (fd);
+}
+
+const char *
+wt_name (uint64_t seq)
+{
+    static char name [64];
+    snprintf (name, sizeof name, "wal-%020llu.log", (unsigned long long) seq);
+    return name;
 }

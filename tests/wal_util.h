@@ -22,6 +22,7 @@ typedef struct {
     int bad;                /* a record was out of order or wrong */
     int stop_at_count;      /* return stop_rc at this count (0: never) */
     int stop_rc;
+    uint64_t reject_seq;    /* answer WALCAST_EPROTO for this seq (0: none) */
 } wt_collect_t;
 
 /*  The payload of record seq: its length and bytes follow from seq. */
@@ -37,6 +38,10 @@ void wt_append_range (wc_wal_t *wal, uint64_t from, uint64_t to);
 /*  Open dir and check it replays exactly first..last (0, 0: empty). */
 wc_wal_t *wt_open_expect (const char *dir, size_t segment_bytes, uint64_t first,
                           uint64_t last, wc_wal_info_t *info);
+
+/*  The same, with a replay that rejects reject_seq as "not an entry". */
+wc_wal_t *wt_open_reject (const char *dir, size_t segment_bytes, uint64_t first,
+                          uint64_t last, wc_wal_info_t *info, uint64_t reject_seq);
 
 /*  Build a log of first..last, flushed and closed. */
 void wt_make_log (const char *dir, size_t segment_bytes, uint64_t first, uint64_t last);
@@ -59,6 +64,39 @@ void wt_append_file (const char *path, const void *buf, size_t len);
 /*  A well-formed frame (good CRC) for any seq and payload; returns its size. */
 size_t wt_frame (uint8_t *out, uint32_t len_field, uint64_t seq,
                  const uint8_t *payload, size_t len);
+
+/*  Every file of a directory: name, size and a CRC of the content. */
+typedef struct {
+    char name [64];
+    int64_t size;
+    uint32_t crc;
+} wt_file_t;
+
+typedef struct {
+    wt_file_t files [256];
+    size_t count;
+} wt_snapshot_t;
+
+/*  Take a snapshot of dir (files sorted by name). */
+void wt_snapshot (const char *dir, wt_snapshot_t *snap);
+
+/*  Assert two snapshots are the same: nothing changed on disk. */
+void wt_assert_same (const wt_snapshot_t *a, const wt_snapshot_t *b);
+
+/*  The entry of name in snap, or NULL. */
+const wt_file_t *wt_snapshot_find (const wt_snapshot_t *snap, const char *name);
+
+/*  CRC32C of the file dir/name, and its size in *size (-1: missing). */
+uint32_t wt_file_crc (const char *dir, const char *name, int64_t *size);
+
+/*  CRC32C of the first len bytes of dir/name. */
+uint32_t wt_file_prefix_crc (const char *dir, const char *name, uint64_t len);
+
+/*  XOR one byte of a file with mask. */
+void wt_flip (const char *path, uint64_t offset, uint8_t mask);
+
+/*  "wal-<20 digits>.log" for seq (a static buffer). */
+const char *wt_name (uint64_t seq);
 
 /*  Empty the test directory. */
 void wt_clear_dir (const char *dir);
