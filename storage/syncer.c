@@ -20,7 +20,9 @@
 
     Destroy marks the shared state terminating before it stops the actor,
     so the actor finishes the round in progress and takes no other; the
-    jobs left in the queue are released without a sync.
+    jobs left in the queue are released without a sync. wc_syncer_wait,
+    for a clean shutdown, waits on a condition the actor broadcasts after
+    every round.
 */
 #include <errno.h>
 #include <pthread.h>
@@ -29,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <czmq.h>
 
@@ -40,6 +43,7 @@
 //  What the owner and the actor share; every field under mutex.
 typedef struct {
     pthread_mutex_t mutex;
+    pthread_cond_t done;        /* broadcast after every round */
     wc_wal_sync_job_t *queue;   /* jobs not yet taken by the actor */
     size_t nqueue;              /* how many */
     size_t queue_cap;           /* allocated entries */
@@ -163,6 +167,7 @@ s_run_queue (s_shared_t *shared, zsock_t *pipe)
         bool notify = changed && !shared->result_sent;
         if (notify)
             shared->result_sent = true;
+        pthread_cond_broadcast (&shared->done);
         pthread_mutex_unlock (&shared->mutex);
         if (notify)
             zstr_send (pipe, "R");
@@ -196,7 +201,18 @@ wc_syncer_new (void)
 {
     wc_syncer_t *self = (wc_syncer_t *) calloc (1, sizeof *self);
     s_shared_t *shared = (s_shared_t *) calloc (1, sizeof *shared);
+    pthread_condattr_t attr;
     if (!self || !shared || pthread_mutex_init (&shared->mutex, NULL) != 0) {
+        free (self);
+        free (shared);
+        return NULL;
+    }
+    pthread_condattr_init (&attr);
+    pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init (&shared->done, &attr);
+    pthread_condattr_destroy (&attr);
+    if (rc != 0) {
+        pthread_mutex_destroy (&shared->mutex);
         free (self);
         free (shared);
         return NULL;
@@ -205,6 +221,7 @@ wc_syncer_new (void)
     self->actor = zactor_new (s_actor, shared);
     if (!self->actor) {
         wc_log_error ("syncer: cannot start its thread");
+        pthread_cond_destroy (&shared->done);
         pthread_mutex_destroy (&shared->mutex);
         free (shared);
         free (self);
@@ -227,6 +244,7 @@ wc_syncer_destroy (wc_syncer_t **self_p)
     for (size_t j = 0; j < shared->nqueue; j++)
         wc_wal_sync_job_release (&shared->queue [j]);
     free (shared->queue);
+    pthread_cond_destroy (&shared->done);
     pthread_mutex_destroy (&shared->mutex);
     free (shared);
     free (self);
@@ -295,4 +313,31 @@ wc_syncer_result (wc_syncer_t *self, uint64_t *seq)
     self->reported = durable;
     *seq = durable;
     return 1;
+}
+
+int
+wc_syncer_wait (wc_syncer_t *self, uint64_t seq, int timeout_ms)
+{
+    s_shared_t *shared = self->shared;
+    struct timespec deadline;
+    clock_gettime (CLOCK_MONOTONIC, &deadline);
+    if (timeout_ms > 0) {
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long) (timeout_ms % 1000) * 1000000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+    }
+    pthread_mutex_lock (&shared->mutex);
+    int rc = 0;
+    while (!shared->failed && shared->durable < seq && rc == 0) {
+        if (timeout_ms < 0)
+            rc = pthread_cond_wait (&shared->done, &shared->mutex);
+        else
+            rc = pthread_cond_timedwait (&shared->done, &shared->mutex, &deadline);
+    }
+    bool failed = shared->failed, reached = shared->durable >= seq;
+    pthread_mutex_unlock (&shared->mutex);
+    return failed ? WALCAST_EIO : reached ? 0 : WALCAST_ETIMEOUT;
 }

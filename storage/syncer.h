@@ -46,4 +46,10 @@ zsock_t *wc_syncer_sock (wc_syncer_t *self);
     and the file). */
 int wc_syncer_result (wc_syncer_t *self, uint64_t *seq);
 
+/*  Block until seq is durable (0), a sync failed (WALCAST_EIO) or
+    timeout_ms passed (WALCAST_ETIMEOUT; -1 waits for ever). For a clean
+    shutdown: submit a last job and wait for its seq before destroying.
+    Does not touch what wc_syncer_result reports. */
+int wc_syncer_wait (wc_syncer_t *self, uint64_t seq, int timeout_ms);
+
 #endif

@@ -124,8 +124,9 @@ void wc_wal_sync_job_release (wc_wal_sync_job_t *job);
 /*  fdatasync every segment written since the last job or sync and fsync
     the directory when it changed, here and now, with descriptors the log
     already holds (no new one is needed, so it works when dup fails).
-    What went to earlier jobs is those jobs' business. Returns 0 or
-    WALCAST_EIO (logged). */
+    What went to earlier jobs is those jobs' business: at shutdown, let
+    the syncer finish them (wc_syncer_wait) before destroying it. Returns
+    0 or WALCAST_EIO (logged). */
 int wc_wal_sync (wc_wal_t *self);
 
 /*  Bytes written but not yet handed to a sync job or synced. */

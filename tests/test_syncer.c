@@ -173,10 +173,14 @@ test_results_in_order (void **state)
         s_write_and_submit (wal, syncer, last + 1, last + 1 + (uint64_t) round * 3);
         last += 1 + (uint64_t) round * 3;
     }
+    assert_int_equal (wc_syncer_wait (syncer, last, 10000), 0);
     uint64_t seen [32];
     size_t n = s_wait_durable (syncer, last, seen, 32);
     assert_true (n >= 1);
     assert_int_equal (seen [n - 1], last);
+    //  A seq never submitted is never durable.
+    assert_int_equal (wc_syncer_wait (syncer, last + 1, 20), WALCAST_ETIMEOUT);
+    assert_int_equal (wc_syncer_wait (syncer, last, 0), 0);
     //  Syncs were made, by the syncer's thread (the test made none).
     assert_true (wc_vfs_count (WC_VFS_SYNC) >= 2);
     //  Nothing new: 0.
@@ -239,6 +243,7 @@ test_failure (void **state)
     assert_int_equal (rc, WALCAST_EIO);
     //  For good: later syncs would prove nothing.
     assert_int_equal (wc_syncer_result (syncer, &seq), WALCAST_EIO);
+    assert_int_equal (wc_syncer_wait (syncer, 9, -1), WALCAST_EIO);
     wt_append_range (wal, 10, 12);
     assert_int_equal (wc_wal_flush (wal), 0);
     wc_wal_sync_job_t job;
