@@ -9,9 +9,29 @@
     keeps probe sequences short and sorted by distance, so a lookup stops
     as soon as it meets an entry closer to home than it would be. Deleting
     shifts the following entries of the run back by one (backward shift),
-    so there are no tombstones and the table never degrades. The table
-    doubles before it passes 70% load and halves below 15%; resizing
-    reuses the stored hashes, so keys are never hashed again.
+    so there are no tombstones and the table never degrades.
+
+    The table doubles before it passes 70% load and halves below 15%, a
+    little at a time, as Redis's dict.c does: a resize allocates the new
+    array and from then on both live. New keys go to the new one; every
+    put, del and get first moves at most WC_STORE_REHASH_MOVES entries
+    out of the old one, looking at no more than WC_STORE_REHASH_VISITS of
+    its slots, and a lookup consults both. The old array is emptied from
+    slot 0 upwards: at the scan position an entry is moved to the new
+    array and removed from the old one with the same backward shift as a
+    delete, which keeps the old array a valid Robin Hood table (lookups
+    in it stay correct) and only ever moves entries into slots that were
+    full, so the slots behind the scan position stay empty. With those
+    budgets a resize always ends long before the next one can be due
+    (growing needs at most count / 8 + capacity / 64 operations, the next
+    doubling is 70% of the old capacity in puts away, the next halving
+    far more deletes away), so the one-step fallback in s_resize_begin
+    never runs; a counter of the most any operation moved shows it.
+    Arrays of 4 MiB and more are mapped directly and given back 256 KiB at
+    a time as the scan passes (lookups treat the slots behind the scan as
+    empty, which they are), since freeing a 128 MiB array at once costs
+    ~10 ms. Resizing reuses the stored hashes, so keys are never hashed
+    again.
 
     Two hashes, one function. The table hash is seeded at random per store
     so crafted keys cannot aim at one bucket. The digest hash of a pair is
@@ -24,10 +44,12 @@
     style of wyhash, written for this file.
 */
 #include <assert.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include "walcast.h"
 #include "store.h"
@@ -47,15 +69,32 @@ typedef struct {
     s_entry_t *entry;           /* the entry, or NULL */
 } s_slot_t;
 
-struct wc_store {
-    s_slot_t *slots;            /* mask + 1 slots, a power of two */
+/*  One open-addressing array. */
+typedef struct {
+    s_slot_t *slots;            /* mask + 1 slots, a power of two; NULL: none */
     size_t mask;                /* capacity - 1 */
-    size_t count;               /* entries held */
+    size_t live_from;           /* slots below this are empty (and may be
+                                   unmapped): 0, or the rehash position */
+    size_t released;            /* bytes at the start given back already */
+    bool mapped;                /* the slots come from mmap, not calloc */
+} s_table_t;
+
+struct wc_store {
+    s_table_t table;            /* the table new keys go to */
+    s_table_t old;              /* while a resize runs, the one being emptied */
+    size_t rehash_at;           /* old slots below this are empty */
+    size_t old_count;           /* entries still in old */
+    size_t count;               /* entries held, in both */
     uint64_t seed;              /* per-store random seed of the table hash */
     uint64_t digest;            /* sum of every entry's pair_hash, mod 2^64 */
+    uint64_t resizes;           /* resizes begun */
+    size_t moved_max;           /* most entries one operation moved */
+    size_t visited_max;         /* most old slots one operation looked at */
 };
 
 #define S_MIN_CAPACITY  16
+#define S_MAP_MIN       (4u << 20)  /* arrays this big come from mmap */
+#define S_RELEASE_CHUNK (256u << 10) /* and go back 256 KiB at a time */
 
 /*  Mixing constants (odd, roughly half their bits set) and the fixed seed
     of the digest hash. Changing any of them changes every digest: nodes
@@ -202,94 +241,204 @@ s_random_seed (void *salt)
 //  --------------------------------------------------------------------------
 //  The table
 
-//  How far the entry in slot i sits from its home slot.
+//  How far the entry in slot i of t sits from its home slot.
 
 static inline size_t
-s_distance (const wc_store_t *self, size_t i)
+s_distance (const s_table_t *t, size_t i)
 {
-    return (i - ((size_t) self->slots [i].hash & self->mask)) & self->mask;
+    return (i - ((size_t) t->slots [i].hash & t->mask)) & t->mask;
 }
 
-//  Index of the slot holding key, or SIZE_MAX. Stops at a free slot or at
-//  an entry closer to home than the key would be by then (Robin Hood
-//  order: the key cannot be further along).
+//  Index of the slot of t holding key, or SIZE_MAX. Stops at a free slot
+//  or at an entry closer to home than the key would be by then (Robin
+//  Hood order: the key cannot be further along).
 
 static size_t
-s_find (const wc_store_t *self, const void *key, size_t key_len, uint64_t hash)
+s_find (const s_table_t *t, const void *key, size_t key_len, uint64_t hash)
 {
-    size_t i = (size_t) hash & self->mask;
+    if (!t->slots)
+        return SIZE_MAX;
+    size_t i = (size_t) hash & t->mask;
     for (size_t dist = 0; ; dist++) {
-        const s_slot_t *slot = &self->slots [i];
-        if (!slot->entry || s_distance (self, i) < dist)
+        if (i < t->live_from)
+            return SIZE_MAX;            //  empty, perhaps unmapped
+        const s_slot_t *slot = &t->slots [i];
+        if (!slot->entry || s_distance (t, i) < dist)
             return SIZE_MAX;
         if (slot->hash == hash
         &&  slot->entry->key_len == key_len
         &&  memcmp (slot->entry->data, key, key_len) == 0)
             return i;
-        i = (i + 1) & self->mask;
+        i = (i + 1) & t->mask;
     }
 }
 
-//  Put an entry whose key is not in the table yet, displacing entries
-//  that are closer to home (Robin Hood). There must be a free slot.
+//  Put an entry whose key is not in t yet, displacing entries that are
+//  closer to home (Robin Hood). There must be a free slot.
 
 static void
-s_place (s_slot_t *slots, size_t mask, uint64_t hash, s_entry_t *entry)
+s_place (s_table_t *t, uint64_t hash, s_entry_t *entry)
 {
-    size_t i = (size_t) hash & mask;
+    size_t i = (size_t) hash & t->mask;
     size_t dist = 0;
-    while (slots [i].entry) {
-        size_t theirs = (i - ((size_t) slots [i].hash & mask)) & mask;
+    while (t->slots [i].entry) {
+        size_t theirs = s_distance (t, i);
         if (theirs < dist) {
-            s_slot_t carried = slots [i];
-            slots [i].hash = hash;
-            slots [i].entry = entry;
+            s_slot_t carried = t->slots [i];
+            t->slots [i].hash = hash;
+            t->slots [i].entry = entry;
             hash = carried.hash;
             entry = carried.entry;
             dist = theirs;
         }
-        i = (i + 1) & mask;
+        i = (i + 1) & t->mask;
         dist++;
     }
-    slots [i].hash = hash;
-    slots [i].entry = entry;
+    t->slots [i].hash = hash;
+    t->slots [i].entry = entry;
 }
 
-//  Move every entry into a new array of capacity slots (a power of two
-//  above the count). On failure the table stays as it was.
+//  Empty slot i of t and pull the rest of its run back by one, so no
+//  entry ends up behind a hole it would have to probe past. Entries only
+//  move into slots that were full.
+
+static void
+s_remove_at (s_table_t *t, size_t i)
+{
+    size_t next = (i + 1) & t->mask;
+    while (next >= t->live_from && t->slots [next].entry && s_distance (t, next) > 0) {
+        t->slots [i] = t->slots [next];
+        i = next;
+        next = (next + 1) & t->mask;
+    }
+    t->slots [i].hash = 0;
+    t->slots [i].entry = NULL;
+}
+
+//  A zeroed table of capacity slots. Big ones are mapped directly, so
+//  that the rehash can give them back piece by piece: freeing a 128 MiB
+//  array at once costs the caller ~10 ms in munmap. Returns 0 or
+//  WALCAST_ENOMEM.
 
 static int
-s_resize (wc_store_t *self, size_t capacity)
+s_table_new (s_table_t *t, size_t capacity)
 {
     if (capacity > SIZE_MAX / sizeof (s_slot_t))
         return WALCAST_ENOMEM;
-    s_slot_t *slots = calloc (capacity, sizeof (s_slot_t));
+    size_t bytes = capacity * sizeof (s_slot_t);
+    s_slot_t *slots;
+    bool mapped = bytes >= S_MAP_MIN;
+    if (mapped) {
+        slots = mmap (NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (slots == MAP_FAILED)
+            slots = NULL;
+    }
+    else
+        slots = calloc (capacity, sizeof (s_slot_t));
     if (!slots)
         return WALCAST_ENOMEM;
-    size_t old_capacity = self->mask + 1;
-    for (size_t i = 0; i < old_capacity; i++)
-        if (self->slots [i].entry)
-            s_place (slots, capacity - 1, self->slots [i].hash, self->slots [i].entry);
-    free (self->slots);
-    self->slots = slots;
-    self->mask = capacity - 1;
+    *t = (s_table_t) { slots, capacity - 1, 0, 0, mapped };
     return 0;
 }
 
-//  Empty slot i and pull the rest of its run back by one, so no entry
-//  ends up behind a hole it would have to probe past.
+//  Give back what is left of t's array.
 
 static void
-s_remove_at (wc_store_t *self, size_t i)
+s_table_free (s_table_t *t)
 {
-    size_t next = (i + 1) & self->mask;
-    while (self->slots [next].entry && s_distance (self, next) > 0) {
-        self->slots [i] = self->slots [next];
-        i = next;
-        next = (next + 1) & self->mask;
+    if (t->mapped)
+        munmap ((char *) t->slots + t->released,
+                (t->mask + 1) * sizeof (s_slot_t) - t->released);
+    else
+        free (t->slots);
+    *t = (s_table_t) { NULL, 0, 0, 0, false };
+}
+
+//  The rehash is past the first live_from slots of the old table: give
+//  back the whole chunks among them.
+
+static void
+s_table_release (s_table_t *t)
+{
+    size_t done = t->live_from * sizeof (s_slot_t) / S_RELEASE_CHUNK * S_RELEASE_CHUNK;
+    if (!t->mapped || done <= t->released)
+        return;
+    if (munmap ((char *) t->slots + t->released, done - t->released) == 0)
+        t->released = done;
+}
+
+//  The slot holding key: its index, and in *t the table it is in (the
+//  new one first: that is where most keys are). SIZE_MAX when absent.
+
+static size_t
+s_lookup (wc_store_t *self, const void *key, size_t key_len, uint64_t hash,
+          s_table_t **t)
+{
+    *t = &self->table;
+    size_t i = s_find (*t, key, key_len, hash);
+    if (i == SIZE_MAX && self->old.slots) {
+        *t = &self->old;
+        i = s_find (*t, key, key_len, hash);
     }
-    self->slots [i].hash = 0;
-    self->slots [i].entry = NULL;
+    return i;
+}
+
+//  Move up to max_moves entries from the old table to the new one,
+//  looking at no more than max_visits old slots; free the old table once
+//  it is empty. Called at the start of every put, del and get.
+
+static void
+s_rehash_step (wc_store_t *self, size_t max_moves, size_t max_visits)
+{
+    if (!self->old.slots)
+        return;
+    size_t moved = 0, visited = 0;
+    while (self->old_count > 0 && self->rehash_at <= self->old.mask
+       &&  moved < max_moves && visited < max_visits) {
+        s_slot_t *slot = &self->old.slots [self->rehash_at];
+        visited++;
+        if (!slot->entry) {
+            self->rehash_at++;
+            continue;
+        }
+        s_place (&self->table, slot->hash, slot->entry);
+        s_remove_at (&self->old, self->rehash_at);
+        self->old_count--;
+        moved++;
+    }
+    if (moved > self->moved_max)
+        self->moved_max = moved;
+    if (visited > self->visited_max)
+        self->visited_max = visited;
+    if (self->old_count == 0) {
+        s_table_free (&self->old);
+        self->rehash_at = 0;
+        return;
+    }
+    self->old.live_from = self->rehash_at;
+    s_table_release (&self->old);
+}
+
+//  Begin a resize to capacity slots (a power of two that holds the count
+//  under 70%): the current table becomes the old one. A resize still
+//  running is finished first, in one go (never happens: see the top).
+//  On failure the store stays as it was.
+
+static int
+s_resize_begin (wc_store_t *self, size_t capacity)
+{
+    s_table_t fresh;
+    if (s_table_new (&fresh, capacity) != 0)
+        return WALCAST_ENOMEM;
+    s_rehash_step (self, SIZE_MAX, SIZE_MAX);
+    self->old = self->table;
+    self->old_count = self->count;
+    self->rehash_at = 0;
+    self->table = fresh;
+    self->resizes++;
+    if (self->old_count == 0)
+        s_table_free (&self->old);
+    return 0;
 }
 
 //  A new entry holding key and value, or NULL.
@@ -321,12 +470,10 @@ wc_store_new (void)
     wc_store_t *self = calloc (1, sizeof (wc_store_t));
     if (!self)
         return NULL;
-    self->slots = calloc (S_MIN_CAPACITY, sizeof (s_slot_t));
-    if (!self->slots) {
+    if (s_table_new (&self->table, S_MIN_CAPACITY) != 0) {
         free (self);
         return NULL;
     }
-    self->mask = S_MIN_CAPACITY - 1;
     self->seed = s_random_seed (self);
     return self;
 }
@@ -338,19 +485,25 @@ wc_store_destroy (wc_store_t **self_p)
     wc_store_t *self = *self_p;
     if (!self)
         return;
-    for (size_t i = 0; i <= self->mask; i++)
-        free (self->slots [i].entry);
-    free (self->slots);
+    for (size_t i = 0; i <= self->table.mask; i++)
+        free (self->table.slots [i].entry);
+    for (size_t i = self->old.live_from; self->old.slots && i <= self->old.mask; i++)
+        free (self->old.slots [i].entry);
+    s_table_free (&self->table);
+    if (self->old.slots)
+        s_table_free (&self->old);
     free (self);
     *self_p = NULL;
 }
 
-//  Everything that can fail (size checks, allocation, growing the table)
-//  happens before the table or the digest change, so a failed put leaves
-//  the store as it was. A replaced value is copied in place when it fits
-//  and uses at least half the room; otherwise the entry is rebuilt and the
-//  old one freed only after the copy, so value may point into the store
-//  (at what an earlier get returned).
+//  Everything that can fail (size checks, allocation, beginning a resize)
+//  happens before the content or the digest change, so a failed put
+//  leaves the store as it was (a rehash step may have moved entries
+//  between tables, which changes nothing that can be seen). A replaced
+//  value is copied in place when it fits and uses at least half the
+//  room; otherwise the entry is rebuilt and the old one freed only after
+//  the copy, so value may point into the store (at what an earlier get
+//  returned).
 
 int
 wc_store_put (wc_store_t *self, const void *key, size_t key_len,
@@ -366,11 +519,13 @@ wc_store_put (wc_store_t *self, const void *key, size_t key_len,
     if (key_len > room || value_len > room - key_len)
         return WALCAST_ENOMEM;
 
+    s_rehash_step (self, WC_STORE_REHASH_MOVES, WC_STORE_REHASH_VISITS);
     uint64_t hash = s_hash (key, key_len, self->seed);
     uint64_t pair_hash = s_pair_hash (key, key_len, value, value_len);
-    size_t i = s_find (self, key, key_len, hash);
+    s_table_t *t;
+    size_t i = s_lookup (self, key, key_len, hash, &t);
     if (i != SIZE_MAX) {
-        s_entry_t *entry = self->slots [i].entry;
+        s_entry_t *entry = t->slots [i].entry;
         uint64_t old_hash = entry->pair_hash;
         if (value_len <= entry->value_cap && value_len >= entry->value_cap / 2) {
             if (value_len)
@@ -382,7 +537,7 @@ wc_store_put (wc_store_t *self, const void *key, size_t key_len,
             s_entry_t *fresh = s_entry_new (key, key_len, value, value_len, pair_hash);
             if (!fresh)
                 return WALCAST_ENOMEM;
-            self->slots [i].entry = fresh;
+            t->slots [i].entry = fresh;
             free (entry);
         }
         self->digest += pair_hash - old_hash;
@@ -392,22 +547,22 @@ wc_store_put (wc_store_t *self, const void *key, size_t key_len,
     s_entry_t *entry = s_entry_new (key, key_len, value, value_len, pair_hash);
     if (!entry)
         return WALCAST_ENOMEM;
-    size_t capacity = self->mask + 1;
+    size_t capacity = self->table.mask + 1;
     if ((self->count + 1) * 10 > capacity * 7) {
-        int rc = s_resize (self, capacity * 2);
+        int rc = s_resize_begin (self, capacity * 2);
         if (rc) {
             free (entry);
             return rc;
         }
     }
-    s_place (self->slots, self->mask, hash, entry);
+    s_place (&self->table, hash, entry);
     self->count++;
     self->digest += pair_hash;
     return 0;
 }
 
-//  Removing below 15% load halves the table (best effort: when the
-//  smaller array cannot be had, the table just stays large).
+//  Removing below 15% load begins halving the table (best effort: when
+//  the smaller array cannot be had, the table just stays large).
 
 int
 wc_store_del (wc_store_t *self, const void *key, size_t key_len)
@@ -416,33 +571,39 @@ wc_store_del (wc_store_t *self, const void *key, size_t key_len)
     assert (key || key_len == 0);
     if (key_len == 0)
         return 0;
-    size_t i = s_find (self, key, key_len, s_hash (key, key_len, self->seed));
+    s_rehash_step (self, WC_STORE_REHASH_MOVES, WC_STORE_REHASH_VISITS);
+    s_table_t *t;
+    size_t i = s_lookup (self, key, key_len, s_hash (key, key_len, self->seed), &t);
     if (i == SIZE_MAX)
         return 0;
-    s_entry_t *entry = self->slots [i].entry;
+    s_entry_t *entry = t->slots [i].entry;
     self->digest -= entry->pair_hash;
     free (entry);
-    s_remove_at (self, i);
+    s_remove_at (t, i);
     self->count--;
+    if (t == &self->old)
+        self->old_count--;
 
-    size_t capacity = self->mask + 1;
+    size_t capacity = self->table.mask + 1;
     if (capacity > S_MIN_CAPACITY && self->count * 20 < capacity * 3)
-        s_resize (self, capacity / 2);
+        s_resize_begin (self, capacity / 2);
     return 0;
 }
 
 int
-wc_store_get (const wc_store_t *self, const void *key, size_t key_len,
+wc_store_get (wc_store_t *self, const void *key, size_t key_len,
               const void **value, size_t *value_len)
 {
     assert (self);
     assert (key || key_len == 0);
     if (key_len == 0)
         return WALCAST_ENOTFOUND;
-    size_t i = s_find (self, key, key_len, s_hash (key, key_len, self->seed));
+    s_rehash_step (self, WC_STORE_REHASH_MOVES, WC_STORE_REHASH_VISITS);
+    s_table_t *t;
+    size_t i = s_lookup (self, key, key_len, s_hash (key, key_len, self->seed), &t);
     if (i == SIZE_MAX)
         return WALCAST_ENOTFOUND;
-    const s_entry_t *entry = self->slots [i].entry;
+    const s_entry_t *entry = t->slots [i].entry;
     if (value)
         *value = entry->data + entry->key_len;
     if (value_len)
@@ -462,4 +623,16 @@ wc_store_digest (const wc_store_t *self)
 {
     assert (self);
     return self->digest;
+}
+
+void
+wc_store_stats (const wc_store_t *self, wc_store_stats_t *stats)
+{
+    assert (self);
+    stats->capacity = self->table.mask + 1;
+    stats->old_capacity = self->old.slots ? self->old.mask + 1 : 0;
+    stats->old_count = self->old_count;
+    stats->resizes = self->resizes;
+    stats->moved_max = self->moved_max;
+    stats->visited_max = self->visited_max;
 }

@@ -1,7 +1,9 @@
 /*  store.h - the node's key-value state.
 
     An open-addressing hash table of binary keys to binary values, owned
-    by the node's single thread. Keys and values are copied in.
+    by the node's single thread. Keys and values are copied in. The table
+    grows and shrinks incrementally: no single put, del or get moves more
+    than WC_STORE_REHASH_MOVES keys, so a resize never stops the loop.
 
     The store keeps a digest of its whole content up to date on every put
     and delete: the sum (mod 2^64) of a 64-bit hash of each (key, value)
@@ -32,8 +34,9 @@ int wc_store_put (wc_store_t *self, const void *key, size_t key_len,
 int wc_store_del (wc_store_t *self, const void *key, size_t key_len);
 
 /*  Look key up. Returns 0 and points *value / *value_len at the stored
-    bytes (valid until the next put or del), or WALCAST_ENOTFOUND. */
-int wc_store_get (const wc_store_t *self, const void *key, size_t key_len,
+    bytes (valid until the next put or del; gets do not move them), or
+    WALCAST_ENOTFOUND. Not const: a get helps a resize along. */
+int wc_store_get (wc_store_t *self, const void *key, size_t key_len,
                   const void **value, size_t *value_len);
 
 /*  Number of keys. */
@@ -41,5 +44,22 @@ size_t wc_store_count (const wc_store_t *self);
 
 /*  Order-independent hash of the whole content; 0 for an empty store. */
 uint64_t wc_store_digest (const wc_store_t *self);
+
+/*  A resize never moves more than this many keys in one operation, nor
+    looks at more than this many slots of the table being emptied. */
+#define WC_STORE_REHASH_MOVES   8
+#define WC_STORE_REHASH_VISITS  64
+
+/*  How the table is doing, for tests and operators. */
+typedef struct {
+    size_t capacity;        /* slots of the table that takes new keys */
+    size_t old_capacity;    /* slots of the table being emptied; 0 when no resize runs */
+    size_t old_count;       /* keys still in that table */
+    uint64_t resizes;       /* resizes started, growing or shrinking */
+    size_t moved_max;       /* most keys any single operation moved between tables */
+    size_t visited_max;     /* most old slots any single operation looked at */
+} wc_store_stats_t;
+
+void wc_store_stats (const wc_store_t *self, wc_store_stats_t *stats);
 
 #endif

@@ -5,59 +5,83 @@
     with crc = CRC32C over the 8 seq bytes and the payload. Sequence
     numbers go up by one from record to record and from segment to
     segment; a segment's name is the seq of its first record. Other files
-    in the directory are left alone.
+    in the directory are left alone. Every file operation goes through the
+    vfs layer (vfs.h), so tests can fail any of them.
 
-    In memory the log is a list of segments. Each knows its flushed size
-    (bytes on disk) and its planned end (flushed size plus what is
-    buffered for it). Appends only copy the framed record into one write
-    buffer; when the last segment has passed segment_bytes the record
-    starts a new, planned segment that has no file yet. So the buffer is
-    the pending bytes of a few segments, back to back, and wc_wal_flush
-    walks them: one pwrite loop per segment, creating planned segments on
-    the way (the finished segment is fdatasync'ed first and the directory
-    fsync'ed after the create). If a write fails the segment is cut back
-    to its flushed size, a segment made by this flush and left empty is
-    unlinked, the buffer is dropped and last_seq is whatever reached the
-    disk: the log never holds a hole or half a record that it knows of.
+    In memory the log is a list of segments. Each knows its size on disk
+    (whole records only) and its planned end (size plus what is buffered
+    for it). Appends only copy the framed record into one write buffer;
+    when the last segment has passed segment_bytes the record starts a
+    planned segment that has no file yet. wc_wal_flush walks the buffer
+    segment by segment: create the file if it is planned, one pwrite loop.
 
-    Opening replays every segment in order with large buffered reads (one
-    1 MiB pread at a time, not a read per record) and stops at the first
-    record that is short, oversized, fails its CRC or is not the next seq
-    (a segment's first record must also match the file name). The file is
-    truncated there, later segments are removed, and each drop is logged
-    with file, offset, bytes and reason, so an operator sees what a crash
-    cost. Segments left without a record are removed too.
+    The commit contract. When a create or a write fails, the records that
+    reached the file whole stay (the buffer is walked record by record to
+    find them), a partial record is cut back with ftruncate, a segment
+    created by this flush that holds no whole record is unlinked, and the
+    rest of the buffer is dropped: the log then holds exactly the records
+    up to wc_wal_written and appends go on from there. A cut or an unlink
+    that fails too is remembered as a debt that the next flush pays before
+    it writes anything, so a leftover never sits under new records. The
+    error comes back as WALCAST_ENOSPC or WALCAST_EIO with the reason in
+    wc_wal_last_error, and nothing is logged: the caller logs an episode
+    once. Flushing never syncs. Each segment remembers that it was
+    written since the last sync, and the directory that files came or
+    went; wc_wal_sync_job hands descriptors of exactly those (a duplicate
+    of the current segment and of the directory, the very descriptors of
+    finished segments, which the log keeps open until then) to whoever
+    syncs, with the seq they make durable.
+
+    Opening replays every segment in order with large buffered reads and
+    stops at the first record that is short, oversized, fails its CRC, is
+    not the next seq, or whose payload the caller rejects. What happens
+    then depends on what follows. A scan of the rest of that segment looks
+    for a valid record of a plausible later seq (the seq field is compared
+    before any CRC is computed, and a record at offset p after the bad one
+    at b can be at most (p - b) / 16 seqs further, so the scan is cheap and
+    junk rarely even reaches a CRC). None found in the last segment: a
+    torn tail, cut there and logged. Found, or in any earlier segment, or
+    a missing segment: damage in the middle, and nothing on disk changes.
+    Replay stops before it, the records after it are scanned (without the
+    callback) for the seq range they hold, the open succeeds, and the log
+    refuses appends until wc_wal_set_aside moves the damaged part into
+    *.damaged files: copy and cut the segment holding the first seq set
+    aside, rename every later file, sync it all.
 
     A sparse index remembers (seq, segment, offset) about every 64 KiB of
     log. wc_wal_read finds the segment by binary search on first seq, the
     closest index entry by a second binary search, and scans forward from
     there, so a catch-up read costs at most ~64 KiB of scanning whatever
-    its starting seq. Reads only look at flushed bytes.
+    its starting seq. Reads only look at written bytes.
 
     Not thread-safe: one owner calls everything.
 */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "walcast.h"
 #include "clock.h"
 #include "crc32c.h"
 #include "log.h"
+#include "vfs.h"
 #include "wal.h"
 
 #define S_HEADER        16u                 /* len, crc, seq */
 #define S_NAME_LEN      28u                 /* "wal-" + 20 digits + ".log" */
+#define S_NAME_SIZE     32u                 /* a segment name and its NUL */
 #define S_INDEX_EVERY   (64u * 1024u)       /* bytes of log between index entries */
 #define S_REPLAY_CHUNK  (1024u * 1024u)     /* read size when replaying */
+#define S_SCAN_CHUNK    (1024u * 1024u)     /* read size when scanning for a record */
+#define S_COPY_CHUNK    (1024u * 1024u)     /* read size when copying a segment aside */
 #define S_READ_CHUNK_MIN (64u * 1024u)      /* read sizes for wc_wal_read */
 #define S_READ_CHUNK_MAX (1024u * 1024u)
 #define S_READ_KEEP_MAX (4u * 1024u * 1024u)   /* bigger read buffers are freed after use */
@@ -65,10 +89,13 @@
 //  One segment file, on disk or planned.
 typedef struct {
     uint64_t first_seq;     /* seq of its first record; its file name */
-    uint64_t last_seq;      /* seq of its last record, buffered ones too */
-    uint64_t flushed_last;  /* seq of its last record on disk (first_seq - 1: none) */
-    uint64_t size;          /* bytes on disk (flushed) */
+    uint64_t last_seq;      /* its last record, buffered ones too (first_seq - 1: none) */
+    uint64_t flushed_last;  /* its last record wholly on disk */
+    uint64_t size;          /* bytes on disk: whole records only */
     uint64_t end;           /* size plus the bytes buffered for it */
+    int fd;                 /* O_RDWR, or -1: open for the last on-disk segment
+                               and for older ones until a sync covers them */
+    bool unsynced;          /* written since the last sync job or sync */
 } s_segment_t;
 
 //  One sparse index entry: where a record starts.
@@ -88,11 +115,10 @@ struct wc_wal {
     size_t nsegs_disk;      /* segments whose file exists */
     size_t segs_cap;        /* allocated entries in segs */
 
-    int wfd;                /* last on-disk segment, O_RDWR; -1 when none */
     int rfd;                /* an older segment opened for reading; -1 */
     size_t rfd_seg;         /* which segment rfd is */
 
-    uint8_t *wbuf;          /* framed records not yet flushed */
+    uint8_t *wbuf;          /* framed records not yet written */
     size_t wlen;            /* bytes used in wbuf */
     size_t wcap;            /* bytes allocated in wbuf */
 
@@ -104,8 +130,16 @@ struct wc_wal {
     size_t index_cap;       /* entries allocated */
     uint64_t since_index;   /* log bytes since the last index entry */
 
-    uint64_t flushed_last;  /* last seq on disk; 0 when none */
-    uint64_t unsynced;      /* bytes flushed since the last sync */
+    uint64_t flushed_last;  /* last seq wholly written; 0 when none */
+    uint64_t unsynced;      /* bytes written since the last sync job or sync */
+    bool dir_unsynced;      /* files created or removed since then */
+    bool cut_pending;       /* the last on-disk segment may hold a partial
+                               record past its size (a cut failed) */
+    char unlink_pending [S_NAME_SIZE];  /* an empty segment a failed flush
+                                           could not remove; "" when none */
+    bool damaged;           /* appends refused until a set-aside works */
+    char damage [320];      /* why, for the error of a refused append */
+    char error [320];       /* wc_wal_last_error */
 };
 
 //  A forward reader over one segment file, through self->rbuf.
@@ -143,6 +177,20 @@ typedef struct {
     size_t len;
 } s_record_t;
 
+//  What recovery is working on: the file list and the file being replayed.
+typedef struct {
+    const uint64_t *seqs;   /* segment files, ascending first seq */
+    size_t count;           /* how many */
+    size_t i;               /* the one being replayed */
+    char name [S_NAME_SIZE];    /* its name */
+    int fd;                 /* its descriptor */
+    uint64_t size;          /* its size */
+    uint64_t expect;        /* the seq the next record must have */
+    wc_wal_record_fn *fn;   /* the replay callback */
+    void *arg;              /* its argument */
+    wc_wal_info_t *info;    /* what the open reports */
+} s_recovery_t;
+
 
 //  --------------------------------------------------------------------
 //  Small helpers
@@ -176,16 +224,17 @@ s_get64 (const uint8_t *p)
     return (uint64_t) s_get32 (p) | (uint64_t) s_get32 (p + 4) << 32;
 }
 
-//  The file name of the segment that starts at seq; buf holds 32 bytes.
+//  The file name of the segment that starts at seq.
 static const char *
 s_segment_name (char *buf, uint64_t seq)
 {
-    snprintf (buf, 32, "wal-%020llu.log", (unsigned long long) seq);
+    snprintf (buf, S_NAME_SIZE, "wal-%020llu.log", (unsigned long long) seq);
     return buf;
 }
 
 //  Parse a segment file name; returns its first seq, or 0 when the name
 //  is not exactly wal-<20 digits>.log (or names seq 0, which cannot be).
+//  So wal-...log.damaged and every other file is not ours.
 static uint64_t
 s_parse_name (const char *name)
 {
@@ -265,52 +314,96 @@ count:
     self->since_index += total;
 }
 
-//  Write all of buf at offset, looping over partial writes and EINTR.
-//  Returns 0, or -1 with errno set.
+//  The log ends at flushed_last and has nsegs segments: drop the index
+//  entries and the cached read descriptor that point past that.
+static void
+s_forget_past_end (wc_wal_t *self)
+{
+    while (self->nindex > 0
+       && (self->index [self->nindex - 1].seq > self->flushed_last
+       ||  self->index [self->nindex - 1].segment >= self->nsegs))
+        self->nindex--;
+    if (self->rfd >= 0 && self->rfd_seg >= self->nsegs_disk) {
+        wc_vfs_close (self->rfd);
+        self->rfd = -1;
+    }
+}
+
+//  The WALCAST_E* code for a failed file operation's errno.
+static int
+s_code (int err)
+{
+    return err == ENOSPC || err == EDQUOT || err == EFBIG ? WALCAST_ENOSPC : WALCAST_EIO;
+}
+
+//  Set the reason of the last failure and return the code for errno err.
+static int
+s_fail (wc_wal_t *self, int err, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static int
+s_fail (wc_wal_t *self, int err, const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (self->error, sizeof self->error, fmt, args);
+    va_end (args);
+    return s_code (err);
+}
+
+//  Read len bytes at offset (fewer only at the end of the file). Returns
+//  the bytes read, or -1 with errno set.
+static ssize_t
+s_pread_all (int fd, uint8_t *buf, size_t len, uint64_t offset)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = wc_vfs_pread (fd, buf + got, len - got, (off_t) (offset + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        got += (size_t) n;
+    }
+    return (ssize_t) got;
+}
+
+//  Write all of len bytes at offset. Returns 0, or -1 with errno set.
 static int
 s_pwrite_all (int fd, const uint8_t *buf, size_t len, uint64_t offset)
 {
-    while (len > 0) {
-        ssize_t n = pwrite (fd, buf, len, (off_t) offset);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = wc_vfs_pwrite (fd, buf + done, len - done, (off_t) (offset + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
             return -1;
         }
-        if (n == 0) {
-            errno = EIO;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t) n;
-        offset += (uint64_t) n;
+        done += (size_t) n;
     }
     return 0;
 }
 
-//  Create every missing directory of path, like mkdir -p.
+//  The descriptor of on-disk segment i for writing, opening it when it
+//  has none (the last segment after an empty one was removed). Returns
+//  -1 with the reason set.
 static int
-s_mkdirs (const char *path)
+s_segment_fd (wc_wal_t *self, size_t i)
 {
-    char *copy = strdup (path);
-    if (!copy)
-        return -1;
-    int rc = 0;
-    for (char *p = copy + 1; ; p++) {
-        if (*p == '/' || *p == '\0') {
-            char saved = *p;
-            *p = '\0';
-            if (mkdir (copy, 0755) != 0 && errno != EEXIST) {
-                rc = -1;
-                break;
-            }
-            *p = saved;
-            if (saved == '\0')
-                break;
-        }
+    s_segment_t *seg = &self->segs [i];
+    if (seg->fd < 0) {
+        char name [S_NAME_SIZE];
+        s_segment_name (name, seg->first_seq);
+        seg->fd = wc_vfs_openat (self->dirfd, name, O_RDWR | O_CLOEXEC);
+        if (seg->fd < 0)
+            s_fail (self, errno, "cannot open %s: %s", name, strerror (errno));
     }
-    free (copy);
-    return rc;
+    return seg->fd;
 }
 
 
@@ -357,8 +450,8 @@ s_cursor_fill (wc_wal_t *self, s_cursor_t *cur, size_t need)
     size_t goal = left < room ? (size_t) left : room;
     size_t got = 0;
     while (cur->len < need && got < goal) {
-        ssize_t n = pread (cur->fd, self->rbuf + cur->len, goal - got,
-                           (off_t) (have_end + got));
+        ssize_t n = wc_vfs_pread (cur->fd, self->rbuf + cur->len, goal - got,
+                                  (off_t) (have_end + got));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -407,6 +500,110 @@ s_cursor_next (wc_wal_t *self, s_cursor_t *cur, s_record_t *rec)
 
 
 //  --------------------------------------------------------------------
+//  Finding valid records after a bad one
+
+//  Is the record whose header is at buf [i] (file offset p, length len)
+//  whole and CRC-valid? buf holds got bytes; a record that runs past
+//  them is read on its own. Returns 1, 0, or WALCAST_EIO/ENOMEM.
+static int
+s_record_valid (int fd, const uint8_t *buf, size_t got, size_t i, uint64_t p,
+                uint32_t len)
+{
+    uint32_t crc = s_get32 (buf + i + 4);
+    if (i + S_HEADER + len <= got)
+        return wc_crc32c (0, buf + i + 8, 8 + (size_t) len) == crc;
+    uint8_t *whole = (uint8_t *) malloc (8 + (size_t) len);
+    if (!whole)
+        return WALCAST_ENOMEM;
+    ssize_t n = s_pread_all (fd, whole, 8 + (size_t) len, p + 8);
+    int rc = n < 0 ? WALCAST_EIO
+           : (size_t) n == 8 + (size_t) len && wc_crc32c (0, whole, (size_t) n) == crc;
+    free (whole);
+    return rc;
+}
+
+//  Look in the file (file_end bytes) for a valid record after the bad one
+//  at bad_off, which should have been seq expect. A record at offset p
+//  can only be seq expect + 1 .. expect + (p - bad_off) / 16, since every
+//  record takes at least 16 bytes; that test comes first, so junk almost
+//  never costs a CRC. Returns 1 (found, *found_off, *found_seq set), 0,
+//  or WALCAST_EIO / WALCAST_ENOMEM.
+static int
+s_scan_for_record (int fd, uint64_t file_end, uint64_t bad_off, uint64_t expect,
+                   uint64_t *found_off, uint64_t *found_seq)
+{
+    uint8_t *buf = (uint8_t *) malloc (S_SCAN_CHUNK);
+    if (!buf)
+        return WALCAST_ENOMEM;
+    int rc = 0;
+    uint64_t base = bad_off + 1;
+    while (rc == 0 && base + S_HEADER <= file_end) {
+        size_t want = file_end - base < S_SCAN_CHUNK ? (size_t) (file_end - base)
+                                                     : S_SCAN_CHUNK;
+        ssize_t got = s_pread_all (fd, buf, want, base);
+        if (got < (ssize_t) S_HEADER) {
+            rc = got < 0 ? WALCAST_EIO : 0;
+            break;
+        }
+        for (size_t i = 0; rc == 0 && i + S_HEADER <= (size_t) got; i++) {
+            uint64_t p = base + i;
+            uint64_t seq = s_get64 (buf + i + 8);
+            uint32_t len = s_get32 (buf + i);
+            if (seq <= expect || seq - expect > (p - bad_off) / S_HEADER
+            ||  len > WC_WAL_MAX_RECORD || p + S_HEADER + len > file_end)
+                continue;
+            rc = s_record_valid (fd, buf, (size_t) got, i, p, len);
+            if (rc == 1) {
+                *found_off = p;
+                *found_seq = seq;
+            }
+        }
+        base += (uint64_t) got - S_HEADER + 1;
+    }
+    free (buf);
+    return rc;
+}
+
+//  From file i of the list, at offset off, follow consecutive valid
+//  records (across files whose names continue them) as far as they go:
+//  *from, *to is the seq range, 0, 0 when the first record is not valid.
+//  Only informs the operator, so a file that cannot be read ends it.
+static void
+s_scan_run (wc_wal_t *self, const s_recovery_t *rec, size_t i, uint64_t off,
+            uint64_t *from, uint64_t *to)
+{
+    *from = *to = 0;
+    for (uint64_t expect = 0; i < rec->count; i++, off = 0) {
+        char name [S_NAME_SIZE];
+        if (expect && rec->seqs [i] != expect)
+            return;
+        int fd = wc_vfs_openat (self->dirfd, s_segment_name (name, rec->seqs [i]),
+                                O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat (fd, &st) != 0) {
+            if (fd >= 0)
+                wc_vfs_close (fd);
+            return;
+        }
+        s_cursor_t cur;
+        s_cursor_init (&cur, fd, off, (uint64_t) st.st_size, S_REPLAY_CHUNK);
+        s_record_t record;
+        s_rec_t found;
+        while ((found = s_cursor_next (self, &cur, &record)) == S_REC_OK
+           &&  (!expect || record.seq == expect)) {
+            if (!*from)
+                *from = record.seq;
+            *to = record.seq;
+            expect = record.seq + 1;
+        }
+        wc_vfs_close (fd);
+        if (found != S_REC_END || !expect)
+            return;
+    }
+}
+
+
+//  --------------------------------------------------------------------
 //  Opening and recovery
 
 static int
@@ -424,12 +621,12 @@ s_list_segments (wc_wal_t *self, uint64_t **seqs, size_t *count)
 {
     *seqs = NULL;
     *count = 0;
-    int fd = dup (self->dirfd);
+    int fd = wc_vfs_dup (self->dirfd);
     if (fd < 0)
         return -1;
     DIR *dir = fdopendir (fd);
     if (!dir) {
-        close (fd);
+        wc_vfs_close (fd);
         return -1;
     }
     rewinddir (dir);
@@ -458,97 +655,208 @@ s_list_segments (wc_wal_t *self, uint64_t **seqs, size_t *count)
     return rc;
 }
 
-//  Remove a segment file and log why. Returns 0 or -1 (logged).
+//  Replay the file rec->fd from its start into the last segment entry,
+//  calling fn for each good record and indexing it; rec->expect moves on.
+//  Returns 0 at the end of the file or at a bad record (*bad_off and
+//  reason set, *bad true), else WALCAST_EIO, WALCAST_ENOMEM or fn's own
+//  error.
 static int
-s_remove_segment (wc_wal_t *self, uint64_t seq, uint64_t bytes, const char *why)
+s_replay_file (wc_wal_t *self, s_recovery_t *rec, bool *bad, uint64_t *bad_off,
+               char *reason, size_t reason_size)
 {
-    char name [32];
-    s_segment_name (name, seq);
-    if (unlinkat (self->dirfd, name, 0) != 0) {
-        wc_log_error ("wal %s: cannot remove %s: %s", self->dir, name, strerror (errno));
-        return -1;
-    }
-    wc_log_warn ("wal %s: removed %s (%llu bytes): %s",
-                 self->dir, name, (unsigned long long) bytes, why);
-    return 0;
-}
-
-//  Replay one segment file (fd, named first_seq) from its start, calling
-//  fn for each good record, filling in the segment entry and the index.
-//  *expect is the seq the next record must have and moves on. Returns 0
-//  at the end of the file or at a bad record (then *bad is set, with
-//  *bad_off and reason), else WALCAST_EIO, WALCAST_ENOMEM or fn's own
-//  non-zero return.
-static int
-s_replay_segment (wc_wal_t *self, int fd, s_segment_t *seg, uint64_t file_size,
-                  uint64_t *expect, wc_wal_record_fn *fn, void *arg, bool *bad,
-                  uint64_t *bad_off, char *reason, size_t reason_size)
-{
-    *bad = false;
+    s_segment_t *seg = &self->segs [self->nsegs - 1];
     s_cursor_t cur;
-    s_cursor_init (&cur, fd, 0, file_size, S_REPLAY_CHUNK);
-    size_t segment = self->nsegs - 1;
+    s_cursor_init (&cur, rec->fd, 0, rec->size, S_REPLAY_CHUNK);
+    *bad = false;
     while (true) {
-        s_record_t rec;
-        s_rec_t found = s_cursor_next (self, &cur, &rec);
+        s_record_t record;
+        s_rec_t found = s_cursor_next (self, &cur, &record);
+        *bad_off = record.offset;
         if (found == S_REC_END)
             return 0;
-        if (found == S_REC_EIO) {
-            char name [32];
+        if (found == S_REC_EIO || found == S_REC_NOMEM) {
             wc_log_error ("wal %s: cannot read %s at offset %llu: %s", self->dir,
-                          s_segment_name (name, seg->first_seq),
-                          (unsigned long long) rec.offset, strerror (errno));
-            return WALCAST_EIO;
+                          rec->name, (unsigned long long) record.offset,
+                          found == S_REC_EIO ? strerror (errno) : "out of memory");
+            return found == S_REC_EIO ? WALCAST_EIO : WALCAST_ENOMEM;
         }
-        if (found == S_REC_NOMEM)
-            return WALCAST_ENOMEM;
-        if (found == S_REC_OK && rec.seq != *expect) {
-            snprintf (reason, reason_size, "out-of-sequence record (seq %llu, expected %llu)",
-                      (unsigned long long) rec.seq, (unsigned long long) *expect);
-            *bad_off = rec.offset;
-            *bad = true;
-            return 0;
-        }
+        *bad = true;
         if (found != S_REC_OK) {
             snprintf (reason, reason_size, "%s", s_rec_reasons [found]);
-            *bad_off = rec.offset;
-            *bad = true;
             return 0;
         }
-        if (fn) {
-            int rc = fn (arg, rec.seq, rec.payload, rec.len);
-            if (rc != 0)
-                return rc;
+        if (record.seq != rec->expect) {
+            snprintf (reason, reason_size, "out-of-sequence record (seq %llu, expected %llu)",
+                      (unsigned long long) record.seq, (unsigned long long) rec->expect);
+            return 0;
         }
-        s_index_note (self, rec.seq, segment, rec.offset, S_HEADER + rec.len);
-        seg->last_seq = seg->flushed_last = rec.seq;
-        seg->size = seg->end = rec.offset + S_HEADER + rec.len;
-        (*expect)++;
+        int rc = rec->fn ? rec->fn (rec->arg, record.seq, record.payload, record.len) : 0;
+        if (rc == WALCAST_EPROTO) {
+            snprintf (reason, reason_size, "the payload of seq %llu is not an entry",
+                      (unsigned long long) record.seq);
+            return 0;
+        }
+        if (rc != 0)
+            return rc;
+        *bad = false;
+        s_index_note (self, record.seq, self->nsegs - 1, record.offset, S_HEADER + record.len);
+        seg->last_seq = seg->flushed_last = record.seq;
+        seg->size = seg->end = record.offset + S_HEADER + record.len;
+        rec->expect++;
     }
 }
 
-//  Remove segments seqs [from..count-1], the last first, counting them in
-//  info. Returns 0 or WALCAST_EIO (logged).
-static int
-s_remove_later (wc_wal_t *self, const uint64_t *seqs, size_t from, size_t count,
-                const char *why, wc_wal_info_t *info)
+//  Say the log is damaged at (file, offset) of rec: nothing is replayed
+//  from rec->expect on. The valid run after it starts at (run_file,
+//  run_off).
+static void
+s_note_damage (wc_wal_t *self, s_recovery_t *rec, const char *file, uint64_t offset,
+               const char *reason, size_t run_file, uint64_t run_off)
 {
-    for (size_t k = count; k-- > from; ) {
-        char name [32];
-        struct stat st;
-        s_segment_name (name, seqs [k]);
-        uint64_t bytes = fstatat (self->dirfd, name, &st, 0) == 0
-                       ? (uint64_t) st.st_size : 0;
-        if (s_remove_segment (self, seqs [k], bytes, why) != 0)
-            return WALCAST_EIO;
-        if (info)
-            info->removed_segments++;
+    wc_wal_info_t *info = rec->info;
+    info->damaged = true;
+    snprintf (info->damage_file, sizeof info->damage_file, "%s", file);
+    info->damage_offset = offset;
+    info->damage_seq = rec->expect;
+    snprintf (info->damage_reason, sizeof info->damage_reason, "%s at offset %llu: %s",
+              file, (unsigned long long) offset, reason);
+    s_scan_run (self, rec, run_file, run_off, &info->damage_valid_from,
+                &info->damage_valid_to);
+    self->damaged = true;
+    snprintf (self->damage, sizeof self->damage, "the log is damaged (%s); appends are "
+              "refused until it is set aside", info->damage_reason);
+}
+
+//  Replay found a bad record at bad_off of the file: a torn tail when it
+//  is the last file and nothing valid follows (cut it there), damage
+//  otherwise (note it). Returns 0 or a WALCAST_E* code.
+static int
+s_bad_record (wc_wal_t *self, s_recovery_t *rec, uint64_t bad_off, const char *reason)
+{
+    uint64_t found_off = 0, found_seq = 0;
+    int found = s_scan_for_record (rec->fd, rec->size, bad_off, rec->expect,
+                                   &found_off, &found_seq);
+    if (found < 0) {
+        wc_log_error ("wal %s: cannot read %s: %s", self->dir, rec->name,
+                      walcast_strerror (found));
+        return found;
     }
+    if (found || rec->i + 1 < rec->count) {
+        if (found)
+            s_note_damage (self, rec, rec->name, bad_off, reason, rec->i, found_off);
+        else
+            s_note_damage (self, rec, rec->name, bad_off, reason, rec->i + 1, 0);
+        return 0;
+    }
+    uint64_t dropped = rec->size - bad_off;
+    wc_log_warn ("wal %s: %s: %s at offset %llu (seq %llu); torn tail: cutting %llu "
+                 "bytes from there (log now ends at seq %llu)", self->dir, rec->name,
+                 reason, (unsigned long long) bad_off, (unsigned long long) rec->expect,
+                 (unsigned long long) dropped, (unsigned long long) (rec->expect - 1));
+    if (wc_vfs_ftruncate (rec->fd, (off_t) bad_off) != 0 || wc_vfs_fsync (rec->fd) != 0) {
+        wc_log_error ("wal %s: cannot cut %s to %llu bytes: %s", self->dir, rec->name,
+                      (unsigned long long) bad_off, strerror (errno));
+        return WALCAST_EIO;
+    }
+    rec->info->truncated_bytes += dropped;
     return 0;
 }
 
-//  Replay every segment, cut the log at the first bad record, leave the
-//  last segment open in wfd. Returns 0 or a WALCAST_E* code.
+//  The segment just replayed holds no valid record: forget it. An empty
+//  last file (a crash right after creating it, or a tail cut to nothing)
+//  is removed; an empty file in the middle is damage.
+static int
+s_drop_empty (wc_wal_t *self, s_recovery_t *rec)
+{
+    self->nsegs--;
+    if (rec->info->damaged)
+        return 0;
+    if (rec->i + 1 < rec->count) {
+        s_note_damage (self, rec, rec->name, 0, "segment file holds no record",
+                       rec->i + 1, 0);
+        return 0;
+    }
+    if (wc_vfs_unlinkat (self->dirfd, rec->name, 0) != 0) {
+        wc_log_error ("wal %s: cannot remove %s: %s", self->dir, rec->name,
+                      strerror (errno));
+        return WALCAST_EIO;
+    }
+    wc_log_warn ("wal %s: removed %s: it holds no record", self->dir, rec->name);
+    rec->info->removed_segments++;
+    self->dir_unsynced = true;
+    return 0;
+}
+
+//  Replay file rec->i (whose name is the expected seq). Returns 0 or a
+//  WALCAST_E* code.
+static int
+s_recover_file (wc_wal_t *self, s_recovery_t *rec)
+{
+    bool last = rec->i + 1 == rec->count;
+    s_segment_name (rec->name, rec->seqs [rec->i]);
+    rec->fd = wc_vfs_openat (self->dirfd, rec->name, (last ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    struct stat st;
+    if (rec->fd < 0 || fstat (rec->fd, &st) != 0) {
+        wc_log_error ("wal %s: cannot open %s: %s", self->dir, rec->name, strerror (errno));
+        if (rec->fd >= 0)
+            wc_vfs_close (rec->fd);
+        return WALCAST_EIO;
+    }
+    rec->size = (uint64_t) st.st_size;
+    if (s_segs_reserve (self) != 0) {
+        wc_vfs_close (rec->fd);
+        return WALCAST_ENOMEM;
+    }
+    uint64_t first = rec->seqs [rec->i];
+    self->segs [self->nsegs++] = (s_segment_t) { first, first - 1, first - 1, 0, 0, -1, false };
+    bool bad;
+    uint64_t bad_off;
+    char reason [96] = "";
+    int rc = s_replay_file (self, rec, &bad, &bad_off, reason, sizeof reason);
+    if (rc == 0 && bad)
+        rc = s_bad_record (self, rec, bad_off, reason);
+    if (rc == 0 && self->segs [self->nsegs - 1].size == 0)
+        rc = s_drop_empty (self, rec);
+    wc_vfs_close (rec->fd);
+    rec->fd = -1;
+    return rc;
+}
+
+//  The next file does not start where the log ends: a missing segment,
+//  or one that overlaps the previous. Damage, at that file's start.
+static void
+s_gap (wc_wal_t *self, s_recovery_t *rec)
+{
+    char name [S_NAME_SIZE], reason [128];
+    uint64_t next = rec->seqs [rec->i];
+    s_segment_name (name, next);
+    if (next > rec->expect)
+        snprintf (reason, sizeof reason, "segments missing: the log reaches seq %llu and "
+                  "the next file starts at seq %llu", (unsigned long long) (rec->expect - 1),
+                  (unsigned long long) next);
+    else
+        snprintf (reason, sizeof reason, "overlapping segment: the log reaches seq %llu "
+                  "and the next file starts at seq %llu", (unsigned long long) (rec->expect - 1),
+                  (unsigned long long) next);
+    s_note_damage (self, rec, name, 0, reason, rec->i, 0);
+}
+
+//  Log the damage once, with what the operator needs to know.
+static void
+s_log_damage (wc_wal_t *self, const wc_wal_info_t *info)
+{
+    char after [96] = "no valid record found after it";
+    if (info->damage_valid_from)
+        snprintf (after, sizeof after, "valid records after it: seq %llu..%llu",
+                  (unsigned long long) info->damage_valid_from,
+                  (unsigned long long) info->damage_valid_to);
+    wc_log_warn ("wal %s: DAMAGED: %s; replay stopped before seq %llu (%s); no file "
+                 "was changed", self->dir, info->damage_reason,
+                 (unsigned long long) info->damage_seq, after);
+}
+
+//  Replay every segment, cut a torn tail, stop at damage; leave the last
+//  live segment open. Returns 0 or a WALCAST_E* code.
 static int
 s_recover (wc_wal_t *self, wc_wal_record_fn *fn, void *arg, wc_wal_info_t *info)
 {
@@ -558,91 +866,28 @@ s_recover (wc_wal_t *self, wc_wal_record_fn *fn, void *arg, wc_wal_info_t *info)
         wc_log_error ("wal %s: cannot list directory: %s", self->dir, strerror (errno));
         return errno == ENOMEM ? WALCAST_ENOMEM : WALCAST_EIO;
     }
+    s_recovery_t rec = { seqs, count, 0, "", -1, 0, count ? seqs [0] : 0, fn, arg, info };
     int rc = 0;
-    uint64_t expect = count ? seqs [0] : 0;
-    for (size_t i = 0; i < count && rc == 0; i++) {
-        char name [32];
-        s_segment_name (name, seqs [i]);
-        if (seqs [i] != expect) {
-            //  A gap or an overlap: this segment and the later ones cannot
-            //  follow what we have.
-            char why [96];
-            snprintf (why, sizeof why, "the log ends at seq %llu and %s does not follow it",
-                      (unsigned long long) (expect - 1), name);
-            rc = s_remove_later (self, seqs, i, count, why, info);
-            break;
-        }
-        int fd = openat (self->dirfd, name, O_RDWR | O_CLOEXEC);
-        struct stat st;
-        if (fd < 0 || fstat (fd, &st) != 0) {
-            wc_log_error ("wal %s: cannot open %s: %s", self->dir, name, strerror (errno));
-            if (fd >= 0)
-                close (fd);
-            rc = WALCAST_EIO;
-            break;
-        }
-        if (s_segs_reserve (self) != 0) {
-            close (fd);
-            rc = WALCAST_ENOMEM;
-            break;
-        }
-        s_segment_t *seg = &self->segs [self->nsegs++];
-        seg->first_seq = seqs [i];
-        seg->last_seq = seg->flushed_last = seqs [i] - 1;
-        seg->size = seg->end = 0;
-
-        bool bad;
-        uint64_t bad_off = 0;
-        char reason [128] = "";
-        rc = s_replay_segment (self, fd, seg, (uint64_t) st.st_size, &expect,
-                               fn, arg, &bad, &bad_off, reason, sizeof reason);
-        if (rc == 0 && bad) {
-            //  Cut here: truncate this file and drop every later one.
-            uint64_t dropped = (uint64_t) st.st_size - bad_off;
-            wc_log_warn ("wal %s: %s: %s at offset %llu; dropping %llu bytes "
-                         "from there (log now ends at seq %llu)",
-                         self->dir, name, reason, (unsigned long long) bad_off,
-                         (unsigned long long) dropped,
-                         (unsigned long long) (expect - 1));
-            if (info)
-                info->truncated_bytes += dropped;
-            if (ftruncate (fd, (off_t) bad_off) != 0 || fsync (fd) != 0) {
-                wc_log_error ("wal %s: cannot truncate %s to %llu bytes: %s",
-                              self->dir, name, (unsigned long long) bad_off,
-                              strerror (errno));
-                rc = WALCAST_EIO;
-            }
-            if (rc == 0) {
-                char why [96];
-                snprintf (why, sizeof why, "follows a bad record in %s", name);
-                rc = s_remove_later (self, seqs, i + 1, count, why, info);
-            }
-            count = i + 1;
-        }
-        if (rc != 0)
-            close (fd);
+    for (rec.i = 0; rec.i < count && rc == 0 && !info->damaged; rec.i++) {
+        if (seqs [rec.i] != rec.expect)
+            s_gap (self, &rec);
         else
-        if (seg->size == 0) {
-            //  Nothing valid in it: a file without records has no place.
-            close (fd);
-            self->nsegs--;
-            if (s_remove_segment (self, seqs [i], 0, "holds no valid record") != 0)
-                rc = WALCAST_EIO;
-        }
-        else
-        if (i + 1 < count)
-            close (fd);
-        else
-            self->wfd = fd;
+            rc = s_recover_file (self, &rec);
     }
     free (seqs);
-    if (rc == 0 && fsync (self->dirfd) != 0) {
+    if (rc == 0 && info->damaged)
+        s_log_damage (self, info);
+    if (rc == 0 && self->dir_unsynced && wc_vfs_fsync (self->dirfd) != 0) {
         wc_log_error ("wal %s: cannot fsync directory: %s", self->dir, strerror (errno));
         rc = WALCAST_EIO;
     }
+    self->dir_unsynced = false;
     self->nsegs_disk = self->nsegs;
-    if (self->nsegs)
-        self->flushed_last = self->segs [self->nsegs - 1].last_seq;
+    self->flushed_last = self->nsegs ? self->segs [self->nsegs - 1].last_seq : 0;
+    if (rc == 0 && self->nsegs && s_segment_fd (self, self->nsegs - 1) < 0) {
+        wc_log_error ("wal %s: %s", self->dir, self->error);
+        rc = WALCAST_EIO;
+    }
     return rc;
 }
 
@@ -651,27 +896,23 @@ wc_wal_open (const char *dir, size_t segment_bytes, wc_wal_record_fn *fn,
              void *arg, wc_wal_info_t *info, int *err)
 {
     int err_local;
+    wc_wal_info_t info_local;
     if (!err)
         err = &err_local;
-    if (info)
-        memset (info, 0, sizeof *info);
-    if (!dir || !*dir) {
-        *err = WALCAST_EINVAL;
-        return NULL;
-    }
-    wc_wal_t *self = (wc_wal_t *) calloc (1, sizeof *self);
+    if (!info)
+        info = &info_local;
+    memset (info, 0, sizeof *info);
+    wc_wal_t *self = dir && *dir ? (wc_wal_t *) calloc (1, sizeof *self) : NULL;
     if (!self || !(self->dir = strdup (dir))) {
+        *err = dir && *dir ? WALCAST_ENOMEM : WALCAST_EINVAL;
         free (self);
-        *err = WALCAST_ENOMEM;
         return NULL;
     }
     self->dirfd = -1;
-    self->wfd = -1;
     self->rfd = -1;
     self->segment_bytes = segment_bytes ? segment_bytes : WC_WAL_SEGMENT_BYTES_DEFAULT;
-
-    if (s_mkdirs (dir) != 0
-    ||  (self->dirfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+    if (wc_vfs_mkdirs (dir, 0755) != 0
+    ||  (self->dirfd = wc_vfs_open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         wc_log_error ("wal %s: cannot open directory: %s", dir, strerror (errno));
         *err = WALCAST_EIO;
         wc_wal_destroy (&self);
@@ -688,18 +929,14 @@ wc_wal_open (const char *dir, size_t segment_bytes, wc_wal_record_fn *fn,
         wc_wal_destroy (&self);
         return NULL;
     }
-    uint64_t records = self->nsegs
-                     ? self->flushed_last - self->segs [0].first_seq + 1 : 0;
-    if (info) {
-        info->records = records;
-        info->first_seq = wc_wal_first_seq (self);
-        info->last_seq = wc_wal_last_seq (self);
-    }
+    info->first_seq = wc_wal_first_seq (self);
+    info->last_seq = wc_wal_last_seq (self);
+    info->records = info->last_seq ? info->last_seq - info->first_seq + 1 : 0;
     wc_log_info ("wal %s: opened, %llu records (seq %llu..%llu) in %zu segments, "
-                 "replayed in %.3f s", dir, (unsigned long long) records,
-                 (unsigned long long) wc_wal_first_seq (self),
-                 (unsigned long long) wc_wal_last_seq (self), self->nsegs,
-                 (double) (wc_clock_us () - started) / 1e6);
+                 "replayed in %.3f s%s", dir, (unsigned long long) info->records,
+                 (unsigned long long) info->first_seq, (unsigned long long) info->last_seq,
+                 self->nsegs, (double) (wc_clock_us () - started) / 1e6,
+                 self->damaged ? "; damaged, appends refused" : "");
     *err = 0;
     return self;
 }
@@ -711,14 +948,16 @@ wc_wal_destroy (wc_wal_t **self_p)
         return;
     wc_wal_t *self = *self_p;
     //  Like fclose: write what is buffered (no sync); a failure is logged.
-    if (self->wlen > 0)
-        wc_wal_flush (self);
-    if (self->wfd >= 0)
-        close (self->wfd);
+    if (self->wlen > 0 && wc_wal_flush (self) != 0)
+        wc_log_error ("wal %s: closing: %s; the log ends at seq %llu", self->dir,
+                      self->error, (unsigned long long) self->flushed_last);
+    for (size_t i = 0; i < self->nsegs_disk; i++)
+        if (self->segs [i].fd >= 0)
+            wc_vfs_close (self->segs [i].fd);
     if (self->rfd >= 0)
-        close (self->rfd);
+        wc_vfs_close (self->rfd);
     if (self->dirfd >= 0)
-        close (self->dirfd);
+        wc_vfs_close (self->dirfd);
     free (self->dir);
     free (self->segs);
     free (self->wbuf);
@@ -735,6 +974,10 @@ wc_wal_destroy (wc_wal_t **self_p)
 int
 wc_wal_append (wc_wal_t *self, uint64_t seq, const void *payload, size_t len)
 {
+    if (self->damaged) {
+        snprintf (self->error, sizeof self->error, "%s", self->damage);
+        return WALCAST_EIO;
+    }
     uint64_t last = wc_wal_last_seq (self);
     if (seq == 0 || (last != 0 && seq != last + 1))
         return WALCAST_EINVAL;
@@ -750,10 +993,7 @@ wc_wal_append (wc_wal_t *self, uint64_t seq, const void *payload, size_t len)
     ||  self->segs [self->nsegs - 1].end >= self->segment_bytes) {
         if (s_segs_reserve (self) != 0)
             return WALCAST_ENOMEM;
-        s_segment_t *seg = &self->segs [self->nsegs++];
-        seg->first_seq = seq;
-        seg->last_seq = seg->flushed_last = seq - 1;
-        seg->size = seg->end = 0;
+        self->segs [self->nsegs++] = (s_segment_t) { seq, seq - 1, seq - 1, 0, 0, -1, false };
     }
     s_segment_t *seg = &self->segs [self->nsegs - 1];
     uint8_t *p = self->wbuf + self->wlen;
@@ -769,124 +1009,153 @@ wc_wal_append (wc_wal_t *self, uint64_t seq, const void *payload, size_t len)
     return 0;
 }
 
-//  Make the planned segment i a file: sync and close the finished one,
-//  create the new one, fsync the directory. Returns 0, or -1 with errno
-//  set and a logged message; on -1 after the create the file exists and
-//  is counted in nsegs_disk (the caller cleans it up).
+//  Before writing anything, settle what an earlier failed flush could not
+//  clean up: an empty segment to remove, a partial record to cut. Returns
+//  0 or the error (the reason set).
+static int
+s_pay_debts (wc_wal_t *self)
+{
+    if (self->unlink_pending [0]) {
+        if (wc_vfs_unlinkat (self->dirfd, self->unlink_pending, 0) != 0 && errno != ENOENT)
+            return s_fail (self, errno, "cannot remove the empty %s a failed write left: %s",
+                           self->unlink_pending, strerror (errno));
+        self->unlink_pending [0] = '\0';
+        self->dir_unsynced = true;
+    }
+    if (self->cut_pending) {
+        s_segment_t *seg = &self->segs [self->nsegs_disk - 1];
+        char name [S_NAME_SIZE];
+        s_segment_name (name, seg->first_seq);
+        int fd = s_segment_fd (self, self->nsegs_disk - 1);
+        if (fd < 0)
+            return s_code (errno);
+        if (wc_vfs_ftruncate (fd, (off_t) seg->size) != 0)
+            return s_fail (self, errno, "cannot cut %s back to %llu bytes after a failed "
+                           "write: %s", name, (unsigned long long) seg->size, strerror (errno));
+        self->cut_pending = false;
+    }
+    return 0;
+}
+
+//  Make the planned segment i a file (no sync: the directory is marked
+//  for the next sync job). The previous segment's descriptor stays open
+//  when a sync still has to cover it. Returns 0 or the error.
 static int
 s_create_segment (wc_wal_t *self, size_t i)
 {
-    char name [32];
+    char name [S_NAME_SIZE];
     s_segment_name (name, self->segs [i].first_seq);
-    if (self->wfd >= 0 && fdatasync (self->wfd) != 0) {
-        wc_log_error ("wal %s: cannot sync finished segment before %s: %s",
-                      self->dir, name, strerror (errno));
-        return -1;
+    int fd = wc_vfs_openat (self->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return s_fail (self, errno, "cannot create %s: %s", name, strerror (errno));
+    if (i > 0 && !self->segs [i - 1].unsynced && self->segs [i - 1].fd >= 0) {
+        wc_vfs_close (self->segs [i - 1].fd);
+        self->segs [i - 1].fd = -1;
     }
-    int fd = openat (self->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        wc_log_error ("wal %s: cannot create %s: %s", self->dir, name, strerror (errno));
-        return -1;
-    }
-    if (self->wfd >= 0)
-        close (self->wfd);
-    self->wfd = fd;
-    self->unsynced = 0;
+    self->segs [i].fd = fd;
     self->nsegs_disk = i + 1;
-    if (fsync (self->dirfd) != 0) {
-        wc_log_error ("wal %s: cannot fsync directory after creating %s: %s",
-                      self->dir, name, strerror (errno));
-        return -1;
-    }
+    self->dir_unsynced = true;
     return 0;
 }
 
-//  Open the last on-disk segment for writing when it is not (after an
-//  earlier failure). Returns 0 or -1 (logged).
+//  A write to segment i failed after done of its bytes (at wbuf + off)
+//  reached the file: keep the whole records among them, cut the partial
+//  one back (or remember to), and say why. Returns the error.
 static int
-s_reopen_current (wc_wal_t *self)
+s_write_failed (wc_wal_t *self, size_t i, size_t off, size_t done, int err)
 {
-    char name [32];
-    s_segment_name (name, self->segs [self->nsegs_disk - 1].first_seq);
-    self->wfd = openat (self->dirfd, name, O_RDWR | O_CLOEXEC);
-    if (self->wfd < 0) {
-        wc_log_error ("wal %s: cannot open %s: %s", self->dir, name, strerror (errno));
-        return -1;
+    s_segment_t *seg = &self->segs [i];
+    uint64_t from = seg->flushed_last + 1, at = seg->size;
+    size_t whole = 0;
+    while (whole + S_HEADER <= done) {
+        size_t total = S_HEADER + s_get32 (self->wbuf + off + whole);
+        if (whole + total > done)
+            break;
+        whole += total;
+        seg->flushed_last++;
     }
+    seg->size += whole;
+    self->flushed_last = seg->flushed_last;
+    self->unsynced += whole;
+    if (done > 0)
+        seg->unsynced = true;
+    char cut [96] = "";
+    if (done > whole && wc_vfs_ftruncate (seg->fd, (off_t) seg->size) != 0) {
+        self->cut_pending = true;
+        snprintf (cut, sizeof cut, "; cannot cut a partial record back: %s", strerror (errno));
+    }
+    char name [S_NAME_SIZE];
+    return s_fail (self, err, "cannot write %s at offset %llu (seq %llu..%llu): %s%s",
+                   s_segment_name (name, seg->first_seq), (unsigned long long) at,
+                   (unsigned long long) from, (unsigned long long) seg->last_seq,
+                   strerror (err), cut);
+}
+
+//  Write the buffered bytes of segment i (at wbuf + off), creating its
+//  file first when it is a planned one. Returns 0 or the error.
+static int
+s_write_segment (wc_wal_t *self, size_t i, size_t off)
+{
+    if (i >= self->nsegs_disk) {
+        int rc = s_create_segment (self, i);
+        if (rc != 0)
+            return rc;
+    }
+    s_segment_t *seg = &self->segs [i];
+    size_t n = (size_t) (seg->end - seg->size);
+    if (n == 0)
+        return 0;
+    int fd = s_segment_fd (self, i);
+    if (fd < 0)
+        return s_code (errno);
+    size_t done = 0;
+    while (done < n) {
+        ssize_t wrote = wc_vfs_pwrite (fd, self->wbuf + off + done, n - done,
+                                       (off_t) (seg->size + done));
+        if (wrote > 0)
+            done += (size_t) wrote;
+        else
+        if (wrote < 0 && errno == EINTR)
+            continue;
+        else
+            return s_write_failed (self, i, off, done, wrote < 0 ? errno : EIO);
+    }
+    seg->size = seg->end;
+    seg->flushed_last = seg->last_seq;
+    seg->unsynced = true;
+    self->flushed_last = seg->last_seq;
+    self->unsynced += n;
     return 0;
 }
 
-//  A flush failed in segment i: cut that file back to its flushed size
-//  (removing it when this flush created it and nothing of it remains),
-//  forget the planned segments and every buffered record.
+//  After a failed flush: drop the planned segments and the rest of the
+//  buffer, and remove a segment this flush created that holds no whole
+//  record (when that fails, the next flush does it).
 static void
-s_flush_failed (wc_wal_t *self, size_t i, bool created)
+s_discard (wc_wal_t *self)
 {
-    char name [32];
-    if (i < self->nsegs_disk && self->wfd >= 0) {
-        s_segment_t *seg = &self->segs [i];
-        s_segment_name (name, seg->first_seq);
-        if (ftruncate (self->wfd, (off_t) seg->size) != 0)
-            wc_log_error ("wal %s: cannot cut %s back to %llu bytes: %s", self->dir,
-                          name, (unsigned long long) seg->size, strerror (errno));
-        if (created && seg->size == 0) {
-            close (self->wfd);
-            self->wfd = -1;
-            if (unlinkat (self->dirfd, name, 0) != 0 || fsync (self->dirfd) != 0)
-                wc_log_error ("wal %s: cannot remove empty %s: %s", self->dir,
-                              name, strerror (errno));
-            else
-                self->nsegs_disk--;
-        }
-    }
     self->nsegs = self->nsegs_disk;
-    if (self->nsegs) {
+    if (self->nsegs > 0 && self->segs [self->nsegs - 1].size == 0) {
+        s_segment_t *seg = &self->segs [self->nsegs - 1];
+        char name [S_NAME_SIZE];
+        s_segment_name (name, seg->first_seq);
+        if (seg->fd >= 0)
+            wc_vfs_close (seg->fd);
+        if (wc_vfs_unlinkat (self->dirfd, name, 0) != 0)
+            memcpy (self->unlink_pending, name, sizeof name);
+        self->cut_pending = false;          //  that was the file to cut
+        self->dir_unsynced = true;
+        self->nsegs--;
+        self->nsegs_disk--;
+    }
+    if (self->nsegs > 0) {
         s_segment_t *last = &self->segs [self->nsegs - 1];
         last->end = last->size;
         last->last_seq = last->flushed_last;
     }
     self->flushed_last = self->nsegs ? self->segs [self->nsegs - 1].flushed_last : 0;
-    if (self->rfd >= 0 && self->rfd_seg >= self->nsegs_disk) {
-        close (self->rfd);
-        self->rfd = -1;
-    }
-    while (self->nindex > 0 && self->index [self->nindex - 1].seq > self->flushed_last)
-        self->nindex--;
+    s_forget_past_end (self);
     self->wlen = 0;
-}
-
-//  Write the buffered bytes of segment i (at wbuf + off), creating its
-//  file first when it is a planned one (*created says so). Returns 0 or
-//  -1 (logged).
-static int
-s_flush_segment (wc_wal_t *self, size_t i, size_t off, bool *created)
-{
-    s_segment_t *seg = &self->segs [i];
-    *created = false;
-    if (i >= self->nsegs_disk) {
-        *created = true;
-        if (s_create_segment (self, i) != 0)
-            return -1;
-    }
-    size_t n = (size_t) (seg->end - seg->size);
-    if (n == 0)
-        return 0;
-    if (self->wfd < 0 && s_reopen_current (self) != 0)
-        return -1;
-    if (s_pwrite_all (self->wfd, self->wbuf + off, n, seg->size) != 0) {
-        char name [32];
-        wc_log_error ("wal %s: cannot write %zu bytes (seq %llu..%llu) to %s at offset %llu: %s",
-                      self->dir, n, (unsigned long long) seg->flushed_last + 1,
-                      (unsigned long long) seg->last_seq,
-                      s_segment_name (name, seg->first_seq),
-                      (unsigned long long) seg->size, strerror (errno));
-        return -1;
-    }
-    seg->size = seg->end;
-    seg->flushed_last = seg->last_seq;
-    self->flushed_last = seg->last_seq;
-    self->unsynced += n;
-    return 0;
 }
 
 int
@@ -894,40 +1163,33 @@ wc_wal_flush (wc_wal_t *self)
 {
     if (self->wlen == 0)
         return 0;
+    int rc = s_pay_debts (self);
     size_t off = 0;
     size_t start = self->nsegs_disk ? self->nsegs_disk - 1 : 0;
-    uint64_t first_pending = self->segs [start].flushed_last + 1;
-    for (size_t i = start; i < self->nsegs; i++) {
+    for (size_t i = start; i < self->nsegs && rc == 0; i++) {
         size_t n = (size_t) (self->segs [i].end - self->segs [i].size);
-        bool created;
-        if (s_flush_segment (self, i, off, &created) != 0) {
-            uint64_t lost_from = self->flushed_last >= first_pending
-                               ? self->flushed_last + 1 : first_pending;
-            uint64_t lost_to = self->segs [self->nsegs - 1].last_seq;
-            s_flush_failed (self, i, created);
-            wc_log_error ("wal %s: flush failed, records %llu..%llu dropped; "
-                          "log ends at seq %llu", self->dir,
-                          (unsigned long long) lost_from, (unsigned long long) lost_to,
-                          (unsigned long long) self->flushed_last);
-            return WALCAST_EIO;
-        }
+        rc = s_write_segment (self, i, off);
         off += n;
     }
+    if (rc != 0) {
+        s_discard (self);
+        return rc;
+    }
     self->wlen = 0;
+    self->error [0] = '\0';
     return 0;
 }
 
-int
-wc_wal_sync (wc_wal_t *self)
+uint64_t
+wc_wal_written (const wc_wal_t *self)
 {
-    if (self->wfd < 0 || self->unsynced == 0)
-        return 0;
-    if (fdatasync (self->wfd) != 0) {
-        wc_log_error ("wal %s: fdatasync failed: %s", self->dir, strerror (errno));
-        return WALCAST_EIO;
-    }
-    self->unsynced = 0;
-    return 0;
+    return self->flushed_last;
+}
+
+const char *
+wc_wal_last_error (const wc_wal_t *self)
+{
+    return self->error;
 }
 
 uint64_t
@@ -942,6 +1204,101 @@ wc_wal_last_seq (const wc_wal_t *self)
     return self->nsegs ? self->segs [self->nsegs - 1].last_seq : 0;
 }
 
+bool
+wc_wal_damaged (const wc_wal_t *self)
+{
+    return self->damaged;
+}
+
+
+//  --------------------------------------------------------------------
+//  Syncing
+
+//  The job takes duplicates of the directory and of the current segment
+//  (the only steps that can fail, so they come first), then the very
+//  descriptors of finished segments, which the log no longer needs.
+int
+wc_wal_sync_job (wc_wal_t *self, wc_wal_sync_job_t *job)
+{
+    memset (job, 0, sizeof *job);
+    size_t wanted = self->dir_unsynced ? 1 : 0;
+    for (size_t i = 0; i < self->nsegs_disk; i++)
+        wanted += self->segs [i].unsynced;
+    if (wanted == 0)
+        return 0;
+    int *fds = (int *) malloc (wanted * sizeof *fds);
+    if (!fds)
+        return WALCAST_ENOMEM;
+    size_t n = 0, last = self->nsegs_disk ? self->nsegs_disk - 1 : 0;
+    bool ok = true;
+    if (self->dir_unsynced && (ok = (fds [n] = wc_vfs_dup (self->dirfd)) >= 0))
+        n++;
+    if (ok && self->nsegs_disk && self->segs [last].unsynced
+    &&  (ok = (fds [n] = wc_vfs_dup (self->segs [last].fd)) >= 0))
+        n++;
+    if (!ok) {
+        s_fail (self, errno, "cannot duplicate a descriptor for a sync: %s", strerror (errno));
+        while (n > 0)
+            wc_vfs_close (fds [--n]);
+        free (fds);
+        return WALCAST_EIO;
+    }
+    for (size_t i = 0; i + 1 < self->nsegs_disk; i++)
+        if (self->segs [i].unsynced) {
+            fds [n++] = self->segs [i].fd;
+            self->segs [i].fd = -1;
+            self->segs [i].unsynced = false;
+        }
+    if (self->nsegs_disk)
+        self->segs [last].unsynced = false;
+    self->dir_unsynced = false;
+    self->unsynced = 0;
+    *job = (wc_wal_sync_job_t) { fds, n, self->flushed_last };
+    return 1;
+}
+
+void
+wc_wal_sync_job_release (wc_wal_sync_job_t *job)
+{
+    if (!job)
+        return;
+    for (size_t i = 0; i < job->nfds; i++)
+        if (job->fds [i] >= 0)
+            wc_vfs_close (job->fds [i]);
+    free (job->fds);
+    memset (job, 0, sizeof *job);
+}
+
+int
+wc_wal_sync (wc_wal_t *self)
+{
+    for (size_t i = 0; i < self->nsegs_disk; i++) {
+        s_segment_t *seg = &self->segs [i];
+        if (!seg->unsynced)
+            continue;
+        if (wc_vfs_fdatasync (seg->fd) != 0) {
+            char name [S_NAME_SIZE];
+            s_fail (self, errno, "fdatasync of %s failed: %s",
+                    s_segment_name (name, seg->first_seq), strerror (errno));
+            wc_log_error ("wal %s: %s", self->dir, self->error);
+            return WALCAST_EIO;
+        }
+        seg->unsynced = false;
+        if (i + 1 < self->nsegs_disk) {
+            wc_vfs_close (seg->fd);
+            seg->fd = -1;
+        }
+    }
+    if (self->dir_unsynced && wc_vfs_fsync (self->dirfd) != 0) {
+        s_fail (self, errno, "fsync of the directory failed: %s", strerror (errno));
+        wc_log_error ("wal %s: %s", self->dir, self->error);
+        return WALCAST_EIO;
+    }
+    self->dir_unsynced = false;
+    self->unsynced = 0;
+    return 0;
+}
+
 uint64_t
 wc_wal_unsynced_bytes (const wc_wal_t *self)
 {
@@ -950,22 +1307,249 @@ wc_wal_unsynced_bytes (const wc_wal_t *self)
 
 
 //  --------------------------------------------------------------------
+//  Setting aside
+
+//  A free name for name set aside: name.damaged, name.damaged.1, ...
+//  Returns 0 or -1 with errno set.
+static int
+s_aside_name (wc_wal_t *self, const char *name, char *aside, size_t size)
+{
+    for (int k = 0; k < 100000; k++) {
+        if (k == 0)
+            snprintf (aside, size, "%s.damaged", name);
+        else
+            snprintf (aside, size, "%s.damaged.%d", name, k);
+        struct stat st;
+        if (fstatat (self->dirfd, aside, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            return errno == ENOENT ? 0 : -1;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+//  Rename the file name to a free name.damaged*. Returns 0 or the error.
+static int
+s_rename_aside (wc_wal_t *self, const char *name)
+{
+    char aside [64];
+    struct stat st;
+    if (s_aside_name (self, name, aside, sizeof aside) != 0
+    ||  wc_vfs_renameat (self->dirfd, name, self->dirfd, aside) != 0)
+        return s_fail (self, errno, "cannot set %s aside: %s", name, strerror (errno));
+    self->dir_unsynced = true;
+    long long bytes = fstatat (self->dirfd, aside, &st, 0) == 0 ? (long long) st.st_size : -1;
+    wc_log_warn ("wal %s: set %s aside as %s (%lld bytes)", self->dir, name, aside, bytes);
+    return 0;
+}
+
+//  Is the file of first seq a live segment that stays (starts before
+//  from_seq)? Sets *live to its index when it is live at all.
+static bool
+s_keeps (const wc_wal_t *self, uint64_t seq, uint64_t from_seq, size_t *live)
+{
+    *live = SIZE_MAX;
+    for (size_t i = 0; i < self->nsegs_disk; i++)
+        if (self->segs [i].first_seq == seq)
+            *live = i;
+    return *live != SIZE_MAX && seq < from_seq;
+}
+
+//  Rename every segment file but the live ones that start before
+//  from_seq, the last first, so what is left is always a log that begins
+//  where it did. Live segments renamed leave the list. Returns 0 or the
+//  error.
+static int
+s_rename_later (wc_wal_t *self, uint64_t from_seq)
+{
+    uint64_t *seqs;
+    size_t count;
+    if (s_list_segments (self, &seqs, &count) != 0)
+        return s_fail (self, errno, "cannot list the directory: %s", strerror (errno));
+    int rc = 0;
+    for (size_t k = count; k-- > 0 && rc == 0; ) {
+        size_t live;
+        if (s_keeps (self, seqs [k], from_seq, &live))
+            continue;
+        char name [S_NAME_SIZE];
+        s_segment_name (name, seqs [k]);
+        if (live != SIZE_MAX && self->segs [live].unsynced
+        &&  wc_vfs_fdatasync (self->segs [live].fd) != 0) {
+            rc = s_fail (self, errno, "cannot sync %s: %s", name, strerror (errno));
+            break;
+        }
+        rc = s_rename_aside (self, name);
+        if (rc == 0 && live != SIZE_MAX) {
+            //  Live segments that go are the tail of the list.
+            if (self->segs [live].fd >= 0)
+                wc_vfs_close (self->segs [live].fd);
+            self->nsegs = self->nsegs_disk = live;
+            self->flushed_last = live ? self->segs [live - 1].flushed_last : 0;
+            s_forget_past_end (self);
+        }
+    }
+    free (seqs);
+    return rc;
+}
+
+//  Copy on-disk segment i (size bytes of fd) to a free name.damaged*,
+//  synced. Returns 0 or the error (the partial copy removed).
+static int
+s_copy_aside (wc_wal_t *self, int fd, uint64_t size, const char *name, char *aside,
+              size_t aside_size)
+{
+    if (s_aside_name (self, name, aside, aside_size) != 0)
+        return s_fail (self, errno, "cannot name a copy of %s: %s", name, strerror (errno));
+    uint8_t *buf = (uint8_t *) malloc (S_COPY_CHUNK);
+    int out = buf ? wc_vfs_openat (self->dirfd, aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                                   0644) : -1;
+    int rc = 0;
+    if (!buf || out < 0)
+        rc = s_fail (self, buf ? errno : ENOMEM, "cannot create %s: %s", aside,
+                     strerror (buf ? errno : ENOMEM));
+    for (uint64_t off = 0; rc == 0 && off < size; ) {
+        size_t want = size - off < S_COPY_CHUNK ? (size_t) (size - off) : S_COPY_CHUNK;
+        ssize_t got = s_pread_all (fd, buf, want, off);
+        if (got <= 0)
+            rc = s_fail (self, got < 0 ? errno : EIO, "cannot read %s to copy it: %s", name,
+                         got < 0 ? strerror (errno) : "file shorter than expected");
+        else
+        if (s_pwrite_all (out, buf, (size_t) got, off) != 0)
+            rc = s_fail (self, errno, "cannot write %s: %s", aside, strerror (errno));
+        off += got > 0 ? (uint64_t) got : 0;
+    }
+    if (rc == 0 && wc_vfs_fdatasync (out) != 0)
+        rc = s_fail (self, errno, "cannot sync %s: %s", aside, strerror (errno));
+    if (out >= 0)
+        wc_vfs_close (out);
+    if (rc != 0 && out >= 0)
+        wc_vfs_unlinkat (self->dirfd, aside, 0);
+    free (buf);
+    return rc;
+}
+
+//  Where record seq starts in the last live segment (its size when seq
+//  is past its last record). Returns 0 or the error.
+static int
+s_offset_of (wc_wal_t *self, uint64_t seq, uint64_t *offset)
+{
+    size_t last = self->nsegs_disk - 1;
+    s_segment_t *seg = &self->segs [last];
+    *offset = seg->size;
+    if (seq > seg->flushed_last)
+        return 0;
+    *offset = 0;
+    uint64_t at = seg->first_seq;
+    for (size_t k = self->nindex; k-- > 0; )
+        if (self->index [k].segment == last && self->index [k].seq <= seq) {
+            *offset = self->index [k].offset;
+            at = self->index [k].seq;
+            break;
+        }
+    s_cursor_t cur;
+    s_cursor_init (&cur, seg->fd, *offset, seg->size, S_READ_CHUNK_MIN);
+    for (; at < seq; at++) {
+        s_record_t rec;
+        if (s_cursor_next (self, &cur, &rec) != S_REC_OK)
+            return s_fail (self, EIO, "cannot find seq %llu in the log",
+                           (unsigned long long) seq);
+    }
+    *offset = cur.buf_off + cur.pos;
+    return 0;
+}
+
+//  The last live segment holds bytes from seq from_seq on (records to set
+//  aside, or the damaged part of its file): copy the whole file aside,
+//  then cut the live one before from_seq. Returns 0 or the error.
+static int
+s_cut_last (wc_wal_t *self, uint64_t from_seq)
+{
+    if (self->nsegs_disk == 0)
+        return 0;
+    size_t last = self->nsegs_disk - 1;
+    s_segment_t *seg = &self->segs [last];
+    char name [S_NAME_SIZE], aside [64];
+    s_segment_name (name, seg->first_seq);
+    uint64_t offset;
+    struct stat st;
+    int fd = s_segment_fd (self, last);
+    if (fd < 0 || fstat (fd, &st) != 0)
+        return s_fail (self, errno, "cannot open %s: %s", name, strerror (errno));
+    int rc = s_offset_of (self, from_seq, &offset);
+    if (rc != 0 || (uint64_t) st.st_size <= offset)
+        return rc;
+    rc = s_copy_aside (self, fd, (uint64_t) st.st_size, name, aside, sizeof aside);
+    if (rc != 0)
+        return rc;
+    if (wc_vfs_ftruncate (fd, (off_t) offset) != 0 || wc_vfs_fdatasync (fd) != 0) {
+        rc = s_fail (self, errno, "cannot cut %s at offset %llu: %s", name,
+                     (unsigned long long) offset, strerror (errno));
+        wc_vfs_unlinkat (self->dirfd, aside, 0);
+        return rc;
+    }
+    self->dir_unsynced = true;
+    seg->size = seg->end = offset;
+    seg->last_seq = seg->flushed_last = from_seq - 1;
+    seg->unsynced = false;
+    self->flushed_last = from_seq - 1;
+    s_forget_past_end (self);
+    wc_log_warn ("wal %s: copied %s to %s (%lld bytes) and cut it at offset %llu: the "
+                 "log now ends at seq %llu", self->dir, name, aside, (long long) st.st_size,
+                 (unsigned long long) offset, (unsigned long long) (from_seq - 1));
+    return 0;
+}
+
+int
+wc_wal_set_aside (wc_wal_t *self, uint64_t from_seq)
+{
+    int rc = 0;
+    if (self->wlen > 0)
+        rc = wc_wal_flush (self);
+    if (rc == 0)
+        rc = s_pay_debts (self);
+    if (rc != 0)
+        return rc;
+    if (from_seq == 0 || (self->nsegs_disk > 0 && from_seq > self->flushed_last + 1)) {
+        s_fail (self, EINVAL, "cannot set aside from seq %llu: the log holds seq %llu..%llu",
+                (unsigned long long) from_seq, (unsigned long long) wc_wal_first_seq (self),
+                (unsigned long long) self->flushed_last);
+        return WALCAST_ERANGE;
+    }
+    rc = s_rename_later (self, from_seq);
+    if (rc == 0)
+        rc = s_cut_last (self, from_seq);
+    if (rc == 0 && self->dir_unsynced && wc_vfs_fsync (self->dirfd) != 0)
+        rc = s_fail (self, errno, "cannot fsync the directory: %s", strerror (errno));
+    if (rc != 0) {
+        self->damaged = true;
+        snprintf (self->damage, sizeof self->damage, "setting the log aside from seq %llu "
+                  "did not finish (%.120s); appends are refused until it does",
+                  (unsigned long long) from_seq, self->error);
+        return rc;
+    }
+    self->dir_unsynced = false;
+    self->damaged = false;
+    self->error [0] = '\0';
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------
 //  Reading
 
-//  A descriptor to read on-disk segment i: the write one for the last
-//  segment, else one cached read-only descriptor. Returns -1 (logged).
+//  A descriptor to read on-disk segment i: its own when it has one open,
+//  else one cached read-only descriptor. Returns -1 (logged).
 static int
 s_read_fd (wc_wal_t *self, size_t i)
 {
-    if (i + 1 == self->nsegs_disk && self->wfd >= 0)
-        return self->wfd;
+    if (self->segs [i].fd >= 0)
+        return self->segs [i].fd;
     if (self->rfd >= 0 && self->rfd_seg == i)
         return self->rfd;
     if (self->rfd >= 0)
-        close (self->rfd);
-    char name [32];
+        wc_vfs_close (self->rfd);
+    char name [S_NAME_SIZE];
     s_segment_name (name, self->segs [i].first_seq);
-    self->rfd = openat (self->dirfd, name, O_RDONLY | O_CLOEXEC);
+    self->rfd = wc_vfs_openat (self->dirfd, name, O_RDONLY | O_CLOEXEC);
     if (self->rfd < 0)
         wc_log_error ("wal %s: cannot open %s: %s", self->dir, name, strerror (errno));
     self->rfd_seg = i;
@@ -1045,7 +1629,7 @@ s_read (wc_wal_t *self, uint64_t from_seq, size_t max_bytes,
             if (found == S_REC_NOMEM)
                 return count ? count : WALCAST_ENOMEM;
             if (found != S_REC_OK || rec.seq != expect) {
-                char name [32];
+                char name [S_NAME_SIZE];
                 wc_log_error ("wal %s: %s damaged at offset %llu (%s, expected seq %llu)",
                               self->dir, s_segment_name (name, seg->first_seq),
                               (unsigned long long) rec.offset,

@@ -1,3 +1,7 @@
-# storage/: the WAL and the key-value state.
-wc_add_test(test_wal   120 SOURCES test_wal.c LIBS wc_storage)
+# storage/: the file layer, the directory lock, the WAL and the key-value state.
+wc_add_test(test_vfs   60 SOURCES test_vfs.c LIBS wc_storage)
+wc_add_test(test_lock  60 SOURCES test_lock.c LIBS wc_storage)
+wc_add_test(test_wal   120 SOURCES test_wal.c wal_util.c LIBS wc_storage)
 wc_add_test(test_store 60 SOURCES test_store.c LIBS wc_storage)
+wc_add_test(test_wal_flush 240 SOURCES test_wal_flush.c wal_util.c LIBS wc_storage)
+wc_add_test(test_syncer 60 SOURCES test_syncer.c wal_util.c LIBS wc_storage)

@@ -427,6 +427,235 @@ test_random_ops_match_model (void **state)
     free (model);
 }
 
+//  --------------------------------------------------------------------------
+//  Incremental rehashing: a resize moves a bounded number of keys per
+//  operation while both tables live, and nothing is lost on the way.
+
+//  No operation so far moved more keys, or looked at more old slots,
+//  than the bound. Counters, never a clock.
+
+static void
+s_assert_bounded (wc_store_t *store)
+{
+    wc_store_stats_t stats;
+    wc_store_stats (store, &stats);
+    assert_true (stats.moved_max <= WC_STORE_REHASH_MOVES);
+    assert_true (stats.visited_max <= WC_STORE_REHASH_VISITS);
+}
+
+#define REHASH_KEYS 200000     /* up to 2^19 slots: the big arrays are mapped */
+
+static void
+test_rehash_bounded (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    char key [32], value [64];
+    wc_store_stats_t stats;
+    size_t during = 0, finished = 0;
+    for (size_t n = 0; n < REHASH_KEYS; n++) {
+        size_t kl = s_key (key, sizeof key, n);
+        size_t vl = s_value (value, sizeof value, n);
+        assert_int_equal (wc_store_put (store, key, kl, value, vl), 0);
+        s_assert_bounded (store);
+        wc_store_stats (store, &stats);
+        if (stats.old_capacity)
+            during++;
+        else
+        if (during)
+            finished++;
+        //  Keys that are not there, while part of the old array is gone.
+        if (stats.old_capacity && n % 16 == 0) {
+            char absent [32];
+            size_t al = (size_t) snprintf (absent, sizeof absent, "absent:%zu", n);
+            s_assert_missing (store, absent, al);
+        }
+    }
+    //  From 16 slots to 2^19: 15 doublings, spread over many puts.
+    wc_store_stats (store, &stats);
+    assert_true (stats.resizes >= 15);
+    assert_true (stats.capacity >= REHASH_KEYS * 10 / 7);
+    assert_true (during > 1000 && finished > 1000);
+    for (size_t n = 0; n < REHASH_KEYS; n++) {
+        size_t kl = s_key (key, sizeof key, n);
+        size_t vl = s_value (value, sizeof value, n);
+        s_assert_value (store, key, kl, value, vl);
+    }
+    //  Shrinking, the same way.
+    uint64_t grown = stats.resizes;
+    for (size_t n = 10; n < REHASH_KEYS; n++) {
+        size_t kl = s_key (key, sizeof key, n);
+        assert_int_equal (wc_store_del (store, key, kl), 0);
+        s_assert_bounded (store);
+    }
+    wc_store_stats (store, &stats);
+    assert_true (stats.resizes >= grown + 10);
+    assert_true (stats.capacity <= 64);
+    assert_int_equal (wc_store_count (store), 10);
+    for (size_t n = 0; n < 10; n++) {
+        size_t kl = s_key (key, sizeof key, n);
+        size_t vl = s_value (value, sizeof value, n);
+        s_assert_value (store, key, kl, value, vl);
+    }
+    wc_store_destroy (&store);
+}
+
+//  Reads alone finish a resize: a replica that only serves GETs after a
+//  burst of writes does not keep two tables for ever.
+
+static void
+test_rehash_by_reads (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    char key [32], value [64];
+    wc_store_stats_t stats;
+    size_t n = 0;
+    do {
+        size_t kl = s_key (key, sizeof key, n);
+        size_t vl = s_value (value, sizeof value, n);
+        assert_int_equal (wc_store_put (store, key, kl, value, vl), 0);
+        n++;
+        assert_true (n < 1000000);          //  a resize must have begun by then
+        wc_store_stats (store, &stats);
+    } while (n < 5000 || stats.old_capacity == 0);
+    size_t old = stats.old_capacity;
+    size_t gets = 0;
+    while (stats.old_capacity != 0) {
+        size_t k = gets % n;
+        size_t kl = s_key (key, sizeof key, k);
+        size_t vl = s_value (value, sizeof value, k);
+        s_assert_value (store, key, kl, value, vl);
+        gets++;
+        assert_true (gets <= old);
+        wc_store_stats (store, &stats);
+    }
+    s_assert_bounded (store);
+    for (size_t k = 0; k < n; k++) {
+        size_t kl = s_key (key, sizeof key, k);
+        size_t vl = s_value (value, sizeof value, k);
+        s_assert_value (store, key, kl, value, vl);
+    }
+    wc_store_destroy (&store);
+}
+
+//  Puts, overwrites, deletes and gets interleaved through phases that grow
+//  the store and shrink it again, across several resizes each way, checked
+//  against a plain array: after every operation the count, while a resize
+//  runs a sample of keys (some in each table), after each phase every key
+//  and the digest of a store built fresh from the array.
+
+#define PHASE_KEYS  60000
+#define PHASE_OPS   250000
+
+static void
+s_check_all (wc_store_t *store, const size_t *model)
+{
+    char key [32], value [64];
+    wc_store_t *fresh = wc_store_new ();
+    assert_non_null (fresh);
+    for (size_t n = 0; n < PHASE_KEYS; n++) {
+        size_t kl = s_key (key, sizeof key, n);
+        if (model [n]) {
+            size_t vl = s_model_value (value, sizeof value, model [n] - 1);
+            s_assert_value (store, key, kl, value, vl);
+            assert_int_equal (wc_store_put (fresh, key, kl, value, vl), 0);
+        }
+        else
+            s_assert_missing (store, key, kl);
+    }
+    assert_int_equal (wc_store_count (fresh), wc_store_count (store));
+    assert_true (wc_store_digest (fresh) == wc_store_digest (store));
+    wc_store_destroy (&fresh);
+}
+
+static void
+s_check_sample (wc_store_t *store, const size_t *model, uint64_t *rng)
+{
+    char key [32], value [64];
+    for (int i = 0; i < 50; i++) {
+        size_t n = (size_t) (s_rand (rng) % PHASE_KEYS);
+        size_t kl = s_key (key, sizeof key, n);
+        if (model [n]) {
+            size_t vl = s_model_value (value, sizeof value, model [n] - 1);
+            s_assert_value (store, key, kl, value, vl);
+        }
+        else
+            s_assert_missing (store, key, kl);
+    }
+}
+
+//  One operation of a phase: put (new or overwrite) with weight puts,
+//  delete with weight dels, get otherwise (out of 100).
+
+static void
+s_phase_op (wc_store_t *store, size_t *model, size_t *present, uint64_t *rng,
+            unsigned puts, unsigned dels)
+{
+    char key [32], value [64];
+    uint64_t r = s_rand (rng);
+    size_t n = (size_t) (r % PHASE_KEYS);
+    size_t kl = s_key (key, sizeof key, n);
+    unsigned pick = (unsigned) ((r >> 32) % 100);
+    if (pick < puts) {
+        size_t v = (size_t) (r >> 40);
+        size_t vl = s_model_value (value, sizeof value, v);
+        assert_int_equal (wc_store_put (store, key, kl, value, vl), 0);
+        *present += model [n] == 0;
+        model [n] = 1 + v;
+    }
+    else
+    if (pick < puts + dels) {
+        assert_int_equal (wc_store_del (store, key, kl), 0);
+        *present -= model [n] != 0;
+        model [n] = 0;
+    }
+    else
+    if (model [n]) {
+        size_t vl = s_model_value (value, sizeof value, model [n] - 1);
+        s_assert_value (store, key, kl, value, vl);
+    }
+    else
+        s_assert_missing (store, key, kl);
+}
+
+static void
+test_rehash_interleaved (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    size_t *model = calloc (PHASE_KEYS, sizeof (size_t));
+    assert_non_null (model);
+    size_t present = 0;
+    uint64_t rng = 0x0ddc0ffee0ddf00dull;
+    //  Grow (to ~52k keys), shrink (to ~7k), grow, shrink.
+    unsigned weights [4][2] = { { 70, 10 }, { 10, 70 }, { 70, 10 }, { 10, 70 } };
+    wc_store_stats_t stats;
+    uint64_t sampled = 0, resizes = 0;
+    for (int phase = 0; phase < 4; phase++) {
+        for (size_t op = 0; op < PHASE_OPS; op++) {
+            s_phase_op (store, model, &present, &rng, weights [phase][0], weights [phase][1]);
+            assert_int_equal (wc_store_count (store), present);
+            wc_store_stats (store, &stats);
+            if (stats.old_capacity && op % 97 == 0) {
+                s_check_sample (store, model, &rng);
+                sampled++;
+            }
+        }
+        s_assert_bounded (store);
+        s_check_all (store, model);
+        wc_store_stats (store, &stats);
+        assert_true (stats.resizes >= resizes + 2);
+        resizes = stats.resizes;
+    }
+    assert_true (sampled > 100);
+    wc_store_destroy (&store);
+    free (model);
+}
+
 //  Build the content {key:n -> value n, n < count} in a random order, with
 //  wrong values put first and overwritten, and extra keys put and deleted
 //  along the way.
@@ -613,6 +842,9 @@ main (void)
         cmocka_unit_test (test_enomem_leaves_store_unchanged),
         cmocka_unit_test (test_growth_and_mass_delete),
         cmocka_unit_test (test_random_ops_match_model),
+        cmocka_unit_test (test_rehash_bounded),
+        cmocka_unit_test (test_rehash_by_reads),
+        cmocka_unit_test (test_rehash_interleaved),
         cmocka_unit_test (test_digest_order_independent),
         cmocka_unit_test (test_digest_sees_differences),
         cmocka_unit_test (test_digest_put_del_round_trip),
