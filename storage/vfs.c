@@ -43,6 +43,7 @@
 #include "vfs.h"
 
 #define S_FILE_CHECK_MS   10        /* how often the fault file is looked at */
+#define S_STALL          (-1)   /* not an errno: the call waits while the line is there */
 #define S_FILE_MAX        4096      /* bytes of the fault file we read */
 
 //  One programmed fault.
@@ -92,7 +93,8 @@ static const struct {
     { "EBADF", EBADF }, { "EEXIST", EEXIST }, { "ENOENT", ENOENT },
     { "EINVAL", EINVAL }, { "EBUSY", EBUSY }, { "EXDEV", EXDEV },
     { "ENOTDIR", ENOTDIR }, { "EISDIR", EISDIR }, { "ENAMETOOLONG", ENAMETOOLONG },
-    { "ELOOP", ELOOP }, { "ENODEV", ENODEV }, { "ETXTBSY", ETXTBSY }
+    { "ELOOP", ELOOP }, { "ENODEV", ENODEV }, { "ETXTBSY", ETXTBSY },
+    { "STALL", S_STALL }
 };
 
 
@@ -173,7 +175,8 @@ s_file_apply (char *content)
         if (errs [i] && used < sizeof said)
             used += (size_t) snprintf (said + used, sizeof said - used, "%s%s %s",
                                        used ? ", " : "", s_op_names [i],
-                                       strerror (errs [i]));
+                                       errs [i] == S_STALL ? "(stalled)"
+                                                           : strerror (errs [i]));
     }
     wc_log_warn ("vfs: fault file %s: %s%s%s%s", s_file_path,
                  used ? "failing " : "no faults", said,
@@ -270,6 +273,12 @@ s_enter (wc_vfs_op_t op, int fd)
     atomic_fetch_add_explicit (&s_counts [op], 1, memory_order_relaxed);
     pthread_once (&s_once, s_init);
     int err = s_file_path ? s_file_fault (op) : 0;
+    while (err == S_STALL) {
+        //  A disk that hangs: wait until the line goes away
+        struct timespec nap = { 0, 5 * 1000 * 1000 };
+        nanosleep (&nap, NULL);
+        err = s_file_fault (op);
+    }
     if (atomic_load_explicit (&s_programmed, memory_order_relaxed)) {
         int programmed = s_programmed_fault (op, fd);
         if (!err)

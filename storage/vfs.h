@@ -31,7 +31,8 @@
           open EMFILE
 
       and every call of that operation fails with that errno while the line
-      is there; '#' starts a comment. An empty or missing file means no
+      is there ("sync STALL" instead makes every sync wait until the line is
+      gone: a disk that hangs); '#' starts a comment. An empty or missing file means no
       faults. Replace the file (write a new one, rename it over) so that a
       change is always seen; the layer compares inode, size and times.
       This lets a test fill the disk of a running node and give the space

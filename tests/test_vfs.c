@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -283,6 +285,50 @@ test_fault_file (void **state)
     wc_vfs_reset ();
 }
 
+/*  "sync STALL": a sync waits, on its own thread, until the line goes. */
+typedef struct {
+    int         fd;
+    atomic_int  done;
+} s_stalled_t;
+
+static void *
+s_stalled_sync (void *arg)
+{
+    s_stalled_t *stalled = (s_stalled_t *) arg;
+    wc_vfs_fdatasync (stalled->fd);
+    atomic_store (&stalled->done, 1);
+    return NULL;
+}
+
+static void
+test_fault_file_stall (void **state)
+{
+    (void) state;
+    wc_vfs_reset ();
+    int fd = s_open_file ("stalled");
+    s_write_fault_file ("sync STALL\nwrite EIO\n");
+    s_wait_write (fd, EIO);             //  the file is in force
+    s_stalled_t stalled = { .fd = fd };
+    atomic_init (&stalled.done, 0);
+    uint64_t syncs = wc_vfs_count (WC_VFS_SYNC);
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_stalled_sync, &stalled), 0);
+    int64_t entered = s_now_ms () + 5000;
+    while (wc_vfs_count (WC_VFS_SYNC) == syncs)     //  it is in the sync now
+        assert_true (s_now_ms () < entered);
+    //  While it waits, other operations go on
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal (wc_vfs_ftruncate (fd, 0), 0);
+        assert_int_equal (atomic_load (&stalled.done), 0);
+    }
+    s_write_fault_file ("");
+    int64_t deadline = s_now_ms () + 5000;
+    while (!atomic_load (&stalled.done))
+        assert_true (s_now_ms () < deadline);
+    pthread_join (thread, NULL);
+    wc_vfs_close (fd);
+}
+
 int
 main (void)
 {
@@ -298,6 +344,7 @@ main (void)
         cmocka_unit_test (test_short_write),
         cmocka_unit_test (test_hook),
         cmocka_unit_test (test_fault_file),
+        cmocka_unit_test (test_fault_file_stall),
     };
     int rc = cmocka_run_group_tests (tests, NULL, NULL);
     char cmd [128];
