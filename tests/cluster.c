@@ -278,6 +278,12 @@ cluster_addr (cluster_t *self, int i)
 }
 
 const char *
+cluster_data_path (cluster_t *self, int i)
+{
+    return self->nodes [i].data;
+}
+
+const char *
 cluster_log_path (cluster_t *self, int i)
 {
     return self->nodes [i].log;

@@ -95,6 +95,9 @@ void cluster_set_replica_of (cluster_t *self, int i, const char *replica_of);
 int cluster_port (cluster_t *self, int i);
 const char *cluster_addr (cluster_t *self, int i);
 
+/*  Path of node i's data directory (--data). */
+const char *cluster_data_path (cluster_t *self, int i);
+
 /*  Path of node i's log file (its stderr, appended across restarts). */
 const char *cluster_log_path (cluster_t *self, int i);
 
