@@ -44,7 +44,7 @@ wc_fetch_serve (wc_node_t *node, wc_request_t *req)
         return;
     }
     uint64_t from = req->msg.u.fetch.from_seq;
-    uint64_t first = wc_wal_first_seq (node->wal);
+    uint64_t first = wc_engine_first_seq (node->engine);
     if (from == 0 || (first > 0 && from < first)) {
         wc_node_reply_error (node, node->catchup, req, WALCAST_ERANGE,
                              "seq below the oldest retained entry", NULL);
@@ -59,7 +59,7 @@ wc_fetch_serve (wc_node_t *node, wc_request_t *req)
     s_collect_t collect = { .applied = node->applied, .body = &body };
     int rc = 0;
     if (from <= node->applied)
-        rc = wc_wal_read (node->wal, from, max_bytes, s_collect, &collect);
+        rc = wc_engine_read (node->engine, from, max_bytes, s_collect, &collect);
     if (rc < 0 || collect.rc) {
         rc = rc < 0 ? rc : collect.rc;
         wc_log_error ("catch-up: cannot read the log from seq %llu: %s",

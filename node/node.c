@@ -47,37 +47,6 @@ wc_node_stop (void)
 
 /* --- start-up ----------------------------------------------------------- */
 
-/*  WAL replay callback: apply each recovered entry to the store. */
-static int
-s_replay_entry (void *arg, uint64_t seq, const uint8_t *payload, size_t len)
-{
-    wc_node_t *self = (wc_node_t *) arg;
-    msgpack_unpacked unpacked;
-    msgpack_unpacked_init (&unpacked);
-    wc_entry_t entry;
-    int rc = wc_entry_decode (payload, len, &unpacked, &entry);
-    if (rc == 0 && entry.seq != seq)
-        rc = WALCAST_EPROTO;
-    if (rc == 0) {
-        if (entry.op == WC_OP_PUT)
-            rc = wc_store_put (self->store, entry.key.ptr, entry.key.len,
-                               entry.value.ptr, entry.value.len);
-        else
-            rc = wc_store_del (self->store, entry.key.ptr, entry.key.len);
-    }
-    if (rc == 0) {
-        self->applied = seq;
-        self->applied_ts_ms = entry.ts_ms;
-        if (entry.epoch > self->epoch)
-            self->epoch = entry.epoch;
-    }
-    else
-        wc_log_error ("wal: cannot apply recovered entry %llu: %s",
-                      (unsigned long long) seq, walcast_strerror (rc));
-    msgpack_unpacked_destroy (&unpacked);
-    return rc;
-}
-
 /*  The node's three sockets. Budgets are bytes per peer (runtime/sock.h
     turns them into HWMs): a peer that sends or leaves unread more than
     that loses messages or, on the service socket, is cut off (outbox). */
@@ -108,31 +77,62 @@ s_bind_all (wc_node_t *self, char *why, size_t why_size)
     return self->catchup ? 0 : -1;
 }
 
+static void s_on_apply (void *arg, const wc_entry_t *entry, const void *payload,
+                        size_t len);
+
+/*  A damaged log (issue 6): a primary must not serve it, since its next
+    write would reuse a seq replicas may hold; a replica keeps what is
+    valid and fetches the rest. Returns 0, or -1 with why set. */
+static int
+s_handle_damage (wc_node_t *self, char *why, size_t why_size)
+{
+    char damage [512];
+    if (!wc_engine_damage (self->engine, damage, sizeof damage))
+        return 0;
+    if (!self->cfg.replica_of [0]) {
+        snprintf (why, why_size, "%s. A primary cannot serve a log with a hole, so "
+                  "this node does not start; nothing was deleted. To repair it: start "
+                  "it as a replica (--replica-of HOST:PORT of a node that holds these "
+                  "seqs) to keep what is valid and fetch the rest, or restore the file "
+                  "from a backup", damage);
+        return -1;
+    }
+    wc_log_warn ("%s; keeping what is valid and fetching the rest from %s (the "
+                 "damaged files are kept, renamed *.damaged)", damage,
+                 self->cfg.replica_of);
+    if (wc_engine_set_aside (self->engine) != 0) {
+        snprintf (why, why_size, "%s, and it could not be set aside (see above)", damage);
+        return -1;
+    }
+    return 0;
+}
+
+/*  Open the storage engine (lock, replay) and say what it found. */
 static int
 s_open_state (wc_node_t *self, char *why, size_t why_size)
 {
-    self->store = wc_store_new ();
-    if (!self->store) {
-        snprintf (why, why_size, "out of memory");
-        return WALCAST_ENOMEM;
-    }
-    int64_t started = wc_clock_ms ();
-    wc_wal_info_t info;
+    char owner [128];
+    snprintf (owner, sizeof owner, "walcast-node --id %s", self->cfg.id);
+    wc_engine_config_t cfg = { .dir = self->cfg.data_dir, .fsync = self->cfg.fsync,
+                               .segment_bytes = self->cfg.segment_bytes, .owner = owner };
+    wc_engine_info_t info;
     int err = 0;
-    self->wal = wc_wal_open (self->cfg.data_dir, self->cfg.segment_bytes,
-                             s_replay_entry, self, &info, &err);
-    if (!self->wal) {
-        snprintf (why, why_size, "cannot open the log in %s: %s (see above)",
-                  self->cfg.data_dir, walcast_strerror (err));
-        return err ? err : WALCAST_EIO;
-    }
+    self->engine = wc_engine_open (&cfg, &info, &err, why, why_size);
+    if (!self->engine)
+        return -1;
     wc_log_info ("wal: recovered %llu entries, last seq %llu "
                  "(%llu bytes truncated, %u segments removed) in %.3f s",
-                 (unsigned long long) info.records,
-                 (unsigned long long) info.last_seq,
-                 (unsigned long long) info.truncated_bytes,
-                 info.removed_segments,
-                 (double) (wc_clock_ms () - started) / 1000.0);
+                 (unsigned long long) info.wal.records,
+                 (unsigned long long) info.wal.last_seq,
+                 (unsigned long long) info.wal.truncated_bytes,
+                 info.wal.removed_segments, info.seconds);
+    if (s_handle_damage (self, why, why_size) != 0)
+        return -1;
+    self->applied = wc_engine_applied (self->engine);
+    self->applied_ts_ms = wc_engine_applied_ts (self->engine);
+    if (wc_engine_epoch (self->engine) > self->epoch)
+        self->epoch = wc_engine_epoch (self->engine);
+    wc_engine_set_apply (self->engine, s_on_apply, self);
     return 0;
 }
 
@@ -187,7 +187,6 @@ wc_node_new (const wc_node_config_t *cfg, char *why, size_t why_size)
     self->epoch = 1;
     msgpack_sbuffer_init (&self->out);
     msgpack_sbuffer_init (&self->scratch);
-    msgpack_sbuffer_init (&self->pending_pub);
     self->batch = (wc_request_t *) calloc (WC_NODE_BATCH, sizeof (wc_request_t));
     if (!self->batch)
         goto error;
@@ -197,7 +196,6 @@ wc_node_new (const wc_node_config_t *cfg, char *why, size_t why_size)
     ||  s_bind_all (self, why, why_size) != 0
     ||  s_make_parts (self, why, why_size) != 0)
         goto error;
-    self->last_sync_ms = wc_clock_ms ();
     wc_log_info ("%s %s (region %s) at seq %llu, epoch %llu, serving on "
                  "%s:%d (stream %d, catch-up %d), fsync %s",
                  self->role == WC_ROLE_PRIMARY ? "primary" : "replica",
@@ -228,8 +226,7 @@ wc_node_destroy (wc_node_t **self_p)
     zsock_destroy (&self->service);
     zsock_destroy (&self->stream);
     zsock_destroy (&self->catchup);
-    wc_wal_destroy (&self->wal);
-    wc_store_destroy (&self->store);
+    wc_engine_destroy (&self->engine);
     if (self->batch) {
         for (size_t i = 0; i < WC_NODE_BATCH; i++)
             wc_request_destroy (&self->batch [i]);
@@ -237,7 +234,6 @@ wc_node_destroy (wc_node_t **self_p)
     }
     msgpack_sbuffer_destroy (&self->out);
     msgpack_sbuffer_destroy (&self->scratch);
-    msgpack_sbuffer_destroy (&self->pending_pub);
     free (self);
     *self_p = NULL;
 }
@@ -270,99 +266,49 @@ s_publish (wc_node_t *self, uint64_t seq, const void *key, size_t key_len,
     zmq_send (stream, self->scratch.data, self->scratch.size, ZMQ_DONTWAIT);
 }
 
-/*  A replica publishes an entry only once it is in its WAL file: keep it
-    (seq, key length, payload length, key, payload) until the turn's
-    flush. A downstream replica then never holds an entry its upstream
-    could lose in a crash, so an upstream behind its downstream means real
-    divergence. */
+/*  The engine applied an entry (after writing it, and syncing it under
+    --fsync always): note it and publish it. Nothing leaves a node before
+    this, so a downstream replica never holds what its upstream could
+    lose in a crash. */
 static void
-s_defer_publish (wc_node_t *self, const wc_entry_t *entry, const void *payload,
-                 size_t len)
+s_on_apply (void *arg, const wc_entry_t *entry, const void *payload, size_t len)
 {
-    uint64_t head [3] = { entry->seq, entry->key.len, len };
-    msgpack_sbuffer *pending = &self->pending_pub;
-    if (msgpack_sbuffer_write (pending, (const char *) head, sizeof head)
-    ||  msgpack_sbuffer_write (pending, (const char *) entry->key.ptr, entry->key.len)
-    ||  msgpack_sbuffer_write (pending, (const char *) payload, len))
-        return;         /* out of memory: subscribers will fetch it */
-}
-
-/*  Publish what a replica applied this turn (its WAL is flushed now). */
-static void
-s_publish_deferred (wc_node_t *self)
-{
-    const char *at = self->pending_pub.data;
-    const char *end = at + self->pending_pub.size;
-    while (at < end) {
-        uint64_t head [3];
-        memcpy (head, at, sizeof head);
-        const char *key = at + sizeof head;
-        const char *payload = key + head [1];
-        s_publish (self, head [0], key, (size_t) head [1], payload, (size_t) head [2]);
-        at = payload + head [2];
-    }
-    wc_buffer_trim (&self->pending_pub, 4u * 1024u * 1024u);
-}
-
-int
-wc_node_apply (wc_node_t *self, const wc_entry_t *entry, const void *payload,
-               size_t len)
-{
-    assert (entry->seq == self->applied + 1);
-    int rc;
-    if (entry->op == WC_OP_PUT)
-        rc = wc_store_put (self->store, entry->key.ptr, entry->key.len,
-                           entry->value.ptr, entry->value.len);
-    else
-        rc = wc_store_del (self->store, entry->key.ptr, entry->key.len);
-    if (rc) {
-        /*  The entry is in the WAL but not in the store: the only cause is
-            memory exhaustion, and going on would let the two diverge.
-            Stop; a restart replays the WAL. */
-        wc_log_error ("cannot apply entry %llu: %s; stopping",
-                      (unsigned long long) entry->seq, walcast_strerror (rc));
-        wc_node_stop ();
-        return rc;
-    }
+    wc_node_t *self = (wc_node_t *) arg;
     self->applied = entry->seq;
     self->applied_ts_ms = entry->ts_ms;
     if (entry->epoch > self->epoch)
         self->epoch = entry->epoch;
-    if (self->replica)
-        s_defer_publish (self, entry, payload, len);
+    s_publish (self, entry->seq, entry->key.ptr, entry->key.len, payload, len);
+}
+
+uint64_t
+wc_node_received (const wc_node_t *self)
+{
+    return wc_engine_next_seq (self->engine) - 1;
+}
+
+/*  After any engine call: when the engine failed for good (a failed
+    sync, an entry it could not apply), say so once and stop. */
+static int
+s_check_engine (wc_node_t *self, int rc)
+{
+    if (!wc_engine_failed (self->engine) || self->fatal)
+        return rc;
+    self->fatal = true;
+    if (rc == WALCAST_ENOMEM)
+        wc_log_error ("cannot apply an entry: out of memory; stopping (a restart "
+                      "replays the log)");
     else
-        s_publish (self, entry->seq, entry->key.ptr, entry->key.len, payload, len);
-    return 0;
+        wc_log_error ("wal: fsync failed; stopping (what reached the disk is "
+                      "unknown; a restart replays what did)");
+    wc_node_stop ();
+    return rc;
 }
 
 int
-wc_node_flush (wc_node_t *self, bool force_sync)
+wc_node_commit (wc_node_t *self)
 {
-    int rc = wc_wal_flush (self->wal);
-    if (rc)
-        return rc;
-    if (self->pending_pub.size > 0)
-        s_publish_deferred (self);
-    if (wc_wal_unsynced_bytes (self->wal) == 0)
-        return 0;
-    int64_t now = wc_clock_ms ();
-    bool due = force_sync || self->cfg.fsync == WC_FSYNC_ALWAYS
-            || (self->cfg.fsync == WC_FSYNC_BATCH && now - self->last_sync_ms >= 10);
-    if (!due)
-        return 0;
-    rc = wc_wal_sync (self->wal);
-    self->last_sync_ms = now;
-    if (rc) {
-        /*  After a failed fsync the kernel may have dropped the dirty
-            pages and cleared the error: what is on disk is unknown, and
-            retrying could report success for lost data. Stop; a restart
-            replays what really is in the log. */
-        wc_log_error ("wal: fsync failed; stopping (what reached the disk is "
-                      "unknown, a restart replays what did)");
-        self->fatal = true;
-        wc_node_stop ();
-    }
-    return rc;
+    return s_check_engine (self, wc_engine_commit (self->engine));
 }
 
 void
@@ -418,6 +364,10 @@ s_answer (wc_node_t *self, wc_request_t *req)
             if (self->role != WC_ROLE_PRIMARY) {
                 wc_node_reply_error (self, self->service, req, WALCAST_ENOTPRIMARY,
                                      NULL, wc_replica_primary (self->replica));
+                return;
+            }
+            if (req->seq > self->applied) {
+                wc_primary_hold (self->primary, req);  /* until it is synced */
                 return;
             }
             reply.type = WC_MSG_WRITE_OK;
@@ -482,8 +432,7 @@ s_handle_service (wc_node_t *self)
 static void
 s_handle_catchup (wc_node_t *self)
 {
-    if (wc_node_flush (self, false) != 0)
-        return;
+    wc_node_commit (self);              /* serve what this turn received */
     wc_request_t *req = &self->batch [0];
     for (int i = 0; i < WC_NODE_FETCHES_PER_TURN; i++) {
         int rc = s_recv_request (self, self->catchup, req);
@@ -579,9 +528,19 @@ s_timers (wc_node_t *self)
     next = wc_outbox_flush (self->outbox);
     if (next >= 0 && next < timeout)
         timeout = next;
-    if (wc_wal_unsynced_bytes (self->wal) > 0 && self->cfg.fsync == WC_FSYNC_BATCH)
-        timeout = timeout < 10 ? timeout : 10;
-    return timeout;
+    next = wc_engine_tick (self->engine);
+    s_check_engine (self, 0);
+    return next < timeout ? next : timeout;
+}
+
+/*  The syncer reported: entries became durable, and under --fsync always
+    applied; answer the writes that waited for that. */
+static void
+s_handle_sync (wc_node_t *self)
+{
+    s_check_engine (self, wc_engine_on_sync (self->engine));
+    if (self->primary)
+        wc_primary_release (self->primary);
 }
 
 /*  One turn: poll the sockets for up to timeout ms and handle what is
@@ -589,34 +548,37 @@ s_timers (wc_node_t *self)
 static int
 s_turn (wc_node_t *self, int timeout)
 {
+    /*  Writes waiting for their sync hold requests back: past a bound, the
+        service socket waits (TCP pushes back on the clients). */
+    bool take = !self->primary || wc_primary_held (self->primary) < WC_NODE_HELD_MAX;
     zmq_pollitem_t items [8] = {
-        { zsock_resolve (self->service), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->service), 0, take ? ZMQ_POLLIN : 0, 0 },
         { zsock_resolve (self->catchup), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->stream), 0, ZMQ_POLLIN, 0 },
+        { wc_engine_sync_socket (self->engine), 0, ZMQ_POLLIN, 0 },
     };
-    int count = 3;
+    int count = 4;
     if (self->replica)
-        count += wc_replica_poll_items (self->replica, items + 3, 5);
+        count += wc_replica_poll_items (self->replica, items + 4, 4);
     if (zmq_poll (items, count, timeout) == -1) {
         if (zmq_errno () == EINTR)
             return 0;
         wc_log_error ("poll failed: %s; stopping", zmq_strerror (zmq_errno ()));
         return WALCAST_EUNAVAILABLE;
     }
+    if (items [3].revents & ZMQ_POLLIN)
+        s_handle_sync (self);
     if (items [0].revents & ZMQ_POLLIN)
         s_handle_service (self);
     if (self->replica)
-        wc_replica_handle (self->replica, items + 3, count - 3);
+        wc_replica_handle (self->replica, items + 4, count - 4);
     if (items [1].revents & ZMQ_POLLIN)
         s_handle_catchup (self);
     if (items [2].revents & ZMQ_POLLIN)
         s_handle_subscriptions (self);
+    wc_node_commit (self);              /* what the replica staged */
     wc_reads_tick (self->reads);        /* parked GETs the turn satisfied */
-    if (wc_node_flush (self, false) != 0) {
-        wc_log_error ("wal: cannot write the log; stopping");
-        return WALCAST_EIO;
-    }
-    return 0;
+    return self->fatal ? WALCAST_EIO : 0;
 }
 
 int
@@ -631,7 +593,11 @@ wc_node_run (wc_node_t *self)
     int rc = 0;
     while (!s_stop && rc == 0)
         rc = s_turn (self, s_timers (self));
-    if ((wc_node_flush (self, true) != 0 || self->fatal) && rc == 0)
+    /*  A clean stop: what is staged is written and everything synced (and
+        published, and answered, while the sockets are still there). */
+    if (!self->fatal && wc_engine_close (self->engine) == 0 && self->primary)
+        wc_primary_release (self->primary);
+    if (self->fatal && rc == 0)
         rc = WALCAST_EIO;
     wc_log_info ("stopped at seq %llu (%llu malformed messages dropped or "
                  "refused, %llu replies unroutable or dropped, %llu peers cut "

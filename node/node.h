@@ -21,16 +21,9 @@
 #include <stdint.h>
 #include "clock.h"
 #include "codec.h"
+#include "engine.h"
 #include "outbox.h"
 #include "request.h"
-#include "store.h"
-#include "wal.h"
-
-typedef enum {
-    WC_FSYNC_ALWAYS = 0,    /* fsync before a write is acknowledged */
-    WC_FSYNC_BATCH  = 1,    /* fsync at most every 10 ms */
-    WC_FSYNC_NEVER  = 2     /* leave it to the kernel (and shutdown) */
-} wc_fsync_t;
 
 typedef struct {
     char       id [WC_MAX_ID + 1];
@@ -56,10 +49,9 @@ typedef struct wc_node {
     zsock_t         *service;       /* ROUTER, P: client requests */
     zsock_t         *stream;        /* XPUB, P+1: entries and heartbeats */
     zsock_t         *catchup;       /* ROUTER, P+2: FETCH */
-    wc_wal_t        *wal;
-    wc_store_t      *store;
+    wc_engine_t     *engine;        /* the log and the state (storage/engine.h) */
     uint64_t         epoch;         /* current term (1 until failover exists) */
-    uint64_t         applied;       /* last seq applied to the store */
+    uint64_t         applied;       /* last seq applied (the engine's, mirrored) */
     wc_role_t        role;
     wc_primary_t    *primary;       /* set when role is primary */
     wc_replica_t    *replica;       /* set when role is replica */
@@ -68,8 +60,6 @@ typedef struct wc_node {
     wc_outbox_t     *outbox;        /* service replies a peer's queue could not take */
     uint64_t         applied_ts_ms; /* primary's clock in the last applied entry */
     bool             fatal;         /* an fsync failed: refuse writes, stop */
-    msgpack_sbuffer  pending_pub;   /* replica: applied, not yet published */
-    int64_t          last_sync_ms;  /* monotonic time of the last fsync */
     int64_t          next_heartbeat_ms;
     uint64_t         bad_messages;  /* dropped or refused as malformed */
     uint64_t         send_failures; /* replies the ROUTER could not route */
@@ -98,6 +88,10 @@ typedef struct wc_node {
     entries go by FETCH), the HWMs follow. */
 #define WC_NODE_STREAM_BUDGET   (64u * 1024u * 1024u)
 
+/*  Writes waiting for their sync (--fsync always) before the node stops
+    taking more requests for a while. */
+#define WC_NODE_HELD_MAX  (64 * 1024)
+
 /*  FETCH requests served per loop turn. */
 #define WC_NODE_FETCHES_PER_TURN  4
 
@@ -119,15 +113,15 @@ void wc_node_destroy (wc_node_t **self_p);
 
 /* --- shared by the roles ------------------------------------------------ */
 
-/*  Apply an entry that is already in the WAL to the store and publish it
-    (payload is its encoding). The entry must be the next seq. Returns 0,
-    or WALCAST_ENOMEM after which the node stops. */
-int wc_node_apply (wc_node_t *self, const wc_entry_t *entry,
-                   const void *payload, size_t len);
+/*  The last seq the node holds in its log or has staged for it: what a
+    replica has received (an entry is applied once written, or synced
+    under --fsync always). */
+uint64_t wc_node_received (const wc_node_t *self);
 
-/*  Flush buffered WAL records and sync as the fsync mode asks (force:
-    sync whatever the mode). Returns 0 or WALCAST_EIO. */
-int wc_node_flush (wc_node_t *self, bool force_sync);
+/*  Write what is staged (storage/engine.h); entries become applied and
+    are published through the engine's callback. Returns the engine's
+    result; a fatal one (a failed sync, no memory) stops the node. */
+int wc_node_commit (wc_node_t *self);
 
 /*  Send self->out as the reply to req through sock (its envelope, then
     the body). Counts and drops a reply that cannot be routed. */

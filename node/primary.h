@@ -1,10 +1,13 @@
-/*  primary.h - the primary role: group commit of writes, heartbeats.
+/*  primary.h - the primary role: group commit of writes, and the replies
+    that wait for their sync.
 
     The node's loop takes a batch of requests off the service socket and
     hands the writes to wc_primary_commit, which gives each the next seq,
-    appends the whole batch to the WAL with one write (and one fsync under
-    --fsync always), applies and publishes the entries, and records each
-    write's outcome in its request for the loop to answer.
+    stages the batch in the storage engine and commits it with one write.
+    Each write's outcome is recorded in its request for the loop to
+    answer: refused, or acknowledged once the entry is applied, which
+    under --fsync always is when the syncer has made it durable. Such
+    replies wait here (wc_primary_hold) until then (wc_primary_release).
 */
 #ifndef WC_PRIMARY_H_INCLUDED
 #define WC_PRIMARY_H_INCLUDED
@@ -12,15 +15,27 @@
 #include "node.h"
 
 wc_primary_t *wc_primary_new (wc_node_t *node);
+
+/*  Free the role; replies still waiting are dropped (their clients time
+    out: the outcome of those writes is unknown to them). */
 void wc_primary_destroy (wc_primary_t **self_p);
 
-/*  Commit the PUT/DEL requests among reqs[0..n). Each write's rc, epoch
-    and seq are set: 0 and its position, or the error that refused it
-    (then nothing of the batch was applied). */
+/*  Commit the PUT/DEL requests among reqs[0..n). Each write's seq and
+    epoch are set, and its rc: 0, or the error that refused it (ENOSPC,
+    EIO when the log could not be written; the writes before it in the
+    batch that were written stand). */
 void wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n);
 
-/*  Periodic work: a heartbeat every 100 ms. Returns ms until it next
-    needs to run. */
+/*  Keep the reply to a committed write that is not applied yet. */
+void wc_primary_hold (wc_primary_t *self, wc_request_t *req);
+
+/*  Send the WRITE_OK of every held write now applied. */
+void wc_primary_release (wc_primary_t *self);
+
+/*  Writes whose reply is held. */
+size_t wc_primary_held (const wc_primary_t *self);
+
+/*  Periodic work. Returns ms until it next needs to run. */
 int wc_primary_tick (wc_primary_t *self);
 
 #endif

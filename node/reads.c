@@ -106,7 +106,7 @@ s_encode_value (wc_node_t *node, uint64_t rid, const void *key, size_t key_len)
     const void *value = NULL;
     size_t len = 0;
     wc_msg_t reply = { .type = WC_MSG_VALUE, .rid = rid };
-    reply.u.value.found = wc_store_get (node->store, key, key_len, &value, &len) == 0;
+    reply.u.value.found = wc_store_get (wc_engine_store (node->engine), key, key_len, &value, &len) == 0;
     reply.u.value.value.ptr = (const uint8_t *) value;
     reply.u.value.value.len = (uint32_t) len;
     reply.u.value.seq = node->applied;
@@ -240,7 +240,7 @@ wc_reads_answer (wc_reads_t *self, wc_request_t *req)
         case WC_MSG_DIGEST: {
             wc_msg_t reply = { .type = WC_MSG_DIGEST_REPLY, .rid = req->msg.rid };
             reply.u.digest.seq = node->applied;
-            reply.u.digest.hash = wc_store_digest (node->store);
+            reply.u.digest.hash = wc_store_digest (wc_engine_store (node->engine));
             rc = wc_msg_encode (&reply, &node->out);
             break;
         }

@@ -44,6 +44,7 @@ typedef enum {
 #define STREAM_BURST       4096                   /* stream messages per turn */
 #define SILENCE_MS         3000                   /* primary silent: say so */
 #define RESUBSCRIBE_MAX_MS 60000                  /* longest wait between resubscribes */
+#define STALL_RETRY_MS     1000                   /* log not writable: retry this often */
 
 /*  A stream entry kept for later (it arrived ahead of applied+1). */
 typedef struct {
@@ -98,6 +99,7 @@ struct wc_replica {
     int64_t         next_progress_ms;
 
     bool            diverged;         /* upstream is behind us: stop following */
+    int64_t         stall_retry_ms;   /* log not writable: next retry; 0 when fine */
     uint64_t        stream_high;      /* highest entry seq the stream delivered */
     uint64_t        gaps;             /* holes found */
     uint64_t        dropped;          /* malformed messages from the primary */
@@ -248,8 +250,17 @@ s_buf_push (wc_replica_t *self, uint64_t seq, zmq_msg_t *body)
 
 /* --- applying ----------------------------------------------------------- */
 
-/*  Apply the next entry: into the WAL (re-encoded, so what we store is
-    canonical), the store, and our own stream. */
+/*  What we have received: staged in the engine, written, or applied. */
+static uint64_t
+s_have (const wc_replica_t *self)
+{
+    return wc_node_received (self->node);
+}
+
+/*  Take the next entry: stage it in the engine (re-encoded, so what we
+    store is canonical). It is written at the end of the turn (or of the
+    FETCH reply), applied and republished then, or once synced under
+    --fsync always (storage/engine.h). */
 static int
 s_apply (wc_replica_t *self, const wc_entry_t *entry)
 {
@@ -257,16 +268,38 @@ s_apply (wc_replica_t *self, const wc_entry_t *entry)
     self->entry_buf.size = 0;
     int rc = wc_entry_encode (entry, &self->entry_buf);
     if (rc == 0)
-        rc = wc_wal_append (node->wal, entry->seq, self->entry_buf.data,
-                            self->entry_buf.size);
-    if (rc == 0)
-        rc = wc_node_apply (node, entry, self->entry_buf.data, self->entry_buf.size);
+        rc = wc_engine_stage (node->engine, entry, self->entry_buf.data,
+                              self->entry_buf.size);
     if (rc)
-        wc_log_error ("cannot apply entry %llu: %s",
+        wc_log_error ("cannot take entry %llu: %s",
                       (unsigned long long) entry->seq, walcast_strerror (rc));
     if (entry->seq > self->primary_seq)
         self->primary_seq = entry->seq;
     return rc;
+}
+
+/*  True while the engine cannot write its log (disk full...): the
+    replica takes nothing from the stream and asks for nothing, except
+    one FETCH every STALL_RETRY_MS to try again. Reads go on meanwhile,
+    at the last applied seq. */
+static bool
+s_stalled (wc_replica_t *self, int64_t now)
+{
+    char why [256];
+    if (!wc_engine_stalled (self->node->engine, why, sizeof why)) {
+        if (self->stall_retry_ms)
+            wc_log_info ("applying again from seq %llu",
+                         (unsigned long long) s_have (self) + 1);
+        self->stall_retry_ms = 0;
+        return false;
+    }
+    if (self->stall_retry_ms == 0) {
+        self->stall_retry_ms = now + STALL_RETRY_MS;
+        wc_log_warn ("stopped applying at seq %llu: the log cannot be written (%s); "
+                     "trying again every %d s, reads go on", (unsigned long long)
+                     s_have (self), why, STALL_RETRY_MS / 1000);
+    }
+    return now < self->stall_retry_ms;
 }
 
 /*  Apply buffered entries that are now next in line; drop older ones. */
@@ -275,7 +308,7 @@ s_drain_buffer (wc_replica_t *self)
 {
     while (self->buf_len > 0) {
         s_buffered_t *front = s_buf_at (self, 0);
-        uint64_t next = self->node->applied + 1;
+        uint64_t next = s_have (self) + 1;
         if (front->seq > next)
             break;
         if (front->seq == next) {
@@ -316,7 +349,7 @@ s_diverged (wc_replica_t *self, uint64_t upstream_seq)
                   "lost entries we hold. Not following it; reads are refused. "
                   "To resync, stop this node and empty its data directory",
                   self->primary, (unsigned long long) upstream_seq,
-                  (unsigned long long) self->node->applied);
+                  (unsigned long long) s_have (self));
 }
 
 /* --- catch-up ----------------------------------------------------------- */
@@ -329,6 +362,12 @@ s_send_fetch (wc_replica_t *self, int64_t now)
     self->want_fetch = true;
     if (self->state == WC_LINK_STREAMING)
         self->state = WC_LINK_CATCHING_UP;
+    if (s_stalled (self, now)) {
+        self->next_fetch_ms = self->stall_retry_ms;
+        return;
+    }
+    if (self->stall_retry_ms)           /* this FETCH is the retry */
+        self->stall_retry_ms = now + STALL_RETRY_MS;
     if (!self->req)
         s_reset_req (self);
     if (!self->req) {
@@ -336,7 +375,7 @@ s_send_fetch (wc_replica_t *self, int64_t now)
         return;
     }
     wc_msg_t fetch = { .type = WC_MSG_FETCH, .rid = ++self->fetch_rid };
-    fetch.u.fetch.from_seq = self->node->applied + 1;
+    fetch.u.fetch.from_seq = s_have (self) + 1;
     fetch.u.fetch.max_bytes = FETCH_BYTES;
     self->req_buf.size = 0;
     if (wc_msg_encode (&fetch, &self->req_buf) != 0) {
@@ -373,13 +412,13 @@ s_catchup_begin (wc_replica_t *self, uint64_t last_seq)
     if (self->catching)
         return;
     self->catching = true;
-    self->catch_start_seq = self->node->applied;
+    self->catch_start_seq = s_have (self);
     self->catch_start_ms = self->fetch_sent_ms;
     self->next_progress_ms = wc_clock_ms () + 1000;
     wc_log_info ("catch-up: from seq %llu to %llu (%llu entries behind %s)",
-                 (unsigned long long) self->node->applied + 1,
+                 (unsigned long long) s_have (self) + 1,
                  (unsigned long long) last_seq,
-                 (unsigned long long) (last_seq - self->node->applied),
+                 (unsigned long long) (last_seq - s_have (self)),
                  self->primary);
 }
 
@@ -391,8 +430,8 @@ s_catchup_end (wc_replica_t *self)
     self->catching = false;
     double secs = (double) (wc_clock_ms () - self->catch_start_ms) / 1000.0;
     wc_log_info ("catch-up: done at seq %llu, %llu entries in %.3f s",
-                 (unsigned long long) self->node->applied,
-                 (unsigned long long) (self->node->applied - self->catch_start_seq),
+                 (unsigned long long) s_have (self),
+                 (unsigned long long) (s_have (self) - self->catch_start_seq),
                  secs);
 }
 
@@ -422,15 +461,60 @@ s_apply_entries (wc_replica_t *self, const wc_msg_t *msg)
             return -1;
         if (i == 0 && entry.seq != self->fetch_from)
             return -1;      /* a reply starts where we asked */
-        if (entry.seq <= self->node->applied)
+        if (entry.seq <= s_have (self))
             continue;
-        if (entry.seq != self->node->applied + 1)
+        if (entry.seq != s_have (self) + 1)
             return -1;
         if (s_apply (self, &entry) != 0)
             return -1;
         applied++;
     }
     return applied;
+}
+
+/*  An ENTRIES reply to our FETCH: take its entries, write them (so the
+    next FETCH knows whether the log took them), and ask for more while
+    behind. */
+static void
+s_on_entries (wc_replica_t *self, const wc_msg_t *msg)
+{
+    uint64_t last = msg->u.entries.last_seq;
+    self->heard_ms = wc_clock_ms ();
+    self->fetch_rtt_ms = self->heard_ms - self->fetch_sent_ms;
+    self->timeouts = 0;
+    if (last > self->primary_seq)
+        self->primary_seq = last;
+    if (msg->u.entries.count > 0 && last > s_have (self))
+        s_catchup_begin (self, last);
+    if (s_apply_entries (self, msg) < 0) {
+        s_bad_reply (self, "malformed or out-of-order entry");
+        return;
+    }
+    self->backoff_ms = BACKOFF_MIN_MS;
+    s_drain_buffer (self);
+    wc_node_commit (self->node);
+    int64_t now = wc_clock_ms ();
+    if (s_have (self) < last && s_stalled (self, now)) {
+        self->want_fetch = true;        /* the retry comes from the tick */
+        self->next_fetch_ms = self->stall_retry_ms;
+    }
+    else
+    if (s_have (self) < last && msg->u.entries.count > 0)
+        s_send_fetch (self, now);
+    else
+    if (s_have (self) < last)
+        s_bad_reply (self, "no entries although behind");
+    else {
+        s_catchup_end (self);
+        self->state = WC_LINK_STREAMING;
+        if (self->buf_len > 0) {
+            /*  Entries beyond a hole: the primary has them by now. If this
+                reply brought nothing, give it a moment. */
+            if (msg->u.entries.count == 0)
+                self->next_fetch_ms = now + BACKOFF_MIN_MS;
+            s_need_fetch (self);
+        }
+    }
 }
 
 /*  The catch-up socket answered. */
@@ -465,39 +549,8 @@ s_on_fetch_reply (wc_replica_t *self)
     else
     if (msg.u.entries.last_seq < self->fetch_from - 1)
         s_diverged (self, msg.u.entries.last_seq);
-    else {
-        uint64_t last = msg.u.entries.last_seq;
-        self->heard_ms = wc_clock_ms ();
-        self->fetch_rtt_ms = self->heard_ms - self->fetch_sent_ms;
-        self->timeouts = 0;
-        if (last > self->primary_seq)
-            self->primary_seq = last;
-        if (msg.u.entries.count > 0 && last > self->node->applied)
-            s_catchup_begin (self, last);
-        int applied = s_apply_entries (self, &msg);
-        if (applied < 0)
-            s_bad_reply (self, "malformed or out-of-order entry");
-        else {
-            self->backoff_ms = BACKOFF_MIN_MS;
-            s_drain_buffer (self);
-            if (self->node->applied < last && msg.u.entries.count > 0)
-                s_send_fetch (self, wc_clock_ms ());
-            else
-            if (self->node->applied < last)
-                s_bad_reply (self, "no entries although behind");
-            else {
-                s_catchup_end (self);
-                self->state = WC_LINK_STREAMING;
-                if (self->buf_len > 0) {
-                    /*  Entries beyond a hole: the primary has them by now.
-                        If this reply brought nothing, give it a moment. */
-                    if (msg.u.entries.count == 0)
-                        self->next_fetch_ms = wc_clock_ms () + BACKOFF_MIN_MS;
-                    s_need_fetch (self);
-                }
-            }
-        }
-    }
+    else
+        s_on_entries (self, &msg);
     zmq_msg_close (&body);
 }
 
@@ -508,9 +561,9 @@ s_on_entry (wc_replica_t *self, const wc_entry_t *entry, zmq_msg_t *body)
 {
     if (entry->seq > self->stream_high)
         self->stream_high = entry->seq;
-    uint64_t applied = self->node->applied;
-    if (entry->seq <= applied)
-        return;                                 /* seen already */
+    uint64_t applied = s_have (self);
+    if (entry->seq <= applied || s_stalled (self, wc_clock_ms ()))
+        return;                                 /* seen already, or no room */
     if (entry->seq == applied + 1 && self->buf_len == 0) {
         s_apply (self, entry);
         return;
@@ -535,7 +588,7 @@ s_on_heartbeat (wc_replica_t *self, uint64_t last_seq, uint64_t clock_ms)
         s_diverged (self, last_seq);
         return;
     }
-    if (last_seq < self->node->applied) {
+    if (last_seq < s_have (self)) {
         /*  Behind what we hold, but maybe only old (queued before a FETCH
             reply we applied): ask, and let the reply's last seq decide. */
         if (!self->fetching)
@@ -546,12 +599,12 @@ s_on_heartbeat (wc_replica_t *self, uint64_t last_seq, uint64_t clock_ms)
     self->hb_clock_ms = clock_ms;
     if (last_seq > self->primary_seq)
         self->primary_seq = last_seq;
-    if (last_seq > self->node->applied && !self->fetching) {
+    if (last_seq > s_have (self) && !self->fetching) {
         if (self->state == WC_LINK_STREAMING) {
             self->gaps++;
             wc_log_info ("gap: heartbeat at seq %llu, applied %llu; fetching",
                          (unsigned long long) last_seq,
-                         (unsigned long long) self->node->applied);
+                         (unsigned long long) s_have (self));
         }
         s_need_fetch (self);
     }
@@ -650,7 +703,7 @@ wc_replica_new (wc_node_t *node, const char *primary)
         return NULL;
     }
     wc_log_info ("following primary %s from seq %llu", self->primary,
-                 (unsigned long long) node->applied + 1);
+                 (unsigned long long) s_have (self) + 1);
     s_send_fetch (self, wc_clock_ms ());
     return self;
 }
@@ -758,9 +811,9 @@ wc_replica_tick (wc_replica_t *self)
         s_send_fetch (self, now);
     if (self->catching && now >= self->next_progress_ms) {
         double secs = (double) (now - self->catch_start_ms) / 1000.0;
-        uint64_t done = self->node->applied - self->catch_start_seq;
+        uint64_t done = s_have (self) - self->catch_start_seq;
         wc_log_info ("catch-up: at seq %llu of %llu (%.0f entries/s)",
-                     (unsigned long long) self->node->applied,
+                     (unsigned long long) s_have (self),
                      (unsigned long long) self->primary_seq,
                      secs > 0 ? (double) done / secs : 0.0);
         self->next_progress_ms = now + 1000;
@@ -768,7 +821,7 @@ wc_replica_tick (wc_replica_t *self)
     if (now - self->heard_ms >= SILENCE_MS && !self->silent_logged) {
         wc_log_warn ("primary %s silent for %d ms (applied seq %llu)",
                      self->primary, SILENCE_MS,
-                     (unsigned long long) self->node->applied);
+                     (unsigned long long) s_have (self));
         self->silent_logged = true;
     }
     else
