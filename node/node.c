@@ -52,7 +52,8 @@ wc_node_stop (void)
     that loses messages or, on the service socket, is cut off (outbox). */
 static const wc_sock_spec_t s_service_spec = {
     .type = ZMQ_ROUTER, .name = "service", .max_in = WC_MAX_REQUEST,
-    .max_out = WC_OUTBOX_SMALL, .budget = WC_NODE_PEER_BUDGET, .min_hwm = 16
+    .max_out = WC_OUTBOX_SMALL, .budget = WC_NODE_PEER_BUDGET,
+    .in_budget = WC_NODE_REQUEST_BUDGET, .min_hwm = 16
 };
 static const wc_sock_spec_t s_stream_spec = {
     .type = ZMQ_XPUB, .name = "stream", .max_in = WC_MAX_SUBSCRIPTION,

@@ -5,11 +5,11 @@
 #define S_HEARTBEAT_IVL_MS      1000
 #define S_HEARTBEAT_TIMEOUT_MS  5000
 
-//  Messages of up to `largest` bytes that fit in the budget.
+//  Messages of up to `largest` bytes that fit in budget.
 static int
-s_hwm (const wc_sock_spec_t *spec, size_t largest)
+s_hwm (const wc_sock_spec_t *spec, size_t budget, size_t largest)
 {
-    size_t hwm = largest ? spec->budget / largest : 0;
+    size_t hwm = largest ? budget / largest : 0;
     if ((int) hwm < spec->min_hwm || hwm > 1000000)
         hwm = hwm > 1000000 ? 1000000 : (size_t) spec->min_hwm;
     return hwm < 1 ? 1 : (int) hwm;
@@ -25,8 +25,9 @@ s_new (const wc_sock_spec_t *spec)
     zsock_set_heartbeat_ivl (sock, S_HEARTBEAT_IVL_MS);
     zsock_set_heartbeat_timeout (sock, S_HEARTBEAT_TIMEOUT_MS);
     zsock_set_maxmsgsize (sock, (int64_t) spec->max_in);
-    zsock_set_rcvhwm (sock, s_hwm (spec, spec->max_in));
-    zsock_set_sndhwm (sock, s_hwm (spec, spec->max_out));
+    zsock_set_rcvhwm (sock, s_hwm (spec, spec->in_budget ? spec->in_budget
+                                                         : spec->budget, spec->max_in));
+    zsock_set_sndhwm (sock, s_hwm (spec, spec->budget, spec->max_out));
     if (spec->type == ZMQ_ROUTER)
         zsock_set_router_mandatory (sock, 1);
     if (spec->type == ZMQ_XPUB)

@@ -7,7 +7,7 @@
     largest message a peer may send it, the largest it sends, and the
     bytes one peer's queue may hold each way, and the HWMs follow:
 
-        receive HWM = budget / largest incoming message
+        receive HWM = (in_budget or budget) / largest incoming message
         send HWM    = budget / largest outgoing message
 
     so that what one peer can make the process hold is bounded by the
@@ -25,6 +25,7 @@ typedef struct {
     size_t      max_in;         /* largest frame a peer may send (MAXMSGSIZE) */
     size_t      max_out;        /* largest message we send */
     size_t      budget;         /* bytes one peer's queue may hold, each way */
+    size_t      in_budget;      /* bytes of its incoming queue, when not budget */
     int         min_hwm;        /* never fewer messages than this per queue */
 } wc_sock_spec_t;
 

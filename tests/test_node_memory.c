@@ -330,7 +330,9 @@ test_large_writes (void **state)
     }
     msgpack_sbuffer_destroy (&buf);
     assert_int_equal (s_wait_rid (sock, LARGE_PUTS, WAIT_MS), 0);
-    assert_true (s_growth_mb (f, "pipelined 1 MiB writes") < 300);
+    //  The peer's request queue may hold 256 MiB (WC_NODE_REQUEST_BUDGET),
+    //  a batch 16 MiB, and its copy in the log's buffer as much again.
+    assert_true (s_growth_mb (f, "pipelined 1 MiB writes") < 400);
     s_still_serves (f);
     cluster_pass (f->cluster);
 }
