@@ -5,11 +5,11 @@
     0 after a clean stop, 1 when the broker could not start or had to stop.
 */
 #include <czmq.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "broker.h"
+#include "flags.h"
 #include "log.h"
 #include "walcast.h"
 
@@ -33,86 +33,39 @@ static const char *s_usage =
     "\n"
     "Stop it with SIGTERM or SIGINT: it exits 0.\n";
 
-static int
-s_parse_number (const char *value, long long min, long long max,
-                const char *flag, long long *out)
-{
-    char *end = NULL;
-    long long n = strtoll (value, &end, 10);
-    if (!*value || *end || n < min || n > max) {
-        fprintf (stderr, "walcast-broker: %s expects a number %lld..%lld, got '%s'\n",
-                 flag, min, max, value);
-        return -1;
-    }
-    *out = n;
-    return 0;
-}
-
 /*  Fill cfg from argv. Returns 0, 1 when the run should end with exit 0
-    (help, version) or -1 on a usage error. */
+    (help, version) or -1 on a usage error (named on stderr). */
 static int
 s_parse (int argc, char **argv, wc_broker_config_t *cfg)
 {
-    enum { OPT_PORT = 256, OPT_BIND, OPT_NODE_TIMEOUT, OPT_VERSION };
-    static const struct option options [] = {
-        { "port",         required_argument, NULL, OPT_PORT },
-        { "bind",         required_argument, NULL, OPT_BIND },
-        { "node-timeout", required_argument, NULL, OPT_NODE_TIMEOUT },
-        { "verbose",      no_argument,       NULL, 'v' },
-        { "help",         no_argument,       NULL, 'h' },
-        { "version",      no_argument,       NULL, OPT_VERSION },
-        { NULL, 0, NULL, 0 }
-    };
     memset (cfg, 0, sizeof *cfg);
     strcpy (cfg->bind, "127.0.0.1");
-    cfg->node_timeout_ms = 2000;
-    long long n;
-    int opt;
-    while ((opt = getopt_long (argc, argv, "vh", options, NULL)) != -1) {
-        int rc = 0;
-        switch (opt) {
-            case OPT_PORT:
-                rc = s_parse_number (optarg, 1, 65534, "--port", &n);
-                cfg->port = (int) n;
-                break;
-            case OPT_BIND: {
-                size_t len = strlen (optarg);
-                if (len < 1 || len >= sizeof cfg->bind) {
-                    fprintf (stderr, "walcast-broker: --bind must be 1..%zu "
-                             "characters\n", sizeof cfg->bind - 1);
-                    rc = -1;
-                }
-                else
-                    memcpy (cfg->bind, optarg, len + 1);
-                break;
-            }
-            case OPT_NODE_TIMEOUT:
-                rc = s_parse_number (optarg, 100, 3600000, "--node-timeout", &n);
-                cfg->node_timeout_ms = (int) n;
-                break;
-            case 'v':
-                wc_log_set_level (WC_LOG_DEBUG);
-                break;
-            case 'h':
-                fputs (s_usage, stdout);
-                return 1;
-            case OPT_VERSION:
-                printf ("walcast-broker %d.%d.%d (protocol %d)\n",
-                        WALCAST_VERSION_MAJOR, WALCAST_VERSION_MINOR,
-                        WALCAST_VERSION_PATCH, WC_PROTOCOL_VERSION);
-                return 1;
-            default:
-                rc = -1;
-        }
-        if (rc)
-            return -1;
-    }
-    if (optind < argc) {
-        fprintf (stderr, "walcast-broker: unexpected argument '%s'\n", argv [optind]);
-        return -1;
-    }
+    long long port = 0, node_timeout = 2000;
+    bool verbose = false;
+    const wc_flag_t flags [] = {
+        { "port", 0, WC_FLAG_NUMBER, &port, 0, 1, 65534, NULL },
+        { "bind", 0, WC_FLAG_STRING, cfg->bind, sizeof cfg->bind, 1,
+          sizeof cfg->bind - 1, NULL },
+        { "node-timeout", 0, WC_FLAG_NUMBER, &node_timeout, 0, 100, 3600000, NULL },
+        { "verbose", 'v', WC_FLAG_SWITCH, &verbose, 0, 0, 0, NULL },
+        { "help", 'h', WC_FLAG_HELP, NULL, 0, 0, 0, NULL },
+        { "version", 0, WC_FLAG_VERSION, NULL, 0, 0, 0, NULL },
+    };
+    char version [64];
+    snprintf (version, sizeof version, "walcast-broker %d.%d.%d (protocol %d)",
+              WALCAST_VERSION_MAJOR, WALCAST_VERSION_MINOR, WALCAST_VERSION_PATCH,
+              WC_PROTOCOL_VERSION);
+    int rc = wc_flags_parse ("walcast-broker", argc, argv, flags,
+                             sizeof flags / sizeof flags [0], s_usage, version);
+    if (rc != 0)
+        return rc;
+    cfg->port = (int) port;
+    cfg->node_timeout_ms = (int) node_timeout;
+    if (verbose)
+        wc_log_set_level (WC_LOG_DEBUG);
     if (!cfg->port) {
-        fprintf (stderr, "walcast-broker: --port is required\n");
+        fprintf (stderr, "walcast-broker: --port is required\n"
+                 "Try 'walcast-broker --help'.\n");
         return -1;
     }
     return 0;
@@ -123,11 +76,8 @@ main (int argc, char **argv)
 {
     wc_broker_config_t cfg;
     int rc = s_parse (argc, argv, &cfg);
-    if (rc != 0) {
-        if (rc < 0)
-            fprintf (stderr, "Try 'walcast-broker --help'.\n");
+    if (rc != 0)
         return rc < 0 ? 2 : 0;
-    }
     wc_log_set_name ("walcast-broker");
 
     /*  The broker handles SIGINT/SIGTERM itself; czmq must not. */
