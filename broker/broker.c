@@ -121,6 +121,18 @@ s_bind_router (wc_broker_t *self, int port, char *why, size_t why_size)
     return sock;
 }
 
+/*  The topology socket (B+1): subscribers may ask for `topology` (or
+    everything); a subscription frame is 9 bytes, 512 leaves room for the
+    ZMTP handshake (READY with a 255-byte identity, CURVE's HELLO of 200);
+    4 MiB of pushes per subscriber (5 of the largest, the newest of which
+    matters); past 4 KiB of foreign subscriptions the socket is rebuilt. */
+static const char *const s_topology_topics [] = { "topology", "", NULL };
+static const wc_publisher_spec_t s_topology_spec = {
+    .name = "topology", .topics = s_topology_topics, .max_frame = 512,
+    .max_out = WC_DIRECTORY_MAX_TOPOLOGY, .budget = 4u * 1024u * 1024u,
+    .foreign_budget = 4096
+};
+
 wc_broker_t *
 wc_broker_new (const wc_broker_config_t *cfg, char *why, size_t why_size)
 {
@@ -137,7 +149,8 @@ wc_broker_new (const wc_broker_config_t *cfg, char *why, size_t why_size)
     self->router = s_bind_router (self, cfg->port, why, why_size);
     if (!self->router)
         goto error;
-    self->publisher = wc_publisher_new (cfg->bind, cfg->port + 1, why, why_size);
+    self->publisher = wc_publisher_new (&s_topology_spec, cfg->bind, cfg->port + 1,
+                                        why, why_size);
     if (!self->publisher)
         goto error;
 
@@ -333,7 +346,8 @@ s_push (wc_broker_t *self, int64_t now)
         wc_log_warn ("cannot encode the topology: out of memory");
         return;
     }
-    if (wc_publisher_send (self->publisher, self->out.data, self->out.size) != 0)
+    if (wc_publisher_send (self->publisher, "topology", 8, self->out.data,
+                           self->out.size) != 0)
         return;
     self->pushed = true;
     self->pushed_version = wc_directory_version (self->directory);

@@ -25,6 +25,7 @@
 #include "node.h"
 #include "announce.h"
 #include "buffer.h"
+#include "publisher.h"
 #include "sock.h"
 #include "primary.h"
 #include "reads.h"
@@ -55,9 +56,13 @@ static const wc_sock_spec_t s_service_spec = {
     .max_out = WC_OUTBOX_SMALL, .budget = WC_NODE_PEER_BUDGET,
     .in_budget = WC_NODE_REQUEST_BUDGET, .min_hwm = 16
 };
-static const wc_sock_spec_t s_stream_spec = {
-    .type = ZMQ_XPUB, .name = "stream", .max_in = WC_MAX_SUBSCRIPTION,
-    .max_out = WC_MAX_STREAM_MESSAGE, .budget = WC_NODE_STREAM_BUDGET, .min_hwm = 16
+/*  The stream honours only the empty subscription (watchers filter keys
+    themselves): no peer can make libzmq keep a tree of long prefixes. */
+static const char *const s_stream_topics [] = { "", NULL };
+static const wc_publisher_spec_t s_stream_spec = {
+    .name = "stream", .topics = s_stream_topics, .max_frame = WC_MAX_SUBSCRIPTION,
+    .max_out = WC_MAX_STREAM_MESSAGE, .budget = WC_NODE_STREAM_BUDGET,
+    .foreign_budget = 4096
 };
 static const wc_sock_spec_t s_catchup_spec = {
     .type = ZMQ_ROUTER, .name = "catch-up", .max_in = WC_MAX_CATCHUP_REQUEST,
@@ -72,7 +77,7 @@ s_bind_all (wc_node_t *self, char *why, size_t why_size)
     int port = self->cfg.port;
     self->service = wc_sock_bind (&s_service_spec, addr, port, why, why_size);
     if (self->service)
-        self->stream = wc_sock_bind (&s_stream_spec, addr, port + 1, why, why_size);
+        self->stream = wc_publisher_new (&s_stream_spec, addr, port + 1, why, why_size);
     if (self->stream)
         self->catchup = wc_sock_bind (&s_catchup_spec, addr, port + 2, why, why_size);
     return self->catchup ? 0 : -1;
@@ -225,7 +230,7 @@ wc_node_destroy (wc_node_t **self_p)
     wc_replica_destroy (&self->replica);
     wc_outbox_destroy (&self->outbox);
     zsock_destroy (&self->service);
-    zsock_destroy (&self->stream);
+    wc_publisher_destroy (&self->stream);
     zsock_destroy (&self->catchup);
     wc_engine_destroy (&self->engine);
     if (self->batch) {
@@ -262,9 +267,7 @@ s_publish (wc_node_t *self, uint64_t seq, const void *key, size_t key_len,
                           : wc_clock_wall_ms ());
         return;
     }
-    void *stream = zsock_resolve (self->stream);
-    zmq_send (stream, key, key_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send (stream, self->scratch.data, self->scratch.size, ZMQ_DONTWAIT);
+    wc_publisher_send (self->stream, key, key_len, self->scratch.data, self->scratch.size);
 }
 
 /*  The engine applied an entry (after writing it, and syncing it under
@@ -457,11 +460,8 @@ s_send_heartbeat (wc_node_t *self, uint64_t last_seq, uint64_t clock_ms)
     hb.u.heartbeat.last_seq = last_seq;
     hb.u.heartbeat.clock_ms = clock_ms;
     self->scratch.size = 0;
-    if (wc_msg_encode (&hb, &self->scratch) == 0) {
-        void *stream = zsock_resolve (self->stream);
-        zmq_send (stream, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        zmq_send (stream, self->scratch.data, self->scratch.size, ZMQ_DONTWAIT);
-    }
+    if (wc_msg_encode (&hb, &self->scratch) == 0)
+        wc_publisher_send (self->stream, "", 0, self->scratch.data, self->scratch.size);
 }
 
 /*  Publish a HEARTBEAT when one is due (every 100 ms): the node's epoch,
@@ -483,34 +483,6 @@ s_heartbeat (wc_node_t *self)
     return (int) (self->next_heartbeat_ms - now);
 }
 
-/*  Subscriptions on the stream (XPUB, manual mode). A node honours only
-    the empty subscription, everything: watchers filter by key themselves,
-    so no peer can make libzmq keep a tree of long prefixes. Any other is
-    dropped and counted. */
-static void
-s_handle_subscriptions (wc_node_t *self)
-{
-    void *stream = zsock_resolve (self->stream);
-    for (int i = 0; i < 64; i++) {
-        zmq_msg_t msg;
-        zmq_msg_init (&msg);
-        if (zmq_msg_recv (&msg, stream, ZMQ_DONTWAIT) == -1) {
-            zmq_msg_close (&msg);
-            break;
-        }
-        const uint8_t *data = (const uint8_t *) zmq_msg_data (&msg);
-        size_t size = zmq_msg_size (&msg);
-        if (size == 1 && data [0] == 1)
-            zmq_setsockopt (stream, ZMQ_SUBSCRIBE, "", 0);
-        else
-        if (size == 1 && data [0] == 0)
-            zmq_setsockopt (stream, ZMQ_UNSUBSCRIBE, "", 0);
-        else
-            self->refused_subs++;
-        zmq_msg_close (&msg);
-    }
-}
-
 /*  Run the timers; returns ms until one of them is next due. Timers run
     before the poll: a tick may replace a socket (Lazy Pirate). */
 static int
@@ -529,6 +501,8 @@ s_timers (wc_node_t *self)
     next = wc_outbox_flush (self->outbox);
     if (next >= 0 && next < timeout)
         timeout = next;
+    next = wc_publisher_tick (self->stream, wc_clock_ms ());
+    timeout = next < timeout ? next : timeout;
     next = wc_engine_tick (self->engine);
     s_check_engine (self, 0);
     return next < timeout ? next : timeout;
@@ -552,10 +526,11 @@ s_turn (wc_node_t *self, int timeout)
     /*  Writes waiting for their sync hold requests back: past a bound, the
         service socket waits (TCP pushes back on the clients). */
     bool take = !self->primary || wc_primary_held (self->primary) < WC_NODE_HELD_MAX;
+    void *stream = wc_publisher_socket (self->stream);     /* NULL: rebuilt */
     zmq_pollitem_t items [8] = {
         { zsock_resolve (self->service), 0, take ? ZMQ_POLLIN : 0, 0 },
         { zsock_resolve (self->catchup), 0, ZMQ_POLLIN, 0 },
-        { zsock_resolve (self->stream), 0, ZMQ_POLLIN, 0 },
+        { stream ? stream : zsock_resolve (self->catchup), 0, stream ? ZMQ_POLLIN : 0, 0 },
         { wc_engine_sync_socket (self->engine), 0, ZMQ_POLLIN, 0 },
     };
     int count = 4;
@@ -576,7 +551,7 @@ s_turn (wc_node_t *self, int timeout)
     if (items [1].revents & ZMQ_POLLIN)
         s_handle_catchup (self);
     if (items [2].revents & ZMQ_POLLIN)
-        s_handle_subscriptions (self);
+        wc_publisher_handle (self->stream);     /* subscriptions */
     wc_node_commit (self);              /* what the replica staged */
     wc_reads_tick (self->reads);        /* parked GETs the turn satisfied */
     return self->fatal ? WALCAST_EIO : 0;
@@ -602,11 +577,12 @@ wc_node_run (wc_node_t *self)
         rc = WALCAST_EIO;
     wc_log_info ("stopped at seq %llu (%llu malformed messages dropped or "
                  "refused, %llu replies unroutable or dropped, %llu peers cut "
-                 "off, %llu stream subscriptions refused)",
+                 "off, %llu stream subscriptions refused, %llu stream rebuilds)",
                  (unsigned long long) self->applied,
                  (unsigned long long) self->bad_messages,
                  (unsigned long long) self->send_failures,
                  (unsigned long long) wc_outbox_cut_offs (self->outbox),
-                 (unsigned long long) self->refused_subs);
+                 (unsigned long long) wc_publisher_foreign (self->stream),
+                 (unsigned long long) wc_publisher_rebuilds (self->stream));
     return rc;
 }

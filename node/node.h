@@ -23,6 +23,7 @@
 #include "codec.h"
 #include "engine.h"
 #include "outbox.h"
+#include "publisher.h"
 #include "request.h"
 
 typedef struct {
@@ -47,7 +48,7 @@ typedef struct wc_announce wc_announce_t;
 typedef struct wc_node {
     wc_node_config_t cfg;
     zsock_t         *service;       /* ROUTER, P: client requests */
-    zsock_t         *stream;        /* XPUB, P+1: entries and heartbeats */
+    wc_publisher_t  *stream;        /* XPUB, P+1: entries and heartbeats */
     zsock_t         *catchup;       /* ROUTER, P+2: FETCH */
     wc_engine_t     *engine;        /* the log and the state (storage/engine.h) */
     uint64_t         epoch;         /* current term (1 until failover exists) */
@@ -63,7 +64,6 @@ typedef struct wc_node {
     int64_t          next_heartbeat_ms;
     uint64_t         bad_messages;  /* dropped or refused as malformed */
     uint64_t         send_failures; /* replies the ROUTER could not route */
-    uint64_t         refused_subs;  /* stream subscriptions other than "" */
     msgpack_sbuffer  out;           /* scratch: encoded replies */
     msgpack_sbuffer  scratch;       /* scratch: entry encodings */
     wc_request_t    *batch;         /* WC_NODE_BATCH request slots */

@@ -4,7 +4,8 @@
     memory. Issue 6 measured the opposite: a client pipelining GETs of a
     1 MiB value and never reading took a node to 1580 MiB; 100 parked GETs
     carrying six extra 1 MB envelope frames each took a primary to 596 MB;
-    200 subscriptions of 60 KB on the stream port took it to 384 MB; a
+    200 subscriptions of 60 KB on the stream port took it to 384 MB (and
+    50000 of 400 bytes cost it as much, each within any frame limit); a
     batch of large writes was pinned whole. Each test here does one of
     those to a real node and checks its peak resident memory (VmHWM)
     against what it used before, with a bound far below what the defect
@@ -34,6 +35,8 @@
 #define SUBSCRIPTIONS   200                 /* of SUB_BYTES each */
 #define SUB_BYTES       (60 * 1024)
 #define LARGE_PUTS      512                 /* 1 MiB writes, pipelined */
+#define SMALL_SUBS      50000               /* of SMALL_SUB_BYTES each */
+#define SMALL_SUB_BYTES 400
 #define WAIT_MS         60000
 
 static char s_big [BIG];                    /* a 1 MiB value / frame */
@@ -337,6 +340,40 @@ test_large_writes (void **state)
     cluster_pass (f->cluster);
 }
 
+/*  Many small subscriptions to topics the protocol does not define: each
+    fits the frame limit, but libzmq keeps them all until the peer leaves.
+    The node rebuilds its stream socket past a small budget of them, and
+    a replica goes on replicating through it. */
+static void
+test_many_subscriptions (void **state)
+{
+    fixture_t *f = (fixture_t *) *state;
+    s_start (f);
+    cluster_t *c = f->cluster;
+    int r = cluster_add (c, "r1", cluster_addr (c, f->p), NULL);
+    assert_int_equal (cluster_start (c, r), 0);
+    long mark = cluster_log_mark (c, f->p);
+    void *sub = zmq_socket (f->ctx, ZMQ_SUB);
+    f->socks [f->nsocks++] = sub;
+    int linger = 0;
+    zmq_setsockopt (sub, ZMQ_LINGER, &linger, sizeof linger);
+    char topic [SMALL_SUB_BYTES];
+    memset (topic, 's', sizeof topic);
+    for (int i = 0; i < SMALL_SUBS; i++) {
+        snprintf (topic, 16, "%015d", i);
+        assert_int_equal (zmq_setsockopt (sub, ZMQ_SUBSCRIBE, topic, sizeof topic), 0);
+    }
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", cluster_port (c, f->p) + 1);
+    assert_int_equal (zmq_connect (sub, endpoint), 0);
+    assert_int_equal (cluster_wait_log (c, f->p, "stream socket:", mark, WAIT_MS), 0);
+    assert_int_equal (cluster_load (c, f->p, 0, 1000, 1, NULL), 0);
+    int both [] = { f->p, r };
+    assert_int_equal (cluster_wait_converged (c, both, 2, 1001, WAIT_MS, NULL, NULL), 0);
+    assert_true (s_growth_mb (f, "many small subscriptions") < 100);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
@@ -344,6 +381,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_unread_replies, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_fat_envelopes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_big_subscriptions, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_many_subscriptions, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_large_writes, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

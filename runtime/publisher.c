@@ -1,4 +1,5 @@
-/*  publisher.c - the broker's topology socket (see publisher.h).
+/*  publisher.c - a PUB socket that keeps only the protocol's
+    subscriptions (see publisher.h).
 
     Two ideas. With ZMQ_XPUB_MANUAL, a subscription reaches a subscriber's
     pipe only when we apply it: zmq_setsockopt (ZMQ_SUBSCRIBE) right after
@@ -9,31 +10,25 @@
     A rebuild closes the socket and binds a new one on the same port. The
     old listener is closed by libzmq's I/O thread, so the first bind may
     find the port still taken: the tick retries every S_RETRY_MS, and
-    pushes wait (the broker pushes again once the socket is back).
+    messages published meanwhile are lost, as any stream loss is.
 */
 #include <czmq.h>
 #include <stdbool.h>
 #include <string.h>
 #include "log.h"
 #include "clock.h"
-#include "directory.h"
 #include "publisher.h"
 #include "sock.h"
 #include "wc_limits.h"
 
-/*  What a push can be at most. */
-#define S_MAX_TOPOLOGY   WC_DIRECTORY_MAX_TOPOLOGY
-
-/*  Per subscriber: pushes queued out (4 MiB / 694 KiB: 5 pushes, of
-    which the newest matters), frames queued in (32 KiB / 512 B: 64). */
-#define S_SNDHWM         ((4 * 1024 * 1024) / S_MAX_TOPOLOGY)
-#define S_RCVHWM         ((32 * 1024) / WC_PUBLISHER_MAX_FRAME)
-_Static_assert (S_SNDHWM >= 1 && S_RCVHWM >= 1, "a HWM of 0 means no limit");
+/*  Per subscriber, frames queued in: a few subscriptions. */
+#define S_IN_BUDGET      (32 * 1024)
 
 #define S_RETRY_MS       10        /* bind again this often after a rebuild */
 #define S_BATCH          1000      /* (un)subscriptions handled per call */
 
 struct wc_publisher {
+    const wc_publisher_spec_t *spec;    /* what it is */
     char      bind [WC_MAX_ADDR + 1];   /* where to bind (again) */
     int       port;
     zsock_t  *xpub;                     /* NULL while rebuilt */
@@ -57,9 +52,11 @@ s_open (wc_publisher_t *self)
     zsock_set_heartbeat_ivl (xpub, 1000);
     zsock_set_heartbeat_timeout (xpub, 5000);
     zsock_set_xpub_manual (xpub, 1);
-    zsock_set_maxmsgsize (xpub, WC_PUBLISHER_MAX_FRAME);
-    zsock_set_sndhwm (xpub, S_SNDHWM);
-    zsock_set_rcvhwm (xpub, S_RCVHWM);
+    zsock_set_maxmsgsize (xpub, (int64_t) self->spec->max_frame);
+    size_t sndhwm = self->spec->budget / self->spec->max_out;
+    size_t rcvhwm = S_IN_BUDGET / self->spec->max_frame;
+    zsock_set_sndhwm (xpub, sndhwm > 0 ? (int) sndhwm : 1);
+    zsock_set_rcvhwm (xpub, rcvhwm > 0 ? (int) rcvhwm : 1);
     if (zsock_bind (xpub, "tcp://%s:%d", self->bind, self->port) != self->port) {
         self->bind_errno = zmq_errno ();
         zsock_destroy (&xpub);
@@ -68,16 +65,19 @@ s_open (wc_publisher_t *self)
 }
 
 wc_publisher_t *
-wc_publisher_new (const char *bind, int port, char *why, size_t why_size)
+wc_publisher_new (const wc_publisher_spec_t *spec, const char *bind, int port,
+                  char *why, size_t why_size)
 {
     wc_publisher_t *self = (wc_publisher_t *) calloc (1, sizeof *self);
+    snprintf (why, why_size, "out of memory");
     if (!self)
         return NULL;
+    self->spec = spec;
     snprintf (self->bind, sizeof self->bind, "%s", bind);
     self->port = port;
     self->xpub = s_open (self);
     if (!self->xpub) {
-        wc_sock_bind_why ("topology", bind, port, self->bind_errno, why, why_size);
+        wc_sock_bind_why (spec->name, bind, port, self->bind_errno, why, why_size);
         wc_publisher_destroy (&self);
     }
     return self;
@@ -106,10 +106,10 @@ wc_publisher_socket (wc_publisher_t *self)
 static void
 s_rebuild (wc_publisher_t *self)
 {
-    wc_log_warn ("topology socket: %llu bytes of subscriptions to topics the "
+    wc_log_warn ("%s socket: %llu bytes of subscriptions to topics the "
                  "protocol does not define (%llu dropped in all); rebuilding it to "
                  "free them (subscribers reconnect and subscribe again)",
-                 (unsigned long long) self->foreign_bytes,
+                 self->spec->name, (unsigned long long) self->foreign_bytes,
                  (unsigned long long) self->foreign);
     zsock_destroy (&self->xpub);
     self->rebuilds++;
@@ -119,12 +119,23 @@ s_rebuild (wc_publisher_t *self)
     wc_publisher_tick (self, self->rebuilt_ms);
 }
 
+/*  True when topic is one the spec honours. */
+static bool
+s_honoured (const wc_publisher_spec_t *spec, const uint8_t *topic, size_t size)
+{
+    for (int i = 0; spec->topics [i]; i++)
+        if (strlen (spec->topics [i]) == size
+        &&  memcmp (spec->topics [i], topic, size) == 0)
+            return true;
+    return false;
+}
+
 /*  One frame from a subscriber: [0|1][topic] (un)subscribes. */
 static void
 s_subscription (wc_publisher_t *self, void *xpub, const uint8_t *data, size_t size)
 {
     bool ours = size >= 1 && (data [0] == 0 || data [0] == 1)
-             && (size == 1 || (size == 9 && memcmp (data + 1, "topology", 8) == 0));
+             && s_honoured (self->spec, data + 1, size - 1);
     if (ours)
         zmq_setsockopt (xpub, data [0] ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE,
                         data + 1, size - 1);
@@ -134,8 +145,8 @@ s_subscription (wc_publisher_t *self, void *xpub, const uint8_t *data, size_t si
             foreign unsubscription undoes one, and costs nothing.) */
         self->foreign++;
         self->foreign_bytes += size;
-        wc_log_debug ("topology socket: dropped a subscription of %zu bytes that "
-                      "is not \"topology\"", size);
+        wc_log_debug ("%s socket: dropped a subscription of %zu bytes the protocol "
+                      "does not define", self->spec->name, size);
     }
 }
 
@@ -153,18 +164,19 @@ wc_publisher_handle (wc_publisher_t *self)
         s_subscription (self, xpub, (const uint8_t *) zmq_msg_data (&frame),
                         zmq_msg_size (&frame));
         zmq_msg_close (&frame);
-        if (self->foreign_bytes > WC_PUBLISHER_FOREIGN_BUDGET)
+        if (self->foreign_bytes > self->spec->foreign_budget)
             s_rebuild (self);
     }
 }
 
 int
-wc_publisher_send (wc_publisher_t *self, const void *body, size_t len)
+wc_publisher_send (wc_publisher_t *self, const void *topic, size_t topic_len,
+                   const void *body, size_t len)
 {
     if (!self->xpub)
         return -1;
     void *xpub = zsock_resolve (self->xpub);
-    zmq_send (xpub, "topology", 8, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (xpub, topic, topic_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send (xpub, body, len, ZMQ_DONTWAIT);
     return 0;
 }
@@ -178,13 +190,15 @@ wc_publisher_tick (wc_publisher_t *self, int64_t now_ms)
         return (int) (self->next_retry_ms - now_ms);
     self->xpub = s_open (self);
     if (self->xpub) {
-        wc_log_info ("topology socket: bound again on %d after %lld ms", self->port,
+        wc_log_info ("%s socket: bound again on %d after %lld ms", self->spec->name,
+                     self->port,
                      (long long) (now_ms - self->rebuilt_ms));
         return 60000;
     }
     if (now_ms - self->rebuilt_ms >= 5000 && now_ms - self->warned_ms >= 5000) {
-        wc_log_warn ("topology socket: cannot bind tcp://%s:%d again for %lld ms "
-                     "(%s); clients get no pushes until it can", self->bind,
+        wc_log_warn ("%s socket: cannot bind tcp://%s:%d again for %lld ms "
+                     "(%s); subscribers get nothing until it can", self->spec->name,
+                     self->bind,
                      self->port, (long long) (now_ms - self->rebuilt_ms),
                      zmq_strerror (zmq_errno ()));
         self->warned_ms = now_ms;
