@@ -1,21 +1,33 @@
 /*  node.c - the node's loop: sockets, batches of requests, reads, shutdown.
 
-    One thread does everything, in turns. Each turn polls the service and
-    catch-up sockets (and the replica's link sockets), then:
+    One thread does everything, in turns. Each turn runs the timers
+    (heartbeats, the replica link's timeouts, parked GETs, beats to the
+    broker, replies waiting in the outbox, the engine's batch syncs), polls
+    the sockets, then:
 
-    1. takes up to WC_NODE_BATCH requests off the service socket without
-       blocking. On a primary the writes among them are committed together
-       (primary.c: one WAL write, one fsync), then every request of the
-       batch is answered in arrival order, so a client that pipelines a PUT
-       and a GET sees its own write;
-    2. serves FETCH requests on the catch-up socket (fetch.c);
-    3. lets the role do its periodic work (heartbeats, link timeouts) and
-       flushes and syncs whatever the WAL buffered, per --fsync.
+    1. takes the syncer's results: entries became durable, and under
+       --fsync always applied, so the writes that waited for them are
+       answered (primary.c);
+    2. takes up to WC_NODE_BATCH requests (or WC_NODE_BATCH_BYTES) off the
+       service socket without blocking. A run of consecutive writes is one
+       commit (primary.c: one write, and one fsync on the syncer's thread),
+       and the requests are answered in arrival order, reads from what is
+       applied when they are reached: a read never sees a write that
+       arrived after it, nor one that is not durable under --fsync always;
+    3. lets the replica link take what its sockets hold (replica.c), serves
+       FETCH (fetch.c) and subscriptions on the stream (runtime/publisher);
+    4. commits what the replica staged.
+
+    The storage engine (storage/engine.h) owns the log, the state and the
+    applied seq; the node learns of each entry as it is applied and
+    publishes it then, so nothing leaves the node before it is in its log
+    (and synced, under --fsync always).
 
     Nothing that arrives from the network is trusted: a request is decoded
     and checked by the codec, and anything malformed gets an ERROR reply or
     is dropped and counted; the node's state is only changed by well-formed
-    writes (primary) or in-order entries (replica).
+    writes (primary) or in-order entries (replica). What one peer can make
+    the node hold is bounded in bytes (runtime/sock.h, runtime/outbox.h).
 */
 #include <errno.h>
 #include <string.h>

@@ -2,15 +2,15 @@
 
     main.c fills a wc_node_config_t and calls wc_node_new / wc_node_run.
     The rest of this header is the node's inside, shared by node.c,
-    primary.c and replica.c: the node struct and the few operations both
-    roles need (apply an entry, publish it, answer reads, serve FETCH).
+    primary.c, replica.c, reads.c, fetch.c and announce.c: the node struct
+    and the few operations the roles share (commit what is staged, reply).
 
-    A node is one thread and one loop. It owns three sockets at base port P:
-    service (ROUTER, P), stream (PUB, P+1), catch-up (ROUTER, P+2), a WAL
-    and a store. The primary role writes; the replica role follows a
-    primary. Either role serves reads on the service socket, publishes
-    what it applies on its stream and serves FETCH from its WAL, so a
-    replica can feed other replicas the same way a primary does.
+    A node is one thread and one loop. It owns three sockets at base port
+    P: service (ROUTER, P), stream (XPUB, P+1), catch-up (ROUTER, P+2), and
+    a storage engine (the log and the state). The primary role writes; the
+    replica role follows a primary. Either role serves reads on the service
+    socket, publishes what it applies on its stream and serves FETCH from
+    its log, so a replica can feed other replicas as a primary does.
 */
 #ifndef WC_NODE_H_INCLUDED
 #define WC_NODE_H_INCLUDED
