@@ -1167,6 +1167,23 @@ s_proc_reaped (cluster_t *self, int k, int status, const char *when)
 }
 
 int
+cluster_proc_wait (cluster_t *self, int k, int timeout_ms)
+{
+    if (k < 0 || k >= self->nprocs || !self->procs [k].pid)
+        return -1;
+    int64_t deadline = cluster_now_ms () + timeout_ms;
+    while (true) {
+        int status = 0;
+        pid_t rc = waitpid (self->procs [k].pid, &status, WNOHANG);
+        if (rc == self->procs [k].pid)
+            return s_proc_reaped (self, k, status, "exited");
+        if ((rc < 0 && errno != EINTR) || cluster_now_ms () > deadline)
+            return -1;
+        cluster_nap_ms (5);
+    }
+}
+
+int
 cluster_proc_stop (cluster_t *self, int k, int timeout_ms)
 {
     if (k < 0 || k >= self->nprocs || !self->procs [k].pid)

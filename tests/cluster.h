@@ -285,6 +285,11 @@ int cluster_proc_signal (cluster_t *self, int proc, int sig);
     NUL-terminated; the caller frees). */
 char *cluster_proc_output (cluster_t *self, int proc);
 
+/*  Wait up to timeout_ms for a background process to end by itself and
+    reap it. Returns its exit status (128 + signal when a signal ended
+    it), or -1 when it still runs at the deadline. */
+int cluster_proc_wait (cluster_t *self, int proc, int timeout_ms);
+
 /*  SIGTERM a background process (SIGKILL after timeout_ms) and reap it.
     Returns its exit status, or 128 + signal when a signal ended it. */
 int cluster_proc_stop (cluster_t *self, int proc, int timeout_ms);
