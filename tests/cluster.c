@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+extern char **environ;
+
 #define CLUSTER_POLL_TIMEOUT_MS   1000    /* client timeout while polling */
 #define CLUSTER_CLI_TIMEOUT_MS    30000
 #define CLUSTER_TAIL_LINES        40
@@ -313,6 +315,31 @@ s_report_exit (cluster_t *self, int i, int status, const char *when)
     return -1;
 }
 
+//  The environment of a node's process: ours, plus WALCAST_FAULT_FILE
+//  when fault_file is given. One malloc'd array (the strings it points to
+//  are environ's, and one static buffer); NULL when out of memory.
+static char **
+s_child_env (const char *fault_file)
+{
+    static char fault [CLUSTER_PATH + 32];
+    size_t count = 0;
+    while (environ [count])
+        count++;
+    char **envp = calloc (count + 2, sizeof *envp);
+    if (!envp)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++)
+        if (strncmp (environ [i], "WALCAST_FAULT_FILE=", 19) != 0)
+            envp [n++] = environ [i];
+    if (fault_file) {
+        snprintf (fault, sizeof fault, "WALCAST_FAULT_FILE=%s", fault_file);
+        envp [n++] = fault;
+    }
+    envp [n] = NULL;
+    return envp;
+}
+
 int
 cluster_start (cluster_t *self, int i)
 {
@@ -368,10 +395,25 @@ cluster_start (cluster_t *self, int i)
     argv [argc] = NULL;
 
     pid_t parent = getpid ();
+    //  Everything that allocates is done before the fork: a child forked
+    //  while another thread of the test holds an allocator lock must only
+    //  make system calls until it runs the binary.
+    char **envp = s_child_env (node->faults ? node->fault_file : NULL);
+    int null = open ("/dev/null", O_RDWR | O_CLOEXEC);
+    if (!envp || null < 0) {
+        fprintf (stderr, "cluster: cannot prepare node %s's start\n", node->id);
+        free (envp);
+        if (null >= 0)
+            close (null);
+        close (fd);
+        return -1;
+    }
     fflush (NULL);
     pid_t pid = fork ();
     if (pid < 0) {
         fprintf (stderr, "cluster: fork: %s\n", strerror (errno));
+        free (envp);
+        close (null);
         close (fd);
         return -1;
     }
@@ -380,19 +422,16 @@ cluster_start (cluster_t *self, int i)
         prctl (PR_SET_PDEATHSIG, SIGKILL);
         if (getppid () != parent)
             _exit (127);
-        int null = open ("/dev/null", O_RDWR);
-        if (null < 0)
-            _exit (127);
         dup2 (null, 0);
         dup2 (null, 1);
         dup2 (fd, 2);
         signal (SIGPIPE, SIG_DFL);
-        if (node->faults)
-            setenv ("WALCAST_FAULT_FILE", node->fault_file, 1);
-        execv (argv [0], (char **) argv);
+        execve (argv [0], (char **) argv, envp);
         dprintf (2, "cluster: execv %s: %s\n", argv [0], strerror (errno));
         _exit (127);
     }
+    free (envp);
+    close (null);
     close (fd);
     node->pid = pid;
     node->stopped = false;
