@@ -43,6 +43,8 @@
 #include "reads.h"
 #include "replica.h"
 
+#define S_STOP_LINGER_MS  1000      /* the last replies' time to leave at a stop */
+
 static volatile sig_atomic_t s_stop = 0;
 
 static void
@@ -565,6 +567,8 @@ s_turn (wc_node_t *self, int timeout)
     if (items [2].revents & ZMQ_POLLIN)
         wc_publisher_handle (self->stream);     /* subscriptions */
     wc_node_commit (self);              /* what the replica staged */
+    if (self->primary)
+        wc_primary_release (self->primary); /* writes now applied */
     wc_reads_tick (self->reads);        /* parked GETs the turn satisfied */
     return self->fatal ? WALCAST_EIO : 0;
 }
@@ -582,9 +586,12 @@ wc_node_run (wc_node_t *self)
     while (!s_stop && rc == 0)
         rc = s_turn (self, s_timers (self));
     /*  A clean stop: what is staged is written and everything synced (and
-        published, and answered, while the sockets are still there). */
+        published, and answered: the service socket then lingers a moment
+        so the last replies leave). */
     if (!self->fatal && wc_engine_close (self->engine) == 0 && self->primary)
         wc_primary_release (self->primary);
+    wc_outbox_flush (self->outbox);
+    zsock_set_linger (self->service, S_STOP_LINGER_MS);
     if (self->fatal && rc == 0)
         rc = WALCAST_EIO;
     wc_log_info ("stopped at seq %llu (%llu malformed messages dropped or "

@@ -128,6 +128,7 @@ wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n)
     if (staged == 0)
         return;
     rc = wc_node_commit (node);
+    wc_primary_release (self);          /* earlier writes this commit applied */
     uint64_t written = wc_engine_written (node->engine);
     for (size_t i = 0; rc && i < n; i++)
         if (wc_request_is_write (&reqs [i]) && reqs [i].seq > written) {

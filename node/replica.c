@@ -431,7 +431,8 @@ s_catchup_end (wc_replica_t *self)
     double secs = (double) (wc_clock_ms () - self->catch_start_ms) / 1000.0;
     wc_log_info ("catch-up: done at seq %llu, %llu entries in %.3f s",
                  (unsigned long long) s_have (self),
-                 (unsigned long long) (s_have (self) - self->catch_start_seq),
+                 (unsigned long long) (s_have (self) > self->catch_start_seq
+                                       ? s_have (self) - self->catch_start_seq : 0),
                  secs);
 }
 
@@ -482,6 +483,13 @@ s_on_entries (wc_replica_t *self, const wc_msg_t *msg)
     self->heard_ms = wc_clock_ms ();
     self->fetch_rtt_ms = self->heard_ms - self->fetch_sent_ms;
     self->timeouts = 0;
+    if (s_have (self) + 1 < self->fetch_from) {
+        /*  Our log went back since we asked (a commit failed): these
+            entries do not follow what we hold; ask again when we may. */
+        self->want_fetch = true;
+        self->next_fetch_ms = self->stall_retry_ms;
+        return;
+    }
     if (last > self->primary_seq)
         self->primary_seq = last;
     if (msg->u.entries.count > 0 && last > s_have (self))
@@ -562,7 +570,7 @@ s_on_entry (wc_replica_t *self, const wc_entry_t *entry, zmq_msg_t *body)
     if (entry->seq > self->stream_high)
         self->stream_high = entry->seq;
     uint64_t applied = s_have (self);
-    if (entry->seq <= applied || s_stalled (self, wc_clock_ms ()))
+    if (entry->seq <= applied || wc_engine_stalled (self->node->engine, NULL, 0))
         return;                                 /* seen already, or no room */
     if (entry->seq == applied + 1 && self->buf_len == 0) {
         s_apply (self, entry);
@@ -811,7 +819,8 @@ wc_replica_tick (wc_replica_t *self)
         s_send_fetch (self, now);
     if (self->catching && now >= self->next_progress_ms) {
         double secs = (double) (now - self->catch_start_ms) / 1000.0;
-        uint64_t done = s_have (self) - self->catch_start_seq;
+        uint64_t have = s_have (self);
+        uint64_t done = have > self->catch_start_seq ? have - self->catch_start_seq : 0;
         wc_log_info ("catch-up: at seq %llu of %llu (%.0f entries/s)",
                      (unsigned long long) s_have (self),
                      (unsigned long long) self->primary_seq,

@@ -391,7 +391,7 @@ int
 wc_outbox_flush (wc_outbox_t *self)
 {
     int64_t now = wc_clock_ms ();
-    if (!self->waiting && !self->cut
+    if (!self->waiting
     &&  (zhashx_size (self->peers) == 0 || now - self->swept_ms < S_SWEEP_MS))
         return zhashx_size (self->peers) ? S_SWEEP_MS : -1;
     self->swept_ms = now;

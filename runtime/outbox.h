@@ -17,8 +17,10 @@
     turn, in order. At most `budget` bytes wait per peer: a peer that
     passes it, or whose queue does not move for 10 s, is cut off: what
     waits for it is dropped, the event is logged ("cut off: ..."), and
-    its requests are refused (wc_outbox_refused) for a while. A client
-    that misbehaves loses its connection, not the node its memory.
+    its requests are refused (wc_outbox_refused) for a while. (A ROUTER
+    cannot close one peer's connection; libzmq's heartbeats close it once
+    the peer's own queues are full and it stops answering them.) A client
+    that misbehaves loses its service, not the node its memory.
 */
 #ifndef WC_OUTBOX_H_INCLUDED
 #define WC_OUTBOX_H_INCLUDED

@@ -26,7 +26,8 @@
 
 #define S_BATCH_SYNC_MS   10          /* --fsync batch: sync this long after a write */
 #define S_CLOSE_WAIT_MS   10000       /* a clean stop waits this long for syncs */
-#define S_PENDING_KEEP    (4u * 1024u * 1024u)
+#define S_PENDING_KEEP    (4u * 1024u * 1024u)    /* buffer kept when emptied */
+#define S_PENDING_COMPACT (256u * 1024u)          /* applied bytes moved out */
 
 /*  The head of one entry in `pending`; its payload follows. */
 typedef struct {
@@ -47,6 +48,9 @@ struct wc_engine {
     uint64_t           staged;      /* last seq staged (written or not) */
     uint64_t           written;     /* last seq in the log's files */
     uint64_t           requested;   /* last seq a sync was asked for */
+    uint64_t           here_seq;    /* synced on this thread (fallback) ... */
+    uint64_t           here_after;  /* ... durable once the syncer's jobs up to
+                                       this seq are done too */
     uint64_t           durable;     /* last seq synced */
     uint64_t           applied;     /* last seq in the state */
     uint64_t           epoch;       /* highest epoch applied */
@@ -137,6 +141,15 @@ s_apply_upto (wc_engine_t *self, uint64_t limit)
         self->pending_at = 0;
         wc_buffer_trim (&self->pending, S_PENDING_KEEP);
     }
+    else
+    if (self->pending_at > S_PENDING_COMPACT && self->pending_at > self->pending.size / 2) {
+        //  Under steady load a tail always waits for its sync: move it to
+        //  the front rather than let the applied part grow for ever.
+        memmove (self->pending.data, self->pending.data + self->pending_at,
+                 self->pending.size - self->pending_at);
+        self->pending.size -= self->pending_at;
+        self->pending_at = 0;
+    }
     return 0;
 }
 
@@ -164,7 +177,7 @@ static void
 s_check_damage (wc_engine_t *self)
 {
     wc_wal_info_t *wal = &self->info.wal;
-    self->info.missing_start = !wal->damaged && wal->first_seq > 1;
+    self->info.missing_start = wal->first_seq > 1;
 }
 
 //  Everything of an open but the replay's report; 0 or -1 (why set).
@@ -228,18 +241,22 @@ wc_engine_open (const wc_engine_config_t *cfg, wc_engine_info_t *info,
     return self;
 }
 
-//  Wait (bounded) for the syncs asked for so far to finish.
-static void
-s_drain_syncs (wc_engine_t *self)
+//  Wait (bounded) for the syncs asked for so far to finish. Returns 0
+//  when durable has reached requested, else an error (EIO: a sync failed;
+//  ETIMEOUT: the disk is still at it).
+static int
+s_drain_syncs (wc_engine_t *self, int timeout_ms)
 {
-    if (!self->syncer || self->fatal || self->durable >= self->requested)
-        return;
-    int rc = wc_syncer_wait (self->syncer, self->requested, S_CLOSE_WAIT_MS);
-    if (rc == WALCAST_EIO)
-        self->fatal = true;
-    else
+    if (self->fatal)
+        return WALCAST_EIO;
+    if (self->durable >= self->requested)
+        return 0;
+    int rc = wc_syncer_wait (self->syncer, self->requested, timeout_ms);
     if (rc == 0)
-        wc_engine_on_sync (self);
+        rc = wc_engine_on_sync (self);
+    if (rc == 0 && self->durable < self->requested)
+        rc = WALCAST_ETIMEOUT;
+    return self->fatal ? WALCAST_EIO : rc;
 }
 
 int
@@ -253,9 +270,16 @@ wc_engine_close (wc_engine_t *self)
     int rc = wc_engine_commit (self);
     if (!self->fatal && s_request_sync (self) != 0)
         return WALCAST_EIO;
-    s_drain_syncs (self);
+    int synced = s_drain_syncs (self, S_CLOSE_WAIT_MS);
+    if (synced != 0) {
+        //  Not durable: say so, apply nothing more (nothing is acknowledged)
+        wc_log_error ("wal %s: the log could not be synced at stop (%s); what "
+                      "was not acknowledged may be lost", self->dir,
+                      walcast_strerror (synced));
+        return synced;
+    }
     wc_syncer_destroy (&self->syncer);
-    if (self->fatal || wc_wal_sync (self->wal) != 0)
+    if (wc_wal_sync (self->wal) != 0)
         return s_fatal (self);
     self->durable = self->written;
     if (self->fsync == WC_FSYNC_ALWAYS && !rc)
@@ -298,6 +322,14 @@ bool
 wc_engine_damage (const wc_engine_t *self, char *text, size_t size)
 {
     const wc_wal_info_t *wal = &self->info.wal;
+    if (self->info.missing_start) {
+        snprintf (text, size, "the log in %s begins at seq %llu: seqs 1..%llu are "
+                  "missing (a segment file was deleted or lost)%s", self->dir,
+                  (unsigned long long) wal->first_seq,
+                  (unsigned long long) wal->first_seq - 1,
+                  wal->damaged ? ", and it is damaged further on" : "");
+        return true;
+    }
     if (wal->damaged) {
         char after [96] = "";
         if (wal->damage_valid_from)
@@ -309,13 +341,6 @@ wc_engine_damage (const wc_engine_t *self, char *text, size_t size)
                   (unsigned long long) wal->damage_seq - 1, after);
         return true;
     }
-    if (self->info.missing_start) {
-        snprintf (text, size, "the log in %s begins at seq %llu: seqs 1..%llu are "
-                  "missing (a segment file was deleted or lost)", self->dir,
-                  (unsigned long long) wal->first_seq,
-                  (unsigned long long) wal->first_seq - 1);
-        return true;
-    }
     return false;
 }
 
@@ -323,8 +348,8 @@ int
 wc_engine_set_aside (wc_engine_t *self)
 {
     const wc_wal_info_t *wal = &self->info.wal;
-    uint64_t from = wal->damaged ? wal->damage_seq
-                  : self->info.missing_start ? wal->first_seq : 0;
+    uint64_t from = self->info.missing_start ? wal->first_seq
+                  : wal->damaged ? wal->damage_seq : 0;
     if (from == 0)
         return 0;
     int rc = wc_wal_set_aside (self->wal, from);
@@ -415,19 +440,29 @@ s_fatal (wc_engine_t *self)
     return WALCAST_EIO;
 }
 
-//  Sync a job on this thread (the syncer could not take it).
+//  Sync a job on this thread (the syncer could not take it). Every
+//  descriptor gets one fsync; a failure is a failure (never retried).
 static int
 s_sync_here (wc_wal_sync_job_t *job)
 {
     for (size_t i = 0; i < job->nfds; i++)
-        if (wc_vfs_fdatasync (job->fds [i]) != 0 && wc_vfs_fsync (job->fds [i]) != 0)
+        if (wc_vfs_fsync (job->fds [i]) != 0)
             return WALCAST_EIO;
     return 0;
 }
 
+//  What was synced on this thread becomes durable once every job the
+//  syncer had before it is done too (durable only ever covers a prefix).
+static void
+s_here_durable (wc_engine_t *self)
+{
+    if (self->here_seq > self->durable && self->durable >= self->here_after)
+        self->durable = self->here_seq < self->written ? self->here_seq : self->written;
+}
+
 //  Ask the syncer to make everything written durable. When it cannot
-//  take the job (no memory, no descriptor to spare), sync here, once the
-//  jobs before it are done, so durable still only ever covers a prefix.
+//  take the job (no memory, no descriptor to spare), sync here; that
+//  counts as durable once the jobs before it are done.
 static int
 s_request_sync (wc_engine_t *self)
 {
@@ -435,8 +470,8 @@ s_request_sync (wc_engine_t *self)
     int rc = wc_wal_sync_job (self->wal, &job);
     if (rc == 0)
         return 0;                       //  nothing unsynced
+    uint64_t seq = rc == 1 ? job.seq : self->written;
     if (rc == 1) {
-        uint64_t seq = job.seq;
         rc = wc_syncer_submit (self->syncer, &job);
         if (rc == 0) {
             self->requested = seq;
@@ -450,8 +485,9 @@ s_request_sync (wc_engine_t *self)
         rc = wc_wal_sync (self->wal);
     if (rc)
         return s_fatal (self);
-    s_drain_syncs (self);
-    self->requested = self->durable = self->written;
+    self->here_after = self->requested;
+    self->here_seq = self->requested = seq;
+    s_here_durable (self);
     return self->fsync == WC_FSYNC_ALWAYS ? s_apply_upto (self, self->durable) : 0;
 }
 
@@ -503,6 +539,7 @@ wc_engine_on_sync (wc_engine_t *self)
             self->durable = seq < self->written ? seq : self->written;
     if (rc < 0)
         return s_fatal (self);
+    s_here_durable (self);
     if (self->fsync == WC_FSYNC_ALWAYS)
         return s_apply_upto (self, self->durable);
     return 0;
@@ -554,6 +591,12 @@ uint64_t
 wc_engine_applied_ts (const wc_engine_t *self)
 {
     return self->applied_ts;
+}
+
+size_t
+wc_engine_pending_bytes (const wc_engine_t *self)
+{
+    return self->pending.size;
 }
 
 bool

@@ -129,6 +129,10 @@ uint64_t wc_engine_applied (const wc_engine_t *self);
 uint64_t wc_engine_epoch (const wc_engine_t *self);
 uint64_t wc_engine_applied_ts (const wc_engine_t *self);
 
+/*  Bytes the engine holds for entries staged or written and not yet
+    applied (and applied ones it has not given back yet). */
+size_t wc_engine_pending_bytes (const wc_engine_t *self);
+
 /*  True once a sync failed or an entry could not be applied: nothing more
     is written, and the node must stop (a restart replays the log). */
 bool wc_engine_failed (const wc_engine_t *self);
