@@ -90,7 +90,9 @@ typedef struct {
     char     primary [256];      /* HOST:PORT of its primary; "" on a primary */
     uint64_t primary_seq;        /* primary's last seq as last heard */
     uint64_t lag;                /* primary_seq - applied_seq, in entries */
-    uint64_t lag_ms;             /* ms since the node last heard it was up to date */
+    uint64_t lag_ms;             /* staleness estimate: the age, by the primary's clock,
+                                    of the newest heartbeat the node had caught up
+                                    with (PROTOCOL.md, "Reads"); 0 on a primary */
 } walcast_status_t;
 
 typedef struct walcast walcast_t;
