@@ -31,7 +31,6 @@
 */
 #include <czmq.h>
 #include <errno.h>
-#include <signal.h>
 #include <string.h>
 #include <time.h>
 #include "broker.h"
@@ -42,6 +41,7 @@
 #include "nodeinfo.h"
 #include "publisher.h"
 #include "request.h"
+#include "signals.h"
 #include "sock.h"
 
 /*  Largest request: a REGISTER with every string at its limit is about
@@ -83,19 +83,10 @@ struct wc_broker {
     int64_t          refused_log_ms;    /* when that warning was logged */
 };
 
-static volatile sig_atomic_t s_stop = 0;
-
-static void
-s_on_signal (int sig)
-{
-    (void) sig;
-    s_stop = 1;
-}
-
 void
 wc_broker_stop (void)
 {
-    s_stop = 1;
+    wc_signals_stop ();
 }
 
 /* --- start-up ------------------------------------------------------------ */
@@ -378,14 +369,10 @@ s_timers (wc_broker_t *self)
 int
 wc_broker_run (wc_broker_t *self)
 {
-    struct sigaction sa;
-    memset (&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigaction (SIGTERM, &sa, NULL);
-    sigaction (SIGINT, &sa, NULL);
+    wc_signals_catch ();
 
     int rc = 0;
-    while (!s_stop) {
+    while (!wc_signals_stopping ()) {
         int timeout = s_timers (self);
         void *publisher = wc_publisher_socket (self->publisher);
         zmq_pollitem_t items [] = {

@@ -38,6 +38,7 @@
 #include "announce.h"
 #include "buffer.h"
 #include "publisher.h"
+#include "signals.h"
 #include "sock.h"
 #include "primary.h"
 #include "reads.h"
@@ -45,19 +46,10 @@
 
 #define S_STOP_LINGER_MS  1000      /* the last replies' time to leave at a stop */
 
-static volatile sig_atomic_t s_stop = 0;
-
-static void
-s_on_signal (int sig)
-{
-    (void) sig;
-    s_stop = 1;
-}
-
 void
 wc_node_stop (void)
 {
-    s_stop = 1;
+    wc_signals_stop ();
 }
 
 /* --- start-up ----------------------------------------------------------- */
@@ -576,14 +568,10 @@ s_turn (wc_node_t *self, int timeout)
 int
 wc_node_run (wc_node_t *self)
 {
-    struct sigaction sa;
-    memset (&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigaction (SIGTERM, &sa, NULL);
-    sigaction (SIGINT, &sa, NULL);
+    wc_signals_catch ();
 
     int rc = 0;
-    while (!s_stop && rc == 0)
+    while (!wc_signals_stopping () && rc == 0)
         rc = s_turn (self, s_timers (self));
     /*  A clean stop: what is staged is written and everything synced (and
         published, and answered: the service socket then lingers a moment

@@ -16,7 +16,6 @@
 #define WC_NODE_H_INCLUDED
 
 #include <czmq.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "clock.h"
