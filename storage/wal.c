@@ -85,6 +85,7 @@
 #define S_READ_CHUNK_MIN (64u * 1024u)      /* read sizes for wc_wal_read */
 #define S_READ_CHUNK_MAX (1024u * 1024u)
 #define S_READ_KEEP_MAX (4u * 1024u * 1024u)   /* bigger read buffers are freed after use */
+#define S_WRITE_KEEP_MAX (4u * 1024u * 1024u)  /* and bigger write buffers once written */
 
 //  One segment file, on disk or planned.
 typedef struct {
@@ -1171,13 +1172,19 @@ wc_wal_flush (wc_wal_t *self)
         rc = s_write_segment (self, i, off);
         off += n;
     }
-    if (rc != 0) {
+    if (rc != 0)
         s_discard (self);
-        return rc;
+    else {
+        self->wlen = 0;
+        self->error [0] = '\0';
     }
-    self->wlen = 0;
-    self->error [0] = '\0';
-    return 0;
+    //  A batch of large values grew the buffer: do not keep that much
+    if (self->wcap > S_WRITE_KEEP_MAX) {
+        free (self->wbuf);
+        self->wbuf = NULL;
+        self->wcap = 0;
+    }
+    return rc;
 }
 
 uint64_t
