@@ -15,7 +15,8 @@
       write comes back after a restart (defect 2); a replica stops
       applying, says why, serves reads and catches up by itself (defect 3);
     - under --fsync always nothing leaves a node beyond its synced seq,
-      and a hung disk does not stop the node's loop (defects 6 and 7).
+      and a hung disk does not stop the node's loop (defects 6 and 7);
+    - a failed fsync stops the node, which says why.
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -533,6 +534,34 @@ test_always_durable (void **state)
     cluster_pass (c);
 }
 
+/*  A failed fsync: what reached the disk is unknown, so the node stops
+    (after saying why) rather than go on; a restart replays what did. */
+static void
+test_failed_fsync_stops (void **state)
+{
+    cluster_t *c = s_cluster (state);
+    int p = cluster_add (c, "p1", NULL, "always");
+    cluster_use_faults (c, p);
+    s_start (c, p);
+    walcast_t *client = s_client (c, p);
+    walcast_set_timeout (client, 2000);
+    s_write (client, 0, 100);
+    long mark = cluster_log_mark (c, p);
+    assert_int_equal (cluster_set_faults (c, p, "sync EIO\n"), 0);
+    int64_t deadline = cluster_now_ms () + WAIT_MS;
+    for (int n = 100; cluster_running (c, p); n++) {
+        int rc = s_put (client, n);
+        assert_true (rc == 0 || rc == WALCAST_ETIMEOUT || rc == WALCAST_EUNAVAILABLE);
+        assert_true (cluster_now_ms () < deadline);
+    }
+    walcast_destroy (&client);
+    assert_int_equal (cluster_log_count (c, p, "wal: fsync failed; stopping", mark), 1);
+    assert_int_equal (cluster_set_faults (c, p, ""), 0);
+    s_start (c, p);
+    assert_int_equal (cluster_check_key (c, p, 99, 1), 0);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
@@ -544,6 +573,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_disk_full_primary, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_full_replica, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_always_durable, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_failed_fsync_stops, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
