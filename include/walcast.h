@@ -65,7 +65,11 @@ enum {
     WALCAST_EBUSY        = -12,   /* node overloaded or not ready; retry later */
     WALCAST_ESTALE       = -13,   /* node is behind what the read asked for */
     WALCAST_ENOSPC       = -14,   /* the node's disk is full: the write was not made */
-    WALCAST_ECONFLICT    = -15    /* refused: conflicts with the cluster (a second primary) */
+    WALCAST_ECONFLICT    = -15,   /* refused: conflicts with the cluster (a second primary) */
+    WALCAST_ENOTREPLICATED = -16, /* durable on the primary, but fewer replicas than
+                                     asked confirmed it in time */
+    WALCAST_EFEWREPLICAS = -17,   /* refused: fewer replicas than --min-replicas are current */
+    WALCAST_EFENCED      = -18    /* refused: from an older epoch than the node's */
 };
 
 /*  Short name ("ENOTPRIMARY") and human message for an error code. Both

@@ -84,11 +84,13 @@ typedef struct {
     bool            (*present) (const void *base);  /* S_BIN_IF */
 } s_field_t;
 
-//  A nested array (the WAL entry, node_info). Every element is required;
-//  more are ignored.
+//  A nested array (the WAL entry, node_info). The first nrequired
+//  elements are required, the others may be left off from the end (0
+//  when absent); more are ignored. The encoder sends them all.
 struct s_record {
     const s_field_t *fields;
     uint32_t         nfields;
+    uint32_t         nrequired;
 };
 
 //  How a message's trailing optional elements behave.
@@ -137,10 +139,11 @@ static const s_field_t s_entry_fields [] = {
     { .kind = S_BIN_IF, .offset = S_ENTRY (value), .max = WC_MAX_VALUE,
       .present = s_entry_is_put }
 };
-static const s_record_t s_entry_record = { s_entry_fields, S_COUNT (s_entry_fields) };
+static const s_record_t s_entry_record = { s_entry_fields, S_COUNT (s_entry_fields),
+                                           S_COUNT (s_entry_fields) };
 
 //  node_info: [id, region, role, epoch, applied_seq, addr, primary, lag,
-//  lag_ms, up, silent_ms].
+//  lag_ms, up, silent_ms, flags, handover_seq]; the last two optional.
 static const s_field_t s_node_fields [] = {
     { .kind = S_STR, .offset = S_NODE (id), .min = 1, .max = WC_MAX_ID },
     { .kind = S_STR, .offset = S_NODE (region), .max = WC_MAX_ID },
@@ -153,25 +156,78 @@ static const s_field_t s_node_fields [] = {
     { .kind = S_U64, .offset = S_NODE (lag) },
     { .kind = S_U64, .offset = S_NODE (lag_ms) },
     { .kind = S_BOOL, .offset = S_NODE (up) },
-    { .kind = S_U64, .offset = S_NODE (silent_ms) }
+    { .kind = S_U64, .offset = S_NODE (silent_ms) },
+    { .kind = S_U64, .offset = S_NODE (flags) },
+    { .kind = S_U64, .offset = S_NODE (handover_seq) }
 };
-static const s_record_t s_node_record = { s_node_fields, S_COUNT (s_node_fields) };
+static const s_record_t s_node_record = { s_node_fields, S_COUNT (s_node_fields), 11 };
 
 //  The fields of each message, after its rid (ENTRY, HEARTBEAT: after
 //  its type). PING, STATUS, DIGEST and TOPOLOGY_GET have none.
-static const s_field_t s_put [] = {
+static const s_field_t s_put [] = {         /* 2 required, then the acks */
     { .kind = S_BIN, .offset = S_MSG (req.key), .min = 1, .max = WC_MAX_KEY },
-    { .kind = S_BIN, .offset = S_MSG (req.value), .max = WC_MAX_VALUE }
+    { .kind = S_BIN, .offset = S_MSG (req.value), .max = WC_MAX_VALUE },
+    { .kind = S_U8,  .offset = S_MSG (req.acks), .max = WC_ACKS_ALL },
+    { .kind = S_U32, .offset = S_MSG (req.ack_timeout_ms), .clamp = WC_MAX_ACK_TIMEOUT_MS }
 };
-static const s_field_t s_get [] = {         /* DEL: the key only */
+static const s_field_t s_del [] = {         /* 1 required, then the acks */
+    { .kind = S_BIN, .offset = S_MSG (req.key), .min = 1, .max = WC_MAX_KEY },
+    { .kind = S_U8,  .offset = S_MSG (req.acks), .max = WC_ACKS_ALL },
+    { .kind = S_U32, .offset = S_MSG (req.ack_timeout_ms), .clamp = WC_MAX_ACK_TIMEOUT_MS }
+};
+static const s_field_t s_get [] = {
     { .kind = S_BIN, .offset = S_MSG (req.key), .min = 1, .max = WC_MAX_KEY },
     { .kind = S_U64, .offset = S_MSG (req.min_seq) },
     { .kind = S_U32, .offset = S_MSG (req.max_staleness_ms) },
     { .kind = S_U32, .offset = S_MSG (req.wait_ms), .clamp = WC_MAX_WAIT_MS }
 };
-static const s_field_t s_write_ok [] = {
+static const s_field_t s_write_ok [] = {    /* 2 required, then acked */
     { .kind = S_U64, .offset = S_MSG (write_ok.epoch) },
-    { .kind = S_U64, .offset = S_MSG (write_ok.seq) }
+    { .kind = S_U64, .offset = S_MSG (write_ok.seq) },
+    { .kind = S_U32, .offset = S_MSG (write_ok.acked) }
+};
+static const s_field_t s_ack [] = {
+    { .kind = S_STR, .offset = S_MSG (ack.id), .min = 1, .max = WC_MAX_ID },
+    { .kind = S_U64, .offset = S_MSG (ack.epoch) },
+    { .kind = S_U64, .offset = S_MSG (ack.seq) }
+};
+static const s_field_t s_snapshot_done [] = {
+    { .kind = S_U64, .offset = S_MSG (snapshot_done.seq) },
+    { .kind = S_U64, .offset = S_MSG (snapshot_done.bytes) }
+};
+static const s_field_t s_epoch_end [] = {   /* the request: epoch only */
+    { .kind = S_U64, .offset = S_MSG (epoch_end.epoch) },
+    { .kind = S_U64, .offset = S_MSG (epoch_end.end_seq) }
+};
+static const s_field_t s_snapshot_get [] = {
+    { .kind = S_U64, .offset = S_MSG (snapshot_get.seq) },
+    { .kind = S_U64, .offset = S_MSG (snapshot_get.offset) },
+    { .kind = S_U32_SAT, .offset = S_MSG (snapshot_get.max_bytes) }
+};
+static const s_field_t s_snapshot_chunk [] = {
+    { .kind = S_U64, .offset = S_MSG (snapshot_chunk.seq) },
+    { .kind = S_U64, .offset = S_MSG (snapshot_chunk.size) },
+    { .kind = S_U64, .offset = S_MSG (snapshot_chunk.offset) },
+    { .kind = S_BIN, .offset = S_MSG (snapshot_chunk.data), .max = WC_MAX_SNAPSHOT_CHUNK }
+};
+static const s_field_t s_promote [] = {
+    { .kind = S_U64, .offset = S_MSG (promote.epoch), .min = 1 }
+};
+static const s_field_t s_follow [] = {
+    { .kind = S_U64, .offset = S_MSG (follow.epoch) },
+    { .kind = S_STR, .offset = S_MSG (follow.primary), .min = 1, .max = WC_MAX_ADDR }
+};
+static const s_field_t s_handover [] = {
+    { .kind = S_U64, .offset = S_MSG (handover.epoch) },
+    { .kind = S_STR, .offset = S_MSG (handover.target_id), .max = WC_MAX_ID },
+    { .kind = S_STR, .offset = S_MSG (handover.target_addr), .max = WC_MAX_ADDR }
+};
+static const s_field_t s_switchover [] = {
+    { .kind = S_STR, .offset = S_MSG (switchover.node_id), .min = 1, .max = WC_MAX_ID }
+};
+static const s_field_t s_switchover_done [] = {
+    { .kind = S_U64, .offset = S_MSG (switchover_done.epoch) },
+    { .kind = S_STR, .offset = S_MSG (switchover_done.primary), .max = WC_MAX_ADDR }
 };
 static const s_field_t s_value [] = {
     { .kind = S_BOOL, .offset = S_MSG (value.found) },
@@ -237,26 +293,39 @@ static const s_field_t s_topology [] = {
 
 //  Every message type, by type number.
 static const s_msg_desc_t s_descs [] = {
-    [WC_MSG_PUT]          = { "PUT", true, s_put, 2, 2, S_OPT_NONE },
-    [WC_MSG_DEL]          = { "DEL", true, s_get, 1, 1, S_OPT_NONE },
+    [WC_MSG_PUT]          = { "PUT", true, s_put, 4, 2, S_OPT_EACH },
+    [WC_MSG_DEL]          = { "DEL", true, s_del, 3, 1, S_OPT_EACH },
     [WC_MSG_GET]          = { "GET", true, s_get, 4, 1, S_OPT_EACH },
     [WC_MSG_PING]         = { "PING", true, NULL, 0, 0, S_OPT_NONE },
     [WC_MSG_STATUS]       = { "STATUS", true, NULL, 0, 0, S_OPT_NONE },
     [WC_MSG_DIGEST]       = { "DIGEST", true, NULL, 0, 0, S_OPT_NONE },
-    [WC_MSG_WRITE_OK]     = { "WRITE_OK", true, s_write_ok, 2, 2, S_OPT_NONE },
+    [WC_MSG_ACK]          = { "ACK", true, s_ack, 3, 3, S_OPT_NONE },
+    [WC_MSG_SNAPSHOT]     = { "SNAPSHOT", true, NULL, 0, 0, S_OPT_NONE },
+    [WC_MSG_WRITE_OK]     = { "WRITE_OK", true, s_write_ok, 3, 2, S_OPT_EACH },
     [WC_MSG_VALUE]        = { "VALUE", true, s_value, 3, 3, S_OPT_NONE },
     [WC_MSG_PONG]         = { "PONG", true, s_pong, 7, 3, S_OPT_GROUP },
     [WC_MSG_STATUS_REPLY] = { "STATUS_REPLY", true, s_status_reply, 8, 8, S_OPT_NONE },
     [WC_MSG_DIGEST_REPLY] = { "DIGEST_REPLY", true, s_digest_reply, 2, 2, S_OPT_NONE },
+    [WC_MSG_SNAPSHOT_DONE] = { "SNAPSHOT_DONE", true, s_snapshot_done, 2, 2, S_OPT_NONE },
     [WC_MSG_ERROR]        = { "ERROR", true, s_error, 3, 3, S_OPT_NONE },
     [WC_MSG_ENTRY]        = { "ENTRY", false, s_entry_msg, 1, 1, S_OPT_NONE },
     [WC_MSG_HEARTBEAT]    = { "HEARTBEAT", false, s_heartbeat, 3, 3, S_OPT_NONE },
     [WC_MSG_FETCH]        = { "FETCH", true, s_fetch, 2, 2, S_OPT_NONE },
     [WC_MSG_ENTRIES]      = { "ENTRIES", true, s_entries, 2, 2, S_OPT_NONE },
+    [WC_MSG_EPOCH_END]    = { "EPOCH_END", true, s_epoch_end, 1, 1, S_OPT_NONE },
+    [WC_MSG_EPOCH_END_REPLY] = { "EPOCH_END_REPLY", true, s_epoch_end, 2, 2, S_OPT_NONE },
+    [WC_MSG_SNAPSHOT_GET] = { "SNAPSHOT_GET", true, s_snapshot_get, 3, 3, S_OPT_NONE },
+    [WC_MSG_SNAPSHOT_CHUNK] = { "SNAPSHOT_CHUNK", true, s_snapshot_chunk, 4, 4, S_OPT_NONE },
     [WC_MSG_REGISTER]     = { "REGISTER", true, s_node_msg, 1, 1, S_OPT_NONE },
     [WC_MSG_NODE_HEARTBEAT] = { "NODE_HEARTBEAT", true, s_node_msg, 1, 1, S_OPT_NONE },
     [WC_MSG_TOPOLOGY_GET] = { "TOPOLOGY_GET", true, NULL, 0, 0, S_OPT_NONE },
-    [WC_MSG_TOPOLOGY]     = { "TOPOLOGY", true, s_topology, 2, 2, S_OPT_NONE }
+    [WC_MSG_TOPOLOGY]     = { "TOPOLOGY", true, s_topology, 2, 2, S_OPT_NONE },
+    [WC_MSG_PROMOTE]      = { "PROMOTE", true, s_promote, 1, 1, S_OPT_NONE },
+    [WC_MSG_FOLLOW]       = { "FOLLOW", true, s_follow, 2, 2, S_OPT_NONE },
+    [WC_MSG_HANDOVER]     = { "HANDOVER", true, s_handover, 3, 3, S_OPT_NONE },
+    [WC_MSG_SWITCHOVER]   = { "SWITCHOVER", true, s_switchover, 1, 1, S_OPT_NONE },
+    [WC_MSG_SWITCHOVER_DONE] = { "SWITCHOVER_DONE", true, s_switchover_done, 2, 2,
+                                 S_OPT_NONE }
 };
 
 //  The description of a message type this build knows, or NULL.
@@ -531,10 +600,11 @@ s_decode_record (const msgpack_object *obj, const s_record_t *record,
                  void *base)
 {
     if (obj->type != MSGPACK_OBJECT_ARRAY
-    ||  obj->via.array.size < record->nfields)
+    ||  obj->via.array.size < record->nrequired)
         return WALCAST_EPROTO;
-    return s_decode_fields (record->fields, record->nfields,
-                            obj->via.array.ptr, base);
+    uint32_t count = obj->via.array.size < record->nfields
+                   ? obj->via.array.size : record->nfields;
+    return s_decode_fields (record->fields, count, obj->via.array.ptr, base);
 }
 
 //  A list: its count and items are kept; the caller checks each item.
@@ -737,11 +807,7 @@ int
 wc_node_info_from_object (const msgpack_object *obj, wc_node_info_t *info)
 {
     memset (info, 0, sizeof *info);
-    if (obj->type != MSGPACK_OBJECT_ARRAY
-    ||  obj->via.array.size < S_COUNT (s_node_fields))
-        return WALCAST_EPROTO;
-    int rc = s_decode_fields (s_node_fields, S_COUNT (s_node_fields),
-                              obj->via.array.ptr, info);
+    int rc = s_decode_record (obj, &s_node_record, info);
     if (rc)
         return rc;
     return s_check_lengths (s_node_fields, S_COUNT (s_node_fields), info);

@@ -71,12 +71,15 @@ typedef enum {
     WC_MSG_PING         = 4,
     WC_MSG_STATUS       = 5,
     WC_MSG_DIGEST       = 6,
+    WC_MSG_ACK          = 7,    /* replica -> its upstream: what it holds durably */
+    WC_MSG_SNAPSHOT     = 8,    /* take a snapshot now */
     /* service socket, node -> client */
     WC_MSG_WRITE_OK     = 16,
     WC_MSG_VALUE        = 17,
     WC_MSG_PONG         = 18,
     WC_MSG_STATUS_REPLY = 19,
     WC_MSG_DIGEST_REPLY = 20,
+    WC_MSG_SNAPSHOT_DONE = 21,
     WC_MSG_ERROR        = 31,   /* reply to any request, on any ROUTER socket */
     /* stream socket, primary -> subscribers */
     WC_MSG_ENTRY        = 32,
@@ -84,6 +87,10 @@ typedef enum {
     /* catch-up socket */
     WC_MSG_FETCH        = 48,   /* replica -> primary */
     WC_MSG_ENTRIES      = 49,   /* primary -> replica */
+    WC_MSG_EPOCH_END    = 50,   /* replica -> upstream: where did my epoch end? */
+    WC_MSG_EPOCH_END_REPLY = 51,
+    WC_MSG_SNAPSHOT_GET = 52,   /* replica -> upstream: a chunk of a snapshot */
+    WC_MSG_SNAPSHOT_CHUNK = 53,
     /* broker socket (ROUTER at B); node -> broker, no reply */
     WC_MSG_REGISTER     = 64,
     WC_MSG_NODE_HEARTBEAT = 65,
@@ -91,13 +98,27 @@ typedef enum {
     WC_MSG_TOPOLOGY_GET = 66,
     /* broker -> client, as a reply (rid echoed) and on the broker's PUB at
        B+1 under topic "topology" (rid 0) */
-    WC_MSG_TOPOLOGY     = 67
+    WC_MSG_TOPOLOGY     = 67,
+    /* broker -> node, on the node's DEALER (rid echoed by nothing: the
+       node acts, and its next beat shows it) */
+    WC_MSG_PROMOTE      = 68,   /* become the primary of epoch */
+    WC_MSG_FOLLOW       = 69,   /* follow primary (epoch: the cluster's) */
+    WC_MSG_HANDOVER     = 70,   /* primary: stop writes, wait for target */
+    /* client -> broker; reply SWITCHOVER_DONE or ERROR */
+    WC_MSG_SWITCHOVER   = 71,
+    WC_MSG_SWITCHOVER_DONE = 72
 } wc_msg_type_t;
+
+/*  node_info flags. */
+#define WC_NODE_CANDIDATE  1u     /* started as a primary, awaits the broker's PROMOTE */
+#define WC_NODE_DIVERGED   2u     /* its log forked from its upstream's: not eligible */
+#define WC_NODE_STALLED    4u     /* its log cannot be written (disk full...) */
 
 /*  What a node says about itself to the broker, and what the broker says
     of each node in a TOPOLOGY. Encoded as the array
     [id:str, region:str, role:uint, epoch, applied_seq, addr:str,
-     primary:str, lag, lag_ms, up:bool, silent_ms]. */
+     primary:str, lag, lag_ms, up:bool, silent_ms, flags, handover_seq]
+    (the last two optional on decode, 0 when absent). */
 typedef struct {
     wc_bytes_t id;           /* 1..WC_MAX_ID */
     wc_bytes_t region;       /* 0..WC_MAX_ID */
@@ -110,6 +131,9 @@ typedef struct {
     uint64_t   lag_ms;       /* its staleness estimate */
     bool       up;           /* broker's view; a node sends true */
     uint64_t   silent_ms;    /* ms since the broker last heard it; a node sends 0 */
+    uint64_t   flags;        /* WC_NODE_* */
+    uint64_t   handover_seq; /* a primary handing over: its last seq, once the
+                                target holds it (0: none) */
 } wc_node_info_t;
 
 /*  A decoded (or to-be-encoded) message. Only the member named by `type`
@@ -129,9 +153,44 @@ typedef struct {
             uint64_t   min_seq;
             uint32_t   max_staleness_ms;
             uint32_t   wait_ms;
+            /* PUT, DEL only, optional (0 when absent): reply once acks
+               replicas hold the write durably (WC_ACKS_ALL: every replica
+               connected), or after ack_timeout_ms with ENOTREPLICATED.
+               [v, 1, rid, key, value, acks, ack_timeout_ms],
+               [v, 2, rid, key, acks, ack_timeout_ms] */
+            uint8_t    acks;
+            uint32_t   ack_timeout_ms;
         } req;
-        /* WRITE_OK */
-        struct { uint64_t epoch; uint64_t seq; } write_ok;
+        /* WRITE_OK [v, 16, rid, epoch, seq, acked]: acked (optional, 0
+           when absent) is how many replicas confirmed it */
+        struct { uint64_t epoch; uint64_t seq; uint32_t acked; } write_ok;
+        /* ACK [v, 7, rid 0, id, epoch, seq]: the replica id holds seq
+           durably, following epoch; no reply */
+        struct { wc_bytes_t id; uint64_t epoch; uint64_t seq; } ack;
+        /* SNAPSHOT_DONE [v, 21, rid, seq, bytes] */
+        struct { uint64_t seq; uint64_t bytes; } snapshot_done;
+        /* EPOCH_END [v, 50, rid, epoch]; EPOCH_END_REPLY [v, 51, rid, epoch,
+           end_seq]: the largest epoch <= the one asked that the node knows
+           (0: none) and the last seq of it (the node's last seq when it
+           is its latest) */
+        struct { uint64_t epoch; uint64_t end_seq; } epoch_end;
+        /* SNAPSHOT_GET [v, 52, rid, seq, offset, max_bytes] (seq 0: the
+           newest); SNAPSHOT_CHUNK [v, 53, rid, seq, size, offset, data] */
+        struct { uint64_t seq; uint64_t offset; uint32_t max_bytes; } snapshot_get;
+        struct { uint64_t seq; uint64_t size; uint64_t offset; wc_bytes_t data; }
+            snapshot_chunk;
+        /* PROMOTE [v, 68, rid, epoch] */
+        struct { uint64_t epoch; } promote;
+        /* FOLLOW [v, 69, rid, epoch, primary]: primary's HOST:PORT */
+        struct { uint64_t epoch; wc_bytes_t primary; } follow;
+        /* HANDOVER [v, 70, rid, epoch, target_id, target_addr]: empty
+           target_id cancels */
+        struct { uint64_t epoch; wc_bytes_t target_id; wc_bytes_t target_addr; }
+            handover;
+        /* SWITCHOVER [v, 71, rid, node_id]; SWITCHOVER_DONE [v, 72, rid,
+           epoch, primary]: primary's HOST:PORT */
+        struct { wc_bytes_t node_id; } switchover;
+        struct { uint64_t epoch; wc_bytes_t primary; } switchover_done;
         /* VALUE: found=false has an empty value; seq = node's applied seq */
         struct { bool found; wc_bytes_t value; uint64_t seq; } value;
         /* PONG [v, 18, rid, epoch, seq, clock_ms, role, id, region, lag_ms];

@@ -34,7 +34,12 @@ static const s_error_t s_errors [] = {
     { WALCAST_EBUSY,        "EBUSY",        "node overloaded or not ready; retry later" },
     { WALCAST_ESTALE,       "ESTALE",       "node is behind what the read asked for" },
     { WALCAST_ENOSPC,       "ENOSPC",       "no space left on the node's disk; the write was not made" },
-    { WALCAST_ECONFLICT,    "ECONFLICT",    "refused: it conflicts with the cluster's state" }
+    { WALCAST_ECONFLICT,    "ECONFLICT",    "refused: it conflicts with the cluster's state" },
+    { WALCAST_ENOTREPLICATED, "ENOTREPLICATED",
+      "durable on the primary, but fewer replicas than asked confirmed it in time" },
+    { WALCAST_EFEWREPLICAS, "EFEWREPLICAS",
+      "refused: fewer replicas than the primary requires are current" },
+    { WALCAST_EFENCED,      "EFENCED",      "refused: it comes from an older epoch" }
 };
 
 #define S_NERRORS (sizeof s_errors / sizeof s_errors [0])

@@ -21,6 +21,10 @@
 #define WC_MAX_BATCH         100000u            /* entries in one ENTRIES reply */
 #define WC_MAX_NODES         1024u              /* nodes in one TOPOLOGY */
 #define WC_MAX_WAIT_MS       60000u             /* GET wait_ms is clamped to this */
+#define WC_MAX_ACKS          254u               /* acks a write may ask for */
+#define WC_ACKS_ALL          255u               /* acks: every replica connected */
+#define WC_MAX_ACK_TIMEOUT_MS 60000u            /* ack_timeout_ms is clamped to this */
+#define WC_MAX_SNAPSHOT_CHUNK (1024u * 1024u)   /* SNAPSHOT_CHUNK data, octets */
 
 //  Time. A node publishes a HEARTBEAT every WC_HEARTBEAT_MS, so a
 //  replica's lag estimate is never below it for long: a GET's
