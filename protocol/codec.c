@@ -197,7 +197,8 @@ static const s_field_t s_snapshot_done [] = {
 };
 static const s_field_t s_epoch_end [] = {   /* the request: epoch only */
     { .kind = S_U64, .offset = S_MSG (epoch_end.epoch) },
-    { .kind = S_U64, .offset = S_MSG (epoch_end.end_seq) }
+    { .kind = S_U64, .offset = S_MSG (epoch_end.end_seq) },
+    { .kind = S_U64, .offset = S_MSG (epoch_end.latest) }
 };
 static const s_field_t s_snapshot_get [] = {
     { .kind = S_U64, .offset = S_MSG (snapshot_get.seq) },
@@ -313,7 +314,7 @@ static const s_msg_desc_t s_descs [] = {
     [WC_MSG_FETCH]        = { "FETCH", true, s_fetch, 2, 2, S_OPT_NONE },
     [WC_MSG_ENTRIES]      = { "ENTRIES", true, s_entries, 2, 2, S_OPT_NONE },
     [WC_MSG_EPOCH_END]    = { "EPOCH_END", true, s_epoch_end, 1, 1, S_OPT_NONE },
-    [WC_MSG_EPOCH_END_REPLY] = { "EPOCH_END_REPLY", true, s_epoch_end, 2, 2, S_OPT_NONE },
+    [WC_MSG_EPOCH_END_REPLY] = { "EPOCH_END_REPLY", true, s_epoch_end, 3, 3, S_OPT_NONE },
     [WC_MSG_SNAPSHOT_GET] = { "SNAPSHOT_GET", true, s_snapshot_get, 3, 3, S_OPT_NONE },
     [WC_MSG_SNAPSHOT_CHUNK] = { "SNAPSHOT_CHUNK", true, s_snapshot_chunk, 4, 4, S_OPT_NONE },
     [WC_MSG_REGISTER]     = { "REGISTER", true, s_node_msg, 1, 1, S_OPT_NONE },

@@ -170,10 +170,10 @@ typedef struct {
         /* SNAPSHOT_DONE [v, 21, rid, seq, bytes] */
         struct { uint64_t seq; uint64_t bytes; } snapshot_done;
         /* EPOCH_END [v, 50, rid, epoch]; EPOCH_END_REPLY [v, 51, rid, epoch,
-           end_seq]: the largest epoch <= the one asked that the node knows
-           (0: none) and the last seq of it (the node's last seq when it
-           is its latest) */
-        struct { uint64_t epoch; uint64_t end_seq; } epoch_end;
+           end_seq, latest]: the largest epoch <= the one asked that the
+           node knows (0: none), the last seq of it (the node's last seq
+           when it is its latest), and the node's latest epoch */
+        struct { uint64_t epoch; uint64_t end_seq; uint64_t latest; } epoch_end;
         /* SNAPSHOT_GET [v, 52, rid, seq, offset, max_bytes] (seq 0: the
            newest); SNAPSHOT_CHUNK [v, 53, rid, seq, size, offset, data] */
         struct { uint64_t seq; uint64_t offset; uint32_t max_bytes; } snapshot_get;
