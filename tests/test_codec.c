@@ -66,7 +66,8 @@ s_node_equal (const wc_node_info_t *a, const wc_node_info_t *b)
         && s_bytes_equal (a->addr, b->addr)
         && s_bytes_equal (a->primary, b->primary)
         && a->lag == b->lag && a->lag_ms == b->lag_ms
-        && a->up == b->up && a->silent_ms == b->silent_ms;
+        && a->up == b->up && a->silent_ms == b->silent_ms
+        && a->flags == b->flags && a->handover_seq == b->handover_seq;
 }
 
 //  Field by field comparison of two messages of the same type.
@@ -83,15 +84,54 @@ s_msg_equal (const wc_msg_t *a, const wc_msg_t *b)
                 && s_bytes_equal (a->u.req.value, b->u.req.value)
                 && a->u.req.min_seq == b->u.req.min_seq
                 && a->u.req.max_staleness_ms == b->u.req.max_staleness_ms
-                && a->u.req.wait_ms == b->u.req.wait_ms;
+                && a->u.req.wait_ms == b->u.req.wait_ms
+                && a->u.req.acks == b->u.req.acks
+                && a->u.req.ack_timeout_ms == b->u.req.ack_timeout_ms;
         case WC_MSG_PING:
         case WC_MSG_STATUS:
         case WC_MSG_DIGEST:
+        case WC_MSG_SNAPSHOT:
         case WC_MSG_TOPOLOGY_GET:
             return true;
         case WC_MSG_WRITE_OK:
             return a->u.write_ok.epoch == b->u.write_ok.epoch
-                && a->u.write_ok.seq == b->u.write_ok.seq;
+                && a->u.write_ok.seq == b->u.write_ok.seq
+                && a->u.write_ok.acked == b->u.write_ok.acked;
+        case WC_MSG_ACK:
+            return s_bytes_equal (a->u.ack.id, b->u.ack.id)
+                && a->u.ack.epoch == b->u.ack.epoch
+                && a->u.ack.seq == b->u.ack.seq;
+        case WC_MSG_SNAPSHOT_DONE:
+            return a->u.snapshot_done.seq == b->u.snapshot_done.seq
+                && a->u.snapshot_done.bytes == b->u.snapshot_done.bytes;
+        case WC_MSG_EPOCH_END:
+        case WC_MSG_EPOCH_END_REPLY:
+            return a->u.epoch_end.epoch == b->u.epoch_end.epoch
+                && a->u.epoch_end.end_seq == b->u.epoch_end.end_seq;
+        case WC_MSG_SNAPSHOT_GET:
+            return a->u.snapshot_get.seq == b->u.snapshot_get.seq
+                && a->u.snapshot_get.offset == b->u.snapshot_get.offset
+                && a->u.snapshot_get.max_bytes == b->u.snapshot_get.max_bytes;
+        case WC_MSG_SNAPSHOT_CHUNK:
+            return a->u.snapshot_chunk.seq == b->u.snapshot_chunk.seq
+                && a->u.snapshot_chunk.size == b->u.snapshot_chunk.size
+                && a->u.snapshot_chunk.offset == b->u.snapshot_chunk.offset
+                && s_bytes_equal (a->u.snapshot_chunk.data, b->u.snapshot_chunk.data);
+        case WC_MSG_PROMOTE:
+            return a->u.promote.epoch == b->u.promote.epoch;
+        case WC_MSG_FOLLOW:
+            return a->u.follow.epoch == b->u.follow.epoch
+                && s_bytes_equal (a->u.follow.primary, b->u.follow.primary);
+        case WC_MSG_HANDOVER:
+            return a->u.handover.epoch == b->u.handover.epoch
+                && s_bytes_equal (a->u.handover.target_id, b->u.handover.target_id)
+                && s_bytes_equal (a->u.handover.target_addr, b->u.handover.target_addr);
+        case WC_MSG_SWITCHOVER:
+            return s_bytes_equal (a->u.switchover.node_id, b->u.switchover.node_id);
+        case WC_MSG_SWITCHOVER_DONE:
+            return a->u.switchover_done.epoch == b->u.switchover_done.epoch
+                && s_bytes_equal (a->u.switchover_done.primary,
+                                  b->u.switchover_done.primary);
         case WC_MSG_VALUE:
             return a->u.value.found == b->u.value.found
                 && s_bytes_equal (a->u.value.value, b->u.value.value)
@@ -351,7 +391,10 @@ s_sample_node (int k)
 //  Samples 2 and 9 are the short forms of GET and PONG, 18 and 19 their
 //  long forms with every optional field.
 #define S_NSAMPLES 24
+#define S_PUT_SHORT  0
+#define S_DEL_SHORT  1
 #define S_GET_SHORT  2
+#define S_WRITE_OK_SHORT 6
 #define S_PONG_SHORT 9
 #define S_GET_LONG   18
 #define S_PONG_LONG  19
@@ -366,8 +409,8 @@ static const char *s_kinds [S_NSAMPLES] = {
 };
 
 //  Kinds of the node_info fields [id, region, role, epoch, applied_seq,
-//  addr, primary, lag, lag_ms, up, silent_ms].
-static const char s_node_kinds [] = "KBUUUKBUU?U";
+//  addr, primary, lag, lag_ms, up, silent_ms, flags, handover_seq].
+static const char s_node_kinds [] = "KBUUUKBUU?UUU";
 
 //  Sample i (not ENTRIES or TOPOLOGY, which have no wc_msg_encode form).
 static wc_msg_t
@@ -825,22 +868,22 @@ static const char *s_golden_samples [S_NSAMPLES] = {
     "9a 01 12 cf 01 23 45 67 89 ab ce 02 07 ce 00 10 00 00 cf 00 00 01 "
     "9a ce 6f 6c 7b 02 a3 65 75 31 a7 65 75 2d 77 65 73 74 23",
     /* sample 20 (REGISTER) */
-    "94 01 40 cf 01 23 45 67 89 ab ce 03 9b a3 75 73 31 a7 75 73 2d 65 "
+    "94 01 40 cf 01 23 45 67 89 ab ce 03 9d a3 75 73 31 a7 75 73 2d 65 "
     "61 73 74 01 04 cd 03 f2 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 31 30 "
-    "30 a0 00 00 c3 00",
+    "30 a0 00 00 c3 00 00 00",
     /* sample 21 (NODE_HEARTBEAT) */
-    "94 01 41 cf 01 23 45 67 89 ab ce 04 9b a3 65 75 31 a7 65 75 2d 77 "
+    "94 01 41 cf 01 23 45 67 89 ab ce 04 9d a3 65 75 31 a7 65 75 2d 77 "
     "65 73 74 02 04 cd 03 e8 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 32 30 "
-    "30 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 31 30 30 0a 23 c3 00",
+    "30 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 31 30 30 0a 23 c3 00 00 00",
     /* sample 22 (TOPOLOGY_GET) */
     "93 01 42 cf 01 23 45 67 89 ab ce 05",
     /* sample 23 (TOPOLOGY) */
-    "95 01 43 cf 01 23 45 67 89 ab ce 06 4d 92 9b a3 75 73 31 a7 75 73 "
+    "95 01 43 cf 01 23 45 67 89 ab ce 06 4d 92 9d a3 75 73 31 a7 75 73 "
     "2d 65 61 73 74 01 04 cd 03 f2 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 "
-    "31 30 30 a0 00 00 c3 78 9b a3 65 75 31 a7 65 75 2d 77 65 73 74 02 "
-    "04 cd 03 e8 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 32 30 30 ae 31 32 "
-    "37 2e 30 2e 30 2e 31 3a 37 31 30 30 0a 23 c2 cf ff ff ff ff ff ff "
-    "ff ff"
+    "31 30 30 a0 00 00 c3 78 00 00 9d a3 65 75 31 a7 65 75 2d 77 65 73 "
+    "74 02 04 cd 03 e8 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 32 30 30 ae "
+    "31 32 37 2e 30 2e 30 2e 31 3a 37 31 30 30 0a 23 c2 cf ff ff ff ff "
+    "ff ff ff ff 00 00"
 };
 
 //  Every sample, byte for byte.
@@ -944,10 +987,10 @@ test_golden_variants (void **state)
     msgpack_sbuffer_clear (&sb);
     assert_int_equal (wc_node_info_encode (&n, &sb), 0);
     ok &= s_golden_ok ("node_info", sb.data, sb.size,
-                       "9b a3 65 75 31 a7 65 75 2d 77 65 73 74 02 04 cd "
+                       "9d a3 65 75 31 a7 65 75 2d 77 65 73 74 02 04 cd "
                        "03 e8 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 32 30 "
                        "30 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 31 30 30 "
-                       "0a 23 c2 cf ff ff ff ff ff ff ff ff");
+                       "0a 23 c2 cf ff ff ff ff ff ff ff ff 00 00");
 
     msgpack_sbuffer_destroy (&sb);
     if (!ok)
@@ -1058,7 +1101,7 @@ test_golden_protocol_examples (void **state)
 
 #define S_ENTRY_HEX "96 2a 01 cf 00 00 01 9a ce 6f 6c 7b 01 c4 06 75 73 65 72 3a 31 " \
                     "c4 05 41 6c 69 63 65"
-#define S_NODE_HEX "9b a3 65 75 31 a7 65 75 2d 77 65 73 74 02 01 29 " \
+#define S_NODE_HEX "9d a3 65 75 31 a7 65 75 2d 77 65 73 74 02 01 29 " \
                     "ae \"127.0.0.1:7200\" ae \"127.0.0.1:7100\" 01 23 c3"
 
     m = (wc_msg_t) { .type = WC_MSG_PUT, .rid = 1 };
@@ -1160,12 +1203,12 @@ test_golden_protocol_examples (void **state)
     n.primary = s_bytes ("127.0.0.1:7100");
     msgpack_sbuffer_clear (&sb);
     assert_int_equal (wc_node_info_encode (&n, &sb), 0);
-    ok &= s_golden_ok ("node_info", sb.data, sb.size, S_NODE_HEX " 00");
-    m = (wc_msg_t) { .type = WC_MSG_REGISTER, .rid = 0 };
+    ok &= s_golden_ok ("node_info", sb.data, sb.size, S_NODE_HEX " 00 00 00");
+    m = (wc_msg_t) { .type = WC_MSG_REGISTER, .rid = 1 };
     m.u.node = n;
     msgpack_sbuffer_clear (&sb);
     assert_int_equal (wc_msg_encode (&m, &sb), 0);
-    ok &= s_golden_ok ("REGISTER", sb.data, sb.size, "94 01 40 00 " S_NODE_HEX " 00");
+    ok &= s_golden_ok ("REGISTER", sb.data, sb.size, "94 01 40 01 " S_NODE_HEX " 00 00 00");
     m = (wc_msg_t) { .type = WC_MSG_TOPOLOGY_GET, .rid = 5 };
     msgpack_sbuffer_clear (&sb);
     assert_int_equal (wc_msg_encode (&m, &sb), 0);
@@ -1175,7 +1218,7 @@ test_golden_protocol_examples (void **state)
     assert_int_equal (wc_topology_encode_header (5, 3, 1, &sb), 0);
     assert_int_equal (wc_node_info_encode (&n, &sb), 0);
     ok &= s_golden_ok ("TOPOLOGY", sb.data, sb.size,
-                       "95 01 43 05 03 91 " S_NODE_HEX " 78");
+                       "95 01 43 05 03 91 " S_NODE_HEX " 78 00 00");
 #undef S_ENTRY_HEX
 #undef S_NODE_HEX
 
@@ -1830,8 +1873,8 @@ test_version_and_type (void **state)
 
     //  Unknown types
     s_encode_sample (3, &sb);          // PING
-    uint64_t unknown [] = { 0, 7, 15, 21, 30, 34, 47, 50, 63, 68, 255, 256,
-                            65537, UINT64_MAX };
+    uint64_t unknown [] = { 0, 9, 15, 22, 30, 34, 47, 54, 63, 73, 79, 255,
+                            256, 65537, UINT64_MAX };
     for (size_t i = 0; i < sizeof unknown / sizeof unknown [0]; i++) {
         o = s_obj_uint (unknown [i]);
         s_rebuild (sb.data, sb.size, 1, &o, NULL, 0, &bad);
@@ -1958,9 +2001,11 @@ test_extra_elements_accepted (void **state)
         s_obj_int (-5)
     };
     for (int i = 0; i < S_NSAMPLES; i++) {
-        //  After the short forms of GET and PONG come their optional
-        //  fields, not extras: see test_optional_fields_partial.
-        if (i == S_GET_SHORT || i == S_PONG_SHORT)
+        //  After the short forms of PUT, DEL, GET, WRITE_OK and PONG come
+        //  their optional fields, not extras: see
+        //  test_optional_fields_partial and test_acks_fields.
+        if (i == S_PUT_SHORT || i == S_DEL_SHORT || i == S_GET_SHORT
+        ||  i == S_WRITE_OK_SHORT || i == S_PONG_SHORT)
             continue;
         s_encode_sample (i, &sb);
         s_rebuild (sb.data, sb.size, -1, NULL, extra, 4, &more);
@@ -2279,8 +2324,9 @@ test_get_and_pong_values (void **state)
 }
 
 //  Replace field pos of the sample node_info (sample node 1) by *repl,
-//  or drop its last element when repl is NULL, and put the result in a
-//  REGISTER (into reg) and as the second node of a TOPOLOGY (into topo).
+//  or keep only its first pos elements when repl is NULL, and put the
+//  result in a REGISTER (into reg) and as the second node of a TOPOLOGY
+//  (into topo).
 static void
 s_bad_node (int pos, const msgpack_object *repl, msgpack_sbuffer *reg,
             msgpack_sbuffer *topo)
@@ -2297,7 +2343,7 @@ s_bad_node (int pos, const msgpack_object *repl, msgpack_sbuffer *reg,
                       MSGPACK_UNPACK_SUCCESS);
     msgpack_object item = up.data;
     if (repl == NULL)
-        item.via.array.size--;
+        item.via.array.size = (uint32_t) pos;
     else
         item.via.array.ptr [pos] = *repl;
 
@@ -2375,10 +2421,17 @@ test_node_info_fields (void **state)
         assert_int_equal (s_decode_copy (reg.data, reg.size), cases [i].rc);
         assert_int_equal (s_topology_item_rc (&topo), cases [i].rc);
     }
-    //  Ten elements are one too few
-    s_bad_node (0, NULL, &reg, &topo);
+    //  Ten elements are one too few; eleven (an older peer's, without
+    //  flags and handover_seq) and twelve are enough
+    s_bad_node (10, NULL, &reg, &topo);
     assert_int_equal (s_decode_copy (reg.data, reg.size), WALCAST_EPROTO);
     assert_int_equal (s_topology_item_rc (&topo), WALCAST_EPROTO);
+    s_bad_node (11, NULL, &reg, &topo);
+    assert_int_equal (s_decode_copy (reg.data, reg.size), 0);
+    assert_int_equal (s_topology_item_rc (&topo), 0);
+    s_bad_node (12, NULL, &reg, &topo);
+    assert_int_equal (s_decode_copy (reg.data, reg.size), 0);
+    assert_int_equal (s_topology_item_rc (&topo), 0);
 
     msgpack_sbuffer_destroy (&reg);
     msgpack_sbuffer_destroy (&topo);
@@ -2572,7 +2625,7 @@ test_readable_rid (void **state)
     assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), WALCAST_EVERSION);
     assert_int_equal (m.type, 0);
     assert_int_equal (m.rid, 0);
-    o = s_obj_uint (7);
+    o = s_obj_uint (9);
     s_rebuild (sb.data, sb.size, 1, &o, NULL, 0, &bad);
     assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), WALCAST_EPROTO);
     assert_int_equal (m.type, 0);
@@ -2777,10 +2830,20 @@ test_type_names (void **state)
     assert_string_equal (wc_msg_type_name (WC_MSG_NODE_HEARTBEAT), "NODE_HEARTBEAT");
     assert_string_equal (wc_msg_type_name (WC_MSG_TOPOLOGY_GET), "TOPOLOGY_GET");
     assert_string_equal (wc_msg_type_name (WC_MSG_TOPOLOGY), "TOPOLOGY");
-    assert_string_equal (wc_msg_type_name (68), "UNKNOWN");
+    //  Issue 7's messages, by their numbers in PROTOCOL.md
+    static const struct { int type; const char *name; } added [] = {
+        { 7, "ACK" }, { 8, "SNAPSHOT" }, { 21, "SNAPSHOT_DONE" },
+        { 50, "EPOCH_END" }, { 51, "EPOCH_END_REPLY" }, { 52, "SNAPSHOT_GET" },
+        { 53, "SNAPSHOT_CHUNK" }, { 68, "PROMOTE" }, { 69, "FOLLOW" },
+        { 70, "HANDOVER" }, { 71, "SWITCHOVER" }, { 72, "SWITCHOVER_DONE" }
+    };
+    for (size_t i = 0; i < sizeof added / sizeof added [0]; i++)
+        assert_string_equal (wc_msg_type_name (added [i].type), added [i].name);
+    assert_string_equal (wc_msg_type_name (73), "UNKNOWN");
     assert_string_equal (wc_msg_type_name (0), "UNKNOWN");
     assert_string_equal (wc_msg_type_name (-1), "UNKNOWN");
-    assert_string_equal (wc_msg_type_name (7), "UNKNOWN");
+    assert_string_equal (wc_msg_type_name (9), "UNKNOWN");
+    assert_string_equal (wc_msg_type_name (54), "UNKNOWN");
 }
 
 
@@ -2791,7 +2854,8 @@ static const int s_codes [] = {
     WALCAST_OK, WALCAST_EINVAL, WALCAST_EPROTO, WALCAST_EVERSION,
     WALCAST_ETOOBIG, WALCAST_ENOTFOUND, WALCAST_ENOTPRIMARY, WALCAST_ETIMEOUT,
     WALCAST_EIO, WALCAST_ENOMEM, WALCAST_ERANGE, WALCAST_EUNAVAILABLE,
-    WALCAST_EBUSY, WALCAST_ESTALE, WALCAST_ENOSPC, WALCAST_ECONFLICT
+    WALCAST_EBUSY, WALCAST_ESTALE, WALCAST_ENOSPC, WALCAST_ECONFLICT,
+    WALCAST_ENOTREPLICATED, WALCAST_EFEWREPLICAS, WALCAST_EFENCED
 };
 #define S_NCODES (sizeof s_codes / sizeof s_codes [0])
 
@@ -2813,7 +2877,10 @@ test_error_names (void **state)
     assert_string_equal (walcast_errname (WALCAST_OK), "OK");
     assert_string_equal (walcast_errname (WALCAST_ESTALE), "ESTALE");
     assert_string_equal (walcast_errname (WALCAST_ENOSPC), "ENOSPC");
-    assert_string_equal (walcast_errname (-16), "EUNKNOWN");
+    assert_string_equal (walcast_errname (WALCAST_ENOTREPLICATED), "ENOTREPLICATED");
+    assert_string_equal (walcast_errname (WALCAST_EFEWREPLICAS), "EFEWREPLICAS");
+    assert_string_equal (walcast_errname (WALCAST_EFENCED), "EFENCED");
+    assert_string_equal (walcast_errname (-19), "EUNKNOWN");
     assert_string_equal (walcast_errname (1), "EUNKNOWN");
     assert_string_equal (walcast_strerror (-1000), "unknown error");
 }
@@ -2833,7 +2900,13 @@ test_error_wire (void **state)
     //  Codes this build does not know are EPROTO, both ways
     assert_int_equal (wc_err_from_wire (0), WALCAST_EPROTO);
     assert_int_equal (wc_err_to_wire (WALCAST_ENOSPC), 14);
-    assert_int_equal (wc_err_from_wire (16), WALCAST_EPROTO);
+    //  ENOTREPLICATED, EFEWREPLICAS, EFENCED are 16, 17, 18 (PROTOCOL.md)
+    assert_int_equal (wc_err_to_wire (WALCAST_ENOTREPLICATED), 16);
+    assert_int_equal (wc_err_to_wire (WALCAST_EFEWREPLICAS), 17);
+    assert_int_equal (wc_err_to_wire (WALCAST_EFENCED), 18);
+    assert_int_equal (wc_err_from_wire (16), WALCAST_ENOTREPLICATED);
+    assert_int_equal (wc_err_from_wire (18), WALCAST_EFENCED);
+    assert_int_equal (wc_err_from_wire (19), WALCAST_EPROTO);
     assert_int_equal (wc_err_from_wire (1000), WALCAST_EPROTO);
     assert_int_equal (wc_err_from_wire (UINT64_MAX), WALCAST_EPROTO);
     assert_int_equal (wc_err_from_wire ((uint64_t) 1 << 32 | 6), WALCAST_EPROTO);
