@@ -210,15 +210,16 @@ static const s_field_t s_snapshot_chunk [] = {
     { .kind = S_U64, .offset = S_MSG (snapshot_chunk.offset) },
     { .kind = S_BIN, .offset = S_MSG (snapshot_chunk.data), .max = WC_MAX_SNAPSHOT_CHUNK }
 };
+//  Every epoch a broker names is 1 or more: epochs start at 1.
 static const s_field_t s_promote [] = {
     { .kind = S_U64, .offset = S_MSG (promote.epoch), .min = 1 }
 };
 static const s_field_t s_follow [] = {
-    { .kind = S_U64, .offset = S_MSG (follow.epoch) },
+    { .kind = S_U64, .offset = S_MSG (follow.epoch), .min = 1 },
     { .kind = S_STR, .offset = S_MSG (follow.primary), .min = 1, .max = WC_MAX_ADDR }
 };
-static const s_field_t s_handover [] = {
-    { .kind = S_U64, .offset = S_MSG (handover.epoch) },
+static const s_field_t s_handover [] = {         /* an empty target cancels */
+    { .kind = S_U64, .offset = S_MSG (handover.epoch), .min = 1 },
     { .kind = S_STR, .offset = S_MSG (handover.target_id), .max = WC_MAX_ID },
     { .kind = S_STR, .offset = S_MSG (handover.target_addr), .max = WC_MAX_ADDR }
 };
@@ -226,8 +227,9 @@ static const s_field_t s_switchover [] = {
     { .kind = S_STR, .offset = S_MSG (switchover.node_id), .min = 1, .max = WC_MAX_ID }
 };
 static const s_field_t s_switchover_done [] = {
-    { .kind = S_U64, .offset = S_MSG (switchover_done.epoch) },
-    { .kind = S_STR, .offset = S_MSG (switchover_done.primary), .max = WC_MAX_ADDR }
+    { .kind = S_U64, .offset = S_MSG (switchover_done.epoch), .min = 1 },
+    { .kind = S_STR, .offset = S_MSG (switchover_done.primary), .min = 1,
+      .max = WC_MAX_ADDR }
 };
 static const s_field_t s_value [] = {
     { .kind = S_BOOL, .offset = S_MSG (value.found) },

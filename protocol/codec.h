@@ -179,16 +179,19 @@ typedef struct {
         struct { uint64_t seq; uint64_t offset; uint32_t max_bytes; } snapshot_get;
         struct { uint64_t seq; uint64_t size; uint64_t offset; wc_bytes_t data; }
             snapshot_chunk;
-        /* PROMOTE [v, 68, rid, epoch] */
+        /* PROMOTE [v, 68, rid, epoch]. Every epoch a broker names
+           (PROMOTE, FOLLOW, HANDOVER, SWITCHOVER_DONE) is >= 1. */
         struct { uint64_t epoch; } promote;
-        /* FOLLOW [v, 69, rid, epoch, primary]: primary's HOST:PORT */
+        /* FOLLOW [v, 69, rid, epoch, primary]: primary's HOST:PORT, 1..
+           WC_MAX_ADDR */
         struct { uint64_t epoch; wc_bytes_t primary; } follow;
         /* HANDOVER [v, 70, rid, epoch, target_id, target_addr]: empty
            target_id cancels */
         struct { uint64_t epoch; wc_bytes_t target_id; wc_bytes_t target_addr; }
             handover;
         /* SWITCHOVER [v, 71, rid, node_id]; SWITCHOVER_DONE [v, 72, rid,
-           epoch, primary]: primary's HOST:PORT */
+           epoch, primary]: the new primary's epoch and HOST:PORT (1..
+           WC_MAX_ADDR) */
         struct { wc_bytes_t node_id; } switchover;
         struct { uint64_t epoch; wc_bytes_t primary; } switchover_done;
         /* VALUE: found=false has an empty value; seq = node's applied seq */

@@ -3185,9 +3185,10 @@ test_node_info_flags (void **state)
     msgpack_sbuffer_destroy (&topo);
 }
 
-//  The values each new message may hold: PROMOTE names an epoch of 1 or
-//  more; FOLLOW a primary; ACK and SWITCHOVER a node id; a HANDOVER with
-//  an empty target cancels one; SNAPSHOT_GET's max_bytes saturates at
+//  The values each new message may hold: every epoch a broker names
+//  (PROMOTE, FOLLOW, HANDOVER, SWITCHOVER_DONE) is 1 or more, since
+//  epochs start at 1; FOLLOW and SWITCHOVER_DONE name a primary; ACK and
+//  SWITCHOVER a node id; a HANDOVER with an empty target cancels one; SNAPSHOT_GET's max_bytes saturates at
 //  32 bits; SNAPSHOT_CHUNK carries 0..WC_MAX_SNAPSHOT_CHUNK octets; an
 //  EPOCH_END asks with one epoch (what follows is an extra).
 static void
@@ -3206,7 +3207,11 @@ test_issue7_values (void **state)
         { S_PROMOTE, 3, s_obj_uint (0), WALCAST_EPROTO },
         { S_PROMOTE, 3, s_obj_uint (1), 0 },
         { S_PROMOTE, 3, s_obj_uint (UINT64_MAX), 0 },
+        { S_FOLLOW, 3, s_obj_uint (0), WALCAST_EPROTO },
         { S_FOLLOW, 4, s_obj_str (""), WALCAST_EPROTO },
+        { S_HANDOVER, 3, s_obj_uint (0), WALCAST_EPROTO },
+        { S_SWITCHOVER_DONE, 3, s_obj_uint (0), WALCAST_EPROTO },
+        { S_SWITCHOVER_DONE, 4, s_obj_str (""), WALCAST_EPROTO },
         { S_FOLLOW, 4, s_obj_bin ("h:1", 3), 0 },
         { S_ACK, 3, s_obj_str (""), WALCAST_EPROTO },
         { S_ACK, 4, s_obj_uint (0), 0 },            // a replica with no epoch yet
@@ -3218,22 +3223,39 @@ test_issue7_values (void **state)
         { S_SNAPSHOT_CHUNK, 6, s_obj_bin ("", 0), 0 },  // past the end
         { S_SNAPSHOT_CHUNK, 6, s_obj_str ("abc"), 0 },
     };
+    bool ok = true;
     for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
         s_encode_sample (cases [i].sample, &sb);
         s_rebuild (sb.data, sb.size, cases [i].pos, &cases [i].obj, NULL, 0, &bad);
         int rc = s_decode_copy (bad.data, bad.size);
-        if (rc != cases [i].rc)
-            fail_msg ("case %zu (%s field %d): got %s, want %s", i,
-                      wc_msg_type_name (s_sample (cases [i].sample).type),
-                      cases [i].pos, walcast_errname (rc),
-                      walcast_errname (cases [i].rc));
+        if (rc != cases [i].rc) {
+            print_message ("case %zu (%s field %d): got %s, want %s\n", i,
+                           wc_msg_type_name (s_sample (cases [i].sample).type),
+                           cases [i].pos, walcast_errname (rc),
+                           walcast_errname (cases [i].rc));
+            ok = false;
+        }
     }
+    if (!ok)
+        fail_msg ("a value was decoded wrong");
     //  The encoder refuses the same
     m = s_sample (S_PROMOTE);
     m.u.promote.epoch = 0;
     assert_int_equal (wc_msg_encode (&m, &bad), WALCAST_EINVAL);
     m = s_sample (S_FOLLOW);
     m.u.follow.primary.len = 0;
+    assert_int_equal (wc_msg_encode (&m, &bad), WALCAST_EINVAL);
+    m = s_sample (S_FOLLOW);
+    m.u.follow.epoch = 0;
+    assert_int_equal (wc_msg_encode (&m, &bad), WALCAST_EINVAL);
+    m = s_sample (S_HANDOVER);
+    m.u.handover.epoch = 0;
+    assert_int_equal (wc_msg_encode (&m, &bad), WALCAST_EINVAL);
+    m = s_sample (S_SWITCHOVER_DONE);
+    m.u.switchover_done.epoch = 0;
+    assert_int_equal (wc_msg_encode (&m, &bad), WALCAST_EINVAL);
+    m = s_sample (S_SWITCHOVER_DONE);
+    m.u.switchover_done.primary.len = 0;
     assert_int_equal (wc_msg_encode (&m, &bad), WALCAST_EINVAL);
     m = s_sample (S_ACK);
     m.u.ack.id.len = 0;
