@@ -33,10 +33,12 @@
     every byte string and list (EPROTO or ETOOBIG), each pass in array
     order. Unsigned integers must be msgpack positive integers (negative
     integers and floats are malformed).
-    Optional trailing fields (GET's consistency fields, PONG's identity)
-    are checked like the others when present and zero when absent; the
-    encoder leaves them out when they are zero, so older peers see the
-    exact bytes they always did.
+    Optional trailing fields (GET's consistency fields, PONG's identity,
+    PUT's and DEL's acks and ack_timeout_ms, WRITE_OK's acked) are checked
+    like the others when present and zero when absent; the encoder leaves
+    them out when they are zero, so older peers see the exact bytes they
+    always did. node_info's optional flags and handover_seq are zero when
+    absent too (an older peer sends 11 elements), but always sent.
 
     On a failed decode msg->type and msg->rid hold whatever could be read
     before the failure (0 otherwise), so a node can still address an ERROR
@@ -596,7 +598,8 @@ s_get_bin_if (const msgpack_object *obj, const s_field_t *field,
     return rc;
 }
 
-//  A nested array: at least as many elements as the record has fields.
+//  A nested array: at least the record's required elements; those of its
+//  optional ones that are present; more are ignored.
 static int
 s_decode_record (const msgpack_object *obj, const s_record_t *record,
                  void *base)

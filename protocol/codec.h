@@ -154,8 +154,10 @@ typedef struct {
             uint32_t   max_staleness_ms;
             uint32_t   wait_ms;
             /* PUT, DEL only, optional (0 when absent): reply once acks
-               replicas hold the write durably (WC_ACKS_ALL: every replica
-               connected), or after ack_timeout_ms with ENOTREPLICATED.
+               replicas hold the write durably (WC_ACKS_ALL: every current
+               replica, at least one), or after ack_timeout_ms (0:
+               WC_DEFAULT_ACK_TIMEOUT_MS; clamped to WC_MAX_ACK_TIMEOUT_MS)
+               with ENOTREPLICATED.
                [v, 1, rid, key, value, acks, ack_timeout_ms],
                [v, 2, rid, key, acks, ack_timeout_ms] */
             uint8_t    acks;
@@ -165,7 +167,8 @@ typedef struct {
            when absent) is how many replicas confirmed it */
         struct { uint64_t epoch; uint64_t seq; uint32_t acked; } write_ok;
         /* ACK [v, 7, rid 0, id, epoch, seq]: the replica id holds seq
-           durably, following epoch; no reply */
+           durably and epoch is the latest of its epoch history (0: none);
+           no reply */
         struct { wc_bytes_t id; uint64_t epoch; uint64_t seq; } ack;
         /* SNAPSHOT_DONE [v, 21, rid, seq, bytes] */
         struct { uint64_t seq; uint64_t bytes; } snapshot_done;

@@ -1411,6 +1411,120 @@ test_golden_protocol_examples (void **state)
         fail_msg ("an example of PROTOCOL.md is not what the encoder sends");
 }
 
+//  Encode m into sb (reset first) and compare with hex.
+static bool
+s_example_ok (const char *what, const wc_msg_t *m, msgpack_sbuffer *sb,
+              const char *hex)
+{
+    msgpack_sbuffer_clear (sb);
+    assert_int_equal (wc_msg_encode (m, sb), 0);
+    return s_golden_ok (what, sb->data, sb->size, hex);
+}
+
+//  The examples of issue 7's messages in PROTOCOL.md ("Examples"), as
+//  the document writes them.
+static void
+test_golden_protocol_examples_issue7 (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    bool ok = true;
+    wc_msg_t m;
+
+    m = (wc_msg_t) { .type = WC_MSG_PUT, .rid = 8 };
+    m.u.req.key = s_bytes ("user:1");
+    m.u.req.value = s_bytes ("Bob");
+    m.u.req.acks = 1;
+    m.u.req.ack_timeout_ms = 2000;
+    ok &= s_example_ok ("PUT, acks", &m, &sb,
+                        "97 01 01 08 c4 06 75 73 65 72 3a 31 c4 03 42 6f 62 01 "
+                        "cd 07 d0");
+    m = (wc_msg_t) { .type = WC_MSG_ACK, .rid = 0 };
+    m.u.ack.id = s_bytes ("eu1");
+    m.u.ack.epoch = 2;
+    m.u.ack.seq = 43;
+    ok &= s_example_ok ("ACK", &m, &sb, "96 01 07 00 a3 \"eu1\" 02 2b");
+    m = (wc_msg_t) { .type = WC_MSG_WRITE_OK, .rid = 8 };
+    m.u.write_ok.epoch = 2;
+    m.u.write_ok.seq = 43;
+    m.u.write_ok.acked = 1;
+    ok &= s_example_ok ("WRITE_OK, acked", &m, &sb, "96 01 10 08 02 2b 01");
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_error_encode (8, WALCAST_ENOTREPLICATED, NULL,
+                                       "acked=0 of 1", &sb), 0);
+    ok &= s_golden_ok ("ERROR ENOTREPLICATED", sb.data, sb.size,
+                       "96 01 1f 08 10 d9 4a \"durable on the primary, but fewer "
+                       "replicas than asked confirmed it in time\" ac \"acked=0 of 1\"");
+
+    m = (wc_msg_t) { .type = WC_MSG_EPOCH_END, .rid = 9 };
+    m.u.epoch_end.epoch = 1;
+    ok &= s_example_ok ("EPOCH_END", &m, &sb, "94 01 32 09 01");
+    m = (wc_msg_t) { .type = WC_MSG_EPOCH_END_REPLY, .rid = 9 };
+    m.u.epoch_end.epoch = 1;
+    m.u.epoch_end.end_seq = 105;
+    ok &= s_example_ok ("EPOCH_END_REPLY", &m, &sb, "95 01 33 09 01 69");
+
+    m = (wc_msg_t) { .type = WC_MSG_SNAPSHOT, .rid = 10 };
+    ok &= s_example_ok ("SNAPSHOT", &m, &sb, "93 01 08 0a");
+    m = (wc_msg_t) { .type = WC_MSG_SNAPSHOT_DONE, .rid = 10 };
+    m.u.snapshot_done.seq = 1000000;
+    m.u.snapshot_done.bytes = 12345;
+    ok &= s_example_ok ("SNAPSHOT_DONE", &m, &sb, "95 01 15 0a ce 00 0f 42 40 cd 30 39");
+    m = (wc_msg_t) { .type = WC_MSG_SNAPSHOT_GET, .rid = 11 };
+    m.u.snapshot_get.max_bytes = WC_MAX_SNAPSHOT_CHUNK;
+    ok &= s_example_ok ("SNAPSHOT_GET", &m, &sb, "96 01 34 0b 00 00 ce 00 10 00 00");
+    //  SNAPSHOT_CHUNK: the document writes the data as <12345 octets>
+    static uint8_t data [12345];
+    memset (data, 0x5a, sizeof data);
+    m = (wc_msg_t) { .type = WC_MSG_SNAPSHOT_CHUNK, .rid = 11 };
+    m.u.snapshot_chunk.seq = 1000000;
+    m.u.snapshot_chunk.size = sizeof data;
+    m.u.snapshot_chunk.data = (wc_bytes_t) { data, sizeof data };
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    assert_true (sb.size > sizeof data);
+    ok &= s_golden_ok ("SNAPSHOT_CHUNK", sb.data, sb.size - sizeof data,
+                       "97 01 35 0b ce 00 0f 42 40 cd 30 39 00 c5 30 39");
+    assert_memory_equal (sb.data + sb.size - sizeof data, data, sizeof data);
+
+    wc_node_info_t n = { .role = WC_ROLE_PRIMARY, .epoch = 1, .applied_seq = 300,
+                         .up = true, .flags = WC_NODE_CANDIDATE };
+    n.id = s_bytes ("us1");
+    n.region = s_bytes ("us-east");
+    n.addr = s_bytes ("127.0.0.1:7100");
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_node_info_encode (&n, &sb), 0);
+    ok &= s_golden_ok ("node_info, candidate", sb.data, sb.size,
+                       "9d a3 \"us1\" a7 \"us-east\" 01 01 cd 01 2c ae "
+                       "\"127.0.0.1:7100\" a0 00 00 c3 00 01 00");
+    m = (wc_msg_t) { .type = WC_MSG_PROMOTE, .rid = 1 };
+    m.u.promote.epoch = 3;
+    ok &= s_example_ok ("PROMOTE", &m, &sb, "94 01 44 01 03");
+    m = (wc_msg_t) { .type = WC_MSG_FOLLOW, .rid = 2 };
+    m.u.follow.epoch = 3;
+    m.u.follow.primary = s_bytes ("127.0.0.1:7200");
+    ok &= s_example_ok ("FOLLOW", &m, &sb, "95 01 45 02 03 ae \"127.0.0.1:7200\"");
+    m = (wc_msg_t) { .type = WC_MSG_SWITCHOVER, .rid = 6 };
+    m.u.switchover.node_id = s_bytes ("us1");
+    ok &= s_example_ok ("SWITCHOVER", &m, &sb, "94 01 47 06 a3 \"us1\"");
+    m = (wc_msg_t) { .type = WC_MSG_HANDOVER, .rid = 3 };
+    m.u.handover.epoch = 3;
+    m.u.handover.target_id = s_bytes ("us1");
+    m.u.handover.target_addr = s_bytes ("127.0.0.1:7100");
+    ok &= s_example_ok ("HANDOVER", &m, &sb,
+                        "96 01 46 03 03 a3 \"us1\" ae \"127.0.0.1:7100\"");
+    m = (wc_msg_t) { .type = WC_MSG_SWITCHOVER_DONE, .rid = 6 };
+    m.u.switchover_done.epoch = 4;
+    m.u.switchover_done.primary = s_bytes ("127.0.0.1:7100");
+    ok &= s_example_ok ("SWITCHOVER_DONE", &m, &sb,
+                        "95 01 48 06 04 ae \"127.0.0.1:7100\"");
+
+    msgpack_sbuffer_destroy (&sb);
+    if (!ok)
+        fail_msg ("an example of PROTOCOL.md is not what the encoder sends");
+}
+
 
 //  Values at exactly their limits are accepted both ways.
 static void
@@ -3846,6 +3960,7 @@ main (void)
         cmocka_unit_test (test_golden_variants),
         cmocka_unit_test (test_golden_length_forms),
         cmocka_unit_test (test_golden_protocol_examples),
+        cmocka_unit_test (test_golden_protocol_examples_issue7),
         cmocka_unit_test (test_limits_exactly),
         cmocka_unit_test (test_limits_fit_sockets),
         cmocka_unit_test (test_truncated_at_every_length),
