@@ -33,10 +33,12 @@
     every byte string and list (EPROTO or ETOOBIG), each pass in array
     order. Unsigned integers must be msgpack positive integers (negative
     integers and floats are malformed).
-    Optional trailing fields (GET's consistency fields, PONG's identity)
-    are checked like the others when present and zero when absent; the
-    encoder leaves them out when they are zero, so older peers see the
-    exact bytes they always did.
+    Optional trailing fields (GET's consistency fields, PONG's identity,
+    PUT's and DEL's acks and ack_timeout_ms, WRITE_OK's acked) are checked
+    like the others when present and zero when absent; the encoder leaves
+    them out when they are zero, so older peers see the exact bytes they
+    always did. node_info's optional flags and handover_seq are zero when
+    absent too (an older peer sends 11 elements), but always sent.
 
     On a failed decode msg->type and msg->rid hold whatever could be read
     before the failure (0 otherwise), so a node can still address an ERROR
@@ -211,15 +213,16 @@ static const s_field_t s_snapshot_chunk [] = {
     { .kind = S_U64, .offset = S_MSG (snapshot_chunk.offset) },
     { .kind = S_BIN, .offset = S_MSG (snapshot_chunk.data), .max = WC_MAX_SNAPSHOT_CHUNK }
 };
+//  Every epoch a broker names is 1 or more: epochs start at 1.
 static const s_field_t s_promote [] = {
     { .kind = S_U64, .offset = S_MSG (promote.epoch), .min = 1 }
 };
 static const s_field_t s_follow [] = {
-    { .kind = S_U64, .offset = S_MSG (follow.epoch) },
+    { .kind = S_U64, .offset = S_MSG (follow.epoch), .min = 1 },
     { .kind = S_STR, .offset = S_MSG (follow.primary), .min = 1, .max = WC_MAX_ADDR }
 };
-static const s_field_t s_handover [] = {
-    { .kind = S_U64, .offset = S_MSG (handover.epoch) },
+static const s_field_t s_handover [] = {         /* an empty target cancels */
+    { .kind = S_U64, .offset = S_MSG (handover.epoch), .min = 1 },
     { .kind = S_STR, .offset = S_MSG (handover.target_id), .max = WC_MAX_ID },
     { .kind = S_STR, .offset = S_MSG (handover.target_addr), .max = WC_MAX_ADDR }
 };
@@ -227,8 +230,9 @@ static const s_field_t s_switchover [] = {
     { .kind = S_STR, .offset = S_MSG (switchover.node_id), .min = 1, .max = WC_MAX_ID }
 };
 static const s_field_t s_switchover_done [] = {
-    { .kind = S_U64, .offset = S_MSG (switchover_done.epoch) },
-    { .kind = S_STR, .offset = S_MSG (switchover_done.primary), .max = WC_MAX_ADDR }
+    { .kind = S_U64, .offset = S_MSG (switchover_done.epoch), .min = 1 },
+    { .kind = S_STR, .offset = S_MSG (switchover_done.primary), .min = 1,
+      .max = WC_MAX_ADDR }
 };
 static const s_field_t s_value [] = {
     { .kind = S_BOOL, .offset = S_MSG (value.found) },
@@ -595,7 +599,8 @@ s_get_bin_if (const msgpack_object *obj, const s_field_t *field,
     return rc;
 }
 
-//  A nested array: at least as many elements as the record has fields.
+//  A nested array: at least the record's required elements; those of its
+//  optional ones that are present; more are ignored.
 static int
 s_decode_record (const msgpack_object *obj, const s_record_t *record,
                  void *base)

@@ -154,8 +154,10 @@ typedef struct {
             uint32_t   max_staleness_ms;
             uint32_t   wait_ms;
             /* PUT, DEL only, optional (0 when absent): reply once acks
-               replicas hold the write durably (WC_ACKS_ALL: every replica
-               connected), or after ack_timeout_ms with ENOTREPLICATED.
+               replicas hold the write durably (WC_ACKS_ALL: every current
+               replica, at least one), or after ack_timeout_ms (0:
+               WC_DEFAULT_ACK_TIMEOUT_MS; clamped to WC_MAX_ACK_TIMEOUT_MS)
+               with ENOTREPLICATED.
                [v, 1, rid, key, value, acks, ack_timeout_ms],
                [v, 2, rid, key, acks, ack_timeout_ms] */
             uint8_t    acks;
@@ -165,7 +167,8 @@ typedef struct {
            when absent) is how many replicas confirmed it */
         struct { uint64_t epoch; uint64_t seq; uint32_t acked; } write_ok;
         /* ACK [v, 7, rid 0, id, epoch, seq]: the replica id holds seq
-           durably, following epoch; no reply */
+           durably and epoch is the latest of its epoch history (0: none);
+           no reply */
         struct { wc_bytes_t id; uint64_t epoch; uint64_t seq; } ack;
         /* SNAPSHOT_DONE [v, 21, rid, seq, bytes] */
         struct { uint64_t seq; uint64_t bytes; } snapshot_done;
@@ -179,16 +182,19 @@ typedef struct {
         struct { uint64_t seq; uint64_t offset; uint32_t max_bytes; } snapshot_get;
         struct { uint64_t seq; uint64_t size; uint64_t offset; wc_bytes_t data; }
             snapshot_chunk;
-        /* PROMOTE [v, 68, rid, epoch] */
+        /* PROMOTE [v, 68, rid, epoch]. Every epoch a broker names
+           (PROMOTE, FOLLOW, HANDOVER, SWITCHOVER_DONE) is >= 1. */
         struct { uint64_t epoch; } promote;
-        /* FOLLOW [v, 69, rid, epoch, primary]: primary's HOST:PORT */
+        /* FOLLOW [v, 69, rid, epoch, primary]: primary's HOST:PORT, 1..
+           WC_MAX_ADDR */
         struct { uint64_t epoch; wc_bytes_t primary; } follow;
         /* HANDOVER [v, 70, rid, epoch, target_id, target_addr]: empty
            target_id cancels */
         struct { uint64_t epoch; wc_bytes_t target_id; wc_bytes_t target_addr; }
             handover;
         /* SWITCHOVER [v, 71, rid, node_id]; SWITCHOVER_DONE [v, 72, rid,
-           epoch, primary]: primary's HOST:PORT */
+           epoch, primary]: the new primary's epoch and HOST:PORT (1..
+           WC_MAX_ADDR) */
         struct { wc_bytes_t node_id; } switchover;
         struct { uint64_t epoch; wc_bytes_t primary; } switchover_done;
         /* VALUE: found=false has an empty value; seq = node's applied seq */

@@ -21,8 +21,8 @@
 #define WC_MAX_BATCH         100000u            /* entries in one ENTRIES reply */
 #define WC_MAX_NODES         1024u              /* nodes in one TOPOLOGY */
 #define WC_MAX_WAIT_MS       60000u             /* GET wait_ms is clamped to this */
-#define WC_MAX_ACKS          254u               /* acks a write may ask for */
-#define WC_ACKS_ALL          255u               /* acks: every replica connected */
+#define WC_MAX_ACKS          254u               /* acks a write may count on: 1..254 */
+#define WC_ACKS_ALL          255u               /* acks: every current replica, at least 1 */
 #define WC_MAX_ACK_TIMEOUT_MS 60000u            /* ack_timeout_ms is clamped to this */
 #define WC_MAX_SNAPSHOT_CHUNK (1024u * 1024u)   /* SNAPSHOT_CHUNK data, octets */
 
@@ -31,6 +31,12 @@
 //  max_staleness_ms under it refuses even current replicas (PROTOCOL.md,
 //  "Staleness floor").
 #define WC_HEARTBEAT_MS      100u
+
+//  Write acknowledgements (PROTOCOL.md, "Write acknowledgements"). A
+//  write that asks for acks with ack_timeout_ms 0 waits this long for
+//  them; a replica sends its upstream an ACK at least this often.
+#define WC_DEFAULT_ACK_TIMEOUT_MS 5000u
+#define WC_ACK_INTERVAL_MS   100u
 
 //  Bodies. The largest body any peer sends; receivers of catch-up and
 //  broker replies accept up to it. An ENTRIES reply may pass max_bytes

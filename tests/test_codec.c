@@ -5,8 +5,10 @@
     field, over a limit, another version) is refused with the right code
     and never crashes; messages with extra trailing elements from a newer
     peer are still understood; decoded bytes borrow the input buffer.
-    Optional trailing fields (GET's consistency fields, PONG's identity)
-    are zero when absent, so an older peer's messages still decode.
+    Optional trailing fields (GET's consistency fields, PONG's identity,
+    PUT's and DEL's acks, WRITE_OK's acked, node_info's flags and
+    handover_seq) are zero when absent, so an older peer's messages still
+    decode, and left out when zero, so older peers get the same bytes.
 
     Malformed messages are built from valid ones: s_rebuild unpacks a
     valid message, replaces or appends elements and packs it again, so each
@@ -66,7 +68,8 @@ s_node_equal (const wc_node_info_t *a, const wc_node_info_t *b)
         && s_bytes_equal (a->addr, b->addr)
         && s_bytes_equal (a->primary, b->primary)
         && a->lag == b->lag && a->lag_ms == b->lag_ms
-        && a->up == b->up && a->silent_ms == b->silent_ms;
+        && a->up == b->up && a->silent_ms == b->silent_ms
+        && a->flags == b->flags && a->handover_seq == b->handover_seq;
 }
 
 //  Field by field comparison of two messages of the same type.
@@ -83,15 +86,54 @@ s_msg_equal (const wc_msg_t *a, const wc_msg_t *b)
                 && s_bytes_equal (a->u.req.value, b->u.req.value)
                 && a->u.req.min_seq == b->u.req.min_seq
                 && a->u.req.max_staleness_ms == b->u.req.max_staleness_ms
-                && a->u.req.wait_ms == b->u.req.wait_ms;
+                && a->u.req.wait_ms == b->u.req.wait_ms
+                && a->u.req.acks == b->u.req.acks
+                && a->u.req.ack_timeout_ms == b->u.req.ack_timeout_ms;
         case WC_MSG_PING:
         case WC_MSG_STATUS:
         case WC_MSG_DIGEST:
+        case WC_MSG_SNAPSHOT:
         case WC_MSG_TOPOLOGY_GET:
             return true;
         case WC_MSG_WRITE_OK:
             return a->u.write_ok.epoch == b->u.write_ok.epoch
-                && a->u.write_ok.seq == b->u.write_ok.seq;
+                && a->u.write_ok.seq == b->u.write_ok.seq
+                && a->u.write_ok.acked == b->u.write_ok.acked;
+        case WC_MSG_ACK:
+            return s_bytes_equal (a->u.ack.id, b->u.ack.id)
+                && a->u.ack.epoch == b->u.ack.epoch
+                && a->u.ack.seq == b->u.ack.seq;
+        case WC_MSG_SNAPSHOT_DONE:
+            return a->u.snapshot_done.seq == b->u.snapshot_done.seq
+                && a->u.snapshot_done.bytes == b->u.snapshot_done.bytes;
+        case WC_MSG_EPOCH_END:
+        case WC_MSG_EPOCH_END_REPLY:
+            return a->u.epoch_end.epoch == b->u.epoch_end.epoch
+                && a->u.epoch_end.end_seq == b->u.epoch_end.end_seq;
+        case WC_MSG_SNAPSHOT_GET:
+            return a->u.snapshot_get.seq == b->u.snapshot_get.seq
+                && a->u.snapshot_get.offset == b->u.snapshot_get.offset
+                && a->u.snapshot_get.max_bytes == b->u.snapshot_get.max_bytes;
+        case WC_MSG_SNAPSHOT_CHUNK:
+            return a->u.snapshot_chunk.seq == b->u.snapshot_chunk.seq
+                && a->u.snapshot_chunk.size == b->u.snapshot_chunk.size
+                && a->u.snapshot_chunk.offset == b->u.snapshot_chunk.offset
+                && s_bytes_equal (a->u.snapshot_chunk.data, b->u.snapshot_chunk.data);
+        case WC_MSG_PROMOTE:
+            return a->u.promote.epoch == b->u.promote.epoch;
+        case WC_MSG_FOLLOW:
+            return a->u.follow.epoch == b->u.follow.epoch
+                && s_bytes_equal (a->u.follow.primary, b->u.follow.primary);
+        case WC_MSG_HANDOVER:
+            return a->u.handover.epoch == b->u.handover.epoch
+                && s_bytes_equal (a->u.handover.target_id, b->u.handover.target_id)
+                && s_bytes_equal (a->u.handover.target_addr, b->u.handover.target_addr);
+        case WC_MSG_SWITCHOVER:
+            return s_bytes_equal (a->u.switchover.node_id, b->u.switchover.node_id);
+        case WC_MSG_SWITCHOVER_DONE:
+            return a->u.switchover_done.epoch == b->u.switchover_done.epoch
+                && s_bytes_equal (a->u.switchover_done.primary,
+                                  b->u.switchover_done.primary);
         case WC_MSG_VALUE:
             return a->u.value.found == b->u.value.found
                 && s_bytes_equal (a->u.value.value, b->u.value.value)
@@ -348,26 +390,115 @@ s_sample_node (int k)
 //  Number of sample messages; sample i has kinds s_kinds [i]:
 //  V version, T type, U uint, K key (1.. bytes), B bytes, ? bool,
 //  A entry array, L list of entries, N node_info array, M list of them.
-//  Samples 2 and 9 are the short forms of GET and PONG, 18 and 19 their
-//  long forms with every optional field.
-#define S_NSAMPLES 24
+//  Samples 0, 1, 2, 6 and 9 are the short forms of PUT, DEL, GET,
+//  WRITE_OK and PONG; 24, 25, 18, 26 and 19 their long forms with every
+//  optional field. Samples 24 to 38 are issue 7's messages.
+#define S_NSAMPLES 39
+#define S_PUT_SHORT  0
+#define S_DEL_SHORT  1
 #define S_GET_SHORT  2
+#define S_WRITE_OK_SHORT 6
 #define S_PONG_SHORT 9
 #define S_GET_LONG   18
 #define S_PONG_LONG  19
 #define S_REGISTER   20
 #define S_TOPOLOGY   23
+#define S_PUT_LONG   24
+#define S_DEL_LONG   25
+#define S_WRITE_OK_LONG 26
+#define S_ACK        27
+#define S_SNAPSHOT_GET   32
+#define S_SNAPSHOT_CHUNK 33
+#define S_PROMOTE    34
+#define S_FOLLOW     35
+#define S_HANDOVER   36
+#define S_SWITCHOVER_DONE 38
 
 static const char *s_kinds [S_NSAMPLES] = {
     "VTUKB", "VTUK", "VTUK", "VTU", "VTU", "VTU", "VTUUU", "VTU?BU",
     "VTU?BU", "VTUUUU", "VTUKBUUUBUU", "VTUUU", "VTUUBB", "VTA", "VTA",
     "VTUUU", "VTUUU", "VTUUL",
-    "VTUKUUU", "VTUUUUUKBU", "VTUN", "VTUN", "VTU", "VTUUM"
+    "VTUKUUU", "VTUUUUUKBU", "VTUN", "VTUN", "VTU", "VTUUM",
+    "VTUKBUU", "VTUKUU", "VTUUUU", "VTUKUU", "VTU", "VTUUU", "VTUU", "VTUUU",
+    "VTUUUU", "VTUUUUB", "VTUU", "VTUUK", "VTUUBB", "VTUK", "VTUUK"
 };
 
 //  Kinds of the node_info fields [id, region, role, epoch, applied_seq,
-//  addr, primary, lag, lag_ms, up, silent_ms].
-static const char s_node_kinds [] = "KBUUUKBUU?U";
+//  addr, primary, lag, lag_ms, up, silent_ms, flags, handover_seq].
+static const char s_node_kinds [] = "KBUUUKBUU?UUU";
+
+//  The fields of samples 24 to 38, issue 7's messages (see s_sample).
+static void
+s_sample_issue7 (int i, wc_msg_t *m)
+{
+    switch (i) {
+        case S_PUT_LONG:
+            m->u.req.key = s_bytes ("k");
+            m->u.req.value = s_bytes ("v");
+            m->u.req.acks = 2;
+            m->u.req.ack_timeout_ms = 1500;
+            break;
+        case S_DEL_LONG:                    //  a zero timeout goes along
+            m->u.req.key = s_bytes ("k");
+            m->u.req.acks = WC_ACKS_ALL;
+            break;
+        case S_WRITE_OK_LONG:
+            m->u.write_ok.epoch = 2;
+            m->u.write_ok.seq = 1000;
+            m->u.write_ok.acked = 3;
+            break;
+        case S_ACK:                         //  sent with rid 0
+            m->rid = 0;
+            m->u.ack.id = s_bytes ("eu1");
+            m->u.ack.epoch = 4;
+            m->u.ack.seq = 1000;
+            break;
+        case 29:
+            m->u.snapshot_done.seq = 1000000;
+            m->u.snapshot_done.bytes = 123456789;
+            break;
+        case 30:
+            m->u.epoch_end.epoch = 5;
+            break;
+        case 31:
+            m->u.epoch_end.epoch = 4;
+            m->u.epoch_end.end_seq = 1000;
+            break;
+        case S_SNAPSHOT_GET:
+            m->u.snapshot_get.seq = 1000000;
+            m->u.snapshot_get.offset = 2u * 1024 * 1024;
+            m->u.snapshot_get.max_bytes = WC_MAX_SNAPSHOT_CHUNK;
+            break;
+        case S_SNAPSHOT_CHUNK:
+            m->u.snapshot_chunk.seq = 1000000;
+            m->u.snapshot_chunk.size = 123456789;
+            m->u.snapshot_chunk.offset = 2u * 1024 * 1024;
+            m->u.snapshot_chunk.data.ptr = (const uint8_t *) s_big_value;
+            m->u.snapshot_chunk.data.len = sizeof s_big_value;
+            break;
+        case S_PROMOTE:
+            m->u.promote.epoch = 5;
+            break;
+        case S_FOLLOW:
+            m->u.follow.epoch = 5;
+            m->u.follow.primary = s_bytes ("127.0.0.1:7200");
+            break;
+        case S_HANDOVER:
+            m->u.handover.epoch = 4;
+            m->u.handover.target_id = s_bytes ("eu1");
+            m->u.handover.target_addr = s_bytes ("127.0.0.1:7200");
+            break;
+        case 37:
+            m->u.switchover.node_id = s_bytes ("eu1");
+            break;
+        case S_SWITCHOVER_DONE:
+            m->u.switchover_done.epoch = 5;
+            m->u.switchover_done.primary = s_bytes ("127.0.0.1:7200");
+            break;
+        default:                            //  SNAPSHOT (28): no fields
+            break;
+    }
+}
 
 //  Sample i (not ENTRIES or TOPOLOGY, which have no wc_msg_encode form).
 static wc_msg_t
@@ -380,7 +511,12 @@ s_sample (int i)
         WC_MSG_ENTRY, WC_MSG_ENTRY, WC_MSG_HEARTBEAT, WC_MSG_FETCH,
         WC_MSG_ENTRIES,
         WC_MSG_GET, WC_MSG_PONG, WC_MSG_REGISTER, WC_MSG_NODE_HEARTBEAT,
-        WC_MSG_TOPOLOGY_GET, WC_MSG_TOPOLOGY
+        WC_MSG_TOPOLOGY_GET, WC_MSG_TOPOLOGY,
+        WC_MSG_PUT, WC_MSG_DEL, WC_MSG_WRITE_OK, WC_MSG_ACK, WC_MSG_SNAPSHOT,
+        WC_MSG_SNAPSHOT_DONE, WC_MSG_EPOCH_END, WC_MSG_EPOCH_END_REPLY,
+        WC_MSG_SNAPSHOT_GET, WC_MSG_SNAPSHOT_CHUNK, WC_MSG_PROMOTE,
+        WC_MSG_FOLLOW, WC_MSG_HANDOVER, WC_MSG_SWITCHOVER,
+        WC_MSG_SWITCHOVER_DONE
     };
     wc_msg_t m;
     memset (&m, 0, sizeof m);
@@ -475,6 +611,7 @@ s_sample (int i)
             m.u.node.silent_ms = 0;
             break;
         default:
+            s_sample_issue7 (i, &m);
             break;
     }
     return m;
@@ -651,6 +788,18 @@ test_decode_borrows_input (void **state)
     assert_true (s_inside (m.u.pong.id, sb.data, sb.size));
     assert_true (s_inside (m.u.pong.region, sb.data, sb.size));
 
+    s_encode_sample (S_SNAPSHOT_CHUNK, &sb);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_ptr_equal (m.u.snapshot_chunk.data.ptr,
+                      (const uint8_t *) sb.data + sb.size - sizeof s_big_value);
+    s_encode_sample (S_ACK, &sb);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_true (s_inside (m.u.ack.id, sb.data, sb.size));
+    s_encode_sample (S_HANDOVER, &sb);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_true (s_inside (m.u.handover.target_id, sb.data, sb.size));
+    assert_true (s_inside (m.u.handover.target_addr, sb.data, sb.size));
+
     s_encode_sample (21, &sb);
     assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
     assert_true (s_inside (m.u.node.id, sb.data, sb.size));
@@ -825,22 +974,58 @@ static const char *s_golden_samples [S_NSAMPLES] = {
     "9a 01 12 cf 01 23 45 67 89 ab ce 02 07 ce 00 10 00 00 cf 00 00 01 "
     "9a ce 6f 6c 7b 02 a3 65 75 31 a7 65 75 2d 77 65 73 74 23",
     /* sample 20 (REGISTER) */
-    "94 01 40 cf 01 23 45 67 89 ab ce 03 9b a3 75 73 31 a7 75 73 2d 65 "
+    "94 01 40 cf 01 23 45 67 89 ab ce 03 9d a3 75 73 31 a7 75 73 2d 65 "
     "61 73 74 01 04 cd 03 f2 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 31 30 "
-    "30 a0 00 00 c3 00",
+    "30 a0 00 00 c3 00 00 00",
     /* sample 21 (NODE_HEARTBEAT) */
-    "94 01 41 cf 01 23 45 67 89 ab ce 04 9b a3 65 75 31 a7 65 75 2d 77 "
+    "94 01 41 cf 01 23 45 67 89 ab ce 04 9d a3 65 75 31 a7 65 75 2d 77 "
     "65 73 74 02 04 cd 03 e8 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 32 30 "
-    "30 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 31 30 30 0a 23 c3 00",
+    "30 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 31 30 30 0a 23 c3 00 00 00",
     /* sample 22 (TOPOLOGY_GET) */
     "93 01 42 cf 01 23 45 67 89 ab ce 05",
     /* sample 23 (TOPOLOGY) */
-    "95 01 43 cf 01 23 45 67 89 ab ce 06 4d 92 9b a3 75 73 31 a7 75 73 "
+    "95 01 43 cf 01 23 45 67 89 ab ce 06 4d 92 9d a3 75 73 31 a7 75 73 "
     "2d 65 61 73 74 01 04 cd 03 f2 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 "
-    "31 30 30 a0 00 00 c3 78 9b a3 65 75 31 a7 65 75 2d 77 65 73 74 02 "
-    "04 cd 03 e8 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 32 30 30 ae 31 32 "
-    "37 2e 30 2e 30 2e 31 3a 37 31 30 30 0a 23 c2 cf ff ff ff ff ff ff "
-    "ff ff"
+    "31 30 30 a0 00 00 c3 78 00 00 9d a3 65 75 31 a7 65 75 2d 77 65 73 "
+    "74 02 04 cd 03 e8 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 32 30 30 ae "
+    "31 32 37 2e 30 2e 30 2e 31 3a 37 31 30 30 0a 23 c2 cf ff ff ff ff "
+    "ff ff ff ff 00 00",
+    /* sample 24 (PUT) */
+    "97 01 01 cf 01 23 45 67 89 ab ce 07 c4 01 6b c4 01 76 02 cd 05 dc",
+    /* sample 25 (DEL) */
+    "96 01 02 cf 01 23 45 67 89 ab ce 08 c4 01 6b cc ff 00",
+    /* sample 26 (WRITE_OK) */
+    "96 01 10 cf 01 23 45 67 89 ab ce 09 02 cd 03 e8 03",
+    /* sample 27 (ACK) */
+    "96 01 07 00 a3 65 75 31 04 cd 03 e8",
+    /* sample 28 (SNAPSHOT) */
+    "93 01 08 cf 01 23 45 67 89 ab ce 0b",
+    /* sample 29 (SNAPSHOT_DONE) */
+    "95 01 15 cf 01 23 45 67 89 ab ce 0c ce 00 0f 42 40 ce 07 5b cd 15",
+    /* sample 30 (EPOCH_END) */
+    "94 01 32 cf 01 23 45 67 89 ab ce 0d 05",
+    /* sample 31 (EPOCH_END_REPLY) */
+    "95 01 33 cf 01 23 45 67 89 ab ce 0e 04 cd 03 e8",
+    /* sample 32 (SNAPSHOT_GET) */
+    "96 01 34 cf 01 23 45 67 89 ab ce 0f ce 00 0f 42 40 ce 00 20 00 00 "
+    "ce 00 10 00 00",
+    /* sample 33 (SNAPSHOT_CHUNK) */
+    "97 01 35 cf 01 23 45 67 89 ab ce 10 ce 00 0f 42 40 ce 07 5b cd 15 "
+    "ce 00 20 00 00 c4 21 61 20 76 61 6c 75 65 20 77 69 74 68 20 00 20 "
+    "61 20 7a 65 72 6f 20 62 79 74 65 20 69 6e 20 69 74 00",
+    /* sample 34 (PROMOTE) */
+    "94 01 44 cf 01 23 45 67 89 ab ce 11 05",
+    /* sample 35 (FOLLOW) */
+    "95 01 45 cf 01 23 45 67 89 ab ce 12 05 ae 31 32 37 2e 30 2e 30 2e "
+    "31 3a 37 32 30 30",
+    /* sample 36 (HANDOVER) */
+    "96 01 46 cf 01 23 45 67 89 ab ce 13 04 a3 65 75 31 ae 31 32 37 2e "
+    "30 2e 30 2e 31 3a 37 32 30 30",
+    /* sample 37 (SWITCHOVER) */
+    "94 01 47 cf 01 23 45 67 89 ab ce 14 a3 65 75 31",
+    /* sample 38 (SWITCHOVER_DONE) */
+    "95 01 48 cf 01 23 45 67 89 ab ce 15 05 ae 31 32 37 2e 30 2e 30 2e "
+    "31 3a 37 32 30 30"
 };
 
 //  Every sample, byte for byte.
@@ -944,10 +1129,52 @@ test_golden_variants (void **state)
     msgpack_sbuffer_clear (&sb);
     assert_int_equal (wc_node_info_encode (&n, &sb), 0);
     ok &= s_golden_ok ("node_info", sb.data, sb.size,
-                       "9b a3 65 75 31 a7 65 75 2d 77 65 73 74 02 04 cd "
+                       "9d a3 65 75 31 a7 65 75 2d 77 65 73 74 02 04 cd "
                        "03 e8 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 32 30 "
                        "30 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 31 30 30 "
-                       "0a 23 c2 cf ff ff ff ff ff ff ff ff");
+                       "0a 23 c2 cf ff ff ff ff ff ff ff ff 00 00");
+
+    //  Issue 7's forms: acks or ack_timeout_ms alone, a node_info with
+    //  flags and handover_seq, a HANDOVER that cancels, the first
+    //  SNAPSHOT_GET of a transfer (the newest snapshot, from offset 0)
+    m = s_sample (S_PUT_LONG);
+    m.u.req.ack_timeout_ms = 0;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("PUT, acks only", sb.data, sb.size,
+                       "97 01 01 cf 01 23 45 67 89 ab ce 07 c4 01 6b c4 "
+                       "01 76 02 00");
+    m = s_sample (S_PUT_LONG);
+    m.u.req.acks = 0;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("PUT, ack_timeout_ms only", sb.data, sb.size,
+                       "97 01 01 cf 01 23 45 67 89 ab ce 07 c4 01 6b c4 "
+                       "01 76 00 cd 05 dc");
+    n = s_sample_node (0);
+    n.flags = WC_NODE_CANDIDATE | WC_NODE_STALLED;
+    n.handover_seq = 1010;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_node_info_encode (&n, &sb), 0);
+    ok &= s_golden_ok ("node_info, flags and handover_seq", sb.data, sb.size,
+                       "9d a3 75 73 31 a7 75 73 2d 65 61 73 74 01 04 cd "
+                       "03 f2 ae 31 32 37 2e 30 2e 30 2e 31 3a 37 31 30 "
+                       "30 a0 00 00 c3 78 05 cd 03 f2");
+    m = s_sample (S_HANDOVER);
+    m.u.handover.target_id.len = 0;
+    m.u.handover.target_addr.len = 0;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("HANDOVER, cancel", sb.data, sb.size,
+                       "96 01 46 cf 01 23 45 67 89 ab ce 13 04 a0 a0");
+    m = s_sample (S_SNAPSHOT_GET);
+    m.u.snapshot_get.seq = 0;
+    m.u.snapshot_get.offset = 0;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    ok &= s_golden_ok ("SNAPSHOT_GET, newest", sb.data, sb.size,
+                       "96 01 34 cf 01 23 45 67 89 ab ce 0f 00 00 ce 00 "
+                       "10 00 00");
 
     msgpack_sbuffer_destroy (&sb);
     if (!ok)
@@ -1058,7 +1285,7 @@ test_golden_protocol_examples (void **state)
 
 #define S_ENTRY_HEX "96 2a 01 cf 00 00 01 9a ce 6f 6c 7b 01 c4 06 75 73 65 72 3a 31 " \
                     "c4 05 41 6c 69 63 65"
-#define S_NODE_HEX "9b a3 65 75 31 a7 65 75 2d 77 65 73 74 02 01 29 " \
+#define S_NODE_HEX "9d a3 65 75 31 a7 65 75 2d 77 65 73 74 02 01 29 " \
                     "ae \"127.0.0.1:7200\" ae \"127.0.0.1:7100\" 01 23 c3"
 
     m = (wc_msg_t) { .type = WC_MSG_PUT, .rid = 1 };
@@ -1160,12 +1387,12 @@ test_golden_protocol_examples (void **state)
     n.primary = s_bytes ("127.0.0.1:7100");
     msgpack_sbuffer_clear (&sb);
     assert_int_equal (wc_node_info_encode (&n, &sb), 0);
-    ok &= s_golden_ok ("node_info", sb.data, sb.size, S_NODE_HEX " 00");
-    m = (wc_msg_t) { .type = WC_MSG_REGISTER, .rid = 0 };
+    ok &= s_golden_ok ("node_info", sb.data, sb.size, S_NODE_HEX " 00 00 00");
+    m = (wc_msg_t) { .type = WC_MSG_REGISTER, .rid = 1 };
     m.u.node = n;
     msgpack_sbuffer_clear (&sb);
     assert_int_equal (wc_msg_encode (&m, &sb), 0);
-    ok &= s_golden_ok ("REGISTER", sb.data, sb.size, "94 01 40 00 " S_NODE_HEX " 00");
+    ok &= s_golden_ok ("REGISTER", sb.data, sb.size, "94 01 40 01 " S_NODE_HEX " 00 00 00");
     m = (wc_msg_t) { .type = WC_MSG_TOPOLOGY_GET, .rid = 5 };
     msgpack_sbuffer_clear (&sb);
     assert_int_equal (wc_msg_encode (&m, &sb), 0);
@@ -1175,9 +1402,123 @@ test_golden_protocol_examples (void **state)
     assert_int_equal (wc_topology_encode_header (5, 3, 1, &sb), 0);
     assert_int_equal (wc_node_info_encode (&n, &sb), 0);
     ok &= s_golden_ok ("TOPOLOGY", sb.data, sb.size,
-                       "95 01 43 05 03 91 " S_NODE_HEX " 78");
+                       "95 01 43 05 03 91 " S_NODE_HEX " 78 00 00");
 #undef S_ENTRY_HEX
 #undef S_NODE_HEX
+
+    msgpack_sbuffer_destroy (&sb);
+    if (!ok)
+        fail_msg ("an example of PROTOCOL.md is not what the encoder sends");
+}
+
+//  Encode m into sb (reset first) and compare with hex.
+static bool
+s_example_ok (const char *what, const wc_msg_t *m, msgpack_sbuffer *sb,
+              const char *hex)
+{
+    msgpack_sbuffer_clear (sb);
+    assert_int_equal (wc_msg_encode (m, sb), 0);
+    return s_golden_ok (what, sb->data, sb->size, hex);
+}
+
+//  The examples of issue 7's messages in PROTOCOL.md ("Examples"), as
+//  the document writes them.
+static void
+test_golden_protocol_examples_issue7 (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    bool ok = true;
+    wc_msg_t m;
+
+    m = (wc_msg_t) { .type = WC_MSG_PUT, .rid = 8 };
+    m.u.req.key = s_bytes ("user:1");
+    m.u.req.value = s_bytes ("Bob");
+    m.u.req.acks = 1;
+    m.u.req.ack_timeout_ms = 2000;
+    ok &= s_example_ok ("PUT, acks", &m, &sb,
+                        "97 01 01 08 c4 06 75 73 65 72 3a 31 c4 03 42 6f 62 01 "
+                        "cd 07 d0");
+    m = (wc_msg_t) { .type = WC_MSG_ACK, .rid = 0 };
+    m.u.ack.id = s_bytes ("eu1");
+    m.u.ack.epoch = 2;
+    m.u.ack.seq = 43;
+    ok &= s_example_ok ("ACK", &m, &sb, "96 01 07 00 a3 \"eu1\" 02 2b");
+    m = (wc_msg_t) { .type = WC_MSG_WRITE_OK, .rid = 8 };
+    m.u.write_ok.epoch = 2;
+    m.u.write_ok.seq = 43;
+    m.u.write_ok.acked = 1;
+    ok &= s_example_ok ("WRITE_OK, acked", &m, &sb, "96 01 10 08 02 2b 01");
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_error_encode (8, WALCAST_ENOTREPLICATED, NULL,
+                                       "acked=0 of 1", &sb), 0);
+    ok &= s_golden_ok ("ERROR ENOTREPLICATED", sb.data, sb.size,
+                       "96 01 1f 08 10 d9 4a \"durable on the primary, but fewer "
+                       "replicas than asked confirmed it in time\" ac \"acked=0 of 1\"");
+
+    m = (wc_msg_t) { .type = WC_MSG_EPOCH_END, .rid = 9 };
+    m.u.epoch_end.epoch = 1;
+    ok &= s_example_ok ("EPOCH_END", &m, &sb, "94 01 32 09 01");
+    m = (wc_msg_t) { .type = WC_MSG_EPOCH_END_REPLY, .rid = 9 };
+    m.u.epoch_end.epoch = 1;
+    m.u.epoch_end.end_seq = 105;
+    ok &= s_example_ok ("EPOCH_END_REPLY", &m, &sb, "95 01 33 09 01 69");
+
+    m = (wc_msg_t) { .type = WC_MSG_SNAPSHOT, .rid = 10 };
+    ok &= s_example_ok ("SNAPSHOT", &m, &sb, "93 01 08 0a");
+    m = (wc_msg_t) { .type = WC_MSG_SNAPSHOT_DONE, .rid = 10 };
+    m.u.snapshot_done.seq = 1000000;
+    m.u.snapshot_done.bytes = 12345;
+    ok &= s_example_ok ("SNAPSHOT_DONE", &m, &sb, "95 01 15 0a ce 00 0f 42 40 cd 30 39");
+    m = (wc_msg_t) { .type = WC_MSG_SNAPSHOT_GET, .rid = 11 };
+    m.u.snapshot_get.max_bytes = WC_MAX_SNAPSHOT_CHUNK;
+    ok &= s_example_ok ("SNAPSHOT_GET", &m, &sb, "96 01 34 0b 00 00 ce 00 10 00 00");
+    //  SNAPSHOT_CHUNK: the document writes the data as <12345 octets>
+    static uint8_t data [12345];
+    memset (data, 0x5a, sizeof data);
+    m = (wc_msg_t) { .type = WC_MSG_SNAPSHOT_CHUNK, .rid = 11 };
+    m.u.snapshot_chunk.seq = 1000000;
+    m.u.snapshot_chunk.size = sizeof data;
+    m.u.snapshot_chunk.data = (wc_bytes_t) { data, sizeof data };
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    assert_true (sb.size > sizeof data);
+    ok &= s_golden_ok ("SNAPSHOT_CHUNK", sb.data, sb.size - sizeof data,
+                       "97 01 35 0b ce 00 0f 42 40 cd 30 39 00 c5 30 39");
+    assert_memory_equal (sb.data + sb.size - sizeof data, data, sizeof data);
+
+    wc_node_info_t n = { .role = WC_ROLE_PRIMARY, .epoch = 1, .applied_seq = 300,
+                         .up = true, .flags = WC_NODE_CANDIDATE };
+    n.id = s_bytes ("us1");
+    n.region = s_bytes ("us-east");
+    n.addr = s_bytes ("127.0.0.1:7100");
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_node_info_encode (&n, &sb), 0);
+    ok &= s_golden_ok ("node_info, candidate", sb.data, sb.size,
+                       "9d a3 \"us1\" a7 \"us-east\" 01 01 cd 01 2c ae "
+                       "\"127.0.0.1:7100\" a0 00 00 c3 00 01 00");
+    m = (wc_msg_t) { .type = WC_MSG_PROMOTE, .rid = 1 };
+    m.u.promote.epoch = 3;
+    ok &= s_example_ok ("PROMOTE", &m, &sb, "94 01 44 01 03");
+    m = (wc_msg_t) { .type = WC_MSG_FOLLOW, .rid = 2 };
+    m.u.follow.epoch = 3;
+    m.u.follow.primary = s_bytes ("127.0.0.1:7200");
+    ok &= s_example_ok ("FOLLOW", &m, &sb, "95 01 45 02 03 ae \"127.0.0.1:7200\"");
+    m = (wc_msg_t) { .type = WC_MSG_SWITCHOVER, .rid = 6 };
+    m.u.switchover.node_id = s_bytes ("us1");
+    ok &= s_example_ok ("SWITCHOVER", &m, &sb, "94 01 47 06 a3 \"us1\"");
+    m = (wc_msg_t) { .type = WC_MSG_HANDOVER, .rid = 3 };
+    m.u.handover.epoch = 3;
+    m.u.handover.target_id = s_bytes ("us1");
+    m.u.handover.target_addr = s_bytes ("127.0.0.1:7100");
+    ok &= s_example_ok ("HANDOVER", &m, &sb,
+                        "96 01 46 03 03 a3 \"us1\" ae \"127.0.0.1:7100\"");
+    m = (wc_msg_t) { .type = WC_MSG_SWITCHOVER_DONE, .rid = 6 };
+    m.u.switchover_done.epoch = 4;
+    m.u.switchover_done.primary = s_bytes ("127.0.0.1:7100");
+    ok &= s_example_ok ("SWITCHOVER_DONE", &m, &sb,
+                        "95 01 48 06 04 ae \"127.0.0.1:7100\"");
 
     msgpack_sbuffer_destroy (&sb);
     if (!ok)
@@ -1297,6 +1638,78 @@ test_limits_fit_sockets (void **state)
     msgpack_sbuffer_clear (&sb);
     assert_int_equal (wc_msg_encode (&m, &sb), 0);
     assert_true (sb.size <= WC_MAX_BROKER_REQUEST);
+
+    //  Issue 7: writes with acks, and ACK and SNAPSHOT, on the service
+    //  socket; EPOCH_END and SNAPSHOT_GET on the catch-up socket;
+    //  SWITCHOVER on the broker's
+    int writes [] = { WC_MSG_PUT, WC_MSG_DEL };
+    for (int i = 0; i < 2; i++) {
+        m = (wc_msg_t) { .type = writes [i], .rid = UINT64_MAX };
+        m.u.req.key = key;
+        if (m.type == WC_MSG_PUT)
+            m.u.req.value = value;
+        m.u.req.acks = WC_ACKS_ALL;
+        m.u.req.ack_timeout_ms = UINT32_MAX;
+        msgpack_sbuffer_clear (&sb);
+        assert_int_equal (wc_msg_encode (&m, &sb), 0);
+        assert_true (sb.size <= WC_MAX_REQUEST);
+    }
+    wc_bytes_t max_id = { (const uint8_t *) id, WC_MAX_ID };
+    wc_bytes_t max_addr = { (const uint8_t *) addr, WC_MAX_ADDR };
+    wc_msg_t small [9];
+    memset (small, 0, sizeof small);
+    small [0].type = WC_MSG_ACK;
+    small [0].u.ack.id = max_id;
+    small [0].u.ack.epoch = small [0].u.ack.seq = UINT64_MAX;
+    small [1].type = WC_MSG_SNAPSHOT;
+    small [2].type = WC_MSG_EPOCH_END;
+    small [2].u.epoch_end.epoch = UINT64_MAX;
+    small [3].type = WC_MSG_SNAPSHOT_GET;
+    small [3].u.snapshot_get.seq = small [3].u.snapshot_get.offset = UINT64_MAX;
+    small [3].u.snapshot_get.max_bytes = UINT32_MAX;
+    small [4].type = WC_MSG_SWITCHOVER;
+    small [4].u.switchover.node_id = max_id;
+    //  what a broker sends: each fits even the smallest socket limit
+    small [5].type = WC_MSG_PROMOTE;
+    small [5].u.promote.epoch = UINT64_MAX;
+    small [6].type = WC_MSG_FOLLOW;
+    small [6].u.follow.epoch = UINT64_MAX;
+    small [6].u.follow.primary = max_addr;
+    small [7].type = WC_MSG_HANDOVER;
+    small [7].u.handover.epoch = UINT64_MAX;
+    small [7].u.handover.target_id = max_id;
+    small [7].u.handover.target_addr = max_addr;
+    small [8].type = WC_MSG_SWITCHOVER_DONE;
+    small [8].u.switchover_done.epoch = UINT64_MAX;
+    small [8].u.switchover_done.primary = max_addr;
+    for (int i = 0; i < 9; i++) {
+        small [i].rid = UINT64_MAX;
+        msgpack_sbuffer_clear (&sb);
+        assert_int_equal (wc_msg_encode (&small [i], &sb), 0);
+        assert_true (sb.size <= WC_MAX_CATCHUP_REQUEST);
+        assert_true (sb.size <= WC_MAX_BROKER_REQUEST);
+    }
+    //  Replies on the service socket fit WC_MAX_REPLY
+    m = (wc_msg_t) { .type = WC_MSG_WRITE_OK, .rid = UINT64_MAX };
+    m.u.write_ok.epoch = m.u.write_ok.seq = UINT64_MAX;
+    m.u.write_ok.acked = UINT32_MAX;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    assert_true (sb.size <= WC_MAX_REPLY);
+    m = (wc_msg_t) { .type = WC_MSG_SNAPSHOT_DONE, .rid = UINT64_MAX };
+    m.u.snapshot_done.seq = m.u.snapshot_done.bytes = UINT64_MAX;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    assert_true (sb.size <= WC_MAX_REPLY);
+    //  The largest SNAPSHOT_CHUNK is a catch-up reply within WC_MAX_MESSAGE
+    m = (wc_msg_t) { .type = WC_MSG_SNAPSHOT_CHUNK, .rid = UINT64_MAX };
+    m.u.snapshot_chunk.seq = m.u.snapshot_chunk.size = UINT64_MAX;
+    m.u.snapshot_chunk.offset = UINT64_MAX;
+    m.u.snapshot_chunk.data = (wc_bytes_t) { (const uint8_t *) big, WC_MAX_SNAPSHOT_CHUNK };
+    assert_true (WC_MAX_SNAPSHOT_CHUNK <= WC_MAX_VALUE);     // big holds it
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    assert_true (sb.size <= WC_MAX_MESSAGE);
 
     //  ENTRIES: entries adding up to max_bytes - 1 (three largest, one
     //  sized to fit), then one more largest entry, as "Catch-up" allows
@@ -1559,6 +1972,16 @@ static const struct { int sample; int pos; uint32_t len; } s_oversize [] = {
     { S_GET_LONG, 3, WC_MAX_KEY + 1 },  // GET key, long form
     { S_PONG_LONG, 7, WC_MAX_ID + 1 },  // PONG id
     { S_PONG_LONG, 8, WC_MAX_ID + 1 },  // PONG region
+    { S_PUT_LONG, 3, WC_MAX_KEY + 1 },  // PUT key, with acks
+    { S_PUT_LONG, 4, WC_MAX_VALUE + 1 },    // PUT value, with acks
+    { S_DEL_LONG, 3, WC_MAX_KEY + 1 },  // DEL key, with acks
+    { S_ACK, 3, WC_MAX_ID + 1 },        // ACK id
+    { S_SNAPSHOT_CHUNK, 6, WC_MAX_SNAPSHOT_CHUNK + 1 },     // chunk data
+    { S_FOLLOW, 4, WC_MAX_ADDR + 1 },   // FOLLOW primary
+    { S_HANDOVER, 4, WC_MAX_ID + 1 },   // HANDOVER target_id
+    { S_HANDOVER, 5, WC_MAX_ADDR + 1 }, // target_addr
+    { 37, 3, WC_MAX_ID + 1 },           // SWITCHOVER node_id
+    { S_SWITCHOVER_DONE, 4, WC_MAX_ADDR + 1 },  // SWITCHOVER_DONE primary
 };
 #define S_NOVERSIZE (sizeof s_oversize / sizeof s_oversize [0])
 
@@ -1830,8 +2253,8 @@ test_version_and_type (void **state)
 
     //  Unknown types
     s_encode_sample (3, &sb);          // PING
-    uint64_t unknown [] = { 0, 7, 15, 21, 30, 34, 47, 50, 63, 68, 255, 256,
-                            65537, UINT64_MAX };
+    uint64_t unknown [] = { 0, 9, 15, 22, 30, 34, 47, 54, 63, 73, 79, 255,
+                            256, 65537, UINT64_MAX };
     for (size_t i = 0; i < sizeof unknown / sizeof unknown [0]; i++) {
         o = s_obj_uint (unknown [i]);
         s_rebuild (sb.data, sb.size, 1, &o, NULL, 0, &bad);
@@ -1856,9 +2279,13 @@ test_version_and_type (void **state)
             msgpack_packer_init (&pk, &bad, msgpack_sbuffer_write);
             assert_int_equal (msgpack_pack_object (&pk, top), 0);
             //  The long forms cut back to a shorter valid form are fine:
-            //  GET's fields one by one, PONG's identity all at once.
+            //  GET's, PUT's, DEL's and WRITE_OK's optional fields one by
+            //  one, PONG's identity all at once.
             bool valid = (i == S_GET_LONG && k >= 4)
-                      || (i == S_PONG_LONG && k == 6);
+                      || (i == S_PONG_LONG && k == 6)
+                      || (i == S_PUT_LONG && k >= 5)
+                      || (i == S_DEL_LONG && k >= 4)
+                      || (i == S_WRITE_OK_LONG && k >= 5);
             assert_int_equal (s_decode_copy (bad.data, bad.size),
                               valid ? 0 : WALCAST_EPROTO);
         }
@@ -1958,9 +2385,11 @@ test_extra_elements_accepted (void **state)
         s_obj_int (-5)
     };
     for (int i = 0; i < S_NSAMPLES; i++) {
-        //  After the short forms of GET and PONG come their optional
-        //  fields, not extras: see test_optional_fields_partial.
-        if (i == S_GET_SHORT || i == S_PONG_SHORT)
+        //  After the short forms of PUT, DEL, GET, WRITE_OK and PONG come
+        //  their optional fields, not extras: see
+        //  test_optional_fields_partial and test_acks_fields.
+        if (i == S_PUT_SHORT || i == S_DEL_SHORT || i == S_GET_SHORT
+        ||  i == S_WRITE_OK_SHORT || i == S_PONG_SHORT)
             continue;
         s_encode_sample (i, &sb);
         s_rebuild (sb.data, sb.size, -1, NULL, extra, 4, &more);
@@ -2279,8 +2708,9 @@ test_get_and_pong_values (void **state)
 }
 
 //  Replace field pos of the sample node_info (sample node 1) by *repl,
-//  or drop its last element when repl is NULL, and put the result in a
-//  REGISTER (into reg) and as the second node of a TOPOLOGY (into topo).
+//  or keep only its first pos elements when repl is NULL, and put the
+//  result in a REGISTER (into reg) and as the second node of a TOPOLOGY
+//  (into topo).
 static void
 s_bad_node (int pos, const msgpack_object *repl, msgpack_sbuffer *reg,
             msgpack_sbuffer *topo)
@@ -2297,7 +2727,7 @@ s_bad_node (int pos, const msgpack_object *repl, msgpack_sbuffer *reg,
                       MSGPACK_UNPACK_SUCCESS);
     msgpack_object item = up.data;
     if (repl == NULL)
-        item.via.array.size--;
+        item.via.array.size = (uint32_t) pos;
     else
         item.via.array.ptr [pos] = *repl;
 
@@ -2375,10 +2805,17 @@ test_node_info_fields (void **state)
         assert_int_equal (s_decode_copy (reg.data, reg.size), cases [i].rc);
         assert_int_equal (s_topology_item_rc (&topo), cases [i].rc);
     }
-    //  Ten elements are one too few
-    s_bad_node (0, NULL, &reg, &topo);
+    //  Ten elements are one too few; eleven (an older peer's, without
+    //  flags and handover_seq) and twelve are enough
+    s_bad_node (10, NULL, &reg, &topo);
     assert_int_equal (s_decode_copy (reg.data, reg.size), WALCAST_EPROTO);
     assert_int_equal (s_topology_item_rc (&topo), WALCAST_EPROTO);
+    s_bad_node (11, NULL, &reg, &topo);
+    assert_int_equal (s_decode_copy (reg.data, reg.size), 0);
+    assert_int_equal (s_topology_item_rc (&topo), 0);
+    s_bad_node (12, NULL, &reg, &topo);
+    assert_int_equal (s_decode_copy (reg.data, reg.size), 0);
+    assert_int_equal (s_topology_item_rc (&topo), 0);
 
     msgpack_sbuffer_destroy (&reg);
     msgpack_sbuffer_destroy (&topo);
@@ -2572,7 +3009,7 @@ test_readable_rid (void **state)
     assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), WALCAST_EVERSION);
     assert_int_equal (m.type, 0);
     assert_int_equal (m.rid, 0);
-    o = s_obj_uint (7);
+    o = s_obj_uint (9);
     s_rebuild (sb.data, sb.size, 1, &o, NULL, 0, &bad);
     assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), WALCAST_EPROTO);
     assert_int_equal (m.type, 0);
@@ -2596,6 +3033,389 @@ test_readable_rid (void **state)
     assert_int_equal (m.rid, 0);
 
     free (big);
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+    msgpack_sbuffer_destroy (&bad);
+}
+
+
+//  ---------------------------------------------------------------------
+//  Issue 7: write acknowledgements, epochs, snapshots, broker directives
+
+//  Pack a PUT, DEL or WRITE_OK the way the codec did before acks existed:
+//  PUT [v, 1, rid, key, value], DEL [v, 2, rid, key], WRITE_OK [v, 16,
+//  rid, epoch, seq].
+static void
+s_pack_pre_acks (const wc_msg_t *m, msgpack_sbuffer *out)
+{
+    msgpack_sbuffer_clear (out);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
+    uint32_t n = m->type == WC_MSG_DEL ? 4 : 5;
+    assert_int_equal (msgpack_pack_array (&pk, n), 0);
+    assert_int_equal (msgpack_pack_uint8 (&pk, 1), 0);
+    assert_int_equal (msgpack_pack_uint8 (&pk, (uint8_t) m->type), 0);
+    assert_int_equal (msgpack_pack_uint64 (&pk, m->rid), 0);
+    if (m->type == WC_MSG_WRITE_OK) {
+        assert_int_equal (msgpack_pack_uint64 (&pk, m->u.write_ok.epoch), 0);
+        assert_int_equal (msgpack_pack_uint64 (&pk, m->u.write_ok.seq), 0);
+        return;
+    }
+    assert_int_equal (msgpack_pack_bin (&pk, m->u.req.key.len), 0);
+    assert_int_equal (msgpack_pack_bin_body (&pk, m->u.req.key.ptr,
+                                             m->u.req.key.len), 0);
+    if (m->type == WC_MSG_PUT) {
+        assert_int_equal (msgpack_pack_bin (&pk, m->u.req.value.len), 0);
+        assert_int_equal (msgpack_pack_bin_body (&pk, m->u.req.value.ptr,
+                                                 m->u.req.value.len), 0);
+    }
+}
+
+//  A PUT, DEL or WRITE_OK that asks for no acknowledgement is byte for
+//  byte what it was before acks existed, so older nodes and clients see
+//  nothing new; what they send decodes with acks, ack_timeout_ms and
+//  acked 0. Any one of the optional fields set sends all of them.
+static void
+test_acks_old_forms_unchanged (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb, old;
+    msgpack_sbuffer_init (&sb);
+    msgpack_sbuffer_init (&old);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t m;
+
+    int shorts [] = { S_PUT_SHORT, S_DEL_SHORT, S_WRITE_OK_SHORT };
+    for (int i = 0; i < 3; i++) {
+        wc_msg_t in = s_sample (shorts [i]);
+        s_encode_sample (shorts [i], &sb);
+        s_pack_pre_acks (&in, &old);
+        assert_int_equal (sb.size, old.size);
+        assert_memory_equal (sb.data, old.data, sb.size);
+        assert_int_equal (wc_msg_decode (old.data, old.size, &up, &m), 0);
+        assert_true (s_msg_equal (&in, &m));
+        if (m.type == WC_MSG_WRITE_OK)
+            assert_int_equal (m.u.write_ok.acked, 0);
+        else {
+            assert_int_equal (m.u.req.acks, 0);
+            assert_int_equal (m.u.req.ack_timeout_ms, 0);
+        }
+    }
+    //  acks or ack_timeout_ms alone sends both (PUT: 7 elements, DEL: 6)
+    for (int k = 0; k < 4; k++) {
+        wc_msg_t w = s_sample (k < 2 ? S_PUT_SHORT : S_DEL_SHORT);
+        if (k % 2 == 0)
+            w.u.req.acks = 1;
+        else
+            w.u.req.ack_timeout_ms = 1;
+        msgpack_sbuffer_clear (&sb);
+        assert_int_equal (wc_msg_encode (&w, &sb), 0);
+        assert_int_equal ((uint8_t) sb.data [0], k < 2 ? 0x97 : 0x96);
+        assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+        assert_true (s_msg_equal (&w, &m));
+    }
+    //  WRITE_OK with acked: 6 elements
+    s_encode_sample (S_WRITE_OK_LONG, &sb);
+    assert_int_equal ((uint8_t) sb.data [0], 0x96);
+
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+    msgpack_sbuffer_destroy (&old);
+}
+
+//  Decode buf, which must be valid, and return the message.
+static wc_msg_t
+s_decode_ok (const msgpack_sbuffer *buf, msgpack_unpacked *up)
+{
+    wc_msg_t m;
+    int rc = wc_msg_decode (buf->data, buf->size, up, &m);
+    if (rc != 0)
+        fail_msg ("decode: %s", walcast_errname (rc));
+    return m;
+}
+
+//  acks is 0..255 (WC_ACKS_ALL = 255), more is malformed; ack_timeout_ms
+//  must fit 32 bits and is clamped to WC_MAX_ACK_TIMEOUT_MS; each may be
+//  left off from the end (0 when absent), and nothing but a uint may
+//  follow a PUT's value or a DEL's key. WRITE_OK's acked is a 32-bit
+//  count, optional too.
+static void
+test_acks_fields (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb, bad;
+    msgpack_sbuffer_init (&sb);
+    msgpack_sbuffer_init (&bad);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    msgpack_object o;
+    wc_msg_t m;
+
+    //  PUT's acks at 4, DEL's at 3; the timeout follows
+    int longs [] = { S_PUT_LONG, S_DEL_LONG };
+    for (int i = 0; i < 2; i++) {
+        int at = longs [i] == S_PUT_LONG ? 5 : 4;
+        s_encode_sample (longs [i], &sb);
+        uint64_t acks [] = { 0, 1, WC_MAX_ACKS, WC_ACKS_ALL };
+        for (int k = 0; k < 4; k++) {
+            o = s_obj_uint (acks [k]);
+            s_rebuild (sb.data, sb.size, at, &o, NULL, 0, &bad);
+            assert_int_equal (s_decode_ok (&bad, &up).u.req.acks, acks [k]);
+        }
+        uint64_t too_many [] = { WC_ACKS_ALL + 1, 65535, UINT64_MAX };
+        for (int k = 0; k < 3; k++) {
+            o = s_obj_uint (too_many [k]);
+            s_rebuild (sb.data, sb.size, at, &o, NULL, 0, &bad);
+            assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+        }
+        //  the timeout: 0 and the cap stay, above it is clamped, past 32
+        //  bits is malformed
+        struct { uint64_t in; uint32_t out; } t [] = {
+            { 0, 0 }, { 1, 1 }, { WC_MAX_ACK_TIMEOUT_MS, WC_MAX_ACK_TIMEOUT_MS },
+            { WC_MAX_ACK_TIMEOUT_MS + 1, WC_MAX_ACK_TIMEOUT_MS },
+            { UINT32_MAX, WC_MAX_ACK_TIMEOUT_MS }
+        };
+        for (int k = 0; k < 5; k++) {
+            o = s_obj_uint (t [k].in);
+            s_rebuild (sb.data, sb.size, at + 1, &o, NULL, 0, &bad);
+            assert_int_equal (s_decode_ok (&bad, &up).u.req.ack_timeout_ms, t [k].out);
+        }
+        o = s_obj_uint ((uint64_t) UINT32_MAX + 1);
+        s_rebuild (sb.data, sb.size, at + 1, &o, NULL, 0, &bad);
+        assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+        //  ...also when this side encodes a larger one
+        wc_msg_t w = s_sample (longs [i]);
+        w.u.req.ack_timeout_ms = UINT32_MAX;
+        msgpack_sbuffer_clear (&bad);
+        assert_int_equal (wc_msg_encode (&w, &bad), 0);
+        assert_int_equal (s_decode_ok (&bad, &up).u.req.ack_timeout_ms,
+                          WC_MAX_ACK_TIMEOUT_MS);
+    }
+
+    //  acks alone (no timeout): the timeout is 0, the node's default
+    s_encode_sample (S_PUT_SHORT, &sb);
+    o = s_obj_uint (2);
+    s_rebuild (sb.data, sb.size, -1, NULL, &o, 1, &bad);
+    m = s_decode_ok (&bad, &up);
+    assert_int_equal (m.u.req.acks, 2);
+    assert_int_equal (m.u.req.ack_timeout_ms, 0);
+    s_encode_sample (S_DEL_SHORT, &sb);
+    s_rebuild (sb.data, sb.size, -1, NULL, &o, 1, &bad);
+    m = s_decode_ok (&bad, &up);
+    assert_int_equal (m.u.req.acks, 2);
+    assert_true (s_bytes_equal (m.u.req.key, s_bytes ("k")));
+
+    //  After a PUT's value or a DEL's key, anything but a uint is
+    //  malformed, not ignored: those places now hold acks
+    msgpack_object junk [4] = { s_obj_nil (), s_obj_str ("x"), s_obj_int (-1),
+                                s_obj_bin ("v", 1) };
+    int shorts [] = { S_PUT_SHORT, S_DEL_SHORT, S_WRITE_OK_SHORT };
+    for (int i = 0; i < 3; i++) {
+        s_encode_sample (shorts [i], &sb);
+        for (int k = 0; k < 4; k++) {
+            s_rebuild (sb.data, sb.size, -1, NULL, &junk [k], 1, &bad);
+            assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+        }
+    }
+
+    //  WRITE_OK's acked: any 32-bit count
+    s_encode_sample (S_WRITE_OK_LONG, &sb);
+    o = s_obj_uint (UINT32_MAX);
+    s_rebuild (sb.data, sb.size, 5, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_ok (&bad, &up).u.write_ok.acked, UINT32_MAX);
+    o = s_obj_uint ((uint64_t) UINT32_MAX + 1);
+    s_rebuild (sb.data, sb.size, 5, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+    msgpack_sbuffer_destroy (&bad);
+}
+
+//  node_info's flags and handover_seq: an older peer's node_info of 11
+//  elements decodes with both 0, in REGISTER and in TOPOLOGY; set, they
+//  round-trip over their whole range; the encoder always sends both.
+static void
+test_node_info_flags (void **state)
+{
+    (void) state;
+    msgpack_sbuffer reg, topo;
+    msgpack_sbuffer_init (&reg);
+    msgpack_sbuffer_init (&topo);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t m;
+
+    //  [.., up, silent_ms] with nothing after: flags = handover_seq = 0
+    s_bad_node (11, NULL, &reg, &topo);
+    assert_int_equal (wc_msg_decode (reg.data, reg.size, &up, &m), 0);
+    wc_node_info_t want = s_sample_node (1);
+    assert_true (s_node_equal (&m.u.node, &want));
+    assert_int_equal (m.u.node.flags, 0);
+    assert_int_equal (m.u.node.handover_seq, 0);
+    assert_int_equal (wc_msg_decode (topo.data, topo.size, &up, &m), 0);
+    wc_node_info_t got;
+    assert_int_equal (wc_node_info_from_object (&m.u.topology.items [1], &got), 0);
+    assert_true (s_node_equal (&got, &want));
+    //  ...twelve: flags only
+    wc_msg_t in = s_sample (S_REGISTER);
+    in.u.node.flags = WC_NODE_DIVERGED;
+    in.u.node.handover_seq = 9;
+    msgpack_sbuffer_clear (&reg);
+    assert_int_equal (wc_msg_encode (&in, &reg), 0);
+    msgpack_unpacked whole;
+    msgpack_unpacked_init (&whole);
+    size_t off = 0;
+    assert_int_equal (msgpack_unpack_next (&whole, reg.data, reg.size, &off),
+                      MSGPACK_UNPACK_SUCCESS);
+    msgpack_object node = whole.data.via.array.ptr [3];
+    assert_int_equal (node.via.array.size, 13);
+    node.via.array.size = 12;
+    s_rebuild (reg.data, reg.size, 3, &node, NULL, 0, &topo);
+    msgpack_unpacked_destroy (&whole);
+    assert_int_equal (wc_msg_decode (topo.data, topo.size, &up, &m), 0);
+    assert_int_equal (m.u.node.flags, WC_NODE_DIVERGED);
+    assert_int_equal (m.u.node.handover_seq, 0);
+
+    //  Every flag, unknown bits included, and any handover_seq
+    uint64_t values [] = { WC_NODE_CANDIDATE, WC_NODE_DIVERGED, WC_NODE_STALLED,
+                           WC_NODE_CANDIDATE | WC_NODE_STALLED, UINT64_MAX };
+    for (int k = 0; k < 5; k++) {
+        wc_msg_t in = s_sample (S_REGISTER);
+        in.u.node.flags = values [k];
+        in.u.node.handover_seq = values [k] == UINT64_MAX ? UINT64_MAX : 1000;
+        msgpack_sbuffer_clear (&reg);
+        assert_int_equal (wc_msg_encode (&in, &reg), 0);
+        assert_int_equal (wc_msg_decode (reg.data, reg.size, &up, &m), 0);
+        assert_true (s_msg_equal (&in, &m));
+    }
+    //  The three flags are distinct bits
+    assert_int_equal (WC_NODE_CANDIDATE & WC_NODE_DIVERGED, 0);
+    assert_int_equal ((WC_NODE_CANDIDATE | WC_NODE_DIVERGED) & WC_NODE_STALLED, 0);
+
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&reg);
+    msgpack_sbuffer_destroy (&topo);
+}
+
+//  The values each new message may hold: every epoch a broker names
+//  (PROMOTE, FOLLOW, HANDOVER, SWITCHOVER_DONE) is 1 or more, since
+//  epochs start at 1; FOLLOW and SWITCHOVER_DONE name a primary; ACK and
+//  SWITCHOVER a node id; a HANDOVER with an empty target cancels one; SNAPSHOT_GET's max_bytes saturates at
+//  32 bits; SNAPSHOT_CHUNK carries 0..WC_MAX_SNAPSHOT_CHUNK octets; an
+//  EPOCH_END asks with one epoch (what follows is an extra).
+static void
+test_issue7_values (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb, bad;
+    msgpack_sbuffer_init (&sb);
+    msgpack_sbuffer_init (&bad);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    msgpack_object o;
+    wc_msg_t m;
+
+    struct { int sample; int pos; msgpack_object obj; int rc; } cases [] = {
+        { S_PROMOTE, 3, s_obj_uint (0), WALCAST_EPROTO },
+        { S_PROMOTE, 3, s_obj_uint (1), 0 },
+        { S_PROMOTE, 3, s_obj_uint (UINT64_MAX), 0 },
+        { S_FOLLOW, 3, s_obj_uint (0), WALCAST_EPROTO },
+        { S_FOLLOW, 4, s_obj_str (""), WALCAST_EPROTO },
+        { S_HANDOVER, 3, s_obj_uint (0), WALCAST_EPROTO },
+        { S_SWITCHOVER_DONE, 3, s_obj_uint (0), WALCAST_EPROTO },
+        { S_SWITCHOVER_DONE, 4, s_obj_str (""), WALCAST_EPROTO },
+        { S_FOLLOW, 4, s_obj_bin ("h:1", 3), 0 },
+        { S_ACK, 3, s_obj_str (""), WALCAST_EPROTO },
+        { S_ACK, 4, s_obj_uint (0), 0 },            // a replica with no epoch yet
+        { S_ACK, 5, s_obj_uint (0), 0 },            // ...that holds nothing
+        { 37, 3, s_obj_str (""), WALCAST_EPROTO },  // SWITCHOVER to nobody
+        { S_HANDOVER, 4, s_obj_str (""), 0 },       // cancel
+        { S_HANDOVER, 5, s_obj_str (""), 0 },
+        { S_SNAPSHOT_GET, 3, s_obj_uint (0), 0 },   // the newest snapshot
+        { S_SNAPSHOT_CHUNK, 6, s_obj_bin ("", 0), 0 },  // past the end
+        { S_SNAPSHOT_CHUNK, 6, s_obj_str ("abc"), 0 },
+    };
+    bool ok = true;
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        s_encode_sample (cases [i].sample, &sb);
+        s_rebuild (sb.data, sb.size, cases [i].pos, &cases [i].obj, NULL, 0, &bad);
+        int rc = s_decode_copy (bad.data, bad.size);
+        if (rc != cases [i].rc) {
+            print_message ("case %zu (%s field %d): got %s, want %s\n", i,
+                           wc_msg_type_name (s_sample (cases [i].sample).type),
+                           cases [i].pos, walcast_errname (rc),
+                           walcast_errname (cases [i].rc));
+            ok = false;
+        }
+    }
+    if (!ok)
+        fail_msg ("a value was decoded wrong");
+    //  The encoder refuses the same
+    m = s_sample (S_PROMOTE);
+    m.u.promote.epoch = 0;
+    assert_int_equal (wc_msg_encode (&m, &bad), WALCAST_EINVAL);
+    m = s_sample (S_FOLLOW);
+    m.u.follow.primary.len = 0;
+    assert_int_equal (wc_msg_encode (&m, &bad), WALCAST_EINVAL);
+    m = s_sample (S_FOLLOW);
+    m.u.follow.epoch = 0;
+    assert_int_equal (wc_msg_encode (&m, &bad), WALCAST_EINVAL);
+    m = s_sample (S_HANDOVER);
+    m.u.handover.epoch = 0;
+    assert_int_equal (wc_msg_encode (&m, &bad), WALCAST_EINVAL);
+    m = s_sample (S_SWITCHOVER_DONE);
+    m.u.switchover_done.epoch = 0;
+    assert_int_equal (wc_msg_encode (&m, &bad), WALCAST_EINVAL);
+    m = s_sample (S_SWITCHOVER_DONE);
+    m.u.switchover_done.primary.len = 0;
+    assert_int_equal (wc_msg_encode (&m, &bad), WALCAST_EINVAL);
+    m = s_sample (S_ACK);
+    m.u.ack.id.len = 0;
+    assert_int_equal (wc_msg_encode (&m, &bad), WALCAST_EINVAL);
+    m = s_sample (37);
+    m.u.switchover.node_id.len = WC_MAX_ID + 1;
+    assert_int_equal (wc_msg_encode (&m, &bad), WALCAST_EINVAL);
+
+    //  SNAPSHOT_GET max_bytes: over 32 bits saturates, like FETCH's
+    s_encode_sample (S_SNAPSHOT_GET, &sb);
+    o = s_obj_uint (UINT64_MAX);
+    s_rebuild (sb.data, sb.size, 5, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_ok (&bad, &up).u.snapshot_get.max_bytes, UINT32_MAX);
+
+    //  SNAPSHOT_CHUNK data at exactly its limit, both ways; one more
+    //  octet is refused both ways
+    char *data = calloc (1, WC_MAX_SNAPSHOT_CHUNK + 1);
+    assert_non_null (data);
+    m = s_sample (S_SNAPSHOT_CHUNK);
+    m.u.snapshot_chunk.data.ptr = (const uint8_t *) data;
+    m.u.snapshot_chunk.data.len = WC_MAX_SNAPSHOT_CHUNK;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    wc_msg_t out = s_decode_ok (&sb, &up);
+    assert_true (s_msg_equal (&m, &out));
+    m.u.snapshot_chunk.data.len++;
+    assert_int_equal (wc_msg_encode (&m, &bad), WALCAST_EINVAL);
+    o = s_obj_bin (data, WC_MAX_SNAPSHOT_CHUNK + 1);
+    s_rebuild (sb.data, sb.size, 6, &o, NULL, 0, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_ETOOBIG);
+    free (data);
+
+    //  EPOCH_END is [v, 50, rid, epoch]: a second number is an extra,
+    //  not an end_seq; EPOCH_END_REPLY needs both
+    s_encode_sample (30, &sb);
+    o = s_obj_uint (77);
+    s_rebuild (sb.data, sb.size, -1, NULL, &o, 1, &bad);
+    m = s_decode_ok (&bad, &up);
+    assert_int_equal (m.u.epoch_end.epoch, 5);
+    assert_int_equal (m.u.epoch_end.end_seq, 0);
+    msgpack_sbuffer_clear (&sb);
+    m = s_sample (31);
+    m.u.epoch_end.end_seq = 0;
+    assert_int_equal (wc_msg_encode (&m, &sb), 0);
+    assert_int_equal ((uint8_t) sb.data [0], 0x95);      // end_seq 0 is sent
+
     msgpack_unpacked_destroy (&up);
     msgpack_sbuffer_destroy (&sb);
     msgpack_sbuffer_destroy (&bad);
@@ -2777,10 +3597,20 @@ test_type_names (void **state)
     assert_string_equal (wc_msg_type_name (WC_MSG_NODE_HEARTBEAT), "NODE_HEARTBEAT");
     assert_string_equal (wc_msg_type_name (WC_MSG_TOPOLOGY_GET), "TOPOLOGY_GET");
     assert_string_equal (wc_msg_type_name (WC_MSG_TOPOLOGY), "TOPOLOGY");
-    assert_string_equal (wc_msg_type_name (68), "UNKNOWN");
+    //  Issue 7's messages, by their numbers in PROTOCOL.md
+    static const struct { int type; const char *name; } added [] = {
+        { 7, "ACK" }, { 8, "SNAPSHOT" }, { 21, "SNAPSHOT_DONE" },
+        { 50, "EPOCH_END" }, { 51, "EPOCH_END_REPLY" }, { 52, "SNAPSHOT_GET" },
+        { 53, "SNAPSHOT_CHUNK" }, { 68, "PROMOTE" }, { 69, "FOLLOW" },
+        { 70, "HANDOVER" }, { 71, "SWITCHOVER" }, { 72, "SWITCHOVER_DONE" }
+    };
+    for (size_t i = 0; i < sizeof added / sizeof added [0]; i++)
+        assert_string_equal (wc_msg_type_name (added [i].type), added [i].name);
+    assert_string_equal (wc_msg_type_name (73), "UNKNOWN");
     assert_string_equal (wc_msg_type_name (0), "UNKNOWN");
     assert_string_equal (wc_msg_type_name (-1), "UNKNOWN");
-    assert_string_equal (wc_msg_type_name (7), "UNKNOWN");
+    assert_string_equal (wc_msg_type_name (9), "UNKNOWN");
+    assert_string_equal (wc_msg_type_name (54), "UNKNOWN");
 }
 
 
@@ -2791,7 +3621,8 @@ static const int s_codes [] = {
     WALCAST_OK, WALCAST_EINVAL, WALCAST_EPROTO, WALCAST_EVERSION,
     WALCAST_ETOOBIG, WALCAST_ENOTFOUND, WALCAST_ENOTPRIMARY, WALCAST_ETIMEOUT,
     WALCAST_EIO, WALCAST_ENOMEM, WALCAST_ERANGE, WALCAST_EUNAVAILABLE,
-    WALCAST_EBUSY, WALCAST_ESTALE, WALCAST_ENOSPC, WALCAST_ECONFLICT
+    WALCAST_EBUSY, WALCAST_ESTALE, WALCAST_ENOSPC, WALCAST_ECONFLICT,
+    WALCAST_ENOTREPLICATED, WALCAST_EFEWREPLICAS, WALCAST_EFENCED
 };
 #define S_NCODES (sizeof s_codes / sizeof s_codes [0])
 
@@ -2813,7 +3644,10 @@ test_error_names (void **state)
     assert_string_equal (walcast_errname (WALCAST_OK), "OK");
     assert_string_equal (walcast_errname (WALCAST_ESTALE), "ESTALE");
     assert_string_equal (walcast_errname (WALCAST_ENOSPC), "ENOSPC");
-    assert_string_equal (walcast_errname (-16), "EUNKNOWN");
+    assert_string_equal (walcast_errname (WALCAST_ENOTREPLICATED), "ENOTREPLICATED");
+    assert_string_equal (walcast_errname (WALCAST_EFEWREPLICAS), "EFEWREPLICAS");
+    assert_string_equal (walcast_errname (WALCAST_EFENCED), "EFENCED");
+    assert_string_equal (walcast_errname (-19), "EUNKNOWN");
     assert_string_equal (walcast_errname (1), "EUNKNOWN");
     assert_string_equal (walcast_strerror (-1000), "unknown error");
 }
@@ -2833,7 +3667,13 @@ test_error_wire (void **state)
     //  Codes this build does not know are EPROTO, both ways
     assert_int_equal (wc_err_from_wire (0), WALCAST_EPROTO);
     assert_int_equal (wc_err_to_wire (WALCAST_ENOSPC), 14);
-    assert_int_equal (wc_err_from_wire (16), WALCAST_EPROTO);
+    //  ENOTREPLICATED, EFEWREPLICAS, EFENCED are 16, 17, 18 (PROTOCOL.md)
+    assert_int_equal (wc_err_to_wire (WALCAST_ENOTREPLICATED), 16);
+    assert_int_equal (wc_err_to_wire (WALCAST_EFEWREPLICAS), 17);
+    assert_int_equal (wc_err_to_wire (WALCAST_EFENCED), 18);
+    assert_int_equal (wc_err_from_wire (16), WALCAST_ENOTREPLICATED);
+    assert_int_equal (wc_err_from_wire (18), WALCAST_EFENCED);
+    assert_int_equal (wc_err_from_wire (19), WALCAST_EPROTO);
     assert_int_equal (wc_err_from_wire (1000), WALCAST_EPROTO);
     assert_int_equal (wc_err_from_wire (UINT64_MAX), WALCAST_EPROTO);
     assert_int_equal (wc_err_from_wire ((uint64_t) 1 << 32 | 6), WALCAST_EPROTO);
@@ -2871,6 +3711,7 @@ s_check_accepted (const wc_msg_t *m, const void *buf, size_t len)
         case WC_MSG_PUT:
             assert_true (m->u.req.key.len >= 1 && m->u.req.key.len <= WC_MAX_KEY);
             assert_true (m->u.req.value.len <= WC_MAX_VALUE);
+            assert_true (m->u.req.ack_timeout_ms <= WC_MAX_ACK_TIMEOUT_MS);
             assert_true (s_inside (m->u.req.key, buf, len));
             assert_true (s_inside (m->u.req.value, buf, len));
             break;
@@ -2884,6 +3725,32 @@ s_check_accepted (const wc_msg_t *m, const void *buf, size_t len)
             break;
         case WC_MSG_GET:
             assert_true (m->u.req.wait_ms <= WC_MAX_WAIT_MS);
+            break;
+        case WC_MSG_DEL:
+            assert_true (m->u.req.ack_timeout_ms <= WC_MAX_ACK_TIMEOUT_MS);
+            assert_true (s_inside (m->u.req.key, buf, len));
+            break;
+        case WC_MSG_ACK:
+            assert_true (m->u.ack.id.len >= 1 && m->u.ack.id.len <= WC_MAX_ID);
+            assert_true (s_inside (m->u.ack.id, buf, len));
+            break;
+        case WC_MSG_SNAPSHOT_CHUNK:
+            assert_true (m->u.snapshot_chunk.data.len <= WC_MAX_SNAPSHOT_CHUNK);
+            assert_true (s_inside (m->u.snapshot_chunk.data, buf, len));
+            break;
+        case WC_MSG_PROMOTE:
+            assert_true (m->u.promote.epoch >= 1);
+            break;
+        case WC_MSG_FOLLOW:
+            assert_true (m->u.follow.primary.len >= 1
+                         && m->u.follow.primary.len <= WC_MAX_ADDR);
+            assert_true (s_inside (m->u.follow.primary, buf, len));
+            break;
+        case WC_MSG_HANDOVER:
+            assert_true (m->u.handover.target_id.len <= WC_MAX_ID);
+            assert_true (m->u.handover.target_addr.len <= WC_MAX_ADDR);
+            assert_true (s_inside (m->u.handover.target_id, buf, len));
+            assert_true (s_inside (m->u.handover.target_addr, buf, len));
             break;
         case WC_MSG_PONG:
             assert_true (m->u.pong.role == 0
@@ -2978,9 +3845,11 @@ test_fuzz_random_bytes (void **state)
         //  Half of them look like a version 1 message of a known type, so
         //  the field decoders see random fields too.
         if (len >= 3 && (iter & 1)) {
-            static const uint8_t types [] = { 1, 2, 3, 4, 5, 6, 16, 17, 18,
-                                              19, 20, 31, 32, 33, 48, 49,
-                                              64, 65, 66, 67 };
+            static const uint8_t types [] = { 1, 2, 3, 4, 5, 6, 7, 8, 16,
+                                              17, 18, 19, 20, 21, 31, 32,
+                                              33, 48, 49, 50, 51, 52, 53,
+                                              64, 65, 66, 67, 68, 69, 70,
+                                              71, 72 };
             buf [0] = (uint8_t) (0x92 + s_rand () % 10);
             buf [1] = 0x01;
             buf [2] = types [s_rand () % sizeof types];
@@ -3091,6 +3960,7 @@ main (void)
         cmocka_unit_test (test_golden_variants),
         cmocka_unit_test (test_golden_length_forms),
         cmocka_unit_test (test_golden_protocol_examples),
+        cmocka_unit_test (test_golden_protocol_examples_issue7),
         cmocka_unit_test (test_limits_exactly),
         cmocka_unit_test (test_limits_fit_sockets),
         cmocka_unit_test (test_truncated_at_every_length),
@@ -3109,6 +3979,10 @@ main (void)
         cmocka_unit_test (test_get_and_pong_values),
         cmocka_unit_test (test_node_info_fields),
         cmocka_unit_test (test_topology_with_bad_item),
+        cmocka_unit_test (test_acks_old_forms_unchanged),
+        cmocka_unit_test (test_acks_fields),
+        cmocka_unit_test (test_node_info_flags),
+        cmocka_unit_test (test_issue7_values),
         cmocka_unit_test (test_broker_limits_exactly),
         cmocka_unit_test (test_failed_decode_keeps_rid),
         cmocka_unit_test (test_readable_rid),
