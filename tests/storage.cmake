@@ -8,3 +8,4 @@ wc_add_test(test_wal_flush 240 SOURCES test_wal_flush.c wal_util.c LIBS wc_stora
 wc_add_test(test_syncer 60 SOURCES test_syncer.c wal_util.c LIBS wc_storage)
 wc_add_test(test_engine 120 SOURCES test_engine.c LIBS wc_storage)
 wc_add_test(test_epochs 60 SOURCES test_epochs.c LIBS wc_storage)
+wc_add_test(test_snapshot 120 SOURCES test_snapshot.c vfs_gate.c LIBS wc_storage)
