@@ -1692,6 +1692,33 @@ wc_wal_retain (wc_wal_t *self, uint64_t seq, uint64_t keep_bytes)
     return removed;
 }
 
+int
+wc_wal_remove_all (const char *dir)
+{
+    wc_wal_t probe = { .dir = (char *) dir, .dirfd = -1, .rfd = -1 };
+    probe.dirfd = wc_vfs_open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    uint64_t *seqs = NULL;
+    size_t count = 0;
+    int rc = probe.dirfd < 0 || s_list_segments (&probe, &seqs, &count) != 0 ? -1 : 0;
+    if (rc != 0)
+        wc_log_error ("wal %s: cannot list the directory: %s", dir, strerror (errno));
+    for (size_t k = count; k-- > 0 && rc == 0; ) {
+        char name [S_NAME_SIZE];
+        s_segment_name (name, seqs [k]);
+        if ((wc_vfs_unlinkat (probe.dirfd, name, 0) != 0 && errno != ENOENT)
+        ||  wc_vfs_fsync (probe.dirfd) != 0) {
+            wc_log_error ("wal %s: cannot remove %s: %s", dir, name, strerror (errno));
+            rc = -1;
+        }
+    }
+    if (rc == 0 && count)
+        wc_log_info ("wal %s: removed the %zu segments of the replaced log", dir, count);
+    free (seqs);
+    if (probe.dirfd >= 0)
+        wc_vfs_close (probe.dirfd);
+    return rc == 0 ? 0 : WALCAST_EIO;
+}
+
 uint64_t
 wc_wal_bytes (const wc_wal_t *self)
 {

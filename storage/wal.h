@@ -175,6 +175,11 @@ int wc_wal_truncate (wc_wal_t *self, uint64_t seq);
     what was removed stays removed). */
 int wc_wal_retain (wc_wal_t *self, uint64_t seq, uint64_t keep_bytes);
 
+/*  Remove every segment file of dir, newest first, syncing the directory
+    after each: the log of a state that an installed snapshot replaced.
+    For a log that is not open. Returns 0 or WALCAST_EIO (logged). */
+int wc_wal_remove_all (const char *dir);
+
 /*  Bytes of the log's segment files (whole records). */
 uint64_t wc_wal_bytes (const wc_wal_t *self);
 
