@@ -185,7 +185,8 @@ wc_epochs_merge (wc_epochs_t *self, const wc_epochs_t *other)
         if (other->items [k].first_seq < self->items [i].first_seq)
             self->items [i].first_seq = other->items [k].first_seq;
     }
-    qsort (self->items, self->count, sizeof *self->items, s_compare);
+    if (self->count > 1)
+        qsort (self->items, self->count, sizeof *self->items, s_compare);
     //  An epoch cannot begin after a later one: the later one's first
     //  seq bounds every earlier one's.
     for (size_t i = self->count; i-- > 1; )

@@ -377,7 +377,7 @@ test_writer_consistent (void **state)
     gate_wait_hold (0);
     //  The loop goes on: rewrites, deletes, new keys
     for (size_t n = 0; n < 20000; n += 3)
-        assert_int_equal (wc_store_put (f->store, "key:1", 5, "x", (size_t) (n % 7)), 0);
+        assert_int_equal (wc_store_put (f->store, "key:1", 5, "xxxxxxx", (size_t) (n % 7)), 0);
     s_fill (f->store, 10000, 40000);
     for (size_t n = 0; n < 5000; n++) {
         char key [32];
