@@ -1,5 +1,6 @@
 /*  engine.c - the storage engine: one commit contract over the WAL, the
-    store and the syncer (see engine.h).
+    store and the syncer, with the epoch history, truncation and
+    snapshots (see engine.h).
 
     Staged and written entries wait in `pending` (seq, length, payload,
     back to back) until they are applied: at once after a commit under
@@ -12,22 +13,63 @@
     Disk trouble comes in episodes: the first failed commit is logged with
     its cause, the ones after it only counted, and the first commit that
     works again says how long it lasted.
+
+    The state is the newest valid snapshot (`base`, 0 without one) plus
+    the log after it. At open, the snapshot is loaded first and the
+    replay applies only what follows it, without a hole (a log that
+    begins past base + 1 is a missing beginning); the epochs the replay
+    sees are merged into the history file's, with the snapshot's, and
+    fitted to where the log ends. The same pieces rebuild the state for
+    a truncation: the newest snapshot at or below the cut, then the log.
+
+    Changing files in an order that a crash cannot turn into a mix:
+    - a new epoch is in the history file before any entry of it is in
+      the log (it is written at stage, before the commit);
+    - a truncation writes the shorter history, removes the snapshots
+      past the cut, then cuts the log (a crash before the cut leaves the
+      old entries, which the replay puts back into the history);
+    - an install writes the marker "install" (seq and CRC of the new
+      snapshot), renames the snapshot in (the switch), then removes the
+      other snapshots and the log, writes the new history and removes the
+      marker; an open that finds the marker and that snapshot finishes
+      the job, one that finds only the marker drops it.
+
+    Snapshots: a freeze of the store (store.h) at the applied seq, then
+    the writer thread (snapshot.h) does the rest; the loop thaws the
+    store when the writer says it is done, keeps the two newest files and
+    removes the log segments they cover beyond retain_bytes. A
+    truncation or an install first cancels a write in progress and waits
+    for it; its result is kept for wc_engine_on_snapshot, whose socket
+    stays readable until then.
 */
 #include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "buffer.h"
 #include "clock.h"
 #include "engine.h"
+#include "files.h"
 #include "lock.h"
 #include "log.h"
+#include "snapshot.h"
 #include "syncer.h"
 #include "vfs.h"
 
 #define S_BATCH_SYNC_MS   10          /* --fsync batch: sync this long after a write */
 #define S_CLOSE_WAIT_MS   10000       /* a clean stop waits this long for syncs */
+#define S_STOP_WAIT_MS    10000       /* and for a snapshot write to stop */
 #define S_PENDING_KEEP    (4u * 1024u * 1024u)    /* buffer kept when emptied */
 #define S_PENDING_COMPACT (256u * 1024u)          /* applied bytes moved out */
+#define S_SNAPSHOTS_KEPT  2           /* snapshot files kept */
+#define S_SNAPSHOT_RETRY_MS 10000     /* a failed snapshot is retried this much later */
+#define S_REBUILD_CHUNK   (4u * 1024u * 1024u)    /* log read at a time to rebuild */
+#define S_DIVERGED_FILE   "DIVERGED"
+#define S_INSTALL_FILE    "install"
+#define S_DOWNLOAD_FILE   "snapshot.download.tmp"
+#define S_MARKER_MAX      4096        /* bytes of a marker file we read */
 
 /*  The head of one entry in `pending`; its payload follows. */
 typedef struct {
@@ -37,7 +79,9 @@ typedef struct {
 
 struct wc_engine {
     char              *dir;         /* the data directory, for logs */
+    int                dirfd;       /* the data directory, for files */
     wc_fsync_t         fsync;       /* when entries are synced and applied */
+    size_t             segment_bytes;   /* of the WAL */
     wc_lock_t         *lock;        /* the directory is ours */
     wc_wal_t          *wal;         /* the log */
     wc_store_t        *store;       /* the state */
@@ -53,7 +97,6 @@ struct wc_engine {
                                        this seq are done too */
     uint64_t           durable;     /* last seq synced */
     uint64_t           applied;     /* last seq in the state */
-    uint64_t           epoch;       /* highest epoch applied */
     uint64_t           applied_ts;  /* primary clock of the last applied entry */
     int64_t            sync_due_ms; /* batch: when the next sync is due; 0 none */
     bool               fatal;       /* a sync failed: nothing more is written */
@@ -65,35 +108,63 @@ struct wc_engine {
     int64_t            stall_ms;    /* since when */
     uint64_t           stall_fails; /* commits failed in this episode */
     char               stall_why [256];
+
+    wc_epochs_t       *epochs;      /* the history, as the file says */
+    wc_epochs_t       *seen;        /* at open: the epochs the replay saw */
+    bool               hole;        /* at open: the log does not follow base */
+    uint64_t           base;        /* the snapshot the state was built from */
+    uint64_t          *snaps;       /* snapshot files, ascending seq */
+    size_t             nsnaps;      /* how many */
+    size_t             snaps_cap;   /* allocated entries in snaps */
+    uint64_t           snapshot_every;  /* entries between snapshots; 0 none */
+    uint64_t           retain_bytes;    /* log kept after a snapshot */
+    wc_snapshotter_t  *writer;      /* the snapshot thread */
+    uint64_t           snap_from;   /* applied seq of the last snapshot begun */
+    int64_t            snap_retry_ms;   /* not before this after a failure */
+    bool               snap_report; /* a result waits for wc_engine_on_snapshot */
+    wc_snapshot_result_t snap_result;   /* that result */
+    int                read_fd;     /* snapshot file open for reading; -1 */
+    uint64_t           read_seq;    /* its seq */
+    bool               diverged;    /* the marker is there */
+    char               diverged_why [512];  /* its text */
+    char              *temp_path;   /* where a download goes */
 };
 
 
 static int s_fatal (wc_engine_t *self);
 static int s_request_sync (wc_engine_t *self);
+static int s_snapshot_stop (wc_engine_t *self);
+static void s_snapshot_maybe (wc_engine_t *self);
 
 
 //  --------------------------------------------------------------------
 //  Applying entries
 
-//  Put one decoded entry into the store and note it. Returns 0,
-//  WALCAST_ENOMEM.
+//  Put one decoded entry into a store. Returns 0, WALCAST_ENOMEM.
+static int
+s_put_entry (wc_store_t *store, const wc_entry_t *entry)
+{
+    return entry->op == WC_OP_PUT
+         ? wc_store_put (store, entry->key.ptr, entry->key.len,
+                         entry->value.ptr, entry->value.len)
+         : wc_store_del (store, entry->key.ptr, entry->key.len);
+}
+
+//  Put one decoded entry into the state and note it. 0, WALCAST_ENOMEM.
 static int
 s_store_apply (wc_engine_t *self, const wc_entry_t *entry)
 {
-    int rc = entry->op == WC_OP_PUT
-           ? wc_store_put (self->store, entry->key.ptr, entry->key.len,
-                           entry->value.ptr, entry->value.len)
-           : wc_store_del (self->store, entry->key.ptr, entry->key.len);
+    int rc = s_put_entry (self->store, entry);
     if (rc)
         return rc;
     self->applied = entry->seq;
     self->applied_ts = entry->ts_ms;
-    if (entry->epoch > self->epoch)
-        self->epoch = entry->epoch;
     return 0;
 }
 
-//  WAL replay: each record must be the entry of its seq.
+//  WAL replay: each record must be the entry of its seq. Its epoch goes
+//  into `seen`; it is applied when it follows the state (the snapshot's
+//  entries are already in it, and nothing is applied past a hole).
 static int
 s_replay (void *arg, uint64_t seq, const uint8_t *payload, size_t len)
 {
@@ -104,7 +175,15 @@ s_replay (void *arg, uint64_t seq, const uint8_t *payload, size_t len)
         rc = WALCAST_EPROTO;
     if (rc)
         return WALCAST_EPROTO;          //  not an entry: damage, for the WAL
-
+    if (entry.epoch > wc_epochs_latest (self->seen)
+    &&  wc_epochs_add (self->seen, entry.epoch, seq) == WALCAST_ENOMEM)
+        return WALCAST_ENOMEM;
+    if (seq <= self->base || self->hole)
+        return 0;
+    if (seq != self->applied + 1) {
+        self->hole = true;
+        return 0;
+    }
     rc = s_store_apply (self, &entry);
     if (rc)
         wc_log_error ("wal: cannot apply recovered entry %llu: %s",
@@ -170,17 +249,320 @@ s_cut_pending (wc_engine_t *self, uint64_t seq)
 
 
 //  --------------------------------------------------------------------
+//  Snapshot files
+
+//  Note that the snapshot file of seq exists. 0 or WALCAST_ENOMEM.
+static int
+s_snaps_insert (wc_engine_t *self, uint64_t seq)
+{
+    size_t i = 0;
+    while (i < self->nsnaps && self->snaps [i] < seq)
+        i++;
+    if (i < self->nsnaps && self->snaps [i] == seq)
+        return 0;
+    if (self->nsnaps == self->snaps_cap) {
+        size_t cap = self->snaps_cap ? self->snaps_cap * 2 : 8;
+        uint64_t *grown = (uint64_t *) realloc (self->snaps, cap * sizeof *grown);
+        if (!grown)
+            return WALCAST_ENOMEM;
+        self->snaps = grown;
+        self->snaps_cap = cap;
+    }
+    memmove (self->snaps + i + 1, self->snaps + i, (self->nsnaps - i) * sizeof *self->snaps);
+    self->snaps [i] = seq;
+    self->nsnaps++;
+    return 0;
+}
+
+//  Forget the snapshot file of seq (and the descriptor reading it).
+static void
+s_snaps_forget (wc_engine_t *self, uint64_t seq)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < self->nsnaps; i++)
+        if (self->snaps [i] != seq)
+            self->snaps [kept++] = self->snaps [i];
+    self->nsnaps = kept;
+    if (self->read_fd >= 0 && self->read_seq == seq) {
+        wc_vfs_close (self->read_fd);
+        self->read_fd = -1;
+    }
+}
+
+//  Remove the snapshot file of seq (no directory sync). 0 or WALCAST_EIO
+//  (logged).
+static int
+s_snapshot_remove (wc_engine_t *self, uint64_t seq)
+{
+    char name [WC_SNAPSHOT_NAME_SIZE], why [256];
+    wc_snapshot_name (name, seq);
+    s_snaps_forget (self, seq);
+    if (wc_files_remove (self->dirfd, name, false, why, sizeof why) != 0) {
+        wc_log_error ("snapshot %s: %s", self->dir, why);
+        return WALCAST_EIO;
+    }
+    return 0;
+}
+
+//  Remove the snapshot files on disk whose seq is above seq or (when
+//  except is not 0) is not except, then sync the directory. 0 or
+//  WALCAST_EIO / WALCAST_ENOMEM (logged).
+static int
+s_snapshots_drop (wc_engine_t *self, uint64_t above, uint64_t except)
+{
+    uint64_t *seqs;
+    size_t count;
+    int rc = wc_snapshot_list (self->dirfd, &seqs, &count);
+    if (rc != 0) {
+        wc_log_error ("snapshot %s: cannot list the directory", self->dir);
+        return rc;
+    }
+    bool removed = false;
+    for (size_t i = count; i-- > 0 && rc == 0; )
+        if (seqs [i] > above || (except && seqs [i] != except)) {
+            rc = s_snapshot_remove (self, seqs [i]);
+            removed = true;
+        }
+    free (seqs);
+    if (rc == 0 && removed && wc_vfs_fsync (self->dirfd) != 0) {
+        wc_log_error ("snapshot %s: cannot sync the directory: %s", self->dir,
+                      strerror (errno));
+        rc = WALCAST_EIO;
+    }
+    return rc;
+}
+
+//  A damaged snapshot file: rename it name.damaged (.1, .2 ... when
+//  taken) so it is never read again nor deleted, and forget it.
+static void
+s_snapshot_set_aside (wc_engine_t *self, uint64_t seq)
+{
+    char name [WC_SNAPSHOT_NAME_SIZE], aside [WC_SNAPSHOT_NAME_SIZE + 24];
+    wc_snapshot_name (name, seq);
+    s_snaps_forget (self, seq);
+    for (int k = 0; k < 1000; k++) {
+        snprintf (aside, sizeof aside, k ? "%s.damaged.%d" : "%s.damaged", name, k);
+        struct stat st;
+        if (fstatat (self->dirfd, aside, &st, AT_SYMLINK_NOFOLLOW) == 0)
+            continue;
+        if (wc_vfs_renameat (self->dirfd, name, self->dirfd, aside) != 0
+        ||  wc_vfs_fsync (self->dirfd) != 0)
+            wc_log_error ("snapshot %s: cannot set %s aside: %s", self->dir, name,
+                          strerror (errno));
+        return;
+    }
+}
+
+//  Load the newest valid snapshot of the directory into the state (a
+//  damaged one is set aside, the one before it tried); history gets its
+//  history. No snapshot: an empty state. 0 or an error with why set.
+static int
+s_load_snapshot (wc_engine_t *self, wc_epochs_t *history, char *why, size_t why_size)
+{
+    uint64_t *seqs;
+    size_t count;
+    int rc = wc_snapshot_list (self->dirfd, &seqs, &count);
+    for (size_t i = 0; rc == 0 && i < count; i++)
+        rc = s_snaps_insert (self, seqs [i]);
+    for (size_t i = count; rc == 0 && i-- > 0 && !self->store; ) {
+        wc_snapshot_info_t info;
+        char inner [256];
+        rc = wc_snapshot_load (self->dirfd, seqs [i], &self->store, history, &info,
+                               inner, sizeof inner);
+        if (rc == 0) {
+            self->base = self->applied = info.seq;
+            self->applied_ts = info.ts_ms;
+            self->info.snapshot_seq = info.seq;
+            wc_log_info ("snapshot %s: loaded seq %llu (%llu keys)", self->dir,
+                         (unsigned long long) info.seq, (unsigned long long) info.count);
+        }
+        else
+        if (rc == WALCAST_EPROTO) {
+            wc_log_warn ("snapshot %s: %s: damaged, set aside as *.damaged; trying the "
+                         "one before it", self->dir, inner);
+            s_snapshot_set_aside (self, seqs [i]);
+            self->info.snapshots_damaged++;
+            rc = 0;
+        }
+        else
+            snprintf (why, why_size, "cannot load a snapshot in %s: %s", self->dir, inner);
+    }
+    free (seqs);
+    if (rc == 0 && !self->store && !(self->store = wc_store_new ()))
+        rc = WALCAST_ENOMEM;
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------
+//  The epoch history and the markers
+
+//  Replace the history with history (persisted first). 0 or an error
+//  (logged; the history unchanged).
+static int
+s_history_replace (wc_engine_t *self, const wc_epochs_t *history)
+{
+    char why [256], text [256];
+    int rc = wc_epochs_save (history, self->dirfd, why, sizeof why);
+    if (rc == 0)
+        rc = wc_epochs_copy (self->epochs, history);
+    if (rc != 0)
+        wc_log_error ("epochs %s: cannot write the epoch history (%s): %s", self->dir,
+                      wc_epochs_text (history, text, sizeof text),
+                      rc == WALCAST_ENOMEM ? "out of memory" : why);
+    return rc;
+}
+
+//  Add (epoch, first_seq) to the history, persisted. 0 or an error.
+static int
+s_history_add (wc_engine_t *self, uint64_t epoch, uint64_t first_seq)
+{
+    wc_epochs_t *next = wc_epochs_new ();
+    int rc = next ? wc_epochs_copy (next, self->epochs) : WALCAST_ENOMEM;
+    if (rc == 0)
+        rc = wc_epochs_add (next, epoch, first_seq);
+    if (rc == 0)
+        rc = s_history_replace (self, next);
+    if (rc == 0)
+        wc_log_info ("epochs %s: epoch %llu begins at seq %llu", self->dir,
+                     (unsigned long long) epoch, (unsigned long long) first_seq);
+    wc_epochs_destroy (&next);
+    return rc;
+}
+
+//  At open: the history file, merged with what the snapshot and the log
+//  say, fitted to where the log ends; written back when that changed it.
+//  0 or an error with why set.
+static int
+s_open_history (wc_engine_t *self, const wc_epochs_t *from_snapshot, char *why,
+                size_t why_size)
+{
+    char inner [256];
+    int rc = wc_epochs_load (self->epochs, self->dirfd, inner, sizeof inner);
+    bool damaged = rc == WALCAST_EPROTO;
+    if (damaged)
+        wc_log_warn ("epochs %s: %s; rebuilding the history from the snapshot and the "
+                     "log", self->dir, inner);
+    if (rc != 0 && rc != WALCAST_ENOTFOUND && !damaged) {
+        snprintf (why, why_size, "cannot read the epoch history in %s: %s", self->dir, inner);
+        return rc;
+    }
+    wc_epochs_t *fitted = wc_epochs_new ();
+    rc = fitted ? wc_epochs_copy (fitted, self->epochs) : WALCAST_ENOMEM;
+    if (rc == 0)
+        rc = wc_epochs_merge (fitted, from_snapshot);
+    if (rc == 0)
+        rc = wc_epochs_merge (fitted, self->seen);
+    if (rc == 0)
+        wc_epochs_reconcile (fitted, self->applied);
+    if (rc == 0 && (damaged || !wc_epochs_equal (fitted, self->epochs)))
+        rc = s_history_replace (self, fitted);
+    wc_epochs_destroy (&fitted);
+    if (rc != 0)
+        snprintf (why, why_size, "cannot write the epoch history in %s (see above)",
+                  self->dir);
+    return rc;
+}
+
+//  At open: the diverged marker, when there is one.
+static int
+s_read_diverged (wc_engine_t *self, char *why, size_t why_size)
+{
+    char *text;
+    size_t len;
+    int rc = wc_files_read (self->dirfd, S_DIVERGED_FILE, S_MARKER_MAX, &text, &len,
+                            why, why_size);
+    if (rc == WALCAST_ENOTFOUND)
+        return 0;
+    if (rc == WALCAST_ETOOBIG)
+        rc = 0, text = strdup ("(the marker file is too long to show)");
+    if (rc != 0 || !text)
+        return rc ? rc : WALCAST_ENOMEM;
+    text [strcspn (text, "\n")] = '\0';
+    snprintf (self->diverged_why, sizeof self->diverged_why, "%s", text);
+    self->diverged = true;
+    free (text);
+    wc_log_warn ("storage %s: DIVERGED: %s", self->dir, self->diverged_why);
+    return 0;
+}
+
+//  At open: an install marker. Sets *seq to the snapshot of an install
+//  that got as far as its switch (its file holds the marker's CRC), else
+//  removes the marker (the old state stands). 0 or an error.
+static int
+s_install_pending (wc_engine_t *self, uint64_t *seq, char *why, size_t why_size)
+{
+    char *text;
+    size_t len;
+    *seq = 0;
+    int rc = wc_files_read (self->dirfd, S_INSTALL_FILE, S_MARKER_MAX, &text, &len,
+                            why, why_size);
+    if (rc == WALCAST_ENOTFOUND)
+        return 0;
+    unsigned long long marked = 0;
+    unsigned int crc = 0, found = 0;
+    char name [WC_SNAPSHOT_NAME_SIZE];
+    if (rc == 0 && sscanf (text, "%llu %x", &marked, &crc) == 2 && marked > 0
+    &&  wc_snapshot_crc (self->dirfd, wc_snapshot_name (name, marked), &found) == 0
+    &&  found == crc)
+        *seq = marked;
+    free (text);
+    if (*seq) {
+        wc_log_warn ("storage %s: finishing the install of snapshot %llu that a restart "
+                     "interrupted", self->dir, marked);
+        return 0;
+    }
+    wc_log_warn ("storage %s: dropping the marker of an install that did not get to "
+                 "its switch; the state before it stands", self->dir);
+    return wc_files_remove (self->dirfd, S_INSTALL_FILE, true, why, why_size);
+}
+
+//  The last steps of an install of snapshot seq with history (from its
+//  switch on): every other snapshot and the whole log go, the history
+//  becomes the snapshot's, the marker goes. 0 or an error (logged).
+static int
+s_install_finish (wc_engine_t *self, uint64_t seq, const wc_epochs_t *history)
+{
+    char why [256];
+    int rc = s_snapshots_drop (self, UINT64_MAX, seq);
+    if (rc == 0)
+        rc = self->wal ? wc_wal_truncate (self->wal, 0) : wc_wal_remove_all (self->dir);
+    if (rc == 0)
+        rc = s_history_replace (self, history);
+    if (rc == 0 && (rc = wc_files_remove (self->dirfd, S_INSTALL_FILE, true, why,
+                                          sizeof why)) != 0)
+        wc_log_error ("storage %s: %s", self->dir, why);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------
 //  Opening and closing
 
 //  Say what the open found to be damaged, once, in info.
 static void
 s_check_damage (wc_engine_t *self)
 {
-    wc_wal_info_t *wal = &self->info.wal;
-    self->info.missing_start = wal->first_seq > 1;
+    uint64_t first = self->info.wal.first_seq;
+    self->info.missing_start = first > self->base + 1;
 }
 
-//  Everything of an open but the replay's report; 0 or -1 (why set).
+//  The log ends before the snapshot (it lost a tail the snapshot has):
+//  everything it holds is in the snapshot, and it cannot continue it, so
+//  it is emptied. 0 or WALCAST_EIO.
+static int
+s_settle_log (wc_engine_t *self)
+{
+    uint64_t last = wc_wal_last_seq (self->wal);
+    if (last == 0 || last >= self->base || wc_wal_damaged (self->wal))
+        return 0;
+    wc_log_warn ("wal %s: the log ends at seq %llu, before the snapshot of seq %llu: "
+                 "emptying it (the snapshot holds all of it)", self->dir,
+                 (unsigned long long) last, (unsigned long long) self->base);
+    return wc_wal_truncate (self->wal, 0);
+}
+
+//  Lock, directory, threads. 0 or -1 (why set).
 static int
 s_open_parts (wc_engine_t *self, const wc_engine_config_t *cfg, int *err,
               char *why, size_t why_size)
@@ -196,21 +578,81 @@ s_open_parts (wc_engine_t *self, const wc_engine_config_t *cfg, int *err,
                       cfg->dir, held);
         return -1;
     }
-    self->store = wc_store_new ();
-    self->syncer = wc_syncer_new ();
-    if (!self->store || !self->syncer) {
-        *err = WALCAST_ENOMEM;
-        snprintf (why, why_size, "out of memory");
+    self->dirfd = wc_vfs_open (cfg->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (self->dirfd < 0) {
+        *err = WALCAST_EIO;
+        snprintf (why, why_size, "cannot open the data directory %s: %s", cfg->dir,
+                  strerror (errno));
         return -1;
     }
-    self->wal = wc_wal_open (cfg->dir, cfg->segment_bytes, s_replay, self,
-                             &self->info.wal, err);
-    if (!self->wal) {
-        snprintf (why, why_size, "cannot open the log in %s: %s (see above)",
-                  cfg->dir, walcast_strerror (*err));
+    self->syncer = wc_syncer_new ();
+    self->writer = wc_snapshotter_new (self->dirfd, cfg->dir);
+    self->epochs = wc_epochs_new ();
+    self->seen = wc_epochs_new ();
+    if (!self->syncer || !self->writer || !self->epochs || !self->seen) {
+        *err = WALCAST_ENOMEM;
+        snprintf (why, why_size, "out of memory (or threads, or descriptors)");
         return -1;
     }
     return 0;
+}
+
+//  The snapshot (finishing an interrupted install first), the log after
+//  it, the history. 0 or -1 (*err and why set).
+static int
+s_open_state (wc_engine_t *self, int *err, char *why, size_t why_size)
+{
+    uint64_t install = 0;
+    wc_epochs_t *history = wc_epochs_new ();
+    *err = history ? s_install_pending (self, &install, why, why_size) : WALCAST_ENOMEM;
+    if (*err == 0 && install)
+        *err = s_snapshots_drop (self, UINT64_MAX, install);
+    if (*err == 0)
+        *err = wc_files_remove_temps (self->dirfd, self->dir);
+    if (*err == 0)
+        *err = s_read_diverged (self, why, why_size);
+    if (*err == 0)
+        *err = s_load_snapshot (self, history, why, why_size);
+    if (*err == 0 && install) {
+        *err = s_install_finish (self, install, history);
+        self->info.install_finished = *err == 0;
+    }
+    if (*err == 0) {
+        self->wal = wc_wal_open (self->dir, self->segment_bytes, s_replay, self,
+                                 &self->info.wal, err);
+        if (!self->wal)
+            snprintf (why, why_size, "cannot open the log in %s: %s (see above)",
+                      self->dir, walcast_strerror (*err));
+    }
+    if (*err == 0)
+        *err = s_settle_log (self);
+    if (*err == 0)
+        *err = s_open_history (self, history, why, why_size);
+    wc_epochs_destroy (&history);
+    wc_epochs_destroy (&self->seen);
+    if (*err != 0 && !why [0])
+        snprintf (why, why_size, "cannot open the data directory %s: %s (see above)",
+                  self->dir, walcast_strerror (*err));
+    return *err ? -1 : 0;
+}
+
+//  Take the configuration in. Returns false when out of memory.
+static bool
+s_configure (wc_engine_t *self, const wc_engine_config_t *cfg)
+{
+    self->dirfd = self->read_fd = -1;
+    self->fsync = cfg->fsync;
+    self->segment_bytes = cfg->segment_bytes;
+    self->snapshot_every = cfg->snapshot_every;
+    self->retain_bytes = cfg->retain_bytes ? cfg->retain_bytes : WC_ENGINE_RETAIN_DEFAULT;
+    msgpack_unpacked_init (&self->unpacked);
+    msgpack_sbuffer_init (&self->pending);
+    self->dir = strdup (cfg->dir);
+    self->temp_path = self->dir ? malloc (strlen (cfg->dir) + sizeof S_DOWNLOAD_FILE + 1)
+                                : NULL;
+    if (self->temp_path)
+        sprintf (self->temp_path, "%s/%s", cfg->dir, S_DOWNLOAD_FILE);
+    return self->temp_path != NULL;
 }
 
 wc_engine_t *
@@ -221,18 +663,20 @@ wc_engine_open (const wc_engine_config_t *cfg, wc_engine_info_t *info,
     wc_engine_t *self = (wc_engine_t *) calloc (1, sizeof *self);
     *err = WALCAST_ENOMEM;
     snprintf (why, why_size, "out of memory");
-    if (!self || !(self->dir = strdup (cfg->dir))) {
-        free (self);
+    if (!self)
+        return NULL;
+    if (!s_configure (self, cfg)) {
+        wc_engine_destroy (&self);
         return NULL;
     }
-    self->fsync = cfg->fsync;
-    msgpack_unpacked_init (&self->unpacked);
-    msgpack_sbuffer_init (&self->pending);
-    if (s_open_parts (self, cfg, err, why, why_size) != 0) {
+    why [0] = '\0';
+    if (s_open_parts (self, cfg, err, why, why_size) != 0
+    ||  s_open_state (self, err, why, why_size) != 0) {
         wc_engine_destroy (&self);
         return NULL;
     }
     self->staged = self->written = self->durable = self->requested = self->applied;
+    self->snap_from = self->nsnaps ? self->snaps [self->nsnaps - 1] : 0;
     s_check_damage (self);
     self->info.seconds = (double) (wc_clock_us () - started) / 1e6;
     if (info)
@@ -267,6 +711,7 @@ wc_engine_close (wc_engine_t *self)
     self->closed = true;
     if (!self->wal || self->fatal)
         return WALCAST_EIO;
+    s_snapshot_stop (self);
     int rc = wc_engine_commit (self);
     if (!self->fatal && s_request_sync (self) != 0)
         return WALCAST_EIO;
@@ -296,12 +741,21 @@ wc_engine_destroy (wc_engine_t **self_p)
     self->apply_fn = NULL;              //  the node may be gone already
     if (self->wal)
         wc_engine_close (self);
+    wc_snapshotter_destroy (&self->writer);     //  before the store it reads
     wc_syncer_destroy (&self->syncer);
     wc_wal_destroy (&self->wal);
     wc_store_destroy (&self->store);
+    wc_epochs_destroy (&self->epochs);
+    wc_epochs_destroy (&self->seen);
+    if (self->read_fd >= 0)
+        wc_vfs_close (self->read_fd);
+    if (self->dirfd >= 0)
+        wc_vfs_close (self->dirfd);
     wc_lock_destroy (&self->lock);
     msgpack_unpacked_destroy (&self->unpacked);
     msgpack_sbuffer_destroy (&self->pending);
+    free (self->snaps);
+    free (self->temp_path);
     free (self->dir);
     free (self);
     *self_p = NULL;
@@ -323,9 +777,14 @@ wc_engine_damage (const wc_engine_t *self, char *text, size_t size)
 {
     const wc_wal_info_t *wal = &self->info.wal;
     if (self->info.missing_start) {
-        snprintf (text, size, "the log in %s begins at seq %llu: seqs 1..%llu are "
-                  "missing (a segment file was deleted or lost)%s", self->dir,
-                  (unsigned long long) wal->first_seq,
+        char from [96] = "seq 1";
+        if (self->base)
+            snprintf (from, sizeof from, "the snapshot of seq %llu",
+                      (unsigned long long) self->base);
+        snprintf (text, size, "the log in %s begins at seq %llu, and %s is the state it "
+                  "should follow: seqs %llu..%llu are missing (a segment file was "
+                  "deleted or lost)%s", self->dir, (unsigned long long) wal->first_seq,
+                  from, (unsigned long long) self->base + 1,
                   (unsigned long long) wal->first_seq - 1,
                   wal->damaged ? ", and it is damaged further on" : "");
         return true;
@@ -344,6 +803,10 @@ wc_engine_damage (const wc_engine_t *self, char *text, size_t size)
     return false;
 }
 
+//  The replay stopped before a hole or damage, so the state is the
+//  snapshot's (or empty) plus the log up to there, which is what remains
+//  after the set-aside; a log left ending before the snapshot is
+//  emptied, and the history fitted to the new end.
 int
 wc_engine_set_aside (wc_engine_t *self)
 {
@@ -358,14 +821,15 @@ wc_engine_set_aside (wc_engine_t *self)
                       wc_wal_last_error (self->wal));
         return rc;
     }
-    if (self->info.missing_start) {
-        //  Nothing of it could be used: start from an empty state.
-        wc_store_destroy (&self->store);
-        self->store = wc_store_new ();
-        if (!self->store)
-            return WALCAST_ENOMEM;
-        self->applied = self->epoch = self->applied_ts = 0;
-    }
+    rc = s_settle_log (self);
+    wc_epochs_t *fitted = wc_epochs_new ();
+    if (rc == 0)
+        rc = fitted ? wc_epochs_copy (fitted, self->epochs) : WALCAST_ENOMEM;
+    if (rc == 0 && wc_epochs_reconcile (fitted, self->applied))
+        rc = s_history_replace (self, fitted);
+    wc_epochs_destroy (&fitted);
+    if (rc)
+        return rc;
     self->staged = self->written = self->durable = self->requested = self->applied;
     self->info.wal.damaged = false;
     self->info.missing_start = false;
@@ -390,6 +854,14 @@ wc_engine_stage (wc_engine_t *self, const wc_entry_t *entry,
         return WALCAST_EINVAL;
     if (self->fatal)
         return WALCAST_EIO;
+    uint64_t latest = wc_epochs_latest (self->epochs);
+    if (entry->epoch < latest)
+        return WALCAST_EFENCED;
+    if (entry->epoch > latest) {
+        int rc = s_history_add (self, entry->epoch, entry->seq);
+        if (rc)
+            return rc;
+    }
     int rc = wc_wal_append (self->wal, entry->seq, payload, len);
     if (rc)
         return rc;
@@ -516,6 +988,7 @@ wc_engine_commit (wc_engine_t *self)
             self->sync_due_ms = wc_clock_ms () + S_BATCH_SYNC_MS;
         sync_rc = s_apply_upto (self, self->written);
     }
+    s_snapshot_maybe (self);
     return sync_rc ? sync_rc : rc;
 }
 
@@ -540,14 +1013,17 @@ wc_engine_on_sync (wc_engine_t *self)
     if (rc < 0)
         return s_fatal (self);
     s_here_durable (self);
-    if (self->fsync == WC_FSYNC_ALWAYS)
-        return s_apply_upto (self, self->durable);
-    return 0;
+    if (self->fsync != WC_FSYNC_ALWAYS)
+        return 0;
+    rc = s_apply_upto (self, self->durable);
+    s_snapshot_maybe (self);
+    return rc;
 }
 
 int
 wc_engine_tick (wc_engine_t *self)
 {
+    s_snapshot_maybe (self);
     if (self->fsync != WC_FSYNC_BATCH || self->sync_due_ms == 0)
         return 1000;
     int64_t now = wc_clock_ms ();
@@ -557,6 +1033,585 @@ wc_engine_tick (wc_engine_t *self)
     if (!self->fatal && s_request_sync (self) != 0)
         return 0;                       //  fatal: the node sees it at once
     return 1000;
+}
+
+
+//  --------------------------------------------------------------------
+//  Epochs
+
+uint64_t
+wc_engine_epoch (const wc_engine_t *self)
+{
+    return wc_epochs_latest (self->epochs);
+}
+
+const wc_epochs_t *
+wc_engine_epochs (const wc_engine_t *self)
+{
+    return self->epochs;
+}
+
+int
+wc_engine_begin_epoch (wc_engine_t *self, uint64_t epoch)
+{
+    if (epoch <= wc_epochs_latest (self->epochs)) {
+        wc_log_error ("epochs %s: cannot begin epoch %llu: the history is at epoch %llu",
+                      self->dir, (unsigned long long) epoch,
+                      (unsigned long long) wc_epochs_latest (self->epochs));
+        return WALCAST_EINVAL;
+    }
+    if (self->fatal)
+        return WALCAST_EIO;
+    return s_history_add (self, epoch, self->staged + 1);
+}
+
+int
+wc_engine_epoch_end (wc_engine_t *self, uint64_t epoch, uint64_t *found, uint64_t *end_seq)
+{
+    wc_epochs_end (self->epochs, epoch, self->applied, found, end_seq);
+    return 0;
+}
+
+uint64_t
+wc_engine_epoch_last_seq (wc_engine_t *self, uint64_t epoch)
+{
+    return wc_epochs_last_seq (self->epochs, epoch, self->written);
+}
+
+bool
+wc_engine_diverged (const wc_engine_t *self, char *why, size_t size)
+{
+    if (self->diverged && why)
+        snprintf (why, size, "%s", self->diverged_why);
+    return self->diverged;
+}
+
+int
+wc_engine_set_diverged (wc_engine_t *self, const char *why)
+{
+    char text [sizeof self->diverged_why + 1], err [256];
+    int len = snprintf (text, sizeof text, "%.*s\n", (int) sizeof self->diverged_why - 1,
+                        why);
+    int rc = wc_files_replace (self->dirfd, S_DIVERGED_FILE, text, (size_t) len, err,
+                               sizeof err);
+    if (rc != 0) {
+        wc_log_error ("storage %s: cannot write the diverged marker: %s", self->dir, err);
+        return rc;
+    }
+    snprintf (self->diverged_why, sizeof self->diverged_why, "%s", why);
+    self->diverged_why [strcspn (self->diverged_why, "\n")] = '\0';
+    self->diverged = true;
+    wc_log_error ("storage %s: DIVERGED: %s; this node follows no one until its data "
+                  "directory is emptied", self->dir, self->diverged_why);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------
+//  Truncation
+
+uint64_t
+wc_engine_truncate_floor (const wc_engine_t *self)
+{
+    uint64_t first = wc_wal_first_seq (self->wal);
+    if (first == 0)
+        return self->applied;           //  nothing in the log to rebuild with
+    if (first == 1)
+        return 0;
+    for (size_t i = 0; i < self->nsnaps; i++)
+        if (self->snaps [i] + 1 >= first)
+            return self->snaps [i];
+    return self->applied;
+}
+
+/*  A state rebuilt as of a seq, for a truncation. */
+typedef struct {
+    wc_engine_t *engine;
+    wc_store_t *store;          /* the new state */
+    uint64_t base;              /* the snapshot it starts from; 0 none */
+    uint64_t applied;           /* the last entry in it */
+    uint64_t ts_ms;             /* that entry's primary clock */
+    uint64_t upto;              /* where to stop */
+    int rc;                     /* why a record was refused */
+} s_rebuild_t;
+
+//  One record of the log into the rebuilt state (in order, up to upto).
+static int
+s_rebuild_record (void *arg, uint64_t seq, const uint8_t *payload, size_t len)
+{
+    s_rebuild_t *rebuild = (s_rebuild_t *) arg;
+    if (seq > rebuild->upto)
+        return 1;
+    wc_entry_t entry;
+    int rc = wc_entry_decode (payload, len, &rebuild->engine->unpacked, &entry);
+    if (rc == 0 && (entry.seq != seq || seq != rebuild->applied + 1))
+        rc = WALCAST_EPROTO;
+    if (rc == 0)
+        rc = s_put_entry (rebuild->store, &entry);
+    if (rc != 0)
+        return rebuild->rc = rc;
+    rebuild->applied = seq;
+    rebuild->ts_ms = entry.ts_ms;
+    return 0;
+}
+
+//  The store to rebuild from: the newest snapshot at or below seq that
+//  the log continues (a damaged one is set aside), or an empty one when
+//  the log begins at seq 1. 0 or an error (logged).
+static int
+s_rebuild_base (wc_engine_t *self, uint64_t seq, s_rebuild_t *rebuild)
+{
+    uint64_t first = wc_wal_first_seq (self->wal);
+    for (size_t i = self->nsnaps; i-- > 0 && !rebuild->store; ) {
+        uint64_t snap = self->snaps [i];
+        if (snap > seq || snap + 1 < first)
+            continue;
+        wc_snapshot_info_t info;
+        char why [256];
+        int rc = wc_snapshot_load (self->dirfd, snap, &rebuild->store, NULL, &info, why,
+                                   sizeof why);
+        if (rc == 0) {
+            rebuild->base = rebuild->applied = snap;
+            rebuild->ts_ms = info.ts_ms;
+        }
+        else
+        if (rc == WALCAST_EPROTO) {
+            wc_log_warn ("snapshot %s: %s: damaged, set aside", self->dir, why);
+            s_snapshot_set_aside (self, snap);
+            i = self->nsnaps;
+        }
+        else {
+            wc_log_error ("snapshot %s: %s", self->dir, why);
+            return rc;
+        }
+    }
+    if (!rebuild->store && first > 1) {
+        wc_log_error ("storage %s: no snapshot left to rebuild the state as of seq %llu",
+                      self->dir, (unsigned long long) seq);
+        return WALCAST_ERANGE;
+    }
+    if (!rebuild->store && !(rebuild->store = wc_store_new ()))
+        return WALCAST_ENOMEM;
+    return 0;
+}
+
+//  Rebuild the state as of seq into rebuild, reading the log. Nothing
+//  of the engine changes. 0 or an error (logged).
+static int
+s_rebuild (wc_engine_t *self, uint64_t seq, s_rebuild_t *rebuild)
+{
+    *rebuild = (s_rebuild_t) { .engine = self, .upto = seq };
+    int rc = s_rebuild_base (self, seq, rebuild);
+    while (rc == 0 && rebuild->applied < seq) {
+        int n = wc_wal_read (self->wal, rebuild->applied + 1, S_REBUILD_CHUNK,
+                             s_rebuild_record, rebuild);
+        if (n < 0 || rebuild->rc)
+            rc = rebuild->rc ? rebuild->rc : n;
+        else
+        if (n == 0)
+            rc = WALCAST_EIO;
+        if (rc)
+            wc_log_error ("storage %s: cannot rebuild the state as of seq %llu: the log "
+                          "stops at seq %llu (%s)", self->dir, (unsigned long long) seq,
+                          (unsigned long long) rebuild->applied, walcast_strerror (rc));
+    }
+    if (rc)
+        wc_store_destroy (&rebuild->store);
+    return rc;
+}
+
+//  The syncs asked for are done and a snapshot write stops (its result
+//  kept for the node), so that the files can change under nobody. In
+//  that order: applying what the syncs made durable may start a write.
+static int
+s_quiesce (wc_engine_t *self)
+{
+    int rc = s_drain_syncs (self, S_CLOSE_WAIT_MS);
+    if (rc == 0)
+        rc = s_snapshot_stop (self);
+    if (rc)
+        wc_log_error ("storage %s: cannot stop the work in flight: %s", self->dir,
+                      walcast_strerror (rc));
+    return rc;
+}
+
+//  The files of a truncation after seq, in their order (see the top).
+//  Returns 0 or an error; past the history, a failure is fatal.
+static int
+s_truncate_files (wc_engine_t *self, uint64_t seq)
+{
+    wc_epochs_t *cut = wc_epochs_new ();
+    int rc = cut ? wc_epochs_copy (cut, self->epochs) : WALCAST_ENOMEM;
+    if (rc == 0) {
+        wc_epochs_cut (cut, seq);
+        if (!wc_epochs_equal (cut, self->epochs))
+            rc = s_history_replace (self, cut);
+    }
+    wc_epochs_destroy (&cut);
+    if (rc)
+        return rc;
+    rc = s_snapshots_drop (self, seq, 0);
+    if (rc == 0 && (rc = wc_wal_truncate (self->wal, seq)) == 0
+    &&  (rc = wc_wal_sync (self->wal)) != 0)
+        wc_log_error ("wal %s: %s", self->dir, wc_wal_last_error (self->wal));
+    if (rc)
+        s_fatal (self);
+    return rc;
+}
+
+//  Everything is at seq now: the state (when rebuilt), the seqs, the
+//  syncer; nothing pending.
+static void
+s_reset_to (wc_engine_t *self, uint64_t seq, s_rebuild_t *rebuild)
+{
+    if (rebuild->store) {
+        wc_store_destroy (&self->store);
+        self->store = rebuild->store;
+        self->base = rebuild->base;
+        self->applied_ts = rebuild->ts_ms;
+        rebuild->store = NULL;
+    }
+    self->applied = self->staged = self->written = self->durable = self->requested = seq;
+    self->here_seq = self->here_after = 0;
+    self->sync_due_ms = 0;
+    self->pending.size = self->pending_at = 0;
+    wc_buffer_trim (&self->pending, S_PENDING_KEEP);
+    wc_syncer_rebase (self->syncer, seq);
+    if (self->snap_from > seq)
+        self->snap_from = seq;
+}
+
+int
+wc_engine_truncate (wc_engine_t *self, uint64_t seq)
+{
+    if (self->fatal)
+        return WALCAST_EIO;
+    if (seq > self->written || wc_wal_damaged (self->wal)) {
+        wc_log_error ("storage %s: cannot truncate after seq %llu: %s", self->dir,
+                      (unsigned long long) seq, seq > self->written
+                      ? "past the log's end" : "the log is damaged (set it aside first)");
+        return seq > self->written ? WALCAST_EINVAL : WALCAST_EIO;
+    }
+    int rc = s_quiesce (self);
+    if (rc)
+        return rc;
+    uint64_t floor = wc_engine_truncate_floor (self), was = self->written;
+    if (seq < floor) {
+        wc_log_error ("storage %s: cannot truncate after seq %llu: the log cannot rebuild "
+                      "the state before seq %llu (its snapshot)", self->dir,
+                      (unsigned long long) seq, (unsigned long long) floor);
+        return WALCAST_ERANGE;
+    }
+    s_rebuild_t rebuild = { .store = NULL };
+    if (seq < self->applied && (rc = s_rebuild (self, seq, &rebuild)) != 0)
+        return rc;
+    rc = s_truncate_files (self, seq);
+    if (rc) {
+        wc_store_destroy (&rebuild.store);
+        return rc;
+    }
+    s_reset_to (self, seq, &rebuild);
+    wc_log_warn ("storage %s: truncated after seq %llu (entries %llu..%llu are gone); "
+                 "latest epoch %llu", self->dir, (unsigned long long) seq,
+                 (unsigned long long) seq + 1, (unsigned long long) was,
+                 (unsigned long long) wc_epochs_latest (self->epochs));
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------
+//  Snapshots
+
+//  Freeze the state at the applied seq and hand it to the writer.
+static int
+s_snapshot_start (wc_engine_t *self)
+{
+    if (self->fatal)
+        return WALCAST_EIO;
+    if (wc_snapshotter_busy (self->writer) || self->snap_report)
+        return WALCAST_EBUSY;
+    if (self->applied == 0)
+        return WALCAST_EINVAL;
+    int64_t started = wc_clock_us ();
+    const wc_store_frozen_t *view;
+    int rc = wc_store_freeze (self->store, &view);
+    wc_snapshot_info_t info = { .seq = self->applied, .ts_ms = self->applied_ts };
+    if (rc == 0 && (rc = wc_snapshotter_start (self->writer, &info, self->epochs, view)))
+        wc_store_thaw (self->store);
+    if (rc) {
+        wc_log_error ("snapshot %s: cannot start one at seq %llu: %s", self->dir,
+                      (unsigned long long) self->applied, walcast_strerror (rc));
+        return rc;
+    }
+    self->snap_from = self->applied;
+    wc_log_info ("snapshot %s: taking seq %llu (%zu keys; the state was frozen in %.1f ms)",
+                 self->dir, (unsigned long long) self->applied, wc_store_count (self->store),
+                 (double) (wc_clock_us () - started) / 1000.0);
+    return 0;
+}
+
+//  Keep the newest snapshots and remove the log they cover beyond the
+//  retention bound (failures are logged; they cost disk, nothing else).
+static void
+s_snapshot_retain (wc_engine_t *self, uint64_t seq)
+{
+    bool removed = false;
+    while (self->nsnaps > S_SNAPSHOTS_KEPT)
+        removed |= s_snapshot_remove (self, self->snaps [0]) == 0;
+    if (removed && wc_vfs_fsync (self->dirfd) != 0)
+        wc_log_error ("snapshot %s: cannot sync the directory: %s", self->dir,
+                      strerror (errno));
+    wc_wal_retain (self->wal, seq, self->retain_bytes);
+}
+
+//  A write ended: thaw, note the file, and (retain) make room. The
+//  result waits for wc_engine_on_snapshot.
+static void
+s_snapshot_done (wc_engine_t *self, const wc_snapshot_result_t *result, bool retain)
+{
+    wc_store_thaw (self->store);
+    self->snap_result = *result;
+    self->snap_report = true;
+    if (result->rc != 0) {
+        if (result->rc != WALCAST_EBUSY) {
+            wc_log_error ("snapshot %s: seq %llu could not be written: %s; trying again "
+                          "in %d s at the earliest", self->dir,
+                          (unsigned long long) result->seq, result->why,
+                          S_SNAPSHOT_RETRY_MS / 1000);
+            self->snap_retry_ms = wc_clock_ms () + S_SNAPSHOT_RETRY_MS;
+        }
+        return;
+    }
+    self->snap_retry_ms = 0;
+    if (s_snaps_insert (self, result->seq) != 0)
+        return;                         //  the file stays; the next open sees it
+    if (retain)
+        s_snapshot_retain (self, result->seq);
+}
+
+//  Cancel a write in progress and wait for its end. 0 or
+//  WALCAST_ETIMEOUT (it does not end: the disk hangs).
+static int
+s_snapshot_stop (wc_engine_t *self)
+{
+    if (!wc_snapshotter_busy (self->writer))
+        return 0;
+    wc_snapshotter_cancel (self->writer);
+    wc_snapshot_result_t result;
+    if (wc_snapshotter_take (self->writer, S_STOP_WAIT_MS, &result) != 1)
+        return WALCAST_ETIMEOUT;
+    s_snapshot_done (self, &result, false);
+    return 0;
+}
+
+//  Start one when snapshot_every entries were applied since the last.
+static void
+s_snapshot_maybe (wc_engine_t *self)
+{
+    if (!self->snapshot_every || self->fatal || self->closed
+    ||  wc_snapshotter_busy (self->writer)
+    ||  self->snap_report || self->applied < self->snap_from + self->snapshot_every)
+        return;
+    if (self->snap_retry_ms && wc_clock_ms () < self->snap_retry_ms)
+        return;
+    if (s_snapshot_start (self) != 0)
+        self->snap_retry_ms = wc_clock_ms () + S_SNAPSHOT_RETRY_MS;
+}
+
+int
+wc_engine_snapshot (wc_engine_t *self)
+{
+    return s_snapshot_start (self);
+}
+
+void *
+wc_engine_snapshot_socket (wc_engine_t *self)
+{
+    return wc_snapshotter_sock (self->writer);
+}
+
+int
+wc_engine_on_snapshot (wc_engine_t *self, uint64_t *seq, uint64_t *bytes)
+{
+    wc_snapshotter_drain (self->writer);
+    wc_snapshot_result_t result;
+    if (wc_snapshotter_take (self->writer, 0, &result) == 1)
+        s_snapshot_done (self, &result, true);
+    if (!self->snap_report)
+        return 0;
+    self->snap_report = false;
+    if (self->snap_result.rc != 0)
+        return self->snap_result.rc;
+    *seq = self->snap_result.seq;
+    *bytes = self->snap_result.bytes;
+    return 1;
+}
+
+uint64_t
+wc_engine_snapshot_seq (const wc_engine_t *self)
+{
+    return self->nsnaps ? self->snaps [self->nsnaps - 1] : 0;
+}
+
+int
+wc_engine_snapshot_read (wc_engine_t *self, uint64_t seq, uint64_t offset, void *buf,
+                         size_t max, uint64_t *snap_seq, uint64_t *size, size_t *got)
+{
+    if (self->nsnaps == 0)
+        return WALCAST_ENOTFOUND;
+    if (seq == 0)
+        seq = self->snaps [self->nsnaps - 1];
+    size_t i = 0;
+    while (i < self->nsnaps && self->snaps [i] != seq)
+        i++;
+    if (i == self->nsnaps)
+        return WALCAST_ERANGE;
+    if (self->read_fd < 0 || self->read_seq != seq) {
+        char name [WC_SNAPSHOT_NAME_SIZE];
+        if (self->read_fd >= 0)
+            wc_vfs_close (self->read_fd);
+        self->read_fd = wc_vfs_openat (self->dirfd, wc_snapshot_name (name, seq),
+                                       O_RDONLY | O_CLOEXEC);
+        self->read_seq = seq;
+        if (self->read_fd < 0) {
+            wc_log_error ("snapshot %s: cannot open %s: %s", self->dir, name, strerror (errno));
+            return errno == ENOENT ? WALCAST_ERANGE : WALCAST_EIO;
+        }
+    }
+    struct stat st;
+    if (fstat (self->read_fd, &st) != 0)
+        return WALCAST_EIO;
+    if (offset > (uint64_t) st.st_size)
+        return WALCAST_EINVAL;
+    uint64_t left = (uint64_t) st.st_size - offset;
+    ssize_t n = wc_files_pread_all (self->read_fd, buf, left < max ? (size_t) left : max,
+                                    offset);
+    if (n < 0) {
+        wc_log_error ("snapshot %s: cannot read seq %llu: %s", self->dir,
+                      (unsigned long long) seq, strerror (errno));
+        return WALCAST_EIO;
+    }
+    *snap_seq = seq;
+    *size = (uint64_t) st.st_size;
+    *got = (size_t) n;
+    return 0;
+}
+
+const char *
+wc_engine_snapshot_temp_path (wc_engine_t *self)
+{
+    return self->temp_path;
+}
+
+
+//  --------------------------------------------------------------------
+//  Installing a snapshot
+
+//  Check the file at path whole and build its state; sync it, since it
+//  is about to become the only copy. 0 or an error (logged).
+static int
+s_install_check (wc_engine_t *self, const char *path, wc_store_t **store,
+                 wc_epochs_t *history, wc_snapshot_info_t *info)
+{
+    char why [256] = "";
+    int fd = wc_vfs_open (path, O_RDONLY | O_CLOEXEC);
+    int rc = fd < 0 ? (errno == ENOENT ? WALCAST_ENOTFOUND : WALCAST_EIO)
+                    : wc_snapshot_read_fd (fd, store, history, info, why, sizeof why);
+    if (fd < 0)
+        snprintf (why, sizeof why, "cannot open it: %s", strerror (errno));
+    else
+    if (rc == 0 && wc_vfs_fdatasync (fd) != 0) {
+        snprintf (why, sizeof why, "cannot sync it: %s", strerror (errno));
+        rc = WALCAST_EIO;
+    }
+    if (fd >= 0)
+        wc_vfs_close (fd);
+    if (rc != 0) {
+        wc_log_error ("snapshot %s: cannot install %s: %s", self->dir, path, why);
+        wc_store_destroy (store);
+    }
+    return rc;
+}
+
+//  The switch: the marker, then the rename. 0 when it happened; an error
+//  before it (nothing changed; logged), or a fatal one when it cannot be
+//  known whether it happened (a restart decides, by the marker).
+static int
+s_install_switch (wc_engine_t *self, const char *path, const wc_snapshot_info_t *info)
+{
+    char marker [64], name [WC_SNAPSHOT_NAME_SIZE], why [256];
+    int len = snprintf (marker, sizeof marker, "%llu %08x\n",
+                        (unsigned long long) info->seq, info->crc);
+    int rc = wc_files_replace (self->dirfd, S_INSTALL_FILE, marker, (size_t) len, why,
+                               sizeof why);
+    if (rc != 0) {
+        wc_log_error ("snapshot %s: cannot install seq %llu: %s", self->dir,
+                      (unsigned long long) info->seq, why);
+        wc_files_remove (self->dirfd, S_INSTALL_FILE, true, why, sizeof why);
+        return rc;
+    }
+    wc_snapshot_name (name, info->seq);
+    if (wc_vfs_renameat (AT_FDCWD, path, self->dirfd, name) != 0) {
+        rc = wc_files_code (errno);
+        wc_log_error ("snapshot %s: cannot install seq %llu: cannot rename %s to %s: %s",
+                      self->dir, (unsigned long long) info->seq, path, name, strerror (errno));
+        if (wc_files_remove (self->dirfd, S_INSTALL_FILE, true, why, sizeof why) != 0)
+            s_fatal (self);             //  a restart sees the marker, no switch
+        return rc;
+    }
+    if (wc_vfs_fsync (self->dirfd) != 0) {
+        wc_log_error ("snapshot %s: installing seq %llu: cannot sync the directory: %s",
+                      self->dir, (unsigned long long) info->seq, strerror (errno));
+        return s_fatal (self);
+    }
+    return 0;
+}
+
+//  The new state is in: everything moves to its seq.
+static void
+s_install_adopt (wc_engine_t *self, wc_store_t *store, const wc_snapshot_info_t *info)
+{
+    s_rebuild_t rebuild = { .store = store, .base = info->seq, .ts_ms = info->ts_ms };
+    self->nsnaps = 0;
+    s_snaps_insert (self, info->seq);   //  cannot fail: the array has room
+    if (self->read_fd >= 0) {
+        wc_vfs_close (self->read_fd);
+        self->read_fd = -1;
+    }
+    s_reset_to (self, info->seq, &rebuild);
+    self->snap_from = info->seq;
+}
+
+int
+wc_engine_install_snapshot (wc_engine_t *self, const char *path)
+{
+    if (self->fatal)
+        return WALCAST_EIO;
+    wc_store_t *store = NULL;
+    wc_epochs_t *history = wc_epochs_new ();
+    wc_snapshot_info_t info;
+    int rc = history ? s_install_check (self, path, &store, history, &info) : WALCAST_ENOMEM;
+    if (rc == 0 && (rc = s_snaps_insert (self, info.seq)) == 0)
+        s_snaps_forget (self, info.seq);        //  so that s_install_adopt has room
+    if (rc == 0)
+        rc = s_quiesce (self);
+    if (rc == 0)
+        rc = s_install_switch (self, path, &info);
+    if (rc == 0 && (rc = s_install_finish (self, info.seq, history)) != 0)
+        s_fatal (self);
+    if (rc == 0) {
+        s_install_adopt (self, store, &info);
+        store = NULL;
+        char text [256];
+        wc_log_warn ("snapshot %s: installed seq %llu (%llu keys, %llu bytes); the old "
+                     "state and log are gone; epochs %s", self->dir,
+                     (unsigned long long) info.seq, (unsigned long long) info.count,
+                     (unsigned long long) info.bytes,
+                     wc_epochs_text (self->epochs, text, sizeof text));
+    }
+    wc_store_destroy (&store);
+    wc_epochs_destroy (&history);
+    return rc;
 }
 
 
@@ -579,12 +1634,6 @@ uint64_t
 wc_engine_applied (const wc_engine_t *self)
 {
     return self->applied;
-}
-
-uint64_t
-wc_engine_epoch (const wc_engine_t *self)
-{
-    return self->epoch;
 }
 
 uint64_t
@@ -622,7 +1671,8 @@ wc_engine_store (wc_engine_t *self)
 uint64_t
 wc_engine_first_seq (const wc_engine_t *self)
 {
-    return wc_wal_first_seq (self->wal);
+    uint64_t first = wc_wal_first_seq (self->wal);
+    return first ? first : self->base ? self->base + 1 : 0;
 }
 
 /*  Passes records on to the reader's callback, stopping past applied. */
@@ -645,8 +1695,11 @@ int
 wc_engine_read (wc_engine_t *self, uint64_t from_seq, size_t max_bytes,
                 wc_wal_record_fn *fn, void *arg)
 {
+    uint64_t first = wc_engine_first_seq (self);
+    if (from_seq < first || from_seq == 0)
+        return WALCAST_ERANGE;
     if (from_seq > self->applied)
-        return from_seq < wc_wal_first_seq (self->wal) ? WALCAST_ERANGE : 0;
+        return 0;
     s_read_t read = { self->applied, fn, arg };
     return wc_wal_read (self->wal, from_seq, max_bytes, s_read_record, &read);
 }

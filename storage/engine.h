@@ -28,6 +28,31 @@
     The engine also owns the data directory's lock (one process per
     directory) and the replay at start, which stops before damage in the
     middle of the log and reports it (wc_engine_damage).
+
+    History identity (issue 7). The engine keeps the epoch history
+    (epochs.h), persisted before the first entry of a new epoch is
+    written; it refuses entries of an epoch older than its latest
+    (WALCAST_EFENCED), answers EPOCH_END, and can truncate the log to a
+    fork point (the entries after it are gone, the state rebuilt). A
+    diverged marker survives restarts.
+
+    Snapshots. The state at the applied seq is written to a snapshot
+    file (snapshot.h) by a thread of its own, after a freeze of the store
+    (copy on write) that is the only pause of the loop: every
+    snapshot_every entries and on demand. The two newest are kept; after
+    each, WAL segments it covers are removed while the log keeps at least
+    retain_bytes. The open loads the newest valid snapshot (a damaged one
+    is set aside as *.damaged and the one before it used) and replays the
+    log after it. A replica whose upstream no longer has the entries it
+    needs installs the upstream's snapshot: state, history and log
+    replaced at once; an "install" marker lets a restart finish an install
+    a crash interrupted, so the directory holds the old state or the new
+    one, never a mix.
+
+    Files of the data directory: LOCK, wal-<seq>.log, epochs,
+    snapshot-<seq>.snap, DIVERGED (when diverged), install (during an
+    install), *.tmp (a write in progress; removed at open), *.damaged*
+    (set aside, never read again).
 */
 #ifndef WC_ENGINE_H_INCLUDED
 #define WC_ENGINE_H_INCLUDED
@@ -36,6 +61,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "codec.h"
+#include "epochs.h"
 #include "store.h"
 #include "wal.h"
 
@@ -52,12 +78,21 @@ typedef struct {
     size_t      segment_bytes;  /* 0: the WAL's default */
     wc_fsync_t  fsync;
     const char *owner;          /* who takes the lock: "walcast-node --id us1" */
+    uint64_t    snapshot_every; /* a snapshot every this many applied entries;
+                                   0: only on demand */
+    uint64_t    retain_bytes;   /* log kept after a snapshot; 0: 256 MiB */
 } wc_engine_config_t;
+
+#define WC_ENGINE_RETAIN_DEFAULT  (256ull * 1024 * 1024)
 
 /*  What the open found. */
 typedef struct {
     wc_wal_info_t wal;          /* the log's replay */
-    bool          missing_start;    /* the log does not begin at seq 1 */
+    bool          missing_start;    /* the log does not begin right after the
+                                       snapshot (or at seq 1 without one) */
+    uint64_t      snapshot_seq; /* the snapshot the state was loaded from; 0 none */
+    uint32_t      snapshots_damaged;    /* damaged snapshots set aside */
+    bool          install_finished; /* an interrupted install was completed */
     double        seconds;      /* how long the open took */
 } wc_engine_info_t;
 
@@ -86,8 +121,9 @@ void wc_engine_destroy (wc_engine_t **self_p);
 void wc_engine_set_apply (wc_engine_t *self, wc_engine_apply_fn *fn, void *arg);
 
 /*  Damage found at the open (in the middle of the log, or a missing
-    beginning): false when none; else true, with what is wrong, where,
-    which seqs are lost and what the operator can do, in text. */
+    beginning: seqs between the snapshot, or seq 1, and the log's first
+    are not there): false when none; else true, with what is wrong,
+    where, which seqs are lost and what the operator can do, in text. */
 bool wc_engine_damage (const wc_engine_t *self, char *text, size_t size);
 
 /*  Keep the valid prefix of a damaged log as the live log and move the
@@ -99,7 +135,12 @@ int wc_engine_set_aside (wc_engine_t *self);
 uint64_t wc_engine_next_seq (const wc_engine_t *self);
 
 /*  Stage one entry (entry->seq == wc_engine_next_seq; payload its
-    encoding, copied). 0, WALCAST_ENOMEM, WALCAST_EINVAL (wrong seq). */
+    encoding, copied). An entry of an epoch newer than the latest of the
+    history adds (epoch, seq) to it, persisted before this returns (so
+    before the entry is written). 0, WALCAST_ENOMEM, WALCAST_EINVAL
+    (wrong seq), WALCAST_EFENCED (an epoch older than the latest),
+    WALCAST_EIO / WALCAST_ENOSPC (the history could not be written: the
+    entry is not staged). */
 int wc_engine_stage (wc_engine_t *self, const wc_entry_t *entry,
                      const void *payload, size_t len);
 
@@ -121,12 +162,11 @@ int wc_engine_on_sync (wc_engine_t *self);
     unsynced). Returns ms until it next needs to run. */
 int wc_engine_tick (wc_engine_t *self);
 
-/*  Where entries are (see above), and the newest entry's epoch and
-    primary clock. */
+/*  Where entries are (see above), and the last applied entry's primary
+    clock. */
 uint64_t wc_engine_written (const wc_engine_t *self);
 uint64_t wc_engine_durable (const wc_engine_t *self);
 uint64_t wc_engine_applied (const wc_engine_t *self);
-uint64_t wc_engine_epoch (const wc_engine_t *self);
 uint64_t wc_engine_applied_ts (const wc_engine_t *self);
 
 /*  Bytes the engine holds for entries staged or written and not yet
@@ -143,12 +183,125 @@ bool wc_engine_stalled (const wc_engine_t *self, char *text, size_t size);
 /*  The state, for reads (a read may move an incremental resize along). */
 wc_store_t *wc_engine_store (wc_engine_t *self);
 
-/*  First seq the log holds (0 when empty). */
+/*  First seq the log holds; when the log is empty, the seq after the
+    snapshot the state comes from (0 when there is neither). A FETCH
+    below it cannot be served from the log. */
 uint64_t wc_engine_first_seq (const wc_engine_t *self);
 
 /*  Read applied entries from from_seq on, as wc_wal_read does (payloads
-    as the log holds them), never past the applied seq. */
+    as the log holds them), never past the applied seq. WALCAST_ERANGE
+    below wc_engine_first_seq. */
 int wc_engine_read (wc_engine_t *self, uint64_t from_seq, size_t max_bytes,
                     wc_wal_record_fn *fn, void *arg);
+
+
+//  --------------------------------------------------------------------
+//  Epochs
+
+/*  The latest epoch of the history (0 when it has none). */
+uint64_t wc_engine_epoch (const wc_engine_t *self);
+
+/*  The history itself (valid until the next call that changes it). */
+const wc_epochs_t *wc_engine_epochs (const wc_engine_t *self);
+
+/*  A primary's new tenure: epoch (above the latest) begins at
+    wc_engine_next_seq, persisted before this returns. 0, WALCAST_EINVAL
+    (not above the latest), WALCAST_EIO / WALCAST_ENOSPC (not written;
+    the history is unchanged), WALCAST_ENOMEM. */
+int wc_engine_begin_epoch (wc_engine_t *self, uint64_t epoch);
+
+/*  EPOCH_END's answer over what is applied: *found the largest epoch <=
+    epoch in the history, *end_seq the seq before the next epoch's first
+    (at most the applied seq), or the applied seq when *found is the
+    latest; 0, 0 when there is no epoch <= epoch. Returns 0. */
+int wc_engine_epoch_end (wc_engine_t *self, uint64_t epoch, uint64_t *found,
+                         uint64_t *end_seq);
+
+/*  The last seq of this node's log whose entries are of epochs <= epoch
+    (the seq before the first epoch above it begins, at most the written
+    seq): with EPOCH_END's answer E', end, the fork point is
+    min (end, wc_engine_epoch_last_seq (E')). When E' is below this
+    node's latest epoch after truncating there, ask EPOCH_END again with
+    the new latest epoch, until E' is the latest (as Kafka's KIP-279
+    does): epochs the upstream never had may still follow. */
+uint64_t wc_engine_epoch_last_seq (wc_engine_t *self, uint64_t epoch);
+
+/*  The lowest seq wc_engine_truncate can go to: 0 when the log begins at
+    seq 1, else the oldest snapshot the log continues (the log cannot
+    rebuild anything before it). */
+uint64_t wc_engine_truncate_floor (const wc_engine_t *self);
+
+/*  Drop every entry after seq, for good: from the log (segments cut and
+    removed, synced), from the history, and from the snapshots (those
+    above seq are removed); the state is rebuilt as of seq (the newest
+    snapshot at or below it, then the log). Staged entries are dropped,
+    a snapshot being written is cancelled (its result still reaches
+    wc_engine_on_snapshot), syncs in flight are waited for. Applied,
+    written and durable all become seq; the apply callback is not called.
+    Everything is persisted before it returns. 0, WALCAST_EINVAL (seq
+    past the written seq), WALCAST_ERANGE (seq below
+    wc_engine_truncate_floor; nothing changed), WALCAST_ETIMEOUT (a sync
+    or a snapshot write does not end; nothing changed), WALCAST_EIO /
+    WALCAST_ENOMEM (logged; when the files were already being changed
+    the engine has failed: the node must stop, and a restart comes back
+    with the old entries or without them, whole). */
+int wc_engine_truncate (wc_engine_t *self, uint64_t seq);
+
+/*  Persist the diverged marker with why (a line for the operator). 0 or
+    WALCAST_EIO / WALCAST_ENOSPC (logged). */
+int wc_engine_set_diverged (wc_engine_t *self, const char *why);
+
+/*  True when the data directory holds the diverged marker (until an
+    operator empties the directory), with its text in why (may be NULL). */
+bool wc_engine_diverged (const wc_engine_t *self, char *why, size_t size);
+
+
+//  --------------------------------------------------------------------
+//  Snapshots
+
+/*  Start a snapshot of the state at the applied seq now, written by the
+    snapshot thread. 0, WALCAST_EBUSY (one is being written, or its result
+    was not taken yet), WALCAST_EINVAL (nothing applied yet),
+    WALCAST_ENOMEM, WALCAST_EIO (the engine has failed). */
+int wc_engine_snapshot (wc_engine_t *self);
+
+/*  The socket to poll: readable when a snapshot write has ended. */
+void *wc_engine_snapshot_socket (wc_engine_t *self);
+
+/*  What to do when it is readable: 1 with *seq and *bytes when a
+    snapshot was written (older ones and covered log segments have been
+    removed by then), 0 when nothing ended, or the error of a write that
+    failed (logged; the node goes on, and the engine tries again 10 s
+    later at the earliest). A write cancelled by a truncation or an
+    install ends with WALCAST_EBUSY. */
+int wc_engine_on_snapshot (wc_engine_t *self, uint64_t *seq, uint64_t *bytes);
+
+/*  The seq of the newest snapshot (0: none). */
+uint64_t wc_engine_snapshot_seq (const wc_engine_t *self);
+
+/*  Read up to max bytes at offset of the snapshot file of seq (0: the
+    newest) into buf: *snap_seq its seq, *size its size, *got the bytes
+    read (0 at the end). 0, WALCAST_ENOTFOUND (no snapshot at all),
+    WALCAST_ERANGE (that snapshot is gone), WALCAST_EINVAL (offset past
+    the end), WALCAST_EIO. */
+int wc_engine_snapshot_read (wc_engine_t *self, uint64_t seq, uint64_t offset,
+                             void *buf, size_t max, uint64_t *snap_seq,
+                             uint64_t *size, size_t *got);
+
+/*  A path inside the data directory to download a snapshot into (a
+    *.tmp name: a leftover is removed at the next open). */
+const char *wc_engine_snapshot_temp_path (wc_engine_t *self);
+
+/*  Install the snapshot file at path (in the data directory: it is
+    renamed, not copied): check it whole (CRC, header, digest), then make
+    it this node's only snapshot and replace the state, the history and
+    the log with it (the old entries are gone). Applied, written and
+    durable become its seq; the apply callback is not called. A snapshot
+    write in progress is cancelled, syncs in flight waited for. 0,
+    WALCAST_EPROTO (not a valid snapshot: nothing changed),
+    WALCAST_ETIMEOUT, WALCAST_EIO / WALCAST_ENOSPC / WALCAST_ENOMEM
+    (logged; before the switch nothing changed, after it the engine has
+    failed and a restart finishes the install). */
+int wc_engine_install_snapshot (wc_engine_t *self, const char *path);
 
 #endif

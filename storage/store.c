@@ -42,6 +42,18 @@
     pair's H and takes away the old one's (kept in the entry), del takes it
     away. The hash itself is a small multiply-and-fold function in the
     style of wyhash, written for this file.
+
+    Freezing (for snapshots) is copy-on-write by generation. Each entry
+    records the generation it was made in; wc_store_freeze collects the
+    entry pointers of both tables, remembers the digest, and moves the
+    store to a new generation. From then on an entry of an older
+    generation is shared with the frozen view: a put to its key makes a
+    new entry instead of writing in place, and a put or del that drops it
+    moves it to a list of dead entries instead of freeing it. So the
+    entries the view points to never change until wc_store_thaw, which
+    frees the dead ones, and another thread may read them meanwhile. The
+    freeze touches the slot arrays only (a sequential scan), never the
+    entries themselves.
 */
 #include <assert.h>
 #include <stdbool.h>
@@ -57,6 +69,7 @@
 /*  One key and its value in a single allocation. */
 typedef struct {
     uint64_t pair_hash;         /* H(key, value): this pair's share of the digest */
+    uint64_t gen;               /* the store's generation when it was made */
     size_t key_len;             /* bytes of key at data */
     size_t value_len;           /* bytes of value at data + key_len */
     size_t value_cap;           /* bytes reserved for the value */
@@ -90,6 +103,21 @@ struct wc_store {
     uint64_t resizes;           /* resizes begun */
     size_t moved_max;           /* most entries one operation moved */
     size_t visited_max;         /* most old slots one operation looked at */
+    uint64_t gen;               /* generation of entries made now */
+    wc_store_frozen_t *view;    /* the frozen view, or NULL */
+    s_entry_t **dead;           /* entries dropped while frozen, freed at thaw */
+    size_t ndead;               /* how many */
+    size_t dead_cap;            /* allocated entries in dead */
+    size_t dead_bytes;          /* their bytes */
+};
+
+/*  The content at the freeze: entries of generation <= gen, which do not
+    change until the thaw. */
+struct wc_store_frozen {
+    s_entry_t **entries;        /* count pointers */
+    size_t count;
+    uint64_t digest;            /* the digest at the freeze */
+    uint64_t gen;               /* the newest generation it shares */
 };
 
 #define S_MIN_CAPACITY  16
@@ -444,13 +472,14 @@ s_resize_begin (wc_store_t *self, size_t capacity)
 //  A new entry holding key and value, or NULL.
 
 static s_entry_t *
-s_entry_new (const void *key, size_t key_len, const void *value, size_t value_len,
-             uint64_t pair_hash)
+s_entry_new (const wc_store_t *self, const void *key, size_t key_len, const void *value,
+             size_t value_len, uint64_t pair_hash)
 {
     s_entry_t *entry = malloc (sizeof (s_entry_t) + key_len + value_len);
     if (!entry)
         return NULL;
     entry->pair_hash = pair_hash;
+    entry->gen = self->gen;
     entry->key_len = key_len;
     entry->value_len = value_len;
     entry->value_cap = value_len;
@@ -458,6 +487,61 @@ s_entry_new (const void *key, size_t key_len, const void *value, size_t value_le
     if (value_len)
         memcpy (entry->data + key_len, value, value_len);
     return entry;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Copy on write while frozen
+
+//  Is entry shared with the frozen view (so it must not change)?
+
+static inline bool
+s_shared (const wc_store_t *self, const s_entry_t *entry)
+{
+    return self->view && entry->gen <= self->view->gen;
+}
+
+//  Room for one more dead entry. Returns 0 or WALCAST_ENOMEM.
+
+static int
+s_dead_reserve (wc_store_t *self)
+{
+    if (self->ndead < self->dead_cap)
+        return 0;
+    size_t cap = self->dead_cap ? self->dead_cap * 2 : 1024;
+    s_entry_t **grown = realloc (self->dead, cap * sizeof *grown);
+    if (!grown)
+        return WALCAST_ENOMEM;
+    self->dead = grown;
+    self->dead_cap = cap;
+    return 0;
+}
+
+//  The store no longer holds entry: free it, or keep it for the frozen
+//  view until the thaw (room reserved by s_dead_reserve).
+
+static void
+s_drop (wc_store_t *self, s_entry_t *entry)
+{
+    if (s_shared (self, entry)) {
+        assert (self->ndead < self->dead_cap);
+        self->dead [self->ndead++] = entry;
+        self->dead_bytes += sizeof (s_entry_t) + entry->key_len + entry->value_cap;
+    }
+    else
+        free (entry);
+}
+
+//  Free the dead entries.
+
+static void
+s_dead_free (wc_store_t *self)
+{
+    for (size_t i = 0; i < self->ndead; i++)
+        free (self->dead [i]);
+    free (self->dead);
+    self->dead = NULL;
+    self->ndead = self->dead_cap = self->dead_bytes = 0;
 }
 
 
@@ -475,6 +559,7 @@ wc_store_new (void)
         return NULL;
     }
     self->seed = s_random_seed (self);
+    self->gen = 1;
     return self;
 }
 
@@ -489,6 +574,7 @@ wc_store_destroy (wc_store_t **self_p)
         free (self->table.slots [i].entry);
     for (size_t i = self->old.live_from; self->old.slots && i <= self->old.mask; i++)
         free (self->old.slots [i].entry);
+    wc_store_thaw (self);
     s_table_free (&self->table);
     if (self->old.slots)
         s_table_free (&self->old);
@@ -501,9 +587,9 @@ wc_store_destroy (wc_store_t **self_p)
 //  leaves the store as it was (a rehash step may have moved entries
 //  between tables, which changes nothing that can be seen). A replaced
 //  value is copied in place when it fits and uses at least half the
-//  room; otherwise the entry is rebuilt and the old one freed only after
-//  the copy, so value may point into the store (at what an earlier get
-//  returned).
+//  room, and the entry is not shared with a frozen view; otherwise the
+//  entry is rebuilt and the old one dropped only after the copy, so
+//  value may point into the store (at what an earlier get returned).
 
 int
 wc_store_put (wc_store_t *self, const void *key, size_t key_len,
@@ -527,24 +613,27 @@ wc_store_put (wc_store_t *self, const void *key, size_t key_len,
     if (i != SIZE_MAX) {
         s_entry_t *entry = t->slots [i].entry;
         uint64_t old_hash = entry->pair_hash;
-        if (value_len <= entry->value_cap && value_len >= entry->value_cap / 2) {
+        bool shared = s_shared (self, entry);
+        if (!shared && value_len <= entry->value_cap && value_len >= entry->value_cap / 2) {
             if (value_len)
                 memmove (entry->data + key_len, value, value_len);
             entry->value_len = value_len;
             entry->pair_hash = pair_hash;
         }
         else {
-            s_entry_t *fresh = s_entry_new (key, key_len, value, value_len, pair_hash);
+            if (shared && s_dead_reserve (self) != 0)
+                return WALCAST_ENOMEM;
+            s_entry_t *fresh = s_entry_new (self, key, key_len, value, value_len, pair_hash);
             if (!fresh)
                 return WALCAST_ENOMEM;
             t->slots [i].entry = fresh;
-            free (entry);
+            s_drop (self, entry);
         }
         self->digest += pair_hash - old_hash;
         return 0;
     }
 
-    s_entry_t *entry = s_entry_new (key, key_len, value, value_len, pair_hash);
+    s_entry_t *entry = s_entry_new (self, key, key_len, value, value_len, pair_hash);
     if (!entry)
         return WALCAST_ENOMEM;
     size_t capacity = self->table.mask + 1;
@@ -562,7 +651,8 @@ wc_store_put (wc_store_t *self, const void *key, size_t key_len,
 }
 
 //  Removing below 15% load begins halving the table (best effort: when
-//  the smaller array cannot be had, the table just stays large).
+//  the smaller array cannot be had, the table just stays large). A key
+//  shared with a frozen view needs room in the dead list first.
 
 int
 wc_store_del (wc_store_t *self, const void *key, size_t key_len)
@@ -577,8 +667,10 @@ wc_store_del (wc_store_t *self, const void *key, size_t key_len)
     if (i == SIZE_MAX)
         return 0;
     s_entry_t *entry = t->slots [i].entry;
+    if (s_shared (self, entry) && s_dead_reserve (self) != 0)
+        return WALCAST_ENOMEM;
     self->digest -= entry->pair_hash;
-    free (entry);
+    s_drop (self, entry);
     s_remove_at (t, i);
     self->count--;
     if (t == &self->old)
@@ -635,4 +727,81 @@ wc_store_stats (const wc_store_t *self, wc_store_stats_t *stats)
     stats->resizes = self->resizes;
     stats->moved_max = self->moved_max;
     stats->visited_max = self->visited_max;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Frozen views
+
+//  Collect the entries of both tables (the old one from the rehash
+//  position on: the slots behind it are empty, perhaps unmapped) and
+//  start a new generation, so that they are shared from now on.
+
+int
+wc_store_freeze (wc_store_t *self, const wc_store_frozen_t **frozen_p)
+{
+    assert (self);
+    if (self->view)
+        return WALCAST_EBUSY;
+    wc_store_frozen_t *view = calloc (1, sizeof *view);
+    s_entry_t **entries = malloc ((self->count ? self->count : 1) * sizeof *entries);
+    if (!view || !entries) {
+        free (view);
+        free (entries);
+        return WALCAST_ENOMEM;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i <= self->table.mask; i++)
+        if (self->table.slots [i].entry)
+            entries [n++] = self->table.slots [i].entry;
+    for (size_t i = self->old.live_from; self->old.slots && i <= self->old.mask; i++)
+        if (self->old.slots [i].entry)
+            entries [n++] = self->old.slots [i].entry;
+    assert (n == self->count);
+    *view = (wc_store_frozen_t) { entries, n, self->digest, self->gen };
+    self->gen++;
+    self->view = view;
+    *frozen_p = view;
+    return 0;
+}
+
+void
+wc_store_thaw (wc_store_t *self)
+{
+    assert (self);
+    if (!self->view)
+        return;
+    s_dead_free (self);
+    free (self->view->entries);
+    free (self->view);
+    self->view = NULL;
+}
+
+size_t
+wc_store_frozen_count (const wc_store_frozen_t *frozen)
+{
+    return frozen->count;
+}
+
+uint64_t
+wc_store_frozen_digest (const wc_store_frozen_t *frozen)
+{
+    return frozen->digest;
+}
+
+void
+wc_store_frozen_pair (const wc_store_frozen_t *frozen, size_t i, wc_store_pair_t *pair)
+{
+    assert (i < frozen->count);
+    const s_entry_t *entry = frozen->entries [i];
+    pair->key = entry->data;
+    pair->key_len = entry->key_len;
+    pair->value = entry->data + entry->key_len;
+    pair->value_len = entry->value_len;
+}
+
+size_t
+wc_store_dead_bytes (const wc_store_t *self)
+{
+    return self->dead_bytes;
 }

@@ -10,6 +10,14 @@
     pair. A sum does not depend on the order entries were applied in, so
     two nodes hold the same data exactly when (barring hash collisions)
     their digests match, and reading it costs nothing.
+
+    A snapshot needs the content at one moment while the loop goes on
+    changing it: wc_store_freeze makes a frozen view (a list of the pairs
+    and the digest, in time linear in the table's size but without
+    touching the pairs), and until wc_store_thaw the pairs it lists never
+    change nor go away (copy on write: a put or del that would change one
+    leaves it to the view). The view may be read from another thread; the
+    store itself stays single-threaded.
 */
 #ifndef WC_STORE_H_INCLUDED
 #define WC_STORE_H_INCLUDED
@@ -30,7 +38,8 @@ void wc_store_destroy (wc_store_t **self_p);
 int wc_store_put (wc_store_t *self, const void *key, size_t key_len,
                   const void *value, size_t value_len);
 
-/*  Remove key; 0 whether or not it was there. */
+/*  Remove key; 0 whether or not it was there (WALCAST_ENOMEM only while
+    frozen, see below). */
 int wc_store_del (wc_store_t *self, const void *key, size_t key_len);
 
 /*  Look key up. Returns 0 and points *value / *value_len at the stored
@@ -61,5 +70,38 @@ typedef struct {
 } wc_store_stats_t;
 
 void wc_store_stats (const wc_store_t *self, wc_store_stats_t *stats);
+
+/*  A frozen view of the content (see the top). */
+typedef struct wc_store_frozen wc_store_frozen_t;
+
+/*  One pair of a frozen view; valid until the thaw. */
+typedef struct {
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+} wc_store_pair_t;
+
+/*  Freeze the content as it is now: *frozen_p points at the view, owned
+    by the store. Returns 0, WALCAST_EBUSY when a view exists already,
+    WALCAST_ENOMEM. While a view exists, put and del may also fail with
+    WALCAST_ENOMEM when the dead list cannot grow (the store unchanged). */
+int wc_store_freeze (wc_store_t *self, const wc_store_frozen_t **frozen_p);
+
+/*  Drop the view (if any) and free what only it held. The view must no
+    longer be read, by any thread. wc_store_destroy thaws too. */
+void wc_store_thaw (wc_store_t *self);
+
+/*  The view's number of pairs and digest (as wc_store_count and
+    wc_store_digest were at the freeze), and its pair i (0 <= i < count),
+    in no particular order. Safe from any thread until the thaw. */
+size_t wc_store_frozen_count (const wc_store_frozen_t *frozen);
+uint64_t wc_store_frozen_digest (const wc_store_frozen_t *frozen);
+void wc_store_frozen_pair (const wc_store_frozen_t *frozen, size_t i,
+                           wc_store_pair_t *pair);
+
+/*  Bytes of entries kept only for the view (replaced or deleted since
+    the freeze); 0 when none. */
+size_t wc_store_dead_bytes (const wc_store_t *self);
 
 #endif

@@ -341,3 +341,13 @@ wc_syncer_wait (wc_syncer_t *self, uint64_t seq, int timeout_ms)
     pthread_mutex_unlock (&shared->mutex);
     return failed ? WALCAST_EIO : reached ? 0 : WALCAST_ETIMEOUT;
 }
+
+void
+wc_syncer_rebase (wc_syncer_t *self, uint64_t seq)
+{
+    s_shared_t *shared = self->shared;
+    pthread_mutex_lock (&shared->mutex);
+    shared->durable = seq;
+    pthread_mutex_unlock (&shared->mutex);
+    self->reported = seq;
+}

@@ -52,4 +52,10 @@ int wc_syncer_result (wc_syncer_t *self, uint64_t *seq);
     Does not touch what wc_syncer_result reports. */
 int wc_syncer_wait (wc_syncer_t *self, uint64_t seq, int timeout_ms);
 
+/*  The log was cut or replaced below what was synced: from now on seq is
+    the durable seq (and the last one reported). Only when no job is
+    queued or being synced (after wc_syncer_wait reached every seq
+    submitted). */
+void wc_syncer_rebase (wc_syncer_t *self, uint64_t seq);
+
 #endif

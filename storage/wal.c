@@ -1541,6 +1541,195 @@ wc_wal_set_aside (wc_wal_t *self, uint64_t from_seq)
 
 
 //  --------------------------------------------------------------------
+//  Shortening the log on purpose
+
+//  Forget what is buffered (records not yet written): the planned
+//  segments go, the last segment ends where its file does.
+static void
+s_drop_buffer (wc_wal_t *self)
+{
+    self->nsegs = self->nsegs_disk;
+    if (self->nsegs > 0) {
+        s_segment_t *last = &self->segs [self->nsegs - 1];
+        last->end = last->size;
+        last->last_seq = last->flushed_last;
+    }
+    self->wlen = 0;
+    s_forget_past_end (self);
+}
+
+//  Remove the file of the last on-disk segment and sync the directory.
+//  Returns 0 or the error (the reason set).
+static int
+s_remove_last (wc_wal_t *self)
+{
+    size_t last = self->nsegs_disk - 1;
+    s_segment_t *seg = &self->segs [last];
+    char name [S_NAME_SIZE];
+    s_segment_name (name, seg->first_seq);
+    if (wc_vfs_unlinkat (self->dirfd, name, 0) != 0 && errno != ENOENT)
+        return s_fail (self, errno, "cannot remove %s: %s", name, strerror (errno));
+    if (seg->fd >= 0)
+        wc_vfs_close (seg->fd);
+    self->nsegs = self->nsegs_disk = last;
+    self->flushed_last = last ? self->segs [last - 1].flushed_last : 0;
+    s_forget_past_end (self);
+    if (wc_vfs_fsync (self->dirfd) != 0)
+        return s_fail (self, errno, "cannot sync the directory after removing %s: %s",
+                       name, strerror (errno));
+    return 0;
+}
+
+//  Cut the last on-disk segment after record seq (one of its records)
+//  and sync it. Returns 0 or the error (the reason set).
+static int
+s_cut_after (wc_wal_t *self, uint64_t seq)
+{
+    s_segment_t *seg = &self->segs [self->nsegs_disk - 1];
+    char name [S_NAME_SIZE];
+    s_segment_name (name, seg->first_seq);
+    uint64_t offset;
+    int fd = s_segment_fd (self, self->nsegs_disk - 1);
+    if (fd < 0)
+        return s_code (errno);
+    int rc = s_offset_of (self, seq + 1, &offset);
+    if (rc != 0)
+        return rc;
+    if (wc_vfs_ftruncate (fd, (off_t) offset) != 0 || wc_vfs_fdatasync (fd) != 0)
+        return s_fail (self, errno, "cannot cut %s at offset %llu: %s", name,
+                       (unsigned long long) offset, strerror (errno));
+    seg->size = seg->end = offset;
+    seg->last_seq = seg->flushed_last = seq;
+    seg->unsynced = false;
+    self->flushed_last = seq;
+    s_forget_past_end (self);
+    return 0;
+}
+
+int
+wc_wal_truncate (wc_wal_t *self, uint64_t seq)
+{
+    if (self->damaged) {
+        snprintf (self->error, sizeof self->error, "%s", self->damage);
+        return WALCAST_EIO;
+    }
+    if (seq > self->flushed_last) {
+        s_fail (self, EINVAL, "cannot truncate after seq %llu: the log ends at seq %llu",
+                (unsigned long long) seq, (unsigned long long) self->flushed_last);
+        return WALCAST_ERANGE;
+    }
+    s_drop_buffer (self);
+    int rc = s_pay_debts (self);
+    while (rc == 0 && self->nsegs_disk > 0
+       &&  self->segs [self->nsegs_disk - 1].first_seq > seq)
+        rc = s_remove_last (self);
+    if (rc == 0 && self->nsegs_disk > 0 && self->flushed_last > seq)
+        rc = s_cut_after (self, seq);
+    if (rc != 0) {
+        wc_log_error ("wal %s: truncating after seq %llu: %s", self->dir,
+                      (unsigned long long) seq, self->error);
+        return WALCAST_EIO;
+    }
+    wc_log_info ("wal %s: truncated after seq %llu (%zu segments left)", self->dir,
+                 (unsigned long long) seq, self->nsegs_disk);
+    return 0;
+}
+
+//  The first segment's file is gone: drop it from the list, the index
+//  and the read cache.
+static void
+s_forget_first (wc_wal_t *self)
+{
+    memmove (self->segs, self->segs + 1, (self->nsegs - 1) * sizeof *self->segs);
+    self->nsegs--;
+    self->nsegs_disk--;
+    size_t kept = 0;
+    for (size_t i = 0; i < self->nindex; i++)
+        if (self->index [i].segment > 0) {
+            self->index [kept] = self->index [i];
+            self->index [kept++].segment--;
+        }
+    self->nindex = kept;
+    if (self->rfd >= 0 && self->rfd_seg == 0) {
+        wc_vfs_close (self->rfd);
+        self->rfd = -1;
+    }
+    else
+    if (self->rfd >= 0)
+        self->rfd_seg--;
+}
+
+int
+wc_wal_retain (wc_wal_t *self, uint64_t seq, uint64_t keep_bytes)
+{
+    uint64_t total = wc_wal_bytes (self);
+    int removed = 0;
+    while (self->nsegs_disk > 1 && self->segs [0].flushed_last <= seq
+       &&  total - self->segs [0].size >= keep_bytes) {
+        s_segment_t *seg = &self->segs [0];
+        char name [S_NAME_SIZE];
+        s_segment_name (name, seg->first_seq);
+        if (wc_vfs_unlinkat (self->dirfd, name, 0) != 0 && errno != ENOENT) {
+            wc_log_error ("wal %s: cannot remove %s: %s", self->dir, name, strerror (errno));
+            return WALCAST_EIO;
+        }
+        if (seg->fd >= 0)
+            wc_vfs_close (seg->fd);
+        total -= seg->size;
+        s_forget_first (self);
+        removed++;
+        if (wc_vfs_fsync (self->dirfd) != 0) {
+            wc_log_error ("wal %s: cannot sync the directory after removing %s: %s",
+                          self->dir, name, strerror (errno));
+            return WALCAST_EIO;
+        }
+    }
+    if (removed)
+        wc_log_info ("wal %s: removed %d segments at or below seq %llu; the log now "
+                     "holds seq %llu..%llu in %llu bytes", self->dir, removed,
+                     (unsigned long long) seq, (unsigned long long) wc_wal_first_seq (self),
+                     (unsigned long long) self->flushed_last, (unsigned long long) total);
+    return removed;
+}
+
+int
+wc_wal_remove_all (const char *dir)
+{
+    wc_wal_t probe = { .dir = (char *) dir, .dirfd = -1, .rfd = -1 };
+    probe.dirfd = wc_vfs_open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    uint64_t *seqs = NULL;
+    size_t count = 0;
+    int rc = probe.dirfd < 0 || s_list_segments (&probe, &seqs, &count) != 0 ? -1 : 0;
+    if (rc != 0)
+        wc_log_error ("wal %s: cannot list the directory: %s", dir, strerror (errno));
+    for (size_t k = count; k-- > 0 && rc == 0; ) {
+        char name [S_NAME_SIZE];
+        s_segment_name (name, seqs [k]);
+        if ((wc_vfs_unlinkat (probe.dirfd, name, 0) != 0 && errno != ENOENT)
+        ||  wc_vfs_fsync (probe.dirfd) != 0) {
+            wc_log_error ("wal %s: cannot remove %s: %s", dir, name, strerror (errno));
+            rc = -1;
+        }
+    }
+    if (rc == 0 && count)
+        wc_log_info ("wal %s: removed the %zu segments of the replaced log", dir, count);
+    free (seqs);
+    if (probe.dirfd >= 0)
+        wc_vfs_close (probe.dirfd);
+    return rc == 0 ? 0 : WALCAST_EIO;
+}
+
+uint64_t
+wc_wal_bytes (const wc_wal_t *self)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < self->nsegs_disk; i++)
+        total += self->segs [i].size;
+    return total;
+}
+
+
+//  --------------------------------------------------------------------
 //  Reading
 
 //  A descriptor to read on-disk segment i: its own when it has one open,

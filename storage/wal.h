@@ -28,6 +28,10 @@
     refuses appends until the caller sets the damaged part aside
     (wc_wal_set_aside). Files named *.damaged* are never read again.
 
+    The log can also be shortened on purpose: wc_wal_truncate drops a tail
+    (a replica that held entries its new upstream never had), wc_wal_retain
+    drops whole segments from the front (a snapshot holds what they held).
+
     Every file operation goes through vfs.h, so tests can fail any of them.
     Not thread-safe: one owner calls everything (sync jobs are plain data
     and may go to another thread).
@@ -151,6 +155,33 @@ bool wc_wal_damaged (const wc_wal_t *self);
     damaged log). Returns 0, WALCAST_ERANGE, WALCAST_ENOSPC or
     WALCAST_EIO (the log then stays or becomes damaged; call it again). */
 int wc_wal_set_aside (wc_wal_t *self, uint64_t from_seq);
+
+/*  Drop every record after seq, for good: buffered records are
+    discarded, the segment files that start after seq are removed (the
+    newest first, the directory synced after each, so that a crash always
+    leaves a prefix of the log), and the segment holding seq is cut after
+    it and synced. seq 0, or a seq below the first, empties the log (which
+    then takes any seq). seq may be at most wc_wal_written. Returns 0,
+    WALCAST_ERANGE (seq too high, nothing changed), WALCAST_EIO (the log
+    is damaged, or a step failed: the log then ends somewhere between seq
+    and where it ended, and a later call can finish the job). */
+int wc_wal_truncate (wc_wal_t *self, uint64_t seq);
+
+/*  Remove whole segment files from the oldest on, while all the records
+    of the oldest are at or below seq, it is not the last segment, and the
+    log keeps at least keep_bytes without it. The directory is synced
+    after each removal, so the log always begins where the removed part
+    ended. Returns the number of files removed, or WALCAST_EIO (logged;
+    what was removed stays removed). */
+int wc_wal_retain (wc_wal_t *self, uint64_t seq, uint64_t keep_bytes);
+
+/*  Remove every segment file of dir, newest first, syncing the directory
+    after each: the log of a state that an installed snapshot replaced.
+    For a log that is not open. Returns 0 or WALCAST_EIO (logged). */
+int wc_wal_remove_all (const char *dir);
+
+/*  Bytes of the log's segment files (whole records). */
+uint64_t wc_wal_bytes (const wc_wal_t *self);
 
 /*  Read written records from from_seq on, calling fn for each, until their
     payloads add up to max_bytes (at least one record is read) or the log

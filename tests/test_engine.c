@@ -16,7 +16,9 @@
       bounded.
 
     A vfs hook holds the syncer thread inside a sync until the test lets
-    it go, so nothing here waits with a sleep.
+    it go (vfs_gate.h), so nothing here waits with a sleep. The epochs,
+    truncation and snapshots are tested in test_engine_epochs.c and
+    test_engine_snapshot.c.
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,99 +37,9 @@
 #include "engine.h"
 #include "log.h"
 #include "vfs.h"
+#include "vfs_gate.h"
 
-static pthread_t s_main;
 static char s_dir [128];
-
-/* --- a gate for the syncer thread ----------------------------------------- */
-
-typedef struct {
-    pthread_mutex_t mutex;
-    pthread_cond_t  cond;
-    bool            armed;      /* hold every sync of the syncer thread */
-    int             held;       /* syncs being held */
-    uint64_t        holds;      /* syncs held so far */
-} gate_t;
-
-static gate_t s_gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                         false, 0, 0 };
-
-static void
-s_gate_hook (wc_vfs_op_t op, int fd, void *arg)
-{
-    (void) fd;
-    (void) arg;
-    if (op != WC_VFS_SYNC || pthread_equal (pthread_self (), s_main))
-        return;
-    pthread_mutex_lock (&s_gate.mutex);
-    s_gate.held++;
-    if (s_gate.armed)
-        s_gate.holds++;
-    pthread_cond_broadcast (&s_gate.cond);
-    while (s_gate.armed)
-        pthread_cond_wait (&s_gate.cond, &s_gate.mutex);
-    s_gate.held--;
-    pthread_cond_broadcast (&s_gate.cond);
-    pthread_mutex_unlock (&s_gate.mutex);
-}
-
-static void
-s_gate_close (void)
-{
-    pthread_mutex_lock (&s_gate.mutex);
-    s_gate.armed = true;
-    s_gate.holds = 0;
-    pthread_mutex_unlock (&s_gate.mutex);
-}
-
-//  Let held syncs go, and wait (10 s at most) until they have left the
-//  gate, so that closing it again cannot catch them a second time.
-static void
-s_gate_open (void)
-{
-    struct timespec deadline;
-    clock_gettime (CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 10;
-    pthread_mutex_lock (&s_gate.mutex);
-    s_gate.armed = false;
-    pthread_cond_broadcast (&s_gate.cond);
-    int rc = 0;
-    while (s_gate.held > 0 && rc == 0)
-        rc = pthread_cond_timedwait (&s_gate.cond, &s_gate.mutex, &deadline);
-    pthread_mutex_unlock (&s_gate.mutex);
-}
-
-static uint64_t
-s_gate_holds (void)
-{
-    pthread_mutex_lock (&s_gate.mutex);
-    uint64_t holds = s_gate.holds;
-    pthread_mutex_unlock (&s_gate.mutex);
-    return holds;
-}
-
-//  Wait (10 s at most) until the syncer thread is held in a sync for the
-//  (after + 1)th time.
-static void
-s_gate_wait_hold (uint64_t after)
-{
-    struct timespec deadline;
-    clock_gettime (CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 10;
-    pthread_mutex_lock (&s_gate.mutex);
-    int rc = 0;
-    while (s_gate.holds <= after && rc == 0)
-        rc = pthread_cond_timedwait (&s_gate.cond, &s_gate.mutex, &deadline);
-    uint64_t holds = s_gate.holds;
-    pthread_mutex_unlock (&s_gate.mutex);
-    assert_true (holds > after);
-}
-
-static void
-s_gate_wait_held (void)
-{
-    s_gate_wait_hold (0);
-}
 
 /* --- the engine under test ---------------------------------------------- */
 
@@ -162,6 +74,9 @@ s_open (fixture_t *f, wc_fsync_t fsync, size_t segment_bytes)
         fail_msg ("open: %s", why);
     wc_engine_set_apply (f->engine, s_on_apply, f);
     f->last = wc_engine_applied (f->engine);
+    //  As a node does: its epoch is in the history before it writes
+    if (wc_engine_epoch (f->engine) < 1)
+        assert_int_equal (wc_engine_begin_epoch (f->engine, 1), 0);
 }
 
 static int
@@ -171,8 +86,7 @@ s_setup (void **state)
     snprintf (command, sizeof command, "rm -rf %s", s_dir);
     assert_int_equal (system (command), 0);
     wc_vfs_reset ();
-    s_gate_open ();
-    wc_vfs_set_hook (s_gate_hook, NULL);
+    gate_install (WC_VFS_SYNC);
     fixture_t *f = calloc (1, sizeof *f);
     *state = f;
     return 0;
@@ -182,7 +96,7 @@ static int
 s_teardown (void **state)
 {
     fixture_t *f = (fixture_t *) *state;
-    s_gate_open ();
+    gate_open ();
     wc_vfs_reset ();
     wc_engine_destroy (&f->engine);
     free (f);
@@ -272,17 +186,17 @@ test_always_waits_for_sync (void **state)
 {
     fixture_t *f = (fixture_t *) *state;
     s_open (f, WC_FSYNC_ALWAYS, 0);
-    s_gate_close ();
+    gate_close ();
     s_stage (f, 100);
     assert_int_equal (wc_engine_commit (f->engine), 0);
-    s_gate_wait_held ();
+    gate_wait_hold (0);
     assert_int_equal (wc_engine_written (f->engine), 1);
     assert_int_equal (wc_engine_applied (f->engine), 0);
     s_stage (f, 100);                       //  the loop goes on meanwhile
     assert_int_equal (wc_engine_commit (f->engine), 0);
     assert_int_equal (wc_engine_written (f->engine), 2);
     assert_int_equal (f->napplied, 0);
-    s_gate_open ();
+    gate_open ();
     s_wait_durable (f, 2);
     assert_int_equal (wc_engine_applied (f->engine), 2);
     assert_int_equal (f->napplied, 2);
@@ -296,10 +210,10 @@ test_fallback_waits_for_earlier_syncs (void **state)
 {
     fixture_t *f = (fixture_t *) *state;
     s_open (f, WC_FSYNC_ALWAYS, 0);
-    s_gate_close ();
+    gate_close ();
     s_stage (f, 100);
     assert_int_equal (wc_engine_commit (f->engine), 0);
-    s_gate_wait_held ();                    //  job 1 hangs in the syncer
+    gate_wait_hold (0);                    //  job 1 hangs in the syncer
     wc_vfs_fail (WC_VFS_OPEN, 0, -1, EMFILE);
     s_stage (f, 100);
     assert_int_equal (wc_engine_commit (f->engine), 0);
@@ -308,8 +222,7 @@ test_fallback_waits_for_earlier_syncs (void **state)
     assert_int_equal (wc_engine_applied (f->engine), 0);
     assert_int_equal (f->napplied, 0);
     wc_vfs_reset ();
-    wc_vfs_set_hook (s_gate_hook, NULL);
-    s_gate_open ();
+    gate_install (WC_VFS_SYNC);             //  opens the gate too
     s_wait_durable (f, 2);
     assert_int_equal (wc_engine_applied (f->engine), 2);
 }
@@ -322,16 +235,16 @@ test_failed_sync_is_final (void **state)
 {
     fixture_t *f = (fixture_t *) *state;
     s_open (f, WC_FSYNC_ALWAYS, 0);
-    s_gate_close ();
+    gate_close ();
     wc_vfs_fail (WC_VFS_SYNC, 0, 1, EIO);
     s_stage (f, 100);
     assert_int_equal (wc_engine_commit (f->engine), 0);
-    s_gate_wait_held ();                    //  job 1: held, then fails
+    gate_wait_hold (0);                    //  job 1: held, then fails
     wc_vfs_fail (WC_VFS_OPEN, 0, -1, EMFILE);
     s_stage (f, 100);
     assert_int_equal (wc_engine_commit (f->engine), 0);
     assert_int_equal (wc_engine_applied (f->engine), 0);
-    s_gate_open ();
+    gate_open ();
     for (int i = 0; i < 100 && !wc_engine_failed (f->engine); i++) {
         zmq_pollitem_t item = { wc_engine_sync_socket (f->engine), 0, ZMQ_POLLIN, 0 };
         if (zmq_poll (&item, 1, 100) > 0)
@@ -364,18 +277,18 @@ test_pending_stays_bounded (void **state)
     size_t most = 0;
     uint64_t done = 1;
     for (int round = 0; round < 300; round++) {
-        s_gate_close ();
-        uint64_t holds = s_gate_holds ();
+        gate_close ();
+        uint64_t holds = gate_holds ();
         for (int i = 0; i < 64; i++)
             s_stage (f, 200);
         assert_int_equal (wc_engine_commit (f->engine), 0);
-        s_gate_wait_hold (holds);           //  this batch's sync is held...
+        gate_wait_hold (holds);           //  this batch's sync is held...
         s_wait_durable (f, done);           //  ...the one before it is done
         assert_true (wc_engine_applied (f->engine) >= done);
         size_t bytes = wc_engine_pending_bytes (f->engine);
         most = bytes > most ? bytes : most;
         done = wc_engine_written (f->engine);
-        s_gate_open ();
+        gate_open ();
     }
     s_wait_durable (f, done);
     printf ("most pending: %zu bytes after %llu entries of ~220 bytes\n", most,
@@ -388,7 +301,6 @@ test_pending_stays_bounded (void **state)
 int
 main (void)
 {
-    s_main = pthread_self ();
     snprintf (s_dir, sizeof s_dir, "/tmp/test_engine.%d", (int) getpid ());
     wc_log_set_level (WC_LOG_ERROR);
     const struct CMUnitTest tests [] = {

@@ -6,7 +6,8 @@
     content was reached, while any difference changes it. The digest is
     compared between nodes, so one test pins its value for a fixed content:
     if that test fails, the hash changed and nodes of different builds
-    would no longer agree.
+    would no longer agree. A snapshot relies on a frozen view: it keeps
+    the content of the moment it was made, whatever the store does next.
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -829,6 +830,158 @@ test_digest_is_stable (void **state)
     wc_store_destroy (&store);
 }
 
+//  A store made from a frozen view's pairs, to compare with the view.
+
+static wc_store_t *
+s_store_of_view (const wc_store_frozen_t *view)
+{
+    wc_store_t *copy = wc_store_new ();
+    assert_non_null (copy);
+    for (size_t i = 0; i < wc_store_frozen_count (view); i++) {
+        wc_store_pair_t pair;
+        wc_store_frozen_pair (view, i, &pair);
+        assert_int_equal (wc_store_put (copy, pair.key, pair.key_len, pair.value,
+                                        pair.value_len), 0);
+    }
+    return copy;
+}
+
+//  Check that the view holds key:n -> value-n for n < count, and nothing
+//  else, with the digest of that content.
+
+static void
+s_assert_view_original (const wc_store_frozen_t *view, size_t count, uint64_t digest)
+{
+    assert_int_equal (wc_store_frozen_count (view), count);
+    assert_true (wc_store_frozen_digest (view) == digest);
+    for (size_t i = 0; i < count; i++) {
+        wc_store_pair_t pair;
+        wc_store_frozen_pair (view, i, &pair);
+        char key [32], value [64];
+        assert_true (pair.key_len > 4 && pair.key_len < sizeof key);
+        memcpy (key, pair.key, pair.key_len);
+        key [pair.key_len] = '\0';
+        size_t n = (size_t) strtoull (key + 4, NULL, 10);
+        assert_true (n < count);
+        size_t len = s_value (value, sizeof value, n);
+        assert_int_equal (pair.value_len, len);
+        assert_memory_equal (pair.value, value, len);
+    }
+    wc_store_t *copy = s_store_of_view (view);
+    assert_int_equal (wc_store_count (copy), count);
+    assert_true (wc_store_digest (copy) == digest);
+    wc_store_destroy (&copy);
+}
+
+//  A frozen view keeps the content of the freeze while the store goes on:
+//  values rewritten in place-sized and larger, keys deleted, keys added
+//  (enough to start a resize), and the view never moves. The live store
+//  is right all along, and the thaw gives back what only the view held.
+
+#define FREEZE_KEYS 20000
+
+static void
+test_freeze_keeps_view (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    char key [32], value [64];
+    for (size_t n = 0; n < FREEZE_KEYS; n++)
+        assert_int_equal (wc_store_put (store, key, s_key (key, sizeof key, n),
+                                        value, s_value (value, sizeof value, n)), 0);
+    uint64_t digest = wc_store_digest (store);
+    const wc_store_frozen_t *view = NULL;
+    assert_int_equal (wc_store_freeze (store, &view), 0);
+    assert_int_equal (wc_store_freeze (store, &view), WALCAST_EBUSY);
+    for (size_t n = 0; n < FREEZE_KEYS; n++) {
+        size_t klen = s_key (key, sizeof key, n);
+        size_t vlen = s_value (value, sizeof value, n);
+        if (n % 4 == 0)
+            assert_int_equal (wc_store_del (store, key, klen), 0);
+        else
+        if (n % 4 == 1) {
+            value [0] = 'V';            //  same size: would be written in place
+            assert_int_equal (wc_store_put (store, key, klen, value, vlen), 0);
+        }
+        else
+        if (n % 4 == 2)
+            assert_int_equal (wc_store_put (store, key, klen, "a longer value than before",
+                                            26), 0);
+    }
+    for (size_t n = FREEZE_KEYS; n < 3 * FREEZE_KEYS; n++)
+        assert_int_equal (wc_store_put (store, key, s_key (key, sizeof key, n),
+                                        value, s_value (value, sizeof value, n)), 0);
+    s_assert_view_original (view, FREEZE_KEYS, digest);
+    assert_true (wc_store_dead_bytes (store) > 0);
+
+    //  The live store has the new content
+    size_t klen = s_key (key, sizeof key, 1);
+    size_t vlen = s_value (value, sizeof value, 1);
+    value [0] = 'V';
+    s_assert_value (store, key, klen, value, vlen);
+    s_assert_missing (store, key, s_key (key, sizeof key, 4));
+    s_assert_value (store, key, s_key (key, sizeof key, 6), "a longer value than before", 26);
+    assert_int_equal (wc_store_count (store), FREEZE_KEYS / 4 * 3 + 2 * FREEZE_KEYS);
+
+    wc_store_thaw (store);
+    assert_int_equal (wc_store_dead_bytes (store), 0);
+    //  A new view sees the new content
+    assert_int_equal (wc_store_freeze (store, &view), 0);
+    wc_store_t *copy = s_store_of_view (view);
+    assert_true (wc_store_digest (copy) == wc_store_digest (store));
+    wc_store_destroy (&copy);
+    wc_store_thaw (store);
+    wc_store_destroy (&store);
+}
+
+//  A freeze in the middle of a resize collects the keys of both tables.
+
+static void
+test_freeze_during_resize (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    char key [32], value [64];
+    size_t n = 0;
+    wc_store_stats_t stats;
+    do {
+        assert_int_equal (wc_store_put (store, key, s_key (key, sizeof key, n),
+                                        value, s_value (value, sizeof value, n)), 0);
+        n++;
+        wc_store_stats (store, &stats);
+    } while (n < 1000 || stats.old_count < 100);
+    uint64_t digest = wc_store_digest (store);
+    const wc_store_frozen_t *view = NULL;
+    assert_int_equal (wc_store_freeze (store, &view), 0);
+    //  Deletes empty the old table while the view is held
+    for (size_t k = 0; k < n; k += 2)
+        assert_int_equal (wc_store_del (store, key, s_key (key, sizeof key, k)), 0);
+    s_assert_view_original (view, n, digest);
+    wc_store_destroy (&store);          //  frozen: destroy frees it all
+}
+
+//  Thawing with nothing frozen, and an empty store's view.
+
+static void
+test_freeze_empty (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    wc_store_thaw (store);
+    const wc_store_frozen_t *view = NULL;
+    assert_int_equal (wc_store_freeze (store, &view), 0);
+    assert_int_equal (wc_store_frozen_count (view), 0);
+    assert_true (wc_store_frozen_digest (view) == 0);
+    s_put_str (store, "k", "v");
+    wc_store_thaw (store);
+    wc_store_thaw (store);
+    s_assert_value (store, "k", 1, "v", 1);
+    wc_store_destroy (&store);
+}
+
 int
 main (void)
 {
@@ -849,6 +1002,9 @@ main (void)
         cmocka_unit_test (test_digest_sees_differences),
         cmocka_unit_test (test_digest_put_del_round_trip),
         cmocka_unit_test (test_digest_is_stable),
+        cmocka_unit_test (test_freeze_keeps_view),
+        cmocka_unit_test (test_freeze_during_resize),
+        cmocka_unit_test (test_freeze_empty),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -12,7 +12,9 @@
     and setting it aside keeps every byte in *.damaged files. A failed
     flush (file size limit standing in for a full disk) keeps exactly the
     records that were written whole. test_wal_flush.c fails every step of
-    a flush in turn.
+    a flush in turn. A tail dropped on purpose (truncation) and segments
+    dropped from the front (retention) are gone for good, and a failure
+    in the middle of either leaves a log without a hole.
 
     Every test works in its own mkdtemp directory under /tmp, removed at
     the end.
@@ -1209,6 +1211,168 @@ test_bulk (void **state)
                    t1 - t0, t3 - t2, reads, t5 - t4, (t5 - t4) * 1e6 / reads);
 }
 
+//  --------------------------------------------------------------------
+//  Shortening the log on purpose
+
+//  Open dir expecting a clean log that begins at first and ends
+//  somewhere in lo..hi; returns where it ends.
+static uint64_t
+s_open_ends_between (const char *dir, uint64_t first, uint64_t lo, uint64_t hi)
+{
+    wt_collect_t c = { .next = first };
+    wc_wal_info_t info;
+    int err = 0;
+    wc_wal_t *wal = wc_wal_open (dir, WT_SMALL_SEGMENT, wt_collect, &c, &info, &err);
+    assert_non_null (wal);
+    assert_false (info.damaged);
+    assert_int_equal (c.bad, 0);
+    assert_int_equal (info.first_seq, first);
+    assert_true (info.last_seq >= lo && info.last_seq <= hi);
+    wc_wal_destroy (&wal);
+    return info.last_seq;
+}
+
+//  A tail dropped on purpose is gone (not set aside), across segments;
+//  buffered records go too; appends go on from the cut; truncating to 0
+//  empties the log, which then takes any seq.
+static void
+test_truncate (void **state)
+{
+    const char *dir = (const char *) *state;
+    wt_make_log (dir, WT_SMALL_SEGMENT, 1, BIG_LOG);
+    uint64_t seqs [200];
+    size_t nsegs = wt_segments (dir, seqs, 200);
+    assert_true (nsegs > 45);
+    wc_wal_t *wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, BIG_LOG, NULL);
+    assert_int_equal (wc_wal_truncate (wal, BIG_LOG + 1), WALCAST_ERANGE);
+    wt_append_range (wal, BIG_LOG + 1, BIG_LOG + 5);
+    uint64_t cut = seqs [40] + 2;
+    assert_int_equal (wc_wal_truncate (wal, cut), 0);
+    assert_int_equal (wc_wal_last_seq (wal), cut);
+    assert_int_equal (wc_wal_written (wal), cut);
+    assert_int_equal (wt_segments (dir, seqs, 200), 41);
+    assert_int_equal (wt_file_size (wt_path (dir, seqs [40])),
+                      (int64_t) wt_offset_of (seqs [40], cut + 1));
+    wt_check_read (wal, 1, SIZE_MAX, (int) cut);
+    wt_check_read (wal, cut + 1, SIZE_MAX, 0);
+    wt_append_range (wal, cut + 1, cut + 10);
+    assert_int_equal (wc_wal_flush (wal), 0);
+    wc_wal_destroy (&wal);
+    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, cut + 10, NULL);
+
+    //  At the last record of a segment: the next file goes whole
+    uint64_t size_19 = (uint64_t) wt_file_size (wt_path (dir, seqs [19]));
+    assert_int_equal (wc_wal_truncate (wal, seqs [20] - 1), 0);
+    assert_int_equal (wt_segments (dir, seqs, 200), 20);
+    assert_int_equal (wt_file_size (wt_path (dir, seqs [19])), (int64_t) size_19);
+
+    //  Everything
+    assert_int_equal (wc_wal_truncate (wal, 0), 0);
+    assert_int_equal (wt_segments (dir, seqs, 200), 0);
+    assert_int_equal (wc_wal_first_seq (wal), 0);
+    assert_int_equal (wc_wal_last_seq (wal), 0);
+    wt_append_range (wal, 500, 510);
+    wc_wal_destroy (&wal);
+    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 500, 510, NULL);
+    wc_wal_destroy (&wal);
+    //  No file was set aside on the way
+    wt_snapshot_t now;
+    wt_snapshot (dir, &now);
+    for (size_t i = 0; i < now.count; i++)
+        assert_null (strstr (now.files [i].name, ".damaged"));
+}
+
+//  Each step of a truncation fails in turn: the call says so, the log on
+//  disk is always a clean run from seq 1 ending between the cut and its
+//  old end (never a hole), and a second call finishes the job.
+static void
+test_truncate_failures (void **state)
+{
+    const char *dir = (const char *) *state;
+    struct { wc_vfs_op_t op; uint64_t after; } faults [] = {
+        { WC_VFS_UNLINK, 0 }, { WC_VFS_UNLINK, 3 }, { WC_VFS_SYNC, 0 },
+        { WC_VFS_SYNC, 4 }, { WC_VFS_TRUNCATE, 0 }, { WC_VFS_OPEN, 0 },
+    };
+    for (size_t k = 0; k < sizeof faults / sizeof faults [0]; k++) {
+        wt_clear_dir (dir);
+        wt_make_log (dir, WT_SMALL_SEGMENT, 1, BIG_LOG);
+        uint64_t seqs [200];
+        wt_segments (dir, seqs, 200);
+        uint64_t cut = seqs [30] + 2;
+        wc_wal_t *wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, BIG_LOG, NULL);
+        wc_vfs_fail (faults [k].op, faults [k].after, -1, EIO);
+        assert_int_equal (wc_wal_truncate (wal, cut), WALCAST_EIO);
+        wc_vfs_reset ();
+        assert_true (strlen (wc_wal_last_error (wal)) > 0);
+        wt_check_read (wal, 1, SIZE_MAX, (int) wc_wal_last_seq (wal));
+        //  The same log object finishes the job...
+        assert_int_equal (wc_wal_truncate (wal, cut), 0);
+        assert_int_equal (wc_wal_last_seq (wal), cut);
+        wc_wal_destroy (&wal);
+        wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, cut, NULL);
+        wc_wal_destroy (&wal);
+
+        //  ...and so does a restart after the failure
+        wt_clear_dir (dir);
+        wt_make_log (dir, WT_SMALL_SEGMENT, 1, BIG_LOG);
+        wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, BIG_LOG, NULL);
+        wc_vfs_fail (faults [k].op, faults [k].after, -1, EIO);
+        assert_int_equal (wc_wal_truncate (wal, cut), WALCAST_EIO);
+        wc_vfs_reset ();
+        wc_wal_destroy (&wal);
+        uint64_t last = s_open_ends_between (dir, 1, cut, BIG_LOG);
+        wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, last, NULL);
+        assert_int_equal (wc_wal_truncate (wal, cut), 0);
+        wc_wal_destroy (&wal);
+        wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, cut, NULL);
+        wc_wal_destroy (&wal);
+    }
+}
+
+//  Whole segments go from the front while they are at or below the seq
+//  and the log keeps its byte budget; never the last segment.
+static void
+test_retain (void **state)
+{
+    const char *dir = (const char *) *state;
+    wt_make_log (dir, WT_SMALL_SEGMENT, 1, BIG_LOG);
+    uint64_t seqs [200];
+    size_t nsegs = wt_segments (dir, seqs, 200);
+    wc_wal_t *wal = wt_open_expect (dir, WT_SMALL_SEGMENT, 1, BIG_LOG, NULL);
+    assert_int_equal (wc_wal_retain (wal, seqs [1] - 2, 0), 0);
+    assert_int_equal (wc_wal_retain (wal, seqs [10] - 1, 0), 10);
+    assert_int_equal (wc_wal_first_seq (wal), seqs [10]);
+    assert_int_equal (wt_segments (dir, seqs + 100, 100), nsegs - 10);
+    assert_int_equal (wc_wal_read (wal, seqs [10] - 1, SIZE_MAX, wt_collect,
+                                   &(wt_collect_t) { 0 }), WALCAST_ERANGE);
+    wt_check_read (wal, seqs [10], SIZE_MAX, (int) (BIG_LOG - seqs [10] + 1));
+    wt_check_read (wal, BIG_LOG - 3, SIZE_MAX, 4);
+
+    //  A byte budget stops it
+    uint64_t keep = wc_wal_bytes (wal) - 5 * WT_SMALL_SEGMENT;
+    int removed = wc_wal_retain (wal, BIG_LOG, keep);
+    assert_true (removed >= 4);
+    assert_true (wc_wal_bytes (wal) >= keep);
+    uint64_t first = wc_wal_first_seq (wal);
+    assert_true (wc_wal_bytes (wal) - (uint64_t) wt_file_size (wt_path (dir, first)) < keep);
+
+    //  A fault: nothing more is removed, the log stays readable
+    wc_vfs_fail (WC_VFS_UNLINK, 0, -1, EIO);
+    assert_int_equal (wc_wal_retain (wal, BIG_LOG, 0), WALCAST_EIO);
+    wc_vfs_reset ();
+    assert_int_equal (wc_wal_first_seq (wal), first);
+    wt_check_read (wal, first, SIZE_MAX, (int) (BIG_LOG - first + 1));
+
+    //  Never the last segment, and appends go on
+    assert_true (wc_wal_retain (wal, BIG_LOG, 0) > 0);
+    assert_int_equal (wt_segments (dir, seqs, 200), 1);
+    first = wc_wal_first_seq (wal);
+    wt_append_range (wal, BIG_LOG + 1, BIG_LOG + 50);
+    wc_wal_destroy (&wal);
+    wal = wt_open_expect (dir, WT_SMALL_SEGMENT, first, BIG_LOG + 50, NULL);
+    wc_wal_destroy (&wal);
+}
+
 int
 main (void)
 {
@@ -1235,6 +1399,9 @@ main (void)
         cmocka_unit_test_setup_teardown (test_truncate_reopen_cycles, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown (test_flush_failure, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown (test_bulk, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown (test_truncate, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown (test_truncate_failures, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown (test_retain, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
