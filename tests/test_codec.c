@@ -109,7 +109,8 @@ s_msg_equal (const wc_msg_t *a, const wc_msg_t *b)
         case WC_MSG_EPOCH_END:
         case WC_MSG_EPOCH_END_REPLY:
             return a->u.epoch_end.epoch == b->u.epoch_end.epoch
-                && a->u.epoch_end.end_seq == b->u.epoch_end.end_seq;
+                && a->u.epoch_end.end_seq == b->u.epoch_end.end_seq
+                && a->u.epoch_end.latest == b->u.epoch_end.latest;
         case WC_MSG_SNAPSHOT_GET:
             return a->u.snapshot_get.seq == b->u.snapshot_get.seq
                 && a->u.snapshot_get.offset == b->u.snapshot_get.offset
@@ -419,7 +420,7 @@ static const char *s_kinds [S_NSAMPLES] = {
     "VTU?BU", "VTUUUU", "VTUKBUUUBUU", "VTUUU", "VTUUBB", "VTA", "VTA",
     "VTUUU", "VTUUU", "VTUUL",
     "VTUKUUU", "VTUUUUUKBU", "VTUN", "VTUN", "VTU", "VTUUM",
-    "VTUKBUU", "VTUKUU", "VTUUUU", "VTUKUU", "VTU", "VTUUU", "VTUU", "VTUUU",
+    "VTUKBUU", "VTUKUU", "VTUUUU", "VTUKUU", "VTU", "VTUUU", "VTUU", "VTUUUU",
     "VTUUUU", "VTUUUUB", "VTUU", "VTUUK", "VTUUBB", "VTUK", "VTUUK"
 };
 
@@ -463,6 +464,7 @@ s_sample_issue7 (int i, wc_msg_t *m)
         case 31:
             m->u.epoch_end.epoch = 4;
             m->u.epoch_end.end_seq = 1000;
+            m->u.epoch_end.latest = 6;
             break;
         case S_SNAPSHOT_GET:
             m->u.snapshot_get.seq = 1000000;
@@ -1005,7 +1007,7 @@ static const char *s_golden_samples [S_NSAMPLES] = {
     /* sample 30 (EPOCH_END) */
     "94 01 32 cf 01 23 45 67 89 ab ce 0d 05",
     /* sample 31 (EPOCH_END_REPLY) */
-    "95 01 33 cf 01 23 45 67 89 ab ce 0e 04 cd 03 e8",
+    "96 01 33 cf 01 23 45 67 89 ab ce 0e 04 cd 03 e8 06",
     /* sample 32 (SNAPSHOT_GET) */
     "96 01 34 cf 01 23 45 67 89 ab ce 0f ce 00 0f 42 40 ce 00 20 00 00 "
     "ce 00 10 00 00",
@@ -1463,7 +1465,8 @@ test_golden_protocol_examples_issue7 (void **state)
     m = (wc_msg_t) { .type = WC_MSG_EPOCH_END_REPLY, .rid = 9 };
     m.u.epoch_end.epoch = 1;
     m.u.epoch_end.end_seq = 105;
-    ok &= s_example_ok ("EPOCH_END_REPLY", &m, &sb, "95 01 33 09 01 69");
+    m.u.epoch_end.latest = 2;
+    ok &= s_example_ok ("EPOCH_END_REPLY", &m, &sb, "96 01 33 09 01 69 02");
 
     m = (wc_msg_t) { .type = WC_MSG_SNAPSHOT, .rid = 10 };
     ok &= s_example_ok ("SNAPSHOT", &m, &sb, "93 01 08 0a");
@@ -3403,7 +3406,7 @@ test_issue7_values (void **state)
     free (data);
 
     //  EPOCH_END is [v, 50, rid, epoch]: a second number is an extra,
-    //  not an end_seq; EPOCH_END_REPLY needs both
+    //  not an end_seq; EPOCH_END_REPLY needs all three
     s_encode_sample (30, &sb);
     o = s_obj_uint (77);
     s_rebuild (sb.data, sb.size, -1, NULL, &o, 1, &bad);
@@ -3414,7 +3417,7 @@ test_issue7_values (void **state)
     m = s_sample (31);
     m.u.epoch_end.end_seq = 0;
     assert_int_equal (wc_msg_encode (&m, &sb), 0);
-    assert_int_equal ((uint8_t) sb.data [0], 0x95);      // end_seq 0 is sent
+    assert_int_equal ((uint8_t) sb.data [0], 0x96);      // end_seq 0 is sent
 
     msgpack_unpacked_destroy (&up);
     msgpack_sbuffer_destroy (&sb);
