@@ -21,6 +21,7 @@
 #include "announce.h"
 #include "log.h"
 #include "replica.h"
+#include "role.h"
 
 /*  Replies read per tick: the broker sends at most one per beat. */
 #define S_REPLIES_PER_TICK  16
@@ -113,6 +114,8 @@ s_send (wc_announce_t *self, int type)
         info->lag_ms = wc_replica_lag_ms (node->replica);
     }
     info->up = true;
+    info->flags = wc_role_flags (node);
+    info->handover_seq = wc_role_handover_seq (node);
     self->buf.size = 0;
     if (wc_msg_encode (&msg, &self->buf) != 0)
         return;
@@ -206,6 +209,28 @@ s_admitted (wc_announce_t *self, const wc_msg_t *reply)
     self->admitted = true;
 }
 
+/*  A directive: the broker moves this node (role.c). It repeats it on
+    every beat until the beats show it done, so one lost is no harm. */
+static void
+s_directive (wc_announce_t *self, const wc_msg_t *msg)
+{
+    char id [WC_MAX_ID + 1], addr [WC_MAX_ADDR + 1];
+    switch (msg->type) {
+        case WC_MSG_PROMOTE:
+            wc_role_promote (self->node, msg->u.promote.epoch);
+            break;
+        case WC_MSG_FOLLOW:
+            wc_bytes_printable (addr, sizeof addr, &msg->u.follow.primary);
+            wc_role_follow (self->node, msg->u.follow.epoch, addr);
+            break;
+        default:
+            wc_bytes_printable (id, sizeof id, &msg->u.handover.target_id);
+            wc_bytes_printable (addr, sizeof addr, &msg->u.handover.target_addr);
+            wc_role_handover (self->node, id, addr);
+            break;
+    }
+}
+
 /*  Read what the broker sent, without waiting. */
 static void
 s_read_replies (wc_announce_t *self)
@@ -227,14 +252,30 @@ s_read_replies (wc_announce_t *self)
         else
         if (rc == 0 && reply.type == WC_MSG_TOPOLOGY && reply.rid != 0)
             s_admitted (self, &reply);
+        else
+        if (rc == 0 && (reply.type == WC_MSG_PROMOTE || reply.type == WC_MSG_FOLLOW
+                        || reply.type == WC_MSG_HANDOVER))
+            s_directive (self, &reply);
         else {
             self->bad_replies++;
-            wc_log_debug ("broker %s: ignoring a reply that is not an ERROR or a "
-                          "TOPOLOGY (%s)", self->broker,
+            wc_log_debug ("broker %s: ignoring a reply that is not an ERROR, a "
+                          "TOPOLOGY or a directive (%s)", self->broker,
                           rc ? walcast_strerror (rc) : wc_msg_type_name (reply.type));
         }
         zmq_msg_close (&frame);
     }
+}
+
+void *
+wc_announce_socket (wc_announce_t *self)
+{
+    return zsock_resolve (self->dealer);
+}
+
+void
+wc_announce_read (wc_announce_t *self)
+{
+    s_read_replies (self);
 }
 
 int

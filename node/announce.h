@@ -27,4 +27,9 @@ void wc_announce_destroy (wc_announce_t **self_p);
     due. Never blocks. Returns ms until the next beat. */
 int wc_announce_tick (wc_announce_t *self);
 
+/*  The socket the broker's replies arrive on (to poll), and reading them:
+    a directive (PROMOTE, FOLLOW, HANDOVER) is carried out at once. */
+void *wc_announce_socket (wc_announce_t *self);
+void wc_announce_read (wc_announce_t *self);
+
 #endif

@@ -30,11 +30,74 @@ s_collect (void *arg, uint64_t seq, const uint8_t *payload, size_t len)
     return 0;
 }
 
+/*  EPOCH_END: where the epoch asked (or the newest one before it) ends in
+    our history; our last applied seq when that is our latest epoch. */
+static void
+s_serve_epoch_end (wc_node_t *node, wc_request_t *req)
+{
+    uint64_t found = 0, end = 0;
+    wc_engine_epoch_end (node->engine, req->msg.u.epoch_end.epoch, &found, &end);
+    if (found != 0 && found == wc_engine_epoch (node->engine))
+        end = node->applied;
+    wc_msg_t reply = { .type = WC_MSG_EPOCH_END_REPLY, .rid = req->msg.rid };
+    reply.u.epoch_end.epoch = found;
+    reply.u.epoch_end.end_seq = end;
+    reply.u.epoch_end.latest = node->epoch;
+    node->out.size = 0;
+    if (wc_msg_encode (&reply, &node->out) == 0)
+        wc_node_reply (node, node->catchup, req);
+}
+
+/*  SNAPSHOT_GET: a chunk of one of our snapshots (a replica that needs
+    entries our log no longer holds installs it). */
+static void
+s_serve_snapshot_get (wc_node_t *node, wc_request_t *req)
+{
+    size_t max = req->msg.u.snapshot_get.max_bytes;
+    if (max > WC_MAX_SNAPSHOT_CHUNK)
+        max = WC_MAX_SNAPSHOT_CHUNK;
+    void *buf = malloc (max ? max : 1);
+    if (!buf) {
+        wc_node_reply_error (node, node->catchup, req, WALCAST_ENOMEM, NULL, NULL);
+        return;
+    }
+    uint64_t snap_seq = 0, size = 0;
+    size_t got = 0;
+    int rc = wc_engine_snapshot_read (node->engine, req->msg.u.snapshot_get.seq,
+                                      req->msg.u.snapshot_get.offset, buf, max,
+                                      &snap_seq, &size, &got);
+    if (rc) {
+        const char *text = rc == WALCAST_ENOTFOUND ? "this node has no snapshot"
+                         : rc == WALCAST_ERANGE ? "that snapshot is gone; ask for the newest"
+                         : rc == WALCAST_EINVAL ? "offset past the end of the snapshot" : NULL;
+        wc_node_reply_error (node, node->catchup, req, rc, text, NULL);
+    }
+    else {
+        wc_msg_t reply = { .type = WC_MSG_SNAPSHOT_CHUNK, .rid = req->msg.rid };
+        reply.u.snapshot_chunk.seq = snap_seq;
+        reply.u.snapshot_chunk.size = size;
+        reply.u.snapshot_chunk.offset = req->msg.u.snapshot_get.offset;
+        reply.u.snapshot_chunk.data = (wc_bytes_t) { (const uint8_t *) buf, (uint32_t) got };
+        node->out.size = 0;
+        if (wc_msg_encode (&reply, &node->out) == 0)
+            wc_node_reply (node, node->catchup, req);
+    }
+    free (buf);
+}
+
 void
 wc_fetch_serve (wc_node_t *node, wc_request_t *req)
 {
     if (req->rc) {
         wc_node_reply_error (node, node->catchup, req, req->rc, NULL, NULL);
+        return;
+    }
+    if (req->msg.type == WC_MSG_EPOCH_END) {
+        s_serve_epoch_end (node, req);
+        return;
+    }
+    if (req->msg.type == WC_MSG_SNAPSHOT_GET) {
+        s_serve_snapshot_get (node, req);
         return;
     }
     if (req->msg.type != WC_MSG_FETCH) {

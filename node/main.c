@@ -22,9 +22,12 @@ static const char *s_usage =
     "  --id ID              node name, 1..64 characters (required)\n"
     "  --data DIR           data directory for the write-ahead log (required)\n"
     "  --port P             base port, 1..65533 (required)\n"
-    "  --replica-of H:P     follow the primary whose base port is H:P\n"
+    "  --replica-of H:P     follow the primary whose base port is H:P (with\n"
+    "                       --broker, a first hint: the broker may move it)\n"
     "  --region R           region tag (shown in status, used for routing reads)\n"
-    "  --broker H:P         register with the broker at H:P and heartbeat to it\n"
+    "  --broker H:P         register with the broker at H:P and heartbeat to it;\n"
+    "                       without --replica-of, wait for the broker to make\n"
+    "                       this node the primary or a replica\n"
     "  --advertise H:P      the address clients and other nodes should use for\n"
     "                       this node (default: the bound address and --port)\n"
     "  --fsync MODE         always | batch | never (default batch):\n"
@@ -34,6 +37,14 @@ static const char *s_usage =
     "                         never:  leave it to the kernel\n"
     "  --bind ADDR          address to bind (default 127.0.0.1; 0.0.0.0 for all)\n"
     "  --segment-bytes N    start a new WAL segment past N bytes (default 64 MiB)\n"
+    "  --min-replicas K     a primary refuses writes while fewer than K replicas\n"
+    "                       are current (default 0)\n"
+    "  --replica-lag MS     a replica is current while its last ACK is this\n"
+    "                       recent (default 5000)\n"
+    "  --snapshot-every N   snapshot the state every N entries (default\n"
+    "                       1000000; 0: only when asked, walcast snapshot)\n"
+    "  --retain-bytes B     keep at least B bytes of log after a snapshot, for\n"
+    "                       replicas to catch up from (default 268435456)\n"
     "  -v, --verbose        debug logging\n"
     "  -h, --help           this help\n"
     "      --version        print the version\n"
@@ -72,7 +83,8 @@ s_parse (int argc, char **argv, wc_node_config_t *cfg)
     memset (cfg, 0, sizeof *cfg);
     strcpy (cfg->bind, "127.0.0.1");
     int fsync = WC_FSYNC_BATCH;
-    long long port = 0, segment_bytes = 0;
+    long long port = 0, segment_bytes = 0, min_replicas = 0, replica_lag = 5000;
+    long long snapshot_every = 1000000, retain_bytes = 256LL * 1024 * 1024;
     bool verbose = false;
     const wc_flag_t flags [] = {
         { "id", 0, WC_FLAG_STRING, cfg->id, sizeof cfg->id, 1, WC_MAX_ID, NULL },
@@ -89,6 +101,10 @@ s_parse (int argc, char **argv, wc_node_config_t *cfg)
         { "advertise", 0, WC_FLAG_ADDR, cfg->advertise, sizeof cfg->advertise,
           0, 65533, NULL },
         { "segment-bytes", 0, WC_FLAG_NUMBER, &segment_bytes, 0, 4096, 1LL << 40, NULL },
+        { "min-replicas", 0, WC_FLAG_NUMBER, &min_replicas, 0, 0, 64, NULL },
+        { "replica-lag", 0, WC_FLAG_NUMBER, &replica_lag, 0, 100, 3600000, NULL },
+        { "snapshot-every", 0, WC_FLAG_NUMBER, &snapshot_every, 0, 0, 1LL << 40, NULL },
+        { "retain-bytes", 0, WC_FLAG_NUMBER, &retain_bytes, 0, 0, 1LL << 50, NULL },
         { "verbose", 'v', WC_FLAG_SWITCH, &verbose, 0, 0, 0, NULL },
         { "help", 'h', WC_FLAG_HELP, NULL, 0, 0, 0, NULL },
         { "version", 0, WC_FLAG_VERSION, NULL, 0, 0, 0, NULL },
@@ -104,6 +120,10 @@ s_parse (int argc, char **argv, wc_node_config_t *cfg)
     cfg->port = (int) port;
     cfg->fsync = (wc_fsync_t) fsync;
     cfg->segment_bytes = (size_t) segment_bytes;
+    cfg->snapshot_every = (uint64_t) snapshot_every;
+    cfg->retain_bytes = (uint64_t) retain_bytes;
+    cfg->min_replicas = (uint32_t) min_replicas;
+    cfg->replica_lag_ms = replica_lag;
     if (verbose)
         wc_log_set_level (WC_LOG_DEBUG);
     if (!cfg->id [0] || !cfg->data_dir [0] || !cfg->port) {

@@ -43,6 +43,8 @@
 #include "primary.h"
 #include "reads.h"
 #include "replica.h"
+#include "role.h"
+#include "snapshots.h"
 
 #define S_STOP_LINGER_MS  1000      /* the last replies' time to leave at a stop */
 
@@ -126,7 +128,9 @@ s_open_state (wc_node_t *self, char *why, size_t why_size)
     char owner [128];
     snprintf (owner, sizeof owner, "walcast-node --id %s", self->cfg.id);
     wc_engine_config_t cfg = { .dir = self->cfg.data_dir, .fsync = self->cfg.fsync,
-                               .segment_bytes = self->cfg.segment_bytes, .owner = owner };
+                               .segment_bytes = self->cfg.segment_bytes, .owner = owner,
+                               .snapshot_every = self->cfg.snapshot_every,
+                               .retain_bytes = self->cfg.retain_bytes };
     wc_engine_info_t info;
     int err = 0;
     self->engine = wc_engine_open (&cfg, &info, &err, why, why_size);
@@ -148,25 +152,6 @@ s_open_state (wc_node_t *self, char *why, size_t why_size)
     return 0;
 }
 
-/*  Take up the configured role; 0, or -1 with the reason in why. */
-static int
-s_take_role (wc_node_t *self, char *why, size_t why_size)
-{
-    if (self->cfg.replica_of [0]) {
-        self->role = WC_ROLE_REPLICA;
-        self->replica = wc_replica_new (self, self->cfg.replica_of);
-        if (!self->replica)
-            snprintf (why, why_size, "cannot follow %s (see above)",
-                      self->cfg.replica_of);
-        return self->replica ? 0 : -1;
-    }
-    self->role = WC_ROLE_PRIMARY;
-    self->primary = wc_primary_new (self);
-    if (!self->primary)
-        snprintf (why, why_size, "out of memory");
-    return self->primary ? 0 : -1;
-}
-
 /*  The rest of what a node needs; 0, or -1 with the reason in why. */
 static int
 s_make_parts (wc_node_t *self, char *why, size_t why_size)
@@ -175,7 +160,8 @@ s_make_parts (wc_node_t *self, char *why, size_t why_size)
     self->outbox = wc_outbox_new (zsock_resolve (self->service), "service",
                                   WC_NODE_OUTBOX_BUDGET);
     self->reads = wc_reads_new (self);
-    if (!self->outbox || !self->reads)
+    self->snapshots = wc_snapshots_new (self);
+    if (!self->outbox || !self->reads || !self->snapshots)
         return -1;
     if (self->cfg.broker [0]) {
         self->announce = wc_announce_new (self, self->cfg.broker);
@@ -185,7 +171,7 @@ s_make_parts (wc_node_t *self, char *why, size_t why_size)
             return -1;
         }
     }
-    return s_take_role (self, why, why_size);
+    return wc_role_start (self, why, why_size);
 }
 
 wc_node_t *
@@ -210,7 +196,8 @@ wc_node_new (const wc_node_config_t *cfg, char *why, size_t why_size)
         goto error;
     wc_log_info ("%s %s (region %s) at seq %llu, epoch %llu, serving on "
                  "%s:%d (stream %d, catch-up %d), fsync %s",
-                 self->role == WC_ROLE_PRIMARY ? "primary" : "replica",
+                 self->candidate ? "candidate primary"
+                 : self->role == WC_ROLE_PRIMARY ? "primary" : "replica",
                  cfg->id, cfg->region [0] ? cfg->region : "-",
                  (unsigned long long) self->applied,
                  (unsigned long long) self->epoch, cfg->bind, cfg->port,
@@ -232,6 +219,7 @@ wc_node_destroy (wc_node_t **self_p)
         return;
     wc_announce_destroy (&self->announce);
     wc_reads_destroy (&self->reads);
+    wc_snapshots_destroy (&self->snapshots);
     wc_primary_destroy (&self->primary);
     wc_replica_destroy (&self->replica);
     wc_outbox_destroy (&self->outbox);
@@ -357,33 +345,52 @@ s_recv_request (wc_node_t *self, zsock_t *sock, wc_request_t *req)
     return rc;
 }
 
+/*  A write the commit took: WRITE_OK now, or once it is applied (and
+    held by as many replicas as it asked for). */
+static void
+s_answer_write (wc_node_t *self, wc_request_t *req)
+{
+    if (self->role != WC_ROLE_PRIMARY) {
+        wc_node_reply_error (self, self->service, req, WALCAST_ENOTPRIMARY,
+                             NULL, self->replica ? wc_replica_primary (self->replica) : "");
+        return;
+    }
+    if (req->seq > self->applied || req->msg.u.req.acks > 0) {
+        wc_primary_hold (self->primary, req);
+        return;
+    }
+    wc_msg_t reply = { .type = WC_MSG_WRITE_OK, .rid = req->msg.rid };
+    reply.u.write_ok.epoch = req->epoch;
+    reply.u.write_ok.seq = req->seq;
+    self->out.size = 0;
+    if (wc_msg_encode (&reply, &self->out) == 0)
+        wc_node_reply (self, self->service, req);
+}
+
 /*  Answer one request of a batch (after the batch's writes committed). */
 static void
 s_answer (wc_node_t *self, wc_request_t *req)
 {
     if (req->rc) {
-        /*  Malformed, or a write the commit refused. */
-        wc_node_reply_error (self, self->service, req, req->rc, NULL, NULL);
+        /*  Malformed, or a write the commit refused (a primary that does
+            not take writes names where to go, when it knows) */
+        const char *detail = self->primary ? wc_primary_detail (self->primary, req->rc)
+                                           : NULL;
+        wc_node_reply_error (self, self->service, req, req->rc, NULL, detail);
         return;
     }
-    wc_msg_t reply = { .rid = req->msg.rid };
-    self->out.size = 0;
     switch (req->msg.type) {
         case WC_MSG_PUT:
         case WC_MSG_DEL:
-            if (self->role != WC_ROLE_PRIMARY) {
-                wc_node_reply_error (self, self->service, req, WALCAST_ENOTPRIMARY,
-                                     NULL, wc_replica_primary (self->replica));
-                return;
-            }
-            if (req->seq > self->applied) {
-                wc_primary_hold (self->primary, req);  /* until it is synced */
-                return;
-            }
-            reply.type = WC_MSG_WRITE_OK;
-            reply.u.write_ok.epoch = req->epoch;
-            reply.u.write_ok.seq = req->seq;
-            break;
+            s_answer_write (self, req);
+            return;
+        case WC_MSG_ACK:                /* from a replica: no reply */
+            if (self->primary)
+                wc_primary_on_ack (self->primary, &req->msg);
+            return;
+        case WC_MSG_SNAPSHOT:
+            wc_snapshots_request (self->snapshots, req);
+            return;
         default:
             if (wc_reads_answer (self->reads, req) == 0)
                 return;
@@ -392,8 +399,6 @@ s_answer (wc_node_t *self, wc_request_t *req)
                                  "not a service request", NULL);
             return;
     }
-    if (wc_msg_encode (&reply, &self->out) == 0)
-        wc_node_reply (self, self->service, req);
 }
 
 /*  One turn of the service socket: a batch, its commits, its answers. */
@@ -533,15 +538,20 @@ s_turn (wc_node_t *self, int timeout)
         service socket waits (TCP pushes back on the clients). */
     bool take = !self->primary || wc_primary_held (self->primary) < WC_NODE_HELD_MAX;
     void *stream = wc_publisher_socket (self->stream);     /* NULL: rebuilt */
-    zmq_pollitem_t items [8] = {
+    zmq_pollitem_t items [9] = {
         { zsock_resolve (self->service), 0, take ? ZMQ_POLLIN : 0, 0 },
         { zsock_resolve (self->catchup), 0, ZMQ_POLLIN, 0 },
         { stream ? stream : zsock_resolve (self->catchup), 0, stream ? ZMQ_POLLIN : 0, 0 },
         { wc_engine_sync_socket (self->engine), 0, ZMQ_POLLIN, 0 },
+        { wc_engine_snapshot_socket (self->engine), 0, ZMQ_POLLIN, 0 },
     };
-    int count = 4;
+    int count = 5;
+    if (self->announce)
+        items [count++] = (zmq_pollitem_t) { wc_announce_socket (self->announce), 0,
+                                             ZMQ_POLLIN, 0 };
+    int first = count;                  /* the replica's */
     if (self->replica)
-        count += wc_replica_poll_items (self->replica, items + 4, 4);
+        count += wc_replica_poll_items (self->replica, items + first, 9 - first);
     if (zmq_poll (items, count, timeout) == -1) {
         if (zmq_errno () == EINTR)
             return 0;
@@ -553,14 +563,20 @@ s_turn (wc_node_t *self, int timeout)
     if (items [0].revents & ZMQ_POLLIN)
         s_handle_service (self);
     if (self->replica)
-        wc_replica_handle (self->replica, items + 4, count - 4);
+        wc_replica_handle (self->replica, items + first, count - first);
     if (items [1].revents & ZMQ_POLLIN)
         s_handle_catchup (self);
     if (items [2].revents & ZMQ_POLLIN)
         wc_publisher_handle (self->stream);     /* subscriptions */
+    if (items [4].revents & ZMQ_POLLIN)
+        wc_snapshots_on_done (self->snapshots);
+    if (first > 5 && (items [5].revents & ZMQ_POLLIN))
+        wc_announce_read (self->announce);      /* may change the role */
     wc_node_commit (self);              /* what the replica staged */
     if (self->primary)
         wc_primary_release (self->primary); /* writes now applied */
+    if (self->replica)
+        wc_replica_after_turn (self->replica);  /* ACK what it now holds */
     wc_reads_tick (self->reads);        /* parked GETs the turn satisfied */
     return self->fatal ? WALCAST_EIO : 0;
 }

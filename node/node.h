@@ -36,12 +36,17 @@ typedef struct {
     char       advertise [WC_MAX_ADDR + 1];   /* HOST:PORT others should use */
     wc_fsync_t fsync;
     size_t     segment_bytes;                 /* 0 = WAL default */
+    uint32_t   min_replicas;                  /* refuse writes below this many current */
+    int64_t    replica_lag_ms;                /* a replica is current this long after its ACK */
+    uint64_t   snapshot_every;                /* entries between snapshots; 0: on demand */
+    uint64_t   retain_bytes;                  /* log kept after a snapshot */
 } wc_node_config_t;
 
 typedef struct wc_primary wc_primary_t;
 typedef struct wc_replica wc_replica_t;
 typedef struct wc_reads wc_reads_t;
 typedef struct wc_announce wc_announce_t;
+typedef struct wc_snapshots wc_snapshots_t;
 
 /*  The node. Fields are shared by node.c, primary.c and replica.c. */
 typedef struct wc_node {
@@ -50,16 +55,20 @@ typedef struct wc_node {
     wc_publisher_t  *stream;        /* XPUB, P+1: entries and heartbeats */
     zsock_t         *catchup;       /* ROUTER, P+2: FETCH */
     wc_engine_t     *engine;        /* the log and the state (storage/engine.h) */
-    uint64_t         epoch;         /* current term (1 until failover exists) */
+    uint64_t         epoch;         /* primary: its tenure's; replica: the latest
+                                       of its history or of the upstream it
+                                       reconciled with (role.c, replica.c) */
     uint64_t         applied;       /* last seq applied (the engine's, mirrored) */
     wc_role_t        role;
     wc_primary_t    *primary;       /* set when role is primary */
     wc_replica_t    *replica;       /* set when role is replica */
     wc_reads_t      *reads;         /* GET/PING/STATUS/DIGEST, parked GETs */
     wc_announce_t   *announce;      /* link to the broker, when configured */
+    wc_snapshots_t  *snapshots;     /* SNAPSHOT requests waiting */
     wc_outbox_t     *outbox;        /* service replies a peer's queue could not take */
     uint64_t         applied_ts_ms; /* primary's clock in the last applied entry */
     bool             fatal;         /* an fsync failed: refuse writes, stop */
+    bool             candidate;     /* a primary awaiting the broker's PROMOTE */
     int64_t          next_heartbeat_ms;
     uint64_t         bad_messages;  /* dropped or refused as malformed */
     uint64_t         send_failures; /* replies the ROUTER could not route */

@@ -20,24 +20,37 @@
     reads and for later writes, which succeed as soon as the cause is gone.
 */
 #include "buffer.h"
+#include "acks.h"
 #include "log.h"
 #include "node.h"
 #include "primary.h"
+#include "role.h"
+#include <string.h>
 
-/*  The reply to a write that waits for its entry to be applied. */
+/*  The reply to a write that waits for its entry to be applied, and for
+    as many replicas as it asked to hold it. */
 typedef struct {
     zmq_msg_t envelope [WC_REQUEST_MAX_FRAMES - 1];   /* shared, not copied */
     int       nenvelope;
     uint64_t  rid, epoch, seq;
+    uint32_t  acks;             /* replicas it waits for; 0: none */
+    int64_t   deadline_ms;      /* when it stops waiting for them */
 } s_held_t;
 
 struct wc_primary {
     wc_node_t      *node;       /* the node we are the role of */
     msgpack_sbuffer entries;    /* encodings of the batch's entries */
-    s_held_t       *held;       /* replies waiting, a ring in seq order */
-    size_t          held_head, held_count, held_cap;
+    s_held_t       *held;       /* replies waiting, in seq order */
+    size_t          held_count, held_cap;
+    wc_acks_t      *acks;       /* what each replica holds */
+    bool            fenced;     /* a replica follows a newer epoch: replaced */
+    char            handover [WC_MAX_ID + 1];       /* switchover target, "" none */
+    char            handover_addr [WC_MAX_ADDR + 1];
+    uint64_t        handover_seq;   /* the seq the target was seen to hold */
     uint64_t        commits;    /* batches committed */
     uint64_t        refused;    /* writes refused because the log failed */
+    uint64_t        unconfirmed;    /* writes answered ENOTREPLICATED */
+    char            detail [WC_MAX_ADDR + 64];  /* wc_primary_detail's */
 };
 
 wc_primary_t *
@@ -48,6 +61,9 @@ wc_primary_new (wc_node_t *node)
         return NULL;
     self->node = node;
     msgpack_sbuffer_init (&self->entries);
+    self->acks = wc_acks_new (node->cfg.replica_lag_ms);
+    if (!self->acks)
+        wc_primary_destroy (&self);
     return self;
 }
 
@@ -66,8 +82,9 @@ wc_primary_destroy (wc_primary_t **self_p)
     if (!self)
         return;
     for (size_t i = 0; i < self->held_count; i++)
-        s_held_free (&self->held [(self->held_head + i) % self->held_cap]);
+        s_held_free (&self->held [i]);
     free (self->held);
+    wc_acks_destroy (&self->acks);
     msgpack_sbuffer_destroy (&self->entries);
     free (self);
     *self_p = NULL;
@@ -109,7 +126,7 @@ wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n)
     wc_node_t *node = self->node;
     uint64_t ts_ms = wc_clock_wall_ms ();
     size_t staged = 0;
-    int rc = node->fatal ? WALCAST_EIO : 0;
+    int rc = node->fatal ? WALCAST_EIO : wc_primary_refusal (self);
     for (size_t i = 0; i < n; i++) {
         wc_request_t *req = &reqs [i];
         if (!wc_request_is_write (req))
@@ -138,32 +155,61 @@ wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n)
     self->commits++;
 }
 
+//  Move a held reply (its frames must be moved, not copied as a struct).
+static void
+s_held_move (s_held_t *to, s_held_t *from)
+{
+    *to = *from;
+    for (int k = 0; k < from->nenvelope; k++) {
+        zmq_msg_init (&to->envelope [k]);
+        zmq_msg_move (&to->envelope [k], &from->envelope [k]);
+        zmq_msg_close (&from->envelope [k]);
+    }
+    from->nenvelope = 0;
+}
+
+//  Room for one more held reply; false when out of memory.
+static bool
+s_held_room (wc_primary_t *self)
+{
+    if (self->held_count < self->held_cap)
+        return true;
+    size_t cap = self->held_cap ? self->held_cap * 2 : 1024;
+    s_held_t *grown = (s_held_t *) calloc (cap, sizeof *grown);
+    if (!grown)
+        return false;
+    for (size_t i = 0; i < self->held_count; i++)
+        s_held_move (&grown [i], &self->held [i]);
+    free (self->held);
+    self->held = grown;
+    self->held_cap = cap;
+    return true;
+}
+
+//  How many replicas a write asks for: acks, or every current replica
+//  (at least one) for WC_ACKS_ALL.
+static uint32_t
+s_acks_wanted (wc_primary_t *self, uint8_t acks)
+{
+    if (acks != WC_ACKS_ALL)
+        return acks;
+    uint32_t current = wc_acks_holding (self->acks, self->node->epoch, 0, wc_clock_ms ());
+    return current > 0 ? current : 1;
+}
+
 void
 wc_primary_hold (wc_primary_t *self, wc_request_t *req)
 {
-    if (self->held_count == self->held_cap) {
-        size_t cap = self->held_cap ? self->held_cap * 2 : 1024;
-        s_held_t *grown = (s_held_t *) calloc (cap, sizeof *grown);
-        if (!grown)
-            return;             /* out of memory: the client times out */
-        for (size_t i = 0; i < self->held_count; i++) {
-            s_held_t *from = &self->held [(self->held_head + i) % self->held_cap];
-            grown [i] = *from;
-            for (int k = 0; k < from->nenvelope; k++) {
-                zmq_msg_init (&grown [i].envelope [k]);
-                zmq_msg_move (&grown [i].envelope [k], &from->envelope [k]);
-                zmq_msg_close (&from->envelope [k]);
-            }
-        }
-        free (self->held);
-        self->held = grown;
-        self->held_cap = cap;
-        self->held_head = 0;
-    }
-    s_held_t *held = &self->held [(self->held_head + self->held_count) % self->held_cap];
+    if (!s_held_room (self))
+        return;                 /* out of memory: the client times out */
+    s_held_t *held = &self->held [self->held_count];
     held->rid = req->msg.rid;
     held->epoch = req->epoch;
     held->seq = req->seq;
+    held->acks = s_acks_wanted (self, req->msg.u.req.acks);
+    uint32_t timeout = req->msg.u.req.ack_timeout_ms ? req->msg.u.req.ack_timeout_ms
+                                                      : WC_PRIMARY_ACK_TIMEOUT_MS;
+    held->deadline_ms = wc_clock_ms () + timeout;
     held->nenvelope = 0;
     for (int i = 0; i < req->nframes - 1; i++) {
         zmq_msg_init (&held->envelope [i]);
@@ -173,26 +219,165 @@ wc_primary_hold (wc_primary_t *self, wc_request_t *req)
     self->held_count++;
 }
 
+//  Answer a held write: WRITE_OK (with the replicas that hold it), or
+//  ENOTREPLICATED when fewer than it asked for did in time.
+static void
+s_answer_held (wc_primary_t *self, s_held_t *held, uint32_t acked, const char *why)
+{
+    wc_node_t *node = self->node;
+    node->out.size = 0;
+    int rc;
+    if (why) {
+        rc = wc_error_encode (held->rid, WALCAST_ENOTREPLICATED, NULL, why, &node->out);
+        self->unconfirmed++;
+    }
+    else
+    if (acked >= held->acks) {
+        wc_msg_t reply = { .type = WC_MSG_WRITE_OK, .rid = held->rid };
+        reply.u.write_ok.epoch = held->epoch;
+        reply.u.write_ok.seq = held->seq;
+        reply.u.write_ok.acked = acked;
+        rc = wc_msg_encode (&reply, &node->out);
+    }
+    else {
+        char detail [64];
+        snprintf (detail, sizeof detail, "acked=%u of %u", acked, held->acks);
+        rc = wc_error_encode (held->rid, WALCAST_ENOTREPLICATED, NULL, detail, &node->out);
+        self->unconfirmed++;
+    }
+    if (rc != 0 || wc_outbox_send (node->outbox, held->envelope, held->nenvelope,
+                                   node->out.data, node->out.size) != 0)
+        node->send_failures++;
+}
+
 void
 wc_primary_release (wc_primary_t *self)
 {
     wc_node_t *node = self->node;
-    while (self->held_count > 0) {
-        s_held_t *held = &self->held [self->held_head];
+    int64_t now = wc_clock_ms ();
+    size_t kept = 0, i = 0;
+    for (; i < self->held_count; i++) {
+        s_held_t *held = &self->held [i];
         if (held->seq > node->applied)
-            break;
-        wc_msg_t reply = { .type = WC_MSG_WRITE_OK, .rid = held->rid };
-        reply.u.write_ok.epoch = held->epoch;
-        reply.u.write_ok.seq = held->seq;
-        node->out.size = 0;
-        if (wc_msg_encode (&reply, &node->out) != 0
-        ||  wc_outbox_send (node->outbox, held->envelope, held->nenvelope,
-                            node->out.data, node->out.size) != 0)
-            node->send_failures++;
-        s_held_free (held);
-        self->held_head = (self->held_head + 1) % self->held_cap;
-        self->held_count--;
+            break;              /* nor any after it: seq order */
+        uint32_t acked = held->acks
+                       ? wc_acks_holding (self->acks, node->epoch, held->seq, now) : 0;
+        if (acked >= held->acks || now >= held->deadline_ms) {
+            s_answer_held (self, held, acked, NULL);
+            s_held_free (held);
+        }
+        else
+        if (kept != i)
+            s_held_move (&self->held [kept++], held);
+        else
+            kept++;
     }
+    for (; i < self->held_count; i++, kept++)
+        if (kept != i)
+            s_held_move (&self->held [kept], &self->held [i]);
+    self->held_count = kept;
+}
+
+void
+wc_primary_abandon (wc_primary_t *self)
+{
+    for (size_t i = 0; i < self->held_count; i++) {
+        s_answer_held (self, &self->held [i], 0, "no longer the primary");
+        s_held_free (&self->held [i]);
+    }
+    self->held_count = 0;
+}
+
+void
+wc_primary_on_ack (wc_primary_t *self, const wc_msg_t *ack)
+{
+    wc_node_t *node = self->node;
+    if (ack->u.ack.epoch > node->epoch && !self->fenced) {
+        char id [WC_MAX_ID + 1];
+        wc_bytes_printable (id, sizeof id, &ack->u.ack.id);
+        wc_log_warn ("fenced: replica %s follows epoch %llu, newer than ours (%llu): "
+                     "another node is primary now; not taking writes", id,
+                     (unsigned long long) ack->u.ack.epoch,
+                     (unsigned long long) node->epoch);
+        self->fenced = true;
+        return;
+    }
+    wc_acks_update (self->acks, &ack->u.ack.id, ack->u.ack.epoch, ack->u.ack.seq,
+                    wc_clock_ms ());
+    wc_primary_release (self);
+}
+
+int
+wc_primary_refusal (wc_primary_t *self)
+{
+    wc_node_t *node = self->node;
+    if (self->fenced)
+        return WALCAST_EFENCED;
+    if (wc_role_diverged (node))
+        return WALCAST_EUNAVAILABLE;
+    if (node->candidate || self->handover [0])
+        return WALCAST_ENOTPRIMARY;
+    if (node->cfg.min_replicas > 0
+    &&  wc_acks_holding (self->acks, node->epoch, 0, wc_clock_ms ())
+        < node->cfg.min_replicas)
+        return WALCAST_EFEWREPLICAS;
+    return 0;
+}
+
+const char *
+wc_primary_detail (wc_primary_t *self, int rc)
+{
+    wc_node_t *node = self->node;
+    self->detail [0] = '\0';
+    if (rc == WALCAST_ENOTPRIMARY)
+        snprintf (self->detail, sizeof self->detail, "%s", self->handover_addr);
+    else
+    if (rc == WALCAST_EFEWREPLICAS)
+        snprintf (self->detail, sizeof self->detail, "current=%u of %u",
+                  wc_acks_holding (self->acks, node->epoch, 0, wc_clock_ms ()),
+                  node->cfg.min_replicas);
+    else
+    if (rc == WALCAST_EUNAVAILABLE)
+        snprintf (self->detail, sizeof self->detail, "diverged: resync needed");
+    return self->detail;
+}
+
+void
+wc_primary_handover (wc_primary_t *self, const char *target_id, const char *target_addr)
+{
+    if (!*target_id) {
+        if (self->handover [0])
+            wc_log_info ("switchover cancelled: taking writes again");
+        self->handover [0] = self->handover_addr [0] = '\0';
+        self->handover_seq = 0;
+        return;
+    }
+    if (strcmp (self->handover, target_id) != 0)
+        wc_log_info ("switchover to %s (%s): not taking writes; waiting until it "
+                     "holds seq %llu", target_id, target_addr,
+                     (unsigned long long) self->node->applied);
+    snprintf (self->handover, sizeof self->handover, "%s", target_id);
+    snprintf (self->handover_addr, sizeof self->handover_addr, "%s", target_addr);
+}
+
+uint64_t
+wc_primary_handover_seq (wc_primary_t *self)
+{
+    if (!self->handover [0])
+        return 0;
+    //  Writes are refused now: the target is ready once it holds all
+    wc_bytes_t id = { (const uint8_t *) self->handover, (uint32_t) strlen (self->handover) };
+    wc_node_t *node = self->node;
+    if (wc_acks_seq_of (self->acks, &id, node->epoch) >= node->applied
+    &&  wc_node_received (node) == node->applied)
+        self->handover_seq = node->applied;
+    return self->handover_seq;
+}
+
+bool
+wc_primary_fenced (const wc_primary_t *self)
+{
+    return self->fenced;
 }
 
 size_t
@@ -204,6 +389,8 @@ wc_primary_held (const wc_primary_t *self)
 int
 wc_primary_tick (wc_primary_t *self)
 {
-    (void) self;
-    return 1000;
+    if (self->held_count == 0)
+        return 1000;
+    wc_primary_release (self);          /* acks that came, deadlines passed */
+    return 10;
 }

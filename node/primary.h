@@ -14,6 +14,9 @@
 
 #include "node.h"
 
+/*  A write that asks for acks without a timeout waits this long (ms). */
+#define WC_PRIMARY_ACK_TIMEOUT_MS  5000
+
 wc_primary_t *wc_primary_new (wc_node_t *node);
 
 /*  Free the role; replies still waiting are dropped (their clients time
@@ -31,6 +34,33 @@ void wc_primary_hold (wc_primary_t *self, wc_request_t *req);
 
 /*  Send the WRITE_OK of every held write now applied. */
 void wc_primary_release (wc_primary_t *self);
+
+/*  The node leaves the primary role: answer every held write now, with
+    ENOTREPLICATED (durable here, not confirmed by replicas: the new
+    primary may not hold it; resubmitting it is safe). */
+void wc_primary_abandon (wc_primary_t *self);
+
+/*  A replica's ACK arrived (service socket). An ACK of a newer epoch
+    than ours means another node is primary now: this one is fenced and
+    takes no more writes. */
+void wc_primary_on_ack (wc_primary_t *self, const wc_msg_t *ack);
+
+/*  Why writes are refused now (0: they are not): EFENCED once an ACK
+    showed a newer epoch, EUNAVAILABLE when the node diverged,
+    ENOTPRIMARY while the node waits for the broker or hands over, or
+    EFEWREPLICAS while fewer than --min-replicas replicas are current.
+    wc_primary_detail is the refusal's detail: the switchover target's
+    HOST:PORT (or "") for ENOTPRIMARY, "current=C of K" for EFEWREPLICAS. */
+int wc_primary_refusal (wc_primary_t *self);
+const char *wc_primary_detail (wc_primary_t *self, int rc);
+bool wc_primary_fenced (const wc_primary_t *self);
+
+/*  Switchover (HANDOVER from the broker): stop taking writes for target
+    (target_id "" cancels); wc_primary_handover_seq is then the seq the
+    target holds once it holds everything we applied (0 until then). */
+void wc_primary_handover (wc_primary_t *self, const char *target_id,
+                          const char *target_addr);
+uint64_t wc_primary_handover_seq (wc_primary_t *self);
 
 /*  Writes whose reply is held. */
 size_t wc_primary_held (const wc_primary_t *self);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "reads.h"
 #include "replica.h"
+#include "role.h"
 
 #define WC_READS_MAX_PARKED  10000
 
@@ -222,9 +223,9 @@ wc_reads_answer (wc_reads_t *self, wc_request_t *req)
     int rc = 0;
     switch (req->msg.type) {
         case WC_MSG_GET:
-            if (node->replica && wc_replica_diverged (node->replica)) {
+            if (wc_role_diverged (node)) {
                 if (wc_error_encode (req->msg.rid, WALCAST_EUNAVAILABLE,
-                                     "replica diverged from its upstream; "
+                                     "diverged from its upstream; "
                                      "resync needed", NULL, &node->out) == 0)
                     wc_node_reply (node, node->service, req);
                 return 0;

@@ -23,6 +23,8 @@
 */
 #include <stdio.h>
 #include <string.h>
+#include "acker.h"
+#include "download.h"
 #include "log.h"
 #include "node.h"
 #include "replica.h"
@@ -45,6 +47,14 @@ typedef enum {
 #define SILENCE_MS         3000                   /* primary silent: say so */
 #define RESUBSCRIBE_MAX_MS 60000                  /* longest wait between resubscribes */
 #define STALL_RETRY_MS     1000                   /* log not writable: retry this often */
+#define STALE_RETRY_MS     1000                   /* upstream of an old epoch: ask again */
+
+/*  What the request in flight on the REQ socket asks. */
+typedef enum {
+    WC_ASK_FETCH,           /* entries from a seq */
+    WC_ASK_EPOCH_END,       /* where our latest epoch ends in the upstream's history */
+    WC_ASK_SNAPSHOT         /* a chunk of the upstream's snapshot */
+} wc_ask_t;
 
 /*  A stream entry kept for later (it arrived ahead of applied+1). */
 typedef struct {
@@ -57,9 +67,23 @@ struct wc_replica {
     char            primary [WC_MAX_ADDR + 1];   /* HOST:PORT, as configured */
     char            stream_ep [WC_MAX_ADDR + 16];
     char            catchup_ep [WC_MAX_ADDR + 16];
+    char            service_ep [WC_MAX_ADDR + 16];
     zsock_t        *sub;              /* the primary's stream */
     zsock_t        *req;              /* the primary's catch-up socket */
+    wc_acker_t     *acker;            /* ACKs to the primary's service socket */
     wc_link_state_t state;
+
+    /* the history check (see "epochs" below) */
+    bool            agreed;           /* our log is a prefix of the upstream's */
+    uint64_t        agreed_epoch;     /* the upstream's latest epoch, then */
+    uint64_t        want_epoch;       /* follow no upstream older than this */
+    bool            stale_logged;     /* said the upstream is too old */
+    wc_ask_t        ask;              /* what the request in flight asks */
+
+    /* a snapshot being pulled (the upstream's log no longer has our next seq) */
+    wc_download_t  *download;
+    int64_t         download_start_ms;
+    int64_t         next_download_log_ms;
 
     /* the FETCH in flight */
     bool            fetching;
@@ -127,6 +151,8 @@ s_endpoints (wc_replica_t *self, const char *primary)
               host_len, primary, port + 1);
     snprintf (self->catchup_ep, sizeof self->catchup_ep, "tcp://%.*s:%ld",
               host_len, primary, port + 2);
+    snprintf (self->service_ep, sizeof self->service_ep, "tcp://%.*s:%ld",
+              host_len, primary, port);
     return 0;
 }
 
@@ -248,6 +274,14 @@ s_buf_push (wc_replica_t *self, uint64_t seq, zmq_msg_t *body)
     self->buf_bytes += zmq_msg_size (&slot->body);
 }
 
+/*  Let every kept entry go (they were the upstream's before a fork). */
+static void
+s_buf_clear (wc_replica_t *self)
+{
+    while (self->buf_len > 0)
+        s_buf_pop (self);
+}
+
 /* --- applying ----------------------------------------------------------- */
 
 /*  What we have received: staged in the engine, written, or applied. */
@@ -270,6 +304,17 @@ s_apply (wc_replica_t *self, const wc_entry_t *entry)
     if (rc == 0)
         rc = wc_engine_stage (node->engine, entry, self->entry_buf.data,
                               self->entry_buf.size);
+    if (rc == WALCAST_EFENCED) {
+        /*  Older than our history's latest epoch: the upstream serves a
+            deposed tenure; check where it stands before taking more. */
+        wc_log_info ("entry %llu is of epoch %llu, older than ours (%llu); "
+                     "checking %s's history", (unsigned long long) entry->seq,
+                     (unsigned long long) entry->epoch,
+                     (unsigned long long) wc_engine_epoch (node->engine), self->primary);
+        self->agreed = false;
+        self->want_fetch = true;
+    }
+    else
     if (rc)
         wc_log_error ("cannot take entry %llu: %s",
                       (unsigned long long) entry->seq, walcast_strerror (rc));
@@ -315,9 +360,15 @@ s_drain_buffer (wc_replica_t *self)
             wc_msg_t msg;
             if (wc_msg_decode (zmq_msg_data (&front->body),
                                zmq_msg_size (&front->body),
-                               &self->unpacked, &msg) == 0
-            &&  s_apply (self, &msg.u.entry) != 0)
-                break;
+                               &self->unpacked, &msg) == 0) {
+                if (msg.u.entry.epoch > self->agreed_epoch) {
+                    self->agreed = false;   /* its history moved on meanwhile */
+                    self->want_fetch = true;
+                    break;
+                }
+                if (s_apply (self, &msg.u.entry) != 0)
+                    break;
+            }
         }
         s_buf_pop (self);
     }
@@ -340,19 +391,41 @@ s_drain_buffer (wc_replica_t *self)
     A heartbeat below our applied seq that proves nothing by itself sends
     a FETCH, whose reply does. */
 static void
-s_diverged (wc_replica_t *self, uint64_t upstream_seq)
+s_diverged (wc_replica_t *self, const char *why)
 {
     if (self->diverged)
         return;
     self->diverged = true;
-    wc_log_error ("diverged: %s is at seq %llu, behind our applied %llu; it "
-                  "lost entries we hold. Not following it; reads are refused. "
-                  "To resync, stop this node and empty its data directory",
-                  self->primary, (unsigned long long) upstream_seq,
-                  (unsigned long long) s_have (self));
+    int rc = wc_engine_set_diverged (self->node->engine, why);
+    wc_log_error ("diverged: %s. Not following it; reads are refused%s. To resync, "
+                  "stop this node and empty its data directory", why,
+                  rc ? "" : " (recorded: a restart does not follow either)");
 }
 
 /* --- catch-up ----------------------------------------------------------- */
+
+/*  The next request to the upstream: where our epoch ends in its
+    history until that is settled, else entries from the next seq. */
+static void
+s_next_ask (wc_replica_t *self, wc_msg_t *msg)
+{
+    if (!self->agreed) {
+        wc_node_commit (self->node);        /* the history we ask about is written */
+        msg->type = WC_MSG_EPOCH_END;
+        msg->u.epoch_end.epoch = wc_engine_epoch (self->node->engine);
+        self->ask = WC_ASK_EPOCH_END;
+        return;
+    }
+    if (self->download) {
+        wc_download_ask (self->download, msg);
+        self->ask = WC_ASK_SNAPSHOT;
+        return;
+    }
+    msg->type = WC_MSG_FETCH;
+    msg->u.fetch.from_seq = s_have (self) + 1;
+    msg->u.fetch.max_bytes = FETCH_BYTES;
+    self->ask = WC_ASK_FETCH;
+}
 
 static void
 s_send_fetch (wc_replica_t *self, int64_t now)
@@ -374,9 +447,8 @@ s_send_fetch (wc_replica_t *self, int64_t now)
         self->next_fetch_ms = now + self->backoff_ms;
         return;
     }
-    wc_msg_t fetch = { .type = WC_MSG_FETCH, .rid = ++self->fetch_rid };
-    fetch.u.fetch.from_seq = s_have (self) + 1;
-    fetch.u.fetch.max_bytes = FETCH_BYTES;
+    wc_msg_t fetch = { .rid = ++self->fetch_rid };
+    s_next_ask (self, &fetch);
     self->req_buf.size = 0;
     if (wc_msg_encode (&fetch, &self->req_buf) != 0) {
         self->next_fetch_ms = now + self->backoff_ms;
@@ -390,7 +462,7 @@ s_send_fetch (wc_replica_t *self, int64_t now)
     }
     self->fetching = true;
     self->want_fetch = false;
-    self->fetch_from = fetch.u.fetch.from_seq;
+    self->fetch_from = fetch.type == WC_MSG_FETCH ? fetch.u.fetch.from_seq : 0;
     self->fetch_sent_ms = now;
 }
 
@@ -447,6 +519,232 @@ s_bad_reply (wc_replica_t *self, const char *why)
     if (self->backoff_ms < BACKOFF_MAX_MS)
         self->backoff_ms *= 2;
     self->want_fetch = true;
+}
+
+/* --- epochs: is our log a prefix of the upstream's history? ---------------
+
+    Every entry carries the epoch of the primary tenure that wrote it, and
+    every node keeps its epoch history, where each epoch began (storage/).
+    One (epoch, seq) is one entry everywhere, so the last seq up to which
+    our log is a prefix of the upstream's is found by asking the upstream
+    where our latest epoch L ended in its history (EPOCH_END): it answers
+    with the largest epoch E' <= L it knows, its last seq there, and its
+    own latest epoch. The fork is at min(end, our last seq of E'); we
+    truncate there and, when E' was older than L, ask again about our new
+    latest epoch, until the answer is about our latest epoch.
+
+    We ask when we start following an upstream, and whenever it shows an
+    epoch newer than the one we agreed at (a heartbeat, an entry) or seems
+    to have gone back (the stream and FETCH replies are not ordered with
+    each other, so only its answer can tell). Until we agree, nothing from
+    it is applied: stream entries wait in the buffer. An upstream whose
+    latest epoch is older than ours (or than the broker said to expect) is
+    not followed: it is a deposed primary, or not yet promoted. One in our
+    own latest epoch that ends before our last seq lost entries it had
+    served: no truncation can mend that fork (diverged).
+*/
+
+static void
+s_heard_reply (wc_replica_t *self)
+{
+    self->heard_ms = wc_clock_ms ();
+    self->fetch_rtt_ms = self->heard_ms - self->fetch_sent_ms;
+    self->timeouts = 0;
+}
+
+/*  Check the history with the upstream again before taking more. */
+static void
+s_renegotiate (wc_replica_t *self)
+{
+    self->agreed = false;
+    self->stream_high = 0;
+    if (!self->fetching)
+        s_need_fetch (self);
+}
+
+/*  The upstream's latest epoch is older than we can follow: ask again soon. */
+static void
+s_stale (wc_replica_t *self, uint64_t theirs, uint64_t floor)
+{
+    if (!self->stale_logged)
+        wc_log_warn ("not following %s yet: its epoch is %llu, older than %llu (a "
+                     "deposed primary, or one not promoted yet); asking again every "
+                     "%d ms", self->primary, (unsigned long long) theirs,
+                     (unsigned long long) floor, STALE_RETRY_MS);
+    self->stale_logged = true;
+    s_buf_clear (self);
+    self->want_fetch = true;
+    self->next_fetch_ms = wc_clock_ms () + STALE_RETRY_MS;
+}
+
+/*  Drop our entries after fork. 0, or an error (logged; diverged when the
+    fork is below what the log can give back: our newest snapshot). */
+static int
+s_truncate (wc_replica_t *self, uint64_t fork)
+{
+    wc_node_t *node = self->node;
+    uint64_t have = s_have (self);
+    int rc = wc_engine_truncate (node->engine, fork);
+    char why [WC_MAX_ADDR + 160];
+    if (rc == WALCAST_ERANGE) {
+        snprintf (why, sizeof why, "%s's history forks from ours after seq %llu, "
+                  "below our snapshot", self->primary, (unsigned long long) fork);
+        s_diverged (self, why);
+        return rc;
+    }
+    if (rc) {
+        wc_log_error ("cannot drop our entries after seq %llu: %s; trying again",
+                      (unsigned long long) fork, walcast_strerror (rc));
+        s_bad_reply (self, "truncation failed");
+        return rc;
+    }
+    node->applied = wc_engine_applied (node->engine);
+    node->applied_ts_ms = wc_engine_applied_ts (node->engine);
+    node->epoch = wc_engine_epoch (node->engine);
+    s_buf_clear (self);
+    wc_log_warn ("history: %s forks from ours after seq %llu; dropped our entries "
+                 "%llu..%llu, which it does not hold", self->primary,
+                 (unsigned long long) fork, (unsigned long long) fork + 1,
+                 (unsigned long long) have);
+    return 0;
+}
+
+/*  Our log is a prefix of the upstream's, whose latest epoch is theirs. */
+static void
+s_agree (wc_replica_t *self, uint64_t theirs)
+{
+    self->agreed = true;
+    self->agreed_epoch = theirs;
+    if (theirs > self->node->epoch)
+        self->node->epoch = theirs;     /* the line of history we follow */
+    self->backoff_ms = BACKOFF_MIN_MS;
+    s_drain_buffer (self);
+    wc_node_commit (self->node);
+    s_send_fetch (self, wc_clock_ms ());
+}
+
+/*  Where our latest epoch ended in the upstream's history. */
+static void
+s_on_epoch_end (wc_replica_t *self, const wc_msg_t *msg)
+{
+    wc_node_t *node = self->node;
+    s_heard_reply (self);
+    uint64_t asked = wc_engine_epoch (node->engine);
+    uint64_t at = msg->u.epoch_end.epoch, end = msg->u.epoch_end.end_seq;
+    uint64_t theirs = msg->u.epoch_end.latest, have = s_have (self);
+    uint64_t floor = node->epoch > self->want_epoch ? node->epoch : self->want_epoch;
+    char why [WC_MAX_ADDR + 160];
+    if (at > asked || at > theirs) {
+        s_bad_reply (self, "EPOCH_END_REPLY about an epoch we did not ask");
+        return;
+    }
+    if (theirs < floor) {
+        s_stale (self, theirs, floor);
+        return;
+    }
+    if (self->stale_logged)
+        wc_log_info ("%s is at epoch %llu now: following it", self->primary,
+                     (unsigned long long) theirs);
+    self->stale_logged = false;
+    if ((theirs == asked && end < have) || (at == 0 && have > 0)) {
+        snprintf (why, sizeof why, "%s holds seq %llu of epoch %llu, we hold %llu: "
+                  "it lost entries it had served", self->primary,
+                  (unsigned long long) end, (unsigned long long) asked,
+                  (unsigned long long) have);
+        s_diverged (self, why);
+        return;
+    }
+    uint64_t ours = at == asked ? have : wc_engine_epoch_last_seq (node->engine, at);
+    uint64_t fork = end < ours ? end : ours;
+    if (fork < have && s_truncate (self, fork) != 0)
+        return;
+    if (at == asked)
+        s_agree (self, theirs);
+    else
+        s_send_fetch (self, wc_clock_ms ());    /* about our new latest epoch */
+}
+
+/* --- snapshots: when the upstream's log no longer has our next seq ------ */
+
+/*  FETCH was answered ERANGE: pull the upstream's newest snapshot. */
+static void
+s_download_begin (wc_replica_t *self)
+{
+    wc_download_destroy (&self->download);
+    self->download = wc_download_new (wc_engine_snapshot_temp_path (self->node->engine));
+    if (!self->download) {
+        s_bad_reply (self, "out of memory for a snapshot download");
+        return;
+    }
+    int64_t now = wc_clock_ms ();
+    self->download_start_ms = now;
+    self->next_download_log_ms = now + 1000;
+    wc_log_info ("snapshot: %s no longer holds seq %llu in its log; downloading its "
+                 "newest snapshot", self->primary, (unsigned long long) s_have (self) + 1);
+    s_send_fetch (self, now);
+}
+
+/*  The download is complete: install it (state, history and log replaced). */
+static void
+s_install (wc_replica_t *self)
+{
+    wc_node_t *node = self->node;
+    uint64_t seq = wc_download_seq (self->download), bytes = wc_download_size (self->download);
+    wc_node_commit (node);
+    int rc = wc_engine_install_snapshot (node->engine, wc_download_path (self->download));
+    if (rc == 0)
+        wc_download_take (self->download);
+    wc_download_destroy (&self->download);
+    if (rc) {
+        wc_log_error ("snapshot: cannot install seq %llu from %s: %s; trying again",
+                      (unsigned long long) seq, self->primary, walcast_strerror (rc));
+        wc_node_commit (node);          /* stops the node if the engine failed */
+        s_bad_reply (self, "snapshot not installed");
+        return;
+    }
+    node->applied = wc_engine_applied (node->engine);
+    node->applied_ts_ms = wc_engine_applied_ts (node->engine);
+    if (wc_engine_epoch (node->engine) > node->epoch)
+        node->epoch = wc_engine_epoch (node->engine);
+    wc_log_info ("snapshot: installed seq %llu from %s (%llu bytes in %.1f s); "
+                 "fetching from seq %llu", (unsigned long long) seq, self->primary,
+                 (unsigned long long) bytes,
+                 (double) (wc_clock_ms () - self->download_start_ms) / 1000.0,
+                 (unsigned long long) s_have (self) + 1);
+    s_drain_buffer (self);
+    s_send_fetch (self, wc_clock_ms ());
+}
+
+/*  A chunk of the snapshot being pulled. */
+static void
+s_on_chunk (wc_replica_t *self, const wc_msg_t *msg)
+{
+    s_heard_reply (self);
+    char why [512];
+    int rc = wc_download_on_chunk (self->download, msg, why, sizeof why);
+    if (rc < 0) {
+        wc_log_warn ("snapshot: download from %s failed (%s); starting again",
+                     self->primary, why);
+        wc_download_destroy (&self->download);
+        s_bad_reply (self, "snapshot chunk");
+        return;
+    }
+    self->backoff_ms = BACKOFF_MIN_MS;
+    if (rc == 1) {
+        s_install (self);
+        return;
+    }
+    int64_t now = wc_clock_ms ();
+    if (now >= self->next_download_log_ms) {
+        uint64_t got = wc_download_received (self->download);
+        uint64_t size = wc_download_size (self->download);
+        wc_log_info ("snapshot: downloading seq %llu from %s: %llu of %llu bytes (%.0f%%)",
+                     (unsigned long long) wc_download_seq (self->download), self->primary,
+                     (unsigned long long) got, (unsigned long long) size,
+                     size ? 100.0 * (double) got / (double) size : 0.0);
+        self->next_download_log_ms = now + 1000;
+    }
+    s_send_fetch (self, now);
 }
 
 /*  Apply an ENTRIES reply; returns how many entries it applied (entries
@@ -546,17 +844,33 @@ s_on_fetch_reply (wc_replica_t *self)
     if (rc)
         s_bad_reply (self, walcast_strerror (rc));
     else
+    if (msg.type == WC_MSG_ERROR && msg.rid == self->fetch_rid
+    &&  wc_err_from_wire (msg.u.error.code) == WALCAST_ERANGE
+    &&  (self->ask == WC_ASK_FETCH || self->ask == WC_ASK_SNAPSHOT))
+        s_download_begin (self);        /* not in its log, or that snapshot is gone */
+    else
     if (msg.type == WC_MSG_ERROR) {
         char text [WC_MAX_TEXT + 1];
         wc_bytes_printable (text, sizeof text, &msg.u.error.text);
+        if (self->ask == WC_ASK_SNAPSHOT)
+            wc_download_destroy (&self->download);
         s_bad_reply (self, text);
     }
     else
-    if (msg.type != WC_MSG_ENTRIES || msg.rid != self->fetch_rid)
-        s_bad_reply (self, "not the ENTRIES we asked for");
+    if (msg.rid != self->fetch_rid)
+        s_bad_reply (self, "not the reply to our request");
+    else
+    if (self->ask == WC_ASK_EPOCH_END && msg.type == WC_MSG_EPOCH_END_REPLY)
+        s_on_epoch_end (self, &msg);
+    else
+    if (self->ask == WC_ASK_SNAPSHOT && msg.type == WC_MSG_SNAPSHOT_CHUNK)
+        s_on_chunk (self, &msg);
+    else
+    if (self->ask != WC_ASK_FETCH || msg.type != WC_MSG_ENTRIES)
+        s_bad_reply (self, "not the reply to our request");
     else
     if (msg.u.entries.last_seq < self->fetch_from - 1)
-        s_diverged (self, msg.u.entries.last_seq);
+        s_renegotiate (self);       /* behind us: its answer tells why */
     else
         s_on_entries (self, &msg);
     zmq_msg_close (&body);
@@ -567,6 +881,12 @@ s_on_fetch_reply (wc_replica_t *self)
 static void
 s_on_entry (wc_replica_t *self, const wc_entry_t *entry, zmq_msg_t *body)
 {
+    if (!self->agreed || entry->epoch > self->agreed_epoch) {
+        if (self->agreed)
+            s_renegotiate (self);       /* the upstream's history moved on */
+        s_buf_push (self, entry->seq, body);
+        return;
+    }
     if (entry->seq > self->stream_high)
         self->stream_high = entry->seq;
     uint64_t applied = s_have (self);
@@ -590,10 +910,13 @@ s_on_entry (wc_replica_t *self, const wc_entry_t *entry, zmq_msg_t *body)
 }
 
 static void
-s_on_heartbeat (wc_replica_t *self, uint64_t last_seq, uint64_t clock_ms)
+s_on_heartbeat (wc_replica_t *self, uint64_t epoch, uint64_t last_seq,
+                uint64_t clock_ms)
 {
-    if (last_seq < self->stream_high) {
-        s_diverged (self, last_seq);
+    if (!self->agreed)
+        return;                         /* the answer to EPOCH_END comes first */
+    if (epoch > self->agreed_epoch || last_seq < self->stream_high) {
+        s_renegotiate (self);           /* moved on, or back: its answer tells */
         return;
     }
     if (last_seq < s_have (self)) {
@@ -653,7 +976,7 @@ s_on_stream (wc_replica_t *self)
     if (rc == 0 && msg.type == WC_MSG_HEARTBEAT) {
         self->heard_ms = self->stream_heard_ms = wc_clock_ms ();
         self->stream_live = true;
-        s_on_heartbeat (self, msg.u.heartbeat.last_seq,
+        s_on_heartbeat (self, msg.u.heartbeat.epoch, msg.u.heartbeat.last_seq,
                         msg.u.heartbeat.clock_ms);
     }
     else
@@ -679,7 +1002,7 @@ s_drain_stream (wc_replica_t *self)
 /* --- the role's interface ------------------------------------------------ */
 
 wc_replica_t *
-wc_replica_new (wc_node_t *node, const char *primary)
+wc_replica_new (wc_node_t *node, const char *primary, uint64_t epoch)
 {
     wc_replica_t *self = (wc_replica_t *) calloc (1, sizeof (wc_replica_t));
     if (!self)
@@ -689,6 +1012,8 @@ wc_replica_new (wc_node_t *node, const char *primary)
     self->state = WC_LINK_CONNECTING;
     self->heard_ms = self->stream_heard_ms = self->resubscribed_ms = wc_clock_ms ();
     self->resubscribe_ms = SILENCE_MS;
+    self->want_epoch = epoch;
+    self->diverged = wc_engine_diverged (node->engine, NULL, 0);   /* for good */
     /*  Until a heartbeat says otherwise, our data is as fresh as the last
         entry we hold (by the primary's clock); an empty replica is
         infinitely stale. Better to decline a bounded read than to serve
@@ -706,7 +1031,8 @@ wc_replica_new (wc_node_t *node, const char *primary)
         first FETCH is out is kept. */
     self->sub = s_connect (&s_sub_spec, self->stream_ep);
     s_reset_req (self);
-    if (!self->sub || !self->req) {
+    self->acker = wc_acker_new (self->service_ep, node->cfg.id);
+    if (!self->sub || !self->req || !self->acker) {
         wc_replica_destroy (&self);
         return NULL;
     }
@@ -727,6 +1053,8 @@ wc_replica_destroy (wc_replica_t **self_p)
     free (self->buf);
     zsock_destroy (&self->sub);
     zsock_destroy (&self->req);
+    wc_acker_destroy (&self->acker);
+    wc_download_destroy (&self->download);
     msgpack_unpacked_destroy (&self->unpacked);
     msgpack_sbuffer_destroy (&self->entry_buf);
     msgpack_sbuffer_destroy (&self->req_buf);
@@ -744,6 +1072,25 @@ wc_replica_poll_items (wc_replica_t *self, zmq_pollitem_t *items, int max)
         return 1;
     items [1] = (zmq_pollitem_t) { zsock_resolve (self->req), 0, ZMQ_POLLIN, 0 };
     return 2;
+}
+
+/*  Tell the upstream what we hold as durably as --fsync says, once we
+    know our log is a prefix of its history. Returns ms until the next. */
+static int
+s_ack (wc_replica_t *self)
+{
+    if (!self->agreed || self->diverged)
+        return WC_ACKER_INTERVAL_MS;
+    wc_engine_t *engine = self->node->engine;
+    uint64_t seq = self->node->cfg.fsync == WC_FSYNC_NEVER
+                 ? wc_engine_written (engine) : wc_engine_durable (engine);
+    return wc_acker_tick (self->acker, self->agreed_epoch, seq);
+}
+
+void
+wc_replica_after_turn (wc_replica_t *self)
+{
+    s_ack (self);
 }
 
 void
@@ -843,7 +1190,7 @@ wc_replica_tick (wc_replica_t *self)
     else
     if (now - self->resubscribed_ms >= s_resubscribe_after (self))
         s_resubscribe (self, now);
-    int next = 100;
+    int next = s_ack (self);
     if (self->fetching) {
         int64_t left = fetch_timeout - (now - self->fetch_sent_ms);
         if (left < next)
@@ -855,6 +1202,13 @@ wc_replica_tick (wc_replica_t *self)
             next = left > 0 ? (int) left : 0;
     }
     return next;
+}
+
+void
+wc_replica_want_epoch (wc_replica_t *self, uint64_t epoch)
+{
+    if (epoch > self->want_epoch)
+        self->want_epoch = epoch;
 }
 
 uint64_t

@@ -11,7 +11,9 @@
 
 #include "node.h"
 
-wc_replica_t *wc_replica_new (wc_node_t *node, const char *primary);
+/*  Follow primary (HOST:PORT), once its latest epoch is at least epoch
+    (0: any not older than ours). NULL on failure (logged). */
+wc_replica_t *wc_replica_new (wc_node_t *node, const char *primary, uint64_t epoch);
 void wc_replica_destroy (wc_replica_t **self_p);
 
 /*  Add the replica's sockets to items (at most max); returns how many. */
@@ -22,6 +24,12 @@ void wc_replica_handle (wc_replica_t *self, zmq_pollitem_t *items, int count);
 
 /*  Timeouts, retries, progress lines. Returns ms until it next needs to run. */
 int wc_replica_tick (wc_replica_t *self);
+
+/*  The broker says the cluster is at epoch: follow no upstream older. */
+void wc_replica_want_epoch (wc_replica_t *self, uint64_t epoch);
+
+/*  After each loop turn: an ACK to the upstream when what we hold moved. */
+void wc_replica_after_turn (wc_replica_t *self);
 
 /*  What STATUS reports of the link. */
 uint64_t wc_replica_primary_seq (const wc_replica_t *self);

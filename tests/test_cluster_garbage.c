@@ -543,6 +543,7 @@ typedef struct {
     void    *catchup;       /* ROUTER, F+2 */
     uint64_t applied;       /* the following replica's seq */
     int      fetches;       /* FETCH requests received */
+    int      epoch_ends;    /* EPOCH_END requests received */
     int      replies;       /* garbage replies sent */
 } s_fake_t;
 
@@ -733,6 +734,27 @@ s_fake_recv (void *sock, zmq_msg_t *frames, int max)
     return count;
 }
 
+/*  Answer an EPOCH_END: first with an epoch past the one asked (a bad
+    reply), then as an upstream of an older epoch (not to be followed),
+    then truly: epoch 1 ends at the replica's own seq. */
+static void
+s_fake_epoch_end (s_fake_t *fake, s_mp_t *mp, zmq_msg_t *frames, int count,
+                  const wc_msg_t *msg)
+{
+    wc_msg_t reply = { .type = WC_MSG_EPOCH_END_REPLY, .rid = msg->rid };
+    uint64_t asked = msg->u.epoch_end.epoch;
+    int k = fake->epoch_ends++;
+    reply.u.epoch_end.epoch = k == 0 ? asked + 5 : asked < 1 ? asked : 1;
+    reply.u.epoch_end.end_seq = fake->applied;
+    reply.u.epoch_end.latest = k == 0 ? asked + 5 : k == 1 ? 0 : 1;
+    for (int i = 0; i < count - 1; i++)
+        s_send (fake->catchup, zmq_msg_data (&frames [i]), zmq_msg_size (&frames [i]),
+                ZMQ_SNDMORE);
+    s_mp_reset (mp);
+    assert_int_equal (wc_msg_encode (&reply, &mp->sb), 0);
+    s_send (fake->catchup, mp->sb.data, mp->sb.size, 0);
+}
+
 /*  Answer one FETCH on the fake catch-up socket: garbage variant
     *next_bad, or (every other time) a harmless empty ENTRIES at the
     replica's own seq, which puts it back to streaming so that the next
@@ -752,6 +774,9 @@ s_fake_answer (s_fake_t *fake, s_mp_t *mp, int *next_bad, bool *benign_next)
     wc_msg_t msg;
     zmq_msg_t *body = &frames [count - 1];
     int rc = wc_msg_decode (zmq_msg_data (body), zmq_msg_size (body), &unpacked, &msg);
+    if (rc == 0 && msg.type == WC_MSG_EPOCH_END)
+        s_fake_epoch_end (fake, mp, frames, count, &msg);
+    else
     if (rc == 0 && msg.type == WC_MSG_FETCH) {
         fake->fetches++;
         uint64_t rid = msg.rid;

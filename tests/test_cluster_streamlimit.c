@@ -131,6 +131,23 @@ s_serve (s_fake_t *fake)
         if (count >= 2
         &&  wc_msg_decode (zmq_msg_data (&frames [count - 1]),
                            zmq_msg_size (&frames [count - 1]), &unpacked, &msg) == 0
+        &&  msg.type == WC_MSG_EPOCH_END) {
+            //  The fake's history: epoch 1 from seq 1
+            wc_msg_t reply = { .type = WC_MSG_EPOCH_END_REPLY, .rid = msg.rid };
+            reply.u.epoch_end.epoch = msg.u.epoch_end.epoch ? 1 : 0;
+            reply.u.epoch_end.end_seq = msg.u.epoch_end.epoch ? fake->last : 0;
+            reply.u.epoch_end.latest = 1;
+            fake->out.size = 0;
+            assert_int_equal (wc_msg_encode (&reply, &fake->out), 0);
+            for (int i = 0; i < count - 1; i++)
+                zmq_send (fake->catchup, zmq_msg_data (&frames [i]),
+                          zmq_msg_size (&frames [i]), ZMQ_SNDMORE);
+            zmq_send (fake->catchup, fake->out.data, fake->out.size, 0);
+        }
+        else
+        if (count >= 2
+        &&  wc_msg_decode (zmq_msg_data (&frames [count - 1]),
+                           zmq_msg_size (&frames [count - 1]), &unpacked, &msg) == 0
         &&  msg.type == WC_MSG_FETCH) {
             uint64_t from = msg.u.fetch.from_seq;
             uint32_t n = from >= 1 && from <= fake->last

@@ -1,0 +1,98 @@
+/*  acks.c - the primary's table of replica ACKs (see acks.h).
+
+    A small array searched linearly: a primary has a handful of direct
+    replicas, and a write asks about them once per commit at most.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "acks.h"
+
+typedef struct {
+    char     id [WC_MAX_ID + 1];
+    uint64_t epoch;             /* of its last ACK */
+    uint64_t seq;               /* the highest seq it acked in that epoch */
+    int64_t  heard_ms;          /* when its last ACK came */
+} s_replica_t;
+
+struct wc_acks {
+    s_replica_t replicas [WC_ACKS_MAX];
+    size_t      count;
+    int64_t     lag_ms;         /* current while heard this recently */
+};
+
+wc_acks_t *
+wc_acks_new (int64_t lag_ms)
+{
+    wc_acks_t *self = (wc_acks_t *) calloc (1, sizeof *self);
+    if (self)
+        self->lag_ms = lag_ms;
+    return self;
+}
+
+void
+wc_acks_destroy (wc_acks_t **self_p)
+{
+    free (*self_p);
+    *self_p = NULL;
+}
+
+//  The slot of id: its own, a free one, or the longest silent one's.
+static s_replica_t *
+s_slot (wc_acks_t *self, const wc_bytes_t *id)
+{
+    s_replica_t *oldest = NULL;
+    for (size_t i = 0; i < self->count; i++) {
+        s_replica_t *r = &self->replicas [i];
+        if (strlen (r->id) == id->len && memcmp (r->id, id->ptr, id->len) == 0)
+            return r;
+        if (!oldest || r->heard_ms < oldest->heard_ms)
+            oldest = r;
+    }
+    s_replica_t *slot = self->count < WC_ACKS_MAX ? &self->replicas [self->count++]
+                                                  : oldest;
+    memset (slot, 0, sizeof *slot);
+    memcpy (slot->id, id->ptr, id->len);
+    return slot;
+}
+
+void
+wc_acks_update (wc_acks_t *self, const wc_bytes_t *id, uint64_t epoch,
+                uint64_t seq, int64_t now_ms)
+{
+    if (id->len == 0 || id->len > WC_MAX_ID)
+        return;
+    s_replica_t *r = s_slot (self, id);
+    r->epoch = epoch;           /* the latest replaces it, even lower: the */
+    r->seq = seq;               /* replica lost or truncated entries */
+    r->heard_ms = now_ms;
+}
+
+uint32_t
+wc_acks_holding (const wc_acks_t *self, uint64_t epoch, uint64_t seq,
+                 int64_t now_ms)
+{
+    uint32_t holding = 0;
+    for (size_t i = 0; i < self->count; i++) {
+        const s_replica_t *r = &self->replicas [i];
+        if (r->epoch == epoch && r->seq >= seq && now_ms - r->heard_ms <= self->lag_ms)
+            holding++;
+    }
+    return holding;
+}
+
+uint64_t
+wc_acks_seq_of (const wc_acks_t *self, const wc_bytes_t *id, uint64_t epoch)
+{
+    for (size_t i = 0; i < self->count; i++) {
+        const s_replica_t *r = &self->replicas [i];
+        if (strlen (r->id) == id->len && memcmp (r->id, id->ptr, id->len) == 0)
+            return r->epoch == epoch ? r->seq : 0;
+    }
+    return 0;
+}
+
+void
+wc_acks_clear (wc_acks_t *self)
+{
+    self->count = 0;
+}

@@ -1,0 +1,178 @@
+/*  role.c - which role a node plays, and moving between roles.
+
+    Two ideas keep a move safe:
+
+    - Every primary tenure is a new epoch, persisted by the engine before
+      the first write of it (storage/engine.h: wc_engine_begin_epoch), so
+      no two tenures can write different entries under one (epoch, seq).
+      A standalone primary takes its history's last epoch + 1 at every
+      start; with a broker, the broker picks the epoch (it knows every
+      node's) and the node waits for it as a candidate.
+    - A node leaves the primary role by first answering what waits for
+      replicas (ENOTREPLICATED: durable here, not confirmed elsewhere; a
+      client may resubmit) and then follows like any replica: the epoch
+      negotiation of the replica role (replica.c) truncates whatever of
+      its tail the new primary does not hold.
+*/
+#include <string.h>
+#include "log.h"
+#include "primary.h"
+#include "replica.h"
+#include "role.h"
+
+bool
+wc_role_diverged (const wc_node_t *node)
+{
+    return wc_engine_diverged (node->engine, NULL, 0)
+        || (node->replica && wc_replica_diverged (node->replica));
+}
+
+/*  Begin epoch in the engine (persisted before any entry of it). */
+static int
+s_begin_epoch (wc_node_t *node, uint64_t epoch)
+{
+    wc_node_commit (node);              /* what a replica role staged */
+    int rc = wc_engine_begin_epoch (node->engine, epoch);
+    if (rc) {
+        wc_log_error ("cannot begin epoch %llu: %s", (unsigned long long) epoch,
+                      walcast_strerror (rc));
+        return rc;
+    }
+    node->epoch = epoch;
+    return 0;
+}
+
+/*  Become the primary (from a replica, or a candidate), of no epoch yet. */
+static int
+s_become_primary (wc_node_t *node)
+{
+    if (node->primary)
+        return 0;
+    wc_node_commit (node);
+    wc_replica_destroy (&node->replica);
+    node->primary = wc_primary_new (node);
+    if (!node->primary)
+        return WALCAST_ENOMEM;
+    node->role = WC_ROLE_PRIMARY;
+    return 0;
+}
+
+/*  Become a replica of primary; the primary role's held replies are
+    answered first. */
+static int
+s_become_replica (wc_node_t *node, const char *primary, uint64_t epoch)
+{
+    if (node->primary) {
+        wc_node_commit (node);
+        wc_primary_abandon (node->primary);
+        wc_primary_destroy (&node->primary);
+    }
+    wc_replica_destroy (&node->replica);
+    node->candidate = false;
+    node->role = WC_ROLE_REPLICA;
+    node->replica = wc_replica_new (node, primary, epoch);
+    return node->replica ? 0 : WALCAST_ENOMEM;
+}
+
+int
+wc_role_start (wc_node_t *node, char *why, size_t why_size)
+{
+    char diverged [512];
+    if (wc_engine_diverged (node->engine, diverged, sizeof diverged))
+        wc_log_error ("diverged: %s. This node does not follow and refuses reads "
+                      "until it is resynced: stop it and empty %s", diverged,
+                      node->cfg.data_dir);
+    if (node->cfg.replica_of [0]) {
+        if (s_become_replica (node, node->cfg.replica_of, 0) != 0) {
+            snprintf (why, why_size, "cannot follow %s (see above)",
+                      node->cfg.replica_of);
+            return -1;
+        }
+        return 0;
+    }
+    if (s_become_primary (node) != 0) {
+        snprintf (why, why_size, "out of memory");
+        return -1;
+    }
+    if (node->cfg.broker [0]) {
+        node->candidate = true;
+        wc_log_info ("candidate primary: refusing writes until broker %s promotes "
+                     "this node (or names the primary to follow)", node->cfg.broker);
+        return 0;
+    }
+    uint64_t epoch = wc_engine_epoch (node->engine) + 1;
+    if (s_begin_epoch (node, epoch) != 0) {
+        snprintf (why, why_size, "cannot begin epoch %llu (see above)",
+                  (unsigned long long) epoch);
+        return -1;
+    }
+    return 0;
+}
+
+void
+wc_role_promote (wc_node_t *node, uint64_t epoch)
+{
+    if (node->primary && !node->candidate && node->epoch == epoch
+    &&  !wc_primary_fenced (node->primary))
+        return;                             /* done already */
+    if (wc_role_diverged (node)) {
+        wc_log_error ("not taking epoch %llu: this node diverged", (unsigned long long) epoch);
+        return;
+    }
+    if (epoch <= wc_engine_epoch (node->engine)) {
+        wc_log_warn ("broker asks for epoch %llu, not newer than ours (%llu); "
+                     "ignored", (unsigned long long) epoch,
+                     (unsigned long long) wc_engine_epoch (node->engine));
+        return;
+    }
+    if (node->primary && wc_primary_fenced (node->primary)) {
+        wc_primary_abandon (node->primary);     /* a fresh tenure */
+        wc_primary_destroy (&node->primary);
+    }
+    if (s_become_primary (node) != 0 || s_begin_epoch (node, epoch) != 0)
+        return;                             /* the next beat repeats it */
+    node->candidate = false;
+    wc_log_info ("primary of epoch %llu from seq %llu (promoted by broker %s)",
+                 (unsigned long long) epoch,
+                 (unsigned long long) wc_node_received (node) + 1, node->cfg.broker);
+}
+
+void
+wc_role_follow (wc_node_t *node, uint64_t epoch, const char *primary)
+{
+    if (node->replica && strcmp (wc_replica_primary (node->replica), primary) == 0) {
+        wc_replica_want_epoch (node->replica, epoch);
+        return;
+    }
+    wc_log_info ("following %s (epoch %llu), as broker %s says%s", primary,
+                 (unsigned long long) epoch, node->cfg.broker,
+                 node->primary ? "; no longer the primary" : "");
+    if (s_become_replica (node, primary, epoch) != 0)
+        wc_log_error ("cannot follow %s (see above); the next beat tries again", primary);
+}
+
+void
+wc_role_handover (wc_node_t *node, const char *target_id, const char *target_addr)
+{
+    if (node->primary)
+        wc_primary_handover (node->primary, target_id, target_addr);
+}
+
+uint32_t
+wc_role_flags (const wc_node_t *node)
+{
+    uint32_t flags = 0;
+    if (node->candidate)
+        flags |= WC_NODE_CANDIDATE;
+    if (wc_role_diverged (node))
+        flags |= WC_NODE_DIVERGED;
+    if (wc_engine_stalled (node->engine, NULL, 0))
+        flags |= WC_NODE_STALLED;
+    return flags;
+}
+
+uint64_t
+wc_role_handover_seq (wc_node_t *node)
+{
+    return node->primary ? wc_primary_handover_seq (node->primary) : 0;
+}
