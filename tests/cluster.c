@@ -86,9 +86,6 @@ struct cluster {
     cluster_node_t nodes [CLUSTER_MAX_NODES];
     char           broker_addr [32];  /* "127.0.0.1:PORT" of the broker */
     int            broker;        /* proc index of the broker, -1 before it starts */
-    char           broker_extra [CLUSTER_MAX_EXTRA][CLUSTER_PATH];   /* more flags */
-    char           broker_data [CLUSTER_PATH];
-    int            broker_nextra;
     int            nproxies;      /* proxies started */
     char           proxy_addr [CLUSTER_MAX_PROXIES][32];
     int            proxy_proc [CLUSTER_MAX_PROXIES];  /* proc index of proxy k */
@@ -1315,15 +1312,12 @@ cluster_broker_start (cluster_t *self, int node_timeout_ms)
     char port_arg [16], timeout_arg [16];
     snprintf (port_arg, sizeof port_arg, "%d", port);
     snprintf (timeout_arg, sizeof timeout_arg, "%d", node_timeout_ms);
-    const char *argv [8 + CLUSTER_MAX_EXTRA] = { bin, "--port", port_arg, NULL };
-    int argc = 3;
+    const char *argv [8] = { bin, "--port", port_arg, NULL };
     if (node_timeout_ms > 0) {
-        argv [argc++] = "--node-timeout";
-        argv [argc++] = timeout_arg;
+        argv [3] = "--node-timeout";
+        argv [4] = timeout_arg;
+        argv [5] = NULL;
     }
-    for (int i = 0; i < self->broker_nextra; i++)
-        argv [argc++] = self->broker_extra [i];
-    argv [argc] = NULL;
     if (s_proc_spawn (self, self->broker, argv) != 0)
         return -1;
     int64_t deadline = cluster_now_ms () + 10000;
@@ -1338,22 +1332,6 @@ cluster_broker_start (cluster_t *self, int node_timeout_ms)
         cluster_nap_ms (5);
     }
     return 0;
-}
-
-void
-cluster_broker_set_extra (cluster_t *self, const char *const *args)
-{
-    self->broker_nextra = 0;
-    for (int i = 0; args && args [i] && i < CLUSTER_MAX_EXTRA; i++)
-        snprintf (self->broker_extra [self->broker_nextra++], CLUSTER_PATH, "%s",
-                  args [i]);
-}
-
-const char *
-cluster_broker_data_path (cluster_t *self)
-{
-    snprintf (self->broker_data, sizeof self->broker_data, "%s/broker", self->dir);
-    return self->broker_data;
 }
 
 int

@@ -239,12 +239,6 @@ const char *cluster_broker_addr (cluster_t *self);
     and wait until both its ports accept connections. 0 or -1. */
 int cluster_broker_start (cluster_t *self, int node_timeout_ms);
 
-/*  More flags for the broker's next starts (NULL-terminated, at most
-    CLUSTER_MAX_EXTRA); NULL clears them. A data directory for its --data:
-    DIR/broker in the test's directory. */
-void cluster_broker_set_extra (cluster_t *self, const char *const *args);
-const char *cluster_broker_data_path (cluster_t *self);
-
 /*  SIGKILL the broker and reap it (0, or -1 when it was not running). */
 int cluster_broker_kill (cluster_t *self);
 
