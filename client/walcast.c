@@ -69,7 +69,12 @@
       plus the handle's timeout, so no call blocks much past it. A write
       that timed out is not sent again: the node may have applied it,
       and a second copy elsewhere would apply it twice. Its outcome is
-      unknown (WALCAST_ETIMEOUT).
+      unknown (WALCAST_ETIMEOUT). A write that asks for replicas' acks
+      (walcast_set_acks) is the one exception to the bound: its reply
+      may take the primary's ack timeout on top, since waiting for the
+      replicas is part of the write; its answer is then known
+      (ENOTREPLICATED: in the primary's log, not confirmed replicated)
+      where giving up earlier would leave it unknown.
 
     - A watch loses nothing. walcast_watch picks the node and moves to
       another when it goes silent; client/feed.c follows the node's
@@ -130,6 +135,7 @@
                                            sockets were seen empty is timely */
 #define WC_SELECT_POLL_MS   250         /* TOPOLOGY_GET while waiting for a node */
 #define WC_SELECT_NAP_MS    50          /* longest nap while waiting for a node */
+#define WC_NODE_ACK_TIMEOUT 5000        /* a node's ack timeout when asked 0 */
 
 /*  A number as a string literal (for walcast_version). */
 #define S_STR_(x)           #x
@@ -145,6 +151,7 @@ struct walcast {
     size_t           write_node;    /* node writes go to */
     size_t           nconnected;    /* walcast_connect calls that worked */
     int              timeout_ms;    /* bound on every call */
+    walcast_write_opts_t acks;      /* what writes ask for (walcast_set_acks) */
     uint64_t         next_rid;      /* next request id to hand out, >= 1 */
     msgpack_sbuffer  out;           /* encode buffer for requests, reused */
     msgpack_sbuffer  ping_out;      /* encode buffer for PINGs */
@@ -163,6 +170,7 @@ struct walcast {
     /* async writes */
     wc_outcomes_t   *outcomes;      /* in flight and settled, in order */
     size_t           async_node;    /* node the writes in flight went to */
+    int              async_ack_ms;  /* longest ack timeout among them */
     walcast_outcome_fn *outcome_fn; /* where outcomes go, or NULL */
     void            *outcome_arg;
     uint64_t         acked;         /* handed over OK since the last flush */
@@ -308,16 +316,53 @@ s_rx_release (walcast_t *self)
 }
 
 //  Did a write the node refused with this wire code surely not apply?
-//  EIO may follow a WAL write whose fsync failed, ETIMEOUT (a future
-//  acks=N) a write applied but not replicated, ENOMEM a write half done;
-//  a code this build does not know tells nothing.
+//  EIO may follow a WAL write whose fsync failed, ETIMEOUT a write whose
+//  end nobody knows, ENOMEM a write half done; ENOTREPLICATED is a write
+//  applied (an outcome of its own); a code this build does not know
+//  tells nothing.
 static bool
 s_refused (uint64_t code)
 {
     int err = wc_err_from_wire (code);
     if (wc_err_to_wire (err) != code)
         return false;
-    return err != WALCAST_EIO && err != WALCAST_ETIMEOUT && err != WALCAST_ENOMEM;
+    return err != WALCAST_EIO && err != WALCAST_ETIMEOUT && err != WALCAST_ENOMEM
+        && err != WALCAST_ENOTREPLICATED;
+}
+
+//  Does a WRITE_OK with `acked` give a write that asked for `asked`
+//  what it asked? (WC_ACKS_ALL: at least one replica; the node counts
+//  the others.) A node older than acks sends no acked: 0.
+static bool
+s_acks_met (uint8_t asked, uint32_t acked)
+{
+    if (asked == WC_ACKS_ALL)
+        return acked >= 1;
+    return acked >= asked;
+}
+
+//  The K of an ENOTREPLICATED detail ("acked=K of N"); 0 when it says
+//  something else.
+static uint32_t
+s_acked_of (const char *detail)
+{
+    unsigned long k = 0;
+    if (strncmp (detail, "acked=", 6) == 0 && detail [6] >= '0' && detail [6] <= '9')
+        k = strtoul (detail + 6, NULL, 10);
+    return k > UINT32_MAX ? UINT32_MAX : (uint32_t) k;
+}
+
+//  The detail of a WRITE_OK that did not meet its acks, into buf.
+static void
+s_unmet_detail (uint8_t asked, uint32_t acked, char *buf, size_t size)
+{
+    char of [16];
+    if (asked == WC_ACKS_ALL)
+        snprintf (of, sizeof of, "all");
+    else
+        snprintf (of, sizeof of, "%u", asked);
+    snprintf (buf, size, "acked=%u of %s: the node did not wait for its replicas "
+              "(does it predate write acknowledgements?)", acked, of);
 }
 
 //  Settle the async write whose reply is in rx; false when its rid is
@@ -326,26 +371,39 @@ static bool
 s_async_settle (walcast_t *self)
 {
     const wc_msg_t *msg = &self->rx;
-    if (!wc_outcomes_waits_for (self->outcomes, msg->rid))
+    uint8_t asked = 0;
+    if (!wc_outcomes_waits_for (self->outcomes, msg->rid, &asked))
         return false;
     walcast_pos_t pos = { 0, 0 };
+    char detail [WC_DETAIL_SIZE];
     if (msg->type == WC_MSG_WRITE_OK) {
         pos.epoch = msg->u.write_ok.epoch;
         pos.seq = msg->u.write_ok.seq;
+        uint32_t acked = msg->u.write_ok.acked;
         wc_session_note (&self->session, pos.epoch, pos.seq);
-        return wc_outcomes_settle (self->outcomes, msg->rid, WALCAST_WRITE_OK, 0,
-                                   pos, NULL);
+        if (s_acks_met (asked, acked))
+            return wc_outcomes_settle (self->outcomes, msg->rid, WALCAST_WRITE_OK, 0,
+                                       pos, acked, NULL);
+        s_unmet_detail (asked, acked, detail, sizeof detail);
+        return wc_outcomes_settle (self->outcomes, msg->rid,
+                                   WALCAST_WRITE_NOTREPLICATED,
+                                   WALCAST_ENOTREPLICATED, pos, acked, detail);
     }
     if (msg->type == WC_MSG_ERROR) {
-        char detail [WC_DETAIL_SIZE];
         wc_bytes_printable (detail, sizeof detail, &msg->u.error.detail);
         int err = wc_err_from_wire (msg->u.error.code);
         int state = s_refused (msg->u.error.code) ? WALCAST_WRITE_FAILED
                                                   : WALCAST_WRITE_UNKNOWN;
-        return wc_outcomes_settle (self->outcomes, msg->rid, state, err, pos, detail);
+        uint32_t acked = 0;
+        if (err == WALCAST_ENOTREPLICATED) {
+            state = WALCAST_WRITE_NOTREPLICATED;
+            acked = s_acked_of (detail);
+        }
+        return wc_outcomes_settle (self->outcomes, msg->rid, state, err, pos, acked,
+                                   detail);
     }
     return wc_outcomes_settle (self->outcomes, msg->rid, WALCAST_WRITE_UNKNOWN,
-                               WALCAST_EPROTO, pos,
+                               WALCAST_EPROTO, pos, 0,
                                "the node answered with another message type");
 }
 
@@ -1585,33 +1643,108 @@ walcast_session_seq (walcast_t *self)
 
 /* --- writes ------------------------------------------------------------ */
 
-//  PUT or DEL, synchronously, on the write node; in follow mode, retried
-//  once where an ENOTPRIMARY points, within the same deadline. Never
-//  retried after a timeout: the node may have applied it (see the top).
+//  Are these acks a write may ask for? EINVAL when not.
+static int
+s_check_acks (const walcast_write_opts_t *opts)
+{
+    if (opts->acks < 0 || (opts->acks > WALCAST_MAX_ACKS && opts->acks != WALCAST_ACKS_ALL)
+    ||  opts->ack_timeout_ms < 0 || opts->ack_timeout_ms > WALCAST_MAX_ACK_TIMEOUT)
+        return WALCAST_EINVAL;
+    return 0;
+}
+
+//  How long past the handle's timeout a write with these acks may wait
+//  for its reply: the primary's wait for the replicas (ms).
+static int
+s_ack_wait_ms (const walcast_write_opts_t *opts)
+{
+    if (opts->acks == 0)
+        return 0;
+    return opts->ack_timeout_ms > 0 ? opts->ack_timeout_ms : WC_NODE_ACK_TIMEOUT;
+}
+
+int
+walcast_set_acks (walcast_t *self, int acks, int ack_timeout_ms)
+{
+    if (!self)
+        return WALCAST_EINVAL;
+    walcast_write_opts_t opts = { acks, ack_timeout_ms };
+    int rc = s_check_acks (&opts);
+    if (rc == 0)
+        self->acks = opts;
+    return rc;
+}
+
+//  A PUT or DEL request for key (and value) asking for opts' acks.
+static void
+s_write_req (wc_msg_t *req, int type, const void *key, size_t key_len,
+             const void *value, size_t value_len, const walcast_write_opts_t *opts)
+{
+    memset (req, 0, sizeof *req);
+    req->type = type;
+    req->u.req.key.ptr = key;
+    req->u.req.key.len = (uint32_t) key_len;
+    req->u.req.value.ptr = value_len ? value : (const void *) "";
+    req->u.req.value.len = (uint32_t) value_len;
+    req->u.req.acks = (uint8_t) opts->acks;
+    req->u.req.ack_timeout_ms = (uint32_t) opts->ack_timeout_ms;
+}
+
+//  The reply to a sync write is in rx (rc 0: a WRITE_OK) or was an
+//  ERROR (rc): fill *result, note the session, and turn a WRITE_OK that
+//  did not meet the acks asked into WALCAST_ENOTREPLICATED.
+static int
+s_write_done (walcast_t *self, int rc, uint8_t asked, walcast_write_result_t *result)
+{
+    walcast_write_result_t r;
+    memset (&r, 0, sizeof r);
+    if (rc == 0) {
+        r.pos.epoch = self->rx.u.write_ok.epoch;
+        r.pos.seq = self->rx.u.write_ok.seq;
+        r.acked = self->rx.u.write_ok.acked;
+        wc_session_note (&self->session, r.pos.epoch, r.pos.seq);
+        if (!s_acks_met (asked, r.acked)) {
+            s_unmet_detail (asked, r.acked, self->detail, sizeof self->detail);
+            rc = WALCAST_ENOTREPLICATED;
+        }
+    }
+    else
+    if (rc == WALCAST_ENOTREPLICATED)
+        r.acked = s_acked_of (self->detail);
+    if (result && (rc == 0 || rc == WALCAST_ENOTREPLICATED))
+        *result = r;
+    return rc;
+}
+
+//  PUT or DEL, synchronously, on the write node, asking for opts' acks;
+//  in follow mode, retried once where an ENOTPRIMARY points, within the
+//  same deadline. Never retried after a timeout: the node may have
+//  applied it (see the top).
 static int
 s_write (walcast_t *self, int type, const void *key, size_t key_len,
-         const void *value, size_t value_len, walcast_pos_t *pos)
+         const void *value, size_t value_len, const walcast_write_opts_t *opts,
+         walcast_write_result_t *result)
 {
     if (!self)
         return WALCAST_EINVAL;
     self->detail [0] = 0;
     int rc = s_check_kv (key, key_len, value, value_len, type == WC_MSG_PUT);
+    if (rc == 0)
+        rc = s_check_acks (opts);
     if (rc)
         return rc;
+    //  Selection waits within the handle's timeout; the reply may take
+    //  the primary's wait for the replicas on top of it
     int64_t deadline = wc_clock_ms () + self->timeout_ms;
+    int64_t reply_by = deadline + s_ack_wait_ms (opts);
     s_begin (self);
     wc_msg_t req;
-    memset (&req, 0, sizeof req);
-    req.type = type;
-    req.u.req.key.ptr = key;
-    req.u.req.key.len = (uint32_t) key_len;
-    req.u.req.value.ptr = value_len ? value : (const void *) "";
-    req.u.req.value.len = (uint32_t) value_len;
+    s_write_req (&req, type, key, key_len, value, value_len, opts);
 
     size_t target = s_select_wait (self, S_WANT_WRITE, deadline);
     if (target == WC_SELECT_NONE)
         return WALCAST_EUNAVAILABLE;
-    rc = s_request (self, target, &req, WC_MSG_WRITE_OK, deadline);
+    rc = s_request (self, target, &req, WC_MSG_WRITE_OK, reply_by);
     if (rc == WALCAST_ENOTPRIMARY && s_follow_mode (self) && self->detail [0]) {
         //  It says who the primary is: believe it, once. The write was
         //  not applied, so sending it there cannot apply it twice.
@@ -1622,35 +1755,57 @@ s_write (walcast_t *self, int type, const void *key, size_t key_len,
         if (s_add_node (self, addr, false, &index) == 0 && index != target) {
             self->write_node = index;
             if (wc_clock_ms () < deadline)
-                rc = s_request (self, index, &req, WC_MSG_WRITE_OK, deadline);
+                rc = s_request (self, index, &req, WC_MSG_WRITE_OK, reply_by);
             else
                 memcpy (self->detail, addr, sizeof self->detail);
         }
     }
-    if (rc == 0) {
-        wc_session_note (&self->session, self->rx.u.write_ok.epoch,
-                         self->rx.u.write_ok.seq);
-        if (pos) {
-            pos->epoch = self->rx.u.write_ok.epoch;
-            pos->seq = self->rx.u.write_ok.seq;
-        }
-    }
+    rc = s_write_done (self, rc, (uint8_t) opts->acks, result);
     s_rx_release (self);
     return rc;
+}
+
+int
+walcast_put_ex (walcast_t *self, const void *key, size_t key_len,
+                const void *value, size_t value_len, const walcast_write_opts_t *opts,
+                walcast_write_result_t *result)
+{
+    if (!self)
+        return WALCAST_EINVAL;
+    return s_write (self, WC_MSG_PUT, key, key_len, value, value_len,
+                    opts ? opts : &self->acks, result);
+}
+
+int
+walcast_del_ex (walcast_t *self, const void *key, size_t key_len,
+                const walcast_write_opts_t *opts, walcast_write_result_t *result)
+{
+    if (!self)
+        return WALCAST_EINVAL;
+    return s_write (self, WC_MSG_DEL, key, key_len, NULL, 0,
+                    opts ? opts : &self->acks, result);
 }
 
 int
 walcast_put (walcast_t *self, const void *key, size_t key_len,
              const void *value, size_t value_len, walcast_pos_t *pos)
 {
-    return s_write (self, WC_MSG_PUT, key, key_len, value, value_len, pos);
+    walcast_write_result_t result;
+    int rc = walcast_put_ex (self, key, key_len, value, value_len, NULL, &result);
+    if (rc == 0 && pos)
+        *pos = result.pos;
+    return rc;
 }
 
 int
 walcast_del (walcast_t *self, const void *key, size_t key_len,
              walcast_pos_t *pos)
 {
-    return s_write (self, WC_MSG_DEL, key, key_len, NULL, 0, pos);
+    walcast_write_result_t result;
+    int rc = walcast_del_ex (self, key, key_len, NULL, &result);
+    if (rc == 0 && pos)
+        *pos = result.pos;
+    return rc;
 }
 
 void
@@ -1711,6 +1866,9 @@ s_write_async (walcast_t *self, int type, const void *key, size_t key_len,
     if (rc)
         return rc;
     int64_t deadline = wc_clock_ms () + self->timeout_ms;
+    //  Waiting for room is waiting for answers, which may take the ack
+    //  timeout of the writes in flight on top
+    int64_t room_by = deadline + self->async_ack_ms;
     //  The hot path: settle what the node writes go to has sent back
     //  (every socket is read at the tick, ten times a second)
     s_rx_release (self);
@@ -1720,8 +1878,9 @@ s_write_async (walcast_t *self, int type, const void *key, size_t key_len,
         while (s_recv_one (self, self->async_node) == 1)
             ;
     s_async_deliver (self);
-    rc = s_async_room (self, deadline);
+    rc = s_async_room (self, room_by);
     if (rc == 0 && wc_outcomes_inflight (self->outcomes) == 0) {
+        self->async_ack_ms = 0;
         size_t target = s_select_wait (self, S_WANT_WRITE, deadline);
         if (target == WC_SELECT_NONE)
             rc = WALCAST_EUNAVAILABLE;
@@ -1732,19 +1891,16 @@ s_write_async (walcast_t *self, int type, const void *key, size_t key_len,
         return rc;
 
     wc_msg_t req;
-    memset (&req, 0, sizeof req);
-    req.type = type;
+    s_write_req (&req, type, key, key_len, value, value_len, &self->acks);
     req.rid = s_new_rid (self);
-    req.u.req.key.ptr = key;
-    req.u.req.key.len = (uint32_t) key_len;
-    req.u.req.value.ptr = value_len ? value : (const void *) "";
-    req.u.req.value.len = (uint32_t) value_len;
     self->out.size = 0;
     rc = wc_msg_encode (&req, &self->out);
     if (rc == 0)
         rc = s_send (self, self->async_node, deadline);
     if (rc == 0)
-        rc = wc_outcomes_push (self->outcomes, req.rid, tag);
+        rc = wc_outcomes_push (self->outcomes, req.rid, tag, req.u.req.acks);
+    if (rc == 0 && s_ack_wait_ms (&self->acks) > self->async_ack_ms)
+        self->async_ack_ms = s_ack_wait_ms (&self->acks);
     else
     if (rc == WALCAST_ETIMEOUT || rc == WALCAST_EUNAVAILABLE) {
         s_node_reset (self, self->async_node, "the connection could not take "
@@ -1774,7 +1930,7 @@ walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t *acked)
         return WALCAST_EINVAL;
     s_begin (self);
     s_async_deliver (self);
-    int64_t deadline = wc_clock_ms () + self->timeout_ms;
+    int64_t deadline = wc_clock_ms () + self->timeout_ms + self->async_ack_ms;
     int rc = 0;
     while (rc == 0 && wc_outcomes_inflight (self->outcomes) > 0) {
         rc = s_wait (self, deadline);

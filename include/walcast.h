@@ -8,10 +8,13 @@
     0 on success or a negative WALCAST_E* code; walcast_strerror() says
     what it means and walcast_last_detail() gives the detail.
 
-    Writes return their position in the log, an (epoch, seq) pair. For
-    bulk loading, walcast_put_async() keeps many writes in flight on one
-    connection; each one gets its own outcome (applied, refused, or
-    unknown), reported with the caller's tag, in submission order.
+    Writes return their position in the log, an (epoch, seq) pair. A
+    write may ask that replicas hold it before it is acknowledged
+    (walcast_set_acks, walcast_put_ex). For bulk loading,
+    walcast_put_async() keeps many writes in flight on one connection;
+    each one gets its own outcome (applied, not confirmed replicated,
+    refused, or unknown), reported with the caller's tag, in submission
+    order.
 
     Memory: what the library allocates and hands out (a value from
     walcast_get) is freed with walcast_free(). Strings it returns are
@@ -144,6 +147,60 @@ WALCAST_EXPORT int walcast_put (walcast_t *self, const void *key, size_t key_len
 WALCAST_EXPORT int walcast_del (walcast_t *self, const void *key, size_t key_len,
                  walcast_pos_t *pos);
 
+/* --- write acknowledgements ------------------------------------------------
+
+    By default a write is acknowledged once it is in the primary's log.
+    A write may instead ask that `acks` replicas hold it durably first:
+    the primary answers once that many replicas have confirmed it, or,
+    when its ack timeout passes before, with WALCAST_ENOTREPLICATED: the
+    write IS in the primary's log (it reaches the replicas as they catch
+    up) but is not confirmed replicated, so a failover before they do
+    may lose it. Sending it again is safe (a put applied twice leaves
+    what it leaves once). A node that ignores acks (older than this
+    library) answers as if none were asked; that too is
+    WALCAST_ENOTREPLICATED ("acked=0 of N"), never success.
+
+    A write that asks for acks may take up to its ack timeout longer
+    than the handle's timeout: waiting for the replicas is part of it.
+    The handle's setting applies to walcast_put, walcast_del and the
+    async writes; walcast_put_ex and walcast_del_ex take their own. */
+
+#define WALCAST_MAX_ACKS        254     /* acks a write may ask for, as a number */
+#define WALCAST_ACKS_ALL        255     /* every current replica (at least one) */
+#define WALCAST_MAX_ACK_TIMEOUT 60000   /* ms */
+
+/*  What one write asks for. */
+typedef struct {
+    int acks;               /* 0 (the primary's log only), 1..254 or WALCAST_ACKS_ALL */
+    int ack_timeout_ms;     /* how long the primary waits for them: 1..60000,
+                               or 0 for the node's default (5000) */
+} walcast_write_opts_t;
+
+/*  What one write got back. */
+typedef struct {
+    walcast_pos_t pos;      /* its position; (0, 0) when the answer did not
+                               say (WALCAST_ENOTREPLICATED from the node) */
+    uint32_t      acked;    /* replicas that confirmed it (WALCAST_ENOTREPLICATED:
+                               how many did in time) */
+} walcast_write_result_t;
+
+/*  The acks every write of the handle asks for (default 0, 0).
+    WALCAST_EINVAL (and no change) when out of range. */
+WALCAST_EXPORT int walcast_set_acks (walcast_t *self, int acks, int ack_timeout_ms);
+
+/*  walcast_put / walcast_del with their own acks (opts NULL: the
+    handle's). Returns 0 (replicated as asked), WALCAST_ENOTREPLICATED
+    (durable on the primary, not confirmed replicated; detail "acked=K
+    of N"), or an error as walcast_put. *result (if not NULL) is filled
+    for both 0 and WALCAST_ENOTREPLICATED. */
+WALCAST_EXPORT int walcast_put_ex (walcast_t *self, const void *key, size_t key_len,
+                                   const void *value, size_t value_len,
+                                   const walcast_write_opts_t *opts,
+                                   walcast_write_result_t *result);
+WALCAST_EXPORT int walcast_del_ex (walcast_t *self, const void *key, size_t key_len,
+                                   const walcast_write_opts_t *opts,
+                                   walcast_write_result_t *result);
+
 /*  Read key (routed by the read preference and consistency, see below).
     On success *value is a copy the caller frees with walcast_free (NULL
     when value_len is 0) and *applied_seq (if not NULL) is the node's
@@ -166,9 +223,16 @@ WALCAST_EXPORT int walcast_digest (walcast_t *self, uint64_t *seq, uint64_t *has
     outcome. Every write they accept (return 0) gets exactly one outcome,
     which carries the caller's tag:
 
-      WALCAST_WRITE_OK       the primary applied it at pos;
+      WALCAST_WRITE_OK       the primary applied it at pos (and, when
+                             the write asked for acks, that many replicas
+                             confirmed it: acked);
+      WALCAST_WRITE_NOTREPLICATED  the primary applied it, but fewer
+                             replicas than it asked for confirmed it in
+                             time (err ENOTREPLICATED, detail "acked=K of
+                             N"; pos when the answer said it): durable on
+                             the primary, not confirmed replicated;
       WALCAST_WRITE_FAILED   the node refused it (err ENOTPRIMARY, ENOSPC,
-                             ...): it was not applied;
+                             EFENCED, ...): it was not applied;
       WALCAST_WRITE_UNKNOWN  it was sent and no answer came (err ETIMEOUT:
                              the timeout passed, or another call on the
                              same connection timed out and reset it), or
@@ -183,16 +247,21 @@ WALCAST_EXPORT int walcast_digest (walcast_t *self, uint64_t *seq, uint64_t *has
     four. A write that a call refuses (returns an error) was not sent and
     gets no outcome.
 
-    Resending a FAILED or UNKNOWN write is safe as long as no later write
-    of the same key has landed: a write is applied at most once per
-    sending, and a put applied twice leaves what it leaves once. */
+    Async writes ask for the acks the handle's walcast_set_acks set when
+    they were sent.
+
+    Resending a FAILED, NOTREPLICATED or UNKNOWN write is safe as long as
+    no later write of the same key has landed: a write is applied at
+    most once per sending, and a put applied twice leaves what it leaves
+    once. */
 
 #define WALCAST_ASYNC_WINDOW 4096
 
 typedef enum {
     WALCAST_WRITE_OK      = 0,
     WALCAST_WRITE_FAILED  = 1,
-    WALCAST_WRITE_UNKNOWN = 2
+    WALCAST_WRITE_UNKNOWN = 2,
+    WALCAST_WRITE_NOTREPLICATED = 3
 } walcast_write_state_t;
 
 /*  The outcome of one async write. */
@@ -204,6 +273,7 @@ typedef struct {
     const char   *detail;       /* the error's detail, or "" (ENOTPRIMARY:
                                    the primary's HOST:PORT); valid during
                                    the call */
+    uint32_t      acked;        /* OK, NOTREPLICATED: replicas that confirmed it */
 } walcast_outcome_t;
 
 /*  Called once per async write, in submission order. It may send more
@@ -229,8 +299,11 @@ WALCAST_EXPORT int walcast_del_async (walcast_t *self, const void *key, size_t k
     when the timeout passes become UNKNOWN) and hand each one over. Sums
     up the writes handed over since the previous flush: *last (if not
     NULL) is the highest position acknowledged, *acked (if not NULL) how
-    many were acknowledged; returns 0 when every one was, else the error
-    of the first that was not (its detail in walcast_last_detail). */
+    many were acknowledged (OK); returns 0 when every one was, else the
+    error of the first that was not (its detail in walcast_last_detail;
+    WALCAST_ENOTREPLICATED for a write not confirmed replicated). A
+    write that asks for acks is given its ack timeout on top of the
+    handle's timeout. */
 WALCAST_EXPORT int walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t *acked);
 
 /* --- discovery, routing and consistency ----------------------------------
