@@ -1,4 +1,5 @@
-/*  cli.c - the walcast command: put, get, del, load, status, digest, watch.
+/*  cli.c - the walcast command: put, get, del, load, status, digest,
+    snapshot, watch.
 
         walcast [--broker HOST:PORT | --node HOST:PORT ...] [--region R]
                 [--read PREF] [--consistency C] [--max-staleness MS]
@@ -92,6 +93,7 @@ typedef struct {
     const char *help;
     int (*run) (walcast_t *client, const s_opts_t *opts, char **args,
                 int nargs);
+    int         timeout_ms;     /* its default --timeout; 0: the library's */
 } s_command_t;
 
 static int s_usage_error (void);
@@ -109,6 +111,9 @@ s_remedy (int rc, const char *name)
             return "send writes there, or use --broker so that the client follows "
                    "the primary";
         case WALCAST_ETIMEOUT:
+            if (strcmp (name, "snapshot") == 0)
+                return "the node may still be writing it (see its log); give a "
+                       "longer --timeout for a large state";
             return write ? "the write may or may not have been applied; check the "
                            "node (walcast status) or give a longer --timeout"
                          : "check the node (walcast status), or give a longer --timeout";
@@ -312,8 +317,9 @@ static const s_option_t s_options [] = {
       "replicas more than MS ms behind decline reads (0: no bound)",
       s_set_max_staleness },
     { "--timeout", NULL, "MS",
-      "bound on every request, in ms (default 5000), including the wait for "
-      "a node to send it to; for watch, the wait for a node to watch",
+      "bound on every request, in ms (default 5000; snapshot 60000), "
+      "including the wait for a node to send it to; for watch, the wait for "
+      "a node to watch",
       s_set_timeout },
     { "--verbose", "-v", NULL,
       "say on stderr who served a read", s_set_verbose },
@@ -652,6 +658,19 @@ s_cmd_digest (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     return S_EXIT_OK;
 }
 
+//  snapshot: "SEQ BYTES" of the snapshot the node took.
+static int
+s_cmd_snapshot (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
+{
+    (void) opts; (void) args; (void) nargs;
+    uint64_t seq, bytes;
+    int rc = walcast_snapshot (client, &seq, &bytes);
+    if (rc)
+        return s_fail (client, "snapshot", rc);
+    printf ("%" PRIu64 " %" PRIu64 "\n", seq, bytes);
+    return S_EXIT_OK;
+}
+
 /*  Set by SIGINT / SIGTERM while watching; the watch's handle, which
     the handler tells to stop (walcast_watch_stop only sets a flag). */
 static volatile sig_atomic_t s_interrupted = 0;
@@ -752,29 +771,34 @@ static const s_command_t s_commands [] = {
       "only once N replicas (0..254, or all: every current one) hold it, "
       "waiting up to --ack-timeout MS (default: the node's, 5000) on top of "
       "--timeout; else exit 3: durable on the primary, not confirmed replicated",
-      s_cmd_put },
+      s_cmd_put, 0 },
     { "get", "[--min-seq SEQ] KEY", 1, 3,
       "print KEY's value (exit 1 if absent); --min-seq: only from a node "
-      "that has applied SEQ (a token from another writer)", s_cmd_get },
+      "that has applied SEQ (a token from another writer)", s_cmd_get, 0 },
     { "del", "[--acks N] [--ack-timeout MS] KEY", 1, 5,
-      "delete KEY; prints the write's seq; --acks as for put", s_cmd_del },
+      "delete KEY; prints the write's seq; --acks as for put", s_cmd_del, 0 },
     { "load", "[--acks N] [--ack-timeout MS]", 0, 4,
       "write \"KEY VALUE\" lines from stdin; prints \"COUNT LAST_SEQ\" of "
       "what landed, and on stderr \"failed KEY: MESSAGE\" or \"unknown KEY: "
       "MESSAGE\" for each line that did not (resubmitting exactly those is "
       "safe); --acks as for put: a line the replicas did not confirm in time "
       "is unknown",
-      s_cmd_load },
+      s_cmd_load, 0 },
     { "status", "", 0, 0,
       "one node: its role, epoch, seqs and lag; with --broker or several "
-      "--node: one line per node", s_cmd_status },
+      "--node: one line per node", s_cmd_status, 0 },
     { "digest", "", 0, 0,
-      "print the node's applied seq and a hash of its data", s_cmd_digest },
+      "print the node's applied seq and a hash of its data", s_cmd_digest, 0 },
+    { "snapshot", "", 0, 0,
+      "make the node (the first --node; with --broker only, the primary) take "
+      "a snapshot of its state now; prints \"SEQ BYTES\" once it is on disk; "
+      "waits up to 60 s unless --timeout says otherwise",
+      s_cmd_snapshot, 60000 },
     { "watch", "[--from SEQ] [PREFIX]", 0, 3,
       "print every change to keys under PREFIX, in seq order, none lost: "
       "\"SEQ put KEY VALUE\" or \"SEQ del KEY\"; from now, or from SEQ on "
       "(to resume after the last SEQ printed); runs until interrupted",
-      s_cmd_watch },
+      s_cmd_watch, 0 },
 };
 #define S_NCOMMANDS (sizeof s_commands / sizeof s_commands [0])
 
@@ -1009,10 +1033,10 @@ s_connect (walcast_t *client, const s_opts_t *opts)
     return S_EXIT_OK;
 }
 
-//  A client handle set up as the flags say, in *client_p; returns an
-//  exit code (0: ready).
+//  A client handle set up as the flags say for command cmd, in
+//  *client_p; returns an exit code (0: ready).
 static int
-s_open_client (const s_opts_t *opts, walcast_t **client_p)
+s_open_client (const s_opts_t *opts, const s_command_t *cmd, walcast_t **client_p)
 {
     walcast_t *client = walcast_new ();
     if (!client) {
@@ -1024,6 +1048,9 @@ s_open_client (const s_opts_t *opts, walcast_t **client_p)
         walcast_set_log (client, s_print_debug, NULL);
     if (opts->timeout_ms > 0)
         walcast_set_timeout (client, opts->timeout_ms);
+    else
+    if (cmd->timeout_ms > 0)
+        walcast_set_timeout (client, cmd->timeout_ms);
     if (opts->has_read)
         walcast_set_read (client, opts->read, opts->read_region);
     if (opts->has_consistency)
@@ -1058,7 +1085,7 @@ s_main (int argc, char **argv, s_opts_t *opts, walcast_t **client)
                  "--broker HOST:PORT)\n");
         return s_usage_error ();
     }
-    int exit_code = s_open_client (opts, client);
+    int exit_code = s_open_client (opts, cmd, client);
     if (exit_code == S_EXIT_OK)
         exit_code = cmd->run (*client, opts, argv + first + 1, argc - first - 1);
     return exit_code;

@@ -2233,6 +2233,35 @@ walcast_digest (walcast_t *self, uint64_t *seq, uint64_t *hash)
 }
 
 int
+walcast_snapshot (walcast_t *self, uint64_t *seq, uint64_t *bytes)
+{
+    if (!self || !seq || !bytes)
+        return WALCAST_EINVAL;
+    self->detail [0] = 0;
+    int64_t deadline = wc_clock_ms () + self->timeout_ms;
+    s_begin (self);
+    size_t target = self->first_node;
+    if (target == WC_SELECT_NONE)
+        target = s_select_wait (self, S_WANT_PRIMARY, deadline);
+    if (target == WC_SELECT_NONE)
+        return WALCAST_EUNAVAILABLE;
+    wc_msg_t req;
+    memset (&req, 0, sizeof req);
+    req.type = WC_MSG_SNAPSHOT;
+    int rc = s_request (self, target, &req, WC_MSG_SNAPSHOT_DONE, deadline);
+    if (rc == 0) {
+        *seq = self->rx.u.snapshot_done.seq;
+        *bytes = self->rx.u.snapshot_done.bytes;
+    }
+    else
+    if (rc == WALCAST_ETIMEOUT)
+        snprintf (self->detail, sizeof self->detail, "%s did not answer within %d ms",
+                  s_node (self, target)->addr, self->timeout_ms);
+    s_rx_release (self);
+    return rc;
+}
+
+int
 walcast_nodes (walcast_t *self, walcast_node_info_t *nodes, size_t max,
                size_t *count)
 {

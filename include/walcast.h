@@ -216,6 +216,14 @@ WALCAST_EXPORT int walcast_status (walcast_t *self, walcast_status_t *status);
     the same hash. */
 WALCAST_EXPORT int walcast_digest (walcast_t *self, uint64_t *seq, uint64_t *hash);
 
+/*  Make a node take a snapshot of its whole state now, and wait until
+    it is on disk: the first node added with walcast_connect, else (with
+    a broker) the primary, waiting for one as server selection does.
+    *seq is the applied seq the snapshot holds, *bytes its size. A large
+    state takes a while: give the handle a timeout that fits (the CLI
+    gives this one 60 s). WALCAST_ETIMEOUT leaves the node writing it. */
+WALCAST_EXPORT int walcast_snapshot (walcast_t *self, uint64_t *seq, uint64_t *bytes);
+
 /* --- async writes ----------------------------------------------------------
 
     walcast_put_async and walcast_del_async send a write and return at
