@@ -888,6 +888,72 @@ s_topology_poll (walcast_t *self)
     zmq_msg_close (&newest);
 }
 
+//  Open the DEALER to the broker unless it is open. 0 or an error.
+static int
+s_broker_socket (walcast_t *self)
+{
+    if (self->broker_sock)
+        return 0;
+    int err = 0;
+    self->broker_sock = wc_topology_socket (self->ctx, ZMQ_DEALER,
+                                            self->broker_endpoint,
+                                            self->broker_ipv6, 0, &err);
+    return self->broker_sock ? 0 : err;
+}
+
+//  Send req (with a fresh rid) on the broker's DEALER (open) and wait
+//  until deadline (ms) for the reply with that rid, dropping anything
+//  else (a late reply to an earlier request, a malformed frame). 0 with
+//  the reply held in rx; WALCAST_ETIMEOUT, WALCAST_EUNAVAILABLE when it
+//  could not be sent, or an encoding error. After a failure the caller
+//  closes the socket (Lazy Pirate).
+static int
+s_broker_ask (walcast_t *self, wc_msg_t *req, int64_t deadline)
+{
+    s_rx_release (self);
+    req->rid = s_new_rid (self);
+    self->out.size = 0;
+    int rc = wc_msg_encode (req, &self->out);
+    if (rc)
+        return rc;
+    if (zmq_send (self->broker_sock, self->out.data, self->out.size,
+                  ZMQ_DONTWAIT) < 0)
+        return WALCAST_EUNAVAILABLE;
+    while (true) {
+        int64_t remaining = deadline - wc_clock_ms ();
+        if (remaining <= 0)
+            return WALCAST_ETIMEOUT;
+        zmq_pollitem_t item = { self->broker_sock, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, (long) remaining) <= 0)
+            continue;
+        zmq_msg_init (&self->rx_frame);
+        if (zmq_msg_recv (&self->rx_frame, self->broker_sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&self->rx_frame);
+            continue;
+        }
+        bool more = zmq_msg_more (&self->rx_frame);
+        msgpack_unpacked_init (&self->rx_unpacked);
+        bool ours = !more
+                 && wc_msg_decode (zmq_msg_data (&self->rx_frame),
+                                   zmq_msg_size (&self->rx_frame),
+                                   &self->rx_unpacked, &self->rx) == 0
+                 && self->rx.rid == req->rid;
+        while (more) {              // drop the rest of a multipart
+            zmq_msg_t frame;
+            zmq_msg_init (&frame);
+            if (zmq_msg_recv (&frame, self->broker_sock, ZMQ_DONTWAIT) < 0)
+                more = false;
+            else
+                more = zmq_msg_more (&frame);
+            zmq_msg_close (&frame);
+        }
+        self->rx_held = true;
+        if (ours)
+            return 0;
+        s_rx_release (self);
+    }
+}
+
 //  Ask the broker for the topology and apply it, Lazy Pirate style:
 //  attempts of up to WC_BROKER_TRY_MS, each on a fresh socket, until
 //  deadline (ms). 0, an error the broker sent, or WALCAST_ETIMEOUT.
@@ -898,68 +964,25 @@ s_broker_refresh (walcast_t *self, int64_t deadline)
         return WALCAST_EUNAVAILABLE;
     int rc = WALCAST_ETIMEOUT;
     while (wc_clock_ms () < deadline) {
-        if (!self->broker_sock) {
-            int err = 0;
-            self->broker_sock = wc_topology_socket (self->ctx, ZMQ_DEALER,
-                                                    self->broker_endpoint,
-                                                    self->broker_ipv6, 0, &err);
-            if (!self->broker_sock)
-                return err;
-        }
+        rc = s_broker_socket (self);
+        if (rc)
+            return rc;
         wc_msg_t req;
         memset (&req, 0, sizeof req);
         req.type = WC_MSG_TOPOLOGY_GET;
-        req.rid = s_new_rid (self);
-        self->out.size = 0;
-        rc = wc_msg_encode (&req, &self->out);
-        if (rc)
-            return rc;
-        rc = WALCAST_ETIMEOUT;
-        if (zmq_send (self->broker_sock, self->out.data, self->out.size,
-                      ZMQ_DONTWAIT) < 0)
-            rc = WALCAST_EUNAVAILABLE;
         int64_t attempt = wc_clock_ms () + WC_BROKER_TRY_MS;
         if (attempt > deadline)
             attempt = deadline;
-        while (rc == WALCAST_ETIMEOUT) {
-            int64_t remaining = attempt - wc_clock_ms ();
-            if (remaining <= 0)
-                break;
-            zmq_pollitem_t item = { self->broker_sock, 0, ZMQ_POLLIN, 0 };
-            if (zmq_poll (&item, 1, (long) remaining) <= 0)
-                continue;
-            zmq_msg_t frame;
-            zmq_msg_init (&frame);
-            if (zmq_msg_recv (&frame, self->broker_sock, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close (&frame);
-                continue;
-            }
-            bool more = zmq_msg_more (&frame);
-            msgpack_unpacked storage;
-            msgpack_unpacked_init (&storage);
-            wc_msg_t msg;
-            if (!more
-            &&  wc_msg_decode (zmq_msg_data (&frame), zmq_msg_size (&frame),
-                               &storage, &msg) == 0
-            &&  msg.rid == req.rid) {
-                if (msg.type == WC_MSG_TOPOLOGY)
-                    rc = s_apply_topology (self, &msg, true);
-                else
-                if (msg.type == WC_MSG_ERROR)
-                    rc = wc_err_from_wire (msg.u.error.code);
-                else
-                    rc = WALCAST_EPROTO;
-            }
-            msgpack_unpacked_destroy (&storage);
-            zmq_msg_close (&frame);
-            while (more) {              // drop the rest of a multipart
-                zmq_msg_init (&frame);
-                if (zmq_msg_recv (&frame, self->broker_sock, ZMQ_DONTWAIT) < 0)
-                    more = false;
-                else
-                    more = zmq_msg_more (&frame);
-                zmq_msg_close (&frame);
-            }
+        rc = s_broker_ask (self, &req, attempt);
+        if (rc == 0) {
+            if (self->rx.type == WC_MSG_TOPOLOGY)
+                rc = s_apply_topology (self, &self->rx, true);
+            else
+            if (self->rx.type == WC_MSG_ERROR)
+                rc = wc_err_from_wire (self->rx.u.error.code);
+            else
+                rc = WALCAST_EPROTO;
+            s_rx_release (self);
         }
         if (rc != WALCAST_ETIMEOUT && rc != WALCAST_EUNAVAILABLE)
             break;
