@@ -1,5 +1,5 @@
 /*  cli.c - the walcast command: put, get, del, load, status, digest,
-    snapshot, watch.
+    snapshot, switchover, watch.
 
         walcast [--broker HOST:PORT | --node HOST:PORT ...] [--region R]
                 [--read PREF] [--consistency C] [--max-staleness MS]
@@ -94,6 +94,7 @@ typedef struct {
     int (*run) (walcast_t *client, const s_opts_t *opts, char **args,
                 int nargs);
     int         timeout_ms;     /* its default --timeout; 0: the library's */
+    bool        needs_broker;   /* usage error without --broker */
 } s_command_t;
 
 static int s_usage_error (void);
@@ -111,6 +112,9 @@ s_remedy (int rc, const char *name)
             return "send writes there, or use --broker so that the client follows "
                    "the primary";
         case WALCAST_ETIMEOUT:
+            if (strcmp (name, "switchover") == 0)
+                return "see which node is the primary now (walcast --broker ... "
+                       "status) before trying again";
             if (strcmp (name, "snapshot") == 0)
                 return "the node may still be writing it (see its log); give a "
                        "longer --timeout for a large state";
@@ -139,6 +143,9 @@ s_remedy (int rc, const char *name)
             return "watch from a later seq, or without --from to start from now";
         case WALCAST_ECONFLICT:
             return "see the broker's log";
+        case WALCAST_ENOTFOUND:
+            return "give the id of a node the broker lists (walcast --broker ... "
+                   "status)";
         case WALCAST_ENOTREPLICATED:
             return "a failover before the replicas have it may lose it; sending it "
                    "again is safe; check the replicas (walcast status), or give a "
@@ -168,6 +175,9 @@ s_fail (walcast_t *client, const char *name, int rc)
     else
     if (rc == WALCAST_EUNAVAILABLE && detail [0])
         fprintf (stderr, "%s", detail);     // says what was missing
+    else
+    if (strcmp (name, "switchover") == 0 && detail [0])
+        fprintf (stderr, "%s (%s)", detail, walcast_errname (rc));  // the broker's words
     else
     if (rc == WALCAST_ENOTREPLICATED)
         fprintf (stderr, "the write is durable on the primary but not confirmed "
@@ -317,7 +327,8 @@ static const s_option_t s_options [] = {
       "replicas more than MS ms behind decline reads (0: no bound)",
       s_set_max_staleness },
     { "--timeout", NULL, "MS",
-      "bound on every request, in ms (default 5000; snapshot 60000), "
+      "bound on every request, in ms (default 5000; snapshot 60000, "
+      "switchover 30000), "
       "including the wait for a node to send it to; for watch, the wait for "
       "a node to watch",
       s_set_timeout },
@@ -671,6 +682,20 @@ s_cmd_snapshot (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     return S_EXIT_OK;
 }
 
+//  switchover NODE: "EPOCH HOST:PORT" of the new primary.
+static int
+s_cmd_switchover (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
+{
+    (void) opts; (void) nargs;
+    uint64_t epoch = 0;
+    char addr [256];
+    int rc = walcast_switchover (client, args [0], &epoch, addr, sizeof addr);
+    if (rc)
+        return s_fail (client, "switchover", rc);
+    printf ("%" PRIu64 " %s\n", epoch, addr);
+    return S_EXIT_OK;
+}
+
 /*  Set by SIGINT / SIGTERM while watching; the watch's handle, which
     the handler tells to stop (walcast_watch_stop only sets a flag). */
 static volatile sig_atomic_t s_interrupted = 0;
@@ -771,34 +796,39 @@ static const s_command_t s_commands [] = {
       "only once N replicas (0..254, or all: every current one) hold it, "
       "waiting up to --ack-timeout MS (default: the node's, 5000) on top of "
       "--timeout; else exit 3: durable on the primary, not confirmed replicated",
-      s_cmd_put, 0 },
+      s_cmd_put, 0, false },
     { "get", "[--min-seq SEQ] KEY", 1, 3,
       "print KEY's value (exit 1 if absent); --min-seq: only from a node "
-      "that has applied SEQ (a token from another writer)", s_cmd_get, 0 },
+      "that has applied SEQ (a token from another writer)", s_cmd_get, 0, false },
     { "del", "[--acks N] [--ack-timeout MS] KEY", 1, 5,
-      "delete KEY; prints the write's seq; --acks as for put", s_cmd_del, 0 },
+      "delete KEY; prints the write's seq; --acks as for put", s_cmd_del, 0, false },
     { "load", "[--acks N] [--ack-timeout MS]", 0, 4,
       "write \"KEY VALUE\" lines from stdin; prints \"COUNT LAST_SEQ\" of "
       "what landed, and on stderr \"failed KEY: MESSAGE\" or \"unknown KEY: "
       "MESSAGE\" for each line that did not (resubmitting exactly those is "
       "safe); --acks as for put: a line the replicas did not confirm in time "
       "is unknown",
-      s_cmd_load, 0 },
+      s_cmd_load, 0, false },
     { "status", "", 0, 0,
       "one node: its role, epoch, seqs and lag; with --broker or several "
-      "--node: one line per node", s_cmd_status, 0 },
+      "--node: one line per node", s_cmd_status, 0, false },
     { "digest", "", 0, 0,
-      "print the node's applied seq and a hash of its data", s_cmd_digest, 0 },
+      "print the node's applied seq and a hash of its data", s_cmd_digest, 0, false },
     { "snapshot", "", 0, 0,
       "make the node (the first --node; with --broker only, the primary) take "
       "a snapshot of its state now; prints \"SEQ BYTES\" once it is on disk; "
       "waits up to 60 s unless --timeout says otherwise",
-      s_cmd_snapshot, 60000 },
+      s_cmd_snapshot, 60000, false },
+    { "switchover", "NODE", 1, 1,
+      "needs --broker: hand the primary role over to node NODE (its id) with "
+      "no write lost; prints \"EPOCH HOST:PORT\" of the new primary; waits up "
+      "to 30 s unless --timeout says otherwise",
+      s_cmd_switchover, 30000, true },
     { "watch", "[--from SEQ] [PREFIX]", 0, 3,
       "print every change to keys under PREFIX, in seq order, none lost: "
       "\"SEQ put KEY VALUE\" or \"SEQ del KEY\"; from now, or from SEQ on "
       "(to resume after the last SEQ printed); runs until interrupted",
-      s_cmd_watch, 0 },
+      s_cmd_watch, 0, false },
 };
 #define S_NCOMMANDS (sizeof s_commands / sizeof s_commands [0])
 
@@ -1083,6 +1113,11 @@ s_main (int argc, char **argv, s_opts_t *opts, walcast_t **client)
     if (opts->nnodes == 0 && !opts->broker) {
         fprintf (stderr, "walcast: no node given (use --node HOST:PORT or "
                  "--broker HOST:PORT)\n");
+        return s_usage_error ();
+    }
+    if (cmd->needs_broker && !opts->broker) {
+        fprintf (stderr, "walcast: %s needs --broker HOST:PORT (the broker runs "
+                 "it)\n", cmd->name);
         return s_usage_error ();
     }
     int exit_code = s_open_client (opts, cmd, client);

@@ -2284,6 +2284,69 @@ walcast_snapshot (walcast_t *self, uint64_t *seq, uint64_t *bytes)
     return rc;
 }
 
+//  The ERROR in rx, from the broker: its code, and its text and detail
+//  in self->detail (the text only when it says more than the code).
+static int
+s_broker_error (walcast_t *self)
+{
+    int err = wc_err_from_wire (self->rx.u.error.code);
+    char text [WC_DETAIL_SIZE / 2], detail [WC_DETAIL_SIZE / 2];
+    wc_bytes_printable (text, sizeof text, &self->rx.u.error.text);
+    wc_bytes_printable (detail, sizeof detail, &self->rx.u.error.detail);
+    if (strcmp (text, walcast_strerror (err)) == 0)
+        text [0] = 0;
+    snprintf (self->detail, sizeof self->detail, "%s%s%s", text,
+              text [0] && detail [0] ? ": " : "", detail);
+    return err;
+}
+
+int
+walcast_switchover (walcast_t *self, const char *node_id, uint64_t *epoch,
+                    char *addr, size_t size)
+{
+    if (!self || !node_id || !*node_id || strlen (node_id) > WC_MAX_ID
+    ||  (!addr && size > 0))
+        return WALCAST_EINVAL;
+    self->detail [0] = 0;
+    if (!self->has_broker) {
+        snprintf (self->detail, sizeof self->detail, "a switchover is the broker's "
+                  "to run: connect to it first (walcast_connect_broker)");
+        return WALCAST_EINVAL;
+    }
+    int64_t deadline = wc_clock_ms () + self->timeout_ms;
+    s_begin (self);
+    int rc = s_broker_socket (self);
+    if (rc)
+        return rc;
+    wc_msg_t req;
+    memset (&req, 0, sizeof req);
+    req.type = WC_MSG_SWITCHOVER;
+    req.u.switchover.node_id.ptr = (const uint8_t *) node_id;
+    req.u.switchover.node_id.len = (uint32_t) strlen (node_id);
+    rc = s_broker_ask (self, &req, deadline);
+    if (rc == WALCAST_ETIMEOUT || rc == WALCAST_EUNAVAILABLE) {
+        zmq_close (self->broker_sock);      // Lazy Pirate: start clean
+        self->broker_sock = NULL;
+        snprintf (self->detail, sizeof self->detail, "the broker did not answer "
+                  "within %d ms; the switchover may still complete", self->timeout_ms);
+    }
+    if (rc)
+        return rc;
+    if (self->rx.type == WC_MSG_SWITCHOVER_DONE) {
+        if (epoch)
+            *epoch = self->rx.u.switchover_done.epoch;
+        if (addr && size > 0)
+            wc_bytes_printable (addr, size, &self->rx.u.switchover_done.primary);
+    }
+    else
+    if (self->rx.type == WC_MSG_ERROR)
+        rc = s_broker_error (self);
+    else
+        rc = WALCAST_EPROTO;
+    s_rx_release (self);
+    return rc;
+}
+
 int
 walcast_nodes (walcast_t *self, walcast_node_info_t *nodes, size_t max,
                size_t *count)

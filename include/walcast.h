@@ -224,6 +224,22 @@ WALCAST_EXPORT int walcast_digest (walcast_t *self, uint64_t *seq, uint64_t *has
     gives this one 60 s). WALCAST_ETIMEOUT leaves the node writing it. */
 WALCAST_EXPORT int walcast_snapshot (walcast_t *self, uint64_t *seq, uint64_t *bytes);
 
+/*  A planned hand-over of the primary role to node_id, losing no write:
+    the broker has the primary stop taking writes, waits until node_id
+    holds every entry, promotes it with a new epoch and makes the old
+    primary follow it. Needs a broker (walcast_connect_broker; else
+    WALCAST_EINVAL). On success *epoch (if not NULL) is the new epoch
+    and addr (size bytes, if not NULL) the new primary's HOST:PORT.
+    Waits up to the handle's timeout (the CLI gives it 30 s) and is
+    never resent. Fails with the broker's error, its text in
+    walcast_last_detail (a node it does not know, one that cannot take
+    over), or WALCAST_ETIMEOUT (the broker did not answer in time: the
+    switchover may still complete; the topology says who the primary
+    is). Writes sent meanwhile follow the new primary (see "discovery,
+    routing and consistency" below). */
+WALCAST_EXPORT int walcast_switchover (walcast_t *self, const char *node_id,
+                                       uint64_t *epoch, char *addr, size_t size);
+
 /* --- async writes ----------------------------------------------------------
 
     walcast_put_async and walcast_del_async send a write and return at
