@@ -99,11 +99,19 @@ typedef struct {
 
 static int s_usage_error (void);
 
+/*  Does the client follow the primary (--broker, or several --node)?
+    Some remedies depend on it. Set once, before the command runs. */
+static bool s_follows = false;
+
 //  What a user can do about an error a command met, or NULL.
 static const char *
 s_remedy (int rc, const char *name)
 {
     bool write = strcmp (name, "put") == 0 || strcmp (name, "del") == 0;
+    if (s_follows && (rc == WALCAST_ENOTPRIMARY || rc == WALCAST_EFENCED))
+        return "the write was not made: the primary is changing (a failover or a "
+               "switchover) and no new one took it in time; send it again, or give "
+               "a longer --timeout";
     if (strncmp (name, "--broker", 8) == 0 && rc == WALCAST_ETIMEOUT)
         return "check that walcast-broker runs at that address (its base port), "
                "or give a longer --timeout";
@@ -1087,6 +1095,7 @@ s_open_client (const s_opts_t *opts, const s_command_t *cmd, walcast_t **client_
         walcast_set_consistency (client, opts->consistency);
     if (opts->region)
         walcast_set_region (client, opts->region);
+    s_follows = opts->broker || opts->nnodes > 1;
     walcast_set_max_staleness (client, opts->max_staleness);
     return s_connect (client, opts);
 }

@@ -87,9 +87,13 @@
     there and ENOTPRIMARY is returned as it is, with the primary's
     HOST:PORT in walcast_last_detail. A handle with a broker, or given
     several nodes, follows: writes move to the primary the topology or
-    the PONGs name, and an ENOTPRIMARY that names a primary is retried
-    there once, within the same deadline (ENOTPRIMARY means the write
-    was not applied, so the retry cannot apply it twice).
+    the PONGs name, and a write refused as not the primary (ENOTPRIMARY,
+    or EFENCED from a primary that was replaced: either means it was
+    not applied, so sending it again cannot apply it twice) goes to the
+    primary the refusal names, or, when that is nobody or a node that
+    refused it already (a switchover in progress, a failover the
+    topology has not shown yet), waits for the topology to name a
+    primary that has not refused it: at most three sends, one deadline.
 
     This file uses plain libzmq (not czmq) to keep the library's
     dependencies small.
@@ -144,11 +148,27 @@
 /*  Room for an error's detail (a HOST:PORT, or text), NUL included. */
 #define WC_DETAIL_SIZE      (WC_MAX_TEXT + 1)
 
+/*  Sends of one sync write at most: the first, and one after each of two
+    refusals that say it was not applied (see s_write). */
+#define S_WRITE_SENDS       3
+
+/*  The nodes that refused a sync write as not (or no longer) the
+    primary, each with the epoch the table gave it then. The write goes
+    to none of them again unless that epoch has risen since (the node
+    was promoted after all: a switchover's target). */
+typedef struct {
+    char     addr [S_WRITE_SENDS][WC_MAX_ADDR + 1];
+    uint64_t epoch [S_WRITE_SENDS];
+    int      count;
+} s_refusals_t;
+
 struct walcast {
     void            *ctx;           /* zmq context, one per handle */
     wc_topology_t   *topo;          /* the nodes, their sockets and RTTs */
     size_t           first_node;    /* first node added (status, digest) */
     size_t           write_node;    /* node writes go to */
+    const s_refusals_t *refusals;   /* during a sync write's retry: who
+                                       refused it (selection skips them) */
     size_t           nconnected;    /* walcast_connect calls that worked */
     int              timeout_ms;    /* bound on every call */
     walcast_write_opts_t acks;      /* what writes ask for (walcast_set_acks) */
@@ -1223,6 +1243,20 @@ typedef enum {
 
 static size_t s_watch_pick (walcast_t *self, size_t skip, bool only_reachable);
 
+//  Did node index refuse the sync write being retried, and is its epoch
+//  still the one it had then?
+static bool
+s_refused_by (walcast_t *self, size_t index)
+{
+    const s_refusals_t *refused = self->refusals;
+    const wc_peer_t *node = s_node (self, index);
+    for (int i = 0; refused && node && i < refused->count; i++)
+        if (strcmp (refused->addr [i], node->addr) == 0
+        &&  node->epoch <= refused->epoch [i])
+            return true;
+    return false;
+}
+
 //  The primary, when the table names one that is up (as far as a
 //  recent TOPOLOGY says); else WC_SELECT_NONE.
 static size_t
@@ -1248,8 +1282,10 @@ s_suitable (walcast_t *self, int want)
         return self->write_node;
     if (want == S_WANT_WRITE) {
         size_t primary = s_primary_up (self);
-        return primary != WC_SELECT_NONE || self->has_broker ? primary
-                                                             : self->write_node;
+        if (primary != WC_SELECT_NONE && s_refused_by (self, primary))
+            primary = WC_SELECT_NONE;
+        return primary != WC_SELECT_NONE || self->has_broker || self->refusals
+             ? primary : self->write_node;
     }
     if (want == S_WANT_PRIMARY)
         return s_primary_up (self);
@@ -1739,10 +1775,66 @@ s_write_done (walcast_t *self, int rc, uint8_t asked, walcast_write_result_t *re
     return rc;
 }
 
-//  PUT or DEL, synchronously, on the write node, asking for opts' acks;
-//  in follow mode, retried once where an ENOTPRIMARY points, within the
-//  same deadline. Never retried after a timeout: the node may have
-//  applied it (see the top).
+//  Is rc a refusal that says the node is not the primary (so the write
+//  was not applied)?
+static bool
+s_not_primary (int rc)
+{
+    return rc == WALCAST_ENOTPRIMARY || rc == WALCAST_EFENCED;
+}
+
+//  Node target refused the write as not the primary (rc, its detail in
+//  self->detail): where to send it next, waiting until deadline, or
+//  WC_SELECT_NONE (the refusal's detail is then back in self->detail).
+//  It was not applied, so sending it elsewhere cannot apply it twice.
+//  An ENOTPRIMARY that names a node that has not refused it is believed
+//  at once. Otherwise (EFENCED, which names nobody, an ENOTPRIMARY that
+//  names nobody, or one naming a node that refused already: a
+//  switchover's target not promoted yet) it waits, as server selection
+//  does, for the topology to name a primary that has not refused it,
+//  or one that has, with a newer epoch.
+static size_t
+s_write_next (walcast_t *self, size_t target, int rc, s_refusals_t *refused,
+              int64_t deadline)
+{
+    char said [WC_DETAIL_SIZE];
+    memcpy (said, self->detail, sizeof said);
+    wc_peer_t *node = s_node (self, target);
+    if (refused->count < S_WRITE_SENDS) {
+        snprintf (refused->addr [refused->count], sizeof refused->addr [0], "%s",
+                  node->addr);
+        refused->epoch [refused->count++] = node->epoch;
+    }
+    node->role = WC_ROLE_REPLICA;       // until the topology says otherwise
+    char from [WC_MAX_ADDR + 1];
+    snprintf (from, sizeof from, "%s", node->addr);
+
+    size_t next = WC_SELECT_NONE;
+    self->refusals = refused;
+    if (rc == WALCAST_ENOTPRIMARY && said [0]
+    &&  s_add_node (self, said, false, &next) == 0 && s_refused_by (self, next))
+        next = WC_SELECT_NONE;
+    if (next == WC_SELECT_NONE) {
+        s_log (self, "write: %s refused it (%s%s%s); waiting for another primary",
+               from, walcast_errname (rc), said [0] ? ": " : "", said);
+        next = s_select_wait (self, S_WANT_WRITE, deadline);
+    }
+    self->refusals = NULL;
+    if (next == WC_SELECT_NONE || wc_clock_ms () >= deadline) {
+        memcpy (self->detail, said, sizeof self->detail);
+        return WC_SELECT_NONE;
+    }
+    s_log (self, "write: %s refused it (%s); sending it to %s", from,
+           walcast_errname (rc), s_node (self, next)->addr);
+    self->write_node = next;
+    return next;
+}
+
+//  PUT or DEL, synchronously, to the primary, asking for opts' acks. In
+//  follow mode a refusal that says the node is not the primary is
+//  followed (s_write_next), at most S_WRITE_SENDS sends in all, within
+//  the same deadline. Never sent again after a timeout: the node may
+//  have applied it (see the top).
 static int
 s_write (walcast_t *self, int type, const void *key, size_t key_len,
          const void *value, size_t value_len, const walcast_write_opts_t *opts,
@@ -1767,21 +1859,15 @@ s_write (walcast_t *self, int type, const void *key, size_t key_len,
     size_t target = s_select_wait (self, S_WANT_WRITE, deadline);
     if (target == WC_SELECT_NONE)
         return WALCAST_EUNAVAILABLE;
-    rc = s_request (self, target, &req, WC_MSG_WRITE_OK, reply_by);
-    if (rc == WALCAST_ENOTPRIMARY && s_follow_mode (self) && self->detail [0]) {
-        //  It says who the primary is: believe it, once. The write was
-        //  not applied, so sending it there cannot apply it twice.
-        char addr [WC_DETAIL_SIZE];
-        memcpy (addr, self->detail, sizeof addr);
-        size_t index;
-        s_node (self, target)->role = WC_ROLE_REPLICA;
-        if (s_add_node (self, addr, false, &index) == 0 && index != target) {
-            self->write_node = index;
-            if (wc_clock_ms () < deadline)
-                rc = s_request (self, index, &req, WC_MSG_WRITE_OK, reply_by);
-            else
-                memcpy (self->detail, addr, sizeof self->detail);
-        }
+    s_refusals_t refused;
+    refused.count = 0;
+    for (int sends = 1; ; sends++) {
+        rc = s_request (self, target, &req, WC_MSG_WRITE_OK, reply_by);
+        if (!s_not_primary (rc) || !s_follow_mode (self) || sends == S_WRITE_SENDS)
+            break;
+        target = s_write_next (self, target, rc, &refused, deadline);
+        if (target == WC_SELECT_NONE)
+            break;
     }
     rc = s_write_done (self, rc, (uint8_t) opts->acks, result);
     s_rx_release (self);

@@ -370,11 +370,20 @@ WALCAST_EXPORT int walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t
     larger decline the read, which then goes to the next node.
 
     Writes go to the primary: the broker's, or the one a NOT_PRIMARY
-    answer names (then retried once: NOT_PRIMARY means it was not
-    applied). A write that times out is NOT retried: its outcome is
-    unknown (the old primary may have applied it), and the call returns
-    WALCAST_ETIMEOUT. Every call, retries included, is bounded by one
-    deadline: the handle's timeout.
+    answer names. A write refused as not the primary (ENOTPRIMARY, or
+    EFENCED from a primary that has been replaced) was not applied, so
+    it follows the primary: to the one the refusal names, once; and when
+    the refusal names nobody, or a node that refused it too (the target
+    of a switchover not promoted yet), it waits, as server selection
+    does, for the topology to name a primary that has not refused it (or
+    one that has, with a newer epoch). At most three sends in all; when
+    no primary takes it in time, the call returns the last refusal. A
+    write that times out is NOT retried: its outcome is unknown (the old
+    primary may have applied it), and the call returns WALCAST_ETIMEOUT.
+    Every call, retries included, is bounded by one deadline: the
+    handle's timeout (plus the ack timeout of a write that asks for
+    acks). A handle given a single node and no broker does not follow:
+    it returns ENOTPRIMARY, naming the primary, as it is.
 
     Strong and primary reads are served only by a node known to be the
     primary; when none is known the handle asks the nodes it knows (a
