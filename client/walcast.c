@@ -2032,6 +2032,28 @@ walcast_del_async (walcast_t *self, const void *key, size_t key_len, uint64_t ta
     return s_write_async (self, WC_MSG_DEL, key, key_len, NULL, 0, tag);
 }
 
+//  Wait until every async write in flight has its outcome, or until
+//  deadline, handing outcomes over as they come. What has not answered
+//  by then is unknown: said, not dropped, and its connection reset.
+//  Returns 0, or the error that ended the wait (WALCAST_ETIMEOUT).
+static int
+s_async_wait_all (walcast_t *self, int64_t deadline)
+{
+    int rc = 0;
+    while (rc == 0 && wc_outcomes_inflight (self->outcomes) > 0) {
+        rc = s_wait (self, deadline);
+        s_async_deliver (self);
+    }
+    if (rc) {
+        char why [64];
+        snprintf (why, sizeof why, "no answer within %d ms", self->timeout_ms);
+        s_async_lose (self, rc == WALCAST_ETIMEOUT ? rc : WALCAST_EUNAVAILABLE, why);
+        wc_topology_reset (self->topo, self->async_node);
+        s_async_deliver (self);
+    }
+    return rc;
+}
+
 int
 walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t *acked)
 {
@@ -2040,24 +2062,12 @@ walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t *acked)
     s_begin (self);
     s_async_deliver (self);
     int64_t deadline = wc_clock_ms () + self->timeout_ms + self->async_ack_ms;
-    int rc = 0;
-    while (rc == 0 && wc_outcomes_inflight (self->outcomes) > 0) {
-        rc = s_wait (self, deadline);
-        s_async_deliver (self);
-    }
-    if (rc) {
-        //  What has not answered by now is unknown: said, not dropped
-        char why [64];
-        snprintf (why, sizeof why, "no answer within %d ms", self->timeout_ms);
-        s_async_lose (self, rc == WALCAST_ETIMEOUT ? rc : WALCAST_EUNAVAILABLE, why);
-        wc_topology_reset (self->topo, self->async_node);
-        s_async_deliver (self);
-    }
+    s_async_wait_all (self, deadline);
     if (last)
         *last = self->last;
     if (acked)
         *acked = self->acked;
-    rc = self->async_err;
+    int rc = self->async_err;
     snprintf (self->detail, sizeof self->detail, "%s", rc ? self->async_detail : "");
     self->acked = 0;
     self->last.epoch = self->last.seq = 0;
