@@ -1960,10 +1960,26 @@ s_async_room (walcast_t *self, int64_t deadline)
     return 0;
 }
 
+static int s_async_wait_all (walcast_t *self, int64_t deadline);
+
+//  Has the primary moved away from the node the async writes in flight
+//  went to (in follow mode: the topology, or the PONGs, name another
+//  one that is up)?
+static bool
+s_async_moved (walcast_t *self)
+{
+    if (wc_outcomes_inflight (self->outcomes) == 0 || !s_follow_mode (self))
+        return false;
+    size_t primary = s_primary_up (self);
+    return primary != WC_SELECT_NONE && primary != self->async_node;
+}
+
 //  Send one async PUT or DEL tagged tag. The writes in flight all go to
-//  one node; a new primary takes over once they are settled. Server
-//  selection waits for a primary when none is known (up to the
-//  timeout).
+//  one node; when the primary moves, the next write waits for their
+//  outcomes (those unanswered by the deadline become unknown) and goes
+//  to the new one, so the writes of one handle are never in flight to
+//  two primaries at once. Server selection waits for a primary when
+//  none is known (up to the timeout).
 static int
 s_write_async (walcast_t *self, int type, const void *key, size_t key_len,
                const void *value, size_t value_len, uint64_t tag)
@@ -1988,6 +2004,8 @@ s_write_async (walcast_t *self, int type, const void *key, size_t key_len,
             ;
     s_async_deliver (self);
     rc = s_async_room (self, room_by);
+    if (rc == 0 && s_async_moved (self))
+        s_async_wait_all (self, room_by);   // then the new primary takes over
     if (rc == 0 && wc_outcomes_inflight (self->outcomes) == 0) {
         self->async_ack_ms = 0;
         size_t target = s_select_wait (self, S_WANT_WRITE, deadline);

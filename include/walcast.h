@@ -272,7 +272,11 @@ WALCAST_EXPORT int walcast_switchover (walcast_t *self, const char *node_id,
     gets no outcome.
 
     Async writes ask for the acks the handle's walcast_set_acks set when
-    they were sent.
+    they were sent. They are not resent: one refused as not the primary
+    (ENOTPRIMARY, EFENCED: a failover or switchover under way) is FAILED.
+    When the primary moves, the next async write first waits for the
+    outcomes of those still in flight to the old one, then goes to the
+    new one: a handle's writes are never in flight to two primaries.
 
     Resending a FAILED, NOTREPLICATED or UNKNOWN write is safe as long as
     no later write of the same key has landed: a write is applied at

@@ -365,6 +365,8 @@ s_node_write (fake_node_t *self, const wc_msg_t *req, msgpack_sbuffer *reply)
                                 reply) == 0;
     }
     self->seen.written++;
+    if (conf->write_ms > 0)
+        fake_defer (self->fake, conf->write_ms);
     wc_msg_t msg;
     memset (&msg, 0, sizeof msg);
     msg.type = WC_MSG_WRITE_OK;

@@ -283,6 +283,77 @@ test_fenced_without_successor (void **state)
     cluster_pass (w->cluster);
 }
 
+/*  What the outcome function was handed. */
+typedef struct {
+    int           count;
+    int           state [8];
+    int           err [8];
+    walcast_pos_t pos [8];
+} s_seen_t;
+
+static void
+s_on_outcome (void *arg, const walcast_outcome_t *o)
+{
+    s_seen_t *seen = (s_seen_t *) arg;
+    if (seen->count < 8) {
+        seen->state [seen->count] = o->state;
+        seen->err [seen->count] = o->err;
+        seen->pos [seen->count] = o->pos;
+    }
+    seen->count++;
+}
+
+//  Async writes in flight to p1 when the topology moves the primary to
+//  r1: the next write goes to r1 (once those in flight are answered),
+//  not to p1, which refuses it now.
+static void
+test_async_follow (void **state)
+{
+    s_world_t *w = s_world (state);
+    fake_node_conf_t conf;
+    fake_node_conf (w->p1, &conf);
+    conf.write_ms = 800;
+    fake_node_set (w->p1, &conf);
+    s_seen_t seen;
+    memset (&seen, 0, sizeof seen);
+    walcast_t *h = walcast_new ();
+    assert_non_null (h);
+    walcast_set_timeout (h, 3000);
+    assert_int_equal (walcast_connect_broker (h, w->broker_addr), 0);
+    walcast_set_outcome_fn (h, s_on_outcome, &seen);
+    assert_int_equal (walcast_put_async (h, "a", 1, "1", 1, 1), 0);
+    assert_true (s_wait_writes (w->p1, 1));
+
+    //  The failover, and the handle learns it (walcast_nodes refreshes)
+    s_promote_r1 (w);
+    walcast_node_info_t nodes [4];
+    size_t count = 0;
+    assert_int_equal (walcast_nodes (h, nodes, 4, &count), 0);
+    for (size_t i = 0; i < count; i++)
+        print_message ("%s: %s, epoch %llu\n", nodes [i].id, nodes [i].role,
+                       (unsigned long long) nodes [i].epoch);
+    assert_int_equal (walcast_put_async (h, "b", 1, "2", 1, 2), 0);
+    uint64_t acked = 0;
+    int rc = walcast_flush (h, NULL, &acked);
+    print_message ("flush: %s, %llu acked; outcomes:", walcast_errname (rc),
+                   (unsigned long long) acked);
+    for (int i = 0; i < seen.count && i < 8; i++)
+        print_message (" [%d: %s at (%llu, %llu)]", seen.state [i],
+                       walcast_errname (seen.err [i]),
+                       (unsigned long long) seen.pos [i].epoch,
+                       (unsigned long long) seen.pos [i].seq);
+    print_message ("\n");
+    assert_int_equal (rc, 0);
+    assert_int_equal (acked, 2);
+    assert_int_equal (seen.count, 2);
+    assert_int_equal (seen.pos [0].epoch, 1);
+    assert_int_equal (seen.pos [1].epoch, 2);
+    assert_int_equal (s_writes (w->p1), 1);
+    assert_int_equal (s_writes (w->r1), 1);
+    walcast_destroy (&h);
+    cluster_pass (w->cluster);
+}
+
 int
 main (void)
 {
@@ -293,6 +364,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_timeout_not_retried, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_fenced_without_successor, s_setup,
                                          s_teardown),
+        cmocka_unit_test_setup_teardown (test_async_follow, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
