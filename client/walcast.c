@@ -1963,15 +1963,14 @@ s_async_room (walcast_t *self, int64_t deadline)
 static int s_async_wait_all (walcast_t *self, int64_t deadline);
 
 //  Has the primary moved away from the node the async writes in flight
-//  went to (in follow mode: the topology, or the PONGs, name another
-//  one that is up)?
+//  went to? In follow mode write_node is the primary the table names
+//  (s_follow_primary, at every tick and topology refresh), so this
+//  costs nothing on the hot path.
 static bool
 s_async_moved (walcast_t *self)
 {
-    if (wc_outcomes_inflight (self->outcomes) == 0 || !s_follow_mode (self))
-        return false;
-    size_t primary = s_primary_up (self);
-    return primary != WC_SELECT_NONE && primary != self->async_node;
+    return s_follow_mode (self) && wc_outcomes_inflight (self->outcomes) > 0
+        && self->write_node != WC_SELECT_NONE && self->write_node != self->async_node;
 }
 
 //  Send one async PUT or DEL tagged tag. The writes in flight all go to
