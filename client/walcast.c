@@ -1809,11 +1809,11 @@ s_write_next (walcast_t *self, size_t target, int rc, s_refusals_t *refused,
     char from [WC_MAX_ADDR + 1];
     snprintf (from, sizeof from, "%s", node->addr);
 
-    size_t next = WC_SELECT_NONE;
+    size_t next = WC_SELECT_NONE, named;
     self->refusals = refused;
     if (rc == WALCAST_ENOTPRIMARY && said [0]
-    &&  s_add_node (self, said, false, &next) == 0 && s_refused_by (self, next))
-        next = WC_SELECT_NONE;
+    &&  s_add_node (self, said, false, &named) == 0 && !s_refused_by (self, named))
+        next = named;
     if (next == WC_SELECT_NONE) {
         s_log (self, "write: %s refused it (%s%s%s); waiting for another primary",
                from, walcast_errname (rc), said [0] ? ": " : "", said);
