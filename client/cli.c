@@ -1,4 +1,5 @@
-/*  cli.c - the walcast command: put, get, del, load, status, digest, watch.
+/*  cli.c - the walcast command: put, get, del, load, status, digest,
+    snapshot, switchover, watch.
 
         walcast [--broker HOST:PORT | --node HOST:PORT ...] [--region R]
                 [--read PREF] [--consistency C] [--max-staleness MS]
@@ -14,7 +15,9 @@
     Global flags come before the command; everything after the command
     is its arguments, taken as they are (so a value may start with '-'),
     except the command's own options, which come first (get's
-    "--min-seq SEQ", watch's "--from SEQ").
+    "--min-seq SEQ", watch's "--from SEQ", the writes' "--acks N" and
+    "--ack-timeout MS": those only before the key, so a key may start
+    with "--" too).
 
     With one --node and no --broker the tool talks to that node only, as
     it always did; with a broker or several nodes the library routes
@@ -90,15 +93,25 @@ typedef struct {
     const char *help;
     int (*run) (walcast_t *client, const s_opts_t *opts, char **args,
                 int nargs);
+    int         timeout_ms;     /* its default --timeout; 0: the library's */
+    bool        needs_broker;   /* usage error without --broker */
 } s_command_t;
 
 static int s_usage_error (void);
+
+/*  Does the client follow the primary (--broker, or several --node)?
+    Some remedies depend on it. Set once, before the command runs. */
+static bool s_follows = false;
 
 //  What a user can do about an error a command met, or NULL.
 static const char *
 s_remedy (int rc, const char *name)
 {
     bool write = strcmp (name, "put") == 0 || strcmp (name, "del") == 0;
+    if (s_follows && (rc == WALCAST_ENOTPRIMARY || rc == WALCAST_EFENCED))
+        return "the write was not made: the primary is changing (a failover or a "
+               "switchover) and no new one took it in time; send it again, or give "
+               "a longer --timeout";
     if (strncmp (name, "--broker", 8) == 0 && rc == WALCAST_ETIMEOUT)
         return "check that walcast-broker runs at that address (its base port), "
                "or give a longer --timeout";
@@ -107,6 +120,12 @@ s_remedy (int rc, const char *name)
             return "send writes there, or use --broker so that the client follows "
                    "the primary";
         case WALCAST_ETIMEOUT:
+            if (strcmp (name, "switchover") == 0)
+                return "see which node is the primary now (walcast --broker ... "
+                       "status) before trying again";
+            if (strcmp (name, "snapshot") == 0)
+                return "the node may still be writing it (see its log); give a "
+                       "longer --timeout for a large state";
             return write ? "the write may or may not have been applied; check the "
                            "node (walcast status) or give a longer --timeout"
                          : "check the node (walcast status), or give a longer --timeout";
@@ -132,6 +151,20 @@ s_remedy (int rc, const char *name)
             return "watch from a later seq, or without --from to start from now";
         case WALCAST_ECONFLICT:
             return "see the broker's log";
+        case WALCAST_ENOTFOUND:
+            return "give the id of a node the broker lists (walcast --broker ... "
+                   "status)";
+        case WALCAST_ENOTREPLICATED:
+            return "a failover before the replicas have it may lose it; sending it "
+                   "again is safe; check the replicas (walcast status), or give a "
+                   "longer --ack-timeout";
+        case WALCAST_EFEWREPLICAS:
+            return "the write was not made; check the replicas (walcast status), "
+                   "then send it again";
+        case WALCAST_EFENCED:
+            return "the write was not made: that node was replaced as the primary; "
+                   "use --broker so that the client follows the primary, and send "
+                   "it again";
         default:
             return NULL;
     }
@@ -150,6 +183,14 @@ s_fail (walcast_t *client, const char *name, int rc)
     else
     if (rc == WALCAST_EUNAVAILABLE && detail [0])
         fprintf (stderr, "%s", detail);     // says what was missing
+    else
+    if (strcmp (name, "switchover") == 0 && detail [0])
+        fprintf (stderr, "%s (%s)", detail, walcast_errname (rc));  // the broker's words
+    else
+    if (rc == WALCAST_ENOTREPLICATED)
+        fprintf (stderr, "the write is durable on the primary but not confirmed "
+                 "replicated (%s%sfewer replicas than asked confirmed it in time)",
+                 detail, detail [0] ? ": " : "");
     else
     if (detail [0])
         fprintf (stderr, "%s: %s", walcast_strerror (rc), detail);
@@ -294,8 +335,10 @@ static const s_option_t s_options [] = {
       "replicas more than MS ms behind decline reads (0: no bound)",
       s_set_max_staleness },
     { "--timeout", NULL, "MS",
-      "bound on every request, in ms (default 5000), including the wait for "
-      "a node to send it to; for watch, the wait for a node to watch",
+      "bound on every request, in ms (default 5000; snapshot 60000, "
+      "switchover 30000), "
+      "including the wait for a node to send it to; for watch, the wait for "
+      "a node to watch",
       s_set_timeout },
     { "--verbose", "-v", NULL,
       "say on stderr who served a read", s_set_verbose },
@@ -309,16 +352,100 @@ static const s_option_t s_options [] = {
 
 /* --- commands ---------------------------------------------------------- */
 
+//  The value of a write option ("--acks" or "--ack-timeout") into
+//  *wopts; 0, or -1 after printing why it is wrong.
+static int
+s_write_option (const char *cmd, const char *name, const char *value,
+                walcast_write_opts_t *wopts)
+{
+    bool acks = strcmp (name, "--acks") == 0;
+    if (acks && strcmp (value, "all") == 0) {
+        wopts->acks = WALCAST_ACKS_ALL;
+        return 0;
+    }
+    long max = acks ? WALCAST_MAX_ACKS : WALCAST_MAX_ACK_TIMEOUT;
+    char *end;
+    errno = 0;
+    long n = value [0] >= '0' && value [0] <= '9' ? strtol (value, &end, 10) : -1;
+    if (n < 0 || errno || *end || n > max) {
+        if (acks)
+            fprintf (stderr, "walcast: %s: --acks: expected a number of replicas "
+                     "(0..%ld) or all, got '%s'\n", cmd, max, value);
+        else
+            fprintf (stderr, "walcast: %s: --ack-timeout: expected milliseconds "
+                     "(0..%ld; 0: the node's default), got '%s'\n", cmd, max, value);
+        return -1;
+    }
+    if (acks)
+        wopts->acks = (int) n;
+    else
+        wopts->ack_timeout_ms = (int) n;
+    return 0;
+}
+
+//  The options of put, del and load ("--acks N", "--ack-timeout MS",
+//  also as NAME=VALUE), which come before the command's npos other
+//  arguments: so a key that starts with "--" still works, and only the
+//  arguments before the last npos are options. Returns the index of the
+//  first other argument, or -1 after printing a usage error.
+static int
+s_write_options (char **args, int nargs, int npos, const char *cmd,
+                 const char *usage, walcast_write_opts_t *wopts)
+{
+    memset (wopts, 0, sizeof *wopts);
+    bool acks_given = false, timeout_given = false;
+    int i = 0;
+    while (nargs - i > npos && strncmp (args [i], "--", 2) == 0) {
+        const char *eq = strchr (args [i], '=');
+        size_t len = eq ? (size_t) (eq - args [i]) : strlen (args [i]);
+        const char *name = len == 6 && memcmp (args [i], "--acks", 6) == 0 ? "--acks"
+                         : len == 13 && memcmp (args [i], "--ack-timeout", 13) == 0
+                         ? "--ack-timeout" : NULL;
+        if (!name) {
+            fprintf (stderr, "walcast: %s: unknown option '%.*s'\n", cmd, (int) len,
+                     args [i]);
+            return -1;
+        }
+        if (!eq && i + 1 >= nargs) {
+            fprintf (stderr, "walcast: %s: %s needs a value\n", cmd, name);
+            return -1;
+        }
+        const char *value = eq ? eq + 1 : args [i + 1];
+        i += eq ? 1 : 2;
+        if (s_write_option (cmd, name, value, wopts))
+            return -1;
+        if (strcmp (name, "--acks") == 0)
+            acks_given = true;
+        else
+            timeout_given = true;
+    }
+    if (timeout_given && !acks_given) {
+        fprintf (stderr, "walcast: %s: --ack-timeout needs --acks\n", cmd);
+        return -1;
+    }
+    if (nargs - i != npos) {
+        fprintf (stderr, "walcast: %s: expected %s\n", cmd, usage);
+        return -1;
+    }
+    return i;
+}
+
+//  put [--acks N] [--ack-timeout MS] KEY VALUE: the write's seq.
 static int
 s_cmd_put (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
-    (void) opts; (void) nargs;
-    walcast_pos_t pos;
-    int rc = walcast_put (client, args [0], strlen (args [0]),
-                          args [1], strlen (args [1]), &pos);
+    (void) opts;
+    walcast_write_opts_t wopts;
+    int i = s_write_options (args, nargs, 2, "put",
+                             "[--acks N] [--ack-timeout MS] KEY VALUE", &wopts);
+    if (i < 0)
+        return s_usage_error ();
+    walcast_write_result_t result;
+    int rc = walcast_put_ex (client, args [i], strlen (args [i]), args [i + 1],
+                             strlen (args [i + 1]), &wopts, &result);
     if (rc)
         return s_fail (client, "put", rc);
-    printf ("%" PRIu64 "\n", pos.seq);
+    printf ("%" PRIu64 "\n", result.pos.seq);
     return S_EXIT_OK;
 }
 
@@ -404,24 +531,35 @@ s_cmd_get (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     return S_EXIT_OK;
 }
 
+//  del [--acks N] [--ack-timeout MS] KEY: the delete's seq.
 static int
 s_cmd_del (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
-    (void) opts; (void) nargs;
-    walcast_pos_t pos;
-    int rc = walcast_del (client, args [0], strlen (args [0]), &pos);
+    (void) opts;
+    walcast_write_opts_t wopts;
+    int i = s_write_options (args, nargs, 1, "del",
+                             "[--acks N] [--ack-timeout MS] KEY", &wopts);
+    if (i < 0)
+        return s_usage_error ();
+    walcast_write_result_t result;
+    int rc = walcast_del_ex (client, args [i], strlen (args [i]), &wopts, &result);
     if (rc)
         return s_fail (client, "del", rc);
-    printf ("%" PRIu64 "\n", pos.seq);
+    printf ("%" PRIu64 "\n", result.pos.seq);
     return S_EXIT_OK;
 }
 
-//  load: "KEY VALUE" lines from stdin, written pipelined, each line's
-//  outcome accounted for (client/load.c).
+//  load [--acks N] [--ack-timeout MS]: "KEY VALUE" lines from stdin,
+//  written pipelined, each line's outcome accounted for (client/load.c).
 static int
 s_cmd_load (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
-    (void) opts; (void) args; (void) nargs;
+    (void) opts;
+    walcast_write_opts_t wopts;
+    if (s_write_options (args, nargs, 0, "load", "[--acks N] [--ack-timeout MS]",
+                         &wopts) < 0)
+        return s_usage_error ();
+    walcast_set_acks (client, wopts.acks, wopts.ack_timeout_ms);
     return wc_load_run (client, stdin);
 }
 
@@ -539,6 +677,33 @@ s_cmd_digest (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     return S_EXIT_OK;
 }
 
+//  snapshot: "SEQ BYTES" of the snapshot the node took.
+static int
+s_cmd_snapshot (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
+{
+    (void) opts; (void) args; (void) nargs;
+    uint64_t seq, bytes;
+    int rc = walcast_snapshot (client, &seq, &bytes);
+    if (rc)
+        return s_fail (client, "snapshot", rc);
+    printf ("%" PRIu64 " %" PRIu64 "\n", seq, bytes);
+    return S_EXIT_OK;
+}
+
+//  switchover NODE: "EPOCH HOST:PORT" of the new primary.
+static int
+s_cmd_switchover (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
+{
+    (void) opts; (void) nargs;
+    uint64_t epoch = 0;
+    char addr [256];
+    int rc = walcast_switchover (client, args [0], &epoch, addr, sizeof addr);
+    if (rc)
+        return s_fail (client, "switchover", rc);
+    printf ("%" PRIu64 " %s\n", epoch, addr);
+    return S_EXIT_OK;
+}
+
 /*  Set by SIGINT / SIGTERM while watching; the watch's handle, which
     the handler tells to stop (walcast_watch_stop only sets a flag). */
 static volatile sig_atomic_t s_interrupted = 0;
@@ -634,29 +799,44 @@ s_cmd_watch (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 }
 
 static const s_command_t s_commands [] = {
-    { "put", "KEY VALUE", 2, 2,
-      "write KEY = VALUE on the primary; prints the write's seq", s_cmd_put },
+    { "put", "[--acks N] [--ack-timeout MS] KEY VALUE", 2, 6,
+      "write KEY = VALUE on the primary; prints the write's seq; --acks N: "
+      "only once N replicas (0..254, or all: every current one) hold it, "
+      "waiting up to --ack-timeout MS (default: the node's, 5000) on top of "
+      "--timeout; else exit 3: durable on the primary, not confirmed replicated",
+      s_cmd_put, 0, false },
     { "get", "[--min-seq SEQ] KEY", 1, 3,
       "print KEY's value (exit 1 if absent); --min-seq: only from a node "
-      "that has applied SEQ (a token from another writer)", s_cmd_get },
-    { "del", "KEY", 1, 1,
-      "delete KEY; prints the write's seq", s_cmd_del },
-    { "load", "", 0, 0,
+      "that has applied SEQ (a token from another writer)", s_cmd_get, 0, false },
+    { "del", "[--acks N] [--ack-timeout MS] KEY", 1, 5,
+      "delete KEY; prints the write's seq; --acks as for put", s_cmd_del, 0, false },
+    { "load", "[--acks N] [--ack-timeout MS]", 0, 4,
       "write \"KEY VALUE\" lines from stdin; prints \"COUNT LAST_SEQ\" of "
       "what landed, and on stderr \"failed KEY: MESSAGE\" or \"unknown KEY: "
       "MESSAGE\" for each line that did not (resubmitting exactly those is "
-      "safe)",
-      s_cmd_load },
+      "safe); --acks as for put: a line the replicas did not confirm in time "
+      "is unknown",
+      s_cmd_load, 0, false },
     { "status", "", 0, 0,
       "one node: its role, epoch, seqs and lag; with --broker or several "
-      "--node: one line per node", s_cmd_status },
+      "--node: one line per node", s_cmd_status, 0, false },
     { "digest", "", 0, 0,
-      "print the node's applied seq and a hash of its data", s_cmd_digest },
+      "print the node's applied seq and a hash of its data", s_cmd_digest, 0, false },
+    { "snapshot", "", 0, 0,
+      "make the node (the first --node; with --broker only, the primary) take "
+      "a snapshot of its state now; prints \"SEQ BYTES\" once it is on disk; "
+      "waits up to 60 s unless --timeout says otherwise",
+      s_cmd_snapshot, 60000, false },
+    { "switchover", "NODE", 1, 1,
+      "needs --broker: hand the primary role over to node NODE (its id) with "
+      "no write lost; prints \"EPOCH HOST:PORT\" of the new primary; waits up "
+      "to 30 s unless --timeout says otherwise",
+      s_cmd_switchover, 30000, true },
     { "watch", "[--from SEQ] [PREFIX]", 0, 3,
       "print every change to keys under PREFIX, in seq order, none lost: "
       "\"SEQ put KEY VALUE\" or \"SEQ del KEY\"; from now, or from SEQ on "
       "(to resume after the last SEQ printed); runs until interrupted",
-      s_cmd_watch },
+      s_cmd_watch, 0, false },
 };
 #define S_NCOMMANDS (sizeof s_commands / sizeof s_commands [0])
 
@@ -891,10 +1071,10 @@ s_connect (walcast_t *client, const s_opts_t *opts)
     return S_EXIT_OK;
 }
 
-//  A client handle set up as the flags say, in *client_p; returns an
-//  exit code (0: ready).
+//  A client handle set up as the flags say for command cmd, in
+//  *client_p; returns an exit code (0: ready).
 static int
-s_open_client (const s_opts_t *opts, walcast_t **client_p)
+s_open_client (const s_opts_t *opts, const s_command_t *cmd, walcast_t **client_p)
 {
     walcast_t *client = walcast_new ();
     if (!client) {
@@ -906,12 +1086,16 @@ s_open_client (const s_opts_t *opts, walcast_t **client_p)
         walcast_set_log (client, s_print_debug, NULL);
     if (opts->timeout_ms > 0)
         walcast_set_timeout (client, opts->timeout_ms);
+    else
+    if (cmd->timeout_ms > 0)
+        walcast_set_timeout (client, cmd->timeout_ms);
     if (opts->has_read)
         walcast_set_read (client, opts->read, opts->read_region);
     if (opts->has_consistency)
         walcast_set_consistency (client, opts->consistency);
     if (opts->region)
         walcast_set_region (client, opts->region);
+    s_follows = opts->broker || opts->nnodes > 1;
     walcast_set_max_staleness (client, opts->max_staleness);
     return s_connect (client, opts);
 }
@@ -940,7 +1124,12 @@ s_main (int argc, char **argv, s_opts_t *opts, walcast_t **client)
                  "--broker HOST:PORT)\n");
         return s_usage_error ();
     }
-    int exit_code = s_open_client (opts, client);
+    if (cmd->needs_broker && !opts->broker) {
+        fprintf (stderr, "walcast: %s needs --broker HOST:PORT (the broker runs "
+                 "it)\n", cmd->name);
+        return s_usage_error ();
+    }
+    int exit_code = s_open_client (opts, cmd, client);
     if (exit_code == S_EXIT_OK)
         exit_code = cmd->run (*client, opts, argv + first + 1, argc - first - 1);
     return exit_code;

@@ -21,6 +21,10 @@
 
     The key table holds the keys with a write in flight and the keys
     that failed: bounded by the window plus the lines reported.
+
+    With acks (load --acks N), a line the primary wrote but the replicas
+    did not confirm in time is reported as unknown, its message saying
+    so: it is durable on the primary only, and resubmitting it is safe.
 */
 #include <errno.h>
 #include <inttypes.h>
@@ -198,9 +202,12 @@ s_on_outcome (void *arg, const walcast_outcome_t *o)
             self->last_seq = o->pos.seq;
     }
     else {
+        //  Not confirmed replicated is "unknown" to a loader: it is in
+        //  the primary's log, and may not survive a failover
         char message [2400];
         s_outcome_message (o, message, sizeof message);
-        bool unknown = o->state == WALCAST_WRITE_UNKNOWN;
+        bool unknown = o->state == WALCAST_WRITE_UNKNOWN
+                    || o->state == WALCAST_WRITE_NOTREPLICATED;
         s_report (unknown ? "unknown" : "failed", p.key->key, p.key->len, message);
         if (unknown)
             self->unknown++;

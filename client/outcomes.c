@@ -16,9 +16,11 @@
 typedef struct {
     uint64_t      rid;
     uint64_t      tag;
+    uint8_t       acks;         /* what it asked for */
     int           state;        /* S_INFLIGHT or a walcast_write_state_t */
     int           err;
     walcast_pos_t pos;
+    uint32_t      acked;
     char         *detail;       /* NULL: none */
 } s_slot_t;
 
@@ -72,7 +74,7 @@ wc_outcomes_inflight (wc_outcomes_t *self)
 }
 
 int
-wc_outcomes_push (wc_outcomes_t *self, uint64_t rid, uint64_t tag)
+wc_outcomes_push (wc_outcomes_t *self, uint64_t rid, uint64_t tag, uint8_t acks)
 {
     if (self->size == self->cap)
         return WALCAST_EBUSY;
@@ -82,6 +84,7 @@ wc_outcomes_push (wc_outcomes_t *self, uint64_t rid, uint64_t tag)
     memset (slot, 0, sizeof *slot);
     slot->rid = rid;
     slot->tag = tag;
+    slot->acks = acks;
     slot->state = S_INFLIGHT;
     self->size++;
     self->inflight++;
@@ -109,34 +112,39 @@ s_find (wc_outcomes_t *self, uint64_t rid)
 }
 
 bool
-wc_outcomes_waits_for (wc_outcomes_t *self, uint64_t rid)
+wc_outcomes_waits_for (wc_outcomes_t *self, uint64_t rid, uint8_t *acks)
 {
     if (rid == 0 || self->inflight == 0)
         return false;
     s_slot_t *slot = s_find (self, rid);
-    return slot && slot->state == S_INFLIGHT;
+    if (!slot || slot->state != S_INFLIGHT)
+        return false;
+    if (acks)
+        *acks = slot->acks;
+    return true;
 }
 
 //  Give slot its outcome.
 static void
 s_settle (wc_outcomes_t *self, s_slot_t *slot, int state, int err,
-          walcast_pos_t pos, const char *detail)
+          walcast_pos_t pos, uint32_t acked, const char *detail)
 {
     slot->state = state;
     slot->err = err;
     slot->pos = pos;
+    slot->acked = acked;
     slot->detail = detail && *detail ? strdup (detail) : NULL;
     self->inflight--;
 }
 
 bool
 wc_outcomes_settle (wc_outcomes_t *self, uint64_t rid, int state, int err,
-                    walcast_pos_t pos, const char *detail)
+                    walcast_pos_t pos, uint32_t acked, const char *detail)
 {
     s_slot_t *slot = rid ? s_find (self, rid) : NULL;
     if (!slot || slot->state != S_INFLIGHT)
         return false;
-    s_settle (self, slot, state, err, pos, detail);
+    s_settle (self, slot, state, err, pos, acked, detail);
     return true;
 }
 
@@ -148,7 +156,7 @@ wc_outcomes_lose_all (wc_outcomes_t *self, int err, const char *detail)
     for (size_t k = 0; k < self->size && self->inflight > 0; k++) {
         s_slot_t *slot = &self->slots [(self->head + k) % self->cap];
         if (slot->state == S_INFLIGHT) {
-            s_settle (self, slot, WALCAST_WRITE_UNKNOWN, err, none, detail);
+            s_settle (self, slot, WALCAST_WRITE_UNKNOWN, err, none, 0, detail);
             lost++;
         }
     }
@@ -168,6 +176,7 @@ wc_outcomes_pop (wc_outcomes_t *self, walcast_outcome_t *outcome, char *buf,
     outcome->state = slot->state;
     outcome->err = slot->err;
     outcome->pos = slot->pos;
+    outcome->acked = slot->acked;
     snprintf (buf, size, "%s", slot->detail ? slot->detail : "");
     outcome->detail = buf;
     free (slot->detail);

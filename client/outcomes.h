@@ -1,9 +1,10 @@
 /*  outcomes.h - the async writes of a handle, from send to outcome.
 
     Every async write the handle sends takes one slot of a FIFO, in
-    submission order: its rid, the caller's tag, and, once known, its
-    outcome (OK with a position, FAILED or UNKNOWN with an error and a
-    detail). Replies settle slots in any order (matched by rid); the
+    submission order: its rid, the caller's tag, the acks it asked for,
+    and, once known, its outcome (OK with a position and the replicas
+    that confirmed it, NOTREPLICATED, FAILED or UNKNOWN with an error and
+    a detail). Replies settle slots in any order (matched by rid); the
     handle hands outcomes over from the head only, so the caller sees
     them in submission order. Two ideas keep it simple and cheap:
 
@@ -38,20 +39,21 @@ void wc_outcomes_destroy (wc_outcomes_t **self_p);
 size_t wc_outcomes_size (wc_outcomes_t *self);
 size_t wc_outcomes_inflight (wc_outcomes_t *self);
 
-/*  A write sent with rid (greater than every rid pushed before) and
-    tag. 0, or WALCAST_EBUSY when the FIFO is full, WALCAST_EINVAL when
-    rid is not greater. */
-int wc_outcomes_push (wc_outcomes_t *self, uint64_t rid, uint64_t tag);
+/*  A write sent with rid (greater than every rid pushed before), tag
+    and the acks it asked for. 0, or WALCAST_EBUSY when the FIFO is
+    full, WALCAST_EINVAL when rid is not greater. */
+int wc_outcomes_push (wc_outcomes_t *self, uint64_t rid, uint64_t tag, uint8_t acks);
 
-/*  Is rid the rid of a write in flight? */
-bool wc_outcomes_waits_for (wc_outcomes_t *self, uint64_t rid);
+/*  Is rid the rid of a write in flight? *acks (if not NULL) gets the
+    acks it asked for. */
+bool wc_outcomes_waits_for (wc_outcomes_t *self, uint64_t rid, uint8_t *acks);
 
 /*  Settle the write in flight with this rid: state (a
-    walcast_write_state_t), err, pos (OK) and detail (copied; NULL or ""
-    for none). Returns false when no write in flight has this rid (a
+    walcast_write_state_t), err, pos, acked and detail (copied; NULL or
+    "" for none). Returns false when no write in flight has this rid (a
     late or stray reply). */
 bool wc_outcomes_settle (wc_outcomes_t *self, uint64_t rid, int state, int err,
-                         walcast_pos_t pos, const char *detail);
+                         walcast_pos_t pos, uint32_t acked, const char *detail);
 
 /*  Settle every write still in flight as UNKNOWN with err and detail
     (their connection is gone). Returns how many. */

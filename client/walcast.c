@@ -69,7 +69,12 @@
       plus the handle's timeout, so no call blocks much past it. A write
       that timed out is not sent again: the node may have applied it,
       and a second copy elsewhere would apply it twice. Its outcome is
-      unknown (WALCAST_ETIMEOUT).
+      unknown (WALCAST_ETIMEOUT). A write that asks for replicas' acks
+      (walcast_set_acks) is the one exception to the bound: its reply
+      may take the primary's ack timeout on top, since waiting for the
+      replicas is part of the write; its answer is then known
+      (ENOTREPLICATED: in the primary's log, not confirmed replicated)
+      where giving up earlier would leave it unknown.
 
     - A watch loses nothing. walcast_watch picks the node and moves to
       another when it goes silent; client/feed.c follows the node's
@@ -82,9 +87,13 @@
     there and ENOTPRIMARY is returned as it is, with the primary's
     HOST:PORT in walcast_last_detail. A handle with a broker, or given
     several nodes, follows: writes move to the primary the topology or
-    the PONGs name, and an ENOTPRIMARY that names a primary is retried
-    there once, within the same deadline (ENOTPRIMARY means the write
-    was not applied, so the retry cannot apply it twice).
+    the PONGs name, and a write refused as not the primary (ENOTPRIMARY,
+    or EFENCED from a primary that was replaced: either means it was
+    not applied, so sending it again cannot apply it twice) goes to the
+    primary the refusal names, or, when that is nobody or a node that
+    refused it already (a switchover in progress, a failover the
+    topology has not shown yet), waits for the topology to name a
+    primary that has not refused it: at most three sends, one deadline.
 
     This file uses plain libzmq (not czmq) to keep the library's
     dependencies small.
@@ -130,6 +139,7 @@
                                            sockets were seen empty is timely */
 #define WC_SELECT_POLL_MS   250         /* TOPOLOGY_GET while waiting for a node */
 #define WC_SELECT_NAP_MS    50          /* longest nap while waiting for a node */
+#define WC_NODE_ACK_TIMEOUT 5000        /* a node's ack timeout when asked 0 */
 
 /*  A number as a string literal (for walcast_version). */
 #define S_STR_(x)           #x
@@ -138,13 +148,30 @@
 /*  Room for an error's detail (a HOST:PORT, or text), NUL included. */
 #define WC_DETAIL_SIZE      (WC_MAX_TEXT + 1)
 
+/*  Sends of one sync write at most: the first, and one after each of two
+    refusals that say it was not applied (see s_write). */
+#define S_WRITE_SENDS       3
+
+/*  The nodes that refused a sync write as not (or no longer) the
+    primary, each with the epoch the table gave it then. The write goes
+    to none of them again unless that epoch has risen since (the node
+    was promoted after all: a switchover's target). */
+typedef struct {
+    char     addr [S_WRITE_SENDS][WC_MAX_ADDR + 1];
+    uint64_t epoch [S_WRITE_SENDS];
+    int      count;
+} s_refusals_t;
+
 struct walcast {
     void            *ctx;           /* zmq context, one per handle */
     wc_topology_t   *topo;          /* the nodes, their sockets and RTTs */
     size_t           first_node;    /* first node added (status, digest) */
     size_t           write_node;    /* node writes go to */
+    const s_refusals_t *refusals;   /* during a sync write's retry: who
+                                       refused it (selection skips them) */
     size_t           nconnected;    /* walcast_connect calls that worked */
     int              timeout_ms;    /* bound on every call */
+    walcast_write_opts_t acks;      /* what writes ask for (walcast_set_acks) */
     uint64_t         next_rid;      /* next request id to hand out, >= 1 */
     msgpack_sbuffer  out;           /* encode buffer for requests, reused */
     msgpack_sbuffer  ping_out;      /* encode buffer for PINGs */
@@ -163,6 +190,7 @@ struct walcast {
     /* async writes */
     wc_outcomes_t   *outcomes;      /* in flight and settled, in order */
     size_t           async_node;    /* node the writes in flight went to */
+    int              async_ack_ms;  /* longest ack timeout among them */
     walcast_outcome_fn *outcome_fn; /* where outcomes go, or NULL */
     void            *outcome_arg;
     uint64_t         acked;         /* handed over OK since the last flush */
@@ -308,16 +336,53 @@ s_rx_release (walcast_t *self)
 }
 
 //  Did a write the node refused with this wire code surely not apply?
-//  EIO may follow a WAL write whose fsync failed, ETIMEOUT (a future
-//  acks=N) a write applied but not replicated, ENOMEM a write half done;
-//  a code this build does not know tells nothing.
+//  EIO may follow a WAL write whose fsync failed, ETIMEOUT a write whose
+//  end nobody knows, ENOMEM a write half done; ENOTREPLICATED is a write
+//  applied (an outcome of its own); a code this build does not know
+//  tells nothing.
 static bool
 s_refused (uint64_t code)
 {
     int err = wc_err_from_wire (code);
     if (wc_err_to_wire (err) != code)
         return false;
-    return err != WALCAST_EIO && err != WALCAST_ETIMEOUT && err != WALCAST_ENOMEM;
+    return err != WALCAST_EIO && err != WALCAST_ETIMEOUT && err != WALCAST_ENOMEM
+        && err != WALCAST_ENOTREPLICATED;
+}
+
+//  Does a WRITE_OK with `acked` give a write that asked for `asked`
+//  what it asked? (WC_ACKS_ALL: at least one replica; the node counts
+//  the others.) A node older than acks sends no acked: 0.
+static bool
+s_acks_met (uint8_t asked, uint32_t acked)
+{
+    if (asked == WC_ACKS_ALL)
+        return acked >= 1;
+    return acked >= asked;
+}
+
+//  The K of an ENOTREPLICATED detail ("acked=K of N"); 0 when it says
+//  something else.
+static uint32_t
+s_acked_of (const char *detail)
+{
+    unsigned long k = 0;
+    if (strncmp (detail, "acked=", 6) == 0 && detail [6] >= '0' && detail [6] <= '9')
+        k = strtoul (detail + 6, NULL, 10);
+    return k > UINT32_MAX ? UINT32_MAX : (uint32_t) k;
+}
+
+//  The detail of a WRITE_OK that did not meet its acks, into buf.
+static void
+s_unmet_detail (uint8_t asked, uint32_t acked, char *buf, size_t size)
+{
+    char of [16];
+    if (asked == WC_ACKS_ALL)
+        snprintf (of, sizeof of, "all");
+    else
+        snprintf (of, sizeof of, "%u", asked);
+    snprintf (buf, size, "acked=%u of %s: the node did not wait for its replicas "
+              "(does it predate write acknowledgements?)", acked, of);
 }
 
 //  Settle the async write whose reply is in rx; false when its rid is
@@ -326,26 +391,39 @@ static bool
 s_async_settle (walcast_t *self)
 {
     const wc_msg_t *msg = &self->rx;
-    if (!wc_outcomes_waits_for (self->outcomes, msg->rid))
+    uint8_t asked = 0;
+    if (!wc_outcomes_waits_for (self->outcomes, msg->rid, &asked))
         return false;
     walcast_pos_t pos = { 0, 0 };
+    char detail [WC_DETAIL_SIZE];
     if (msg->type == WC_MSG_WRITE_OK) {
         pos.epoch = msg->u.write_ok.epoch;
         pos.seq = msg->u.write_ok.seq;
+        uint32_t acked = msg->u.write_ok.acked;
         wc_session_note (&self->session, pos.epoch, pos.seq);
-        return wc_outcomes_settle (self->outcomes, msg->rid, WALCAST_WRITE_OK, 0,
-                                   pos, NULL);
+        if (s_acks_met (asked, acked))
+            return wc_outcomes_settle (self->outcomes, msg->rid, WALCAST_WRITE_OK, 0,
+                                       pos, acked, NULL);
+        s_unmet_detail (asked, acked, detail, sizeof detail);
+        return wc_outcomes_settle (self->outcomes, msg->rid,
+                                   WALCAST_WRITE_NOTREPLICATED,
+                                   WALCAST_ENOTREPLICATED, pos, acked, detail);
     }
     if (msg->type == WC_MSG_ERROR) {
-        char detail [WC_DETAIL_SIZE];
         wc_bytes_printable (detail, sizeof detail, &msg->u.error.detail);
         int err = wc_err_from_wire (msg->u.error.code);
         int state = s_refused (msg->u.error.code) ? WALCAST_WRITE_FAILED
                                                   : WALCAST_WRITE_UNKNOWN;
-        return wc_outcomes_settle (self->outcomes, msg->rid, state, err, pos, detail);
+        uint32_t acked = 0;
+        if (err == WALCAST_ENOTREPLICATED) {
+            state = WALCAST_WRITE_NOTREPLICATED;
+            acked = s_acked_of (detail);
+        }
+        return wc_outcomes_settle (self->outcomes, msg->rid, state, err, pos, acked,
+                                   detail);
     }
     return wc_outcomes_settle (self->outcomes, msg->rid, WALCAST_WRITE_UNKNOWN,
-                               WALCAST_EPROTO, pos,
+                               WALCAST_EPROTO, pos, 0,
                                "the node answered with another message type");
 }
 
@@ -830,6 +908,72 @@ s_topology_poll (walcast_t *self)
     zmq_msg_close (&newest);
 }
 
+//  Open the DEALER to the broker unless it is open. 0 or an error.
+static int
+s_broker_socket (walcast_t *self)
+{
+    if (self->broker_sock)
+        return 0;
+    int err = 0;
+    self->broker_sock = wc_topology_socket (self->ctx, ZMQ_DEALER,
+                                            self->broker_endpoint,
+                                            self->broker_ipv6, 0, &err);
+    return self->broker_sock ? 0 : err;
+}
+
+//  Send req (with a fresh rid) on the broker's DEALER (open) and wait
+//  until deadline (ms) for the reply with that rid, dropping anything
+//  else (a late reply to an earlier request, a malformed frame). 0 with
+//  the reply held in rx; WALCAST_ETIMEOUT, WALCAST_EUNAVAILABLE when it
+//  could not be sent, or an encoding error. After a failure the caller
+//  closes the socket (Lazy Pirate).
+static int
+s_broker_ask (walcast_t *self, wc_msg_t *req, int64_t deadline)
+{
+    s_rx_release (self);
+    req->rid = s_new_rid (self);
+    self->out.size = 0;
+    int rc = wc_msg_encode (req, &self->out);
+    if (rc)
+        return rc;
+    if (zmq_send (self->broker_sock, self->out.data, self->out.size,
+                  ZMQ_DONTWAIT) < 0)
+        return WALCAST_EUNAVAILABLE;
+    while (true) {
+        int64_t remaining = deadline - wc_clock_ms ();
+        if (remaining <= 0)
+            return WALCAST_ETIMEOUT;
+        zmq_pollitem_t item = { self->broker_sock, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, (long) remaining) <= 0)
+            continue;
+        zmq_msg_init (&self->rx_frame);
+        if (zmq_msg_recv (&self->rx_frame, self->broker_sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&self->rx_frame);
+            continue;
+        }
+        bool more = zmq_msg_more (&self->rx_frame);
+        msgpack_unpacked_init (&self->rx_unpacked);
+        bool ours = !more
+                 && wc_msg_decode (zmq_msg_data (&self->rx_frame),
+                                   zmq_msg_size (&self->rx_frame),
+                                   &self->rx_unpacked, &self->rx) == 0
+                 && self->rx.rid == req->rid;
+        while (more) {              // drop the rest of a multipart
+            zmq_msg_t frame;
+            zmq_msg_init (&frame);
+            if (zmq_msg_recv (&frame, self->broker_sock, ZMQ_DONTWAIT) < 0)
+                more = false;
+            else
+                more = zmq_msg_more (&frame);
+            zmq_msg_close (&frame);
+        }
+        self->rx_held = true;
+        if (ours)
+            return 0;
+        s_rx_release (self);
+    }
+}
+
 //  Ask the broker for the topology and apply it, Lazy Pirate style:
 //  attempts of up to WC_BROKER_TRY_MS, each on a fresh socket, until
 //  deadline (ms). 0, an error the broker sent, or WALCAST_ETIMEOUT.
@@ -840,68 +984,25 @@ s_broker_refresh (walcast_t *self, int64_t deadline)
         return WALCAST_EUNAVAILABLE;
     int rc = WALCAST_ETIMEOUT;
     while (wc_clock_ms () < deadline) {
-        if (!self->broker_sock) {
-            int err = 0;
-            self->broker_sock = wc_topology_socket (self->ctx, ZMQ_DEALER,
-                                                    self->broker_endpoint,
-                                                    self->broker_ipv6, 0, &err);
-            if (!self->broker_sock)
-                return err;
-        }
+        rc = s_broker_socket (self);
+        if (rc)
+            return rc;
         wc_msg_t req;
         memset (&req, 0, sizeof req);
         req.type = WC_MSG_TOPOLOGY_GET;
-        req.rid = s_new_rid (self);
-        self->out.size = 0;
-        rc = wc_msg_encode (&req, &self->out);
-        if (rc)
-            return rc;
-        rc = WALCAST_ETIMEOUT;
-        if (zmq_send (self->broker_sock, self->out.data, self->out.size,
-                      ZMQ_DONTWAIT) < 0)
-            rc = WALCAST_EUNAVAILABLE;
         int64_t attempt = wc_clock_ms () + WC_BROKER_TRY_MS;
         if (attempt > deadline)
             attempt = deadline;
-        while (rc == WALCAST_ETIMEOUT) {
-            int64_t remaining = attempt - wc_clock_ms ();
-            if (remaining <= 0)
-                break;
-            zmq_pollitem_t item = { self->broker_sock, 0, ZMQ_POLLIN, 0 };
-            if (zmq_poll (&item, 1, (long) remaining) <= 0)
-                continue;
-            zmq_msg_t frame;
-            zmq_msg_init (&frame);
-            if (zmq_msg_recv (&frame, self->broker_sock, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close (&frame);
-                continue;
-            }
-            bool more = zmq_msg_more (&frame);
-            msgpack_unpacked storage;
-            msgpack_unpacked_init (&storage);
-            wc_msg_t msg;
-            if (!more
-            &&  wc_msg_decode (zmq_msg_data (&frame), zmq_msg_size (&frame),
-                               &storage, &msg) == 0
-            &&  msg.rid == req.rid) {
-                if (msg.type == WC_MSG_TOPOLOGY)
-                    rc = s_apply_topology (self, &msg, true);
-                else
-                if (msg.type == WC_MSG_ERROR)
-                    rc = wc_err_from_wire (msg.u.error.code);
-                else
-                    rc = WALCAST_EPROTO;
-            }
-            msgpack_unpacked_destroy (&storage);
-            zmq_msg_close (&frame);
-            while (more) {              // drop the rest of a multipart
-                zmq_msg_init (&frame);
-                if (zmq_msg_recv (&frame, self->broker_sock, ZMQ_DONTWAIT) < 0)
-                    more = false;
-                else
-                    more = zmq_msg_more (&frame);
-                zmq_msg_close (&frame);
-            }
+        rc = s_broker_ask (self, &req, attempt);
+        if (rc == 0) {
+            if (self->rx.type == WC_MSG_TOPOLOGY)
+                rc = s_apply_topology (self, &self->rx, true);
+            else
+            if (self->rx.type == WC_MSG_ERROR)
+                rc = wc_err_from_wire (self->rx.u.error.code);
+            else
+                rc = WALCAST_EPROTO;
+            s_rx_release (self);
         }
         if (rc != WALCAST_ETIMEOUT && rc != WALCAST_EUNAVAILABLE)
             break;
@@ -1142,6 +1243,20 @@ typedef enum {
 
 static size_t s_watch_pick (walcast_t *self, size_t skip, bool only_reachable);
 
+//  Did node index refuse the sync write being retried, and is its epoch
+//  still the one it had then?
+static bool
+s_refused_by (walcast_t *self, size_t index)
+{
+    const s_refusals_t *refused = self->refusals;
+    const wc_peer_t *node = s_node (self, index);
+    for (int i = 0; refused && node && i < refused->count; i++)
+        if (strcmp (refused->addr [i], node->addr) == 0
+        &&  node->epoch <= refused->epoch [i])
+            return true;
+    return false;
+}
+
 //  The primary, when the table names one that is up (as far as a
 //  recent TOPOLOGY says); else WC_SELECT_NONE.
 static size_t
@@ -1167,8 +1282,10 @@ s_suitable (walcast_t *self, int want)
         return self->write_node;
     if (want == S_WANT_WRITE) {
         size_t primary = s_primary_up (self);
-        return primary != WC_SELECT_NONE || self->has_broker ? primary
-                                                             : self->write_node;
+        if (primary != WC_SELECT_NONE && s_refused_by (self, primary))
+            primary = WC_SELECT_NONE;
+        return primary != WC_SELECT_NONE || self->has_broker || self->refusals
+             ? primary : self->write_node;
     }
     if (want == S_WANT_PRIMARY)
         return s_primary_up (self);
@@ -1585,72 +1702,219 @@ walcast_session_seq (walcast_t *self)
 
 /* --- writes ------------------------------------------------------------ */
 
-//  PUT or DEL, synchronously, on the write node; in follow mode, retried
-//  once where an ENOTPRIMARY points, within the same deadline. Never
-//  retried after a timeout: the node may have applied it (see the top).
+//  Are these acks a write may ask for? EINVAL when not.
+static int
+s_check_acks (const walcast_write_opts_t *opts)
+{
+    if (opts->acks < 0 || (opts->acks > WALCAST_MAX_ACKS && opts->acks != WALCAST_ACKS_ALL)
+    ||  opts->ack_timeout_ms < 0 || opts->ack_timeout_ms > WALCAST_MAX_ACK_TIMEOUT)
+        return WALCAST_EINVAL;
+    return 0;
+}
+
+//  How long past the handle's timeout a write with these acks may wait
+//  for its reply: the primary's wait for the replicas (ms).
+static int
+s_ack_wait_ms (const walcast_write_opts_t *opts)
+{
+    if (opts->acks == 0)
+        return 0;
+    return opts->ack_timeout_ms > 0 ? opts->ack_timeout_ms : WC_NODE_ACK_TIMEOUT;
+}
+
+int
+walcast_set_acks (walcast_t *self, int acks, int ack_timeout_ms)
+{
+    if (!self)
+        return WALCAST_EINVAL;
+    walcast_write_opts_t opts = { acks, ack_timeout_ms };
+    int rc = s_check_acks (&opts);
+    if (rc == 0)
+        self->acks = opts;
+    return rc;
+}
+
+//  A PUT or DEL request for key (and value) asking for opts' acks.
+static void
+s_write_req (wc_msg_t *req, int type, const void *key, size_t key_len,
+             const void *value, size_t value_len, const walcast_write_opts_t *opts)
+{
+    memset (req, 0, sizeof *req);
+    req->type = type;
+    req->u.req.key.ptr = key;
+    req->u.req.key.len = (uint32_t) key_len;
+    req->u.req.value.ptr = value_len ? value : (const void *) "";
+    req->u.req.value.len = (uint32_t) value_len;
+    req->u.req.acks = (uint8_t) opts->acks;
+    req->u.req.ack_timeout_ms = (uint32_t) opts->ack_timeout_ms;
+}
+
+//  The reply to a sync write is in rx (rc 0: a WRITE_OK) or was an
+//  ERROR (rc): fill *result, note the session, and turn a WRITE_OK that
+//  did not meet the acks asked into WALCAST_ENOTREPLICATED.
+static int
+s_write_done (walcast_t *self, int rc, uint8_t asked, walcast_write_result_t *result)
+{
+    walcast_write_result_t r;
+    memset (&r, 0, sizeof r);
+    if (rc == 0) {
+        r.pos.epoch = self->rx.u.write_ok.epoch;
+        r.pos.seq = self->rx.u.write_ok.seq;
+        r.acked = self->rx.u.write_ok.acked;
+        wc_session_note (&self->session, r.pos.epoch, r.pos.seq);
+        if (!s_acks_met (asked, r.acked)) {
+            s_unmet_detail (asked, r.acked, self->detail, sizeof self->detail);
+            rc = WALCAST_ENOTREPLICATED;
+        }
+    }
+    else
+    if (rc == WALCAST_ENOTREPLICATED)
+        r.acked = s_acked_of (self->detail);
+    if (result && (rc == 0 || rc == WALCAST_ENOTREPLICATED))
+        *result = r;
+    return rc;
+}
+
+//  Is rc a refusal that says the node is not the primary (so the write
+//  was not applied)?
+static bool
+s_not_primary (int rc)
+{
+    return rc == WALCAST_ENOTPRIMARY || rc == WALCAST_EFENCED;
+}
+
+//  Node target refused the write as not the primary (rc, its detail in
+//  self->detail): where to send it next, waiting until deadline, or
+//  WC_SELECT_NONE (the refusal's detail is then back in self->detail).
+//  It was not applied, so sending it elsewhere cannot apply it twice.
+//  An ENOTPRIMARY that names a node that has not refused it is believed
+//  at once. Otherwise (EFENCED, which names nobody, an ENOTPRIMARY that
+//  names nobody, or one naming a node that refused already: a
+//  switchover's target not promoted yet) it waits, as server selection
+//  does, for the topology to name a primary that has not refused it,
+//  or one that has, with a newer epoch.
+static size_t
+s_write_next (walcast_t *self, size_t target, int rc, s_refusals_t *refused,
+              int64_t deadline)
+{
+    char said [WC_DETAIL_SIZE];
+    memcpy (said, self->detail, sizeof said);
+    wc_peer_t *node = s_node (self, target);
+    if (refused->count < S_WRITE_SENDS) {
+        snprintf (refused->addr [refused->count], sizeof refused->addr [0], "%s",
+                  node->addr);
+        refused->epoch [refused->count++] = node->epoch;
+    }
+    node->role = WC_ROLE_REPLICA;       // until the topology says otherwise
+    char from [WC_MAX_ADDR + 1];
+    snprintf (from, sizeof from, "%s", node->addr);
+
+    size_t next = WC_SELECT_NONE, named;
+    self->refusals = refused;
+    if (rc == WALCAST_ENOTPRIMARY && said [0]
+    &&  s_add_node (self, said, false, &named) == 0 && !s_refused_by (self, named))
+        next = named;
+    if (next == WC_SELECT_NONE) {
+        s_log (self, "write: %s refused it (%s%s%s); waiting for another primary",
+               from, walcast_errname (rc), said [0] ? ": " : "", said);
+        next = s_select_wait (self, S_WANT_WRITE, deadline);
+    }
+    self->refusals = NULL;
+    if (next == WC_SELECT_NONE || wc_clock_ms () >= deadline) {
+        memcpy (self->detail, said, sizeof self->detail);
+        return WC_SELECT_NONE;
+    }
+    s_log (self, "write: %s refused it (%s); sending it to %s", from,
+           walcast_errname (rc), s_node (self, next)->addr);
+    self->write_node = next;
+    return next;
+}
+
+//  PUT or DEL, synchronously, to the primary, asking for opts' acks. In
+//  follow mode a refusal that says the node is not the primary is
+//  followed (s_write_next), at most S_WRITE_SENDS sends in all, within
+//  the same deadline. Never sent again after a timeout: the node may
+//  have applied it (see the top).
 static int
 s_write (walcast_t *self, int type, const void *key, size_t key_len,
-         const void *value, size_t value_len, walcast_pos_t *pos)
+         const void *value, size_t value_len, const walcast_write_opts_t *opts,
+         walcast_write_result_t *result)
 {
     if (!self)
         return WALCAST_EINVAL;
     self->detail [0] = 0;
     int rc = s_check_kv (key, key_len, value, value_len, type == WC_MSG_PUT);
+    if (rc == 0)
+        rc = s_check_acks (opts);
     if (rc)
         return rc;
+    //  Selection waits within the handle's timeout; the reply may take
+    //  the primary's wait for the replicas on top of it
     int64_t deadline = wc_clock_ms () + self->timeout_ms;
+    int64_t reply_by = deadline + s_ack_wait_ms (opts);
     s_begin (self);
     wc_msg_t req;
-    memset (&req, 0, sizeof req);
-    req.type = type;
-    req.u.req.key.ptr = key;
-    req.u.req.key.len = (uint32_t) key_len;
-    req.u.req.value.ptr = value_len ? value : (const void *) "";
-    req.u.req.value.len = (uint32_t) value_len;
+    s_write_req (&req, type, key, key_len, value, value_len, opts);
 
     size_t target = s_select_wait (self, S_WANT_WRITE, deadline);
     if (target == WC_SELECT_NONE)
         return WALCAST_EUNAVAILABLE;
-    rc = s_request (self, target, &req, WC_MSG_WRITE_OK, deadline);
-    if (rc == WALCAST_ENOTPRIMARY && s_follow_mode (self) && self->detail [0]) {
-        //  It says who the primary is: believe it, once. The write was
-        //  not applied, so sending it there cannot apply it twice.
-        char addr [WC_DETAIL_SIZE];
-        memcpy (addr, self->detail, sizeof addr);
-        size_t index;
-        s_node (self, target)->role = WC_ROLE_REPLICA;
-        if (s_add_node (self, addr, false, &index) == 0 && index != target) {
-            self->write_node = index;
-            if (wc_clock_ms () < deadline)
-                rc = s_request (self, index, &req, WC_MSG_WRITE_OK, deadline);
-            else
-                memcpy (self->detail, addr, sizeof self->detail);
-        }
+    s_refusals_t refused;
+    refused.count = 0;
+    for (int sends = 1; ; sends++) {
+        rc = s_request (self, target, &req, WC_MSG_WRITE_OK, reply_by);
+        if (!s_not_primary (rc) || !s_follow_mode (self) || sends == S_WRITE_SENDS)
+            break;
+        target = s_write_next (self, target, rc, &refused, deadline);
+        if (target == WC_SELECT_NONE)
+            break;
     }
-    if (rc == 0) {
-        wc_session_note (&self->session, self->rx.u.write_ok.epoch,
-                         self->rx.u.write_ok.seq);
-        if (pos) {
-            pos->epoch = self->rx.u.write_ok.epoch;
-            pos->seq = self->rx.u.write_ok.seq;
-        }
-    }
+    rc = s_write_done (self, rc, (uint8_t) opts->acks, result);
     s_rx_release (self);
     return rc;
+}
+
+int
+walcast_put_ex (walcast_t *self, const void *key, size_t key_len,
+                const void *value, size_t value_len, const walcast_write_opts_t *opts,
+                walcast_write_result_t *result)
+{
+    if (!self)
+        return WALCAST_EINVAL;
+    return s_write (self, WC_MSG_PUT, key, key_len, value, value_len,
+                    opts ? opts : &self->acks, result);
+}
+
+int
+walcast_del_ex (walcast_t *self, const void *key, size_t key_len,
+                const walcast_write_opts_t *opts, walcast_write_result_t *result)
+{
+    if (!self)
+        return WALCAST_EINVAL;
+    return s_write (self, WC_MSG_DEL, key, key_len, NULL, 0,
+                    opts ? opts : &self->acks, result);
 }
 
 int
 walcast_put (walcast_t *self, const void *key, size_t key_len,
              const void *value, size_t value_len, walcast_pos_t *pos)
 {
-    return s_write (self, WC_MSG_PUT, key, key_len, value, value_len, pos);
+    walcast_write_result_t result;
+    int rc = walcast_put_ex (self, key, key_len, value, value_len, NULL, &result);
+    if (rc == 0 && pos)
+        *pos = result.pos;
+    return rc;
 }
 
 int
 walcast_del (walcast_t *self, const void *key, size_t key_len,
              walcast_pos_t *pos)
 {
-    return s_write (self, WC_MSG_DEL, key, key_len, NULL, 0, pos);
+    walcast_write_result_t result;
+    int rc = walcast_del_ex (self, key, key_len, NULL, &result);
+    if (rc == 0 && pos)
+        *pos = result.pos;
+    return rc;
 }
 
 void
@@ -1696,10 +1960,25 @@ s_async_room (walcast_t *self, int64_t deadline)
     return 0;
 }
 
+static int s_async_wait_all (walcast_t *self, int64_t deadline);
+
+//  Has the primary moved away from the node the async writes in flight
+//  went to? In follow mode write_node is the primary the table names
+//  (s_follow_primary, at every tick and topology refresh), so this
+//  costs nothing on the hot path.
+static bool
+s_async_moved (walcast_t *self)
+{
+    return s_follow_mode (self) && wc_outcomes_inflight (self->outcomes) > 0
+        && self->write_node != WC_SELECT_NONE && self->write_node != self->async_node;
+}
+
 //  Send one async PUT or DEL tagged tag. The writes in flight all go to
-//  one node; a new primary takes over once they are settled. Server
-//  selection waits for a primary when none is known (up to the
-//  timeout).
+//  one node; when the primary moves, the next write waits for their
+//  outcomes (those unanswered by the deadline become unknown) and goes
+//  to the new one, so the writes of one handle are never in flight to
+//  two primaries at once. Server selection waits for a primary when
+//  none is known (up to the timeout).
 static int
 s_write_async (walcast_t *self, int type, const void *key, size_t key_len,
                const void *value, size_t value_len, uint64_t tag)
@@ -1711,6 +1990,9 @@ s_write_async (walcast_t *self, int type, const void *key, size_t key_len,
     if (rc)
         return rc;
     int64_t deadline = wc_clock_ms () + self->timeout_ms;
+    //  Waiting for room is waiting for answers, which may take the ack
+    //  timeout of the writes in flight on top
+    int64_t room_by = deadline + self->async_ack_ms;
     //  The hot path: settle what the node writes go to has sent back
     //  (every socket is read at the tick, ten times a second)
     s_rx_release (self);
@@ -1720,8 +2002,11 @@ s_write_async (walcast_t *self, int type, const void *key, size_t key_len,
         while (s_recv_one (self, self->async_node) == 1)
             ;
     s_async_deliver (self);
-    rc = s_async_room (self, deadline);
+    rc = s_async_room (self, room_by);
+    if (rc == 0 && s_async_moved (self))
+        s_async_wait_all (self, room_by);   // then the new primary takes over
     if (rc == 0 && wc_outcomes_inflight (self->outcomes) == 0) {
+        self->async_ack_ms = 0;
         size_t target = s_select_wait (self, S_WANT_WRITE, deadline);
         if (target == WC_SELECT_NONE)
             rc = WALCAST_EUNAVAILABLE;
@@ -1732,19 +2017,16 @@ s_write_async (walcast_t *self, int type, const void *key, size_t key_len,
         return rc;
 
     wc_msg_t req;
-    memset (&req, 0, sizeof req);
-    req.type = type;
+    s_write_req (&req, type, key, key_len, value, value_len, &self->acks);
     req.rid = s_new_rid (self);
-    req.u.req.key.ptr = key;
-    req.u.req.key.len = (uint32_t) key_len;
-    req.u.req.value.ptr = value_len ? value : (const void *) "";
-    req.u.req.value.len = (uint32_t) value_len;
     self->out.size = 0;
     rc = wc_msg_encode (&req, &self->out);
     if (rc == 0)
         rc = s_send (self, self->async_node, deadline);
     if (rc == 0)
-        rc = wc_outcomes_push (self->outcomes, req.rid, tag);
+        rc = wc_outcomes_push (self->outcomes, req.rid, tag, req.u.req.acks);
+    if (rc == 0 && s_ack_wait_ms (&self->acks) > self->async_ack_ms)
+        self->async_ack_ms = s_ack_wait_ms (&self->acks);
     else
     if (rc == WALCAST_ETIMEOUT || rc == WALCAST_EUNAVAILABLE) {
         s_node_reset (self, self->async_node, "the connection could not take "
@@ -1767,6 +2049,28 @@ walcast_del_async (walcast_t *self, const void *key, size_t key_len, uint64_t ta
     return s_write_async (self, WC_MSG_DEL, key, key_len, NULL, 0, tag);
 }
 
+//  Wait until every async write in flight has its outcome, or until
+//  deadline, handing outcomes over as they come. What has not answered
+//  by then is unknown: said, not dropped, and its connection reset.
+//  Returns 0, or the error that ended the wait (WALCAST_ETIMEOUT).
+static int
+s_async_wait_all (walcast_t *self, int64_t deadline)
+{
+    int rc = 0;
+    while (rc == 0 && wc_outcomes_inflight (self->outcomes) > 0) {
+        rc = s_wait (self, deadline);
+        s_async_deliver (self);
+    }
+    if (rc) {
+        char why [64];
+        snprintf (why, sizeof why, "no answer within %d ms", self->timeout_ms);
+        s_async_lose (self, rc == WALCAST_ETIMEOUT ? rc : WALCAST_EUNAVAILABLE, why);
+        wc_topology_reset (self->topo, self->async_node);
+        s_async_deliver (self);
+    }
+    return rc;
+}
+
 int
 walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t *acked)
 {
@@ -1774,25 +2078,13 @@ walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t *acked)
         return WALCAST_EINVAL;
     s_begin (self);
     s_async_deliver (self);
-    int64_t deadline = wc_clock_ms () + self->timeout_ms;
-    int rc = 0;
-    while (rc == 0 && wc_outcomes_inflight (self->outcomes) > 0) {
-        rc = s_wait (self, deadline);
-        s_async_deliver (self);
-    }
-    if (rc) {
-        //  What has not answered by now is unknown: said, not dropped
-        char why [64];
-        snprintf (why, sizeof why, "no answer within %d ms", self->timeout_ms);
-        s_async_lose (self, rc == WALCAST_ETIMEOUT ? rc : WALCAST_EUNAVAILABLE, why);
-        wc_topology_reset (self->topo, self->async_node);
-        s_async_deliver (self);
-    }
+    int64_t deadline = wc_clock_ms () + self->timeout_ms + self->async_ack_ms;
+    s_async_wait_all (self, deadline);
     if (last)
         *last = self->last;
     if (acked)
         *acked = self->acked;
-    rc = self->async_err;
+    int rc = self->async_err;
     snprintf (self->detail, sizeof self->detail, "%s", rc ? self->async_detail : "");
     self->acked = 0;
     self->last.epoch = self->last.seq = 0;
@@ -2072,6 +2364,98 @@ walcast_digest (walcast_t *self, uint64_t *seq, uint64_t *hash)
         *seq = self->rx.u.digest.seq;
         *hash = self->rx.u.digest.hash;
     }
+    s_rx_release (self);
+    return rc;
+}
+
+int
+walcast_snapshot (walcast_t *self, uint64_t *seq, uint64_t *bytes)
+{
+    if (!self || !seq || !bytes)
+        return WALCAST_EINVAL;
+    self->detail [0] = 0;
+    int64_t deadline = wc_clock_ms () + self->timeout_ms;
+    s_begin (self);
+    size_t target = self->first_node;
+    if (target == WC_SELECT_NONE)
+        target = s_select_wait (self, S_WANT_PRIMARY, deadline);
+    if (target == WC_SELECT_NONE)
+        return WALCAST_EUNAVAILABLE;
+    wc_msg_t req;
+    memset (&req, 0, sizeof req);
+    req.type = WC_MSG_SNAPSHOT;
+    int rc = s_request (self, target, &req, WC_MSG_SNAPSHOT_DONE, deadline);
+    if (rc == 0) {
+        *seq = self->rx.u.snapshot_done.seq;
+        *bytes = self->rx.u.snapshot_done.bytes;
+    }
+    else
+    if (rc == WALCAST_ETIMEOUT)
+        snprintf (self->detail, sizeof self->detail, "%s did not answer within %d ms",
+                  s_node (self, target)->addr, self->timeout_ms);
+    s_rx_release (self);
+    return rc;
+}
+
+//  The ERROR in rx, from the broker: its code, and its text and detail
+//  in self->detail (the text only when it says more than the code).
+static int
+s_broker_error (walcast_t *self)
+{
+    int err = wc_err_from_wire (self->rx.u.error.code);
+    char text [WC_DETAIL_SIZE / 2], detail [WC_DETAIL_SIZE / 2];
+    wc_bytes_printable (text, sizeof text, &self->rx.u.error.text);
+    wc_bytes_printable (detail, sizeof detail, &self->rx.u.error.detail);
+    if (strcmp (text, walcast_strerror (err)) == 0)
+        text [0] = 0;
+    snprintf (self->detail, sizeof self->detail, "%s%s%s", text,
+              text [0] && detail [0] ? ": " : "", detail);
+    return err;
+}
+
+int
+walcast_switchover (walcast_t *self, const char *node_id, uint64_t *epoch,
+                    char *addr, size_t size)
+{
+    if (!self || !node_id || !*node_id || strlen (node_id) > WC_MAX_ID
+    ||  (!addr && size > 0))
+        return WALCAST_EINVAL;
+    self->detail [0] = 0;
+    if (!self->has_broker) {
+        snprintf (self->detail, sizeof self->detail, "a switchover is the broker's "
+                  "to run: connect to it first (walcast_connect_broker)");
+        return WALCAST_EINVAL;
+    }
+    int64_t deadline = wc_clock_ms () + self->timeout_ms;
+    s_begin (self);
+    int rc = s_broker_socket (self);
+    if (rc)
+        return rc;
+    wc_msg_t req;
+    memset (&req, 0, sizeof req);
+    req.type = WC_MSG_SWITCHOVER;
+    req.u.switchover.node_id.ptr = (const uint8_t *) node_id;
+    req.u.switchover.node_id.len = (uint32_t) strlen (node_id);
+    rc = s_broker_ask (self, &req, deadline);
+    if (rc == WALCAST_ETIMEOUT || rc == WALCAST_EUNAVAILABLE) {
+        zmq_close (self->broker_sock);      // Lazy Pirate: start clean
+        self->broker_sock = NULL;
+        snprintf (self->detail, sizeof self->detail, "the broker did not answer "
+                  "within %d ms; the switchover may still complete", self->timeout_ms);
+    }
+    if (rc)
+        return rc;
+    if (self->rx.type == WC_MSG_SWITCHOVER_DONE) {
+        if (epoch)
+            *epoch = self->rx.u.switchover_done.epoch;
+        if (addr && size > 0)
+            wc_bytes_printable (addr, size, &self->rx.u.switchover_done.primary);
+    }
+    else
+    if (self->rx.type == WC_MSG_ERROR)
+        rc = s_broker_error (self);
+    else
+        rc = WALCAST_EPROTO;
     s_rx_release (self);
     return rc;
 }

@@ -8,10 +8,13 @@
     0 on success or a negative WALCAST_E* code; walcast_strerror() says
     what it means and walcast_last_detail() gives the detail.
 
-    Writes return their position in the log, an (epoch, seq) pair. For
-    bulk loading, walcast_put_async() keeps many writes in flight on one
-    connection; each one gets its own outcome (applied, refused, or
-    unknown), reported with the caller's tag, in submission order.
+    Writes return their position in the log, an (epoch, seq) pair. A
+    write may ask that replicas hold it before it is acknowledged
+    (walcast_set_acks, walcast_put_ex). For bulk loading,
+    walcast_put_async() keeps many writes in flight on one connection;
+    each one gets its own outcome (applied, not confirmed replicated,
+    refused, or unknown), reported with the caller's tag, in submission
+    order.
 
     Memory: what the library allocates and hands out (a value from
     walcast_get) is freed with walcast_free(). Strings it returns are
@@ -136,13 +139,69 @@ typedef void (walcast_log_fn) (void *arg, const char *line);
 WALCAST_EXPORT void walcast_set_log (walcast_t *self, walcast_log_fn *fn, void *arg);
 
 /*  Write key = value on the primary. On success *pos (if not NULL) is the
-    write's position. Keys are 1..1024 bytes, values 0..1 MiB. */
+    write's position. Keys are 1..1024 bytes, values 0..1 MiB. With the
+    handle's acks set (walcast_set_acks), WALCAST_ENOTREPLICATED says the
+    write is on the primary but not confirmed replicated. */
 WALCAST_EXPORT int walcast_put (walcast_t *self, const void *key, size_t key_len,
                  const void *value, size_t value_len, walcast_pos_t *pos);
 
 /*  Delete key (succeeds whether or not it existed). */
 WALCAST_EXPORT int walcast_del (walcast_t *self, const void *key, size_t key_len,
                  walcast_pos_t *pos);
+
+/* --- write acknowledgements ------------------------------------------------
+
+    By default a write is acknowledged once it is in the primary's log.
+    A write may instead ask that `acks` replicas hold it durably first:
+    the primary answers once that many replicas have confirmed it, or,
+    when its ack timeout passes before, with WALCAST_ENOTREPLICATED: the
+    write IS in the primary's log (it reaches the replicas as they catch
+    up) but is not confirmed replicated, so a failover before they do
+    may lose it. Sending it again is safe (a put applied twice leaves
+    what it leaves once). A node that ignores acks (older than this
+    library) answers as if none were asked; that too is
+    WALCAST_ENOTREPLICATED ("acked=0 of N"), never success.
+
+    A write that asks for acks may take up to its ack timeout longer
+    than the handle's timeout: waiting for the replicas is part of it.
+    The handle's setting applies to walcast_put, walcast_del and the
+    async writes; walcast_put_ex and walcast_del_ex take their own. */
+
+#define WALCAST_MAX_ACKS        254     /* acks a write may ask for, as a number */
+#define WALCAST_ACKS_ALL        255     /* every current replica (at least one) */
+#define WALCAST_MAX_ACK_TIMEOUT 60000   /* ms */
+
+/*  What one write asks for. */
+typedef struct {
+    int acks;               /* 0 (the primary's log only), 1..254 or WALCAST_ACKS_ALL */
+    int ack_timeout_ms;     /* how long the primary waits for them: 1..60000,
+                               or 0 for the node's default (5000) */
+} walcast_write_opts_t;
+
+/*  What one write got back. */
+typedef struct {
+    walcast_pos_t pos;      /* its position; (0, 0) when the answer did not
+                               say (WALCAST_ENOTREPLICATED from the node) */
+    uint32_t      acked;    /* replicas that confirmed it (WALCAST_ENOTREPLICATED:
+                               how many did in time) */
+} walcast_write_result_t;
+
+/*  The acks every write of the handle asks for (default 0, 0).
+    WALCAST_EINVAL (and no change) when out of range. */
+WALCAST_EXPORT int walcast_set_acks (walcast_t *self, int acks, int ack_timeout_ms);
+
+/*  walcast_put / walcast_del with their own acks (opts NULL: the
+    handle's). Returns 0 (replicated as asked), WALCAST_ENOTREPLICATED
+    (durable on the primary, not confirmed replicated; detail "acked=K
+    of N"), or an error as walcast_put. *result (if not NULL) is filled
+    for both 0 and WALCAST_ENOTREPLICATED. */
+WALCAST_EXPORT int walcast_put_ex (walcast_t *self, const void *key, size_t key_len,
+                                   const void *value, size_t value_len,
+                                   const walcast_write_opts_t *opts,
+                                   walcast_write_result_t *result);
+WALCAST_EXPORT int walcast_del_ex (walcast_t *self, const void *key, size_t key_len,
+                                   const walcast_write_opts_t *opts,
+                                   walcast_write_result_t *result);
 
 /*  Read key (routed by the read preference and consistency, see below).
     On success *value is a copy the caller frees with walcast_free (NULL
@@ -159,6 +218,30 @@ WALCAST_EXPORT int walcast_status (walcast_t *self, walcast_status_t *status);
     the same hash. */
 WALCAST_EXPORT int walcast_digest (walcast_t *self, uint64_t *seq, uint64_t *hash);
 
+/*  Make a node take a snapshot of its whole state now, and wait until
+    it is on disk: the first node added with walcast_connect, else (with
+    a broker) the primary, waiting for one as server selection does.
+    *seq is the applied seq the snapshot holds, *bytes its size. A large
+    state takes a while: give the handle a timeout that fits (the CLI
+    gives this one 60 s). WALCAST_ETIMEOUT leaves the node writing it. */
+WALCAST_EXPORT int walcast_snapshot (walcast_t *self, uint64_t *seq, uint64_t *bytes);
+
+/*  A planned hand-over of the primary role to node_id, losing no write:
+    the broker has the primary stop taking writes, waits until node_id
+    holds every entry, promotes it with a new epoch and makes the old
+    primary follow it. Needs a broker (walcast_connect_broker; else
+    WALCAST_EINVAL). On success *epoch (if not NULL) is the new epoch
+    and addr (size bytes, if not NULL) the new primary's HOST:PORT.
+    Waits up to the handle's timeout (the CLI gives it 30 s) and is
+    never resent. Fails with the broker's error, its text in
+    walcast_last_detail (a node it does not know, one that cannot take
+    over), or WALCAST_ETIMEOUT (the broker did not answer in time: the
+    switchover may still complete; the topology says who the primary
+    is). Writes sent meanwhile follow the new primary (see "discovery,
+    routing and consistency" below). */
+WALCAST_EXPORT int walcast_switchover (walcast_t *self, const char *node_id,
+                                       uint64_t *epoch, char *addr, size_t size);
+
 /* --- async writes ----------------------------------------------------------
 
     walcast_put_async and walcast_del_async send a write and return at
@@ -166,9 +249,16 @@ WALCAST_EXPORT int walcast_digest (walcast_t *self, uint64_t *seq, uint64_t *has
     outcome. Every write they accept (return 0) gets exactly one outcome,
     which carries the caller's tag:
 
-      WALCAST_WRITE_OK       the primary applied it at pos;
+      WALCAST_WRITE_OK       the primary applied it at pos (and, when
+                             the write asked for acks, that many replicas
+                             confirmed it: acked);
+      WALCAST_WRITE_NOTREPLICATED  the primary applied it, but fewer
+                             replicas than it asked for confirmed it in
+                             time (err ENOTREPLICATED, detail "acked=K of
+                             N"; pos when the answer said it): durable on
+                             the primary, not confirmed replicated;
       WALCAST_WRITE_FAILED   the node refused it (err ENOTPRIMARY, ENOSPC,
-                             ...): it was not applied;
+                             EFENCED, ...): it was not applied;
       WALCAST_WRITE_UNKNOWN  it was sent and no answer came (err ETIMEOUT:
                              the timeout passed, or another call on the
                              same connection timed out and reset it), or
@@ -183,16 +273,25 @@ WALCAST_EXPORT int walcast_digest (walcast_t *self, uint64_t *seq, uint64_t *has
     four. A write that a call refuses (returns an error) was not sent and
     gets no outcome.
 
-    Resending a FAILED or UNKNOWN write is safe as long as no later write
-    of the same key has landed: a write is applied at most once per
-    sending, and a put applied twice leaves what it leaves once. */
+    Async writes ask for the acks the handle's walcast_set_acks set when
+    they were sent. They are not resent: one refused as not the primary
+    (ENOTPRIMARY, EFENCED: a failover or switchover under way) is FAILED.
+    When the primary moves, the next async write first waits for the
+    outcomes of those still in flight to the old one, then goes to the
+    new one: a handle's writes are never in flight to two primaries.
+
+    Resending a FAILED, NOTREPLICATED or UNKNOWN write is safe as long as
+    no later write of the same key has landed: a write is applied at
+    most once per sending, and a put applied twice leaves what it leaves
+    once. */
 
 #define WALCAST_ASYNC_WINDOW 4096
 
 typedef enum {
     WALCAST_WRITE_OK      = 0,
     WALCAST_WRITE_FAILED  = 1,
-    WALCAST_WRITE_UNKNOWN = 2
+    WALCAST_WRITE_UNKNOWN = 2,
+    WALCAST_WRITE_NOTREPLICATED = 3
 } walcast_write_state_t;
 
 /*  The outcome of one async write. */
@@ -204,6 +303,7 @@ typedef struct {
     const char   *detail;       /* the error's detail, or "" (ENOTPRIMARY:
                                    the primary's HOST:PORT); valid during
                                    the call */
+    uint32_t      acked;        /* OK, NOTREPLICATED: replicas that confirmed it */
 } walcast_outcome_t;
 
 /*  Called once per async write, in submission order. It may send more
@@ -229,8 +329,11 @@ WALCAST_EXPORT int walcast_del_async (walcast_t *self, const void *key, size_t k
     when the timeout passes become UNKNOWN) and hand each one over. Sums
     up the writes handed over since the previous flush: *last (if not
     NULL) is the highest position acknowledged, *acked (if not NULL) how
-    many were acknowledged; returns 0 when every one was, else the error
-    of the first that was not (its detail in walcast_last_detail). */
+    many were acknowledged (OK); returns 0 when every one was, else the
+    error of the first that was not (its detail in walcast_last_detail;
+    WALCAST_ENOTREPLICATED for a write not confirmed replicated). A
+    write that asks for acks is given its ack timeout on top of the
+    handle's timeout. */
 WALCAST_EXPORT int walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t *acked);
 
 /* --- discovery, routing and consistency ----------------------------------
@@ -273,11 +376,20 @@ WALCAST_EXPORT int walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t
     larger decline the read, which then goes to the next node.
 
     Writes go to the primary: the broker's, or the one a NOT_PRIMARY
-    answer names (then retried once: NOT_PRIMARY means it was not
-    applied). A write that times out is NOT retried: its outcome is
-    unknown (the old primary may have applied it), and the call returns
-    WALCAST_ETIMEOUT. Every call, retries included, is bounded by one
-    deadline: the handle's timeout.
+    answer names. A write refused as not the primary (ENOTPRIMARY, or
+    EFENCED from a primary that has been replaced) was not applied, so
+    it follows the primary: to the one the refusal names, once; and when
+    the refusal names nobody, or a node that refused it too (the target
+    of a switchover not promoted yet), it waits, as server selection
+    does, for the topology to name a primary that has not refused it (or
+    one that has, with a newer epoch). At most three sends in all; when
+    no primary takes it in time, the call returns the last refusal. A
+    write that times out is NOT retried: its outcome is unknown (the old
+    primary may have applied it), and the call returns WALCAST_ETIMEOUT.
+    Every call, retries included, is bounded by one deadline: the
+    handle's timeout (plus the ack timeout of a write that asks for
+    acks). A handle given a single node and no broker does not follow:
+    it returns ENOTPRIMARY, naming the primary, as it is.
 
     Strong and primary reads are served only by a node known to be the
     primary; when none is known the handle asks the nodes it knows (a

@@ -17,7 +17,7 @@ set_tests_properties(example_regions PROPERTIES TIMEOUT 120
 # outcomes, server selection, bad topology entries, a lossless watch.
 add_library(wc_fake STATIC fake.c)
 target_link_libraries(wc_fake PUBLIC wc_protocol PkgConfig::ZMQ)
-foreach(t load select topology watch)
+foreach(t load select topology watch acks snapshot switchover failover)
     wc_add_cluster_test(test_client_${t} 300 test_client_${t}.c)
     target_link_libraries(test_client_${t} PRIVATE wc_fake)
 endforeach()

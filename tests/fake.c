@@ -4,6 +4,12 @@
     20 ms clock. Sockets are created and bound in the test's thread
     before the fake's thread starts, and used only by that thread after
     (ZeroMQ sockets may move between threads across such a barrier).
+    A deferred reply is kept (its envelope and body copied) in a small
+    table the same thread sends from when it is due.
+
+    The fake node and the fake broker are on_request / on_tick pairs
+    over a fake of their own; what the test may change while they run
+    sits behind a mutex, taken for the length of one request.
 */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,6 +23,17 @@
 
 #define FAKE_MAX_SOCKETS 8
 #define FAKE_TICK_MS     20
+#define FAKE_MAX_DEFERRED 64
+
+/*  A reply that waits for its time. */
+typedef struct {
+    void    *sock;                  /* NULL: free slot */
+    uint8_t  identity [256];
+    size_t   identity_len;
+    void    *body;
+    size_t   body_len;
+    int64_t  due_ms;
+} s_deferred_t;
 
 typedef struct {
     void *sock;
@@ -34,6 +51,8 @@ struct fake {
     atomic_int       stop;
     pthread_t        thread;
     bool             running;
+    int              defer_ms;      /* set by fake_defer during on_request */
+    s_deferred_t     deferred [FAKE_MAX_DEFERRED];
 };
 
 static int64_t
@@ -74,6 +93,8 @@ fake_destroy (fake_t **self_p)
     }
     for (int i = 0; i < self->nsocks; i++)
         zmq_close (self->socks [i].sock);
+    for (int i = 0; i < FAKE_MAX_DEFERRED; i++)
+        free (self->deferred [i].body);
     zmq_ctx_term (self->ctx);
     free (self);
     *self_p = NULL;
@@ -128,8 +149,61 @@ fake_publish (fake_t *self, int port, const void *topic, size_t topic_len,
     return -1;
 }
 
+void
+fake_defer (fake_t *self, int ms)
+{
+    self->defer_ms = ms;
+}
+
+//  Keep the reply in out for [identity] on sock until defer_ms from
+//  now. 0, or -1 when the table is full (then it goes at once).
+static int
+s_defer (fake_t *self, void *sock, zmq_msg_t *identity, msgpack_sbuffer *out)
+{
+    for (int i = 0; i < FAKE_MAX_DEFERRED; i++) {
+        s_deferred_t *d = &self->deferred [i];
+        if (d->sock || zmq_msg_size (identity) > sizeof d->identity)
+            continue;
+        d->body = malloc (out->size);
+        if (!d->body)
+            return -1;
+        memcpy (d->body, out->data, out->size);
+        d->body_len = out->size;
+        d->identity_len = zmq_msg_size (identity);
+        memcpy (d->identity, zmq_msg_data (identity), d->identity_len);
+        d->due_ms = s_now_ms () + self->defer_ms;
+        d->sock = sock;
+        return 0;
+    }
+    return -1;
+}
+
+//  Send the deferred replies that are due; the time until the next one
+//  is due (ms), or `wait` when that comes first.
+static int64_t
+s_send_due (fake_t *self, int64_t wait)
+{
+    int64_t now = s_now_ms ();
+    for (int i = 0; i < FAKE_MAX_DEFERRED; i++) {
+        s_deferred_t *d = &self->deferred [i];
+        if (!d->sock)
+            continue;
+        if (d->due_ms <= now) {
+            if (zmq_send (d->sock, d->identity, d->identity_len, ZMQ_SNDMORE) >= 0)
+                zmq_send (d->sock, d->body, d->body_len, 0);
+            free (d->body);
+            memset (d, 0, sizeof *d);
+        }
+        else
+        if (d->due_ms - now < wait)
+            wait = d->due_ms - now;
+    }
+    return wait;
+}
+
 //  Read one request [identity][body] from a ROUTER and answer it as
-//  on_request says. Anything of another shape is dropped.
+//  on_request says (now, or later after fake_defer). Anything of
+//  another shape is dropped.
 static void
 s_serve (fake_t *self, s_socket_t *s, msgpack_sbuffer *out)
 {
@@ -154,9 +228,13 @@ s_serve (fake_t *self, s_socket_t *s, msgpack_sbuffer *out)
     msgpack_unpacked_init (&storage);
     wc_msg_t req;
     out->size = 0;
+    self->defer_ms = 0;
     if (ok && self->on_request
     &&  wc_msg_decode (zmq_msg_data (&body), zmq_msg_size (&body), &storage, &req) == 0
     &&  self->on_request (self->arg, s->port, &req, out)) {
+        if (self->defer_ms > 0 && s_defer (self, s->sock, &identity, out) == 0)
+            ;                                   // sent when due
+        else
         if (zmq_msg_send (&identity, s->sock, ZMQ_SNDMORE) >= 0)
             zmq_send (s->sock, out->data, out->size, 0);
     }
@@ -184,6 +262,7 @@ s_run (void *arg)
         int64_t wait = next_tick - s_now_ms ();
         if (wait < 0)
             wait = 0;
+        wait = s_send_due (self, wait);
         if (zmq_poll (items, nitems, (long) wait) > 0)
             for (int k = 0; k < nitems; k++)
                 if (items [k].revents & ZMQ_POLLIN)
@@ -208,4 +287,348 @@ fake_start (fake_t *self)
         return -1;
     self->running = true;
     return 0;
+}
+
+/* --- a fake node ------------------------------------------------------------
+
+    One ROUTER standing for a node's service port. PING, STATUS, PUT,
+    DEL and SNAPSHOT are answered as the configuration says (fake.h);
+    anything else is not answered. */
+
+struct fake_node {
+    fake_t          *fake;
+    pthread_mutex_t  lock;          /* guards conf and seen */
+    char             id [65];
+    fake_node_conf_t conf;
+    fake_node_seen_t seen;
+};
+
+//  Encode msg (rid already set) into reply; true when it worked.
+static bool
+s_reply (const wc_msg_t *msg, msgpack_sbuffer *reply)
+{
+    return wc_msg_encode (msg, reply) == 0;
+}
+
+//  A PING or a STATUS, answered from the node's settings.
+static bool
+s_node_about (fake_node_t *self, const wc_msg_t *req, msgpack_sbuffer *reply)
+{
+    wc_msg_t msg;
+    memset (&msg, 0, sizeof msg);
+    msg.rid = req->rid;
+    wc_bytes_t id = { (const uint8_t *) self->id, (uint32_t) strlen (self->id) };
+    if (req->type == WC_MSG_PING) {
+        msg.type = WC_MSG_PONG;
+        msg.u.pong.epoch = self->conf.epoch;
+        msg.u.pong.seq = self->seen.seq;
+        msg.u.pong.role = (uint8_t) self->conf.role;
+        msg.u.pong.id = id;
+        return s_reply (&msg, reply);
+    }
+    msg.type = WC_MSG_STATUS_REPLY;
+    msg.u.status.id = id;
+    msg.u.status.role = (uint8_t) self->conf.role;
+    msg.u.status.epoch = self->conf.epoch;
+    msg.u.status.applied_seq = self->seen.seq;
+    if (self->conf.role == WC_ROLE_REPLICA) {
+        msg.u.status.primary.ptr = (const uint8_t *) self->conf.detail;
+        msg.u.status.primary.len = (uint32_t) strlen (self->conf.detail);
+    }
+    return s_reply (&msg, reply);
+}
+
+//  A PUT or a DEL (see fake_node_conf_t).
+static bool
+s_node_write (fake_node_t *self, const wc_msg_t *req, msgpack_sbuffer *reply)
+{
+    const fake_node_conf_t *conf = &self->conf;
+    self->seen.writes++;
+    self->seen.last_acks = req->u.req.acks;
+    self->seen.last_ack_timeout_ms = req->u.req.ack_timeout_ms;
+    if (conf->silent_writes)
+        return false;
+    if (conf->refuse)
+        return wc_error_encode (req->rid, conf->refuse, NULL, conf->detail, reply) == 0;
+    if (conf->role != WC_ROLE_PRIMARY)
+        return wc_error_encode (req->rid, WALCAST_ENOTPRIMARY, NULL, conf->detail,
+                                reply) == 0;
+    uint64_t seq = ++self->seen.seq;
+    int asked = conf->ignore_acks ? 0 : req->u.req.acks;
+    int need = asked == WC_ACKS_ALL ? (conf->replicas > 0 ? conf->replicas : 1) : asked;
+    if (asked > 0 && conf->replicas < need) {
+        char detail [64];
+        snprintf (detail, sizeof detail, "acked=%d of %d", conf->replicas, need);
+        fake_defer (self->fake, req->u.req.ack_timeout_ms ? (int) req->u.req.ack_timeout_ms
+                                                          : 5000);
+        return wc_error_encode (req->rid, WALCAST_ENOTREPLICATED, NULL, detail,
+                                reply) == 0;
+    }
+    self->seen.written++;
+    if (conf->write_ms > 0)
+        fake_defer (self->fake, conf->write_ms);
+    wc_msg_t msg;
+    memset (&msg, 0, sizeof msg);
+    msg.type = WC_MSG_WRITE_OK;
+    msg.rid = req->rid;
+    msg.u.write_ok.epoch = conf->epoch;
+    msg.u.write_ok.seq = seq;
+    msg.u.write_ok.acked = asked > 0 ? (uint32_t) conf->replicas : 0;
+    return s_reply (&msg, reply);
+}
+
+//  A SNAPSHOT: SNAPSHOT_DONE (seq, 100 bytes a seq) or an ERROR, after
+//  snapshot_ms; never when that is negative.
+static bool
+s_node_snapshot (fake_node_t *self, const wc_msg_t *req, msgpack_sbuffer *reply)
+{
+    self->seen.snapshots++;
+    if (self->conf.snapshot_ms < 0)
+        return false;
+    if (self->conf.snapshot_ms > 0)
+        fake_defer (self->fake, self->conf.snapshot_ms);
+    if (self->conf.snapshot_err)
+        return wc_error_encode (req->rid, self->conf.snapshot_err, NULL,
+                                self->conf.detail, reply) == 0;
+    wc_msg_t msg;
+    memset (&msg, 0, sizeof msg);
+    msg.type = WC_MSG_SNAPSHOT_DONE;
+    msg.rid = req->rid;
+    msg.u.snapshot_done.seq = self->seen.seq;
+    msg.u.snapshot_done.bytes = 100 * self->seen.seq + 16;
+    return s_reply (&msg, reply);
+}
+
+static bool
+s_node_request (void *arg, int port, const wc_msg_t *req, msgpack_sbuffer *reply)
+{
+    (void) port;
+    fake_node_t *self = (fake_node_t *) arg;
+    bool answer = false;
+    pthread_mutex_lock (&self->lock);
+    if (req->type == WC_MSG_PING || req->type == WC_MSG_STATUS)
+        answer = s_node_about (self, req, reply);
+    else
+    if (req->type == WC_MSG_PUT || req->type == WC_MSG_DEL)
+        answer = s_node_write (self, req, reply);
+    else
+    if (req->type == WC_MSG_SNAPSHOT)
+        answer = s_node_snapshot (self, req, reply);
+    pthread_mutex_unlock (&self->lock);
+    return answer;
+}
+
+fake_node_t *
+fake_node_new (int port, const char *id)
+{
+    fake_node_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    pthread_mutex_init (&self->lock, NULL);
+    snprintf (self->id, sizeof self->id, "%s", id);
+    self->conf.role = WC_ROLE_PRIMARY;
+    self->conf.epoch = 1;
+    self->fake = fake_new (s_node_request, NULL, self);
+    if (!self->fake || fake_bind_router (self->fake, port) || fake_start (self->fake))
+        fake_node_destroy (&self);
+    return self;
+}
+
+void
+fake_node_destroy (fake_node_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    fake_node_t *self = *self_p;
+    fake_destroy (&self->fake);
+    pthread_mutex_destroy (&self->lock);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+fake_node_conf (fake_node_t *self, fake_node_conf_t *conf)
+{
+    pthread_mutex_lock (&self->lock);
+    *conf = self->conf;
+    pthread_mutex_unlock (&self->lock);
+}
+
+void
+fake_node_set (fake_node_t *self, const fake_node_conf_t *conf)
+{
+    pthread_mutex_lock (&self->lock);
+    self->conf = *conf;
+    pthread_mutex_unlock (&self->lock);
+}
+
+void
+fake_node_seen (fake_node_t *self, fake_node_seen_t *seen)
+{
+    pthread_mutex_lock (&self->lock);
+    *seen = self->seen;
+    pthread_mutex_unlock (&self->lock);
+}
+
+/* --- a fake broker ----------------------------------------------------------
+
+    A ROUTER at B (TOPOLOGY_GET, SWITCHOVER) and a PUB at B+1 that pushes
+    the directory on every tick. */
+
+#define FAKE_BROKER_NODES 8
+
+struct fake_broker {
+    fake_t              *fake;
+    int                  port;
+    pthread_mutex_t      lock;      /* guards everything below */
+    fake_broker_node_t   nodes [FAKE_BROKER_NODES];
+    int                  count;
+    uint64_t             version;
+    fake_broker_answer_t answer;
+    int                  switchovers;
+    char                 last_id [65];
+};
+
+//  The directory as a TOPOLOGY with rid (0: a push) into out.
+static int
+s_broker_topology (fake_broker_t *self, uint64_t rid, msgpack_sbuffer *out)
+{
+    int rc = wc_topology_encode_header (rid, self->version, (uint32_t) self->count, out);
+    for (int i = 0; i < self->count && rc == 0; i++) {
+        const fake_broker_node_t *n = &self->nodes [i];
+        wc_node_info_t info;
+        memset (&info, 0, sizeof info);
+        info.id = (wc_bytes_t) { (const uint8_t *) n->id, (uint32_t) strlen (n->id) };
+        info.addr = (wc_bytes_t) { (const uint8_t *) n->addr, (uint32_t) strlen (n->addr) };
+        info.role = (uint8_t) n->role;
+        info.epoch = n->epoch;
+        info.up = n->up;
+        rc = wc_node_info_encode (&info, out);
+    }
+    return rc;
+}
+
+//  A SWITCHOVER: as self->answer says (fake.h).
+static bool
+s_broker_switchover (fake_broker_t *self, const wc_msg_t *req, msgpack_sbuffer *reply)
+{
+    self->switchovers++;
+    wc_bytes_printable (self->last_id, sizeof self->last_id, &req->u.switchover.node_id);
+    const fake_broker_answer_t *answer = &self->answer;
+    if (answer->delay_ms < 0)
+        return false;
+    if (answer->delay_ms > 0)
+        fake_defer (self->fake, answer->delay_ms);
+    if (answer->err)
+        return wc_error_encode (req->rid, answer->err, answer->text, NULL, reply) == 0;
+    uint64_t epoch = 0;
+    const char *addr = "";
+    for (int i = 0; i < self->count; i++)
+        if (self->nodes [i].epoch > epoch)
+            epoch = self->nodes [i].epoch;
+    epoch++;
+    for (int i = 0; i < self->count; i++) {
+        bool target = strcmp (self->nodes [i].id, self->last_id) == 0;
+        self->nodes [i].role = target ? WC_ROLE_PRIMARY : WC_ROLE_REPLICA;
+        if (target) {
+            self->nodes [i].epoch = epoch;
+            addr = self->nodes [i].addr;
+        }
+    }
+    self->version++;
+    wc_msg_t msg;
+    memset (&msg, 0, sizeof msg);
+    msg.type = WC_MSG_SWITCHOVER_DONE;
+    msg.rid = req->rid;
+    msg.u.switchover_done.epoch = epoch;
+    msg.u.switchover_done.primary = (wc_bytes_t) { (const uint8_t *) addr,
+                                                   (uint32_t) strlen (addr) };
+    return s_reply (&msg, reply);
+}
+
+static bool
+s_broker_request (void *arg, int port, const wc_msg_t *req, msgpack_sbuffer *reply)
+{
+    (void) port;
+    fake_broker_t *self = (fake_broker_t *) arg;
+    bool answer = false;
+    pthread_mutex_lock (&self->lock);
+    if (req->type == WC_MSG_TOPOLOGY_GET)
+        answer = s_broker_topology (self, req->rid, reply) == 0;
+    else
+    if (req->type == WC_MSG_SWITCHOVER)
+        answer = s_broker_switchover (self, req, reply);
+    pthread_mutex_unlock (&self->lock);
+    return answer;
+}
+
+static void
+s_broker_tick (void *arg, fake_t *fake)
+{
+    fake_broker_t *self = (fake_broker_t *) arg;
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init (&out);
+    pthread_mutex_lock (&self->lock);
+    int rc = s_broker_topology (self, 0, &out);
+    pthread_mutex_unlock (&self->lock);
+    if (rc == 0)
+        fake_publish (fake, self->port + 1, "topology", 8, out.data, out.size);
+    msgpack_sbuffer_destroy (&out);
+}
+
+fake_broker_t *
+fake_broker_new (int port)
+{
+    fake_broker_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    pthread_mutex_init (&self->lock, NULL);
+    self->port = port;
+    self->version = 1;
+    self->fake = fake_new (s_broker_request, s_broker_tick, self);
+    if (!self->fake || fake_bind_router (self->fake, port)
+    ||  fake_bind_pub (self->fake, port + 1) || fake_start (self->fake))
+        fake_broker_destroy (&self);
+    return self;
+}
+
+void
+fake_broker_destroy (fake_broker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    fake_broker_t *self = *self_p;
+    fake_destroy (&self->fake);
+    pthread_mutex_destroy (&self->lock);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+fake_broker_set_nodes (fake_broker_t *self, const fake_broker_node_t *nodes, int count)
+{
+    pthread_mutex_lock (&self->lock);
+    self->count = count < FAKE_BROKER_NODES ? count : FAKE_BROKER_NODES;
+    memcpy (self->nodes, nodes, (size_t) self->count * sizeof nodes [0]);
+    self->version++;
+    pthread_mutex_unlock (&self->lock);
+}
+
+void
+fake_broker_set_answer (fake_broker_t *self, const fake_broker_answer_t *answer)
+{
+    pthread_mutex_lock (&self->lock);
+    self->answer = *answer;
+    pthread_mutex_unlock (&self->lock);
+}
+
+int
+fake_broker_switchovers (fake_broker_t *self, char *id, size_t size)
+{
+    pthread_mutex_lock (&self->lock);
+    int n = self->switchovers;
+    if (id && size > 0)
+        snprintf (id, size, "%s", self->last_id);
+    pthread_mutex_unlock (&self->lock);
+    return n;
 }

@@ -1,0 +1,370 @@
+/*  test_client_failover.c - writes move to the new primary (issue 7, the
+    client's part).
+
+    What a user relies on, with a broker (or several nodes):
+    - a write refused by a primary that has been replaced (EFENCED, which
+      names no successor) is not failed at once: it waits, within its
+      deadline, for the topology to name another primary, and is sent
+      there (it was not applied, so it cannot be applied twice);
+    - a write sent during a switchover, refused by the old primary with
+      ENOTPRIMARY naming the target and then by the target (not yet
+      promoted) naming the old one, lands on the target once the broker
+      has promoted it, instead of failing after the first redirect;
+    - a write that timed out is never sent again: the old primary may
+      have applied it;
+    - when no new primary appears within the timeout, the refusal is
+      what the call returns, with its detail, and the CLI says the write
+      was not made.
+
+    The broker and the nodes are fakes (tests/fake.h). The write runs in
+    a thread of its own while the test plays the failover around it.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+#include "cluster.h"
+#include "fake.h"
+
+typedef struct {
+    cluster_t     *cluster;
+    fake_broker_t *broker;
+    fake_node_t   *p1;              /* the primary of epoch 1 */
+    fake_node_t   *r1;              /* its replica, promoted in epoch 2 */
+    char           broker_addr [32];
+    char           p1_addr [32];
+    char           r1_addr [32];
+} s_world_t;
+
+//  The broker's directory: p1 and r1, primary names which one is, at
+//  epoch.
+static void
+s_directory (s_world_t *w, const char *primary, uint64_t epoch)
+{
+    fake_broker_node_t nodes [2] = {
+        { "p1", "", 0, epoch, true },
+        { "r1", "", 0, epoch, true },
+    };
+    snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", w->p1_addr);
+    snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->r1_addr);
+    nodes [0].role = strcmp (primary, "p1") == 0 ? WC_ROLE_PRIMARY : WC_ROLE_REPLICA;
+    nodes [1].role = strcmp (primary, "r1") == 0 ? WC_ROLE_PRIMARY : WC_ROLE_REPLICA;
+    fake_broker_set_nodes (w->broker, nodes, 2);
+}
+
+//  Set a fake node's role, epoch and how it refuses writes.
+static void
+s_node (fake_node_t *node, int role, uint64_t epoch, int refuse, bool silent,
+        const char *detail)
+{
+    fake_node_conf_t conf;
+    fake_node_conf (node, &conf);
+    conf.role = role;
+    conf.epoch = epoch;
+    conf.refuse = refuse;
+    conf.silent_writes = silent;
+    snprintf (conf.detail, sizeof conf.detail, "%s", detail);
+    fake_node_set (node, &conf);
+}
+
+static int
+s_writes (fake_node_t *node)
+{
+    fake_node_seen_t seen;
+    fake_node_seen (node, &seen);
+    return seen.writes;
+}
+
+static int
+s_setup (void **state)
+{
+    s_world_t *w = calloc (1, sizeof *w);
+    *state = w;
+    w->cluster = cluster_new ("client_failover");
+    if (!w->cluster)
+        return 0;
+    int port = cluster_spare_port (w->cluster);
+    snprintf (w->broker_addr, sizeof w->broker_addr, "127.0.0.1:%d", port);
+    snprintf (w->p1_addr, sizeof w->p1_addr, "127.0.0.1:%d", port + 3);
+    snprintf (w->r1_addr, sizeof w->r1_addr, "127.0.0.1:%d", port + 6);
+    w->broker = fake_broker_new (port);
+    w->p1 = fake_node_new (port + 3, "p1");
+    w->r1 = fake_node_new (port + 6, "r1");
+    if (w->broker && w->p1 && w->r1) {
+        s_directory (w, "p1", 1);
+        s_node (w->r1, WC_ROLE_REPLICA, 1, 0, false, w->p1_addr);
+    }
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    fake_node_destroy (&w->r1);
+    fake_node_destroy (&w->p1);
+    fake_broker_destroy (&w->broker);
+    cluster_destroy (&w->cluster);
+    free (w);
+    return 0;
+}
+
+static s_world_t *
+s_world (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    if (!w->cluster || !w->broker || !w->p1 || !w->r1)
+        fail_msg ("the test could not be set up (see above)");
+    return w;
+}
+
+/*  A put run in a thread of its own, on its own handle. */
+typedef struct {
+    s_world_t    *w;
+    int           timeout_ms;
+    pthread_t     thread;
+    int           rc;
+    walcast_pos_t pos;
+    char          detail [256];
+    int64_t       took_ms;
+} s_put_t;
+
+static void *
+s_put_run (void *arg)
+{
+    s_put_t *put = (s_put_t *) arg;
+    walcast_t *h = walcast_new ();
+    put->rc = WALCAST_ENOMEM;
+    if (!h)
+        return NULL;
+    walcast_set_timeout (h, put->timeout_ms);
+    int64_t started = cluster_now_ms ();
+    put->rc = walcast_connect_broker (h, put->w->broker_addr);
+    if (put->rc == 0)
+        put->rc = walcast_put (h, "k", 1, "v", 1, &put->pos);
+    put->took_ms = cluster_now_ms () - started;
+    snprintf (put->detail, sizeof put->detail, "%s", walcast_last_detail (h));
+    walcast_destroy (&h);
+    return NULL;
+}
+
+static void
+s_put_start (s_put_t *put, s_world_t *w, int timeout_ms)
+{
+    memset (put, 0, sizeof *put);
+    put->w = w;
+    put->timeout_ms = timeout_ms;
+    assert_int_equal (pthread_create (&put->thread, NULL, s_put_run, put), 0);
+}
+
+static void
+s_put_join (s_put_t *put)
+{
+    pthread_join (put->thread, NULL);
+    print_message ("put: %s (%d) in %lld ms at (%llu, %llu); detail '%s'\n",
+                   walcast_errname (put->rc), put->rc, (long long) put->took_ms,
+                   (unsigned long long) put->pos.epoch,
+                   (unsigned long long) put->pos.seq, put->detail);
+}
+
+//  Poll until node has received at least n writes; false after 5 s.
+static bool
+s_wait_writes (fake_node_t *node, int n)
+{
+    int64_t deadline = cluster_now_ms () + 5000;
+    while (s_writes (node) < n) {
+        if (cluster_now_ms () > deadline)
+            return false;
+        struct timespec nap = { 0, 5 * 1000 * 1000 };
+        nanosleep (&nap, NULL);
+    }
+    return true;
+}
+
+//  The broker promotes r1 in epoch 2; p1 follows it.
+static void
+s_promote_r1 (s_world_t *w)
+{
+    s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
+    s_node (w->p1, WC_ROLE_REPLICA, 2, 0, false, w->r1_addr);
+    s_directory (w, "r1", 2);
+}
+
+//  p1 was replaced and knows it (an ACK of a newer epoch), not by whom.
+static void
+test_fenced_waits_for_new_primary (void **state)
+{
+    s_world_t *w = s_world (state);
+    s_node (w->p1, WC_ROLE_PRIMARY, 1, WALCAST_EFENCED, false, "epoch 1 ended");
+    s_put_t put;
+    s_put_start (&put, w, 5000);
+    bool refused = s_wait_writes (w->p1, 1);
+    s_promote_r1 (w);
+    s_put_join (&put);
+    assert_true (refused);
+    assert_int_equal (put.rc, 0);
+    assert_int_equal (put.pos.epoch, 2);
+    assert_int_equal (put.pos.seq, 1);
+    assert_int_equal (s_writes (w->p1), 1);
+    assert_int_equal (s_writes (w->r1), 1);
+    cluster_pass (w->cluster);
+}
+
+//  A switchover under way: p1 names r1, which is not promoted yet and
+//  names p1. The write lands on r1 once the broker has promoted it.
+static void
+test_switchover_redirects (void **state)
+{
+    s_world_t *w = s_world (state);
+    s_node (w->p1, WC_ROLE_PRIMARY, 1, WALCAST_ENOTPRIMARY, false, w->r1_addr);
+    s_put_t put;
+    s_put_start (&put, w, 5000);
+    bool redirected = s_wait_writes (w->r1, 1);
+    s_promote_r1 (w);
+    s_put_join (&put);
+    assert_true (redirected);
+    assert_int_equal (put.rc, 0);
+    assert_int_equal (put.pos.epoch, 2);
+    assert_int_equal (s_writes (w->p1), 1);
+    assert_int_equal (s_writes (w->r1), 2);
+    cluster_pass (w->cluster);
+}
+
+//  A write that timed out is not sent again, even once a new primary
+//  is known: p1 may have applied it.
+static void
+test_timeout_not_retried (void **state)
+{
+    s_world_t *w = s_world (state);
+    s_node (w->p1, WC_ROLE_PRIMARY, 1, 0, true, "");
+    s_put_t put;
+    s_put_start (&put, w, 1500);
+    bool sent = s_wait_writes (w->p1, 1);
+    s_promote_r1 (w);
+    s_put_join (&put);
+    assert_true (sent);
+    assert_int_equal (put.rc, WALCAST_ETIMEOUT);
+    assert_int_equal (s_writes (w->p1), 1);
+    assert_int_equal (s_writes (w->r1), 0);
+    cluster_pass (w->cluster);
+}
+
+//  No successor within the timeout: the refusal, after the timeout,
+//  with its detail; the CLI says the write was not made.
+static void
+test_fenced_without_successor (void **state)
+{
+    s_world_t *w = s_world (state);
+    s_node (w->p1, WC_ROLE_PRIMARY, 1, WALCAST_EFENCED, false, "epoch 1 ended");
+    s_put_t put;
+    s_put_start (&put, w, 1200);
+    s_put_join (&put);
+    assert_int_equal (put.rc, WALCAST_EFENCED);
+    assert_string_equal (put.detail, "epoch 1 ended");
+    assert_true (put.took_ms >= 1200);
+    assert_int_equal (s_writes (w->r1), 0);
+
+    char *out = NULL, *err = NULL;
+    int rc = cluster_cli (w->cluster, NULL, &out, &err, "--broker", w->broker_addr,
+                          "--timeout", "800", "put", "k", "v", NULL);
+    print_message ("put to a fenced primary: exit %d, stderr %s", rc, err);
+    assert_int_equal (rc, 3);
+    assert_string_equal (out, "");
+    assert_non_null (strstr (err, "walcast: put: refused: it comes from an older epoch: "
+                                  "epoch 1 ended; the write was not made"));
+    free (out);
+    free (err);
+    cluster_pass (w->cluster);
+}
+
+/*  What the outcome function was handed. */
+typedef struct {
+    int           count;
+    int           state [8];
+    int           err [8];
+    walcast_pos_t pos [8];
+} s_seen_t;
+
+static void
+s_on_outcome (void *arg, const walcast_outcome_t *o)
+{
+    s_seen_t *seen = (s_seen_t *) arg;
+    if (seen->count < 8) {
+        seen->state [seen->count] = o->state;
+        seen->err [seen->count] = o->err;
+        seen->pos [seen->count] = o->pos;
+    }
+    seen->count++;
+}
+
+//  Async writes in flight to p1 when the topology moves the primary to
+//  r1: the next write goes to r1 (once those in flight are answered),
+//  not to p1, which refuses it now.
+static void
+test_async_follow (void **state)
+{
+    s_world_t *w = s_world (state);
+    fake_node_conf_t conf;
+    fake_node_conf (w->p1, &conf);
+    conf.write_ms = 800;
+    fake_node_set (w->p1, &conf);
+    s_seen_t seen;
+    memset (&seen, 0, sizeof seen);
+    walcast_t *h = walcast_new ();
+    assert_non_null (h);
+    walcast_set_timeout (h, 3000);
+    assert_int_equal (walcast_connect_broker (h, w->broker_addr), 0);
+    walcast_set_outcome_fn (h, s_on_outcome, &seen);
+    assert_int_equal (walcast_put_async (h, "a", 1, "1", 1, 1), 0);
+    assert_true (s_wait_writes (w->p1, 1));
+
+    //  The failover, and the handle learns it (walcast_nodes refreshes)
+    s_promote_r1 (w);
+    walcast_node_info_t nodes [4];
+    size_t count = 0;
+    assert_int_equal (walcast_nodes (h, nodes, 4, &count), 0);
+    for (size_t i = 0; i < count; i++)
+        print_message ("%s: %s, epoch %llu\n", nodes [i].id, nodes [i].role,
+                       (unsigned long long) nodes [i].epoch);
+    assert_int_equal (walcast_put_async (h, "b", 1, "2", 1, 2), 0);
+    uint64_t acked = 0;
+    int rc = walcast_flush (h, NULL, &acked);
+    print_message ("flush: %s, %llu acked; outcomes:", walcast_errname (rc),
+                   (unsigned long long) acked);
+    for (int i = 0; i < seen.count && i < 8; i++)
+        print_message (" [%d: %s at (%llu, %llu)]", seen.state [i],
+                       walcast_errname (seen.err [i]),
+                       (unsigned long long) seen.pos [i].epoch,
+                       (unsigned long long) seen.pos [i].seq);
+    print_message ("\n");
+    assert_int_equal (rc, 0);
+    assert_int_equal (acked, 2);
+    assert_int_equal (seen.count, 2);
+    assert_int_equal (seen.pos [0].epoch, 1);
+    assert_int_equal (seen.pos [1].epoch, 2);
+    assert_int_equal (s_writes (w->p1), 1);
+    assert_int_equal (s_writes (w->r1), 1);
+    walcast_destroy (&h);
+    cluster_pass (w->cluster);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test_setup_teardown (test_fenced_waits_for_new_primary, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_switchover_redirects, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_timeout_not_retried, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_fenced_without_successor, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_async_follow, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
