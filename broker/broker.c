@@ -7,13 +7,18 @@
     1. takes up to S_BATCH messages off the ROUTER without blocking. A
        REGISTER or NODE_HEARTBEAT updates the directory (a REGISTER is
        answered with the TOPOLOGY), or is refused with an ERROR that says
-       why: a field at fault (nodeinfo.c: the directory only ever holds
-       nodes a client can use), a second primary; a TOPOLOGY_GET
-       is answered with the whole directory; anything else is counted
-       and answered with an ERROR, as a node answers it; then takes the
-       subscriptions waiting on the XPUB;
-    2. ticks the directory (every S_TICK_MS at most) so silent nodes go
-       down;
+       why (a field at fault, nodeinfo.c: the directory only ever holds
+       nodes a client can use; a full directory); an admitted one goes to
+       failover.c, and the directive it decides (PROMOTE, FOLLOW,
+       HANDOVER) is sent back as one more reply. A TOPOLOGY_GET is
+       answered with the whole directory; a SWITCHOVER is checked and
+       parked until failover.c says how it ended (one at a time); anything
+       else is counted and answered with an ERROR, as a node answers it;
+       then takes the subscriptions waiting on the XPUB;
+    2. ticks the directory and failover.c (every tenth of the node
+       timeout, at most every 100 ms) so silent nodes go down, a silent
+       primary is replaced, a switchover times out; answers the parked
+       SWITCHOVER when it has ended;
     3. pushes the topology on the XPUB when the version moved during the
        turn, or a second has passed since the last push. Changes that
        arrive together (a restarted broker hearing from every node at
@@ -37,12 +42,14 @@
 #include "clock.h"
 #include "codec.h"
 #include "directory.h"
+#include "failover.h"
 #include "log.h"
 #include "nodeinfo.h"
 #include "publisher.h"
 #include "request.h"
 #include "signals.h"
 #include "sock.h"
+#include "state.h"
 
 /*  Largest request: a REGISTER with every string at its limit is about
     720 bytes. A larger frame makes libzmq drop the peer's connection. */
@@ -53,7 +60,7 @@
 
 /*  Queues per peer, in bytes. libzmq's HWMs count messages, so each is a
     byte budget divided by the largest message of its queue: requests in,
-    256 KiB / 4 KiB = 64; replies out, 4 MiB / 694 KiB = 5. A peer that
+    256 KiB / 4 KiB = 64; replies out, 4 MiB / 712 KiB = 5. A peer that
     sends requests without reading the replies loses the replies past
     that (ROUTER_MANDATORY: the send fails, is counted and dropped). */
 #define S_RCVHWM        ((256 * 1024) / S_MAX_REQUEST)
@@ -63,13 +70,20 @@ _Static_assert (S_RCVHWM >= 1 && S_SNDHWM >= 1, "a HWM of 0 means no limit");
 #define S_BATCH         1000           /* messages handled per turn */
 #define S_PUSH_MS       1000           /* push at least this often */
 #define S_REFUSED_LOG_MS 10000         /* warn about refused nodes this often */
+#define S_SAVE_LOG_MS   10000          /* say that saving fails this often */
+#define S_SWITCHOVER_MS 10000          /* a switchover not done by then is cancelled */
 
 struct wc_broker {
     wc_broker_config_t cfg;
     zsock_t         *router;            /* ROUTER, B: nodes and clients */
     wc_publisher_t  *publisher;         /* XPUB, B+1: topology pushes */
     wc_directory_t  *directory;
-    wc_request_t      req;               /* the message being handled */
+    wc_failover_t   *failover;          /* the cluster's primary and epoch */
+    wc_state_file_t *state_file;        /* --data: where they are saved; else NULL */
+    int64_t          save_failed_ms;    /* last "cannot save" line */
+    wc_request_t     req;               /* the message being handled */
+    wc_request_t     switchover;        /* a SWITCHOVER waiting for its end */
+    uint64_t         switchover_rid;    /* its rid */
     msgpack_sbuffer  out;               /* scratch: encoded replies and pushes */
     int64_t          tick_ms;           /* how often the directory is ticked */
     int64_t          next_tick_ms;
@@ -124,6 +138,68 @@ static const wc_publisher_spec_t s_topology_spec = {
     .foreign_budget = 4096
 };
 
+/*  failover.c's save: the state file, durably, before anything acts on
+    the new state. A failure holds the change back (failover.c retries on
+    the next beat or tick); it is logged at most every S_SAVE_LOG_MS. */
+static int
+s_save (void *arg, const wc_state_t *state)
+{
+    wc_broker_t *self = (wc_broker_t *) arg;
+    if (!self->state_file)
+        return 0;
+    char why [512];
+    int rc = wc_state_file_save (self->state_file, state, why, sizeof why);
+    int64_t now = wc_clock_ms ();
+    if (rc && (self->save_failed_ms == 0 || now - self->save_failed_ms >= S_SAVE_LOG_MS)) {
+        wc_log_error ("cannot save the cluster state (epoch %llu, primary %s): %s; "
+                      "nothing that depends on it is sent until it can be saved",
+                      (unsigned long long) state->epoch,
+                      state->primary [0] ? state->primary : "none", why);
+        self->save_failed_ms = now;
+    }
+    if (rc == 0 && self->save_failed_ms) {
+        wc_log_info ("cluster state saved again (epoch %llu, primary %s)",
+                     (unsigned long long) state->epoch, state->primary);
+        self->save_failed_ms = 0;
+    }
+    return rc;
+}
+
+/*  Read the cluster state (from --data, or a new one) and start
+    failover.c from it. Returns 0, or -1 with the cause in why. */
+static int
+s_start_failover (wc_broker_t *self, char *why, size_t why_size)
+{
+    const wc_broker_config_t *cfg = &self->cfg;
+    wc_state_t state;
+    memset (&state, 0, sizeof state);
+    int err = 0;
+    if (cfg->data_dir [0]) {
+        self->state_file = wc_state_file_open (cfg->data_dir, &state, &err, why,
+                                               why_size);
+        if (!self->state_file)
+            return -1;
+        wc_log_info ("cluster state from %s: %s%s%s epoch %llu",
+                     wc_state_file_path (self->state_file),
+                     state.primary [0] ? "primary " : "no primary yet,",
+                     state.primary, state.primary [0] ? "," : "",
+                     (unsigned long long) state.epoch);
+    }
+    else
+        wc_log_warn ("no --data: the cluster's epoch and primary are kept in memory "
+                     "only, so a restart of this broker could go back in epochs (and "
+                     "promote a node over data it does not have); give --data DIR");
+    wc_failover_config_t fcfg = {
+        .node_timeout_ms = cfg->node_timeout_ms,
+        .failover_timeout_ms = cfg->failover_timeout_ms,
+        .switchover_timeout_ms = S_SWITCHOVER_MS,
+        .region_priority = cfg->region_priority
+    };
+    self->failover = wc_failover_new (&fcfg, &state, wc_clock_ms (), s_save, self,
+                                      why, why_size);
+    return self->failover ? 0 : -1;
+}
+
 wc_broker_t *
 wc_broker_new (const wc_broker_config_t *cfg, char *why, size_t why_size)
 {
@@ -134,9 +210,11 @@ wc_broker_new (const wc_broker_config_t *cfg, char *why, size_t why_size)
     self->cfg = *cfg;
     msgpack_sbuffer_init (&self->out);
     wc_request_init (&self->req);
+    wc_request_init (&self->switchover);
     self->directory = wc_directory_new ();
-    if (!self->directory)
+    if (!self->directory || s_start_failover (self, why, why_size) != 0)
         goto error;
+    wc_directory_set_primary (self->directory, wc_failover_state (self->failover)->primary);
     self->router = s_bind_router (self, cfg->port, why, why_size);
     if (!self->router)
         goto error;
@@ -152,9 +230,10 @@ wc_broker_new (const wc_broker_config_t *cfg, char *why, size_t why_size)
         self->tick_ms = 100;
     if (self->tick_ms < 10)
         self->tick_ms = 10;
-    wc_log_info ("broker on tcp://%s:%d (topology pushes on %d), node "
-                 "timeout %d ms", cfg->bind, cfg->port, cfg->port + 1,
-                 cfg->node_timeout_ms);
+    wc_log_info ("broker on tcp://%s:%d (topology pushes on %d), node timeout %d ms, "
+                 "failover timeout %d ms, region priority %s", cfg->bind, cfg->port,
+                 cfg->port + 1, cfg->node_timeout_ms, cfg->failover_timeout_ms,
+                 cfg->region_priority [0] ? cfg->region_priority : "none");
     return self;
 
 error:
@@ -170,8 +249,11 @@ wc_broker_destroy (wc_broker_t **self_p)
         return;
     zsock_destroy (&self->router);
     wc_publisher_destroy (&self->publisher);
+    wc_failover_destroy (&self->failover);
+    wc_state_file_destroy (&self->state_file);
     wc_directory_destroy (&self->directory);
     wc_request_destroy (&self->req);
+    wc_request_destroy (&self->switchover);
     msgpack_sbuffer_destroy (&self->out);
     free (self);
     *self_p = NULL;
@@ -237,11 +319,44 @@ s_refuse (wc_broker_t *self, wc_request_t *req, int err, const wc_refusal_t *why
     self->refused_log_ms = now;
 }
 
+/*  Send a directive back through req's envelope, with req's rid. */
+static void
+s_send_directive (wc_broker_t *self, wc_request_t *req, const wc_directive_t *d)
+{
+    wc_msg_t msg;
+    memset (&msg, 0, sizeof msg);
+    msg.type = d->type;
+    msg.rid = req->msg.rid;
+    if (d->type == WC_MSG_PROMOTE)
+        msg.u.promote.epoch = d->epoch;
+    else
+    if (d->type == WC_MSG_FOLLOW) {
+        msg.u.follow.epoch = d->epoch;
+        msg.u.follow.primary = (wc_bytes_t) { (const uint8_t *) d->addr,
+                                              (uint32_t) strlen (d->addr) };
+    }
+    else {
+        msg.u.handover.epoch = d->epoch;
+        msg.u.handover.target_id = (wc_bytes_t) { (const uint8_t *) d->target,
+                                                  (uint32_t) strlen (d->target) };
+        msg.u.handover.target_addr = (wc_bytes_t) { (const uint8_t *) d->addr,
+                                                    (uint32_t) strlen (d->addr) };
+    }
+    self->out.size = 0;
+    if (wc_msg_encode (&msg, &self->out) == 0)
+        s_reply (self, req);
+    char id [WC_MAX_ID + 1];
+    wc_bytes_printable (id, sizeof id, &req->msg.u.node.id);
+    wc_log_debug ("%s to node %s: epoch %llu %s %s", wc_msg_type_name (d->type), id,
+                  (unsigned long long) d->epoch, d->target, d->addr);
+}
+
 /*  A node's REGISTER or NODE_HEARTBEAT: into the directory, or refused
-    with the reason (a field against the admission rules, a second
-    primary, a full directory). An admitted REGISTER is answered with the
-    TOPOLOGY the node just joined: that is how a node learns that a
-    refusal is over. Admitted heartbeats get no reply. */
+    with the reason (a field against the admission rules, a full
+    directory). An admitted REGISTER is answered with the TOPOLOGY the
+    node just joined: that is how a node learns that a refusal is over.
+    Then, to either, the directive failover.c decides, if any: repeated
+    on every beat until the node's beats show it done. */
 static void
 s_handle_node (wc_broker_t *self, wc_request_t *req, int64_t now)
 {
@@ -251,12 +366,66 @@ s_handle_node (wc_broker_t *self, wc_request_t *req, int64_t now)
         s_refuse (self, req, rc, &why, now);
         return;
     }
-    if (req->msg.type != WC_MSG_REGISTER)
+    wc_directive_t directive;
+    wc_failover_beat (self->failover, self->directory, &req->msg.u.node, now,
+                      &directive);
+    if (req->msg.type == WC_MSG_REGISTER) {
+        self->out.size = 0;
+        if (wc_directory_encode_topology (self->directory, req->msg.rid, now,
+                                          &self->out) == 0)
+            s_reply (self, req);
+    }
+    if (directive.type)
+        s_send_directive (self, req, &directive);
+}
+
+/*  Answer the parked SWITCHOVER with how it ended, and free its slot. */
+static void
+s_switchover_reply (wc_broker_t *self, const wc_switchover_result_t *result)
+{
+    if (self->switchover.nframes == 0)
         return;
     self->out.size = 0;
-    if (wc_directory_encode_topology (self->directory, req->msg.rid, now,
-                                      &self->out) == 0)
-        s_reply (self, req);
+    wc_msg_t msg;
+    memset (&msg, 0, sizeof msg);
+    msg.type = WC_MSG_SWITCHOVER_DONE;
+    msg.rid = self->switchover_rid;
+    msg.u.switchover_done.epoch = result->epoch;
+    msg.u.switchover_done.primary = (wc_bytes_t) { (const uint8_t *) result->addr,
+                                                   (uint32_t) strlen (result->addr) };
+    int rc = result->code == 0 ? wc_msg_encode (&msg, &self->out)
+           : wc_error_encode (self->switchover_rid, result->code, result->text,
+                              result->addr, &self->out);
+    if (rc == 0)
+        s_reply (self, &self->switchover);
+    wc_request_release (&self->switchover);
+}
+
+/*  A client's SWITCHOVER: refused at once with the reason, or begun, its
+    envelope kept until failover.c says how it ended. */
+static void
+s_handle_switchover (wc_broker_t *self, wc_request_t *req, int64_t now)
+{
+    wc_switchover_result_t result;
+    if (wc_failover_switchover_result (self->failover, &result))
+        s_switchover_reply (self, &result);     /* the last one ended this turn */
+    char why [WC_MAX_TEXT + 1];
+    int rc = wc_failover_switchover (self->failover, self->directory,
+                                     &req->msg.u.switchover.node_id, now, why,
+                                     sizeof why);
+    if (rc) {
+        self->out.size = 0;
+        if (wc_error_encode (req->msg.rid, rc, why, NULL, &self->out) == 0)
+            s_reply (self, req);
+        return;
+    }
+    wc_request_release (&self->switchover);     /* none is left; to be sure */
+    for (int i = 0; i < req->nframes; i++) {
+        zmq_msg_init (&self->switchover.frames [i]);
+        zmq_msg_move (&self->switchover.frames [i], &req->frames [i]);
+    }
+    self->switchover.nframes = req->nframes;
+    self->switchover_rid = req->msg.rid;
 }
 
 /*  Handle one decoded (or undecodable) message. Like a node, the broker
@@ -288,6 +457,9 @@ s_handle (wc_broker_t *self, wc_request_t *req, int64_t now)
         case WC_MSG_REGISTER:
         case WC_MSG_NODE_HEARTBEAT:
             s_handle_node (self, req, now);
+            break;
+        case WC_MSG_SWITCHOVER:
+            s_handle_switchover (self, req, now);
             break;
         case WC_MSG_TOPOLOGY_GET:
             self->out.size = 0;
@@ -353,8 +525,12 @@ s_timers (wc_broker_t *self)
     int64_t now = wc_clock_ms ();
     if (now >= self->next_tick_ms) {
         wc_directory_tick (self->directory, now, self->cfg.node_timeout_ms);
+        wc_failover_tick (self->failover, self->directory, now);
         self->next_tick_ms = now + self->tick_ms;
     }
+    wc_switchover_result_t result;
+    if (wc_failover_switchover_result (self->failover, &result))
+        s_switchover_reply (self, &result);
     int64_t next_push = now + wc_publisher_tick (self->publisher, now);
     if (wc_publisher_socket (self->publisher)) {
         if (!self->pushed || now >= self->next_push_ms
@@ -391,13 +567,17 @@ wc_broker_run (wc_broker_t *self)
         if (publisher && (items [1].revents & ZMQ_POLLIN))
             wc_publisher_handle (self->publisher);
     }
-    wc_log_info ("stopped at topology version %llu with %zu nodes, %zu up "
-                 "(%llu malformed or unexpected messages dropped or refused, "
+    const wc_state_t *state = wc_failover_state (self->failover);
+    wc_log_info ("stopped at topology version %llu with %zu nodes, %zu up, primary "
+                 "%s at epoch %llu (%llu malformed or unexpected messages dropped or "
+                 "refused, "
                  "%llu replies unroutable, %llu registrations refused, %llu "
                  "foreign subscriptions dropped, %llu topology socket rebuilds)",
                  (unsigned long long) wc_directory_version (self->directory),
                  wc_directory_size (self->directory),
                  wc_directory_up_count (self->directory),
+                 state->primary [0] ? state->primary : "none",
+                 (unsigned long long) state->epoch,
                  (unsigned long long) self->bad_messages,
                  (unsigned long long) self->send_failures,
                  (unsigned long long) self->refused,

@@ -1,17 +1,24 @@
-/*  broker.h - walcast-broker: the directory of nodes, served on two sockets.
+/*  broker.h - walcast-broker: the directory of nodes and the cluster's
+    primary, served on two sockets.
 
     main.c fills a wc_broker_config_t and calls wc_broker_new and
     wc_broker_run. The broker binds, at base port B:
       B    ROUTER  nodes send REGISTER (answered with a TOPOLOGY) and
                    NODE_HEARTBEAT; either is answered with an ERROR when
-                   refused (nodeinfo.h, directory.h: one primary);
-                   clients send TOPOLOGY_GET and get a TOPOLOGY back;
+                   refused (nodeinfo.h, directory.h), and with the
+                   directive the node must follow when it has one
+                   (failover.h: PROMOTE, FOLLOW, HANDOVER); clients send
+                   TOPOLOGY_GET and get a TOPOLOGY back, and SWITCHOVER,
+                   answered when it is over (SWITCHOVER_DONE or ERROR);
       B+1  XPUB    [topic "topology"][TOPOLOGY, rid 0], pushed at once
                    when the directory's version changes and at least
                    once a second anyway; only the subscriptions the
                    protocol defines are kept (publisher.h).
-    It keeps nothing on disk: after a restart the nodes' heartbeats (every
-    500 ms) rebuild the directory within a second.
+    The cluster's epoch and primary are kept in --data DIR (state.h),
+    saved before any directive that depends on them goes out; without
+    --data they live in memory only. The directory itself is never
+    saved: after a restart the nodes' heartbeats (every 500 ms) rebuild
+    it within a second.
 */
 #ifndef WC_BROKER_H_INCLUDED
 #define WC_BROKER_H_INCLUDED
@@ -23,6 +30,9 @@ typedef struct {
     char bind [WC_MAX_ADDR + 1];   /* address to bind, default 127.0.0.1 */
     int  port;                     /* base port B; B+1 is the PUB */
     int  node_timeout_ms;          /* silence after which a node is down */
+    int  failover_timeout_ms;      /* the primary silent this long is replaced */
+    char data_dir [1024];          /* where the cluster state is kept; "": memory */
+    char region_priority [1024];   /* "R1,R2,...": failover ties; "": none */
 } wc_broker_config_t;
 
 typedef struct wc_broker wc_broker_t;

@@ -13,6 +13,11 @@
     judged against the times the caller passes in, so tests can run the
     clock by hand.
 
+    Several nodes may hold the primary role at once in the directory (it
+    lists what nodes say); which one is the cluster's primary is
+    failover.c's decision, handed in by wc_directory_set_primary and
+    applied only when a TOPOLOGY is encoded.
+
     Ids, regions and addresses come from the network. They are stored as
     byte strings with a length (they may hold any byte) and are made
     printable before they reach a log line.
@@ -39,6 +44,8 @@ typedef struct {
     uint64_t applied_seq;
     uint64_t lag;
     uint64_t lag_ms;
+    uint64_t flags;                   /* WC_NODE_*, as last reported */
+    uint64_t handover_seq;            /* as last reported */
     bool     up;                      /* heard within the timeout */
     int64_t  heard_ms;                /* monotonic time it was last heard */
 } s_node_t;
@@ -47,6 +54,7 @@ struct wc_directory {
     s_node_t **nodes;                 /* WC_MAX_NODES slots, [0..size) sorted by id */
     size_t     size;                  /* nodes known, up or down */
     uint64_t   version;               /* +1 at every change */
+    char       primary [WC_MAX_ID + 1];   /* the cluster's primary; "" if none */
 };
 
 /*  Room for a printable copy of the longest string we log. */
@@ -101,6 +109,22 @@ s_role_name (uint8_t role)
 {
     return role == WC_ROLE_PRIMARY ? "primary"
          : role == WC_ROLE_REPLICA ? "replica" : "unknown";
+}
+
+/*  The names of the WC_NODE_* flags set in flags ("candidate,diverged"),
+    "none" when there are none. */
+static const char *
+s_flag_names (char *buf, size_t size, uint64_t flags)
+{
+    snprintf (buf, size, "%s%s%s%s",
+              flags & WC_NODE_CANDIDATE ? ",candidate" : "",
+              flags & WC_NODE_DIVERGED ? ",diverged" : "",
+              flags & WC_NODE_STALLED ? ",stalled" : "",
+              flags & ~(uint64_t) (WC_NODE_CANDIDATE | WC_NODE_DIVERGED
+                                   | WC_NODE_STALLED) ? ",unknown" : "");
+    if (buf [0] == '\0')
+        snprintf (buf, size, ",none");
+    return buf + 1;
 }
 
 static bool
@@ -226,55 +250,15 @@ s_log_changes (const s_node_t *node, const wc_node_info_t *info, int64_t now_ms)
                      s_printable (was, node->primary, node->primary_len));
         changed = true;
     }
-    return changed;
-}
-
-/* --- one primary ----------------------------------------------------------- */
-
-/*  Index of the node, other than id, that holds the primary role, or
-    self->size. There is at most one (s_claim_primary keeps it so). */
-static size_t
-s_other_primary (wc_directory_t *self, const wc_bytes_t *id)
-{
-    for (size_t i = 0; i < self->size; i++)
-        if (self->nodes [i]->role == WC_ROLE_PRIMARY && s_compare_id (self->nodes [i], id))
-            return i;
-    return self->size;
-}
-
-/*  A node claims the primary role. While another node holds it and is
-    up, the claim is refused (ECONFLICT; why names the holder, detail is
-    its address). When the holder is down, the claimant takes the role and
-    the holder is forgotten, so the directory never lists two primaries;
-    if the holder comes back as a primary it is the one refused. */
-static int
-s_claim_primary (wc_directory_t *self, const wc_node_info_t *info, int64_t now_ms,
-                 wc_refusal_t *why)
-{
-    size_t index = s_other_primary (self, &info->id);
-    if (index == self->size)
-        return 0;
-    s_node_t *holder = self->nodes [index];
-    char id [S_PRINTABLE], addr [S_PRINTABLE], claimant [S_PRINTABLE];
-    s_printable (id, holder->id, holder->id_len);
-    s_printable (addr, holder->addr, holder->addr_len);
-    if (holder->up) {
-        snprintf (why->text, sizeof why->text, "node %s at %s is the primary (up, "
-                  "heard %lld ms ago); a cluster has one primary", id, addr,
-                  (long long) s_silent_ms (holder, now_ms));
-        snprintf (why->detail, sizeof why->detail, "%s", addr);
-        return WALCAST_ECONFLICT;
+    if (node->flags != info->flags) {
+        wc_log_info ("node %s now flags %s (was %s; epoch %llu, seq %llu)", id,
+                     s_flag_names (now, sizeof now, info->flags),
+                     s_flag_names (was, sizeof was, node->flags),
+                     (unsigned long long) info->epoch,
+                     (unsigned long long) info->applied_seq);
+        changed = true;
     }
-    s_printable (claimant, info->id.ptr, info->id.len);
-    wc_log_warn ("node %s takes the primary role from node %s at %s, down for %lld "
-                 "ms: %s is forgotten, and refused if it comes back as a primary "
-                 "while %s is up", claimant, id, addr,
-                 (long long) s_silent_ms (holder, now_ms), id, claimant);
-    free (holder);
-    memmove (&self->nodes [index], &self->nodes [index + 1],
-             (self->size - index - 1) * sizeof (s_node_t *));
-    self->size--;
-    return 0;
+    return changed;
 }
 
 /* --- the directory ------------------------------------------------------- */
@@ -323,8 +307,6 @@ wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
         why = &unused;
     why->text [0] = why->detail [0] = '\0';
     int rc = wc_nodeinfo_check (info, why->text, sizeof why->text);
-    if (rc == 0 && info->role == WC_ROLE_PRIMARY)
-        rc = s_claim_primary (self, info, now_ms, why);
     if (rc)
         return rc;
     size_t index;
@@ -345,6 +327,8 @@ wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
     node->applied_seq = info->applied_seq;
     node->lag = info->lag;
     node->lag_ms = info->lag_ms;
+    node->flags = info->flags;
+    node->handover_seq = info->handover_seq;
     node->up = true;
     node->heard_ms = now_ms;
     if (changed)
@@ -416,9 +400,60 @@ wc_directory_get (wc_directory_t *self, size_t index, int64_t now_ms,
     info->primary.len = node->primary_len;
     info->lag = node->lag;
     info->lag_ms = node->lag_ms;
+    info->flags = node->flags;
+    info->handover_seq = node->handover_seq;
     info->up = node->up;
     info->silent_ms = (uint64_t) s_silent_ms (node, now_ms);
     return 0;
+}
+
+void
+wc_directory_set_primary (wc_directory_t *self, const char *id)
+{
+    if (!id)
+        id = "";
+    if (strcmp (self->primary, id) == 0)
+        return;
+    snprintf (self->primary, sizeof self->primary, "%s", id);
+    self->version++;
+}
+
+int
+wc_directory_find (wc_directory_t *self, const char *id, int64_t now_ms,
+                   wc_node_info_t *info)
+{
+    wc_bytes_t want = { (const uint8_t *) id, (uint32_t) strlen (id) };
+    size_t index;
+    if (want.len == 0 || want.len > WC_MAX_ID || !s_find (self, &want, &index))
+        return WALCAST_ENOTFOUND;
+    return wc_directory_get (self, index, now_ms, info);
+}
+
+int
+wc_directory_find_addr (wc_directory_t *self, const void *addr, size_t len,
+                        int64_t now_ms, wc_node_info_t *info)
+{
+    size_t found = self->size;
+    for (size_t i = 0; i < self->size; i++) {
+        const s_node_t *node = self->nodes [i];
+        if (node->addr_len != len || memcmp (node->addr, addr, len) != 0)
+            continue;
+        if (found == self->size || (node->up && !self->nodes [found]->up))
+            found = i;
+    }
+    if (found == self->size)
+        return WALCAST_ENOTFOUND;
+    return wc_directory_get (self, found, now_ms, info);
+}
+
+/*  True when node claims the primary role but failover.c named another
+    node the cluster's primary: clients must not see it as usable. */
+static bool
+s_masked (wc_directory_t *self, const s_node_t *node)
+{
+    return node->role == WC_ROLE_PRIMARY && self->primary [0] != '\0'
+        && (node->id_len != strlen (self->primary)
+            || memcmp (node->id, self->primary, node->id_len) != 0);
 }
 
 int
@@ -431,6 +466,8 @@ wc_directory_encode_topology (wc_directory_t *self, uint64_t rid,
     for (size_t i = 0; rc == 0 && i < self->size; i++) {
         wc_node_info_t info;
         wc_directory_get (self, i, now_ms, &info);
+        if (s_masked (self, self->nodes [i]))
+            info.up = false;
         rc = wc_node_info_encode (&info, out);
     }
     if (rc && out->size > start)

@@ -9,9 +9,10 @@
 
     The directory keeps a version: a counter that goes up by one at every
     change a client must route around (a node appears, goes up or down,
-    changes role, address, region or the primary it follows). Progress
-    numbers (epoch, applied seq, lag) are kept but do not move the version:
-    they change with every heartbeat.
+    changes role, address, region, the primary it follows or its flags;
+    the broker names another primary). Progress numbers (epoch, applied
+    seq, lag, handover_seq) are kept but do not move the version: they
+    change with every heartbeat.
 
     Nodes are kept sorted by id, so a TOPOLOGY lists them in a stable
     order. At most WC_MAX_NODES are kept; when the directory is full a new
@@ -19,10 +20,13 @@
     is refused when every node is up.
 
     Only what a client can use gets in: every update is checked by
-    wc_nodeinfo_check, and at most one node holds the primary role. A
-    second node that claims it while the primary is up is refused
-    (ECONFLICT, naming the primary); once the primary is down, the
-    claimant takes the role and the old primary is forgotten.
+    wc_nodeinfo_check. Several nodes may claim the primary role (a new
+    candidate, an old primary back from the dead): the directory lists
+    what each says, and failover.c decides which one is the cluster's
+    primary and tells the others to follow it. The directory is told that
+    decision (wc_directory_set_primary) so that a TOPOLOGY never offers
+    clients a second primary: a claimant that is not the cluster's primary
+    is listed with up = false until it follows.
 */
 #ifndef WC_DIRECTORY_H_INCLUDED
 #define WC_DIRECTORY_H_INCLUDED
@@ -36,17 +40,19 @@
 typedef struct wc_directory wc_directory_t;
 
 /*  Largest TOPOLOGY the directory encodes: a header (< 32 bytes) and
-    WC_MAX_NODES node_infos of at most 694 bytes each (array header 1; id
+    WC_MAX_NODES node_infos of at most 712 bytes each (array header 1; id
     and region str8 2 + 64 each; role 1; epoch, applied_seq 9 each; addr
-    and primary str8 2 + 255 each; lag, lag_ms 9 each; up 1; silent_ms
-    9): 694 KiB. Queues that hold topologies are sized by it. */
-#define WC_DIRECTORY_MAX_TOPOLOGY  (32 + WC_MAX_NODES * 694)
+    and primary str8 2 + 255 each; lag, lag_ms 9 each; up 1; silent_ms,
+    flags, handover_seq 9 each): 712 KiB. Queues that hold topologies are
+    sized by it. */
+#define WC_DIRECTORY_NODE_MAX      712
+#define WC_DIRECTORY_MAX_TOPOLOGY  (32 + WC_MAX_NODES * WC_DIRECTORY_NODE_MAX)
 
 /*  Why the directory refused an update: one line for the ERROR text and
     the log, starting with the field at fault when a field is. */
 typedef struct {
     char text [WC_MAX_TEXT + 1];
-    char detail [WC_MAX_ADDR + 1];    /* ECONFLICT: the primary's HOST:PORT */
+    char detail [WC_MAX_ADDR + 1];    /* machine-usable detail, or "" */
 } wc_refusal_t;
 
 /*  A new, empty directory (version 0), or NULL when out of memory. */
@@ -60,17 +66,20 @@ void wc_directory_destroy (wc_directory_t **self_p);
     copies every field (the directory owns its copies; info may point into
     a buffer that goes away afterwards), marks the node up and heard at
     now_ms. info->up and info->silent_ms are ignored (the broker's view is
-    its own). Logs appearances, returns and role/address/region/primary
-    changes. Returns 1 when the version went up, 0 when it did not, or a
-    refusal, which changes nothing and says why in *why (may be NULL):
-    WALCAST_EPROTO or WALCAST_ETOOBIG when a field breaks the admission
-    rules (wc_nodeinfo_check), WALCAST_ECONFLICT when the node claims the
-    primary role while another node holds it and is up (why->detail is
-    that primary's address), WALCAST_EBUSY when the node is new and the
-    directory is full of nodes that are up, WALCAST_ENOMEM. A claim that
-    succeeds because the primary is down forgets the old primary. */
+    its own). Logs appearances, returns and role/address/region/primary/
+    flag changes. Returns 1 when the version went up, 0 when it did not,
+    or a refusal, which changes nothing and says why in *why (may be
+    NULL): WALCAST_EPROTO or WALCAST_ETOOBIG when a field breaks the
+    admission rules (wc_nodeinfo_check), WALCAST_EBUSY when the node is
+    new and the directory is full of nodes that are up, WALCAST_ENOMEM. */
 int wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
                          int64_t now_ms, wc_refusal_t *why);
+
+/*  The cluster's primary, as failover.c decided it: its id ("" or NULL:
+    none known). A TOPOLOGY lists every other node that claims role 1
+    with up = false, so clients never send writes to it. Moves the version
+    when it changes (clients must route writes elsewhere). */
+void wc_directory_set_primary (wc_directory_t *self, const char *id);
 
 /*  Mark down every up node not heard for timeout_ms or more at now_ms,
     logging each. Returns 1 when the version went up, else 0. */
@@ -92,8 +101,19 @@ size_t wc_directory_up_count (wc_directory_t *self);
 int wc_directory_get (wc_directory_t *self, size_t index, int64_t now_ms,
                       wc_node_info_t *info);
 
+/*  The node with this id (a NUL-terminated string), as wc_directory_get
+    gives it. Returns 0, or WALCAST_ENOTFOUND. */
+int wc_directory_find (wc_directory_t *self, const char *id, int64_t now_ms,
+                       wc_node_info_t *info);
+
+/*  A node whose addr is addr (len octets): the first that is up, else the
+    first found. Returns 0, or WALCAST_ENOTFOUND. */
+int wc_directory_find_addr (wc_directory_t *self, const void *addr, size_t len,
+                            int64_t now_ms, wc_node_info_t *info);
+
 /*  Append a whole TOPOLOGY message (rid, the version and every node, each
-    with up and silent_ms as of now_ms) to out. Returns 0 or
+    with up and silent_ms as of now_ms, up false for a claimant of the
+    primary role that is not the cluster's primary) to out. Returns 0 or
     WALCAST_ENOMEM (out is then as it was). */
 int wc_directory_encode_topology (wc_directory_t *self, uint64_t rid,
                                   int64_t now_ms, msgpack_sbuffer *out);

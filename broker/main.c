@@ -1,14 +1,18 @@
 /*  main.c - walcast-broker: command-line flags to a broker configuration.
 
     Parses the flags, checks them (every bad value is named on stderr with
-    exit code 2), then runs the broker until SIGTERM or SIGINT. Exit codes:
-    0 after a clean stop, 1 when the broker could not start or had to stop.
+    exit code 2, and so is a --failover-timeout below --node-timeout),
+    then runs the broker until SIGTERM or SIGINT. Exit codes: 0 after a
+    clean stop, 1 when the broker could not start (a port taken, a data
+    directory locked by another broker or whose state file is damaged)
+    or had to stop.
 */
 #include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "broker.h"
+#include "failover.h"
 #include "flags.h"
 #include "log.h"
 #include "walcast.h"
@@ -16,17 +20,26 @@
 static const char *s_usage =
     "usage: walcast-broker --port B [options]\n"
     "\n"
-    "Runs the walcast broker: the directory of nodes and regions. Nodes\n"
-    "register and send heartbeats to it; clients ask it for the topology.\n"
-    "It binds two ports: B (requests from nodes and clients) and B+1\n"
-    "(topology pushes, on every change and at least once a second).\n"
-    "It keeps nothing on disk: after a restart the nodes' heartbeats\n"
-    "rebuild the directory.\n"
+    "Runs the walcast broker: the directory of nodes and regions, and the\n"
+    "cluster's primary. Nodes register and send heartbeats to it, and it\n"
+    "answers with what they must do (become the primary, follow it, hand\n"
+    "over); clients ask it for the topology. It binds two ports: B\n"
+    "(requests from nodes and clients) and B+1 (topology pushes, on every\n"
+    "change and at least once a second). When the primary is silent for\n"
+    "--failover-timeout it promotes the replica with the most data.\n"
     "\n"
     "  --port B             base port, 1..65534 (required)\n"
     "  --bind ADDR          address to bind (default 127.0.0.1; 0.0.0.0 for all)\n"
+    "  --data DIR           keep the cluster's epoch and primary in DIR\n"
+    "                       (created if missing); without it they are kept\n"
+    "                       in memory only, and a restart could go back in\n"
+    "                       epochs\n"
     "  --node-timeout MS    a node silent this long is down, 100..3600000\n"
     "                       (default 2000; nodes send heartbeats every 500 ms)\n"
+    "  --failover-timeout MS  the primary silent this long is replaced,\n"
+    "                       100..3600000, at least --node-timeout (default 3000)\n"
+    "  --region-priority R1,R2,...  between replicas holding as much data,\n"
+    "                       promote one of R1 first, then R2, ... (default: by id)\n"
     "  -v, --verbose        debug logging\n"
     "  -h, --help           this help\n"
     "      --version        print the version\n"
@@ -40,13 +53,19 @@ s_parse (int argc, char **argv, wc_broker_config_t *cfg)
 {
     memset (cfg, 0, sizeof *cfg);
     strcpy (cfg->bind, "127.0.0.1");
-    long long port = 0, node_timeout = 2000;
+    long long port = 0, node_timeout = 2000, failover_timeout = 3000;
     bool verbose = false;
     const wc_flag_t flags [] = {
         { "port", 0, WC_FLAG_NUMBER, &port, 0, 1, 65534, NULL },
         { "bind", 0, WC_FLAG_STRING, cfg->bind, sizeof cfg->bind, 1,
           sizeof cfg->bind - 1, NULL },
+        { "data", 0, WC_FLAG_STRING, cfg->data_dir, sizeof cfg->data_dir, 1,
+          sizeof cfg->data_dir - 1, NULL },
         { "node-timeout", 0, WC_FLAG_NUMBER, &node_timeout, 0, 100, 3600000, NULL },
+        { "failover-timeout", 0, WC_FLAG_NUMBER, &failover_timeout, 0, 100, 3600000,
+          NULL },
+        { "region-priority", 0, WC_FLAG_STRING, cfg->region_priority,
+          sizeof cfg->region_priority, 1, sizeof cfg->region_priority - 1, NULL },
         { "verbose", 'v', WC_FLAG_SWITCH, &verbose, 0, 0, 0, NULL },
         { "help", 'h', WC_FLAG_HELP, NULL, 0, 0, 0, NULL },
         { "version", 0, WC_FLAG_VERSION, NULL, 0, 0, 0, NULL },
@@ -61,11 +80,24 @@ s_parse (int argc, char **argv, wc_broker_config_t *cfg)
         return rc;
     cfg->port = (int) port;
     cfg->node_timeout_ms = (int) node_timeout;
+    cfg->failover_timeout_ms = (int) failover_timeout;
     if (verbose)
         wc_log_set_level (WC_LOG_DEBUG);
     if (!cfg->port) {
         fprintf (stderr, "walcast-broker: --port is required\n"
                  "Try 'walcast-broker --help'.\n");
+        return -1;
+    }
+    if (cfg->failover_timeout_ms < cfg->node_timeout_ms) {
+        fprintf (stderr, "walcast-broker: --failover-timeout %d is shorter than "
+                 "--node-timeout %d: the primary must be seen down before it is "
+                 "replaced; raise --failover-timeout to at least %d\n",
+                 cfg->failover_timeout_ms, cfg->node_timeout_ms, cfg->node_timeout_ms);
+        return -1;
+    }
+    char why [256];
+    if (wc_failover_check_regions (cfg->region_priority, why, sizeof why) != 0) {
+        fprintf (stderr, "walcast-broker: %s\n", why);
         return -1;
     }
     return 0;

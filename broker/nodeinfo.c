@@ -4,7 +4,7 @@
     One table describes the eleven fields of a node_info (name, kind,
     length limits). The content check walks the decoded fields and the
     grammar rules the table cannot express (printable bytes, HOST:PORT,
-    role against primary, epoch); the explanation walks the raw msgpack
+    role against primary); the explanation walks the raw msgpack
     array with the same table to find the first field the codec refused.
     Every value quoted in a reason is made printable first: the reason
     goes into logs and onto the wire.
@@ -157,10 +157,6 @@ wc_nodeinfo_check (const wc_node_info_t *info, char *why, size_t size)
         return rc;
     if (info->role != WC_ROLE_PRIMARY && info->role != WC_ROLE_REPLICA) {
         s_say (why, size, "role %u is neither 1 (primary) nor 2 (replica)", info->role);
-        return WALCAST_EPROTO;
-    }
-    if (info->epoch == 0) {
-        s_say (why, size, "epoch 0: epochs start at 1");
         return WALCAST_EPROTO;
     }
     if ((rc = s_check_text (&s_fields [5], &info->addr, why, size))

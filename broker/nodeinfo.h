@@ -4,9 +4,10 @@
     or 2). The broker also checks what it says, by the grammar of
     docs/PROTOCOL.md ("Broker", admission rules): printable ids and
     regions, addresses that are HOST:PORT with a base port a node can
-    have, a primary field that agrees with the role, an epoch of 1 or
-    more. Only a node_info that passes both enters the directory, so every
-    TOPOLOGY the broker serves is one a client can use whole.
+    have, a primary field that agrees with the role (an epoch of 0 is
+    fine: a node whose epoch history is empty). Only a node_info that
+    passes both enters the directory, so every TOPOLOGY the broker serves
+    is one a client can use whole.
 
     Both checks say why in one line that starts with the field at fault
     ("addr \"nocolon\" is not HOST:PORT ..."): the broker sends it back in

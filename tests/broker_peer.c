@@ -10,6 +10,9 @@
 #include <string.h>
 #include <zmq.h>
 #include "broker_peer.h"
+#include "cluster.h"
+
+#define S_REPLY_MS  3000
 
 struct broker_peer {
     void            *ctx;
@@ -192,4 +195,186 @@ broker_peer_error_text (const wc_msg_t *msg, char *buf, size_t size)
         return;
     }
     wc_bytes_printable (buf, size, &msg->u.error.text);
+}
+
+/* --- fake nodes ------------------------------------------------------- */
+
+int
+broker_fake_init (broker_fake_t *f, const char *broker, const char *id,
+                  const char *addr, int role, const char *primary,
+                  uint64_t epoch, uint64_t seq, uint64_t flags)
+{
+    memset (f, 0, sizeof *f);
+    f->peer = broker_peer_new (broker, ZMQ_DEALER);
+    snprintf (f->id, sizeof f->id, "%s", id);
+    snprintf (f->addr, sizeof f->addr, "%s", addr);
+    snprintf (f->primary, sizeof f->primary, "%s", primary ? primary : "");
+    f->role = role;
+    f->epoch = epoch;
+    f->seq = seq;
+    f->flags = flags;
+    return f->peer ? 0 : -1;
+}
+
+void
+broker_fake_fini (broker_fake_t *f)
+{
+    broker_peer_destroy (&f->peer);
+}
+
+static int
+s_send_msg (broker_peer_t *peer, const wc_msg_t *msg)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    int rc = wc_msg_encode (msg, &body);
+    if (rc == 0)
+        rc = broker_peer_send (peer, body.data, body.size);
+    else
+        fprintf (stderr, "broker_fake: cannot encode %s: %s\n",
+                 wc_msg_type_name (msg->type), walcast_errname (rc));
+    msgpack_sbuffer_destroy (&body);
+    return rc;
+}
+
+/*  A reply to the beat: admitted, or the directive. */
+static void
+s_told (broker_fake_t *f, const wc_msg_t *reply, broker_told_t *told)
+{
+    if (reply->type == WC_MSG_TOPOLOGY) {
+        f->admitted = true;
+        return;
+    }
+    told->type = reply->type;
+    if (reply->type == WC_MSG_PROMOTE)
+        told->epoch = reply->u.promote.epoch;
+    if (reply->type == WC_MSG_FOLLOW) {
+        told->epoch = reply->u.follow.epoch;
+        wc_bytes_printable (told->addr, sizeof told->addr, &reply->u.follow.primary);
+    }
+    if (reply->type == WC_MSG_HANDOVER) {
+        told->epoch = reply->u.handover.epoch;
+        wc_bytes_printable (told->addr, sizeof told->addr, &reply->u.handover.target_addr);
+        wc_bytes_printable (told->target, sizeof told->target,
+                            &reply->u.handover.target_id);
+    }
+    if (reply->type == WC_MSG_ERROR)
+        wc_bytes_printable (told->addr, sizeof told->addr, &reply->u.error.text);
+}
+
+int
+broker_fake_beat (broker_fake_t *f, broker_told_t *told)
+{
+    memset (told, 0, sizeof *told);
+    wc_msg_t msg;
+    memset (&msg, 0, sizeof msg);
+    msg.type = f->admitted ? WC_MSG_NODE_HEARTBEAT : WC_MSG_REGISTER;
+    msg.rid = ++f->rid;
+    wc_node_info_t *info = &msg.u.node;
+    info->id = (wc_bytes_t) { (const uint8_t *) f->id, (uint32_t) strlen (f->id) };
+    info->region = (wc_bytes_t) { (const uint8_t *) f->region,
+                                  (uint32_t) strlen (f->region) };
+    info->role = (uint8_t) f->role;
+    info->epoch = f->epoch;
+    info->applied_seq = f->seq;
+    info->addr = (wc_bytes_t) { (const uint8_t *) f->addr, (uint32_t) strlen (f->addr) };
+    info->primary = (wc_bytes_t) { (const uint8_t *) f->primary,
+                                   (uint32_t) strlen (f->primary) };
+    info->up = true;
+    info->flags = f->flags;
+    info->handover_seq = f->handover_seq;
+    uint64_t beat = f->rid;
+    wc_msg_t get = { .type = WC_MSG_TOPOLOGY_GET, .rid = ++f->rid };
+    if (s_send_msg (f->peer, &msg) || s_send_msg (f->peer, &get))
+        return -1;
+    int64_t deadline = cluster_now_ms () + S_REPLY_MS;
+    while (cluster_now_ms () < deadline) {
+        wc_msg_t reply;
+        if (broker_peer_recv (f->peer, 100, &reply) != 0)
+            continue;
+        if (reply.type == WC_MSG_TOPOLOGY && reply.rid == get.rid)
+            return 0;
+        if (reply.rid == beat)
+            s_told (f, &reply, told);
+    }
+    fprintf (stderr, "broker_fake %s: no TOPOLOGY after its beat within %d ms\n",
+             f->id, S_REPLY_MS);
+    return -1;
+}
+
+const char *
+broker_told_str (const broker_told_t *told, char *buf, size_t size)
+{
+    if (told->type == 0)
+        snprintf (buf, size, "nothing");
+    else
+        snprintf (buf, size, "%s(%llu, \"%s\", \"%s\")", wc_msg_type_name (told->type),
+                  (unsigned long long) told->epoch, told->target, told->addr);
+    return buf;
+}
+
+static bool
+s_is_told (const broker_told_t *told, int type, uint64_t epoch, const char *addr)
+{
+    return told->type == type && (!type || !epoch || told->epoch == epoch)
+        && (!addr || strcmp (told->addr, addr) == 0);
+}
+
+int64_t
+broker_fake_until (broker_fake_t **all, size_t count, broker_fake_t *who,
+                   int type, uint64_t epoch, const char *addr, int timeout_ms)
+{
+    int64_t start = cluster_now_ms ();
+    char last [160] = "nothing";
+    while (cluster_now_ms () - start < timeout_ms) {
+        for (size_t i = 0; i < count; i++) {
+            broker_told_t told;
+            if (broker_fake_beat (all [i], &told) != 0)
+                return -1;
+            if (all [i] != who)
+                continue;
+            broker_told_str (&told, last, sizeof last);
+            if (s_is_told (&told, type, epoch, addr))
+                return cluster_now_ms () - start;
+        }
+        cluster_nap_ms (100);
+    }
+    fprintf (stderr, "%s was not told %s(%llu, %s) within %d ms; last told %s\n",
+             who->id, wc_msg_type_name (type), (unsigned long long) epoch,
+             addr ? addr : "*", timeout_ms, last);
+    return -1;
+}
+
+int
+broker_fake_expect (broker_fake_t *f, int type, uint64_t epoch, const char *addr)
+{
+    broker_told_t told;
+    if (broker_fake_beat (f, &told) != 0)
+        return -1;
+    if (s_is_told (&told, type, epoch, addr))
+        return 0;
+    char got [160];
+    fprintf (stderr, "%s was told %s; expected %s(%llu, %s)\n", f->id,
+             broker_told_str (&told, got, sizeof got),
+             type ? wc_msg_type_name (type) : "nothing", (unsigned long long) epoch,
+             addr ? addr : "");
+    return -1;
+}
+
+int
+broker_log_count (const char *path, const char *text, char *line, size_t size)
+{
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return 0;
+    char buf [4096];
+    int count = 0;
+    while (fgets (buf, sizeof buf, file))
+        if (strstr (buf, text)) {
+            if (line && count == 0)
+                snprintf (line, size, "%s", buf);
+            count++;
+        }
+    fclose (file);
+    return count;
 }

@@ -6,6 +6,12 @@
     packs REGISTER / NODE_HEARTBEAT bodies whose node_info can be broken
     in one field (wrong type, bad value) or cut short, since the codec's
     encoder refuses to produce most of them.
+
+    A fake node (broker_fake_t) beats whatever node_info the test puts in
+    it and reports what the broker told it (issue 7's directives). After
+    each beat it asks for the TOPOLOGY on the same socket: the broker
+    answers one peer's messages in order, so when the TOPOLOGY comes
+    first, the broker had nothing to say, known without sleeping.
 */
 #ifndef BROKER_PEER_H_INCLUDED
 #define BROKER_PEER_H_INCLUDED
@@ -51,5 +57,57 @@ wc_node_info_t broker_peer_info (const char *id, const char *region, int role,
 
 /*  Text of an ERROR as a NUL-terminated string (for strstr). */
 void broker_peer_error_text (const wc_msg_t *msg, char *buf, size_t size);
+
+/* --- fake nodes ------------------------------------------------------- */
+
+typedef struct {
+    broker_peer_t *peer;          /* a DEALER to the broker */
+    char     id [16];
+    char     region [16];
+    char     addr [32];
+    char     primary [32];        /* "" on a primary or a candidate */
+    int      role;                /* wc_role_t */
+    uint64_t epoch, seq, flags, handover_seq;
+    uint64_t rid;                 /* of the last message sent */
+    bool     admitted;            /* a REGISTER was answered with a TOPOLOGY */
+} broker_fake_t;
+
+/*  What the broker told a fake after one beat. */
+typedef struct {
+    int      type;                /* 0: nothing; PROMOTE, FOLLOW, HANDOVER, ERROR */
+    uint64_t epoch;
+    char     addr [64];           /* FOLLOW: the primary; HANDOVER: the target */
+    char     target [16];         /* HANDOVER: the target's id */
+} broker_told_t;
+
+/*  A fake node connected to broker, not admitted yet (its first beat is a
+    REGISTER). primary NULL for a primary or a candidate. 0 or -1. */
+int broker_fake_init (broker_fake_t *f, const char *broker, const char *id,
+                      const char *addr, int role, const char *primary,
+                      uint64_t epoch, uint64_t seq, uint64_t flags);
+
+/*  Close its socket. */
+void broker_fake_fini (broker_fake_t *f);
+
+/*  One beat (REGISTER until admitted, then NODE_HEARTBEAT) and what the
+    broker answered to it. 0, or -1 (printed) when no answer came. */
+int broker_fake_beat (broker_fake_t *f, broker_told_t *told);
+
+/*  "FOLLOW(3, \"\", \"127.0.0.1:7200\")" or "nothing", into buf. */
+const char *broker_told_str (const broker_told_t *told, char *buf, size_t size);
+
+/*  Beat every fake of all[0..count) every 100 ms until fake who is told
+    type (with that epoch and addr, unless 0 / NULL). Returns the ms it
+    took, or -1 (printed) after timeout_ms. */
+int64_t broker_fake_until (broker_fake_t **all, size_t count, broker_fake_t *who,
+                           int type, uint64_t epoch, const char *addr, int timeout_ms);
+
+/*  One beat of f, which must be told exactly type (0: nothing), with
+    epoch and addr (unless NULL). 0 or -1 (printed). */
+int broker_fake_expect (broker_fake_t *f, int type, uint64_t epoch, const char *addr);
+
+/*  Lines of the file at path that contain text; the first into line
+    (may be NULL). */
+int broker_log_count (const char *path, const char *text, char *line, size_t size);
 
 #endif

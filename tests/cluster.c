@@ -86,6 +86,9 @@ struct cluster {
     cluster_node_t nodes [CLUSTER_MAX_NODES];
     char           broker_addr [32];  /* "127.0.0.1:PORT" of the broker */
     int            broker;        /* proc index of the broker, -1 before it starts */
+    char           broker_extra [CLUSTER_MAX_EXTRA][CLUSTER_PATH];  /* more broker flags */
+    int            nbroker_extra;
+    char           broker_log [CLUSTER_PATH];     /* its stderr */
     int            nproxies;      /* proxies started */
     char           proxy_addr [CLUSTER_MAX_PROXIES][32];
     int            proxy_proc [CLUSTER_MAX_PROXIES];  /* proc index of proxy k */
@@ -1312,12 +1315,15 @@ cluster_broker_start (cluster_t *self, int node_timeout_ms)
     char port_arg [16], timeout_arg [16];
     snprintf (port_arg, sizeof port_arg, "%d", port);
     snprintf (timeout_arg, sizeof timeout_arg, "%d", node_timeout_ms);
-    const char *argv [8] = { bin, "--port", port_arg, NULL };
+    const char *argv [8 + CLUSTER_MAX_EXTRA] = { bin, "--port", port_arg, NULL };
+    int argc = 3;
     if (node_timeout_ms > 0) {
-        argv [3] = "--node-timeout";
-        argv [4] = timeout_arg;
-        argv [5] = NULL;
+        argv [argc++] = "--node-timeout";
+        argv [argc++] = timeout_arg;
     }
+    for (int a = 0; a < self->nbroker_extra; a++)
+        argv [argc++] = self->broker_extra [a];
+    argv [argc] = NULL;
     if (s_proc_spawn (self, self->broker, argv) != 0)
         return -1;
     int64_t deadline = cluster_now_ms () + 10000;
@@ -1332,6 +1338,22 @@ cluster_broker_start (cluster_t *self, int node_timeout_ms)
         cluster_nap_ms (5);
     }
     return 0;
+}
+
+void
+cluster_set_broker_extra (cluster_t *self, const char *const *args)
+{
+    self->nbroker_extra = 0;
+    for (int a = 0; args && args [a] && a < CLUSTER_MAX_EXTRA; a++)
+        snprintf (self->broker_extra [self->nbroker_extra++], CLUSTER_PATH, "%s",
+                  args [a]);
+}
+
+const char *
+cluster_broker_log_path (cluster_t *self)
+{
+    snprintf (self->broker_log, sizeof self->broker_log, "%s/broker.log", self->dir);
+    return self->broker_log;
 }
 
 int

@@ -239,6 +239,14 @@ const char *cluster_broker_addr (cluster_t *self);
     and wait until both its ports accept connections. 0 or -1. */
 int cluster_broker_start (cluster_t *self, int node_timeout_ms);
 
+/*  More flags for the broker's next starts (NULL-terminated, at most
+    CLUSTER_MAX_EXTRA, after --port and --node-timeout: --data DIR,
+    --failover-timeout MS, --region-priority LIST...); NULL clears them. */
+void cluster_set_broker_extra (cluster_t *self, const char *const *args);
+
+/*  Path of the broker's log file (its stderr, appended across restarts). */
+const char *cluster_broker_log_path (cluster_t *self);
+
 /*  SIGKILL the broker and reap it (0, or -1 when it was not running). */
 int cluster_broker_kill (cluster_t *self);
 

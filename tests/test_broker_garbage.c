@@ -11,7 +11,8 @@
     Through a raw DEALER and a raw REQ (whose envelope has an empty
     delimiter frame): a wrong version, an unknown type, bytes that are not
     msgpack, an empty body, a truncated array, a map, a rid that is not a
-    uint, node and stream messages sent to the broker, a REGISTER of
+    uint, node and stream messages sent to the broker (the broker's own
+    directives included), a SWITCHOVER without a node, a REGISTER of
     another version; and a message of too many frames, which is dropped
     without a reply, as on a node. Afterwards the broker still lists the
     real primary, for the raw peer and for the CLI.
@@ -60,7 +61,7 @@ static const s_case_t s_cases [] = {
     { "version 0",               S ("\x93\x00\x42\x07"), WALCAST_EVERSION, 0 },
     { "version 2 REGISTER",      S ("\x94\x02\x40\x07\x90"), WALCAST_EVERSION, 0 },
     { "unknown type 99",         S ("\x93\x01\x63\x07"), WALCAST_EPROTO, 0 },
-    { "unknown type 68",         S ("\x93\x01\x44\x07"), WALCAST_EPROTO, 0 },
+    { "unknown type 73",         S ("\x93\x01\x49\x07"), WALCAST_EPROTO, 0 },
     { "not msgpack",             S ("\xc1hello, broker"), WALCAST_EPROTO, 0 },
     { "plain text",              S ("GET / HTTP/1.0\r\n\r\n"), WALCAST_EPROTO, 0 },
     { "empty body",              "", 0, WALCAST_EPROTO, 0 },
@@ -75,6 +76,11 @@ static const s_case_t s_cases [] = {
     { "a TOPOLOGY",              S ("\x95\x01\x43\x0b\x00\x90"), WALCAST_EPROTO, 11 },
     { "an ERROR",                S ("\x96\x01\x1f\x0c\x02\xa1x\xa0"), WALCAST_EPROTO, 12 },
     { "a HEARTBEAT",             S ("\x95\x01\x21\x01\x02\x03"), WALCAST_EPROTO, 0 },
+    { "a PROMOTE",               S ("\x94\x01\x44\x0d\x02"), WALCAST_EPROTO, 13 },
+    { "a PROMOTE of epoch 0",    S ("\x94\x01\x44\x0e\x00"), WALCAST_EPROTO, 14 },
+    { "a SWITCHOVER_DONE",       S ("\x95\x01\x48\x0f\x02\xa3h:1"), WALCAST_EPROTO, 15 },
+    { "a SWITCHOVER, no node",   S ("\x93\x01\x47\x10"), WALCAST_EPROTO, 16 },
+    { "a SWITCHOVER, empty node", S ("\x94\x01\x47\x11\xa0"), WALCAST_EPROTO, 17 },
 };
 
 //  Send body; the reply must be ERROR code with rid. 0 or -1 (printed).
