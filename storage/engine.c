@@ -36,8 +36,10 @@
 
     Snapshots: a freeze of the store (store.h) at the applied seq, then
     the writer thread (snapshot.h) does the rest; the loop thaws the
-    store when the writer says it is done, keeps the two newest files and
-    removes the log segments they cover beyond retain_bytes. A
+    store when the writer is done (seen in wc_engine_on_snapshot, or in
+    the next commit or tick: the store never stays frozen because a node
+    did not ask), keeps the two newest files and removes the log
+    segments they cover beyond retain_bytes. A
     truncation or an install first cancels a write in progress and waits
     for it; its result is kept for wc_engine_on_snapshot, whose socket
     stays readable until then.
@@ -1404,10 +1406,21 @@ s_snapshot_stop (wc_engine_t *self)
     return 0;
 }
 
+//  A write that ended is taken in (the store thawed, old files removed)
+//  even before the node asks, so that a store never stays frozen.
+static void
+s_snapshot_collect (wc_engine_t *self)
+{
+    wc_snapshot_result_t result;
+    if (wc_snapshotter_busy (self->writer) && wc_snapshotter_take (self->writer, 0, &result) == 1)
+        s_snapshot_done (self, &result, true);
+}
+
 //  Start one when snapshot_every entries were applied since the last.
 static void
 s_snapshot_maybe (wc_engine_t *self)
 {
+    s_snapshot_collect (self);
     if (!self->snapshot_every || self->fatal || self->closed
     ||  wc_snapshotter_busy (self->writer)
     ||  self->snap_report || self->applied < self->snap_from + self->snapshot_every)
@@ -1434,9 +1447,7 @@ int
 wc_engine_on_snapshot (wc_engine_t *self, uint64_t *seq, uint64_t *bytes)
 {
     wc_snapshotter_drain (self->writer);
-    wc_snapshot_result_t result;
-    if (wc_snapshotter_take (self->writer, 0, &result) == 1)
-        s_snapshot_done (self, &result, true);
+    s_snapshot_collect (self);
     if (!self->snap_report)
         return 0;
     self->snap_report = false;

@@ -159,7 +159,8 @@ void *wc_engine_sync_socket (wc_engine_t *self);
 int wc_engine_on_sync (wc_engine_t *self);
 
 /*  Periodic work (--fsync batch: a sync every 10 ms while something is
-    unsynced). Returns ms until it next needs to run. */
+    unsynced; snapshots: one that is due is started, one that ended is
+    taken in). Returns ms until it next needs to run. */
 int wc_engine_tick (wc_engine_t *self);
 
 /*  Where entries are (see above), and the last applied entry's primary
