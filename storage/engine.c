@@ -1253,8 +1253,12 @@ s_truncate_files (wc_engine_t *self, uint64_t seq)
     if (rc)
         return rc;
     rc = s_snapshots_drop (self, seq, 0);
-    if (rc == 0 && (rc = wc_wal_truncate (self->wal, seq)) == 0
-    &&  (rc = wc_wal_sync (self->wal)) != 0)
+    //  The log may end before seq (it is empty after an install): then
+    //  only what is buffered goes
+    uint64_t written = wc_wal_written (self->wal);
+    if (rc == 0 && wc_wal_last_seq (self->wal) > seq)
+        rc = wc_wal_truncate (self->wal, seq < written ? seq : written);
+    if (rc == 0 && (rc = wc_wal_sync (self->wal)) != 0)
         wc_log_error ("wal %s: %s", self->dir, wc_wal_last_error (self->wal));
     if (rc)
         s_fatal (self);

@@ -458,6 +458,12 @@ test_install (void **state)
     b->last = 300;
     s_assert_installed (&f->a, b);
     assert_int_equal (eu_try_put (b, 1, 5, 'x', 2), WALCAST_EFENCED);
+    //  A truncation to the snapshot's seq with an empty log
+    eu_put (b, 1, 5, 'x', 3);
+    assert_int_equal (wc_engine_truncate_floor (b->engine), 300);
+    assert_int_equal (eu_truncate (b, 299), WALCAST_ERANGE);
+    assert_int_equal (eu_truncate (b, 300), 0);
+    s_assert_installed (&f->a, b);
     eu_load (b, 10, 60, 3);
     eu_close (b);
     eu_open (b);
