@@ -476,10 +476,12 @@ s_read_diverged (wc_engine_t *self, char *why, size_t why_size)
                             why, why_size);
     if (rc == WALCAST_ENOTFOUND)
         return 0;
-    if (rc == WALCAST_ETOOBIG)
-        rc = 0, text = strdup ("(the marker file is too long to show)");
-    if (rc != 0 || !text)
-        return rc ? rc : WALCAST_ENOMEM;
+    if (rc == WALCAST_ETOOBIG) {
+        text = strdup ("(the marker file is too long to show)");
+        rc = text ? 0 : WALCAST_ENOMEM;
+    }
+    if (rc != 0)
+        return rc;
     text [strcspn (text, "\n")] = '\0';
     snprintf (self->diverged_why, sizeof self->diverged_why, "%s", text);
     self->diverged = true;
@@ -501,13 +503,21 @@ s_install_pending (wc_engine_t *self, uint64_t *seq, char *why, size_t why_size)
                             why, why_size);
     if (rc == WALCAST_ENOTFOUND)
         return 0;
+    if (rc != 0 && rc != WALCAST_ETOOBIG)
+        return rc;                      //  cannot tell: the open fails
     unsigned long long marked = 0;
     unsigned int crc = 0, found = 0;
     char name [WC_SNAPSHOT_NAME_SIZE];
-    if (rc == 0 && sscanf (text, "%llu %x", &marked, &crc) == 2 && marked > 0
-    &&  wc_snapshot_crc (self->dirfd, wc_snapshot_name (name, marked), &found) == 0
-    &&  found == crc)
-        *seq = marked;
+    if (rc == 0 && sscanf (text, "%llu %x", &marked, &crc) == 2 && marked > 0) {
+        rc = wc_snapshot_crc (self->dirfd, wc_snapshot_name (name, marked), &found);
+        if (rc == WALCAST_EIO) {
+            snprintf (why, why_size, "cannot read %s to finish an install", name);
+            free (text);
+            return rc;
+        }
+        if (rc == 0 && found == crc)
+            *seq = marked;
+    }
     free (text);
     if (*seq) {
         wc_log_warn ("storage %s: finishing the install of snapshot %llu that a restart "
