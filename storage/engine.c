@@ -36,8 +36,10 @@
 
     Snapshots: a freeze of the store (store.h) at the applied seq, then
     the writer thread (snapshot.h) does the rest; the loop thaws the
-    store when the writer says it is done, keeps the two newest files and
-    removes the log segments they cover beyond retain_bytes. A
+    store when the writer is done (seen in wc_engine_on_snapshot, or in
+    the next commit or tick: the store never stays frozen because a node
+    did not ask), keeps the two newest files and removes the log
+    segments they cover beyond retain_bytes. A
     truncation or an install first cancels a write in progress and waits
     for it; its result is kept for wc_engine_on_snapshot, whose socket
     stays readable until then.
@@ -474,10 +476,12 @@ s_read_diverged (wc_engine_t *self, char *why, size_t why_size)
                             why, why_size);
     if (rc == WALCAST_ENOTFOUND)
         return 0;
-    if (rc == WALCAST_ETOOBIG)
-        rc = 0, text = strdup ("(the marker file is too long to show)");
-    if (rc != 0 || !text)
-        return rc ? rc : WALCAST_ENOMEM;
+    if (rc == WALCAST_ETOOBIG) {
+        text = strdup ("(the marker file is too long to show)");
+        rc = text ? 0 : WALCAST_ENOMEM;
+    }
+    if (rc != 0)
+        return rc;
     text [strcspn (text, "\n")] = '\0';
     snprintf (self->diverged_why, sizeof self->diverged_why, "%s", text);
     self->diverged = true;
@@ -499,13 +503,21 @@ s_install_pending (wc_engine_t *self, uint64_t *seq, char *why, size_t why_size)
                             why, why_size);
     if (rc == WALCAST_ENOTFOUND)
         return 0;
+    if (rc != 0 && rc != WALCAST_ETOOBIG)
+        return rc;                      //  cannot tell: the open fails
     unsigned long long marked = 0;
     unsigned int crc = 0, found = 0;
     char name [WC_SNAPSHOT_NAME_SIZE];
-    if (rc == 0 && sscanf (text, "%llu %x", &marked, &crc) == 2 && marked > 0
-    &&  wc_snapshot_crc (self->dirfd, wc_snapshot_name (name, marked), &found) == 0
-    &&  found == crc)
-        *seq = marked;
+    if (rc == 0 && sscanf (text, "%llu %x", &marked, &crc) == 2 && marked > 0) {
+        rc = wc_snapshot_crc (self->dirfd, wc_snapshot_name (name, marked), &found);
+        if (rc == WALCAST_EIO) {
+            snprintf (why, why_size, "cannot read %s to finish an install", name);
+            free (text);
+            return rc;
+        }
+        if (rc == 0 && found == crc)
+            *seq = marked;
+    }
     free (text);
     if (*seq) {
         wc_log_warn ("storage %s: finishing the install of snapshot %llu that a restart "
@@ -1251,8 +1263,12 @@ s_truncate_files (wc_engine_t *self, uint64_t seq)
     if (rc)
         return rc;
     rc = s_snapshots_drop (self, seq, 0);
-    if (rc == 0 && (rc = wc_wal_truncate (self->wal, seq)) == 0
-    &&  (rc = wc_wal_sync (self->wal)) != 0)
+    //  The log may end before seq (it is empty after an install): then
+    //  only what is buffered goes
+    uint64_t written = wc_wal_written (self->wal);
+    if (rc == 0 && wc_wal_last_seq (self->wal) > seq)
+        rc = wc_wal_truncate (self->wal, seq < written ? seq : written);
+    if (rc == 0 && (rc = wc_wal_sync (self->wal)) != 0)
         wc_log_error ("wal %s: %s", self->dir, wc_wal_last_error (self->wal));
     if (rc)
         s_fatal (self);
@@ -1404,10 +1420,21 @@ s_snapshot_stop (wc_engine_t *self)
     return 0;
 }
 
+//  A write that ended is taken in (the store thawed, old files removed)
+//  even before the node asks, so that a store never stays frozen.
+static void
+s_snapshot_collect (wc_engine_t *self)
+{
+    wc_snapshot_result_t result;
+    if (wc_snapshotter_busy (self->writer) && wc_snapshotter_take (self->writer, 0, &result) == 1)
+        s_snapshot_done (self, &result, true);
+}
+
 //  Start one when snapshot_every entries were applied since the last.
 static void
 s_snapshot_maybe (wc_engine_t *self)
 {
+    s_snapshot_collect (self);
     if (!self->snapshot_every || self->fatal || self->closed
     ||  wc_snapshotter_busy (self->writer)
     ||  self->snap_report || self->applied < self->snap_from + self->snapshot_every)
@@ -1434,9 +1461,7 @@ int
 wc_engine_on_snapshot (wc_engine_t *self, uint64_t *seq, uint64_t *bytes)
 {
     wc_snapshotter_drain (self->writer);
-    wc_snapshot_result_t result;
-    if (wc_snapshotter_take (self->writer, 0, &result) == 1)
-        s_snapshot_done (self, &result, true);
+    s_snapshot_collect (self);
     if (!self->snap_report)
         return 0;
     self->snap_report = false;

@@ -159,7 +159,8 @@ void *wc_engine_sync_socket (wc_engine_t *self);
 int wc_engine_on_sync (wc_engine_t *self);
 
 /*  Periodic work (--fsync batch: a sync every 10 ms while something is
-    unsynced). Returns ms until it next needs to run. */
+    unsynced; snapshots: one that is due is started, one that ended is
+    taken in). Returns ms until it next needs to run. */
 int wc_engine_tick (wc_engine_t *self);
 
 /*  Where entries are (see above), and the last applied entry's primary
@@ -235,8 +236,10 @@ uint64_t wc_engine_truncate_floor (const wc_engine_t *self);
     removed, synced), from the history, and from the snapshots (those
     above seq are removed); the state is rebuilt as of seq (the newest
     snapshot at or below it, then the log). Staged entries are dropped,
+    syncs in flight are waited for (under --fsync always the entries they
+    make durable are applied and told first, as wc_engine_on_sync would),
     a snapshot being written is cancelled (its result still reaches
-    wc_engine_on_snapshot), syncs in flight are waited for. Applied,
+    wc_engine_on_snapshot). Applied,
     written and durable all become seq; the apply callback is not called.
     Everything is persisted before it returns. 0, WALCAST_EINVAL (seq
     past the written seq), WALCAST_ERANGE (seq below

@@ -733,6 +733,24 @@ wc_store_stats (const wc_store_t *self, wc_store_stats_t *stats)
 //  --------------------------------------------------------------------------
 //  Frozen views
 
+//  Append the entries of t's slots from `from` on to entries, after the
+//  n there already; returns the new count. entries has room for `room`
+//  entries and one more, which empty slots past the last entry land in.
+//  Without a branch per slot: at the usual load half the slots are
+//  empty, and a mispredicted branch each time costs the freeze 3 times
+//  more than the scan itself.
+
+static size_t
+s_collect (const s_table_t *t, size_t from, s_entry_t **entries, size_t n, size_t room)
+{
+    for (size_t i = from; i <= t->mask; i++) {
+        s_entry_t *entry = t->slots [i].entry;
+        entries [n < room ? n : room] = entry;
+        n += entry != NULL;
+    }
+    return n;
+}
+
 //  Collect the entries of both tables (the old one from the rehash
 //  position on: the slots behind it are empty, perhaps unmapped) and
 //  start a new generation, so that they are shared from now on.
@@ -744,19 +762,15 @@ wc_store_freeze (wc_store_t *self, const wc_store_frozen_t **frozen_p)
     if (self->view)
         return WALCAST_EBUSY;
     wc_store_frozen_t *view = calloc (1, sizeof *view);
-    s_entry_t **entries = malloc ((self->count ? self->count : 1) * sizeof *entries);
+    s_entry_t **entries = malloc ((self->count + 1) * sizeof *entries);
     if (!view || !entries) {
         free (view);
         free (entries);
         return WALCAST_ENOMEM;
     }
-    size_t n = 0;
-    for (size_t i = 0; i <= self->table.mask; i++)
-        if (self->table.slots [i].entry)
-            entries [n++] = self->table.slots [i].entry;
-    for (size_t i = self->old.live_from; self->old.slots && i <= self->old.mask; i++)
-        if (self->old.slots [i].entry)
-            entries [n++] = self->old.slots [i].entry;
+    size_t n = s_collect (&self->table, 0, entries, 0, self->count);
+    if (self->old.slots)
+        n = s_collect (&self->old, self->old.live_from, entries, n, self->count);
     assert (n == self->count);
     *view = (wc_store_frozen_t) { entries, n, self->digest, self->gen };
     self->gen++;

@@ -13,6 +13,10 @@
     is then unknown (PostgreSQL's rule), every later result says
     WALCAST_EIO, and the node must stop.
 
+    When the log is cut or replaced below what was synced (a truncation,
+    an install), the owner waits for every job and then rebases the
+    durable seq (wc_syncer_rebase), since durable otherwise only grows.
+
     One owner thread calls everything here; only the actor's thread syncs.
 */
 #ifndef WC_SYNCER_H_INCLUDED

@@ -1,7 +1,8 @@
 /*  vfs.h - every file operation of the storage engine, through one layer.
 
-    The WAL and the directory lock call these instead of the system calls,
-    as SQLite's pager goes through its VFS. Each has the signature and the
+    The WAL, the directory lock, the engine's small files (files.h) and
+    the snapshots call these instead of the system calls, as SQLite's
+    pager goes through its VFS. Each has the signature and the
     semantics of the system call of the same name (a result of -1 sets
     errno), so in production the layer is a pass-through: one relaxed
     atomic add (the call count) and one load per call.

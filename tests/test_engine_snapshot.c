@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "walcast.h"
 #include "crc32c.h"
@@ -207,6 +208,30 @@ test_auto_snapshot (void **state)
     wc_engine_tick (e->engine);
     assert_int_equal (eu_wait_snapshot (e, &seq, &bytes), 1);
     assert_int_equal (seq, 250);
+}
+
+/*  A node that does not look at the snapshot socket at once: the next
+    tick takes the ended write in (the store is no longer frozen, old
+    snapshots are gone), and the result still waits for the node. */
+static void
+test_snapshot_taken_in_by_tick (void **state)
+{
+    eu_t *e = &((fixture_t *) *state)->a;
+    eu_open (e);
+    eu_load (e, 100, 50, 1);
+    assert_int_equal (wc_engine_snapshot (e->engine), 0);
+    zmq_pollitem_t item = { wc_engine_snapshot_socket (e->engine), 0, ZMQ_POLLIN, 0 };
+    assert_int_equal (zmq_poll (&item, 1, 10000), 1);      //  ended; not asked yet
+    wc_engine_tick (e->engine);
+    eu_put (e, 1, 10, 'n', 1);                     //  no copy kept for a view
+    eu_commit (e);
+    assert_int_equal (wc_store_dead_bytes (wc_engine_store (e->engine)), 0);
+    assert_int_equal (wc_engine_snapshot (e->engine), WALCAST_EBUSY);     //  not told yet
+    uint64_t seq, bytes;
+    assert_int_equal (wc_engine_on_snapshot (e->engine, &seq, &bytes), 1);
+    assert_int_equal (seq, 100);
+    assert_int_equal (wc_engine_on_snapshot (e->engine, &seq, &bytes), 0);
+    assert_int_equal (eu_snapshot (e), 101);
 }
 
 /*  Serving a snapshot in chunks: the chunks are the file; a removed
@@ -433,6 +458,12 @@ test_install (void **state)
     b->last = 300;
     s_assert_installed (&f->a, b);
     assert_int_equal (eu_try_put (b, 1, 5, 'x', 2), WALCAST_EFENCED);
+    //  A truncation to the snapshot's seq with an empty log
+    eu_put (b, 1, 5, 'x', 3);
+    assert_int_equal (wc_engine_truncate_floor (b->engine), 300);
+    assert_int_equal (eu_truncate (b, 299), WALCAST_ERANGE);
+    assert_int_equal (eu_truncate (b, 300), 0);
+    s_assert_installed (&f->a, b);
     eu_load (b, 10, 60, 3);
     eu_close (b);
     eu_open (b);
@@ -514,6 +545,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_snapshot_fallback, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_retention, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_auto_snapshot, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_snapshot_taken_in_by_tick, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_snapshot_read, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_log_and_snapshot_gaps, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_snapshot_cancel_and_failure, s_setup,
