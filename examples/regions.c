@@ -380,10 +380,15 @@ s_start_cluster (int base)
     int rc = walcast_connect_broker (watcher, broker_addr);
     while (true) {
         up = 0;
+        bool serving = false;       /* the broker has promoted the primary */
         if (rc == 0 && walcast_nodes (watcher, info, 8, &count) == 0)
-            for (size_t k = 0; k < count; k++)
+            for (size_t k = 0; k < count; k++) {
                 up += info [k].up ? 1 : 0;
-        if (up == S_REGIONS)
+                if (info [k].up && strcmp (info [k].role, "primary") == 0
+                &&  info [k].epoch >= 1)
+                    serving = true;
+            }
+        if (up == S_REGIONS && serving)
             break;
         if (s_interrupted || s_now () > deadline) {
             s_fail ("the broker lists %zu of %d nodes up", up, S_REGIONS);

@@ -26,6 +26,20 @@
 /*  Replies read per tick: the broker sends at most one per beat. */
 #define S_REPLIES_PER_TICK  16
 
+/*  A change of role is beaten at once, but not more often than this. */
+#define S_CHANGE_BEAT_MS  50
+
+/*  What a beat says of the node's role: a change is beaten at once, so
+    that the broker learns of a promotion, a move or a finished hand-over
+    without waiting for the next beat. */
+typedef struct {
+    int      role;
+    uint64_t epoch;
+    uint32_t flags;
+    uint64_t handover_seq;
+    char     primary [WC_MAX_ADDR + 1];
+} s_shape_t;
+
 struct wc_announce {
     wc_node_t       *node;
     zsock_t         *dealer;          /* to the broker's ROUTER */
@@ -34,6 +48,8 @@ struct wc_announce {
     bool             refused;         /* in a refusal episode (logged) */
     int              refused_code;    /* code of the refusal logged */
     uint64_t         rid;             /* rid of the last beat sent */
+    s_shape_t        sent;            /* what the last beat said of the role */
+    int64_t          sent_ms;         /* when */
     int64_t          next_beat_ms;
     uint64_t         dropped;         /* beats the socket would not take */
     uint64_t         bad_replies;     /* replies that were not ours to read */
@@ -278,13 +294,37 @@ wc_announce_read (wc_announce_t *self)
     s_read_replies (self);
 }
 
+/*  The node's role as a beat says it now. */
+static s_shape_t
+s_shape (wc_node_t *node)
+{
+    s_shape_t shape = { .role = (int) node->role, .epoch = node->epoch,
+                        .flags = wc_role_flags (node),
+                        .handover_seq = wc_role_handover_seq (node) };
+    snprintf (shape.primary, sizeof shape.primary, "%s",
+              node->replica ? wc_replica_primary (node->replica) : "");
+    return shape;
+}
+
+static bool
+s_same_shape (const s_shape_t *a, const s_shape_t *b)
+{
+    return a->role == b->role && a->epoch == b->epoch && a->flags == b->flags
+        && a->handover_seq == b->handover_seq && strcmp (a->primary, b->primary) == 0;
+}
+
 int
 wc_announce_tick (wc_announce_t *self)
 {
     s_read_replies (self);
     int64_t now = wc_clock_ms ();
-    if (now >= self->next_beat_ms) {
+    s_shape_t shape = s_shape (self->node);
+    bool changed = !s_same_shape (&shape, &self->sent)
+                && now - self->sent_ms >= S_CHANGE_BEAT_MS;
+    if (now >= self->next_beat_ms || changed) {
         s_send (self, self->admitted ? WC_MSG_NODE_HEARTBEAT : WC_MSG_REGISTER);
+        self->sent = shape;
+        self->sent_ms = now;
         self->next_beat_ms = now + WC_ANNOUNCE_INTERVAL_MS;
     }
     return (int) (self->next_beat_ms - now);

@@ -182,7 +182,7 @@ wc_node_new (const wc_node_config_t *cfg, char *why, size_t why_size)
     if (!self)
         return NULL;
     self->cfg = *cfg;
-    self->epoch = 1;
+    self->epoch = 0;                   /* the history's latest, once open */
     msgpack_sbuffer_init (&self->out);
     msgpack_sbuffer_init (&self->scratch);
     self->batch = (wc_request_t *) calloc (WC_NODE_BATCH, sizeof (wc_request_t));

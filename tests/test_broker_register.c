@@ -261,8 +261,9 @@ test_bad_registrations (void **state)
     for (int i = p; i <= r; i++)
         assert_int_equal (cluster_wait_ready (c, i, 30000), 0);
     char *out = NULL, *err = NULL;
-    assert_int_equal (cluster_cli (c, NULL, &out, &err, "--node", cluster_addr (c, p),
-                                   "put", "a", "1", NULL), 0);
+    //  Through the broker: p1 takes writes once the broker promoted it
+    assert_int_equal (cluster_cli (c, NULL, &out, &err, "--broker", cluster_broker_addr (c),
+                                   "--timeout", "15000", "put", "a", "1", NULL), 0);
     free (out);
     free (err);
     const char *nodes [] = { "p1", "r1" };

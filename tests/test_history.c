@@ -1,0 +1,183 @@
+/*  test_history.c - history identity on real nodes, without a broker.
+
+    What a user relies on (issue 7):
+
+    - a primary that loses the unsynced tail of its log (a power cut
+      under --fsync batch), restarts and takes new writes before its
+      replica hears from it: the restart begins a new epoch, and the
+      replica finds the fork point exactly, drops the entries the primary
+      lost and converges on the primary's new history;
+    - a replica that was down while its primary's log moved past what the
+      primary retains catches up from the primary's snapshot, installed
+      atomically, then from the log; digests equal;
+    - `walcast snapshot` takes a snapshot on demand and prints SEQ BYTES.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "cluster.h"
+#include "engine.h"
+
+#define WAIT_MS  60000
+
+static int
+s_setup (void **state)
+{
+    *state = cluster_new ("history");
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    cluster_t *cluster = (cluster_t *) *state;
+    cluster_destroy (&cluster);
+    return 0;
+}
+
+static cluster_t *
+s_cluster (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    return c;
+}
+
+/*  What a power cut does to a log whose last entries were not synced:
+    open node i's data directory (the node is down) and drop every entry
+    after seq, as the storage engine would find it. */
+static void
+s_lose_tail (cluster_t *c, int i, uint64_t seq)
+{
+    wc_engine_config_t cfg = { .dir = cluster_data_path (c, i), .fsync = WC_FSYNC_BATCH,
+                               .owner = "test_history" };
+    wc_engine_info_t info;
+    char why [512];
+    int err = 0;
+    wc_engine_t *engine = wc_engine_open (&cfg, &info, &err, why, sizeof why);
+    if (!engine)
+        fail_msg ("cannot open %s: %s", cfg.dir, why);
+    assert_int_equal (wc_engine_truncate (engine, seq), 0);
+    assert_int_equal (wc_engine_close (engine), 0);
+    wc_engine_destroy (&engine);
+}
+
+/*  The primary loses its unsynced tail (entries 901..1000), restarts (a
+    new epoch) and takes 50 new writes (901..950) before its replica,
+    which holds 1..1000, hears from it. The replica must drop exactly
+    901..1000 and take the primary's 901..950. */
+static void
+test_fork_found_after_lost_tail (void **state)
+{
+    cluster_t *c = s_cluster (state);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    int both [] = { p, r };
+    for (int i = 0; i < 2; i++)
+        assert_int_equal (cluster_start (c, both [i]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal (cluster_wait_ready (c, both [i], WAIT_MS), 0);
+    assert_int_equal (cluster_load (c, p, 0, 1000, 1, NULL), 0);
+    assert_int_equal (cluster_wait_converged (c, both, 2, 1000, WAIT_MS, NULL, NULL), 0);
+
+    //  The replica is cut off from the primary while it restarts: it must
+    //  not hear of the new epoch before the new writes are in
+    assert_int_equal (cluster_signal (c, r, SIGSTOP), 0);
+    assert_int_equal (cluster_kill (c, p), 0);
+    s_lose_tail (c, p, 900);
+    long pmark = cluster_log_mark (c, p);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_wait_ready (c, p, WAIT_MS), 0);
+    assert_int_equal (cluster_wait_log (c, p, "primary p1 (region -) at seq 900, epoch 2",
+                                        pmark, WAIT_MS), 0);
+    assert_int_equal (cluster_load (c, p, 2000, 50, 2, NULL), 0);
+    long rmark = cluster_log_mark (c, r);
+    assert_int_equal (cluster_signal (c, r, SIGCONT), 0);
+
+    assert_int_equal (cluster_wait_log (c, r, "history: 127.0.0.1", rmark, WAIT_MS), 0);
+    char line [512];
+    assert_int_equal (cluster_log_find (c, r, "history:", rmark, 0, line, sizeof line), 0);
+    print_message ("r1: %s\n", line);
+    assert_non_null (strstr (line, "forks from ours after seq 900; dropped our entries "
+                                   "901..1000"));
+    assert_int_equal (cluster_wait_converged (c, both, 2, 950, WAIT_MS, NULL, NULL), 0);
+    //  What the primary lost is gone from the replica; what it kept and
+    //  what it wrote since are there
+    assert_int_equal (cluster_check_key (c, r, 899, 1), 0);
+    assert_int_equal (cluster_check_key (c, r, 2049, 2), 0);
+    assert_int_not_equal (cluster_check_key (c, r, 900, 1), 0);
+    assert_int_equal (cluster_log_count (c, r, "diverged:", rmark), 0);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
+/*  A replica down while 50,000 writes pass the primary's retention
+    bound restarts and resyncs from a snapshot. */
+static void
+test_snapshot_resync (void **state)
+{
+    cluster_t *c = s_cluster (state);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    static const char *const p_flags [] = { "--segment-bytes", "65536", "--retain-bytes",
+                                            "262144", "--snapshot-every", "20000", NULL };
+    cluster_set_extra (c, p, p_flags);
+    int both [] = { p, r };
+    for (int i = 0; i < 2; i++)
+        assert_int_equal (cluster_start (c, both [i]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal (cluster_wait_ready (c, both [i], WAIT_MS), 0);
+    assert_int_equal (cluster_load (c, p, 0, 1000, 1, NULL), 0);
+    assert_int_equal (cluster_wait_converged (c, both, 2, 1000, WAIT_MS, NULL, NULL), 0);
+
+    assert_int_equal (cluster_kill (c, r), 0);
+    long pmark = cluster_log_mark (c, p);
+    for (int round = 0; round < 5; round++)
+        assert_int_equal (cluster_load (c, p, round * 10000, 10000, 2, NULL), 0);
+    //  On demand too: `walcast snapshot` prints SEQ BYTES
+    char *out = NULL;
+    char node_arg [64];
+    snprintf (node_arg, sizeof node_arg, "%s", cluster_addr (c, p));
+    assert_int_equal (cluster_cli (c, NULL, &out, NULL, "--node", node_arg, "snapshot",
+                                   NULL), 0);
+    unsigned long long seq = 0, bytes = 0;
+    assert_int_equal (sscanf (out, "%llu %llu", &seq, &bytes), 2);
+    print_message ("walcast snapshot: %s", out);
+    free (out);
+    assert_int_equal (seq, 51000);
+    assert_true (bytes > 50000 * 100);
+    assert_true (cluster_log_count (c, p, "snapshot", pmark) >= 2);
+
+    long rmark = cluster_log_mark (c, r);
+    assert_int_equal (cluster_start (c, r), 0);
+    assert_int_equal (cluster_wait_converged (c, both, 2, 51000, WAIT_MS, NULL, NULL), 0);
+    assert_int_equal (cluster_log_count (c, r, "snapshot: installed seq", rmark), 1);
+    assert_int_equal (cluster_check_key (c, r, 49999, 2), 0);
+    assert_int_equal (cluster_check_key (c, r, 0, 2), 0);
+
+    //  The installed snapshot and the log after it survive a restart
+    assert_int_equal (cluster_kill (c, r), 0);
+    assert_int_equal (cluster_load (c, p, 60000, 100, 3, NULL), 0);
+    assert_int_equal (cluster_start (c, r), 0);
+    assert_int_equal (cluster_wait_converged (c, both, 2, 51100, WAIT_MS, NULL, NULL), 0);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test_setup_teardown (test_fork_found_after_lost_tail, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_snapshot_resync, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
