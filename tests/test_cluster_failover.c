@@ -16,7 +16,8 @@
       resumed cannot get a write acknowledged with acks >= 1, and its
       stray entries are gone after it rejoins;
     - switchover under load: `walcast switchover NODE` prints the new
-      epoch and primary, and no acknowledged write is lost.
+      epoch and primary, and no acknowledged write is lost;
+    - a cascaded replica keeps following its relay through a failover.
 
     The writer keeps, per key, the counter of the last write acknowledged
     and of the last one tried; a key's final value must be one of its own
@@ -361,6 +362,47 @@ test_chaos (void **state)
     cluster_pass (c);
 }
 
+/*  A cascaded replica (n4, following n3) keeps its relay through a
+    failover that promotes another node (n2): n3 follows n2, n4 goes on
+    following n3, and all four converge. */
+static void
+test_cascade_keeps_its_relay (void **state)
+{
+    cluster_t *c = s_cluster (state);
+    int nodes [4];
+    s_start (c, nodes);
+    nodes [3] = cluster_add (c, "n4", cluster_addr (c, nodes [2]), NULL);
+    cluster_set_broker (c, nodes [3], true);
+    assert_int_equal (cluster_start (c, nodes [3]), 0);
+    assert_int_equal (cluster_wait_ready (c, nodes [3], WAIT_MS), 0);
+    uint64_t epoch = 0;
+    int old = s_find_primary (c, nodes, 3, 0, WAIT_MS, &epoch);
+    assert_int_equal (old, nodes [0]);
+    assert_int_equal (cluster_load (c, old, 0, 500, 1, NULL), 0);
+    assert_int_equal (cluster_wait_converged (c, nodes, 4, 500, WAIT_MS, NULL, NULL), 0);
+
+    //  n2 and n3 hold the same: the tie goes to the first id, n2
+    int next = s_fail_over (c, nodes, old, &epoch);
+    assert_int_equal (next, nodes [1]);
+    s_wait_follows (c, nodes [2], next, WAIT_MS);
+    walcast_t *client = cluster_broker_client (c, 10000);
+    assert_non_null (client);
+    for (int k = 500; k < 600; k++) {
+        char key [16], value [CLUSTER_VALUE_LEN + 1];
+        cluster_key (k, key, sizeof key);
+        cluster_value (k, 1, value);
+        assert_int_equal (walcast_put (client, key, strlen (key), value, strlen (value),
+                                       NULL), 0);
+    }
+    walcast_destroy (&client);
+    int live [] = { nodes [1], nodes [2], nodes [3] };
+    assert_int_equal (cluster_wait_converged (c, live, 3, 600, WAIT_MS, NULL, NULL), 0);
+    s_wait_follows (c, nodes [3], nodes [2], WAIT_MS);
+    assert_int_equal (cluster_check_key (c, nodes [3], 599, 1), 0);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 /*  Send a PUT with acks=1 straight to node i's service port; return the
     reply's type (WC_MSG_WRITE_OK or WC_MSG_ERROR with *err), or -1 when
     none came in timeout_ms. */
@@ -534,6 +576,8 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_failover_under_load, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_chaos, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_cascade_keeps_its_relay, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_frozen_primary_is_fenced, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_switchover_under_load, s_setup,
