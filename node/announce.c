@@ -161,15 +161,10 @@ s_flag_of (const char *text)
 /*  What the operator can do about a refusal, by its code and, for a
     field at fault, by the flag that sets it. */
 static void
-s_remedy (wc_announce_t *self, int code, const char *text, const char *detail,
+s_remedy (wc_announce_t *self, int code, const char *text,
           char *remedy, size_t size)
 {
     const char *flag = s_flag_of (text);
-    if (code == WALCAST_ECONFLICT)
-        snprintf (remedy, size, "to follow that primary, restart this node with "
-                  "--replica-of %s; to make this node the primary, stop the other "
-                  "one first (the broker admits this node once that one is down)", detail);
-    else
     if (code == WALCAST_EBUSY)
         snprintf (remedy, size, "the broker admits this node when a slot frees up "
                   "(a node that is down makes room); retrying every %d ms",
@@ -198,10 +193,9 @@ s_refused (wc_announce_t *self, const wc_msg_t *reply)
     int code = wc_err_from_wire (reply->u.error.code);
     if (self->refused && code == self->refused_code)
         return;
-    char text [WC_MAX_TEXT + 1], detail [WC_MAX_ADDR + 1], remedy [640];
+    char text [WC_MAX_TEXT + 1], remedy [640];
     wc_bytes_printable (text, sizeof text, &reply->u.error.text);
-    wc_bytes_printable (detail, sizeof detail, &reply->u.error.detail);
-    s_remedy (self, code, text, detail, remedy, sizeof remedy);
+    s_remedy (self, code, text, remedy, sizeof remedy);
     wc_log_warn ("broker refused us: %s (%s); %s", text, walcast_errname (code), remedy);
     self->refused = true;
     self->refused_code = code;
