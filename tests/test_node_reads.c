@@ -311,7 +311,7 @@ test_pipelined_get_sees_only_earlier_writes (void **state)
 
 /*  A primary that comes back with less than its replica holds (its data
     was wiped) must not be followed: the replica says it diverged and
-    refuses reads rather than serve a mixed history. */
+    refuses reads rather than serve a mixed history, across restarts too. */
 static void
 test_replica_detects_a_primary_that_lost_entries (void **state)
 {
@@ -346,6 +346,22 @@ test_replica_detects_a_primary_that_lost_entries (void **state)
     assert_int_equal (msg.type, WC_MSG_ERROR);
     assert_int_equal (wc_err_from_wire (msg.u.error.code), WALCAST_EUNAVAILABLE);
     uint64_t seq, hash;
+    assert_int_equal (cluster_digest (c, r, &seq, &hash), 0);
+    assert_int_equal (seq, 100);
+    zmq_close (sock);
+
+    //  Recorded in its data directory: after a restart it still refuses
+    //  to follow and to serve, and says why at start
+    assert_int_equal (cluster_kill (c, r), 0);
+    mark = cluster_log_mark (c, r);
+    assert_int_equal (cluster_start (c, r), 0);
+    assert_int_equal (cluster_wait_ready (c, r, 30000), 0);
+    assert_int_equal (cluster_wait_log (c, r, "diverged:", mark, 15000), 0);
+    sock = s_dealer (f, c, r);
+    s_send_get (sock, 2, "k00000001", 0, 0, 0);
+    assert_int_equal (s_recv (f, sock, 5000, &msg), 0);
+    assert_int_equal (msg.type, WC_MSG_ERROR);
+    assert_int_equal (wc_err_from_wire (msg.u.error.code), WALCAST_EUNAVAILABLE);
     assert_int_equal (cluster_digest (c, r, &seq, &hash), 0);
     assert_int_equal (seq, 100);
     zmq_close (sock);
