@@ -8,9 +8,10 @@
 #include "acks.h"
 
 typedef struct {
-    char     id [WC_MAX_ID + 1];
+    char     id [WC_MAX_ID];     /* bytes, not a string: it may hold a NUL */
+    uint32_t id_len;
     uint64_t epoch;             /* of its last ACK */
-    uint64_t seq;               /* the highest seq it acked in that epoch */
+    uint64_t seq;               /* the seq of its last ACK */
     int64_t  heard_ms;          /* when its last ACK came */
 } s_replica_t;
 
@@ -43,7 +44,7 @@ s_slot (wc_acks_t *self, const wc_bytes_t *id)
     s_replica_t *oldest = NULL;
     for (size_t i = 0; i < self->count; i++) {
         s_replica_t *r = &self->replicas [i];
-        if (strlen (r->id) == id->len && memcmp (r->id, id->ptr, id->len) == 0)
+        if (r->id_len == id->len && memcmp (r->id, id->ptr, id->len) == 0)
             return r;
         if (!oldest || r->heard_ms < oldest->heard_ms)
             oldest = r;
@@ -52,6 +53,7 @@ s_slot (wc_acks_t *self, const wc_bytes_t *id)
                                                   : oldest;
     memset (slot, 0, sizeof *slot);
     memcpy (slot->id, id->ptr, id->len);
+    slot->id_len = id->len;
     return slot;
 }
 
@@ -85,7 +87,7 @@ wc_acks_seq_of (const wc_acks_t *self, const wc_bytes_t *id, uint64_t epoch)
 {
     for (size_t i = 0; i < self->count; i++) {
         const s_replica_t *r = &self->replicas [i];
-        if (strlen (r->id) == id->len && memcmp (r->id, id->ptr, id->len) == 0)
+        if (r->id_len == id->len && memcmp (r->id, id->ptr, id->len) == 0)
             return r->epoch == epoch ? r->seq : 0;
     }
     return 0;

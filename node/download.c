@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/statvfs.h>
 #include "download.h"
 #include "wc_limits.h"
 
@@ -82,6 +83,27 @@ s_check (wc_download_t *self, const wc_msg_t *msg, char *why, size_t why_size)
     return WALCAST_EPROTO;
 }
 
+/*  Does the file system hold a snapshot of size bytes? The size comes
+    from the upstream: a wrong one must not fill the disk first. */
+static bool
+s_room_for (wc_download_t *self, uint64_t size, char *why, size_t why_size)
+{
+    char dir [sizeof self->path];
+    snprintf (dir, sizeof dir, "%s", self->path);
+    char *slash = strrchr (dir, '/');
+    if (slash)
+        *slash = '\0';
+    struct statvfs fs;
+    if (statvfs (slash ? dir : ".", &fs) != 0)
+        return true;                    /* cannot tell: the writes will */
+    uint64_t avail = (uint64_t) fs.f_bavail * (uint64_t) fs.f_frsize;
+    if (size <= avail)
+        return true;
+    snprintf (why, why_size, "the snapshot has %llu bytes, the disk of %s has %llu free",
+              (unsigned long long) size, slash ? dir : ".", (unsigned long long) avail);
+    return false;
+}
+
 /*  Write all of data; 0 or the error (why set). */
 static int
 s_write (wc_download_t *self, const uint8_t *data, size_t len, char *why, size_t why_size)
@@ -108,6 +130,8 @@ wc_download_on_chunk (wc_download_t *self, const wc_msg_t *msg, char *why,
     int rc = s_check (self, msg, why, why_size);
     if (rc)
         return rc;
+    if (self->fd < 0 && !s_room_for (self, msg->u.snapshot_chunk.size, why, why_size))
+        return WALCAST_ENOSPC;
     if (self->fd < 0) {
         self->fd = open (self->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (self->fd < 0) {

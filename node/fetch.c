@@ -7,6 +7,7 @@
 */
 #include "fetch.h"
 #include "log.h"
+#include "role.h"
 
 /*  Collects WAL payloads for one reply. */
 typedef struct {
@@ -42,7 +43,7 @@ s_serve_epoch_end (wc_node_t *node, wc_request_t *req)
     wc_msg_t reply = { .type = WC_MSG_EPOCH_END_REPLY, .rid = req->msg.rid };
     reply.u.epoch_end.epoch = found;
     reply.u.epoch_end.end_seq = end;
-    reply.u.epoch_end.latest = node->epoch;
+    reply.u.epoch_end.latest = wc_engine_epoch (node->engine);
     node->out.size = 0;
     if (wc_msg_encode (&reply, &node->out) == 0)
         wc_node_reply (node, node->catchup, req);
@@ -90,6 +91,12 @@ wc_fetch_serve (wc_node_t *node, wc_request_t *req)
 {
     if (req->rc) {
         wc_node_reply_error (node, node->catchup, req, req->rc, NULL, NULL);
+        return;
+    }
+    if (wc_role_diverged (node)) {
+        //  Its history forked: passing it on would spread the fork
+        wc_node_reply_error (node, node->catchup, req, WALCAST_EUNAVAILABLE,
+                             "this node diverged from its upstream; resync needed", NULL);
         return;
     }
     if (req->msg.type == WC_MSG_EPOCH_END) {

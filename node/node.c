@@ -500,7 +500,7 @@ static int
 s_timers (wc_node_t *self)
 {
     int timeout = self->primary ? wc_primary_tick (self->primary)
-                                : wc_replica_tick (self->replica);
+                : self->replica ? wc_replica_tick (self->replica) : 1000;
     int next = s_heartbeat (self);
     timeout = next < timeout ? next : timeout;
     next = wc_reads_tick (self->reads);

@@ -352,10 +352,12 @@ wc_primary_handover (wc_primary_t *self, const char *target_id, const char *targ
         self->handover_seq = 0;
         return;
     }
-    if (strcmp (self->handover, target_id) != 0)
+    if (strcmp (self->handover, target_id) != 0) {
         wc_log_info ("switchover to %s (%s): not taking writes; waiting until it "
                      "holds seq %llu", target_id, target_addr,
                      (unsigned long long) self->node->applied);
+        self->handover_seq = 0;         /* what another target reached */
+    }
     snprintf (self->handover, sizeof self->handover, "%s", target_id);
     snprintf (self->handover_addr, sizeof self->handover_addr, "%s", target_addr);
 }

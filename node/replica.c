@@ -77,7 +77,11 @@ struct wc_replica {
     bool            agreed;           /* our log is a prefix of the upstream's */
     uint64_t        agreed_epoch;     /* the upstream's latest epoch, then */
     uint64_t        want_epoch;       /* follow no upstream older than this */
-    bool            stale_logged;     /* said the upstream is too old */
+    bool            stale_logged;     /* said the upstream is too old, or behind */
+    uint64_t        closed_epoch;     /* agreed with an upstream past our latest */
+    uint64_t        closed_end;       /* epoch: its epochs <= closed_epoch end at
+                                         closed_end, so an entry of those epochs
+                                         past it is stale (0: no such bound) */
     wc_ask_t        ask;              /* what the request in flight asks */
 
     /* a snapshot being pulled (the upstream's log no longer has our next seq) */
@@ -295,10 +299,28 @@ s_have (const wc_replica_t *self)
     store is canonical). It is written at the end of the turn (or of the
     FETCH reply), applied and republished then, or once synced under
     --fsync always (storage/engine.h). */
+/*  Is the entry of the history we agreed on with the upstream? Not when
+    the upstream moved to a newer epoch since (we must ask again first),
+    nor when it is of an epoch the upstream's answer closed before its
+    seq (it was sent before the upstream truncated: stale). */
+static bool
+s_in_history (const wc_replica_t *self, const wc_entry_t *entry)
+{
+    if (!self->agreed || entry->epoch > self->agreed_epoch)
+        return false;
+    return !(self->closed_epoch && entry->epoch <= self->closed_epoch
+             && entry->seq > self->closed_end);
+}
+
 static int
 s_apply (wc_replica_t *self, const wc_entry_t *entry)
 {
     wc_node_t *node = self->node;
+    if (!s_in_history (self, entry)) {
+        self->agreed = false;           /* ask the upstream again first */
+        self->want_fetch = true;
+        return WALCAST_EFENCED;
+    }
     self->entry_buf.size = 0;
     int rc = wc_entry_encode (entry, &self->entry_buf);
     if (rc == 0)
@@ -360,15 +382,9 @@ s_drain_buffer (wc_replica_t *self)
             wc_msg_t msg;
             if (wc_msg_decode (zmq_msg_data (&front->body),
                                zmq_msg_size (&front->body),
-                               &self->unpacked, &msg) == 0) {
-                if (msg.u.entry.epoch > self->agreed_epoch) {
-                    self->agreed = false;   /* its history moved on meanwhile */
-                    self->want_fetch = true;
-                    break;
-                }
-                if (s_apply (self, &msg.u.entry) != 0)
-                    break;
-            }
+                               &self->unpacked, &msg) == 0
+            &&  s_apply (self, &msg.u.entry) != 0)
+                break;
         }
         s_buf_pop (self);
     }
@@ -562,15 +578,13 @@ s_renegotiate (wc_replica_t *self)
         s_need_fetch (self);
 }
 
-/*  The upstream's latest epoch is older than we can follow: ask again soon. */
+/*  The upstream cannot be followed yet (why, logged once): ask again soon. */
 static void
-s_stale (wc_replica_t *self, uint64_t theirs, uint64_t floor)
+s_wait_upstream (wc_replica_t *self, const char *why)
 {
     if (!self->stale_logged)
-        wc_log_warn ("not following %s yet: its epoch is %llu, older than %llu (a "
-                     "deposed primary, or one not promoted yet); asking again every "
-                     "%d ms", self->primary, (unsigned long long) theirs,
-                     (unsigned long long) floor, STALE_RETRY_MS);
+        wc_log_warn ("not following %s yet: %s; asking again every %d ms",
+                     self->primary, why, STALE_RETRY_MS);
     self->stale_logged = true;
     s_buf_clear (self);
     self->want_fetch = true;
@@ -602,25 +616,66 @@ s_truncate (wc_replica_t *self, uint64_t fork)
     node->applied_ts_ms = wc_engine_applied_ts (node->engine);
     node->epoch = wc_engine_epoch (node->engine);
     s_buf_clear (self);
-    wc_log_warn ("history: %s forks from ours after seq %llu; dropped our entries "
-                 "%llu..%llu, which it does not hold", self->primary,
-                 (unsigned long long) fork, (unsigned long long) fork + 1,
-                 (unsigned long long) have);
+    if (fork < have)
+        wc_log_warn ("history: %s forks from ours after seq %llu; dropped our entries "
+                     "%llu..%llu, which it does not hold", self->primary,
+                     (unsigned long long) fork, (unsigned long long) fork + 1,
+                     (unsigned long long) have);
+    else
+        wc_log_info ("history: %s never had our epochs after seq %llu (they hold no "
+                     "entry); dropped them", self->primary, (unsigned long long) fork);
     return 0;
 }
 
 /*  Our log is a prefix of the upstream's, whose latest epoch is theirs. */
 static void
-s_agree (wc_replica_t *self, uint64_t theirs)
+s_agree (wc_replica_t *self, uint64_t theirs, uint64_t asked, uint64_t end)
 {
     self->agreed = true;
     self->agreed_epoch = theirs;
-    if (theirs > self->node->epoch)
-        self->node->epoch = theirs;     /* the line of history we follow */
+    self->closed_epoch = theirs > asked ? asked : 0;
+    self->closed_end = end;
     self->backoff_ms = BACKOFF_MIN_MS;
-    s_drain_buffer (self);
-    wc_node_commit (self->node);
+    s_buf_clear (self);             /* they may predate the upstream's answer */
     s_send_fetch (self, wc_clock_ms ());
+}
+
+/*  The upstream's answer can be followed now? Else say why and wait
+    (it is a deposed primary, not promoted yet, or behind us in our own
+    epoch: a relay catching up), or diverge (it shares no epoch with us). */
+static bool
+s_can_follow (wc_replica_t *self, uint64_t asked, uint64_t at, uint64_t end,
+              uint64_t theirs)
+{
+    uint64_t have = s_have (self);
+    uint64_t floor = asked > self->want_epoch ? asked : self->want_epoch;
+    char why [WC_MAX_ADDR + 200];
+    if (theirs < floor)
+        snprintf (why, sizeof why, "its epoch is %llu, older than %llu (a deposed "
+                  "primary, or one not promoted yet)", (unsigned long long) theirs,
+                  (unsigned long long) floor);
+    else
+    if (theirs == asked && end < have)
+        snprintf (why, sizeof why, "it holds seq %llu of our epoch %llu, we hold %llu "
+                  "(it is catching up)", (unsigned long long) end,
+                  (unsigned long long) asked, (unsigned long long) have);
+    else
+    if (at == 0 && have > 0) {
+        snprintf (why, sizeof why, "%s shares no epoch with us (its history begins "
+                  "after our epoch %llu: its data was replaced)", self->primary,
+                  (unsigned long long) asked);
+        s_diverged (self, why);
+        return false;
+    }
+    else {
+        if (self->stale_logged)
+            wc_log_info ("following %s now (epoch %llu)", self->primary,
+                         (unsigned long long) theirs);
+        self->stale_logged = false;
+        return true;
+    }
+    s_wait_upstream (self, why);
+    return false;
 }
 
 /*  Where our latest epoch ended in the upstream's history. */
@@ -632,34 +687,21 @@ s_on_epoch_end (wc_replica_t *self, const wc_msg_t *msg)
     uint64_t asked = wc_engine_epoch (node->engine);
     uint64_t at = msg->u.epoch_end.epoch, end = msg->u.epoch_end.end_seq;
     uint64_t theirs = msg->u.epoch_end.latest, have = s_have (self);
-    uint64_t floor = node->epoch > self->want_epoch ? node->epoch : self->want_epoch;
-    char why [WC_MAX_ADDR + 160];
-    if (at > asked || at > theirs) {
+    if (at > asked || at > theirs || (at == 0 && end != 0)) {
         s_bad_reply (self, "EPOCH_END_REPLY about an epoch we did not ask");
         return;
     }
-    if (theirs < floor) {
-        s_stale (self, theirs, floor);
+    if (!s_can_follow (self, asked, at, end, theirs))
         return;
-    }
-    if (self->stale_logged)
-        wc_log_info ("%s is at epoch %llu now: following it", self->primary,
-                     (unsigned long long) theirs);
-    self->stale_logged = false;
-    if ((theirs == asked && end < have) || (at == 0 && have > 0)) {
-        snprintf (why, sizeof why, "%s holds seq %llu of epoch %llu, we hold %llu: "
-                  "it lost entries it had served", self->primary,
-                  (unsigned long long) end, (unsigned long long) asked,
-                  (unsigned long long) have);
-        s_diverged (self, why);
-        return;
-    }
     uint64_t ours = at == asked ? have : wc_engine_epoch_last_seq (node->engine, at);
     uint64_t fork = end < ours ? end : ours;
-    if (fork < have && s_truncate (self, fork) != 0)
+    //  Below our latest epoch, truncate even when no entry goes: epochs of
+    //  ours the upstream never had leave the history, or we would ask
+    //  about them again and again
+    if ((fork < have || at != asked) && s_truncate (self, fork) != 0)
         return;
     if (at == asked)
-        s_agree (self, theirs);
+        s_agree (self, theirs, asked, end);
     else
         s_send_fetch (self, wc_clock_ms ());    /* about our new latest epoch */
 }
@@ -792,7 +834,13 @@ s_on_entries (wc_replica_t *self, const wc_msg_t *msg)
         self->primary_seq = last;
     if (msg->u.entries.count > 0 && last > s_have (self))
         s_catchup_begin (self, last);
-    if (s_apply_entries (self, msg) < 0) {
+    int applied = s_apply_entries (self, msg);
+    if (applied < 0 && !self->agreed) {
+        wc_node_commit (self->node);    /* what came before it stands */
+        s_send_fetch (self, wc_clock_ms ());    /* its history moved on: ask */
+        return;
+    }
+    if (applied < 0) {
         s_bad_reply (self, "malformed or out-of-order entry");
         return;
     }
@@ -868,6 +916,9 @@ s_on_fetch_reply (wc_replica_t *self)
     else
     if (self->ask != WC_ASK_FETCH || msg.type != WC_MSG_ENTRIES)
         s_bad_reply (self, "not the reply to our request");
+    else
+    if (!self->agreed)                  /* asked before the upstream moved on */
+        s_send_fetch (self, wc_clock_ms ());
     else
     if (msg.u.entries.last_seq < self->fetch_from - 1)
         s_renegotiate (self);       /* behind us: its answer tells why */

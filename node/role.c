@@ -15,6 +15,7 @@
       its tail the new primary does not hold.
 */
 #include <string.h>
+#include "addr.h"
 #include "log.h"
 #include "primary.h"
 #include "replica.h"
@@ -42,36 +43,60 @@ s_begin_epoch (wc_node_t *node, uint64_t epoch)
     return 0;
 }
 
-/*  Become the primary (from a replica, or a candidate), of no epoch yet. */
+/*  Become the primary (from a replica, a candidate, or a fenced tenure:
+    a fresh one), of no epoch yet. The new role is made before the old
+    one goes: when it cannot be, the node stays what it was. */
 static int
 s_become_primary (wc_node_t *node)
 {
-    if (node->primary)
+    if (node->primary && !wc_primary_fenced (node->primary))
         return 0;
-    wc_node_commit (node);
-    wc_replica_destroy (&node->replica);
-    node->primary = wc_primary_new (node);
-    if (!node->primary)
+    wc_primary_t *primary = wc_primary_new (node);
+    if (!primary)
         return WALCAST_ENOMEM;
+    wc_node_commit (node);
+    if (node->primary) {
+        wc_primary_abandon (node->primary);
+        wc_primary_destroy (&node->primary);
+    }
+    wc_replica_destroy (&node->replica);
+    node->primary = primary;
     node->role = WC_ROLE_PRIMARY;
     return 0;
 }
 
 /*  Become a replica of primary; the primary role's held replies are
-    answered first. */
+    answered first. When the replica role cannot be made, the node stays
+    what it was. */
 static int
 s_become_replica (wc_node_t *node, const char *primary, uint64_t epoch)
 {
+    wc_replica_t *replica = wc_replica_new (node, primary, epoch);
+    if (!replica)
+        return WALCAST_ENOMEM;
     if (node->primary) {
         wc_node_commit (node);
         wc_primary_abandon (node->primary);
         wc_primary_destroy (&node->primary);
     }
     wc_replica_destroy (&node->replica);
+    node->replica = replica;
     node->candidate = false;
     node->role = WC_ROLE_REPLICA;
-    node->replica = wc_replica_new (node, primary, epoch);
-    return node->replica ? 0 : WALCAST_ENOMEM;
+    return 0;
+}
+
+/*  The epoch a primary without a broker begins at its start: above its
+    history's, and at least the wall clock in milliseconds, so that a
+    node whose data directory was emptied (its history gone) cannot reuse
+    an epoch its replicas hold: they would take its new entries for the
+    old ones. With a broker, the broker knows every epoch and picks. */
+static uint64_t
+s_standalone_epoch (const wc_node_t *node)
+{
+    uint64_t next = wc_engine_epoch (node->engine) + 1;
+    uint64_t now_ms = wc_clock_wall_ms ();
+    return next > now_ms ? next : now_ms;
 }
 
 int
@@ -100,7 +125,7 @@ wc_role_start (wc_node_t *node, char *why, size_t why_size)
                      "this node (or names the primary to follow)", node->cfg.broker);
         return 0;
     }
-    uint64_t epoch = wc_engine_epoch (node->engine) + 1;
+    uint64_t epoch = s_standalone_epoch (node);
     if (s_begin_epoch (node, epoch) != 0) {
         snprintf (why, why_size, "cannot begin epoch %llu (see above)",
                   (unsigned long long) epoch);
@@ -125,11 +150,13 @@ wc_role_promote (wc_node_t *node, uint64_t epoch)
                      (unsigned long long) wc_engine_epoch (node->engine));
         return;
     }
-    if (node->primary && wc_primary_fenced (node->primary)) {
-        wc_primary_abandon (node->primary);     /* a fresh tenure */
-        wc_primary_destroy (&node->primary);
+    if (s_become_primary (node) != 0) {
+        wc_log_error ("cannot take up the primary role: out of memory; the next "
+                      "beat tries again");
+        return;
     }
-    if (s_become_primary (node) != 0 || s_begin_epoch (node, epoch) != 0)
+    node->candidate = true;                 /* no write before the epoch is on disk */
+    if (s_begin_epoch (node, epoch) != 0)
         return;                             /* the next beat repeats it */
     node->candidate = false;
     wc_log_info ("primary of epoch %llu from seq %llu (promoted by broker %s)",
@@ -142,6 +169,11 @@ wc_role_follow (wc_node_t *node, uint64_t epoch, const char *primary)
 {
     if (node->replica && strcmp (wc_replica_primary (node->replica), primary) == 0) {
         wc_replica_want_epoch (node->replica, epoch);
+        return;
+    }
+    if (!wc_addr_check (primary, strlen (primary), 65533, NULL)) {
+        wc_log_warn ("broker %s says to follow \"%s\", which is not HOST:PORT; "
+                     "ignored", node->cfg.broker, primary);
         return;
     }
     wc_log_info ("following %s (epoch %llu), as broker %s says%s", primary,

@@ -60,6 +60,23 @@ wc_snapshots_destroy (wc_snapshots_t **self_p)
     *self_p = NULL;
 }
 
+/*  Move a waiter (its frames must be moved, not copied as a struct). */
+static void
+s_waiter_move (s_waiter_t *to, s_waiter_t *from)
+{
+    to->rid = from->rid;
+    to->covered = from->covered;
+    to->nenvelope = from->nenvelope;
+    for (int k = 0; k < from->nenvelope; k++) {
+        zmq_msg_init (&to->envelope [k]);
+        zmq_msg_move (&to->envelope [k], &from->envelope [k]);
+        zmq_msg_close (&from->envelope [k]);
+    }
+    from->nenvelope = 0;
+}
+
+static void s_answer (wc_snapshots_t *self, int rc, uint64_t seq, uint64_t bytes);
+
 /*  Start a snapshot for every waiter; false when none could start now
     (one is being written: the waiters wait for it to end). */
 static bool
@@ -72,7 +89,7 @@ s_start (wc_snapshots_t *self)
     for (size_t i = 0; i < self->count; i++)
         self->waiters [i].covered = true;
     if (rc != 0)
-        wc_snapshots_on_done (self);        /* answers them with rc */
+        s_answer (self, rc, 0, 0);          /* none is coming: say why */
     return true;
 }
 
@@ -85,10 +102,8 @@ s_answer (wc_snapshots_t *self, int rc, uint64_t seq, uint64_t bytes)
     for (size_t i = 0; i < self->count; i++) {
         s_waiter_t *waiter = &self->waiters [i];
         if (!waiter->covered) {
-            if (kept != i) {
-                self->waiters [kept] = *waiter;     /* frames move with it */
-                waiter->nenvelope = 0;
-            }
+            if (kept != i)
+                s_waiter_move (&self->waiters [kept], waiter);
             kept++;
             continue;
         }

@@ -17,7 +17,8 @@
       stray entries are gone after it rejoins;
     - switchover under load: `walcast switchover NODE` prints the new
       epoch and primary, and no acknowledged write is lost;
-    - a cascaded replica keeps following its relay through a failover.
+    - a cascaded replica keeps following its relay through a failover;
+    - a primary killed before its first write rejoins without trouble.
 
     The writer keeps, per key, the counter of the last write acknowledged
     and of the last one tried; a key's final value must be one of its own
@@ -403,6 +404,48 @@ test_cascade_keeps_its_relay (void **state)
     cluster_pass (c);
 }
 
+/*  A primary promoted and killed before its first write leaves an empty
+    epoch in its history, which the next primary never had: when it
+    rejoins, it drops that epoch and follows (no endless reconciling). */
+static void
+test_empty_epoch_is_dropped (void **state)
+{
+    cluster_t *c = s_cluster (state);
+    int nodes [3];
+    s_start (c, nodes);
+    uint64_t epoch = 0;
+    int first = s_find_primary (c, nodes, 3, 0, WAIT_MS, &epoch);
+    assert_int_equal (first, nodes [0]);
+    assert_int_equal (cluster_load (c, first, 0, 100, 1, NULL), 0);
+    s_wait_converged (c, nodes, 3);
+
+    int second = s_fail_over (c, nodes, first, &epoch);     /* writes nothing */
+    long mark = cluster_log_mark (c, second);
+    int third = s_fail_over (c, nodes, second, &epoch);
+    walcast_t *client = cluster_broker_client (c, 10000);
+    assert_non_null (client);
+    for (int k = 100; k < 200; k++) {
+        char key [16], value [CLUSTER_VALUE_LEN + 1];
+        cluster_key (k, key, sizeof key);
+        cluster_value (k, 1, value);
+        assert_int_equal (walcast_put (client, key, strlen (key), value, strlen (value),
+                                       NULL), 0);
+    }
+    walcast_destroy (&client);
+    assert_int_equal (cluster_start (c, second), 0);
+    assert_int_equal (cluster_start (c, first), 0);
+    s_wait_follows (c, second, third, WAIT_MS);
+    s_wait_follows (c, first, third, WAIT_MS);
+    assert_int_equal (cluster_wait_converged (c, nodes, 3, 200, WAIT_MS, NULL, NULL), 0);
+    assert_int_equal (cluster_log_count (c, second, "history:", mark), 1);
+    char line [512];
+    assert_int_equal (cluster_log_find (c, second, "history:", mark, 0, line, sizeof line), 0);
+    print_message ("%s: %s\n", cluster_id (c, second), line);
+    assert_non_null (strstr (line, "never had our epochs after seq 100"));
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 /*  Send a PUT with acks=1 straight to node i's service port; return the
     reply's type (WC_MSG_WRITE_OK or WC_MSG_ERROR with *err), or -1 when
     none came in timeout_ms. */
@@ -577,6 +620,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_failover_under_load, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_chaos, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_cascade_keeps_its_relay, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_empty_epoch_is_dropped, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_frozen_primary_is_fenced, s_setup,
                                          s_teardown),

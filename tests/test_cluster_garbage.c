@@ -542,6 +542,7 @@ typedef struct {
     void    *pub;           /* PUB, F+1 */
     void    *catchup;       /* ROUTER, F+2 */
     uint64_t applied;       /* the following replica's seq */
+    uint64_t epoch;         /* and its epoch: the fake continues its history */
     int      fetches;       /* FETCH requests received */
     int      epoch_ends;    /* EPOCH_END requests received */
     int      replies;       /* garbage replies sent */
@@ -561,7 +562,7 @@ s_pub (s_fake_t *fake, s_mp_t *mp, bool with_topic)
 static void
 s_publish_garbage (s_fake_t *fake, s_mp_t *mp, bool huge, bool future)
 {
-    uint64_t a = fake->applied;
+    uint64_t a = fake->applied, e = fake->epoch;
     uint8_t noise [300];
     s_random_bytes (noise, sizeof noise);
     s_mp_reset (mp); s_raw (mp, noise, sizeof noise); s_pub (fake, mp, false);
@@ -570,46 +571,46 @@ s_publish_garbage (s_fake_t *fake, s_mp_t *mp, bool huge, bool future)
     s_mp_reset (mp); s_u (mp, 5); s_pub (fake, mp, true);
     //  ENTRY of the wrong version, otherwise the next entry in line
     s_mp_reset (mp); s_arr (mp, 3); s_u (mp, 2); s_u (mp, WC_MSG_ENTRY);
-    s_entry (mp, a + 1, 1, WC_OP_PUT, "k00000001", "evil-version"); s_pub (fake, mp, true);
+    s_entry (mp, a + 1, e, WC_OP_PUT, "k00000001", "evil-version"); s_pub (fake, mp, true);
     //  Next in line but malformed: key type, op, seq 0, epoch 0, DEL with
     //  value, empty key, key too long, negative and float seq
     s_mp_reset (mp); s_arr (mp, 3); s_u (mp, 1); s_u (mp, WC_MSG_ENTRY);
-    s_arr (mp, 6); s_u (mp, a + 1); s_u (mp, 1); s_u (mp, 0); s_u (mp, WC_OP_PUT);
+    s_arr (mp, 6); s_u (mp, a + 1); s_u (mp, e); s_u (mp, 0); s_u (mp, WC_OP_PUT);
     s_u (mp, 42); s_bin (mp, "evil", 4); s_pub (fake, mp, true);
     s_mp_reset (mp); s_arr (mp, 3); s_u (mp, 1); s_u (mp, WC_MSG_ENTRY);
-    s_entry (mp, a + 1, 1, 7, "k00000001", "evil-op"); s_pub (fake, mp, true);
+    s_entry (mp, a + 1, e, 7, "k00000001", "evil-op"); s_pub (fake, mp, true);
     s_mp_reset (mp); s_arr (mp, 3); s_u (mp, 1); s_u (mp, WC_MSG_ENTRY);
-    s_entry (mp, 0, 1, WC_OP_PUT, "k00000001", "evil-seq0"); s_pub (fake, mp, true);
+    s_entry (mp, 0, e, WC_OP_PUT, "k00000001", "evil-seq0"); s_pub (fake, mp, true);
     s_mp_reset (mp); s_arr (mp, 3); s_u (mp, 1); s_u (mp, WC_MSG_ENTRY);
     s_entry (mp, a + 1, 0, WC_OP_PUT, "k00000001", "evil-epoch0"); s_pub (fake, mp, true);
     s_mp_reset (mp); s_arr (mp, 3); s_u (mp, 1); s_u (mp, WC_MSG_ENTRY);
-    s_entry (mp, a + 1, 1, WC_OP_DEL, "k00000001", "evil-del"); s_pub (fake, mp, true);
+    s_entry (mp, a + 1, e, WC_OP_DEL, "k00000001", "evil-del"); s_pub (fake, mp, true);
     s_mp_reset (mp); s_arr (mp, 3); s_u (mp, 1); s_u (mp, WC_MSG_ENTRY);
-    s_entry (mp, a + 1, 1, WC_OP_PUT, "", "evil-nokey"); s_pub (fake, mp, true);
+    s_entry (mp, a + 1, e, WC_OP_PUT, "", "evil-nokey"); s_pub (fake, mp, true);
     s_mp_reset (mp); s_arr (mp, 3); s_u (mp, 1); s_u (mp, WC_MSG_ENTRY);
-    s_arr (mp, 6); s_u (mp, a + 1); s_u (mp, 1); s_u (mp, 0); s_u (mp, WC_OP_PUT);
+    s_arr (mp, 6); s_u (mp, a + 1); s_u (mp, e); s_u (mp, 0); s_u (mp, WC_OP_PUT);
     s_big_bin (mp, WC_MAX_KEY + 1); s_bin (mp, "evil", 4); s_pub (fake, mp, true);
     s_mp_reset (mp); s_arr (mp, 3); s_u (mp, 1); s_u (mp, WC_MSG_ENTRY);
-    s_arr (mp, 6); s_i (mp, -5); s_u (mp, 1); s_u (mp, 0); s_u (mp, WC_OP_PUT);
+    s_arr (mp, 6); s_i (mp, -5); s_u (mp, e); s_u (mp, 0); s_u (mp, WC_OP_PUT);
     s_bin (mp, "k00000001", 9); s_bin (mp, "evil", 4); s_pub (fake, mp, true);
     s_mp_reset (mp); s_arr (mp, 3); s_u (mp, 1); s_u (mp, WC_MSG_ENTRY);
-    s_arr (mp, 6); s_f (mp, (double) a + 1); s_u (mp, 1); s_u (mp, 0); s_u (mp, WC_OP_PUT);
+    s_arr (mp, 6); s_f (mp, (double) a + 1); s_u (mp, e); s_u (mp, 0); s_u (mp, WC_OP_PUT);
     s_bin (mp, "k00000001", 9); s_bin (mp, "evil", 4); s_pub (fake, mp, true);
     //  A well-formed entry with trailing bytes after the message
     s_mp_reset (mp); s_arr (mp, 3); s_u (mp, 1); s_u (mp, WC_MSG_ENTRY);
-    s_entry (mp, a + 1, 1, WC_OP_PUT, "k00000001", "evil-trailing");
+    s_entry (mp, a + 1, e, WC_OP_PUT, "k00000001", "evil-trailing");
     s_raw (mp, "\x00", 1); s_pub (fake, mp, true);
     //  Well-formed entries with old seqs and other values: seen already
     s_mp_reset (mp); s_arr (mp, 3); s_u (mp, 1); s_u (mp, WC_MSG_ENTRY);
-    s_entry (mp, a, 1, WC_OP_PUT, "k00000001", "evil-old"); s_pub (fake, mp, true);
+    s_entry (mp, a, e, WC_OP_PUT, "k00000001", "evil-old"); s_pub (fake, mp, true);
     s_mp_reset (mp); s_arr (mp, 3); s_u (mp, 1); s_u (mp, WC_MSG_ENTRY);
-    s_entry (mp, 1, 1, WC_OP_DEL, "k00000000", NULL); s_pub (fake, mp, true);
+    s_entry (mp, 1, e, WC_OP_DEL, "k00000000", NULL); s_pub (fake, mp, true);
     //  A well-formed entry beyond a hole: may be kept, never applied. Only
     //  now and then: a replica holding it keeps fetching, and the
     //  heartbeat's own path (a gap seen while streaming) must be taken too
     if (future) {
         s_mp_reset (mp); s_arr (mp, 3); s_u (mp, 1); s_u (mp, WC_MSG_ENTRY);
-        s_entry (mp, a + 3, 1, WC_OP_PUT, "k00000001", "evil-future");
+        s_entry (mp, a + 3, e, WC_OP_PUT, "k00000001", "evil-future");
         s_pub (fake, mp, true);
     }
     //  Short, wrong types, wrong message types, nesting, frames
@@ -617,7 +618,7 @@ s_publish_garbage (s_fake_t *fake, s_mp_t *mp, bool huge, bool future)
     s_mp_reset (mp); s_arr (mp, 5); s_u (mp, 1); s_u (mp, WC_MSG_HEARTBEAT);
     s_str (mp, "x"); s_u (mp, a); s_u (mp, 0); s_pub (fake, mp, true);
     s_mp_reset (mp); s_arr (mp, 5); s_u (mp, 1); s_u (mp, WC_MSG_HEARTBEAT);
-    s_u (mp, 1); s_i (mp, -1); s_u (mp, 0); s_pub (fake, mp, true);
+    s_u (mp, e); s_i (mp, -1); s_u (mp, 0); s_pub (fake, mp, true);
     s_mp_reset (mp); s_arr (mp, 5); s_u (mp, 1); s_u (mp, WC_MSG_FETCH);
     s_u (mp, 1); s_u (mp, 1); s_u (mp, 100); s_pub (fake, mp, true);
     //  Deep nesting, within the stream message limit (over it the link drops)
@@ -630,13 +631,13 @@ s_publish_garbage (s_fake_t *fake, s_mp_t *mp, bool huge, bool future)
         //  Over the stream's message limit: the subscriber drops the link
         //  and reconnects
         s_mp_reset (mp); s_arr (mp, 3); s_u (mp, 1); s_u (mp, WC_MSG_ENTRY);
-        s_arr (mp, 6); s_u (mp, a + 1); s_u (mp, 1); s_u (mp, 0); s_u (mp, WC_OP_PUT);
+        s_arr (mp, 6); s_u (mp, a + 1); s_u (mp, e); s_u (mp, 0); s_u (mp, WC_OP_PUT);
         s_bin (mp, "k00000001", 9); s_big_bin (mp, 2 * WC_MAX_VALUE);
         s_pub (fake, mp, true);
     }
     //  The heartbeat far ahead: the replica must look for the hole
     s_mp_reset (mp); s_arr (mp, 5); s_u (mp, 1); s_u (mp, WC_MSG_HEARTBEAT);
-    s_u (mp, 1); s_u (mp, a + 1000000000ull); s_u (mp, 1700000000000ull);
+    s_u (mp, e); s_u (mp, a + 1000000000ull); s_u (mp, 1700000000000ull);
     s_pub (fake, mp, true);
     assert_int_equal (mp->failed, 0);
 }
@@ -646,7 +647,7 @@ s_publish_garbage (s_fake_t *fake, s_mp_t *mp, bool huge, bool future)
 #define S_BAD_REPLIES 22
 
 static void
-s_bad_reply (int k, uint64_t rid, uint64_t a, s_mp_t *mp)
+s_bad_reply (int k, uint64_t rid, uint64_t a, uint64_t e, s_mp_t *mp)
 {
     uint8_t noise [300];
     s_mp_reset (mp);
@@ -656,27 +657,27 @@ s_bad_reply (int k, uint64_t rid, uint64_t a, s_mp_t *mp)
         case 2:  s_u (mp, 7); break;
         case 3:  s_arr (mp, 5); s_u (mp, 2); s_u (mp, WC_MSG_ENTRIES); s_u (mp, rid);
                  s_u (mp, a + 5); s_arr (mp, 1);
-                 s_entry (mp, a + 1, 1, WC_OP_PUT, "k00000001", "evil-version"); break;
+                 s_entry (mp, a + 1, e, WC_OP_PUT, "k00000001", "evil-version"); break;
         case 4:  s_arr (mp, 5); s_u (mp, 1); s_u (mp, WC_MSG_ENTRIES); s_u (mp, rid + 1000);
                  s_u (mp, a + 5); s_arr (mp, 1);
-                 s_entry (mp, a + 1, 1, WC_OP_PUT, "k00000001", "evil-rid"); break;
+                 s_entry (mp, a + 1, e, WC_OP_PUT, "k00000001", "evil-rid"); break;
         case 5:  s_arr (mp, 5); s_u (mp, 1); s_u (mp, WC_MSG_ENTRIES); s_u (mp, rid);
                  s_u (mp, a + 5); s_arr (mp, 1); s_str (mp, "x"); break;
         case 6:  s_arr (mp, 5); s_u (mp, 1); s_u (mp, WC_MSG_ENTRIES); s_u (mp, rid);
                  s_u (mp, a + 5); s_arr (mp, 1);
-                 s_arr (mp, 6); s_u (mp, a + 1); s_u (mp, 1); s_u (mp, 0); s_u (mp, WC_OP_PUT);
+                 s_arr (mp, 6); s_u (mp, a + 1); s_u (mp, e); s_u (mp, 0); s_u (mp, WC_OP_PUT);
                  s_u (mp, 42); s_bin (mp, "evil", 4); break;
         case 7:  s_arr (mp, 5); s_u (mp, 1); s_u (mp, WC_MSG_ENTRIES); s_u (mp, rid);
                  s_u (mp, a + 5); s_arr (mp, 1);
-                 s_entry (mp, a + 1, 1, 9, "k00000001", "evil-op"); break;
+                 s_entry (mp, a + 1, e, 9, "k00000001", "evil-op"); break;
         case 8:  s_arr (mp, 5); s_u (mp, 1); s_u (mp, WC_MSG_ENTRIES); s_u (mp, rid);
                  s_u (mp, a + 5); s_arr (mp, 1);
-                 s_entry (mp, a + 3, 1, WC_OP_PUT, "k00000001", "evil-hole"); break;
+                 s_entry (mp, a + 3, e, WC_OP_PUT, "k00000001", "evil-hole"); break;
         case 9:  s_arr (mp, 6); s_u (mp, 1); s_u (mp, WC_MSG_ERROR); s_u (mp, rid);
                  s_u (mp, 8); s_str (mp, "boom \x01\x7f\xff\nFAKE: injected line"); s_str (mp, ""); break;
         case 10: s_arr (mp, 5); s_u (mp, 1); s_u (mp, WC_MSG_ENTRIES); s_u (mp, rid);
                  s_u (mp, a + 5); s_arr (mp, 1);
-                 s_entry (mp, a + 1, 1, WC_OP_DEL, "k00000001", "evil-del"); break;
+                 s_entry (mp, a + 1, e, WC_OP_DEL, "k00000001", "evil-del"); break;
         case 11: s_arr (mp, 5); s_u (mp, 1); s_u (mp, WC_MSG_ENTRIES); s_u (mp, rid);
                  s_u (mp, UINT64_MAX); s_arr (mp, 0); break;        // behind, nothing sent
         case 12: s_arr (mp, 4); s_u (mp, 1); s_u (mp, WC_MSG_ENTRIES); s_u (mp, rid);
@@ -693,18 +694,18 @@ s_bad_reply (int k, uint64_t rid, uint64_t a, s_mp_t *mp)
         case 16: s_deep (mp, 100000); break;
         case 17: s_arr (mp, 5); s_u (mp, 1); s_u (mp, WC_MSG_ENTRIES); s_u (mp, rid);
                  s_u (mp, a + 5); s_arr (mp, 1);
-                 s_entry (mp, a + 1, 1, WC_OP_PUT, "", "evil-nokey"); break;
+                 s_entry (mp, a + 1, e, WC_OP_PUT, "", "evil-nokey"); break;
         case 18: s_arr (mp, 5); s_u (mp, 1); s_u (mp, WC_MSG_ENTRIES); s_i (mp, -1);
                  s_u (mp, a + 5); s_arr (mp, 0); break;
         case 19: s_arr (mp, 5); s_u (mp, 1); s_u (mp, WC_MSG_ENTRIES); s_u (mp, rid);
                  s_u (mp, a + 5); s_arr (mp, 3); break;             // claims 3, has none
         case 20: s_arr (mp, 5); s_u (mp, 1); s_u (mp, WC_MSG_ENTRIES); s_u (mp, rid);
                  s_u (mp, a + 5); s_arr (mp, 1);
-                 s_arr (mp, 6); s_u (mp, a + 1); s_u (mp, 1); s_u (mp, 0); s_u (mp, WC_OP_PUT);
+                 s_arr (mp, 6); s_u (mp, a + 1); s_u (mp, e); s_u (mp, 0); s_u (mp, WC_OP_PUT);
                  s_bin (mp, "k00000001", 9); s_big_bin (mp, WC_MAX_VALUE + 1); break;
         default: s_arr (mp, 5); s_u (mp, 1); s_u (mp, WC_MSG_ENTRIES); s_u (mp, rid);
                  s_u (mp, a + 5); s_arr (mp, 1);
-                 s_entry (mp, a + 1, 1, WC_OP_PUT, "k00000001", "evil-trailing");
+                 s_entry (mp, a + 1, e, WC_OP_PUT, "k00000001", "evil-trailing");
                  s_raw (mp, "\xc0", 1); break;                      // trailing byte
     }
     assert_int_equal (mp->failed, 0);
@@ -736,7 +737,7 @@ s_fake_recv (void *sock, zmq_msg_t *frames, int max)
 
 /*  Answer an EPOCH_END: first with an epoch past the one asked (a bad
     reply), then as an upstream of an older epoch (not to be followed),
-    then truly: epoch 1 ends at the replica's own seq. */
+    then truly: the replica's epoch goes on, at its own seq. */
 static void
 s_fake_epoch_end (s_fake_t *fake, s_mp_t *mp, zmq_msg_t *frames, int count,
                   const wc_msg_t *msg)
@@ -744,9 +745,9 @@ s_fake_epoch_end (s_fake_t *fake, s_mp_t *mp, zmq_msg_t *frames, int count,
     wc_msg_t reply = { .type = WC_MSG_EPOCH_END_REPLY, .rid = msg->rid };
     uint64_t asked = msg->u.epoch_end.epoch;
     int k = fake->epoch_ends++;
-    reply.u.epoch_end.epoch = k == 0 ? asked + 5 : asked < 1 ? asked : 1;
+    reply.u.epoch_end.epoch = k == 0 ? asked + 5 : asked;
     reply.u.epoch_end.end_seq = fake->applied;
-    reply.u.epoch_end.latest = k == 0 ? asked + 5 : k == 1 ? 0 : 1;
+    reply.u.epoch_end.latest = k == 0 ? asked + 5 : k == 1 ? 0 : asked;
     for (int i = 0; i < count - 1; i++)
         s_send (fake->catchup, zmq_msg_data (&frames [i]), zmq_msg_size (&frames [i]),
                 ZMQ_SNDMORE);
@@ -799,7 +800,7 @@ s_fake_answer (s_fake_t *fake, s_mp_t *mp, int *next_bad, bool *benign_next)
             *benign_next = true;
         }
         else {
-            s_bad_reply (*next_bad, rid, fake->applied, mp);
+            s_bad_reply (*next_bad, rid, fake->applied, fake->epoch, mp);
             s_send (fake->catchup, mp->sb.data, mp->sb.size, 0);
             (*next_bad)++;
             fake->replies++;
@@ -964,7 +965,9 @@ test_garbage (void **state)
 
     //  1. The fake primary, followed by r2 (restarted on its data)
     int fport = cluster_spare_port (c);
-    s_fake_t fake = { .applied = seq };
+    walcast_status_t pstatus;
+    assert_int_equal (cluster_status (c, p, &pstatus), 0);
+    s_fake_t fake = { .applied = seq, .epoch = pstatus.epoch };
     fake.service = s_bind (ctx, ZMQ_ROUTER, fport);
     fake.pub = s_bind (ctx, ZMQ_PUB, fport + 1);
     fake.catchup = s_bind (ctx, ZMQ_ROUTER, fport + 2);
