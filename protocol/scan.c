@@ -1,0 +1,174 @@
+/*  scan.c - a fast reader of the canonical entry encodings (see scan.h).
+
+    Each reader takes one msgpack object off the front of the bytes and
+    insists on the shortest form for its value, which is what msgpack-c's
+    packer writes: a positive fixint below 128, else the smallest uint
+    format that holds the value; bin8 below 256 bytes, then bin16, bin32;
+    a fixarray below 16 elements, then array16, array32. Whatever breaks
+    a rule makes the scan give up (WALCAST_EPROTO): the codec, which
+    accepts every valid form, has the last word.
+*/
+#include <string.h>
+#include "scan.h"
+
+/*  A read position in a byte buffer. */
+typedef struct {
+    const uint8_t *p;
+    const uint8_t *end;
+} s_in_t;
+
+static uint64_t
+s_be (const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p [i];
+    return v;
+}
+
+/*  Read n bytes of big-endian length or value after a one-byte tag. */
+static bool
+s_take (s_in_t *in, int n, uint64_t *v)
+{
+    if (in->end - in->p < 1 + n)
+        return false;
+    *v = s_be (in->p + 1, n);
+    in->p += 1 + n;
+    return true;
+}
+
+/*  An unsigned integer in its shortest form. */
+static bool
+s_uint (s_in_t *in, uint64_t *v)
+{
+    if (in->p >= in->end)
+        return false;
+    uint8_t tag = *in->p;
+    if (tag < 0x80) {
+        *v = tag;
+        in->p++;
+        return true;
+    }
+    switch (tag) {
+        case 0xcc: return s_take (in, 1, v) && *v >= 0x80;
+        case 0xcd: return s_take (in, 2, v) && *v > 0xff;
+        case 0xce: return s_take (in, 4, v) && *v > 0xffff;
+        case 0xcf: return s_take (in, 8, v) && *v > 0xffffffffu;
+        default:   return false;
+    }
+}
+
+/*  An array head in its shortest form. */
+static bool
+s_array (s_in_t *in, uint64_t *n)
+{
+    if (in->p >= in->end)
+        return false;
+    uint8_t tag = *in->p;
+    if ((tag & 0xf0) == 0x90) {
+        *n = tag & 0x0f;
+        in->p++;
+        return true;
+    }
+    if (tag == 0xdc)
+        return s_take (in, 2, n) && *n >= 16;
+    if (tag == 0xdd)
+        return s_take (in, 4, n) && *n > 0xffff;
+    return false;
+}
+
+/*  A bin in its shortest form, of at most max bytes; borrowed. */
+static bool
+s_bin (s_in_t *in, uint32_t max, wc_bytes_t *out)
+{
+    if (in->p >= in->end)
+        return false;
+    uint64_t len;
+    bool ok;
+    switch (*in->p) {
+        case 0xc4: ok = s_take (in, 1, &len); break;
+        case 0xc5: ok = s_take (in, 2, &len) && len > 0xff; break;
+        case 0xc6: ok = s_take (in, 4, &len) && len > 0xffff; break;
+        default:   return false;
+    }
+    if (!ok || len > max || (uint64_t) (in->end - in->p) < len)
+        return false;
+    out->ptr = len ? in->p : NULL;
+    out->len = (uint32_t) len;
+    in->p += len;
+    return true;
+}
+
+/*  The body of an entry after its array head: the fields, their limits
+    and the value's presence exactly as codec.c's entry table has them. */
+static bool
+s_entry_fields (s_in_t *in, wc_entry_t *entry)
+{
+    uint64_t op;
+    if (!s_uint (in, &entry->seq) || entry->seq < 1
+    ||  !s_uint (in, &entry->epoch) || entry->epoch < 1
+    ||  !s_uint (in, &entry->ts_ms)
+    ||  !s_uint (in, &op) || (op != WC_OP_PUT && op != WC_OP_DEL)
+    ||  !s_bin (in, WC_MAX_KEY, &entry->key) || entry->key.len < 1)
+        return false;
+    entry->op = (uint8_t) op;
+    if (op == WC_OP_PUT)
+        return s_bin (in, WC_MAX_VALUE, &entry->value);
+    if (in->p >= in->end || *in->p != 0xc0)
+        return false;
+    in->p++;
+    return true;
+}
+
+int
+wc_scan_entry (const uint8_t *buf, size_t len, wc_entry_t *entry, size_t *used)
+{
+    memset (entry, 0, sizeof *entry);
+    s_in_t in = { buf, buf + len };
+    if (len == 0 || *buf != 0x96)       /* fixarray of 6 */
+        return WALCAST_EPROTO;
+    in.p++;
+    if (!s_entry_fields (&in, entry)) {
+        memset (entry, 0, sizeof *entry);
+        return WALCAST_EPROTO;
+    }
+    *used = (size_t) (in.p - buf);
+    return 0;
+}
+
+int
+wc_scan_entries (const void *buf, size_t len, wc_scan_entries_t *cursor)
+{
+    memset (cursor, 0, sizeof *cursor);
+    s_in_t in = { (const uint8_t *) buf, (const uint8_t *) buf + len };
+    uint64_t n;
+    if (len < 3 || in.p [0] != 0x95 || in.p [1] != WC_PROTOCOL_VERSION
+    ||  in.p [2] != WC_MSG_ENTRIES)
+        return WALCAST_EPROTO;
+    in.p += 3;
+    if (!s_uint (&in, &cursor->rid) || !s_uint (&in, &cursor->last_seq)
+    ||  !s_array (&in, &n) || n > WC_MAX_BATCH)
+        return WALCAST_EPROTO;
+    cursor->buf = (const uint8_t *) buf;
+    cursor->len = len;
+    cursor->pos = (size_t) (in.p - cursor->buf);
+    cursor->count = (uint32_t) n;
+    return 0;
+}
+
+int
+wc_scan_entries_next (wc_scan_entries_t *cursor, wc_entry_t *entry,
+                      const uint8_t **raw, size_t *raw_len)
+{
+    if (cursor->read == cursor->count)
+        return cursor->pos == cursor->len ? 0 : WALCAST_EPROTO;
+    size_t used;
+    const uint8_t *at = cursor->buf + cursor->pos;
+    if (wc_scan_entry (at, cursor->len - cursor->pos, entry, &used) != 0)
+        return WALCAST_EPROTO;
+    *raw = at;
+    *raw_len = used;
+    cursor->pos += used;
+    cursor->read++;
+    return 1;
+}

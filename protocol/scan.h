@@ -1,0 +1,61 @@
+/*  scan.h - a fast reader of the encodings the hot path moves.
+
+    The codec (codec.h) decodes any well-formed message with msgpack-c:
+    general, but it builds an object tree in a zone for every message.
+    Replicas and the engine handle every entry of the log, so for the two
+    shapes they see most this module reads the bytes directly, with no
+    allocation:
+
+    - an entry as the codec writes it (wc_entry_encode): the array
+      [seq, epoch, ts_ms, op, key, value|nil] in msgpack's shortest
+      forms (the only ones msgpack-c's packer produces);
+    - an ENTRIES body as nodes write it: [version, ENTRIES, rid,
+      last_seq, [entry...]], each entry as above.
+
+    The one idea: a scan accepts only that canonical form, and everything
+    it accepts the codec accepts too, with the same result. Anything else
+    (another implementation's longer int forms, extra array elements, a
+    malformed message) is "not canonical": the caller decodes it with the
+    codec, which takes what is valid and names what is not. So a scan is
+    never the judge of validity, only a shortcut, and because an accepted
+    entry is canonical its bytes are exactly what wc_entry_encode would
+    write: a replica appends them to its log as they are.
+*/
+#ifndef WC_SCAN_H_INCLUDED
+#define WC_SCAN_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+#include "codec.h"
+
+/*  Read one canonical entry at buf (at most len bytes; it need not end
+    there). On success fills entry (borrowing key and value from buf),
+    sets *used to its size in bytes and returns 0; returns WALCAST_EPROTO
+    when the bytes are not a canonical, valid entry (decode them with
+    wc_entry_decode or wc_entry_from_object instead). */
+int wc_scan_entry (const uint8_t *buf, size_t len, wc_entry_t *entry, size_t *used);
+
+/*  A cursor over the entries of an ENTRIES body. */
+typedef struct {
+    const uint8_t *buf;
+    size_t         len;
+    size_t         pos;         /* next entry starts here */
+    uint64_t       rid;
+    uint64_t       last_seq;
+    uint32_t       count;       /* entries in the body */
+    uint32_t       read;        /* entries read so far */
+} wc_scan_entries_t;
+
+/*  Start reading an ENTRIES body: 0 when its head is canonical (cursor
+    ready, count known), WALCAST_EPROTO when it is not (decode it with
+    wc_msg_decode). */
+int wc_scan_entries (const void *buf, size_t len, wc_scan_entries_t *cursor);
+
+/*  The next entry: 1 with entry filled (and its bytes at *raw, *raw_len),
+    0 when all were read and the body ends exactly there, WALCAST_EPROTO
+    when the rest is not canonical (decode the body with wc_msg_decode;
+    the entries already read were valid). */
+int wc_scan_entries_next (wc_scan_entries_t *cursor, wc_entry_t *entry,
+                          const uint8_t **raw, size_t *raw_len);
+
+#endif

@@ -1,0 +1,279 @@
+/*  test_scan.c - the fast entry reader agrees with the codec.
+
+    What the node relies on: every entry the codec writes, the scan reads
+    back unchanged and says how many bytes it took (so a replica can append
+    those bytes to its log as they are); the scan never accepts anything
+    the codec would refuse or read differently (checked over many random
+    mutations of valid entries, each in a buffer of exactly its size so
+    ASan sees an over-read); valid but non-canonical forms (longer ints,
+    extra elements) are left to the codec; an ENTRIES body is read entry
+    by entry and must end where its last entry does.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "codec.h"
+#include "scan.h"
+
+static bool
+s_bytes_equal (wc_bytes_t a, wc_bytes_t b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp (a.ptr, b.ptr, a.len) == 0);
+}
+
+static bool
+s_entry_equal (const wc_entry_t *a, const wc_entry_t *b)
+{
+    return a->seq == b->seq && a->epoch == b->epoch && a->ts_ms == b->ts_ms
+        && a->op == b->op && s_bytes_equal (a->key, b->key)
+        && s_bytes_equal (a->value, b->value);
+}
+
+//  Encode entry, scan it from a buffer of exactly its size, compare.
+static void
+s_round_trip (const wc_entry_t *entry)
+{
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    assert_int_equal (wc_entry_encode (entry, &buf), 0);
+    uint8_t *exact = malloc (buf.size);
+    memcpy (exact, buf.data, buf.size);
+    wc_entry_t got;
+    size_t used = 0;
+    assert_int_equal (wc_scan_entry (exact, buf.size, &got, &used), 0);
+    assert_int_equal (used, buf.size);
+    assert_true (s_entry_equal (entry, &got));
+    free (exact);
+    msgpack_sbuffer_destroy (&buf);
+}
+
+//  Every int and length at each boundary of msgpack's forms.
+static void
+test_round_trip_boundaries (void **state)
+{
+    (void) state;
+    static const uint64_t ints [] = {
+        1, 127, 128, 255, 256, 65535, 65536, 0xffffffffu, 0x100000000ull, UINT64_MAX
+    };
+    static const uint32_t lens [] = { 0, 1, 255, 256, 65535, 65536, WC_MAX_VALUE };
+    uint8_t *big = calloc (1, WC_MAX_VALUE);
+    for (size_t i = 0; i < sizeof ints / sizeof ints [0]; i++) {
+        wc_entry_t e = { .seq = ints [i], .epoch = ints [(i + 3) % 10],
+                         .ts_ms = ints [(i + 5) % 10] - 1, .op = WC_OP_PUT,
+                         .key = { big, 1 + (uint32_t) (i * 113 % WC_MAX_KEY) } };
+        s_round_trip (&e);
+        e.op = WC_OP_DEL;
+        s_round_trip (&e);
+    }
+    for (size_t i = 0; i < sizeof lens / sizeof lens [0]; i++) {
+        wc_entry_t e = { .seq = 7, .epoch = 1, .ts_ms = 0, .op = WC_OP_PUT,
+                         .key = { big, lens [i] == 0 ? 1 : (lens [i] > WC_MAX_KEY
+                                                            ? WC_MAX_KEY : lens [i]) },
+                         .value = { lens [i] ? big : NULL, lens [i] } };
+        s_round_trip (&e);
+    }
+    free (big);
+}
+
+//  What the scan accepts, the codec accepts the same way: over random
+//  mutations (byte changes, cuts, extensions) of valid entries.
+static void
+test_agrees_with_codec (void **state)
+{
+    (void) state;
+    srand (12345);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    msgpack_unpacked storage;
+    msgpack_unpacked_init (&storage);
+    uint8_t key [300], value [300];
+    int accepted = 0;
+    for (int round = 0; round < 200000; round++) {
+        for (size_t i = 0; i < sizeof key; i++)
+            key [i] = (uint8_t) rand (), value [i] = (uint8_t) rand ();
+        wc_entry_t e = { .seq = 1 + (uint64_t) rand () * (round % 7 ? 1 : 100000),
+                         .epoch = 1 + (uint64_t) (rand () % 300), .ts_ms = (uint64_t) rand (),
+                         .op = rand () % 4 ? WC_OP_PUT : WC_OP_DEL,
+                         .key = { key, 1 + (uint32_t) (rand () % 290) } };
+        if (e.op == WC_OP_PUT)
+            e.value = (wc_bytes_t) { value, (uint32_t) (rand () % 290) };
+        buf.size = 0;
+        assert_int_equal (wc_entry_encode (&e, &buf), 0);
+        size_t len = buf.size + (rand () % 5 == 0 ? (size_t) (rand () % 3) : 0);
+        uint8_t *m = malloc (len ? len : 1);
+        memcpy (m, buf.data, buf.size < len ? buf.size : len);
+        for (size_t i = buf.size; i < len; i++)
+            m [i] = (uint8_t) rand ();
+        int flips = rand () % 3;
+        for (int f = 0; f < flips; f++)
+            m [(size_t) rand () % len] = (uint8_t) rand ();
+        if (rand () % 4 == 0)
+            len = (size_t) rand () % (len + 1);
+        uint8_t *exact = malloc (len ? len : 1);
+        memcpy (exact, m, len);
+        wc_entry_t fast, slow;
+        size_t used = 0;
+        if (wc_scan_entry (exact, len, &fast, &used) == 0) {
+            accepted++;
+            assert_true (used <= len);
+            assert_int_equal (wc_entry_decode (exact, used, &storage, &slow), 0);
+            assert_true (s_entry_equal (&fast, &slow));
+            //  and canonical: the codec writes exactly these bytes
+            buf.size = 0;
+            assert_int_equal (wc_entry_encode (&fast, &buf), 0);
+            assert_int_equal (buf.size, used);
+            assert_memory_equal (buf.data, exact, used);
+        }
+        free (exact);
+        free (m);
+    }
+    assert_true (accepted > 1000);      //  the unmutated ones, at least
+    msgpack_unpacked_destroy (&storage);
+    msgpack_sbuffer_destroy (&buf);
+}
+
+//  Valid forms the packer does not write, and values over a limit: the
+//  scan leaves them to the codec, which takes the valid ones.
+static void
+test_non_canonical_left_to_codec (void **state)
+{
+    (void) state;
+    msgpack_unpacked storage;
+    msgpack_unpacked_init (&storage);
+    wc_entry_t e;
+    size_t used;
+    //  [5 as uint8, 1, 0, 1, bin "k", bin ""]
+    static const uint8_t long_int [] = { 0x96, 0xcc, 0x05, 0x01, 0x00, 0x01,
+                                         0xc4, 0x01, 'k', 0xc4, 0x00 };
+    assert_int_equal (wc_scan_entry (long_int, sizeof long_int, &e, &used), WALCAST_EPROTO);
+    assert_int_equal (wc_entry_decode (long_int, sizeof long_int, &storage, &e), 0);
+    assert_int_equal (e.seq, 5);
+    //  seven elements (a newer peer's extra field)
+    static const uint8_t extra [] = { 0x97, 0x05, 0x01, 0x00, 0x01,
+                                      0xc4, 0x01, 'k', 0xc4, 0x00, 0x07 };
+    assert_int_equal (wc_scan_entry (extra, sizeof extra, &e, &used), WALCAST_EPROTO);
+    assert_int_equal (wc_entry_decode (extra, sizeof extra, &storage, &e), 0);
+    //  a key in bin16
+    static const uint8_t bin16 [] = { 0x96, 0x05, 0x01, 0x00, 0x01,
+                                      0xc5, 0x00, 0x01, 'k', 0xc4, 0x00 };
+    assert_int_equal (wc_scan_entry (bin16, sizeof bin16, &e, &used), WALCAST_EPROTO);
+    assert_int_equal (wc_entry_decode (bin16, sizeof bin16, &storage, &e), 0);
+    //  a DEL with an empty bin for its nil: valid, not canonical
+    static const uint8_t del_bin [] = { 0x96, 0x05, 0x01, 0x00, 0x02,
+                                        0xc4, 0x01, 'k', 0xc4, 0x00 };
+    assert_int_equal (wc_scan_entry (del_bin, sizeof del_bin, &e, &used), WALCAST_EPROTO);
+    assert_int_equal (wc_entry_decode (del_bin, sizeof del_bin, &storage, &e), 0);
+    //  seq 0, op 3, a DEL with a value, a PUT with nil: refused by both
+    static const uint8_t bad [][11] = {
+        { 0x96, 0x00, 0x01, 0x00, 0x01, 0xc4, 0x01, 'k', 0xc4, 0x00, 0 },
+        { 0x96, 0x05, 0x01, 0x00, 0x03, 0xc4, 0x01, 'k', 0xc4, 0x00, 0 },
+        { 0x96, 0x05, 0x01, 0x00, 0x02, 0xc4, 0x01, 'k', 0xc4, 0x01, 'v' },
+        { 0x96, 0x05, 0x01, 0x00, 0x01, 0xc4, 0x01, 'k', 0xc0, 0, 0 },
+    };
+    static const size_t bad_len [] = { 10, 10, 11, 9 };
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal (wc_scan_entry (bad [i], bad_len [i], &e, &used), WALCAST_EPROTO);
+        assert_int_not_equal (wc_entry_decode (bad [i], bad_len [i], &storage, &e), 0);
+    }
+    //  a key over WC_MAX_KEY
+    uint8_t *key = calloc (1, WC_MAX_KEY + 1);
+    uint8_t over [WC_MAX_KEY + 16];
+    size_t n = 0;
+    over [n++] = 0x96; over [n++] = 5; over [n++] = 1; over [n++] = 0; over [n++] = 1;
+    over [n++] = 0xc5; over [n++] = (WC_MAX_KEY + 1) >> 8; over [n++] = (WC_MAX_KEY + 1) & 0xff;
+    memcpy (over + n, key, WC_MAX_KEY + 1);
+    n += WC_MAX_KEY + 1;
+    over [n++] = 0xc4; over [n++] = 0;
+    assert_int_equal (wc_scan_entry (over, n, &e, &used), WALCAST_EPROTO);
+    assert_int_not_equal (wc_entry_decode (over, n, &storage, &e), 0);
+    free (key);
+    msgpack_unpacked_destroy (&storage);
+}
+
+//  Build an ENTRIES body of n entries with seqs first.. into buf.
+static void
+s_entries_body (msgpack_sbuffer *buf, uint64_t first, uint32_t n)
+{
+    buf->size = 0;
+    assert_int_equal (wc_entries_encode_header (42, first + n - 1, n, buf), 0);
+    for (uint32_t i = 0; i < n; i++) {
+        char key [32];
+        int len = snprintf (key, sizeof key, "key:%u", i);
+        wc_entry_t e = { .seq = first + i, .epoch = 3, .ts_ms = 1700000000000ull,
+                         .op = i % 5 ? WC_OP_PUT : WC_OP_DEL,
+                         .key = { (const uint8_t *) key, (uint32_t) len } };
+        if (e.op == WC_OP_PUT)
+            e.value = (wc_bytes_t) { (const uint8_t *) "some value", 10 };
+        assert_int_equal (wc_entry_encode (&e, buf), 0);
+    }
+}
+
+//  An ENTRIES body read by cursor gives every entry, each with its own
+//  bytes, and ends exactly at the end of the body.
+static void
+test_entries_cursor (void **state)
+{
+    (void) state;
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    static const uint32_t counts [] = { 0, 1, 15, 16, 300, 70000 };
+    for (size_t c = 0; c < sizeof counts / sizeof counts [0]; c++) {
+        s_entries_body (&buf, 1000, counts [c]);
+        wc_scan_entries_t cur;
+        assert_int_equal (wc_scan_entries (buf.data, buf.size, &cur), 0);
+        assert_int_equal (cur.rid, 42);
+        assert_int_equal (cur.count, counts [c]);
+        wc_entry_t e;
+        const uint8_t *raw;
+        size_t raw_len;
+        uint32_t i = 0;
+        int rc;
+        while ((rc = wc_scan_entries_next (&cur, &e, &raw, &raw_len)) == 1) {
+            assert_int_equal (e.seq, 1000 + i);
+            assert_int_equal (e.op, i % 5 ? WC_OP_PUT : WC_OP_DEL);
+            wc_entry_t again;
+            size_t used;
+            assert_int_equal (wc_scan_entry (raw, raw_len, &again, &used), 0);
+            assert_int_equal (used, raw_len);
+            i++;
+        }
+        assert_int_equal (rc, 0);
+        assert_int_equal (i, counts [c]);
+    }
+    //  a trailing byte, a missing entry, another version: not canonical
+    s_entries_body (&buf, 1, 3);
+    msgpack_sbuffer_write (&buf, "\xc0", 1);
+    wc_scan_entries_t cur;
+    wc_entry_t e;
+    const uint8_t *raw;
+    size_t raw_len;
+    assert_int_equal (wc_scan_entries (buf.data, buf.size, &cur), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal (wc_scan_entries_next (&cur, &e, &raw, &raw_len), 1);
+    assert_int_equal (wc_scan_entries_next (&cur, &e, &raw, &raw_len), WALCAST_EPROTO);
+    s_entries_body (&buf, 1, 3);
+    assert_int_equal (wc_scan_entries (buf.data, buf.size - 12, &cur), 0);
+    assert_int_equal (wc_scan_entries_next (&cur, &e, &raw, &raw_len), 1);
+    assert_int_equal (wc_scan_entries_next (&cur, &e, &raw, &raw_len), 1);
+    assert_int_equal (wc_scan_entries_next (&cur, &e, &raw, &raw_len), WALCAST_EPROTO);
+    buf.data [1] = 2;
+    assert_int_equal (wc_scan_entries (buf.data, buf.size, &cur), WALCAST_EPROTO);
+    msgpack_sbuffer_destroy (&buf);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_round_trip_boundaries),
+        cmocka_unit_test (test_agrees_with_codec),
+        cmocka_unit_test (test_non_canonical_left_to_codec),
+        cmocka_unit_test (test_entries_cursor),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
