@@ -1,0 +1,488 @@
+/*  lag.c - walcast-bench-lag: replication lag from the primary's append to
+    each replica's apply, in percentiles (bench/compare, issue 8).
+
+    A node publishes an entry on its stream when its storage engine has
+    applied it (node/node.c, s_on_apply: on the primary right after the
+    commit wrote it, on a replica after it wrote and applied what it
+    received). So a walcast_watch on the primary sees each seq when the
+    primary appended it, and a watch on a replica sees it when that replica
+    applied it. One thread per node runs such a watch, on a handle that
+    knows that node alone, and stamps every seq it is handed with
+    CLOCK_MONOTONIC in microseconds: one machine, one clock. The lag of a
+    replica for seq s is stamp_replica(s) - stamp_primary(s); both include
+    one stream hop to this process, so that hop mostly cancels out.
+
+    Meanwhile the main thread writes at a paced rate with
+    walcast_put_async (12-byte keys "lag:%08d", 100-byte values): every
+    millisecond or so it sends the writes that are due by then. The first
+    --warmup seconds are not counted (the watches subscribe meanwhile, and
+    what they missed before is fetched, which would look like lag). Every
+    seq of the measured part must reach every watch: the watch loses
+    nothing, and a seq that never came is an error.
+
+    Only the public API (include/walcast.h) is used.
+*/
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "walcast.h"
+
+#define S_MAX_REPLICAS   8
+#define S_KEY_SIZE       12          /* "lag:%08d" */
+#define S_VALUE_SIZE     100
+#define S_SLICE_MS       200         /* a watch call returns this often when idle */
+#define S_FINISH_US      30000000    /* the last seq must reach every watch by then */
+#define S_TIMEOUT_MS     5000        /* each library call */
+
+static const char *s_usage =
+    "usage: walcast-bench-lag --primary HOST:PORT --replica HOST:PORT\n"
+    "                         [--replica HOST:PORT ...] --rate N\n"
+    "                         [--seconds S] [--warmup S]\n"
+    "\n"
+    "Writes N writes/s (12-byte keys lag:%08d, 100-byte values) into the\n"
+    "primary for WARMUP + S seconds while one thread per node watches that\n"
+    "node's stream, and prints, per replica, the lag from the primary's\n"
+    "append to the replica's apply of the writes after the warm-up:\n"
+    "  lag HOST:PORT samples=N p50_ms=X p99_ms=X p999_ms=X max_ms=X min_ms=X repairs=N\n"
+    "after a line about the writes:\n"
+    "  lag-writes: W writes in T s (R/s, asked N/s); measured seqs A..B\n"
+    "\n"
+    "  --primary HOST:PORT  the primary (base port)\n"
+    "  --replica HOST:PORT  a replica of it (1 to 8 of them)\n"
+    "  --rate N             writes per second\n"
+    "  --seconds S          measured time, default 3\n"
+    "  --warmup S           time before it, not counted, default 1\n"
+    "  -h, --help           this help\n"
+    "Exit: 0 done, 1 failed (a write refused, a seq missing), 2 bad usage.\n";
+
+/*  One node's watch, run by its own thread. */
+typedef struct {
+    const char *addr;               /* HOST:PORT of the node */
+    walcast_t *handle;              /* knows this node only */
+    uint64_t first_seq;             /* stamp [0] is this seq */
+    size_t cap;                     /* slots in stamp */
+    int64_t *stamp;                 /* µs when each seq came; 0: not yet */
+    uint64_t highest;               /* highest seq handed over */
+    uint64_t outside;               /* seqs past cap (should be none) */
+    atomic_uint_fast64_t target;    /* stop once this seq came (0: not known) */
+    atomic_int_fast64_t target_us;  /* when target was set */
+    atomic_int_fast64_t measure_us; /* repairs after this count */
+    atomic_bool quit;               /* the run failed: stop now */
+    unsigned repairs;               /* gaps the watch fetched, after measure_us */
+    int rc;                         /* 0, or why the watch failed */
+    char why [300];                 /* its detail */
+    bool started;                   /* thread is to be joined */
+    pthread_t thread;
+} s_watcher_t;
+
+/*  The writer's view of its outcomes. */
+typedef struct {
+    uint64_t warm;                  /* tag of the first measured write */
+    uint64_t first_seq;             /* its seq */
+    uint64_t failed;                /* writes not OK */
+    int first_err;                  /* the first failure's code */
+} s_writer_t;
+
+static int64_t
+s_now_us (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*  The watch hands over one change: stamp it. Stops the watch once the
+    last seq written has come. */
+static int
+s_on_change (void *arg, uint64_t seq, int op, const void *key, size_t key_len,
+             const void *value, size_t value_len)
+{
+    (void) op; (void) key; (void) key_len; (void) value; (void) value_len;
+    s_watcher_t *self = (s_watcher_t *) arg;
+    int64_t now = s_now_us ();
+    if (seq >= self->first_seq && seq - self->first_seq < self->cap)
+        self->stamp [seq - self->first_seq] = now;
+    else
+        self->outside++;
+    if (seq > self->highest)
+        self->highest = seq;
+    uint64_t target = atomic_load (&self->target);
+    return (target && seq >= target) || atomic_load (&self->quit) ? 1 : 0;
+}
+
+/*  The library's debugging lines: count the gaps a watch repaired after
+    the warm-up (entries fetched rather than streamed arrive late). */
+static void
+s_on_log (void *arg, const char *line)
+{
+    s_watcher_t *self = (s_watcher_t *) arg;
+    int64_t measure = atomic_load (&self->measure_us);
+    if (strstr (line, "gap") && measure && s_now_us () >= measure)
+        self->repairs++;
+}
+
+/*  A watcher thread: watch the node from first_seq until the target seq
+    has come, or S_FINISH_US after it was set. */
+static void *
+s_watch_thread (void *arg)
+{
+    s_watcher_t *self = (s_watcher_t *) arg;
+    uint64_t position = self->first_seq;
+    while (true) {
+        int rc = walcast_watch (self->handle, NULL, 0, &position, s_on_change, self,
+                                S_SLICE_MS);
+        if (rc < 0) {
+            self->rc = rc;
+            snprintf (self->why, sizeof self->why, "%s (%s)", walcast_strerror (rc),
+                      walcast_last_detail (self->handle));
+            break;
+        }
+        uint64_t target = atomic_load (&self->target);
+        if ((target && self->highest >= target) || atomic_load (&self->quit))
+            break;
+        int64_t set_at = atomic_load (&self->target_us);
+        if (set_at && s_now_us () - set_at > S_FINISH_US) {
+            self->rc = WALCAST_ETIMEOUT;
+            snprintf (self->why, sizeof self->why, "seq %" PRIu64 " did not come "
+                      "within %d s (highest %" PRIu64 ")", target,
+                      S_FINISH_US / 1000000, self->highest);
+            break;
+        }
+    }
+    return NULL;
+}
+
+/*  Set up a watcher of addr from first_seq with room for cap seqs, and
+    start its thread. 0, or -1 (said why). */
+static int
+s_watcher_start (s_watcher_t *self, const char *addr, uint64_t first_seq, size_t cap)
+{
+    memset (self, 0, sizeof *self);
+    self->addr = addr;
+    self->first_seq = first_seq;
+    self->cap = cap;
+    self->stamp = calloc (cap, sizeof *self->stamp);
+    self->handle = walcast_new ();
+    if (!self->stamp || !self->handle) {
+        fprintf (stderr, "walcast-bench-lag: out of memory\n");
+        return -1;
+    }
+    walcast_set_timeout (self->handle, S_TIMEOUT_MS);
+    walcast_set_log (self->handle, s_on_log, self);
+    int rc = walcast_connect (self->handle, addr);
+    if (rc == 0)
+        rc = walcast_set_consistency (self->handle, WALCAST_EVENTUAL);
+    if (rc) {
+        fprintf (stderr, "walcast-bench-lag: %s: %s (%s)\n", addr, walcast_strerror (rc),
+                 walcast_last_detail (self->handle));
+        return -1;
+    }
+    if (pthread_create (&self->thread, NULL, s_watch_thread, self)) {
+        fprintf (stderr, "walcast-bench-lag: cannot start a thread\n");
+        return -1;
+    }
+    self->started = true;
+    return 0;
+}
+
+/*  Join the watcher's thread (if any) and close its handle; its stamps
+    stay for the report. */
+static void
+s_watcher_finish (s_watcher_t *self)
+{
+    if (self->started)
+        pthread_join (self->thread, NULL);
+    self->started = false;
+    walcast_destroy (&self->handle);
+}
+
+/*  Outcome of an async write: note the seq of the first measured one,
+    and count failures. */
+static void
+s_on_outcome (void *arg, const walcast_outcome_t *outcome)
+{
+    s_writer_t *self = (s_writer_t *) arg;
+    if (outcome->state != WALCAST_WRITE_OK) {
+        if (self->failed++ == 0)
+            self->first_err = outcome->err;
+        return;
+    }
+    if (outcome->tag == self->warm)
+        self->first_seq = outcome->pos.seq;
+}
+
+/*  Sleep until the monotonic clock reads at_us. */
+static void
+s_sleep_until (int64_t at_us)
+{
+    int64_t wait = at_us - s_now_us ();
+    if (wait <= 0)
+        return;
+    struct timespec ts = { (time_t) (wait / 1000000), (long) (wait % 1000000) * 1000 };
+    while (nanosleep (&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+/*  Write total writes at rate per second, from now; tell the watchers
+    when the measured part starts. 0 with *last the last seq and *secs the
+    time it took, or -1. */
+static int
+s_write_paced (walcast_t *handle, double rate, uint64_t total, uint64_t warm,
+               s_watcher_t *watchers, size_t nwatchers, uint64_t *last, double *secs)
+{
+    char key [S_KEY_SIZE + 1], value [S_VALUE_SIZE];
+    memset (value, 'v', sizeof value);
+    int64_t t0 = s_now_us ();
+    uint64_t i = 0;
+    while (i < total) {
+        uint64_t due = (uint64_t) ((double) (s_now_us () - t0) * rate / 1e6) + 1;
+        if (due > total)
+            due = total;
+        if (i >= due) {
+            s_sleep_until (t0 + (int64_t) ((double) i * 1e6 / rate));
+            continue;
+        }
+        for (; i < due; i++) {
+            if (i == warm)
+                for (size_t k = 0; k < nwatchers; k++)
+                    atomic_store (&watchers [k].measure_us, s_now_us ());
+            snprintf (key, sizeof key, "lag:%08" PRIu64, i % 100000000u);
+            memcpy (value, key, S_KEY_SIZE);
+            int rc = walcast_put_async (handle, key, S_KEY_SIZE, value, sizeof value, i);
+            if (rc) {
+                fprintf (stderr, "walcast-bench-lag: write %" PRIu64 ": %s (%s)\n", i,
+                         walcast_strerror (rc), walcast_last_detail (handle));
+                return -1;
+            }
+        }
+    }
+    walcast_pos_t pos = { 0, 0 };
+    uint64_t acked = 0;
+    int rc = walcast_flush (handle, &pos, &acked);
+    *secs = (double) (s_now_us () - t0) / 1e6;
+    *last = pos.seq;
+    if (rc || acked != total) {
+        fprintf (stderr, "walcast-bench-lag: %" PRIu64 " of %" PRIu64 " writes "
+                 "acknowledged: %s (%s)\n", acked, total, walcast_strerror (rc),
+                 walcast_last_detail (handle));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_cmp_i64 (const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    return (x > y) - (x < y);
+}
+
+/*  The value at fraction q of the sorted v (nearest rank), in ms. */
+static double
+s_pct (const int64_t *v, size_t n, double q)
+{
+    size_t k = (size_t) (q * (double) n);
+    if (k >= n)
+        k = n - 1;
+    return (double) v [k] / 1000.0;
+}
+
+/*  Print the lag of replica r against primary p over seqs from..to.
+    0, or -1 when a seq is missing on either side. */
+static int
+s_report (const s_watcher_t *p, const s_watcher_t *r, uint64_t from, uint64_t to)
+{
+    size_t n = (size_t) (to - from + 1);
+    int64_t *lag = malloc (n * sizeof *lag);
+    if (!lag) {
+        fprintf (stderr, "walcast-bench-lag: out of memory\n");
+        return -1;
+    }
+    size_t got = 0, missing = 0;
+    for (uint64_t s = from; s <= to; s++) {
+        int64_t tp = p->stamp [s - p->first_seq], tr = r->stamp [s - r->first_seq];
+        if (tp == 0 || tr == 0)
+            missing++;
+        else
+            lag [got++] = tr - tp;
+    }
+    int rc = 0;
+    if (missing || got == 0) {
+        fprintf (stderr, "walcast-bench-lag: %zu of %zu seqs missing on %s or %s\n",
+                 missing, n, p->addr, r->addr);
+        rc = -1;
+    }
+    else {
+        qsort (lag, got, sizeof *lag, s_cmp_i64);
+        printf ("lag %s samples=%zu p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f "
+                "min_ms=%.3f repairs=%u\n", r->addr, got, s_pct (lag, got, 0.50),
+                s_pct (lag, got, 0.99), s_pct (lag, got, 0.999),
+                (double) lag [got - 1] / 1000.0, (double) lag [0] / 1000.0, r->repairs);
+    }
+    free (lag);
+    return rc;
+}
+
+/*  What the command line asks for. */
+typedef struct {
+    const char *primary;
+    const char *replicas [S_MAX_REPLICAS];
+    size_t nreplicas;
+    double rate, seconds, warmup;
+} s_args_t;
+
+/*  Parse a positive number into *out; false when it is not one. */
+static bool
+s_positive (const char *text, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod (text, &end);
+    if (errno || end == text || *end || !(v > 0) || v > 1e9)
+        return false;
+    *out = v;
+    return true;
+}
+
+/*  Parse the command line: 0, 1 (help printed), or 2 (usage error). */
+static int
+s_parse (int argc, char **argv, s_args_t *args)
+{
+    static const struct option options [] = {
+        { "primary", required_argument, NULL, 'P' },
+        { "replica", required_argument, NULL, 'R' },
+        { "rate", required_argument, NULL, 'r' },
+        { "seconds", required_argument, NULL, 's' },
+        { "warmup", required_argument, NULL, 'w' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    memset (args, 0, sizeof *args);
+    args->seconds = 3;
+    args->warmup = 1;
+    int opt;
+    while ((opt = getopt_long (argc, argv, "h", options, NULL)) != -1) {
+        bool ok = true;
+        if (opt == 'P')
+            args->primary = optarg;
+        else if (opt == 'R' && args->nreplicas < S_MAX_REPLICAS)
+            args->replicas [args->nreplicas++] = optarg;
+        else if (opt == 'r')
+            ok = s_positive (optarg, &args->rate);
+        else if (opt == 's')
+            ok = s_positive (optarg, &args->seconds);
+        else if (opt == 'w')
+            ok = s_positive (optarg, &args->warmup);
+        else if (opt == 'h') {
+            fputs (s_usage, stdout);
+            return 1;
+        }
+        else
+            ok = false;
+        if (!ok) {
+            fprintf (stderr, "walcast-bench-lag: bad option or value%s%s\n%s",
+                     optarg ? ": " : "", optarg ? optarg : "", s_usage);
+            return 2;
+        }
+    }
+    if (optind < argc || !args->primary || !args->nreplicas || !args->rate) {
+        fprintf (stderr, "walcast-bench-lag: --primary, --replica and --rate are "
+                 "needed\n%s", s_usage);
+        return 2;
+    }
+    return 0;
+}
+
+/*  Run the watches and the writes, then report: 0 or 1. */
+static int
+s_run (const s_args_t *args, walcast_t *writer)
+{
+    uint64_t seq0 = 0, hash = 0;
+    int rc = walcast_digest (writer, &seq0, &hash);
+    if (rc) {
+        fprintf (stderr, "walcast-bench-lag: %s: %s (%s)\n", args->primary,
+                 walcast_strerror (rc), walcast_last_detail (writer));
+        return 1;
+    }
+    uint64_t warm = (uint64_t) (args->rate * args->warmup);
+    uint64_t total = warm + (uint64_t) (args->rate * args->seconds);
+    size_t cap = (size_t) total + 1000;
+    s_watcher_t watchers [1 + S_MAX_REPLICAS];
+    size_t n = 0;
+    int status = 0;
+    for (; n < 1 + args->nreplicas && status == 0; n++)
+        if (s_watcher_start (&watchers [n], n ? args->replicas [n - 1] : args->primary,
+                             seq0 + 1, cap))
+            status = 1;
+    s_writer_t outcomes = { warm, 0, 0, 0 };
+    walcast_set_outcome_fn (writer, s_on_outcome, &outcomes);
+    uint64_t last = 0;
+    double secs = 0;
+    if (status == 0
+    &&  s_write_paced (writer, args->rate, total, warm, watchers, n, &last, &secs))
+        status = 1;
+    //  Tell every watch where to stop (a failed run: now).
+    for (size_t k = 0; k < n; k++) {
+        atomic_store (&watchers [k].target_us, s_now_us ());
+        atomic_store (&watchers [k].target, last);
+        atomic_store (&watchers [k].quit, status != 0);
+    }
+    for (size_t k = 0; k < n; k++) {
+        s_watcher_finish (&watchers [k]);
+        if (status == 0 && (watchers [k].rc || watchers [k].outside)) {
+            fprintf (stderr, "walcast-bench-lag: watch of %s: %s%s\n", watchers [k].addr,
+                     watchers [k].rc ? watchers [k].why : "", watchers [k].outside
+                     ? "seqs outside the run came" : "");
+            status = 1;
+        }
+    }
+    if (status == 0 && (outcomes.failed || !outcomes.first_seq)) {
+        fprintf (stderr, "walcast-bench-lag: %" PRIu64 " writes failed (%s)\n",
+                 outcomes.failed, walcast_strerror (outcomes.first_err));
+        status = 1;
+    }
+    if (status == 0) {
+        printf ("lag-writes: %" PRIu64 " writes in %.3f s (%.0f/s, asked %.0f/s); "
+                "measured seqs %" PRIu64 "..%" PRIu64 "\n", total, secs,
+                (double) total / secs, args->rate, outcomes.first_seq, last);
+        for (size_t k = 1; k < n; k++)
+            if (s_report (&watchers [0], &watchers [k], outcomes.first_seq, last))
+                status = 1;
+    }
+    for (size_t k = 0; k < n; k++)
+        free (watchers [k].stamp);
+    return status;
+}
+
+int
+main (int argc, char **argv)
+{
+    s_args_t args;
+    int rc = s_parse (argc, argv, &args);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    walcast_t *writer = walcast_new ();
+    if (!writer) {
+        fprintf (stderr, "walcast-bench-lag: out of memory\n");
+        return 1;
+    }
+    walcast_set_timeout (writer, S_TIMEOUT_MS);
+    rc = walcast_connect (writer, args.primary);
+    if (rc) {
+        fprintf (stderr, "walcast-bench-lag: %s: %s (%s)\n", args.primary,
+                 walcast_strerror (rc), walcast_last_detail (writer));
+        walcast_destroy (&writer);
+        return 1;
+    }
+    int status = s_run (&args, writer);
+    walcast_destroy (&writer);
+    return status;
+}
