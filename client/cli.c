@@ -383,14 +383,32 @@ s_write_option (const char *cmd, const char *name, const char *value,
     return 0;
 }
 
-//  The options of put, del and load ("--acks N", "--ack-timeout MS",
-//  also as NAME=VALUE), which come before the command's npos other
-//  arguments: so a key that starts with "--" still works, and only the
-//  arguments before the last npos are options. Returns the index of the
-//  first other argument, or -1 after printing a usage error.
+//  load's "--batch N": the most writes per message, 1..WALCAST_MAX_BATCH.
+//  0, or -1 after printing why it is wrong.
+static int
+s_batch_option (const char *value, int *batch)
+{
+    char *end;
+    errno = 0;
+    long n = value [0] >= '0' && value [0] <= '9' ? strtol (value, &end, 10) : -1;
+    if (n < 1 || errno || *end || n > WALCAST_MAX_BATCH) {
+        fprintf (stderr, "walcast: load: --batch: expected writes per message "
+                 "(1..%d; 1: each write alone), got '%s'\n", WALCAST_MAX_BATCH, value);
+        return -1;
+    }
+    *batch = (int) n;
+    return 0;
+}
+
+//  The options of put, del and load ("--acks N", "--ack-timeout MS", and
+//  for load (batch not NULL) "--batch N", also as NAME=VALUE), which come
+//  before the command's npos other arguments: so a key that starts with
+//  "--" still works, and only the arguments before the last npos are
+//  options. Returns the index of the first other argument, or -1 after
+//  printing a usage error.
 static int
 s_write_options (char **args, int nargs, int npos, const char *cmd,
-                 const char *usage, walcast_write_opts_t *wopts)
+                 const char *usage, walcast_write_opts_t *wopts, int *batch)
 {
     memset (wopts, 0, sizeof *wopts);
     bool acks_given = false, timeout_given = false;
@@ -400,7 +418,9 @@ s_write_options (char **args, int nargs, int npos, const char *cmd,
         size_t len = eq ? (size_t) (eq - args [i]) : strlen (args [i]);
         const char *name = len == 6 && memcmp (args [i], "--acks", 6) == 0 ? "--acks"
                          : len == 13 && memcmp (args [i], "--ack-timeout", 13) == 0
-                         ? "--ack-timeout" : NULL;
+                         ? "--ack-timeout"
+                         : batch && len == 7 && memcmp (args [i], "--batch", 7) == 0
+                         ? "--batch" : NULL;
         if (!name) {
             fprintf (stderr, "walcast: %s: unknown option '%.*s'\n", cmd, (int) len,
                      args [i]);
@@ -412,6 +432,11 @@ s_write_options (char **args, int nargs, int npos, const char *cmd,
         }
         const char *value = eq ? eq + 1 : args [i + 1];
         i += eq ? 1 : 2;
+        if (strcmp (name, "--batch") == 0) {
+            if (s_batch_option (value, batch))
+                return -1;
+            continue;
+        }
         if (s_write_option (cmd, name, value, wopts))
             return -1;
         if (strcmp (name, "--acks") == 0)
@@ -437,7 +462,7 @@ s_cmd_put (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     (void) opts;
     walcast_write_opts_t wopts;
     int i = s_write_options (args, nargs, 2, "put",
-                             "[--acks N] [--ack-timeout MS] KEY VALUE", &wopts);
+                             "[--acks N] [--ack-timeout MS] KEY VALUE", &wopts, NULL);
     if (i < 0)
         return s_usage_error ();
     walcast_write_result_t result;
@@ -538,7 +563,7 @@ s_cmd_del (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     (void) opts;
     walcast_write_opts_t wopts;
     int i = s_write_options (args, nargs, 1, "del",
-                             "[--acks N] [--ack-timeout MS] KEY", &wopts);
+                             "[--acks N] [--ack-timeout MS] KEY", &wopts, NULL);
     if (i < 0)
         return s_usage_error ();
     walcast_write_result_t result;
@@ -549,17 +574,20 @@ s_cmd_del (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     return S_EXIT_OK;
 }
 
-//  load [--acks N] [--ack-timeout MS]: "KEY VALUE" lines from stdin,
-//  written pipelined, each line's outcome accounted for (client/load.c).
+//  load [--acks N] [--ack-timeout MS] [--batch N]: "KEY VALUE" lines from
+//  stdin, written pipelined in batches, each line's outcome accounted for
+//  (client/load.c).
 static int
 s_cmd_load (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
     (void) opts;
     walcast_write_opts_t wopts;
-    if (s_write_options (args, nargs, 0, "load", "[--acks N] [--ack-timeout MS]",
-                         &wopts) < 0)
+    int batch = WALCAST_MAX_BATCH;
+    if (s_write_options (args, nargs, 0, "load",
+                         "[--acks N] [--ack-timeout MS] [--batch N]", &wopts, &batch) < 0)
         return s_usage_error ();
     walcast_set_acks (client, wopts.acks, wopts.ack_timeout_ms);
+    walcast_set_batch (client, batch);
     return wc_load_run (client, stdin);
 }
 
@@ -810,12 +838,13 @@ static const s_command_t s_commands [] = {
       "that has applied SEQ (a token from another writer)", s_cmd_get, 0, false },
     { "del", "[--acks N] [--ack-timeout MS] KEY", 1, 5,
       "delete KEY; prints the write's seq; --acks as for put", s_cmd_del, 0, false },
-    { "load", "[--acks N] [--ack-timeout MS]", 0, 4,
+    { "load", "[--acks N] [--ack-timeout MS] [--batch N]", 0, 6,
       "write \"KEY VALUE\" lines from stdin; prints \"COUNT LAST_SEQ\" of "
       "what landed, and on stderr \"failed KEY: MESSAGE\" or \"unknown KEY: "
       "MESSAGE\" for each line that did not (resubmitting exactly those is "
       "safe); --acks as for put: a line the replicas did not confirm in time "
-      "is unknown",
+      "is unknown; --batch N: at most N writes per message (1..1024, default "
+      "1024; 1: each alone, as nodes before 0.4 need)",
       s_cmd_load, 0, false },
     { "status", "", 0, 0,
       "one node: its role, epoch, seqs and lag; with --broker or several "

@@ -31,6 +31,7 @@
 #include "clock.h"
 #include "codec.h"
 #include "feed.h"
+#include "scan.h"
 #include "topology.h"
 
 #define S_FETCH_BYTES       (2u * 1024u * 1024u)  /* asked per FETCH */
@@ -43,10 +44,11 @@
 #define S_DETAIL_SIZE       (WC_MAX_TEXT + WC_MAX_ADDR + 128)
 #define S_STOP              1           /* the caller's fn asked to stop */
 
-/*  A stream entry that arrived ahead of next. */
+/*  A stream message whose entries arrived ahead of next. */
 typedef struct {
-    uint64_t  seq;
-    zmq_msg_t body;         /* the ENTRY message as received */
+    uint64_t  seq;          /* the first of its entries we need */
+    uint64_t  last;         /* its last seq */
+    zmq_msg_t body;         /* the ENTRY or ENTRIES message as received */
 } s_held_t;
 
 struct wc_feed {
@@ -151,13 +153,14 @@ s_held_clear (wc_feed_t *self)
     self->held_head = 0;
 }
 
-//  Keep a stream entry that is ahead of next (its body is moved out of
-//  *body). Only entries past the last held one are kept; the rest, and
-//  whatever passes the bounds, are left for a FETCH.
+//  Keep a stream message whose entries from seq to last are ahead of
+//  next (its body is moved out of *body). Only messages that end past the
+//  last held one are kept; the rest, and whatever passes the bounds, are
+//  left for a FETCH.
 static void
-s_held_push (wc_feed_t *self, uint64_t seq, zmq_msg_t *body)
+s_held_push (wc_feed_t *self, uint64_t seq, uint64_t last, zmq_msg_t *body)
 {
-    if (self->held_len > 0 && seq <= s_held_at (self, self->held_len - 1)->seq)
+    if (self->held_len > 0 && last <= s_held_at (self, self->held_len - 1)->last)
         return;
     size_t size = zmq_msg_size (body);
     if (self->held_len >= S_HOLD_MAX || self->held_bytes + size > S_HOLD_MAX_BYTES)
@@ -176,6 +179,7 @@ s_held_push (wc_feed_t *self, uint64_t seq, zmq_msg_t *body)
     }
     s_held_t *h = &self->held [(self->held_head + self->held_len) % self->held_cap];
     h->seq = seq;
+    h->last = last;
     zmq_msg_init (&h->body);
     zmq_msg_move (&h->body, body);
     self->held_len++;
@@ -267,6 +271,36 @@ s_deliver (wc_feed_t *self, const wc_entry_t *e)
     return S_STOP;
 }
 
+//  Deliver the entries of a held message that are next. Returns 0 when
+//  it is used up (or malformed), 1 when it still holds entries beyond a
+//  hole, or the caller's stop.
+static int
+s_advance_held (wc_feed_t *self, s_held_t *h)
+{
+    msgpack_unpacked storage;
+    msgpack_unpacked_init (&storage);
+    wc_scan_body_t body;
+    wc_msg_t msg;
+    wc_entry_t e;
+    const uint8_t *raw;
+    size_t raw_len;
+    int rc = 0;
+    if (wc_scan_body (&body, zmq_msg_data (&h->body), zmq_msg_size (&h->body),
+                      &storage, &msg) == 0)
+        while (rc == 0 && wc_scan_body_next (&body, &e, &raw, &raw_len) == 1) {
+            if (e.seq < self->next)
+                continue;
+            if (e.seq > self->next) {
+                h->seq = e.seq;
+                rc = 1;
+            }
+            else
+                rc = s_deliver (self, &e);
+        }
+    msgpack_unpacked_destroy (&storage);
+    return rc;
+}
+
 //  Deliver e (at seq next), then every held entry it makes next.
 static int
 s_advance (wc_feed_t *self, const wc_entry_t *e)
@@ -276,14 +310,11 @@ s_advance (wc_feed_t *self, const wc_entry_t *e)
         s_held_t *h = s_held_at (self, 0);
         if (h->seq > self->next)
             break;
-        if (h->seq == self->next) {
-            msgpack_unpacked storage;
-            msgpack_unpacked_init (&storage);
-            wc_msg_t msg;
-            if (wc_msg_decode (zmq_msg_data (&h->body), zmq_msg_size (&h->body),
-                               &storage, &msg) == 0)
-                rc = s_deliver (self, &msg.u.entry);
-            msgpack_unpacked_destroy (&storage);
+        if (h->last >= self->next) {
+            int held = s_advance_held (self, h);
+            if (held == 1)
+                break;
+            rc = held;
         }
         s_held_pop (self);
     }
@@ -319,6 +350,30 @@ s_gap (wc_feed_t *self, const char *what, uint64_t seq)
 
 /* --- the stream ------------------------------------------------------------ */
 
+//  The entries of a stream message, in order: each next one delivered,
+//  the message kept from the first one past a hole (body is moved).
+static int
+s_on_stream_entries (wc_feed_t *self, wc_scan_body_t *entries, zmq_msg_t *body)
+{
+    wc_entry_t e;
+    const uint8_t *raw;
+    size_t raw_len;
+    int rc = 0, more;
+    while (rc == 0 && (more = wc_scan_body_next (entries, &e, &raw, &raw_len)) == 1) {
+        if (e.seq < self->next)
+            continue;
+        if (e.seq > self->next) {
+            s_gap (self, "got", e.seq);
+            s_held_push (self, e.seq, entries->last_seq, body);
+            return 0;
+        }
+        rc = s_advance (self, &e);
+    }
+    if (rc == 0 && more < 0)
+        self->dropped++;
+    return rc;
+}
+
 //  One stream message [topic][body]; body may be moved into held.
 static int
 s_on_stream (wc_feed_t *self, zmq_msg_t *body)
@@ -326,20 +381,15 @@ s_on_stream (wc_feed_t *self, zmq_msg_t *body)
     msgpack_unpacked storage;
     msgpack_unpacked_init (&storage);
     wc_msg_t msg;
+    wc_scan_body_t entries;
+    int kind = wc_scan_body (&entries, zmq_msg_data (body), zmq_msg_size (body),
+                             &storage, &msg);
     int rc = 0;
-    if (wc_msg_decode (zmq_msg_data (body), zmq_msg_size (body), &storage, &msg))
+    if (kind < 0)
         self->dropped++;
     else
-    if (msg.type == WC_MSG_ENTRY) {
-        uint64_t seq = msg.u.entry.seq;
-        if (seq == self->next)
-            rc = s_advance (self, &msg.u.entry);
-        else
-        if (seq > self->next) {
-            s_gap (self, "got", seq);
-            s_held_push (self, seq, body);
-        }
-    }
+    if (kind == 0)
+        rc = s_on_stream_entries (self, &entries, body);
     else
     if (msg.type == WC_MSG_HEARTBEAT) {
         if (msg.u.heartbeat.last_seq >= self->next)

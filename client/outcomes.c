@@ -15,6 +15,7 @@
 
 typedef struct {
     uint64_t      rid;
+    uint64_t      batch;        /* rid of its batch's first write */
     uint64_t      tag;
     uint8_t       acks;         /* what it asked for */
     int           state;        /* S_INFLIGHT or a walcast_write_state_t */
@@ -76,6 +77,13 @@ wc_outcomes_inflight (wc_outcomes_t *self)
 int
 wc_outcomes_push (wc_outcomes_t *self, uint64_t rid, uint64_t tag, uint8_t acks)
 {
+    return wc_outcomes_push_batch (self, rid, tag, acks, rid);
+}
+
+int
+wc_outcomes_push_batch (wc_outcomes_t *self, uint64_t rid, uint64_t tag, uint8_t acks,
+                        uint64_t batch)
+{
     if (self->size == self->cap)
         return WALCAST_EBUSY;
     if (rid <= self->last_rid)
@@ -83,6 +91,7 @@ wc_outcomes_push (wc_outcomes_t *self, uint64_t rid, uint64_t tag, uint8_t acks)
     s_slot_t *slot = &self->slots [(self->head + self->size) % self->cap];
     memset (slot, 0, sizeof *slot);
     slot->rid = rid;
+    slot->batch = batch;
     slot->tag = tag;
     slot->acks = acks;
     slot->state = S_INFLIGHT;
@@ -149,6 +158,29 @@ wc_outcomes_settle (wc_outcomes_t *self, uint64_t rid, int state, int err,
 }
 
 size_t
+wc_outcomes_settle_batch (wc_outcomes_t *self, uint64_t batch, uint32_t taken,
+                          const wc_outcome_end_t *ok, walcast_pos_t first,
+                          const wc_outcome_end_t *rest)
+{
+    s_slot_t *slot = batch ? s_find (self, batch) : NULL;
+    if (!slot || slot->state != S_INFLIGHT)
+        return 0;
+    size_t k = (size_t) (slot - self->slots + self->cap - self->head) % self->cap;
+    size_t settled = 0;
+    walcast_pos_t none = { 0, 0 };
+    for (; k < self->size; k++, settled++) {
+        slot = &self->slots [(self->head + k) % self->cap];
+        if (slot->batch != batch || slot->state != S_INFLIGHT)
+            break;
+        walcast_pos_t pos = { first.epoch, first.seq + settled };
+        const wc_outcome_end_t *end = settled < taken ? ok : rest;
+        s_settle (self, slot, end->state, end->err, settled < taken ? pos : none,
+                  end->acked, end->detail);
+    }
+    return settled;
+}
+
+size_t
 wc_outcomes_lose_all (wc_outcomes_t *self, int err, const char *detail)
 {
     size_t lost = 0;
@@ -177,7 +209,11 @@ wc_outcomes_pop (wc_outcomes_t *self, walcast_outcome_t *outcome, char *buf,
     outcome->err = slot->err;
     outcome->pos = slot->pos;
     outcome->acked = slot->acked;
-    snprintf (buf, size, "%s", slot->detail ? slot->detail : "");
+    if (slot->detail)
+        snprintf (buf, size, "%s", slot->detail);
+    else
+    if (size > 0)
+        buf [0] = 0;
     outcome->detail = buf;
     free (slot->detail);
     slot->detail = NULL;

@@ -44,6 +44,29 @@ size_t wc_outcomes_inflight (wc_outcomes_t *self);
     full, WALCAST_EINVAL when rid is not greater. */
 int wc_outcomes_push (wc_outcomes_t *self, uint64_t rid, uint64_t tag, uint8_t acks);
 
+/*  The same, for a write that goes in a batch: batch is the rid of the
+    batch's first write (its own rid for the first), and the batch's
+    writes are pushed one after the other. */
+int wc_outcomes_push_batch (wc_outcomes_t *self, uint64_t rid, uint64_t tag,
+                            uint8_t acks, uint64_t batch);
+
+/*  How a write ends: a walcast_write_state_t, an error, the replicas that
+    confirmed it and a detail (copied; NULL or "" for none). */
+typedef struct {
+    int         state;
+    int         err;
+    uint32_t    acked;
+    const char *detail;
+} wc_outcome_end_t;
+
+/*  Settle the writes in flight of the batch whose first write has rid
+    batch: the first taken of them as ok says, at positions first,
+    first + 1...; the others as rest says (position 0). Returns how many
+    were settled (0: no such batch in flight, a late or stray reply). */
+size_t wc_outcomes_settle_batch (wc_outcomes_t *self, uint64_t batch, uint32_t taken,
+                                 const wc_outcome_end_t *ok, walcast_pos_t first,
+                                 const wc_outcome_end_t *rest);
+
 /*  Is rid the rid of a write in flight? *acks (if not NULL) gets the
     acks it asked for. */
 bool wc_outcomes_waits_for (wc_outcomes_t *self, uint64_t rid, uint8_t *acks);

@@ -26,13 +26,23 @@
       dropped.
 
     - Every async write has its own outcome (client/outcomes.c).
-      walcast_put_async sends at once and puts the write, with its rid
-      and the caller's tag, at the tail of a FIFO; replies settle it
-      (matched by rid), timeouts and resets settle what is in flight as
-      UNKNOWN, and outcomes are handed to the caller from the head, in
-      submission order, by the async calls only (so no callback runs in
-      the middle of a sync call). The FIFO holds at most WC_ASYNC_WINDOW
-      writes: walcast_put_async waits while it is full.
+      walcast_put_async puts the write, with its rid and the caller's
+      tag, at the tail of a FIFO; replies settle it (matched by rid),
+      timeouts and resets settle what is in flight as UNKNOWN, and
+      outcomes are handed to the caller from the head, in submission
+      order, by the async calls only (so no callback runs in the middle
+      of a sync call). The FIFO holds at most WC_ASYNC_WINDOW writes:
+      walcast_put_async waits while it is full.
+
+    - Async writes travel in batches (WRITE_BATCH: one message, one
+      commit on the primary, one reply), the way Nagle's algorithm sends
+      TCP segments: a write goes at once when no batch is in flight, and
+      otherwise waits in the batch being filled until it is full
+      (walcast_set_batch's writes, or S_BATCH_BYTES), a reply leaves
+      nothing in flight, or a call needs it sent (walcast_flush, any sync call, a
+      wait for room). So one write alone pays no delay, and a pipeline
+      sends hundreds of writes per message. The writes of a batch have
+      consecutive rids; the batch's rid is its first.
 
     - Server selection waits. A call that has no suitable node (no
       primary for a write, no candidate for a read) polls the topology
@@ -148,6 +158,14 @@
 /*  Room for an error's detail (a HOST:PORT, or text), NUL included. */
 #define WC_DETAIL_SIZE      (WC_MAX_TEXT + 1)
 
+/*  The most octets of writes an async batch holds. */
+#define S_BATCH_BYTES       (64u * 1024u)
+
+/*  How often an async write looks for replies, at most (microseconds):
+    a write that waits in the batch being filled waits about this long
+    for the replies that let it go. */
+#define S_REPLIES_US        50
+
 /*  Sends of one sync write at most: the first, and one after each of two
     refusals that say it was not applied (see s_write). */
 #define S_WRITE_SENDS       3
@@ -189,8 +207,14 @@ struct walcast {
 
     /* async writes */
     wc_outcomes_t   *outcomes;      /* in flight and settled, in order */
+    msgpack_sbuffer  batch;         /* writes of the batch being filled */
+    uint32_t         batch_count;   /* ... how many (in outcomes, in flight) */
+    uint64_t         batch_rid;     /* ... the rid of its first */
+    uint32_t         batch_max;     /* walcast_set_batch's; 1: a PUT or DEL alone */
+    walcast_write_opts_t batch_acks;    /* ... what they ask for */
     size_t           async_node;    /* node the writes in flight went to */
     int              async_ack_ms;  /* longest ack timeout among them */
+    int64_t          replies_us;    /* when an async write last read replies */
     walcast_outcome_fn *outcome_fn; /* where outcomes go, or NULL */
     void            *outcome_arg;
     uint64_t         acked;         /* handed over OK since the last flush */
@@ -297,11 +321,29 @@ s_log (walcast_t *self, const char *fmt, ...)
     self->log (self->log_arg, line);
 }
 
+//  The writes of the batch being filled will not be sent: each fails,
+//  with err and why.
+static void
+s_batch_drop (walcast_t *self, int err, const char *why)
+{
+    if (self->batch_count == 0)
+        return;
+    char detail [WC_DETAIL_SIZE];
+    snprintf (detail, sizeof detail, "not sent: %s", why);
+    wc_outcome_end_t end = { WALCAST_WRITE_FAILED, err, 0, detail };
+    walcast_pos_t none = { 0, 0 };
+    wc_outcomes_settle_batch (self->outcomes, self->batch_rid, 0, &end, none, &end);
+    self->batch_count = 0;
+    self->batch.size = 0;
+}
+
 //  The async writes in flight lost their connection (it timed out, was
-//  reset or replaced): settle them UNKNOWN, saying why.
+//  reset or replaced): settle them UNKNOWN, saying why (those not sent
+//  yet fail).
 static void
 s_async_lose (walcast_t *self, int err, const char *why)
 {
+    s_batch_drop (self, err, why);
     if (wc_outcomes_inflight (self->outcomes) == 0)
         return;
     const wc_peer_t *node = s_node (self, self->async_node);
@@ -385,6 +427,41 @@ s_unmet_detail (uint8_t asked, uint32_t acked, char *buf, size_t size)
               "(does it predate write acknowledgements?)", acked, of);
 }
 
+//  A WRITES_OK for the batch in rx: its first count writes landed (OK,
+//  or NOTREPLICATED when fewer replicas confirmed them than they asked
+//  for), the rest were refused with the code it gives.
+static bool
+s_async_settle_batch (walcast_t *self, uint8_t asked)
+{
+    const wc_msg_t *msg = &self->rx;
+    uint32_t count = msg->u.writes_ok.count;
+    uint32_t acked = msg->u.writes_ok.acked;
+    walcast_pos_t first = { msg->u.writes_ok.epoch, msg->u.writes_ok.first_seq };
+    if (count > 0)
+        wc_session_note (&self->session, first.epoch, first.seq + count - 1);
+    char unmet [WC_DETAIL_SIZE], why [WC_DETAIL_SIZE];
+    wc_outcome_end_t ok = { WALCAST_WRITE_OK, 0, acked, NULL };
+    if (!s_acks_met (asked, acked)) {
+        //  A primary answers a batch whose replicas did not confirm it in
+        //  time with how many did, as ENOTREPLICATED's detail says it
+        if (asked == WC_ACKS_ALL)
+            snprintf (unmet, sizeof unmet, "acked=%u of all", acked);
+        else
+            snprintf (unmet, sizeof unmet, "acked=%u of %u", acked, asked);
+        ok = (wc_outcome_end_t) { WALCAST_WRITE_NOTREPLICATED, WALCAST_ENOTREPLICATED,
+                                  acked, unmet };
+    }
+    uint32_t code = msg->u.writes_ok.code;
+    wc_bytes_printable (why, sizeof why, &msg->u.writes_ok.text);
+    wc_outcome_end_t rest = { s_refused (code) ? WALCAST_WRITE_FAILED
+                                               : WALCAST_WRITE_UNKNOWN,
+                              code ? wc_err_from_wire (code) : WALCAST_EPROTO, 0,
+                              code ? why : "the node took a part of the batch "
+                                           "and said nothing of the rest" };
+    return wc_outcomes_settle_batch (self->outcomes, msg->rid, count, &ok, first,
+                                     &rest) > 0;
+}
+
 //  Settle the async write whose reply is in rx; false when its rid is
 //  not an async write in flight.
 static bool
@@ -396,6 +473,8 @@ s_async_settle (walcast_t *self)
         return false;
     walcast_pos_t pos = { 0, 0 };
     char detail [WC_DETAIL_SIZE];
+    if (msg->type == WC_MSG_WRITES_OK)
+        return s_async_settle_batch (self, asked);
     if (msg->type == WC_MSG_WRITE_OK) {
         pos.epoch = msg->u.write_ok.epoch;
         pos.seq = msg->u.write_ok.seq;
@@ -419,8 +498,10 @@ s_async_settle (walcast_t *self)
             state = WALCAST_WRITE_NOTREPLICATED;
             acked = s_acked_of (detail);
         }
-        return wc_outcomes_settle (self->outcomes, msg->rid, state, err, pos, acked,
-                                   detail);
+        //  The whole batch (a write sent alone is a batch of one)
+        wc_outcome_end_t end = { state, err, acked, detail };
+        return wc_outcomes_settle_batch (self->outcomes, msg->rid, 0, &end, pos,
+                                         &end) > 0;
     }
     return wc_outcomes_settle (self->outcomes, msg->rid, WALCAST_WRITE_UNKNOWN,
                                WALCAST_EPROTO, pos, 0,
@@ -619,6 +700,119 @@ static uint64_t
 s_new_rid (walcast_t *self)
 {
     return self->next_rid++;
+}
+
+//  A PUT or DEL request for key (and value) asking for opts' acks.
+static void
+s_write_req (wc_msg_t *req, int type, const void *key, size_t key_len,
+             const void *value, size_t value_len, const walcast_write_opts_t *opts)
+{
+    memset (req, 0, sizeof *req);
+    req->type = type;
+    req->u.req.key.ptr = key;
+    req->u.req.key.len = (uint32_t) key_len;
+    req->u.req.value.ptr = value_len ? value : (const void *) "";
+    req->u.req.value.len = (uint32_t) value_len;
+    req->u.req.acks = (uint8_t) opts->acks;
+    req->u.req.ack_timeout_ms = (uint32_t) opts->ack_timeout_ms;
+}
+
+//  Send the batch being filled to the node async writes go to, waiting
+//  for room in its queue until deadline. When it cannot go, its writes
+//  fail (said in their outcomes) and the connection is reset. Returns
+//  0 or why it could not go.
+static int
+s_batch_send (walcast_t *self, int64_t deadline)
+{
+    if (self->batch_count == 0)
+        return 0;
+    self->out.size = 0;
+    int rc = self->batch_max == 1 ? 0       /* a PUT or DEL as it is */
+           : wc_write_batch_encode_header (self->batch_rid,
+                                           (uint8_t) self->batch_acks.acks,
+                                           (uint32_t) self->batch_acks.ack_timeout_ms,
+                                           self->batch_count, &self->out);
+    if (rc == 0 && msgpack_sbuffer_write (&self->out, self->batch.data,
+                                          self->batch.size) != 0)
+        rc = WALCAST_ENOMEM;
+    if (rc == 0)
+        rc = s_send (self, self->async_node, deadline);
+    if (rc == 0) {
+        self->batch_count = 0;
+        self->batch.size = 0;
+        if (self->batch.alloc > 4 * S_BATCH_BYTES) {    /* after a big value */
+            msgpack_sbuffer_destroy (&self->batch);
+            msgpack_sbuffer_init (&self->batch);
+        }
+        return 0;
+    }
+    s_batch_drop (self, rc, walcast_strerror (rc));
+    if (rc == WALCAST_ETIMEOUT || rc == WALCAST_EUNAVAILABLE)
+        s_node_reset (self, self->async_node, "the connection could not take "
+                      "another write and was reset");
+    return rc;
+}
+
+//  Is the batch being filled due to go: full, or nothing else in flight
+//  (so waiting would only add its own delay)?
+static bool
+s_batch_due (walcast_t *self)
+{
+    return self->batch_count >= self->batch_max || self->batch.size >= S_BATCH_BYTES
+        || wc_outcomes_inflight (self->outcomes) == self->batch_count;
+}
+
+//  A batch of at most one write is sent as a PUT or DEL message, which
+//  any node understands: encode it whole into the batch buffer.
+static int
+s_write_single (walcast_t *self, const wc_write_t *write, uint64_t rid)
+{
+    wc_msg_t req;
+    s_write_req (&req, write->op == WC_OP_PUT ? WC_MSG_PUT : WC_MSG_DEL,
+                 write->key.ptr, write->key.len, write->value.ptr, write->value.len,
+                 &self->acks);
+    req.rid = rid;
+    return wc_msg_encode (&req, &self->batch);
+}
+
+//  Add one write to the batch being filled (a new batch when there is
+//  none, or when the write asks for other acks than it). 0 or an error
+//  (the write was not taken).
+static int
+s_batch_add (walcast_t *self, int type, const void *key, size_t key_len,
+             const void *value, size_t value_len, uint64_t tag, int64_t deadline)
+{
+    //  A batch asks for one acks setting, and stays within S_BATCH_BYTES
+    //  unless it is one write alone (so a body always fits the node's
+    //  request limit, WC_MAX_REQUEST)
+    if (self->batch_count > 0
+    && (self->batch_acks.acks != self->acks.acks
+        || self->batch_acks.ack_timeout_ms != self->acks.ack_timeout_ms
+        || self->batch.size + key_len + value_len + 16 > S_BATCH_BYTES))
+        s_batch_send (self, deadline);
+    wc_write_t write = {
+        .op = type == WC_MSG_PUT ? WC_OP_PUT : WC_OP_DEL,
+        .key = { (const uint8_t *) key, (uint32_t) key_len },
+        .value = { (const uint8_t *) value, type == WC_MSG_PUT ? (uint32_t) value_len : 0 }
+    };
+    size_t before = self->batch.size;
+    uint64_t rid = s_new_rid (self);
+    int rc = self->batch_max > 1 ? wc_write_encode (&write, &self->batch)
+                                 : s_write_single (self, &write, rid);
+    uint64_t first = self->batch_count ? self->batch_rid : rid;
+    if (rc == 0)
+        rc = wc_outcomes_push_batch (self->outcomes, rid, tag, (uint8_t) self->acks.acks,
+                                     first);
+    if (rc) {
+        self->batch.size = before;
+        return rc;
+    }
+    if (self->batch_count == 0) {
+        self->batch_rid = rid;
+        self->batch_acks = self->acks;
+    }
+    self->batch_count++;
+    return 0;
 }
 
 //  Send req to the node at index and wait for its reply, until deadline
@@ -1041,6 +1235,7 @@ static void
 s_begin (walcast_t *self)
 {
     s_rx_release (self);
+    s_batch_send (self, wc_clock_ms () + self->timeout_ms);     /* ours come first */
     s_drain (self);
     s_tick (self);
 }
@@ -1445,7 +1640,9 @@ walcast_new (void)
     }
     msgpack_sbuffer_init (&self->out);
     msgpack_sbuffer_init (&self->ping_out);
+    msgpack_sbuffer_init (&self->batch);
     self->timeout_ms = WC_DEFAULT_TIMEOUT;
+    self->batch_max = WALCAST_MAX_BATCH;
     self->next_rid = 1;
     self->first_node = WC_SELECT_NONE;
     self->write_node = WC_SELECT_NONE;
@@ -1465,7 +1662,9 @@ walcast_destroy (walcast_t **self_p)
         return;
     walcast_t *self = *self_p;
     s_rx_release (self);
-    //  Nothing goes without its outcome, not even at the end
+    //  The writes of the batch being filled go as they would have; and
+    //  nothing goes without its outcome, not even at the end
+    s_batch_send (self, wc_clock_ms () + self->timeout_ms);
     s_async_lose (self, WALCAST_ETIMEOUT, "the handle was destroyed before "
                   "the answer came");
     s_async_deliver (self);
@@ -1477,6 +1676,7 @@ walcast_destroy (walcast_t **self_p)
     zmq_ctx_term (self->ctx);
     msgpack_sbuffer_destroy (&self->out);
     msgpack_sbuffer_destroy (&self->ping_out);
+    msgpack_sbuffer_destroy (&self->batch);
     wc_outcomes_destroy (&self->outcomes);
     free (self->sel);
     free (self->cands);
@@ -1734,21 +1934,6 @@ walcast_set_acks (walcast_t *self, int acks, int ack_timeout_ms)
     return rc;
 }
 
-//  A PUT or DEL request for key (and value) asking for opts' acks.
-static void
-s_write_req (wc_msg_t *req, int type, const void *key, size_t key_len,
-             const void *value, size_t value_len, const walcast_write_opts_t *opts)
-{
-    memset (req, 0, sizeof *req);
-    req->type = type;
-    req->u.req.key.ptr = key;
-    req->u.req.key.len = (uint32_t) key_len;
-    req->u.req.value.ptr = value_len ? value : (const void *) "";
-    req->u.req.value.len = (uint32_t) value_len;
-    req->u.req.acks = (uint8_t) opts->acks;
-    req->u.req.ack_timeout_ms = (uint32_t) opts->ack_timeout_ms;
-}
-
 //  The reply to a sync write is in rx (rc 0: a WRITE_OK) or was an
 //  ERROR (rc): fill *result, note the session, and turn a WRITE_OK that
 //  did not meet the acks asked into WALCAST_ENOTREPLICATED.
@@ -1933,6 +2118,8 @@ walcast_set_outcome_fn (walcast_t *self, walcast_outcome_fn *fn, void *arg)
 static int
 s_async_room (walcast_t *self, int64_t deadline)
 {
+    if (wc_outcomes_size (self->outcomes) >= WC_ASYNC_WINDOW && !self->delivering)
+        s_batch_send (self, deadline);      /* what would free room */
     while (wc_outcomes_size (self->outcomes) >= WC_ASYNC_WINDOW) {
         if (self->delivering) {
             snprintf (self->detail, sizeof self->detail, "the async window is "
@@ -1989,18 +2176,25 @@ s_write_async (walcast_t *self, int type, const void *key, size_t key_len,
     int rc = s_check_kv (key, key_len, value, value_len, type == WC_MSG_PUT);
     if (rc)
         return rc;
-    int64_t deadline = wc_clock_ms () + self->timeout_ms;
+    int64_t now_us = wc_clock_us ();
+    int64_t deadline = now_us / 1000 + self->timeout_ms;
     //  Waiting for room is waiting for answers, which may take the ack
     //  timeout of the writes in flight on top
     int64_t room_by = deadline + self->async_ack_ms;
     //  The hot path: settle what the node writes go to has sent back
-    //  (every socket is read at the tick, ten times a second)
+    //  (every socket is read at the tick, ten times a second). Reading
+    //  an empty socket costs libzmq a poll(2): look at most every
+    //  S_REPLIES_US, or when the batch is full and a reply may let room.
     s_rx_release (self);
     s_tick (self);
     const wc_peer_t *node = s_node (self, self->async_node);
-    if (node && node->sock)
+    if (node && node->sock
+    && (now_us - self->replies_us >= S_REPLIES_US
+        || wc_outcomes_size (self->outcomes) >= WC_ASYNC_WINDOW)) {
+        self->replies_us = now_us;
         while (s_recv_one (self, self->async_node) == 1)
             ;
+    }
     s_async_deliver (self);
     rc = s_async_room (self, room_by);
     if (rc == 0 && s_async_moved (self))
@@ -2016,24 +2210,25 @@ s_write_async (walcast_t *self, int type, const void *key, size_t key_len,
     if (rc)
         return rc;
 
-    wc_msg_t req;
-    s_write_req (&req, type, key, key_len, value, value_len, &self->acks);
-    req.rid = s_new_rid (self);
-    self->out.size = 0;
-    rc = wc_msg_encode (&req, &self->out);
-    if (rc == 0)
-        rc = s_send (self, self->async_node, deadline);
-    if (rc == 0)
-        rc = wc_outcomes_push (self->outcomes, req.rid, tag, req.u.req.acks);
-    if (rc == 0 && s_ack_wait_ms (&self->acks) > self->async_ack_ms)
+    rc = s_batch_add (self, type, key, key_len, value, value_len, tag, deadline);
+    if (rc)
+        return rc;
+    if (s_ack_wait_ms (&self->acks) > self->async_ack_ms)
         self->async_ack_ms = s_ack_wait_ms (&self->acks);
-    else
-    if (rc == WALCAST_ETIMEOUT || rc == WALCAST_EUNAVAILABLE) {
-        s_node_reset (self, self->async_node, "the connection could not take "
-                      "another write and was reset");
-        s_async_deliver (self);
-    }
-    return rc;
+    if (s_batch_due (self))
+        s_batch_send (self, deadline);      /* a failure is the writes' outcome */
+    s_async_deliver (self);
+    return 0;
+}
+
+int
+walcast_set_batch (walcast_t *self, int max_writes)
+{
+    if (!self || max_writes < 1 || max_writes > WALCAST_MAX_BATCH)
+        return WALCAST_EINVAL;
+    s_batch_send (self, wc_clock_ms () + self->timeout_ms);
+    self->batch_max = (uint32_t) max_writes;
+    return 0;
 }
 
 int
@@ -2056,7 +2251,7 @@ walcast_del_async (walcast_t *self, const void *key, size_t key_len, uint64_t ta
 static int
 s_async_wait_all (walcast_t *self, int64_t deadline)
 {
-    int rc = 0;
+    int rc = s_batch_send (self, deadline);
     while (rc == 0 && wc_outcomes_inflight (self->outcomes) > 0) {
         rc = s_wait (self, deadline);
         s_async_deliver (self);

@@ -273,6 +273,17 @@ WALCAST_EXPORT int walcast_switchover (walcast_t *self, const char *node_id,
     four. A write that a call refuses (returns an error) was not sent and
     gets no outcome.
 
+    Async writes travel in batches: one message, one commit on the
+    primary, one reply for up to walcast_set_batch's writes. A write goes
+    at once when no other is in flight; otherwise it may wait in the
+    batch being filled until the batch is full, the writes in flight are
+    answered (seen by the next call on the handle), or a call needs it
+    sent (walcast_flush, any synchronous call, walcast_destroy). So call
+    walcast_flush when you stop writing. A batch is committed in order:
+    when the primary refuses a write of it (disk full), the later writes
+    of the same batch are refused with it, with the same error (FAILED;
+    UNKNOWN for EIO, as for a write alone).
+
     Async writes ask for the acks the handle's walcast_set_acks set when
     they were sent. They are not resent: one refused as not the primary
     (ENOTPRIMARY, EFENCED: a failover or switchover under way) is FAILED.
@@ -286,6 +297,12 @@ WALCAST_EXPORT int walcast_switchover (walcast_t *self, const char *node_id,
     once. */
 
 #define WALCAST_ASYNC_WINDOW 4096
+#define WALCAST_MAX_BATCH    1024
+
+/*  The most async writes one batch carries: 1..WALCAST_MAX_BATCH (the
+    default). 1 sends every write alone as a PUT or DEL, which nodes
+    older than 0.4 also understand. Returns 0 or WALCAST_EINVAL. */
+WALCAST_EXPORT int walcast_set_batch (walcast_t *self, int max_writes);
 
 typedef enum {
     WALCAST_WRITE_OK      = 0,

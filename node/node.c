@@ -185,6 +185,7 @@ wc_node_new (const wc_node_config_t *cfg, char *why, size_t why_size)
     self->epoch = 0;                   /* the history's latest, once open */
     msgpack_sbuffer_init (&self->out);
     msgpack_sbuffer_init (&self->scratch);
+    msgpack_sbuffer_init (&self->published);
     self->batch = (wc_request_t *) calloc (WC_NODE_BATCH, sizeof (wc_request_t));
     if (!self->batch)
         goto error;
@@ -234,40 +235,77 @@ wc_node_destroy (wc_node_t **self_p)
     }
     msgpack_sbuffer_destroy (&self->out);
     msgpack_sbuffer_destroy (&self->scratch);
+    msgpack_sbuffer_destroy (&self->published);
     free (self);
     *self_p = NULL;
 }
 
 /* --- shared operations ------------------------------------------------- */
 
-/*  Publish one entry on the stream: [key][ENTRY message]. PUB never
-    blocks: a subscriber whose queue is full loses it and repairs the gap
-    by FETCH. */
+/*  Publish what was applied since the last flush as one ENTRIES message
+    on the stream: ["" topic][ENTRIES, rid 0, last seq, entries]. PUB
+    never blocks: a subscriber whose queue is full loses it and repairs
+    the gap by FETCH. */
 static void s_send_heartbeat (wc_node_t *self, uint64_t last_seq, uint64_t clock_ms);
 
+/*  The entries wait in `published` behind S_HEAD_ROOM octets kept free
+    for the message's head, written there (right-aligned) when it goes,
+    so the message is sent from one buffer without a copy. */
+#define S_HEAD_ROOM 32
+
 static void
-s_publish (wc_node_t *self, uint64_t seq, const void *key, size_t key_len,
-           const void *payload, size_t len)
+s_stream_flush (wc_node_t *self)
 {
-    self->scratch.size = 0;
-    if (wc_entry_msg_encode_raw (payload, len, &self->scratch) != 0)
+    if (self->published_count == 0)
         return;
-    if (self->scratch.size > WC_MAX_STREAM_ENTRY) {
-        /*  Too big for the stream's byte budget: say that it exists, and
-            subscribers fetch it (a heartbeat ahead of them is a gap). */
-        wc_buffer_trim (&self->scratch, WC_MAX_STREAM_ENTRY * 4);
+    self->scratch.size = 0;
+    if (wc_entries_encode_header (0, self->published_last, self->published_count,
+                                  &self->scratch) == 0
+    &&  self->scratch.size <= S_HEAD_ROOM) {
+        char *start = self->published.data + S_HEAD_ROOM - self->scratch.size;
+        memcpy (start, self->scratch.data, self->scratch.size);
+        wc_publisher_send (self->stream, "", 0, start,
+                           self->published.size - S_HEAD_ROOM + self->scratch.size);
+    }
+    self->published_count = 0;
+    wc_buffer_trim (&self->published, 4 * WC_MAX_STREAM_BATCH);
+}
+
+/*  Add an applied entry to the next stream message. An entry too big for
+    the stream's byte budget is announced by a heartbeat at its seq
+    instead, and subscribers fetch it (a heartbeat ahead of them is a
+    gap). */
+static void
+s_publish (wc_node_t *self, uint64_t seq, const void *payload, size_t len)
+{
+    if (len > WC_MAX_STREAM_ENTRY) {
+        s_stream_flush (self);
         s_send_heartbeat (self, seq, self->replica
                           ? wc_replica_fresh_clock_ms (self->replica)
                           : wc_clock_wall_ms ());
         return;
     }
-    wc_publisher_send (self->stream, key, key_len, self->scratch.data, self->scratch.size);
+    if (self->published_count > 0
+    && (self->published.size - S_HEAD_ROOM + len > WC_MAX_STREAM_BATCH
+        || self->published_count == WC_MAX_STREAM_COUNT))
+        s_stream_flush (self);
+    if (self->published_count == 0) {
+        self->published.size = 0;
+        static const char room [S_HEAD_ROOM];
+        if (msgpack_sbuffer_write (&self->published, room, S_HEAD_ROOM) != 0)
+            return;
+    }
+    if (msgpack_sbuffer_write (&self->published, (const char *) payload, len) != 0)
+        return;
+    self->published_count++;
+    self->published_last = seq;
 }
 
 /*  The engine applied an entry (after writing it, and syncing it under
-    --fsync always): note it and publish it. Nothing leaves a node before
-    this, so a downstream replica never holds what its upstream could
-    lose in a crash. */
+    --fsync always): note it and publish it (at the end of the turn, with
+    the others of the turn). Nothing leaves a node before this, so a
+    downstream replica never holds what its upstream could lose in a
+    crash. */
 static void
 s_on_apply (void *arg, const wc_entry_t *entry, const void *payload, size_t len)
 {
@@ -276,7 +314,7 @@ s_on_apply (void *arg, const wc_entry_t *entry, const void *payload, size_t len)
     self->applied_ts_ms = entry->ts_ms;
     if (entry->epoch > self->epoch)
         self->epoch = entry->epoch;
-    s_publish (self, entry->seq, entry->key.ptr, entry->key.len, payload, len);
+    s_publish (self, entry->seq, payload, len);
 }
 
 uint64_t
@@ -355,8 +393,17 @@ s_answer_write (wc_node_t *self, wc_request_t *req)
                              NULL, self->replica ? wc_replica_primary (self->replica) : "");
         return;
     }
-    if (req->seq > self->applied || req->msg.u.req.acks > 0) {
+    bool batch = req->msg.type == WC_MSG_WRITE_BATCH;
+    uint8_t acks = batch ? req->msg.u.batch.acks : req->msg.u.req.acks;
+    if (req->seq > self->applied || acks > 0) {
         wc_primary_hold (self->primary, req);
+        return;
+    }
+    self->out.size = 0;
+    if (batch) {
+        if (wc_primary_writes_ok (req->msg.rid, req->epoch, req->seq, req->taken, 0,
+                                  req->refused, &self->out) == 0)
+            wc_node_reply (self, self->service, req);
         return;
     }
     wc_msg_t reply = { .type = WC_MSG_WRITE_OK, .rid = req->msg.rid };
@@ -382,6 +429,7 @@ s_answer (wc_node_t *self, wc_request_t *req)
     switch (req->msg.type) {
         case WC_MSG_PUT:
         case WC_MSG_DEL:
+        case WC_MSG_WRITE_BATCH:
             s_answer_write (self, req);
             return;
         case WC_MSG_ACK:                /* from a replica: no reply */
@@ -467,6 +515,7 @@ static void
 s_send_heartbeat (wc_node_t *self, uint64_t last_seq, uint64_t clock_ms)
 {
     wc_msg_t hb = { .type = WC_MSG_HEARTBEAT };
+    s_stream_flush (self);              /* the entries it vouches for first */
     hb.u.heartbeat.epoch = self->epoch;
     hb.u.heartbeat.last_seq = last_seq;
     hb.u.heartbeat.clock_ms = clock_ms;
@@ -578,6 +627,7 @@ s_turn (wc_node_t *self, int timeout)
     if (self->replica)
         wc_replica_after_turn (self->replica);  /* ACK what it now holds */
     wc_reads_tick (self->reads);        /* parked GETs the turn satisfied */
+    s_stream_flush (self);              /* what the turn applied */
     return self->fatal ? WALCAST_EIO : 0;
 }
 
@@ -594,6 +644,7 @@ wc_node_run (wc_node_t *self)
         so the last replies leave). */
     if (!self->fatal && wc_engine_close (self->engine) == 0 && self->primary)
         wc_primary_release (self->primary);
+    s_stream_flush (self);
     wc_outbox_flush (self->outbox);
     zsock_set_linger (self->service, S_STOP_LINGER_MS);
     if (self->fatal && rc == 0)

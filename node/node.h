@@ -74,6 +74,9 @@ typedef struct wc_node {
     uint64_t         send_failures; /* replies the ROUTER could not route */
     msgpack_sbuffer  out;           /* scratch: encoded replies */
     msgpack_sbuffer  scratch;       /* scratch: entry encodings */
+    msgpack_sbuffer  published;     /* entries applied, not yet published */
+    uint32_t         published_count;
+    uint64_t         published_last;
     wc_request_t    *batch;         /* WC_NODE_BATCH request slots */
 } wc_node_t;
 

@@ -25,6 +25,7 @@
 #include "node.h"
 #include "primary.h"
 #include "role.h"
+#include "scan.h"
 #include <string.h>
 
 /*  The reply to a write that waits for its entry to be applied, and for
@@ -32,14 +33,18 @@
 typedef struct {
     zmq_msg_t envelope [WC_REQUEST_MAX_FRAMES - 1];   /* shared, not copied */
     int       nenvelope;
-    uint64_t  rid, epoch, seq;
+    uint64_t  rid, epoch, seq;  /* a batch: its last seq */
+    bool      batch;            /* a WRITE_BATCH: answer WRITES_OK */
+    uint32_t  taken;            /* a batch: writes taken, ending at seq */
+    int       refused;          /* a batch: why the others were not, 0 */
     uint32_t  acks;             /* replicas it waits for; 0: none */
     int64_t   deadline_ms;      /* when it stops waiting for them */
 } s_held_t;
 
 struct wc_primary {
     wc_node_t      *node;       /* the node we are the role of */
-    msgpack_sbuffer entries;    /* encodings of the batch's entries */
+    msgpack_sbuffer entries;    /* scratch: the encoding of an entry */
+    wc_write_t     *writes;     /* scratch: a WRITE_BATCH's writes, decoded */
     s_held_t       *held;       /* replies waiting, in seq order */
     size_t          held_count, held_cap;
     wc_acks_t      *acks;       /* what each replica holds */
@@ -62,7 +67,8 @@ wc_primary_new (wc_node_t *node)
     self->node = node;
     msgpack_sbuffer_init (&self->entries);
     self->acks = wc_acks_new (node->cfg.replica_lag_ms);
-    if (!self->acks)
+    self->writes = (wc_write_t *) calloc (WC_MAX_WRITE_BATCH, sizeof (wc_write_t));
+    if (!self->acks || !self->writes)
         wc_primary_destroy (&self);
     return self;
 }
@@ -86,6 +92,7 @@ wc_primary_destroy (wc_primary_t **self_p)
     free (self->held);
     wc_acks_destroy (&self->acks);
     msgpack_sbuffer_destroy (&self->entries);
+    free (self->writes);
     free (self);
     *self_p = NULL;
 }
@@ -104,20 +111,76 @@ s_entry_of (const wc_request_t *req, uint64_t ts_ms)
     return entry;
 }
 
-/*  Stage one write in the engine. Returns 0 or the error that refuses it. */
+/*  Stage one entry in the engine, at the next seq of the current epoch,
+    written in its canonical form (protocol/scan.h). Returns 0 or the
+    error that refuses it. */
+static int
+s_stage_entry (wc_primary_t *self, wc_entry_t *entry)
+{
+    wc_node_t *node = self->node;
+    entry->seq = wc_engine_next_seq (node->engine);
+    entry->epoch = node->epoch;
+    size_t room = WC_SCAN_ENTRY_OVERHEAD + entry->key.len + entry->value.len;
+    if (self->entries.alloc < room) {
+        char *grown = (char *) realloc (self->entries.data, room);
+        if (!grown)
+            return WALCAST_ENOMEM;
+        self->entries.data = grown;
+        self->entries.alloc = room;
+    }
+    self->entries.size = wc_scan_write_entry ((uint8_t *) self->entries.data, entry);
+    return wc_engine_stage (node->engine, entry, self->entries.data, self->entries.size);
+}
+
+/*  Stage one PUT or DEL. Returns 0 or the error that refuses it. */
 static int
 s_stage (wc_primary_t *self, wc_request_t *req, uint64_t ts_ms)
 {
-    wc_node_t *node = self->node;
-    req->seq = wc_engine_next_seq (node->engine);
-    req->epoch = node->epoch;
     wc_entry_t entry = s_entry_of (req, ts_ms);
-    self->entries.size = 0;
-    int rc = wc_entry_encode (&entry, &self->entries);
-    if (rc == 0)
-        rc = wc_engine_stage (node->engine, &entry, self->entries.data,
-                              self->entries.size);
+    int rc = s_stage_entry (self, &entry);
+    req->seq = entry.seq;
+    req->epoch = entry.epoch;
     return rc;
+}
+
+/*  Stage the writes of a WRITE_BATCH, in order, once every one of them is
+    known to be well-formed (a malformed one refuses the whole batch with
+    EPROTO, before anything is staged). Returns 0, or the error that
+    refused the writes from req->taken on. */
+static int
+s_stage_batch (wc_primary_t *self, wc_request_t *req, uint64_t ts_ms)
+{
+    const msgpack_object *items = req->msg.u.batch.items;
+    uint32_t count = req->msg.u.batch.count;
+    for (uint32_t i = 0; i < count; i++)
+        if (wc_write_from_object (&items [i], &self->writes [i]) != 0) {
+            req->rc = WALCAST_EPROTO;
+            return 0;
+        }
+    int rc = 0;
+    for (uint32_t i = 0; i < count && rc == 0; i++) {
+        const wc_write_t *write = &self->writes [i];
+        wc_entry_t entry = { .ts_ms = ts_ms, .op = write->op, .key = write->key,
+                             .value = write->value };
+        rc = s_stage_entry (self, &entry);
+        if (rc == 0) {
+            req->seq = entry.seq;
+            req->epoch = entry.epoch;
+            req->taken++;
+        }
+    }
+    return rc;
+}
+
+/*  A batch the commit took only a part of: the rest is refused with rc;
+    none of it, the whole batch is. */
+static void
+s_refuse_rest (wc_request_t *req, int rc)
+{
+    if (req->taken == 0)
+        req->rc = rc;
+    else
+        req->refused = rc;
 }
 
 void
@@ -131,6 +194,14 @@ wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n)
         wc_request_t *req = &reqs [i];
         if (!wc_request_is_write (req))
             continue;
+        if (req->msg.type == WC_MSG_WRITE_BATCH) {
+            rc = rc ? rc : s_stage_batch (self, req, ts_ms);
+            if (rc)
+                s_refuse_rest (req, rc);    /* and every write after it */
+            staged += req->taken;
+            self->refused += rc ? req->msg.u.batch.count - req->taken : 0;
+            continue;
+        }
         if (rc == 0)
             rc = s_stage (self, req, ts_ms);
         if (rc) {
@@ -147,11 +218,23 @@ wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n)
     rc = wc_node_commit (node);
     wc_primary_release (self);          /* earlier writes this commit applied */
     uint64_t written = wc_engine_written (node->engine);
-    for (size_t i = 0; rc && i < n; i++)
-        if (wc_request_is_write (&reqs [i]) && reqs [i].seq > written) {
-            reqs [i].rc = rc == WALCAST_ENOSPC ? WALCAST_ENOSPC : WALCAST_EIO;
-            self->refused++;
+    for (size_t i = 0; rc && i < n; i++) {
+        wc_request_t *req = &reqs [i];
+        if (!wc_request_is_write (req) || req->seq <= written)
+            continue;
+        int why = rc == WALCAST_ENOSPC ? WALCAST_ENOSPC : WALCAST_EIO;
+        if (req->msg.type == WC_MSG_WRITE_BATCH) {
+            uint64_t first = req->seq - req->taken + 1;
+            uint32_t kept = written >= first ? (uint32_t) (written - first + 1) : 0;
+            self->refused += req->taken - kept;
+            req->taken = kept;
+            req->seq = kept ? written : 0;
+            s_refuse_rest (req, why);
+            continue;
         }
+        req->rc = why;
+        self->refused++;
+    }
     self->commits++;
 }
 
@@ -206,9 +289,15 @@ wc_primary_hold (wc_primary_t *self, wc_request_t *req)
     held->rid = req->msg.rid;
     held->epoch = req->epoch;
     held->seq = req->seq;
-    held->acks = s_acks_wanted (self, req->msg.u.req.acks);
-    uint32_t timeout = req->msg.u.req.ack_timeout_ms ? req->msg.u.req.ack_timeout_ms
-                                                      : WC_PRIMARY_ACK_TIMEOUT_MS;
+    held->batch = req->msg.type == WC_MSG_WRITE_BATCH;
+    held->taken = req->taken;
+    held->refused = req->refused;
+    uint8_t acks = held->batch ? req->msg.u.batch.acks : req->msg.u.req.acks;
+    uint32_t timeout = held->batch ? req->msg.u.batch.ack_timeout_ms
+                                   : req->msg.u.req.ack_timeout_ms;
+    held->acks = s_acks_wanted (self, acks);
+    if (timeout == 0)
+        timeout = WC_PRIMARY_ACK_TIMEOUT_MS;
     held->deadline_ms = wc_clock_ms () + timeout;
     held->nenvelope = 0;
     for (int i = 0; i < req->nframes - 1; i++) {
@@ -220,13 +309,22 @@ wc_primary_hold (wc_primary_t *self, wc_request_t *req)
 }
 
 //  Answer a held write: WRITE_OK (with the replicas that hold it), or
-//  ENOTREPLICATED when fewer than it asked for did in time.
+//  ENOTREPLICATED when fewer than it asked for did in time. A batch gets
+//  WRITES_OK either way, with how many held it: a client that asked for
+//  more reads it as not confirmed replicated.
 static void
 s_answer_held (wc_primary_t *self, s_held_t *held, uint32_t acked, const char *why)
 {
     wc_node_t *node = self->node;
     node->out.size = 0;
     int rc;
+    if (!why && held->batch) {
+        rc = wc_primary_writes_ok (held->rid, held->epoch, held->seq, held->taken,
+                                   acked, held->refused, &node->out);
+        if (acked < held->acks)
+            self->unconfirmed += held->taken;
+    }
+    else
     if (why) {
         rc = wc_error_encode (held->rid, WALCAST_ENOTREPLICATED, NULL, why, &node->out);
         self->unconfirmed++;
@@ -248,6 +346,24 @@ s_answer_held (wc_primary_t *self, s_held_t *held, uint32_t acked, const char *w
     if (rc != 0 || wc_outbox_send (node->outbox, held->envelope, held->nenvelope,
                                    node->out.data, node->out.size) != 0)
         node->send_failures++;
+}
+
+int
+wc_primary_writes_ok (uint64_t rid, uint64_t epoch, uint64_t last_seq, uint32_t taken,
+                      uint32_t acked, int refused, msgpack_sbuffer *out)
+{
+    wc_msg_t reply = { .type = WC_MSG_WRITES_OK, .rid = rid };
+    reply.u.writes_ok.epoch = epoch;
+    reply.u.writes_ok.first_seq = taken ? last_seq - taken + 1 : 0;
+    reply.u.writes_ok.count = taken;
+    reply.u.writes_ok.acked = acked;
+    if (refused) {
+        const char *text = walcast_strerror (refused);
+        reply.u.writes_ok.code = wc_err_to_wire (refused);
+        reply.u.writes_ok.text = (wc_bytes_t) { (const uint8_t *) text,
+                                                (uint32_t) strlen (text) };
+    }
+    return wc_msg_encode (&reply, out);
 }
 
 void

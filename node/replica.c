@@ -28,6 +28,7 @@
 #include "log.h"
 #include "node.h"
 #include "replica.h"
+#include "scan.h"
 #include "sock.h"
 
 typedef enum {
@@ -41,7 +42,7 @@ typedef enum {
 #define FETCH_RESENDS      3                      /* resends before a new socket */
 #define BACKOFF_MIN_MS     100
 #define BACKOFF_MAX_MS     3200
-#define BUFFER_MAX_ENTRIES 200000                 /* live entries kept while behind */
+#define BUFFER_MAX_ENTRIES 200000                 /* stream messages kept while behind */
 #define BUFFER_MAX_BYTES   (64u * 1024u * 1024u)
 #define STREAM_BURST       4096                   /* stream messages per turn */
 #define SILENCE_MS         3000                   /* primary silent: say so */
@@ -56,10 +57,12 @@ typedef enum {
     WC_ASK_SNAPSHOT         /* a chunk of the upstream's snapshot */
 } wc_ask_t;
 
-/*  A stream entry kept for later (it arrived ahead of applied+1). */
+/*  A stream message kept for later (its entries arrived ahead of
+    applied+1). */
 typedef struct {
-    uint64_t  seq;
-    zmq_msg_t body;       /* the ENTRY message as received */
+    uint64_t  seq;        /* the first of its entries we need */
+    uint64_t  last;       /* its last seq */
+    zmq_msg_t body;       /* the ENTRY or ENTRIES message as received */
 } s_buffered_t;
 
 struct wc_replica {
@@ -132,7 +135,8 @@ struct wc_replica {
     uint64_t        gaps;             /* holes found */
     uint64_t        dropped;          /* malformed messages from the primary */
     msgpack_unpacked unpacked;
-    msgpack_sbuffer entry_buf;        /* an entry re-encoded for the WAL */
+    msgpack_sbuffer entry_buf;        /* an entry encoded for the WAL, when the
+                                         bytes we got were not canonical */
     msgpack_sbuffer req_buf;          /* an encoded FETCH */
 };
 
@@ -242,17 +246,17 @@ s_buf_pop (wc_replica_t *self)
     self->buf_len--;
 }
 
-/*  Keep an entry that arrived early. Entries come in seq order on one
-    stream, so the buffer stays sorted; one that is not newer than the
-    last kept, or that would pass the limits, is let go (a FETCH covers
-    it). Takes the message when kept. */
+/*  Keep a message whose entries from seq to last arrived early. They
+    come in seq order on one stream, so the buffer stays sorted; one that
+    ends no later than the last kept, or that would pass the limits, is
+    let go (a FETCH covers it). Takes the message when kept. */
 static void
-s_buf_push (wc_replica_t *self, uint64_t seq, zmq_msg_t *body)
+s_buf_push (wc_replica_t *self, uint64_t seq, uint64_t last, zmq_msg_t *body)
 {
     if (self->buf_len == BUFFER_MAX_ENTRIES
     ||  self->buf_bytes + zmq_msg_size (body) > BUFFER_MAX_BYTES)
         return;
-    if (self->buf_len > 0 && seq <= s_buf_at (self, self->buf_len - 1)->seq)
+    if (self->buf_len > 0 && last <= s_buf_at (self, self->buf_len - 1)->last)
         return;
     if (self->buf_len == self->buf_cap) {
         size_t cap = self->buf_cap ? self->buf_cap * 2 : 1024;
@@ -261,6 +265,7 @@ s_buf_push (wc_replica_t *self, uint64_t seq, zmq_msg_t *body)
             return;
         for (size_t i = 0; i < self->buf_len; i++) {
             grown [i].seq = s_buf_at (self, i)->seq;
+            grown [i].last = s_buf_at (self, i)->last;
             zmq_msg_init (&grown [i].body);
             zmq_msg_move (&grown [i].body, &s_buf_at (self, i)->body);
             zmq_msg_close (&s_buf_at (self, i)->body);
@@ -272,6 +277,7 @@ s_buf_push (wc_replica_t *self, uint64_t seq, zmq_msg_t *body)
     }
     s_buffered_t *slot = s_buf_at (self, self->buf_len);
     slot->seq = seq;
+    slot->last = last;
     zmq_msg_init (&slot->body);
     zmq_msg_move (&slot->body, body);
     self->buf_len++;
@@ -295,10 +301,6 @@ s_have (const wc_replica_t *self)
     return wc_node_received (self->node);
 }
 
-/*  Take the next entry: stage it in the engine (re-encoded, so what we
-    store is canonical). It is written at the end of the turn (or of the
-    FETCH reply), applied and republished then, or once synced under
-    --fsync always (storage/engine.h). */
 /*  Is the entry of the history we agreed on with the upstream? Not when
     the upstream moved to a newer epoch since (we must ask again first),
     nor when it is of an epoch the upstream's answer closed before its
@@ -312,8 +314,14 @@ s_in_history (const wc_replica_t *self, const wc_entry_t *entry)
              && entry->seq > self->closed_end);
 }
 
+/*  Take the next entry: stage it in the engine, with the bytes it came
+    in when they are canonical (protocol/scan.h), else encoded again, so
+    what we store is always canonical. It is written at the end of the
+    turn (or of the FETCH reply), applied and republished then, or once
+    synced under --fsync always (storage/engine.h). */
 static int
-s_apply (wc_replica_t *self, const wc_entry_t *entry)
+s_apply (wc_replica_t *self, const wc_entry_t *entry, const uint8_t *raw,
+         size_t raw_len)
 {
     wc_node_t *node = self->node;
     if (!s_in_history (self, entry)) {
@@ -321,11 +329,15 @@ s_apply (wc_replica_t *self, const wc_entry_t *entry)
         self->want_fetch = true;
         return WALCAST_EFENCED;
     }
-    self->entry_buf.size = 0;
-    int rc = wc_entry_encode (entry, &self->entry_buf);
+    int rc = 0;
+    if (!raw) {
+        self->entry_buf.size = 0;
+        rc = wc_entry_encode (entry, &self->entry_buf);
+        raw = (const uint8_t *) self->entry_buf.data;
+        raw_len = self->entry_buf.size;
+    }
     if (rc == 0)
-        rc = wc_engine_stage (node->engine, entry, self->entry_buf.data,
-                              self->entry_buf.size);
+        rc = wc_engine_stage (node->engine, entry, raw, raw_len);
     if (rc == WALCAST_EFENCED) {
         /*  Older than our history's latest epoch: the upstream serves a
             deposed tenure; check where it stands before taking more. */
@@ -369,23 +381,42 @@ s_stalled (wc_replica_t *self, int64_t now)
     return now < self->stall_retry_ms;
 }
 
+/*  Apply the entries of a kept message that are next in line. Returns
+    true when the message is used up (or malformed), false when it still
+    holds entries beyond a hole or one could not be taken. */
+static bool
+s_drain_one (wc_replica_t *self, s_buffered_t *front)
+{
+    wc_scan_body_t body;
+    wc_msg_t msg;
+    if (wc_scan_body (&body, zmq_msg_data (&front->body), zmq_msg_size (&front->body),
+                      &self->unpacked, &msg) != 0)
+        return true;
+    wc_entry_t entry;
+    const uint8_t *raw;
+    size_t raw_len;
+    int rc;
+    while ((rc = wc_scan_body_next (&body, &entry, &raw, &raw_len)) == 1) {
+        if (entry.seq <= s_have (self))
+            continue;
+        if (entry.seq != s_have (self) + 1 || s_apply (self, &entry, raw, raw_len) != 0) {
+            front->seq = entry.seq;
+            return false;
+        }
+    }
+    return true;
+}
+
 /*  Apply buffered entries that are now next in line; drop older ones. */
 static void
 s_drain_buffer (wc_replica_t *self)
 {
     while (self->buf_len > 0) {
         s_buffered_t *front = s_buf_at (self, 0);
-        uint64_t next = s_have (self) + 1;
-        if (front->seq > next)
+        if (front->seq > s_have (self) + 1)
             break;
-        if (front->seq == next) {
-            wc_msg_t msg;
-            if (wc_msg_decode (zmq_msg_data (&front->body),
-                               zmq_msg_size (&front->body),
-                               &self->unpacked, &msg) == 0
-            &&  s_apply (self, &msg.u.entry) != 0)
-                break;
-        }
+        if (front->last > s_have (self) && !s_drain_one (self, front))
+            break;
         s_buf_pop (self);
     }
 }
@@ -793,33 +824,35 @@ s_on_chunk (wc_replica_t *self, const wc_msg_t *msg)
     the stream delivered meanwhile are skipped), or -1 when an item was
     malformed or the reply did not start at the seq we asked for. */
 static int
-s_apply_entries (wc_replica_t *self, const wc_msg_t *msg)
+s_apply_entries (wc_replica_t *self, wc_scan_body_t *body)
 {
     int applied = 0;
-    for (uint32_t i = 0; i < msg->u.entries.count; i++) {
-        wc_entry_t entry;
-        if (wc_entry_from_object (&msg->u.entries.items [i], &entry) != 0)
-            return -1;
+    wc_entry_t entry;
+    const uint8_t *raw;
+    size_t raw_len;
+    int rc;
+    for (uint32_t i = 0; (rc = wc_scan_body_next (body, &entry, &raw, &raw_len)) == 1; i++) {
         if (i == 0 && entry.seq != self->fetch_from)
             return -1;      /* a reply starts where we asked */
         if (entry.seq <= s_have (self))
             continue;
         if (entry.seq != s_have (self) + 1)
             return -1;
-        if (s_apply (self, &entry) != 0)
+        if (s_apply (self, &entry, raw, raw_len) != 0)
             return -1;
         applied++;
     }
-    return applied;
+    return rc == 0 ? applied : -1;
 }
 
 /*  An ENTRIES reply to our FETCH: take its entries, write them (so the
     next FETCH knows whether the log took them), and ask for more while
     behind. */
 static void
-s_on_entries (wc_replica_t *self, const wc_msg_t *msg)
+s_on_entries (wc_replica_t *self, wc_scan_body_t *body)
 {
-    uint64_t last = msg->u.entries.last_seq;
+    uint64_t last = body->last_seq;
+    uint32_t count = body->count;
     self->heard_ms = wc_clock_ms ();
     self->fetch_rtt_ms = self->heard_ms - self->fetch_sent_ms;
     self->timeouts = 0;
@@ -832,9 +865,9 @@ s_on_entries (wc_replica_t *self, const wc_msg_t *msg)
     }
     if (last > self->primary_seq)
         self->primary_seq = last;
-    if (msg->u.entries.count > 0 && last > s_have (self))
+    if (count > 0 && last > s_have (self))
         s_catchup_begin (self, last);
-    int applied = s_apply_entries (self, msg);
+    int applied = s_apply_entries (self, body);
     if (applied < 0 && !self->agreed) {
         wc_node_commit (self->node);    /* what came before it stands */
         s_send_fetch (self, wc_clock_ms ());    /* its history moved on: ask */
@@ -853,7 +886,7 @@ s_on_entries (wc_replica_t *self, const wc_msg_t *msg)
         self->next_fetch_ms = self->stall_retry_ms;
     }
     else
-    if (s_have (self) < last && msg->u.entries.count > 0)
+    if (s_have (self) < last && count > 0)
         s_send_fetch (self, now);
     else
     if (s_have (self) < last)
@@ -864,7 +897,7 @@ s_on_entries (wc_replica_t *self, const wc_msg_t *msg)
         if (self->buf_len > 0) {
             /*  Entries beyond a hole: the primary has them by now. If this
                 reply brought nothing, give it a moment. */
-            if (msg->u.entries.count == 0)
+            if (count == 0)
                 self->next_fetch_ms = now + BACKOFF_MIN_MS;
             s_need_fetch (self);
         }
@@ -884,12 +917,17 @@ s_on_fetch_reply (wc_replica_t *self)
     bool more = zmq_msg_more (&body);
     self->fetching = false;
     wc_msg_t msg;
+    wc_scan_body_t entries;
     int rc = more ? WALCAST_EPROTO
-                  : wc_msg_decode (zmq_msg_data (&body), zmq_msg_size (&body),
-                                   &self->unpacked, &msg);
+                  : wc_scan_body (&entries, zmq_msg_data (&body), zmq_msg_size (&body),
+                                  &self->unpacked, &msg);
+    if (rc == 0) {                      /* entries: the fast path */
+        msg.type = entries.type;
+        msg.rid = entries.rid;
+    }
     if (more)
         s_reset_req (self);       /* a REQ reply is one frame; start clean */
-    if (rc)
+    if (rc < 0)
         s_bad_reply (self, walcast_strerror (rc));
     else
     if (msg.type == WC_MSG_ERROR && msg.rid == self->fetch_rid
@@ -920,44 +958,66 @@ s_on_fetch_reply (wc_replica_t *self)
     if (!self->agreed)                  /* asked before the upstream moved on */
         s_send_fetch (self, wc_clock_ms ());
     else
-    if (msg.u.entries.last_seq < self->fetch_from - 1)
+    if (entries.last_seq < self->fetch_from - 1)
         s_renegotiate (self);       /* behind us: its answer tells why */
     else
-        s_on_entries (self, &msg);
+        s_on_entries (self, &entries);
     zmq_msg_close (&body);
 }
 
 /* --- the stream ------------------------------------------------------------ */
 
-static void
-s_on_entry (wc_replica_t *self, const wc_entry_t *entry, zmq_msg_t *body)
+/*  One entry of a stream message (body, whose entries end at last):
+    apply it when it is next, keep the message from it on when it is
+    ahead of a hole or of the history we agreed on. True to go on with
+    the message's next entry. */
+static bool
+s_on_entry (wc_replica_t *self, const wc_entry_t *entry, const uint8_t *raw,
+            size_t raw_len, uint64_t last, zmq_msg_t *body)
 {
     if (!self->agreed || entry->epoch > self->agreed_epoch) {
         if (self->agreed)
             s_renegotiate (self);       /* the upstream's history moved on */
-        s_buf_push (self, entry->seq, body);
-        return;
+        s_buf_push (self, entry->seq, last, body);
+        return false;
     }
     if (entry->seq > self->stream_high)
         self->stream_high = entry->seq;
     uint64_t applied = s_have (self);
-    if (entry->seq <= applied || wc_engine_stalled (self->node->engine, NULL, 0))
-        return;                                 /* seen already, or no room */
-    if (entry->seq == applied + 1 && self->buf_len == 0) {
-        s_apply (self, entry);
-        return;
-    }
+    if (entry->seq <= applied)
+        return true;                            /* seen already */
+    if (wc_engine_stalled (self->node->engine, NULL, 0))
+        return false;                           /* no room */
+    if (entry->seq == applied + 1 && self->buf_len == 0)
+        return s_apply (self, entry, raw, raw_len) == 0;
     if (self->state == WC_LINK_STREAMING && self->buf_len == 0) {
         self->gaps++;
         wc_log_info ("gap: expected seq %llu, got %llu; fetching",
                      (unsigned long long) applied + 1,
                      (unsigned long long) entry->seq);
     }
-    s_buf_push (self, entry->seq, body);
-    if (entry->seq > self->primary_seq)
-        self->primary_seq = entry->seq;
+    s_buf_push (self, entry->seq, last, body);
+    if (last > self->primary_seq)
+        self->primary_seq = last;
     if (!self->fetching)
         s_need_fetch (self);
+    return false;
+}
+
+/*  The entries of a stream message, in order, until one is kept for
+    later (with the rest of the message) or cannot be taken. */
+static void
+s_on_entries_msg (wc_replica_t *self, wc_scan_body_t *entries, zmq_msg_t *body)
+{
+    wc_entry_t entry;
+    const uint8_t *raw;
+    size_t raw_len;
+    int rc;
+    while ((rc = wc_scan_body_next (entries, &entry, &raw, &raw_len)) == 1)
+        if (!s_on_entry (self, &entry, raw, raw_len, entries->last_seq, body))
+            return;
+    if (rc < 0)
+        self->dropped++;
 }
 
 static void
@@ -1015,16 +1075,17 @@ s_on_stream (wc_replica_t *self)
         }
     }
     wc_msg_t msg;
-    int rc = well_framed ? wc_msg_decode (zmq_msg_data (&body), zmq_msg_size (&body),
-                                          &self->unpacked, &msg)
+    wc_scan_body_t entries;
+    int rc = well_framed ? wc_scan_body (&entries, zmq_msg_data (&body),
+                                         zmq_msg_size (&body), &self->unpacked, &msg)
                          : WALCAST_EPROTO;
-    if (rc == 0 && msg.type == WC_MSG_ENTRY) {
+    if (rc == 0) {
         self->heard_ms = self->stream_heard_ms = wc_clock_ms ();
         self->stream_live = true;
-        s_on_entry (self, &msg.u.entry, &body);
+        s_on_entries_msg (self, &entries, &body);
     }
     else
-    if (rc == 0 && msg.type == WC_MSG_HEARTBEAT) {
+    if (rc == 1 && msg.type == WC_MSG_HEARTBEAT) {
         self->heard_ms = self->stream_heard_ms = wc_clock_ms ();
         self->stream_live = true;
         s_on_heartbeat (self, msg.u.heartbeat.epoch, msg.u.heartbeat.last_seq,

@@ -144,6 +144,23 @@ static const s_field_t s_entry_fields [] = {
 static const s_record_t s_entry_record = { s_entry_fields, S_COUNT (s_entry_fields),
                                            S_COUNT (s_entry_fields) };
 
+//  A write of a WRITE_BATCH: [op, key, value|nil].
+static bool
+s_write_is_put (const void *base)
+{
+    return ((const wc_write_t *) base)->op == WC_OP_PUT;
+}
+
+#define S_WRITE(member) offsetof (wc_write_t, member)
+static const s_field_t s_write_fields [] = {
+    { .kind = S_U8,  .offset = S_WRITE (op), .min = WC_OP_PUT, .max = WC_OP_DEL },
+    { .kind = S_BIN, .offset = S_WRITE (key), .min = 1, .max = WC_MAX_KEY },
+    { .kind = S_BIN_IF, .offset = S_WRITE (value), .max = WC_MAX_VALUE,
+      .present = s_write_is_put }
+};
+static const s_record_t s_write_record = { s_write_fields, S_COUNT (s_write_fields),
+                                           S_COUNT (s_write_fields) };
+
 //  node_info: [id, region, role, epoch, applied_seq, addr, primary, lag,
 //  lag_ms, up, silent_ms, flags, handover_seq]; the last two optional.
 static const s_field_t s_node_fields [] = {
@@ -187,6 +204,21 @@ static const s_field_t s_write_ok [] = {    /* 2 required, then acked */
     { .kind = S_U64, .offset = S_MSG (write_ok.epoch) },
     { .kind = S_U64, .offset = S_MSG (write_ok.seq) },
     { .kind = S_U32, .offset = S_MSG (write_ok.acked) }
+};
+static const s_field_t s_write_batch [] = {
+    { .kind = S_U8,  .offset = S_MSG (batch.acks), .max = WC_ACKS_ALL },
+    { .kind = S_U32, .offset = S_MSG (batch.ack_timeout_ms),
+      .clamp = WC_MAX_ACK_TIMEOUT_MS },
+    { .kind = S_LIST, .offset = S_MSG (batch.count), .min = 1, .max = WC_MAX_WRITE_BATCH,
+      .items = S_MSG (batch.items) }
+};
+static const s_field_t s_writes_ok [] = {   /* 4 required, then the refusal */
+    { .kind = S_U64, .offset = S_MSG (writes_ok.epoch) },
+    { .kind = S_U64, .offset = S_MSG (writes_ok.first_seq) },
+    { .kind = S_U32, .offset = S_MSG (writes_ok.count) },
+    { .kind = S_U32, .offset = S_MSG (writes_ok.acked) },
+    { .kind = S_U32, .offset = S_MSG (writes_ok.code) },
+    { .kind = S_STR, .offset = S_MSG (writes_ok.text), .max = WC_MAX_TEXT }
 };
 static const s_field_t s_ack [] = {
     { .kind = S_STR, .offset = S_MSG (ack.id), .min = 1, .max = WC_MAX_ID },
@@ -306,12 +338,14 @@ static const s_msg_desc_t s_descs [] = {
     [WC_MSG_DIGEST]       = { "DIGEST", true, NULL, 0, 0, S_OPT_NONE },
     [WC_MSG_ACK]          = { "ACK", true, s_ack, 3, 3, S_OPT_NONE },
     [WC_MSG_SNAPSHOT]     = { "SNAPSHOT", true, NULL, 0, 0, S_OPT_NONE },
+    [WC_MSG_WRITE_BATCH]  = { "WRITE_BATCH", true, s_write_batch, 3, 3, S_OPT_NONE },
     [WC_MSG_WRITE_OK]     = { "WRITE_OK", true, s_write_ok, 3, 2, S_OPT_EACH },
     [WC_MSG_VALUE]        = { "VALUE", true, s_value, 3, 3, S_OPT_NONE },
     [WC_MSG_PONG]         = { "PONG", true, s_pong, 7, 3, S_OPT_GROUP },
     [WC_MSG_STATUS_REPLY] = { "STATUS_REPLY", true, s_status_reply, 8, 8, S_OPT_NONE },
     [WC_MSG_DIGEST_REPLY] = { "DIGEST_REPLY", true, s_digest_reply, 2, 2, S_OPT_NONE },
     [WC_MSG_SNAPSHOT_DONE] = { "SNAPSHOT_DONE", true, s_snapshot_done, 2, 2, S_OPT_NONE },
+    [WC_MSG_WRITES_OK]    = { "WRITES_OK", true, s_writes_ok, 6, 4, S_OPT_GROUP },
     [WC_MSG_ERROR]        = { "ERROR", true, s_error, 3, 3, S_OPT_NONE },
     [WC_MSG_ENTRY]        = { "ENTRY", false, s_entry_msg, 1, 1, S_OPT_NONE },
     [WC_MSG_HEARTBEAT]    = { "HEARTBEAT", false, s_heartbeat, 3, 3, S_OPT_NONE },
@@ -810,6 +844,16 @@ wc_entry_from_object (const msgpack_object *obj, wc_entry_t *entry)
 }
 
 int
+wc_write_from_object (const msgpack_object *obj, wc_write_t *write)
+{
+    memset (write, 0, sizeof *write);
+    int rc = s_decode_record (obj, &s_write_record, write);
+    if (rc)
+        return rc;
+    return s_check_lengths (s_write_fields, S_COUNT (s_write_fields), write);
+}
+
+int
 wc_node_info_from_object (const msgpack_object *obj, wc_node_info_t *info)
 {
     memset (info, 0, sizeof *info);
@@ -993,6 +1037,23 @@ int
 wc_entry_encode (const wc_entry_t *entry, msgpack_sbuffer *out)
 {
     return s_encode_record (&s_entry_record, entry, out);
+}
+
+int
+wc_write_encode (const wc_write_t *write, msgpack_sbuffer *out)
+{
+    return s_encode_record (&s_write_record, write, out);
+}
+
+int
+wc_write_batch_encode_header (uint64_t rid, uint8_t acks, uint32_t ack_timeout_ms,
+                              uint32_t count, msgpack_sbuffer *out)
+{
+    wc_msg_t msg = { .type = WC_MSG_WRITE_BATCH, .rid = rid };
+    msg.u.batch.acks = acks;
+    msg.u.batch.ack_timeout_ms = ack_timeout_ms;
+    msg.u.batch.count = count;
+    return s_encode (&s_descs [WC_MSG_WRITE_BATCH], &msg, out);
 }
 
 int

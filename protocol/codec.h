@@ -62,6 +62,14 @@ typedef struct {
     wc_bytes_t value;     /* 0..WC_MAX_VALUE bytes; empty for DEL */
 } wc_entry_t;
 
+/*  One write of a WRITE_BATCH, encoded as the array [op, key:bin,
+    value:bin|nil] (nil for DEL). */
+typedef struct {
+    uint8_t    op;        /* wc_op_t */
+    wc_bytes_t key;       /* 1..WC_MAX_KEY bytes */
+    wc_bytes_t value;     /* 0..WC_MAX_VALUE bytes; empty for DEL */
+} wc_write_t;
+
 /*  Message types (the second array element). */
 typedef enum {
     /* service socket, client -> node */
@@ -73,6 +81,7 @@ typedef enum {
     WC_MSG_DIGEST       = 6,
     WC_MSG_ACK          = 7,    /* replica -> its upstream: what it holds durably */
     WC_MSG_SNAPSHOT     = 8,    /* take a snapshot now */
+    WC_MSG_WRITE_BATCH  = 9,    /* many writes, one commit, one reply */
     /* service socket, node -> client */
     WC_MSG_WRITE_OK     = 16,
     WC_MSG_VALUE        = 17,
@@ -80,6 +89,7 @@ typedef enum {
     WC_MSG_STATUS_REPLY = 19,
     WC_MSG_DIGEST_REPLY = 20,
     WC_MSG_SNAPSHOT_DONE = 21,
+    WC_MSG_WRITES_OK    = 22,   /* the reply to WRITE_BATCH */
     WC_MSG_ERROR        = 31,   /* reply to any request, on any ROUTER socket */
     /* stream socket, primary -> subscribers */
     WC_MSG_ENTRY        = 32,
@@ -163,6 +173,28 @@ typedef struct {
             uint8_t    acks;
             uint32_t   ack_timeout_ms;
         } req;
+        /* WRITE_BATCH [v, 9, rid, acks, ack_timeout_ms, [write...]]:
+           1..WC_MAX_WRITE_BATCH writes, check each with
+           wc_write_from_object; acks and ack_timeout_ms as for PUT */
+        struct {
+            uint8_t               acks;
+            uint32_t              ack_timeout_ms;
+            uint32_t              count;
+            const msgpack_object *items;
+        } batch;
+        /* WRITES_OK [v, 22, rid, epoch, first_seq, count, acked, code,
+           text]: the first count writes of the batch hold seqs first_seq
+           .. first_seq + count - 1 (count 0: first_seq 0); the others
+           were refused with the wire error code (optional with text, as
+           a group; 0 and empty when absent: every write was taken) */
+        struct {
+            uint64_t   epoch;
+            uint64_t   first_seq;
+            uint32_t   count;
+            uint32_t   acked;
+            uint32_t   code;
+            wc_bytes_t text;
+        } writes_ok;
         /* WRITE_OK [v, 16, rid, epoch, seq, acked]: acked (optional, 0
            when absent) is how many replicas confirmed it */
         struct { uint64_t epoch; uint64_t seq; uint32_t acked; } write_ok;
@@ -279,6 +311,17 @@ int wc_entry_msg_encode_raw (const void *entry_bytes, size_t len,
     (raw WAL payloads) with msgpack_sbuffer_write. */
 int wc_entries_encode_header (uint64_t rid, uint64_t last_seq, uint32_t count,
                               msgpack_sbuffer *out);
+
+/*  Append the head of a WRITE_BATCH: [version, WRITE_BATCH, rid, acks,
+    ack_timeout_ms, array of count]; then append count wc_write_encode. */
+int wc_write_batch_encode_header (uint64_t rid, uint8_t acks, uint32_t ack_timeout_ms,
+                                  uint32_t count, msgpack_sbuffer *out);
+
+/*  Append one bare write array [op, key, value|nil]. */
+int wc_write_encode (const wc_write_t *write, msgpack_sbuffer *out);
+
+/*  Check and convert one decoded write array (an item of WRITE_BATCH). */
+int wc_write_from_object (const msgpack_object *obj, wc_write_t *write);
 
 /*  Append the head of a TOPOLOGY message: [version, TOPOLOGY, rid,
     version, array of count]; then append count wc_node_info_encode. */

@@ -20,10 +20,18 @@ typedef struct {
 static uint64_t
 s_be (const uint8_t *p, int n)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = (v << 8) | p [i];
-    return v;
+    switch (n) {
+        case 1: return p [0];
+        case 2: return (uint64_t) p [0] << 8 | p [1];
+        case 4: return (uint64_t) p [0] << 24 | (uint64_t) p [1] << 16
+                     | (uint64_t) p [2] << 8 | p [3];
+        default: {
+            uint64_t v = 0;
+            for (int i = 0; i < n; i++)
+                v = (v << 8) | p [i];
+            return v;
+        }
+    }
 }
 
 /*  Read n bytes of big-endian length or value after a one-byte tag. */
@@ -171,4 +179,181 @@ wc_scan_entries_next (wc_scan_entries_t *cursor, wc_entry_t *entry,
     cursor->pos += used;
     cursor->read++;
     return 1;
+}
+
+/*  A single ENTRY in canonical form: [version, ENTRY, entry]. */
+static bool
+s_single_fast (wc_scan_body_t *body)
+{
+    const uint8_t *d = body->data;
+    size_t used;
+    if (body->len < 4 || d [0] != 0x93 || d [1] != WC_PROTOCOL_VERSION
+    ||  d [2] != WC_MSG_ENTRY
+    ||  wc_scan_entry (d + 3, body->len - 3, &body->single, &used) != 0
+    ||  used != body->len - 3)
+        return false;
+    body->type = WC_MSG_ENTRY;
+    body->single_at = 3;
+    return true;
+}
+
+/*  An ENTRIES body canonical from end to end: its head, every entry,
+    and nothing after the last. Checked whole before any entry is handed
+    over, so a body is either read entirely by the scan or entirely by
+    the codec, and a malformed one gives nothing. */
+static bool
+s_entries_fast (wc_scan_body_t *body)
+{
+    wc_scan_entries_t check;
+    if (wc_scan_entries (body->data, body->len, &body->cursor) != 0)
+        return false;
+    check = body->cursor;
+    wc_entry_t entry;
+    const uint8_t *raw;
+    size_t raw_len;
+    int rc;
+    while ((rc = wc_scan_entries_next (&check, &entry, &raw, &raw_len)) == 1)
+        ;
+    return rc == 0;
+}
+
+int
+wc_scan_body (wc_scan_body_t *body, const void *data, size_t len,
+              msgpack_unpacked *storage, wc_msg_t *msg)
+{
+    memset (body, 0, sizeof *body);
+    body->data = (const uint8_t *) data;
+    body->len = len;
+    body->storage = storage;
+    if (s_entries_fast (body)) {
+        body->type = WC_MSG_ENTRIES;
+        body->rid = body->cursor.rid;
+        body->last_seq = body->cursor.last_seq;
+        body->count = body->cursor.count;
+        return 0;
+    }
+    if (s_single_fast (body)) {
+        body->last_seq = body->single.seq;
+        body->count = 1;
+        return 0;
+    }
+    int rc = wc_msg_decode (data, len, storage, msg);
+    if (rc)
+        return rc;
+    body->slow = true;
+    body->type = msg->type;
+    body->rid = msg->rid;
+    if (msg->type == WC_MSG_ENTRY) {
+        body->single = msg->u.entry;
+        body->last_seq = msg->u.entry.seq;
+        body->count = 1;
+        return 0;
+    }
+    if (msg->type != WC_MSG_ENTRIES)
+        return 1;
+    body->last_seq = msg->u.entries.last_seq;
+    body->count = msg->u.entries.count;
+    body->items = msg->u.entries.items;
+    return 0;
+}
+
+int
+wc_scan_body_next (wc_scan_body_t *body, wc_entry_t *entry,
+                   const uint8_t **raw, size_t *raw_len)
+{
+    *raw = NULL;
+    *raw_len = 0;
+    if (body->type == WC_MSG_ENTRY) {
+        if (body->single_read)
+            return 0;
+        body->single_read = true;
+        *entry = body->single;
+        if (!body->slow) {
+            *raw = body->data + body->single_at;
+            *raw_len = body->len - body->single_at;
+        }
+        return 1;
+    }
+    if (!body->slow)
+        return wc_scan_entries_next (&body->cursor, entry, raw, raw_len);
+    if (body->next == body->count)
+        return 0;
+    if (wc_entry_from_object (&body->items [body->next++], entry) != 0)
+        return WALCAST_EPROTO;
+    return 1;
+}
+
+/*  Write v big-endian in n octets at out. */
+static uint8_t *
+s_put_be (uint8_t *out, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        out [i] = (uint8_t) v;
+        v >>= 8;
+    }
+    return out + n;
+}
+
+/*  An unsigned int in its shortest form. */
+static uint8_t *
+s_put_uint (uint8_t *out, uint64_t v)
+{
+    if (v < 0x80) {
+        *out = (uint8_t) v;
+        return out + 1;
+    }
+    if (v <= 0xff) {
+        *out = 0xcc;
+        return s_put_be (out + 1, v, 1);
+    }
+    if (v <= 0xffff) {
+        *out = 0xcd;
+        return s_put_be (out + 1, v, 2);
+    }
+    if (v <= 0xffffffffu) {
+        *out = 0xce;
+        return s_put_be (out + 1, v, 4);
+    }
+    *out = 0xcf;
+    return s_put_be (out + 1, v, 8);
+}
+
+/*  A bin in its shortest form. */
+static uint8_t *
+s_put_bin (uint8_t *out, const wc_bytes_t *bytes)
+{
+    uint32_t len = bytes->len;
+    if (len <= 0xff) {
+        *out = 0xc4;
+        out = s_put_be (out + 1, len, 1);
+    }
+    else
+    if (len <= 0xffff) {
+        *out = 0xc5;
+        out = s_put_be (out + 1, len, 2);
+    }
+    else {
+        *out = 0xc6;
+        out = s_put_be (out + 1, len, 4);
+    }
+    if (len)
+        memcpy (out, bytes->ptr, len);
+    return out + len;
+}
+
+size_t
+wc_scan_write_entry (uint8_t *out, const wc_entry_t *entry)
+{
+    uint8_t *p = out;
+    *p++ = 0x96;
+    p = s_put_uint (p, entry->seq);
+    p = s_put_uint (p, entry->epoch);
+    p = s_put_uint (p, entry->ts_ms);
+    p = s_put_uint (p, entry->op);
+    p = s_put_bin (p, &entry->key);
+    if (entry->op == WC_OP_PUT)
+        p = s_put_bin (p, &entry->value);
+    else
+        *p++ = 0xc0;
+    return (size_t) (p - out);
 }

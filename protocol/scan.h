@@ -58,4 +58,53 @@ int wc_scan_entries (const void *buf, size_t len, wc_scan_entries_t *cursor);
 int wc_scan_entries_next (wc_scan_entries_t *cursor, wc_entry_t *entry,
                           const uint8_t **raw, size_t *raw_len);
 
+/*  The most octets wc_scan_write_entry adds to the key and value. */
+#define WC_SCAN_ENTRY_OVERHEAD  40u
+
+/*  Write entry in the canonical form at out, which has room for
+    WC_SCAN_ENTRY_OVERHEAD + key.len + value.len octets; returns the
+    octets written: exactly what wc_entry_encode appends, without
+    msgpack-c's packer. The entry must be valid (the caller built it). */
+size_t wc_scan_write_entry (uint8_t *out, const wc_entry_t *entry);
+
+/*  The entries of a stream or catch-up body, whatever its form: an ENTRY
+    (one entry) or an ENTRIES (many), read with the scan when the whole
+    body is canonical (checked before the first entry is handed over),
+    else with the codec, as before: a body malformed as a whole gives no
+    entry, and an item the codec cannot take ends the reading there. The
+    entries borrow the body's bytes (and, with the codec, the storage), so
+    both must outlive their use. */
+typedef struct {
+    int                     type;       /* WC_MSG_ENTRY or WC_MSG_ENTRIES */
+    uint64_t                rid;        /* ENTRIES: the request id (0 on a stream) */
+    uint64_t                last_seq;   /* ENTRIES: the sender's last seq; ENTRY:
+                                           the entry's seq */
+    uint32_t                count;      /* entries in the body */
+    /* private */
+    const uint8_t          *data;
+    size_t                  len;
+    msgpack_unpacked       *storage;
+    wc_scan_entries_t       cursor;
+    const msgpack_object   *items;      /* the codec's, in codec mode */
+    uint32_t                next;       /* next item, in codec mode */
+    bool                    slow;
+    bool                    single_read;
+    wc_entry_t              single;
+    size_t                  single_at;  /* where the single entry's bytes start */
+} wc_scan_body_t;
+
+/*  Open a body. Returns 0 when it is an ENTRY or ENTRIES (then read its
+    entries with wc_scan_body_next), 1 when it is another valid message
+    (decoded into msg with storage), or the codec's error when it is
+    malformed. */
+int wc_scan_body (wc_scan_body_t *body, const void *data, size_t len,
+                  msgpack_unpacked *storage, wc_msg_t *msg);
+
+/*  The next entry of an open body: 1 with entry filled, and *raw,
+    *raw_len its canonical bytes (NULL, 0 when it came through the codec:
+    encode it to store it); 0 at the end; WALCAST_EPROTO when the rest is
+    malformed (the entries read before it were valid). */
+int wc_scan_body_next (wc_scan_body_t *body, wc_entry_t *entry,
+                       const uint8_t **raw, size_t *raw_len);
+
 #endif

@@ -20,6 +20,7 @@
 #define WC_MAX_FETCH_BYTES   (4u * 1024u * 1024u)  /* cap on FETCH max_bytes */
 #define WC_MAX_BATCH         100000u            /* entries in one ENTRIES reply */
 #define WC_MAX_NODES         1024u              /* nodes in one TOPOLOGY */
+#define WC_MAX_WRITE_BATCH   4096u              /* writes in one WRITE_BATCH */
 #define WC_MAX_WAIT_MS       60000u             /* GET wait_ms is clamped to this */
 #define WC_MAX_ACKS          254u               /* acks a write may count on: 1..254 */
 #define WC_ACKS_ALL          255u               /* acks: every current replica, at least 1 */
@@ -73,6 +74,13 @@
     announced by a HEARTBEAT at its seq and fetched (PROTOCOL.md, Stream).
     A stream message is at most this plus a topic of WC_MAX_KEY. */
 #define WC_MAX_STREAM_ENTRY  (16u * 1024u)
-#define WC_MAX_STREAM_MESSAGE (WC_MAX_STREAM_ENTRY + WC_MAX_KEY)
+
+/*  A node publishes what it applied in a turn as ENTRIES of at most this
+    many octets of entries (one entry more when it is the first) and at
+    most WC_MAX_STREAM_COUNT entries, so a stream message is at most
+    WC_MAX_STREAM_MESSAGE octets with its head and topic. */
+#define WC_MAX_STREAM_BATCH  (64u * 1024u)
+#define WC_MAX_STREAM_COUNT  4096u
+#define WC_MAX_STREAM_MESSAGE (WC_MAX_STREAM_BATCH + WC_MAX_STREAM_ENTRY + WC_MAX_KEY + 64u)
 
 #endif

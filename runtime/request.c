@@ -28,7 +28,8 @@ bool
 wc_request_is_write (const wc_request_t *req)
 {
     return req->rc == 0
-        && (req->msg.type == WC_MSG_PUT || req->msg.type == WC_MSG_DEL);
+        && (req->msg.type == WC_MSG_PUT || req->msg.type == WC_MSG_DEL
+            || req->msg.type == WC_MSG_WRITE_BATCH);
 }
 
 void
@@ -77,6 +78,9 @@ wc_request_recv (void *router, wc_request_t *req)
     }
     zmq_msg_t *body = &req->frames [req->nframes - 1];
     memset (&req->msg, 0, sizeof req->msg);
+    req->epoch = req->seq = 0;
+    req->taken = 0;
+    req->refused = 0;
     req->rc = wc_msg_decode (zmq_msg_data (body), zmq_msg_size (body),
                              &req->unpacked, &req->msg);
     return 1;

@@ -22,7 +22,10 @@ typedef struct {
     msgpack_unpacked unpacked;                         /* owns msg's objects */
     wc_msg_t         msg;       /* decoded body; type and rid set when readable */
     int              rc;        /* decode result; later, the outcome */
-    uint64_t         epoch, seq;                       /* a write's position */
+    uint64_t         epoch, seq;                       /* a write's position (a
+                                                          batch's: its last) */
+    uint32_t         taken;     /* WRITE_BATCH: writes taken, from the first */
+    int              refused;   /* WRITE_BATCH: why the others were not, 0 */
 } wc_request_t;
 
 /*  Prepare / free a request slot (its decode storage). */

@@ -292,7 +292,7 @@ fake_start (fake_t *self)
 /* --- a fake node ------------------------------------------------------------
 
     One ROUTER standing for a node's service port. PING, STATUS, PUT,
-    DEL and SNAPSHOT are answered as the configuration says (fake.h);
+    DEL, WRITE_BATCH and SNAPSHOT are answered as the configuration says (fake.h);
     anything else is not answered. */
 
 struct fake_node {
@@ -377,6 +377,48 @@ s_node_write (fake_node_t *self, const wc_msg_t *req, msgpack_sbuffer *reply)
     return s_reply (&msg, reply);
 }
 
+//  A WRITE_BATCH, as a PUT but for every write of it at once: one reply,
+//  WRITES_OK with the acks (below what it asked when the replicas are
+//  too few, after its ack timeout, as a primary answers).
+static bool
+s_node_batch (fake_node_t *self, const wc_msg_t *req, msgpack_sbuffer *reply)
+{
+    const fake_node_conf_t *conf = &self->conf;
+    uint32_t count = req->u.batch.count;
+    self->seen.writes += (int) count;
+    self->seen.batches++;
+    self->seen.last_acks = req->u.batch.acks;
+    self->seen.last_ack_timeout_ms = req->u.batch.ack_timeout_ms;
+    if (conf->silent_writes)
+        return false;
+    if (conf->refuse)
+        return wc_error_encode (req->rid, conf->refuse, NULL, conf->detail, reply) == 0;
+    if (conf->role != WC_ROLE_PRIMARY)
+        return wc_error_encode (req->rid, WALCAST_ENOTPRIMARY, NULL, conf->detail,
+                                reply) == 0;
+    uint64_t first = self->seen.seq + 1;
+    self->seen.seq += count;
+    int asked = conf->ignore_acks ? 0 : req->u.batch.acks;
+    int need = asked == WC_ACKS_ALL ? (conf->replicas > 0 ? conf->replicas : 1) : asked;
+    if (asked > 0 && conf->replicas < need)
+        fake_defer (self->fake, req->u.batch.ack_timeout_ms
+                                ? (int) req->u.batch.ack_timeout_ms : 5000);
+    else {
+        self->seen.written += (int) count;
+        if (conf->write_ms > 0)
+            fake_defer (self->fake, conf->write_ms);
+    }
+    wc_msg_t msg;
+    memset (&msg, 0, sizeof msg);
+    msg.type = WC_MSG_WRITES_OK;
+    msg.rid = req->rid;
+    msg.u.writes_ok.epoch = conf->epoch;
+    msg.u.writes_ok.first_seq = first;
+    msg.u.writes_ok.count = count;
+    msg.u.writes_ok.acked = asked > 0 ? (uint32_t) conf->replicas : 0;
+    return s_reply (&msg, reply);
+}
+
 //  A SNAPSHOT: SNAPSHOT_DONE (seq, 100 bytes a seq) or an ERROR, after
 //  snapshot_ms; never when that is negative.
 static bool
@@ -411,6 +453,9 @@ s_node_request (void *arg, int port, const wc_msg_t *req, msgpack_sbuffer *reply
     else
     if (req->type == WC_MSG_PUT || req->type == WC_MSG_DEL)
         answer = s_node_write (self, req, reply);
+    else
+    if (req->type == WC_MSG_WRITE_BATCH)
+        answer = s_node_batch (self, req, reply);
     else
     if (req->type == WC_MSG_SNAPSHOT)
         answer = s_node_snapshot (self, req, reply);

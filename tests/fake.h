@@ -75,7 +75,8 @@ void fake_defer (fake_t *self, int ms);
 
 typedef struct fake_node fake_node_t;
 
-/*  How a fake node behaves. A write (PUT, DEL) is, in this order: not
+/*  How a fake node behaves. A write (PUT, DEL, or a WRITE_BATCH's writes
+    together) is, in this order: not
     answered (silent_writes); refused with `refuse` and `detail`; refused
     ENOTPRIMARY with `detail` (its primary) when role is a replica; else
     given the next seq and answered as the acks it asks for say:
@@ -98,7 +99,8 @@ typedef struct {
 
 /*  What a fake node was sent. */
 typedef struct {
-    int      writes;            /* PUT and DEL received */
+    int      writes;            /* PUT and DEL received, and writes of batches */
+    int      batches;           /* WRITE_BATCH received */
     int      written;           /* of those, answered WRITE_OK */
     int      last_acks;         /* acks of the last write received */
     uint32_t last_ack_timeout_ms;   /* and its ack_timeout_ms */

@@ -14,7 +14,11 @@
 
     The node is a fake (tests/fake.h) that answers PUTs by their key:
     "bad..." is refused (ENOSPC), "lost..." is never answered, anything
-    else gets the next seq.
+    else gets the next seq. The per-write tests send each write alone
+    (--batch 1, walcast_set_batch 1); a batch (WRITE_BATCH) is answered
+    as a primary commits one: in order, its writes before the first
+    "bad..." land and the rest are refused with it, and a batch holding a
+    "lost..." is never answered.
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +36,8 @@
 typedef struct {
     atomic_ullong seq;          /* last seq handed out */
     atomic_int    puts_bad2;    /* PUTs of key bad2 received */
+    atomic_int    batches;      /* WRITE_BATCHes received */
+    atomic_int    batch_writes; /* writes in the last one */
 } s_node_t;
 
 static bool
@@ -41,8 +47,43 @@ s_starts (const wc_bytes_t *key, const char *prefix)
     return key->len >= len && memcmp (key->ptr, prefix, len) == 0;
 }
 
-//  The fake node: a primary that answers PING and PUT (by key, see the
-//  top), never GET.
+//  A WRITE_BATCH, answered as a primary commits it (see the top).
+static bool
+s_on_batch (s_node_t *node, const wc_msg_t *req, msgpack_sbuffer *reply)
+{
+    atomic_fetch_add (&node->batches, 1);
+    atomic_store (&node->batch_writes, (int) req->u.batch.count);
+    uint32_t taken = 0;
+    bool refused = false;
+    for (uint32_t i = 0; i < req->u.batch.count; i++) {
+        wc_write_t w;
+        if (wc_write_from_object (&req->u.batch.items [i], &w))
+            return wc_error_encode (req->rid, WALCAST_EPROTO, NULL, NULL, reply) == 0;
+        if (s_starts (&w.key, "lost"))
+            return false;
+        if (s_starts (&w.key, "bad"))
+            refused = true;
+        if (!refused)
+            taken++;
+    }
+    if (taken == 0)
+        return wc_error_encode (req->rid, WALCAST_ENOSPC, "disk full", NULL, reply) == 0;
+    wc_msg_t msg;
+    memset (&msg, 0, sizeof msg);
+    msg.type = WC_MSG_WRITES_OK;
+    msg.rid = req->rid;
+    msg.u.writes_ok.epoch = 1;
+    msg.u.writes_ok.first_seq = atomic_fetch_add (&node->seq, taken) + 1;
+    msg.u.writes_ok.count = taken;
+    if (refused) {
+        msg.u.writes_ok.code = wc_err_to_wire (WALCAST_ENOSPC);
+        msg.u.writes_ok.text = (wc_bytes_t) { (const uint8_t *) "disk full", 9 };
+    }
+    return wc_msg_encode (&msg, reply) == 0;
+}
+
+//  The fake node: a primary that answers PING, PUT and WRITE_BATCH (by
+//  key, see the top), never GET.
 static bool
 s_on_request (void *arg, int port, const wc_msg_t *req, msgpack_sbuffer *reply)
 {
@@ -60,6 +101,8 @@ s_on_request (void *arg, int port, const wc_msg_t *req, msgpack_sbuffer *reply)
         msg.u.pong.id.len = 2;
         return wc_msg_encode (&msg, reply) == 0;
     }
+    if (req->type == WC_MSG_WRITE_BATCH)
+        return s_on_batch (node, req, reply);
     if (req->type != WC_MSG_PUT && req->type != WC_MSG_DEL)
         return false;
     if (req->u.req.key.len == 4 && memcmp (req->u.req.key.ptr, "bad2", 4) == 0)
@@ -89,6 +132,8 @@ s_setup (void **state)
     if (w->cluster) {
         atomic_init (&w->node.seq, 0);
         atomic_init (&w->node.puts_bad2, 0);
+        atomic_init (&w->node.batches, 0);
+        atomic_init (&w->node.batch_writes, 0);
         int port = cluster_spare_port (w->cluster);
         snprintf (w->addr, sizeof w->addr, "127.0.0.1:%d", port);
         w->fake = fake_new (s_on_request, NULL, &w->node);
@@ -144,7 +189,7 @@ test_load_cli (void **state)
         "d 4\n";
     char *out = NULL, *err = NULL;
     int rc = cluster_cli (w->cluster, input, &out, &err, "--node", w->addr,
-                          "--timeout", "1000", "load", NULL);
+                          "--timeout", "1000", "load", "--batch", "1", NULL);
     print_message ("exit %d\nstdout:\n%sstderr:\n%s", rc, out, err);
     assert_int_equal (rc, 3);
     //  a, b, c, d landed, at seqs 1..4
@@ -183,7 +228,7 @@ test_load_node_silent (void **state)
         len += (size_t) sprintf (input + len, "lost%d v\n", i);
     char *out = NULL, *err = NULL;
     int rc = cluster_cli (w->cluster, input, &out, &err, "--node", w->addr,
-                          "--timeout", "500", "load", NULL);
+                          "--timeout", "500", "load", "--batch", "1", NULL);
     assert_int_equal (rc, 3);
     assert_string_equal (out, "1 1\n");
     int unknown = s_count_lines (err, "unknown lost");
@@ -230,14 +275,18 @@ s_on_outcome (void *arg, const walcast_outcome_t *o)
         snprintf (seen->detail [i], sizeof seen->detail [i], "%s", o->detail);
 }
 
+//  A handle on the fake that sends each async write alone (batch 1), or
+//  in batches (0: the default).
 static walcast_t *
-s_client (s_world_t *w, s_seen_t *seen)
+s_client (s_world_t *w, s_seen_t *seen, int batch)
 {
     walcast_t *h = walcast_new ();
     assert_non_null (h);
     walcast_set_timeout (h, 1000);
     assert_int_equal (walcast_connect (h, w->addr), 0);
     walcast_set_outcome_fn (h, s_on_outcome, seen);
+    if (batch)
+        assert_int_equal (walcast_set_batch (h, batch), 0);
     return h;
 }
 
@@ -257,7 +306,7 @@ test_outcomes (void **state)
     if (!w->cluster || !w->fake)
         fail_msg ("the test could not be set up (see above)");
     s_seen_t *seen = calloc (1, sizeof *seen);
-    walcast_t *h = s_client (w, seen);
+    walcast_t *h = s_client (w, seen, 1);
     s_put_async (h, "a", 1);
     s_put_async (h, "bad1", 2);
     s_put_async (h, "b", 3);
@@ -324,7 +373,7 @@ test_window_unanswered (void **state)
     if (!w->cluster || !w->fake)
         fail_msg ("the test could not be set up (see above)");
     s_seen_t *seen = calloc (1, sizeof *seen);
-    walcast_t *h = s_client (w, seen);
+    walcast_t *h = s_client (w, seen, 1);
     char key [32];
     for (uint64_t i = 0; i < WALCAST_ASYNC_WINDOW; i++) {
         snprintf (key, sizeof key, "lost%llu", (unsigned long long) i);
@@ -352,12 +401,60 @@ test_window_unanswered (void **state)
     cluster_pass (w->cluster);
 }
 
+//  Writes that wait while another is in flight go as one batch, and a
+//  batch is committed in order: the writes before a refused one land,
+//  the refused one and those after it fail with its error, each with
+//  its own outcome, in submission order.
+static void
+test_batch_prefix (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    if (!w->cluster || !w->fake)
+        fail_msg ("the test could not be set up (see above)");
+    s_seen_t *seen = calloc (1, sizeof *seen);
+    walcast_t *h = s_client (w, seen, 0);
+    s_put_async (h, "lost0", 1);            //  goes alone, never answered
+    s_put_async (h, "a", 2);                //  these wait for it, then go
+    s_put_async (h, "b", 3);                //  together at the flush
+    s_put_async (h, "bad1", 4);
+    s_put_async (h, "c", 5);
+    assert_int_equal (walcast_del_async (h, "d", 1, 6), 0);
+    int64_t deadline = cluster_now_ms () + 5000;           //  lost0's arrives
+    while (atomic_load (&w->node.batches) < 1 && cluster_now_ms () < deadline)
+        cluster_nap_ms (5);
+    assert_int_equal (atomic_load (&w->node.batches), 1);   //  and only it
+    uint64_t acked = 0;
+    assert_int_equal (walcast_flush (h, NULL, &acked), WALCAST_ETIMEOUT);
+    assert_int_equal (atomic_load (&w->node.batches), 2);
+    assert_int_equal (atomic_load (&w->node.batch_writes), 5);
+    assert_int_equal (acked, 2);
+    assert_int_equal (seen->count, 6);
+    const int states [] = { WALCAST_WRITE_UNKNOWN, WALCAST_WRITE_OK, WALCAST_WRITE_OK,
+                            WALCAST_WRITE_FAILED, WALCAST_WRITE_FAILED,
+                            WALCAST_WRITE_FAILED };
+    const int errs [] = { WALCAST_ETIMEOUT, 0, 0, WALCAST_ENOSPC, WALCAST_ENOSPC,
+                          WALCAST_ENOSPC };
+    const uint64_t seqs [] = { 0, 1, 2, 0, 0, 0 };
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal (seen->tag [i], i + 1);
+        assert_int_equal (seen->state [i], states [i]);
+        assert_int_equal (seen->err [i], errs [i]);
+        assert_int_equal (seen->seq [i], seqs [i]);
+    }
+    print_message ("refused with the batch: %s\n", seen->detail [4]);
+    assert_non_null (strstr (seen->detail [4], "disk full"));
+    walcast_destroy (&h);
+    free (seen);
+    cluster_pass (w->cluster);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_load_cli, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_load_node_silent, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_batch_prefix, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_outcomes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_window_unanswered, s_setup, s_teardown),
     };

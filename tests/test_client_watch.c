@@ -33,8 +33,12 @@
 #include "cluster.h"
 #include "fake.h"
 
-#define LOAD_LINES   100000     /* writes while the watcher is stopped */
-#define VALUE_PAD    "-0123456789abcdefghijklmnopqrstuvwxyz0123456789"
+/*  Writes while the watcher is stopped, and the size of their values:
+    enough bytes (about 80 MB) to overflow what the node's stream queue
+    (WC_NODE_STREAM_BUDGET) and the kernel hold for a subscriber that does
+    not read, so the watcher must repair. */
+#define LOAD_LINES   100000
+#define VALUE_LEN    800
 
 static int
 s_setup (void **state)
@@ -186,16 +190,20 @@ test_sigstop_during_load (void **state)
     snprintf (after, sizeof after, "%llu put a:sync", (unsigned long long) base);
 
     //  The load, half of it under the prefix, while the watcher sleeps
-    size_t cap = (size_t) LOAD_LINES * 80;
+    size_t cap = (size_t) LOAD_LINES * (VALUE_LEN + 40);
+    char pad [VALUE_LEN + 1];
+    for (int i = 0; i < VALUE_LEN; i++)
+        pad [i] = "0123456789abcdefghijklmnopqrstuvwxyz" [i % 36];
+    pad [VALUE_LEN] = 0;
     char *input = malloc (cap);
     char *expect = malloc (cap);
     assert_non_null (input);
     assert_non_null (expect);
     size_t in_len = 0, ex_len = 0;
     for (int i = 0; i < LOAD_LINES; i++) {
-        char line [128];
-        int n = snprintf (line, sizeof line, "%s:%07d v%d%s", i % 2 ? "b" : "a", i, i,
-                          VALUE_PAD);
+        char line [VALUE_LEN + 40];
+        int n = snprintf (line, sizeof line, "%s:%07d v%d-%s", i % 2 ? "b" : "a", i, i,
+                          pad);
         memcpy (input + in_len, line, (size_t) n);
         in_len += (size_t) n;
         input [in_len++] = '\n';

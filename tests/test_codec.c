@@ -3012,7 +3012,7 @@ test_readable_rid (void **state)
     assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), WALCAST_EVERSION);
     assert_int_equal (m.type, 0);
     assert_int_equal (m.rid, 0);
-    o = s_obj_uint (9);
+    o = s_obj_uint (10);
     s_rebuild (sb.data, sb.size, 1, &o, NULL, 0, &bad);
     assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), WALCAST_EPROTO);
     assert_int_equal (m.type, 0);
@@ -3589,6 +3589,97 @@ test_error_encode (void **state)
     msgpack_sbuffer_destroy (&sb);
 }
 
+//  WRITE_BATCH: a head and its writes decode back, each write checked on
+//  its own; an empty batch, one over WC_MAX_WRITE_BATCH and a malformed
+//  write are refused. WRITES_OK carries its refusal only when there is one.
+static void
+test_write_batch (void **state)
+{
+    (void) state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    assert_int_equal (wc_write_batch_encode_header (77, 2, 900, 3, &sb), 0);
+    wc_write_t w [3] = {
+        { WC_OP_PUT, s_bytes ("a"), s_bytes ("1") },
+        { WC_OP_DEL, s_bytes ("b"), { NULL, 0 } },
+        { WC_OP_PUT, s_bytes ("c"), { NULL, 0 } },
+    };
+    for (int i = 0; i < 3; i++)
+        assert_int_equal (wc_write_encode (&w [i], &sb), 0);
+    wc_msg_t m;
+    assert_int_equal (s_decode_copy (sb.data, sb.size), 0);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_int_equal (m.type, WC_MSG_WRITE_BATCH);
+    assert_int_equal (m.rid, 77);
+    assert_int_equal (m.u.batch.acks, 2);
+    assert_int_equal (m.u.batch.ack_timeout_ms, 900);
+    assert_int_equal (m.u.batch.count, 3);
+    for (int i = 0; i < 3; i++) {
+        wc_write_t got;
+        assert_int_equal (wc_write_from_object (&m.u.batch.items [i], &got), 0);
+        assert_int_equal (got.op, w [i].op);
+        assert_true (s_bytes_equal (got.key, w [i].key));
+        assert_true (s_bytes_equal (got.value, w [i].value));
+    }
+    //  no writes, too many: refused by the decoder
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_write_batch_encode_header (1, 0, 0, 0, &sb), WALCAST_EINVAL);
+    msgpack_sbuffer_clear (&sb);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array (&pk, 6);
+    msgpack_pack_uint8 (&pk, 1);
+    msgpack_pack_uint8 (&pk, WC_MSG_WRITE_BATCH);
+    msgpack_pack_uint8 (&pk, 1);
+    msgpack_pack_uint8 (&pk, 0);
+    msgpack_pack_uint8 (&pk, 0);
+    size_t head = sb.size;
+    msgpack_pack_array (&pk, 0);
+    assert_int_not_equal (s_decode_copy (sb.data, sb.size), 0);
+    sb.size = head;
+    msgpack_pack_array (&pk, WC_MAX_WRITE_BATCH + 1);
+    for (uint32_t i = 0; i < WC_MAX_WRITE_BATCH + 1; i++)
+        assert_int_equal (wc_write_encode (&w [0], &sb), 0);
+    assert_int_not_equal (s_decode_copy (sb.data, sb.size), 0);
+    //  a write with op 3, a DEL with a value, an empty key: refused
+    static const char *const bad [] = {
+        "\x93\x03\xc4\x01k\xc0", "\x93\x02\xc4\x01k\xc4\x01v", "\x93\x01\xc4\x00\xc4\x00"
+    };
+    static const size_t bad_len [] = { 6, 8, 6 };
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal (msgpack_unpack_next (&up, bad [i], bad_len [i], NULL),
+                          MSGPACK_UNPACK_SUCCESS);
+        wc_write_t got;
+        assert_int_not_equal (wc_write_from_object (&up.data, &got), 0);
+    }
+    //  WRITES_OK: the refusal only when there is one
+    wc_msg_t ok = { .type = WC_MSG_WRITES_OK, .rid = 5 };
+    ok.u.writes_ok.epoch = 3;
+    ok.u.writes_ok.first_seq = 100;
+    ok.u.writes_ok.count = 10;
+    ok.u.writes_ok.acked = 1;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&ok, &sb), 0);
+    size_t plain = sb.size;
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_int_equal (m.u.writes_ok.first_seq, 100);
+    assert_int_equal (m.u.writes_ok.count, 10);
+    assert_int_equal (m.u.writes_ok.acked, 1);
+    assert_int_equal (m.u.writes_ok.code, 0);
+    ok.u.writes_ok.code = 28;
+    ok.u.writes_ok.text = s_bytes ("no space left");
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&ok, &sb), 0);
+    assert_true (sb.size > plain);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_int_equal (m.u.writes_ok.code, 28);
+    assert_true (s_bytes_equal (m.u.writes_ok.text, s_bytes ("no space left")));
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+}
+
 static void
 test_type_names (void **state)
 {
@@ -3605,14 +3696,15 @@ test_type_names (void **state)
         { 7, "ACK" }, { 8, "SNAPSHOT" }, { 21, "SNAPSHOT_DONE" },
         { 50, "EPOCH_END" }, { 51, "EPOCH_END_REPLY" }, { 52, "SNAPSHOT_GET" },
         { 53, "SNAPSHOT_CHUNK" }, { 68, "PROMOTE" }, { 69, "FOLLOW" },
-        { 70, "HANDOVER" }, { 71, "SWITCHOVER" }, { 72, "SWITCHOVER_DONE" }
+        { 70, "HANDOVER" }, { 71, "SWITCHOVER" }, { 72, "SWITCHOVER_DONE" },
+        { 9, "WRITE_BATCH" }, { 22, "WRITES_OK" }      /* issue 8's */
     };
     for (size_t i = 0; i < sizeof added / sizeof added [0]; i++)
         assert_string_equal (wc_msg_type_name (added [i].type), added [i].name);
     assert_string_equal (wc_msg_type_name (73), "UNKNOWN");
     assert_string_equal (wc_msg_type_name (0), "UNKNOWN");
     assert_string_equal (wc_msg_type_name (-1), "UNKNOWN");
-    assert_string_equal (wc_msg_type_name (9), "UNKNOWN");
+    assert_string_equal (wc_msg_type_name (10), "UNKNOWN");
     assert_string_equal (wc_msg_type_name (54), "UNKNOWN");
 }
 
@@ -3992,6 +4084,7 @@ main (void)
         cmocka_unit_test (test_encode_refuses_bad_fields),
         cmocka_unit_test (test_encode_appends),
         cmocka_unit_test (test_error_encode),
+        cmocka_unit_test (test_write_batch),
         cmocka_unit_test (test_type_names),
         cmocka_unit_test (test_error_names),
         cmocka_unit_test (test_error_wire),

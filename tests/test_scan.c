@@ -34,13 +34,19 @@ s_entry_equal (const wc_entry_t *a, const wc_entry_t *b)
         && s_bytes_equal (a->value, b->value);
 }
 
-//  Encode entry, scan it from a buffer of exactly its size, compare.
+//  Encode entry, scan it from a buffer of exactly its size, compare; and
+//  the scan's writer writes exactly the codec's bytes.
 static void
 s_round_trip (const wc_entry_t *entry)
 {
     msgpack_sbuffer buf;
     msgpack_sbuffer_init (&buf);
     assert_int_equal (wc_entry_encode (entry, &buf), 0);
+    size_t room = WC_SCAN_ENTRY_OVERHEAD + entry->key.len + entry->value.len;
+    uint8_t *written = malloc (room);
+    assert_int_equal (wc_scan_write_entry (written, entry), buf.size);
+    assert_memory_equal (written, buf.data, buf.size);
+    free (written);
     uint8_t *exact = malloc (buf.size);
     memcpy (exact, buf.data, buf.size);
     wc_entry_t got;
@@ -123,11 +129,15 @@ test_agrees_with_codec (void **state)
             assert_true (used <= len);
             assert_int_equal (wc_entry_decode (exact, used, &storage, &slow), 0);
             assert_true (s_entry_equal (&fast, &slow));
-            //  and canonical: the codec writes exactly these bytes
+            //  and canonical: the codec writes exactly these bytes, and
+            //  so does the scan's writer
             buf.size = 0;
             assert_int_equal (wc_entry_encode (&fast, &buf), 0);
             assert_int_equal (buf.size, used);
             assert_memory_equal (buf.data, exact, used);
+            uint8_t out [WC_SCAN_ENTRY_OVERHEAD + 600];
+            assert_int_equal (wc_scan_write_entry (out, &fast), used);
+            assert_memory_equal (out, exact, used);
         }
         free (exact);
         free (m);
@@ -266,6 +276,74 @@ test_entries_cursor (void **state)
     msgpack_sbuffer_destroy (&buf);
 }
 
+//  Read every entry of body; returns how many, and whether any came
+//  without canonical bytes (through the codec).
+static int
+s_read_body (const void *data, size_t len, int *kind, bool *slow, uint64_t first)
+{
+    msgpack_unpacked storage;
+    msgpack_unpacked_init (&storage);
+    wc_scan_body_t body;
+    wc_msg_t msg;
+    *kind = wc_scan_body (&body, data, len, &storage, &msg);
+    int n = 0;
+    *slow = false;
+    wc_entry_t e;
+    const uint8_t *raw;
+    size_t raw_len;
+    while (*kind == 0 && wc_scan_body_next (&body, &e, &raw, &raw_len) == 1) {
+        assert_int_equal (e.seq, first + (uint64_t) n);
+        if (!raw)
+            *slow = true;
+        n++;
+    }
+    msgpack_unpacked_destroy (&storage);
+    return n;
+}
+
+//  A body is read whole by the scan, or whole by the codec; one
+//  malformed as a whole gives no entry at all.
+static void
+test_body_forms (void **state)
+{
+    (void) state;
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    int kind;
+    bool slow;
+    s_entries_body (&buf, 10, 50);
+    assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 10), 50);
+    assert_int_equal (kind, 0);
+    assert_false (slow);
+    //  a trailing byte: malformed, nothing read
+    msgpack_sbuffer_write (&buf, "\xc0", 1);
+    assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 10), 0);
+    assert_true (kind < 0);
+    //  the last entry in a longer int form: valid, read by the codec
+    buf.size = 0;
+    assert_int_equal (wc_entries_encode_header (0, 2, 2, &buf), 0);
+    wc_entry_t e = { .seq = 1, .epoch = 1, .op = WC_OP_DEL,
+                     .key = { (const uint8_t *) "k", 1 } };
+    assert_int_equal (wc_entry_encode (&e, &buf), 0);
+    msgpack_sbuffer_write (&buf, "\x96\xcc\x02\x01\x00\x02\xc4\x01k\xc0", 10);
+    assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 1), 2);
+    assert_true (slow);
+    //  a single ENTRY; a HEARTBEAT is another message
+    buf.size = 0;
+    wc_msg_t one = { .type = WC_MSG_ENTRY };
+    one.u.entry = e;
+    assert_int_equal (wc_msg_encode (&one, &buf), 0);
+    assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 1), 1);
+    assert_false (slow);
+    buf.size = 0;
+    wc_msg_t hb = { .type = WC_MSG_HEARTBEAT };
+    hb.u.heartbeat.epoch = 1;
+    assert_int_equal (wc_msg_encode (&hb, &buf), 0);
+    assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 1), 0);
+    assert_int_equal (kind, 1);
+    msgpack_sbuffer_destroy (&buf);
+}
+
 int
 main (void)
 {
@@ -274,6 +352,7 @@ main (void)
         cmocka_unit_test (test_agrees_with_codec),
         cmocka_unit_test (test_non_canonical_left_to_codec),
         cmocka_unit_test (test_entries_cursor),
+        cmocka_unit_test (test_body_forms),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
