@@ -1,15 +1,30 @@
 /*  store.c - the node's key-value state (see store.h).
 
     The table is open addressing with Robin Hood linear probing over a
-    power-of-two array of slots. Each slot holds the key's 64-bit table
-    hash and a pointer to one heap block carrying the key and the value
-    together. An entry sits at some distance from its home slot (hash &
-    mask); on insert, an entry that is further from home than the one
-    occupying a slot takes that slot and the displaced one moves on. That
-    keeps probe sequences short and sorted by distance, so a lookup stops
-    as soon as it meets an entry closer to home than it would be. Deleting
-    shifts the following entries of the run back by one (backward shift),
-    so there are no tombstones and the table never degrades.
+    power-of-two array of slots. An entry sits at some distance from its
+    home slot (hash & mask); on insert, an entry that is further from home
+    than the one occupying a slot takes that slot and the displaced one
+    moves on. That keeps probe sequences short and sorted by distance, so a
+    lookup stops as soon as it meets an entry closer to home than it would
+    be. Deleting shifts the following entries of the run back by one
+    (backward shift), so there are no tombstones and the table never
+    degrades.
+
+    Memory is the point of the layout: a store of a million small pairs is
+    most of a replica's memory. A slot is one 64-bit word: the pointer to
+    the entry's heap block in the low 48 bits (user-space addresses fit;
+    an allocation that does not counts as out of memory), the entry's
+    distance from home in the next 8 and the top 8 bits of its table hash
+    (a tag) in the last 8. Probing needs only the distance, and a key is
+    compared only where distance and tag both match, so lookups rarely
+    touch an entry that is not theirs. A distance of 255 or more is stored
+    as 255 and worked out from the key's hash when it matters (a seeded
+    hash makes that practically never). The block is the key and the value
+    behind a 4-byte generation and the two lengths as varints: 6 bytes of
+    header for a short key and value, where fixed fields would take 40.
+    The pair's digest hash is not kept: put and del compute the old pair's
+    again from its key and value, which costs one hash of bytes at hand.
+    With glibc a 12-byte key and 100-byte value take a 128-byte chunk.
 
     The table doubles before it passes 70% load and halves below 15%, a
     little at a time, as Redis's dict.c does: a resize allocates the new
@@ -18,7 +33,8 @@
     out of the old one, looking at no more than WC_STORE_REHASH_VISITS of
     its slots, and a lookup consults both. The old array is emptied from
     slot 0 upwards: at the scan position an entry is moved to the new
-    array and removed from the old one with the same backward shift as a
+    array (its table hash computed again from its key: the slot keeps only
+    a tag) and removed from the old one with the same backward shift as a
     delete, which keeps the old array a valid Robin Hood table (lookups
     in it stay correct) and only ever moves entries into slots that were
     full, so the slots behind the scan position stay empty. With those
@@ -30,8 +46,7 @@
     Arrays of 4 MiB and more are mapped directly and given back 256 KiB at
     a time as the scan passes (lookups treat the slots behind the scan as
     empty, which they are), since freeing a 128 MiB array at once costs
-    ~10 ms. Resizing reuses the stored hashes, so keys are never hashed
-    again.
+    ~10 ms.
 
     Two hashes, one function. The table hash is seeded at random per store
     so crafted keys cannot aim at one bucket. The digest hash of a pair is
@@ -39,9 +54,9 @@
     with each length folded into its own hash, so ("ab", "c") and ("a",
     "bc") differ and every node on every machine computes the same value.
     The digest is the sum of H over all pairs, mod 2^64: put adds the new
-    pair's H and takes away the old one's (kept in the entry), del takes it
-    away. The hash itself is a small multiply-and-fold function in the
-    style of wyhash, written for this file.
+    pair's H and takes away the old one's, del takes it away. The hash
+    itself is a small multiply-and-fold function in the style of wyhash,
+    written for this file.
 
     Freezing (for snapshots) is copy-on-write by generation. Each entry
     records the generation it was made in; wc_store_freeze collects the
@@ -53,7 +68,8 @@
     entries the view points to never change until wc_store_thaw, which
     frees the dead ones, and another thread may read them meanwhile. The
     freeze touches the slot arrays only (a sequential scan), never the
-    entries themselves.
+    entries themselves; only once in 2^32 freezes, when the generation
+    would wrap, does it renumber every entry.
 */
 #include <assert.h>
 #include <stdbool.h>
@@ -66,21 +82,31 @@
 #include "walcast.h"
 #include "store.h"
 
-/*  One key and its value in a single allocation. */
+/*  One key and its value in a single allocation: after gen, the key's
+    length and the value's as varints (7 bits a byte, low first, the top
+    bit set on every byte but the last), then the key, then the value. */
 typedef struct {
-    uint64_t pair_hash;         /* H(key, value): this pair's share of the digest */
-    uint64_t gen;               /* the store's generation when it was made */
-    size_t key_len;             /* bytes of key at data */
-    size_t value_len;           /* bytes of value at data + key_len */
-    size_t value_cap;           /* bytes reserved for the value */
-    unsigned char data [];      /* key, then value */
+    uint32_t gen;               /* the store's generation when it was made */
+    unsigned char data [];      /* key_len, value_len, key, value */
 } s_entry_t;
 
-/*  A table slot; free when entry is NULL. */
+/*  An entry's parts, decoded. */
 typedef struct {
-    uint64_t hash;              /* seeded table hash of the entry's key */
-    s_entry_t *entry;           /* the entry, or NULL */
-} s_slot_t;
+    unsigned char *key;
+    size_t key_len;
+    unsigned char *value;       /* right after the key */
+    size_t value_len;
+} s_parts_t;
+
+/*  A table slot (see the top): 0 when free, else the entry's address,
+    its distance from home (at most S_DIST_FAR) and its hash tag. */
+typedef uint64_t s_slot_t;
+
+#define S_PTR_BITS      48
+#define S_PTR_MASK      ((UINT64_C (1) << S_PTR_BITS) - 1)
+#define S_DIST_FAR      255u    /* stored distance: this far or further */
+#define S_VARINT_MAX    10      /* bytes of a 64-bit varint */
+#define S_HEADER_MAX    (sizeof (s_entry_t) + 2 * S_VARINT_MAX)
 
 /*  One open-addressing array. */
 typedef struct {
@@ -90,6 +116,7 @@ typedef struct {
                                    unmapped): 0, or the rehash position */
     size_t released;            /* bytes at the start given back already */
     bool mapped;                /* the slots come from mmap, not calloc */
+    uint64_t seed;              /* the store's table hash seed */
 } s_table_t;
 
 struct wc_store {
@@ -99,11 +126,11 @@ struct wc_store {
     size_t old_count;           /* entries still in old */
     size_t count;               /* entries held, in both */
     uint64_t seed;              /* per-store random seed of the table hash */
-    uint64_t digest;            /* sum of every entry's pair_hash, mod 2^64 */
+    uint64_t digest;            /* sum of every pair's digest hash, mod 2^64 */
     uint64_t resizes;           /* resizes begun */
     size_t moved_max;           /* most entries one operation moved */
     size_t visited_max;         /* most old slots one operation looked at */
-    uint64_t gen;               /* generation of entries made now */
+    uint32_t gen;               /* generation of entries made now */
     wc_store_frozen_t *view;    /* the frozen view, or NULL */
     s_entry_t **dead;           /* entries dropped while frozen, freed at thaw */
     size_t ndead;               /* how many */
@@ -117,7 +144,7 @@ struct wc_store_frozen {
     s_entry_t **entries;        /* count pointers */
     size_t count;
     uint64_t digest;            /* the digest at the freeze */
-    uint64_t gen;               /* the newest generation it shares */
+    uint32_t gen;               /* the newest generation it shares */
 };
 
 #define S_MIN_CAPACITY  16
@@ -267,14 +294,181 @@ s_random_seed (void *salt)
 
 
 //  --------------------------------------------------------------------------
+//  Entries
+
+//  Bytes of v as a varint.
+
+static inline size_t
+s_varint_len (size_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+//  Write v as a varint at p; returns the bytes written.
+
+static size_t
+s_varint_put (unsigned char *p, size_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p [n++] = (unsigned char) (v | 0x80);
+        v >>= 7;
+    }
+    p [n++] = (unsigned char) v;
+    return n;
+}
+
+//  Read the varint at *p and move *p past it.
+
+static inline size_t
+s_varint_get (const unsigned char **p)
+{
+    const unsigned char *q = *p;
+    size_t v = 0;
+    unsigned shift = 0;
+    unsigned char byte;
+    do {
+        byte = *q++;
+        v |= (size_t) (byte & 0x7f) << shift;
+        shift += 7;
+    } while (byte & 0x80);
+    *p = q;
+    return v;
+}
+
+//  Decode entry's lengths and find its key and value.
+
+static inline void
+s_entry_parts (const s_entry_t *entry, s_parts_t *parts)
+{
+    const unsigned char *p = entry->data;
+    parts->key_len = s_varint_get (&p);
+    parts->value_len = s_varint_get (&p);
+    parts->key = (unsigned char *) p;
+    parts->value = parts->key + parts->key_len;
+}
+
+//  Bytes entry takes (as allocated).
+
+static size_t
+s_entry_bytes (const s_entry_t *entry)
+{
+    s_parts_t parts;
+    s_entry_parts (entry, &parts);
+    return (size_t) (parts.value + parts.value_len - (const unsigned char *) entry);
+}
+
+//  A new entry of generation gen holding key and value, or NULL (also
+//  when its address does not fit in a slot). Sizes are checked by the
+//  caller.
+
+static s_entry_t *
+s_entry_new (uint32_t gen, const void *key, size_t key_len, const void *value,
+             size_t value_len)
+{
+    size_t header = s_varint_len (key_len) + s_varint_len (value_len);
+    s_entry_t *entry = malloc (sizeof (s_entry_t) + header + key_len + value_len);
+    if (!entry)
+        return NULL;
+    if ((uint64_t) (uintptr_t) entry > S_PTR_MASK) {
+        free (entry);
+        return NULL;
+    }
+    entry->gen = gen;
+    unsigned char *p = entry->data;
+    p += s_varint_put (p, key_len);
+    p += s_varint_put (p, value_len);
+    memcpy (p, key, key_len);
+    if (value_len)
+        memcpy (p + key_len, value, value_len);
+    return entry;
+}
+
+//  The digest hash of entry's pair.
+
+static uint64_t
+s_entry_pair_hash (const s_entry_t *entry)
+{
+    s_parts_t parts;
+    s_entry_parts (entry, &parts);
+    return s_pair_hash (parts.key, parts.key_len, parts.value, parts.value_len);
+}
+
+//  The table hash of entry's key under seed.
+
+static uint64_t
+s_entry_hash (const s_entry_t *entry, uint64_t seed)
+{
+    const unsigned char *p = entry->data;
+    size_t key_len = s_varint_get (&p);
+    s_varint_get (&p);
+    return s_hash (p, key_len, seed);
+}
+
+
+//  --------------------------------------------------------------------------
 //  The table
 
-//  How far the entry in slot i of t sits from its home slot.
+//  A slot's parts.
+
+static inline s_entry_t *
+s_slot_entry (s_slot_t slot)
+{
+    return (s_entry_t *) (uintptr_t) (slot & S_PTR_MASK);
+}
+
+static inline size_t
+s_slot_dist (s_slot_t slot)
+{
+    return (size_t) (slot >> S_PTR_BITS) & S_DIST_FAR;
+}
+
+static inline uint64_t
+s_slot_tag (s_slot_t slot)
+{
+    return slot >> 56;
+}
+
+//  The slot holding entry at dist from home, with tag.
+
+static inline s_slot_t
+s_slot_make (const s_entry_t *entry, size_t dist, uint64_t tag)
+{
+    uint64_t d = dist < S_DIST_FAR ? dist : S_DIST_FAR;
+    return (uint64_t) (uintptr_t) entry | d << S_PTR_BITS | tag << 56;
+}
+
+//  How far the entry in slot i of t sits from its home slot. Only a
+//  distance stored as S_DIST_FAR needs the key's hash.
 
 static inline size_t
 s_distance (const s_table_t *t, size_t i)
 {
-    return (i - ((size_t) t->slots [i].hash & t->mask)) & t->mask;
+    size_t dist = s_slot_dist (t->slots [i]);
+    if (dist < S_DIST_FAR)
+        return dist;
+    uint64_t hash = s_entry_hash (s_slot_entry (t->slots [i]), t->seed);
+    return (i - ((size_t) hash & t->mask)) & t->mask;
+}
+
+//  Does the entry in slot (at i of t, dist from where key's probe began)
+//  hold key? Only one with the key's home and tag can.
+
+static inline bool
+s_slot_holds (const s_table_t *t, size_t i, size_t dist, uint64_t tag,
+              const void *key, size_t key_len)
+{
+    s_slot_t slot = t->slots [i];
+    if (s_slot_tag (slot) != tag || s_distance (t, i) != dist)
+        return false;
+    s_parts_t parts;
+    s_entry_parts (s_slot_entry (slot), &parts);
+    return parts.key_len == key_len && memcmp (parts.key, key, key_len) == 0;
 }
 
 //  Index of the slot of t holding key, or SIZE_MAX. Stops at a free slot
@@ -287,15 +481,13 @@ s_find (const s_table_t *t, const void *key, size_t key_len, uint64_t hash)
     if (!t->slots)
         return SIZE_MAX;
     size_t i = (size_t) hash & t->mask;
+    uint64_t tag = hash >> 56;
     for (size_t dist = 0; ; dist++) {
         if (i < t->live_from)
             return SIZE_MAX;            //  empty, perhaps unmapped
-        const s_slot_t *slot = &t->slots [i];
-        if (!slot->entry || s_distance (t, i) < dist)
+        if (!t->slots [i] || s_distance (t, i) < dist)
             return SIZE_MAX;
-        if (slot->hash == hash
-        &&  slot->entry->key_len == key_len
-        &&  memcmp (slot->entry->data, key, key_len) == 0)
+        if (s_slot_holds (t, i, dist, tag, key, key_len))
             return i;
         i = (i + 1) & t->mask;
     }
@@ -309,21 +501,20 @@ s_place (s_table_t *t, uint64_t hash, s_entry_t *entry)
 {
     size_t i = (size_t) hash & t->mask;
     size_t dist = 0;
-    while (t->slots [i].entry) {
+    uint64_t tag = hash >> 56;
+    while (t->slots [i]) {
         size_t theirs = s_distance (t, i);
         if (theirs < dist) {
             s_slot_t carried = t->slots [i];
-            t->slots [i].hash = hash;
-            t->slots [i].entry = entry;
-            hash = carried.hash;
-            entry = carried.entry;
+            t->slots [i] = s_slot_make (entry, dist, tag);
+            entry = s_slot_entry (carried);
+            tag = s_slot_tag (carried);
             dist = theirs;
         }
         i = (i + 1) & t->mask;
         dist++;
     }
-    t->slots [i].hash = hash;
-    t->slots [i].entry = entry;
+    t->slots [i] = s_slot_make (entry, dist, tag);
 }
 
 //  Empty slot i of t and pull the rest of its run back by one, so no
@@ -334,13 +525,14 @@ static void
 s_remove_at (s_table_t *t, size_t i)
 {
     size_t next = (i + 1) & t->mask;
-    while (next >= t->live_from && t->slots [next].entry && s_distance (t, next) > 0) {
-        t->slots [i] = t->slots [next];
+    size_t dist;
+    while (next >= t->live_from && t->slots [next] && (dist = s_distance (t, next)) > 0) {
+        s_slot_t slot = t->slots [next];
+        t->slots [i] = s_slot_make (s_slot_entry (slot), dist - 1, s_slot_tag (slot));
         i = next;
         next = (next + 1) & t->mask;
     }
-    t->slots [i].hash = 0;
-    t->slots [i].entry = NULL;
+    t->slots [i] = 0;
 }
 
 //  A zeroed table of capacity slots. Big ones are mapped directly, so
@@ -349,7 +541,7 @@ s_remove_at (s_table_t *t, size_t i)
 //  WALCAST_ENOMEM.
 
 static int
-s_table_new (s_table_t *t, size_t capacity)
+s_table_new (s_table_t *t, size_t capacity, uint64_t seed)
 {
     if (capacity > SIZE_MAX / sizeof (s_slot_t))
         return WALCAST_ENOMEM;
@@ -365,7 +557,7 @@ s_table_new (s_table_t *t, size_t capacity)
         slots = calloc (capacity, sizeof (s_slot_t));
     if (!slots)
         return WALCAST_ENOMEM;
-    *t = (s_table_t) { slots, capacity - 1, 0, 0, mapped };
+    *t = (s_table_t) { slots, capacity - 1, 0, 0, mapped, seed };
     return 0;
 }
 
@@ -379,7 +571,7 @@ s_table_free (s_table_t *t)
                 (t->mask + 1) * sizeof (s_slot_t) - t->released);
     else
         free (t->slots);
-    *t = (s_table_t) { NULL, 0, 0, 0, false };
+    *t = (s_table_t) { NULL, 0, 0, 0, false, t->seed };
 }
 
 //  The rehash is past the first live_from slots of the old table: give
@@ -411,6 +603,29 @@ s_lookup (wc_store_t *self, const void *key, size_t key_len, uint64_t hash,
     return i;
 }
 
+//  Ask the CPU to start loading the entries of the next `moves` full
+//  slots of the old table at the scan position (within `visits` slots):
+//  moving an entry reads its key to hash it, and a step's cache misses
+//  then overlap instead of coming one after the other.
+
+static void
+s_prefetch_moves (const wc_store_t *self, size_t moves, size_t visits)
+{
+#if defined (__GNUC__)
+    const s_table_t *t = &self->old;
+    for (size_t i = self->rehash_at, seen = 0; i <= t->mask && seen < visits && moves > 0;
+         i++, seen++)
+        if (t->slots [i]) {
+            __builtin_prefetch (s_slot_entry (t->slots [i]));
+            moves--;
+        }
+#else
+    (void) self;
+    (void) moves;
+    (void) visits;
+#endif
+}
+
 //  Move up to max_moves entries from the old table to the new one,
 //  looking at no more than max_visits old slots; free the old table once
 //  it is empty. Called at the start of every put, del and get.
@@ -420,16 +635,18 @@ s_rehash_step (wc_store_t *self, size_t max_moves, size_t max_visits)
 {
     if (!self->old.slots)
         return;
+    if (max_moves <= WC_STORE_REHASH_MOVES)
+        s_prefetch_moves (self, max_moves, max_visits);
     size_t moved = 0, visited = 0;
     while (self->old_count > 0 && self->rehash_at <= self->old.mask
        &&  moved < max_moves && visited < max_visits) {
-        s_slot_t *slot = &self->old.slots [self->rehash_at];
+        s_entry_t *entry = s_slot_entry (self->old.slots [self->rehash_at]);
         visited++;
-        if (!slot->entry) {
+        if (!entry) {
             self->rehash_at++;
             continue;
         }
-        s_place (&self->table, slot->hash, slot->entry);
+        s_place (&self->table, s_entry_hash (entry, self->seed), entry);
         s_remove_at (&self->old, self->rehash_at);
         self->old_count--;
         moved++;
@@ -456,7 +673,7 @@ static int
 s_resize_begin (wc_store_t *self, size_t capacity)
 {
     s_table_t fresh;
-    if (s_table_new (&fresh, capacity) != 0)
+    if (s_table_new (&fresh, capacity, self->seed) != 0)
         return WALCAST_ENOMEM;
     s_rehash_step (self, SIZE_MAX, SIZE_MAX);
     self->old = self->table;
@@ -467,26 +684,6 @@ s_resize_begin (wc_store_t *self, size_t capacity)
     if (self->old_count == 0)
         s_table_free (&self->old);
     return 0;
-}
-
-//  A new entry holding key and value, or NULL.
-
-static s_entry_t *
-s_entry_new (const wc_store_t *self, const void *key, size_t key_len, const void *value,
-             size_t value_len, uint64_t pair_hash)
-{
-    s_entry_t *entry = malloc (sizeof (s_entry_t) + key_len + value_len);
-    if (!entry)
-        return NULL;
-    entry->pair_hash = pair_hash;
-    entry->gen = self->gen;
-    entry->key_len = key_len;
-    entry->value_len = value_len;
-    entry->value_cap = value_len;
-    memcpy (entry->data, key, key_len);
-    if (value_len)
-        memcpy (entry->data + key_len, value, value_len);
-    return entry;
 }
 
 
@@ -526,7 +723,7 @@ s_drop (wc_store_t *self, s_entry_t *entry)
     if (s_shared (self, entry)) {
         assert (self->ndead < self->dead_cap);
         self->dead [self->ndead++] = entry;
-        self->dead_bytes += sizeof (s_entry_t) + entry->key_len + entry->value_cap;
+        self->dead_bytes += s_entry_bytes (entry);
     }
     else
         free (entry);
@@ -544,6 +741,16 @@ s_dead_free (wc_store_t *self)
     self->ndead = self->dead_cap = self->dead_bytes = 0;
 }
 
+//  Set the generation of every entry of t (from `from` on) to gen.
+
+static void
+s_renumber (s_table_t *t, size_t from, uint32_t gen)
+{
+    for (size_t i = from; t->slots && i <= t->mask; i++)
+        if (t->slots [i])
+            s_slot_entry (t->slots [i])->gen = gen;
+}
+
 
 //  --------------------------------------------------------------------------
 //  Public API
@@ -554,11 +761,12 @@ wc_store_new (void)
     wc_store_t *self = calloc (1, sizeof (wc_store_t));
     if (!self)
         return NULL;
-    if (s_table_new (&self->table, S_MIN_CAPACITY) != 0) {
+    self->seed = s_random_seed (self);
+    if (s_table_new (&self->table, S_MIN_CAPACITY, self->seed) != 0) {
         free (self);
         return NULL;
     }
-    self->seed = s_random_seed (self);
+    self->old.seed = self->seed;
     self->gen = 1;
     return self;
 }
@@ -571,9 +779,9 @@ wc_store_destroy (wc_store_t **self_p)
     if (!self)
         return;
     for (size_t i = 0; i <= self->table.mask; i++)
-        free (self->table.slots [i].entry);
+        free (s_slot_entry (self->table.slots [i]));
     for (size_t i = self->old.live_from; self->old.slots && i <= self->old.mask; i++)
-        free (self->old.slots [i].entry);
+        free (s_slot_entry (self->old.slots [i]));
     wc_store_thaw (self);
     s_table_free (&self->table);
     if (self->old.slots)
@@ -582,14 +790,44 @@ wc_store_destroy (wc_store_t **self_p)
     *self_p = NULL;
 }
 
+//  Give key (found at slot i of t) the value, with pair_hash its new
+//  digest hash. The value is copied in place when it has the same length
+//  and the entry is not shared with a frozen view; otherwise the entry is
+//  rebuilt and the old one dropped only after the copy, so value may
+//  point into the store (at what an earlier get returned). Returns 0 or
+//  WALCAST_ENOMEM (the store unchanged).
+
+static int
+s_replace (wc_store_t *self, s_table_t *t, size_t i, const void *key, size_t key_len,
+           const void *value, size_t value_len, uint64_t pair_hash)
+{
+    s_entry_t *entry = s_slot_entry (t->slots [i]);
+    s_parts_t parts;
+    s_entry_parts (entry, &parts);
+    uint64_t old_hash = s_pair_hash (parts.key, parts.key_len, parts.value, parts.value_len);
+    bool shared = s_shared (self, entry);
+    if (!shared && value_len == parts.value_len) {
+        if (value_len)
+            memmove (parts.value, value, value_len);
+    }
+    else {
+        if (shared && s_dead_reserve (self) != 0)
+            return WALCAST_ENOMEM;
+        s_entry_t *fresh = s_entry_new (self->gen, key, key_len, value, value_len);
+        if (!fresh)
+            return WALCAST_ENOMEM;
+        t->slots [i] = s_slot_make (fresh, s_slot_dist (t->slots [i]),
+                                    s_slot_tag (t->slots [i]));
+        s_drop (self, entry);
+    }
+    self->digest += pair_hash - old_hash;
+    return 0;
+}
+
 //  Everything that can fail (size checks, allocation, beginning a resize)
 //  happens before the content or the digest change, so a failed put
 //  leaves the store as it was (a rehash step may have moved entries
-//  between tables, which changes nothing that can be seen). A replaced
-//  value is copied in place when it fits and uses at least half the
-//  room, and the entry is not shared with a frozen view; otherwise the
-//  entry is rebuilt and the old one dropped only after the copy, so
-//  value may point into the store (at what an earlier get returned).
+//  between tables, which changes nothing that can be seen).
 
 int
 wc_store_put (wc_store_t *self, const void *key, size_t key_len,
@@ -601,7 +839,7 @@ wc_store_put (wc_store_t *self, const void *key, size_t key_len,
     if (key_len == 0)
         return WALCAST_EINVAL;
     //  No single object may be larger than PTRDIFF_MAX
-    size_t room = (size_t) PTRDIFF_MAX - sizeof (s_entry_t);
+    size_t room = (size_t) PTRDIFF_MAX - S_HEADER_MAX;
     if (key_len > room || value_len > room - key_len)
         return WALCAST_ENOMEM;
 
@@ -610,30 +848,10 @@ wc_store_put (wc_store_t *self, const void *key, size_t key_len,
     uint64_t pair_hash = s_pair_hash (key, key_len, value, value_len);
     s_table_t *t;
     size_t i = s_lookup (self, key, key_len, hash, &t);
-    if (i != SIZE_MAX) {
-        s_entry_t *entry = t->slots [i].entry;
-        uint64_t old_hash = entry->pair_hash;
-        bool shared = s_shared (self, entry);
-        if (!shared && value_len <= entry->value_cap && value_len >= entry->value_cap / 2) {
-            if (value_len)
-                memmove (entry->data + key_len, value, value_len);
-            entry->value_len = value_len;
-            entry->pair_hash = pair_hash;
-        }
-        else {
-            if (shared && s_dead_reserve (self) != 0)
-                return WALCAST_ENOMEM;
-            s_entry_t *fresh = s_entry_new (self, key, key_len, value, value_len, pair_hash);
-            if (!fresh)
-                return WALCAST_ENOMEM;
-            t->slots [i].entry = fresh;
-            s_drop (self, entry);
-        }
-        self->digest += pair_hash - old_hash;
-        return 0;
-    }
+    if (i != SIZE_MAX)
+        return s_replace (self, t, i, key, key_len, value, value_len, pair_hash);
 
-    s_entry_t *entry = s_entry_new (self, key, key_len, value, value_len, pair_hash);
+    s_entry_t *entry = s_entry_new (self->gen, key, key_len, value, value_len);
     if (!entry)
         return WALCAST_ENOMEM;
     size_t capacity = self->table.mask + 1;
@@ -666,10 +884,10 @@ wc_store_del (wc_store_t *self, const void *key, size_t key_len)
     size_t i = s_lookup (self, key, key_len, s_hash (key, key_len, self->seed), &t);
     if (i == SIZE_MAX)
         return 0;
-    s_entry_t *entry = t->slots [i].entry;
+    s_entry_t *entry = s_slot_entry (t->slots [i]);
     if (s_shared (self, entry) && s_dead_reserve (self) != 0)
         return WALCAST_ENOMEM;
-    self->digest -= entry->pair_hash;
+    self->digest -= s_entry_pair_hash (entry);
     s_drop (self, entry);
     s_remove_at (t, i);
     self->count--;
@@ -695,11 +913,12 @@ wc_store_get (wc_store_t *self, const void *key, size_t key_len,
     size_t i = s_lookup (self, key, key_len, s_hash (key, key_len, self->seed), &t);
     if (i == SIZE_MAX)
         return WALCAST_ENOTFOUND;
-    const s_entry_t *entry = t->slots [i].entry;
+    s_parts_t parts;
+    s_entry_parts (s_slot_entry (t->slots [i]), &parts);
     if (value)
-        *value = entry->data + entry->key_len;
+        *value = parts.value;
     if (value_len)
-        *value_len = entry->value_len;
+        *value_len = parts.value_len;
     return 0;
 }
 
@@ -744,7 +963,7 @@ static size_t
 s_collect (const s_table_t *t, size_t from, s_entry_t **entries, size_t n, size_t room)
 {
     for (size_t i = from; i <= t->mask; i++) {
-        s_entry_t *entry = t->slots [i].entry;
+        s_entry_t *entry = s_slot_entry (t->slots [i]);
         entries [n < room ? n : room] = entry;
         n += entry != NULL;
     }
@@ -753,7 +972,9 @@ s_collect (const s_table_t *t, size_t from, s_entry_t **entries, size_t n, size_
 
 //  Collect the entries of both tables (the old one from the rehash
 //  position on: the slots behind it are empty, perhaps unmapped) and
-//  start a new generation, so that they are shared from now on.
+//  start a new generation, so that they are shared from now on. When the
+//  generation would wrap, every entry starts again at generation 1 (no
+//  view exists, so none is shared).
 
 int
 wc_store_freeze (wc_store_t *self, const wc_store_frozen_t **frozen_p)
@@ -767,6 +988,11 @@ wc_store_freeze (wc_store_t *self, const wc_store_frozen_t **frozen_p)
         free (view);
         free (entries);
         return WALCAST_ENOMEM;
+    }
+    if (self->gen == UINT32_MAX) {
+        s_renumber (&self->table, 0, 1);
+        s_renumber (&self->old, self->old.live_from, 1);
+        self->gen = 1;
     }
     size_t n = s_collect (&self->table, 0, entries, 0, self->count);
     if (self->old.slots)
@@ -807,15 +1033,34 @@ void
 wc_store_frozen_pair (const wc_store_frozen_t *frozen, size_t i, wc_store_pair_t *pair)
 {
     assert (i < frozen->count);
-    const s_entry_t *entry = frozen->entries [i];
-    pair->key = entry->data;
-    pair->key_len = entry->key_len;
-    pair->value = entry->data + entry->key_len;
-    pair->value_len = entry->value_len;
+    s_parts_t parts;
+    s_entry_parts (frozen->entries [i], &parts);
+    pair->key = parts.key;
+    pair->key_len = parts.key_len;
+    pair->value = parts.value;
+    pair->value_len = parts.value_len;
 }
 
 size_t
 wc_store_dead_bytes (const wc_store_t *self)
 {
     return self->dead_bytes;
+}
+
+
+//  --------------------------------------------------------------------------
+//  For tests
+
+uint64_t
+wc_store_test_hash (const wc_store_t *self, const void *key, size_t key_len)
+{
+    assert (self);
+    return s_hash (key, key_len, self->seed);
+}
+
+void
+wc_store_test_set_generation (wc_store_t *self, uint32_t gen)
+{
+    assert (self && !self->view && gen >= self->gen);
+    self->gen = gen;
 }

@@ -104,4 +104,11 @@ void wc_store_frozen_pair (const wc_store_frozen_t *frozen, size_t i,
     the freeze); 0 when none. */
 size_t wc_store_dead_bytes (const wc_store_t *self);
 
+/*  For tests only. The store's (seeded) table hash of key, so a test can
+    pick keys that share a home slot; and moving the generation counter
+    forward to gen (no view may exist), so a test can reach the wrap of
+    the 32-bit generation that wc_store_freeze handles once in 2^32. */
+uint64_t wc_store_test_hash (const wc_store_t *self, const void *key, size_t key_len);
+void wc_store_test_set_generation (wc_store_t *self, uint32_t gen);
+
 #endif

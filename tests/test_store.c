@@ -19,6 +19,7 @@
 #include <cmocka.h>
 #include "walcast.h"
 #include "store.h"
+#include "wc_limits.h"
 
 //  A small deterministic PRNG (xorshift64*), so failures reproduce.
 
@@ -982,6 +983,225 @@ test_freeze_empty (void **state)
     wc_store_destroy (&store);
 }
 
+//  A store made of the given pairs from scratch, for digests to compare.
+
+static uint64_t
+s_digest_of (const char *const *keys, const size_t *key_lens, const char *const *values,
+             const size_t *value_lens, size_t count)
+{
+    wc_store_t *fresh = wc_store_new ();
+    assert_non_null (fresh);
+    for (size_t i = 0; i < count; i++)
+        assert_int_equal (wc_store_put (fresh, keys [i], key_lens [i], values [i],
+                                        value_lens [i]), 0);
+    uint64_t digest = wc_store_digest (fresh);
+    wc_store_destroy (&fresh);
+    return digest;
+}
+
+//  Lengths at every size an entry's header encodes differently (1, 2 and
+//  3 bytes a length), up to the largest key and value the protocol allows
+//  and past them (the store itself has no such limit): each reads back,
+//  survives overwrites across those sizes and a frozen view, and the
+//  digest is that of the same content put in directly.
+
+#define SIZES 9
+
+static void
+test_entry_sizes (void **state)
+{
+    (void) state;
+    static const size_t key_lens [SIZES] = {
+        1, 127, 128, 129, 300, WC_MAX_KEY - 1, WC_MAX_KEY, WC_MAX_KEY + 1, 20000 };
+    static const size_t value_lens [SIZES] = {
+        0, 127, 128, 16383, 16384, 16385, WC_MAX_VALUE, WC_MAX_VALUE + 1, 1 };
+    char *buf = malloc (2 * WC_MAX_VALUE + 64);
+    assert_non_null (buf);
+    for (size_t i = 0; i < 2 * WC_MAX_VALUE + 64; i++)
+        buf [i] = (char) (i * 131 + i / 251);
+    const char *keys [SIZES], *values [SIZES];
+    size_t vlens [SIZES];
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    for (size_t i = 0; i < SIZES; i++) {
+        keys [i] = buf + i;             //  distinct keys: they start at different bytes
+        values [i] = buf + 7 * i + 1;
+        vlens [i] = value_lens [i];
+        assert_int_equal (wc_store_put (store, keys [i], key_lens [i], values [i],
+                                        vlens [i]), 0);
+    }
+    for (size_t i = 0; i < SIZES; i++)
+        s_assert_value (store, keys [i], key_lens [i], values [i], vlens [i]);
+    assert_true (wc_store_digest (store)
+                 == s_digest_of (keys, key_lens, values, vlens, SIZES));
+    const wc_store_frozen_t *view = NULL;
+    assert_int_equal (wc_store_freeze (store, &view), 0);
+    uint64_t frozen_digest = wc_store_digest (store);
+    //  Every key gets the next key's value length, then back in place
+    for (size_t round = 0; round < 2; round++)
+        for (size_t i = 0; i < SIZES; i++) {
+            vlens [i] = value_lens [(i + 1 - round) % SIZES];
+            values [i] = buf + 3 * i + round;
+            assert_int_equal (wc_store_put (store, keys [i], key_lens [i], values [i],
+                                            vlens [i]), 0);
+            s_assert_value (store, keys [i], key_lens [i], values [i], vlens [i]);
+        }
+    assert_true (wc_store_digest (store)
+                 == s_digest_of (keys, key_lens, values, vlens, SIZES));
+    assert_true (wc_store_frozen_digest (view) == frozen_digest);
+    for (size_t i = 0; i < wc_store_frozen_count (view); i++) {
+        wc_store_pair_t pair;
+        wc_store_frozen_pair (view, i, &pair);
+        size_t n;
+        for (n = 0; n < SIZES; n++)
+            if (pair.key_len == key_lens [n] && memcmp (pair.key, buf + n, key_lens [n]) == 0)
+                break;
+        assert_true (n < SIZES);
+        assert_int_equal (pair.value_len, value_lens [n]);
+        assert_memory_equal (pair.value, buf + 7 * n + 1, value_lens [n]);
+    }
+    wc_store_thaw (store);
+    for (size_t i = 0; i < SIZES; i++)
+        assert_int_equal (wc_store_del (store, keys [i], key_lens [i]), 0);
+    assert_int_equal (wc_store_count (store), 0);
+    assert_true (wc_store_digest (store) == 0);
+    wc_store_destroy (&store);
+    free (buf);
+}
+
+//  A 12-byte key and a 100-byte value (the pair issue 8 measures) take at
+//  most 120 bytes, so glibc serves them from a 128-byte chunk: the store's
+//  share of a replica's memory depends on it. wc_store_dead_bytes says
+//  what an entry takes once a frozen view holds it alone.
+
+static void
+test_entry_is_compact (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    char value [100];
+    memset (value, 'v', sizeof value);
+    assert_int_equal (wc_store_put (store, "key:00000001", 12, value, sizeof value), 0);
+    const wc_store_frozen_t *view = NULL;
+    assert_int_equal (wc_store_freeze (store, &view), 0);
+    assert_int_equal (wc_store_del (store, "key:00000001", 12), 0);
+    assert_true (wc_store_dead_bytes (store) >= 112);
+    assert_true (wc_store_dead_bytes (store) <= 120);
+    wc_store_destroy (&store);
+}
+
+//  Keys aimed at the same home slots (found with the store's own table
+//  hash), so that runs grow far past the distance a slot can record (255):
+//  reads, misses, overwrites, deletes with their backward shifts, resizes
+//  both ways and a frozen view all stay right, runs that wrap around the
+//  end of the table included.
+
+#define FAR_KEYS 600
+
+static void
+test_far_from_home (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    static char keys [FAR_KEYS][24];
+    size_t lens [FAR_KEYS];
+    size_t found = 0;
+    for (uint64_t n = 0; found < FAR_KEYS; n++) {
+        char key [24];
+        size_t len = (size_t) snprintf (key, sizeof key, "far:%llu", (unsigned long long) n);
+        uint64_t home = wc_store_test_hash (store, key, len) & 2047;
+        //  Two homes: 2047 (its run wraps to slot 0) and 5
+        if (home == 2047 || home == 5) {
+            memcpy (keys [found], key, len);
+            lens [found++] = len;
+        }
+    }
+    char value [32];
+    for (size_t i = 0; i < FAR_KEYS; i++)
+        assert_int_equal (wc_store_put (store, keys [i], lens [i], value,
+                                        s_value (value, sizeof value, i)), 0);
+    uint64_t digest = wc_store_digest (store);
+    const wc_store_frozen_t *view = NULL;
+    assert_int_equal (wc_store_freeze (store, &view), 0);
+    for (size_t i = 0; i < FAR_KEYS; i++)
+        s_assert_value (store, keys [i], lens [i], value, s_value (value, sizeof value, i));
+    s_assert_missing (store, "far:none", 8);
+    //  Overwrite every third key (a copy: the view shares it), delete every
+    //  other one, then read everything back
+    for (size_t i = 0; i < FAR_KEYS; i += 3)
+        assert_int_equal (wc_store_put (store, keys [i], lens [i], "new", 3), 0);
+    for (size_t i = 1; i < FAR_KEYS; i += 2)
+        assert_int_equal (wc_store_del (store, keys [i], lens [i]), 0);
+    for (size_t i = 0; i < FAR_KEYS; i++) {
+        if (i % 2 == 1)
+            s_assert_missing (store, keys [i], lens [i]);
+        else
+        if (i % 3 == 0)
+            s_assert_value (store, keys [i], lens [i], "new", 3);
+        else
+            s_assert_value (store, keys [i], lens [i], value,
+                            s_value (value, sizeof value, i));
+    }
+    assert_int_equal (wc_store_frozen_count (view), FAR_KEYS);
+    assert_true (wc_store_frozen_digest (view) == digest);
+    wc_store_t *copy = s_store_of_view (view);
+    assert_true (wc_store_digest (copy) == digest);
+    wc_store_destroy (&copy);
+    wc_store_thaw (store);
+    //  Delete the rest: the table shrinks past the far runs
+    for (size_t i = 0; i < FAR_KEYS; i += 2)
+        assert_int_equal (wc_store_del (store, keys [i], lens [i]), 0);
+    assert_int_equal (wc_store_count (store), 0);
+    assert_true (wc_store_digest (store) == 0);
+    wc_store_stats_t stats;
+    wc_store_stats (store, &stats);
+    assert_true (stats.resizes >= 8);
+    wc_store_destroy (&store);
+}
+
+//  The generation is 32 bits: once in 2^32 freezes it wraps, and every
+//  entry starts again at generation 1. Entries made just before the wrap
+//  must stay shared with the views after it: a view made after the wrap
+//  keeps its values while the store overwrites them in place.
+
+static void
+test_generation_wrap (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    s_put_str (store, "old", "value-0");
+    wc_store_test_set_generation (store, UINT32_MAX - 1);
+    s_put_str (store, "x", "value-1");              //  generation 2^32 - 2
+    const wc_store_frozen_t *view = NULL;
+    for (int round = 0; round < 4; round++) {
+        assert_int_equal (wc_store_freeze (store, &view), 0);
+        if (round == 0)
+            s_put_str (store, "y", "value-2");      //  generation 2^32 - 1
+        wc_store_thaw (store);
+    }
+    assert_int_equal (wc_store_freeze (store, &view), 0);
+    uint64_t digest = wc_store_digest (store);
+    s_put_str (store, "old", "VALUE-0");            //  same length: in place if not shared
+    s_put_str (store, "x", "VALUE-1");
+    s_put_str (store, "y", "VALUE-2");
+    assert_int_equal (wc_store_frozen_count (view), 3);
+    assert_true (wc_store_frozen_digest (view) == digest);
+    for (size_t i = 0; i < 3; i++) {
+        wc_store_pair_t pair;
+        wc_store_frozen_pair (view, i, &pair);
+        assert_int_equal (pair.value_len, 7);
+        assert_memory_equal (pair.value, "value-", 6);
+    }
+    assert_true (wc_store_dead_bytes (store) > 0);
+    wc_store_thaw (store);
+    s_assert_value (store, "x", 1, "VALUE-1", 7);
+    s_assert_value (store, "y", 1, "VALUE-2", 7);
+    wc_store_destroy (&store);
+}
+
 int
 main (void)
 {
@@ -1005,6 +1225,10 @@ main (void)
         cmocka_unit_test (test_freeze_keeps_view),
         cmocka_unit_test (test_freeze_during_resize),
         cmocka_unit_test (test_freeze_empty),
+        cmocka_unit_test (test_entry_sizes),
+        cmocka_unit_test (test_entry_is_compact),
+        cmocka_unit_test (test_far_from_home),
+        cmocka_unit_test (test_generation_wrap),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
