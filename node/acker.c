@@ -11,7 +11,7 @@ struct wc_acker {
     zsock_t        *dealer;         /* to the upstream's service socket */
     char            id [WC_MAX_ID + 1];
     uint64_t        epoch, seq;     /* of the last ACK sent */
-    int64_t         sent_ms;        /* when it went */
+    int64_t         sent_us;        /* when it went */
     uint64_t        dropped;        /* ACKs the socket would not take */
     msgpack_sbuffer buf;
 };
@@ -56,10 +56,13 @@ wc_acker_destroy (wc_acker_t **self_p)
 int
 wc_acker_tick (wc_acker_t *self, uint64_t epoch, uint64_t seq)
 {
-    int64_t now = wc_clock_ms ();
+    int64_t now = wc_clock_us ();
+    int64_t since = now - self->sent_us;
     bool moved = seq != self->seq || epoch != self->epoch;
-    if (!moved && now - self->sent_ms < WC_ACKER_INTERVAL_MS)
-        return (int) (WC_ACKER_INTERVAL_MS - (now - self->sent_ms));
+    if (!moved && since < WC_ACKER_INTERVAL_MS * 1000)
+        return (int) ((WC_ACKER_INTERVAL_MS * 1000 - since + 999) / 1000);
+    if (moved && since < WC_ACKER_GAP_US)
+        return (int) ((WC_ACKER_GAP_US - since + 999) / 1000);
     wc_msg_t ack = { .type = WC_MSG_ACK };
     ack.u.ack.id = (wc_bytes_t) { (const uint8_t *) self->id, (uint32_t) strlen (self->id) };
     ack.u.ack.epoch = epoch;
@@ -71,6 +74,6 @@ wc_acker_tick (wc_acker_t *self, uint64_t epoch, uint64_t seq)
         self->dropped++;
     self->epoch = epoch;
     self->seq = seq;
-    self->sent_ms = now;
+    self->sent_us = now;
     return WC_ACKER_INTERVAL_MS;
 }

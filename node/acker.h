@@ -1,8 +1,11 @@
 /*  acker.h - a replica tells its upstream what it holds (ACK).
 
     One DEALER to the upstream's service port. ACK (id, epoch, seq) goes
-    out when seq moved, and at least every WC_ACKER_INTERVAL_MS so that
-    the upstream knows the replica is current; no reply comes. A primary
+    out when seq moved, but at most once every WC_ACKER_GAP_US (each ACK
+    costs the primary a turn of its loop: a replica that took a batch a
+    turn sent it as many ACKs as stream messages), and at least every
+    WC_ACKER_INTERVAL_MS so that the upstream knows the replica is
+    current; no reply comes. A primary
     counts ACKs for writes that asked for acks and for --min-replicas
     (acks.h); a relay (a replica others follow) takes and ignores them.
     Fire-and-forget, like the beats to the broker: a full queue drops an
@@ -14,6 +17,7 @@
 #include <stdint.h>
 
 #define WC_ACKER_INTERVAL_MS  100
+#define WC_ACKER_GAP_US       1000
 
 typedef struct wc_acker wc_acker_t;
 
