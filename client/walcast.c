@@ -166,6 +166,9 @@
     for the replies that let it go. */
 #define S_REPLIES_US        50
 
+/*  The least time between two batches that are not full (microseconds). */
+#define S_BATCH_GAP_US      1000
+
 /*  Sends of one sync write at most: the first, and one after each of two
     refusals that say it was not applied (see s_write). */
 #define S_WRITE_SENDS       3
@@ -215,6 +218,7 @@ struct walcast {
     size_t           async_node;    /* node the writes in flight went to */
     int              async_ack_ms;  /* longest ack timeout among them */
     int64_t          replies_us;    /* when an async write last read replies */
+    int64_t          batch_sent_us; /* when the last batch went */
     walcast_outcome_fn *outcome_fn; /* where outcomes go, or NULL */
     void            *outcome_arg;
     uint64_t         acked;         /* handed over OK since the last flush */
@@ -740,6 +744,7 @@ s_batch_send (walcast_t *self, int64_t deadline)
     if (rc == 0) {
         self->batch_count = 0;
         self->batch.size = 0;
+        self->batch_sent_us = wc_clock_us ();
         if (self->batch.alloc > 4 * S_BATCH_BYTES) {    /* after a big value */
             msgpack_sbuffer_destroy (&self->batch);
             msgpack_sbuffer_init (&self->batch);
@@ -754,12 +759,16 @@ s_batch_send (walcast_t *self, int64_t deadline)
 }
 
 //  Is the batch being filled due to go: full, or nothing else in flight
-//  (so waiting would only add its own delay)?
+//  and no batch sent in the last S_BATCH_GAP_US (so a write alone goes at
+//  once, and a steady trickle goes a few hundred writes a message rather
+//  than one or two: every message costs each node a turn)?
 static bool
-s_batch_due (walcast_t *self)
+s_batch_due (walcast_t *self, int64_t now_us)
 {
-    return self->batch_count >= self->batch_max || self->batch.size >= S_BATCH_BYTES
-        || wc_outcomes_inflight (self->outcomes) == self->batch_count;
+    if (self->batch_count >= self->batch_max || self->batch.size >= S_BATCH_BYTES)
+        return true;
+    return wc_outcomes_inflight (self->outcomes) == self->batch_count
+        && now_us - self->batch_sent_us >= S_BATCH_GAP_US;
 }
 
 //  A batch of at most one write is sent as a PUT or DEL message, which
@@ -2215,7 +2224,7 @@ s_write_async (walcast_t *self, int type, const void *key, size_t key_len,
         return rc;
     if (s_ack_wait_ms (&self->acks) > self->async_ack_ms)
         self->async_ack_ms = s_ack_wait_ms (&self->acks);
-    if (s_batch_due (self))
+    if (s_batch_due (self, now_us))
         s_batch_send (self, deadline);      /* a failure is the writes' outcome */
     s_async_deliver (self);
     return 0;
