@@ -36,10 +36,11 @@
 
     - Async writes travel in batches (WRITE_BATCH: one message, one
       commit on the primary, one reply), the way Nagle's algorithm sends
-      TCP segments: a write goes at once when no batch is in flight, and
-      otherwise waits in the batch being filled until it is full
-      (walcast_set_batch's writes, or S_BATCH_BYTES), a reply leaves
-      nothing in flight, or a call needs it sent (walcast_flush, any sync call, a
+      TCP segments: a write goes at once when no batch is in flight and
+      none went in the last S_BATCH_GAP_US, and otherwise waits in the
+      batch being filled until it is full (walcast_set_batch's writes, or
+      S_BATCH_BYTES), nothing is in flight and that gap is over, or a
+      call needs it sent (walcast_flush, any sync call, a
       wait for room). So one write alone pays no delay, and a pipeline
       sends hundreds of writes per message. The writes of a batch have
       consecutive rids; the batch's rid is its first.

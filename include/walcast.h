@@ -275,9 +275,11 @@ WALCAST_EXPORT int walcast_switchover (walcast_t *self, const char *node_id,
 
     Async writes travel in batches: one message, one commit on the
     primary, one reply for up to walcast_set_batch's writes. A write goes
-    at once when no other is in flight; otherwise it may wait in the
-    batch being filled until the batch is full, the writes in flight are
-    answered (seen by the next call on the handle), or a call needs it
+    at once when no other is in flight and no batch went in the last
+    millisecond; otherwise it may wait in the batch being filled until
+    the batch is full, the writes in flight are answered and that
+    millisecond is over (seen by the next call on the handle), or a call
+    needs it
     sent (walcast_flush, any synchronous call, walcast_destroy). So call
     walcast_flush when you stop writing. A batch is committed in order:
     when the primary refuses a write of it (disk full), the later writes
