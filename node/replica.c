@@ -132,6 +132,7 @@ struct wc_replica {
     bool            diverged;         /* upstream is behind us: stop following */
     int64_t         stall_retry_ms;   /* log not writable: next retry; 0 when fine */
     uint64_t        stream_high;      /* highest entry seq the stream delivered */
+    uint64_t        ask_from;         /* the next FETCH's from, when not applied+1 */
     uint64_t        gaps;             /* holes found */
     uint64_t        dropped;          /* malformed messages from the primary */
     msgpack_unpacked unpacked;
@@ -469,7 +470,8 @@ s_next_ask (wc_replica_t *self, wc_msg_t *msg)
         return;
     }
     msg->type = WC_MSG_FETCH;
-    msg->u.fetch.from_seq = s_have (self) + 1;
+    msg->u.fetch.from_seq = self->ask_from ? self->ask_from : s_have (self) + 1;
+    self->ask_from = 0;
     msg->u.fetch.max_bytes = FETCH_BYTES;
     self->ask = WC_ASK_FETCH;
 }
@@ -824,7 +826,7 @@ s_on_chunk (wc_replica_t *self, const wc_msg_t *msg)
     the stream delivered meanwhile are skipped), or -1 when an item was
     malformed or the reply did not start at the seq we asked for. */
 static int
-s_apply_entries (wc_replica_t *self, wc_scan_body_t *body)
+s_apply_entries (wc_replica_t *self, wc_scan_body_t *body, uint64_t asked)
 {
     int applied = 0;
     wc_entry_t entry;
@@ -832,7 +834,7 @@ s_apply_entries (wc_replica_t *self, wc_scan_body_t *body)
     size_t raw_len;
     int rc;
     for (uint32_t i = 0; (rc = wc_scan_body_next (body, &entry, &raw, &raw_len)) == 1; i++) {
-        if (i == 0 && entry.seq != self->fetch_from)
+        if (i == 0 && entry.seq != asked)
             return -1;      /* a reply starts where we asked */
         if (entry.seq <= s_have (self))
             continue;
@@ -845,9 +847,26 @@ s_apply_entries (wc_replica_t *self, wc_scan_body_t *body)
     return rc == 0 ? applied : -1;
 }
 
+/*  A whole, well-formed ENTRIES reply of count entries from asked that
+    leaves us behind its last seq: ask for the next ones now, before
+    applying these, so the upstream reads them from its log while we
+    apply (the REQ socket is relaxed: this is the one request out). If
+    these are not all taken after all, the next reply does not follow
+    what we hold and is asked again (s_on_entries). True when it went. */
+static bool
+s_fetch_ahead (wc_replica_t *self, const wc_scan_body_t *body, uint64_t asked)
+{
+    if (body->count == 0 || !wc_scan_body_whole (body) || !self->agreed
+    ||  asked != s_have (self) + 1 || asked + body->count > body->last_seq)
+        return false;
+    self->ask_from = asked + body->count;
+    s_send_fetch (self, wc_clock_ms ());
+    return self->fetching;
+}
+
 /*  An ENTRIES reply to our FETCH: take its entries, write them (so the
     next FETCH knows whether the log took them), and ask for more while
-    behind. */
+    behind (before taking these, when they are well-formed). */
 static void
 s_on_entries (wc_replica_t *self, wc_scan_body_t *body)
 {
@@ -867,7 +886,9 @@ s_on_entries (wc_replica_t *self, wc_scan_body_t *body)
         self->primary_seq = last;
     if (count > 0 && last > s_have (self))
         s_catchup_begin (self, last);
-    int applied = s_apply_entries (self, body);
+    uint64_t asked = self->fetch_from;
+    bool ahead = s_fetch_ahead (self, body, asked);
+    int applied = s_apply_entries (self, body, asked);
     if (applied < 0 && !self->agreed) {
         wc_node_commit (self->node);    /* what came before it stands */
         s_send_fetch (self, wc_clock_ms ());    /* its history moved on: ask */
@@ -886,8 +907,10 @@ s_on_entries (wc_replica_t *self, wc_scan_body_t *body)
         self->next_fetch_ms = self->stall_retry_ms;
     }
     else
-    if (s_have (self) < last && count > 0)
-        s_send_fetch (self, now);
+    if (s_have (self) < last && count > 0) {
+        if (!ahead || !self->fetching)
+            s_send_fetch (self, now);
+    }
     else
     if (s_have (self) < last)
         s_bad_reply (self, "no entries although behind");

@@ -357,3 +357,9 @@ wc_scan_write_entry (uint8_t *out, const wc_entry_t *entry)
         *p++ = 0xc0;
     return (size_t) (p - out);
 }
+
+bool
+wc_scan_body_whole (const wc_scan_body_t *body)
+{
+    return !body->slow;
+}

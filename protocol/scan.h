@@ -100,6 +100,10 @@ typedef struct {
 int wc_scan_body (wc_scan_body_t *body, const void *data, size_t len,
                   msgpack_unpacked *storage, wc_msg_t *msg);
 
+/*  Was the body checked whole before its first entry (read by the scan:
+    every entry well-formed, nothing after the last)? */
+bool wc_scan_body_whole (const wc_scan_body_t *body);
+
 /*  The next entry of an open body: 1 with entry filled, and *raw,
     *raw_len its canonical bytes (NULL, 0 when it came through the codec:
     encode it to store it); 0 at the end; WALCAST_EPROTO when the rest is
