@@ -205,30 +205,70 @@ s_replay (void *arg, uint64_t seq, const uint8_t *payload, size_t len)
     return rc;
 }
 
+//  A pending entry read ahead of its turn to be applied.
+typedef struct {
+    wc_entry_t  entry;
+    uint64_t    seq;
+    const char *payload;
+    uint32_t    len;
+    size_t      next_at;        //  where the pending entry after it starts
+    int         rc;             //  of reading it
+} s_ahead_t;
+
+#define S_AHEAD 4               //  entries read ahead (their slots prefetched)
+
+//  Read the pending entry at *at (when it is within limit) into ahead,
+//  and have the store start loading where its key goes: applying a run
+//  of entries then overlaps their cache misses instead of paying them
+//  one after the other. False at the end or past limit.
+static bool
+s_read_ahead (wc_engine_t *self, size_t *at, uint64_t limit, s_ahead_t *ahead)
+{
+    if (*at >= self->pending.size)
+        return false;
+    s_head_t head;
+    memcpy (&head, self->pending.data + *at, sizeof head);
+    if (head.seq > limit)
+        return false;
+    ahead->seq = head.seq;
+    ahead->payload = self->pending.data + *at + sizeof head;
+    ahead->len = (uint32_t) head.len;
+    ahead->rc = s_entry_read (self, (const uint8_t *) ahead->payload, head.len,
+                              &ahead->entry);
+    if (ahead->rc == 0)
+        wc_store_prefetch (self->store, ahead->entry.key.ptr, ahead->entry.key.len);
+    *at += sizeof head + head.len;
+    ahead->next_at = *at;
+    return true;
+}
+
 //  Apply pending entries up to seq limit, in order. Returns 0 or
 //  WALCAST_ENOMEM (the entry stays pending; the node must stop).
 static int
 s_apply_upto (wc_engine_t *self, uint64_t limit)
 {
-    while (self->pending_at < self->pending.size) {
-        s_head_t head;
-        memcpy (&head, self->pending.data + self->pending_at, sizeof head);
-        if (head.seq > limit)
-            break;
-        const char *payload = self->pending.data + self->pending_at + sizeof head;
-        wc_entry_t entry;
-        int rc = s_entry_read (self, (const uint8_t *) payload, head.len, &entry);
-        if (rc == 0)
-            rc = s_store_apply (self, &entry);
+    s_ahead_t ring [S_AHEAD];
+    size_t read_at = self->pending_at, first = 0, held = 0;
+    while (held < S_AHEAD && s_read_ahead (self, &read_at, limit, &ring [held]))
+        held++;
+    while (held > 0) {
+        s_ahead_t *a = &ring [first];
+        int rc = a->rc ? a->rc : s_store_apply (self, &a->entry);
         if (rc) {
-            wc_log_error ("cannot apply entry %llu: %s", (unsigned long long) head.seq,
+            wc_log_error ("cannot apply entry %llu: %s", (unsigned long long) a->seq,
                           walcast_strerror (rc));
             self->fatal = true;         //  the log holds it, the state cannot
             return WALCAST_ENOMEM;
         }
         if (self->apply_fn)
-            self->apply_fn (self->apply_arg, &entry, payload, head.len);
-        self->pending_at += sizeof head + head.len;
+            self->apply_fn (self->apply_arg, &a->entry, a->payload, a->len);
+        self->pending_at = a->next_at;
+        if (s_read_ahead (self, &read_at, limit, a))
+            first = (first + 1) % S_AHEAD;      //  a is now the newest
+        else {
+            first = (first + 1) % S_AHEAD;
+            held--;
+        }
     }
     if (self->pending_at == self->pending.size) {
         self->pending_at = 0;

@@ -829,6 +829,20 @@ s_replace (wc_store_t *self, s_table_t *t, size_t i, const void *key, size_t key
 //  leaves the store as it was (a rehash step may have moved entries
 //  between tables, which changes nothing that can be seen).
 
+void
+wc_store_prefetch (const wc_store_t *self, const void *key, size_t key_len)
+{
+#if defined (__GNUC__)
+    uint64_t hash = s_hash (key, key_len, self->seed);
+    if (self->table.slots)
+        __builtin_prefetch (&self->table.slots [(size_t) hash & self->table.mask]);
+    if (self->old.slots)
+        __builtin_prefetch (&self->old.slots [(size_t) hash & self->old.mask]);
+#else
+    (void) self; (void) key; (void) key_len;
+#endif
+}
+
 int
 wc_store_put (wc_store_t *self, const void *key, size_t key_len,
               const void *value, size_t value_len)

@@ -42,6 +42,11 @@ int wc_store_put (wc_store_t *self, const void *key, size_t key_len,
     frozen, see below). */
 int wc_store_del (wc_store_t *self, const void *key, size_t key_len);
 
+/*  Start loading, in the background, what a put or get of key will look
+    at first (its slot in the table): a caller that knows its next keys
+    overlaps their cache misses. Changes nothing. */
+void wc_store_prefetch (const wc_store_t *self, const void *key, size_t key_len);
+
 /*  Look key up. Returns 0 and points *value / *value_len at the stored
     bytes (valid until the next put or del; gets do not move them), or
     WALCAST_ENOTFOUND. Not const: a get helps a resize along. */
