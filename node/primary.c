@@ -143,6 +143,29 @@ s_stage (wc_primary_t *self, wc_request_t *req, uint64_t ts_ms)
     return rc;
 }
 
+/*  The writes of a WRITE_BATCH, into self->writes: from the body when
+    the scan took it (checked whole already), else from the codec's
+    objects, each checked. 0 or WALCAST_EPROTO. */
+static int
+s_read_writes (wc_primary_t *self, const wc_request_t *req)
+{
+    uint32_t count = req->msg.u.batch.count;
+    if (req->msg.u.batch.raw) {
+        wc_scan_writes_t cursor;
+        if (wc_scan_writes_begin (req->msg.u.batch.raw, req->msg.u.batch.raw_len,
+                                  &cursor) != 0)
+            return WALCAST_EPROTO;
+        for (uint32_t i = 0; i < count; i++)
+            if (wc_scan_writes_next (&cursor, &self->writes [i]) != 1)
+                return WALCAST_EPROTO;
+        return 0;
+    }
+    for (uint32_t i = 0; i < count; i++)
+        if (wc_write_from_object (&req->msg.u.batch.items [i], &self->writes [i]) != 0)
+            return WALCAST_EPROTO;
+    return 0;
+}
+
 /*  Stage the writes of a WRITE_BATCH, in order, once every one of them is
     known to be well-formed (a malformed one refuses the whole batch with
     EPROTO, before anything is staged). Returns 0, or the error that
@@ -150,13 +173,11 @@ s_stage (wc_primary_t *self, wc_request_t *req, uint64_t ts_ms)
 static int
 s_stage_batch (wc_primary_t *self, wc_request_t *req, uint64_t ts_ms)
 {
-    const msgpack_object *items = req->msg.u.batch.items;
+    if (s_read_writes (self, req) != 0) {
+        req->rc = WALCAST_EPROTO;
+        return 0;
+    }
     uint32_t count = req->msg.u.batch.count;
-    for (uint32_t i = 0; i < count; i++)
-        if (wc_write_from_object (&items [i], &self->writes [i]) != 0) {
-            req->rc = WALCAST_EPROTO;
-            return 0;
-        }
     int rc = 0;
     for (uint32_t i = 0; i < count && rc == 0; i++) {
         const wc_write_t *write = &self->writes [i];

@@ -181,6 +181,10 @@ typedef struct {
             uint32_t              ack_timeout_ms;
             uint32_t              count;
             const msgpack_object *items;
+            /* set instead of items by a reader that took the body with
+               wc_scan_write_batch: the body, to read the writes from */
+            const uint8_t        *raw;
+            size_t                raw_len;
         } batch;
         /* WRITES_OK [v, 22, rid, epoch, first_seq, count, acked, code,
            text]: the first count writes of the batch hold seqs first_seq

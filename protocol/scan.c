@@ -363,3 +363,85 @@ wc_scan_body_whole (const wc_scan_body_t *body)
 {
     return !body->slow;
 }
+
+/*  One write [op, key, value|nil] in canonical form, as codec.c's write
+    table has it. */
+static bool
+s_write (s_in_t *in, wc_write_t *write)
+{
+    uint64_t op;
+    if (in->p >= in->end || *in->p != 0x93)
+        return false;
+    in->p++;
+    if (!s_uint (in, &op) || (op != WC_OP_PUT && op != WC_OP_DEL)
+    ||  !s_bin (in, WC_MAX_KEY, &write->key) || write->key.len < 1)
+        return false;
+    write->op = (uint8_t) op;
+    write->value = (wc_bytes_t) { NULL, 0 };
+    if (op == WC_OP_PUT)
+        return s_bin (in, WC_MAX_VALUE, &write->value);
+    if (in->p >= in->end || *in->p != 0xc0)
+        return false;
+    in->p++;
+    return true;
+}
+
+/*  The head of a WRITE_BATCH: [version, 9, rid, acks, ack_timeout_ms,
+    array of 1..WC_MAX_WRITE_BATCH]. */
+static bool
+s_write_batch_head (s_in_t *in, wc_scan_writes_t *cursor)
+{
+    uint64_t acks, timeout, n;
+    if (in->end - in->p < 3 || in->p [0] != 0x96 || in->p [1] != WC_PROTOCOL_VERSION
+    ||  in->p [2] != WC_MSG_WRITE_BATCH)
+        return false;
+    in->p += 3;
+    if (!s_uint (in, &cursor->rid) || !s_uint (in, &acks) || acks > WC_ACKS_ALL
+    ||  !s_uint (in, &timeout) || timeout > UINT32_MAX
+    ||  !s_array (in, &n) || n < 1 || n > WC_MAX_WRITE_BATCH)
+        return false;
+    cursor->acks = (uint8_t) acks;
+    cursor->ack_timeout_ms = timeout > WC_MAX_ACK_TIMEOUT_MS ? WC_MAX_ACK_TIMEOUT_MS
+                                                             : (uint32_t) timeout;
+    cursor->count = (uint32_t) n;
+    return true;
+}
+
+int
+wc_scan_writes_begin (const void *buf, size_t len, wc_scan_writes_t *cursor)
+{
+    memset (cursor, 0, sizeof *cursor);
+    s_in_t in = { (const uint8_t *) buf, (const uint8_t *) buf + len };
+    if (!s_write_batch_head (&in, cursor))
+        return WALCAST_EPROTO;
+    cursor->buf = (const uint8_t *) buf;
+    cursor->len = len;
+    cursor->pos = (size_t) (in.p - cursor->buf);
+    return 0;
+}
+
+int
+wc_scan_write_batch (const void *buf, size_t len, wc_scan_writes_t *cursor)
+{
+    if (wc_scan_writes_begin (buf, len, cursor) != 0)
+        return WALCAST_EPROTO;
+    s_in_t in = { cursor->buf + cursor->pos, cursor->buf + len };
+    wc_write_t write;
+    for (uint32_t i = 0; i < cursor->count; i++)
+        if (!s_write (&in, &write))
+            return WALCAST_EPROTO;
+    return in.p == in.end ? 0 : WALCAST_EPROTO;
+}
+
+int
+wc_scan_writes_next (wc_scan_writes_t *cursor, wc_write_t *write)
+{
+    if (cursor->read == cursor->count)
+        return 0;
+    s_in_t in = { cursor->buf + cursor->pos, cursor->buf + cursor->len };
+    if (!s_write (&in, write))
+        return WALCAST_EPROTO;
+    cursor->pos = (size_t) (in.p - cursor->buf);
+    cursor->read++;
+    return 1;
+}

@@ -58,6 +58,33 @@ int wc_scan_entries (const void *buf, size_t len, wc_scan_entries_t *cursor);
 int wc_scan_entries_next (wc_scan_entries_t *cursor, wc_entry_t *entry,
                           const uint8_t **raw, size_t *raw_len);
 
+/*  A cursor over the writes of a WRITE_BATCH body. */
+typedef struct {
+    const uint8_t *buf;
+    size_t         len;
+    size_t         pos;         /* next write starts here */
+    uint64_t       rid;
+    uint8_t        acks;
+    uint32_t       ack_timeout_ms;  /* clamped as the codec clamps it */
+    uint32_t       count;
+    uint32_t       read;
+} wc_scan_writes_t;
+
+/*  Start reading a WRITE_BATCH body and check it whole: 0 when the head
+    and every write are canonical and valid and nothing follows the last
+    (then wc_scan_writes_next cannot fail), WALCAST_EPROTO when not
+    (decode it with wc_msg_decode, which takes what is valid). */
+int wc_scan_write_batch (const void *buf, size_t len, wc_scan_writes_t *cursor);
+
+/*  Start reading a WRITE_BATCH body that wc_scan_write_batch checked
+    before (its head only): 0, or WALCAST_EPROTO. */
+int wc_scan_writes_begin (const void *buf, size_t len, wc_scan_writes_t *cursor);
+
+/*  The next write: 1 with write filled (borrowing the body), 0 after the
+    last, WALCAST_EPROTO when it is not canonical (never, in a body
+    wc_scan_write_batch checked). */
+int wc_scan_writes_next (wc_scan_writes_t *cursor, wc_write_t *write);
+
 /*  The most octets wc_scan_write_entry adds to the key and value. */
 #define WC_SCAN_ENTRY_OVERHEAD  40u
 

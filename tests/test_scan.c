@@ -344,6 +344,74 @@ test_body_forms (void **state)
     msgpack_sbuffer_destroy (&buf);
 }
 
+//  A WRITE_BATCH the scan takes, the codec takes the same way: over
+//  random mutations of valid batches; and the writes read back.
+static void
+test_write_batch_agrees (void **state)
+{
+    (void) state;
+    srand (777);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    msgpack_unpacked storage;
+    msgpack_unpacked_init (&storage);
+    uint8_t key [64], value [200];
+    int accepted = 0;
+    for (int round = 0; round < 50000; round++) {
+        uint32_t n = 1 + (uint32_t) (rand () % 5);
+        buf.size = 0;
+        assert_int_equal (wc_write_batch_encode_header ((uint64_t) rand (), (uint8_t) (rand () % 3),
+                                                        (uint32_t) (rand () % 70000), n, &buf), 0);
+        for (uint32_t i = 0; i < n; i++) {
+            for (size_t k = 0; k < sizeof key; k++)
+                key [k] = (uint8_t) rand ();
+            wc_write_t w = { .op = rand () % 3 ? WC_OP_PUT : WC_OP_DEL,
+                             .key = { key, 1 + (uint32_t) (rand () % 60) } };
+            if (w.op == WC_OP_PUT)
+                w.value = (wc_bytes_t) { value, (uint32_t) (rand () % 200) };
+            assert_int_equal (wc_write_encode (&w, &buf), 0);
+        }
+        size_t len = buf.size;
+        uint8_t *m = malloc (len + 2);
+        memcpy (m, buf.data, len);
+        if (rand () % 4 == 0)
+            m [len++] = (uint8_t) rand ();
+        for (int f = rand () % 3; f > 0; f--)
+            m [(size_t) rand () % len] = (uint8_t) rand ();
+        if (rand () % 5 == 0)
+            len = (size_t) rand () % (len + 1);
+        uint8_t *exact = malloc (len ? len : 1);
+        memcpy (exact, m, len);
+        wc_scan_writes_t cur;
+        if (wc_scan_write_batch (exact, len, &cur) == 0) {
+            accepted++;
+            wc_msg_t msg;
+            assert_int_equal (wc_msg_decode (exact, len, &storage, &msg), 0);
+            assert_int_equal (msg.type, WC_MSG_WRITE_BATCH);
+            assert_true (msg.rid == cur.rid);
+            assert_int_equal (msg.u.batch.acks, cur.acks);
+            assert_int_equal (msg.u.batch.ack_timeout_ms, cur.ack_timeout_ms);
+            assert_int_equal (msg.u.batch.count, cur.count);
+            wc_scan_writes_t again;
+            assert_int_equal (wc_scan_writes_begin (exact, len, &again), 0);
+            for (uint32_t i = 0; i < cur.count; i++) {
+                wc_write_t a, b;
+                assert_int_equal (wc_scan_writes_next (&again, &a), 1);
+                assert_int_equal (wc_write_from_object (&msg.u.batch.items [i], &b), 0);
+                assert_int_equal (a.op, b.op);
+                assert_true (s_bytes_equal (a.key, b.key));
+                assert_true (s_bytes_equal (a.value, b.value));
+            }
+            assert_int_equal (wc_scan_writes_next (&again, &(wc_write_t) { 0 }), 0);
+        }
+        free (exact);
+        free (m);
+    }
+    assert_true (accepted > 1000);
+    msgpack_unpacked_destroy (&storage);
+    msgpack_sbuffer_destroy (&buf);
+}
+
 int
 main (void)
 {
@@ -353,6 +421,7 @@ main (void)
         cmocka_unit_test (test_non_canonical_left_to_codec),
         cmocka_unit_test (test_entries_cursor),
         cmocka_unit_test (test_body_forms),
+        cmocka_unit_test (test_write_batch_agrees),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
