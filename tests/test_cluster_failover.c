@@ -432,9 +432,12 @@ test_empty_epoch_is_dropped (void **state)
                                        NULL), 0);
     }
     walcast_destroy (&client);
+    //  second first, alone: its command line names first as its upstream,
+    //  and with first up it could follow it as a relay (a cascade) instead
+    //  of being sent to third
     assert_int_equal (cluster_start (c, second), 0);
-    assert_int_equal (cluster_start (c, first), 0);
     s_wait_follows (c, second, third, WAIT_MS);
+    assert_int_equal (cluster_start (c, first), 0);
     s_wait_follows (c, first, third, WAIT_MS);
     assert_int_equal (cluster_wait_converged (c, nodes, 3, 200, WAIT_MS, NULL, NULL), 0);
     assert_int_equal (cluster_log_count (c, second, "history:", mark), 1);

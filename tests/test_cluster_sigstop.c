@@ -19,7 +19,10 @@
 #include "cluster.h"
 
 #define WARMUP  1000        /* writes before the stall, so the link is up */
-#define LOAD    300000      /* writes during the stall: far past every queue */
+#define LOAD    700000      /* writes during the stall: far past every queue
+                               (about 90 MB of entries; the primary's stream
+                               queue for one subscriber holds at most 64 MiB
+                               of them, WC_NODE_STREAM_BUDGET) */
 
 static int
 s_setup (void **state)
