@@ -23,6 +23,9 @@
 */
 #include <stdio.h>
 #include <string.h>
+#if defined (__GLIBC__)
+#include <malloc.h>
+#endif
 #include "acker.h"
 #include "download.h"
 #include "log.h"
@@ -555,6 +558,11 @@ s_catchup_end (wc_replica_t *self)
                  (unsigned long long) (s_have (self) > self->catch_start_seq
                                        ? s_have (self) - self->catch_start_seq : 0),
                  secs);
+#if defined (__GLIBC__)
+    //  A catch-up's buffers (2 MiB replies, their staging) came and went
+    //  between the store's entries: give the pages they left free back
+    malloc_trim (0);
+#endif
 }
 
 /*  A reply that is no use: count it and back off before asking again. */
