@@ -2128,8 +2128,13 @@ walcast_set_outcome_fn (walcast_t *self, walcast_outcome_fn *fn, void *arg)
 static int
 s_async_room (walcast_t *self, int64_t deadline)
 {
-    if (wc_outcomes_size (self->outcomes) >= WC_ASYNC_WINDOW && !self->delivering)
-        s_batch_send (self, deadline);      /* what would free room */
+    if (wc_outcomes_size (self->outcomes) >= WC_ASYNC_WINDOW && !self->delivering) {
+        //  What would free room; sending may read replies (when the
+        //  socket's queue is full), and what they settled must be handed
+        //  over before waiting for more, or the wait is for nothing
+        s_batch_send (self, deadline);
+        s_async_deliver (self);
+    }
     while (wc_outcomes_size (self->outcomes) >= WC_ASYNC_WINDOW) {
         if (self->delivering) {
             snprintf (self->detail, sizeof self->detail, "the async window is "
