@@ -544,6 +544,7 @@ s_catchup_begin (wc_replica_t *self, uint64_t last_seq)
                  (unsigned long long) last_seq,
                  (unsigned long long) (last_seq - s_have (self)),
                  self->primary);
+    wc_engine_expect (self->node->engine, last_seq - s_have (self));
 }
 
 static void

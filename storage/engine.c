@@ -1695,6 +1695,13 @@ wc_engine_install_snapshot (wc_engine_t *self, const char *path)
 //  --------------------------------------------------------------------
 //  What the node reads
 
+void
+wc_engine_expect (wc_engine_t *self, uint64_t entries)
+{
+    if (entries <= WC_STORE_RESERVE_MAX)
+        wc_store_reserve (self->store, (size_t) entries);
+}
+
 uint64_t
 wc_engine_written (const wc_engine_t *self)
 {

@@ -166,6 +166,10 @@ int wc_engine_tick (wc_engine_t *self);
 /*  Where entries are (see above), and the last applied entry's primary
     clock. */
 uint64_t wc_engine_written (const wc_engine_t *self);
+
+/*  About `entries` entries are on their way (a replica's catch-up): let
+    the state make room for them at once (wc_store_reserve). */
+void wc_engine_expect (wc_engine_t *self, uint64_t entries);
 uint64_t wc_engine_durable (const wc_engine_t *self);
 uint64_t wc_engine_applied (const wc_engine_t *self);
 uint64_t wc_engine_applied_ts (const wc_engine_t *self);

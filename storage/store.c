@@ -829,6 +829,18 @@ s_replace (wc_store_t *self, s_table_t *t, size_t i, const void *key, size_t key
 //  leaves the store as it was (a rehash step may have moved entries
 //  between tables, which changes nothing that can be seen).
 
+int
+wc_store_reserve (wc_store_t *self, size_t more)
+{
+    if (self->old.slots || more == 0 || more > WC_STORE_RESERVE_MAX)
+        return 0;
+    size_t want = self->count + more;
+    size_t capacity = self->table.mask + 1, grown = capacity;
+    while (want * 10 > grown * 7)
+        grown *= 2;
+    return grown == capacity ? 0 : s_resize_begin (self, grown);
+}
+
 void
 wc_store_prefetch (const wc_store_t *self, const void *key, size_t key_len)
 {

@@ -1202,6 +1202,43 @@ test_generation_wrap (void **state)
     wc_store_destroy (&store);
 }
 
+//  A store told of 100,000 keys to come resizes once, to their size,
+//  and not again while they arrive; keys already in it stay readable.
+//  A hint it cannot use (a resize running, nothing new) changes nothing.
+static void
+test_reserve (void **state)
+{
+    (void) state;
+    wc_store_t *store = wc_store_new ();
+    assert_non_null (store);
+    assert_int_equal (wc_store_put (store, "early", 5, "1", 1), 0);
+    wc_store_stats_t before, after;
+    wc_store_stats (store, &before);
+    assert_int_equal (wc_store_reserve (store, 100000), 0);
+    wc_store_stats (store, &after);
+    assert_int_equal (after.resizes, before.resizes + 1);
+    assert_true ((after.capacity * 7) / 10 >= 100001);
+    assert_int_equal (wc_store_reserve (store, 100000), 0);     //  room already
+    wc_store_stats (store, &before);
+    assert_int_equal (before.resizes, after.resizes);
+    char key [32];
+    for (int i = 0; i < 100000; i++) {
+        int len = snprintf (key, sizeof key, "key:%d", i);
+        assert_int_equal (wc_store_put (store, key, (size_t) len, "v", 1), 0);
+    }
+    wc_store_stats (store, &before);
+    assert_int_equal (before.resizes, after.resizes);
+    const void *value = NULL;
+    size_t len = 0;
+    assert_int_equal (wc_store_get (store, "early", 5, &value, &len), 0);
+    assert_int_equal (len, 1);
+    assert_int_equal (wc_store_reserve (store, 0), 0);
+    assert_int_equal (wc_store_reserve (store, (size_t) WC_STORE_RESERVE_MAX + 1), 0);
+    wc_store_stats (store, &after);
+    assert_int_equal (after.resizes, before.resizes);
+    wc_store_destroy (&store);
+}
+
 int
 main (void)
 {
@@ -1229,6 +1266,7 @@ main (void)
         cmocka_unit_test (test_entry_is_compact),
         cmocka_unit_test (test_far_from_home),
         cmocka_unit_test (test_generation_wrap),
+        cmocka_unit_test (test_reserve),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
