@@ -565,6 +565,7 @@ s_timers (wc_node_t *self)
     timeout = next < timeout ? next : timeout;
     next = wc_engine_tick (self->engine);
     s_check_engine (self, 0);
+    s_stream_flush (self);              /* whatever a timer applied goes now */
     return next < timeout ? next : timeout;
 }
 
