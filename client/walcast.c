@@ -2270,6 +2270,9 @@ s_async_wait_all (walcast_t *self, int64_t deadline)
     while (rc == 0 && wc_outcomes_inflight (self->outcomes) > 0) {
         rc = s_wait (self, deadline);
         s_async_deliver (self);
+        //  The outcome function may have written: those go now too
+        if (rc == 0)
+            rc = s_batch_send (self, deadline);
     }
     if (rc) {
         char why [64];

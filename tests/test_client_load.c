@@ -448,6 +448,51 @@ test_batch_prefix (void **state)
     cluster_pass (w->cluster);
 }
 
+//  The outcome function writes again (a retry, a refill): the new write
+//  goes out during the flush that handed the outcome over, and the flush
+//  ends with both landed, without waiting for its timeout.
+typedef struct {
+    walcast_t *h;
+    s_seen_t  *seen;
+} s_refill_t;
+
+static void
+s_refill (void *arg, const walcast_outcome_t *o)
+{
+    s_refill_t *r = (s_refill_t *) arg;
+    s_on_outcome (r->seen, o);
+    if (o->tag == 1)
+        assert_int_equal (walcast_put_async (r->h, "again", 5, "v", 1, 2), 0);
+}
+
+static void
+test_write_from_outcome (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    if (!w->cluster || !w->fake)
+        fail_msg ("the test could not be set up (see above)");
+    s_seen_t *seen = calloc (1, sizeof *seen);
+    walcast_t *h = s_client (w, seen, 0);
+    walcast_set_timeout (h, 3000);
+    s_refill_t refill = { h, seen };
+    walcast_set_outcome_fn (h, s_refill, &refill);
+    s_put_async (h, "first", 1);
+    uint64_t acked = 0;
+    int64_t started = cluster_now_ms ();
+    assert_int_equal (walcast_flush (h, NULL, &acked), 0);
+    int64_t took = cluster_now_ms () - started;
+    print_message ("flush with a write from the outcome function: %lld ms\n",
+                   (long long) took);
+    assert_true (took < 2000);
+    assert_int_equal (acked, 2);
+    assert_int_equal (seen->count, 2);
+    assert_int_equal (seen->state [0], WALCAST_WRITE_OK);
+    assert_int_equal (seen->state [1], WALCAST_WRITE_OK);
+    walcast_destroy (&h);
+    free (seen);
+    cluster_pass (w->cluster);
+}
+
 int
 main (void)
 {
@@ -455,6 +500,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_load_cli, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_load_node_silent, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_batch_prefix, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_write_from_outcome, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_outcomes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_window_unanswered, s_setup, s_teardown),
     };
