@@ -446,9 +446,14 @@ s_async_settle_batch (walcast_t *self, uint8_t asked)
         wc_session_note (&self->session, first.epoch, first.seq + count - 1);
     char unmet [WC_DETAIL_SIZE], why [WC_DETAIL_SIZE];
     wc_outcome_end_t ok = { WALCAST_WRITE_OK, 0, acked, NULL };
-    if (!s_acks_met (asked, acked)) {
+    uint32_t wanted = msg->u.writes_ok.wanted;
+    if (wanted ? acked < wanted : !s_acks_met (asked, acked)) {
         //  A primary answers a batch whose replicas did not confirm it in
-        //  time with how many did, as ENOTREPLICATED's detail says it
+        //  time with how many did of how many it waited for (absent from
+        //  an older node: the count asked, or "all")
+        if (wanted)
+            snprintf (unmet, sizeof unmet, "acked=%u of %u", acked, wanted);
+        else
         if (asked == WC_ACKS_ALL)
             snprintf (unmet, sizeof unmet, "acked=%u of all", acked);
         else

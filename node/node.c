@@ -401,7 +401,7 @@ s_answer_write (wc_node_t *self, wc_request_t *req)
     }
     self->out.size = 0;
     if (batch) {
-        if (wc_primary_writes_ok (req->msg.rid, req->epoch, req->seq, req->taken, 0,
+        if (wc_primary_writes_ok (req->msg.rid, req->epoch, req->seq, req->taken, 0, 0,
                                   req->refused, &self->out) == 0)
             wc_node_reply (self, self->service, req);
         return;

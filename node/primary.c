@@ -331,18 +331,22 @@ wc_primary_hold (wc_primary_t *self, wc_request_t *req)
 
 //  Answer a held write: WRITE_OK (with the replicas that hold it), or
 //  ENOTREPLICATED when fewer than it asked for did in time. A batch gets
-//  WRITES_OK either way, with how many held it: a client that asked for
-//  more reads it as not confirmed replicated.
+//  WRITES_OK either way, with how many held it and how many it waited
+//  for: fewer reads as not confirmed replicated. A batch abandoned (why)
+//  gets ENOTREPLICATED, unless a part of it was refused: then WRITES_OK
+//  with none acked of at least one wanted, and the refusal, so the writes
+//  that were not written are not said to be.
 static void
 s_answer_held (wc_primary_t *self, s_held_t *held, uint32_t acked, const char *why)
 {
     wc_node_t *node = self->node;
     node->out.size = 0;
     int rc;
-    if (!why && held->batch) {
+    if (held->batch && (!why || held->refused)) {
+        uint32_t wanted = held->acks ? held->acks : (why ? 1 : 0);
         rc = wc_primary_writes_ok (held->rid, held->epoch, held->seq, held->taken,
-                                   acked, held->refused, &node->out);
-        if (acked < held->acks)
+                                   why ? 0 : acked, wanted, held->refused, &node->out);
+        if (why || acked < held->acks)
             self->unconfirmed += held->taken;
     }
     else
@@ -371,13 +375,14 @@ s_answer_held (wc_primary_t *self, s_held_t *held, uint32_t acked, const char *w
 
 int
 wc_primary_writes_ok (uint64_t rid, uint64_t epoch, uint64_t last_seq, uint32_t taken,
-                      uint32_t acked, int refused, msgpack_sbuffer *out)
+                      uint32_t acked, uint32_t wanted, int refused, msgpack_sbuffer *out)
 {
     wc_msg_t reply = { .type = WC_MSG_WRITES_OK, .rid = rid };
     reply.u.writes_ok.epoch = epoch;
     reply.u.writes_ok.first_seq = taken ? last_seq - taken + 1 : 0;
     reply.u.writes_ok.count = taken;
     reply.u.writes_ok.acked = acked;
+    reply.u.writes_ok.wanted = wanted;
     if (refused) {
         const char *text = walcast_strerror (refused);
         reply.u.writes_ok.code = wc_err_to_wire (refused);

@@ -33,10 +33,11 @@ void wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n);
 void wc_primary_hold (wc_primary_t *self, wc_request_t *req);
 
 /*  Encode the WRITES_OK of a batch whose writes ended at last_seq: taken
-    of them, acked by that many replicas, the rest refused with refused
-    (0: none). */
+    of them, acked by that many replicas of the wanted ones (0: none
+    asked), the rest refused with refused (0: none). */
 int wc_primary_writes_ok (uint64_t rid, uint64_t epoch, uint64_t last_seq, uint32_t taken,
-                          uint32_t acked, int refused, msgpack_sbuffer *out);
+                          uint32_t acked, uint32_t wanted, int refused,
+                          msgpack_sbuffer *out);
 
 /*  Send the WRITE_OK of every held write now applied. */
 void wc_primary_release (wc_primary_t *self);

@@ -212,13 +212,15 @@ static const s_field_t s_write_batch [] = {
     { .kind = S_LIST, .offset = S_MSG (batch.count), .min = 1, .max = WC_MAX_WRITE_BATCH,
       .items = S_MSG (batch.items) }
 };
-static const s_field_t s_writes_ok [] = {   /* 4 required, then the refusal */
+static const s_field_t s_writes_ok [] = {   /* 4 required, then the refusal
+                                               and the acks waited for */
     { .kind = S_U64, .offset = S_MSG (writes_ok.epoch) },
     { .kind = S_U64, .offset = S_MSG (writes_ok.first_seq) },
     { .kind = S_U32, .offset = S_MSG (writes_ok.count) },
     { .kind = S_U32, .offset = S_MSG (writes_ok.acked) },
     { .kind = S_U32, .offset = S_MSG (writes_ok.code) },
-    { .kind = S_STR, .offset = S_MSG (writes_ok.text), .max = WC_MAX_TEXT }
+    { .kind = S_STR, .offset = S_MSG (writes_ok.text), .max = WC_MAX_TEXT },
+    { .kind = S_U32, .offset = S_MSG (writes_ok.wanted) }
 };
 static const s_field_t s_ack [] = {
     { .kind = S_STR, .offset = S_MSG (ack.id), .min = 1, .max = WC_MAX_ID },
@@ -345,7 +347,7 @@ static const s_msg_desc_t s_descs [] = {
     [WC_MSG_STATUS_REPLY] = { "STATUS_REPLY", true, s_status_reply, 8, 8, S_OPT_NONE },
     [WC_MSG_DIGEST_REPLY] = { "DIGEST_REPLY", true, s_digest_reply, 2, 2, S_OPT_NONE },
     [WC_MSG_SNAPSHOT_DONE] = { "SNAPSHOT_DONE", true, s_snapshot_done, 2, 2, S_OPT_NONE },
-    [WC_MSG_WRITES_OK]    = { "WRITES_OK", true, s_writes_ok, 6, 4, S_OPT_GROUP },
+    [WC_MSG_WRITES_OK]    = { "WRITES_OK", true, s_writes_ok, 7, 4, S_OPT_EACH },
     [WC_MSG_ERROR]        = { "ERROR", true, s_error, 3, 3, S_OPT_NONE },
     [WC_MSG_ENTRY]        = { "ENTRY", false, s_entry_msg, 1, 1, S_OPT_NONE },
     [WC_MSG_HEARTBEAT]    = { "HEARTBEAT", false, s_heartbeat, 3, 3, S_OPT_NONE },

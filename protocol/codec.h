@@ -187,10 +187,12 @@ typedef struct {
             size_t                raw_len;
         } batch;
         /* WRITES_OK [v, 22, rid, epoch, first_seq, count, acked, code,
-           text]: the first count writes of the batch hold seqs first_seq
-           .. first_seq + count - 1 (count 0: first_seq 0); the others
-           were refused with the wire error code (optional with text, as
-           a group; 0 and empty when absent: every write was taken) */
+           text, wanted]: the first count writes of the batch hold seqs
+           first_seq .. first_seq + count - 1 (count 0: first_seq 0); the
+           others were refused with the wire error code and text; wanted
+           is how many replicas the primary waited for (acked below it:
+           not confirmed replicated). The last three are optional, each
+           (absent: 0 and empty: every write taken, no count to meet) */
         struct {
             uint64_t   epoch;
             uint64_t   first_seq;
@@ -198,6 +200,7 @@ typedef struct {
             uint32_t   acked;
             uint32_t   code;
             wc_bytes_t text;
+            uint32_t   wanted;
         } writes_ok;
         /* WRITE_OK [v, 16, rid, epoch, seq, acked]: acked (optional, 0
            when absent) is how many replicas confirmed it */

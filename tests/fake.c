@@ -338,6 +338,14 @@ s_node_about (fake_node_t *self, const wc_msg_t *req, msgpack_sbuffer *reply)
     return s_reply (&msg, reply);
 }
 
+//  How many replicas WC_ACKS_ALL waits for: the current ones.
+static int
+s_all_of (const fake_node_conf_t *conf)
+{
+    int current = conf->current ? conf->current : conf->replicas;
+    return current > 0 ? current : 1;
+}
+
 //  A PUT or a DEL (see fake_node_conf_t).
 static bool
 s_node_write (fake_node_t *self, const wc_msg_t *req, msgpack_sbuffer *reply)
@@ -355,7 +363,7 @@ s_node_write (fake_node_t *self, const wc_msg_t *req, msgpack_sbuffer *reply)
                                 reply) == 0;
     uint64_t seq = ++self->seen.seq;
     int asked = conf->ignore_acks ? 0 : req->u.req.acks;
-    int need = asked == WC_ACKS_ALL ? (conf->replicas > 0 ? conf->replicas : 1) : asked;
+    int need = asked == WC_ACKS_ALL ? s_all_of (conf) : asked;
     if (asked > 0 && conf->replicas < need) {
         char detail [64];
         snprintf (detail, sizeof detail, "acked=%d of %d", conf->replicas, need);
@@ -399,7 +407,7 @@ s_node_batch (fake_node_t *self, const wc_msg_t *req, msgpack_sbuffer *reply)
     uint64_t first = self->seen.seq + 1;
     self->seen.seq += count;
     int asked = conf->ignore_acks ? 0 : req->u.batch.acks;
-    int need = asked == WC_ACKS_ALL ? (conf->replicas > 0 ? conf->replicas : 1) : asked;
+    int need = asked == WC_ACKS_ALL ? s_all_of (conf) : asked;
     if (asked > 0 && conf->replicas < need)
         fake_defer (self->fake, req->u.batch.ack_timeout_ms
                                 ? (int) req->u.batch.ack_timeout_ms : 5000);
@@ -416,6 +424,7 @@ s_node_batch (fake_node_t *self, const wc_msg_t *req, msgpack_sbuffer *reply)
     msg.u.writes_ok.first_seq = first;
     msg.u.writes_ok.count = count;
     msg.u.writes_ok.acked = asked > 0 ? (uint32_t) conf->replicas : 0;
+    msg.u.writes_ok.wanted = asked > 0 ? (uint32_t) need : 0;
     return s_reply (&msg, reply);
 }
 

@@ -88,6 +88,8 @@ typedef struct {
     int      role;              /* WC_ROLE_PRIMARY or WC_ROLE_REPLICA */
     uint64_t epoch;             /* in PONG, STATUS_REPLY, WRITE_OK */
     int      replicas;          /* replicas that confirm each write at once */
+    int      current;           /* replicas WC_ACKS_ALL waits for (0: replicas,
+                                   at least one) */
     bool     ignore_acks;       /* a node older than acks: WRITE_OK, acked absent */
     int      refuse;            /* 0, or the code every write is refused with */
     bool     silent_writes;     /* never answer a write */

@@ -381,6 +381,43 @@ test_library_async (void **state)
     cluster_pass (w->cluster);
 }
 
+//  A batch that asks for every current replica (WC_ACKS_ALL) and is
+//  confirmed by fewer than the primary waited for is not replicated:
+//  WRITES_OK says how many it waited for, and the client compares.
+static void
+test_batch_acks_all (void **state)
+{
+    s_world_t *w = s_world (state);
+    fake_node_conf_t conf;
+    fake_node_conf (w->node, &conf);
+    conf.replicas = 1;                  //  one confirms ...
+    conf.current = 2;                   //  ... of the two it waits for
+    conf.ignore_acks = false;
+    fake_node_set (w->node, &conf);
+    s_seen_t *seen = calloc (1, sizeof *seen);
+    walcast_t *h = s_client (w, 3000, seen);
+    assert_int_equal (walcast_set_acks (h, WALCAST_ACKS_ALL, 200), 0);
+    assert_int_equal (walcast_put_async (h, "a", 1, "1", 1, 1), 0);
+    assert_int_equal (walcast_put_async (h, "b", 1, "2", 1, 2), 0);
+    assert_int_equal (walcast_flush (h, NULL, NULL), WALCAST_ENOTREPLICATED);
+    assert_int_equal (seen->count, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal (seen->state [i], WALCAST_WRITE_NOTREPLICATED);
+        assert_int_equal (seen->acked [i], 1);
+        assert_string_equal (seen->detail [i], "acked=1 of 2");
+    }
+    //  All it waited for confirmed: OK
+    conf.replicas = 2;
+    fake_node_set (w->node, &conf);
+    seen->count = 0;
+    assert_int_equal (walcast_put_async (h, "c", 1, "3", 1, 3), 0);
+    assert_int_equal (walcast_flush (h, NULL, NULL), 0);
+    assert_int_equal (seen->state [0], WALCAST_WRITE_OK);
+    walcast_destroy (&h);
+    free (seen);
+    cluster_pass (w->cluster);
+}
+
 int
 main (void)
 {
@@ -390,6 +427,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_load_acks_cli, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_library_sync, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_library_async, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_batch_acks_all, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

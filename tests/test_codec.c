@@ -3676,6 +3676,17 @@ test_write_batch (void **state)
     assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
     assert_int_equal (m.u.writes_ok.code, 28);
     assert_true (s_bytes_equal (m.u.writes_ok.text, s_bytes ("no space left")));
+    assert_int_equal (m.u.writes_ok.wanted, 0);
+    //  the acks the primary waited for, without a refusal: all three sent
+    ok.u.writes_ok.code = 0;
+    ok.u.writes_ok.text = (wc_bytes_t) { NULL, 0 };
+    ok.u.writes_ok.wanted = 2;
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&ok, &sb), 0);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_int_equal (m.u.writes_ok.code, 0);
+    assert_int_equal (m.u.writes_ok.wanted, 2);
+    assert_int_equal (m.u.writes_ok.acked, 1);
     msgpack_unpacked_destroy (&up);
     msgpack_sbuffer_destroy (&sb);
 }
