@@ -52,6 +52,7 @@ typedef enum {
 #define RESUBSCRIBE_MAX_MS 60000                  /* longest wait between resubscribes */
 #define STALL_RETRY_MS     1000                   /* log not writable: retry this often */
 #define STALE_RETRY_MS     1000                   /* upstream of an old epoch: ask again */
+#define TRIM_AFTER_ENTRIES 100000                 /* a catch-up this long gives memory back */
 
 /*  What the request in flight on the REQ socket asks. */
 typedef enum {
@@ -560,9 +561,11 @@ s_catchup_end (wc_replica_t *self)
                                        ? s_have (self) - self->catch_start_seq : 0),
                  secs);
 #if defined (__GLIBC__)
-    //  A catch-up's buffers (2 MiB replies, their staging) came and went
-    //  between the store's entries: give the pages they left free back
-    malloc_trim (0);
+    //  A long catch-up's buffers (2 MiB replies, their staging) came and
+    //  went between the store's entries: give the pages they left free
+    //  back (not after every repaired gap: a trim walks the whole heap)
+    if (s_have (self) - self->catch_start_seq >= TRIM_AFTER_ENTRIES)
+        malloc_trim (0);
 #endif
 }
 
@@ -870,6 +873,7 @@ s_fetch_ahead (wc_replica_t *self, const wc_scan_body_t *body, uint64_t asked)
         return false;
     self->ask_from = asked + body->count;
     s_send_fetch (self, wc_clock_ms ());
+    self->ask_from = 0;             /* used, or the FETCH did not go */
     return self->fetching;
 }
 

@@ -1698,8 +1698,8 @@ wc_engine_install_snapshot (wc_engine_t *self, const char *path)
 void
 wc_engine_expect (wc_engine_t *self, uint64_t entries)
 {
-    if (entries <= WC_STORE_RESERVE_MAX)
-        wc_store_reserve (self->store, (size_t) entries);
+    wc_store_reserve (self->store, entries < WC_STORE_RESERVE_MAX
+                                   ? (size_t) entries : WC_STORE_RESERVE_MAX);
 }
 
 uint64_t

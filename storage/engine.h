@@ -168,7 +168,9 @@ int wc_engine_tick (wc_engine_t *self);
 uint64_t wc_engine_written (const wc_engine_t *self);
 
 /*  About `entries` entries are on their way (a replica's catch-up): let
-    the state make room for them at once (wc_store_reserve). */
+    the state make room for them at once (wc_store_reserve), for at most
+    WC_STORE_RESERVE_MAX of them (they may overwrite each other, and a
+    table is 8 bytes a slot: the most this maps ahead is 64 MiB). */
 void wc_engine_expect (wc_engine_t *self, uint64_t entries);
 uint64_t wc_engine_durable (const wc_engine_t *self);
 uint64_t wc_engine_applied (const wc_engine_t *self);

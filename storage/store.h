@@ -48,7 +48,7 @@ int wc_store_del (wc_store_t *self, const void *key, size_t key_len);
     moves every entry, re-hashing its key). Nothing happens while a
     resize runs. A hint: 0, or WALCAST_ENOMEM (nothing changed). */
 int wc_store_reserve (wc_store_t *self, size_t more);
-#define WC_STORE_RESERVE_MAX  (64u * 1024u * 1024u)    /* keys; more is ignored */
+#define WC_STORE_RESERVE_MAX  (4u * 1024u * 1024u)     /* keys; more is ignored */
 
 /*  Start loading, in the background, what a put or get of key will look
     at first (its slot in the table): a caller that knows its next keys
