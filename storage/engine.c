@@ -74,11 +74,41 @@
 #define S_DOWNLOAD_FILE   "snapshot.download.tmp"
 #define S_MARKER_MAX      4096        /* bytes of a marker file we read */
 
-/*  The head of one entry in `pending`; its payload follows. */
+/*  The head of one entry in `pending`; its payload follows. When the
+    entry staged came with its key and value inside its payload (a
+    replica stages the bytes it received, already read), the head keeps
+    where they are, and applying it needs no second reading. */
 typedef struct {
     uint64_t seq;
     uint64_t len;
+    uint64_t epoch;
+    uint64_t ts_ms;
+    uint32_t key_at, key_len;       //  offsets into the payload
+    uint32_t value_at, value_len;
+    uint8_t  op;                    //  0: not kept, read the payload
 } s_head_t;
+
+//  The head of a staged entry: where its key and value are, when they
+//  lie in its payload.
+static s_head_t
+s_head_of (const wc_entry_t *entry, const void *payload, size_t len)
+{
+    s_head_t head = { .seq = entry->seq, .len = len };
+    const uint8_t *start = (const uint8_t *) payload, *end = start + len;
+    const wc_bytes_t *k = &entry->key, *v = &entry->value;
+    bool inside = k->ptr >= start && k->ptr + k->len <= end
+               && (v->len == 0 || (v->ptr >= start && v->ptr + v->len <= end));
+    if (inside) {
+        head.epoch = entry->epoch;
+        head.ts_ms = entry->ts_ms;
+        head.key_at = (uint32_t) (k->ptr - start);
+        head.key_len = k->len;
+        head.value_at = v->len ? (uint32_t) (v->ptr - start) : 0;
+        head.value_len = v->len;
+        head.op = entry->op;
+    }
+    return head;
+}
 
 struct wc_engine {
     char              *dir;         /* the data directory, for logs */
@@ -233,8 +263,18 @@ s_read_ahead (wc_engine_t *self, size_t *at, uint64_t limit, s_ahead_t *ahead)
     ahead->seq = head.seq;
     ahead->payload = self->pending.data + *at + sizeof head;
     ahead->len = (uint32_t) head.len;
-    ahead->rc = s_entry_read (self, (const uint8_t *) ahead->payload, head.len,
-                              &ahead->entry);
+    if (head.op) {
+        const uint8_t *p = (const uint8_t *) ahead->payload;
+        ahead->entry = (wc_entry_t) {
+            .seq = head.seq, .epoch = head.epoch, .ts_ms = head.ts_ms, .op = head.op,
+            .key = { p + head.key_at, head.key_len },
+            .value = { head.value_len ? p + head.value_at : NULL, head.value_len }
+        };
+        ahead->rc = 0;
+    }
+    else
+        ahead->rc = s_entry_read (self, (const uint8_t *) ahead->payload, head.len,
+                                  &ahead->entry);
     if (ahead->rc == 0)
         wc_store_prefetch (self->store, ahead->entry.key.ptr, ahead->entry.key.len);
     *at += sizeof head + head.len;
@@ -929,7 +969,7 @@ wc_engine_stage (wc_engine_t *self, const wc_entry_t *entry,
     int rc = wc_wal_append (self->wal, entry->seq, payload, len);
     if (rc)
         return rc;
-    s_head_t head = { entry->seq, len };
+    s_head_t head = s_head_of (entry, payload, len);
     if (msgpack_sbuffer_write (&self->pending, (const char *) &head, sizeof head)
     ||  msgpack_sbuffer_write (&self->pending, (const char *) payload, len))
         return WALCAST_ENOMEM;          //  unreachable: msgpack aborts
