@@ -7,9 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined (__GLIBC__)
-#include <malloc.h>
-#endif
 #include "addr.h"
 #include "flags.h"
 #include "log.h"
@@ -148,13 +145,6 @@ main (int argc, char **argv)
     snprintf (name, sizeof name, "walcast-node[%s]", cfg.id);
     wc_log_set_name (name);
 
-#if defined (__GLIBC__)
-    /*  Buffers of 32 KiB and more (stream messages, FETCH replies, the
-        log's write buffer) come and go all the time; from the heap they
-        would leave holes between the store's entries that no entry
-        fills. Mapped directly, they give their pages back when freed. */
-    mallopt (M_MMAP_THRESHOLD, 32 * 1024);
-#endif
     /*  The node handles SIGINT/SIGTERM itself; czmq must not. */
     zsys_handler_set (NULL);
     zsys_init ();
