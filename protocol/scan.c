@@ -109,23 +109,32 @@ s_bin (s_in_t *in, uint32_t max, wc_bytes_t *out)
 
 /*  The body of an entry after its array head: the fields, their limits
     and the value's presence exactly as codec.c's entry table has them. */
+/*  op, key, value|nil: the tail an entry and a write share (a PUT has a
+    bin value, a DEL nil; the key is 1..WC_MAX_KEY octets). */
 static bool
-s_entry_fields (s_in_t *in, wc_entry_t *entry)
+s_op_key_value (s_in_t *in, uint8_t *op_out, wc_bytes_t *key, wc_bytes_t *value)
 {
     uint64_t op;
-    if (!s_uint (in, &entry->seq) || entry->seq < 1
-    ||  !s_uint (in, &entry->epoch) || entry->epoch < 1
-    ||  !s_uint (in, &entry->ts_ms)
-    ||  !s_uint (in, &op) || (op != WC_OP_PUT && op != WC_OP_DEL)
-    ||  !s_bin (in, WC_MAX_KEY, &entry->key) || entry->key.len < 1)
+    if (!s_uint (in, &op) || (op != WC_OP_PUT && op != WC_OP_DEL)
+    ||  !s_bin (in, WC_MAX_KEY, key) || key->len < 1)
         return false;
-    entry->op = (uint8_t) op;
+    *op_out = (uint8_t) op;
+    *value = (wc_bytes_t) { NULL, 0 };
     if (op == WC_OP_PUT)
-        return s_bin (in, WC_MAX_VALUE, &entry->value);
+        return s_bin (in, WC_MAX_VALUE, value);
     if (in->p >= in->end || *in->p != 0xc0)
         return false;
     in->p++;
     return true;
+}
+
+static bool
+s_entry_fields (s_in_t *in, wc_entry_t *entry)
+{
+    return s_uint (in, &entry->seq) && entry->seq >= 1
+        && s_uint (in, &entry->epoch) && entry->epoch >= 1
+        && s_uint (in, &entry->ts_ms)
+        && s_op_key_value (in, &entry->op, &entry->key, &entry->value);
 }
 
 int
@@ -369,21 +378,10 @@ wc_scan_body_whole (const wc_scan_body_t *body)
 static bool
 s_write (s_in_t *in, wc_write_t *write)
 {
-    uint64_t op;
     if (in->p >= in->end || *in->p != 0x93)
         return false;
     in->p++;
-    if (!s_uint (in, &op) || (op != WC_OP_PUT && op != WC_OP_DEL)
-    ||  !s_bin (in, WC_MAX_KEY, &write->key) || write->key.len < 1)
-        return false;
-    write->op = (uint8_t) op;
-    write->value = (wc_bytes_t) { NULL, 0 };
-    if (op == WC_OP_PUT)
-        return s_bin (in, WC_MAX_VALUE, &write->value);
-    if (in->p >= in->end || *in->p != 0xc0)
-        return false;
-    in->p++;
-    return true;
+    return s_op_key_value (in, &write->op, &write->key, &write->value);
 }
 
 /*  The head of a WRITE_BATCH: [version, 9, rid, acks, ack_timeout_ms,
