@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <cmocka.h>
 #include "cluster.h"
 #include "fake.h"
@@ -181,8 +180,7 @@ s_wait_writes (fake_node_t *node, int n)
     while (s_writes (node) < n) {
         if (cluster_now_ms () > deadline)
             return false;
-        struct timespec nap = { 0, 5 * 1000 * 1000 };
-        nanosleep (&nap, NULL);
+        cluster_nap_ms (5);
     }
     return true;
 }
