@@ -346,6 +346,27 @@ s_all_of (const fake_node_conf_t *conf)
     return current > 0 ? current : 1;
 }
 
+//  The refusals a write meets before any seq is given (see
+//  fake_node_conf_t): true when it is refused (*answer: whether a reply
+//  is in reply), false when it goes on.
+static bool
+s_node_refuses (fake_node_t *self, uint64_t rid, msgpack_sbuffer *reply, bool *answer)
+{
+    const fake_node_conf_t *conf = &self->conf;
+    *answer = false;
+    if (conf->silent_writes)
+        return true;
+    if (conf->refuse)
+        *answer = wc_error_encode (rid, conf->refuse, NULL, conf->detail, reply) == 0;
+    else
+    if (conf->role != WC_ROLE_PRIMARY)
+        *answer = wc_error_encode (rid, WALCAST_ENOTPRIMARY, NULL, conf->detail,
+                                   reply) == 0;
+    else
+        return false;
+    return true;
+}
+
 //  A PUT or a DEL (see fake_node_conf_t).
 static bool
 s_node_write (fake_node_t *self, const wc_msg_t *req, msgpack_sbuffer *reply)
@@ -354,13 +375,9 @@ s_node_write (fake_node_t *self, const wc_msg_t *req, msgpack_sbuffer *reply)
     self->seen.writes++;
     self->seen.last_acks = req->u.req.acks;
     self->seen.last_ack_timeout_ms = req->u.req.ack_timeout_ms;
-    if (conf->silent_writes)
-        return false;
-    if (conf->refuse)
-        return wc_error_encode (req->rid, conf->refuse, NULL, conf->detail, reply) == 0;
-    if (conf->role != WC_ROLE_PRIMARY)
-        return wc_error_encode (req->rid, WALCAST_ENOTPRIMARY, NULL, conf->detail,
-                                reply) == 0;
+    bool answer;
+    if (s_node_refuses (self, req->rid, reply, &answer))
+        return answer;
     uint64_t seq = ++self->seen.seq;
     int asked = conf->ignore_acks ? 0 : req->u.req.acks;
     int need = asked == WC_ACKS_ALL ? s_all_of (conf) : asked;
@@ -397,13 +414,9 @@ s_node_batch (fake_node_t *self, const wc_msg_t *req, msgpack_sbuffer *reply)
     self->seen.batches++;
     self->seen.last_acks = req->u.batch.acks;
     self->seen.last_ack_timeout_ms = req->u.batch.ack_timeout_ms;
-    if (conf->silent_writes)
-        return false;
-    if (conf->refuse)
-        return wc_error_encode (req->rid, conf->refuse, NULL, conf->detail, reply) == 0;
-    if (conf->role != WC_ROLE_PRIMARY)
-        return wc_error_encode (req->rid, WALCAST_ENOTPRIMARY, NULL, conf->detail,
-                                reply) == 0;
+    bool answer;
+    if (s_node_refuses (self, req->rid, reply, &answer))
+        return answer;
     uint64_t first = self->seen.seq + 1;
     self->seen.seq += count;
     int asked = conf->ignore_acks ? 0 : req->u.batch.acks;
