@@ -46,6 +46,8 @@ typedef struct {
     uint64_t lag_ms;
     uint64_t flags;                   /* WC_NODE_*, as last reported */
     uint64_t handover_seq;            /* as last reported */
+    uint8_t  curve_key [WC_CURVE_KEY_LEN];  /* its public key (Z85), or empty */
+    uint32_t curve_key_len;
     bool     up;                      /* heard within the timeout */
     int64_t  heard_ms;                /* monotonic time it was last heard */
 } s_node_t;
@@ -250,6 +252,14 @@ s_log_changes (const s_node_t *node, const wc_node_info_t *info, int64_t now_ms)
                      s_printable (was, node->primary, node->primary_len));
         changed = true;
     }
+    if (!s_same (node->curve_key, node->curve_key_len, &info->curve_key)) {
+        wc_log_info ("node %s now has CURVE key %s (was %s)", id,
+                     info->curve_key.len ? s_printable (now, info->curve_key.ptr,
+                                                        info->curve_key.len) : "none",
+                     node->curve_key_len ? s_printable (was, node->curve_key,
+                                                        node->curve_key_len) : "none");
+        changed = true;
+    }
     if (node->flags != info->flags) {
         wc_log_info ("node %s now flags %s (was %s; epoch %llu, seq %llu)", id,
                      s_flag_names (now, sizeof now, info->flags),
@@ -322,6 +332,7 @@ wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
     s_set (node->region, &node->region_len, &info->region);
     s_set (node->addr, &node->addr_len, &info->addr);
     s_set (node->primary, &node->primary_len, &info->primary);
+    s_set (node->curve_key, &node->curve_key_len, &info->curve_key);
     node->role = info->role;
     node->epoch = info->epoch;
     node->applied_seq = info->applied_seq;
@@ -402,6 +413,8 @@ wc_directory_get (wc_directory_t *self, size_t index, int64_t now_ms,
     info->lag_ms = node->lag_ms;
     info->flags = node->flags;
     info->handover_seq = node->handover_seq;
+    info->curve_key.ptr = node->curve_key;
+    info->curve_key.len = node->curve_key_len;
     info->up = node->up;
     info->silent_ms = (uint64_t) s_silent_ms (node, now_ms);
     return 0;

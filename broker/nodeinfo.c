@@ -148,6 +148,25 @@ s_check_primary (const wc_node_info_t *info, char *why, size_t size)
     return info->primary.len ? s_check_addr ("primary", &info->primary, why, size) : 0;
 }
 
+/*  A CURVE public key: none, or WC_CURVE_KEY_LEN characters of Z85. */
+static int
+s_check_key (const wc_bytes_t *key, char *why, size_t size)
+{
+    static const char z85 [] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                               ".-:+=^!/*?&<>()[]{}@%$#";
+    if (key->len != 0 && key->len != WC_CURVE_KEY_LEN) {
+        s_say (why, size, "curve_key is %u octets; a CURVE public key in Z85 is %u "
+               "(or none)", key->len, WC_CURVE_KEY_LEN);
+        return WALCAST_EPROTO;
+    }
+    for (uint32_t i = 0; i < key->len; i++)
+        if (key->ptr [i] == 0 || !strchr (z85, key->ptr [i])) {
+            s_say (why, size, "curve_key has a character outside Z85 at offset %u", i);
+            return WALCAST_EPROTO;
+        }
+    return 0;
+}
+
 int
 wc_nodeinfo_check (const wc_node_info_t *info, char *why, size_t size)
 {
@@ -161,7 +180,8 @@ wc_nodeinfo_check (const wc_node_info_t *info, char *why, size_t size)
     }
     if ((rc = s_check_text (&s_fields [5], &info->addr, why, size))
     ||  (rc = s_check_addr ("addr", &info->addr, why, size))
-    ||  (rc = s_check_text (&s_fields [6], &info->primary, why, size)))
+    ||  (rc = s_check_text (&s_fields [6], &info->primary, why, size))
+    ||  (rc = s_check_key (&info->curve_key, why, size)))
         return rc;
     return s_check_primary (info, why, size);
 }

@@ -72,7 +72,8 @@ enum {
     WALCAST_ENOTREPLICATED = -16, /* durable on the primary, but fewer replicas than
                                      asked confirmed it in time */
     WALCAST_EFEWREPLICAS = -17,   /* refused: fewer replicas than --min-replicas are current */
-    WALCAST_EFENCED      = -18    /* refused: from an older epoch than the node's */
+    WALCAST_EFENCED      = -18,   /* refused: from an older epoch than the node's */
+    WALCAST_EPERM        = -19    /* refused: the key's role does not allow it */
 };
 
 /*  Short name ("ENOTPRIMARY") and human message for an error code. Both

@@ -88,11 +88,15 @@ typedef struct {
 
 //  A nested array (the WAL entry, node_info). The first nrequired
 //  elements are required, the others may be left off from the end (0
-//  when absent); more are ignored. The encoder sends them all.
+//  when absent); more are ignored. The encoder sends the first nsent
+//  always, and those after only up to the last that is set (not 0 or
+//  empty), so a record without them is byte for byte what older peers
+//  send.
 struct s_record {
     const s_field_t *fields;
     uint32_t         nfields;
     uint32_t         nrequired;
+    uint32_t         nsent;
 };
 
 //  How a message's trailing optional elements behave.
@@ -142,6 +146,7 @@ static const s_field_t s_entry_fields [] = {
       .present = s_entry_is_put }
 };
 static const s_record_t s_entry_record = { s_entry_fields, S_COUNT (s_entry_fields),
+                                           S_COUNT (s_entry_fields),
                                            S_COUNT (s_entry_fields) };
 
 //  A write of a WRITE_BATCH: [op, key, value|nil].
@@ -159,10 +164,12 @@ static const s_field_t s_write_fields [] = {
       .present = s_write_is_put }
 };
 static const s_record_t s_write_record = { s_write_fields, S_COUNT (s_write_fields),
+                                           S_COUNT (s_write_fields),
                                            S_COUNT (s_write_fields) };
 
 //  node_info: [id, region, role, epoch, applied_seq, addr, primary, lag,
-//  lag_ms, up, silent_ms, flags, handover_seq]; the last two optional.
+//  lag_ms, up, silent_ms, flags, handover_seq, curve_key]; the last three
+//  optional; curve_key sent only when the node has one.
 static const s_field_t s_node_fields [] = {
     { .kind = S_STR, .offset = S_NODE (id), .min = 1, .max = WC_MAX_ID },
     { .kind = S_STR, .offset = S_NODE (region), .max = WC_MAX_ID },
@@ -177,9 +184,11 @@ static const s_field_t s_node_fields [] = {
     { .kind = S_BOOL, .offset = S_NODE (up) },
     { .kind = S_U64, .offset = S_NODE (silent_ms) },
     { .kind = S_U64, .offset = S_NODE (flags) },
-    { .kind = S_U64, .offset = S_NODE (handover_seq) }
+    { .kind = S_U64, .offset = S_NODE (handover_seq) },
+    { .kind = S_STR, .offset = S_NODE (curve_key), .max = WC_CURVE_KEY_LEN }
 };
-static const s_record_t s_node_record = { s_node_fields, S_COUNT (s_node_fields), 11 };
+static const s_record_t s_node_record = { s_node_fields, S_COUNT (s_node_fields), 11,
+                                          13 };
 
 //  The fields of each message, after its rid (ENTRY, HEARTBEAT: after
 //  its type). PING, STATUS, DIGEST and TOPOLOGY_GET have none.
@@ -253,7 +262,8 @@ static const s_field_t s_promote [] = {
 };
 static const s_field_t s_follow [] = {
     { .kind = S_U64, .offset = S_MSG (follow.epoch), .min = 1 },
-    { .kind = S_STR, .offset = S_MSG (follow.primary), .min = 1, .max = WC_MAX_ADDR }
+    { .kind = S_STR, .offset = S_MSG (follow.primary), .min = 1, .max = WC_MAX_ADDR },
+    { .kind = S_STR, .offset = S_MSG (follow.primary_key), .max = WC_CURVE_KEY_LEN }
 };
 static const s_field_t s_handover [] = {         /* an empty target cancels */
     { .kind = S_U64, .offset = S_MSG (handover.epoch), .min = 1 },
@@ -362,7 +372,7 @@ static const s_msg_desc_t s_descs [] = {
     [WC_MSG_TOPOLOGY_GET] = { "TOPOLOGY_GET", true, NULL, 0, 0, S_OPT_NONE },
     [WC_MSG_TOPOLOGY]     = { "TOPOLOGY", true, s_topology, 2, 2, S_OPT_NONE },
     [WC_MSG_PROMOTE]      = { "PROMOTE", true, s_promote, 1, 1, S_OPT_NONE },
-    [WC_MSG_FOLLOW]       = { "FOLLOW", true, s_follow, 2, 2, S_OPT_NONE },
+    [WC_MSG_FOLLOW]       = { "FOLLOW", true, s_follow, 3, 2, S_OPT_EACH },
     [WC_MSG_HANDOVER]     = { "HANDOVER", true, s_handover, 3, 3, S_OPT_NONE },
     [WC_MSG_SWITCHOVER]   = { "SWITCHOVER", true, s_switchover, 1, 1, S_OPT_NONE },
     [WC_MSG_SWITCHOVER_DONE] = { "SWITCHOVER_DONE", true, s_switchover_done, 2, 2,
@@ -406,7 +416,9 @@ s_member_const (const void *base, const s_field_t *field)
     return (const char *) base + field->offset;
 }
 
-//  The value of a uint field in the C struct at base; 0 for other kinds.
+//  The value of a uint field in the C struct at base, the length of a
+//  bytes field; 0 for other kinds. An optional field is "set" when it is
+//  not 0.
 static uint64_t
 s_uint_of (const void *base, const s_field_t *field)
 {
@@ -416,10 +428,22 @@ s_uint_of (const void *base, const s_field_t *field)
         case S_U32:
         case S_U32_SAT: return *(const uint32_t *) at;
         case S_U8:  return *(const uint8_t *) at;
+        case S_BIN:
+        case S_STR: return ((const wc_bytes_t *) at)->len;
         default:    return 0;
     }
 }
 
+//  How many of a record's fields the encoder sends (see s_record_t).
+static uint32_t
+s_record_sent (const s_record_t *record, const void *base)
+{
+    uint32_t count = record->nsent;
+    for (uint32_t i = record->nsent; i < record->nfields; i++)
+        if (s_uint_of (base, &record->fields [i]))
+            count = i + 1;
+    return count;
+}
 
 //  ---------------------------------------------------------------------
 //  Structural scan (pass 1 of decoding)
@@ -929,10 +953,12 @@ s_pack_field (msgpack_packer *pk, const s_field_t *field, const void *base)
         case S_BIN_IF:
             return s_pack_bytes (pk, field, base);
         case S_RECORD:
-            if (msgpack_pack_array (pk, field->record->nfields) != 0)
+        {
+            uint32_t count = s_record_sent (field->record, at);
+            if (msgpack_pack_array (pk, count) != 0)
                 return WALCAST_ENOMEM;
-            return s_pack_fields (pk, field->record->fields,
-                                  field->record->nfields, at);
+            return s_pack_fields (pk, field->record->fields, count, at);
+        }
         case S_LIST:        //  only the header; the caller appends the items
             if (s_length_rc (field, *(const uint32_t *) at))
                 return WALCAST_EINVAL;
@@ -1030,8 +1056,9 @@ s_encode_record (const s_record_t *record, const void *base,
     msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
     size_t start = out->size;
     int rc = WALCAST_ENOMEM;
-    if (msgpack_pack_array (&pk, record->nfields) == 0)
-        rc = s_pack_fields (&pk, record->fields, record->nfields, base);
+    uint32_t count = s_record_sent (record, base);
+    if (msgpack_pack_array (&pk, count) == 0)
+        rc = s_pack_fields (&pk, record->fields, count, base);
     return s_finish (rc, out, start);
 }
 

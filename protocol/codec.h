@@ -127,8 +127,9 @@ typedef enum {
 /*  What a node says about itself to the broker, and what the broker says
     of each node in a TOPOLOGY. Encoded as the array
     [id:str, region:str, role:uint, epoch, applied_seq, addr:str,
-     primary:str, lag, lag_ms, up:bool, silent_ms, flags, handover_seq]
-    (the last two optional on decode, 0 when absent). */
+     primary:str, lag, lag_ms, up:bool, silent_ms, flags, handover_seq,
+     curve_key:str]
+    (the last three optional on decode, 0 or empty when absent). */
 typedef struct {
     wc_bytes_t id;           /* 1..WC_MAX_ID */
     wc_bytes_t region;       /* 0..WC_MAX_ID */
@@ -144,6 +145,8 @@ typedef struct {
     uint64_t   flags;        /* WC_NODE_* */
     uint64_t   handover_seq; /* a primary handing over: its last seq, once the
                                 target holds it (0: none) */
+    wc_bytes_t curve_key;    /* its CURVE public key in Z85 (WC_CURVE_KEY_LEN),
+                                empty when its sockets are not encrypted */
 } wc_node_info_t;
 
 /*  A decoded (or to-be-encoded) message. Only the member named by `type`
@@ -226,7 +229,7 @@ typedef struct {
         struct { uint64_t epoch; } promote;
         /* FOLLOW [v, 69, rid, epoch, primary]: primary's HOST:PORT, 1..
            WC_MAX_ADDR */
-        struct { uint64_t epoch; wc_bytes_t primary; } follow;
+        struct { uint64_t epoch; wc_bytes_t primary; wc_bytes_t primary_key; } follow;
         /* HANDOVER [v, 70, rid, epoch, target_id, target_addr]: empty
            target_id cancels */
         struct { uint64_t epoch; wc_bytes_t target_id; wc_bytes_t target_addr; }

@@ -39,7 +39,8 @@ static const s_error_t s_errors [] = {
       "durable on the primary, but fewer replicas than asked confirmed it in time" },
     { WALCAST_EFEWREPLICAS, "EFEWREPLICAS",
       "refused: fewer replicas than the primary requires are current" },
-    { WALCAST_EFENCED,      "EFENCED",      "refused: it comes from an older epoch" }
+    { WALCAST_EFENCED,      "EFENCED",      "refused: it comes from an older epoch" },
+    { WALCAST_EPERM,        "EPERM",        "refused: the key's role does not allow it" }
 };
 
 #define S_NERRORS (sizeof s_errors / sizeof s_errors [0])

@@ -16,6 +16,7 @@
 #define WC_MAX_VALUE         (1024u * 1024u)    /* bytes; values are 0..WC_MAX_VALUE */
 #define WC_MAX_ID            64u                /* node id, region name */
 #define WC_MAX_ADDR          255u               /* HOST:PORT strings */
+#define WC_CURVE_KEY_LEN     40u                /* a CURVE public key in Z85 */
 #define WC_MAX_TEXT          1024u              /* error message text */
 #define WC_MAX_FETCH_BYTES   (4u * 1024u * 1024u)  /* cap on FETCH max_bytes */
 #define WC_MAX_BATCH         100000u            /* entries in one ENTRIES reply */

@@ -69,7 +69,8 @@ s_node_equal (const wc_node_info_t *a, const wc_node_info_t *b)
         && s_bytes_equal (a->primary, b->primary)
         && a->lag == b->lag && a->lag_ms == b->lag_ms
         && a->up == b->up && a->silent_ms == b->silent_ms
-        && a->flags == b->flags && a->handover_seq == b->handover_seq;
+        && a->flags == b->flags && a->handover_seq == b->handover_seq
+        && s_bytes_equal (a->curve_key, b->curve_key);
 }
 
 //  Field by field comparison of two messages of the same type.
@@ -124,7 +125,8 @@ s_msg_equal (const wc_msg_t *a, const wc_msg_t *b)
             return a->u.promote.epoch == b->u.promote.epoch;
         case WC_MSG_FOLLOW:
             return a->u.follow.epoch == b->u.follow.epoch
-                && s_bytes_equal (a->u.follow.primary, b->u.follow.primary);
+                && s_bytes_equal (a->u.follow.primary, b->u.follow.primary)
+                && s_bytes_equal (a->u.follow.primary_key, b->u.follow.primary_key);
         case WC_MSG_HANDOVER:
             return a->u.handover.epoch == b->u.handover.epoch
                 && s_bytes_equal (a->u.handover.target_id, b->u.handover.target_id)
@@ -2390,9 +2392,10 @@ test_extra_elements_accepted (void **state)
     for (int i = 0; i < S_NSAMPLES; i++) {
         //  After the short forms of PUT, DEL, GET, WRITE_OK and PONG come
         //  their optional fields, not extras: see
-        //  test_optional_fields_partial and test_acks_fields.
+        //  test_optional_fields_partial and test_acks_fields (FOLLOW's
+        //  key: test_curve_keys).
         if (i == S_PUT_SHORT || i == S_DEL_SHORT || i == S_GET_SHORT
-        ||  i == S_WRITE_OK_SHORT || i == S_PONG_SHORT)
+        ||  i == S_WRITE_OK_SHORT || i == S_PONG_SHORT || i == S_FOLLOW)
             continue;
         s_encode_sample (i, &sb);
         s_rebuild (sb.data, sb.size, -1, NULL, extra, 4, &more);
@@ -2415,6 +2418,7 @@ test_extra_elements_accepted (void **state)
     msgpack_sbuffer node;
     msgpack_sbuffer_init (&node);
     wc_node_info_t ni = s_sample_node (1), ngot;
+    ni.curve_key = s_bytes ("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");    /* all 14 */
     assert_int_equal (wc_node_info_encode (&ni, &node), 0);
     s_rebuild (node.data, node.size, -1, NULL, extra, 4, &more);
     size_t off = 0;
@@ -3239,6 +3243,67 @@ test_acks_fields (void **state)
 //  node_info's flags and handover_seq: an older peer's node_info of 11
 //  elements decodes with both 0, in REGISTER and in TOPOLOGY; set, they
 //  round-trip over their whole range; the encoder always sends both.
+static void test_node_info_flags (void **state);
+
+//  The number of elements of the array at the top of buf, or of its
+//  element at (when at >= 0).
+static uint32_t
+s_array_size (const void *buf, size_t len, int at)
+{
+    msgpack_unpacked whole;
+    msgpack_unpacked_init (&whole);
+    size_t off = 0;
+    assert_int_equal (msgpack_unpack_next (&whole, buf, len, &off),
+                      MSGPACK_UNPACK_SUCCESS);
+    msgpack_object obj = at < 0 ? whole.data : whole.data.via.array.ptr [at];
+    uint32_t size = obj.via.array.size;
+    msgpack_unpacked_destroy (&whole);
+    return size;
+}
+
+//  Issue 9: a node's CURVE public key rides in node_info (REGISTER,
+//  TOPOLOGY) and FOLLOW, each sent only when there is one, so without
+//  keys the bytes are what 0.4 peers send; with one it round-trips, and
+//  one longer than a Z85 key is refused.
+static void
+test_curve_keys (void **state)
+{
+    (void) state;
+    const char *key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    wc_msg_t in = s_sample (S_REGISTER), out;
+    assert_int_equal (wc_msg_encode (&in, &sb), 0);
+    assert_int_equal (s_array_size (sb.data, sb.size, 3), 13);
+    in.u.node.curve_key = s_bytes (key);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&in, &sb), 0);
+    assert_int_equal (s_array_size (sb.data, sb.size, 3), 14);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &out), 0);
+    assert_true (s_msg_equal (&in, &out));
+    char longer [WC_CURVE_KEY_LEN + 2];
+    memset (longer, 'a', sizeof longer - 1);
+    longer [sizeof longer - 1] = '\0';
+    in.u.node.curve_key = s_bytes (longer);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&in, &sb), WALCAST_EINVAL);
+
+    in = s_sample (S_FOLLOW);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&in, &sb), 0);
+    assert_int_equal (s_array_size (sb.data, sb.size, -1), 5);
+    in.u.follow.primary_key = s_bytes (key);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_msg_encode (&in, &sb), 0);
+    assert_int_equal (s_array_size (sb.data, sb.size, -1), 6);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &out), 0);
+    assert_true (s_msg_equal (&in, &out));
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+}
+
 static void
 test_node_info_flags (void **state)
 {
@@ -3728,7 +3793,7 @@ static const int s_codes [] = {
     WALCAST_ETOOBIG, WALCAST_ENOTFOUND, WALCAST_ENOTPRIMARY, WALCAST_ETIMEOUT,
     WALCAST_EIO, WALCAST_ENOMEM, WALCAST_ERANGE, WALCAST_EUNAVAILABLE,
     WALCAST_EBUSY, WALCAST_ESTALE, WALCAST_ENOSPC, WALCAST_ECONFLICT,
-    WALCAST_ENOTREPLICATED, WALCAST_EFEWREPLICAS, WALCAST_EFENCED
+    WALCAST_ENOTREPLICATED, WALCAST_EFEWREPLICAS, WALCAST_EFENCED, WALCAST_EPERM
 };
 #define S_NCODES (sizeof s_codes / sizeof s_codes [0])
 
@@ -3753,7 +3818,8 @@ test_error_names (void **state)
     assert_string_equal (walcast_errname (WALCAST_ENOTREPLICATED), "ENOTREPLICATED");
     assert_string_equal (walcast_errname (WALCAST_EFEWREPLICAS), "EFEWREPLICAS");
     assert_string_equal (walcast_errname (WALCAST_EFENCED), "EFENCED");
-    assert_string_equal (walcast_errname (-19), "EUNKNOWN");
+    assert_string_equal (walcast_errname (WALCAST_EPERM), "EPERM");
+    assert_string_equal (walcast_errname (-20), "EUNKNOWN");
     assert_string_equal (walcast_errname (1), "EUNKNOWN");
     assert_string_equal (walcast_strerror (-1000), "unknown error");
 }
@@ -3779,7 +3845,10 @@ test_error_wire (void **state)
     assert_int_equal (wc_err_to_wire (WALCAST_EFENCED), 18);
     assert_int_equal (wc_err_from_wire (16), WALCAST_ENOTREPLICATED);
     assert_int_equal (wc_err_from_wire (18), WALCAST_EFENCED);
-    assert_int_equal (wc_err_from_wire (19), WALCAST_EPROTO);
+    //  EPERM is 19 (issue 9)
+    assert_int_equal (wc_err_to_wire (WALCAST_EPERM), 19);
+    assert_int_equal (wc_err_from_wire (19), WALCAST_EPERM);
+    assert_int_equal (wc_err_from_wire (20), WALCAST_EPROTO);
     assert_int_equal (wc_err_from_wire (1000), WALCAST_EPROTO);
     assert_int_equal (wc_err_from_wire (UINT64_MAX), WALCAST_EPROTO);
     assert_int_equal (wc_err_from_wire ((uint64_t) 1 << 32 | 6), WALCAST_EPROTO);
@@ -4088,6 +4157,7 @@ main (void)
         cmocka_unit_test (test_acks_old_forms_unchanged),
         cmocka_unit_test (test_acks_fields),
         cmocka_unit_test (test_node_info_flags),
+        cmocka_unit_test (test_curve_keys),
         cmocka_unit_test (test_issue7_values),
         cmocka_unit_test (test_broker_limits_exactly),
         cmocka_unit_test (test_failed_decode_keeps_rid),
