@@ -1,0 +1,399 @@
+/*  curve.c - CURVE on a server's sockets, and who may do what (see curve.h).
+
+    Two ideas carry it. Authentication is czmq's zauth, given the whole
+    trust folder (its disk loader walks subfolders), so libzmq refuses a
+    stranger before any message of it reaches us. Authorisation is ours: a
+    map from public key to role, built from which subfolder each
+    certificate sits in, looked up with the User-Id libzmq attaches to
+    every message of an authenticated connection. The folders' signature
+    (each file's name, inode, size and time) tells when to read the map
+    again.
+
+    The monitor thread owns one PAIR socket per watched server socket,
+    connected to that socket's libzmq monitor endpoint; it only logs and
+    counts, so it shares nothing with the owner but an atomic counter.
+*/
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "curve.h"
+#include "log.h"
+#include "walcast.h"
+
+#define S_MONITOR_EVENTS (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL \
+                          | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL \
+                          | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+
+
+/*  One trusted key. */
+typedef struct {
+    wc_peer_t role;
+    char name [NAME_MAX + 1];           /* its certificate's file name */
+} s_peer_t;
+
+struct wc_curve {
+    wc_certs_keys_t keys;
+    char trust [PATH_MAX];
+    zactor_t *auth;                     /* czmq's ZAP handler */
+    zactor_t *monitor;                  /* logs refused handshakes */
+    zhashx_t *peers;                    /* public key (Z85) -> s_peer_t */
+    uint64_t signature;                 /* of the role folders, at the last read */
+    unsigned watched;                   /* sockets handed to the monitor */
+    atomic_uint_fast64_t refused;
+};
+
+/* --- the role folders ---------------------------------------------------- */
+
+/*  Mix v into h (FNV-1a over its bytes). */
+static uint64_t
+s_mix (uint64_t h, const void *v, size_t len)
+{
+    const unsigned char *p = (const unsigned char *) v;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p [i]) * 1099511628211ull;
+    return h;
+}
+
+/*  What the role folders hold now, as one number: every entry's name,
+    inode, size and change time. */
+static uint64_t
+s_signature (const char *trust)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t r = 0; r < 3; r++) {
+        char dir [PATH_MAX + 16];
+        snprintf (dir, sizeof dir, "%s/%s", trust, wc_peer_name ((wc_peer_t) (r + 1)));
+        DIR *d = opendir (dir);
+        if (!d)
+            continue;
+        h = s_mix (h, &r, sizeof r);
+        struct dirent *e;
+        while ((e = readdir (d))) {
+            struct stat st;
+            if (fstatat (dirfd (d), e->d_name, &st, 0) != 0)
+                continue;
+            h = s_mix (h, e->d_name, strlen (e->d_name) + 1);
+            h = s_mix (h, &st.st_ino, sizeof st.st_ino);
+            h = s_mix (h, &st.st_size, sizeof st.st_size);
+            h = s_mix (h, &st.st_ctim, sizeof st.st_ctim);
+            h = s_mix (h, &st.st_mtim, sizeof st.st_mtim);
+        }
+        closedir (d);
+    }
+    return h;
+}
+
+static bool
+s_ends_with (const char *s, const char *tail)
+{
+    size_t n = strlen (s), t = strlen (tail);
+    return n >= t && strcmp (s + n - t, tail) == 0;
+}
+
+/*  Add the public certificates of one role folder to peers. */
+static void
+s_load_folder (const char *trust, wc_peer_t role, zhashx_t *peers)
+{
+    char dir [PATH_MAX + 16];
+    snprintf (dir, sizeof dir, "%s/%s", trust, wc_peer_name (role));
+    DIR *d = opendir (dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir (d))) {
+        if (e->d_name [0] == '.' || s_ends_with (e->d_name, "_secret"))
+            continue;
+        char path [PATH_MAX * 2 + 32], why [512];
+        snprintf (path, sizeof path, "%s/%s", dir, e->d_name);
+        wc_certs_keys_t keys;
+        if (wc_certs_load (path, false, &keys, why, sizeof why) != 0) {
+            wc_log_warn ("trust: skipping %s: %s", path, why);
+            continue;
+        }
+        s_peer_t *peer = (s_peer_t *) zhashx_lookup (peers, keys.public_key);
+        if (peer && peer->role >= role)
+            continue;                   /* in two folders: the larger role */
+        if (!peer) {
+            peer = (s_peer_t *) calloc (1, sizeof *peer);
+            if (!peer)
+                continue;
+            zhashx_insert (peers, keys.public_key, peer);
+        }
+        peer->role = role;
+        snprintf (peer->name, sizeof peer->name, "%s", e->d_name);
+    }
+    closedir (d);
+}
+
+static void
+s_peer_free (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+/*  A fresh map of the role folders. */
+static zhashx_t *
+s_load_peers (const char *trust)
+{
+    zhashx_t *peers = zhashx_new ();
+    if (!peers)
+        return NULL;
+    zhashx_set_destructor (peers, s_peer_free);
+    for (int role = WC_PEER_READER; role <= WC_PEER_NODE; role++)
+        s_load_folder (trust, (wc_peer_t) role, peers);
+    return peers;
+}
+
+/*  Log how new differs from old; true when a key of old lost its role
+    or has a smaller one in new. */
+static bool
+s_log_changes (zhashx_t *old, zhashx_t *new_peers)
+{
+    bool lost = false;
+    for (s_peer_t *p = (s_peer_t *) zhashx_first (old); p;
+         p = (s_peer_t *) zhashx_next (old)) {
+        const char *key = (const char *) zhashx_cursor (old);
+        s_peer_t *now = (s_peer_t *) zhashx_lookup (new_peers, key);
+        if (!now || now->role < p->role) {
+            wc_log_warn ("trust: key %s (%s) %s; its connections are dropped", p->name,
+                         key, now ? "lost a role" : "removed");
+            lost = true;
+        }
+    }
+    for (s_peer_t *p = (s_peer_t *) zhashx_first (new_peers); p;
+         p = (s_peer_t *) zhashx_next (new_peers)) {
+        const char *key = (const char *) zhashx_cursor (new_peers);
+        s_peer_t *was = (s_peer_t *) zhashx_lookup (old, key);
+        if (!was || was->role != p->role)
+            wc_log_info ("trust: key %s (%s) is now in %s/", p->name, key,
+                         wc_peer_name (p->role));
+    }
+    return lost;
+}
+
+bool
+wc_curve_refresh (wc_curve_t *self)
+{
+    uint64_t signature = s_signature (self->trust);
+    if (signature == self->signature)
+        return false;
+    zhashx_t *peers = s_load_peers (self->trust);
+    if (!peers)
+        return false;                   /* out of memory: keep the old map */
+    self->signature = signature;
+    bool lost = s_log_changes (self->peers, peers);
+    zhashx_destroy (&self->peers);
+    self->peers = peers;
+    return lost;
+}
+
+wc_peer_t
+wc_curve_role (wc_curve_t *self, zmq_msg_t *frame, const char **name)
+{
+    const char *user = zmq_msg_gets (frame, "User-Id");
+    s_peer_t *peer = user ? (s_peer_t *) zhashx_lookup (self->peers, user) : NULL;
+    if (name)
+        *name = peer ? peer->name : "?";
+    return peer ? peer->role : WC_PEER_NONE;
+}
+
+
+/* --- the monitor ------------------------------------------------------------ */
+
+/*  Why a handshake failed, from a monitor event. */
+static const char *
+s_failure (uint16_t event, uint32_t value)
+{
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        return value == 400 ? "its key is not trusted (not under --curve-trust)"
+                            : "authentication failed";
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        return value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+               ? "it does not speak CURVE (a client without keys?)"
+               : "its CURVE handshake is malformed or uses another server key";
+    return "the handshake failed";
+}
+
+/*  Log one event from a watched socket's monitor. False when the
+    monitor stopped (the socket was closed). */
+static bool
+s_monitor_event (zsock_t *pair, const char *name, atomic_uint_fast64_t *refused)
+{
+    zframe_t *head = zframe_recv (pair);
+    char *addr = zsock_rcvmore (pair) ? zstr_recv (pair) : NULL;
+    bool live = true;
+    if (head && zframe_size (head) >= 6) {
+        uint16_t event;
+        uint32_t value;
+        memcpy (&event, zframe_data (head), 2);
+        memcpy (&value, zframe_data (head) + 2, 4);
+        if (event == ZMQ_EVENT_MONITOR_STOPPED)
+            live = false;
+        else {
+            atomic_fetch_add (refused, 1);
+            wc_log_warn ("refused a connection on the %s socket from %s: %s", name,
+                         addr ? addr : "?", s_failure (event, value));
+        }
+    }
+    zframe_destroy (&head);
+    zstr_free (&addr);
+    return live;
+}
+
+/*  A watched socket's monitor, in the monitor thread. */
+typedef struct {
+    zsock_t *pair;
+    char name [32];
+} s_watch_t;
+
+static void
+s_watch_free (void **item)
+{
+    s_watch_t *watch = (s_watch_t *) *item;
+    if (watch)
+        zsock_destroy (&watch->pair);
+    free (watch);
+    *item = NULL;
+}
+
+/*  Take a command off the pipe: "WATCH endpoint name" connects to that
+    monitor endpoint. False on $TERM. */
+static bool
+s_monitor_command (zsock_t *pipe, zpoller_t *poller, zhashx_t *watches)
+{
+    char *cmd = NULL, *endpoint = NULL, *name = NULL;
+    bool go_on = zstr_recvx (pipe, &cmd, &endpoint, &name, NULL) >= 1
+              && !streq (cmd, "$TERM");
+    s_watch_t *watch = go_on && endpoint && name
+                     ? (s_watch_t *) calloc (1, sizeof *watch) : NULL;
+    if (watch) {
+        watch->pair = zsock_new_pair (endpoint);
+        snprintf (watch->name, sizeof watch->name, "%s", name);
+        if (watch->pair && zpoller_add (poller, watch->pair) == 0)
+            zhashx_insert (watches, endpoint, watch);
+        else {
+            void *item = watch;
+            s_watch_free (&item);
+        }
+    }
+    zstr_free (&cmd);
+    zstr_free (&endpoint);
+    zstr_free (&name);
+    return go_on;
+}
+
+/*  The monitor thread: logs what the watched sockets refuse. */
+static void
+s_monitor_actor (zsock_t *pipe, void *arg)
+{
+    atomic_uint_fast64_t *refused = (atomic_uint_fast64_t *) arg;
+    zpoller_t *poller = zpoller_new (pipe, NULL);
+    zhashx_t *watches = zhashx_new ();     /* endpoint -> s_watch_t */
+    if (watches)
+        zhashx_set_destructor (watches, s_watch_free);
+    zsock_signal (pipe, 0);
+    while (poller && watches) {
+        zsock_t *which = (zsock_t *) zpoller_wait (poller, -1);
+        if (which == pipe) {
+            if (!s_monitor_command (pipe, poller, watches))
+                break;
+            continue;
+        }
+        if (!which)
+            break;                      /* interrupted */
+        for (s_watch_t *w = (s_watch_t *) zhashx_first (watches); w;
+             w = (s_watch_t *) zhashx_next (watches))
+            if (w->pair == which) {
+                if (!s_monitor_event (which, w->name, refused)) {
+                    zpoller_remove (poller, which);
+                    zhashx_delete (watches, zhashx_cursor (watches));
+                }
+                break;
+            }
+    }
+    zhashx_destroy (&watches);
+    zpoller_destroy (&poller);
+}
+
+/* --- the handle ------------------------------------------------------------ */
+
+wc_curve_t *
+wc_curve_new (const char *cert_path, const char *trust_dir, char *why, size_t why_size)
+{
+    struct stat st;
+    if (stat (trust_dir, &st) != 0 || !S_ISDIR (st.st_mode)) {
+        snprintf (why, why_size, "--curve-trust %s is not a folder (make one with "
+                  "nodes/, writers/ and readers/ in it)", trust_dir);
+        return NULL;
+    }
+    wc_curve_t *self = (wc_curve_t *) calloc (1, sizeof *self);
+    if (!self) {
+        snprintf (why, why_size, "out of memory");
+        return NULL;
+    }
+    if (wc_certs_load (cert_path, true, &self->keys, why, why_size) != 0) {
+        wc_curve_destroy (&self);
+        return NULL;
+    }
+    snprintf (self->trust, sizeof self->trust, "%s", trust_dir);
+    self->signature = s_signature (trust_dir);
+    self->peers = s_load_peers (trust_dir);
+    self->auth = zactor_new (zauth, NULL);
+    self->monitor = zactor_new (s_monitor_actor, &self->refused);
+    if (!self->peers || !self->auth || !self->monitor
+    ||  zstr_sendx (self->auth, "CURVE", trust_dir, NULL) != 0
+    ||  zsock_wait (self->auth) != 0) {
+        snprintf (why, why_size, "cannot start CURVE authentication (out of memory?)");
+        wc_curve_destroy (&self);
+        return NULL;
+    }
+    wc_log_info ("CURVE on: public key %s, %zu trusted keys in %s", self->keys.public_key,
+                 zhashx_size (self->peers), trust_dir);
+    return self;
+}
+
+void
+wc_curve_destroy (wc_curve_t **self_p)
+{
+    wc_curve_t *self = *self_p;
+    if (!self)
+        return;
+    zactor_destroy (&self->monitor);
+    zactor_destroy (&self->auth);
+    zhashx_destroy (&self->peers);
+    free (self);
+    *self_p = NULL;
+}
+
+const wc_certs_keys_t *
+wc_curve_keys (const wc_curve_t *self)
+{
+    return &self->keys;
+}
+
+int
+wc_curve_serve (wc_curve_t *self, zsock_t *sock, const char *name)
+{
+    void *handle = zsock_resolve (sock);
+    int one = 1;
+    if (zmq_setsockopt (handle, ZMQ_ZAP_DOMAIN, "walcast", 7)
+    ||  zmq_setsockopt (handle, ZMQ_CURVE_SERVER, &one, sizeof one)
+    ||  zmq_setsockopt (handle, ZMQ_CURVE_SECRETKEY, self->keys.secret_key, 40))
+        return -1;
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "inproc://wc-curve-monitor-%u", self->watched++);
+    if (zmq_socket_monitor (handle, endpoint, S_MONITOR_EVENTS) != 0)
+        return -1;
+    zstr_sendx (self->monitor, "WATCH", endpoint, name, NULL);
+    return 0;
+}
+
+uint64_t
+wc_curve_refused (wc_curve_t *self)
+{
+    return atomic_load (&self->refused);
+}

@@ -1,0 +1,71 @@
+/*  curve.h - CURVE on a server's sockets, and who may do what (issue 9).
+
+    A node or broker started with --curve-cert SECRET_CERT and
+    --curve-trust DIR makes every socket it binds a CURVE server and every
+    socket it connects a CURVE client. This module holds what that takes:
+
+    - its own key pair (certs.h);
+    - czmq's zauth actor, the ZAP handler, pointed at DIR: a connection
+      whose public key is in no certificate under DIR fails its handshake.
+      zauth looks the folder up again at every handshake, so a certificate
+      added or removed takes effect for the next connection;
+    - the roles: DIR has one subfolder per role, nodes/, writers/ and
+      readers/ (protocol/roles.h). zauth hands the client's public key
+      to libzmq as the connection's User-Id, which every message it sends
+      carries, so the owner asks wc_curve_role for the role of the peer
+      that sent a request and refuses what the role does not allow
+      (protocol/roles.h). The map from key to role is read from the
+      folders, and read again by wc_curve_refresh when they change; a key
+      removed there has no role from then on, and wc_curve_refresh says so
+      (the owner then rebuilds its PUB sockets, so the removed peer's
+      subscriptions go with the old socket and it cannot subscribe again);
+    - a thread that watches the bound sockets' handshake failures (libzmq
+      socket monitors) and logs each refused connection with its address
+      and the reason (a client without CURVE, a key not trusted), and
+      counts them.
+
+    One per process: zauth serves every socket of czmq's context.
+*/
+#ifndef WC_CURVE_H_INCLUDED
+#define WC_CURVE_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "certs.h"
+#include "roles.h"
+
+typedef struct wc_curve wc_curve_t;
+
+/*  Load the secret certificate at cert_path and start the ZAP handler on
+    trust_dir (which must exist; its role subfolders may be missing or
+    empty). NULL on failure with the reason and remedy in why. */
+wc_curve_t *wc_curve_new (const char *cert_path, const char *trust_dir, char *why,
+                          size_t why_size);
+
+/*  Stop the ZAP handler and the monitor; *self_p becomes NULL. */
+void wc_curve_destroy (wc_curve_t **self_p);
+
+/*  Our keys. */
+const wc_certs_keys_t *wc_curve_keys (const wc_curve_t *self);
+
+/*  Make sock (before it binds) a CURVE server with ZAP authentication,
+    and log the handshakes it refuses under name ("service"...). 0, or -1
+    with errno set. */
+int wc_curve_serve (wc_curve_t *self, zsock_t *sock, const char *name);
+
+/*  The role of the peer that sent frame (any frame of its message), and
+    its certificate's file name in *name (may be NULL; "?" when unknown). */
+wc_peer_t wc_curve_role (wc_curve_t *self, zmq_msg_t *frame, const char **name);
+
+/*  Read the role folders again when they changed since the last look
+    (cheap when they did not: call it every second). Logs keys added,
+    removed or moved. Returns true when a key lost its role or left (the
+    owner should drop that peer's subscriptions). */
+bool wc_curve_refresh (wc_curve_t *self);
+
+/*  Connections refused at the handshake so far (any socket). */
+uint64_t wc_curve_refused (wc_curve_t *self);
+
+#endif
