@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include "curve.h"
 #include "log.h"
+#include "sock.h"
 #include "walcast.h"
 
 #define S_MONITOR_EVENTS (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL \
@@ -215,7 +216,8 @@ s_failure (uint16_t event, uint32_t value)
         return value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
                ? "it does not speak CURVE (a client without keys?)"
                : "its CURVE handshake is malformed or uses another server key";
-    return "the handshake failed";
+    return "the handshake failed (a client without CURVE keys, or one that uses "
+           "another server key)";
 }
 
 /*  Log one event from a watched socket's monitor. False when the
@@ -235,7 +237,7 @@ s_monitor_event (zsock_t *pair, const char *name, atomic_uint_fast64_t *refused)
             live = false;
         else {
             atomic_fetch_add (refused, 1);
-            wc_log_warn ("refused a connection on the %s socket from %s: %s", name,
+            wc_log_warn ("refused a connection on the %s socket (%s): %s", name,
                          addr ? addr : "?", s_failure (event, value));
         }
     }
@@ -356,12 +358,37 @@ wc_curve_new (const char *cert_path, const char *trust_dir, char *why, size_t wh
     return self;
 }
 
+int
+wc_curve_start (const char *cert_path, const char *trust_dir, wc_curve_t **self_p,
+                char *why, size_t why_size)
+{
+    *self_p = NULL;
+    if (!cert_path [0] && !trust_dir [0]) {
+        wc_log_warn ("no --curve-cert: this process's links are not encrypted and "
+                     "anyone who reaches its ports can use them (see README, "
+                     "\"A secured cluster\")");
+        return 0;
+    }
+    if (!cert_path [0] || !trust_dir [0]) {
+        snprintf (why, why_size, "--curve-cert and --curve-trust go together: give "
+                  "both (the key pair and the folder of trusted public certificates)");
+        return -1;
+    }
+    *self_p = wc_curve_new (cert_path, trust_dir, why, why_size);
+    if (!*self_p)
+        return -1;
+    wc_sock_set_curve (*self_p);
+    return 0;
+}
+
 void
 wc_curve_destroy (wc_curve_t **self_p)
 {
     wc_curve_t *self = *self_p;
     if (!self)
         return;
+    if (wc_sock_curve () == self)
+        wc_sock_set_curve (NULL);
     zactor_destroy (&self->monitor);
     zactor_destroy (&self->auth);
     zhashx_destroy (&self->peers);

@@ -44,6 +44,14 @@ typedef struct wc_curve wc_curve_t;
 wc_curve_t *wc_curve_new (const char *cert_path, const char *trust_dir, char *why,
                           size_t why_size);
 
+/*  What a server's main does with --curve-cert and --curve-trust (either
+    may be "" when not given): both: start CURVE (wc_curve_new) and turn it
+    on for the process's sockets (sock.h), *self_p the handle; neither:
+    warn once that the links are not encrypted, *self_p NULL; one alone:
+    a usage error. 0, or -1 with the reason in why. */
+int wc_curve_start (const char *cert_path, const char *trust_dir, wc_curve_t **self_p,
+                    char *why, size_t why_size);
+
 /*  Stop the ZAP handler and the monitor; *self_p becomes NULL. */
 void wc_curve_destroy (wc_curve_t **self_p);
 

@@ -38,6 +38,7 @@ struct wc_publisher {
     uint64_t  foreign;                  /* foreign subscriptions dropped */
     uint64_t  foreign_bytes;            /* their bytes since the last rebuild */
     uint64_t  rebuilds;
+    uint64_t  refused;                  /* subscriptions from keys without a role */
     int       bind_errno;               /* why the last bind failed */
 };
 
@@ -57,6 +58,11 @@ s_open (wc_publisher_t *self)
     size_t rcvhwm = S_IN_BUDGET / self->spec->max_frame;
     zsock_set_sndhwm (xpub, sndhwm > 0 ? (int) sndhwm : 1);
     zsock_set_rcvhwm (xpub, rcvhwm > 0 ? (int) rcvhwm : 1);
+    if (wc_sock_curve () && wc_curve_serve (wc_sock_curve (), xpub, self->spec->name)) {
+        self->bind_errno = zmq_errno ();
+        zsock_destroy (&xpub);
+        return NULL;
+    }
     if (zsock_bind (xpub, "tcp://%s:%d", self->bind, self->port) != self->port) {
         self->bind_errno = zmq_errno ();
         zsock_destroy (&xpub);
@@ -100,17 +106,11 @@ wc_publisher_socket (wc_publisher_t *self)
     return self->xpub ? zsock_resolve (self->xpub) : NULL;
 }
 
-/*  Too many foreign subscriptions: close the socket, and with it every
-    connection and libzmq's tables; bind again at once if the port is
-    free, else from the tick. */
+/*  Close the socket, and with it every connection and libzmq's tables;
+    bind again at once if the port is free, else from the tick. */
 static void
 s_rebuild (wc_publisher_t *self)
 {
-    wc_log_warn ("%s socket: %llu bytes of subscriptions to topics the "
-                 "protocol does not define (%llu dropped in all); rebuilding it to "
-                 "free them (subscribers reconnect and subscribe again)",
-                 self->spec->name, (unsigned long long) self->foreign_bytes,
-                 (unsigned long long) self->foreign);
     zsock_destroy (&self->xpub);
     self->rebuilds++;
     self->foreign_bytes = 0;
@@ -161,12 +161,36 @@ wc_publisher_handle (wc_publisher_t *self)
             zmq_msg_close (&frame);
             return;
         }
-        s_subscription (self, xpub, (const uint8_t *) zmq_msg_data (&frame),
-                        zmq_msg_size (&frame));
+        wc_curve_t *curve = wc_sock_curve ();
+        const char *name;
+        if (curve && wc_curve_role (curve, &frame, &name) == WC_PEER_NONE) {
+            self->refused++;            /* trusted once, no role now: no data */
+            wc_log_warn ("%s socket: refused a subscription from key %s: it has no "
+                         "role in the trust folder", self->spec->name, name);
+        }
+        else
+            s_subscription (self, xpub, (const uint8_t *) zmq_msg_data (&frame),
+                            zmq_msg_size (&frame));
         zmq_msg_close (&frame);
-        if (self->foreign_bytes > self->spec->foreign_budget)
+        if (self->foreign_bytes > self->spec->foreign_budget) {
+            wc_log_warn ("%s socket: %llu bytes of subscriptions to topics the "
+                         "protocol does not define (%llu dropped in all); rebuilding "
+                         "it to free them (subscribers reconnect and subscribe again)",
+                         self->spec->name, (unsigned long long) self->foreign_bytes,
+                         (unsigned long long) self->foreign);
             s_rebuild (self);
+        }
     }
+}
+
+void
+wc_publisher_drop_all (wc_publisher_t *self)
+{
+    if (!self->xpub)
+        return;
+    wc_log_info ("%s socket: rebuilding it to drop a peer whose key left the trust "
+                 "folder (the others reconnect and subscribe again)", self->spec->name);
+    s_rebuild (self);
 }
 
 int
@@ -217,4 +241,10 @@ uint64_t
 wc_publisher_rebuilds (wc_publisher_t *self)
 {
     return self->rebuilds;
+}
+
+uint64_t
+wc_publisher_refused (wc_publisher_t *self)
+{
+    return self->refused;
 }

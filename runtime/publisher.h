@@ -18,6 +18,9 @@
       ZeroMQ's reconnect interval; a replica repairs what it missed
       meanwhile like any other loss) and the tables go with it;
     - queues are bounded per subscriber by HWMs from the spec's budget.
+    With CURVE on (sock.h), the socket is a CURVE server, and a
+    subscription from a key without a role (runtime/curve.h) is not
+    applied.
 
     The owner polls wc_publisher_socket for POLLIN and calls
     wc_publisher_handle, publishes with wc_publisher_send, and calls
@@ -71,5 +74,13 @@ int wc_publisher_tick (wc_publisher_t *self, int64_t now_ms);
     rebuilds. */
 uint64_t wc_publisher_foreign (wc_publisher_t *self);
 uint64_t wc_publisher_rebuilds (wc_publisher_t *self);
+
+/*  Subscriptions refused because their key has no role (CURVE on). */
+uint64_t wc_publisher_refused (wc_publisher_t *self);
+
+/*  Close the socket and bind a new one (as after too many foreign
+    subscriptions): every subscriber reconnects, and one whose key left
+    the trust folder cannot (CURVE on, curve.h). */
+void wc_publisher_drop_all (wc_publisher_t *self);
 
 #endif

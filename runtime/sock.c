@@ -1,5 +1,6 @@
 /*  sock.c - ZeroMQ sockets set up the walcast way (see sock.h). */
 #include <errno.h>
+#include <string.h>
 #include "sock.h"
 
 #define S_HEARTBEAT_IVL_MS      1000
@@ -14,6 +15,10 @@ s_hwm (const wc_sock_spec_t *spec, size_t budget, size_t largest)
         hwm = hwm > 1000000 ? 1000000 : (size_t) spec->min_hwm;
     return hwm < 1 ? 1 : (int) hwm;
 }
+
+/*  The process's CURVE (wc_sock_set_curve), or NULL. Set once at start,
+    before any socket, by the main thread, which makes every socket. */
+static wc_curve_t *s_curve;
 
 static zsock_t *
 s_new (const wc_sock_spec_t *spec)
@@ -43,6 +48,12 @@ wc_sock_bind (const wc_sock_spec_t *spec, const char *addr, int port,
     if (!sock) {
         snprintf (why, why_size, "cannot create the %s socket: %s", spec->name,
                   zmq_strerror (zmq_errno ()));
+        return NULL;
+    }
+    if (s_curve && wc_curve_serve (s_curve, sock, spec->name) != 0) {
+        snprintf (why, why_size, "cannot make the %s socket a CURVE server: %s",
+                  spec->name, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
         return NULL;
     }
     if (zsock_bind (sock, "tcp://%s:%d", addr, port) == port)
@@ -75,14 +86,57 @@ wc_sock_bind_why (const char *name, const char *addr, int port, int err,
                   name, addr, port, zmq_strerror (err));
 }
 
+void
+wc_sock_set_curve (wc_curve_t *curve)
+{
+    s_curve = curve;
+}
+
+wc_curve_t *
+wc_sock_curve (void)
+{
+    return s_curve;
+}
+
+int
+wc_sock_secure_client (zsock_t *sock, const char *endpoint, const char *server_key,
+                       char *why, size_t why_size)
+{
+    if (!s_curve)
+        return 0;
+    if (!server_key || !wc_certs_is_key (server_key, strlen (server_key))) {
+        snprintf (why, why_size, "no CURVE public key is known for %s: give the node "
+                  "--curve-server (its upstream's public certificate) or "
+                  "--curve-broker (the broker's), or let the broker name it", endpoint);
+        return -1;
+    }
+    if (wc_certs_client (zsock_resolve (sock), wc_curve_keys (s_curve), server_key) != 0) {
+        snprintf (why, why_size, "cannot set CURVE on the socket to %s: %s", endpoint,
+                  zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    return 0;
+}
+
 zsock_t *
 wc_sock_connect (const wc_sock_spec_t *spec, const char *endpoint,
                  char *why, size_t why_size)
+{
+    return wc_sock_connect_to (spec, endpoint, NULL, why, why_size);
+}
+
+zsock_t *
+wc_sock_connect_to (const wc_sock_spec_t *spec, const char *endpoint,
+                    const char *server_key, char *why, size_t why_size)
 {
     zsock_t *sock = s_new (spec);
     if (!sock) {
         snprintf (why, why_size, "cannot create the %s socket: %s", spec->name,
                   zmq_strerror (zmq_errno ()));
+        return NULL;
+    }
+    if (wc_sock_secure_client (sock, endpoint, server_key, why, why_size) != 0) {
+        zsock_destroy (&sock);
         return NULL;
     }
     if (zsock_connect (sock, "%s", endpoint) == 0)

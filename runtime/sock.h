@@ -12,12 +12,18 @@
 
     so that what one peer can make the process hold is bounded by the
     budget, whatever the mix of message sizes.
+
+    With CURVE on in the process (wc_sock_set_curve, issue 9), every socket
+    bound here is a CURVE server that authenticates its clients (curve.h),
+    and every socket connected here a CURVE client of the server key it is
+    given; a connect without one fails, saying which flag gives it.
 */
 #ifndef WC_SOCK_H_INCLUDED
 #define WC_SOCK_H_INCLUDED
 
 #include <czmq.h>
 #include <stddef.h>
+#include "curve.h"
 
 typedef struct {
     int         type;           /* ZMQ_ROUTER, ZMQ_XPUB, ZMQ_SUB, ... */
@@ -43,5 +49,22 @@ void wc_sock_bind_why (const char *name, const char *addr, int port, int err,
     failure, with the reason in why. */
 zsock_t *wc_sock_connect (const wc_sock_spec_t *spec, const char *endpoint,
                           char *why, size_t why_size);
+
+/*  The same, as a CURVE client of server_key (Z85; NULL or "" when the
+    server has none) when CURVE is on. */
+zsock_t *wc_sock_connect_to (const wc_sock_spec_t *spec, const char *endpoint,
+                             const char *server_key, char *why, size_t why_size);
+
+/*  Turn CURVE on for every socket made from now on (NULL: off). The
+    process keeps ownership of curve. */
+void wc_sock_set_curve (wc_curve_t *curve);
+
+/*  The process's CURVE, or NULL when it is off. */
+wc_curve_t *wc_sock_curve (void);
+
+/*  Make sock a CURVE client of server_key when CURVE is on; 0, or -1
+    with the reason in why (no key known for endpoint). */
+int wc_sock_secure_client (zsock_t *sock, const char *endpoint, const char *server_key,
+                           char *why, size_t why_size);
 
 #endif
