@@ -47,7 +47,9 @@
 #include "nodeinfo.h"
 #include "publisher.h"
 #include "request.h"
+#include "roles.h"
 #include "signals.h"
+#include "sock.h"
 #include "sock.h"
 #include "state.h"
 
@@ -93,6 +95,9 @@ struct wc_broker {
     uint64_t         bad_messages;      /* malformed or unexpected, dropped or refused */
     uint64_t         send_failures;     /* replies the ROUTER could not route */
     uint64_t         refused;           /* REGISTERs and NODE_HEARTBEATs refused */
+    uint64_t         refused_keys;      /* requests refused to their key (CURVE) */
+    int64_t          refused_key_log_ms;
+    int64_t          next_trust_ms;     /* CURVE: next look at the trust folder */
     uint64_t         refused_logged;    /* value of refused at the last warning */
     int64_t          refused_log_ms;    /* when that warning was logged */
 };
@@ -119,6 +124,12 @@ s_bind_router (wc_broker_t *self, int port, char *why, size_t why_size)
     zsock_set_sndhwm (sock, S_SNDHWM);
     zsock_set_rcvhwm (sock, S_RCVHWM);
     zsock_set_maxmsgsize (sock, S_MAX_REQUEST);
+    if (wc_sock_curve () && wc_curve_serve (wc_sock_curve (), sock, "broker") != 0) {
+        snprintf (why, why_size, "cannot make the broker socket a CURVE server: %s",
+                  zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+        return NULL;
+    }
     if (zsock_bind (sock, "tcp://%s:%d", self->cfg.bind, port) != port) {
         wc_sock_bind_why ("broker", self->cfg.bind, port, zmq_errno (), why, why_size);
         zsock_destroy (&sock);
@@ -261,13 +272,64 @@ wc_broker_destroy (wc_broker_t **self_p)
 
 /* --- the ROUTER ---------------------------------------------------------- */
 
-/*  Take one message off the ROUTER; see wc_request_recv. */
+static void s_reply_error (wc_broker_t *self, wc_request_t *req, int err,
+                           const char *text);
+
+/*  CURVE on: the key a request came from must have a role that allows
+    it (protocol/roles.h); a REGISTER or NODE_HEARTBEAT must also carry
+    that very key as its node's curve_key, so no node can advertise
+    another's. Refused: EPERM (or EPROTO for a key that is not its own),
+    logged at most once a second and counted. True when refused. */
+static bool
+s_refuse_key (wc_broker_t *self, wc_request_t *req)
+{
+    wc_curve_t *curve = wc_sock_curve ();
+    if (!curve || req->rc)
+        return false;
+    zmq_msg_t *frame = &req->frames [req->nframes - 1];
+    const char *name, *user = zmq_msg_gets (frame, "User-Id");
+    wc_peer_t role = wc_curve_role (curve, frame, &name);
+    int err = 0;
+    const char *text = NULL;
+    if (!wc_peer_may (role, req->msg.type)) {
+        err = WALCAST_EPERM;
+        text = role == WC_PEER_NONE ? "the key is not trusted (any more)"
+                                    : "the key's role does not allow this request";
+    }
+    else
+    if ((req->msg.type == WC_MSG_REGISTER || req->msg.type == WC_MSG_NODE_HEARTBEAT)
+    &&  (!user || req->msg.u.node.curve_key.len != strlen (user)
+         || memcmp (req->msg.u.node.curve_key.ptr, user, strlen (user)) != 0)) {
+        err = WALCAST_EPROTO;
+        text = "curve_key is not the key this node connected with";
+    }
+    if (!err)
+        return false;
+    self->refused_keys++;
+    int64_t now = wc_clock_ms ();
+    if (now - self->refused_key_log_ms >= 1000) {
+        wc_log_warn ("refused %s from key %s (role %s): %s: %s (%llu refused in all)",
+                     wc_msg_type_name (req->msg.type), name, wc_peer_name (role),
+                     walcast_errname (err), text,
+                     (unsigned long long) self->refused_keys);
+        self->refused_key_log_ms = now;
+    }
+    s_reply_error (self, req, err, text);
+    return true;
+}
+
+/*  Take one message off the ROUTER; see wc_request_recv. A request its
+    key may not send is answered here and counts as dropped (-1). */
 static int
 s_recv (wc_broker_t *self, wc_request_t *req)
 {
     int rc = wc_request_recv (zsock_resolve (self->router), req);
     if (rc < 0)
         self->bad_messages++;
+    if (rc == 1 && s_refuse_key (self, req)) {
+        wc_request_release (req);
+        return -1;
+    }
     return rc;
 }
 
@@ -327,6 +389,7 @@ s_send_directive (wc_broker_t *self, wc_request_t *req, const wc_directive_t *d)
     memset (&msg, 0, sizeof msg);
     msg.type = d->type;
     msg.rid = req->msg.rid;
+    wc_node_info_t primary;
     if (d->type == WC_MSG_PROMOTE)
         msg.u.promote.epoch = d->epoch;
     else
@@ -334,6 +397,9 @@ s_send_directive (wc_broker_t *self, wc_request_t *req, const wc_directive_t *d)
         msg.u.follow.epoch = d->epoch;
         msg.u.follow.primary = (wc_bytes_t) { (const uint8_t *) d->addr,
                                               (uint32_t) strlen (d->addr) };
+        if (wc_directory_find_addr (self->directory, d->addr, strlen (d->addr),
+                                    wc_clock_ms (), &primary) == 0)
+            msg.u.follow.primary_key = primary.curve_key;     /* CURVE: its key */
     }
     else {
         msg.u.handover.epoch = d->epoch;
@@ -531,6 +597,11 @@ s_timers (wc_broker_t *self)
     wc_switchover_result_t result;
     if (wc_failover_switchover_result (self->failover, &result))
         s_switchover_reply (self, &result);
+    if (wc_sock_curve () && now >= self->next_trust_ms) {
+        self->next_trust_ms = now + 1000;
+        if (wc_curve_refresh (wc_sock_curve ()))
+            wc_publisher_drop_all (self->publisher);
+    }
     int64_t next_push = now + wc_publisher_tick (self->publisher, now);
     if (wc_publisher_socket (self->publisher)) {
         if (!self->pushed || now >= self->next_push_ms

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "broker.h"
+#include "curve.h"
 #include "failover.h"
 #include "flags.h"
 #include "log.h"
@@ -40,17 +41,29 @@ static const char *s_usage =
     "                       100..3600000, at least --node-timeout (default 3000)\n"
     "  --region-priority R1,R2,...  between replicas holding as much data,\n"
     "                       promote one of R1 first, then R2, ... (default: by id)\n"
+    "  --curve-cert FILE    the broker's CURVE key pair (the NAME_secret file of\n"
+    "                       `walcast keygen NAME`): its sockets are CURVE servers\n"
+    "  --curve-trust DIR    public certificates allowed to connect, in DIR/nodes\n"
+    "                       (may register), DIR/writers and DIR/readers; re-read\n"
+    "                       when it changes (needs --curve-cert, and the reverse)\n"
     "  -v, --verbose        debug logging\n"
     "  -h, --help           this help\n"
     "      --version        print the version\n"
     "\n"
     "Stop it with SIGTERM or SIGINT: it exits 0.\n";
 
+/*  --curve-cert and --curve-trust, until main starts CURVE. */
+typedef struct {
+    char cert [4096];
+    char trust [4096];
+} s_curve_flags_t;
+
 /*  Fill cfg from argv. Returns 0, 1 when the run should end with exit 0
     (help, version) or -1 on a usage error (named on stderr). */
 static int
-s_parse (int argc, char **argv, wc_broker_config_t *cfg)
+s_parse (int argc, char **argv, wc_broker_config_t *cfg, s_curve_flags_t *curve)
 {
+    memset (curve, 0, sizeof *curve);
     memset (cfg, 0, sizeof *cfg);
     strcpy (cfg->bind, "127.0.0.1");
     long long port = 0, node_timeout = 2000, failover_timeout = 3000;
@@ -66,6 +79,10 @@ s_parse (int argc, char **argv, wc_broker_config_t *cfg)
           NULL },
         { "region-priority", 0, WC_FLAG_STRING, cfg->region_priority,
           sizeof cfg->region_priority, 1, sizeof cfg->region_priority - 1, NULL },
+        { "curve-cert", 0, WC_FLAG_STRING, curve->cert, sizeof curve->cert, 1,
+          sizeof curve->cert - 1, NULL },
+        { "curve-trust", 0, WC_FLAG_STRING, curve->trust, sizeof curve->trust, 1,
+          sizeof curve->trust - 1, NULL },
         { "verbose", 'v', WC_FLAG_SWITCH, &verbose, 0, 0, 0, NULL },
         { "help", 'h', WC_FLAG_HELP, NULL, 0, 0, 0, NULL },
         { "version", 0, WC_FLAG_VERSION, NULL, 0, 0, 0, NULL },
@@ -107,7 +124,8 @@ int
 main (int argc, char **argv)
 {
     wc_broker_config_t cfg;
-    int rc = s_parse (argc, argv, &cfg);
+    s_curve_flags_t curve_flags;
+    int rc = s_parse (argc, argv, &cfg, &curve_flags);
     if (rc != 0)
         return rc < 0 ? 2 : 0;
     wc_log_set_name ("walcast-broker");
@@ -116,15 +134,24 @@ main (int argc, char **argv)
     zsys_handler_set (NULL);
     zsys_init ();
 
-    char why [512];
+    char why [1024];
+    wc_curve_t *curve = NULL;
+    if (wc_curve_start (curve_flags.cert, curve_flags.trust, &curve, why,
+                        sizeof why) != 0) {
+        wc_log_error ("cannot start: %s", why);
+        zsys_shutdown ();
+        return curve_flags.cert [0] && curve_flags.trust [0] ? 1 : 2;
+    }
     wc_broker_t *broker = wc_broker_new (&cfg, why, sizeof why);
     if (!broker) {
         wc_log_error ("cannot start: %s", why);
+        wc_curve_destroy (&curve);
         zsys_shutdown ();
         return 1;
     }
     rc = wc_broker_run (broker);
     wc_broker_destroy (&broker);
+    wc_curve_destroy (&curve);
     zsys_shutdown ();
     return rc == 0 ? 0 : 1;
 }

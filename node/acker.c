@@ -23,7 +23,7 @@ static const wc_sock_spec_t s_ack_spec = {
 };
 
 wc_acker_t *
-wc_acker_new (const char *endpoint, const char *id)
+wc_acker_new (const char *endpoint, const char *id, const char *server_key)
 {
     wc_acker_t *self = (wc_acker_t *) calloc (1, sizeof *self);
     if (!self)
@@ -31,7 +31,7 @@ wc_acker_new (const char *endpoint, const char *id)
     snprintf (self->id, sizeof self->id, "%s", id);
     msgpack_sbuffer_init (&self->buf);
     char why [512];
-    self->dealer = wc_sock_connect (&s_ack_spec, endpoint, why, sizeof why);
+    self->dealer = wc_sock_connect_to (&s_ack_spec, endpoint, server_key, why, sizeof why);
     if (!self->dealer) {
         wc_log_error ("%s", why);
         wc_acker_destroy (&self);

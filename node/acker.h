@@ -22,8 +22,9 @@
 typedef struct wc_acker wc_acker_t;
 
 /*  To the upstream whose base port is at endpoint "tcp://HOST:P"; id is
-    this node's. NULL when the socket cannot be made (logged). */
-wc_acker_t *wc_acker_new (const char *endpoint, const char *id);
+    this node's; server_key the upstream's CURVE public key (Z85, or ""
+    without CURVE). NULL when the socket cannot be made (logged). */
+wc_acker_t *wc_acker_new (const char *endpoint, const char *id, const char *server_key);
 void wc_acker_destroy (wc_acker_t **self_p);
 
 /*  Send an ACK of seq in epoch when due. Returns ms until the next is due. */

@@ -19,6 +19,8 @@
 */
 #include <string.h>
 #include "announce.h"
+#include "certs.h"
+#include "sock.h"
 #include "log.h"
 #include "replica.h"
 #include "role.h"
@@ -82,6 +84,13 @@ wc_announce_new (wc_node_t *node, const char *broker)
         sends one per beat and the tick reads them all. */
     zsock_set_rcvhwm (self->dealer, 4);
     zsock_set_maxmsgsize (self->dealer, (int64_t) WC_MAX_MESSAGE);
+    char why [512];
+    if (wc_sock_secure_client (self->dealer, broker, node->cfg.curve_broker, why,
+                               sizeof why) != 0) {
+        wc_log_error ("--broker %s: %s", broker, why);
+        wc_announce_destroy (&self);
+        return NULL;
+    }
     if (zsock_connect (self->dealer, "tcp://%s", broker) != 0) {
         wc_log_error ("--broker %s: cannot connect (expected HOST:PORT)", broker);
         wc_announce_destroy (&self);
@@ -132,6 +141,8 @@ s_send (wc_announce_t *self, int type)
     info->up = true;
     info->flags = wc_role_flags (node);
     info->handover_seq = wc_role_handover_seq (node);
+    if (wc_sock_curve ())
+        info->curve_key = s_bytes (wc_curve_keys (wc_sock_curve ())->public_key);
     self->buf.size = 0;
     if (wc_msg_encode (&msg, &self->buf) != 0)
         return;
@@ -219,6 +230,17 @@ s_admitted (wc_announce_t *self, const wc_msg_t *reply)
     self->admitted = true;
 }
 
+/*  The public key a FOLLOW names for the primary to follow (CURVE on):
+    the replica connects with it. Kept only when it is a Z85 key. */
+static void
+s_take_key (wc_node_t *node, const wc_bytes_t *key)
+{
+    if (key->len == 0 || !wc_certs_is_key ((const char *) key->ptr, key->len))
+        return;
+    memcpy (node->upstream_key, key->ptr, key->len);
+    node->upstream_key [key->len] = '\0';
+}
+
 /*  A directive: the broker moves this node (role.c). It repeats it on
     every beat until the beats show it done, so one lost is no harm. */
 static void
@@ -231,6 +253,7 @@ s_directive (wc_announce_t *self, const wc_msg_t *msg)
             break;
         case WC_MSG_FOLLOW:
             wc_bytes_printable (addr, sizeof addr, &msg->u.follow.primary);
+            s_take_key (self->node, &msg->u.follow.primary_key);
             wc_role_follow (self->node, msg->u.follow.epoch, addr);
             break;
         default:

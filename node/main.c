@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "addr.h"
+#include "certs.h"
+#include "curve.h"
 #include "flags.h"
 #include "log.h"
 #include "node.h"
@@ -45,6 +47,14 @@ static const char *s_usage =
     "                       1000000; 0: only when asked, walcast snapshot)\n"
     "  --retain-bytes B     keep at least B bytes of log after a snapshot, for\n"
     "                       replicas to catch up from (default 268435456)\n"
+    "  --curve-cert FILE    this node's CURVE key pair (the NAME_secret file of\n"
+    "                       `walcast keygen NAME`): every socket it binds is a\n"
+    "                       CURVE server, every one it connects a CURVE client\n"
+    "  --curve-trust DIR    public certificates allowed to connect, in DIR/nodes,\n"
+    "                       DIR/writers and DIR/readers (their roles); re-read\n"
+    "                       when it changes (needs --curve-cert, and the reverse)\n"
+    "  --curve-server FILE  the public certificate of the --replica-of node\n"
+    "  --curve-broker FILE  the public certificate of the --broker\n"
     "  -v, --verbose        debug logging\n"
     "  -h, --help           this help\n"
     "      --version        print the version\n"
@@ -75,12 +85,51 @@ s_default_advertise (wc_node_config_t *cfg)
 
 static const char *const s_fsync_modes [] = { "always", "batch", "never", NULL };
 
+/*  The CURVE flags: file and folder names, until main starts CURVE. */
+typedef struct {
+    char cert [4096];
+    char trust [4096];
+    char server [4096];
+    char broker [4096];
+} s_curve_flags_t;
+
+/*  Read the public keys --curve-server and --curve-broker name into cfg;
+    -1 (said why) when a file is not a certificate or they come without
+    --curve-cert. */
+static int
+s_curve_keys (const s_curve_flags_t *curve, wc_node_config_t *cfg)
+{
+    char why [1024];
+    wc_certs_keys_t keys;
+    if ((curve->server [0] || curve->broker [0]) && !curve->cert [0]) {
+        fprintf (stderr, "walcast-node: --curve-server and --curve-broker need "
+                 "--curve-cert and --curve-trust\n");
+        return -1;
+    }
+    if (curve->server [0]) {
+        if (wc_certs_load (curve->server, false, &keys, why, sizeof why) != 0) {
+            fprintf (stderr, "walcast-node: --curve-server: %s\n", why);
+            return -1;
+        }
+        strcpy (cfg->curve_server, keys.public_key);
+    }
+    if (curve->broker [0]) {
+        if (wc_certs_load (curve->broker, false, &keys, why, sizeof why) != 0) {
+            fprintf (stderr, "walcast-node: --curve-broker: %s\n", why);
+            return -1;
+        }
+        strcpy (cfg->curve_broker, keys.public_key);
+    }
+    return 0;
+}
+
 /*  Fill cfg from argv. Returns 0, 1 when the run should end with exit 0
     (help, version) or -1 on a usage error (named on stderr). */
 static int
-s_parse (int argc, char **argv, wc_node_config_t *cfg)
+s_parse (int argc, char **argv, wc_node_config_t *cfg, s_curve_flags_t *curve)
 {
     memset (cfg, 0, sizeof *cfg);
+    memset (curve, 0, sizeof *curve);
     strcpy (cfg->bind, "127.0.0.1");
     int fsync = WC_FSYNC_BATCH;
     long long port = 0, segment_bytes = 0, min_replicas = 0, replica_lag = 5000;
@@ -105,6 +154,14 @@ s_parse (int argc, char **argv, wc_node_config_t *cfg)
         { "replica-lag", 0, WC_FLAG_NUMBER, &replica_lag, 0, 100, 3600000, NULL },
         { "snapshot-every", 0, WC_FLAG_NUMBER, &snapshot_every, 0, 0, 1LL << 40, NULL },
         { "retain-bytes", 0, WC_FLAG_NUMBER, &retain_bytes, 0, 0, 1LL << 50, NULL },
+        { "curve-cert", 0, WC_FLAG_STRING, curve->cert, sizeof curve->cert, 1,
+          sizeof curve->cert - 1, NULL },
+        { "curve-trust", 0, WC_FLAG_STRING, curve->trust, sizeof curve->trust, 1,
+          sizeof curve->trust - 1, NULL },
+        { "curve-server", 0, WC_FLAG_STRING, curve->server, sizeof curve->server, 1,
+          sizeof curve->server - 1, NULL },
+        { "curve-broker", 0, WC_FLAG_STRING, curve->broker, sizeof curve->broker, 1,
+          sizeof curve->broker - 1, NULL },
         { "verbose", 'v', WC_FLAG_SWITCH, &verbose, 0, 0, 0, NULL },
         { "help", 'h', WC_FLAG_HELP, NULL, 0, 0, 0, NULL },
         { "version", 0, WC_FLAG_VERSION, NULL, 0, 0, 0, NULL },
@@ -131,6 +188,8 @@ s_parse (int argc, char **argv, wc_node_config_t *cfg)
                  "Try 'walcast-node --help'.\n");
         return -1;
     }
+    if (s_curve_keys (curve, cfg) != 0)
+        return -1;
     return s_default_advertise (cfg);
 }
 
@@ -138,7 +197,8 @@ int
 main (int argc, char **argv)
 {
     wc_node_config_t cfg;
-    int rc = s_parse (argc, argv, &cfg);
+    s_curve_flags_t curve_flags;
+    int rc = s_parse (argc, argv, &cfg, &curve_flags);
     if (rc != 0)
         return rc < 0 ? 2 : 0;
     char name [128];
@@ -150,14 +210,23 @@ main (int argc, char **argv)
     zsys_init ();
 
     char why [1024];
+    wc_curve_t *curve = NULL;
+    if (wc_curve_start (curve_flags.cert, curve_flags.trust, &curve, why,
+                        sizeof why) != 0) {
+        wc_log_error ("cannot start: %s", why);
+        zsys_shutdown ();
+        return curve_flags.cert [0] && curve_flags.trust [0] ? 1 : 2;
+    }
     wc_node_t *node = wc_node_new (&cfg, why, sizeof why);
     if (!node) {
         wc_log_error ("cannot start: %s", why);
+        wc_curve_destroy (&curve);
         zsys_shutdown ();
         return 1;
     }
     rc = wc_node_run (node);
     wc_node_destroy (&node);
+    wc_curve_destroy (&curve);
     zsys_shutdown ();
     return rc == 0 ? 0 : 1;
 }

@@ -38,6 +38,7 @@
 #include "announce.h"
 #include "buffer.h"
 #include "publisher.h"
+#include "roles.h"
 #include "signals.h"
 #include "sock.h"
 #include "primary.h"
@@ -182,6 +183,7 @@ wc_node_new (const wc_node_config_t *cfg, char *why, size_t why_size)
     if (!self)
         return NULL;
     self->cfg = *cfg;
+    snprintf (self->upstream_key, sizeof self->upstream_key, "%s", cfg->curve_server);
     self->epoch = 0;                   /* the history's latest, once open */
     msgpack_sbuffer_init (&self->out);
     msgpack_sbuffer_init (&self->scratch);
@@ -374,12 +376,51 @@ wc_node_reply_error (wc_node_t *self, zsock_t *sock, wc_request_t *req,
 
 /*  Take one request off a ROUTER socket; see wc_request_recv. Counts
     what had to be dropped or could not be decoded. */
+/*  A request its key's role does not allow (CURVE on): answer EPERM,
+    count it, and log it (at most one line a second, with how many were
+    not logged). True when refused (the request was released). */
+static bool
+s_refuse_role (wc_node_t *self, zsock_t *sock, wc_request_t *req)
+{
+    wc_curve_t *curve = wc_sock_curve ();
+    if (!curve || req->rc)
+        return false;
+    const char *name;
+    wc_peer_t role = wc_curve_role (curve, &req->frames [req->nframes - 1], &name);
+    if (wc_peer_may (role, req->msg.type))
+        return false;
+    self->refused++;
+    int64_t now = wc_clock_ms ();
+    if (now - self->refused_log_ms >= 1000) {
+        wc_log_warn ("refused %s from key %s (role %s): EPERM (%u more refused since "
+                     "the last such line, %llu in all)", wc_msg_type_name (req->msg.type),
+                     name, wc_peer_name (role), self->refused_unlogged,
+                     (unsigned long long) self->refused);
+        self->refused_log_ms = now;
+        self->refused_unlogged = 0;
+    }
+    else
+        self->refused_unlogged++;
+    char detail [64];
+    snprintf (detail, sizeof detail, "role=%s", wc_peer_name (role));
+    wc_node_reply_error (self, sock, req, WALCAST_EPERM, role == WC_PEER_NONE
+                         ? "the key is not trusted (any more)"
+                         : "the key's role does not allow this request", detail);
+    wc_request_release (req);
+    return true;
+}
+
+/*  Take one request off sock: 1 with req filled, 0 when none is waiting,
+    -1 when one was taken and dealt with (dropped as malformed, or refused
+    to its key's role). */
 static int
 s_recv_request (wc_node_t *self, zsock_t *sock, wc_request_t *req)
 {
     int rc = wc_request_recv (zsock_resolve (sock), req);
     if (rc < 0 || (rc == 1 && req->rc))
         self->bad_messages++;
+    if (rc == 1 && s_refuse_role (self, sock, req))
+        return -1;
     return rc;
 }
 
@@ -543,6 +584,24 @@ s_heartbeat (wc_node_t *self)
     return (int) (self->next_heartbeat_ms - now);
 }
 
+/*  CURVE on: look at the trust folder every second; when a key left it
+    (or lost its role), drop the stream's subscribers so that key cannot
+    come back (its requests get EPERM from now on). Returns ms until due. */
+static int
+s_trust_tick (wc_node_t *self)
+{
+    wc_curve_t *curve = wc_sock_curve ();
+    if (!curve)
+        return 60000;
+    int64_t now = wc_clock_ms ();
+    if (now < self->next_trust_ms)
+        return (int) (self->next_trust_ms - now);
+    self->next_trust_ms = now + 1000;
+    if (wc_curve_refresh (curve))
+        wc_publisher_drop_all (self->stream);
+    return 1000;
+}
+
 /*  Run the timers; returns ms until one of them is next due. Timers run
     before the poll: a tick may replace a socket (Lazy Pirate). */
 static int
@@ -562,6 +621,8 @@ s_timers (wc_node_t *self)
     if (next >= 0 && next < timeout)
         timeout = next;
     next = wc_publisher_tick (self->stream, wc_clock_ms ());
+    timeout = next < timeout ? next : timeout;
+    next = s_trust_tick (self);
     timeout = next < timeout ? next : timeout;
     next = wc_engine_tick (self->engine);
     s_check_engine (self, 0);

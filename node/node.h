@@ -40,6 +40,8 @@ typedef struct {
     int64_t    replica_lag_ms;                /* a replica is current this long after its ACK */
     uint64_t   snapshot_every;                /* entries between snapshots; 0: on demand */
     uint64_t   retain_bytes;                  /* log kept after a snapshot */
+    char       curve_server [41];             /* CURVE: --replica-of's public key (Z85) */
+    char       curve_broker [41];             /* CURVE: the broker's public key (Z85) */
 } wc_node_config_t;
 
 typedef struct wc_primary wc_primary_t;
@@ -78,6 +80,12 @@ typedef struct wc_node {
     uint32_t         published_count;
     uint64_t         published_last;
     wc_request_t    *batch;         /* WC_NODE_BATCH request slots */
+    char             upstream_key [41];  /* CURVE: public key of the node it
+                                            follows (--curve-server, FOLLOW) */
+    uint64_t         refused;       /* requests refused: the key's role (EPERM) */
+    int64_t          refused_log_ms;     /* last time one was logged */
+    uint32_t         refused_unlogged;   /* refused since, not logged */
+    int64_t          next_trust_ms;      /* CURVE: next look at the trust folder */
 } wc_node_t;
 
 /*  Requests taken off the service socket per loop turn (one group commit),

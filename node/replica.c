@@ -181,10 +181,11 @@ static const wc_sock_spec_t s_req_spec = {
 };
 
 static zsock_t *
-s_connect (const wc_sock_spec_t *spec, const char *endpoint)
+s_connect (const wc_replica_t *self, const wc_sock_spec_t *spec, const char *endpoint)
 {
     char why [512];
-    zsock_t *sock = wc_sock_connect (spec, endpoint, why, sizeof why);
+    zsock_t *sock = wc_sock_connect_to (spec, endpoint, self->node->upstream_key, why,
+                                        sizeof why);
     if (!sock) {
         wc_log_error ("%s", why);
         return NULL;
@@ -207,7 +208,7 @@ static void
 s_reset_req (wc_replica_t *self)
 {
     zsock_destroy (&self->req);
-    self->req = s_connect (&s_req_spec, self->catchup_ep);
+    self->req = s_connect (self, &s_req_spec, self->catchup_ep);
     self->fetching = false;
 }
 
@@ -224,7 +225,7 @@ s_resubscribe (wc_replica_t *self, int64_t now)
     self->resubscribe_ms *= 2;
     if (self->resubscribe_ms > RESUBSCRIBE_MAX_MS)
         self->resubscribe_ms = RESUBSCRIBE_MAX_MS;
-    zsock_t *sub = s_connect (&s_sub_spec, self->stream_ep);
+    zsock_t *sub = s_connect (self, &s_sub_spec, self->stream_ep);
     if (sub) {
         zsock_destroy (&self->sub);
         self->sub = sub;
@@ -1177,9 +1178,9 @@ wc_replica_new (wc_node_t *node, const char *primary, uint64_t epoch)
     }
     /*  Subscribe first, then fetch: whatever is published while the
         first FETCH is out is kept. */
-    self->sub = s_connect (&s_sub_spec, self->stream_ep);
+    self->sub = s_connect (self, &s_sub_spec, self->stream_ep);
     s_reset_req (self);
-    self->acker = wc_acker_new (self->service_ep, node->cfg.id);
+    self->acker = wc_acker_new (self->service_ep, node->cfg.id, node->upstream_key);
     if (!self->sub || !self->req || !self->acker) {
         wc_replica_destroy (&self);
         return NULL;
