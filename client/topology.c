@@ -167,8 +167,8 @@ wc_topology_refusal_say (int refusal, const char *name, const char *addr,
                   "reach it through a broker that lists its key", who);
     else
     if (refusal == WC_CURVE_NO_CERT)
-        snprintf (buf, size, "node %s uses CURVE and this client has no key pair: "
-                  "give --curve-cert SECRET_CERT (walcast_set_curve_cert)", who);
+        snprintf (buf, size, "node %s has a CURVE key and this client has no key "
+                  "pair: give --curve-cert SECRET_CERT (walcast_set_curve_cert)", who);
     else
     if (size > 0)
         buf [0] = 0;
