@@ -1060,9 +1060,9 @@ s_print_help (void)
             "the primary; eventual reads anything. A node behind the read's\n"
             "token or staler than --max-staleness declines, and the next one is "
             "tried.\n-v prints \"served by ID (REGION, RTT ms)\" on stderr.\n");
-    printf ("\nExit status: 0 success, 1 not found (get), 2 usage error, "
-            "3 error from the node\nor the network, or a load line that failed, "
-            "is unknown or is malformed.\n");
+    printf ("\nExit status: 0 success, 1 not found (get) or keygen's files not "
+            "written,\n2 usage error, 3 error from the node or the network, or a "
+            "load line that\nfailed, is unknown or is malformed.\n");
 }
 
 //  Find a flag by its long or short name.
