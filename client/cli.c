@@ -1,9 +1,11 @@
 /*  cli.c - the walcast command: put, get, del, load, status, digest,
-    snapshot, switchover, watch.
+    snapshot, switchover, watch, and keygen (which talks to nobody).
 
         walcast [--broker HOST:PORT | --node HOST:PORT ...] [--region R]
                 [--read PREF] [--consistency C] [--max-staleness MS]
-                [--timeout MS] [-v] [--debug] COMMAND [ARGS]
+                [--timeout MS] [--curve-cert SECRET_CERT]
+                [--curve-server PUBLIC_CERT] [--curve-broker PUBLIC_CERT]
+                [-v] [--debug] COMMAND [ARGS]
 
     A thin shell over libwalcast. Two tables drive it: s_options, the
     global flags (each with a setter that fills s_opts_t), and s_commands,
@@ -24,8 +26,9 @@
     (reads by preference and consistency, writes to the primary) and
     status prints one line per node.
 
-    Exit codes: 0 success, 1 not found (get), 2 usage error, 3 an error
-    from the node or the network, or a load line that did not land.
+    Exit codes: 0 success, 1 not found (get) or keygen's files not
+    written, 2 usage error, 3 an error from the node or the network, or
+    a load line that did not land.
     Results go to stdout, diagnostics and progress to stderr. Every
     error names its cause and, where there is one, the remedy:
     "walcast: COMMAND: MESSAGE[: DETAIL]; REMEDY" (s_fail). When the
@@ -45,6 +48,7 @@
 #include <sys/types.h>
 #include <time.h>
 #include "walcast.h"
+#include "certs.h"
 #include "clock.h"
 #include "load.h"
 
@@ -69,6 +73,9 @@ typedef struct {
     bool         verbose;       /* -v: say who served a read */
     bool         debug;         /* --debug: the library's debug lines */
     int          timeout_ms;    /* --timeout, 0 = library default */
+    const char  *curve_cert;    /* --curve-cert: our NAME_secret, or NULL */
+    const char  *curve_server;  /* --curve-server: the --node's public cert */
+    const char  *curve_broker;  /* --curve-broker: the broker's public cert */
     bool         help;          /* --help: print usage, exit 0 */
     bool         version;       /* --version: print version, exit 0 */
 } s_opts_t;
@@ -95,6 +102,7 @@ typedef struct {
                 int nargs);
     int         timeout_ms;     /* its default --timeout; 0: the library's */
     bool        needs_broker;   /* usage error without --broker */
+    bool        local;          /* talks to nobody: run gets no client */
 } s_command_t;
 
 static int s_usage_error (void);
@@ -161,6 +169,10 @@ s_remedy (int rc, const char *name)
         case WALCAST_EFEWREPLICAS:
             return "the write was not made; check the replicas (walcast status), "
                    "then send it again";
+        case WALCAST_EPERM:
+            return "this client's key has no role that allows it: the servers' "
+                   "operator puts its public certificate in the trust folder's "
+                   "readers/ (to read and watch) or writers/ (to write as well)";
         case WALCAST_EFENCED:
             return "the write was not made: that node was replaced as the primary; "
                    "use --broker so that the client follows the primary, and send "
@@ -177,6 +189,8 @@ s_fail (walcast_t *client, const char *name, int rc)
 {
     const char *detail = walcast_last_detail (client);
     const char *remedy = s_remedy (rc, name);
+    if (rc == WALCAST_EUNAVAILABLE && strstr (detail, "--curve-"))
+        remedy = NULL;                      // the detail names the flag to give
     fprintf (stderr, "walcast: %s: ", name);
     if (rc == WALCAST_ENOTPRIMARY && detail [0])
         fprintf (stderr, "%s (primary is %s)", walcast_strerror (rc), detail);
@@ -186,6 +200,10 @@ s_fail (walcast_t *client, const char *name, int rc)
     else
     if (strcmp (name, "switchover") == 0 && detail [0])
         fprintf (stderr, "%s (%s)", detail, walcast_errname (rc));  // the broker's words
+    else
+    if (rc == WALCAST_EPERM)
+        fprintf (stderr, "%s (%s)%s%s", walcast_strerror (rc), walcast_errname (rc),
+                 detail [0] ? ": " : "", detail);
     else
     if (rc == WALCAST_ENOTREPLICATED)
         fprintf (stderr, "the write is durable on the primary but not confirmed "
@@ -285,6 +303,41 @@ s_set_max_staleness (s_opts_t *opts, const char *value)
     return 0;
 }
 
+//  --curve-cert, --curve-server, --curve-broker: a file, read when the
+//  client opens (its errors name the file and what is wrong with it).
+static int
+s_set_curve (const char **slot, const char *flag, const char *value)
+{
+    if (*slot) {
+        fprintf (stderr, "walcast: %s given twice\n", flag);
+        return -1;
+    }
+    if (!*value) {
+        fprintf (stderr, "walcast: %s: expected a certificate file\n", flag);
+        return -1;
+    }
+    *slot = value;
+    return 0;
+}
+
+static int
+s_set_curve_cert (s_opts_t *opts, const char *value)
+{
+    return s_set_curve (&opts->curve_cert, "--curve-cert", value);
+}
+
+static int
+s_set_curve_server (s_opts_t *opts, const char *value)
+{
+    return s_set_curve (&opts->curve_server, "--curve-server", value);
+}
+
+static int
+s_set_curve_broker (s_opts_t *opts, const char *value)
+{
+    return s_set_curve (&opts->curve_broker, "--curve-broker", value);
+}
+
 static int
 s_set_verbose (s_opts_t *opts, const char *value)
 {
@@ -340,6 +393,14 @@ static const s_option_t s_options [] = {
       "including the wait for a node to send it to; for watch, the wait for "
       "a node to watch",
       s_set_timeout },
+    { "--curve-cert", NULL, "SECRET_CERT",
+      "this client's CURVE key pair (the NAME_secret file of `walcast keygen "
+      "NAME`): every link is then encrypted and authenticated", s_set_curve_cert },
+    { "--curve-server", NULL, "PUBLIC_CERT",
+      "the public certificate of the --node nodes (nodes the broker lists come "
+      "with their key)", s_set_curve_server },
+    { "--curve-broker", NULL, "PUBLIC_CERT",
+      "the broker's public certificate", s_set_curve_broker },
     { "--verbose", "-v", NULL,
       "say on stderr who served a read", s_set_verbose },
     { "--debug", NULL, NULL,
@@ -796,6 +857,31 @@ s_watch_signals (walcast_t *client)
 //  twice. When the watched node goes silent the library moves to the
 //  next one and a line on stderr says so; with none left, or when the
 //  node no longer holds SEQ, the watch fails (exit 3).
+//  keygen NAME: a new key pair as NAME and NAME_secret, in czmq's
+//  format; the public key on stdout. Exit 1 when they cannot be written
+//  (one exists already: a key pair is never overwritten).
+static int
+s_cmd_keygen (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
+{
+    (void) client; (void) opts; (void) nargs;
+    const char *name = args [0];
+    if (!*name) {
+        fprintf (stderr, "walcast: keygen: NAME is empty\n");
+        return s_usage_error ();
+    }
+    char why [PATH_MAX * 2 + 128];
+    int rc = wc_certs_generate (name, why, sizeof why);
+    wc_certs_keys_t keys;
+    if (rc == 0)
+        rc = wc_certs_load (name, false, &keys, why, sizeof why);
+    if (rc) {
+        fprintf (stderr, "walcast: keygen: %s\n", why);
+        return S_EXIT_NOTFOUND;
+    }
+    printf ("%s\n", keys.public_key);
+    return S_EXIT_OK;
+}
+
 static int
 s_cmd_watch (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
@@ -832,12 +918,12 @@ static const s_command_t s_commands [] = {
       "only once N replicas (0..254, or all: every current one) hold it, "
       "waiting up to --ack-timeout MS (default: the node's, 5000) on top of "
       "--timeout; else exit 3: durable on the primary, not confirmed replicated",
-      s_cmd_put, 0, false },
+      s_cmd_put, 0, false, false },
     { "get", "[--min-seq SEQ] KEY", 1, 3,
       "print KEY's value (exit 1 if absent); --min-seq: only from a node "
-      "that has applied SEQ (a token from another writer)", s_cmd_get, 0, false },
+      "that has applied SEQ (a token from another writer)", s_cmd_get, 0, false, false },
     { "del", "[--acks N] [--ack-timeout MS] KEY", 1, 5,
-      "delete KEY; prints the write's seq; --acks as for put", s_cmd_del, 0, false },
+      "delete KEY; prints the write's seq; --acks as for put", s_cmd_del, 0, false, false },
     { "load", "[--acks N] [--ack-timeout MS] [--batch N]", 0, 6,
       "write \"KEY VALUE\" lines from stdin; prints \"COUNT LAST_SEQ\" of "
       "what landed, and on stderr \"failed KEY: MESSAGE\" or \"unknown KEY: "
@@ -845,27 +931,32 @@ static const s_command_t s_commands [] = {
       "safe); --acks as for put: a line the replicas did not confirm in time "
       "is unknown; --batch N: at most N writes per message (1..1024, default "
       "1024; 1: each alone, as nodes before 0.4 need)",
-      s_cmd_load, 0, false },
+      s_cmd_load, 0, false, false },
     { "status", "", 0, 0,
       "one node: its role, epoch, seqs and lag; with --broker or several "
-      "--node: one line per node", s_cmd_status, 0, false },
+      "--node: one line per node", s_cmd_status, 0, false, false },
     { "digest", "", 0, 0,
-      "print the node's applied seq and a hash of its data", s_cmd_digest, 0, false },
+      "print the node's applied seq and a hash of its data", s_cmd_digest, 0, false, false },
     { "snapshot", "", 0, 0,
       "make the node (the first --node; with --broker only, the primary) take "
       "a snapshot of its state now; prints \"SEQ BYTES\" once it is on disk; "
       "waits up to 60 s unless --timeout says otherwise",
-      s_cmd_snapshot, 60000, false },
+      s_cmd_snapshot, 60000, false, false },
     { "switchover", "NODE", 1, 1,
       "needs --broker: hand the primary role over to node NODE (its id) with "
       "no write lost; prints \"EPOCH HOST:PORT\" of the new primary; waits up "
       "to 30 s unless --timeout says otherwise",
-      s_cmd_switchover, 30000, true },
+      s_cmd_switchover, 30000, true, false },
     { "watch", "[--from SEQ] [PREFIX]", 0, 3,
       "print every change to keys under PREFIX, in seq order, none lost: "
       "\"SEQ put KEY VALUE\" or \"SEQ del KEY\"; from now, or from SEQ on "
       "(to resume after the last SEQ printed); runs until interrupted",
-      s_cmd_watch, 0, false },
+      s_cmd_watch, 0, false, false },
+    { "keygen", "NAME", 1, 1,
+      "write a new CURVE key pair as NAME (the public certificate, for servers' "
+      "trust folders and --curve-server/--curve-broker) and NAME_secret (mode "
+      "0600, for --curve-cert); prints the public key; never overwrites (exit 1); "
+      "needs no node", s_cmd_keygen, 0, false, true },
 };
 #define S_NCOMMANDS (sizeof s_commands / sizeof s_commands [0])
 
@@ -969,9 +1060,9 @@ s_print_help (void)
             "the primary; eventual reads anything. A node behind the read's\n"
             "token or staler than --max-staleness declines, and the next one is "
             "tried.\n-v prints \"served by ID (REGION, RTT ms)\" on stderr.\n");
-    printf ("\nExit status: 0 success, 1 not found (get), 2 usage error, "
-            "3 error from the node\nor the network, or a load line that failed, "
-            "is unknown or is malformed.\n");
+    printf ("\nExit status: 0 success, 1 not found (get) or keygen's files not "
+            "written,\n2 usage error, 3 error from the node or the network, or a "
+            "load line that\nfailed, is unknown or is malformed.\n");
 }
 
 //  Find a flag by its long or short name.
@@ -1092,9 +1183,38 @@ s_connect (walcast_t *client, const s_opts_t *opts)
             return s_usage_error ();
         }
         if (rc) {
+            const char *detail = walcast_last_detail (client);
             fprintf (stderr, "walcast: --node '%s': %s\n", opts->nodes [i],
-                     walcast_strerror (rc));
+                     detail [0] ? detail : walcast_strerror (rc));
             return S_EXIT_ERROR;
+        }
+    }
+    return S_EXIT_OK;
+}
+
+//  The CURVE flags, before the client connects. An exit code: a file
+//  that is not the certificate it should be is a usage error, said
+//  with the library's detail (which file, what is wrong).
+static int
+s_curve_setup (walcast_t *client, const s_opts_t *opts)
+{
+    struct {
+        const char *flag, *path;
+        int (*set) (walcast_t *, const char *);
+    } curve [] = {
+        { "--curve-cert", opts->curve_cert, walcast_set_curve_cert },
+        { "--curve-server", opts->curve_server, walcast_set_curve_server },
+        { "--curve-broker", opts->curve_broker, walcast_set_curve_broker },
+    };
+    for (size_t i = 0; i < sizeof curve / sizeof curve [0]; i++) {
+        if (!curve [i].path)
+            continue;
+        int rc = curve [i].set (client, curve [i].path);
+        if (rc) {
+            fprintf (stderr, "walcast: %s: %s\n", curve [i].flag,
+                     walcast_last_detail (client) [0] ? walcast_last_detail (client)
+                                                      : walcast_strerror (rc));
+            return s_usage_error ();
         }
     }
     return S_EXIT_OK;
@@ -1126,7 +1246,8 @@ s_open_client (const s_opts_t *opts, const s_command_t *cmd, walcast_t **client_
         walcast_set_region (client, opts->region);
     s_follows = opts->broker || opts->nnodes > 1;
     walcast_set_max_staleness (client, opts->max_staleness);
-    return s_connect (client, opts);
+    int exit_code = s_curve_setup (client, opts);
+    return exit_code ? exit_code : s_connect (client, opts);
 }
 
 //  Parse the flags, find the command, open the client and run the
@@ -1148,6 +1269,8 @@ s_main (int argc, char **argv, s_opts_t *opts, walcast_t **client)
     const s_command_t *cmd = s_find_command (argc, argv, first);
     if (!cmd)
         return s_usage_error ();
+    if (cmd->local)
+        return cmd->run (NULL, opts, argv + first + 1, argc - first - 1);
     if (opts->nnodes == 0 && !opts->broker) {
         fprintf (stderr, "walcast: no node given (use --node HOST:PORT or "
                  "--broker HOST:PORT)\n");

@@ -60,6 +60,9 @@ struct wc_feed {
     void           *fetch;          /* DEALER to its catch-up port */
     char            fetch_ep [WC_MAX_ADDR + 16];
     bool            fetch_ipv6;
+    bool            curve;          /* keys hold our key pair */
+    wc_certs_keys_t keys;
+    char            server_key [41];    /* the node's, with keys */
     uint64_t        next;           /* next seq to deliver */
 
     /* repair */
@@ -107,7 +110,7 @@ s_log (wc_feed_t *self, const char *fmt, ...)
 
 wc_feed_t *
 wc_feed_new (void *ctx, const void *prefix, size_t prefix_len, uint64_t next,
-             walcast_log_fn *log, void *log_arg)
+             const wc_certs_keys_t *keys, walcast_log_fn *log, void *log_arg)
 {
     if (!ctx || next == 0 || prefix_len > WC_MAX_KEY || (prefix_len && !prefix))
         return NULL;
@@ -119,6 +122,10 @@ wc_feed_new (void *ctx, const void *prefix, size_t prefix_len, uint64_t next,
         memcpy (self->prefix, prefix, prefix_len);
     self->prefix_len = prefix_len;
     self->next = next;
+    if (keys) {
+        self->curve = true;
+        self->keys = *keys;
+    }
     self->backoff_ms = S_BACKOFF_MIN_MS;
     self->log = log;
     self->log_arg = log_arg;
@@ -214,13 +221,16 @@ s_fetch_open (wc_feed_t *self)
         zmq_close (self->fetch);
     int err = 0;
     self->fetch = wc_topology_socket (self->ctx, ZMQ_DEALER, self->fetch_ep,
-                                      self->fetch_ipv6, 16, &err);
+                                      self->fetch_ipv6, 16,
+                                      self->curve ? &self->keys : NULL,
+                                      self->server_key, &err);
     self->fetching = false;
     return self->fetch ? 0 : err;
 }
 
 int
-wc_feed_open (wc_feed_t *self, const char *addr, const char *name)
+wc_feed_open (wc_feed_t *self, const char *addr, const char *name,
+              const char *server_key)
 {
     char stream_ep [WC_MAX_ADDR + 16];
     bool ipv6;
@@ -229,10 +239,14 @@ wc_feed_open (wc_feed_t *self, const char *addr, const char *name)
                               &self->fetch_ipv6))
         return WALCAST_EINVAL;
     snprintf (self->name, sizeof self->name, "%s", name && *name ? name : addr);
+    snprintf (self->server_key, sizeof self->server_key, "%s",
+              server_key ? server_key : "");
     if (self->sub)
         zmq_close (self->sub);
     int err = 0;
-    self->sub = wc_topology_socket (self->ctx, ZMQ_SUB, stream_ep, ipv6, 0, &err);
+    self->sub = wc_topology_socket (self->ctx, ZMQ_SUB, stream_ep, ipv6, 0,
+                                    self->curve ? &self->keys : NULL,
+                                    self->server_key, &err);
     if (!self->sub)
         return err;
     //  Everything: a feed must see every seq to tell a loss from a key

@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "certs.h"
 #include "walcast.h"
 
 typedef struct wc_feed wc_feed_t;
@@ -41,19 +42,23 @@ typedef struct {
 
 /*  A feed of changes to keys under prefix (copied; prefix_len 0: all),
     from seq next (>= 1) on, whose sockets live in the zmq context ctx.
+    With keys (copied; NULL: none) its sockets are CURVE clients.
     log (may be NULL) is told about gaps and repairs. NULL when out of
     memory or for a bad argument. */
 wc_feed_t *wc_feed_new (void *ctx, const void *prefix, size_t prefix_len,
-                        uint64_t next, walcast_log_fn *log, void *log_arg);
+                        uint64_t next, const wc_certs_keys_t *keys,
+                        walcast_log_fn *log, void *log_arg);
 
 /*  Close its sockets, free it; *self_p becomes NULL. */
 void wc_feed_destroy (wc_feed_t **self_p);
 
 /*  Follow the node at addr ("HOST:PORT", its base port; name is how
-    messages call it): subscribe to its stream, connect to its catch-up
+    messages call it; server_key its CURVE public key, used when the feed
+    has keys): subscribe to its stream, connect to its catch-up
     port. Entries kept from the node followed before are dropped; the
     position stays. 0, WALCAST_EINVAL or WALCAST_EUNAVAILABLE. */
-int wc_feed_open (wc_feed_t *self, const char *addr, const char *name);
+int wc_feed_open (wc_feed_t *self, const char *addr, const char *name,
+                  const char *server_key);
 
 /*  Wait up to wait_ms for the stream or a FETCH reply, act on what came
     and hand the changes that are next to fn. 0, or WALCAST_ERANGE (the

@@ -178,6 +178,10 @@ s_outcome_message (const walcast_outcome_t *o, char *buf, size_t size)
     if (o->err == WALCAST_ENOTPRIMARY && o->detail [0])
         snprintf (buf, size, "%s (primary is %s)", walcast_strerror (o->err), o->detail);
     else
+    if (o->err == WALCAST_EPERM)
+        snprintf (buf, size, "%s (%s)%s%s", walcast_strerror (o->err),
+                  walcast_errname (o->err), o->detail [0] ? ": " : "", o->detail);
+    else
     if (o->detail [0])
         snprintf (buf, size, "%s: %s", walcast_strerror (o->err), o->detail);
     else
@@ -215,6 +219,13 @@ s_on_outcome (void *arg, const walcast_outcome_t *o)
             self->failed++;
         if (p.key->failed_line == 0)
             p.key->failed_line = p.line;
+        //  A key without the role to write: every later line would be
+        //  refused the same, so none is sent
+        if (o->err == WALCAST_EPERM && !self->stop_err) {
+            self->stop_err = o->err;
+            snprintf (self->stop_why, sizeof self->stop_why, "not sent: %.1100s",
+                      message);
+        }
     }
     s_key_drop (self, p.key);
 }

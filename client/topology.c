@@ -13,6 +13,8 @@
       a full table recycles the slot of a node that is gone rather than
       grow: the socket count stays under libzmq's limit whatever peers
       send.
+    - A node's CURVE key is part of where it is: a key that changes is
+      a socket that is replaced, like an address that changes.
 */
 #include <errno.h>
 #include <stdio.h>
@@ -30,6 +32,9 @@
 
 struct wc_topology {
     void      *ctx;         /* zmq context of the handle (not owned) */
+    bool       curve;       /* keys holds our key pair */
+    wc_certs_keys_t keys;
+    char       default_key [41];    /* server key of nodes without one, "" none */
     wc_peer_t *nodes;       /* the table */
     size_t     size;
     size_t     cap;
@@ -65,7 +70,8 @@ wc_topology_endpoint (const char *addr, int offset, char *endpoint,
 
 void *
 wc_topology_socket (void *ctx, int type, const char *endpoint, bool ipv6,
-                    int rcvhwm, int *err)
+                    int rcvhwm, const wc_certs_keys_t *keys,
+                    const char *server_key, int *err)
 {
     void *sock = zmq_socket (ctx, type);
     if (!sock) {
@@ -86,7 +92,8 @@ wc_topology_socket (void *ctx, int type, const char *endpoint, bool ipv6,
     ||  zmq_setsockopt (sock, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl)
     ||  zmq_setsockopt (sock, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl)
     ||  zmq_setsockopt (sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg)
-    ||  zmq_setsockopt (sock, ZMQ_IPV6, &v6, sizeof v6)) {
+    ||  zmq_setsockopt (sock, ZMQ_IPV6, &v6, sizeof v6)
+    ||  (keys && wc_certs_client (sock, keys, server_key))) {
         zmq_close (sock);
         *err = WALCAST_EUNAVAILABLE;
         return NULL;
@@ -99,7 +106,10 @@ wc_topology_socket (void *ctx, int type, const char *endpoint, bool ipv6,
     return sock;
 }
 
-//  (Re)connect node's DEALER to its endpoint; sock stays NULL on failure.
+//  (Re)connect node's DEALER to its endpoint; sock stays NULL on failure,
+//  and when its key and ours do not go together (curve_refusal says so:
+//  not an error, the node stays in the table, unreachable, and a
+//  request to it fails saying which key is missing).
 static int
 s_node_open (wc_topology_t *self, wc_peer_t *node)
 {
@@ -107,10 +117,73 @@ s_node_open (wc_topology_t *self, wc_peer_t *node)
         zmq_close (node->sock);
         node->sock = NULL;
     }
+    node->curve_refusal = (uint8_t) wc_topology_curve_check (self, node->server_key);
+    if (node->curve_refusal != WC_CURVE_OK) {
+        node->reachable = false;
+        return 0;
+    }
     int err = 0;
     node->sock = wc_topology_socket (self->ctx, ZMQ_DEALER, node->endpoint,
-                                     node->ipv6, 0, &err);
+                                     node->ipv6, 0, self->curve ? &self->keys : NULL,
+                                     node->server_key, &err);
     return node->sock ? 0 : err;
+}
+
+void
+wc_topology_set_curve (wc_topology_t *self, const wc_certs_keys_t *keys,
+                       const char *default_key)
+{
+    self->curve = keys != NULL;
+    if (keys)
+        self->keys = *keys;
+    else
+        memset (&self->keys, 0, sizeof self->keys);
+    snprintf (self->default_key, sizeof self->default_key, "%s",
+              default_key ? default_key : "");
+}
+
+int
+wc_topology_curve_check (wc_topology_t *self, const char *server_key)
+{
+    if (self->curve && !server_key [0])
+        return WC_CURVE_NO_SERVER_KEY;
+    if (!self->curve && server_key [0])
+        return WC_CURVE_NO_CERT;
+    return WC_CURVE_OK;
+}
+
+void
+wc_topology_refusal_say (int refusal, const char *name, const char *addr,
+                         char *buf, size_t size)
+{
+    char who [2 * WC_MAX_ADDR + 8];
+    if (strcmp (name, addr) == 0)
+        snprintf (who, sizeof who, "%s", addr);
+    else
+        snprintf (who, sizeof who, "%s (%s)", name, addr);
+    if (refusal == WC_CURVE_NO_SERVER_KEY)
+        snprintf (buf, size, "no CURVE key is known for node %s: give its public "
+                  "certificate with --curve-server (walcast_set_curve_server), or "
+                  "reach it through a broker that lists its key", who);
+    else
+    if (refusal == WC_CURVE_NO_CERT)
+        snprintf (buf, size, "node %s has a CURVE key and this client has no key "
+                  "pair: give --curve-cert SECRET_CERT (walcast_set_curve_cert)", who);
+    else
+    if (size > 0)
+        buf [0] = 0;
+}
+
+void
+wc_topology_refusal (wc_topology_t *self, size_t index, char *buf, size_t size)
+{
+    const wc_peer_t *node = wc_topology_peer (self, index);
+    if (!node) {
+        wc_topology_refusal_say (WC_CURVE_OK, "", "", buf, size);
+        return;
+    }
+    wc_topology_refusal_say (node->curve_refusal, node->id [0] ? node->id : node->addr,
+                             node->addr, buf, size);
 }
 
 wc_topology_t *
@@ -216,6 +289,7 @@ wc_topology_add (wc_topology_t *self, const char *addr, bool pinned,
     node.reachable = true;
     node.pinned = pinned;
     node.rtt_ms = -1;
+    snprintf (node.server_key, sizeof node.server_key, "%s", self->default_key);
     rc = s_node_open (self, &node);
     if (rc)
         return rc;
@@ -244,6 +318,29 @@ wc_topology_reset (wc_topology_t *self, size_t index)
     node->warm = false;
 }
 
+//  Node is now at addr, with CURVE key key: a fresh socket, and nothing
+//  known of its distance. 0, or WALCAST_EINVAL for a bad address.
+static int
+s_node_move (wc_topology_t *self, wc_peer_t *node, const char *addr,
+             const char *key)
+{
+    char endpoint [sizeof node->endpoint];
+    bool ipv6;
+    if (wc_topology_endpoint (addr, 0, endpoint, sizeof endpoint, &ipv6))
+        return WALCAST_EINVAL;
+    snprintf (node->addr, sizeof node->addr, "%s", addr);
+    memcpy (node->endpoint, endpoint, sizeof endpoint);
+    node->ipv6 = ipv6;
+    snprintf (node->server_key, sizeof node->server_key, "%s", key);
+    node->reachable = true;
+    s_node_open (self, node);
+    node->ping_rid = 0;
+    node->ping_sent_us = 0;
+    node->rtt_ms = -1;          // another place, another distance
+    node->warm = false;
+    return 0;
+}
+
 void
 wc_topology_begin (wc_topology_t *self)
 {
@@ -270,31 +367,24 @@ wc_topology_apply (wc_topology_t *self, const wc_node_info_t *info,
         if (self->nodes [i].id [0] == 0 && strcmp (self->nodes [i].addr, addr) == 0)
             found = i;
 
+    //  Its key: the entry's, else the default (a node without CURVE)
+    char key [sizeof self->nodes [0].server_key];
+    wc_bytes_printable (key, sizeof key, &info->curve_key);
+    if (!key [0])
+        snprintf (key, sizeof key, "%s", self->default_key);
+
     if (found == WC_SELECT_NONE) {
         int rc = wc_topology_add (self, addr, false, &found, moved);
         if (rc)
             return rc == WALCAST_EINVAL ? WALCAST_EPROTO : rc;
     }
-    else
-    if (strcmp (self->nodes [found].addr, addr) != 0) {
-        //  It moved: follow it with a fresh socket.
-        wc_peer_t *node = &self->nodes [found];
-        char endpoint [sizeof node->endpoint];
-        bool ipv6;
-        if (wc_topology_endpoint (addr, 0, endpoint, sizeof endpoint, &ipv6))
+    wc_peer_t *node = &self->nodes [found];
+    if (strcmp (node->addr, addr) != 0 || strcmp (node->server_key, key) != 0) {
+        //  It moved, or has another key: follow it with a fresh socket.
+        if (s_node_move (self, node, addr, key))
             return WALCAST_EPROTO;
-        snprintf (node->addr, sizeof node->addr, "%s", addr);
-        memcpy (node->endpoint, endpoint, sizeof endpoint);
-        node->ipv6 = ipv6;
-        s_node_open (self, node);
-        node->ping_rid = 0;
-        node->ping_sent_us = 0;
-        node->rtt_ms = -1;          // another place, another distance
-        node->reachable = true;
-        node->warm = false;
         *moved = true;
     }
-    wc_peer_t *node = &self->nodes [found];
     wc_bytes_printable (node->id, sizeof node->id, &info->id);
     wc_bytes_printable (node->region, sizeof node->region, &info->region);
     wc_bytes_printable (node->primary, sizeof node->primary, &info->primary);

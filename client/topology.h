@@ -24,6 +24,14 @@
       node whose address changed gets its socket moved; a node the
       broker described before but no longer lists is marked down.
 
+    - CURVE: with keys (wc_topology_set_curve) every socket is a CURVE
+      client of its node. A node's server key is the one its TOPOLOGY
+      entry gives (curve_key), else the table's default (the key of the
+      nodes named by address, walcast_set_curve_server). A node whose
+      key and the table's keys do not go together (keys and no server
+      key, or a server key and no keys of our own) gets no socket: it
+      is refused (curve_refusal says why) rather than asked in vain.
+
     The table is bounded (WC_TOPOLOGY_MAX nodes, each with a socket that
     is PINGed, well under libzmq's 1023 sockets per context and the
     usual 1024 file descriptors). When it is full, a new node takes the
@@ -40,6 +48,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "certs.h"
 #include "codec.h"
 #include "select.h"
 
@@ -49,6 +58,13 @@
 
 /*  Most nodes a table holds (see above). */
 #define WC_TOPOLOGY_MAX         256
+
+/*  Why a node has no socket although its address is good. */
+typedef enum {
+    WC_CURVE_OK = 0,            /* nothing refused */
+    WC_CURVE_NO_SERVER_KEY,     /* we have keys, no key is known for it */
+    WC_CURVE_NO_CERT            /* it has a key, we have none of our own */
+} wc_curve_refusal_t;
 
 /*  One node. */
 typedef struct {
@@ -76,6 +92,8 @@ typedef struct {
     int64_t  ping_sent_us;      /* when the last PING went out, 0 never */
     int64_t  pong_us;           /* when the last PONG came, 0 never */
     bool     warm;              /* a PONG came back on this socket */
+    char     server_key [41];   /* its CURVE public key (Z85), "" none known */
+    uint8_t  curve_refusal;     /* wc_curve_refusal_t: why sock is NULL */
 } wc_peer_t;
 
 typedef struct wc_topology wc_topology_t;
@@ -86,6 +104,28 @@ wc_topology_t *wc_topology_new (void *ctx);
 
 /*  Close every socket, free the table; *self_p becomes NULL. */
 void wc_topology_destroy (wc_topology_t **self_p);
+
+/*  Make every socket opened from now on a CURVE client: keys are ours
+    (NULL: none), default_key (NULL or "": none) the server key of nodes
+    no TOPOLOGY gave one for. Sockets already open are left as they are:
+    call it before adding nodes. */
+void wc_topology_set_curve (wc_topology_t *self, const wc_certs_keys_t *keys,
+                            const char *default_key);
+
+/*  Would a node with this server key ("" none) be refused? Its
+    wc_curve_refusal_t. */
+int wc_topology_curve_check (wc_topology_t *self, const char *server_key);
+
+/*  A refusal (wc_curve_refusal_t) of the node called name, at addr, as
+    a sentence into buf: which key is missing, and which flag (and
+    function) gives it. "" for WC_CURVE_OK. */
+void wc_topology_refusal_say (int refusal, const char *name, const char *addr,
+                              char *buf, size_t size);
+
+/*  Node i's refusal as a sentence, into buf: which key is missing and
+    which flag (and function) gives it. "" when it is not refused. */
+void wc_topology_refusal (wc_topology_t *self, size_t index, char *buf,
+                          size_t size);
 
 /*  Number of nodes, and node i (valid until the table grows). */
 size_t wc_topology_size (wc_topology_t *self);
@@ -154,10 +194,12 @@ int wc_topology_endpoint (const char *addr, int offset, char *endpoint,
 /*  Open a socket of type `type` with the options every client socket
     uses (linger 0, ZMTP heartbeats, message size cap), connected to
     endpoint. rcvhwm is its receive high-water mark (0: the large
-    default, right for replies to a window of writes). NULL on failure
-    (*err: WALCAST_EINVAL / EUNAVAILABLE). */
+    default, right for replies to a window of writes). With keys (not
+    NULL) it is a CURVE client of the server whose public key is
+    server_key. NULL on failure (*err: WALCAST_EINVAL / EUNAVAILABLE). */
 void *wc_topology_socket (void *ctx, int type, const char *endpoint,
-                          bool ipv6, int rcvhwm, int *err);
+                          bool ipv6, int rcvhwm, const wc_certs_keys_t *keys,
+                          const char *server_key, int *err);
 
 /*  Describe the table for select.c: out has room for every node.
     broker_fresh says whether the broker's up/down can be trusted (a

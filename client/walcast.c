@@ -106,8 +106,18 @@
     topology has not shown yet), waits for the topology to name a
     primary that has not refused it: at most three sends, one deadline.
 
-    This file uses plain libzmq (not czmq) to keep the library's
-    dependencies small.
+    - CURVE is a property of the handle, set before it connects
+      (walcast_set_curve_*): with a key pair every socket it opens is a
+      CURVE client, of the server key the node's TOPOLOGY entry gives,
+      else the one given for the nodes named by address, and of the
+      broker's key for the broker. A node whose keys do not go together
+      with ours is not asked in vain: the call fails at once, saying
+      which key to give. A request refused for its key's role (EPERM)
+      is the caller's answer, never tried elsewhere: every node would
+      say the same.
+
+    This file uses plain libzmq for its sockets; czmq only reads
+    certificate files (runtime/certs.c).
 */
 #include <errno.h>
 #include <signal.h>
@@ -121,6 +131,7 @@
 #include "clock.h"
 #include "codec.h"
 #include "addr.h"
+#include "certs.h"
 #include "errors.h"
 #include "feed.h"
 #include "outcomes.h"
@@ -253,6 +264,12 @@ struct walcast {
     uint64_t         topo_version;  /* version of the last TOPOLOGY applied */
     int64_t          topo_at_us;    /* when it was applied, 0 never */
     uint64_t         topo_skipped;  /* node entries skipped as unusable */
+
+    /* CURVE (walcast_set_curve_*) */
+    bool             curve;         /* keys holds our key pair */
+    wc_certs_keys_t  keys;
+    char             server_key [41];   /* nodes named by address, "" none */
+    char             broker_key [41];   /* the broker's, "" none */
 
     /* debugging */
     walcast_log_fn  *log;           /* told what the handle handled itself */
@@ -683,8 +700,10 @@ s_send (walcast_t *self, size_t index, int64_t deadline)
     wc_peer_t *node = s_node (self, index);
     if (!node->sock) {
         wc_topology_reset (self->topo, index);
-        if (!node->sock)
+        if (!node->sock) {
+            wc_topology_refusal (self->topo, index, self->detail, sizeof self->detail);
             return WALCAST_EUNAVAILABLE;
+        }
     }
     while (true) {
         if (zmq_send (node->sock, self->out.data, self->out.size,
@@ -830,6 +849,20 @@ s_batch_add (walcast_t *self, int type, const void *key, size_t key_len,
     return 0;
 }
 
+//  A node that never answered on this connection of a CURVE handle: a
+//  handshake that fails (a wrong server key, our key not in its trust
+//  folder) is silence to a client (libzmq retries it and reports nothing
+//  on the socket), so say it may be that.
+static void
+s_curve_silence (walcast_t *self, size_t index)
+{
+    const wc_peer_t *node = s_node (self, index);
+    snprintf (self->detail, sizeof self->detail, "no answer from %s; with CURVE a "
+              "failed handshake looks the same: check the node's public key "
+              "(--curve-server, or the broker's TOPOLOGY) and that the node "
+              "trusts this client's key", node->addr);
+}
+
 //  Send req to the node at index and wait for its reply, until deadline
 //  (monotonic ms). On success self->rx holds a reply of type expect
 //  (released at the next request). An ERROR reply becomes its code, with
@@ -859,8 +892,12 @@ s_request (walcast_t *self, size_t index, wc_msg_t *req, int expect,
     self->sync_rid = 0;
 
     if (rc == WALCAST_ETIMEOUT || rc == WALCAST_EUNAVAILABLE) {
-        s_node_reset (self, index, "the connection was reset when another "
-                      "request on it timed out");
+        bool refused = s_node (self, index)->curve_refusal != WC_CURVE_OK;
+        if (rc == WALCAST_ETIMEOUT && self->curve && !s_node (self, index)->warm)
+            s_curve_silence (self, index);
+        if (!refused)
+            s_node_reset (self, index, "the connection was reset when another "
+                          "request on it timed out");
         s_node (self, index)->reachable = false;
         if (rc == WALCAST_ETIMEOUT && self->saw_malformed)
             rc = WALCAST_EPROTO;    // the node answered, but not readably
@@ -992,6 +1029,10 @@ s_usable_node (walcast_t *self, const msgpack_object *item, uint32_t i,
     &&  !wc_addr_check ((const char *) info->primary.ptr, info->primary.len,
                         65533, NULL))
         why = "its primary is not HOST:PORT with a base port of 1..65533";
+    else
+    if (info->curve_key.len > 0
+    &&  !wc_certs_is_key ((const char *) info->curve_key.ptr, info->curve_key.len))
+        why = "its curve_key is not a CURVE public key (40 characters of Z85)";
     if (!why)
         return true;
     self->topo_skipped++;
@@ -1126,7 +1167,9 @@ s_broker_socket (walcast_t *self)
     int err = 0;
     self->broker_sock = wc_topology_socket (self->ctx, ZMQ_DEALER,
                                             self->broker_endpoint,
-                                            self->broker_ipv6, 0, &err);
+                                            self->broker_ipv6, 0,
+                                            self->curve ? &self->keys : NULL,
+                                            self->broker_key, &err);
     return self->broker_sock ? 0 : err;
 }
 
@@ -1183,6 +1226,8 @@ s_broker_ask (walcast_t *self, wc_msg_t *req, int64_t deadline)
     }
 }
 
+static int s_broker_error (walcast_t *self);
+
 //  Ask the broker for the topology and apply it, Lazy Pirate style:
 //  attempts of up to WC_BROKER_TRY_MS, each on a fresh socket, until
 //  deadline (ms). 0, an error the broker sent, or WALCAST_ETIMEOUT.
@@ -1208,7 +1253,7 @@ s_broker_refresh (walcast_t *self, int64_t deadline)
                 rc = s_apply_topology (self, &self->rx, true);
             else
             if (self->rx.type == WC_MSG_ERROR)
-                rc = wc_err_from_wire (self->rx.u.error.code);
+                rc = s_broker_error (self);
             else
                 rc = WALCAST_EPROTO;
             s_rx_release (self);
@@ -1713,6 +1758,18 @@ walcast_connect (walcast_t *self, const char *host_port)
 {
     if (!self || !host_port)
         return WALCAST_EINVAL;
+    self->detail [0] = 0;
+    //  A node named by address has the key given for such nodes: when
+    //  that and ours do not go together, say so now, not at every call
+    int refusal = wc_topology_curve_check (self->topo, self->server_key);
+    char endpoint [WC_MAX_ADDR + 8];
+    if (refusal != WC_CURVE_OK
+    &&  wc_topology_find (self->topo, host_port) == WC_SELECT_NONE
+    &&  wc_topology_endpoint (host_port, 0, endpoint, sizeof endpoint, NULL) == 0) {
+        wc_topology_refusal_say (refusal, host_port, host_port, self->detail,
+                                 sizeof self->detail);
+        return WALCAST_EUNAVAILABLE;
+    }
     size_t index;
     int rc = s_add_node (self, host_port, true, &index);
     if (rc)
@@ -1727,6 +1784,25 @@ walcast_connect (walcast_t *self, const char *host_port)
     return 0;
 }
 
+//  Do the broker's key and ours go together? When not, say which flag
+//  is missing, in the detail, and return true.
+static bool
+s_broker_refused (walcast_t *self, const char *host_port)
+{
+    if (self->curve && !self->broker_key [0])
+        snprintf (self->detail, sizeof self->detail, "no CURVE key is known for "
+                  "the broker %s: give its public certificate with --curve-broker "
+                  "(walcast_set_curve_broker)", host_port);
+    else
+    if (!self->curve && self->broker_key [0])
+        snprintf (self->detail, sizeof self->detail, "the broker %s has a CURVE "
+                  "key and this client has no key pair: give --curve-cert "
+                  "SECRET_CERT (walcast_set_curve_cert)", host_port);
+    else
+        return false;
+    return true;
+}
+
 int
 walcast_connect_broker (walcast_t *self, const char *host_port)
 {
@@ -1738,12 +1814,16 @@ walcast_connect_broker (walcast_t *self, const char *host_port)
     if (wc_topology_endpoint (host_port, 0, endpoint, sizeof endpoint, &ipv6)
     ||  wc_topology_endpoint (host_port, 1, pub, sizeof pub, NULL))
         return WALCAST_EINVAL;
+    self->detail [0] = 0;
+    if (s_broker_refused (self, host_port))
+        return WALCAST_EUNAVAILABLE;
 
     //  Subscribe first, then ask: no change falls between the two.
     int err = 0;
     int64_t deadline = wc_clock_ms () + self->timeout_ms;
     void *sub = wc_topology_socket (self->ctx, ZMQ_SUB, pub, ipv6, WC_TOPO_HWM,
-                                    &err);
+                                    self->curve ? &self->keys : NULL,
+                                    self->broker_key, &err);
     if (!sub)
         return err;
     if (zmq_setsockopt (sub, ZMQ_SUBSCRIBE, "topology", 8)) {
@@ -1774,6 +1854,79 @@ walcast_connect_broker (walcast_t *self, const char *host_port)
         s_ping_round (self, WC_SELECT_NONE, wait, false);
     s_follow_primary (self);
     return 0;
+}
+
+//  May the handle's CURVE settings change? Only before it connects: the
+//  sockets it has are what they were when they opened. When not, say so.
+static int
+s_curve_settable (walcast_t *self)
+{
+    if (wc_topology_size (self->topo) == 0 && !self->has_broker)
+        return 0;
+    snprintf (self->detail, sizeof self->detail, "CURVE keys are set before "
+              "walcast_connect and walcast_connect_broker: the sockets open "
+              "already would stay as they are");
+    return WALCAST_EINVAL;
+}
+
+//  Load the certificate at path for a walcast_set_curve_* setter: 0, or
+//  WALCAST_EINVAL with the file and the reason in the detail.
+static int
+s_curve_load (walcast_t *self, const char *path, bool need_secret,
+              wc_certs_keys_t *keys)
+{
+    self->detail [0] = 0;
+    if (!path || !*path) {
+        snprintf (self->detail, sizeof self->detail, "no certificate file given");
+        return WALCAST_EINVAL;
+    }
+    int rc = s_curve_settable (self);
+    if (rc == 0)
+        rc = wc_certs_load (path, need_secret, keys, self->detail,
+                            sizeof self->detail);
+    return rc;
+}
+
+int
+walcast_set_curve_cert (walcast_t *self, const char *secret_cert_path)
+{
+    if (!self)
+        return WALCAST_EINVAL;
+    wc_certs_keys_t keys;
+    int rc = s_curve_load (self, secret_cert_path, true, &keys);
+    if (rc)
+        return rc;
+    self->curve = true;
+    self->keys = keys;
+    wc_topology_set_curve (self->topo, &self->keys, self->server_key);
+    return 0;
+}
+
+int
+walcast_set_curve_server (walcast_t *self, const char *public_cert_path)
+{
+    if (!self)
+        return WALCAST_EINVAL;
+    wc_certs_keys_t keys;
+    int rc = s_curve_load (self, public_cert_path, false, &keys);
+    if (rc)
+        return rc;
+    snprintf (self->server_key, sizeof self->server_key, "%s", keys.public_key);
+    wc_topology_set_curve (self->topo, self->curve ? &self->keys : NULL,
+                           self->server_key);
+    return 0;
+}
+
+int
+walcast_set_curve_broker (walcast_t *self, const char *public_cert_path)
+{
+    if (!self)
+        return WALCAST_EINVAL;
+    wc_certs_keys_t keys;
+    int rc = s_curve_load (self, public_cert_path, false, &keys);
+    if (rc == 0)
+        snprintf (self->broker_key, sizeof self->broker_key, "%s", keys.public_key);
+    return rc;
 }
 
 void
@@ -2318,7 +2471,7 @@ static bool
 s_final_error (int rc)
 {
     return rc == WALCAST_EINVAL || rc == WALCAST_ETOOBIG
-        || rc == WALCAST_ENOMEM || rc == WALCAST_EVERSION;
+        || rc == WALCAST_ENOMEM || rc == WALCAST_EVERSION || rc == WALCAST_EPERM;
 }
 
 //  The applied seq an ESTALE detail gives ("applied=N"); false when it
@@ -2805,7 +2958,11 @@ s_watch_follow (walcast_t *self, s_watch_t *w, size_t index)
     char name [WC_MAX_ADDR + 1];
     s_watch_name (self, index, name, sizeof name);
     const wc_peer_t *node = s_node (self, index);
-    int rc = wc_feed_open (w->feed, node->addr, name);
+    if (node->curve_refusal != WC_CURVE_OK) {
+        wc_topology_refusal (self->topo, index, self->detail, sizeof self->detail);
+        return WALCAST_EUNAVAILABLE;
+    }
+    int rc = wc_feed_open (w->feed, node->addr, name, node->server_key);
     if (rc)
         return rc;
     w->current = index;
@@ -2928,7 +3085,8 @@ walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
         return rc;
     s_watch_t w;
     memset (&w, 0, sizeof w);
-    w.feed = wc_feed_new (self->ctx, prefix, prefix_len, from, self->log,
+    w.feed = wc_feed_new (self->ctx, prefix, prefix_len, from,
+                          self->curve ? &self->keys : NULL, self->log,
                           self->log_arg);
     if (!w.feed)
         return WALCAST_ENOMEM;

@@ -123,6 +123,47 @@ WALCAST_EXPORT void walcast_free (void *ptr);
     preference (below). */
 WALCAST_EXPORT int walcast_connect (walcast_t *self, const char *host_port);
 
+/* --- security (CURVE) -------------------------------------------------------
+
+    Without these calls every socket uses ZeroMQ's NULL mechanism, as
+    before. With a key pair (walcast_set_curve_cert) every socket the
+    handle opens is a CURVE client (docs/PROTOCOL.md, "Security"), and
+    needs the public key of the server it connects to:
+
+      - a node learned from the broker: the key its TOPOLOGY entry gives;
+      - a node added with walcast_connect (or learned by address, from a
+        NOT_PRIMARY or a STATUS): walcast_set_curve_server's;
+      - the broker: walcast_set_curve_broker's.
+
+    A node for which the handle has keys but no server key (or a server
+    key but no keys of its own) is never asked: calls that would go to
+    it fail with WALCAST_EUNAVAILABLE and a detail that says which key
+    is missing (walcast_connect fails so at once, and
+    walcast_connect_broker for the broker's). A handshake that fails (a
+    wrong server key, or a client key the server does not trust) is not
+    reported by ZeroMQ: the request meets silence, WALCAST_ETIMEOUT. A
+    request the server refuses for the role of the client's key returns
+    WALCAST_EPERM (its detail names the role), and is not tried on
+    another node.
+
+    Certificates are files in czmq's format: `walcast keygen NAME`
+    writes NAME (the public key) and NAME_secret (both keys, mode 0600).
+    These calls come before walcast_connect and walcast_connect_broker
+    (after them: WALCAST_EINVAL). Each returns 0, or WALCAST_EINVAL with
+    walcast_last_detail naming the file and what is wrong with it. */
+
+/*  The handle's own key pair: the NAME_secret file of `walcast keygen`. */
+WALCAST_EXPORT int walcast_set_curve_cert (walcast_t *self, const char *secret_cert_path);
+
+/*  The public key of the nodes added with walcast_connect (their public
+    certificate: the NAME file; a secret one is read for its public key). */
+WALCAST_EXPORT int walcast_set_curve_server (walcast_t *self,
+                                             const char *public_cert_path);
+
+/*  The broker's public key (its public certificate). */
+WALCAST_EXPORT int walcast_set_curve_broker (walcast_t *self,
+                                             const char *public_cert_path);
+
 /*  Bound every call by timeout_ms (default 5000). */
 WALCAST_EXPORT void walcast_set_timeout (walcast_t *self, int timeout_ms);
 

@@ -21,3 +21,8 @@ foreach(t load select topology watch acks snapshot switchover failover)
     wc_add_cluster_test(test_client_${t} 300 test_client_${t}.c)
     target_link_libraries(test_client_${t} PRIVATE wc_fake)
 endforeach()
+
+# CURVE on the client side: keygen, the --curve-* flags, EPERM, against
+# fakes that are CURVE servers.
+wc_add_cluster_test(test_client_curve 120 test_client_curve.c)
+target_link_libraries(test_client_curve PRIVATE wc_fake PkgConfig::CZMQ)

@@ -52,6 +52,7 @@ struct fake {
     pthread_t        thread;
     bool             running;
     int              defer_ms;      /* set by fake_defer during on_request */
+    char             curve_secret [41];     /* CURVE server key (Z85), "" none */
     s_deferred_t     deferred [FAKE_MAX_DEFERRED];
 };
 
@@ -110,6 +111,11 @@ s_bind (fake_t *self, int type, int port)
         return -1;
     int linger = 0;
     zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (self->curve_secret [0]) {
+        int on = 1;
+        zmq_setsockopt (sock, ZMQ_CURVE_SERVER, &on, sizeof on);
+        zmq_setsockopt (sock, ZMQ_CURVE_SECRETKEY, self->curve_secret, 40);
+    }
     char endpoint [64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
     if (zmq_bind (sock, endpoint)) {
@@ -122,6 +128,13 @@ s_bind (fake_t *self, int type, int port)
     self->socks [self->nsocks].type = type;
     self->nsocks++;
     return 0;
+}
+
+void
+fake_curve_server (fake_t *self, const char *secret_key)
+{
+    snprintf (self->curve_secret, sizeof self->curve_secret, "%s",
+              secret_key ? secret_key : "");
 }
 
 int
@@ -488,6 +501,12 @@ s_node_request (void *arg, int port, const wc_msg_t *req, msgpack_sbuffer *reply
 fake_node_t *
 fake_node_new (int port, const char *id)
 {
+    return fake_node_new_curve (port, id, NULL);
+}
+
+fake_node_t *
+fake_node_new_curve (int port, const char *id, const char *secret_key)
+{
     fake_node_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
@@ -496,6 +515,8 @@ fake_node_new (int port, const char *id)
     self->conf.role = WC_ROLE_PRIMARY;
     self->conf.epoch = 1;
     self->fake = fake_new (s_node_request, NULL, self);
+    if (self->fake)
+        fake_curve_server (self->fake, secret_key);
     if (!self->fake || fake_bind_router (self->fake, port) || fake_start (self->fake))
         fake_node_destroy (&self);
     return self;
@@ -549,6 +570,7 @@ struct fake_broker {
     int                  port;
     pthread_mutex_t      lock;      /* guards everything below */
     fake_broker_node_t   nodes [FAKE_BROKER_NODES];
+    char                 keys [FAKE_BROKER_NODES][41];  /* curve_key, "" none */
     int                  count;
     uint64_t             version;
     fake_broker_answer_t answer;
@@ -570,6 +592,8 @@ s_broker_topology (fake_broker_t *self, uint64_t rid, msgpack_sbuffer *out)
         info.role = (uint8_t) n->role;
         info.epoch = n->epoch;
         info.up = n->up;
+        info.curve_key = (wc_bytes_t) { (const uint8_t *) self->keys [i],
+                                        (uint32_t) strlen (self->keys [i]) };
         rc = wc_node_info_encode (&info, out);
     }
     return rc;
@@ -646,6 +670,23 @@ s_broker_tick (void *arg, fake_t *fake)
 fake_broker_t *
 fake_broker_new (int port)
 {
+    return fake_broker_new_curve (port, NULL);
+}
+
+void
+fake_broker_set_key (fake_broker_t *self, int index, const char *key)
+{
+    if (index < 0 || index >= FAKE_BROKER_NODES)
+        return;
+    pthread_mutex_lock (&self->lock);
+    snprintf (self->keys [index], sizeof self->keys [index], "%s", key ? key : "");
+    self->version++;
+    pthread_mutex_unlock (&self->lock);
+}
+
+fake_broker_t *
+fake_broker_new_curve (int port, const char *secret_key)
+{
     fake_broker_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
@@ -653,6 +694,8 @@ fake_broker_new (int port)
     self->port = port;
     self->version = 1;
     self->fake = fake_new (s_broker_request, s_broker_tick, self);
+    if (self->fake)
+        fake_curve_server (self->fake, secret_key);
     if (!self->fake || fake_bind_router (self->fake, port)
     ||  fake_bind_pub (self->fake, port + 1) || fake_start (self->fake))
         fake_broker_destroy (&self);

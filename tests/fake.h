@@ -53,6 +53,11 @@ fake_t *fake_new (fake_request_fn *on_request, fake_tick_fn *on_tick, void *arg)
 /*  Stop the thread, close every socket, free; *self_p becomes NULL. */
 void fake_destroy (fake_t **self_p);
 
+/*  Make the sockets bound from now on CURVE servers with this secret
+    key (Z85; NULL or "": plain again). No ZAP handler: any client key
+    is let in, a client without CURVE or with another server key is not. */
+void fake_curve_server (fake_t *self, const char *secret_key);
+
 /*  Bind a ROUTER or a PUB on 127.0.0.1:port (before fake_start). 0 or -1
     (printed). */
 int fake_bind_router (fake_t *self, int port);
@@ -114,6 +119,9 @@ typedef struct {
     of epoch 1 with no replicas. NULL on failure (printed). */
 fake_node_t *fake_node_new (int port, const char *id);
 
+/*  The same as a CURVE server with secret_key (Z85; NULL: plain). */
+fake_node_t *fake_node_new_curve (int port, const char *id, const char *secret_key);
+
 /*  Stop it and free it; *self_p becomes NULL. */
 void fake_node_destroy (fake_node_t **self_p);
 
@@ -152,7 +160,15 @@ typedef struct {
     empty directory. NULL on failure (printed). */
 fake_broker_t *fake_broker_new (int port);
 
+/*  The same as a CURVE server (both sockets) with secret_key (Z85; NULL:
+    plain). */
+fake_broker_t *fake_broker_new_curve (int port, const char *secret_key);
+
 void fake_broker_destroy (fake_broker_t **self_p);
+
+/*  The curve_key the directory gives for its node at index (0..7; NULL
+    or "": none), from the next push on. */
+void fake_broker_set_key (fake_broker_t *self, int index, const char *key);
 
 /*  Replace the directory (count <= 8); its version goes up by one. */
 void fake_broker_set_nodes (fake_broker_t *self, const fake_broker_node_t *nodes,
