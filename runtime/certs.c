@@ -42,9 +42,14 @@ wc_certs_load (const char *path, bool need_secret, wc_certs_keys_t *keys,
 {
     memset (keys, 0, sizeof *keys);
     struct stat st;
-    if (stat (path, &st) != 0 || !S_ISREG (st.st_mode)) {
+    if (stat (path, &st) != 0) {
         snprintf (why, why_size, "cannot read the certificate %s: %s", path,
-                  errno ? strerror (errno) : "not a regular file");
+                  strerror (errno));
+        return WALCAST_EINVAL;
+    }
+    if (!S_ISREG (st.st_mode)) {
+        snprintf (why, why_size, "cannot read the certificate %s: not a regular file",
+                  path);
         return WALCAST_EINVAL;
     }
     zcert_t *cert = zcert_load (path);
