@@ -220,11 +220,22 @@ s_failure (uint16_t event, uint32_t value)
            "another server key)";
 }
 
+/*  A watched socket's monitor, in the monitor thread. A peer that keeps
+    reconnecting is refused every ~100 ms: one line a second per socket
+    says so, with how many it stands for. */
+typedef struct {
+    zsock_t *pair;
+    char     name [32];
+    int64_t  logged_ms;             /* when the last line was written */
+    uint64_t unlogged;              /* refusals since, not logged */
+} s_watch_t;
+
 /*  Log one event from a watched socket's monitor. False when the
     monitor stopped (the socket was closed). */
 static bool
-s_monitor_event (zsock_t *pair, const char *name, atomic_uint_fast64_t *refused)
+s_monitor_event (s_watch_t *watch, atomic_uint_fast64_t *refused)
 {
+    zsock_t *pair = watch->pair;
     zframe_t *head = zframe_recv (pair);
     char *addr = zsock_rcvmore (pair) ? zstr_recv (pair) : NULL;
     bool live = true;
@@ -237,8 +248,17 @@ s_monitor_event (zsock_t *pair, const char *name, atomic_uint_fast64_t *refused)
             live = false;
         else {
             atomic_fetch_add (refused, 1);
-            wc_log_warn ("refused a connection on the %s socket (%s): %s", name,
-                         addr ? addr : "?", s_failure (event, value));
+            int64_t now = zclock_mono ();
+            if (now - watch->logged_ms >= 1000) {
+                wc_log_warn ("refused a connection on the %s socket (%s): %s (%llu more "
+                             "refused since the last such line)", watch->name,
+                             addr ? addr : "?", s_failure (event, value),
+                             (unsigned long long) watch->unlogged);
+                watch->logged_ms = now;
+                watch->unlogged = 0;
+            }
+            else
+                watch->unlogged++;
         }
     }
     zframe_destroy (&head);
@@ -246,11 +266,6 @@ s_monitor_event (zsock_t *pair, const char *name, atomic_uint_fast64_t *refused)
     return live;
 }
 
-/*  A watched socket's monitor, in the monitor thread. */
-typedef struct {
-    zsock_t *pair;
-    char name [32];
-} s_watch_t;
 
 static void
 s_watch_free (void **item)
@@ -310,7 +325,7 @@ s_monitor_actor (zsock_t *pipe, void *arg)
         for (s_watch_t *w = (s_watch_t *) zhashx_first (watches); w;
              w = (s_watch_t *) zhashx_next (watches))
             if (w->pair == which) {
-                if (!s_monitor_event (which, w->name, refused)) {
+                if (!s_monitor_event (w, refused)) {
                     zpoller_remove (poller, which);
                     zhashx_delete (watches, zhashx_cursor (watches));
                 }
