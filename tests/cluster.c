@@ -59,7 +59,8 @@ typedef struct {
     char       region [65];       /* --region, "" for none */
     char       advertise [64];    /* --advertise, "" for the bound address */
     bool       use_broker;        /* --broker (the test's broker) */
-    char       extra [CLUSTER_MAX_EXTRA][64];   /* more flags, in order */
+    char       extra [CLUSTER_MAX_EXTRA][CLUSTER_PATH];   /* more flags, in order */
+    char       curve_public [CLUSTER_PATH];     /* its public cert, for our clients */
     int        nextra;
     bool       faults;            /* WALCAST_FAULT_FILE set for it */
     char       fault_file [CLUSTER_PATH];
@@ -89,6 +90,8 @@ struct cluster {
     char           broker_extra [CLUSTER_MAX_EXTRA][CLUSTER_PATH];  /* more broker flags */
     int            nbroker_extra;
     char           broker_log [CLUSTER_PATH];     /* its stderr */
+    char           curve_cert [CLUSTER_PATH];     /* our clients' secret cert, "" */
+    char           curve_broker [CLUSTER_PATH];   /* the broker's public cert, "" */
     int            nproxies;      /* proxies started */
     char           proxy_addr [CLUSTER_MAX_PROXIES][32];
     int            proxy_proc [CLUSTER_MAX_PROXIES];  /* proc index of proxy k */
@@ -541,6 +544,44 @@ cluster_running (cluster_t *self, int i)
     return false;
 }
 
+//  With cluster_set_curve: give a handle of ours the clients' key pair,
+//  the broker's public key and, for a handle made for one node, that
+//  node's (node_public, "" or NULL for none). 0, or the library's error.
+static int
+s_secure (cluster_t *self, walcast_t *client, const char *node_public)
+{
+    int rc = 0;
+    if (!self->curve_cert [0])
+        return 0;
+    rc = walcast_set_curve_cert (client, self->curve_cert);
+    if (rc == 0 && self->curve_broker [0])
+        rc = walcast_set_curve_broker (client, self->curve_broker);
+    if (rc == 0 && node_public && node_public [0])
+        rc = walcast_set_curve_server (client, node_public);
+    if (rc)
+        fprintf (stderr, "cluster: CURVE keys for a client: %s (%s)\n",
+                 walcast_errname (rc), walcast_last_detail (client));
+    return rc;
+}
+
+void
+cluster_set_curve (cluster_t *self, const char *client_cert, const char *broker_public)
+{
+    snprintf (self->curve_cert, sizeof self->curve_cert, "%s", client_cert ? client_cert : "");
+    snprintf (self->curve_broker, sizeof self->curve_broker, "%s",
+              broker_public ? broker_public : "");
+    for (int i = 0; i < self->count; i++)
+        walcast_destroy (&self->nodes [i].client);
+}
+
+void
+cluster_set_node_curve (cluster_t *self, int i, const char *public_cert)
+{
+    snprintf (self->nodes [i].curve_public, sizeof self->nodes [i].curve_public, "%s",
+              public_cert ? public_cert : "");
+    walcast_destroy (&self->nodes [i].client);
+}
+
 //  The cached polling handle of node i, made on demand.
 static walcast_t *
 s_client (cluster_t *self, int i)
@@ -551,7 +592,8 @@ s_client (cluster_t *self, int i)
         if (!node->client)
             return NULL;
         walcast_set_timeout (node->client, CLUSTER_POLL_TIMEOUT_MS);
-        if (walcast_connect (node->client, node->addr) != 0)
+        if (s_secure (self, node->client, node->curve_public) != 0
+        ||  walcast_connect (node->client, node->addr) != 0)
             walcast_destroy (&node->client);
     }
     return node->client;
@@ -661,7 +703,8 @@ cluster_client (cluster_t *self, int i)
     if (!client)
         return NULL;
     walcast_set_timeout (client, 10000);
-    if (walcast_connect (client, self->nodes [i].addr) != 0)
+    if (s_secure (self, client, self->nodes [i].curve_public) != 0
+    ||  walcast_connect (client, self->nodes [i].addr) != 0)
         walcast_destroy (&client);
     return client;
 }
@@ -695,7 +738,9 @@ cluster_load (cluster_t *self, int i, int first, int count, int round,
     if (!client)
         return WALCAST_ENOMEM;
     walcast_set_timeout (client, 30000);
-    int rc = walcast_connect (client, self->nodes [i].addr);
+    int rc = s_secure (self, client, self->nodes [i].curve_public);
+    if (rc == 0)
+        rc = walcast_connect (client, self->nodes [i].addr);
     char key [32], value [CLUSTER_VALUE_LEN + 1];
     int n = first;
     for (; rc == 0 && n < first + count; n++) {
@@ -1385,7 +1430,9 @@ cluster_broker_client (cluster_t *self, int timeout_ms)
     if (!client)
         return NULL;
     walcast_set_timeout (client, timeout_ms);
-    int rc = walcast_connect_broker (client, self->broker_addr);
+    int rc = s_secure (self, client, NULL);
+    if (rc == 0)
+        rc = walcast_connect_broker (client, self->broker_addr);
     if (rc != 0) {
         fprintf (stderr, "cluster: walcast_connect_broker %s: %s (%s)\n",
                  self->broker_addr, walcast_errname (rc), walcast_last_detail (client));

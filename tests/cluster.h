@@ -135,6 +135,15 @@ int cluster_wait_ready (cluster_t *self, int i, int timeout_ms);
 
 /*  One walcast_status / walcast_digest call to node i on a cached
     handle (rebuilt after any error). */
+/*  CURVE (issue 9): every handle the harness makes from now on uses the
+    key pair client_cert (a NAME_secret file; NULL or "": none again) and
+    knows the broker's public certificate broker_public (may be NULL). */
+void cluster_set_curve (cluster_t *self, const char *client_cert,
+                        const char *broker_public);
+
+/*  The public certificate of node i, for the harness's handles to it. */
+void cluster_set_node_curve (cluster_t *self, int i, const char *public_cert);
+
 int cluster_status (cluster_t *self, int i, walcast_status_t *status);
 int cluster_digest (cluster_t *self, int i, uint64_t *seq, uint64_t *hash);
 

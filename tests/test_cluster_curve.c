@@ -1,0 +1,436 @@
+/*  test_cluster_curve.c - CURVE on every link, and roles for keys (issue 9).
+
+    What a user relies on: with keys, a cluster (broker, primary, two
+    replicas) replicates and serves trusted clients exactly as without,
+    clients learning each node's key from the broker's topology; a client
+    without keys, a client with a key nobody trusts, and a replica with
+    such a key get nothing (no data, no topology, no stream), and the
+    server logs each refusal; a reader key reads and watches but its PUT
+    is refused with EPERM; a writer key cannot register a node with the
+    broker; and a certificate removed from the trust folder locks its peer
+    out within seconds, even on a connection it already had.
+
+    Real binaries on loopback (tests/cluster.h); keys made with
+    `walcast keygen`; one trust folder shared by the broker and the nodes:
+    nodes/ p r1 r2, writers/ writer, readers/ reader. "stranger" is in no
+    folder.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+#include "cluster.h"
+
+#define NODE_TIMEOUT_MS  1000
+#define WRITES           300
+
+typedef struct {
+    cluster_t *c;
+    char keys [512];                /* the key pairs */
+    char trust [512];               /* the trust folder */
+    int  p, r1, r2;                 /* node indexes */
+} s_world_t;
+
+/*  keys/NAME (public) or keys/NAME_secret. */
+static const char *
+s_key (s_world_t *w, const char *name, bool secret)
+{
+    static char paths [8][600];
+    static int next;
+    char *path = paths [next++ % 8];
+    snprintf (path, 600, "%s/%s%s", w->keys, name, secret ? "_secret" : "");
+    return path;
+}
+
+/*  Copy the public certificate of name into trust/role/. */
+static void
+s_trust (s_world_t *w, const char *name, const char *role)
+{
+    char dir [600], to [700];
+    snprintf (dir, sizeof dir, "%s/%s", w->trust, role);
+    mkdir (dir, 0755);
+    snprintf (to, sizeof to, "%s/%s", dir, name);
+    FILE *in = fopen (s_key (w, name, false), "rb"), *out = fopen (to, "wb");
+    assert_non_null (in);
+    assert_non_null (out);
+    char buf [4096];
+    size_t n;
+    while ((n = fread (buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal (fwrite (buf, 1, n, out), n);
+    fclose (in);
+    assert_int_equal (fclose (out), 0);
+}
+
+/*  `walcast keygen keys/name`: exit 0, the public key on stdout. */
+static void
+s_keygen (s_world_t *w, const char *name)
+{
+    char *out = NULL, *err = NULL;
+    const char *args [] = { "keygen", s_key (w, name, false), NULL };
+    int rc = cluster_cli_argv (w->c, NULL, &out, &err, args);
+    if (rc != 0)
+        fail_msg ("walcast keygen %s: exit %d: %s", name, rc, err ? err : "");
+    assert_int_equal (strlen (out) >= 40 ? 0 : -1, 0);
+    free (out);
+    free (err);
+}
+
+/*  A node's flags: its key pair, the trust folder, the broker's key,
+    and for a replica its primary's key. */
+static void
+s_node_flags (s_world_t *w, int i, const char *key, bool replica)
+{
+    const char *args [] = {
+        "--curve-cert", s_key (w, key, true), "--curve-trust", w->trust,
+        "--curve-broker", s_key (w, "broker", false),
+        replica ? "--curve-server" : NULL, s_key (w, "p", false), NULL
+    };
+    cluster_set_extra (w->c, i, args);
+    cluster_set_broker (w->c, i, true);
+}
+
+/*  Poll until the broker has promoted node i (20 s); 0 or -1. */
+static int
+s_wait_primary (cluster_t *c, int i)
+{
+    int64_t deadline = cluster_now_ms () + 20000;
+    while (cluster_now_ms () < deadline) {
+        walcast_status_t status;
+        if (cluster_status (c, i, &status) == 0 && strcmp (status.role, "primary") == 0
+        &&  status.epoch > 0)
+            return 0;
+        cluster_nap_ms (20);
+    }
+    fprintf (stderr, "test: %s was never promoted\n", cluster_id (c, i));
+    return -1;
+}
+
+static int
+s_setup (void **state)
+{
+    s_world_t *w = calloc (1, sizeof *w);
+    w->c = cluster_new ("cluster_curve");
+    if (!w->c) {
+        *state = w;
+        return 0;
+    }
+    snprintf (w->keys, sizeof w->keys, "%s/keys", cluster_dir (w->c));
+    snprintf (w->trust, sizeof w->trust, "%s/trust", cluster_dir (w->c));
+    mkdir (w->keys, 0700);
+    mkdir (w->trust, 0755);
+    const char *names [] = { "p", "r1", "r2", "broker", "writer", "reader", "stranger" };
+    for (size_t k = 0; k < sizeof names / sizeof names [0]; k++)
+        s_keygen (w, names [k]);
+    s_trust (w, "p", "nodes");
+    s_trust (w, "r1", "nodes");
+    s_trust (w, "r2", "nodes");
+    s_trust (w, "writer", "writers");
+    s_trust (w, "reader", "readers");
+
+    const char *broker_flags [] = { "--curve-cert", s_key (w, "broker", true),
+                                    "--curve-trust", w->trust, NULL };
+    cluster_set_broker_extra (w->c, broker_flags);
+    w->p = cluster_add (w->c, "p", NULL, "never");
+    w->r1 = cluster_add (w->c, "r1", cluster_addr (w->c, w->p), "never");
+    w->r2 = cluster_add (w->c, "r2", cluster_addr (w->c, w->p), "never");
+    s_node_flags (w, w->p, "p", false);
+    s_node_flags (w, w->r1, "r1", true);
+    s_node_flags (w, w->r2, "r2", true);
+    cluster_set_curve (w->c, s_key (w, "writer", true), s_key (w, "broker", false));
+    cluster_set_node_curve (w->c, w->p, s_key (w, "p", false));
+    cluster_set_node_curve (w->c, w->r1, s_key (w, "r1", false));
+    cluster_set_node_curve (w->c, w->r2, s_key (w, "r2", false));
+    if (cluster_broker_start (w->c, NODE_TIMEOUT_MS) != 0
+    ||  cluster_start (w->c, w->p) != 0 || cluster_start (w->c, w->r1) != 0
+    ||  cluster_start (w->c, w->r2) != 0
+    ||  cluster_wait_ready (w->c, w->p, 20000) != 0
+    ||  cluster_wait_ready (w->c, w->r1, 20000) != 0
+    ||  cluster_wait_ready (w->c, w->r2, 20000) != 0
+    ||  s_wait_primary (w->c, w->p) != 0)
+        cluster_destroy (&w->c);
+    *state = w;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    cluster_destroy (&w->c);
+    free (w);
+    return 0;
+}
+
+/*  A handle with the key pair name ("" or NULL: no keys) for the node i
+    (-1: through the broker), with a short timeout; *connected (may be
+    NULL: must be 0) what walcast_connect or walcast_connect_broker said. */
+static walcast_t *
+s_handle_rc (s_world_t *w, const char *name, int i, int timeout_ms, int *connected)
+{
+    walcast_t *h = walcast_new ();
+    assert_non_null (h);
+    walcast_set_timeout (h, timeout_ms);
+    if (name && name [0]) {
+        assert_int_equal (walcast_set_curve_cert (h, s_key (w, name, true)), 0);
+        assert_int_equal (walcast_set_curve_broker (h, s_key (w, "broker", false)), 0);
+        if (i >= 0)
+            assert_int_equal (walcast_set_curve_server (h, s_key (w, cluster_id (w->c, i),
+                                                                  false)), 0);
+    }
+    int rc = i >= 0 ? walcast_connect (h, cluster_addr (w->c, i))
+                    : walcast_connect_broker (h, cluster_broker_addr (w->c));
+    if (connected)
+        *connected = rc;
+    else
+    if (rc != 0)
+        fail_msg ("%s cannot connect: %s (%s)", name, walcast_errname (rc),
+                  walcast_last_detail (h));
+    return h;
+}
+
+static walcast_t *
+s_handle (s_world_t *w, const char *name, int i, int timeout_ms)
+{
+    return s_handle_rc (w, name, i, timeout_ms, NULL);
+}
+
+/*  Lines of the broker's log that contain text. */
+static int
+s_broker_lines (cluster_t *c, const char *text)
+{
+    FILE *f = fopen (cluster_broker_log_path (c), "r");
+    if (!f)
+        return 0;
+    char line [4096];
+    int n = 0;
+    while (fgets (line, sizeof line, f))
+        if (strstr (line, text))
+            n++;
+    fclose (f);
+    return n;
+}
+
+/*  Poll until the broker's log has a line with text (10 s). */
+static void
+s_wait_broker_log (cluster_t *c, const char *text)
+{
+    int64_t deadline = cluster_now_ms () + 10000;
+    while (s_broker_lines (c, text) == 0) {
+        if (cluster_now_ms () > deadline)
+            fail_msg ("the broker never logged \"%s\"", text);
+        cluster_nap_ms (20);
+    }
+}
+
+static void
+s_require (s_world_t *w)
+{
+    if (!w->c)
+        fail_msg ("the cluster could not be set up (see above)");
+}
+
+typedef struct {
+    uint64_t seen;
+    uint64_t last;
+} s_watched_t;
+
+static int
+s_on_change (void *arg, uint64_t seq, int op, const void *key, size_t key_len,
+             const void *value, size_t value_len)
+{
+    (void) op; (void) key; (void) key_len; (void) value; (void) value_len;
+    s_watched_t *watched = (s_watched_t *) arg;
+    watched->seen++;
+    watched->last = seq;
+    return 0;
+}
+
+/* --- the tests ---------------------------------------------------------- */
+
+/*  Trusted clients: writes through the broker (the client learns every
+    node's key from its topology), replication to both replicas, reads and
+    a watch with the reader key. */
+static void
+test_encrypted_cluster (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    s_require (w);
+    walcast_pos_t last;
+    assert_int_equal (cluster_load (w->c, w->p, 0, WRITES, 1, &last), 0);
+    int nodes [] = { w->p, w->r1, w->r2 };
+    assert_int_equal (cluster_wait_converged (w->c, nodes, 3, last.seq, 20000, NULL, NULL), 0);
+
+    //  A writer through the broker only: node keys from the topology
+    walcast_t *writer = s_handle (w, "writer", -1, 10000);
+    assert_int_equal (walcast_put (writer, "via-broker", 10, "yes", 3, NULL), 0);
+    walcast_destroy (&writer);
+
+    //  The reader reads from a replica, and watches one
+    walcast_t *reader = s_handle (w, "reader", w->r1, 10000);
+    void *value = NULL;
+    size_t len = 0;
+    char key [32];
+    cluster_key (7, key, sizeof key);
+    assert_int_equal (walcast_get (reader, key, strlen (key), &value, &len, NULL), 0);
+    assert_int_equal (len, CLUSTER_VALUE_LEN);
+    walcast_free (value);
+    s_watched_t watched = { 0, 0 };
+    uint64_t position = 1;
+    assert_int_equal (walcast_watch (reader, "k", 1, &position, s_on_change, &watched,
+                                     500), 0);
+    assert_true (watched.seen >= WRITES);
+    walcast_destroy (&reader);
+}
+
+/*  No keys, or keys nobody trusts: nothing from a node or the broker,
+    and each server logs the refusal. A replica with an untrusted key
+    stays empty. */
+static void
+test_outsiders_get_nothing (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    s_require (w);
+    long mark = cluster_log_mark (w->c, w->p);
+    int broker_refusals = s_broker_lines (w->c, "refused a connection");
+
+    const char *who [] = { NULL, "stranger" };
+    for (int k = 0; k < 2; k++) {
+        walcast_t *h = s_handle (w, who [k], w->p, 1000);
+        void *value = NULL;
+        size_t len = 0;
+        assert_int_not_equal (walcast_put (h, "x", 1, "y", 1, NULL), 0);
+        assert_int_not_equal (walcast_get (h, "k00000001", 9, &value, &len, NULL), 0);
+        walcast_status_t status;
+        assert_int_not_equal (walcast_status (h, &status), 0);
+        walcast_destroy (&h);
+        int rc = 0;
+        h = s_handle_rc (w, who [k], -1, 1000, &rc);      /* no topology */
+        if (rc == 0)
+            assert_int_not_equal (walcast_get (h, "k00000001", 9, &value, &len, NULL), 0);
+        walcast_destroy (&h);
+    }
+    assert_int_equal (cluster_wait_log (w->c, w->p, "refused a connection on the service",
+                                        mark, 10000), 0);
+    int64_t deadline = cluster_now_ms () + 10000;
+    while (s_broker_lines (w->c, "refused a connection") <= broker_refusals) {
+        if (cluster_now_ms () > deadline)
+            fail_msg ("the broker logged no refused connection");
+        cluster_nap_ms (20);
+    }
+
+    //  A replica whose key nobody trusts: the primary refuses its stream
+    //  and catch-up connections, and it holds nothing
+    int r3 = cluster_add (w->c, "r3", cluster_addr (w->c, w->p), "never");
+    const char *args [] = {
+        "--curve-cert", s_key (w, "stranger", true), "--curve-trust", w->trust,
+        "--curve-server", s_key (w, "p", false), NULL
+    };
+    cluster_set_extra (w->c, r3, args);
+    cluster_set_node_curve (w->c, r3, s_key (w, "stranger", false));
+    mark = cluster_log_mark (w->c, w->p);
+    assert_int_equal (cluster_start (w->c, r3), 0);
+    assert_int_equal (cluster_wait_log (w->c, w->p, "refused a connection on the catch-up",
+                                        mark, 10000), 0);
+    assert_int_equal (cluster_wait_log (w->c, w->p, "refused a connection on the stream",
+                                        mark, 10000), 0);
+    assert_int_equal (cluster_wait_ready (w->c, r3, 10000), 0);
+    walcast_status_t status;
+    assert_int_equal (cluster_status (w->c, r3, &status), 0);
+    assert_int_equal (status.applied_seq, 0);
+    assert_int_equal (cluster_kill (w->c, r3), 0);
+}
+
+/*  A reader reads but may not write; a writer may not register a node. */
+static void
+test_roles (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    s_require (w);
+    long mark = cluster_log_mark (w->c, w->p);
+    walcast_t *reader = s_handle (w, "reader", w->p, 5000);
+    assert_int_equal (walcast_put (reader, "r", 1, "no", 2, NULL), WALCAST_EPERM);
+    assert_int_equal (walcast_del (reader, "k00000001", 9, NULL), WALCAST_EPERM);
+    walcast_status_t status;
+    assert_int_equal (walcast_status (reader, &status), 0);
+    uint64_t seq, hash;
+    assert_int_equal (walcast_digest (reader, &seq, &hash), 0);
+    walcast_destroy (&reader);
+    assert_int_equal (cluster_wait_log (w->c, w->p, "refused PUT from key reader",
+                                        mark, 5000), 0);
+
+    //  A node started with the writer's key cannot join the directory
+    int intruder = cluster_add (w->c, "intruder", NULL, "never");
+    const char *args [] = {
+        "--curve-cert", s_key (w, "writer", true), "--curve-trust", w->trust,
+        "--curve-broker", s_key (w, "broker", false), NULL
+    };
+    cluster_set_extra (w->c, intruder, args);
+    cluster_set_broker (w->c, intruder, true);
+    assert_int_equal (cluster_start (w->c, intruder), 0);
+    s_wait_broker_log (w->c, "refused REGISTER from key writer (role writers): EPERM");
+    walcast_t *writer = s_handle (w, "writer", -1, 5000);
+    walcast_node_info_t nodes [8];
+    size_t count = 0;
+    assert_int_equal (walcast_nodes (writer, nodes, 8, &count), 0);
+    assert_int_equal (count, 3);
+    for (size_t k = 0; k < count; k++)
+        assert_string_not_equal (nodes [k].id, "intruder");
+    walcast_destroy (&writer);
+    assert_int_equal (cluster_kill (w->c, intruder), 0);
+}
+
+/*  A certificate removed from the trust folder: its peer, connected and
+    served a moment ago, is refused within seconds, and cannot connect
+    again. */
+static void
+test_removed_key_locked_out (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    s_require (w);
+    walcast_t *reader = s_handle (w, "reader", w->r2, 2000);
+    void *value = NULL;
+    size_t len = 0;
+    assert_int_equal (walcast_get (reader, "k00000001", 9, &value, &len, NULL), 0);
+    walcast_free (value);
+
+    char path [700];
+    snprintf (path, sizeof path, "%s/readers/reader", w->trust);
+    assert_int_equal (unlink (path), 0);
+    int64_t removed = cluster_now_ms ();
+    int rc = 0;
+    while ((rc = walcast_get (reader, "k00000001", 9, &value, &len, NULL)) == 0) {
+        walcast_free (value);
+        value = NULL;
+        if (cluster_now_ms () - removed > 10000)
+            fail_msg ("the removed key still reads after 10 s");
+        cluster_nap_ms (50);
+    }
+    print_message ("removed key refused after %lld ms: %s\n",
+                   (long long) (cluster_now_ms () - removed), walcast_errname (rc));
+    assert_int_equal (rc, WALCAST_EPERM);
+    walcast_destroy (&reader);
+
+    //  A new connection with it gets nothing
+    reader = s_handle_rc (w, "reader", w->r2, 1000, &rc);
+    assert_int_not_equal (walcast_get (reader, "k00000001", 9, &value, &len, NULL), 0);
+    walcast_destroy (&reader);
+    cluster_pass (w->c);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_encrypted_cluster),
+        cmocka_unit_test (test_outsiders_get_nothing),
+        cmocka_unit_test (test_roles),
+        cmocka_unit_test (test_removed_key_locked_out),
+    };
+    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+}
