@@ -47,6 +47,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 #include "walcast.h"
 #include "certs.h"
 #include "clock.h"
@@ -745,10 +746,14 @@ s_status_table (walcast_t *client)
     return S_EXIT_OK;
 }
 
+static int s_status_watch (walcast_t *client, char **args, int nargs);
+
+//  status [--watch [--interval MS] [--count N]]
 static int
 s_cmd_status (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
-    (void) args; (void) nargs;
+    if (nargs > 0)
+        return s_status_watch (client, args, nargs);
     if (opts->broker || opts->nnodes > 1)
         return s_status_table (client);
     return s_status_one (client);
@@ -849,6 +854,111 @@ s_watch_signals (walcast_t *client)
     sigaction (SIGTERM, &sa, NULL);
 }
 
+//  A number option of status --watch ("--interval MS", "--count N",
+//  or NAME=VALUE) at args[*i], min..max: 0 (stepped past, *value set),
+//  1 (not this option), -1 (usage error printed).
+static int
+s_parse_count_option (char **args, int nargs, int *i, const char *name, long min,
+                      long max, long *value)
+{
+    size_t name_len = strlen (name);
+    const char *text;
+    if (*i >= nargs)
+        return 1;
+    if (strcmp (args [*i], name) == 0 && *i + 1 < nargs) {
+        text = args [*i + 1];
+        *i += 2;
+    }
+    else
+    if (strncmp (args [*i], name, name_len) == 0 && args [*i][name_len] == '=') {
+        text = args [*i] + name_len + 1;
+        *i += 1;
+    }
+    else
+    if (strcmp (args [*i], name) == 0) {
+        fprintf (stderr, "walcast: status: %s needs a number\n", name);
+        return -1;
+    }
+    else
+        return 1;
+    char *end;
+    errno = 0;
+    long v = strtol (text, &end, 10);
+    if (errno || end == text || *end || v < min || v > max) {
+        fprintf (stderr, "walcast: status: %s expects a number %ld..%ld, got '%s'\n",
+                 name, min, max, text);
+        return -1;
+    }
+    *value = v;
+    return 0;
+}
+
+//  Sleep ms, or less when a signal came.
+static void
+s_nap (long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep (&ts, NULL);
+}
+
+//  status --watch [--interval MS] [--count N]: the cluster's table again
+//  every MS (default 1000), until SIGINT/SIGTERM or N tables. On a
+//  terminal the screen is redrawn in place; piped, each table follows
+//  the last after a "time" line, so a script can read them. A failed
+//  refresh says why (on stderr, and on screen) and the watch goes on.
+static int
+s_status_watch (walcast_t *client, char **args, int nargs)
+{
+    long interval = 1000, count = 0;
+    int i = 0;
+    bool watch = false;
+    while (i < nargs) {
+        if (strcmp (args [i], "--watch") == 0) {
+            watch = true;
+            i++;
+            continue;
+        }
+        int rc = s_parse_count_option (args, nargs, &i, "--interval", 100, 3600000,
+                                       &interval);
+        if (rc == 1)
+            rc = s_parse_count_option (args, nargs, &i, "--count", 1, 1000000000L, &count);
+        if (rc == 1) {
+            fprintf (stderr, "walcast: status: unknown option '%s' (expected --watch "
+                     "[--interval MS] [--count N])\n", args [i]);
+            return s_usage_error ();
+        }
+        if (rc < 0)
+            return s_usage_error ();
+    }
+    if (!watch) {
+        fprintf (stderr, "walcast: status: --interval and --count go with --watch\n");
+        return s_usage_error ();
+    }
+    s_watch_signals (client);
+    bool tty = isatty (STDOUT_FILENO);
+    for (long n = 0; !s_interrupted && (count == 0 || n < count); n++) {
+        if (n > 0)
+            s_nap (interval);
+        if (s_interrupted)
+            break;
+        time_t now = time (NULL);
+        char when [32];
+        strftime (when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime (&now));
+        if (tty)
+            printf ("\033[H\033[2J");     /* home, clear */
+        else
+        if (n > 0)
+            printf ("\n");
+        printf ("time %s (every %ld ms%s)\n", when, interval,
+                tty ? "; Ctrl-C to stop" : "");
+        if (s_status_table (client) != S_EXIT_OK && tty)
+            printf ("(no answer: %s)\n", walcast_last_detail (client));
+        if (fflush (stdout) || ferror (stdout))
+            return S_EXIT_ERROR;            /* stdout is gone */
+    }
+    return S_EXIT_OK;
+}
+
 //  watch [--from SEQ] [PREFIX]: every change under PREFIX, from SEQ on
 //  (default: from now), in seq order, none lost, until SIGINT or
 //  SIGTERM (exit 0). When the library returns for another reason (a
@@ -932,9 +1042,12 @@ static const s_command_t s_commands [] = {
       "is unknown; --batch N: at most N writes per message (1..1024, default "
       "1024; 1: each alone, as nodes before 0.4 need)",
       s_cmd_load, 0, false, false },
-    { "status", "", 0, 0,
+    { "status", "[--watch [--interval MS] [--count N]]", 0, 5,
       "one node: its role, epoch, seqs and lag; with --broker or several "
-      "--node: one line per node", s_cmd_status, 0, false, false },
+      "--node: one line per node; --watch: the table again every MS (default "
+      "1000) until Ctrl-C or N tables, redrawn in place on a terminal, one "
+      "after the other (each after a \"time ...\" line) when piped",
+      s_cmd_status, 0, false, false },
     { "digest", "", 0, 0,
       "print the node's applied seq and a hash of its data", s_cmd_digest, 0, false, false },
     { "snapshot", "", 0, 0,

@@ -26,3 +26,6 @@ endforeach()
 # fakes that are CURVE servers.
 wc_add_cluster_test(test_client_curve 120 test_client_curve.c)
 target_link_libraries(test_client_curve PRIVATE wc_fake PkgConfig::CZMQ)
+
+# walcast status --watch (issue 10).
+wc_add_cluster_test(test_client_status_watch 120 test_client_status_watch.c)
