@@ -45,6 +45,7 @@
 #include "failover.h"
 #include "log.h"
 #include "nodeinfo.h"
+#include "notify.h"
 #include "publisher.h"
 #include "request.h"
 #include "roles.h"
@@ -617,6 +618,9 @@ int
 wc_broker_run (wc_broker_t *self)
 {
     wc_signals_catch ();
+    if (wc_notify ("READY=1") != 0)     /* bound and serving (systemd) */
+        wc_log_warn ("systemd: cannot send READY=1 to $NOTIFY_SOCKET: %s",
+                     strerror (errno));
 
     int rc = 0;
     while (!wc_signals_stopping ()) {
@@ -638,6 +642,7 @@ wc_broker_run (wc_broker_t *self)
         if (publisher && (items [1].revents & ZMQ_POLLIN))
             wc_publisher_handle (self->publisher);
     }
+    wc_notify ("STOPPING=1");
     const wc_state_t *state = wc_failover_state (self->failover);
     wc_log_info ("stopped at topology version %llu with %zu nodes, %zu up, primary "
                  "%s at epoch %llu (%llu malformed or unexpected messages dropped or "

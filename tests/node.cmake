@@ -13,3 +13,12 @@ target_link_libraries(test_history PRIVATE wc_storage)
 wc_add_cluster_test(test_cluster_failover 600 test_cluster_failover.c)
 wc_add_cluster_test(test_node_directives 120 test_node_directives.c)
 wc_add_cluster_test(test_cluster_curve 300 test_cluster_curve.c)
+
+# systemd readiness (Type=notify), issue 10.
+wc_add_cluster_test(test_notify 120 test_notify.c)
+target_link_libraries(test_notify PRIVATE wc_runtime)
+add_test(NAME check_units COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/check_units.sh
+         ${PROJECT_BINARY_DIR}
+         ${PROJECT_SOURCE_DIR}/examples/systemd/walcast-node@.service
+         ${PROJECT_SOURCE_DIR}/examples/systemd/walcast-broker.service)
+set_tests_properties(check_units PROPERTIES TIMEOUT 60 SKIP_RETURN_CODE 77)
