@@ -979,8 +979,10 @@ s_finish (int rc, msgpack_sbuffer *out, size_t start)
 static uint32_t
 s_fields_sent (const s_msg_desc_t *desc, const wc_msg_t *msg)
 {
-    const s_field_t *optional = desc->fields + desc->nrequired;
     uint32_t noptional = desc->nfields - desc->nrequired;
+    if (noptional == 0)
+        return desc->nrequired;     //  (PING's fields are NULL: no offset from it)
+    const s_field_t *optional = desc->fields + desc->nrequired;
     if (desc->opt == S_OPT_GROUP)
         noptional = s_uint_of (msg, &optional [0]) ? noptional : 0;
     else
