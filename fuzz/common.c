@@ -13,12 +13,16 @@
 
 static char s_scratch [4096];
 
+static void s_remove_scratch (void);
+
 void
 fz_check (bool ok, const char *what)
 {
     if (ok)
         return;
     fprintf (stderr, "fuzz: property broken: %s\n", what);
+    if (s_scratch [0])
+        s_remove_scratch ();        //  abort () skips atexit
     abort ();
 }
 

@@ -68,8 +68,12 @@ s_check_rewrite (wc_store_t *store, const wc_epochs_t *history,
     fz_check (history_again && kept && wc_epochs_copy (kept, history) == 0, "out of memory");
     wc_epochs_cut (kept, info->seq);
     wc_snapshot_info_t info_again;
-    fz_check (wc_snapshot_load (s_dirfd, info->seq, &again, history_again, &info_again,
-                                why, sizeof why) == 0, "a snapshot written back does not load");
+    int rc = wc_snapshot_load (s_dirfd, info->seq, &again, history_again, &info_again,
+                               why, sizeof why);
+    if (rc != 0)
+        fprintf (stderr, "fuzz: loading the snapshot written back: %s: %s\n",
+                 walcast_strerror (rc), why);
+    fz_check (rc == 0, "a snapshot written back does not load");
     fz_check (info_again.seq == info->seq && info_again.ts_ms == info->ts_ms
               && info_again.count == info->count && info_again.digest == info->digest
               && info_again.bytes == bytes
@@ -113,6 +117,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     fz_check (rc != 0 || info.bytes == size - 1 + (mode & 1 ? 4 : 0),
               "the snapshot's size is not the file's");
     if (rc == 0 && take) {
+        fz_check (info.seq >= 1, "a snapshot accepted at seq 0");
         fz_check (store && wc_store_count (store) == info.count
                   && wc_store_digest (store) == info.digest,
                   "an accepted snapshot is not what its header says");

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include "walcast.h"
 #include "codec.h"
 #include "crc32c.h"
@@ -202,6 +203,16 @@ s_check_read (wc_wal_t *wal, const s_replay_t *replay)
               "wc_wal_read does not give back what recovery replayed");
 }
 
+//  A call on the log that must work: say why it did not.
+static void
+s_must (wc_wal_t *wal, int rc, const char *what)
+{
+    if (rc != 0)
+        fprintf (stderr, "fuzz: %s: %s: %s\n", what, walcast_strerror (rc),
+                 wc_wal_last_error (wal));
+    fz_check (rc == 0, what);
+}
+
 //  Append count entries after the log's end and flush them.
 static void
 s_append (wc_wal_t *wal, uint64_t from, int count)
@@ -214,10 +225,10 @@ s_append (wc_wal_t *wal, uint64_t from, int count)
                              .value = { (const uint8_t *) "value:fuzz", 10 } };
         buf.size = 0;
         fz_check (wc_entry_encode (&entry, &buf) == 0, "cannot encode an entry");
-        fz_check (wc_wal_append (wal, entry.seq, buf.data, buf.size) == 0,
-                  "an append after recovery failed");
+        s_must (wal, wc_wal_append (wal, entry.seq, buf.data, buf.size),
+                "an append after recovery failed");
     }
-    fz_check (wc_wal_flush (wal) == 0, "a flush after recovery failed");
+    s_must (wal, wc_wal_flush (wal), "a flush after recovery failed");
     msgpack_sbuffer_destroy (&buf);
 }
 
@@ -229,8 +240,8 @@ s_write_and_reopen (wc_wal_t **wal_p, const wc_wal_info_t *info, size_t segment_
 {
     wc_wal_t *wal = *wal_p;
     if (info->damaged) {
-        fz_check (wc_wal_set_aside (wal, info->damage_seq) == 0,
-                  "setting a damaged log aside from its damage seq failed");
+        s_must (wal, wc_wal_set_aside (wal, info->damage_seq),
+                "setting a damaged log aside from its damage seq failed");
         fz_check (!wc_wal_damaged (wal) && wc_wal_last_seq (wal) == info->last_seq,
                   "a set-aside log is damaged or does not end where replay stopped");
     }
@@ -239,8 +250,9 @@ s_write_and_reopen (wc_wal_t **wal_p, const wc_wal_info_t *info, size_t segment_
         s_append (wal, last ? last + 1 : 1 + pick, 1 + pick % 3);
         last = wc_wal_last_seq (wal);
         uint64_t first = wc_wal_first_seq (wal);
-        uint64_t keep = last - pick % 4;        //  cut 0..3 records
-        fz_check (wc_wal_truncate (wal, keep) == 0, "truncating after recovery failed");
+        uint64_t cut = pick % 4;                //  cut 0..3 records
+        uint64_t keep = last > cut ? last - cut : 0;
+        s_must (wal, wc_wal_truncate (wal, keep), "truncating after recovery failed");
         last = keep < first ? 0 : keep;
         fz_check (wc_wal_last_seq (wal) == last, "a truncated log does not end there");
     }
@@ -266,6 +278,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     if (!s_dir [0]) {
         fz_quiet ();
         snprintf (s_dir, sizeof s_dir, "%s/wal", fz_scratch ("fuzz-wal"));
+        fz_check (mkdir (s_dir, 0755) == 0, "cannot make the WAL directory");
     }
     if (size < 1)
         return 0;
