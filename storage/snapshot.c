@@ -403,8 +403,10 @@ s_read_body (s_in_t *in, wc_store_t **store_p, wc_epochs_t *history,
     wc_store_t *store = NULL;
     in->limit = S_HEADER_MAX;
     int rc = s_in_next (in, &obj, why, why_size);
-    if (rc == 0)
+    if (rc == 0) {
         snprintf (why, why_size, "truncated: no whole header");
+        rc = WALCAST_EPROTO;
+    }
     if (rc == 1)
         rc = s_check_header (&obj.data, info, history, why, why_size);
     if (rc == 0 && info->count > in->end / 4) {
