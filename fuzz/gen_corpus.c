@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include "walcast.h"
 #include "codec.h"
+#include "crc32c.h"
 #include "epochs.h"
 #include "snapshot.h"
 #include "store.h"
@@ -451,6 +452,57 @@ s_wal_seeds (const char *scratch)
 //  --------------------------------------------------------------------
 //  Snapshots, in fuzz_snapshot's input format
 
+//  One object of a file: where it starts and how long it is.
+typedef struct {
+    const uint8_t *at;
+    size_t len;
+} s_span_t;
+
+static int
+s_span_compare (const void *a, const void *b)
+{
+    const s_span_t *x = (const s_span_t *) a, *y = (const s_span_t *) b;
+    int c = memcmp (x->at, y->at, x->len < y->len ? x->len : y->len);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+//  The store writes its pairs in the order of its table, whose hash is
+//  seeded at random: put them in the order of their bytes and make the
+//  trailer again, so the seed is the same on every run (the reader takes
+//  the pairs in any order).
+static void
+s_sort_pairs (uint8_t *data, size_t len)
+{
+    size_t end = len - 4, off = 0, n = 0;
+    s_span_t spans [64];
+    msgpack_zone *zone = msgpack_zone_new (MSGPACK_ZONE_CHUNK_SIZE);
+    while (off < end && n < 64) {
+        size_t start = off;
+        msgpack_object obj;
+        msgpack_unpack_return ret = zone ? msgpack_unpack ((const char *) data, end, &off,
+                                                           zone, &obj)
+                                         : MSGPACK_UNPACK_NOMEM_ERROR;
+        if (ret != MSGPACK_UNPACK_SUCCESS && ret != MSGPACK_UNPACK_EXTRA_BYTES)
+            s_die ("re-reading a snapshot");
+        spans [n++] = (s_span_t) { data + start, off - start };
+    }
+    if (off != end)
+        s_die ("a snapshot with too many pairs for the generator");
+    uint8_t *sorted = malloc (end);
+    if (!sorted)
+        s_die ("out of memory");
+    qsort (spans + 1, n - 1, sizeof spans [0], s_span_compare);
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy (sorted + at, spans [i].at, spans [i].len);
+        at += spans [i].len;
+    }
+    memcpy (data, sorted, end);
+    s_put_le (data + end, wc_crc32c (0, data, end), 4);
+    free (sorted);
+    msgpack_zone_free (zone);
+}
+
 //  Write a snapshot of pairs key:i -> value at seq with a history of
 //  epochs 1 and 2, and read the file back.
 static uint8_t *
@@ -482,6 +534,7 @@ s_make_snapshot (int dirfd, uint64_t seq, int pairs, size_t *len)
         s_die ("reading a snapshot back");
     close (fd);
     unlinkat (dirfd, name, 0);
+    s_sort_pairs (data, bytes);
     wc_store_destroy (&store);
     wc_epochs_destroy (&history);
     *len = bytes;
