@@ -13,7 +13,7 @@
     where it was, so a failed append leaves no half message.
 
     Decoding happens in two passes over the bytes:
-    1. s_scan walks the msgpack structure without building anything. It
+    1. wc_msgpack_check walks the msgpack structure without building anything. It
        finds where the object ends (truncated input and trailing bytes are
        malformed) and checks that every array or map count fits in the
        bytes that remain (each element takes at least one byte), and that
@@ -545,23 +545,38 @@ s_header (s_fmt_t fmt, const uint8_t *buf, size_t len, size_t *pos,
 //  node_info).
 #define S_MAX_DEPTH 16
 
-//  Walk one msgpack object at buf [0..len) without building it. Returns
-//  the number of bytes it spans, or 0 when it is truncated, uses the
-//  reserved byte 0xc1, nests deeper than S_MAX_DEPTH, or declares more
-//  container elements than there are bytes left.
-static size_t
-s_scan (const uint8_t *buf, size_t len)
+//  The header of a format that carries a length or a count, when its
+//  bytes are at hand (buf [*pos] is the byte after the first): 1, with
+//  *skip and *items set (s_header); 0 when they go on past have but fit
+//  in room; -1 when they cannot (or the byte is never used).
+static int
+s_header_at (s_fmt_t fmt, const uint8_t *buf, size_t have, size_t room, size_t *pos,
+             uint64_t *skip, uint64_t *items)
 {
+    if (fmt.kind != S_BAD && have - *pos < fmt.n)
+        return room - *pos < fmt.n ? -1 : 0;
+    return s_header (fmt, buf, have, pos, skip, items) ? 1 : -1;
+}
+
+//  Walk one msgpack object at buf without building it (see codec.h,
+//  wc_msgpack_check): have bytes at hand, at most room in all.
+int
+wc_msgpack_check (const void *data, size_t have, size_t room, size_t *size)
+{
+    const uint8_t *buf = (const uint8_t *) data;
     uint64_t outer [S_MAX_DEPTH];   // elements left in the enclosing containers
     int depth = 0;
     uint64_t left = 1;              // elements left in the current one
     uint64_t pending = 1;           // left plus the sum of outer [0..depth)
     size_t pos = 0;
+    *size = 0;
+    if (have > room)
+        have = room;
     while (pending > 0) {
         while (left == 0)
             left = outer [--depth];     // this container is complete
-        if (pos >= len)
-            return 0;
+        if (pos >= have)
+            return pos >= room ? WALCAST_EPROTO : 0;
         s_fmt_t fmt = s_formats [buf [pos++]];
         uint64_t skip = 0, items = 0;
         if (fmt.kind == S_FIX)
@@ -569,25 +584,30 @@ s_scan (const uint8_t *buf, size_t len)
         else
         if (fmt.kind == S_ITEMS)
             items = fmt.n;
-        else
-        if (!s_header (fmt, buf, len, &pos, &skip, &items))
-            return 0;
-        if (skip > len - pos)
+        else {
+            int rc = s_header_at (fmt, buf, have, room, &pos, &skip, &items);
+            if (rc <= 0)
+                return rc < 0 ? WALCAST_EPROTO : 0;
+        }
+        if (skip > room - pos)
+            return WALCAST_EPROTO;
+        if (skip > have - pos)
             return 0;
         pos += (size_t) skip;
         left--;
         pending--;
         if (items > 0) {
             if (depth == S_MAX_DEPTH)
-                return 0;
+                return WALCAST_EPROTO;
             outer [depth++] = left;
             left = items;
             pending += items;
-            if (pending > len - pos)
-                return 0;           // each element takes at least one byte
+            if (pending > room - pos)
+                return WALCAST_EPROTO;  // each element takes at least one byte
         }
     }
-    return pos;
+    *size = pos;
+    return 0;
 }
 
 //  Pass 1 and 2: check the size and shape of buf, then unpack it into
@@ -602,7 +622,9 @@ s_unpack (const void *buf, size_t len, msgpack_unpacked *storage)
 {
     if (len > WC_MAX_MESSAGE)
         return WALCAST_ETOOBIG;
-    if (buf == NULL || len == 0 || s_scan ((const uint8_t *) buf, len) != len)
+    size_t size = 0;
+    if (buf == NULL || len == 0 || wc_msgpack_check (buf, len, len, &size) != 0
+    ||  size != len)
         return WALCAST_EPROTO;
     if (storage->zone == NULL)
         storage->zone = msgpack_zone_new (MSGPACK_ZONE_CHUNK_SIZE);
@@ -1005,8 +1027,10 @@ s_finish (int rc, msgpack_sbuffer *out, size_t start)
 static uint32_t
 s_fields_sent (const s_msg_desc_t *desc, const wc_msg_t *msg)
 {
-    const s_field_t *optional = desc->fields + desc->nrequired;
     uint32_t noptional = desc->nfields - desc->nrequired;
+    if (noptional == 0)
+        return desc->nrequired;     //  (PING's fields are NULL: no offset from it)
+    const s_field_t *optional = desc->fields + desc->nrequired;
     if (desc->opt == S_OPT_GROUP)
         noptional = s_uint_of (msg, &optional [0]) ? noptional : 0;
     else

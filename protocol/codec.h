@@ -354,6 +354,19 @@ int wc_error_encode (uint64_t rid, int err, const char *text,
     '?', so what a peer sent can be logged or printed safely. */
 void wc_bytes_printable (char *dest, size_t size, const wc_bytes_t *src);
 
+/*  Check the structure of the one msgpack object that starts at buf,
+    without building it (what msgpack-c would allocate for it is then
+    proportional to its bytes): have bytes of it are at hand and it may
+    span room bytes at most (have beyond room is not looked at). Returns
+    0 with *size its size when it is whole within have; 0 with *size 0
+    when it goes on past have but may fit in room (read more, ask again);
+    WALCAST_EPROTO when it cannot be valid within room: it would span
+    more, declares more container elements than the bytes left can hold
+    (one byte each at least), nests containers deeper than 16, or uses
+    the reserved byte 0xc1. wc_msg_decode checks every message this way,
+    with have = room = its length. */
+int wc_msgpack_check (const void *buf, size_t have, size_t room, size_t *size);
+
 /*  Name of a message type ("PUT"), or "UNKNOWN". For logs. */
 const char *wc_msg_type_name (int type);
 

@@ -8,13 +8,16 @@
     truncation or an install that must replace the state waits for at
     most one chunk of a write in progress.
 
-    Reading goes the other way through msgpack's streaming unpacker, fed
-    1 MiB at a time with the CRC running over what is fed. One object is
-    never allowed to grow past what it can be (the header: 64 MiB; a pair:
-    the largest key and value), so a wild length in a damaged file costs
-    nothing. Only the CRC at the end can vouch for the bytes, so the state
-    built along the way is thrown away unless everything checks out:
-    the CRC, the count, and the digest recomputed by the new store.
+    Reading goes the other way, 1 MiB at a time with the CRC running over
+    what is read. Each object's structure is walked (wc_msgpack_check)
+    before msgpack builds it: it may never span more than it can be (the
+    header: 64 MiB; a pair: the largest key and value) nor run past the
+    end of the file, and no count may claim more elements than those
+    bytes can hold, so a wild length or count in a damaged file is
+    malformed and costs nothing. Only the CRC at the end can vouch for
+    the bytes, so the state built along the way is thrown away unless
+    everything checks out: the CRC, the count, and the digest recomputed
+    by the new store.
 
     The writer thread shares with the loop a small state under a mutex
     (the result of the write started last, and whether it is done) and
@@ -36,6 +39,7 @@
 #include "walcast.h"
 #include "wc_limits.h"
 #include "clock.h"
+#include "codec.h"
 #include "crc32c.h"
 #include "files.h"
 #include "log.h"
@@ -283,51 +287,94 @@ wc_snapshot_write (int dirfd, const wc_snapshot_info_t *info, const wc_epochs_t 
 //  --------------------------------------------------------------------
 //  Reading
 
-/*  The file being read: the unpacker and how far it has been fed. */
+/*  The file being read: what was read and not yet taken apart, and the
+    zone the last object was built in. */
 typedef struct {
     int fd;
     uint64_t end;               /* bytes before the trailer */
-    uint64_t off;               /* bytes fed to the unpacker */
+    uint64_t off;               /* bytes read from the file */
     uint32_t crc;               /* CRC32C of those bytes */
     size_t limit;               /* most bytes the next object may take */
-    msgpack_unpacker u;
+    uint8_t *buf;               /* read bytes; buf [pos..len) not yet taken */
+    size_t pos;
+    size_t len;
+    size_t cap;                 /* bytes allocated in buf */
+    msgpack_zone *zone;         /* the objects s_in_next returned last */
 } s_in_t;
 
-//  The next object: 1, 0 at the end of the bytes (nothing whole left), or
-//  WALCAST_EPROTO / WALCAST_EIO / WALCAST_ENOMEM with why set.
+//  Read more of the file after what the buffer holds: a chunk, or as
+//  much as is held already when that is more (so an object of many
+//  chunks is checked a few times, not once a chunk). 0, or WALCAST_EIO /
+//  WALCAST_ENOMEM with why set.
 static int
-s_in_next (s_in_t *in, msgpack_unpacked *obj, char *why, size_t why_size)
+s_in_fill (s_in_t *in, char *why, size_t why_size)
+{
+    size_t have = in->len - in->pos;
+    if (in->pos > 0)
+        memmove (in->buf, in->buf + in->pos, have);
+    in->pos = 0;
+    in->len = have;
+    size_t want = have > S_CHUNK ? have : S_CHUNK;
+    if (want > in->end - in->off)
+        want = (size_t) (in->end - in->off);
+    if (have + want > in->cap) {
+        uint8_t *grown = (uint8_t *) realloc (in->buf, have + want);
+        if (!grown) {
+            snprintf (why, why_size, "out of memory reading at offset %llu",
+                      (unsigned long long) in->off);
+            return WALCAST_ENOMEM;
+        }
+        in->buf = grown;
+        in->cap = have + want;
+    }
+    ssize_t got = wc_files_pread_all (in->fd, in->buf + have, want, in->off);
+    if (got != (ssize_t) want) {
+        snprintf (why, why_size, "cannot read at offset %llu: %s",
+                  (unsigned long long) in->off, got < 0 ? strerror (errno) : "the file shrank");
+        return WALCAST_EIO;
+    }
+    in->crc = wc_crc32c (in->crc, in->buf + have, want);
+    in->len += want;
+    in->off += want;
+    return 0;
+}
+
+//  The next object, in *obj until the next call: 1, 0 when the bytes
+//  ended before it (nothing left), or WALCAST_EPROTO / WALCAST_EIO /
+//  WALCAST_ENOMEM with why set. Its structure is checked before msgpack
+//  builds it (wc_msgpack_check), so a wild count or deep nesting in a
+//  damaged file is malformed, never a huge allocation or out of memory.
+static int
+s_in_next (s_in_t *in, msgpack_object *obj, char *why, size_t why_size)
 {
     while (true) {
-        msgpack_unpack_return ret = msgpack_unpacker_next (&in->u, obj);
-        if (ret == MSGPACK_UNPACK_SUCCESS)
-            return 1;
-        if (ret != MSGPACK_UNPACK_CONTINUE) {
-            snprintf (why, why_size, "malformed msgpack before offset %llu",
-                      (unsigned long long) in->off);
-            return ret == MSGPACK_UNPACK_NOMEM_ERROR ? WALCAST_ENOMEM : WALCAST_EPROTO;
-        }
-        if (msgpack_unpacker_message_size (&in->u) > in->limit) {
-            snprintf (why, why_size, "an object before offset %llu is larger than it "
-                      "may be", (unsigned long long) in->off);
+        size_t have = in->len - in->pos;
+        uint64_t left = in->end - in->off;
+        if (have == 0 && left == 0)
+            return 0;
+        size_t room = have + left < in->limit ? (size_t) (have + left) : in->limit;
+        size_t size = 0;
+        if (have > 0 && wc_msgpack_check (in->buf + in->pos, have, room, &size) != 0) {
+            snprintf (why, why_size, "the object at offset %llu is malformed, cut short or "
+                      "larger than it may be", (unsigned long long) (in->off - have));
             return WALCAST_EPROTO;
         }
-        if (in->off == in->end)
-            return 0;
-        if (!msgpack_unpacker_reserve_buffer (&in->u, S_CHUNK))
-            return WALCAST_ENOMEM;
-        size_t want = in->end - in->off < S_CHUNK ? (size_t) (in->end - in->off) : S_CHUNK;
-        ssize_t got = wc_files_pread_all (in->fd, msgpack_unpacker_buffer (&in->u), want,
-                                          in->off);
-        if (got != (ssize_t) want) {
-            snprintf (why, why_size, "cannot read at offset %llu: %s",
-                      (unsigned long long) in->off,
-                      got < 0 ? strerror (errno) : "the file shrank");
-            return WALCAST_EIO;
+        if (size > 0) {
+            msgpack_zone_clear (in->zone);
+            size_t used = 0;
+            msgpack_unpack_return ret = msgpack_unpack ((const char *) in->buf + in->pos,
+                                                        size, &used, in->zone, obj);
+            if (ret != MSGPACK_UNPACK_SUCCESS || used != size) {
+                snprintf (why, why_size, "malformed msgpack at offset %llu",
+                          (unsigned long long) (in->off - have));
+                return ret == MSGPACK_UNPACK_NOMEM_ERROR ? WALCAST_ENOMEM : WALCAST_EPROTO;
+            }
+            in->pos += size;
+            return 1;
         }
-        in->crc = wc_crc32c (in->crc, msgpack_unpacker_buffer (&in->u), want);
-        msgpack_unpacker_buffer_consumed (&in->u, want);
-        in->off += want;
+        int rc = s_in_fill (in, why, why_size);
+        if (rc != 0)
+            return rc;
     }
 }
 
@@ -398,15 +445,16 @@ static int
 s_read_body (s_in_t *in, wc_store_t **store_p, wc_epochs_t *history,
              wc_snapshot_info_t *info, char *why, size_t why_size)
 {
-    msgpack_unpacked obj;
-    msgpack_unpacked_init (&obj);
+    msgpack_object obj;
     wc_store_t *store = NULL;
     in->limit = S_HEADER_MAX;
     int rc = s_in_next (in, &obj, why, why_size);
-    if (rc == 0)
+    if (rc == 0) {
         snprintf (why, why_size, "truncated: no whole header");
+        rc = WALCAST_EPROTO;
+    }
     if (rc == 1)
-        rc = s_check_header (&obj.data, info, history, why, why_size);
+        rc = s_check_header (&obj, info, history, why, why_size);
     if (rc == 0 && info->count > in->end / 4) {
         snprintf (why, why_size, "the header counts %llu pairs: more than the file can "
                   "hold", (unsigned long long) info->count);
@@ -423,13 +471,12 @@ s_read_body (s_in_t *in, wc_store_t **store_p, wc_epochs_t *history,
             rc = WALCAST_EPROTO;
         }
         if (rc == 1)
-            rc = s_take_pair (&obj.data, store, i, why, why_size);
+            rc = s_take_pair (&obj, store, i, why, why_size);
     }
     if (rc == 0 && (rc = s_in_next (in, &obj, why, why_size)) != 0) {
         snprintf (why, why_size, "bytes after the last pair");
         rc = WALCAST_EPROTO;
     }
-    msgpack_unpacked_destroy (&obj);
     if (rc != 0)
         wc_store_destroy (&store);
     *store_p = store;
@@ -495,12 +542,12 @@ wc_snapshot_read_fd (int fd, wc_store_t **store_p, wc_epochs_t *history,
         return WALCAST_ENOMEM;
     s_in_t in = { .fd = fd, .end = got.bytes - 4 };
     wc_store_t *store = NULL;
-    if (!msgpack_unpacker_init (&in.u, S_CHUNK))
+    if (!(in.zone = msgpack_zone_new (MSGPACK_ZONE_CHUNK_SIZE)))
         rc = WALCAST_ENOMEM;
-    else {
+    else
         rc = s_read_body (&in, &store, epochs, &got, why, why_size);
-        msgpack_unpacker_destroy (&in.u);
-    }
+    msgpack_zone_free (in.zone);
+    free (in.buf);
     if (rc == 0)
         rc = s_check_whole (&in, store, &got, why, why_size);
     if (rc == 0 && history)
