@@ -9,3 +9,8 @@ wc_add_test(test_broker_state 60 SOURCES test_broker_state.c LIBS wc_broker)
 foreach(t register garbage primary memory failover switchover)
     wc_add_cluster_test(test_broker_${t} 300 test_broker_${t}.c broker_peer.c)
 endforeach()
+# The status page (--http-port): the JSON writer, the lag history, and
+# /api/topology read with a bare HTTP GET.
+wc_add_cluster_test(test_statuspage_json 120 test_statuspage_json.c broker_peer.c
+                    http_get.c json_value.c)
+target_link_libraries(test_statuspage_json PRIVATE wc_broker)
