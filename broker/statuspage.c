@@ -1,7 +1,8 @@
 /*  statuspage.c - the broker's status page (see statuspage.h).
 
     Publishing is the whole job: the HTML once at start, the JSON on every
-    tick that has something new. The JSON is written from a snapshot of
+    tick that has something new (for changes, at most every S_CHANGE_MS:
+    the document of a large cluster weighs megabytes). The JSON is written from a snapshot of
     the directory's nodes sorted by region, then id (one qsort of at most
     WC_MAX_NODES records a second), so each region is one run of nodes.
     Everything that came from the network (ids, regions, addresses) goes
@@ -19,6 +20,7 @@
 #include "walcast.h"
 
 #define S_SAMPLE_MS  1000             /* one lag sample and one publish a second */
+#define S_CHANGE_MS  100              /* publishes for changes: at most this often */
 
 /*  The page, from statuspage.html (built by embed.cmake). */
 extern const char   wc_statuspage_html [];
@@ -30,6 +32,7 @@ struct wc_statuspage {
     wc_json_t       json;             /* scratch: the document being written */
     wc_node_info_t *nodes;            /* scratch: WC_MAX_NODES, sorted by region */
     int64_t         next_sample_ms;   /* monotonic; 0: sample at the next tick */
+    int64_t         published_ms;     /* monotonic time of the last publish */
     uint64_t        version;          /* directory version last published */
     bool            changed;          /* an event since the last publish */
     bool            published;        /* a JSON went out at all */
@@ -225,6 +228,7 @@ s_publish (wc_statuspage_t *self, wc_directory_t *dir, const wc_state_t *state,
         return;
     }
     self->version = wc_directory_version (dir);
+    self->published_ms = now_ms;
     self->changed = false;
     self->published = true;
 }
@@ -240,9 +244,18 @@ wc_statuspage_tick (wc_statuspage_t *self, wc_directory_t *dir,
                          "missing a sample");
         self->next_sample_ms = now_ms + S_SAMPLE_MS;
         s_publish (self, dir, state, now_ms);
+        return self->next_sample_ms;
     }
-    else
-    if (!self->published || self->changed || wc_directory_version (dir) != self->version)
+    bool changed = !self->published || self->changed
+                || wc_directory_version (dir) != self->version;
+    if (!changed)
+        return self->next_sample_ms;
+    /*  A flapping cluster moves the version on every turn: a document of
+        up to a few MB is written at most every S_CHANGE_MS for it. */
+    int64_t due = self->published_ms + S_CHANGE_MS;
+    if (!self->published || now_ms >= due) {
         s_publish (self, dir, state, now_ms);
-    return self->next_sample_ms;
+        return self->next_sample_ms;
+    }
+    return due < self->next_sample_ms ? due : self->next_sample_ms;
 }

@@ -4,9 +4,10 @@
     The broker's loop owns everything here. It calls wc_statuspage_tick
     on every turn: once a second the page samples every node's lag into
     its history (history.h) and publishes a new JSON document, and it
-    publishes at once when the directory's version moved (a node up or
-    down, a new role) or the primary changed hands (wc_statuspage_event,
-    called by failover.c through wc_failover_on_event). The documents
+    publishes at once (within 100 ms) when the directory's version moved
+    (a node up or down, a new role) or the primary changed hands
+    (wc_statuspage_event, called by failover.c through
+    wc_failover_on_event). The documents
     go to runtime/httpd.h, whose thread serves the latest copy: the HTTP
     side never reads the broker's state.
 
