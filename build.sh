@@ -17,7 +17,7 @@ cd "$(dirname "$0")"
 ROOT=$(pwd)
 JOBS=$(nproc 2>/dev/null || echo 2)
 PACKAGES="cmake make gcc pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libcmocka-dev
-          libmicrohttpd-dev clang libclang-rt-dev"
+          libmicrohttpd-dev clang libclang-rt-dev chromium"
 
 usage() {
     sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'

@@ -53,6 +53,7 @@
 #include "sock.h"
 #include "sock.h"
 #include "state.h"
+#include "statuspage.h"
 
 /*  Largest request: a REGISTER with every string at its limit is about
     720 bytes. A larger frame makes libzmq drop the peer's connection. */
@@ -83,6 +84,7 @@ struct wc_broker {
     wc_directory_t  *directory;
     wc_failover_t   *failover;          /* the cluster's primary and epoch */
     wc_state_file_t *state_file;        /* --data: where they are saved; else NULL */
+    wc_statuspage_t *statuspage;        /* --http-port; else NULL */
     int64_t          save_failed_ms;    /* last "cannot save" line */
     wc_request_t     req;               /* the message being handled */
     wc_request_t     switchover;        /* a SWITCHOVER waiting for its end */
@@ -234,6 +236,12 @@ wc_broker_new (const wc_broker_config_t *cfg, char *why, size_t why_size)
                                         why, why_size);
     if (!self->publisher)
         goto error;
+    if (cfg->http_port) {
+        self->statuspage = wc_statuspage_new (cfg->bind, cfg->http_port, why, why_size);
+        if (!self->statuspage)
+            goto error;
+        wc_failover_on_event (self->failover, wc_statuspage_event, self->statuspage);
+    }
 
     /*  Tick often enough that a node goes down within a tenth of its
         timeout after it is due, but no more than every 10 ms. */
@@ -261,6 +269,7 @@ wc_broker_destroy (wc_broker_t **self_p)
         return;
     zsock_destroy (&self->router);
     wc_publisher_destroy (&self->publisher);
+    wc_statuspage_destroy (&self->statuspage);
     wc_failover_destroy (&self->failover);
     wc_state_file_destroy (&self->state_file);
     wc_directory_destroy (&self->directory);
@@ -611,6 +620,11 @@ s_timers (wc_broker_t *self)
         next_push = self->next_push_ms;
     }
     int64_t next = self->next_tick_ms < next_push ? self->next_tick_ms : next_push;
+    if (self->statuspage) {
+        int64_t sample = wc_statuspage_tick (self->statuspage, self->directory,
+                                             wc_failover_state (self->failover), now);
+        next = sample < next ? sample : next;
+    }
     return next > now ? (int) (next - now) : 0;
 }
 

@@ -70,6 +70,8 @@ struct wc_failover {
     size_t    nregions;           /* entries of --region-priority */
     wc_failover_save_fn *save;
     void     *save_arg;
+    wc_failover_event_fn *event;  /* told of every change of primary; or NULL */
+    void     *event_arg;
     wc_state_t state;             /* as saved: the only state acted upon */
     uint64_t  heard;              /* largest epoch any node reported */
     int64_t   started_ms;         /* the primary's silence counts from here */
@@ -138,6 +140,21 @@ s_commit (wc_failover_t *self, wc_directory_t *dir, const wc_state_t *next)
     self->state = *next;
     wc_directory_set_primary (dir, self->state.primary);
     return 0;
+}
+
+/*  Tell the event callback that the state just saved changed the
+    primary (from: the one before, "" if none). */
+static void
+s_event (wc_failover_t *self, const char *kind, const char *from, const char *reason)
+{
+    if (!self->event)
+        return;
+    wc_failover_event_t event = {
+        .kind = kind, .from = from, .to = self->state.primary,
+        .addr = self->state.primary_addr, .epoch = self->state.epoch,
+        .reason = reason
+    };
+    self->event (self->event_arg, &event);
 }
 
 /*  A new state: primary id at addr, at epoch. */
@@ -399,6 +416,13 @@ wc_failover_destroy (wc_failover_t **self_p)
     *self_p = NULL;
 }
 
+void
+wc_failover_on_event (wc_failover_t *self, wc_failover_event_fn *fn, void *arg)
+{
+    self->event = fn;
+    self->event_arg = arg;
+}
+
 const wc_state_t *
 wc_failover_state (wc_failover_t *self)
 {
@@ -435,10 +459,12 @@ s_adopt (wc_failover_t *self, wc_directory_t *dir, const wc_node_info_t *info,
         return;
     char addr [WC_MAX_ADDR + 1];
     wc_state_t next = s_state (info->epoch, id, s_str (addr, sizeof addr, &info->addr));
-    if (s_commit (self, dir, &next) == 0)
-        wc_log_info ("promote: node %s at %s is the primary at epoch %llu: it serves "
-                     "as the primary and the broker knew none", id, addr,
-                     (unsigned long long) info->epoch);
+    if (s_commit (self, dir, &next) != 0)
+        return;
+    wc_log_info ("promote: node %s at %s is the primary at epoch %llu: it serves "
+                 "as the primary and the broker knew none", id, addr,
+                 (unsigned long long) info->epoch);
+    s_event (self, "promotion", "", "it serves as the primary and the broker knew none");
 }
 
 /*  The switchover's part of the primary's beat. Returns true when the
@@ -476,6 +502,7 @@ s_restarted_behind (wc_failover_t *self, wc_directory_t *dir, const wc_node_info
     char why [128];
     snprintf (why, sizeof why, "the primary %s restarted holding less than %s", id,
               best.id);
+    s_event (self, "failover", id, why);
     s_switchover_abort (self, why);
     return true;
 }
@@ -519,6 +546,9 @@ s_primary_beat (wc_failover_t *self, wc_directory_t *dir, const wc_node_info_t *
                      info->flags & WC_NODE_CANDIDATE ? " candidate (it restarted)" : "",
                      (unsigned long long) info->epoch,
                      (unsigned long long) info->applied_seq);
+        s_event (self, "promotion", id, info->flags & WC_NODE_CANDIDATE
+                 ? "the primary restarted: promoted again at a new epoch"
+                 : "the primary lost its epoch: promoted again at a new epoch");
     }
     s_directive (d, WC_MSG_PROMOTE, self->state.epoch, "", "");
 }
@@ -541,6 +571,8 @@ s_claimant_beat (wc_failover_t *self, wc_directory_t *dir, const wc_node_info_t 
         wc_log_info ("promote: node %s at %s is the primary at epoch %llu: it serves "
                      "at an epoch newer than %s's %llu", id, addr,
                      (unsigned long long) info->epoch, was, (unsigned long long) was_epoch);
+        s_event (self, "promotion", was, "it serves at an epoch newer than the "
+                 "primary's");
         s_switchover_abort (self, "a primary with a newer epoch appeared");
         return;
     }
@@ -648,6 +680,7 @@ s_elect (wc_failover_t *self, wc_directory_t *dir, int64_t now)
     wc_log_info ("promote: node %s at %s becomes the primary at epoch %llu: the best "
                  "candidate, no primary being known (considered: %s)", best.id,
                  best.addr, (unsigned long long) next.epoch, list);
+    s_event (self, "promotion", "", "the best candidate, no primary being known");
 }
 
 /*  The primary silent past the failover timeout (counted from the
@@ -685,6 +718,9 @@ s_failover (wc_failover_t *self, wc_directory_t *dir, int64_t now)
                  (unsigned long long) next.epoch, (unsigned long long) best.epoch,
                  (unsigned long long) best.seq, list);
     char why [128];
+    snprintf (why, sizeof why, "the primary was silent %lld ms, past the failover "
+              "timeout", (long long) silent);
+    s_event (self, "failover", was.primary, why);
     snprintf (why, sizeof why, "the primary %s went silent", was.primary);
     s_switchover_abort (self, why);
 }
@@ -837,6 +873,10 @@ s_switchover_commit (wc_failover_t *self, wc_directory_t *dir,
                  (long long) (now - self->sw.started_ms), next.primary, addr,
                  (unsigned long long) target.applied_seq,
                  (unsigned long long) next.epoch);
+    char why [96];
+    snprintf (why, sizeof why, "asked by an operator; handed over at seq %llu",
+              (unsigned long long) info->handover_seq);
+    s_event (self, "switchover", self->sw.from, why);
     return 0;
 }
 

@@ -70,6 +70,23 @@ typedef struct {
     char     text [WC_MAX_TEXT + 1];
 } wc_switchover_result_t;
 
+/*  A change of primary, as it happens: kind is "promotion" (a first
+    primary, a primary restarted or found at a newer epoch), "failover"
+    (the primary silent, or back holding less) or "switchover" (asked by
+    an operator); from is the primary before ("" when none was known), to
+    the primary after, at addr and epoch; reason says why in a few words.
+    The strings live until the callback returns. */
+typedef struct {
+    const char *kind;
+    const char *from;
+    const char *to;
+    const char *addr;
+    uint64_t    epoch;
+    const char *reason;
+} wc_failover_event_t;
+
+typedef void (wc_failover_event_fn) (void *arg, const wc_failover_event_t *event);
+
 typedef struct wc_failover wc_failover_t;
 
 /*  Check a --region-priority list: comma-separated region names, each
@@ -88,6 +105,10 @@ wc_failover_t *wc_failover_new (const wc_failover_config_t *cfg,
 
 /*  Free it; *self_p becomes NULL; safe twice. */
 void wc_failover_destroy (wc_failover_t **self_p);
+
+/*  Call fn (with arg) after every change of primary, once saved (NULL:
+    none). For the broker's status page; decisions do not depend on it. */
+void wc_failover_on_event (wc_failover_t *self, wc_failover_event_fn *fn, void *arg);
 
 /*  A node's beat (REGISTER or NODE_HEARTBEAT), already admitted into dir
     at now_ms: decide what the node must do and fill *directive. May move
