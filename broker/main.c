@@ -46,6 +46,7 @@ static const char *s_usage =
     "  --curve-trust DIR    public certificates allowed to connect, in DIR/nodes\n"
     "                       (may register), DIR/writers and DIR/readers; re-read\n"
     "                       when it changes (needs --curve-cert, and the reverse)\n"
+    "  --metrics-port PORT  serve Prometheus metrics at http://BIND:PORT/metrics\n"
     "  -v, --verbose        debug logging\n"
     "  -h, --help           this help\n"
     "      --version        print the version\n"
@@ -66,7 +67,7 @@ s_parse (int argc, char **argv, wc_broker_config_t *cfg, s_curve_flags_t *curve)
     memset (curve, 0, sizeof *curve);
     memset (cfg, 0, sizeof *cfg);
     strcpy (cfg->bind, "127.0.0.1");
-    long long port = 0, node_timeout = 2000, failover_timeout = 3000;
+    long long port = 0, node_timeout = 2000, failover_timeout = 3000, metrics_port = 0;
     bool verbose = false;
     const wc_flag_t flags [] = {
         { "port", 0, WC_FLAG_NUMBER, &port, 0, 1, 65534, NULL },
@@ -83,6 +84,7 @@ s_parse (int argc, char **argv, wc_broker_config_t *cfg, s_curve_flags_t *curve)
           sizeof curve->cert - 1, NULL },
         { "curve-trust", 0, WC_FLAG_STRING, curve->trust, sizeof curve->trust, 1,
           sizeof curve->trust - 1, NULL },
+        { "metrics-port", 0, WC_FLAG_NUMBER, &metrics_port, 0, 1, 65535, NULL },
         { "verbose", 'v', WC_FLAG_SWITCH, &verbose, 0, 0, 0, NULL },
         { "help", 'h', WC_FLAG_HELP, NULL, 0, 0, 0, NULL },
         { "version", 0, WC_FLAG_VERSION, NULL, 0, 0, 0, NULL },
@@ -98,6 +100,7 @@ s_parse (int argc, char **argv, wc_broker_config_t *cfg, s_curve_flags_t *curve)
     cfg->port = (int) port;
     cfg->node_timeout_ms = (int) node_timeout;
     cfg->failover_timeout_ms = (int) failover_timeout;
+    cfg->metrics_port = (int) metrics_port;
     if (verbose)
         wc_log_set_level (WC_LOG_DEBUG);
     if (!cfg->port) {
