@@ -13,3 +13,5 @@ target_link_libraries(test_history PRIVATE wc_storage)
 wc_add_cluster_test(test_cluster_failover 600 test_cluster_failover.c)
 wc_add_cluster_test(test_node_directives 120 test_node_directives.c)
 wc_add_cluster_test(test_cluster_curve 300 test_cluster_curve.c)
+# /metrics of nodes and the broker, scraped over plain HTTP (issue 10).
+wc_add_cluster_test(test_metrics_scrape 180 test_metrics_scrape.c)
