@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
 JOBS=$(nproc 2>/dev/null || echo 2)
-PACKAGES="cmake make gcc pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libcmocka-dev"
+PACKAGES="cmake make gcc pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libcmocka-dev libmicrohttpd-dev"
 
 usage() {
     sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
