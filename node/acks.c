@@ -147,7 +147,7 @@ wc_acks_lag (const wc_acks_t *self, size_t i, uint64_t epoch, uint64_t head,
     memcpy (lag->id, r->id, r->id_len);
     lag->id [r->id_len] = '\0';
     for (uint32_t k = 0; k < r->id_len; k++)
-        if (lag->id [k] < 0x20 || lag->id [k] == 0x7f)
+        if ((unsigned char) lag->id [k] < 0x20 || lag->id [k] == 0x7f)
             lag->id [k] = '?';          /* bytes from the network */
     lag->entries = head > r->seq ? head - r->seq : 0;
     lag->ms = lag->entries ? now_ms - s_applied_ms (self, r->seq, now_ms) : 0;

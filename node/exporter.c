@@ -93,8 +93,7 @@ wc_exporter_new (wc_node_t *node, int port, char *why, size_t why_size)
     self->httpd = wc_httpd_new ("metrics", node->cfg.bind, port, why, why_size);
     if (!self->httpd)
         goto error;
-    wc_exporter_tick (self);                /* a first text at once */
-    return self;
+    return self;                        /* the loop's first turn renders */
 
 error:
     wc_exporter_destroy (&self);
