@@ -72,6 +72,15 @@ s_series_free (wc_metric_t *series)
     free (series);
 }
 
+/*  Free every series of family. */
+static void
+s_family_clear (s_family_t *family)
+{
+    for (size_t i = 0; i < family->nseries; i++)
+        s_series_free (family->series [i]);
+    family->nseries = 0;
+}
+
 void
 wc_metrics_destroy (wc_metrics_t **self_p)
 {
@@ -80,7 +89,7 @@ wc_metrics_destroy (wc_metrics_t **self_p)
         return;
     for (size_t f = 0; f < self->nfamilies; f++) {
         s_family_t *family = &self->families [f];
-        wc_metrics_clear (self, family->name);
+        s_family_clear (family);
         free (family->series);
         free (family->name);
         free (family->help);
@@ -225,11 +234,8 @@ void
 wc_metrics_clear (wc_metrics_t *self, const char *name)
 {
     s_family_t *family = s_family (self, name);
-    if (!family)
-        return;
-    for (size_t i = 0; i < family->nseries; i++)
-        s_series_free (family->series [i]);
-    family->nseries = 0;
+    if (family)
+        s_family_clear (family);
 }
 
 void
