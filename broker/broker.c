@@ -49,6 +49,7 @@
 #include "publisher.h"
 #include "request.h"
 #include "roles.h"
+#include "scrape.h"
 #include "signals.h"
 #include "sock.h"
 #include "sock.h"
@@ -103,6 +104,7 @@ struct wc_broker {
     int64_t          next_trust_ms;     /* CURVE: next look at the trust folder */
     uint64_t         refused_logged;    /* value of refused at the last warning */
     int64_t          refused_log_ms;    /* when that warning was logged */
+    wc_scrape_t     *scrape;            /* /metrics, with --metrics-port */
 };
 
 void
@@ -242,6 +244,9 @@ wc_broker_new (const wc_broker_config_t *cfg, char *why, size_t why_size)
             goto error;
         wc_failover_on_event (self->failover, wc_statuspage_event, self->statuspage);
     }
+    if (cfg->metrics_port
+    && !(self->scrape = wc_scrape_new (cfg->bind, cfg->metrics_port, why, why_size)))
+        goto error;
 
     /*  Tick often enough that a node goes down within a tenth of its
         timeout after it is due, but no more than every 10 ms. */
@@ -267,6 +272,7 @@ wc_broker_destroy (wc_broker_t **self_p)
     wc_broker_t *self = *self_p;
     if (!self)
         return;
+    wc_scrape_destroy (&self->scrape);
     zsock_destroy (&self->router);
     wc_publisher_destroy (&self->publisher);
     wc_statuspage_destroy (&self->statuspage);
@@ -624,6 +630,15 @@ s_timers (wc_broker_t *self)
         int64_t sample = wc_statuspage_tick (self->statuspage, self->directory,
                                              wc_failover_state (self->failover), now);
         next = sample < next ? sample : next;
+    }
+    if (self->scrape) {
+        wc_scrape_counts_t counts = {
+            .failovers = wc_failover_count (self->failover),
+            .epoch = wc_failover_state (self->failover)->epoch,
+            .version = wc_directory_version (self->directory),
+            .refused = self->refused, .bad_messages = self->bad_messages };
+        int64_t due = now + wc_scrape_tick (self->scrape, self->directory, &counts, now);
+        next = due < next ? due : next;
     }
     return next > now ? (int) (next - now) : 0;
 }

@@ -34,6 +34,7 @@ typedef struct {
     char data_dir [1024];          /* where the cluster state is kept; "": memory */
     char region_priority [1024];   /* "R1,R2,...": failover ties; "": none */
     int  http_port;                /* status page (statuspage.h); 0: none */
+    int  metrics_port;             /* serve /metrics here; 0: not */
 } wc_broker_config_t;
 
 typedef struct wc_broker wc_broker_t;

@@ -76,6 +76,7 @@ struct wc_failover {
     uint64_t  heard;              /* largest epoch any node reported */
     int64_t   started_ms;         /* the primary's silence counts from here */
     int64_t   stuck_warned_ms;    /* last "no node can take over" warning */
+    uint64_t  failovers;          /* silent primaries replaced (for /metrics) */
     struct {
         s_phase_t phase;
         char      target [WC_MAX_ID + 1];
@@ -430,6 +431,12 @@ wc_failover_state (wc_failover_t *self)
 }
 
 uint64_t
+wc_failover_count (const wc_failover_t *self)
+{
+    return self->failovers;
+}
+
+uint64_t
 wc_failover_epoch (wc_failover_t *self)
 {
     return s_next_epoch (self) - 1;
@@ -710,6 +717,7 @@ s_failover (wc_failover_t *self, wc_directory_t *dir, int64_t now)
     if (s_commit (self, dir, &next) != 0)
         return;
     self->stuck_warned_ms = 0;
+    self->failovers++;
     wc_log_info ("failover: primary %s at %s (epoch %llu) silent %lld ms, past "
                  "--failover-timeout %lld ms: node %s at %s becomes the primary at "
                  "epoch %llu (epoch %llu, seq %llu; considered: %s)", was.primary,

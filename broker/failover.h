@@ -143,4 +143,7 @@ const wc_state_t *wc_failover_state (wc_failover_t *self);
 /*  The largest epoch the broker saved or any node reported. */
 uint64_t wc_failover_epoch (wc_failover_t *self);
 
+/*  Failovers made (a silent primary replaced; not switchovers). */
+uint64_t wc_failover_count (const wc_failover_t *self);
+
 #endif

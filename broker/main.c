@@ -48,6 +48,7 @@ static const char *s_usage =
     "                       when it changes (needs --curve-cert, and the reverse)\n"
     "  --http-port PORT     serve the status page on PORT (on --bind): an HTML\n"
     "                       page at / and the cluster as JSON at /api/topology\n"
+    "  --metrics-port PORT  serve Prometheus metrics at http://BIND:PORT/metrics\n"
     "  -v, --verbose        debug logging\n"
     "  -h, --help           this help\n"
     "      --version        print the version\n"
@@ -69,6 +70,7 @@ s_parse (int argc, char **argv, wc_broker_config_t *cfg, s_curve_flags_t *curve)
     memset (cfg, 0, sizeof *cfg);
     strcpy (cfg->bind, "127.0.0.1");
     long long port = 0, node_timeout = 2000, failover_timeout = 3000, http_port = 0;
+    long long metrics_port = 0;
     bool verbose = false;
     const wc_flag_t flags [] = {
         { "port", 0, WC_FLAG_NUMBER, &port, 0, 1, 65534, NULL },
@@ -86,6 +88,7 @@ s_parse (int argc, char **argv, wc_broker_config_t *cfg, s_curve_flags_t *curve)
         { "curve-trust", 0, WC_FLAG_STRING, curve->trust, sizeof curve->trust, 1,
           sizeof curve->trust - 1, NULL },
         { "http-port", 0, WC_FLAG_NUMBER, &http_port, 0, 1, 65535, NULL },
+        { "metrics-port", 0, WC_FLAG_NUMBER, &metrics_port, 0, 1, 65535, NULL },
         { "verbose", 'v', WC_FLAG_SWITCH, &verbose, 0, 0, 0, NULL },
         { "help", 'h', WC_FLAG_HELP, NULL, 0, 0, 0, NULL },
         { "version", 0, WC_FLAG_VERSION, NULL, 0, 0, 0, NULL },
@@ -102,6 +105,7 @@ s_parse (int argc, char **argv, wc_broker_config_t *cfg, s_curve_flags_t *curve)
     cfg->node_timeout_ms = (int) node_timeout;
     cfg->failover_timeout_ms = (int) failover_timeout;
     cfg->http_port = (int) http_port;
+    cfg->metrics_port = (int) metrics_port;
     if (verbose)
         wc_log_set_level (WC_LOG_DEBUG);
     if (!cfg->port) {

@@ -15,10 +15,18 @@ typedef struct {
     int64_t  heard_ms;          /* when its last ACK came */
 } s_replica_t;
 
+//  The primary had applied up to seq at ms.
+typedef struct {
+    uint64_t seq;
+    int64_t  ms;
+} s_sample_t;
+
 struct wc_acks {
     s_replica_t replicas [WC_ACKS_MAX];
     size_t      count;
     int64_t     lag_ms;         /* current while heard this recently */
+    s_sample_t  samples [WC_ACKS_SAMPLES];  /* a ring, oldest at first */
+    size_t      first, nsamples;
 };
 
 wc_acks_t *
@@ -91,6 +99,59 @@ wc_acks_seq_of (const wc_acks_t *self, const wc_bytes_t *id, uint64_t epoch)
             return r->epoch == epoch ? r->seq : 0;
     }
     return 0;
+}
+
+void
+wc_acks_applied (wc_acks_t *self, uint64_t seq, int64_t now_ms)
+{
+    s_sample_t *last = self->nsamples
+        ? &self->samples [(self->first + self->nsamples - 1) % WC_ACKS_SAMPLES] : NULL;
+    if (last && seq <= last->seq)
+        return;
+    if (last && now_ms - last->ms < WC_ACKS_SAMPLE_MS) {
+        last->seq = seq;        /* these entries look a little older */
+        return;
+    }
+    if (self->nsamples == WC_ACKS_SAMPLES)
+        self->first = (self->first + 1) % WC_ACKS_SAMPLES;
+    else
+        self->nsamples++;
+    self->samples [(self->first + self->nsamples - 1) % WC_ACKS_SAMPLES] =
+        (s_sample_t) { seq, now_ms };
+}
+
+size_t
+wc_acks_count (const wc_acks_t *self)
+{
+    return self->count;
+}
+
+//  When the primary applied the entry after seq: the first sample that
+//  covers it (the oldest when the ring no longer reaches back so far).
+static int64_t
+s_applied_ms (const wc_acks_t *self, uint64_t seq, int64_t now_ms)
+{
+    for (size_t k = 0; k < self->nsamples; k++) {
+        const s_sample_t *sample = &self->samples [(self->first + k) % WC_ACKS_SAMPLES];
+        if (sample->seq > seq || k + 1 == self->nsamples)
+            return sample->ms;
+    }
+    return now_ms;
+}
+
+void
+wc_acks_lag (const wc_acks_t *self, size_t i, uint64_t epoch, uint64_t head,
+             int64_t now_ms, wc_acks_lag_t *lag)
+{
+    const s_replica_t *r = &self->replicas [i];
+    memcpy (lag->id, r->id, r->id_len);
+    lag->id [r->id_len] = '\0';
+    for (uint32_t k = 0; k < r->id_len; k++)
+        if ((unsigned char) lag->id [k] < 0x20 || lag->id [k] == 0x7f)
+            lag->id [k] = '?';          /* bytes from the network */
+    lag->entries = head > r->seq ? head - r->seq : 0;
+    lag->ms = lag->entries ? now_ms - s_applied_ms (self, r->seq, now_ms) : 0;
+    lag->current = r->epoch == epoch && now_ms - r->heard_ms <= self->lag_ms;
 }
 
 void

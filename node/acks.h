@@ -10,6 +10,11 @@
     (--replica-lag). ACKs of an older epoch than the primary's are not
     counted (fencing); the table is bounded (WC_ACKS_MAX replicas; the
     longest silent one makes room).
+
+    For /metrics the table also says how far behind each replica is, in
+    entries and in time: the primary notes when it applied what (a sample
+    per WC_ACKS_SAMPLE_MS, the last WC_ACKS_SAMPLES), and a replica's lag
+    in ms is the age of the first entry it does not hold.
 */
 #ifndef WC_ACKS_H_INCLUDED
 #define WC_ACKS_H_INCLUDED
@@ -20,6 +25,8 @@
 #include "codec.h"
 
 #define WC_ACKS_MAX  64
+#define WC_ACKS_SAMPLES    1024
+#define WC_ACKS_SAMPLE_MS  10
 
 typedef struct wc_acks wc_acks_t;
 
@@ -36,6 +43,24 @@ uint32_t wc_acks_holding (const wc_acks_t *self, uint64_t epoch, uint64_t seq,
 
 /*  The seq replica id last acked in epoch (0 when none). */
 uint64_t wc_acks_seq_of (const wc_acks_t *self, const wc_bytes_t *id, uint64_t epoch);
+
+/*  The primary has applied every entry up to seq, at now_ms (called
+    after commits and syncs; cheap when nothing changed). */
+void wc_acks_applied (wc_acks_t *self, uint64_t seq, int64_t now_ms);
+
+/*  One replica as /metrics shows it. */
+typedef struct {
+    char     id [WC_MAX_ID + 1];    /* printable */
+    uint64_t entries;               /* behind head */
+    int64_t  ms;                    /* age of the first entry it lacks, 0: none */
+    bool     current;               /* acked epoch within the lag bound */
+} wc_acks_lag_t;
+
+/*  Replicas in the table, and replica i's lag behind head (the primary's
+    applied seq) in epoch at now_ms. */
+size_t wc_acks_count (const wc_acks_t *self);
+void wc_acks_lag (const wc_acks_t *self, size_t i, uint64_t epoch, uint64_t head,
+                  int64_t now_ms, wc_acks_lag_t *lag);
 
 /*  Forget every replica (a new tenure starts). */
 void wc_acks_clear (wc_acks_t *self);

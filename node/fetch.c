@@ -142,6 +142,7 @@ wc_fetch_serve (wc_node_t *node, wc_request_t *req)
                                       &node->out) == 0
         &&  msgpack_sbuffer_write (&node->out, body.data, body.size) == 0)
             wc_node_reply (node, node->catchup, req);
+        node->stats.fetches++;
     }
     msgpack_sbuffer_destroy (&body);
 }

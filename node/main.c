@@ -55,6 +55,7 @@ static const char *s_usage =
     "                       when it changes (needs --curve-cert, and the reverse)\n"
     "  --curve-server FILE  the public certificate of the --replica-of node\n"
     "  --curve-broker FILE  the public certificate of the --broker\n"
+    "  --metrics-port PORT  serve Prometheus metrics at http://BIND:PORT/metrics\n"
     "  -v, --verbose        debug logging\n"
     "  -h, --help           this help\n"
     "      --version        print the version\n"
@@ -134,6 +135,7 @@ s_parse (int argc, char **argv, wc_node_config_t *cfg, s_curve_flags_t *curve)
     int fsync = WC_FSYNC_BATCH;
     long long port = 0, segment_bytes = 0, min_replicas = 0, replica_lag = 5000;
     long long snapshot_every = 1000000, retain_bytes = 256LL * 1024 * 1024;
+    long long metrics_port = 0;
     bool verbose = false;
     const wc_flag_t flags [] = {
         { "id", 0, WC_FLAG_STRING, cfg->id, sizeof cfg->id, 1, WC_MAX_ID, NULL },
@@ -162,6 +164,7 @@ s_parse (int argc, char **argv, wc_node_config_t *cfg, s_curve_flags_t *curve)
           sizeof curve->server - 1, NULL },
         { "curve-broker", 0, WC_FLAG_STRING, curve->broker, sizeof curve->broker, 1,
           sizeof curve->broker - 1, NULL },
+        { "metrics-port", 0, WC_FLAG_NUMBER, &metrics_port, 0, 1, 65535, NULL },
         { "verbose", 'v', WC_FLAG_SWITCH, &verbose, 0, 0, 0, NULL },
         { "help", 'h', WC_FLAG_HELP, NULL, 0, 0, 0, NULL },
         { "version", 0, WC_FLAG_VERSION, NULL, 0, 0, 0, NULL },
@@ -181,6 +184,7 @@ s_parse (int argc, char **argv, wc_node_config_t *cfg, s_curve_flags_t *curve)
     cfg->retain_bytes = (uint64_t) retain_bytes;
     cfg->min_replicas = (uint32_t) min_replicas;
     cfg->replica_lag_ms = replica_lag;
+    cfg->metrics_port = (int) metrics_port;
     if (verbose)
         wc_log_set_level (WC_LOG_DEBUG);
     if (!cfg->id [0] || !cfg->data_dir [0] || !cfg->port) {

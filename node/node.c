@@ -38,6 +38,7 @@
 #include "announce.h"
 #include "buffer.h"
 #include "notify.h"
+#include "exporter.h"
 #include "publisher.h"
 #include "roles.h"
 #include "signals.h"
@@ -165,6 +166,9 @@ s_make_parts (wc_node_t *self, char *why, size_t why_size)
     self->snapshots = wc_snapshots_new (self);
     if (!self->outbox || !self->reads || !self->snapshots)
         return -1;
+    if (self->cfg.metrics_port
+    && !(self->exporter = wc_exporter_new (self, self->cfg.metrics_port, why, why_size)))
+        return -1;
     if (self->cfg.broker [0]) {
         self->announce = wc_announce_new (self, self->cfg.broker);
         if (!self->announce) {
@@ -221,6 +225,7 @@ wc_node_destroy (wc_node_t **self_p)
     wc_node_t *self = *self_p;
     if (!self)
         return;
+    wc_exporter_destroy (&self->exporter);
     wc_announce_destroy (&self->announce);
     wc_reads_destroy (&self->reads);
     wc_snapshots_destroy (&self->snapshots);
@@ -267,8 +272,9 @@ s_stream_flush (wc_node_t *self)
     &&  self->scratch.size <= S_HEAD_ROOM) {
         char *start = self->published.data + S_HEAD_ROOM - self->scratch.size;
         memcpy (start, self->scratch.data, self->scratch.size);
-        wc_publisher_send (self->stream, "", 0, start,
-                           self->published.size - S_HEAD_ROOM + self->scratch.size);
+        size_t len = self->published.size - S_HEAD_ROOM + self->scratch.size;
+        if (wc_publisher_send (self->stream, "", 0, start, len) == 0)
+            self->stats.bytes_out [WC_NODE_STREAM] += len;
     }
     self->published_count = 0;
     wc_buffer_trim (&self->published, 4 * WC_MAX_STREAM_BATCH);
@@ -317,6 +323,7 @@ s_on_apply (void *arg, const wc_entry_t *entry, const void *payload, size_t len)
     self->applied_ts_ms = entry->ts_ms;
     if (entry->epoch > self->epoch)
         self->epoch = entry->epoch;
+    self->stats.published++;
     s_publish (self, entry->seq, payload, len);
 }
 
@@ -353,6 +360,8 @@ wc_node_commit (wc_node_t *self)
 void
 wc_node_reply (wc_node_t *self, zsock_t *sock, wc_request_t *req)
 {
+    self->stats.bytes_out [sock == self->service ? WC_NODE_SERVICE : WC_NODE_CATCHUP]
+        += self->out.size;
     int rc = sock == self->service
            ? wc_outbox_send (self->outbox, req->frames, req->nframes - 1,
                              self->out.data, self->out.size)
@@ -368,9 +377,25 @@ wc_node_reply_error (wc_node_t *self, zsock_t *sock, wc_request_t *req,
                      int err, const char *text, const char *detail)
 {
     self->out.size = 0;
+    wc_node_count_refusal (self, err);
     if (wc_error_encode (req->msg.rid, err, text ? text : walcast_strerror (err),
                          detail, &self->out) == 0)
         wc_node_reply (self, sock, req);
+}
+
+void
+wc_node_count_refusal (wc_node_t *self, int err)
+{
+    if (err < 0 && -err < WC_NODE_ERRORS)
+        self->stats.refused [-err]++;
+}
+
+void
+wc_node_count_write_reply (wc_node_t *self, int64_t arrived_us)
+{
+    int64_t took = wc_clock_us () - arrived_us;
+    wc_metrics_tally_add (&self->stats.write_latency, wc_metrics_latency_bounds,
+                          WC_METRICS_LATENCY_BUCKETS, took > 0 ? (double) took / 1e6 : 0);
 }
 
 /* --- requests ------------------------------------------------------------ */
@@ -420,6 +445,9 @@ s_recv_request (wc_node_t *self, zsock_t *sock, wc_request_t *req)
     int rc = wc_request_recv (zsock_resolve (sock), req);
     if (rc < 0 || (rc == 1 && req->rc))
         self->bad_messages++;
+    if (rc == 1)
+        self->stats.bytes_in [sock == self->service ? WC_NODE_SERVICE : WC_NODE_CATCHUP]
+            += zmq_msg_size (&req->frames [req->nframes - 1]);
     if (rc == 1 && s_refuse_role (self, sock, req))
         return -1;
     return rc;
@@ -441,6 +469,7 @@ s_answer_write (wc_node_t *self, wc_request_t *req)
         wc_primary_hold (self->primary, req);
         return;
     }
+    wc_node_count_write_reply (self, self->stats.batch_us);
     self->out.size = 0;
     if (batch) {
         if (wc_primary_writes_ok (req->msg.rid, req->epoch, req->seq, req->taken, 0, 0,
@@ -496,6 +525,7 @@ static void
 s_handle_service (wc_node_t *self)
 {
     size_t n = 0, bytes = 0;
+    self->stats.batch_us = wc_clock_us ();
     while (n < WC_NODE_BATCH && bytes < WC_NODE_BATCH_BYTES) {
         wc_request_t *req = &self->batch [n];
         int rc = s_recv_request (self, self->service, req);
@@ -562,8 +592,10 @@ s_send_heartbeat (wc_node_t *self, uint64_t last_seq, uint64_t clock_ms)
     hb.u.heartbeat.last_seq = last_seq;
     hb.u.heartbeat.clock_ms = clock_ms;
     self->scratch.size = 0;
-    if (wc_msg_encode (&hb, &self->scratch) == 0)
-        wc_publisher_send (self->stream, "", 0, self->scratch.data, self->scratch.size);
+    if (wc_msg_encode (&hb, &self->scratch) == 0
+    &&  wc_publisher_send (self->stream, "", 0, self->scratch.data,
+                           self->scratch.size) == 0)
+        self->stats.bytes_out [WC_NODE_STREAM] += self->scratch.size;
 }
 
 /*  Publish a HEARTBEAT when one is due (every 100 ms): the node's epoch,
@@ -625,6 +657,10 @@ s_timers (wc_node_t *self)
     timeout = next < timeout ? next : timeout;
     next = s_trust_tick (self);
     timeout = next < timeout ? next : timeout;
+    if (self->exporter) {
+        next = wc_exporter_tick (self->exporter);
+        timeout = next < timeout ? next : timeout;
+    }
     next = wc_engine_tick (self->engine);
     s_check_engine (self, 0);
     s_stream_flush (self);              /* whatever a timer applied goes now */

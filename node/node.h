@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "codec.h"
 #include "engine.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "publisher.h"
 #include "request.h"
@@ -42,13 +43,34 @@ typedef struct {
     uint64_t   retain_bytes;                  /* log kept after a snapshot */
     char       curve_server [41];             /* CURVE: --replica-of's public key (Z85) */
     char       curve_broker [41];             /* CURVE: the broker's public key (Z85) */
+    int        metrics_port;                  /* serve /metrics here; 0: not */
 } wc_node_config_t;
+
+/*  What the node counts for /metrics (node/exporter.c renders it): plain
+    numbers the loop adds to where things happen, read once a second. */
+typedef enum { WC_NODE_SERVICE, WC_NODE_CATCHUP, WC_NODE_STREAM, WC_NODE_SOCKETS } wc_node_socket_t;
+#define WC_NODE_ERRORS  32              /* refusals counted by -code below this */
+
+typedef struct {
+    uint64_t           writes;          /* entries the primary role wrote */
+    uint64_t           reads;           /* GETs answered */
+    uint64_t           published;       /* entries applied and published */
+    uint64_t           fetches;         /* FETCHes served */
+    uint64_t           gaps;            /* holes the replica found and fetched */
+    uint64_t           resyncs;         /* snapshots the replica installed */
+    uint64_t           bytes_in [WC_NODE_SOCKETS];     /* request bodies */
+    uint64_t           bytes_out [WC_NODE_SOCKETS];    /* replies, stream messages */
+    uint64_t           refused [WC_NODE_ERRORS];       /* ERROR replies, by -code */
+    wc_metrics_tally_t write_latency;   /* a write's arrival to its reply, s */
+    int64_t            batch_us;        /* when the batch in hand was taken */
+} wc_node_stats_t;
 
 typedef struct wc_primary wc_primary_t;
 typedef struct wc_replica wc_replica_t;
 typedef struct wc_reads wc_reads_t;
 typedef struct wc_announce wc_announce_t;
 typedef struct wc_snapshots wc_snapshots_t;
+typedef struct wc_exporter wc_exporter_t;
 
 /*  The node. Fields are shared by node.c, primary.c and replica.c. */
 typedef struct wc_node {
@@ -86,6 +108,8 @@ typedef struct wc_node {
     int64_t          refused_log_ms;     /* last time one was logged */
     uint32_t         refused_unlogged;   /* refused since, not logged */
     int64_t          next_trust_ms;      /* CURVE: next look at the trust folder */
+    wc_node_stats_t  stats;         /* counted for /metrics */
+    wc_exporter_t   *exporter;      /* /metrics, with --metrics-port */
 } wc_node_t;
 
 /*  Requests taken off the service socket per loop turn (one group commit),
@@ -153,5 +177,10 @@ void wc_node_reply (wc_node_t *self, zsock_t *sock, wc_request_t *req);
 /*  Encode an ERROR reply to req into self->out and send it. */
 void wc_node_reply_error (wc_node_t *self, zsock_t *sock, wc_request_t *req,
                           int err, const char *text, const char *detail);
+
+/*  For /metrics: count an ERROR reply of code err (every one sent); a
+    write answered now that arrived at arrived_us (wc_clock_us). */
+void wc_node_count_refusal (wc_node_t *self, int err);
+void wc_node_count_write_reply (wc_node_t *self, int64_t arrived_us);
 
 #endif

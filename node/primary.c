@@ -39,6 +39,7 @@ typedef struct {
     int       refused;          /* a batch: why the others were not, 0 */
     uint32_t  acks;             /* replicas it waits for; 0: none */
     int64_t   deadline_ms;      /* when it stops waiting for them */
+    int64_t   arrived_us;       /* when its request was taken (for /metrics) */
 } s_held_t;
 
 struct wc_primary {
@@ -237,6 +238,7 @@ wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n)
     if (staged == 0)
         return;
     rc = wc_node_commit (node);
+    node->stats.writes += staged;       /* less those the log refused, below */
     wc_primary_release (self);          /* earlier writes this commit applied */
     uint64_t written = wc_engine_written (node->engine);
     for (size_t i = 0; rc && i < n; i++) {
@@ -248,6 +250,7 @@ wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n)
             uint64_t first = req->seq - req->taken + 1;
             uint32_t kept = written >= first ? (uint32_t) (written - first + 1) : 0;
             self->refused += req->taken - kept;
+            node->stats.writes -= req->taken - kept;
             req->taken = kept;
             req->seq = kept ? written : 0;
             s_refuse_rest (req, why);
@@ -255,6 +258,7 @@ wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n)
         }
         req->rc = why;
         self->refused++;
+        node->stats.writes--;
     }
     self->commits++;
 }
@@ -320,6 +324,7 @@ wc_primary_hold (wc_primary_t *self, wc_request_t *req)
     if (timeout == 0)
         timeout = WC_PRIMARY_ACK_TIMEOUT_MS;
     held->deadline_ms = wc_clock_ms () + timeout;
+    held->arrived_us = self->node->stats.batch_us;
     held->nenvelope = 0;
     for (int i = 0; i < req->nframes - 1; i++) {
         zmq_msg_init (&held->envelope [i]);
@@ -368,6 +373,11 @@ s_answer_held (wc_primary_t *self, s_held_t *held, uint32_t acked, const char *w
         rc = wc_error_encode (held->rid, WALCAST_ENOTREPLICATED, NULL, detail, &node->out);
         self->unconfirmed++;
     }
+    if (why || (!held->batch && acked < held->acks))
+        wc_node_count_refusal (node, WALCAST_ENOTREPLICATED);
+    if (!why)
+        wc_node_count_write_reply (node, held->arrived_us);
+    node->stats.bytes_out [WC_NODE_SERVICE] += rc == 0 ? node->out.size : 0;
     if (rc != 0 || wc_outbox_send (node->outbox, held->envelope, held->nenvelope,
                                    node->out.data, node->out.size) != 0)
         node->send_failures++;
@@ -397,6 +407,7 @@ wc_primary_release (wc_primary_t *self)
 {
     wc_node_t *node = self->node;
     int64_t now = wc_clock_ms ();
+    wc_acks_applied (self->acks, node->applied, now);
     size_t kept = 0, i = 0;
     for (; i < self->held_count; i++) {
         s_held_t *held = &self->held [i];
@@ -522,6 +533,12 @@ bool
 wc_primary_fenced (const wc_primary_t *self)
 {
     return self->fenced;
+}
+
+const wc_acks_t *
+wc_primary_acks (const wc_primary_t *self)
+{
+    return self->acks;
 }
 
 size_t

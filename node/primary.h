@@ -69,6 +69,9 @@ void wc_primary_handover (wc_primary_t *self, const char *target_id,
                           const char *target_addr);
 uint64_t wc_primary_handover_seq (wc_primary_t *self);
 
+/*  The replicas' ACKs (for /metrics). */
+const struct wc_acks *wc_primary_acks (const wc_primary_t *self);
+
 /*  Writes whose reply is held. */
 size_t wc_primary_held (const wc_primary_t *self);
 

@@ -95,6 +95,7 @@ wc_reads_destroy (wc_reads_t **self_p)
 static void
 s_send (wc_node_t *node, zmq_msg_t *envelope, int nenvelope)
 {
+    node->stats.bytes_out [WC_NODE_SERVICE] += node->out.size;
     if (wc_outbox_send (node->outbox, envelope, nenvelope, node->out.data,
                         node->out.size) != 0)
         node->send_failures++;
@@ -122,6 +123,7 @@ s_encode_stale (wc_node_t *node, uint64_t rid, const char *what, uint64_t value)
     char detail [64];
     snprintf (detail, sizeof detail, "%s=%llu", what, (unsigned long long) value);
     node->out.size = 0;
+    wc_node_count_refusal (node, WALCAST_ESTALE);
     return wc_error_encode (rid, WALCAST_ESTALE, NULL, detail, &node->out);
 }
 
@@ -172,6 +174,7 @@ s_answer_get (wc_reads_t *self, wc_request_t *req)
             wc_node_reply (node, node->service, req);
         return;
     }
+    node->stats.reads++;
     if (s_encode_value (node, msg->rid, msg->u.req.key.ptr, msg->u.req.key.len) == 0)
         wc_node_reply (node, node->service, req);
 }
@@ -265,8 +268,10 @@ wc_reads_tick (wc_reads_t *self)
     for (size_t i = 0; i < self->nparked; i++) {
         s_parked_t *parked = &self->parked [i];
         int rc = -1;
-        if (node->applied >= parked->min_seq)
+        if (node->applied >= parked->min_seq) {
             rc = s_encode_value (node, parked->rid, parked->key, parked->key_len);
+            node->stats.reads++;
+        }
         else
         if (now >= parked->deadline_ms)
             rc = s_encode_stale (node, parked->rid, "applied", node->applied);

@@ -790,6 +790,7 @@ s_install (wc_replica_t *self)
         s_bad_reply (self, "snapshot not installed");
         return;
     }
+    node->stats.resyncs++;
     node->applied = wc_engine_applied (node->engine);
     node->applied_ts_ms = wc_engine_applied_ts (node->engine);
     if (wc_engine_epoch (node->engine) > node->epoch)
@@ -1029,6 +1030,7 @@ s_on_entry (wc_replica_t *self, const wc_entry_t *entry, const uint8_t *raw,
         return s_apply (self, entry, raw, raw_len) == 0;
     if (self->state == WC_LINK_STREAMING && self->buf_len == 0) {
         self->gaps++;
+        self->node->stats.gaps++;
         wc_log_info ("gap: expected seq %llu, got %llu; fetching",
                      (unsigned long long) applied + 1,
                      (unsigned long long) entry->seq);
@@ -1081,6 +1083,7 @@ s_on_heartbeat (wc_replica_t *self, uint64_t epoch, uint64_t last_seq,
     if (last_seq > s_have (self) && !self->fetching) {
         if (self->state == WC_LINK_STREAMING) {
             self->gaps++;
+            self->node->stats.gaps++;
             wc_log_info ("gap: heartbeat at seq %llu, applied %llu; fetching",
                          (unsigned long long) last_seq,
                          (unsigned long long) s_have (self));

@@ -1778,6 +1778,21 @@ wc_engine_failed (const wc_engine_t *self)
     return self->fatal;
 }
 
+void
+wc_engine_wal_size (const wc_engine_t *self, uint64_t *bytes, uint64_t *segments)
+{
+    *bytes = self->wal ? wc_wal_bytes (self->wal) : 0;
+    *segments = self->wal ? wc_wal_segments (self->wal) : 0;
+}
+
+void
+wc_engine_fsync_latency (const wc_engine_t *self, wc_metrics_tally_t *tally)
+{
+    memset (tally, 0, sizeof *tally);
+    if (self->syncer)
+        wc_syncer_latency (self->syncer, tally);
+}
+
 bool
 wc_engine_stalled (const wc_engine_t *self, char *text, size_t size)
 {

@@ -62,6 +62,7 @@
 #include <stdint.h>
 #include "codec.h"
 #include "epochs.h"
+#include "metrics.h"
 #include "store.h"
 #include "wal.h"
 
@@ -186,6 +187,12 @@ bool wc_engine_failed (const wc_engine_t *self);
 
 /*  True while commits fail (disk full...): the cause in text. */
 bool wc_engine_stalled (const wc_engine_t *self, char *text, size_t size);
+
+/*  For metrics: the log's bytes and segment files on disk (0 while it is
+    closed), and how long each fsync of the syncer's thread took so far
+    (zero counts once the engine is closed). */
+void wc_engine_wal_size (const wc_engine_t *self, uint64_t *bytes, uint64_t *segments);
+void wc_engine_fsync_latency (const wc_engine_t *self, wc_metrics_tally_t *tally);
 
 /*  The state, for reads (a read may move an incremental resize along). */
 wc_store_t *wc_engine_store (wc_engine_t *self);

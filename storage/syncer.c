@@ -36,6 +36,7 @@
 #include <czmq.h>
 
 #include "walcast.h"
+#include "clock.h"
 #include "log.h"
 #include "syncer.h"
 #include "vfs.h"
@@ -52,6 +53,7 @@ typedef struct {
     uint64_t durable;           /* highest seq synced, with every job before it */
     bool failed;                /* a sync failed: nothing counts any more */
     bool result_sent;           /* an "R" is on its way to the owner */
+    wc_metrics_tally_t latency; /* each fdatasync/fsync's duration, seconds */
 } s_shared_t;
 
 struct wc_syncer {
@@ -87,9 +89,11 @@ s_log_failure (int fd, bool dir, int err)
 }
 
 //  Sync each distinct file of the jobs once, files before directories;
-//  *seq becomes the highest seq of the jobs. Returns 0 or -1 (logged).
+//  *seq becomes the highest seq of the jobs, and each sync's duration goes
+//  into latency. Returns 0 or -1 (logged).
 static int
-s_sync_round (const wc_wal_sync_job_t *jobs, size_t njobs, uint64_t *seq)
+s_sync_round (const wc_wal_sync_job_t *jobs, size_t njobs, uint64_t *seq,
+              wc_metrics_tally_t *latency)
 {
     size_t total = 0;
     for (size_t j = 0; j < njobs; j++)
@@ -122,8 +126,12 @@ s_sync_round (const wc_wal_sync_job_t *jobs, size_t njobs, uint64_t *seq)
         for (size_t f = 0; f < nfiles && rc == 0; f++) {
             if (files [f].dir != (pass == 1))
                 continue;
+            int64_t start = wc_clock_us ();
             int done = files [f].dir ? wc_vfs_fsync (files [f].fd)
                                      : wc_vfs_fdatasync (files [f].fd);
+            wc_metrics_tally_add (latency, wc_metrics_latency_bounds,
+                                  WC_METRICS_LATENCY_BUCKETS,
+                                  (double) (wc_clock_us () - start) / 1e6);
             if (done != 0) {
                 s_log_failure (files [f].fd, files [f].dir, errno);
                 rc = -1;
@@ -153,7 +161,9 @@ s_run_queue (s_shared_t *shared, zsock_t *pipe)
         pthread_mutex_unlock (&shared->mutex);
 
         uint64_t seq = 0;
-        int rc = failed ? -1 : s_sync_round (jobs, njobs, &seq);
+        wc_metrics_tally_t latency;
+        memset (&latency, 0, sizeof latency);
+        int rc = failed ? -1 : s_sync_round (jobs, njobs, &seq, &latency);
         for (size_t j = 0; j < njobs; j++)
             wc_wal_sync_job_release (&jobs [j]);
         free (jobs);
@@ -164,6 +174,10 @@ s_run_queue (s_shared_t *shared, zsock_t *pipe)
             shared->durable = seq;
         if (rc != 0)
             shared->failed = true;
+        for (size_t b = 0; b <= WC_METRICS_LATENCY_BUCKETS; b++)
+            shared->latency.counts [b] += latency.counts [b];
+        shared->latency.sum += latency.sum;
+        shared->latency.count += latency.count;
         bool notify = changed && !shared->result_sent;
         if (notify)
             shared->result_sent = true;
@@ -350,4 +364,13 @@ wc_syncer_rebase (wc_syncer_t *self, uint64_t seq)
     shared->durable = seq;
     pthread_mutex_unlock (&shared->mutex);
     self->reported = seq;
+}
+
+void
+wc_syncer_latency (wc_syncer_t *self, wc_metrics_tally_t *tally)
+{
+    s_shared_t *shared = self->shared;
+    pthread_mutex_lock (&shared->mutex);
+    *tally = shared->latency;
+    pthread_mutex_unlock (&shared->mutex);
 }

@@ -24,6 +24,7 @@
 
 #include <stdint.h>
 #include <czmq.h>
+#include "metrics.h"
 #include "wal.h"
 
 typedef struct wc_syncer wc_syncer_t;
@@ -61,5 +62,9 @@ int wc_syncer_wait (wc_syncer_t *self, uint64_t seq, int timeout_ms);
     queued or being synced (after wc_syncer_wait reached every seq
     submitted). */
 void wc_syncer_rebase (wc_syncer_t *self, uint64_t seq);
+
+/*  How long each fdatasync/fsync the thread ran took, in seconds, over
+    wc_metrics_latency_bounds (a copy, taken under the shared lock). */
+void wc_syncer_latency (wc_syncer_t *self, wc_metrics_tally_t *tally);
 
 #endif

@@ -1728,6 +1728,12 @@ wc_wal_bytes (const wc_wal_t *self)
     return total;
 }
 
+size_t
+wc_wal_segments (const wc_wal_t *self)
+{
+    return self->nsegs_disk;
+}
+
 
 //  --------------------------------------------------------------------
 //  Reading

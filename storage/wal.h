@@ -183,6 +183,9 @@ int wc_wal_remove_all (const char *dir);
 /*  Bytes of the log's segment files (whole records). */
 uint64_t wc_wal_bytes (const wc_wal_t *self);
 
+/*  Segment files the log has on disk. */
+size_t wc_wal_segments (const wc_wal_t *self);
+
 /*  Read written records from from_seq on, calling fn for each, until their
     payloads add up to max_bytes (at least one record is read) or the log
     ends. Returns the number of records read (0 when from_seq is past the

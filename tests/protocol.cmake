@@ -6,3 +6,5 @@ wc_add_test(test_scan 60 SOURCES test_scan.c LIBS wc_protocol)
 # against real nodes on the wire (FETCH budget, digest text, lag_ms, the
 # staleness floor, ROUTER frames).
 wc_add_cluster_test(test_protocol_wire 180 test_protocol_wire.c)
+# runtime/metrics: the Prometheus text format, exactly.
+wc_add_test(test_metrics 60 SOURCES test_metrics.c LIBS wc_runtime)

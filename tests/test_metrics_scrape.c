@@ -1,0 +1,420 @@
+/*  test_metrics_scrape.c - /metrics on real nodes and a real broker.
+
+    A primary (region eu) and a replica (region us), both registered with
+    a broker, each process with --metrics-port. The test scrapes with a
+    plain HTTP GET of its own (a TCP socket to 127.0.0.1) and checks what
+    an operator's dashboards rely on:
+    - the text parses: every line a "# HELP"/"# TYPE" comment or
+      `name{labels} value`, and every histogram's _count equals its
+      +Inf bucket with buckets that never go down;
+    - the counters move by what the test did: N writes committed and N
+      entries published, N write replies in the ack histogram, the GETs
+      answered, the request bytes at least the values written, the
+      replica's refusal of a write counted under code="ENOTPRIMARY";
+    - the primary shows the replica's lag series, down to 0 entries once
+      it has converged; the WAL has bytes and a segment; fsyncs were
+      timed; each node shows its role;
+    - the broker shows each region's node up, then after a SIGKILL of the
+      primary one failover, eu's node down, and the promoted replica
+      shows the primary role;
+    - a --metrics-port that is taken stops the node at start with a line
+      that names the port and says it is in use.
+    Every wait polls against a deadline.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "cluster.h"
+
+#define N_WRITES  200
+#define WAIT_MS   15000
+
+static int
+s_setup (void **state)
+{
+    *state = cluster_new ("metrics_scrape");
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    cluster_t *cluster = (cluster_t *) *state;
+    cluster_destroy (&cluster);
+    return 0;
+}
+
+/*  GET /metrics from 127.0.0.1:port with a plain socket: the body of a
+    200 answer with the text format's content type (malloc'd), or NULL. */
+static char *
+s_scrape (int port)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return NULL;
+    struct timeval tv = { .tv_sec = 5 };
+    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    static const char request [] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (connect (fd, (struct sockaddr *) &addr, sizeof addr) != 0
+    ||  send (fd, request, sizeof request - 1, 0) != (ssize_t) sizeof request - 1) {
+        close (fd);
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc (cap);
+    ssize_t got;
+    while (buf && (got = recv (fd, buf + len, cap - len - 1, 0)) > 0) {
+        len += (size_t) got;
+        if (cap - len < 1024) {
+            char *grown = realloc (buf, cap * 2);
+            if (!grown) {
+                free (buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+    }
+    close (fd);
+    if (!buf)
+        return NULL;
+    buf [len] = '\0';
+    char *body = strstr (buf, "\r\n\r\n");
+    if (strncmp (buf, "HTTP/1.", 7) != 0 || strncmp (buf + 9, "200", 3) != 0 || !body
+    ||  !strstr (buf, "text/plain; version=0.0.4")) {
+        fprintf (stderr, "scrape of port %d: unexpected answer:\n%.300s\n", port, buf);
+        free (buf);
+        return NULL;
+    }
+    memmove (buf, body + 4, strlen (body + 4) + 1);
+    return buf;
+}
+
+/*  Poll until /metrics on port answers; the text, or a test failure. */
+static char *
+s_scrape_wait (int port)
+{
+    int64_t deadline = cluster_now_ms () + WAIT_MS;
+    while (cluster_now_ms () < deadline) {
+        char *text = s_scrape (port);
+        if (text)
+            return text;
+        cluster_nap_ms (50);
+    }
+    fail_msg ("no /metrics on port %d within %d ms", port, WAIT_MS);
+    return NULL;
+}
+
+/*  The value of the sample written exactly `series` (name and labels),
+    or NAN when the text has no such line. */
+static double
+s_value (const char *text, const char *series)
+{
+    size_t len = strlen (series);
+    for (const char *line = text; line && *line; ) {
+        if (strncmp (line, series, len) == 0 && line [len] == ' ')
+            return strtod (line + len + 1, NULL);
+        line = strchr (line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    return NAN;
+}
+
+/*  One label set: {name="value",...} with escapes; returns the end, or
+    NULL when malformed. */
+static const char *
+s_parse_labels (const char *c)
+{
+    if (*c != '{')
+        return c;
+    c++;
+    while (*c != '}') {
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_'))
+            return NULL;
+        while ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_'
+           ||  (*c >= '0' && *c <= '9'))
+            c++;
+        if (c [0] != '=' || c [1] != '"')
+            return NULL;
+        for (c += 2; *c != '"'; c++) {
+            if (*c == '\n' || *c == '\0')
+                return NULL;
+            if (*c == '\\' && (c [1] == '\\' || c [1] == '"' || c [1] == 'n'))
+                c++;
+            else
+            if (*c == '\\')
+                return NULL;
+        }
+        c++;
+        if (*c == ',')
+            c++;
+        else
+        if (*c != '}')
+            return NULL;
+    }
+    return c + 1;
+}
+
+/*  Every line of text is a comment (# HELP, # TYPE) or a sample
+    `name{labels} value`; fails the test naming the first bad line. */
+static void
+s_check_parses (const char *text)
+{
+    int samples = 0;
+    for (const char *line = text; *line; ) {
+        const char *end = strchr (line, '\n');
+        assert_non_null (end);          /* every line ends with a newline */
+        if (line [0] == '#') {
+            if (strncmp (line, "# HELP ", 7) != 0 && strncmp (line, "# TYPE ", 7) != 0)
+                fail_msg ("bad comment line: %.*s", (int) (end - line), line);
+        }
+        else {
+            const char *c = line;
+            if (!((*c >= 'a' && *c <= 'z') || *c == '_'))
+                fail_msg ("bad metric name: %.*s", (int) (end - line), line);
+            while ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'
+               ||  *c == ':' || (*c >= 'A' && *c <= 'Z'))
+                c++;
+            c = s_parse_labels (c);
+            char *after = NULL;
+            if (c && *c == ' ')
+                strtod (c + 1, &after);
+            if (!c || *c != ' ' || !after || after != end || after == c + 1)
+                fail_msg ("bad sample line: %.*s", (int) (end - line), line);
+            samples++;
+        }
+        line = end + 1;
+    }
+    assert_true (samples > 0);
+}
+
+/*  A histogram without labels: buckets never go down, the +Inf bucket
+    equals _count. Returns _count. */
+static double
+s_check_histogram (const char *text, const char *name)
+{
+    char prefix [128], series [160];
+    snprintf (prefix, sizeof prefix, "%s_bucket{le=\"", name);
+    double last = 0;
+    int buckets = 0;
+    for (const char *line = strstr (text, prefix); line; line = strstr (line + 1, prefix)) {
+        const char *space = strchr (line, ' ');
+        double value = strtod (space + 1, NULL);
+        assert_true (value >= last);
+        last = value;
+        buckets++;
+    }
+    assert_true (buckets >= 2);
+    snprintf (series, sizeof series, "%s_bucket{le=\"+Inf\"}", name);
+    double inf = s_value (text, series);
+    snprintf (series, sizeof series, "%s_count", name);
+    double count = s_value (text, series);
+    assert_true (inf == last);
+    assert_true (count == inf);
+    return count;
+}
+
+/*  Poll /metrics on port until series equals want; fails with the last
+    value seen. Returns the text of the scrape that matched. */
+static char *
+s_until (int port, const char *series, double want)
+{
+    int64_t deadline = cluster_now_ms () + WAIT_MS;
+    double seen = NAN;
+    while (cluster_now_ms () < deadline) {
+        char *text = s_scrape (port);
+        seen = text ? s_value (text, series) : NAN;
+        if (seen == want)
+            return text;
+        free (text);
+        cluster_nap_ms (100);
+    }
+    fail_msg ("%s on port %d: %g after %d ms, expected %g", series, port, seen,
+              WAIT_MS, want);
+    return NULL;
+}
+
+/*  A node's --metrics-port flag, kept for its starts. */
+static void
+s_metrics_flag (cluster_t *c, int i, int port, char *buf, size_t size)
+{
+    snprintf (buf, size, "%d", port);
+    const char *const extra [] = { "--metrics-port", buf, NULL };
+    cluster_set_extra (c, i, extra);
+}
+
+/*  The primary's and the replica's counters, lag and histograms. */
+static void
+s_check_nodes (cluster_t *c, int p, int r, int p_port, int r_port)
+{
+    char *before = s_scrape_wait (p_port);
+    s_check_parses (before);
+    double writes0 = s_value (before, "walcast_writes_total");
+    double published0 = s_value (before, "walcast_entries_published_total");
+    double acks0 = s_value (before, "walcast_write_ack_duration_seconds_count");
+    double reads0 = s_value (before, "walcast_reads_total");
+    double bytes0 = s_value (before, "walcast_bytes_received_total{socket=\"service\"}");
+    assert_false (isnan (writes0) || isnan (published0) || isnan (acks0) || isnan (reads0)
+                  || isnan (bytes0));
+    assert_true (s_value (before, "walcast_role{role=\"primary\"}") == 1);
+    free (before);
+
+    walcast_pos_t last;
+    assert_int_equal (cluster_load (c, p, 0, N_WRITES, 1, &last), 0);
+    for (int n = 0; n < 5; n++)
+        assert_int_equal (cluster_check_key (c, p, n, 1), 0);
+
+    //  The load goes as pipelined batches: one reply, one observation each
+    char *loaded = s_until (p_port, "walcast_writes_total", writes0 + N_WRITES);
+    double acks1 = s_check_histogram (loaded, "walcast_write_ack_duration_seconds");
+    assert_true (acks1 > acks0 && acks1 <= acks0 + N_WRITES);
+    free (loaded);
+    walcast_t *client = cluster_client (c, p);
+    assert_non_null (client);
+    for (int n = 0; n < 3; n++)
+        assert_int_equal (walcast_put (client, "sync", 4, "v", 1, &last), 0);
+    walcast_destroy (&client);
+    free (s_until (p_port, "walcast_write_ack_duration_seconds_count", acks1 + 3));
+    int both [] = { p, r };
+    assert_int_equal (cluster_wait_converged (c, both, 2, 0, WAIT_MS, NULL, NULL), 0);
+    free (s_until (p_port, "walcast_replica_lag_entries{replica=\"r1\"}", 0));
+    char *after = s_until (p_port, "walcast_reads_total", reads0 + 5);
+    s_check_parses (after);
+    assert_true (s_value (after, "walcast_writes_total") == writes0 + N_WRITES + 3);
+    assert_true (s_value (after, "walcast_entries_published_total")
+                 == published0 + N_WRITES + 3);
+    assert_true (s_value (after, "walcast_bytes_received_total{socket=\"service\"}")
+                 >= bytes0 + N_WRITES * CLUSTER_VALUE_LEN);
+    assert_true (s_value (after, "walcast_bytes_sent_total{socket=\"stream\"}") > 0);
+    assert_true (s_value (after, "walcast_replica_lag_seconds{replica=\"r1\"}") == 0);
+    assert_true (s_value (after, "walcast_replicas_connected") == 1);
+    assert_true (s_value (after, "walcast_applied_seq") == (double) last.seq);
+    assert_true (s_value (after, "walcast_epoch") == (double) last.epoch);
+    assert_true (s_value (after, "walcast_wal_bytes") > N_WRITES * CLUSTER_VALUE_LEN);
+    assert_true (s_value (after, "walcast_wal_segments") >= 1);
+    assert_true (s_check_histogram (after, "walcast_write_ack_duration_seconds")
+                 == acks1 + 3);
+    assert_true (s_check_histogram (after, "walcast_fsync_duration_seconds") > 0);
+    free (after);
+
+    //  The replica: its role, and a write it refused, by code
+    client = cluster_client (c, r);
+    assert_non_null (client);
+    walcast_pos_t pos;
+    assert_int_equal (walcast_put (client, "k", 1, "v", 1, &pos), WALCAST_ENOTPRIMARY);
+    walcast_destroy (&client);
+    char *replica = s_until (r_port, "walcast_refused_requests_total{code=\"ENOTPRIMARY\"}", 1);
+    s_check_parses (replica);
+    assert_true (s_value (replica, "walcast_role{role=\"replica\"}") == 1);
+    assert_true (s_value (replica, "walcast_role{role=\"primary\"}") == 0);
+    assert_true (s_value (replica, "walcast_applied_seq") == (double) last.seq);
+    s_check_histogram (replica, "walcast_fsync_duration_seconds");
+    free (replica);
+}
+
+static void
+test_scrape (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    assert_non_null (c);
+    int p_port = cluster_spare_port (c), r_port = p_port + 1, b_port = p_port + 2;
+    char b_flag [16];
+    snprintf (b_flag, sizeof b_flag, "%d", b_port);
+    const char *const broker_flags [] = { "--failover-timeout", "1500",
+                                          "--metrics-port", b_flag, NULL };
+    cluster_set_broker_extra (c, broker_flags);
+    assert_int_equal (cluster_broker_start (c, 1000), 0);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    char p_flag [16], r_flag [16];
+    s_metrics_flag (c, p, p_port, p_flag, sizeof p_flag);
+    s_metrics_flag (c, r, r_port, r_flag, sizeof r_flag);
+    cluster_set_region (c, p, "eu");
+    cluster_set_region (c, r, "us");
+    cluster_set_broker (c, p, true);
+    cluster_set_broker (c, r, true);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_start (c, r), 0);
+    assert_int_equal (cluster_wait_ready (c, p, WAIT_MS), 0);
+    assert_int_equal (cluster_wait_ready (c, r, WAIT_MS), 0);
+    free (s_until (p_port, "walcast_role{role=\"primary\"}", 1));
+
+    s_check_nodes (c, p, r, p_port, r_port);
+
+    //  The broker: each region's node up; after the primary's SIGKILL a
+    //  failover, eu down, and the replica promoted
+    free (s_until (b_port, "walcast_broker_nodes{region=\"us\",state=\"up\"}", 1));
+    char *broker = s_until (b_port, "walcast_broker_nodes{region=\"eu\",state=\"up\"}", 1);
+    s_check_parses (broker);
+    assert_true (s_value (broker, "walcast_broker_failovers_total") == 0);
+    assert_true (s_value (broker, "walcast_broker_epoch") > 0);
+    assert_true (s_value (broker, "walcast_broker_topology_version") > 0);
+    assert_true (s_value (broker, "walcast_broker_registrations_refused_total") == 0);
+    double epoch = s_value (broker, "walcast_broker_epoch");
+    free (broker);
+    assert_int_equal (cluster_kill (c, p), 0);
+    free (s_until (b_port, "walcast_broker_failovers_total", 1));
+    broker = s_until (b_port, "walcast_broker_nodes{region=\"eu\",state=\"down\"}", 1);
+    assert_true (s_value (broker, "walcast_broker_nodes{region=\"eu\",state=\"up\"}") == 0);
+    assert_true (s_value (broker, "walcast_broker_epoch") > epoch);
+    free (broker);
+    free (s_until (r_port, "walcast_role{role=\"primary\"}", 1));
+    cluster_pass (c);
+}
+
+/*  A --metrics-port in use: the node does not start, and says why. */
+static void
+test_busy_port (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    assert_non_null (c);
+    int port = cluster_spare_port (c) + 5;
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    assert_true (fd >= 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    assert_int_equal (bind (fd, (struct sockaddr *) &addr, sizeof addr), 0);
+    assert_int_equal (listen (fd, 1), 0);
+
+    int n = cluster_add (c, "busy", NULL, NULL);
+    char flag [16];
+    s_metrics_flag (c, n, port, flag, sizeof flag);
+    assert_int_equal (cluster_start (c, n), 0);
+    int64_t deadline = cluster_now_ms () + WAIT_MS;
+    while (cluster_running (c, n) && cluster_now_ms () < deadline)
+        cluster_nap_ms (20);
+    assert_false (cluster_running (c, n));
+    char line [512], expect [128];
+    assert_int_equal (cluster_log_find (c, n, "cannot start", cluster_start_mark (c, n), 0,
+                                        line, sizeof line), 0);
+    snprintf (expect, sizeof expect, "metrics socket to 127.0.0.1:%d: the port is in use",
+              port);
+    if (!strstr (line, expect))
+        fail_msg ("start-up error does not name the busy metrics port: %s", line);
+    close (fd);
+    cluster_pass (c);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test_setup_teardown (test_scrape, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_busy_port, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
