@@ -128,7 +128,7 @@ main (int argc, char **argv)
     int rc = s_parse (argc, argv, &cfg, &curve_flags);
     if (rc != 0)
         return rc < 0 ? 2 : 0;
-    wc_log_set_name ("walcast-broker");
+    wc_log_set_name ("walcast-broker", NULL);
 
     /*  The broker handles SIGINT/SIGTERM itself; czmq must not. */
     zsys_handler_set (NULL);

@@ -201,9 +201,7 @@ main (int argc, char **argv)
     int rc = s_parse (argc, argv, &cfg, &curve_flags);
     if (rc != 0)
         return rc < 0 ? 2 : 0;
-    char name [128];
-    snprintf (name, sizeof name, "walcast-node[%s]", cfg.id);
-    wc_log_set_name (name);
+    wc_log_set_name ("walcast-node", cfg.id);
 
     /*  The node handles SIGINT/SIGTERM itself; czmq must not. */
     zsys_handler_set (NULL);

@@ -822,17 +822,45 @@ s_read_log (cluster_t *self, int i, long from)
     return text;
 }
 
-//  Where prefix starts the message of line (at its start or after ": "),
-//  or NULL. line ends at eol.
+//  The msg value of a log line (ts=... level=... msg="..."), unescaped
+//  into buf (\" \\ \n \r \t \xHH undone); NULL when the line has none.
+//  line ends at eol.
 static const char *
-s_match (const char *line, const char *eol, const char *prefix)
+s_msg (const char *line, const char *eol, char *buf, size_t size)
 {
-    size_t plen = strlen (prefix);
-    if ((size_t) (eol - line) >= plen && memcmp (line, prefix, plen) == 0)
-        return line;
-    for (const char *p = line; p + 2 + plen <= eol; p++)
-        if (p [0] == ':' && p [1] == ' ' && memcmp (p + 2, prefix, plen) == 0)
-            return p + 2;
+    const char *p = line;
+    while (p + 5 <= eol && memcmp (p, "msg=\"", 5) != 0)
+        p++;
+    if (p + 5 > eol || size == 0)
+        return NULL;
+    size_t len = 0;
+    for (p += 5; p < eol && *p != '"' && len + 1 < size; p++) {
+        char c = *p;
+        if (c == '\\' && p + 1 < eol) {
+            c = *++p;
+            if (c == 'n' || c == 'r' || c == 't')
+                c = c == 'n' ? '\n' : c == 'r' ? '\r' : '\t';
+            else if (c == 'x' && p + 2 < eol) {
+                char hex [3] = { p [1], p [2], 0 };
+                c = (char) strtol (hex, NULL, 16);
+                p += 2;
+            }
+        }
+        buf [len++] = c;
+    }
+    buf [len] = 0;
+    return buf;
+}
+
+//  The message of line (its msg value) when it starts with prefix, else
+//  NULL. line ends at eol; buf holds the message.
+static const char *
+s_match (const char *line, const char *eol, const char *prefix, char *buf,
+         size_t size)
+{
+    const char *msg = s_msg (line, eol, buf, size);
+    if (msg && strncmp (msg, prefix, strlen (prefix)) == 0)
+        return msg;
     return NULL;
 }
 
@@ -858,10 +886,11 @@ cluster_log_find (cluster_t *self, int i, const char *prefix, long from,
         char *eol = strchr (line, '\n');
         if (!eol)
             eol = line + strlen (line);
-        const char *match = s_match (line, eol, prefix);
+        char msg [4096];
+        const char *match = s_match (line, eol, prefix, msg, sizeof msg);
         if (match && found++ == nth) {
             if (buf && size)
-                snprintf (buf, size, "%.*s", (int) (eol - match), match);
+                snprintf (buf, size, "%s", match);
             rc = 0;
             break;
         }
@@ -883,7 +912,8 @@ cluster_log_count (cluster_t *self, int i, const char *prefix, long from)
         char *eol = strchr (line, '\n');
         if (!eol)
             eol = line + strlen (line);
-        if (s_match (line, eol, prefix))
+        char msg [4096];
+        if (s_match (line, eol, prefix, msg, sizeof msg))
             found++;
         line = *eol ? eol + 1 : eol;
     }
