@@ -108,6 +108,15 @@ wc_broker_stop (void)
     wc_signals_stop ();
 }
 
+int
+wc_broker_set_failover_timeout (wc_broker_t *self, int failover_timeout_ms)
+{
+    int rc = wc_failover_set_timeout (self->failover, failover_timeout_ms);
+    if (rc == 0)
+        self->cfg.failover_timeout_ms = failover_timeout_ms;
+    return rc;
+}
+
 /* --- start-up ------------------------------------------------------------ */
 
 /*  The ROUTER at bind:port; NULL on failure, with the reason in why. */

@@ -399,6 +399,15 @@ wc_failover_destroy (wc_failover_t **self_p)
     *self_p = NULL;
 }
 
+int
+wc_failover_set_timeout (wc_failover_t *self, int64_t failover_timeout_ms)
+{
+    if (failover_timeout_ms < self->cfg.node_timeout_ms)
+        return WALCAST_EINVAL;
+    self->cfg.failover_timeout_ms = failover_timeout_ms;
+    return 0;
+}
+
 const wc_state_t *
 wc_failover_state (wc_failover_t *self)
 {
