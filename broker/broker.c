@@ -629,6 +629,8 @@ wc_broker_run (wc_broker_t *self)
 
     int rc = 0;
     while (!wc_signals_stopping ()) {
+        if (wc_signals_poll_hup ())     /* SIGHUP: main's reload ran; */
+            self->next_trust_ms = 0;    /* read the trust folder now */
         int timeout = s_timers (self);
         void *publisher = wc_publisher_socket (self->publisher);
         zmq_pollitem_t items [] = {
