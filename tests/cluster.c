@@ -801,12 +801,12 @@ cluster_check_key (cluster_t *self, int i, int n, int round)
     return result;
 }
 
-//  Read node i's log from offset `from` into a malloc'd NUL-terminated
+//  Read the log at path from offset `from` into a malloc'd NUL-terminated
 //  buffer, or NULL.
 static char *
-s_read_log (cluster_t *self, int i, long from)
+s_read_log (const char *path, long from)
 {
-    FILE *file = fopen (self->nodes [i].log, "r");
+    FILE *file = fopen (path, "r");
     if (!file)
         return NULL;
     fseek (file, 0, SEEK_END);
@@ -864,22 +864,26 @@ s_match (const char *line, const char *eol, const char *prefix, char *buf,
     return NULL;
 }
 
-long
-cluster_log_mark (cluster_t *self, int i)
+//  Size of the file at path (0 when missing).
+static long
+s_file_size (const char *path)
 {
     struct stat st;
-    if (stat (self->nodes [i].log, &st) != 0)
+    if (stat (path, &st) != 0)
         return 0;
     return (long) st.st_size;
 }
 
-int
-cluster_log_find (cluster_t *self, int i, const char *prefix, long from,
-                  int nth, char *buf, size_t size)
+//  The nth line of the log at path after `from` whose message starts
+//  with prefix, copied into buf (may be NULL); or, with nth < 0, how many
+//  there are. Returns 0 / -1 (found or not), or the count.
+static int
+s_log_scan (const char *path, const char *prefix, long from, int nth, char *buf,
+            size_t size)
 {
-    char *text = s_read_log (self, i, from);
+    char *text = s_read_log (path, from);
     if (!text)
-        return -1;
+        return nth < 0 ? 0 : -1;
     int found = 0, rc = -1;
     char *line = text;
     while (*line) {
@@ -888,53 +892,80 @@ cluster_log_find (cluster_t *self, int i, const char *prefix, long from,
             eol = line + strlen (line);
         char msg [4096];
         const char *match = s_match (line, eol, prefix, msg, sizeof msg);
-        if (match && found++ == nth) {
+        if (match && nth >= 0 && found == nth) {
             if (buf && size)
                 snprintf (buf, size, "%s", match);
             rc = 0;
             break;
         }
+        found += match != NULL;
         line = *eol ? eol + 1 : eol;
     }
     free (text);
-    return rc;
+    return nth < 0 ? found : rc;
+}
+
+//  Poll the log at path until a line after `from` starts with prefix.
+static int
+s_log_wait (const char *path, const char *prefix, long from, int timeout_ms)
+{
+    int64_t deadline = cluster_now_ms () + timeout_ms;
+    while (s_log_scan (path, prefix, from, -1, NULL, 0) == 0) {
+        if (cluster_now_ms () > deadline) {
+            fprintf (stderr, "cluster: no \"%s\" line in %s within %d ms\n",
+                     prefix, path, timeout_ms);
+            return -1;
+        }
+        cluster_nap_ms (10);
+    }
+    return 0;
+}
+
+long
+cluster_log_mark (cluster_t *self, int i)
+{
+    return s_file_size (self->nodes [i].log);
+}
+
+int
+cluster_log_find (cluster_t *self, int i, const char *prefix, long from,
+                  int nth, char *buf, size_t size)
+{
+    return s_log_scan (self->nodes [i].log, prefix, from, nth < 0 ? 0 : nth, buf, size);
 }
 
 int
 cluster_log_count (cluster_t *self, int i, const char *prefix, long from)
 {
-    char *text = s_read_log (self, i, from);
-    if (!text)
-        return 0;
-    int found = 0;
-    char *line = text;
-    while (*line) {
-        char *eol = strchr (line, '\n');
-        if (!eol)
-            eol = line + strlen (line);
-        char msg [4096];
-        if (s_match (line, eol, prefix, msg, sizeof msg))
-            found++;
-        line = *eol ? eol + 1 : eol;
-    }
-    free (text);
-    return found;
+    return s_log_scan (self->nodes [i].log, prefix, from, -1, NULL, 0);
 }
 
 int
 cluster_wait_log (cluster_t *self, int i, const char *prefix, long from,
                   int timeout_ms)
 {
-    int64_t deadline = cluster_now_ms () + timeout_ms;
-    while (cluster_log_count (self, i, prefix, from) == 0) {
-        if (cluster_now_ms () > deadline) {
-            fprintf (stderr, "cluster: no \"%s\" line in %s within %d ms\n",
-                     prefix, self->nodes [i].log, timeout_ms);
-            return -1;
-        }
-        cluster_nap_ms (10);
-    }
-    return 0;
+    return s_log_wait (self->nodes [i].log, prefix, from, timeout_ms);
+}
+
+long
+cluster_broker_log_mark (cluster_t *self)
+{
+    return s_file_size (cluster_broker_log_path (self));
+}
+
+int
+cluster_broker_log_find (cluster_t *self, const char *prefix, long from, int nth,
+                         char *buf, size_t size)
+{
+    return s_log_scan (cluster_broker_log_path (self), prefix, from, nth < 0 ? 0 : nth,
+                       buf, size);
+}
+
+int
+cluster_broker_wait_log (cluster_t *self, const char *prefix, long from,
+                         int timeout_ms)
+{
+    return s_log_wait (cluster_broker_log_path (self), prefix, from, timeout_ms);
 }
 
 void

@@ -256,6 +256,14 @@ void cluster_set_broker_extra (cluster_t *self, const char *const *args);
 /*  Path of the broker's log file (its stderr, appended across restarts). */
 const char *cluster_broker_log_path (cluster_t *self);
 
+/*  The broker's log, as cluster_log_mark, cluster_log_find and
+    cluster_wait_log read a node's. */
+long cluster_broker_log_mark (cluster_t *self);
+int cluster_broker_log_find (cluster_t *self, const char *prefix, long from, int nth,
+                             char *buf, size_t size);
+int cluster_broker_wait_log (cluster_t *self, const char *prefix, long from,
+                             int timeout_ms);
+
 /*  SIGKILL the broker and reap it (0, or -1 when it was not running). */
 int cluster_broker_kill (cluster_t *self);
 
