@@ -1,11 +1,16 @@
-/*  main.c - walcast-broker: command-line flags to a broker configuration.
+/*  main.c - walcast-broker: command-line flags and the --config file to a
+    broker configuration.
 
-    Parses the flags, checks them (every bad value is named on stderr with
-    exit code 2, and so is a --failover-timeout below --node-timeout),
-    then runs the broker until SIGTERM or SIGINT. Exit codes: 0 after a
-    clean stop, 1 when the broker could not start (a port taken, a data
-    directory locked by another broker or whose state file is damaged)
-    or had to stop.
+    One table (s_table) is both the flags and the config file's keys
+    (runtime/flags.h); the file is read first, the command line over it.
+    Every bad value is named on stderr with exit code 2 (with FILE:LINE
+    when it is in the file), and so is a --failover-timeout below
+    --node-timeout; --check-config stops there. Then the broker runs
+    until SIGTERM or SIGINT; SIGHUP parses the same command line and file
+    again (s_reload) and applies the log level, the trust folder and the
+    failover timeout. Exit codes: 0 after a clean stop, 1 when the broker
+    could not start (a port taken, a data directory locked by another
+    broker or whose state file is damaged) or had to stop.
 */
 #include <czmq.h>
 #include <stdio.h>

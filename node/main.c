@@ -1,8 +1,14 @@
-/*  main.c - walcast-node: command-line flags to a node configuration.
+/*  main.c - walcast-node: command-line flags and the --config file to a
+    node configuration.
 
-    Parses the flags, checks them (every bad value is named on stderr with
-    exit code 2), then runs the node until SIGTERM or SIGINT. Exit codes:
-    0 after a clean stop, 1 when the node could not start or had to stop.
+    One table (s_table) is both the flags and the config file's keys
+    (runtime/flags.h); the file is read first, the command line over it.
+    Every bad value is named on stderr with exit code 2 (with FILE:LINE
+    when it is in the file); --check-config stops there. Then the node
+    runs until SIGTERM or SIGINT; SIGHUP parses the same command line and
+    file again (s_reload) and applies what can change while running.
+    Exit codes: 0 after a clean stop, 1 when the node could not start or
+    had to stop.
 */
 #include <stdio.h>
 #include <stdlib.h>
