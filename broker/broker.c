@@ -113,6 +113,15 @@ wc_broker_stop (void)
     wc_signals_stop ();
 }
 
+int
+wc_broker_set_failover_timeout (wc_broker_t *self, int failover_timeout_ms)
+{
+    int rc = wc_failover_set_timeout (self->failover, failover_timeout_ms);
+    if (rc == 0)
+        self->cfg.failover_timeout_ms = failover_timeout_ms;
+    return rc;
+}
+
 /* --- start-up ------------------------------------------------------------ */
 
 /*  The ROUTER at bind:port; NULL on failure, with the reason in why. */
@@ -653,6 +662,8 @@ wc_broker_run (wc_broker_t *self)
 
     int rc = 0;
     while (!wc_signals_stopping ()) {
+        if (wc_signals_poll_hup ())     /* SIGHUP: main's reload ran; */
+            self->next_trust_ms = 0;    /* read the trust folder now */
         int timeout = s_timers (self);
         void *publisher = wc_publisher_socket (self->publisher);
         zmq_pollitem_t items [] = {

@@ -53,4 +53,8 @@ int wc_broker_run (wc_broker_t *self);
 /*  Ask the running loop to stop (async-signal-safe). */
 void wc_broker_stop (void);
 
+/*  Change the failover timeout of a running broker (SIGHUP): 0, or
+    WALCAST_EINVAL when it is shorter than its node timeout. */
+int wc_broker_set_failover_timeout (wc_broker_t *self, int failover_timeout_ms);
+
 #endif

@@ -424,6 +424,15 @@ wc_failover_on_event (wc_failover_t *self, wc_failover_event_fn *fn, void *arg)
     self->event_arg = arg;
 }
 
+int
+wc_failover_set_timeout (wc_failover_t *self, int64_t failover_timeout_ms)
+{
+    if (failover_timeout_ms < self->cfg.node_timeout_ms)
+        return WALCAST_EINVAL;
+    self->cfg.failover_timeout_ms = failover_timeout_ms;
+    return 0;
+}
+
 const wc_state_t *
 wc_failover_state (wc_failover_t *self)
 {

@@ -137,6 +137,10 @@ int wc_failover_switchover (wc_failover_t *self, wc_directory_t *dir,
 bool wc_failover_switchover_result (wc_failover_t *self,
                                     wc_switchover_result_t *result);
 
+/*  A new failover timeout (SIGHUP): 0, or WALCAST_EINVAL when it is
+    shorter than the node timeout (nothing changed). */
+int wc_failover_set_timeout (wc_failover_t *self, int64_t failover_timeout_ms);
+
 /*  The saved state (what the broker acts on). */
 const wc_state_t *wc_failover_state (wc_failover_t *self);
 

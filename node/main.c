@@ -1,18 +1,26 @@
-/*  main.c - walcast-node: command-line flags to a node configuration.
+/*  main.c - walcast-node: command-line flags and the --config file to a
+    node configuration.
 
-    Parses the flags, checks them (every bad value is named on stderr with
-    exit code 2), then runs the node until SIGTERM or SIGINT. Exit codes:
-    0 after a clean stop, 1 when the node could not start or had to stop.
+    One table (s_table) is both the flags and the config file's keys
+    (runtime/flags.h); the file is read first, the command line over it.
+    Every bad value is named on stderr with exit code 2 (with FILE:LINE
+    when it is in the file); --check-config stops there. Then the node
+    runs until SIGTERM or SIGINT; SIGHUP parses the same command line and
+    file again (s_reload) and applies what can change while running.
+    Exit codes: 0 after a clean stop, 1 when the node could not start or
+    had to stop.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "addr.h"
 #include "certs.h"
+#include "config.h"
 #include "curve.h"
 #include "flags.h"
 #include "log.h"
 #include "node.h"
+#include "signals.h"
 
 static const char *s_usage =
     "usage: walcast-node --id ID --data DIR --port P [options]\n"
@@ -56,33 +64,19 @@ static const char *s_usage =
     "  --curve-server FILE  the public certificate of the --replica-of node\n"
     "  --curve-broker FILE  the public certificate of the --broker\n"
     "  --metrics-port PORT  serve Prometheus metrics at http://BIND:PORT/metrics\n"
-    "  -v, --verbose        debug logging\n"
+    "  --log-level L        error | warn | info | debug (default info)\n"
+    "  -v, --verbose        debug logging (--log-level debug)\n"
+    "  --config FILE        read the flags from FILE first (section node, one\n"
+    "                       key per flag: port = 7100); flags given here win\n"
+    "  --check-config       check the flags and FILE, print OK and exit 0, or\n"
+    "                       name the first error (FILE:LINE) and exit 2;\n"
+    "                       binds nothing, touches no data\n"
     "  -h, --help           this help\n"
     "      --version        print the version\n"
     "\n"
     "Stop it with SIGTERM or SIGINT: it finishes the current batch, syncs\n"
-    "the log and exits 0.\n";
-
-/*  The address others use when --advertise is not given: the bound
-    address (127.0.0.1 for a wildcard bind) and --port. */
-static int
-s_default_advertise (wc_node_config_t *cfg)
-{
-    if (cfg->advertise [0])
-        return 0;
-    bool wildcard = streq (cfg->bind, "0.0.0.0") || streq (cfg->bind, "*");
-    char addr [sizeof cfg->bind + 16];
-    snprintf (addr, sizeof addr, "%s:%d", wildcard ? "127.0.0.1" : cfg->bind,
-              cfg->port);
-    if (!wc_addr_check (addr, strlen (addr), 65533, NULL)
-    ||  strlen (addr) >= sizeof cfg->advertise) {
-        fprintf (stderr, "walcast-node: --bind %s does not make an address others "
-                 "can use (%s); give --advertise HOST:PORT\n", cfg->bind, addr);
-        return -1;
-    }
-    strcpy (cfg->advertise, addr);
-    return 0;
-}
+    "the log and exits 0. SIGHUP reads --config again and applies the\n"
+    "log level and the trust folder (the command line still wins).\n";
 
 static const char *const s_fsync_modes [] = { "always", "batch", "never", NULL };
 
@@ -94,68 +88,55 @@ typedef struct {
     char broker [4096];
 } s_curve_flags_t;
 
-/*  Read the public keys --curve-server and --curve-broker name into cfg;
-    -1 (said why) when a file is not a certificate or they come without
-    --curve-cert. */
-static int
-s_curve_keys (const s_curve_flags_t *curve, wc_node_config_t *cfg)
-{
-    char why [1024];
-    wc_certs_keys_t keys;
-    if ((curve->server [0] || curve->broker [0]) && !curve->cert [0]) {
-        fprintf (stderr, "walcast-node: --curve-server and --curve-broker need "
-                 "--curve-cert and --curve-trust\n");
-        return -1;
-    }
-    if (curve->server [0]) {
-        if (wc_certs_load (curve->server, false, &keys, why, sizeof why) != 0) {
-            fprintf (stderr, "walcast-node: --curve-server: %s\n", why);
-            return -1;
-        }
-        strcpy (cfg->curve_server, keys.public_key);
-    }
-    if (curve->broker [0]) {
-        if (wc_certs_load (curve->broker, false, &keys, why, sizeof why) != 0) {
-            fprintf (stderr, "walcast-node: --curve-broker: %s\n", why);
-            return -1;
-        }
-        strcpy (cfg->curve_broker, keys.public_key);
-    }
-    return 0;
-}
+/*  Everything the flags and the --config file set. */
+typedef struct {
+    wc_node_config_t cfg;
+    s_curve_flags_t  curve;
+    long long port, segment_bytes, min_replicas, replica_lag;
+    long long snapshot_every, retain_bytes, metrics_port;
+    int       fsync;
+    int       log_level;            /* wc_log_level_t, from --log-level */
+    bool      verbose;              /* -v: debug whatever --log-level says */
+    bool      check;                /* --check-config */
+    char      config [4096];        /* --config FILE */
+    wc_flag_t table [WC_FLAGS_MAX]; /* the flags, over the fields above */
+    size_t    count;                /* entries of table */
+} s_options_t;
 
-/*  Fill cfg from argv. Returns 0, 1 when the run should end with exit 0
-    (help, version) or -1 on a usage error (named on stderr). */
-static int
-s_parse (int argc, char **argv, wc_node_config_t *cfg, s_curve_flags_t *curve)
+/*  Set o's defaults and its flag table over its fields. Every entry that
+    takes a value is also a key of the config file (flags.h). */
+static void
+s_table (s_options_t *o)
 {
-    memset (cfg, 0, sizeof *cfg);
-    memset (curve, 0, sizeof *curve);
+    memset (o, 0, sizeof *o);
+    wc_node_config_t *cfg = &o->cfg;
+    s_curve_flags_t *curve = &o->curve;
     strcpy (cfg->bind, "127.0.0.1");
-    int fsync = WC_FSYNC_BATCH;
-    long long port = 0, segment_bytes = 0, min_replicas = 0, replica_lag = 5000;
-    long long snapshot_every = 1000000, retain_bytes = 256LL * 1024 * 1024;
-    long long metrics_port = 0;
-    bool verbose = false;
-    const wc_flag_t flags [] = {
+    o->fsync = WC_FSYNC_BATCH;
+    o->replica_lag = 5000;
+    o->snapshot_every = 1000000;
+    o->retain_bytes = 256LL * 1024 * 1024;
+    o->log_level = WC_LOG_INFO;
+    const wc_flag_t table [] = {
         { "id", 0, WC_FLAG_STRING, cfg->id, sizeof cfg->id, 1, WC_MAX_ID, NULL },
         { "data", 0, WC_FLAG_STRING, cfg->data_dir, sizeof cfg->data_dir, 1,
           sizeof cfg->data_dir - 1, NULL },
-        { "port", 0, WC_FLAG_NUMBER, &port, 0, 1, 65533, NULL },
+        { "port", 0, WC_FLAG_NUMBER, &o->port, 0, 1, 65533, NULL },
         { "replica-of", 0, WC_FLAG_ADDR, cfg->replica_of, sizeof cfg->replica_of,
           0, 65533, NULL },
         { "region", 0, WC_FLAG_STRING, cfg->region, sizeof cfg->region, 0, WC_MAX_ID, NULL },
-        { "fsync", 0, WC_FLAG_CHOICE, &fsync, 0, 0, 0, s_fsync_modes },
+        { "fsync", 0, WC_FLAG_CHOICE, &o->fsync, 0, 0, 0, s_fsync_modes },
         { "bind", 0, WC_FLAG_STRING, cfg->bind, sizeof cfg->bind, 1,
           sizeof cfg->bind - 1, NULL },
         { "broker", 0, WC_FLAG_ADDR, cfg->broker, sizeof cfg->broker, 0, 65534, NULL },
         { "advertise", 0, WC_FLAG_ADDR, cfg->advertise, sizeof cfg->advertise,
           0, 65533, NULL },
-        { "segment-bytes", 0, WC_FLAG_NUMBER, &segment_bytes, 0, 4096, 1LL << 40, NULL },
-        { "min-replicas", 0, WC_FLAG_NUMBER, &min_replicas, 0, 0, 64, NULL },
-        { "replica-lag", 0, WC_FLAG_NUMBER, &replica_lag, 0, 100, 3600000, NULL },
-        { "snapshot-every", 0, WC_FLAG_NUMBER, &snapshot_every, 0, 0, 1LL << 40, NULL },
-        { "retain-bytes", 0, WC_FLAG_NUMBER, &retain_bytes, 0, 0, 1LL << 50, NULL },
+        { "segment-bytes", 0, WC_FLAG_NUMBER, &o->segment_bytes, 0, 4096, 1LL << 40, NULL },
+        { "min-replicas", 0, WC_FLAG_NUMBER, &o->min_replicas, 0, 0, 64, NULL },
+        { "replica-lag", 0, WC_FLAG_NUMBER, &o->replica_lag, 0, 100, 3600000, NULL },
+        { "snapshot-every", 0, WC_FLAG_NUMBER, &o->snapshot_every, 0, 0, 1LL << 40, NULL },
+        { "retain-bytes", 0, WC_FLAG_NUMBER, &o->retain_bytes, 0, 0, 1LL << 50, NULL },
+        { "metrics-port", 0, WC_FLAG_NUMBER, &o->metrics_port, 0, 1, 65535, NULL },
         { "curve-cert", 0, WC_FLAG_STRING, curve->cert, sizeof curve->cert, 1,
           sizeof curve->cert - 1, NULL },
         { "curve-trust", 0, WC_FLAG_STRING, curve->trust, sizeof curve->trust, 1,
@@ -164,64 +145,182 @@ s_parse (int argc, char **argv, wc_node_config_t *cfg, s_curve_flags_t *curve)
           sizeof curve->server - 1, NULL },
         { "curve-broker", 0, WC_FLAG_STRING, curve->broker, sizeof curve->broker, 1,
           sizeof curve->broker - 1, NULL },
-        { "metrics-port", 0, WC_FLAG_NUMBER, &metrics_port, 0, 1, 65535, NULL },
-        { "verbose", 'v', WC_FLAG_SWITCH, &verbose, 0, 0, 0, NULL },
+        { "log-level", 0, WC_FLAG_CHOICE, &o->log_level, 0, 0, 0, wc_log_level_names },
+        { "verbose", 'v', WC_FLAG_SWITCH, &o->verbose, 0, 0, 0, NULL },
+        { "config", 0, WC_FLAG_CONFIG, o->config, sizeof o->config, 1,
+          sizeof o->config - 1, NULL },
+        { "check-config", 0, WC_FLAG_CHECK, &o->check, 0, 0, 0, NULL },
         { "help", 'h', WC_FLAG_HELP, NULL, 0, 0, 0, NULL },
         { "version", 0, WC_FLAG_VERSION, NULL, 0, 0, 0, NULL },
     };
+    memcpy (o->table, table, sizeof table);
+    o->count = sizeof table / sizeof table [0];
+}
+
+/*  The address others use when --advertise is not given: the bound
+    address (127.0.0.1 for a wildcard bind) and --port. */
+static int
+s_default_advertise (wc_flags_t *f, wc_node_config_t *cfg)
+{
+    if (cfg->advertise [0])
+        return 0;
+    bool wildcard = streq (cfg->bind, "0.0.0.0") || streq (cfg->bind, "*");
+    char addr [sizeof cfg->bind + 16];
+    snprintf (addr, sizeof addr, "%s:%d", wildcard ? "127.0.0.1" : cfg->bind,
+              cfg->port);
+    if (!wc_addr_check (addr, strlen (addr), 65533, NULL)
+    ||  strlen (addr) >= sizeof cfg->advertise)
+        return wc_flags_fail (f, "bind", "--bind %s does not make an address others "
+                              "can use (%s); give --advertise HOST:PORT", cfg->bind, addr);
+    strcpy (cfg->advertise, addr);
+    return 0;
+}
+
+/*  Read the public keys --curve-server and --curve-broker name into cfg;
+    -1 (f says why) when a file is not a certificate or they come without
+    --curve-cert. */
+static int
+s_curve_keys (wc_flags_t *f, const s_curve_flags_t *curve, wc_node_config_t *cfg)
+{
+    char why [1024];
+    wc_certs_keys_t keys;
+    if ((curve->server [0] || curve->broker [0]) && !curve->cert [0])
+        return wc_flags_fail (f, curve->server [0] ? "curve-server" : "curve-broker",
+                              "--curve-server and --curve-broker need --curve-cert "
+                              "and --curve-trust");
+    if (curve->server [0]) {
+        if (wc_certs_load (curve->server, false, &keys, why, sizeof why) != 0)
+            return wc_flags_fail (f, "curve-server", "--curve-server: %s", why);
+        strcpy (cfg->curve_server, keys.public_key);
+    }
+    if (curve->broker [0]) {
+        if (wc_certs_load (curve->broker, false, &keys, why, sizeof why) != 0)
+            return wc_flags_fail (f, "curve-broker", "--curve-broker: %s", why);
+        strcpy (cfg->curve_broker, keys.public_key);
+    }
+    return 0;
+}
+
+/*  What the flags and the file gave, made into o->cfg and checked: 0, or
+    -1 with f->why. Under --check-config the CURVE files are read too
+    (what starting CURVE would check first). */
+static int
+s_finish (wc_flags_t *f, s_options_t *o)
+{
+    wc_node_config_t *cfg = &o->cfg;
+    cfg->port = (int) o->port;
+    cfg->fsync = (wc_fsync_t) o->fsync;
+    cfg->segment_bytes = (size_t) o->segment_bytes;
+    cfg->snapshot_every = (uint64_t) o->snapshot_every;
+    cfg->retain_bytes = (uint64_t) o->retain_bytes;
+    cfg->metrics_port = (int) o->metrics_port;
+    cfg->min_replicas = (uint32_t) o->min_replicas;
+    cfg->replica_lag_ms = o->replica_lag;
+    if (o->verbose)
+        o->log_level = WC_LOG_DEBUG;
+    if (!f->file [0] && (!cfg->id [0] || !cfg->data_dir [0] || !cfg->port)) {
+        snprintf (f->why, sizeof f->why, "--id, --data and --port are required");
+        return -1;
+    }
+    if (wc_flags_require (f, "id", "data", "port", NULL) != 0
+    ||  s_curve_keys (f, &o->curve, cfg) != 0
+    ||  s_default_advertise (f, cfg) != 0)
+        return -1;
+    return o->check ? wc_config_check_curve (f, o->curve.cert, o->curve.trust) : 0;
+}
+
+/*  Fill o from argv and the --config file. Returns 0, 1 when the run
+    should end with exit 0 (help, version) or -1 with the reason in why
+    (*in_file: it names a line of the file). */
+static int
+s_parse (int argc, char **argv, s_options_t *o, char *why, size_t size, bool *in_file)
+{
+    s_table (o);
     char version [64];
     snprintf (version, sizeof version, "walcast-node %d.%d.%d (protocol %d)",
               WALCAST_VERSION_MAJOR, WALCAST_VERSION_MINOR, WALCAST_VERSION_PATCH,
               WC_PROTOCOL_VERSION);
-    int rc = wc_flags_parse ("walcast-node", argc, argv, flags,
-                             sizeof flags / sizeof flags [0], s_usage, version);
-    if (rc != 0)
-        return rc;
-    cfg->port = (int) port;
-    cfg->fsync = (wc_fsync_t) fsync;
-    cfg->segment_bytes = (size_t) segment_bytes;
-    cfg->snapshot_every = (uint64_t) snapshot_every;
-    cfg->retain_bytes = (uint64_t) retain_bytes;
-    cfg->min_replicas = (uint32_t) min_replicas;
-    cfg->replica_lag_ms = replica_lag;
-    cfg->metrics_port = (int) metrics_port;
-    if (verbose)
-        wc_log_set_level (WC_LOG_DEBUG);
-    if (!cfg->id [0] || !cfg->data_dir [0] || !cfg->port) {
-        fprintf (stderr, "walcast-node: --id, --data and --port are required\n"
-                 "Try 'walcast-node --help'.\n");
-        return -1;
+    wc_flags_t f;
+    wc_flags_init (&f, "walcast-node", o->table, o->count, s_usage, version);
+    int rc = wc_flags_parse (&f, argc, argv);
+    if (rc == 0)
+        rc = s_finish (&f, o);
+    snprintf (why, size, "%s", f.why);
+    *in_file = f.in_file;
+    return rc;
+}
+
+/*  What a SIGHUP needs: the command line to parse again, and what runs. */
+typedef struct {
+    int          argc;
+    char       **argv;
+    s_options_t  running;
+} s_run_t;
+
+static s_run_t s_run;
+
+/*  SIGHUP: read the flags and the --config file again (the command line
+    still wins); apply the log level and the trust folder, and say what
+    else changed but needs a restart. A bad file changes nothing. */
+static void
+s_reload (void *arg)
+{
+    s_run_t *run = (s_run_t *) arg;
+    s_options_t *fresh = malloc (sizeof *fresh);
+    char why [1200];
+    bool in_file;
+    if (!fresh)
+        wc_log_warn ("reload: out of memory; keeping the running settings");
+    else if (s_parse (run->argc, run->argv, fresh, why, sizeof why, &in_file) != 0)
+        wc_log_warn ("reload: %s; keeping the running settings", why);
+    else {
+        const char *const live [] = { "log-level", "verbose", "curve-trust", NULL };
+        int changed = wc_config_reload_level (&run->running.log_level, fresh->log_level);
+        changed += wc_config_reload_trust (run->running.curve.trust,
+                                           sizeof run->running.curve.trust,
+                                           fresh->curve.trust);
+        changed += wc_config_reload_report (run->running.table, fresh->table,
+                                            run->running.count, live);
+        if (!changed)
+            wc_log_info ("reload: nothing changed");
     }
-    if (s_curve_keys (curve, cfg) != 0)
-        return -1;
-    return s_default_advertise (cfg);
+    free (fresh);
 }
 
 int
 main (int argc, char **argv)
 {
-    wc_node_config_t cfg;
-    s_curve_flags_t curve_flags;
-    int rc = s_parse (argc, argv, &cfg, &curve_flags);
+    s_options_t *o = &s_run.running;
+    char why [1200];
+    bool in_file = false;
+    int rc = s_parse (argc, argv, o, why, sizeof why, &in_file);
+    if (rc < 0)
+        fprintf (stderr, "walcast-node: %s\n%s", why,
+                 in_file ? "" : "Try 'walcast-node --help'.\n");
     if (rc != 0)
         return rc < 0 ? 2 : 0;
-    char name [128];
-    snprintf (name, sizeof name, "walcast-node[%s]", cfg.id);
-    wc_log_set_name (name);
+    if (o->check) {
+        printf ("walcast-node: %s OK\n", o->config [0] ? o->config : "flags");
+        return 0;
+    }
+    s_run.argc = argc;
+    s_run.argv = argv;
+    wc_signals_on_hup (s_reload, &s_run);
+    wc_signals_catch ();                /* a SIGHUP during start-up waits */
+    wc_log_set_name ("walcast-node", o->cfg.id);
+    wc_log_set_level ((wc_log_level_t) o->log_level);
 
     /*  The node handles SIGINT/SIGTERM itself; czmq must not. */
     zsys_handler_set (NULL);
     zsys_init ();
 
-    char why [1024];
     wc_curve_t *curve = NULL;
-    if (wc_curve_start (curve_flags.cert, curve_flags.trust, &curve, why,
-                        sizeof why) != 0) {
+    if (wc_curve_start (o->curve.cert, o->curve.trust, &curve, why, sizeof why) != 0) {
         wc_log_error ("cannot start: %s", why);
         zsys_shutdown ();
-        return curve_flags.cert [0] && curve_flags.trust [0] ? 1 : 2;
+        return o->curve.cert [0] && o->curve.trust [0] ? 1 : 2;
     }
-    wc_node_t *node = wc_node_new (&cfg, why, sizeof why);
+    wc_node_t *node = wc_node_new (&o->cfg, why, sizeof why);
     if (!node) {
         wc_log_error ("cannot start: %s", why);
         wc_curve_destroy (&curve);

@@ -748,8 +748,11 @@ wc_node_run (wc_node_t *self)
     s_notify (self, "READY=1");         /* bound and serving (systemd) */
 
     int rc = 0;
-    while (!wc_signals_stopping () && rc == 0)
+    while (!wc_signals_stopping () && rc == 0) {
+        if (wc_signals_poll_hup ())     /* SIGHUP: main's reload ran; */
+            self->next_trust_ms = 0;    /* read the trust folder now */
         rc = s_turn (self, s_timers (self));
+    }
     s_notify (self, "STOPPING=1");
     /*  A clean stop: what is staged is written and everything synced (and
         published, and answered: the service socket then lingers a moment

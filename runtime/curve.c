@@ -192,6 +192,31 @@ wc_curve_refresh (wc_curve_t *self)
     return lost;
 }
 
+const char *
+wc_curve_trust (const wc_curve_t *self)
+{
+    return self->trust;
+}
+
+int
+wc_curve_set_trust (wc_curve_t *self, const char *trust_dir, char *why, size_t why_size)
+{
+    struct stat st;
+    if (stat (trust_dir, &st) != 0 || !S_ISDIR (st.st_mode)) {
+        snprintf (why, why_size, "curve-trust %s is not a folder (make one with "
+                  "nodes/, writers/ and readers/ in it)", trust_dir);
+        return -1;
+    }
+    if (zstr_sendx (self->auth, "CURVE", trust_dir, NULL) != 0
+    ||  zsock_wait (self->auth) != 0) {
+        snprintf (why, why_size, "cannot point CURVE authentication at %s", trust_dir);
+        return -1;
+    }
+    snprintf (self->trust, sizeof self->trust, "%s", trust_dir);
+    self->signature = 0;                /* the next refresh reads it */
+    return 0;
+}
+
 wc_peer_t
 wc_curve_role (wc_curve_t *self, zmq_msg_t *frame, const char **name)
 {

@@ -73,6 +73,15 @@ wc_peer_t wc_curve_role (wc_curve_t *self, zmq_msg_t *frame, const char **name);
     owner should drop that peer's subscriptions). */
 bool wc_curve_refresh (wc_curve_t *self);
 
+/*  Trust the certificates under trust_dir from now on (SIGHUP, a new
+    curve-trust): zauth looks there for the next handshakes, and the next
+    wc_curve_refresh reads its roles. 0, or -1 with why (not a folder). */
+int wc_curve_set_trust (wc_curve_t *self, const char *trust_dir, char *why,
+                        size_t why_size);
+
+/*  The trust folder. */
+const char *wc_curve_trust (const wc_curve_t *self);
+
 /*  Connections refused at the handshake so far (any socket). */
 uint64_t wc_curve_refused (wc_curve_t *self);
 

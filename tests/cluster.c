@@ -801,12 +801,12 @@ cluster_check_key (cluster_t *self, int i, int n, int round)
     return result;
 }
 
-//  Read node i's log from offset `from` into a malloc'd NUL-terminated
+//  Read the log at path from offset `from` into a malloc'd NUL-terminated
 //  buffer, or NULL.
 static char *
-s_read_log (cluster_t *self, int i, long from)
+s_read_log (const char *path, long from)
 {
-    FILE *file = fopen (self->nodes [i].log, "r");
+    FILE *file = fopen (path, "r");
     if (!file)
         return NULL;
     fseek (file, 0, SEEK_END);
@@ -822,89 +822,150 @@ s_read_log (cluster_t *self, int i, long from)
     return text;
 }
 
-//  Where prefix starts the message of line (at its start or after ": "),
-//  or NULL. line ends at eol.
+//  The msg value of a log line (ts=... level=... msg="..."), unescaped
+//  into buf (\" \\ \n \r \t \xHH undone); NULL when the line has none.
+//  line ends at eol.
 static const char *
-s_match (const char *line, const char *eol, const char *prefix)
+s_msg (const char *line, const char *eol, char *buf, size_t size)
 {
-    size_t plen = strlen (prefix);
-    if ((size_t) (eol - line) >= plen && memcmp (line, prefix, plen) == 0)
-        return line;
-    for (const char *p = line; p + 2 + plen <= eol; p++)
-        if (p [0] == ':' && p [1] == ' ' && memcmp (p + 2, prefix, plen) == 0)
-            return p + 2;
+    const char *p = line;
+    while (p + 5 <= eol && memcmp (p, "msg=\"", 5) != 0)
+        p++;
+    if (p + 5 > eol || size == 0)
+        return NULL;
+    size_t len = 0;
+    for (p += 5; p < eol && *p != '"' && len + 1 < size; p++) {
+        char c = *p;
+        if (c == '\\' && p + 1 < eol) {
+            c = *++p;
+            if (c == 'n' || c == 'r' || c == 't')
+                c = c == 'n' ? '\n' : c == 'r' ? '\r' : '\t';
+            else if (c == 'x' && p + 2 < eol) {
+                char hex [3] = { p [1], p [2], 0 };
+                c = (char) strtol (hex, NULL, 16);
+                p += 2;
+            }
+        }
+        buf [len++] = c;
+    }
+    buf [len] = 0;
+    return buf;
+}
+
+//  The message of line (its msg value) when it starts with prefix, else
+//  NULL. line ends at eol; buf holds the message.
+static const char *
+s_match (const char *line, const char *eol, const char *prefix, char *buf,
+         size_t size)
+{
+    const char *msg = s_msg (line, eol, buf, size);
+    if (msg && strncmp (msg, prefix, strlen (prefix)) == 0)
+        return msg;
     return NULL;
 }
 
-long
-cluster_log_mark (cluster_t *self, int i)
+//  Size of the file at path (0 when missing).
+static long
+s_file_size (const char *path)
 {
     struct stat st;
-    if (stat (self->nodes [i].log, &st) != 0)
+    if (stat (path, &st) != 0)
         return 0;
     return (long) st.st_size;
 }
 
-int
-cluster_log_find (cluster_t *self, int i, const char *prefix, long from,
-                  int nth, char *buf, size_t size)
+//  The nth line of the log at path after `from` whose message starts
+//  with prefix, copied into buf (may be NULL); or, with nth < 0, how many
+//  there are. Returns 0 / -1 (found or not), or the count.
+static int
+s_log_scan (const char *path, const char *prefix, long from, int nth, char *buf,
+            size_t size)
 {
-    char *text = s_read_log (self, i, from);
+    char *text = s_read_log (path, from);
     if (!text)
-        return -1;
+        return nth < 0 ? 0 : -1;
     int found = 0, rc = -1;
     char *line = text;
     while (*line) {
         char *eol = strchr (line, '\n');
         if (!eol)
             eol = line + strlen (line);
-        const char *match = s_match (line, eol, prefix);
-        if (match && found++ == nth) {
+        char msg [4096];
+        const char *match = s_match (line, eol, prefix, msg, sizeof msg);
+        if (match && nth >= 0 && found == nth) {
             if (buf && size)
-                snprintf (buf, size, "%.*s", (int) (eol - match), match);
+                snprintf (buf, size, "%s", match);
             rc = 0;
             break;
         }
+        found += match != NULL;
         line = *eol ? eol + 1 : eol;
     }
     free (text);
-    return rc;
+    return nth < 0 ? found : rc;
+}
+
+//  Poll the log at path until a line after `from` starts with prefix.
+static int
+s_log_wait (const char *path, const char *prefix, long from, int timeout_ms)
+{
+    int64_t deadline = cluster_now_ms () + timeout_ms;
+    while (s_log_scan (path, prefix, from, -1, NULL, 0) == 0) {
+        if (cluster_now_ms () > deadline) {
+            fprintf (stderr, "cluster: no \"%s\" line in %s within %d ms\n",
+                     prefix, path, timeout_ms);
+            return -1;
+        }
+        cluster_nap_ms (10);
+    }
+    return 0;
+}
+
+long
+cluster_log_mark (cluster_t *self, int i)
+{
+    return s_file_size (self->nodes [i].log);
+}
+
+int
+cluster_log_find (cluster_t *self, int i, const char *prefix, long from,
+                  int nth, char *buf, size_t size)
+{
+    return s_log_scan (self->nodes [i].log, prefix, from, nth < 0 ? 0 : nth, buf, size);
 }
 
 int
 cluster_log_count (cluster_t *self, int i, const char *prefix, long from)
 {
-    char *text = s_read_log (self, i, from);
-    if (!text)
-        return 0;
-    int found = 0;
-    char *line = text;
-    while (*line) {
-        char *eol = strchr (line, '\n');
-        if (!eol)
-            eol = line + strlen (line);
-        if (s_match (line, eol, prefix))
-            found++;
-        line = *eol ? eol + 1 : eol;
-    }
-    free (text);
-    return found;
+    return s_log_scan (self->nodes [i].log, prefix, from, -1, NULL, 0);
 }
 
 int
 cluster_wait_log (cluster_t *self, int i, const char *prefix, long from,
                   int timeout_ms)
 {
-    int64_t deadline = cluster_now_ms () + timeout_ms;
-    while (cluster_log_count (self, i, prefix, from) == 0) {
-        if (cluster_now_ms () > deadline) {
-            fprintf (stderr, "cluster: no \"%s\" line in %s within %d ms\n",
-                     prefix, self->nodes [i].log, timeout_ms);
-            return -1;
-        }
-        cluster_nap_ms (10);
-    }
-    return 0;
+    return s_log_wait (self->nodes [i].log, prefix, from, timeout_ms);
+}
+
+long
+cluster_broker_log_mark (cluster_t *self)
+{
+    return s_file_size (cluster_broker_log_path (self));
+}
+
+int
+cluster_broker_log_find (cluster_t *self, const char *prefix, long from, int nth,
+                         char *buf, size_t size)
+{
+    return s_log_scan (cluster_broker_log_path (self), prefix, from, nth < 0 ? 0 : nth,
+                       buf, size);
+}
+
+int
+cluster_broker_wait_log (cluster_t *self, const char *prefix, long from,
+                         int timeout_ms)
+{
+    return s_log_wait (cluster_broker_log_path (self), prefix, from, timeout_ms);
 }
 
 void

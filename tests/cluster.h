@@ -179,12 +179,12 @@ int cluster_check_key (cluster_t *self, int i, int n, int round);
 /*  Current size of node i's log (an offset for the functions below). */
 long cluster_log_mark (cluster_t *self, int i);
 
-/*  Lines of node i's log after offset `from` whose message starts with
-    prefix (at the start of the line or right after ": "). */
+/*  Lines of node i's log after offset `from` whose message (the msg
+    value of a line, runtime/log.h, unescaped) starts with prefix. */
 int cluster_log_count (cluster_t *self, int i, const char *prefix, long from);
 
-/*  Copy the nth (0-based) such line's text, from prefix to the end of
-    the line, into buf. Returns 0, or -1 when there are fewer lines. */
+/*  Copy the nth (0-based) such line's message (from prefix to its end,
+    unescaped) into buf. Returns 0, or -1 when there are fewer lines. */
 int cluster_log_find (cluster_t *self, int i, const char *prefix, long from,
                       int nth, char *buf, size_t size);
 
@@ -255,6 +255,14 @@ void cluster_set_broker_extra (cluster_t *self, const char *const *args);
 
 /*  Path of the broker's log file (its stderr, appended across restarts). */
 const char *cluster_broker_log_path (cluster_t *self);
+
+/*  The broker's log, as cluster_log_mark, cluster_log_find and
+    cluster_wait_log read a node's. */
+long cluster_broker_log_mark (cluster_t *self);
+int cluster_broker_log_find (cluster_t *self, const char *prefix, long from, int nth,
+                             char *buf, size_t size);
+int cluster_broker_wait_log (cluster_t *self, const char *prefix, long from,
+                             int timeout_ms);
 
 /*  SIGKILL the broker and reap it (0, or -1 when it was not running). */
 int cluster_broker_kill (cluster_t *self);

@@ -265,7 +265,8 @@ test_refused_at_start (void **state)
     assert_int_equal (cluster_broker_kill (c), 0);
     assert_int_equal (cluster_broker_start (c, 0), 0);
     char line [2048];
-    assert_int_equal (s_broker_log (c, "WARN: no --data:", line, sizeof line), 1);
+    assert_int_equal (s_broker_log (c, "level=warn proc=walcast-broker msg=\"no --data:",
+                                    line, sizeof line), 1);
     print_message ("broker: %s", line);
     assert_non_null (strstr (line, "a restart of this broker could go back in epochs"));
     cluster_pass (c);

@@ -1,0 +1,7 @@
+# runtime/: what every process shares. Configuration files and flags from
+# one table, and the log line format.
+wc_add_test(test_config 60 SOURCES test_config.c LIBS wc_runtime)
+# The binaries with --config, --check-config and SIGHUP.
+wc_add_cluster_test(test_config_cli 180 test_config_cli.c)
+target_compile_definitions(test_config_cli PRIVATE
+    WALCAST_EXAMPLES="${PROJECT_SOURCE_DIR}/examples")
