@@ -24,9 +24,13 @@
 #include "sock.h"
 #include "walcast.h"
 
+/*  The refusals to log, and MONITOR_STOPPED: libzmq sends that one only
+    when asked, and without it the monitor thread would never learn that a
+    watched socket closed and would keep its PAIR socket for ever. */
 #define S_MONITOR_EVENTS (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL \
                           | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL \
-                          | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+                          | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH \
+                          | ZMQ_EVENT_MONITOR_STOPPED)
 
 
 /*  One trusted key. */

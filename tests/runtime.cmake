@@ -5,3 +5,5 @@ wc_add_test(test_config 60 SOURCES test_config.c LIBS wc_runtime)
 wc_add_cluster_test(test_config_cli 180 test_config_cli.c)
 target_compile_definitions(test_config_cli PRIVATE
     WALCAST_EXAMPLES="${PROJECT_SOURCE_DIR}/examples")
+# CURVE on a server: nothing held per PUB socket rebuild.
+wc_add_test(test_curve 60 SOURCES test_curve.c ports.c LIBS wc_runtime)
