@@ -52,7 +52,6 @@
 #include "scrape.h"
 #include "signals.h"
 #include "sock.h"
-#include "sock.h"
 #include "state.h"
 #include "statuspage.h"
 
@@ -100,6 +99,8 @@ struct wc_broker {
     uint64_t         send_failures;     /* replies the ROUTER could not route */
     uint64_t         refused;           /* REGISTERs and NODE_HEARTBEATs refused */
     uint64_t         refused_keys;      /* requests refused to their key (CURVE) */
+    uint64_t         refused_eperm;     /* ... beyond the key's role */
+    uint64_t         refused_eproto;    /* ... a node_info with a key not its own */
     int64_t          refused_key_log_ms;
     int64_t          next_trust_ms;     /* CURVE: next look at the trust folder */
     uint64_t         refused_logged;    /* value of refused at the last warning */
@@ -331,6 +332,10 @@ s_refuse_key (wc_broker_t *self, wc_request_t *req)
     if (!err)
         return false;
     self->refused_keys++;
+    if (err == WALCAST_EPERM)
+        self->refused_eperm++;
+    else
+        self->refused_eproto++;
     int64_t now = wc_clock_ms ();
     if (now - self->refused_key_log_ms >= 1000) {
         wc_log_warn ("refused %s from key %s (role %s): %s: %s (%llu refused in all)",
@@ -645,7 +650,10 @@ s_timers (wc_broker_t *self)
             .failovers = wc_failover_count (self->failover),
             .epoch = wc_failover_state (self->failover)->epoch,
             .version = wc_directory_version (self->directory),
-            .refused = self->refused, .bad_messages = self->bad_messages };
+            .refused = self->refused, .bad_messages = self->bad_messages,
+            .refused_eperm = self->refused_eperm, .refused_eproto = self->refused_eproto,
+            .refused_connections = wc_sock_curve () ? wc_curve_refused (wc_sock_curve ())
+                                                    : 0 };
         int64_t due = now + wc_scrape_tick (self->scrape, self->directory, &counts, now);
         next = due < next ? due : next;
     }

@@ -22,6 +22,7 @@ struct wc_scrape {
 };
 
 static const char *const s_node_labels [] = { "region", "state", NULL };
+static const char *const s_code [] = { "code", NULL };
 
 wc_scrape_t *
 wc_scrape_new (const char *bind, int port, char *why, size_t why_size)
@@ -42,8 +43,14 @@ wc_scrape_new (const char *bind, int port, char *why, size_t why_size)
                            "The directory's version (it goes up at every change).",
                            NULL, NULL, 0)
     ||  wc_metrics_family (m, "walcast_broker_registrations_refused_total",
-                           WC_METRIC_COUNTER, "REGISTERs and NODE_HEARTBEATs refused.",
+                           WC_METRIC_COUNTER, "REGISTERs and NODE_HEARTBEATs refused by the admission rules (refusals to a CURVE key: walcast_broker_refused_requests_total).",
                            NULL, NULL, 0)
+    ||  wc_metrics_family (m, "walcast_broker_refused_requests_total", WC_METRIC_COUNTER,
+                           "Requests refused to the key they came from (CURVE), by "
+                           "error code.", s_code, NULL, 0)
+    ||  wc_metrics_family (m, "walcast_broker_refused_connections_total",
+                           WC_METRIC_COUNTER, "Connections refused at the CURVE "
+                           "handshake (no keys, or a key not trusted).", NULL, NULL, 0)
     ||  wc_metrics_family (m, "walcast_broker_bad_messages_total", WC_METRIC_COUNTER,
                            "Malformed or unexpected messages, dropped or refused.",
                            NULL, NULL, 0))
@@ -109,6 +116,13 @@ wc_scrape_tick (wc_scrape_t *self, wc_directory_t *dir, const wc_scrape_counts_t
                                       NULL), (double) counts->refused);
     wc_metric_set (wc_metrics_series (m, "walcast_broker_bad_messages_total", NULL),
                    (double) counts->bad_messages);
+    const char *const eperm [] = { "EPERM" }, *const eproto [] = { "EPROTO" };
+    wc_metric_set (wc_metrics_series (m, "walcast_broker_refused_requests_total", eperm),
+                   (double) counts->refused_eperm);
+    wc_metric_set (wc_metrics_series (m, "walcast_broker_refused_requests_total", eproto),
+                   (double) counts->refused_eproto);
+    wc_metric_set (wc_metrics_series (m, "walcast_broker_refused_connections_total",
+                                      NULL), (double) counts->refused_connections);
     char *text = NULL;
     size_t len = 0;
     if (wc_metrics_render (m, &text, &len) != 0

@@ -21,6 +21,9 @@ typedef struct {
     uint64_t version;           /* the topology's */
     uint64_t refused;           /* REGISTERs and NODE_HEARTBEATs refused */
     uint64_t bad_messages;      /* malformed or unexpected */
+    uint64_t refused_eperm;     /* CURVE: requests beyond the key's role */
+    uint64_t refused_eproto;    /* CURVE: a node_info with a key not its own */
+    uint64_t refused_connections;   /* CURVE: handshakes refused */
 } wc_scrape_counts_t;
 
 /*  Serve /metrics on bind:port. NULL on failure, with the reason in why. */

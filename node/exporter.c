@@ -14,6 +14,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "primary.h"
+#include "publisher.h"
+#include "sock.h"
 #include "walcast.h"
 
 #define S_EVERY_MS  1000
@@ -55,6 +57,10 @@ static const s_family_t s_families [] = {
       "Reply and stream bytes sent, by socket." },
     { "walcast_refused_requests_total", WC_METRIC_COUNTER, s_code,
       "Requests answered with an error, by error code." },
+    { "walcast_refused_connections_total", WC_METRIC_COUNTER, NULL,
+      "Connections refused at the CURVE handshake (no keys, or a key not trusted)." },
+    { "walcast_refused_subscriptions_total", WC_METRIC_COUNTER, NULL,
+      "Stream subscriptions refused: their key has no role (CURVE)." },
     { "walcast_replica_lag_entries", WC_METRIC_GAUGE, s_replica,
       "Entries a replica lacks, from its last ACK (primary only)." },
     { "walcast_replica_lag_seconds", WC_METRIC_GAUGE, s_replica,
@@ -145,6 +151,11 @@ s_update_counts (wc_exporter_t *self)
     wc_metric_set_tally (wc_metrics_series (self->metrics,
                                             "walcast_write_ack_duration_seconds", NULL),
                          &stats->write_latency);
+    wc_curve_t *curve = wc_sock_curve ();
+    s_set (self, "walcast_refused_connections_total", NULL,
+           curve ? (double) wc_curve_refused (curve) : 0);
+    s_set (self, "walcast_refused_subscriptions_total", NULL,
+           (double) wc_publisher_refused (self->node->stream));
 }
 
 /*  The log, the role, and (on a primary) each replica's lag. */

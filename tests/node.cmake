@@ -12,7 +12,7 @@ wc_add_cluster_test(test_history 300 test_history.c)
 target_link_libraries(test_history PRIVATE wc_storage)
 wc_add_cluster_test(test_cluster_failover 600 test_cluster_failover.c)
 wc_add_cluster_test(test_node_directives 120 test_node_directives.c)
-wc_add_cluster_test(test_cluster_curve 300 test_cluster_curve.c)
+wc_add_cluster_test(test_cluster_curve 300 test_cluster_curve.c http_get.c)
 
 # systemd readiness (Type=notify), issue 10.
 wc_add_cluster_test(test_notify 120 test_notify.c)

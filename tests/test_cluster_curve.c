@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 #include "cluster.h"
+#include "http_get.h"
 
 #define NODE_TIMEOUT_MS  1000
 #define WRITES           300
@@ -35,6 +36,7 @@ typedef struct {
     char keys [512];                /* the key pairs */
     char trust [512];               /* the trust folder */
     int  p, r1, r2;                 /* node indexes */
+    int  p_metrics, broker_metrics; /* their --metrics-port */
 } s_world_t;
 
 /*  keys/NAME (public) or keys/NAME_secret. */
@@ -86,10 +88,13 @@ s_keygen (s_world_t *w, const char *name)
 static void
 s_node_flags (s_world_t *w, int i, const char *key, bool replica)
 {
+    char metrics [16];
+    snprintf (metrics, sizeof metrics, "%d", w->p_metrics);
     const char *args [] = {
         "--curve-cert", s_key (w, key, true), "--curve-trust", w->trust,
         "--curve-broker", s_key (w, "broker", false),
-        replica ? "--curve-server" : NULL, s_key (w, "p", false), NULL
+        replica ? "--curve-server" : "--metrics-port",
+        replica ? s_key (w, "p", false) : metrics, NULL
     };
     cluster_set_extra (w->c, i, args);
     cluster_set_broker (w->c, i, true);
@@ -133,8 +138,13 @@ s_setup (void **state)
     s_trust (w, "writer", "writers");
     s_trust (w, "reader", "readers");
 
+    w->p_metrics = cluster_spare_port (w->c);
+    w->broker_metrics = w->p_metrics + 1;
+    char broker_metrics [16];
+    snprintf (broker_metrics, sizeof broker_metrics, "%d", w->broker_metrics);
     const char *broker_flags [] = { "--curve-cert", s_key (w, "broker", true),
-                                    "--curve-trust", w->trust, NULL };
+                                    "--curve-trust", w->trust,
+                                    "--metrics-port", broker_metrics, NULL };
     cluster_set_broker_extra (w->c, broker_flags);
     w->p = cluster_add (w->c, "p", NULL, "never");
     w->r1 = cluster_add (w->c, "r1", cluster_addr (w->c, w->p), "never");
@@ -228,6 +238,29 @@ s_wait_broker_log (cluster_t *c, const char *text)
     }
 }
 
+/*  Poll the /metrics at port until the series (its name and labels, as
+    written) reads at least min (10 s). */
+static void
+s_wait_metric (int port, const char *series, double min)
+{
+    int64_t deadline = cluster_now_ms () + 10000;
+    double value = -1;
+    while (cluster_now_ms () < deadline) {
+        http_reply_t reply;
+        if (http_request (port, "GET", "/metrics", 2000, &reply, 1) == 0) {
+            char needle [200];
+            snprintf (needle, sizeof needle, "\n%s ", series);
+            const char *at = reply.body ? strstr (reply.body, needle) : NULL;
+            value = at ? strtod (at + strlen (needle), NULL) : -1;
+            http_reply_free (&reply);
+            if (value >= min)
+                return;
+        }
+        cluster_nap_ms (100);
+    }
+    fail_msg ("/metrics on %d: %s is %g, expected at least %g", port, series, value, min);
+}
+
 static void
 s_require (s_world_t *w)
 {
@@ -317,6 +350,8 @@ test_outsiders_get_nothing (void **state)
     }
     assert_int_equal (cluster_wait_log (w->c, w->p, "refused a connection on the service",
                                         mark, 10000), 0);
+    s_wait_metric (w->p_metrics, "walcast_refused_connections_total", 1);
+    s_wait_metric (w->broker_metrics, "walcast_broker_refused_connections_total", 1);
     int64_t deadline = cluster_now_ms () + 10000;
     while (s_broker_lines (w->c, "refused a connection") <= broker_refusals) {
         if (cluster_now_ms () > deadline)
@@ -363,6 +398,7 @@ test_roles (void **state)
     walcast_destroy (&reader);
     assert_int_equal (cluster_wait_log (w->c, w->p, "refused PUT from key reader",
                                         mark, 5000), 0);
+    s_wait_metric (w->p_metrics, "walcast_refused_requests_total{code=\"EPERM\"}", 2);
 
     //  A node started with the writer's key cannot join the directory
     int intruder = cluster_add (w->c, "intruder", NULL, "never");
@@ -374,6 +410,8 @@ test_roles (void **state)
     cluster_set_broker (w->c, intruder, true);
     assert_int_equal (cluster_start (w->c, intruder), 0);
     s_wait_broker_log (w->c, "refused REGISTER from key writer (role writers): EPERM");
+    s_wait_metric (w->broker_metrics,
+                   "walcast_broker_refused_requests_total{code=\"EPERM\"}", 1);
     walcast_t *writer = s_handle (w, "writer", -1, 5000);
     walcast_node_info_t nodes [8];
     size_t count = 0;
