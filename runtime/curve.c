@@ -164,8 +164,9 @@ s_log_changes (zhashx_t *old, zhashx_t *new_peers)
         const char *key = (const char *) zhashx_cursor (old);
         s_peer_t *now = (s_peer_t *) zhashx_lookup (new_peers, key);
         if (!now || now->role < p->role) {
-            wc_log_warn ("trust: key %s (%s) %s; its connections are dropped", p->name,
-                         key, now ? "lost a role" : "removed");
+            wc_log_warn ("trust: key %s (%s) %s; its requests are refused (EPERM) "
+                         "and its subscriptions dropped", p->name, key,
+                         now ? "lost a role" : "removed");
             lost = true;
         }
     }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <stdatomic.h>
 #include <unistd.h>
 #include "log.h"
 
@@ -19,7 +20,9 @@ const char *const wc_log_level_names [] = { "error", "warn", "info", "debug", NU
 
 static char s_proc [96] = "walcast";
 static char s_id [96] = "";
-static wc_log_level_t s_level = WC_LOG_INFO;
+/*  Read by every thread that logs (the loop, the CURVE monitor, the
+    syncer), set by the loop (SIGHUP): atomic, so that is no data race. */
+static atomic_int s_level = WC_LOG_INFO;
 
 void
 wc_log_set_name (const char *proc, const char *id)
@@ -31,13 +34,13 @@ wc_log_set_name (const char *proc, const char *id)
 void
 wc_log_set_level (wc_log_level_t level)
 {
-    s_level = level;
+    atomic_store_explicit (&s_level, (int) level, memory_order_relaxed);
 }
 
 wc_log_level_t
 wc_log_get_level (void)
 {
-    return s_level;
+    return (wc_log_level_t) atomic_load_explicit (&s_level, memory_order_relaxed);
 }
 
 /*  A growing line: appends stop (and keep the text whole up to there)
@@ -122,7 +125,7 @@ wc_log_format (char *buf, size_t size, wc_log_level_t level, const char *msg)
 void
 wc_log (wc_log_level_t level, const char *fmt, ...)
 {
-    if (level > s_level)
+    if ((int) level > atomic_load_explicit (&s_level, memory_order_relaxed))
         return;
     char msg [1024];
     va_list args;

@@ -39,6 +39,7 @@ struct wc_publisher {
     uint64_t  foreign_bytes;            /* their bytes since the last rebuild */
     uint64_t  rebuilds;
     uint64_t  refused;                  /* subscriptions from keys without a role */
+    int64_t   refused_log_ms;           /* when the last such was logged */
     int       bind_errno;               /* why the last bind failed */
 };
 
@@ -150,6 +151,21 @@ s_subscription (wc_publisher_t *self, void *xpub, const uint8_t *data, size_t si
     }
 }
 
+/*  A subscription from a key without a role: count it, and log it at
+    most once a second (such a peer can subscribe as fast as it likes). */
+static void
+s_refuse (wc_publisher_t *self, const char *name)
+{
+    self->refused++;
+    int64_t now = wc_clock_ms ();
+    if (now - self->refused_log_ms < 1000)
+        return;
+    wc_log_warn ("%s socket: refused a subscription from key %s: it has no role in "
+                 "the trust folder (%llu refused in all)", self->spec->name, name,
+                 (unsigned long long) self->refused);
+    self->refused_log_ms = now;
+}
+
 void
 wc_publisher_handle (wc_publisher_t *self)
 {
@@ -163,11 +179,8 @@ wc_publisher_handle (wc_publisher_t *self)
         }
         wc_curve_t *curve = wc_sock_curve ();
         const char *name;
-        if (curve && wc_curve_role (curve, &frame, &name) == WC_PEER_NONE) {
-            self->refused++;            /* trusted once, no role now: no data */
-            wc_log_warn ("%s socket: refused a subscription from key %s: it has no "
-                         "role in the trust folder", self->spec->name, name);
-        }
+        if (curve && wc_curve_role (curve, &frame, &name) == WC_PEER_NONE)
+            s_refuse (self, name);      /* trusted once, no role now: no data */
         else
             s_subscription (self, xpub, (const uint8_t *) zmq_msg_data (&frame),
                             zmq_msg_size (&frame));
