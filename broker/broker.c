@@ -301,6 +301,27 @@ wc_broker_destroy (wc_broker_t **self_p)
 static void s_reply_error (wc_broker_t *self, wc_request_t *req, int err,
                            const char *text);
 
+/*  Why a node's REGISTER or NODE_HEARTBEAT that came from key user must
+    be refused, or NULL: its curve_key must be that key, and an id whose
+    node is up keeps the key it has (a node cannot take over another's
+    id, and so its place in FOLLOWs, while that node runs; a restart with
+    a new key is fine once the broker has seen it down). */
+static const char *
+s_foreign_key (wc_broker_t *self, const wc_node_info_t *info, const char *user)
+{
+    size_t len = user ? strlen (user) : 0;
+    if (!user || info->curve_key.len != len || memcmp (info->curve_key.ptr, user, len))
+        return "curve_key is not the key this node connected with";
+    char id [WC_MAX_ID + 1];
+    wc_bytes_printable (id, sizeof id, &info->id);
+    wc_node_info_t known;
+    if (wc_directory_find (self->directory, id, wc_clock_ms (), &known) == 0
+    &&  known.up && known.curve_key.len
+    &&  (known.curve_key.len != len || memcmp (known.curve_key.ptr, user, len)))
+        return "node id registered with another key, and that node is up";
+    return NULL;
+}
+
 /*  CURVE on: the key a request came from must have a role that allows
     it (protocol/roles.h); a REGISTER or NODE_HEARTBEAT must also carry
     that very key as its node's curve_key, so no node can advertise
@@ -323,12 +344,10 @@ s_refuse_key (wc_broker_t *self, wc_request_t *req)
                                     : "the key's role does not allow this request";
     }
     else
-    if ((req->msg.type == WC_MSG_REGISTER || req->msg.type == WC_MSG_NODE_HEARTBEAT)
-    &&  (!user || req->msg.u.node.curve_key.len != strlen (user)
-         || memcmp (req->msg.u.node.curve_key.ptr, user, strlen (user)) != 0)) {
+    if (req->msg.type == WC_MSG_REGISTER || req->msg.type == WC_MSG_NODE_HEARTBEAT)
+        text = s_foreign_key (self, &req->msg.u.node, user);
+    if (!err && text)
         err = WALCAST_EPROTO;
-        text = "curve_key is not the key this node connected with";
-    }
     if (!err)
         return false;
     self->refused_keys++;
@@ -427,9 +446,13 @@ s_send_directive (wc_broker_t *self, wc_request_t *req, const wc_directive_t *d)
         msg.u.follow.epoch = d->epoch;
         msg.u.follow.primary = (wc_bytes_t) { (const uint8_t *) d->addr,
                                               (uint32_t) strlen (d->addr) };
-        if (wc_directory_find_addr (self->directory, d->addr, strlen (d->addr),
-                                    wc_clock_ms (), &primary) == 0)
-            msg.u.follow.primary_key = primary.curve_key;     /* CURVE: its key */
+        /*  CURVE: the key of the node the state names primary (by id, not
+            by address: another node could claim that address) */
+        const wc_state_t *state = wc_failover_state (self->failover);
+        if (state->primary [0] && strcmp (state->primary_addr, d->addr) == 0
+        &&  wc_directory_find (self->directory, state->primary, wc_clock_ms (),
+                               &primary) == 0)
+            msg.u.follow.primary_key = primary.curve_key;
     }
     else {
         msg.u.handover.epoch = d->epoch;

@@ -230,15 +230,22 @@ s_admitted (wc_announce_t *self, const wc_msg_t *reply)
     self->admitted = true;
 }
 
-/*  The public key a FOLLOW names for the primary to follow (CURVE on):
-    the replica connects with it. Kept only when it is a Z85 key. */
+/*  The public key a FOLLOW names for the primary at addr (CURVE on): the
+    replica connects with it. A FOLLOW to another node that names no key
+    forgets the old one, so the replica says that it knows no key rather
+    than knock on a new door with the old node's key. */
 static void
-s_take_key (wc_node_t *node, const wc_bytes_t *key)
+s_take_key (wc_node_t *node, const wc_bytes_t *key, const char *addr)
 {
-    if (key->len == 0 || !wc_certs_is_key ((const char *) key->ptr, key->len))
+    if (key->len > 0 && wc_certs_is_key ((const char *) key->ptr, key->len)) {
+        memcpy (node->upstream_key, key->ptr, key->len);
+        node->upstream_key [key->len] = '\0';
         return;
-    memcpy (node->upstream_key, key->ptr, key->len);
-    node->upstream_key [key->len] = '\0';
+    }
+    const char *now = node->replica ? wc_replica_primary (node->replica)
+                                    : node->cfg.replica_of;
+    if (strcmp (now, addr) != 0)
+        node->upstream_key [0] = '\0';
 }
 
 /*  A directive: the broker moves this node (role.c). It repeats it on
@@ -253,7 +260,7 @@ s_directive (wc_announce_t *self, const wc_msg_t *msg)
             break;
         case WC_MSG_FOLLOW:
             wc_bytes_printable (addr, sizeof addr, &msg->u.follow.primary);
-            s_take_key (self->node, &msg->u.follow.primary_key);
+            s_take_key (self->node, &msg->u.follow.primary_key, addr);
             wc_role_follow (self->node, msg->u.follow.epoch, addr);
             break;
         default:

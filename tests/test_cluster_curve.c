@@ -421,6 +421,23 @@ test_roles (void **state)
         assert_string_not_equal (nodes [k].id, "intruder");
     walcast_destroy (&writer);
     assert_int_equal (cluster_kill (w->c, intruder), 0);
+
+    //  A node key cannot take the id of a node that is up (and with it
+    //  the primary's place in FOLLOWs): r2's key claiming to be p
+    int impostor = cluster_add (w->c, "impostor", NULL, "never");
+    const char *as_p [] = {
+        "--id", "p", "--curve-cert", s_key (w, "r2", true), "--curve-trust", w->trust,
+        "--curve-broker", s_key (w, "broker", false), NULL
+    };
+    cluster_set_extra (w->c, impostor, as_p);
+    cluster_set_broker (w->c, impostor, true);
+    assert_int_equal (cluster_start (w->c, impostor), 0);
+    s_wait_broker_log (w->c, "node id registered with another key, and that node is up");
+    s_wait_metric (w->broker_metrics,
+                   "walcast_broker_refused_requests_total{code=\"EPROTO\"}", 1);
+    assert_int_equal (cluster_kill (w->c, impostor), 0);
+    assert_int_equal (cluster_status (w->c, w->p, &status), 0);
+    assert_string_equal (status.role, "primary");
 }
 
 /*  A certificate removed from the trust folder: its peer, connected and
@@ -458,6 +475,25 @@ test_removed_key_locked_out (void **state)
     reader = s_handle_rc (w, "reader", w->r2, 1000, &rc);
     assert_int_not_equal (walcast_get (reader, "k00000001", 9, &value, &len, NULL), 0);
     walcast_destroy (&reader);
+}
+
+/*  The primary dies (SIGKILL): the broker promotes a replica and tells
+    the other to follow it, with the new primary's key in the FOLLOW (the
+    other replica was only ever given p's key); writes through the broker
+    go on and reach both. */
+static void
+test_failover_with_keys (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    s_require (w);
+    assert_int_equal (cluster_kill (w->c, w->p), 0);
+    s_wait_broker_log (w->c, "failover: primary p at");
+    walcast_t *writer = s_handle (w, "writer", -1, 20000);
+    walcast_pos_t pos;
+    assert_int_equal (walcast_put (writer, "after-failover", 14, "yes", 3, &pos), 0);
+    walcast_destroy (&writer);
+    int nodes [] = { w->r1, w->r2 };
+    assert_int_equal (cluster_wait_converged (w->c, nodes, 2, pos.seq, 20000, NULL, NULL), 0);
     cluster_pass (w->c);
 }
 
@@ -469,6 +505,7 @@ main (void)
         cmocka_unit_test (test_outsiders_get_nothing),
         cmocka_unit_test (test_roles),
         cmocka_unit_test (test_removed_key_locked_out),
+        cmocka_unit_test (test_failover_with_keys),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
