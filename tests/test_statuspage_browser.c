@@ -279,6 +279,14 @@ test_status_page_in_chromium (void **state)
     //  The page shows every node once the broker promoted n1
     int64_t took = s_until (&page, s_all_up, "every node up with n1 the primary");
     print_message ("page shows n1 primary, n2 and n3 up after %lld ms\n", (long long) took);
+    //  The broker names n1 primary a beat before n1 hears its PROMOTE:
+    //  write once n1 itself says it serves the epoch
+    int64_t deadline = cluster_now_ms () + WAIT_MS;
+    walcast_status_t status = { .epoch = 0 };
+    while ((cluster_status (page.c, 0, &status) != 0 || status.epoch == 0)
+    &&     cluster_now_ms () < deadline)
+        cluster_nap_ms (20);
+    assert_true (status.epoch > 0);
     assert_int_equal (cluster_load (page.c, 0, 0, 3000, 1, NULL), 0);
 
     //  A replica killed: shown down within seconds
