@@ -219,6 +219,7 @@ struct walcast {
     bool             saw_malformed; /* a frame we could not decode arrived */
     int64_t          quiet_us;      /* when every node socket was last seen
                                        empty (or watched by zmq_poll) */
+    uint64_t         frames_in;     /* frames read from node sockets */
 
     /* async writes */
     wc_outcomes_t   *outcomes;      /* in flight and settled, in order */
@@ -582,6 +583,7 @@ s_recv_one (walcast_t *self, size_t index)
         zmq_msg_close (&self->rx_frame);
         return err == EAGAIN || err == EINTR ? 0 : WALCAST_EUNAVAILABLE;
     }
+    self->frames_in++;
     //  A reply is one frame; drop anything with more.
     if (zmq_msg_more (&self->rx_frame)) {
         while (zmq_msg_more (&self->rx_frame)) {
@@ -674,10 +676,13 @@ s_wait (walcast_t *self, int64_t deadline)
     if (nitems == 0)
         return WALCAST_EUNAVAILABLE;
     //  Start from empty sockets, so that whatever wakes the poll arrived
-    //  while we watched (its RTT sample is honest).
+    //  while we watched (its RTT sample is honest). What that drain read
+    //  may be what the caller waits for (every async write in flight
+    //  settled, say): then return, or the poll would wait for nothing.
     if (wc_clock_us () - self->quiet_us > WC_SAMPLE_SLACK_US) {
+        uint64_t before = self->frames_in;
         int rc = s_drain (self);
-        if (rc || self->rx_held)
+        if (rc || self->rx_held || self->frames_in != before)
             return rc;
     }
     int64_t remaining = deadline - wc_clock_ms ();
