@@ -159,10 +159,18 @@ test_staleness (void **state)
     print_message ("walcast --max-staleness %s get k: %s, served by %s\n", bound, got, id);
     assert_string_equal (got, "v");
     assert_string_equal (id, "r2");
+    //  Unbounded, the nearest (r1, direct) serves. A CLI run measures each
+    //  node's RTT once: on a loaded machine one sample of r1 can come late
+    //  enough to rank it behind r2 (20 ms), so a few runs may be needed
     const char *unbounded [] = { nodes [0], nodes [1], nodes [2], nodes [3], nodes [4],
                                  nodes [5], "-v", "get", "k", NULL };
-    assert_int_equal (cluster_cli_read (c, unbounded, got, sizeof got, id, sizeof id,
-                                        NULL, 0), 0);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        assert_int_equal (cluster_cli_read (c, unbounded, got, sizeof got, id, sizeof id,
+                                            NULL, 0), 0);
+        if (strcmp (id, "r1") == 0)
+            break;
+        print_message ("unbounded read served by %s; again\n", id);
+    }
     assert_string_equal (id, "r1");
 
     assert_int_equal (cluster_term_all (c), 0);
