@@ -687,9 +687,7 @@ int
 wc_broker_run (wc_broker_t *self)
 {
     wc_signals_catch ();
-    if (wc_notify ("READY=1") != 0)     /* bound and serving (systemd) */
-        wc_log_warn ("systemd: cannot send READY=1 to $NOTIFY_SOCKET: %s",
-                     strerror (errno));
+    wc_notify ("READY=1");              /* bound and serving (systemd) */
 
     int rc = 0;
     while (!wc_signals_stopping ()) {

@@ -730,22 +730,11 @@ s_turn (wc_node_t *self, int timeout)
     return self->fatal ? WALCAST_EIO : 0;
 }
 
-/*  Tell systemd (Type=notify, runtime/notify.h) our state; say once in
-    the log when it cannot be told. */
-static void
-s_notify (wc_node_t *self, const char *state)
-{
-    (void) self;
-    if (wc_notify (state) != 0)
-        wc_log_warn ("systemd: cannot send %s to $NOTIFY_SOCKET: %s", state,
-                     strerror (errno));
-}
-
 int
 wc_node_run (wc_node_t *self)
 {
     wc_signals_catch ();
-    s_notify (self, "READY=1");         /* bound and serving (systemd) */
+    wc_notify ("READY=1");              /* bound and serving (systemd) */
 
     int rc = 0;
     while (!wc_signals_stopping () && rc == 0) {
@@ -753,7 +742,7 @@ wc_node_run (wc_node_t *self)
             self->next_trust_ms = 0;    /* read the trust folder now */
         rc = s_turn (self, s_timers (self));
     }
-    s_notify (self, "STOPPING=1");
+    wc_notify ("STOPPING=1");
     /*  A clean stop: what is staged is written and everything synced (and
         published, and answered: the service socket then lingers a moment
         so the last replies leave). */

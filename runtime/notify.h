@@ -13,7 +13,7 @@
 
 /*  Send state ("READY=1", "STOPPING=1", "STATUS=...") to systemd. 0 when
     sent or when not run under systemd; -1 when $NOTIFY_SOCKET is set but
-    the message could not be sent (errno says why). */
+    the message could not be sent (errno says why; logged as a warning). */
 int wc_notify (const char *state);
 
 #endif
