@@ -102,7 +102,6 @@ struct wc_broker {
     uint64_t         refused_eperm;     /* ... beyond the key's role */
     uint64_t         refused_eproto;    /* ... a node_info with a key not its own */
     int64_t          refused_key_log_ms;
-    int64_t          next_trust_ms;     /* CURVE: next look at the trust folder */
     uint64_t         refused_logged;    /* value of refused at the last warning */
     int64_t          refused_log_ms;    /* when that warning was logged */
     wc_scrape_t     *scrape;            /* /metrics, with --metrics-port */
@@ -650,11 +649,9 @@ s_timers (wc_broker_t *self)
     wc_switchover_result_t result;
     if (wc_failover_switchover_result (self->failover, &result))
         s_switchover_reply (self, &result);
-    if (wc_sock_curve () && now >= self->next_trust_ms) {
-        self->next_trust_ms = now + 1000;
-        if (wc_curve_refresh (wc_sock_curve ()))
-            wc_publisher_drop_all (self->publisher);
-    }
+    int due;
+    if (wc_sock_curve () && wc_curve_tick (wc_sock_curve (), now, &due))
+        wc_publisher_drop_all (self->publisher);
     int64_t next_push = now + wc_publisher_tick (self->publisher, now);
     if (wc_publisher_socket (self->publisher)) {
         if (!self->pushed || now >= self->next_push_ms
@@ -691,8 +688,9 @@ wc_broker_run (wc_broker_t *self)
 
     int rc = 0;
     while (!wc_signals_stopping ()) {
-        if (wc_signals_poll_hup ())     /* SIGHUP: main's reload ran; */
-            self->next_trust_ms = 0;    /* read the trust folder now */
+        if (wc_signals_poll_hup () && wc_sock_curve ())  /* SIGHUP: main's */
+            wc_curve_refresh_soon (wc_sock_curve ());    /* reload ran; read
+                                                            the trust folder now */
         int timeout = s_timers (self);
         void *publisher = wc_publisher_socket (self->publisher);
         zmq_pollitem_t items [] = {

@@ -624,15 +624,10 @@ static int
 s_trust_tick (wc_node_t *self)
 {
     wc_curve_t *curve = wc_sock_curve ();
-    if (!curve)
-        return 60000;
-    int64_t now = wc_clock_ms ();
-    if (now < self->next_trust_ms)
-        return (int) (self->next_trust_ms - now);
-    self->next_trust_ms = now + 1000;
-    if (wc_curve_refresh (curve))
+    int due = 60000;
+    if (curve && wc_curve_tick (curve, wc_clock_ms (), &due))
         wc_publisher_drop_all (self->stream);
-    return 1000;
+    return due;
 }
 
 /*  Run the timers; returns ms until one of them is next due. Timers run
@@ -738,8 +733,9 @@ wc_node_run (wc_node_t *self)
 
     int rc = 0;
     while (!wc_signals_stopping () && rc == 0) {
-        if (wc_signals_poll_hup ())     /* SIGHUP: main's reload ran; */
-            self->next_trust_ms = 0;    /* read the trust folder now */
+        if (wc_signals_poll_hup () && wc_sock_curve ())  /* SIGHUP: main's */
+            wc_curve_refresh_soon (wc_sock_curve ());    /* reload ran; read
+                                                            the trust folder now */
         rc = s_turn (self, s_timers (self));
     }
     wc_notify ("STOPPING=1");

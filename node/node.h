@@ -107,7 +107,6 @@ typedef struct wc_node {
     uint64_t         refused;       /* requests refused: the key's role (EPERM) */
     int64_t          refused_log_ms;     /* last time one was logged */
     uint32_t         refused_unlogged;   /* refused since, not logged */
-    int64_t          next_trust_ms;      /* CURVE: next look at the trust folder */
     wc_node_stats_t  stats;         /* counted for /metrics */
     wc_exporter_t   *exporter;      /* /metrics, with --metrics-port */
 } wc_node_t;

@@ -46,6 +46,7 @@ struct wc_curve {
     zactor_t *monitor;                  /* logs refused handshakes */
     zhashx_t *peers;                    /* public key (Z85) -> s_peer_t */
     uint64_t signature;                 /* of the role folders, at the last read */
+    int64_t next_look_ms;               /* wc_curve_tick's next look */
     unsigned watched;                   /* sockets handed to the monitor */
     atomic_uint_fast64_t refused;
 };
@@ -220,6 +221,24 @@ wc_curve_set_trust (wc_curve_t *self, const char *trust_dir, char *why, size_t w
     snprintf (self->trust, sizeof self->trust, "%s", trust_dir);
     self->signature = 0;                /* the next refresh reads it */
     return 0;
+}
+
+bool
+wc_curve_tick (wc_curve_t *self, int64_t now_ms, int *due_ms)
+{
+    if (now_ms < self->next_look_ms) {
+        *due_ms = (int) (self->next_look_ms - now_ms);
+        return false;
+    }
+    self->next_look_ms = now_ms + 1000;
+    *due_ms = 1000;
+    return wc_curve_refresh (self);
+}
+
+void
+wc_curve_refresh_soon (wc_curve_t *self)
+{
+    self->next_look_ms = 0;
 }
 
 wc_peer_t

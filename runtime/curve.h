@@ -82,6 +82,14 @@ int wc_curve_set_trust (wc_curve_t *self, const char *trust_dir, char *why,
 /*  The trust folder. */
 const char *wc_curve_trust (const wc_curve_t *self);
 
+/*  wc_curve_refresh when due: every second, or at the next call after
+    wc_curve_refresh_soon (SIGHUP). *due_ms gets the ms until the next
+    look; returns what wc_curve_refresh returned (false when not due). */
+bool wc_curve_tick (wc_curve_t *self, int64_t now_ms, int *due_ms);
+
+/*  Make the next wc_curve_tick look at the trust folder. */
+void wc_curve_refresh_soon (wc_curve_t *self);
+
 /*  Connections refused at the handshake so far (any socket). */
 uint64_t wc_curve_refused (wc_curve_t *self);
 
