@@ -434,6 +434,9 @@ wc_topology_pong (wc_peer_t *node, const wc_msg_t *pong, int64_t now_us,
         else
         if (timely)
             node->rtt_ms = wc_topology_ewma (node->rtt_ms, sample >= 0 ? sample : 0);
+        else
+        if (node->rtt_ms < 0)
+            again = true;           // read late, and no RTT yet: ask again
         node->ping_rid = 0;
     }
     node->warm = true;

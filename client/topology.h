@@ -165,8 +165,10 @@ void wc_topology_end (wc_topology_t *self);
     `timely` says it was read as it arrived (not left queued while the
     handle was busy or idle). The first answer on a fresh socket is no
     sample either: that PING waited for the TCP and ZMTP handshakes.
-    Returns true when the caller should PING again at once (the
-    handshake is over, the next answer times the link alone). */
+    Returns true when the caller should PING again at once: the
+    handshake is over, so the next answer times the link alone; or the
+    answer was read late and the node has no RTT yet, so another try
+    may give it one (a handle that routes by RTT needs one). */
 bool wc_topology_pong (wc_peer_t *node, const wc_msg_t *pong, int64_t now_us,
                        bool timely);
 

@@ -395,6 +395,16 @@ test_ping_timing (void **state)
     assert_int_equal (node.role, WC_ROLE_REPLICA);
     assert_int_equal (node.applied_seq, 42);
 
+    //  A first sample read late (the process was not looking: a loaded
+    //  machine) is no sample either, and a node never measured is asked
+    //  again, or a one-shot client would route without its RTT
+    node.ping_rid = 7;
+    node.ping_sent_us = t;
+    pong.rid = 7;
+    assert_true (wc_topology_pong (&node, &pong, t + 40000, false));
+    assert_true (node.rtt_ms < 0);
+    assert_int_equal (node.ping_rid, 0);
+
     //  The next one is the first sample (3 ms), taken as it is
     node.ping_rid = 8;
     node.ping_sent_us = t;
