@@ -45,7 +45,7 @@
 static const char *s_usage =
     "usage: walcast-bench-lag --primary HOST:PORT --replica HOST:PORT\n"
     "                         [--replica HOST:PORT ...] --rate N\n"
-    "                         [--seconds S] [--warmup S]\n"
+    "                         [--seconds S] [--warmup S] [--timeline FILE]\n"
     "\n"
     "Writes N writes/s (12-byte keys lag:%08d, 100-byte values) into the\n"
     "primary for WARMUP + S seconds while one thread per node watches that\n"
@@ -60,6 +60,10 @@ static const char *s_usage =
     "  --rate N             writes per second\n"
     "  --seconds S          measured time, default 3\n"
     "  --warmup S           time before it, not counted, default 1\n"
+    "  --timeline FILE      write, per millisecond of the primary's appends,\n"
+    "                       \"T_MS APPENDS LATE_MS MAXLAG_MS...\": LATE_MS the\n"
+    "                       most an append came after its write was due, then\n"
+    "                       one column per replica: when the lag grows, where\n"
     "  -h, --help           this help\n"
     "Exit: 0 done, 1 failed (a write refused, a seq missing), 2 bad usage.\n";
 
@@ -236,11 +240,13 @@ s_sleep_until (int64_t at_us)
     time it took, or -1. */
 static int
 s_write_paced (walcast_t *handle, double rate, uint64_t total, uint64_t warm,
-               s_watcher_t *watchers, size_t nwatchers, uint64_t *last, double *secs)
+               s_watcher_t *watchers, size_t nwatchers, uint64_t *last, double *secs,
+               int64_t *t0_us)
 {
     char key [S_KEY_SIZE + 1], value [S_VALUE_SIZE];
     memset (value, 'v', sizeof value);
     int64_t t0 = s_now_us ();
+    *t0_us = t0;
     uint64_t i = 0;
     while (i < total) {
         uint64_t due = (uint64_t) ((double) (s_now_us () - t0) * rate / 1e6) + 1;
@@ -331,12 +337,65 @@ s_report (const s_watcher_t *p, const s_watcher_t *r, uint64_t from, uint64_t to
     return rc;
 }
 
+/*  Write the timeline of seqs from..to to path: one line per millisecond
+    of the primary's stamps (from the first), with the appends in it, the
+    most one came after its write was due (seq from was due at due0_us,
+    the next ones every 1/rate s), and the largest lag of each replica
+    among them. 0, or -1 (said why). */
+static int
+s_timeline (const char *path, const s_watcher_t *w, size_t n, uint64_t from,
+            uint64_t to, double due0_us, double rate)
+{
+    FILE *file = fopen (path, "w");
+    if (!file) {
+        fprintf (stderr, "walcast-bench-lag: %s: %s\n", path, strerror (errno));
+        return -1;
+    }
+    int64_t t0 = w [0].stamp [from - w [0].first_seq];
+    int64_t bucket = -1, max [S_MAX_REPLICAS], late = 0;
+    size_t count = 0;
+    for (uint64_t s = from; s <= to + 1; s++) {
+        int64_t tp = s <= to ? w [0].stamp [s - w [0].first_seq] : INT64_MAX;
+        int64_t ms = s <= to ? (tp - t0) / 1000 : -2;
+        if (ms != bucket && count > 0) {
+            fprintf (file, "%" PRId64 " %zu %.3f", bucket, count, (double) late / 1000.0);
+            for (size_t k = 1; k < n; k++)
+                fprintf (file, " %.3f", (double) max [k - 1] / 1000.0);
+            fputc ('\n', file);
+            count = 0;
+        }
+        if (s > to)
+            break;
+        if (count == 0) {
+            late = INT64_MIN;
+            for (size_t k = 1; k < n; k++)
+                max [k - 1] = INT64_MIN;
+        }
+        bucket = ms;
+        count++;
+        int64_t due = (int64_t) (due0_us + (double) (s - from) * 1e6 / rate);
+        if (tp - due > late)
+            late = tp - due;
+        for (size_t k = 1; k < n; k++) {
+            int64_t lag = w [k].stamp [s - w [k].first_seq] - tp;
+            if (lag > max [k - 1])
+                max [k - 1] = lag;
+        }
+    }
+    if (fclose (file)) {
+        fprintf (stderr, "walcast-bench-lag: %s: %s\n", path, strerror (errno));
+        return -1;
+    }
+    return 0;
+}
+
 /*  What the command line asks for. */
 typedef struct {
     const char *primary;
     const char *replicas [S_MAX_REPLICAS];
     size_t nreplicas;
     double rate, seconds, warmup;
+    const char *timeline;           /* file for the lag per ms, or NULL */
 } s_args_t;
 
 /*  Parse a positive number into *out; false when it is not one. */
@@ -362,6 +421,7 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "rate", required_argument, NULL, 'r' },
         { "seconds", required_argument, NULL, 's' },
         { "warmup", required_argument, NULL, 'w' },
+        { "timeline", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -381,6 +441,8 @@ s_parse (int argc, char **argv, s_args_t *args)
             ok = s_positive (optarg, &args->seconds);
         else if (opt == 'w')
             ok = s_positive (optarg, &args->warmup);
+        else if (opt == 't')
+            args->timeline = optarg;
         else if (opt == 'h') {
             fputs (s_usage, stdout);
             return 1;
@@ -426,8 +488,9 @@ s_run (const s_args_t *args, walcast_t *writer)
     walcast_set_outcome_fn (writer, s_on_outcome, &outcomes);
     uint64_t last = 0;
     double secs = 0;
+    int64_t t0 = 0;
     if (status == 0
-    &&  s_write_paced (writer, args->rate, total, warm, watchers, n, &last, &secs))
+    &&  s_write_paced (writer, args->rate, total, warm, watchers, n, &last, &secs, &t0))
         status = 1;
     //  Tell every watch where to stop (a failed run: now).
     for (size_t k = 0; k < n; k++) {
@@ -457,6 +520,10 @@ s_run (const s_args_t *args, walcast_t *writer)
             if (s_report (&watchers [0], &watchers [k], outcomes.first_seq, last))
                 status = 1;
     }
+    if (status == 0 && args->timeline
+    &&  s_timeline (args->timeline, watchers, n, outcomes.first_seq, last,
+                    (double) t0 + (double) warm * 1e6 / args->rate, args->rate))
+        status = 1;
     for (size_t k = 0; k < n; k++)
         free (watchers [k].stamp);
     return status;
