@@ -38,11 +38,18 @@
     delete, which keeps the old array a valid Robin Hood table (lookups
     in it stay correct) and only ever moves entries into slots that were
     full, so the slots behind the scan position stay empty. With those
-    budgets a resize always ends long before the next one can be due
-    (growing needs at most count / 8 + capacity / 64 operations, the next
-    doubling is 70% of the old capacity in puts away, the next halving
-    far more deletes away), so the one-step fallback in s_resize_begin
-    never runs; a counter of the most any operation moved shows it.
+    budgets a resize always ends before the next one can be due (growing
+    needs at most count / 3 + capacity / 64 operations, about a quarter
+    of the old capacity, and the next doubling is 70% of it in puts away;
+    a halving, begun below 15%, needs at most 5% + 1/64 of the old
+    capacity and the next one is 7.5% of it in deletes away), so the
+    one-step fallback in s_resize_begin never runs; a counter of the most
+    any operation moved shows it. The budget is small on purpose: every
+    node of a cluster doubles at about the same write, and 8 moves a put
+    made a resize add more work than a busy 2-core machine had to spare
+    (replication lag at 150k writes/s: p99 3-6 ms with 8, 1.4-2.3 ms
+    with 3). Nor does an idle loop help: moving keys whenever a node's
+    poll found nothing made it 6-10 ms, every node spinning at once.
     Arrays of 4 MiB and more are mapped directly and given back 256 KiB at
     a time as the scan passes (lookups treat the slots behind the scan as
     empty, which they are), since freeing a 128 MiB array at once costs

@@ -69,7 +69,7 @@ uint64_t wc_store_digest (const wc_store_t *self);
 
 /*  A resize never moves more than this many keys in one operation, nor
     looks at more than this many slots of the table being emptied. */
-#define WC_STORE_REHASH_MOVES   8
+#define WC_STORE_REHASH_MOVES   3
 #define WC_STORE_REHASH_VISITS  64
 
 /*  How the table is doing, for tests and operators. */
