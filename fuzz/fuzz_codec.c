@@ -110,14 +110,20 @@ s_encode (const wc_msg_t *msg, msgpack_sbuffer *out)
 {
     int rc = 0;
     if (msg->type == WC_MSG_ENTRIES) {
-        rc = wc_entries_encode_header (msg->rid, msg->u.entries.last_seq,
-                                       msg->u.entries.count, out);
+        //  applied_us goes out as a stream message does (rid 0)
+        bool stream = msg->u.entries.applied_us != 0 && msg->rid == 0;
+        rc = stream ? wc_entries_encode_stream_header (msg->u.entries.last_seq,
+                                                       msg->u.entries.count, out)
+                    : wc_entries_encode_header (msg->rid, msg->u.entries.last_seq,
+                                                msg->u.entries.count, out);
         for (uint32_t i = 0; i < msg->u.entries.count && rc == 0; i++) {
             wc_entry_t entry;
             rc = wc_entry_from_object (&msg->u.entries.items [i], &entry);
             if (rc == 0)
                 rc = wc_entry_encode (&entry, out);
         }
+        if (rc == 0 && stream)
+            rc = wc_entries_encode_applied (msg->u.entries.applied_us, out);
         return rc;
     }
     if (msg->type == WC_MSG_WRITE_BATCH) {
@@ -162,6 +168,9 @@ s_check_round_trip (const wc_msg_t *msg)
               "the encoding of a decoded message does not decode");
     fz_check (again.type == msg->type && again.rid == msg->rid,
               "a round trip changed the type or the rid");
+    fz_check (msg->type != WC_MSG_ENTRIES || msg->rid != 0
+              || again.u.entries.applied_us == msg->u.entries.applied_us,
+              "a round trip changed a stream ENTRIES' applied_us");
     fz_check (s_encode (&again, &second) == 0, "a round trip does not encode");
     fz_check (first.size == second.size && memcmp (first.data, second.data, first.size) == 0,
               "a round trip changed the message");
@@ -241,8 +250,10 @@ s_fuzz_entries (const uint8_t *data, size_t size, int rc, const wc_msg_t *msg)
     }
     fz_check (next == 0 || next == WALCAST_EPROTO, "wc_scan_entries_next: unknown result");
     if (next == 0)
-        fz_check (whole && i == cursor.count,
-                  "the scan read an ENTRIES body whole that the codec refuses");
+        fz_check (whole && i == cursor.count
+                  && cursor.applied_us == msg->u.entries.applied_us,
+                  "the scan read an ENTRIES body whole that the codec refuses "
+                  "or reads otherwise");
 }
 
 //  A WRITE_BATCH body: when the scan checks it whole, the codec takes it
@@ -293,6 +304,9 @@ s_fuzz_body (const uint8_t *data, size_t size, int rc, const wc_msg_t *msg)
     fz_check (opened == (entries ? 0 : 1), "wc_scan_body and the codec disagree on the type");
     if (opened == 0) {
         fz_check (body.type == msg->type, "wc_scan_body read another type");
+        fz_check (msg->type != WC_MSG_ENTRIES
+                  || body.applied_us == msg->u.entries.applied_us,
+                  "wc_scan_body read another applied_us");
         wc_entry_t entry;
         const uint8_t *raw;
         size_t raw_len;

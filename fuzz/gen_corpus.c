@@ -276,6 +276,14 @@ s_lists (void)
     }
     s_seed ("entries", NULL, 0, buf.data, buf.size);
     buf.size = 0;
+    s_check (wc_entries_encode_stream_header (103, 2, &buf), "entries-stream");
+    for (uint64_t seq = 102; seq <= 103; seq++) {
+        wc_entry_t e = s_entry (seq, WC_OP_PUT, "key", "value");
+        s_check (wc_entry_encode (&e, &buf), "entries-stream");
+    }
+    s_check (wc_entries_encode_applied (1764547200123456ull, &buf), "entries-stream");
+    s_seed ("entries-stream", NULL, 0, buf.data, buf.size);
+    buf.size = 0;
     s_check (wc_entries_encode_header (43, 0, 0, &buf), "entries-empty");
     s_seed ("entries-empty", NULL, 0, buf.data, buf.size);
     buf.size = 0;

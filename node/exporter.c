@@ -9,6 +9,7 @@
 */
 #include <stdlib.h>
 #include "acks.h"
+#include "applylag.h"
 #include "exporter.h"
 #include "httpd.h"
 #include "log.h"
@@ -37,46 +38,50 @@ typedef struct {
     wc_metric_type_t   type;
     const char *const *labels;
     const char        *help;
+    const double      *bounds;      /* a histogram's; NULL: the latency bounds */
 } s_family_t;
 
 static const s_family_t s_families [] = {
     { "walcast_writes_total", WC_METRIC_COUNTER, NULL,
-      "Writes (PUT, DEL, each write of a batch) the primary committed to its log." },
-    { "walcast_reads_total", WC_METRIC_COUNTER, NULL, "GETs answered with a value." },
+      "Writes (PUT, DEL, each write of a batch) the primary committed to its log.", NULL },
+    { "walcast_reads_total", WC_METRIC_COUNTER, NULL, "GETs answered with a value.", NULL },
     { "walcast_entries_published_total", WC_METRIC_COUNTER, NULL,
-      "Entries applied and published on the stream." },
+      "Entries applied and published on the stream.", NULL },
     { "walcast_fetches_served_total", WC_METRIC_COUNTER, NULL,
-      "FETCH requests answered with entries (catch-up socket)." },
+      "FETCH requests answered with entries (catch-up socket).", NULL },
     { "walcast_gaps_repaired_total", WC_METRIC_COUNTER, NULL,
-      "Gaps this replica found in the stream and repaired by FETCH." },
+      "Gaps this replica found in the stream and repaired by FETCH.", NULL },
     { "walcast_snapshot_resyncs_total", WC_METRIC_COUNTER, NULL,
-      "Snapshots this replica installed to catch up." },
+      "Snapshots this replica installed to catch up.", NULL },
     { "walcast_bytes_received_total", WC_METRIC_COUNTER, s_socket,
-      "Request bytes received, by socket." },
+      "Request bytes received, by socket.", NULL },
     { "walcast_bytes_sent_total", WC_METRIC_COUNTER, s_socket,
-      "Reply and stream bytes sent, by socket." },
+      "Reply and stream bytes sent, by socket.", NULL },
     { "walcast_refused_requests_total", WC_METRIC_COUNTER, s_code,
-      "Requests answered with an error, by error code." },
+      "Requests answered with an error, by error code.", NULL },
     { "walcast_refused_connections_total", WC_METRIC_COUNTER, NULL,
-      "Connections refused at the CURVE handshake (no keys, or a key not trusted)." },
+      "Connections refused at the CURVE handshake (no keys, or a key not trusted).", NULL },
     { "walcast_refused_subscriptions_total", WC_METRIC_COUNTER, NULL,
-      "Stream subscriptions refused: their key has no role (CURVE)." },
+      "Stream subscriptions refused: their key has no role (CURVE).", NULL },
     { "walcast_replica_lag_entries", WC_METRIC_GAUGE, s_replica,
-      "Entries a replica lacks, from its last ACK (primary only)." },
+      "Entries a replica lacks, from its last ACK (primary only).", NULL },
     { "walcast_replica_lag_seconds", WC_METRIC_GAUGE, s_replica,
-      "Age of the first entry a replica lacks, from its last ACK (primary only)." },
+      "Age of the first entry a replica lacks, from its last ACK (primary only).", NULL },
     { "walcast_replicas_connected", WC_METRIC_GAUGE, NULL,
-      "Replicas that ACKed this epoch within --replica-lag (primary only)." },
-    { "walcast_wal_bytes", WC_METRIC_GAUGE, NULL, "Bytes of the log's segment files." },
-    { "walcast_wal_segments", WC_METRIC_GAUGE, NULL, "Segment files of the log." },
+      "Replicas that ACKed this epoch within --replica-lag (primary only).", NULL },
+    { "walcast_wal_bytes", WC_METRIC_GAUGE, NULL, "Bytes of the log's segment files.", NULL },
+    { "walcast_wal_segments", WC_METRIC_GAUGE, NULL, "Segment files of the log.", NULL },
     { "walcast_fsync_duration_seconds", WC_METRIC_HISTOGRAM, NULL,
-      "Duration of each fdatasync/fsync of the log." },
+      "Duration of each fdatasync/fsync of the log.", NULL },
     { "walcast_write_ack_duration_seconds", WC_METRIC_HISTOGRAM, NULL,
-      "From a write's arrival to its reply (primary)." },
-    { "walcast_epoch", WC_METRIC_GAUGE, NULL, "The node's epoch." },
-    { "walcast_applied_seq", WC_METRIC_GAUGE, NULL, "The last seq the node applied." },
+      "From a write's arrival to its reply (primary).", NULL },
+    { "walcast_replication_apply_lag_seconds", WC_METRIC_HISTOGRAM, NULL,
+      "Each streamed entry, from its upstream's apply to this replica's apply, "
+      "by the two nodes' wall clocks (replica).", wc_applylag_bounds },
+    { "walcast_epoch", WC_METRIC_GAUGE, NULL, "The node's epoch.", NULL },
+    { "walcast_applied_seq", WC_METRIC_GAUGE, NULL, "The last seq the node applied.", NULL },
     { "walcast_role", WC_METRIC_GAUGE, s_role,
-      "1 for the node's role (primary, candidate, replica), 0 for the others." },
+      "1 for the node's role (primary, candidate, replica), 0 for the others.", NULL },
 };
 
 #define S_NFAMILIES (sizeof s_families / sizeof s_families [0])
@@ -91,9 +96,10 @@ wc_exporter_new (wc_node_t *node, int port, char *why, size_t why_size)
     self->node = node;
     for (size_t f = 0; f < S_NFAMILIES; f++) {
         const s_family_t *family = &s_families [f];
+        const double *bounds = family->bounds ? family->bounds : wc_metrics_latency_bounds;
+        size_t nbounds = family->bounds ? WC_APPLYLAG_BUCKETS : WC_METRICS_LATENCY_BUCKETS;
         if (wc_metrics_family (self->metrics, family->name, family->type, family->help,
-                               family->labels, wc_metrics_latency_bounds,
-                               WC_METRICS_LATENCY_BUCKETS) != 0)
+                               family->labels, bounds, nbounds) != 0)
             goto error;
     }
     self->httpd = wc_httpd_new ("metrics", node->cfg.bind, port, why, why_size);
@@ -151,6 +157,9 @@ s_update_counts (wc_exporter_t *self)
     wc_metric_set_tally (wc_metrics_series (self->metrics,
                                             "walcast_write_ack_duration_seconds", NULL),
                          &stats->write_latency);
+    wc_metric_set_tally (wc_metrics_series (self->metrics,
+                                            "walcast_replication_apply_lag_seconds", NULL),
+                         &stats->apply_lag);
     wc_curve_t *curve = wc_sock_curve ();
     s_set (self, "walcast_refused_connections_total", NULL,
            curve ? (double) wc_curve_refused (curve) : 0);

@@ -267,9 +267,10 @@ s_stream_flush (wc_node_t *self)
     if (self->published_count == 0)
         return;
     self->scratch.size = 0;
-    if (wc_entries_encode_header (0, self->published_last, self->published_count,
-                                  &self->scratch) == 0
-    &&  self->scratch.size <= S_HEAD_ROOM) {
+    if (wc_entries_encode_stream_header (self->published_last, self->published_count,
+                                         &self->scratch) == 0
+    &&  self->scratch.size <= S_HEAD_ROOM
+    &&  wc_entries_encode_applied (wc_clock_wall_us (), &self->published) == 0) {
         char *start = self->published.data + S_HEAD_ROOM - self->scratch.size;
         memcpy (start, self->scratch.data, self->scratch.size);
         size_t len = self->published.size - S_HEAD_ROOM + self->scratch.size;

@@ -62,6 +62,8 @@ typedef struct {
     uint64_t           bytes_out [WC_NODE_SOCKETS];    /* replies, stream messages */
     uint64_t           refused [WC_NODE_ERRORS];       /* ERROR replies, by -code */
     wc_metrics_tally_t write_latency;   /* a write's arrival to its reply, s */
+    wc_metrics_tally_t apply_lag;       /* replica: upstream's apply to ours, s
+                                           (node/applylag.h) */
     int64_t            batch_us;        /* when the batch in hand was taken */
 } wc_node_stats_t;
 

@@ -26,6 +26,7 @@
 #if defined (__GLIBC__)
 #include <malloc.h>
 #endif
+#include "applylag.h"
 #include "acker.h"
 #include "download.h"
 #include "log.h"
@@ -121,6 +122,9 @@ struct wc_replica {
     int64_t         fetch_rtt_ms;     /* last FETCH round trip */
     int             timeouts;         /* FETCHes unanswered in a row */
     bool            silent_logged;
+
+    /* the stamps of stream messages not yet applied (the lag histogram) */
+    wc_applylag_t   applylag;
 
     /* live entries that arrived ahead of applied+1, in seq order */
     s_buffered_t   *buf;
@@ -618,6 +622,7 @@ s_heard_reply (wc_replica_t *self)
 static void
 s_renegotiate (wc_replica_t *self)
 {
+    wc_applylag_clear (&self->applylag);
     self->agreed = false;
     self->stream_high = 0;
     if (!self->fetching)
@@ -1122,6 +1127,8 @@ s_on_stream (wc_replica_t *self)
     if (rc == 0) {
         self->heard_ms = self->stream_heard_ms = wc_clock_ms ();
         self->stream_live = true;
+        wc_applylag_note (&self->applylag, entries.last_seq, entries.applied_us,
+                          entries.count);
         s_on_entries_msg (self, &entries, &body);
     }
     else
@@ -1242,6 +1249,9 @@ s_ack (wc_replica_t *self)
 void
 wc_replica_after_turn (wc_replica_t *self)
 {
+    if (self->applylag.len > 0)
+        wc_applylag_drain (&self->applylag, self->node->applied, wc_clock_wall_us (),
+                           &self->node->stats.apply_lag);
     s_ack (self);
 }
 

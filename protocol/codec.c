@@ -326,10 +326,11 @@ static const s_field_t s_fetch [] = {
     { .kind = S_U64, .offset = S_MSG (fetch.from_seq) },
     { .kind = S_U32_SAT, .offset = S_MSG (fetch.max_bytes) }
 };
-static const s_field_t s_entries [] = {
+static const s_field_t s_entries [] = {         /* 2 required, then applied_us */
     { .kind = S_U64, .offset = S_MSG (entries.last_seq) },
     { .kind = S_LIST, .offset = S_MSG (entries.count), .max = WC_MAX_BATCH,
-      .items = S_MSG (entries.items) }
+      .items = S_MSG (entries.items) },
+    { .kind = S_U64, .offset = S_MSG (entries.applied_us) }
 };
 static const s_field_t s_node_msg [] = {     /* REGISTER, NODE_HEARTBEAT */
     { .kind = S_RECORD, .offset = S_MSG (node), .record = &s_node_record }
@@ -362,7 +363,7 @@ static const s_msg_desc_t s_descs [] = {
     [WC_MSG_ENTRY]        = { "ENTRY", false, s_entry_msg, 1, 1, S_OPT_NONE },
     [WC_MSG_HEARTBEAT]    = { "HEARTBEAT", false, s_heartbeat, 3, 3, S_OPT_NONE },
     [WC_MSG_FETCH]        = { "FETCH", true, s_fetch, 2, 2, S_OPT_NONE },
-    [WC_MSG_ENTRIES]      = { "ENTRIES", true, s_entries, 2, 2, S_OPT_NONE },
+    [WC_MSG_ENTRIES]      = { "ENTRIES", true, s_entries, 3, 2, S_OPT_EACH },
     [WC_MSG_EPOCH_END]    = { "EPOCH_END", true, s_epoch_end, 1, 1, S_OPT_NONE },
     [WC_MSG_EPOCH_END_REPLY] = { "EPOCH_END_REPLY", true, s_epoch_end, 3, 3, S_OPT_NONE },
     [WC_MSG_SNAPSHOT_GET] = { "SNAPSHOT_GET", true, s_snapshot_get, 3, 3, S_OPT_NONE },
@@ -1064,10 +1065,11 @@ wc_msg_encode (const wc_msg_t *msg, msgpack_sbuffer *out)
     const s_msg_desc_t *desc = msg->type < 0 ? NULL : s_desc ((uint64_t) msg->type);
     if (desc == NULL)
         return WALCAST_EINVAL;
-    //  ENTRIES and TOPOLOGY end in a list, whose items the caller appends:
-    //  they have their own encoders.
-    if (desc->nfields > 0 && desc->fields [desc->nfields - 1].kind == S_LIST)
-        return WALCAST_EINVAL;
+    //  ENTRIES, WRITE_BATCH and TOPOLOGY hold a list, whose items the
+    //  caller appends: they have their own encoders.
+    for (uint32_t i = 0; i < desc->nfields; i++)
+        if (desc->fields [i].kind == S_LIST)
+            return WALCAST_EINVAL;
     return s_encode (desc, msg, out);
 }
 
@@ -1139,6 +1141,31 @@ wc_entries_encode_header (uint64_t rid, uint64_t last_seq, uint32_t count,
     msg.u.entries.last_seq = last_seq;
     msg.u.entries.count = count;
     return s_encode (&s_descs [WC_MSG_ENTRIES], &msg, out);
+}
+
+int
+wc_entries_encode_stream_header (uint64_t last_seq, uint32_t count, msgpack_sbuffer *out)
+{
+    if (count > WC_MAX_BATCH)
+        return WALCAST_EINVAL;
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
+    size_t start = out->size;
+    bool ok = s_pack_head (&pk, 6, WC_MSG_ENTRIES)
+           && msgpack_pack_uint64 (&pk, 0) == 0                  /* rid */
+           && msgpack_pack_uint64 (&pk, last_seq) == 0
+           && msgpack_pack_array (&pk, count) == 0;
+    return s_finish (ok ? 0 : WALCAST_ENOMEM, out, start);
+}
+
+int
+wc_entries_encode_applied (uint64_t applied_us, msgpack_sbuffer *out)
+{
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
+    size_t start = out->size;
+    return s_finish (msgpack_pack_uint64 (&pk, applied_us) == 0 ? 0 : WALCAST_ENOMEM,
+                     out, start);
 }
 
 int

@@ -274,8 +274,11 @@ typedef struct {
         /* FETCH: max_bytes is clamped to WC_MAX_FETCH_BYTES by the server */
         struct { uint64_t from_seq; uint32_t max_bytes; } fetch;
         /* ENTRIES: items[0..count) are entry arrays, check each with
-           wc_entry_from_object. last_seq is the sender's last seq. */
-        struct { uint64_t last_seq; uint32_t count; const msgpack_object *items; } entries;
+           wc_entry_from_object. last_seq is the sender's last seq;
+           applied_us (optional, 0 when absent) the sender's wall clock,
+           us, when it had applied them all (stream messages). */
+        struct { uint64_t last_seq; uint32_t count; const msgpack_object *items;
+                 uint64_t applied_us; } entries;
         /* REGISTER, NODE_HEARTBEAT: [v, 64|65, rid, node_info] */
         wc_node_info_t node;
         /* TOPOLOGY_GET: [v, 66, rid] (no fields) */
@@ -321,6 +324,14 @@ int wc_entry_msg_encode_raw (const void *entry_bytes, size_t len,
     (raw WAL payloads) with msgpack_sbuffer_write. */
 int wc_entries_encode_header (uint64_t rid, uint64_t last_seq, uint32_t count,
                               msgpack_sbuffer *out);
+
+/*  The same for a stream ENTRIES that carries applied_us (not 0): the
+    head says six elements, [version, ENTRIES, 0, last_seq, array of
+    count, applied_us]; the caller appends the count entries and then
+    wc_entries_encode_applied (applied_us). */
+int wc_entries_encode_stream_header (uint64_t last_seq, uint32_t count,
+                                     msgpack_sbuffer *out);
+int wc_entries_encode_applied (uint64_t applied_us, msgpack_sbuffer *out);
 
 /*  Append the head of a WRITE_BATCH: [version, WRITE_BATCH, rid, acks,
     ack_timeout_ms, array of count]; then append count wc_write_encode. */

@@ -159,9 +159,10 @@ wc_scan_entries (const void *buf, size_t len, wc_scan_entries_t *cursor)
     memset (cursor, 0, sizeof *cursor);
     s_in_t in = { (const uint8_t *) buf, (const uint8_t *) buf + len };
     uint64_t n;
-    if (len < 3 || in.p [0] != 0x95 || in.p [1] != WC_PROTOCOL_VERSION
-    ||  in.p [2] != WC_MSG_ENTRIES)
+    if (len < 3 || (in.p [0] != 0x95 && in.p [0] != 0x96)
+    ||  in.p [1] != WC_PROTOCOL_VERSION || in.p [2] != WC_MSG_ENTRIES)
         return WALCAST_EPROTO;
+    cursor->trailer = in.p [0] == 0x96;
     in.p += 3;
     if (!s_uint (&in, &cursor->rid) || !s_uint (&in, &cursor->last_seq)
     ||  !s_array (&in, &n) || n > WC_MAX_BATCH)
@@ -177,8 +178,16 @@ int
 wc_scan_entries_next (wc_scan_entries_t *cursor, wc_entry_t *entry,
                       const uint8_t **raw, size_t *raw_len)
 {
-    if (cursor->read == cursor->count)
+    if (cursor->read == cursor->count) {
+        if (cursor->trailer) {          /* applied_us, once */
+            s_in_t in = { cursor->buf + cursor->pos, cursor->buf + cursor->len };
+            if (!s_uint (&in, &cursor->applied_us))
+                return WALCAST_EPROTO;
+            cursor->pos = (size_t) (in.p - cursor->buf);
+            cursor->trailer = false;
+        }
         return cursor->pos == cursor->len ? 0 : WALCAST_EPROTO;
+    }
     size_t used;
     const uint8_t *at = cursor->buf + cursor->pos;
     if (wc_scan_entry (at, cursor->len - cursor->pos, entry, &used) != 0)
@@ -223,6 +232,7 @@ s_entries_fast (wc_scan_body_t *body)
     int rc;
     while ((rc = wc_scan_entries_next (&check, &entry, &raw, &raw_len)) == 1)
         ;
+    body->applied_us = check.applied_us;
     return rc == 0;
 }
 
@@ -263,6 +273,7 @@ wc_scan_body (wc_scan_body_t *body, const void *data, size_t len,
     body->last_seq = msg->u.entries.last_seq;
     body->count = msg->u.entries.count;
     body->items = msg->u.entries.items;
+    body->applied_us = msg->u.entries.applied_us;
     return 0;
 }
 

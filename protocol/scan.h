@@ -25,6 +25,7 @@
 #define WC_SCAN_H_INCLUDED
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include "codec.h"
 
@@ -44,6 +45,8 @@ typedef struct {
     uint64_t       last_seq;
     uint32_t       count;       /* entries in the body */
     uint32_t       read;        /* entries read so far */
+    bool           trailer;     /* a sixth element, applied_us, follows them */
+    uint64_t       applied_us;  /* its value, once the entries were read */
 } wc_scan_entries_t;
 
 /*  Start reading an ENTRIES body: 0 when its head is canonical (cursor
@@ -52,7 +55,9 @@ typedef struct {
 int wc_scan_entries (const void *buf, size_t len, wc_scan_entries_t *cursor);
 
 /*  The next entry: 1 with entry filled (and its bytes at *raw, *raw_len),
-    0 when all were read and the body ends exactly there, WALCAST_EPROTO
+    0 when all were read and the body ends exactly there (after
+    applied_us, read into the cursor, when the head announced it),
+    WALCAST_EPROTO
     when the rest is not canonical (decode the body with wc_msg_decode;
     the entries already read were valid). */
 int wc_scan_entries_next (wc_scan_entries_t *cursor, wc_entry_t *entry,
@@ -107,6 +112,8 @@ typedef struct {
     uint64_t                last_seq;   /* ENTRIES: the sender's last seq; ENTRY:
                                            the entry's seq */
     uint32_t                count;      /* entries in the body */
+    uint64_t                applied_us; /* ENTRIES: when the sender had
+                                           applied them, 0 when absent */
     /* private */
     const uint8_t          *data;
     size_t                  len;

@@ -50,12 +50,19 @@ void
 wc_metrics_tally_add (wc_metrics_tally_t *tally, const double *bounds, size_t nbounds,
                       double value)
 {
+    wc_metrics_tally_add_n (tally, bounds, nbounds, value, 1);
+}
+
+void
+wc_metrics_tally_add_n (wc_metrics_tally_t *tally, const double *bounds, size_t nbounds,
+                        double value, uint64_t n)
+{
     size_t i = 0;
     while (i < nbounds && value > bounds [i])
         i++;
-    tally->counts [i]++;
-    tally->sum += value;
-    tally->count++;
+    tally->counts [i] += n;
+    tally->sum += value * (double) n;
+    tally->count += n;
 }
 
 wc_metrics_t *

@@ -48,6 +48,10 @@ extern const double wc_metrics_latency_bounds [];
 void wc_metrics_tally_add (wc_metrics_tally_t *tally, const double *bounds,
                            size_t nbounds, double value);
 
+/*  The same, n observations of value at once. */
+void wc_metrics_tally_add_n (wc_metrics_tally_t *tally, const double *bounds,
+                             size_t nbounds, double value, uint64_t n);
+
 typedef struct wc_metrics wc_metrics_t;
 typedef struct wc_metric wc_metric_t;
 

@@ -402,6 +402,7 @@ s_sample_node (int k)
 #define S_GET_SHORT  2
 #define S_WRITE_OK_SHORT 6
 #define S_PONG_SHORT 9
+#define S_ENTRIES    17
 #define S_GET_LONG   18
 #define S_PONG_LONG  19
 #define S_REGISTER   20
@@ -1355,6 +1356,12 @@ test_golden_protocol_examples (void **state)
     assert_int_equal (wc_entries_encode_header (7, 42, 1, &sb), 0);
     assert_int_equal (wc_entry_encode (&e, &sb), 0);
     ok &= s_golden_ok ("ENTRIES", sb.data, sb.size, "95 01 31 07 2a 91 " S_ENTRY_HEX);
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entries_encode_stream_header (42, 1, &sb), 0);
+    assert_int_equal (wc_entry_encode (&e, &sb), 0);
+    assert_int_equal (wc_entries_encode_applied (UINT64_C (1764547200123456), &sb), 0);
+    ok &= s_golden_ok ("ENTRIES, stream", sb.data, sb.size,
+                       "96 01 31 00 2a 91 " S_ENTRY_HEX " cf 00 06 44 d8 a9 0d 82 40");
 
     m = (wc_msg_t) { .type = WC_MSG_GET, .rid = 3 };
     m.u.req.key = s_bytes ("user:1");
@@ -2395,7 +2402,8 @@ test_extra_elements_accepted (void **state)
         //  test_optional_fields_partial and test_acks_fields (FOLLOW's
         //  key: test_curve_keys).
         if (i == S_PUT_SHORT || i == S_DEL_SHORT || i == S_GET_SHORT
-        ||  i == S_WRITE_OK_SHORT || i == S_PONG_SHORT || i == S_FOLLOW)
+        ||  i == S_WRITE_OK_SHORT || i == S_PONG_SHORT || i == S_FOLLOW
+        ||  i == S_ENTRIES)
             continue;
         s_encode_sample (i, &sb);
         s_rebuild (sb.data, sb.size, -1, NULL, extra, 4, &more);
@@ -2619,6 +2627,24 @@ test_optional_fields_partial (void **state)
 
     //  Something else after the key is malformed, not ignored
     msgpack_object junk [3] = { s_obj_nil (), s_obj_str ("x"), s_obj_int (-1) };
+    for (int k = 0; k < 3; k++) {
+        s_rebuild (sb.data, sb.size, -1, NULL, &junk [k], 1, &bad);
+        assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+    }
+
+    //  ENTRIES with applied_us: read; anything but a uint there is
+    //  malformed; what comes after it is ignored
+    s_encode_sample (S_ENTRIES, &sb);
+    msgpack_object applied [2] = { s_obj_uint (1764547200123456), s_obj_str ("later") };
+    s_rebuild (sb.data, sb.size, -1, NULL, applied, 1, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), 0);
+    assert_int_equal (m.u.entries.count, 2);
+    assert_true (m.u.entries.applied_us == 1764547200123456);
+    s_rebuild (sb.data, sb.size, -1, NULL, applied, 2, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), 0);
+    assert_true (m.u.entries.applied_us == 1764547200123456);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
+    assert_int_equal (m.u.entries.applied_us, 0);           /* absent */
     for (int k = 0; k < 3; k++) {
         s_rebuild (sb.data, sb.size, -1, NULL, &junk [k], 1, &bad);
         assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);

@@ -13,7 +13,8 @@
       replica's refusal of a write counted under code="ENOTPRIMARY";
     - the primary shows the replica's lag series, down to 0 entries once
       it has converged; the WAL has bytes and a segment; fsyncs were
-      timed; each node shows its role;
+      timed; each node shows its role; the replica's apply-lag histogram
+      counts the entries it took from the stream (the primary's none);
     - the broker shows each region's node up, then after a SIGKILL of the
       primary one failover, eu's node down, and the promoted replica
       shows the primary role;
@@ -309,6 +310,8 @@ s_check_nodes (cluster_t *c, int p, int r, int p_port, int r_port)
     assert_true (s_check_histogram (after, "walcast_write_ack_duration_seconds")
                  == acks1 + 3);
     assert_true (s_check_histogram (after, "walcast_fsync_duration_seconds") > 0);
+    //  A primary applies nothing from a stream: no apply lag of its own
+    assert_true (s_check_histogram (after, "walcast_replication_apply_lag_seconds") == 0);
     free (after);
 
     //  The replica: its role, and a write it refused, by code
@@ -323,6 +326,12 @@ s_check_nodes (cluster_t *c, int p, int r, int p_port, int r_port)
     assert_true (s_value (replica, "walcast_role{role=\"primary\"}") == 0);
     assert_true (s_value (replica, "walcast_applied_seq") == (double) last.seq);
     s_check_histogram (replica, "walcast_fsync_duration_seconds");
+    //  Every entry the replica applied from the stream has its lag, each
+    //  under 10 s on loopback (the primary publishes each entry once)
+    double lagged = s_check_histogram (replica, "walcast_replication_apply_lag_seconds");
+    assert_true (lagged >= 1 && lagged <= N_WRITES + 3);
+    assert_true (s_value (replica, "walcast_replication_apply_lag_seconds_bucket{le=\"10\"}")
+                 == lagged);
     free (replica);
 }
 

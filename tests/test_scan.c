@@ -344,6 +344,78 @@ test_body_forms (void **state)
     msgpack_sbuffer_destroy (&buf);
 }
 
+//  A stream ENTRIES carries applied_us after its entries: the scan and
+//  the codec read the same value, in any int form; a head that promises
+//  it without it, or something else in its place, is malformed.
+static void
+s_stream_body (msgpack_sbuffer *buf, uint32_t n, const char *trailer, size_t trailer_len)
+{
+    msgpack_sbuffer tmp;
+    msgpack_sbuffer_init (&tmp);
+    s_entries_body (&tmp, 10, n);
+    buf->size = 0;
+    assert_int_equal (wc_entries_encode_stream_header (10 + n - 1, n, buf), 0);
+    //  the entries of tmp, after its 5-element head
+    wc_scan_entries_t cur;
+    assert_int_equal (wc_scan_entries (tmp.data, tmp.size, &cur), 0);
+    msgpack_sbuffer_write (buf, tmp.data + cur.pos, tmp.size - cur.pos);
+    msgpack_sbuffer_write (buf, trailer, trailer_len);
+    msgpack_sbuffer_destroy (&tmp);
+}
+
+static void
+test_stream_applied_us (void **state)
+{
+    (void) state;
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    msgpack_unpacked storage;
+    msgpack_unpacked_init (&storage);
+    wc_scan_body_t body;
+    wc_msg_t msg;
+    int kind;
+    bool slow;
+
+    //  shortest form: the scan reads it, before the first entry
+    s_stream_body (&buf, 20, "\xcf\x00\x06\x44\xd8\xa9\x0d\x82\x40", 9);
+    assert_int_equal (wc_scan_body (&body, buf.data, buf.size, &storage, &msg), 0);
+    assert_true (body.applied_us == 1764547200123456);
+    assert_int_equal (body.count, 20);
+    assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 10), 20);
+    assert_false (slow);
+    //  the same value in a longer form: the codec's, the same value
+    s_stream_body (&buf, 3, "\xcf\x00\x00\x00\x00\x00\x00\x00\x07", 9);
+    assert_int_equal (wc_scan_body (&body, buf.data, buf.size, &storage, &msg), 0);
+    assert_int_equal (body.applied_us, 7);
+    assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 10), 3);
+    assert_true (slow);
+    //  missing, or not a uint: malformed, no entry read
+    s_stream_body (&buf, 3, "", 0);
+    assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 10), 0);
+    assert_true (kind < 0);
+    s_stream_body (&buf, 3, "\xc0", 1);
+    assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 10), 0);
+    assert_true (kind < 0);
+    //  the cursor: applied_us once every entry was read, then the end again
+    s_stream_body (&buf, 2, "\x2a", 1);
+    wc_scan_entries_t cur;
+    assert_int_equal (wc_scan_entries (buf.data, buf.size, &cur), 0);
+    wc_entry_t e;
+    const uint8_t *raw;
+    size_t raw_len;
+    assert_int_equal (wc_scan_entries_next (&cur, &e, &raw, &raw_len), 1);
+    assert_int_equal (wc_scan_entries_next (&cur, &e, &raw, &raw_len), 1);
+    assert_int_equal (wc_scan_entries_next (&cur, &e, &raw, &raw_len), 0);
+    assert_int_equal (cur.applied_us, 42);
+    assert_int_equal (wc_scan_entries_next (&cur, &e, &raw, &raw_len), 0);
+    //  a catch-up reply has none: 0
+    s_entries_body (&buf, 10, 2);
+    assert_int_equal (wc_scan_body (&body, buf.data, buf.size, &storage, &msg), 0);
+    assert_int_equal (body.applied_us, 0);
+    msgpack_unpacked_destroy (&storage);
+    msgpack_sbuffer_destroy (&buf);
+}
+
 //  A WRITE_BATCH the scan takes, the codec takes the same way: over
 //  random mutations of valid batches; and the writes read back.
 static void
@@ -421,6 +493,7 @@ main (void)
         cmocka_unit_test (test_non_canonical_left_to_codec),
         cmocka_unit_test (test_entries_cursor),
         cmocka_unit_test (test_body_forms),
+        cmocka_unit_test (test_stream_applied_us),
         cmocka_unit_test (test_write_batch_agrees),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
