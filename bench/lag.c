@@ -20,11 +20,25 @@
     seq of the measured part must reach every watch: the watch loses
     nothing, and a seq that never came is an error.
 
-    Only the public API (include/walcast.h) is used.
+    With --replica-metrics PORT (one per --replica, in their order) no
+    watch runs: each replica measures its own lag, entry by entry, from
+    the stamp its upstream puts on each stream message (the primary's
+    wall clock, in microseconds, once it applied the message's entries,
+    as it publishes it) to its own apply of them, into the histogram
+    walcast_replication_apply_lag_seconds of its /metrics. The bench
+    reads that histogram when the warm-up ends and again once the replica
+    applied the last write, and gives the percentiles of the difference,
+    interpolated inside its buckets as Prometheus does (exact at the
+    bounds: 1 ms is one), plus the share of entries at or under 1 ms.
+    This measures what the watches cannot: the lag without three more
+    subscribers and their threads on the same cores.
+
+    Only the public surfaces are used: include/walcast.h, and /metrics.
 */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -34,6 +48,7 @@
 #include <string.h>
 #include <time.h>
 #include "walcast.h"
+#include "http_get.h"
 
 #define S_MAX_REPLICAS   8
 #define S_KEY_SIZE       12          /* "lag:%08d" */
@@ -41,11 +56,14 @@
 #define S_SLICE_MS       200         /* a watch call returns this often when idle */
 #define S_FINISH_US      30000000    /* the last seq must reach every watch by then */
 #define S_TIMEOUT_MS     5000        /* each library call */
+#define S_LAG_FAMILY     "walcast_replication_apply_lag_seconds"
+#define S_MAX_BUCKETS    32          /* of the histogram, +Inf included */
 
 static const char *s_usage =
     "usage: walcast-bench-lag --primary HOST:PORT --replica HOST:PORT\n"
     "                         [--replica HOST:PORT ...] --rate N\n"
     "                         [--seconds S] [--warmup S] [--timeline FILE]\n"
+    "                         [--replica-metrics PORT ...]\n"
     "\n"
     "Writes N writes/s (12-byte keys lag:%08d, 100-byte values) into the\n"
     "primary for WARMUP + S seconds while one thread per node watches that\n"
@@ -60,6 +78,11 @@ static const char *s_usage =
     "  --rate N             writes per second\n"
     "  --seconds S          measured time, default 3\n"
     "  --warmup S           time before it, not counted, default 1\n"
+    "  --replica-metrics PORT  the /metrics port of a replica (127.0.0.1), one\n"
+    "                       per --replica in the same order: no watches; the\n"
+    "                       replicas' own apply-lag histograms, read at the end\n"
+    "                       of the warm-up and at the end, give the lines\n"
+    "                       (\"from=metrics\", and under_1ms=FRACTION)\n"
     "  --timeline FILE      write, per millisecond of the primary's appends,\n"
     "                       \"T_MS APPENDS LATE_MS MAXLAG_MS...\": LATE_MS the\n"
     "                       most an append came after its write was due, then\n"
@@ -235,12 +258,30 @@ s_sleep_until (int64_t at_us)
         ;
 }
 
-/*  Write total writes at rate per second, from now; tell the watchers
+/*  Called once, when the measured part starts (the warm-up's end). */
+typedef void (s_at_warm_fn) (void *arg);
+
+/*  The watches, told when the measured part starts (gaps they repair
+    from then on are counted). */
+typedef struct {
+    s_watcher_t *watchers;
+    size_t n;
+} s_watch_set_t;
+
+static void
+s_watches_warm (void *arg)
+{
+    s_watch_set_t *set = (s_watch_set_t *) arg;
+    for (size_t k = 0; k < set->n; k++)
+        atomic_store (&set->watchers [k].measure_us, s_now_us ());
+}
+
+/*  Write total writes at rate per second, from now; call at_warm (arg)
     when the measured part starts. 0 with *last the last seq and *secs the
     time it took, or -1. */
 static int
 s_write_paced (walcast_t *handle, double rate, uint64_t total, uint64_t warm,
-               s_watcher_t *watchers, size_t nwatchers, uint64_t *last, double *secs,
+               s_at_warm_fn *at_warm, void *arg, uint64_t *last, double *secs,
                int64_t *t0_us)
 {
     char key [S_KEY_SIZE + 1], value [S_VALUE_SIZE];
@@ -258,8 +299,7 @@ s_write_paced (walcast_t *handle, double rate, uint64_t total, uint64_t warm,
         }
         for (; i < due; i++) {
             if (i == warm)
-                for (size_t k = 0; k < nwatchers; k++)
-                    atomic_store (&watchers [k].measure_us, s_now_us ());
+                at_warm (arg);
             snprintf (key, sizeof key, "lag:%08" PRIu64, i % 100000000u);
             memcpy (value, key, S_KEY_SIZE);
             int rc = walcast_put_async (handle, key, S_KEY_SIZE, value, sizeof value, i);
@@ -389,6 +429,137 @@ s_timeline (const char *path, const s_watcher_t *w, size_t n, uint64_t from,
     return 0;
 }
 
+/*  A replica's apply-lag histogram as /metrics shows it: cumulative
+    counts per upper bound (seconds; the last +Inf), and its applied seq
+    at the same render. */
+typedef struct {
+    double   bound [S_MAX_BUCKETS];
+    double   cum [S_MAX_BUCKETS];
+    size_t   n;
+    uint64_t applied;
+} s_hist_t;
+
+/*  Read the histogram of the text at one line: false when it is not one
+    of its bucket lines (or there is no room). */
+static bool
+s_hist_line (s_hist_t *h, const char *line)
+{
+    static const char prefix [] = S_LAG_FAMILY "_bucket{le=\"";
+    if (strncmp (line, prefix, sizeof prefix - 1) != 0 || h->n == S_MAX_BUCKETS)
+        return false;
+    const char *le = line + sizeof prefix - 1;
+    const char *value = strstr (le, "} ");
+    if (!value)
+        return false;
+    h->bound [h->n] = strncmp (le, "+Inf", 4) == 0 ? INFINITY : strtod (le, NULL);
+    h->cum [h->n] = strtod (value + 2, NULL);
+    h->n++;
+    return true;
+}
+
+/*  GET /metrics from 127.0.0.1:port into h. 0, or -1 (said why). */
+static int
+s_scrape (int port, s_hist_t *h)
+{
+    memset (h, 0, sizeof *h);
+    http_reply_t reply;
+    if (http_request (port, "GET", "/metrics", S_TIMEOUT_MS, &reply, 1) != 0
+    ||  reply.status != 200) {
+        if (reply.status)
+            http_reply_free (&reply);
+        fprintf (stderr, "walcast-bench-lag: no /metrics on 127.0.0.1:%d "
+                 "(start the replica with --metrics-port %d)\n", port, port);
+        return -1;
+    }
+    bool applied = false;
+    for (char *line = strtok (reply.body, "\n"); line; line = strtok (NULL, "\n")) {
+        if (s_hist_line (h, line))
+            continue;
+        if (strncmp (line, "walcast_applied_seq ", 20) == 0) {
+            h->applied = (uint64_t) strtod (line + 20, NULL);
+            applied = true;
+        }
+    }
+    http_reply_free (&reply);
+    if (h->n == 0 || !isinf (h->bound [h->n - 1]) || !applied) {
+        fprintf (stderr, "walcast-bench-lag: 127.0.0.1:%d: no %s histogram (a node "
+                 "before walcast 0.6?)\n", port, S_LAG_FAMILY);
+        return -1;
+    }
+    return 0;
+}
+
+/*  The value under which fraction q of the entries of the difference
+    d (non-cumulative per bucket, total n) lie, in ms: linear inside its
+    bucket, as Prometheus's histogram_quantile; a quantile in the +Inf
+    bucket is the last finite bound. */
+static double
+s_quantile (const s_hist_t *h, const double *d, double n, double q)
+{
+    double rank = q * n, below = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (below + d [i] >= rank && d [i] > 0) {
+            double lo = i ? h->bound [i - 1] : 0;
+            if (isinf (h->bound [i]))
+                return lo * 1000;
+            return (lo + (h->bound [i] - lo) * (rank - below) / d [i]) * 1000;
+        }
+        below += d [i];
+    }
+    return h->n > 1 ? h->bound [h->n - 2] * 1000 : 0;
+}
+
+/*  Print the lag line of replica addr from the histograms at the start
+    (a) and the end (b) of the measured part. 0, or -1 (nothing measured). */
+static int
+s_hist_report (const char *addr, const s_hist_t *a, const s_hist_t *b)
+{
+    if (a->n != b->n) {
+        fprintf (stderr, "walcast-bench-lag: %s: the histogram changed shape\n", addr);
+        return -1;
+    }
+    double d [S_MAX_BUCKETS], n = 0, under_1ms = 0;
+    size_t lowest = b->n, highest = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        d [i] = (b->cum [i] - (i ? b->cum [i - 1] : 0)) - (a->cum [i] - (i ? a->cum [i - 1] : 0));
+        n += d [i];
+        if (b->bound [i] <= 0.001)
+            under_1ms += d [i];
+        if (d [i] > 0) {
+            lowest = lowest < i ? lowest : i;
+            highest = i;
+        }
+    }
+    if (n <= 0) {
+        fprintf (stderr, "walcast-bench-lag: %s counted no entry: is it a replica of the "
+                 "primary?\n", addr);
+        return -1;
+    }
+    double max = isinf (b->bound [highest]) ? b->bound [highest - 1] : b->bound [highest];
+    printf ("lag %s samples=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f "
+            "min_ms=%.3f repairs=0 under_1ms=%.4f from=metrics\n", addr, n,
+            s_quantile (b, d, n, 0.50), s_quantile (b, d, n, 0.99),
+            s_quantile (b, d, n, 0.999), max * 1000,
+            lowest ? b->bound [lowest - 1] * 1000 : 0, under_1ms / n);
+    return 0;
+}
+
+/*  The replicas' /metrics, read when the measured part starts. */
+typedef struct {
+    const int *ports;
+    size_t n;
+    s_hist_t start [S_MAX_REPLICAS];
+    int rc;
+} s_scrapes_t;
+
+static void
+s_scrapes_warm (void *arg)
+{
+    s_scrapes_t *self = (s_scrapes_t *) arg;
+    for (size_t k = 0; k < self->n && self->rc == 0; k++)
+        self->rc = s_scrape (self->ports [k], &self->start [k]);
+}
+
 /*  What the command line asks for. */
 typedef struct {
     const char *primary;
@@ -396,6 +567,8 @@ typedef struct {
     size_t nreplicas;
     double rate, seconds, warmup;
     const char *timeline;           /* file for the lag per ms, or NULL */
+    int metrics [S_MAX_REPLICAS];   /* each replica's /metrics port */
+    size_t nmetrics;
 } s_args_t;
 
 /*  Parse a positive number into *out; false when it is not one. */
@@ -422,6 +595,7 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "seconds", required_argument, NULL, 's' },
         { "warmup", required_argument, NULL, 'w' },
         { "timeline", required_argument, NULL, 't' },
+        { "replica-metrics", required_argument, NULL, 'm' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -443,6 +617,11 @@ s_parse (int argc, char **argv, s_args_t *args)
             ok = s_positive (optarg, &args->warmup);
         else if (opt == 't')
             args->timeline = optarg;
+        else if (opt == 'm' && args->nmetrics < S_MAX_REPLICAS) {
+            double port;
+            ok = s_positive (optarg, &port) && port <= 65535 && port == (int) port;
+            args->metrics [args->nmetrics++] = ok ? (int) port : 0;
+        }
         else if (opt == 'h') {
             fputs (s_usage, stdout);
             return 1;
@@ -460,7 +639,66 @@ s_parse (int argc, char **argv, s_args_t *args)
                  "needed\n%s", s_usage);
         return 2;
     }
+    if (args->nmetrics && (args->nmetrics != args->nreplicas || args->timeline)) {
+        fprintf (stderr, "walcast-bench-lag: give one --replica-metrics per --replica, "
+                 "and no --timeline with them (it needs the watches)\n%s", s_usage);
+        return 2;
+    }
     return 0;
+}
+
+/*  Wait for the render of replica k's /metrics that shows seq last
+    applied, then print its line. 0, or -1 (said why). */
+static int
+s_metrics_report (const s_args_t *args, const s_scrapes_t *scrapes, size_t k,
+                  uint64_t last)
+{
+    int64_t deadline = s_now_us () + S_FINISH_US;
+    s_hist_t end;
+    while (true) {
+        if (s_scrape (args->metrics [k], &end) != 0)
+            return -1;
+        if (end.applied >= last)
+            return s_hist_report (args->replicas [k], &scrapes->start [k], &end);
+        if (s_now_us () > deadline) {
+            fprintf (stderr, "walcast-bench-lag: %s: applied %" PRIu64 ", not %" PRIu64
+                     ", after %d s\n", args->replicas [k], end.applied, last,
+                     S_FINISH_US / 1000000);
+            return -1;
+        }
+        s_sleep_until (s_now_us () + 100000);
+    }
+}
+
+/*  The writes, with the replicas' own histograms in place of watches:
+    0 or 1. */
+static int
+s_run_metrics (const s_args_t *args, walcast_t *writer)
+{
+    uint64_t warm = (uint64_t) (args->rate * args->warmup);
+    uint64_t total = warm + (uint64_t) (args->rate * args->seconds);
+    s_scrapes_t scrapes = { .ports = args->metrics, .n = args->nmetrics };
+    s_writer_t outcomes = { warm, 0, 0, 0 };
+    walcast_set_outcome_fn (writer, s_on_outcome, &outcomes);
+    uint64_t last = 0;
+    double secs = 0;
+    int64_t t0 = 0;
+    if (s_write_paced (writer, args->rate, total, warm, s_scrapes_warm, &scrapes, &last,
+                       &secs, &t0) || scrapes.rc)
+        return 1;
+    if (outcomes.failed || !outcomes.first_seq) {
+        fprintf (stderr, "walcast-bench-lag: %" PRIu64 " writes failed (%s)\n",
+                 outcomes.failed, walcast_strerror (outcomes.first_err));
+        return 1;
+    }
+    printf ("lag-writes: %" PRIu64 " writes in %.3f s (%.0f/s, asked %.0f/s); "
+            "measured seqs %" PRIu64 "..%" PRIu64 "\n", total, secs,
+            (double) total / secs, args->rate, outcomes.first_seq, last);
+    int status = 0;
+    for (size_t k = 0; k < args->nreplicas; k++)
+        if (s_metrics_report (args, &scrapes, k, last))
+            status = 1;
+    return status;
 }
 
 /*  Run the watches and the writes, then report: 0 or 1. */
@@ -489,8 +727,10 @@ s_run (const s_args_t *args, walcast_t *writer)
     uint64_t last = 0;
     double secs = 0;
     int64_t t0 = 0;
+    s_watch_set_t set = { watchers, n };
     if (status == 0
-    &&  s_write_paced (writer, args->rate, total, warm, watchers, n, &last, &secs, &t0))
+    &&  s_write_paced (writer, args->rate, total, warm, s_watches_warm, &set, &last,
+                       &secs, &t0))
         status = 1;
     //  Tell every watch where to stop (a failed run: now).
     for (size_t k = 0; k < n; k++) {
@@ -549,7 +789,7 @@ main (int argc, char **argv)
         walcast_destroy (&writer);
         return 1;
     }
-    int status = s_run (&args, writer);
+    int status = args.nmetrics ? s_run_metrics (&args, writer) : s_run (&args, writer);
     walcast_destroy (&writer);
     return status;
 }
