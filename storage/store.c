@@ -128,12 +128,23 @@ typedef struct {
     uint64_t seed;              /* the store's table hash seed */
 } s_table_t;
 
-struct wc_store {
+/*  One table with its own incremental resize: a key lives in the shard
+    its table hash picks (see s_shard_index), and an operation moves entries
+    only within that shard. */
+typedef struct {
     s_table_t table;            /* the table new keys go to */
     s_table_t old;              /* while a resize runs, the one being emptied */
     size_t rehash_at;           /* old slots below this are empty */
     size_t old_count;           /* entries still in old */
     size_t count;               /* entries held, in both */
+} s_shard_t;
+
+#define S_SHARDS        1       /* a power of two */
+#define S_SHARD_SHIFT   48      /* the shard is picked by the hash bits from here */
+
+struct wc_store {
+    s_shard_t shards [S_SHARDS];    /* the tables */
+    size_t count;               /* entries held, in all shards */
     uint64_t seed;              /* per-store random seed of the table hash */
     uint64_t digest;            /* sum of every pair's digest hash, mod 2^64 */
     uint64_t resizes;           /* resizes begun */
@@ -600,102 +611,114 @@ s_table_release (s_table_t *t)
         t->released = done;
 }
 
-//  The slot holding key: its index, and in *t the table it is in (the
-//  new one first: that is where most keys are). SIZE_MAX when absent.
+//  The number of the shard that holds a key whose table hash is hash:
+//  picked by bits the home slot (the low ones) and the tag (the top 8)
+//  do not use.
+
+static inline size_t
+s_shard_index (uint64_t hash)
+{
+    return (size_t) (hash >> S_SHARD_SHIFT) & (S_SHARDS - 1);
+}
+
+//  The slot of shard holding key: its index, and in *t the table it is
+//  in (the new one first: that is where most keys are). SIZE_MAX when
+//  absent.
 
 static size_t
-s_lookup (wc_store_t *self, const void *key, size_t key_len, uint64_t hash,
+s_lookup (s_shard_t *shard, const void *key, size_t key_len, uint64_t hash,
           s_table_t **t)
 {
-    *t = &self->table;
+    *t = &shard->table;
     size_t i = s_find (*t, key, key_len, hash);
-    if (i == SIZE_MAX && self->old.slots) {
-        *t = &self->old;
+    if (i == SIZE_MAX && shard->old.slots) {
+        *t = &shard->old;
         i = s_find (*t, key, key_len, hash);
     }
     return i;
 }
 
 //  Ask the CPU to start loading the entries of the next `moves` full
-//  slots of the old table at the scan position (within `visits` slots):
+//  slots of shard's old table at the scan position (within `visits` slots):
 //  moving an entry reads its key to hash it, and a step's cache misses
 //  then overlap instead of coming one after the other.
 
 static void
-s_prefetch_moves (const wc_store_t *self, size_t moves, size_t visits)
+s_prefetch_moves (const s_shard_t *shard, size_t moves, size_t visits)
 {
 #if defined (__GNUC__)
-    const s_table_t *t = &self->old;
-    for (size_t i = self->rehash_at, seen = 0; i <= t->mask && seen < visits && moves > 0;
+    const s_table_t *t = &shard->old;
+    for (size_t i = shard->rehash_at, seen = 0; i <= t->mask && seen < visits && moves > 0;
          i++, seen++)
         if (t->slots [i]) {
             __builtin_prefetch (s_slot_entry (t->slots [i]));
             moves--;
         }
 #else
-    (void) self;
+    (void) shard;
     (void) moves;
     (void) visits;
 #endif
 }
 
-//  Move up to max_moves entries from the old table to the new one,
-//  looking at no more than max_visits old slots; free the old table once
-//  it is empty. Called at the start of every put, del and get.
+//  Move up to max_moves entries of shard from its old table to its new
+//  one, looking at no more than max_visits old slots; free the old table
+//  once it is empty. Called at the start of every put, del and get, on
+//  the shard of its key.
 
 static void
-s_rehash_step (wc_store_t *self, size_t max_moves, size_t max_visits)
+s_rehash_step (wc_store_t *self, s_shard_t *shard, size_t max_moves, size_t max_visits)
 {
-    if (!self->old.slots)
+    if (!shard->old.slots)
         return;
     if (max_moves <= WC_STORE_REHASH_MOVES)
-        s_prefetch_moves (self, max_moves, max_visits);
+        s_prefetch_moves (shard, max_moves, max_visits);
     size_t moved = 0, visited = 0;
-    while (self->old_count > 0 && self->rehash_at <= self->old.mask
+    while (shard->old_count > 0 && shard->rehash_at <= shard->old.mask
        &&  moved < max_moves && visited < max_visits) {
-        s_entry_t *entry = s_slot_entry (self->old.slots [self->rehash_at]);
+        s_entry_t *entry = s_slot_entry (shard->old.slots [shard->rehash_at]);
         visited++;
         if (!entry) {
-            self->rehash_at++;
+            shard->rehash_at++;
             continue;
         }
-        s_place (&self->table, s_entry_hash (entry, self->seed), entry);
-        s_remove_at (&self->old, self->rehash_at);
-        self->old_count--;
+        s_place (&shard->table, s_entry_hash (entry, self->seed), entry);
+        s_remove_at (&shard->old, shard->rehash_at);
+        shard->old_count--;
         moved++;
     }
     if (moved > self->moved_max)
         self->moved_max = moved;
     if (visited > self->visited_max)
         self->visited_max = visited;
-    if (self->old_count == 0) {
-        s_table_free (&self->old);
-        self->rehash_at = 0;
+    if (shard->old_count == 0) {
+        s_table_free (&shard->old);
+        shard->rehash_at = 0;
         return;
     }
-    self->old.live_from = self->rehash_at;
-    s_table_release (&self->old);
+    shard->old.live_from = shard->rehash_at;
+    s_table_release (&shard->old);
 }
 
-//  Begin a resize to capacity slots (a power of two that holds the count
-//  under 70%): the current table becomes the old one. A resize still
-//  running is finished first, in one go (never happens: see the top).
-//  On failure the store stays as it was.
+//  Begin a resize of shard to capacity slots (a power of two that holds
+//  its count under 70%): its current table becomes the old one. A resize
+//  still running is finished first, in one go (never happens: see the
+//  top). On failure the store stays as it was.
 
 static int
-s_resize_begin (wc_store_t *self, size_t capacity)
+s_resize_begin (wc_store_t *self, s_shard_t *shard, size_t capacity)
 {
     s_table_t fresh;
     if (s_table_new (&fresh, capacity, self->seed) != 0)
         return WALCAST_ENOMEM;
-    s_rehash_step (self, SIZE_MAX, SIZE_MAX);
-    self->old = self->table;
-    self->old_count = self->count;
-    self->rehash_at = 0;
-    self->table = fresh;
+    s_rehash_step (self, shard, SIZE_MAX, SIZE_MAX);
+    shard->old = shard->table;
+    shard->old_count = shard->count;
+    shard->rehash_at = 0;
+    shard->table = fresh;
     self->resizes++;
-    if (self->old_count == 0)
-        s_table_free (&self->old);
+    if (shard->old_count == 0)
+        s_table_free (&shard->old);
     return 0;
 }
 
@@ -775,11 +798,14 @@ wc_store_new (void)
     if (!self)
         return NULL;
     self->seed = s_random_seed (self);
-    if (s_table_new (&self->table, S_MIN_CAPACITY, self->seed) != 0) {
-        free (self);
-        return NULL;
+    for (size_t k = 0; k < S_SHARDS; k++) {
+        s_shard_t *shard = &self->shards [k];
+        if (s_table_new (&shard->table, S_MIN_CAPACITY, self->seed) != 0) {
+            wc_store_destroy (&self);
+            return NULL;
+        }
+        shard->old.seed = self->seed;
     }
-    self->old.seed = self->seed;
     self->gen = 1;
     return self;
 }
@@ -791,14 +817,18 @@ wc_store_destroy (wc_store_t **self_p)
     wc_store_t *self = *self_p;
     if (!self)
         return;
-    for (size_t i = 0; i <= self->table.mask; i++)
-        free (s_slot_entry (self->table.slots [i]));
-    for (size_t i = self->old.live_from; self->old.slots && i <= self->old.mask; i++)
-        free (s_slot_entry (self->old.slots [i]));
+    for (size_t k = 0; k < S_SHARDS; k++) {
+        s_shard_t *shard = &self->shards [k];
+        for (size_t i = 0; shard->table.slots && i <= shard->table.mask; i++)
+            free (s_slot_entry (shard->table.slots [i]));
+        for (size_t i = shard->old.live_from; shard->old.slots && i <= shard->old.mask; i++)
+            free (s_slot_entry (shard->old.slots [i]));
+        if (shard->table.slots)
+            s_table_free (&shard->table);
+        if (shard->old.slots)
+            s_table_free (&shard->old);
+    }
     wc_store_thaw (self);
-    s_table_free (&self->table);
-    if (self->old.slots)
-        s_table_free (&self->old);
     free (self);
     *self_p = NULL;
 }
@@ -845,13 +875,21 @@ s_replace (wc_store_t *self, s_table_t *t, size_t i, const void *key, size_t key
 int
 wc_store_reserve (wc_store_t *self, size_t more)
 {
-    if (self->old.slots || more == 0 || more > WC_STORE_RESERVE_MAX)
+    if (more == 0 || more > WC_STORE_RESERVE_MAX)
         return 0;
-    size_t want = self->count + more;
-    size_t capacity = self->table.mask + 1, grown = capacity;
-    while (want * 10 > grown * 7)
-        grown *= 2;
-    return grown == capacity ? 0 : s_resize_begin (self, grown);
+    for (size_t k = 0; k < S_SHARDS; k++) {
+        s_shard_t *shard = &self->shards [k];
+        if (shard->old.slots)
+            continue;
+        size_t want = shard->count + more / S_SHARDS;
+        size_t capacity = shard->table.mask + 1, grown = capacity;
+        while (want * 10 > grown * 7)
+            grown *= 2;
+        int rc = grown == capacity ? 0 : s_resize_begin (self, shard, grown);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 void
@@ -859,10 +897,11 @@ wc_store_prefetch (const wc_store_t *self, const void *key, size_t key_len)
 {
 #if defined (__GNUC__)
     uint64_t hash = s_hash (key, key_len, self->seed);
-    if (self->table.slots)
-        __builtin_prefetch (&self->table.slots [(size_t) hash & self->table.mask]);
-    if (self->old.slots)
-        __builtin_prefetch (&self->old.slots [(size_t) hash & self->old.mask]);
+    const s_shard_t *shard = &self->shards [s_shard_index (hash)];
+    if (shard->table.slots)
+        __builtin_prefetch (&shard->table.slots [(size_t) hash & shard->table.mask]);
+    if (shard->old.slots)
+        __builtin_prefetch (&shard->old.slots [(size_t) hash & shard->old.mask]);
 #else
     (void) self; (void) key; (void) key_len;
 #endif
@@ -882,26 +921,28 @@ wc_store_put (wc_store_t *self, const void *key, size_t key_len,
     if (key_len > room || value_len > room - key_len)
         return WALCAST_ENOMEM;
 
-    s_rehash_step (self, WC_STORE_REHASH_MOVES, WC_STORE_REHASH_VISITS);
     uint64_t hash = s_hash (key, key_len, self->seed);
+    s_shard_t *shard = &self->shards [s_shard_index (hash)];
+    s_rehash_step (self, shard, WC_STORE_REHASH_MOVES, WC_STORE_REHASH_VISITS);
     uint64_t pair_hash = s_pair_hash (key, key_len, value, value_len);
     s_table_t *t;
-    size_t i = s_lookup (self, key, key_len, hash, &t);
+    size_t i = s_lookup (shard, key, key_len, hash, &t);
     if (i != SIZE_MAX)
         return s_replace (self, t, i, key, key_len, value, value_len, pair_hash);
 
     s_entry_t *entry = s_entry_new (self->gen, key, key_len, value, value_len);
     if (!entry)
         return WALCAST_ENOMEM;
-    size_t capacity = self->table.mask + 1;
-    if ((self->count + 1) * 10 > capacity * 7) {
-        int rc = s_resize_begin (self, capacity * 2);
+    size_t capacity = shard->table.mask + 1;
+    if ((shard->count + 1) * 10 > capacity * 7) {
+        int rc = s_resize_begin (self, shard, capacity * 2);
         if (rc) {
             free (entry);
             return rc;
         }
     }
-    s_place (&self->table, hash, entry);
+    s_place (&shard->table, hash, entry);
+    shard->count++;
     self->count++;
     self->digest += pair_hash;
     return 0;
@@ -918,9 +959,11 @@ wc_store_del (wc_store_t *self, const void *key, size_t key_len)
     assert (key || key_len == 0);
     if (key_len == 0)
         return 0;
-    s_rehash_step (self, WC_STORE_REHASH_MOVES, WC_STORE_REHASH_VISITS);
+    uint64_t hash = s_hash (key, key_len, self->seed);
+    s_shard_t *shard = &self->shards [s_shard_index (hash)];
+    s_rehash_step (self, shard, WC_STORE_REHASH_MOVES, WC_STORE_REHASH_VISITS);
     s_table_t *t;
-    size_t i = s_lookup (self, key, key_len, s_hash (key, key_len, self->seed), &t);
+    size_t i = s_lookup (shard, key, key_len, hash, &t);
     if (i == SIZE_MAX)
         return 0;
     s_entry_t *entry = s_slot_entry (t->slots [i]);
@@ -929,13 +972,14 @@ wc_store_del (wc_store_t *self, const void *key, size_t key_len)
     self->digest -= s_entry_pair_hash (entry);
     s_drop (self, entry);
     s_remove_at (t, i);
+    shard->count--;
     self->count--;
-    if (t == &self->old)
-        self->old_count--;
+    if (t == &shard->old)
+        shard->old_count--;
 
-    size_t capacity = self->table.mask + 1;
-    if (capacity > S_MIN_CAPACITY && self->count * 20 < capacity * 3)
-        s_resize_begin (self, capacity / 2);
+    size_t capacity = shard->table.mask + 1;
+    if (capacity > S_MIN_CAPACITY && shard->count * 20 < capacity * 3)
+        s_resize_begin (self, shard, capacity / 2);
     return 0;
 }
 
@@ -947,9 +991,11 @@ wc_store_get (wc_store_t *self, const void *key, size_t key_len,
     assert (key || key_len == 0);
     if (key_len == 0)
         return WALCAST_ENOTFOUND;
-    s_rehash_step (self, WC_STORE_REHASH_MOVES, WC_STORE_REHASH_VISITS);
+    uint64_t hash = s_hash (key, key_len, self->seed);
+    s_shard_t *shard = &self->shards [s_shard_index (hash)];
+    s_rehash_step (self, shard, WC_STORE_REHASH_MOVES, WC_STORE_REHASH_VISITS);
     s_table_t *t;
-    size_t i = s_lookup (self, key, key_len, s_hash (key, key_len, self->seed), &t);
+    size_t i = s_lookup (shard, key, key_len, hash, &t);
     if (i == SIZE_MAX)
         return WALCAST_ENOTFOUND;
     s_parts_t parts;
@@ -979,9 +1025,13 @@ void
 wc_store_stats (const wc_store_t *self, wc_store_stats_t *stats)
 {
     assert (self);
-    stats->capacity = self->table.mask + 1;
-    stats->old_capacity = self->old.slots ? self->old.mask + 1 : 0;
-    stats->old_count = self->old_count;
+    *stats = (wc_store_stats_t) { 0 };
+    for (size_t k = 0; k < S_SHARDS; k++) {
+        const s_shard_t *shard = &self->shards [k];
+        stats->capacity += shard->table.mask + 1;
+        stats->old_capacity += shard->old.slots ? shard->old.mask + 1 : 0;
+        stats->old_count += shard->old_count;
+    }
     stats->resizes = self->resizes;
     stats->moved_max = self->moved_max;
     stats->visited_max = self->visited_max;
@@ -1009,11 +1059,11 @@ s_collect (const s_table_t *t, size_t from, s_entry_t **entries, size_t n, size_
     return n;
 }
 
-//  Collect the entries of both tables (the old one from the rehash
-//  position on: the slots behind it are empty, perhaps unmapped) and
-//  start a new generation, so that they are shared from now on. When the
-//  generation would wrap, every entry starts again at generation 1 (no
-//  view exists, so none is shared).
+//  Collect the entries of both tables of every shard (an old one from
+//  its rehash position on: the slots behind it are empty, perhaps
+//  unmapped) and start a new generation, so that they are shared from
+//  now on. When the generation would wrap, every entry starts again at
+//  generation 1 (no view exists, so none is shared).
 
 int
 wc_store_freeze (wc_store_t *self, const wc_store_frozen_t **frozen_p)
@@ -1028,14 +1078,19 @@ wc_store_freeze (wc_store_t *self, const wc_store_frozen_t **frozen_p)
         free (entries);
         return WALCAST_ENOMEM;
     }
-    if (self->gen == UINT32_MAX) {
-        s_renumber (&self->table, 0, 1);
-        s_renumber (&self->old, self->old.live_from, 1);
-        self->gen = 1;
+    size_t n = 0;
+    for (size_t k = 0; k < S_SHARDS; k++) {
+        s_shard_t *shard = &self->shards [k];
+        if (self->gen == UINT32_MAX) {
+            s_renumber (&shard->table, 0, 1);
+            s_renumber (&shard->old, shard->old.live_from, 1);
+        }
+        n = s_collect (&shard->table, 0, entries, n, self->count);
+        if (shard->old.slots)
+            n = s_collect (&shard->old, shard->old.live_from, entries, n, self->count);
     }
-    size_t n = s_collect (&self->table, 0, entries, 0, self->count);
-    if (self->old.slots)
-        n = s_collect (&self->old, self->old.live_from, entries, n, self->count);
+    if (self->gen == UINT32_MAX)
+        self->gen = 1;
     assert (n == self->count);
     *view = (wc_store_frozen_t) { entries, n, self->digest, self->gen };
     self->gen++;
