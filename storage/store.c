@@ -26,30 +26,59 @@
     again from its key and value, which costs one hash of bytes at hand.
     With glibc a 12-byte key and 100-byte value take a 128-byte chunk.
 
-    The table doubles before it passes 70% load and halves below 15%, a
-    little at a time, as Redis's dict.c does: a resize allocates the new
-    array and from then on both live. New keys go to the new one; every
-    put, del and get first moves at most WC_STORE_REHASH_MOVES entries
-    out of the old one, looking at no more than WC_STORE_REHASH_VISITS of
-    its slots, and a lookup consults both. The old array is emptied from
-    slot 0 upwards: at the scan position an entry is moved to the new
-    array (its table hash computed again from its key: the slot keeps only
-    a tag) and removed from the old one with the same backward shift as a
-    delete, which keeps the old array a valid Robin Hood table (lookups
-    in it stay correct) and only ever moves entries into slots that were
-    full, so the slots behind the scan position stay empty. With those
-    budgets a resize always ends before the next one can be due (growing
-    needs at most count / 3 + capacity / 64 operations, about a quarter
-    of the old capacity, and the next doubling is 70% of it in puts away;
-    a halving, begun below 15%, needs at most 5% + 1/64 of the old
-    capacity and the next one is 7.5% of it in deletes away), so the
-    one-step fallback in s_resize_begin never runs; a counter of the most
-    any operation moved shows it. The budget is small on purpose: every
-    node of a cluster doubles at about the same write, and 8 moves a put
-    made a resize add more work than a busy 2-core machine had to spare
-    (replication lag at 150k writes/s: p99 3-6 ms with 8, 1.4-2.3 ms
-    with 3). Nor does an idle loop help: moving keys whenever a node's
-    poll found nothing made it 6-10 ms, every node spinning at once.
+    The store is WC_STORE_SHARDS (64) such tables, the shards, each with
+    its own resize; a key's shard is picked by bits 48 to 53 of its table
+    hash, which neither the home slot (the low bits) nor the tag (the top
+    8) use. A shard doubles before it passes its load limit and halves
+    below 15%, a little at a time, as Redis's dict.c does: a resize
+    allocates the new array and from then on both live. New keys go to
+    the new one; every put, del and get first moves at most
+    WC_STORE_REHASH_MOVES entries out of the old one of its key's shard,
+    looking at no more than WC_STORE_REHASH_VISITS of its slots, and a
+    lookup consults both. The old array is emptied from slot 0 upwards:
+    at the scan position an entry is moved to the new array (its table
+    hash computed again from its key: the slot keeps only a tag) and
+    removed from the old one with the same backward shift as a delete,
+    which keeps the old array a valid Robin Hood table (lookups in it
+    stay correct) and only ever moves entries into slots that were full,
+    so the slots behind the scan position stay empty.
+
+    Why shards, and why their limits differ: a resize makes a put about
+    twice as dear (the moves, the lookup of a new key in the old array
+    too, two arrays competing for the cache), and with one table every
+    node of a cluster paid that at the same write, for a third of each
+    doubling: on 2 cores, three nodes at +100% at once turned into a
+    backlog (replication lag p99 5-56 ms at 300k writes/s). Shard k
+    grows past 50% x 1.7^(k/64) of its slots, so the limits are spread
+    evenly in log2 over [50%, 85%): in each doubling of the content the
+    shards begin their resizes one after another over three quarters of
+    it, about a third of them are resizing at any moment, and the extra
+    cost is spread over every put instead of coming all at once. The
+    price is a little memory: the slots vary less with the count but are
+    a few more on average than with one 70% limit (about 2% of a store
+    of small pairs; the same at 1M keys).
+
+    The budgets end every resize before its shard's next one can be due.
+    A resize of an old array of c slots holding m entries ends within m/3
+    + c/62 + 1 operations on that shard: every step but the last either
+    moves 3 entries or looks at 64 slots of which at most 2 are full,
+    passing at least 62 empty ones, and the scan passes each slot once. A
+    growth begins with m <= Lc entries (L, the shard's limit, is at least
+    1/2, so c/62 <= Lc/31), needs at most 0.37 Lc + 1 steps (at L = 85%,
+    0.30c), and the next growth is due when the count reaches 2Lc, Lc
+    puts later. A halving begins below 0.15c entries and needs at most
+    0.067c + 1 steps; the next growth (of the halved table, limit at least
+    c/4) is 0.1c puts away. No halving begins while a resize runs (a later
+    del begins it), so growth is the only resize that can fall due during
+    another; a reserve's resize begins like a growth, with the next one
+    further away. So the one-step fallback in s_resize_begin never runs;
+    a counter of the most any operation moved shows it. The budget is
+    small on purpose: 8 moves a put made each resize add more work than a
+    busy 2-core machine had to spare (lag at 150k writes/s, one table:
+    p99 3-6 ms with 8, 1.4-2.3 ms with 3). Nor does an idle loop help:
+    moving keys whenever a node's poll found nothing made it 6-10 ms,
+    every node spinning at once.
+
     Arrays of 4 MiB and more are mapped directly and given back 256 KiB at
     a time as the scan passes (lookups treat the slots behind the scan as
     empty, which they are), since freeing a 128 MiB array at once costs
@@ -69,7 +98,7 @@
 
     Freezing (for snapshots) is copy-on-write by generation. Each entry
     records the generation it was made in; wc_store_freeze collects the
-    entry pointers of both tables, remembers the digest, and moves the
+    entry pointers of every table, remembers the digest, and moves the
     store to a new generation. From then on an entry of an older
     generation is shared with the frozen view: a put to its key makes a
     new entry instead of writing in place, and a put or del that drops it
@@ -129,18 +158,21 @@ typedef struct {
 } s_table_t;
 
 /*  One table with its own incremental resize: a key lives in the shard
-    its table hash picks (see s_shard_index), and an operation moves entries
-    only within that shard. */
+    its table hash picks (see s_shard_index), and an operation moves
+    entries only within that shard. */
 typedef struct {
     s_table_t table;            /* the table new keys go to */
     s_table_t old;              /* while a resize runs, the one being emptied */
     size_t rehash_at;           /* old slots below this are empty */
     size_t old_count;           /* entries still in old */
     size_t count;               /* entries held, in both */
+    size_t grow_load;           /* the table grows past this load, in 1/1024 */
 } s_shard_t;
 
-#define S_SHARDS        1       /* a power of two */
+#define S_SHARDS        WC_STORE_SHARDS     /* a power of two, at most 256 */
 #define S_SHARD_SHIFT   48      /* the shard is picked by the hash bits from here */
+#define S_LOAD_LOW      512     /* the lowest growth load, in 1/1024 (50%) */
+#define S_LOAD_HIGH     870     /* and the highest, excluded (85%) */
 
 struct wc_store {
     s_shard_t shards [S_SHARDS];    /* the tables */
@@ -611,6 +643,40 @@ s_table_release (s_table_t *t)
         t->released = done;
 }
 
+//  The ratio between the growth loads of shards k and k + 1: the r with
+//  r^S_SHARDS = S_LOAD_HIGH / S_LOAD_LOW, found by bisection (this file
+//  does without libm). Shard k grows past S_LOAD_LOW * r^k: the loads
+//  are spread evenly in log2, and so are the moments the shards grow.
+
+static double
+s_load_step (void)
+{
+    double goal = (double) S_LOAD_HIGH / S_LOAD_LOW, low = 1, high = goal;
+    for (int round = 0; round < 60; round++) {
+        double mid = (low + high) / 2, power = 1;
+        for (size_t k = 0; k < S_SHARDS; k++)
+            power *= mid;
+        if (power < goal)
+            low = mid;
+        else
+            high = mid;
+    }
+    return low;
+}
+
+//  An integer's square root, rounded down.
+
+static size_t
+s_isqrt (size_t n)
+{
+    size_t root = n, next = (n + 1) / 2;
+    while (next < root) {
+        root = next;
+        next = (root + n / root) / 2;
+    }
+    return root;
+}
+
 //  The number of the shard that holds a key whose table hash is hash:
 //  picked by bits the home slot (the low ones) and the tag (the top 8)
 //  do not use.
@@ -701,9 +767,9 @@ s_rehash_step (wc_store_t *self, s_shard_t *shard, size_t max_moves, size_t max_
 }
 
 //  Begin a resize of shard to capacity slots (a power of two that holds
-//  its count under 70%): its current table becomes the old one. A resize
-//  still running is finished first, in one go (never happens: see the
-//  top). On failure the store stays as it was.
+//  its count under its growth load): its current table becomes the old
+//  one. A resize still running is finished first, in one go (never
+//  happens: see the top). On failure the store stays as it was.
 
 static int
 s_resize_begin (wc_store_t *self, s_shard_t *shard, size_t capacity)
@@ -798,13 +864,15 @@ wc_store_new (void)
     if (!self)
         return NULL;
     self->seed = s_random_seed (self);
-    for (size_t k = 0; k < S_SHARDS; k++) {
+    double load = S_LOAD_LOW, step = s_load_step ();
+    for (size_t k = 0; k < S_SHARDS; k++, load *= step) {
         s_shard_t *shard = &self->shards [k];
         if (s_table_new (&shard->table, S_MIN_CAPACITY, self->seed) != 0) {
             wc_store_destroy (&self);
             return NULL;
         }
         shard->old.seed = self->seed;
+        shard->grow_load = (size_t) load;
     }
     self->gen = 1;
     return self;
@@ -872,24 +940,30 @@ s_replace (wc_store_t *self, s_table_t *t, size_t i, const void *key, size_t key
 //  leaves the store as it was (a rehash step may have moved entries
 //  between tables, which changes nothing that can be seen).
 
+//  Each shard not resizing makes room for its share of the keys to
+//  come: they fall into the shards at random, so a share is the mean and
+//  four standard deviations more (a shard's 62,500 keys of 4M get 1,000
+//  more).
+
 int
 wc_store_reserve (wc_store_t *self, size_t more)
 {
     if (more == 0 || more > WC_STORE_RESERVE_MAX)
         return 0;
+    size_t share = more / S_SHARDS + 4 * s_isqrt (more / S_SHARDS) + 1;
+    int rc = 0;
     for (size_t k = 0; k < S_SHARDS; k++) {
         s_shard_t *shard = &self->shards [k];
         if (shard->old.slots)
             continue;
-        size_t want = shard->count + more / S_SHARDS;
+        size_t want = shard->count + share;
         size_t capacity = shard->table.mask + 1, grown = capacity;
-        while (want * 10 > grown * 7)
+        while (want * 1024 > grown * shard->grow_load)
             grown *= 2;
-        int rc = grown == capacity ? 0 : s_resize_begin (self, shard, grown);
-        if (rc)
-            return rc;
+        if (grown != capacity && s_resize_begin (self, shard, grown) != 0)
+            rc = WALCAST_ENOMEM;
     }
-    return 0;
+    return rc;
 }
 
 void
@@ -934,7 +1008,7 @@ wc_store_put (wc_store_t *self, const void *key, size_t key_len,
     if (!entry)
         return WALCAST_ENOMEM;
     size_t capacity = shard->table.mask + 1;
-    if ((shard->count + 1) * 10 > capacity * 7) {
+    if ((shard->count + 1) * 1024 > capacity * shard->grow_load) {
         int rc = s_resize_begin (self, shard, capacity * 2);
         if (rc) {
             free (entry);
@@ -948,9 +1022,10 @@ wc_store_put (wc_store_t *self, const void *key, size_t key_len,
     return 0;
 }
 
-//  Removing below 15% load begins halving the table (best effort: when
-//  the smaller array cannot be had, the table just stays large). A key
-//  shared with a frozen view needs room in the dead list first.
+//  Removing below 15% load begins halving the shard's table, unless it
+//  is resizing already (then a later del will), and as a best effort:
+//  when the smaller array cannot be had, the table just stays large. A
+//  key shared with a frozen view needs room in the dead list first.
 
 int
 wc_store_del (wc_store_t *self, const void *key, size_t key_len)
@@ -978,7 +1053,7 @@ wc_store_del (wc_store_t *self, const void *key, size_t key_len)
         shard->old_count--;
 
     size_t capacity = shard->table.mask + 1;
-    if (capacity > S_MIN_CAPACITY && shard->count * 20 < capacity * 3)
+    if (!shard->old.slots && capacity > S_MIN_CAPACITY && shard->count * 20 < capacity * 3)
         s_resize_begin (self, shard, capacity / 2);
     return 0;
 }
@@ -1031,6 +1106,7 @@ wc_store_stats (const wc_store_t *self, wc_store_stats_t *stats)
         stats->capacity += shard->table.mask + 1;
         stats->old_capacity += shard->old.slots ? shard->old.mask + 1 : 0;
         stats->old_count += shard->old_count;
+        stats->resizing += shard->old.slots != NULL;
     }
     stats->resizes = self->resizes;
     stats->moved_max = self->moved_max;
@@ -1150,6 +1226,13 @@ wc_store_test_hash (const wc_store_t *self, const void *key, size_t key_len)
 {
     assert (self);
     return s_hash (key, key_len, self->seed);
+}
+
+size_t
+wc_store_test_shard (const wc_store_t *self, const void *key, size_t key_len)
+{
+    assert (self);
+    return s_shard_index (s_hash (key, key_len, self->seed));
 }
 
 void
