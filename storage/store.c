@@ -79,12 +79,20 @@
     moving keys whenever a node's poll found nothing made it 6-10 ms,
     every node spinning at once.
 
-    Arrays of 4 MiB and more are mapped directly and given back 256 KiB at
-    a time as the scan passes (lookups treat the slots behind the scan as
-    empty, which they are), since freeing a 128 MiB array at once costs
-    ~10 ms. They are offered to the kernel for huge pages: every put lands
+    Big slot arrays (32 KiB and more) are not allocated one by one: the
+    arrays of one size, all shards', are the 64 slices of one mapping, a
+    region, mapped when its first slice is wanted, unmapped when its last
+    is freed, and offered to the kernel for huge pages. Every put lands
     on a random slot, and with 4 KiB pages nearly every one was a TLB miss
-    too (the slots of a 1M-key table span 4096 pages).
+    too (the slots of a 1M-key store span 4096 pages, and a shard's array
+    is too small for a huge page of its own: puts took ~10% longer with
+    one calloc a shard). As the scan passes, the old array is given back
+    to the kernel 64 KiB at a time (lookups treat the slots behind the
+    scan as empty, which they are), the rest when the resize ends, and
+    what was given back is kept out of huge pages, or the kernel would
+    fill it again to make one. A region the shards are growing into holds
+    up to a huge page (2 MiB) more than its slices use: the shards grow
+    in the order of their limits, which is the order of their slices.
 
     Two hashes, one function. The table hash is seeded at random per store
     so crafted keys cannot aim at one bucket. The digest hash of a pair is
@@ -151,9 +159,10 @@ typedef struct {
     s_slot_t *slots;            /* mask + 1 slots, a power of two; NULL: none */
     size_t mask;                /* capacity - 1 */
     size_t live_from;           /* slots below this are empty (and may be
-                                   unmapped): 0, or the rehash position */
+                                   given back): 0, or the rehash position */
     size_t released;            /* bytes at the start given back already */
-    bool mapped;                /* the slots come from mmap, not calloc */
+    bool mapped;                /* the slots are a slice of a region, not
+                                   from calloc */
     uint64_t seed;              /* the store's table hash seed */
 } s_table_t;
 
@@ -169,13 +178,22 @@ typedef struct {
     size_t grow_load;           /* the table grows past this load, in 1/1024 */
 } s_shard_t;
 
+/*  The slot arrays of one size, for all the shards: shard k's array is
+    slice k (see the top). */
+typedef struct {
+    s_slot_t *slots;            /* S_SHARDS arrays in a row; NULL: unmapped */
+    size_t users;               /* slices in use */
+} s_region_t;
+
 #define S_SHARDS        WC_STORE_SHARDS     /* a power of two, at most 256 */
+#define S_SIZES         64      /* array sizes: 2^0 to 2^63 slots */
 #define S_SHARD_SHIFT   48      /* the shard is picked by the hash bits from here */
 #define S_LOAD_LOW      512     /* the lowest growth load, in 1/1024 (50%) */
 #define S_LOAD_HIGH     870     /* and the highest, excluded (85%) */
 
 struct wc_store {
     s_shard_t shards [S_SHARDS];    /* the tables */
+    s_region_t regions [S_SIZES];   /* their big arrays, by log2 of the size */
     size_t count;               /* entries held, in all shards */
     uint64_t seed;              /* per-store random seed of the table hash */
     uint64_t digest;            /* sum of every pair's digest hash, mod 2^64 */
@@ -200,8 +218,9 @@ struct wc_store_frozen {
 };
 
 #define S_MIN_CAPACITY  16
-#define S_MAP_MIN       (4u << 20)  /* arrays this big come from mmap */
-#define S_RELEASE_CHUNK (256u << 10) /* and go back 256 KiB at a time */
+#define S_REGION_MIN    (32u << 10) /* arrays this big are slices of a region
+                                       (of 2 MiB or more: huge pages) */
+#define S_RELEASE_CHUNK (64u << 10) /* and go back 64 KiB at a time */
 
 /*  Mixing constants (odd, roughly half their bits set) and the fixed seed
     of the digest hash. Changing any of them changes every digest: nodes
@@ -536,7 +555,7 @@ s_find (const s_table_t *t, const void *key, size_t key_len, uint64_t hash)
     uint64_t tag = hash >> 56;
     for (size_t dist = 0; ; dist++) {
         if (i < t->live_from)
-            return SIZE_MAX;            //  empty, perhaps unmapped
+            return SIZE_MAX;            //  empty, perhaps given back
         if (!t->slots [i] || s_distance (t, i) < dist)
             return SIZE_MAX;
         if (s_slot_holds (t, i, dist, tag, key, key_len))
@@ -587,44 +606,88 @@ s_remove_at (s_table_t *t, size_t i)
     t->slots [i] = 0;
 }
 
-//  A zeroed table of capacity slots. Big ones are mapped directly, so
-//  that the rehash can give them back piece by piece: freeing a 128 MiB
-//  array at once costs the caller ~10 ms in munmap. Returns 0 or
-//  WALCAST_ENOMEM.
+//  The region of the arrays of capacity slots (a power of two).
+
+static s_region_t *
+s_region_of (wc_store_t *self, size_t capacity)
+{
+    size_t log2 = 0;
+    while (((size_t) 1 << log2) < capacity)
+        log2++;
+    return &self->regions [log2];
+}
+
+//  Give the bytes at p back to the kernel (which reads them as zeros
+//  from then on), and keep it from putting them back into a huge page
+//  while the rest of that page is in use. Returns 0 or -1.
 
 static int
-s_table_new (s_table_t *t, size_t capacity, uint64_t seed)
+s_give_back (void *p, size_t bytes)
 {
-    if (capacity > SIZE_MAX / sizeof (s_slot_t))
+#ifdef MADV_NOHUGEPAGE
+    (void) madvise (p, bytes, MADV_NOHUGEPAGE);
+#endif
+    return madvise (p, bytes, MADV_DONTNEED);
+}
+
+//  A zeroed table of capacity slots for shard k. A big one is slice k
+//  of the region of its size, mapped when its first slice is wanted and
+//  offered to the kernel for huge pages (a slice given back and taken
+//  again is offered again). A slice is all zero when taken: a table is
+//  empty when it is freed (but at destroy) and what was given back reads
+//  as zeros. Returns 0 or WALCAST_ENOMEM.
+
+static int
+s_table_new (wc_store_t *self, size_t k, s_table_t *t, size_t capacity)
+{
+    if (capacity > SIZE_MAX / sizeof (s_slot_t) / S_SHARDS)
         return WALCAST_ENOMEM;
     size_t bytes = capacity * sizeof (s_slot_t);
     s_slot_t *slots;
-    bool mapped = bytes >= S_MAP_MIN;
+    bool mapped = bytes >= S_REGION_MIN;
     if (mapped) {
-        slots = mmap (NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (slots == MAP_FAILED)
-            slots = NULL;
+        s_region_t *region = s_region_of (self, capacity);
+        if (!region->slots) {
+            void *map = mmap (NULL, bytes * S_SHARDS, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (map == MAP_FAILED)
+                return WALCAST_ENOMEM;
 #ifdef MADV_HUGEPAGE
-        else
+            (void) madvise (map, bytes * S_SHARDS, MADV_HUGEPAGE);
+#endif
+            region->slots = map;
+        }
+        slots = region->slots + k * capacity;
+#ifdef MADV_HUGEPAGE
+        if (region->users > 0)
             (void) madvise (slots, bytes, MADV_HUGEPAGE);
 #endif
+        region->users++;
     }
     else
-        slots = calloc (capacity, sizeof (s_slot_t));
-    if (!slots)
+    if (!(slots = calloc (capacity, sizeof (s_slot_t))))
         return WALCAST_ENOMEM;
-    *t = (s_table_t) { slots, capacity - 1, 0, 0, mapped, seed };
+    *t = (s_table_t) { slots, capacity - 1, 0, 0, mapped, self->seed };
     return 0;
 }
 
-//  Give back what is left of t's array.
+//  Give back what is left of t's array: a slice's memory (the region's
+//  mapping, once no slice of it is in use), or the calloc block.
 
 static void
-s_table_free (s_table_t *t)
+s_table_free (wc_store_t *self, s_table_t *t)
 {
-    if (t->mapped)
-        munmap ((char *) t->slots + t->released,
-                (t->mask + 1) * sizeof (s_slot_t) - t->released);
+    if (t->mapped) {
+        size_t bytes = (t->mask + 1) * sizeof (s_slot_t);
+        s_region_t *region = s_region_of (self, t->mask + 1);
+        assert (region->users > 0);
+        if (--region->users == 0) {
+            munmap (region->slots, bytes * S_SHARDS);
+            region->slots = NULL;
+        }
+        else
+            (void) s_give_back ((char *) t->slots + t->released, bytes - t->released);
+    }
     else
         free (t->slots);
     *t = (s_table_t) { NULL, 0, 0, 0, false, t->seed };
@@ -639,7 +702,7 @@ s_table_release (s_table_t *t)
     size_t done = t->live_from * sizeof (s_slot_t) / S_RELEASE_CHUNK * S_RELEASE_CHUNK;
     if (!t->mapped || done <= t->released)
         return;
-    if (munmap ((char *) t->slots + t->released, done - t->released) == 0)
+    if (s_give_back ((char *) t->slots + t->released, done - t->released) == 0)
         t->released = done;
 }
 
@@ -758,7 +821,7 @@ s_rehash_step (wc_store_t *self, s_shard_t *shard, size_t max_moves, size_t max_
     if (visited > self->visited_max)
         self->visited_max = visited;
     if (shard->old_count == 0) {
-        s_table_free (&shard->old);
+        s_table_free (self, &shard->old);
         shard->rehash_at = 0;
         return;
     }
@@ -775,7 +838,7 @@ static int
 s_resize_begin (wc_store_t *self, s_shard_t *shard, size_t capacity)
 {
     s_table_t fresh;
-    if (s_table_new (&fresh, capacity, self->seed) != 0)
+    if (s_table_new (self, (size_t) (shard - self->shards), &fresh, capacity) != 0)
         return WALCAST_ENOMEM;
     s_rehash_step (self, shard, SIZE_MAX, SIZE_MAX);
     shard->old = shard->table;
@@ -784,7 +847,7 @@ s_resize_begin (wc_store_t *self, s_shard_t *shard, size_t capacity)
     shard->table = fresh;
     self->resizes++;
     if (shard->old_count == 0)
-        s_table_free (&shard->old);
+        s_table_free (self, &shard->old);
     return 0;
 }
 
@@ -867,7 +930,7 @@ wc_store_new (void)
     double load = S_LOAD_LOW, step = s_load_step ();
     for (size_t k = 0; k < S_SHARDS; k++, load *= step) {
         s_shard_t *shard = &self->shards [k];
-        if (s_table_new (&shard->table, S_MIN_CAPACITY, self->seed) != 0) {
+        if (s_table_new (self, k, &shard->table, S_MIN_CAPACITY) != 0) {
             wc_store_destroy (&self);
             return NULL;
         }
@@ -892,9 +955,9 @@ wc_store_destroy (wc_store_t **self_p)
         for (size_t i = shard->old.live_from; shard->old.slots && i <= shard->old.mask; i++)
             free (s_slot_entry (shard->old.slots [i]));
         if (shard->table.slots)
-            s_table_free (&shard->table);
+            s_table_free (self, &shard->table);
         if (shard->old.slots)
-            s_table_free (&shard->old);
+            s_table_free (self, &shard->old);
     }
     wc_store_thaw (self);
     free (self);
@@ -1137,7 +1200,7 @@ s_collect (const s_table_t *t, size_t from, s_entry_t **entries, size_t n, size_
 
 //  Collect the entries of both tables of every shard (an old one from
 //  its rehash position on: the slots behind it are empty, perhaps
-//  unmapped) and start a new generation, so that they are shared from
+//  given back) and start a new generation, so that they are shared from
 //  now on. When the generation would wrap, every entry starts again at
 //  generation 1 (no view exists, so none is shared).
 
