@@ -52,31 +52,35 @@
     grows past 50% x 1.7^(k/64) of its slots, so the limits are spread
     evenly in log2 over [50%, 85%): in each doubling of the content the
     shards begin their resizes one after another over three quarters of
-    it, about a third of them are resizing at any moment, and the extra
+    it, about a fifth of them are resizing at any moment, and the extra
     cost is spread over every put instead of coming all at once. The
     price is a little memory: the slots vary less with the count but are
     a few more on average than with one 70% limit (about 2% of a store
     of small pairs; the same at 1M keys).
 
     The budgets end every resize before its shard's next one can be due.
-    A resize of an old array of c slots holding m entries ends within m/3
-    + c/62 + 1 operations on that shard: every step but the last either
-    moves 3 entries or looks at 64 slots of which at most 2 are full,
-    passing at least 62 empty ones, and the scan passes each slot once. A
+    A resize of an old array of c slots holding m entries ends within m/6
+    + c/59 + 1 operations on that shard: every step but the last either
+    moves 6 entries or looks at 64 slots of which at most 5 are full,
+    passing at least 59 empty ones, and the scan passes each slot once. A
     growth begins with m <= Lc entries (L, the shard's limit, is at least
-    1/2, so c/62 <= Lc/31), needs at most 0.37 Lc + 1 steps (at L = 85%,
-    0.30c), and the next growth is due when the count reaches 2Lc, Lc
+    1/2, so c/59 <= Lc/29), needs at most 0.21 Lc + 1 steps (at L = 85%,
+    0.16c), and the next growth is due when the count reaches 2Lc, Lc
     puts later. A halving begins below 0.15c entries and needs at most
-    0.067c + 1 steps; the next growth (of the halved table, limit at least
+    0.042c + 1 steps; the next growth (of the halved table, limit at least
     c/4) is 0.1c puts away. No halving begins while a resize runs (a later
     del begins it), so growth is the only resize that can fall due during
     another; a reserve's resize begins like a growth, with the next one
     further away. So the one-step fallback in s_resize_begin never runs;
-    a counter of the most any operation moved shows it. The budget is
-    small on purpose: 8 moves a put made each resize add more work than a
-    busy 2-core machine had to spare (lag at 150k writes/s, one table:
-    p99 3-6 ms with 8, 1.4-2.3 ms with 3). Nor does an idle loop help:
-    moving keys whenever a node's poll found nothing made it 6-10 ms,
+    a counter of the most any operation moved shows it. Why 6: with one
+    table, 8 moves a put made each resize, which every node began at the
+    same write, add more work than a busy 2-core machine had to spare (lag
+    at 150k writes/s: p99 3-6 ms with 8, 1.4-2.3 ms with 3), so it was 3.
+    With the resizes spread out, more moves an operation make them
+    shorter, and fewer puts pay what a resize costs whatever it moves (a
+    new key looked up in the old array too): 6 moves cost the node ~5%
+    less CPU than 3. Nor does an idle loop help: moving keys whenever a
+    node's poll found nothing made lag worse (p99 6-10 ms at 150k/s),
     every node spinning at once.
 
     Big slot arrays (32 KiB and more) are not allocated one by one: the

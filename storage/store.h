@@ -73,7 +73,7 @@ uint64_t wc_store_digest (const wc_store_t *self);
 
 /*  A resize never moves more than this many keys in one operation, nor
     looks at more than this many slots of the table being emptied. */
-#define WC_STORE_REHASH_MOVES   3
+#define WC_STORE_REHASH_MOVES   6
 #define WC_STORE_REHASH_VISITS  64
 
 /*  The store is WC_STORE_SHARDS tables, each with its own resize; a key
