@@ -26,36 +26,77 @@
     again from its key and value, which costs one hash of bytes at hand.
     With glibc a 12-byte key and 100-byte value take a 128-byte chunk.
 
-    The table doubles before it passes 70% load and halves below 15%, a
-    little at a time, as Redis's dict.c does: a resize allocates the new
-    array and from then on both live. New keys go to the new one; every
-    put, del and get first moves at most WC_STORE_REHASH_MOVES entries
-    out of the old one, looking at no more than WC_STORE_REHASH_VISITS of
-    its slots, and a lookup consults both. The old array is emptied from
-    slot 0 upwards: at the scan position an entry is moved to the new
-    array (its table hash computed again from its key: the slot keeps only
-    a tag) and removed from the old one with the same backward shift as a
-    delete, which keeps the old array a valid Robin Hood table (lookups
-    in it stay correct) and only ever moves entries into slots that were
-    full, so the slots behind the scan position stay empty. With those
-    budgets a resize always ends before the next one can be due (growing
-    needs at most count / 3 + capacity / 64 operations, about a quarter
-    of the old capacity, and the next doubling is 70% of it in puts away;
-    a halving, begun below 15%, needs at most 5% + 1/64 of the old
-    capacity and the next one is 7.5% of it in deletes away), so the
-    one-step fallback in s_resize_begin never runs; a counter of the most
-    any operation moved shows it. The budget is small on purpose: every
-    node of a cluster doubles at about the same write, and 8 moves a put
-    made a resize add more work than a busy 2-core machine had to spare
-    (replication lag at 150k writes/s: p99 3-6 ms with 8, 1.4-2.3 ms
-    with 3). Nor does an idle loop help: moving keys whenever a node's
-    poll found nothing made it 6-10 ms, every node spinning at once.
-    Arrays of 4 MiB and more are mapped directly and given back 256 KiB at
-    a time as the scan passes (lookups treat the slots behind the scan as
-    empty, which they are), since freeing a 128 MiB array at once costs
-    ~10 ms. They are offered to the kernel for huge pages: every put lands
+    The store is WC_STORE_SHARDS (64) such tables, the shards, each with
+    its own resize; a key's shard is picked by bits 48 to 53 of its table
+    hash, which neither the home slot (the low bits) nor the tag (the top
+    8) use. A shard doubles before it passes its load limit and halves
+    below 15%, a little at a time, as Redis's dict.c does: a resize
+    allocates the new array and from then on both live. New keys go to
+    the new one; every put, del and get first moves at most
+    WC_STORE_REHASH_MOVES entries out of the old one of its key's shard,
+    looking at no more than WC_STORE_REHASH_VISITS of its slots, and a
+    lookup consults both. The old array is emptied from slot 0 upwards:
+    at the scan position an entry is moved to the new array (its table
+    hash computed again from its key: the slot keeps only a tag) and
+    removed from the old one with the same backward shift as a delete,
+    which keeps the old array a valid Robin Hood table (lookups in it
+    stay correct) and only ever moves entries into slots that were full,
+    so the slots behind the scan position stay empty.
+
+    Why shards, and why their limits differ: a resize makes a put about
+    twice as dear (the moves, the lookup of a new key in the old array
+    too, two arrays competing for the cache), and with one table every
+    node of a cluster paid that at the same write, for a third of each
+    doubling: on 2 cores, three nodes at +100% at once turned into a
+    backlog (replication lag p99 5-56 ms at 300k writes/s). Shard k
+    grows past 50% x 1.7^(k/64) of its slots, so the limits are spread
+    evenly in log2 over [50%, 85%): in each doubling of the content the
+    shards begin their resizes one after another over three quarters of
+    it, about a fifth of them are resizing at any moment, and the extra
+    cost is spread over every put instead of coming all at once. The
+    price is a little memory: the slots vary less with the count but are
+    a few more on average than with one 70% limit (about 2% of a store
+    of small pairs; the same at 1M keys).
+
+    The budgets end every resize before its shard's next one can be due.
+    A resize of an old array of c slots holding m entries ends within m/6
+    + c/59 + 1 operations on that shard: every step but the last either
+    moves 6 entries or looks at 64 slots of which at most 5 are full,
+    passing at least 59 empty ones, and the scan passes each slot once. A
+    growth begins with m <= Lc entries (L, the shard's limit, is at least
+    1/2, so c/59 <= Lc/29), needs at most 0.21 Lc + 1 steps (at L = 85%,
+    0.16c), and the next growth is due when the count reaches 2Lc, Lc
+    puts later. A halving begins below 0.15c entries and needs at most
+    0.042c + 1 steps; the next growth (of the halved table, limit at least
+    c/4) is 0.1c puts away. No halving begins while a resize runs (a later
+    del begins it), so growth is the only resize that can fall due during
+    another; a reserve's resize begins like a growth, with the next one
+    further away. So the one-step fallback in s_resize_begin never runs;
+    a counter of the most any operation moved shows it. Why 6: with one
+    table, 8 moves a put made each resize, which every node began at the
+    same write, add more work than a busy 2-core machine had to spare (lag
+    at 150k writes/s: p99 3-6 ms with 8, 1.4-2.3 ms with 3), so it was 3.
+    With the resizes spread out, more moves an operation make them
+    shorter, and fewer puts pay what a resize costs whatever it moves (a
+    new key looked up in the old array too): 6 moves cost the node ~5%
+    less CPU than 3. Nor does an idle loop help: moving keys whenever a
+    node's poll found nothing made lag worse (p99 6-10 ms at 150k/s),
+    every node spinning at once.
+
+    Big slot arrays (32 KiB and more) are not allocated one by one: the
+    arrays of one size, all shards', are the 64 slices of one mapping, a
+    region, mapped when its first slice is wanted, unmapped when its last
+    is freed, and offered to the kernel for huge pages. Every put lands
     on a random slot, and with 4 KiB pages nearly every one was a TLB miss
-    too (the slots of a 1M-key table span 4096 pages).
+    too (the slots of a 1M-key store span 4096 pages, and a shard's array
+    is too small for a huge page of its own: puts took ~10% longer with
+    one calloc a shard). As the scan passes, the old array is given back
+    to the kernel 64 KiB at a time (lookups treat the slots behind the
+    scan as empty, which they are), the rest when the resize ends, and
+    what was given back is kept out of huge pages, or the kernel would
+    fill it again to make one. A region the shards are growing into holds
+    up to a huge page (2 MiB) more than its slices use: the shards grow
+    in the order of their limits, which is the order of their slices.
 
     Two hashes, one function. The table hash is seeded at random per store
     so crafted keys cannot aim at one bucket. The digest hash of a pair is
@@ -69,7 +110,7 @@
 
     Freezing (for snapshots) is copy-on-write by generation. Each entry
     records the generation it was made in; wc_store_freeze collects the
-    entry pointers of both tables, remembers the digest, and moves the
+    entry pointers of every table, remembers the digest, and moves the
     store to a new generation. From then on an entry of an older
     generation is shared with the frozen view: a put to its key makes a
     new entry instead of writing in place, and a put or del that drops it
@@ -122,18 +163,42 @@ typedef struct {
     s_slot_t *slots;            /* mask + 1 slots, a power of two; NULL: none */
     size_t mask;                /* capacity - 1 */
     size_t live_from;           /* slots below this are empty (and may be
-                                   unmapped): 0, or the rehash position */
+                                   given back): 0, or the rehash position */
     size_t released;            /* bytes at the start given back already */
-    bool mapped;                /* the slots come from mmap, not calloc */
+    bool mapped;                /* the slots are a slice of a region, not
+                                   from calloc */
     uint64_t seed;              /* the store's table hash seed */
 } s_table_t;
 
-struct wc_store {
+/*  One table with its own incremental resize: a key lives in the shard
+    its table hash picks (see s_shard_index), and an operation moves
+    entries only within that shard. */
+typedef struct {
     s_table_t table;            /* the table new keys go to */
     s_table_t old;              /* while a resize runs, the one being emptied */
     size_t rehash_at;           /* old slots below this are empty */
     size_t old_count;           /* entries still in old */
     size_t count;               /* entries held, in both */
+    size_t grow_load;           /* the table grows past this load, in 1/1024 */
+} s_shard_t;
+
+/*  The slot arrays of one size, for all the shards: shard k's array is
+    slice k (see the top). */
+typedef struct {
+    s_slot_t *slots;            /* S_SHARDS arrays in a row; NULL: unmapped */
+    size_t users;               /* slices in use */
+} s_region_t;
+
+#define S_SHARDS        WC_STORE_SHARDS     /* a power of two, at most 256 */
+#define S_SIZES         64      /* array sizes: 2^0 to 2^63 slots */
+#define S_SHARD_SHIFT   48      /* the shard is picked by the hash bits from here */
+#define S_LOAD_LOW      512     /* the lowest growth load, in 1/1024 (50%) */
+#define S_LOAD_HIGH     870     /* and the highest, excluded (85%) */
+
+struct wc_store {
+    s_shard_t shards [S_SHARDS];    /* the tables */
+    s_region_t regions [S_SIZES];   /* their big arrays, by log2 of the size */
+    size_t count;               /* entries held, in all shards */
     uint64_t seed;              /* per-store random seed of the table hash */
     uint64_t digest;            /* sum of every pair's digest hash, mod 2^64 */
     uint64_t resizes;           /* resizes begun */
@@ -157,8 +222,9 @@ struct wc_store_frozen {
 };
 
 #define S_MIN_CAPACITY  16
-#define S_MAP_MIN       (4u << 20)  /* arrays this big come from mmap */
-#define S_RELEASE_CHUNK (256u << 10) /* and go back 256 KiB at a time */
+#define S_REGION_MIN    (32u << 10) /* arrays this big are slices of a region
+                                       (of 2 MiB or more: huge pages) */
+#define S_RELEASE_CHUNK (64u << 10) /* and go back 64 KiB at a time */
 
 /*  Mixing constants (odd, roughly half their bits set) and the fixed seed
     of the digest hash. Changing any of them changes every digest: nodes
@@ -493,7 +559,7 @@ s_find (const s_table_t *t, const void *key, size_t key_len, uint64_t hash)
     uint64_t tag = hash >> 56;
     for (size_t dist = 0; ; dist++) {
         if (i < t->live_from)
-            return SIZE_MAX;            //  empty, perhaps unmapped
+            return SIZE_MAX;            //  empty, perhaps given back
         if (!t->slots [i] || s_distance (t, i) < dist)
             return SIZE_MAX;
         if (s_slot_holds (t, i, dist, tag, key, key_len))
@@ -544,44 +610,88 @@ s_remove_at (s_table_t *t, size_t i)
     t->slots [i] = 0;
 }
 
-//  A zeroed table of capacity slots. Big ones are mapped directly, so
-//  that the rehash can give them back piece by piece: freeing a 128 MiB
-//  array at once costs the caller ~10 ms in munmap. Returns 0 or
-//  WALCAST_ENOMEM.
+//  The region of the arrays of capacity slots (a power of two).
+
+static s_region_t *
+s_region_of (wc_store_t *self, size_t capacity)
+{
+    size_t log2 = 0;
+    while (((size_t) 1 << log2) < capacity)
+        log2++;
+    return &self->regions [log2];
+}
+
+//  Give the bytes at p back to the kernel (which reads them as zeros
+//  from then on), and keep it from putting them back into a huge page
+//  while the rest of that page is in use. Returns 0 or -1.
 
 static int
-s_table_new (s_table_t *t, size_t capacity, uint64_t seed)
+s_give_back (void *p, size_t bytes)
 {
-    if (capacity > SIZE_MAX / sizeof (s_slot_t))
+#ifdef MADV_NOHUGEPAGE
+    (void) madvise (p, bytes, MADV_NOHUGEPAGE);
+#endif
+    return madvise (p, bytes, MADV_DONTNEED);
+}
+
+//  A zeroed table of capacity slots for shard k. A big one is slice k
+//  of the region of its size, mapped when its first slice is wanted and
+//  offered to the kernel for huge pages (a slice given back and taken
+//  again is offered again). A slice is all zero when taken: a table is
+//  empty when it is freed (but at destroy) and what was given back reads
+//  as zeros. Returns 0 or WALCAST_ENOMEM.
+
+static int
+s_table_new (wc_store_t *self, size_t k, s_table_t *t, size_t capacity)
+{
+    if (capacity > SIZE_MAX / sizeof (s_slot_t) / S_SHARDS)
         return WALCAST_ENOMEM;
     size_t bytes = capacity * sizeof (s_slot_t);
     s_slot_t *slots;
-    bool mapped = bytes >= S_MAP_MIN;
+    bool mapped = bytes >= S_REGION_MIN;
     if (mapped) {
-        slots = mmap (NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (slots == MAP_FAILED)
-            slots = NULL;
+        s_region_t *region = s_region_of (self, capacity);
+        if (!region->slots) {
+            void *map = mmap (NULL, bytes * S_SHARDS, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (map == MAP_FAILED)
+                return WALCAST_ENOMEM;
 #ifdef MADV_HUGEPAGE
-        else
+            (void) madvise (map, bytes * S_SHARDS, MADV_HUGEPAGE);
+#endif
+            region->slots = map;
+        }
+        slots = region->slots + k * capacity;
+#ifdef MADV_HUGEPAGE
+        if (region->users > 0)
             (void) madvise (slots, bytes, MADV_HUGEPAGE);
 #endif
+        region->users++;
     }
     else
-        slots = calloc (capacity, sizeof (s_slot_t));
-    if (!slots)
+    if (!(slots = calloc (capacity, sizeof (s_slot_t))))
         return WALCAST_ENOMEM;
-    *t = (s_table_t) { slots, capacity - 1, 0, 0, mapped, seed };
+    *t = (s_table_t) { slots, capacity - 1, 0, 0, mapped, self->seed };
     return 0;
 }
 
-//  Give back what is left of t's array.
+//  Give back what is left of t's array: a slice's memory (the region's
+//  mapping, once no slice of it is in use), or the calloc block.
 
 static void
-s_table_free (s_table_t *t)
+s_table_free (wc_store_t *self, s_table_t *t)
 {
-    if (t->mapped)
-        munmap ((char *) t->slots + t->released,
-                (t->mask + 1) * sizeof (s_slot_t) - t->released);
+    if (t->mapped) {
+        size_t bytes = (t->mask + 1) * sizeof (s_slot_t);
+        s_region_t *region = s_region_of (self, t->mask + 1);
+        assert (region->users > 0);
+        if (--region->users == 0) {
+            munmap (region->slots, bytes * S_SHARDS);
+            region->slots = NULL;
+        }
+        else
+            (void) s_give_back ((char *) t->slots + t->released, bytes - t->released);
+    }
     else
         free (t->slots);
     *t = (s_table_t) { NULL, 0, 0, 0, false, t->seed };
@@ -596,106 +706,152 @@ s_table_release (s_table_t *t)
     size_t done = t->live_from * sizeof (s_slot_t) / S_RELEASE_CHUNK * S_RELEASE_CHUNK;
     if (!t->mapped || done <= t->released)
         return;
-    if (munmap ((char *) t->slots + t->released, done - t->released) == 0)
+    if (s_give_back ((char *) t->slots + t->released, done - t->released) == 0)
         t->released = done;
 }
 
-//  The slot holding key: its index, and in *t the table it is in (the
-//  new one first: that is where most keys are). SIZE_MAX when absent.
+//  The ratio between the growth loads of shards k and k + 1: the r with
+//  r^S_SHARDS = S_LOAD_HIGH / S_LOAD_LOW, found by bisection (this file
+//  does without libm). Shard k grows past S_LOAD_LOW * r^k: the loads
+//  are spread evenly in log2, and so are the moments the shards grow.
+
+static double
+s_load_step (void)
+{
+    double goal = (double) S_LOAD_HIGH / S_LOAD_LOW, low = 1, high = goal;
+    for (int round = 0; round < 60; round++) {
+        double mid = (low + high) / 2, power = 1;
+        for (size_t k = 0; k < S_SHARDS; k++)
+            power *= mid;
+        if (power < goal)
+            low = mid;
+        else
+            high = mid;
+    }
+    return low;
+}
+
+//  An integer's square root, rounded down.
 
 static size_t
-s_lookup (wc_store_t *self, const void *key, size_t key_len, uint64_t hash,
+s_isqrt (size_t n)
+{
+    size_t root = n, next = (n + 1) / 2;
+    while (next < root) {
+        root = next;
+        next = (root + n / root) / 2;
+    }
+    return root;
+}
+
+//  The number of the shard that holds a key whose table hash is hash:
+//  picked by bits the home slot (the low ones) and the tag (the top 8)
+//  do not use.
+
+static inline size_t
+s_shard_index (uint64_t hash)
+{
+    return (size_t) (hash >> S_SHARD_SHIFT) & (S_SHARDS - 1);
+}
+
+//  The slot of shard holding key: its index, and in *t the table it is
+//  in (the new one first: that is where most keys are). SIZE_MAX when
+//  absent.
+
+static size_t
+s_lookup (s_shard_t *shard, const void *key, size_t key_len, uint64_t hash,
           s_table_t **t)
 {
-    *t = &self->table;
+    *t = &shard->table;
     size_t i = s_find (*t, key, key_len, hash);
-    if (i == SIZE_MAX && self->old.slots) {
-        *t = &self->old;
+    if (i == SIZE_MAX && shard->old.slots) {
+        *t = &shard->old;
         i = s_find (*t, key, key_len, hash);
     }
     return i;
 }
 
 //  Ask the CPU to start loading the entries of the next `moves` full
-//  slots of the old table at the scan position (within `visits` slots):
+//  slots of shard's old table at the scan position (within `visits` slots):
 //  moving an entry reads its key to hash it, and a step's cache misses
 //  then overlap instead of coming one after the other.
 
 static void
-s_prefetch_moves (const wc_store_t *self, size_t moves, size_t visits)
+s_prefetch_moves (const s_shard_t *shard, size_t moves, size_t visits)
 {
 #if defined (__GNUC__)
-    const s_table_t *t = &self->old;
-    for (size_t i = self->rehash_at, seen = 0; i <= t->mask && seen < visits && moves > 0;
+    const s_table_t *t = &shard->old;
+    for (size_t i = shard->rehash_at, seen = 0; i <= t->mask && seen < visits && moves > 0;
          i++, seen++)
         if (t->slots [i]) {
             __builtin_prefetch (s_slot_entry (t->slots [i]));
             moves--;
         }
 #else
-    (void) self;
+    (void) shard;
     (void) moves;
     (void) visits;
 #endif
 }
 
-//  Move up to max_moves entries from the old table to the new one,
-//  looking at no more than max_visits old slots; free the old table once
-//  it is empty. Called at the start of every put, del and get.
+//  Move up to max_moves entries of shard from its old table to its new
+//  one, looking at no more than max_visits old slots; free the old table
+//  once it is empty. Called at the start of every put, del and get, on
+//  the shard of its key.
 
 static void
-s_rehash_step (wc_store_t *self, size_t max_moves, size_t max_visits)
+s_rehash_step (wc_store_t *self, s_shard_t *shard, size_t max_moves, size_t max_visits)
 {
-    if (!self->old.slots)
+    if (!shard->old.slots)
         return;
     if (max_moves <= WC_STORE_REHASH_MOVES)
-        s_prefetch_moves (self, max_moves, max_visits);
+        s_prefetch_moves (shard, max_moves, max_visits);
     size_t moved = 0, visited = 0;
-    while (self->old_count > 0 && self->rehash_at <= self->old.mask
+    while (shard->old_count > 0 && shard->rehash_at <= shard->old.mask
        &&  moved < max_moves && visited < max_visits) {
-        s_entry_t *entry = s_slot_entry (self->old.slots [self->rehash_at]);
+        s_entry_t *entry = s_slot_entry (shard->old.slots [shard->rehash_at]);
         visited++;
         if (!entry) {
-            self->rehash_at++;
+            shard->rehash_at++;
             continue;
         }
-        s_place (&self->table, s_entry_hash (entry, self->seed), entry);
-        s_remove_at (&self->old, self->rehash_at);
-        self->old_count--;
+        s_place (&shard->table, s_entry_hash (entry, self->seed), entry);
+        s_remove_at (&shard->old, shard->rehash_at);
+        shard->old_count--;
         moved++;
     }
     if (moved > self->moved_max)
         self->moved_max = moved;
     if (visited > self->visited_max)
         self->visited_max = visited;
-    if (self->old_count == 0) {
-        s_table_free (&self->old);
-        self->rehash_at = 0;
+    if (shard->old_count == 0) {
+        s_table_free (self, &shard->old);
+        shard->rehash_at = 0;
         return;
     }
-    self->old.live_from = self->rehash_at;
-    s_table_release (&self->old);
+    shard->old.live_from = shard->rehash_at;
+    s_table_release (&shard->old);
 }
 
-//  Begin a resize to capacity slots (a power of two that holds the count
-//  under 70%): the current table becomes the old one. A resize still
-//  running is finished first, in one go (never happens: see the top).
-//  On failure the store stays as it was.
+//  Begin a resize of shard to capacity slots (a power of two that holds
+//  its count under its growth load): its current table becomes the old
+//  one. A resize still running is finished first, in one go (never
+//  happens: see the top). On failure the store stays as it was.
 
 static int
-s_resize_begin (wc_store_t *self, size_t capacity)
+s_resize_begin (wc_store_t *self, s_shard_t *shard, size_t capacity)
 {
     s_table_t fresh;
-    if (s_table_new (&fresh, capacity, self->seed) != 0)
+    if (s_table_new (self, (size_t) (shard - self->shards), &fresh, capacity) != 0)
         return WALCAST_ENOMEM;
-    s_rehash_step (self, SIZE_MAX, SIZE_MAX);
-    self->old = self->table;
-    self->old_count = self->count;
-    self->rehash_at = 0;
-    self->table = fresh;
+    s_rehash_step (self, shard, SIZE_MAX, SIZE_MAX);
+    shard->old = shard->table;
+    shard->old_count = shard->count;
+    shard->rehash_at = 0;
+    shard->table = fresh;
     self->resizes++;
-    if (self->old_count == 0)
-        s_table_free (&self->old);
+    if (shard->old_count == 0)
+        s_table_free (self, &shard->old);
     return 0;
 }
 
@@ -775,11 +931,16 @@ wc_store_new (void)
     if (!self)
         return NULL;
     self->seed = s_random_seed (self);
-    if (s_table_new (&self->table, S_MIN_CAPACITY, self->seed) != 0) {
-        free (self);
-        return NULL;
+    double load = S_LOAD_LOW, step = s_load_step ();
+    for (size_t k = 0; k < S_SHARDS; k++, load *= step) {
+        s_shard_t *shard = &self->shards [k];
+        if (s_table_new (self, k, &shard->table, S_MIN_CAPACITY) != 0) {
+            wc_store_destroy (&self);
+            return NULL;
+        }
+        shard->old.seed = self->seed;
+        shard->grow_load = (size_t) load;
     }
-    self->old.seed = self->seed;
     self->gen = 1;
     return self;
 }
@@ -791,14 +952,18 @@ wc_store_destroy (wc_store_t **self_p)
     wc_store_t *self = *self_p;
     if (!self)
         return;
-    for (size_t i = 0; i <= self->table.mask; i++)
-        free (s_slot_entry (self->table.slots [i]));
-    for (size_t i = self->old.live_from; self->old.slots && i <= self->old.mask; i++)
-        free (s_slot_entry (self->old.slots [i]));
+    for (size_t k = 0; k < S_SHARDS; k++) {
+        s_shard_t *shard = &self->shards [k];
+        for (size_t i = 0; shard->table.slots && i <= shard->table.mask; i++)
+            free (s_slot_entry (shard->table.slots [i]));
+        for (size_t i = shard->old.live_from; shard->old.slots && i <= shard->old.mask; i++)
+            free (s_slot_entry (shard->old.slots [i]));
+        if (shard->table.slots)
+            s_table_free (self, &shard->table);
+        if (shard->old.slots)
+            s_table_free (self, &shard->old);
+    }
     wc_store_thaw (self);
-    s_table_free (&self->table);
-    if (self->old.slots)
-        s_table_free (&self->old);
     free (self);
     *self_p = NULL;
 }
@@ -842,16 +1007,30 @@ s_replace (wc_store_t *self, s_table_t *t, size_t i, const void *key, size_t key
 //  leaves the store as it was (a rehash step may have moved entries
 //  between tables, which changes nothing that can be seen).
 
+//  Each shard not resizing makes room for its share of the keys to
+//  come: they fall into the shards at random, so a share is the mean and
+//  four standard deviations more (a shard's 62,500 keys of 4M get 1,000
+//  more).
+
 int
 wc_store_reserve (wc_store_t *self, size_t more)
 {
-    if (self->old.slots || more == 0 || more > WC_STORE_RESERVE_MAX)
+    if (more == 0 || more > WC_STORE_RESERVE_MAX)
         return 0;
-    size_t want = self->count + more;
-    size_t capacity = self->table.mask + 1, grown = capacity;
-    while (want * 10 > grown * 7)
-        grown *= 2;
-    return grown == capacity ? 0 : s_resize_begin (self, grown);
+    size_t share = more / S_SHARDS + 4 * s_isqrt (more / S_SHARDS) + 1;
+    int rc = 0;
+    for (size_t k = 0; k < S_SHARDS; k++) {
+        s_shard_t *shard = &self->shards [k];
+        if (shard->old.slots)
+            continue;
+        size_t want = shard->count + share;
+        size_t capacity = shard->table.mask + 1, grown = capacity;
+        while (want * 1024 > grown * shard->grow_load)
+            grown *= 2;
+        if (grown != capacity && s_resize_begin (self, shard, grown) != 0)
+            rc = WALCAST_ENOMEM;
+    }
+    return rc;
 }
 
 void
@@ -859,10 +1038,11 @@ wc_store_prefetch (const wc_store_t *self, const void *key, size_t key_len)
 {
 #if defined (__GNUC__)
     uint64_t hash = s_hash (key, key_len, self->seed);
-    if (self->table.slots)
-        __builtin_prefetch (&self->table.slots [(size_t) hash & self->table.mask]);
-    if (self->old.slots)
-        __builtin_prefetch (&self->old.slots [(size_t) hash & self->old.mask]);
+    const s_shard_t *shard = &self->shards [s_shard_index (hash)];
+    if (shard->table.slots)
+        __builtin_prefetch (&shard->table.slots [(size_t) hash & shard->table.mask]);
+    if (shard->old.slots)
+        __builtin_prefetch (&shard->old.slots [(size_t) hash & shard->old.mask]);
 #else
     (void) self; (void) key; (void) key_len;
 #endif
@@ -882,34 +1062,37 @@ wc_store_put (wc_store_t *self, const void *key, size_t key_len,
     if (key_len > room || value_len > room - key_len)
         return WALCAST_ENOMEM;
 
-    s_rehash_step (self, WC_STORE_REHASH_MOVES, WC_STORE_REHASH_VISITS);
     uint64_t hash = s_hash (key, key_len, self->seed);
+    s_shard_t *shard = &self->shards [s_shard_index (hash)];
+    s_rehash_step (self, shard, WC_STORE_REHASH_MOVES, WC_STORE_REHASH_VISITS);
     uint64_t pair_hash = s_pair_hash (key, key_len, value, value_len);
     s_table_t *t;
-    size_t i = s_lookup (self, key, key_len, hash, &t);
+    size_t i = s_lookup (shard, key, key_len, hash, &t);
     if (i != SIZE_MAX)
         return s_replace (self, t, i, key, key_len, value, value_len, pair_hash);
 
     s_entry_t *entry = s_entry_new (self->gen, key, key_len, value, value_len);
     if (!entry)
         return WALCAST_ENOMEM;
-    size_t capacity = self->table.mask + 1;
-    if ((self->count + 1) * 10 > capacity * 7) {
-        int rc = s_resize_begin (self, capacity * 2);
+    size_t capacity = shard->table.mask + 1;
+    if ((shard->count + 1) * 1024 > capacity * shard->grow_load) {
+        int rc = s_resize_begin (self, shard, capacity * 2);
         if (rc) {
             free (entry);
             return rc;
         }
     }
-    s_place (&self->table, hash, entry);
+    s_place (&shard->table, hash, entry);
+    shard->count++;
     self->count++;
     self->digest += pair_hash;
     return 0;
 }
 
-//  Removing below 15% load begins halving the table (best effort: when
-//  the smaller array cannot be had, the table just stays large). A key
-//  shared with a frozen view needs room in the dead list first.
+//  Removing below 15% load begins halving the shard's table, unless it
+//  is resizing already (then a later del will), and as a best effort:
+//  when the smaller array cannot be had, the table just stays large. A
+//  key shared with a frozen view needs room in the dead list first.
 
 int
 wc_store_del (wc_store_t *self, const void *key, size_t key_len)
@@ -918,9 +1101,11 @@ wc_store_del (wc_store_t *self, const void *key, size_t key_len)
     assert (key || key_len == 0);
     if (key_len == 0)
         return 0;
-    s_rehash_step (self, WC_STORE_REHASH_MOVES, WC_STORE_REHASH_VISITS);
+    uint64_t hash = s_hash (key, key_len, self->seed);
+    s_shard_t *shard = &self->shards [s_shard_index (hash)];
+    s_rehash_step (self, shard, WC_STORE_REHASH_MOVES, WC_STORE_REHASH_VISITS);
     s_table_t *t;
-    size_t i = s_lookup (self, key, key_len, s_hash (key, key_len, self->seed), &t);
+    size_t i = s_lookup (shard, key, key_len, hash, &t);
     if (i == SIZE_MAX)
         return 0;
     s_entry_t *entry = s_slot_entry (t->slots [i]);
@@ -929,13 +1114,14 @@ wc_store_del (wc_store_t *self, const void *key, size_t key_len)
     self->digest -= s_entry_pair_hash (entry);
     s_drop (self, entry);
     s_remove_at (t, i);
+    shard->count--;
     self->count--;
-    if (t == &self->old)
-        self->old_count--;
+    if (t == &shard->old)
+        shard->old_count--;
 
-    size_t capacity = self->table.mask + 1;
-    if (capacity > S_MIN_CAPACITY && self->count * 20 < capacity * 3)
-        s_resize_begin (self, capacity / 2);
+    size_t capacity = shard->table.mask + 1;
+    if (!shard->old.slots && capacity > S_MIN_CAPACITY && shard->count * 20 < capacity * 3)
+        s_resize_begin (self, shard, capacity / 2);
     return 0;
 }
 
@@ -947,9 +1133,11 @@ wc_store_get (wc_store_t *self, const void *key, size_t key_len,
     assert (key || key_len == 0);
     if (key_len == 0)
         return WALCAST_ENOTFOUND;
-    s_rehash_step (self, WC_STORE_REHASH_MOVES, WC_STORE_REHASH_VISITS);
+    uint64_t hash = s_hash (key, key_len, self->seed);
+    s_shard_t *shard = &self->shards [s_shard_index (hash)];
+    s_rehash_step (self, shard, WC_STORE_REHASH_MOVES, WC_STORE_REHASH_VISITS);
     s_table_t *t;
-    size_t i = s_lookup (self, key, key_len, s_hash (key, key_len, self->seed), &t);
+    size_t i = s_lookup (shard, key, key_len, hash, &t);
     if (i == SIZE_MAX)
         return WALCAST_ENOTFOUND;
     s_parts_t parts;
@@ -979,9 +1167,14 @@ void
 wc_store_stats (const wc_store_t *self, wc_store_stats_t *stats)
 {
     assert (self);
-    stats->capacity = self->table.mask + 1;
-    stats->old_capacity = self->old.slots ? self->old.mask + 1 : 0;
-    stats->old_count = self->old_count;
+    *stats = (wc_store_stats_t) { 0 };
+    for (size_t k = 0; k < S_SHARDS; k++) {
+        const s_shard_t *shard = &self->shards [k];
+        stats->capacity += shard->table.mask + 1;
+        stats->old_capacity += shard->old.slots ? shard->old.mask + 1 : 0;
+        stats->old_count += shard->old_count;
+        stats->resizing += shard->old.slots != NULL;
+    }
     stats->resizes = self->resizes;
     stats->moved_max = self->moved_max;
     stats->visited_max = self->visited_max;
@@ -1009,11 +1202,11 @@ s_collect (const s_table_t *t, size_t from, s_entry_t **entries, size_t n, size_
     return n;
 }
 
-//  Collect the entries of both tables (the old one from the rehash
-//  position on: the slots behind it are empty, perhaps unmapped) and
-//  start a new generation, so that they are shared from now on. When the
-//  generation would wrap, every entry starts again at generation 1 (no
-//  view exists, so none is shared).
+//  Collect the entries of both tables of every shard (an old one from
+//  its rehash position on: the slots behind it are empty, perhaps
+//  given back) and start a new generation, so that they are shared from
+//  now on. When the generation would wrap, every entry starts again at
+//  generation 1 (no view exists, so none is shared).
 
 int
 wc_store_freeze (wc_store_t *self, const wc_store_frozen_t **frozen_p)
@@ -1028,14 +1221,19 @@ wc_store_freeze (wc_store_t *self, const wc_store_frozen_t **frozen_p)
         free (entries);
         return WALCAST_ENOMEM;
     }
-    if (self->gen == UINT32_MAX) {
-        s_renumber (&self->table, 0, 1);
-        s_renumber (&self->old, self->old.live_from, 1);
-        self->gen = 1;
+    size_t n = 0;
+    for (size_t k = 0; k < S_SHARDS; k++) {
+        s_shard_t *shard = &self->shards [k];
+        if (self->gen == UINT32_MAX) {
+            s_renumber (&shard->table, 0, 1);
+            s_renumber (&shard->old, shard->old.live_from, 1);
+        }
+        n = s_collect (&shard->table, 0, entries, n, self->count);
+        if (shard->old.slots)
+            n = s_collect (&shard->old, shard->old.live_from, entries, n, self->count);
     }
-    size_t n = s_collect (&self->table, 0, entries, 0, self->count);
-    if (self->old.slots)
-        n = s_collect (&self->old, self->old.live_from, entries, n, self->count);
+    if (self->gen == UINT32_MAX)
+        self->gen = 1;
     assert (n == self->count);
     *view = (wc_store_frozen_t) { entries, n, self->digest, self->gen };
     self->gen++;
@@ -1095,6 +1293,13 @@ wc_store_test_hash (const wc_store_t *self, const void *key, size_t key_len)
 {
     assert (self);
     return s_hash (key, key_len, self->seed);
+}
+
+size_t
+wc_store_test_shard (const wc_store_t *self, const void *key, size_t key_len)
+{
+    assert (self);
+    return s_shard_index (s_hash (key, key_len, self->seed));
 }
 
 void

@@ -1,9 +1,12 @@
 /*  store.h - the node's key-value state.
 
-    An open-addressing hash table of binary keys to binary values, owned
-    by the node's single thread. Keys and values are copied in. The table
-    grows and shrinks incrementally: no single put, del or get moves more
-    than WC_STORE_REHASH_MOVES keys, so a resize never stops the loop.
+    Open-addressing hash tables of binary keys to binary values, owned
+    by the node's single thread. Keys and values are copied in. The keys
+    are spread over WC_STORE_SHARDS tables, each of which grows and
+    shrinks incrementally: no single put, del or get moves more than
+    WC_STORE_REHASH_MOVES keys, so a resize never stops the loop; and the
+    tables resize at different counts, so their resizes do not all come
+    at once.
 
     The store keeps a digest of its whole content up to date on every put
     and delete: the sum (mod 2^64) of a 64-bit hash of each (key, value)
@@ -42,11 +45,12 @@ int wc_store_put (wc_store_t *self, const void *key, size_t key_len,
     frozen, see below). */
 int wc_store_del (wc_store_t *self, const void *key, size_t key_len);
 
-/*  Make room for about `more` new keys at once: when they would take
-    the table past its load limit, start the resize to the size they need
-    now, rather than doubling again and again as they come (each doubling
-    moves every entry, re-hashing its key). Nothing happens while a
-    resize runs. A hint: 0, or WALCAST_ENOMEM (nothing changed). */
+/*  Make room for about `more` new keys at once: when they would take a
+    shard's table past its load limit, start the resize to the size they
+    need now, rather than doubling again and again as they come (each
+    doubling moves every entry, re-hashing its key). Nothing happens to a
+    shard while it resizes. A hint: 0, or WALCAST_ENOMEM (the content
+    unchanged; the shards that could make room did). */
 int wc_store_reserve (wc_store_t *self, size_t more);
 #define WC_STORE_RESERVE_MAX  (4u * 1024u * 1024u)     /* keys; more is ignored */
 
@@ -69,14 +73,20 @@ uint64_t wc_store_digest (const wc_store_t *self);
 
 /*  A resize never moves more than this many keys in one operation, nor
     looks at more than this many slots of the table being emptied. */
-#define WC_STORE_REHASH_MOVES   3
+#define WC_STORE_REHASH_MOVES   6
 #define WC_STORE_REHASH_VISITS  64
 
-/*  How the table is doing, for tests and operators. */
+/*  The store is WC_STORE_SHARDS tables, each with its own resize; a key
+    lives in one of them, picked by its hash. */
+#define WC_STORE_SHARDS         64
+
+/*  How the tables are doing, for tests and operators: sums over the
+    shards, but for the two maxima. */
 typedef struct {
-    size_t capacity;        /* slots of the table that takes new keys */
-    size_t old_capacity;    /* slots of the table being emptied; 0 when no resize runs */
-    size_t old_count;       /* keys still in that table */
+    size_t capacity;        /* slots of the tables that take new keys */
+    size_t old_capacity;    /* slots of the tables being emptied; 0 when no resize runs */
+    size_t old_count;       /* keys still in those */
+    size_t resizing;        /* shards with a resize running */
     uint64_t resizes;       /* resizes started, growing or shrinking */
     size_t moved_max;       /* most keys any single operation moved between tables */
     size_t visited_max;     /* most old slots any single operation looked at */
@@ -117,11 +127,14 @@ void wc_store_frozen_pair (const wc_store_frozen_t *frozen, size_t i,
     the freeze); 0 when none. */
 size_t wc_store_dead_bytes (const wc_store_t *self);
 
-/*  For tests only. The store's (seeded) table hash of key, so a test can
-    pick keys that share a home slot; and moving the generation counter
-    forward to gen (no view may exist), so a test can reach the wrap of
-    the 32-bit generation that wc_store_freeze handles once in 2^32. */
+/*  For tests only. The store's (seeded) table hash of key and the shard
+    (0 to WC_STORE_SHARDS - 1) it puts key in, so a test can pick keys
+    that share a home slot (the hash's low bits) in one shard; and moving
+    the generation counter forward to gen (no view may exist), so a test
+    can reach the wrap of the 32-bit generation that wc_store_freeze
+    handles once in 2^32. */
 uint64_t wc_store_test_hash (const wc_store_t *self, const void *key, size_t key_len);
+size_t wc_store_test_shard (const wc_store_t *self, const void *key, size_t key_len);
 void wc_store_test_set_generation (wc_store_t *self, uint32_t gen);
 
 #endif
