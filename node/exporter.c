@@ -39,49 +39,51 @@ typedef struct {
     const char *const *labels;
     const char        *help;
     const double      *bounds;      /* a histogram's; NULL: the latency bounds */
+    size_t             nbounds;     /* how many bounds, with bounds */
 } s_family_t;
 
 static const s_family_t s_families [] = {
     { "walcast_writes_total", WC_METRIC_COUNTER, NULL,
-      "Writes (PUT, DEL, each write of a batch) the primary committed to its log.", NULL },
-    { "walcast_reads_total", WC_METRIC_COUNTER, NULL, "GETs answered with a value.", NULL },
+      "Writes (PUT, DEL, each write of a batch) the primary committed to its log.", NULL, 0 },
+    { "walcast_reads_total", WC_METRIC_COUNTER, NULL, "GETs answered with a value.", NULL, 0 },
     { "walcast_entries_published_total", WC_METRIC_COUNTER, NULL,
-      "Entries applied and published on the stream.", NULL },
+      "Entries applied and published on the stream.", NULL, 0 },
     { "walcast_fetches_served_total", WC_METRIC_COUNTER, NULL,
-      "FETCH requests answered with entries (catch-up socket).", NULL },
+      "FETCH requests answered with entries (catch-up socket).", NULL, 0 },
     { "walcast_gaps_repaired_total", WC_METRIC_COUNTER, NULL,
-      "Gaps this replica found in the stream and repaired by FETCH.", NULL },
+      "Gaps this replica found in the stream and repaired by FETCH.", NULL, 0 },
     { "walcast_snapshot_resyncs_total", WC_METRIC_COUNTER, NULL,
-      "Snapshots this replica installed to catch up.", NULL },
+      "Snapshots this replica installed to catch up.", NULL, 0 },
     { "walcast_bytes_received_total", WC_METRIC_COUNTER, s_socket,
-      "Request bytes received, by socket.", NULL },
+      "Request bytes received, by socket.", NULL, 0 },
     { "walcast_bytes_sent_total", WC_METRIC_COUNTER, s_socket,
-      "Reply and stream bytes sent, by socket.", NULL },
+      "Reply and stream bytes sent, by socket.", NULL, 0 },
     { "walcast_refused_requests_total", WC_METRIC_COUNTER, s_code,
-      "Requests answered with an error, by error code.", NULL },
+      "Requests answered with an error, by error code.", NULL, 0 },
     { "walcast_refused_connections_total", WC_METRIC_COUNTER, NULL,
-      "Connections refused at the CURVE handshake (no keys, or a key not trusted).", NULL },
+      "Connections refused at the CURVE handshake (no keys, or a key not trusted).", NULL, 0 },
     { "walcast_refused_subscriptions_total", WC_METRIC_COUNTER, NULL,
-      "Stream subscriptions refused: their key has no role (CURVE).", NULL },
+      "Stream subscriptions refused: their key has no role (CURVE).", NULL, 0 },
     { "walcast_replica_lag_entries", WC_METRIC_GAUGE, s_replica,
-      "Entries a replica lacks, from its last ACK (primary only).", NULL },
+      "Entries a replica lacks, from its last ACK (primary only).", NULL, 0 },
     { "walcast_replica_lag_seconds", WC_METRIC_GAUGE, s_replica,
-      "Age of the first entry a replica lacks, from its last ACK (primary only).", NULL },
+      "Age of the first entry a replica lacks, from its last ACK (primary only).", NULL, 0 },
     { "walcast_replicas_connected", WC_METRIC_GAUGE, NULL,
-      "Replicas that ACKed this epoch within --replica-lag (primary only).", NULL },
-    { "walcast_wal_bytes", WC_METRIC_GAUGE, NULL, "Bytes of the log's segment files.", NULL },
-    { "walcast_wal_segments", WC_METRIC_GAUGE, NULL, "Segment files of the log.", NULL },
+      "Replicas that ACKed this epoch within --replica-lag (primary only).", NULL, 0 },
+    { "walcast_wal_bytes", WC_METRIC_GAUGE, NULL, "Bytes of the log's segment files.", NULL, 0 },
+    { "walcast_wal_segments", WC_METRIC_GAUGE, NULL, "Segment files of the log.", NULL, 0 },
     { "walcast_fsync_duration_seconds", WC_METRIC_HISTOGRAM, NULL,
-      "Duration of each fdatasync/fsync of the log.", NULL },
+      "Duration of each fdatasync/fsync of the log.", NULL, 0 },
     { "walcast_write_ack_duration_seconds", WC_METRIC_HISTOGRAM, NULL,
-      "From a write's arrival to its reply (primary).", NULL },
+      "From a write's arrival to its reply (primary).", NULL, 0 },
     { "walcast_replication_apply_lag_seconds", WC_METRIC_HISTOGRAM, NULL,
       "Each streamed entry, from its upstream's apply to this replica's apply, "
-      "by the two nodes' wall clocks (replica).", wc_applylag_bounds },
-    { "walcast_epoch", WC_METRIC_GAUGE, NULL, "The node's epoch.", NULL },
-    { "walcast_applied_seq", WC_METRIC_GAUGE, NULL, "The last seq the node applied.", NULL },
+      "by the two nodes' wall clocks (replica).", wc_applylag_bounds,
+      WC_APPLYLAG_BUCKETS },
+    { "walcast_epoch", WC_METRIC_GAUGE, NULL, "The node's epoch.", NULL, 0 },
+    { "walcast_applied_seq", WC_METRIC_GAUGE, NULL, "The last seq the node applied.", NULL, 0 },
     { "walcast_role", WC_METRIC_GAUGE, s_role,
-      "1 for the node's role (primary, candidate, replica), 0 for the others.", NULL },
+      "1 for the node's role (primary, candidate, replica), 0 for the others.", NULL, 0 },
 };
 
 #define S_NFAMILIES (sizeof s_families / sizeof s_families [0])
@@ -97,7 +99,7 @@ wc_exporter_new (wc_node_t *node, int port, char *why, size_t why_size)
     for (size_t f = 0; f < S_NFAMILIES; f++) {
         const s_family_t *family = &s_families [f];
         const double *bounds = family->bounds ? family->bounds : wc_metrics_latency_bounds;
-        size_t nbounds = family->bounds ? WC_APPLYLAG_BUCKETS : WC_METRICS_LATENCY_BUCKETS;
+        size_t nbounds = family->bounds ? family->nbounds : WC_METRICS_LATENCY_BUCKETS;
         if (wc_metrics_family (self->metrics, family->name, family->type, family->help,
                                family->labels, bounds, nbounds) != 0)
             goto error;
