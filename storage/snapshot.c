@@ -187,11 +187,13 @@ static int
 s_write_body (s_out_t *out, const wc_store_frozen_t *view, const atomic_bool *cancel,
               const char *temp, char *why, size_t why_size)
 {
-    size_t count = wc_store_frozen_count (view);
-    for (size_t i = 0; i <= count; i++) {
-        if (i < count) {
+    size_t slots = wc_store_frozen_slots (view), written = 0;
+    for (size_t i = 0; i <= slots; i++) {
+        if (i < slots) {
             wc_store_pair_t pair;
-            wc_store_frozen_pair (view, i, &pair);
+            if (!wc_store_frozen_pair (view, i, &pair))
+                continue;
+            written++;
             if (msgpack_pack_array (&out->pk, 2) != 0
             ||  msgpack_pack_bin_with_body (&out->pk, pair.key, pair.key_len) != 0
             ||  msgpack_pack_bin_with_body (&out->pk, pair.value, pair.value_len) != 0) {
@@ -210,6 +212,11 @@ s_write_body (s_out_t *out, const wc_store_frozen_t *view, const atomic_bool *ca
                       (unsigned long long) out->offset, strerror (errno));
             return wc_files_code (errno);
         }
+    }
+    if (written != wc_store_frozen_count (view)) {
+        snprintf (why, why_size, "the view of the state held %zu pairs, not %zu",
+                  written, wc_store_frozen_count (view));
+        return WALCAST_EIO;
     }
     uint8_t tail [4] = { (uint8_t) out->crc, (uint8_t) (out->crc >> 8),
                          (uint8_t) (out->crc >> 16), (uint8_t) (out->crc >> 24) };

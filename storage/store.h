@@ -25,6 +25,7 @@
 #ifndef WC_STORE_H_INCLUDED
 #define WC_STORE_H_INCLUDED
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -108,19 +109,39 @@ typedef struct {
 /*  Freeze the content as it is now: *frozen_p points at the view, owned
     by the store. Returns 0, WALCAST_EBUSY when a view exists already,
     WALCAST_ENOMEM. While a view exists, put and del may also fail with
-    WALCAST_ENOMEM when the dead list cannot grow (the store unchanged). */
+    WALCAST_ENOMEM when the dead list cannot grow (the store unchanged).
+    The freeze copies the tables' slots (8 bytes a slot); into memory
+    that wc_store_prepare_freeze got ready, that copy is all it costs. */
 int wc_store_freeze (wc_store_t *self, const wc_store_frozen_t **frozen_p);
+
+/*  Get memory ready for the next freeze's copy, faulting in at most
+    budget more bytes of it (rounded up to a page) per call, so the
+    freeze's pause is the copy and no page faults. Call it in the turns
+    before a freeze is due: it maps an array a quarter larger than the
+    slots are now and remaps when the tables have outgrown it. Returns 0
+    or WALCAST_ENOMEM (a freeze then maps its own). */
+int wc_store_prepare_freeze (wc_store_t *self, size_t budget);
+
+/*  Give the prepared memory back (a freeze that is not coming soon). */
+void wc_store_drop_prepared (wc_store_t *self);
+
+/*  Bytes of prepared memory that a freeze now would use (0 when none, or
+    when the tables have outgrown it). */
+size_t wc_store_prepared_bytes (const wc_store_t *self);
 
 /*  Drop the view (if any) and free what only it held. The view must no
     longer be read, by any thread. wc_store_destroy thaws too. */
 void wc_store_thaw (wc_store_t *self);
 
 /*  The view's number of pairs and digest (as wc_store_count and
-    wc_store_digest were at the freeze), and its pair i (0 <= i < count),
-    in no particular order. Safe from any thread until the thaw. */
+    wc_store_digest were at the freeze). Its pairs are in its slots, in
+    no particular order: wc_store_frozen_pair gives the pair in slot i
+    (0 <= i < wc_store_frozen_slots), or false for an empty slot. Safe
+    from any thread until the thaw. */
 size_t wc_store_frozen_count (const wc_store_frozen_t *frozen);
 uint64_t wc_store_frozen_digest (const wc_store_frozen_t *frozen);
-void wc_store_frozen_pair (const wc_store_frozen_t *frozen, size_t i,
+size_t wc_store_frozen_slots (const wc_store_frozen_t *frozen);
+bool wc_store_frozen_pair (const wc_store_frozen_t *frozen, size_t i,
                            wc_store_pair_t *pair);
 
 /*  Bytes of entries kept only for the view (replaced or deleted since
