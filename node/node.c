@@ -124,6 +124,18 @@ s_handle_damage (wc_node_t *self, char *why, size_t why_size)
     return 0;
 }
 
+/*  Where in each --snapshot-every this node snapshots: a hash of its id
+    (FNV-1a), so the nodes of a cluster, which apply the same entries, do
+    not all freeze and write a snapshot at the same write. */
+static uint64_t
+s_snapshot_phase (const char *id)
+{
+    uint64_t hash = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *) id; *p; p++)
+        hash = (hash ^ *p) * 0x100000001b3ull;
+    return hash;
+}
+
 /*  Open the storage engine (lock, replay) and say what it found. */
 static int
 s_open_state (wc_node_t *self, char *why, size_t why_size)
@@ -133,6 +145,7 @@ s_open_state (wc_node_t *self, char *why, size_t why_size)
     wc_engine_config_t cfg = { .dir = self->cfg.data_dir, .fsync = self->cfg.fsync,
                                .segment_bytes = self->cfg.segment_bytes, .owner = owner,
                                .snapshot_every = self->cfg.snapshot_every,
+                               .snapshot_phase = s_snapshot_phase (self->cfg.id),
                                .retain_bytes = self->cfg.retain_bytes };
     wc_engine_info_t info;
     int err = 0;

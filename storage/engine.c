@@ -68,6 +68,11 @@
 #define S_PENDING_COMPACT (256u * 1024u)          /* applied bytes moved out */
 #define S_SNAPSHOTS_KEPT  2           /* snapshot files kept */
 #define S_SNAPSHOT_RETRY_MS 10000     /* a failed snapshot is retried this much later */
+#define S_PREPARE_SHARE   32          /* a freeze's memory is made ready in the last
+                                         1/32 of the entries before it is due */
+#define S_PREPARE_MIN     (256u << 10)    /* bytes faulted in a turn: at least */
+#define S_PREPARE_MAX     (4u << 20)      /* and at most */
+#define S_PREPARE_IDLE_MS 1000        /* dropped when nothing was applied this long */
 #define S_REBUILD_CHUNK   (4u * 1024u * 1024u)    /* log read at a time to rebuild */
 #define S_DIVERGED_FILE   "DIVERGED"
 #define S_INSTALL_FILE    "install"
@@ -152,7 +157,12 @@ struct wc_engine {
     uint64_t           snapshot_every;  /* entries between snapshots; 0 none */
     uint64_t           retain_bytes;    /* log kept after a snapshot */
     wc_snapshotter_t  *writer;      /* the snapshot thread */
+    uint64_t           snapshot_phase;  /* snapshots at seqs s: (s + phase) % every == 0 */
     uint64_t           snap_from;   /* applied seq of the last snapshot begun */
+    uint64_t           prep_seq;    /* applied when the freeze's memory was last
+                                       readied (or dropped: not again until it moves) */
+    int64_t            prep_ms;     /* when; 0: none is held */
+    uint64_t           maybe_seq;   /* applied at the last look for a snapshot */
     int64_t            snap_retry_ms;   /* not before this after a failure */
     bool               snap_report; /* a result waits for wc_engine_on_snapshot */
     wc_snapshot_result_t snap_result;   /* that result */
@@ -748,6 +758,7 @@ s_configure (wc_engine_t *self, const wc_engine_config_t *cfg)
     self->fsync = cfg->fsync;
     self->segment_bytes = cfg->segment_bytes;
     self->snapshot_every = cfg->snapshot_every;
+    self->snapshot_phase = cfg->snapshot_every ? cfg->snapshot_phase % cfg->snapshot_every : 0;
     self->retain_bytes = cfg->retain_bytes ? cfg->retain_bytes : WC_ENGINE_RETAIN_DEFAULT;
     msgpack_unpacked_init (&self->unpacked);
     msgpack_sbuffer_init (&self->pending);
@@ -1128,6 +1139,11 @@ int
 wc_engine_tick (wc_engine_t *self)
 {
     s_snapshot_maybe (self);
+    if (self->prep_ms && self->applied == self->prep_seq
+    &&  wc_clock_ms () - self->prep_ms >= S_PREPARE_IDLE_MS) {
+        wc_store_drop_prepared (self->store);   //  no writes: do not hold it
+        self->prep_ms = 0;
+    }
     if (self->fsync != WC_FSYNC_BATCH || self->sync_due_ms == 0)
         return 1000;
     int64_t now = wc_clock_ms ();
@@ -1441,6 +1457,7 @@ s_snapshot_start (wc_engine_t *self)
     if (self->applied == 0)
         return WALCAST_EINVAL;
     int64_t started = wc_clock_us ();
+    size_t ready = wc_store_prepared_bytes (self->store);
     const wc_store_frozen_t *view;
     int rc = wc_store_freeze (self->store, &view);
     wc_snapshot_info_t info = { .seq = self->applied, .ts_ms = self->applied_ts };
@@ -1452,9 +1469,10 @@ s_snapshot_start (wc_engine_t *self)
         return rc;
     }
     self->snap_from = self->applied;
-    wc_log_info ("snapshot %s: taking seq %llu (%zu keys; the state was frozen in %.1f ms)",
+    wc_log_info ("snapshot %s: taking seq %llu (%zu keys; the state was frozen in %.1f ms, "
+                 "%.1f MiB of its memory made ready before)",
                  self->dir, (unsigned long long) self->applied, wc_store_count (self->store),
-                 (double) (wc_clock_us () - started) / 1000.0);
+                 (double) (wc_clock_us () - started) / 1000.0, (double) ready / 1048576.0);
     return 0;
 }
 
@@ -1522,15 +1540,56 @@ s_snapshot_collect (wc_engine_t *self)
         s_snapshot_done (self, &result, true);
 }
 
-//  Start one when snapshot_every entries were applied since the last.
+//  The seq the next periodic snapshot is due at: the first after the
+//  last one begun where seq + phase is a multiple of snapshot_every. So
+//  a node's snapshots keep to one grid (one begun by hand or late does
+//  not move it), and nodes with different phases snapshot at different
+//  writes instead of all at once.
+static uint64_t
+s_snapshot_due (const wc_engine_t *self)
+{
+    uint64_t every = self->snapshot_every;
+    return ((self->snap_from + self->snapshot_phase) / every + 1) * every
+           - self->snapshot_phase;
+}
+
+//  Fault in some of the memory the freeze will copy the store's slots
+//  into (store.h): what it needs spread over the turns left before seq
+//  due, if they apply as many entries as this one did.
+static void
+s_snapshot_prepare (wc_engine_t *self, uint64_t due, uint64_t turn)
+{
+    wc_store_stats_t stats;
+    wc_store_stats (self->store, &stats);
+    uint64_t need = (uint64_t) (stats.capacity + stats.old_capacity) * 10;  //  8 B + 1/4
+    uint64_t turns = (due - self->applied) / (turn ? turn : 1) + 1;
+    uint64_t budget = need / turns;
+    budget = budget < S_PREPARE_MIN ? S_PREPARE_MIN
+           : budget > S_PREPARE_MAX ? S_PREPARE_MAX : budget;
+    (void) wc_store_prepare_freeze (self->store, (size_t) budget);
+    self->prep_seq = self->applied;
+    self->prep_ms = wc_clock_ms ();
+}
+
+//  Start one when it is due; in the entries just before, get the store's
+//  memory for the freeze ready a little each turn (store.h).
 static void
 s_snapshot_maybe (wc_engine_t *self)
 {
     s_snapshot_collect (self);
     if (!self->snapshot_every || self->fatal || self->closed
-    ||  wc_snapshotter_busy (self->writer)
-    ||  self->snap_report || self->applied < self->snap_from + self->snapshot_every)
+    ||  wc_snapshotter_busy (self->writer) || self->snap_report)
         return;
+    uint64_t due = s_snapshot_due (self);
+    uint64_t turn = self->applied > self->maybe_seq ? self->applied - self->maybe_seq : 0;
+    self->maybe_seq = self->applied;
+    if (self->applied < due) {
+        if (due - self->applied <= self->snapshot_every / S_PREPARE_SHARE
+        &&  self->prep_seq != self->applied)
+            s_snapshot_prepare (self, due, turn);
+        return;
+    }
+    self->prep_ms = 0;
     if (self->snap_retry_ms && wc_clock_ms () < self->snap_retry_ms)
         return;
     if (s_snapshot_start (self) != 0)

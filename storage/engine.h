@@ -39,15 +39,18 @@
     Snapshots. The state at the applied seq is written to a snapshot
     file (snapshot.h) by a thread of its own, after a freeze of the store
     (copy on write) that is the only pause of the loop: every
-    snapshot_every entries and on demand. The two newest are kept; after
-    each, WAL segments it covers are removed while the log keeps at least
-    retain_bytes. The open loads the newest valid snapshot (a damaged one
-    is set aside as *.damaged and the one before it used) and replays the
-    log after it. A replica whose upstream no longer has the entries it
-    needs installs the upstream's snapshot: state, history and log
-    replaced at once; an "install" marker lets a restart finish an install
-    a crash interrupted, so the directory holds the old state or the new
-    one, never a mix.
+    snapshot_every entries (at seqs offset by snapshot_phase, so nodes
+    given different phases do not pause at the same write; the store's
+    memory for the freeze is made ready in the entries just before) and
+    on demand. The two newest are kept; after each, WAL segments it
+    covers are removed while the log keeps at least retain_bytes. The
+    open loads the newest valid snapshot (a damaged one is set aside as
+    *.damaged and the one before it used) and replays the log after it.
+    A replica whose upstream no longer has the entries it needs installs
+    the upstream's snapshot: state, history and log replaced at once; an
+    "install" marker lets a restart finish an install a crash
+    interrupted, so the directory holds the old state or the new one,
+    never a mix.
 
     Files of the data directory: LOCK, wal-<seq>.log, epochs,
     snapshot-<seq>.snap, DIVERGED (when diverged), install (during an
@@ -81,6 +84,9 @@ typedef struct {
     const char *owner;          /* who takes the lock: "walcast-node --id us1" */
     uint64_t    snapshot_every; /* a snapshot every this many applied entries;
                                    0: only on demand */
+    uint64_t    snapshot_phase; /* where: at the seqs s with (s + snapshot_phase)
+                                   % snapshot_every == 0, so nodes given
+                                   different phases do not snapshot at once */
     uint64_t    retain_bytes;   /* log kept after a snapshot; 0: 256 MiB */
 } wc_engine_config_t;
 

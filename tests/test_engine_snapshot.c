@@ -28,6 +28,7 @@
 #include <zmq.h>
 
 #include "walcast.h"
+#include "clock.h"
 #include "crc32c.h"
 #include "engine.h"
 #include "engine_util.h"
@@ -208,6 +209,47 @@ test_auto_snapshot (void **state)
     wc_engine_tick (e->engine);
     assert_int_equal (eu_wait_snapshot (e, &seq, &bytes), 1);
     assert_int_equal (seq, 250);
+}
+
+/*  A phase moves the grid: with snapshot_every 320 and phase 30 the
+    snapshots fall at 290, 610, ... (nodes with different ids do not all
+    snapshot at the same write); one begun by hand does not move it. In
+    the last 1/32 of the entries before one is due, the store's memory
+    for the freeze is made ready; it is given back when nothing is
+    applied for a second, and the freeze takes it. */
+static void
+test_snapshot_phase (void **state)
+{
+    eu_t *e = &((fixture_t *) *state)->a;
+    e->cfg.snapshot_every = 320;
+    e->cfg.snapshot_phase = 30;
+    eu_open (e);
+    wc_store_t *store = wc_engine_store (e->engine);
+    eu_load (e, 270, 20, 1);
+    assert_int_equal (wc_store_prepared_bytes (store), 0);
+    eu_load (e, 15, 20, 1);                         //  285: 5 before it is due
+    uint64_t seq = 0, bytes = 0;
+    assert_int_equal (wc_engine_on_snapshot (e->engine, &seq, &bytes), 0);
+    assert_true (wc_store_prepared_bytes (store) > 0);
+    int64_t deadline = wc_clock_ms () + 10000;
+    while (wc_store_prepared_bytes (store) > 0 && wc_clock_ms () < deadline) {
+        wc_engine_tick (e->engine);
+        usleep (10 * 1000);
+    }
+    assert_int_equal (wc_store_prepared_bytes (store), 0);     //  idle: given back
+    eu_load (e, 2, 20, 1);                          //  287: made ready again
+    assert_true (wc_store_prepared_bytes (store) > 0);
+    eu_load (e, 3, 20, 1);
+    assert_int_equal (eu_wait_snapshot (e, &seq, &bytes), 1);
+    assert_int_equal (seq, 290);
+    assert_int_equal (wc_store_prepared_bytes (store), 0);     //  the freeze took it
+    eu_load (e, 110, 20, 1);
+    assert_int_equal (eu_snapshot (e), 400);        //  by hand
+    eu_load (e, 209, 20, 1);
+    assert_int_equal (wc_engine_on_snapshot (e->engine, &seq, &bytes), 0);
+    eu_load (e, 1, 20, 1);
+    assert_int_equal (eu_wait_snapshot (e, &seq, &bytes), 1);
+    assert_int_equal (seq, 610);
 }
 
 /*  A node that does not look at the snapshot socket at once: the next
@@ -545,6 +587,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_snapshot_fallback, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_retention, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_auto_snapshot, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_snapshot_phase, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_snapshot_taken_in_by_tick, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_snapshot_read, s_setup, s_teardown),
