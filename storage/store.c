@@ -24,7 +24,11 @@
     header for a short key and value, where fixed fields would take 40.
     The pair's digest hash is not kept: put and del compute the old pair's
     again from its key and value, which costs one hash of bytes at hand.
-    With glibc a 12-byte key and 100-byte value take a 128-byte chunk.
+    The blocks come from the store's own slab (slab.h): a 12-byte key and
+    a 100-byte value take 120 bytes there, where malloc gave them a
+    128-byte chunk among the loop's buffers (store alone, 1M such pairs:
+    1.30x their raw size with malloc, 1.24x with the slab; walcast-store-
+    mem), and a destroy frees them all at once.
 
     The store is WC_STORE_SHARDS (64) such tables, the shards, each with
     its own resize; a key's shard is picked by bits 48 to 53 of its table
@@ -141,6 +145,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include "walcast.h"
+#include "slab.h"
 #include "store.h"
 
 /*  One key and its value in a single allocation: after gen, the key's
@@ -224,6 +229,7 @@ struct wc_store {
     s_slot_t *spare;            /* mapped for the next freeze's copy, or NULL */
     size_t spare_slots;         /* its size */
     size_t spare_ready;         /* bytes of it faulted in so far */
+    wc_slab_t *slab;            /* the entries' memory */
 };
 
 /*  The content at the freeze: entries of generation <= gen, which do not
@@ -454,20 +460,29 @@ s_entry_bytes (const s_entry_t *entry)
     return (size_t) (parts.value + parts.value_len - (const unsigned char *) entry);
 }
 
-//  A new entry of generation gen holding key and value, or NULL (also
-//  when its address does not fit in a slot). Sizes are checked by the
-//  caller.
+//  Give an entry's memory back to the store's slab.
+
+static void
+s_entry_free (wc_store_t *self, s_entry_t *entry)
+{
+    wc_slab_free (self->slab, entry, s_entry_bytes (entry));
+}
+
+//  A new entry of generation gen holding key and value, from slab; NULL
+//  when out of memory (also when its address does not fit in a slot).
+//  Sizes are checked by the caller.
 
 static s_entry_t *
-s_entry_new (uint32_t gen, const void *key, size_t key_len, const void *value,
-             size_t value_len)
+s_entry_new (wc_slab_t *slab, uint32_t gen, const void *key, size_t key_len,
+             const void *value, size_t value_len)
 {
     size_t header = s_varint_len (key_len) + s_varint_len (value_len);
-    s_entry_t *entry = malloc (sizeof (s_entry_t) + header + key_len + value_len);
+    size_t bytes = sizeof (s_entry_t) + header + key_len + value_len;
+    s_entry_t *entry = wc_slab_alloc (slab, bytes);
     if (!entry)
         return NULL;
     if ((uint64_t) (uintptr_t) entry > S_PTR_MASK) {
-        free (entry);
+        wc_slab_free (slab, entry, bytes);
         return NULL;
     }
     entry->gen = gen;
@@ -930,7 +945,7 @@ s_drop (wc_store_t *self, s_entry_t *entry)
         self->dead_bytes += s_entry_bytes (entry);
     }
     else
-        free (entry);
+        s_entry_free (self, entry);
 }
 
 //  Free the dead entries.
@@ -939,7 +954,7 @@ static void
 s_dead_free (wc_store_t *self)
 {
     for (size_t i = 0; i < self->ndead; i++)
-        free (self->dead [i]);
+        s_entry_free (self, self->dead [i]);
     free (self->dead);
     self->dead = NULL;
     self->ndead = self->dead_cap = self->dead_bytes = 0;
@@ -965,6 +980,10 @@ wc_store_new (void)
     wc_store_t *self = calloc (1, sizeof (wc_store_t));
     if (!self)
         return NULL;
+    if (!(self->slab = wc_slab_new ())) {
+        free (self);
+        return NULL;
+    }
     self->seed = s_random_seed (self);
     double load = S_LOAD_LOW, step = s_load_step ();
     for (size_t k = 0; k < S_SHARDS; k++, load *= step) {
@@ -989,10 +1008,6 @@ wc_store_destroy (wc_store_t **self_p)
         return;
     for (size_t k = 0; k < S_SHARDS; k++) {
         s_shard_t *shard = &self->shards [k];
-        for (size_t i = 0; shard->table.slots && i <= shard->table.mask; i++)
-            free (s_slot_entry (shard->table.slots [i]));
-        for (size_t i = shard->old.live_from; shard->old.slots && i <= shard->old.mask; i++)
-            free (s_slot_entry (shard->old.slots [i]));
         if (shard->table.slots)
             s_table_free (self, &shard->table);
         if (shard->old.slots)
@@ -1000,6 +1015,7 @@ wc_store_destroy (wc_store_t **self_p)
     }
     wc_store_thaw (self);
     wc_store_drop_prepared (self);
+    wc_slab_destroy (&self->slab);          //  every entry at once
     free (self);
     *self_p = NULL;
 }
@@ -1027,7 +1043,7 @@ s_replace (wc_store_t *self, s_table_t *t, size_t i, const void *key, size_t key
     else {
         if (shared && s_dead_reserve (self) != 0)
             return WALCAST_ENOMEM;
-        s_entry_t *fresh = s_entry_new (self->gen, key, key_len, value, value_len);
+        s_entry_t *fresh = s_entry_new (self->slab, self->gen, key, key_len, value, value_len);
         if (!fresh)
             return WALCAST_ENOMEM;
         t->slots [i] = s_slot_make (fresh, s_slot_dist (t->slots [i]),
@@ -1107,14 +1123,14 @@ wc_store_put (wc_store_t *self, const void *key, size_t key_len,
     if (i != SIZE_MAX)
         return s_replace (self, t, i, key, key_len, value, value_len, pair_hash);
 
-    s_entry_t *entry = s_entry_new (self->gen, key, key_len, value, value_len);
+    s_entry_t *entry = s_entry_new (self->slab, self->gen, key, key_len, value, value_len);
     if (!entry)
         return WALCAST_ENOMEM;
     size_t capacity = shard->table.mask + 1;
     if ((shard->count + 1) * 1024 > capacity * shard->grow_load) {
         int rc = s_resize_begin (self, shard, capacity * 2);
         if (rc) {
-            free (entry);
+            s_entry_free (self, entry);
             return rc;
         }
     }
