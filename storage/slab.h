@@ -11,7 +11,11 @@
 
     A freed block goes on its class's free list (the link lives in the
     block) and is the next one that class hands out; runs go back only
-    when the slab is destroyed, which frees every block at once. The
+    when the slab is destroyed, which frees every block at once. So
+    memory freed in one class serves that class only: a store whose
+    values all grow from 100 to 200 bytes keeps the 120-byte blocks it
+    no longer uses (malloc could have merged them), as memcached's slabs
+    do. For the steady sizes of a replicated table, packing wins. The
     caller says a block's size when it frees it (an entry knows its own).
     Blocks bigger than WC_SLAB_MAX come from malloc, behind a header that
     keeps them in a list, so destroy frees them too. Not thread-safe: one
