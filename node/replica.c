@@ -922,7 +922,8 @@ s_on_entries (wc_replica_t *self, wc_scan_body_t *body)
     s_drain_buffer (self);
     wc_node_commit (self->node);
     int64_t now = wc_clock_ms ();
-    if (s_have (self) < last && s_stalled (self, now)) {
+    bool stalled = s_stalled (self, now);   /* says so when a stall just ended */
+    if (s_have (self) < last && stalled) {
         self->want_fetch = true;        /* the retry comes from the tick */
         self->next_fetch_ms = self->stall_retry_ms;
     }
