@@ -57,6 +57,16 @@ s_value (char *buf, size_t size, size_t n)
     return (size_t) snprintf (buf, size, "value-%zu-%zx", n, n * 2654435761u);
 }
 
+//  Put key:n -> value-n for every n in [from, to).
+static void
+s_put_range (wc_store_t *store, size_t from, size_t to)
+{
+    char key [32], value [64];
+    for (size_t n = from; n < to; n++)
+        assert_int_equal (wc_store_put (store, key, s_key (key, sizeof key, n),
+                                        value, s_value (value, sizeof value, n)), 0);
+}
+
 //  Assert that key reads back as exactly value.
 
 static void
@@ -965,10 +975,8 @@ test_freeze_prepared (void **state)
     (void) state;
     wc_store_t *store = wc_store_new ();
     assert_non_null (store);
-    char key [32], value [64];
-    for (size_t n = 0; n < FREEZE_KEYS; n++)
-        assert_int_equal (wc_store_put (store, key, s_key (key, sizeof key, n),
-                                        value, s_value (value, sizeof value, n)), 0);
+    char key [32];
+    s_put_range (store, 0, FREEZE_KEYS);
     assert_int_equal (wc_store_prepared_bytes (store), 0);
     assert_int_equal (wc_store_prepare_freeze (store, 8192), 0);
     assert_int_equal (wc_store_prepared_bytes (store), 8192);
@@ -991,18 +999,14 @@ test_freeze_prepared (void **state)
     assert_int_equal (wc_store_prepared_bytes (store), 0);
     for (size_t n = 0; n < FREEZE_KEYS; n += 2)
         assert_int_equal (wc_store_del (store, key, s_key (key, sizeof key, n)), 0);
-    for (size_t n = FREEZE_KEYS; n < 2 * FREEZE_KEYS; n++)
-        assert_int_equal (wc_store_put (store, key, s_key (key, sizeof key, n),
-                                        value, s_value (value, sizeof value, n)), 0);
+    s_put_range (store, FREEZE_KEYS, 2 * FREEZE_KEYS);
     s_assert_view_original (view, FREEZE_KEYS, digest);
     wc_store_thaw (store);
 
     //  Prepared for 15k keys; the tables grow past it before the freeze
     assert_int_equal (wc_store_prepare_freeze (store, SIZE_MAX), 0);
     assert_true (wc_store_prepared_bytes (store) > 0);
-    for (size_t n = 2 * FREEZE_KEYS; n < 6 * FREEZE_KEYS; n++)
-        assert_int_equal (wc_store_put (store, key, s_key (key, sizeof key, n),
-                                        value, s_value (value, sizeof value, n)), 0);
+    s_put_range (store, 2 * FREEZE_KEYS, 6 * FREEZE_KEYS);
     assert_int_equal (wc_store_prepared_bytes (store), 0);
     assert_int_equal (wc_store_freeze (store, &view), 0);
     wc_store_t *copy = s_store_of_view (view);
@@ -1027,9 +1031,7 @@ test_freeze_keeps_view (void **state)
     wc_store_t *store = wc_store_new ();
     assert_non_null (store);
     char key [32], value [64];
-    for (size_t n = 0; n < FREEZE_KEYS; n++)
-        assert_int_equal (wc_store_put (store, key, s_key (key, sizeof key, n),
-                                        value, s_value (value, sizeof value, n)), 0);
+    s_put_range (store, 0, FREEZE_KEYS);
     uint64_t digest = wc_store_digest (store);
     const wc_store_frozen_t *view = NULL;
     assert_int_equal (wc_store_freeze (store, &view), 0);
@@ -1049,9 +1051,7 @@ test_freeze_keeps_view (void **state)
             assert_int_equal (wc_store_put (store, key, klen, "a longer value than before",
                                             26), 0);
     }
-    for (size_t n = FREEZE_KEYS; n < 3 * FREEZE_KEYS; n++)
-        assert_int_equal (wc_store_put (store, key, s_key (key, sizeof key, n),
-                                        value, s_value (value, sizeof value, n)), 0);
+    s_put_range (store, FREEZE_KEYS, 3 * FREEZE_KEYS);
     s_assert_view_original (view, FREEZE_KEYS, digest);
     assert_true (wc_store_dead_bytes (store) > 0);
 
@@ -1399,9 +1399,7 @@ test_reserve_then_delete (void **state)
     wc_store_t *store = wc_store_new ();
     assert_non_null (store);
     char key [32], value [64];
-    for (size_t n = 0; n < SHRINK_KEYS; n++)
-        assert_int_equal (wc_store_put (store, key, s_key (key, sizeof key, n),
-                                        value, s_value (value, sizeof value, n)), 0);
+    s_put_range (store, 0, SHRINK_KEYS);
     //  Reading every key finishes the resizes of the growth
     for (size_t n = 0; n < SHRINK_KEYS; n++)
         s_assert_value (store, key, s_key (key, sizeof key, n),
