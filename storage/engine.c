@@ -1559,9 +1559,7 @@ s_snapshot_due (const wc_engine_t *self)
 static void
 s_snapshot_prepare (wc_engine_t *self, uint64_t due, uint64_t turn)
 {
-    wc_store_stats_t stats;
-    wc_store_stats (self->store, &stats);
-    uint64_t need = (uint64_t) (stats.capacity + stats.old_capacity) * 10;  //  8 B + 1/4
+    uint64_t need = wc_store_freeze_bytes (self->store);
     uint64_t turns = (due - self->applied) / (turn ? turn : 1) + 1;
     uint64_t budget = need / turns;
     budget = budget < S_PREPARE_MIN ? S_PREPARE_MIN

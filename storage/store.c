@@ -1252,6 +1252,22 @@ s_freeze_slots (const wc_store_t *self)
     return n;
 }
 
+//  Slots to map for the next freeze: a quarter more than it would copy
+//  now, for the tables to grow meanwhile.
+
+static size_t
+s_spare_slots (size_t want)
+{
+    return want + want / 4 + 1024;
+}
+
+size_t
+wc_store_freeze_bytes (const wc_store_t *self)
+{
+    assert (self);
+    return s_spare_slots (s_freeze_slots (self)) * sizeof (s_slot_t);
+}
+
 int
 wc_store_prepare_freeze (wc_store_t *self, size_t budget)
 {
@@ -1262,7 +1278,7 @@ wc_store_prepare_freeze (wc_store_t *self, size_t budget)
         self->spare = NULL;
     }
     if (!self->spare) {
-        size_t n = want + want / 4 + 1024;
+        size_t n = s_spare_slots (want);
         if (!(self->spare = s_slots_map (n)))
             return WALCAST_ENOMEM;
         self->spare_slots = n;

@@ -122,6 +122,10 @@ int wc_store_freeze (wc_store_t *self, const wc_store_frozen_t **frozen_p);
     or WALCAST_ENOMEM (a freeze then maps its own). */
 int wc_store_prepare_freeze (wc_store_t *self, size_t budget);
 
+/*  Bytes wc_store_prepare_freeze would map for a freeze now: what the
+    caller spreads its budgets over. */
+size_t wc_store_freeze_bytes (const wc_store_t *self);
+
 /*  Give the prepared memory back (a freeze that is not coming soon). */
 void wc_store_drop_prepared (wc_store_t *self);
 
