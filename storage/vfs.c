@@ -15,13 +15,13 @@
       called outside the mutex, so it may block (a test holds the syncer
       thread inside an fdatasync that way).
 
-    - The fault file (cluster tests, WALCAST_FAULT_FILE): its errno per
-      operation lives in atomics that every call reads. At most every
-      S_FILE_CHECK_MS one caller (the one that wins a compare-and-swap on
-      the time of the last check) stats the file and, when its inode, size,
-      mtime or ctime changed, re-reads it. The clock is CLOCK_MONOTONIC_
-      COARSE, a read of a shared page, so the check costs nothing that can
-      be measured between two checks.
+    - The fault file (cluster tests, WALCAST_FAULT_FILE): every call
+      stats the file, under a mutex, and re-reads it when its inode, size,
+      mtime or ctime changed, so a call that starts after a test replaced
+      the file obeys the new rules. (An earlier version looked at most every
+      10 ms; a test could then replace the file, make the node write, and
+      see the write go through under the old rules.) A stat per call costs
+      a microsecond, and only processes started with the variable pay it.
 
     errno is set by the wrappers exactly as the system call would: a failed
     injected call returns -1 with errno = the chosen error.
@@ -42,7 +42,6 @@
 #include "log.h"
 #include "vfs.h"
 
-#define S_FILE_CHECK_MS   10        /* how often the fault file is looked at */
 #define S_STALL          (-1)   /* not an errno: the call waits while the line is there */
 #define S_FILE_MAX        4096      /* bytes of the fault file we read */
 
@@ -72,7 +71,6 @@ static _Atomic uint64_t s_counts [WC_VFS_NOPS];
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static char *s_file_path;                   /* WALCAST_FAULT_FILE, or NULL */
 static atomic_int s_file_err [WC_VFS_NOPS]; /* errno per op from the file */
-static _Atomic int64_t s_file_checked = INT64_MIN / 2;  /* ms of the last check */
 static pthread_mutex_t s_file_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct stat s_file_seen;             /* the file at the last read; s_file_mutex */
 static bool s_file_existed;                 /* it existed then; s_file_mutex */
@@ -107,14 +105,6 @@ s_init (void)
     const char *path = getenv ("WALCAST_FAULT_FILE");
     if (path && *path)
         s_file_path = strdup (path);
-}
-
-static int64_t
-s_coarse_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static bool
@@ -210,19 +200,14 @@ s_file_reload (void)
     s_file_apply (content);
 }
 
-//  The errno the fault file sets for op (0: none), checking the file
-//  when S_FILE_CHECK_MS have passed since the last look.
+//  The errno the fault file sets for op (0: none), after looking at the
+//  file: a change made before this call began is in force for it.
 static int
 s_file_fault (wc_vfs_op_t op)
 {
-    int64_t now = s_coarse_ms ();
-    int64_t last = atomic_load_explicit (&s_file_checked, memory_order_relaxed);
-    if (now - last >= S_FILE_CHECK_MS
-    &&  atomic_compare_exchange_strong (&s_file_checked, &last, now)
-    &&  pthread_mutex_trylock (&s_file_mutex) == 0) {
-        s_file_reload ();
-        pthread_mutex_unlock (&s_file_mutex);
-    }
+    pthread_mutex_lock (&s_file_mutex);
+    s_file_reload ();
+    pthread_mutex_unlock (&s_file_mutex);
     return atomic_load_explicit (&s_file_err [op], memory_order_relaxed);
 }
 

@@ -21,10 +21,9 @@
       function before every call (to hold a thread inside an fdatasync).
 
     - Cluster tests (TEST HOOK, real node processes): when the environment
-      variable WALCAST_FAULT_FILE names a file when the process starts, the
-      layer checks that file's status at most every ~10 ms (on the coarse
-      monotonic clock, so the hot path stays free) and re-reads it whenever
-      it changed. Each line is "<op> <ERRNO-NAME>", op one of open, read,
+      variable WALCAST_FAULT_FILE names a file when the process starts,
+      every call checks that file's status and re-reads it whenever it
+      changed: a call that starts after the file was replaced obeys it. Each line is "<op> <ERRNO-NAME>", op one of open, read,
       write, sync, truncate, rename, unlink, mkdir, e.g.
 
           write ENOSPC

@@ -434,9 +434,9 @@ s_disk_full_replica (void **state, int more)
 
     long mark = cluster_log_mark (c, r);
     assert_int_equal (cluster_set_faults (c, r, "write ENOSPC\n"), 0);
-    //  The replica reads its fault file when it next touches its disk (at
-    //  most every 10 ms): one write at a time until one fails there, then
-    //  the rest
+    //  The replica's next disk call obeys the fault file: one write at a
+    //  time until the log says one failed (the first should), then the
+    //  rest, so the stall has begun before the bulk arrives
     int sent = 0;
     while (cluster_log_count (c, r, "wal: cannot write", mark) == 0 && sent < more)
         assert_int_equal (cluster_load (c, p, 1000 + sent++, 1, 1, NULL), 0);

@@ -230,8 +230,8 @@ s_write_fault_file (const char *text)
     assert_int_equal (rename (tmp, s_fault_file), 0);
 }
 
-//  Poll until a write of fd fails with want (0: succeeds); the file is
-//  looked at every ~10 ms, so this takes about that long.
+//  Poll until a write of fd fails with want (0: succeeds); since every
+//  call looks at the file, the first write does.
 static void
 s_wait_write (int fd, int want)
 {
@@ -283,6 +283,27 @@ test_fault_file (void **state)
     assert_int_equal (errno, EROFS);
     wc_vfs_close (fd);
     wc_vfs_reset ();
+}
+
+/*  A cluster test replaces the fault file and then makes the node write:
+    the first call that starts after the file was replaced must obey it,
+    however recently an earlier call looked at the file. */
+static void
+test_fault_file_seen_at_once (void **state)
+{
+    (void) state;
+    wc_vfs_reset ();
+    int fd = s_open_file ("at-once");
+    for (int round = 0; round < 50; round++) {
+        assert_int_equal (wc_vfs_pwrite (fd, "x", 1, 0), 1);     //  just looked
+        s_write_fault_file ("write ENOSPC\n");
+        errno = 0;
+        assert_int_equal (wc_vfs_pwrite (fd, "x", 1, 0), -1);
+        assert_int_equal (errno, ENOSPC);
+        s_write_fault_file ("");
+        assert_int_equal (wc_vfs_pwrite (fd, "x", 1, 0), 1);
+    }
+    wc_vfs_close (fd);
 }
 
 /*  "sync STALL": a sync waits, on its own thread, until the line goes. */
@@ -345,6 +366,7 @@ main (void)
         cmocka_unit_test (test_hook),
         cmocka_unit_test (test_fault_file),
         cmocka_unit_test (test_fault_file_stall),
+        cmocka_unit_test (test_fault_file_seen_at_once),
     };
     int rc = cmocka_run_group_tests (tests, NULL, NULL);
     char cmd [128];
