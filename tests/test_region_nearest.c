@@ -204,12 +204,23 @@ test_nearest (void **state)
     assert_string_equal (id, "eu1");
 
     //  A fresh handle's RTTs are the links' RTTs (checked at the end, so
-    //  that a wrong estimate does not hide the rest); ten more rounds of
-    //  PINGs make sure of it before the window is put to the test
-    walcast_t *h = cluster_broker_client (c, 5000);
-    assert_non_null (h);
-    print_message ("a fresh handle's RTTs:\n");
-    bool fresh_rtts_right = s_rtts_right (h, rtts);
+    //  that a wrong estimate does not hide the rest). Two fresh handles
+    //  of three must get them right: a mistake of the client (a sample
+    //  that times the handshakes, say) is in every handle's first
+    //  samples, while a machine that stalls for 30 ms under a parallel
+    //  test spoils one sample now and then. Ten more rounds of PINGs on
+    //  the last handle make sure of it before the window is put to the test
+    walcast_t *h = NULL;
+    int fresh_right = 0;
+    for (int k = 0; k < 3 && fresh_right < 2; k++) {
+        walcast_destroy (&h);
+        h = cluster_broker_client (c, 5000);
+        assert_non_null (h);
+        print_message ("fresh handle %d's RTTs:\n", k + 1);
+        if (s_rtts_right (h, rtts))
+            fresh_right++;
+    }
+    bool fresh_rtts_right = fresh_right >= 2;
     for (int k = 0; k < 9; k++) {
         walcast_node_info_t nodes [8];
         size_t count;
@@ -304,7 +315,7 @@ test_nearest (void **state)
     //  A one-shot client (the CLI, or any fresh handle) routes by its
     //  first RTT samples: they must be right, not just eventually right
     if (!fresh_rtts_right)
-        print_message ("a fresh handle's RTTs were wrong (see above)\n");
+        print_message ("fresh handles' RTTs were wrong twice (see above)\n");
     assert_true (fresh_rtts_right);
     //  And a handle used now and then keeps measuring the links, not the
     //  time between its calls
