@@ -517,6 +517,17 @@ s_write_options (char **args, int nargs, int npos, const char *cmd,
     return i;
 }
 
+//  A KEY argument must not be empty (the protocol's keys are 1..1024
+//  bytes): a usage error, said before anything is sent. True when empty.
+static bool
+s_empty_key (const char *cmd, const char *key)
+{
+    if (key [0])
+        return false;
+    fprintf (stderr, "walcast: %s: KEY is empty; keys are 1..1024 bytes\n", cmd);
+    return true;
+}
+
 //  put [--acks N] [--ack-timeout MS] KEY VALUE: the write's seq.
 static int
 s_cmd_put (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
@@ -525,7 +536,7 @@ s_cmd_put (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     walcast_write_opts_t wopts;
     int i = s_write_options (args, nargs, 2, "put",
                              "[--acks N] [--ack-timeout MS] KEY VALUE", &wopts, NULL);
-    if (i < 0)
+    if (i < 0 || s_empty_key ("put", args [i]))
         return s_usage_error ();
     walcast_write_result_t result;
     int rc = walcast_put_ex (client, args [i], strlen (args [i]), args [i + 1],
@@ -589,6 +600,8 @@ s_cmd_get (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
         fprintf (stderr, "walcast: get: expected [--min-seq SEQ] KEY\n");
         return s_usage_error ();
     }
+    if (s_empty_key ("get", args [i]))
+        return s_usage_error ();
     const char *key = args [i];
     void *value;
     size_t value_len;
@@ -626,7 +639,7 @@ s_cmd_del (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     walcast_write_opts_t wopts;
     int i = s_write_options (args, nargs, 1, "del",
                              "[--acks N] [--ack-timeout MS] KEY", &wopts, NULL);
-    if (i < 0)
+    if (i < 0 || s_empty_key ("del", args [i]))
         return s_usage_error ();
     walcast_write_result_t result;
     int rc = walcast_del_ex (client, args [i], strlen (args [i]), &wopts, &result);

@@ -189,11 +189,15 @@ test_put_acks_usage (void **state)
         { "put", "--acks", "1", "k", NULL },
         { "put", "--ackz", "1", "k", "v", NULL },
         { "load", "--acks", NULL },
+        { "put", "", "v", NULL },
+        { "del", "--acks", "1", "", NULL },
+        { "get", "", NULL },
     };
     const char *why [] = { "--acks: expected", "--acks: expected", "--acks: expected",
                            "--ack-timeout needs --acks", "--ack-timeout: expected",
                            "expected [--acks N]", "unknown option '--ackz'",
-                           "--acks needs a value" };
+                           "--acks needs a value", "put: KEY is empty",
+                           "del: KEY is empty", "get: KEY is empty" };
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
         const char *argv [9];
         memcpy (argv, bad [i], sizeof bad [i]);
