@@ -23,8 +23,9 @@
     - Cluster tests (TEST HOOK, real node processes): when the environment
       variable WALCAST_FAULT_FILE names a file when the process starts,
       every call checks that file's status and re-reads it whenever it
-      changed: a call that starts after the file was replaced obeys it. Each line is "<op> <ERRNO-NAME>", op one of open, read,
-      write, sync, truncate, rename, unlink, mkdir, e.g.
+      changed: a call that starts after the file was replaced obeys it.
+      Each line is "<op> <ERRNO-NAME>", op one of open, read, write, sync,
+      truncate, rename, unlink, mkdir, e.g.
 
           write ENOSPC
           sync EIO
