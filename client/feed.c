@@ -221,7 +221,7 @@ s_fetch_open (wc_feed_t *self)
         zmq_close (self->fetch);
     int err = 0;
     self->fetch = wc_topology_socket (self->ctx, ZMQ_DEALER, self->fetch_ep,
-                                      self->fetch_ipv6, 16,
+                                      self->fetch_ipv6, 16, false,
                                       self->curve ? &self->keys : NULL,
                                       self->server_key, &err);
     self->fetching = false;
@@ -244,7 +244,7 @@ wc_feed_open (wc_feed_t *self, const char *addr, const char *name,
     if (self->sub)
         zmq_close (self->sub);
     int err = 0;
-    self->sub = wc_topology_socket (self->ctx, ZMQ_SUB, stream_ep, ipv6, 0,
+    self->sub = wc_topology_socket (self->ctx, ZMQ_SUB, stream_ep, ipv6, 0, false,
                                     self->curve ? &self->keys : NULL,
                                     self->server_key, &err);
     if (!self->sub)

@@ -70,7 +70,7 @@ wc_topology_endpoint (const char *addr, int offset, char *endpoint,
 
 void *
 wc_topology_socket (void *ctx, int type, const char *endpoint, bool ipv6,
-                    int rcvhwm, const wc_certs_keys_t *keys,
+                    int rcvhwm, bool immediate, const wc_certs_keys_t *keys,
                     const char *server_key, int *err)
 {
     void *sock = zmq_socket (ctx, type);
@@ -84,6 +84,7 @@ wc_topology_socket (void *ctx, int type, const char *endpoint, bool ipv6,
     int ivl = S_HEARTBEAT_IVL;
     int ttl = S_HEARTBEAT_TTL;
     int v6 = ipv6 ? 1 : 0;
+    int imm = immediate ? 1 : 0;
     int64_t maxmsg = WC_MAX_MESSAGE;
     if (zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger)
     ||  zmq_setsockopt (sock, ZMQ_SNDHWM, &hwm, sizeof hwm)
@@ -93,6 +94,7 @@ wc_topology_socket (void *ctx, int type, const char *endpoint, bool ipv6,
     ||  zmq_setsockopt (sock, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl)
     ||  zmq_setsockopt (sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg)
     ||  zmq_setsockopt (sock, ZMQ_IPV6, &v6, sizeof v6)
+    ||  zmq_setsockopt (sock, ZMQ_IMMEDIATE, &imm, sizeof imm)
     ||  (keys && wc_certs_client (sock, keys, server_key))) {
         zmq_close (sock);
         *err = WALCAST_EUNAVAILABLE;
@@ -124,7 +126,8 @@ s_node_open (wc_topology_t *self, wc_peer_t *node)
     }
     int err = 0;
     node->sock = wc_topology_socket (self->ctx, ZMQ_DEALER, node->endpoint,
-                                     node->ipv6, 0, self->curve ? &self->keys : NULL,
+                                     node->ipv6, 0, true,
+                                     self->curve ? &self->keys : NULL,
                                      node->server_key, &err);
     return node->sock ? 0 : err;
 }

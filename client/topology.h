@@ -89,7 +89,10 @@ typedef struct {
     bool     reachable;         /* answers (see above); true until proven not */
     double   rtt_ms;            /* RTT average, < 0 unknown */
     uint64_t ping_rid;          /* rid of the PING in flight, 0 none */
-    int64_t  ping_sent_us;      /* when the last PING went out, 0 never */
+    int64_t  ping_sent_us;      /* when the last PING went out, 0 never (or it
+                                   could not go: due again) */
+    int64_t  unsent_us;         /* since when no PING could go (no connection),
+                                   0 when the last one went */
     int64_t  pong_us;           /* when the last PONG came, 0 never */
     bool     warm;              /* a PONG came back on this socket */
     char     server_key [41];   /* its CURVE public key (Z85), "" none known */
@@ -198,10 +201,16 @@ int wc_topology_endpoint (const char *addr, int offset, char *endpoint,
     endpoint. rcvhwm is its receive high-water mark (0: the large
     default, right for replies to a window of writes). With keys (not
     NULL) it is a CURVE client of the server whose public key is
-    server_key. NULL on failure (*err: WALCAST_EINVAL / EUNAVAILABLE). */
+    server_key. With immediate (ZMQ_IMMEDIATE) a message is queued only
+    on a connection whose handshake is done: with none a send fails
+    with EAGAIN, and what was queued goes with a connection that breaks.
+    So a message a node's socket took was handed to a live connection,
+    and one it refused was not sent: a write that could not be sent was
+    not made. NULL on failure (*err: WALCAST_EINVAL / EUNAVAILABLE). */
 void *wc_topology_socket (void *ctx, int type, const char *endpoint,
-                          bool ipv6, int rcvhwm, const wc_certs_keys_t *keys,
-                          const char *server_key, int *err);
+                          bool ipv6, int rcvhwm, bool immediate,
+                          const wc_certs_keys_t *keys, const char *server_key,
+                          int *err);
 
 /*  Describe the table for select.c: out has room for every node.
     broker_fresh says whether the broker's up/down can be trusted (a

@@ -80,7 +80,12 @@
       plus the handle's timeout, so no call blocks much past it. A write
       that timed out is not sent again: the node may have applied it,
       and a second copy elsewhere would apply it twice. Its outcome is
-      unknown (WALCAST_ETIMEOUT). A write that asks for replicas' acks
+      unknown (WALCAST_ETIMEOUT). But a node's socket queues only on a
+      live connection (ZMQ_IMMEDIATE), so a write it would not take was
+      never sent: it waits for the connection, follows the primary when
+      the topology moves it meanwhile (a primary killed before the broker
+      noticed), and when the time runs out it was not made
+      (WALCAST_EUNAVAILABLE, saying so), not unknown. A write that asks for replicas' acks
       (walcast_set_acks) is the one exception to the bound: its reply
       may take the primary's ack timeout on top, since waiting for the
       replicas is part of the write; its answer is then known
@@ -200,6 +205,7 @@ struct walcast {
     wc_topology_t   *topo;          /* the nodes, their sockets and RTTs */
     size_t           first_node;    /* first node added (status, digest) */
     size_t           write_node;    /* node writes go to */
+    bool             sending_write; /* s_send carries a sync write (s_write) */
     const s_refusals_t *refusals;   /* during a sync write's retry: who
                                        refused it (selection skips them) */
     size_t           nconnected;    /* walcast_connect calls that worked */
@@ -324,6 +330,7 @@ s_broker_fresh (walcast_t *self)
 /* --- replies ----------------------------------------------------------- */
 
 static void s_ping (walcast_t *self, size_t index, int64_t now_us);
+static void s_tick (walcast_t *self);
 
 //  Tell the application's log function (if any) about something the
 //  handle noticed and handled itself.
@@ -697,11 +704,33 @@ s_wait (walcast_t *self, int64_t deadline)
     return s_drain (self);
 }
 
+//  s_send could not send a sync write, and the primary moved meanwhile:
+//  it was not made, and goes to self->write_node instead.
+#define S_NOT_SENT_MOVED    1
+
+//  A sync write s_send could not send to the node at index before its
+//  deadline: say that it was not made.
+static void
+s_not_sent (walcast_t *self, size_t index, int64_t waited_ms)
+{
+    snprintf (self->detail, sizeof self->detail, "the write was not sent, so it "
+              "was not made: no connection to %s in %lld ms (the node is down or "
+              "cannot be reached%s)", s_node (self, index)->addr,
+              (long long) waited_ms, self->curve ? ", or its CURVE handshake failed: "
+              "check the node's public key and that it trusts this client's key" : "");
+}
+
 //  Send self->out to the node at index, waiting (and reading replies) while
-//  its queue is full, until deadline.
+//  it cannot take it, until deadline: its socket queues only on a live
+//  connection (wc_topology_socket), so until then nothing was sent. A sync
+//  write (sending_write) that could not go says so (EUNAVAILABLE, not
+//  ETIMEOUT: its outcome is known), and in follow mode it goes where the
+//  topology moves the primary meanwhile (S_NOT_SENT_MOVED): a primary
+//  killed before the broker noticed is the common case.
 static int
 s_send (walcast_t *self, size_t index, int64_t deadline)
 {
+    int64_t started = wc_clock_ms ();
     wc_peer_t *node = s_node (self, index);
     if (!node->sock) {
         wc_topology_reset (self->topo, index);
@@ -716,8 +745,17 @@ s_send (walcast_t *self, size_t index, int64_t deadline)
             return 0;
         if (errno != EAGAIN && errno != EINTR)
             return WALCAST_EUNAVAILABLE;
+        if (self->sending_write && s_follow_mode (self)) {
+            s_tick (self);                  // topology pushes move write_node
+            if (self->write_node != WC_SELECT_NONE && self->write_node != index)
+                return S_NOT_SENT_MOVED;
+        }
         zmq_pollitem_t item = { node->sock, 0, ZMQ_POLLOUT, 0 };
         int64_t remaining = deadline - wc_clock_ms ();
+        if (remaining <= 0 && self->sending_write) {
+            s_not_sent (self, index, wc_clock_ms () - started);
+            return WALCAST_EUNAVAILABLE;
+        }
         if (remaining <= 0)
             return WALCAST_ETIMEOUT;
         if (zmq_poll (&item, 1, remaining > 10 ? 10 : (long) remaining) < 0
@@ -895,6 +933,8 @@ s_request (walcast_t *self, size_t index, wc_msg_t *req, int expect,
     while (rc == 0 && !self->rx_held)
         rc = s_wait (self, deadline);
     self->sync_rid = 0;
+    if (rc == S_NOT_SENT_MOVED)
+        return rc;
 
     if (rc == WALCAST_ETIMEOUT || rc == WALCAST_EUNAVAILABLE) {
         bool refused = s_node (self, index)->curve_refusal != WC_CURVE_OK;
@@ -984,8 +1024,20 @@ s_ping (walcast_t *self, size_t index, int64_t now_us)
     if (wc_msg_encode (&ping, &self->ping_out))
         return;
     if (zmq_send (node->sock, self->ping_out.data, self->ping_out.size,
-                  ZMQ_DONTWAIT) >= 0)
+                  ZMQ_DONTWAIT) >= 0) {
         node->ping_rid = ping.rid;
+        node->unsent_us = 0;
+        return;
+    }
+    //  No connection (the socket queues only on one that is up): due
+    //  again at the next tick, and a node no PING could reach for as long
+    //  as an unanswered one is given counts as unreachable, as it would
+    node->ping_sent_us = 0;
+    if (node->unsent_us == 0)
+        node->unsent_us = now_us;
+    else
+    if (now_us - node->unsent_us >= WC_PING_DEAD_US)
+        node->reachable = false;
 }
 
 //  Slot index now holds another node, or the same node on a new socket:
@@ -1172,7 +1224,7 @@ s_broker_socket (walcast_t *self)
     int err = 0;
     self->broker_sock = wc_topology_socket (self->ctx, ZMQ_DEALER,
                                             self->broker_endpoint,
-                                            self->broker_ipv6, 0,
+                                            self->broker_ipv6, 0, false,
                                             self->curve ? &self->keys : NULL,
                                             self->broker_key, &err);
     return self->broker_sock ? 0 : err;
@@ -1332,26 +1384,41 @@ s_ping_round (walcast_t *self, size_t only, int wait_ms, bool mark_silent)
             s_ping (self, i, now);
     }
     while (true) {
-        bool waiting = false;
+        bool waiting = false, unsent = false;
+        now = wc_clock_us ();
         for (size_t i = 0; i < size; i++) {
             wc_peer_t *node = s_node (self, i);
             if (only != WC_SELECT_NONE && i != only)
                 continue;
             if (fresh && !node->up)
                 continue;           // the broker says down: do not wait for it
+            if (node->sock && node->ping_rid == 0 && node->ping_sent_us == 0)
+                s_ping (self, i, now);      // its connection is not up yet
             if (node->ping_rid != 0)
                 waiting = true;
+            else
+            if (node->sock && node->ping_sent_us == 0)
+                waiting = unsent = true;
         }
         if (!waiting)
             break;
-        if (s_wait (self, deadline))
+        //  A PING that could not go yet is tried again every millisecond
+        int64_t until = deadline;
+        if (unsent && wc_clock_ms () + 1 < deadline)
+            until = wc_clock_ms () + 1;
+        int rc = s_wait (self, until);
+        if (rc == WALCAST_ETIMEOUT && until < deadline)
+            continue;
+        if (rc)
             break;
     }
     if (mark_silent && (int64_t) wait_ms * 1000 >= WC_PING_DEAD_US)
-        for (size_t i = 0; i < size; i++)
-            if (s_node (self, i)->ping_rid != 0
+        for (size_t i = 0; i < size; i++) {
+            wc_peer_t *node = s_node (self, i);
+            if ((node->ping_rid != 0 || (node->sock && node->ping_sent_us == 0))
             &&  (only == WC_SELECT_NONE || i == only))
-                s_node (self, i)->reachable = false;
+                node->reachable = false;
+        }
 }
 
 //  The node status and digest ask: the primary with a broker, else the
@@ -1833,7 +1900,7 @@ walcast_connect_broker (walcast_t *self, const char *host_port)
     //  Subscribe first, then ask: no change falls between the two.
     int err = 0;
     int64_t deadline = wc_clock_ms () + self->timeout_ms;
-    void *sub = wc_topology_socket (self->ctx, ZMQ_SUB, pub, ipv6, WC_TOPO_HWM,
+    void *sub = wc_topology_socket (self->ctx, ZMQ_SUB, pub, ipv6, WC_TOPO_HWM, false,
                                     self->curve ? &self->keys : NULL,
                                     self->broker_key, &err);
     if (!sub)
@@ -2198,8 +2265,9 @@ s_write_next (walcast_t *self, size_t target, int rc, s_refusals_t *refused,
 //  PUT or DEL, synchronously, to the primary, asking for opts' acks. In
 //  follow mode a refusal that says the node is not the primary is
 //  followed (s_write_next), at most S_WRITE_SENDS sends in all, within
-//  the same deadline. Never sent again after a timeout: the node may
-//  have applied it (see the top).
+//  the same deadline, and so is a move of the primary while the write
+//  could not be sent (no connection: see s_send). Never sent again after
+//  a timeout: the node may have applied it (see the top).
 static int
 s_write (walcast_t *self, int type, const void *key, size_t key_len,
          const void *value, size_t value_len, const walcast_write_opts_t *opts,
@@ -2226,14 +2294,24 @@ s_write (walcast_t *self, int type, const void *key, size_t key_len,
         return WALCAST_EUNAVAILABLE;
     s_refusals_t refused;
     refused.count = 0;
+    self->sending_write = true;
     for (int sends = 1; ; sends++) {
         rc = s_request (self, target, &req, WC_MSG_WRITE_OK, reply_by);
+        if (rc == S_NOT_SENT_MOVED) {       // not a send: it never left
+            s_log (self, "write: not sent to %s (no connection); the primary is "
+                   "now %s", s_node (self, target)->addr,
+                   s_node (self, self->write_node)->addr);
+            target = self->write_node;
+            sends--;
+            continue;
+        }
         if (!s_not_primary (rc) || !s_follow_mode (self) || sends == S_WRITE_SENDS)
             break;
         target = s_write_next (self, target, rc, &refused, deadline);
         if (target == WC_SELECT_NONE)
             break;
     }
+    self->sending_write = false;
     rc = s_write_done (self, rc, (uint8_t) opts->acks, result);
     s_rx_release (self);
     return rc;

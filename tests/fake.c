@@ -576,6 +576,7 @@ struct fake_broker {
     fake_broker_answer_t answer;
     int                  switchovers;
     char                 last_id [65];
+    int                  topology_gets;
 };
 
 //  The directory as a TOPOLOGY with rid (0: a push) into out.
@@ -644,8 +645,10 @@ s_broker_request (void *arg, int port, const wc_msg_t *req, msgpack_sbuffer *rep
     fake_broker_t *self = (fake_broker_t *) arg;
     bool answer = false;
     pthread_mutex_lock (&self->lock);
-    if (req->type == WC_MSG_TOPOLOGY_GET)
+    if (req->type == WC_MSG_TOPOLOGY_GET) {
+        self->topology_gets++;
         answer = s_broker_topology (self, req->rid, reply) == 0;
+    }
     else
     if (req->type == WC_MSG_SWITCHOVER)
         answer = s_broker_switchover (self, req, reply);
@@ -739,6 +742,15 @@ fake_broker_switchovers (fake_broker_t *self, char *id, size_t size)
     int n = self->switchovers;
     if (id && size > 0)
         snprintf (id, size, "%s", self->last_id);
+    pthread_mutex_unlock (&self->lock);
+    return n;
+}
+
+int
+fake_broker_topology_gets (fake_broker_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    int n = self->topology_gets;
     pthread_mutex_unlock (&self->lock);
     return n;
 }

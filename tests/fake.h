@@ -180,4 +180,7 @@ void fake_broker_set_answer (fake_broker_t *self, const fake_broker_answer_t *an
 /*  SWITCHOVERs received; the last one's node id in id (size bytes). */
 int fake_broker_switchovers (fake_broker_t *self, char *id, size_t size);
 
+/*  TOPOLOGY_GETs received. */
+int fake_broker_topology_gets (fake_broker_t *self);
+
 #endif

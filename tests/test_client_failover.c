@@ -255,6 +255,50 @@ test_timeout_not_retried (void **state)
 
 //  No successor within the timeout: the refusal, after the timeout,
 //  with its detail; the CLI says the write was not made.
+//  p1 is dead (SIGKILL: nothing listens at its port) and the broker
+//  still names it: the write cannot reach it, so it was not made. Once
+//  the broker names r1 (within the timeout) the write goes there
+//  instead of waiting out the timeout as an unknown outcome.
+static void
+test_dead_primary_write_moves (void **state)
+{
+    s_world_t *w = s_world (state);
+    fake_node_destroy (&w->p1);
+    s_put_t put;
+    s_put_start (&put, w, 5000);
+    //  The broker notices a second later (the scenario, not a wait for
+    //  a condition: what the write does meanwhile is what is tested)
+    int64_t started = cluster_now_ms ();
+    while (cluster_now_ms () - started < 1000)
+        cluster_nap_ms (5);
+    bool asked = fake_broker_topology_gets (w->broker) >= 1;
+    s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
+    s_directory (w, "r1", 2);
+    s_put_join (&put);
+    assert_true (asked);
+    assert_int_equal (put.rc, 0);
+    assert_int_equal (put.pos.epoch, 2);
+    assert_int_equal (s_writes (w->r1), 1);
+    cluster_pass (w->cluster);
+}
+
+//  The same, and no other primary appears: the write was never sent, so
+//  the call says it was not made (EUNAVAILABLE), not that its outcome is
+//  unknown.
+static void
+test_dead_primary_write_not_made (void **state)
+{
+    s_world_t *w = s_world (state);
+    fake_node_destroy (&w->p1);
+    s_put_t put;
+    s_put_start (&put, w, 1500);
+    s_put_join (&put);
+    assert_int_equal (put.rc, WALCAST_EUNAVAILABLE);
+    assert_non_null (strstr (put.detail, "not sent"));
+    assert_int_equal (s_writes (w->r1), 0);
+    cluster_pass (w->cluster);
+}
+
 static void
 test_fenced_without_successor (void **state)
 {
@@ -363,6 +407,10 @@ main (void)
         cmocka_unit_test_setup_teardown (test_fenced_without_successor, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_async_follow, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_dead_primary_write_moves, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_dead_primary_write_not_made, s_setup,
+                                         s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
