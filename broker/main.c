@@ -145,8 +145,12 @@ s_finish (wc_flags_t *f, s_options_t *o)
         o->log_level = WC_LOG_DEBUG;
     if (wc_flags_require (f, "port", NULL) != 0)
         return -1;
+    //  Blame the one that was set: a file that raises only node-timeout
+    //  is wrong at that line
     if (cfg->failover_timeout_ms < cfg->node_timeout_ms)
-        return wc_flags_fail (f, "failover-timeout", "--failover-timeout %d is shorter "
+        return wc_flags_fail (f, wc_flags_is_set (f, "failover-timeout")
+                                 ? "failover-timeout" : "node-timeout",
+                              "--failover-timeout %d is shorter "
                               "than --node-timeout %d: the primary must be seen down "
                               "before it is replaced; raise --failover-timeout to at "
                               "least %d", cfg->failover_timeout_ms, cfg->node_timeout_ms,

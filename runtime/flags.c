@@ -303,6 +303,13 @@ s_find (const wc_flags_t *self, const char *name)
     return i;
 }
 
+bool
+wc_flags_is_set (const wc_flags_t *self, const char *name)
+{
+    size_t i = s_find (self, name);
+    return i < self->count && (self->given [i] || self->line [i]);
+}
+
 int
 wc_flags_fail (wc_flags_t *self, const char *name, const char *fmt, ...)
 {

@@ -91,6 +91,10 @@ bool wc_flags_has_key (const wc_flag_t *flag);
 /*  The configuration section of prog: what follows "walcast-", else prog. */
 const char *wc_flags_section (const char *prog);
 
+/*  Whether the flag called name was set, on the command line or in the
+    file (false: it holds its default). */
+bool wc_flags_is_set (const wc_flags_t *self, const char *name);
+
 /*  A program's own check failed about flag `name`: set self->why to the
     printf text, preceded by "FILE:LINE: " when the value came from the
     file, and return -1. */

@@ -244,6 +244,11 @@ test_check_bad_names_the_line (void **state)
              "    curve-cert = /nonexistent_secret\n    curve-trust = /tmp\n");
     s_check (w, node, "walcast-node", 2, "5: --curve-cert: cannot read the "
              "certificate /nonexistent_secret: No such file or directory");
+    //  a key checked against another's default is at its own line
+    s_write (w, "broker\n    port = 7000\n    node-timeout = 5000\n");
+    s_check (w, broker, "walcast-broker", 2, "3: --failover-timeout 3000 is shorter "
+             "than --node-timeout 5000: the primary must be seen down before it is "
+             "replaced; raise --failover-timeout to at least 5000");
     s_write (w, "broker\n    port = 7000\n    node-timeout = 5000\n"
              "    failover-timeout = 4000\n");
     s_check (w, broker, "walcast-broker", 2, "4: --failover-timeout 4000 is shorter "
