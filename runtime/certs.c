@@ -36,6 +36,38 @@ s_zero (const byte *key)
     return true;
 }
 
+//  Does the file at path look like a certificate: a `public-key = "KEY"`
+//  line (40 characters of Z85) among its first 64 KiB of text? zconfig
+//  prints its complaints about a file that is not ZPL on stdout, where a
+//  program's data goes, so a file that is no certificate at all (the
+//  usual mistake: the wrong path) must not reach zcert_load.
+static bool
+s_looks_like_cert (const char *path)
+{
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return false;
+    char line [512];
+    bool found = false;
+    long read = 0;
+    while (!found && read < 65536 && fgets (line, sizeof line, file)) {
+        read += (long) strlen (line);
+        const char *at = line + strspn (line, " \t");
+        if (strncmp (at, "public-key", 10) != 0)
+            continue;
+        at += 10;
+        at += strspn (at, " \t");
+        if (*at++ != '=')
+            continue;
+        at += strspn (at, " \t");
+        if (*at++ != '"')
+            continue;
+        found = wc_certs_is_key (at, strcspn (at, "\"")) && at [40] == '"';
+    }
+    fclose (file);
+    return found;
+}
+
 int
 wc_certs_load (const char *path, bool need_secret, wc_certs_keys_t *keys,
                char *why, size_t why_size)
@@ -52,7 +84,16 @@ wc_certs_load (const char *path, bool need_secret, wc_certs_keys_t *keys,
                   path);
         return WALCAST_EINVAL;
     }
-    zcert_t *cert = zcert_load (path);
+    //  zcert_load also reads PATH_secret when it exists
+    char secret [PATH_MAX];
+    bool pair = snprintf (secret, sizeof secret, "%s_secret", path) < (int) sizeof secret
+             && stat (secret, &st) == 0;
+    if (pair && !s_looks_like_cert (secret)) {
+        snprintf (why, why_size, "%s is not a CURVE certificate (make one with "
+                  "`walcast keygen NAME`)", secret);
+        return WALCAST_EINVAL;
+    }
+    zcert_t *cert = s_looks_like_cert (path) ? zcert_load (path) : NULL;
     if (!cert || s_zero (zcert_public_key (cert))) {
         snprintf (why, why_size, "%s is not a CURVE certificate (make one with "
                   "`walcast keygen NAME`)", path);

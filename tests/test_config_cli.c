@@ -244,6 +244,21 @@ test_check_bad_names_the_line (void **state)
              "    curve-cert = /nonexistent_secret\n    curve-trust = /tmp\n");
     s_check (w, node, "walcast-node", 2, "5: --curve-cert: cannot read the "
              "certificate /nonexistent_secret: No such file or directory");
+    //  czmq's own complaint about the file is not data: stdout stays
+    //  empty (s_check), ours says what is wrong
+    char junk [700];
+    snprintf (junk, sizeof junk, "%s/junk_secret", cluster_dir (w->c));
+    FILE *file = fopen (junk, "w");
+    assert_non_null (file);
+    fputs ("root:x:0:0:root:/root:/bin/bash\n", file);
+    fclose (file);
+    char text [1200], rest [1000];
+    snprintf (text, sizeof text, "node\n    id = us1\n    data = /d\n    port = 7100\n"
+              "    curve-cert = %s\n    curve-trust = /tmp\n", junk);
+    s_write (w, "%s", text);
+    snprintf (rest, sizeof rest, "5: --curve-cert: %s is not a CURVE certificate "
+              "(make one with `walcast keygen NAME`)", junk);
+    s_check (w, node, "walcast-node", 2, rest);
     //  a key checked against another's default is at its own line
     s_write (w, "broker\n    port = 7000\n    node-timeout = 5000\n");
     s_check (w, broker, "walcast-broker", 2, "3: --failover-timeout 3000 is shorter "
