@@ -52,6 +52,7 @@
 #include "certs.h"
 #include "clock.h"
 #include "load.h"
+#include "wc_limits.h"
 
 
 #define S_EXIT_OK        0
@@ -517,14 +518,20 @@ s_write_options (char **args, int nargs, int npos, const char *cmd,
     return i;
 }
 
-//  A KEY argument must not be empty (the protocol's keys are 1..1024
-//  bytes): a usage error, said before anything is sent. True when empty.
+//  A KEY argument must be 1..WC_MAX_KEY bytes, as the protocol's keys
+//  are: a usage error, said before anything is sent. True when it is not.
 static bool
-s_empty_key (const char *cmd, const char *key)
+s_bad_key (const char *cmd, const char *key)
 {
-    if (key [0])
+    size_t len = strlen (key);
+    if (len >= 1 && len <= WC_MAX_KEY)
         return false;
-    fprintf (stderr, "walcast: %s: KEY is empty; keys are 1..1024 bytes\n", cmd);
+    if (len == 0)
+        fprintf (stderr, "walcast: %s: KEY is empty; keys are 1..%u bytes\n", cmd,
+                 WC_MAX_KEY);
+    else
+        fprintf (stderr, "walcast: %s: KEY is %zu bytes; keys are 1..%u bytes\n", cmd,
+                 len, WC_MAX_KEY);
     return true;
 }
 
@@ -536,7 +543,7 @@ s_cmd_put (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     walcast_write_opts_t wopts;
     int i = s_write_options (args, nargs, 2, "put",
                              "[--acks N] [--ack-timeout MS] KEY VALUE", &wopts, NULL);
-    if (i < 0 || s_empty_key ("put", args [i]))
+    if (i < 0 || s_bad_key ("put", args [i]))
         return s_usage_error ();
     walcast_write_result_t result;
     int rc = walcast_put_ex (client, args [i], strlen (args [i]), args [i + 1],
@@ -600,7 +607,7 @@ s_cmd_get (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
         fprintf (stderr, "walcast: get: expected [--min-seq SEQ] KEY\n");
         return s_usage_error ();
     }
-    if (s_empty_key ("get", args [i]))
+    if (s_bad_key ("get", args [i]))
         return s_usage_error ();
     const char *key = args [i];
     void *value;
@@ -639,7 +646,7 @@ s_cmd_del (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     walcast_write_opts_t wopts;
     int i = s_write_options (args, nargs, 1, "del",
                              "[--acks N] [--ack-timeout MS] KEY", &wopts, NULL);
-    if (i < 0 || s_empty_key ("del", args [i]))
+    if (i < 0 || s_bad_key ("del", args [i]))
         return s_usage_error ();
     walcast_write_result_t result;
     int rc = walcast_del_ex (client, args [i], strlen (args [i]), &wopts, &result);

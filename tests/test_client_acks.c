@@ -207,6 +207,18 @@ test_put_acks_usage (void **state)
         assert_non_null (strstr (err, why [i]));
         free (out); free (err);
     }
+    //  A key over the protocol's 1024 bytes is the user's mistake too
+    static char long_key [1026];
+    memset (long_key, 'k', 1025);
+    const char *too_long [][4] = {
+        { "put", long_key, "v", NULL }, { "get", long_key, NULL }, { "del", long_key, NULL },
+    };
+    for (size_t i = 0; i < sizeof too_long / sizeof too_long [0]; i++) {
+        char *out, *err;
+        assert_int_equal (s_cli (w, NULL, &out, &err, too_long [i]), 2);
+        assert_non_null (strstr (err, "KEY is 1025 bytes; keys are 1..1024 bytes"));
+        free (out); free (err);
+    }
     assert_int_equal (s_seen (w).writes, 0);
     cluster_pass (w->cluster);
 }
