@@ -62,6 +62,7 @@ typedef struct {
     size_t       pend_head, pend_len, pend_cap;
     uint64_t     sent, acked, last_seq;
     uint64_t     failed, unknown, bad;
+    uint64_t     too_big;           /* of failed: over a limit, fails again */
     int          stop_err;      /* why nothing more is sent, 0 while sending */
     char         stop_why [1200];
 } s_load_t;
@@ -217,6 +218,8 @@ s_on_outcome (void *arg, const walcast_outcome_t *o)
             self->unknown++;
         else
             self->failed++;
+        if (o->err == WALCAST_ETOOBIG)
+            self->too_big++;
         if (p.key->failed_line == 0)
             p.key->failed_line = p.line;
         //  A key without the role to write: every later line would be
@@ -297,8 +300,10 @@ s_send (s_load_t *self, uint64_t line, const char *key, size_t key_len,
         self->sent++;
         return;
     }
-    if (rc == WALCAST_EINVAL || rc == WALCAST_ETOOBIG)
+    if (rc == WALCAST_EINVAL || rc == WALCAST_ETOOBIG) {
         s_report ("failed", key, key_len, walcast_strerror (rc));
+        self->too_big++;
+    }
     else {
         s_stop (self, rc);
         s_report ("failed", key, key_len, self->stop_why);
@@ -373,9 +378,18 @@ wc_load_run (walcast_t *client, FILE *in)
     int exit_code = S_EXIT_OK;
     if (self.failed || self.unknown) {
         fprintf (stderr, "walcast: load: %" PRIu64 " line%s failed and %" PRIu64
-                 " %s unknown (listed above); resubmitting exactly those lines, in "
-                 "their order, is safe\n", self.failed, self.failed == 1 ? "" : "s",
+                 " %s unknown (listed above); ", self.failed, self.failed == 1 ? "" : "s",
                  self.unknown, self.unknown == 1 ? "is" : "are");
+        if (self.too_big)
+            fprintf (stderr, "%" PRIu64 " of them %s over a limit (keys 1..1024 "
+                     "bytes, values at most 1 MiB) and fail%s again until %s fixed; "
+                     "resubmitting exactly the reported lines, in their order, is "
+                     "safe once %s\n", self.too_big, self.too_big == 1 ? "is" : "are",
+                     self.too_big == 1 ? "s" : "", self.too_big == 1 ? "it is" : "they are",
+                     self.too_big == 1 ? "it is" : "they are");
+        else
+            fprintf (stderr, "resubmitting exactly those lines, in their order, is "
+                     "safe\n");
         exit_code = S_EXIT_ERROR;
     }
     if (read_err) {

@@ -211,6 +211,38 @@ test_load_cli (void **state)
     cluster_pass (w->cluster);
 }
 
+//  A line whose key is over the protocol's limit fails and will fail
+//  again: the summary says to fix it before resubmitting, and the lines
+//  that failed for another reason are still safe to resubmit.
+static void
+test_load_too_big (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    if (!w->cluster || !w->fake)
+        fail_msg ("the test could not be set up (see above)");
+    static char input [1200];
+    char *at = input;
+    at += sprintf (at, "a 1\n");
+    memset (at, 'k', 1025);
+    at += 1025;
+    at += sprintf (at, " v\nb 2\n");
+    char *out = NULL, *err = NULL;
+    int rc = cluster_cli (w->cluster, input, &out, &err, "--node", w->addr,
+                          "--timeout", "1000", "load", NULL);
+    print_message ("exit %d\nstdout:\n%sstderr:\n%s", rc, out, err);
+    assert_int_equal (rc, 3);
+    assert_string_equal (out, "2 2\n");
+    assert_int_equal (s_count_lines (err, "failed kkkk"), 1);
+    assert_non_null (strstr (err, "1 line failed and 0 are unknown (listed above); "
+                             "1 of them is over a limit (keys 1..1024 bytes, values "
+                             "at most 1 MiB) and fails again until it is fixed; "
+                             "resubmitting exactly the reported lines, in their order, "
+                             "is safe once it is\n"));
+    free (out);
+    free (err);
+    cluster_pass (w->cluster);
+}
+
 //  A node that stops answering: the window of lines in flight is
 //  unknown, and every line after it is still reported (not sent), so
 //  the report is complete.
@@ -498,6 +530,7 @@ main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_load_cli, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_load_too_big, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_load_node_silent, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_batch_prefix, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_write_from_outcome, s_setup, s_teardown),
