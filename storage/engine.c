@@ -1435,10 +1435,15 @@ wc_engine_truncate (wc_engine_t *self, uint64_t seq)
         return rc;
     }
     s_reset_to (self, seq, &rebuild);
-    wc_log_warn ("storage %s: truncated after seq %llu (entries %llu..%llu are gone); "
-                 "latest epoch %llu", self->dir, (unsigned long long) seq,
-                 (unsigned long long) seq + 1, (unsigned long long) was,
-                 (unsigned long long) wc_epochs_latest (self->epochs));
+    if (was == seq)                     //  the log already ended there
+        wc_log_info ("storage %s: truncated after seq %llu: nothing after it to "
+                     "remove; latest epoch %llu", self->dir, (unsigned long long) seq,
+                     (unsigned long long) wc_epochs_latest (self->epochs));
+    else
+        wc_log_warn ("storage %s: truncated after seq %llu (entries %llu..%llu are "
+                     "gone); latest epoch %llu", self->dir, (unsigned long long) seq,
+                     (unsigned long long) seq + 1, (unsigned long long) was,
+                     (unsigned long long) wc_epochs_latest (self->epochs));
     return 0;
 }
 

@@ -187,6 +187,31 @@ test_epochs_fit_a_lost_tail (void **state)
     eu_assert_state (e, last_whole + 1);
 }
 
+/*  eu_truncate (e, seq) with what it logs caught in said (size bytes). */
+static int
+s_truncate_said (eu_t *e, uint64_t seq, char *said, size_t size)
+{
+    fflush (stderr);
+    FILE *catch = tmpfile ();
+    assert_non_null (catch);
+    int saved = dup (STDERR_FILENO);
+    assert_true (saved >= 0);
+    assert_true (dup2 (fileno (catch), STDERR_FILENO) >= 0);
+    wc_log_level_t level = wc_log_get_level ();
+    wc_log_set_level (WC_LOG_INFO);
+    int rc = eu_truncate (e, seq);
+    wc_log_set_level (level);
+    fflush (stderr);
+    dup2 (saved, STDERR_FILENO);
+    close (saved);
+    rewind (catch);
+    size_t got = fread (said, 1, size - 1, catch);
+    said [got] = 0;
+    fclose (catch);
+    fprintf (stderr, "%s", said);
+    return rc;
+}
+
 /*  A truncation across segments: the log, the history and the state are
     those of the cut, after a restart too, and writing goes on from it. */
 static void
@@ -214,8 +239,11 @@ test_truncate (void **state)
     eu_open (e);
     eu_assert_state (e, 220);
     s_assert_epochs (e, (uint64_t []) { 1, 1, 7, 211, 0 });
-    assert_int_equal (eu_truncate (e, 220), 0);     //  nothing to cut
+    char said [1024];
+    assert_int_equal (s_truncate_said (e, 220, said, sizeof said), 0);  //  nothing to cut
     eu_assert_state (e, 220);
+    assert_null (strstr (said, "are gone"));        //  no empty range called lost
+    assert_non_null (strstr (said, "nothing after it"));
     assert_int_equal (eu_truncate (e, 0), 0);       //  everything
     eu_assert_state (e, 0);
     assert_int_equal (wc_engine_epoch (e->engine), 0);
