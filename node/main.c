@@ -202,6 +202,23 @@ s_curve_keys (wc_flags_t *f, const s_curve_flags_t *curve, wc_node_config_t *cfg
     return 0;
 }
 
+/*  --id and --region travel in REGISTER, whose id and region the broker
+    takes only as printable characters (0x21..0x7E): refuse others here,
+    where the operator sees it, rather than at every beat. 0 or -1. */
+static int
+s_check_name (wc_flags_t *f, const char *flag, const char *what, const char *value)
+{
+    for (size_t i = 0; value [i]; i++) {
+        unsigned char c = (unsigned char) value [i];
+        if (c >= 0x21 && c <= 0x7E)
+            continue;
+        return wc_flags_fail (f, flag, "--%s \"%s\" has byte 0x%02X at offset %zu; "
+                              "%ss are printable characters (0x21..0x7E: no spaces, "
+                              "no control bytes)", flag, value, c, i, what);
+    }
+    return 0;
+}
+
 /*  What the flags and the file gave, made into o->cfg and checked: 0, or
     -1 with f->why. Under --check-config the CURVE files are read too
     (what starting CURVE would check first). */
@@ -224,6 +241,8 @@ s_finish (wc_flags_t *f, s_options_t *o)
         return -1;
     }
     if (wc_flags_require (f, "id", "data", "port", NULL) != 0
+    ||  s_check_name (f, "id", "id", cfg->id) != 0
+    ||  s_check_name (f, "region", "region", cfg->region) != 0
     ||  s_curve_keys (f, &o->curve, cfg) != 0
     ||  s_default_advertise (f, cfg) != 0)
         return -1;

@@ -259,6 +259,15 @@ test_check_bad_names_the_line (void **state)
     snprintf (rest, sizeof rest, "5: --curve-cert: %s is not a CURVE certificate "
               "(make one with `walcast keygen NAME`)", junk);
     s_check (w, node, "walcast-node", 2, rest);
+    //  an id or region the broker would refuse is refused here first
+    s_write (w, "node\n    id = \"a b\"\n    data = /d\n    port = 7100\n");
+    s_check (w, node, "walcast-node", 2, "2: --id \"a b\" has byte 0x20 at offset 1; "
+             "ids are printable characters (0x21..0x7E: no spaces, no control bytes)");
+    s_write (w, "node\n    id = us1\n    data = /d\n    port = 7100\n"
+             "    region = \"us east\"\n");
+    s_check (w, node, "walcast-node", 2, "5: --region \"us east\" has byte 0x20 at "
+             "offset 2; regions are printable characters (0x21..0x7E: no spaces, no "
+             "control bytes)");
     //  a key checked against another's default is at its own line
     s_write (w, "broker\n    port = 7000\n    node-timeout = 5000\n");
     s_check (w, broker, "walcast-broker", 2, "3: --failover-timeout 3000 is shorter "
