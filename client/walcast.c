@@ -1923,6 +1923,11 @@ walcast_connect_broker (walcast_t *self, const char *host_port)
     self->topo_version = 0;
 
     int rc = s_broker_refresh (self, deadline);
+    if (rc == WALCAST_ETIMEOUT && self->curve)
+        snprintf (self->detail, sizeof self->detail, "no answer from the broker at "
+                  "%s; with CURVE a failed handshake looks the same: check the "
+                  "broker's public key (--curve-broker) and that the broker trusts "
+                  "this client's key", host_port);
     if (rc)
         return rc;
     int64_t left = deadline - wc_clock_ms ();

@@ -430,6 +430,18 @@ test_topology_keys (void **state)
     assert_int_equal (rc, 0);
     free (out);
     free (err);
+
+    //  Another broker key: the handshake fails, which looks like silence,
+    //  and the message says it may be that
+    rc = cluster_cli (w->cluster, NULL, &out, &err, "--timeout", "500", "--curve-cert",
+                      w->client.secret_path, "--curve-broker", w->other.path,
+                      "--broker", baddr, "get", "k", NULL);
+    print_message ("cli, wrong broker key: exit %d, '%s'\n", rc, err);
+    assert_int_equal (rc, 3);
+    assert_non_null (strstr (err, "failed handshake looks the same"));
+    assert_non_null (strstr (err, "--curve-broker"));
+    free (out);
+    free (err);
     fake_broker_destroy (&broker);
     fake_node_destroy (&node);
     cluster_pass (w->cluster);
