@@ -177,9 +177,14 @@ wc_publisher_handle (wc_publisher_t *self)
             zmq_msg_close (&frame);
             return;
         }
+        /*  An unsubscription only takes away, and libzmq makes one itself,
+            with no key behind it, for each subscription of a peer whose
+            connection closed: only subscriptions need a role */
         wc_curve_t *curve = wc_sock_curve ();
+        const uint8_t *data = (const uint8_t *) zmq_msg_data (&frame);
+        bool unsubscribe = zmq_msg_size (&frame) >= 1 && data [0] == 0;
         const char *name;
-        if (curve && wc_curve_role (curve, &frame, &name) == WC_PEER_NONE)
+        if (curve && !unsubscribe && wc_curve_role (curve, &frame, &name) == WC_PEER_NONE)
             s_refuse (self, name);      /* trusted once, no role now: no data */
         else
             s_subscription (self, xpub, (const uint8_t *) zmq_msg_data (&frame),

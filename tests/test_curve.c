@@ -1,4 +1,5 @@
-/*  test_curve.c - runtime/curve.c: what a server's CURVE costs over time.
+/*  test_curve.c - runtime/curve.c: what a server's CURVE costs over time,
+    and what it counts as refused.
 
     What a user relies on: a node or broker with keys can rebuild its PUB
     sockets any number of times (a key removed from the trust folder, or a
@@ -94,11 +95,103 @@ test_rebuilds_hold_nothing (void **state)
     assert_int_equal (system (cmd), 0);
 }
 
+//  A frame limit that leaves room for a CURVE handshake's INITIATE
+static const wc_publisher_spec_t s_roomy_spec = {
+    .name = "topology", .topics = s_topics, .max_frame = 4096, .max_out = 65536,
+    .budget = 1 << 20, .foreign_budget = 4096
+};
+
+//  Poll sock (a libzmq socket) for POLLIN up to ms; true when readable.
+static bool
+s_readable (void *sock, int ms)
+{
+    zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
+    return zmq_poll (&item, 1, ms) > 0;
+}
+
+/*  A reader that subscribes and then goes away is no refusal: libzmq
+    hands the XPUB an unsubscription for it when the connection closes,
+    a frame with no key behind it. Before the fix each such exit logged
+    "refused a subscription from key ?" (what operators are told to alert
+    on) and counted one. */
+static void
+test_departure_is_no_refusal (void **state)
+{
+    (void) state;
+    char dir [] = "/tmp/walcast-test-curve-XXXXXX", server [256], client [256],
+         trust [256], readers [300], cmd [900], why [512];
+    assert_non_null (mkdtemp (dir));
+    snprintf (server, sizeof server, "%s/server", dir);
+    snprintf (client, sizeof client, "%s/client", dir);
+    snprintf (trust, sizeof trust, "%s/trust", dir);
+    snprintf (readers, sizeof readers, "%s/readers", trust);
+    assert_int_equal (mkdir (trust, 0700), 0);
+    assert_int_equal (mkdir (readers, 0700), 0);
+    assert_int_equal (wc_certs_generate (server, why, sizeof why), 0);
+    assert_int_equal (wc_certs_generate (client, why, sizeof why), 0);
+    snprintf (cmd, sizeof cmd, "cp '%s' '%s/client'", client, readers);
+    assert_int_equal (system (cmd), 0);
+    wc_certs_keys_t server_keys, client_keys;
+    assert_int_equal (wc_certs_load (server, false, &server_keys, why, sizeof why), 0);
+    strcat (client, "_secret");
+    assert_int_equal (wc_certs_load (client, true, &client_keys, why, sizeof why), 0);
+    strcat (server, "_secret");
+    wc_curve_t *curve = NULL;
+    if (wc_curve_start (server, trust, &curve, why, sizeof why) != 0)
+        fail_msg ("%s", why);
+    int port = test_ports_reserve (1);
+    assert_true (port > 0);
+    wc_publisher_t *pub = wc_publisher_new (&s_roomy_spec, "127.0.0.1", port, why,
+                                            sizeof why);
+    if (!pub)
+        fail_msg ("%s", why);
+
+    zsock_t *sub = zsock_new (ZMQ_SUB);
+    assert_non_null (sub);
+    assert_int_equal (wc_certs_client (zsock_resolve (sub), &client_keys,
+                                       server_keys.public_key), 0);
+    assert_int_equal (zsock_connect (sub, "tcp://127.0.0.1:%d", port), 0);
+    zsock_set_subscribe (sub, "");
+    //  Publish until the reader gets one: its subscription was taken
+    bool got = false;
+    int64_t deadline = wc_clock_ms () + 5000;
+    int handled = 0;
+    while (!got && wc_clock_ms () < deadline) {
+        if (s_readable (wc_publisher_socket (pub), 2)) {
+            wc_publisher_handle (pub);
+            handled++;
+        }
+        wc_publisher_send (pub, "", 0, "x", 1);
+        got = s_readable (zsock_resolve (sub), 2);
+    }
+    print_message ("subscribed: %s (%d handled), %llu refused, curve refused %llu\n",
+                   got ? "yes" : "no", handled,
+                   (unsigned long long) wc_publisher_refused (pub),
+                   (unsigned long long) wc_curve_refused (curve));
+    assert_true (got);
+    zsock_destroy (&sub);
+    //  Its unsubscription arrives when the connection closes
+    bool heard = false;
+    deadline = wc_clock_ms () + 5000;
+    while (!heard && wc_clock_ms () < deadline)
+        if (s_readable (wc_publisher_socket (pub), 10)) {
+            wc_publisher_handle (pub);
+            heard = true;
+        }
+    assert_true (heard);
+    assert_int_equal (wc_publisher_refused (pub), 0);
+    wc_publisher_destroy (&pub);
+    wc_curve_destroy (&curve);
+    snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal (system (cmd), 0);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_rebuilds_hold_nothing),
+        cmocka_unit_test (test_departure_is_no_refusal),
     };
     int rc = cmocka_run_group_tests (tests, NULL, NULL);
     zsys_shutdown ();
