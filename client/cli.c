@@ -721,6 +721,8 @@ s_status_table (walcast_t *client)
                             &count);
     if (rc)
         return s_fail (client, "status", rc);
+    if (*walcast_last_detail (client))      /* the broker did not answer */
+        fprintf (stderr, "walcast: status: %s\n", walcast_last_detail (client));
     if (count == 0) {
         fprintf (stderr, "walcast: status: no node known; check that the nodes "
                  "run and register with the broker (--broker on walcast-node)\n");

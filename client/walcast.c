@@ -2937,10 +2937,18 @@ walcast_nodes (walcast_t *self, walcast_node_info_t *nodes, size_t max,
     s_rx_release (self);
     s_begin (self);
     //  The refresh and the PINGs share the call's time, each at most
-    //  WC_REFRESH_MS of it
+    //  WC_REFRESH_MS of it. A broker that does not answer leaves the
+    //  last topology (and the PINGs' view of up and down): the list is
+    //  still an answer, and the detail says where it came from
+    char unheard [WC_DETAIL_SIZE] = "";
     if (self->has_broker) {
-        int64_t end = wc_clock_ms () + WC_REFRESH_MS;
-        s_broker_refresh (self, end < deadline ? end : deadline);  // else: the last one
+        int64_t started = wc_clock_ms (), end = started + WC_REFRESH_MS;
+        int rc = s_broker_refresh (self, end < deadline ? end : deadline);
+        if (rc)
+            snprintf (unheard, sizeof unheard, "the broker at %s did not answer in "
+                      "%lld ms (%s): the list is its last topology, up and down as "
+                      "the nodes' PINGs say", self->broker_endpoint + 6,
+                      (long long) (wc_clock_ms () - started), walcast_errname (rc));
     }
     int64_t left = deadline - wc_clock_ms ();
     if (left > WC_REFRESH_MS)
@@ -2976,6 +2984,7 @@ walcast_nodes (walcast_t *self, walcast_node_info_t *nodes, size_t max,
         info->up = (node->from_broker && fresh) ? node->up : node->reachable;
     }
     *count = n;
+    memcpy (self->detail, unheard, sizeof self->detail);
     return 0;
 }
 

@@ -546,7 +546,10 @@ typedef struct {
 } walcast_node_info_t;
 
 /*  Refresh (topology, one round of PINGs bounded by the timeout) and list
-    the nodes the handle knows, at most max of them, in *count. */
+    the nodes the handle knows, at most max of them, in *count. When the
+    broker did not answer, the list is its last topology with up/down
+    from the PINGs, and walcast_last_detail says so (the call still
+    returns 0); otherwise the detail is empty. */
 WALCAST_EXPORT int walcast_nodes (walcast_t *self, walcast_node_info_t *nodes,
                                   size_t max, size_t *count);
 

@@ -1646,6 +1646,15 @@ cluster_proc_output (cluster_t *self, int k)
     return s_slurp (self->procs [k].out);
 }
 
+char *
+cluster_proc_errors (cluster_t *self, int k)
+{
+    if (k < 0 || k >= self->nprocs || !*self->procs [k].log)
+        return calloc (1, 1);
+    char *text = s_slurp (self->procs [k].log);
+    return text ? text : calloc (1, 1);
+}
+
 int
 cluster_parse_served (const char *text, char *id, size_t id_size,
                       char *region, size_t region_size, double *rtt_ms)

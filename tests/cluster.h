@@ -310,6 +310,9 @@ int cluster_proc_signal (cluster_t *self, int proc, int sig);
     NUL-terminated; the caller frees). */
 char *cluster_proc_output (cluster_t *self, int proc);
 
+/*  The same of its stderr. */
+char *cluster_proc_errors (cluster_t *self, int proc);
+
 /*  Wait up to timeout_ms for a background process to end by itself and
     reap it. Returns its exit status (128 + signal when a signal ended
     it), or -1 when it still runs at the deadline. */

@@ -188,12 +188,56 @@ test_watch_sees_a_node_die (void **state)
     cluster_pass (c);
 }
 
+/*  A watch left running whose broker is killed says so on stderr, at
+    each refresh that cannot reach it, and goes on (its nodes still
+    answer). Before, it kept printing the last topology without a word.
+    (It runs after r1 was killed: p1 is the node still up.) */
+static void
+test_watch_sees_the_broker_die (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    int watch = cluster_cli_spawn (c, "--broker", cluster_broker_addr (c), "status",
+                                   "--watch", "--interval", "100", NULL);
+    assert_true (watch >= 0);
+    char line [512];
+    int64_t deadline = cluster_now_ms () + 10000;
+    for (bool up = false; !up; ) {
+        char *out = cluster_proc_output (c, watch);
+        up = out && s_row (out, "p1", line, sizeof line) && strstr (line, " up");
+        free (out);
+        if (cluster_now_ms () > deadline)
+            fail_msg ("the watch never showed p1 up");
+        if (!up)
+            cluster_nap_ms (50);
+    }
+    assert_int_equal (cluster_broker_kill (c), 0);
+    deadline = cluster_now_ms () + 15000;
+    char *err = NULL;
+    for (bool told = false; !told; ) {
+        free (err);
+        err = cluster_proc_errors (c, watch);
+        told = strstr (err, "the broker at ") && strstr (err, " did not answer");
+        if (cluster_now_ms () > deadline)
+            fail_msg ("the watch never said the broker is gone (stderr: %s)", err);
+        if (!told)
+            cluster_nap_ms (50);
+    }
+    print_message ("stderr: %s", err);
+    free (err);
+    assert_true (cluster_proc_running (c, watch));
+    assert_int_equal (cluster_proc_stop (c, watch, 5000), 0);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_count_tables_piped),
         cmocka_unit_test (test_watch_sees_a_node_die),
+        cmocka_unit_test (test_watch_sees_the_broker_die),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
