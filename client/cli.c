@@ -113,6 +113,9 @@ static int s_usage_error (void);
     Some remedies depend on it. Set once, before the command runs. */
 static bool s_follows = false;
 
+/*  Did get ask for --min-seq? An ESTALE then means no node reached it. */
+static bool s_min_seq = false;
+
 //  What a user can do about an error a command met, or NULL.
 static const char *
 s_remedy (int rc, const char *name)
@@ -140,6 +143,9 @@ s_remedy (int rc, const char *name)
                            "node (walcast status) or give a longer --timeout"
                          : "check the node (walcast status), or give a longer --timeout";
         case WALCAST_EUNAVAILABLE:
+            if (strcmp (name, "switchover") == 0)   /* refused at once */
+                return "see which nodes are up and current (walcast --broker ... "
+                       "status), then try again";
             return "check that the nodes run and can be reached (walcast status), "
                    "or give a longer --timeout";
         case WALCAST_ENOSPC:
@@ -150,6 +156,9 @@ s_remedy (int rc, const char *name)
         case WALCAST_EBUSY:
             return "retry later";
         case WALCAST_ESTALE:
+            if (s_min_seq)
+                return "no node it asked had applied --min-seq in time: try again "
+                       "later, or give a lower --min-seq";
             return "read from the primary (--consistency strong), or allow more "
                    "staleness (--max-staleness)";
         case WALCAST_ETOOBIG:
@@ -172,6 +181,10 @@ s_remedy (int rc, const char *name)
             return "the write was not made; check the replicas (walcast status), "
                    "then send it again";
         case WALCAST_EPERM:
+            if (write || strcmp (name, "load") == 0)
+                return "this client's key may not write: the servers' operator puts "
+                       "its public certificate in the trust folder's writers/ "
+                       "(readers/ allows reads and watches only)";
             return "this client's key has no role that allows it: the servers' "
                    "operator puts its public certificate in the trust folder's "
                    "readers/ (to read and watch) or writers/ (to write as well)";
@@ -197,11 +210,11 @@ s_fail (walcast_t *client, const char *name, int rc)
     if (rc == WALCAST_ENOTPRIMARY && detail [0])
         fprintf (stderr, "%s (primary is %s)", walcast_strerror (rc), detail);
     else
-    if (rc == WALCAST_EUNAVAILABLE && detail [0])
-        fprintf (stderr, "%s", detail);     // says what was missing
-    else
     if (strcmp (name, "switchover") == 0 && detail [0])
         fprintf (stderr, "%s (%s)", detail, walcast_errname (rc));  // the broker's words
+    else
+    if (rc == WALCAST_EUNAVAILABLE && detail [0])
+        fprintf (stderr, "%s", detail);     // says what was missing
     else
     if (rc == WALCAST_EPERM)
         fprintf (stderr, "%s (%s)%s%s", walcast_strerror (rc), walcast_errname (rc),
@@ -609,6 +622,7 @@ s_cmd_get (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     }
     if (s_bad_key ("get", args [i]))
         return s_usage_error ();
+    s_min_seq = min_seq > 0;
     const char *key = args [i];
     void *value;
     size_t value_len;

@@ -502,6 +502,8 @@ test_eperm_write (void **state)
     assert_int_equal (rc, 3);
     assert_non_null (strstr (err, "EPERM"));
     assert_non_null (strstr (err, "role readers may not PUT"));
+    assert_non_null (strstr (err, "may not write: the servers' operator puts its "
+                             "public certificate in the trust folder's writers/"));
     free (out);
     free (err);
     fake_node_destroy (&node);

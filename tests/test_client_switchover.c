@@ -147,6 +147,11 @@ test_switchover_refused (void **state)
         { WALCAST_ETIMEOUT, "r1 did not catch up within 10000 ms; cancelled", "r1",
           "walcast: switchover: r1 did not catch up within 10000 ms; cancelled "
           "(ETIMEOUT); see which node is the primary now" },
+        //  refused at once: no longer --timeout would help
+        { WALCAST_EUNAVAILABLE, "node r1 cannot take over: down", "r1",
+          "walcast: switchover: node r1 cannot take over: down (EUNAVAILABLE); see "
+          "which nodes are up and current (walcast --broker ... status), then try "
+          "again\n" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
         s_answer (w, cases [i].err, cases [i].text, 0);
@@ -158,7 +163,7 @@ test_switchover_refused (void **state)
         free (out);
         free (err);
     }
-    assert_int_equal (fake_broker_switchovers (w->broker, NULL, 0), 3);
+    assert_int_equal (fake_broker_switchovers (w->broker, NULL, 0), 4);
     cluster_pass (w->cluster);
 }
 

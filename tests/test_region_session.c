@@ -211,6 +211,20 @@ test_session (void **state)
     assert_string_equal (got, "second");
     assert_string_equal (id, "r2");
 
+    //  A --min-seq no node has reached: ESTALE, and the remedy is about
+    //  the seq asked, not about staleness or the primary
+    char far [32];
+    snprintf (far, sizeof far, "%llu", token + 1000000);
+    char *far_out = NULL, *far_err = NULL;
+    int far_rc = cluster_cli (c, NULL, &far_out, &far_err, "--node", primary,
+                              "--timeout", "500", "get", "--min-seq", far, "token", NULL);
+    print_message ("get --min-seq %s: exit %d, %s", far, far_rc, far_err);
+    assert_int_equal (far_rc, 3);
+    assert_non_null (strstr (far_err, "give a lower --min-seq"));
+    assert_null (strstr (far_err, "--max-staleness"));
+    free (far_out);
+    free (far_err);
+
     assert_int_equal (cluster_term_all (c), 0);
     cluster_pass (c);
 }
