@@ -17,10 +17,15 @@
     joiner problem), and entries buffered during a catch-up are applied
     once the fetches reach them.
 
-    wc_replica_tick owns every timeout: a FETCH unanswered in time closes
-    the REQ socket and opens a fresh one (Lazy Pirate), with a backoff
-    that doubles up to a few seconds; it also prints catch-up progress.
+    A downloaded snapshot is read and checked on a thread of its own
+    (wc_engine_install_read) while the loop goes on answering, then
+    installed from the loop. wc_replica_tick owns every timeout: a FETCH
+    unanswered in time closes the REQ socket and opens a fresh one (Lazy
+    Pirate), with a backoff that doubles up to a few seconds; it also
+    prints catch-up progress.
 */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #if defined (__GLIBC__)
@@ -54,6 +59,7 @@ typedef enum {
 #define STALL_RETRY_MS     1000                   /* log not writable: retry this often */
 #define STALE_RETRY_MS     1000                   /* upstream of an old epoch: ask again */
 #define TRIM_AFTER_ENTRIES 100000                 /* a catch-up this long gives memory back */
+#define INSTALL_POLL_MS    10                     /* look for the install's end this often */
 
 /*  What the request in flight on the REQ socket asks. */
 typedef enum {
@@ -96,6 +102,17 @@ struct wc_replica {
     wc_download_t  *download;
     int64_t         download_start_ms;
     int64_t         next_download_log_ms;
+
+    /* the downloaded snapshot being read and checked, on a thread of its own
+       (wc_engine_install_read): the loop goes on answering meanwhile, sends
+       no FETCH, and installs it (wc_engine_install_apply) once done */
+    bool            installing;       /* the thread runs, or has ended unjoined */
+    pthread_t       install_thread;
+    atomic_bool     install_done;     /* set by the thread as it ends */
+    int             install_rc;       /* its result, once done */
+    wc_engine_install_t *install;     /* what it read, once done (rc 0) */
+    int64_t         install_start_ms;
+    int64_t         next_install_log_ms;
 
     /* the FETCH in flight */
     bool            fetching;
@@ -491,6 +508,8 @@ s_send_fetch (wc_replica_t *self, int64_t now)
     /*  Until a FETCH is really out, the hole is still wanted: every
         failure below leaves want_fetch set for the tick to retry. */
     self->want_fetch = true;
+    if (self->installing)               /* asked again once it is in */
+        return;
     if (self->state == WC_LINK_STREAMING)
         self->state = WC_LINK_CATCHING_UP;
     if (s_stalled (self, now)) {
@@ -777,14 +796,69 @@ s_download_begin (wc_replica_t *self)
     s_send_fetch (self, now);
 }
 
-/*  The download is complete: install it (state, history and log replaced). */
+/*  The install thread: read and check the downloaded file. */
+static void *
+s_install_run (void *arg)
+{
+    wc_replica_t *self = (wc_replica_t *) arg;
+    self->install_rc = wc_engine_install_read (self->node->engine,
+                                               wc_download_path (self->download),
+                                               &self->install);
+    atomic_store (&self->install_done, true);
+    return NULL;
+}
+
+/*  The download is complete: read and check it on a thread of its own, so
+    the loop goes on answering (a snapshot of millions of keys takes
+    seconds to read); s_install_end installs it once that is done. */
 static void
 s_install (wc_replica_t *self)
 {
+    uint64_t seq = wc_download_seq (self->download), bytes = wc_download_size (self->download);
+    wc_log_info ("snapshot: installing seq %llu from %s (%llu bytes): reading and "
+                 "checking it", (unsigned long long) seq, self->primary,
+                 (unsigned long long) bytes);
+    wc_node_commit (self->node);
+    self->install = NULL;
+    self->install_rc = 0;
+    atomic_store (&self->install_done, false);
+    self->install_start_ms = wc_clock_ms ();
+    self->next_install_log_ms = self->install_start_ms + 1000;
+    self->want_fetch = false;           /* nothing to ask until it is in */
+    if (pthread_create (&self->install_thread, NULL, s_install_run, self) == 0)
+        self->installing = true;
+    else {
+        s_install_run (self);           /* no thread: here, then */
+        self->installing = true;
+        self->install_thread = pthread_self ();
+    }
+}
+
+/*  Wait for the install thread (it cannot be stopped: it ends when the
+    file is read). */
+static void
+s_install_join (wc_replica_t *self)
+{
+    if (!self->installing)
+        return;
+    if (!pthread_equal (self->install_thread, pthread_self ()))
+        pthread_join (self->install_thread, NULL);
+    self->installing = false;
+}
+
+/*  The install thread is done: install what it read (state, history and
+    log replaced), or start over. */
+static void
+s_install_end (wc_replica_t *self)
+{
     wc_node_t *node = self->node;
+    s_install_join (self);
     uint64_t seq = wc_download_seq (self->download), bytes = wc_download_size (self->download);
     wc_node_commit (node);
-    int rc = wc_engine_install_snapshot (node->engine, wc_download_path (self->download));
+    int rc = self->install_rc;
+    if (rc == 0)
+        rc = wc_engine_install_apply (node->engine, wc_download_path (self->download),
+                                      &self->install);
     if (rc == 0)
         wc_download_take (self->download);
     wc_download_destroy (&self->download);
@@ -807,6 +881,29 @@ s_install (wc_replica_t *self)
                  (unsigned long long) s_have (self) + 1);
     s_drain_buffer (self);
     s_send_fetch (self, wc_clock_ms ());
+}
+
+static int s_ack (wc_replica_t *self);
+
+/*  The tick while the install thread runs: install once it is done,
+    else say how long it has been reading, once a second, and go on
+    ACKing what we hold. Returns ms until the next tick. */
+static int
+s_install_tick (wc_replica_t *self)
+{
+    if (atomic_load (&self->install_done)) {
+        s_install_end (self);
+        return 0;
+    }
+    int64_t now = wc_clock_ms ();
+    if (now >= self->next_install_log_ms) {
+        wc_log_info ("snapshot: installing seq %llu from %s: reading and checking it "
+                     "(%.1f s so far)", (unsigned long long) wc_download_seq (self->download),
+                     self->primary, (double) (now - self->install_start_ms) / 1000.0);
+        self->next_install_log_ms = now + 1000;
+    }
+    int next = s_ack (self);
+    return next < INSTALL_POLL_MS ? next : INSTALL_POLL_MS;
 }
 
 /*  A chunk of the snapshot being pulled. */
@@ -1208,6 +1305,8 @@ wc_replica_destroy (wc_replica_t **self_p)
     wc_replica_t *self = *self_p;
     if (!self)
         return;
+    s_install_join (self);             /* it ends when the file is read */
+    wc_engine_install_destroy (&self->install);
     while (self->buf_len > 0)
         s_buf_pop (self);
     free (self->buf);
@@ -1306,6 +1405,8 @@ wc_replica_tick (wc_replica_t *self)
 {
     if (self->diverged)
         return 1000;
+    if (self->installing)
+        return s_install_tick (self);
     int64_t now = wc_clock_ms ();
     int64_t fetch_timeout = s_fetch_timeout (self);
     if (self->fetching && now - self->fetch_sent_ms >= fetch_timeout) {

@@ -1689,7 +1689,7 @@ wc_engine_snapshot_temp_path (wc_engine_t *self)
 //  Check the file at path whole and build its state; sync it, since it
 //  is about to become the only copy. 0 or an error (logged).
 static int
-s_install_check (wc_engine_t *self, const char *path, wc_store_t **store,
+s_install_check (const wc_engine_t *self, const char *path, wc_store_t **store,
                  wc_epochs_t *history, wc_snapshot_info_t *info)
 {
     char why [256] = "";
@@ -1761,36 +1761,82 @@ s_install_adopt (wc_engine_t *self, wc_store_t *store, const wc_snapshot_info_t 
     self->snap_from = info->seq;
 }
 
+/*  A snapshot read and checked, waiting to be installed. */
+struct wc_engine_install {
+    wc_store_t         *store;
+    wc_epochs_t        *history;
+    wc_snapshot_info_t  info;
+};
+
+void
+wc_engine_install_destroy (wc_engine_install_t **install_p)
+{
+    wc_engine_install_t *install = *install_p;
+    if (!install)
+        return;
+    wc_store_destroy (&install->store);
+    wc_epochs_destroy (&install->history);
+    free (install);
+    *install_p = NULL;
+}
+
+int
+wc_engine_install_read (const wc_engine_t *self, const char *path,
+                        wc_engine_install_t **install_p)
+{
+    *install_p = NULL;
+    wc_engine_install_t *install = calloc (1, sizeof *install);
+    if (install)
+        install->history = wc_epochs_new ();
+    int rc = install && install->history
+           ? s_install_check (self, path, &install->store, install->history,
+                              &install->info)
+           : WALCAST_ENOMEM;
+    if (rc == 0)
+        *install_p = install;
+    else
+        wc_engine_install_destroy (&install);
+    return rc;
+}
+
+int
+wc_engine_install_apply (wc_engine_t *self, const char *path,
+                         wc_engine_install_t **install_p)
+{
+    wc_engine_install_t *install = *install_p;
+    *install_p = NULL;
+    const wc_snapshot_info_t *info = &install->info;
+    int rc = self->fatal ? WALCAST_EIO : s_snaps_insert (self, info->seq);
+    if (rc == 0)
+        s_snaps_forget (self, info->seq);       //  so that s_install_adopt has room
+    if (rc == 0)
+        rc = s_quiesce (self);
+    if (rc == 0)
+        rc = s_install_switch (self, path, info);
+    if (rc == 0 && (rc = s_install_finish (self, info->seq, install->history)) != 0)
+        s_fatal (self);
+    if (rc == 0) {
+        s_install_adopt (self, install->store, info);
+        install->store = NULL;
+        char text [256];
+        wc_log_warn ("snapshot %s: installed seq %llu (%llu keys, %llu bytes); the old "
+                     "state and log are gone; epochs %s", self->dir,
+                     (unsigned long long) info->seq, (unsigned long long) info->count,
+                     (unsigned long long) info->bytes,
+                     wc_epochs_text (self->epochs, text, sizeof text));
+    }
+    wc_engine_install_destroy (&install);
+    return rc;
+}
+
 int
 wc_engine_install_snapshot (wc_engine_t *self, const char *path)
 {
     if (self->fatal)
         return WALCAST_EIO;
-    wc_store_t *store = NULL;
-    wc_epochs_t *history = wc_epochs_new ();
-    wc_snapshot_info_t info;
-    int rc = history ? s_install_check (self, path, &store, history, &info) : WALCAST_ENOMEM;
-    if (rc == 0 && (rc = s_snaps_insert (self, info.seq)) == 0)
-        s_snaps_forget (self, info.seq);        //  so that s_install_adopt has room
-    if (rc == 0)
-        rc = s_quiesce (self);
-    if (rc == 0)
-        rc = s_install_switch (self, path, &info);
-    if (rc == 0 && (rc = s_install_finish (self, info.seq, history)) != 0)
-        s_fatal (self);
-    if (rc == 0) {
-        s_install_adopt (self, store, &info);
-        store = NULL;
-        char text [256];
-        wc_log_warn ("snapshot %s: installed seq %llu (%llu keys, %llu bytes); the old "
-                     "state and log are gone; epochs %s", self->dir,
-                     (unsigned long long) info.seq, (unsigned long long) info.count,
-                     (unsigned long long) info.bytes,
-                     wc_epochs_text (self->epochs, text, sizeof text));
-    }
-    wc_store_destroy (&store);
-    wc_epochs_destroy (&history);
-    return rc;
+    wc_engine_install_t *install = NULL;
+    int rc = wc_engine_install_read (self, path, &install);
+    return rc ? rc : wc_engine_install_apply (self, path, &install);
 }
 
 

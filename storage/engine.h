@@ -326,4 +326,27 @@ const char *wc_engine_snapshot_temp_path (wc_engine_t *self);
     failed and a restart finishes the install). */
 int wc_engine_install_snapshot (wc_engine_t *self, const char *path);
 
+/*  The same in two halves, so that the long one can run off the owner's
+    thread (reading and checking a snapshot of millions of keys takes
+    seconds; a node must go on answering meanwhile). A snapshot read and
+    checked, not yet installed: */
+typedef struct wc_engine_install wc_engine_install_t;
+
+/*  First half: read and check the snapshot at path into a new state
+    (*install). It reads nothing of the engine but its directory's name,
+    and writes only the file's page cache and new objects, so it may run
+    on another thread while the engine goes on. 0, or WALCAST_EPROTO,
+    WALCAST_ENOTFOUND, WALCAST_EIO, WALCAST_ENOMEM (logged; *install NULL). */
+int wc_engine_install_read (const wc_engine_t *self, const char *path,
+                            wc_engine_install_t **install);
+
+/*  Second half, on the engine's thread: make *install (read from path,
+    still in place) the node's state, history and log, as
+    wc_engine_install_snapshot says. *install is taken (NULL after). */
+int wc_engine_install_apply (wc_engine_t *self, const char *path,
+                             wc_engine_install_t **install);
+
+/*  Drop a read snapshot that will not be installed. */
+void wc_engine_install_destroy (wc_engine_install_t **install);
+
 #endif

@@ -174,6 +174,59 @@ test_snapshot_resync (void **state)
     cluster_pass (c);
 }
 
+/*  A replica installing a snapshot stays responsive: the install reads
+    and checks the file off the node's loop. With every read stalled
+    (the fault file: a disk that hangs), an empty replica behind the
+    primary's retention downloads the snapshot and begins to install it;
+    meanwhile it answers STATUS, and says it is installing. Then the disk
+    comes back and it converges. Before, the loop read the whole file
+    itself: a 3M-key install froze the node for 5 s, long enough for the
+    broker to call it down. */
+static void
+test_install_off_the_loop (void **state)
+{
+    cluster_t *c = s_cluster (state);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    static const char *const p_flags [] = { "--segment-bytes", "65536", "--retain-bytes",
+                                            "262144", "--snapshot-every", "20000", NULL };
+    cluster_set_extra (c, p, p_flags);
+    cluster_use_faults (c, r);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_wait_ready (c, p, WAIT_MS), 0);
+    for (int round = 0; round < 3; round++)
+        assert_int_equal (cluster_load (c, p, round * 10000, 10000, 1, NULL), 0);
+    char *out = NULL;
+    assert_int_equal (cluster_cli (c, NULL, &out, NULL, "--node", cluster_addr (c, p),
+                                   "snapshot", NULL), 0);
+    free (out);
+
+    //  r1 starts empty (nothing to read) with every read stalled
+    assert_int_equal (cluster_set_faults (c, r, "read STALL\n"), 0);
+    long rmark = cluster_log_mark (c, r);
+    assert_int_equal (cluster_start (c, r), 0);
+    assert_int_equal (cluster_wait_log (c, r, "snapshot: installing seq", rmark, WAIT_MS), 0);
+    walcast_status_t status;
+    int64_t deadline = cluster_now_ms () + 10000;
+    int answered = 0;
+    while (answered < 3 && cluster_now_ms () < deadline) {
+        if (cluster_status (c, r, &status) == 0)
+            answered++;
+        cluster_nap_ms (100);
+    }
+    print_message ("r1 answered %d STATUS while its install was stalled\n", answered);
+    assert_int_equal (answered, 3);
+    assert_int_equal (cluster_log_count (c, r, "snapshot: installed seq", rmark), 0);
+
+    //  The disk comes back: the install ends, and r1 follows
+    assert_int_equal (cluster_set_faults (c, r, ""), 0);
+    int both [] = { p, r };
+    assert_int_equal (cluster_wait_converged (c, both, 2, 30000, WAIT_MS, NULL, NULL), 0);
+    assert_int_equal (cluster_log_count (c, r, "snapshot: installed seq", rmark), 1);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 /*  Kill node i, empty its data directory and start it again; return
     once it takes the log (its first FETCH reply), with a log mark of node
     watcher taken before the start. */
@@ -287,6 +340,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_fork_found_after_lost_tail, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_snapshot_resync, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_install_off_the_loop, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_relay_resync, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_snapshot_of_nothing, s_setup, s_teardown),
     };
