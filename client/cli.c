@@ -1448,12 +1448,14 @@ main (int argc, char **argv)
     }
     walcast_t *client = NULL;
     int exit_code = s_main (argc, argv, &opts, &client);
-    walcast_destroy (&client);
-    free (opts.nodes);
+    //  The data out before the handle's teardown (libzmq's threads end
+    //  there): what the command printed is the user's, whatever follows
     if (fflush (stdout) || ferror (stdout)) {
         fprintf (stderr, "walcast: writing stdout: %s\n", strerror (errno));
         if (exit_code == S_EXIT_OK)
             exit_code = S_EXIT_ERROR;
     }
+    walcast_destroy (&client);
+    free (opts.nodes);
     return exit_code;
 }

@@ -29,6 +29,9 @@
 #define S_SOCKET_HWM        100000      /* large, so a window of writes never blocks */
 #define S_HEARTBEAT_IVL     1000        /* ZMTP heartbeats (ms) */
 #define S_HEARTBEAT_TTL     5000
+#define S_KEEPALIVE_IDLE_S  5           /* SUB sockets: TCP keepalive instead */
+#define S_KEEPALIVE_INTVL_S 1
+#define S_KEEPALIVE_CNT     5
 
 struct wc_topology {
     void      *ctx;         /* zmq context of the handle (not owned) */
@@ -81,8 +84,14 @@ wc_topology_socket (void *ctx, int type, const char *endpoint, bool ipv6,
     int linger = 0;
     int hwm = S_SOCKET_HWM;
     int rhwm = rcvhwm > 0 ? rcvhwm : S_SOCKET_HWM;
-    int ivl = S_HEARTBEAT_IVL;
-    int ttl = S_HEARTBEAT_TTL;
+    /*  No ZMTP heartbeats on a SUB (see runtime/sock.c: with a full
+        queue, a heartbeat timeout makes libzmq abort the process at the
+        next read, issue #3937); TCP keepalive notices a dead peer. */
+    bool sub = type == ZMQ_SUB;
+    int ivl = sub ? 0 : S_HEARTBEAT_IVL;
+    int ttl = sub ? 0 : S_HEARTBEAT_TTL;
+    int keepalive = sub ? 1 : -1, idle = S_KEEPALIVE_IDLE_S, intvl = S_KEEPALIVE_INTVL_S,
+        cnt = S_KEEPALIVE_CNT;
     int v6 = ipv6 ? 1 : 0;
     int imm = immediate ? 1 : 0;
     int64_t maxmsg = WC_MAX_MESSAGE;
@@ -95,6 +104,10 @@ wc_topology_socket (void *ctx, int type, const char *endpoint, bool ipv6,
     ||  zmq_setsockopt (sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg)
     ||  zmq_setsockopt (sock, ZMQ_IPV6, &v6, sizeof v6)
     ||  zmq_setsockopt (sock, ZMQ_IMMEDIATE, &imm, sizeof imm)
+    ||  zmq_setsockopt (sock, ZMQ_TCP_KEEPALIVE, &keepalive, sizeof keepalive)
+    ||  (sub && (zmq_setsockopt (sock, ZMQ_TCP_KEEPALIVE_IDLE, &idle, sizeof idle)
+                 || zmq_setsockopt (sock, ZMQ_TCP_KEEPALIVE_INTVL, &intvl, sizeof intvl)
+                 || zmq_setsockopt (sock, ZMQ_TCP_KEEPALIVE_CNT, &cnt, sizeof cnt)))
     ||  (keys && wc_certs_client (sock, keys, server_key))) {
         zmq_close (sock);
         *err = WALCAST_EUNAVAILABLE;

@@ -5,6 +5,9 @@
 
 #define S_HEARTBEAT_IVL_MS      1000
 #define S_HEARTBEAT_TIMEOUT_MS  5000
+#define S_KEEPALIVE_IDLE_S      5       /* SUB sockets: TCP keepalive instead */
+#define S_KEEPALIVE_INTVL_S     1
+#define S_KEEPALIVE_CNT         5
 
 //  Messages of up to `largest` bytes that fit in budget.
 static int
@@ -27,8 +30,22 @@ s_new (const wc_sock_spec_t *spec)
     if (!sock)
         return NULL;
     zsock_set_linger (sock, 0);
-    zsock_set_heartbeat_ivl (sock, S_HEARTBEAT_IVL_MS);
-    zsock_set_heartbeat_timeout (sock, S_HEARTBEAT_TIMEOUT_MS);
+    if (spec->type == ZMQ_SUB) {
+        /*  No ZMTP heartbeats on a SUB: when its queue is full libzmq
+            stops reading the connection, and a heartbeat timeout then
+            replaces the connection under the stopped queue; the next read
+            aborts the process (Assertion failed: _input_stopped, libzmq
+            issue #3937). TCP keepalive notices a dead peer instead, and
+            the stream's own heartbeats a silent one. */
+        zsock_set_tcp_keepalive (sock, 1);
+        zsock_set_tcp_keepalive_idle (sock, S_KEEPALIVE_IDLE_S);
+        zsock_set_tcp_keepalive_intvl (sock, S_KEEPALIVE_INTVL_S);
+        zsock_set_tcp_keepalive_cnt (sock, S_KEEPALIVE_CNT);
+    }
+    else {
+        zsock_set_heartbeat_ivl (sock, S_HEARTBEAT_IVL_MS);
+        zsock_set_heartbeat_timeout (sock, S_HEARTBEAT_TIMEOUT_MS);
+    }
     zsock_set_maxmsgsize (sock, (int64_t) spec->max_in);
     zsock_set_rcvhwm (sock, s_hwm (spec, spec->in_budget ? spec->in_budget
                                                          : spec->budget, spec->max_in));

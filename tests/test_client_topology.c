@@ -200,11 +200,44 @@ test_bad_entries_skipped (void **state)
     cluster_pass (c);
 }
 
+/*  A handle left idle while the broker pushes (an application busy
+    elsewhere) fills its topology subscription's small queue, and libzmq
+    stops reading that connection; a ZMTP heartbeat timeout then replaced
+    the connection under the stopped queue, and the next read aborted the
+    process in libzmq (Assertion failed: _input_stopped, libzmq #3937;
+    found as `walcast load` aborting after a failover). The idle time is
+    the scenario (past the 5 s heartbeat timeout), not a wait. */
+static void
+test_idle_handle_survives_pushes (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    if (!w->cluster || !w->fake)
+        fail_msg ("the test could not be set up (see above)");
+    walcast_t *h = walcast_new ();
+    assert_non_null (h);
+    assert_int_equal (walcast_connect_broker (h, w->broker), 0);
+    walcast_node_info_t nodes [8];
+    size_t count = 0;
+    assert_int_equal (walcast_nodes (h, nodes, 8, &count), 0);
+    int64_t idle_from = cluster_now_ms ();
+    while (cluster_now_ms () - idle_from < 7000)
+        cluster_nap_ms (100);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal (walcast_nodes (h, nodes, 8, &count), 0);
+        assert_int_equal (count, 1);
+        cluster_nap_ms (300);
+    }
+    walcast_destroy (&h);
+    cluster_pass (w->cluster);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_bad_entries_skipped, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_idle_handle_survives_pushes, s_setup,
+                                         s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
