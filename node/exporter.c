@@ -60,6 +60,9 @@ static const s_family_t s_families [] = {
       "Reply and stream bytes sent, by socket.", NULL, 0 },
     { "walcast_refused_requests_total", WC_METRIC_COUNTER, s_code,
       "Requests answered with an error, by error code.", NULL, 0 },
+    { "walcast_malformed_messages_total", WC_METRIC_COUNTER, NULL,
+      "Requests dropped as malformed (too many or too big frames, not a request, "
+      "a peer that does not read its replies).", NULL, 0 },
     { "walcast_refused_connections_total", WC_METRIC_COUNTER, NULL,
       "Connections refused at the CURVE handshake (no keys, or a key not trusted).", NULL, 0 },
     { "walcast_refused_subscriptions_total", WC_METRIC_COUNTER, NULL,
@@ -162,6 +165,8 @@ s_update_counts (wc_exporter_t *self)
     wc_metric_set_tally (wc_metrics_series (self->metrics,
                                             "walcast_replication_apply_lag_seconds", NULL),
                          &stats->apply_lag);
+    s_set (self, "walcast_malformed_messages_total", NULL,
+           (double) self->node->bad_messages);
     wc_curve_t *curve = wc_sock_curve ();
     s_set (self, "walcast_refused_connections_total", NULL,
            curve ? (double) wc_curve_refused (curve) : 0);

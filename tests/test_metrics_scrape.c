@@ -36,6 +36,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <zmq.h>
 #include "cluster.h"
 
 #define N_WRITES  200
@@ -332,7 +333,24 @@ s_check_nodes (cluster_t *c, int p, int r, int p_port, int r_port)
     assert_true (lagged >= 1 && lagged <= N_WRITES + 3);
     assert_true (s_value (replica, "walcast_replication_apply_lag_seconds_bucket{le=\"10\"}")
                  == lagged);
+    double malformed0 = s_value (replica, "walcast_malformed_messages_total");
+    assert_false (isnan (malformed0));
     free (replica);
+
+    //  A message of more frames than any request has is dropped without
+    //  an answer, and counted where an operator can see it
+    void *ctx = zmq_ctx_new ();
+    void *dealer = zmq_socket (ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://%s", cluster_addr (c, r));
+    assert_int_equal (zmq_connect (dealer, endpoint), 0);
+    for (int f = 0; f < 11; f++)
+        assert_int_equal (zmq_send (dealer, "x", 1, f < 10 ? ZMQ_SNDMORE : 0), 1);
+    free (s_until (r_port, "walcast_malformed_messages_total", malformed0 + 1));
+    zmq_close (dealer);
+    zmq_ctx_term (ctx);
 }
 
 static void
