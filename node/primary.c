@@ -455,6 +455,17 @@ wc_primary_on_ack (wc_primary_t *self, const wc_msg_t *ack)
         self->fenced = true;
         return;
     }
+    /*  A replica holds at most what we wrote: an ACK of our epoch past
+        that is no replica's word, and must confirm nothing */
+    if (ack->u.ack.epoch == node->epoch && ack->u.ack.seq > wc_engine_written (node->engine)) {
+        node->bad_messages++;
+        char id [WC_MAX_ID + 1];
+        wc_bytes_printable (id, sizeof id, &ack->u.ack.id);
+        wc_log_debug ("dropped an ACK from %s for seq %llu, past our log's end %llu",
+                      id, (unsigned long long) ack->u.ack.seq,
+                      (unsigned long long) wc_engine_written (node->engine));
+        return;
+    }
     wc_acks_update (self->acks, &ack->u.ack.id, ack->u.ack.epoch, ack->u.ack.seq,
                     wc_clock_ms ());
     wc_primary_release (self);

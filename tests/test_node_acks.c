@@ -1,0 +1,115 @@
+/*  test_node_acks.c - a primary believes no ACK beyond its own log.
+
+    What a user relies on: `put --acks N` answers acked=K only when K
+    replicas hold the write. An ACK is a replica's word for how far it
+    holds the log, so one that claims more than the primary itself wrote
+    (in its epoch) is no replica's: the primary drops it and counts it as
+    malformed (walcast_malformed_messages_total), and it confirms nothing.
+    Before, two ACKs from made-up ids claiming seq 2^64-1 made a primary
+    with no replica at all answer a write asking for 2 acks with acked=2.
+
+    A real primary on loopback; the ACKs come from a raw DEALER.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <msgpack.h>
+#include <zmq.h>
+#include "cluster.h"
+#include "codec.h"
+
+static int
+s_setup (void **state)
+{
+    *state = cluster_new ("node_acks");
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    cluster_destroy ((cluster_t **) state);
+    return 0;
+}
+
+//  Send an ACK from id at (epoch, seq) to the node's service port.
+static void
+s_send_ack (void *dealer, const char *id, uint64_t epoch, uint64_t seq)
+{
+    wc_msg_t ack;
+    memset (&ack, 0, sizeof ack);
+    ack.type = WC_MSG_ACK;
+    ack.u.ack.id = (wc_bytes_t) { (const uint8_t *) id, (uint32_t) strlen (id) };
+    ack.u.ack.epoch = epoch;
+    ack.u.ack.seq = seq;
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init (&out);
+    assert_int_equal (wc_msg_encode (&ack, &out), 0);
+    assert_int_equal (zmq_send (dealer, out.data, out.size, 0), (int) out.size);
+    msgpack_sbuffer_destroy (&out);
+}
+
+static void
+test_ack_beyond_the_log (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    int p = cluster_add (c, "p1", NULL, NULL);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_wait_ready (c, p, 30000), 0);
+    walcast_t *h = cluster_client (c, p);
+    assert_non_null (h);
+    walcast_pos_t pos;
+    assert_int_equal (walcast_put (h, "k", 1, "v", 1, &pos), 0);
+
+    void *ctx = zmq_ctx_new ();
+    void *dealer = zmq_socket (ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://%s", cluster_addr (c, p));
+    assert_int_equal (zmq_connect (dealer, endpoint), 0);
+    s_send_ack (dealer, "ghost1", pos.epoch, UINT64_MAX);
+    s_send_ack (dealer, "ghost2", pos.epoch, UINT64_MAX);
+    //  A PING behind them on the same connection: once it is answered,
+    //  the node has taken the ACKs (it reads a connection in order)
+    wc_msg_t ping;
+    memset (&ping, 0, sizeof ping);
+    ping.type = WC_MSG_PING;
+    ping.rid = 7;
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init (&out);
+    assert_int_equal (wc_msg_encode (&ping, &out), 0);
+    assert_int_equal (zmq_send (dealer, out.data, out.size, 0), (int) out.size);
+    msgpack_sbuffer_destroy (&out);
+    zmq_pollitem_t item = { dealer, 0, ZMQ_POLLIN, 0 };
+    assert_int_equal (zmq_poll (&item, 1, 10000), 1);
+
+    walcast_write_opts_t opts = { 2, 300 };
+    walcast_write_result_t result;
+    int rc = walcast_put_ex (h, "k2", 2, "v", 1, &opts, &result);
+    print_message ("put --acks 2 with two forged ACKs: %s, acked=%u\n",
+                   walcast_errname (rc), (unsigned) result.acked);
+    assert_int_equal (rc, WALCAST_ENOTREPLICATED);
+    assert_int_equal (result.acked, 0);
+    walcast_destroy (&h);
+    zmq_close (dealer);
+    zmq_ctx_term (ctx);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test_setup_teardown (test_ack_beyond_the_log, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
