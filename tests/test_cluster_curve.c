@@ -387,6 +387,8 @@ test_roles (void **state)
     cluster_set_broker (w->c, intruder, true);
     assert_int_equal (cluster_start (w->c, intruder), 0);
     s_wait_broker_log (w->c, "refused REGISTER from key writer (role writers): EPERM");
+    //  ... and the node says so, once, with what to do
+    assert_int_equal (cluster_wait_log (w->c, intruder, "broker refused us:", 0, 10000), 0);
     s_wait_metric (w->broker_metrics,
                    "walcast_broker_refused_requests_total{code=\"EPERM\"}", 1);
     walcast_t *writer = s_handle (w, "writer", -1, 5000);
