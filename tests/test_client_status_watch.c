@@ -147,6 +147,27 @@ test_count_tables_piped (void **state)
     }
 }
 
+/*  Poll the watch's output until its last table shows node id in state
+    ("up" or "down"), the row copied to line; fails after timeout_ms. */
+static void
+s_wait_state (cluster_t *c, int watch, const char *id, const char *state, int timeout_ms,
+              char *line, size_t size)
+{
+    char want [16];
+    snprintf (want, sizeof want, " %s", state);
+    line [0] = 0;
+    int64_t deadline = cluster_now_ms () + timeout_ms;
+    for (bool seen = false; !seen; ) {
+        char *out = cluster_proc_output (c, watch);
+        seen = out && s_row (out, id, line, size) && strstr (line, want);
+        free (out);
+        if (cluster_now_ms () > deadline)
+            fail_msg ("the watch never showed %s %s (last row: %s)", id, state, line);
+        if (!seen)
+            cluster_nap_ms (50);
+    }
+}
+
 /*  A watch left running sees a replica go down, and ends with exit 0 on
     SIGTERM. */
 static void
@@ -159,28 +180,10 @@ test_watch_sees_a_node_die (void **state)
                                    "--watch", "--interval", "100", NULL);
     assert_true (watch >= 0);
     char line [512];
-    int64_t deadline = cluster_now_ms () + 10000;
-    for (bool up = false; !up; ) {
-        char *out = cluster_proc_output (c, watch);
-        up = out && s_row (out, "r1", line, sizeof line) && strstr (line, " up");
-        free (out);
-        if (cluster_now_ms () > deadline)
-            fail_msg ("the watch never showed r1 up");
-        if (!up)
-            cluster_nap_ms (50);
-    }
+    s_wait_state (c, watch, "r1", "up", 10000, line, sizeof line);
     assert_int_equal (cluster_kill (c, 1), 0);
     int64_t killed = cluster_now_ms ();
-    deadline = killed + 15000;
-    for (bool down = false; !down; ) {
-        char *out = cluster_proc_output (c, watch);
-        down = out && s_row (out, "r1", line, sizeof line) && strstr (line, " down");
-        free (out);
-        if (cluster_now_ms () > deadline)
-            fail_msg ("the watch never showed r1 down (last row: %s)", line);
-        if (!down)
-            cluster_nap_ms (50);
-    }
+    s_wait_state (c, watch, "r1", "down", 15000, line, sizeof line);
     print_message ("r1 shown down %lld ms after SIGKILL: %s\n",
                    (long long) (cluster_now_ms () - killed), line);
     assert_true (cluster_proc_running (c, watch));
@@ -202,18 +205,9 @@ test_watch_sees_the_broker_die (void **state)
                                    "--watch", "--interval", "100", NULL);
     assert_true (watch >= 0);
     char line [512];
-    int64_t deadline = cluster_now_ms () + 10000;
-    for (bool up = false; !up; ) {
-        char *out = cluster_proc_output (c, watch);
-        up = out && s_row (out, "p1", line, sizeof line) && strstr (line, " up");
-        free (out);
-        if (cluster_now_ms () > deadline)
-            fail_msg ("the watch never showed p1 up");
-        if (!up)
-            cluster_nap_ms (50);
-    }
+    s_wait_state (c, watch, "p1", "up", 10000, line, sizeof line);
     assert_int_equal (cluster_broker_kill (c), 0);
-    deadline = cluster_now_ms () + 15000;
+    int64_t deadline = cluster_now_ms () + 15000;
     char *err = NULL;
     for (bool told = false; !told; ) {
         free (err);
