@@ -1056,6 +1056,15 @@ s_on_fetch_reply (wc_replica_t *self)
         return;
     }
     bool more = zmq_msg_more (&body);
+    if (self->installing) {
+        /*  Nothing is asked while the install thread reads the download
+            (s_send_fetch waits), so this is no answer of ours; and the
+            download must not change under the thread */
+        zmq_msg_close (&body);
+        if (more)
+            s_reset_req (self);
+        return;
+    }
     self->fetching = false;
     wc_msg_t msg;
     wc_scan_body_t entries;
