@@ -288,7 +288,9 @@ WALCAST_EXPORT int walcast_switchover (walcast_t *self, const char *node_id,
 
     walcast_put_async and walcast_del_async send a write and return at
     once, blocking only while WALCAST_ASYNC_WINDOW writes wait for their
-    outcome. Every write they accept (return 0) gets exactly one outcome,
+    outcome, or while the primary's connection is not up (at most the
+    handle's timeout: a batch that could not be sent then fails, not
+    applied). Every write they accept (return 0) gets exactly one outcome,
     which carries the caller's tag:
 
       WALCAST_WRITE_OK       the primary applied it at pos (and, when
