@@ -1500,6 +1500,13 @@ wc_replica_lag_ms (const wc_replica_t *self)
     return now > self->fresh_clock_ms ? now - self->fresh_clock_ms : 0;
 }
 
+void
+wc_replica_set_fresh (wc_replica_t *self, uint64_t clock_ms)
+{
+    if (clock_ms > self->fresh_clock_ms)
+        self->fresh_clock_ms = clock_ms;
+}
+
 uint64_t
 wc_replica_fresh_clock_ms (const wc_replica_t *self)
 {

@@ -38,6 +38,10 @@ uint64_t wc_replica_lag_ms (const wc_replica_t *self);
 /*  The primary's clock (ms) of the newest heartbeat whose seq we had
     applied; 0 when none yet. What our own heartbeats carry downstream. */
 uint64_t wc_replica_fresh_clock_ms (const wc_replica_t *self);
+
+/*  Our data is known to match the primary's as of clock_ms (wall clock):
+    a primary that handed over everything it had to the new one, say. */
+void wc_replica_set_fresh (wc_replica_t *self, uint64_t clock_ms);
 const char *wc_replica_primary (const wc_replica_t *self);
 
 /*  True once the upstream was found behind us (it lost entries we hold):

@@ -74,6 +74,12 @@ s_become_replica (wc_node_t *node, const char *primary, uint64_t epoch)
     wc_replica_t *replica = wc_replica_new (node, primary, epoch);
     if (!replica)
         return WALCAST_ENOMEM;
+    /*  A primary that handed everything it had over to the new one (a
+        switchover) is exactly as fresh as it, now; one that was fenced or
+        replaced behind its back is only as fresh as its last entry */
+    if (node->primary && !wc_primary_fenced (node->primary)
+    &&  wc_primary_handover_seq (node->primary) == node->applied && node->applied > 0)
+        wc_replica_set_fresh (replica, wc_clock_wall_ms ());
     if (node->primary) {
         wc_node_commit (node);
         wc_primary_abandon (node->primary);

@@ -616,6 +616,58 @@ test_switchover_under_load (void **state)
     cluster_pass (c);
 }
 
+/*  After a switchover of an idle cluster the old primary's data is as
+    fresh as the new primary's (it handed over everything it had), and
+    its status says so at once. Before, it reported the age of its last
+    write as its staleness (64-73 s in the helper's run) until the new
+    primary's first heartbeat reached it. */
+static void
+test_switchover_old_primary_is_fresh (void **state)
+{
+    cluster_t *c = s_cluster (state);
+    int nodes [3];
+    s_start (c, nodes);
+    uint64_t epoch = 0;
+    int old = s_find_primary (c, nodes, 3, 0, WAIT_MS, &epoch);
+    assert_int_equal (cluster_load (c, old, 0, 100, 1, NULL), 0);
+    s_wait_converged (c, nodes, 3);
+    //  The cluster idles for 3 s (the scenario: the age of the last write)
+    int64_t idle_from = cluster_now_ms ();
+    while (cluster_now_ms () - idle_from < 3000)
+        cluster_nap_ms (100);
+    char *out = NULL, *err = NULL;
+    int rc = -1;
+    int64_t deadline = cluster_now_ms () + WAIT_MS;
+    while (rc != 0 && cluster_now_ms () < deadline) {
+        free (out);
+        free (err);
+        out = err = NULL;
+        rc = cluster_cli (c, NULL, &out, &err, "--broker", cluster_broker_addr (c),
+                          "switchover", "n2", NULL);
+        if (rc != 0 && !(rc == 3 && err && strstr (err, "not serving yet")))
+            break;
+    }
+    if (rc != 0)
+        fail_msg ("walcast switchover n2: exit %d: %s", rc, err ? err : "");
+    free (out);
+    free (err);
+    //  As soon as it follows n2, it is fresh
+    walcast_status_t status = { .role = "" };
+    deadline = cluster_now_ms () + WAIT_MS;
+    while (strcmp (status.role, "replica") != 0 && cluster_now_ms () < deadline) {
+        if (cluster_status (c, old, &status) != 0)
+            status.role [0] = 0;
+        if (strcmp (status.role, "replica") != 0)
+            cluster_nap_ms (20);
+    }
+    print_message ("old primary as a replica: lag_ms %llu\n",
+                   (unsigned long long) status.lag_ms);
+    assert_string_equal (status.role, "replica");
+    assert_true (status.lag_ms < 1000);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
@@ -627,6 +679,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_empty_epoch_is_dropped, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_frozen_primary_is_fenced, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_switchover_old_primary_is_fresh, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_switchover_under_load, s_setup,
                                          s_teardown),
