@@ -183,7 +183,10 @@ WALCAST_EXPORT void walcast_set_log (walcast_t *self, walcast_log_fn *fn, void *
 /*  Write key = value on the primary. On success *pos (if not NULL) is the
     write's position. Keys are 1..1024 bytes, values 0..1 MiB. With the
     handle's acks set (walcast_set_acks), WALCAST_ENOTREPLICATED says the
-    write is on the primary but not confirmed replicated. */
+    write is on the primary but not confirmed replicated. WALCAST_ETIMEOUT:
+    it was sent and not answered, so it may or may not have been made;
+    WALCAST_EUNAVAILABLE: it was not made (no primary found, or no
+    connection to it within the timeout: the detail says which). */
 WALCAST_EXPORT int walcast_put (walcast_t *self, const void *key, size_t key_len,
                  const void *value, size_t value_len, walcast_pos_t *pos);
 
