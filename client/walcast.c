@@ -543,6 +543,8 @@ s_async_settle (walcast_t *self)
                                "the node answered with another message type");
 }
 
+static void s_async_deliver_but (walcast_t *self, size_t keep);
+
 //  Hand the settled outcomes at the head of the FIFO over, in submission
 //  order, and sum them up for walcast_flush. Not reentrant: called from
 //  inside the outcome function (which may send more writes), it leaves
@@ -550,11 +552,24 @@ s_async_settle (walcast_t *self)
 static void
 s_async_deliver (walcast_t *self)
 {
+    s_async_deliver_but (self, 0);
+}
+
+//  The same, leaving the newest `keep` writes held: walcast_put_async
+//  keeps the one it is accepting, whose outcome may already be known
+//  (it could not be sent), so that no outcome is handed over before the
+//  call that accepted its write has returned. A caller that records a
+//  write once the call says it was accepted then always has it recorded
+//  when its outcome comes.
+static void
+s_async_deliver_but (walcast_t *self, size_t keep)
+{
     if (self->delivering)
         return;
     self->delivering = true;
     walcast_outcome_t outcome;
-    while (wc_outcomes_pop (self->outcomes, &outcome, self->outcome_detail,
+    while (wc_outcomes_size (self->outcomes) > keep
+       &&  wc_outcomes_pop (self->outcomes, &outcome, self->outcome_detail,
                             sizeof self->outcome_detail)) {
         if (outcome.state == WALCAST_WRITE_OK) {
             self->acked++;
@@ -809,6 +824,16 @@ s_batch_send (walcast_t *self, int64_t deadline)
         rc = WALCAST_ENOMEM;
     if (rc == 0)
         rc = s_send (self, self->async_node, deadline);
+    if (rc == WALCAST_ETIMEOUT) {       /* never sent: say why */
+        char why [WC_DETAIL_SIZE];
+        snprintf (why, sizeof why, "no connection to %s took it within the timeout "
+                  "(the node is down or cannot be reached)",
+                  s_node (self, self->async_node)->addr);
+        s_batch_drop (self, rc, why);
+        s_node_reset (self, self->async_node, "the connection could not take "
+                      "another write and was reset");
+        return rc;
+    }
     if (rc == 0) {
         self->batch_count = 0;
         self->batch.size = 0;
@@ -2485,7 +2510,7 @@ s_write_async (walcast_t *self, int type, const void *key, size_t key_len,
         self->async_ack_ms = s_ack_wait_ms (&self->acks);
     if (s_batch_due (self, now_us))
         s_batch_send (self, deadline);      /* a failure is the writes' outcome */
-    s_async_deliver (self);
+    s_async_deliver_but (self, 1);          /* this write's comes at a later call */
     return 0;
 }
 

@@ -340,6 +340,10 @@ WALCAST_EXPORT int walcast_switchover (walcast_t *self, const char *node_id,
     outcomes of those still in flight to the old one, then goes to the
     new one: a handle's writes are never in flight to two primaries.
 
+    A write's outcome is never handed over inside the call that accepted
+    it (even when it is already known: a write that could not be sent),
+    so a caller may record each write after the call returns 0.
+
     Resending a FAILED, NOTREPLICATED or UNKNOWN write is safe as long as
     no later write of the same key has landed: a write is applied at
     most once per sending, and a put applied twice leaves what it leaves

@@ -255,6 +255,17 @@ test_timeout_not_retried (void **state)
 
 //  No successor within the timeout: the refusal, after the timeout,
 //  with its detail; the CLI says the write was not made.
+//  r1 becomes the primary (p1 is gone), a second after it starts.
+static void *
+s_promote_later (void *arg)
+{
+    s_world_t *w = (s_world_t *) arg;
+    cluster_nap_ms (1000);
+    s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
+    s_directory (w, "r1", 2);
+    return NULL;
+}
+
 //  p1 is dead (SIGKILL: nothing listens at its port) and the broker
 //  still names it: the write cannot reach it, so it was not made. Once
 //  the broker names r1 (within the timeout) the write goes there
@@ -331,12 +342,17 @@ typedef struct {
     int           state [8];
     int           err [8];
     walcast_pos_t pos [8];
+    uint64_t      accepting;    /* tag of the write being submitted, 0 none */
+    int           early;        /* outcomes of that write handed over inside
+                                   the call that accepted it */
 } s_seen_t;
 
 static void
 s_on_outcome (void *arg, const walcast_outcome_t *o)
 {
     s_seen_t *seen = (s_seen_t *) arg;
+    if (seen->accepting && o->tag == seen->accepting)
+        seen->early++;
     if (seen->count < 8) {
         seen->state [seen->count] = o->state;
         seen->err [seen->count] = o->err;
@@ -396,6 +412,56 @@ test_async_follow (void **state)
     cluster_pass (w->cluster);
 }
 
+//  Async writes to a primary that is dead (the broker still names it),
+//  the broker naming r1 a second later: every write gets exactly one
+//  outcome, never inside the call that accepted it, and those that land
+//  land on r1. Found as `walcast load` losing its first line after a
+//  SIGKILL, neither landed nor reported: that write could not be sent,
+//  its outcome came inside walcast_put_async, before load had recorded
+//  the line, and every later outcome was paired with the line before.
+static void
+test_dead_primary_async (void **state)
+{
+    s_world_t *w = s_world (state);
+    fake_node_destroy (&w->p1);
+    s_seen_t seen;
+    memset (&seen, 0, sizeof seen);
+    walcast_t *h = walcast_new ();
+    assert_non_null (h);
+    walcast_set_timeout (h, 3000);
+    assert_int_equal (walcast_connect_broker (h, w->broker_addr), 0);
+    walcast_set_outcome_fn (h, s_on_outcome, &seen);
+    //  The failover, from a thread of its own a second from now
+    pthread_t promoter;
+    assert_int_equal (pthread_create (&promoter, NULL, s_promote_later, w), 0);
+    int sent = 0;
+    const char *keys [] = { "a", "b", "c" };
+    for (int i = 0; i < 3; i++) {
+        seen.accepting = (uint64_t) i + 1;
+        if (walcast_put_async (h, keys [i], 1, "v", 1, (uint64_t) i + 1) == 0)
+            sent++;
+        seen.accepting = 0;
+    }
+    uint64_t acked = 0;
+    int rc = walcast_flush (h, NULL, &acked);
+    pthread_join (promoter, NULL);
+    print_message ("%d accepted, flush %s, %llu acked, %d outcomes, r1 got %d\n", sent,
+                   walcast_errname (rc), (unsigned long long) acked, seen.count,
+                   s_writes (w->r1));
+    for (int i = 0; i < seen.count && i < 8; i++)
+        print_message ("  outcome %d: state %d, %s at (%llu, %llu)\n", i, seen.state [i],
+                       walcast_errname (seen.err [i]),
+                       (unsigned long long) seen.pos [i].epoch,
+                       (unsigned long long) seen.pos [i].seq);
+    assert_int_equal (seen.count, sent);
+    assert_int_equal ((int) acked, s_writes (w->r1));
+    //  No outcome before the call that accepted its write returned: an
+    //  application (walcast load) records a write once accepted
+    assert_int_equal (seen.early, 0);
+    walcast_destroy (&h);
+    cluster_pass (w->cluster);
+}
+
 int
 main (void)
 {
@@ -411,6 +477,7 @@ main (void)
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_dead_primary_write_not_made, s_setup,
                                          s_teardown),
+        cmocka_unit_test_setup_teardown (test_dead_primary_async, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
