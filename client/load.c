@@ -183,6 +183,10 @@ s_outcome_message (const walcast_outcome_t *o, char *buf, size_t size)
         snprintf (buf, size, "%s (%s)%s%s", walcast_strerror (o->err),
                   walcast_errname (o->err), o->detail [0] ? ": " : "", o->detail);
     else
+    if (o->detail [0] && (strstr (o->detail, walcast_strerror (o->err))
+                          || strncmp (o->detail, "not sent", 8) == 0))
+        snprintf (buf, size, "%s", o->detail);      /* it says it all */
+    else
     if (o->detail [0])
         snprintf (buf, size, "%s: %s", walcast_strerror (o->err), o->detail);
     else

@@ -77,7 +77,10 @@ s_on_batch (s_node_t *node, const wc_msg_t *req, msgpack_sbuffer *reply)
     msg.u.writes_ok.count = taken;
     if (refused) {
         msg.u.writes_ok.code = wc_err_to_wire (WALCAST_ENOSPC);
-        msg.u.writes_ok.text = (wc_bytes_t) { (const uint8_t *) "disk full", 9 };
+        //  As a node says it: its text is the code's own words
+        const char *text = walcast_strerror (WALCAST_ENOSPC);
+        msg.u.writes_ok.text = (wc_bytes_t) { (const uint8_t *) text,
+                                              (uint32_t) strlen (text) };
     }
     return wc_msg_encode (&msg, reply) == 0;
 }
@@ -206,6 +209,18 @@ test_load_cli (void **state)
     //  The second bad2 was not sent: its first failed, and resending
     //  both lines must leave "second"
     assert_int_equal (atomic_load (&w->node.puts_bad2), 1);
+    free (out);
+    free (err);
+
+    //  In batches (the refusal then comes in WRITES_OK, the node's words
+    //  as its text): each message said once
+    const char *batched = "e 5\nf 6\nbad3 x\n";   /* f and bad3: one batch */
+    rc = cluster_cli (w->cluster, batched, &out, &err, "--node", w->addr,
+                      "--timeout", "1000", "load", NULL);
+    print_message ("batched: exit %d\nstderr:\n%s", rc, err);
+    assert_int_equal (rc, 3);
+    assert_int_equal (s_count_lines (err, "failed bad3: no space left on the node's disk; "
+                                          "the write was not made\n"), 1);
     free (out);
     free (err);
     cluster_pass (w->cluster);
@@ -474,7 +489,7 @@ test_batch_prefix (void **state)
         assert_int_equal (seen->seq [i], seqs [i]);
     }
     print_message ("refused with the batch: %s\n", seen->detail [4]);
-    assert_non_null (strstr (seen->detail [4], "disk full"));
+    assert_non_null (strstr (seen->detail [4], "no space left on the node's disk"));
     walcast_destroy (&h);
     free (seen);
     cluster_pass (w->cluster);
