@@ -27,6 +27,11 @@
     outright (PR_SET_PDEATHSIG). Logs go to a temporary directory, which
     is kept (and its logs' tails shown) when something fails.
 */
+/*  POSIX and GNU calls (clock_gettime, nftw, O_CLOEXEC, sigaction): an
+    application defines this before any header, as the build does here. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>

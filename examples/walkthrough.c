@@ -25,6 +25,11 @@
     (PR_SET_PDEATHSIG). Node logs go to a file per node, shown when a
     step fails.
 */
+/*  POSIX and GNU calls (clock_gettime, nftw, O_CLOEXEC, sigaction): an
+    application defines this before any header, as the build does here. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>

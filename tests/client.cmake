@@ -29,3 +29,13 @@ target_link_libraries(test_client_curve PRIVATE wc_fake PkgConfig::CZMQ)
 
 # walcast status --watch (issue 10).
 wc_add_cluster_test(test_client_status_watch 120 test_client_status_watch.c)
+
+# The examples build the way an application builds them: alone, with the
+# public header and no flags of this project (no -D_GNU_SOURCE), as C11.
+foreach(example walkthrough regions feed)
+    add_test(NAME example_${example}_standalone
+             COMMAND ${CMAKE_C_COMPILER} -std=c11 -Wall -Wextra -Werror -fsyntax-only
+                     -I${PROJECT_SOURCE_DIR}/include
+                     ${PROJECT_SOURCE_DIR}/examples/${example}.c)
+    set_tests_properties(example_${example}_standalone PROPERTIES TIMEOUT 60)
+endforeach()
