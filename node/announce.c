@@ -181,6 +181,13 @@ s_remedy (wc_announce_t *self, int code, const char *text,
                   "(a node that is down makes room); retrying every %d ms",
                   WC_ANNOUNCE_INTERVAL_MS);
     else
+    if (code == WALCAST_EPROTO && strstr (text, "registered with another key"))
+        snprintf (remedy, size, "the broker still sees this id's node up with its "
+                  "old key (a restart with a new key, say): it admits this node once "
+                  "it has seen that one down (--node-timeout); retrying every %d ms "
+                  "(if another node runs with this --id, give one of them another)",
+                  WC_ANNOUNCE_INTERVAL_MS);
+    else
     if ((code == WALCAST_EPROTO || code == WALCAST_ETOOBIG) && flag)
         snprintf (remedy, size, "fix %s and restart this node; until then clients "
                   "that use the broker do not see it", flag);

@@ -415,6 +415,14 @@ test_roles (void **state)
                        "registered with another key, and that node is up");
     s_wait_metric (w->broker_metrics,
                    "walcast_broker_refused_requests_total{code=\"EPROTO\"}", 1);
+    //  The node's log says why, and what ends it: not a protocol mismatch
+    char line [1024];
+    assert_int_equal (cluster_wait_log (w->c, impostor, "broker refused us:", 0, 10000), 0);
+    assert_int_equal (cluster_log_find (w->c, impostor, "broker refused us:", 0, 0, line,
+                                        sizeof line), 0);
+    print_message ("impostor: %s\n", line);
+    assert_non_null (strstr (line, "once it has seen that one down"));
+    assert_null (strstr (line, "disagree on the protocol"));
     assert_int_equal (cluster_kill (w->c, impostor), 0);
     assert_int_equal (cluster_status (w->c, w->p, &status), 0);
     assert_string_equal (status.role, "primary");
