@@ -110,8 +110,9 @@ WALCAST_EXPORT walcast_t *walcast_new (void);
 
 /*  Close every socket and free the handle; sets *self_p to NULL. Safe to
     call with *self_p already NULL. Async writes still unanswered are
-    reported to the outcome function first, as WALCAST_WRITE_UNKNOWN
-    (call walcast_flush before, to give them their time). */
+    reported to the outcome function first, as WALCAST_WRITE_UNKNOWN with
+    err WALCAST_ETIMEOUT and the detail "the handle was destroyed before
+    ..." (call walcast_flush before, to give them their time). */
 WALCAST_EXPORT void walcast_destroy (walcast_t **self_p);
 
 /*  Free what the library handed out (a value from walcast_get or
@@ -120,7 +121,8 @@ WALCAST_EXPORT void walcast_free (void *ptr);
 
 /*  Add a node by "HOST:PORT" (the node's base port). Writes start at the
     first node added and go to the primary; reads follow the read
-    preference (below). */
+    preference (below). WALCAST_EINVAL when host_port is not HOST:PORT
+    with a port of 1..65533 (nothing is connected). */
 WALCAST_EXPORT int walcast_connect (walcast_t *self, const char *host_port);
 
 /* --- security (CURVE) -------------------------------------------------------
@@ -181,7 +183,8 @@ typedef void (walcast_log_fn) (void *arg, const char *line);
 WALCAST_EXPORT void walcast_set_log (walcast_t *self, walcast_log_fn *fn, void *arg);
 
 /*  Write key = value on the primary. On success *pos (if not NULL) is the
-    write's position. Keys are 1..1024 bytes, values 0..1 MiB. With the
+    write's position. Keys are 1..1024 bytes, values 0..1 MiB (an empty
+    key is WALCAST_EINVAL, a longer key or value WALCAST_ETOOBIG). With the
     handle's acks set (walcast_set_acks), WALCAST_ENOTREPLICATED says the
     write is on the primary but not confirmed replicated. WALCAST_ETIMEOUT:
     it was sent and not answered, so it may or may not have been made;
@@ -470,7 +473,10 @@ WALCAST_EXPORT int walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t
 
 /*  Learn the cluster from a broker at "HOST:PORT" (its base port). Asks
     for the topology (bounded by the timeout), connects to every node in
-    it and subscribes to the broker's topology pushes. */
+    it and subscribes to the broker's topology pushes. WALCAST_EINVAL for
+    an address that is not HOST:PORT; WALCAST_ETIMEOUT when the broker
+    did not answer within the timeout (the handle keeps the broker and
+    asks again at later calls). */
 WALCAST_EXPORT int walcast_connect_broker (walcast_t *self, const char *host_port);
 
 /*  The client's own region, for "nearest" ("" or NULL: none). */
