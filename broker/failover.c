@@ -16,7 +16,10 @@
       it serves at an epoch newer than anything known (a primary the
       broker forgot: it becomes the primary);
     - a replica: left alone when it follows the primary or a relay that is
-      up and healthy (a cascade), else FOLLOW the primary;
+      up and healthy (a cascade), else FOLLOW the primary; a replica that
+      follows the primary a switchover replaced counts as following a
+      relay only when both are of the same (named) region: that node was
+      its primary, not its region's relay;
     - with no primary known: a serving primary is adopted at once; a
       candidate is elected by the tick, once every live node had the time
       to beat (the node timeout after start).
@@ -77,6 +80,8 @@ struct wc_failover {
     int64_t   started_ms;         /* the primary's silence counts from here */
     int64_t   stuck_warned_ms;    /* last "no node can take over" warning */
     uint64_t  failovers;          /* silent primaries replaced (for /metrics) */
+    char      deposed [WC_MAX_ID + 1];  /* the primary the last switchover
+                                           replaced; "" none */
     struct {
         s_phase_t phase;
         char      target [WC_MAX_ID + 1];
@@ -624,6 +629,28 @@ s_upstream_ok (wc_failover_t *self, wc_directory_t *dir, const wc_node_info_t *i
     return true;
 }
 
+/*  Does the replica follow the primary a switchover replaced, now a
+    replica itself, from outside its region? That node was its primary,
+    not its region's relay: it goes to the new primary (one wide-area
+    crossing, not two; and a later switchover to it finds a direct
+    replica). A replica of the old primary's own region (both regions
+    named and equal) keeps it as the region's relay. */
+static bool
+s_follows_deposed (wc_failover_t *self, wc_directory_t *dir, const wc_node_info_t *info,
+                   int64_t now)
+{
+    if (!self->deposed [0] || strcmp (self->deposed, self->state.primary) == 0)
+        return false;
+    wc_node_info_t old;
+    if (wc_directory_find (dir, self->deposed, now, &old) != 0
+    ||  old.addr.len != info->primary.len
+    ||  memcmp (old.addr.ptr, info->primary.ptr, old.addr.len) != 0)
+        return false;
+    bool same_region = old.region.len > 0 && old.region.len == info->region.len
+                    && memcmp (old.region.ptr, info->region.ptr, old.region.len) == 0;
+    return !same_region;
+}
+
 void
 wc_failover_beat (wc_failover_t *self, wc_directory_t *dir,
                   const wc_node_info_t *info, int64_t now_ms,
@@ -648,7 +675,9 @@ wc_failover_beat (wc_failover_t *self, wc_directory_t *dir,
     if (info->role == WC_ROLE_PRIMARY)
         s_claimant_beat (self, dir, info, id, directive);
     else
-    if (!(info->flags & WC_NODE_DIVERGED) && !s_upstream_ok (self, dir, info, now_ms))
+    if (!(info->flags & WC_NODE_DIVERGED)
+    &&  (s_follows_deposed (self, dir, info, now_ms)
+         || !s_upstream_ok (self, dir, info, now_ms)))
         s_directive (directive, WC_MSG_FOLLOW, self->state.epoch, "",
                      self->state.primary_addr);
 }
@@ -883,6 +912,7 @@ s_switchover_commit (wc_failover_t *self, wc_directory_t *dir,
     if (s_commit (self, dir, &next) != 0)
         return -1;
     snprintf (self->sw.target_addr, sizeof self->sw.target_addr, "%s", addr);
+    snprintf (self->deposed, sizeof self->deposed, "%s", self->sw.from);
     self->sw.phase = S_SW_PROMOTING;
     wc_log_info ("switchover: the primary %s handed over at seq %llu after %lld ms: "
                  "node %s at %s (seq %llu) becomes the primary at epoch %llu",

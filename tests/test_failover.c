@@ -811,7 +811,22 @@ test_switchover (void **state)
     assert_false (wc_failover_switchover_result (w->failover, &result));   // once
     //  The old primary follows: nothing more for it
     p1 = s_replica ("p1", "h:7100", "h:7200", 2, 510);
+    p1.region = "eu";
     s_assert_none (s_beat (w, &p1, 2000));
+
+    //  Replicas that followed p1 directly beat only now, p1 a replica
+    //  already. One of another region, or of none, goes to the new
+    //  primary: p1 was its primary, not its region's relay (two wide-area
+    //  crossings instead of one, and a second switchover would refuse it
+    //  as no direct replica). One of p1's own region keeps p1 as its relay.
+    node_t r4 = s_replica ("r4", "h:7500", "h:7100", 2, 505);
+    r4.region = "ap";
+    node_t r5 = s_replica ("r5", "h:7600", "h:7100", 2, 505);
+    r5.region = "eu";
+    node_t r6 = s_replica ("r6", "h:7700", "h:7100", 2, 505);
+    s_assert_follow (s_beat (w, &r4, 2100), 3, "h:7200");
+    s_assert_none (s_beat (w, &r5, 2100));
+    s_assert_follow (s_beat (w, &r6, 2100), 3, "h:7200");
     s_world_destroy (&w);
 }
 
