@@ -3054,6 +3054,8 @@ typedef struct {
     size_t     current;                     /* the node's index */
     char       watching [WC_MAX_ADDR + 1];  /* its address */
     int64_t    opened_ms;                   /* when the feed moved to it */
+    int64_t    lost_ms;                     /* since when no node fits, 0 */
+    bool       retried;                     /* the silent node followed again */
 } s_watch_t;
 
 //  Name of node index for messages: its id, else its address.
@@ -3120,8 +3122,11 @@ s_watch_silent (walcast_t *self, const s_watch_t *w)
 }
 
 //  The watched node is silent: follow the next candidate, or the same
-//  node again when it still answers (its stream may come back on a new
-//  subscription), from the same seq.
+//  node again, once, when it still answers (its stream may come back on
+//  a new subscription), from the same seq. When no node fits (the
+//  primary of a --read primary watch died and none is promoted yet), wait
+//  for one as server selection does, up to the handle's timeout: the
+//  caller comes back every WC_WATCH_LOOK_MS, and the topology moves on.
 static int
 s_watch_move (walcast_t *self, s_watch_t *w)
 {
@@ -3132,19 +3137,32 @@ s_watch_move (walcast_t *self, s_watch_t *w)
     snprintf (from, sizeof from, "%s", w->watching);
     if (same_node)
         s_watch_name (self, w->current, from, sizeof from);
-    if (next == WC_SELECT_NONE) {
-        if (!same_node || !node->reachable) {
-            snprintf (self->detail, sizeof self->detail,
-                      "%s is silent and no other node fits", from);
-            return WALCAST_EUNAVAILABLE;
-        }
+    if (next == WC_SELECT_NONE && same_node && node->reachable && !w->retried) {
+        w->retried = true;
         next = w->current;
     }
+    if (next == WC_SELECT_NONE) {
+        int64_t now = wc_clock_ms ();
+        if (w->lost_ms == 0) {
+            w->lost_ms = now;
+            s_log (self, "watch: %s silent and no other node fits; waiting up to "
+                   "%d ms for one", from, self->timeout_ms);
+        }
+        if (now - w->lost_ms < self->timeout_ms)
+            return 0;
+        snprintf (self->detail, sizeof self->detail,
+                  "%s is silent and no other node fit within %d ms", from,
+                  self->timeout_ms);
+        return WALCAST_EUNAVAILABLE;
+    }
+    w->lost_ms = 0;
+    if (next != w->current || !same_node)
+        w->retried = false;
     s_watch_name (self, next, to, sizeof to);
     s_log (self, "watch: %s silent; following %s from seq %llu", from, to,
            (unsigned long long) wc_feed_next (w->feed));
-    if (self->watch_notify)
-        self->watch_notify (self->watch_notify_arg, from, to);
+    if (self->watch_notify && !(same_node && next == w->current))
+        self->watch_notify (self->watch_notify_arg, from, to);  /* a move only */
     return s_watch_follow (self, w, next);
 }
 
@@ -3180,6 +3198,8 @@ s_watch_loop (walcast_t *self, s_watch_t *w, walcast_watch_fn *fn, void *arg,
             return 0;
         if (run.delivered > 0 && deadline >= 0)
             deadline = wc_clock_ms () + timeout_ms;
+        if (run.delivered > 0)
+            w->retried = false;             /* it works: a later silence may retry */
         //  Is the node still there? (PINGs go out and PONGs come in here.)
         s_tick (self);
         if (s_watch_silent (self, w) && (rc = s_watch_move (self, w)) != 0)

@@ -668,6 +668,71 @@ test_switchover_old_primary_is_fresh (void **state)
     cluster_pass (c);
 }
 
+/*  `walcast --read primary watch` goes on across a failover: the watched
+    primary dies, no node of the preference is left until the broker
+    promotes another, and the watch waits for one (within --timeout, as
+    server selection does) and follows it from the same seq. Before, it
+    re-followed the dead primary every 100 ms ("pA silent, now watching
+    pA") and gave up about 2 s after the kill, before the failover. */
+static void
+test_watch_primary_across_failover (void **state)
+{
+    cluster_t *c = s_cluster (state);
+    int nodes [3];
+    s_start (c, nodes);
+    uint64_t epoch = 0;
+    int old = s_find_primary (c, nodes, 3, 0, WAIT_MS, &epoch);
+    assert_true (old >= 0);
+    int watch = cluster_cli_spawn (c, "--broker", cluster_broker_addr (c), "--read",
+                                   "primary", "--timeout", "20000", "watch", "w:", NULL);
+    assert_true (watch >= 0);
+    walcast_t *h = cluster_broker_client (c, 5000);
+    assert_non_null (h);
+    //  Markers until the watch shows one (its subscription is in place)
+    int64_t deadline = cluster_now_ms () + WAIT_MS;
+    for (bool seen = false; !seen; ) {
+        assert_int_equal (walcast_put (h, "w:mark", 6, "1", 1, NULL), 0);
+        char *out = cluster_proc_output (c, watch);
+        seen = strstr (out, "put w:mark 1") != NULL;
+        free (out);
+        assert_true (cluster_now_ms () < deadline);
+        if (!seen)
+            cluster_nap_ms (50);
+    }
+    assert_int_equal (cluster_kill (c, old), 0);
+    uint64_t new_epoch = 0;
+    int fresh = s_find_primary (c, nodes, 3, epoch, WAIT_MS, &new_epoch);
+    assert_true (fresh >= 0 && fresh != old);
+    deadline = cluster_now_ms () + WAIT_MS;
+    while (walcast_put (h, "w:after", 7, "2", 1, NULL) != 0)
+        assert_true (cluster_now_ms () < deadline);
+    walcast_destroy (&h);
+    deadline = cluster_now_ms () + WAIT_MS;
+    for (bool seen = false; !seen; ) {
+        char *out = cluster_proc_output (c, watch);
+        seen = strstr (out, "put w:after 2") != NULL;
+        free (out);
+        if (!seen && !cluster_proc_running (c, watch)) {
+            char *err = cluster_proc_errors (c, watch);
+            fail_msg ("the watch ended before the new primary's write: %s", err);
+        }
+        assert_true (cluster_now_ms () < deadline);
+        if (!seen)
+            cluster_nap_ms (50);
+    }
+    char *err = cluster_proc_errors (c, watch);
+    print_message ("watch stderr:\n%s", err);
+    //  It said once that it moved, and not that it watches the dead node
+    char said [128];
+    snprintf (said, sizeof said, "now watching n%d", old + 1);
+    assert_null (strstr (err, said));
+    free (err);
+    assert_true (cluster_proc_running (c, watch));
+    assert_int_equal (cluster_proc_stop (c, watch, 5000), 0);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
@@ -679,6 +744,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_empty_epoch_is_dropped, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_frozen_primary_is_fenced, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_watch_primary_across_failover, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_switchover_old_primary_is_fresh, s_setup,
                                          s_teardown),
