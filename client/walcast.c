@@ -2823,6 +2823,10 @@ walcast_status (walcast_t *self, walcast_status_t *status)
         wc_bytes_printable (status->primary, sizeof status->primary,
                      &self->rx.u.status.primary);
         const char *role = "unknown";
+        if (self->rx.u.status.role == WC_ROLE_PRIMARY
+        &&  (self->rx.u.status.flags & WC_NODE_CANDIDATE))
+            role = "candidate";         /* awaits the broker: takes no writes */
+        else
         if (self->rx.u.status.role == WC_ROLE_PRIMARY)
             role = "primary";
         else

@@ -92,7 +92,9 @@ typedef struct {
 typedef struct {
     char     id [65];
     char     region [65];
-    char     role [16];          /* "primary" or "replica" */
+    char     role [16];          /* "primary", "candidate" (started with a
+                                    broker, not promoted yet: takes no writes)
+                                    or "replica" */
     uint64_t epoch;
     uint64_t applied_seq;        /* last entry applied to its state */
     char     primary [256];      /* HOST:PORT of its primary; "" on a primary */

@@ -197,6 +197,7 @@ s_encode_status (wc_node_t *node, uint64_t rid)
     reply.u.status.primary_seq = node->replica
         ? wc_replica_primary_seq (node->replica) : node->applied;
     reply.u.status.lag_ms = node->replica ? wc_replica_lag_ms (node->replica) : 0;
+    reply.u.status.flags = node->candidate ? WC_NODE_CANDIDATE : 0;
     return wc_msg_encode (&reply, &node->out);
 }
 

@@ -303,7 +303,8 @@ static const s_field_t s_status_reply [] = {
     { .kind = S_U64, .offset = S_MSG (status.applied_seq) },
     { .kind = S_STR, .offset = S_MSG (status.primary), .max = WC_MAX_ADDR },
     { .kind = S_U64, .offset = S_MSG (status.primary_seq) },
-    { .kind = S_U64, .offset = S_MSG (status.lag_ms) }
+    { .kind = S_U64, .offset = S_MSG (status.lag_ms) },
+    { .kind = S_U64, .offset = S_MSG (status.flags) }        /* optional (0.6) */
 };
 static const s_field_t s_digest_reply [] = {
     { .kind = S_U64, .offset = S_MSG (digest.seq) },
@@ -355,7 +356,7 @@ static const s_msg_desc_t s_descs [] = {
     [WC_MSG_WRITE_OK]     = { "WRITE_OK", true, s_write_ok, 3, 2, S_OPT_EACH },
     [WC_MSG_VALUE]        = { "VALUE", true, s_value, 3, 3, S_OPT_NONE },
     [WC_MSG_PONG]         = { "PONG", true, s_pong, 7, 3, S_OPT_GROUP },
-    [WC_MSG_STATUS_REPLY] = { "STATUS_REPLY", true, s_status_reply, 8, 8, S_OPT_NONE },
+    [WC_MSG_STATUS_REPLY] = { "STATUS_REPLY", true, s_status_reply, 9, 8, S_OPT_EACH },
     [WC_MSG_DIGEST_REPLY] = { "DIGEST_REPLY", true, s_digest_reply, 2, 2, S_OPT_NONE },
     [WC_MSG_SNAPSHOT_DONE] = { "SNAPSHOT_DONE", true, s_snapshot_done, 2, 2, S_OPT_NONE },
     [WC_MSG_WRITES_OK]    = { "WRITES_OK", true, s_writes_ok, 7, 4, S_OPT_EACH },

@@ -262,6 +262,7 @@ typedef struct {
             wc_bytes_t primary;      /* 0..WC_MAX_ADDR; empty on a primary */
             uint64_t   primary_seq;
             uint64_t   lag_ms;
+            uint64_t   flags;        /* WC_NODE_* (optional: absent is 0) */
         } status;
         /* DIGEST_REPLY */
         struct { uint64_t seq; uint64_t hash; } digest;

@@ -145,6 +145,10 @@ test_directives (void **state)
     s_beat_until (&fake, WC_ROLE_PRIMARY, 0, WC_NODE_CANDIDATE, "a candidate");
     char detail [256];
     assert_int_equal (s_put (c, n, detail, sizeof detail), WALCAST_ENOTPRIMARY);
+    //  ... and its STATUS says candidate, not primary (it takes no writes)
+    walcast_status_t status;
+    assert_int_equal (cluster_status (c, n, &status), 0);
+    assert_string_equal (status.role, "candidate");
 
     //  FOLLOW with an address that is not HOST:PORT: refused, nothing breaks
     wc_msg_t follow = { .type = WC_MSG_FOLLOW };
@@ -164,6 +168,8 @@ test_directives (void **state)
     s_beat (&fake, &promote);
     s_beat_until (&fake, WC_ROLE_PRIMARY, 5, 0, "the primary of epoch 5");
     assert_int_equal (s_put (c, n, NULL, 0), 0);
+    assert_int_equal (cluster_status (c, n, &status), 0);
+    assert_string_equal (status.role, "primary");
 
     //  HANDOVER to a target that never acks: writes refused, naming it;
     //  an empty target cancels
@@ -200,7 +206,6 @@ test_directives (void **state)
     follow.u.follow.primary = (wc_bytes_t) { (const uint8_t *) addr, (uint32_t) strlen (addr) };
     s_beat (&fake, &follow);
     s_beat_until (&fake, WC_ROLE_REPLICA, 5, 0, "a replica");
-    walcast_status_t status;
     assert_int_equal (cluster_status (c, n, &status), 0);
     assert_string_equal (status.role, "replica");
     assert_string_equal (status.primary, addr);
