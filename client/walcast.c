@@ -3202,11 +3202,14 @@ s_watch_loop (walcast_t *self, s_watch_t *w, walcast_watch_fn *fn, void *arg,
             return 0;
         if (run.delivered > 0 && deadline >= 0)
             deadline = wc_clock_ms () + timeout_ms;
-        if (run.delivered > 0)
-            w->retried = false;             /* it works: a later silence may retry */
         //  Is the node still there? (PINGs go out and PONGs come in here.)
         s_tick (self);
-        if (s_watch_silent (self, w) && (rc = s_watch_move (self, w)) != 0)
+        if (!s_watch_silent (self, w)) {
+            w->lost_ms = 0;                 /* it works: a later silence starts */
+            w->retried = false;             /* over, and may retry it once */
+        }
+        else
+        if ((rc = s_watch_move (self, w)) != 0)
             return rc;
     }
 }
