@@ -568,6 +568,30 @@ test_frozen_primary_is_fenced (void **state)
     cluster_pass (c);
 }
 
+/*  `walcast switchover id` through the broker, again while the broker says
+    the primary is not serving yet (right after its promotion); fails the
+    test on any other refusal. Returns its stdout (malloc'd). */
+static char *
+s_switchover_cli (cluster_t *c, const char *id)
+{
+    char *out = NULL, *err = NULL;
+    int rc = -1;
+    int64_t deadline = cluster_now_ms () + WAIT_MS;
+    while (rc != 0 && cluster_now_ms () < deadline) {
+        free (out);
+        free (err);
+        out = err = NULL;
+        rc = cluster_cli (c, NULL, &out, &err, "--broker", cluster_broker_addr (c),
+                          "switchover", id, NULL);
+        if (rc != 0 && !(rc == 3 && err && strstr (err, "not serving yet")))
+            break;
+    }
+    if (rc != 0)
+        fail_msg ("walcast switchover %s: exit %d: %s", id, rc, err ? err : "");
+    free (err);
+    return out;
+}
+
 static void
 test_switchover_under_load (void **state)
 {
@@ -582,26 +606,12 @@ test_switchover_under_load (void **state)
 
     //  The broker takes a switchover once the primary's beats show it at
     //  work: right after its promotion, it says so and the CLI exits 3
-    char *out = NULL, *err = NULL;
-    int rc = -1;
-    int64_t deadline = cluster_now_ms () + WAIT_MS;
-    while (rc != 0 && cluster_now_ms () < deadline) {
-        free (out);
-        free (err);
-        out = err = NULL;
-        rc = cluster_cli (c, NULL, &out, &err, "--broker", cluster_broker_addr (c),
-                          "switchover", "n2", NULL);
-        if (rc != 0 && !(rc == 3 && err && strstr (err, "not serving yet")))
-            break;
-    }
-    if (rc != 0)
-        fail_msg ("walcast switchover n2: exit %d: %s", rc, err ? err : "");
+    char *out = s_switchover_cli (c, "n2");
     unsigned long long new_epoch = 0;
     char addr [64] = "";
     assert_int_equal (sscanf (out, "%llu %63s", &new_epoch, addr), 2);
     print_message ("walcast switchover n2: %s", out);
     free (out);
-    free (err);
     assert_true (new_epoch > epoch);
     assert_string_equal (addr, cluster_addr (c, nodes [1]));
     s_wait_follows (c, old, nodes [1], WAIT_MS);
@@ -635,25 +645,10 @@ test_switchover_old_primary_is_fresh (void **state)
     int64_t idle_from = cluster_now_ms ();
     while (cluster_now_ms () - idle_from < 3000)
         cluster_nap_ms (100);
-    char *out = NULL, *err = NULL;
-    int rc = -1;
-    int64_t deadline = cluster_now_ms () + WAIT_MS;
-    while (rc != 0 && cluster_now_ms () < deadline) {
-        free (out);
-        free (err);
-        out = err = NULL;
-        rc = cluster_cli (c, NULL, &out, &err, "--broker", cluster_broker_addr (c),
-                          "switchover", "n2", NULL);
-        if (rc != 0 && !(rc == 3 && err && strstr (err, "not serving yet")))
-            break;
-    }
-    if (rc != 0)
-        fail_msg ("walcast switchover n2: exit %d: %s", rc, err ? err : "");
-    free (out);
-    free (err);
+    free (s_switchover_cli (c, "n2"));
     //  As soon as it follows n2, it is fresh
     walcast_status_t status = { .role = "" };
-    deadline = cluster_now_ms () + WAIT_MS;
+    int64_t deadline = cluster_now_ms () + WAIT_MS;
     while (strcmp (status.role, "replica") != 0 && cluster_now_ms () < deadline) {
         if (cluster_status (c, old, &status) != 0)
             status.role [0] = 0;
