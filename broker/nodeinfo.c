@@ -61,18 +61,6 @@ s_say (char *why, size_t size, const char *format, ...)
     va_end (args);
 }
 
-/*  Visible US-ASCII (VCHAR, %x21-7E): no spaces, no control bytes. */
-static bool
-s_printable (const wc_bytes_t *bytes, uint32_t *bad_at)
-{
-    for (uint32_t i = 0; i < bytes->len; i++)
-        if (bytes->ptr [i] < 0x21 || bytes->ptr [i] > 0x7e) {
-            *bad_at = i;
-            return false;
-        }
-    return true;
-}
-
 /*  Length limits: what the codec checks of a string. */
 static int
 s_check_length (const s_field_t *field, const wc_bytes_t *bytes, char *why,
@@ -98,11 +86,11 @@ s_check_text (const s_field_t *field, const wc_bytes_t *bytes, char *why, size_t
     int rc = s_check_length (field, bytes, why, size);
     if (rc)
         return rc;
-    uint32_t at = 0;
-    if (field->max == WC_MAX_ID && !s_printable (bytes, &at)) {
+    size_t at = 0;
+    if (field->max == WC_MAX_ID && !wc_name_check (bytes->ptr, bytes->len, &at)) {
         char shown [WC_MAX_ID + 1];
         wc_bytes_printable (shown, sizeof shown, bytes);
-        s_say (why, size, "%s \"%s\" has byte 0x%02X at offset %u; %ss are "
+        s_say (why, size, "%s \"%s\" has byte 0x%02X at offset %zu; %ss are "
                "printable characters (0x21..0x7E: no spaces, no control bytes)",
                field->name, shown, bytes->ptr [at], at, field->name);
         return WALCAST_EPROTO;

@@ -208,15 +208,13 @@ s_curve_keys (wc_flags_t *f, const s_curve_flags_t *curve, wc_node_config_t *cfg
 static int
 s_check_name (wc_flags_t *f, const char *flag, const char *what, const char *value)
 {
-    for (size_t i = 0; value [i]; i++) {
-        unsigned char c = (unsigned char) value [i];
-        if (c >= 0x21 && c <= 0x7E)
-            continue;
-        return wc_flags_fail (f, flag, "--%s \"%s\" has byte 0x%02X at offset %zu; "
-                              "%ss are printable characters (0x21..0x7E: no spaces, "
-                              "no control bytes)", flag, value, c, i, what);
-    }
-    return 0;
+    size_t at = 0;
+    if (wc_name_check (value, strlen (value), &at))
+        return 0;
+    return wc_flags_fail (f, flag, "--%s \"%s\" has byte 0x%02X at offset %zu; "
+                          "%ss are printable characters (0x21..0x7E: no spaces, "
+                          "no control bytes)", flag, value, (unsigned char) value [at], at,
+                          what);
 }
 
 /*  What the flags and the file gave, made into o->cfg and checked: 0, or

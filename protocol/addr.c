@@ -74,3 +74,16 @@ wc_addr_check (const char *addr, size_t len, int max_port, int *port)
         *port = (int) value;
     return host_ok;
 }
+
+bool
+wc_name_check (const void *name, size_t len, size_t *bad_at)
+{
+    const unsigned char *octets = (const unsigned char *) name;
+    for (size_t i = 0; i < len; i++)
+        if (octets [i] < 0x21 || octets [i] > 0x7e) {
+            if (bad_at)
+                *bad_at = i;
+            return false;
+        }
+    return true;
+}

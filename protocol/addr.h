@@ -26,4 +26,10 @@
     *port (if not NULL) is the port. */
 bool wc_addr_check (const char *addr, size_t len, int max_port, int *port);
 
+/*  Node ids and regions (node_info's id and region) are printable octets
+    without spaces, 0x21..0x7E: the broker admits no others, and a node
+    refuses such flags at start. True when name[0..len) is; else *bad_at
+    (if not NULL) is the offset of the first octet that is not. */
+bool wc_name_check (const void *name, size_t len, size_t *bad_at);
+
 #endif
