@@ -52,6 +52,7 @@
 #include <sys/stat.h>
 #include "buffer.h"
 #include "clock.h"
+#include "cluster.h"
 #include "engine.h"
 #include "files.h"
 #include "lock.h"
@@ -168,6 +169,7 @@ struct wc_engine {
     wc_snapshot_result_t snap_result;   /* that result */
     int                read_fd;     /* snapshot file open for reading; -1 */
     uint64_t           read_seq;    /* its seq */
+    uint64_t           cluster;     /* the cluster id (cluster.h); 0: none yet */
     bool               diverged;    /* the marker is there */
     char               diverged_why [512];  /* its text */
     char              *temp_path;   /* where a download goes */
@@ -592,6 +594,24 @@ s_read_diverged (wc_engine_t *self, char *why, size_t why_size)
     return 0;
 }
 
+//  At open: the cluster id. A damaged file is no reason not to start:
+//  the node goes on without an id (a replica takes its upstream's again).
+static int
+s_read_cluster (wc_engine_t *self, char *why, size_t why_size)
+{
+    char inner [256] = "";
+    int rc = wc_cluster_load (self->dirfd, &self->cluster, inner, sizeof inner);
+    if (rc == WALCAST_EPROTO) {
+        wc_log_warn ("storage %s: %s; going on without a cluster id (a replica takes "
+                     "its upstream's again)", self->dir, inner);
+        return 0;
+    }
+    if (rc != 0)
+        snprintf (why, why_size, "cannot read %s/%s: %s", self->dir, WC_CLUSTER_FILE,
+                  inner);
+    return rc;
+}
+
 //  At open: an install marker. Sets *seq to the snapshot of an install
 //  that got as far as its switch (its file holds the marker's CRC), else
 //  removes the marker (the old state stands). 0 or an error.
@@ -725,6 +745,8 @@ s_open_state (wc_engine_t *self, int *err, char *why, size_t why_size)
         *err = wc_files_remove_temps (self->dirfd, self->dir);
     if (*err == 0)
         *err = s_read_diverged (self, why, why_size);
+    if (*err == 0)
+        *err = s_read_cluster (self, why, why_size);
     if (*err == 0)
         *err = s_load_snapshot (self, history, why, why_size);
     if (*err == 0 && install) {
@@ -1182,7 +1204,37 @@ wc_engine_begin_epoch (wc_engine_t *self, uint64_t epoch)
     }
     if (self->fatal)
         return WALCAST_EIO;
+    if (wc_epochs_latest (self->epochs) == 0 && self->cluster == 0) {
+        //  The first epoch of a history: a new cluster
+        int rc = wc_engine_set_cluster (self, wc_cluster_new_id ());
+        if (rc)
+            return rc;
+        char text [24];
+        wc_log_info ("storage %s: a new history: cluster %s", self->dir,
+                     wc_cluster_text (self->cluster, text, sizeof text));
+    }
     return s_history_add (self, epoch, self->staged + 1);
+}
+
+uint64_t
+wc_engine_cluster (const wc_engine_t *self)
+{
+    return self->cluster;
+}
+
+int
+wc_engine_set_cluster (wc_engine_t *self, uint64_t id)
+{
+    if (id == self->cluster)
+        return 0;
+    char why [256];
+    int rc = wc_cluster_save (self->dirfd, id, why, sizeof why);
+    if (rc) {
+        wc_log_error ("storage %s: cannot record the cluster id: %s", self->dir, why);
+        return rc;
+    }
+    self->cluster = id;
+    return 0;
 }
 
 int

@@ -225,10 +225,22 @@ uint64_t wc_engine_epoch (const wc_engine_t *self);
 const wc_epochs_t *wc_engine_epochs (const wc_engine_t *self);
 
 /*  A primary's new tenure: epoch (above the latest) begins at
-    wc_engine_next_seq, persisted before this returns. 0, WALCAST_EINVAL
+    wc_engine_next_seq, persisted before this returns. The first epoch of
+    an empty history (and no cluster id) begins a new cluster: its id is
+    picked and persisted first. 0, WALCAST_EINVAL
     (not above the latest), WALCAST_EIO / WALCAST_ENOSPC (not written;
     the history is unchanged), WALCAST_ENOMEM. */
 int wc_engine_begin_epoch (wc_engine_t *self, uint64_t epoch);
+
+/*  The cluster id of the data directory (storage/cluster.h): 0 until the
+    node begins its first epoch (wc_engine_begin_epoch picks one when the
+    history is empty) or takes its upstream's. */
+uint64_t wc_engine_cluster (const wc_engine_t *self);
+
+/*  Record id (not 0) as the directory's cluster id, durably, before this
+    returns. 0, or WALCAST_EINVAL / WALCAST_EIO / WALCAST_ENOSPC (logged;
+    the id is unchanged). */
+int wc_engine_set_cluster (wc_engine_t *self, uint64_t id);
 
 /*  EPOCH_END's answer over what is applied: *found the largest epoch <=
     epoch in the history, *end_seq the seq before the next epoch's first

@@ -9,7 +9,9 @@
     leaves exactly the log, the history and the state as of the cut,
     across restarts and across segments, refuses to cut below what the
     log can rebuild, and leaves a log without a hole whatever step fails;
-    the diverged marker survives a restart.
+    the diverged marker survives a restart; the first epoch of an empty
+    history picks the cluster id, which a restart keeps and a later epoch
+    does not change.
 
     Each test checks the engine's state against a model replayed on the
     side (engine_util.h).
@@ -377,6 +379,77 @@ test_diverged (void **state)
     assert_string_equal (why, "fork at 10 below snapshot 20");
 }
 
+//  The text of the directory's file "cluster" ("" when none).
+static void
+s_cluster_file (char *buf, size_t size)
+{
+    char path [256];
+    snprintf (path, sizeof path, "%s/cluster", s_dir);
+    buf [0] = '\0';
+    FILE *f = fopen (path, "r");
+    if (!f)
+        return;
+    size_t got = fread (buf, 1, size - 1, f);
+    buf [got] = '\0';
+    fclose (f);
+}
+
+/*  The cluster id: none in a new directory; the first epoch picks one
+    (on disk as 16 hex digits before the epoch is); a restart and later
+    epochs keep it; a replica's (set) is kept the same way; a damaged file
+    is no id, not a failed open; a failed write changes nothing. */
+static void
+test_cluster_id (void **state)
+{
+    eu_t *e = (eu_t *) *state;
+    eu_open (e);
+    char text [64];
+    assert_true (wc_engine_cluster (e->engine) == 0);
+    s_cluster_file (text, sizeof text);
+    assert_string_equal (text, "");
+    //  a failed write: no epoch, no id
+    wc_vfs_fail (WC_VFS_SYNC, 0, 1, EIO);
+    assert_int_equal (wc_engine_begin_epoch (e->engine, 1), WALCAST_EIO);
+    wc_vfs_reset ();
+    assert_true (wc_engine_cluster (e->engine) == 0);
+    assert_true (wc_engine_epoch (e->engine) == 0);
+    assert_int_equal (wc_engine_begin_epoch (e->engine, 1), 0);
+    uint64_t id = wc_engine_cluster (e->engine);
+    assert_true (id != 0);
+    s_cluster_file (text, sizeof text);
+    char want [64];
+    snprintf (want, sizeof want, "%016llx\n", (unsigned long long) id);
+    assert_string_equal (text, want);
+    eu_put (e, 1, 10, 'a', 1);
+    eu_commit (e);
+    assert_int_equal (wc_engine_begin_epoch (e->engine, 2), 0);
+    assert_true (wc_engine_cluster (e->engine) == id);
+    eu_close (e);
+    eu_open (e);
+    assert_true (wc_engine_cluster (e->engine) == id);
+    //  set: the same id is nothing to do; another replaces it, durably
+    assert_int_equal (wc_engine_set_cluster (e->engine, id), 0);
+    assert_int_equal (wc_engine_set_cluster (e->engine, 0), WALCAST_EINVAL);
+    assert_int_equal (wc_engine_set_cluster (e->engine, 0xabcdefull), 0);
+    eu_close (e);
+    eu_open (e);
+    assert_true (wc_engine_cluster (e->engine) == 0xabcdefull);
+    s_cluster_file (text, sizeof text);
+    assert_string_equal (text, "0000000000abcdef\n");
+    //  damaged: opened all the same, without an id
+    eu_close (e);
+    eu_shell ("printf 'not an id\\n' > %s/cluster", s_dir);
+    eu_open (e);
+    assert_true (wc_engine_cluster (e->engine) == 0);
+    eu_close (e);
+    eu_shell ("printf '0000000000000000\\n' > %s/cluster", s_dir);
+    eu_open (e);
+    assert_true (wc_engine_cluster (e->engine) == 0);
+    //  and a later epoch of a history that is not empty picks none
+    assert_int_equal (wc_engine_begin_epoch (e->engine, 3), 0);
+    assert_true (wc_engine_cluster (e->engine) == 0);
+}
+
 int
 main (void)
 {
@@ -391,6 +464,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_truncate_and_snapshots, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_truncate_faults, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_diverged, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_cluster_id, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
