@@ -156,6 +156,7 @@ s_requests (void)
     memset (&m, 0, sizeof m);
     m.type = WC_MSG_FETCH, m.rid = 4, m.u.fetch.from_seq = 1000;
     m.u.fetch.max_bytes = 1u << 20;
+    m.u.fetch.cluster = 0x5eedc1a55eedc1a5ull;
     s_msg_seed ("fetch", &m);
     memset (&m, 0, sizeof m);
     m.type = WC_MSG_EPOCH_END, m.rid = 5, m.u.epoch_end.epoch = 2;
@@ -210,6 +211,7 @@ s_replies (void)
     memset (&m, 0, sizeof m);
     m.type = WC_MSG_EPOCH_END_REPLY, m.rid = 8, m.u.epoch_end.epoch = 2;
     m.u.epoch_end.end_seq = 90, m.u.epoch_end.latest = 3;
+    m.u.epoch_end.cluster = 0x5eedc1a55eedc1a5ull;
     s_msg_seed ("epoch-end-reply", &m);
     memset (&m, 0, sizeof m);
     m.type = WC_MSG_SNAPSHOT_CHUNK, m.rid = 9, m.u.snapshot_chunk.seq = 500;
@@ -237,6 +239,7 @@ s_stream_and_broker (void)
     memset (&m, 0, sizeof m);
     m.type = WC_MSG_HEARTBEAT, m.u.heartbeat.epoch = 2, m.u.heartbeat.last_seq = 101;
     m.u.heartbeat.clock_ms = 1700000000000ull;
+    m.u.heartbeat.cluster = 0x5eedc1a55eedc1a5ull;
     s_msg_seed ("heartbeat", &m);
     memset (&m, 0, sizeof m);
     m.type = WC_MSG_REGISTER, m.rid = 1;
@@ -276,12 +279,14 @@ s_lists (void)
     }
     s_seed ("entries", NULL, 0, buf.data, buf.size);
     buf.size = 0;
-    s_check (wc_entries_encode_stream_header (103, 2, &buf), "entries-stream");
+    s_check (wc_entries_encode_stream_header (103, 2, 0x5eedc1a55eedc1a5ull, &buf),
+             "entries-stream");
     for (uint64_t seq = 102; seq <= 103; seq++) {
         wc_entry_t e = s_entry (seq, WC_OP_PUT, "key", "value");
         s_check (wc_entry_encode (&e, &buf), "entries-stream");
     }
-    s_check (wc_entries_encode_applied (1764547200123456ull, &buf), "entries-stream");
+    s_check (wc_entries_encode_trailer (1764547200123456ull, 0x5eedc1a55eedc1a5ull, &buf),
+             "entries-stream");
     s_seed ("entries-stream", NULL, 0, buf.data, buf.size);
     buf.size = 0;
     s_check (wc_entries_encode_header (43, 0, 0, &buf), "entries-empty");

@@ -54,7 +54,7 @@ wc_acker_destroy (wc_acker_t **self_p)
 }
 
 int
-wc_acker_tick (wc_acker_t *self, uint64_t epoch, uint64_t seq)
+wc_acker_tick (wc_acker_t *self, uint64_t epoch, uint64_t seq, uint64_t cluster)
 {
     int64_t now = wc_clock_us ();
     int64_t since = now - self->sent_us;
@@ -67,6 +67,7 @@ wc_acker_tick (wc_acker_t *self, uint64_t epoch, uint64_t seq)
     ack.u.ack.id = (wc_bytes_t) { (const uint8_t *) self->id, (uint32_t) strlen (self->id) };
     ack.u.ack.epoch = epoch;
     ack.u.ack.seq = seq;
+    ack.u.ack.cluster = cluster;
     self->buf.size = 0;
     if (wc_msg_encode (&ack, &self->buf) == 0
     &&  zmq_send (zsock_resolve (self->dealer), self->buf.data, self->buf.size,

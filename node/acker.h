@@ -1,6 +1,7 @@
 /*  acker.h - a replica tells its upstream what it holds (ACK).
 
-    One DEALER to the upstream's service port. ACK (id, epoch, seq) goes
+    One DEALER to the upstream's service port. ACK (id, epoch, seq, and
+    the cluster id when there is one) goes
     out when seq moved, but at most once every WC_ACKER_GAP_US (each ACK
     costs the primary a turn of its loop: a replica that took a batch a
     turn sent it as many ACKs as stream messages), and at least every
@@ -27,7 +28,8 @@ typedef struct wc_acker wc_acker_t;
 wc_acker_t *wc_acker_new (const char *endpoint, const char *id, const char *server_key);
 void wc_acker_destroy (wc_acker_t **self_p);
 
-/*  Send an ACK of seq in epoch when due. Returns ms until the next is due. */
-int wc_acker_tick (wc_acker_t *self, uint64_t epoch, uint64_t seq);
+/*  Send an ACK of seq in epoch, from a replica of cluster (0: none),
+    when due. Returns ms until the next is due. */
+int wc_acker_tick (wc_acker_t *self, uint64_t epoch, uint64_t seq, uint64_t cluster);
 
 #endif

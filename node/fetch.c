@@ -5,6 +5,8 @@
     (which carries the count) is written and the body appended. Entries
     are never decoded or re-encoded on this path.
 */
+#include <stdio.h>
+#include "cluster.h"
 #include "fetch.h"
 #include "log.h"
 #include "role.h"
@@ -44,6 +46,7 @@ s_serve_epoch_end (wc_node_t *node, wc_request_t *req)
     reply.u.epoch_end.epoch = found;
     reply.u.epoch_end.end_seq = end;
     reply.u.epoch_end.latest = wc_engine_epoch (node->engine);
+    reply.u.epoch_end.cluster = wc_engine_cluster (node->engine);
     node->out.size = 0;
     if (wc_msg_encode (&reply, &node->out) == 0)
         wc_node_reply (node, node->catchup, req);
@@ -86,6 +89,26 @@ s_serve_snapshot_get (wc_node_t *node, wc_request_t *req)
     free (buf);
 }
 
+/*  A FETCH or SNAPSHOT_GET from a replica of another cluster gets
+    ECONFLICT and nothing of our history: it follows an address where a
+    node of its own cluster used to answer. An id of 0 (none yet, or a
+    peer before 0.7) is not checked. */
+static bool
+s_same_cluster (wc_node_t *node, wc_request_t *req)
+{
+    uint64_t theirs = req->msg.type == WC_MSG_FETCH ? req->msg.u.fetch.cluster
+                    : req->msg.type == WC_MSG_SNAPSHOT_GET ? req->msg.u.snapshot_get.cluster
+                    : 0;
+    uint64_t ours = wc_engine_cluster (node->engine);
+    if (theirs == 0 || ours == 0 || theirs == ours)
+        return true;
+    char text [WC_MAX_TEXT], a [24], b [24];
+    snprintf (text, sizeof text, "this node is of cluster %s, not %s",
+              wc_cluster_text (ours, a, sizeof a), wc_cluster_text (theirs, b, sizeof b));
+    wc_node_reply_error (node, node->catchup, req, WALCAST_ECONFLICT, text, NULL);
+    return false;
+}
+
 void
 wc_fetch_serve (wc_node_t *node, wc_request_t *req)
 {
@@ -103,6 +126,8 @@ wc_fetch_serve (wc_node_t *node, wc_request_t *req)
         s_serve_epoch_end (node, req);
         return;
     }
+    if (!s_same_cluster (node, req))
+        return;
     if (req->msg.type == WC_MSG_SNAPSHOT_GET) {
         s_serve_snapshot_get (node, req);
         return;

@@ -280,10 +280,11 @@ s_stream_flush (wc_node_t *self)
     if (self->published_count == 0)
         return;
     self->scratch.size = 0;
+    uint64_t cluster = wc_engine_cluster (self->engine);
     if (wc_entries_encode_stream_header (self->published_last, self->published_count,
-                                         &self->scratch) == 0
+                                         cluster, &self->scratch) == 0
     &&  self->scratch.size <= S_HEAD_ROOM
-    &&  wc_entries_encode_applied (wc_clock_wall_us (), &self->published) == 0) {
+    &&  wc_entries_encode_trailer (wc_clock_wall_us (), cluster, &self->published) == 0) {
         char *start = self->published.data + S_HEAD_ROOM - self->scratch.size;
         memcpy (start, self->scratch.data, self->scratch.size);
         size_t len = self->published.size - S_HEAD_ROOM + self->scratch.size;
@@ -605,6 +606,7 @@ s_send_heartbeat (wc_node_t *self, uint64_t last_seq, uint64_t clock_ms)
     hb.u.heartbeat.epoch = self->epoch;
     hb.u.heartbeat.last_seq = last_seq;
     hb.u.heartbeat.clock_ms = clock_ms;
+    hb.u.heartbeat.cluster = wc_engine_cluster (self->engine);
     self->scratch.size = 0;
     if (wc_msg_encode (&hb, &self->scratch) == 0
     &&  wc_publisher_send (self->stream, "", 0, self->scratch.data,

@@ -445,6 +445,17 @@ void
 wc_primary_on_ack (wc_primary_t *self, const wc_msg_t *ack)
 {
     wc_node_t *node = self->node;
+    /*  A replica of another cluster (one that followed this address when
+        a node of its own answered here) holds nothing of ours, and its
+        epochs are not ours to be fenced by */
+    uint64_t cluster = wc_engine_cluster (node->engine);
+    if (ack->u.ack.cluster != 0 && cluster != 0 && ack->u.ack.cluster != cluster) {
+        node->bad_messages++;
+        char id [WC_MAX_ID + 1];
+        wc_bytes_printable (id, sizeof id, &ack->u.ack.id);
+        wc_log_debug ("dropped an ACK from %s, a replica of another cluster", id);
+        return;
+    }
     if (ack->u.ack.epoch > node->epoch && !self->fenced) {
         char id [WC_MAX_ID + 1];
         wc_bytes_printable (id, sizeof id, &ack->u.ack.id);

@@ -234,6 +234,13 @@ wc_reads_answer (wc_reads_t *self, wc_request_t *req)
                     wc_node_reply (node, node->service, req);
                 return 0;
             }
+            if (node->replica && wc_replica_foreign (node->replica)) {
+                if (wc_error_encode (req->msg.rid, WALCAST_EUNAVAILABLE,
+                                     "its upstream is a node of another cluster; "
+                                     "waiting for its own", NULL, &node->out) == 0)
+                    wc_node_reply (node, node->service, req);
+                return 0;
+            }
             s_answer_get (self, req);
             return 0;
         case WC_MSG_PING:

@@ -33,6 +33,7 @@
 #endif
 #include "applylag.h"
 #include "acker.h"
+#include "cluster.h"
 #include "download.h"
 #include "log.h"
 #include "node.h"
@@ -92,6 +93,8 @@ struct wc_replica {
     uint64_t        agreed_epoch;     /* the upstream's latest epoch, then */
     uint64_t        want_epoch;       /* follow no upstream older than this */
     bool            stale_logged;     /* said the upstream is too old, or behind */
+    bool            foreign;          /* the upstream's last answer: it is of another
+                                         cluster (reads are refused meanwhile) */
     uint64_t        closed_epoch;     /* agreed with an upstream past our latest */
     uint64_t        closed_end;       /* epoch: its epochs <= closed_epoch end at
                                          closed_end, so an entry of those epochs
@@ -490,8 +493,10 @@ s_next_ask (wc_replica_t *self, wc_msg_t *msg)
         self->ask = WC_ASK_EPOCH_END;
         return;
     }
+    uint64_t cluster = wc_engine_cluster (self->node->engine);
     if (self->download) {
         wc_download_ask (self->download, msg);
+        msg->u.snapshot_get.cluster = cluster;
         self->ask = WC_ASK_SNAPSHOT;
         return;
     }
@@ -499,6 +504,7 @@ s_next_ask (wc_replica_t *self, wc_msg_t *msg)
     msg->u.fetch.from_seq = self->ask_from ? self->ask_from : s_have (self) + 1;
     self->ask_from = 0;
     msg->u.fetch.max_bytes = FETCH_BYTES;
+    msg->u.fetch.cluster = cluster;
     self->ask = WC_ASK_FETCH;
 }
 
@@ -637,13 +643,21 @@ s_heard_reply (wc_replica_t *self)
     self->timeouts = 0;
 }
 
-/*  Check the history with the upstream again before taking more. */
+/*  Nothing more is taken from the upstream until EPOCH_END is answered
+    again. */
 static void
-s_renegotiate (wc_replica_t *self)
+s_forget_agreement (wc_replica_t *self)
 {
     wc_applylag_clear (&self->applylag);
     self->agreed = false;
     self->stream_high = 0;
+}
+
+/*  Check the history with the upstream again before taking more. */
+static void
+s_renegotiate (wc_replica_t *self)
+{
+    s_forget_agreement (self);
     if (!self->fetching)
         s_need_fetch (self);
 }
@@ -715,11 +729,20 @@ s_agree (wc_replica_t *self, uint64_t theirs, uint64_t asked, uint64_t end)
     epoch: a relay catching up), or diverge (it shares no epoch with us). */
 static bool
 s_can_follow (wc_replica_t *self, uint64_t asked, uint64_t at, uint64_t end,
-              uint64_t theirs)
+              uint64_t theirs, uint64_t cluster)
 {
     uint64_t have = s_have (self);
     uint64_t floor = asked > self->want_epoch ? asked : self->want_epoch;
-    char why [WC_MAX_ADDR + 200];
+    uint64_t ours = wc_engine_cluster (self->node->engine);
+    char why [WC_MAX_ADDR + 200], a [24], b [24];
+    self->foreign = cluster != 0 && ours != 0 && cluster != ours;
+    if (self->foreign)
+        snprintf (why, sizeof why, "it is a node of cluster %s, not of ours (%s): "
+                  "another cluster's node answers at that address, or its data "
+                  "directory was replaced; reads are refused meanwhile",
+                  wc_cluster_text (cluster, a, sizeof a),
+                  wc_cluster_text (ours, b, sizeof b));
+    else
     if (theirs < floor)
         snprintf (why, sizeof why, "its epoch is %llu, older than %llu (a deposed "
                   "primary, or one not promoted yet)", (unsigned long long) theirs,
@@ -748,6 +771,24 @@ s_can_follow (wc_replica_t *self, uint64_t asked, uint64_t at, uint64_t end,
     return false;
 }
 
+/*  Take the upstream's cluster id when we have none (a new replica, or a
+    data directory from before 0.7); false when it cannot be recorded. */
+static bool
+s_join_cluster (wc_replica_t *self, uint64_t cluster)
+{
+    wc_engine_t *engine = self->node->engine;
+    if (cluster == 0 || wc_engine_cluster (engine) != 0)
+        return true;
+    if (wc_engine_set_cluster (engine, cluster) != 0) {
+        s_bad_reply (self, "cannot record its cluster id");
+        return false;
+    }
+    char text [24];
+    wc_log_info ("cluster %s: joined, as %s's replica",
+                 wc_cluster_text (cluster, text, sizeof text), self->primary);
+    return true;
+}
+
 /*  Where our latest epoch ended in the upstream's history. */
 static void
 s_on_epoch_end (wc_replica_t *self, const wc_msg_t *msg)
@@ -761,7 +802,7 @@ s_on_epoch_end (wc_replica_t *self, const wc_msg_t *msg)
         s_bad_reply (self, "EPOCH_END_REPLY about an epoch we did not ask");
         return;
     }
-    if (!s_can_follow (self, asked, at, end, theirs))
+    if (!s_can_follow (self, asked, at, end, theirs, msg->u.epoch_end.cluster))
         return;
     uint64_t ours = at == asked ? have : wc_engine_epoch_last_seq (node->engine, at);
     uint64_t fork = end < ours ? end : ours;
@@ -770,10 +811,11 @@ s_on_epoch_end (wc_replica_t *self, const wc_msg_t *msg)
     //  about them again and again
     if ((fork < have || at != asked) && s_truncate (self, fork) != 0)
         return;
-    if (at == asked)
-        s_agree (self, theirs, asked, end);
-    else
+    if (at != asked)
         s_send_fetch (self, wc_clock_ms ());    /* about our new latest epoch */
+    else
+    if (s_join_cluster (self, msg->u.epoch_end.cluster))
+        s_agree (self, theirs, asked, end);
 }
 
 /* --- snapshots: when the upstream's log no longer has our next seq ------ */
@@ -1090,6 +1132,8 @@ s_on_fetch_reply (wc_replica_t *self)
         wc_bytes_printable (text, sizeof text, &msg.u.error.text);
         if (self->ask == WC_ASK_SNAPSHOT)
             wc_download_destroy (&self->download);
+        if (wc_err_from_wire (msg.u.error.code) == WALCAST_ECONFLICT)
+            s_forget_agreement (self);  /* another cluster's: EPOCH_END says so */
         s_bad_reply (self, text);
     }
     else
@@ -1204,6 +1248,20 @@ s_on_heartbeat (wc_replica_t *self, uint64_t epoch, uint64_t last_seq,
     }
 }
 
+/*  A stream message of another cluster (0: no id, not checked) is not
+    ours to take: the address we follow is another cluster's node now.
+    Ask EPOCH_END again, whose answer says so and waits. */
+static bool
+s_our_cluster (wc_replica_t *self, uint64_t cluster)
+{
+    uint64_t ours = wc_engine_cluster (self->node->engine);
+    if (cluster == 0 || ours == 0 || cluster == ours)
+        return true;
+    if (self->agreed)
+        s_renegotiate (self);
+    return false;
+}
+
 /*  Take one message off the stream; false when none is waiting. */
 static bool
 s_on_stream (wc_replica_t *self)
@@ -1231,6 +1289,10 @@ s_on_stream (wc_replica_t *self)
     int rc = well_framed ? wc_scan_body (&entries, zmq_msg_data (&body),
                                          zmq_msg_size (&body), &self->unpacked, &msg)
                          : WALCAST_EPROTO;
+    uint64_t cluster = rc == 0 ? entries.cluster
+                     : rc == 1 && msg.type == WC_MSG_HEARTBEAT ? msg.u.heartbeat.cluster : 0;
+    if (!s_our_cluster (self, cluster))
+        rc = -1;                        /* counted as dropped, below */
     if (rc == 0) {
         self->heard_ms = self->stream_heard_ms = wc_clock_ms ();
         self->stream_live = true;
@@ -1352,7 +1414,7 @@ s_ack (wc_replica_t *self)
     wc_engine_t *engine = self->node->engine;
     uint64_t seq = self->node->cfg.fsync == WC_FSYNC_NEVER
                  ? wc_engine_written (engine) : wc_engine_durable (engine);
-    return wc_acker_tick (self->acker, self->agreed_epoch, seq);
+    return wc_acker_tick (self->acker, self->agreed_epoch, seq, wc_engine_cluster (engine));
 }
 
 void
@@ -1511,6 +1573,12 @@ uint64_t
 wc_replica_fresh_clock_ms (const wc_replica_t *self)
 {
     return self->fresh_clock_ms;
+}
+
+bool
+wc_replica_foreign (const wc_replica_t *self)
+{
+    return self->foreign;
 }
 
 bool

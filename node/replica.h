@@ -48,4 +48,11 @@ const char *wc_replica_primary (const wc_replica_t *self);
     the replica stops following and reads are refused. */
 bool wc_replica_diverged (const wc_replica_t *self);
 
+/*  True while the upstream's last answer said it is a node of another
+    cluster (its data directory was replaced, or another deployment took
+    its address): the replica waits for its own cluster there, and reads
+    are refused meanwhile, as they would mix two histories for a client
+    that writes to that node. */
+bool wc_replica_foreign (const wc_replica_t *self);
+
 #endif

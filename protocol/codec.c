@@ -234,7 +234,8 @@ static const s_field_t s_writes_ok [] = {   /* 4 required, then the refusal
 static const s_field_t s_ack [] = {
     { .kind = S_STR, .offset = S_MSG (ack.id), .min = 1, .max = WC_MAX_ID },
     { .kind = S_U64, .offset = S_MSG (ack.epoch) },
-    { .kind = S_U64, .offset = S_MSG (ack.seq) }
+    { .kind = S_U64, .offset = S_MSG (ack.seq) },
+    { .kind = S_U64, .offset = S_MSG (ack.cluster) }          /* optional (0.7) */
 };
 static const s_field_t s_snapshot_done [] = {
     { .kind = S_U64, .offset = S_MSG (snapshot_done.seq) },
@@ -243,12 +244,14 @@ static const s_field_t s_snapshot_done [] = {
 static const s_field_t s_epoch_end [] = {   /* the request: epoch only */
     { .kind = S_U64, .offset = S_MSG (epoch_end.epoch) },
     { .kind = S_U64, .offset = S_MSG (epoch_end.end_seq) },
-    { .kind = S_U64, .offset = S_MSG (epoch_end.latest) }
+    { .kind = S_U64, .offset = S_MSG (epoch_end.latest) },
+    { .kind = S_U64, .offset = S_MSG (epoch_end.cluster) }    /* optional (0.7) */
 };
 static const s_field_t s_snapshot_get [] = {
     { .kind = S_U64, .offset = S_MSG (snapshot_get.seq) },
     { .kind = S_U64, .offset = S_MSG (snapshot_get.offset) },
-    { .kind = S_U32_SAT, .offset = S_MSG (snapshot_get.max_bytes) }
+    { .kind = S_U32_SAT, .offset = S_MSG (snapshot_get.max_bytes) },
+    { .kind = S_U64, .offset = S_MSG (snapshot_get.cluster) }   /* optional (0.7) */
 };
 static const s_field_t s_snapshot_chunk [] = {
     { .kind = S_U64, .offset = S_MSG (snapshot_chunk.seq) },
@@ -321,17 +324,20 @@ static const s_field_t s_entry_msg [] = {
 static const s_field_t s_heartbeat [] = {
     { .kind = S_U64, .offset = S_MSG (heartbeat.epoch) },
     { .kind = S_U64, .offset = S_MSG (heartbeat.last_seq) },
-    { .kind = S_U64, .offset = S_MSG (heartbeat.clock_ms) }
+    { .kind = S_U64, .offset = S_MSG (heartbeat.clock_ms) },
+    { .kind = S_U64, .offset = S_MSG (heartbeat.cluster) }      /* optional (0.7) */
 };
 static const s_field_t s_fetch [] = {
     { .kind = S_U64, .offset = S_MSG (fetch.from_seq) },
-    { .kind = S_U32_SAT, .offset = S_MSG (fetch.max_bytes) }
+    { .kind = S_U32_SAT, .offset = S_MSG (fetch.max_bytes) },
+    { .kind = S_U64, .offset = S_MSG (fetch.cluster) }          /* optional (0.7) */
 };
-static const s_field_t s_entries [] = {         /* 2 required, then applied_us */
+static const s_field_t s_entries [] = {   /* 2 required, then applied_us, cluster */
     { .kind = S_U64, .offset = S_MSG (entries.last_seq) },
     { .kind = S_LIST, .offset = S_MSG (entries.count), .max = WC_MAX_BATCH,
       .items = S_MSG (entries.items) },
-    { .kind = S_U64, .offset = S_MSG (entries.applied_us) }
+    { .kind = S_U64, .offset = S_MSG (entries.applied_us) },
+    { .kind = S_U64, .offset = S_MSG (entries.cluster) }        /* optional (0.7) */
 };
 static const s_field_t s_node_msg [] = {     /* REGISTER, NODE_HEARTBEAT */
     { .kind = S_RECORD, .offset = S_MSG (node), .record = &s_node_record }
@@ -350,7 +356,7 @@ static const s_msg_desc_t s_descs [] = {
     [WC_MSG_PING]         = { "PING", true, NULL, 0, 0, S_OPT_NONE },
     [WC_MSG_STATUS]       = { "STATUS", true, NULL, 0, 0, S_OPT_NONE },
     [WC_MSG_DIGEST]       = { "DIGEST", true, NULL, 0, 0, S_OPT_NONE },
-    [WC_MSG_ACK]          = { "ACK", true, s_ack, 3, 3, S_OPT_NONE },
+    [WC_MSG_ACK]          = { "ACK", true, s_ack, 4, 3, S_OPT_EACH },
     [WC_MSG_SNAPSHOT]     = { "SNAPSHOT", true, NULL, 0, 0, S_OPT_NONE },
     [WC_MSG_WRITE_BATCH]  = { "WRITE_BATCH", true, s_write_batch, 3, 3, S_OPT_NONE },
     [WC_MSG_WRITE_OK]     = { "WRITE_OK", true, s_write_ok, 3, 2, S_OPT_EACH },
@@ -362,12 +368,12 @@ static const s_msg_desc_t s_descs [] = {
     [WC_MSG_WRITES_OK]    = { "WRITES_OK", true, s_writes_ok, 7, 4, S_OPT_EACH },
     [WC_MSG_ERROR]        = { "ERROR", true, s_error, 3, 3, S_OPT_NONE },
     [WC_MSG_ENTRY]        = { "ENTRY", false, s_entry_msg, 1, 1, S_OPT_NONE },
-    [WC_MSG_HEARTBEAT]    = { "HEARTBEAT", false, s_heartbeat, 3, 3, S_OPT_NONE },
-    [WC_MSG_FETCH]        = { "FETCH", true, s_fetch, 2, 2, S_OPT_NONE },
-    [WC_MSG_ENTRIES]      = { "ENTRIES", true, s_entries, 3, 2, S_OPT_EACH },
+    [WC_MSG_HEARTBEAT]    = { "HEARTBEAT", false, s_heartbeat, 4, 3, S_OPT_EACH },
+    [WC_MSG_FETCH]        = { "FETCH", true, s_fetch, 3, 2, S_OPT_EACH },
+    [WC_MSG_ENTRIES]      = { "ENTRIES", true, s_entries, 4, 2, S_OPT_EACH },
     [WC_MSG_EPOCH_END]    = { "EPOCH_END", true, s_epoch_end, 1, 1, S_OPT_NONE },
-    [WC_MSG_EPOCH_END_REPLY] = { "EPOCH_END_REPLY", true, s_epoch_end, 3, 3, S_OPT_NONE },
-    [WC_MSG_SNAPSHOT_GET] = { "SNAPSHOT_GET", true, s_snapshot_get, 3, 3, S_OPT_NONE },
+    [WC_MSG_EPOCH_END_REPLY] = { "EPOCH_END_REPLY", true, s_epoch_end, 4, 3, S_OPT_EACH },
+    [WC_MSG_SNAPSHOT_GET] = { "SNAPSHOT_GET", true, s_snapshot_get, 4, 3, S_OPT_EACH },
     [WC_MSG_SNAPSHOT_CHUNK] = { "SNAPSHOT_CHUNK", true, s_snapshot_chunk, 4, 4, S_OPT_NONE },
     [WC_MSG_REGISTER]     = { "REGISTER", true, s_node_msg, 1, 1, S_OPT_NONE },
     [WC_MSG_NODE_HEARTBEAT] = { "NODE_HEARTBEAT", true, s_node_msg, 1, 1, S_OPT_NONE },
@@ -1145,14 +1151,15 @@ wc_entries_encode_header (uint64_t rid, uint64_t last_seq, uint32_t count,
 }
 
 int
-wc_entries_encode_stream_header (uint64_t last_seq, uint32_t count, msgpack_sbuffer *out)
+wc_entries_encode_stream_header (uint64_t last_seq, uint32_t count, uint64_t cluster,
+                                 msgpack_sbuffer *out)
 {
     if (count > WC_MAX_BATCH)
         return WALCAST_EINVAL;
     msgpack_packer pk;
     msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
     size_t start = out->size;
-    bool ok = s_pack_head (&pk, 6, WC_MSG_ENTRIES)
+    bool ok = s_pack_head (&pk, cluster ? 7 : 6, WC_MSG_ENTRIES)
            && msgpack_pack_uint64 (&pk, 0) == 0                  /* rid */
            && msgpack_pack_uint64 (&pk, last_seq) == 0
            && msgpack_pack_array (&pk, count) == 0;
@@ -1160,13 +1167,14 @@ wc_entries_encode_stream_header (uint64_t last_seq, uint32_t count, msgpack_sbuf
 }
 
 int
-wc_entries_encode_applied (uint64_t applied_us, msgpack_sbuffer *out)
+wc_entries_encode_trailer (uint64_t applied_us, uint64_t cluster, msgpack_sbuffer *out)
 {
     msgpack_packer pk;
     msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
     size_t start = out->size;
-    return s_finish (msgpack_pack_uint64 (&pk, applied_us) == 0 ? 0 : WALCAST_ENOMEM,
-                     out, start);
+    bool ok = msgpack_pack_uint64 (&pk, applied_us) == 0
+           && (cluster == 0 || msgpack_pack_uint64 (&pk, cluster) == 0);
+    return s_finish (ok ? 0 : WALCAST_ENOMEM, out, start);
 }
 
 int

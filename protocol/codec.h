@@ -208,20 +208,25 @@ typedef struct {
         /* WRITE_OK [v, 16, rid, epoch, seq, acked]: acked (optional, 0
            when absent) is how many replicas confirmed it */
         struct { uint64_t epoch; uint64_t seq; uint32_t acked; } write_ok;
-        /* ACK [v, 7, rid 0, id, epoch, seq]: the replica id holds seq
-           durably and epoch is the latest of its epoch history (0: none);
-           no reply */
-        struct { wc_bytes_t id; uint64_t epoch; uint64_t seq; } ack;
+        /* ACK [v, 7, rid 0, id, epoch, seq, cluster]: the replica id holds
+           seq durably and epoch is the latest of its epoch history (0:
+           none); cluster (optional, 0 when absent: unknown) is its
+           cluster id; no reply */
+        struct { wc_bytes_t id; uint64_t epoch; uint64_t seq; uint64_t cluster; } ack;
         /* SNAPSHOT_DONE [v, 21, rid, seq, bytes] */
         struct { uint64_t seq; uint64_t bytes; } snapshot_done;
         /* EPOCH_END [v, 50, rid, epoch]; EPOCH_END_REPLY [v, 51, rid, epoch,
-           end_seq, latest]: the largest epoch <= the one asked that the
-           node knows (0: none), the last seq of it (the node's last seq
-           when it is its latest), and the node's latest epoch */
-        struct { uint64_t epoch; uint64_t end_seq; uint64_t latest; } epoch_end;
-        /* SNAPSHOT_GET [v, 52, rid, seq, offset, max_bytes] (seq 0: the
-           newest); SNAPSHOT_CHUNK [v, 53, rid, seq, size, offset, data] */
-        struct { uint64_t seq; uint64_t offset; uint32_t max_bytes; } snapshot_get;
+           end_seq, latest, cluster]: the largest epoch <= the one asked
+           that the node knows (0: none), the last seq of it (the node's
+           last seq when it is its latest), the node's latest epoch, and
+           its cluster id (optional, 0 when absent: unknown) */
+        struct { uint64_t epoch; uint64_t end_seq; uint64_t latest; uint64_t cluster; }
+            epoch_end;
+        /* SNAPSHOT_GET [v, 52, rid, seq, offset, max_bytes, cluster] (seq
+           0: the newest; cluster as FETCH's); SNAPSHOT_CHUNK [v, 53, rid,
+           seq, size, offset, data] */
+        struct { uint64_t seq; uint64_t offset; uint32_t max_bytes; uint64_t cluster; }
+            snapshot_get;
         struct { uint64_t seq; uint64_t size; uint64_t offset; wc_bytes_t data; }
             snapshot_chunk;
         /* PROMOTE [v, 68, rid, epoch]. Every epoch a broker names
@@ -270,16 +275,20 @@ typedef struct {
         struct { uint32_t code; wc_bytes_t text; wc_bytes_t detail; } error;
         /* ENTRY */
         wc_entry_t entry;
-        /* HEARTBEAT */
-        struct { uint64_t epoch; uint64_t last_seq; uint64_t clock_ms; } heartbeat;
-        /* FETCH: max_bytes is clamped to WC_MAX_FETCH_BYTES by the server */
-        struct { uint64_t from_seq; uint32_t max_bytes; } fetch;
+        /* HEARTBEAT: cluster (optional, 0 when absent: unknown) is the
+           publisher's cluster id */
+        struct { uint64_t epoch; uint64_t last_seq; uint64_t clock_ms; uint64_t cluster; }
+            heartbeat;
+        /* FETCH: max_bytes is clamped to WC_MAX_FETCH_BYTES by the server;
+           cluster (optional, 0 when absent) the asking replica's cluster id */
+        struct { uint64_t from_seq; uint32_t max_bytes; uint64_t cluster; } fetch;
         /* ENTRIES: items[0..count) are entry arrays, check each with
            wc_entry_from_object. last_seq is the sender's last seq;
            applied_us (optional, 0 when absent) the sender's wall clock,
-           us, when it had applied them all (stream messages). */
+           us, when it had applied them all (stream messages); cluster
+           (optional, 0 when absent) the publisher's cluster id. */
         struct { uint64_t last_seq; uint32_t count; const msgpack_object *items;
-                 uint64_t applied_us; } entries;
+                 uint64_t applied_us; uint64_t cluster; } entries;
         /* REGISTER, NODE_HEARTBEAT: [v, 64|65, rid, node_info] */
         wc_node_info_t node;
         /* TOPOLOGY_GET: [v, 66, rid] (no fields) */
@@ -326,13 +335,15 @@ int wc_entry_msg_encode_raw (const void *entry_bytes, size_t len,
 int wc_entries_encode_header (uint64_t rid, uint64_t last_seq, uint32_t count,
                               msgpack_sbuffer *out);
 
-/*  The same for a stream ENTRIES that carries applied_us (not 0): the
-    head says six elements, [version, ENTRIES, 0, last_seq, array of
-    count, applied_us]; the caller appends the count entries and then
-    wc_entries_encode_applied (applied_us). */
-int wc_entries_encode_stream_header (uint64_t last_seq, uint32_t count,
+/*  The same for a stream ENTRIES that carries applied_us (not 0) and,
+    when cluster is not 0, the publisher's cluster id: the head says six
+    or seven elements, [version, ENTRIES, 0, last_seq, array of count,
+    applied_us (, cluster)]; the caller appends the count entries and then
+    wc_entries_encode_trailer (applied_us, cluster), with the same
+    cluster. */
+int wc_entries_encode_stream_header (uint64_t last_seq, uint32_t count, uint64_t cluster,
                                      msgpack_sbuffer *out);
-int wc_entries_encode_applied (uint64_t applied_us, msgpack_sbuffer *out);
+int wc_entries_encode_trailer (uint64_t applied_us, uint64_t cluster, msgpack_sbuffer *out);
 
 /*  Append the head of a WRITE_BATCH: [version, WRITE_BATCH, rid, acks,
     ack_timeout_ms, array of count]; then append count wc_write_encode. */

@@ -159,10 +159,10 @@ wc_scan_entries (const void *buf, size_t len, wc_scan_entries_t *cursor)
     memset (cursor, 0, sizeof *cursor);
     s_in_t in = { (const uint8_t *) buf, (const uint8_t *) buf + len };
     uint64_t n;
-    if (len < 3 || (in.p [0] != 0x95 && in.p [0] != 0x96)
+    if (len < 3 || in.p [0] < 0x95 || in.p [0] > 0x97
     ||  in.p [1] != WC_PROTOCOL_VERSION || in.p [2] != WC_MSG_ENTRIES)
         return WALCAST_EPROTO;
-    cursor->trailer = in.p [0] == 0x96;
+    cursor->trailer = (uint8_t) (in.p [0] - 0x95);
     in.p += 3;
     if (!s_uint (&in, &cursor->rid) || !s_uint (&in, &cursor->last_seq)
     ||  !s_array (&in, &n) || n > WC_MAX_BATCH)
@@ -179,12 +179,13 @@ wc_scan_entries_next (wc_scan_entries_t *cursor, wc_entry_t *entry,
                       const uint8_t **raw, size_t *raw_len)
 {
     if (cursor->read == cursor->count) {
-        if (cursor->trailer) {          /* applied_us, once */
+        if (cursor->trailer) {          /* applied_us (and cluster), once */
             s_in_t in = { cursor->buf + cursor->pos, cursor->buf + cursor->len };
-            if (!s_uint (&in, &cursor->applied_us))
+            if (!s_uint (&in, &cursor->applied_us)
+            ||  (cursor->trailer == 2 && !s_uint (&in, &cursor->cluster)))
                 return WALCAST_EPROTO;
             cursor->pos = (size_t) (in.p - cursor->buf);
-            cursor->trailer = false;
+            cursor->trailer = 0;
         }
         return cursor->pos == cursor->len ? 0 : WALCAST_EPROTO;
     }
@@ -233,6 +234,7 @@ s_entries_fast (wc_scan_body_t *body)
     while ((rc = wc_scan_entries_next (&check, &entry, &raw, &raw_len)) == 1)
         ;
     body->applied_us = check.applied_us;
+    body->cluster = check.cluster;
     return rc == 0;
 }
 
@@ -274,6 +276,7 @@ wc_scan_body (wc_scan_body_t *body, const void *data, size_t len,
     body->count = msg->u.entries.count;
     body->items = msg->u.entries.items;
     body->applied_us = msg->u.entries.applied_us;
+    body->cluster = msg->u.entries.cluster;
     return 0;
 }
 

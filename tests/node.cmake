@@ -1,6 +1,7 @@
 # node/: replication on real nodes (primary, replicas, restarts, crashes,
 # hostile peers) and the node's side of routed reads.
-foreach(t converge restart latejoin sigstop crash notprimary garbage streamlimit)
+foreach(t converge restart latejoin sigstop crash notprimary garbage streamlimit
+        foreign)
     wc_add_cluster_test(test_cluster_${t} 300 test_cluster_${t}.c)
 endforeach()
 wc_add_cluster_test(test_node_reads 120 test_node_reads.c)

@@ -404,6 +404,8 @@ s_sample_node (int k)
 #define S_WRITE_OK_SHORT 6
 #define S_PONG_SHORT 9
 #define S_STATUS_REPLY 10
+#define S_HEARTBEAT  15
+#define S_FETCH      16
 #define S_ENTRIES    17
 #define S_GET_LONG   18
 #define S_PONG_LONG  19
@@ -413,6 +415,7 @@ s_sample_node (int k)
 #define S_DEL_LONG   25
 #define S_WRITE_OK_LONG 26
 #define S_ACK        27
+#define S_EPOCH_END_REPLY 31
 #define S_SNAPSHOT_GET   32
 #define S_SNAPSHOT_CHUNK 33
 #define S_PROMOTE    34
@@ -1359,11 +1362,20 @@ test_golden_protocol_examples (void **state)
     assert_int_equal (wc_entry_encode (&e, &sb), 0);
     ok &= s_golden_ok ("ENTRIES", sb.data, sb.size, "95 01 31 07 2a 91 " S_ENTRY_HEX);
     msgpack_sbuffer_clear (&sb);
-    assert_int_equal (wc_entries_encode_stream_header (42, 1, &sb), 0);
+    assert_int_equal (wc_entries_encode_stream_header (42, 1, 0, &sb), 0);
     assert_int_equal (wc_entry_encode (&e, &sb), 0);
-    assert_int_equal (wc_entries_encode_applied (UINT64_C (1764547200123456), &sb), 0);
+    assert_int_equal (wc_entries_encode_trailer (UINT64_C (1764547200123456), 0, &sb), 0);
     ok &= s_golden_ok ("ENTRIES, stream", sb.data, sb.size,
                        "96 01 31 00 2a 91 " S_ENTRY_HEX " cf 00 06 44 d8 a9 0d 82 40");
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entries_encode_stream_header (42, 1, UINT64_C (0x9e3779b97f4a7c15),
+                                                       &sb), 0);
+    assert_int_equal (wc_entry_encode (&e, &sb), 0);
+    assert_int_equal (wc_entries_encode_trailer (UINT64_C (1764547200123456),
+                                                 UINT64_C (0x9e3779b97f4a7c15), &sb), 0);
+    ok &= s_golden_ok ("ENTRIES, stream, cluster", sb.data, sb.size,
+                       "97 01 31 00 2a 91 " S_ENTRY_HEX " cf 00 06 44 d8 a9 0d 82 40"
+                       " cf 9e 37 79 b9 7f 4a 7c 15");
 
     m = (wc_msg_t) { .type = WC_MSG_GET, .rid = 3 };
     m.u.req.key = s_bytes ("user:1");
@@ -1478,6 +1490,32 @@ test_golden_protocol_examples_issue7 (void **state)
     m.u.epoch_end.end_seq = 105;
     m.u.epoch_end.latest = 2;
     ok &= s_example_ok ("EPOCH_END_REPLY", &m, &sb, "96 01 33 09 01 69 02");
+    //  walcast 0.7: the cluster ids
+    const uint64_t cluster = UINT64_C (0x9e3779b97f4a7c15);
+    m.u.epoch_end.cluster = cluster;
+    ok &= s_example_ok ("EPOCH_END_REPLY, cluster", &m, &sb,
+                        "97 01 33 09 01 69 02 cf 9e 37 79 b9 7f 4a 7c 15");
+    m = (wc_msg_t) { .type = WC_MSG_FETCH, .rid = 10 };
+    m.u.fetch.from_seq = 106;
+    m.u.fetch.max_bytes = 2u * 1024 * 1024;
+    m.u.fetch.cluster = cluster;
+    ok &= s_example_ok ("FETCH, cluster", &m, &sb,
+                        "96 01 30 0a 6a ce 00 20 00 00 cf 9e 37 79 b9 7f 4a 7c 15");
+    m = (wc_msg_t) { .type = WC_MSG_HEARTBEAT };
+    m.u.heartbeat.epoch = 1;
+    m.u.heartbeat.last_seq = 42;
+    m.u.heartbeat.clock_ms = 1764400000223ULL;
+    m.u.heartbeat.cluster = cluster;
+    ok &= s_example_ok ("HEARTBEAT, cluster", &m, &sb,
+                        "96 01 21 01 2a cf 00 00 01 9a ce 6f 6c df "
+                        "cf 9e 37 79 b9 7f 4a 7c 15");
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_error_encode (10, WALCAST_ECONFLICT,
+                                       "this node is of cluster 0123456789abcdef, "
+                                       "not 9e3779b97f4a7c15", NULL, &sb), 0);
+    ok &= s_golden_ok ("ERROR ECONFLICT, cluster", sb.data, sb.size,
+                       "96 01 1f 0a 0f d9 3e \"this node is of cluster 0123456789abcdef, "
+                       "not 9e3779b97f4a7c15\" a0");
 
     m = (wc_msg_t) { .type = WC_MSG_SNAPSHOT, .rid = 10 };
     ok &= s_example_ok ("SNAPSHOT", &m, &sb, "93 01 08 0a");
@@ -2409,6 +2447,72 @@ test_status_flags (void **state)
     msgpack_sbuffer_destroy (&sb);
 }
 
+//  The cluster ids of walcast 0.7 (HEARTBEAT, FETCH, ENTRIES, ACK,
+//  EPOCH_END_REPLY, SNAPSHOT_GET): an id of 0 is not sent, so the message
+//  is byte for byte what 0.6 sends; one that is set goes out as one more
+//  element and comes back; a message of 0.6 (without it) reads as 0; a
+//  non-uint in its place is malformed; what follows it is ignored.
+static uint64_t *
+s_cluster_of (wc_msg_t *m)
+{
+    switch (m->type) {
+        case WC_MSG_HEARTBEAT:       return &m->u.heartbeat.cluster;
+        case WC_MSG_FETCH:           return &m->u.fetch.cluster;
+        case WC_MSG_ACK:             return &m->u.ack.cluster;
+        case WC_MSG_EPOCH_END_REPLY: return &m->u.epoch_end.cluster;
+        case WC_MSG_SNAPSHOT_GET:    return &m->u.snapshot_get.cluster;
+        default:                     return NULL;
+    }
+}
+
+static void
+test_cluster_fields (void **state)
+{
+    (void) state;
+    static const int samples [] = { S_HEARTBEAT, S_FETCH, S_ACK, S_EPOCH_END_REPLY,
+                                    S_SNAPSHOT_GET };
+    const uint64_t id = UINT64_C (0x9e3779b97f4a7c15);
+    msgpack_sbuffer plain, with, bad;
+    msgpack_sbuffer_init (&plain);
+    msgpack_sbuffer_init (&with);
+    msgpack_sbuffer_init (&bad);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    for (size_t k = 0; k < sizeof samples / sizeof samples [0]; k++) {
+        wc_msg_t m = s_sample (samples [k]);
+        uint64_t *cluster = s_cluster_of (&m);
+        assert_non_null (cluster);
+        assert_true (*cluster == 0);
+        plain.size = with.size = 0;
+        assert_int_equal (wc_msg_encode (&m, &plain), 0);
+        *cluster = id;
+        assert_int_equal (wc_msg_encode (&m, &with), 0);
+        //  one element more: the 9-octet id
+        assert_int_equal ((uint8_t) with.data [0], (uint8_t) plain.data [0] + 1);
+        assert_int_equal (with.size, plain.size + 9);
+        assert_memory_equal (with.data + 1, plain.data + 1, plain.size - 1);
+        wc_msg_t d;
+        assert_int_equal (wc_msg_decode (with.data, with.size, &up, &d), 0);
+        assert_true (*s_cluster_of (&d) == id);
+        assert_int_equal (wc_msg_decode (plain.data, plain.size, &up, &d), 0);
+        assert_true (*s_cluster_of (&d) == 0);
+        //  junk in its place: malformed; after it: ignored
+        msgpack_object junk [2] = { s_obj_str ("x"), s_obj_int (-1) };
+        for (int j = 0; j < 2; j++) {
+            s_rebuild (plain.data, plain.size, -1, NULL, &junk [j], 1, &bad);
+            assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+        }
+        msgpack_object after [2] = { s_obj_uint (5), s_obj_str ("later") };
+        s_rebuild (plain.data, plain.size, -1, NULL, after, 2, &bad);
+        assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &d), 0);
+        assert_true (*s_cluster_of (&d) == 5);
+    }
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&plain);
+    msgpack_sbuffer_destroy (&with);
+    msgpack_sbuffer_destroy (&bad);
+}
+
 //  A newer peer may append fields: they are ignored, the rest is decoded.
 static void
 test_extra_elements_accepted (void **state)
@@ -2429,10 +2533,12 @@ test_extra_elements_accepted (void **state)
         //  After the short forms of PUT, DEL, GET, WRITE_OK and PONG come
         //  their optional fields, not extras: see
         //  test_optional_fields_partial and test_acks_fields (FOLLOW's
-        //  key: test_curve_keys).
+        //  key: test_curve_keys; the cluster ids: test_cluster_fields).
         if (i == S_PUT_SHORT || i == S_DEL_SHORT || i == S_GET_SHORT
         ||  i == S_WRITE_OK_SHORT || i == S_PONG_SHORT || i == S_FOLLOW
-        ||  i == S_ENTRIES || i == S_STATUS_REPLY)
+        ||  i == S_ENTRIES || i == S_STATUS_REPLY || i == S_HEARTBEAT
+        ||  i == S_FETCH || i == S_ACK || i == S_EPOCH_END_REPLY
+        ||  i == S_SNAPSHOT_GET)
             continue;
         s_encode_sample (i, &sb);
         s_rebuild (sb.data, sb.size, -1, NULL, extra, 4, &more);
@@ -2661,17 +2767,20 @@ test_optional_fields_partial (void **state)
         assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
     }
 
-    //  ENTRIES with applied_us: read; anything but a uint there is
-    //  malformed; what comes after it is ignored
+    //  ENTRIES with applied_us (and cluster): read; anything but a uint
+    //  there is malformed; what comes after them is ignored
     s_encode_sample (S_ENTRIES, &sb);
-    msgpack_object applied [2] = { s_obj_uint (1764547200123456), s_obj_str ("later") };
+    msgpack_object applied [3] = { s_obj_uint (1764547200123456), s_obj_uint (77),
+                                   s_obj_str ("later") };
     s_rebuild (sb.data, sb.size, -1, NULL, applied, 1, &bad);
     assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), 0);
     assert_int_equal (m.u.entries.count, 2);
     assert_true (m.u.entries.applied_us == 1764547200123456);
-    s_rebuild (sb.data, sb.size, -1, NULL, applied, 2, &bad);
+    assert_true (m.u.entries.cluster == 0);
+    s_rebuild (sb.data, sb.size, -1, NULL, applied, 3, &bad);
     assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), 0);
     assert_true (m.u.entries.applied_us == 1764547200123456);
+    assert_true (m.u.entries.cluster == 77);
     assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
     assert_int_equal (m.u.entries.applied_us, 0);           /* absent */
     for (int k = 0; k < 3; k++) {
@@ -4207,6 +4316,7 @@ main (void)
         cmocka_unit_test (test_entries_with_bad_item),
         cmocka_unit_test (test_old_forms_unchanged),
         cmocka_unit_test (test_optional_fields_partial),
+        cmocka_unit_test (test_cluster_fields),
         cmocka_unit_test (test_get_and_pong_values),
         cmocka_unit_test (test_node_info_fields),
         cmocka_unit_test (test_topology_with_bad_item),

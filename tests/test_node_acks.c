@@ -8,6 +8,11 @@
     Before, two ACKs from made-up ids claiming seq 2^64-1 made a primary
     with no replica at all answer a write asking for 2 acks with acked=2.
 
+    An ACK of a newer epoch fences a primary (another node is primary
+    now), but only one from its own cluster: a replica of another cluster
+    that follows this address (a node of its own used to answer here)
+    holds nothing of ours, and its epochs say nothing about ours.
+
     A real primary on loopback; the ACKs come from a raw DEALER.
 */
 #include <stdarg.h>
@@ -37,9 +42,11 @@ s_teardown (void **state)
     return 0;
 }
 
-//  Send an ACK from id at (epoch, seq) to the node's service port.
+//  Send an ACK from id at (epoch, seq), of cluster (0: none), to the
+//  node's service port.
 static void
-s_send_ack (void *dealer, const char *id, uint64_t epoch, uint64_t seq)
+s_send_ack_of (void *dealer, const char *id, uint64_t epoch, uint64_t seq,
+               uint64_t cluster)
 {
     wc_msg_t ack;
     memset (&ack, 0, sizeof ack);
@@ -47,11 +54,56 @@ s_send_ack (void *dealer, const char *id, uint64_t epoch, uint64_t seq)
     ack.u.ack.id = (wc_bytes_t) { (const uint8_t *) id, (uint32_t) strlen (id) };
     ack.u.ack.epoch = epoch;
     ack.u.ack.seq = seq;
+    ack.u.ack.cluster = cluster;
     msgpack_sbuffer out;
     msgpack_sbuffer_init (&out);
     assert_int_equal (wc_msg_encode (&ack, &out), 0);
     assert_int_equal (zmq_send (dealer, out.data, out.size, 0), (int) out.size);
     msgpack_sbuffer_destroy (&out);
+}
+
+static void
+s_send_ack (void *dealer, const char *id, uint64_t epoch, uint64_t seq)
+{
+    s_send_ack_of (dealer, id, epoch, seq, 0);
+}
+
+//  A PING behind what was sent on the same connection: once it is
+//  answered, the node has taken everything before it (it reads a
+//  connection in order).
+static void
+s_sync (void *dealer)
+{
+    wc_msg_t ping;
+    memset (&ping, 0, sizeof ping);
+    ping.type = WC_MSG_PING;
+    ping.rid = 7;
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init (&out);
+    assert_int_equal (wc_msg_encode (&ping, &out), 0);
+    assert_int_equal (zmq_send (dealer, out.data, out.size, 0), (int) out.size);
+    msgpack_sbuffer_destroy (&out);
+    zmq_pollitem_t item = { dealer, 0, ZMQ_POLLIN, 0 };
+    assert_int_equal (zmq_poll (&item, 1, 10000), 1);
+    zmq_msg_t reply;
+    zmq_msg_init (&reply);
+    assert_true (zmq_msg_recv (&reply, dealer, 0) >= 0);
+    zmq_msg_close (&reply);
+}
+
+//  The cluster id of node i (its data directory's file "cluster").
+static uint64_t
+s_cluster_id (cluster_t *c, int i)
+{
+    char path [4200];
+    snprintf (path, sizeof path, "%s/cluster", cluster_data_path (c, i));
+    FILE *f = fopen (path, "r");
+    assert_non_null (f);
+    unsigned long long id = 0;
+    assert_int_equal (fscanf (f, "%16llx", &id), 1);
+    fclose (f);
+    assert_true (id != 0);
+    return (uint64_t) id;
 }
 
 static void
@@ -77,19 +129,7 @@ test_ack_beyond_the_log (void **state)
     assert_int_equal (zmq_connect (dealer, endpoint), 0);
     s_send_ack (dealer, "ghost1", pos.epoch, UINT64_MAX);
     s_send_ack (dealer, "ghost2", pos.epoch, UINT64_MAX);
-    //  A PING behind them on the same connection: once it is answered,
-    //  the node has taken the ACKs (it reads a connection in order)
-    wc_msg_t ping;
-    memset (&ping, 0, sizeof ping);
-    ping.type = WC_MSG_PING;
-    ping.rid = 7;
-    msgpack_sbuffer out;
-    msgpack_sbuffer_init (&out);
-    assert_int_equal (wc_msg_encode (&ping, &out), 0);
-    assert_int_equal (zmq_send (dealer, out.data, out.size, 0), (int) out.size);
-    msgpack_sbuffer_destroy (&out);
-    zmq_pollitem_t item = { dealer, 0, ZMQ_POLLIN, 0 };
-    assert_int_equal (zmq_poll (&item, 1, 10000), 1);
+    s_sync (dealer);
 
     walcast_write_opts_t opts = { 2, 300 };
     walcast_write_result_t result;
@@ -105,11 +145,54 @@ test_ack_beyond_the_log (void **state)
     cluster_pass (c);
 }
 
+static void
+test_ack_of_another_cluster (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    int p = cluster_add (c, "p1", NULL, NULL);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_wait_ready (c, p, 30000), 0);
+    walcast_t *h = cluster_client (c, p);
+    assert_non_null (h);
+    walcast_pos_t pos;
+    assert_int_equal (walcast_put (h, "k", 1, "v", 1, &pos), 0);
+    uint64_t ours = s_cluster_id (c, p);
+
+    void *ctx = zmq_ctx_new ();
+    void *dealer = zmq_socket (ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://%s", cluster_addr (c, p));
+    assert_int_equal (zmq_connect (dealer, endpoint), 0);
+
+    //  A newer epoch, from a replica of another cluster: still primary
+    s_send_ack_of (dealer, "stranger", pos.epoch + 1, 1, ours ^ 1);
+    s_sync (dealer);
+    int rc = walcast_put (h, "k2", 2, "v", 1, &pos);
+    print_message ("put after another cluster's ACK of epoch+1: %s\n", walcast_errname (rc));
+    assert_int_equal (rc, 0);
+    //  The same from our own cluster: another node is primary, fenced
+    s_send_ack_of (dealer, "r9", pos.epoch + 1, 1, ours);
+    s_sync (dealer);
+    rc = walcast_put (h, "k3", 2, "v", 1, &pos);
+    print_message ("put after our cluster's ACK of epoch+1: %s\n", walcast_errname (rc));
+    assert_int_equal (rc, WALCAST_EFENCED);
+    walcast_destroy (&h);
+    zmq_close (dealer);
+    zmq_ctx_term (ctx);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_ack_beyond_the_log, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_ack_of_another_cluster, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

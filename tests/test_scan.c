@@ -348,19 +348,26 @@ test_body_forms (void **state)
 //  the codec read the same value, in any int form; a head that promises
 //  it without it, or something else in its place, is malformed.
 static void
-s_stream_body (msgpack_sbuffer *buf, uint32_t n, const char *trailer, size_t trailer_len)
+s_stream_body_of (msgpack_sbuffer *buf, uint32_t n, uint64_t cluster, const char *trailer,
+                  size_t trailer_len)
 {
     msgpack_sbuffer tmp;
     msgpack_sbuffer_init (&tmp);
     s_entries_body (&tmp, 10, n);
     buf->size = 0;
-    assert_int_equal (wc_entries_encode_stream_header (10 + n - 1, n, buf), 0);
+    assert_int_equal (wc_entries_encode_stream_header (10 + n - 1, n, cluster, buf), 0);
     //  the entries of tmp, after its 5-element head
     wc_scan_entries_t cur;
     assert_int_equal (wc_scan_entries (tmp.data, tmp.size, &cur), 0);
     msgpack_sbuffer_write (buf, tmp.data + cur.pos, tmp.size - cur.pos);
     msgpack_sbuffer_write (buf, trailer, trailer_len);
     msgpack_sbuffer_destroy (&tmp);
+}
+
+static void
+s_stream_body (msgpack_sbuffer *buf, uint32_t n, const char *trailer, size_t trailer_len)
+{
+    s_stream_body_of (buf, n, 0, trailer, trailer_len);
 }
 
 static void
@@ -412,6 +419,63 @@ test_stream_applied_us (void **state)
     s_entries_body (&buf, 10, 2);
     assert_int_equal (wc_scan_body (&body, buf.data, buf.size, &storage, &msg), 0);
     assert_int_equal (body.applied_us, 0);
+    assert_true (body.cluster == 0);
+    msgpack_unpacked_destroy (&storage);
+    msgpack_sbuffer_destroy (&buf);
+}
+
+//  A stream ENTRIES of walcast 0.7 carries the cluster id after
+//  applied_us: the scan and the codec read the same id, in any int form;
+//  a head that promises it without it, or a non-uint there, is malformed.
+static void
+test_stream_cluster (void **state)
+{
+    (void) state;
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    msgpack_unpacked storage;
+    msgpack_unpacked_init (&storage);
+    wc_scan_body_t body;
+    wc_msg_t msg;
+    int kind;
+    bool slow;
+    const uint64_t id = UINT64_C (0x9e3779b97f4a7c15);
+
+    //  shortest forms: the scan reads both, before the first entry
+    s_stream_body_of (&buf, 5, id, "\x2a\xcf\x9e\x37\x79\xb9\x7f\x4a\x7c\x15", 10);
+    assert_int_equal (wc_scan_body (&body, buf.data, buf.size, &storage, &msg), 0);
+    assert_int_equal (body.applied_us, 42);
+    assert_true (body.cluster == id);
+    assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 10), 5);
+    assert_false (slow);
+    //  the codec reads the same message the same way
+    assert_int_equal (wc_msg_decode (buf.data, buf.size, &storage, &msg), 0);
+    assert_true (msg.u.entries.cluster == id);
+    assert_int_equal (msg.u.entries.applied_us, 42);
+    //  a small id in a longer form: the codec's, the same value
+    s_stream_body_of (&buf, 2, 7, "\x2a\xcf\x00\x00\x00\x00\x00\x00\x00\x07", 10);
+    assert_int_equal (wc_scan_body (&body, buf.data, buf.size, &storage, &msg), 0);
+    assert_true (body.cluster == 7);
+    assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 10), 2);
+    assert_true (slow);
+    //  promised but missing, or not a uint: malformed, no entry read
+    s_stream_body_of (&buf, 3, id, "\x2a", 1);
+    assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 10), 0);
+    assert_true (kind < 0);
+    s_stream_body_of (&buf, 3, id, "\x2a\xa1" "x", 3);
+    assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 10), 0);
+    assert_true (kind < 0);
+    //  the cursor: both once every entry was read
+    s_stream_body_of (&buf, 1, id, "\x2a\xcf\x9e\x37\x79\xb9\x7f\x4a\x7c\x15", 10);
+    wc_scan_entries_t cur;
+    assert_int_equal (wc_scan_entries (buf.data, buf.size, &cur), 0);
+    wc_entry_t e;
+    const uint8_t *raw;
+    size_t raw_len;
+    assert_int_equal (wc_scan_entries_next (&cur, &e, &raw, &raw_len), 1);
+    assert_int_equal (wc_scan_entries_next (&cur, &e, &raw, &raw_len), 0);
+    assert_int_equal (cur.applied_us, 42);
+    assert_true (cur.cluster == id);
     msgpack_unpacked_destroy (&storage);
     msgpack_sbuffer_destroy (&buf);
 }
@@ -494,6 +558,7 @@ main (void)
         cmocka_unit_test (test_entries_cursor),
         cmocka_unit_test (test_body_forms),
         cmocka_unit_test (test_stream_applied_us),
+        cmocka_unit_test (test_stream_cluster),
         cmocka_unit_test (test_write_batch_agrees),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
