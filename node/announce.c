@@ -149,6 +149,8 @@ s_send (wc_announce_t *self, int type)
     if (zmq_send (zsock_resolve (self->dealer), self->buf.data, self->buf.size,
                   ZMQ_DONTWAIT) == -1)
         self->dropped++;
+    else
+        wc_role_handover_sent (node, info->handover_seq);
 }
 
 /*  The flag that sets the node_info field a refusal names (the first

@@ -28,6 +28,10 @@
 #include "scan.h"
 #include <string.h>
 
+#define S_HANDOVER_QUIET_MS 3000    /* the broker repeats HANDOVER every beat (500 ms):
+                                       this long without one, it stopped */
+#define S_HANDOVER_WARN_MS  10000   /* a hand-over stuck on a silent broker: say so */
+
 /*  The reply to a write that waits for its entry to be applied, and for
     as many replicas as it asked to hold it. */
 typedef struct {
@@ -53,6 +57,9 @@ struct wc_primary {
     char            handover [WC_MAX_ID + 1];       /* switchover target, "" none */
     char            handover_addr [WC_MAX_ADDR + 1];
     uint64_t        handover_seq;   /* the seq the target was seen to hold */
+    int64_t         handover_heard_ms;  /* the broker's last HANDOVER(target) */
+    bool            handover_reported;  /* a beat said the target holds all */
+    int64_t         handover_warn_ms;   /* the last warning of a silent broker */
     uint64_t        commits;    /* batches committed */
     uint64_t        refused;    /* writes refused because the log failed */
     uint64_t        unconfirmed;    /* writes answered ENOTREPLICATED */
@@ -532,7 +539,10 @@ wc_primary_handover (wc_primary_t *self, const char *target_id, const char *targ
                      "holds seq %llu", target_id, target_addr,
                      (unsigned long long) self->node->applied);
         self->handover_seq = 0;         /* what another target reached */
+        self->handover_reported = false;
+        self->handover_warn_ms = 0;
     }
+    self->handover_heard_ms = wc_clock_ms ();
     snprintf (self->handover, sizeof self->handover, "%s", target_id);
     snprintf (self->handover_addr, sizeof self->handover_addr, "%s", target_addr);
 }
@@ -549,6 +559,45 @@ wc_primary_handover_seq (wc_primary_t *self)
     &&  wc_node_received (node) == node->applied)
         self->handover_seq = node->applied;
     return self->handover_seq;
+}
+
+void
+wc_primary_handover_sent (wc_primary_t *self, uint64_t handover_seq)
+{
+    if (self->handover [0] && handover_seq > 0)
+        self->handover_reported = true;
+}
+
+/*  The broker repeats HANDOVER(target) at every beat while it waits for
+    the target to catch up. When it stops (it died, restarted knowing
+    nothing of the switchover, or cannot be reached), and no beat of ours
+    ever said the target caught up, the broker cannot have promoted the
+    target (it promotes only on that word): the hand-over ends here, and
+    writes are taken again. Once a beat said so, the target may be the
+    primary now, so we go on refusing writes until the broker finishes or
+    cancels the switchover, and say why every S_HANDOVER_WARN_MS. */
+static void
+s_handover_check (wc_primary_t *self, int64_t now)
+{
+    if (!self->handover [0] || now - self->handover_heard_ms < S_HANDOVER_QUIET_MS)
+        return;
+    long long quiet = (long long) (now - self->handover_heard_ms);
+    if (!self->handover_reported) {
+        wc_log_warn ("switchover to %s: the broker has not asked for it for %lld ms, "
+                     "and no beat of ours said %s caught up, so it cannot have been "
+                     "promoted; abandoned, taking writes again", self->handover, quiet,
+                     self->handover);
+        self->handover [0] = self->handover_addr [0] = '\0';
+        self->handover_seq = 0;
+        return;
+    }
+    if (self->handover_warn_ms && now - self->handover_warn_ms < S_HANDOVER_WARN_MS)
+        return;
+    self->handover_warn_ms = now;
+    wc_log_warn ("switchover to %s: no word from the broker for %lld ms since %s caught "
+                 "up; not taking writes, since the broker may have promoted it (it "
+                 "finishes or cancels the switchover once it hears from us again)",
+                 self->handover, quiet, self->handover);
 }
 
 bool
@@ -572,8 +621,10 @@ wc_primary_held (const wc_primary_t *self)
 int
 wc_primary_tick (wc_primary_t *self)
 {
+    s_handover_check (self, wc_clock_ms ());
+    int next = self->handover [0] ? 500 : 1000;
     if (self->held_count == 0)
-        return 1000;
+        return next;
     wc_primary_release (self);          /* acks that came, deadlines passed */
     return 10;
 }

@@ -69,13 +69,22 @@ void wc_primary_handover (wc_primary_t *self, const char *target_id,
                           const char *target_addr);
 uint64_t wc_primary_handover_seq (wc_primary_t *self);
 
+/*  A beat carrying handover_seq went out to the broker: once one said the
+    target holds everything (handover_seq > 0), the broker may promote it,
+    so the hand-over no longer ends by itself when the broker falls
+    silent (it does before: see wc_primary_tick). */
+void wc_primary_handover_sent (wc_primary_t *self, uint64_t handover_seq);
+
 /*  The replicas' ACKs (for /metrics). */
 const struct wc_acks *wc_primary_acks (const wc_primary_t *self);
 
 /*  Writes whose reply is held. */
 size_t wc_primary_held (const wc_primary_t *self);
 
-/*  Periodic work. Returns ms until it next needs to run. */
+/*  Periodic work: held replies whose acks came or whose time passed, and
+    a hand-over whose broker fell silent (S_HANDOVER_QUIET_MS without a
+    HANDOVER) before the target caught up, which ends here. Returns ms
+    until it next needs to run. */
 int wc_primary_tick (wc_primary_t *self);
 
 #endif

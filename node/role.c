@@ -209,6 +209,13 @@ wc_role_flags (const wc_node_t *node)
     return flags;
 }
 
+void
+wc_role_handover_sent (wc_node_t *node, uint64_t handover_seq)
+{
+    if (node->primary)
+        wc_primary_handover_sent (node->primary, handover_seq);
+}
+
 uint64_t
 wc_role_handover_seq (wc_node_t *node)
 {

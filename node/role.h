@@ -34,6 +34,10 @@ void wc_role_handover (wc_node_t *node, const char *target_id, const char *targe
 uint32_t wc_role_flags (const wc_node_t *node);
 uint64_t wc_role_handover_seq (wc_node_t *node);
 
+/*  A beat with this handover_seq went out to the broker (primary.h,
+    wc_primary_handover_sent). */
+void wc_role_handover_sent (wc_node_t *node, uint64_t handover_seq);
+
 /*  True when this node's history forked from its upstream's: it neither
     follows nor serves reads until an operator empties its data directory. */
 bool wc_role_diverged (const wc_node_t *node);

@@ -728,6 +728,56 @@ test_watch_primary_across_failover (void **state)
     cluster_pass (c);
 }
 
+/*  The broker dies during a switchover's hand-over, before the target
+    caught up: the old primary takes writes again by itself, since the
+    broker cannot have promoted a target that never caught up. Before, it
+    refused every write (ENOTPRIMARY naming the target) for as long as the
+    broker stayed away, and a restarted broker, which knows nothing of the
+    switchover, did not end it either (a helper saw 136 s). */
+static void
+test_switchover_broker_dies (void **state)
+{
+    cluster_t *c = s_cluster (state);
+    int nodes [3];
+    s_start (c, nodes);
+    uint64_t epoch = 0;
+    int old = s_find_primary (c, nodes, 3, 0, WAIT_MS, &epoch);
+    assert_true (old >= 0);
+    assert_int_equal (cluster_load (c, old, 0, 100, 1, NULL), 0);
+    s_wait_converged (c, nodes, 3);
+    int target = old == nodes [1] ? nodes [2] : nodes [1];
+    //  The target stops, so the hand-over cannot end
+    assert_int_equal (cluster_signal (c, target, SIGSTOP), 0);
+    long mark = cluster_log_mark (c, old);
+    int cli = cluster_cli_spawn (c, "--broker", cluster_broker_addr (c), "switchover",
+                                 cluster_id (c, target), NULL);
+    assert_true (cli >= 0);
+    char began [128];
+    snprintf (began, sizeof began, "switchover to %s", cluster_id (c, target));
+    assert_int_equal (cluster_wait_log (c, old, began, mark, WAIT_MS), 0);
+    assert_int_equal (cluster_broker_kill (c), 0);
+    assert_int_equal (cluster_signal (c, target, SIGCONT), 0);
+    int64_t killed = cluster_now_ms ();
+    walcast_t *h = cluster_client (c, old);
+    assert_non_null (h);
+    int rc = -1;
+    while (rc != 0 && cluster_now_ms () - killed < 20000) {
+        rc = walcast_put (h, "after", 5, "1", 1, NULL);
+        if (rc != 0)
+            cluster_nap_ms (100);
+    }
+    print_message ("old primary takes writes %lld ms after the broker died (%s)\n",
+                   (long long) (cluster_now_ms () - killed), walcast_errname (rc));
+    walcast_destroy (&h);
+    assert_int_equal (rc, 0);
+    char line [512];
+    assert_int_equal (cluster_log_find (c, old, "switchover to ", mark, 1, line,
+                                        sizeof line), 0);
+    print_message ("%s: %s\n", cluster_id (c, old), line);
+    assert_non_null (strstr (line, "taking writes again"));
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
@@ -743,6 +793,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_watch_primary_across_failover, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_switchover_old_primary_is_fresh, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_switchover_broker_dies, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_switchover_under_load, s_setup,
                                          s_teardown),
