@@ -324,6 +324,17 @@ wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
     bool changed = true;
     if (s_find (self, &info->id, &index)) {
         node = self->nodes [index];
+        if (node->up && !s_same (node->addr, node->addr_len, &info->addr)) {
+            //  Two live processes with one id: the one we know keeps it
+            char id [S_PRINTABLE], addr [S_PRINTABLE];
+            s_printable (id, node->id, node->id_len);
+            s_printable (addr, node->addr, node->addr_len);
+            snprintf (why->text, sizeof why->text, "node id %s is in use by a live "
+                      "node at %s (heard %lld ms ago)", id, addr,
+                      (long long) s_silent_ms (node, now_ms));
+            snprintf (why->detail, sizeof why->detail, "%s", addr);
+            return WALCAST_ECONFLICT;
+        }
         changed = s_log_changes (node, info, now_ms);
     }
     else

@@ -70,8 +70,11 @@ void wc_directory_destroy (wc_directory_t **self_p);
     flag changes. Returns 1 when the version went up, 0 when it did not,
     or a refusal, which changes nothing and says why in *why (may be
     NULL): WALCAST_EPROTO or WALCAST_ETOOBIG when a field breaks the
-    admission rules (wc_nodeinfo_check), WALCAST_EBUSY when the node is
-    new and the directory is full of nodes that are up, WALCAST_ENOMEM. */
+    admission rules (wc_nodeinfo_check), WALCAST_ECONFLICT when a node
+    with that id is up at another address (two processes with one id: the
+    one known keeps it; a node that moved is taken once the other is seen
+    down), WALCAST_EBUSY when the node is new and the directory is full of
+    nodes that are up, WALCAST_ENOMEM. */
 int wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
                          int64_t now_ms, wc_refusal_t *why);
 

@@ -68,7 +68,7 @@ enum {
     WALCAST_EBUSY        = -12,   /* node overloaded or not ready; retry later */
     WALCAST_ESTALE       = -13,   /* node is behind what the read asked for */
     WALCAST_ENOSPC       = -14,   /* the node's disk is full: the write was not made */
-    WALCAST_ECONFLICT    = -15,   /* refused: conflicts with the cluster (a second primary) */
+    WALCAST_ECONFLICT    = -15,   /* refused: conflicts with the cluster (an id in use, another cluster) */
     WALCAST_ENOTREPLICATED = -16, /* durable on the primary, but fewer replicas than
                                      asked confirmed it in time */
     WALCAST_EFEWREPLICAS = -17,   /* refused: fewer replicas than --min-replicas are current */

@@ -183,6 +183,12 @@ s_remedy (wc_announce_t *self, int code, const char *text,
                   "(a node that is down makes room); retrying every %d ms",
                   WC_ANNOUNCE_INTERVAL_MS);
     else
+    if (code == WALCAST_ECONFLICT && strstr (text, "in use by a live node"))
+        snprintf (remedy, size, "if that is this node before it moved, the broker "
+                  "admits this one once it has seen that one down (--node-timeout); "
+                  "else give one of them another --id; retrying every %d ms",
+                  WC_ANNOUNCE_INTERVAL_MS);
+    else
     if (code == WALCAST_EPROTO && strstr (text, "registered with another key"))
         snprintf (remedy, size, "the broker still sees this id's node up with its "
                   "old key (a restart with a new key, say): it admits this node once "

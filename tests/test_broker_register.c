@@ -18,6 +18,14 @@
     heartbeat is refused too and leaves its entry as it was. And a real
     node started with a region the broker cannot take logs the refusal
     once, with the flag to fix.
+
+    A second node started with the id of a live node, at another address,
+    is refused (ECONFLICT) for as long as that node is up: it can neither
+    demote a healthy primary nor make the entry flap between two
+    addresses. Before, the broker took the newcomer's empty log for the
+    primary restarting with less, failed over, and then moved the entry
+    back and forth at every beat (a helper counted 38 "moved to" lines in
+    10 s).
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -356,12 +364,67 @@ test_refused_node_says_why (void **state)
     cluster_pass (c);
 }
 
+static void
+test_duplicate_id_is_refused (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    assert_int_equal (cluster_broker_start (c, 1000), 0);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    cluster_set_broker (c, p, true);
+    cluster_set_broker (c, r, true);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_start (c, r), 0);
+    walcast_status_t st = { .role = "" };
+    int64_t deadline = cluster_now_ms () + 20000;
+    while (strcmp (st.role, "primary") != 0 && cluster_now_ms () < deadline)
+        if (cluster_status (c, p, &st) != 0 || strcmp (st.role, "primary") != 0)
+            cluster_nap_ms (50);
+    assert_string_equal (st.role, "primary");
+    uint64_t epoch = st.epoch;
+    assert_int_equal (cluster_load (c, p, 0, 10, 1, NULL), 0);
+
+    //  Another process with p1's id, its own data and port
+    long mark = cluster_broker_log_mark (c);
+    int dup = cluster_add (c, "dup", NULL, NULL);
+    cluster_set_broker (c, dup, true);
+    const char *const same_id [] = { "--id", "p1", NULL };
+    cluster_set_extra (c, dup, same_id);
+    assert_int_equal (cluster_start (c, dup), 0);
+    assert_int_equal (cluster_wait_log (c, dup, "broker refused us: node id p1 is in use "
+                                        "by a live node at", 0, 10000), 0);
+    char line [512];
+    assert_int_equal (cluster_log_find (c, dup, "broker refused us:", 0, 0, line,
+                                        sizeof line), 0);
+    print_message ("dup: %s\n", line);
+    //  The broker refused it before anything else could happen to p1's
+    //  entry: no failover, no move, writes through the broker go on
+    assert_int_equal (cluster_broker_log_find (c, "failover:", mark, 0, line,
+                                               sizeof line), -1);
+    assert_int_equal (cluster_broker_log_find (c, "node p1 moved", mark, 0, line,
+                                               sizeof line), -1);
+    assert_int_equal (cluster_status (c, p, &st), 0);
+    assert_string_equal (st.role, "primary");
+    assert_true (st.epoch == epoch);
+    walcast_t *h = cluster_broker_client (c, 5000);
+    assert_non_null (h);
+    walcast_pos_t pos;
+    assert_int_equal (walcast_put (h, "after", 5, "1", 1, &pos), 0);
+    assert_true (pos.epoch == epoch);
+    walcast_destroy (&h);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_bad_registrations, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_refused_node_says_why, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_duplicate_id_is_refused, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -378,11 +378,25 @@ test_primary_restarts (void **state)
     //  Restarts again before it wrote anything of 4: 5 all the same
     p1 = s_candidate ("p1", "h:7100", 4, 100);
     s_assert_promote (s_beat (w, &p1, 2000), 5);
-    //  And at a new address: the state follows it
+    //  And at a new address, once the old one is seen down (while it is
+    //  up, a second process with its id is refused): the state follows it
     p1 = s_candidate ("p1", "h:7101", 5, 100);
-    s_assert_promote (s_beat (w, &p1, 2500), 6);
+    wc_node_info_t moved;
+    memset (&moved, 0, sizeof moved);
+    moved.id = s_bytes ("p1");
+    moved.region = s_bytes ("");
+    moved.role = WC_ROLE_PRIMARY;
+    moved.addr = s_bytes ("h:7101");
+    moved.primary = s_bytes ("");
+    moved.flags = WC_NODE_CANDIDATE;
+    wc_refusal_t why;
+    assert_int_equal (wc_directory_update (w->dir, &moved, 2500, &why), WALCAST_ECONFLICT);
+    assert_string_equal (why.detail, "h:7100");
+    s_assert_none (s_beat (w, &r1, 2500));
+    s_tick (w, 2000 + NODE_TIMEOUT);
+    s_assert_promote (s_beat (w, &p1, 3100), 6);
     s_assert_state (w, 6, "p1", "h:7101");
-    s_assert_follow (s_beat (w, &r1, 2600), 6, "h:7101");
+    s_assert_follow (s_beat (w, &r1, 3200), 6, "h:7101");
     s_world_destroy (&w);
 }
 
