@@ -92,6 +92,7 @@ struct wc_broker {
     msgpack_sbuffer  out;               /* scratch: encoded replies and pushes */
     int64_t          tick_ms;           /* how often the directory is ticked */
     int64_t          next_tick_ms;
+    int64_t          last_timers_ms;    /* when the timers last ran (s_own_stall) */
     int64_t          next_push_ms;
     uint64_t         pushed_version;    /* version of the last push */
     bool             pushed;            /* a push happened at all */
@@ -635,12 +636,30 @@ s_push (wc_broker_t *self, int64_t now)
     self->next_push_ms = now + S_PUSH_MS;
 }
 
+/*  The loop runs its timers at least every tick (at most 100 ms). A gap
+    of half a node timeout or more means the broker itself did not run
+    (SIGSTOP, a paused VM, a starved CPU): the nodes' beats wait in its
+    socket meanwhile, so their silence is the broker's, and counting it
+    would mark live nodes down and fail over a healthy primary. */
+static void
+s_own_stall (wc_broker_t *self, int64_t now)
+{
+    int64_t gap = self->last_timers_ms ? now - self->last_timers_ms : 0;
+    self->last_timers_ms = now;
+    if (gap < self->cfg.node_timeout_ms / 2 || gap <= self->tick_ms)
+        return;
+    wc_directory_forgive (self->directory, gap - self->tick_ms, now);
+    wc_log_warn ("broker: its loop did not run for %lld ms (stopped, or starved of "
+                 "CPU); not counting that time against the nodes", (long long) gap);
+}
+
 /*  Run the timers and push when due. Returns ms until the next timer.
     While the topology socket is being rebuilt, pushes wait for it. */
 static int
 s_timers (wc_broker_t *self)
 {
     int64_t now = wc_clock_ms ();
+    s_own_stall (self, now);
     if (now >= self->next_tick_ms) {
         wc_directory_tick (self->directory, now, self->cfg.node_timeout_ms);
         wc_failover_tick (self->failover, self->directory, now);

@@ -50,6 +50,8 @@ typedef struct {
     uint32_t curve_key_len;
     bool     up;                      /* heard within the timeout */
     int64_t  heard_ms;                /* monotonic time it was last heard */
+    int64_t  up_since_ms;             /* when it was last heard after being down
+                                         (or unknown) */
 } s_node_t;
 
 struct wc_directory {
@@ -351,6 +353,8 @@ wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
     node->lag_ms = info->lag_ms;
     node->flags = info->flags;
     node->handover_seq = info->handover_seq;
+    if (!node->up)
+        node->up_since_ms = now_ms;
     node->up = true;
     node->heard_ms = now_ms;
     if (changed)
@@ -440,6 +444,29 @@ wc_directory_set_primary (wc_directory_t *self, const char *id)
         return;
     snprintf (self->primary, sizeof self->primary, "%s", id);
     self->version++;
+}
+
+int64_t
+wc_directory_up_for (wc_directory_t *self, const char *id, int64_t now_ms)
+{
+    wc_bytes_t want = { (const uint8_t *) id, (uint32_t) strlen (id) };
+    size_t index;
+    if (want.len == 0 || want.len > WC_MAX_ID || !s_find (self, &want, &index)
+    ||  !self->nodes [index]->up)
+        return -1;
+    int64_t since = self->nodes [index]->up_since_ms;
+    return now_ms > since ? now_ms - since : 0;
+}
+
+void
+wc_directory_forgive (wc_directory_t *self, int64_t gap_ms, int64_t now_ms)
+{
+    for (size_t i = 0; i < self->size; i++) {
+        s_node_t *node = self->nodes [i];
+        node->heard_ms += gap_ms;
+        if (node->heard_ms > now_ms)
+            node->heard_ms = now_ms;
+    }
 }
 
 int

@@ -84,6 +84,15 @@ int wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
     when it changes (clients must route writes elsewhere). */
 void wc_directory_set_primary (wc_directory_t *self, const char *id);
 
+/*  How long node id has been up at now_ms (since it was last heard after
+    being down, or first heard), or -1 when it is down or unknown. */
+int64_t wc_directory_up_for (wc_directory_t *self, const char *id, int64_t now_ms);
+
+/*  The broker did not run for gap_ms (stopped, or starved of CPU): that
+    time says nothing about the nodes, so every node's last beat is moved
+    gap_ms later (never past now_ms), and none is marked down for it. */
+void wc_directory_forgive (wc_directory_t *self, int64_t gap_ms, int64_t now_ms);
+
 /*  Mark down every up node not heard for timeout_ms or more at now_ms,
     logging each. Returns 1 when the version went up, else 0. */
 int wc_directory_tick (wc_directory_t *self, int64_t now_ms, int64_t timeout_ms);

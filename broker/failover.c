@@ -750,6 +750,13 @@ s_failover (wc_failover_t *self, wc_directory_t *dir, int64_t now)
                          self->state.primary_addr, (long long) silent, list);
         return;
     }
+    /*  The primary's silence proves something only while the candidate
+        could be heard: when both were cut off from the broker (its link
+        broke, then healed), the candidate's first beat may come before
+        the primary's. So the candidate must have been up for a node
+        timeout, the time in which a live primary beats twice. */
+    if (wc_directory_up_for (dir, best.id, now) < self->cfg.node_timeout_ms)
+        return;
     wc_state_t was = self->state;
     wc_state_t next = s_state (s_next_epoch (self), best.id, best.addr);
     if (s_commit (self, dir, &next) != 0)

@@ -19,7 +19,12 @@
       taken back; without --data the broker says at start that it could go
       back in epochs;
     - a bad --failover-timeout, a damaged state file, a data directory in
-      use are refused at start, with the cause and the remedy.
+      use are refused at start, with the cause and the remedy;
+    - a broker that was stopped (SIGSTOP, a paused VM) for longer than the
+      failover timeout does not count its own pause against the nodes: on
+      resuming it marks none down and fails nothing over, and says why.
+      Before, it marked every node down at once and, depending on whose
+      queued beat it read first, replaced the healthy primary.
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -272,12 +277,66 @@ test_refused_at_start (void **state)
     cluster_pass (c);
 }
 
+static void
+test_broker_stopped (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    char timeout [16];
+    snprintf (timeout, sizeof timeout, "%d", FAILOVER_TIMEOUT_MS);
+    const char *flags [] = { "--failover-timeout", timeout, NULL };
+    cluster_set_broker_extra (c, flags);
+    assert_int_equal (cluster_broker_start (c, NODE_TIMEOUT_MS), 0);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    cluster_set_broker (c, p, true);
+    cluster_set_broker (c, r, true);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_start (c, r), 0);
+    walcast_t *h = cluster_broker_client (c, 5000);
+    assert_non_null (h);
+    walcast_pos_t pos = { 0, 0 };
+    int64_t deadline = cluster_now_ms () + 20000;
+    while (walcast_put (h, "k", 1, "v", 1, &pos) != 0 && cluster_now_ms () < deadline)
+        cluster_nap_ms (50);
+    assert_true (pos.epoch == 1);
+    //  The broker stops for twice the failover timeout (the scenario)
+    long mark = cluster_broker_log_mark (c);
+    pid_t broker = cluster_broker_pid (c);
+    assert_true (broker > 0);
+    assert_int_equal (kill (broker, SIGSTOP), 0);
+    int64_t stopped = cluster_now_ms ();
+    while (cluster_now_ms () - stopped < 2 * FAILOVER_TIMEOUT_MS)
+        cluster_nap_ms (50);
+    assert_int_equal (kill (broker, SIGCONT), 0);
+    //  Once it answers again, it has run its timers since resuming
+    assert_int_equal (cluster_broker_wait_log (c, "broker: its loop did not run for ",
+                                               mark, 10000), 0);
+    assert_int_equal (walcast_put (h, "k", 1, "w", 1, &pos), 0);
+    char line [2048];
+    assert_int_equal (cluster_broker_log_find (c, "broker: its loop", mark, 0, line,
+                                               sizeof line), 0);
+    print_message ("broker: %s\n", line);
+    assert_int_equal (cluster_broker_log_find (c, "failover:", mark, 0, line,
+                                               sizeof line), -1);
+    assert_int_equal (cluster_broker_log_find (c, "node p1 down", mark, 0, line,
+                                               sizeof line), -1);
+    assert_int_equal (cluster_broker_log_find (c, "node r1 down", mark, 0, line,
+                                               sizeof line), -1);
+    assert_true (pos.epoch == 1);
+    walcast_destroy (&h);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_failover_on_the_wire, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_refused_at_start, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_broker_stopped, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -565,8 +565,10 @@ test_failover_order (void **state)
     node_t high = s_replica ("high", "h:7300", "h:7100", 3, 50);
     high.region = "eu-west";
     low.region = "us-east";
-    s_beat (w, &low, 3500);
-    s_beat (w, &high, 3500);
+    for (int64_t t = 2500; t <= 3500; t += 500) {
+        s_beat (w, &low, t);
+        s_beat (w, &high, t);
+    }
     s_tick (w, 1000 + FAILOVER_TIMEOUT);
     s_assert_state (w, 4, "high", "h:7300");    // above epoch 3, reported by "high"
     s_world_destroy (&w);
@@ -606,6 +608,7 @@ test_failover_waits (void **state)
     s_world_destroy (&w);
     w = s_cluster (NULL);
     r2 = s_replica ("r2", "h:7300", "h:7100", 2, 250);
+    s_beat (w, &r2, 2500);
     s_beat (w, &r2, 3500);
     w->fail_saves = 1;
     s_tick (w, 1000 + FAILOVER_TIMEOUT);
@@ -614,6 +617,53 @@ test_failover_waits (void **state)
     s_tick (w, 4020);
     s_assert_state (w, 3, "r2", "h:7300");
     s_assert_promote (s_beat (w, &r2, 4030), 3);
+    s_world_destroy (&w);
+}
+
+//  The broker's link to every node broke and healed (or the broker was
+//  stopped): the replica's first beat may come before the primary's. The
+//  primary's silence then says nothing, and a candidate must be up for a
+//  node timeout before it replaces the primary; a primary that beats
+//  meanwhile keeps its role. Before, a helper saw a healthy primary
+//  replaced whenever the replica's beat came first. And a primary that is
+//  really gone is replaced a node timeout after the candidate came back.
+static void
+test_failover_after_a_cut (void **state)
+{
+    (void) state;
+    world_t *w = s_cluster (NULL);         // p1 heard at 1000
+    node_t r1 = s_replica ("r1", "h:7200", "h:7100", 2, 300);
+    s_beat (w, &r1, 1000);
+    s_tick (w, 1000 + NODE_TIMEOUT);        // the cut: both down
+    assert_int_equal (wc_directory_up_for (w->dir, "r1", 1000 + NODE_TIMEOUT), -1);
+    //  Healed at 6000: r1's beat first, p1's 400 ms later
+    s_assert_none (s_beat (w, &r1, 6000));
+    assert_int_equal (wc_directory_up_for (w->dir, "r1", 6100), 100);
+    s_tick (w, 6100);
+    s_assert_state (w, 2, "p1", "h:7100");
+    node_t p1 = s_primary ("p1", "h:7100", 2, 300);
+    s_assert_none (s_beat (w, &p1, 6400));
+    s_tick (w, 6000 + NODE_TIMEOUT);
+    s_assert_state (w, 2, "p1", "h:7100");
+    assert_int_equal (w->saves, 0);
+    //  The same cut, and p1 never comes back: r1 takes over once it was
+    //  up for a node timeout
+    s_tick (w, 8000);                       // both down again
+    s_assert_none (s_beat (w, &r1, 12000));
+    s_tick (w, 12000 + NODE_TIMEOUT - 1);
+    s_assert_state (w, 2, "p1", "h:7100");
+    s_beat (w, &r1, 12500);
+    s_tick (w, 12000 + NODE_TIMEOUT);
+    s_assert_state (w, 3, "r1", "h:7200");
+    //  The broker stalled 6500 ms (wc_directory_forgive): r1, heard 500 ms
+    //  before the stall, is not down for it, and is never moved past now
+    s_beat (w, &r1, 13000);
+    wc_directory_forgive (w->dir, 6500, 20000);
+    s_tick (w, 20000);
+    assert_true (wc_directory_up_for (w->dir, "r1", 20000) >= 0);
+    wc_directory_forgive (w->dir, 60000, 20000);
+    s_tick (w, 20000 + NODE_TIMEOUT);
+    assert_int_equal (wc_directory_up_for (w->dir, "r1", 20000 + NODE_TIMEOUT), -1);
     s_world_destroy (&w);
 }
 
@@ -1019,6 +1069,7 @@ main (void)
         cmocka_unit_test (test_failover_best),
         cmocka_unit_test (test_failover_order),
         cmocka_unit_test (test_failover_waits),
+        cmocka_unit_test (test_failover_after_a_cut),
         cmocka_unit_test (test_failover_cascade),
         cmocka_unit_test (test_epochs_persist),
         cmocka_unit_test (test_switchover),
