@@ -497,12 +497,18 @@ wc_directory_find_addr (wc_directory_t *self, const void *addr, size_t len,
     return wc_directory_get (self, found, now_ms, info);
 }
 
-/*  True when node claims the primary role but failover.c named another
-    node the cluster's primary: clients must not see it as usable. */
+/*  True when node claims the primary role but cannot take writes: a
+    candidate (not promoted, or not serving its promotion yet), or a node
+    other than the one failover.c named the cluster's primary. Clients
+    must not see it as usable. */
 static bool
 s_masked (wc_directory_t *self, const s_node_t *node)
 {
-    return node->role == WC_ROLE_PRIMARY && self->primary [0] != '\0'
+    if (node->role != WC_ROLE_PRIMARY)
+        return false;
+    if (node->flags & WC_NODE_CANDIDATE)
+        return true;
+    return self->primary [0] != '\0'
         && (node->id_len != strlen (self->primary)
             || memcmp (node->id, self->primary, node->id_len) != 0);
 }
