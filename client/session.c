@@ -93,6 +93,12 @@ wc_session_min_seq (const wc_session_t *self, bool use_token,
     return min_seq;
 }
 
+uint64_t
+wc_session_min_epoch (const wc_session_t *self, bool use_token)
+{
+    return use_token ? self->epoch : 0;
+}
+
 uint32_t
 wc_session_wait_ms (uint64_t min_seq, int wait_ms, int64_t remaining_ms)
 {

@@ -61,6 +61,12 @@ bool wc_session_primary (wc_session_t *self, uint64_t seq, int64_t asked_us);
 uint64_t wc_session_min_seq (const wc_session_t *self, bool use_token,
                              uint64_t explicit_min);
 
+/*  The min_epoch a read sends with it: the epoch of the newest write
+    noted (when use_token), so that a node still in an older epoch (a
+    deposed primary, a replica cut off with it), whose seqs may be of
+    another history, does not pass for one that holds the token. */
+uint64_t wc_session_min_epoch (const wc_session_t *self, bool use_token);
+
 /*  How long a node may wait for min_seq: wait_ms when there is a
     min_seq to wait for (else 0), at most half of remaining_ms (the
     call's time left, so that a node behind leaves time to try another)

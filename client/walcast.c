@@ -2676,6 +2676,7 @@ s_read_one (walcast_t *self, size_t index, const void *key, size_t key_len,
         req.u.req.key.ptr = key;
         req.u.req.key.len = (uint32_t) key_len;
         req.u.req.min_seq = min_seq;
+        req.u.req.min_epoch = wc_session_min_epoch (&self->session, session);
         req.u.req.max_staleness_ms = (uint32_t) self->max_staleness_ms;
         req.u.req.wait_ms = wait_ms;
         int64_t asked_us = wc_clock_us ();

@@ -31,6 +31,7 @@ typedef struct {
     uint8_t  *key;                             /* owned copy */
     uint32_t  key_len;
     uint64_t  min_seq;
+    uint64_t  min_epoch;
     int64_t   deadline_ms;                     /* monotonic */
 } s_parked_t;
 
@@ -127,6 +128,16 @@ s_encode_stale (wc_node_t *node, uint64_t rid, const char *what, uint64_t value)
     return wc_error_encode (rid, WALCAST_ESTALE, NULL, detail, &node->out);
 }
 
+/*  The node holds the token (min_epoch, min_seq): it applied min_seq and
+    its history reached min_epoch. A node still in an older epoch (a
+    deposed primary, a replica cut off with it) may have applied more
+    seqs than the token's, of another history. */
+static bool
+s_caught_up (const wc_node_t *node, uint64_t min_seq, uint64_t min_epoch)
+{
+    return node->applied >= min_seq && node->epoch >= min_epoch;
+}
+
 /*  Keep a GET until min_seq is applied; false when there is no room. */
 static bool
 s_park (wc_reads_t *self, wc_request_t *req)
@@ -142,6 +153,7 @@ s_park (wc_reads_t *self, wc_request_t *req)
     parked->key_len = key->len;
     parked->rid = req->msg.rid;
     parked->min_seq = req->msg.u.req.min_seq;
+    parked->min_epoch = req->msg.u.req.min_epoch;
     parked->deadline_ms = wc_clock_ms () + req->msg.u.req.wait_ms;
     parked->nenvelope = 0;
     for (int i = 0; i < req->nframes - 1; i++) {
@@ -167,7 +179,7 @@ s_answer_get (wc_reads_t *self, wc_request_t *req)
             return;
         }
     }
-    if (msg->u.req.min_seq > node->applied) {
+    if (!s_caught_up (node, msg->u.req.min_seq, msg->u.req.min_epoch)) {
         if (msg->u.req.wait_ms > 0 && s_park (self, req))
             return;
         if (s_encode_stale (node, msg->rid, "applied", node->applied) == 0)
@@ -276,7 +288,7 @@ wc_reads_tick (wc_reads_t *self)
     for (size_t i = 0; i < self->nparked; i++) {
         s_parked_t *parked = &self->parked [i];
         int rc = -1;
-        if (node->applied >= parked->min_seq) {
+        if (s_caught_up (node, parked->min_seq, parked->min_epoch)) {
             rc = s_encode_value (node, parked->rid, parked->key, parked->key_len);
             node->stats.reads++;
         }

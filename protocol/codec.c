@@ -118,6 +118,16 @@ typedef struct {
     s_opt_t          opt;
 } s_msg_desc_t;
 
+//  S_OPT_EACH: how many of a message's optional fields go out together
+//  when one of them is not 0 (all, but for GET, whose min_epoch of 0.7
+//  came after its three); each later one goes only up to the last that
+//  is not 0, so a message without them is what older peers send.
+static uint32_t
+s_together (int type, uint32_t noptional)
+{
+    return type == WC_MSG_GET ? 3 : noptional;
+}
+
 //  Where a VALUE's and an entry's value bytes are present.
 static bool
 s_value_found (const void *base)
@@ -207,7 +217,8 @@ static const s_field_t s_get [] = {
     { .kind = S_BIN, .offset = S_MSG (req.key), .min = 1, .max = WC_MAX_KEY },
     { .kind = S_U64, .offset = S_MSG (req.min_seq) },
     { .kind = S_U32, .offset = S_MSG (req.max_staleness_ms) },
-    { .kind = S_U32, .offset = S_MSG (req.wait_ms), .clamp = WC_MAX_WAIT_MS }
+    { .kind = S_U32, .offset = S_MSG (req.wait_ms), .clamp = WC_MAX_WAIT_MS },
+    { .kind = S_U64, .offset = S_MSG (req.min_epoch) }          /* optional (0.7) */
 };
 static const s_field_t s_write_ok [] = {    /* 2 required, then acked */
     { .kind = S_U64, .offset = S_MSG (write_ok.epoch) },
@@ -352,7 +363,7 @@ static const s_field_t s_topology [] = {
 static const s_msg_desc_t s_descs [] = {
     [WC_MSG_PUT]          = { "PUT", true, s_put, 4, 2, S_OPT_EACH },
     [WC_MSG_DEL]          = { "DEL", true, s_del, 3, 1, S_OPT_EACH },
-    [WC_MSG_GET]          = { "GET", true, s_get, 4, 1, S_OPT_EACH },
+    [WC_MSG_GET]          = { "GET", true, s_get, 5, 1, S_OPT_EACH },
     [WC_MSG_PING]         = { "PING", true, NULL, 0, 0, S_OPT_NONE },
     [WC_MSG_STATUS]       = { "STATUS", true, NULL, 0, 0, S_OPT_NONE },
     [WC_MSG_DIGEST]       = { "DIGEST", true, NULL, 0, 0, S_OPT_NONE },
@@ -1043,10 +1054,15 @@ s_fields_sent (const s_msg_desc_t *desc, const wc_msg_t *msg)
         noptional = s_uint_of (msg, &optional [0]) ? noptional : 0;
     else
     if (desc->opt == S_OPT_EACH) {
+        uint32_t together = s_together (msg->type, noptional);
         bool any = false;
-        for (uint32_t i = 0; i < noptional; i++)
+        for (uint32_t i = 0; i < together; i++)
             any = any || s_uint_of (msg, &optional [i]) != 0;
-        noptional = any ? noptional : 0;
+        uint32_t sent = any ? together : 0;
+        for (uint32_t i = together; i < noptional; i++)
+            if (s_uint_of (msg, &optional [i]) != 0)
+                sent = i + 1;
+        noptional = sent;
     }
     return desc->nrequired + noptional;
 }

@@ -159,13 +159,17 @@ typedef struct {
            optional on the wire (0 when absent): answer only once applied
            >= min_seq, waiting up to wait_ms for it (else ESTALE); refuse
            with ESTALE when the node's lag_ms > max_staleness_ms (0: no
-           bound). [v, 3, rid, key, min_seq, max_staleness_ms, wait_ms] */
+           bound); and only once the node's latest epoch is >= min_epoch
+           (the token's epoch: a node still in an older epoch has not
+           seen the token's history, whatever its seq).
+           [v, 3, rid, key, min_seq, max_staleness_ms, wait_ms, min_epoch] */
         struct {
             wc_bytes_t key;
             wc_bytes_t value;
             uint64_t   min_seq;
             uint32_t   max_staleness_ms;
             uint32_t   wait_ms;
+            uint64_t   min_epoch;
             /* PUT, DEL only, optional (0 when absent): reply once acks
                replicas hold the write durably (WC_ACKS_ALL: every current
                replica, at least one), or after ack_timeout_ms (0:

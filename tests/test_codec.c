@@ -2507,6 +2507,31 @@ test_cluster_fields (void **state)
         assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &d), 0);
         assert_true (*s_cluster_of (&d) == 5);
     }
+    //  GET's min_epoch (0.7): after its three optional fields, sent only
+    //  when not 0, so a GET without it is what 0.6 sends
+    wc_msg_t g = s_sample (S_GET_LONG);
+    plain.size = with.size = 0;
+    assert_int_equal (wc_msg_encode (&g, &plain), 0);
+    g.u.req.min_epoch = 7;
+    assert_int_equal (wc_msg_encode (&g, &with), 0);
+    assert_int_equal ((uint8_t) with.data [0], (uint8_t) plain.data [0] + 1);
+    assert_int_equal (with.size, plain.size + 1);
+    wc_msg_t d;
+    assert_int_equal (wc_msg_decode (with.data, with.size, &up, &d), 0);
+    assert_true (d.u.req.min_epoch == 7 && d.u.req.min_seq == g.u.req.min_seq);
+    assert_int_equal (wc_msg_decode (plain.data, plain.size, &up, &d), 0);
+    assert_true (d.u.req.min_epoch == 0);
+    //  only min_epoch set: the three before it go out as 0
+    wc_msg_t only = s_sample (S_GET_SHORT);
+    only.u.req.min_epoch = 9;
+    with.size = 0;
+    assert_int_equal (wc_msg_encode (&only, &with), 0);
+    assert_int_equal ((uint8_t) with.data [0], 0x98);
+    assert_int_equal (wc_msg_decode (with.data, with.size, &up, &d), 0);
+    assert_true (d.u.req.min_epoch == 9 && d.u.req.min_seq == 0);
+    msgpack_object junk = s_obj_str ("x");
+    s_rebuild (plain.data, plain.size, -1, NULL, &junk, 1, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
     msgpack_unpacked_destroy (&up);
     msgpack_sbuffer_destroy (&plain);
     msgpack_sbuffer_destroy (&with);
@@ -2538,7 +2563,7 @@ test_extra_elements_accepted (void **state)
         ||  i == S_WRITE_OK_SHORT || i == S_PONG_SHORT || i == S_FOLLOW
         ||  i == S_ENTRIES || i == S_STATUS_REPLY || i == S_HEARTBEAT
         ||  i == S_FETCH || i == S_ACK || i == S_EPOCH_END_REPLY
-        ||  i == S_SNAPSHOT_GET)
+        ||  i == S_SNAPSHOT_GET || i == S_GET_LONG)
             continue;
         s_encode_sample (i, &sb);
         s_rebuild (sb.data, sb.size, -1, NULL, extra, 4, &more);

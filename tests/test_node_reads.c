@@ -68,13 +68,14 @@ s_dealer (fixture_t *f, cluster_t *c, int node)
 }
 
 static void
-s_send_get (void *sock, uint64_t rid, const char *key, uint64_t min_seq,
-            uint32_t max_staleness_ms, uint32_t wait_ms)
+s_send_get_in (void *sock, uint64_t rid, const char *key, uint64_t min_seq,
+               uint32_t max_staleness_ms, uint32_t wait_ms, uint64_t min_epoch)
 {
     wc_msg_t msg = { .type = WC_MSG_GET, .rid = rid };
     msg.u.req.key.ptr = (const uint8_t *) key;
     msg.u.req.key.len = (uint32_t) strlen (key);
     msg.u.req.min_seq = min_seq;
+    msg.u.req.min_epoch = min_epoch;
     msg.u.req.max_staleness_ms = max_staleness_ms;
     msg.u.req.wait_ms = wait_ms;
     msgpack_sbuffer buf;
@@ -82,6 +83,13 @@ s_send_get (void *sock, uint64_t rid, const char *key, uint64_t min_seq,
     assert_int_equal (wc_msg_encode (&msg, &buf), 0);
     assert_int_equal (zmq_send (sock, buf.data, buf.size, 0), (int) buf.size);
     msgpack_sbuffer_destroy (&buf);
+}
+
+static void
+s_send_get (void *sock, uint64_t rid, const char *key, uint64_t min_seq,
+            uint32_t max_staleness_ms, uint32_t wait_ms)
+{
+    s_send_get_in (sock, rid, key, min_seq, max_staleness_ms, wait_ms, 0);
 }
 
 /*  Wait up to timeout_ms for a reply; 0 and *msg decoded, or -1. */
@@ -376,6 +384,46 @@ test_replica_detects_a_primary_that_lost_entries (void **state)
     cluster_pass (c);
 }
 
+/*  A session token is (epoch, seq): a node whose latest epoch is below
+    the token's has not seen that history, whatever seq it applied (a
+    deposed primary, or a replica cut off with it, ahead in seqs of its
+    own). It declines like a node behind in seqs, after waiting. Before,
+    the token was a bare seq, and a helper read stale data that way
+    across a failover. */
+static void
+test_min_epoch (void **state)
+{
+    fixture_t *f = (fixture_t *) *state;
+    cluster_t *c = f->cluster;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    int p = cluster_add (c, "p1", NULL, NULL);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_wait_ready (c, p, 30000), 0);
+    assert_int_equal (cluster_load (c, p, 0, 10, 1, NULL), 0);
+    walcast_status_t st;
+    assert_int_equal (cluster_status (c, p, &st), 0);
+    uint64_t epoch = st.epoch;
+    void *sock = s_dealer (f, c, p);
+    wc_msg_t msg;
+    //  its own epoch: served
+    s_send_get_in (sock, 1, "k00000001", 5, 0, 0, epoch);
+    assert_int_equal (s_recv (f, sock, 5000, &msg), 0);
+    assert_int_equal (msg.type, WC_MSG_VALUE);
+    //  a newer epoch: ESTALE at once, or after its wait
+    s_send_get_in (sock, 2, "k00000001", 5, 0, 0, epoch + 1);
+    assert_int_equal (s_recv (f, sock, 5000, &msg), 0);
+    s_expect_stale (&msg, 2, "applied=");
+    int64_t sent = cluster_now_ms ();
+    s_send_get_in (sock, 3, "k00000001", 5, 0, 300, epoch + 1);
+    assert_int_equal (s_recv (f, sock, 5000, &msg), 0);
+    s_expect_stale (&msg, 3, "applied=");
+    assert_true (cluster_now_ms () - sent >= 250);
+    zmq_close (sock);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
@@ -387,6 +435,7 @@ main (void)
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_replica_detects_a_primary_that_lost_entries,
                                          s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_min_epoch, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -460,6 +460,13 @@ test_session_token (void **state)
     //  At most half the time left, so another node can still be tried
     assert_int_equal (wc_session_wait_ms (10, 200, 150), 75);
     assert_int_equal (wc_session_wait_ms (10, 200, 0), 0);
+    //  The token's epoch goes with it (a node of an older epoch declines),
+    //  the newest of the writes', never down
+    assert_int_equal (wc_session_min_epoch (&s, true), 1);
+    assert_int_equal (wc_session_min_epoch (&s, false), 0);
+    wc_session_note (&s, 3, 11);
+    wc_session_note (&s, 2, 9);
+    assert_int_equal (wc_session_min_epoch (&s, true), 3);
 }
 
 static void
