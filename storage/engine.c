@@ -781,7 +781,7 @@ s_configure (wc_engine_t *self, const wc_engine_config_t *cfg)
     self->segment_bytes = cfg->segment_bytes;
     self->snapshot_every = cfg->snapshot_every;
     self->snapshot_phase = cfg->snapshot_every ? cfg->snapshot_phase % cfg->snapshot_every : 0;
-    self->retain_bytes = cfg->retain_bytes ? cfg->retain_bytes : WC_ENGINE_RETAIN_DEFAULT;
+    self->retain_bytes = cfg->retain_bytes;
     msgpack_unpacked_init (&self->unpacked);
     msgpack_sbuffer_init (&self->pending);
     self->dir = strdup (cfg->dir);
@@ -1533,8 +1533,10 @@ s_snapshot_start (wc_engine_t *self)
     return 0;
 }
 
-//  Keep the newest snapshots and remove the log they cover beyond the
-//  retention bound (failures are logged; they cost disk, nothing else).
+//  Keep the newest snapshots and remove the log that the oldest of them
+//  covers beyond the retention bound (failures are logged; they cost
+//  disk, nothing else). The older snapshot is kept for when the newest
+//  is found damaged at open, and it is of use only with the log after it.
 static void
 s_snapshot_retain (wc_engine_t *self, uint64_t seq)
 {
@@ -1544,7 +1546,8 @@ s_snapshot_retain (wc_engine_t *self, uint64_t seq)
     if (removed && wc_vfs_fsync (self->dirfd) != 0)
         wc_log_error ("snapshot %s: cannot sync the directory: %s", self->dir,
                       strerror (errno));
-    wc_wal_retain (self->wal, seq, self->retain_bytes);
+    uint64_t oldest = self->nsnaps > 0 && self->snaps [0] < seq ? self->snaps [0] : seq;
+    wc_wal_retain (self->wal, oldest, self->retain_bytes);
 }
 
 //  A write ended: thaw, note the file, and (retain) make room. The

@@ -42,8 +42,10 @@
     snapshot_every entries (at seqs offset by snapshot_phase, so nodes
     given different phases do not pause at the same write; the store's
     memory for the freeze is made ready in the entries just before) and
-    on demand. The two newest are kept; after each, WAL segments it
-    covers are removed while the log keeps at least retain_bytes. The
+    on demand. The two newest are kept; after each, WAL segments the
+    older of them covers are removed while the log keeps at least
+    retain_bytes (so that the older one, with the log after it, can stand
+    in for a damaged newest). The
     open loads the newest valid snapshot (a damaged one is set aside as
     *.damaged and the one before it used) and replays the log after it.
     A replica whose upstream no longer has the entries it needs installs
@@ -87,7 +89,9 @@ typedef struct {
     uint64_t    snapshot_phase; /* where: at the seqs s with (s + snapshot_phase)
                                    % snapshot_every == 0, so nodes given
                                    different phases do not snapshot at once */
-    uint64_t    retain_bytes;   /* log kept after a snapshot; 0: 256 MiB */
+    uint64_t    retain_bytes;   /* log kept after a snapshot (0: only what the
+                                   older snapshot kept needs; the node's
+                                   default is WC_ENGINE_RETAIN_DEFAULT) */
 } wc_engine_config_t;
 
 #define WC_ENGINE_RETAIN_DEFAULT  (256ull * 1024 * 1024)

@@ -153,6 +153,39 @@ test_snapshot_fallback (void **state)
     eu_assert_state (e, 350);
 }
 
+/*  The same with the least retention (--retain-bytes 0: before, 0 meant
+    the default 256 MiB, so nothing went): the log from the older of the
+    two snapshots kept is kept too, or the fallback would have nothing to
+    replay. Before, retention removed the log up to the newest snapshot,
+    and a node whose newest snapshot was damaged could not start ("seqs
+    ... are missing (a segment file was deleted or lost)"), a helper
+    found. */
+static void
+test_snapshot_fallback_retained (void **state)
+{
+    eu_t *e = &((fixture_t *) *state)->a;
+    e->cfg.retain_bytes = 0;
+    eu_open (e);
+    eu_load (e, 200, 50, 1);
+    assert_int_equal (eu_snapshot (e), 200);
+    eu_load (e, 100, 50, 1);
+    assert_int_equal (eu_snapshot (e), 300);
+    eu_load (e, 100, 50, 1);
+    assert_int_equal (eu_snapshot (e), 400);
+    eu_load (e, 50, 50, 2);
+    //  The log was cut, but not past the older snapshot kept (300)
+    assert_true (wc_engine_first_seq (e->engine) > 1);
+    assert_true (wc_engine_first_seq (e->engine) <= 301);
+    eu_close (e);
+    char name [WC_SNAPSHOT_NAME_SIZE];
+    eu_shell ("printf 'X' | dd of=%s/%s bs=1 seek=100 conv=notrunc status=none", e->dir,
+              wc_snapshot_name (name, 400));
+    eu_open (e);
+    assert_int_equal (e->info.snapshot_seq, 300);
+    assert_int_equal (e->info.snapshots_damaged, 1);
+    eu_assert_state (e, 450);
+}
+
 /*  Retention: after a snapshot, segments it covers go while the log keeps
     its bound; the two newest snapshots stay; a read below the log is
     ERANGE; a restart is not "missing its start". */
@@ -586,6 +619,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_snapshot_consistent, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_snapshot_fallback, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_retention, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_snapshot_fallback_retained, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_auto_snapshot, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_snapshot_phase, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_snapshot_taken_in_by_tick, s_setup,
