@@ -238,6 +238,10 @@ struct walcast {
     int              async_ack_ms;  /* longest ack timeout among them */
     int64_t          replies_us;    /* when an async write last read replies */
     int64_t          batch_sent_us; /* when the last batch went */
+    int64_t          async_dead_ms; /* since when no batch could go to
+                                       async_dead_node (a full timeout
+                                       passed): the next fail at once */
+    size_t           async_dead_node;
     walcast_outcome_fn *outcome_fn; /* where outcomes go, or NULL */
     void            *outcome_arg;
     uint64_t         acked;         /* handed over OK since the last flush */
@@ -822,19 +826,34 @@ s_batch_send (walcast_t *self, int64_t deadline)
     if (rc == 0 && msgpack_sbuffer_write (&self->out, self->batch.data,
                                           self->batch.size) != 0)
         rc = WALCAST_ENOMEM;
+    //  A node no batch could reach for a whole timeout is down: the batches
+    //  after it try once, without waiting (else a load of N lines against
+    //  a dead node would take N timeouts), until one goes again
+    bool dead = self->async_dead_ms && self->async_dead_node == self->async_node;
     if (rc == 0)
-        rc = s_send (self, self->async_node, deadline);
+        rc = s_send (self, self->async_node, dead ? wc_clock_ms () : deadline);
     if (rc == WALCAST_ETIMEOUT) {       /* never sent: say why */
         char why [WC_DETAIL_SIZE];
-        snprintf (why, sizeof why, "no connection to %s took it within the timeout "
-                  "(the node is down or cannot be reached)",
-                  s_node (self, self->async_node)->addr);
+        if (dead)
+            snprintf (why, sizeof why, "no connection to %s for %lld ms (the node is "
+                      "down or cannot be reached)", s_node (self, self->async_node)->addr,
+                      (long long) (wc_clock_ms () - self->async_dead_ms));
+        else
+            snprintf (why, sizeof why, "no connection to %s took it within the "
+                      "timeout (the node is down or cannot be reached)",
+                      s_node (self, self->async_node)->addr);
         s_batch_drop (self, rc, why);
-        s_node_reset (self, self->async_node, "the connection could not take "
-                      "another write and was reset");
+        if (!dead) {
+            //  (once: a socket reset at every write would never connect)
+            s_node_reset (self, self->async_node, "the connection could not take "
+                          "another write and was reset");
+            self->async_dead_node = self->async_node;
+            self->async_dead_ms = wc_clock_ms () - self->timeout_ms;
+        }
         return rc;
     }
     if (rc == 0) {
+        self->async_dead_ms = 0;
         self->batch_count = 0;
         self->batch.size = 0;
         self->batch_sent_us = wc_clock_us ();
@@ -1071,6 +1090,8 @@ s_ping (walcast_t *self, size_t index, int64_t now_us)
 static void
 s_slot_changed (walcast_t *self, size_t index)
 {
+    if (index == self->async_dead_node)
+        self->async_dead_ms = 0;        /* another node, or a fresh socket */
     if (index == self->async_node)
         s_async_lose (self, WALCAST_EUNAVAILABLE,
                       "the node moved and its connection was replaced");

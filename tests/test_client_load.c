@@ -293,6 +293,50 @@ test_load_node_silent (void **state)
     cluster_pass (w->cluster);
 }
 
+//  A node that is down (no connection at all): the first batch waits for
+//  one for the whole timeout, then fails as not sent, and every line after
+//  it fails at once, saying for how long the node has been unreachable,
+//  until a connection is back. Before, each later line waited a full
+//  timeout of its own: a helper's load of 200,000 lines against a killed
+//  node would have run for days.
+static void
+test_load_node_down (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    if (!w->cluster || !w->fake)
+        fail_msg ("the test could not be set up (see above)");
+    fake_destroy (&w->fake);
+    const int lines = 300;
+    char *input = malloc ((size_t) lines * 24 + 16);
+    assert_non_null (input);
+    size_t len = 0;
+    for (int i = 0; i < lines; i++)
+        len += (size_t) sprintf (input + len, "k%d v\n", i);
+    char *out = NULL, *err = NULL;
+    int rc = cluster_cli (w->cluster, input, &out, &err, "--node", w->addr,
+                          "--timeout", "1000", "load", NULL);
+    assert_int_equal (rc, 3);
+    assert_string_equal (out, "0 0\n");
+    int failed = s_count_lines (err, "failed k");
+    int waited = 0, at_once = 0;
+    for (const char *at = err; (at = strstr (at, "not sent: no connection to ")); at++) {
+        const char *end = strchr (at, '\n');
+        const char *within = strstr (at, "took it within the timeout");
+        const char *since = strstr (at, " for ");
+        waited += within && (!end || within < end);
+        at_once += since && (!end || since < end) && !(within && (!end || within < end));
+    }
+    print_message ("%d lines to a node that is down: %d failed; %d after waiting, %d at "
+                   "once\n", lines, failed, waited, at_once);
+    assert_int_equal (failed, lines);
+    assert_true (waited >= 1 && waited <= 64);  //  the first batch
+    assert_int_equal (waited + at_once, lines);
+    free (input);
+    free (out);
+    free (err);
+    cluster_pass (w->cluster);
+}
+
 /* --- the library ---------------------------------------------------------- */
 
 #define MAX_SEEN 5000
@@ -547,6 +591,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_load_cli, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_load_too_big, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_load_node_silent, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_load_node_down, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_batch_prefix, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_write_from_outcome, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_outcomes, s_setup, s_teardown),
