@@ -169,6 +169,9 @@ s_remedy (int rc, const char *name)
         case WALCAST_ERANGE:
             return "watch from a later seq, or without --from to start from now";
         case WALCAST_ECONFLICT:
+            if (strcmp (name, "watch") == 0)    /* the detail says from where */
+                return "the changes printed after that seq are not in the "
+                       "cluster's history any more";
             return "see the broker's log";
         case WALCAST_ENOTFOUND:
             return "give the id of a node the broker lists (walcast --broker ... "

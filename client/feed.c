@@ -21,6 +21,16 @@
     The FETCH socket is a DEALER, not a REQ: a late reply to a FETCH we
     gave up on is recognised by its rid and dropped, and a timeout costs
     one socket, not a stuck state.
+
+    History: what was delivered must stay true. Every entry carries the
+    epoch of the primary that wrote it, so before the first entry of an
+    epoch newer than the last one delivered is handed over, the feed asks
+    the node where that last epoch ended in its history (EPOCH_END, as a
+    replica does). When it ended before next - 1, a failover rolled back
+    entries the caller already has (a deposed primary's, say): the feed
+    ends with ECONFLICT and says from which seq to watch again, instead of
+    going on as if they had stayed. An entry of an epoch older than the
+    last one delivered (a node behind in history) is never delivered.
 */
 #include <errno.h>
 #include <stdarg.h>
@@ -43,6 +53,7 @@
 #define S_BURST             4096                  /* stream messages per run */
 #define S_DETAIL_SIZE       (WC_MAX_TEXT + WC_MAX_ADDR + 128)
 #define S_STOP              1           /* the caller's fn asked to stop */
+#define S_CHECK             2           /* an entry of a newer epoch: check first */
 
 /*  A stream message whose entries arrived ahead of next. */
 typedef struct {
@@ -64,6 +75,13 @@ struct wc_feed {
     wc_certs_keys_t keys;
     char            server_key [41];    /* the node's, with keys */
     uint64_t        next;           /* next seq to deliver */
+    uint64_t        epoch;          /* of the last entry delivered; 0: none yet */
+    uint64_t        checked;        /* newest epoch the node's history was
+                                       checked to continue ours into */
+    bool            check;          /* an EPOCH_END is wanted, or in flight */
+    bool            checking;       /* ... in flight (rid check_rid) */
+    uint64_t        check_rid;
+    int64_t         check_sent_ms;
 
     /* repair */
     bool            want_fetch;
@@ -224,7 +242,7 @@ s_fetch_open (wc_feed_t *self)
                                       self->fetch_ipv6, 16, false,
                                       self->curve ? &self->keys : NULL,
                                       self->server_key, &err);
-    self->fetching = false;
+    self->fetching = self->checking = false;
     return self->fetch ? 0 : err;
 }
 
@@ -271,6 +289,15 @@ wc_feed_open (wc_feed_t *self, const char *addr, const char *name,
 static int
 s_deliver (wc_feed_t *self, const wc_entry_t *e)
 {
+    if (self->epoch && e->epoch > self->epoch && e->epoch > self->checked) {
+        self->check = true;             /* not before the node's history is */
+        return S_CHECK;
+    }
+    if (e->epoch < self->epoch) {
+        self->dropped++;                /* a node behind in history: not ours */
+        return S_CHECK;
+    }
+    self->epoch = e->epoch;
     self->next = e->seq + 1;
     if (e->key.len < self->prefix_len
     ||  (self->prefix_len && memcmp (e->key.ptr, self->prefix, self->prefix_len)))
@@ -460,12 +487,62 @@ s_read_stream (wc_feed_t *self)
 
 /* --- the catch-up channel -------------------------------------------------- */
 
+//  Ask the node where the epoch of the last entry delivered ended in its
+//  history (before any entry of a newer one is delivered).
+static void
+s_send_check (wc_feed_t *self)
+{
+    int64_t now = wc_clock_ms ();
+    if (!self->check || self->checking || self->fetching || now < self->next_fetch_ms)
+        return;
+    if (!self->fetch && s_fetch_open (self))
+        return;
+    wc_msg_t req;
+    memset (&req, 0, sizeof req);
+    req.type = WC_MSG_EPOCH_END;
+    req.rid = ++self->fetch_rid;
+    req.u.epoch_end.epoch = self->epoch;
+    self->out.size = 0;
+    if (wc_msg_encode (&req, &self->out)
+    ||  zmq_send (self->fetch, self->out.data, self->out.size, ZMQ_DONTWAIT) < 0) {
+        self->next_fetch_ms = now + self->backoff_ms;
+        return;
+    }
+    self->checking = true;
+    self->check_rid = req.rid;
+    self->check_sent_ms = now;
+}
+
+//  Where our last epoch ended in the node's history: on with the feed
+//  when it holds everything delivered, else the feed ends (ECONFLICT).
+static int
+s_on_epoch_end (wc_feed_t *self, const wc_msg_t *msg)
+{
+    uint64_t at = msg->u.epoch_end.epoch, end = msg->u.epoch_end.end_seq;
+    uint64_t delivered = self->next - 1;
+    if (at == self->epoch && end >= delivered) {
+        self->check = false;
+        self->checked = msg->u.epoch_end.latest;
+        self->backoff_ms = S_BACKOFF_MIN_MS;
+        self->want_fetch = true;        /* what was set aside meanwhile */
+        return 0;
+    }
+    uint64_t fork = end < delivered ? end : delivered;
+    snprintf (self->detail, sizeof self->detail, "%s's history no longer holds what "
+              "this watch delivered: seqs %llu..%llu (epoch %llu) were rolled back by "
+              "a failover, and seqs from %llu on are now other changes; watch again "
+              "with --from %llu", self->name, (unsigned long long) fork + 1,
+              (unsigned long long) delivered, (unsigned long long) self->epoch,
+              (unsigned long long) fork + 1, (unsigned long long) fork + 1);
+    return WALCAST_ECONFLICT;
+}
+
 //  Send a FETCH from next when one is wanted and allowed.
 static void
 s_send_fetch (wc_feed_t *self)
 {
     int64_t now = wc_clock_ms ();
-    if (!self->want_fetch || self->fetching || now < self->next_fetch_ms)
+    if (!self->want_fetch || self->fetching || self->check || now < self->next_fetch_ms)
         return;
     if (!self->fetch && s_fetch_open (self))
         return;
@@ -565,10 +642,17 @@ s_read_fetch (wc_feed_t *self)
         msgpack_unpacked storage;
         msgpack_unpacked_init (&storage);
         wc_msg_t msg;
-        if (!more && self->fetching
-        &&  wc_msg_decode (zmq_msg_data (&frame), zmq_msg_size (&frame),
-                           &storage, &msg) == 0
-        &&  msg.rid == self->fetch_rid) {
+        bool decoded = !more && wc_msg_decode (zmq_msg_data (&frame),
+                                               zmq_msg_size (&frame), &storage, &msg) == 0;
+        if (decoded && self->checking && msg.rid == self->check_rid) {
+            self->checking = false;
+            if (msg.type == WC_MSG_EPOCH_END_REPLY)
+                rc = s_on_epoch_end (self, &msg);
+            else
+                s_backoff (self);       /* an error (diverged, say): ask again */
+        }
+        else
+        if (decoded && self->fetching && msg.rid == self->fetch_rid) {
             self->fetching = false;
             if (msg.type == WC_MSG_ENTRIES)
                 rc = s_on_entries (self, &msg);
@@ -597,6 +681,14 @@ s_read_fetch (wc_feed_t *self)
 static void
 s_check_fetch_timeout (wc_feed_t *self)
 {
+    if (self->checking && wc_clock_ms () - self->check_sent_ms >= S_FETCH_TIMEOUT_MS) {
+        s_log (self, "watch: EPOCH_END unanswered by %s for %d ms; reconnecting",
+               self->name, S_FETCH_TIMEOUT_MS);
+        self->checking = false;
+        s_fetch_open (self);
+        s_backoff (self);
+        return;
+    }
     if (!self->fetching
     ||  wc_clock_ms () - self->fetch_sent_ms < S_FETCH_TIMEOUT_MS)
         return;
@@ -618,6 +710,7 @@ wc_feed_run (wc_feed_t *self, int wait_ms, walcast_watch_fn *fn, void *arg,
     self->fn = fn;
     self->fn_arg = arg;
     self->run = run;
+    s_send_check (self);
     s_send_fetch (self);
     zmq_pollitem_t items [2] = {
         { self->sub, 0, ZMQ_POLLIN, 0 },
@@ -633,12 +726,15 @@ wc_feed_run (wc_feed_t *self, int wait_ms, walcast_watch_fn *fn, void *arg,
     //  The catch-up reply first: it moves next on, so that the stream
     //  entries read after it are more likely next than ahead.
     int rc = s_read_fetch (self);
-    if (rc == 0)
+    if (rc == 0 || rc == S_CHECK)
         rc = s_read_stream (self);
+    if (rc == S_CHECK && !self->check)
+        s_backoff (self);               /* a node behind in history: later */
     s_check_fetch_timeout (self);
+    s_send_check (self);
     s_send_fetch (self);
     s_note_repaired (self);
-    return rc == S_STOP ? 0 : rc;
+    return rc == S_STOP || rc == S_CHECK ? 0 : rc;
 }
 
 uint64_t

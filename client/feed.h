@@ -62,7 +62,9 @@ int wc_feed_open (wc_feed_t *self, const char *addr, const char *name,
 
 /*  Wait up to wait_ms for the stream or a FETCH reply, act on what came
     and hand the changes that are next to fn. 0, or WALCAST_ERANGE (the
-    node no longer holds the next seq: see wc_feed_detail) or
+    node no longer holds the next seq: see wc_feed_detail),
+    WALCAST_ECONFLICT (the node's history rolled back changes already
+    delivered: wc_feed_detail says from which seq to watch again) or
     WALCAST_EUNAVAILABLE (a socket failed); *run says what happened. */
 int wc_feed_run (wc_feed_t *self, int wait_ms, walcast_watch_fn *fn, void *arg,
                  wc_feed_run_t *run);
@@ -74,7 +76,7 @@ uint64_t wc_feed_next (wc_feed_t *self);
     wc_feed_open before the first). */
 int64_t wc_feed_heard_ms (wc_feed_t *self);
 
-/*  Why the feed ended (after WALCAST_ERANGE), or "". */
+/*  Why the feed ended (after WALCAST_ERANGE or WALCAST_ECONFLICT), or "". */
 const char *wc_feed_detail (wc_feed_t *self);
 
 #endif

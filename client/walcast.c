@@ -3214,7 +3214,7 @@ s_watch_loop (walcast_t *self, s_watch_t *w, walcast_watch_fn *fn, void *arg,
         }
         wc_feed_run_t run;
         int rc = wc_feed_run (w->feed, (int) wait, fn, arg, &run);
-        if (rc == WALCAST_ERANGE)
+        if (rc == WALCAST_ERANGE || rc == WALCAST_ECONFLICT)
             snprintf (self->detail, sizeof self->detail, "%s", wc_feed_detail (w->feed));
         if (rc)
             return rc;

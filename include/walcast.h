@@ -599,7 +599,9 @@ typedef int (walcast_watch_fn) (void *arg, uint64_t seq, int op,
     candidate and goes on from the same seq, or returns
     WALCAST_EUNAVAILABLE when there is none. Returns WALCAST_ERANGE when
     the node no longer holds a seq the watch needs (detail: which): the
-    feed would have a hole. */
+    feed would have a hole; WALCAST_ECONFLICT when a failover rolled back
+    changes it already handed over (a deposed primary's writes): the
+    detail names the seq to watch again from, with the new history. */
 WALCAST_EXPORT int walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
                                   uint64_t *position, walcast_watch_fn *fn, void *arg,
                                   int timeout_ms);

@@ -14,7 +14,11 @@
       exits 3 instead of printing a feed with a hole;
     - walcast_watch reports where it stopped and goes on from there;
     - a tail of changes the stream never delivered, known only from the
-      heartbeat's last_seq, is fetched and printed too.
+      heartbeat's last_seq, is fetched and printed too;
+    - when a failover rolls back changes the watch already printed (it
+      watched a deposed primary), it says so and from which seq to watch
+      again, and exits 3, instead of printing the new history's later
+      changes as if the printed ones had stayed.
 
     Real nodes run the SIGSTOP, --from and position tests; fake ones
     (tests/fake.h) the others: one whose catch-up port answers every
@@ -603,6 +607,132 @@ test_lost_tail (void **state)
     cluster_pass (c);
 }
 
+/* --- a rolled-back history ----------------------------------------------- */
+
+/*  A fake node whose history is replaced while it is watched: first seqs
+    1..4 of epoch 1; then (a failover, this node deposed and rejoined) seq
+    1 of epoch 1 and seqs 2..6 of epoch 2. */
+typedef struct {
+    int           port;
+    atomic_int    history;      /* 0: the first, 1: after the failover */
+    atomic_int    checks;       /* EPOCH_ENDs received */
+} s_fork_node_t;
+
+static uint64_t
+s_fork_last (s_fork_node_t *node)
+{
+    return atomic_load (&node->history) ? 6 : 4;
+}
+
+static uint64_t
+s_fork_epoch (s_fork_node_t *node, uint64_t seq)
+{
+    return atomic_load (&node->history) && seq >= 2 ? 2 : 1;
+}
+
+static bool
+s_fork_request (void *arg, int port, const wc_msg_t *req, msgpack_sbuffer *reply)
+{
+    s_fork_node_t *node = (s_fork_node_t *) arg;
+    if (port != node->port + 2)
+        return false;
+    uint64_t last = s_fork_last (node);
+    if (req->type == WC_MSG_EPOCH_END) {
+        atomic_fetch_add (&node->checks, 1);
+        bool forked = atomic_load (&node->history);
+        wc_msg_t msg;
+        memset (&msg, 0, sizeof msg);
+        msg.type = WC_MSG_EPOCH_END_REPLY;
+        msg.rid = req->rid;
+        msg.u.epoch_end.epoch = req->u.epoch_end.epoch >= 1 ? 1 : 0;
+        msg.u.epoch_end.end_seq = forked ? 1 : last;
+        msg.u.epoch_end.latest = forked ? 2 : 1;
+        return wc_msg_encode (&msg, reply) == 0;
+    }
+    if (req->type != WC_MSG_FETCH)
+        return false;
+    uint64_t from = req->u.fetch.from_seq;
+    uint32_t count = from >= 1 && from <= last ? (uint32_t) (last - from + 1) : 0;
+    if (wc_entries_encode_header (req->rid, last, count, reply))
+        return false;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t seq = from + i;
+        char key [16];
+        snprintf (key, sizeof key, "a:%llu", (unsigned long long) seq);
+        const char *value = s_fork_epoch (node, seq) == 2 ? "new" : "old";
+        wc_entry_t e = { .seq = seq, .epoch = s_fork_epoch (node, seq), .ts_ms = 1,
+                         .op = WC_OP_PUT };
+        e.key.ptr = (const uint8_t *) key;
+        e.key.len = (uint32_t) strlen (key);
+        e.value.ptr = (const uint8_t *) value;
+        e.value.len = 3;
+        if (wc_entry_encode (&e, reply))
+            return false;
+    }
+    return true;
+}
+
+static void
+s_fork_tick (void *arg, fake_t *fake)
+{
+    s_fork_node_t *node = (s_fork_node_t *) arg;
+    uint64_t last = s_fork_last (node);
+    wc_msg_t hb;
+    memset (&hb, 0, sizeof hb);
+    hb.type = WC_MSG_HEARTBEAT;
+    hb.u.heartbeat.epoch = s_fork_epoch (node, last);
+    hb.u.heartbeat.last_seq = last;
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init (&out);
+    if (wc_msg_encode (&hb, &out) == 0)
+        fake_publish (fake, node->port + 1, "", 0, out.data, out.size);
+    msgpack_sbuffer_destroy (&out);
+}
+
+//  The watch printed 1..4 of the first history; the node's history then
+//  keeps only seq 1 of it. Before, the watch went on with "5 put a:5 new"
+//  and "6 put a:6 new", and never showed the changes at 2..4 that
+//  replaced the ones it had printed.
+static void
+test_rolled_back (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    s_fork_node_t node;
+    node.port = cluster_spare_port (c);
+    atomic_init (&node.history, 0);
+    atomic_init (&node.checks, 0);
+    fake_t *fake = fake_new (s_fork_request, s_fork_tick, &node);
+    assert_non_null (fake);
+    assert_int_equal (fake_bind_router (fake, node.port), 0);
+    assert_int_equal (fake_bind_pub (fake, node.port + 1), 0);
+    assert_int_equal (fake_bind_router (fake, node.port + 2), 0);
+    assert_int_equal (fake_start (fake), 0);
+    char addr [32];
+    snprintf (addr, sizeof addr, "127.0.0.1:%d", node.port);
+    int watcher = cluster_cli_spawn (c, "--node", addr, "watch", "--from", "1", "a:",
+                                     NULL);
+    assert_true (watcher >= 0);
+    assert_int_equal (s_wait_output (c, watcher, "4 put a:4 old\n", 10000), 0);
+    atomic_store (&node.history, 1);
+    //  It asks where epoch 1 ended, learns 1, and stops with the remedy
+    int status = cluster_proc_wait (c, watcher, 10000);
+    char *out = cluster_proc_output (c, watcher);
+    assert_string_equal (out, "1 put a:1 old\n2 put a:2 old\n3 put a:3 old\n"
+                              "4 put a:4 old\n");
+    free (out);
+    char *log = cluster_proc_errors (c, watcher);
+    print_message ("the watcher's stderr:\n%s", log);
+    assert_non_null (strstr (log, "seqs 2..4 (epoch 1) were rolled back"));
+    assert_non_null (strstr (log, "--from 2"));
+    free (log);
+    assert_int_equal (status, 3);
+    assert_true (atomic_load (&node.checks) >= 1);
+    fake_destroy (&fake);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
@@ -612,6 +742,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_from_gone, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_library_position, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_tail, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_rolled_back, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
