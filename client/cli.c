@@ -209,6 +209,13 @@ s_fail (walcast_t *client, const char *name, int rc)
     const char *remedy = s_remedy (rc, name);
     if (rc == WALCAST_EUNAVAILABLE && strstr (detail, "--curve-"))
         remedy = NULL;                      // the detail names the flag to give
+    if (rc == WALCAST_EUNAVAILABLE && strncmp (detail, "diverged", 8) == 0)
+        remedy = "that node refuses reads until it is resynced: stop it, empty its "
+                 "data directory and start it again (it catches up from its "
+                 "upstream); read from another node meanwhile";
+    if (rc == WALCAST_EUNAVAILABLE && strstr (detail, "another cluster"))
+        remedy = "see the node's log ('not following ... it is a node of cluster'); "
+                 "read from another node meanwhile";
     fprintf (stderr, "walcast: %s: ", name);
     if (rc == WALCAST_ENOTPRIMARY && detail [0])
         fprintf (stderr, "%s (primary is %s)", walcast_strerror (rc), detail);

@@ -239,17 +239,19 @@ wc_reads_answer (wc_reads_t *self, wc_request_t *req)
     int rc = 0;
     switch (req->msg.type) {
         case WC_MSG_GET:
+            //  (the reason goes in the detail too: a client shows it)
             if (wc_role_diverged (node)) {
-                if (wc_error_encode (req->msg.rid, WALCAST_EUNAVAILABLE,
-                                     "diverged from its upstream; "
-                                     "resync needed", NULL, &node->out) == 0)
+                const char *why = "diverged from its upstream; resync needed";
+                if (wc_error_encode (req->msg.rid, WALCAST_EUNAVAILABLE, why, why,
+                                     &node->out) == 0)
                     wc_node_reply (node, node->service, req);
                 return 0;
             }
             if (node->replica && wc_replica_foreign (node->replica)) {
-                if (wc_error_encode (req->msg.rid, WALCAST_EUNAVAILABLE,
-                                     "its upstream is a node of another cluster; "
-                                     "waiting for its own", NULL, &node->out) == 0)
+                const char *why = "its upstream is a node of another cluster; "
+                                  "waiting for its own";
+                if (wc_error_encode (req->msg.rid, WALCAST_EUNAVAILABLE, why, why,
+                                     &node->out) == 0)
                     wc_node_reply (node, node->service, req);
                 return 0;
             }

@@ -135,6 +135,15 @@ test_foreign_node_at_the_primary_address (void **state)
     print_message ("GET from r1 meanwhile: %s\n", walcast_errname (rc));
     assert_int_equal (rc, WALCAST_EUNAVAILABLE);
     walcast_destroy (&h);
+    //  The command line says why, and what to look at
+    char *out = NULL, *err = NULL;
+    assert_int_equal (cluster_cli (c, NULL, &out, &err, "--node", cluster_addr (c, r),
+                                   "get", "k00000007", NULL), 3);
+    print_message ("walcast get from r1 meanwhile: %s", err);
+    assert_non_null (strstr (err, "its upstream is a node of another cluster"));
+    assert_non_null (strstr (err, "not following"));
+    free (out);
+    free (err);
     assert_int_equal (cluster_log_count (c, r, "diverged:", 0), 0);
     s_cluster_file (c, r, rs, sizeof rs);
     assert_string_equal (rs, ours);
