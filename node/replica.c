@@ -159,6 +159,7 @@ struct wc_replica {
 
     bool            diverged;         /* upstream is behind us: stop following */
     int64_t         stall_retry_ms;   /* log not writable: next retry; 0 when fine */
+    uint64_t        stall_seq;        /* the seq held when it stopped applying */
     uint64_t        stream_high;      /* highest entry seq the stream delivered */
     uint64_t        ask_from;         /* the next FETCH's from, when not applied+1 */
     uint64_t        gaps;             /* holes found */
@@ -396,14 +397,16 @@ s_stalled (wc_replica_t *self, int64_t now)
 {
     char why [256];
     if (!wc_engine_stalled (self->node->engine, why, sizeof why)) {
+        //  (the retry that found the log writable may have applied more)
         if (self->stall_retry_ms)
             wc_log_info ("applying again from seq %llu",
-                         (unsigned long long) s_have (self) + 1);
+                         (unsigned long long) self->stall_seq + 1);
         self->stall_retry_ms = 0;
         return false;
     }
     if (self->stall_retry_ms == 0) {
         self->stall_retry_ms = now + STALL_RETRY_MS;
+        self->stall_seq = s_have (self);
         wc_log_warn ("stopped applying at seq %llu: the log cannot be written (%s); "
                      "trying again every %d s, reads go on", (unsigned long long)
                      s_have (self), why, STALL_RETRY_MS / 1000);

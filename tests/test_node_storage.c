@@ -454,6 +454,18 @@ s_disk_full_replica (void **state, int more)
     assert_int_equal (cluster_wait_converged (c, both, 2, 1000 + more, WAIT_MS, NULL, NULL),
                       0);
     assert_int_equal (cluster_wait_log (c, r, "applying again", mark, WAIT_MS), 0);
+    //  ... from the seq after the one it stopped at (before, it named the
+    //  seq after the retry's batch: "from seq 21001" having stopped at 1000)
+    char stopped [256], again [256];
+    unsigned long long at = 0, from = 0;
+    assert_int_equal (cluster_log_find (c, r, "stopped applying at seq", mark, 0, stopped,
+                                        sizeof stopped), 0);
+    assert_int_equal (cluster_log_find (c, r, "applying again", mark, 0, again,
+                                        sizeof again), 0);
+    assert_int_equal (sscanf (stopped, "stopped applying at seq %llu", &at), 1);
+    assert_int_equal (sscanf (again, "applying again from seq %llu", &from), 1);
+    print_message ("r1: %s / %s\n", stopped, again);
+    assert_true (from == at + 1);
     //  A full disk is not a bad upstream: no reply was taken for one
     assert_int_equal (cluster_log_count (c, r, "catch-up: bad reply", mark), 0);
     cluster_pass (c);
