@@ -653,6 +653,8 @@ s_timers (wc_node_t *self)
 {
     int timeout = self->primary ? wc_primary_tick (self->primary)
                 : self->replica ? wc_replica_tick (self->replica) : 1000;
+    int role_next = wc_role_tick (self);
+    timeout = role_next < timeout ? role_next : timeout;
     int next = s_heartbeat (self);
     timeout = next < timeout ? next : timeout;
     next = wc_reads_tick (self->reads);

@@ -94,7 +94,12 @@ typedef struct wc_node {
     wc_outbox_t     *outbox;        /* service replies a peer's queue could not take */
     uint64_t         applied_ts_ms; /* primary's clock in the last applied entry */
     bool             fatal;         /* an fsync failed: refuse writes, stop */
-    bool             candidate;     /* a primary awaiting the broker's PROMOTE */
+    bool             candidate;     /* a primary awaiting the broker's PROMOTE, or
+                                       its epoch's history write (begin_rc) */
+    int              begin_rc;      /* why the epoch wanted could not begin (a
+                                       full disk): writes get it; 0 when none */
+    uint64_t         begin_epoch;   /* that epoch */
+    int64_t          begin_failed_ms;   /* since when */
     int64_t          next_heartbeat_ms;
     uint64_t         bad_messages;  /* dropped or refused as malformed */
     uint64_t         send_failures; /* replies the ROUTER could not route */

@@ -497,6 +497,8 @@ wc_primary_refusal (wc_primary_t *self)
         return WALCAST_EFENCED;
     if (wc_role_diverged (node))
         return WALCAST_EUNAVAILABLE;
+    if (node->candidate && node->begin_rc)
+        return node->begin_rc;          /* its epoch could not begin: a full disk */
     if (node->candidate || self->handover [0])
         return WALCAST_ENOTPRIMARY;
     if (node->cfg.min_replicas > 0

@@ -28,19 +28,41 @@ wc_role_diverged (const wc_node_t *node)
         || (node->replica && wc_replica_diverged (node->replica));
 }
 
-/*  Begin epoch in the engine (persisted before any entry of it). */
+/*  Begin epoch in the engine (persisted before any entry of it). A
+    failure (a full disk) is said once per episode, and kept in
+    node->begin_rc: writes are refused with it meanwhile, reads go on,
+    and wc_role_tick (or the broker's next PROMOTE) tries again. */
 static int
 s_begin_epoch (wc_node_t *node, uint64_t epoch)
 {
     wc_node_commit (node);              /* what a replica role staged */
     int rc = wc_engine_begin_epoch (node->engine, epoch);
     if (rc) {
-        wc_log_error ("cannot begin epoch %llu: %s", (unsigned long long) epoch,
-                      walcast_strerror (rc));
+        if (rc != node->begin_rc)
+            wc_log_error ("cannot begin epoch %llu: %s; writes are refused with it, "
+                          "reads go on; trying again every second",
+                          (unsigned long long) epoch, walcast_strerror (rc));
+        if (!node->begin_rc)
+            node->begin_failed_ms = wc_clock_ms ();
+        node->begin_rc = rc;
+        node->begin_epoch = epoch;
         return rc;
     }
+    if (node->begin_rc)
+        wc_log_info ("began epoch %llu after %.1f s of trying: taking writes",
+                     (unsigned long long) epoch,
+                     (double) (wc_clock_ms () - node->begin_failed_ms) / 1000.0);
+    node->begin_rc = 0;
     node->epoch = epoch;
     return 0;
+}
+
+/*  A disk problem (full, or failing) is worth waiting out; anything
+    else is a bug or a bad directory. */
+static bool
+s_transient (int rc)
+{
+    return rc == WALCAST_ENOSPC || rc == WALCAST_EIO;
 }
 
 /*  Become the primary (from a replica, a candidate, or a fenced tenure:
@@ -132,12 +154,30 @@ wc_role_start (wc_node_t *node, char *why, size_t why_size)
         return 0;
     }
     uint64_t epoch = s_standalone_epoch (node);
-    if (s_begin_epoch (node, epoch) != 0) {
+    int rc = s_begin_epoch (node, epoch);
+    if (rc != 0 && s_transient (rc)) {
+        node->candidate = true;         /* no write before the epoch is on disk */
+        return 0;
+    }
+    if (rc != 0) {
         snprintf (why, why_size, "cannot begin epoch %llu (see above)",
                   (unsigned long long) epoch);
         return -1;
     }
     return 0;
+}
+
+int
+wc_role_tick (wc_node_t *node)
+{
+    if (!node->begin_rc || node->cfg.broker [0] || !node->primary)
+        return 1000;                    /* (with a broker, PROMOTE repeats) */
+    uint64_t epoch = s_standalone_epoch (node);
+    if (epoch < node->begin_epoch)
+        epoch = node->begin_epoch;
+    if (s_begin_epoch (node, epoch) == 0)
+        node->candidate = false;
+    return 1000;
 }
 
 void
@@ -200,11 +240,14 @@ uint32_t
 wc_role_flags (const wc_node_t *node)
 {
     uint32_t flags = 0;
-    if (node->candidate)
+    //  A primary whose epoch cannot begin (a full disk) is stalled; with a
+    //  broker it stays a candidate too (the broker repeats its PROMOTE,
+    //  which retries), without one it is no candidate of anything
+    if (node->candidate && (!node->begin_rc || node->cfg.broker [0]))
         flags |= WC_NODE_CANDIDATE;
     if (wc_role_diverged (node))
         flags |= WC_NODE_DIVERGED;
-    if (wc_engine_stalled (node->engine, NULL, 0))
+    if (wc_engine_stalled (node->engine, NULL, 0) || node->begin_rc)
         flags |= WC_NODE_STALLED;
     return flags;
 }

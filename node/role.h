@@ -26,6 +26,10 @@ void wc_role_promote (wc_node_t *node, uint64_t epoch);
     (HOST:PORT), which must be at epoch or later before it is followed. */
 void wc_role_follow (wc_node_t *node, uint64_t epoch, const char *primary);
 
+/*  Periodic work: a standalone primary whose epoch could not begin (a
+    full disk) tries again. Returns ms until it is next due. */
+int wc_role_tick (wc_node_t *node);
+
 /*  HANDOVER: a primary stops taking writes for target (id "" cancels). */
 void wc_role_handover (wc_node_t *node, const char *target_id, const char *target_addr);
 

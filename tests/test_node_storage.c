@@ -332,6 +332,46 @@ s_put (walcast_t *client, int n)
     return walcast_put (client, key, strlen (key), value, CLUSTER_VALUE_LEN, NULL);
 }
 
+/*  A primary restarted on a full disk cannot write its new epoch's
+    history: it stays up, serves reads, refuses writes with ENOSPC (once
+    in its log), and takes writes once space returns, without a restart.
+    Before, it exited at start ("cannot begin epoch ..."), so reads were
+    gone too, and under a broker it logged the failure at every beat. */
+static void
+test_disk_full_at_start (void **state)
+{
+    cluster_t *c = s_cluster (state);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    cluster_use_faults (c, p);
+    s_start (c, p);
+    walcast_t *client = s_client (c, p);
+    s_write (client, 0, 100);
+    walcast_destroy (&client);
+    assert_int_equal (cluster_kill (c, p), 0);
+    assert_int_equal (cluster_set_faults (c, p, "write ENOSPC\n"), 0);
+    long mark = cluster_log_mark (c, p);
+    s_start (c, p);
+    assert_int_equal (cluster_check_key (c, p, 99, 1), 0);       //  reads go on
+    client = s_client (c, p);
+    for (int n = 100; n < 110; n++)
+        assert_int_equal (s_put (client, n), WALCAST_ENOSPC);
+    assert_int_equal (cluster_log_count (c, p, "cannot begin epoch", mark), 1);
+    //  Space returns: writes resume, no restart
+    assert_int_equal (cluster_set_faults (c, p, ""), 0);
+    int64_t deadline = cluster_now_ms () + WAIT_MS;
+    int rc;
+    while ((rc = s_put (client, 110)) == WALCAST_ENOSPC)
+        assert_true (cluster_now_ms () < deadline);
+    assert_int_equal (rc, 0);
+    char line [512];
+    assert_int_equal (cluster_log_find (c, p, "began epoch", mark, 0, line, sizeof line),
+                      0);
+    print_message ("p1: %s\n", line);
+    assert_int_equal (cluster_check_key (c, p, 99, 1), 0);
+    walcast_destroy (&client);
+    cluster_pass (c);
+}
+
 static void
 test_disk_full_primary (void **state)
 {
@@ -608,6 +648,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_record_not_an_entry, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_damaged_replica, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_full_primary, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_disk_full_at_start, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_full_replica, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_full_replica_short, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_always_durable, s_setup, s_teardown),
