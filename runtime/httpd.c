@@ -106,8 +106,10 @@ wc_httpd_new (const char *name, const char *bind, int port, char *why, size_t wh
     self->daemon = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL,
                                      (uint16_t) port, NULL, NULL, s_answer, self,
                                      MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
-                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned) 64,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 10,
+                                     MHD_OPTION_CONNECTION_LIMIT,
+                                     (unsigned) WC_HTTPD_MAX_CONNECTIONS,
+                                     MHD_OPTION_CONNECTION_TIMEOUT,
+                                     (unsigned) WC_HTTPD_IDLE_S,
                                      MHD_OPTION_END);
     if (!self->daemon) {
         wc_sock_bind_why (name, bind, port, errno ? errno : EADDRINUSE, why, why_size);

@@ -37,4 +37,13 @@ uint64_t wc_httpd_served (wc_httpd_t *self);
 
 #define WC_HTTPD_MAX_DOCS  16
 
+/*  Connections held at once, and how long one may sit idle before it is
+    dropped: idle connections (a client that connects and says nothing)
+    must not lock scrapers out. Past the limit new ones are closed at
+    once; 64 held for 10 s each did that to Prometheus. The limit stays
+    well below a process's usual 1024 descriptors, which the node's log
+    needs too. */
+#define WC_HTTPD_MAX_CONNECTIONS  256
+#define WC_HTTPD_IDLE_S           3
+
 #endif
