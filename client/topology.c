@@ -389,6 +389,13 @@ wc_topology_apply (wc_topology_t *self, const wc_node_info_t *info,
     if (!key [0])
         snprintf (key, sizeof key, "%s", self->default_key);
 
+    //  Its address held by another node of this TOPOLOGY: a machine
+    //  replaced under a new id, both listed. The live one keeps it.
+    size_t other = found == WC_SELECT_NONE ? wc_topology_find (self, addr)
+                                           : WC_SELECT_NONE;
+    if (other != WC_SELECT_NONE && self->nodes [other].id [0] != 0
+    &&  self->nodes [other].seen && self->nodes [other].up && !info->up)
+        return WC_TOPOLOGY_SKIPPED;
     if (found == WC_SELECT_NONE) {
         int rc = wc_topology_add (self, addr, false, &found, moved);
         if (rc)

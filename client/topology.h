@@ -161,6 +161,10 @@ void wc_topology_reset (wc_topology_t *self, size_t index);
 void wc_topology_begin (wc_topology_t *self);
 int wc_topology_apply (wc_topology_t *self, const wc_node_info_t *info,
                        size_t *index, bool *moved);
+/*  apply's answer for a node that is down at an address a node the same
+    TOPOLOGY lists up holds (a machine replaced under a new id): the live
+    one keeps the slot, the dead one is not in the table. */
+#define WC_TOPOLOGY_SKIPPED  1
 void wc_topology_end (wc_topology_t *self);
 
 /*  A PONG from node i, read at now_us: identity, position, reachable

@@ -1184,7 +1184,7 @@ s_apply_topology (walcast_t *self, const wc_msg_t *msg, bool direct)
             s_slot_changed (self, index);
         if (arc == 0 && info.role == WC_ROLE_PRIMARY && info.up)
             wc_session_primary (&self->session, info.applied_seq, 0);
-        if (arc && arc != WALCAST_ETOOBIG && arc != WALCAST_EPROTO && rc == 0)
+        if (arc < 0 && arc != WALCAST_ETOOBIG && arc != WALCAST_EPROTO && rc == 0)
             rc = arc;           // a full table skips the node, no more
     }
     wc_topology_end (self->topo);

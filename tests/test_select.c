@@ -605,6 +605,53 @@ test_endpoint (void **state)
     assert_int_equal (wc_topology_endpoint ("a b:1", 0, ep, sizeof ep, NULL), WALCAST_EINVAL);
 }
 
+//  A TOPOLOGY that lists a dead node and a live one at the same address
+//  (a machine replaced under a new id): the live one has the slot, in
+//  whichever order the two come, and keeps it from one TOPOLOGY to the
+//  next. Before, the last one applied took the slot each time, so status
+//  showed the live node down (a helper) or flapped between the two.
+static wc_node_info_t
+s_listed (const char *id, const char *addr, bool up)
+{
+    wc_node_info_t info;
+    memset (&info, 0, sizeof info);
+    info.id = (wc_bytes_t) { (const uint8_t *) id, (uint32_t) strlen (id) };
+    info.addr = (wc_bytes_t) { (const uint8_t *) addr, (uint32_t) strlen (addr) };
+    info.role = WC_ROLE_REPLICA;
+    info.up = up;
+    return info;
+}
+
+static void
+test_address_reused (void **state)
+{
+    (void) state;
+    void *ctx = zmq_ctx_new ();
+    assert_non_null (ctx);
+    wc_topology_t *t = wc_topology_new (ctx);
+    assert_non_null (t);
+    wc_node_info_t dead = s_listed ("old", "127.0.0.1:4000", false);
+    wc_node_info_t live = s_listed ("new", "127.0.0.1:4000", true);
+    const wc_node_info_t *orders [2][2] = { { &dead, &live }, { &live, &dead } };
+    for (int round = 0; round < 4; round++) {
+        wc_topology_begin (t);
+        for (int k = 0; k < 2; k++) {
+            size_t index;
+            bool moved;
+            int rc = wc_topology_apply (t, orders [round % 2][k], &index, &moved);
+            assert_true (rc == 0 || rc == WC_TOPOLOGY_SKIPPED);
+        }
+        wc_topology_end (t);
+        size_t at = wc_topology_find (t, "127.0.0.1:4000");
+        assert_true (at != WC_SELECT_NONE);
+        assert_string_equal (wc_topology_peer (t, at)->id, "new");
+        assert_true (wc_topology_peer (t, at)->up);
+        assert_int_equal (wc_topology_size (t), 1);
+    }
+    wc_topology_destroy (&t);
+    zmq_ctx_term (ctx);
+}
+
 int
 main (void)
 {
@@ -623,6 +670,7 @@ main (void)
         cmocka_unit_test (test_session_token),
         cmocka_unit_test (test_session_false_reads),
         cmocka_unit_test (test_table_bounded),
+        cmocka_unit_test (test_address_reused),
         cmocka_unit_test (test_endpoint),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
