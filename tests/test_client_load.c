@@ -429,10 +429,13 @@ test_outcomes (void **state)
     seen->count = 0;
     s_put_async (h, "e", 7);
     s_put_async (h, "lost2", 8);
+    //  (e's outcome may come inside the second put_async already, if its
+    //  answer was there: an async call; what matters is not in the get)
+    size_t before = seen->count;
     void *value = NULL;
     size_t len = 0;
     assert_int_equal (walcast_get (h, "e", 1, &value, &len, NULL), WALCAST_ETIMEOUT);
-    assert_int_equal (seen->count, 0);
+    assert_int_equal (seen->count, before);
     assert_int_equal (walcast_flush (h, NULL, &acked), WALCAST_ETIMEOUT);
     assert_int_equal (acked, 1);
     assert_int_equal (seen->count, 2);
