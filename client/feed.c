@@ -725,10 +725,11 @@ wc_feed_run (wc_feed_t *self, int wait_ms, walcast_watch_fn *fn, void *arg,
     }
     //  The catch-up reply first: it moves next on, so that the stream
     //  entries read after it are more likely next than ahead.
-    int rc = s_read_fetch (self);
-    if (rc == 0 || rc == S_CHECK)
+    int fetched = s_read_fetch (self);
+    int rc = fetched == S_CHECK ? 0 : fetched;
+    if (rc == 0)
         rc = s_read_stream (self);
-    if (rc == S_CHECK && !self->check)
+    if ((fetched == S_CHECK || rc == S_CHECK) && !self->check)
         s_backoff (self);               /* a node behind in history: later */
     s_check_fetch_timeout (self);
     s_send_check (self);
