@@ -100,6 +100,7 @@ typedef struct wc_node {
                                        full disk): writes get it; 0 when none */
     uint64_t         begin_epoch;   /* that epoch */
     int64_t          begin_failed_ms;   /* since when */
+    int64_t          begin_retry_ms;    /* not again before this */
     int64_t          next_heartbeat_ms;
     uint64_t         bad_messages;  /* dropped or refused as malformed */
     uint64_t         send_failures; /* replies the ROUTER could not route */

@@ -110,6 +110,7 @@ s_become_replica (wc_node_t *node, const char *primary, uint64_t epoch)
     wc_replica_destroy (&node->replica);
     node->replica = replica;
     node->candidate = false;
+    node->begin_rc = 0;                 /* no epoch of ours to begin any more */
     node->role = WC_ROLE_REPLICA;
     return 0;
 }
@@ -172,6 +173,10 @@ wc_role_tick (wc_node_t *node)
 {
     if (!node->begin_rc || node->cfg.broker [0] || !node->primary)
         return 1000;                    /* (with a broker, PROMOTE repeats) */
+    int64_t now = wc_clock_ms ();
+    if (now < node->begin_retry_ms)     /* (the loop runs timers every turn) */
+        return (int) (node->begin_retry_ms - now);
+    node->begin_retry_ms = now + 1000;
     uint64_t epoch = s_standalone_epoch (node);
     if (epoch < node->begin_epoch)
         epoch = node->begin_epoch;
