@@ -149,6 +149,8 @@ s_remedy (int rc, const char *name)
             return "check that the nodes run and can be reached (walcast status), "
                    "or give a longer --timeout";
         case WALCAST_ENOSPC:
+            if (strcmp (name, "snapshot") == 0)
+                return "free space on the node's disk, then take it again";
             return "free space on the node's disk, then send the write again";
         case WALCAST_EIO:
             return write ? "the write may or may not have been applied; see the "
@@ -229,6 +231,10 @@ s_fail (walcast_t *client, const char *name, int rc)
     if (rc == WALCAST_EPERM)
         fprintf (stderr, "%s (%s)%s%s", walcast_strerror (rc), walcast_errname (rc),
                  detail [0] ? ": " : "", detail);
+    else
+    if (rc == WALCAST_ENOSPC && strcmp (name, "snapshot") == 0)
+        fprintf (stderr, "the node's disk is full: the snapshot was not written (%s)%s%s",
+                 walcast_errname (rc), detail [0] ? ": " : "", detail);
     else
     if (rc == WALCAST_ENOTREPLICATED)
         fprintf (stderr, "the write is durable on the primary but not confirmed "

@@ -225,6 +225,19 @@ test_snapshot_error (void **state)
     assert_non_null (strstr (err, ": cannot write snap-3.tmp: disk gone"));
     free (out);
     free (err);
+    //  A full disk: no write was involved, so none is said to be unmade
+    //  (before: "no space left on the node's disk; the write was not
+    //  made; ... then send the write again", a helper)
+    s_snapshot_answer (w->primary, 0, WALCAST_ENOSPC, "");
+    rc = cluster_cli (w->cluster, NULL, &out, &err, "--node", w->primary_addr,
+                      "snapshot", NULL);
+    print_message ("snapshot on a full disk: exit %d, stderr '%s'\n", rc, err);
+    assert_int_equal (rc, 3);
+    assert_null (strstr (err, "write"));
+    assert_non_null (strstr (err, "the snapshot was not written"));
+    assert_non_null (strstr (err, "free space on the node's disk"));
+    free (out);
+    free (err);
     cluster_pass (w->cluster);
 }
 
