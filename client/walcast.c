@@ -3014,6 +3014,10 @@ walcast_nodes (walcast_t *self, walcast_node_info_t *nodes, size_t max,
     size_t n = 0;
     for (size_t i = 0; i < size && n < max; i++) {
         const wc_peer_t *node = s_node (self, i);
+        //  A node the broker described, and no longer lists (a restarted
+        //  broker forgot it): gone, as a fresh handle would not know it
+        if (node->from_broker && !node->listed && !node->pinned)
+            continue;
         walcast_node_info_t *info = &nodes [n++];
         memset (info, 0, sizeof *info);
         snprintf (info->id, sizeof info->id, "%s", node->id);

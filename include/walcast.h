@@ -563,7 +563,9 @@ typedef struct {
 } walcast_node_info_t;
 
 /*  Refresh (topology, one round of PINGs bounded by the timeout) and list
-    the nodes the handle knows, at most max of them, in *count. When the
+    the nodes the handle knows, at most max of them, in *count: those the
+    broker's last topology lists (a node it no longer lists is left out,
+    as a fresh handle would not know it) and those added by hand. When the
     broker did not answer, the list is its last topology with up/down
     from the PINGs, and walcast_last_detail says so (the call still
     returns 0); otherwise the detail is empty. */

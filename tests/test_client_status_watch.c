@@ -191,6 +191,41 @@ test_watch_sees_a_node_die (void **state)
     cluster_pass (c);
 }
 
+/*  A watch left running keeps nothing a restarted broker no longer lists:
+    r1, dead and listed down, is forgotten by a broker restarted without
+    its state, and drops out of the watch's table as it would from a
+    fresh status. Before, the watch showed it down for as long as it ran
+    (a helper). (It runs after r1 was killed.) */
+static void
+test_watch_forgets_what_the_broker_forgot (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    int watch = cluster_cli_spawn (c, "--broker", cluster_broker_addr (c), "status",
+                                   "--watch", "--interval", "100", NULL);
+    assert_true (watch >= 0);
+    char line [512];
+    s_wait_state (c, watch, "r1", "down", 10000, line, sizeof line);
+    assert_int_equal (cluster_broker_kill (c), 0);
+    assert_int_equal (cluster_broker_start (c, NODE_TIMEOUT_MS), 0);
+    int64_t deadline = cluster_now_ms () + 15000;
+    for (bool gone = false; !gone; ) {
+        char *out = cluster_proc_output (c, watch);
+        char p1 [512];
+        gone = out && s_row (out, "p1", p1, sizeof p1) && strstr (p1, " up")
+            && !s_row (out, "r1", line, sizeof line);
+        free (out);
+        if (cluster_now_ms () > deadline)
+            fail_msg ("the watch still shows r1 (%s)", line);
+        if (!gone)
+            cluster_nap_ms (50);
+    }
+    assert_true (cluster_proc_running (c, watch));
+    assert_int_equal (cluster_proc_stop (c, watch, 5000), 0);
+    cluster_pass (c);
+}
+
 /*  A watch left running whose broker is killed says so on stderr, at
     each refresh that cannot reach it, and goes on (its nodes still
     answer). Before, it kept printing the last topology without a word.
@@ -231,6 +266,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_count_tables_piped),
         cmocka_unit_test (test_watch_sees_a_node_die),
+        cmocka_unit_test (test_watch_forgets_what_the_broker_forgot),
         cmocka_unit_test (test_watch_sees_the_broker_die),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
