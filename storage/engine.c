@@ -553,6 +553,10 @@ s_open_history (wc_engine_t *self, const wc_epochs_t *from_snapshot, char *why,
         snprintf (why, why_size, "cannot read the epoch history in %s: %s", self->dir, inner);
         return rc;
     }
+    if (rc == WALCAST_ENOTFOUND && (self->applied > 0 || self->base > 0))
+        wc_log_warn ("epochs %s: no history file (%s) although the log holds entries; "
+                     "rebuilding it from the snapshot and the log", self->dir,
+                     WC_EPOCHS_FILE);
     wc_epochs_t *fitted = wc_epochs_new ();
     rc = fitted ? wc_epochs_copy (fitted, self->epochs) : WALCAST_ENOMEM;
     if (rc == 0)

@@ -372,6 +372,32 @@ test_disk_full_at_start (void **state)
     cluster_pass (c);
 }
 
+/*  A deleted epoch history is rebuilt from the log, and the node says so
+    (before, it said nothing at all, while a damaged one got a warning:
+    a helper). */
+static void
+test_epochs_deleted (void **state)
+{
+    cluster_t *c = s_cluster (state);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    s_start (c, p);
+    walcast_t *client = s_client (c, p);
+    s_write (client, 0, 100);
+    walcast_destroy (&client);
+    assert_int_equal (cluster_kill (c, p), 0);
+    char path [4200];
+    snprintf (path, sizeof path, "%s/epochs", cluster_data_path (c, p));
+    assert_int_equal (unlink (path), 0);
+    long mark = cluster_log_mark (c, p);
+    s_start (c, p);
+    char line [512];
+    assert_int_equal (cluster_log_find (c, p, "epochs ", mark, 0, line, sizeof line), 0);
+    print_message ("p1: %s\n", line);
+    assert_non_null (strstr (line, "no history file"));
+    assert_int_equal (cluster_check_key (c, p, 99, 1), 0);
+    cluster_pass (c);
+}
+
 static void
 test_disk_full_primary (void **state)
 {
@@ -649,6 +675,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_damaged_replica, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_full_primary, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_full_at_start, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_epochs_deleted, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_full_replica, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_full_replica_short, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_always_durable, s_setup, s_teardown),
