@@ -597,9 +597,11 @@ s_handover_check (wc_primary_t *self, int64_t now)
         return;
     self->handover_warn_ms = now;
     wc_log_warn ("switchover to %s: no word from the broker for %lld ms since %s caught "
-                 "up; not taking writes, since the broker may have promoted it (it "
-                 "finishes or cancels the switchover once it hears from us again)",
-                 self->handover, quiet, self->handover);
+                 "up; not taking writes, since the broker may have promoted it. The "
+                 "broker finishes or cancels the switchover once it hears from us; one "
+                 "restarted since knows nothing of it: then run walcast --broker ... "
+                 "switchover %s again", self->handover, quiet, self->handover,
+                 self->handover);
 }
 
 bool
