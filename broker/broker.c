@@ -219,7 +219,8 @@ s_start_failover (wc_broker_t *self, char *why, size_t why_size)
         .node_timeout_ms = cfg->node_timeout_ms,
         .failover_timeout_ms = cfg->failover_timeout_ms,
         .switchover_timeout_ms = S_SWITCHOVER_MS,
-        .region_priority = cfg->region_priority
+        .region_priority = cfg->region_priority,
+        .state_saved = cfg->data_dir [0] != '\0'
     };
     self->failover = wc_failover_new (&fcfg, &state, wc_clock_ms (), s_save, self,
                                       why, why_size);

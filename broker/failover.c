@@ -939,6 +939,20 @@ s_switchover_beat (wc_failover_t *self, wc_directory_t *dir,
                    const wc_node_info_t *info, const char *id, int64_t now,
                    wc_directive_t *d)
 {
+    /*  The primary reports a hand-over this broker knows nothing of (it
+        restarted since it began one). With the state saved, the state
+        naming this node proves the target was never promoted (the new
+        primary is saved before any PROMOTE): cancel it. Without, a
+        promotion may have been lost with the memory: say nothing. */
+    if (self->sw.phase == S_SW_NONE && self->cfg.state_saved && info->handover_seq > 0
+    &&  strcmp (id, self->state.primary) == 0 && s_serving (info, self->state.epoch)) {
+        if (s_warn_due (self, now))
+            wc_log_warn ("switchover: the primary %s reports a hand-over this broker "
+                         "does not know of (it restarted since); cancelled, %s takes "
+                         "writes again", id, id);
+        s_directive (d, WC_MSG_HANDOVER, self->state.epoch, "", "");
+        return true;
+    }
     if (self->sw.phase == S_SW_PROMOTING && strcmp (id, self->sw.target) == 0
     &&  s_serving (info, self->state.epoch)) {
         wc_log_info ("switchover: done in %lld ms: %s at %s serves as the primary at "

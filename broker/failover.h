@@ -45,6 +45,9 @@ typedef struct {
     int64_t     failover_timeout_ms;  /* the primary silent this long: fail over; >= node timeout */
     int64_t     switchover_timeout_ms;    /* a switchover not done by then: cancelled */
     const char *region_priority;      /* "R1,R2,...": ties go to the first; NULL: none */
+    bool        state_saved;          /* the state survives a restart (--data): a
+                                         primary reporting a hand-over this broker
+                                         does not know of is told to cancel it */
 } wc_failover_config_t;
 
 /*  Save state durably before the module acts on it: 0, or a negative

@@ -986,6 +986,45 @@ test_switchover_refused (void **state)
     s_world_destroy (&w);
 }
 
+//  A broker restarted during a hand-over knows nothing of it; its saved
+//  state names the old primary, so the target was never promoted (the
+//  state is saved before any PROMOTE). When the primary beats that its
+//  target caught up (handover_seq > 0), such a broker cancels the
+//  hand-over, and the primary takes writes again. Before, the primary
+//  refused writes until an operator ran a new switchover (a helper: 136
+//  s). A broker without saved state cannot know whether it promoted the
+//  target, and says nothing.
+static void
+test_switchover_forgotten (void **state)
+{
+    (void) state;
+    wc_state_t saved = { .epoch = 2, .primary = "p1", .primary_addr = "h:7100" };
+    for (int persistent = 0; persistent <= 1; persistent++) {
+        world_t *w = (world_t *) calloc (1, sizeof *w);
+        assert_non_null (w);
+        w->dir = wc_directory_new ();
+        wc_failover_config_t cfg = {
+            .node_timeout_ms = NODE_TIMEOUT, .failover_timeout_ms = FAILOVER_TIMEOUT,
+            .switchover_timeout_ms = SWITCHOVER_MS, .state_saved = persistent
+        };
+        char why [256];
+        w->failover = wc_failover_new (&cfg, &saved, 0, s_save, w, why, sizeof why);
+        assert_non_null (w->failover);
+        node_t p1 = s_primary ("p1", "h:7100", 2, 300);
+        p1.handover_seq = 300;
+        wc_directive_t d = s_beat (w, &p1, 0);
+        if (persistent)
+            s_assert_handover (d, 2, "", "");
+        else
+            s_assert_none (d);
+        s_assert_state (w, 2, "p1", "h:7100");
+        //  Once it took writes again (handover_seq 0), nothing more
+        p1.handover_seq = 0;
+        s_assert_none (s_beat (w, &p1, 500));
+        s_world_destroy (&w);
+    }
+}
+
 //  The primary dies during a switchover: failover decides, the client is
 //  told. The primary restarting during one ends it too.
 static void
@@ -1076,6 +1115,7 @@ main (void)
         cmocka_unit_test (test_switchover_timeout),
         cmocka_unit_test (test_switchover_refused),
         cmocka_unit_test (test_switchover_interrupted),
+        cmocka_unit_test (test_switchover_forgotten),
         cmocka_unit_test (test_config),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
