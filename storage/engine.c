@@ -760,9 +760,11 @@ s_open_state (wc_engine_t *self, int *err, char *why, size_t why_size)
     if (*err == 0) {
         self->wal = wc_wal_open (self->dir, self->segment_bytes, s_replay, self,
                                  &self->info.wal, err);
+        //  (an I/O error at open is a read: EIO's text speaks of writes)
         if (!self->wal)
             snprintf (why, why_size, "cannot open the log in %s: %s (see above)",
-                      self->dir, walcast_strerror (*err));
+                      self->dir, *err == WALCAST_EIO ? "it could not be read"
+                                                     : walcast_strerror (*err));
     }
     if (*err == 0)
         *err = s_settle_log (self);

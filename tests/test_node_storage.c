@@ -398,6 +398,34 @@ test_epochs_deleted (void **state)
     cluster_pass (c);
 }
 
+/*  A log that cannot be read at open (a segment replaced by a directory,
+    a helper's test) is named as such: before, the start failed with "the
+    node could not write or sync its log", which sends an operator after
+    a full or failing disk. */
+static void
+test_log_unreadable (void **state)
+{
+    cluster_t *c = s_cluster (state);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    s_start (c, p);
+    walcast_t *client = s_client (c, p);
+    s_write (client, 0, 10);
+    walcast_destroy (&client);
+    assert_int_equal (cluster_kill (c, p), 0);
+    char names [8][64];
+    int count = s_files (cluster_data_path (c, p), "wal-", names, 8);
+    assert_true (count >= 1);
+    char path [4300];
+    snprintf (path, sizeof path, "%s/%s", cluster_data_path (c, p), names [count - 1]);
+    assert_int_equal (unlink (path), 0);
+    assert_int_equal (mkdir (path, 0700), 0);
+    char line [1024];
+    s_start_refused (c, p, line, sizeof line);
+    assert_null (strstr (line, "write"));
+    assert_non_null (strstr (line, "could not be read"));
+    cluster_pass (c);
+}
+
 static void
 test_disk_full_primary (void **state)
 {
@@ -676,6 +704,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_disk_full_primary, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_full_at_start, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_epochs_deleted, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_log_unreadable, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_full_replica, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_full_replica_short, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_always_durable, s_setup, s_teardown),
