@@ -28,6 +28,9 @@
 /*  Replies read per tick: the broker sends at most one per beat. */
 #define S_REPLIES_PER_TICK  16
 
+/*  Beats that cannot go (no connection to the broker) this long: say so. */
+#define S_UNSENT_WARN_MS  3000
+
 /*  A change of role is beaten at once, but not more often than this. */
 #define S_CHANGE_BEAT_MS  50
 
@@ -54,6 +57,8 @@ struct wc_announce {
     int64_t          sent_ms;         /* when */
     int64_t          next_beat_ms;
     uint64_t         dropped;         /* beats the socket would not take */
+    int64_t          unsent_ms;       /* since when none could go; 0: they go */
+    bool             unsent_told;     /* ... and the log said so */
     uint64_t         bad_replies;     /* replies that were not ours to read */
     msgpack_sbuffer  buf;
     msgpack_unpacked unpacked;        /* owns the decoded reply */
@@ -119,6 +124,37 @@ s_bytes (const char *text)
     return (wc_bytes_t) { (const uint8_t *) text, (uint32_t) strlen (text) };
 }
 
+/*  No beat can go: the socket has no connection to the broker (it is
+    down, or cut off from us: libzmq's heartbeats close a connection that
+    stopped answering). Said once per episode: a primary cut off from its
+    broker goes on taking writes while the broker may be replacing it. */
+static void
+s_unsent (wc_announce_t *self)
+{
+    int64_t now = wc_clock_ms ();
+    if (!self->unsent_ms)
+        self->unsent_ms = now;
+    if (self->unsent_told || now - self->unsent_ms < S_UNSENT_WARN_MS)
+        return;
+    self->unsent_told = true;
+    bool primary = self->node->primary && !self->node->candidate;
+    wc_log_warn ("broker %s: no beat could be sent for %lld ms (it is down, or cut off "
+                 "from this node)%s", self->broker, (long long) (now - self->unsent_ms),
+                 primary ? "; this primary goes on taking writes, but the broker may "
+                           "be replacing it: writes taken meanwhile can be lost "
+                           "(ARCHITECTURE.md, Partitions)" : "");
+}
+
+static void
+s_sent (wc_announce_t *self)
+{
+    if (self->unsent_told)
+        wc_log_info ("broker %s: beats go through again, after %lld ms", self->broker,
+                     (long long) (wc_clock_ms () - self->unsent_ms));
+    self->unsent_ms = 0;
+    self->unsent_told = false;
+}
+
 /*  Send one REGISTER or NODE_HEARTBEAT with the node's current state. */
 static void
 s_send (wc_announce_t *self, int type)
@@ -147,10 +183,14 @@ s_send (wc_announce_t *self, int type)
     if (wc_msg_encode (&msg, &self->buf) != 0)
         return;
     if (zmq_send (zsock_resolve (self->dealer), self->buf.data, self->buf.size,
-                  ZMQ_DONTWAIT) == -1)
+                  ZMQ_DONTWAIT) == -1) {
         self->dropped++;
-    else
+        s_unsent (self);
+    }
+    else {
         wc_role_handover_sent (node, info->handover_seq);
+        s_sent (self);
+    }
 }
 
 /*  The flag that sets the node_info field a refusal names (the first

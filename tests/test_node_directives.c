@@ -219,11 +219,68 @@ test_directives (void **state)
     cluster_pass (c);
 }
 
+/*  The broker goes away (its socket closed: no connection): the node
+    says so once, a primary with what that risks, and says when beats go
+    through again. Before, a primary cut off from its broker logged
+    nothing at all while the broker failed it over (a helper). */
+static void
+test_broker_gone (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    s_fake_t fake = { .c = c };
+    msgpack_unpacked_init (&fake.up);
+    fake.ctx = zmq_ctx_new ();
+    fake.router = zmq_socket (fake.ctx, ZMQ_ROUTER);
+    int linger = 0;
+    zmq_setsockopt (fake.router, ZMQ_LINGER, &linger, sizeof linger);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://%s", cluster_broker_addr (c));
+    assert_int_equal (zmq_bind (fake.router, endpoint), 0);
+    int n = cluster_add (c, "n1", NULL, NULL);
+    cluster_set_broker (c, n, true);
+    assert_int_equal (cluster_start (c, n), 0);
+    assert_int_equal (cluster_wait_ready (c, n, WAIT_MS), 0);
+    long mark = cluster_start_mark (c, n);
+    s_beat_until (&fake, WC_ROLE_PRIMARY, 0, WC_NODE_CANDIDATE, "a candidate");
+    wc_msg_t promote = { .type = WC_MSG_PROMOTE };
+    promote.u.promote.epoch = 3;
+    s_beat (&fake, &promote);
+    s_beat_until (&fake, WC_ROLE_PRIMARY, 3, 0, "the primary of epoch 3");
+    //  The broker's socket goes: nothing to beat to
+    zmq_close (fake.router);
+    char prefix [96], line [512];
+    snprintf (prefix, sizeof prefix, "broker %s: no beat could be sent for ",
+              cluster_broker_addr (c));
+    assert_int_equal (cluster_wait_log (c, n, prefix, mark, WAIT_MS), 0);
+    assert_int_equal (cluster_log_find (c, n, prefix, mark, 0, line, sizeof line), 0);
+    print_message ("n1: %s\n", line);
+    assert_non_null (strstr (line, "this primary goes on taking writes"));
+    assert_int_equal (s_put (c, n, NULL, 0), 0);
+    //  Back: beats go through, said once
+    fake.router = zmq_socket (fake.ctx, ZMQ_ROUTER);
+    zmq_setsockopt (fake.router, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal (zmq_bind (fake.router, endpoint), 0);
+    snprintf (prefix, sizeof prefix, "broker %s: beats go through again",
+              cluster_broker_addr (c));
+    assert_int_equal (cluster_wait_log (c, n, prefix, mark, WAIT_MS), 0);
+    snprintf (prefix, sizeof prefix, "broker %s: no beat could be sent",
+              cluster_broker_addr (c));
+    assert_int_equal (cluster_log_count (c, n, prefix, mark), 1);
+    zmq_close (fake.router);
+    zmq_ctx_destroy (fake.ctx);
+    msgpack_unpacked_destroy (&fake.up);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_directives, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_broker_gone, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
