@@ -231,6 +231,15 @@ s_encode_pong (wc_node_t *node, uint64_t rid)
     return wc_msg_encode (&reply, &node->out);
 }
 
+/*  Refuse a GET with EUNAVAILABLE for why, in the detail too (a client
+    shows the detail). */
+static void
+s_refuse_get (wc_node_t *node, wc_request_t *req, const char *why)
+{
+    if (wc_error_encode (req->msg.rid, WALCAST_EUNAVAILABLE, why, why, &node->out) == 0)
+        wc_node_reply (node, node->service, req);
+}
+
 int
 wc_reads_answer (wc_reads_t *self, wc_request_t *req)
 {
@@ -239,23 +248,14 @@ wc_reads_answer (wc_reads_t *self, wc_request_t *req)
     int rc = 0;
     switch (req->msg.type) {
         case WC_MSG_GET:
-            //  (the reason goes in the detail too: a client shows it)
-            if (wc_role_diverged (node)) {
-                const char *why = "diverged from its upstream; resync needed";
-                if (wc_error_encode (req->msg.rid, WALCAST_EUNAVAILABLE, why, why,
-                                     &node->out) == 0)
-                    wc_node_reply (node, node->service, req);
-                return 0;
-            }
-            if (node->replica && wc_replica_foreign (node->replica)) {
-                const char *why = "its upstream is a node of another cluster; "
-                                  "waiting for its own";
-                if (wc_error_encode (req->msg.rid, WALCAST_EUNAVAILABLE, why, why,
-                                     &node->out) == 0)
-                    wc_node_reply (node, node->service, req);
-                return 0;
-            }
-            s_answer_get (self, req);
+            if (wc_role_diverged (node))
+                s_refuse_get (node, req, "diverged from its upstream; resync needed");
+            else
+            if (node->replica && wc_replica_foreign (node->replica))
+                s_refuse_get (node, req, "its upstream is a node of another cluster; "
+                                         "waiting for its own");
+            else
+                s_answer_get (self, req);
             return 0;
         case WC_MSG_PING:
             rc = s_encode_pong (node, req->msg.rid);
