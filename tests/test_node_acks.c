@@ -106,10 +106,10 @@ s_cluster_id (cluster_t *c, int i)
     return (uint64_t) id;
 }
 
-static void
-test_ack_beyond_the_log (void **state)
+//  A primary, p1, that took one write (at *pos); its index.
+static int
+s_primary (cluster_t *c, walcast_pos_t *pos)
 {
-    cluster_t *c = (cluster_t *) *state;
     if (!c)
         fail_msg ("the cluster could not be set up (see above)");
     int p = cluster_add (c, "p1", NULL, NULL);
@@ -117,16 +117,35 @@ test_ack_beyond_the_log (void **state)
     assert_int_equal (cluster_wait_ready (c, p, 30000), 0);
     walcast_t *h = cluster_client (c, p);
     assert_non_null (h);
-    walcast_pos_t pos;
-    assert_int_equal (walcast_put (h, "k", 1, "v", 1, &pos), 0);
+    assert_int_equal (walcast_put (h, "k", 1, "v", 1, pos), 0);
+    walcast_destroy (&h);
+    return p;
+}
 
-    void *ctx = zmq_ctx_new ();
+//  A raw DEALER to node p's service port, in ctx.
+static void *
+s_dealer (void *ctx, cluster_t *c, int p)
+{
     void *dealer = zmq_socket (ctx, ZMQ_DEALER);
     int linger = 0;
     zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
     char endpoint [64];
     snprintf (endpoint, sizeof endpoint, "tcp://%s", cluster_addr (c, p));
     assert_int_equal (zmq_connect (dealer, endpoint), 0);
+    return dealer;
+}
+
+static void
+test_ack_beyond_the_log (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    walcast_pos_t pos;
+    int p = s_primary (c, &pos);
+    walcast_t *h = cluster_client (c, p);
+    assert_non_null (h);
+
+    void *ctx = zmq_ctx_new ();
+    void *dealer = s_dealer (ctx, c, p);
     s_send_ack (dealer, "ghost1", pos.epoch, UINT64_MAX);
     s_send_ack (dealer, "ghost2", pos.epoch, UINT64_MAX);
     s_sync (dealer);
@@ -149,24 +168,14 @@ static void
 test_ack_of_another_cluster (void **state)
 {
     cluster_t *c = (cluster_t *) *state;
-    if (!c)
-        fail_msg ("the cluster could not be set up (see above)");
-    int p = cluster_add (c, "p1", NULL, NULL);
-    assert_int_equal (cluster_start (c, p), 0);
-    assert_int_equal (cluster_wait_ready (c, p, 30000), 0);
+    walcast_pos_t pos;
+    int p = s_primary (c, &pos);
     walcast_t *h = cluster_client (c, p);
     assert_non_null (h);
-    walcast_pos_t pos;
-    assert_int_equal (walcast_put (h, "k", 1, "v", 1, &pos), 0);
     uint64_t ours = s_cluster_id (c, p);
 
     void *ctx = zmq_ctx_new ();
-    void *dealer = zmq_socket (ctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
-    char endpoint [64];
-    snprintf (endpoint, sizeof endpoint, "tcp://%s", cluster_addr (c, p));
-    assert_int_equal (zmq_connect (dealer, endpoint), 0);
+    void *dealer = s_dealer (ctx, c, p);
 
     //  A newer epoch, from a replica of another cluster: still primary
     s_send_ack_of (dealer, "stranger", pos.epoch + 1, 1, ours ^ 1);

@@ -50,6 +50,18 @@ s_teardown (void **state)
     return 0;
 }
 
+/*  The fake broker's ROUTER, bound at the broker's address. */
+static void
+s_fake_bind (s_fake_t *fake)
+{
+    fake->router = zmq_socket (fake->ctx, ZMQ_ROUTER);
+    int linger = 0;
+    zmq_setsockopt (fake->router, ZMQ_LINGER, &linger, sizeof linger);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://%s", cluster_broker_addr (fake->c));
+    assert_int_equal (zmq_bind (fake->router, endpoint), 0);
+}
+
 /*  Wait for the node's next beat (REGISTER or NODE_HEARTBEAT) and answer
     it with reply (type 0: nothing); keep what it said in fake->last. */
 static void
@@ -128,12 +140,7 @@ test_directives (void **state)
     s_fake_t fake = { .c = c };
     msgpack_unpacked_init (&fake.up);
     fake.ctx = zmq_ctx_new ();
-    fake.router = zmq_socket (fake.ctx, ZMQ_ROUTER);
-    int linger = 0;
-    zmq_setsockopt (fake.router, ZMQ_LINGER, &linger, sizeof linger);
-    char endpoint [64];
-    snprintf (endpoint, sizeof endpoint, "tcp://%s", cluster_broker_addr (c));
-    assert_int_equal (zmq_bind (fake.router, endpoint), 0);
+    s_fake_bind (&fake);
 
     int n = cluster_add (c, "n1", NULL, NULL);
     cluster_set_broker (c, n, true);
@@ -232,12 +239,7 @@ test_broker_gone (void **state)
     s_fake_t fake = { .c = c };
     msgpack_unpacked_init (&fake.up);
     fake.ctx = zmq_ctx_new ();
-    fake.router = zmq_socket (fake.ctx, ZMQ_ROUTER);
-    int linger = 0;
-    zmq_setsockopt (fake.router, ZMQ_LINGER, &linger, sizeof linger);
-    char endpoint [64];
-    snprintf (endpoint, sizeof endpoint, "tcp://%s", cluster_broker_addr (c));
-    assert_int_equal (zmq_bind (fake.router, endpoint), 0);
+    s_fake_bind (&fake);
     int n = cluster_add (c, "n1", NULL, NULL);
     cluster_set_broker (c, n, true);
     assert_int_equal (cluster_start (c, n), 0);
@@ -259,9 +261,7 @@ test_broker_gone (void **state)
     assert_non_null (strstr (line, "this primary goes on taking writes"));
     assert_int_equal (s_put (c, n, NULL, 0), 0);
     //  Back: beats go through, said once
-    fake.router = zmq_socket (fake.ctx, ZMQ_ROUTER);
-    zmq_setsockopt (fake.router, ZMQ_LINGER, &linger, sizeof linger);
-    assert_int_equal (zmq_bind (fake.router, endpoint), 0);
+    s_fake_bind (&fake);
     snprintf (prefix, sizeof prefix, "broker %s: beats go through again",
               cluster_broker_addr (c));
     assert_int_equal (cluster_wait_log (c, n, prefix, mark, WAIT_MS), 0);
