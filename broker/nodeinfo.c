@@ -1,10 +1,11 @@
 /*  nodeinfo.c - what a node may say of itself to the broker (see
     nodeinfo.h).
 
-    One table describes the eleven fields of a node_info (name, kind,
-    length limits). The content check walks the decoded fields and the
-    grammar rules the table cannot express (printable bytes, HOST:PORT,
-    role against primary); the explanation walks the raw msgpack
+    One table describes the fields of a node_info, the eleven it must
+    have and the three optional ones (name, kind, length limits). The
+    content check walks the decoded fields and the grammar rules the
+    table cannot express (printable bytes, HOST:PORT, role against
+    primary, Z85); the explanation walks the raw msgpack
     array with the same table to find the first field the codec refused.
     Every value quoted in a reason is made printable first: the reason
     goes into logs and onto the wire.
@@ -27,9 +28,10 @@ typedef struct {
     uint32_t    min, max;   /* S_BYTES: length limits in octets */
 } s_field_t;
 
-#define S_NFIELDS  11
+#define S_NFIELDS  11       /* the fields a node_info must have */
+#define S_NOPTIONAL 3       /* and the optional ones after them */
 
-static const s_field_t s_fields [S_NFIELDS] = {
+static const s_field_t s_fields [S_NFIELDS + S_NOPTIONAL] = {
     { "id",          S_BYTES, 1, WC_MAX_ID },
     { "region",      S_BYTES, 0, WC_MAX_ID },
     { "role",        S_ROLE,  0, 0 },
@@ -40,7 +42,10 @@ static const s_field_t s_fields [S_NFIELDS] = {
     { "lag",         S_UINT,  0, 0 },
     { "lag_ms",      S_UINT,  0, 0 },
     { "up",          S_BOOL,  0, 0 },
-    { "silent_ms",   S_UINT,  0, 0 }
+    { "silent_ms",   S_UINT,  0, 0 },
+    { "flags",       S_UINT,  0, 0 },
+    { "handover_seq", S_UINT, 0, 0 },
+    { "curve_key",   S_BYTES, 0, WC_CURVE_KEY_LEN }
 };
 
 #define S_ADDR_RULE "HOST:PORT (a name, an IPv4 address or a bracketed IPv6 " \
@@ -257,7 +262,9 @@ wc_nodeinfo_explain (const msgpack_object *message, char *why, size_t size)
                info->via.array.size, S_NFIELDS);
         return;
     }
-    for (int i = 0; i < S_NFIELDS; i++)
+    uint32_t present = info->via.array.size < S_NFIELDS + S_NOPTIONAL
+                     ? info->via.array.size : S_NFIELDS + S_NOPTIONAL;
+    for (uint32_t i = 0; i < present; i++)
         if (!s_explain_field (&s_fields [i], &info->via.array.ptr [i], why, size))
             return;
 }

@@ -160,7 +160,10 @@ broker_peer_pack_node (msgpack_sbuffer *out, int type, uint64_t rid,
             case 9:  if (info->up) msgpack_pack_true (&pk);
                      else msgpack_pack_false (&pk);
                      break;
-            default: msgpack_pack_uint64 (&pk, info->silent_ms); break;
+            case 10: msgpack_pack_uint64 (&pk, info->silent_ms); break;
+            case 11: msgpack_pack_uint64 (&pk, info->flags); break;
+            case 12: msgpack_pack_uint64 (&pk, info->handover_seq); break;
+            default: s_pack_bytes (&pk, info->curve_key); break;
         }
     }
 }

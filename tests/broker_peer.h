@@ -45,8 +45,9 @@ int broker_peer_topology (broker_peer_t *self, uint64_t rid, int timeout_ms,
                           wc_msg_t *msg);
 
 /*  Pack [1, type, rid, node_info] into out (emptied first). node_info
-    holds the first nfields (0..11) fields of info; when bad_field is
-    0..10, that field is the raw msgpack bytes bad[0..bad_len) instead. */
+    holds the first nfields (0..14) fields of info (11..13 are the
+    optional flags, handover_seq and curve_key); when bad_field is
+    0..13, that field is the raw msgpack bytes bad[0..bad_len) instead. */
 void broker_peer_pack_node (msgpack_sbuffer *out, int type, uint64_t rid,
                             const wc_node_info_t *info, int nfields,
                             int bad_field, const void *bad, size_t bad_len);

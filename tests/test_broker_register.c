@@ -249,6 +249,11 @@ static const s_bad_t s_bad [] = {
     { "lag_ms nil",       8, NULL, "\xc0", 1, 11, WALCAST_EPROTO, "lag_ms " },
     { "up a number",      9, NULL, "\x01", 1, 11, WALCAST_EPROTO, "up " },
     { "silent_ms a str",  10, "0", NULL, 0, 11, WALCAST_EPROTO, "silent_ms " },
+    { "flags a str",      11, "1", NULL, 0, 12, WALCAST_EPROTO, "flags " },
+    { "handover_seq nil", 12, NULL, "\xc0", 1, 13, WALCAST_EPROTO, "handover_seq " },
+    { "curve_key a uint", 13, NULL, "\x07", 1, 14, WALCAST_EPROTO, "curve_key " },
+    { "curve_key of 41",  13, "rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr", NULL, 0, 14,
+                          WALCAST_ETOOBIG, "curve_key " },
     { "10 fields",        -1, NULL, NULL, 0, 10, WALCAST_EPROTO, "node_info " },
     { "no fields",        -1, NULL, NULL, 0, 0, WALCAST_EPROTO, "node_info " },
 };
