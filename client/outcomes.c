@@ -183,10 +183,19 @@ wc_outcomes_settle_batch (wc_outcomes_t *self, uint64_t batch, uint32_t taken,
 size_t
 wc_outcomes_lose_all (wc_outcomes_t *self, int err, const char *detail)
 {
+    return wc_outcomes_lose_before (self, UINT64_MAX, err, detail);
+}
+
+size_t
+wc_outcomes_lose_before (wc_outcomes_t *self, uint64_t rid, int err,
+                         const char *detail)
+{
     size_t lost = 0;
     walcast_pos_t none = { 0, 0 };
     for (size_t k = 0; k < self->size && self->inflight > 0; k++) {
         s_slot_t *slot = &self->slots [(self->head + k) % self->cap];
+        if (slot->rid >= rid)
+            break;                      /* rids grow from the head */
         if (slot->state == S_INFLIGHT) {
             s_settle (self, slot, WALCAST_WRITE_UNKNOWN, err, none, 0, detail);
             lost++;

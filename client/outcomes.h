@@ -82,6 +82,11 @@ bool wc_outcomes_settle (wc_outcomes_t *self, uint64_t rid, int state, int err,
     (their connection is gone). Returns how many. */
 size_t wc_outcomes_lose_all (wc_outcomes_t *self, int err, const char *detail);
 
+/*  The same for the writes in flight whose rid is below `rid` only (the
+    newer ones were not sent). */
+size_t wc_outcomes_lose_before (wc_outcomes_t *self, uint64_t rid, int err,
+                                const char *detail);
+
 /*  Take the head's outcome when it is settled: fills *outcome, whose
     detail points into buf (size bytes). false when the FIFO is empty or
     its head is still in flight. */

@@ -371,6 +371,32 @@ s_batch_drop (walcast_t *self, int err, const char *why)
     self->batch.size = 0;
 }
 
+//  The async writes sent to async_node and still waiting for their
+//  outcomes (the batch being filled is in flight too, but not sent).
+static size_t
+s_async_sent (walcast_t *self)
+{
+    size_t inflight = wc_outcomes_inflight (self->outcomes);
+    return inflight > self->batch_count ? inflight - self->batch_count : 0;
+}
+
+//  The async writes sent lost their connection: settle them UNKNOWN,
+//  saying why. The batch being filled, not sent, is left as it is.
+static void
+s_async_lose_sent (walcast_t *self, int err, const char *why)
+{
+    if (s_async_sent (self) == 0)
+        return;
+    const wc_peer_t *node = s_node (self, self->async_node);
+    char detail [WC_DETAIL_SIZE];
+    snprintf (detail, sizeof detail, "sent to %s; %s; it may or may not have "
+              "been applied", node ? node->addr : "?", why);
+    size_t lost = wc_outcomes_lose_before (self->outcomes, self->batch_count
+                                           ? self->batch_rid : UINT64_MAX, err, detail);
+    s_log (self, "%zu async write%s in flight on %s now unknown: %s", lost,
+           lost == 1 ? "" : "s", node ? node->addr : "?", why);
+}
+
 //  The async writes in flight lost their connection (it timed out, was
 //  reset or replaced): settle them UNKNOWN, saying why (those not sent
 //  yet fail).
@@ -378,15 +404,7 @@ static void
 s_async_lose (walcast_t *self, int err, const char *why)
 {
     s_batch_drop (self, err, why);
-    if (wc_outcomes_inflight (self->outcomes) == 0)
-        return;
-    const wc_peer_t *node = s_node (self, self->async_node);
-    char detail [WC_DETAIL_SIZE];
-    snprintf (detail, sizeof detail, "sent to %s; %s; it may or may not have "
-              "been applied", node ? node->addr : "?", why);
-    size_t lost = wc_outcomes_lose_all (self->outcomes, err, detail);
-    s_log (self, "%zu async write%s in flight on %s now unknown: %s", lost,
-           lost == 1 ? "" : "s", node ? node->addr : "?", why);
+    s_async_lose_sent (self, err, why);
 }
 
 //  Lazy Pirate: close the node's socket, dropping whatever it still holds
