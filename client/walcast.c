@@ -206,6 +206,7 @@ struct walcast {
     size_t           first_node;    /* first node added (status, digest) */
     size_t           write_node;    /* node writes go to */
     bool             sending_write; /* s_send carries a sync write (s_write) */
+    bool             sending_batch; /* s_send carries the async batch */
     const s_refusals_t *refusals;   /* during a sync write's retry: who
                                        refused it (selection skips them) */
     size_t           nconnected;    /* walcast_connect calls that worked */
@@ -741,8 +742,9 @@ s_wait (walcast_t *self, int64_t deadline)
     return s_drain (self);
 }
 
-//  s_send could not send a sync write, and the primary moved meanwhile:
-//  it was not made, and goes to self->write_node instead.
+//  s_send could not send a write (sync, or the async batch), and the
+//  primary moved meanwhile: it was not made, and goes to self->write_node
+//  instead.
 #define S_NOT_SENT_MOVED    1
 
 //  A sync write s_send could not send to the node at index before its
@@ -761,9 +763,10 @@ s_not_sent (walcast_t *self, size_t index, int64_t waited_ms)
 //  it cannot take it, until deadline: its socket queues only on a live
 //  connection (wc_topology_socket), so until then nothing was sent. A sync
 //  write (sending_write) that could not go says so (EUNAVAILABLE, not
-//  ETIMEOUT: its outcome is known), and in follow mode it goes where the
-//  topology moves the primary meanwhile (S_NOT_SENT_MOVED): a primary
-//  killed before the broker noticed is the common case.
+//  ETIMEOUT: its outcome is known), and in follow mode it, or the async
+//  batch (sending_batch), goes where the topology moves the primary
+//  meanwhile (S_NOT_SENT_MOVED): a primary killed before the broker
+//  noticed is the common case.
 static int
 s_send (walcast_t *self, size_t index, int64_t deadline)
 {
@@ -782,7 +785,7 @@ s_send (walcast_t *self, size_t index, int64_t deadline)
             return 0;
         if (errno != EAGAIN && errno != EINTR)
             return WALCAST_EUNAVAILABLE;
-        if (self->sending_write && s_follow_mode (self)) {
+        if ((self->sending_write || self->sending_batch) && s_follow_mode (self)) {
             s_tick (self);                  // topology pushes move write_node
             if (self->write_node != WC_SELECT_NONE && self->write_node != index)
                 return S_NOT_SENT_MOVED;
@@ -826,12 +829,13 @@ s_write_req (wc_msg_t *req, int type, const void *key, size_t key_len,
     req->u.req.ack_timeout_ms = (uint32_t) opts->ack_timeout_ms;
 }
 
-//  Send the batch being filled to the node async writes go to, waiting
-//  for room in its queue until deadline. When it cannot go, its writes
-//  fail (said in their outcomes) and the connection is reset. Returns
-//  0 or why it could not go.
+//  Send the batch being filled to async_node, waiting for room in its
+//  queue until deadline. When it cannot go, its writes fail (said in
+//  their outcomes) and the connection is reset. Returns 0, why it could
+//  not go, or S_NOT_SENT_MOVED (the batch is kept) when the primary
+//  moved while it waited.
 static int
-s_batch_send (walcast_t *self, int64_t deadline)
+s_batch_send_to (walcast_t *self, int64_t deadline)
 {
     if (self->batch_count == 0)
         return 0;
@@ -848,8 +852,13 @@ s_batch_send (walcast_t *self, int64_t deadline)
     //  after it try once, without waiting (else a load of N lines against
     //  a dead node would take N timeouts), until one goes again
     bool dead = self->async_dead_ms && self->async_dead_node == self->async_node;
-    if (rc == 0)
+    if (rc == 0) {
+        self->sending_batch = true;
         rc = s_send (self, self->async_node, dead ? wc_clock_ms () : deadline);
+        self->sending_batch = false;
+    }
+    if (rc == S_NOT_SENT_MOVED)
+        return rc;
     if (rc == WALCAST_ETIMEOUT) {       /* never sent: say why */
         char why [WC_DETAIL_SIZE];
         if (dead)
@@ -886,6 +895,39 @@ s_batch_send (walcast_t *self, int64_t deadline)
         s_node_reset (self, self->async_node, "the connection could not take "
                       "another write and was reset");
     return rc;
+}
+
+//  Has the primary moved away from the node async writes go to? In
+//  follow mode write_node is the primary the table names
+//  (s_follow_primary, at every tick and topology refresh), so this
+//  costs nothing on the hot path.
+static bool
+s_async_primary_moved (walcast_t *self)
+{
+    return s_follow_mode (self) && self->write_node != WC_SELECT_NONE
+        && self->write_node != self->async_node;
+}
+
+//  Send the batch being filled to the node async writes go to, or to
+//  the new primary when the primary moved away from it (before or while
+//  the batch waited for a connection) and no write sent to the old one
+//  waits for its outcome any more: the writes of a handle are never in
+//  flight to two primaries at once. S_NOT_SENT_MOVED: the primary moved,
+//  and the batch waits for those outcomes. Otherwise as s_batch_send_to.
+static int
+s_batch_send (walcast_t *self, int64_t deadline)
+{
+    for (int moves = 0; self->batch_count > 0 && moves < 4; moves++) {
+        if (s_async_primary_moved (self)) {
+            if (s_async_sent (self) > 0)
+                return S_NOT_SENT_MOVED;
+            self->async_node = self->write_node;
+        }
+        int rc = s_batch_send_to (self, deadline);
+        if (rc != S_NOT_SENT_MOVED)
+            return rc;
+    }
+    return self->batch_count > 0 ? S_NOT_SENT_MOVED : 0;
 }
 
 //  Is the batch being filled due to go: full, or nothing else in flight
@@ -2438,6 +2480,53 @@ walcast_set_outcome_fn (walcast_t *self, walcast_outcome_fn *fn, void *arg)
     }
 }
 
+//  Wait for replies to async writes, as s_wait, until deadline; in
+//  follow mode a tick at least every WC_TICK_US meanwhile, so that a
+//  topology moving the primary is seen while a dead one is waited for.
+static int
+s_async_wait (walcast_t *self, int64_t deadline)
+{
+    if (!s_follow_mode (self))
+        return s_wait (self, deadline);
+    int64_t slice = wc_clock_ms () + WC_TICK_US / 1000;
+    int rc = s_wait (self, slice < deadline ? slice : deadline);
+    if (rc == WALCAST_ETIMEOUT && wc_clock_ms () < deadline)
+        rc = 0;
+    s_tick (self);
+    return rc;
+}
+
+//  The primary moved, and writes sent to the old one wait for their
+//  outcomes (the batch being filled, if any, waits for them): are they
+//  still worth waiting for? Not when the broker lists the old one down
+//  (killed, most likely): they are unknown now, and the batch, never
+//  sent, can go to the new primary. Nor when rc says they did not come
+//  by the deadline and a batch waits: it then has a timeout of its own.
+//  Returns true when the writes sent were given up.
+static bool
+s_async_give_up_old (walcast_t *self, int rc, int64_t *deadline)
+{
+    if (!s_async_primary_moved (self) || s_async_sent (self) == 0)
+        return false;
+    const wc_peer_t *old = s_node (self, self->async_node);
+    if (rc == 0 && old && old->up)
+        return false;
+    if (rc && self->batch_count == 0)
+        return false;                   /* the caller's timeout, as before */
+    char why [96];
+    if (rc == 0)
+        snprintf (why, sizeof why, "the primary moved and the broker lists this node down");
+    else
+        snprintf (why, sizeof why, "no answer within %d ms, and the primary moved",
+                  self->timeout_ms);
+    s_async_lose_sent (self, rc ? rc : WALCAST_EUNAVAILABLE, why);
+    wc_topology_reset (self->topo, self->async_node);
+    s_async_deliver (self);
+    if (rc)
+        *deadline = wc_clock_ms () + self->timeout_ms;
+    return true;
+}
+
 //  Make room in the FIFO: wait for replies while it holds the whole
 //  window, handing outcomes over as they come. When nothing comes for
 //  the whole timeout, the writes in flight become UNKNOWN (reported)
@@ -2459,7 +2548,11 @@ s_async_room (walcast_t *self, int64_t deadline)
                       "outcome function");
             return WALCAST_EBUSY;
         }
-        int rc = s_wait (self, deadline);
+        if (s_async_give_up_old (self, 0, &deadline)) {
+            s_batch_send (self, deadline);
+            continue;
+        }
+        int rc = s_async_wait (self, deadline);
         if (rc) {
             size_t inflight = wc_outcomes_inflight (self->outcomes);
             char why [64];
@@ -2482,14 +2575,11 @@ s_async_room (walcast_t *self, int64_t deadline)
 static int s_async_wait_all (walcast_t *self, int64_t deadline);
 
 //  Has the primary moved away from the node the async writes in flight
-//  went to? In follow mode write_node is the primary the table names
-//  (s_follow_primary, at every tick and topology refresh), so this
-//  costs nothing on the hot path.
+//  went to?
 static bool
 s_async_moved (walcast_t *self)
 {
-    return s_follow_mode (self) && wc_outcomes_inflight (self->outcomes) > 0
-        && self->write_node != WC_SELECT_NONE && self->write_node != self->async_node;
+    return wc_outcomes_inflight (self->outcomes) > 0 && s_async_primary_moved (self);
 }
 
 //  Send one async PUT or DEL tagged tag. The writes in flight all go to
@@ -2584,13 +2674,19 @@ static int
 s_async_wait_all (walcast_t *self, int64_t deadline)
 {
     int rc = s_batch_send (self, deadline);
-    while (rc == 0 && wc_outcomes_inflight (self->outcomes) > 0) {
-        rc = s_wait (self, deadline);
-        s_async_deliver (self);
+    while ((rc == 0 || rc == S_NOT_SENT_MOVED)
+       &&  wc_outcomes_inflight (self->outcomes) > 0) {
+        if (!s_async_give_up_old (self, 0, &deadline)) {
+            rc = s_async_wait (self, deadline);
+            s_async_deliver (self);
+            if (rc && !s_async_give_up_old (self, rc, &deadline))
+                break;
+        }
         //  The outcome function may have written: those go now too
-        if (rc == 0)
-            rc = s_batch_send (self, deadline);
+        rc = s_batch_send (self, deadline);
     }
+    if (rc == S_NOT_SENT_MOVED)
+        rc = 0;
     if (rc) {
         char why [64];
         snprintf (why, sizeof why, "no answer within %d ms", self->timeout_ms);

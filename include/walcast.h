@@ -344,6 +344,10 @@ WALCAST_EXPORT int walcast_switchover (walcast_t *self, const char *node_id,
     When the primary moves, the next async write first waits for the
     outcomes of those still in flight to the old one, then goes to the
     new one: a handle's writes are never in flight to two primaries.
+    When the broker lists the old one down, that wait ends at once: the
+    writes sent to it are UNKNOWN. Writes not sent yet (the old one
+    could not take them: it was killed before the broker noticed) go to
+    the new one, including those waiting while the broker noticed.
 
     A write's outcome is never handed over inside the call that accepted
     it (even when it is already known: a write that could not be sent),

@@ -414,11 +414,15 @@ test_async_follow (void **state)
 
 //  Async writes to a primary that is dead (the broker still names it),
 //  the broker naming r1 a second later: every write gets exactly one
-//  outcome, never inside the call that accepted it, and those that land
-//  land on r1. Found as `walcast load` losing its first line after a
-//  SIGKILL, neither landed nor reported: that write could not be sent,
-//  its outcome came inside walcast_put_async, before load had recorded
-//  the line, and every later outcome was paired with the line before.
+//  outcome, never inside the call that accepted it, and all of them land
+//  on r1, within the timeout: none was sent to p1, so none is unknown.
+//  Found as `walcast load` losing its first line after a SIGKILL,
+//  neither landed nor reported: that write could not be sent, its
+//  outcome came inside walcast_put_async, before load had recorded the
+//  line, and every later outcome was paired with the line before. And
+//  later as `walcast load` failing a timeout's worth of lines "not sent"
+//  across a failover: the batch waited for the dead primary's
+//  connection until its deadline, blind to the broker naming r1.
 static void
 test_dead_primary_async (void **state)
 {
@@ -455,9 +459,78 @@ test_dead_primary_async (void **state)
                        (unsigned long long) seen.pos [i].seq);
     assert_int_equal (seen.count, sent);
     assert_int_equal ((int) acked, s_writes (w->r1));
+    assert_int_equal (rc, 0);
+    assert_int_equal (sent, 3);
+    assert_int_equal ((int) acked, 3);
     //  No outcome before the call that accepted its write returned: an
     //  application (walcast load) records a write once accepted
     assert_int_equal (seen.early, 0);
+    walcast_destroy (&h);
+    cluster_pass (w->cluster);
+}
+
+//  Async writes in flight to p1 when it dies (it took them and never
+//  answers) and the broker promotes r1, listing p1 down: once the handle
+//  knows, the writes sent are unknown at once (p1 is gone: waiting a
+//  whole timeout for it tells nothing more), and the writes after them
+//  land on r1, well within the timeout. Found as `walcast load` stalling
+//  a timeout across a failover and then failing the lines it had not
+//  sent yet.
+static void
+test_async_old_primary_down (void **state)
+{
+    s_world_t *w = s_world (state);
+    s_node (w->p1, WC_ROLE_PRIMARY, 1, 0, true, "");
+    s_seen_t seen;
+    memset (&seen, 0, sizeof seen);
+    walcast_t *h = walcast_new ();
+    assert_non_null (h);
+    walcast_set_timeout (h, 10000);
+    assert_int_equal (walcast_connect_broker (h, w->broker_addr), 0);
+    walcast_set_outcome_fn (h, s_on_outcome, &seen);
+    assert_int_equal (walcast_put_async (h, "a", 1, "1", 1, 1), 0);
+    assert_true (s_wait_writes (w->p1, 1));
+
+    //  p1 dies; the broker lists it down and r1 the primary of epoch 2
+    int64_t started = cluster_now_ms ();
+    s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
+    fake_broker_node_t nodes [2] = {
+        { "p1", "", WC_ROLE_PRIMARY, 1, false },
+        { "r1", "", WC_ROLE_PRIMARY, 2, true },
+    };
+    snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", w->p1_addr);
+    snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->r1_addr);
+    fake_broker_set_nodes (w->broker, nodes, 2);
+    walcast_node_info_t listed [4];
+    size_t count = 0;
+    assert_int_equal (walcast_nodes (h, listed, 4, &count), 0);
+    for (int i = 0; i < 3; i++) {
+        seen.accepting = (uint64_t) i + 2;
+        assert_int_equal (walcast_put_async (h, "b", 1, "2", 1, (uint64_t) i + 2), 0);
+        seen.accepting = 0;
+    }
+    uint64_t acked = 0;
+    int rc = walcast_flush (h, NULL, &acked);
+    int64_t took = cluster_now_ms () - started;
+    print_message ("flush: %s in %lld ms, %llu acked; outcomes:", walcast_errname (rc),
+                   (long long) took, (unsigned long long) acked);
+    for (int i = 0; i < seen.count && i < 8; i++)
+        print_message (" [%d: %s at (%llu, %llu)]", seen.state [i],
+                       walcast_errname (seen.err [i]),
+                       (unsigned long long) seen.pos [i].epoch,
+                       (unsigned long long) seen.pos [i].seq);
+    print_message ("\n");
+    assert_int_equal (seen.count, 4);
+    assert_int_equal (seen.state [0], WALCAST_WRITE_UNKNOWN);
+    for (int i = 1; i < 4; i++) {
+        assert_int_equal (seen.state [i], WALCAST_WRITE_OK);
+        assert_int_equal (seen.pos [i].epoch, 2);
+    }
+    assert_int_equal ((int) acked, 3);
+    assert_int_equal (s_writes (w->r1), 3);
+    assert_int_equal (seen.early, 0);
+    //  Not a whole timeout: the topology push comes every 20 ms
+    assert_true (took < 5000);
     walcast_destroy (&h);
     cluster_pass (w->cluster);
 }
@@ -478,6 +551,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_dead_primary_write_not_made, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_dead_primary_async, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_async_old_primary_down, s_setup,
+                                         s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
