@@ -3150,7 +3150,11 @@ walcast_nodes (walcast_t *self, walcast_node_info_t *nodes, size_t max,
             info->lag = pnode->applied_seq - node->applied_seq;
         info->lag_ms = node->lag_ms;
         info->rtt_ms = node->rtt_ms;
-        info->up = (node->from_broker && fresh) ? node->up : node->reachable;
+        //  Without the broker's word, up is what the PINGs showed: a node
+        //  that never answered one is not up, even before it counts as
+        //  unreachable (an unanswered PING takes WC_PING_DEAD_US to)
+        info->up = (node->from_broker && fresh) ? node->up
+                 : node->reachable && node->pong_us != 0;
     }
     *count = n;
     memcpy (self->detail, unheard, sizeof self->detail);

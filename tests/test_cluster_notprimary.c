@@ -189,6 +189,16 @@ test_cli_contract (cluster_t *c, int p, int r)
     assert_true (strlen (err) > 0);
     free (out);
     free (err);
+
+    //  status of several nodes, one of them dead, with a short timeout:
+    //  the dead one is down (it never answered), the live ones up
+    assert_int_equal (cluster_cli (c, NULL, &out, &err, "--node", node, "--node", dead,
+                                   "--timeout", "800", "status", NULL), 0);
+    print_message ("%s", out);
+    assert_int_equal (cluster_status_state (out, "p1"), 1);
+    assert_int_equal (cluster_status_state (out, dead), 0);
+    free (out);
+    free (err);
 }
 
 static void
