@@ -495,17 +495,17 @@ s_switchover_beat (wc_failover_t *self, wc_directory_t *dir,
                    const wc_node_info_t *info, const char *id, int64_t now,
                    wc_directive_t *d);
 
-/*  The primary restarted (a candidate) holding less than a replica, by
-    (epoch, seq): it lost the tail of its log (unsynced under --fsync
-    batch) that the replica holds, writes acknowledged with acks >= 1
-    among them. The replica takes over, as in a failover, and the
-    primary follows it. Returns true when it did. */
+/*  The primary does not serve (it restarted: a candidate, or a replica
+    when its command line names an upstream) and holds less than a
+    replica, by (epoch, seq): it lost the tail of its log (unsynced under
+    --fsync batch), or all of it (an empty data directory), that the
+    replica holds, writes acknowledged with acks >= 1 among them. The
+    replica takes over, as in a failover, and the primary follows it.
+    Returns true when it did. */
 static bool
 s_restarted_behind (wc_failover_t *self, wc_directory_t *dir, const wc_node_info_t *info,
                     const char *id, int64_t now)
 {
-    if (!(info->flags & WC_NODE_CANDIDATE))
-        return false;
     char list [S_LIST];
     s_pick_t best = s_best (self, dir, now, id, false, list);
     if (!best.found || best.epoch < info->epoch

@@ -443,6 +443,35 @@ test_primary_restarts_behind (void **state)
     s_world_destroy (&w);
 }
 
+//  The same when the primary restarts as a replica (its command line
+//  names an upstream, --replica-of, that is dead now) with an empty data
+//  directory: the replica holding everything takes over; p1 is not
+//  promoted with nothing, which would make every write of the cluster
+//  lost (found by following OPERATIONS.md: kill -9 the primary, empty its
+//  directory, restart it with its unit's flags).
+static void
+test_primary_restarts_empty_as_replica (void **state)
+{
+    (void) state;
+    wc_state_t saved = { .epoch = 3, .primary = "p1", .primary_addr = "h:7100" };
+    world_t *w = s_world (&saved, NULL, 0);
+    node_t r1 = s_replica ("r1", "h:7200", "h:7100", 3, 1002);
+    s_beat (w, &r1, 0);
+    node_t p1 = s_replica ("p1", "h:7100", "h:7000", 0, 0);
+    s_assert_follow (s_beat (w, &p1, 100), 4, "h:7200");
+    s_assert_state (w, 4, "r1", "h:7200");
+    s_assert_promote (s_beat (w, &r1, 200), 4);
+    s_assert_follow (s_beat (w, &p1, 300), 4, "h:7200");
+    //  With as much as the best replica, a primary restarted as a
+    //  replica is promoted again (at a new epoch), as a candidate is
+    node_t r2 = s_replica ("r2", "h:7300", "h:7200", 4, 1500);
+    s_beat (w, &r2, 400);
+    node_t r1b = s_replica ("r1", "h:7200", "h:7000", 4, 1500);
+    s_assert_promote (s_beat (w, &r1b, 500), 5);
+    s_assert_state (w, 5, "r1", "h:7200");
+    s_world_destroy (&w);
+}
+
 /* --- failover ------------------------------------------------------------- */
 
 //  A cluster p1 (serving at epoch 2) with replicas; p1 stops beating at
@@ -1105,6 +1134,7 @@ main (void)
         cmocka_unit_test (test_no_primary_known),
         cmocka_unit_test (test_primary_restarts),
         cmocka_unit_test (test_primary_restarts_behind),
+        cmocka_unit_test (test_primary_restarts_empty_as_replica),
         cmocka_unit_test (test_failover_best),
         cmocka_unit_test (test_failover_order),
         cmocka_unit_test (test_failover_waits),
