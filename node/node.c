@@ -152,12 +152,18 @@ s_open_state (wc_node_t *self, char *why, size_t why_size)
     self->engine = wc_engine_open (&cfg, &info, &err, why, why_size);
     if (!self->engine)
         return -1;
+    //  (after a snapshot the log may hold nothing: say where the state is)
+    char state [96] = "";
+    if (info.snapshot_seq > 0)
+        snprintf (state, sizeof state, "; the state is at seq %llu (snapshot %llu and "
+                  "the log)", (unsigned long long) wc_engine_applied (self->engine),
+                  (unsigned long long) info.snapshot_seq);
     wc_log_info ("wal: recovered %llu entries, last seq %llu "
-                 "(%llu bytes truncated, %u segments removed) in %.3f s",
+                 "(%llu bytes truncated, %u segments removed) in %.3f s%s",
                  (unsigned long long) info.wal.records,
                  (unsigned long long) info.wal.last_seq,
                  (unsigned long long) info.wal.truncated_bytes,
-                 info.wal.removed_segments, info.seconds);
+                 info.wal.removed_segments, info.seconds, state);
     if (s_handle_damage (self, why, why_size) != 0)
         return -1;
     self->applied = wc_engine_applied (self->engine);

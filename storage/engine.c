@@ -170,6 +170,8 @@ struct wc_engine {
     int                read_fd;     /* snapshot file open for reading; -1 */
     uint64_t           read_seq;    /* its seq */
     uint64_t           cluster;     /* the cluster id (cluster.h); 0: none yet */
+    bool               restored;    /* opened on a snapshot alone, no id: its
+                                       first epoch begins a new cluster */
     bool               diverged;    /* the marker is there */
     char               diverged_why [512];  /* its text */
     char              *temp_path;   /* where a download goes */
@@ -553,6 +555,17 @@ s_open_history (wc_engine_t *self, const wc_epochs_t *from_snapshot, char *why,
         snprintf (why, why_size, "cannot read the epoch history in %s: %s", self->dir, inner);
         return rc;
     }
+    //  A snapshot alone, with no history file and no cluster id: a
+    //  restore (OPERATIONS.md), or a copy. Not the original cluster: the
+    //  snapshot does not say which cluster it was of
+    self->restored = rc == WALCAST_ENOTFOUND && self->cluster == 0 && self->base > 0
+                  && self->applied == self->base;
+    if (self->restored)
+        wc_log_info ("epochs %s: the state comes from snapshot %llu alone (a restore): "
+                     "its history is the snapshot's, and its first epoch begins a new "
+                     "cluster unless it follows a node of one", self->dir,
+                     (unsigned long long) self->base);
+    else
     if (rc == WALCAST_ENOTFOUND && (self->applied > 0 || self->base > 0))
         wc_log_warn ("epochs %s: no history file (%s) although the log holds entries; "
                      "rebuilding it from the snapshot and the log", self->dir,
@@ -1210,13 +1223,15 @@ wc_engine_begin_epoch (wc_engine_t *self, uint64_t epoch)
     }
     if (self->fatal)
         return WALCAST_EIO;
-    if (wc_epochs_latest (self->epochs) == 0 && self->cluster == 0) {
-        //  The first epoch of a history: a new cluster
+    if ((wc_epochs_latest (self->epochs) == 0 || self->restored) && self->cluster == 0) {
+        //  The first epoch of a history, or of a restored snapshot: a new
+        //  cluster
         int rc = wc_engine_set_cluster (self, wc_cluster_new_id ());
         if (rc)
             return rc;
         char text [24];
-        wc_log_info ("storage %s: a new history: cluster %s", self->dir,
+        wc_log_info ("storage %s: a new history%s: cluster %s", self->dir,
+                     self->restored ? " (restored from a snapshot)" : "",
                      wc_cluster_text (self->cluster, text, sizeof text));
     }
     return s_history_add (self, epoch, self->staged + 1);
