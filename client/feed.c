@@ -106,6 +106,7 @@ struct wc_feed {
     walcast_watch_fn *fn;
     void           *fn_arg;
     wc_feed_run_t  *run;
+    const volatile sig_atomic_t *halt;      /* stop before the next change */
     msgpack_sbuffer out;
 };
 
@@ -285,10 +286,15 @@ wc_feed_open (wc_feed_t *self, const char *addr, const char *name,
 
 //  Hand the entry at seq next to the caller when its key is under the
 //  prefix, and move next on. Returns S_STOP when fn asks to stop (its
-//  value is in run->stopped).
+//  value is in run->stopped), or when the halt flag is set (the entry
+//  stays next; run->interrupted).
 static int
 s_deliver (wc_feed_t *self, const wc_entry_t *e)
 {
+    if (self->halt && *self->halt) {
+        self->run->interrupted = true;  /* this entry stays next */
+        return S_STOP;
+    }
     if (self->epoch && e->epoch > self->epoch && e->epoch > self->checked) {
         self->check = true;             /* not before the node's history is */
         return S_CHECK;
@@ -699,6 +705,12 @@ s_check_fetch_timeout (wc_feed_t *self)
 }
 
 /* --- the run --------------------------------------------------------------- */
+
+void
+wc_feed_set_halt (wc_feed_t *self, const volatile sig_atomic_t *halt)
+{
+    self->halt = halt;
+}
 
 int
 wc_feed_run (wc_feed_t *self, int wait_ms, walcast_watch_fn *fn, void *arg,

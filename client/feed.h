@@ -25,6 +25,7 @@
 #ifndef WC_FEED_H_INCLUDED
 #define WC_FEED_H_INCLUDED
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,7 +38,8 @@ typedef struct wc_feed wc_feed_t;
 typedef struct {
     uint64_t delivered;     /* changes handed to fn */
     int      stopped;       /* fn's non-zero return, 0 if it did not stop */
-    bool     interrupted;   /* a signal interrupted the wait */
+    bool     interrupted;   /* a signal interrupted the wait, or the halt
+                               flag was set (wc_feed_set_halt) */
 } wc_feed_run_t;
 
 /*  A feed of changes to keys under prefix (copied; prefix_len 0: all),
@@ -68,6 +70,11 @@ int wc_feed_open (wc_feed_t *self, const char *addr, const char *name,
     WALCAST_EUNAVAILABLE (a socket failed); *run says what happened. */
 int wc_feed_run (wc_feed_t *self, int wait_ms, walcast_watch_fn *fn, void *arg,
                  wc_feed_run_t *run);
+
+/*  A flag (NULL: none) that, once set (from a signal handler, another
+    thread, or fn), makes a run hand over nothing more: it returns with
+    run->interrupted before the next change, which stays next. */
+void wc_feed_set_halt (wc_feed_t *self, const volatile sig_atomic_t *halt);
 
 /*  The next seq the feed will deliver. */
 uint64_t wc_feed_next (wc_feed_t *self);

@@ -3342,8 +3342,10 @@ s_watch_loop (walcast_t *self, s_watch_t *w, walcast_watch_fn *fn, void *arg,
             return rc;
         if (run.stopped)
             return run.stopped;
-        if (run.interrupted)
+        if (run.interrupted) {              /* a signal, or walcast_watch_stop */
+            self->watch_stop = 0;
             return 0;
+        }
         if (run.delivered > 0 && deadline >= 0)
             deadline = wc_clock_ms () + timeout_ms;
         //  Is the node still there? (PINGs go out and PONGs come in here.)
@@ -3390,6 +3392,7 @@ walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
                           self->log_arg);
     if (!w.feed)
         return WALCAST_ENOMEM;
+    wc_feed_set_halt (w.feed, &self->watch_stop);      /* checked at every change */
     rc = s_watch_follow (self, &w, first);
     if (rc == 0)
         rc = s_watch_loop (self, &w, fn, arg, timeout_ms);

@@ -347,6 +347,8 @@ typedef struct {
     uint64_t seqs [16];
     int      count;
     int      stop_after;        /* return 7 after this many; 0 never */
+    int      halt_after;        /* walcast_watch_stop after this many; 0 never */
+    walcast_t *watcher;         /* the handle to stop */
 } s_seen_t;
 
 static int
@@ -357,6 +359,8 @@ s_collect (void *arg, uint64_t seq, int op, const void *key, size_t key_len,
     s_seen_t *seen = (s_seen_t *) arg;
     if (seen->count < 16)
         seen->seqs [seen->count++] = seq;
+    if (seen->halt_after && seen->count == seen->halt_after)
+        walcast_watch_stop (seen->watcher);
     return seen->stop_after && seen->count == seen->stop_after ? 7 : 0;
 }
 
@@ -409,6 +413,25 @@ test_library_position (void **state)
     for (int i = 0; i < 4; i++)
         assert_int_equal (seen.seqs [i], expect [i]);
     assert_int_equal (position, 7);
+
+    //  walcast_watch_stop (here from fn) ends the watch before the next
+    //  change, even in the middle of a catch-up reply that holds more:
+    //  0, and the position right after the last one handed over. (It was
+    //  checked only between replies: a slow fn got every change of a
+    //  reply, thousands, before the watch returned.)
+    memset (&seen, 0, sizeof seen);
+    seen.halt_after = 1;
+    seen.watcher = w;
+    position = 1;
+    assert_int_equal (walcast_watch (w, "a:", 2, &position, s_collect, &seen, 5000), 0);
+    assert_int_equal (seen.count, 1);
+    assert_int_equal (seen.seqs [0], 1);
+    assert_int_equal (position, 2);
+    seen.halt_after = 0;
+    assert_int_equal (walcast_watch (w, "a:", 2, &position, s_collect, &seen, 300), 0);
+    assert_int_equal (seen.count, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal (seen.seqs [i], expect [i]);
     walcast_destroy (&w);
     walcast_destroy (&h);
     assert_int_equal (cluster_term_all (c), 0);
