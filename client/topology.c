@@ -266,6 +266,9 @@ wc_topology_add (wc_topology_t *self, const char *addr, bool pinned,
 {
     if (replaced)
         *replaced = false;
+    //  A node's base port P leaves room for P+1 and P+2
+    if (!addr || !wc_addr_check (addr, strlen (addr), 65533, NULL))
+        return WALCAST_EINVAL;
     wc_peer_t node;
     memset (&node, 0, sizeof node);
     int rc = wc_topology_endpoint (addr, 0, node.endpoint, sizeof node.endpoint,

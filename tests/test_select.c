@@ -603,6 +603,19 @@ test_endpoint (void **state)
     assert_int_equal (wc_topology_endpoint ("::1:7000", 0, ep, sizeof ep, NULL), WALCAST_EINVAL);
     assert_int_equal (wc_topology_endpoint ("host", 0, ep, sizeof ep, NULL), WALCAST_EINVAL);
     assert_int_equal (wc_topology_endpoint ("a b:1", 0, ep, sizeof ep, NULL), WALCAST_EINVAL);
+    //  A node's address is its base port P, and it binds P+1 and P+2: the
+    //  table (walcast_connect) takes 1..65533, as the header says
+    void *ctx = zmq_ctx_new ();
+    assert_non_null (ctx);
+    wc_topology_t *t = wc_topology_new (ctx);
+    assert_non_null (t);
+    size_t index;
+    assert_int_equal (wc_topology_add (t, "h:65534", true, &index, NULL), WALCAST_EINVAL);
+    assert_int_equal (wc_topology_add (t, "h:65535", true, &index, NULL), WALCAST_EINVAL);
+    assert_int_equal (wc_topology_add (t, "h:65533", true, &index, NULL), 0);
+    assert_int_equal (wc_topology_size (t), 1);
+    wc_topology_destroy (&t);
+    zmq_ctx_term (ctx);
 }
 
 //  A TOPOLOGY that lists a dead node and a live one at the same address
