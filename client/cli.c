@@ -841,6 +841,12 @@ static int
 s_cmd_switchover (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
     (void) opts; (void) nargs;
+    size_t len = strlen (args [0]);
+    if (len < 1 || len > WC_MAX_ID) {
+        fprintf (stderr, "walcast: switchover: NODE is %zu bytes; node ids are 1..%u "
+                 "bytes (walcast --broker ... status lists them)\n", len, WC_MAX_ID);
+        return s_usage_error ();
+    }
     uint64_t epoch = 0;
     char addr [256];
     int rc = walcast_switchover (client, args [0], &epoch, addr, sizeof addr);
@@ -1057,6 +1063,12 @@ s_cmd_watch (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
         return s_usage_error ();
     }
     const char *prefix = i < nargs ? args [i] : "";
+    if (strlen (prefix) > WC_MAX_KEY) {
+        fprintf (stderr, "walcast: watch: PREFIX is %zu bytes; prefixes are 0..%u "
+                 "bytes, as keys are at most %u\n", strlen (prefix), WC_MAX_KEY,
+                 WC_MAX_KEY);
+        return s_usage_error ();
+    }
     walcast_set_watch_notify (client, s_watch_switched, NULL);
     s_watch_signals (client);
     while (!s_interrupted) {

@@ -205,6 +205,21 @@ test_switchover_usage (void **state)
     assert_int_equal (rc, 2);
     free (out);
     free (err);
+    //  A NODE that cannot be a node id: a usage error that says why
+    //  (it was exit 3, 'invalid argument')
+    char long_id [80];
+    memset (long_id, 'n', 65);
+    long_id [65] = '\0';
+    const char *bad [] = { "", long_id };
+    for (int i = 0; i < 2; i++) {
+        rc = cluster_cli (w->cluster, NULL, &out, &err, "--broker", w->broker_addr,
+                          "switchover", bad [i], NULL);
+        print_message ("switchover '%s': exit %d, %s", bad [i], rc, err);
+        assert_int_equal (rc, 2);
+        assert_non_null (strstr (err, "node ids are 1..64 bytes"));
+        free (out);
+        free (err);
+    }
     assert_int_equal (fake_broker_switchovers (w->broker, NULL, 0), 0);
     cluster_pass (w->cluster);
 }

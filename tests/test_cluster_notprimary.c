@@ -176,6 +176,15 @@ test_cli_contract (cluster_t *c, int p, int r)
     assert_int_equal (s_cli (c, NULL, &out, &err, node, "put", "only-key", NULL), 2);
     free (out);
     free (err);
+    //  A watch PREFIX longer than any key: a usage error that says why
+    //  (it was exit 3, 'invalid argument')
+    char prefix [1100];
+    memset (prefix, 'p', 1025);
+    prefix [1025] = '\0';
+    assert_int_equal (s_cli (c, NULL, &out, &err, node, "watch", prefix, NULL), 2);
+    assert_non_null (strstr (err, "prefixes are 0..1024 bytes"));
+    free (out);
+    free (err);
     assert_int_equal (cluster_cli (c, NULL, &out, &err, "--help", NULL), 0);
     assert_true (strlen (out) + strlen (err) > 0);
     free (out);
