@@ -323,6 +323,8 @@ s_foreign_key (wc_broker_t *self, const wc_node_info_t *info, const char *user)
     return NULL;
 }
 
+static void s_reply (wc_broker_t *self, wc_request_t *req);
+
 /*  CURVE on: the key a request came from must have a role that allows
     it (protocol/roles.h); a REGISTER or NODE_HEARTBEAT must also carry
     that very key as its node's curve_key, so no node can advertise
@@ -364,7 +366,14 @@ s_refuse_key (wc_broker_t *self, wc_request_t *req)
                      (unsigned long long) self->refused_keys);
         self->refused_key_log_ms = now;
     }
-    s_reply_error (self, req, err, text);
+    //  EPERM's detail names the role (PROTOCOL.md, Error codes), as a node's
+    char detail [64] = "";
+    if (err == WALCAST_EPERM)
+        snprintf (detail, sizeof detail, "role=%s", wc_peer_name (role));
+    self->out.size = 0;
+    if (wc_error_encode (req->msg.rid, err, text, detail [0] ? detail : NULL,
+                         &self->out) == 0)
+        s_reply (self, req);
     return true;
 }
 

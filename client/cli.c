@@ -167,6 +167,9 @@ s_remedy (int rc, const char *name)
             return "keys are 1..1024 bytes, values at most 1 MiB";
         case WALCAST_EPROTO:
         case WALCAST_EVERSION:
+            if (strncmp (name, "--broker", 8) == 0)
+                return "check that the address is a walcast-broker of this version "
+                       "(its base port), not a node";
             return "check that the address is a walcast node of this version";
         case WALCAST_ERANGE:
             return "watch from a later seq, or without --from to start from now";
@@ -190,6 +193,10 @@ s_remedy (int rc, const char *name)
                 return "this client's key may not write: the servers' operator puts "
                        "its public certificate in the trust folder's writers/ "
                        "(readers/ allows reads and watches only)";
+            if (strcmp (name, "snapshot") == 0 || strcmp (name, "switchover") == 0)
+                return "snapshot and switchover need a writer's key: the servers' "
+                       "operator puts this client's public certificate in the trust "
+                       "folder's writers/ (readers/ allows reads and watches only)";
             return "this client's key has no role that allows it: the servers' "
                    "operator puts its public certificate in the trust folder's "
                    "readers/ (to read and watch) or writers/ (to write as well)";

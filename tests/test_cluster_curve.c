@@ -375,6 +375,38 @@ test_roles (void **state)
     walcast_destroy (&reader);
     assert_int_equal (cluster_wait_log (w->c, w->p, "refused PUT from key reader",
                                         mark, 5000), 0);
+
+    //  A reader asks the broker for a switchover, and a node for a
+    //  snapshot: EPERM, the detail naming the role (the broker's said
+    //  nothing), and the CLI's remedy names writers/ (it said readers/ or
+    //  writers/, and the key was in readers/ already)
+    reader = s_handle (w, "reader", -1, 5000);
+    uint64_t epoch = 0;
+    char addr [64];
+    assert_int_equal (walcast_switchover (reader, cluster_id (w->c, w->r2), &epoch, addr,
+                                          sizeof addr), WALCAST_EPERM);
+    print_message ("reader's switchover: '%s'\n", walcast_last_detail (reader));
+    assert_non_null (strstr (walcast_last_detail (reader), "role=readers"));
+    walcast_destroy (&reader);
+    const char *commands [][2] = { { "--broker", "switchover" }, { "--node", "snapshot" } };
+    for (int k = 0; k < 2; k++) {
+        char *out = NULL, *err = NULL;
+        const char *where = k == 0 ? cluster_broker_addr (w->c) : cluster_addr (w->c, w->p);
+        const char *argv [] = {
+            "--curve-cert", s_key (w, "reader", true), "--curve-broker",
+            s_key (w, "broker", false), "--curve-server", s_key (w, cluster_id (w->c, w->p),
+                                                                  false),
+            "--timeout", "5000", commands [k][0], where, commands [k][1],
+            k == 0 ? cluster_id (w->c, w->r2) : NULL, NULL
+        };
+        int rc = cluster_cli_argv (w->c, NULL, &out, &err, argv);
+        print_message ("reader's %s: exit %d, %s", commands [k][1], rc, err);
+        assert_int_equal (rc, 3);
+        assert_non_null (strstr (err, "role=readers"));
+        assert_non_null (strstr (err, "snapshot and switchover need a writer's key"));
+        free (out);
+        free (err);
+    }
     s_wait_metric (w->p_metrics, "walcast_refused_requests_total{code=\"EPERM\"}", 2);
 
     //  A node started with the writer's key cannot join the directory
