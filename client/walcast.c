@@ -1527,6 +1527,20 @@ s_ping_round (walcast_t *self, size_t only, int wait_ms, bool mark_silent)
         }
 }
 
+//  A handle that knows no node yet (no walcast_connect, and no broker or
+//  a broker that lists none): true, with the detail saying so.
+static bool
+s_no_node (walcast_t *self)
+{
+    if (wc_topology_size (self->topo) > 0)
+        return false;
+    snprintf (self->detail, sizeof self->detail, "no node known: %s",
+              self->has_broker ? "the broker lists none"
+                               : "add one first (walcast_connect or "
+                                 "walcast_connect_broker)");
+    return true;
+}
+
 //  The node status and digest ask: the primary with a broker, else the
 //  first node added.
 static size_t
@@ -2863,7 +2877,10 @@ walcast_get_ex (walcast_t *self, const void *key, size_t key_len,
                 uint64_t min_seq, void **value, size_t *value_len,
                 walcast_served_t *served)
 {
-    if (!self || !value || !value_len)
+    if (!self)
+        return WALCAST_EINVAL;
+    self->detail [0] = 0;
+    if (!value || !value_len)
         return WALCAST_EINVAL;
     *value = NULL;
     *value_len = 0;
@@ -2943,9 +2960,14 @@ walcast_get (walcast_t *self, const void *key, size_t key_len,
 int
 walcast_status (walcast_t *self, walcast_status_t *status)
 {
-    if (!self || !status)
+    if (!self)
+        return WALCAST_EINVAL;
+    self->detail [0] = 0;
+    if (!status)
         return WALCAST_EINVAL;
     s_begin (self);
+    if (s_no_node (self))
+        return WALCAST_EUNAVAILABLE;
     wc_msg_t req;
     memset (&req, 0, sizeof req);
     req.type = WC_MSG_STATUS;
@@ -2983,9 +3005,14 @@ walcast_status (walcast_t *self, walcast_status_t *status)
 int
 walcast_digest (walcast_t *self, uint64_t *seq, uint64_t *hash)
 {
-    if (!self || !seq || !hash)
+    if (!self)
+        return WALCAST_EINVAL;
+    self->detail [0] = 0;
+    if (!seq || !hash)
         return WALCAST_EINVAL;
     s_begin (self);
+    if (s_no_node (self))
+        return WALCAST_EUNAVAILABLE;
     wc_msg_t req;
     memset (&req, 0, sizeof req);
     req.type = WC_MSG_DIGEST;
@@ -3048,10 +3075,15 @@ int
 walcast_switchover (walcast_t *self, const char *node_id, uint64_t *epoch,
                     char *addr, size_t size)
 {
-    if (!self || !node_id || !*node_id || strlen (node_id) > WC_MAX_ID
-    ||  (!addr && size > 0))
+    if (!self)
         return WALCAST_EINVAL;
     self->detail [0] = 0;
+    if (!node_id || !*node_id || strlen (node_id) > WC_MAX_ID || (!addr && size > 0)) {
+        if (node_id)
+            snprintf (self->detail, sizeof self->detail, "the node id is %zu bytes; "
+                      "ids are 1..%u bytes", strlen (node_id), WC_MAX_ID);
+        return WALCAST_EINVAL;
+    }
     if (!self->has_broker) {
         snprintf (self->detail, sizeof self->detail, "a switchover is the broker's "
                   "to run: connect to it first (walcast_connect_broker)");
@@ -3371,9 +3403,16 @@ int
 walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
                uint64_t *position, walcast_watch_fn *fn, void *arg, int timeout_ms)
 {
-    if (!self || !fn || (prefix_len > 0 && !prefix) || prefix_len > WC_MAX_KEY)
+    if (!self)
         return WALCAST_EINVAL;
     self->detail [0] = 0;
+    if (!fn || (prefix_len > 0 && !prefix) || prefix_len > WC_MAX_KEY) {
+        if (prefix_len > WC_MAX_KEY)
+            snprintf (self->detail, sizeof self->detail, "the prefix is %zu bytes; "
+                      "prefixes are 0..%u bytes, as keys are at most %u", prefix_len,
+                      WC_MAX_KEY, WC_MAX_KEY);
+        return WALCAST_EINVAL;
+    }
     s_begin (self);
     int64_t deadline = wc_clock_ms () + self->timeout_ms;
     size_t first = s_select_wait (self, S_WANT_WATCH, deadline);

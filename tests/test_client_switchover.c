@@ -249,6 +249,25 @@ test_switchover_library (void **state)
     assert_int_equal (walcast_switchover (h, "r1", &epoch, addr, sizeof addr),
                       WALCAST_EBUSY);
     assert_string_equal (walcast_last_detail (h), "a switchover to r1 is under way");
+    //  A bad id after that: its own detail, not the last call's
+    char long_id [80];
+    memset (long_id, 'n', 70);
+    long_id [70] = '\0';
+    assert_int_equal (walcast_switchover (h, long_id, &epoch, addr, sizeof addr),
+                      WALCAST_EINVAL);
+    print_message ("a 70-byte id: %s\n", walcast_last_detail (h));
+    assert_non_null (strstr (walcast_last_detail (h), "ids are 1..64 bytes"));
+    walcast_destroy (&h);
+
+    //  A handle that knows no node: status and digest say so
+    h = walcast_new ();
+    assert_non_null (h);
+    walcast_status_t status;
+    assert_int_equal (walcast_status (h, &status), WALCAST_EUNAVAILABLE);
+    assert_non_null (strstr (walcast_last_detail (h), "no node known"));
+    uint64_t seq, hash;
+    assert_int_equal (walcast_digest (h, &seq, &hash), WALCAST_EUNAVAILABLE);
+    assert_non_null (strstr (walcast_last_detail (h), "no node known"));
     walcast_destroy (&h);
     cluster_pass (w->cluster);
 }
