@@ -80,6 +80,8 @@ typedef struct {
     const char  *curve_broker;  /* --curve-broker: the broker's public cert */
     bool         help;          /* --help: print usage, exit 0 */
     bool         version;       /* --version: print version, exit 0 */
+    bool         patient;       /* status --watch: a silent broker at start is
+                                   asked again, not an error */
 } s_opts_t;
 
 /*  A global flag. set() returns 0, or -1 after printing why the value is
@@ -1354,6 +1356,10 @@ s_connect (walcast_t *client, const s_opts_t *opts)
                  "1..65534)\n", opts->broker);
         return s_usage_error ();
     }
+    if (rc == WALCAST_ETIMEOUT && opts->patient)
+        fprintf (stderr, "walcast: status: the broker at %s did not answer; the watch "
+                 "goes on and asks it again at every table\n", opts->broker);
+    else
     if (rc) {
         char name [300];
         snprintf (name, sizeof name, "--broker '%s'", opts->broker);
@@ -1465,6 +1471,9 @@ s_main (int argc, char **argv, s_opts_t *opts, walcast_t **client)
                  "it)\n", cmd->name);
         return s_usage_error ();
     }
+    for (int i = first + 1; i < argc && cmd->run == s_cmd_status; i++)
+        if (strcmp (argv [i], "--watch") == 0)
+            opts->patient = true;
     int exit_code = s_open_client (opts, cmd, client);
     if (exit_code == S_EXIT_OK)
         exit_code = cmd->run (*client, opts, argv + first + 1, argc - first - 1);

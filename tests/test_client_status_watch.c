@@ -260,6 +260,40 @@ test_watch_sees_the_broker_die (void **state)
     cluster_pass (c);
 }
 
+//  A watch started while the broker is down (restarting, say) does not
+//  give up: it says so, goes on, and shows the nodes once the broker is
+//  back (it exited 3 at start, a helper found). Runs after
+//  test_watch_sees_the_broker_die, which leaves the broker dead.
+static void
+test_watch_starts_before_the_broker (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    cluster_broker_kill (c);                /* (dead already, normally) */
+    int watch = cluster_cli_spawn (c, "--broker", cluster_broker_addr (c), "--timeout",
+                                   "500", "status", "--watch", "--interval", "100", NULL);
+    assert_true (watch >= 0);
+    int64_t deadline = cluster_now_ms () + 15000;
+    char *err = NULL;
+    for (bool told = false; !told; ) {
+        free (err);
+        err = cluster_proc_errors (c, watch);
+        told = strstr (err, "the watch goes on") != NULL;
+        if (cluster_now_ms () > deadline || !cluster_proc_running (c, watch))
+            fail_msg ("the watch did not go on without the broker (stderr: %s)", err);
+        if (!told)
+            cluster_nap_ms (50);
+    }
+    free (err);
+    assert_int_equal (cluster_broker_start (c, NODE_TIMEOUT_MS), 0);
+    char line [512];
+    s_wait_state (c, watch, "p1", "up", 20000, line, sizeof line);
+    print_message ("once the broker is back: %s\n", line);
+    assert_int_equal (cluster_proc_stop (c, watch, 5000), 0);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
@@ -268,6 +302,7 @@ main (void)
         cmocka_unit_test (test_watch_sees_a_node_die),
         cmocka_unit_test (test_watch_forgets_what_the_broker_forgot),
         cmocka_unit_test (test_watch_sees_the_broker_die),
+        cmocka_unit_test (test_watch_starts_before_the_broker),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
