@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "certs.h"
 #include "walcast.h"
 
@@ -68,6 +69,18 @@ s_looks_like_cert (const char *path)
     return found;
 }
 
+/*  0 when this process can read path, else the errno that says why not
+    (a key pair made by root and a service run as its own user: EACCES). */
+static int
+s_unreadable (const char *path)
+{
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return errno ? errno : EIO;
+    fclose (file);
+    return 0;
+}
+
 int
 wc_certs_load (const char *path, bool need_secret, wc_certs_keys_t *keys,
                char *why, size_t why_size)
@@ -84,10 +97,28 @@ wc_certs_load (const char *path, bool need_secret, wc_certs_keys_t *keys,
                   path);
         return WALCAST_EINVAL;
     }
-    //  zcert_load also reads PATH_secret when it exists
+    int err = s_unreadable (path);
+    if (err) {
+        snprintf (why, why_size, "cannot read the certificate %s: %s (the process "
+                  "runs as uid %d: check the file's owner and mode)", path,
+                  strerror (err), (int) getuid ());
+        return WALCAST_EINVAL;
+    }
+    //  zcert_load also reads PATH_secret when it exists, and falls back to
+    //  PATH alone when it cannot: a public certificate whose secret beside
+    //  it is not ours to read is the public certificate
     char secret [PATH_MAX];
     bool pair = snprintf (secret, sizeof secret, "%s_secret", path) < (int) sizeof secret
              && stat (secret, &st) == 0;
+    if (pair && (err = s_unreadable (secret)) != 0) {
+        if (need_secret) {
+            snprintf (why, why_size, "cannot read the certificate %s: %s (the process "
+                      "runs as uid %d: check the file's owner and mode)", secret,
+                      strerror (err), (int) getuid ());
+            return WALCAST_EINVAL;
+        }
+        pair = false;
+    }
     if (pair && !s_looks_like_cert (secret)) {
         snprintf (why, why_size, "%s is not a CURVE certificate (make one with "
                   "`walcast keygen NAME`)", secret);
