@@ -17,7 +17,10 @@ cd "$(dirname "$0")"
 ROOT=$(pwd)
 JOBS=$(nproc 2>/dev/null || echo 2)
 PACKAGES="cmake make gcc pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libcmocka-dev
-          libmicrohttpd-dev clang libclang-rt-dev chromium"
+          libmicrohttpd-dev"
+# Only for the fuzz targets (clang) and the status page's browser test
+FUZZ_PACKAGES="clang libclang-rt-dev"
+TEST_PACKAGES="$FUZZ_PACKAGES chromium"
 
 usage() {
     sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
@@ -25,7 +28,7 @@ usage() {
 
 install_missing() {
     local missing=""
-    for pkg in $PACKAGES; do
+    for pkg in $PACKAGES "$@"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
             || missing="$missing $pkg"
     done
@@ -79,7 +82,8 @@ case "${1:-}" in
         "$ROOT/build/examples/walkthrough"
         ;;
     test)
-        install_missing
+        # shellcheck disable=SC2086
+        install_missing $TEST_PACKAGES
         build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
         build build-asan -DCMAKE_BUILD_TYPE=Debug -DWALCAST_SANITIZE=ON
         run_tests build
@@ -93,7 +97,8 @@ case "${1:-}" in
             ''|*[!0-9]*) echo "build.sh: fuzz takes a number of seconds, not '$seconds'" >&2
                          exit 2 ;;
         esac
-        install_missing
+        # shellcheck disable=SC2086
+        install_missing $FUZZ_PACKAGES
         build_fuzz
         run_fuzz "$seconds"
         ;;
