@@ -155,10 +155,9 @@ s_update_counts (wc_exporter_t *self)
                    (double) stats->bytes_in [s]);
         s_set (self, "walcast_bytes_sent_total", sockets [s], (double) stats->bytes_out [s]);
     }
-    for (int code = 1; code < WC_NODE_ERRORS; code++)
-        if (stats->refused [code])
-            s_set (self, "walcast_refused_requests_total", walcast_errname (-code),
-                   (double) stats->refused [code]);
+    for (int code = 1; code < WC_NODE_ERRORS; code++)      /* 0s too: see README */
+        s_set (self, "walcast_refused_requests_total", walcast_errname (-code),
+               (double) stats->refused [code]);
     wc_metric_set_tally (wc_metrics_series (self->metrics,
                                             "walcast_write_ack_duration_seconds", NULL),
                          &stats->write_latency);

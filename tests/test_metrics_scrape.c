@@ -315,7 +315,14 @@ s_check_nodes (cluster_t *c, int p, int r, int p_port, int r_port)
     assert_true (s_check_histogram (after, "walcast_replication_apply_lag_seconds") == 0);
     free (after);
 
-    //  The replica: its role, and a write it refused, by code
+    //  The replica: its role, and a write it refused, by code. Every
+    //  code's series is there from the start, at 0, so an alert on its
+    //  rate has a series to match before the first refusal
+    char *fresh = s_scrape (r_port);
+    assert_non_null (fresh);
+    assert_true (s_value (fresh, "walcast_refused_requests_total{code=\"ENOTPRIMARY\"}") == 0);
+    assert_true (s_value (fresh, "walcast_refused_requests_total{code=\"EPERM\"}") == 0);
+    free (fresh);
     client = cluster_client (c, r);
     assert_non_null (client);
     walcast_pos_t pos;
