@@ -108,9 +108,13 @@ s_printable (char *dst, const uint8_t *src, uint32_t len)
     return dst;
 }
 
+/*  A role as logs name it: a primary that waits for its PROMOTE (the
+    CANDIDATE flag) is a candidate, not a primary. */
 static const char *
-s_role_name (uint8_t role)
+s_role_name (uint8_t role, uint64_t flags)
 {
+    if (role == WC_ROLE_PRIMARY && (flags & WC_NODE_CANDIDATE))
+        return "candidate";
     return role == WC_ROLE_PRIMARY ? "primary"
          : role == WC_ROLE_REPLICA ? "replica" : "unknown";
 }
@@ -226,13 +230,14 @@ s_log_changes (const s_node_t *node, const wc_node_info_t *info, int64_t now_ms)
     if (!node->up) {
         wc_log_info ("node %s up again (silent %lld ms; role %s, addr %s)", id,
                      (long long) s_silent_ms (node, now_ms),
-                     s_role_name (info->role),
+                     s_role_name (info->role, info->flags),
                      s_printable (now, info->addr.ptr, info->addr.len));
         changed = true;
     }
     if (node->role != info->role) {
         wc_log_info ("node %s is now %s (was %s; epoch %llu)", id,
-                     s_role_name (info->role), s_role_name (node->role),
+                     s_role_name (info->role, info->flags),
+                     s_role_name (node->role, node->flags),
                      (unsigned long long) info->epoch);
         changed = true;
     }
@@ -304,7 +309,7 @@ s_insert (wc_directory_t *self, const wc_node_info_t *info, size_t index,
     wc_log_info ("node %s registered (region %s, role %s, addr %s)",
                  s_printable (id, info->id.ptr, info->id.len),
                  s_printable (region, info->region.ptr, info->region.len),
-                 s_role_name (info->role),
+                 s_role_name (info->role, info->flags),
                  s_printable (addr, info->addr.ptr, info->addr.len));
     *node_p = node;
     return 0;

@@ -157,6 +157,10 @@ test_one_primary (void **state)
         cluster_nap_ms (20);
     assert_true (status.epoch >= 1);
     uint64_t epoch = status.epoch;
+    //  The broker's log calls it what it was: a candidate, not a primary
+    char line [512];
+    assert_int_equal (cluster_broker_log_find (c, "node p1 registered (region -, role "
+                                               "candidate,", 0, 0, line, sizeof line), 0);
 
     //  A second primary, at the same epoch and at an older one: told to
     //  follow p1, listed down, for as long as it claims the role
