@@ -1063,14 +1063,26 @@ static int
 s_cmd_watch (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
     (void) opts;
-    uint64_t position = 0;
+    uint64_t position = 0, epoch = 0;
     int i = 0;
-    if (s_parse_seq_option (args, nargs, &i, "watch", "--from", 1, &position) < 0)
-        return s_usage_error ();
+    for (int rc = 0; rc == 0; ) {         /* --from and --epoch, in any order */
+        rc = s_parse_seq_option (args, nargs, &i, "watch", "--from", 1, &position);
+        if (rc == 1)
+            rc = s_parse_seq_option (args, nargs, &i, "watch", "--epoch", 1, &epoch);
+        if (rc < 0)
+            return s_usage_error ();
+    }
     if (nargs - i > 1) {
-        fprintf (stderr, "walcast: watch: expected [--from SEQ] [PREFIX]\n");
+        fprintf (stderr, "walcast: watch: expected [--from SEQ [--epoch E]] [PREFIX]\n");
         return s_usage_error ();
     }
+    if (epoch && !position) {
+        fprintf (stderr, "walcast: watch: --epoch goes with --from (the epoch of the "
+                 "change before SEQ, as the watch said when it stopped)\n");
+        return s_usage_error ();
+    }
+    if (epoch)
+        walcast_watch_resume (client, position, epoch);
     const char *prefix = i < nargs ? args [i] : "";
     if (strlen (prefix) > WC_MAX_KEY) {
         fprintf (stderr, "walcast: watch: PREFIX is %zu bytes; prefixes are 0..%u "
@@ -1092,6 +1104,12 @@ s_cmd_watch (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
         if (rc > 0)
             break;
     }
+    //  Where to go on from, with what lets the next watch check that
+    //  nothing printed was rolled back meanwhile
+    if (walcast_watch_epoch (client))
+        fprintf (stderr, "walcast: watch: stopped before seq %" PRIu64 "; go on with "
+                 "--from %" PRIu64 " --epoch %" PRIu64 "\n", position, position,
+                 walcast_watch_epoch (client));
     return S_EXIT_OK;
 }
 
@@ -1133,10 +1151,12 @@ static const s_command_t s_commands [] = {
       "no write lost; prints \"EPOCH HOST:PORT\" of the new primary; waits up "
       "to 30 s unless --timeout says otherwise",
       s_cmd_switchover, 30000, true, false },
-    { "watch", "[--from SEQ] [PREFIX]", 0, 3,
+    { "watch", "[--from SEQ [--epoch E]] [PREFIX]", 0, 5,
       "print every change to keys under PREFIX, in seq order, none lost: "
       "\"SEQ put KEY VALUE\" or \"SEQ del KEY\"; from now, or from SEQ on "
-      "(to resume after the last SEQ printed); runs until interrupted",
+      "(to resume after the last SEQ printed); runs until interrupted, then "
+      "says on stderr how to go on (--from SEQ --epoch E: E lets the next "
+      "watch check that no change printed was rolled back meanwhile)",
       s_cmd_watch, 0, false, false },
     { "keygen", "NAME", 1, 1,
       "write a new CURVE key pair as NAME (the public certificate, for servers' "

@@ -31,6 +31,11 @@
     ends with ECONFLICT and says from which seq to watch again, instead of
     going on as if they had stayed. An entry of an epoch older than the
     last one delivered (a node behind in history) is never delivered.
+    The same check runs when a heartbeat shows a newer epoch (the new
+    history may be shorter than ours, and no entry would ever reveal it),
+    when a resumed feed starts (the history may have changed between two
+    calls), and before ERANGE is reported (a node that no longer holds
+    next may have rolled back what came before it).
 */
 #include <errno.h>
 #include <stdarg.h>
@@ -79,6 +84,7 @@ struct wc_feed {
     uint64_t        checked;        /* newest epoch the node's history was
                                        checked to continue ours into */
     bool            check;          /* an EPOCH_END is wanted, or in flight */
+    bool            range_pending;  /* ERANGE waits for that check (detail set) */
     bool            checking;       /* ... in flight (rid check_rid) */
     uint64_t        check_rid;
     int64_t         check_sent_ms;
@@ -439,6 +445,9 @@ s_on_stream (wc_feed_t *self, zmq_msg_t *body)
         rc = s_on_stream_entries (self, &entries, body);
     else
     if (msg.type == WC_MSG_HEARTBEAT) {
+        if (self->epoch && msg.u.heartbeat.epoch > self->epoch
+        &&  msg.u.heartbeat.epoch > self->checked)
+            self->check = true;         /* a newer history: does it hold ours? */
         if (msg.u.heartbeat.last_seq >= self->next)
             s_gap (self, "heartbeat at", msg.u.heartbeat.last_seq);
     }
@@ -519,6 +528,8 @@ s_send_check (wc_feed_t *self)
     self->check_sent_ms = now;
 }
 
+static void s_backoff (wc_feed_t *self);
+
 //  Where our last epoch ended in the node's history: on with the feed
 //  when it holds everything delivered, else the feed ends (ECONFLICT).
 static int
@@ -526,11 +537,17 @@ s_on_epoch_end (wc_feed_t *self, const wc_msg_t *msg)
 {
     uint64_t at = msg->u.epoch_end.epoch, end = msg->u.epoch_end.end_seq;
     uint64_t delivered = self->next - 1;
+    if (msg->u.epoch_end.latest < self->epoch) {
+        s_backoff (self);               /* behind our history: no verdict yet */
+        return 0;
+    }
     if (at == self->epoch && end >= delivered) {
         self->check = false;
         self->checked = msg->u.epoch_end.latest;
         self->backoff_ms = S_BACKOFF_MIN_MS;
         self->want_fetch = true;        /* what was set aside meanwhile */
+        if (self->range_pending)
+            return WALCAST_ERANGE;      /* true history, truly gone: as said */
         return 0;
     }
     uint64_t fork = end < delivered ? end : delivered;
@@ -591,7 +608,13 @@ s_on_fetch_error (wc_feed_t *self, const wc_msg_t *msg)
         snprintf (self->detail, sizeof self->detail, "%s no longer holds seq %llu%s%s%s",
                   self->name, (unsigned long long) self->fetch_from,
                   *detail ? " (" : "", detail, *detail ? ")" : "");
-        return WALCAST_ERANGE;
+        if (!self->epoch || self->range_pending)
+            return WALCAST_ERANGE;
+        //  Was what came before next rolled back? That is the news, not
+        //  the seq the node no longer holds: check first
+        self->range_pending = true;
+        self->check = true;
+        return 0;
     }
     s_log (self, "watch: FETCH from %llu refused by %s: %s%s%s; retrying",
            (unsigned long long) self->fetch_from, self->name, walcast_strerror (err),
@@ -748,6 +771,21 @@ wc_feed_run (wc_feed_t *self, int wait_ms, walcast_watch_fn *fn, void *arg,
     s_send_fetch (self);
     s_note_repaired (self);
     return rc == S_STOP || rc == S_CHECK ? 0 : rc;
+}
+
+uint64_t
+wc_feed_epoch (wc_feed_t *self)
+{
+    return self->epoch;
+}
+
+void
+wc_feed_resume_epoch (wc_feed_t *self, uint64_t epoch)
+{
+    if (epoch == 0 || self->epoch != 0)
+        return;
+    self->epoch = epoch;
+    self->check = true;
 }
 
 uint64_t

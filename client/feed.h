@@ -79,6 +79,16 @@ void wc_feed_set_halt (wc_feed_t *self, const volatile sig_atomic_t *halt);
 /*  The next seq the feed will deliver. */
 uint64_t wc_feed_next (wc_feed_t *self);
 
+/*  The epoch of the entry at next - 1 (the last delivered or filtered
+    out); 0 when the feed has not seen one. */
+uint64_t wc_feed_epoch (wc_feed_t *self);
+
+/*  Before anything is delivered: the entry at next - 1 is known to be of
+    epoch (a feed that ended there, resumed). The first run then asks the
+    node whether its history still holds it, and ends with ECONFLICT when
+    a failover rolled it back meanwhile. 0 does nothing. */
+void wc_feed_resume_epoch (wc_feed_t *self, uint64_t epoch);
+
 /*  When the stream last delivered a message (monotonic ms; the time of
     wc_feed_open before the first). */
 int64_t wc_feed_heard_ms (wc_feed_t *self);

@@ -290,6 +290,8 @@ struct walcast {
     /* watch */
     walcast_watch_switch_fn *watch_notify;   /* told when a watch moves, or NULL */
     volatile sig_atomic_t watch_stop;       /* walcast_watch_stop was called */
+    uint64_t         watch_next;    /* where the last watch stopped, and the */
+    uint64_t         watch_epoch;   /* epoch of the change before it (0: none) */
     void            *watch_notify_arg;
 };
 
@@ -3392,6 +3394,22 @@ s_watch_loop (walcast_t *self, s_watch_t *w, walcast_watch_fn *fn, void *arg,
     }
 }
 
+uint64_t
+walcast_watch_epoch (walcast_t *self)
+{
+    return self ? self->watch_epoch : 0;
+}
+
+int
+walcast_watch_resume (walcast_t *self, uint64_t position, uint64_t epoch)
+{
+    if (!self || position == 0 || epoch == 0)
+        return WALCAST_EINVAL;
+    self->watch_next = position;
+    self->watch_epoch = epoch;
+    return 0;
+}
+
 void
 walcast_watch_stop (walcast_t *self)
 {
@@ -3432,11 +3450,18 @@ walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
     if (!w.feed)
         return WALCAST_ENOMEM;
     wc_feed_set_halt (w.feed, &self->watch_stop);      /* checked at every change */
+    //  Going on where the last watch of this handle stopped: its epoch
+    //  there is known, and the history is checked to still hold it (a
+    //  failover between the two calls may have rolled it back)
+    if (position && *position == self->watch_next)
+        wc_feed_resume_epoch (w.feed, self->watch_epoch);
     rc = s_watch_follow (self, &w, first);
     if (rc == 0)
         rc = s_watch_loop (self, &w, fn, arg, timeout_ms);
     if (position)
         *position = wc_feed_next (w.feed);
+    self->watch_next = rc == WALCAST_ECONFLICT ? 0 : wc_feed_next (w.feed);
+    self->watch_epoch = rc == WALCAST_ECONFLICT ? 0 : wc_feed_epoch (w.feed);
     wc_feed_destroy (&w.feed);
     return rc;
 }

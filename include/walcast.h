@@ -607,10 +607,30 @@ typedef int (walcast_watch_fn) (void *arg, uint64_t seq, int op,
     the node no longer holds a seq the watch needs (detail: which): the
     feed would have a hole; WALCAST_ECONFLICT when a failover rolled back
     changes it already handed over (a deposed primary's writes): the
-    detail names the seq to watch again from, with the new history. */
+    detail names the seq to watch again from, with the new history.
+    A position passed back to the same handle carries what the seq alone
+    does not: the epoch of the change before it. The next call first
+    checks that the cluster's history still holds that change, so a
+    rollback between two calls is ECONFLICT too. A consumer that keeps
+    its position elsewhere (and restarts) keeps walcast_watch_epoch with
+    it and gives it back with walcast_watch_resume; a bare seq from
+    elsewhere cannot be checked. */
 WALCAST_EXPORT int walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
                                   uint64_t *position, walcast_watch_fn *fn, void *arg,
                                   int timeout_ms);
+
+/*  The epoch of the change just before the position the last
+    walcast_watch of this handle returned (0: it handed over nothing and
+    knew none). */
+WALCAST_EXPORT uint64_t walcast_watch_epoch (walcast_t *self);
+
+/*  The next walcast_watch from position first checks that the change at
+    position - 1 is still the one of epoch `epoch` (what walcast_watch_epoch
+    said when that position was returned), and returns WALCAST_ECONFLICT,
+    naming the seq to watch again from, when a failover rolled it back.
+    WALCAST_EINVAL for position 0 or epoch 0. */
+WALCAST_EXPORT int walcast_watch_resume (walcast_t *self, uint64_t position,
+                                         uint64_t epoch);
 
 /*  Make a running walcast_watch return 0 within about 100 ms (or the
     next one at once). Safe to call from a signal handler: it only sets

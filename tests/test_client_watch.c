@@ -634,17 +634,24 @@ test_lost_tail (void **state)
 
 /*  A fake node whose history is replaced while it is watched: first seqs
     1..4 of epoch 1; then (a failover, this node deposed and rejoined) seq
-    1 of epoch 1 and seqs 2..6 of epoch 2. */
+    1 of epoch 1 and seqs 2.. of epoch 2: up to 6 (S_FORK_LONGER), up to
+    3 only (S_FORK_SHORTER: the new history has not reached the watch's
+    position), or up to 10 with 2..9 no longer in its log (S_FORK_TRIMMED:
+    FETCH gets ERANGE; its heartbeats still say epoch 1, so that only the
+    ERANGE can reveal the fork). */
+enum { S_FORK_FIRST, S_FORK_LONGER, S_FORK_SHORTER, S_FORK_TRIMMED };
+
 typedef struct {
     int           port;
-    atomic_int    history;      /* 0: the first, 1: after the failover */
+    atomic_int    history;      /* S_FORK_* */
     atomic_int    checks;       /* EPOCH_ENDs received */
 } s_fork_node_t;
 
 static uint64_t
 s_fork_last (s_fork_node_t *node)
 {
-    return atomic_load (&node->history) ? 6 : 4;
+    static const uint64_t last [] = { 4, 6, 3, 10 };
+    return last [atomic_load (&node->history)];
 }
 
 static uint64_t
@@ -675,6 +682,9 @@ s_fork_request (void *arg, int port, const wc_msg_t *req, msgpack_sbuffer *reply
     if (req->type != WC_MSG_FETCH)
         return false;
     uint64_t from = req->u.fetch.from_seq;
+    if (atomic_load (&node->history) == S_FORK_TRIMMED && from < 10)
+        return wc_error_encode (req->rid, WALCAST_ERANGE, "seq before the log",
+                                "first=10", reply) == 0;
     uint32_t count = from >= 1 && from <= last ? (uint32_t) (last - from + 1) : 0;
     if (wc_entries_encode_header (req->rid, last, count, reply))
         return false;
@@ -703,7 +713,8 @@ s_fork_tick (void *arg, fake_t *fake)
     wc_msg_t hb;
     memset (&hb, 0, sizeof hb);
     hb.type = WC_MSG_HEARTBEAT;
-    hb.u.heartbeat.epoch = s_fork_epoch (node, last);
+    hb.u.heartbeat.epoch = atomic_load (&node->history) == S_FORK_TRIMMED
+                         ? 1 : s_fork_epoch (node, last);
     hb.u.heartbeat.last_seq = last;
     msgpack_sbuffer out;
     msgpack_sbuffer_init (&out);
@@ -712,33 +723,40 @@ s_fork_tick (void *arg, fake_t *fake)
     msgpack_sbuffer_destroy (&out);
 }
 
+//  The fork node, started; its address in addr.
+static fake_t *
+s_fork_start (cluster_t *c, s_fork_node_t *node, char *addr, size_t size)
+{
+    node->port = cluster_spare_port (c);
+    atomic_init (&node->history, S_FORK_FIRST);
+    atomic_init (&node->checks, 0);
+    fake_t *fake = fake_new (s_fork_request, s_fork_tick, node);
+    assert_non_null (fake);
+    assert_int_equal (fake_bind_router (fake, node->port), 0);
+    assert_int_equal (fake_bind_pub (fake, node->port + 1), 0);
+    assert_int_equal (fake_bind_router (fake, node->port + 2), 0);
+    assert_int_equal (fake_start (fake), 0);
+    snprintf (addr, size, "127.0.0.1:%d", node->port);
+    return fake;
+}
+
 //  The watch printed 1..4 of the first history; the node's history then
-//  keeps only seq 1 of it. Before, the watch went on with "5 put a:5 new"
-//  and "6 put a:6 new", and never showed the changes at 2..4 that
-//  replaced the ones it had printed.
+//  keeps only seq 1 of it, followed by history. The watch must stop with
+//  the remedy and print nothing more.
 static void
-test_rolled_back (void **state)
+s_rolled_back (void **state, int history)
 {
     cluster_t *c = (cluster_t *) *state;
     if (!c)
         fail_msg ("the cluster could not be set up (see above)");
     s_fork_node_t node;
-    node.port = cluster_spare_port (c);
-    atomic_init (&node.history, 0);
-    atomic_init (&node.checks, 0);
-    fake_t *fake = fake_new (s_fork_request, s_fork_tick, &node);
-    assert_non_null (fake);
-    assert_int_equal (fake_bind_router (fake, node.port), 0);
-    assert_int_equal (fake_bind_pub (fake, node.port + 1), 0);
-    assert_int_equal (fake_bind_router (fake, node.port + 2), 0);
-    assert_int_equal (fake_start (fake), 0);
     char addr [32];
-    snprintf (addr, sizeof addr, "127.0.0.1:%d", node.port);
+    fake_t *fake = s_fork_start (c, &node, addr, sizeof addr);
     int watcher = cluster_cli_spawn (c, "--node", addr, "watch", "--from", "1", "a:",
                                      NULL);
     assert_true (watcher >= 0);
     assert_int_equal (s_wait_output (c, watcher, "4 put a:4 old\n", 10000), 0);
-    atomic_store (&node.history, 1);
+    atomic_store (&node.history, history);
     //  It asks where epoch 1 ended, learns 1, and stops with the remedy
     int status = cluster_proc_wait (c, watcher, 10000);
     char *out = cluster_proc_output (c, watcher);
@@ -756,6 +774,110 @@ test_rolled_back (void **state)
     cluster_pass (c);
 }
 
+//  Before, the watch went on with "5 put a:5 new" and "6 put a:6 new",
+//  and never showed the changes at 2..4 that replaced the ones it had
+//  printed.
+static void
+test_rolled_back (void **state)
+{
+    s_rolled_back (state, S_FORK_LONGER);
+}
+
+//  The new history is shorter than what the watch printed, and nothing
+//  is written: no entry at or past its position will ever come. Before,
+//  the watch sat there for good (a helper: 11 s of an idle cluster, or
+//  until writes passed its position); the heartbeats' newer epoch now
+//  makes it check.
+static void
+test_rolled_back_shorter (void **state)
+{
+    s_rolled_back (state, S_FORK_SHORTER);
+}
+
+//  The node no longer holds the watch's next seq, and what came before
+//  it was rolled back: the rollback is the news. Before, the watch ended
+//  with ERANGE ('no longer holds seq 5; watch from a later seq'), and the
+//  rolled-back changes it had printed stayed unsaid.
+static void
+test_rolled_back_trimmed (void **state)
+{
+    s_rolled_back (state, S_FORK_TRIMMED);
+}
+
+//  A library watch that returned (its timeout) and is called again with
+//  the position it gave: a failover between the two calls rolled back
+//  what the first delivered. The handle knows the epoch it stopped in and
+//  checks it first. Before, the second call took the new history's 5 and
+//  6 as if nothing had happened (a helper's loop of walcast_watch calls
+//  kept 37 rolled-back changes and skipped the 37 that replaced them).
+static void
+test_rolled_back_between_calls (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    s_fork_node_t node;
+    char addr [32];
+    fake_t *fake = s_fork_start (c, &node, addr, sizeof addr);
+    walcast_t *w = walcast_new ();
+    assert_non_null (w);
+    walcast_set_timeout (w, 3000);
+    assert_int_equal (walcast_connect (w, addr), 0);
+    s_seen_t seen;
+    memset (&seen, 0, sizeof seen);
+    uint64_t position = 1;
+    assert_int_equal (walcast_watch (w, "a:", 2, &position, s_collect, &seen, 500), 0);
+    assert_int_equal (seen.count, 4);
+    assert_int_equal (position, 5);
+    atomic_store (&node.history, S_FORK_LONGER);
+    int rc = walcast_watch (w, "a:", 2, &position, s_collect, &seen, 2000);
+    print_message ("the second call: %s, %d delivered in all; %s\n", walcast_errname (rc),
+                   seen.count, walcast_last_detail (w));
+    assert_int_equal (rc, WALCAST_ECONFLICT);
+    assert_int_equal (seen.count, 4);
+    assert_non_null (strstr (walcast_last_detail (w), "--from 2"));
+    walcast_destroy (&w);
+    fake_destroy (&fake);
+    cluster_pass (c);
+}
+
+//  The CLI across a restart of its own: stopped, it says how to go on
+//  (--from 5 --epoch 1); a failover then rolls back 2..4; the watch
+//  started again with what it said checks first and says what was rolled
+//  back. Without --epoch it could not know: the seq alone is 5 either way.
+static void
+test_rolled_back_while_stopped (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    s_fork_node_t node;
+    char addr [32];
+    fake_t *fake = s_fork_start (c, &node, addr, sizeof addr);
+    int watcher = cluster_cli_spawn (c, "--node", addr, "watch", "--from", "1", "a:",
+                                     NULL);
+    assert_true (watcher >= 0);
+    assert_int_equal (s_wait_output (c, watcher, "4 put a:4 old\n", 10000), 0);
+    assert_int_equal (cluster_proc_stop (c, watcher, 5000), 0);
+    char *log = cluster_proc_errors (c, watcher);
+    print_message ("stopped: %s", log);
+    assert_non_null (strstr (log, "go on with --from 5 --epoch 1\n"));
+    free (log);
+    atomic_store (&node.history, S_FORK_LONGER);
+    char *out = NULL, *err = NULL;
+    int rc = cluster_cli (c, NULL, &out, &err, "--node", addr, "watch", "--from", "5",
+                          "--epoch", "1", "a:", NULL);
+    print_message ("again: exit %d, %s", rc, err);
+    assert_int_equal (rc, 3);
+    assert_string_equal (out, "");
+    assert_non_null (strstr (err, "seqs 2..4 (epoch 1) were rolled back"));
+    assert_non_null (strstr (err, "--from 2"));
+    free (out);
+    free (err);
+    fake_destroy (&fake);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
@@ -766,6 +888,12 @@ main (void)
         cmocka_unit_test_setup_teardown (test_library_position, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_tail, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_rolled_back, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_rolled_back_shorter, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_rolled_back_trimmed, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_rolled_back_between_calls, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_rolled_back_while_stopped, s_setup,
+                                         s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
