@@ -292,6 +292,7 @@ struct walcast {
     volatile sig_atomic_t watch_stop;       /* walcast_watch_stop was called */
     uint64_t         watch_next;    /* where the last watch stopped, and the */
     uint64_t         watch_epoch;   /* epoch of the change before it (0: none) */
+    wc_feed_t       *watch_feed;    /* the feed of the watch running, or NULL */
     void            *watch_notify_arg;
 };
 
@@ -3397,6 +3398,8 @@ s_watch_loop (walcast_t *self, s_watch_t *w, walcast_watch_fn *fn, void *arg,
 uint64_t
 walcast_watch_epoch (walcast_t *self)
 {
+    if (self && self->watch_feed)       /* from fn: the change handed over */
+        return wc_feed_epoch (self->watch_feed);
     return self ? self->watch_epoch : 0;
 }
 
@@ -3456,8 +3459,10 @@ walcast_watch (walcast_t *self, const void *prefix, size_t prefix_len,
     if (position && *position == self->watch_next)
         wc_feed_resume_epoch (w.feed, self->watch_epoch);
     rc = s_watch_follow (self, &w, first);
+    self->watch_feed = w.feed;
     if (rc == 0)
         rc = s_watch_loop (self, &w, fn, arg, timeout_ms);
+    self->watch_feed = NULL;
     if (position)
         *position = wc_feed_next (w.feed);
     self->watch_next = rc == WALCAST_ECONFLICT ? 0 : wc_feed_next (w.feed);

@@ -621,7 +621,8 @@ WALCAST_EXPORT int walcast_watch (walcast_t *self, const void *prefix, size_t pr
 
 /*  The epoch of the change just before the position the last
     walcast_watch of this handle returned (0: it handed over nothing and
-    knew none). */
+    knew none); called from the watch's fn, the epoch of the change being
+    handed over (a consumer that saves seq + 1 there saves this with it). */
 WALCAST_EXPORT uint64_t walcast_watch_epoch (walcast_t *self);
 
 /*  The next walcast_watch from position first checks that the change at
