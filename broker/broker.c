@@ -557,6 +557,42 @@ s_handle_switchover (wc_broker_t *self, wc_request_t *req, int64_t now)
     self->switchover_rid = req->msg.rid;
 }
 
+/*  A client's FORGET: drop a node that is down from the directory (it
+    was removed for good), and answer the TOPOLOGY without it. Not the
+    cluster's primary (the saved state names it: a failover or its
+    return needs it), not a node that is up (its next beat would bring it
+    back). */
+static void
+s_handle_forget (wc_broker_t *self, wc_request_t *req, int64_t now)
+{
+    char id [WC_MAX_ID + 1], why [WC_MAX_TEXT + 1] = "";
+    wc_bytes_printable (id, sizeof id, &req->msg.u.forget.node_id);
+    int rc = 0;
+    if (strlen (id) != req->msg.u.forget.node_id.len)
+        rc = WALCAST_ENOTFOUND;             /* not printable: no node has it */
+    else
+    if (strcmp (id, wc_failover_state (self->failover)->primary) == 0) {
+        rc = WALCAST_ECONFLICT;
+        snprintf (why, sizeof why, "node %s is the cluster's primary: the broker keeps "
+                  "it (a failover replaces it when it is down; or hand the role over "
+                  "with walcast switchover first)", id);
+    }
+    else
+        rc = wc_directory_forget (self->directory, id, now);
+    if (rc == WALCAST_ECONFLICT && !why [0])
+        snprintf (why, sizeof why, "node %s is up: stop it first (it would register "
+                  "again at its next beat)", id);
+    if (rc == WALCAST_ENOTFOUND)
+        snprintf (why, sizeof why, "no node %s in the directory", id);
+    self->out.size = 0;
+    if (rc == 0)
+        rc = wc_directory_encode_topology (self->directory, req->msg.rid, now,
+                                           &self->out);
+    if (rc)
+        wc_error_encode (req->msg.rid, rc, why [0] ? why : NULL, NULL, &self->out);
+    s_reply (self, req);
+}
+
 /*  Handle one decoded (or undecodable) message. Like a node, the broker
     answers everything it received whole: a malformed message with an
     ERROR of the failure's code (EVERSION, EPROTO, ETOOBIG), whose rid is
@@ -589,6 +625,9 @@ s_handle (wc_broker_t *self, wc_request_t *req, int64_t now)
             break;
         case WC_MSG_SWITCHOVER:
             s_handle_switchover (self, req, now);
+            break;
+        case WC_MSG_FORGET:
+            s_handle_forget (self, req, now);
             break;
         case WC_MSG_TOPOLOGY_GET:
             self->out.size = 0;

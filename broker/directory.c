@@ -486,6 +486,28 @@ wc_directory_find (wc_directory_t *self, const char *id, int64_t now_ms,
 }
 
 int
+wc_directory_forget (wc_directory_t *self, const char *id, int64_t now_ms)
+{
+    wc_bytes_t want = { (const uint8_t *) id, (uint32_t) strlen (id) };
+    size_t index;
+    if (want.len == 0 || want.len > WC_MAX_ID || !s_find (self, &want, &index))
+        return WALCAST_ENOTFOUND;
+    s_node_t *node = self->nodes [index];
+    if (node->up)
+        return WALCAST_ECONFLICT;
+    char shown [S_PRINTABLE];
+    wc_log_info ("node %s forgotten (down, silent %lld ms; an operator's FORGET)",
+                 s_printable (shown, node->id, node->id_len),
+                 (long long) s_silent_ms (node, now_ms));
+    free (node);
+    memmove (&self->nodes [index], &self->nodes [index + 1],
+             (self->size - index - 1) * sizeof (s_node_t *));
+    self->size--;
+    self->version++;
+    return 0;
+}
+
+int
 wc_directory_find_addr (wc_directory_t *self, const void *addr, size_t len,
                         int64_t now_ms, wc_node_info_t *info)
 {

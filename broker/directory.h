@@ -118,6 +118,12 @@ int wc_directory_get (wc_directory_t *self, size_t index, int64_t now_ms,
 int wc_directory_find (wc_directory_t *self, const char *id, int64_t now_ms,
                        wc_node_info_t *info);
 
+/*  Drop the node with this id (an operator's FORGET: it was removed for
+    good). Only a node that is down: WALCAST_ECONFLICT for one that is up
+    (it would register again at its next beat), WALCAST_ENOTFOUND for an
+    unknown id; 0 when it is gone, the version moved on. */
+int wc_directory_forget (wc_directory_t *self, const char *id, int64_t now_ms);
+
 /*  A node whose addr is addr (len octets): the first that is up, else the
     first found. Returns 0, or WALCAST_ENOTFOUND. */
 int wc_directory_find_addr (wc_directory_t *self, const void *addr, size_t len,

@@ -179,6 +179,8 @@ s_remedy (int rc, const char *name)
             if (strcmp (name, "watch") == 0)    /* the detail says from where */
                 return "the changes printed after that seq are not in the "
                        "cluster's history any more";
+            if (strcmp (name, "forget") == 0)
+                return NULL;                    /* the broker's words say it */
             return "see the broker's log";
         case WALCAST_ENOTFOUND:
             return "give the id of a node the broker lists (walcast --broker ... "
@@ -865,6 +867,22 @@ s_cmd_switchover (walcast_t *client, const s_opts_t *opts, char **args, int narg
     return S_EXIT_OK;
 }
 
+//  forget NODE: the broker drops NODE (down, removed for good) from its
+//  directory. Prints nothing.
+static int
+s_cmd_forget (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
+{
+    (void) opts; (void) nargs;
+    size_t len = strlen (args [0]);
+    if (len < 1 || len > WC_MAX_ID) {
+        fprintf (stderr, "walcast: forget: NODE is %zu bytes; node ids are 1..%u "
+                 "bytes (walcast --broker ... status lists them)\n", len, WC_MAX_ID);
+        return s_usage_error ();
+    }
+    int rc = walcast_forget (client, args [0]);
+    return rc ? s_fail (client, "forget", rc) : S_EXIT_OK;
+}
+
 /*  Set by SIGINT / SIGTERM while watching; the watch's handle, which
     the handler tells to stop (walcast_watch_stop only sets a flag). */
 static volatile sig_atomic_t s_interrupted = 0;
@@ -1151,6 +1169,11 @@ static const s_command_t s_commands [] = {
       "no write lost; prints \"EPOCH HOST:PORT\" of the new primary; waits up "
       "to 30 s unless --timeout says otherwise",
       s_cmd_switchover, 30000, true, false },
+    { "forget", "NODE", 1, 1,
+      "needs --broker: the broker drops node NODE (its id), down and removed "
+      "for good, from its directory (status, the status page, its metrics); "
+      "refused for a node that is up or the primary",
+      s_cmd_forget, 0, true, false },
     { "watch", "[--from SEQ [--epoch E]] [PREFIX]", 0, 5,
       "print every change to keys under PREFIX, in seq order, none lost: "
       "\"SEQ put KEY VALUE\" or \"SEQ del KEY\"; from now, or from SEQ on "

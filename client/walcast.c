@@ -3127,6 +3127,51 @@ walcast_switchover (walcast_t *self, const char *node_id, uint64_t *epoch,
 }
 
 int
+walcast_forget (walcast_t *self, const char *node_id)
+{
+    if (!self)
+        return WALCAST_EINVAL;
+    self->detail [0] = 0;
+    if (!node_id || !*node_id || strlen (node_id) > WC_MAX_ID) {
+        if (node_id)
+            snprintf (self->detail, sizeof self->detail, "the node id is %zu bytes; "
+                      "ids are 1..%u bytes", strlen (node_id), WC_MAX_ID);
+        return WALCAST_EINVAL;
+    }
+    if (!self->has_broker) {
+        snprintf (self->detail, sizeof self->detail, "the directory is the broker's: "
+                  "connect to it first (walcast_connect_broker)");
+        return WALCAST_EINVAL;
+    }
+    int64_t deadline = wc_clock_ms () + self->timeout_ms;
+    s_begin (self);
+    int rc = s_broker_socket (self);
+    if (rc)
+        return rc;
+    wc_msg_t req;
+    memset (&req, 0, sizeof req);
+    req.type = WC_MSG_FORGET;
+    req.u.forget.node_id.ptr = (const uint8_t *) node_id;
+    req.u.forget.node_id.len = (uint32_t) strlen (node_id);
+    rc = s_broker_ask (self, &req, deadline);
+    if (rc == WALCAST_ETIMEOUT || rc == WALCAST_EUNAVAILABLE) {
+        zmq_close (self->broker_sock);      // Lazy Pirate: start clean
+        self->broker_sock = NULL;
+    }
+    if (rc)
+        return rc;
+    if (self->rx.type == WC_MSG_TOPOLOGY)
+        rc = s_apply_topology (self, &self->rx, true);  /* without it now */
+    else
+    if (self->rx.type == WC_MSG_ERROR)
+        rc = s_broker_error (self);
+    else
+        rc = WALCAST_EPROTO;
+    s_rx_release (self);
+    return rc;
+}
+
+int
 walcast_nodes (walcast_t *self, walcast_node_info_t *nodes, size_t max,
                size_t *count)
 {

@@ -168,6 +168,9 @@ s_requests (void)
     memset (&m, 0, sizeof m);
     m.type = WC_MSG_SWITCHOVER, m.rid = 7, m.u.switchover.node_id = s_b ("eu1");
     s_msg_seed ("switchover", &m);
+    memset (&m, 0, sizeof m);
+    m.type = WC_MSG_FORGET, m.rid = 8, m.u.forget.node_id = s_b ("ap2");
+    s_msg_seed ("forget", &m);
 }
 
 //  The replies nodes and brokers send.

@@ -292,6 +292,15 @@ WALCAST_EXPORT int walcast_snapshot (walcast_t *self, uint64_t *seq, uint64_t *b
 WALCAST_EXPORT int walcast_switchover (walcast_t *self, const char *node_id,
                                        uint64_t *epoch, char *addr, size_t size);
 
+/*  Make the broker forget node_id, a node removed for good: it leaves
+    the directory (status, the status page, the broker's metrics) and
+    this handle's table. Only a node the broker lists down, and not the
+    cluster's primary: WALCAST_ECONFLICT otherwise (detail: why),
+    WALCAST_ENOTFOUND for an id the broker does not know; needs a broker
+    (walcast_connect_broker; else WALCAST_EINVAL). A forgotten node that
+    runs again registers again. */
+WALCAST_EXPORT int walcast_forget (walcast_t *self, const char *node_id);
+
 /* --- async writes ----------------------------------------------------------
 
     walcast_put_async and walcast_del_async send a write and return at

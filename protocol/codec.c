@@ -287,6 +287,9 @@ static const s_field_t s_handover [] = {         /* an empty target cancels */
 static const s_field_t s_switchover [] = {
     { .kind = S_STR, .offset = S_MSG (switchover.node_id), .min = 1, .max = WC_MAX_ID }
 };
+static const s_field_t s_forget [] = {
+    { .kind = S_STR, .offset = S_MSG (forget.node_id), .min = 1, .max = WC_MAX_ID }
+};
 static const s_field_t s_switchover_done [] = {
     { .kind = S_U64, .offset = S_MSG (switchover_done.epoch), .min = 1 },
     { .kind = S_STR, .offset = S_MSG (switchover_done.primary), .min = 1,
@@ -395,7 +398,8 @@ static const s_msg_desc_t s_descs [] = {
     [WC_MSG_HANDOVER]     = { "HANDOVER", true, s_handover, 3, 3, S_OPT_NONE },
     [WC_MSG_SWITCHOVER]   = { "SWITCHOVER", true, s_switchover, 1, 1, S_OPT_NONE },
     [WC_MSG_SWITCHOVER_DONE] = { "SWITCHOVER_DONE", true, s_switchover_done, 2, 2,
-                                 S_OPT_NONE }
+                                 S_OPT_NONE },
+    [WC_MSG_FORGET]       = { "FORGET", true, s_forget, 1, 1, S_OPT_NONE }
 };
 
 //  The description of a message type this build knows, or NULL.

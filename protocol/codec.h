@@ -116,7 +116,10 @@ typedef enum {
     WC_MSG_HANDOVER     = 70,   /* primary: stop writes, wait for target */
     /* client -> broker; reply SWITCHOVER_DONE or ERROR */
     WC_MSG_SWITCHOVER   = 71,
-    WC_MSG_SWITCHOVER_DONE = 72
+    WC_MSG_SWITCHOVER_DONE = 72,
+    /* client -> broker (0.7): drop a node that is down from the
+       directory; reply TOPOLOGY (the directory without it) or ERROR */
+    WC_MSG_FORGET       = 73
 } wc_msg_type_t;
 
 /*  node_info flags. */
@@ -248,6 +251,8 @@ typedef struct {
            WC_MAX_ADDR) */
         struct { wc_bytes_t node_id; } switchover;
         struct { uint64_t epoch; wc_bytes_t primary; } switchover_done;
+        /* FORGET [v, 73, rid, node_id] (1..WC_MAX_ID) */
+        struct { wc_bytes_t node_id; } forget;
         /* VALUE: found=false has an empty value; seq = node's applied seq */
         struct { bool found; wc_bytes_t value; uint64_t seq; } value;
         /* PONG [v, 18, rid, epoch, seq, clock_ms, role, id, region, lag_ms];

@@ -18,6 +18,7 @@ static const unsigned s_allowed [] = {
     [WC_MSG_WRITE_BATCH]  = S_W,
     [WC_MSG_SNAPSHOT]     = S_W,
     [WC_MSG_SWITCHOVER]   = S_W,
+    [WC_MSG_FORGET]       = S_W,
     [WC_MSG_GET]          = S_R | S_W | S_N,
     [WC_MSG_PING]         = S_R | S_W | S_N,
     [WC_MSG_STATUS]       = S_R | S_W | S_N,

@@ -17,7 +17,7 @@
 typedef enum {
     WC_PEER_NONE   = 0,     /* not trusted (any more), or in no role folder */
     WC_PEER_READER = 1,     /* readers/: GET, watch (stream, FETCH), STATUS, DIGEST */
-    WC_PEER_WRITER = 2,     /* writers/: what a reader may, writes, SNAPSHOT, SWITCHOVER */
+    WC_PEER_WRITER = 2,     /* writers/: what a reader may, writes, SNAPSHOT, SWITCHOVER, FORGET */
     WC_PEER_NODE   = 3      /* nodes/: replicate (FETCH, EPOCH_END, SNAPSHOT_GET,
                                ACK), REGISTER and NODE_HEARTBEAT, and what a reader may */
 } wc_peer_t;

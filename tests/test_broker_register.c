@@ -423,6 +423,105 @@ test_duplicate_id_is_refused (void **state)
     cluster_pass (c);
 }
 
+/*  `walcast forget NODE`: a replica removed for good (killed, down)
+    leaves the directory, and so the table and the down count that an
+    alert would watch; a node that is up, the primary and an unknown id
+    are refused with the reason; a forgotten node that runs again
+    registers again. Before, a removed replica stayed listed down until
+    the broker restarted (a helper following OPERATIONS.md). */
+static void
+test_forget (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    assert_int_equal (cluster_broker_start (c, 1000), 0);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    cluster_set_broker (c, p, true);
+    cluster_set_broker (c, r, true);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_start (c, r), 0);
+    walcast_t *h = cluster_broker_client (c, 5000);
+    assert_non_null (h);
+    int64_t deadline = cluster_now_ms () + 20000;
+    for (bool both = false; !both; ) {
+        walcast_node_info_t nodes [4];
+        size_t n = 0;
+        both = walcast_nodes (h, nodes, 4, &n) == 0 && n == 2 && nodes [0].up
+            && nodes [1].up;
+        if (cluster_now_ms () > deadline)
+            fail_msg ("the broker never listed p1 and r1 up");
+        if (!both)
+            cluster_nap_ms (50);
+    }
+    assert_int_equal (walcast_forget (h, "r1"), WALCAST_ECONFLICT);
+    print_message ("r1 up: %s\n", walcast_last_detail (h));
+    assert_non_null (strstr (walcast_last_detail (h), "node r1 is up"));
+    assert_int_equal (walcast_forget (h, "nosuch"), WALCAST_ENOTFOUND);
+
+    //  r1 removed: killed, down, forgotten (the CLI), gone from status
+    assert_int_equal (cluster_kill (c, r), 0);
+    char *out = NULL, *err = NULL;
+    deadline = cluster_now_ms () + 20000;
+    while (true) {
+        assert_int_equal (cluster_cli (c, NULL, &out, &err, "--broker",
+                                       cluster_broker_addr (c), "status", NULL), 0);
+        bool down = cluster_status_state (out, "r1") == 0;
+        free (out);
+        free (err);
+        if (down)
+            break;
+        if (cluster_now_ms () > deadline)
+            fail_msg ("r1 never listed down");
+        cluster_nap_ms (50);
+    }
+    assert_int_equal (cluster_cli (c, NULL, &out, &err, "--broker", cluster_broker_addr (c),
+                                   "forget", "r1", NULL), 0);
+    assert_string_equal (out, "");
+    free (out);
+    free (err);
+    assert_int_equal (cluster_cli (c, NULL, &out, &err, "--broker", cluster_broker_addr (c),
+                                   "status", NULL), 0);
+    print_message ("after forget r1:\n%s", out);
+    assert_int_equal (cluster_status_state (out, "p1"), 1);
+    assert_int_equal (cluster_status_state (out, "r1"), -1);
+    free (out);
+    free (err);
+    char line [512];
+    assert_int_equal (cluster_broker_log_find (c, "node r1 forgotten", 0, 0, line,
+                                               sizeof line), 0);
+    //  Again: unknown now (exit 3, the broker's words)
+    assert_int_equal (cluster_cli (c, NULL, &out, &err, "--broker", cluster_broker_addr (c),
+                                   "forget", "r1", NULL), 3);
+    assert_non_null (strstr (err, "no node r1 in the directory"));
+    free (out);
+    free (err);
+
+    //  The primary, even down, is the broker's to replace
+    assert_int_equal (walcast_forget (h, "p1"), WALCAST_ECONFLICT);
+    assert_non_null (strstr (walcast_last_detail (h), "the cluster's primary"));
+
+    //  r1 runs again: it registers again
+    assert_int_equal (cluster_start (c, r), 0);
+    deadline = cluster_now_ms () + 20000;
+    while (true) {
+        assert_int_equal (cluster_cli (c, NULL, &out, &err, "--broker",
+                                       cluster_broker_addr (c), "status", NULL), 0);
+        bool up = cluster_status_state (out, "r1") == 1;
+        free (out);
+        free (err);
+        if (up)
+            break;
+        if (cluster_now_ms () > deadline)
+            fail_msg ("r1 never registered again");
+        cluster_nap_ms (50);
+    }
+    walcast_destroy (&h);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
@@ -430,6 +529,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_bad_registrations, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_refused_node_says_why, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_duplicate_id_is_refused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_forget, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

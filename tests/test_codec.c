@@ -133,6 +133,8 @@ s_msg_equal (const wc_msg_t *a, const wc_msg_t *b)
                 && s_bytes_equal (a->u.handover.target_addr, b->u.handover.target_addr);
         case WC_MSG_SWITCHOVER:
             return s_bytes_equal (a->u.switchover.node_id, b->u.switchover.node_id);
+        case WC_MSG_FORGET:
+            return s_bytes_equal (a->u.forget.node_id, b->u.forget.node_id);
         case WC_MSG_SWITCHOVER_DONE:
             return a->u.switchover_done.epoch == b->u.switchover_done.epoch
                 && s_bytes_equal (a->u.switchover_done.primary,
@@ -1571,6 +1573,16 @@ test_golden_protocol_examples_issue7 (void **state)
     m.u.switchover_done.primary = s_bytes ("127.0.0.1:7100");
     ok &= s_example_ok ("SWITCHOVER_DONE", &m, &sb,
                         "95 01 48 06 04 ae \"127.0.0.1:7100\"");
+    m = (wc_msg_t) { .type = WC_MSG_FORGET, .rid = 8 };
+    m.u.forget.node_id = s_bytes ("ap2");
+    ok &= s_example_ok ("FORGET", &m, &sb, "94 01 49 08 a3 \"ap2\"");
+    //  and its node_id's limits, as SWITCHOVER's
+    msgpack_unpacked un;
+    msgpack_unpacked_init (&un);
+    wc_msg_t got;
+    static const char empty_id [] = "\x94\x01\x49\x08\xa0";
+    ok &= wc_msg_decode (empty_id, sizeof empty_id - 1, &un, &got) == WALCAST_EPROTO;
+    msgpack_unpacked_destroy (&un);
 
     msgpack_sbuffer_destroy (&sb);
     if (!ok)
@@ -2305,7 +2317,7 @@ test_version_and_type (void **state)
 
     //  Unknown types
     s_encode_sample (3, &sb);          // PING
-    uint64_t unknown [] = { 0, 9, 15, 22, 30, 34, 47, 54, 63, 73, 79, 255,
+    uint64_t unknown [] = { 0, 9, 15, 22, 30, 34, 47, 54, 63, 74, 79, 255,
                             256, 65537, UINT64_MAX };
     for (size_t i = 0; i < sizeof unknown / sizeof unknown [0]; i++) {
         o = s_obj_uint (unknown [i]);
@@ -3962,11 +3974,12 @@ test_type_names (void **state)
         { 50, "EPOCH_END" }, { 51, "EPOCH_END_REPLY" }, { 52, "SNAPSHOT_GET" },
         { 53, "SNAPSHOT_CHUNK" }, { 68, "PROMOTE" }, { 69, "FOLLOW" },
         { 70, "HANDOVER" }, { 71, "SWITCHOVER" }, { 72, "SWITCHOVER_DONE" },
-        { 9, "WRITE_BATCH" }, { 22, "WRITES_OK" }      /* issue 8's */
+        { 9, "WRITE_BATCH" }, { 22, "WRITES_OK" },     /* issue 8's */
+        { 73, "FORGET" }                               /* 0.7 */
     };
     for (size_t i = 0; i < sizeof added / sizeof added [0]; i++)
         assert_string_equal (wc_msg_type_name (added [i].type), added [i].name);
-    assert_string_equal (wc_msg_type_name (73), "UNKNOWN");
+    assert_string_equal (wc_msg_type_name (74), "UNKNOWN");
     assert_string_equal (wc_msg_type_name (0), "UNKNOWN");
     assert_string_equal (wc_msg_type_name (-1), "UNKNOWN");
     assert_string_equal (wc_msg_type_name (10), "UNKNOWN");
