@@ -497,7 +497,8 @@ s_switchover_beat (wc_failover_t *self, wc_directory_t *dir,
 
 /*  The primary does not serve (it restarted: a candidate, or a replica
     when its command line names an upstream) and holds less than a
-    replica, by (epoch, seq): it lost the tail of its log (unsynced under
+    replica, by (epoch, seq) (by seq alone for a replica named primary
+    that has not served yet: see below): it lost the tail of its log (unsynced under
     --fsync batch), or all of it (an empty data directory), that the
     replica holds, writes acknowledged with acks >= 1 among them. The
     replica takes over, as in a failover, and the primary follows it.
@@ -510,6 +511,14 @@ s_restarted_behind (wc_failover_t *self, wc_directory_t *dir, const wc_node_info
     s_pick_t best = s_best (self, dir, now, id, false, list);
     if (!best.found || best.epoch < info->epoch
     ||  (best.epoch == info->epoch && best.seq <= info->applied_seq))
+        return false;
+    //  A node named primary that has not served the state's epoch yet (no
+    //  node reported it) and beats as a replica is on its way to serving:
+    //  a promotion it has not acted on. Its latest epoch may be older than
+    //  its old primary's (that one began an epoch and wrote nothing in it),
+    //  so only more entries elsewhere mean it lost some
+    if (!(info->flags & WC_NODE_CANDIDATE) && self->heard < self->state.epoch
+    &&  best.seq <= info->applied_seq)
         return false;
     wc_state_t next = s_state (s_next_epoch (self), best.id, best.addr);
     if (s_commit (self, dir, &next) != 0)

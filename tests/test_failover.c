@@ -923,6 +923,45 @@ test_switchover (void **state)
     s_world_destroy (&w);
 }
 
+//  A switchover from a primary that wrote nothing in its epoch: its
+//  replicas hold all it has, but their latest epoch is the one before
+//  (no entry of the new one reached them). The target, promoted, beats
+//  as a replica at that older epoch until it acts on PROMOTE; it is not
+//  a primary that restarted holding less. Found by a chaos helper: the
+//  broker took it for one and named the old primary again at a new epoch
+//  ("the primary r1 restarted holding less"), so the switchover failed,
+//  after the rule was widened to primaries that beat as replicas.
+static void
+test_switchover_no_writes (void **state)
+{
+    (void) state;
+    wc_state_t saved = { .epoch = 2, .primary = "p1", .primary_addr = "h:7100" };
+    world_t *w = s_world (&saved, NULL, 0);
+    node_t p1 = s_primary ("p1", "h:7100", 2, 500);
+    node_t r1 = s_replica ("r1", "h:7200", "h:7100", 1, 500);
+    node_t r2 = s_replica ("r2", "h:7300", "h:7100", 1, 500);
+    s_assert_none (s_beat (w, &p1, 0));
+    s_assert_none (s_beat (w, &r1, 0));
+    s_assert_none (s_beat (w, &r2, 0));
+    char why [WC_MAX_TEXT + 1];
+    assert_int_equal (s_switchover (w, "r1", 100, why, sizeof why), 0);
+    s_assert_handover (s_beat (w, &p1, 200), 2, "r1", "h:7200");
+    p1.handover_seq = 500;
+    s_assert_follow (s_beat (w, &p1, 300), 3, "h:7200");
+    s_assert_state (w, 3, "r1", "h:7200");
+    //  p1 follows r1 already (a replica at epoch 2, eligible); r1 has not
+    //  acted yet: still a replica of p1 at epoch 1
+    p1 = s_replica ("p1", "h:7100", "h:7200", 2, 500);
+    s_assert_none (s_beat (w, &p1, 350));
+    s_assert_promote (s_beat (w, &r1, 400), 3);
+    s_assert_state (w, 3, "r1", "h:7200");
+    s_assert_follow (s_beat (w, &r2, 400), 3, "h:7200");
+    //  The same after a failover to r1 when no one wrote in epoch 2
+    r1 = s_primary ("r1", "h:7200", 3, 500);
+    s_assert_none (s_beat (w, &r1, 500));
+    s_world_destroy (&w);
+}
+
 //  A primary that does not report handover_seq in time: the client gets
 //  ETIMEOUT, the primary gets the cancel (HANDOVER with no target) on its
 //  next beats, and nothing moves. A target that is down when the primary
@@ -1135,6 +1174,7 @@ main (void)
         cmocka_unit_test (test_primary_restarts),
         cmocka_unit_test (test_primary_restarts_behind),
         cmocka_unit_test (test_primary_restarts_empty_as_replica),
+        cmocka_unit_test (test_switchover_no_writes),
         cmocka_unit_test (test_failover_best),
         cmocka_unit_test (test_failover_order),
         cmocka_unit_test (test_failover_waits),
