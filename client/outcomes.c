@@ -18,6 +18,7 @@ typedef struct {
     uint64_t      batch;        /* rid of its batch's first write */
     uint64_t      tag;
     uint8_t       acks;         /* what it asked for */
+    int64_t       pushed_ms;    /* when it was pushed (about when sent) */
     int           state;        /* S_INFLIGHT or a walcast_write_state_t */
     int           err;
     walcast_pos_t pos;
@@ -75,14 +76,15 @@ wc_outcomes_inflight (wc_outcomes_t *self)
 }
 
 int
-wc_outcomes_push (wc_outcomes_t *self, uint64_t rid, uint64_t tag, uint8_t acks)
+wc_outcomes_push (wc_outcomes_t *self, uint64_t rid, uint64_t tag, uint8_t acks,
+                  int64_t now_ms)
 {
-    return wc_outcomes_push_batch (self, rid, tag, acks, rid);
+    return wc_outcomes_push_batch (self, rid, tag, acks, rid, now_ms);
 }
 
 int
 wc_outcomes_push_batch (wc_outcomes_t *self, uint64_t rid, uint64_t tag, uint8_t acks,
-                        uint64_t batch)
+                        uint64_t batch, int64_t now_ms)
 {
     if (self->size == self->cap)
         return WALCAST_EBUSY;
@@ -94,6 +96,7 @@ wc_outcomes_push_batch (wc_outcomes_t *self, uint64_t rid, uint64_t tag, uint8_t
     slot->batch = batch;
     slot->tag = tag;
     slot->acks = acks;
+    slot->pushed_ms = now_ms;
     slot->state = S_INFLIGHT;
     self->size++;
     self->inflight++;
@@ -196,6 +199,24 @@ wc_outcomes_lose_before (wc_outcomes_t *self, uint64_t rid, int err,
         s_slot_t *slot = &self->slots [(self->head + k) % self->cap];
         if (slot->rid >= rid)
             break;                      /* rids grow from the head */
+        if (slot->state == S_INFLIGHT) {
+            s_settle (self, slot, WALCAST_WRITE_UNKNOWN, err, none, 0, detail);
+            lost++;
+        }
+    }
+    return lost;
+}
+
+size_t
+wc_outcomes_expire (wc_outcomes_t *self, int64_t before_ms, uint64_t below_rid,
+                    int err, const char *detail)
+{
+    size_t lost = 0;
+    walcast_pos_t none = { 0, 0 };
+    for (size_t k = 0; k < self->size && self->inflight > 0; k++) {
+        s_slot_t *slot = &self->slots [(self->head + k) % self->cap];
+        if (slot->pushed_ms >= before_ms || slot->rid >= below_rid)
+            break;                      /* pushed in order: the rest are newer */
         if (slot->state == S_INFLIGHT) {
             s_settle (self, slot, WALCAST_WRITE_UNKNOWN, err, none, 0, detail);
             lost++;

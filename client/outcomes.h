@@ -39,16 +39,24 @@ void wc_outcomes_destroy (wc_outcomes_t **self_p);
 size_t wc_outcomes_size (wc_outcomes_t *self);
 size_t wc_outcomes_inflight (wc_outcomes_t *self);
 
-/*  A write sent with rid (greater than every rid pushed before), tag
-    and the acks it asked for. 0, or WALCAST_EBUSY when the FIFO is
-    full, WALCAST_EINVAL when rid is not greater. */
-int wc_outcomes_push (wc_outcomes_t *self, uint64_t rid, uint64_t tag, uint8_t acks);
+/*  A write sent at now_ms (monotonic) with rid (greater than every rid
+    pushed before), tag and the acks it asked for. 0, or WALCAST_EBUSY
+    when the FIFO is full, WALCAST_EINVAL when rid is not greater. */
+int wc_outcomes_push (wc_outcomes_t *self, uint64_t rid, uint64_t tag, uint8_t acks,
+                      int64_t now_ms);
 
 /*  The same, for a write that goes in a batch: batch is the rid of the
     batch's first write (its own rid for the first), and the batch's
     writes are pushed one after the other. */
 int wc_outcomes_push_batch (wc_outcomes_t *self, uint64_t rid, uint64_t tag,
-                            uint8_t acks, uint64_t batch);
+                            uint8_t acks, uint64_t batch, int64_t now_ms);
+
+/*  Settle UNKNOWN (err, detail) the writes still in flight that were
+    pushed before before_ms and whose rid is below below_rid (the ones
+    sent): their answer is overdue. Returns how many. Cheap when the
+    oldest in flight is not overdue. */
+size_t wc_outcomes_expire (wc_outcomes_t *self, int64_t before_ms, uint64_t below_rid,
+                           int err, const char *detail);
 
 /*  How a write ends: a walcast_write_state_t, an error, the replicas that
     confirmed it and a detail (copied; NULL or "" for none). */

@@ -964,7 +964,8 @@ s_write_single (walcast_t *self, const wc_write_t *write, uint64_t rid)
 //  (the write was not taken).
 static int
 s_batch_add (walcast_t *self, int type, const void *key, size_t key_len,
-             const void *value, size_t value_len, uint64_t tag, int64_t deadline)
+             const void *value, size_t value_len, uint64_t tag, int64_t deadline,
+             int64_t now_ms)
 {
     //  A batch asks for one acks setting, and stays within S_BATCH_BYTES
     //  unless it is one write alone (so a body always fits the node's
@@ -986,7 +987,7 @@ s_batch_add (walcast_t *self, int type, const void *key, size_t key_len,
     uint64_t first = self->batch_count ? self->batch_rid : rid;
     if (rc == 0)
         rc = wc_outcomes_push_batch (self->outcomes, rid, tag, (uint8_t) self->acks.acks,
-                                     first);
+                                     first, now_ms);
     if (rc) {
         self->batch.size = before;
         return rc;
@@ -2591,6 +2592,27 @@ s_async_room (walcast_t *self, int64_t deadline)
 
 static int s_async_wait_all (walcast_t *self, int64_t deadline);
 
+//  Writes sent and unanswered for a whole timeout (and the acks they may
+//  wait for) are unknown now. Their connection may look fine: a node
+//  killed and restarted at once at the same address is reconnected by
+//  libzmq, and what was in flight on the old connection is gone. Nothing
+//  else would end that wait, and every later outcome waits behind them
+//  (outcomes come in submission order). Cheap: it looks at the oldest.
+static void
+s_async_expire (walcast_t *self, int64_t now_ms)
+{
+    if (s_async_sent (self) == 0)
+        return;
+    int64_t before = now_ms - self->timeout_ms - self->async_ack_ms;
+    size_t lost = wc_outcomes_expire (self->outcomes, before, self->batch_count
+                                      ? self->batch_rid : UINT64_MAX, WALCAST_ETIMEOUT,
+                                      "no answer within the timeout (the node may have "
+                                      "restarted); it may or may not have been applied");
+    if (lost)
+        s_log (self, "%zu async write%s unanswered for %d ms now unknown", lost,
+               lost == 1 ? "" : "s", self->timeout_ms + (int) self->async_ack_ms);
+}
+
 //  Has the primary moved away from the node the async writes in flight
 //  went to?
 static bool
@@ -2635,6 +2657,8 @@ s_write_async (walcast_t *self, int type, const void *key, size_t key_len,
             ;
     }
     s_async_deliver (self);
+    s_async_expire (self, now_us / 1000);
+    s_async_deliver (self);
     rc = s_async_room (self, room_by);
     if (rc == 0 && s_async_moved (self))
         s_async_wait_all (self, room_by);   // then the new primary takes over
@@ -2649,7 +2673,8 @@ s_write_async (walcast_t *self, int type, const void *key, size_t key_len,
     if (rc)
         return rc;
 
-    rc = s_batch_add (self, type, key, key_len, value, value_len, tag, deadline);
+    rc = s_batch_add (self, type, key, key_len, value, value_len, tag, deadline,
+                      now_us / 1000);
     if (rc)
         return rc;
     if (s_ack_wait_ms (&self->acks) > self->async_ack_ms)
