@@ -321,8 +321,11 @@ WALCAST_EXPORT int walcast_forget (walcast_t *self, const char *node_id);
       WALCAST_WRITE_FAILED   the node refused it (err ENOTPRIMARY, ENOSPC,
                              EFENCED, ...): it was not applied;
       WALCAST_WRITE_UNKNOWN  it was sent and no answer came (err ETIMEOUT:
-                             the timeout passed, or another call on the
-                             same connection timed out and reset it), or
+                             the timeout, plus its ack timeout, passed
+                             since it was sent, even with later writes
+                             answered (the node restarted at once, say);
+                             or another call on the same connection
+                             timed out and reset it), or
                              the node could not tell (EIO: a failed
                              fsync): it may or may not have been applied.
 
