@@ -575,6 +575,19 @@ s_bad_key (const char *cmd, const char *key)
     return true;
 }
 
+//  A NODE argument must be 1..WC_MAX_ID bytes, as node ids are: said
+//  before anything is sent. True when it is not.
+static bool
+s_bad_node_id (const char *cmd, const char *id)
+{
+    size_t len = strlen (id);
+    if (len >= 1 && len <= WC_MAX_ID)
+        return false;
+    fprintf (stderr, "walcast: %s: NODE is %zu bytes; node ids are 1..%u bytes "
+             "(walcast --broker ... status lists them)\n", cmd, len, WC_MAX_ID);
+    return true;
+}
+
 //  put [--acks N] [--ack-timeout MS] KEY VALUE: the write's seq.
 static int
 s_cmd_put (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
@@ -852,12 +865,8 @@ static int
 s_cmd_switchover (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
     (void) opts; (void) nargs;
-    size_t len = strlen (args [0]);
-    if (len < 1 || len > WC_MAX_ID) {
-        fprintf (stderr, "walcast: switchover: NODE is %zu bytes; node ids are 1..%u "
-                 "bytes (walcast --broker ... status lists them)\n", len, WC_MAX_ID);
+    if (s_bad_node_id ("switchover", args [0]))
         return s_usage_error ();
-    }
     uint64_t epoch = 0;
     char addr [256];
     int rc = walcast_switchover (client, args [0], &epoch, addr, sizeof addr);
@@ -873,12 +882,8 @@ static int
 s_cmd_forget (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
     (void) opts; (void) nargs;
-    size_t len = strlen (args [0]);
-    if (len < 1 || len > WC_MAX_ID) {
-        fprintf (stderr, "walcast: forget: NODE is %zu bytes; node ids are 1..%u "
-                 "bytes (walcast --broker ... status lists them)\n", len, WC_MAX_ID);
+    if (s_bad_node_id ("forget", args [0]))
         return s_usage_error ();
-    }
     int rc = walcast_forget (client, args [0]);
     return rc ? s_fail (client, "forget", rc) : S_EXIT_OK;
 }

@@ -3099,22 +3099,23 @@ s_broker_error (walcast_t *self)
     return err;
 }
 
-int
-walcast_switchover (walcast_t *self, const char *node_id, uint64_t *epoch,
-                    char *addr, size_t size)
+//  Send the broker a request about node_id (SWITCHOVER, FORGET) and wait
+//  for its reply, held in rx. what says, when there is no broker, why
+//  one is needed. A node id that cannot be one is EINVAL, with the
+//  limit; a broker that does not answer gets a fresh socket (Lazy
+//  Pirate). Returns 0 with the reply held, or the error.
+static int
+s_broker_node_request (walcast_t *self, int type, const char *node_id, const char *what)
 {
-    if (!self)
-        return WALCAST_EINVAL;
-    self->detail [0] = 0;
-    if (!node_id || !*node_id || strlen (node_id) > WC_MAX_ID || (!addr && size > 0)) {
+    if (!node_id || !*node_id || strlen (node_id) > WC_MAX_ID) {
         if (node_id)
             snprintf (self->detail, sizeof self->detail, "the node id is %zu bytes; "
                       "ids are 1..%u bytes", strlen (node_id), WC_MAX_ID);
         return WALCAST_EINVAL;
     }
     if (!self->has_broker) {
-        snprintf (self->detail, sizeof self->detail, "a switchover is the broker's "
-                  "to run: connect to it first (walcast_connect_broker)");
+        snprintf (self->detail, sizeof self->detail, "%s: connect to it first "
+                  "(walcast_connect_broker)", what);
         return WALCAST_EINVAL;
     }
     int64_t deadline = wc_clock_ms () + self->timeout_ms;
@@ -3124,16 +3125,34 @@ walcast_switchover (walcast_t *self, const char *node_id, uint64_t *epoch,
         return rc;
     wc_msg_t req;
     memset (&req, 0, sizeof req);
-    req.type = WC_MSG_SWITCHOVER;
-    req.u.switchover.node_id.ptr = (const uint8_t *) node_id;
-    req.u.switchover.node_id.len = (uint32_t) strlen (node_id);
+    req.type = type;
+    wc_bytes_t id = { (const uint8_t *) node_id, (uint32_t) strlen (node_id) };
+    if (type == WC_MSG_SWITCHOVER)
+        req.u.switchover.node_id = id;
+    else
+        req.u.forget.node_id = id;
     rc = s_broker_ask (self, &req, deadline);
     if (rc == WALCAST_ETIMEOUT || rc == WALCAST_EUNAVAILABLE) {
         zmq_close (self->broker_sock);      // Lazy Pirate: start clean
         self->broker_sock = NULL;
+    }
+    return rc;
+}
+
+int
+walcast_switchover (walcast_t *self, const char *node_id, uint64_t *epoch,
+                    char *addr, size_t size)
+{
+    if (!self)
+        return WALCAST_EINVAL;
+    self->detail [0] = 0;
+    if (!addr && size > 0)
+        return WALCAST_EINVAL;
+    int rc = s_broker_node_request (self, WC_MSG_SWITCHOVER, node_id,
+                                    "a switchover is the broker's to run");
+    if (rc == WALCAST_ETIMEOUT || rc == WALCAST_EUNAVAILABLE)
         snprintf (self->detail, sizeof self->detail, "the broker did not answer "
                   "within %d ms; the switchover may still complete", self->timeout_ms);
-    }
     if (rc)
         return rc;
     if (self->rx.type == WC_MSG_SWITCHOVER_DONE) {
@@ -3157,32 +3176,8 @@ walcast_forget (walcast_t *self, const char *node_id)
     if (!self)
         return WALCAST_EINVAL;
     self->detail [0] = 0;
-    if (!node_id || !*node_id || strlen (node_id) > WC_MAX_ID) {
-        if (node_id)
-            snprintf (self->detail, sizeof self->detail, "the node id is %zu bytes; "
-                      "ids are 1..%u bytes", strlen (node_id), WC_MAX_ID);
-        return WALCAST_EINVAL;
-    }
-    if (!self->has_broker) {
-        snprintf (self->detail, sizeof self->detail, "the directory is the broker's: "
-                  "connect to it first (walcast_connect_broker)");
-        return WALCAST_EINVAL;
-    }
-    int64_t deadline = wc_clock_ms () + self->timeout_ms;
-    s_begin (self);
-    int rc = s_broker_socket (self);
-    if (rc)
-        return rc;
-    wc_msg_t req;
-    memset (&req, 0, sizeof req);
-    req.type = WC_MSG_FORGET;
-    req.u.forget.node_id.ptr = (const uint8_t *) node_id;
-    req.u.forget.node_id.len = (uint32_t) strlen (node_id);
-    rc = s_broker_ask (self, &req, deadline);
-    if (rc == WALCAST_ETIMEOUT || rc == WALCAST_EUNAVAILABLE) {
-        zmq_close (self->broker_sock);      // Lazy Pirate: start clean
-        self->broker_sock = NULL;
-    }
+    int rc = s_broker_node_request (self, WC_MSG_FORGET, node_id,
+                                    "the directory is the broker's");
     if (rc)
         return rc;
     if (self->rx.type == WC_MSG_TOPOLOGY)
