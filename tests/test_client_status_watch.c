@@ -226,6 +226,27 @@ test_watch_forgets_what_the_broker_forgot (void **state)
     cluster_pass (c);
 }
 
+/*  Poll (15 s) until the watch's stderr holds both needles, and return it
+    (malloc'd); fail with what, and the stderr, if it does not, or if the
+    watch exits first. */
+static char *
+s_wait_errors (cluster_t *c, int watch, const char *needle, const char *also,
+               const char *what)
+{
+    int64_t deadline = cluster_now_ms () + 15000;
+    char *err = NULL;
+    for (bool told = false; !told; ) {
+        free (err);
+        err = cluster_proc_errors (c, watch);
+        told = strstr (err, needle) && strstr (err, also);
+        if (!told && (cluster_now_ms () > deadline || !cluster_proc_running (c, watch)))
+            fail_msg ("%s (stderr: %s)", what, err);
+        if (!told)
+            cluster_nap_ms (50);
+    }
+    return err;
+}
+
 /*  A watch left running whose broker is killed says so on stderr, at
     each refresh that cannot reach it, and goes on (its nodes still
     answer). Before, it kept printing the last topology without a word.
@@ -242,17 +263,8 @@ test_watch_sees_the_broker_die (void **state)
     char line [512];
     s_wait_state (c, watch, "p1", "up", 10000, line, sizeof line);
     assert_int_equal (cluster_broker_kill (c), 0);
-    int64_t deadline = cluster_now_ms () + 15000;
-    char *err = NULL;
-    for (bool told = false; !told; ) {
-        free (err);
-        err = cluster_proc_errors (c, watch);
-        told = strstr (err, "the broker at ") && strstr (err, " did not answer");
-        if (cluster_now_ms () > deadline)
-            fail_msg ("the watch never said the broker is gone (stderr: %s)", err);
-        if (!told)
-            cluster_nap_ms (50);
-    }
+    char *err = s_wait_errors (c, watch, "the broker at ", " did not answer",
+                               "the watch never said the broker is gone");
     print_message ("stderr: %s", err);
     free (err);
     assert_true (cluster_proc_running (c, watch));
@@ -274,18 +286,8 @@ test_watch_starts_before_the_broker (void **state)
     int watch = cluster_cli_spawn (c, "--broker", cluster_broker_addr (c), "--timeout",
                                    "500", "status", "--watch", "--interval", "100", NULL);
     assert_true (watch >= 0);
-    int64_t deadline = cluster_now_ms () + 15000;
-    char *err = NULL;
-    for (bool told = false; !told; ) {
-        free (err);
-        err = cluster_proc_errors (c, watch);
-        told = strstr (err, "the watch goes on") != NULL;
-        if (cluster_now_ms () > deadline || !cluster_proc_running (c, watch))
-            fail_msg ("the watch did not go on without the broker (stderr: %s)", err);
-        if (!told)
-            cluster_nap_ms (50);
-    }
-    free (err);
+    free (s_wait_errors (c, watch, "the watch goes on", "",
+                         "the watch did not go on without the broker"));
     assert_int_equal (cluster_broker_start (c, NODE_TIMEOUT_MS), 0);
     char line [512];
     s_wait_state (c, watch, "p1", "up", 20000, line, sizeof line);
