@@ -361,6 +361,20 @@ s_on_outcome (void *arg, const walcast_outcome_t *o)
     seen->count++;
 }
 
+//  A handle on the broker with this timeout whose async outcomes go to
+//  *seen (emptied).
+static walcast_t *
+s_async_handle (s_world_t *w, int timeout_ms, s_seen_t *seen)
+{
+    memset (seen, 0, sizeof *seen);
+    walcast_t *h = walcast_new ();
+    assert_non_null (h);
+    walcast_set_timeout (h, timeout_ms);
+    assert_int_equal (walcast_connect_broker (h, w->broker_addr), 0);
+    walcast_set_outcome_fn (h, s_on_outcome, seen);
+    return h;
+}
+
 //  Async writes in flight to p1 when the topology moves the primary to
 //  r1: the next write goes to r1 (once those in flight are answered),
 //  not to p1, which refuses it now.
@@ -373,12 +387,7 @@ test_async_follow (void **state)
     conf.write_ms = 800;
     fake_node_set (w->p1, &conf);
     s_seen_t seen;
-    memset (&seen, 0, sizeof seen);
-    walcast_t *h = walcast_new ();
-    assert_non_null (h);
-    walcast_set_timeout (h, 3000);
-    assert_int_equal (walcast_connect_broker (h, w->broker_addr), 0);
-    walcast_set_outcome_fn (h, s_on_outcome, &seen);
+    walcast_t *h = s_async_handle (w, 3000, &seen);
     assert_int_equal (walcast_put_async (h, "a", 1, "1", 1, 1), 0);
     assert_true (s_wait_writes (w->p1, 1));
 
@@ -429,12 +438,7 @@ test_dead_primary_async (void **state)
     s_world_t *w = s_world (state);
     fake_node_destroy (&w->p1);
     s_seen_t seen;
-    memset (&seen, 0, sizeof seen);
-    walcast_t *h = walcast_new ();
-    assert_non_null (h);
-    walcast_set_timeout (h, 3000);
-    assert_int_equal (walcast_connect_broker (h, w->broker_addr), 0);
-    walcast_set_outcome_fn (h, s_on_outcome, &seen);
+    walcast_t *h = s_async_handle (w, 3000, &seen);
     //  The failover, from a thread of its own a second from now
     pthread_t promoter;
     assert_int_equal (pthread_create (&promoter, NULL, s_promote_later, w), 0);
@@ -482,12 +486,7 @@ test_async_old_primary_down (void **state)
     s_world_t *w = s_world (state);
     s_node (w->p1, WC_ROLE_PRIMARY, 1, 0, true, "");
     s_seen_t seen;
-    memset (&seen, 0, sizeof seen);
-    walcast_t *h = walcast_new ();
-    assert_non_null (h);
-    walcast_set_timeout (h, 10000);
-    assert_int_equal (walcast_connect_broker (h, w->broker_addr), 0);
-    walcast_set_outcome_fn (h, s_on_outcome, &seen);
+    walcast_t *h = s_async_handle (w, 10000, &seen);
     assert_int_equal (walcast_put_async (h, "a", 1, "1", 1, 1), 0);
     assert_true (s_wait_writes (w->p1, 1));
 
@@ -548,12 +547,7 @@ test_async_unanswered_write (void **state)
     s_world_t *w = s_world (state);
     s_node (w->p1, WC_ROLE_PRIMARY, 1, 0, true, "");     /* takes it, never answers */
     s_seen_t seen;
-    memset (&seen, 0, sizeof seen);
-    walcast_t *h = walcast_new ();
-    assert_non_null (h);
-    walcast_set_timeout (h, 1000);
-    assert_int_equal (walcast_connect_broker (h, w->broker_addr), 0);
-    walcast_set_outcome_fn (h, s_on_outcome, &seen);
+    walcast_t *h = s_async_handle (w, 1000, &seen);
     assert_int_equal (walcast_put_async (h, "a", 1, "1", 1, 1), 0);
     assert_true (s_wait_writes (w->p1, 1));
     s_node (w->p1, WC_ROLE_PRIMARY, 1, 0, false, "");    /* answers the others */
