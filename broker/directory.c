@@ -124,12 +124,14 @@ s_role_name (uint8_t role, uint64_t flags)
 static const char *
 s_flag_names (char *buf, size_t size, uint64_t flags)
 {
-    snprintf (buf, size, "%s%s%s%s",
+    snprintf (buf, size, "%s%s%s%s%s",
               flags & WC_NODE_CANDIDATE ? ",candidate" : "",
               flags & WC_NODE_DIVERGED ? ",diverged" : "",
               flags & WC_NODE_STALLED ? ",stalled" : "",
+              flags & WC_NODE_HANDED_OVER ? ",handed-over" : "",
               flags & ~(uint64_t) (WC_NODE_CANDIDATE | WC_NODE_DIVERGED
-                                   | WC_NODE_STALLED) ? ",unknown" : "");
+                                   | WC_NODE_STALLED | WC_NODE_HANDED_OVER)
+                  ? ",unknown" : "");
     if (buf [0] == '\0')
         snprintf (buf, size, ",none");
     return buf + 1;

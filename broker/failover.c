@@ -28,9 +28,9 @@
     failover timeout, and times out switchovers. A switchover is a small
     state machine driven by the beats of the two nodes it concerns:
 
-        HANDOVER   the primary gets HANDOVER(target) until it beats with
-                   handover_seq > 0 (it stopped writes and the target holds
-                   its last seq); the new state is then saved: PROMOTING
+        HANDOVER   the primary gets HANDOVER(target) until its beat says
+                   HANDED_OVER (it stopped writes and the target holds its
+                   last seq); the new state is then saved: PROMOTING
         PROMOTING  the target gets PROMOTE, the old primary FOLLOW (the
                    ordinary rules); done when the target serves
         CANCEL     the deadline passed in HANDOVER: the primary gets
@@ -911,7 +911,16 @@ wc_failover_switchover (wc_failover_t *self, wc_directory_t *dir,
     return 0;
 }
 
-/*  The primary reported handover_seq: save the target as the primary at
+/*  The primary's beat says the switchover's target holds all it has:
+    WC_NODE_HANDED_OVER, or from a node before it, handover_seq > 0 (such
+    a node cannot say so when it has nothing). */
+static bool
+s_handed_over (const wc_node_info_t *info)
+{
+    return (info->flags & WC_NODE_HANDED_OVER) || info->handover_seq > 0;
+}
+
+/*  The primary reported the hand-over: save the target as the primary at
     a new epoch (the ordinary rules then PROMOTE it and make the old
     primary FOLLOW). Returns 0, or -1 to keep waiting (the target is down,
     the save failed). */
@@ -953,7 +962,7 @@ s_switchover_beat (wc_failover_t *self, wc_directory_t *dir,
         naming this node proves the target was never promoted (the new
         primary is saved before any PROMOTE): cancel it. Without, a
         promotion may have been lost with the memory: say nothing. */
-    if (self->sw.phase == S_SW_NONE && self->cfg.state_saved && info->handover_seq > 0
+    if (self->sw.phase == S_SW_NONE && self->cfg.state_saved && s_handed_over (info)
     &&  strcmp (id, self->state.primary) == 0 && s_serving (info, self->state.epoch)) {
         if (s_warn_due (self, now))
             wc_log_warn ("switchover: the primary %s reports a hand-over this broker "
@@ -982,7 +991,7 @@ s_switchover_beat (wc_failover_t *self, wc_directory_t *dir,
         return false;
     }
     if (self->sw.phase == S_SW_HANDOVER) {
-        if (info->handover_seq > 0 && s_switchover_commit (self, dir, info, now) == 0)
+        if (s_handed_over (info) && s_switchover_commit (self, dir, info, now) == 0)
             return false;
         s_directive (d, WC_MSG_HANDOVER, self->state.epoch, self->sw.target,
                      self->sw.target_addr);

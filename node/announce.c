@@ -188,7 +188,7 @@ s_send (wc_announce_t *self, int type)
         s_unsent (self);
     }
     else {
-        wc_role_handover_sent (node, info->handover_seq);
+        wc_role_handover_sent (node, (uint32_t) info->flags);
         s_sent (self);
     }
 }

@@ -57,6 +57,7 @@ struct wc_primary {
     char            handover [WC_MAX_ID + 1];       /* switchover target, "" none */
     char            handover_addr [WC_MAX_ADDR + 1];
     uint64_t        handover_seq;   /* the seq the target was seen to hold */
+    bool            handed_over;    /* the target holds all we have (seq may be 0) */
     int64_t         handover_heard_ms;  /* the broker's last HANDOVER(target) */
     bool            handover_reported;  /* a beat said the target holds all */
     int64_t         handover_warn_ms;   /* the last warning of a silent broker */
@@ -534,6 +535,7 @@ wc_primary_handover (wc_primary_t *self, const char *target_id, const char *targ
             wc_log_info ("switchover cancelled: taking writes again");
         self->handover [0] = self->handover_addr [0] = '\0';
         self->handover_seq = 0;
+        self->handed_over = false;
         return;
     }
     if (strcmp (self->handover, target_id) != 0) {
@@ -541,6 +543,7 @@ wc_primary_handover (wc_primary_t *self, const char *target_id, const char *targ
                      "holds seq %llu", target_id, target_addr,
                      (unsigned long long) self->node->applied);
         self->handover_seq = 0;         /* what another target reached */
+        self->handed_over = false;
         self->handover_reported = false;
         self->handover_warn_ms = 0;
     }
@@ -549,24 +552,29 @@ wc_primary_handover (wc_primary_t *self, const char *target_id, const char *targ
     snprintf (self->handover_addr, sizeof self->handover_addr, "%s", target_addr);
 }
 
-uint64_t
-wc_primary_handover_seq (wc_primary_t *self)
+bool
+wc_primary_handed_over (wc_primary_t *self, uint64_t *seq)
 {
+    *seq = 0;
     if (!self->handover [0])
-        return 0;
-    //  Writes are refused now: the target is ready once it holds all
+        return false;
+    //  Writes are refused now: the target is ready once it holds all (at
+    //  once when we have nothing: a cluster never written)
     wc_bytes_t id = { (const uint8_t *) self->handover, (uint32_t) strlen (self->handover) };
     wc_node_t *node = self->node;
     if (wc_acks_seq_of (self->acks, &id, node->epoch) >= node->applied
-    &&  wc_node_received (node) == node->applied)
+    &&  wc_node_received (node) == node->applied) {
         self->handover_seq = node->applied;
-    return self->handover_seq;
+        self->handed_over = true;
+    }
+    *seq = self->handover_seq;
+    return self->handed_over;
 }
 
 void
-wc_primary_handover_sent (wc_primary_t *self, uint64_t handover_seq)
+wc_primary_handover_sent (wc_primary_t *self, bool handed_over)
 {
-    if (self->handover [0] && handover_seq > 0)
+    if (self->handover [0] && handed_over)
         self->handover_reported = true;
 }
 
@@ -591,6 +599,7 @@ s_handover_check (wc_primary_t *self, int64_t now)
                      self->handover);
         self->handover [0] = self->handover_addr [0] = '\0';
         self->handover_seq = 0;
+        self->handed_over = false;
         return;
     }
     if (self->handover_warn_ms && now - self->handover_warn_ms < S_HANDOVER_WARN_MS)

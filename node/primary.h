@@ -63,17 +63,18 @@ const char *wc_primary_detail (wc_primary_t *self, int rc);
 bool wc_primary_fenced (const wc_primary_t *self);
 
 /*  Switchover (HANDOVER from the broker): stop taking writes for target
-    (target_id "" cancels); wc_primary_handover_seq is then the seq the
-    target holds once it holds everything we applied (0 until then). */
+    (target_id "" cancels); wc_primary_handed_over is then true once the
+    target holds everything we applied, *seq that last seq (0 until then,
+    and when we applied nothing). */
 void wc_primary_handover (wc_primary_t *self, const char *target_id,
                           const char *target_addr);
-uint64_t wc_primary_handover_seq (wc_primary_t *self);
+bool wc_primary_handed_over (wc_primary_t *self, uint64_t *seq);
 
-/*  A beat carrying handover_seq went out to the broker: once one said the
-    target holds everything (handover_seq > 0), the broker may promote it,
-    so the hand-over no longer ends by itself when the broker falls
-    silent (it does before: see wc_primary_tick). */
-void wc_primary_handover_sent (wc_primary_t *self, uint64_t handover_seq);
+/*  A beat went out to the broker, saying (handed_over) the target holds
+    everything or not: once one did, the broker may promote it, so the
+    hand-over no longer ends by itself when the broker falls silent (it
+    does before: see wc_primary_tick). */
+void wc_primary_handover_sent (wc_primary_t *self, bool handed_over);
 
 /*  The replicas' ACKs (for /metrics). */
 const struct wc_acks *wc_primary_acks (const wc_primary_t *self);

@@ -87,6 +87,14 @@ s_become_primary (wc_node_t *node)
     return 0;
 }
 
+/*  The primary handed over all it applied to the switchover's target. */
+static bool
+s_handed_over_all (wc_node_t *node)
+{
+    uint64_t seq;
+    return wc_primary_handed_over (node->primary, &seq) && seq == node->applied;
+}
+
 /*  Become a replica of primary; the primary role's held replies are
     answered first. When the replica role cannot be made, the node stays
     what it was. */
@@ -100,7 +108,7 @@ s_become_replica (wc_node_t *node, const char *primary, uint64_t epoch)
         switchover) is exactly as fresh as it, now; one that was fenced or
         replaced behind its back is only as fresh as its last entry */
     if (node->primary && !wc_primary_fenced (node->primary)
-    &&  wc_primary_handover_seq (node->primary) == node->applied && node->applied > 0)
+    &&  s_handed_over_all (node))
         wc_replica_set_fresh (replica, wc_clock_wall_ms ());
     if (node->primary) {
         wc_node_commit (node);
@@ -254,18 +262,24 @@ wc_role_flags (const wc_node_t *node)
         flags |= WC_NODE_DIVERGED;
     if (wc_engine_stalled (node->engine, NULL, 0) || node->begin_rc)
         flags |= WC_NODE_STALLED;
+    uint64_t seq;
+    if (node->primary && wc_primary_handed_over (node->primary, &seq))
+        flags |= WC_NODE_HANDED_OVER;
     return flags;
 }
 
 void
-wc_role_handover_sent (wc_node_t *node, uint64_t handover_seq)
+wc_role_handover_sent (wc_node_t *node, uint32_t flags)
 {
     if (node->primary)
-        wc_primary_handover_sent (node->primary, handover_seq);
+        wc_primary_handover_sent (node->primary, (flags & WC_NODE_HANDED_OVER) != 0);
 }
 
 uint64_t
 wc_role_handover_seq (wc_node_t *node)
 {
-    return node->primary ? wc_primary_handover_seq (node->primary) : 0;
+    uint64_t seq = 0;
+    if (node->primary)
+        wc_primary_handed_over (node->primary, &seq);
+    return seq;
 }

@@ -33,14 +33,15 @@ int wc_role_tick (wc_node_t *node);
 /*  HANDOVER: a primary stops taking writes for target (id "" cancels). */
 void wc_role_handover (wc_node_t *node, const char *target_id, const char *target_addr);
 
-/*  What the node's beats say of it: node_info flags (WC_NODE_*) and the
-    seq a handover reached (0: none). */
+/*  What the node's beats say of it: node_info flags (WC_NODE_*, with
+    WC_NODE_HANDED_OVER once a switchover's target holds all) and the seq
+    a handover reached (0: none, or nothing to hand over). */
 uint32_t wc_role_flags (const wc_node_t *node);
 uint64_t wc_role_handover_seq (wc_node_t *node);
 
-/*  A beat with this handover_seq went out to the broker (primary.h,
+/*  A beat with these flags went out to the broker (primary.h,
     wc_primary_handover_sent). */
-void wc_role_handover_sent (wc_node_t *node, uint64_t handover_seq);
+void wc_role_handover_sent (wc_node_t *node, uint32_t flags);
 
 /*  True when this node's history forked from its upstream's: it neither
     follows nor serves reads until an operator empties its data directory. */

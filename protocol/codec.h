@@ -126,6 +126,8 @@ typedef enum {
 #define WC_NODE_CANDIDATE  1u     /* started as a primary, awaits the broker's PROMOTE */
 #define WC_NODE_DIVERGED   2u     /* its log forked from its upstream's: not eligible */
 #define WC_NODE_STALLED    4u     /* its log cannot be written (disk full...) */
+#define WC_NODE_HANDED_OVER 8u    /* a primary handing over: the target holds all
+                                     it has, handover_seq (0.7; says so at seq 0) */
 
 /*  What a node says about itself to the broker, and what the broker says
     of each node in a TOPOLOGY. Encoded as the array
@@ -147,7 +149,8 @@ typedef struct {
     uint64_t   silent_ms;    /* ms since the broker last heard it; a node sends 0 */
     uint64_t   flags;        /* WC_NODE_* */
     uint64_t   handover_seq; /* a primary handing over: its last seq, once the
-                                target holds it (0: none) */
+                                target holds it (0: none, or nothing to hand
+                                over: see WC_NODE_HANDED_OVER) */
     wc_bytes_t curve_key;    /* its CURVE public key in Z85 (WC_CURVE_KEY_LEN),
                                 empty when its sockets are not encrypted */
 } wc_node_info_t;

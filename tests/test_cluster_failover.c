@@ -16,7 +16,8 @@
       resumed cannot get a write acknowledged with acks >= 1, and its
       stray entries are gone after it rejoins;
     - switchover under load: `walcast switchover NODE` prints the new
-      epoch and primary, and no acknowledged write is lost;
+      epoch and primary, and no acknowledged write is lost; a cluster that
+      was never written switches over too;
     - a cascaded replica keeps following its relay through a failover;
     - a primary killed before its first write rejoins without trouble.
 
@@ -626,6 +627,38 @@ test_switchover_under_load (void **state)
     cluster_pass (c);
 }
 
+/*  A switchover of a cluster that was never written: the primary has
+    nothing to hand over, so the target holds all of it at once. Before,
+    the primary reported the hand-over as handover_seq, its last seq, and
+    0 means "not yet" on the wire: the broker waited 10 s and answered
+    ETIMEOUT. The new primary then takes writes, and the old one follows
+    it and holds them. */
+static void
+test_switchover_never_written (void **state)
+{
+    cluster_t *c = s_cluster (state);
+    int nodes [3];
+    s_start (c, nodes);
+    uint64_t epoch = 0;
+    int old = s_find_primary (c, nodes, 3, 0, WAIT_MS, &epoch);
+    assert_int_equal (old, nodes [0]);
+    int64_t asked = cluster_now_ms ();
+    char *out = s_switchover_cli (c, "n2");
+    print_message ("walcast switchover n2: %s (%lld ms)", out,
+                   (long long) (cluster_now_ms () - asked));
+    unsigned long long new_epoch = 0;
+    char addr [64] = "";
+    assert_int_equal (sscanf (out, "%llu %63s", &new_epoch, addr), 2);
+    free (out);
+    assert_true (new_epoch > epoch);
+    assert_string_equal (addr, cluster_addr (c, nodes [1]));
+    s_wait_follows (c, old, nodes [1], WAIT_MS);
+    assert_int_equal (cluster_load (c, nodes [1], 0, 100, 1, NULL), 0);
+    s_wait_converged (c, nodes, 3);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 /*  After a switchover of an idle cluster the old primary's data is as
     fresh as the new primary's (it handed over everything it had), and
     its status says so at once. Before, it reported the age of its last
@@ -797,6 +830,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_switchover_broker_dies, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_switchover_under_load, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_switchover_never_written, s_setup,
                                          s_teardown),
     };
     if (getenv ("WALCAST_TEST_ONLY"))           /* one test, to debug it */

@@ -3549,8 +3549,9 @@ test_node_info_flags (void **state)
 
     //  Every flag, unknown bits included, and any handover_seq
     uint64_t values [] = { WC_NODE_CANDIDATE, WC_NODE_DIVERGED, WC_NODE_STALLED,
-                           WC_NODE_CANDIDATE | WC_NODE_STALLED, UINT64_MAX };
-    for (int k = 0; k < 5; k++) {
+                           WC_NODE_CANDIDATE | WC_NODE_STALLED, WC_NODE_HANDED_OVER,
+                           UINT64_MAX };
+    for (int k = 0; k < 6; k++) {
         wc_msg_t in = s_sample (S_REGISTER);
         in.u.node.flags = values [k];
         in.u.node.handover_seq = values [k] == UINT64_MAX ? UINT64_MAX : 1000;
@@ -3559,9 +3560,11 @@ test_node_info_flags (void **state)
         assert_int_equal (wc_msg_decode (reg.data, reg.size, &up, &m), 0);
         assert_true (s_msg_equal (&in, &m));
     }
-    //  The three flags are distinct bits
+    //  The four flags are distinct bits
     assert_int_equal (WC_NODE_CANDIDATE & WC_NODE_DIVERGED, 0);
     assert_int_equal ((WC_NODE_CANDIDATE | WC_NODE_DIVERGED) & WC_NODE_STALLED, 0);
+    assert_int_equal ((WC_NODE_CANDIDATE | WC_NODE_DIVERGED | WC_NODE_STALLED)
+                      & WC_NODE_HANDED_OVER, 0);
 
     msgpack_unpacked_destroy (&up);
     msgpack_sbuffer_destroy (&reg);

@@ -962,6 +962,35 @@ test_switchover_no_writes (void **state)
     s_world_destroy (&w);
 }
 
+//  A switchover of a cluster never written: the primary has nothing to
+//  hand over and says so with HANDED_OVER at handover_seq 0; before that
+//  flag its beats at seq 0 could never say it, and the broker waits.
+static void
+test_switchover_never_written (void **state)
+{
+    (void) state;
+    wc_state_t saved = { .epoch = 1, .primary = "p1", .primary_addr = "h:7100" };
+    world_t *w = s_world (&saved, NULL, 0);
+    node_t p1 = s_primary ("p1", "h:7100", 1, 0);
+    node_t r1 = s_replica ("r1", "h:7200", "h:7100", 0, 0);
+    s_assert_none (s_beat (w, &p1, 0));
+    s_assert_none (s_beat (w, &r1, 0));
+    char why [WC_MAX_TEXT + 1];
+    assert_int_equal (s_switchover (w, "r1", 100, why, sizeof why), 0);
+    s_assert_handover (s_beat (w, &p1, 200), 1, "r1", "h:7200");
+    s_assert_handover (s_beat (w, &p1, 300), 1, "r1", "h:7200");   /* not yet */
+    p1.flags = WC_NODE_HANDED_OVER;
+    s_assert_follow (s_beat (w, &p1, 400), 2, "h:7200");
+    s_assert_state (w, 2, "r1", "h:7200");
+    s_assert_promote (s_beat (w, &r1, 500), 2);
+    r1 = s_primary ("r1", "h:7200", 2, 0);
+    s_assert_none (s_beat (w, &r1, 600));
+    wc_switchover_result_t result;
+    assert_true (wc_failover_switchover_result (w->failover, &result));
+    assert_int_equal (result.code, 0);
+    s_world_destroy (&w);
+}
+
 //  A primary that does not report handover_seq in time: the client gets
 //  ETIMEOUT, the primary gets the cancel (HANDOVER with no target) on its
 //  next beats, and nothing moves. A target that is down when the primary
@@ -1175,6 +1204,7 @@ main (void)
         cmocka_unit_test (test_primary_restarts_behind),
         cmocka_unit_test (test_primary_restarts_empty_as_replica),
         cmocka_unit_test (test_switchover_no_writes),
+        cmocka_unit_test (test_switchover_never_written),
         cmocka_unit_test (test_failover_best),
         cmocka_unit_test (test_failover_order),
         cmocka_unit_test (test_failover_waits),

@@ -192,6 +192,7 @@ test_directives (void **state)
     assert_int_equal (rc, WALCAST_ENOTPRIMARY);
     assert_string_equal (detail, "127.0.0.1:9");
     assert_int_equal (fake.last.handover_seq, 0);
+    assert_int_equal (fake.last.flags & WC_NODE_HANDED_OVER, 0);
     handover.u.handover.target_id = (wc_bytes_t) { (const uint8_t *) "", 0 };
     handover.u.handover.target_addr = (wc_bytes_t) { (const uint8_t *) "", 0 };
     s_beat (&fake, &handover);
