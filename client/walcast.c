@@ -109,7 +109,9 @@
     primary the refusal names, or, when that is nobody or a node that
     refused it already (a switchover in progress, a failover the
     topology has not shown yet), waits for the topology to name a
-    primary that has not refused it: at most three sends, one deadline.
+    primary that has not refused it, or one whose ENOTPRIMARY is half a
+    second old (a cancelled switchover's primary takes writes again at
+    the same epoch): one deadline.
 
     - CURVE is a property of the handle, set before it connects
       (walcast_set_curve_*): with a key pair every socket it opens is a
@@ -186,17 +188,24 @@
 /*  The least time between two batches that are not full (microseconds). */
 #define S_BATCH_GAP_US      1000
 
-/*  Sends of one sync write at most: the first, and one after each of two
-    refusals that say it was not applied (see s_write). */
-#define S_WRITE_SENDS       3
+/*  Sends of one sync write at most: the first, and one after each
+    refusal that says it was not applied (see s_write); the deadline
+    bounds them too. */
+#define S_WRITE_SENDS       16
 
 /*  The nodes that refused a sync write as not (or no longer) the
     primary, each with the epoch the table gave it then. The write goes
     to none of them again unless that epoch has risen since (the node
-    was promoted after all: a switchover's target). */
+    was promoted after all: a switchover's target), or, for an
+    ENOTPRIMARY, S_REFUSED_RETRY_MS have passed: a primary handing over
+    refuses writes until the switchover ends, and when the broker
+    cancels it, it takes them again at the same epoch. */
+#define S_REFUSERS          4
+#define S_REFUSED_RETRY_MS  500
 typedef struct {
-    char     addr [S_WRITE_SENDS][WC_MAX_ADDR + 1];
-    uint64_t epoch [S_WRITE_SENDS];
+    char     addr [S_REFUSERS][WC_MAX_ADDR + 1];
+    uint64_t epoch [S_REFUSERS];
+    int64_t  retry_ms [S_REFUSERS];     /* may be tried again from; 0: never */
     int      count;
 } s_refusals_t;
 
@@ -1710,7 +1719,8 @@ s_refused_by (walcast_t *self, size_t index)
     const wc_peer_t *node = s_node (self, index);
     for (int i = 0; refused && node && i < refused->count; i++)
         if (strcmp (refused->addr [i], node->addr) == 0
-        &&  node->epoch <= refused->epoch [i])
+        &&  node->epoch <= refused->epoch [i]
+        &&  (refused->retry_ms [i] == 0 || wc_clock_ms () < refused->retry_ms [i]))
             return true;
     return false;
 }
@@ -2344,6 +2354,25 @@ s_not_primary (int rc)
     return rc == WALCAST_ENOTPRIMARY || rc == WALCAST_EFENCED;
 }
 
+//  Note node's refusal (rc) of a sync write: it is not sent there again
+//  at this epoch, or, for an ENOTPRIMARY, not for S_REFUSED_RETRY_MS.
+static void
+s_refusal_note (s_refusals_t *refused, const wc_peer_t *node, int rc)
+{
+    int i = 0;
+    while (i < refused->count && strcmp (refused->addr [i], node->addr) != 0)
+        i++;
+    if (i == S_REFUSERS)
+        return;                         /* more nodes than that: never */
+    if (i == refused->count) {
+        snprintf (refused->addr [i], sizeof refused->addr [0], "%s", node->addr);
+        refused->count++;
+    }
+    refused->epoch [i] = node->epoch;
+    refused->retry_ms [i] = rc == WALCAST_ENOTPRIMARY ? wc_clock_ms () + S_REFUSED_RETRY_MS
+                                                     : 0;
+}
+
 //  Node target refused the write as not the primary (rc, its detail in
 //  self->detail): where to send it next, waiting until deadline, or
 //  WC_SELECT_NONE (the refusal's detail is then back in self->detail).
@@ -2361,11 +2390,7 @@ s_write_next (walcast_t *self, size_t target, int rc, s_refusals_t *refused,
     char said [WC_DETAIL_SIZE];
     memcpy (said, self->detail, sizeof said);
     wc_peer_t *node = s_node (self, target);
-    if (refused->count < S_WRITE_SENDS) {
-        snprintf (refused->addr [refused->count], sizeof refused->addr [0], "%s",
-                  node->addr);
-        refused->epoch [refused->count++] = node->epoch;
-    }
+    s_refusal_note (refused, node, rc);
     node->role = WC_ROLE_REPLICA;       // until the topology says otherwise
     char from [WC_MAX_ADDR + 1];
     snprintf (from, sizeof from, "%s", node->addr);

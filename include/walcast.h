@@ -473,8 +473,10 @@ WALCAST_EXPORT int walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t
     the refusal names nobody, or a node that refused it too (the target
     of a switchover not promoted yet), it waits, as server selection
     does, for the topology to name a primary that has not refused it (or
-    one that has, with a newer epoch). At most three sends in all; when
-    no primary takes it in time, the call returns the last refusal. A
+    one that has, with a newer epoch, or one whose ENOTPRIMARY is 500 ms
+    old: a primary whose switchover was cancelled takes writes again at
+    the same epoch). At most 16 sends in all; when no primary takes it
+    in time, the call returns the last refusal. A
     write that times out is NOT retried: its outcome is unknown (the old
     primary may have applied it), and the call returns WALCAST_ETIMEOUT.
     Every call, retries included, is bounded by one deadline: the

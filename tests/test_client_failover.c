@@ -9,7 +9,8 @@
     - a write sent during a switchover, refused by the old primary with
       ENOTPRIMARY naming the target and then by the target (not yet
       promoted) naming the old one, lands on the target once the broker
-      has promoted it, instead of failing after the first redirect;
+      has promoted it, instead of failing after the first redirect, and
+      on the old primary when the switchover is cancelled;
     - a write that timed out is never sent again: the old primary may
       have applied it;
     - when no new primary appears within the timeout, the refusal is
@@ -231,6 +232,34 @@ test_switchover_redirects (void **state)
     assert_int_equal (put.pos.epoch, 2);
     assert_int_equal (s_writes (w->p1), 1);
     assert_int_equal (s_writes (w->r1), 2);
+    cluster_pass (w->cluster);
+}
+
+//  A switchover that is cancelled (the target could not catch up, or
+//  died): p1 refused the write naming r1, r1 refused it naming p1, and
+//  p1 then takes writes again at the same epoch. The write goes back to
+//  p1 and lands there (it was not applied: resending is safe). Before,
+//  a node that had refused was never tried again at the same epoch, and
+//  the write waited out its whole timeout, then failed.
+static void
+test_switchover_cancelled (void **state)
+{
+    s_world_t *w = s_world (state);
+    s_node (w->p1, WC_ROLE_PRIMARY, 1, WALCAST_ENOTPRIMARY, false, w->r1_addr);
+    s_put_t put;
+    s_put_start (&put, w, 5000);
+    bool redirected = s_wait_writes (w->r1, 1);
+    s_node (w->p1, WC_ROLE_PRIMARY, 1, 0, false, "");       /* cancelled */
+    int64_t cancelled = cluster_now_ms ();
+    s_put_join (&put);
+    int64_t after = cluster_now_ms () - cancelled;
+    print_message ("the write landed %lld ms after the cancel\n", (long long) after);
+    assert_true (redirected);
+    assert_int_equal (put.rc, 0);
+    assert_int_equal (put.pos.epoch, 1);
+    assert_true (s_writes (w->p1) >= 2);
+    assert_int_equal (s_writes (w->r1), 1);
+    assert_true (after < 2500);         /* not the whole 5 s timeout */
     cluster_pass (w->cluster);
 }
 
@@ -576,6 +605,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_fenced_waits_for_new_primary, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_switchover_redirects, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_switchover_cancelled, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_timeout_not_retried, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_fenced_without_successor, s_setup,
                                          s_teardown),
