@@ -279,6 +279,7 @@ wc_feed_open (wc_feed_t *self, const char *addr, const char *name,
     if (zmq_setsockopt (self->sub, ZMQ_SUBSCRIBE, "", 0))
         return WALCAST_EUNAVAILABLE;
     s_held_clear (self);
+    self->range_pending = false;        /* the new node answers for itself */
     self->heard_ms = wc_clock_ms ();
     self->backoff_ms = S_BACKOFF_MIN_MS;
     self->next_fetch_ms = 0;

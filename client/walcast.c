@@ -3321,6 +3321,9 @@ s_watch_pick (walcast_t *self, size_t skip, bool only_reachable)
     return WC_SELECT_NONE;
 }
 
+/*  Nodes a watch asks for its next seq before it gives up (ERANGE). */
+#define S_WATCH_GONE  8
+
 /*  A watch in progress: the feed (client/feed.c) and the node it follows. */
 typedef struct {
     wc_feed_t *feed;
@@ -3329,6 +3332,9 @@ typedef struct {
     int64_t    opened_ms;                   /* when the feed moved to it */
     int64_t    lost_ms;                     /* since when no node fits, 0 */
     bool       retried;                     /* the silent node followed again */
+    char       gone [S_WATCH_GONE][WC_MAX_ADDR + 1];    /* nodes that no longer
+                                               hold the next seq (ERANGE) */
+    int        gone_count;
 } s_watch_t;
 
 //  Name of node index for messages: its id, else its address.
@@ -3439,6 +3445,32 @@ s_watch_move (walcast_t *self, s_watch_t *w)
     return s_watch_follow (self, w, next);
 }
 
+//  The watched node no longer holds the next seq (ERANGE): another node
+//  that fits and has not said so may still hold it (nodes compact their
+//  logs at seqs of their own). Follow it; else (or after S_WATCH_GONE
+//  nodes) WC_SELECT_NONE.
+static size_t
+s_watch_range_next (walcast_t *self, s_watch_t *w)
+{
+    if (w->gone_count == S_WATCH_GONE)
+        return WC_SELECT_NONE;
+    snprintf (w->gone [w->gone_count++], sizeof w->gone [0], "%s", w->watching);
+    if (s_scratch (self))
+        return WC_SELECT_NONE;
+    size_t n = s_select (self);
+    if (n > 0 && self->cands_appended)
+        n--;
+    for (size_t k = 0; k < n; k++) {
+        const wc_peer_t *node = s_node (self, self->cands [k]);
+        int i = 0;
+        while (i < w->gone_count && strcmp (w->gone [i], node->addr) != 0)
+            i++;
+        if (i == w->gone_count)
+            return self->cands [k];
+    }
+    return WC_SELECT_NONE;
+}
+
 //  Run the feed until fn stops it, timeout_ms passes without a change
 //  (< 0: never), a signal interrupts the wait, or it fails.
 static int
@@ -3461,6 +3493,16 @@ s_watch_loop (walcast_t *self, s_watch_t *w, walcast_watch_fn *fn, void *arg,
         }
         wc_feed_run_t run;
         int rc = wc_feed_run (w->feed, (int) wait, fn, arg, &run);
+        size_t other;
+        if (rc == WALCAST_ERANGE && (other = s_watch_range_next (self, w)) != WC_SELECT_NONE) {
+            char to [WC_MAX_ADDR + 1];
+            s_watch_name (self, other, to, sizeof to);
+            s_log (self, "watch: %s; following %s from seq %llu", wc_feed_detail (w->feed),
+                   to, (unsigned long long) wc_feed_next (w->feed));
+            if ((rc = s_watch_follow (self, w, other)) != 0)
+                return rc;
+            continue;
+        }
         if (rc == WALCAST_ERANGE || rc == WALCAST_ECONFLICT)
             snprintf (self->detail, sizeof self->detail, "%s", wc_feed_detail (w->feed));
         if (rc)

@@ -617,9 +617,11 @@ typedef int (walcast_watch_fn) (void *arg, uint64_t seq, int op,
     When the watched node goes silent (PINGs unanswered, its stream
     quiet, or the broker marks it down) the watch moves to the next
     candidate and goes on from the same seq, or returns
-    WALCAST_EUNAVAILABLE when there is none. Returns WALCAST_ERANGE when
-    the node no longer holds a seq the watch needs (detail: which): the
-    feed would have a hole; WALCAST_ECONFLICT when a failover rolled back
+    WALCAST_EUNAVAILABLE when there is none. When the node no longer
+    holds a seq the watch needs, the watch moves to another candidate
+    that has not said so; returns WALCAST_ERANGE when none holds it
+    (detail: which, of the last node asked): the feed would have a hole;
+    WALCAST_ECONFLICT when a failover rolled back
     changes it already handed over (a deposed primary's writes): the
     detail names the seq to watch again from, with the new history.
     A position passed back to the same handle carries what the seq alone

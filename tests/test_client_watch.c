@@ -10,8 +10,9 @@
     - `watch --from SEQ` prints every change from SEQ on, history
       included, so a consumer that restarts from the seq after the last
       one it printed misses nothing and repeats nothing;
-    - when the node no longer holds SEQ, the watch says so on stderr and
-      exits 3 instead of printing a feed with a hole;
+    - when the node no longer holds SEQ, the watch goes on from another
+      node that does, or, when none does, says so on stderr and exits 3
+      instead of printing a feed with a hole;
     - walcast_watch reports where it stopped and goes on from there;
     - a tail of changes the stream never delivered, known only from the
       heartbeat's last_seq, is fetched and printed too;
@@ -459,6 +460,8 @@ s_fake_request (void *arg, int port, const wc_msg_t *req, msgpack_sbuffer *reply
         msg.u.pong.role = WC_ROLE_PRIMARY;
         msg.u.pong.id.ptr = (const uint8_t *) "f1";
         msg.u.pong.id.len = 2;
+        msg.u.pong.region.ptr = (const uint8_t *) "near";
+        msg.u.pong.region.len = 4;
         return wc_msg_encode (&msg, reply) == 0;
     }
     if (port == node->port + 2 && req->type == WC_MSG_FETCH) {
@@ -631,6 +634,59 @@ test_lost_tail (void **state)
 }
 
 /* --- a rolled-back history ----------------------------------------------- */
+
+/*  Two nodes: f1, the nearest (the client's region), no longer holds seq
+    3 (its log starts at 50); t1 holds everything. The watch goes on from
+    t1. Before, the first node's ERANGE ended the watch (exit 3) though
+    another node still held the seq (a helper's find: nodes compact their
+    logs at seqs of their own). */
+static void
+test_from_gone_elsewhere (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    s_fake_node_t gone;
+    gone.port = cluster_spare_port (c);
+    atomic_init (&gone.fetches, 0);
+    fake_t *f1 = fake_new (s_fake_request, s_fake_tick, &gone);
+    assert_non_null (f1);
+    assert_int_equal (fake_bind_router (f1, gone.port), 0);
+    assert_int_equal (fake_bind_pub (f1, gone.port + 1), 0);
+    assert_int_equal (fake_bind_router (f1, gone.port + 2), 0);
+    assert_int_equal (fake_start (f1), 0);
+    s_tail_node_t all;
+    all.port = cluster_spare_port (c) + 3;
+    atomic_init (&all.last, 10);
+    atomic_init (&all.fetches, 0);
+    fake_t *t1 = fake_new (s_tail_request, s_tail_tick, &all);
+    assert_non_null (t1);
+    assert_int_equal (fake_bind_router (t1, all.port), 0);
+    assert_int_equal (fake_bind_pub (t1, all.port + 1), 0);
+    assert_int_equal (fake_bind_router (t1, all.port + 2), 0);
+    assert_int_equal (fake_start (t1), 0);
+    char f1_addr [32], t1_addr [32];
+    snprintf (f1_addr, sizeof f1_addr, "127.0.0.1:%d", gone.port);
+    snprintf (t1_addr, sizeof t1_addr, "127.0.0.1:%d", all.port);
+
+    int watcher = cluster_cli_spawn (c, "--debug", "--region", "near", "--node", f1_addr,
+                                     "--node", t1_addr, "watch", "--from", "3", "a:",
+                                     NULL);
+    assert_true (watcher >= 0);
+    int found = s_wait_output (c, watcher, "9 put a:9 tail\n", 10000);
+    char *out = cluster_proc_output (c, watcher);
+    print_message ("watch --from 3, f1 (nearest) starts at 50, t1 holds all:\n%s", out);
+    free (out);
+    bool running = cluster_proc_running (c, watcher);
+    if (running)
+        assert_int_equal (cluster_proc_stop (c, watcher, 5000), 0);
+    fake_destroy (&t1);
+    fake_destroy (&f1);
+    assert_true (atomic_load (&gone.fetches) >= 1);    /* f1 was asked first */
+    assert_int_equal (found, 0);
+    assert_true (running);
+    cluster_pass (c);
+}
 
 /*  A fake node whose history is replaced while it is watched: first seqs
     1..4 of epoch 1; then (a failover, this node deposed and rejoined) seq
@@ -885,6 +941,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_sigstop_during_load, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_from_across_restart, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_from_gone, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_from_gone_elsewhere, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_library_position, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_tail, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_rolled_back, s_setup, s_teardown),
