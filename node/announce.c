@@ -236,6 +236,13 @@ s_remedy (wc_announce_t *self, int code, const char *text,
                   "(if another node runs with this --id, give one of them another)",
                   WC_ANNOUNCE_INTERVAL_MS);
     else
+    if (code == WALCAST_EPERM)
+        snprintf (remedy, size, "only a key whose public certificate is in the "
+                  "broker's --curve-trust DIR/nodes may register a node: put this "
+                  "node's there (the public half of its --curve-cert; the broker "
+                  "re-reads DIR), or start it with a node's key; retrying every %d ms",
+                  WC_ANNOUNCE_INTERVAL_MS);
+    else
     if ((code == WALCAST_EPROTO || code == WALCAST_ETOOBIG) && flag)
         snprintf (remedy, size, "fix %s and restart this node; until then clients "
                   "that use the broker do not see it", flag);

@@ -419,8 +419,17 @@ test_roles (void **state)
     cluster_set_broker (w->c, intruder, true);
     assert_int_equal (cluster_start (w->c, intruder), 0);
     s_wait_broker_log (w->c, "refused REGISTER from key writer (role writers): EPERM");
-    //  ... and the node says so, once, with what to do
+    //  ... and the node says so, once, with what to do: its certificate
+    //  in the broker's trust nodes/ (before, "check that --broker names
+    //  a walcast broker of this version", an auditor's find)
     assert_int_equal (cluster_wait_log (w->c, intruder, "broker refused us:", 0, 10000), 0);
+    char said [1024];
+    assert_int_equal (cluster_log_find (w->c, intruder, "broker refused us:", 0, 0, said,
+                                        sizeof said), 0);
+    print_message ("intruder: %s\n", said);
+    assert_non_null (strstr (said, "(EPERM)"));
+    assert_non_null (strstr (said, "--curve-trust DIR/nodes"));
+    assert_null (strstr (said, "names a walcast broker"));
     s_wait_metric (w->broker_metrics,
                    "walcast_broker_refused_requests_total{code=\"EPERM\"}", 1);
     walcast_t *writer = s_handle (w, "writer", -1, 5000);
