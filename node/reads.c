@@ -236,6 +236,7 @@ s_encode_pong (wc_node_t *node, uint64_t rid)
 static void
 s_refuse_get (wc_node_t *node, wc_request_t *req, const char *why)
 {
+    wc_node_count_refusal (node, WALCAST_EUNAVAILABLE);
     if (wc_error_encode (req->msg.rid, WALCAST_EUNAVAILABLE, why, why, &node->out) == 0)
         wc_node_reply (node, node->service, req);
 }

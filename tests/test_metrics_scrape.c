@@ -410,6 +410,52 @@ test_scrape (void **state)
     cluster_pass (c);
 }
 
+/*  A GET refused with EUNAVAILABLE (a replica whose upstream is now a
+    node of another cluster: the primary restarted on an empty disk) is
+    counted like any refusal. Before, reads refused on that path (and a
+    diverged node's) were not counted at all (a helper's find). */
+static void
+test_refused_read_counted (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    assert_non_null (c);
+    int r_port = cluster_spare_port (c) + 3;
+    int p = cluster_add (c, "p1", NULL, NULL);
+    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    char r_flag [16];
+    s_metrics_flag (c, r, r_port, r_flag, sizeof r_flag);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_start (c, r), 0);
+    assert_int_equal (cluster_wait_ready (c, p, WAIT_MS), 0);
+    assert_int_equal (cluster_wait_ready (c, r, WAIT_MS), 0);
+    assert_int_equal (cluster_load (c, p, 0, 10, 1, NULL), 0);
+    int both [] = { p, r };
+    assert_int_equal (cluster_wait_converged (c, both, 2, 10, WAIT_MS, NULL, NULL), 0);
+    free (s_until (r_port, "walcast_refused_requests_total{code=\"EUNAVAILABLE\"}", 0));
+
+    assert_int_equal (cluster_kill (c, p), 0);
+    char command [600];
+    snprintf (command, sizeof command, "rm -rf '%s/p1'", cluster_dir (c));
+    assert_int_equal (system (command), 0);
+    long mark = cluster_log_mark (c, r);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_wait_ready (c, p, WAIT_MS), 0);
+    char another [128];
+    snprintf (another, sizeof another, "not following %s yet: it is a node of cluster",
+              cluster_addr (c, p));
+    assert_int_equal (cluster_wait_log (c, r, another, mark, WAIT_MS), 0);
+    walcast_t *client = cluster_client (c, r);
+    assert_non_null (client);
+    void *value = NULL;
+    size_t len = 0;
+    assert_int_equal (walcast_get (client, "k00000001", 9, &value, &len, NULL),
+                      WALCAST_EUNAVAILABLE);
+    walcast_free (value);
+    walcast_destroy (&client);
+    free (s_until (r_port, "walcast_refused_requests_total{code=\"EUNAVAILABLE\"}", 1));
+    cluster_pass (c);
+}
+
 /*  Idle connections cannot take the endpoint away: 200 of them held open
     (no request sent), a scrape is still answered. Before, 64 idle
     connections made /metrics and the status page time out until each
@@ -487,6 +533,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_scrape, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_busy_port, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_idle_connections, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_refused_read_counted, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
