@@ -1,13 +1,17 @@
 /*  curve.c - CURVE on a server's sockets, and who may do what (see curve.h).
 
-    Two ideas carry it. Authentication is czmq's zauth, given the whole
-    trust folder (its disk loader walks subfolders), so libzmq refuses a
-    stranger before any message of it reaches us. Authorisation is ours: a
-    map from public key to role, built from which subfolder each
-    certificate sits in, looked up with the User-Id libzmq attaches to
-    every message of an authenticated connection. The folders' signature
-    (each file's name, inode, size and time) tells when to read the map
-    again.
+    Two ideas carry it. Authentication is a ZAP handler of ours (a thread
+    that answers libzmq's inproc://zeromq.zap.01), so libzmq refuses a
+    stranger before any message of it reaches us; it reads the trust
+    folder again at a handshake when the folder changed. Authorisation is
+    ours too: a map from public key to role, built from which subfolder
+    each certificate sits in, looked up with the User-Id (the client's
+    key) that libzmq attaches to every message of an authenticated
+    connection. The folders' signature (each file's name, inode, size and
+    time) tells either when to read the folder again. Both read it the
+    same forgiving way: a key met twice counts once (the larger role), a
+    folder or file that cannot be read is skipped. (czmq's zauth asserted
+    on both, and took the whole process down with it.)
 
     The monitor thread owns one PAIR socket per watched server socket,
     connected to that socket's libzmq monitor endpoint; it only logs and
@@ -42,7 +46,7 @@ typedef struct {
 struct wc_curve {
     wc_certs_keys_t keys;
     char trust [PATH_MAX];
-    zactor_t *auth;                     /* czmq's ZAP handler */
+    zactor_t *auth;                     /* our ZAP handler (s_zap_actor) */
     zactor_t *monitor;                  /* logs refused handshakes */
     zhashx_t *peers;                    /* public key (Z85) -> s_peer_t */
     uint64_t signature;                 /* of the role folders, at the last read */
@@ -50,6 +54,8 @@ struct wc_curve {
     unsigned watched;                   /* sockets handed to the monitor */
     atomic_uint_fast64_t refused;
 };
+
+static int s_zap_trust (zactor_t *auth, const char *trust);     /* the ZAP handler */
 
 /* --- the role folders ---------------------------------------------------- */
 
@@ -63,33 +69,41 @@ s_mix (uint64_t h, const void *v, size_t len)
     return h;
 }
 
-/*  What the role folders hold now, as one number: every entry's name,
-    inode, size and change time. */
+/*  Mix one folder's entries into h: every entry's name, inode, size and
+    change time. When subs, the entries that are folders are mixed in
+    the same way, one level down. */
+static uint64_t
+s_mix_folder (uint64_t h, const char *dir, bool subs)
+{
+    DIR *d = opendir (dir);
+    if (!d)
+        return s_mix (h, dir, strlen (dir));       /* unreadable: a state too */
+    struct dirent *e;
+    while ((e = readdir (d))) {
+        struct stat st;
+        if (e->d_name [0] == '.' || fstatat (dirfd (d), e->d_name, &st, 0) != 0)
+            continue;
+        h = s_mix (h, e->d_name, strlen (e->d_name) + 1);
+        h = s_mix (h, &st.st_ino, sizeof st.st_ino);
+        h = s_mix (h, &st.st_size, sizeof st.st_size);
+        h = s_mix (h, &st.st_ctim, sizeof st.st_ctim);
+        h = s_mix (h, &st.st_mtim, sizeof st.st_mtim);
+        if (subs && S_ISDIR (st.st_mode)) {
+            char sub [PATH_MAX + NAME_MAX + 2];
+            snprintf (sub, sizeof sub, "%s/%s", dir, e->d_name);
+            h = s_mix_folder (h, sub, false);
+        }
+    }
+    closedir (d);
+    return h;
+}
+
+/*  What the trust folder holds now, as one number: its entries and
+    those of its subfolders (the role folders among them). */
 static uint64_t
 s_signature (const char *trust)
 {
-    uint64_t h = 14695981039346656037ull;
-    for (size_t r = 0; r < 3; r++) {
-        char dir [PATH_MAX + 16];
-        snprintf (dir, sizeof dir, "%s/%s", trust, wc_peer_name ((wc_peer_t) (r + 1)));
-        DIR *d = opendir (dir);
-        if (!d)
-            continue;
-        h = s_mix (h, &r, sizeof r);
-        struct dirent *e;
-        while ((e = readdir (d))) {
-            struct stat st;
-            if (fstatat (dirfd (d), e->d_name, &st, 0) != 0)
-                continue;
-            h = s_mix (h, e->d_name, strlen (e->d_name) + 1);
-            h = s_mix (h, &st.st_ino, sizeof st.st_ino);
-            h = s_mix (h, &st.st_size, sizeof st.st_size);
-            h = s_mix (h, &st.st_ctim, sizeof st.st_ctim);
-            h = s_mix (h, &st.st_mtim, sizeof st.st_mtim);
-        }
-        closedir (d);
-    }
-    return h;
+    return s_mix_folder (14695981039346656037ull, trust, true);
 }
 
 static bool
@@ -99,39 +113,72 @@ s_ends_with (const char *s, const char *tail)
     return n >= t && strcmp (s + n - t, tail) == 0;
 }
 
+/*  Called with each public certificate of a folder. */
+typedef void (s_cert_fn) (void *arg, const char *file, const wc_certs_keys_t *keys);
+
+/*  Call fn for each public certificate directly in dir: regular files
+    (after symlinks), not dotfiles, not NAME_secret. One that does not
+    load is skipped, with a warning when loud. */
+static void
+s_each_cert (const char *dir, bool loud, s_cert_fn *fn, void *arg)
+{
+    DIR *d = opendir (dir);
+    if (!d) {
+        if (loud && errno != ENOENT)
+            wc_log_warn ("trust: skipping the folder %s: %s", dir, strerror (errno));
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir (d))) {
+        struct stat st;
+        if (e->d_name [0] == '.' || s_ends_with (e->d_name, "_secret")
+        ||  fstatat (dirfd (d), e->d_name, &st, 0) != 0 || !S_ISREG (st.st_mode))
+            continue;
+        char path [PATH_MAX * 2 + 32], why [512];
+        snprintf (path, sizeof path, "%s/%s", dir, e->d_name);
+        wc_certs_keys_t keys;
+        if (wc_certs_load (path, false, &keys, why, sizeof why) != 0) {
+            if (loud)
+                wc_log_warn ("trust: skipping %s: %s", path, why);
+            continue;
+        }
+        fn (arg, e->d_name, &keys);
+    }
+    closedir (d);
+}
+
+/*  A role folder's walk: its folder's role, and the map to fill. */
+typedef struct {
+    wc_peer_t role;
+    zhashx_t *peers;
+} s_role_walk_t;
+
+/*  A key of a role folder: in two folders, the larger role. */
+static void
+s_add_peer (void *arg, const char *file, const wc_certs_keys_t *keys)
+{
+    s_role_walk_t *walk = (s_role_walk_t *) arg;
+    s_peer_t *peer = (s_peer_t *) zhashx_lookup (walk->peers, keys->public_key);
+    if (peer && peer->role >= walk->role)
+        return;
+    if (!peer) {
+        peer = (s_peer_t *) calloc (1, sizeof *peer);
+        if (!peer)
+            return;
+        zhashx_insert (walk->peers, keys->public_key, peer);
+    }
+    peer->role = walk->role;
+    snprintf (peer->name, sizeof peer->name, "%s", file);
+}
+
 /*  Add the public certificates of one role folder to peers. */
 static void
 s_load_folder (const char *trust, wc_peer_t role, zhashx_t *peers)
 {
     char dir [PATH_MAX + 16];
     snprintf (dir, sizeof dir, "%s/%s", trust, wc_peer_name (role));
-    DIR *d = opendir (dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir (d))) {
-        if (e->d_name [0] == '.' || s_ends_with (e->d_name, "_secret"))
-            continue;
-        char path [PATH_MAX * 2 + 32], why [512];
-        snprintf (path, sizeof path, "%s/%s", dir, e->d_name);
-        wc_certs_keys_t keys;
-        if (wc_certs_load (path, false, &keys, why, sizeof why) != 0) {
-            wc_log_warn ("trust: skipping %s: %s", path, why);
-            continue;
-        }
-        s_peer_t *peer = (s_peer_t *) zhashx_lookup (peers, keys.public_key);
-        if (peer && peer->role >= role)
-            continue;                   /* in two folders: the larger role */
-        if (!peer) {
-            peer = (s_peer_t *) calloc (1, sizeof *peer);
-            if (!peer)
-                continue;
-            zhashx_insert (peers, keys.public_key, peer);
-        }
-        peer->role = role;
-        snprintf (peer->name, sizeof peer->name, "%s", e->d_name);
-    }
-    closedir (d);
+    s_role_walk_t walk = { role, peers };
+    s_each_cert (dir, true, s_add_peer, &walk);
 }
 
 static void
@@ -213,8 +260,7 @@ wc_curve_set_trust (wc_curve_t *self, const char *trust_dir, char *why, size_t w
                   "nodes/, writers/ and readers/ in it)", trust_dir);
         return -1;
     }
-    if (zstr_sendx (self->auth, "CURVE", trust_dir, NULL) != 0
-    ||  zsock_wait (self->auth) != 0) {
+    if (s_zap_trust (self->auth, trust_dir) != 0) {
         snprintf (why, why_size, "cannot point CURVE authentication at %s", trust_dir);
         return -1;
     }
@@ -249,6 +295,194 @@ wc_curve_role (wc_curve_t *self, zmq_msg_t *frame, const char **name)
     if (name)
         *name = peer ? peer->name : "?";
     return peer ? peer->role : WC_PEER_NONE;
+}
+
+
+/* --- authentication: the ZAP handler ------------------------------------- */
+
+/*  ZAP (ZeroMQ RFC 27) is how libzmq asks whether a client may connect:
+    it sends the handshake's facts to inproc://zeromq.zap.01 of its
+    context and waits for a status. */
+#define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
+
+/*  What the handler thread owns: the keys that may connect, as read
+    from the trust folder when its signature was `signature`. */
+typedef struct {
+    char      trust [PATH_MAX];
+    uint64_t  signature;
+    zhashx_t *keys;             /* Z85 public key -> s_zap_key (no values) */
+    bool      bound;
+} s_zap_t;
+
+static char s_zap_key;          /* the one item of every key in s_zap_t.keys */
+
+static void
+s_add_key (void *arg, const char *file, const wc_certs_keys_t *keys)
+{
+    (void) file;
+    zhashx_t *set = (zhashx_t *) arg;
+    if (!zhashx_lookup (set, keys->public_key))
+        zhashx_insert (set, keys->public_key, &s_zap_key);
+}
+
+/*  The keys that may connect: every certificate directly in the trust
+    folder or directly in one of its subfolders (the role folders give a
+    role too; others, none). Quiet: the owner's map says what it skips. */
+static zhashx_t *
+s_load_keys (const char *trust)
+{
+    zhashx_t *set = zhashx_new ();
+    if (!set)
+        return NULL;
+    s_each_cert (trust, false, s_add_key, set);
+    DIR *d = opendir (trust);
+    struct dirent *e;
+    while (d && (e = readdir (d))) {
+        struct stat st;
+        if (e->d_name [0] == '.' || fstatat (dirfd (d), e->d_name, &st, 0) != 0
+        ||  !S_ISDIR (st.st_mode))
+            continue;
+        char sub [PATH_MAX + NAME_MAX + 2];
+        snprintf (sub, sizeof sub, "%s/%s", trust, e->d_name);
+        s_each_cert (sub, false, s_add_key, set);
+    }
+    if (d)
+        closedir (d);
+    return set;
+}
+
+/*  Is key (Z85) trusted now? The folder is read again when it changed. */
+static bool
+s_zap_trusted (s_zap_t *zap, const char *key)
+{
+    uint64_t signature = s_signature (zap->trust);
+    if (signature != zap->signature || !zap->keys) {
+        zhashx_t *keys = s_load_keys (zap->trust);
+        if (keys) {                     /* out of memory: keep the old set */
+            zhashx_destroy (&zap->keys);
+            zap->keys = keys;
+            zap->signature = signature;
+        }
+    }
+    return zap->keys && zhashx_lookup (zap->keys, key) != NULL;
+}
+
+/*  Answer one ZAP request: 200 with the client's key as User-Id when it
+    is trusted, else 400. A request that is not CURVE's (libzmq sends
+    none other to a CURVE server) is refused. */
+static void
+s_zap_answer (s_zap_t *zap, zsock_t *handler)
+{
+    zmsg_t *req = zmsg_recv (handler);
+    if (!req)
+        return;
+    char *version = zmsg_popstr (req);
+    zframe_t *request_id = zmsg_pop (req);
+    char *domain = zmsg_popstr (req), *address = zmsg_popstr (req);
+    zframe_t *identity = zmsg_pop (req);
+    char *mechanism = zmsg_popstr (req);
+    zframe_t *credentials = zmsg_pop (req);
+    char key [41] = "";
+    const char *status = "400", *text = "not trusted";
+    if (version && streq (version, "1.0") && mechanism && streq (mechanism, "CURVE")
+    &&  credentials && zframe_size (credentials) == 32
+    &&  zmq_z85_encode (key, zframe_data (credentials), 32) && s_zap_trusted (zap, key)) {
+        status = "200";
+        text = "OK";
+    }
+    else
+        key [0] = '\0';
+    zmsg_t *reply = zmsg_new ();
+    if (reply) {
+        zmsg_addstr (reply, "1.0");
+        if (request_id)
+            zmsg_append (reply, &request_id);
+        else
+            zmsg_addstr (reply, "");
+        zmsg_addstr (reply, status);
+        zmsg_addstr (reply, text);
+        zmsg_addstr (reply, key);
+        zmsg_addmem (reply, NULL, 0);           /* no metadata */
+        zmsg_send (&reply, handler);
+    }
+    zframe_destroy (&request_id);
+    zframe_destroy (&identity);
+    zframe_destroy (&credentials);
+    zstr_free (&version);
+    zstr_free (&domain);
+    zstr_free (&address);
+    zstr_free (&mechanism);
+    zmsg_destroy (&req);
+}
+
+/*  A command on the pipe: "TRUST dir" (answered with a signal, 0 when
+    the handler is bound), "$TERM". False on $TERM. */
+static bool
+s_zap_command (s_zap_t *zap, zsock_t *pipe)
+{
+    char *cmd = NULL, *dir = NULL;
+    if (zstr_recvx (pipe, &cmd, &dir, NULL) < 1 || streq (cmd, "$TERM")) {
+        zstr_free (&cmd);
+        zstr_free (&dir);
+        return false;
+    }
+    if (streq (cmd, "TRUST") && dir) {
+        snprintf (zap->trust, sizeof zap->trust, "%s", dir);
+        zap->signature = 0;
+        zhashx_destroy (&zap->keys);
+        zsock_signal (pipe, zap->bound ? 0 : 1);
+    }
+    zstr_free (&cmd);
+    zstr_free (&dir);
+    return true;
+}
+
+/*  The handler thread. */
+static void
+s_zap_actor (zsock_t *pipe, void *arg)
+{
+    (void) arg;
+    s_zap_t zap;
+    memset (&zap, 0, sizeof zap);
+    zsock_t *handler = zsock_new (ZMQ_REP);
+    //  A handler just closed (a handle destroyed and made again) may hold
+    //  the endpoint until libzmq's reaper lets it go: try for a second
+    for (int tries = 0; handler && tries < 100; tries++) {
+        zap.bound = zsock_bind (handler, S_ZAP_ENDPOINT) == 0;
+        if (zap.bound || zmq_errno () != EADDRINUSE)
+            break;
+        zclock_sleep (10);
+    }
+    zpoller_t *poller = zpoller_new (pipe, NULL);
+    if (poller && zap.bound)
+        zpoller_add (poller, handler);
+    zsock_signal (pipe, 0);
+    while (poller) {
+        zsock_t *which = (zsock_t *) zpoller_wait (poller, -1);
+        if (which == pipe) {
+            if (!s_zap_command (&zap, pipe))
+                break;
+        }
+        else
+        if (which == handler)
+            s_zap_answer (&zap, handler);
+        else
+            break;                      /* interrupted */
+    }
+    zpoller_destroy (&poller);
+    if (zap.bound)
+        zsock_unbind (handler, S_ZAP_ENDPOINT);
+    zsock_destroy (&handler);
+    zhashx_destroy (&zap.keys);
+}
+
+/*  Point the handler at trust; 0, or -1 when it could not bind. */
+static int
+s_zap_trust (zactor_t *auth, const char *trust)
+{
+    if (zstr_sendx (auth, "TRUST", trust, NULL) != 0)
+        return -1;
+    return zsock_wait (auth) == 0 ? 0 : -1;
 }
 
 
@@ -408,12 +642,12 @@ wc_curve_new (const char *cert_path, const char *trust_dir, char *why, size_t wh
     snprintf (self->trust, sizeof self->trust, "%s", trust_dir);
     self->signature = s_signature (trust_dir);
     self->peers = s_load_peers (trust_dir);
-    self->auth = zactor_new (zauth, NULL);
+    self->auth = zactor_new (s_zap_actor, NULL);
     self->monitor = zactor_new (s_monitor_actor, &self->refused);
     if (!self->peers || !self->auth || !self->monitor
-    ||  zstr_sendx (self->auth, "CURVE", trust_dir, NULL) != 0
-    ||  zsock_wait (self->auth) != 0) {
-        snprintf (why, why_size, "cannot start CURVE authentication (out of memory?)");
+    ||  s_zap_trust (self->auth, trust_dir) != 0) {
+        snprintf (why, why_size, "cannot start CURVE authentication (another ZAP "
+                  "handler in this process, or out of memory)");
         wc_curve_destroy (&self);
         return NULL;
     }

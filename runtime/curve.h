@@ -5,12 +5,15 @@
     socket it connects a CURVE client. This module holds what that takes:
 
     - its own key pair (certs.h);
-    - czmq's zauth actor, the ZAP handler, pointed at DIR: a connection
-      whose public key is in no certificate under DIR fails its handshake.
-      zauth looks the folder up again at every handshake, so a certificate
-      added or removed takes effect for the next connection;
+    - a ZAP handler (a thread of ours, not czmq's zauth, whose certificate
+      store aborted the process on a key met twice or a folder it could
+      not read) pointed at DIR: a connection whose public key is in no
+      certificate directly in DIR or in one of its subfolders fails its
+      handshake. It reads the folder again at a handshake when it
+      changed, so a certificate added or removed takes effect for the
+      next connection; what it cannot read it skips;
     - the roles: DIR has one subfolder per role, nodes/, writers/ and
-      readers/ (protocol/roles.h). zauth hands the client's public key
+      readers/ (protocol/roles.h). The handler hands the client's public key
       to libzmq as the connection's User-Id, which every message it sends
       carries, so the owner asks wc_curve_role for the role of the peer
       that sent a request and refuses what the role does not allow
@@ -24,7 +27,8 @@
       and the reason (a client without CURVE, a key not trusted), and
       counts them.
 
-    One per process: zauth serves every socket of czmq's context.
+    One per process: the ZAP handler serves every socket of czmq's
+    context (libzmq asks inproc://zeromq.zap.01 of the context).
 */
 #ifndef WC_CURVE_H_INCLUDED
 #define WC_CURVE_H_INCLUDED
@@ -74,7 +78,7 @@ wc_peer_t wc_curve_role (wc_curve_t *self, zmq_msg_t *frame, const char **name);
 bool wc_curve_refresh (wc_curve_t *self);
 
 /*  Trust the certificates under trust_dir from now on (SIGHUP, a new
-    curve-trust): zauth looks there for the next handshakes, and the next
+    curve-trust): the ZAP handler looks there for the next handshakes, and the next
     wc_curve_refresh reads its roles. 0, or -1 with why (not a folder). */
 int wc_curve_set_trust (wc_curve_t *self, const char *trust_dir, char *why,
                         size_t why_size);

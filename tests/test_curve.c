@@ -1,5 +1,5 @@
 /*  test_curve.c - runtime/curve.c: what a server's CURVE costs over time,
-    and what it counts as refused.
+    and what it counts as refused, and a trust folder with mistakes in it.
 
     What a user relies on: a node or broker with keys can rebuild its PUB
     sockets any number of times (a key removed from the trust folder, or a
@@ -268,6 +268,135 @@ test_unreadable_certificate (void **state)
     assert_int_equal (system (cmd), 0);
 }
 
+/*  A client with its key pair, in a context of its own, sends one frame
+    to the ROUTER at port; returns the role the server's map gives the
+    message that arrives, or -1 when none arrives within 3 s (refused at
+    the handshake). */
+static int
+s_role_of (wc_curve_t *curve, zsock_t *router, int port, const char *secret,
+           const char *server_key)
+{
+    wc_certs_keys_t keys;
+    char why [512];
+    if (wc_certs_load (secret, true, &keys, why, sizeof why) != 0)
+        return -2;
+    void *ctx = zmq_ctx_new ();
+    void *dealer = zmq_socket (ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    int role = -1;
+    if (wc_certs_client (dealer, &keys, server_key) == 0
+    &&  zmq_connect (dealer, endpoint) == 0 && zmq_send (dealer, "hi", 2, 0) == 2
+    &&  s_readable (zsock_resolve (router), 3000)) {
+        zmq_msg_t id, body;
+        zmq_msg_init (&id);
+        zmq_msg_init (&body);
+        if (zmq_msg_recv (&id, zsock_resolve (router), 0) >= 0
+        &&  zmq_msg_recv (&body, zsock_resolve (router), 0) >= 0)
+            role = (int) wc_curve_role (curve, &body, NULL);
+        zmq_msg_close (&id);
+        zmq_msg_close (&body);
+    }
+    zmq_close (dealer);
+    zmq_ctx_term (ctx);
+    return role;
+}
+
+/*  The trust folder as operators leave it by mistake, in the server's
+    process (as nobody when the test runs as root, so that a folder can
+    be unreadable): the same certificate in writers/ and readers/ at start
+    (the larger role), copied into a third place while it runs (the
+    "cp, then rm" of a move), behind a symlink loop, and a subfolder the
+    process cannot read. Each must leave the server serving: trusted keys
+    pass with their role, others are refused. Before, czmq's certificate
+    store asserted on a key it met twice and on an unreadable folder, and
+    the node or broker aborted at start or at the next handshake (a
+    helper's find). Exits 0 when all held. */
+static void
+s_trust_mistakes (const char *dir, int port)
+{
+    char trust [300], path [400], cmd [1400], why [512];
+    snprintf (trust, sizeof trust, "%s/trust", dir);
+    if (getuid () == 0 && (setgid (65534) != 0 || setuid (65534) != 0))
+        _exit (2);
+    snprintf (path, sizeof path, "%s/server_secret", dir);
+    wc_curve_t *curve = NULL;
+    if (wc_curve_start (path, trust, &curve, why, sizeof why) != 0) {
+        fprintf (stderr, "start: %s\n", why);
+        _exit (3);
+    }
+    wc_certs_keys_t server;
+    snprintf (path, sizeof path, "%s/server", dir);
+    if (wc_certs_load (path, false, &server, why, sizeof why) != 0)
+        _exit (4);
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    if (!router || wc_curve_serve (curve, router, "service") != 0
+    ||  zsock_bind (router, "%s", endpoint) != port)
+        _exit (5);
+    char app [300], other [300], stranger [300];
+    snprintf (app, sizeof app, "%s/app_secret", dir);
+    snprintf (other, sizeof other, "%s/other_secret", dir);
+    snprintf (stranger, sizeof stranger, "%s/stranger_secret", dir);
+    int app_role = s_role_of (curve, router, port, app, server.public_key);
+    fprintf (stderr, "app (writers/ and readers/): role %d\n", app_role);
+    if (app_role != WC_PEER_WRITER)
+        _exit (6);
+    //  other, copied into nodes/ while it runs; app into a third folder
+    snprintf (cmd, sizeof cmd, "cp '%s/other' '%s/nodes/other' && cp '%s/app' "
+              "'%s/nodes/app-copy'", dir, trust, dir, trust);
+    if (system (cmd) != 0)
+        _exit (7);
+    int other_role = s_role_of (curve, router, port, other, server.public_key);
+    fprintf (stderr, "other (copied into nodes/): role %d\n", other_role);
+    if (other_role < 0)
+        _exit (8);
+    int stranger_role = s_role_of (curve, router, port, stranger, server.public_key);
+    fprintf (stderr, "stranger: role %d\n", stranger_role);
+    if (stranger_role != -1)
+        _exit (9);
+    zsock_destroy (&router);
+    wc_curve_destroy (&curve);
+    zsys_shutdown ();
+    _exit (0);
+}
+
+static void
+test_trust_folder_mistakes (void **state)
+{
+    (void) state;
+    char dir [] = "/tmp/walcast-test-curve-XXXXXX", path [300], cmd [1400], why [512];
+    assert_non_null (mkdtemp (dir));
+    assert_int_equal (chmod (dir, 0755), 0);
+    const char *names [] = { "server", "app", "other", "stranger" };
+    for (int i = 0; i < 4; i++) {
+        snprintf (path, sizeof path, "%s/%s", dir, names [i]);
+        assert_int_equal (wc_certs_generate (path, why, sizeof why), 0);
+    }
+    snprintf (cmd, sizeof cmd, "cd '%s' && chmod 644 *_secret && mkdir -p trust/nodes "
+              "trust/writers trust/readers/team && cp app trust/writers/app && "
+              "cp app trust/readers/app && ln -s .. trust/writers/loop && "
+              "chmod -R a+rwX trust && chmod 700 trust/readers/team", dir);
+    assert_int_equal (system (cmd), 0);
+    int port = test_ports_reserve (1);
+    assert_true (port > 0);
+    pid_t pid = fork ();
+    assert_true (pid >= 0);
+    if (pid == 0)
+        s_trust_mistakes (dir, port);
+    int status = 0;
+    assert_int_equal (waitpid (pid, &status, 0), pid);
+    if (WIFSIGNALED (status))
+        fail_msg ("the server died of signal %d", WTERMSIG (status));
+    assert_true (WIFEXITED (status));
+    assert_int_equal (WEXITSTATUS (status), 0);
+    snprintf (cmd, sizeof cmd, "chmod -R u+rwX '%s' && rm -rf '%s'", dir, dir);
+    assert_int_equal (system (cmd), 0);
+}
+
 int
 main (void)
 {
@@ -275,6 +404,7 @@ main (void)
         cmocka_unit_test (test_rebuilds_hold_nothing),
         cmocka_unit_test (test_departure_is_no_refusal),
         cmocka_unit_test (test_unreadable_certificate),
+        cmocka_unit_test (test_trust_folder_mistakes),
     };
     int rc = cmocka_run_group_tests (tests, NULL, NULL);
     zsys_shutdown ();
