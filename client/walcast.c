@@ -2925,29 +2925,15 @@ s_read_one (walcast_t *self, size_t index, const void *key, size_t key_len,
     return rc;
 }
 
-int
-walcast_get_ex (walcast_t *self, const void *key, size_t key_len,
-                uint64_t min_seq, void **value, size_t *value_len,
-                walcast_served_t *served)
+//  One round of a read: server selection, then the candidates in order
+//  (and, for a session read that met a node behind, the primary last),
+//  until one answers with the value or a final error, within deadline.
+static int
+s_read_round (walcast_t *self, const void *key, size_t key_len, uint64_t min_seq,
+              int64_t deadline, void **value, size_t *value_len,
+              walcast_served_t *served)
 {
-    if (!self)
-        return WALCAST_EINVAL;
-    self->detail [0] = 0;
-    if (!value || !value_len)
-        return WALCAST_EINVAL;
-    *value = NULL;
-    *value_len = 0;
-    if (served) {
-        memset (served, 0, sizeof *served);
-        served->rtt_ms = -1;
-    }
-    self->detail [0] = 0;
-    int rc = s_check_kv (key, key_len, NULL, 0, false);
-    if (rc)
-        return rc;
-    int64_t deadline = wc_clock_ms () + self->timeout_ms;
-    s_rx_release (self);
-    s_begin (self);
+    int rc;
     bool session = self->consistency == WC_CONSISTENCY_SESSION;
 
     //  Server selection: strong and primary reads get the primary or
@@ -2997,6 +2983,32 @@ walcast_get_ex (walcast_t *self, const void *key, size_t key_len,
         }
     }
     return last;
+}
+
+int
+walcast_get_ex (walcast_t *self, const void *key, size_t key_len,
+                uint64_t min_seq, void **value, size_t *value_len,
+                walcast_served_t *served)
+{
+    if (!self)
+        return WALCAST_EINVAL;
+    self->detail [0] = 0;
+    if (!value || !value_len)
+        return WALCAST_EINVAL;
+    *value = NULL;
+    *value_len = 0;
+    if (served) {
+        memset (served, 0, sizeof *served);
+        served->rtt_ms = -1;
+    }
+    self->detail [0] = 0;
+    int rc = s_check_kv (key, key_len, NULL, 0, false);
+    if (rc)
+        return rc;
+    int64_t deadline = wc_clock_ms () + self->timeout_ms;
+    s_rx_release (self);
+    s_begin (self);
+    return s_read_round (self, key, key_len, min_seq, deadline, value, value_len, served);
 }
 
 int
