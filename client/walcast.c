@@ -1825,22 +1825,24 @@ s_known_nodes (walcast_t *self, char *buf, size_t size)
     }
 }
 
-//  Say in the detail what a call waited for in vain, and what it knows.
+//  Say in the detail what a call waited for in vain (asked: the nodes
+//  that fit were asked, and none answered), and what it knows.
 static void
-s_selection_detail (walcast_t *self, int want)
+s_selection_detail (walcast_t *self, int want, bool asked)
 {
     char missing [WC_MAX_ID + 64];
     if (want == S_WANT_WRITE || want == S_WANT_PRIMARY || s_wants_primary (self))
-        snprintf (missing, sizeof missing, "no primary known");
+        snprintf (missing, sizeof missing, asked ? "the primary did not answer"
+                                                 : "no primary known");
     else
     if (self->read.mode == WC_READ_REPLICA)
-        snprintf (missing, sizeof missing, "no replica is up");
+        snprintf (missing, sizeof missing, "no replica %s", asked ? "answered" : "is up");
     else
     if (self->read.mode == WC_READ_REGION)
-        snprintf (missing, sizeof missing, "no node of region %s is up",
-                  self->read.region);
+        snprintf (missing, sizeof missing, "no node of region %s %s",
+                  self->read.region, asked ? "answered" : "is up");
     else
-        snprintf (missing, sizeof missing, "no node known");
+        snprintf (missing, sizeof missing, asked ? "no node answered" : "no node known");
     char known [WC_DETAIL_SIZE - sizeof missing - 32];
     s_known_nodes (self, known, sizeof known);
     snprintf (self->detail, sizeof self->detail, "%s after %d ms: %s", missing,
@@ -1888,7 +1890,7 @@ s_select_wait (walcast_t *self, int want, int64_t deadline)
         s_nap (self, until < next_poll ? until : next_poll);
         s_tick (self);
     }
-    s_selection_detail (self, want);
+    s_selection_detail (self, want, false);
     return WC_SELECT_NONE;
 }
 
@@ -3008,7 +3010,23 @@ walcast_get_ex (walcast_t *self, const void *key, size_t key_len,
     int64_t deadline = wc_clock_ms () + self->timeout_ms;
     s_rx_release (self);
     s_begin (self);
-    return s_read_round (self, key, key_len, min_seq, deadline, value, value_len, served);
+    //  A round in which no node answered (every candidate down or cut
+    //  off: a region whose only node died) is not the end: wait for a
+    //  node that fits, as server selection does, until the deadline
+    while (true) {
+        rc = s_read_round (self, key, key_len, min_seq, deadline, value, value_len,
+                           served);
+        if ((rc != WALCAST_ETIMEOUT && rc != WALCAST_EUNAVAILABLE) || self->detail [0])
+            return rc;
+        int64_t now = wc_clock_ms ();
+        if (now >= deadline)
+            break;
+        s_nap (self, now + WC_SELECT_NAP_MS < deadline ? now + WC_SELECT_NAP_MS
+                                                       : deadline);
+        s_tick (self);
+    }
+    s_selection_detail (self, s_wants_primary (self) ? S_WANT_PRIMARY : S_WANT_READ, true);
+    return rc;
 }
 
 int

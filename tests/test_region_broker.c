@@ -5,7 +5,8 @@
     that found them through the broker before it died; when the broker
     comes back on the same port, the nodes register again and within a
     few seconds its topology lists every node up, both for a new client
-    and for the one that found the nodes before it died.
+    and for the one that found the nodes before it died. A read for a
+    region whose only node is down waits for it within its timeout.
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -193,11 +194,93 @@ test_broker (void **state)
     cluster_pass (c);
 }
 
+//  Poll `walcast --broker status` until node id's state is want (1 up,
+//  0 down); false after timeout_ms.
+static bool
+s_wait_state (cluster_t *c, const char *id, int want, int timeout_ms)
+{
+    int64_t deadline = cluster_now_ms () + timeout_ms;
+    while (cluster_now_ms () < deadline) {
+        char *out = NULL;
+        int rc = cluster_cli (c, NULL, &out, NULL, "--broker", cluster_broker_addr (c),
+                              "--timeout", "1000", "status", NULL);
+        bool there = rc == 0 && cluster_status_state (out, id) == want;
+        free (out);
+        if (there)
+            return true;
+        cluster_nap_ms (100);
+    }
+    return false;
+}
+
+/*  `--read region=R` when R's only node is down: the read waits, within
+    --timeout, for a node of R, and is served by it when it comes back;
+    when none does, it fails after the timeout saying what was missing.
+    Before, it asked the down node once (1 s), then failed "no answer
+    within the timeout" with most of its timeout left, while a region
+    with no node at all waited the whole timeout (a helper's find). */
+static void
+test_region_down_waits (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    assert_int_equal (cluster_broker_start (c, NODE_TIMEOUT_MS), 0);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    cluster_set_region (c, p, "us");
+    cluster_set_region (c, r, "eu");
+    for (int i = p; i <= r; i++) {
+        cluster_set_broker (c, i, true);
+        assert_int_equal (cluster_start (c, i), 0);
+    }
+    for (int i = p; i <= r; i++)
+        assert_int_equal (cluster_wait_ready (c, i, 30000), 0);
+    assert_true (s_wait_all_up (c, 10000) >= 0);
+    char *out = NULL, *err = NULL;
+    assert_int_equal (cluster_cli (c, NULL, &out, &err, "--broker", cluster_broker_addr (c),
+                                   "put", "k", "v", NULL), 0);
+    free (out);
+    free (err);
+    int both [] = { p, r };
+    assert_int_equal (cluster_wait_converged (c, both, 2, 0, 10000, NULL, NULL), 0);
+
+    assert_int_equal (cluster_kill (c, r), 0);
+    assert_true (s_wait_state (c, "r1", 0, 10000));
+    //  No eu node comes back: the read fails after its timeout, saying so
+    int64_t started = cluster_now_ms ();
+    out = err = NULL;
+    int rc = cluster_cli (c, NULL, &out, &err, "--broker", cluster_broker_addr (c),
+                          "--timeout", "2500", "--read", "region=eu", "get", "k", NULL);
+    int64_t took = cluster_now_ms () - started;
+    print_message ("eu down: exit %d after %lld ms: %s", rc, (long long) took, err);
+    assert_int_equal (rc, 3);
+    assert_true (took >= 2400);
+    assert_non_null (strstr (err, "region eu"));
+    free (out);
+    free (err);
+    //  It comes back within the read's timeout: the read is served
+    int reader = cluster_cli_spawn (c, "--broker", cluster_broker_addr (c), "--timeout",
+                                    "20000", "--read", "region=eu", "get", "k", NULL);
+    assert_true (reader >= 0);
+    assert_int_equal (cluster_start (c, r), 0);
+    int status = cluster_proc_wait (c, reader, 30000);
+    char *got = cluster_proc_output (c, reader), *said = cluster_proc_errors (c, reader);
+    print_message ("eu back: exit %d, stdout '%s', stderr '%s'\n", status, got, said);
+    assert_int_equal (status, 0);
+    assert_string_equal (got, "v\n");
+    free (got);
+    free (said);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_broker, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_region_down_waits, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
