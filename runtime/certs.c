@@ -153,8 +153,8 @@ wc_certs_generate (const char *path, char *why, size_t why_size)
         snprintf (why, why_size, "the name %s is too long", path);
         return WALCAST_EINVAL;
     }
-    struct stat st;
-    if (stat (path, &st) == 0 || stat (secret, &st) == 0) {
+    struct stat st;                     /* lstat: a link to nowhere exists too */
+    if (lstat (path, &st) == 0 || lstat (secret, &st) == 0) {
         snprintf (why, why_size, "%s or %s exists already; remove it or pick another "
                   "name", path, secret);
         return WALCAST_EINVAL;

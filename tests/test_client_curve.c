@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <czmq.h>
 #include <cmocka.h>
 #include "cluster.h"
@@ -179,6 +180,22 @@ test_keygen (void **state)
     assert_non_null (sec);
     assert_string_equal (zcert_secret_txt (sec), secret_key);
     zcert_destroy (&sec);
+    free (out);
+    free (err);
+
+    //  A name whose secret file is a symlink to nowhere: not followed
+    //  (before, the secret key was written wherever the link pointed)
+    char carol [620], carol_secret [640], elsewhere [640];
+    snprintf (carol, sizeof carol, "%s/carol", cluster_dir (w->cluster));
+    snprintf (carol_secret, sizeof carol_secret, "%s_secret", carol);
+    snprintf (elsewhere, sizeof elsewhere, "%s/elsewhere", cluster_dir (w->cluster));
+    assert_int_equal (symlink (elsewhere, carol_secret), 0);
+    rc = cluster_cli (w->cluster, NULL, &out, &err, "keygen", carol, NULL);
+    print_message ("keygen beside a dangling symlink: exit %d, stderr '%s'\n", rc, err);
+    assert_int_equal (rc, 1);
+    assert_non_null (strstr (err, "exists already"));
+    assert_int_equal (access (elsewhere, F_OK), -1);
+    assert_int_equal (access (carol, F_OK), -1);
     free (out);
     free (err);
 
