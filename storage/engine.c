@@ -69,6 +69,7 @@
 #define S_PENDING_COMPACT (256u * 1024u)          /* applied bytes moved out */
 #define S_SNAPSHOTS_KEPT  2           /* snapshot files kept */
 #define S_SNAPSHOT_RETRY_MS 10000     /* a failed snapshot is retried this much later */
+#define S_HISTORY_LOG_MS  60000       /* a history write failing again: logged this often */
 #define S_PREPARE_SHARE   32          /* a freeze's memory is made ready in the last
                                          1/32 of the entries before it is due */
 #define S_PREPARE_MIN     (256u << 10)    /* bytes faulted in a turn: at least */
@@ -119,6 +120,8 @@ s_head_of (const wc_entry_t *entry, const void *payload, size_t len)
 struct wc_engine {
     char              *dir;         /* the data directory, for logs */
     int                dirfd;       /* the data directory, for files */
+    uint64_t           history_failures;    /* writes of the history failed in a row */
+    int64_t            history_logged_ms;   /* when the last of them was logged */
     wc_fsync_t         fsync;       /* when entries are synced and applied */
     size_t             segment_bytes;   /* of the WAL */
     wc_lock_t         *lock;        /* the directory is ours */
@@ -514,10 +517,24 @@ s_history_replace (wc_engine_t *self, const wc_epochs_t *history)
     int rc = wc_epochs_save (history, self->dirfd, why, sizeof why);
     if (rc == 0)
         rc = wc_epochs_copy (self->epochs, history);
-    if (rc != 0)
-        wc_log_error ("epochs %s: cannot write the epoch history (%s): %s", self->dir,
+    if (rc == 0 && self->history_failures > 0) {
+        wc_log_info ("epochs %s: the epoch history is written again, after %llu failed "
+                     "attempts", self->dir, (unsigned long long) self->history_failures);
+        self->history_failures = 0;
+    }
+    if (rc == 0)
+        return 0;
+    //  Retried every second while the disk is full: said once, then at
+    //  most every S_HISTORY_LOG_MS with the count
+    int64_t now = wc_clock_ms ();
+    if (self->history_failures++ == 0 || now - self->history_logged_ms >= S_HISTORY_LOG_MS) {
+        wc_log_error ("epochs %s: cannot write the epoch history (%s): %s (%llu failed "
+                      "attempts in a row)", self->dir,
                       wc_epochs_text (history, text, sizeof text),
-                      rc == WALCAST_ENOMEM ? "out of memory" : why);
+                      rc == WALCAST_ENOMEM ? "out of memory" : why,
+                      (unsigned long long) self->history_failures);
+        self->history_logged_ms = now;
+    }
     return rc;
 }
 
