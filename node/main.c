@@ -199,6 +199,16 @@ s_curve_keys (wc_flags_t *f, const s_curve_flags_t *curve, wc_node_config_t *cfg
             return wc_flags_fail (f, "curve-broker", "--curve-broker: %s", why);
         strcpy (cfg->curve_broker, keys.public_key);
     }
+    //  With keys, every link is CURVE: the start cannot connect to a
+    //  broker or an upstream whose key it is not given
+    if (curve->cert [0] && cfg->broker [0] && !curve->broker [0])
+        return wc_flags_fail (f, "broker", "--broker with --curve-cert needs "
+                              "--curve-broker, the broker's public certificate (its "
+                              "CURVE key)");
+    if (curve->cert [0] && cfg->replica_of [0] && !curve->server [0])
+        return wc_flags_fail (f, "replica-of", "--replica-of with --curve-cert needs "
+                              "--curve-server, the public certificate of the node it "
+                              "names (its CURVE key)");
     return 0;
 }
 

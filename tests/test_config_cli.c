@@ -259,6 +259,28 @@ test_check_bad_names_the_line (void **state)
     snprintf (rest, sizeof rest, "5: --curve-cert: %s is not a CURVE certificate "
               "(make one with `walcast keygen NAME`)", junk);
     s_check (w, node, "walcast-node", 2, rest);
+    //  with keys, an upstream or a broker without its public certificate:
+    //  the start would fail on it ("no CURVE public key is known"), so the
+    //  check does too (before, it said OK: a helper's find)
+    char pair [700];
+    snprintf (pair, sizeof pair, "%s/pair", cluster_dir (w->c));
+    zcert_t *cert = zcert_new ();
+    assert_non_null (cert);
+    assert_int_equal (zcert_save (cert, pair), 0);
+    zcert_destroy (&cert);
+    snprintf (text, sizeof text, "node\n    id = us1\n    data = /d\n    port = 7100\n"
+              "    curve-cert = %s_secret\n    curve-trust = /tmp\n"
+              "    broker = 127.0.0.1:7000\n", pair);
+    s_write (w, "%s", text);
+    s_check (w, node, "walcast-node", 2, "7: --broker with --curve-cert needs "
+             "--curve-broker, the broker's public certificate (its CURVE key)");
+    snprintf (text, sizeof text, "node\n    id = us1\n    data = /d\n    port = 7100\n"
+              "    curve-cert = %s_secret\n    curve-trust = /tmp\n"
+              "    replica-of = 127.0.0.1:7200\n", pair);
+    s_write (w, "%s", text);
+    s_check (w, node, "walcast-node", 2, "7: --replica-of with --curve-cert needs "
+             "--curve-server, the public certificate of the node it names (its CURVE "
+             "key)");
     //  an id or region the broker would refuse is refused here first
     s_write (w, "node\n    id = \"a b\"\n    data = /d\n    port = 7100\n");
     s_check (w, node, "walcast-node", 2, "2: --id \"a b\" has byte 0x20 at offset 1; "
