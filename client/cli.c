@@ -197,10 +197,12 @@ s_remedy (int rc, const char *name)
                 return "this client's key may not write: the servers' operator puts "
                        "its public certificate in the trust folder's writers/ "
                        "(readers/ allows reads and watches only)";
-            if (strcmp (name, "snapshot") == 0 || strcmp (name, "switchover") == 0)
-                return "snapshot and switchover need a writer's key: the servers' "
-                       "operator puts this client's public certificate in the trust "
-                       "folder's writers/ (readers/ allows reads and watches only)";
+            if (strcmp (name, "snapshot") == 0 || strcmp (name, "switchover") == 0
+            ||  strcmp (name, "forget") == 0)
+                return "snapshot, switchover and forget need a writer's key: the "
+                       "servers' operator puts this client's public certificate in "
+                       "the trust folder's writers/ (readers/ allows reads and "
+                       "watches only)";
             return "this client's key has no role that allows it: the servers' "
                    "operator puts its public certificate in the trust folder's "
                    "readers/ (to read and watch) or writers/ (to write as well)";

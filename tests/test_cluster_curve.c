@@ -388,22 +388,26 @@ test_roles (void **state)
     print_message ("reader's switchover: '%s'\n", walcast_last_detail (reader));
     assert_non_null (strstr (walcast_last_detail (reader), "role=readers"));
     walcast_destroy (&reader);
-    const char *commands [][2] = { { "--broker", "switchover" }, { "--node", "snapshot" } };
-    for (int k = 0; k < 2; k++) {
+    //  (forget too: before, a reader's forget was told to put its key in
+    //  readers/, where it was, a helper's find)
+    const char *commands [][2] = { { "--broker", "switchover" }, { "--node", "snapshot" },
+                                   { "--broker", "forget" } };
+    for (int k = 0; k < 3; k++) {
         char *out = NULL, *err = NULL;
-        const char *where = k == 0 ? cluster_broker_addr (w->c) : cluster_addr (w->c, w->p);
+        const char *where = k != 1 ? cluster_broker_addr (w->c) : cluster_addr (w->c, w->p);
         const char *argv [] = {
             "--curve-cert", s_key (w, "reader", true), "--curve-broker",
             s_key (w, "broker", false), "--curve-server", s_key (w, cluster_id (w->c, w->p),
                                                                   false),
             "--timeout", "5000", commands [k][0], where, commands [k][1],
-            k == 0 ? cluster_id (w->c, w->r2) : NULL, NULL
+            k != 1 ? cluster_id (w->c, w->r2) : NULL, NULL
         };
         int rc = cluster_cli_argv (w->c, NULL, &out, &err, argv);
         print_message ("reader's %s: exit %d, %s", commands [k][1], rc, err);
         assert_int_equal (rc, 3);
         assert_non_null (strstr (err, "role=readers"));
-        assert_non_null (strstr (err, "snapshot and switchover need a writer's key"));
+        assert_non_null (strstr (err, "snapshot, switchover and forget need a writer's "
+                                 "key"));
         free (out);
         free (err);
     }
