@@ -139,7 +139,10 @@ s_unsent (wc_announce_t *self)
     self->unsent_told = true;
     bool primary = self->node->primary && !self->node->candidate;
     wc_log_warn ("broker %s: no beat could be sent for %lld ms (it is down, or cut off "
-                 "from this node)%s", self->broker, (long long) (now - self->unsent_ms),
+                 "from this node%s)%s", self->broker, (long long) (now - self->unsent_ms),
+                 wc_sock_curve () ? ", or it refused our CURVE handshake: check that "
+                 "--curve-broker is the broker's public certificate and that the "
+                 "broker's trust folder has ours in nodes/" : "",
                  primary ? "; this primary goes on taking writes, but the broker may "
                            "be replacing it: writes taken meanwhile can be lost "
                            "(ARCHITECTURE.md, Partitions)" : "");
