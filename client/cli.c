@@ -179,8 +179,8 @@ s_remedy (int rc, const char *name)
             if (strcmp (name, "watch") == 0)    /* the detail says from where */
                 return "the changes printed after that seq are not in the "
                        "cluster's history any more";
-            if (strcmp (name, "forget") == 0)
-                return NULL;                    /* the broker's words say it */
+            if (strcmp (name, "forget") == 0 || strcmp (name, "get") == 0)
+                return NULL;            /* the broker's words, or which seqs */
             return "see the broker's log";
         case WALCAST_ENOTFOUND:
             return "give the id of a node the broker lists (walcast --broker ... "

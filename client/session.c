@@ -3,10 +3,12 @@
     The idea is a monotonic maximum: every WRITE_OK and every VALUE
     pushes the token up and every session read asks for at least the
     token, so a handle never reads older data than it wrote or already
-    read, whichever node serves it. The one exception is a read the
-    primary proves false (a node claimed a seq the primary does not
-    have): that part of the token, kept apart as `pending` until the
-    primary vouches for it, is dropped.
+    read, whichever node serves it. Two exceptions: a read the primary
+    proves false (a node claimed a seq the primary does not have): that
+    part of the token, kept apart as `pending` until the primary vouches
+    for it, is dropped; and a token a node's history proves rolled back
+    (a failover dropped what the session wrote or read): it goes back to
+    where that history has it (wc_session_rollback).
 */
 #include "session.h"
 #include "wc_limits.h"
@@ -54,8 +56,10 @@ wc_session_note (wc_session_t *self, uint64_t epoch, uint64_t seq)
 }
 
 void
-wc_session_read (wc_session_t *self, uint64_t seq, int64_t now_us)
+wc_session_read (wc_session_t *self, uint64_t seq, uint64_t epoch, int64_t now_us)
 {
+    if (epoch > self->epoch)
+        self->epoch = epoch;
     //  As far as the primary is known to be: confirmed; beyond: pending
     uint64_t vouched = seq < self->primary_seq ? seq : self->primary_seq;
     if (vouched > self->confirmed)
@@ -81,6 +85,20 @@ wc_session_primary (wc_session_t *self, uint64_t seq, int64_t asked_us)
     }
     s_token (self);
     return dropped;
+}
+
+void
+wc_session_rollback (wc_session_t *self, uint64_t end, uint64_t epoch)
+{
+    if (self->confirmed > end)
+        self->confirmed = end;
+    if (self->primary_seq > end)
+        self->primary_seq = end;
+    self->pending = 0;
+    self->pending_us = 0;
+    if (epoch > self->epoch)
+        self->epoch = epoch;
+    s_token (self);
 }
 
 uint64_t

@@ -5,8 +5,11 @@
     applied seq a VALUE reply carries). A read sends it as min_seq; a
     node that has not applied that far waits a little, then answers
     ESTALE and the handle tries the next node. Seqs grow by one per write
-    across epochs (a new primary continues the log it inherited), so the
-    seq alone orders positions; the epoch is kept for information.
+    across epochs (a new primary continues the log it inherited), so on
+    one history the seq alone orders positions; the token's epoch (the
+    newest written or read) keeps a node of an older history (a deposed
+    primary) from passing for one that holds it, and lets a node of a
+    newer one say that the token was rolled back.
 
     A read's seq is a claim by whichever node answered, and a node that
     claims too much (a seq near 2^64, say) would make every later read
@@ -34,7 +37,7 @@
 
 typedef struct {
     uint64_t seq;           /* the token: max (confirmed, pending); 0 = none */
-    uint64_t epoch;         /* epoch of the newest write noted (0 unknown) */
+    uint64_t epoch;         /* newest epoch of a write or read noted (0 unknown) */
     uint64_t confirmed;     /* written, or read and vouched for */
     uint64_t primary_seq;   /* highest seq the primary is known to have */
     uint64_t pending;       /* read beyond primary_seq, not vouched for; 0 none */
@@ -47,8 +50,15 @@ void wc_session_reset (wc_session_t *self);
 /*  Note a write the primary acknowledged at (epoch, seq). */
 void wc_session_note (wc_session_t *self, uint64_t epoch, uint64_t seq);
 
-/*  Note a read answered with applied seq `seq`, read at now_us. */
-void wc_session_read (wc_session_t *self, uint64_t seq, int64_t now_us);
+/*  Note a read answered with applied seq `seq` by a node at `epoch` (its
+    latest; 0 unknown, or not vouched for: see walcast.c), read at now_us. */
+void wc_session_read (wc_session_t *self, uint64_t seq, uint64_t epoch, int64_t now_us);
+
+/*  A node's history does not hold the token: its epochs up to the
+    token's end at seq `end`, and it is at `epoch`. What the session saw
+    past end was rolled back by a failover: the token goes back to end,
+    in epoch. */
+void wc_session_rollback (wc_session_t *self, uint64_t end, uint64_t epoch);
 
 /*  The primary says it has applied `seq`, answering a request sent at
     asked_us (0: when is not known, as for the broker's word). Returns
@@ -61,9 +71,9 @@ bool wc_session_primary (wc_session_t *self, uint64_t seq, int64_t asked_us);
 uint64_t wc_session_min_seq (const wc_session_t *self, bool use_token,
                              uint64_t explicit_min);
 
-/*  The min_epoch a read sends with it: the epoch of the newest write
-    noted (when use_token), so that a node still in an older epoch (a
-    deposed primary, a replica cut off with it), whose seqs may be of
+/*  The min_epoch a read sends with it: the newest epoch of a write or a
+    read noted (when use_token), so that a node still in an older epoch
+    (a deposed primary, a replica cut off with it), whose seqs may be of
     another history, does not pass for one that holds the token. */
 uint64_t wc_session_min_epoch (const wc_session_t *self, bool use_token);
 

@@ -2846,6 +2846,40 @@ s_take_value (walcast_t *self, size_t index, void **value, size_t *value_len,
     return 0;
 }
 
+//  The part of a node's epoch the session may take into its token: no
+//  newer than the primary's (as the broker or the primary says), so that
+//  one node claiming an absurd epoch cannot make every later read wait
+//  for it.
+static uint64_t
+s_vouched_epoch (walcast_t *self, uint64_t epoch)
+{
+    size_t primary = s_primary (self);
+    uint64_t known = primary != WC_SELECT_NONE ? s_node (self, primary)->epoch : 0;
+    return epoch < known ? epoch : known;
+}
+
+//  A node answered a session read ECONFLICT "end=X epoch=F": the token
+//  (min_seq, its epoch) is not in its history, F, whose epochs up to the
+//  token's end at X. What the handle wrote or read past X was rolled
+//  back by a failover: the token goes back to X, and the detail says so.
+static void
+s_rolled_back (walcast_t *self, size_t index, uint64_t min_seq)
+{
+    unsigned long long end = 0, epoch = 0;
+    if (sscanf (self->detail, "end=%llu epoch=%llu", &end, &epoch) != 2)
+        return;                             /* not a node's word on the token */
+    uint64_t token_epoch = self->session.epoch;
+    wc_session_rollback (&self->session, end, s_vouched_epoch (self, epoch));
+    char name [WC_MAX_ADDR + 1];
+    const wc_peer_t *node = s_node (self, index);
+    snprintf (name, sizeof name, "%s", node->id [0] ? node->id : node->addr);
+    snprintf (self->detail, sizeof self->detail, "this session wrote or read up to seq "
+              "%llu (epoch %llu), and %s's history (epoch %llu) ends that epoch at seq "
+              "%llu: a failover rolled back seqs %llu..%llu; the session goes on from "
+              "seq %llu", (unsigned long long) min_seq, (unsigned long long) token_epoch,
+              name, epoch, end, end + 1, (unsigned long long) min_seq, end);
+}
+
 //  One read attempt: GET key from node index with the token as min_seq,
 //  until at most deadline (with reserve, leaving a quarter of the time
 //  left for the nodes after it). The node may wait for the token at
@@ -2918,9 +2952,13 @@ s_read_one (walcast_t *self, size_t index, const void *key, size_t key_len,
             }
         }
         if (rc == 0) {
-            wc_session_read (&self->session, seq, wc_clock_us ());
+            wc_session_read (&self->session, seq, s_vouched_epoch (self,
+                             self->rx.u.value.epoch), wc_clock_us ());
             rc = s_take_value (self, index, value, value_len, served);
         }
+        else
+        if (rc == WALCAST_ECONFLICT)
+            s_rolled_back (self, index, min_seq);
         s_rx_release (self);
         return rc;
     }
@@ -2964,7 +3002,8 @@ s_read_round (walcast_t *self, const void *key, size_t key_len, uint64_t min_seq
         bool reserve = k + 1 < ncands || (session && index != primary);
         rc = s_read_one (self, index, key, key_len, min_seq, deadline, reserve,
                          value, value_len, served);
-        if (rc == 0 || rc == WALCAST_ENOTFOUND || s_final_error (rc))
+        if (rc == 0 || rc == WALCAST_ENOTFOUND || rc == WALCAST_ECONFLICT
+        ||  s_final_error (rc))
             return rc;
         if (rc == WALCAST_ESTALE)
             saw_estale = true;

@@ -256,7 +256,9 @@ WALCAST_EXPORT int walcast_del_ex (walcast_t *self, const void *key, size_t key_
 /*  Read key (routed by the read preference and consistency, see below).
     On success *value is a copy the caller frees with walcast_free (NULL
     when value_len is 0) and *applied_seq (if not NULL) is the node's
-    applied seq. Returns WALCAST_ENOTFOUND when absent. */
+    applied seq. Returns WALCAST_ENOTFOUND when absent, and (session
+    consistency) WALCAST_ECONFLICT once when a failover rolled back what
+    the handle wrote or read (see below). */
 WALCAST_EXPORT int walcast_get (walcast_t *self, const void *key, size_t key_len,
                  void **value, size_t *value_len, uint64_t *applied_seq);
 
@@ -458,10 +460,16 @@ WALCAST_EXPORT int walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t
       WALCAST_EVENTUAL     any node of the preference;
       WALCAST_SESSION (default)  read-your-writes and monotonic reads
                            within the handle: each read carries the highest
-                           seq the handle wrote or saw; a node behind it
+                           seq the handle wrote or saw, and the newest
+                           epoch it wrote or read in; a node behind it
                            waits up to the session wait (default 200 ms),
                            then the handle tries the next node, and the
-                           primary last;
+                           primary last. When a failover rolled back what
+                           the handle wrote or read, one read returns
+                           WALCAST_ECONFLICT (detail: which seqs), and the
+                           handle goes on from the new history. Async
+                           writes count once their outcome is known
+                           (walcast_flush);
       WALCAST_STRONG       the primary only.
     A max staleness (ms, 0 = none) makes replicas whose lag estimate is
     larger decline the read, which then goes to the next node.

@@ -113,6 +113,7 @@ s_encode_value (wc_node_t *node, uint64_t rid, const void *key, size_t key_len)
     reply.u.value.value.ptr = (const uint8_t *) value;
     reply.u.value.value.len = (uint32_t) len;
     reply.u.value.seq = node->applied;
+    reply.u.value.epoch = node->epoch;
     node->out.size = 0;
     return wc_msg_encode (&reply, &node->out);
 }
@@ -126,6 +127,36 @@ s_encode_stale (wc_node_t *node, uint64_t rid, const char *what, uint64_t value)
     node->out.size = 0;
     wc_node_count_refusal (node, WALCAST_ESTALE);
     return wc_error_encode (rid, WALCAST_ESTALE, NULL, detail, &node->out);
+}
+
+/*  The token (min_epoch, min_seq) is not in this node's history: an
+    epoch after min_epoch begins here at or before min_seq, while the
+    session saw min_seq in min_epoch or earlier (a deposed primary's
+    writes, rolled back by a failover). *end gets the last seq of the
+    epochs up to min_epoch here. A node in min_epoch or before cannot
+    tell (it waits, as a node behind). */
+static bool
+s_rolled_back (const wc_node_t *node, uint64_t min_seq, uint64_t min_epoch,
+               uint64_t *end)
+{
+    if (min_epoch == 0 || node->epoch <= min_epoch)
+        return false;
+    *end = wc_epochs_last_seq (wc_engine_epochs (node->engine), min_epoch, UINT64_MAX);
+    return *end < min_seq;
+}
+
+/*  Encode into node->out the ECONFLICT of a token this history does not
+    hold: "end=X epoch=F", X the last seq of the token's epoch here, F
+    our latest epoch. */
+static int
+s_encode_rolled_back (wc_node_t *node, uint64_t rid, uint64_t end)
+{
+    char detail [64];
+    snprintf (detail, sizeof detail, "end=%llu epoch=%llu", (unsigned long long) end,
+              (unsigned long long) node->epoch);
+    node->out.size = 0;
+    wc_node_count_refusal (node, WALCAST_ECONFLICT);
+    return wc_error_encode (rid, WALCAST_ECONFLICT, NULL, detail, &node->out);
 }
 
 /*  The node holds the token (min_epoch, min_seq): it applied min_seq and
@@ -178,6 +209,12 @@ s_answer_get (wc_reads_t *self, wc_request_t *req)
                 wc_node_reply (node, node->service, req);
             return;
         }
+    }
+    uint64_t end = 0;
+    if (s_rolled_back (node, msg->u.req.min_seq, msg->u.req.min_epoch, &end)) {
+        if (s_encode_rolled_back (node, msg->rid, end) == 0)
+            wc_node_reply (node, node->service, req);
+        return;
     }
     if (!s_caught_up (node, msg->u.req.min_seq, msg->u.req.min_epoch)) {
         if (msg->u.req.wait_ms > 0 && s_park (self, req))
@@ -291,6 +328,10 @@ wc_reads_tick (wc_reads_t *self)
     for (size_t i = 0; i < self->nparked; i++) {
         s_parked_t *parked = &self->parked [i];
         int rc = -1;
+        uint64_t end = 0;
+        if (s_rolled_back (node, parked->min_seq, parked->min_epoch, &end))
+            rc = s_encode_rolled_back (node, parked->rid, end);
+        else
         if (s_caught_up (node, parked->min_seq, parked->min_epoch)) {
             rc = s_encode_value (node, parked->rid, parked->key, parked->key_len);
             node->stats.reads++;

@@ -299,7 +299,8 @@ static const s_field_t s_value [] = {
     { .kind = S_BOOL, .offset = S_MSG (value.found) },
     { .kind = S_BIN_IF, .offset = S_MSG (value.value), .max = WC_MAX_VALUE,
       .present = s_value_found },
-    { .kind = S_U64, .offset = S_MSG (value.seq) }
+    { .kind = S_U64, .offset = S_MSG (value.seq) },
+    { .kind = S_U64, .offset = S_MSG (value.epoch) }            /* 0.7, optional */
 };
 static const s_field_t s_pong [] = {        /* 3 required, then the identity */
     { .kind = S_U64, .offset = S_MSG (pong.epoch) },
@@ -374,7 +375,7 @@ static const s_msg_desc_t s_descs [] = {
     [WC_MSG_SNAPSHOT]     = { "SNAPSHOT", true, NULL, 0, 0, S_OPT_NONE },
     [WC_MSG_WRITE_BATCH]  = { "WRITE_BATCH", true, s_write_batch, 3, 3, S_OPT_NONE },
     [WC_MSG_WRITE_OK]     = { "WRITE_OK", true, s_write_ok, 3, 2, S_OPT_EACH },
-    [WC_MSG_VALUE]        = { "VALUE", true, s_value, 3, 3, S_OPT_NONE },
+    [WC_MSG_VALUE]        = { "VALUE", true, s_value, 4, 3, S_OPT_EACH },
     [WC_MSG_PONG]         = { "PONG", true, s_pong, 7, 3, S_OPT_GROUP },
     [WC_MSG_STATUS_REPLY] = { "STATUS_REPLY", true, s_status_reply, 9, 8, S_OPT_EACH },
     [WC_MSG_DIGEST_REPLY] = { "DIGEST_REPLY", true, s_digest_reply, 2, 2, S_OPT_NONE },

@@ -256,8 +256,9 @@ typedef struct {
         struct { uint64_t epoch; wc_bytes_t primary; } switchover_done;
         /* FORGET [v, 73, rid, node_id] (1..WC_MAX_ID) */
         struct { wc_bytes_t node_id; } forget;
-        /* VALUE: found=false has an empty value; seq = node's applied seq */
-        struct { bool found; wc_bytes_t value; uint64_t seq; } value;
+        /* VALUE: found=false has an empty value; seq = node's applied seq;
+           epoch = the node's latest epoch (0.7, optional: 0 unknown) */
+        struct { bool found; wc_bytes_t value; uint64_t seq; uint64_t epoch; } value;
         /* PONG [v, 18, rid, epoch, seq, clock_ms, role, id, region, lag_ms];
            the last four are optional on decode (role 0, empty, 0) */
         struct {

@@ -142,7 +142,8 @@ s_msg_equal (const wc_msg_t *a, const wc_msg_t *b)
         case WC_MSG_VALUE:
             return a->u.value.found == b->u.value.found
                 && s_bytes_equal (a->u.value.value, b->u.value.value)
-                && a->u.value.seq == b->u.value.seq;
+                && a->u.value.seq == b->u.value.seq
+                && a->u.value.epoch == b->u.value.epoch;
         case WC_MSG_PONG:
             return a->u.pong.epoch == b->u.pong.epoch
                 && a->u.pong.seq == b->u.pong.seq
@@ -2544,6 +2545,24 @@ test_cluster_fields (void **state)
     msgpack_object junk = s_obj_str ("x");
     s_rebuild (plain.data, plain.size, -1, NULL, &junk, 1, &bad);
     assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
+    //  VALUE's epoch (0.7): sent when not 0, after applied_seq, so a
+    //  VALUE without it is what 0.6 sends; a 6-element VALUE reads as 0
+    wc_msg_t v = { .type = WC_MSG_VALUE, .rid = 3 };
+    v.u.value.found = true;
+    v.u.value.value = (wc_bytes_t) { (const uint8_t *) "v", 1 };
+    v.u.value.seq = 41;
+    plain.size = with.size = 0;
+    assert_int_equal (wc_msg_encode (&v, &plain), 0);
+    assert_int_equal ((uint8_t) plain.data [0], 0x96);
+    v.u.value.epoch = 1796194944670ull;
+    assert_int_equal (wc_msg_encode (&v, &with), 0);
+    assert_int_equal ((uint8_t) with.data [0], 0x97);
+    assert_int_equal (wc_msg_decode (with.data, with.size, &up, &d), 0);
+    assert_true (s_msg_equal (&v, &d));
+    assert_int_equal (wc_msg_decode (plain.data, plain.size, &up, &d), 0);
+    assert_true (d.u.value.epoch == 0 && d.u.value.seq == 41);
+    s_rebuild (plain.data, plain.size, -1, NULL, &junk, 1, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
     msgpack_unpacked_destroy (&up);
     msgpack_sbuffer_destroy (&plain);
     msgpack_sbuffer_destroy (&with);
@@ -2570,8 +2589,9 @@ test_extra_elements_accepted (void **state)
         //  After the short forms of PUT, DEL, GET, WRITE_OK and PONG come
         //  their optional fields, not extras: see
         //  test_optional_fields_partial and test_acks_fields (FOLLOW's
-        //  key: test_curve_keys; the cluster ids: test_cluster_fields).
-        if (i == S_PUT_SHORT || i == S_DEL_SHORT || i == S_GET_SHORT
+        //  key: test_curve_keys; the cluster ids: test_cluster_fields;
+        //  VALUE's epoch, samples 7 and 8: test_cluster_fields).
+        if (i == S_PUT_SHORT || i == S_DEL_SHORT || i == S_GET_SHORT || i == 7 || i == 8
         ||  i == S_WRITE_OK_SHORT || i == S_PONG_SHORT || i == S_FOLLOW
         ||  i == S_ENTRIES || i == S_STATUS_REPLY || i == S_HEARTBEAT
         ||  i == S_FETCH || i == S_ACK || i == S_EPOCH_END_REPLY

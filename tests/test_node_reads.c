@@ -420,6 +420,30 @@ test_min_epoch (void **state)
     s_expect_stale (&msg, 3, "applied=");
     assert_true (cluster_now_ms () - sent >= 250);
     zmq_close (sock);
+
+    //  Restarted, p1 begins a newer epoch at seq 11: a token of the old
+    //  epoch up to 10 is in its history (VALUE, with the new epoch); one
+    //  at 12 in the old epoch is not (the session saw writes a failover
+    //  rolled back): ECONFLICT at once, saying where the old epoch ends
+    assert_int_equal (cluster_kill (c, p), 0);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_wait_ready (c, p, 30000), 0);
+    assert_int_equal (cluster_status (c, p, &st), 0);
+    assert_true (st.epoch > epoch);
+    sock = s_dealer (f, c, p);
+    s_send_get_in (sock, 4, "k00000001", 10, 0, 1000, epoch);
+    assert_int_equal (s_recv (f, sock, 5000, &msg), 0);
+    assert_int_equal (msg.type, WC_MSG_VALUE);
+    assert_true (msg.u.value.epoch == st.epoch);
+    s_send_get_in (sock, 5, "k00000001", 12, 0, 1000, epoch);
+    assert_int_equal (s_recv (f, sock, 5000, &msg), 0);
+    assert_int_equal (msg.type, WC_MSG_ERROR);
+    assert_int_equal (wc_err_from_wire (msg.u.error.code), WALCAST_ECONFLICT);
+    char detail [64], expect [64];
+    wc_bytes_printable (detail, sizeof detail, &msg.u.error.detail);
+    snprintf (expect, sizeof expect, "end=10 epoch=%llu", (unsigned long long) st.epoch);
+    assert_string_equal (detail, expect);
+    zmq_close (sock);
     assert_int_equal (cluster_term_all (c), 0);
     cluster_pass (c);
 }

@@ -6,7 +6,9 @@
     behind: the replica waits for the write, or the handle asks another
     node. With eventual consistency the same read may return the old
     value (which shows the test can fail). And a second process that
-    passes the seq of a write as --min-seq reads that write too.
+    passes the seq of a write as --min-seq reads that write too. Across
+    a history a failover rolled back, a session never reads back into it,
+    and one whose own write was rolled back is told so once.
 
     Layout: primary p1, which clients reach through a 20 ms proxy (RTT
     40 ms). Replica r1 follows p1 through a 100 ms proxy, so its stream
@@ -229,11 +231,106 @@ test_session (void **state)
     cluster_pass (c);
 }
 
+/*  A handle given these nodes (follow mode), timeout_ms per call. */
+static walcast_t *
+s_handle (cluster_t *c, const int *nodes, int count, int timeout_ms)
+{
+    walcast_t *h = walcast_new ();
+    assert_non_null (h);
+    walcast_set_timeout (h, timeout_ms);
+    for (int i = 0; i < count; i++)
+        assert_int_equal (walcast_connect (h, cluster_addr (c, nodes [i])), 0);
+    return h;
+}
+
+//  A get on h: its code; the value (NUL-terminated) in buf when 0.
+static int
+s_try_get (walcast_t *h, const char *key, char *buf, size_t size)
+{
+    void *value = NULL;
+    size_t len = 0;
+    int rc = walcast_get (h, key, strlen (key), &value, &len, NULL);
+    snprintf (buf, size, "%.*s", (int) len, value ? (char *) value : "");
+    walcast_free (value);
+    print_message ("get %s: %s '%s' (%s)\n", key, walcast_errname (rc), buf,
+                   walcast_last_detail (h));
+    return rc;
+}
+
+/*  Sessions across a history that a failover rolled back. No broker: p1
+    takes a write ("mine", acks 0) its replica r1 never gets, and r1 is
+    made a primary of its own (a newer epoch, without that write).
+    - Monotonic reads: a handle that read r1's "new" then finds only p1
+      (deposed, still serving its older epoch) must not read p1's "mine",
+      a value of a history it has moved past. Before, the token's epoch
+      came from writes only, and p1 served it.
+    - A write rolled back: the handle that wrote "mine" gets ECONFLICT
+      once, saying which seqs a failover rolled back, and its next read
+      goes on from the new history. Before, every read was ESTALE (the
+      token's seq was not there yet), then, once the new history passed
+      that seq, its reads quietly went on without the write. */
+static void
+test_session_across_rollback (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    int p = cluster_add (c, "p1", NULL, NULL);
+    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    int both [] = { p, r };
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal (cluster_start (c, both [i]), 0);
+        assert_int_equal (cluster_wait_ready (c, both [i], 30000), 0);
+    }
+    walcast_t *writer = s_handle (c, both, 2, 3000);
+    uint64_t old_seq = s_put (writer, "k", "old");
+    assert_int_equal (cluster_wait_converged (c, both, 2, old_seq, 30000, NULL, NULL), 0);
+    assert_int_equal (cluster_kill (c, r), 0);
+    uint64_t mine = s_put (writer, "k", "mine");            /* p1 alone has it */
+    assert_int_equal (mine, old_seq + 1);
+    cluster_set_replica_of (c, r, NULL);                    /* r1: a primary now */
+    assert_int_equal (cluster_start (c, r), 0);
+    assert_int_equal (cluster_wait_ready (c, r, 30000), 0);
+    walcast_t *other = s_handle (c, &r, 1, 3000);
+    assert_int_equal (s_put (other, "k", "new"), old_seq + 1);
+    walcast_destroy (&other);
+
+    //  Monotonic reads: "new" from r1, then only p1 is left
+    walcast_t *reader = s_handle (c, &r, 1, 3000);
+    char value [64];
+    assert_int_equal (s_try_get (reader, "k", value, sizeof value), 0);
+    assert_string_equal (value, "new");
+    assert_int_equal (walcast_connect (reader, cluster_addr (c, p)), 0);
+    assert_int_equal (cluster_kill (c, r), 0);
+    int rc = s_try_get (reader, "k", value, sizeof value);
+    assert_int_not_equal (rc, 0);
+    assert_string_not_equal (value, "mine");
+    walcast_destroy (&reader);
+
+    //  The rolled-back write: r1 back (a newer epoch still), p1 gone
+    assert_int_equal (cluster_start (c, r), 0);
+    assert_int_equal (cluster_wait_ready (c, r, 30000), 0);
+    assert_int_equal (cluster_kill (c, p), 0);
+    rc = s_try_get (writer, "k", value, sizeof value);
+    assert_int_equal (rc, WALCAST_ECONFLICT);
+    char expect [96];
+    snprintf (expect, sizeof expect, "rolled back seqs %llu..%llu",
+              (unsigned long long) mine, (unsigned long long) mine);
+    assert_non_null (strstr (walcast_last_detail (writer), expect));
+    assert_int_equal (s_try_get (writer, "k", value, sizeof value), 0);
+    assert_string_equal (value, "new");
+    walcast_destroy (&writer);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_session, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_session_across_rollback, s_setup,
+                                         s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

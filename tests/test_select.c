@@ -448,7 +448,7 @@ test_session_token (void **state)
     assert_int_equal (wc_session_min_seq (&s, true, 0), 0);
     assert_int_equal (wc_session_wait_ms (0, 200, 5000), 0);   // nothing to wait for
     wc_session_note (&s, 1, 10);
-    wc_session_read (&s, 7, 100);       // older: no effect
+    wc_session_read (&s, 7, 0, 100);    // older: no effect
     assert_int_equal (s.seq, 10);
     assert_int_equal (wc_session_min_seq (&s, true, 0), 10);
     assert_int_equal (wc_session_min_seq (&s, true, 12), 12);   // explicit larger
@@ -467,6 +467,19 @@ test_session_token (void **state)
     wc_session_note (&s, 3, 11);
     wc_session_note (&s, 2, 9);
     assert_int_equal (wc_session_min_epoch (&s, true), 3);
+    //  ... and of the reads': a value read from a node at epoch 4 keeps
+    //  a node still at 3 (a deposed primary) from serving the next read
+    wc_session_read (&s, 11, 4, 200);
+    assert_int_equal (wc_session_min_epoch (&s, true), 4);
+    wc_session_read (&s, 12, 2, 300);
+    assert_int_equal (wc_session_min_epoch (&s, true), 4);
+    //  A node of epoch 5 whose epochs up to 4 end at 8: the session's
+    //  9..12 were rolled back; the token goes back to 8, in epoch 5
+    wc_session_rollback (&s, 8, 5);
+    assert_int_equal (s.seq, 8);
+    assert_int_equal (wc_session_min_seq (&s, true, 0), 8);
+    assert_int_equal (wc_session_min_epoch (&s, true), 5);
+    assert_int_equal (s.pending, 0);
 }
 
 static void
@@ -478,7 +491,7 @@ test_session_false_reads (void **state)
     wc_session_note (&s, 1, 10);                //  wrote 10: the primary has 10
     //  A replica further than the primary was known to be: the token
     //  follows it (monotonic reads), as pending
-    wc_session_read (&s, 15, 1000);
+    wc_session_read (&s, 15, 0, 1000);
     assert_int_equal (s.seq, 15);
     assert_int_equal (s.confirmed, 10);
     assert_int_equal (s.pending, 15);
@@ -493,7 +506,7 @@ test_session_false_reads (void **state)
     assert_int_equal (s.confirmed, 15);
 
     //  A node that claims a seq near 2^64...
-    wc_session_read (&s, UINT64_MAX - 1, 2000);
+    wc_session_read (&s, UINT64_MAX - 1, 0, 2000);
     assert_true (s.seq == UINT64_MAX - 1);
     //  ...is proved wrong by the primary, asked after, at 17: forgotten
     assert_true (wc_session_primary (&s, 17, 2000));
@@ -501,7 +514,7 @@ test_session_false_reads (void **state)
     assert_int_equal (s.pending, 0);
     //  The broker's word (time unknown) raises what the primary is known
     //  to have, but proves no read false
-    wc_session_read (&s, 30, 3000);
+    wc_session_read (&s, 30, 0, 3000);
     assert_false (wc_session_primary (&s, 20, 0));
     assert_int_equal (s.seq, 30);
     assert_false (wc_session_primary (&s, 31, 0));
