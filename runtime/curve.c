@@ -20,6 +20,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -298,6 +300,30 @@ wc_curve_role (wc_curve_t *self, zmq_msg_t *frame, const char **name)
 }
 
 
+/* --- the threads ------------------------------------------------------------ */
+
+/*  An actor thread takes no signal: the owner's thread handles them
+    (SIGHUP reloads, SIGTERM stops), and a signal here would only break
+    its wait. It is named, for top -H and the tests. */
+static void
+s_thread_start (const char *name)
+{
+    sigset_t all;
+    sigfillset (&all);
+    pthread_sigmask (SIG_BLOCK, &all, NULL);
+    pthread_setname_np (pthread_self (), name);
+}
+
+/*  zpoller_wait gave nothing: true when that is for good (the context is
+    ending), false for an interrupted wait, which the thread goes on
+    from. Ending the ZAP handler on a stray signal would leave libzmq
+    with no handler, and then it lets every CURVE key in. */
+static bool
+s_poll_ended (void)
+{
+    return zmq_errno () == ETERM;
+}
+
 /* --- authentication: the ZAP handler ------------------------------------- */
 
 /*  ZAP (ZeroMQ RFC 27) is how libzmq asks whether a client may connect:
@@ -442,6 +468,7 @@ static void
 s_zap_actor (zsock_t *pipe, void *arg)
 {
     (void) arg;
+    s_thread_start ("wc-curve-zap");
     s_zap_t zap;
     memset (&zap, 0, sizeof zap);
     zsock_t *handler = zsock_new (ZMQ_REP);
@@ -467,7 +494,8 @@ s_zap_actor (zsock_t *pipe, void *arg)
         if (which == handler)
             s_zap_answer (&zap, handler);
         else
-            break;                      /* interrupted */
+        if (s_poll_ended ())
+            break;
     }
     zpoller_destroy (&poller);
     if (zap.bound)
@@ -590,6 +618,7 @@ s_monitor_command (zsock_t *pipe, zpoller_t *poller, zhashx_t *watches)
 static void
 s_monitor_actor (zsock_t *pipe, void *arg)
 {
+    s_thread_start ("wc-curve-mon");
     atomic_uint_fast64_t *refused = (atomic_uint_fast64_t *) arg;
     zpoller_t *poller = zpoller_new (pipe, NULL);
     zhashx_t *watches = zhashx_new ();     /* endpoint -> s_watch_t */
@@ -603,8 +632,11 @@ s_monitor_actor (zsock_t *pipe, void *arg)
                 break;
             continue;
         }
-        if (!which)
-            break;                      /* interrupted */
+        if (!which) {
+            if (s_poll_ended ())
+                break;
+            continue;
+        }
         for (s_watch_t *w = (s_watch_t *) zhashx_first (watches); w;
              w = (s_watch_t *) zhashx_next (watches))
             if (w->pair == which) {

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -304,12 +306,50 @@ s_role_of (wc_curve_t *curve, zsock_t *router, int port, const char *secret,
     return role;
 }
 
+static void
+s_on_usr1 (int sig)
+{
+    (void) sig;
+}
+
+/*  Send SIGUSR1 (handled, harmless) to each of this process's CURVE
+    threads (runtime/curve.c names them wc-curve-*), a few times; returns
+    how many threads. */
+static int
+s_signal_actors (void)
+{
+    struct sigaction sa;
+    memset (&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_usr1;
+    sigaction (SIGUSR1, &sa, NULL);
+    int count = 0;
+    DIR *d = opendir ("/proc/self/task");
+    struct dirent *e;
+    while (d && (e = readdir (d))) {
+        char path [300], comm [32] = "";
+        snprintf (path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *file = e->d_name [0] != '.' ? fopen (path, "r") : NULL;
+        if (!file)
+            continue;
+        if (fgets (comm, sizeof comm, file) && strncmp (comm, "wc-curve-", 9) == 0) {
+            for (int k = 0; k < 5; k++)
+                syscall (SYS_tgkill, getpid (), atoi (e->d_name), SIGUSR1);
+            count++;
+        }
+        fclose (file);
+    }
+    if (d)
+        closedir (d);
+    return count;
+}
+
 /*  The trust folder as operators leave it by mistake, in the server's
     process (as nobody when the test runs as root, so that a folder can
     be unreadable): the same certificate in writers/ and readers/ at start
     (the larger role), copied into a third place while it runs (the
-    "cp, then rm" of a move), behind a symlink loop, and a subfolder the
-    process cannot read. Each must leave the server serving: trusted keys
+    "cp, then rm" of a move), behind a symlink loop, and subfolders the
+    process cannot read (retired/ holds the stranger's certificate: it
+    stays a stranger, as that folder cannot be read). Each must leave the server serving: trusted keys
     pass with their role, others are refused. Before, czmq's certificate
     store asserted on a key it met twice and on an unreadable folder, and
     the node or broker aborted at start or at the next handshake (a
@@ -358,6 +398,16 @@ s_trust_mistakes (const char *dir, int port)
     fprintf (stderr, "stranger: role %d\n", stranger_role);
     if (stranger_role != -1)
         _exit (9);
+    //  A signal at the handler's thread must not end it: with no ZAP
+    //  handler libzmq lets every key in, and no request has a role (a
+    //  reviewer's find)
+    int signalled = s_signal_actors ();
+    stranger_role = s_role_of (curve, router, port, stranger, server.public_key);
+    app_role = s_role_of (curve, router, port, app, server.public_key);
+    fprintf (stderr, "%d actor threads signalled; then stranger: role %d, app: role %d\n",
+             signalled, stranger_role, app_role);
+    if (signalled < 2 || stranger_role != -1 || app_role != WC_PEER_WRITER)
+        _exit (10);
     zsock_destroy (&router);
     wc_curve_destroy (&curve);
     zsys_shutdown ();
@@ -377,9 +427,10 @@ test_trust_folder_mistakes (void **state)
         assert_int_equal (wc_certs_generate (path, why, sizeof why), 0);
     }
     snprintf (cmd, sizeof cmd, "cd '%s' && chmod 644 *_secret && mkdir -p trust/nodes "
-              "trust/writers trust/readers/team && cp app trust/writers/app && "
+              "trust/writers trust/readers/team trust/retired && cp app trust/writers/app && "
               "cp app trust/readers/app && ln -s .. trust/writers/loop && "
-              "chmod -R a+rwX trust && chmod 700 trust/readers/team", dir);
+              "cp stranger trust/retired/ && chmod -R a+rwX trust && "
+              "chmod 700 trust/readers/team && chmod 000 trust/retired", dir);
     assert_int_equal (system (cmd), 0);
     int port = test_ports_reserve (1);
     assert_true (port > 0);
