@@ -224,6 +224,8 @@ s_fail (walcast_t *client, const char *name, int rc)
     const char *remedy = s_remedy (rc, name);
     if (rc == WALCAST_EUNAVAILABLE && strstr (detail, "--curve-"))
         remedy = NULL;                      // the detail names the flag to give
+    if (rc == WALCAST_ERANGE && strstr (detail, "check --epoch"))
+        remedy = NULL;                      // the detail says what to check
     if (rc == WALCAST_EUNAVAILABLE && strncmp (detail, "diverged", 8) == 0)
         remedy = "that node refuses reads until it is resynced: stop it, empty its "
                  "data directory and start it again (it catches up from its "

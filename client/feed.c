@@ -59,6 +59,7 @@
 #define S_DETAIL_SIZE       (WC_MAX_TEXT + WC_MAX_ADDR + 128)
 #define S_STOP              1           /* the caller's fn asked to stop */
 #define S_CHECK             2           /* an entry of a newer epoch: check first */
+#define S_BEHIND_MAX_MS     10000       /* a node behind our epoch, at most this long */
 
 /*  A stream message whose entries arrived ahead of next. */
 typedef struct {
@@ -86,6 +87,8 @@ struct wc_feed {
     bool            check;          /* an EPOCH_END is wanted, or in flight */
     bool            range_pending;  /* ERANGE waits for that check (detail set) */
     bool            checking;       /* ... in flight (rid check_rid) */
+    int64_t         behind_ms;      /* since when the node's history is behind
+                                       our epoch (no verdict), 0: it is not */
     uint64_t        check_rid;
     int64_t         check_sent_ms;
 
@@ -280,6 +283,7 @@ wc_feed_open (wc_feed_t *self, const char *addr, const char *name,
         return WALCAST_EUNAVAILABLE;
     s_held_clear (self);
     self->range_pending = false;        /* the new node answers for itself */
+    self->behind_ms = 0;
     self->heard_ms = wc_clock_ms ();
     self->backoff_ms = S_BACKOFF_MIN_MS;
     self->next_fetch_ms = 0;
@@ -539,9 +543,26 @@ s_on_epoch_end (wc_feed_t *self, const wc_msg_t *msg)
     uint64_t at = msg->u.epoch_end.epoch, end = msg->u.epoch_end.end_seq;
     uint64_t delivered = self->next - 1;
     if (msg->u.epoch_end.latest < self->epoch) {
-        s_backoff (self);               /* behind our history: no verdict yet */
+        //  Behind our history: no verdict yet. A node that stays behind
+        //  (cut off), or an epoch no node has (a mistyped --epoch, one of
+        //  another cluster), is said after S_BEHIND_MAX_MS: ERANGE, so
+        //  the watch asks another node, or ends saying why
+        int64_t now = wc_clock_ms ();
+        if (!self->behind_ms)
+            self->behind_ms = now;
+        if (now - self->behind_ms >= S_BEHIND_MAX_MS) {
+            snprintf (self->detail, sizeof self->detail, "%s's history ends at epoch "
+                      "%llu, before this watch's epoch %llu, and has not reached it in "
+                      "%d ms: the node is behind or cut off, or the epoch is not one "
+                      "of this cluster (check --epoch)", self->name,
+                      (unsigned long long) msg->u.epoch_end.latest,
+                      (unsigned long long) self->epoch, S_BEHIND_MAX_MS);
+            return WALCAST_ERANGE;
+        }
+        s_backoff (self);
         return 0;
     }
+    self->behind_ms = 0;
     if (at == self->epoch && end >= delivered) {
         self->check = false;
         self->checked = msg->u.epoch_end.latest;

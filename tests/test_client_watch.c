@@ -336,6 +336,30 @@ test_from_across_restart (void **state)
     free (out1);
     free (out2);
     assert_int_equal (cluster_proc_stop (c, second, 5000), 0);
+
+    //  A position whose epoch no node has reached (a mistyped --epoch, or
+    //  one of another cluster): the watch says so and exits 3, printing
+    //  nothing. Before, it waited for ever for the node to reach that
+    //  epoch (an auditor's find)
+    walcast_status_t st;
+    assert_int_equal (cluster_status (c, p, &st), 0);
+    char ahead [32], said [64];
+    snprintf (ahead, sizeof ahead, "%llu", (unsigned long long) st.epoch + 99);
+    snprintf (said, sizeof said, "epoch %s", ahead);
+    int wrong = cluster_cli_spawn (c, "--node", cluster_addr (c, p), "watch", "--from", "3",
+                                   "--epoch", ahead, "a:", NULL);
+    assert_true (wrong >= 0);
+    int status = cluster_proc_wait (c, wrong, 30000);
+    char *out3 = cluster_proc_output (c, wrong), *err3 = cluster_proc_errors (c, wrong);
+    print_message ("watch --from 3 --epoch %s: exit %d, stdout '%s', stderr '%s'\n",
+                   ahead, status, out3, err3);
+    if (status < 0)
+        cluster_proc_stop (c, wrong, 5000);
+    assert_int_equal (status, 3);
+    assert_string_equal (out3, "");
+    assert_non_null (strstr (err3, said));
+    free (out3);
+    free (err3);
     walcast_destroy (&h);
     assert_int_equal (cluster_term_all (c), 0);
     cluster_pass (c);
