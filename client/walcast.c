@@ -188,10 +188,6 @@
 /*  The least time between two batches that are not full (microseconds). */
 #define S_BATCH_GAP_US      1000
 
-/*  Sends of one sync write at most: the first, and one after each
-    refusal that says it was not applied (see s_write); the deadline
-    bounds them too. */
-#define S_WRITE_SENDS       16
 
 /*  The nodes that refused a sync write as not (or no longer) the
     primary, each with the epoch the table gave it then. The write goes
@@ -199,8 +195,11 @@
     was promoted after all: a switchover's target), or, for an
     ENOTPRIMARY, S_REFUSED_RETRY_MS have passed: a primary handing over
     refuses writes until the switchover ends, and when the broker
-    cancels it, it takes them again at the same epoch. */
-#define S_REFUSERS          4
+    cancels it, it takes them again at the same epoch. So resends are
+    paced (at most one per refuser each S_REFUSED_RETRY_MS), and the
+    write's deadline alone bounds them: a switchover may take the
+    broker's whole 10 s. */
+#define S_REFUSERS          16
 #define S_REFUSED_RETRY_MS  500
 typedef struct {
     char     addr [S_REFUSERS][WC_MAX_ADDR + 1];
@@ -2364,12 +2363,17 @@ s_refusal_note (s_refusals_t *refused, const wc_peer_t *node, int rc)
     int i = 0;
     while (i < refused->count && strcmp (refused->addr [i], node->addr) != 0)
         i++;
-    if (i == S_REFUSERS)
-        return;                         /* more nodes than that: never */
-    if (i == refused->count) {
-        snprintf (refused->addr [i], sizeof refused->addr [0], "%s", node->addr);
-        refused->count++;
+    if (i == S_REFUSERS) {              /* more nodes than that: the oldest */
+        i = 0;                          /* ENOTPRIMARY goes (EFENCED stays) */
+        for (int k = 1; k < S_REFUSERS; k++)
+            if (refused->retry_ms [k] != 0
+            &&  (refused->retry_ms [i] == 0 || refused->retry_ms [k] < refused->retry_ms [i]))
+                i = k;
     }
+    else
+    if (i == refused->count)
+        refused->count++;
+    snprintf (refused->addr [i], sizeof refused->addr [0], "%s", node->addr);
     refused->epoch [i] = node->epoch;
     refused->retry_ms [i] = rc == WALCAST_ENOTPRIMARY ? wc_clock_ms () + S_REFUSED_RETRY_MS
                                                      : 0;
@@ -2420,8 +2424,8 @@ s_write_next (walcast_t *self, size_t target, int rc, s_refusals_t *refused,
 
 //  PUT or DEL, synchronously, to the primary, asking for opts' acks. In
 //  follow mode a refusal that says the node is not the primary is
-//  followed (s_write_next), at most S_WRITE_SENDS sends in all, within
-//  the same deadline, and so is a move of the primary while the write
+//  followed (s_write_next), paced (see s_refusals_t), within the same
+//  deadline, and so is a move of the primary while the write
 //  could not be sent (no connection: see s_send). Never sent again after
 //  a timeout: the node may have applied it (see the top).
 static int
@@ -2451,17 +2455,16 @@ s_write (walcast_t *self, int type, const void *key, size_t key_len,
     s_refusals_t refused;
     refused.count = 0;
     self->sending_write = true;
-    for (int sends = 1; ; sends++) {
+    while (true) {
         rc = s_request (self, target, &req, WC_MSG_WRITE_OK, reply_by);
         if (rc == S_NOT_SENT_MOVED) {       // not a send: it never left
             s_log (self, "write: not sent to %s (no connection); the primary is "
                    "now %s", s_node (self, target)->addr,
                    s_node (self, self->write_node)->addr);
             target = self->write_node;
-            sends--;
             continue;
         }
-        if (!s_not_primary (rc) || !s_follow_mode (self) || sends == S_WRITE_SENDS)
+        if (!s_not_primary (rc) || !s_follow_mode (self))
             break;
         target = s_write_next (self, target, rc, &refused, deadline);
         if (target == WC_SELECT_NONE)

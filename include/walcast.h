@@ -483,8 +483,8 @@ WALCAST_EXPORT int walcast_flush (walcast_t *self, walcast_pos_t *last, uint64_t
     does, for the topology to name a primary that has not refused it (or
     one that has, with a newer epoch, or one whose ENOTPRIMARY is 500 ms
     old: a primary whose switchover was cancelled takes writes again at
-    the same epoch). At most 16 sends in all; when no primary takes it
-    in time, the call returns the last refusal. A
+    the same epoch). When no primary takes it within the deadline, the
+    call returns the last refusal. A
     write that times out is NOT retried: its outcome is unknown (the old
     primary may have applied it), and the call returns WALCAST_ETIMEOUT.
     Every call, retries included, is bounded by one deadline: the

@@ -263,6 +263,32 @@ test_switchover_cancelled (void **state)
     cluster_pass (w->cluster);
 }
 
+//  A slow switchover (the target catches up for 6 s; the broker allows
+//  10): p1 and r1 refuse the write naming each other all along, and it
+//  lands on r1 once promoted, within its 10 s timeout. Before, resends
+//  to the two nodes every half second used up a budget of 16 sends in
+//  about 3.5 s and the write failed ENOTPRIMARY (a reviewer's find).
+static void
+test_switchover_slow (void **state)
+{
+    s_world_t *w = s_world (state);
+    s_node (w->p1, WC_ROLE_PRIMARY, 1, WALCAST_ENOTPRIMARY, false, w->r1_addr);
+    s_put_t put;
+    s_put_start (&put, w, 10000);
+    bool redirected = s_wait_writes (w->r1, 1);
+    //  The switchover takes 6 s (the scenario)
+    int64_t started = cluster_now_ms ();
+    while (cluster_now_ms () - started < 6000)
+        cluster_nap_ms (50);
+    s_promote_r1 (w);
+    s_put_join (&put);
+    print_message ("sends: p1 %d, r1 %d\n", s_writes (w->p1), s_writes (w->r1));
+    assert_true (redirected);
+    assert_int_equal (put.rc, 0);
+    assert_int_equal (put.pos.epoch, 2);
+    cluster_pass (w->cluster);
+}
+
 //  A write that timed out is not sent again, even once a new primary
 //  is known: p1 may have applied it.
 static void
@@ -606,6 +632,7 @@ main (void)
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_switchover_redirects, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_switchover_cancelled, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_switchover_slow, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_timeout_not_retried, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_fenced_without_successor, s_setup,
                                          s_teardown),
