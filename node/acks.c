@@ -101,6 +101,17 @@ wc_acks_seq_of (const wc_acks_t *self, const wc_bytes_t *id, uint64_t epoch)
     return 0;
 }
 
+bool
+wc_acks_heard (const wc_acks_t *self, const wc_bytes_t *id, uint64_t epoch)
+{
+    for (size_t i = 0; i < self->count; i++) {
+        const s_replica_t *r = &self->replicas [i];
+        if (r->id_len == id->len && memcmp (r->id, id->ptr, id->len) == 0)
+            return r->epoch == epoch;
+    }
+    return false;
+}
+
 void
 wc_acks_applied (wc_acks_t *self, uint64_t seq, int64_t now_ms)
 {

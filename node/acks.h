@@ -44,6 +44,10 @@ uint32_t wc_acks_holding (const wc_acks_t *self, uint64_t epoch, uint64_t seq,
 /*  The seq replica id last acked in epoch (0 when none). */
 uint64_t wc_acks_seq_of (const wc_acks_t *self, const wc_bytes_t *id, uint64_t epoch);
 
+/*  Has replica id ACKed in epoch (its log agreed to be a prefix of this
+    history), whatever the seq, even 0? */
+bool wc_acks_heard (const wc_acks_t *self, const wc_bytes_t *id, uint64_t epoch);
+
 /*  The primary has applied every entry up to seq, at now_ms (called
     after commits and syncs; cheap when nothing changed). */
 void wc_acks_applied (wc_acks_t *self, uint64_t seq, int64_t now_ms);

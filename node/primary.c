@@ -558,11 +558,13 @@ wc_primary_handed_over (wc_primary_t *self, uint64_t *seq)
     *seq = 0;
     if (!self->handover [0])
         return false;
-    //  Writes are refused now: the target is ready once it holds all (at
-    //  once when we have nothing: a cluster never written)
+    //  Writes are refused now: the target is ready once its ACKs of this
+    //  epoch (it agreed that its log is a prefix of this history) hold all
+    //  we have, even when that is nothing (a cluster never written)
     wc_bytes_t id = { (const uint8_t *) self->handover, (uint32_t) strlen (self->handover) };
     wc_node_t *node = self->node;
-    if (wc_acks_seq_of (self->acks, &id, node->epoch) >= node->applied
+    if (wc_acks_heard (self->acks, &id, node->epoch)
+    &&  wc_acks_seq_of (self->acks, &id, node->epoch) >= node->applied
     &&  wc_node_received (node) == node->applied) {
         self->handover_seq = node->applied;
         self->handed_over = true;

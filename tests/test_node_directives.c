@@ -227,6 +227,53 @@ test_directives (void **state)
     cluster_pass (c);
 }
 
+/*  A switchover of a primary that has written nothing, to a target that
+    never connected: the target holds "everything" (nothing) only once
+    its ACK of this epoch says it shares the history, so the beats must
+    not say HANDED_OVER. Before, at seq 0 the hand-over needed no ACK at
+    all, and the broker could promote a node that never agreed with this
+    history (a deposed primary holding rolled-back entries, say: a
+    reviewer's find). */
+static void
+test_handover_needs_the_target (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    s_fake_t fake = { .c = c };
+    msgpack_unpacked_init (&fake.up);
+    fake.ctx = zmq_ctx_new ();
+    s_fake_bind (&fake);
+    int n = cluster_add (c, "n1", NULL, NULL);
+    cluster_set_broker (c, n, true);
+    assert_int_equal (cluster_start (c, n), 0);
+    assert_int_equal (cluster_wait_ready (c, n, WAIT_MS), 0);
+    s_beat_until (&fake, WC_ROLE_PRIMARY, 0, WC_NODE_CANDIDATE, "a candidate");
+    wc_msg_t promote = { .type = WC_MSG_PROMOTE };
+    promote.u.promote.epoch = 3;
+    s_beat (&fake, &promote);
+    s_beat_until (&fake, WC_ROLE_PRIMARY, 3, 0, "the primary of epoch 3");
+    wc_msg_t handover = { .type = WC_MSG_HANDOVER };
+    handover.u.handover.epoch = 3;
+    handover.u.handover.target_id = (wc_bytes_t) { (const uint8_t *) "n9", 2 };
+    handover.u.handover.target_addr = (wc_bytes_t) { (const uint8_t *) "127.0.0.1:9", 11 };
+    for (int beat = 0; beat < 4; beat++) {
+        s_beat (&fake, &handover);          /* the broker repeats it */
+        print_message ("beat %d after HANDOVER(n9): flags %llu, handover_seq %llu\n", beat,
+                       (unsigned long long) fake.last.flags,
+                       (unsigned long long) fake.last.handover_seq);
+        if (beat > 0)
+            assert_int_equal (fake.last.flags & WC_NODE_HANDED_OVER, 0);
+    }
+    char detail [256];
+    assert_int_equal (s_put (c, n, detail, sizeof detail), WALCAST_ENOTPRIMARY);
+    zmq_close (fake.router);
+    zmq_ctx_destroy (fake.ctx);
+    msgpack_unpacked_destroy (&fake.up);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 /*  The broker goes away (its socket closed: no connection): the node
     says so once, a primary with what that risks, and says when beats go
     through again. Before, a primary cut off from its broker logged
@@ -282,6 +329,8 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_directives, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_broker_gone, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_handover_needs_the_target, s_setup,
+                                         s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
