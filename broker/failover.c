@@ -922,14 +922,19 @@ s_handed_over (const wc_node_info_t *info)
 
 /*  The primary reported the hand-over: save the target as the primary at
     a new epoch (the ordinary rules then PROMOTE it and make the old
-    primary FOLLOW). Returns 0, or -1 to keep waiting (the target is down,
-    the save failed). */
+    primary FOLLOW). Returns 0, or -1 to keep waiting (the target is down
+    or does not say it holds handover_seq yet, the save failed). */
 static int
 s_switchover_commit (wc_failover_t *self, wc_directory_t *dir,
                      const wc_node_info_t *info, int64_t now)
 {
     wc_node_info_t target;
     if (wc_directory_find (dir, self->sw.target, now, &target) != 0 || !target.up)
+        return -1;
+    //  The target's own word too: its ACKs may have covered entries it
+    //  lost since (a restart under --fsync never), so not before its beat
+    //  says it holds the primary's last seq
+    if (target.applied_seq < info->handover_seq)
         return -1;
     char addr [WC_MAX_ADDR + 1];
     wc_state_t next = s_state (s_next_epoch (self), self->sw.target,

@@ -884,9 +884,15 @@ test_switchover (void **state)
     assert_int_equal (w->saves, 0);
     s_assert_state (w, 2, "p1", "h:7100");
 
-    //  p1 reports that r1 holds its last seq, 510
+    //  p1 reports that r1 holds its last seq, 510; r1's own word is still
+    //  490 (its beat is older than its ACK, or it restarted without its
+    //  tail: --fsync never): not before r1 says it holds 510 itself
     p1.seq = 510;
     p1.handover_seq = 510;
+    s_assert_handover (s_beat (w, &p1, 1100), 2, "r1", "h:7200");
+    assert_int_equal (w->saves, 0);
+    r1.seq = 510;
+    s_assert_none (s_beat (w, &r1, 1150));
     s_assert_follow (s_beat (w, &p1, 1200), 3, "h:7200");
     s_assert_state (w, 3, "r1", "h:7200");
     assert_int_equal (w->saves, 1);
