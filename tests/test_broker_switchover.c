@@ -156,9 +156,10 @@ test_switchover (void **state)
     s_expect (&r1, 0, 0, NULL);
     assert_int_equal (broker_peer_recv (req, 0, &reply), 1);
 
-    //  p1 stopped writes at 42 and r1 holds it: r1 is promoted at epoch 2,
-    //  p1 and r2 follow it
+    //  p1 stopped writes at 42 and r1 holds it (its own beat says so too):
+    //  r1 is promoted at epoch 2, p1 and r2 follow it
     p1.seq = r1.seq = 42;
+    s_expect (&r1, 0, 0, NULL);
     p1.handover_seq = 42;
     s_expect (&p1, WC_MSG_FOLLOW, 2, r1.addr);
     s_expect (&r1, WC_MSG_PROMOTE, 2, NULL);
