@@ -3404,9 +3404,10 @@ typedef struct {
     int64_t    opened_ms;                   /* when the feed moved to it */
     int64_t    lost_ms;                     /* since when no node fits, 0 */
     bool       retried;                     /* the silent node followed again */
-    char       gone [S_WATCH_GONE][WC_MAX_ADDR + 1];    /* nodes that no longer
-                                               hold the next seq (ERANGE) */
+    char       gone [S_WATCH_GONE][WC_MAX_ADDR + 1];    /* nodes that do not
+                                               hold seq gone_at (ERANGE) */
     int        gone_count;
+    uint64_t   gone_at;
 } s_watch_t;
 
 //  Name of node index for messages: its id, else its address.
@@ -3517,6 +3518,16 @@ s_watch_move (walcast_t *self, s_watch_t *w)
     return s_watch_follow (self, w, next);
 }
 
+//  Did the node at addr say it does not hold the watch's next seq?
+static bool
+s_watch_gone (const s_watch_t *w, const char *addr)
+{
+    for (int i = 0; i < w->gone_count; i++)
+        if (strcmp (w->gone [i], addr) == 0)
+            return true;
+    return false;
+}
+
 //  The watched node no longer holds the next seq (ERANGE): another node
 //  that fits and has not said so may still hold it (nodes compact their
 //  logs at seqs of their own). Follow it; else (or after S_WATCH_GONE
@@ -3524,22 +3535,24 @@ s_watch_move (walcast_t *self, s_watch_t *w)
 static size_t
 s_watch_range_next (walcast_t *self, s_watch_t *w)
 {
-    if (w->gone_count == S_WATCH_GONE)
-        return WC_SELECT_NONE;
-    snprintf (w->gone [w->gone_count++], sizeof w->gone [0], "%s", w->watching);
+    uint64_t next = wc_feed_next (w->feed);
+    if (next != w->gone_at) {           /* about another seq: nobody said */
+        w->gone_count = 0;
+        w->gone_at = next;
+    }
+    if (!s_watch_gone (w, w->watching)) {
+        if (w->gone_count == S_WATCH_GONE)
+            return WC_SELECT_NONE;
+        snprintf (w->gone [w->gone_count++], sizeof w->gone [0], "%s", w->watching);
+    }
     if (s_scratch (self))
         return WC_SELECT_NONE;
     size_t n = s_select (self);
     if (n > 0 && self->cands_appended)
         n--;
-    for (size_t k = 0; k < n; k++) {
-        const wc_peer_t *node = s_node (self, self->cands [k]);
-        int i = 0;
-        while (i < w->gone_count && strcmp (w->gone [i], node->addr) != 0)
-            i++;
-        if (i == w->gone_count)
+    for (size_t k = 0; k < n; k++)
+        if (!s_watch_gone (w, s_node (self, self->cands [k])->addr))
             return self->cands [k];
-    }
     return WC_SELECT_NONE;
 }
 
