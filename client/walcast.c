@@ -215,6 +215,7 @@ struct walcast {
     size_t           write_node;    /* node writes go to */
     bool             sending_write; /* s_send carries a sync write (s_write) */
     bool             sending_batch; /* s_send carries the async batch */
+    uint64_t         replies;       /* replies s_request got, of any type */
     const s_refusals_t *refusals;   /* during a sync write's retry: who
                                        refused it (selection skips them) */
     size_t           nconnected;    /* walcast_connect calls that worked */
@@ -1066,6 +1067,7 @@ s_request (walcast_t *self, size_t index, wc_msg_t *req, int expect,
     }
     if (rc)
         return rc;
+    self->replies++;
     s_node (self, index)->reachable = true;
     if (self->rx.type == WC_MSG_ERROR) {
         wc_bytes_printable (self->detail, sizeof self->detail,
@@ -3056,10 +3058,12 @@ walcast_get_ex (walcast_t *self, const void *key, size_t key_len,
     //  off: a region whose only node died) is not the end: wait for a
     //  node that fits, as server selection does, until the deadline
     while (true) {
+        uint64_t replies = self->replies;
         rc = s_read_round (self, key, key_len, min_seq, deadline, value, value_len,
                            served);
-        if ((rc != WALCAST_ETIMEOUT && rc != WALCAST_EUNAVAILABLE) || self->detail [0])
-            return rc;
+        if ((rc != WALCAST_ETIMEOUT && rc != WALCAST_EUNAVAILABLE)
+        ||  self->replies != replies)
+            return rc;                  /* a node answered: its answer */
         int64_t now = wc_clock_ms ();
         if (now >= deadline)
             break;
@@ -3067,7 +3071,9 @@ walcast_get_ex (walcast_t *self, const void *key, size_t key_len,
                                                        : deadline);
         s_tick (self);
     }
-    s_selection_detail (self, s_wants_primary (self) ? S_WANT_PRIMARY : S_WANT_READ, true);
+    if (!self->detail [0])              /* (with CURVE it says a key may be why) */
+        s_selection_detail (self, s_wants_primary (self) ? S_WANT_PRIMARY : S_WANT_READ,
+                            true);
     return rc;
 }
 
