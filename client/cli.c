@@ -345,6 +345,14 @@ s_set_max_staleness (s_opts_t *opts, const char *value)
                  "(0..%d), got '%s'\n", INT_MAX, value);
         return -1;
     }
+    if (ms > 0 && ms < WALCAST_STALENESS_FLOOR_MS) {
+        fprintf (stderr, "walcast: --max-staleness %ld is below the %d ms staleness "
+                 "floor: replicas hear from their primary every 100 ms, so every "
+                 "replica would decline part of the time; give at least %d (more "
+                 "for a cascaded replica), or --consistency strong\n", ms,
+                 WALCAST_STALENESS_FLOOR_MS, WALCAST_STALENESS_FLOOR_MS);
+        return -1;
+    }
     opts->max_staleness = (int) ms;
     return 0;
 }

@@ -2265,8 +2265,21 @@ walcast_version (int *major, int *minor, int *patch)
 void
 walcast_set_max_staleness (walcast_t *self, int ms)
 {
-    if (self)
-        self->max_staleness_ms = ms > 0 ? ms : 0;
+    if (!self)
+        return;
+    if (ms > 0 && ms < WALCAST_STALENESS_FLOOR_MS) {
+        s_log (self, "max staleness %d ms is below the %d ms staleness floor "
+               "(replicas hear from their primary every 100 ms): raised to %d ms",
+               ms, WALCAST_STALENESS_FLOOR_MS, WALCAST_STALENESS_FLOOR_MS);
+        ms = WALCAST_STALENESS_FLOOR_MS;
+    }
+    self->max_staleness_ms = ms > 0 ? ms : 0;
+}
+
+int
+walcast_max_staleness (walcast_t *self)
+{
+    return self ? self->max_staleness_ms : 0;
 }
 
 void

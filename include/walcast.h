@@ -544,8 +544,14 @@ WALCAST_EXPORT int walcast_read_parse (const char *text, walcast_read_t *read,
 WALCAST_EXPORT int walcast_consistency_parse (const char *text,
                                               walcast_consistency_t *consistency);
 
-/*  Bound on replica staleness for reads, ms; 0 (default) = none. */
+/*  Bound on replica staleness for reads, ms; 0 (default) = none. A bound
+    below the staleness floor, WALCAST_STALENESS_FLOOR_MS (replicas hear
+    from their primary every 100 ms, so a smaller bound refuses even
+    current replicas for part of every period), is raised to it, and the
+    handle's log says so; walcast_max_staleness gives the bound in use. */
+#define WALCAST_STALENESS_FLOOR_MS  100
 WALCAST_EXPORT void walcast_set_max_staleness (walcast_t *self, int ms);
+WALCAST_EXPORT int walcast_max_staleness (walcast_t *self);
 
 /*  The "nearest" latency window, ms (default 15). */
 WALCAST_EXPORT void walcast_set_latency_window (walcast_t *self, int ms);

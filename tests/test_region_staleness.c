@@ -159,6 +159,24 @@ test_staleness (void **state)
     print_message ("walcast --max-staleness %s get k: %s, served by %s\n", bound, got, id);
     assert_string_equal (got, "v");
     assert_string_equal (id, "r2");
+    //  A bound below the staleness floor (heartbeats every 100 ms: every
+    //  replica would decline for part of each period) is a usage error,
+    //  said before anything is sent (before, it was taken silently, a
+    //  helper's find); the library raises it to the floor
+    char *out = NULL, *err = NULL;
+    assert_int_equal (cluster_cli (c, NULL, &out, &err, nodes [0], nodes [1],
+                                   "--max-staleness", "1", "get", "k", NULL), 2);
+    print_message ("walcast --max-staleness 1 get k: %s", err);
+    assert_non_null (strstr (err, "staleness floor"));
+    free (out);
+    free (err);
+    walcast_t *low = walcast_new ();
+    assert_non_null (low);
+    walcast_set_max_staleness (low, 1);
+    assert_int_equal (walcast_max_staleness (low), 100);
+    walcast_set_max_staleness (low, 0);
+    assert_int_equal (walcast_max_staleness (low), 0);
+    walcast_destroy (&low);
     //  Unbounded, the nearest (r1, direct) serves. A CLI run measures each
     //  node's RTT once: on a loaded machine one sample of r1 can come late
     //  enough to rank it behind r2 (20 ms), so a few runs may be needed
