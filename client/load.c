@@ -325,7 +325,11 @@ s_progress (s_load_t *self, int64_t *at, uint64_t *at_sent)
     int64_t now = wc_clock_ms ();
     if (now - *at < 1000)
         return;
-    fprintf (stderr, "load: %" PRIu64 " writes, %.0f/s\n", self->sent,
+    //  Sent is not landed: a primary that takes nothing (stopped, cut off)
+    //  must not look like one that does
+    fprintf (stderr, "load: %" PRIu64 " writes sent, %" PRIu64 " landed, %" PRIu64
+             " failed, %" PRIu64 " unknown, %.0f/s sent\n", self->sent, self->acked,
+             self->failed, self->unknown,
              (double) (self->sent - *at_sent) * 1000.0 / (double) (now - *at));
     *at = now;
     *at_sent = self->sent;
