@@ -103,6 +103,7 @@ struct wc_broker {
     uint64_t         refused_eperm;     /* ... beyond the key's role */
     uint64_t         refused_eproto;    /* ... a node_info with a key not its own */
     int64_t          refused_key_log_ms;
+    uint64_t         refused_key_unlogged;  /* refused since that line */
     uint64_t         refused_logged;    /* value of refused at the last warning */
     int64_t          refused_log_ms;    /* when that warning was logged */
     wc_scrape_t     *scrape;            /* /metrics, with --metrics-port */
@@ -360,12 +361,17 @@ s_refuse_key (wc_broker_t *self, wc_request_t *req)
         self->refused_eproto++;
     int64_t now = wc_clock_ms ();
     if (now - self->refused_key_log_ms >= 1000) {
-        wc_log_warn ("refused %s from key %s (role %s): %s: %s (%llu refused in all)",
+        wc_log_warn ("refused %s from key %s (role %s): %s: %s (%llu more refused since "
+                     "the last such line, %llu in all)",
                      wc_msg_type_name (req->msg.type), name, wc_peer_name (role),
                      walcast_errname (err), text,
+                     (unsigned long long) self->refused_key_unlogged,
                      (unsigned long long) self->refused_keys);
         self->refused_key_log_ms = now;
+        self->refused_key_unlogged = 0;
     }
+    else
+        self->refused_key_unlogged++;
     //  EPERM's detail names the role (PROTOCOL.md, Error codes), as a node's
     char detail [64] = "";
     if (err == WALCAST_EPERM)
@@ -720,6 +726,13 @@ s_timers (wc_broker_t *self)
     int due;
     if (wc_sock_curve () && wc_curve_tick (wc_sock_curve (), now, &due))
         wc_publisher_drop_all (self->publisher);
+    if (self->refused_key_unlogged > 0 && now - self->refused_key_log_ms >= 1000) {
+        wc_log_warn ("refused %llu more requests by their key since the last such "
+                     "line, %llu in all", (unsigned long long) self->refused_key_unlogged,
+                     (unsigned long long) self->refused_keys);
+        self->refused_key_log_ms = now;
+        self->refused_key_unlogged = 0;
+    }
     int64_t next_push = now + wc_publisher_tick (self->publisher, now);
     if (wc_publisher_socket (self->publisher)) {
         if (!self->pushed || now >= self->next_push_ms

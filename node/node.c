@@ -649,6 +649,21 @@ s_trust_tick (wc_node_t *self)
     int due = 60000;
     if (curve && wc_curve_tick (curve, wc_clock_ms (), &due))
         wc_publisher_drop_all (self->stream);
+    //  Refusals held back by the one-line-a-second rule are said once
+    //  the second is over, not only at the next refusal
+    int64_t now = wc_clock_ms ();
+    if (self->refused_unlogged > 0) {
+        if (now - self->refused_log_ms >= 1000) {
+            wc_log_warn ("refused %u more requests (EPERM) since the last such line, "
+                         "%llu in all", self->refused_unlogged,
+                         (unsigned long long) self->refused);
+            self->refused_log_ms = now;
+            self->refused_unlogged = 0;
+        }
+        else
+        if (self->refused_log_ms + 1000 - now < due)
+            due = (int) (self->refused_log_ms + 1000 - now);
+    }
     return due;
 }
 

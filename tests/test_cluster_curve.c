@@ -375,6 +375,16 @@ test_roles (void **state)
     walcast_destroy (&reader);
     assert_int_equal (cluster_wait_log (w->c, w->p, "refused PUT from key reader",
                                         mark, 5000), 0);
+    //  The DEL, refused within the second after the PUT, is not lost from
+    //  the log: a line says it once the second is over (before, only a
+    //  later refusal would have, a helper's find; a DEL a second later
+    //  gets its own line)
+    int64_t deadline = cluster_now_ms () + 5000;
+    while (cluster_log_count (w->c, w->p, "refused 1 more requests (EPERM)", mark) == 0
+    &&     cluster_log_count (w->c, w->p, "refused DEL from key reader", mark) == 0) {
+        assert_true (cluster_now_ms () < deadline);
+        cluster_nap_ms (50);
+    }
 
     //  A reader asks the broker for a switchover, and a node for a
     //  snapshot: EPERM, the detail naming the role (the broker's said
