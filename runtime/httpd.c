@@ -110,6 +110,8 @@ wc_httpd_new (const char *name, const char *bind, int port, char *why, size_t wh
                                      (unsigned) WC_HTTPD_MAX_CONNECTIONS,
                                      MHD_OPTION_CONNECTION_TIMEOUT,
                                      (unsigned) WC_HTTPD_IDLE_S,
+                                     MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                     (unsigned) WC_HTTPD_MAX_PER_ADDRESS,
                                      MHD_OPTION_END);
     if (!self->daemon) {
         wc_sock_bind_why (name, bind, port, errno ? errno : EADDRINUSE, why, why_size);

@@ -46,4 +46,9 @@ uint64_t wc_httpd_served (wc_httpd_t *self);
 #define WC_HTTPD_MAX_CONNECTIONS  256
 #define WC_HTTPD_IDLE_S           3
 
+/*  Connections one address may hold: a client that keeps them busy (a
+    header line a second: never idle) takes at most this share, and
+    scrapers from other addresses find room. */
+#define WC_HTTPD_MAX_PER_ADDRESS  32
+
 #endif
