@@ -463,6 +463,20 @@ test_library_position (void **state)
     cluster_pass (c);
 }
 
+/*  A fake node at port (service), port + 1 (stream), port + 2 (catch-up),
+    started. */
+static fake_t *
+s_fake_node (fake_request_fn *on_request, fake_tick_fn *on_tick, void *arg, int port)
+{
+    fake_t *fake = fake_new (on_request, on_tick, arg);
+    assert_non_null (fake);
+    assert_int_equal (fake_bind_router (fake, port), 0);
+    assert_int_equal (fake_bind_pub (fake, port + 1), 0);
+    assert_int_equal (fake_bind_router (fake, port + 2), 0);
+    assert_int_equal (fake_start (fake), 0);
+    return fake;
+}
+
 /* --- a node that no longer holds the seq --------------------------------- */
 
 typedef struct {
@@ -520,12 +534,7 @@ test_from_gone (void **state)
     s_fake_node_t node;
     node.port = cluster_spare_port (c);
     atomic_init (&node.fetches, 0);
-    fake_t *fake = fake_new (s_fake_request, s_fake_tick, &node);
-    assert_non_null (fake);
-    assert_int_equal (fake_bind_router (fake, node.port), 0);
-    assert_int_equal (fake_bind_pub (fake, node.port + 1), 0);
-    assert_int_equal (fake_bind_router (fake, node.port + 2), 0);
-    assert_int_equal (fake_start (fake), 0);
+    fake_t *fake = s_fake_node (s_fake_request, s_fake_tick, &node, node.port);
     char addr [32];
     snprintf (addr, sizeof addr, "127.0.0.1:%d", node.port);
 
@@ -621,12 +630,7 @@ test_lost_tail (void **state)
     node.port = cluster_spare_port (c);
     atomic_init (&node.last, 0);
     atomic_init (&node.fetches, 0);
-    fake_t *fake = fake_new (s_tail_request, s_tail_tick, &node);
-    assert_non_null (fake);
-    assert_int_equal (fake_bind_router (fake, node.port), 0);
-    assert_int_equal (fake_bind_pub (fake, node.port + 1), 0);
-    assert_int_equal (fake_bind_router (fake, node.port + 2), 0);
-    assert_int_equal (fake_start (fake), 0);
+    fake_t *fake = s_fake_node (s_tail_request, s_tail_tick, &node, node.port);
     char addr [32];
     snprintf (addr, sizeof addr, "127.0.0.1:%d", node.port);
 
@@ -657,8 +661,6 @@ test_lost_tail (void **state)
     cluster_pass (c);
 }
 
-/* --- a rolled-back history ----------------------------------------------- */
-
 /*  Two nodes: f1, the nearest (the client's region), no longer holds seq
     3 (its log starts at 50); t1 holds everything. The watch goes on from
     t1. Before, the first node's ERANGE ended the watch (exit 3) though
@@ -673,22 +675,12 @@ test_from_gone_elsewhere (void **state)
     s_fake_node_t gone;
     gone.port = cluster_spare_port (c);
     atomic_init (&gone.fetches, 0);
-    fake_t *f1 = fake_new (s_fake_request, s_fake_tick, &gone);
-    assert_non_null (f1);
-    assert_int_equal (fake_bind_router (f1, gone.port), 0);
-    assert_int_equal (fake_bind_pub (f1, gone.port + 1), 0);
-    assert_int_equal (fake_bind_router (f1, gone.port + 2), 0);
-    assert_int_equal (fake_start (f1), 0);
+    fake_t *f1 = s_fake_node (s_fake_request, s_fake_tick, &gone, gone.port);
     s_tail_node_t all;
     all.port = cluster_spare_port (c) + 3;
     atomic_init (&all.last, 10);
     atomic_init (&all.fetches, 0);
-    fake_t *t1 = fake_new (s_tail_request, s_tail_tick, &all);
-    assert_non_null (t1);
-    assert_int_equal (fake_bind_router (t1, all.port), 0);
-    assert_int_equal (fake_bind_pub (t1, all.port + 1), 0);
-    assert_int_equal (fake_bind_router (t1, all.port + 2), 0);
-    assert_int_equal (fake_start (t1), 0);
+    fake_t *t1 = s_fake_node (s_tail_request, s_tail_tick, &all, all.port);
     char f1_addr [32], t1_addr [32];
     snprintf (f1_addr, sizeof f1_addr, "127.0.0.1:%d", gone.port);
     snprintf (t1_addr, sizeof t1_addr, "127.0.0.1:%d", all.port);
@@ -711,6 +703,8 @@ test_from_gone_elsewhere (void **state)
     assert_true (running);
     cluster_pass (c);
 }
+
+/* --- a rolled-back history ----------------------------------------------- */
 
 /*  A fake node whose history is replaced while it is watched: first seqs
     1..4 of epoch 1; then (a failover, this node deposed and rejoined) seq
@@ -810,12 +804,7 @@ s_fork_start (cluster_t *c, s_fork_node_t *node, char *addr, size_t size)
     node->port = cluster_spare_port (c);
     atomic_init (&node->history, S_FORK_FIRST);
     atomic_init (&node->checks, 0);
-    fake_t *fake = fake_new (s_fork_request, s_fork_tick, node);
-    assert_non_null (fake);
-    assert_int_equal (fake_bind_router (fake, node->port), 0);
-    assert_int_equal (fake_bind_pub (fake, node->port + 1), 0);
-    assert_int_equal (fake_bind_router (fake, node->port + 2), 0);
-    assert_int_equal (fake_start (fake), 0);
+    fake_t *fake = s_fake_node (s_fork_request, s_fork_tick, node, node->port);
     snprintf (addr, size, "127.0.0.1:%d", node->port);
     return fake;
 }

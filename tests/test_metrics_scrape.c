@@ -411,6 +411,30 @@ test_scrape (void **state)
     cluster_pass (c);
 }
 
+/*  A primary p1 with /metrics on port, serving. */
+static void
+s_metrics_primary (cluster_t *c, int port)
+{
+    int p = cluster_add (c, "p1", NULL, NULL);
+    static char flag [16];
+    s_metrics_flag (c, p, port, flag, sizeof flag);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_wait_ready (c, p, WAIT_MS), 0);
+    free (s_until (port, "walcast_role{role=\"primary\"}", 1));
+}
+
+/*  A TCP connection to 127.0.0.1:port (the descriptor). */
+static int
+s_connect (int port)
+{
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    assert_true (fd >= 0);
+    assert_int_equal (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
+    return fd;
+}
+
 /*  Connections that keep sending a header line a second (slowloris)
     never sit idle, so the idle rule does not drop them; one address may
     hold at most WC_HTTPD_MAX_PER_ADDRESS (32) of the 256, so scrapers
@@ -425,20 +449,11 @@ test_dripping_connections (void **state)
     cluster_t *c = (cluster_t *) *state;
     assert_non_null (c);
     int port = cluster_spare_port (c) + 6;
-    int p = cluster_add (c, "p1", NULL, NULL);
-    char flag [16];
-    s_metrics_flag (c, p, port, flag, sizeof flag);
-    assert_int_equal (cluster_start (c, p), 0);
-    assert_int_equal (cluster_wait_ready (c, p, WAIT_MS), 0);
-    free (s_until (port, "walcast_role{role=\"primary\"}", 1));
+    s_metrics_primary (c, port);
     enum { DRIPS = 64 };
     int fds [DRIPS];
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
     for (int i = 0; i < DRIPS; i++) {
-        fds [i] = socket (AF_INET, SOCK_STREAM, 0);
-        assert_true (fds [i] >= 0);
-        assert_int_equal (connect (fds [i], (struct sockaddr *) &addr, sizeof addr), 0);
+        fds [i] = s_connect (port);
         const char *start = "GET /metrics HTTP/1.1\r\n";
         assert_true (send (fds [i], start, strlen (start), MSG_NOSIGNAL) > 0);
     }
@@ -528,21 +543,11 @@ test_idle_connections (void **state)
     cluster_t *c = (cluster_t *) *state;
     assert_non_null (c);
     int port = cluster_spare_port (c);
-    int p = cluster_add (c, "p1", NULL, NULL);
-    char flag [16];
-    s_metrics_flag (c, p, port, flag, sizeof flag);
-    assert_int_equal (cluster_start (c, p), 0);
-    assert_int_equal (cluster_wait_ready (c, p, WAIT_MS), 0);
-    free (s_until (port, "walcast_role{role=\"primary\"}", 1));
+    s_metrics_primary (c, port);
     enum { IDLE = 200 };
     int fds [IDLE];
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    for (int i = 0; i < IDLE; i++) {
-        fds [i] = socket (AF_INET, SOCK_STREAM, 0);
-        assert_true (fds [i] >= 0);
-        assert_int_equal (connect (fds [i], (struct sockaddr *) &addr, sizeof addr), 0);
-    }
+    for (int i = 0; i < IDLE; i++)
+        fds [i] = s_connect (port);
     //  From the same address, which holds its 32 already: in once they
     //  are dropped as idle (3 s); from another address, at once
     int64_t started = cluster_now_ms ();

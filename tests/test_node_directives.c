@@ -131,21 +131,40 @@ s_put (cluster_t *c, int i, char *detail, size_t size)
     return rc;
 }
 
+/*  The fake broker bound, and node n1 started with it as its broker;
+    returns n1's index. */
+static int
+s_start (cluster_t *c, s_fake_t *fake)
+{
+    memset (fake, 0, sizeof *fake);
+    fake->c = c;
+    msgpack_unpacked_init (&fake->up);
+    fake->ctx = zmq_ctx_new ();
+    s_fake_bind (fake);
+    int n = cluster_add (c, "n1", NULL, NULL);
+    cluster_set_broker (c, n, true);
+    assert_int_equal (cluster_start (c, n), 0);
+    assert_int_equal (cluster_wait_ready (c, n, WAIT_MS), 0);
+    return n;
+}
+
+/*  The fake broker gone. */
+static void
+s_end (s_fake_t *fake)
+{
+    zmq_close (fake->router);
+    zmq_ctx_destroy (fake->ctx);
+    msgpack_unpacked_destroy (&fake->up);
+}
+
 static void
 test_directives (void **state)
 {
     cluster_t *c = (cluster_t *) *state;
     if (!c)
         fail_msg ("the cluster could not be set up (see above)");
-    s_fake_t fake = { .c = c };
-    msgpack_unpacked_init (&fake.up);
-    fake.ctx = zmq_ctx_new ();
-    s_fake_bind (&fake);
-
-    int n = cluster_add (c, "n1", NULL, NULL);
-    cluster_set_broker (c, n, true);
-    assert_int_equal (cluster_start (c, n), 0);
-    assert_int_equal (cluster_wait_ready (c, n, WAIT_MS), 0);
+    s_fake_t fake;
+    int n = s_start (c, &fake);
     long mark = cluster_start_mark (c, n);
 
     //  A candidate: role primary, epoch 0 (nothing in its history)
@@ -220,9 +239,7 @@ test_directives (void **state)
     assert_int_equal (s_put (c, n, NULL, 0), WALCAST_ENOTPRIMARY);
     assert_true (cluster_running (c, n));
 
-    zmq_close (fake.router);
-    zmq_ctx_destroy (fake.ctx);
-    msgpack_unpacked_destroy (&fake.up);
+    s_end (&fake);
     assert_int_equal (cluster_term_all (c), 0);
     cluster_pass (c);
 }
@@ -240,14 +257,8 @@ test_handover_needs_the_target (void **state)
     cluster_t *c = (cluster_t *) *state;
     if (!c)
         fail_msg ("the cluster could not be set up (see above)");
-    s_fake_t fake = { .c = c };
-    msgpack_unpacked_init (&fake.up);
-    fake.ctx = zmq_ctx_new ();
-    s_fake_bind (&fake);
-    int n = cluster_add (c, "n1", NULL, NULL);
-    cluster_set_broker (c, n, true);
-    assert_int_equal (cluster_start (c, n), 0);
-    assert_int_equal (cluster_wait_ready (c, n, WAIT_MS), 0);
+    s_fake_t fake;
+    int n = s_start (c, &fake);
     s_beat_until (&fake, WC_ROLE_PRIMARY, 0, WC_NODE_CANDIDATE, "a candidate");
     wc_msg_t promote = { .type = WC_MSG_PROMOTE };
     promote.u.promote.epoch = 3;
@@ -267,9 +278,7 @@ test_handover_needs_the_target (void **state)
     }
     char detail [256];
     assert_int_equal (s_put (c, n, detail, sizeof detail), WALCAST_ENOTPRIMARY);
-    zmq_close (fake.router);
-    zmq_ctx_destroy (fake.ctx);
-    msgpack_unpacked_destroy (&fake.up);
+    s_end (&fake);
     assert_int_equal (cluster_term_all (c), 0);
     cluster_pass (c);
 }
@@ -284,14 +293,8 @@ test_broker_gone (void **state)
     cluster_t *c = (cluster_t *) *state;
     if (!c)
         fail_msg ("the cluster could not be set up (see above)");
-    s_fake_t fake = { .c = c };
-    msgpack_unpacked_init (&fake.up);
-    fake.ctx = zmq_ctx_new ();
-    s_fake_bind (&fake);
-    int n = cluster_add (c, "n1", NULL, NULL);
-    cluster_set_broker (c, n, true);
-    assert_int_equal (cluster_start (c, n), 0);
-    assert_int_equal (cluster_wait_ready (c, n, WAIT_MS), 0);
+    s_fake_t fake;
+    int n = s_start (c, &fake);
     long mark = cluster_start_mark (c, n);
     s_beat_until (&fake, WC_ROLE_PRIMARY, 0, WC_NODE_CANDIDATE, "a candidate");
     wc_msg_t promote = { .type = WC_MSG_PROMOTE };
@@ -316,9 +319,7 @@ test_broker_gone (void **state)
     snprintf (prefix, sizeof prefix, "broker %s: no beat could be sent",
               cluster_broker_addr (c));
     assert_int_equal (cluster_log_count (c, n, prefix, mark), 1);
-    zmq_close (fake.router);
-    zmq_ctx_destroy (fake.ctx);
-    msgpack_unpacked_destroy (&fake.up);
+    s_end (&fake);
     assert_int_equal (cluster_term_all (c), 0);
     cluster_pass (c);
 }
