@@ -117,21 +117,35 @@ s_wait_all_up (cluster_t *c, int timeout_ms)
     }
 }
 
-static void
-test_broker (void **state)
+/*  A broker, and p1 with its replica r1 (of these regions, NULL none)
+    registered with it and ready; returns p1's index (r1's is the next). */
+static int
+s_pair (cluster_t *c, const char *p_region, const char *r_region)
 {
-    cluster_t *c = (cluster_t *) *state;
-    if (!c)
-        fail_msg ("the cluster could not be set up (see above)");
     assert_int_equal (cluster_broker_start (c, NODE_TIMEOUT_MS), 0);
     int p = cluster_add (c, "p1", NULL, NULL);
     int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    assert_int_equal (r, p + 1);
+    if (p_region)
+        cluster_set_region (c, p, p_region);
+    if (r_region)
+        cluster_set_region (c, r, r_region);
     for (int i = p; i <= r; i++) {
         cluster_set_broker (c, i, true);
         assert_int_equal (cluster_start (c, i), 0);
     }
     for (int i = p; i <= r; i++)
         assert_int_equal (cluster_wait_ready (c, i, 30000), 0);
+    return p;
+}
+
+static void
+test_broker (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    int p = s_pair (c, NULL, NULL), r = p + 1;
     assert_true (s_wait_all_up (c, 10000) >= 0);
 
     //  One client found the nodes through the broker, one was given them
@@ -225,17 +239,7 @@ test_region_down_waits (void **state)
     cluster_t *c = (cluster_t *) *state;
     if (!c)
         fail_msg ("the cluster could not be set up (see above)");
-    assert_int_equal (cluster_broker_start (c, NODE_TIMEOUT_MS), 0);
-    int p = cluster_add (c, "p1", NULL, NULL);
-    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
-    cluster_set_region (c, p, "us");
-    cluster_set_region (c, r, "eu");
-    for (int i = p; i <= r; i++) {
-        cluster_set_broker (c, i, true);
-        assert_int_equal (cluster_start (c, i), 0);
-    }
-    for (int i = p; i <= r; i++)
-        assert_int_equal (cluster_wait_ready (c, i, 30000), 0);
+    int p = s_pair (c, "us", "eu"), r = p + 1;
     assert_true (s_wait_all_up (c, 10000) >= 0);
     char *out = NULL, *err = NULL;
     assert_int_equal (cluster_cli (c, NULL, &out, &err, "--broker", cluster_broker_addr (c),
