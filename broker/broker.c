@@ -104,6 +104,7 @@ struct wc_broker {
     uint64_t         refused_eproto;    /* ... a node_info with a key not its own */
     int64_t          refused_key_log_ms;
     uint64_t         refused_key_unlogged;  /* refused since that line */
+    int64_t          refused_key_last_ms;   /* the last refusal, logged or not */
     uint64_t         refused_logged;    /* value of refused at the last warning */
     int64_t          refused_log_ms;    /* when that warning was logged */
     wc_scrape_t     *scrape;            /* /metrics, with --metrics-port */
@@ -360,6 +361,7 @@ s_refuse_key (wc_broker_t *self, wc_request_t *req)
     else
         self->refused_eproto++;
     int64_t now = wc_clock_ms ();
+    self->refused_key_last_ms = now;
     if (now - self->refused_key_log_ms >= 1000) {
         wc_log_warn ("refused %s from key %s (role %s): %s: %s (%llu more refused since "
                      "the last such line, %llu in all)",
@@ -726,7 +728,7 @@ s_timers (wc_broker_t *self)
     int due;
     if (wc_sock_curve () && wc_curve_tick (wc_sock_curve (), now, &due))
         wc_publisher_drop_all (self->publisher);
-    if (self->refused_key_unlogged > 0 && now - self->refused_key_log_ms >= 1000) {
+    if (self->refused_key_unlogged > 0 && now - self->refused_key_last_ms >= 1000) {
         wc_log_warn ("refused %llu more requests by their key since the last such "
                      "line, %llu in all", (unsigned long long) self->refused_key_unlogged,
                      (unsigned long long) self->refused_keys);

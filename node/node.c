@@ -438,6 +438,7 @@ s_refuse_role (wc_node_t *self, zsock_t *sock, wc_request_t *req)
         return false;
     self->refused++;
     int64_t now = wc_clock_ms ();
+    self->refused_last_ms = now;
     if (now - self->refused_log_ms >= 1000) {
         wc_log_warn ("refused %s from key %s (role %s): EPERM (%u more refused since "
                      "the last such line, %llu in all)", wc_msg_type_name (req->msg.type),
@@ -650,10 +651,11 @@ s_trust_tick (wc_node_t *self)
     if (curve && wc_curve_tick (curve, wc_clock_ms (), &due))
         wc_publisher_drop_all (self->stream);
     //  Refusals held back by the one-line-a-second rule are said once
-    //  the second is over, not only at the next refusal
+    //  they stop for a second, not only at the next refusal (while they
+    //  go on, the next one's own line counts them)
     int64_t now = wc_clock_ms ();
     if (self->refused_unlogged > 0) {
-        if (now - self->refused_log_ms >= 1000) {
+        if (now - self->refused_last_ms >= 1000) {
             wc_log_warn ("refused %u more requests (EPERM) since the last such line, "
                          "%llu in all", self->refused_unlogged,
                          (unsigned long long) self->refused);
@@ -661,8 +663,8 @@ s_trust_tick (wc_node_t *self)
             self->refused_unlogged = 0;
         }
         else
-        if (self->refused_log_ms + 1000 - now < due)
-            due = (int) (self->refused_log_ms + 1000 - now);
+        if (self->refused_last_ms + 1000 - now < due)
+            due = (int) (self->refused_last_ms + 1000 - now);
     }
     return due;
 }

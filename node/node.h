@@ -115,6 +115,7 @@ typedef struct wc_node {
     uint64_t         refused;       /* requests refused: the key's role (EPERM) */
     int64_t          refused_log_ms;     /* last time one was logged */
     uint32_t         refused_unlogged;   /* refused since, not logged */
+    int64_t          refused_last_ms;    /* the last refusal, logged or not */
     wc_node_stats_t  stats;         /* counted for /metrics */
     wc_exporter_t   *exporter;      /* /metrics, with --metrics-port */
 } wc_node_t;
