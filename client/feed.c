@@ -700,6 +700,18 @@ s_read_fetch (wc_feed_t *self)
             if (msg.type == WC_MSG_EPOCH_END_REPLY)
                 rc = s_on_epoch_end (self, &msg);
             else
+            if (msg.type == WC_MSG_ERROR
+            &&  wc_err_from_wire (msg.u.error.code) == WALCAST_EPERM) {
+                //  Our key may not ask (a node before readers could): the
+                //  history cannot be checked, so nothing more is delivered
+                char detail [WC_MAX_TEXT + 1];
+                wc_bytes_printable (detail, sizeof detail, &msg.u.error.detail);
+                snprintf (self->detail, sizeof self->detail, "%s refused this watch's "
+                          "history check (EPOCH_END): %s; its key needs a role that "
+                          "may ask it", self->name, detail);
+                rc = WALCAST_EPERM;
+            }
+            else
                 s_backoff (self);       /* an error (diverged, say): ask again */
         }
         else

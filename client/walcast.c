@@ -3607,7 +3607,7 @@ s_watch_loop (walcast_t *self, s_watch_t *w, walcast_watch_fn *fn, void *arg,
                 return rc;
             continue;
         }
-        if (rc == WALCAST_ERANGE || rc == WALCAST_ECONFLICT)
+        if (rc == WALCAST_ERANGE || rc == WALCAST_ECONFLICT || rc == WALCAST_EPERM)
             snprintf (self->detail, sizeof self->detail, "%s", wc_feed_detail (w->feed));
         if (rc)
             return rc;

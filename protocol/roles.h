@@ -16,10 +16,11 @@
     node may not write). */
 typedef enum {
     WC_PEER_NONE   = 0,     /* not trusted (any more), or in no role folder */
-    WC_PEER_READER = 1,     /* readers/: GET, watch (stream, FETCH), STATUS, DIGEST */
+    WC_PEER_READER = 1,     /* readers/: GET, watch (stream, FETCH, EPOCH_END), STATUS,
+                               DIGEST */
     WC_PEER_WRITER = 2,     /* writers/: what a reader may, writes, SNAPSHOT, SWITCHOVER, FORGET */
-    WC_PEER_NODE   = 3      /* nodes/: replicate (FETCH, EPOCH_END, SNAPSHOT_GET,
-                               ACK), REGISTER and NODE_HEARTBEAT, and what a reader may */
+    WC_PEER_NODE   = 3      /* nodes/: replicate (SNAPSHOT_GET, ACK), REGISTER and
+                               NODE_HEARTBEAT, and what a reader may */
 } wc_peer_t;
 
 /*  May a peer of this role send a message of this type (wc_msg_type_t)? */

@@ -299,6 +299,23 @@ test_encrypted_cluster (void **state)
     assert_int_equal (walcast_watch (reader, "k", 1, &position, s_on_change, &watched,
                                      500), 0);
     assert_true (watched.seen >= WRITES);
+    //  A reader resuming a watch from a saved position (seq and epoch)
+    //  has the node check its history first (EPOCH_END): readers may ask
+    //  it. Before, EPOCH_END was for nodes/ only, and such a watch (or
+    //  any watch after a failover) stalled silently on EPERM (the chaos
+    //  helper's find)
+    uint64_t epoch = walcast_watch_epoch (reader);
+    walcast_destroy (&reader);
+    assert_true (epoch > 0);
+    assert_int_equal (cluster_load (w->c, w->p, WRITES, 5, 1, &last), 0);
+    reader = s_handle (w, "reader", w->r1, 10000);
+    assert_int_equal (walcast_watch_resume (reader, position, epoch), 0);
+    watched = (s_watched_t) { 0, 0 };
+    assert_int_equal (walcast_watch (reader, "k", 1, &position, s_on_change, &watched,
+                                     3000), 0);
+    print_message ("resumed at epoch %llu: %llu changes\n", (unsigned long long) epoch,
+                   (unsigned long long) watched.seen);
+    assert_true (watched.seen >= 5);
     walcast_destroy (&reader);
 }
 
