@@ -188,7 +188,6 @@
 /*  The least time between two batches that are not full (microseconds). */
 #define S_BATCH_GAP_US      1000
 
-
 /*  The nodes that refused a sync write as not (or no longer) the
     primary, each with the epoch the table gave it then. The write goes
     to none of them again unless that epoch has risen since (the node
