@@ -78,6 +78,8 @@ struct wc_failover {
     wc_state_t state;             /* as saved: the only state acted upon */
     uint64_t  heard;              /* largest epoch any node reported */
     int64_t   started_ms;         /* the primary's silence counts from here */
+    bool      loaded;             /* the state is the one loaded at start, not
+                                     one this broker decided since */
     int64_t   stuck_warned_ms;    /* last "no node can take over" warning */
     uint64_t  failovers;          /* silent primaries replaced (for /metrics) */
     char      deposed [WC_MAX_ID + 1];  /* the primary the last switchover
@@ -144,6 +146,7 @@ s_commit (wc_failover_t *self, wc_directory_t *dir, const wc_state_t *next)
     if (rc)
         return rc;
     self->state = *next;
+    self->loaded = false;
     wc_directory_set_primary (dir, self->state.primary);
     return 0;
 }
@@ -409,6 +412,7 @@ wc_failover_new (const wc_failover_config_t *cfg, const wc_state_t *saved,
     self->state = *saved;
     self->heard = saved->epoch;
     self->started_ms = now_ms;
+    self->loaded = true;
     return self;
 }
 
@@ -559,6 +563,14 @@ s_primary_beat (wc_failover_t *self, wc_directory_t *dir, const wc_node_info_t *
         s_commit (self, dir, &next);
         return;
     }
+    //  Right after this broker started, with the primary its saved state
+    //  names, not every live node has beaten yet: one may hold more than
+    //  this primary (writes a deposed primary took and that replica
+    //  acknowledged, after this broker decided the failover its state
+    //  names and before anyone heard of it). So no PROMOTE until every
+    //  live node had the time to beat, as a first election waits
+    if (self->loaded && now - self->started_ms < self->cfg.node_timeout_ms)
+        return;
     if (s_restarted_behind (self, dir, info, id, now))
         return;
     if (self->heard >= self->state.epoch) {

@@ -359,7 +359,7 @@ test_primary_restarts (void **state)
 {
     (void) state;
     wc_state_t saved = { .epoch = 3, .primary = "p1", .primary_addr = "h:7100" };
-    world_t *w = s_world (&saved, NULL, 0);
+    world_t *w = s_world (&saved, NULL, -NODE_TIMEOUT);
     node_t r1 = s_replica ("r1", "h:7200", "h:7100", 3, 90);
     s_assert_none (s_beat (w, &r1, 0));
     //  p1 serves at 3 (the broker restarted, p1 did not): nothing to do
@@ -409,7 +409,7 @@ test_primary_restarts_behind (void **state)
 {
     (void) state;
     wc_state_t saved = { .epoch = 3, .primary = "p1", .primary_addr = "h:7100" };
-    world_t *w = s_world (&saved, NULL, 0);
+    world_t *w = s_world (&saved, NULL, -NODE_TIMEOUT);
     node_t r1 = s_replica ("r1", "h:7200", "h:7100", 3, 120);
     node_t r2 = s_replica ("r2", "h:7300", "h:7100", 3, 110);
     node_t r3 = s_replica ("r3", "h:7400", "h:7100", 3, 500);
@@ -454,7 +454,7 @@ test_primary_restarts_empty_as_replica (void **state)
 {
     (void) state;
     wc_state_t saved = { .epoch = 3, .primary = "p1", .primary_addr = "h:7100" };
-    world_t *w = s_world (&saved, NULL, 0);
+    world_t *w = s_world (&saved, NULL, -NODE_TIMEOUT);
     node_t r1 = s_replica ("r1", "h:7200", "h:7100", 3, 1002);
     s_beat (w, &r1, 0);
     node_t p1 = s_replica ("p1", "h:7100", "h:7000", 0, 0);
@@ -469,6 +469,29 @@ test_primary_restarts_empty_as_replica (void **state)
     node_t r1b = s_replica ("r1", "h:7200", "h:7000", 4, 1500);
     s_assert_promote (s_beat (w, &r1b, 500), 5);
     s_assert_state (w, 5, "r1", "h:7200");
+    s_world_destroy (&w);
+}
+
+//  The broker decided a failover (its state: n2 at epoch 2), died before
+//  anyone heard of it, and restarts from its state. Meanwhile the old
+//  primary n1 woke from a freeze and took writes that n3, still its
+//  replica, acknowledged (acks 1), then died. n2 beats first: it must not
+//  be promoted before n3 had the time to beat, or n3 follows it and drops
+//  the acknowledged writes; n3, holding more, takes over. Before, n2 was
+//  promoted at its first beat (the chaos helper lost 10 of 10 such writes).
+static void
+test_broker_restarted_hears_everyone (void **state)
+{
+    (void) state;
+    wc_state_t saved = { .epoch = 2, .primary = "n2", .primary_addr = "h:7200" };
+    world_t *w = s_world (&saved, NULL, 0);
+    node_t n2 = s_replica ("n2", "h:7200", "h:7100", 1, 3);
+    s_assert_none (s_beat (w, &n2, 100));
+    node_t n3 = s_replica ("n3", "h:7300", "h:7100", 1, 13);
+    s_assert_follow (s_beat (w, &n3, 400), 2, "h:7200");    /* waits for n2 at 2 */
+    s_assert_follow (s_beat (w, &n2, NODE_TIMEOUT + 100), 3, "h:7300");
+    s_assert_state (w, 3, "n3", "h:7300");
+    s_assert_promote (s_beat (w, &n3, NODE_TIMEOUT + 200), 3);
     s_world_destroy (&w);
 }
 
@@ -795,7 +818,10 @@ test_epochs_persist (void **state)
     assert_string_equal (loaded.primary_addr, "h:7100");
     s_world_start (w, &loaded, NULL, 50000);
     s_assert_none (s_beat (w, &r1, 50000));
-    s_assert_promote (s_beat (w, &p1, 50010), 9);
+    //  (not before every live node had the time to beat: see
+    //  test_broker_restarted_hears_everyone)
+    s_assert_none (s_beat (w, &p1, 50010));
+    s_assert_promote (s_beat (w, &p1, 50000 + NODE_TIMEOUT), 9);
     p1 = s_primary ("p1", "h:7100", 9, 40);
     s_assert_none (s_beat (w, &p1, 50500));
 
@@ -849,7 +875,7 @@ static world_t *
 s_switch_cluster (node_t *p1, node_t *r1, node_t *r2, node_t *r3)
 {
     wc_state_t saved = { .epoch = 2, .primary = "p1", .primary_addr = "h:7100" };
-    world_t *w = s_world (&saved, NULL, 0);
+    world_t *w = s_world (&saved, NULL, -NODE_TIMEOUT);
     *p1 = s_primary ("p1", "h:7100", 2, 500);
     *r1 = s_replica ("r1", "h:7200", "h:7100", 2, 490);
     *r2 = s_replica ("r2", "h:7300", "h:7100", 2, 480);
@@ -942,7 +968,7 @@ test_switchover_no_writes (void **state)
 {
     (void) state;
     wc_state_t saved = { .epoch = 2, .primary = "p1", .primary_addr = "h:7100" };
-    world_t *w = s_world (&saved, NULL, 0);
+    world_t *w = s_world (&saved, NULL, -NODE_TIMEOUT);
     node_t p1 = s_primary ("p1", "h:7100", 2, 500);
     node_t r1 = s_replica ("r1", "h:7200", "h:7100", 1, 500);
     node_t r2 = s_replica ("r2", "h:7300", "h:7100", 1, 500);
@@ -976,7 +1002,7 @@ test_switchover_never_written (void **state)
 {
     (void) state;
     wc_state_t saved = { .epoch = 1, .primary = "p1", .primary_addr = "h:7100" };
-    world_t *w = s_world (&saved, NULL, 0);
+    world_t *w = s_world (&saved, NULL, -NODE_TIMEOUT);
     node_t p1 = s_primary ("p1", "h:7100", 1, 0);
     node_t r1 = s_replica ("r1", "h:7200", "h:7100", 0, 0);
     s_assert_none (s_beat (w, &p1, 0));
@@ -1209,6 +1235,7 @@ main (void)
         cmocka_unit_test (test_primary_restarts),
         cmocka_unit_test (test_primary_restarts_behind),
         cmocka_unit_test (test_primary_restarts_empty_as_replica),
+        cmocka_unit_test (test_broker_restarted_hears_everyone),
         cmocka_unit_test (test_switchover_no_writes),
         cmocka_unit_test (test_switchover_never_written),
         cmocka_unit_test (test_failover_best),
