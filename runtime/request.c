@@ -7,6 +7,7 @@
     many frames or with an envelope frame longer than a routing id can be
     is dropped whole, so the next message starts clean.
 */
+#include <errno.h>
 #include <string.h>
 #include "request.h"
 #include "scan.h"
@@ -110,13 +111,38 @@ wc_request_recv (void *router, wc_request_t *req)
     return 1;
 }
 
+/*  The first frame of a reply (the routing id picks the peer's queue; a
+    ROUTER refuses a reply there or not at all). libzmq learns what a peer
+    has read from its I/O thread's commands, and a send looks at them only
+    about once a millisecond: a burst of replies meets a queue "full" of
+    what the peer has long read. Reading ZMQ_EVENTS takes in every pending
+    command; then the frame is tried once more. */
+static int
+s_send_first (void *router, zmq_msg_t *frame)
+{
+    const int flags = ZMQ_SNDMORE | ZMQ_DONTWAIT;
+    void *data = zmq_msg_data (frame);
+    size_t size = zmq_msg_size (frame);
+    if (zmq_send (router, data, size, flags) != -1)
+        return 0;
+    if (zmq_errno () != EAGAIN)
+        return -1;
+    int events;
+    size_t events_len = sizeof events;
+    if (zmq_getsockopt (router, ZMQ_EVENTS, &events, &events_len) == -1)
+        return -1;
+    return zmq_send (router, data, size, flags) == -1 ? -1 : 0;
+}
+
 int
 wc_request_reply (void *router, wc_request_t *req, const void *body, size_t len)
 {
     for (int i = 0; i < req->nframes - 1; i++) {
         zmq_msg_t *frame = &req->frames [i];
-        if (zmq_send (router, zmq_msg_data (frame), zmq_msg_size (frame),
-                      ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
+        int rc = i == 0 ? s_send_first (router, frame)
+               : zmq_send (router, zmq_msg_data (frame), zmq_msg_size (frame),
+                           ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        if (rc == -1)
             return -1;
     }
     return zmq_send (router, body, len, ZMQ_DONTWAIT) == -1 ? -1 : 0;

@@ -7,3 +7,5 @@ target_compile_definitions(test_config_cli PRIVATE
     WALCAST_EXAMPLES="${PROJECT_SOURCE_DIR}/examples")
 # CURVE on a server: nothing held per PUB socket rebuild.
 wc_add_test(test_curve 60 SOURCES test_curve.c ports.c LIBS wc_runtime)
+# Replies on a ROUTER: a burst to a peer that reads them all is never refused.
+wc_add_test(test_request 60 SOURCES test_request.c LIBS wc_runtime)
