@@ -48,6 +48,16 @@ s_send (struct MHD_Connection *connection, unsigned status, const char *content_
     return rc;
 }
 
+/*  libmicrohttpd's unescaper, called on the path (and on query
+    arguments, which we ignore): leave it as sent, so that a path is
+    found only when its bytes are a published path's. Returns its length. */
+static size_t
+s_unescape (void *cls, struct MHD_Connection *connection, char *uri)
+{
+    (void) cls; (void) connection;
+    return strlen (uri);
+}
+
 /*  One request: the published document at its path. */
 static enum MHD_Result
 s_answer (void *cls, struct MHD_Connection *connection, const char *url,
@@ -106,6 +116,7 @@ wc_httpd_new (const char *name, const char *bind, int port, char *why, size_t wh
     self->daemon = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL,
                                      (uint16_t) port, NULL, NULL, s_answer, self,
                                      MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
+                                     MHD_OPTION_UNESCAPE_CALLBACK, s_unescape, NULL,
                                      MHD_OPTION_CONNECTION_LIMIT,
                                      (unsigned) WC_HTTPD_MAX_CONNECTIONS,
                                      MHD_OPTION_CONNECTION_TIMEOUT,

@@ -7,7 +7,7 @@
     copy of each path and never looks at the owner's state. One mutex
     guards the documents; neither side ever waits on the other for longer
     than a copy. GET and HEAD only: an unknown path is 404, another method
-    405.
+    405. A path is compared as the request sent it, not percent-decoded.
 */
 #ifndef WC_HTTPD_H_INCLUDED
 #define WC_HTTPD_H_INCLUDED

@@ -9,3 +9,5 @@ target_compile_definitions(test_config_cli PRIVATE
 wc_add_test(test_curve 60 SOURCES test_curve.c ports.c LIBS wc_runtime)
 # Replies on a ROUTER: a burst to a peer that reads them all is never refused.
 wc_add_test(test_request 60 SOURCES test_request.c LIBS wc_runtime)
+# The HTTP server of /metrics and the status page: only published paths.
+wc_add_test(test_httpd 60 SOURCES test_httpd.c http_get.c ports.c LIBS wc_runtime)
