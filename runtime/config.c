@@ -305,7 +305,7 @@ wc_config_reload_trust (char *running, size_t size, const char *fresh)
     if (!curve || !fresh [0]) {
         wc_log_warn ("reload: curve-trust %s -> %s needs a restart (CURVE is "
                      "turned on and off only at start); not applied",
-                     running [0] ? running : "(none)", fresh [0] ? fresh : "(none)");
+                     running [0] ? running : "(unset)", fresh [0] ? fresh : "(unset)");
         return 1;
     }
     if (wc_curve_set_trust (curve, fresh, why, sizeof why) != 0) {
@@ -341,7 +341,7 @@ wc_config_reload_report (const wc_flag_t *running, const wc_flag_t *fresh,
         if (streq (was, now))
             continue;
         wc_log_warn ("reload: %s %s -> %s needs a restart; not applied",
-                     running [i].name, was [0] ? was : "(none)", now [0] ? now : "(none)");
+                     running [i].name, was [0] ? was : "(unset)", now [0] ? now : "(unset)");
         changed++;
     }
     return changed;

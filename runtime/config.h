@@ -57,7 +57,8 @@ int wc_config_reload_trust (char *running, size_t size, const char *fresh);
 
 /*  Log "reload: KEY OLD -> NEW needs a restart; not applied" for every
     keyed flag, other than those named in live (NULL-terminated), whose
-    value differs between two tables of the same shape. Returns how many. */
+    value differs between two tables of the same shape (a value never
+    given, a port left off, is "(unset)"). Returns how many. */
 int wc_config_reload_report (const wc_flag_t *running, const wc_flag_t *fresh,
                              size_t count, const char *const *live);
 

@@ -121,7 +121,11 @@ wc_flags_format (const wc_flag_t *flag, char *buf, size_t size)
             snprintf (buf, size, "%s", (const char *) flag->target);
             break;
         case WC_FLAG_NUMBER:
-            snprintf (buf, size, "%lld", *(const long long *) flag->target);
+            //  Below its minimum only when never given (a port left off)
+            if (*(const long long *) flag->target < flag->min)
+                snprintf (buf, size, "%s", "");
+            else
+                snprintf (buf, size, "%lld", *(const long long *) flag->target);
             break;
         case WC_FLAG_CHOICE:
             snprintf (buf, size, "%s", flag->choices [*(const int *) flag->target]);

@@ -82,7 +82,9 @@ int wc_flags_parse (wc_flags_t *self, int argc, char **argv);
 int wc_flags_set (const wc_flag_t *flag, const char *label, const char *value,
                   char *why, size_t size);
 
-/*  The value at flag->target as text (what wc_flags_set would take). */
+/*  The value at flag->target as text (what wc_flags_set would take); ""
+    for a value never given: an empty string, or a number below its
+    minimum (a port left off is 0). */
 void wc_flags_format (const wc_flag_t *flag, char *buf, size_t size);
 
 /*  Whether flags[i] has a configuration key. */

@@ -260,6 +260,11 @@ test_keys_are_the_table (void **state)
     assert_string_equal (buf, "never");
     wc_flags_format (&o.table [4], buf, sizeof buf);
     assert_string_equal (buf, "false");
+    //  a number below its minimum was never given (a port left off):
+    //  nothing, not "0"
+    o.port = 0;
+    wc_flags_format (&o.table [1], buf, sizeof buf);
+    assert_string_equal (buf, "");
 }
 
 /* --- errors, each with its line ----------------------------------------- */

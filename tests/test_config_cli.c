@@ -372,6 +372,10 @@ test_sighup_node (void **state)
     s_write (w, "node\n    id = from-file\n    log-level = debug\n"
              "    replica-lag = 9000\n");
     s_hup (w, p, "reload: replica-lag 5000 -> 9000 needs a restart; not applied");
+    //  a port that was off: said so in words, not as port 0
+    s_write (w, "node\n    id = from-file\n    log-level = debug\n"
+             "    replica-lag = 9000\n    metrics-port = 13999\n");
+    s_hup (w, p, "reload: metrics-port (unset) -> 13999 needs a restart; not applied");
     //  a bad file: the running settings stay
     s_write (w, "node\n    id = from-file\n    log-level = error\n    bogus = 1\n");
     char want [1200];
