@@ -735,14 +735,14 @@ static int
 s_open_parts (wc_engine_t *self, const wc_engine_config_t *cfg, int *err,
               char *why, size_t why_size)
 {
-    char held [256] = "";
+    char held [1200] = "";
     self->lock = wc_lock_new (cfg->dir, cfg->owner, err, held, sizeof held);
     if (!self->lock) {
         if (*err == WALCAST_EBUSY)
             snprintf (why, why_size, "the data directory %s is in use: %s; stop that "
                       "process, or give this node another --data", cfg->dir, held);
         else
-            snprintf (why, why_size, "cannot lock the data directory %s: %s",
+            snprintf (why, why_size, "cannot use the data directory %s: %s",
                       cfg->dir, held);
         return -1;
     }

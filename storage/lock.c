@@ -94,6 +94,29 @@ s_write_owner (wc_lock_t *self, const char *owner)
     }
 }
 
+//  Make dir (mkdir -p) and open its LOCK file, creating it. 0, or -1
+//  with why naming what failed: the directory that cannot be made, the
+//  directory that cannot be written in, or the file.
+static int
+s_open (wc_lock_t *self, const char *dir, char *why, size_t why_size)
+{
+    char failed [1024];
+    if (wc_vfs_mkdirs (dir, 0755, failed, sizeof failed) != 0) {
+        s_why (why, why_size, "cannot create the directory %s: %s", failed,
+               strerror (errno));
+        return -1;
+    }
+    self->fd = wc_vfs_open (self->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (self->fd >= 0)
+        return 0;
+    if (errno == EACCES || errno == EPERM || errno == EROFS)
+        s_why (why, why_size, "cannot write in the directory %s (to create its "
+               "LOCK file): %s", dir, strerror (errno));
+    else
+        s_why (why, why_size, "cannot create %s: %s", self->path, strerror (errno));
+    return -1;
+}
+
 wc_lock_t *
 wc_lock_new (const char *dir, const char *owner, int *err, char *why, size_t why_size)
 {
@@ -111,9 +134,7 @@ wc_lock_new (const char *dir, const char *owner, int *err, char *why, size_t why
     }
     snprintf (self->path, path_size, "%s/LOCK", dir);
     self->fd = -1;
-    if (wc_vfs_mkdirs (dir, 0755) != 0
-    ||  (self->fd = wc_vfs_open (self->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
-        s_why (why, why_size, "cannot create %s: %s", self->path, strerror (errno));
+    if (s_open (self, dir, why, why_size) != 0) {
         *err = WALCAST_EIO;
         wc_lock_destroy (&self);
         return NULL;

@@ -22,7 +22,10 @@ typedef struct wc_lock wc_lock_t;
     a short text naming this process, e.g. "walcast-node --id us1". On
     failure returns NULL, sets *err and writes why into why (may be NULL):
     WALCAST_EBUSY when another process holds it ("held by process 1234
-    (walcast-node --id us1)"), WALCAST_EIO when the file cannot be made. */
+    (walcast-node --id us1)"), WALCAST_EIO when the directory or the file
+    cannot be made ("cannot create the directory /srv/wc: Permission
+    denied" names the directory that could not be made, "cannot write in
+    the directory ..." one that exists but cannot be written in). */
 wc_lock_t *wc_lock_new (const char *dir, const char *owner, int *err,
                         char *why, size_t why_size);
 

@@ -445,9 +445,34 @@ wc_vfs_close (int fd)
     return close (fd);
 }
 
-int
-wc_vfs_mkdirs (const char *path, mode_t mode)
+//  mkdir -p on copy, a path we may cut: the deepest directory first, its
+//  parents only when it says they are missing, so the directory that
+//  cannot be made is the one named in failed. 0, or -1 with errno set.
+static int
+s_mkdirs (char *copy, mode_t mode, char *failed, size_t failed_size)
 {
+    if (wc_vfs_mkdir (copy, mode) == 0 || errno == EEXIST)
+        return 0;
+    char *slash = strrchr (copy, '/');
+    if (errno == ENOENT && slash && slash != copy) {
+        *slash = '\0';
+        int rc = s_mkdirs (copy, mode, failed, failed_size);
+        *slash = '/';
+        if (rc != 0)
+            return rc;
+        if (wc_vfs_mkdir (copy, mode) == 0 || errno == EEXIST)
+            return 0;
+    }
+    if (failed && failed_size)
+        snprintf (failed, failed_size, "%s", copy);
+    return -1;
+}
+
+int
+wc_vfs_mkdirs (const char *path, mode_t mode, char *failed, size_t failed_size)
+{
+    if (failed && failed_size)
+        snprintf (failed, failed_size, "%s", path);
     if (!*path) {
         errno = ENOENT;
         return -1;
@@ -455,20 +480,10 @@ wc_vfs_mkdirs (const char *path, mode_t mode)
     char *copy = strdup (path);
     if (!copy)
         return -1;
-    int rc = 0;
-    for (char *p = copy + 1; ; p++) {
-        if (*p == '/' || *p == '\0') {
-            char saved = *p;
-            *p = '\0';
-            if (wc_vfs_mkdir (copy, mode) != 0 && errno != EEXIST) {
-                rc = -1;
-                break;
-            }
-            *p = saved;
-            if (saved == '\0')
-                break;
-        }
-    }
+    size_t len = strlen (copy);
+    while (len > 1 && copy [len - 1] == '/')
+        copy [--len] = '\0';               //  "a/b/" is "a/b"
+    int rc = s_mkdirs (copy, mode, failed, failed_size);
     int saved_errno = errno;
     free (copy);
     errno = saved_errno;

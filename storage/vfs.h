@@ -80,8 +80,10 @@ int wc_vfs_mkdir (const char *path, mode_t mode);
 int wc_vfs_close (int fd);
 
 /*  Create path and every missing parent, like mkdir -p (each mkdir is a
-    WC_VFS_MKDIR call). Returns 0, or -1 with errno set. */
-int wc_vfs_mkdirs (const char *path, mode_t mode);
+    WC_VFS_MKDIR call; path itself is tried first). Returns 0, or -1 with
+    errno set and the directory that could not be made in failed (may be
+    NULL): path or one of its parents. */
+int wc_vfs_mkdirs (const char *path, mode_t mode, char *failed, size_t failed_size);
 
 //  --------------------------------------------------------------------
 //  Fault injection, for tests

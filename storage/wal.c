@@ -912,7 +912,7 @@ wc_wal_open (const char *dir, size_t segment_bytes, wc_wal_record_fn *fn,
     self->dirfd = -1;
     self->rfd = -1;
     self->segment_bytes = segment_bytes ? segment_bytes : WC_WAL_SEGMENT_BYTES_DEFAULT;
-    if (wc_vfs_mkdirs (dir, 0755) != 0
+    if (wc_vfs_mkdirs (dir, 0755, NULL, 0) != 0
     ||  (self->dirfd = wc_vfs_open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         wc_log_error ("wal %s: cannot open directory: %s", dir, strerror (errno));
         *err = WALCAST_EIO;

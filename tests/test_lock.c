@@ -266,6 +266,67 @@ test_cannot_create (void **state)
     wc_lock_destroy (&lock);
 }
 
+/*  A data directory that cannot be made (its parent is not writable): the
+    error names that directory and the cause, not the LOCK file inside it
+    (before: "cannot create DIR/LOCK: Permission denied", which sends an
+    operator after a file that was never there). The parent's permissions
+    stop only a user that is not root; the fault layer stops anyone. */
+static void
+test_unwritable_parent (void **state)
+{
+    const char *dir = (const char *) *state;
+    char parent [256], data [300], why [512];
+    int err = 0;
+    snprintf (parent, sizeof parent, "%s/parent", dir);
+    snprintf (data, sizeof data, "%s/data", parent);
+    assert_int_equal (mkdir (parent, 0555), 0);
+    if (geteuid () != 0) {
+        assert_null (wc_lock_new (data, "x", &err, why, sizeof why));
+        assert_int_equal (err, WALCAST_EIO);
+        assert_non_null (strstr (why, data));
+        assert_non_null (strstr (why, "Permission denied"));
+        assert_null (strstr (why, "LOCK"));
+        //  Two levels missing: the one that cannot be made is named
+        snprintf (data, sizeof data, "%s/a/b", parent);
+        assert_null (wc_lock_new (data, "x", &err, why, sizeof why));
+        char first [300];
+        snprintf (first, sizeof first, "the directory %s/a: Permission denied", parent);
+        assert_non_null (strstr (why, first));
+        snprintf (data, sizeof data, "%s/data", parent);
+    }
+    assert_int_equal (chmod (parent, 0755), 0);
+    wc_vfs_fail (WC_VFS_MKDIR, 0, -1, EACCES);
+    assert_null (wc_lock_new (data, "x", &err, why, sizeof why));
+    wc_vfs_reset ();
+    assert_int_equal (err, WALCAST_EIO);
+    print_message ("%s\n", why);
+    char want [400];
+    snprintf (want, sizeof want, "cannot create the directory %s: Permission denied", data);
+    assert_non_null (strstr (why, want));
+    assert_null (strstr (why, "LOCK"));
+    //  A read-only file system the same way
+    wc_vfs_fail (WC_VFS_MKDIR, 0, -1, EROFS);
+    assert_null (wc_lock_new (data, "x", &err, why, sizeof why));
+    wc_vfs_reset ();
+    assert_non_null (strstr (why, "Read-only file system"));
+    assert_non_null (strstr (why, data));
+    //  The directory exists but cannot be written in: the directory is named
+    snprintf (data, sizeof data, "%s/ro", parent);
+    assert_int_equal (mkdir (data, 0755), 0);
+    wc_vfs_fail (WC_VFS_OPEN, 0, 1, EACCES);
+    assert_null (wc_lock_new (data, "x", &err, why, sizeof why));
+    wc_vfs_reset ();
+    print_message ("%s\n", why);
+    snprintf (want, sizeof want, "cannot write in the directory %s", data);
+    assert_non_null (strstr (why, want));
+    assert_non_null (strstr (why, "Permission denied"));
+    //  Once it can be made, the lock is taken
+    snprintf (data, sizeof data, "%s/data", parent);
+    wc_lock_t *lock = wc_lock_new (data, "x", &err, why, sizeof why);
+    assert_non_null (lock);
+    wc_lock_destroy (&lock);
+}
+
 int
 main (void)
 {
@@ -277,6 +338,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_stale_after_sigkill, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown (test_holder_without_line, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown (test_cannot_create, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown (test_unwritable_parent, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -61,8 +61,8 @@ test_pass_through (void **state)
 {
     (void) state;
     wc_vfs_reset ();
-    assert_int_equal (wc_vfs_mkdirs (s_path ("a/b/c"), 0755), 0);
-    assert_int_equal (wc_vfs_mkdirs (s_path ("a/b/c"), 0755), 0);    //  exists: fine
+    assert_int_equal (wc_vfs_mkdirs (s_path ("a/b/c"), 0755, NULL, 0), 0);
+    assert_int_equal (wc_vfs_mkdirs (s_path ("a/b/c"), 0755, NULL, 0), 0);    //  exists: fine
     assert_true (wc_vfs_count (WC_VFS_MKDIR) >= 3);
     int fd = s_open_file ("a/b/c/f");
     assert_int_equal (wc_vfs_pwrite (fd, "hello world", 11, 0), 11);
