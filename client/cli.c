@@ -157,6 +157,9 @@ s_remedy (int rc, const char *name)
         case WALCAST_EIO:
             return write ? "the write may or may not have been applied; see the "
                            "node's log" : "see the node's log";
+        case WALCAST_EWRITE:
+            return "the node's disk refuses writes (see the node's log); once it is "
+                   "writable again, send the write again";
         case WALCAST_EBUSY:
             return "retry later";
         case WALCAST_ESTALE:

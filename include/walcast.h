@@ -73,7 +73,9 @@ enum {
                                      asked confirmed it in time */
     WALCAST_EFEWREPLICAS = -17,   /* refused: fewer replicas than --min-replicas are current */
     WALCAST_EFENCED      = -18,   /* refused: from an older epoch than the node's */
-    WALCAST_EPERM        = -19    /* refused: the key's role does not allow it */
+    WALCAST_EPERM        = -19,   /* refused: the key's role does not allow it */
+    WALCAST_EWRITE       = -20    /* the node could not write its log (a read-only
+                                     or failing disk): the write was not made */
 };
 
 /*  Short name ("ENOTPRIMARY") and human message for an error code. Both
@@ -188,7 +190,9 @@ WALCAST_EXPORT void walcast_set_log (walcast_t *self, walcast_log_fn *fn, void *
     write's position. Keys are 1..1024 bytes, values 0..1 MiB (an empty
     key is WALCAST_EINVAL, a longer key or value WALCAST_ETOOBIG). With the
     handle's acks set (walcast_set_acks), WALCAST_ENOTREPLICATED says the
-    write is on the primary but not confirmed replicated. WALCAST_ETIMEOUT:
+    write is on the primary but not confirmed replicated. WALCAST_ENOSPC,
+    WALCAST_EWRITE: the node's disk is full, or refuses writes (read-only,
+    failing): it was not made, and the detail says why. WALCAST_ETIMEOUT:
     it was sent and not answered, so it may or may not have been made;
     WALCAST_EUNAVAILABLE: it was not made (no primary found, or no
     connection to it within the timeout: the detail says which). */
@@ -321,15 +325,16 @@ WALCAST_EXPORT int walcast_forget (walcast_t *self, const char *node_id);
                              N"; pos when the answer said it): durable on
                              the primary, not confirmed replicated;
       WALCAST_WRITE_FAILED   the node refused it (err ENOTPRIMARY, ENOSPC,
-                             EFENCED, ...): it was not applied;
+                             EWRITE, EFENCED, ...): it was not applied;
       WALCAST_WRITE_UNKNOWN  it was sent and no answer came (err ETIMEOUT:
                              the timeout, plus its ack timeout, passed
                              since it was sent, even with later writes
                              answered (the node restarted at once, say);
                              or another call on the same connection
                              timed out and reset it), or
-                             the node could not tell (EIO: a failed
-                             fsync): it may or may not have been applied.
+                             the node could not tell (EIO, from a node
+                             before 0.8 whose log failed): it may or may
+                             not have been applied.
 
     Outcomes are handed to the outcome function in submission order, from
     inside walcast_put_async, walcast_del_async, walcast_flush and
@@ -350,7 +355,7 @@ WALCAST_EXPORT int walcast_forget (walcast_t *self, const char *node_id);
     walcast_flush when you stop writing. A batch is committed in order:
     when the primary refuses a write of it (disk full), the later writes
     of the same batch are refused with it, with the same error (FAILED;
-    UNKNOWN for EIO, as for a write alone).
+    UNKNOWN for an older node's EIO, as for a write alone).
 
     Async writes ask for the acks the handle's walcast_set_acks set when
     they were sent. They are not resent: one refused as not the primary

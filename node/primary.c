@@ -16,7 +16,8 @@
 
     If the log cannot be written (disk full...), the engine keeps exactly
     the prefix it wrote: those writes stand and are acknowledged, the rest
-    are refused with the cause (ENOSPC or EIO), and the node stays up for
+    are refused with the cause (ENOSPC, or EWRITE for any other failure:
+    a read-only file system, EIO), and the node stays up for
     reads and for later writes, which succeed as soon as the cause is gone.
 */
 #include "buffer.h"
@@ -64,7 +65,7 @@ struct wc_primary {
     uint64_t        commits;    /* batches committed */
     uint64_t        refused;    /* writes refused because the log failed */
     uint64_t        unconfirmed;    /* writes answered ENOTREPLICATED */
-    char            detail [WC_MAX_ADDR + 64];  /* wc_primary_detail's */
+    char            detail [WC_MAX_ADDR + 256]; /* wc_primary_detail's */
 };
 
 wc_primary_t *
@@ -202,6 +203,18 @@ s_stage_batch (wc_primary_t *self, wc_request_t *req, uint64_t ts_ms)
     return rc;
 }
 
+/*  The refusal of a write the log could not take (rc from a commit or
+    from beginning the epoch): a full disk is ENOSPC; anything else
+    (a read-only file system, EIO, no descriptor) is EWRITE. Either way
+    the write was not made (the engine keeps exactly the prefix it
+    wrote), and the client is told so: EIO would read as "may or may not
+    have been applied". */
+static int
+s_log_refusal (int rc)
+{
+    return rc == WALCAST_ENOSPC ? WALCAST_ENOSPC : WALCAST_EWRITE;
+}
+
 /*  A batch the commit took only a part of: the rest is refused with rc;
     none of it, the whole batch is. */
 static void
@@ -253,7 +266,7 @@ wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n)
         wc_request_t *req = &reqs [i];
         if (!wc_request_is_write (req) || req->seq <= written)
             continue;
-        int why = rc == WALCAST_ENOSPC ? WALCAST_ENOSPC : WALCAST_EIO;
+        int why = s_log_refusal (rc);
         if (req->msg.type == WC_MSG_WRITE_BATCH) {
             uint64_t first = req->seq - req->taken + 1;
             uint32_t kept = written >= first ? (uint32_t) (written - first + 1) : 0;
@@ -499,7 +512,7 @@ wc_primary_refusal (wc_primary_t *self)
     if (wc_role_diverged (node))
         return WALCAST_EUNAVAILABLE;
     if (node->candidate && node->begin_rc)
-        return node->begin_rc;          /* its epoch could not begin: a full disk */
+        return s_log_refusal (node->begin_rc);  /* its epoch could not begin */
     if (node->candidate || self->handover [0])
         return WALCAST_ENOTPRIMARY;
     if (node->cfg.min_replicas > 0
@@ -516,6 +529,9 @@ wc_primary_detail (wc_primary_t *self, int rc)
     self->detail [0] = '\0';
     if (rc == WALCAST_ENOTPRIMARY)
         snprintf (self->detail, sizeof self->detail, "%s", self->handover_addr);
+    else
+    if (rc == WALCAST_EWRITE)           /* the cause: "...: Read-only file system" */
+        wc_engine_stalled (node->engine, self->detail, sizeof self->detail);
     else
     if (rc == WALCAST_EFEWREPLICAS)
         snprintf (self->detail, sizeof self->detail, "current=%u of %u",

@@ -55,9 +55,13 @@ void wc_primary_on_ack (wc_primary_t *self, const wc_msg_t *ack);
 /*  Why writes are refused now (0: they are not): EFENCED once an ACK
     showed a newer epoch, EUNAVAILABLE when the node diverged,
     ENOTPRIMARY while the node waits for the broker or hands over, or
-    EFEWREPLICAS while fewer than --min-replicas replicas are current.
+    EFEWREPLICAS while fewer than --min-replicas replicas are current,
+    ENOSPC or EWRITE while the epoch cannot begin (its history cannot be
+    written).
     wc_primary_detail is the refusal's detail: the switchover target's
-    HOST:PORT (or "") for ENOTPRIMARY, "current=C of K" for EFEWREPLICAS. */
+    HOST:PORT (or "") for ENOTPRIMARY, "current=C of K" for EFEWREPLICAS,
+    the log's failure ("cannot write wal-...: Read-only file system") for
+    EWRITE. */
 int wc_primary_refusal (wc_primary_t *self);
 const char *wc_primary_detail (wc_primary_t *self, int rc);
 bool wc_primary_fenced (const wc_primary_t *self);

@@ -40,7 +40,10 @@ static const s_error_t s_errors [] = {
     { WALCAST_EFEWREPLICAS, "EFEWREPLICAS",
       "refused: fewer replicas than the primary requires are current" },
     { WALCAST_EFENCED,      "EFENCED",      "refused: it comes from an older epoch" },
-    { WALCAST_EPERM,        "EPERM",        "refused: the key's role does not allow it" }
+    { WALCAST_EPERM,        "EPERM",        "refused: the key's role does not allow it" },
+    { WALCAST_EWRITE,       "EWRITE",
+      "the node could not write its log (a read-only or failing disk); the write was "
+      "not made" }
 };
 
 #define S_NERRORS (sizeof s_errors / sizeof s_errors [0])

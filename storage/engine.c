@@ -1061,7 +1061,7 @@ s_stall (wc_engine_t *self, int rc, uint64_t first, uint64_t last)
                   (unsigned long long) last, self->stall_why,
                   rc == WALCAST_ENOSPC
                   ? "writes are refused (ENOSPC) until space returns; reads go on"
-                  : "writes are refused (EIO) until the log can be written; reads go on");
+                  : "writes are refused (EWRITE) until the log can be written; reads go on");
 }
 
 static void

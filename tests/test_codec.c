@@ -4018,7 +4018,8 @@ static const int s_codes [] = {
     WALCAST_ETOOBIG, WALCAST_ENOTFOUND, WALCAST_ENOTPRIMARY, WALCAST_ETIMEOUT,
     WALCAST_EIO, WALCAST_ENOMEM, WALCAST_ERANGE, WALCAST_EUNAVAILABLE,
     WALCAST_EBUSY, WALCAST_ESTALE, WALCAST_ENOSPC, WALCAST_ECONFLICT,
-    WALCAST_ENOTREPLICATED, WALCAST_EFEWREPLICAS, WALCAST_EFENCED, WALCAST_EPERM
+    WALCAST_ENOTREPLICATED, WALCAST_EFEWREPLICAS, WALCAST_EFENCED, WALCAST_EPERM,
+    WALCAST_EWRITE
 };
 #define S_NCODES (sizeof s_codes / sizeof s_codes [0])
 
@@ -4044,7 +4045,8 @@ test_error_names (void **state)
     assert_string_equal (walcast_errname (WALCAST_EFEWREPLICAS), "EFEWREPLICAS");
     assert_string_equal (walcast_errname (WALCAST_EFENCED), "EFENCED");
     assert_string_equal (walcast_errname (WALCAST_EPERM), "EPERM");
-    assert_string_equal (walcast_errname (-20), "EUNKNOWN");
+    assert_string_equal (walcast_errname (WALCAST_EWRITE), "EWRITE");
+    assert_string_equal (walcast_errname (-21), "EUNKNOWN");
     assert_string_equal (walcast_errname (1), "EUNKNOWN");
     assert_string_equal (walcast_strerror (-1000), "unknown error");
 }
@@ -4073,7 +4075,10 @@ test_error_wire (void **state)
     //  EPERM is 19 (issue 9)
     assert_int_equal (wc_err_to_wire (WALCAST_EPERM), 19);
     assert_int_equal (wc_err_from_wire (19), WALCAST_EPERM);
-    assert_int_equal (wc_err_from_wire (20), WALCAST_EPROTO);
+    //  EWRITE is 20 (walcast 0.8)
+    assert_int_equal (wc_err_to_wire (WALCAST_EWRITE), 20);
+    assert_int_equal (wc_err_from_wire (20), WALCAST_EWRITE);
+    assert_int_equal (wc_err_from_wire (21), WALCAST_EPROTO);
     assert_int_equal (wc_err_from_wire (1000), WALCAST_EPROTO);
     assert_int_equal (wc_err_from_wire (UINT64_MAX), WALCAST_EPROTO);
     assert_int_equal (wc_err_from_wire ((uint64_t) 1 << 32 | 6), WALCAST_EPROTO);

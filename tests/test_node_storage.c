@@ -485,7 +485,7 @@ test_disk_full_primary (void **state)
         n++;
         assert_true (cluster_now_ms () < deadline);
     }
-    assert_int_equal (rc, WALCAST_EIO);
+    assert_int_equal (rc, WALCAST_EWRITE);  //  not made: no descriptor, no write
     int emfile_refused = n;
     assert_int_equal (cluster_set_faults (c, p, ""), 0);
     n++;
@@ -677,6 +677,62 @@ test_always_durable (void **state)
     cluster_pass (c);
 }
 
+static void
+s_on_outcome (void *arg, const walcast_outcome_t *o)
+{
+    *(walcast_outcome_t *) arg = *o;
+}
+
+/*  A disk that turned read-only (a file system remounted after errors):
+    the primary cannot write its log, refuses each write, and says that
+    the write was not made. Before, the refusal was EIO, which the client
+    reads as "may or may not have been applied" (an async write was
+    UNKNOWN) although the node knew it had written nothing. */
+static void
+test_read_only_disk (void **state)
+{
+    cluster_t *c = s_cluster (state);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    cluster_use_faults (c, p);
+    s_start (c, p);
+    walcast_t *client = s_client (c, p);
+    s_write (client, 0, 10);
+    assert_int_equal (cluster_set_faults (c, p, "write EROFS\n"), 0);
+    int n = 10, rc;
+    int64_t deadline = cluster_now_ms () + WAIT_MS;
+    while ((rc = s_put (client, n)) == 0) {     //  until the file is read
+        n++;
+        assert_true (cluster_now_ms () < deadline);
+    }
+    print_message ("put: %s (%s)\n", walcast_errname (rc), walcast_strerror (rc));
+    assert_int_equal (rc, WALCAST_EWRITE);
+    assert_non_null (strstr (walcast_strerror (rc), "not made"));
+    //  An async write: FAILED, not UNKNOWN
+    walcast_outcome_t outcome = { .state = -1 };
+    walcast_set_outcome_fn (client, s_on_outcome, &outcome);
+    char key [32];
+    cluster_key (n + 1, key, sizeof key);
+    assert_int_equal (walcast_put_async (client, key, strlen (key), "v", 1, 7), 0);
+    assert_int_equal (walcast_flush (client, NULL, NULL), WALCAST_EWRITE);
+    assert_int_equal (outcome.tag, 7);
+    assert_int_equal (outcome.state, WALCAST_WRITE_FAILED);
+    assert_int_equal (outcome.err, WALCAST_EWRITE);
+    //  Writable again: writes resume, and neither refused write is there
+    assert_int_equal (cluster_set_faults (c, p, ""), 0);
+    deadline = cluster_now_ms () + WAIT_MS;
+    while (s_put (client, n + 2) != 0)
+        assert_true (cluster_now_ms () < deadline);
+    for (int k = n; k <= n + 1; k++) {
+        cluster_key (k, key, sizeof key);
+        void *value = NULL;
+        size_t len;
+        assert_int_equal (walcast_get (client, key, strlen (key), &value, &len, NULL),
+                          WALCAST_ENOTFOUND);
+    }
+    walcast_destroy (&client);
+    cluster_pass (c);
+}
+
 /*  A failed fsync: what reached the disk is unknown, so the node stops
     (after saying why) rather than go on; a restart replays what did. */
 static void
@@ -721,6 +777,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_disk_full_replica_short, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_always_durable, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_failed_fsync_stops, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_read_only_disk, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
