@@ -18,6 +18,8 @@
     - the broker shows each region's node up, then after a SIGKILL of the
       primary one failover, eu's node down, and the promoted replica
       shows the primary role;
+    - a replica stopped and forgotten at the broker (`walcast forget`)
+      leaves the primary's /metrics within seconds;
     - a --metrics-port that is taken stops the node at start with a line
       that names the port and says it is in use.
     Every wait polls against a deadline.
@@ -411,6 +413,73 @@ test_scrape (void **state)
     cluster_pass (c);
 }
 
+/*  A replica removed for good (stopped, then `walcast forget` at the
+    broker) leaves the primary's /metrics within seconds: before, its lag
+    series stayed, its seconds growing, until the primary restarted,
+    since the primary never heard of the forget. The replica still there
+    keeps its series. */
+static void
+test_forgotten_replica (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    assert_non_null (c);
+    int p_port = cluster_spare_port (c);
+    assert_int_equal (cluster_broker_start (c, 1000), 0);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    int r1 = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    int r2 = cluster_add (c, "r2", cluster_addr (c, p), NULL);
+    char p_flag [16];
+    s_metrics_flag (c, p, p_port, p_flag, sizeof p_flag);
+    int all [] = { p, r1, r2 };
+    for (int k = 0; k < 3; k++) {
+        cluster_set_broker (c, all [k], true);
+        assert_int_equal (cluster_start (c, all [k]), 0);
+    }
+    for (int k = 0; k < 3; k++)
+        assert_int_equal (cluster_wait_ready (c, all [k], WAIT_MS), 0);
+    free (s_until (p_port, "walcast_role{role=\"primary\"}", 1));
+    assert_int_equal (cluster_load (c, p, 0, 100, 1, NULL), 0);
+    assert_int_equal (cluster_wait_converged (c, all, 3, 0, WAIT_MS, NULL, NULL), 0);
+    free (s_until (p_port, "walcast_replica_lag_entries{replica=\"r2\"}", 0));
+
+    //  r2 goes for good: stopped, then forgotten once the broker saw it down
+    assert_int_equal (cluster_kill (c, r2), 0);
+    walcast_t *h = cluster_broker_client (c, 5000);
+    assert_non_null (h);
+    int64_t deadline = cluster_now_ms () + WAIT_MS;
+    int rc;
+    while ((rc = walcast_forget (h, "r2")) == WALCAST_ECONFLICT) {
+        assert_true (cluster_now_ms () < deadline);
+        cluster_nap_ms (100);
+    }
+    assert_int_equal (rc, 0);
+    walcast_destroy (&h);
+    int64_t forgotten = cluster_now_ms ();
+    char *text = NULL;
+    for (;;) {
+        text = s_scrape (p_port);
+        if (text && isnan (s_value (text, "walcast_replica_lag_seconds{replica=\"r2\"}")))
+            break;
+        if (cluster_now_ms () - forgotten > 10000)
+            fail_msg ("r2's lag series still on the primary 10 s after the forget");
+        free (text);
+        cluster_nap_ms (100);
+    }
+    print_message ("r2's series gone %lld ms after the forget\n",
+                   (long long) (cluster_now_ms () - forgotten));
+    assert_true (isnan (s_value (text, "walcast_replica_lag_entries{replica=\"r2\"}")));
+    assert_false (isnan (s_value (text, "walcast_replica_lag_entries{replica=\"r1\"}")));
+    free (text);
+    //  and it stays gone; r1, still there, keeps its series
+    assert_int_equal (cluster_load (c, p, 100, 10, 1, NULL), 0);
+    free (s_until (p_port, "walcast_replica_lag_entries{replica=\"r1\"}", 0));
+    text = s_scrape (p_port);
+    assert_non_null (text);
+    assert_true (isnan (s_value (text, "walcast_replica_lag_seconds{replica=\"r2\"}")));
+    free (text);
+    cluster_pass (c);
+}
+
 /*  A primary p1 with /metrics on port, serving. */
 static void
 s_metrics_primary (cluster_t *c, int port)
@@ -604,6 +673,7 @@ main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_scrape, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_forgotten_replica, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_busy_port, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_idle_connections, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_refused_read_counted, s_setup, s_teardown),
