@@ -756,7 +756,9 @@ s_timers (wc_broker_t *self)
             .refused = self->refused, .bad_messages = self->bad_messages,
             .refused_eperm = self->refused_eperm, .refused_eproto = self->refused_eproto,
             .refused_connections = wc_sock_curve () ? wc_curve_refused (wc_sock_curve ())
-                                                    : 0 };
+                                                    : 0,
+            .dropped_handshakes = wc_sock_curve () ? wc_curve_dropped (wc_sock_curve ())
+                                                   : 0 };
         int64_t due = now + wc_scrape_tick (self->scrape, self->directory, &counts, now);
         next = due < next ? due : next;
     }

@@ -51,6 +51,10 @@ wc_scrape_new (const char *bind, int port, char *why, size_t why_size)
     ||  wc_metrics_family (m, "walcast_broker_refused_connections_total",
                            WC_METRIC_COUNTER, "Connections refused at the CURVE "
                            "handshake (no keys, or a key not trusted).", NULL, NULL, 0)
+    ||  wc_metrics_family (m, "walcast_broker_handshakes_dropped_total",
+                           WC_METRIC_COUNTER, "CURVE handshakes that failed because the "
+                           "connection closed or timed out before they completed (peers "
+                           "that went away or gave up: not refusals).", NULL, NULL, 0)
     ||  wc_metrics_family (m, "walcast_broker_bad_messages_total", WC_METRIC_COUNTER,
                            "Malformed or unexpected messages, dropped or refused.",
                            NULL, NULL, 0))
@@ -123,6 +127,8 @@ wc_scrape_tick (wc_scrape_t *self, wc_directory_t *dir, const wc_scrape_counts_t
                    (double) counts->refused_eproto);
     wc_metric_set (wc_metrics_series (m, "walcast_broker_refused_connections_total",
                                       NULL), (double) counts->refused_connections);
+    wc_metric_set (wc_metrics_series (m, "walcast_broker_handshakes_dropped_total",
+                                      NULL), (double) counts->dropped_handshakes);
     char *text = NULL;
     size_t len = 0;
     if (wc_metrics_render (m, &text, &len) != 0

@@ -24,6 +24,7 @@ typedef struct {
     uint64_t refused_eperm;     /* CURVE: requests beyond the key's role */
     uint64_t refused_eproto;    /* CURVE: a node_info with a key not its own */
     uint64_t refused_connections;   /* CURVE: handshakes refused */
+    uint64_t dropped_handshakes;    /* CURVE: handshakes the connection ended */
 } wc_scrape_counts_t;
 
 /*  Serve /metrics on bind:port. NULL on failure, with the reason in why. */

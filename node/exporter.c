@@ -65,6 +65,9 @@ static const s_family_t s_families [] = {
       "a peer that does not read its replies).", NULL, 0 },
     { "walcast_refused_connections_total", WC_METRIC_COUNTER, NULL,
       "Connections refused at the CURVE handshake (no keys, or a key not trusted).", NULL, 0 },
+    { "walcast_handshakes_dropped_total", WC_METRIC_COUNTER, NULL,
+      "CURVE handshakes that failed because the connection closed or timed out before "
+      "they completed (peers that went away or gave up: not refusals).", NULL, 0 },
     { "walcast_refused_subscriptions_total", WC_METRIC_COUNTER, NULL,
       "Stream subscriptions refused: their key has no role (CURVE).", NULL, 0 },
     { "walcast_replica_lag_entries", WC_METRIC_GAUGE, s_replica,
@@ -169,6 +172,8 @@ s_update_counts (wc_exporter_t *self)
     wc_curve_t *curve = wc_sock_curve ();
     s_set (self, "walcast_refused_connections_total", NULL,
            curve ? (double) wc_curve_refused (curve) : 0);
+    s_set (self, "walcast_handshakes_dropped_total", NULL,
+           curve ? (double) wc_curve_dropped (curve) : 0);
     s_set (self, "walcast_refused_subscriptions_total", NULL,
            (double) wc_publisher_refused (self->node->stream));
 }

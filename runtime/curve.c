@@ -15,7 +15,16 @@
 
     The monitor thread owns one PAIR socket per watched server socket,
     connected to that socket's libzmq monitor endpoint; it only logs and
-    counts, so it shares nothing with the owner but an atomic counter.
+    counts, so it shares nothing with the owner but atomic counters. It
+    tells a refusal from a dropped handshake: libzmq reports a peer it
+    refused (ZAP said no: HANDSHAKE_FAILED_AUTH) or one that spoke
+    wrongly (no CURVE, another server key, a malformed handshake:
+    HANDSHAKE_FAILED_PROTOCOL), and, as HANDSHAKE_FAILED_NO_DETAIL with
+    an errno, a connection that closed or timed out before its handshake
+    completed. Those come by the dozen when this process was paused
+    (SIGSTOP) or its peers restarted: the connections clients opened and
+    gave up on meanwhile. They say nothing about keys, so they are
+    counted apart and summed up in one line that does not blame them.
 */
 #include <dirent.h>
 #include <errno.h>
@@ -30,7 +39,7 @@
 #include "sock.h"
 #include "walcast.h"
 
-/*  The refusals to log, and MONITOR_STOPPED: libzmq sends that one only
+/*  The failed handshakes, and MONITOR_STOPPED: libzmq sends that one only
     when asked, and without it the monitor thread would never learn that a
     watched socket closed and would keep its PAIR socket for ever. */
 #define S_MONITOR_EVENTS (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL \
@@ -45,16 +54,22 @@ typedef struct {
     char name [NAME_MAX + 1];           /* its certificate's file name */
 } s_peer_t;
 
+/*  What the monitor thread counts, for the owner's metrics. */
+typedef struct {
+    atomic_uint_fast64_t refused;       /* handshakes refused (AUTH, PROTOCOL) */
+    atomic_uint_fast64_t dropped;       /* handshakes the connection ended */
+} s_counts_t;
+
 struct wc_curve {
     wc_certs_keys_t keys;
     char trust [PATH_MAX];
     zactor_t *auth;                     /* our ZAP handler (s_zap_actor) */
-    zactor_t *monitor;                  /* logs refused handshakes */
+    zactor_t *monitor;                  /* logs failed handshakes */
     zhashx_t *peers;                    /* public key (Z85) -> s_peer_t */
     uint64_t signature;                 /* of the role folders, at the last read */
     int64_t next_look_ms;               /* wc_curve_tick's next look */
     unsigned watched;                   /* sockets handed to the monitor */
-    atomic_uint_fast64_t refused;
+    s_counts_t counts;                  /* the monitor's, read by the owner */
 };
 
 static int s_zap_trust (zactor_t *auth, const char *trust);     /* the ZAP handler */
@@ -516,35 +531,80 @@ s_zap_trust (zactor_t *auth, const char *trust)
 
 /* --- the monitor ------------------------------------------------------------ */
 
-/*  Why a handshake failed, from a monitor event. */
+/*  Why a handshake was refused, from a monitor event. */
 static const char *
 s_failure (uint16_t event, uint32_t value)
 {
     if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
         return value == 400 ? "its key is not trusted (not under --curve-trust)"
                             : "authentication failed";
-    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
-        return value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
-               ? "it does not speak CURVE (a client without keys?)"
-               : "its CURVE handshake is malformed or uses another server key";
-    return "the handshake failed (a client without CURVE keys, or one that uses "
-           "another server key)";
+    if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+        return "it does not speak CURVE (a client without keys?)";
+    if ((value & 0xf0000000u) == ZMQ_PROTOCOL_ERROR_ZAP_UNSPECIFIED)
+        return "our authentication handler's answer was not understood";
+    return "its CURVE handshake is malformed or uses another server key";
 }
+
+/*  A dropped handshake is summed up once the first is this old, and a
+    socket's next such line waits this long after the last. */
+#define S_DROPPED_WINDOW_MS     1000
+#define S_DROPPED_EVERY_MS      10000
 
 /*  A watched socket's monitor, in the monitor thread. A peer that keeps
     reconnecting is refused every ~100 ms: one line a second per socket
-    says so, with how many it stands for. */
+    says so, with how many it stands for. Dropped handshakes are only
+    summed up: one line when the first is a second old, then at most one
+    every 10 s, with how many, and the last one's errno. */
 typedef struct {
     zsock_t *pair;
     char     name [32];
-    int64_t  logged_ms;             /* when the last line was written */
+    char     addr [64];             /* the socket's endpoint, as the monitor said */
+    int64_t  logged_ms;             /* when the last refusal line was written */
     uint64_t unlogged;              /* refusals since, not logged */
+    int64_t  dropped_logged_ms;     /* when the last dropped line was written */
+    int64_t  dropped_first_ms;      /* the first not summed up yet; 0: none */
+    uint64_t dropped;               /* dropped handshakes not summed up */
+    int      dropped_errno;         /* the last one's */
 } s_watch_t;
 
-/*  Log one event from a watched socket's monitor. False when the
-    monitor stopped (the socket was closed). */
+/*  When watch's dropped handshakes are due to be summed up (0: none). */
+static int64_t
+s_dropped_due (const s_watch_t *watch)
+{
+    if (!watch->dropped)
+        return 0;
+    int64_t due = watch->dropped_first_ms + S_DROPPED_WINDOW_MS;
+    int64_t next = watch->dropped_logged_ms ? watch->dropped_logged_ms + S_DROPPED_EVERY_MS
+                                            : 0;
+    return due > next ? due : next;
+}
+
+/*  Sum up watch's dropped handshakes when due, or at once when now is 0
+    (the socket closed). */
+static void
+s_dropped_flush (s_watch_t *watch, int64_t now)
+{
+    if (!watch->dropped || (now && now < s_dropped_due (watch)))
+        return;
+    if (!now)
+        now = zclock_mono ();
+    wc_log_info ("handshakes dropped on the %s socket (%s): %llu connections closed or "
+                 "timed out before their handshake completed, in the last %.1f s (their "
+                 "peers went away or gave up waiting, as after this process was paused "
+                 "or busy, or a peer restarted; not an authentication refusal); the "
+                 "last: %s", watch->name, watch->addr [0] ? watch->addr : "?",
+                 (unsigned long long) watch->dropped,
+                 (double) (now - watch->dropped_first_ms) / 1000.0,
+                 watch->dropped_errno ? strerror (watch->dropped_errno) : "no answer in time");
+    watch->dropped_logged_ms = now;
+    watch->dropped = 0;
+    watch->dropped_first_ms = 0;
+}
+
+/*  Log or count one event from a watched socket's monitor. False when
+    the monitor stopped (the socket was closed). */
 static bool
-s_monitor_event (s_watch_t *watch, atomic_uint_fast64_t *refused)
+s_monitor_event (s_watch_t *watch, s_counts_t *counts)
 {
     zsock_t *pair = watch->pair;
     zframe_t *head = zframe_recv (pair);
@@ -555,11 +615,24 @@ s_monitor_event (s_watch_t *watch, atomic_uint_fast64_t *refused)
         uint32_t value;
         memcpy (&event, zframe_data (head), 2);
         memcpy (&value, zframe_data (head) + 2, 4);
+        int64_t now = zclock_mono ();
+        if (addr && addr [0])
+            snprintf (watch->addr, sizeof watch->addr, "%s", addr);
         if (event == ZMQ_EVENT_MONITOR_STOPPED)
             live = false;
+        else
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+            //  The connection ended (value: EPIPE when the peer closed
+            //  it, ECONNRESET...) or the handshake timed out (value:
+            //  whatever errno was then, EAGAIN mostly)
+            atomic_fetch_add (&counts->dropped, 1);
+            if (!watch->dropped)
+                watch->dropped_first_ms = now;
+            watch->dropped++;
+            watch->dropped_errno = (int) value == EAGAIN ? 0 : (int) value;
+        }
         else {
-            atomic_fetch_add (refused, 1);
-            int64_t now = zclock_mono ();
+            atomic_fetch_add (&counts->refused, 1);
             if (now - watch->logged_ms >= 1000) {
                 wc_log_warn ("refused a connection on the %s socket (%s): %s (%llu more "
                              "refused since the last such line)", watch->name,
@@ -576,7 +649,6 @@ s_monitor_event (s_watch_t *watch, atomic_uint_fast64_t *refused)
     zstr_free (&addr);
     return live;
 }
-
 
 static void
 s_watch_free (void **item)
@@ -614,38 +686,59 @@ s_monitor_command (zsock_t *pipe, zpoller_t *poller, zhashx_t *watches)
     return go_on;
 }
 
-/*  The monitor thread: logs what the watched sockets refuse. */
+/*  Sum up the dropped handshakes that are due; the ms until the next
+    are, or -1 when none is pending. */
+static int
+s_dropped_tick (zhashx_t *watches)
+{
+    int64_t now = zclock_mono (), next = 0;
+    for (s_watch_t *w = (s_watch_t *) zhashx_first (watches); w;
+         w = (s_watch_t *) zhashx_next (watches)) {
+        s_dropped_flush (w, now);
+        int64_t due = s_dropped_due (w);
+        if (due && (!next || due < next))
+            next = due;
+    }
+    return next ? (int) (next > now ? next - now : 0) : -1;
+}
+
+/*  The monitor thread: logs what the watched sockets refuse, and sums
+    up the handshakes their connections dropped. */
 static void
 s_monitor_actor (zsock_t *pipe, void *arg)
 {
     s_thread_start ("wc-curve-mon");
-    atomic_uint_fast64_t *refused = (atomic_uint_fast64_t *) arg;
+    s_counts_t *counts = (s_counts_t *) arg;
     zpoller_t *poller = zpoller_new (pipe, NULL);
     zhashx_t *watches = zhashx_new ();     /* endpoint -> s_watch_t */
     if (watches)
         zhashx_set_destructor (watches, s_watch_free);
     zsock_signal (pipe, 0);
+    int wait_ms = -1;
     while (poller && watches) {
-        zsock_t *which = (zsock_t *) zpoller_wait (poller, -1);
+        zsock_t *which = (zsock_t *) zpoller_wait (poller, wait_ms);
         if (which == pipe) {
             if (!s_monitor_command (pipe, poller, watches))
                 break;
-            continue;
         }
+        else
         if (!which) {
-            if (s_poll_ended ())
+            if (!zpoller_expired (poller) && s_poll_ended ())
                 break;
-            continue;
         }
-        for (s_watch_t *w = (s_watch_t *) zhashx_first (watches); w;
-             w = (s_watch_t *) zhashx_next (watches))
-            if (w->pair == which) {
-                if (!s_monitor_event (w, refused)) {
-                    zpoller_remove (poller, which);
-                    zhashx_delete (watches, zhashx_cursor (watches));
+        else {
+            for (s_watch_t *w = (s_watch_t *) zhashx_first (watches); w;
+                 w = (s_watch_t *) zhashx_next (watches))
+                if (w->pair == which) {
+                    if (!s_monitor_event (w, counts)) {
+                        s_dropped_flush (w, 0);
+                        zpoller_remove (poller, which);
+                        zhashx_delete (watches, zhashx_cursor (watches));
+                    }
+                    break;
                 }
-                break;
-            }
+        }
+        wait_ms = s_dropped_tick (watches);
     }
     zhashx_destroy (&watches);
     zpoller_destroy (&poller);
@@ -675,7 +768,7 @@ wc_curve_new (const char *cert_path, const char *trust_dir, char *why, size_t wh
     self->signature = s_signature (trust_dir);
     self->peers = s_load_peers (trust_dir);
     self->auth = zactor_new (s_zap_actor, NULL);
-    self->monitor = zactor_new (s_monitor_actor, &self->refused);
+    self->monitor = zactor_new (s_monitor_actor, &self->counts);
     if (!self->peers || !self->auth || !self->monitor
     ||  s_zap_trust (self->auth, trust_dir) != 0) {
         snprintf (why, why_size, "cannot start CURVE authentication (another ZAP "
@@ -752,5 +845,11 @@ wc_curve_serve (wc_curve_t *self, zsock_t *sock, const char *name)
 uint64_t
 wc_curve_refused (wc_curve_t *self)
 {
-    return atomic_load (&self->refused);
+    return atomic_load (&self->counts.refused);
+}
+
+uint64_t
+wc_curve_dropped (wc_curve_t *self)
+{
+    return atomic_load (&self->counts.dropped);
 }

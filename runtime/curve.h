@@ -25,7 +25,11 @@
     - a thread that watches the bound sockets' handshake failures (libzmq
       socket monitors) and logs each refused connection with its address
       and the reason (a client without CURVE, a key not trusted), and
-      counts them.
+      counts them. A handshake whose connection closed or timed out before
+      it completed (a client that gave up while this process was paused,
+      a peer that restarted) is no refusal: those are counted apart and
+      summed up, at most one line per socket every 10 s, in words that
+      do not blame keys.
 
     One per process: the ZAP handler serves every socket of czmq's
     context (libzmq asks inproc://zeromq.zap.01 of the context).
@@ -96,5 +100,9 @@ void wc_curve_refresh_soon (wc_curve_t *self);
 
 /*  Connections refused at the handshake so far (any socket). */
 uint64_t wc_curve_refused (wc_curve_t *self);
+
+/*  Handshakes that failed so far because their connection closed or
+    timed out before they completed (any socket): not refusals. */
+uint64_t wc_curve_dropped (wc_curve_t *self);
 
 #endif

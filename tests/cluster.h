@@ -52,7 +52,7 @@
 #include "walcast.h"
 
 #define CLUSTER_MAX_NODES   6
-#define CLUSTER_MAX_EXTRA   8             /* extra flags per node */
+#define CLUSTER_MAX_EXTRA   12            /* extra flags per node */
 #define CLUSTER_VALUE_LEN   100           /* bytes of a generated value */
 
 typedef struct cluster cluster_t;

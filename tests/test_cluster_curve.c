@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -37,6 +38,7 @@ typedef struct {
     char trust [512];               /* the trust folder */
     int  p, r1, r2;                 /* node indexes */
     int  p_metrics, broker_metrics; /* their --metrics-port */
+    int  r2_metrics;                /* r2's --metrics-port */
 } s_world_t;
 
 /*  keys/NAME (public) or keys/NAME_secret. */
@@ -84,18 +86,27 @@ s_keygen (s_world_t *w, const char *name)
 }
 
 /*  A node's flags: its key pair, the trust folder, the broker's key,
-    and for a replica its primary's key. */
+    for a replica its primary's key, and its --metrics-port when
+    metrics_port is not 0. */
 static void
-s_node_flags (s_world_t *w, int i, const char *key, bool replica)
+s_node_flags (s_world_t *w, int i, const char *key, bool replica, int metrics_port)
 {
     char metrics [16];
-    snprintf (metrics, sizeof metrics, "%d", w->p_metrics);
-    const char *args [] = {
+    snprintf (metrics, sizeof metrics, "%d", metrics_port);
+    const char *args [9] = {
         "--curve-cert", s_key (w, key, true), "--curve-trust", w->trust,
-        "--curve-broker", s_key (w, "broker", false),
-        replica ? "--curve-server" : "--metrics-port",
-        replica ? s_key (w, "p", false) : metrics, NULL
+        "--curve-broker", s_key (w, "broker", false), NULL
     };
+    int n = 6;
+    if (replica) {
+        args [n++] = "--curve-server";
+        args [n++] = s_key (w, "p", false);
+    }
+    if (metrics_port) {
+        args [n++] = "--metrics-port";
+        args [n++] = metrics;
+    }
+    args [n] = NULL;
     cluster_set_extra (w->c, i, args);
     cluster_set_broker (w->c, i, true);
 }
@@ -140,6 +151,7 @@ s_setup (void **state)
 
     w->p_metrics = cluster_spare_port (w->c);
     w->broker_metrics = w->p_metrics + 1;
+    w->r2_metrics = w->p_metrics + 2;
     char broker_metrics [16];
     snprintf (broker_metrics, sizeof broker_metrics, "%d", w->broker_metrics);
     const char *broker_flags [] = { "--curve-cert", s_key (w, "broker", true),
@@ -149,9 +161,9 @@ s_setup (void **state)
     w->p = cluster_add (w->c, "p", NULL, "never");
     w->r1 = cluster_add (w->c, "r1", cluster_addr (w->c, w->p), "never");
     w->r2 = cluster_add (w->c, "r2", cluster_addr (w->c, w->p), "never");
-    s_node_flags (w, w->p, "p", false);
-    s_node_flags (w, w->r1, "r1", true);
-    s_node_flags (w, w->r2, "r2", true);
+    s_node_flags (w, w->p, "p", false, w->p_metrics);
+    s_node_flags (w, w->r1, "r1", true, 0);
+    s_node_flags (w, w->r2, "r2", true, w->r2_metrics);
     cluster_set_curve (w->c, s_key (w, "writer", true), s_key (w, "broker", false));
     cluster_set_node_curve (w->c, w->p, s_key (w, "p", false));
     cluster_set_node_curve (w->c, w->r1, s_key (w, "r1", false));
@@ -500,6 +512,96 @@ test_roles (void **state)
     assert_string_equal (status.role, "primary");
 }
 
+/*  The series (its name and labels, as written) at the /metrics on port
+    now, or -1 when it cannot be read. */
+static double
+s_metric (int port, const char *series)
+{
+    http_reply_t reply;
+    if (http_request (port, "GET", "/metrics", 2000, &reply, 1) != 0)
+        return -1;
+    char needle [200];
+    snprintf (needle, sizeof needle, "\n%s ", series);
+    const char *at = reply.body ? strstr (reply.body, needle) : NULL;
+    double value = at ? strtod (at + strlen (needle), NULL) : -1;
+    http_reply_free (&reply);
+    return value;
+}
+
+/*  A node paused (SIGSTOP) while trusted clients connect to it and give
+    up: when it goes on (SIGCONT), those connections, closed long ago by
+    their clients, fail their handshakes. That is no refusal: neither it
+    nor its peers log "refused a connection" (before, each such line said
+    a client had no keys or the wrong server key, and operators went
+    looking for a key problem), the refused-connections counter stays,
+    and one line without blame sums the dropped handshakes up. A real
+    outsider right after is still logged at once. */
+static void
+test_paused_node_logs_no_refusal (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    s_require (w);
+    long mark = cluster_log_mark (w->c, w->r2);
+    long p_mark = cluster_log_mark (w->c, w->p);
+    long broker_mark = cluster_broker_log_mark (w->c);
+    double refused = s_metric (w->r2_metrics, "walcast_refused_connections_total");
+    assert_true (refused >= 0);
+
+    assert_int_equal (cluster_signal (w->c, w->r2, SIGSTOP), 0);
+    for (int k = 0; k < 5; k++) {
+        int rc = 0;
+        walcast_t *h = s_handle_rc (w, "writer", w->r2, 200, &rc);
+        void *value = NULL;
+        size_t len = 0;
+        if (rc == 0)
+            assert_int_not_equal (walcast_get (h, "k00000001", 9, &value, &len, NULL), 0);
+        walcast_destroy (&h);           /* its connection closes, unanswered */
+    }
+    assert_int_equal (cluster_signal (w->c, w->r2, SIGCONT), 0);
+
+    //  Its log says what happened, once, and blames no key
+    //  (within 20 s: one such line a socket every 10 s at most)
+    const char *dropped = "handshakes dropped on the service socket";
+    int64_t deadline = cluster_now_ms () + 20000;
+    while (cluster_log_count (w->c, w->r2, dropped, mark) == 0
+    &&     cluster_log_count (w->c, w->r2, "refused a connection", mark) == 0) {
+        if (cluster_now_ms () > deadline)
+            fail_msg ("r2 never said its handshakes were dropped");
+        cluster_nap_ms (50);
+    }
+    char line [1024] = "";
+    cluster_log_find (w->c, w->r2, "refused a connection", mark, 0, line, sizeof line);
+    if (line [0])
+        fail_msg ("a paused node logged a refusal: %s", line);
+    assert_int_equal (cluster_log_find (w->c, w->r2, dropped, mark, 0, line, sizeof line),
+                      0);
+    print_message ("r2: %s\n", line);
+    assert_null (strstr (line, "key"));
+    s_wait_metric (w->r2_metrics, "walcast_handshakes_dropped_total", 1);
+    assert_true (s_metric (w->r2_metrics, "walcast_refused_connections_total") == refused);
+
+    //  A stranger now is refused, and logged at once with the socket
+    int rc = 0;
+    walcast_t *h = s_handle_rc (w, "stranger", w->r2, 500, &rc);
+    walcast_status_t status;
+    assert_int_not_equal (walcast_status (h, &status), 0);
+    walcast_destroy (&h);
+    char addr [64];
+    snprintf (addr, sizeof addr, "refused a connection on the service socket (tcp://%s)",
+              cluster_addr (w->c, w->r2));
+    assert_int_equal (cluster_wait_log (w->c, w->r2, addr, mark, 5000), 0);
+    assert_int_equal (cluster_log_count (w->c, w->r2, "refused a connection", mark), 1);
+    s_wait_metric (w->r2_metrics, "walcast_refused_connections_total", refused + 1);
+
+    //  Nor did its peers blame keys
+    assert_int_equal (cluster_log_count (w->c, w->p, "refused a connection", p_mark), 0);
+    assert_int_equal (cluster_broker_log_find (w->c, "refused a connection", broker_mark, 0,
+                                               line, sizeof line), -1);
+    walcast_t *r2 = s_handle (w, "reader", w->r2, 5000);
+    assert_int_equal (walcast_status (r2, &status), 0);
+    walcast_destroy (&r2);
+}
+
 /*  A certificate removed from the trust folder: its peer, connected and
     served a moment ago, is refused within seconds, and cannot connect
     again. */
@@ -564,6 +666,7 @@ main (void)
         cmocka_unit_test (test_encrypted_cluster),
         cmocka_unit_test (test_outsiders_get_nothing),
         cmocka_unit_test (test_roles),
+        cmocka_unit_test (test_paused_node_logs_no_refusal),
         cmocka_unit_test (test_removed_key_locked_out),
         cmocka_unit_test (test_failover_with_keys),
     };
