@@ -71,7 +71,8 @@ static const wc_sock_spec_t s_service_spec = {
     themselves): no peer can make libzmq keep a tree of long prefixes. */
 static const char *const s_stream_topics [] = { "", NULL };
 static const wc_publisher_spec_t s_stream_spec = {
-    .name = "stream", .topics = s_stream_topics, .max_frame = WC_MAX_SUBSCRIPTION,
+    .name = "stream", .topics = s_stream_topics,
+    .max_frame = WC_MAX_SUBSCRIPTION + WC_ZMTP_SUBSCRIBE_EXTRA,
     .max_out = WC_MAX_STREAM_MESSAGE, .budget = WC_NODE_STREAM_BUDGET,
     .foreign_budget = 4096
 };

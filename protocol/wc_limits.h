@@ -59,6 +59,10 @@
 //    0: cancel) and a prefix. A node honours only the empty prefix (every
 //    message; watchers filter by key themselves) and ignores the others.
 #define WC_MAX_SUBSCRIPTION  (1u + WC_MAX_KEY)
+//    A ZMTP 3.1 peer (libzmq 4.3) sends it as a SUBSCRIBE command, whose
+//    frame is 9 octets longer than that (the name "\x09SUBSCRIBE" where
+//    3.0 has the one octet), and libzmq holds that frame to the limit.
+#define WC_ZMTP_SUBSCRIBE_EXTRA  9u
 
 //  Every message a ROUTER socket receives: at most WC_MAX_FRAMES frames
 //  in all, the identity frame the ROUTER adds included, and each

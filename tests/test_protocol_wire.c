@@ -15,7 +15,9 @@
       refuses even a current replica;
     - frames ("Framing", "Limits"): a ROUTER message has at most
       WC_MAX_FRAMES frames in all, the identity frame the ROUTER adds
-      included.
+      included;
+    - subscriptions ("Framing", Stream socket): the longest a node allows
+      does not cost the subscriber its connection.
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -440,6 +442,49 @@ test_router_frames (void **state)
     cluster_pass (c);
 }
 
+//  "Framing", Stream socket: a subscription message is at most
+//  WC_MAX_SUBSCRIPTION octets, the octet 1 and a prefix of up to
+//  WC_MAX_KEY. A prefix of that length is ignored, like any but "", and
+//  the subscriber still gets every message through "". (libzmq 4.3 sends
+//  a subscription as a ZMTP 3.1 SUBSCRIBE command, 9 octets longer than
+//  the 3.0 form: nodes took that for an oversized frame and dropped the
+//  connection, over and over, from a prefix of 1016 octets.)
+static void
+test_longest_subscription (void **state)
+{
+    fixture_t *f = (fixture_t *) *state;
+    cluster_t *c = f->cluster;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    int p = cluster_add (c, "p1", NULL, NULL);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_wait_ready (c, p, 30000), 0);
+    void *sub = zmq_socket (f->ctx, ZMQ_SUB);
+    int linger = 0;
+    zmq_setsockopt (sub, ZMQ_LINGER, &linger, sizeof linger);
+    static char prefix [WC_MAX_SUBSCRIPTION - 1];
+    memset (prefix, 'k', sizeof prefix);
+    assert_int_equal (zmq_setsockopt (sub, ZMQ_SUBSCRIBE, prefix, sizeof prefix), 0);
+    assert_int_equal (zmq_setsockopt (sub, ZMQ_SUBSCRIBE, "", 0), 0);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", cluster_port (c, p) + 1);
+    assert_int_equal (zmq_connect (sub, endpoint), 0);
+    //  Heartbeats come at least once a second; writes until one arrives
+    int64_t deadline = cluster_now_ms () + 20000;
+    int got = 0;
+    while (!got && cluster_now_ms () < deadline) {
+        assert_int_equal (cluster_load (c, p, 0, 1, 1, NULL), 0);
+        zmq_pollitem_t item = { sub, 0, ZMQ_POLLIN, 0 };
+        got = zmq_poll (&item, 1, 200);
+    }
+    if (!got)
+        fail_msg ("a subscriber with a %zu-octet prefix and \"\" got nothing in 20 s",
+                  sizeof prefix);
+    zmq_close (sub);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
@@ -449,6 +494,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_lag_ms, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_staleness_floor, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_router_frames, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_longest_subscription, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
