@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "walcast.h"
@@ -109,11 +110,21 @@ s_open (wc_lock_t *self, const char *dir, char *why, size_t why_size)
     self->fd = wc_vfs_open (self->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (self->fd >= 0)
         return 0;
-    if (errno == EACCES || errno == EPERM || errno == EROFS)
-        s_why (why, why_size, "cannot write in the directory %s (to create its "
-               "LOCK file): %s", dir, strerror (errno));
+    int open_errno = errno;
+    struct stat st;
+    if ((open_errno == EACCES || open_errno == EPERM)
+    &&  lstat (self->path, &st) == 0)       //  the file is there: it is at fault
+        s_why (why, why_size, "cannot open %s for writing (owner uid %u, mode %03o; "
+               "another user ran a node on this directory?): %s", self->path,
+               (unsigned) st.st_uid, (unsigned) (st.st_mode & 0777),
+               strerror (open_errno));
     else
-        s_why (why, why_size, "cannot create %s: %s", self->path, strerror (errno));
+    if (open_errno == EACCES || open_errno == EPERM || open_errno == EROFS)
+        s_why (why, why_size, "cannot write in the directory %s (to create its "
+               "LOCK file): %s", dir, strerror (open_errno));
+    else
+        s_why (why, why_size, "cannot create %s: %s", self->path, strerror (open_errno));
+    errno = open_errno;
     return -1;
 }
 

@@ -300,7 +300,7 @@ test_unwritable_parent (void **state)
     wc_vfs_reset ();
     assert_int_equal (err, WALCAST_EIO);
     print_message ("%s\n", why);
-    char want [400];
+    char want [600];
     snprintf (want, sizeof want, "cannot create the directory %s: Permission denied", data);
     assert_non_null (strstr (why, want));
     assert_null (strstr (why, "LOCK"));
@@ -320,6 +320,22 @@ test_unwritable_parent (void **state)
     snprintf (want, sizeof want, "cannot write in the directory %s", data);
     assert_non_null (strstr (why, want));
     assert_non_null (strstr (why, "Permission denied"));
+    //  The LOCK file exists but cannot be opened for writing (a node run
+    //  once as root, then as its own user): the file is named, not the
+    //  directory, which is writable
+    char path [400];
+    snprintf (path, sizeof path, "%s/LOCK", data);
+    FILE *file = fopen (path, "w");
+    assert_non_null (file);
+    fclose (file);
+    wc_vfs_fail (WC_VFS_OPEN, 0, 1, EACCES);
+    assert_null (wc_lock_new (data, "x", &err, why, sizeof why));
+    wc_vfs_reset ();
+    print_message ("%s\n", why);
+    snprintf (want, sizeof want, "cannot open %s for writing", path);
+    assert_non_null (strstr (why, want));
+    assert_non_null (strstr (why, "owner uid "));
+    assert_null (strstr (why, "cannot write in the directory"));
     //  Once it can be made, the lock is taken
     snprintf (data, sizeof data, "%s/data", parent);
     wc_lock_t *lock = wc_lock_new (data, "x", &err, why, sizeof why);
