@@ -139,7 +139,11 @@ s_stage_entry (wc_primary_t *self, wc_entry_t *entry)
         self->entries.alloc = room;
     }
     self->entries.size = wc_scan_write_entry ((uint8_t *) self->entries.data, entry);
-    return wc_engine_stage (node->engine, entry, self->entries.data, self->entries.size);
+    int rc = wc_engine_stage (node->engine, entry, self->entries.data, self->entries.size);
+    //  Staging only buffers: an EIO here (a log damaged by an earlier
+    //  failure, an engine that failed for good) refuses a write that was
+    //  not made
+    return rc == WALCAST_EIO ? WALCAST_EWRITE : rc;
 }
 
 /*  Stage one PUT or DEL. Returns 0 or the error that refuses it. */
@@ -232,7 +236,7 @@ wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n)
     wc_node_t *node = self->node;
     uint64_t ts_ms = wc_clock_wall_ms ();
     size_t staged = 0;
-    int rc = node->fatal ? WALCAST_EIO : wc_primary_refusal (self);
+    int rc = node->fatal ? WALCAST_EWRITE : wc_primary_refusal (self);  /* stopping */
     for (size_t i = 0; i < n; i++) {
         wc_request_t *req = &reqs [i];
         if (!wc_request_is_write (req))
