@@ -380,7 +380,7 @@ s_apply (wc_replica_t *self, const wc_entry_t *entry, const uint8_t *raw,
         self->want_fetch = true;
     }
     else
-    if (rc)
+    if (rc && !wc_engine_stalled (node->engine, NULL, 0))   /* a stall says why once */
         wc_log_error ("cannot take entry %llu: %s",
                       (unsigned long long) entry->seq, walcast_strerror (rc));
     if (entry->seq > self->primary_seq)
@@ -1056,10 +1056,12 @@ s_on_entries (wc_replica_t *self, wc_scan_body_t *body)
         s_send_fetch (self, wc_clock_ms ());    /* its history moved on: ask */
         return;
     }
-    if (applied < 0) {
+    if (applied < 0 && !wc_engine_stalled (self->node->engine, NULL, 0)) {
         s_bad_reply (self, "malformed or out-of-order entry");
         return;
     }
+    //  (an entry our disk could not take is no fault of the reply: what
+    //  came before it stands, and the stall below asks again)
     self->backoff_ms = BACKOFF_MIN_MS;
     s_drain_buffer (self);
     wc_node_commit (self->node);

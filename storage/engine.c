@@ -121,6 +121,7 @@ struct wc_engine {
     char              *dir;         /* the data directory, for logs */
     int                dirfd;       /* the data directory, for files */
     uint64_t           history_failures;    /* writes of the history failed in a row */
+    char               history_why [256];   /* why the last of them failed */
     int64_t            history_logged_ms;   /* when the last of them was logged */
     wc_fsync_t         fsync;       /* when entries are synced and applied */
     size_t             segment_bytes;   /* of the WAL */
@@ -146,9 +147,9 @@ struct wc_engine {
     wc_engine_apply_fn *apply_fn;   /* the node, told of each applied entry */
     void              *apply_arg;
     wc_engine_info_t   info;        /* what the open found */
-    bool               stalled;     /* commits fail (disk full...) */
+    bool               stalled;     /* commits, or a new epoch's history, fail */
     int64_t            stall_ms;    /* since when */
-    uint64_t           stall_fails; /* commits failed in this episode */
+    uint64_t           stall_fails; /* commits or stages failed in this episode */
     char               stall_why [256];
 
     wc_epochs_t       *epochs;      /* the history, as the file says */
@@ -524,6 +525,8 @@ s_history_replace (wc_engine_t *self, const wc_epochs_t *history)
     }
     if (rc == 0)
         return 0;
+    snprintf (self->history_why, sizeof self->history_why, "%s",
+              rc == WALCAST_ENOMEM ? "out of memory" : why);
     //  Retried every second while the disk is full: said once, then at
     //  most every S_HISTORY_LOG_MS with the count
     int64_t now = wc_clock_ms ();
@@ -1019,6 +1022,23 @@ wc_engine_next_seq (const wc_engine_t *self)
     return self->staged + 1;
 }
 
+//  An entry of a newer epoch could not be staged: the history that must
+//  say where that epoch begins could not be written (s_history_replace
+//  logged why). The engine stalls as for a failed commit, so that a
+//  replica stops taking entries, says so once and tries again; the next
+//  commit that writes ends the episode.
+static void
+s_stall_history (wc_engine_t *self)
+{
+    self->stall_fails++;
+    if (self->stalled)
+        return;
+    self->stalled = true;
+    self->stall_ms = wc_clock_ms ();
+    snprintf (self->stall_why, sizeof self->stall_why, "the epoch history: %.200s",
+              self->history_why);
+}
+
 int
 wc_engine_stage (wc_engine_t *self, const wc_entry_t *entry,
                  const void *payload, size_t len)
@@ -1032,8 +1052,10 @@ wc_engine_stage (wc_engine_t *self, const wc_entry_t *entry,
         return WALCAST_EFENCED;
     if (entry->epoch > latest) {
         int rc = s_history_add (self, entry->epoch, entry->seq);
-        if (rc)
+        if (rc) {
+            s_stall_history (self);
             return rc;
+        }
     }
     int rc = wc_wal_append (self->wal, entry->seq, payload, len);
     if (rc)

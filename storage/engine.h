@@ -195,7 +195,9 @@ size_t wc_engine_pending_bytes (const wc_engine_t *self);
     is written, and the node must stop (a restart replays the log). */
 bool wc_engine_failed (const wc_engine_t *self);
 
-/*  True while commits fail (disk full...): the cause in text. */
+/*  True while commits fail (disk full...), or the history of a newer
+    epoch cannot be written for the entry that begins it: the cause in
+    text. */
 bool wc_engine_stalled (const wc_engine_t *self, char *text, size_t size);
 
 /*  For metrics: the log's bytes and segment files on disk (0 while it is

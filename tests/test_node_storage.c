@@ -589,6 +589,43 @@ test_disk_full_replica_short (void **state)
     s_disk_full_replica (state, 300);
 }
 
+/*  A replica whose disk is full when entries of a new epoch arrive: the
+    epoch's history cannot be written, so it cannot take them. That is
+    its disk, not its upstream: it says "stopped applying" once, serves
+    reads, and catches up by itself once there is room. (Before, a chaos
+    soak found it blaming its primary, "catch-up: bad reply ... malformed
+    or out-of-order entry", every few seconds, and never saying that it
+    had stopped.) A standalone primary begins a new epoch at each start. */
+static void
+test_disk_full_replica_new_epoch (void **state)
+{
+    cluster_t *c = s_cluster (state);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    cluster_use_faults (c, r);
+    s_start (c, p);
+    s_start (c, r);
+    int both [] = { p, r };
+    assert_int_equal (cluster_load (c, p, 0, 100, 1, NULL), 0);
+    assert_int_equal (cluster_wait_converged (c, both, 2, 100, WAIT_MS, NULL, NULL), 0);
+
+    long mark = cluster_log_mark (c, r);
+    assert_int_equal (cluster_set_faults (c, r, "write ENOSPC\n"), 0);
+    assert_int_equal (cluster_kill (c, p), 0);
+    s_start (c, p);                     /* a new epoch begins at seq 101 */
+    assert_int_equal (cluster_load (c, p, 100, 100, 1, NULL), 0);
+    assert_int_equal (cluster_wait_log (c, r, "stopped applying at seq 100", mark, WAIT_MS),
+                      0);
+    assert_int_equal (cluster_check_key (c, r, 99, 1), 0);
+    assert_int_equal (cluster_set_faults (c, r, ""), 0);
+    assert_int_equal (cluster_wait_converged (c, both, 2, 200, WAIT_MS, NULL, NULL), 0);
+    assert_int_equal (cluster_wait_log (c, r, "applying again from seq 101", mark, WAIT_MS),
+                      0);
+    assert_int_equal (cluster_log_count (c, r, "catch-up: bad reply", mark), 0);
+    assert_int_equal (cluster_log_count (c, r, "stopped applying", mark), 1);
+    cluster_pass (c);
+}
+
 /* --- defects 6 and 7: --fsync always, a hung disk ---------------------- */
 
 /*  Wait until dir's WAL holds as many bytes as want. */
@@ -775,6 +812,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_log_unreadable, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_full_replica, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_full_replica_short, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_disk_full_replica_new_epoch, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_always_durable, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_failed_fsync_stops, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_read_only_disk, s_setup, s_teardown),
