@@ -69,6 +69,8 @@ struct wc_curve {
     uint64_t signature;                 /* of the role folders, at the last read */
     int64_t next_look_ms;               /* wc_curve_tick's next look */
     unsigned watched;                   /* sockets handed to the monitor */
+    char unknown [96];                  /* wc_curve_role's name of a key without
+                                           a certificate (owner's thread) */
     s_counts_t counts;                  /* the monitor's, read by the owner */
 };
 
@@ -309,8 +311,19 @@ wc_curve_role (wc_curve_t *self, zmq_msg_t *frame, const char **name)
 {
     const char *user = zmq_msg_gets (frame, "User-Id");
     s_peer_t *peer = user ? (s_peer_t *) zhashx_lookup (self->peers, user) : NULL;
+    if (name && peer)
+        *name = peer->name;
+    else
+    if (name && user) {
+        //  Its certificate was removed since it connected: the public
+        //  key is all there is to tell the operator which one it was
+        snprintf (self->unknown, sizeof self->unknown,
+                  "%.40s (no certificate in the trust folder)", user);
+        *name = self->unknown;
+    }
+    else
     if (name)
-        *name = peer ? peer->name : "?";
+        *name = "?";
     return peer ? peer->role : WC_PEER_NONE;
 }
 

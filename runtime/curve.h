@@ -72,7 +72,10 @@ const wc_certs_keys_t *wc_curve_keys (const wc_curve_t *self);
 int wc_curve_serve (wc_curve_t *self, zsock_t *sock, const char *name);
 
 /*  The role of the peer that sent frame (any frame of its message), and
-    its certificate's file name in *name (may be NULL; "?" when unknown). */
+    its certificate's file name in *name (may be NULL): when its certificate
+    is gone, its public key (Z85) and "(no certificate in the trust folder)";
+    "?" when the message carries no key. The name stays valid until the next
+    call. */
 wc_peer_t wc_curve_role (wc_curve_t *self, zmq_msg_t *frame, const char **name);
 
 /*  Read the role folders again when they changed since the last look
