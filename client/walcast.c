@@ -679,6 +679,13 @@ s_recv_one (walcast_t *self, size_t index)
             s_ping (self, index, now);
     }
     else
+    if (self->rx.type == WC_MSG_ERROR && node->ping_rid != 0
+    &&  self->rx.rid == node->ping_rid) {
+        //  A PING refused: with EPERM, our key has lost its role there
+        node->ping_rid = 0;
+        node->key_refused = wc_err_from_wire (self->rx.u.error.code) == WALCAST_EPERM;
+    }
+    else
         s_async_settle (self);      // or a stale reply: dropped
 
     if (keep)
@@ -3620,6 +3627,15 @@ s_watch_loop (walcast_t *self, s_watch_t *w, walcast_watch_fn *fn, void *arg,
             deadline = wc_clock_ms () + timeout_ms;
         //  Is the node still there? (PINGs go out and PONGs come in here.)
         s_tick (self);
+        const wc_peer_t *watched = s_node (self, w->current);
+        if (watched && watched->key_refused) {
+            char name [WC_MAX_ADDR + 1];
+            s_watch_name (self, w->current, name, sizeof name);
+            snprintf (self->detail, sizeof self->detail, "%s refused this watch's key "
+                      "(EPERM): it has no role there any more (its certificate was "
+                      "removed from the node's trust folder?)", name);
+            return WALCAST_EPERM;
+        }
         if (!s_watch_silent (self, w)) {
             w->lost_ms = 0;                 /* it works: a later silence starts */
             w->retried = false;             /* over, and may retry it once */

@@ -616,6 +616,13 @@ test_removed_key_locked_out (void **state)
     assert_int_equal (walcast_get (reader, "k00000001", 9, &value, &len, NULL), 0);
     walcast_free (value);
 
+    //  A watch with the same key, running when the certificate goes
+    walcast_t *watcher = s_handle (w, "reader", w->r2, 2000);
+    s_watched_t watched = { 0, 0 };
+    uint64_t position = 1;
+    assert_int_equal (walcast_watch (watcher, "k", 1, &position, s_on_change, &watched,
+                                     500), 0);
+
     char path [700];
     snprintf (path, sizeof path, "%s/readers/reader", w->trust);
     assert_int_equal (unlink (path), 0);
@@ -641,6 +648,16 @@ test_removed_key_locked_out (void **state)
     print_message ("r2: %s\n", line);
     assert_null (strstr (line, "from key ?"));
     assert_non_null (strstr (line, "(no certificate in the trust folder)"));
+
+    //  The watch ends, saying that the key is refused (it said that the
+    //  node was silent, as if it were down)
+    int64_t started = cluster_now_ms ();
+    rc = walcast_watch (watcher, "k", 1, &position, s_on_change, &watched, 30000);
+    print_message ("the watch ended after %lld ms: %s: %s\n",
+                   (long long) (cluster_now_ms () - started), walcast_errname (rc),
+                   walcast_last_detail (watcher));
+    assert_int_equal (rc, WALCAST_EPERM);
+    walcast_destroy (&watcher);
 
     //  A new connection with it gets nothing
     reader = s_handle_rc (w, "reader", w->r2, 1000, &rc);
