@@ -10,11 +10,13 @@
        why (a field at fault, nodeinfo.c: the directory only ever holds
        nodes a client can use; a full directory); an admitted one goes to
        failover.c, and the directive it decides (PROMOTE, FOLLOW,
-       HANDOVER) is sent back as one more reply. A TOPOLOGY_GET is
+       HANDOVER) is sent back as one more reply, and to the primary the
+       FORGET of a node forgotten lately (below). A TOPOLOGY_GET is
        answered with the whole directory; a SWITCHOVER is checked and
-       parked until failover.c says how it ended (one at a time); anything
-       else is counted and answered with an ERROR, as a node answers it;
-       then takes the subscriptions waiting on the XPUB;
+       parked until failover.c says how it ended (one at a time); a
+       FORGET drops a node that is down; anything else is counted and
+       answered with an ERROR, as a node answers it; then takes the
+       subscriptions waiting on the XPUB;
     2. ticks the directory and failover.c (every tenth of the node
        timeout, at most every 100 ms) so silent nodes go down, a silent
        primary is replaced, a switchover times out; answers the parked
@@ -76,6 +78,14 @@ _Static_assert (S_RCVHWM >= 1 && S_SNDHWM >= 1, "a HWM of 0 means no limit");
 #define S_REFUSED_LOG_MS 10000         /* warn about refused nodes this often */
 #define S_SAVE_LOG_MS   10000          /* say that saving fails this often */
 #define S_SWITCHOVER_MS 10000          /* a switchover not done by then is cancelled */
+#define S_FORGET_BEATS  3              /* primary's beats that get each FORGET */
+#define S_FORGET_MAX    16             /* FORGETs waiting for them; the oldest gives way */
+
+/*  A node forgotten, to be told to the primary. */
+typedef struct {
+    char     id [WC_MAX_ID + 1];
+    int      beats;                     /* of the primary's that still get it */
+} s_forgotten_t;
 
 struct wc_broker {
     wc_broker_config_t cfg;
@@ -108,6 +118,8 @@ struct wc_broker {
     uint64_t         refused_logged;    /* value of refused at the last warning */
     int64_t          refused_log_ms;    /* when that warning was logged */
     wc_scrape_t     *scrape;            /* /metrics, with --metrics-port */
+    s_forgotten_t    forgotten [S_FORGET_MAX];  /* to tell the primary, in turn */
+    size_t           nforgotten;
 };
 
 void
@@ -488,6 +500,77 @@ s_send_directive (wc_broker_t *self, wc_request_t *req, const wc_directive_t *d)
                   (unsigned long long) d->epoch, d->target, d->addr);
 }
 
+/* --- forgotten nodes, told to the primary -------------------------------
+
+    A node an operator forgot (FORGET: removed for good) may still be in
+    the primary's table of ACKs, and so in its walcast_replica_lag_*
+    series, which operators alert on: nothing else would ever tell the
+    primary it is gone. So the broker tells it, with a FORGET of its own
+    (broker to node, the same message), sent with the primary's next
+    S_FORGET_BEATS beats, as the cancel of a hand-over is (failover.c): a
+    reply lost costs nothing, and the primary drops the node once. One
+    FORGET per beat, the waiting ones in turn, so a beat's replies stay
+    few (the node reads a handful per tick). Kept in memory only: a
+    restarted broker tells nothing of what it did before, and a broker
+    restart on its own (whose directory then lists only the nodes heard
+    since) tells nothing either: only an operator's FORGET does. */
+
+/*  A FORGET of id was accepted: tell the primary, on its next beats. */
+static void
+s_forgotten_add (wc_broker_t *self, const char *id)
+{
+    for (size_t i = 0; i < self->nforgotten; i++)
+        if (strcmp (self->forgotten [i].id, id) == 0) {
+            self->forgotten [i].beats = S_FORGET_BEATS;
+            return;
+        }
+    if (self->nforgotten == S_FORGET_MAX) {
+        wc_log_warn ("forget: %d nodes forgotten wait for the primary's beats; node %s "
+                     "is not told to it (it keeps that node's lag series until it "
+                     "restarts)", S_FORGET_MAX, self->forgotten [0].id);
+        memmove (&self->forgotten [0], &self->forgotten [1],
+                 --self->nforgotten * sizeof self->forgotten [0]);
+    }
+    s_forgotten_t *f = &self->forgotten [self->nforgotten++];
+    snprintf (f->id, sizeof f->id, "%s", id);
+    f->beats = S_FORGET_BEATS;
+}
+
+/*  A node's admitted beat (req): a node forgotten that beats again runs
+    again, and is no longer told of; the primary's beat gets the first
+    FORGET waiting, which then waits behind the others, or is done. */
+static void
+s_forgotten_beat (wc_broker_t *self, wc_request_t *req)
+{
+    char id [WC_MAX_ID + 1];
+    wc_bytes_printable (id, sizeof id, &req->msg.u.node.id);
+    for (size_t i = 0; i < self->nforgotten; i++)
+        if (strcmp (self->forgotten [i].id, id) == 0) {
+            memmove (&self->forgotten [i], &self->forgotten [i + 1],
+                     (--self->nforgotten - i) * sizeof self->forgotten [0]);
+            break;
+        }
+    if (self->nforgotten == 0
+    ||  strcmp (id, wc_failover_state (self->failover)->primary) != 0)
+        return;
+    s_forgotten_t first = self->forgotten [0];
+    memmove (&self->forgotten [0], &self->forgotten [1],
+             --self->nforgotten * sizeof self->forgotten [0]);
+    if (--first.beats > 0)
+        self->forgotten [self->nforgotten++] = first;
+    wc_msg_t msg;
+    memset (&msg, 0, sizeof msg);
+    msg.type = WC_MSG_FORGET;
+    msg.rid = req->msg.rid;
+    msg.u.forget.node_id = (wc_bytes_t) { (const uint8_t *) first.id,
+                                          (uint32_t) strlen (first.id) };
+    self->out.size = 0;
+    if (wc_msg_encode (&msg, &self->out) == 0)
+        s_reply (self, req);
+    wc_log_debug ("FORGET %s to the primary %s (%d more beats)", first.id, id,
+                  first.beats);
+}
+
 /*  A node's REGISTER or NODE_HEARTBEAT: into the directory, or refused
     with the reason (a field against the admission rules, a full
     directory). An admitted REGISTER is answered with the TOPOLOGY the
@@ -514,6 +597,7 @@ s_handle_node (wc_broker_t *self, wc_request_t *req, int64_t now)
     }
     if (directive.type)
         s_send_directive (self, req, &directive);
+    s_forgotten_beat (self, req);
 }
 
 /*  Answer the parked SWITCHOVER with how it ended, and free its slot. */
@@ -569,7 +653,7 @@ s_handle_switchover (wc_broker_t *self, wc_request_t *req, int64_t now)
     was removed for good), and answer the TOPOLOGY without it. Not the
     cluster's primary (the saved state names it: a failover or its
     return needs it), not a node that is up (its next beat would bring it
-    back). */
+    back). The primary is told, on its next beats. */
 static void
 s_handle_forget (wc_broker_t *self, wc_request_t *req, int64_t now)
 {
@@ -593,9 +677,11 @@ s_handle_forget (wc_broker_t *self, wc_request_t *req, int64_t now)
     if (rc == WALCAST_ENOTFOUND)
         snprintf (why, sizeof why, "no node %s in the directory", id);
     self->out.size = 0;
-    if (rc == 0)
+    if (rc == 0) {
+        s_forgotten_add (self, id);
         rc = wc_directory_encode_topology (self->directory, req->msg.rid, now,
                                            &self->out);
+    }
     if (rc)
         wc_error_encode (req->msg.rid, rc, why [0] ? why : NULL, NULL, &self->out);
     s_reply (self, req);

@@ -193,6 +193,20 @@ wc_acks_unsure (const wc_acks_t *self, int64_t now_ms)
     return false;
 }
 
+bool
+wc_acks_remove (wc_acks_t *self, const wc_bytes_t *id)
+{
+    for (size_t i = 0; i < self->count; i++) {
+        s_replica_t *r = &self->replicas [i];
+        if (r->id_len == id->len && memcmp (r->id, id->ptr, id->len) == 0) {
+            memmove (r, r + 1, (self->count - i - 1) * sizeof *r);
+            self->count--;      /* the others keep their order (/metrics) */
+            return true;
+        }
+    }
+    return false;
+}
+
 void
 wc_acks_clear (wc_acks_t *self)
 {

@@ -83,6 +83,11 @@ size_t wc_acks_prune (wc_acks_t *self, wc_acks_listed_fn *listed, void *arg,
     worth reading. */
 bool wc_acks_unsure (const wc_acks_t *self, int64_t now_ms);
 
+/*  Drop replica id (an operator forgot it at the broker: it was removed
+    for good), with its /metrics series. True when it was in the table.
+    A replica that still ACKs is back at its next ACK. */
+bool wc_acks_remove (wc_acks_t *self, const wc_bytes_t *id);
+
 /*  Forget every replica (a new tenure starts). */
 void wc_acks_clear (wc_acks_t *self);
 

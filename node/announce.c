@@ -22,6 +22,12 @@
     its /metrics: while one of its replicas is new to it (to see it listed)
     or silent (only then can one have been forgotten), it sends a
     TOPOLOGY_GET once a second and hands the answer to primary.c.
+
+    Besides, the broker sends directives (PROMOTE, FOLLOW, HANDOVER:
+    role.c acts on them) and, to the primary, the FORGET of a replica an
+    operator removed for good (`walcast forget`), which primary.c drops
+    from its ACK table and its /metrics. Anything else is counted and
+    dropped.
 */
 #include <string.h>
 #include "announce.h"
@@ -348,6 +354,18 @@ s_directive (wc_announce_t *self, const wc_msg_t *msg)
     }
 }
 
+/*  The broker's FORGET: an operator removed that node for good. Sent on
+    the primary's next few beats (a lost one is no harm), so it may come
+    more than once; primary.c drops the node from its ACK table and
+    /metrics the first time. A node that is not the primary has no ACK
+    table: nothing to do. */
+static void
+s_forgotten (wc_announce_t *self, const wc_msg_t *msg)
+{
+    if (self->node->primary)
+        wc_primary_forget (self->node->primary, &msg->u.forget.node_id);
+}
+
 /*  Read what the broker sent, without waiting. */
 static void
 s_read_replies (wc_announce_t *self)
@@ -379,10 +397,13 @@ s_read_replies (wc_announce_t *self)
         if (rc == 0 && (reply.type == WC_MSG_PROMOTE || reply.type == WC_MSG_FOLLOW
                         || reply.type == WC_MSG_HANDOVER))
             s_directive (self, &reply);
+        else
+        if (rc == 0 && reply.type == WC_MSG_FORGET)
+            s_forgotten (self, &reply);
         else {
             self->bad_replies++;
             wc_log_debug ("broker %s: ignoring a reply that is not an ERROR, a "
-                          "TOPOLOGY or a directive (%s)", self->broker,
+                          "TOPOLOGY, a directive or a FORGET (%s)", self->broker,
                           rc ? walcast_strerror (rc) : wc_msg_type_name (reply.type));
         }
         zmq_msg_close (&frame);

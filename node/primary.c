@@ -683,6 +683,17 @@ wc_primary_on_topology (wc_primary_t *self, const wc_msg_t *topology)
                      dropped == 1 ? "" : "s", dropped == 1 ? "its" : "their");
 }
 
+void
+wc_primary_forget (wc_primary_t *self, const wc_bytes_t *id)
+{
+    if (!wc_acks_remove (self->acks, id))
+        return;                 /* never ACKed here, or told before */
+    char printable [WC_MAX_ID + 1];
+    wc_bytes_printable (printable, sizeof printable, id);
+    wc_log_info ("acks: replica %s was forgotten at the broker (walcast forget): "
+                 "dropped from the ACK table, with its /metrics series", printable);
+}
+
 size_t
 wc_primary_held (const wc_primary_t *self)
 {

@@ -93,6 +93,11 @@ bool wc_primary_wants_topology (const wc_primary_t *self);
     table and from /metrics (wc_acks_prune). */
 void wc_primary_on_topology (wc_primary_t *self, const wc_msg_t *topology);
 
+/*  The broker says replica id was forgotten (`walcast forget`: removed
+    for good): drop it from the ACK table and so from /metrics, logged
+    once (told again, it is no longer there). */
+void wc_primary_forget (wc_primary_t *self, const wc_bytes_t *id);
+
 /*  Writes whose reply is held. */
 size_t wc_primary_held (const wc_primary_t *self);
 

@@ -240,12 +240,17 @@ s_send_msg (broker_peer_t *peer, const wc_msg_t *msg)
     return rc;
 }
 
-/*  A reply to the beat: admitted, or the directive. */
+/*  A reply to the beat: admitted, the directive, or a FORGET. */
 static void
 s_told (broker_fake_t *f, const wc_msg_t *reply, broker_told_t *told)
 {
     if (reply->type == WC_MSG_TOPOLOGY) {
         f->admitted = true;
+        return;
+    }
+    if (reply->type == WC_MSG_FORGET) {     /* beside a directive, not one */
+        wc_bytes_printable (told->forgotten, sizeof told->forgotten,
+                            &reply->u.forget.node_id);
         return;
     }
     told->type = reply->type;

@@ -8,7 +8,8 @@
     encoder refuses to produce most of them.
 
     A fake node (broker_fake_t) beats whatever node_info the test puts in
-    it and reports what the broker told it (issue 7's directives). After
+    it and reports what the broker told it (issue 7's directives, and the
+    FORGET of a node forgotten that a primary is told). After
     each beat it asks for the TOPOLOGY on the same socket: the broker
     answers one peer's messages in order, so when the TOPOLOGY comes
     first, the broker had nothing to say, known without sleeping.
@@ -79,6 +80,7 @@ typedef struct {
     uint64_t epoch;
     char     addr [64];           /* FOLLOW: the primary; HANDOVER: the target */
     char     target [16];         /* HANDOVER: the target's id */
+    char     forgotten [16];      /* the id of a FORGET that came too; "" none */
 } broker_told_t;
 
 /*  A fake node connected to broker, not admitted yet (its first beat is a

@@ -26,6 +26,10 @@
     primary restarting with less, failed over, and then moved the entry
     back and forth at every beat (a helper counted 38 "moved to" lines in
     10 s).
+
+    A node forgotten (FORGET) is told to the cluster's primary, a FORGET
+    of its id on the primary's next three beats, and to no other node, so
+    the primary drops it from its /metrics (fake nodes, read raw).
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -522,6 +526,145 @@ test_forget (void **state)
     cluster_pass (c);
 }
 
+/*  A fake node at the test's spare port + offset; primary NULL for a
+    primary. */
+static void
+s_fake (broker_fake_t *f, cluster_t *c, const char *id, int offset, int role,
+        const char *primary)
+{
+    char addr [32];
+    snprintf (addr, sizeof addr, "127.0.0.1:%d", cluster_spare_port (c) + offset);
+    assert_int_equal (broker_fake_init (f, cluster_broker_addr (c), id, addr, role,
+                                        primary, 1, 40, 0), 0);
+}
+
+/*  One beat of f; the id of the FORGET it was told with it ("" none). */
+static void
+s_beat (broker_fake_t *f, char *forgotten, size_t size)
+{
+    broker_told_t told;
+    if (broker_fake_beat (f, &told) != 0)
+        fail_msg ("%s: no answer to its beat (see above)", f->id);
+    snprintf (forgotten, size, "%s", told.forgotten);
+}
+
+/*  Beat p1 and r1 every 100 ms (neither is told of a forget) until the
+    broker lists each of ids down. */
+static void
+s_until_down (broker_fake_t *p1, broker_fake_t *r1, broker_peer_t *client,
+              uint64_t *rid, const char *const *ids, size_t count)
+{
+    int64_t deadline = cluster_now_ms () + 10000;
+    for (;;) {
+        char forgotten [16];
+        s_beat (p1, forgotten, sizeof forgotten);
+        assert_string_equal (forgotten, "");
+        s_beat (r1, forgotten, sizeof forgotten);
+        assert_string_equal (forgotten, "");
+        wc_msg_t msg;
+        assert_int_equal (broker_peer_topology (client, ++*rid, REPLY_MS, &msg), 0);
+        size_t down = 0;
+        for (uint32_t i = 0; i < msg.u.topology.count; i++) {
+            wc_node_info_t info;
+            assert_int_equal (wc_node_info_from_object (&msg.u.topology.items [i],
+                                                        &info), 0);
+            for (size_t k = 0; k < count; k++)
+                down += !info.up && info.id.len == strlen (ids [k])
+                     && memcmp (info.id.ptr, ids [k], info.id.len) == 0;
+        }
+        if (down == count)
+            return;
+        if (cluster_now_ms () > deadline)
+            fail_msg ("the broker never listed %s down", ids [0]);
+        cluster_nap_ms (100);
+    }
+}
+
+/*  FORGET(id) from client with rid: the reply's type (TOPOLOGY, ERROR). */
+static int
+s_forget (broker_peer_t *client, const char *id, uint64_t rid)
+{
+    wc_msg_t msg;
+    memset (&msg, 0, sizeof msg);
+    msg.type = WC_MSG_FORGET;
+    msg.rid = rid;
+    msg.u.forget.node_id = (wc_bytes_t) { (const uint8_t *) id, (uint32_t) strlen (id) };
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    assert_int_equal (wc_msg_encode (&msg, &body), 0);
+    assert_int_equal (broker_peer_send (client, body.data, body.size), 0);
+    msgpack_sbuffer_destroy (&body);
+    wc_msg_t reply;
+    assert_int_equal (s_reply_for (client, rid, &reply), 0);
+    return reply.type;
+}
+
+/*  A node forgotten at the broker is told to the cluster's primary (a
+    FORGET of its id, broker to node, with the rid of the beat it comes
+    with), so that the primary drops it from its ACK table and its
+    /metrics: on the primary's next three beats, for a lost reply to cost
+    nothing, one FORGET a beat; to no other node, and never again. Two
+    forgets in a row reach it three times each. A forgotten node that
+    runs again before the primary beats is not told of. Before, the
+    primary was told nothing, and kept the node's lag series. */
+static void
+test_forget_told_to_the_primary (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    assert_int_equal (cluster_broker_start (c, 1000), 0);
+    broker_fake_t p1, r1, r2, r3;
+    s_fake (&p1, c, "p1", 0, WC_ROLE_PRIMARY, NULL);
+    s_fake (&r1, c, "r1", 1, WC_ROLE_REPLICA, p1.addr);
+    s_fake (&r2, c, "r2", 2, WC_ROLE_REPLICA, p1.addr);
+    s_fake (&r3, c, "r3", 3, WC_ROLE_REPLICA, p1.addr);
+    broker_fake_t *all [] = { &p1, &r1, &r2, &r3 };
+    for (size_t k = 0; k < 4; k++)
+        assert_int_equal (broker_fake_expect (all [k], 0, 0, NULL), 0);
+    broker_peer_t *client = broker_peer_new (cluster_broker_addr (c), ZMQ_DEALER);
+    assert_non_null (client);
+    uint64_t rid = 100;
+
+    //  r2 and r3 stop, go down, and are forgotten one after the other
+    const char *const gone [] = { "r2", "r3" };
+    s_until_down (&p1, &r1, client, &rid, gone, 2);
+    assert_int_equal (s_forget (client, "r2", ++rid), WC_MSG_TOPOLOGY);
+    assert_int_equal (s_forget (client, "r3", ++rid), WC_MSG_TOPOLOGY);
+    int told_r2 = 0, told_r3 = 0;
+    for (int beat = 0; beat < 6; beat++) {
+        char forgotten [16];
+        s_beat (&p1, forgotten, sizeof forgotten);
+        print_message ("p1's beat %d: told FORGET(%s)\n", beat + 1, forgotten);
+        told_r2 += strcmp (forgotten, "r2") == 0;
+        told_r3 += strcmp (forgotten, "r3") == 0;
+        s_beat (&r1, forgotten, sizeof forgotten);
+        assert_string_equal (forgotten, "");
+    }
+    assert_int_equal (told_r2, 3);
+    assert_int_equal (told_r3, 3);
+    s_until_down (&p1, &r1, client, &rid, NULL, 0);     /* and no more */
+
+    //  r2 runs again, stops, is forgotten, and runs again before p1 beats:
+    //  p1 is told nothing (the node would only ACK again)
+    r2.admitted = false;
+    assert_int_equal (broker_fake_expect (&r2, 0, 0, NULL), 0);
+    const char *const r2_only [] = { "r2" };
+    s_until_down (&p1, &r1, client, &rid, r2_only, 1);
+    assert_int_equal (s_forget (client, "r2", ++rid), WC_MSG_TOPOLOGY);
+    r2.admitted = false;
+    assert_int_equal (broker_fake_expect (&r2, 0, 0, NULL), 0);
+    for (int beat = 0; beat < 3; beat++) {
+        char forgotten [16];
+        s_beat (&p1, forgotten, sizeof forgotten);
+        assert_string_equal (forgotten, "");
+    }
+    broker_peer_destroy (&client);
+    for (size_t k = 0; k < 4; k++)
+        broker_fake_fini (all [k]);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
@@ -530,6 +673,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_refused_node_says_why, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_duplicate_id_is_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_forget, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_forget_told_to_the_primary, s_setup,
+                                         s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -1577,6 +1577,8 @@ test_golden_protocol_examples_issue7 (void **state)
     m = (wc_msg_t) { .type = WC_MSG_FORGET, .rid = 8 };
     m.u.forget.node_id = s_bytes ("ap2");
     ok &= s_example_ok ("FORGET", &m, &sb, "94 01 49 08 a3 \"ap2\"");
+    m.rid = 9;                          /* broker -> the primary (0.8) */
+    ok &= s_example_ok ("FORGET", &m, &sb, "94 01 49 09 a3 \"ap2\"");
     //  and its node_id's limits, as SWITCHOVER's
     msgpack_unpacked un;
     msgpack_unpacked_init (&un);

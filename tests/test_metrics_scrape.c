@@ -417,7 +417,8 @@ test_scrape (void **state)
     broker) leaves the primary's /metrics within seconds: before, its lag
     series stayed, its seconds growing, until the primary restarted,
     since the primary never heard of the forget. The replica still there
-    keeps its series. */
+    keeps its series. The broker tells the primary of the forget (a
+    FORGET on its next beats), and the primary logs the drop once. */
 static void
 test_forgotten_replica (void **state)
 {
@@ -470,6 +471,11 @@ test_forgotten_replica (void **state)
     assert_true (isnan (s_value (text, "walcast_replica_lag_entries{replica=\"r2\"}")));
     assert_false (isnan (s_value (text, "walcast_replica_lag_entries{replica=\"r1\"}")));
     free (text);
+    //  the primary says so, once
+    char line [512];
+    assert_int_equal (cluster_log_find (c, p, "acks: replica r2 was forgotten", 0, 0, line,
+                                        sizeof line), 0);
+    print_message ("p1: %s\n", line);
     //  and it stays gone; r1, still there, keeps its series
     assert_int_equal (cluster_load (c, p, 100, 10, 1, NULL), 0);
     free (s_until (p_port, "walcast_replica_lag_entries{replica=\"r1\"}", 0));
@@ -477,6 +483,7 @@ test_forgotten_replica (void **state)
     assert_non_null (text);
     assert_true (isnan (s_value (text, "walcast_replica_lag_seconds{replica=\"r2\"}")));
     free (text);
+    assert_int_equal (cluster_log_count (c, p, "acks: replica r2 was forgotten", 0), 1);
     cluster_pass (c);
 }
 
