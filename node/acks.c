@@ -13,7 +13,6 @@ typedef struct {
     uint64_t epoch;             /* of its last ACK */
     uint64_t seq;               /* the seq of its last ACK */
     int64_t  heard_ms;          /* when its last ACK came */
-    bool     listed;            /* the broker's directory listed it */
 } s_replica_t;
 
 //  The primary had applied up to seq at ms.
@@ -164,33 +163,6 @@ wc_acks_lag (const wc_acks_t *self, size_t i, uint64_t epoch, uint64_t head,
     lag->entries = head > r->seq ? head - r->seq : 0;
     lag->ms = lag->entries ? now_ms - s_applied_ms (self, r->seq, now_ms) : 0;
     lag->current = r->epoch == epoch && now_ms - r->heard_ms <= self->lag_ms;
-}
-
-size_t
-wc_acks_prune (wc_acks_t *self, wc_acks_listed_fn *listed, void *arg, int64_t now_ms)
-{
-    size_t kept = 0, dropped = 0;
-    for (size_t i = 0; i < self->count; i++) {
-        s_replica_t *r = &self->replicas [i];
-        bool in = listed (arg, r->id, r->id_len);
-        if (!in && r->listed && now_ms - r->heard_ms > self->lag_ms) {
-            dropped++;                  /* forgotten by the broker */
-            continue;
-        }
-        r->listed |= in;
-        self->replicas [kept++] = *r;
-    }
-    self->count = kept;
-    return dropped;
-}
-
-bool
-wc_acks_unsure (const wc_acks_t *self, int64_t now_ms)
-{
-    for (size_t i = 0; i < self->count; i++)
-        if (!self->replicas [i].listed || now_ms - self->replicas [i].heard_ms > self->lag_ms)
-            return true;
-    return false;
 }
 
 bool

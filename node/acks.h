@@ -66,23 +66,6 @@ size_t wc_acks_count (const wc_acks_t *self);
 void wc_acks_lag (const wc_acks_t *self, size_t i, uint64_t epoch, uint64_t head,
                   int64_t now_ms, wc_acks_lag_t *lag);
 
-/*  Does the broker's directory list the replica id (len bytes)? */
-typedef bool (wc_acks_listed_fn) (void *arg, const char *id, size_t len);
-
-/*  The broker's directory, as listed says: a replica it listed before and
-    lists no more, silent past the lag bound, was removed for good
-    (`walcast forget`, or evicted from a full directory) and is dropped,
-    with its /metrics series. One it never listed (a replica that does not
-    announce itself) stays, as does one that still ACKs (the broker
-    restarted and has not heard it yet). Returns how many were dropped. */
-size_t wc_acks_prune (wc_acks_t *self, wc_acks_listed_fn *listed, void *arg,
-                      int64_t now_ms);
-
-/*  Is any replica not yet seen listed by the broker, or silent past the
-    lag bound (one the broker may have forgotten)? Then the directory is
-    worth reading. */
-bool wc_acks_unsure (const wc_acks_t *self, int64_t now_ms);
-
 /*  Drop replica id (an operator forgot it at the broker: it was removed
     for good), with its /metrics series. True when it was in the table.
     A replica that still ACKs is back at its next ACK. */

@@ -17,12 +17,6 @@
     changes), with the remedy the operator needs; the TOPOLOGY that ends
     the episode is logged too.
 
-    A primary also reads the broker's directory, to drop the replicas an
-    operator removed for good (`walcast forget`) from its ACK table and
-    its /metrics: while one of its replicas is new to it (to see it listed)
-    or silent (only then can one have been forgotten), it sends a
-    TOPOLOGY_GET once a second and hands the answer to primary.c.
-
     Besides, the broker sends directives (PROMOTE, FOLLOW, HANDOVER:
     role.c acts on them) and, to the primary, the FORGET of a replica an
     operator removed for good (`walcast forget`), which primary.c drops
@@ -43,9 +37,6 @@
 
 /*  Beats that cannot go (no connection to the broker) this long: say so. */
 #define S_UNSENT_WARN_MS  3000
-
-/*  A primary with a new or silent replica asks for the directory this often. */
-#define S_TOPOLOGY_ASK_MS  1000
 
 /*  A change of role is beaten at once, but not more often than this. */
 #define S_CHANGE_BEAT_MS  50
@@ -69,8 +60,6 @@ struct wc_announce {
     bool             refused;         /* in a refusal episode (logged) */
     int              refused_code;    /* code of the refusal logged */
     uint64_t         rid;             /* rid of the last beat sent */
-    uint64_t         topology_rid;    /* rid of the last TOPOLOGY_GET, 0: none */
-    int64_t          next_topology_ms;    /* when a primary may ask again */
     s_shape_t        sent;            /* what the last beat said of the role */
     int64_t          sent_ms;         /* when */
     int64_t          next_beat_ms;
@@ -385,12 +374,6 @@ s_read_replies (wc_announce_t *self)
         if (rc == 0 && reply.type == WC_MSG_ERROR)
             s_refused (self, &reply);
         else
-        if (rc == 0 && reply.type == WC_MSG_TOPOLOGY && reply.rid != 0
-        &&  reply.rid == self->topology_rid) {
-            if (self->node->primary)    /* the answer to our TOPOLOGY_GET */
-                wc_primary_on_topology (self->node->primary, &reply);
-        }
-        else
         if (rc == 0 && reply.type == WC_MSG_TOPOLOGY && reply.rid != 0)
             s_admitted (self, &reply);
         else
@@ -441,24 +424,6 @@ s_same_shape (const s_shape_t *a, const s_shape_t *b)
         && a->handover_seq == b->handover_seq && strcmp (a->primary, b->primary) == 0;
 }
 
-/*  A primary with a new or silent replica asks for the broker's directory, at
-    most once every S_TOPOLOGY_ASK_MS; dropped when it cannot go. */
-static void
-s_ask_topology (wc_announce_t *self, int64_t now)
-{
-    wc_node_t *node = self->node;
-    if (!self->admitted || !node->primary || now < self->next_topology_ms
-    ||  !wc_primary_wants_topology (node->primary))
-        return;
-    self->next_topology_ms = now + S_TOPOLOGY_ASK_MS;
-    wc_msg_t msg = { .type = WC_MSG_TOPOLOGY_GET, .rid = ++self->rid };
-    self->buf.size = 0;
-    if (wc_msg_encode (&msg, &self->buf) == 0
-    &&  zmq_send (zsock_resolve (self->dealer), self->buf.data, self->buf.size,
-                  ZMQ_DONTWAIT) != -1)
-        self->topology_rid = msg.rid;
-}
-
 int
 wc_announce_tick (wc_announce_t *self)
 {
@@ -473,6 +438,5 @@ wc_announce_tick (wc_announce_t *self)
         self->sent_ms = now;
         self->next_beat_ms = now + WC_ANNOUNCE_INTERVAL_MS;
     }
-    s_ask_topology (self, now);
     return (int) (self->next_beat_ms - now);
 }

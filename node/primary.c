@@ -647,42 +647,6 @@ wc_primary_acks (const wc_primary_t *self)
     return self->acks;
 }
 
-bool
-wc_primary_wants_topology (const wc_primary_t *self)
-{
-    return wc_acks_unsure (self->acks, wc_clock_ms ());
-}
-
-//  Does the TOPOLOGY in arg list the node id (len bytes)?
-static bool
-s_listed (void *arg, const char *id, size_t len)
-{
-    const wc_msg_t *topology = (const wc_msg_t *) arg;
-    for (uint32_t i = 0; i < topology->u.topology.count; i++) {
-        wc_node_info_t info;
-        if (wc_node_info_from_object (&topology->u.topology.items [i], &info) == 0
-        &&  info.id.len == len && memcmp (info.id.ptr, id, len) == 0)
-            return true;
-    }
-    return false;
-}
-
-void
-wc_primary_on_topology (wc_primary_t *self, const wc_msg_t *topology)
-{
-    for (uint32_t i = 0; i < topology->u.topology.count; i++) {
-        wc_node_info_t info;
-        if (wc_node_info_from_object (&topology->u.topology.items [i], &info) != 0)
-            return;                     /* a list we cannot read forgets no one */
-    }
-    size_t dropped = wc_acks_prune (self->acks, s_listed, (void *) topology,
-                                    wc_clock_ms ());
-    if (dropped)
-        wc_log_info ("acks: dropped %zu replica%s the broker no longer lists "
-                     "(forgotten), with %s /metrics series", dropped,
-                     dropped == 1 ? "" : "s", dropped == 1 ? "its" : "their");
-}
-
 void
 wc_primary_forget (wc_primary_t *self, const wc_bytes_t *id)
 {

@@ -83,16 +83,6 @@ void wc_primary_handover_sent (wc_primary_t *self, bool handed_over);
 /*  The replicas' ACKs (for /metrics). */
 const struct wc_acks *wc_primary_acks (const wc_primary_t *self);
 
-/*  Is a replica new to the table (not yet seen in the broker's directory)
-    or silent past the lag bound, so that the broker may have forgotten it
-    (announce.c then asks for the directory)? */
-bool wc_primary_wants_topology (const wc_primary_t *self);
-
-/*  The broker's directory (a TOPOLOGY, whole and checked by the codec):
-    the replicas it listed before and forgot are dropped from the ACK
-    table and from /metrics (wc_acks_prune). */
-void wc_primary_on_topology (wc_primary_t *self, const wc_msg_t *topology);
-
 /*  The broker says replica id was forgotten (`walcast forget`: removed
     for good): drop it from the ACK table and so from /metrics, logged
     once (told again, it is no longer there). */

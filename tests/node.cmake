@@ -27,4 +27,4 @@ set_tests_properties(check_units PROPERTIES TIMEOUT 60 SKIP_RETURN_CODE 77)
 # A replica's per-entry replication lag, the histogram /metrics shows.
 wc_add_test(test_applylag 60 SOURCES test_applylag.c LIBS wc_node)
 # /metrics of nodes and the broker, scraped over plain HTTP (issue 10).
-wc_add_cluster_test(test_metrics_scrape 180 test_metrics_scrape.c)
+wc_add_cluster_test(test_metrics_scrape 180 test_metrics_scrape.c broker_peer.c)

@@ -19,7 +19,9 @@
       primary one failover, eu's node down, and the promoted replica
       shows the primary role;
     - a replica stopped and forgotten at the broker (`walcast forget`)
-      leaves the primary's /metrics within seconds;
+      leaves the primary's /metrics within seconds; one only stopped
+      keeps its series there across a restart of the broker (which
+      lists only the nodes it heard since);
     - a --metrics-port that is taken stops the node at start with a line
       that names the port and says it is in use.
     Every wait polls against a deadline.
@@ -40,7 +42,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <zmq.h>
+#include "broker_peer.h"
 #include "cluster.h"
+#include "codec.h"
 
 #define N_WRITES  200
 #define WAIT_MS   15000
@@ -487,6 +491,106 @@ test_forgotten_replica (void **state)
     cluster_pass (c);
 }
 
+/*  The applied seq of node id as the broker's directory lists it, up
+    (asked on peer with the next rid); -1 when it does not. */
+static int64_t
+s_broker_seq (broker_peer_t *peer, uint64_t *rid, const char *id)
+{
+    wc_msg_t msg;
+    if (broker_peer_topology (peer, ++*rid, 3000, &msg) != 0)
+        return -1;
+    for (uint32_t i = 0; i < msg.u.topology.count; i++) {
+        wc_node_info_t info;
+        if (wc_node_info_from_object (&msg.u.topology.items [i], &info) == 0 && info.up
+        &&  info.id.len == strlen (id) && memcmp (info.id.ptr, id, info.id.len) == 0)
+            return (int64_t) info.applied_seq;
+    }
+    return -1;
+}
+
+/*  A broker restart removes no replica from the primary's /metrics. The
+    restarted broker lists only the nodes that beat it since (it keeps
+    the epoch and the primary, not the directory), so a replica that is
+    down is no longer listed: it was not forgotten, its lag series must
+    stay (an alert on walcast_replica_lag_* keeps firing) and only a
+    FORGET removes it. Before, the primary read the restarted broker's
+    directory once a second and dropped the series as "forgotten". */
+static void
+test_broker_restart_keeps_down_replica (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    assert_non_null (c);
+    int p_port = cluster_spare_port (c);
+    assert_int_equal (cluster_broker_start (c, 1000), 0);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    int r1 = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    int r2 = cluster_add (c, "r2", cluster_addr (c, p), NULL);
+    //  r2 counts as silent (not current) 1 s after its last ACK
+    char p_flag [16];
+    snprintf (p_flag, sizeof p_flag, "%d", p_port);
+    const char *const extra [] = { "--metrics-port", p_flag, "--replica-lag", "1000",
+                                   NULL };
+    cluster_set_extra (c, p, extra);
+    int all [] = { p, r1, r2 };
+    for (int k = 0; k < 3; k++) {
+        cluster_set_broker (c, all [k], true);
+        assert_int_equal (cluster_start (c, all [k]), 0);
+    }
+    for (int k = 0; k < 3; k++)
+        assert_int_equal (cluster_wait_ready (c, all [k], WAIT_MS), 0);
+    free (s_until (p_port, "walcast_role{role=\"primary\"}", 1));
+    assert_int_equal (cluster_load (c, p, 0, 100, 1, NULL), 0);
+    assert_int_equal (cluster_wait_converged (c, all, 3, 0, WAIT_MS, NULL, NULL), 0);
+    free (s_until (p_port, "walcast_replica_lag_entries{replica=\"r2\"}", 0));
+    free (s_until (p_port, "walcast_replicas_connected", 2));
+
+    //  r2 stops (not forgotten) and goes silent past --replica-lag
+    assert_int_equal (cluster_kill (c, r2), 0);
+    free (s_until (p_port, "walcast_replicas_connected", 1));
+
+    //  The broker restarts, and hears p1 again
+    assert_int_equal (cluster_broker_kill (c), 0);
+    assert_int_equal (cluster_broker_start (c, 1000), 0);
+    broker_peer_t *peer = broker_peer_new (cluster_broker_addr (c), ZMQ_DEALER);
+    assert_non_null (peer);
+    uint64_t rid = 0;
+    int64_t deadline = cluster_now_ms () + WAIT_MS;
+    while (s_broker_seq (peer, &rid, "p1") < 0) {
+        if (cluster_now_ms () > deadline)
+            fail_msg ("the restarted broker never listed p1 up");
+        cluster_nap_ms (100);
+    }
+    int64_t heard = cluster_now_ms ();
+    //  Four more of p1's beats reach it, each seen by the applied seq it
+    //  carries after one more write: beats go every 500 ms, so 1.5 s
+    //  pass, in which p1 read the directory once a second (before) or
+    //  would have been told of a forget (now)
+    walcast_pos_t wrote = { 0, 0 };
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal (cluster_load (c, p, 100 + k, 1, 1, &wrote), 0);
+        deadline = cluster_now_ms () + WAIT_MS;
+        while (s_broker_seq (peer, &rid, "p1") < (int64_t) wrote.seq) {
+            if (cluster_now_ms () > deadline)
+                fail_msg ("the broker never listed p1 at seq %llu",
+                          (unsigned long long) wrote.seq);
+            cluster_nap_ms (50);
+        }
+    }
+    broker_peer_destroy (&peer);
+    print_message ("the restarted broker heard p1 four more beats in %lld ms\n",
+                   (long long) (cluster_now_ms () - heard));
+    //  /metrics is rendered once a second: read the first text made since
+    //  (it shows the last write)
+    char *text = s_until (p_port, "walcast_applied_seq", (double) wrote.seq);
+    if (isnan (s_value (text, "walcast_replica_lag_seconds{replica=\"r2\"}")))
+        fail_msg ("r2's lag series left the primary after a broker restart, though "
+                  "no one forgot r2");
+    assert_false (isnan (s_value (text, "walcast_replica_lag_entries{replica=\"r1\"}")));
+    assert_true (s_value (text, "walcast_replica_lag_entries{replica=\"r2\"}") >= 4);
+    free (text);
+    cluster_pass (c);
+}
+
 /*  A primary p1 with /metrics on port, serving. */
 static void
 s_metrics_primary (cluster_t *c, int port)
@@ -681,6 +785,8 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_scrape, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_forgotten_replica, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_broker_restart_keeps_down_replica, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_busy_port, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_idle_connections, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_refused_read_counted, s_setup, s_teardown),
