@@ -66,6 +66,8 @@ struct wc_primary {
     uint64_t        refused;    /* writes refused because the log failed */
     uint64_t        unconfirmed;    /* writes answered ENOTREPLICATED */
     char            detail [WC_MAX_ADDR + 256]; /* wc_primary_detail's */
+    uint64_t        own_id_acks;    /* ACKs dropped for carrying our own id */
+    int64_t         own_id_log_ms;  /* when that was last said */
 };
 
 wc_primary_t *
@@ -479,6 +481,22 @@ wc_primary_on_ack (wc_primary_t *self, const wc_msg_t *ack)
         char id [WC_MAX_ID + 1];
         wc_bytes_printable (id, sizeof id, &ack->u.ack.id);
         wc_log_debug ("dropped an ACK from %s, a replica of another cluster", id);
+        return;
+    }
+    /*  A second process started with our id (the broker refuses it as a
+        duplicate, but it can still follow us) is no replica: its ACKs
+        would confirm writes and give it a lag series under our name */
+    if (ack->u.ack.id.len == strlen (node->cfg.id)
+    &&  memcmp (ack->u.ack.id.ptr, node->cfg.id, ack->u.ack.id.len) == 0) {
+        node->bad_messages++;
+        self->own_id_acks++;
+        int64_t now = wc_clock_ms ();
+        if (self->own_id_log_ms == 0 || now - self->own_id_log_ms >= 60000) {
+            wc_log_warn ("dropped ACKs from a replica with our own id %s (%llu so far): "
+                         "two processes started with one --id? It confirms no write",
+                         node->cfg.id, (unsigned long long) self->own_id_acks);
+            self->own_id_log_ms = now;
+        }
         return;
     }
     if (ack->u.ack.epoch > node->epoch && !self->fenced) {

@@ -13,6 +13,9 @@
     that follows this address (a node of its own used to answer here)
     holds nothing of ours, and its epochs say nothing about ours.
 
+    An ACK carrying the primary's own id (a second process started with
+    its --id) confirms nothing either.
+
     A real primary on loopback; the ACKs come from a raw DEALER.
 */
 #include <stdarg.h>
@@ -196,12 +199,74 @@ test_ack_of_another_cluster (void **state)
     cluster_pass (c);
 }
 
+//  A second process started with the primary's own id (a copy-pasted
+//  unit, the broker refusing it as a duplicate) that follows the primary
+//  is no replica of it: its ACKs confirm nothing, and it gets no lag
+//  series. Before, they answered acks=1 writes, counted as a replica in
+//  walcast_replicas_connected, and left a series named after the
+//  primary that nothing could remove (operator walkthrough).
+static void
+test_ack_with_our_own_id (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    walcast_pos_t pos;
+    int p = s_primary (c, &pos);
+    void *ctx = zmq_ctx_new ();
+    void *writer = s_dealer (ctx, c, p);
+    void *impostor = s_dealer (ctx, c, p);
+
+    //  A PUT that waits for 1 ack (2 s at most), then a PING behind it:
+    //  once the PONG is in, the write is in the log, waiting
+    wc_msg_t put;
+    memset (&put, 0, sizeof put);
+    put.type = WC_MSG_PUT;
+    put.rid = 41;
+    put.u.req.key = (wc_bytes_t) { (const uint8_t *) "k2", 2 };
+    put.u.req.value = (wc_bytes_t) { (const uint8_t *) "v", 1 };
+    put.u.req.acks = 1;
+    put.u.req.ack_timeout_ms = 2000;
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init (&out);
+    assert_int_equal (wc_msg_encode (&put, &out), 0);
+    assert_int_equal (zmq_send (writer, out.data, out.size, 0), (int) out.size);
+    msgpack_sbuffer_destroy (&out);
+    s_sync (writer);
+    s_send_ack (impostor, "p1", pos.epoch, pos.seq + 1);
+    s_sync (impostor);
+
+    zmq_pollitem_t item = { writer, 0, ZMQ_POLLIN, 0 };
+    assert_int_equal (zmq_poll (&item, 1, 10000), 1);
+    zmq_msg_t reply;
+    zmq_msg_init (&reply);
+    assert_true (zmq_msg_recv (&reply, writer, 0) >= 0);
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    wc_msg_t msg;
+    assert_int_equal (wc_msg_decode (zmq_msg_data (&reply), zmq_msg_size (&reply),
+                                     &unpacked, &msg), 0);
+    print_message ("put --acks 1 with an ACK from our own id: %s\n",
+                   wc_msg_type_name (msg.type));
+    assert_int_equal (msg.rid, 41);
+    assert_int_equal (msg.type, WC_MSG_ERROR);
+    assert_int_equal (wc_err_from_wire (msg.u.error.code), WALCAST_ENOTREPLICATED);
+    msgpack_unpacked_destroy (&unpacked);
+    zmq_msg_close (&reply);
+    assert_int_equal (cluster_wait_log (c, p, "dropped ACKs from a replica with our own id",
+                                        0, 10000), 0);
+    zmq_close (writer);
+    zmq_close (impostor);
+    zmq_ctx_term (ctx);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_ack_beyond_the_log, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_ack_of_another_cluster, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_ack_with_our_own_id, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
