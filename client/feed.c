@@ -575,10 +575,12 @@ s_on_epoch_end (wc_feed_t *self, const wc_msg_t *msg)
     uint64_t fork = end < delivered ? end : delivered;
     snprintf (self->detail, sizeof self->detail, "%s's history no longer holds what "
               "this watch delivered: seqs %llu..%llu (epoch %llu) were rolled back by "
-              "a failover, and seqs from %llu on are now other changes; watch again "
-              "with --from %llu", self->name, (unsigned long long) fork + 1,
+              "a failover, and seqs from %llu on are now other changes (or epoch %llu "
+              "is not the one this watch's position came with); watch again with "
+              "--from %llu", self->name, (unsigned long long) fork + 1,
               (unsigned long long) delivered, (unsigned long long) self->epoch,
-              (unsigned long long) fork + 1, (unsigned long long) fork + 1);
+              (unsigned long long) fork + 1, (unsigned long long) self->epoch,
+              (unsigned long long) fork + 1);
     return WALCAST_ECONFLICT;
 }
 
