@@ -23,8 +23,11 @@
     an errno, a connection that closed or timed out before its handshake
     completed. Those come by the dozen when this process was paused
     (SIGSTOP) or its peers restarted: the connections clients opened and
-    gave up on meanwhile. They say nothing about keys, so they are
-    counted apart and summed up in one line that does not blame them.
+    gave up on meanwhile. A client without CURVE keys can end that way
+    too, when it sees the mechanism differ and hangs up before this side
+    does (a race: otherwise it is a PROTOCOL refusal); a key that is not
+    trusted never does (ZAP refuses it: AUTH). So they are counted apart
+    and summed up in one line that names both causes and blames no key.
 */
 #include <dirent.h>
 #include <errno.h>
@@ -602,9 +605,9 @@ s_dropped_flush (s_watch_t *watch, int64_t now)
     if (!now)
         now = zclock_mono ();
     wc_log_info ("handshakes dropped on the %s socket (%s): %llu connections closed or "
-                 "timed out before their handshake completed, in the last %.1f s (their "
-                 "peers went away or gave up waiting, as after this process was paused "
-                 "or busy, or a peer restarted; not an authentication refusal); the "
+                 "timed out before their handshake completed, in the last %.1f s (peers "
+                 "that gave up waiting while this process was paused or busy, or that "
+                 "restarted; or a client without CURVE keys that hung up at once); the "
                  "last: %s", watch->name, watch->addr [0] ? watch->addr : "?",
                  (unsigned long long) watch->dropped,
                  (double) (now - watch->dropped_first_ms) / 1000.0,

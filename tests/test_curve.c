@@ -207,7 +207,8 @@ test_departure_is_no_refusal (void **state)
 /*  A connection that closes before its handshake completes (a client
     that gave up while the server was paused) is a dropped handshake, not
     a refusal: wc_curve_dropped counts it, wc_curve_refused does not.
-    A client without keys is still a refusal. */
+    A client without keys is counted as one or the other (whichever side
+    sees the mechanisms differ first hangs up), never as nothing. */
 static void
 test_dropped_handshake_is_no_refusal (void **state)
 {
@@ -251,7 +252,9 @@ test_dropped_handshake_is_no_refusal (void **state)
     assert_int_equal (wc_curve_dropped (curve), 1);
     assert_int_equal (wc_curve_refused (curve), 0);
 
-    //  A client without keys: refused
+    //  A client without keys: refused, or dropped when it hangs up on
+    //  the mechanism before the server does (a race libzmq decides);
+    //  counted either way, and never as nothing
     void *ctx = zmq_ctx_new ();
     assert_non_null (ctx);
     void *sub = zmq_socket (ctx, ZMQ_SUB);
@@ -262,12 +265,15 @@ test_dropped_handshake_is_no_refusal (void **state)
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
     assert_int_equal (zmq_connect (sub, endpoint), 0);
     deadline = wc_clock_ms () + 5000;
-    while (wc_curve_refused (curve) == 0 && wc_clock_ms () < deadline)
+    while (wc_curve_refused (curve) + wc_curve_dropped (curve) < 2
+    &&     wc_clock_ms () < deadline)
         zclock_sleep (10);
     zmq_close (sub);
     zmq_ctx_term (ctx);
-    assert_true (wc_curve_refused (curve) >= 1);
-    assert_int_equal (wc_curve_dropped (curve), 1);
+    print_message ("a client without keys: refused %llu, dropped %llu\n",
+                   (unsigned long long) wc_curve_refused (curve),
+                   (unsigned long long) wc_curve_dropped (curve) - 1);
+    assert_true (wc_curve_refused (curve) + wc_curve_dropped (curve) >= 2);
     wc_publisher_destroy (&pub);
     wc_curve_destroy (&curve);
     snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir);
