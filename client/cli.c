@@ -19,7 +19,12 @@
     except the command's own options, which come first (get's
     "--min-seq SEQ", watch's "--from SEQ", the writes' "--acks N" and
     "--ack-timeout MS": those only before the key, so a key may start
-    with "--" too).
+    with "--" too), and "-h" / "--help" anywhere among them, which prints
+    the command's usage and does nothing else (s_main: before a KEY or a
+    NAME could be taken for it). The first "--" after the command ends
+    both: what follows is taken as it is, so a key "--help" or "--acks"
+    is `walcast put -- --help VALUE` (the "--" is dropped; s_opts_t.nopts
+    says how many arguments came before it).
 
     With one --node and no --broker the tool talks to that node only, as
     it always did; with a broker or several nodes the library routes
@@ -82,6 +87,9 @@ typedef struct {
     bool         version;       /* --version: print version, exit 0 */
     bool         patient;       /* status --watch: a silent broker at start is
                                    asked again, not an error */
+    int          nopts;         /* the command's arguments before its "--"
+                                   (dropped): only these may be its options;
+                                   all of them when there is none */
 } s_opts_t;
 
 /*  A global flag. set() returns 0, or -1 after printing why the value is
@@ -521,17 +529,17 @@ s_batch_option (const char *value, int *batch)
 //  The options of put, del and load ("--acks N", "--ack-timeout MS", and
 //  for load (batch not NULL) "--batch N", also as NAME=VALUE), which come
 //  before the command's npos other arguments: so a key that starts with
-//  "--" still works, and only the arguments before the last npos are
-//  options. Returns the index of the first other argument, or -1 after
-//  printing a usage error.
+//  "--" still works, and only the arguments before the last npos, and
+//  before the first nopts (a "--" there), are options. Returns the index
+//  of the first other argument, or -1 after printing a usage error.
 static int
-s_write_options (char **args, int nargs, int npos, const char *cmd,
+s_write_options (char **args, int nargs, int nopts, int npos, const char *cmd,
                  const char *usage, walcast_write_opts_t *wopts, int *batch)
 {
     memset (wopts, 0, sizeof *wopts);
     bool acks_given = false, timeout_given = false;
     int i = 0;
-    while (nargs - i > npos && strncmp (args [i], "--", 2) == 0) {
+    while (nargs - i > npos && i < nopts && strncmp (args [i], "--", 2) == 0) {
         const char *eq = strchr (args [i], '=');
         size_t len = eq ? (size_t) (eq - args [i]) : strlen (args [i]);
         const char *name = len == 6 && memcmp (args [i], "--acks", 6) == 0 ? "--acks"
@@ -544,7 +552,7 @@ s_write_options (char **args, int nargs, int npos, const char *cmd,
                      args [i]);
             return -1;
         }
-        if (!eq && i + 1 >= nargs) {
+        if (!eq && i + 1 >= nopts) {
             fprintf (stderr, "walcast: %s: %s needs a value\n", cmd, name);
             return -1;
         }
@@ -607,9 +615,8 @@ s_bad_node_id (const char *cmd, const char *id)
 static int
 s_cmd_put (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
-    (void) opts;
     walcast_write_opts_t wopts;
-    int i = s_write_options (args, nargs, 2, "put",
+    int i = s_write_options (args, nargs, opts->nopts, 2, "put",
                              "[--acks N] [--ack-timeout MS] KEY VALUE", &wopts, NULL);
     if (i < 0 || s_bad_key ("put", args [i]))
         return s_usage_error ();
@@ -668,7 +675,8 @@ s_cmd_get (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
     uint64_t min_seq = 0;
     int i = 0;
-    int rc = s_parse_seq_option (args, nargs, &i, "get", "--min-seq", 0, &min_seq);
+    int rc = s_parse_seq_option (args, opts->nopts, &i, "get", "--min-seq", 0,
+                                 &min_seq);
     if (rc < 0)
         return s_usage_error ();
     if (nargs - i != 1) {
@@ -711,9 +719,8 @@ s_cmd_get (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 static int
 s_cmd_del (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
-    (void) opts;
     walcast_write_opts_t wopts;
-    int i = s_write_options (args, nargs, 1, "del",
+    int i = s_write_options (args, nargs, opts->nopts, 1, "del",
                              "[--acks N] [--ack-timeout MS] KEY", &wopts, NULL);
     if (i < 0 || s_bad_key ("del", args [i]))
         return s_usage_error ();
@@ -731,10 +738,9 @@ s_cmd_del (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 static int
 s_cmd_load (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
-    (void) opts;
     walcast_write_opts_t wopts;
     int batch = WALCAST_MAX_BATCH;
-    if (s_write_options (args, nargs, 0, "load",
+    if (s_write_options (args, nargs, opts->nopts, 0, "load",
                          "[--acks N] [--ack-timeout MS] [--batch N]", &wopts, &batch) < 0)
         return s_usage_error ();
     walcast_set_acks (client, wopts.acks, wopts.ack_timeout_ms);
@@ -837,14 +843,14 @@ s_status_table (walcast_t *client)
     return S_EXIT_OK;
 }
 
-static int s_status_watch (walcast_t *client, char **args, int nargs);
+static int s_status_watch (walcast_t *client, char **args, int nargs, int nopts);
 
 //  status [--watch [--interval MS] [--count N]]
 static int
 s_cmd_status (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
 {
     if (nargs > 0)
-        return s_status_watch (client, args, nargs);
+        return s_status_watch (client, args, nargs, opts->nopts);
     if (opts->broker || opts->nnodes > 1)
         return s_status_table (client);
     return s_status_one (client);
@@ -1012,21 +1018,21 @@ s_nap (long ms)
 //  the last after a "time" line, so a script can read them. A failed
 //  refresh says why (on stderr, and on screen) and the watch goes on.
 static int
-s_status_watch (walcast_t *client, char **args, int nargs)
+s_status_watch (walcast_t *client, char **args, int nargs, int nopts)
 {
     long interval = 1000, count = 0;
     int i = 0;
     bool watch = false;
-    while (i < nargs) {
+    while (i < nopts) {
         if (strcmp (args [i], "--watch") == 0) {
             watch = true;
             i++;
             continue;
         }
-        int rc = s_parse_count_option (args, nargs, &i, "--interval", 100, 3600000,
+        int rc = s_parse_count_option (args, nopts, &i, "--interval", 100, 3600000,
                                        &interval);
         if (rc == 1)
-            rc = s_parse_count_option (args, nargs, &i, "--count", 1, 1000000000L, &count);
+            rc = s_parse_count_option (args, nopts, &i, "--count", 1, 1000000000L, &count);
         if (rc == 1) {
             fprintf (stderr, "walcast: status: unknown option '%s' (expected --watch "
                      "[--interval MS] [--count N])\n", args [i]);
@@ -1034,6 +1040,11 @@ s_status_watch (walcast_t *client, char **args, int nargs)
         }
         if (rc < 0)
             return s_usage_error ();
+    }
+    if (i < nargs) {
+        fprintf (stderr, "walcast: status: takes no arguments, only options (--watch "
+                 "[--interval MS] [--count N]), got '%s'\n", args [i]);
+        return s_usage_error ();
     }
     if (!watch) {
         fprintf (stderr, "walcast: status: --interval and --count go with --watch\n");
@@ -1104,9 +1115,11 @@ s_cmd_watch (walcast_t *client, const s_opts_t *opts, char **args, int nargs)
     uint64_t position = 0, epoch = 0;
     int i = 0;
     for (int rc = 0; rc == 0; ) {         /* --from and --epoch, in any order */
-        rc = s_parse_seq_option (args, nargs, &i, "watch", "--from", 1, &position);
+        rc = s_parse_seq_option (args, opts->nopts, &i, "watch", "--from", 1,
+                                 &position);
         if (rc == 1)
-            rc = s_parse_seq_option (args, nargs, &i, "watch", "--epoch", 1, &epoch);
+            rc = s_parse_seq_option (args, opts->nopts, &i, "watch", "--epoch", 1,
+                                     &epoch);
         if (rc < 0)
             return s_usage_error ();
     }
@@ -1248,18 +1261,12 @@ s_usage_error (void)
     return S_EXIT_USAGE;
 }
 
-//  One help entry: left column, then text wrapped at 79 columns and
-//  indented under itself.
+//  Text wrapped at 79 columns, from column indent on (where the cursor
+//  is), its next lines indented as much.
 static void
-s_print_entry (const char *left, const char *text)
+s_print_wrapped (const char *text, int indent)
 {
-    const int indent = 25;
     const int width = 79 - indent;
-    printf ("  %-22s", left);
-    if ((int) strlen (left) > 22)
-        printf ("\n%*s", indent, "");
-    else
-        putchar (' ');
     while (*text) {
         int len = (int) strlen (text);
         int take = len;
@@ -1277,6 +1284,39 @@ s_print_entry (const char *left, const char *text)
         if (*text)
             printf ("%*s", indent, "");
     }
+}
+
+//  One help entry: left column, then text wrapped at 79 columns and
+//  indented under itself.
+static void
+s_print_entry (const char *left, const char *text)
+{
+    const int indent = 25;
+    printf ("  %-22s", left);
+    if ((int) strlen (left) > 22)
+        printf ("\n%*s", indent, "");
+    else
+        putchar (' ');
+    s_print_wrapped (text, indent);
+}
+
+//  What -h / --help and "--" after a command do: for both helps.
+#define S_COMMAND_FLAGS \
+    "After COMMAND, -h or --help prints the command's usage and does " \
+    "nothing else; \"--\" ends its options: what follows is taken as it " \
+    "is, a KEY or a NAME that starts with '-' or is --help (walcast put -- " \
+    "--help VALUE writes key \"--help\")."
+
+//  COMMAND -h / --help: its usage and what it does, on stdout.
+static void
+s_print_command_help (const s_command_t *cmd)
+{
+    printf ("usage: walcast [OPTIONS] %s%s%s\n\n", cmd->name, cmd->args [0] ? " " : "",
+            cmd->args);
+    s_print_wrapped (cmd->help, 0);
+    printf ("\n");
+    s_print_wrapped ("OPTIONS are the options before the command (walcast --help "
+                     "lists them). " S_COMMAND_FLAGS, 0);
 }
 
 static void
@@ -1301,6 +1341,8 @@ s_print_help (void)
         snprintf (left, sizeof left, "%s %s", c->name, c->args);
         s_print_entry (left, c->help);
     }
+    printf ("\n");
+    s_print_wrapped (S_COMMAND_FLAGS, 0);
     printf ("\nReads. With --broker (or several --node), the client PINGs every "
             "node, keeps\nan RTT average per node and picks by --read: nearest "
             "takes the nodes within\n15 ms of the lowest RTT, its --region "
@@ -1372,8 +1414,7 @@ s_parse_options (int argc, char **argv, s_opts_t *opts)
     return i;
 }
 
-//  The command named at argv[first] with its arguments checked; NULL
-//  after printing a usage error.
+//  The command named at argv[first]; NULL after printing a usage error.
 static const s_command_t *
 s_find_command (int argc, char **argv, int first)
 {
@@ -1385,19 +1426,49 @@ s_find_command (int argc, char **argv, int first)
     for (size_t i = 0; i < S_NCOMMANDS; i++)
         if (strcmp (argv [first], s_commands [i].name) == 0)
             cmd = &s_commands [i];
-    if (!cmd) {
+    if (!cmd)
         fprintf (stderr, "walcast: unknown command '%s'\n", argv [first]);
-        return NULL;
-    }
-    int nargs = argc - first - 1;
+    return cmd;
+}
+
+//  Does the command ask for its help: -h or --help among args[0..nargs),
+//  before a "--"?
+static bool
+s_wants_help (char **args, int nargs)
+{
+    for (int i = 0; i < nargs && strcmp (args [i], "--") != 0; i++)
+        if (strcmp (args [i], "-h") == 0 || strcmp (args [i], "--help") == 0)
+            return true;
+    return false;
+}
+
+//  Drop the first "--" of args[0..*nargs) and say how many arguments came
+//  before it (all of them when there is none): those only may be options.
+static int
+s_end_options (char **args, int *nargs)
+{
+    for (int i = 0; i < *nargs; i++)
+        if (strcmp (args [i], "--") == 0) {
+            memmove (args + i, args + i + 1, (size_t) (*nargs - i - 1) * sizeof *args);
+            (*nargs)--;
+            return i;
+        }
+    return *nargs;
+}
+
+//  Are there as many arguments as cmd takes? False after printing a
+//  usage error.
+static bool
+s_check_count (const s_command_t *cmd, int nargs)
+{
     if (nargs < cmd->min_args || nargs > cmd->max_args) {
         if (cmd->max_args == 0)
             fprintf (stderr, "walcast: %s takes no arguments\n", cmd->name);
         else
             fprintf (stderr, "walcast: %s: expected %s\n", cmd->name, cmd->args);
-        return NULL;
+        return false;
     }
-    return cmd;
+    return true;
 }
 
 //  --debug: the library's debug lines on stderr.
@@ -1522,8 +1593,17 @@ s_main (int argc, char **argv, s_opts_t *opts, walcast_t **client)
     const s_command_t *cmd = s_find_command (argc, argv, first);
     if (!cmd)
         return s_usage_error ();
+    char **args = argv + first + 1;
+    int nargs = argc - first - 1;
+    if (s_wants_help (args, nargs)) {
+        s_print_command_help (cmd);
+        return S_EXIT_OK;
+    }
+    opts->nopts = s_end_options (args, &nargs);
+    if (!s_check_count (cmd, nargs))
+        return s_usage_error ();
     if (cmd->local)
-        return cmd->run (NULL, opts, argv + first + 1, argc - first - 1);
+        return cmd->run (NULL, opts, args, nargs);
     if (opts->nnodes == 0 && !opts->broker) {
         fprintf (stderr, "walcast: no node given (use --node HOST:PORT or "
                  "--broker HOST:PORT)\n");
@@ -1534,12 +1614,12 @@ s_main (int argc, char **argv, s_opts_t *opts, walcast_t **client)
                  "it)\n", cmd->name);
         return s_usage_error ();
     }
-    for (int i = first + 1; i < argc && cmd->run == s_cmd_status; i++)
-        if (strcmp (argv [i], "--watch") == 0)
+    for (int i = 0; i < opts->nopts && cmd->run == s_cmd_status; i++)
+        if (strcmp (args [i], "--watch") == 0)
             opts->patient = true;
     int exit_code = s_open_client (opts, cmd, client);
     if (exit_code == S_EXIT_OK)
-        exit_code = cmd->run (*client, opts, argv + first + 1, argc - first - 1);
+        exit_code = cmd->run (*client, opts, args, nargs);
     return exit_code;
 }
 

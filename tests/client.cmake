@@ -27,6 +27,9 @@ endforeach()
 wc_add_cluster_test(test_client_curve 120 test_client_curve.c)
 target_link_libraries(test_client_curve PRIVATE wc_fake PkgConfig::CZMQ)
 
+# The CLI's command line: --help after a command, -- ending its options.
+wc_add_cluster_test(test_client_cli 120 test_client_cli.c)
+
 # walcast status --watch (issue 10).
 wc_add_cluster_test(test_client_status_watch 120 test_client_status_watch.c)
 
