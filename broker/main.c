@@ -5,7 +5,9 @@
     (runtime/flags.h); the file is read first, the command line over it.
     Every bad value is named on stderr with exit code 2 (with FILE:LINE
     when it is in the file), and so is a --failover-timeout below
-    --node-timeout; --check-config stops there. Then the broker runs
+    --node-timeout, or an --http-port or --metrics-port that is one of
+    the broker's two ports or the other of them; --check-config stops
+    there. Then the broker runs
     until SIGTERM or SIGINT; SIGHUP parses the same command line and file
     again (s_reload) and applies the log level, the trust folder and the
     failover timeout. Exit codes: 0 after a clean stop, 1 when the broker
@@ -56,6 +58,7 @@ static const char *s_usage =
     "  --http-port PORT     serve the status page on PORT (on --bind): an HTML\n"
     "                       page at / and the cluster as JSON at /api/topology\n"
     "  --metrics-port PORT  serve Prometheus metrics at http://BIND:PORT/metrics\n"
+    "                       (neither port B, B+1 nor --http-port)\n"
     "  --log-level L        error | warn | info | debug (default info)\n"
     "  -v, --verbose        debug logging (--log-level debug)\n"
     "  --config FILE        read the flags from FILE first (section broker, one\n"
@@ -155,6 +158,23 @@ s_finish (wc_flags_t *f, s_options_t *o)
                               "before it is replaced; raise --failover-timeout to at "
                               "least %d", cfg->failover_timeout_ms, cfg->node_timeout_ms,
                               cfg->node_timeout_ms);
+    //  The status page or metrics port on one of our own, or on one
+    //  port together, would fail at the bind, after --check-config said
+    //  OK: said here, with both flags
+    const char *const web [] = { "http-port", "metrics-port" };
+    const int web_port [] = { cfg->http_port, cfg->metrics_port };
+    for (int i = 0; i < 2; i++)
+        if (web_port [i] && web_port [i] >= cfg->port && web_port [i] <= cfg->port + 1)
+            return wc_flags_fail (f, web [i], "--%s %d is one of the broker's own "
+                                  "ports (--port %d binds %d..%d: requests, topology); "
+                                  "give a --%s outside them", web [i], web_port [i],
+                                  cfg->port, cfg->port, cfg->port + 1, web [i]);
+    if (cfg->http_port && cfg->http_port == cfg->metrics_port)
+        return wc_flags_fail (f, wc_flags_is_set (f, "metrics-port") ? "metrics-port"
+                                                                     : "http-port",
+                              "--http-port %d and --metrics-port %d are the same port; "
+                              "give them different ones", cfg->http_port,
+                              cfg->metrics_port);
     char why [256];
     if (wc_failover_check_regions (cfg->region_priority, why, sizeof why) != 0)
         return wc_flags_fail (f, "region-priority", "%s", why);

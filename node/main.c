@@ -4,7 +4,8 @@
     One table (s_table) is both the flags and the config file's keys
     (runtime/flags.h); the file is read first, the command line over it.
     Every bad value is named on stderr with exit code 2 (with FILE:LINE
-    when it is in the file); --check-config stops there. Then the node
+    when it is in the file), and so is a --metrics-port among the node's
+    own three ports; --check-config stops there. Then the node
     runs until SIGTERM or SIGINT; SIGHUP parses the same command line and
     file again (s_reload) and applies what can change while running.
     Exit codes: 0 after a clean stop, 1 when the node could not start or
@@ -65,6 +66,7 @@ static const char *s_usage =
     "  --curve-server FILE  the public certificate of the --replica-of node\n"
     "  --curve-broker FILE  the public certificate of the --broker\n"
     "  --metrics-port PORT  serve Prometheus metrics at http://BIND:PORT/metrics\n"
+    "                       (not one of P..P+2)\n"
     "  --log-level L        error | warn | info | debug (default info)\n"
     "  -v, --verbose        debug logging (--log-level debug)\n"
     "  --config FILE        read the flags from FILE first (section node, one\n"
@@ -254,6 +256,14 @@ s_finish (wc_flags_t *f, s_options_t *o)
     ||  s_curve_keys (f, &o->curve, cfg) != 0
     ||  s_default_advertise (f, cfg) != 0)
         return -1;
+    //  The metrics port on one of our own would fail at the bind, after
+    //  --check-config said OK: said here, for both
+    if (cfg->metrics_port && cfg->port
+    &&  cfg->metrics_port >= cfg->port && cfg->metrics_port <= cfg->port + 2)
+        return wc_flags_fail (f, "metrics-port", "--metrics-port %d is one of the "
+                              "node's own ports (--port %d binds %d..%d: service, "
+                              "stream, catch-up); give a --metrics-port outside them",
+                              cfg->metrics_port, cfg->port, cfg->port, cfg->port + 2);
     return o->check ? wc_config_check_curve (f, o->curve.cert, o->curve.trust) : 0;
 }
 

@@ -7,6 +7,9 @@
       The annotated examples in examples/ pass it.
     - On a bad file it exits 2 with one line on stderr naming the file,
       the exact line and the reason.
+    - A metrics or status-page port among the process's own ports, or
+      the broker's two on one port, is refused there and at start (exit
+      2, naming both flags), not left to fail on the bind.
     - SIGHUP on a running node and broker: a changed log level, failover
       timeout and trust folder are applied and logged ("reload: log-level
       info -> debug"), a key that needs a restart is said to, an
@@ -325,6 +328,104 @@ test_check_bad_names_the_line (void **state)
     cluster_pass (w->c);
 }
 
+/*  Run program with args; exit 2 and stderr exactly "PROG: " + why +
+    "\nTry 'PROG --help'.\n", nothing on stdout. */
+static void
+s_refused (s_world_t *w, const char *program, const char *prog,
+           const char *const *args, const char *why)
+{
+    char *out, *err;
+    assert_int_equal (s_run (w, program, args, &out, &err), 2);
+    char expect [1200];
+    snprintf (expect, sizeof expect, "%s: %s\nTry '%s --help'.\n", prog, why, prog);
+    assert_string_equal (err, expect);
+    assert_string_equal (out, "");
+    free (out);
+    free (err);
+}
+
+/*  A metrics or status-page port that is one of the process's own ports
+    (node: P..P+2; broker: B..B+1), or both the broker's on one port, is
+    refused by --check-config and at start, naming both flags. Before,
+    --check-config said OK and the start failed on the bind (an
+    operator's find). */
+static void
+test_check_port_clash (void **state)
+{
+    s_world_t *w = (s_world_t *) *state;
+    s_require (w);
+    const char *node = "WALCAST_NODE", *broker = "WALCAST_BROKER";
+    int port = cluster_spare_port (w->c);
+    char data [700], p [16], p1 [16], p2 [16], p3 [16], why [600];
+    snprintf (data, sizeof data, "%s/never-created", cluster_dir (w->c));
+    snprintf (p, sizeof p, "%d", port);
+    snprintf (p1, sizeof p1, "%d", port + 1);
+    snprintf (p2, sizeof p2, "%d", port + 2);
+    snprintf (p3, sizeof p3, "%d", port + 3);
+
+    //  the node: P, P+1, P+2 are its own; P+3 is fine
+    const char *own [] = { p, p1, p2 };
+    for (int k = 0; k < 3; k++) {
+        snprintf (why, sizeof why, "--metrics-port %s is one of the node's own ports "
+                  "(--port %d binds %d..%d: service, stream, catch-up); give a "
+                  "--metrics-port outside them", own [k], port, port, port + 2);
+        const char *check [] = { "--id", "n1", "--data", data, "--port", p,
+                                 "--metrics-port", own [k], "--check-config", NULL };
+        s_refused (w, node, "walcast-node", check, why);
+        const char *start [] = { "--id", "n1", "--data", data, "--port", p,
+                                 "--metrics-port", own [k], NULL };
+        s_refused (w, node, "walcast-node", start, why);
+    }
+    const char *fine [] = { "--id", "n1", "--data", data, "--port", p,
+                            "--metrics-port", p3, "--check-config", NULL };
+    char *out, *err;
+    assert_int_equal (s_run (w, node, fine, &out, &err), 0);
+    free (out);
+    free (err);
+    //  in a file: at the metrics-port line
+    s_write (w, "node\n    id = n1\n    data = %s\n    port = %d\n"
+             "    metrics-port = %d\n", data, port, port + 1);
+    snprintf (why, sizeof why, "5: --metrics-port %d is one of the node's own ports "
+              "(--port %d binds %d..%d: service, stream, catch-up); give a "
+              "--metrics-port outside them", port + 1, port, port, port + 2);
+    s_check (w, node, "walcast-node", 2, why);
+
+    //  the broker: B and B+1 are its own, for either port
+    const char *flags [] = { "--http-port", "--metrics-port" };
+    for (int f = 0; f < 2; f++)
+        for (int k = 0; k < 2; k++) {
+            snprintf (why, sizeof why, "%s %s is one of the broker's own ports (--port "
+                      "%d binds %d..%d: requests, topology); give a %s outside them",
+                      flags [f], own [k], port, port, port + 1, flags [f]);
+            const char *check [] = { "--port", p, flags [f], own [k], "--check-config",
+                                     NULL };
+            s_refused (w, broker, "walcast-broker", check, why);
+            const char *start [] = { "--port", p, flags [f], own [k], NULL };
+            s_refused (w, broker, "walcast-broker", start, why);
+        }
+    //  ... and the two of them on one port
+    snprintf (why, sizeof why, "--http-port %d and --metrics-port %d are the same "
+              "port; give them different ones", port + 3, port + 3);
+    const char *same [] = { "--port", p, "--http-port", p3, "--metrics-port", p3,
+                            "--check-config", NULL };
+    s_refused (w, broker, "walcast-broker", same, why);
+    const char *same_start [] = { "--port", p, "--http-port", p3, "--metrics-port", p3,
+                                  NULL };
+    s_refused (w, broker, "walcast-broker", same_start, why);
+    s_write (w, "broker\n    port = %d\n    http-port = %d\n    metrics-port = %d\n",
+             port, port + 2, port + 2);
+    snprintf (why, sizeof why, "4: --http-port %d and --metrics-port %d are the same "
+              "port; give them different ones", port + 2, port + 2);
+    s_check (w, broker, "walcast-broker", 2, why);
+    s_write (w, "broker\n    port = %d\n    http-port = %d\n    metrics-port = %d\n",
+             port, port + 2, port + 3);
+    s_check (w, broker, "walcast-broker", 0, NULL);
+
+    struct stat st;
+    assert_int_not_equal (stat (data, &st), 0);
+    cluster_pass (w->c);
+}
+
 /* --- SIGHUP --------------------------------------------------------------- */
 
 /*  SIGHUP node i (or the broker when i < 0) and wait for a line of its
@@ -458,6 +559,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_check_examples, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_check_bad_names_the_line, s_setup,
                                          s_teardown),
+        cmocka_unit_test_setup_teardown (test_check_port_clash, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_sighup_node, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_sighup_broker, s_setup, s_teardown),
     };
