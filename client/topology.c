@@ -422,6 +422,8 @@ wc_topology_apply (wc_topology_t *self, const wc_node_info_t *info,
     node->lag_ms = info->lag_ms;
     node->lag_known = true;
     node->up = info->up;
+    node->flags = info->flags;
+    node->silent_ms = info->silent_ms;
     node->from_broker = true;
     node->seen = true;
     *index = found;

@@ -82,6 +82,10 @@ typedef struct {
     uint64_t lag_ms;            /* its staleness estimate */
     bool     lag_known;         /* lag came from the broker */
     bool     up;                /* broker's view; true when it never said */
+    uint64_t flags;             /* WC_NODE_* as the broker's TOPOLOGY says;
+                                   0 when it never said */
+    uint64_t silent_ms;         /* ms since the broker heard it, as its
+                                   TOPOLOGY says; 0 when it never said */
     bool     from_broker;       /* the broker described this node */
     bool     seen;              /* listed in the TOPOLOGY being applied */
     bool     listed;            /* listed in the last TOPOLOGY applied */

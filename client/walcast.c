@@ -343,6 +343,27 @@ s_broker_fresh (walcast_t *self)
         && wc_clock_us () - self->topo_at_us < WC_BROKER_FRESH_US;
 }
 
+//  Is node one the broker lists as a candidate (role 1, WC_NODE_CANDIDATE:
+//  not promoted, or not serving its promotion yet)? The broker's TOPOLOGY
+//  lists such a node down whether it runs or not, so that no write goes
+//  to it (docs/PROTOCOL.md, "One primary").
+static bool
+s_candidate (const wc_peer_t *node)
+{
+    return node->from_broker && node->role == WC_ROLE_PRIMARY
+        && (node->flags & WC_NODE_CANDIDATE);
+}
+
+//  A candidate the broker heard lately (within WC_PING_DEAD_US): one
+//  that runs, as far as it knows, though its TOPOLOGY lists it down.
+//  walcast_nodes waits for its PONG to show it up; one silent longer is
+//  down for the broker too, and is not waited for.
+static bool
+s_heard_candidate (const wc_peer_t *node)
+{
+    return s_candidate (node) && node->silent_ms * 1000 < WC_PING_DEAD_US;
+}
+
 /* --- replies ----------------------------------------------------------- */
 
 static void s_ping (walcast_t *self, size_t index, int64_t now_us);
@@ -1493,8 +1514,9 @@ s_begin (walcast_t *self)
 //  One round of PINGs: ping node `only` (or, with WC_SELECT_NONE, every
 //  node not known to be down) unless a PING is already in flight, and
 //  wait until they have all answered or wait_ms passed. With
-//  mark_silent, nodes still silent after a wait of WC_PING_DEAD_US
-//  count as unreachable.
+//  mark_silent (walcast_nodes, which shows who answers), nodes still
+//  silent after a wait of WC_PING_DEAD_US count as unreachable, and a
+//  candidate the broker heard lately is waited for too.
 static void
 s_ping_round (walcast_t *self, size_t only, int wait_ms, bool mark_silent)
 {
@@ -1516,7 +1538,7 @@ s_ping_round (walcast_t *self, size_t only, int wait_ms, bool mark_silent)
             wc_peer_t *node = s_node (self, i);
             if (only != WC_SELECT_NONE && i != only)
                 continue;
-            if (fresh && !node->up)
+            if (fresh && !node->up && !(mark_silent && s_heard_candidate (node)))
                 continue;           // the broker says down: do not wait for it
             if (node->sock && node->ping_rid == 0 && node->ping_sent_us == 0)
                 s_ping (self, i, now);      // its connection is not up yet
@@ -1792,7 +1814,9 @@ s_nap (walcast_t *self, int64_t until)
 }
 
 //  "the broker lists 2 nodes up: r1 (replica), r2 (replica)", or what
-//  the handle knows without a broker, into buf.
+//  the handle knows without a broker, into buf; then the first candidate
+//  the broker lists, which takes no writes yet, and why when its flags
+//  say (a promoted one whose disk is full cannot begin its epoch).
 static void
 s_known_nodes (walcast_t *self, char *buf, size_t size)
 {
@@ -1826,9 +1850,23 @@ s_known_nodes (walcast_t *self, char *buf, size_t size)
                          shown == 0 ? ": " : ", ",
                          node->id [0] ? node->id : node->addr, role);
         if (++shown == 4 && up > 4) {
-            snprintf (buf + len, size - (size_t) len, ", ...");
+            len += snprintf (buf + len, size - (size_t) len, ", ...");
             break;
         }
+    }
+    for (size_t i = 0; self->has_broker && fresh && i < nodes; i++) {
+        const wc_peer_t *node = s_node (self, i);
+        if (len < 0 || (size_t) len >= size || !s_candidate (node))
+            continue;
+        len += snprintf (buf + len, size - (size_t) len, "; candidate %s takes no "
+                         "writes yet: %s", node->id [0] ? node->id : node->addr,
+                         node->flags & WC_NODE_STALLED
+                         ? "its log cannot be written (its disk is full or failing)"
+                         : node->flags & WC_NODE_DIVERGED
+                         ? "its log diverged from the cluster's"
+                         : "the broker has not promoted it, or it has not begun its "
+                           "epoch");
+        break;
     }
 }
 
@@ -3358,8 +3396,10 @@ walcast_nodes (walcast_t *self, walcast_node_info_t *nodes, size_t max,
         memset (info, 0, sizeof *info);
         snprintf (info->id, sizeof info->id, "%s", node->id);
         snprintf (info->region, sizeof info->region, "%s", node->region);
+        bool candidate = s_candidate (node);
         snprintf (info->role, sizeof info->role, "%s",
-                  node->role == WC_ROLE_PRIMARY ? "primary"
+                  candidate ? "candidate"
+                : node->role == WC_ROLE_PRIMARY ? "primary"
                 : node->role == WC_ROLE_REPLICA ? "replica" : "");
         snprintf (info->addr, sizeof info->addr, "%s", node->addr);
         snprintf (info->primary, sizeof info->primary, "%s", node->primary);
@@ -3374,8 +3414,10 @@ walcast_nodes (walcast_t *self, walcast_node_info_t *nodes, size_t max,
         info->rtt_ms = node->rtt_ms;
         //  Without the broker's word, up is what the PINGs showed: a node
         //  that never answered one is not up, even before it counts as
-        //  unreachable (an unanswered PING takes WC_PING_DEAD_US to)
-        info->up = (node->from_broker && fresh) ? node->up
+        //  unreachable (an unanswered PING takes WC_PING_DEAD_US to). A
+        //  candidate the broker lists down whether it runs or not (no
+        //  write must go to it): the PINGs say that too
+        info->up = (node->from_broker && fresh && !candidate) ? node->up
                  : node->reachable && node->pong_us != 0;
     }
     *count = n;

@@ -588,7 +588,9 @@ WALCAST_EXPORT uint64_t walcast_session_seq (walcast_t *self);
 typedef struct {
     char     id [65];
     char     region [65];
-    char     role [16];        /* "primary", "replica" or "" when unknown */
+    char     role [16];        /* "primary", "replica", "candidate" (the
+                                  broker lists it as one: it takes no
+                                  writes yet) or "" when unknown */
     char     addr [256];
     char     primary [256];    /* who it follows; "" on a primary */
     uint64_t epoch;
@@ -596,7 +598,9 @@ typedef struct {
     uint64_t lag;              /* entries */
     uint64_t lag_ms;
     double   rtt_ms;           /* < 0 when unknown */
-    int      up;               /* 1 up, 0 down (broker's view, else pings) */
+    int      up;               /* 1 up, 0 down (broker's view, else pings;
+                                  a candidate's from the pings, as the
+                                  broker lists every candidate down) */
 } walcast_node_info_t;
 
 /*  Refresh (topology, one round of PINGs bounded by the timeout) and list

@@ -344,6 +344,7 @@ s_node_about (fake_node_t *self, const wc_msg_t *req, msgpack_sbuffer *reply)
     msg.u.status.role = (uint8_t) self->conf.role;
     msg.u.status.epoch = self->conf.epoch;
     msg.u.status.applied_seq = self->seen.seq;
+    msg.u.status.flags = self->conf.flags;
     if (self->conf.role == WC_ROLE_REPLICA) {
         msg.u.status.primary.ptr = (const uint8_t *) self->conf.detail;
         msg.u.status.primary.len = (uint32_t) strlen (self->conf.detail);
@@ -593,6 +594,7 @@ s_broker_topology (fake_broker_t *self, uint64_t rid, msgpack_sbuffer *out)
         info.role = (uint8_t) n->role;
         info.epoch = n->epoch;
         info.up = n->up;
+        info.flags = n->flags;
         info.curve_key = (wc_bytes_t) { (const uint8_t *) self->keys [i],
                                         (uint32_t) strlen (self->keys [i]) };
         rc = wc_node_info_encode (&info, out);

@@ -102,6 +102,7 @@ typedef struct {
     char     detail [64];       /* the refusal's detail; a replica's primary */
     int      snapshot_ms;       /* SNAPSHOT answered after this long; < 0 never */
     int      snapshot_err;      /* 0: SNAPSHOT_DONE; else the ERROR's code */
+    uint64_t flags;             /* WC_NODE_* its STATUS_REPLY carries */
 } fake_node_conf_t;
 
 /*  What a fake node was sent. */
@@ -143,6 +144,7 @@ typedef struct {
     int      role;              /* WC_ROLE_PRIMARY or WC_ROLE_REPLICA */
     uint64_t epoch;
     bool     up;
+    uint64_t flags;             /* WC_NODE_* its node_info carries */
 } fake_broker_node_t;
 
 /*  How the fake broker answers SWITCHOVER, after delay_ms (< 0: never):

@@ -412,7 +412,7 @@ test_topology_keys (void **state)
     fake_broker_t *broker = fake_broker_new_curve (w->port + 4, w->broker.secret_key);
     assert_non_null (node);
     assert_non_null (broker);
-    fake_broker_node_t nodes [1] = { { "p1", "", WC_ROLE_PRIMARY, 1, true } };
+    fake_broker_node_t nodes [1] = { { "p1", "", WC_ROLE_PRIMARY, 1, true, 0 } };
     snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", addr);
     fake_broker_set_key (broker, 0, w->node.public_key);
     fake_broker_set_nodes (broker, nodes, 1);

@@ -48,8 +48,8 @@ static void
 s_directory (s_world_t *w, const char *primary, uint64_t epoch)
 {
     fake_broker_node_t nodes [2] = {
-        { "p1", "", 0, epoch, true },
-        { "r1", "", 0, epoch, true },
+        { "p1", "", 0, epoch, true, 0 },
+        { "r1", "", 0, epoch, true, 0 },
     };
     snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", w->p1_addr);
     snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->r1_addr);
@@ -549,8 +549,8 @@ test_async_old_primary_down (void **state)
     int64_t started = cluster_now_ms ();
     s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
     fake_broker_node_t nodes [2] = {
-        { "p1", "", WC_ROLE_PRIMARY, 1, false },
-        { "r1", "", WC_ROLE_PRIMARY, 2, true },
+        { "p1", "", WC_ROLE_PRIMARY, 1, false, 0 },
+        { "r1", "", WC_ROLE_PRIMARY, 2, true, 0 },
     };
     snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", w->p1_addr);
     snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->r1_addr);

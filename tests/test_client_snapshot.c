@@ -59,8 +59,8 @@ s_setup (void **state)
     }
     if (w->broker) {
         fake_broker_node_t nodes [2] = {
-            { "r1", "", WC_ROLE_REPLICA, 1, true },
-            { "p1", "", WC_ROLE_PRIMARY, 1, true },
+            { "r1", "", WC_ROLE_REPLICA, 1, true, 0 },
+            { "p1", "", WC_ROLE_PRIMARY, 1, true, 0 },
         };
         snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", w->replica_addr);
         snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->primary_addr);

@@ -49,8 +49,8 @@ s_setup (void **state)
     if (!w->broker)
         return 0;
     fake_broker_node_t nodes [2] = {
-        { "p1", "", WC_ROLE_PRIMARY, 3, true },
-        { "r1", "", WC_ROLE_REPLICA, 3, true },
+        { "p1", "", WC_ROLE_PRIMARY, 3, true, 0 },
+        { "r1", "", WC_ROLE_REPLICA, 3, true, 0 },
     };
     snprintf (nodes [0].addr, sizeof nodes [0].addr, "127.0.0.1:%d", port + 3);
     snprintf (nodes [1].addr, sizeof nodes [1].addr, "127.0.0.1:%d", port + 6);

@@ -9,6 +9,13 @@
     and through the CLI, both from the TOPOLOGY reply and from the
     pushes.
 
+    And a candidate the broker lists (masked down in its TOPOLOGY, so that
+    no write goes to it: a promoted one that cannot begin its epoch, its
+    disk full) is shown by `walcast status` as what it is, ROLE
+    "candidate", STATE "up" while it answers PINGs ("down" once it does
+    not), not as a primary that is down; and a write that finds no
+    primary says the candidate is there but takes no writes, and why.
+
     The node is real (tests/cluster.h); the broker is a fake (tests/fake.h)
     that serves a topology with the real node and three bad entries, as
     a reply to TOPOLOGY_GET and as a push every 20 ms. The topology is
@@ -231,6 +238,127 @@ test_idle_handle_survives_pushes (void **state)
     cluster_pass (w->cluster);
 }
 
+/* --- a candidate the broker masks ------------------------------------------ */
+
+typedef struct {
+    cluster_t     *cluster;
+    fake_node_t   *candidate;       /* p1: a stalled candidate, alive */
+    fake_node_t   *replica;         /* r1 */
+    fake_broker_t *broker;
+    char           broker_addr [32];
+} s_cand_t;
+
+static int
+s_cand_setup (void **state)
+{
+    s_cand_t *w = calloc (1, sizeof *w);
+    *state = w;
+    if (!w)
+        return -1;
+    w->cluster = cluster_new ("client_topology_candidate");
+    if (!w->cluster)
+        return 0;
+    int port = cluster_spare_port (w->cluster);
+    snprintf (w->broker_addr, sizeof w->broker_addr, "127.0.0.1:%d", port + 4);
+    w->candidate = fake_node_new (port, "p1");
+    w->replica = fake_node_new (port + 2, "r1");
+    w->broker = fake_broker_new (port + 4);
+    if (!w->candidate || !w->replica || !w->broker)
+        return 0;
+    fake_node_conf_t conf;
+    fake_node_conf (w->candidate, &conf);
+    conf.flags = WC_NODE_CANDIDATE | WC_NODE_STALLED;
+    conf.refuse = WALCAST_ENOTPRIMARY;
+    fake_node_set (w->candidate, &conf);
+    fake_node_conf (w->replica, &conf);
+    conf.role = WC_ROLE_REPLICA;
+    snprintf (conf.detail, sizeof conf.detail, "127.0.0.1:%d", port);
+    fake_node_set (w->replica, &conf);
+    //  As the broker's TOPOLOGY lists them: the candidate down (masked),
+    //  and a candidate p2 that is down for good (nothing at its address)
+    fake_broker_node_t nodes [3] = {
+        { "p1", "", WC_ROLE_PRIMARY, 2, false, WC_NODE_CANDIDATE | WC_NODE_STALLED },
+        { "r1", "", WC_ROLE_REPLICA, 1, true, 0 },
+        { "p2", "", WC_ROLE_PRIMARY, 1, false, WC_NODE_CANDIDATE },
+    };
+    snprintf (nodes [0].addr, sizeof nodes [0].addr, "127.0.0.1:%d", port);
+    snprintf (nodes [1].addr, sizeof nodes [1].addr, "127.0.0.1:%d", port + 2);
+    snprintf (nodes [2].addr, sizeof nodes [2].addr, "127.0.0.1:%d", port + 6);
+    fake_broker_set_nodes (w->broker, nodes, 3);
+    return 0;
+}
+
+static int
+s_cand_teardown (void **state)
+{
+    s_cand_t *w = (s_cand_t *) *state;
+    fake_broker_destroy (&w->broker);
+    fake_node_destroy (&w->replica);
+    fake_node_destroy (&w->candidate);
+    cluster_destroy (&w->cluster);
+    free (w);
+    return 0;
+}
+
+/*  The row of node id in a status table, into line; fails when absent. */
+static void
+s_status_row (const char *out, const char *id, char *line, size_t size)
+{
+    for (const char *at = out; at && *at; at = strchr (at, '\n'), at = at ? at + 1 : NULL)
+        if (strncmp (at, id, strlen (id)) == 0 && at [strlen (id)] == ' ') {
+            snprintf (line, size, "%.*s", (int) strcspn (at, "\n"), at);
+            return;
+        }
+    fail_msg ("no row for %s in:\n%s", id, out);
+}
+
+static void
+test_masked_candidate_shown_as_candidate (void **state)
+{
+    s_cand_t *w = (s_cand_t *) *state;
+    if (!w->cluster || !w->candidate || !w->replica || !w->broker)
+        fail_msg ("the test could not be set up (see above)");
+    char *out = NULL, *err = NULL;
+    int rc = cluster_cli (w->cluster, NULL, &out, &err, "--broker", w->broker_addr,
+                          "status", NULL);
+    print_message ("status: exit %d\n%s%s", rc, out, err);
+    assert_int_equal (rc, 0);
+    //  p1 answers: a candidate that is up, not a primary that is down
+    char line [512];
+    s_status_row (out, "p1", line, sizeof line);
+    assert_int_equal (cluster_status_state (out, "p1"), 1);
+    assert_non_null (strstr (line, " candidate "));
+    s_status_row (out, "r1", line, sizeof line);
+    assert_int_equal (cluster_status_state (out, "r1"), 1);
+    assert_non_null (strstr (line, " replica "));
+    //  p2 does not: down, as before
+    s_status_row (out, "p2", line, sizeof line);
+    assert_int_equal (cluster_status_state (out, "p2"), 0);
+    assert_non_null (strstr (line, " candidate "));
+    //  the columns stay where they were
+    const char *header = "ID  REGION  ROLE       EPOCH  APPLIED  LAG  LAG_MS  RTT_MS  "
+                         "STATE\n";
+    assert_int_equal (strncmp (out, header, strlen (header)), 0);
+    free (out);
+    free (err);
+
+    //  a write finds no primary, and says the candidate cannot take it
+    rc = cluster_cli (w->cluster, NULL, &out, &err, "--broker", w->broker_addr,
+                      "--timeout", "1000", "put", "k", "v", NULL);
+    print_message ("put: exit %d: %s", rc, err);
+    assert_int_equal (rc, 3);
+    assert_non_null (strstr (err, "no primary known after 1000 ms: the broker lists "
+                                  "1 node up: r1 (replica)"));
+    assert_non_null (strstr (err, "candidate p1 takes no writes yet: its log cannot be "
+                                  "written (its disk is full or failing)"));
+    free (out);
+    free (err);
+    fake_node_seen_t seen;
+    fake_node_seen (w->candidate, &seen);
+    assert_int_equal (seen.writes, 0);
+    cluster_pass (w->cluster);
+}
+
 int
 main (void)
 {
@@ -238,6 +366,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_bad_entries_skipped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_idle_handle_survives_pushes, s_setup,
                                          s_teardown),
+        cmocka_unit_test_setup_teardown (test_masked_candidate_shown_as_candidate,
+                                         s_cand_setup, s_cand_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
