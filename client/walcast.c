@@ -3369,11 +3369,14 @@ walcast_nodes (walcast_t *self, walcast_node_info_t *nodes, size_t max,
     if (self->has_broker) {
         int64_t started = wc_clock_ms (), end = started + WC_REFRESH_MS;
         int rc = s_broker_refresh (self, end < deadline ? end : deadline);
+        //  A broker that never answered left no topology to speak of
         if (rc)
             snprintf (unheard, sizeof unheard, "the broker at %s did not answer in "
-                      "%lld ms (%s): the list is its last topology, up and down as "
-                      "the nodes' PINGs say", self->broker_endpoint + 6,
-                      (long long) (wc_clock_ms () - started), walcast_errname (rc));
+                      "%lld ms (%s): %s", self->broker_endpoint + 6,
+                      (long long) (wc_clock_ms () - started), walcast_errname (rc),
+                      self->topo_at_us ? "the list is its last topology, up and "
+                                         "down as the nodes' PINGs say"
+                                       : "there is no topology from it yet");
     }
     int64_t left = deadline - wc_clock_ms ();
     if (left > WC_REFRESH_MS)

@@ -608,8 +608,8 @@ typedef struct {
     broker's last topology lists (a node it no longer lists is left out,
     as a fresh handle would not know it) and those added by hand. When the
     broker did not answer, the list is its last topology with up/down
-    from the PINGs, and walcast_last_detail says so (the call still
-    returns 0); otherwise the detail is empty. */
+    from the PINGs (none, when it never answered), and walcast_last_detail
+    says so (the call still returns 0); otherwise the detail is empty. */
 WALCAST_EXPORT int walcast_nodes (walcast_t *self, walcast_node_info_t *nodes,
                                   size_t max, size_t *count);
 
