@@ -63,7 +63,7 @@ static const char *s_usage =
     "usage: walcast-bench-lag --primary HOST:PORT --replica HOST:PORT\n"
     "                         [--replica HOST:PORT ...] --rate N\n"
     "                         [--seconds S] [--warmup S] [--timeline FILE]\n"
-    "                         [--replica-metrics PORT ...]\n"
+    "                         [--replica-metrics PORT ...] [--keys K]\n"
     "\n"
     "Writes N writes/s (12-byte keys lag:%08d, 100-byte values) into the\n"
     "primary for WARMUP + S seconds while one thread per node watches that\n"
@@ -83,6 +83,9 @@ static const char *s_usage =
     "                       replicas' own apply-lag histograms, read at the end\n"
     "                       of the warm-up and at the end, give the lines\n"
     "                       (\"from=metrics\", and under_1ms=FRACTION)\n"
+    "  --keys K             write K keys over and over (lag:0..K-1), as a\n"
+    "                       store in steady state; default: every write a new\n"
+    "                       key, so the nodes' tables grow all the run\n"
     "  --timeline FILE      write, per millisecond of the primary's appends,\n"
     "                       \"T_MS APPENDS LATE_MS MAXLAG_MS...\": LATE_MS the\n"
     "                       most an append came after its write was due, then\n"
@@ -288,13 +291,14 @@ s_key (char key [S_KEY_SIZE + 1], uint64_t i)
     key [S_KEY_SIZE] = '\0';
 }
 
-/*  Write total writes at rate per second, from now; call at_warm (arg)
-    when the measured part starts. 0 with *last the last seq and *secs the
-    time it took, or -1. */
+/*  Write total writes at rate per second, from now, write i to key i (or
+    i mod keys, when keys is not 0); call at_warm (arg) when the measured
+    part starts. 0 with *last the last seq and *secs the time it took, or
+    -1. */
 static int
-s_write_paced (walcast_t *handle, double rate, uint64_t total, uint64_t warm,
-               s_at_warm_fn *at_warm, void *arg, uint64_t *last, double *secs,
-               int64_t *t0_us)
+s_write_paced (walcast_t *handle, double rate, uint64_t total, uint64_t keys,
+               uint64_t warm, s_at_warm_fn *at_warm, void *arg, uint64_t *last,
+               double *secs, int64_t *t0_us)
 {
     char key [S_KEY_SIZE + 1], value [S_VALUE_SIZE];
     memset (value, 'v', sizeof value);
@@ -312,7 +316,7 @@ s_write_paced (walcast_t *handle, double rate, uint64_t total, uint64_t warm,
         for (; i < due; i++) {
             if (i == warm)
                 at_warm (arg);
-            s_key (key, i);
+            s_key (key, keys ? i % keys : i);
             memcpy (value, key, S_KEY_SIZE);
             int rc = walcast_put_async (handle, key, S_KEY_SIZE, value, sizeof value, i);
             if (rc) {
@@ -579,6 +583,7 @@ typedef struct {
     size_t nreplicas;
     double rate, seconds, warmup;
     const char *timeline;           /* file for the lag per ms, or NULL */
+    uint64_t keys;                  /* writes cycle over this many keys; 0: all new */
     int metrics [S_MAX_REPLICAS];   /* each replica's /metrics port */
     size_t nmetrics;
 } s_args_t;
@@ -607,6 +612,7 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "seconds", required_argument, NULL, 's' },
         { "warmup", required_argument, NULL, 'w' },
         { "timeline", required_argument, NULL, 't' },
+        { "keys", required_argument, NULL, 'k' },
         { "replica-metrics", required_argument, NULL, 'm' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
@@ -629,6 +635,11 @@ s_parse (int argc, char **argv, s_args_t *args)
             ok = s_positive (optarg, &args->warmup);
         else if (opt == 't')
             args->timeline = optarg;
+        else if (opt == 'k') {
+            double keys;
+            ok = s_positive (optarg, &keys) && keys == (uint64_t) keys;
+            args->keys = ok ? (uint64_t) keys : 0;
+        }
         else if (opt == 'm' && args->nmetrics < S_MAX_REPLICAS) {
             double port;
             ok = s_positive (optarg, &port) && port <= 65535 && port == (int) port;
@@ -695,8 +706,8 @@ s_run_metrics (const s_args_t *args, walcast_t *writer)
     uint64_t last = 0;
     double secs = 0;
     int64_t t0 = 0;
-    if (s_write_paced (writer, args->rate, total, warm, s_scrapes_warm, &scrapes, &last,
-                       &secs, &t0) || scrapes.rc)
+    if (s_write_paced (writer, args->rate, total, args->keys, warm, s_scrapes_warm,
+                       &scrapes, &last, &secs, &t0) || scrapes.rc)
         return 1;
     if (outcomes.failed || !outcomes.first_seq) {
         fprintf (stderr, "walcast-bench-lag: %" PRIu64 " writes failed (%s)\n",
@@ -741,8 +752,8 @@ s_run (const s_args_t *args, walcast_t *writer)
     int64_t t0 = 0;
     s_watch_set_t set = { watchers, n };
     if (status == 0
-    &&  s_write_paced (writer, args->rate, total, warm, s_watches_warm, &set, &last,
-                       &secs, &t0))
+    &&  s_write_paced (writer, args->rate, total, args->keys, warm, s_watches_warm,
+                       &set, &last, &secs, &t0))
         status = 1;
     //  Tell every watch where to stop (a failed run: now).
     for (size_t k = 0; k < n; k++) {
