@@ -75,6 +75,7 @@
 #define S_PREPARE_MIN     (256u << 10)    /* bytes faulted in a turn: at least */
 #define S_PREPARE_MAX     (4u << 20)      /* and at most */
 #define S_PREPARE_IDLE_MS 1000        /* dropped when nothing was applied this long */
+#define S_HISTORY_RETRY_MS 1000       /* a history stall: the disk tried this often */
 #define S_REBUILD_CHUNK   (4u * 1024u * 1024u)    /* log read at a time to rebuild */
 #define S_DIVERGED_FILE   "DIVERGED"
 #define S_INSTALL_FILE    "install"
@@ -148,6 +149,8 @@ struct wc_engine {
     void              *apply_arg;
     wc_engine_info_t   info;        /* what the open found */
     bool               stalled;     /* commits, or a new epoch's history, fail */
+    bool               stall_history;   /* it is the history's (s_stall_history) */
+    int64_t            history_retry_ms;    /* when the tick tries the history again */
     int64_t            stall_ms;    /* since when */
     uint64_t           stall_fails; /* commits or stages failed in this episode */
     char               stall_why [256];
@@ -509,6 +512,18 @@ s_load_snapshot (wc_engine_t *self, wc_epochs_t *history, char *why, size_t why_
 //  --------------------------------------------------------------------
 //  The epoch history and the markers
 
+//  The history could be written: a stall it began (s_stall_history) is
+//  over. (A commit's stall is ended by a commit that writes.)
+static void
+s_history_unstall (wc_engine_t *self)
+{
+    if (!self->stalled || !self->stall_history)
+        return;
+    self->stalled = false;
+    self->stall_history = false;
+    self->stall_fails = 0;
+}
+
 //  Replace the history with history (persisted first). 0 or an error
 //  (logged; the history unchanged).
 static int
@@ -523,8 +538,10 @@ s_history_replace (wc_engine_t *self, const wc_epochs_t *history)
                      "attempts", self->dir, (unsigned long long) self->history_failures);
         self->history_failures = 0;
     }
-    if (rc == 0)
+    if (rc == 0) {
+        s_history_unstall (self);
         return 0;
+    }
     snprintf (self->history_why, sizeof self->history_why, "%s",
               rc == WALCAST_ENOMEM ? "out of memory" : why);
     //  Retried every second while the disk is full: said once, then at
@@ -1025,12 +1042,16 @@ wc_engine_next_seq (const wc_engine_t *self)
 //  An entry of a newer epoch could not be staged: the history that must
 //  say where that epoch begins could not be written (s_history_replace
 //  logged why). The engine stalls as for a failed commit, so that a
-//  replica stops taking entries, says so once and tries again; the next
-//  commit that writes ends the episode.
+//  replica stops taking entries, says so once and tries again. The
+//  episode ends when the history can be written: with the entry, or, the
+//  upstream gone, when the tick finds the disk takes the history again
+//  (s_history_retry), so that the node is not left stalled for ever.
 static void
 s_stall_history (wc_engine_t *self)
 {
     self->stall_fails++;
+    self->history_retry_ms = wc_clock_ms () + S_HISTORY_RETRY_MS;
+    self->stall_history = true;
     if (self->stalled)
         return;
     self->stalled = true;
@@ -1095,6 +1116,7 @@ s_unstall (wc_engine_t *self)
                  (double) (wc_clock_ms () - self->stall_ms) / 1000.0,
                  (unsigned long long) self->stall_fails);
     self->stalled = false;
+    self->stall_history = false;
     self->stall_fails = 0;
 }
 
@@ -1174,6 +1196,7 @@ wc_engine_commit (wc_engine_t *self)
         s_stall (self, rc, first, last);
     }
     else
+    if (!self->stall_history)           /* ended by the history, not a commit */
         s_unstall (self);
     int sync_rc = 0;
     if (self->fsync == WC_FSYNC_ALWAYS)
@@ -1215,10 +1238,29 @@ wc_engine_on_sync (wc_engine_t *self)
     return rc;
 }
 
+//  A history stall (s_stall_history) whose entry may never come again
+//  (its upstream gone): once a second, save the history as it is; when
+//  the disk takes it, the stall is over.
+static void
+s_history_retry (wc_engine_t *self)
+{
+    if (!self->stalled || !self->stall_history || wc_clock_ms () < self->history_retry_ms)
+        return;
+    self->history_retry_ms = wc_clock_ms () + S_HISTORY_RETRY_MS;
+    char why [256];
+    if (wc_epochs_save (self->epochs, self->dirfd, why, sizeof why) != 0)
+        return;
+    wc_log_info ("epochs %s: the disk takes the epoch history again, after %.1f s",
+                 self->dir, (double) (wc_clock_ms () - self->stall_ms) / 1000.0);
+    self->history_failures = 0;
+    s_history_unstall (self);
+}
+
 int
 wc_engine_tick (wc_engine_t *self)
 {
     s_snapshot_maybe (self);
+    s_history_retry (self);
     if (self->prep_ms && self->applied == self->prep_seq
     &&  wc_clock_ms () - self->prep_ms >= S_PREPARE_IDLE_MS) {
         wc_store_drop_prepared (self->store);   //  no writes: do not hold it
