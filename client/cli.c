@@ -19,9 +19,10 @@
     except the command's own options, which come first (get's
     "--min-seq SEQ", watch's "--from SEQ", the writes' "--acks N" and
     "--ack-timeout MS": those only before the key, so a key may start
-    with "--" too), and "-h" / "--help" anywhere among them, which prints
+    with "--" too), and "-h" / "--help" first or among them, which prints
     the command's usage and does nothing else (s_main: before a KEY or a
-    NAME could be taken for it). The first "--" after the command ends
+    NAME could be taken for it; after the first of those, "-h" is data:
+    `put k -h` writes the value "-h"). The first "--" after the command ends
     both: what follows is taken as it is, so a key "--help" or "--acks"
     is `walcast put -- --help VALUE` (the "--" is dropped; s_opts_t.nopts
     says how many arguments came before it).
@@ -1302,8 +1303,9 @@ s_print_entry (const char *left, const char *text)
 
 //  What -h / --help and "--" after a command do: for both helps.
 #define S_COMMAND_FLAGS \
-    "After COMMAND, -h or --help prints the command's usage and does " \
-    "nothing else; \"--\" ends its options: what follows is taken as it " \
+    "After COMMAND, -h or --help among its options prints the " \
+    "command's usage and does nothing else; \"--\" ends its options: what " \
+    "follows is taken as it " \
     "is, a KEY or a NAME that starts with '-' or is --help (walcast put -- " \
     "--help VALUE writes key \"--help\")."
 
@@ -1431,14 +1433,37 @@ s_find_command (int argc, char **argv, int first)
     return cmd;
 }
 
-//  Does the command ask for its help: -h or --help among args[0..nargs),
-//  before a "--"?
+//  The commands' options that take a value (the next argument).
+static bool
+s_option_takes_value (const char *arg)
+{
+    static const char *const with_value [] = {
+        "--acks", "--ack-timeout", "--batch", "--min-seq", "--from", "--epoch",
+        "--interval", "--count", NULL
+    };
+    for (int i = 0; with_value [i]; i++)
+        if (strcmp (arg, with_value [i]) == 0)
+            return true;
+    return false;
+}
+
+//  Does the command ask for its help: -h or --help where an option may
+//  stand, i.e. among the options before the first argument that is not
+//  one (and before a "--")? After that it is data: `put k -h` writes the
+//  value "-h", as it always did, so a script's value never turns into a
+//  help that exits 0 having written nothing.
 static bool
 s_wants_help (char **args, int nargs)
 {
-    for (int i = 0; i < nargs && strcmp (args [i], "--") != 0; i++)
+    for (int i = 0; i < nargs && strcmp (args [i], "--") != 0; i++) {
         if (strcmp (args [i], "-h") == 0 || strcmp (args [i], "--help") == 0)
             return true;
+        if (s_option_takes_value (args [i]))
+            i++;                        /* and its value */
+        else
+        if (strcmp (args [i], "--watch") != 0)
+            return false;               /* the first KEY, VALUE, NAME or PREFIX */
+    }
     return false;
 }
 
