@@ -468,7 +468,7 @@ wc_topology_pong (wc_peer_t *node, const wc_msg_t *pong, int64_t now_us,
         node->ping_rid = 0;
     }
     node->warm = true;
-    node->key_refused = false;
+    node->key_refusals = 0;
     node->pong_us = now_us;
     node->reachable = true;
     node->epoch = pong->u.pong.epoch;

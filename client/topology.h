@@ -99,8 +99,9 @@ typedef struct {
                                    0 when the last one went */
     int64_t  pong_us;           /* when the last PONG came, 0 never */
     bool     warm;              /* a PONG came back on this socket */
-    bool     key_refused;       /* our last PING got EPERM: our key has no
-                                   role there (a certificate removed) */
+    unsigned key_refusals;      /* PINGs refused with EPERM since the last
+                                   PONG: our key has no role there (its
+                                   certificate removed) */
     char     server_key [41];   /* its CURVE public key (Z85), "" none known */
     uint8_t  curve_refusal;     /* wc_curve_refusal_t: why sock is NULL */
 } wc_peer_t;

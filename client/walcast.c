@@ -704,7 +704,8 @@ s_recv_one (walcast_t *self, size_t index)
     &&  self->rx.rid == node->ping_rid) {
         //  A PING refused: with EPERM, our key has lost its role there
         node->ping_rid = 0;
-        node->key_refused = wc_err_from_wire (self->rx.u.error.code) == WALCAST_EPERM;
+        if (wc_err_from_wire (self->rx.u.error.code) == WALCAST_EPERM)
+            node->key_refusals++;
     }
     else
         s_async_settle (self);      // or a stale reply: dropped
@@ -3672,8 +3673,10 @@ s_watch_loop (walcast_t *self, s_watch_t *w, walcast_watch_fn *fn, void *arg,
             deadline = wc_clock_ms () + timeout_ms;
         //  Is the node still there? (PINGs go out and PONGs come in here.)
         s_tick (self);
+        //  Two PINGs in a row refused for our key (one could meet a trust
+        //  folder caught while a certificate is moved)
         const wc_peer_t *watched = s_node (self, w->current);
-        if (watched && watched->key_refused) {
+        if (watched && watched->key_refusals >= 2) {
             char name [WC_MAX_ADDR + 1];
             s_watch_name (self, w->current, name, sizeof name);
             snprintf (self->detail, sizeof self->detail, "%s refused this watch's key "
