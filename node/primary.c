@@ -483,9 +483,20 @@ wc_primary_on_ack (wc_primary_t *self, const wc_msg_t *ack)
         wc_log_debug ("dropped an ACK from %s, a replica of another cluster", id);
         return;
     }
+    if (ack->u.ack.epoch > node->epoch && !self->fenced) {
+        char id [WC_MAX_ID + 1];
+        wc_bytes_printable (id, sizeof id, &ack->u.ack.id);
+        wc_log_warn ("fenced: replica %s follows epoch %llu, newer than ours (%llu): "
+                     "another node is primary now; not taking writes", id,
+                     (unsigned long long) ack->u.ack.epoch,
+                     (unsigned long long) node->epoch);
+        self->fenced = true;
+        return;
+    }
     /*  A second process started with our id (the broker refuses it as a
         duplicate, but it can still follow us) is no replica: its ACKs
-        would confirm writes and give it a lag series under our name */
+        would confirm writes and give it a lag series under our name (its
+        newer epoch, above, is still news of a newer primary) */
     if (ack->u.ack.id.len == strlen (node->cfg.id)
     &&  memcmp (ack->u.ack.id.ptr, node->cfg.id, ack->u.ack.id.len) == 0) {
         node->bad_messages++;
@@ -497,16 +508,6 @@ wc_primary_on_ack (wc_primary_t *self, const wc_msg_t *ack)
                          node->cfg.id, (unsigned long long) self->own_id_acks);
             self->own_id_log_ms = now;
         }
-        return;
-    }
-    if (ack->u.ack.epoch > node->epoch && !self->fenced) {
-        char id [WC_MAX_ID + 1];
-        wc_bytes_printable (id, sizeof id, &ack->u.ack.id);
-        wc_log_warn ("fenced: replica %s follows epoch %llu, newer than ours (%llu): "
-                     "another node is primary now; not taking writes", id,
-                     (unsigned long long) ack->u.ack.epoch,
-                     (unsigned long long) node->epoch);
-        self->fenced = true;
         return;
     }
     /*  A replica holds at most what we wrote: an ACK of our epoch past
