@@ -417,6 +417,36 @@ test_scrape (void **state)
     cluster_pass (c);
 }
 
+/*  A broker, primary p1 (its /metrics on p_port, and --replica-lag
+    replica_lag unless NULL) and replicas r1, r2 that registered with it,
+    100 writes in, r2's lag series on the primary. Their indices in
+    all[0..3). */
+static void
+s_broker_trio (cluster_t *c, int p_port, const char *replica_lag, int all [3])
+{
+    assert_int_equal (cluster_broker_start (c, 1000), 0);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    all [0] = p;
+    all [1] = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    all [2] = cluster_add (c, "r2", cluster_addr (c, p), NULL);
+    char p_flag [16];
+    snprintf (p_flag, sizeof p_flag, "%d", p_port);
+    const char *const extra [] = { "--metrics-port", p_flag,
+                                   replica_lag ? "--replica-lag" : NULL, replica_lag,
+                                   NULL };
+    cluster_set_extra (c, p, extra);
+    for (int k = 0; k < 3; k++) {
+        cluster_set_broker (c, all [k], true);
+        assert_int_equal (cluster_start (c, all [k]), 0);
+    }
+    for (int k = 0; k < 3; k++)
+        assert_int_equal (cluster_wait_ready (c, all [k], WAIT_MS), 0);
+    free (s_until (p_port, "walcast_role{role=\"primary\"}", 1));
+    assert_int_equal (cluster_load (c, p, 0, 100, 1, NULL), 0);
+    assert_int_equal (cluster_wait_converged (c, all, 3, 0, WAIT_MS, NULL, NULL), 0);
+    free (s_until (p_port, "walcast_replica_lag_entries{replica=\"r2\"}", 0));
+}
+
 /*  A replica removed for good (stopped, then `walcast forget` at the
     broker) leaves the primary's /metrics within seconds: before, its lag
     series stayed, its seconds growing, until the primary restarted,
@@ -429,23 +459,9 @@ test_forgotten_replica (void **state)
     cluster_t *c = (cluster_t *) *state;
     assert_non_null (c);
     int p_port = cluster_spare_port (c);
-    assert_int_equal (cluster_broker_start (c, 1000), 0);
-    int p = cluster_add (c, "p1", NULL, NULL);
-    int r1 = cluster_add (c, "r1", cluster_addr (c, p), NULL);
-    int r2 = cluster_add (c, "r2", cluster_addr (c, p), NULL);
-    char p_flag [16];
-    s_metrics_flag (c, p, p_port, p_flag, sizeof p_flag);
-    int all [] = { p, r1, r2 };
-    for (int k = 0; k < 3; k++) {
-        cluster_set_broker (c, all [k], true);
-        assert_int_equal (cluster_start (c, all [k]), 0);
-    }
-    for (int k = 0; k < 3; k++)
-        assert_int_equal (cluster_wait_ready (c, all [k], WAIT_MS), 0);
-    free (s_until (p_port, "walcast_role{role=\"primary\"}", 1));
-    assert_int_equal (cluster_load (c, p, 0, 100, 1, NULL), 0);
-    assert_int_equal (cluster_wait_converged (c, all, 3, 0, WAIT_MS, NULL, NULL), 0);
-    free (s_until (p_port, "walcast_replica_lag_entries{replica=\"r2\"}", 0));
+    int all [3];
+    s_broker_trio (c, p_port, NULL, all);
+    int p = all [0], r2 = all [2];
 
     //  r2 goes for good: stopped, then forgotten once the broker saw it down
     assert_int_equal (cluster_kill (c, r2), 0);
@@ -521,27 +537,10 @@ test_broker_restart_keeps_down_replica (void **state)
     cluster_t *c = (cluster_t *) *state;
     assert_non_null (c);
     int p_port = cluster_spare_port (c);
-    assert_int_equal (cluster_broker_start (c, 1000), 0);
-    int p = cluster_add (c, "p1", NULL, NULL);
-    int r1 = cluster_add (c, "r1", cluster_addr (c, p), NULL);
-    int r2 = cluster_add (c, "r2", cluster_addr (c, p), NULL);
     //  r2 counts as silent (not current) 1 s after its last ACK
-    char p_flag [16];
-    snprintf (p_flag, sizeof p_flag, "%d", p_port);
-    const char *const extra [] = { "--metrics-port", p_flag, "--replica-lag", "1000",
-                                   NULL };
-    cluster_set_extra (c, p, extra);
-    int all [] = { p, r1, r2 };
-    for (int k = 0; k < 3; k++) {
-        cluster_set_broker (c, all [k], true);
-        assert_int_equal (cluster_start (c, all [k]), 0);
-    }
-    for (int k = 0; k < 3; k++)
-        assert_int_equal (cluster_wait_ready (c, all [k], WAIT_MS), 0);
-    free (s_until (p_port, "walcast_role{role=\"primary\"}", 1));
-    assert_int_equal (cluster_load (c, p, 0, 100, 1, NULL), 0);
-    assert_int_equal (cluster_wait_converged (c, all, 3, 0, WAIT_MS, NULL, NULL), 0);
-    free (s_until (p_port, "walcast_replica_lag_entries{replica=\"r2\"}", 0));
+    int all [3];
+    s_broker_trio (c, p_port, "1000", all);
+    int p = all [0], r2 = all [2];
     free (s_until (p_port, "walcast_replicas_connected", 2));
 
     //  r2 stops (not forgotten) and goes silent past --replica-lag
