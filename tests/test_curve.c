@@ -52,11 +52,12 @@ static const wc_publisher_spec_t s_spec = {
     .budget = 1 << 20, .foreign_budget = 4096
 };
 
-static void
-test_rebuilds_hold_nothing (void **state)
+/*  A CURVE server's keys and an empty trust folder in a new directory
+    (dir, a mkdtemp template), and CURVE started with them. */
+static wc_curve_t *
+s_curve_server (char *dir)
 {
-    (void) state;
-    char dir [] = "/tmp/walcast-test-curve-XXXXXX", path [256], trust [256], why [512];
+    char path [256], trust [256], why [512];
     assert_non_null (mkdtemp (dir));
     snprintf (path, sizeof path, "%s/server", dir);
     snprintf (trust, sizeof trust, "%s/trust", dir);
@@ -66,6 +67,15 @@ test_rebuilds_hold_nothing (void **state)
     wc_curve_t *curve = NULL;
     if (wc_curve_start (path, trust, &curve, why, sizeof why) != 0)
         fail_msg ("%s", why);
+    return curve;
+}
+
+static void
+test_rebuilds_hold_nothing (void **state)
+{
+    (void) state;
+    char dir [] = "/tmp/walcast-test-curve-XXXXXX", why [512];
+    wc_curve_t *curve = s_curve_server (dir);
     int port = test_ports_reserve (1);
     assert_true (port > 0);
     wc_publisher_t *pub = wc_publisher_new (&s_spec, "127.0.0.1", port, why, sizeof why);
@@ -213,17 +223,8 @@ static void
 test_dropped_handshake_is_no_refusal (void **state)
 {
     (void) state;
-    char dir [] = "/tmp/walcast-test-curve-XXXXXX", server [256], trust [256],
-         cmd [600], why [512];
-    assert_non_null (mkdtemp (dir));
-    snprintf (server, sizeof server, "%s/server", dir);
-    snprintf (trust, sizeof trust, "%s/trust", dir);
-    assert_int_equal (mkdir (trust, 0700), 0);
-    assert_int_equal (wc_certs_generate (server, why, sizeof why), 0);
-    strcat (server, "_secret");
-    wc_curve_t *curve = NULL;
-    if (wc_curve_start (server, trust, &curve, why, sizeof why) != 0)
-        fail_msg ("%s", why);
+    char dir [] = "/tmp/walcast-test-curve-XXXXXX", cmd [600], why [512];
+    wc_curve_t *curve = s_curve_server (dir);
     //  (a port of an earlier test may still be closing in libzmq's
     //  reaper: another, then)
     wc_publisher_t *pub = NULL;
