@@ -520,6 +520,22 @@ test_disk_full_primary (void **state)
     cluster_pass (c);
 }
 
+/*  p1 and its replica r1, whose disk calls obey its fault file, both
+    holding entries writes; their indices in *p and *r. */
+static void
+s_faulty_replica (cluster_t *c, int entries, int *p, int *r)
+{
+    *p = cluster_add (c, "p1", NULL, NULL);
+    *r = cluster_add (c, "r1", cluster_addr (c, *p), NULL);
+    cluster_use_faults (c, *r);
+    s_start (c, *p);
+    s_start (c, *r);
+    int both [] = { *p, *r };
+    assert_int_equal (cluster_load (c, *p, 0, entries, 1, NULL), 0);
+    assert_int_equal (cluster_wait_converged (c, both, 2, (uint64_t) entries, WAIT_MS,
+                                              NULL, NULL), 0);
+}
+
 /*  A replica whose disk fills stops applying, serves reads at its last
     state, and once writes succeed again catches up and says so in its
     log ("applying again": operators watch for it), whether what it
@@ -529,14 +545,9 @@ static void
 s_disk_full_replica (void **state, int more)
 {
     cluster_t *c = s_cluster (state);
-    int p = cluster_add (c, "p1", NULL, NULL);
-    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
-    cluster_use_faults (c, r);
-    s_start (c, p);
-    s_start (c, r);
+    int p, r;
+    s_faulty_replica (c, 1000, &p, &r);
     int both [] = { p, r };
-    assert_int_equal (cluster_load (c, p, 0, 1000, 1, NULL), 0);
-    assert_int_equal (cluster_wait_converged (c, both, 2, 1000, WAIT_MS, NULL, NULL), 0);
 
     long mark = cluster_log_mark (c, r);
     assert_int_equal (cluster_set_faults (c, r, "write ENOSPC\n"), 0);
@@ -601,14 +612,9 @@ static void
 test_disk_full_replica_new_epoch (void **state)
 {
     cluster_t *c = s_cluster (state);
-    int p = cluster_add (c, "p1", NULL, NULL);
-    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
-    cluster_use_faults (c, r);
-    s_start (c, p);
-    s_start (c, r);
+    int p, r;
+    s_faulty_replica (c, 100, &p, &r);
     int both [] = { p, r };
-    assert_int_equal (cluster_load (c, p, 0, 100, 1, NULL), 0);
-    assert_int_equal (cluster_wait_converged (c, both, 2, 100, WAIT_MS, NULL, NULL), 0);
 
     long mark = cluster_log_mark (c, r);
     assert_int_equal (cluster_set_faults (c, r, "write ENOSPC\n"), 0);
