@@ -4,7 +4,8 @@
     them until it is freed, whatever else is allocated and freed around
     it; blocks of a class are packed (a 118-byte entry costs 120 bytes,
     not malloc's 128); a freed block is used again before new memory is
-    taken; blocks too big for a class work the same way; destroy gives
+    taken; blocks too big for a class work the same way; a slab far
+    bigger than one of its regions holds every block apart; destroy gives
     back everything, blocks still in use included (the suite runs under
     AddressSanitizer, which would report a leak or a touch of a freed
     block).
@@ -136,6 +137,37 @@ test_big_blocks (void **state)
     wc_slab_destroy (&slab);
 }
 
+//  A slab as big as a replica's million entries (130 MB, more than its
+//  largest region of runs, so regions of every size and several of the
+//  largest): every block keeps its own bytes, no two blocks share one,
+//  and the slab counts what it handed out.
+static void
+test_many_regions (void **state)
+{
+    (void) state;
+    size_t count = 1100000;
+    unsigned char **blocks = calloc (count, sizeof *blocks);
+    assert_non_null (blocks);
+    wc_slab_t *slab = wc_slab_new ();
+    assert_non_null (slab);
+    for (size_t n = 0; n < count; n++) {
+        blocks [n] = wc_slab_alloc (slab, 118);
+        assert_non_null (blocks [n]);
+        memcpy (blocks [n], &n, sizeof n);
+        memset (blocks [n] + sizeof n, (int) (n & 0xff), 118 - sizeof n);
+    }
+    for (size_t n = 0; n < count; n++) {
+        size_t seen;
+        memcpy (&seen, blocks [n], sizeof seen);
+        assert_int_equal (seen, n);
+        assert_int_equal (blocks [n] [117], n & 0xff);
+    }
+    assert_true (wc_slab_bytes (slab) >= count * 120);
+    assert_true (wc_slab_bytes (slab) <= count * 120 + WC_SLAB_RUN * 2);
+    wc_slab_destroy (&slab);
+    free (blocks);
+}
+
 int
 main (void)
 {
@@ -143,6 +175,7 @@ main (void)
         cmocka_unit_test (test_blocks_keep_content),
         cmocka_unit_test (test_packed_and_reused),
         cmocka_unit_test (test_big_blocks),
+        cmocka_unit_test (test_many_regions),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
