@@ -32,6 +32,9 @@
 #include <errno.h>
 #include <string.h>
 #include <time.h>
+#if defined (__GLIBC__)
+#   include <malloc.h>
+#endif
 #include "fetch.h"
 #include "log.h"
 #include "node.h"
@@ -670,6 +673,33 @@ s_trust_tick (wc_node_t *self)
     return due;
 }
 
+/*  Give memory back once the load stops. A burst leaves the buffers it
+    needed free in the heaps (a replica's stream messages queued while it
+    was behind, a pipeline's batches on the primary: most in libzmq's I/O
+    thread's arena), and glibc keeps free memory that is not at a heap's
+    top. The store's entries live in the slab's own mappings (storage/
+    slab.h), so the heaps are small and a trim is quick; it runs once the
+    node has applied nothing for WC_NODE_REST_MS after applying something.
+    Returns ms until it is next worth a look. */
+static int
+s_trim_at_rest (wc_node_t *self)
+{
+    int64_t now = wc_clock_ms ();
+    if (self->applied != self->rest_seq) {
+        self->rest_seq = self->applied;
+        self->rest_ms = now;
+    }
+    if (self->applied == self->trim_seq)        /* nothing since the last trim */
+        return 1000;
+    if (now - self->rest_ms < WC_NODE_REST_MS)
+        return (int) (self->rest_ms + WC_NODE_REST_MS - now);
+    self->trim_seq = self->applied;
+#if defined (__GLIBC__)
+    malloc_trim (0);
+#endif
+    return 1000;
+}
+
 /*  Run the timers; returns ms until one of them is next due. Timers run
     before the poll: a tick may replace a socket (Lazy Pirate). */
 static int
@@ -699,6 +729,8 @@ s_timers (wc_node_t *self)
         timeout = next < timeout ? next : timeout;
     }
     next = wc_engine_tick (self->engine);
+    timeout = next < timeout ? next : timeout;
+    next = s_trim_at_rest (self);
     s_check_engine (self, 0);
     s_stream_flush (self);              /* whatever a timer applied goes now */
     return next < timeout ? next : timeout;

@@ -118,7 +118,15 @@ typedef struct wc_node {
     int64_t          refused_last_ms;    /* the last refusal, logged or not */
     wc_node_stats_t  stats;         /* counted for /metrics */
     wc_exporter_t   *exporter;      /* /metrics, with --metrics-port */
+    uint64_t         rest_seq;      /* applied when last seen to move */
+    int64_t          rest_ms;       /* since when it has not */
+    uint64_t         trim_seq;      /* applied at the last trim */
 } wc_node_t;
+
+/*  Memory back at rest: once a node that applied entries since it last
+    gave memory back has applied nothing for WC_NODE_REST_MS, it gives
+    the free pages of its heaps back (node.c). */
+#define WC_NODE_REST_MS      500
 
 /*  Requests taken off the service socket per loop turn (one group commit),
     and the most bytes of request bodies one turn holds. */
