@@ -6,11 +6,16 @@
     lives in the first 8 bytes of a free block.
 
     Runs are cut in turn from regions the slab maps itself, each twice
-    the size of the one before up to S_REGION_MAX, and asks the kernel
-    to back with huge pages (MADV_HUGEPAGE). A replica catching up on a
-    million entries faults in 130 MB of them: 32,000 page faults of 4 KiB
-    (a quarter of its time on this VM, bench/results/FINDINGS.md) or 65
-    of 2 MiB. The slab remembers its regions to unmap them at destroy.
+    the size of the one before up to S_REGION_MAX; those of a huge page
+    or more ask the kernel to back them with huge pages (MADV_HUGEPAGE).
+    A replica catching up on a million entries faults in 130 MB of them:
+    32,000 page faults of 4 KiB (a quarter of its time on this VM,
+    bench/results/FINDINGS.md) or 65 of 2 MiB. The price, accepted for
+    that: a node whose table grows all the time (a new key each write)
+    takes a 2 MiB fault in its loop every 17,000 new keys or so, and its
+    lag's tail is a little worse (the same file). When a region that big
+    cannot be mapped, the slab tries the smallest size before giving up.
+    The slab remembers its regions to unmap them at destroy.
 */
 #include <assert.h>
 #include <stdint.h>
@@ -176,6 +181,8 @@ s_new_region (wc_slab_t *self)
     if (size > S_REGION_MAX)
         size = S_REGION_MAX;
     char *base = s_map (size);
+    if (!base && size > S_REGION_MIN)       //  address space tight: a little will do
+        base = s_map (size = S_REGION_MIN);
     if (!base)
         return -1;
     s_poison (base, size);

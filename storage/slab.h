@@ -47,8 +47,10 @@ void *wc_slab_alloc (wc_slab_t *self, size_t size);
 /*  Give back a block that wc_slab_alloc gave for the same size. */
 void wc_slab_free (wc_slab_t *self, void *block, size_t size);
 
-/*  Bytes the slab holds from the system: its runs, and the blocks it
-    took from malloc (at their asked sizes). */
+/*  Bytes the slab has put to use: the runs it handed to its classes,
+    and the blocks it took from malloc (at their asked sizes). Its
+    mappings reserve more address space than that, and a huge page makes
+    up to 2 MiB more of it resident. */
 size_t wc_slab_bytes (const wc_slab_t *self);
 
 #endif
