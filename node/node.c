@@ -679,7 +679,8 @@ s_trust_tick (wc_node_t *self)
     thread's arena), and glibc keeps free memory that is not at a heap's
     top. The store's entries live in the slab's own mappings (storage/
     slab.h), so the heaps are small and a trim is quick; it runs once the
-    node has applied nothing for WC_NODE_REST_MS after applying something.
+    node has applied nothing for WC_NODE_REST_MS after applying something,
+    when the heaps hold at least WC_NODE_TRIM_FREE bytes free.
     Returns ms until it is next worth a look. */
 static int
 s_trim_at_rest (wc_node_t *self)
@@ -695,7 +696,11 @@ s_trim_at_rest (wc_node_t *self)
         return (int) (self->rest_ms + WC_NODE_REST_MS - now);
     self->trim_seq = self->applied;
 #if defined (__GLIBC__)
-    malloc_trim (0);
+    //  Only when there is much to give: a trickle of writes would have
+    //  the node give back and fault in again the same few pages
+    struct mallinfo2 heaps = mallinfo2 ();
+    if (heaps.fordblks >= WC_NODE_TRIM_FREE)
+        malloc_trim (0);
 #endif
     return 1000;
 }

@@ -120,13 +120,15 @@ typedef struct wc_node {
     wc_exporter_t   *exporter;      /* /metrics, with --metrics-port */
     uint64_t         rest_seq;      /* applied when last seen to move */
     int64_t          rest_ms;       /* since when it has not */
-    uint64_t         trim_seq;      /* applied at the last trim */
+    uint64_t         trim_seq;      /* applied when the heaps were last looked at */
 } wc_node_t;
 
 /*  Memory back at rest: once a node that applied entries since it last
-    gave memory back has applied nothing for WC_NODE_REST_MS, it gives
-    the free pages of its heaps back (node.c). */
+    looked has applied nothing for WC_NODE_REST_MS, it gives the free
+    pages of its heaps back when they hold WC_NODE_TRIM_FREE bytes free
+    or more (node.c). */
 #define WC_NODE_REST_MS      500
+#define WC_NODE_TRIM_FREE    (8u * 1024u * 1024u)
 
 /*  Requests taken off the service socket per loop turn (one group commit),
     and the most bytes of request bodies one turn holds. */
