@@ -15,9 +15,11 @@
       ends with the value of the key's last line; a put applied twice
       leaves what it leaves once, which covers the unknown ones.
     - After an error that stops the load (no primary, the window stayed
-      full for the whole timeout), the remaining lines are still read
-      and each is reported as failed ("not sent"), so the report stays
-      complete: every line either landed or is listed.
+      full for the whole timeout twice with no answer between), the
+      remaining lines are still read and each is reported as failed
+      ("not sent"), so the report stays complete: every line either
+      landed or is listed. A window that went unanswered once costs its
+      writes (unknown), and the load goes on (s_go_on).
 
     The key table holds the keys with a write in flight and the keys
     that failed: bounded by the window plus the lines reported.
@@ -65,6 +67,8 @@ typedef struct {
     uint64_t     too_big;           /* of failed: over a limit, fails again */
     int          stop_err;      /* why nothing more is sent, 0 while sending */
     char         stop_why [1200];
+    bool         timed_out;     /* a window went unanswered (see s_go_on) */
+    uint64_t     acked_then;    /* acked when the last one did */
 } s_load_t;
 
 /* --- the key table ------------------------------------------------------- */
@@ -270,6 +274,22 @@ s_stop (s_load_t *self, int err)
               walcast_strerror (err), *detail ? ": " : "", detail);
 }
 
+//  A window of writes went unanswered for the whole timeout (they are
+//  unknown now, and the window empty): go on with the load when the node
+//  answered something since the last time this happened, or never did
+//  before, so a primary that restarted (a SIGKILL, systemd's restart a
+//  second later) costs the writes it lost, not the rest of the input;
+//  stop when it did not (a node that hangs: one more window, not one per
+//  window of the input).
+static bool
+s_go_on (s_load_t *self)
+{
+    bool answered = !self->timed_out || self->acked > self->acked_then;
+    self->timed_out = true;
+    self->acked_then = self->acked;
+    return answered;
+}
+
 //  Send line `line` (key, value), or say why not.
 static void
 s_send (s_load_t *self, uint64_t line, const char *key, size_t key_len,
@@ -296,6 +316,8 @@ s_send (s_load_t *self, uint64_t line, const char *key, size_t key_len,
         return;
     }
     int rc = walcast_put_async (self->client, key, key_len, value, value_len, line);
+    if (rc == WALCAST_ETIMEOUT && s_go_on (self))
+        rc = walcast_put_async (self->client, key, key_len, value, value_len, line);
     if (rc == 0) {
         self->pending [(self->pend_head + self->pend_len) % self->pend_cap] =
             (s_pending_t) { line, k };
