@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <cmocka.h>
 #include <zmq.h>
 #include "cluster.h"
@@ -368,8 +367,7 @@ test_memory_back_at_rest (void **state)
     int64_t deadline = cluster_now_ms () + 10000;
     long rss = cluster_memory_kb (pid, "VmRSS");
     while (rss - f->base_kb > 64 * 1024 && cluster_now_ms () < deadline) {
-        struct timespec look = { 0, 50 * 1000 * 1000 };    //  between looks
-        nanosleep (&look, NULL);
+        cluster_nap_ms (50);                //  between looks
         rss = cluster_memory_kb (pid, "VmRSS");
     }
     printf ("at rest: %ld MB, %ld MB above the start\n", rss / 1024,
