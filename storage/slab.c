@@ -181,8 +181,10 @@ s_new_region (wc_slab_t *self)
     if (size > S_REGION_MAX)
         size = S_REGION_MAX;
     char *base = s_map (size);
-    if (!base && size > S_REGION_MIN)       //  address space tight: a little will do
-        base = s_map (size = S_REGION_MIN);
+    if (!base && size > S_REGION_MIN) {     //  address space tight: a little will do
+        size = S_REGION_MIN;
+        base = s_map (size);
+    }
     if (!base)
         return -1;
     s_poison (base, size);
