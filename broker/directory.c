@@ -282,11 +282,12 @@ s_log_changes (const s_node_t *node, const wc_node_info_t *info, int64_t now_ms)
 
 /* --- the directory ------------------------------------------------------- */
 
-/*  Make room for a new node at index (where s_find put it) and log it.
+/*  Make room for a new node at index (where s_find put it) and log it,
+    saying how it came (registered, or restored from the broker's disk).
     Returns 0 with *node_p the new, empty record (id set), or a refusal. */
 static int
 s_insert (wc_directory_t *self, const wc_node_info_t *info, size_t index,
-          int64_t now_ms, wc_refusal_t *why, s_node_t **node_p)
+          int64_t now_ms, const char *how, wc_refusal_t *why, s_node_t **node_p)
 {
     s_node_t *node = (s_node_t *) calloc (1, sizeof *node);
     if (!node) {
@@ -308,13 +309,30 @@ s_insert (wc_directory_t *self, const wc_node_info_t *info, size_t index,
     self->size++;
     s_set (node->id, &node->id_len, &info->id);
     char id [S_PRINTABLE], region [S_PRINTABLE], addr [S_PRINTABLE];
-    wc_log_info ("node %s registered (region %s, role %s, addr %s)",
-                 s_printable (id, info->id.ptr, info->id.len),
+    wc_log_info ("node %s %s (region %s, role %s, addr %s)",
+                 s_printable (id, info->id.ptr, info->id.len), how,
                  s_printable (region, info->region.ptr, info->region.len),
                  s_role_name (info->role, info->flags),
                  s_printable (addr, info->addr.ptr, info->addr.len));
     *node_p = node;
     return 0;
+}
+
+/*  Keep a copy of what info says of the node. */
+static void
+s_keep (s_node_t *node, const wc_node_info_t *info)
+{
+    s_set (node->region, &node->region_len, &info->region);
+    s_set (node->addr, &node->addr_len, &info->addr);
+    s_set (node->primary, &node->primary_len, &info->primary);
+    s_set (node->curve_key, &node->curve_key_len, &info->curve_key);
+    node->role = info->role;
+    node->epoch = info->epoch;
+    node->applied_seq = info->applied_seq;
+    node->lag = info->lag;
+    node->lag_ms = info->lag_ms;
+    node->flags = info->flags;
+    node->handover_seq = info->handover_seq;
 }
 
 int
@@ -347,19 +365,9 @@ wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
         changed = s_log_changes (node, info, now_ms);
     }
     else
-    if ((rc = s_insert (self, info, index, now_ms, why, &node)))
+    if ((rc = s_insert (self, info, index, now_ms, "registered", why, &node)))
         return rc;
-    s_set (node->region, &node->region_len, &info->region);
-    s_set (node->addr, &node->addr_len, &info->addr);
-    s_set (node->primary, &node->primary_len, &info->primary);
-    s_set (node->curve_key, &node->curve_key_len, &info->curve_key);
-    node->role = info->role;
-    node->epoch = info->epoch;
-    node->applied_seq = info->applied_seq;
-    node->lag = info->lag;
-    node->lag_ms = info->lag_ms;
-    node->flags = info->flags;
-    node->handover_seq = info->handover_seq;
+    s_keep (node, info);
     if (!node->up)
         node->up_since_ms = now_ms;
     node->up = true;
