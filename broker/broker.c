@@ -51,6 +51,7 @@
 #include "publisher.h"
 #include "request.h"
 #include "roles.h"
+#include "roster.h"
 #include "scrape.h"
 #include "signals.h"
 #include "sock.h"
@@ -94,6 +95,9 @@ struct wc_broker {
     wc_directory_t  *directory;
     wc_failover_t   *failover;          /* the cluster's primary and epoch */
     wc_state_file_t *state_file;        /* --data: where they are saved; else NULL */
+    uint64_t         roster_version;    /* directory version in DIR/broker.nodes */
+    int64_t          roster_failed_ms;  /* last "cannot save the node list" line */
+    int64_t          roster_retry_ms;   /* after a failed save, not before */
     wc_statuspage_t *statuspage;        /* --http-port; else NULL */
     int64_t          save_failed_ms;    /* last "cannot save" line */
     wc_request_t     req;               /* the message being handled */
@@ -241,6 +245,55 @@ s_start_failover (wc_broker_t *self, char *why, size_t why_size)
     return self->failover ? 0 : -1;
 }
 
+/*  --data: list again, down, the nodes the broker knew before it
+    restarted (roster.h). A file that cannot be read costs only that:
+    the nodes that run register again within a beat. */
+static void
+s_load_roster (wc_broker_t *self)
+{
+    if (!self->cfg.data_dir [0])
+        return;
+    char why [512];
+    size_t skipped = 0;
+    int rc = wc_roster_load (self->cfg.data_dir, self->directory, wc_clock_ms (),
+                             &skipped, why, sizeof why);
+    if (rc < 0)
+        wc_log_warn ("%s; starting without the nodes known before the restart: those "
+                     "that run appear at their next beat, those that are down are "
+                     "not listed", why);
+    else
+    if (rc > 0 || skipped)
+        wc_log_info ("directory: %d nodes known before the restart, listed down until "
+                     "they beat%s%zu refused by the admission rules", rc,
+                     skipped ? "; " : "", skipped);
+    self->roster_version = wc_directory_version (self->directory);
+}
+
+/*  --data: write the directory to DIR/broker.nodes when it changed; a
+    failure is retried a second later and logged every S_SAVE_LOG_MS. */
+static void
+s_save_roster (wc_broker_t *self, int64_t now)
+{
+    uint64_t version = wc_directory_version (self->directory);
+    if (!self->cfg.data_dir [0] || version == self->roster_version
+    ||  now < self->roster_retry_ms)
+        return;
+    char why [512];
+    if (wc_roster_save (self->cfg.data_dir, self->directory, now, why, sizeof why)) {
+        if (!self->roster_failed_ms || now - self->roster_failed_ms >= S_SAVE_LOG_MS) {
+            wc_log_warn ("cannot save the node list: %s; a restart of the broker "
+                         "would not list the nodes that are down", why);
+            self->roster_failed_ms = now;
+        }
+        self->roster_retry_ms = now + 1000;
+        return;
+    }
+    if (self->roster_failed_ms)
+        wc_log_info ("node list saved again");
+    self->roster_failed_ms = 0;
+    self->roster_version = version;
+}
+
 wc_broker_t *
 wc_broker_new (const wc_broker_config_t *cfg, char *why, size_t why_size)
 {
@@ -256,6 +309,7 @@ wc_broker_new (const wc_broker_config_t *cfg, char *why, size_t why_size)
     if (!self->directory || s_start_failover (self, why, why_size) != 0)
         goto error;
     wc_directory_set_primary (self->directory, wc_failover_state (self->failover)->primary);
+    s_load_roster (self);
     self->router = s_bind_router (self, cfg->port, why, why_size);
     if (!self->router)
         goto error;
@@ -808,6 +862,7 @@ s_timers (wc_broker_t *self)
         wc_failover_tick (self->failover, self->directory, now);
         self->next_tick_ms = now + self->tick_ms;
     }
+    s_save_roster (self, now);
     wc_switchover_result_t result;
     if (wc_failover_switchover_result (self->failover, &result))
         s_switchover_reply (self, &result);

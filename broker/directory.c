@@ -378,6 +378,34 @@ wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
 }
 
 int
+wc_directory_restore (wc_directory_t *self, const wc_node_info_t *info,
+                      int64_t now_ms, wc_refusal_t *why)
+{
+    wc_refusal_t unused;
+    if (!why)
+        why = &unused;
+    why->text [0] = why->detail [0] = '\0';
+    int rc = wc_nodeinfo_check (info, why->text, sizeof why->text);
+    if (rc)
+        return rc;
+    size_t index;
+    s_node_t *node;
+    if (s_find (self, &info->id, &index)) {
+        snprintf (why->text, sizeof why->text, "id is listed already");
+        return WALCAST_ECONFLICT;
+    }
+    if ((rc = s_insert (self, info, index, now_ms, "listed from before the broker "
+                        "restarted, down until it beats", why, &node)))
+        return rc;
+    s_keep (node, info);
+    node->up = false;
+    node->heard_ms = now_ms;
+    self->version++;
+    return 0;
+}
+
+
+int
 wc_directory_tick (wc_directory_t *self, int64_t now_ms, int64_t timeout_ms)
 {
     bool changed = false;

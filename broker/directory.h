@@ -78,6 +78,15 @@ void wc_directory_destroy (wc_directory_t **self_p);
 int wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
                          int64_t now_ms, wc_refusal_t *why);
 
+/*  Put back a node the broker knew before it restarted (broker/roster.c
+    read it from the data directory): listed with everything info says,
+    down, silent since now_ms, until its next REGISTER or NODE_HEARTBEAT.
+    Returns 0 (the version went up), or a refusal that changes nothing:
+    the errors of wc_directory_update, or WALCAST_ECONFLICT when the id is
+    listed already. */
+int wc_directory_restore (wc_directory_t *self, const wc_node_info_t *info,
+                          int64_t now_ms, wc_refusal_t *why);
+
 /*  The cluster's primary, as failover.c decided it: its id ("" or NULL:
     none known). A TOPOLOGY lists every other node that claims role 1
     with up = false, so clients never send writes to it. Moves the version

@@ -30,6 +30,10 @@
     A node forgotten (FORGET) is told to the cluster's primary, a FORGET
     of its id on the primary's next three beats, and to no other node, so
     the primary drops it from its /metrics (fake nodes, read raw).
+
+    A broker killed and restarted on its --data lists the nodes it knew
+    that are down (the dead primary among them) until they beat or are
+    forgotten, and a forgotten node stays forgotten.
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -526,6 +530,103 @@ test_forget (void **state)
     cluster_pass (c);
 }
 
+/*  The broker's status table: the CLI's stdout (malloc'd), polled until
+    the broker answers and want(out) holds; fails the test past 20 s. */
+static char *
+s_status_until (cluster_t *c, int (*want) (const char *out), const char *what)
+{
+    int64_t deadline = cluster_now_ms () + 20000;
+    while (true) {
+        char *out = NULL, *err = NULL;
+        int rc = cluster_cli (c, NULL, &out, &err, "--broker", cluster_broker_addr (c),
+                              "status", NULL);
+        free (err);
+        if (rc == 0 && want (out))
+            return out;
+        if (cluster_now_ms () > deadline) {
+            print_message ("last status (exit %d):\n%s", rc, out ? out : "");
+            free (out);
+            fail_msg ("status never showed %s", what);
+        }
+        free (out);
+        cluster_nap_ms (50);
+    }
+}
+
+static int s_p1_up (const char *out) { return cluster_status_state (out, "p1") == 1; }
+static int s_r1_down (const char *out) { return cluster_status_state (out, "r1") == 0; }
+static int s_p1_down (const char *out) { return cluster_status_state (out, "p1") == 0; }
+static int s_listed (const char *out) { return out [0] != '\0'; }
+
+/*  The broker SIGKILLed and started again on its --data. */
+static void
+s_broker_restart (cluster_t *c)
+{
+    assert_int_equal (cluster_broker_kill (c), 0);
+    assert_int_equal (cluster_broker_start (c, 1000), 0);
+}
+
+/*  A broker killed and restarted on its --data still lists the nodes
+    that are down (OPERATIONS.md: a down node stays listed, and so the
+    alert on down nodes stays on, until `forget`), the dead primary
+    among them, and does not list again a node that was forgotten. Before,
+    a restarted broker listed only the nodes that beat again: a down
+    replica vanished, and a dead primary was named in the cluster state
+    with no row in `status` (a helper's failover soak). */
+static void
+test_restart_keeps_down_nodes (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    if (!c)
+        fail_msg ("the cluster could not be set up (see above)");
+    char data [512];
+    snprintf (data, sizeof data, "%s/broker-data", cluster_dir (c));
+    const char *flags [] = { "--data", data, NULL };
+    cluster_set_broker_extra (c, flags);
+    assert_int_equal (cluster_broker_start (c, 1000), 0);
+    int p = cluster_add (c, "p1", NULL, NULL);
+    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
+    cluster_set_broker (c, p, true);
+    cluster_set_broker (c, r, true);
+    assert_int_equal (cluster_start (c, p), 0);
+    assert_int_equal (cluster_start (c, r), 0);
+    free (s_status_until (c, s_p1_up, "p1 up"));
+
+    //  r1 dies; the broker that lists it down is killed and restarted
+    assert_int_equal (cluster_kill (c, r), 0);
+    free (s_status_until (c, s_r1_down, "r1 down"));
+    long mark = cluster_broker_log_mark (c);
+    s_broker_restart (c);
+    char *out = s_status_until (c, s_p1_up, "p1 up after the broker's restart");
+    print_message ("after the restart:\n%s", out);
+    assert_int_equal (cluster_status_state (out, "r1"), 0);
+    free (out);
+    char line [512];
+    assert_int_equal (cluster_broker_log_find (c, "directory: 2 nodes known before the "
+                                               "restart", mark, 0, line, sizeof line), 0);
+
+    //  Forgotten, it stays forgotten across a restart
+    assert_int_equal (cluster_cli (c, NULL, &out, NULL, "--broker",
+                                   cluster_broker_addr (c), "forget", "r1", NULL), 0);
+    free (out);
+    s_broker_restart (c);
+    out = s_status_until (c, s_p1_up, "p1 up after the second restart");
+    assert_int_equal (cluster_status_state (out, "r1"), -1);
+    free (out);
+
+    //  The primary dies, then the broker: the dead primary keeps its row
+    assert_int_equal (cluster_kill (c, p), 0);
+    free (s_status_until (c, s_p1_down, "p1 down"));
+    s_broker_restart (c);
+    out = s_status_until (c, s_listed, "a table after the third restart");
+    print_message ("the primary dead, after the restart:\n%s", out);
+    assert_int_equal (cluster_status_state (out, "p1"), 0);
+    assert_non_null (strstr (out, "primary"));
+    free (out);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 /*  A fake node at the test's spare port + offset; primary NULL for a
     primary. */
 static void
@@ -673,6 +774,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_refused_node_says_why, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_duplicate_id_is_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_forget, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_restart_keeps_down_nodes, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_forget_told_to_the_primary, s_setup,
                                          s_teardown),
     };

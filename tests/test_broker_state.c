@@ -8,6 +8,11 @@
     (it would hand out epochs that were already used); a temporary file
     left by a crash in the middle of a save changes nothing; and two
     brokers cannot share a data directory.
+
+    And its node list (broker/roster.c): the nodes the directory held are
+    listed again, down, after a restart; a file that is missing, damaged,
+    from a newer broker or hostile costs only those nodes, never a node
+    that a REGISTER could not have put in.
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +24,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "walcast.h"
+#include "codec.h"
+#include "directory.h"
+#include "roster.h"
 #include "state.h"
 
 static char s_dir [64];
@@ -237,6 +245,151 @@ test_file (void **state)
     print_message ("not a directory: %s\n", why);
 }
 
+//  A node_info as a node would register it.
+static wc_node_info_t
+s_info (const char *id, const char *region, int role, const char *addr,
+        const char *primary, uint64_t seq)
+{
+    wc_node_info_t info;
+    memset (&info, 0, sizeof info);
+    info.id = (wc_bytes_t) { (const uint8_t *) id, (uint32_t) strlen (id) };
+    info.region = (wc_bytes_t) { (const uint8_t *) region, (uint32_t) strlen (region) };
+    info.role = (uint8_t) role;
+    info.epoch = 3;
+    info.applied_seq = seq;
+    info.addr = (wc_bytes_t) { (const uint8_t *) addr, (uint32_t) strlen (addr) };
+    info.primary = (wc_bytes_t) { (const uint8_t *) primary, (uint32_t) strlen (primary) };
+    info.up = true;
+    return info;
+}
+
+//  The roster file for a TOPOLOGY body: magic, format, CRC32C, body.
+static void
+s_write_roster (char format, const msgpack_sbuffer *body)
+{
+    char *file = malloc (12 + body->size);
+    assert_non_null (file);
+    memcpy (file, "WCNODES", 7);
+    file [7] = format;
+    uint32_t crc = s_crc32c (body->data, body->size);
+    for (int i = 0; i < 4; i++)
+        file [8 + i] = (char) (crc >> (24 - 8 * i));
+    memcpy (file + 12, body->data, body->size);
+    s_write_file (WC_ROSTER_FILE, file, 12 + body->size);
+    free (file);
+}
+
+//  Saved, then read back into a new directory: every node, each down,
+//  with what it last said; a missing file is an empty list; a damaged,
+//  newer or hostile one is refused or filtered, with the file named.
+static void
+test_roster (void **state)
+{
+    (void) state;
+    char why [512];
+    size_t skipped = 99;
+    wc_directory_t *dir = wc_directory_new ();
+    assert_non_null (dir);
+    assert_int_equal (wc_roster_load (s_dir, dir, 0, &skipped, why, sizeof why), 0);
+    assert_int_equal (skipped, 0);
+
+    wc_node_info_t p1 = s_info ("p1", "us", WC_ROLE_PRIMARY, "h1:7100", "", 42);
+    wc_node_info_t r1 = s_info ("r1", "eu", WC_ROLE_REPLICA, "h2:7100", "h1:7100", 40);
+    assert_int_equal (wc_directory_update (dir, &p1, 1000, NULL), 1);
+    assert_int_equal (wc_directory_update (dir, &r1, 1000, NULL), 1);
+    assert_int_equal (wc_roster_save (s_dir, dir, 1000, why, sizeof why), 0);
+    wc_directory_destroy (&dir);
+
+    dir = wc_directory_new ();
+    assert_non_null (dir);
+    assert_int_equal (wc_roster_load (s_dir, dir, 5000, &skipped, why, sizeof why), 2);
+    assert_int_equal (skipped, 0);
+    assert_int_equal (wc_directory_size (dir), 2);
+    assert_int_equal (wc_directory_up_count (dir), 0);
+    assert_true (wc_directory_version (dir) > 0);
+    wc_node_info_t got;
+    assert_int_equal (wc_directory_find (dir, "r1", 5600, &got), 0);
+    assert_false (got.up);
+    assert_int_equal (got.silent_ms, 600);
+    assert_int_equal (got.role, WC_ROLE_REPLICA);
+    assert_int_equal (got.applied_seq, 40);
+    assert_memory_equal (got.region.ptr, "eu", 2);
+    assert_memory_equal (got.primary.ptr, "h1:7100", 7);
+    //  It beats again: up, as any node that returns
+    assert_int_equal (wc_directory_update (dir, &r1, 5700, NULL), 1);
+    assert_int_equal (wc_directory_up_count (dir), 1);
+    //  A second restore of a listed id is refused
+    assert_int_equal (wc_directory_restore (dir, &p1, 5700, NULL), WALCAST_ECONFLICT);
+
+    //  A bit flipped on disk: damaged, named; nothing restored
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    assert_int_equal (wc_directory_encode_topology (dir, 0, 5700, &body), 0);
+    s_write_roster ('1', &body);
+    wc_directory_t *fresh = wc_directory_new ();
+    assert_non_null (fresh);
+    assert_int_equal (wc_roster_load (s_dir, fresh, 0, &skipped, why, sizeof why), 2);
+    wc_directory_destroy (&fresh);
+    char path [256];
+    snprintf (path, sizeof path, "%s/%s", s_dir, WC_ROSTER_FILE);
+    FILE *f = fopen (path, "r+b");
+    assert_non_null (f);
+    long at = 12 + (long) body.size / 2;
+    assert_int_equal (fseek (f, at, SEEK_SET), 0);
+    assert_true (fputc ((unsigned char) body.data [at - 12] ^ 0x10, f) != EOF);
+    fclose (f);
+    fresh = wc_directory_new ();
+    assert_non_null (fresh);
+    assert_int_equal (wc_roster_load (s_dir, fresh, 0, &skipped, why, sizeof why),
+                      WALCAST_EPROTO);
+    print_message ("damaged: %s\n", why);
+    assert_non_null (strstr (why, WC_ROSTER_FILE));
+    assert_non_null (strstr (why, "crc32c"));
+    assert_int_equal (wc_directory_size (fresh), 0);
+
+    //  From a newer broker
+    s_write_roster ('2', &body);
+    assert_int_equal (wc_roster_load (s_dir, fresh, 0, &skipped, why, sizeof why),
+                      WALCAST_EVERSION);
+    print_message ("newer: %s\n", why);
+    //  Not a roster at all
+    s_write_file (WC_ROSTER_FILE, "garbage", 7);
+    assert_int_equal (wc_roster_load (s_dir, fresh, 0, &skipped, why, sizeof why),
+                      WALCAST_EPROTO);
+    //  A valid CRC over something that is not a TOPOLOGY
+    msgpack_sbuffer other;
+    msgpack_sbuffer_init (&other);
+    msgpack_sbuffer_write (&other, "\x93\x01\x02\x03", 4);
+    s_write_roster ('1', &other);
+    assert_int_equal (wc_roster_load (s_dir, fresh, 0, &skipped, why, sizeof why),
+                      WALCAST_EPROTO);
+    msgpack_sbuffer_destroy (&other);
+
+    //  Hostile, with a valid CRC: a node a REGISTER could not put in (an
+    //  address that is not HOST:PORT) is skipped, the others restored
+    msgpack_sbuffer_init (&other);
+    assert_int_equal (wc_topology_encode_header (0, 7, 2, &other), 0);
+    wc_node_info_t bad = s_info ("x1", "", WC_ROLE_REPLICA, "a b:5", "h1:7100", 1);
+    assert_int_equal (wc_node_info_encode (&bad, &other), 0);
+    assert_int_equal (wc_node_info_encode (&r1, &other), 0);
+    s_write_roster ('1', &other);
+    assert_int_equal (wc_roster_load (s_dir, fresh, 0, &skipped, why, sizeof why), 1);
+    assert_int_equal (skipped, 1);
+    assert_int_equal (wc_directory_size (fresh), 1);
+    assert_int_equal (wc_directory_find (fresh, "x1", 0, &got), WALCAST_ENOTFOUND);
+    msgpack_sbuffer_destroy (&other);
+    msgpack_sbuffer_destroy (&body);
+    wc_directory_destroy (&fresh);
+    wc_directory_destroy (&dir);
+
+    //  A data directory that cannot be written: the save fails and says why
+    snprintf (path, sizeof path, "%s/nosuch", s_dir);
+    dir = wc_directory_new ();
+    assert_int_equal (wc_roster_save (path, dir, 0, why, sizeof why), WALCAST_EIO);
+    print_message ("cannot save: %s\n", why);
+    wc_directory_destroy (&dir);
+}
+
 int
 main (void)
 {
@@ -244,6 +397,7 @@ main (void)
         cmocka_unit_test (test_text),
         cmocka_unit_test (test_damaged),
         cmocka_unit_test_setup_teardown (test_file, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_roster, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
