@@ -238,6 +238,9 @@ s_fail (walcast_t *client, const char *name, int rc)
         remedy = NULL;                      // the detail names the flag to give
     if (rc == WALCAST_ERANGE && strstr (detail, "check --epoch"))
         remedy = NULL;                      // the detail says what to check
+    if (rc == WALCAST_ETIMEOUT && strstr (detail, "may or may not have been made"))
+        remedy = "check the node (walcast status), then read the key to see whether "
+                 "it was; or give a longer --timeout";
     if (rc == WALCAST_EUNAVAILABLE && strncmp (detail, "diverged", 8) == 0)
         remedy = "that node refuses reads until it is resynced: stop it, empty its "
                  "data directory and start it again (it catches up from its "

@@ -2503,7 +2503,8 @@ s_write (walcast_t *self, int type, const void *key, size_t key_len,
         return rc;
     //  Selection waits within the handle's timeout; the reply may take
     //  the primary's wait for the replicas on top of it
-    int64_t deadline = wc_clock_ms () + self->timeout_ms;
+    int64_t started = wc_clock_ms ();
+    int64_t deadline = started + self->timeout_ms;
     int64_t reply_by = deadline + s_ack_wait_ms (opts);
     s_begin (self);
     wc_msg_t req;
@@ -2531,6 +2532,10 @@ s_write (walcast_t *self, int type, const void *key, size_t key_len,
             break;
     }
     self->sending_write = false;
+    if (rc == WALCAST_ETIMEOUT && !self->detail [0])
+        snprintf (self->detail, sizeof self->detail, "no answer from %s within %lld ms: "
+                  "the write was sent, so it may or may not have been made",
+                  s_node (self, target)->addr, (long long) (reply_by - started));
     rc = s_write_done (self, rc, (uint8_t) opts->acks, result);
     s_rx_release (self);
     return rc;

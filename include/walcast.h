@@ -193,7 +193,9 @@ WALCAST_EXPORT void walcast_set_log (walcast_t *self, walcast_log_fn *fn, void *
     write is on the primary but not confirmed replicated. WALCAST_ENOSPC,
     WALCAST_EWRITE: the node's disk is full, or refuses writes (read-only,
     failing): it was not made, and the detail says why. WALCAST_ETIMEOUT:
-    it was sent and not answered, so it may or may not have been made;
+    it was sent and not answered, so it may or may not have been made
+    (the detail: "no answer from HOST:PORT within MS ms: the write was
+    sent, so it may or may not have been made");
     WALCAST_EUNAVAILABLE: it was not made (no primary found, or no
     connection to it within the timeout: the detail says which). */
 WALCAST_EXPORT int walcast_put (walcast_t *self, const void *key, size_t key_len,

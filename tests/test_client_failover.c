@@ -290,20 +290,39 @@ test_switchover_slow (void **state)
 }
 
 //  A write that timed out is not sent again, even once a new primary
-//  is known: p1 may have applied it.
+//  is known: p1 may have applied it; walcast_last_detail says so, naming
+//  the node and the wait (before, it was empty: a soak's find).
 static void
 test_timeout_not_retried (void **state)
 {
     s_world_t *w = s_world (state);
     s_node (w->p1, WC_ROLE_PRIMARY, 1, 0, true, "");
+    //  The CLI says it once, with what to do
+    char *out = NULL, *err = NULL;
+    int rc = cluster_cli (w->cluster, NULL, &out, &err, "--broker", w->broker_addr,
+                          "--timeout", "800", "put", "k", "v", NULL);
+    print_message ("put to a silent primary: exit %d, stderr %s", rc, err);
+    assert_int_equal (rc, 3);
+    assert_string_equal (out, "");
+    assert_non_null (strstr (err, "within 800 ms: the write was sent, so it may or may "
+                                  "not have been made; check the node (walcast status), "
+                                  "then read the key"));
+    free (out);
+    free (err);
+    assert_true (s_wait_writes (w->p1, 1));
+
     s_put_t put;
     s_put_start (&put, w, 1500);
-    bool sent = s_wait_writes (w->p1, 1);
+    bool sent = s_wait_writes (w->p1, 2);
     s_promote_r1 (w);
     s_put_join (&put);
     assert_true (sent);
     assert_int_equal (put.rc, WALCAST_ETIMEOUT);
-    assert_int_equal (s_writes (w->p1), 1);
+    char want [128];
+    snprintf (want, sizeof want, "no answer from %s within 1500 ms", w->p1_addr);
+    assert_non_null (strstr (put.detail, want));
+    assert_non_null (strstr (put.detail, "may or may not have been made"));
+    assert_int_equal (s_writes (w->p1), 2);
     assert_int_equal (s_writes (w->r1), 0);
     cluster_pass (w->cluster);
 }
