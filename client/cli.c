@@ -530,6 +530,8 @@ s_batch_option (const char *value, int *batch)
     return 0;
 }
 
+static void s_global_hint (const char *cmd, char **args, int nargs);
+
 //  The options of put, del and load ("--acks N", "--ack-timeout MS", and
 //  for load (batch not NULL) "--batch N", also as NAME=VALUE), which come
 //  before the command's npos other arguments: so a key that starts with
@@ -554,6 +556,7 @@ s_write_options (char **args, int nargs, int nopts, int npos, const char *cmd,
         if (!name) {
             fprintf (stderr, "walcast: %s: unknown option '%.*s'\n", cmd, (int) len,
                      args [i]);
+            s_global_hint (cmd, args + i, 1);
             return -1;
         }
         if (!eq && i + 1 >= nopts) {
@@ -580,6 +583,7 @@ s_write_options (char **args, int nargs, int nopts, int npos, const char *cmd,
     }
     if (nargs - i != npos) {
         fprintf (stderr, "walcast: %s: expected %s\n", cmd, usage);
+        s_global_hint (cmd, args, nargs);
         return -1;
     }
     return i;
@@ -1040,6 +1044,7 @@ s_status_watch (walcast_t *client, char **args, int nargs, int nopts)
         if (rc == 1) {
             fprintf (stderr, "walcast: status: unknown option '%s' (expected --watch "
                      "[--interval MS] [--count N])\n", args [i]);
+            s_global_hint ("status", args + i, 1);
             return s_usage_error ();
         }
         if (rc < 0)
@@ -1419,6 +1424,26 @@ s_parse_options (int argc, char **argv, s_opts_t *opts)
     return i;
 }
 
+//  A command's usage error: when one of args[0..nargs) names an option of
+//  walcast itself (--timeout after the command, say), say where it goes.
+static void
+s_global_hint (const char *cmd, char **args, int nargs)
+{
+    for (int i = 0; i < nargs; i++) {
+        if (args [i][0] != '-' || strcmp (args [i], "-") == 0)
+            continue;
+        const char *eq = strncmp (args [i], "--", 2) == 0 ? strchr (args [i], '=') : NULL;
+        size_t len = eq ? (size_t) (eq - args [i]) : strlen (args [i]);
+        const s_option_t *o = s_find_option (args [i], len);
+        if (!o)
+            continue;
+        fprintf (stderr, "walcast: %s: %.*s is an option of walcast, not of %s: give "
+                 "it before the command (walcast %s%s%s %s ...)\n", cmd, (int) len,
+                 args [i], cmd, o->name, o->arg ? " " : "", o->arg ? o->arg : "", cmd);
+        return;
+    }
+}
+
 //  The command named at argv[first]; NULL after printing a usage error.
 static const s_command_t *
 s_find_command (int argc, char **argv, int first)
@@ -1487,13 +1512,14 @@ s_end_options (char **args, int *nargs)
 //  Are there as many arguments as cmd takes? False after printing a
 //  usage error.
 static bool
-s_check_count (const s_command_t *cmd, int nargs)
+s_check_count (const s_command_t *cmd, char **args, int nargs)
 {
     if (nargs < cmd->min_args || nargs > cmd->max_args) {
         if (cmd->max_args == 0)
             fprintf (stderr, "walcast: %s takes no arguments\n", cmd->name);
         else
             fprintf (stderr, "walcast: %s: expected %s\n", cmd->name, cmd->args);
+        s_global_hint (cmd->name, args, nargs);
         return false;
     }
     return true;
@@ -1628,7 +1654,7 @@ s_main (int argc, char **argv, s_opts_t *opts, walcast_t **client)
         return S_EXIT_OK;
     }
     opts->nopts = s_end_options (args, &nargs);
-    if (!s_check_count (cmd, nargs))
+    if (!s_check_count (cmd, args, nargs))
         return s_usage_error ();
     if (cmd->local)
         return cmd->run (NULL, opts, args, nargs);

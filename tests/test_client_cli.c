@@ -14,6 +14,10 @@
       written, read and deleted (`walcast put -- --help x`).
     - Other arguments that start with a dash are values as before: `put k
       -5` writes "-5".
+    - An option of walcast itself given after the command (`put k v
+      --timeout 500`, as the errors' "give a longer --timeout" invites) is
+      a usage error that says where it goes; a value that happens to be
+      one is still a value.
 
     A real node on loopback (tests/cluster.h), reached with --node.
 */
@@ -239,6 +243,51 @@ test_dash_values_still_work (void **state)
     cluster_pass (c);
 }
 
+//  `walcast --node N args...`: exit 2, and stderr holds want.
+static void
+s_expect_hint (cluster_t *c, const char *const *args, const char *want)
+{
+    const char *argv [12] = { "--node", cluster_addr (c, 0) };
+    int argc = 2;
+    for (int i = 0; args [i] && argc < 11; i++)
+        argv [argc++] = args [i];
+    argv [argc] = NULL;
+    char *out = NULL, *err = NULL;
+    int rc = cluster_cli_argv (c, NULL, &out, &err, argv);
+    if (rc != 2 || !strstr (err, want))
+        fail_msg ("walcast %s %s ...: exit %d, stderr '%s'; wanted exit 2 and '%s'",
+                  args [0], args [1] ? args [1] : "", rc, err, want);
+    free (out);
+    free (err);
+}
+
+static void
+test_global_option_after_command (void **state)
+{
+    cluster_t *c = s_cluster (state);
+    const char *put_after [] = { "put", "k", "v", "--timeout", "500", NULL };
+    s_expect_hint (c, put_after, "walcast: put: --timeout is an option of walcast, not "
+                   "of put: give it before the command (walcast --timeout MS put ...)");
+    const char *put_before [] = { "put", "--timeout=500", "k", "v", NULL };
+    s_expect_hint (c, put_before, "walcast: put: --timeout is an option of walcast");
+    const char *status [] = { "status", "--timeout", "500", NULL };
+    s_expect_hint (c, status, "walcast: status: --timeout is an option of walcast");
+    const char *digest [] = { "digest", "--broker", "h:1", NULL };
+    s_expect_hint (c, digest, "give it before the command (walcast --broker HOST:PORT "
+                   "digest ...)");
+    //  Nothing was written by those
+    const char *get_k [] = { "get", "k", NULL };
+    assert_int_equal (s_cli (c, 1, NULL, get_k), 1);
+    //  A value that is the name of an option is a value
+    const char *put_value [] = { "put", "k", "--timeout", NULL };
+    assert_int_equal (s_cli (c, 0, NULL, put_value), 0);
+    char *out;
+    assert_int_equal (s_cli (c, 0, &out, get_k), 0);
+    assert_string_equal (out, "--timeout\n");
+    free (out);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
@@ -248,6 +297,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_double_dash_ends_options, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_dash_values_still_work, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_global_option_after_command, s_setup,
                                          s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
