@@ -30,13 +30,20 @@ s_new (const wc_sock_spec_t *spec)
     if (!sock)
         return NULL;
     zsock_set_linger (sock, 0);
-    if (spec->type == ZMQ_SUB) {
-        /*  No ZMTP heartbeats on a SUB: when its queue is full libzmq
-            stops reading the connection, and a heartbeat timeout then
-            replaces the connection under the stopped queue; the next read
-            aborts the process (Assertion failed: _input_stopped, libzmq
-            issue #3937). TCP keepalive notices a dead peer instead, and
-            the stream's own heartbeats a silent one. */
+    if (spec->type == ZMQ_SUB || spec->type == ZMQ_ROUTER) {
+        /*  No ZMTP heartbeats where a peer can fill our incoming queue:
+            when it is full libzmq stops reading the connection, so the
+            peer's PONGs go unread and the heartbeat times out under a
+            live peer. On a SUB the connection is then replaced under the
+            stopped queue and the next read aborts the process (Assertion
+            failed: _input_stopped, libzmq issue #3937); on a ROUTER (a
+            node's service and catch-up ports) the peer is
+            dropped, and the replies to what it had queued are lost: a
+            client pipelining writes to a node whose disk was slow for
+            5 s lost the replies to hundreds of applied writes. TCP
+            keepalive notices a dead peer instead; the stream's own
+            heartbeats a silent upstream, and requests' timeouts a
+            silent node. */
         zsock_set_tcp_keepalive (sock, 1);
         zsock_set_tcp_keepalive_idle (sock, S_KEEPALIVE_IDLE_S);
         zsock_set_tcp_keepalive_intvl (sock, S_KEEPALIVE_INTVL_S);

@@ -1,7 +1,8 @@
 /*  sock.h - ZeroMQ sockets set up the walcast way.
 
     Every socket a node or broker binds or connects gets the same basics:
-    no linger, ZMTP heartbeats (so a dead TCP peer is noticed), and limits
+    no linger, ZMTP heartbeats (TCP keepalive on SUB and ROUTER sockets:
+    see sock.c) so a dead TCP peer is noticed, and limits
     in BYTES per peer. libzmq bounds its queues in messages (HWM) and a
     single frame in bytes (MAXMSGSIZE); a socket is described here by the
     largest message a peer may send it, the largest it sends, and the

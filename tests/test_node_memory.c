@@ -15,6 +15,11 @@
     Nothing waits with a fixed sleep: each test ends its hostile phase on
     an event (the node answered the peer's next request, or said in its log
     that it cut the peer off, or the peer's connection dropped).
+
+    And the other side of those bounds: a well-behaved client that fills
+    the node's request queue while the node is slow (its disk stalls for
+    longer than the links' 5 s heartbeat timeout) keeps its connection and
+    gets every reply once the disk is back.
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -81,14 +86,17 @@ s_teardown (void **state)
     return 0;
 }
 
-/*  Start a primary holding key "big" (1 MiB) and note its memory. */
+/*  Start a primary holding key "big" (1 MiB) and note its memory; with
+    faults, it reads its fault file (cluster_set_faults). */
 static void
-s_start (fixture_t *f)
+s_start_with (fixture_t *f, bool faults)
 {
     cluster_t *c = f->cluster;
     if (!c)
         fail_msg ("the cluster could not be set up (see above)");
     f->p = cluster_add (c, "p1", NULL, NULL);
+    if (faults)
+        cluster_use_faults (c, f->p);
     assert_int_equal (cluster_start (c, f->p), 0);
     assert_int_equal (cluster_wait_ready (c, f->p, 20000), 0);
     walcast_t *client = cluster_client (c, f->p);
@@ -97,6 +105,12 @@ s_start (fixture_t *f)
     walcast_destroy (&client);
     f->base_kb = cluster_memory_kb (cluster_pid (c, f->p), "VmRSS");
     assert_true (f->base_kb > 0);
+}
+
+static void
+s_start (fixture_t *f)
+{
+    s_start_with (f, false);
 }
 
 /*  The node's peak memory above where it started, in MB; printed. */
@@ -378,6 +392,57 @@ test_memory_back_at_rest (void **state)
 #endif
 }
 
+/*  The node's disk stalls (every write waits) while a client pipelines
+    LARGE_PUTS 1 MiB writes: the node's request queue fills (256 MiB) and
+    libzmq stops reading that connection. Held past the 5 s heartbeat
+    timeout of the node's sockets, then let go: the connection must
+    survive and every write be answered. Before, the node's ZMTP
+    heartbeat timed out behind the full queue (the client's PONGs could
+    not be read) and dropped the connection: the writes were applied and
+    their replies unroutable (a CI run under ASan, where draining 256 MiB
+    took over 5 s, lost 170 of them). */
+static void
+test_slow_disk_keeps_clients (void **state)
+{
+    fixture_t *f = (fixture_t *) *state;
+    s_start_with (f, true);
+    cluster_t *c = f->cluster;
+    void *sock = s_dealer (f, 0);
+    assert_int_equal (zmq_socket_monitor (sock, "inproc://slow-monitor",
+                                          ZMQ_EVENT_DISCONNECTED), 0);
+    void *monitor = zmq_socket (f->ctx, ZMQ_PAIR);
+    f->socks [f->nsocks++] = monitor;
+    assert_int_equal (zmq_connect (monitor, "inproc://slow-monitor"), 0);
+
+    assert_int_equal (cluster_set_faults (c, f->p, "write STALL\n"), 0);
+    wc_msg_t put = { .type = WC_MSG_PUT };
+    put.u.req.key = s_bytes ("big", 3);
+    put.u.req.value = s_bytes (s_big, BIG);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    for (int i = 0; i < LARGE_PUTS; i++) {
+        put.rid = (uint64_t) i + 1;
+        buf.size = 0;
+        assert_int_equal (wc_msg_encode (&put, &buf), 0);
+        assert_int_equal (zmq_send (sock, buf.data, buf.size, 0), (int) buf.size);
+    }
+    msgpack_sbuffer_destroy (&buf);
+    //  The stall lasts past the heartbeat timeout (5 s) and a margin; a
+    //  drop of the connection meanwhile ends the test
+    int64_t until = cluster_now_ms () + 8000;
+    bool dropped = false;
+    while (!dropped && cluster_now_ms () < until) {
+        zmq_pollitem_t item = { monitor, 0, ZMQ_POLLIN, 0 };
+        dropped = zmq_poll (&item, 1, 100) > 0;
+    }
+    assert_int_equal (cluster_set_faults (c, f->p, ""), 0);
+    if (dropped)
+        fail_msg ("the node dropped the client's connection while its disk stalled");
+    assert_int_equal (s_wait_rid (sock, LARGE_PUTS, WAIT_MS), 0);
+    s_still_serves (f);
+    cluster_pass (c);
+}
+
 /*  Many small subscriptions to topics the protocol does not define: each
     fits the frame limit, but libzmq keeps them all until the peer leaves.
     The node rebuilds its stream socket past a small budget of them, and
@@ -421,6 +486,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_big_subscriptions, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_many_subscriptions, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_large_writes, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_slow_disk_keeps_clients, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_memory_back_at_rest, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
