@@ -28,8 +28,8 @@
 /*  Socket options of every client socket. */
 #define S_SOCKET_HWM        100000      /* large, so a window of writes never blocks */
 #define S_HEARTBEAT_IVL     1000        /* ZMTP heartbeats (ms) */
-#define S_HEARTBEAT_TTL     5000
-#define S_KEEPALIVE_IDLE_S  5           /* SUB sockets: TCP keepalive instead */
+#define S_HEARTBEAT_TTL     60000       /* silence that drops a connection */
+#define S_KEEPALIVE_IDLE_S  5           /* TCP keepalive: a dead host */
 #define S_KEEPALIVE_INTVL_S 1
 #define S_KEEPALIVE_CNT     5
 
@@ -86,11 +86,17 @@ wc_topology_socket (void *ctx, int type, const char *endpoint, bool ipv6,
     int rhwm = rcvhwm > 0 ? rcvhwm : S_SOCKET_HWM;
     /*  No ZMTP heartbeats on a SUB (see runtime/sock.c: with a full
         queue, a heartbeat timeout makes libzmq abort the process at the
-        next read, issue #3937); TCP keepalive notices a dead peer. */
+        next read, issue #3937). Elsewhere they time out after a minute
+        only: a node whose request queue from us is full (a slow disk
+        under a pipeline) reads nothing of ours, PINGs included, and
+        answers nothing until it catches up; a 5 s timeout dropped the
+        connection, and the replies to writes it then applied, under
+        requests still within their own timeouts, which are what notices
+        a silent node. TCP keepalive notices a dead host on every socket. */
     bool sub = type == ZMQ_SUB;
     int ivl = sub ? 0 : S_HEARTBEAT_IVL;
     int ttl = sub ? 0 : S_HEARTBEAT_TTL;
-    int keepalive = sub ? 1 : -1, idle = S_KEEPALIVE_IDLE_S, intvl = S_KEEPALIVE_INTVL_S,
+    int keepalive = 1, idle = S_KEEPALIVE_IDLE_S, intvl = S_KEEPALIVE_INTVL_S,
         cnt = S_KEEPALIVE_CNT;
     int v6 = ipv6 ? 1 : 0;
     int imm = immediate ? 1 : 0;
@@ -105,9 +111,9 @@ wc_topology_socket (void *ctx, int type, const char *endpoint, bool ipv6,
     ||  zmq_setsockopt (sock, ZMQ_IPV6, &v6, sizeof v6)
     ||  zmq_setsockopt (sock, ZMQ_IMMEDIATE, &imm, sizeof imm)
     ||  zmq_setsockopt (sock, ZMQ_TCP_KEEPALIVE, &keepalive, sizeof keepalive)
-    ||  (sub && (zmq_setsockopt (sock, ZMQ_TCP_KEEPALIVE_IDLE, &idle, sizeof idle)
-                 || zmq_setsockopt (sock, ZMQ_TCP_KEEPALIVE_INTVL, &intvl, sizeof intvl)
-                 || zmq_setsockopt (sock, ZMQ_TCP_KEEPALIVE_CNT, &cnt, sizeof cnt)))
+    ||  zmq_setsockopt (sock, ZMQ_TCP_KEEPALIVE_IDLE, &idle, sizeof idle)
+    ||  zmq_setsockopt (sock, ZMQ_TCP_KEEPALIVE_INTVL, &intvl, sizeof intvl)
+    ||  zmq_setsockopt (sock, ZMQ_TCP_KEEPALIVE_CNT, &cnt, sizeof cnt)
     ||  (keys && wc_certs_client (sock, keys, server_key))) {
         zmq_close (sock);
         *err = WALCAST_EUNAVAILABLE;

@@ -6,6 +6,9 @@ foreach(t converge restart latejoin sigstop crash notprimary garbage streamlimit
 endforeach()
 wc_add_cluster_test(test_node_reads 120 test_node_reads.c)
 wc_add_cluster_test(test_node_memory 300 test_node_memory.c)
+# (its slow-disk test makes its client socket with libwalcast's own code)
+target_include_directories(test_node_memory PRIVATE ${PROJECT_SOURCE_DIR}/client
+                           ${PROJECT_SOURCE_DIR}/runtime)
 # Alone: it pipelines 512 MiB of writes several times and measures the
 # node's peak memory, which a test beside it would blur (and slow).
 set_property(TEST test_node_memory PROPERTY RUN_SERIAL TRUE)
