@@ -97,7 +97,7 @@ struct wc_broker {
     wc_state_file_t *state_file;        /* --data: where they are saved; else NULL */
     uint64_t         roster_version;    /* directory version in DIR/broker.nodes */
     int64_t          roster_failed_ms;  /* last "cannot save the node list" line */
-    int64_t          roster_retry_ms;   /* after a failed save, not before */
+    int64_t          roster_next_ms;    /* no save before (one a second at most) */
     wc_statuspage_t *statuspage;        /* --http-port; else NULL */
     int64_t          save_failed_ms;    /* last "cannot save" line */
     wc_request_t     req;               /* the message being handled */
@@ -269,15 +269,18 @@ s_load_roster (wc_broker_t *self)
     self->roster_version = wc_directory_version (self->directory);
 }
 
-/*  --data: write the directory to DIR/broker.nodes when it changed; a
+/*  --data: write the directory to DIR/broker.nodes when it changed, at
+    most once a second (a restarted broker hears every node at once), or
+    now when forced (a FORGET, before its reply; the broker stopping). A
     failure is retried a second later and logged every S_SAVE_LOG_MS. */
 static void
-s_save_roster (wc_broker_t *self, int64_t now)
+s_save_roster (wc_broker_t *self, int64_t now, bool force)
 {
     uint64_t version = wc_directory_version (self->directory);
     if (!self->cfg.data_dir [0] || version == self->roster_version
-    ||  now < self->roster_retry_ms)
+    ||  (!force && now < self->roster_next_ms))
         return;
+    self->roster_next_ms = now + 1000;
     char why [512];
     if (wc_roster_save (self->cfg.data_dir, self->directory, now, why, sizeof why)) {
         if (!self->roster_failed_ms || now - self->roster_failed_ms >= S_SAVE_LOG_MS) {
@@ -285,7 +288,6 @@ s_save_roster (wc_broker_t *self, int64_t now)
                          "would not list the nodes that are down", why);
             self->roster_failed_ms = now;
         }
-        self->roster_retry_ms = now + 1000;
         return;
     }
     if (self->roster_failed_ms)
@@ -733,6 +735,7 @@ s_handle_forget (wc_broker_t *self, wc_request_t *req, int64_t now)
     self->out.size = 0;
     if (rc == 0) {
         s_forgotten_add (self, id);
+        s_save_roster (self, now, true);    /* forgotten for good, restarts too */
         rc = wc_directory_encode_topology (self->directory, req->msg.rid, now,
                                            &self->out);
     }
@@ -862,7 +865,7 @@ s_timers (wc_broker_t *self)
         wc_failover_tick (self->failover, self->directory, now);
         self->next_tick_ms = now + self->tick_ms;
     }
-    s_save_roster (self, now);
+    s_save_roster (self, now, false);
     wc_switchover_result_t result;
     if (wc_failover_switchover_result (self->failover, &result))
         s_switchover_reply (self, &result);
@@ -936,6 +939,7 @@ wc_broker_run (wc_broker_t *self)
             wc_publisher_handle (self->publisher);
     }
     wc_notify ("STOPPING=1");
+    s_save_roster (self, wc_clock_ms (), true);
     const wc_state_t *state = wc_failover_state (self->failover);
     wc_log_info ("stopped at topology version %llu with %zu nodes, %zu up, primary "
                  "%s at epoch %llu (%llu malformed or unexpected messages dropped or "

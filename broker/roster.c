@@ -113,7 +113,7 @@ s_read (const char *path, char **buf, size_t *len, char *why, size_t why_size)
 {
     *buf = NULL;
     *len = 0;
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    int fd = open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);    /* a FIFO: no wait */
     if (fd < 0 && errno == ENOENT)
         return 1;
     struct stat st;
@@ -121,6 +121,11 @@ s_read (const char *path, char **buf, size_t *len, char *why, size_t why_size)
         s_say (why, why_size, "cannot open %s: %s", path, strerror (errno));
         if (fd >= 0)
             close (fd);
+        return WALCAST_EIO;
+    }
+    if (!S_ISREG (st.st_mode)) {
+        s_say (why, why_size, "%s is not a regular file", path);
+        close (fd);
         return WALCAST_EIO;
     }
     if (st.st_size > S_MAX_FILE) {
@@ -190,6 +195,18 @@ s_decode (const char *path, const char *buf, size_t len, msgpack_unpacked *stora
     return rc;
 }
 
+/*  A file that cannot be read is kept for the operator as PATH.bad (the
+    next save would replace it); why says so. */
+static void
+s_keep_aside (const char *path, char *why, size_t why_size)
+{
+    char bad [4210];
+    snprintf (bad, sizeof bad, "%s.bad", path);
+    size_t len = why ? strlen (why) : 0;
+    if (rename (path, bad) == 0 && why && len < why_size)
+        snprintf (why + len, why_size - len, " (kept as %s)", bad);
+}
+
 int
 wc_roster_load (const char *data_dir, wc_directory_t *dir, int64_t now_ms,
                 size_t *skipped, char *why, size_t why_size)
@@ -203,6 +220,8 @@ wc_roster_load (const char *data_dir, wc_directory_t *dir, int64_t now_ms,
     char *buf;
     size_t len;
     int rc = s_read (path, &buf, &len, why, why_size);
+    if (rc == WALCAST_EPROTO)
+        s_keep_aside (path, why, why_size);
     if (rc)
         return rc > 0 ? 0 : rc;
     msgpack_unpacked storage;
@@ -220,5 +239,7 @@ wc_roster_load (const char *data_dir, wc_directory_t *dir, int64_t now_ms,
     }
     msgpack_unpacked_destroy (&storage);
     free (buf);
+    if (rc)
+        s_keep_aside (path, why, why_size);
     return rc ? rc : restored;
 }

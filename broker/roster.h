@@ -18,7 +18,8 @@
     - Losing the file costs little, unlike the state file's epoch: the
       nodes that run register again within a beat. So a save is a write
       and an atomic rename with no fsync (a crash of the process keeps
-      the last save; a crash of the machine may lose the last changes),
+      the last save; a crash of the machine may lose the last changes;
+      the broker saves at most once a second, and at once for a FORGET),
       and a file that cannot be read is a warning, never a reason not to
       start.
 */
@@ -44,8 +45,10 @@ int wc_roster_save (const char *data_dir, wc_directory_t *dir, int64_t now_ms,
     file does not exist), or a negative code with why set when the file
     cannot be read or is damaged: WALCAST_EIO, WALCAST_EPROTO (not a
     roster, a bad CRC, a message that does not decode), WALCAST_EVERSION
-    (written in a newer format). A node the directory refuses is skipped
-    and counted in *skipped (may be NULL). */
+    (written in a newer format); a file it could read but not decode is
+    renamed DIR/broker.nodes.bad (so the next save does not destroy it)
+    and why says so. A node the directory refuses is skipped and counted
+    in *skipped (may be NULL). */
 int wc_roster_load (const char *data_dir, wc_directory_t *dir, int64_t now_ms,
                     size_t *skipped, char *why, size_t why_size);
 

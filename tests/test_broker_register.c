@@ -554,6 +554,10 @@ s_status_until (cluster_t *c, int (*want) (const char *out), const char *what)
 }
 
 static int s_p1_up (const char *out) { return cluster_status_state (out, "p1") == 1; }
+static int s_both_up (const char *out)
+{
+    return cluster_status_state (out, "p1") == 1 && cluster_status_state (out, "r1") == 1;
+}
 static int s_r1_down (const char *out) { return cluster_status_state (out, "r1") == 0; }
 static int s_p1_down (const char *out) { return cluster_status_state (out, "p1") == 0; }
 static int s_listed (const char *out) { return out [0] != '\0'; }
@@ -590,7 +594,7 @@ test_restart_keeps_down_nodes (void **state)
     cluster_set_broker (c, r, true);
     assert_int_equal (cluster_start (c, p), 0);
     assert_int_equal (cluster_start (c, r), 0);
-    free (s_status_until (c, s_p1_up, "p1 up"));
+    free (s_status_until (c, s_both_up, "p1 and r1 up"));
 
     //  r1 dies; the broker that lists it down is killed and restarted
     assert_int_equal (cluster_kill (c, r), 0);

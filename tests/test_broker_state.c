@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include "walcast.h"
@@ -346,6 +347,12 @@ test_roster (void **state)
     assert_non_null (strstr (why, WC_ROSTER_FILE));
     assert_non_null (strstr (why, "crc32c"));
     assert_int_equal (wc_directory_size (fresh), 0);
+    //  kept aside for the operator, where the next save will not go
+    char aside [300];
+    snprintf (aside, sizeof aside, "%s.bad", path);
+    assert_int_equal (access (aside, F_OK), 0);
+    assert_int_equal (access (path, F_OK), -1);
+    assert_non_null (strstr (why, "kept as"));
 
     //  From a newer broker
     s_write_roster ('2', &body);
@@ -381,6 +388,16 @@ test_roster (void **state)
     msgpack_sbuffer_destroy (&body);
     wc_directory_destroy (&fresh);
     wc_directory_destroy (&dir);
+
+    //  Not a regular file (a FIFO would block a read): refused at once
+    unlink (path);
+    assert_int_equal (mkfifo (path, 0600), 0);
+    dir = wc_directory_new ();
+    assert_int_equal (wc_roster_load (s_dir, dir, 0, &skipped, why, sizeof why),
+                      WALCAST_EIO);
+    print_message ("fifo: %s\n", why);
+    wc_directory_destroy (&dir);
+    unlink (path);
 
     //  A data directory that cannot be written: the save fails and says why
     snprintf (path, sizeof path, "%s/nosuch", s_dir);
