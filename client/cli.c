@@ -583,7 +583,7 @@ s_write_options (char **args, int nargs, int nopts, int npos, const char *cmd,
     }
     if (nargs - i != npos) {
         fprintf (stderr, "walcast: %s: expected %s\n", cmd, usage);
-        s_global_hint (cmd, args, nargs);
+        s_global_hint (cmd, args, nopts);
         return -1;
     }
     return i;
@@ -1424,8 +1424,9 @@ s_parse_options (int argc, char **argv, s_opts_t *opts)
     return i;
 }
 
-//  A command's usage error: when one of args[0..nargs) names an option of
-//  walcast itself (--timeout after the command, say), say where it goes.
+//  A command's usage error: when one of args[0..nargs) (those before a
+//  "--") names an option of walcast itself (--timeout after the command,
+//  say), say where it goes.
 static void
 s_global_hint (const char *cmd, char **args, int nargs)
 {
@@ -1512,14 +1513,14 @@ s_end_options (char **args, int *nargs)
 //  Are there as many arguments as cmd takes? False after printing a
 //  usage error.
 static bool
-s_check_count (const s_command_t *cmd, char **args, int nargs)
+s_check_count (const s_command_t *cmd, char **args, int nargs, int nopts)
 {
     if (nargs < cmd->min_args || nargs > cmd->max_args) {
         if (cmd->max_args == 0)
             fprintf (stderr, "walcast: %s takes no arguments\n", cmd->name);
         else
             fprintf (stderr, "walcast: %s: expected %s\n", cmd->name, cmd->args);
-        s_global_hint (cmd->name, args, nargs);
+        s_global_hint (cmd->name, args, nopts);
         return false;
     }
     return true;
@@ -1654,7 +1655,7 @@ s_main (int argc, char **argv, s_opts_t *opts, walcast_t **client)
         return S_EXIT_OK;
     }
     opts->nopts = s_end_options (args, &nargs);
-    if (!s_check_count (cmd, args, nargs))
+    if (!s_check_count (cmd, args, nargs, opts->nopts))
         return s_usage_error ();
     if (cmd->local)
         return cmd->run (NULL, opts, args, nargs);
