@@ -335,6 +335,15 @@ s_keep (s_node_t *node, const wc_node_info_t *info)
     node->handover_seq = info->handover_seq;
 }
 
+/*  Clear *why and check info by the admission rules (nodeinfo.c): 0, or
+    the refusal's code with its text in why. */
+static int
+s_admit (const wc_node_info_t *info, wc_refusal_t *why)
+{
+    why->text [0] = why->detail [0] = '\0';
+    return wc_nodeinfo_check (info, why->text, sizeof why->text);
+}
+
 int
 wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
                      int64_t now_ms, wc_refusal_t *why)
@@ -342,8 +351,7 @@ wc_directory_update (wc_directory_t *self, const wc_node_info_t *info,
     wc_refusal_t unused;
     if (!why)
         why = &unused;
-    why->text [0] = why->detail [0] = '\0';
-    int rc = wc_nodeinfo_check (info, why->text, sizeof why->text);
+    int rc = s_admit (info, why);
     if (rc)
         return rc;
     size_t index;
@@ -384,8 +392,7 @@ wc_directory_restore (wc_directory_t *self, const wc_node_info_t *info,
     wc_refusal_t unused;
     if (!why)
         why = &unused;
-    why->text [0] = why->detail [0] = '\0';
-    int rc = wc_nodeinfo_check (info, why->text, sizeof why->text);
+    int rc = s_admit (info, why);
     if (rc)
         return rc;
     size_t index;
