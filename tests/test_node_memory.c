@@ -209,9 +209,8 @@ s_wait_rid (void *sock, uint64_t rid, int timeout_ms)
 /*  A client pipelines LARGE_PUTS writes of the 1 MiB value to one key,
     and waits for the reply to the last. */
 static void
-s_pipeline_large_puts (fixture_t *f)
+s_send_large_puts (void *sock)
 {
-    void *sock = s_dealer (f, 0);
     wc_msg_t put = { .type = WC_MSG_PUT };
     put.u.req.key = s_bytes ("big", 3);
     put.u.req.value = s_bytes (s_big, BIG);
@@ -224,6 +223,13 @@ s_pipeline_large_puts (fixture_t *f)
         assert_int_equal (zmq_send (sock, buf.data, buf.size, 0), (int) buf.size);
     }
     msgpack_sbuffer_destroy (&buf);
+}
+
+static void
+s_pipeline_large_puts (fixture_t *f)
+{
+    void *sock = s_dealer (f, 0);
+    s_send_large_puts (sock);
     assert_int_equal (s_wait_rid (sock, LARGE_PUTS, WAIT_MS), 0);
 }
 
@@ -428,18 +434,7 @@ test_slow_disk_keeps_clients (void **state)
     assert_int_equal (zmq_connect (monitor, "inproc://slow-monitor"), 0);
 
     assert_int_equal (cluster_set_faults (c, f->p, "write STALL\n"), 0);
-    wc_msg_t put = { .type = WC_MSG_PUT };
-    put.u.req.key = s_bytes ("big", 3);
-    put.u.req.value = s_bytes (s_big, BIG);
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init (&buf);
-    for (int i = 0; i < LARGE_PUTS; i++) {
-        put.rid = (uint64_t) i + 1;
-        buf.size = 0;
-        assert_int_equal (wc_msg_encode (&put, &buf), 0);
-        assert_int_equal (zmq_send (sock, buf.data, buf.size, 0), (int) buf.size);
-    }
-    msgpack_sbuffer_destroy (&buf);
+    s_send_large_puts (sock);
     //  The stall lasts past the heartbeat timeout (5 s) and a margin; a
     //  drop of the connection meanwhile ends the test
     int64_t until = cluster_now_ms () + 8000;
