@@ -262,10 +262,14 @@ s_load_roster (wc_broker_t *self)
                      "that run appear at their next beat, those that are down are "
                      "not listed", why);
     else
-    if (rc > 0 || skipped)
+    if (rc > 0 || skipped) {
+        char refused [64] = "";
+        if (skipped)
+            snprintf (refused, sizeof refused, "; %zu refused by the admission rules",
+                      skipped);
         wc_log_info ("directory: %d nodes known before the restart, listed down until "
-                     "they beat%s%zu refused by the admission rules", rc,
-                     skipped ? "; " : "", skipped);
+                     "they beat%s", rc, refused);
+    }
     self->roster_version = wc_directory_version (self->directory);
 }
 

@@ -608,6 +608,8 @@ test_restart_keeps_down_nodes (void **state)
     char line [512];
     assert_int_equal (cluster_broker_log_find (c, "directory: 2 nodes known before the "
                                                "restart", mark, 0, line, sizeof line), 0);
+    assert_string_equal (line, "directory: 2 nodes known before the restart, listed "
+                               "down until they beat");
 
     //  Forgotten, it stays forgotten across a restart
     assert_int_equal (cluster_cli (c, NULL, &out, NULL, "--broker",
