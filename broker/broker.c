@@ -714,6 +714,25 @@ s_handle_switchover (wc_broker_t *self, wc_request_t *req, int64_t now)
     cluster's primary (the saved state names it: a failover or its
     return needs it), not a node that is up (its next beat would bring it
     back). The primary is told, on its next beats. */
+/*  A node listed down but silent for less than the node timeout: one
+    the broker restored from its disk at start (roster.h), or whose
+    silence it forgave (it did not run itself), and has not had the time
+    to hear: it may well run. Says so in why. */
+static bool
+s_unsure_down (wc_broker_t *self, const char *id, int64_t now, char *why, size_t size)
+{
+    wc_node_info_t info;
+    if (wc_directory_find (self->directory, id, now, &info) != 0 || info.up
+    ||  (int64_t) info.silent_ms >= self->cfg.node_timeout_ms)
+        return false;
+    snprintf (why, size, "node %s has been silent for %llu ms only, less than the node "
+              "timeout (%d ms): the broker restarted (or did not run) lately and "
+              "cannot tell yet that it is down; it may still run; try again in %lld ms",
+              id, (unsigned long long) info.silent_ms, self->cfg.node_timeout_ms,
+              (long long) (self->cfg.node_timeout_ms - (int64_t) info.silent_ms));
+    return true;
+}
+
 static void
 s_handle_forget (wc_broker_t *self, wc_request_t *req, int64_t now)
 {
@@ -729,6 +748,9 @@ s_handle_forget (wc_broker_t *self, wc_request_t *req, int64_t now)
                   "it (a failover replaces it when it is down; or hand the role over "
                   "with walcast switchover first)", id);
     }
+    else
+    if (s_unsure_down (self, id, now, why, sizeof why))
+        rc = WALCAST_ECONFLICT;
     else
         rc = wc_directory_forget (self->directory, id, now);
     if (rc == WALCAST_ECONFLICT && !why [0])
