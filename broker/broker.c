@@ -709,11 +709,6 @@ s_handle_switchover (wc_broker_t *self, wc_request_t *req, int64_t now)
     self->switchover_rid = req->msg.rid;
 }
 
-/*  A client's FORGET: drop a node that is down from the directory (it
-    was removed for good), and answer the TOPOLOGY without it. Not the
-    cluster's primary (the saved state names it: a failover or its
-    return needs it), not a node that is up (its next beat would bring it
-    back). The primary is told, on its next beats. */
 /*  A node listed down but silent for less than the node timeout: one
     the broker restored from its disk at start (roster.h), or whose
     silence it forgave (it did not run itself), and has not had the time
@@ -733,6 +728,12 @@ s_unsure_down (wc_broker_t *self, const char *id, int64_t now, char *why, size_t
     return true;
 }
 
+/*  A client's FORGET: drop a node that is down from the directory (it
+    was removed for good), and answer the TOPOLOGY without it. Not the
+    cluster's primary (the saved state names it: a failover or its
+    return needs it), not a node that is up (its next beat would bring it
+    back) or may be (s_unsure_down). The primary is told, on its next
+    beats. */
 static void
 s_handle_forget (wc_broker_t *self, wc_request_t *req, int64_t now)
 {
