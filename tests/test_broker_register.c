@@ -377,6 +377,19 @@ test_refused_node_says_why (void **state)
     cluster_pass (c);
 }
 
+/*  Start primary p1 and its replica r1, both registered with the
+    broker (which runs): *p and *r are their indexes. */
+static void
+s_start_p1_r1 (cluster_t *c, int *p, int *r)
+{
+    *p = cluster_add (c, "p1", NULL, NULL);
+    *r = cluster_add (c, "r1", cluster_addr (c, *p), NULL);
+    cluster_set_broker (c, *p, true);
+    cluster_set_broker (c, *r, true);
+    assert_int_equal (cluster_start (c, *p), 0);
+    assert_int_equal (cluster_start (c, *r), 0);
+}
+
 static void
 test_duplicate_id_is_refused (void **state)
 {
@@ -384,12 +397,8 @@ test_duplicate_id_is_refused (void **state)
     if (!c)
         fail_msg ("the cluster could not be set up (see above)");
     assert_int_equal (cluster_broker_start (c, 1000), 0);
-    int p = cluster_add (c, "p1", NULL, NULL);
-    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
-    cluster_set_broker (c, p, true);
-    cluster_set_broker (c, r, true);
-    assert_int_equal (cluster_start (c, p), 0);
-    assert_int_equal (cluster_start (c, r), 0);
+    int p, r;
+    s_start_p1_r1 (c, &p, &r);
     walcast_status_t st = { .role = "" };
     int64_t deadline = cluster_now_ms () + 20000;
     while (strcmp (st.role, "primary") != 0 && cluster_now_ms () < deadline)
@@ -444,12 +453,8 @@ test_forget (void **state)
     if (!c)
         fail_msg ("the cluster could not be set up (see above)");
     assert_int_equal (cluster_broker_start (c, 1000), 0);
-    int p = cluster_add (c, "p1", NULL, NULL);
-    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
-    cluster_set_broker (c, p, true);
-    cluster_set_broker (c, r, true);
-    assert_int_equal (cluster_start (c, p), 0);
-    assert_int_equal (cluster_start (c, r), 0);
+    int p, r;
+    s_start_p1_r1 (c, &p, &r);
     walcast_t *h = cluster_broker_client (c, 5000);
     assert_non_null (h);
     int64_t deadline = cluster_now_ms () + 20000;
@@ -596,12 +601,8 @@ test_restart_keeps_down_nodes (void **state)
     const char *flags [] = { "--data", data, NULL };
     cluster_set_broker_extra (c, flags);
     assert_int_equal (cluster_broker_start (c, RESTART_NODE_TIMEOUT_MS), 0);
-    int p = cluster_add (c, "p1", NULL, NULL);
-    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
-    cluster_set_broker (c, p, true);
-    cluster_set_broker (c, r, true);
-    assert_int_equal (cluster_start (c, p), 0);
-    assert_int_equal (cluster_start (c, r), 0);
+    int p, r;
+    s_start_p1_r1 (c, &p, &r);
     free (s_status_until (c, s_both_up, "p1 and r1 up"));
 
     //  r1 dies; the broker that lists it down is killed and restarted
