@@ -641,13 +641,14 @@ test_removed_key_locked_out (void **state)
     assert_int_equal (rc, WALCAST_EPERM);
     walcast_destroy (&reader);
     //  The node names the key it refused by its public key, the
-    //  certificate's name being gone with it (it said "key ?")
+    //  certificate's name being gone with it (it said "key ? "; a Z85
+    //  key may itself begin with '?', as one in CI did: 40 characters)
     char line [512];
     assert_int_equal (cluster_wait_log (w->c, w->r2, "refused GET from key ", 0, 10000), 0);
     assert_int_equal (cluster_log_find (w->c, w->r2, "refused GET from key ", 0, 0, line,
                                         sizeof line), 0);
     print_message ("r2: %s\n", line);
-    assert_null (strstr (line, "from key ?"));
+    assert_null (strstr (line, "from key ? "));
     assert_non_null (strstr (line, "(no certificate in the trust folder)"));
 
     //  The watch ends, saying that the key is refused (it said that the
