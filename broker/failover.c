@@ -19,7 +19,9 @@
       up and healthy (a cascade), else FOLLOW the primary; a replica that
       follows the primary a switchover replaced counts as following a
       relay only when both are of the same (named) region: that node was
-      its primary, not its region's relay;
+      its primary, not its region's relay; and a former primary (one this
+      broker replaced) back behind a node other than the primary is sent
+      to the primary, unless that node is of its region;
     - with no primary known: a serving primary is adopted at once; a
       candidate is elected by the tick, once every live node had the time
       to beat (the node timeout after start).
@@ -48,6 +50,7 @@
 #define S_CANCEL_BEATS   3        /* beats of the old primary that get the cancel */
 #define S_WARN_MS        10000    /* a warning that repeats: at most this often */
 #define S_LIST           640      /* room for the list of nodes considered */
+#define S_MAX_FORMER     8        /* former primaries remembered (oldest dropped) */
 
 typedef enum {
     S_SW_NONE,
@@ -84,6 +87,11 @@ struct wc_failover {
     uint64_t  failovers;          /* silent primaries replaced (for /metrics) */
     char      deposed [WC_MAX_ID + 1];  /* the primary the last switchover
                                            replaced; "" none */
+    char      former [S_MAX_FORMER][WC_MAX_ID + 1];
+                                  /* primaries replaced since this broker
+                                     started that have not followed the
+                                     primary since, oldest first */
+    size_t    nformer;
     struct {
         s_phase_t phase;
         char      target [WC_MAX_ID + 1];
@@ -135,6 +143,43 @@ s_next_epoch (wc_failover_t *self)
     return known + 1;
 }
 
+/* --- former primaries ---------------------------------------------------- */
+
+/*  Where id is among the former primaries, or -1. */
+static int
+s_former_find (const wc_failover_t *self, const char *id)
+{
+    for (size_t i = 0; i < self->nformer; i++)
+        if (strcmp (self->former [i], id) == 0)
+            return (int) i;
+    return -1;
+}
+
+static void
+s_former_remove (wc_failover_t *self, const char *id)
+{
+    int at = s_former_find (self, id);
+    if (at < 0)
+        return;
+    size_t after = self->nformer - (size_t) at - 1;
+    memmove (self->former [at], self->former [at + 1], after * sizeof self->former [0]);
+    self->nformer--;
+}
+
+/*  Remember id as a former primary; the oldest is dropped when full. */
+static void
+s_former_add (wc_failover_t *self, const char *id)
+{
+    s_former_remove (self, id);
+    if (self->nformer == S_MAX_FORMER) {
+        memmove (self->former [0], self->former [1],
+                 (S_MAX_FORMER - 1) * sizeof self->former [0]);
+        self->nformer--;
+    }
+    snprintf (self->former [self->nformer], sizeof self->former [0], "%s", id);
+    self->nformer++;
+}
+
 /*  Save next, then make it the state. Epochs never go back. Returns 0,
     or the save's error (the state is then unchanged). */
 static int
@@ -145,6 +190,9 @@ s_commit (wc_failover_t *self, wc_directory_t *dir, const wc_state_t *next)
     int rc = self->save ? self->save (self->save_arg, next) : 0;
     if (rc)
         return rc;
+    if (self->state.primary [0] && strcmp (self->state.primary, next->primary) != 0)
+        s_former_add (self, self->state.primary);
+    s_former_remove (self, next->primary);
     self->state = *next;
     self->loaded = false;
     wc_directory_set_primary (dir, self->state.primary);
@@ -672,6 +720,32 @@ s_follows_deposed (wc_failover_t *self, wc_directory_t *dir, const wc_node_info_
     return !same_region;
 }
 
+/*  Is the replica a former primary back behind a node other than the
+    primary? Its command line named the upstream it had before it was
+    promoted, now a replica like it: that is no cascade anyone chose, and
+    it goes to the primary, unless that upstream is of its own (named)
+    region (kept as its region's relay, as for s_follows_deposed). Once
+    it follows the primary, it is no former primary any more. */
+static bool
+s_former_astray (wc_failover_t *self, wc_directory_t *dir, const wc_node_info_t *info,
+                 const char *id, int64_t now)
+{
+    if (s_former_find (self, id) < 0)
+        return false;
+    if (s_is (&info->primary, self->state.primary_addr)) {
+        s_former_remove (self, id);
+        return false;
+    }
+    wc_node_info_t upstream;
+    if (wc_directory_find_addr (dir, info->primary.ptr, info->primary.len, now,
+                                &upstream) != 0)
+        return true;
+    bool same_region = info->region.len > 0 && upstream.region.len == info->region.len
+                    && memcmp (upstream.region.ptr, info->region.ptr,
+                               info->region.len) == 0;
+    return !same_region;
+}
+
 void
 wc_failover_beat (wc_failover_t *self, wc_directory_t *dir,
                   const wc_node_info_t *info, int64_t now_ms,
@@ -697,7 +771,8 @@ wc_failover_beat (wc_failover_t *self, wc_directory_t *dir,
         s_claimant_beat (self, dir, info, id, directive);
     else
     if (!(info->flags & WC_NODE_DIVERGED)
-    &&  (s_follows_deposed (self, dir, info, now_ms)
+    &&  (s_former_astray (self, dir, info, id, now_ms)
+         || s_follows_deposed (self, dir, info, now_ms)
          || !s_upstream_ok (self, dir, info, now_ms)))
         s_directive (directive, WC_MSG_FOLLOW, self->state.epoch, "",
                      self->state.primary_addr);

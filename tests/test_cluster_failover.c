@@ -434,8 +434,7 @@ test_empty_epoch_is_dropped (void **state)
     }
     walcast_destroy (&client);
     //  second first, alone: its command line names first as its upstream,
-    //  and with first up it could follow it as a relay (a cascade) instead
-    //  of being sent to third
+    //  down, so it is sent to third whatever the broker remembers
     assert_int_equal (cluster_start (c, second), 0);
     s_wait_follows (c, second, third, WAIT_MS);
     assert_int_equal (cluster_start (c, first), 0);

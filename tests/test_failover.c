@@ -769,6 +769,67 @@ test_failover_cascade (void **state)
     s_world_destroy (&w);
 }
 
+//  An old primary that comes back as a replica (its command line names an
+//  upstream, now a replica itself) is told to follow the primary, not left
+//  in a cascade behind a node that was its peer; unless that upstream is
+//  of its own (named) region. Once it followed the primary, it is a
+//  replica like any other. CI found it: test_chaos's old primary came back
+//  naming the first primary, a live replica by then, and stayed behind it.
+static void
+test_old_primary_back_as_replica (void **state)
+{
+    (void) state;
+    world_t *w = s_cluster (NULL);
+    node_t r1 = s_replica ("r1", "h:7200", "h:7100", 2, 280);
+    node_t r2 = s_replica ("r2", "h:7300", "h:7100", 2, 290);
+    for (int64_t t = 1000; t <= 1000 + FAILOVER_TIMEOUT; t += 500) {
+        s_beat (w, &r1, t);
+        s_beat (w, &r2, t);
+    }
+    s_tick (w, 1000 + FAILOVER_TIMEOUT);
+    s_assert_state (w, 3, "r2", "h:7300");
+    r2 = s_primary ("r2", "h:7300", 3, 290);
+    s_assert_none (s_beat (w, &r2, 4100));
+    s_assert_follow (s_beat (w, &r1, 4100), 3, "h:7300");
+    r1.primary = "h:7300";
+    s_assert_none (s_beat (w, &r1, 4200));
+
+    //  p1 restarts with its command line naming r1, a live replica: to r2
+    node_t p1 = s_replica ("p1", "h:7100", "h:7200", 2, 300);
+    s_assert_follow (s_beat (w, &p1, 4300), 3, "h:7300");
+    s_assert_follow (s_beat (w, &p1, 4400), 3, "h:7300");     // until it does
+    p1.primary = "h:7300";
+    s_assert_none (s_beat (w, &p1, 4500));
+    //  Then it is a replica like any other: a cascade of its operator's
+    //  making stays
+    p1.primary = "h:7200";
+    s_assert_none (s_beat (w, &p1, 4600));
+
+    //  r2 dies; r1 takes over (p1 is behind r1). r2 comes back naming p1,
+    //  a replica of its own region: it keeps p1 as its relay; one of no
+    //  region would not
+    p1 = s_replica ("p1", "h:7100", "h:7300", 3, 300);
+    p1.region = "eu";
+    for (int64_t t = 4600; t <= 4600 + FAILOVER_TIMEOUT + 500; t += 500) {
+        r1.epoch = 3;
+        r1.seq = 310;
+        s_beat (w, &r1, t);
+        s_beat (w, &p1, t);
+        s_tick (w, t);
+    }
+    s_assert_state (w, 4, "r1", "h:7200");
+    r1 = s_primary ("r1", "h:7200", 4, 310);
+    s_assert_none (s_beat (w, &r1, 8300));
+    p1.primary = "h:7200";
+    s_assert_none (s_beat (w, &p1, 8300));
+    r2 = s_replica ("r2", "h:7300", "h:7100", 3, 290);
+    r2.region = "eu";
+    s_assert_none (s_beat (w, &r2, 8400));
+    r2.region = "";
+    s_assert_follow (s_beat (w, &r2, 8500), 4, "h:7200");
+    s_world_destroy (&w);
+}
+
 /* --- epochs and the saved state ----------------------------------------- */
 
 //  Every PROMOTE carries an epoch above all reported, saved first; with
@@ -1243,6 +1304,7 @@ main (void)
         cmocka_unit_test (test_failover_waits),
         cmocka_unit_test (test_failover_after_a_cut),
         cmocka_unit_test (test_failover_cascade),
+        cmocka_unit_test (test_old_primary_back_as_replica),
         cmocka_unit_test (test_epochs_persist),
         cmocka_unit_test (test_switchover),
         cmocka_unit_test (test_switchover_timeout),
