@@ -787,6 +787,11 @@ s_wait (walcast_t *self, int64_t deadline)
 //  instead.
 #define S_NOT_SENT_MOVED    1
 
+//  A sync write was sent, and while its answer was awaited the topology
+//  moved the primary away from that node and listed it down: no answer is
+//  coming (see s_write_wait).
+#define S_SENT_REPLACED     2
+
 //  A sync write s_send could not send to the node at index before its
 //  deadline: say that it was not made.
 static void
@@ -1057,6 +1062,28 @@ s_curve_silence (walcast_t *self, size_t index)
 //  its detail in self->detail; a reply of any other type is
 //  WALCAST_EPROTO. On a timeout the node's socket is reset (Lazy Pirate)
 //  and the node counts as unreachable until it answers a PING.
+static int s_async_wait (walcast_t *self, int64_t deadline);
+
+//  Wait for the answer to the sync write sent to the node at index, as
+//  s_wait, ticking in follow mode (as for async writes): when the
+//  topology moves the primary away from that node and lists it down (it
+//  died, or is cut off: nothing may ever reset the connection), waiting
+//  out the timeout would tell the caller nothing more than it knows
+//  now, that the outcome is unknown: S_SENT_REPLACED. A node the broker
+//  still lists up may yet answer (a switchover's old primary answers
+//  what it held), and is waited for.
+static int
+s_write_wait (walcast_t *self, size_t index, int64_t deadline)
+{
+    int rc = s_async_wait (self, deadline);
+    const wc_peer_t *node = s_node (self, index);
+    if (rc == 0 && !self->rx_held && s_follow_mode (self) && s_broker_fresh (self)
+    &&  self->write_node != WC_SELECT_NONE && self->write_node != index
+    &&  node && node->from_broker && !node->up)
+        return S_SENT_REPLACED;
+    return rc;
+}
+
 static int
 s_request (walcast_t *self, size_t index, wc_msg_t *req, int expect,
            int64_t deadline)
@@ -1076,10 +1103,17 @@ s_request (walcast_t *self, size_t index, wc_msg_t *req, int expect,
     self->saw_malformed = false;
     rc = s_send (self, index, deadline);
     while (rc == 0 && !self->rx_held)
-        rc = s_wait (self, deadline);
+        rc = self->sending_write ? s_write_wait (self, index, deadline)
+                                 : s_wait (self, deadline);
     self->sync_rid = 0;
     if (rc == S_NOT_SENT_MOVED)
         return rc;
+    if (rc == S_SENT_REPLACED) {
+        s_node_reset (self, index, "the broker lists it down, and another node "
+                      "is the primary");
+        s_node (self, index)->reachable = false;
+        return rc;
+    }
 
     if (rc == WALCAST_ETIMEOUT || rc == WALCAST_EUNAVAILABLE) {
         bool refused = s_node (self, index)->curve_refusal != WC_CURVE_OK;
@@ -2532,6 +2566,14 @@ s_write (walcast_t *self, int type, const void *key, size_t key_len,
             break;
     }
     self->sending_write = false;
+    if (rc == S_SENT_REPLACED) {
+        snprintf (self->detail, sizeof self->detail, "the primary moved to %s and the "
+                  "broker lists %s down, with the write unanswered after %lld ms: the "
+                  "write was sent, so it may or may not have been made",
+                  s_node (self, self->write_node)->addr, s_node (self, target)->addr,
+                  (long long) (wc_clock_ms () - started));
+        rc = WALCAST_ETIMEOUT;
+    }
     if (rc == WALCAST_ETIMEOUT && !self->detail [0])
         snprintf (self->detail, sizeof self->detail, "no answer from %s within %lld ms: "
                   "the write was sent, so it may or may not have been made",

@@ -12,7 +12,9 @@
       has promoted it, instead of failing after the first redirect, and
       on the old primary when the switchover is cancelled;
     - a write that timed out is never sent again: the old primary may
-      have applied it;
+      have applied it; and one sent to a primary the broker then lists
+      down, with another named, says its outcome is unknown at once,
+      without waiting out its timeout;
     - when no new primary appears within the timeout, the refusal is
       what the call returns, with its detail, and the CLI says the write
       was not made.
@@ -323,6 +325,41 @@ test_timeout_not_retried (void **state)
     assert_non_null (strstr (put.detail, want));
     assert_non_null (strstr (put.detail, "may or may not have been made"));
     assert_int_equal (s_writes (w->p1), 2);
+    assert_int_equal (s_writes (w->r1), 0);
+    cluster_pass (w->cluster);
+}
+
+//  A write sent to a primary that then dies with it unanswered (frozen,
+//  or its host gone: nothing resets the connection), while the broker
+//  names r1 and lists p1 down: its outcome is unknown, and the call says
+//  so once the topology shows it, instead of waiting out its whole
+//  timeout (a soak's find: 30 s for a put whose primary had been replaced
+//  in 3). It is not sent to r1: p1 may have applied it.
+static void
+test_sent_to_replaced_primary (void **state)
+{
+    s_world_t *w = s_world (state);
+    s_node (w->p1, WC_ROLE_PRIMARY, 1, 0, true, "");
+    s_put_t put;
+    s_put_start (&put, w, 30000);
+    assert_true (s_wait_writes (w->p1, 1));
+    s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
+    fake_broker_node_t nodes [2] = {
+        { "p1", "", WC_ROLE_PRIMARY, 1, false, 0 },
+        { "r1", "", WC_ROLE_PRIMARY, 2, true, 0 },
+    };
+    snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", w->p1_addr);
+    snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->r1_addr);
+    fake_broker_set_nodes (w->broker, nodes, 2);
+    s_put_join (&put);
+    assert_int_equal (put.rc, WALCAST_ETIMEOUT);
+    assert_true (put.took_ms < 15000);          // not the whole timeout
+    char want [160];
+    snprintf (want, sizeof want, "the primary moved to %s and the broker lists %s down",
+              w->r1_addr, w->p1_addr);
+    assert_non_null (strstr (put.detail, want));
+    assert_non_null (strstr (put.detail, "the write was sent, so it may or may not "
+                                         "have been made"));
     assert_int_equal (s_writes (w->r1), 0);
     cluster_pass (w->cluster);
 }
@@ -653,6 +690,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_switchover_cancelled, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_switchover_slow, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_timeout_not_retried, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_sent_to_replaced_primary, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_fenced_without_successor, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_async_follow, s_setup, s_teardown),
