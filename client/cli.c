@@ -1200,7 +1200,8 @@ static const s_command_t s_commands [] = {
       "after the other (each after a \"time ...\" line) when piped",
       s_cmd_status, 0, false, false },
     { "digest", "", 0, 0,
-      "print the node's applied seq and a hash of its data", s_cmd_digest, 0, false, false },
+      "print the node's (with --broker: the primary's; else the first --node's) "
+      "applied seq and a hash of its data", s_cmd_digest, 0, false, false },
     { "snapshot", "", 0, 0,
       "make the node (the first --node; with --broker only, the primary) take "
       "a snapshot of its state now; prints \"SEQ BYTES\" once it is on disk; "
