@@ -834,6 +834,12 @@ s_send (walcast_t *self, size_t index, int64_t deadline)
             s_tick (self);                  // topology pushes move write_node
             if (self->write_node != WC_SELECT_NONE && self->write_node != index)
                 return S_NOT_SENT_MOVED;
+            node = s_node (self, index);    // the tick may have grown the table
+            if (!node->sock) {
+                wc_topology_refusal (self->topo, index, self->detail,
+                                     sizeof self->detail);
+                return WALCAST_EUNAVAILABLE;
+            }
         }
         zmq_pollitem_t item = { node->sock, 0, ZMQ_POLLOUT, 0 };
         int64_t remaining = deadline - wc_clock_ms ();

@@ -404,6 +404,53 @@ test_dead_primary_write_moves (void **state)
     cluster_pass (w->cluster);
 }
 
+//  The same while the broker's directory grows past what the client's
+//  table holds (four nodes, then eight): the write that waits for a
+//  connection to p1 keeps its place in the table, which may move, and
+//  goes to r1 once the broker names it (under AddressSanitizer, a use of
+//  the table's old memory fails the test).
+static void
+test_dead_primary_write_table_grows (void **state)
+{
+    s_world_t *w = s_world (state);
+    fake_node_destroy (&w->p1);
+    s_put_t put;
+    s_put_start (&put, w, 5000);
+    //  Once the write waits (the scenario, not a wait for a condition),
+    //  three nodes more (nothing listens there)
+    int64_t started = cluster_now_ms ();
+    while (cluster_now_ms () - started < 500)
+        cluster_nap_ms (5);
+    fake_broker_node_t nodes [5] = {
+        { "p1", "", WC_ROLE_PRIMARY, 1, true, 0 },
+        { "r1", "", WC_ROLE_REPLICA, 1, true, 0 },
+        { "x1", "", WC_ROLE_REPLICA, 1, false, 0 },
+        { "x2", "", WC_ROLE_REPLICA, 1, false, 0 },
+        { "x3", "", WC_ROLE_REPLICA, 1, false, 0 },
+    };
+    snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", w->p1_addr);
+    snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->r1_addr);
+    for (int i = 2; i < 5; i++)         // past r1's (the setup's ports)
+        snprintf (nodes [i].addr, sizeof nodes [i].addr, "127.0.0.1:%d",
+                  cluster_spare_port (w->cluster) + 3 * i + 3);
+    fake_broker_set_nodes (w->broker, nodes, 5);
+    //  It pushes that every 20 ms; the client reads it within a tick
+    started = cluster_now_ms ();
+    while (cluster_now_ms () - started < 500)
+        cluster_nap_ms (5);
+    s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
+    nodes [0].role = WC_ROLE_REPLICA;
+    nodes [0].up = false;
+    nodes [1].role = WC_ROLE_PRIMARY;
+    nodes [0].epoch = nodes [1].epoch = 2;
+    fake_broker_set_nodes (w->broker, nodes, 5);
+    s_put_join (&put);
+    assert_int_equal (put.rc, 0);
+    assert_int_equal (put.pos.epoch, 2);
+    assert_int_equal (s_writes (w->r1), 1);
+    cluster_pass (w->cluster);
+}
+
 //  The same, and no other primary appears: the write was never sent, so
 //  the call says it was not made (EUNAVAILABLE), not that its outcome is
 //  unknown.
@@ -696,6 +743,8 @@ main (void)
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_async_follow, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_dead_primary_write_moves, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_dead_primary_write_table_grows, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_dead_primary_write_not_made, s_setup,
                                          s_teardown),
