@@ -1062,22 +1062,18 @@ s_curve_silence (walcast_t *self, size_t index)
               "trusts this client's key", node->addr);
 }
 
-//  Send req to the node at index and wait for its reply, until deadline
-//  (monotonic ms). On success self->rx holds a reply of type expect
-//  (released at the next request). An ERROR reply becomes its code, with
-//  its detail in self->detail; a reply of any other type is
-//  WALCAST_EPROTO. On a timeout the node's socket is reset (Lazy Pirate)
-//  and the node counts as unreachable until it answers a PING.
 static int s_async_wait (walcast_t *self, int64_t deadline);
 
 //  Wait for the answer to the sync write sent to the node at index, as
 //  s_wait, ticking in follow mode (as for async writes): when the
-//  topology moves the primary away from that node and lists it down (it
-//  died, or is cut off: nothing may ever reset the connection), waiting
-//  out the timeout would tell the caller nothing more than it knows
-//  now, that the outcome is unknown: S_SENT_REPLACED. A node the broker
-//  still lists up may yet answer (a switchover's old primary answers
-//  what it held), and is waited for.
+//  topology moves the primary away from that node and lists it down, and
+//  our own PINGs get no answer from it either (it died, or is cut off:
+//  nothing may ever reset the connection), waiting out the timeout would
+//  tell the caller nothing more than it knows now, that the outcome is
+//  unknown: S_SENT_REPLACED. A node that still answers PINGs may yet
+//  answer the write, and is waited for: a switchover's old primary, which
+//  the broker lists down as soon as it names the target, answers what it
+//  held; so does a primary cut off from the broker only.
 static int
 s_write_wait (walcast_t *self, size_t index, int64_t deadline)
 {
@@ -1085,11 +1081,20 @@ s_write_wait (walcast_t *self, size_t index, int64_t deadline)
     const wc_peer_t *node = s_node (self, index);
     if (rc == 0 && !self->rx_held && s_follow_mode (self) && s_broker_fresh (self)
     &&  self->write_node != WC_SELECT_NONE && self->write_node != index
-    &&  node && node->from_broker && !node->up)
+    &&  node && node->from_broker && !node->up && !node->reachable)
         return S_SENT_REPLACED;
     return rc;
 }
 
+//  Send req to the node at index and wait for its reply, until deadline
+//  (monotonic ms). On success self->rx holds a reply of type expect
+//  (released at the next request). An ERROR reply becomes its code, with
+//  its detail in self->detail; a reply of any other type is
+//  WALCAST_EPROTO. On a timeout the node's socket is reset (Lazy Pirate)
+//  and the node counts as unreachable until it answers a PING. The sync
+//  write itself (a PUT or DEL of s_write) waits as s_write_wait says;
+//  the requests it makes on the way (a STATUS to learn the primary) as
+//  any other.
 static int
 s_request (walcast_t *self, size_t index, wc_msg_t *req, int expect,
            int64_t deadline)
@@ -1107,10 +1112,11 @@ s_request (walcast_t *self, size_t index, wc_msg_t *req, int expect,
 
     self->sync_rid = req->rid;
     self->saw_malformed = false;
+    bool write = self->sending_write
+              && (req->type == WC_MSG_PUT || req->type == WC_MSG_DEL);
     rc = s_send (self, index, deadline);
     while (rc == 0 && !self->rx_held)
-        rc = self->sending_write ? s_write_wait (self, index, deadline)
-                                 : s_wait (self, deadline);
+        rc = write ? s_write_wait (self, index, deadline) : s_wait (self, deadline);
     self->sync_rid = 0;
     if (rc == S_NOT_SENT_MOVED)
         return rc;

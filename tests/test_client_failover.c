@@ -12,9 +12,10 @@
       has promoted it, instead of failing after the first redirect, and
       on the old primary when the switchover is cancelled;
     - a write that timed out is never sent again: the old primary may
-      have applied it; and one sent to a primary the broker then lists
-      down, with another named, says its outcome is unknown at once,
-      without waiting out its timeout;
+      have applied it; and one sent to a primary that dies, which the
+      broker then lists down with another named, says its outcome is
+      unknown at once, without waiting out its timeout, while one whose
+      old primary still answers PINGs waits for its answer;
     - when no new primary appears within the timeout, the refusal is
       what the call returns, with its detail, and the CLI says the write
       was not made.
@@ -331,10 +332,11 @@ test_timeout_not_retried (void **state)
 
 //  A write sent to a primary that then dies with it unanswered (frozen,
 //  or its host gone: nothing resets the connection), while the broker
-//  names r1 and lists p1 down: its outcome is unknown, and the call says
-//  so once the topology shows it, instead of waiting out its whole
-//  timeout (a soak's find: 30 s for a put whose primary had been replaced
-//  in 3). It is not sent to r1: p1 may have applied it.
+//  names r1 and lists p1 down, and p1 no longer answers PINGs (it died:
+//  SIGKILL closes its connections): its outcome is unknown, and the call
+//  says so once the topology and the PINGs show it, instead of waiting
+//  out its whole timeout (a soak's find: 30 s for a put whose primary had
+//  been replaced in 3). It is not sent to r1: p1 may have applied it.
 static void
 test_sent_to_replaced_primary (void **state)
 {
@@ -343,6 +345,7 @@ test_sent_to_replaced_primary (void **state)
     s_put_t put;
     s_put_start (&put, w, 30000);
     assert_true (s_wait_writes (w->p1, 1));
+    fake_node_destroy (&w->p1);
     s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
     fake_broker_node_t nodes [2] = {
         { "p1", "", WC_ROLE_PRIMARY, 1, false, 0 },
@@ -360,6 +363,37 @@ test_sent_to_replaced_primary (void **state)
     assert_non_null (strstr (put.detail, want));
     assert_non_null (strstr (put.detail, "the write was sent, so it may or may not "
                                          "have been made"));
+    assert_int_equal (s_writes (w->r1), 0);
+    cluster_pass (w->cluster);
+}
+
+//  The same while p1 still runs and answers PINGs: a switchover's old
+//  primary, which the broker lists down as soon as it names the target,
+//  or a primary cut off from the broker only. It answers the write it
+//  holds (3 s later here), and the call waits for that answer instead of
+//  calling the outcome unknown.
+static void
+test_replaced_primary_still_answers (void **state)
+{
+    s_world_t *w = s_world (state);
+    fake_node_conf_t conf;
+    fake_node_conf (w->p1, &conf);
+    conf.write_ms = 3000;
+    fake_node_set (w->p1, &conf);
+    s_put_t put;
+    s_put_start (&put, w, 30000);
+    assert_true (s_wait_writes (w->p1, 1));
+    s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
+    fake_broker_node_t nodes [2] = {
+        { "p1", "", WC_ROLE_PRIMARY, 1, false, 0 },
+        { "r1", "", WC_ROLE_PRIMARY, 2, true, 0 },
+    };
+    snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", w->p1_addr);
+    snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->r1_addr);
+    fake_broker_set_nodes (w->broker, nodes, 2);
+    s_put_join (&put);
+    assert_int_equal (put.rc, 0);
+    assert_int_equal (put.pos.epoch, 1);
     assert_int_equal (s_writes (w->r1), 0);
     cluster_pass (w->cluster);
 }
@@ -738,6 +772,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_switchover_slow, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_timeout_not_retried, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_sent_to_replaced_primary, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_replaced_primary_still_answers, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_fenced_without_successor, s_setup,
                                          s_teardown),
