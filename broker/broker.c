@@ -762,6 +762,7 @@ s_handle_forget (wc_broker_t *self, wc_request_t *req, int64_t now)
     self->out.size = 0;
     if (rc == 0) {
         s_forgotten_add (self, id);
+        wc_failover_forget (self->failover, id);
         s_save_roster (self, now, true);    /* forgotten for good, restarts too */
         rc = wc_directory_encode_topology (self->directory, req->msg.rid, now,
                                            &self->out);

@@ -87,7 +87,10 @@ struct wc_failover {
     uint64_t  failovers;          /* silent primaries replaced (for /metrics) */
     char      deposed [WC_MAX_ID + 1];  /* the primary the last switchover
                                            replaced; "" none */
-    char      former [S_MAX_FORMER][WC_MAX_ID + 1];
+    struct {
+        char  id [WC_MAX_ID + 1];
+        bool  told;               /* its FOLLOW was logged */
+    }         former [S_MAX_FORMER];
                                   /* primaries replaced since this broker
                                      started that have not followed the
                                      primary since, oldest first */
@@ -150,7 +153,7 @@ static int
 s_former_find (const wc_failover_t *self, const char *id)
 {
     for (size_t i = 0; i < self->nformer; i++)
-        if (strcmp (self->former [i], id) == 0)
+        if (strcmp (self->former [i].id, id) == 0)
             return (int) i;
     return -1;
 }
@@ -162,7 +165,7 @@ s_former_remove (wc_failover_t *self, const char *id)
     if (at < 0)
         return;
     size_t after = self->nformer - (size_t) at - 1;
-    memmove (self->former [at], self->former [at + 1], after * sizeof self->former [0]);
+    memmove (&self->former [at], &self->former [at + 1], after * sizeof self->former [0]);
     self->nformer--;
 }
 
@@ -172,11 +175,12 @@ s_former_add (wc_failover_t *self, const char *id)
 {
     s_former_remove (self, id);
     if (self->nformer == S_MAX_FORMER) {
-        memmove (self->former [0], self->former [1],
+        memmove (&self->former [0], &self->former [1],
                  (S_MAX_FORMER - 1) * sizeof self->former [0]);
         self->nformer--;
     }
-    snprintf (self->former [self->nformer], sizeof self->former [0], "%s", id);
+    snprintf (self->former [self->nformer].id, sizeof self->former [0].id, "%s", id);
+    self->former [self->nformer].told = false;
     self->nformer++;
 }
 
@@ -725,25 +729,43 @@ s_follows_deposed (wc_failover_t *self, wc_directory_t *dir, const wc_node_info_
     promoted, now a replica like it: that is no cascade anyone chose, and
     it goes to the primary, unless that upstream is of its own (named)
     region (kept as its region's relay, as for s_follows_deposed). Once
-    it follows the primary, it is no former primary any more. */
+    it follows the primary, it is no former primary any more: a later
+    restart with the same command line is its operator's choice, so the
+    first FOLLOW is logged with the flag to change. */
 static bool
 s_former_astray (wc_failover_t *self, wc_directory_t *dir, const wc_node_info_t *info,
                  const char *id, int64_t now)
 {
-    if (s_former_find (self, id) < 0)
+    int at = s_former_find (self, id);
+    if (at < 0)
         return false;
     if (s_is (&info->primary, self->state.primary_addr)) {
         s_former_remove (self, id);
         return false;
     }
     wc_node_info_t upstream;
+    bool astray = true;
     if (wc_directory_find_addr (dir, info->primary.ptr, info->primary.len, now,
-                                &upstream) != 0)
-        return true;
-    bool same_region = info->region.len > 0 && upstream.region.len == info->region.len
-                    && memcmp (upstream.region.ptr, info->region.ptr,
-                               info->region.len) == 0;
-    return !same_region;
+                                &upstream) == 0)
+        astray = !(info->region.len > 0 && upstream.region.len == info->region.len
+                   && memcmp (upstream.region.ptr, info->region.ptr,
+                              info->region.len) == 0);
+    if (astray && !self->former [at].told) {
+        char was [WC_MAX_ADDR + 1];
+        s_str (was, sizeof was, &info->primary);
+        wc_log_warn ("node %s, a primary this broker replaced, came back behind %s: "
+                     "told to follow the primary %s; change its --replica-of, "
+                     "or it will be back behind %s at its next restart",
+                     id, was, self->state.primary_addr, was);
+        self->former [at].told = true;
+    }
+    return astray;
+}
+
+void
+wc_failover_forget (wc_failover_t *self, const char *id)
+{
+    s_former_remove (self, id);
 }
 
 void

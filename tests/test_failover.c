@@ -830,6 +830,32 @@ test_old_primary_back_as_replica (void **state)
     s_world_destroy (&w);
 }
 
+//  A forgotten node is no former primary any more: a new node given its
+//  id, behind a live replica, keeps the cascade its operator chose.
+static void
+test_forgotten_former_primary (void **state)
+{
+    (void) state;
+    world_t *w = s_cluster (NULL);
+    node_t r1 = s_replica ("r1", "h:7200", "h:7100", 2, 280);
+    node_t r2 = s_replica ("r2", "h:7300", "h:7100", 2, 290);
+    for (int64_t t = 1000; t <= 1000 + FAILOVER_TIMEOUT; t += 500) {
+        s_beat (w, &r1, t);
+        s_beat (w, &r2, t);
+    }
+    s_tick (w, 1000 + FAILOVER_TIMEOUT);
+    s_assert_state (w, 3, "r2", "h:7300");
+    r2 = s_primary ("r2", "h:7300", 3, 290);
+    s_assert_none (s_beat (w, &r2, 4100));
+    r1.primary = "h:7300";
+    s_assert_none (s_beat (w, &r1, 4200));
+
+    wc_failover_forget (w->failover, "p1");
+    node_t p1 = s_replica ("p1", "h:7100", "h:7200", 3, 0);
+    s_assert_none (s_beat (w, &p1, 4300));
+    s_world_destroy (&w);
+}
+
 /* --- epochs and the saved state ----------------------------------------- */
 
 //  Every PROMOTE carries an epoch above all reported, saved first; with
@@ -1305,6 +1331,7 @@ main (void)
         cmocka_unit_test (test_failover_after_a_cut),
         cmocka_unit_test (test_failover_cascade),
         cmocka_unit_test (test_old_primary_back_as_replica),
+        cmocka_unit_test (test_forgotten_former_primary),
         cmocka_unit_test (test_epochs_persist),
         cmocka_unit_test (test_switchover),
         cmocka_unit_test (test_switchover_timeout),
