@@ -766,6 +766,8 @@ void
 wc_failover_forget (wc_failover_t *self, const char *id)
 {
     s_former_remove (self, id);
+    if (strcmp (self->deposed, id) == 0)
+        self->deposed [0] = '\0';
 }
 
 void

@@ -1039,6 +1039,12 @@ test_switchover (void **state)
     s_assert_follow (s_beat (w, &r4, 2100), 3, "h:7200");
     s_assert_none (s_beat (w, &r5, 2100));
     s_assert_follow (s_beat (w, &r6, 2100), 3, "h:7200");
+
+    //  p1 forgotten (FORGET), its id given to a new node: a replica behind
+    //  it follows a relay of its operator's choosing, no deposed primary
+    wc_failover_forget (w->failover, "p1");
+    node_t r7 = s_replica ("r7", "h:7800", "h:7100", 3, 510);
+    s_assert_none (s_beat (w, &r7, 2200));
     s_world_destroy (&w);
 }
 
