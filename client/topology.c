@@ -517,6 +517,7 @@ wc_topology_ping_due (wc_peer_t *node, int64_t now_us)
         if (now_us - node->ping_sent_us < WC_PING_DEAD_US)
             return false;
         node->reachable = false;    // silent for 2 s
+        node->lapses++;
         node->ping_rid = 0;
         return true;
     }

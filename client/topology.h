@@ -98,6 +98,10 @@ typedef struct {
     int64_t  unsent_us;         /* since when no PING could go (no connection),
                                    0 when the last one went */
     int64_t  pong_us;           /* when the last PONG came, 0 never */
+    uint32_t lapses;            /* PINGs that found no connection, or went
+                                   unanswered for WC_PING_DEAD_US: each says
+                                   that what was sent before may never be
+                                   answered (a sync write compares counts) */
     bool     warm;              /* a PONG came back on this socket */
     unsigned key_refusals;      /* PINGs refused with EPERM since the last
                                    PONG: our key has no role there (its

@@ -231,6 +231,7 @@ struct walcast {
     wc_msg_t         rx;
     bool             rx_held;       /* rx_* hold the sync reply */
     uint64_t         sync_rid;      /* rid of the sync request, 0 = none */
+    uint32_t         sync_lapses;   /* its node's lapses when it was sent */
     bool             saw_malformed; /* a frame we could not decode arrived */
     int64_t          quiet_us;      /* when every node socket was last seen
                                        empty (or watched by zmq_poll) */
@@ -807,13 +808,13 @@ s_not_sent (walcast_t *self, size_t index, int64_t waited_ms)
 //  Send self->out to the node at index, waiting (and reading replies) while
 //  it cannot take it, until deadline: its socket queues only on a live
 //  connection (wc_topology_socket), so until then nothing was sent. A sync
-//  write (sending_write) that could not go says so (EUNAVAILABLE, not
-//  ETIMEOUT: its outcome is known), and in follow mode it, or the async
-//  batch (sending_batch), goes where the topology moves the primary
-//  meanwhile (S_NOT_SENT_MOVED): a primary killed before the broker
-//  noticed is the common case.
+//  write (write: a PUT or DEL of s_write) that could not go says so
+//  (EUNAVAILABLE, not ETIMEOUT: its outcome is known), and in follow mode
+//  it, or the async batch (sending_batch), goes where the topology moves
+//  the primary meanwhile (S_NOT_SENT_MOVED): a primary killed before the
+//  broker noticed is the common case.
 static int
-s_send (walcast_t *self, size_t index, int64_t deadline)
+s_send (walcast_t *self, size_t index, int64_t deadline, bool write)
 {
     int64_t started = wc_clock_ms ();
     wc_peer_t *node = s_node (self, index);
@@ -830,7 +831,7 @@ s_send (walcast_t *self, size_t index, int64_t deadline)
             return 0;
         if (errno != EAGAIN && errno != EINTR)
             return WALCAST_EUNAVAILABLE;
-        if ((self->sending_write || self->sending_batch) && s_follow_mode (self)) {
+        if ((write || self->sending_batch) && s_follow_mode (self)) {
             s_tick (self);                  // topology pushes move write_node
             if (self->write_node != WC_SELECT_NONE && self->write_node != index)
                 return S_NOT_SENT_MOVED;
@@ -843,7 +844,7 @@ s_send (walcast_t *self, size_t index, int64_t deadline)
         }
         zmq_pollitem_t item = { node->sock, 0, ZMQ_POLLOUT, 0 };
         int64_t remaining = deadline - wc_clock_ms ();
-        if (remaining <= 0 && self->sending_write) {
+        if (remaining <= 0 && write) {
             s_not_sent (self, index, wc_clock_ms () - started);
             return WALCAST_EUNAVAILABLE;
         }
@@ -905,7 +906,7 @@ s_batch_send_to (walcast_t *self, int64_t deadline)
     bool dead = self->async_dead_ms && self->async_dead_node == self->async_node;
     if (rc == 0) {
         self->sending_batch = true;
-        rc = s_send (self, self->async_node, dead ? wc_clock_ms () : deadline);
+        rc = s_send (self, self->async_node, dead ? wc_clock_ms () : deadline, false);
         self->sending_batch = false;
     }
     if (rc == S_NOT_SENT_MOVED)
@@ -1067,10 +1068,12 @@ static int s_async_wait (walcast_t *self, int64_t deadline);
 //  Wait for the answer to the sync write sent to the node at index, as
 //  s_wait, ticking in follow mode (as for async writes): when the
 //  topology moves the primary away from that node and lists it down, and
-//  our own PINGs get no answer from it either (it died, or is cut off:
-//  nothing may ever reset the connection), waiting out the timeout would
-//  tell the caller nothing more than it knows now, that the outcome is
-//  unknown: S_SENT_REPLACED. A node that still answers PINGs may yet
+//  a PING since the write was sent found no connection or went
+//  unanswered (it died, or is cut off: nothing may ever reset the
+//  connection; or it died and runs again, on a connection that knows
+//  nothing of the write), waiting out the timeout would tell the caller
+//  nothing more than it knows now, that the outcome is unknown:
+//  S_SENT_REPLACED. A node whose PINGs are answered all along may yet
 //  answer the write, and is waited for: a switchover's old primary, which
 //  the broker lists down as soon as it names the target, answers what it
 //  held; so does a primary cut off from the broker only.
@@ -1081,7 +1084,7 @@ s_write_wait (walcast_t *self, size_t index, int64_t deadline)
     const wc_peer_t *node = s_node (self, index);
     if (rc == 0 && !self->rx_held && s_follow_mode (self) && s_broker_fresh (self)
     &&  self->write_node != WC_SELECT_NONE && self->write_node != index
-    &&  node && node->from_broker && !node->up && !node->reachable)
+    &&  node && node->from_broker && !node->up && node->lapses != self->sync_lapses)
         return S_SENT_REPLACED;
     return rc;
 }
@@ -1114,7 +1117,9 @@ s_request (walcast_t *self, size_t index, wc_msg_t *req, int expect,
     self->saw_malformed = false;
     bool write = self->sending_write
               && (req->type == WC_MSG_PUT || req->type == WC_MSG_DEL);
-    rc = s_send (self, index, deadline);
+    rc = s_send (self, index, deadline, write);
+    if (rc == 0)
+        self->sync_lapses = s_node (self, index)->lapses;
     while (rc == 0 && !self->rx_held)
         rc = write ? s_write_wait (self, index, deadline) : s_wait (self, deadline);
     self->sync_rid = 0;
@@ -1225,8 +1230,10 @@ s_ping (walcast_t *self, size_t index, int64_t now_us)
     //  again at the next tick, and a node no PING could reach for as long
     //  as an unanswered one is given counts as unreachable, as it would
     node->ping_sent_us = 0;
-    if (node->unsent_us == 0)
+    if (node->unsent_us == 0) {
         node->unsent_us = now_us;
+        node->lapses++;             // the connection dropped
+    }
     else
     if (now_us - node->unsent_us >= WC_PING_DEAD_US)
         node->reachable = false;

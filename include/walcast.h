@@ -196,10 +196,10 @@ WALCAST_EXPORT void walcast_set_log (walcast_t *self, walcast_log_fn *fn, void *
     it was sent and not answered, so it may or may not have been made
     (the detail: "no answer from HOST:PORT within MS ms: the write was
     sent, so it may or may not have been made"; with a broker, as soon as
-    the topology names another primary and lists that node down and the
-    node has not answered the handle's PINGs for 2 s, without waiting out
-    the timeout: "the primary moved to HOST:PORT and the broker lists
-    HOST:PORT down, ..."; it is never sent again);
+    the topology names another primary and lists that node down and a
+    PING of the handle's to it since found no connection or no answer in
+    2 s, without waiting out the timeout: "the primary moved to HOST:PORT
+    and the broker lists HOST:PORT down, ..."; it is never sent again);
     WALCAST_EUNAVAILABLE: it was not made (no primary found, or no
     connection to it within the timeout: the detail says which). */
 WALCAST_EXPORT int walcast_put (walcast_t *self, const void *key, size_t key_len,

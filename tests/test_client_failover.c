@@ -14,8 +14,9 @@
     - a write that timed out is never sent again: the old primary may
       have applied it; and one sent to a primary that dies, which the
       broker then lists down with another named, says its outcome is
-      unknown at once, without waiting out its timeout, while one whose
-      old primary still answers PINGs waits for its answer;
+      unknown at once, without waiting out its timeout (also when it
+      runs again by then), while one whose old primary answers every
+      PING waits for its answer;
     - when no new primary appears within the timeout, the refusal is
       what the call returns, with its detail, and the CLI says the write
       was not made.
@@ -363,6 +364,46 @@ test_sent_to_replaced_primary (void **state)
     assert_non_null (strstr (put.detail, want));
     assert_non_null (strstr (put.detail, "the write was sent, so it may or may not "
                                          "have been made"));
+    assert_int_equal (s_writes (w->r1), 0);
+    cluster_pass (w->cluster);
+}
+
+//  The same when p1 runs again before the client's PINGs said it was
+//  silent (a quick restart): its PINGs are answered again, on a new
+//  connection that knows nothing of the write. The PING that found no
+//  connection meanwhile says the answer is lost: the outcome is unknown
+//  at once. Found in review: the write waited out its whole timeout.
+static void
+test_sent_to_primary_that_restarts (void **state)
+{
+    s_world_t *w = s_world (state);
+    s_node (w->p1, WC_ROLE_PRIMARY, 1, 0, true, "");
+    s_put_t put;
+    s_put_start (&put, w, 30000);
+    assert_true (s_wait_writes (w->p1, 1));
+    fake_node_destroy (&w->p1);
+    //  Down for 1.5 s (the scenario, not a wait for a condition): a PING
+    //  is due within the second, and finds no connection
+    int64_t started = cluster_now_ms ();
+    while (cluster_now_ms () - started < 1500)
+        cluster_nap_ms (5);
+    w->p1 = fake_node_new (cluster_spare_port (w->cluster) + 3, "p1");
+    assert_non_null (w->p1);
+    s_node (w->p1, WC_ROLE_REPLICA, 2, 0, true, w->r1_addr);
+    s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
+    fake_broker_node_t nodes [2] = {
+        { "p1", "", WC_ROLE_PRIMARY, 1, false, 0 },
+        { "r1", "", WC_ROLE_PRIMARY, 2, true, 0 },
+    };
+    snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", w->p1_addr);
+    snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->r1_addr);
+    fake_broker_set_nodes (w->broker, nodes, 2);
+    s_put_join (&put);
+    assert_int_equal (put.rc, WALCAST_ETIMEOUT);
+    assert_true (put.took_ms < 15000);
+    assert_non_null (strstr (put.detail, "the write was sent, so it may or may not "
+                                         "have been made"));
+    assert_int_equal (s_writes (w->p1), 0);     // not sent again
     assert_int_equal (s_writes (w->r1), 0);
     cluster_pass (w->cluster);
 }
@@ -772,6 +813,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_switchover_slow, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_timeout_not_retried, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_sent_to_replaced_primary, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_sent_to_primary_that_restarts, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_replaced_primary_still_answers, s_setup,
                                          s_teardown),
