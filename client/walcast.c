@@ -812,7 +812,8 @@ s_not_sent (walcast_t *self, size_t index, int64_t waited_ms)
 //  (EUNAVAILABLE, not ETIMEOUT: its outcome is known), and in follow mode
 //  it, or the async batch (sending_batch), goes where the topology moves
 //  the primary meanwhile (S_NOT_SENT_MOVED): a primary killed before the
-//  broker noticed is the common case.
+//  broker noticed is the common case. A batch whose writes the topology
+//  settled meanwhile (its node moved: s_slot_changed) is not sent.
 static int
 s_send (walcast_t *self, size_t index, int64_t deadline, bool write)
 {
@@ -835,6 +836,8 @@ s_send (walcast_t *self, size_t index, int64_t deadline, bool write)
             s_tick (self);                  // topology pushes move write_node
             if (self->write_node != WC_SELECT_NONE && self->write_node != index)
                 return S_NOT_SENT_MOVED;
+            if (self->sending_batch && self->batch_count == 0)
+                return S_NOT_SENT_MOVED;    // failed, said so: nothing to send
             node = s_node (self, index);    // the tick may have grown the table
             if (!node->sock) {
                 wc_topology_refusal (self->topo, index, self->detail,

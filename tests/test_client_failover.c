@@ -706,6 +706,70 @@ test_dead_primary_async (void **state)
     cluster_pass (w->cluster);
 }
 
+//  The broker moves p1 to `real` after 500 ms (a thread of its own).
+typedef struct {
+    s_world_t *w;
+    char       gone [32];
+} s_mover_t;
+
+static void *
+s_move_later (void *arg)
+{
+    s_mover_t *m = (s_mover_t *) arg;
+    cluster_nap_ms (500);
+    fake_broker_node_t nodes [2] = {
+        { "p1", "", WC_ROLE_PRIMARY, 1, true, 0 },
+        { "r1", "", WC_ROLE_REPLICA, 1, true, 0 },
+    };
+    snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", m->w->p1_addr);
+    snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", m->w->r1_addr);
+    fake_broker_set_nodes (m->w->broker, nodes, 2);
+    return NULL;
+}
+
+//  An async write waits for a connection to p1, which the broker lists
+//  at an address where nothing listens; the broker then lists p1 where
+//  it runs (it moved). The move replaces p1's socket and fails the write
+//  as not sent; it is then not sent after all: p1 gets only the write
+//  made after it. Found in review: it went out on the new socket, was
+//  applied, and was reported not made.
+static void
+test_async_write_node_moves (void **state)
+{
+    s_world_t *w = s_world (state);
+    s_mover_t mover = { .w = w };
+    snprintf (mover.gone, sizeof mover.gone, "127.0.0.1:%d",
+              cluster_spare_port (w->cluster) + 9);
+    fake_broker_node_t nodes [2] = {
+        { "p1", "", WC_ROLE_PRIMARY, 1, true, 0 },
+        { "r1", "", WC_ROLE_REPLICA, 1, true, 0 },
+    };
+    snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", mover.gone);
+    snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->r1_addr);
+    fake_broker_set_nodes (w->broker, nodes, 2);
+    s_seen_t seen;
+    walcast_t *h = s_async_handle (w, 3000, &seen);
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_move_later, &mover), 0);
+    int rc = walcast_put_async (h, "a", 1, "1", 1, 1);
+    uint64_t acked = 0;
+    int frc = walcast_flush (h, NULL, &acked);
+    pthread_join (thread, NULL);
+    print_message ("put_async %s, flush %s, %llu acked, %d outcomes (state %d, %s); "
+                   "p1 got %d\n", walcast_errname (rc), walcast_errname (frc),
+                   (unsigned long long) acked, seen.count, seen.state [0],
+                   walcast_errname (seen.err [0]), s_writes (w->p1));
+    assert_int_equal (rc, 0);
+    assert_int_equal (seen.count, 1);
+    assert_int_equal (seen.state [0], WALCAST_WRITE_FAILED);
+    //  A write on the same connection, answered: p1 has read all before it
+    walcast_pos_t pos;
+    assert_int_equal (walcast_put (h, "b", 1, "2", 1, &pos), 0);
+    assert_int_equal (s_writes (w->p1), 1);
+    walcast_destroy (&h);
+    cluster_pass (w->cluster);
+}
+
 //  Async writes in flight to p1 when it dies (it took them and never
 //  answers) and the broker promotes r1, listing p1 down: once the handle
 //  knows, the writes sent are unknown at once (p1 is gone: waiting a
@@ -828,6 +892,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_dead_primary_write_not_made, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_dead_primary_async, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_async_write_node_moves, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_async_old_primary_down, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_async_unanswered_write, s_setup,
