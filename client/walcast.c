@@ -1011,6 +1011,8 @@ s_write_single (walcast_t *self, const wc_write_t *write, uint64_t rid)
     return wc_msg_encode (&req, &self->batch);
 }
 
+static int s_async_wait_all (walcast_t *self, int64_t deadline);
+
 //  Add one write to the batch being filled (a new batch when there is
 //  none, or when the write asks for other acks than it). 0 or an error
 //  (the write was not taken).
@@ -1025,8 +1027,11 @@ s_batch_add (walcast_t *self, int type, const void *key, size_t key_len,
     if (self->batch_count > 0
     && (self->batch_acks.acks != self->acks.acks
         || self->batch_acks.ack_timeout_ms != self->acks.ack_timeout_ms
-        || self->batch.size + key_len + value_len + 16 > S_BATCH_BYTES))
-        s_batch_send (self, deadline);
+        || self->batch.size + key_len + value_len + 16 > S_BATCH_BYTES)
+    &&  s_batch_send (self, deadline) == S_NOT_SENT_MOVED && self->batch_count > 0)
+        //  Kept: the primary moved while it waited for a connection, and
+        //  it goes once the writes sent to the old one are settled
+        s_async_wait_all (self, deadline);
     wc_write_t write = {
         .op = type == WC_MSG_PUT ? WC_OP_PUT : WC_OP_DEL,
         .key = { (const uint8_t *) key, (uint32_t) key_len },
@@ -2748,8 +2753,6 @@ s_async_room (walcast_t *self, int64_t deadline)
     }
     return 0;
 }
-
-static int s_async_wait_all (walcast_t *self, int64_t deadline);
 
 //  Writes sent and unanswered for a whole timeout (and the acks they may
 //  wait for) are unknown now. Their connection may look fine: a node

@@ -770,6 +770,68 @@ test_async_write_node_moves (void **state)
     cluster_pass (w->cluster);
 }
 
+//  The broker names r1 the primary, p1 down, 500 ms from now.
+static void *
+s_replace_later (void *arg)
+{
+    s_world_t *w = (s_world_t *) arg;
+    cluster_nap_ms (500);
+    s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
+    fake_broker_node_t nodes [2] = {
+        { "p1", "", WC_ROLE_PRIMARY, 1, false, 0 },
+        { "r1", "", WC_ROLE_PRIMARY, 2, true, 0 },
+    };
+    snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", w->p1_addr);
+    snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->r1_addr);
+    fake_broker_set_nodes (w->broker, nodes, 2);
+    return NULL;
+}
+
+//  A write asking for other acks than the batch being filled sends that
+//  batch first. When the batch cannot go (p1 died with a write in flight)
+//  and the primary moves meanwhile, it waits for the write sent to p1
+//  to be settled, and the write after it goes in a batch of its own with
+//  its own acks. Found in review: it joined the kept batch, whose header
+//  asked for the acks of the writes before it (none here), and was
+//  reported made without the confirmation it asked for.
+static void
+test_async_acks_after_move (void **state)
+{
+    s_world_t *w = s_world (state);
+    s_node (w->p1, WC_ROLE_PRIMARY, 1, 0, true, "");
+    s_seen_t seen;
+    walcast_t *h = s_async_handle (w, 3000, &seen);
+    assert_int_equal (walcast_put_async (h, "a", 1, "1", 1, 1), 0);
+    assert_true (s_wait_writes (w->p1, 1));
+    fake_node_destroy (&w->p1);
+    assert_int_equal (walcast_put_async (h, "b", 1, "2", 1, 2), 0);
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_replace_later, w), 0);
+    assert_int_equal (walcast_set_acks (h, 1, 300), 0);
+    int rc = walcast_put_async (h, "c", 1, "3", 1, 3);
+    uint64_t acked = 0;
+    int frc = walcast_flush (h, NULL, &acked);
+    pthread_join (thread, NULL);
+    fake_node_seen_t r1;
+    fake_node_seen (w->r1, &r1);
+    print_message ("put_async %s, flush %s, %llu acked; r1 got %d writes in %d "
+                   "batches, the last asking acks %d; outcomes:", walcast_errname (rc),
+                   walcast_errname (frc), (unsigned long long) acked, r1.writes,
+                   r1.batches, r1.last_acks);
+    for (int i = 0; i < seen.count && i < 8; i++)
+        print_message (" [%d: %s]", seen.state [i], walcast_errname (seen.err [i]));
+    print_message ("\n");
+    assert_int_equal (rc, 0);
+    assert_int_equal (r1.writes, 2);            // b and c, not a
+    assert_int_equal (r1.last_acks, 1);         // c asked for its acks
+    assert_int_equal (seen.count, 3);
+    assert_int_equal (seen.state [0], WALCAST_WRITE_UNKNOWN);   // a, p1 died
+    assert_int_equal (seen.state [1], WALCAST_WRITE_OK);        // b
+    assert_int_equal (seen.state [2], WALCAST_WRITE_NOTREPLICATED);  // r1 has no replica
+    walcast_destroy (&h);
+    cluster_pass (w->cluster);
+}
+
 //  Async writes in flight to p1 when it dies (it took them and never
 //  answers) and the broker promotes r1, listing p1 down: once the handle
 //  knows, the writes sent are unknown at once (p1 is gone: waiting a
@@ -893,6 +955,7 @@ main (void)
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_dead_primary_async, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_async_write_node_moves, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_async_acks_after_move, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_async_old_primary_down, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_async_unanswered_write, s_setup,
