@@ -62,6 +62,33 @@ s_directory (s_world_t *w, const char *primary, uint64_t epoch)
     fake_broker_set_nodes (w->broker, nodes, 2);
 }
 
+//  The broker's directory after a failover: r1 the primary of epoch 2,
+//  p1 still claiming epoch 1 and listed down.
+static void
+s_p1_replaced (s_world_t *w)
+{
+    fake_broker_node_t nodes [2] = {
+        { "p1", "", WC_ROLE_PRIMARY, 1, false, 0 },
+        { "r1", "", WC_ROLE_PRIMARY, 2, true, 0 },
+    };
+    snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", w->p1_addr);
+    snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->r1_addr);
+    fake_broker_set_nodes (w->broker, nodes, 2);
+}
+
+//  The broker's directory of epoch 1 with p1, the primary, at addr.
+static void
+s_p1_at (s_world_t *w, const char *addr)
+{
+    fake_broker_node_t nodes [2] = {
+        { "p1", "", WC_ROLE_PRIMARY, 1, true, 0 },
+        { "r1", "", WC_ROLE_REPLICA, 1, true, 0 },
+    };
+    snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", addr);
+    snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->r1_addr);
+    fake_broker_set_nodes (w->broker, nodes, 2);
+}
+
 //  Set a fake node's role, epoch and how it refuses writes.
 static void
 s_node (fake_node_t *node, int role, uint64_t epoch, int refuse, bool silent,
@@ -348,13 +375,7 @@ test_sent_to_replaced_primary (void **state)
     assert_true (s_wait_writes (w->p1, 1));
     fake_node_destroy (&w->p1);
     s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
-    fake_broker_node_t nodes [2] = {
-        { "p1", "", WC_ROLE_PRIMARY, 1, false, 0 },
-        { "r1", "", WC_ROLE_PRIMARY, 2, true, 0 },
-    };
-    snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", w->p1_addr);
-    snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->r1_addr);
-    fake_broker_set_nodes (w->broker, nodes, 2);
+    s_p1_replaced (w);
     s_put_join (&put);
     assert_int_equal (put.rc, WALCAST_ETIMEOUT);
     assert_true (put.took_ms < 15000);          // not the whole timeout
@@ -391,13 +412,7 @@ test_sent_to_primary_that_restarts (void **state)
     assert_non_null (w->p1);
     s_node (w->p1, WC_ROLE_REPLICA, 2, 0, true, w->r1_addr);
     s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
-    fake_broker_node_t nodes [2] = {
-        { "p1", "", WC_ROLE_PRIMARY, 1, false, 0 },
-        { "r1", "", WC_ROLE_PRIMARY, 2, true, 0 },
-    };
-    snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", w->p1_addr);
-    snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->r1_addr);
-    fake_broker_set_nodes (w->broker, nodes, 2);
+    s_p1_replaced (w);
     s_put_join (&put);
     assert_int_equal (put.rc, WALCAST_ETIMEOUT);
     assert_true (put.took_ms < 15000);
@@ -425,13 +440,7 @@ test_replaced_primary_still_answers (void **state)
     s_put_start (&put, w, 30000);
     assert_true (s_wait_writes (w->p1, 1));
     s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
-    fake_broker_node_t nodes [2] = {
-        { "p1", "", WC_ROLE_PRIMARY, 1, false, 0 },
-        { "r1", "", WC_ROLE_PRIMARY, 2, true, 0 },
-    };
-    snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", w->p1_addr);
-    snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->r1_addr);
-    fake_broker_set_nodes (w->broker, nodes, 2);
+    s_p1_replaced (w);
     s_put_join (&put);
     assert_int_equal (put.rc, 0);
     assert_int_equal (put.pos.epoch, 1);
@@ -717,13 +726,7 @@ s_move_later (void *arg)
 {
     s_mover_t *m = (s_mover_t *) arg;
     cluster_nap_ms (500);
-    fake_broker_node_t nodes [2] = {
-        { "p1", "", WC_ROLE_PRIMARY, 1, true, 0 },
-        { "r1", "", WC_ROLE_REPLICA, 1, true, 0 },
-    };
-    snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", m->w->p1_addr);
-    snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", m->w->r1_addr);
-    fake_broker_set_nodes (m->w->broker, nodes, 2);
+    s_p1_at (m->w, m->w->p1_addr);
     return NULL;
 }
 
@@ -740,13 +743,7 @@ test_async_write_node_moves (void **state)
     s_mover_t mover = { .w = w };
     snprintf (mover.gone, sizeof mover.gone, "127.0.0.1:%d",
               cluster_spare_port (w->cluster) + 9);
-    fake_broker_node_t nodes [2] = {
-        { "p1", "", WC_ROLE_PRIMARY, 1, true, 0 },
-        { "r1", "", WC_ROLE_REPLICA, 1, true, 0 },
-    };
-    snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", mover.gone);
-    snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->r1_addr);
-    fake_broker_set_nodes (w->broker, nodes, 2);
+    s_p1_at (w, mover.gone);
     s_seen_t seen;
     walcast_t *h = s_async_handle (w, 3000, &seen);
     pthread_t thread;
@@ -777,13 +774,7 @@ s_replace_later (void *arg)
     s_world_t *w = (s_world_t *) arg;
     cluster_nap_ms (500);
     s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
-    fake_broker_node_t nodes [2] = {
-        { "p1", "", WC_ROLE_PRIMARY, 1, false, 0 },
-        { "r1", "", WC_ROLE_PRIMARY, 2, true, 0 },
-    };
-    snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", w->p1_addr);
-    snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->r1_addr);
-    fake_broker_set_nodes (w->broker, nodes, 2);
+    s_p1_replaced (w);
     return NULL;
 }
 
@@ -852,13 +843,7 @@ test_async_old_primary_down (void **state)
     //  p1 dies; the broker lists it down and r1 the primary of epoch 2
     int64_t started = cluster_now_ms ();
     s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
-    fake_broker_node_t nodes [2] = {
-        { "p1", "", WC_ROLE_PRIMARY, 1, false, 0 },
-        { "r1", "", WC_ROLE_PRIMARY, 2, true, 0 },
-    };
-    snprintf (nodes [0].addr, sizeof nodes [0].addr, "%s", w->p1_addr);
-    snprintf (nodes [1].addr, sizeof nodes [1].addr, "%s", w->r1_addr);
-    fake_broker_set_nodes (w->broker, nodes, 2);
+    s_p1_replaced (w);
     walcast_node_info_t listed [4];
     size_t count = 0;
     assert_int_equal (walcast_nodes (h, listed, 4, &count), 0);

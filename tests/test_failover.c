@@ -769,6 +769,26 @@ test_failover_cascade (void **state)
     s_world_destroy (&w);
 }
 
+//  The cluster of s_cluster: p1 (h:7100, epoch 2) falls silent, and its
+//  replicas r1 and r2 beat until r2, which holds more, is the primary of
+//  epoch 3 (at 4100); r1 still names p1.
+static world_t *
+s_failover_to_r2 (node_t *r1, node_t *r2)
+{
+    world_t *w = s_cluster (NULL);
+    *r1 = s_replica ("r1", "h:7200", "h:7100", 2, 280);
+    *r2 = s_replica ("r2", "h:7300", "h:7100", 2, 290);
+    for (int64_t t = 1000; t <= 1000 + FAILOVER_TIMEOUT; t += 500) {
+        s_beat (w, r1, t);
+        s_beat (w, r2, t);
+    }
+    s_tick (w, 1000 + FAILOVER_TIMEOUT);
+    s_assert_state (w, 3, "r2", "h:7300");
+    *r2 = s_primary ("r2", "h:7300", 3, 290);
+    s_assert_none (s_beat (w, r2, 4100));
+    return w;
+}
+
 //  An old primary that comes back as a replica (its command line names an
 //  upstream, now a replica itself) is told to follow the primary, not left
 //  in a cascade behind a node that was its peer; unless that upstream is
@@ -779,17 +799,8 @@ static void
 test_old_primary_back_as_replica (void **state)
 {
     (void) state;
-    world_t *w = s_cluster (NULL);
-    node_t r1 = s_replica ("r1", "h:7200", "h:7100", 2, 280);
-    node_t r2 = s_replica ("r2", "h:7300", "h:7100", 2, 290);
-    for (int64_t t = 1000; t <= 1000 + FAILOVER_TIMEOUT; t += 500) {
-        s_beat (w, &r1, t);
-        s_beat (w, &r2, t);
-    }
-    s_tick (w, 1000 + FAILOVER_TIMEOUT);
-    s_assert_state (w, 3, "r2", "h:7300");
-    r2 = s_primary ("r2", "h:7300", 3, 290);
-    s_assert_none (s_beat (w, &r2, 4100));
+    node_t r1, r2;
+    world_t *w = s_failover_to_r2 (&r1, &r2);
     s_assert_follow (s_beat (w, &r1, 4100), 3, "h:7300");
     r1.primary = "h:7300";
     s_assert_none (s_beat (w, &r1, 4200));
@@ -836,17 +847,8 @@ static void
 test_forgotten_former_primary (void **state)
 {
     (void) state;
-    world_t *w = s_cluster (NULL);
-    node_t r1 = s_replica ("r1", "h:7200", "h:7100", 2, 280);
-    node_t r2 = s_replica ("r2", "h:7300", "h:7100", 2, 290);
-    for (int64_t t = 1000; t <= 1000 + FAILOVER_TIMEOUT; t += 500) {
-        s_beat (w, &r1, t);
-        s_beat (w, &r2, t);
-    }
-    s_tick (w, 1000 + FAILOVER_TIMEOUT);
-    s_assert_state (w, 3, "r2", "h:7300");
-    r2 = s_primary ("r2", "h:7300", 3, 290);
-    s_assert_none (s_beat (w, &r2, 4100));
+    node_t r1, r2;
+    world_t *w = s_failover_to_r2 (&r1, &r2);
     r1.primary = "h:7300";
     s_assert_none (s_beat (w, &r1, 4200));
 
