@@ -217,6 +217,15 @@ s_wait_writes (fake_node_t *node, int n)
     return true;
 }
 
+//  A put of 30 s that p1 took and holds unanswered.
+static void
+s_put_held (s_put_t *put, s_world_t *w)
+{
+    s_node (w->p1, WC_ROLE_PRIMARY, 1, 0, true, "");
+    s_put_start (put, w, 30000);
+    assert_true (s_wait_writes (w->p1, 1));
+}
+
 //  The broker promotes r1 in epoch 2; p1 follows it.
 static void
 s_promote_r1 (s_world_t *w)
@@ -369,10 +378,8 @@ static void
 test_sent_to_replaced_primary (void **state)
 {
     s_world_t *w = s_world (state);
-    s_node (w->p1, WC_ROLE_PRIMARY, 1, 0, true, "");
     s_put_t put;
-    s_put_start (&put, w, 30000);
-    assert_true (s_wait_writes (w->p1, 1));
+    s_put_held (&put, w);
     fake_node_destroy (&w->p1);
     s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
     s_p1_replaced (w);
@@ -398,10 +405,8 @@ static void
 test_sent_to_primary_that_restarts (void **state)
 {
     s_world_t *w = s_world (state);
-    s_node (w->p1, WC_ROLE_PRIMARY, 1, 0, true, "");
     s_put_t put;
-    s_put_start (&put, w, 30000);
-    assert_true (s_wait_writes (w->p1, 1));
+    s_put_held (&put, w);
     fake_node_destroy (&w->p1);
     //  Down for 1.5 s (the scenario, not a wait for a condition): a PING
     //  is due within the second, and finds no connection
