@@ -145,7 +145,8 @@ bool wc_failover_switchover_result (wc_failover_t *self,
 int wc_failover_set_timeout (wc_failover_t *self, int64_t failover_timeout_ms);
 
 /*  Node id was forgotten (FORGET): drop what is remembered of it (as a
-    primary replaced), so that a new node given its id starts afresh. */
+    primary a failover or the last switchover replaced), so that a new
+    node given its id starts afresh. */
 void wc_failover_forget (wc_failover_t *self, const char *id);
 
 /*  The saved state (what the broker acts on). */
