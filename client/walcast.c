@@ -232,6 +232,7 @@ struct walcast {
     bool             rx_held;       /* rx_* hold the sync reply */
     uint64_t         sync_rid;      /* rid of the sync request, 0 = none */
     uint32_t         sync_lapses;   /* its node's lapses when it was sent */
+    uint32_t         sync_drops;    /* and its drops */
     bool             saw_malformed; /* a frame we could not decode arrived */
     int64_t          quiet_us;      /* when every node socket was last seen
                                        empty (or watched by zmq_poll) */
@@ -793,6 +794,10 @@ s_wait (walcast_t *self, int64_t deadline)
 //  coming (see s_write_wait).
 #define S_SENT_REPLACED     2
 
+//  A sync write was sent, and while its answer was awaited the connection
+//  it went on dropped: the answer can never come (see s_write_wait).
+#define S_SENT_LOST         3
+
 //  A sync write s_send could not send to the node at index before its
 //  deadline: say that it was not made.
 static void
@@ -1084,17 +1089,24 @@ static int s_async_wait (walcast_t *self, int64_t deadline);
 //  S_SENT_REPLACED. A node whose PINGs are answered all along may yet
 //  answer the write, and is waited for: a switchover's old primary, which
 //  the broker lists down as soon as it names the target, answers what it
-//  held; so does a primary cut off from the broker only.
+//  held; so does a primary cut off from the broker only. Whoever the
+//  primary is, a PING that found no connection says the one the write
+//  went on dropped (the node restarted, or the network broke): no answer
+//  can come on a new one (S_SENT_LOST).
 static int
 s_write_wait (walcast_t *self, size_t index, int64_t deadline)
 {
     int rc = s_async_wait (self, deadline);
     const wc_peer_t *node = s_node (self, index);
-    if (rc == 0 && !self->rx_held && s_follow_mode (self) && s_broker_fresh (self)
+    if (rc || self->rx_held || !node)
+        return rc;
+    if (s_follow_mode (self) && s_broker_fresh (self)
     &&  self->write_node != WC_SELECT_NONE && self->write_node != index
-    &&  node && node->from_broker && !node->up && node->lapses != self->sync_lapses)
+    &&  node->from_broker && !node->up && node->lapses != self->sync_lapses)
         return S_SENT_REPLACED;
-    return rc;
+    if (node->drops != self->sync_drops)
+        return S_SENT_LOST;
+    return 0;
 }
 
 //  Send req to the node at index and wait for its reply, until deadline
@@ -1126,13 +1138,15 @@ s_request (walcast_t *self, size_t index, wc_msg_t *req, int expect,
     bool write = self->sending_write
               && (req->type == WC_MSG_PUT || req->type == WC_MSG_DEL);
     rc = s_send (self, index, deadline, write);
-    if (rc == 0)
+    if (rc == 0) {
         self->sync_lapses = s_node (self, index)->lapses;
+        self->sync_drops = s_node (self, index)->drops;
+    }
     while (rc == 0 && !self->rx_held)
         rc = write ? s_write_wait (self, index, deadline) : s_wait (self, deadline);
     self->sync_rid = 0;
-    if (rc == S_NOT_SENT_MOVED)
-        return rc;
+    if (rc == S_NOT_SENT_MOVED || rc == S_SENT_LOST)
+        return rc;              // (the connection is a new one already)
     if (rc == S_SENT_REPLACED) {
         s_node_reset (self, index, "the broker lists it down, and another node "
                       "is the primary");
@@ -1241,6 +1255,7 @@ s_ping (walcast_t *self, size_t index, int64_t now_us)
     if (node->unsent_us == 0) {
         node->unsent_us = now_us;
         node->lapses++;             // the connection dropped
+        node->drops++;
     }
     else
     if (now_us - node->unsent_us >= WC_PING_DEAD_US)
@@ -2598,6 +2613,14 @@ s_write (walcast_t *self, int type, const void *key, size_t key_len,
                   "broker lists %s down, with the write unanswered after %lld ms: the "
                   "write was sent, so it may or may not have been made",
                   s_node (self, self->write_node)->addr, s_node (self, target)->addr,
+                  (long long) (wc_clock_ms () - started));
+        rc = WALCAST_ETIMEOUT;
+    }
+    if (rc == S_SENT_LOST) {
+        snprintf (self->detail, sizeof self->detail, "the connection to %s dropped "
+                  "with the write unanswered after %lld ms (the node restarted, or "
+                  "the network broke): the write was sent, so it may or may not have "
+                  "been made", s_node (self, target)->addr,
                   (long long) (wc_clock_ms () - started));
         rc = WALCAST_ETIMEOUT;
     }

@@ -199,7 +199,9 @@ WALCAST_EXPORT void walcast_set_log (walcast_t *self, walcast_log_fn *fn, void *
     the topology names another primary and lists that node down and a
     PING of the handle's to it since found no connection or no answer in
     2 s, without waiting out the timeout: "the primary moved to HOST:PORT
-    and the broker lists HOST:PORT down, ..."; it is never sent again);
+    and the broker lists HOST:PORT down, ..."; once a PING finds that the
+    connection it went on dropped: "the connection to HOST:PORT dropped
+    with the write unanswered ..."; it is never sent again);
     WALCAST_EUNAVAILABLE: it was not made (no primary found, or no
     connection to it within the timeout: the detail says which). */
 WALCAST_EXPORT int walcast_put (walcast_t *self, const void *key, size_t key_len,

@@ -484,6 +484,9 @@ s_node_request (void *arg, int port, const wc_msg_t *req, msgpack_sbuffer *reply
     fake_node_t *self = (fake_node_t *) arg;
     bool answer = false;
     pthread_mutex_lock (&self->lock);
+    if (self->conf.frozen)
+        answer = false;
+    else
     if (req->type == WC_MSG_PING || req->type == WC_MSG_STATUS)
         answer = s_node_about (self, req, reply);
     else

@@ -98,6 +98,8 @@ typedef struct {
     bool     ignore_acks;       /* a node older than acks: WRITE_OK, acked absent */
     int      refuse;            /* 0, or the code every write is refused with */
     bool     silent_writes;     /* never answer a write */
+    bool     frozen;            /* answer nothing at all (a stopped process:
+                                   its connections stay up) */
     int      write_ms;          /* answer a WRITE_OK after this long (0: at once) */
     char     detail [64];       /* the refusal's detail; a replica's primary */
     int      snapshot_ms;       /* SNAPSHOT answered after this long; < 0 never */

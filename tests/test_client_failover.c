@@ -16,7 +16,8 @@
       broker then lists down with another named, says its outcome is
       unknown at once, without waiting out its timeout (also when it
       runs again by then), while one whose old primary answers every
-      PING waits for its answer;
+      PING waits for its answer; and one whose connection dropped (the
+      primary restarted) says so, whoever the primary is;
     - when no new primary appears within the timeout, the refusal is
       what the call returns, with its detail, and the CLI says the write
       was not made.
@@ -367,20 +368,23 @@ test_timeout_not_retried (void **state)
     cluster_pass (w->cluster);
 }
 
-//  A write sent to a primary that then dies with it unanswered (frozen,
+//  A write sent to a primary that then stops with it unanswered (frozen,
 //  or its host gone: nothing resets the connection), while the broker
-//  names r1 and lists p1 down, and p1 no longer answers PINGs (it died:
-//  SIGKILL closes its connections): its outcome is unknown, and the call
-//  says so once the topology and the PINGs show it, instead of waiting
-//  out its whole timeout (a soak's find: 30 s for a put whose primary had
-//  been replaced in 3). It is not sent to r1: p1 may have applied it.
+//  names r1 and lists p1 down, and p1 no longer answers PINGs either:
+//  its outcome is unknown, and the call says so once the topology and
+//  the PINGs show it, instead of waiting out its whole timeout (a soak's
+//  find: 30 s for a put whose primary had been replaced in 3). It is not
+//  sent to r1: p1 may have applied it.
 static void
 test_sent_to_replaced_primary (void **state)
 {
     s_world_t *w = s_world (state);
     s_put_t put;
     s_put_held (&put, w);
-    fake_node_destroy (&w->p1);
+    fake_node_conf_t conf;
+    fake_node_conf (w->p1, &conf);
+    conf.frozen = true;
+    fake_node_set (w->p1, &conf);
     s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
     s_p1_replaced (w);
     s_put_join (&put);
@@ -425,6 +429,36 @@ test_sent_to_primary_that_restarts (void **state)
                                          "have been made"));
     assert_int_equal (s_writes (w->p1), 0);     // not sent again
     assert_int_equal (s_writes (w->r1), 0);
+    cluster_pass (w->cluster);
+}
+
+//  A write whose primary restarts before it answered, the broker naming
+//  it the primary all along (it restarted faster than the failover
+//  timeout): the connection it went on dropped, so no answer can come,
+//  and the call says so once a PING finds no connection, instead of
+//  waiting out its whole timeout. It is not sent again.
+static void
+test_sent_to_primary_restarted_in_place (void **state)
+{
+    s_world_t *w = s_world (state);
+    s_put_t put;
+    s_put_held (&put, w);
+    fake_node_destroy (&w->p1);
+    int64_t started = cluster_now_ms ();        // down 1.5 s: the scenario
+    while (cluster_now_ms () - started < 1500)
+        cluster_nap_ms (5);
+    w->p1 = fake_node_new (cluster_spare_port (w->cluster) + 3, "p1");
+    assert_non_null (w->p1);
+    s_put_join (&put);
+    assert_int_equal (put.rc, WALCAST_ETIMEOUT);
+    assert_true (put.took_ms < 15000);
+    char want [160];
+    snprintf (want, sizeof want, "the connection to %s dropped with the write "
+              "unanswered", w->p1_addr);
+    assert_non_null (strstr (put.detail, want));
+    assert_non_null (strstr (put.detail, "the write was sent, so it may or may not "
+                                         "have been made"));
+    assert_int_equal (s_writes (w->p1), 0);     // not sent again
     cluster_pass (w->cluster);
 }
 
@@ -931,6 +965,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_sent_to_replaced_primary, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_sent_to_primary_that_restarts, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_sent_to_primary_restarted_in_place, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_replaced_primary_still_answers, s_setup,
                                          s_teardown),
