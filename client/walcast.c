@@ -1076,10 +1076,21 @@ s_curve_silence (walcast_t *self, size_t index)
               "trusts this client's key", node->addr);
 }
 
-static int s_async_wait (walcast_t *self, int64_t deadline);
+//  Wait as s_wait, until deadline, for at most WC_TICK_US, then tick
+//  (topology pushes, PINGs): 0 when that slice ended before deadline.
+static int
+s_wait_ticking (walcast_t *self, int64_t deadline)
+{
+    int64_t slice = wc_clock_ms () + WC_TICK_US / 1000;
+    int rc = s_wait (self, slice < deadline ? slice : deadline);
+    if (rc == WALCAST_ETIMEOUT && wc_clock_ms () < deadline)
+        rc = 0;
+    s_tick (self);
+    return rc;
+}
 
 //  Wait for the answer to the sync write sent to the node at index, as
-//  s_wait, ticking in follow mode (as for async writes): when the
+//  s_wait, ticking (PINGs; in follow mode topology pushes too): when the
 //  topology moves the primary away from that node and lists it down, and
 //  a PING since the write was sent found no connection or went
 //  unanswered (it died, or is cut off: nothing may ever reset the
@@ -1096,7 +1107,7 @@ static int s_async_wait (walcast_t *self, int64_t deadline);
 static int
 s_write_wait (walcast_t *self, size_t index, int64_t deadline)
 {
-    int rc = s_async_wait (self, deadline);
+    int rc = s_wait_ticking (self, deadline);
     const wc_peer_t *node = s_node (self, index);
     if (rc || self->rx_held || !node)
         return rc;
@@ -2693,12 +2704,7 @@ s_async_wait (walcast_t *self, int64_t deadline)
 {
     if (!s_follow_mode (self))
         return s_wait (self, deadline);
-    int64_t slice = wc_clock_ms () + WC_TICK_US / 1000;
-    int rc = s_wait (self, slice < deadline ? slice : deadline);
-    if (rc == WALCAST_ETIMEOUT && wc_clock_ms () < deadline)
-        rc = 0;
-    s_tick (self);
-    return rc;
+    return s_wait_ticking (self, deadline);
 }
 
 //  The primary moved, and writes sent to the old one wait for their

@@ -160,6 +160,7 @@ s_world (void **state)
 typedef struct {
     s_world_t    *w;
     int           timeout_ms;
+    bool          direct;       /* to p1 alone (walcast_connect), no broker */
     pthread_t     thread;
     int           rc;
     walcast_pos_t pos;
@@ -177,7 +178,8 @@ s_put_run (void *arg)
         return NULL;
     walcast_set_timeout (h, put->timeout_ms);
     int64_t started = cluster_now_ms ();
-    put->rc = walcast_connect_broker (h, put->w->broker_addr);
+    put->rc = put->direct ? walcast_connect (h, put->w->p1_addr)
+                          : walcast_connect_broker (h, put->w->broker_addr);
     if (put->rc == 0)
         put->rc = walcast_put (h, "k", 1, "v", 1, &put->pos);
     put->took_ms = cluster_now_ms () - started;
@@ -187,12 +189,19 @@ s_put_run (void *arg)
 }
 
 static void
-s_put_start (s_put_t *put, s_world_t *w, int timeout_ms)
+s_put_start_to (s_put_t *put, s_world_t *w, int timeout_ms, bool direct)
 {
     memset (put, 0, sizeof *put);
     put->w = w;
     put->timeout_ms = timeout_ms;
+    put->direct = direct;
     assert_int_equal (pthread_create (&put->thread, NULL, s_put_run, put), 0);
+}
+
+static void
+s_put_start (s_put_t *put, s_world_t *w, int timeout_ms)
+{
+    s_put_start_to (put, w, timeout_ms, false);
 }
 
 static void
@@ -218,12 +227,13 @@ s_wait_writes (fake_node_t *node, int n)
     return true;
 }
 
-//  A put of 30 s that p1 took and holds unanswered.
+//  A put of 30 s that p1 took and holds unanswered (sent through the
+//  broker, or with direct to p1 alone).
 static void
-s_put_held (s_put_t *put, s_world_t *w)
+s_put_held (s_put_t *put, s_world_t *w, bool direct)
 {
     s_node (w->p1, WC_ROLE_PRIMARY, 1, 0, true, "");
-    s_put_start (put, w, 30000);
+    s_put_start_to (put, w, 30000, direct);
     assert_true (s_wait_writes (w->p1, 1));
 }
 
@@ -380,7 +390,7 @@ test_sent_to_replaced_primary (void **state)
 {
     s_world_t *w = s_world (state);
     s_put_t put;
-    s_put_held (&put, w);
+    s_put_held (&put, w, false);
     fake_node_conf_t conf;
     fake_node_conf (w->p1, &conf);
     conf.frozen = true;
@@ -410,7 +420,7 @@ test_sent_to_primary_that_restarts (void **state)
 {
     s_world_t *w = s_world (state);
     s_put_t put;
-    s_put_held (&put, w);
+    s_put_held (&put, w, false);
     fake_node_destroy (&w->p1);
     //  Down for 1.5 s (the scenario, not a wait for a condition): a PING
     //  is due within the second, and finds no connection
@@ -434,15 +444,15 @@ test_sent_to_primary_that_restarts (void **state)
 
 //  A write whose primary restarts before it answered, the broker naming
 //  it the primary all along (it restarted faster than the failover
-//  timeout): the connection it went on dropped, so no answer can come,
-//  and the call says so once a PING finds no connection, instead of
-//  waiting out its whole timeout. It is not sent again.
+//  timeout), or with no broker: the connection it went on dropped, so no
+//  answer can come, and the call says so once a PING finds no
+//  connection, instead of waiting out its whole timeout. It is not sent
+//  again.
 static void
-test_sent_to_primary_restarted_in_place (void **state)
+s_restarted_in_place (s_world_t *w, bool direct)
 {
-    s_world_t *w = s_world (state);
     s_put_t put;
-    s_put_held (&put, w);
+    s_put_held (&put, w, direct);
     fake_node_destroy (&w->p1);
     int64_t started = cluster_now_ms ();        // down 1.5 s: the scenario
     while (cluster_now_ms () - started < 1500)
@@ -459,6 +469,21 @@ test_sent_to_primary_restarted_in_place (void **state)
     assert_non_null (strstr (put.detail, "the write was sent, so it may or may not "
                                          "have been made"));
     assert_int_equal (s_writes (w->p1), 0);     // not sent again
+}
+
+static void
+test_sent_to_primary_restarted_in_place (void **state)
+{
+    s_world_t *w = s_world (state);
+    s_restarted_in_place (w, false);
+    cluster_pass (w->cluster);
+}
+
+static void
+test_sent_to_node_restarted (void **state)
+{
+    s_world_t *w = s_world (state);
+    s_restarted_in_place (w, true);
     cluster_pass (w->cluster);
 }
 
@@ -977,6 +1002,7 @@ main (void)
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_sent_to_primary_restarted_in_place, s_setup,
                                          s_teardown),
+        cmocka_unit_test_setup_teardown (test_sent_to_node_restarted, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_replaced_primary_still_answers, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_fenced_without_successor, s_setup,
