@@ -423,9 +423,7 @@ s_restart_p1 (s_world_t *w, bool direct, bool replaced)
     s_put_t put;
     s_put_held (&put, w, direct);
     fake_node_destroy (&w->p1);
-    int64_t started = cluster_now_ms ();        // down 1.5 s: the scenario
-    while (cluster_now_ms () - started < 1500)
-        cluster_nap_ms (5);
+    cluster_nap_ms (1500);                      // down 1.5 s: the scenario
     w->p1 = fake_node_new (cluster_spare_port (w->cluster) + 3, "p1");
     assert_non_null (w->p1);
     if (replaced) {
@@ -552,9 +550,7 @@ test_dead_primary_write_table_grows (void **state)
     s_put_start (&put, w, 5000);
     //  Once the write waits (the scenario, not a wait for a condition),
     //  three nodes more (nothing listens there)
-    int64_t started = cluster_now_ms ();
-    while (cluster_now_ms () - started < 500)
-        cluster_nap_ms (5);
+    cluster_nap_ms (500);
     fake_broker_node_t nodes [5] = {
         { "p1", "", WC_ROLE_PRIMARY, 1, true, 0 },
         { "r1", "", WC_ROLE_REPLICA, 1, true, 0 },
@@ -569,9 +565,7 @@ test_dead_primary_write_table_grows (void **state)
                   cluster_spare_port (w->cluster) + 3 * i + 3);
     fake_broker_set_nodes (w->broker, nodes, 5);
     //  It pushes that every 20 ms; the client reads it within a tick
-    started = cluster_now_ms ();
-    while (cluster_now_ms () - started < 500)
-        cluster_nap_ms (5);
+    cluster_nap_ms (500);
     s_node (w->r1, WC_ROLE_PRIMARY, 2, 0, false, "");
     nodes [0].role = WC_ROLE_REPLICA;
     nodes [0].up = false;
