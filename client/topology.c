@@ -41,6 +41,7 @@ struct wc_topology {
     wc_peer_t *nodes;       /* the table */
     size_t     size;
     size_t     cap;
+    uint64_t   sock_ids;    /* sockets opened so far (wc_peer_t.sock_id) */
 };
 
 //  Same bytes as the NUL-terminated string?
@@ -138,6 +139,7 @@ s_node_open (wc_topology_t *self, wc_peer_t *node)
         zmq_close (node->sock);
         node->sock = NULL;
     }
+    node->sock_id = 0;
     node->curve_refusal = (uint8_t) wc_topology_curve_check (self, node->server_key);
     if (node->curve_refusal != WC_CURVE_OK) {
         node->reachable = false;
@@ -148,6 +150,8 @@ s_node_open (wc_topology_t *self, wc_peer_t *node)
                                      node->ipv6, 0, true,
                                      self->curve ? &self->keys : NULL,
                                      node->server_key, &err);
+    if (node->sock)
+        node->sock_id = ++self->sock_ids;
     return node->sock ? 0 : err;
 }
 

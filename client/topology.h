@@ -72,6 +72,9 @@ typedef struct {
     char     endpoint [WC_MAX_ADDR + 8];        /* "tcp://HOST:PORT" */
     bool     ipv6;                              /* bracketed IPv6 host */
     void    *sock;              /* DEALER to the service port; NULL after a failed open */
+    uint64_t sock_id;           /* sock's number, unique for the table's life
+                                   (a socket opened later at the same address
+                                   has another); 0 with no socket */
     char     id [WC_MAX_ID + 1];                /* "" until known */
     char     region [WC_MAX_ID + 1];            /* "" none or unknown */
     char     primary [WC_MAX_ADDR + 1];         /* who it follows (broker) */

@@ -139,6 +139,7 @@
 #include "codec.h"
 #include "addr.h"
 #include "certs.h"
+#include "dropwatch.h"
 #include "errors.h"
 #include "feed.h"
 #include "outcomes.h"
@@ -233,6 +234,9 @@ struct walcast {
     uint64_t         sync_rid;      /* rid of the sync request, 0 = none */
     uint32_t         sync_lapses;   /* its node's lapses when it was sent */
     uint32_t         sync_drops;    /* and its drops */
+    wc_dropwatch_t  *dropwatch;     /* on the socket of the last node a
+                                       sync write went to (dropwatch.h) */
+    size_t           watch_index;   /* ... that node's index */
     bool             saw_malformed; /* a frame we could not decode arrived */
     int64_t          quiet_us;      /* when every node socket was last seen
                                        empty (or watched by zmq_poll) */
@@ -741,14 +745,47 @@ s_drain (walcast_t *self)
     return 0;
 }
 
+//  Count the drops the dropwatch saw as the PING's are counted (a lapse
+//  and a drop of the node), while the node still has the socket watched.
+static void
+s_watch_read (walcast_t *self)
+{
+    uint32_t drops = wc_dropwatch_read (self->dropwatch);
+    wc_peer_t *node = s_node (self, self->watch_index);
+    if (drops == 0 || !node || node->sock_id != wc_dropwatch_id (self->dropwatch))
+        return;
+    node->lapses += drops;
+    node->drops += drops;
+}
+
+//  Watch the socket of the node at index for its connection dropping,
+//  from before a sync write is sent on it. The socket watched until now
+//  is released: stopped first when it is still open (see dropwatch.h:
+//  a monitor must never outlive our end of it). When the monitor cannot
+//  start, the PINGs alone tell of a drop, as they do for any node.
+static void
+s_watch (walcast_t *self, size_t index)
+{
+    wc_peer_t *node = s_node (self, index);
+    if (!node || (node->sock_id != 0 && node->sock_id == wc_dropwatch_id (self->dropwatch)))
+        return;
+    s_watch_read (self);
+    wc_peer_t *old = s_node (self, self->watch_index);
+    bool open = old && old->sock && old->sock_id == wc_dropwatch_id (self->dropwatch);
+    wc_dropwatch_release (self->dropwatch, open ? old->sock : NULL);
+    self->watch_index = index;
+    wc_dropwatch_attach (self->dropwatch, node->sock, node->sock_id);
+}
+
 //  Wait until something arrives on any node's socket, or until deadline
 //  (monotonic ms), then drain. Returns 0, WALCAST_ETIMEOUT when the
-//  deadline passed with nothing read, or a socket error.
+//  deadline passed with nothing read, or a socket error. A connection
+//  drop the dropwatch reports wakes it too (counted on its node).
 static int
 s_wait (walcast_t *self, int64_t deadline)
 {
     size_t size = wc_topology_size (self->topo);
-    zmq_pollitem_t items [size > 0 ? size : 1];
+    zmq_pollitem_t items [size + 1];
     size_t nitems = 0;
     for (size_t i = 0; i < size; i++) {
         void *sock = s_node (self, i)->sock;
@@ -762,6 +799,9 @@ s_wait (walcast_t *self, int64_t deadline)
     }
     if (nitems == 0)
         return WALCAST_EUNAVAILABLE;
+    void *watch = wc_dropwatch_socket (self->dropwatch);
+    if (watch)
+        items [nitems] = (zmq_pollitem_t) { watch, 0, ZMQ_POLLIN, 0 };
     //  Start from empty sockets, so that whatever wakes the poll arrived
     //  while we watched (its RTT sample is honest). What that drain read
     //  may be what the caller waits for (every async write in flight
@@ -775,10 +815,14 @@ s_wait (walcast_t *self, int64_t deadline)
     int64_t remaining = deadline - wc_clock_ms ();
     if (remaining <= 0)
         return WALCAST_ETIMEOUT;
-    int rc = zmq_poll (items, (int) nitems, (long) remaining);
+    int rc = zmq_poll (items, (int) nitems + (watch ? 1 : 0), (long) remaining);
     if (rc < 0 && errno != EINTR)
         return WALCAST_EUNAVAILABLE;
     self->quiet_us = wc_clock_us ();   // watched until now: arrivals are fresh
+    if (watch && (items [nitems].revents & ZMQ_POLLIN)) {
+        s_watch_read (self);
+        rc--;
+    }
     if (rc <= 0)
         return wc_clock_ms () >= deadline ? WALCAST_ETIMEOUT : 0;
     return s_drain (self);
@@ -1101,9 +1145,11 @@ s_wait_ticking (walcast_t *self, int64_t deadline)
 //  answer the write, and is waited for: a switchover's old primary, which
 //  the broker lists down as soon as it names the target, answers what it
 //  held; so does a primary cut off from the broker only. Whoever the
-//  primary is, a PING that found no connection says the one the write
-//  went on dropped (the node restarted, or the network broke): no answer
-//  can come on a new one (S_SENT_LOST).
+//  primary is, the connection the write went on dropping (the node
+//  restarted, or the network broke) means no answer can come on a new
+//  one (S_SENT_LOST): the dropwatch sees it close, a PING that found no
+//  connection sees a link that broke without closing (or any drop, when
+//  the monitor could not start).
 static int
 s_write_wait (walcast_t *self, size_t index, int64_t deadline)
 {
@@ -1148,7 +1194,17 @@ s_request (walcast_t *self, size_t index, wc_msg_t *req, int expect,
     self->saw_malformed = false;
     bool write = self->sending_write
               && (req->type == WC_MSG_PUT || req->type == WC_MSG_DEL);
+    if (write)
+        s_watch (self, index);
     rc = s_send (self, index, deadline, write);
+    if (rc == 0 && write) {
+        //  What dropped before the write went was reported before the
+        //  send returned: counted now, it is not taken for the write's
+        //  connection dropping. (A socket s_send replaced is watched from
+        //  now on; a drop in between is for the PINGs to see.)
+        s_watch (self, index);
+        s_watch_read (self);
+    }
     if (rc == 0) {
         self->sync_lapses = s_node (self, index)->lapses;
         self->sync_drops = s_node (self, index)->drops;
@@ -2038,9 +2094,11 @@ walcast_new (void)
     self->outcomes = wc_outcomes_new (WC_ASYNC_WINDOW);
     self->ctx = zmq_ctx_new ();
     self->topo = self->ctx ? wc_topology_new (self->ctx) : NULL;
-    if (!self->outcomes || !self->ctx || !self->topo) {
+    self->dropwatch = self->ctx ? wc_dropwatch_new (self->ctx) : NULL;
+    if (!self->outcomes || !self->ctx || !self->topo || !self->dropwatch) {
         wc_outcomes_destroy (&self->outcomes);
         wc_topology_destroy (&self->topo);
+        wc_dropwatch_destroy (&self->dropwatch);
         if (self->ctx)
             zmq_ctx_term (self->ctx);
         free (self);
@@ -2076,7 +2134,8 @@ walcast_destroy (walcast_t **self_p)
     s_async_lose (self, WALCAST_ETIMEOUT, "the handle was destroyed before "
                   "the answer came");
     s_async_deliver (self);
-    wc_topology_destroy (&self->topo);
+    wc_topology_destroy (&self->topo);     // closes the socket watched first
+    wc_dropwatch_destroy (&self->dropwatch);
     if (self->broker_sock)
         zmq_close (self->broker_sock);
     if (self->topo_sub)

@@ -4,6 +4,10 @@ wc_add_test(test_select 60 SOURCES test_select.c LIBS walcast_static)
 target_include_directories(test_select PRIVATE ${PROJECT_SOURCE_DIR}/client
     ${PROJECT_SOURCE_DIR}/protocol ${PROJECT_SOURCE_DIR}/runtime)
 
+# The watch on a sync write's connection (client/dropwatch.c), on loopback.
+wc_add_test(test_dropwatch 60 SOURCES test_dropwatch.c LIBS walcast_static PkgConfig::ZMQ)
+target_include_directories(test_dropwatch PRIVATE ${PROJECT_SOURCE_DIR}/client)
+
 foreach(t nearest session staleness cascade broker watch routing)
     wc_add_cluster_test(test_region_${t} 300 test_region_${t}.c)
 endforeach()

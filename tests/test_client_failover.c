@@ -412,18 +412,21 @@ test_sent_to_replaced_primary (void **state)
 
 //  A write whose primary restarts before it answered: the connection it
 //  went on dropped, so no answer can come on the new one, and the call
-//  says so once a PING finds no connection, instead of waiting out its
-//  whole timeout (found in review: 30 s). It is not sent again. Through
-//  the broker, which names p1 the primary all along (it restarted faster
-//  than the failover timeout) or, with replaced, names r1 once p1 runs
-//  again; or with direct, to p1 alone and no broker.
+//  says so as soon as the client sees the drop, instead of waiting out
+//  its whole timeout (found in review: 30 s). It is not sent again.
+//  Through the broker, which names p1 the primary all along (it
+//  restarted faster than the failover timeout) or, with replaced, names
+//  r1 once p1 runs again; or with direct, to p1 alone and no broker. p1
+//  is down for down_ms: 1.5 s, which a PING finds, or 0, a restart
+//  faster than any PING (found in review: the write waited its 30 s).
 static void
-s_restart_p1 (s_world_t *w, bool direct, bool replaced)
+s_restart_p1 (s_world_t *w, bool direct, bool replaced, int down_ms)
 {
     s_put_t put;
     s_put_held (&put, w, direct);
     fake_node_destroy (&w->p1);
-    cluster_nap_ms (1500);                      // down 1.5 s: the scenario
+    if (down_ms > 0)
+        cluster_nap_ms (down_ms);               // down a while: the scenario
     w->p1 = fake_node_new (cluster_spare_port (w->cluster) + 3, "p1");
     assert_non_null (w->p1);
     if (replaced) {
@@ -450,7 +453,7 @@ static void
 test_sent_to_primary_that_restarts (void **state)
 {
     s_world_t *w = s_world (state);
-    s_restart_p1 (w, false, true);
+    s_restart_p1 (w, false, true, 1500);
     cluster_pass (w->cluster);
 }
 
@@ -458,7 +461,7 @@ static void
 test_sent_to_primary_restarted_in_place (void **state)
 {
     s_world_t *w = s_world (state);
-    s_restart_p1 (w, false, false);
+    s_restart_p1 (w, false, false, 1500);
     cluster_pass (w->cluster);
 }
 
@@ -466,7 +469,23 @@ static void
 test_sent_to_node_restarted (void **state)
 {
     s_world_t *w = s_world (state);
-    s_restart_p1 (w, true, false);
+    s_restart_p1 (w, true, false, 1500);
+    cluster_pass (w->cluster);
+}
+
+static void
+test_sent_to_primary_restarted_at_once (void **state)
+{
+    s_world_t *w = s_world (state);
+    s_restart_p1 (w, false, false, 0);
+    cluster_pass (w->cluster);
+}
+
+static void
+test_sent_to_node_restarted_at_once (void **state)
+{
+    s_world_t *w = s_world (state);
+    s_restart_p1 (w, true, false, 0);
     cluster_pass (w->cluster);
 }
 
@@ -983,6 +1002,10 @@ main (void)
         cmocka_unit_test_setup_teardown (test_sent_to_primary_restarted_in_place, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_sent_to_node_restarted, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_sent_to_primary_restarted_at_once, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_sent_to_node_restarted_at_once, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_replaced_primary_still_answers, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_fenced_without_successor, s_setup,
