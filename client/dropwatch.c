@@ -7,9 +7,12 @@
     peer's endpoint in the second. We connect our PAIR there and read it
     without blocking. Each attach names a new endpoint, so a monitor left
     on an earlier socket can never reach the PAIR of a later one. Our
-    PAIR takes events without a bound (ZMQ_RCVHWM 0 makes the inproc pipe
+    PAIR is connected before the monitor starts (libzmq lets an inproc
+    connect come before the bind), so no event ever finds it missing; and
+    it takes events without a bound (ZMQ_RCVHWM 0 makes the inproc pipe
     unbounded): at a full pipe libzmq's I/O thread would wait for room.
 */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,23 +71,22 @@ wc_dropwatch_attach (wc_dropwatch_t *self, void *sock, uint64_t id)
 {
     if (self->pair && self->id == id)
         return 0;
+    assert (!self->pair);               /* released first (see dropwatch.h) */
     s_close_pair (self);
     if (!sock || id == 0)
         return WALCAST_EUNAVAILABLE;
     char endpoint [80];
     snprintf (endpoint, sizeof endpoint, "inproc://walcast-dropwatch-%p-%llu",
               (void *) self, (unsigned long long) ++self->endpoints);
-    if (zmq_socket_monitor (sock, endpoint, ZMQ_EVENT_DISCONNECTED) != 0)
-        return WALCAST_EUNAVAILABLE;
     void *pair = zmq_socket (self->ctx, ZMQ_PAIR);
     int linger = 0, unbounded = 0;
     if (!pair
     ||  zmq_setsockopt (pair, ZMQ_LINGER, &linger, sizeof linger) != 0
     ||  zmq_setsockopt (pair, ZMQ_RCVHWM, &unbounded, sizeof unbounded) != 0
-    ||  zmq_connect (pair, endpoint) != 0) {
+    ||  zmq_connect (pair, endpoint) != 0
+    ||  zmq_socket_monitor (sock, endpoint, ZMQ_EVENT_DISCONNECTED) != 0) {
         if (pair)
-            zmq_close (pair);
-        zmq_socket_monitor (sock, NULL, 0);
+            zmq_close (pair);           /* the monitor did not start */
         return WALCAST_EUNAVAILABLE;
     }
     self->pair = pair;

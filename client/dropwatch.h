@@ -17,9 +17,12 @@
 
     One rule the caller keeps: libzmq's I/O thread sends each event and
     blocks, for good, when our PAIR is gone while the monitor still runs.
-    So our PAIR is closed only once the monitor is stopped: by closing
-    the socket watched, or by wc_dropwatch_release on it while it is
-    open. Likewise the watch is destroyed after the socket it watches.
+    So our PAIR is closed only once the monitor is stopped: by
+    wc_dropwatch_release on the socket while it is open, or by
+    zmq_socket_monitor (sock, NULL, 0) before closing it (zmq_close alone
+    stops the monitor later, on libzmq's reaper thread; the node table
+    does this for every socket it closes). Likewise the watch is
+    destroyed after the socket it watches.
     (Events never fill our PAIR: it queues without a bound, and they are
     few, one per dropped connection.)
 */

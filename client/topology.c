@@ -128,6 +128,17 @@ wc_topology_socket (void *ctx, int type, const char *endpoint, bool ipv6,
     return sock;
 }
 
+//  Close a node's socket. Its monitor (client/dropwatch.c), if any, is
+//  stopped first: zmq_close only hands the socket to libzmq's reaper, and
+//  until the reaper stops the monitor an event sent to it, with our end
+//  of it closed meanwhile, would block libzmq's I/O thread for good.
+static void
+s_close_node_sock (void *sock)
+{
+    zmq_socket_monitor (sock, NULL, 0);
+    zmq_close (sock);
+}
+
 //  (Re)connect node's DEALER to its endpoint; sock stays NULL on failure,
 //  and when its key and ours do not go together (curve_refusal says so:
 //  not an error, the node stays in the table, unreachable, and a
@@ -136,7 +147,7 @@ static int
 s_node_open (wc_topology_t *self, wc_peer_t *node)
 {
     if (node->sock) {
-        zmq_close (node->sock);
+        s_close_node_sock (node->sock);
         node->sock = NULL;
     }
     node->sock_id = 0;
@@ -229,7 +240,7 @@ wc_topology_destroy (wc_topology_t **self_p)
     wc_topology_t *self = *self_p;
     for (size_t i = 0; i < self->size; i++)
         if (self->nodes [i].sock)
-            zmq_close (self->nodes [i].sock);
+            s_close_node_sock (self->nodes [i].sock);
     free (self->nodes);
     free (self);
     *self_p = NULL;
@@ -324,7 +335,7 @@ wc_topology_add (wc_topology_t *self, const char *addr, bool pinned,
         return rc;
     if (slot < self->size) {
         if (self->nodes [slot].sock)
-            zmq_close (self->nodes [slot].sock);
+            s_close_node_sock (self->nodes [slot].sock);
         if (replaced)
             *replaced = true;
     }

@@ -106,8 +106,9 @@ typedef struct {
                                    that what was sent before may never be
                                    answered (a sync write compares counts) */
     uint32_t drops;             /* of those, the PINGs that found no
-                                   connection: it dropped, and what was sent
-                                   on it will never be answered */
+                                   connection, and the drops the handle's
+                                   dropwatch saw: it dropped, and what was
+                                   sent on it will never be answered */
     bool     warm;              /* a PONG came back on this socket */
     unsigned key_refusals;      /* PINGs refused with EPERM since the last
                                    PONG: our key has no role there (its

@@ -819,10 +819,12 @@ s_wait (walcast_t *self, int64_t deadline)
     if (rc < 0 && errno != EINTR)
         return WALCAST_EUNAVAILABLE;
     self->quiet_us = wc_clock_us ();   // watched until now: arrivals are fresh
-    if (watch && (items [nitems].revents & ZMQ_POLLIN)) {
+    //  A drop the watch saw: the node sockets are read too (rc counts the
+    //  watch), since an answer that came just before the connection
+    //  closed may have come after zmq_poll looked at its socket (it is in
+    //  the pipe before the drop is told)
+    if (watch && (items [nitems].revents & ZMQ_POLLIN))
         s_watch_read (self);
-        rc--;
-    }
     if (rc <= 0)
         return wc_clock_ms () >= deadline ? WALCAST_ETIMEOUT : 0;
     return s_drain (self);

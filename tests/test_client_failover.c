@@ -489,6 +489,38 @@ test_sent_to_node_restarted_at_once (void **state)
     cluster_pass (w->cluster);
 }
 
+//  One handle's sync writes go to p1, then (the broker promotes r1) to
+//  r1: the handle's watch on its write's connection moves from p1's
+//  socket to r1's while p1's stays open. Then p1 dies, and the handle
+//  goes on writing to r1. (Found in review: a monitor left running on
+//  p1's socket after its other end was closed blocks libzmq's I/O thread
+//  at p1's drop, and every later request of the handle times out.)
+static void
+test_watch_moves_with_primary (void **state)
+{
+    s_world_t *w = s_world (state);
+    s_node (w->p1, WC_ROLE_PRIMARY, 1, 0, false, "");
+    walcast_t *h = walcast_new ();
+    assert_non_null (h);
+    walcast_set_timeout (h, 10000);
+    assert_int_equal (walcast_connect_broker (h, w->broker_addr), 0);
+    walcast_pos_t pos;
+    assert_int_equal (walcast_put (h, "a", 1, "1", 1, &pos), 0);
+    assert_int_equal (pos.epoch, 1);
+    s_promote_r1 (w);
+    assert_int_equal (walcast_put (h, "b", 1, "2", 1, &pos), 0);
+    assert_int_equal (pos.epoch, 2);
+    fake_node_destroy (&w->p1);
+    int rc = walcast_put (h, "c", 1, "3", 1, &pos);
+    print_message ("put after p1 died: %s; detail '%s'\n", walcast_errname (rc),
+                   walcast_last_detail (h));
+    assert_int_equal (rc, 0);
+    assert_int_equal (pos.epoch, 2);
+    assert_int_equal (s_writes (w->r1), 2);
+    walcast_destroy (&h);
+    cluster_pass (w->cluster);
+}
+
 //  A write sent to p1, which the broker then replaces (r1 named, p1
 //  listed down) while p1 still runs and answers PINGs: a switchover's old
 //  primary, which the broker lists down as soon as it names the target,
@@ -1006,6 +1038,7 @@ main (void)
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_sent_to_node_restarted_at_once, s_setup,
                                          s_teardown),
+        cmocka_unit_test_setup_teardown (test_watch_moves_with_primary, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_replaced_primary_still_answers, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_fenced_without_successor, s_setup,
