@@ -402,7 +402,8 @@ s_batch_drop (walcast_t *self, int err, const char *why)
     if (self->batch_count == 0)
         return;
     char detail [WC_DETAIL_SIZE];
-    snprintf (detail, sizeof detail, "not sent: %s", why);
+    if (snprintf (detail, sizeof detail, "not sent: %s", why) >= (int) sizeof detail)
+        memcpy (detail + sizeof detail - 4, "...", 4);     //  a long why, cut short
     wc_outcome_end_t end = { WALCAST_WRITE_FAILED, err, 0, detail };
     walcast_pos_t none = { 0, 0 };
     wc_outcomes_settle_batch (self->outcomes, self->batch_rid, 0, &end, none, &end);

@@ -67,7 +67,7 @@ static void
 s_write_file (const char *name, const char *text, size_t len)
 {
     char path [256];
-    snprintf (path, sizeof path, "%s/%s", s_dir, name);
+    assert_true (snprintf (path, sizeof path, "%s/%s", s_dir, name) < (int) sizeof path);
     FILE *file = fopen (path, "wb");
     assert_non_null (file);
     assert_int_equal (fwrite (text, 1, len, file), len);

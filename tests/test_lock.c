@@ -56,7 +56,7 @@ s_read_lock_file (const char *dir)
 {
     static char text [512];
     char path [256];
-    snprintf (path, sizeof path, "%s/LOCK", dir);
+    assert_true (snprintf (path, sizeof path, "%s/LOCK", dir) < (int) sizeof path);
     FILE *f = fopen (path, "r");
     assert_non_null (f);
     size_t got = fread (text, 1, sizeof text - 1, f);
@@ -89,7 +89,7 @@ s_start_holder (const char *dir, const char *owner, bool raw_flock)
             //  Holds the lock without writing its line (as a holder that
             //  is between its flock and its write).
             char path [256];
-            snprintf (path, sizeof path, "%s/LOCK", dir);
+            assert_true (snprintf (path, sizeof path, "%s/LOCK", dir) < (int) sizeof path);
             int fd = open (path, O_RDWR | O_CREAT, 0644);
             if (fd < 0 || flock (fd, LOCK_EX) != 0 || ftruncate (fd, 0) != 0)
                 byte = 'x';
