@@ -93,7 +93,7 @@ s_wal_bytes (const char *dir)
         if (strchr (names [i] + 4, '.') != strrchr (names [i], '.'))
             continue;                   //  *.damaged
         char path [1024];
-        snprintf (path, sizeof path, "%s/%s", dir, names [i]);
+        assert_true (snprintf (path, sizeof path, "%s/%s", dir, names [i]) < (int) sizeof path);
         struct stat st;
         if (stat (path, &st) == 0)
             total += st.st_size;
