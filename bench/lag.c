@@ -13,8 +13,10 @@
     one stream hop to this process, so that hop mostly cancels out.
 
     Meanwhile the main thread writes at a paced rate with
-    walcast_put_async (12-byte keys "lag:%08d", 100-byte values): every
-    millisecond or so it sends the writes that are due by then. The first
+    walcast_put_async (12-byte keys "lag:%08d", 100-byte values): it
+    sleeps until the next write is due and sends every write due by then,
+    so at 100k writes/s and more it wakes about every 100 us (the kernel's
+    timer slack rounds the short sleeps up) and sends a few dozen. The first
     --warmup seconds are not counted (the watches subscribe meanwhile, and
     what they missed before is fetched, which would look like lag). Every
     seq of the measured part must reach every watch: the watch loses
@@ -31,7 +33,8 @@
     interpolated inside its buckets as Prometheus does (exact at the
     bounds: 1 ms is one), plus the share of entries at or under 1 ms.
     This measures what the watches cannot: the lag without three more
-    subscribers and their threads on the same cores.
+    subscribers and their threads on the same cores. In this mode the
+    process runs SCHED_BATCH (--writer-sched): see s_writer_sched.
 
     Only the public surfaces are used: include/walcast.h, and /metrics.
 */
@@ -40,6 +43,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -64,6 +68,7 @@ static const char *s_usage =
     "                         [--replica HOST:PORT ...] --rate N\n"
     "                         [--seconds S] [--warmup S] [--timeline FILE]\n"
     "                         [--replica-metrics PORT ...] [--keys K]\n"
+    "                         [--writer-sched batch|normal]\n"
     "\n"
     "Writes N writes/s (12-byte keys lag:%08d, 100-byte values) into the\n"
     "primary for WARMUP + S seconds while one thread per node watches that\n"
@@ -86,6 +91,11 @@ static const char *s_usage =
     "  --keys K             write K keys over and over (lag:0..K-1), as a\n"
     "                       store in steady state; default: every write a new\n"
     "                       key, so the nodes' tables grow all the run\n"
+    "  --writer-sched batch|normal  with --replica-metrics, the scheduling\n"
+    "                       class of this process (the writer): batch, the\n"
+    "                       default, so that its wake-ups do not preempt the\n"
+    "                       nodes it measures on the same cores (clients would\n"
+    "                       run elsewhere); normal, as any process\n"
     "  --timeline FILE      write, per millisecond of the primary's appends,\n"
     "                       \"T_MS APPENDS LATE_MS MAXLAG_MS...\": LATE_MS the\n"
     "                       most an append came after its write was due, then\n"
@@ -586,6 +596,7 @@ typedef struct {
     uint64_t keys;                  /* writes cycle over this many keys; 0: all new */
     int metrics [S_MAX_REPLICAS];   /* each replica's /metrics port */
     size_t nmetrics;
+    bool normal_sched;              /* --writer-sched normal */
 } s_args_t;
 
 /*  Parse a positive number into *out; false when it is not one. */
@@ -614,6 +625,7 @@ s_parse (int argc, char **argv, s_args_t *args)
         { "timeline", required_argument, NULL, 't' },
         { "keys", required_argument, NULL, 'k' },
         { "replica-metrics", required_argument, NULL, 'm' },
+        { "writer-sched", required_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -644,6 +656,10 @@ s_parse (int argc, char **argv, s_args_t *args)
             double port;
             ok = s_positive (optarg, &port) && port <= 65535 && port == (int) port;
             args->metrics [args->nmetrics++] = ok ? (int) port : 0;
+        }
+        else if (opt == 'S') {
+            ok = strcmp (optarg, "batch") == 0 || strcmp (optarg, "normal") == 0;
+            args->normal_sched = strcmp (optarg, "normal") == 0;
         }
         else if (opt == 'h') {
             fputs (s_usage, stdout);
@@ -792,6 +808,26 @@ s_run (const s_args_t *args, walcast_t *writer)
     return status;
 }
 
+/*  With the replicas' own histograms, this process is only the load: make
+    it SCHED_BATCH (unless asked not to), which the kernel never lets
+    preempt a running task when it wakes. The writer wakes thousands of
+    times a second to send what is due, and on 2 shared cores each wake
+    could take the core from a node in the middle of a message: the lag of
+    the benchmark's own load, not of walcast. Set before the writer's
+    handle exists, so its ZeroMQ I/O thread inherits it. The watches of
+    the other mode stamp arrivals, so their process keeps the normal class.
+    A kernel that refuses says so, and the run goes on as it is. */
+static void
+s_writer_sched (const s_args_t *args)
+{
+    if (!args->nmetrics || args->normal_sched)
+        return;
+    struct sched_param param = { 0 };
+    if (sched_setscheduler (0, SCHED_BATCH, &param) != 0)
+        fprintf (stderr, "walcast-bench-lag: SCHED_BATCH refused (%s); the writer "
+                 "runs in the normal class\n", strerror (errno));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -799,6 +835,7 @@ main (int argc, char **argv)
     int rc = s_parse (argc, argv, &args);
     if (rc)
         return rc == 1 ? 0 : 2;
+    s_writer_sched (&args);
     walcast_t *writer = walcast_new ();
     if (!writer) {
         fprintf (stderr, "walcast-bench-lag: out of memory\n");
