@@ -4,7 +4,8 @@
     a broker or a client would: wc_msg_decode (and, for the lists it
     leaves to the caller, wc_entry_from_object, wc_write_from_object,
     wc_node_info_from_object), wc_entry_decode, and the fast scan's
-    wc_scan_entry, wc_scan_entries, wc_scan_write_batch and wc_scan_body.
+    wc_scan_entry, wc_scan_entries, wc_scan_write_batch and wc_scan_body
+    (with and without room to keep the entries it checked).
     None may crash, read out of bounds or hit undefined behaviour.
 
     Beyond not crashing, the properties the node relies on are checked:
@@ -293,13 +294,14 @@ s_fuzz_write_batch (const uint8_t *data, size_t size, int rc, const wc_msg_t *ms
 //  A stream or catch-up body, as a replica opens it: the entries it
 //  gives are those the codec gives, whichever reader it picked.
 static void
-s_fuzz_body (const uint8_t *data, size_t size, int rc, const wc_msg_t *msg)
+s_fuzz_body (const uint8_t *data, size_t size, int rc, const wc_msg_t *msg,
+             wc_scan_kept_t *keep, uint32_t cap)
 {
     msgpack_unpacked storage;
     msgpack_unpacked_init (&storage);
     wc_scan_body_t body;
     wc_msg_t other;
-    int opened = wc_scan_body (&body, data, size, &storage, &other);
+    int opened = wc_scan_body_keep (&body, data, size, &storage, &other, keep, cap);
     if (rc != 0) {
         fz_check (opened == rc, "wc_scan_body took a body the codec refuses");
         msgpack_unpacked_destroy (&storage);
@@ -346,7 +348,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     int rc = s_fuzz_msg (data, size, &storage, &msg);
     s_fuzz_entries (data, size, rc, &msg);
     s_fuzz_write_batch (data, size, rc, &msg);
-    s_fuzz_body (data, size, rc, &msg);
+    //  as a replica reads it: with room to keep the entries (a body of
+    //  up to 16), and read twice
+    static wc_scan_kept_t keep [16];
+    s_fuzz_body (data, size, rc, &msg, keep, 16);
+    s_fuzz_body (data, size, rc, &msg, NULL, 0);
     s_fuzz_entry (data, size);
     msgpack_unpacked_destroy (&storage);
     return 0;

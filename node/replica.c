@@ -165,6 +165,8 @@ struct wc_replica {
     uint64_t        gaps;             /* holes found */
     uint64_t        dropped;          /* malformed messages from the primary */
     msgpack_unpacked unpacked;
+    wc_scan_kept_t *kept;             /* a stream message's entries, read once
+                                         (WC_MAX_STREAM_COUNT of them) */
     msgpack_sbuffer entry_buf;        /* an entry encoded for the WAL, when the
                                          bytes we got were not canonical */
     msgpack_sbuffer req_buf;          /* an encoded FETCH */
@@ -1291,8 +1293,9 @@ s_on_stream (wc_replica_t *self)
     }
     wc_msg_t msg;
     wc_scan_body_t entries;
-    int rc = well_framed ? wc_scan_body (&entries, zmq_msg_data (&body),
-                                         zmq_msg_size (&body), &self->unpacked, &msg)
+    int rc = well_framed ? wc_scan_body_keep (&entries, zmq_msg_data (&body),
+                                              zmq_msg_size (&body), &self->unpacked,
+                                              &msg, self->kept, WC_MAX_STREAM_COUNT)
                          : WALCAST_EPROTO;
     uint64_t cluster = rc == 0 ? entries.cluster
                      : rc == 1 && msg.type == WC_MSG_HEARTBEAT ? msg.u.heartbeat.cluster : 0;
@@ -1355,6 +1358,11 @@ wc_replica_new (wc_node_t *node, const char *primary, uint64_t epoch)
     msgpack_unpacked_init (&self->unpacked);
     msgpack_sbuffer_init (&self->entry_buf);
     msgpack_sbuffer_init (&self->req_buf);
+    self->kept = (wc_scan_kept_t *) calloc (WC_MAX_STREAM_COUNT, sizeof *self->kept);
+    if (!self->kept) {
+        wc_replica_destroy (&self);
+        return NULL;
+    }
     if (s_endpoints (self, primary) != 0) {
         wc_log_error ("--replica-of %s: expected HOST:PORT", primary);
         wc_replica_destroy (&self);
@@ -1393,6 +1401,7 @@ wc_replica_destroy (wc_replica_t **self_p)
     msgpack_unpacked_destroy (&self->unpacked);
     msgpack_sbuffer_destroy (&self->entry_buf);
     msgpack_sbuffer_destroy (&self->req_buf);
+    free (self->kept);
     free (self);
     *self_p = NULL;
 }

@@ -219,22 +219,34 @@ s_single_fast (wc_scan_body_t *body)
 /*  An ENTRIES body canonical from end to end: its head, every entry,
     and nothing after the last. Checked whole before any entry is handed
     over, so a body is either read entirely by the scan or entirely by
-    the codec, and a malformed one gives nothing. */
+    the codec, and a malformed one gives nothing. The entries the check
+    reads go into keep when they fit (cap of them), so that they are not
+    read again. */
 static bool
-s_entries_fast (wc_scan_body_t *body)
+s_entries_fast (wc_scan_body_t *body, wc_scan_kept_t *keep, uint32_t cap)
 {
     wc_scan_entries_t check;
     if (wc_scan_entries (body->data, body->len, &body->cursor) != 0)
         return false;
     check = body->cursor;
+    if (!keep || check.count > cap)
+        keep = NULL;
     wc_entry_t entry;
     const uint8_t *raw;
     size_t raw_len;
     int rc;
-    while ((rc = wc_scan_entries_next (&check, &entry, &raw, &raw_len)) == 1)
-        ;
+    uint32_t n = 0;                     /* never more than count, so <= cap */
+    while ((rc = wc_scan_entries_next (&check, keep ? &keep [n].entry : &entry,
+                                       &raw, &raw_len)) == 1)
+        if (keep) {
+            keep [n].raw = raw;
+            keep [n].raw_len = raw_len;
+            n++;
+        }
     body->applied_us = check.applied_us;
     body->cluster = check.cluster;
+    if (rc == 0 && keep)
+        body->kept = keep;
     return rc == 0;
 }
 
@@ -242,11 +254,19 @@ int
 wc_scan_body (wc_scan_body_t *body, const void *data, size_t len,
               msgpack_unpacked *storage, wc_msg_t *msg)
 {
+    return wc_scan_body_keep (body, data, len, storage, msg, NULL, 0);
+}
+
+int
+wc_scan_body_keep (wc_scan_body_t *body, const void *data, size_t len,
+                   msgpack_unpacked *storage, wc_msg_t *msg,
+                   wc_scan_kept_t *keep, uint32_t cap)
+{
     memset (body, 0, sizeof *body);
     body->data = (const uint8_t *) data;
     body->len = len;
     body->storage = storage;
-    if (s_entries_fast (body)) {
+    if (s_entries_fast (body, keep, cap)) {
         body->type = WC_MSG_ENTRIES;
         body->rid = body->cursor.rid;
         body->last_seq = body->cursor.last_seq;
@@ -295,6 +315,15 @@ wc_scan_body_next (wc_scan_body_t *body, wc_entry_t *entry,
             *raw = body->data + body->single_at;
             *raw_len = body->len - body->single_at;
         }
+        return 1;
+    }
+    if (body->kept) {
+        if (body->next == body->count)
+            return 0;
+        const wc_scan_kept_t *kept = &body->kept [body->next++];
+        *entry = kept->entry;
+        *raw = kept->raw;
+        *raw_len = kept->raw_len;
         return 1;
     }
     if (!body->slow)

@@ -103,6 +103,14 @@ int wc_scan_writes_next (wc_scan_writes_t *cursor, wc_write_t *write);
     msgpack-c's packer. The entry must be valid (the caller built it). */
 size_t wc_scan_write_entry (uint8_t *out, const wc_entry_t *entry);
 
+/*  An entry a whole-body check read, kept so that it is not read twice
+    (wc_scan_body_keep). */
+typedef struct {
+    wc_entry_t     entry;
+    const uint8_t *raw;
+    size_t         raw_len;
+} wc_scan_kept_t;
+
 /*  The entries of a stream or catch-up body, whatever its form: an ENTRY
     (one entry) or an ENTRIES (many), read with the scan when the whole
     body is canonical (checked before the first entry is handed over),
@@ -126,7 +134,8 @@ typedef struct {
     msgpack_unpacked       *storage;
     wc_scan_entries_t       cursor;
     const msgpack_object   *items;      /* the codec's, in codec mode */
-    uint32_t                next;       /* next item, in codec mode */
+    const wc_scan_kept_t   *kept;       /* the check's, when it kept them */
+    uint32_t                next;       /* next item, in codec or kept mode */
     bool                    slow;
     bool                    single_read;
     wc_entry_t              single;
@@ -139,6 +148,16 @@ typedef struct {
     malformed. */
 int wc_scan_body (wc_scan_body_t *body, const void *data, size_t len,
                   msgpack_unpacked *storage, wc_msg_t *msg);
+
+/*  The same, keeping what the check of a canonical ENTRIES body reads in
+    keep, the caller's room for cap entries (reused from body to body):
+    wc_scan_body_next then hands the entries over without reading them a
+    second time. A body of more than cap entries is read twice, as
+    wc_scan_body reads it. keep must outlive the body's use, and serve
+    one open body at a time. */
+int wc_scan_body_keep (wc_scan_body_t *body, const void *data, size_t len,
+                       msgpack_unpacked *storage, wc_msg_t *msg,
+                       wc_scan_kept_t *keep, uint32_t cap);
 
 /*  Was the body checked whole before its first entry (read by the scan:
     every entry well-formed, nothing after the last)? */

@@ -480,6 +480,111 @@ test_stream_cluster (void **state)
     msgpack_sbuffer_destroy (&buf);
 }
 
+//  Open data with wc_scan_body and with wc_scan_body_keep (room for cap
+//  entries in keep): both give the same kind, trailer, entries and
+//  entry bytes. Returns how many entries were read.
+static int
+s_read_both (const void *data, size_t len, wc_scan_kept_t *keep, uint32_t cap, int *kind)
+{
+    msgpack_unpacked storage, kept_storage;
+    msgpack_unpacked_init (&storage);
+    msgpack_unpacked_init (&kept_storage);
+    wc_scan_body_t body, kept;
+    wc_msg_t msg, kept_msg;
+    *kind = wc_scan_body (&body, data, len, &storage, &msg);
+    assert_int_equal (wc_scan_body_keep (&kept, data, len, &kept_storage, &kept_msg,
+                                         keep, cap), *kind);
+    int n = 0;
+    if (*kind == 0) {
+        assert_int_equal (kept.count, body.count);
+        assert_true (kept.applied_us == body.applied_us && kept.cluster == body.cluster);
+        assert_int_equal (wc_scan_body_whole (&kept), wc_scan_body_whole (&body));
+        wc_entry_t a, b;
+        const uint8_t *raw_a, *raw_b;
+        size_t len_a, len_b;
+        int rc;
+        while ((rc = wc_scan_body_next (&body, &a, &raw_a, &len_a)) == 1) {
+            assert_int_equal (wc_scan_body_next (&kept, &b, &raw_b, &len_b), 1);
+            assert_true (s_entry_equal (&a, &b));
+            assert_ptr_equal (raw_a, raw_b);
+            assert_int_equal (len_a, len_b);
+            n++;
+        }
+        assert_int_equal (wc_scan_body_next (&kept, &b, &raw_b, &len_b), rc);
+        assert_int_equal (wc_scan_body_next (&kept, &b, &raw_b, &len_b), rc);
+    }
+    msgpack_unpacked_destroy (&storage);
+    msgpack_unpacked_destroy (&kept_storage);
+    return n;
+}
+
+//  A replica keeps what the check of a stream message read, so that it
+//  reads each entry once: the entries it then gets are those a second
+//  reading gives, for every form of body; a body of more entries than
+//  the room is read twice, the room untouched.
+static void
+test_body_kept (void **state)
+{
+    (void) state;
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    wc_scan_kept_t keep [64];
+    int kind;
+
+    //  canonical: kept, read once (the room holds them as the check read them)
+    s_entries_body (&buf, 10, 50);
+    assert_int_equal (s_read_both (buf.data, buf.size, keep, 64, &kind), 50);
+    assert_int_equal (kind, 0);
+    assert_int_equal (keep [49].entry.seq, 59);
+    wc_scan_entries_t cur;
+    assert_int_equal (wc_scan_entries (buf.data, buf.size, &cur), 0);
+    assert_ptr_equal (keep [0].raw, (const uint8_t *) buf.data + cur.pos);
+    assert_ptr_equal (keep [49].raw + keep [49].raw_len, (const uint8_t *) buf.data + buf.size);
+    //  the same room, reused for the next body
+    s_entries_body (&buf, 100, 3);
+    assert_int_equal (s_read_both (buf.data, buf.size, keep, 64, &kind), 3);
+    assert_int_equal (keep [2].entry.seq, 102);
+    //  exactly as many as the room, and one more: read twice, room untouched
+    s_entries_body (&buf, 1, 64);
+    assert_int_equal (s_read_both (buf.data, buf.size, keep, 64, &kind), 64);
+    assert_int_equal (keep [63].entry.seq, 64);
+    memset (keep, 0xab, sizeof keep);
+    s_entries_body (&buf, 1, 65);
+    assert_int_equal (s_read_both (buf.data, buf.size, keep, 64, &kind), 65);
+    for (size_t i = 0; i < sizeof keep; i++)
+        assert_int_equal (((const uint8_t *) keep) [i], 0xab);
+    //  no room at all: read twice
+    assert_int_equal (s_read_both (buf.data, buf.size, NULL, 0, &kind), 65);
+    //  a trailing byte: malformed, nothing read
+    s_entries_body (&buf, 10, 5);
+    msgpack_sbuffer_write (&buf, "\xc0", 1);
+    assert_int_equal (s_read_both (buf.data, buf.size, keep, 64, &kind), 0);
+    assert_true (kind < 0);
+    //  the last entry in a longer int form: the codec's, as without the room
+    buf.size = 0;
+    assert_int_equal (wc_entries_encode_header (0, 2, 2, &buf), 0);
+    wc_entry_t e = { .seq = 1, .epoch = 1, .op = WC_OP_DEL,
+                     .key = { (const uint8_t *) "k", 1 } };
+    assert_int_equal (wc_entry_encode (&e, &buf), 0);
+    msgpack_sbuffer_write (&buf, "\x96\xcc\x02\x01\x00\x02\xc4\x01k\xc0", 10);
+    assert_int_equal (s_read_both (buf.data, buf.size, keep, 64, &kind), 2);
+    assert_int_equal (kind, 0);
+    //  a stream message: applied_us and the cluster id read with them
+    s_stream_body_of (&buf, 20, 7, "\x2a\x07", 2);
+    assert_int_equal (s_read_both (buf.data, buf.size, keep, 64, &kind), 20);
+    assert_int_equal (keep [19].entry.seq, 29);
+    //  a single ENTRY: not an ENTRIES, read as before
+    buf.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
+    msgpack_pack_array (&pk, 3);
+    msgpack_pack_uint8 (&pk, WC_PROTOCOL_VERSION);
+    msgpack_pack_uint8 (&pk, WC_MSG_ENTRY);
+    assert_int_equal (wc_entry_encode (&e, &buf), 0);
+    assert_int_equal (s_read_both (buf.data, buf.size, keep, 64, &kind), 1);
+    msgpack_sbuffer_destroy (&buf);
+}
+
 //  A WRITE_BATCH the scan takes, the codec takes the same way: over
 //  random mutations of valid batches; and the writes read back.
 static void
@@ -559,6 +664,7 @@ main (void)
         cmocka_unit_test (test_body_forms),
         cmocka_unit_test (test_stream_applied_us),
         cmocka_unit_test (test_stream_cluster),
+        cmocka_unit_test (test_body_kept),
         cmocka_unit_test (test_write_batch_agrees),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
