@@ -26,6 +26,12 @@ foreach(t load select topology watch acks snapshot switchover failover)
     target_link_libraries(test_client_${t} PRIVATE wc_fake)
 endforeach()
 
+# The same failover cases with no socket monitor: a sync write sees its
+# connection drop through its PINGs alone (test_client_failover.c).
+wc_add_cluster_test(test_client_failover_pings 120 test_client_failover.c)
+target_link_libraries(test_client_failover_pings PRIVATE wc_fake)
+target_compile_definitions(test_client_failover_pings PRIVATE WC_TEST_NO_MONITOR)
+
 # CURVE on the client side: keygen, the --curve-* flags, EPERM, against
 # fakes that are CURVE servers.
 wc_add_cluster_test(test_client_curve 120 test_client_curve.c)
