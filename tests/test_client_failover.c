@@ -1058,7 +1058,7 @@ test_async_unanswered_write (void **state)
 int
 main (void)
 {
-#ifdef WC_TEST_NO_MONITOR
+    //  The cases a PING can see: all the PING-only build runs
     const struct CMUnitTest pings [] = {
         cmocka_unit_test_setup_teardown (test_sent_to_replaced_primary, s_setup,
                                          s_teardown),
@@ -1068,8 +1068,6 @@ main (void)
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_sent_to_node_restarted, s_setup, s_teardown),
     };
-    return cmocka_run_group_tests (pings, NULL, NULL);
-#endif
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_fenced_waits_for_new_primary, s_setup,
                                          s_teardown),
@@ -1077,13 +1075,6 @@ main (void)
         cmocka_unit_test_setup_teardown (test_switchover_cancelled, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_switchover_slow, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_timeout_not_retried, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_sent_to_replaced_primary, s_setup,
-                                         s_teardown),
-        cmocka_unit_test_setup_teardown (test_sent_to_primary_that_restarts, s_setup,
-                                         s_teardown),
-        cmocka_unit_test_setup_teardown (test_sent_to_primary_restarted_in_place, s_setup,
-                                         s_teardown),
-        cmocka_unit_test_setup_teardown (test_sent_to_node_restarted, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_sent_to_primary_restarted_at_once, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_sent_to_node_restarted_at_once, s_setup,
@@ -1108,5 +1099,11 @@ main (void)
         cmocka_unit_test_setup_teardown (test_async_unanswered_write, s_setup,
                                          s_teardown),
     };
-    return cmocka_run_group_tests (tests, NULL, NULL);
+    int failed = cmocka_run_group_tests (pings, NULL, NULL);
+#ifdef WC_TEST_NO_MONITOR
+    (void) tests;                       //  need a monitor, or are not about one
+    return failed;
+#else
+    return failed + cmocka_run_group_tests (tests, NULL, NULL);
+#endif
 }

@@ -301,6 +301,20 @@ s_read_body (const void *data, size_t len, int *kind, bool *slow, uint64_t first
     return n;
 }
 
+//  An ENTRIES body of two entries, the second with its seq in a longer
+//  int form than the shortest (valid, not canonical: the codec's); e is
+//  the first, a DEL of "k".
+static void
+s_longer_form_body (msgpack_sbuffer *buf, wc_entry_t *e)
+{
+    buf->size = 0;
+    assert_int_equal (wc_entries_encode_header (0, 2, 2, buf), 0);
+    *e = (wc_entry_t) { .seq = 1, .epoch = 1, .op = WC_OP_DEL,
+                        .key = { (const uint8_t *) "k", 1 } };
+    assert_int_equal (wc_entry_encode (e, buf), 0);
+    msgpack_sbuffer_write (buf, "\x96\xcc\x02\x01\x00\x02\xc4\x01k\xc0", 10);
+}
+
 //  A body is read whole by the scan, or whole by the codec; one
 //  malformed as a whole gives no entry at all.
 static void
@@ -320,12 +334,8 @@ test_body_forms (void **state)
     assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 10), 0);
     assert_true (kind < 0);
     //  the last entry in a longer int form: valid, read by the codec
-    buf.size = 0;
-    assert_int_equal (wc_entries_encode_header (0, 2, 2, &buf), 0);
-    wc_entry_t e = { .seq = 1, .epoch = 1, .op = WC_OP_DEL,
-                     .key = { (const uint8_t *) "k", 1 } };
-    assert_int_equal (wc_entry_encode (&e, &buf), 0);
-    msgpack_sbuffer_write (&buf, "\x96\xcc\x02\x01\x00\x02\xc4\x01k\xc0", 10);
+    wc_entry_t e;
+    s_longer_form_body (&buf, &e);
     assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 1), 2);
     assert_true (slow);
     //  a single ENTRY; a HEARTBEAT is another message
@@ -561,12 +571,8 @@ test_body_kept (void **state)
     assert_int_equal (s_read_both (buf.data, buf.size, keep, 64, &kind), 0);
     assert_true (kind < 0);
     //  the last entry in a longer int form: the codec's, as without the room
-    buf.size = 0;
-    assert_int_equal (wc_entries_encode_header (0, 2, 2, &buf), 0);
-    wc_entry_t e = { .seq = 1, .epoch = 1, .op = WC_OP_DEL,
-                     .key = { (const uint8_t *) "k", 1 } };
-    assert_int_equal (wc_entry_encode (&e, &buf), 0);
-    msgpack_sbuffer_write (&buf, "\x96\xcc\x02\x01\x00\x02\xc4\x01k\xc0", 10);
+    wc_entry_t e;
+    s_longer_form_body (&buf, &e);
     assert_int_equal (s_read_both (buf.data, buf.size, keep, 64, &kind), 2);
     assert_int_equal (kind, 0);
     //  a stream message: applied_us and the cluster id read with them
