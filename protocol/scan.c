@@ -17,6 +17,7 @@ typedef struct {
     const uint8_t *end;
 } s_in_t;
 
+/*  The n bytes at p, big-endian; n is 1, 2, 4 or 8 (s_take's callers). */
 static uint64_t
 s_be (const uint8_t *p, int n)
 {
@@ -25,12 +26,10 @@ s_be (const uint8_t *p, int n)
         case 2: return (uint64_t) p [0] << 8 | p [1];
         case 4: return (uint64_t) p [0] << 24 | (uint64_t) p [1] << 16
                      | (uint64_t) p [2] << 8 | p [3];
-        default: {
-            uint64_t v = 0;
-            for (int i = 0; i < n; i++)
-                v = (v << 8) | p [i];
-            return v;
-        }
+        default: return (uint64_t) p [0] << 56 | (uint64_t) p [1] << 48
+                      | (uint64_t) p [2] << 40 | (uint64_t) p [3] << 32
+                      | (uint64_t) p [4] << 24 | (uint64_t) p [5] << 16
+                      | (uint64_t) p [6] << 8  | p [7];
     }
 }
 
