@@ -61,6 +61,9 @@ typedef enum {
 #define STALE_RETRY_MS     1000                   /* upstream of an old epoch: ask again */
 #define TRIM_AFTER_ENTRIES 100000                 /* a catch-up this long gives memory back */
 #define INSTALL_POLL_MS    10                     /* look for the install's end this often */
+#define FETCH_KEEP_MAX     32768                  /* entries of a FETCH reply read once:
+                                                     a 2 MiB reply of 100-byte values
+                                                     holds ~15,500 */
 
 /*  What the request in flight on the REQ socket asks. */
 typedef enum {
@@ -167,6 +170,8 @@ struct wc_replica {
     msgpack_unpacked unpacked;
     wc_scan_kept_t *kept;             /* a stream message's entries, read once
                                          (WC_MAX_STREAM_COUNT of them) */
+    wc_scan_kept_t *fetch_kept;       /* a FETCH reply's, read once: grown to */
+    uint32_t        fetch_kept_cap;   /* the replies' counts, freed after a catch-up */
     msgpack_sbuffer entry_buf;        /* an entry encoded for the WAL, when the
                                          bytes we got were not canonical */
     msgpack_sbuffer req_buf;          /* an encoded FETCH */
@@ -583,6 +588,41 @@ s_catchup_begin (wc_replica_t *self, uint64_t last_seq)
     wc_engine_expect (self->node->engine, last_seq - s_have (self));
 }
 
+/*  Room for the entries of the FETCH reply in data, so that its check
+    reads them once (protocol/scan.h): grown to the count its header
+    gives, up to FETCH_KEEP_MAX, before the check. A reply of more
+    entries, or one the room cannot grow for, is read twice, as any body
+    too big for its room is. Sets *cap to the room's size. */
+static wc_scan_kept_t *
+s_fetch_room (wc_replica_t *self, const void *data, size_t len, uint32_t *cap)
+{
+    wc_scan_entries_t head;
+    if (wc_scan_entries (data, len, &head) == 0 && head.count > self->fetch_kept_cap
+    &&  head.count <= FETCH_KEEP_MAX) {
+        uint32_t want = self->fetch_kept_cap * 2 > head.count ? self->fetch_kept_cap * 2
+                                                              : head.count;
+        if (want > FETCH_KEEP_MAX)
+            want = FETCH_KEEP_MAX;
+        wc_scan_kept_t *room = (wc_scan_kept_t *) malloc (want * sizeof *room);
+        if (room) {
+            free (self->fetch_kept);
+            self->fetch_kept = room;
+            self->fetch_kept_cap = want;
+        }
+    }
+    *cap = self->fetch_kept_cap;
+    return self->fetch_kept;
+}
+
+/*  A replica that caught up has no use for a catch-up's room. */
+static void
+s_fetch_room_free (wc_replica_t *self)
+{
+    free (self->fetch_kept);
+    self->fetch_kept = NULL;
+    self->fetch_kept_cap = 0;
+}
+
 static void
 s_catchup_end (wc_replica_t *self)
 {
@@ -595,6 +635,7 @@ s_catchup_end (wc_replica_t *self)
                  (unsigned long long) (s_have (self) > self->catch_start_seq
                                        ? s_have (self) - self->catch_start_seq : 0),
                  secs);
+    s_fetch_room_free (self);
 #if defined (__GLIBC__)
     //  A long catch-up's buffers (2 MiB replies, their staging) came and
     //  went between the store's entries: give the pages they left free
@@ -1117,9 +1158,12 @@ s_on_fetch_reply (wc_replica_t *self)
     self->fetching = false;
     wc_msg_t msg;
     wc_scan_body_t entries;
+    uint32_t cap = 0;
+    wc_scan_kept_t *room = more ? NULL : s_fetch_room (self, zmq_msg_data (&body),
+                                                       zmq_msg_size (&body), &cap);
     int rc = more ? WALCAST_EPROTO
-                  : wc_scan_body (&entries, zmq_msg_data (&body), zmq_msg_size (&body),
-                                  &self->unpacked, &msg);
+                  : wc_scan_body_keep (&entries, zmq_msg_data (&body), zmq_msg_size (&body),
+                                       &self->unpacked, &msg, room, cap);
     if (rc == 0) {                      /* entries: the fast path */
         msg.type = entries.type;
         msg.rid = entries.rid;
@@ -1402,6 +1446,7 @@ wc_replica_destroy (wc_replica_t **self_p)
     msgpack_sbuffer_destroy (&self->entry_buf);
     msgpack_sbuffer_destroy (&self->req_buf);
     free (self->kept);
+    s_fetch_room_free (self);
     free (self);
     *self_p = NULL;
 }
