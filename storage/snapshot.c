@@ -469,6 +469,11 @@ s_read_body (s_in_t *in, wc_store_t **store_p, wc_epochs_t *history,
     }
     if (rc == 0 && !(store = wc_store_new ()))
         rc = WALCAST_ENOMEM;
+    //  Tables sized for the count at once, not doubled again and again
+    //  (each doubling moves every key): a hint, so a failure is no error;
+    //  a count the file cannot hold was refused above
+    if (rc == 0)
+        wc_store_reserve (store, (size_t) info->count);
     in->limit = S_PAIR_MAX;
     for (uint64_t i = 0; rc == 0 && i < info->count; i++) {
         rc = s_in_next (in, &obj, why, why_size);
