@@ -37,39 +37,6 @@ s_teardown (void **state)
     return 0;
 }
 
-static void
-test_latejoin (void **state)
-{
-    cluster_t *c = (cluster_t *) *state;
-    if (!c)
-        fail_msg ("the cluster could not be set up (see above)");
-    int p = cluster_add (c, "p1", NULL, NULL);
-    int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
-    assert_int_equal (cluster_start (c, p), 0);
-    assert_int_equal (cluster_wait_ready (c, p, 30000), 0);
-    assert_int_equal (cluster_load (c, p, 0, WRITES, 1, NULL), 0);
-
-    assert_int_equal (cluster_start (c, r), 0);
-    assert_int_equal (cluster_wait_ready (c, r, 30000), 0);
-    int both [] = { p, r };
-    assert_int_equal (cluster_wait_converged (c, both, 2, WRITES, 60000, NULL, NULL), 0);
-
-    char line [512];
-    unsigned long long from = 0, to = 0;
-    assert_int_equal (cluster_log_find (c, r, "catch-up: from seq ", 0, 0,
-                                        line, sizeof line), 0);
-    print_message ("r1: %s\n", line);
-    assert_int_equal (sscanf (line, "catch-up: from seq %llu to %llu", &from, &to), 2);
-    assert_int_equal (from, 1);
-
-    for (int n = 0; n < WRITES; n += WRITES / 10)
-        assert_int_equal (cluster_check_key (c, r, n, 1), 0);
-    assert_int_equal (cluster_check_key (c, r, WRITES - 1, 1), 0);
-
-    assert_int_equal (cluster_term_all (c), 0);
-    cluster_pass (c);
-}
-
 //  Keys 0 .. count-1 with the 1-byte value "t", through node i.
 static int
 s_load_tiny (cluster_t *c, int i, int count)
@@ -92,44 +59,74 @@ s_load_tiny (cluster_t *c, int i, int count)
     return rc;
 }
 
+//  Key n of those s_load_tiny wrote reads "t" on node i.
 static void
-test_latejoin_tiny_entries (void **state)
+s_check_tiny (cluster_t *c, int i, int n)
 {
-    cluster_t *c = (cluster_t *) *state;
+    walcast_t *client = cluster_client (c, i);
+    assert_non_null (client);
+    char key [32];
+    cluster_key (n, key, sizeof key);
+    void *value = NULL;
+    size_t len = 0;
+    assert_int_equal (walcast_get (client, key, strlen (key), &value, &len, NULL), 0);
+    assert_int_equal (len, 1);
+    assert_memory_equal (value, "t", 1);
+    free (value);
+    walcast_destroy (&client);
+}
+
+//  A primary that took `tiny` writes of 1-byte values (keys 0 ..
+//  tiny-1), then WRITES of 100-byte values over keys 0 .. WRITES-1; a
+//  replica that joins after them fetches everything from seq 1 and
+//  holds what the primary holds.
+static void
+s_latejoin (cluster_t *c, int tiny)
+{
     if (!c)
         fail_msg ("the cluster could not be set up (see above)");
     int p = cluster_add (c, "p1", NULL, NULL);
     int r = cluster_add (c, "r1", cluster_addr (c, p), NULL);
     assert_int_equal (cluster_start (c, p), 0);
     assert_int_equal (cluster_wait_ready (c, p, 30000), 0);
-    assert_int_equal (s_load_tiny (c, p, TINY), 0);
+    if (tiny > 0)
+        assert_int_equal (s_load_tiny (c, p, tiny), 0);
     assert_int_equal (cluster_load (c, p, 0, WRITES, 1, NULL), 0);
 
     assert_int_equal (cluster_start (c, r), 0);
     assert_int_equal (cluster_wait_ready (c, r, 30000), 0);
     int both [] = { p, r };
-    assert_int_equal (cluster_wait_converged (c, both, 2, TINY + WRITES, 60000,
+    assert_int_equal (cluster_wait_converged (c, both, 2, (uint64_t) (tiny + WRITES), 60000,
                                               NULL, NULL), 0);
-    assert_int_equal (cluster_wait_log (c, r, "catch-up: done", 0, 30000), 0);
+
+    char line [512];
+    unsigned long long from = 0, to = 0;
+    assert_int_equal (cluster_log_find (c, r, "catch-up: from seq ", 0, 0,
+                                        line, sizeof line), 0);
+    print_message ("r1: %s\n", line);
+    assert_int_equal (sscanf (line, "catch-up: from seq %llu to %llu", &from, &to), 2);
+    assert_int_equal (from, 1);
 
     for (int n = 0; n < WRITES; n += WRITES / 10)
         assert_int_equal (cluster_check_key (c, r, n, 1), 0);
-    walcast_t *client = cluster_client (c, r);
-    assert_non_null (client);
-    char key [32];
-    for (int n = WRITES; n < TINY; n += (TINY - WRITES) / 10) {
-        cluster_key (n, key, sizeof key);
-        void *value = NULL;
-        size_t len = 0;
-        assert_int_equal (walcast_get (client, key, strlen (key), &value, &len, NULL), 0);
-        assert_int_equal (len, 1);
-        assert_memory_equal (value, "t", 1);
-        free (value);
-    }
-    walcast_destroy (&client);
+    assert_int_equal (cluster_check_key (c, r, WRITES - 1, 1), 0);
+    for (int n = WRITES; n < tiny; n += (tiny - WRITES) / 10)
+        s_check_tiny (c, r, n);
 
     assert_int_equal (cluster_term_all (c), 0);
     cluster_pass (c);
+}
+
+static void
+test_latejoin (void **state)
+{
+    s_latejoin ((cluster_t *) *state, 0);
+}
+
+static void
+test_latejoin_tiny_entries (void **state)
+{
+    s_latejoin ((cluster_t *) *state, TINY);
 }
 
 int
