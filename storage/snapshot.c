@@ -54,6 +54,7 @@
 #define S_PREFIX        "snapshot-"
 #define S_SUFFIX        ".snap"
 #define S_TEMP          ".tmp"
+#define S_AHEAD         4                       /* pairs whose slots are loaded ahead */
 
 
 //  --------------------------------------------------------------------
@@ -446,6 +447,71 @@ s_take_pair (const msgpack_object *o, wc_store_t *store, uint64_t i, char *why,
                          f [1].via.bin.ptr, f [1].via.bin.size);
 }
 
+//  The length of the bin whose head is at p [*at] (n bytes in all), with
+//  *at moved past the head; false when there is none or its bytes are not
+//  all there.
+static bool
+s_bin_ahead (const uint8_t *p, size_t n, size_t *at, size_t *len)
+{
+    size_t i = *at, width;
+    if (i >= n)
+        return false;
+    switch (p [i]) {
+        case 0xc4: width = 1; break;
+        case 0xc5: width = 2; break;
+        case 0xc6: width = 4; break;
+        default:   return false;
+    }
+    if (n - i - 1 < width)
+        return false;
+    size_t v = 0;
+    for (size_t k = 1; k <= width; k++)
+        v = v << 8 | p [i + k];
+    i += 1 + width;
+    if (n - i < v)
+        return false;
+    *at = i;
+    *len = v;
+    return true;
+}
+
+//  The size of the pair at p (n bytes), [bin key, bin value], and its key;
+//  0 when the bytes are not such a pair, or not all there. Only a hint: the
+//  pair is read and checked as any other when its turn comes.
+static size_t
+s_pair_ahead (const uint8_t *p, size_t n, const uint8_t **key, size_t *key_len)
+{
+    size_t at = 1, value_len;
+    if (n == 0 || p [0] != 0x92 || !s_bin_ahead (p, n, &at, key_len))
+        return 0;
+    *key = p + at;
+    at += *key_len;
+    if (!s_bin_ahead (p, n, &at, &value_len))
+        return 0;
+    return at + value_len;
+}
+
+//  Have the store start loading where the key of the S_AHEAD-th pair
+//  after the one being taken goes, when the buffer holds it: taking a run
+//  of pairs then overlaps their cache misses instead of paying them one
+//  after the other (as a log catch-up does, storage/engine.c).
+static void
+s_prefetch_ahead (const s_in_t *in, wc_store_t *store)
+{
+    const uint8_t *p = in->buf + in->pos;
+    size_t n = in->len - in->pos;
+    const uint8_t *key = NULL;
+    size_t key_len = 0;
+    for (int k = 0; k < S_AHEAD; k++) {
+        size_t size = s_pair_ahead (p, n, &key, &key_len);
+        if (size == 0)
+            return;
+        p += size;
+        n -= size;
+    }
+    wc_store_prefetch (store, key, key_len);
+}
+
 //  Read the header and the pairs of in into a new store. 0 or an error
 //  with why set (*store_p then NULL).
 static int
@@ -482,8 +548,10 @@ s_read_body (s_in_t *in, wc_store_t **store_p, wc_epochs_t *history,
                       (unsigned long long) i, (unsigned long long) info->count);
             rc = WALCAST_EPROTO;
         }
-        if (rc == 1)
+        if (rc == 1) {
+            s_prefetch_ahead (in, store);
             rc = s_take_pair (&obj, store, i, why, why_size);
+        }
     }
     if (rc == 0 && (rc = s_in_next (in, &obj, why, why_size)) != 0) {
         snprintf (why, why_size, "bytes after the last pair");
