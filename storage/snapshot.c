@@ -17,7 +17,11 @@
     malformed and costs nothing. Only the CRC at the end can vouch for
     the bytes, so the state built along the way is thrown away unless
     everything checks out: the CRC, the count, and the digest recomputed
-    by the new store.
+    by the new store. That store's tables are sized for the header's
+    count before the first pair, and while a pair is put the slot of the
+    one four after it is loaded (a cache miss overlapped, not waited for).
+    Both are hints: a bad count or pair costs memory or nothing, never
+    correctness.
 
     The writer thread shares with the loop a small state under a mutex
     (the result of the write started last, and whether it is done) and
