@@ -4,6 +4,8 @@ foreach(t converge restart latejoin sigstop crash notprimary garbage streamlimit
         foreign)
     wc_add_cluster_test(test_cluster_${t} 300 test_cluster_${t}.c)
 endforeach()
+# (a scripted upstream stands in for another cluster's node)
+target_sources(test_cluster_foreign PRIVATE upstream.c)
 wc_add_cluster_test(test_node_reads 120 test_node_reads.c)
 wc_add_cluster_test(test_node_memory 300 test_node_memory.c)
 # (its slow-disk test makes its client socket with libwalcast's own code)
