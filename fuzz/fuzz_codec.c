@@ -111,11 +111,12 @@ s_encode (const wc_msg_t *msg, msgpack_sbuffer *out)
 {
     int rc = 0;
     if (msg->type == WC_MSG_ENTRIES) {
-        //  applied_us (and cluster) go out as a stream message does (rid 0)
+        //  applied_us (cluster, flags) go out as a stream message does (rid 0)
         bool stream = msg->u.entries.applied_us != 0 && msg->rid == 0;
         rc = stream ? wc_entries_encode_stream_header (msg->u.entries.last_seq,
                                                        msg->u.entries.count,
-                                                       msg->u.entries.cluster, out)
+                                                       msg->u.entries.cluster,
+                                                       msg->u.entries.flags, out)
                     : wc_entries_encode_header (msg->rid, msg->u.entries.last_seq,
                                                 msg->u.entries.count, out);
         for (uint32_t i = 0; i < msg->u.entries.count && rc == 0; i++) {
@@ -126,7 +127,8 @@ s_encode (const wc_msg_t *msg, msgpack_sbuffer *out)
         }
         if (rc == 0 && stream)
             rc = wc_entries_encode_trailer (msg->u.entries.applied_us,
-                                            msg->u.entries.cluster, out);
+                                            msg->u.entries.cluster,
+                                            msg->u.entries.flags, out);
         return rc;
     }
     if (msg->type == WC_MSG_WRITE_BATCH) {
@@ -174,8 +176,9 @@ s_check_round_trip (const wc_msg_t *msg)
     fz_check (msg->type != WC_MSG_ENTRIES || msg->rid != 0
               || (again.u.entries.applied_us == msg->u.entries.applied_us
                   && (msg->u.entries.applied_us == 0
-                      || again.u.entries.cluster == msg->u.entries.cluster)),
-              "a round trip changed a stream ENTRIES' applied_us or cluster");
+                      || (again.u.entries.cluster == msg->u.entries.cluster
+                          && again.u.entries.flags == msg->u.entries.flags))),
+              "a round trip changed a stream ENTRIES' applied_us, cluster or flags");
     fz_check (s_encode (&again, &second) == 0, "a round trip does not encode");
     fz_check (first.size == second.size && memcmp (first.data, second.data, first.size) == 0,
               "a round trip changed the message");
@@ -257,7 +260,8 @@ s_fuzz_entries (const uint8_t *data, size_t size, int rc, const wc_msg_t *msg)
     if (next == 0)
         fz_check (whole && i == cursor.count
                   && cursor.applied_us == msg->u.entries.applied_us
-                  && cursor.cluster == msg->u.entries.cluster,
+                  && cursor.cluster == msg->u.entries.cluster
+                  && cursor.flags == msg->u.entries.flags,
                   "the scan read an ENTRIES body whole that the codec refuses "
                   "or reads otherwise");
 }
@@ -313,8 +317,9 @@ s_fuzz_body (const uint8_t *data, size_t size, int rc, const wc_msg_t *msg,
         fz_check (body.type == msg->type, "wc_scan_body read another type");
         fz_check (msg->type != WC_MSG_ENTRIES
                   || (body.applied_us == msg->u.entries.applied_us
-                      && body.cluster == msg->u.entries.cluster),
-                  "wc_scan_body read another applied_us or cluster");
+                      && body.cluster == msg->u.entries.cluster
+                      && body.flags == msg->u.entries.flags),
+                  "wc_scan_body read another applied_us, cluster or flags");
         wc_entry_t entry;
         const uint8_t *raw;
         size_t raw_len;

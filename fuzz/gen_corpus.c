@@ -282,15 +282,23 @@ s_lists (void)
     }
     s_seed ("entries", NULL, 0, buf.data, buf.size);
     buf.size = 0;
-    s_check (wc_entries_encode_stream_header (103, 2, 0x5eedc1a55eedc1a5ull, &buf),
+    s_check (wc_entries_encode_stream_header (103, 2, 0x5eedc1a55eedc1a5ull, 0, &buf),
              "entries-stream");
     for (uint64_t seq = 102; seq <= 103; seq++) {
         wc_entry_t e = s_entry (seq, WC_OP_PUT, "key", "value");
         s_check (wc_entry_encode (&e, &buf), "entries-stream");
     }
-    s_check (wc_entries_encode_trailer (1764547200123456ull, 0x5eedc1a55eedc1a5ull, &buf),
+    s_check (wc_entries_encode_trailer (1764547200123456ull, 0x5eedc1a55eedc1a5ull, 0, &buf),
              "entries-stream");
     s_seed ("entries-stream", NULL, 0, buf.data, buf.size);
+    buf.size = 0;
+    s_check (wc_entries_encode_stream_header (104, 1, 0, WC_ENTRIES_ACK_WANTED, &buf),
+             "entries-stream-acks");
+    wc_entry_t acked = s_entry (104, WC_OP_PUT, "key", "value");
+    s_check (wc_entry_encode (&acked, &buf), "entries-stream-acks");
+    s_check (wc_entries_encode_trailer (1764547200123456ull, 0, WC_ENTRIES_ACK_WANTED, &buf),
+             "entries-stream-acks");
+    s_seed ("entries-stream-acks", NULL, 0, buf.data, buf.size);
     buf.size = 0;
     s_check (wc_entries_encode_header (43, 0, 0, &buf), "entries-empty");
     s_seed ("entries-empty", NULL, 0, buf.data, buf.size);

@@ -54,15 +54,23 @@ wc_acker_destroy (wc_acker_t **self_p)
 }
 
 int
-wc_acker_tick (wc_acker_t *self, uint64_t epoch, uint64_t seq, uint64_t cluster)
+wc_acker_due_ms (int64_t since_us, bool moved, bool prompt)
+{
+    int64_t wait_us = !moved ? WC_ACKER_INTERVAL_MS * 1000
+                    : prompt ? WC_ACKER_GAP_US : WC_ACKER_RELAXED_US;
+    return since_us >= wait_us ? 0 : (int) ((wait_us - since_us + 999) / 1000);
+}
+
+int
+wc_acker_tick (wc_acker_t *self, uint64_t epoch, uint64_t seq, uint64_t cluster,
+               uint64_t wanted)
 {
     int64_t now = wc_clock_us ();
-    int64_t since = now - self->sent_us;
     bool moved = seq != self->seq || epoch != self->epoch;
-    if (!moved && since < WC_ACKER_INTERVAL_MS * 1000)
-        return (int) ((WC_ACKER_INTERVAL_MS * 1000 - since + 999) / 1000);
-    if (moved && since < WC_ACKER_GAP_US)
-        return (int) ((WC_ACKER_GAP_US - since + 999) / 1000);
+    bool prompt = wanted > self->seq || epoch != self->epoch;   /* a new epoch: at once */
+    int due = wc_acker_due_ms (now - self->sent_us, moved, prompt);
+    if (due > 0)
+        return due;
     wc_msg_t ack = { .type = WC_MSG_ACK };
     ack.u.ack.id = (wc_bytes_t) { (const uint8_t *) self->id, (uint32_t) strlen (self->id) };
     ack.u.ack.epoch = epoch;

@@ -276,7 +276,8 @@ wc_node_destroy (wc_node_t **self_p)
 /*  Publish what was applied since the last flush as one ENTRIES message
     on the stream: ["" topic][ENTRIES, rid 0, last seq, entries]. PUB
     never blocks: a subscriber whose queue is full loses it and repairs
-    the gap by FETCH. */
+    the gap by FETCH. A primary whose writes wait for ACKs flags the
+    message so that replicas send theirs promptly. */
 static void s_send_heartbeat (wc_node_t *self, uint64_t last_seq, uint64_t clock_ms);
 
 /*  The entries wait in `published` behind S_HEAD_ROOM octets kept free
@@ -291,10 +292,13 @@ s_stream_flush (wc_node_t *self)
         return;
     self->scratch.size = 0;
     uint64_t cluster = wc_engine_cluster (self->engine);
+    uint64_t flags = self->primary && wc_primary_awaits_acks (self->primary)
+                   ? WC_ENTRIES_ACK_WANTED : 0;
     if (wc_entries_encode_stream_header (self->published_last, self->published_count,
-                                         cluster, &self->scratch) == 0
+                                         cluster, flags, &self->scratch) == 0
     &&  self->scratch.size <= S_HEAD_ROOM
-    &&  wc_entries_encode_trailer (wc_clock_wall_us (), cluster, &self->published) == 0) {
+    &&  wc_entries_encode_trailer (wc_clock_wall_us (), cluster, flags,
+                                   &self->published) == 0) {
         char *start = self->published.data + S_HEAD_ROOM - self->scratch.size;
         memcpy (start, self->scratch.data, self->scratch.size);
         size_t len = self->published.size - S_HEAD_ROOM + self->scratch.size;

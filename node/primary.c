@@ -53,6 +53,8 @@ struct wc_primary {
     wc_write_t     *writes;     /* scratch: a WRITE_BATCH's writes, decoded */
     s_held_t       *held;       /* replies waiting, in seq order */
     size_t          held_count, held_cap;
+    size_t          awaiting;   /* of them, those waiting for ACKs */
+    bool            commit_acks;    /* the last commit took a write asking for ACKs */
     wc_acks_t      *acks;       /* what each replica holds */
     bool            fenced;     /* a replica follows a newer epoch: replaced */
     char            handover [WC_MAX_ID + 1];       /* switchover target, "" none */
@@ -232,6 +234,14 @@ s_refuse_rest (wc_request_t *req, int rc)
         req->refused = rc;
 }
 
+//  The acks a write request asks for (0..WC_ACKS_ALL).
+static uint8_t
+s_acks_asked (const wc_request_t *req)
+{
+    return req->msg.type == WC_MSG_WRITE_BATCH ? req->msg.u.batch.acks
+                                               : req->msg.u.req.acks;
+}
+
 void
 wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n)
 {
@@ -239,10 +249,12 @@ wc_primary_commit (wc_primary_t *self, wc_request_t *reqs, size_t n)
     uint64_t ts_ms = wc_clock_wall_ms ();
     size_t staged = 0;
     int rc = node->fatal ? WALCAST_EWRITE : wc_primary_refusal (self);  /* stopping */
+    self->commit_acks = false;
     for (size_t i = 0; i < n; i++) {
         wc_request_t *req = &reqs [i];
         if (!wc_request_is_write (req))
             continue;
+        self->commit_acks = self->commit_acks || s_acks_asked (req) > 0;
         if (req->msg.type == WC_MSG_WRITE_BATCH) {
             rc = rc ? rc : s_stage_batch (self, req, ts_ms);
             if (rc)
@@ -344,10 +356,11 @@ wc_primary_hold (wc_primary_t *self, wc_request_t *req)
     held->batch = req->msg.type == WC_MSG_WRITE_BATCH;
     held->taken = req->taken;
     held->refused = req->refused;
-    uint8_t acks = held->batch ? req->msg.u.batch.acks : req->msg.u.req.acks;
+    uint8_t acks = s_acks_asked (req);
     uint32_t timeout = held->batch ? req->msg.u.batch.ack_timeout_ms
                                    : req->msg.u.req.ack_timeout_ms;
     held->acks = s_acks_wanted (self, acks);
+    self->awaiting += held->acks > 0;
     if (timeout == 0)
         timeout = WC_PRIMARY_ACK_TIMEOUT_MS;
     held->deadline_ms = wc_clock_ms () + timeout;
@@ -444,6 +457,7 @@ wc_primary_release (wc_primary_t *self)
                        ? wc_acks_holding (self->acks, node->epoch, held->seq, now) : 0;
         if (acked >= held->acks || now >= held->deadline_ms) {
             s_answer_held (self, held, acked, NULL);
+            self->awaiting -= held->acks > 0;
             s_held_free (held);
         }
         else
@@ -466,6 +480,7 @@ wc_primary_abandon (wc_primary_t *self)
         s_held_free (&self->held [i]);
     }
     self->held_count = 0;
+    self->awaiting = 0;
 }
 
 void
@@ -681,6 +696,12 @@ size_t
 wc_primary_held (const wc_primary_t *self)
 {
     return self->held_count;
+}
+
+bool
+wc_primary_awaits_acks (const wc_primary_t *self)
+{
+    return self->awaiting > 0 || self->commit_acks;
 }
 
 int

@@ -91,6 +91,12 @@ void wc_primary_forget (wc_primary_t *self, const wc_bytes_t *id);
 /*  Writes whose reply is held. */
 size_t wc_primary_held (const wc_primary_t *self);
 
+/*  True while a write waits for replicas' ACKs, or the last commit took
+    one that asks for them (its entries may be published before its reply
+    is held): the stream then asks replicas to ACK promptly
+    (WC_ENTRIES_ACK_WANTED). */
+bool wc_primary_awaits_acks (const wc_primary_t *self);
+
 /*  Periodic work: held replies whose acks came or whose time passed, and
     a hand-over whose broker fell silent (S_HANDOVER_QUIET_MS without a
     HANDOVER) before the target caught up, which ends here. Returns ms

@@ -89,6 +89,8 @@ struct wc_replica {
     zsock_t        *sub;              /* the primary's stream */
     zsock_t        *req;              /* the primary's catch-up socket */
     wc_acker_t     *acker;            /* ACKs to the primary's service socket */
+    uint64_t        ack_wanted;       /* the last seq of the stream messages that
+                                         asked for a prompt ACK (a write waits) */
     wc_link_state_t state;
 
     /* the history check (see "epochs" below) */
@@ -762,6 +764,7 @@ static void
 s_agree (wc_replica_t *self, uint64_t theirs, uint64_t asked, uint64_t end)
 {
     self->agreed = true;
+    self->ack_wanted = 0;               /* another history's seqs, maybe */
     self->agreed_epoch = theirs;
     self->closed_epoch = theirs > asked ? asked : 0;
     self->closed_end = end;
@@ -1350,6 +1353,8 @@ s_on_stream (wc_replica_t *self)
         self->stream_live = true;
         wc_applylag_note (&self->applylag, entries.last_seq, entries.applied_us,
                           entries.count);
+        if ((entries.flags & WC_ENTRIES_ACK_WANTED) && entries.last_seq > self->ack_wanted)
+            self->ack_wanted = entries.last_seq;
         s_on_entries_msg (self, &entries, &body);
     }
     else
@@ -1473,7 +1478,8 @@ s_ack (wc_replica_t *self)
     wc_engine_t *engine = self->node->engine;
     uint64_t seq = self->node->cfg.fsync == WC_FSYNC_NEVER
                  ? wc_engine_written (engine) : wc_engine_durable (engine);
-    return wc_acker_tick (self->acker, self->agreed_epoch, seq, wc_engine_cluster (engine));
+    return wc_acker_tick (self->acker, self->agreed_epoch, seq, wc_engine_cluster (engine),
+                          self->ack_wanted);
 }
 
 void

@@ -120,12 +120,13 @@ typedef struct {
 
 //  S_OPT_EACH: how many of a message's optional fields go out together
 //  when one of them is not 0 (all, but for GET, whose min_epoch of 0.7
-//  came after its three); each later one goes only up to the last that
+//  came after its three, and ENTRIES, whose flags of 0.9 came after
+//  applied_us and cluster); each later one goes only up to the last that
 //  is not 0, so a message without them is what older peers send.
 static uint32_t
 s_together (int type, uint32_t noptional)
 {
-    return type == WC_MSG_GET ? 3 : noptional;
+    return type == WC_MSG_GET ? 3 : type == WC_MSG_ENTRIES ? 2 : noptional;
 }
 
 //  Where a VALUE's and an entry's value bytes are present.
@@ -347,12 +348,13 @@ static const s_field_t s_fetch [] = {
     { .kind = S_U32_SAT, .offset = S_MSG (fetch.max_bytes) },
     { .kind = S_U64, .offset = S_MSG (fetch.cluster) }          /* optional (0.7) */
 };
-static const s_field_t s_entries [] = {   /* 2 required, then applied_us, cluster */
+static const s_field_t s_entries [] = {   /* 2 required, then applied_us, cluster, flags */
     { .kind = S_U64, .offset = S_MSG (entries.last_seq) },
     { .kind = S_LIST, .offset = S_MSG (entries.count), .max = WC_MAX_BATCH,
       .items = S_MSG (entries.items) },
     { .kind = S_U64, .offset = S_MSG (entries.applied_us) },
-    { .kind = S_U64, .offset = S_MSG (entries.cluster) }        /* optional (0.7) */
+    { .kind = S_U64, .offset = S_MSG (entries.cluster) },       /* optional (0.7) */
+    { .kind = S_U64, .offset = S_MSG (entries.flags) }          /* optional (0.9) */
 };
 static const s_field_t s_node_msg [] = {     /* REGISTER, NODE_HEARTBEAT */
     { .kind = S_RECORD, .offset = S_MSG (node), .record = &s_node_record }
@@ -385,7 +387,7 @@ static const s_msg_desc_t s_descs [] = {
     [WC_MSG_ENTRY]        = { "ENTRY", false, s_entry_msg, 1, 1, S_OPT_NONE },
     [WC_MSG_HEARTBEAT]    = { "HEARTBEAT", false, s_heartbeat, 4, 3, S_OPT_EACH },
     [WC_MSG_FETCH]        = { "FETCH", true, s_fetch, 3, 2, S_OPT_EACH },
-    [WC_MSG_ENTRIES]      = { "ENTRIES", true, s_entries, 4, 2, S_OPT_EACH },
+    [WC_MSG_ENTRIES]      = { "ENTRIES", true, s_entries, 5, 2, S_OPT_EACH },
     [WC_MSG_EPOCH_END]    = { "EPOCH_END", true, s_epoch_end, 1, 1, S_OPT_NONE },
     [WC_MSG_EPOCH_END_REPLY] = { "EPOCH_END_REPLY", true, s_epoch_end, 4, 3, S_OPT_EACH },
     [WC_MSG_SNAPSHOT_GET] = { "SNAPSHOT_GET", true, s_snapshot_get, 4, 3, S_OPT_EACH },
@@ -1173,14 +1175,14 @@ wc_entries_encode_header (uint64_t rid, uint64_t last_seq, uint32_t count,
 
 int
 wc_entries_encode_stream_header (uint64_t last_seq, uint32_t count, uint64_t cluster,
-                                 msgpack_sbuffer *out)
+                                 uint64_t flags, msgpack_sbuffer *out)
 {
     if (count > WC_MAX_BATCH)
         return WALCAST_EINVAL;
     msgpack_packer pk;
     msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
     size_t start = out->size;
-    bool ok = s_pack_head (&pk, cluster ? 7 : 6, WC_MSG_ENTRIES)
+    bool ok = s_pack_head (&pk, flags ? 8 : cluster ? 7 : 6, WC_MSG_ENTRIES)
            && msgpack_pack_uint64 (&pk, 0) == 0                  /* rid */
            && msgpack_pack_uint64 (&pk, last_seq) == 0
            && msgpack_pack_array (&pk, count) == 0;
@@ -1188,13 +1190,15 @@ wc_entries_encode_stream_header (uint64_t last_seq, uint32_t count, uint64_t clu
 }
 
 int
-wc_entries_encode_trailer (uint64_t applied_us, uint64_t cluster, msgpack_sbuffer *out)
+wc_entries_encode_trailer (uint64_t applied_us, uint64_t cluster, uint64_t flags,
+                           msgpack_sbuffer *out)
 {
     msgpack_packer pk;
     msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
     size_t start = out->size;
     bool ok = msgpack_pack_uint64 (&pk, applied_us) == 0
-           && (cluster == 0 || msgpack_pack_uint64 (&pk, cluster) == 0);
+           && ((cluster == 0 && flags == 0) || msgpack_pack_uint64 (&pk, cluster) == 0)
+           && (flags == 0 || msgpack_pack_uint64 (&pk, flags) == 0);
     return s_finish (ok ? 0 : WALCAST_ENOMEM, out, start);
 }
 

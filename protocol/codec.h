@@ -129,6 +129,9 @@ typedef enum {
 #define WC_NODE_HANDED_OVER 8u    /* a primary handing over: the target holds all
                                      it has, handover_seq (0.7; says so at seq 0) */
 
+/*  ENTRIES' flags (walcast 0.9; stream messages only). */
+#define WC_ENTRIES_ACK_WANTED 1u  /* the publisher waits for ACKs: send yours promptly */
+
 /*  What a node says about itself to the broker, and what the broker says
     of each node in a TOPOLOGY. Encoded as the array
     [id:str, region:str, role:uint, epoch, applied_seq, addr:str,
@@ -299,9 +302,11 @@ typedef struct {
            wc_entry_from_object. last_seq is the sender's last seq;
            applied_us (optional, 0 when absent) the sender's wall clock,
            us, when it had applied them all (stream messages); cluster
-           (optional, 0 when absent) the publisher's cluster id. */
+           (optional, 0 when absent) the publisher's cluster id; flags
+           (optional, 0 when absent; WC_ENTRIES_*) what the publisher asks
+           of its subscribers. */
         struct { uint64_t last_seq; uint32_t count; const msgpack_object *items;
-                 uint64_t applied_us; uint64_t cluster; } entries;
+                 uint64_t applied_us; uint64_t cluster; uint64_t flags; } entries;
         /* REGISTER, NODE_HEARTBEAT: [v, 64|65, rid, node_info] */
         wc_node_info_t node;
         /* TOPOLOGY_GET: [v, 66, rid] (no fields) */
@@ -349,14 +354,16 @@ int wc_entries_encode_header (uint64_t rid, uint64_t last_seq, uint32_t count,
                               msgpack_sbuffer *out);
 
 /*  The same for a stream ENTRIES that carries applied_us (not 0) and,
-    when cluster is not 0, the publisher's cluster id: the head says six
-    or seven elements, [version, ENTRIES, 0, last_seq, array of count,
-    applied_us (, cluster)]; the caller appends the count entries and then
-    wc_entries_encode_trailer (applied_us, cluster), with the same
-    cluster. */
+    when cluster is not 0, the publisher's cluster id, and when flags is
+    not 0, its flags: the head says six, seven or eight elements,
+    [version, ENTRIES, 0, last_seq, array of count, applied_us (, cluster
+    (, flags))], cluster going out (as 0) when flags does; the caller
+    appends the count entries and then wc_entries_encode_trailer
+    (applied_us, cluster, flags), with the same cluster and flags. */
 int wc_entries_encode_stream_header (uint64_t last_seq, uint32_t count, uint64_t cluster,
-                                     msgpack_sbuffer *out);
-int wc_entries_encode_trailer (uint64_t applied_us, uint64_t cluster, msgpack_sbuffer *out);
+                                     uint64_t flags, msgpack_sbuffer *out);
+int wc_entries_encode_trailer (uint64_t applied_us, uint64_t cluster, uint64_t flags,
+                               msgpack_sbuffer *out);
 
 /*  Append the head of a WRITE_BATCH: [version, WRITE_BATCH, rid, acks,
     ack_timeout_ms, array of count]; then append count wc_write_encode. */

@@ -158,7 +158,7 @@ wc_scan_entries (const void *buf, size_t len, wc_scan_entries_t *cursor)
     memset (cursor, 0, sizeof *cursor);
     s_in_t in = { (const uint8_t *) buf, (const uint8_t *) buf + len };
     uint64_t n;
-    if (len < 3 || in.p [0] < 0x95 || in.p [0] > 0x97
+    if (len < 3 || in.p [0] < 0x95 || in.p [0] > 0x98
     ||  in.p [1] != WC_PROTOCOL_VERSION || in.p [2] != WC_MSG_ENTRIES)
         return WALCAST_EPROTO;
     cursor->trailer = (uint8_t) (in.p [0] - 0x95);
@@ -178,10 +178,11 @@ wc_scan_entries_next (wc_scan_entries_t *cursor, wc_entry_t *entry,
                       const uint8_t **raw, size_t *raw_len)
 {
     if (cursor->read == cursor->count) {
-        if (cursor->trailer) {          /* applied_us (and cluster), once */
+        if (cursor->trailer) {          /* applied_us (cluster, flags), once */
             s_in_t in = { cursor->buf + cursor->pos, cursor->buf + cursor->len };
             if (!s_uint (&in, &cursor->applied_us)
-            ||  (cursor->trailer == 2 && !s_uint (&in, &cursor->cluster)))
+            ||  (cursor->trailer >= 2 && !s_uint (&in, &cursor->cluster))
+            ||  (cursor->trailer == 3 && !s_uint (&in, &cursor->flags)))
                 return WALCAST_EPROTO;
             cursor->pos = (size_t) (in.p - cursor->buf);
             cursor->trailer = 0;
@@ -244,6 +245,7 @@ s_entries_fast (wc_scan_body_t *body, wc_scan_kept_t *keep, uint32_t cap)
         }
     body->applied_us = check.applied_us;
     body->cluster = check.cluster;
+    body->flags = check.flags;
     if (rc == 0 && keep)
         body->kept = keep;
     return rc == 0;
@@ -296,6 +298,7 @@ wc_scan_body_keep (wc_scan_body_t *body, const void *data, size_t len,
     body->items = msg->u.entries.items;
     body->applied_us = msg->u.entries.applied_us;
     body->cluster = msg->u.entries.cluster;
+    body->flags = msg->u.entries.flags;
     return 0;
 }
 

@@ -11,7 +11,7 @@
       forms (the only ones msgpack-c's packer produces);
     - an ENTRIES body as nodes write it: [version, ENTRIES, rid,
       last_seq, [entry...]], each entry as above, and on the stream
-      applied_us (and the cluster id) after the entries.
+      applied_us (and the cluster id, and flags) after the entries.
 
     The one idea: a scan accepts only that canonical form, and everything
     it accepts the codec accepts too, with the same result. Anything else
@@ -47,9 +47,11 @@ typedef struct {
     uint32_t       count;       /* entries in the body */
     uint32_t       read;        /* entries read so far */
     uint8_t        trailer;     /* elements after them: 0, applied_us (1),
-                                   or applied_us and cluster (2) */
+                                   applied_us and cluster (2), or those
+                                   and flags (3) */
     uint64_t       applied_us;  /* their values, once the entries were read */
     uint64_t       cluster;
+    uint64_t       flags;
 } wc_scan_entries_t;
 
 /*  Start reading an ENTRIES body: 0 when its head is canonical (cursor
@@ -59,8 +61,8 @@ int wc_scan_entries (const void *buf, size_t len, wc_scan_entries_t *cursor);
 
 /*  The next entry: 1 with entry filled (and its bytes at *raw, *raw_len),
     0 when all were read and the body ends exactly there (after
-    applied_us and cluster, read into the cursor, when the head announced
-    them),
+    applied_us, cluster and flags, read into the cursor, when the head
+    announced them),
     WALCAST_EPROTO
     when the rest is not canonical (decode the body with wc_msg_decode;
     the entries already read were valid). */
@@ -128,6 +130,7 @@ typedef struct {
                                            applied them, 0 when absent */
     uint64_t                cluster;    /* ENTRIES: the sender's cluster id,
                                            0 when absent */
+    uint64_t                flags;      /* ENTRIES: WC_ENTRIES_*, 0 when absent */
     /* private */
     const uint8_t          *data;
     size_t                  len;

@@ -6,6 +6,8 @@ foreach(t converge restart latejoin sigstop crash notprimary garbage streamlimit
 endforeach()
 # (a scripted upstream stands in for another cluster's node)
 target_sources(test_cluster_foreign PRIVATE upstream.c)
+# How a replica paces its ACKs, against a scripted upstream.
+wc_add_cluster_test(test_cluster_ackpace 120 test_cluster_ackpace.c upstream.c)
 wc_add_cluster_test(test_node_reads 120 test_node_reads.c)
 wc_add_cluster_test(test_node_memory 300 test_node_memory.c)
 # (its slow-disk test makes its client socket with libwalcast's own code)
@@ -34,5 +36,7 @@ add_test(NAME check_units COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/check_units.sh
 set_tests_properties(check_units PROPERTIES TIMEOUT 60 SKIP_RETURN_CODE 77)
 # A replica's per-entry replication lag, the histogram /metrics shows.
 wc_add_test(test_applylag 60 SOURCES test_applylag.c LIBS wc_node)
+# When a replica's ACK goes out: promptly when a write waits, relaxed else.
+wc_add_test(test_acker 60 SOURCES test_acker.c LIBS wc_node)
 # /metrics of nodes and the broker, scraped over plain HTTP (issue 10).
 wc_add_cluster_test(test_metrics_scrape 180 test_metrics_scrape.c broker_peer.c)

@@ -1365,20 +1365,36 @@ test_golden_protocol_examples (void **state)
     assert_int_equal (wc_entry_encode (&e, &sb), 0);
     ok &= s_golden_ok ("ENTRIES", sb.data, sb.size, "95 01 31 07 2a 91 " S_ENTRY_HEX);
     msgpack_sbuffer_clear (&sb);
-    assert_int_equal (wc_entries_encode_stream_header (42, 1, 0, &sb), 0);
+    assert_int_equal (wc_entries_encode_stream_header (42, 1, 0, 0, &sb), 0);
     assert_int_equal (wc_entry_encode (&e, &sb), 0);
-    assert_int_equal (wc_entries_encode_trailer (UINT64_C (1764547200123456), 0, &sb), 0);
+    assert_int_equal (wc_entries_encode_trailer (UINT64_C (1764547200123456), 0, 0, &sb), 0);
     ok &= s_golden_ok ("ENTRIES, stream", sb.data, sb.size,
                        "96 01 31 00 2a 91 " S_ENTRY_HEX " cf 00 06 44 d8 a9 0d 82 40");
     msgpack_sbuffer_clear (&sb);
     assert_int_equal (wc_entries_encode_stream_header (42, 1, UINT64_C (0x9e3779b97f4a7c15),
-                                                       &sb), 0);
+                                                       0, &sb), 0);
     assert_int_equal (wc_entry_encode (&e, &sb), 0);
     assert_int_equal (wc_entries_encode_trailer (UINT64_C (1764547200123456),
-                                                 UINT64_C (0x9e3779b97f4a7c15), &sb), 0);
+                                                 UINT64_C (0x9e3779b97f4a7c15), 0, &sb), 0);
     ok &= s_golden_ok ("ENTRIES, stream, cluster", sb.data, sb.size,
                        "97 01 31 00 2a 91 " S_ENTRY_HEX " cf 00 06 44 d8 a9 0d 82 40"
                        " cf 9e 37 79 b9 7f 4a 7c 15");
+    //  flags (0.9): the cluster goes out too, as 0 when there is none
+    msgpack_sbuffer_clear (&sb);
+    assert_int_equal (wc_entries_encode_stream_header (42, 1, 0, WC_ENTRIES_ACK_WANTED,
+                                                       &sb), 0);
+    assert_int_equal (wc_entry_encode (&e, &sb), 0);
+    assert_int_equal (wc_entries_encode_trailer (UINT64_C (1764547200123456), 0,
+                                                 WC_ENTRIES_ACK_WANTED, &sb), 0);
+    ok &= s_golden_ok ("ENTRIES, stream, flags", sb.data, sb.size,
+                       "98 01 31 00 2a 91 " S_ENTRY_HEX " cf 00 06 44 d8 a9 0d 82 40"
+                       " 00 01");
+    msgpack_unpacked flagged;
+    msgpack_unpacked_init (&flagged);
+    assert_int_equal (wc_msg_decode (sb.data, sb.size, &flagged, &m), 0);
+    assert_int_equal (m.u.entries.flags, WC_ENTRIES_ACK_WANTED);
+    assert_int_equal (m.u.entries.cluster, 0);
+    msgpack_unpacked_destroy (&flagged);
 
     m = (wc_msg_t) { .type = WC_MSG_GET, .rid = 3 };
     m.u.req.key = s_bytes ("user:1");
@@ -2826,20 +2842,30 @@ test_optional_fields_partial (void **state)
         assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
     }
 
-    //  ENTRIES with applied_us (and cluster): read; anything but a uint
-    //  there is malformed; what comes after them is ignored
+    //  ENTRIES with applied_us (and cluster, and flags): read; anything
+    //  but a uint there is malformed; what comes after them is ignored
     s_encode_sample (S_ENTRIES, &sb);
-    msgpack_object applied [3] = { s_obj_uint (1764547200123456), s_obj_uint (77),
+    msgpack_object applied [4] = { s_obj_uint (1764547200123456), s_obj_uint (77),
+                                   s_obj_uint (WC_ENTRIES_ACK_WANTED | 6),
                                    s_obj_str ("later") };
     s_rebuild (sb.data, sb.size, -1, NULL, applied, 1, &bad);
     assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), 0);
     assert_int_equal (m.u.entries.count, 2);
     assert_true (m.u.entries.applied_us == 1764547200123456);
     assert_true (m.u.entries.cluster == 0);
-    s_rebuild (sb.data, sb.size, -1, NULL, applied, 3, &bad);
+    assert_true (m.u.entries.flags == 0);
+    s_rebuild (sb.data, sb.size, -1, NULL, applied, 2, &bad);
+    assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), 0);
+    assert_true (m.u.entries.cluster == 77);
+    assert_true (m.u.entries.flags == 0);
+    s_rebuild (sb.data, sb.size, -1, NULL, applied, 4, &bad);
     assert_int_equal (wc_msg_decode (bad.data, bad.size, &up, &m), 0);
     assert_true (m.u.entries.applied_us == 1764547200123456);
     assert_true (m.u.entries.cluster == 77);
+    assert_true (m.u.entries.flags == (WC_ENTRIES_ACK_WANTED | 6));  /* unknown bits kept */
+    msgpack_object not_flags [3] = { s_obj_uint (1), s_obj_uint (0), s_obj_str ("1") };
+    s_rebuild (sb.data, sb.size, -1, NULL, not_flags, 3, &bad);
+    assert_int_equal (s_decode_copy (bad.data, bad.size), WALCAST_EPROTO);
     assert_int_equal (wc_msg_decode (sb.data, sb.size, &up, &m), 0);
     assert_int_equal (m.u.entries.applied_us, 0);           /* absent */
     for (int k = 0; k < 3; k++) {

@@ -16,6 +16,11 @@
     An ACK carrying the primary's own id (a second process started with
     its --id) confirms nothing either.
 
+    Replicas ACK promptly only when asked (walcast 0.9): while a write
+    waits for ACKs, the primary flags every stream message it publishes
+    (WC_ENTRIES_ACK_WANTED), and only then; a write asking for acks would
+    otherwise wait up to the replicas' relaxed ACK gap (20 ms).
+
     A real primary on loopback; the ACKs come from a raw DEALER.
 */
 #include <stdarg.h>
@@ -260,6 +265,133 @@ test_ack_with_our_own_id (void **state)
     cluster_pass (c);
 }
 
+//  Read sub until the stream message that holds key (10 s at most):
+//  returns its flags, its last seq in *last_seq.
+static uint64_t
+s_flags_of (void *sub, const char *key, uint64_t *last_seq)
+{
+    int64_t deadline = cluster_now_ms () + 10000;
+    size_t key_len = strlen (key);
+    while (cluster_now_ms () < deadline) {
+        zmq_pollitem_t item = { sub, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, 100) != 1)
+            continue;
+        zmq_msg_t part;
+        zmq_msg_init (&part);
+        assert_true (zmq_msg_recv (&part, sub, 0) >= 0);       /* topic */
+        assert_true (zmq_msg_more (&part));
+        assert_true (zmq_msg_recv (&part, sub, 0) >= 0);       /* body */
+        msgpack_unpacked unpacked;
+        msgpack_unpacked_init (&unpacked);
+        wc_msg_t msg;
+        assert_int_equal (wc_msg_decode (zmq_msg_data (&part), zmq_msg_size (&part),
+                                         &unpacked, &msg), 0);
+        bool found = false;
+        for (uint32_t i = 0; msg.type == WC_MSG_ENTRIES && i < msg.u.entries.count; i++) {
+            wc_entry_t entry;
+            assert_int_equal (wc_entry_from_object (&msg.u.entries.items [i], &entry), 0);
+            found = found || (entry.key.len == key_len
+                              && memcmp (entry.key.ptr, key, key_len) == 0);
+        }
+        uint64_t flags = msg.type == WC_MSG_ENTRIES ? msg.u.entries.flags : 0;
+        *last_seq = msg.type == WC_MSG_ENTRIES ? msg.u.entries.last_seq : 0;
+        msgpack_unpacked_destroy (&unpacked);
+        zmq_msg_close (&part);
+        if (found)
+            return flags;
+    }
+    fail_msg ("no stream message held %s within 10 s", key);
+    return 0;
+}
+
+//  Put key (acks 0) and return the flags of the stream message holding it.
+static uint64_t
+s_put_flags (walcast_t *h, void *sub, const char *key)
+{
+    assert_int_equal (walcast_put (h, key, strlen (key), "v", 1, NULL), 0);
+    uint64_t last_seq;
+    return s_flags_of (sub, key, &last_seq);
+}
+
+static void
+test_stream_asks_for_acks_while_writes_wait (void **state)
+{
+    cluster_t *c = (cluster_t *) *state;
+    walcast_pos_t pos;
+    int p = s_primary (c, &pos);
+    walcast_t *h = cluster_client (c, p);
+    assert_non_null (h);
+    void *ctx = zmq_ctx_new ();
+    void *writer = s_dealer (ctx, c, p);
+    void *replica = s_dealer (ctx, c, p);
+    void *sub = zmq_socket (ctx, ZMQ_SUB);
+    int linger = 0;
+    zmq_setsockopt (sub, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (sub, ZMQ_SUBSCRIBE, "", 0);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", cluster_port (c, p) + 1);
+    assert_int_equal (zmq_connect (sub, endpoint), 0);
+    //  Subscribed once a write shows on the stream (heartbeats may come first)
+    int64_t deadline = cluster_now_ms () + 10000;
+    bool subscribed = false;
+    while (!subscribed && cluster_now_ms () < deadline) {
+        assert_int_equal (walcast_put (h, "warm", 4, "v", 1, NULL), 0);
+        zmq_pollitem_t item = { sub, 0, ZMQ_POLLIN, 0 };
+        subscribed = zmq_poll (&item, 1, 100) == 1;
+    }
+    assert_true (subscribed);
+
+    //  Nobody waits: no flag
+    uint64_t before = s_put_flags (h, sub, "before");
+    assert_int_equal (before, 0);
+    //  A PUT that waits for 1 ack: its message asks for prompt ACKs, and
+    //  so does every message while it waits
+    wc_msg_t put;
+    memset (&put, 0, sizeof put);
+    put.type = WC_MSG_PUT;
+    put.rid = 41;
+    put.u.req.key = (wc_bytes_t) { (const uint8_t *) "sync", 4 };
+    put.u.req.value = (wc_bytes_t) { (const uint8_t *) "v", 1 };
+    put.u.req.acks = 1;
+    put.u.req.ack_timeout_ms = 30000;
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init (&out);
+    assert_int_equal (wc_msg_encode (&put, &out), 0);
+    assert_int_equal (zmq_send (writer, out.data, out.size, 0), (int) out.size);
+    msgpack_sbuffer_destroy (&out);
+    uint64_t sync_seq = 0;
+    uint64_t flags = s_flags_of (sub, "sync", &sync_seq);
+    print_message ("stream flags: before %d, the acks=1 write's %d\n", (int) before,
+                   (int) flags);
+    assert_int_equal (flags, WC_ENTRIES_ACK_WANTED);
+    assert_int_equal (s_put_flags (h, sub, "during"), WC_ENTRIES_ACK_WANTED);
+    //  A replica's ACK answers it: no flag any more
+    s_send_ack (replica, "r1", pos.epoch, sync_seq);
+    zmq_pollitem_t item = { writer, 0, ZMQ_POLLIN, 0 };
+    assert_int_equal (zmq_poll (&item, 1, 10000), 1);
+    zmq_msg_t reply;
+    zmq_msg_init (&reply);
+    assert_true (zmq_msg_recv (&reply, writer, 0) >= 0);
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    wc_msg_t msg;
+    assert_int_equal (wc_msg_decode (zmq_msg_data (&reply), zmq_msg_size (&reply),
+                                     &unpacked, &msg), 0);
+    assert_int_equal (msg.type, WC_MSG_WRITE_OK);
+    assert_int_equal (msg.u.write_ok.acked, 1);
+    msgpack_unpacked_destroy (&unpacked);
+    zmq_msg_close (&reply);
+    assert_int_equal (s_put_flags (h, sub, "after"), 0);
+
+    walcast_destroy (&h);
+    zmq_close (sub);
+    zmq_close (writer);
+    zmq_close (replica);
+    zmq_ctx_term (ctx);
+    assert_int_equal (cluster_term_all (c), 0);
+    cluster_pass (c);
+}
+
 int
 main (void)
 {
@@ -267,6 +399,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_ack_beyond_the_log, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_ack_of_another_cluster, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_ack_with_our_own_id, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_stream_asks_for_acks_while_writes_wait,
+                                         s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

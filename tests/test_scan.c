@@ -358,20 +358,28 @@ test_body_forms (void **state)
 //  the codec read the same value, in any int form; a head that promises
 //  it without it, or something else in its place, is malformed.
 static void
-s_stream_body_of (msgpack_sbuffer *buf, uint32_t n, uint64_t cluster, const char *trailer,
-                  size_t trailer_len)
+s_stream_body_flags (msgpack_sbuffer *buf, uint32_t n, uint64_t cluster, uint64_t flags,
+                     const char *trailer, size_t trailer_len)
 {
     msgpack_sbuffer tmp;
     msgpack_sbuffer_init (&tmp);
     s_entries_body (&tmp, 10, n);
     buf->size = 0;
-    assert_int_equal (wc_entries_encode_stream_header (10 + n - 1, n, cluster, buf), 0);
+    assert_int_equal (wc_entries_encode_stream_header (10 + n - 1, n, cluster, flags, buf),
+                      0);
     //  the entries of tmp, after its 5-element head
     wc_scan_entries_t cur;
     assert_int_equal (wc_scan_entries (tmp.data, tmp.size, &cur), 0);
     msgpack_sbuffer_write (buf, tmp.data + cur.pos, tmp.size - cur.pos);
     msgpack_sbuffer_write (buf, trailer, trailer_len);
     msgpack_sbuffer_destroy (&tmp);
+}
+
+static void
+s_stream_body_of (msgpack_sbuffer *buf, uint32_t n, uint64_t cluster, const char *trailer,
+                  size_t trailer_len)
+{
+    s_stream_body_flags (buf, n, cluster, 0, trailer, trailer_len);
 }
 
 static void
@@ -486,6 +494,68 @@ test_stream_cluster (void **state)
     assert_int_equal (wc_scan_entries_next (&cur, &e, &raw, &raw_len), 0);
     assert_int_equal (cur.applied_us, 42);
     assert_true (cur.cluster == id);
+    msgpack_unpacked_destroy (&storage);
+    msgpack_sbuffer_destroy (&buf);
+}
+
+//  A stream ENTRIES of walcast 0.9 may carry flags after the cluster id
+//  (0 when it has none): the scan and the codec read the same flags, in
+//  any int form; a head that promises them without them, or a non-uint
+//  there, is malformed; a message without them has flags 0.
+static void
+test_stream_flags (void **state)
+{
+    (void) state;
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    msgpack_unpacked storage;
+    msgpack_unpacked_init (&storage);
+    wc_scan_body_t body;
+    wc_msg_t msg;
+    int kind;
+    bool slow;
+
+    //  shortest forms: the scan reads all three, before the first entry
+    s_stream_body_flags (&buf, 4, 0, WC_ENTRIES_ACK_WANTED, "\x2a\x00\x01", 3);
+    assert_int_equal (wc_scan_body (&body, buf.data, buf.size, &storage, &msg), 0);
+    assert_int_equal (body.applied_us, 42);
+    assert_true (body.cluster == 0);
+    assert_true (body.flags == WC_ENTRIES_ACK_WANTED);
+    assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 10), 4);
+    assert_false (slow);
+    assert_int_equal (wc_msg_decode (buf.data, buf.size, &storage, &msg), 0);
+    assert_true (msg.u.entries.flags == WC_ENTRIES_ACK_WANTED);
+    //  bits this revision does not know are read (and ignored by nodes)
+    s_stream_body_flags (&buf, 1, 7, 0x80, "\x2a\x07\xcc\x80", 4);
+    assert_int_equal (wc_scan_body (&body, buf.data, buf.size, &storage, &msg), 0);
+    assert_true (body.cluster == 7 && body.flags == 0x80);
+    //  a longer form: the codec's, the same value
+    s_stream_body_flags (&buf, 2, 0, 1, "\x2a\x00\xcf\x00\x00\x00\x00\x00\x00\x00\x01", 11);
+    assert_int_equal (wc_scan_body (&body, buf.data, buf.size, &storage, &msg), 0);
+    assert_true (body.flags == 1);
+    assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 10), 2);
+    assert_true (slow);
+    //  promised but missing, or not a uint: malformed, no entry read
+    s_stream_body_flags (&buf, 3, 0, 1, "\x2a\x00", 2);
+    assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 10), 0);
+    assert_true (kind < 0);
+    s_stream_body_flags (&buf, 3, 0, 1, "\x2a\x00\xc3", 3);
+    assert_int_equal (s_read_body (buf.data, buf.size, &kind, &slow, 10), 0);
+    assert_true (kind < 0);
+    //  the cursor: all three once every entry was read
+    s_stream_body_flags (&buf, 1, 9, 1, "\x2a\x09\x01", 3);
+    wc_scan_entries_t cur;
+    assert_int_equal (wc_scan_entries (buf.data, buf.size, &cur), 0);
+    wc_entry_t e;
+    const uint8_t *raw;
+    size_t raw_len;
+    assert_int_equal (wc_scan_entries_next (&cur, &e, &raw, &raw_len), 1);
+    assert_int_equal (wc_scan_entries_next (&cur, &e, &raw, &raw_len), 0);
+    assert_true (cur.applied_us == 42 && cur.cluster == 9 && cur.flags == 1);
+    //  without them: 0
+    s_stream_body_of (&buf, 1, 9, "\x2a\x09", 2);
+    assert_int_equal (wc_scan_body (&body, buf.data, buf.size, &storage, &msg), 0);
+    assert_true (body.flags == 0);
     msgpack_unpacked_destroy (&storage);
     msgpack_sbuffer_destroy (&buf);
 }
@@ -670,6 +740,7 @@ main (void)
         cmocka_unit_test (test_body_forms),
         cmocka_unit_test (test_stream_applied_us),
         cmocka_unit_test (test_stream_cluster),
+        cmocka_unit_test (test_stream_flags),
         cmocka_unit_test (test_body_kept),
         cmocka_unit_test (test_write_batch_agrees),
     };

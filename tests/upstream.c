@@ -49,10 +49,10 @@ upstream_publish (upstream_t *fake)
     wc_entry_t entry = s_entry (fake->last, key, value);
     fake->out.size = 0;
     assert_int_equal (wc_entries_encode_stream_header (fake->last, 1, fake->cluster,
-                                                       &fake->out), 0);
+                                                       fake->flags, &fake->out), 0);
     assert_int_equal (wc_entry_encode (&entry, &fake->out), 0);
     assert_int_equal (wc_entries_encode_trailer (1700000000000000ull, fake->cluster,
-                                                 &fake->out), 0);
+                                                 fake->flags, &fake->out), 0);
     zmq_send (fake->pub, "", 0, ZMQ_SNDMORE);
     zmq_send (fake->pub, fake->out.data, fake->out.size, 0);
     wc_msg_t hb = { .type = WC_MSG_HEARTBEAT };
@@ -171,4 +171,32 @@ upstream_close (upstream_t *self)
     zmq_close (self->pub);
     zmq_close (self->catchup);
     msgpack_sbuffer_destroy (&self->out);
+}
+
+int
+upstream_ack (upstream_t *self, int timeout_ms, uint64_t *seq)
+{
+    zmq_pollitem_t item = { self->service, 0, ZMQ_POLLIN, 0 };
+    if (zmq_poll (&item, 1, timeout_ms) != 1)
+        return 0;
+    zmq_msg_t part;
+    zmq_msg_init (&part);
+    int parts = 0, rc = -1;
+    while (zmq_msg_recv (&part, self->service, 0) >= 0) {
+        parts++;
+        if (!zmq_msg_more (&part))
+            break;
+    }
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    wc_msg_t msg;
+    if (parts == 2
+    &&  wc_msg_decode (zmq_msg_data (&part), zmq_msg_size (&part), &unpacked, &msg) == 0
+    &&  msg.type == WC_MSG_ACK) {
+        *seq = msg.u.ack.seq;
+        rc = 1;
+    }
+    msgpack_unpacked_destroy (&unpacked);
+    zmq_msg_close (&part);
+    return rc;
 }

@@ -5,8 +5,9 @@
     of epoch 1 (key cluster_key (seq), value cluster_value (seq, 1)) in
     the cluster it says it has. It answers EPOCH_END and FETCH on the
     catch-up port as a 0.7 node does (refusing a FETCH of another cluster
-    with ECONFLICT), and publishes its newest entry and a heartbeat on the
-    stream when told. The test drives it from its own thread, between its
+    with ECONFLICT), publishes its newest entry and a heartbeat on the
+    stream when told, with the flags it is given, and reads the ACKs the
+    replica sends to its service port. The test drives it from its own thread, between its
     checks: nothing runs behind its back.
 
         upstream_t up;
@@ -26,6 +27,7 @@ typedef struct {
     void           *service, *pub, *catchup;    /* P, P+1, P+2 */
     uint64_t        last;                       /* seqs 1..last are held */
     uint64_t        cluster;                    /* the id it says it has */
+    uint64_t        flags;                      /* its stream ENTRIES' (0.9) */
     msgpack_sbuffer out;
 } upstream_t;
 
@@ -42,6 +44,10 @@ void upstream_publish (upstream_t *self);
 
 /*  Answer what waits on the catch-up port. */
 void upstream_serve (upstream_t *self);
+
+/*  The next message on the service port, up to timeout_ms: 1 with *seq
+    when it is an ACK, 0 when none came, -1 when it is something else. */
+int upstream_ack (upstream_t *self, int timeout_ms, uint64_t *seq);
 
 /*  Be the upstream (publish, serve, every 20 ms) until node r is at seq
     want, or has a log line starting with prefix after mark when prefix
