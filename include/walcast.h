@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 #define WALCAST_VERSION_MAJOR 0
-#define WALCAST_VERSION_MINOR 8
+#define WALCAST_VERSION_MINOR 9
 #define WALCAST_VERSION_PATCH 0
 
 /*  The version of the library linked in, "MAJOR.MINOR.PATCH" (a static

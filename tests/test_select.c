@@ -335,7 +335,7 @@ test_parse (void **state)
     walcast_destroy (&w);
     //  The version, as a string and in parts; walcast_free takes NULL
     int major = -1, minor = -1, patch = -1;
-    assert_string_equal (walcast_version (&major, &minor, &patch), "0.8.0");
+    assert_string_equal (walcast_version (&major, &minor, &patch), "0.9.0");
     assert_int_equal (major, WALCAST_VERSION_MAJOR);
     assert_int_equal (minor, WALCAST_VERSION_MINOR);
     assert_int_equal (patch, WALCAST_VERSION_PATCH);
