@@ -99,6 +99,57 @@ s_sync (void *dealer)
     zmq_msg_close (&reply);
 }
 
+//  Send PUT key = "v" with rid, asking for 1 ack within timeout_ms.
+static void
+s_send_put_acked (void *dealer, uint64_t rid, const char *key, uint32_t timeout_ms)
+{
+    wc_msg_t put;
+    memset (&put, 0, sizeof put);
+    put.type = WC_MSG_PUT;
+    put.rid = rid;
+    put.u.req.key = (wc_bytes_t) { (const uint8_t *) key, (uint32_t) strlen (key) };
+    put.u.req.value = (wc_bytes_t) { (const uint8_t *) "v", 1 };
+    put.u.req.acks = 1;
+    put.u.req.ack_timeout_ms = timeout_ms;
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init (&out);
+    assert_int_equal (wc_msg_encode (&put, &out), 0);
+    assert_int_equal (zmq_send (dealer, out.data, out.size, 0), (int) out.size);
+    msgpack_sbuffer_destroy (&out);
+}
+
+//  What a reply to a write said.
+typedef struct {
+    int      type;
+    uint64_t rid;
+    int      error;     /* ERROR: its code (WALCAST_E*) */
+    uint32_t acked;     /* WRITE_OK: replicas that confirmed it */
+} s_reply_t;
+
+//  The next reply on dealer (10 s at most).
+static s_reply_t
+s_reply (void *dealer)
+{
+    zmq_pollitem_t item = { dealer, 0, ZMQ_POLLIN, 0 };
+    assert_int_equal (zmq_poll (&item, 1, 10000), 1);
+    zmq_msg_t frame;
+    zmq_msg_init (&frame);
+    assert_true (zmq_msg_recv (&frame, dealer, 0) >= 0);
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    wc_msg_t msg;
+    assert_int_equal (wc_msg_decode (zmq_msg_data (&frame), zmq_msg_size (&frame),
+                                     &unpacked, &msg), 0);
+    s_reply_t reply = { .type = msg.type, .rid = msg.rid };
+    if (msg.type == WC_MSG_ERROR)
+        reply.error = wc_err_from_wire (msg.u.error.code);
+    if (msg.type == WC_MSG_WRITE_OK)
+        reply.acked = (uint32_t) msg.u.write_ok.acked;
+    msgpack_unpacked_destroy (&unpacked);
+    zmq_msg_close (&frame);
+    return reply;
+}
+
 //  The cluster id of node i (its data directory's file "cluster").
 static uint64_t
 s_cluster_id (cluster_t *c, int i)
@@ -222,40 +273,17 @@ test_ack_with_our_own_id (void **state)
 
     //  A PUT that waits for 1 ack (2 s at most), then a PING behind it:
     //  once the PONG is in, the write is in the log, waiting
-    wc_msg_t put;
-    memset (&put, 0, sizeof put);
-    put.type = WC_MSG_PUT;
-    put.rid = 41;
-    put.u.req.key = (wc_bytes_t) { (const uint8_t *) "k2", 2 };
-    put.u.req.value = (wc_bytes_t) { (const uint8_t *) "v", 1 };
-    put.u.req.acks = 1;
-    put.u.req.ack_timeout_ms = 2000;
-    msgpack_sbuffer out;
-    msgpack_sbuffer_init (&out);
-    assert_int_equal (wc_msg_encode (&put, &out), 0);
-    assert_int_equal (zmq_send (writer, out.data, out.size, 0), (int) out.size);
-    msgpack_sbuffer_destroy (&out);
+    s_send_put_acked (writer, 41, "k2", 2000);
     s_sync (writer);
     s_send_ack (impostor, "p1", pos.epoch, pos.seq + 1);
     s_sync (impostor);
 
-    zmq_pollitem_t item = { writer, 0, ZMQ_POLLIN, 0 };
-    assert_int_equal (zmq_poll (&item, 1, 10000), 1);
-    zmq_msg_t reply;
-    zmq_msg_init (&reply);
-    assert_true (zmq_msg_recv (&reply, writer, 0) >= 0);
-    msgpack_unpacked unpacked;
-    msgpack_unpacked_init (&unpacked);
-    wc_msg_t msg;
-    assert_int_equal (wc_msg_decode (zmq_msg_data (&reply), zmq_msg_size (&reply),
-                                     &unpacked, &msg), 0);
+    s_reply_t reply = s_reply (writer);
     print_message ("put --acks 1 with an ACK from our own id: %s\n",
-                   wc_msg_type_name (msg.type));
-    assert_int_equal (msg.rid, 41);
-    assert_int_equal (msg.type, WC_MSG_ERROR);
-    assert_int_equal (wc_err_from_wire (msg.u.error.code), WALCAST_ENOTREPLICATED);
-    msgpack_unpacked_destroy (&unpacked);
-    zmq_msg_close (&reply);
+                   wc_msg_type_name (reply.type));
+    assert_int_equal (reply.rid, 41);
+    assert_int_equal (reply.type, WC_MSG_ERROR);
+    assert_int_equal (reply.error, WALCAST_ENOTREPLICATED);
     assert_int_equal (cluster_wait_log (c, p, "dropped ACKs from a replica with our own id",
                                         0, 10000), 0);
     zmq_close (writer);
@@ -346,19 +374,7 @@ test_stream_asks_for_acks_while_writes_wait (void **state)
     assert_int_equal (before, 0);
     //  A PUT that waits for 1 ack: its message asks for prompt ACKs, and
     //  so does every message while it waits
-    wc_msg_t put;
-    memset (&put, 0, sizeof put);
-    put.type = WC_MSG_PUT;
-    put.rid = 41;
-    put.u.req.key = (wc_bytes_t) { (const uint8_t *) "sync", 4 };
-    put.u.req.value = (wc_bytes_t) { (const uint8_t *) "v", 1 };
-    put.u.req.acks = 1;
-    put.u.req.ack_timeout_ms = 30000;
-    msgpack_sbuffer out;
-    msgpack_sbuffer_init (&out);
-    assert_int_equal (wc_msg_encode (&put, &out), 0);
-    assert_int_equal (zmq_send (writer, out.data, out.size, 0), (int) out.size);
-    msgpack_sbuffer_destroy (&out);
+    s_send_put_acked (writer, 41, "sync", 30000);
     uint64_t sync_seq = 0;
     uint64_t flags = s_flags_of (sub, "sync", &sync_seq);
     print_message ("stream flags: before %d, the acks=1 write's %d\n", (int) before,
@@ -367,20 +383,10 @@ test_stream_asks_for_acks_while_writes_wait (void **state)
     assert_int_equal (s_put_flags (h, sub, "during"), WC_ENTRIES_ACK_WANTED);
     //  A replica's ACK answers it: no flag any more
     s_send_ack (replica, "r1", pos.epoch, sync_seq);
-    zmq_pollitem_t item = { writer, 0, ZMQ_POLLIN, 0 };
-    assert_int_equal (zmq_poll (&item, 1, 10000), 1);
-    zmq_msg_t reply;
-    zmq_msg_init (&reply);
-    assert_true (zmq_msg_recv (&reply, writer, 0) >= 0);
-    msgpack_unpacked unpacked;
-    msgpack_unpacked_init (&unpacked);
-    wc_msg_t msg;
-    assert_int_equal (wc_msg_decode (zmq_msg_data (&reply), zmq_msg_size (&reply),
-                                     &unpacked, &msg), 0);
-    assert_int_equal (msg.type, WC_MSG_WRITE_OK);
-    assert_int_equal (msg.u.write_ok.acked, 1);
-    msgpack_unpacked_destroy (&unpacked);
-    zmq_msg_close (&reply);
+    s_reply_t reply = s_reply (writer);
+    assert_int_equal (reply.rid, 41);
+    assert_int_equal (reply.type, WC_MSG_WRITE_OK);
+    assert_int_equal (reply.acked, 1);
     assert_int_equal (s_put_flags (h, sub, "after"), 0);
 
     walcast_destroy (&h);
